@@ -1,3 +1,3 @@
-"""napari-cellae: learn single-cell features from pixels with denoising convolutional autoencoders."""
+"""napari-cellae: single-cell features learned from pixels by denoising autoencoders."""
 
 __version__ = "0.1.0"
