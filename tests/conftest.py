@@ -1,0 +1,155 @@
+"""Small synthetic CellH5 files in the CellCognition and CellProfiler flavours.
+
+The images are deliberately non-square (64 x 80) so that a transposed crop cannot pass a test,
+and every position has an object close to the image border.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
+
+HEIGHT, WIDTH = 64, 80
+CLASS_LABELS = [(0, "interphase", "#00FF00"), (1, "mitotic", "#FF0000")]
+
+
+def blob_image(
+    centers_yx: np.ndarray, n_frames_index: np.ndarray, n_frames: int, dtype: str, peak: float
+) -> np.ndarray:
+    """A (t, y, x) image with one Gaussian spot per object plus an x/y ramp background.
+
+    The ramp makes every pixel position distinguishable, so shifted or transposed crops fail.
+    """
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    frames = np.empty((n_frames, HEIGHT, WIDTH), np.float64)
+    for t in range(n_frames):
+        frame = 0.05 * peak * (yy / HEIGHT + 2 * xx / WIDTH) / 3
+        for cy, cx in centers_yx[n_frames_index == t]:
+            frame += peak * 0.8 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0**2))
+        frames[t] = frame
+    return np.clip(np.round(frames), 0, np.iinfo(dtype).max).astype(dtype)
+
+
+def synthetic_position(
+    well: str,
+    site: str,
+    *,
+    plate: str = "plate1",
+    n_frames: int = 3,
+    n_per_frame: int = 5,
+    dtype: str = "uint8",
+    peak: float = 250.0,
+    n_channels: int = 1,
+    object_name: str = "primary__primary",
+    orientation: bool = True,
+    classes: bool = True,
+    seed: int = 0,
+) -> PositionData:
+    """One position with ``n_per_frame`` blobs per frame, one of them at the border."""
+    rng = np.random.default_rng(seed)
+    n = n_frames * n_per_frame
+    time_idx = np.repeat(np.arange(n_frames), n_per_frame).astype(np.int32)
+    cy = rng.integers(8, HEIGHT - 8, n).astype(np.int32)
+    cx = rng.integers(8, WIDTH - 8, n).astype(np.int32)
+    cy[::n_per_frame], cx[::n_per_frame] = 2, WIDTH - 3  # top-right corner object
+    frames = blob_image(np.stack([cy, cx], 1), time_idx, n_frames, dtype, peak)
+    channels = [frames]
+    for c in range(1, n_channels):
+        channels.append((frames // (c + 1)).astype(dtype))
+    image = np.stack(channels)[:, :, None]  # (c, t, 1, y, x)
+    bbox = np.stack(
+        [
+            np.maximum(cx - 4, 0),
+            np.minimum(cx + 4, WIDTH - 1),
+            np.maximum(cy - 4, 0),
+            np.minimum(cy + 4, HEIGHT - 1),
+        ],
+        axis=1,
+    ).astype(np.int32)
+    label_id = np.tile(np.arange(1, n_per_frame + 1), n_frames).astype(np.int32)
+    labels = np.zeros((1, n_frames, 1, HEIGHT, WIDTH), np.uint16)
+    for i in range(n):
+        left, right, top, bottom = bbox[i]
+        labels[0, time_idx[i], 0, top : bottom + 1, left : right + 1] = label_id[i]
+    objects = ObjectData(
+        time_idx=time_idx,
+        label_id=label_id,
+        center_x=cx,
+        center_y=cy,
+        bbox=bbox,
+        angle=rng.uniform(-90, 90, n) if orientation else None,
+        eccentricity=rng.uniform(0, 1, n) if orientation else None,
+        class_idx=(np.arange(n) % 2).astype(np.int32) if classes else None,
+    )
+    return PositionData(plate, well, site, image, {object_name: objects}, labels)
+
+
+@pytest.fixture
+def cellcognition_file(tmp_path: Path) -> Path:
+    """CellCognition style: uint8, 3 frames, ``primary__primary`` with orientation and class
+    predictions, one file per position plus ``_all_positions.ch5`` with relative links."""
+    folder = tmp_path / "cellcognition" / "hdf5"
+    folder.mkdir(parents=True)
+    positions = [
+        synthetic_position("A01", "0001", seed=1),
+        synthetic_position("B02", "0001", seed=2),
+    ]
+    return write_cellh5(
+        folder / "_all_positions.ch5",
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+        flavour="cellcognition",
+        split_files=True,
+    )
+
+
+@pytest.fixture
+def mapping_file(tmp_path: Path) -> Path:
+    """CellCognition mapping table for ``cellcognition_file``: A01 control, B02 PLK1."""
+    path = tmp_path / "cellcognition_mapping.txt"
+    path.write_text(
+        "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+        "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
+        "0002\tB02\t0001\tB\t2\tPLK1\ts123\ttarget\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def cellprofiler_file(tmp_path: Path) -> Path:
+    """CellProfiler style: uint16 (values above 255), object ``Nuclei``, one frame, two
+    channels, no orientation, no classes, master file with absolute links."""
+    folder = tmp_path / "cellprofiler"
+    folder.mkdir()
+    positions = [
+        synthetic_position(
+            well,
+            "1",
+            plate="Plate_1",
+            n_frames=1,
+            n_per_frame=6,
+            dtype="uint16",
+            peak=3000.0,
+            n_channels=2,
+            object_name="Nuclei",
+            orientation=False,
+            classes=False,
+            seed=seed,
+        )
+        for seed, well in enumerate(("A01", "A02"), start=3)
+    ]
+    return write_cellh5(
+        folder / "screen.ch5",
+        positions,
+        channel_names=["DNA", "GFP"],
+        object_channels={"Nuclei": 0},
+        flavour="cellprofiler",
+        split_files=True,
+    )
