@@ -1,0 +1,240 @@
+"""Reading CellH5 files of both producers, and every way a file can be wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import HEIGHT, WIDTH, synthetic_position
+from napari_cellae.cellh5 import CellH5, CellH5Error, PositionKey, is_cellh5
+from napari_cellae.cellh5_writer import write_cellh5
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_cellcognition_file(cellcognition_file: Path) -> None:
+    expected = synthetic_position("A01", "0001", seed=1)
+    with CellH5(cellcognition_file) as ch5:
+        assert ch5.positions == [
+            PositionKey("plate1", "A01", "0001"),
+            PositionKey("plate1", "B02", "0001"),
+        ]
+        assert [c.name for c in ch5.channels] == ["rfp"]
+        assert ch5.object_names == ["primary__primary"]
+        assert ch5.default_object == "primary__primary"
+        assert ch5.object_channel("primary__primary") == 0
+        assert [c.name for c in ch5.class_labels("primary__primary")] == [
+            "interphase",
+            "mitotic",
+        ]
+        pos = ch5.positions[0]
+        assert ch5.image_shape(pos) == (1, 3, 1, HEIGHT, WIDTH)
+        assert ch5.dtype(pos) == np.uint8
+        np.testing.assert_array_equal(ch5.image(pos)[()], expected.image)
+        table = ch5.objects(pos, "primary__primary")
+        truth = expected.objects["primary__primary"]
+        assert len(table) == 15
+        np.testing.assert_array_equal(table.time_idx, [0] * 5 + [1] * 5 + [2] * 5)
+        np.testing.assert_array_equal(table.center_x, truth.center_x)
+        np.testing.assert_array_equal(table.center_y, truth.center_y)
+        np.testing.assert_array_equal(table.bbox, truth.bbox)
+        np.testing.assert_allclose(table.angle, truth.angle)
+        np.testing.assert_array_equal(table.class_idx, truth.class_idx)
+        assert ch5.object_count(pos, "primary__primary") == 15
+
+
+def test_cellprofiler_file(cellprofiler_file: Path) -> None:
+    expected = synthetic_position(
+        "A02", "1", plate="Plate_1", n_frames=1, n_per_frame=6, dtype="uint16", peak=3000.0,
+        n_channels=2, object_name="Nuclei", orientation=False, classes=False, seed=4,
+    )  # fmt: skip
+    # CellProfiler links by absolute path: the per-position files sit beside the master.
+    with h5py.File(cellprofiler_file, "r") as raw:
+        link = raw.get("sample/0/plate/Plate_1/experiment/A02/position/1", getlink=True)
+        assert Path(link.filename).is_absolute()
+    with CellH5(cellprofiler_file) as ch5:
+        assert [p.label for p in ch5.positions] == ["A01_1", "A02_1"]
+        assert [c.name for c in ch5.channels] == ["DNA", "GFP"]
+        assert ch5.default_object == "Nuclei"
+        assert ch5.object_channel("Nuclei") == 0
+        assert ch5.class_labels("Nuclei") is None
+        pos = ch5.positions[1]
+        assert ch5.dtype(pos) == np.uint16
+        pixels = ch5.image(pos)[()]
+        assert pixels.max() > 255  # never truncated to 8 bit
+        np.testing.assert_array_equal(pixels, expected.image)
+        table = ch5.objects(pos, "Nuclei")
+        assert table.angle is None and table.eccentricity is None and table.class_idx is None
+        np.testing.assert_array_equal(table.center_y, expected.objects["Nuclei"].center_y)
+
+
+def test_several_plates_in_one_file(tmp_path: Path) -> None:
+    positions = [
+        synthetic_position("A01", "1", plate="P2", n_frames=1),
+        synthetic_position("A01", "1", plate="P1", n_frames=1),
+        synthetic_position("A10", "1", plate="P1", n_frames=1),
+        synthetic_position("A2", "1", plate="P1", n_frames=1),
+    ]
+    path = write_cellh5(tmp_path / "x.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        assert [(p.plate, p.well) for p in ch5.positions] == [
+            ("P1", "A01"), ("P1", "A2"), ("P1", "A10"), ("P2", "A01"),
+        ]  # fmt: skip
+
+
+def test_opening_reads_no_pixels_and_never_modifies(cellcognition_file: Path) -> None:
+    folder = cellcognition_file.parent
+    before = _digest(folder)
+    with CellH5(cellcognition_file) as ch5:
+        dataset = ch5.image(ch5.positions[0])
+        assert isinstance(dataset, h5py.Dataset)  # lazy, read on indexing only
+        assert ch5._file.mode == "r"
+    assert _digest(folder) == before
+
+
+def test_is_cellh5(cellcognition_file: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.zeros(3)
+    assert is_cellh5(cellcognition_file)
+    assert not is_cellh5(other)
+    assert not is_cellh5(tmp_path / "missing.ch5")
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, **kwargs) -> Path:
+    position = synthetic_position("A01", "1", n_frames=2, **kwargs)
+    return write_cellh5(tmp_path / "bad.ch5", [position], ["dna"], {"primary__primary": 0})
+
+
+def _expect(path: Path, *fragments: str, call=None) -> None:
+    with pytest.raises(CellH5Error) as info:
+        if call is None:
+            CellH5(path)
+        else:
+            with CellH5(path) as ch5:
+                call(ch5)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_not_hdf5(tmp_path: Path) -> None:
+    path = tmp_path / "notes.ch5"
+    path.write_text("plate layout\n")
+    _expect(path, "not an HDF5 file")
+
+
+def test_truncated_file(cellcognition_file: Path, tmp_path: Path) -> None:
+    source = cellcognition_file.parent / "A01_0001.ch5"
+    path = tmp_path / "truncated.ch5"
+    path.write_bytes(source.read_bytes()[:2000])
+    _expect(path, "damaged or truncated")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _expect(tmp_path / "nothing.ch5", "no such file")
+
+
+def test_hdf5_without_sample(tmp_path: Path) -> None:
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((2, 2))
+    _expect(path, "no /sample group")
+
+
+def test_unreleased_data_layout(tmp_path: Path) -> None:
+    path = tmp_path / "new.ch5"
+    with h5py.File(path, "w") as f:
+        f.create_group("data/plate1/A01/1")
+        f.create_group("layout/plate1")
+    _expect(path, "not CellH5 1.x")
+
+
+def test_dangling_external_link(cellcognition_file: Path) -> None:
+    (cellcognition_file.parent / "B02_0001.ch5").unlink()
+    _expect(cellcognition_file, "B02_0001.ch5", "external link")
+
+
+def test_position_without_image(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["sample/0/plate/plate1/experiment/A01/position/1/image/channel"]
+    _expect(path, "position A01_1", "image/channel", call=lambda ch5: ch5.image(ch5.positions[0]))
+
+
+def test_object_table_without_centres(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["sample/0/plate/plate1/experiment/A01/position/1/feature/primary__primary/center"]
+    _expect(
+        path,
+        "no centre table",
+        call=lambda ch5: ch5.objects(ch5.positions[0], "primary__primary"),
+    )
+
+
+def test_centres_outside_image(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        center = f[
+            "sample/0/plate/plate1/experiment/A01/position/1/feature/primary__primary/center"
+        ]
+        values = center[()]
+        values["x"][3] = WIDTH + 5
+        center[...] = values
+    _expect(
+        path,
+        "outside the 80x64 image",
+        f"x={WIDTH + 5}",
+        call=lambda ch5: ch5.objects(ch5.positions[0], "primary__primary"),
+    )
+
+
+def test_zero_objects(tmp_path: Path) -> None:
+    position = synthetic_position("A01", "1", n_frames=1)
+    del position.objects["primary__primary"]
+    path = write_cellh5(tmp_path / "empty.ch5", [position], ["dna"], {"primary__primary": 0})
+    _expect(path, "no segmented objects", call=lambda ch5: ch5.default_object)
+    _expect(path, "no object 'Nuclei'", call=lambda ch5: ch5.objects(ch5.positions[0], "Nuclei"))
+
+
+@pytest.mark.parametrize("shape", [(HEIGHT, WIDTH), (2, HEIGHT, WIDTH), (1, 2, HEIGHT, WIDTH)])
+def test_images_not_five_dimensional(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        group = f["sample/0/plate/plate1/experiment/A01/position/1/image"]
+        del group["channel"]
+        group["channel"] = np.zeros(shape, np.uint8)
+    _expect(
+        path,
+        f"has {len(shape)} dimensions",
+        "(c, t, z, y, x)",
+        call=lambda ch5: ch5.image(ch5.positions[0]),
+    )
+
+
+def test_frame_index_beyond_image(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        table = f["sample/0/plate/plate1/experiment/A01/position/1/object/primary__primary"]
+        values = table[()]
+        values["time_idx"][0] = 7
+        table[...] = values
+    _expect(path, "time_idx 7", call=lambda ch5: ch5.objects(ch5.positions[0], "primary__primary"))
+
+
+def test_copy_of_master_without_parts(cellcognition_file: Path, tmp_path: Path) -> None:
+    lonely = tmp_path / "_all_positions.ch5"
+    shutil.copy(cellcognition_file, lonely)
+    _expect(lonely, "cannot be opened")

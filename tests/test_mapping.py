@@ -1,0 +1,139 @@
+"""Position-mapping files: CellCognition tables, two-column files and their errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from napari_cellae.cellh5 import CellH5, PositionKey
+from napari_cellae.mapping import PositionInfo, read_mapping
+
+HEADER = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+
+
+def _key(well: str, site: str) -> PositionKey:
+    return PositionKey("plate1", well, site)
+
+
+def test_cellcognition_mapping(mapping_file: Path, cellcognition_file: Path) -> None:
+    mapping = read_mapping(mapping_file)
+    assert len(mapping) == 2
+    assert mapping.conditions == ["scrambled", "PLK1"]
+    assert mapping.control_conditions == ["scrambled"]
+    with CellH5(cellcognition_file) as ch5:
+        mapping.check(ch5.positions, cellcognition_file)
+        infos = [mapping.lookup(p) for p in ch5.positions]
+    assert infos == [
+        PositionInfo("scrambled", True, "neg"),
+        PositionInfo("PLK1", False, "target"),
+    ]
+
+
+def test_sites_match_as_text_and_number(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(HEADER + "38\tC3\t0038\tC\t3\tKIF11\ts1\ttarget\n")
+    mapping = read_mapping(path)
+    assert mapping.lookup(_key("C03", "38")).condition == "KIF11"
+    assert mapping.lookup(_key("C03", "0038")).condition == "KIF11"
+    assert mapping.lookup(_key("C03", "39")) is None
+
+
+def test_oligo_column_and_control_token(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(
+        "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tOligoID\tGroup\n"
+        "1\tA01\t1\tA\t1\tmock\t-\t-\tneg. control\n"
+        "2\tA02\t1\tA\t2\tINCENP\ts2\to2\tpos\n"
+    )
+    mapping = read_mapping(path)
+    assert mapping.lookup(_key("A01", "1")).is_control
+    assert not mapping.lookup(_key("A02", "1")).is_control
+    assert read_mapping(path, control_token="pos").lookup(_key("A02", "1")).is_control
+
+
+@pytest.mark.parametrize("separator", ["\t", ",", ";"])
+def test_two_column_file(tmp_path: Path, separator: str) -> None:
+    path = tmp_path / "two.txt"
+    path.write_text(f"C03{separator}neg. control\nC04_2{separator}taxol\n")
+    mapping = read_mapping(path)
+    # A bare well maps every site of that well.
+    assert mapping.lookup(_key("C03", "1")) == PositionInfo("neg. control", True, "neg")
+    assert mapping.lookup(_key("C03", "7")).is_control
+    assert mapping.lookup(_key("C04", "02")).condition == "taxol"
+    assert mapping.lookup(_key("C04", "1")) is None
+
+
+def test_two_column_file_with_header(tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("position,condition\nB01,neg\nB02,nocodazole\n")
+    assert read_mapping(path).conditions == ["neg", "nocodazole"]
+
+
+def _error(path: Path, *fragments: str) -> None:
+    with pytest.raises(ValueError) as info:
+        read_mapping(path)
+    assert str(path) in str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_text("\n\n")
+    _error(path, "empty")
+
+
+def test_header_only(tmp_path: Path) -> None:
+    path = tmp_path / "header.txt"
+    path.write_text(HEADER)
+    _error(path, "no rows")
+
+
+def test_missing_columns(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("Position\tWell\tSite\tGene Symbol\n1\tA01\t1\tmock\n")
+    _error(path, "lacks column(s) Group")
+
+
+def test_two_column_file_with_one_column(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("A01\nA02\n")
+    _error(path, "line 1", "two columns")
+
+
+def test_duplicate_rows(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(HEADER + "1\tA01\t1\tA\t1\tmock\t-\tneg\n2\tA01\t0001\tA\t1\tmock\t-\tneg\n")
+    _error(path, "line 3", "first on line 2", "duplicate")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_bytes((HEADER + "1\tA01\t1\tA\t1\tβ-catenin\t-\ttarget\n").encode("utf-16"))
+    _error(path, "not UTF-8")
+
+
+def test_latin1_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_bytes((HEADER + "1\tA01\t1\tA\t1\tcaténine\t-\ttarget\n").encode("latin-1"))
+    _error(path, "not UTF-8")
+
+
+def test_short_row(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(HEADER + "1\tA01\t1\n")
+    _error(path, "line 2", "columns")
+
+
+def test_unknown_positions(mapping_file: Path, cellprofiler_file: Path) -> None:
+    mapping = read_mapping(mapping_file)
+    with CellH5(cellprofiler_file) as ch5, pytest.raises(ValueError) as info:
+        mapping.check(ch5.positions, cellprofiler_file)
+    message = str(info.value)
+    assert str(mapping_file) in message and str(cellprofiler_file) in message
+    assert "B02_0001" in message
+
+
+def test_unreadable_path(tmp_path: Path) -> None:
+    _error(tmp_path / "absent.txt", "cannot read")
