@@ -1,0 +1,205 @@
+"""Tests of the napari reader: layers from CellH5 files, laziness, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_cellae._reader import (
+    METADATA_KEY,
+    LazyPositionStack,
+    napari_get_reader,
+    read_cellh5,
+)
+from napari_cellae.cellh5 import CellH5, CellH5Error
+from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
+
+
+def _tiny_position(
+    well: str, site: str, shape: tuple[int, int], n: int, seed: int, dtype=np.uint16
+) -> PositionData:
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    image = rng.integers(0, 1000, size=(2, 2, 1, h, w)).astype(dtype)
+    cy = rng.integers(0, h, n).astype(np.int32)
+    cx = rng.integers(0, w, n).astype(np.int32)
+    obj = ObjectData(
+        time_idx=(np.arange(n) % 2).astype(np.int32),
+        label_id=np.arange(1, n + 1, dtype=np.int32),
+        center_x=cx,
+        center_y=cy,
+        bbox=np.stack([cx, cx, cy, cy], axis=1).astype(np.int32),
+    )
+    return PositionData("P1", well, site, image, {"Nuclei": obj})
+
+
+def _write(path: Path, positions: list[PositionData]) -> Path:
+    return write_cellh5(path, positions, ["dna", "tubulin"], {"Nuclei": 0}, flavour="cellprofiler")
+
+
+@pytest.fixture
+def many_positions_file(tmp_path: Path) -> Path:
+    """200 tiny positions of equal shape (a plate scan in miniature)."""
+    positions = [
+        _tiny_position(f"{chr(65 + i // 20)}{i % 20 + 1:02d}", "1", (24, 32), 3, i)
+        for i in range(200)
+    ]
+    return _write(tmp_path / "plate.ch5", positions)
+
+
+def _layers_by_type(layers):
+    images = [layer for layer in layers if layer[2] == "image"]
+    points = [layer for layer in layers if layer[2] == "points"]
+    return images, points
+
+
+def test_get_reader_claims_cellh5_only(tmp_path, cellcognition_file, cellprofiler_file):
+    assert napari_get_reader(str(cellcognition_file)) is read_cellh5
+    assert napari_get_reader(str(cellprofiler_file)) is read_cellh5
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.zeros(3)
+    assert napari_get_reader(str(other)) is None
+    (tmp_path / "text.hdf5").write_text("not hdf5")
+    assert napari_get_reader(str(tmp_path / "text.hdf5")) is None
+    assert napari_get_reader(str(tmp_path / "image.tif")) is None
+
+
+def test_h5_with_sample_is_claimed(tmp_path):
+    path = _write(tmp_path / "screen.h5", [_tiny_position("A01", "1", (16, 16), 2, 0)])
+    reader = napari_get_reader(str(path))
+    assert reader is read_cellh5
+    images, _ = _layers_by_type(reader(str(path)))
+    assert [layer[1]["name"] for layer in images] == ["dna", "tubulin"]
+    assert images[0][0].shape == (2, 16, 16)
+
+
+def test_damaged_file_raises_clear_error(tmp_path):
+    bad = tmp_path / "broken.ch5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    reader = napari_get_reader(str(bad))
+    assert reader is not None
+    with pytest.raises(CellH5Error, match=r"broken\.ch5"):
+        reader(str(bad))
+
+
+def test_open_cellcognition_file(make_napari_viewer, cellcognition_file):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(cellcognition_file), plugin="napari-cellae")
+    with CellH5(cellcognition_file) as ch5:
+        positions = ch5.positions
+        channels = [c.name for c in ch5.channels]
+        shape = ch5.image_shape(positions[0])
+        obj = ch5.default_object
+        tables = [ch5.objects(p, obj) for p in positions]
+        labels = ch5.class_labels(obj)
+    images = [layer for layer in layers if layer._type_string == "image"]
+    points = [layer for layer in layers if layer._type_string == "points"]
+    assert [layer.name for layer in images] == channels
+    assert len(points) == 1
+    n_pos = len(positions)
+    expected = (n_pos, shape[1], shape[3], shape[4]) if n_pos > 1 else (shape[1], *shape[3:])
+    for layer in images:
+        assert layer.data.shape == expected
+        assert layer.data.dtype == np.uint8
+        assert layer.blending == "additive"
+        assert layer.metadata[METADATA_KEY]["path"] == str(cellcognition_file)
+    # lazily read plane equals the stored plane
+    with CellH5(cellcognition_file) as ch5:
+        stored = ch5.image(positions[-1])[0, 1, 0]
+        np.testing.assert_array_equal(images[0].data[n_pos - 1, 1], stored)
+    pts = points[0]
+    coords = np.concatenate(
+        [
+            np.stack([np.full(len(t), i), t.time_idx, t.center_y, t.center_x], axis=1)
+            for i, t in enumerate(tables)
+        ]
+    )
+    np.testing.assert_array_equal(pts.data, coords)
+    for column in ("object_index", "label_id", "time", "plate", "well", "site", "position"):
+        assert column in pts.features.columns
+    np.testing.assert_array_equal(
+        pts.features["label_id"], np.concatenate([t.label_id for t in tables])
+    )
+    assert labels is not None
+    names = {lab.name for lab in labels}
+    assert set(pts.features["class_name"]) <= names | {"unclassified"}
+    assert viewer.dims.axis_labels[0] == "position"
+
+
+def test_open_cellprofiler_file_keeps_uint16(make_napari_viewer, cellprofiler_file):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(cellprofiler_file), plugin="napari-cellae")
+    images = [layer for layer in layers if layer._type_string == "image"]
+    points = [layer for layer in layers if layer._type_string == "points"]
+    assert images and points
+    assert all(layer.data.dtype == np.uint16 for layer in images)
+    assert points[0].name == "Nuclei centres"
+    assert "class_name" not in points[0].features.columns
+    with CellH5(cellprofiler_file) as ch5:
+        n = sum(len(ch5.objects(p, "Nuclei")) for p in ch5.positions)
+        shape = ch5.image_shape(ch5.positions[0])
+    assert len(points[0].data) == n
+    assert images[0].data.shape[-2:] == shape[-2:]
+
+
+def test_many_positions_open_without_reading_pixels(
+    make_napari_viewer, many_positions_file, monkeypatch
+):
+    reads: list[tuple[int, ...]] = []
+    original = h5py.Dataset.__getitem__
+
+    def counting(self, key, *args, **kwargs):
+        out = original(self, key, *args, **kwargs)
+        if self.ndim == 5:  # image/channel datasets
+            reads.append(np.shape(out))
+        return out
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counting)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(many_positions_file), plugin="napari-cellae")
+    images = [layer for layer in layers if layer._type_string == "image"]
+    assert len(images) == 2  # one stacked layer per channel, not 400 layers
+    assert images[0].data.shape == (200, 2, 24, 32)
+    assert isinstance(images[0].data, LazyPositionStack)
+    # one plane per channel for the contrast, one per channel for the display (+ thumbnail)
+    pixels = sum(int(np.prod(s)) for s in reads)
+    assert pixels <= 6 * 24 * 32, reads
+    points = next(layer for layer in layers if layer._type_string == "points")
+    assert points.data.shape == (600, 4)
+    np.testing.assert_array_equal(np.unique(points.data[:, 0]), np.arange(200))
+    # moving the position slider reads only the newly shown planes
+    reads.clear()
+    viewer.dims.set_current_step(0, 150)
+    assert sum(int(np.prod(s)) for s in reads) <= 4 * 24 * 32
+
+
+def test_positions_of_different_shape_become_groups(tmp_path):
+    positions = [
+        _tiny_position("A01", "1", (16, 16), 2, 0),
+        _tiny_position("A02", "1", (16, 16), 2, 1),
+        _tiny_position("B01", "1", (20, 12), 3, 2),
+    ]
+    path = _write(tmp_path / "mixed.ch5", positions)
+    images, points = _layers_by_type(read_cellh5(str(path)))
+    assert len(images) == 4 and len(points) == 2
+    shapes = sorted(layer[0].shape for layer in images)
+    assert shapes == [(2, 2, 16, 16), (2, 2, 16, 16), (2, 20, 12), (2, 20, 12)]
+    assert len({layer[1]["name"] for layer in images}) == 4
+    assert points[1][0].shape == (3, 3)
+
+
+def test_lazy_stack_indexing(many_positions_file):
+    images, _ = _layers_by_type(read_cellh5(str(many_positions_file)))
+    stack = images[1][0]
+    with CellH5(many_positions_file) as ch5:
+        ref = np.stack([ch5.image(p)[1, :, 0] for p in ch5.positions[:3]])
+    np.testing.assert_array_equal(stack[:3], ref)
+    np.testing.assert_array_equal(stack[2, 1, 5:9, ::2], ref[2, 1, 5:9, ::2])
+    np.testing.assert_array_equal(stack[-198, ..., 3], ref[2, :, :, 3])
+    assert stack[0, 0].dtype == np.uint16
+    with pytest.raises(IndexError):
+        stack[200]
