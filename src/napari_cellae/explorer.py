@@ -1,0 +1,409 @@
+"""Write (and read back) the CellCognition Explorer ``.hdf`` file of learned features.
+
+The layout is the one the CellCognition Explorer main GUI opens (see FORMATS.md §3)::
+
+    /                       attrs training_data=[b"data"], application
+    /data/bbox              compound (file S128, treatment S128, label i4, x i4, y i4,
+                            angle f8, eccentricity f8, left i4, right i4, top i4, bottom i4)
+    /data/features          compound of float32 fields ch1-deep_learning_feature_<i>
+    /data/feature_groups    compound (feature S64, Simple1 S64)
+    /data/contours          attr channels=[b"Channel_1"]
+    /data/contours/Channel_1  (N, 2) vlen uint16: x corners, y corners of the crop square
+    /data/gallery           uint8 (s, s, n_channels, N), thumbnail i = gallery[:, :, c, i] in
+                            [y, x] order; attrs colors, image_size=(height, width)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+
+if TYPE_CHECKING:
+    from napari_cellae.crops import CropSet, Normalisation
+    from napari_cellae.mapping import PositionMapping
+
+__all__ = [
+    "BBOX_DTYPE",
+    "FEATURE_PREFIX",
+    "ExplorerData",
+    "feature_names",
+    "read_explorer_hdf",
+    "write_explorer_hdf",
+]
+
+BBOX_DTYPE = np.dtype(
+    [
+        ("file", "S128"),
+        ("treatment", "S128"),
+        ("label", "<i4"),
+        ("x", "<i4"),
+        ("y", "<i4"),
+        ("angle", "<f8"),
+        ("eccentricity", "<f8"),
+        ("left", "<i4"),
+        ("right", "<i4"),
+        ("top", "<i4"),
+        ("bottom", "<i4"),
+    ]
+)
+FEATURE_GROUP_DTYPE = np.dtype([("feature", "S64"), ("Simple1", "S64")])
+# The Explorer matches the "ch1" prefix of feature names to the contour channel "Channel_1".
+FEATURE_PREFIX = "ch1-deep_learning_feature_"
+CONTOUR_CHANNEL = "Channel_1"
+GALLERY_COLOR = b"#FFFFFF"
+
+
+def _application() -> str:
+    from napari_cellae import __version__
+
+    return f"napari-cellae {__version__} (CellCognition Explorer deep learning module)"
+
+
+def feature_names(n_features: int) -> list[str]:
+    """Names of the learned features as the Explorer expects them.
+
+    Parameters
+    ----------
+    n_features : int
+
+    Returns
+    -------
+    list of str
+        ``["ch1-deep_learning_feature_0", ...]``
+    """
+    return [f"{FEATURE_PREFIX}{i}" for i in range(n_features)]
+
+
+def _bytes(values: list[str], width: int) -> np.ndarray:
+    # Encode first so non-ASCII names are cut at a byte (not character) boundary the
+    # fixed-width field can hold, instead of numpy raising on them.
+    out = []
+    for v in values:
+        b = str(v).encode("utf-8")[:width]
+        while b:
+            try:
+                b.decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                b = b[:-1]
+        out.append(b)
+    return np.array(out, dtype=f"S{width}")
+
+
+def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
+    """Thumbnails as uint8: 8-bit data as stored, wider data scaled (never truncated)."""
+    if crops.dtype == np.uint8:
+        return crops
+    if normalisation is None:
+        from napari_cellae.crops import Normalisation
+
+        normalisation = Normalisation.from_crops(crops)
+    out = np.empty(crops.shape, dtype=np.uint8)
+    for start in range(0, len(crops), 4096):  # bounded float32 working memory
+        part = normalisation.apply(crops[start : start + 4096])
+        part = np.asarray(part.detach().cpu() if hasattr(part, "detach") else part)
+        out[start : start + len(part)] = np.clip(np.rint(part * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def _label_ids(crops: CropSet) -> np.ndarray:
+    """Segmentation label of every crop's object (the Explorer's ``label`` column)."""
+    label_id = getattr(crops, "label_id", None)
+    if label_id is not None:
+        return np.asarray(label_id, dtype=np.int32)
+    # The CropSet keeps each object's row in its position's table: look the labels up there.
+    from napari_cellae.cellh5 import CellH5
+
+    out = np.zeros(len(crops), dtype=np.int32)
+    with CellH5(crops.source) as ch5:
+        for i, key in enumerate(crops.positions):
+            sel = np.flatnonzero(crops.position_index == i)
+            if len(sel):
+                table = ch5.objects(key, crops.object_name)
+                out[sel] = table.label_id[crops.object_index[sel]]
+    return out
+
+
+def _source_image_size(crops: CropSet) -> tuple[int, int]:
+    """(height, width) of the source images; falls back to the extent of the crops."""
+    try:
+        from napari_cellae.cellh5 import CellH5
+
+        with CellH5(crops.source) as ch5:
+            shape = ch5.image_shape(crops.positions[int(crops.position_index[0])])
+        return int(shape[-2]), int(shape[-1])
+    except Exception:
+        size = crops.crops.shape[-1]
+        return int(crops.origin_y.max()) + size, int(crops.origin_x.max()) + size
+
+
+def _build_arrays(
+    crops: CropSet,
+    features: np.ndarray,
+    mapping: PositionMapping | None,
+    normalisation: Normalisation | None,
+) -> dict[str, np.ndarray]:
+    n = len(crops)
+    size = int(crops.crops.shape[-1])
+    pos_labels = [p.label for p in crops.positions]
+    treatments = []
+    for key, label in zip(crops.positions, pos_labels, strict=True):
+        info = mapping.lookup(key) if mapping is not None else None
+        # Unmapped positions keep their own label so they stay distinguishable.
+        treatments.append(info.condition if info is not None else label)
+    pidx = np.asarray(crops.position_index, dtype=np.int64)
+
+    bbox = np.zeros(n, dtype=BBOX_DTYPE)
+    bbox["file"] = _bytes(pos_labels, 128)[pidx] if n else bbox["file"]
+    bbox["treatment"] = _bytes(treatments, 128)[pidx] if n else bbox["treatment"]
+    bbox["label"] = _label_ids(crops)
+    bbox["x"] = crops.center_x
+    bbox["y"] = crops.center_y
+    # Orientation is optional (CellProfiler has none): absent or NaN becomes 0.
+    for name in ("angle", "eccentricity"):
+        values = getattr(crops, name, None)
+        if values is not None:
+            bbox[name] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    box = np.asarray(crops.bbox, dtype=np.int32).reshape(n, 4)
+    bbox["left"], bbox["right"], bbox["top"], bbox["bottom"] = box.T
+
+    names = feature_names(features.shape[1])
+    feat = np.ascontiguousarray(features, dtype=np.float32).view(
+        np.dtype([(name, "<f4") for name in names])
+    )
+    feat = feat.reshape(n)
+
+    groups = np.zeros(len(names), dtype=FEATURE_GROUP_DTYPE)
+    groups["feature"] = _bytes(names, 64)
+    groups["Simple1"] = b"Simple1"
+
+    # Corners of the crop square actually shown (shifted inside the image at borders).
+    x0 = np.asarray(crops.origin_x, dtype=np.int64)
+    y0 = np.asarray(crops.origin_y, dtype=np.int64)
+    xs = np.clip(np.stack([x0, x0 + size, x0 + size, x0], axis=1), 0, 65535).astype(np.uint16)
+    ys = np.clip(np.stack([y0, y0, y0 + size, y0 + size], axis=1), 0, 65535).astype(np.uint16)
+    contours = np.empty((n, 2), dtype=object)
+    for i in range(n):
+        contours[i, 0] = xs[i]
+        contours[i, 1] = ys[i]
+
+    # (N, C, y, x) -> (y, x, C, N): thumbnail i, channel c is gallery[:, :, c, i] in [y, x].
+    gallery = np.ascontiguousarray(_to_uint8(crops.crops, normalisation).transpose(2, 3, 1, 0))
+    return {
+        "bbox": bbox,
+        "features": feat,
+        "groups": groups,
+        "contours": contours,
+        "gallery": gallery,
+    }
+
+
+def write_explorer_hdf(
+    path: str | os.PathLike,
+    crops: CropSet,
+    features: np.ndarray,
+    mapping: PositionMapping | None,
+    *,
+    normalisation: Normalisation | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Path:
+    """Write learned features of all cells as a CellCognition Explorer ``.hdf`` file.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file. Written to a temporary name in the same folder and renamed when
+        complete, so a failure never leaves a partial file behind.
+    crops : CropSet
+        The crops that were encoded (gives positions, centres, boxes, thumbnails).
+    features : ndarray, shape (N, F)
+        Learned features, row ``i`` for crop ``i``.
+    mapping : PositionMapping or None
+        Gives each position's condition (``treatment``); unmapped positions use their
+        position label.
+    normalisation : Normalisation, optional
+        Intensity scaling of the model; used to turn 16-bit (or wider) crops into 8-bit
+        thumbnails. 8-bit crops are stored unchanged. Chosen from the crops if omitted.
+    image_size : (int, int), optional
+        (height, width) of the source images; read from the CellH5 file if omitted.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If features do not match the crops, there are no cells, or the file cannot be
+        written (the message names the path).
+    """
+    path = Path(path)
+    features = np.asarray(features)
+    n = len(crops)
+    if features.ndim != 2 or features.shape[0] != n:
+        raise ValueError(
+            f"cannot write {path}: features have shape {features.shape}, "
+            f"expected ({n}, n_features) for {n} cells"
+        )
+    if n == 0:
+        raise ValueError(f"cannot write {path}: there are no cells to write")
+    if features.shape[1] == 0:
+        raise ValueError(f"cannot write {path}: features have no columns")
+    if not np.all(np.isfinite(features)):
+        raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+
+    arrays = _build_arrays(crops, features, mapping, normalisation)
+    if image_size is None:
+        image_size = _source_image_size(crops)
+
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["training_data"] = np.array([b"data"])
+            h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
+            data = h5.create_group("data")
+            data.create_dataset("bbox", data=arrays["bbox"])
+            data.create_dataset("features", data=arrays["features"])
+            data.create_dataset("feature_groups", data=arrays["groups"])
+            contours = data.create_group("contours")
+            contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
+            cds = contours.create_dataset(
+                CONTOUR_CHANNEL, shape=(n, 2), dtype=h5py.vlen_dtype(np.uint16)
+            )
+            cds[...] = arrays["contours"]
+            gallery = arrays["gallery"]
+            s, _, c, _ = gallery.shape
+            gds = data.create_dataset(
+                "gallery",
+                data=gallery,
+                # A chunk holds a few hundred whole thumbnails: the Explorer reads them one
+                # by one, and gzip keeps big screens small.
+                chunks=(s, s, c, min(n, 256)),
+                compression="gzip",
+                compression_opts=1,
+            )
+            gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
+            gds.attrs["image_size"] = np.array(image_size, dtype=np.int64)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise ValueError(f"cannot write {path}: {exc}") from exc
+        raise
+    return path
+
+
+@dataclass
+class ExplorerData:
+    """Contents of a CellCognition Explorer ``.hdf`` file.
+
+    Attributes
+    ----------
+    bbox : ndarray
+        Structured array with :data:`BBOX_DTYPE` fields, one row per cell.
+    features : ndarray, shape (N, F), float32
+    feature_names : list of str
+    feature_groups : ndarray
+        Structured array (feature, Simple1).
+    gallery : ndarray, shape (s, s, n_channels, N), uint8
+        ``gallery[:, :, c, i]`` is thumbnail ``i`` in [y, x] order.
+    contours : ndarray, shape (N, 2), object
+        uint16 arrays: x corners and y corners of each crop square.
+    contour_channels : list of str
+    image_size : tuple of int
+        (height, width) of the source images.
+    colors : list of str
+    application : str
+    training_data : list of str
+    """
+
+    bbox: np.ndarray
+    features: np.ndarray
+    feature_names: list[str]
+    feature_groups: np.ndarray
+    gallery: np.ndarray
+    contours: np.ndarray
+    contour_channels: list[str] = field(default_factory=list)
+    image_size: tuple[int, ...] = ()
+    colors: list[str] = field(default_factory=list)
+    application: str = ""
+    training_data: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.bbox)
+
+
+def _str(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_explorer_hdf(path: str | os.PathLike) -> ExplorerData:
+    """Read a CellCognition Explorer ``.hdf`` file written by :func:`write_explorer_hdf`.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    ExplorerData
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or not in the Explorer layout (the message names it).
+    """
+    path = Path(path)
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise ValueError(f"cannot read {path}: not an HDF5 file or not readable ({exc})") from exc
+    with h5:
+        try:
+            data = h5["data"]
+            feat_ds = data["features"]
+            names = list(feat_ds.dtype.names or ())
+            raw = feat_ds[()]
+            features = (
+                raw.view(np.float32).reshape(len(raw), len(names))
+                if names
+                else np.zeros((len(raw), 0), np.float32)
+            )
+            gds = data["gallery"]
+            cgrp = data["contours"]
+            channels = [_str(c) for c in cgrp.attrs.get("channels", [])]
+            contours = cgrp[channels[0] if channels else CONTOUR_CHANNEL][()]
+            return ExplorerData(
+                bbox=data["bbox"][()],
+                features=np.array(features, dtype=np.float32),
+                feature_names=names,
+                feature_groups=data["feature_groups"][()],
+                gallery=gds[()],
+                contours=contours,
+                contour_channels=channels,
+                image_size=tuple(int(v) for v in gds.attrs.get("image_size", ())),
+                colors=[_str(c) for c in gds.attrs.get("colors", [])],
+                application=_str(h5.attrs.get("application", b"")),
+                training_data=[_str(t) for t in h5.attrs.get("training_data", [])],
+            )
+        except KeyError as exc:
+            raise ValueError(f"{path} is not a CellCognition Explorer file: missing {exc}") from exc
