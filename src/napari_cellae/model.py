@@ -1,0 +1,298 @@
+"""Convolutional autoencoder built from an architecture string.
+
+Grammar (as in CellCognition Explorer's deep learning module), layers joined by ``_``:
+
+- ``cF.SA``: convolution with ``F`` filters of ``S x S`` pixels, 'same' padding, activation ``A``
+- ``pK``: ``K x K`` max-pooling (stride ``K``)
+- ``dN.DA``: dropout with rate ``0.D`` followed by a dense layer of ``N`` units, activation ``A``
+
+Activations: ``r`` = ReLU, ``s`` = sigmoid. Convolutions and pools come before dense layers.
+The decoder mirrors the encoder: dense layers reuse the encoder weights transposed (tied)
+with their own biases, pools become nearest-neighbour upsampling, convolutions map back to
+their input channel count. Each decoder layer uses the activation that produced the matching
+tensor in the encoder; the last layer has one output per input channel and a sigmoid,
+because pixels are scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "DEFAULT_ARCHITECTURE",
+    "ConvAutoencoder",
+    "LayerSpec",
+    "check_architecture",
+    "parse_architecture",
+]
+
+DEFAULT_ARCHITECTURE = "c16.5r_p2_c32.3r_p2_d256.1r_d64.0s"
+
+_ACTIVATIONS = {"r": "relu", "s": "sigmoid"}
+_CONV = re.compile(r"c(\d+)\.(\d+)([a-z])")
+_POOL = re.compile(r"p(\d+)")
+_DENSE = re.compile(r"d(\d+)\.(\d+)([a-z])")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One encoder layer parsed from an architecture string.
+
+    Attributes
+    ----------
+    kind : {"conv", "pool", "dense"}
+    size : int
+        Filters (conv), pool size (pool) or units (dense).
+    kernel : int
+        Kernel edge length (conv only, else 0).
+    dropout : float
+        Dropout rate before the layer (dense only, else 0.0).
+    activation : {"relu", "sigmoid", ""}
+        Empty for pools.
+    text : str
+        The token it was parsed from.
+    """
+
+    kind: str
+    size: int
+    kernel: int = 0
+    dropout: float = 0.0
+    activation: str = ""
+    text: str = ""
+
+
+def _activation(letter: str, token: str, text: str) -> str:
+    if letter not in _ACTIVATIONS:
+        raise ValueError(
+            f"architecture {text!r}: unknown activation {letter!r} in layer {token!r} "
+            "(use r for ReLU or s for sigmoid)"
+        )
+    return _ACTIVATIONS[letter]
+
+
+def parse_architecture(text: str) -> list[LayerSpec]:
+    """Parse an architecture string into layer specs.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"c16.5r_p2_c32.3r_p2_d256.1r_d64.0s"``.
+
+    Returns
+    -------
+    list of LayerSpec
+        Encoder layers in order.
+
+    Raises
+    ------
+    ValueError
+        With the offending token and the expected form.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("architecture string is empty; e.g. " + DEFAULT_ARCHITECTURE)
+    text = text.strip()
+    layers: list[LayerSpec] = []
+    seen_dense = False
+    for token in text.split("_"):
+        if not token:
+            raise ValueError(f"architecture {text!r}: empty layer (doubled or trailing '_')")
+        if m := _CONV.fullmatch(token):
+            filters, kernel = int(m.group(1)), int(m.group(2))
+            if filters < 1 or kernel < 1:
+                raise ValueError(
+                    f"architecture {text!r}: layer {token!r} needs at least 1 filter of 1 px"
+                )
+            if seen_dense:
+                raise ValueError(
+                    f"architecture {text!r}: convolution {token!r} after a dense layer; "
+                    "put convolutions and pools before dense layers"
+                )
+            layers.append(
+                LayerSpec("conv", filters, kernel, 0.0, _activation(m.group(3), token, text), token)
+            )
+        elif m := _POOL.fullmatch(token):
+            k = int(m.group(1))
+            if k < 2:
+                raise ValueError(f"architecture {text!r}: pool {token!r} must be at least p2")
+            if seen_dense:
+                raise ValueError(
+                    f"architecture {text!r}: pool {token!r} after a dense layer; "
+                    "put convolutions and pools before dense layers"
+                )
+            layers.append(LayerSpec("pool", k, text=token))
+        elif m := _DENSE.fullmatch(token):
+            units = int(m.group(1))
+            if units < 1:
+                raise ValueError(f"architecture {text!r}: dense layer {token!r} needs >= 1 unit")
+            dropout = float("0." + m.group(2))
+            layers.append(
+                LayerSpec("dense", units, 0, dropout, _activation(m.group(3), token, text), token)
+            )
+            seen_dense = True
+        else:
+            raise ValueError(
+                f"architecture {text!r}: cannot parse layer {token!r}; expected cF.SA "
+                "(conv: F filters, S x S kernel, activation r|s), pK (K x K max-pool) or "
+                "dN.DA (dropout 0.D then N dense units, activation r|s)"
+            )
+    if not any(layer.kind in ("conv", "dense") for layer in layers):
+        raise ValueError(f"architecture {text!r}: needs at least one conv or dense layer")
+    return layers
+
+
+def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
+    """Check that an architecture parses and fits a crop size.
+
+    Parameters
+    ----------
+    text : str
+        Architecture string.
+    crop_size : int
+        Crop edge length in pixels.
+
+    Returns
+    -------
+    list of LayerSpec
+        The parsed layers.
+
+    Raises
+    ------
+    ValueError
+        If the string does not parse or ``crop_size`` is not divisible by the product of the
+        pool sizes (the message suggests the nearest sizes that work).
+    """
+    layers = parse_architecture(text)
+    crop_size = int(crop_size)
+    if crop_size < 1:
+        raise ValueError(f"crop size must be positive, got {crop_size}")
+    factor = math.prod(layer.size for layer in layers if layer.kind == "pool")
+    if crop_size % factor:
+        lower = (crop_size // factor) * factor
+        options = [s for s in (lower, lower + factor) if s > 0]
+        raise ValueError(
+            f"crop size {crop_size} px does not fit architecture {text!r}: it must be "
+            f"divisible by {factor} (the product of its pool sizes); try "
+            + " or ".join(f"{s} px" for s in options)
+        )
+    return layers
+
+
+def _act(name: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if name == "relu" else nn.Sigmoid()
+
+
+def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
+    # Odd kernels get symmetric padding (faster than padding="same", which pads explicitly
+    # for even kernels).
+    padding: int | str = kernel // 2 if kernel % 2 else "same"
+    return nn.Conv2d(cin, cout, kernel, padding=padding)
+
+
+class ConvAutoencoder(nn.Module):
+    """Denoising convolutional autoencoder with a mirrored, weight-tied decoder.
+
+    Parameters
+    ----------
+    architecture : str
+        Architecture string (see module docstring).
+    crop_size : int
+        Edge length of the square input crops.
+    in_channels : int
+        Number of image channels per crop.
+
+    Attributes
+    ----------
+    n_features : int
+        Length of the code returned by :meth:`encode`.
+    """
+
+    def __init__(
+        self, architecture: str = DEFAULT_ARCHITECTURE, crop_size: int = 40, in_channels: int = 1
+    ) -> None:
+        super().__init__()
+        layers = check_architecture(architecture, crop_size)
+        if int(in_channels) < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        self.architecture = architecture.strip()
+        self.crop_size = int(crop_size)
+        self.in_channels = int(in_channels)
+
+        # Encoder feature-map part; remember each layer's input channels and the activation
+        # that produced its input (needed to mirror it).
+        enc: list[nn.Module] = []
+        dec: list[nn.Module] = []
+        channels, spatial = self.in_channels, self.crop_size
+        prev_act = "sigmoid"  # the decoder's last layer reproduces [0, 1] pixels
+        for layer in layers:
+            if layer.kind == "conv":
+                enc += [_conv(channels, layer.size, layer.kernel), _act(layer.activation)]
+                dec = [_conv(layer.size, channels, layer.kernel), _act(prev_act), *dec]
+                channels, prev_act = layer.size, layer.activation
+            elif layer.kind == "pool":
+                enc.append(nn.MaxPool2d(layer.size))
+                dec = [nn.Upsample(scale_factor=layer.size, mode="nearest"), *dec]
+                spatial //= layer.size
+        self.encoder_maps = nn.Sequential(*enc)
+        self.decoder_maps = nn.Sequential(*dec)
+        self._map_shape = (channels, spatial, spatial)
+        self._decoder_conv = next(
+            (i for i, m in enumerate(self.decoder_maps) if isinstance(m, nn.Conv2d)), None
+        )
+
+        # Dense part: encoder Linear layers; the decoder reuses their weights transposed.
+        width = channels * spatial * spatial
+        self.dropouts = nn.ModuleList()
+        self.dense = nn.ModuleList()
+        self._dense_acts: list[str] = []
+        self._decoder_acts: list[str] = []
+        decoder_bias = []
+        for layer in layers:
+            if layer.kind != "dense":
+                continue
+            self.dropouts.append(nn.Dropout(layer.dropout))
+            self.dense.append(nn.Linear(width, layer.size))
+            self._dense_acts.append(layer.activation)
+            self._decoder_acts.append(prev_act)
+            decoder_bias.append(nn.Parameter(torch.zeros(width)))
+            width, prev_act = layer.size, layer.activation
+        # Stored in encoder order; applied in reverse.
+        self.decoder_bias = nn.ParameterList(decoder_bias)
+        self.n_features = width
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map crops (n, C, S, S) in [0, 1] to codes (n, n_features)."""
+        h = self.encoder_maps(x).flatten(1)
+        for drop, lin, act in zip(self.dropouts, self.dense, self._dense_acts, strict=True):
+            h = lin(drop(h))
+            h = F.relu(h, inplace=True) if act == "relu" else torch.sigmoid(h)
+        return h
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """Map codes (n, n_features) back to crops (n, C, S, S) in [0, 1]."""
+        for i in reversed(range(len(self.dense))):
+            # Tied weights: the transposed encoder matrix, own bias.
+            h = F.linear(h, self.dense[i].weight.t(), self.decoder_bias[i])
+            h = F.relu(h, inplace=True) if self._decoder_acts[i] == "relu" else torch.sigmoid(h)
+        h = h.reshape(h.shape[0], *self._map_shape)
+        if self._decoder_conv is not None and self.decoder_maps[
+            self._decoder_conv
+        ].weight.is_contiguous(memory_format=torch.channels_last):
+            # Keep the decoder maps in the model's memory format (no conversion per layer).
+            h = h.contiguous(memory_format=torch.channels_last)
+        return self.decoder_maps(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct crops: ``decode(encode(x))``, same shape as ``x``."""
+        expected = (self.in_channels, self.crop_size, self.crop_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"expected input of shape (n, {', '.join(map(str, expected))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.decode(self.encode(x))
