@@ -122,12 +122,16 @@ def _label_ids(crops: CropSet) -> np.ndarray:
     from napari_cellae.cellh5 import CellH5
 
     out = np.zeros(len(crops), dtype=np.int32)
-    with CellH5(crops.source) as ch5:
-        for i, key in enumerate(crops.positions):
-            sel = np.flatnonzero(crops.position_index == i)
-            if len(sel):
-                table = ch5.objects(key, crops.object_name)
-                out[sel] = table.label_id[crops.object_index[sel]]
+    try:
+        with CellH5(crops.source) as ch5:
+            for i, key in enumerate(crops.positions):
+                sel = np.flatnonzero(crops.position_index == i)
+                if len(sel):
+                    table = ch5.objects(key, crops.object_name)
+                    out[sel] = table.label_id[crops.object_index[sel]]
+    except (ValueError, OSError, IndexError):
+        # Source gone (crops built in memory): the row number still identifies the object.
+        return np.asarray(crops.object_index, dtype=np.int32)
     return out
 
 

@@ -35,11 +35,16 @@ def _model_device_and_format(model) -> tuple:
     """
     import torch
 
-    from napari_cellae.model import x_format_channels_last
-
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    fmt = torch.channels_last if x_format_channels_last(model) else torch.contiguous_format
+    fmt = torch.contiguous_format
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            w = m.weight
+            # Unambiguous only when the two layouts differ (not for 1x1 / single-channel).
+            if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
+                fmt = torch.channels_last
+                break
     return device, fmt
 
 

@@ -1,0 +1,255 @@
+"""The CellCognition Explorer .hdf: exact layout, round trip, orientation, failure safety."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_cellae.cellh5 import CellH5, PositionKey
+from napari_cellae.crops import CropSet, Normalisation, collect_crops
+from napari_cellae.explorer import (
+    BBOX_DTYPE,
+    feature_names,
+    read_explorer_hdf,
+    write_explorer_hdf,
+)
+from napari_cellae.mapping import read_mapping
+
+SIZE = 16
+
+
+def _crops(path: Path, size: int = SIZE, channels: list[int] | None = None) -> CropSet:
+    with CellH5(path) as ch5:
+        return collect_crops(ch5, ch5.default_object, size, channels=channels)
+
+
+def _features(n: int, f: int = 5) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, f)).astype(np.float32)
+
+
+def _pattern_cropset(tmp_path: Path, dtype=np.uint8) -> CropSet:
+    """Two hand-made crops whose pixels say where they are: value = 10 * y + x."""
+    yy, xx = np.mgrid[0:4, 0:4]
+    crop = (10 * yy + xx).astype(dtype)
+    crops = np.stack([crop, crop + 1])[:, None]  # (2, 1, 4, 4)
+    n = 2
+    return CropSet(
+        crops=np.ascontiguousarray(crops),
+        positions=[PositionKey("p", "A01", "1")],
+        position_index=np.zeros(n, np.int32),
+        object_index=np.arange(n, dtype=np.int32),
+        time_idx=np.zeros(n, np.int32),
+        center_x=np.array([5, 30], np.int32),
+        center_y=np.array([7, 2], np.int32),
+        bbox=np.array([[3, 7, 5, 9], [28, 32, 0, 4]], np.int32),
+        angle=np.array([np.nan, 12.5]),
+        eccentricity=np.array([np.nan, 0.5]),
+        class_idx=np.full(n, -1, np.int32),
+        origin_y=np.array([5, 0], np.int32),
+        origin_x=np.array([3, 28], np.int32),
+        object_name="Nuclei",
+        channels=[0],
+        channel_names=["DNA"],
+        source=tmp_path / "missing.ch5",
+    )
+
+
+def test_layout_dtypes_and_round_trip(cellcognition_file, mapping_file, tmp_path):
+    crops = _crops(cellcognition_file)
+    features = _features(len(crops))
+    mapping = read_mapping(mapping_file)
+    out = write_explorer_hdf(tmp_path / "features.hdf", crops, features, mapping)
+    assert out == tmp_path / "features.hdf"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "cellcognition_mapping.txt",
+        "features.hdf",
+    ]  # no temporary file left behind
+
+    n = len(crops)
+    with h5py.File(out, "r") as h5:
+        assert list(h5.attrs["training_data"]) == [b"data"]
+        assert "napari-cellae" in h5.attrs["application"].decode()
+        data = h5["data"]
+        assert set(data) == {"bbox", "features", "feature_groups", "contours", "gallery"}
+        assert data["bbox"].dtype == BBOX_DTYPE
+        assert data["bbox"].dtype.names == (
+            "file",
+            "treatment",
+            "label",
+            "x",
+            "y",
+            "angle",
+            "eccentricity",
+            "left",
+            "right",
+            "top",
+            "bottom",
+        )
+        assert data["bbox"].shape == (n,)
+        fdt = data["features"].dtype
+        assert fdt.names == tuple(f"ch1-deep_learning_feature_{i}" for i in range(5))
+        assert all(fdt[name] == np.dtype("<f4") for name in fdt.names)
+        assert data["features"].shape == (n,)
+        groups = data["feature_groups"][()]
+        assert groups.dtype == np.dtype([("feature", "S64"), ("Simple1", "S64")])
+        assert groups["feature"].tolist() == [name.encode() for name in fdt.names]
+        assert set(groups["Simple1"].tolist()) == {b"Simple1"}
+        assert list(data["contours"].attrs["channels"]) == [b"Channel_1"]
+        contours = data["contours/Channel_1"]
+        assert contours.shape == (n, 2)
+        assert h5py.check_vlen_dtype(contours.dtype) == np.dtype(np.uint16)
+        gallery = data["gallery"]
+        assert gallery.dtype == np.uint8
+        assert gallery.shape == (SIZE, SIZE, 1, n)
+        assert list(gallery.attrs["colors"]) == [b"#FFFFFF"]
+        assert tuple(gallery.attrs["image_size"]) == (64, 80)  # (height, width)
+
+    back = read_explorer_hdf(out)
+    assert len(back) == n
+    np.testing.assert_array_equal(back.features, features)
+    assert back.features.dtype == np.float32
+    assert back.feature_names == feature_names(5)
+    assert back.image_size == (64, 80)
+    assert back.training_data == ["data"]
+    assert back.contour_channels == ["Channel_1"]
+
+    bbox = back.bbox
+    np.testing.assert_array_equal(bbox["x"], crops.center_x)
+    np.testing.assert_array_equal(bbox["y"], crops.center_y)
+    np.testing.assert_array_equal(
+        np.stack([bbox["left"], bbox["right"], bbox["top"], bbox["bottom"]], 1), crops.bbox
+    )
+    np.testing.assert_allclose(bbox["angle"], crops.angle)
+    np.testing.assert_allclose(bbox["eccentricity"], crops.eccentricity)
+    # file = position label, treatment = condition from the mapping, label = label id.
+    labels = [crops.positions[i].label.encode() for i in crops.position_index]
+    assert bbox["file"].tolist() == labels
+    by_well = {b"A01": b"scrambled", b"B02": b"PLK1"}
+    expected = [by_well[crops.positions[i].well.encode()] for i in crops.position_index]
+    assert bbox["treatment"].tolist() == expected
+    with CellH5(cellcognition_file) as ch5:
+        table = ch5.objects(crops.positions[0], crops.object_name)
+    first = crops.position_index == 0
+    np.testing.assert_array_equal(bbox["label"][first], table.label_id[crops.object_index[first]])
+
+    # Gallery is stored [y, x]: thumbnail i equals the crop and the image window.
+    np.testing.assert_array_equal(back.gallery[:, :, 0, :], crops.crops[:, 0].transpose(1, 2, 0))
+    with CellH5(cellcognition_file) as ch5:
+        for i in (0, n - 1):
+            key = crops.positions[crops.position_index[i]]
+            y0, x0 = crops.origin_y[i], crops.origin_x[i]
+            window = ch5.image(key)[0, crops.time_idx[i], 0, y0 : y0 + SIZE, x0 : x0 + SIZE]
+            np.testing.assert_array_equal(back.gallery[:, :, 0, i], window)
+    # Contours: x and y corners of the (shifted) crop square.
+    for i in (0, n - 1):
+        x0, y0 = int(crops.origin_x[i]), int(crops.origin_y[i])
+        assert back.contours[i, 0].tolist() == [x0, x0 + SIZE, x0 + SIZE, x0]
+        assert back.contours[i, 1].tolist() == [y0, y0, y0 + SIZE, y0 + SIZE]
+
+
+def test_gallery_is_y_x_for_asymmetric_pattern_and_missing_orientation(tmp_path):
+    crops = _pattern_cropset(tmp_path)
+    out = write_explorer_hdf(tmp_path / "p.hdf", crops, _features(2, 3), None, image_size=(9, 40))
+    back = read_explorer_hdf(out)
+    # pixel value 10 * y + x: gallery[y, x, c, i] must hold exactly that.
+    assert back.gallery[1, 3, 0, 0] == 13
+    assert back.gallery[3, 1, 0, 0] == 31
+    assert back.gallery[0, 2, 0, 1] == 3
+    assert back.image_size == (9, 40)
+    # NaN orientation is written as 0, never NaN.
+    assert back.bbox["angle"].tolist() == [0.0, 12.5]
+    assert back.bbox["eccentricity"].tolist() == [0.0, 0.5]
+    # Unmapped position: treatment = position label.
+    assert back.bbox["treatment"].tolist() == [b"A01_1", b"A01_1"]
+    # Source file missing: label falls back to the object's row.
+    assert back.bbox["label"].tolist() == [0, 1]
+
+
+def test_cellprofiler_uint16_two_channels_no_orientation(cellprofiler_file, tmp_path):
+    crops = _crops(cellprofiler_file, channels=[0, 1])
+    assert crops.crops.dtype == np.uint16 and crops.crops.max() > 255
+    assert np.isnan(crops.angle).all()
+    norm = Normalisation.from_crops(crops.crops)
+    out = write_explorer_hdf(
+        tmp_path / "cp.hdf", crops, _features(len(crops), 4), None, normalisation=norm
+    )
+    back = read_explorer_hdf(out)
+    assert back.gallery.shape == (SIZE, SIZE, 2, len(crops))
+    assert back.gallery.dtype == np.uint8
+    assert back.colors == ["#FFFFFF", "#FFFFFF"]
+    # Scaled with the normalisation, not truncated: the brightest pixels reach ~255
+    # and the order of intensities is kept.
+    expected = np.rint(norm.apply(crops.crops) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(back.gallery, expected.transpose(2, 3, 1, 0))
+    assert back.gallery.max() >= 250
+    truncated = (crops.crops & 0xFF).astype(np.uint8).transpose(2, 3, 1, 0)
+    assert not np.array_equal(back.gallery, truncated)
+    assert (back.bbox["angle"] == 0).all() and (back.bbox["eccentricity"] == 0).all()
+    assert set(back.bbox["file"].tolist()) == {p.label.encode() for p in crops.positions}
+
+
+def test_uint16_without_normalisation_is_scaled_from_data(tmp_path):
+    crops = _pattern_cropset(tmp_path, dtype=np.uint16)
+    crops.crops = crops.crops * 1000  # values up to 34000
+    back = read_explorer_hdf(write_explorer_hdf(tmp_path / "u.hdf", crops, _features(2), None))
+    g = back.gallery[:, :, 0, 0].astype(int)
+    assert g.max() > 200
+    assert (np.diff(g, axis=1) >= 0).all()  # monotone like the data (x increases)
+
+
+def test_failure_leaves_no_partial_file(cellcognition_file, tmp_path, monkeypatch):
+    crops = _crops(cellcognition_file)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "features.hdf"
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(h5py.Group, "create_group", boom)
+    with pytest.raises(ValueError, match=r"features\.hdf.*disk full"):
+        write_explorer_hdf(target, crops, _features(len(crops)), None)
+    assert list(out_dir.iterdir()) == []
+
+    # An existing file is left untouched by a failed write.
+    target.write_bytes(b"old")
+    with pytest.raises(ValueError):
+        write_explorer_hdf(target, crops, _features(len(crops)), None)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in out_dir.iterdir()] == ["features.hdf"]
+
+
+def test_unwritable_destination_names_the_path(cellcognition_file, tmp_path):
+    crops = _crops(cellcognition_file)
+    feats = _features(len(crops))
+    missing = tmp_path / "no" / "such" / "features.hdf"
+    with pytest.raises(ValueError, match=r"no/such/features\.hdf"):
+        write_explorer_hdf(missing, crops, feats, None)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=r"file\.txt/features\.hdf"):
+        write_explorer_hdf(blocker / "features.hdf", crops, feats, None)
+    with pytest.raises(ValueError, match="folder"):
+        write_explorer_hdf(tmp_path, crops, feats, None)
+    assert [p for p in tmp_path.rglob("*") if "features" in p.name] == []
+
+
+def test_bad_features_are_rejected(cellcognition_file, tmp_path):
+    crops = _crops(cellcognition_file)
+    with pytest.raises(ValueError, match="shape"):
+        write_explorer_hdf(tmp_path / "a.hdf", crops, _features(len(crops) - 1), None)
+    bad = _features(len(crops))
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        write_explorer_hdf(tmp_path / "a.hdf", crops, bad, None)
+    assert list(tmp_path.glob("*.hdf")) == []
+
+
+def test_read_rejects_non_explorer_files(tmp_path, cellcognition_file):
+    with pytest.raises(ValueError, match="not a CellCognition Explorer file"):
+        read_explorer_hdf(cellcognition_file)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_explorer_hdf(tmp_path / "nope.hdf")

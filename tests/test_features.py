@@ -1,0 +1,170 @@
+"""Encoding crops, 2-D embedding, k-NN accuracy and novelty scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cellae.crops import Normalisation
+from napari_cellae.features import (
+    embed_2d,
+    encode,
+    knn_accuracy,
+    novelty_scores,
+    pca_features,
+    standardise,
+)
+from napari_cellae.model import ConvAutoencoder
+
+ARCH = "c4.3r_p2_d16.0s"
+
+
+@dataclass
+class _Trained:
+    """Just what encode() needs of a TrainedModel."""
+
+    model: ConvAutoencoder
+    normalisation: Normalisation
+
+    def check_compatible(self, crop_size: int, n_channels: int) -> None:
+        if crop_size != self.model.crop_size or n_channels != self.model.in_channels:
+            raise ValueError(f"model expects {self.model.crop_size} px crops")
+
+
+def _trained(channels: int = 1, size: int = 16) -> _Trained:
+    torch.manual_seed(0)
+    model = ConvAutoencoder(ARCH, size, channels)
+    return _Trained(model, Normalisation([0.0] * channels, [255.0] * channels))
+
+
+def _crops(n: int, channels: int = 1, size: int = 16, dtype=np.uint8) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (n, channels, size, size)).astype(dtype)
+
+
+def test_encode_shape_dtype_order_and_batches():
+    trained = _trained()
+    crops = _crops(37)
+    calls = []
+    feats = encode(trained, crops, batch_size=8, progress=lambda d, t: calls.append((d, t)))
+    assert feats.shape == (37, trained.model.n_features) == (37, 16)
+    assert feats.dtype == np.float32
+    assert calls == [(8, 37), (16, 37), (24, 37), (32, 37), (37, 37)]
+    # Batch size does not change the result, and row i belongs to crop i.
+    np.testing.assert_allclose(encode(trained, crops, batch_size=512), feats, atol=1e-6)
+    np.testing.assert_allclose(encode(trained, crops[5:6]), feats[5:6], atol=1e-6)
+    # Same as the model applied by hand with the model's normalisation.
+    with torch.no_grad():
+        x = torch.from_numpy(crops.astype(np.float32) / 255.0)
+        expected = trained.model.eval().encode(x).numpy()
+    np.testing.assert_allclose(feats, expected, atol=1e-5)
+
+
+def test_encode_uses_eval_mode_and_restores_it():
+    trained = _trained()
+    trained.model.train()
+    crops = _crops(4)
+    a = encode(trained, crops)
+    b = encode(trained, crops)
+    np.testing.assert_array_equal(a, b)  # no dropout / corruption while encoding
+    assert trained.model.training
+
+
+def test_encode_channels_last_model_and_uint16():
+    trained = _trained(channels=2)
+    trained.normalisation = Normalisation([0.0, 0.0], [4000.0, 4000.0])
+    crops = (_crops(5, channels=2).astype(np.uint16) * 15).astype(np.uint16)
+    plain = encode(trained, crops)
+    trained.model = trained.model.to(memory_format=torch.channels_last)
+    np.testing.assert_allclose(encode(trained, crops), plain, atol=1e-5)
+
+
+def test_encode_rejects_wrong_size_and_handles_empty():
+    trained = _trained()
+    with pytest.raises(ValueError):
+        encode(trained, _crops(2, size=20))
+    with pytest.raises(ValueError, match="shape"):
+        encode(trained, np.zeros((2, 16, 16), np.uint8))
+    assert encode(trained, _crops(0)).shape == (0, 16)
+
+
+def test_embed_2d_pca_shapes_and_determinism():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(50, 8)).astype(np.float32)
+    feats[:, 0] *= 10  # dominant direction
+    emb = embed_2d(feats)
+    assert emb.shape == (50, 2) and emb.dtype == np.float32
+    np.testing.assert_array_equal(emb, embed_2d(feats.copy()))
+    # Deterministic sign: flipping the input's signs does not flip the picture's axes
+    # relative to the loadings; first axis follows the dominant feature.
+    assert np.corrcoef(emb[:, 0], feats[:, 0])[0, 1] > 0.99
+    np.testing.assert_allclose(embed_2d(-feats), -emb, atol=1e-4)
+    # Centred, first axis has the larger variance.
+    np.testing.assert_allclose(emb.mean(0), 0, atol=1e-4)
+    assert emb[:, 0].var() >= emb[:, 1].var()
+
+
+def test_embed_2d_degenerate_inputs():
+    assert embed_2d(np.ones((1, 4))).tolist() == [[0.0, 0.0]]
+    const = embed_2d(np.full((10, 3), 7.0))
+    assert const.shape == (10, 2) and np.all(const == 0)
+    one_feature = embed_2d(np.arange(6, dtype=float)[:, None])
+    assert one_feature.shape == (6, 2)
+    assert np.all(one_feature[:, 1] == 0) and np.all(np.isfinite(one_feature))
+    assert embed_2d(np.zeros((0, 5))).shape == (0, 2)
+    with pytest.raises(ValueError, match="method"):
+        embed_2d(np.ones((3, 3)), method="tsne")
+    with pytest.raises(ValueError, match="NaN"):
+        embed_2d(np.array([[np.nan, 1.0], [1.0, 2.0]]))
+
+
+def test_pca_features_and_standardise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 6))
+    p = pca_features(x, 4)
+    assert p.shape == (30, 4)
+    assert np.all(np.diff(p.var(0)) <= 1e-9)  # decreasing variance
+    s = standardise(np.c_[x, np.full(30, 3.0)])
+    np.testing.assert_allclose(s[:, :6].std(0), 1, atol=1e-5)
+    assert np.all(s[:, 6] == 0)
+
+
+def test_knn_accuracy_separable_vs_random():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 40)
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    x = centres[labels] + rng.normal(size=(120, 2))
+    assert knn_accuracy(x, labels) > 0.95
+    noise = rng.normal(size=(120, 2))
+    assert knn_accuracy(noise, labels) < 0.6
+    # Unlabelled objects (-1) are ignored; result is deterministic.
+    lab = labels.copy()
+    lab[:10] = -1
+    assert knn_accuracy(x, lab, seed=3) == knn_accuracy(x, lab, seed=3)
+    assert np.isnan(knn_accuracy(x[:1], labels[:1]))
+
+
+def test_knn_standardising_removes_scale_dominance():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 50)
+    informative = labels + 0.2 * rng.normal(size=100)
+    loud_noise = 1000 * rng.normal(size=100)
+    x = np.c_[informative, loud_noise]
+    assert knn_accuracy(x, labels, standardise_features=False) < 0.75
+    # With standardisation both features count equally: better than raw distance.
+    assert knn_accuracy(x, labels) > knn_accuracy(x, labels, standardise_features=False)
+
+
+def test_novelty_scores():
+    rng = np.random.default_rng(0)
+    controls = rng.normal(size=(60, 3))
+    outlier = np.array([[8.0, 8.0, 8.0]])
+    x = np.r_[controls, outlier]
+    ref = np.r_[np.ones(60, bool), False]
+    scores = novelty_scores(x, ref, k=5)
+    assert scores.shape == (61,) and scores.dtype == np.float32
+    assert scores[-1] > 3 * np.median(scores[:-1])
+    assert np.all(np.isfinite(novelty_scores(np.ones((4, 2)))))
