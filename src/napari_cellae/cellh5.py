@@ -129,7 +129,10 @@ class CellH5:
         except BaseException:
             self._file.close()
             raise
-        self._shapes: dict[PositionKey, tuple[int, ...]] = {}
+        self._known_positions = frozenset(self.positions)
+        # Shape and dtype of validated images. Datasets are not kept: with one file per
+        # position, holding them all would hold thousands of files open.
+        self._image_info: dict[PositionKey, tuple[tuple[int, ...], np.dtype]] = {}
 
     # -- context manager ---------------------------------------------------------------
     def __enter__(self) -> CellH5:
@@ -195,9 +198,12 @@ class CellH5:
         return sorted(keys, key=lambda k: tuple(map(_natural_key, (k.plate, k.well, k.site))))
 
     def _position(self, key: PositionKey) -> h5py.Group:
-        if key not in self.positions:
+        if key not in self._known_positions:
             raise self._error(f"has no position {key.label} on plate {key.plate}")
-        return self._get(self._file, _position_path(key), f"position {key.label}")
+        try:
+            return self._file[_position_path(key)]
+        except (KeyError, OSError):  # explain what is wrong
+            return self._get(self._file, _position_path(key), f"position {key.label}")
 
     @cached_property
     def _definition(self) -> h5py.Group | None:
@@ -289,10 +295,11 @@ class CellH5:
     # -- images ----------------------------------------------------------------------------
     def image(self, key: PositionKey) -> h5py.Dataset:
         """The raw pixels of a position, lazily: axes (c, t, z, y, x)."""
-        group = self._position(key)
-        if "image" not in group or "channel" not in group["image"]:
+        dataset = self._position(key).get("image/channel")
+        if key in self._image_info:
+            return dataset
+        if not isinstance(dataset, h5py.Dataset):
             raise self._error(f"position {key.label} has no raw image (image/channel)")
-        dataset = group["image/channel"]
         if dataset.ndim != 5:
             raise self._error(
                 f"image/channel of position {key.label} has {dataset.ndim} dimensions"
@@ -304,17 +311,20 @@ class CellH5:
             raise self._error(
                 f"image/channel of position {key.label} has unsupported type {dataset.dtype}"
             )
+        self._image_info[key] = (tuple(dataset.shape), dataset.dtype)
         return dataset
 
     def image_shape(self, key: PositionKey) -> tuple[int, int, int, int, int]:
         """Shape (c, t, z, y, x) of a position's raw image."""
-        if key not in self._shapes:
-            self._shapes[key] = tuple(self.image(key).shape)
-        return self._shapes[key]
+        if key not in self._image_info:
+            self.image(key)
+        return self._image_info[key][0]
 
     def dtype(self, key: PositionKey) -> np.dtype:
         """Pixel type of a position's raw image (uint8, uint16, ...)."""
-        return self.image(key).dtype
+        if key not in self._image_info:
+            self.image(key)
+        return self._image_info[key][1]
 
     # -- objects -----------------------------------------------------------------------------
     def objects(self, key: PositionKey, object_name: str) -> ObjectTable:
@@ -337,13 +347,14 @@ class CellH5:
         rows = table[()]
         n = len(rows)
         feature = group.get(f"feature/{object_name}")
-        if feature is None or "center" not in feature:
+        if feature is None or feature.get("center") is None:
             raise self._error(f"{where} has no centre table (feature/{object_name}/center)")
 
         def read(name: str, fields: tuple[str, ...]) -> np.ndarray | None:
-            if name not in feature:
+            dataset = feature.get(name)
+            if dataset is None:
                 return None
-            data = feature[name][()]
+            data = dataset[()]
             if data.dtype.names is None or not set(fields) <= set(data.dtype.names):
                 raise self._error(f"{where}: feature/{object_name}/{name} lacks {fields}")
             if len(data) != n:
