@@ -1,0 +1,732 @@
+"""Training of the denoising autoencoder: configuration, epoch generator, model files.
+
+The training loop is a generator (:meth:`Trainer.run`) that yields one
+:class:`EpochReport` per epoch; the CLI wraps it in a progress bar, the widget in a thread
+worker. Crops stay in ONE tensor of their stored dtype (uint8 / uint16, shared with the
+caller's array, never copied to float as a whole); each minibatch is gathered with a seeded
+permutation, converted and normalised on the fly into a ``channels_last`` float tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .crops import Normalisation
+from .model import DEFAULT_ARCHITECTURE, ConvAutoencoder, check_architecture
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .crops import CropSet
+    from .mapping import PositionMapping
+
+__all__ = [
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "EpochReport",
+    "TrainConfig",
+    "TrainedModel",
+    "Trainer",
+    "TrainingDiverged",
+    "load_model",
+    "resolve_device",
+    "training_indices",
+]
+
+MODEL_FORMAT = "napari-cellae-model"
+MODEL_VERSION = 1
+
+# Held-out evaluation and reconstruction need no gradients: larger batches are cheaper.
+_EVAL_BATCH = 512
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn a config device string into a torch device ("auto": CUDA if available, else CPU).
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    return torch.device(device)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored with the model).
+
+    Attributes
+    ----------
+    crop_size : int
+        Crop edge length in pixels (must fit the architecture's pools).
+    architecture : str
+        Architecture string, see :mod:`napari_cellae.model`.
+    optimizer : {"adagrad", "nesterov"}
+        Adagrad, or SGD with Nesterov momentum.
+    learning_rate, momentum : float
+        ``momentum`` is used by "nesterov" only.
+    batch_size : int
+        Minibatch size.
+    corruption : float
+        Masking-noise rate: fraction of input pixels set to 0 during training (denoising).
+    epochs : int
+    samples : int
+        Crops used for training + held-out (a seeded random subset if there are more).
+    train_on : {"controls", "all"}
+        Train on control positions only (needs a mapping) or on all positions.
+    seed : int
+        Seeds the subset, held-out split, weight init, shuffling, noise and dropout.
+    device : str
+        "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+    held_out_fraction : float
+        Fraction of the samples held out to measure the validation loss.
+    """
+
+    crop_size: int = 40
+    architecture: str = DEFAULT_ARCHITECTURE
+    optimizer: str = "adagrad"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    batch_size: int = 128
+    corruption: float = 0.0
+    epochs: int = 64
+    samples: int = 50000
+    train_on: str = "controls"
+    seed: int = 0
+    device: str = "auto"
+    held_out_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ValueError naming the field and the allowed range."""
+
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"invalid training setting: {what}")
+
+        for name in ("crop_size", "batch_size", "epochs", "samples", "seed"):
+            value = getattr(self, name)
+            need(
+                isinstance(value, int | np.integer) and not isinstance(value, bool),
+                f"{name} must be an integer, got {value!r}",
+            )
+        for name in ("learning_rate", "momentum", "corruption", "held_out_fraction"):
+            value = getattr(self, name)
+            need(
+                isinstance(value, int | float | np.floating) and not isinstance(value, bool),
+                f"{name} must be a number, got {value!r}",
+            )
+        need(4 <= self.crop_size <= 1024, f"crop_size must be 4..1024 px, got {self.crop_size}")
+        need(
+            self.optimizer in ("adagrad", "nesterov"),
+            f"optimizer must be 'adagrad' or 'nesterov', got {self.optimizer!r}",
+        )
+        need(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate}",
+        )
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(
+            1 <= self.batch_size <= 100_000, f"batch_size must be 1..100000, got {self.batch_size}"
+        )
+        need(0 <= self.corruption < 1, f"corruption must be in [0, 1), got {self.corruption}")
+        need(1 <= self.epochs <= 100_000, f"epochs must be 1..100000, got {self.epochs}")
+        need(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
+        need(
+            self.train_on in ("controls", "all"),
+            f"train_on must be 'controls' or 'all', got {self.train_on!r}",
+        )
+        need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        need(
+            isinstance(self.device, str)
+            and (self.device in ("auto", "cpu") or self.device.startswith("cuda")),
+            f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}",
+        )
+        need(
+            0 <= self.held_out_fraction <= 0.9,
+            f"held_out_fraction must be in [0, 0.9], got {self.held_out_fraction}",
+        )
+        try:
+            check_architecture(self.architecture, self.crop_size)
+        except ValueError as exc:
+            raise ValueError(f"invalid training setting: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from :meth:`to_dict` output; missing keys take defaults, unknown keys fail."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class EpochReport:
+    """Progress of one epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based epoch number (for a stop before any batch: the last finished epoch).
+    epochs : int
+        Planned number of epochs.
+    train_loss : float
+        Mean training MSE over the epoch's batches (on corrupted input, dropout active).
+    held_out_loss : float
+        MSE on the held-out crops (clean input, eval mode); NaN if nothing is held out.
+    seconds : float
+        Wall time of the epoch including the held-out evaluation.
+    samples_per_second : float
+        Training crops per second (training steps only).
+    stopped : bool
+        True for the final report after :meth:`Trainer.stop`.
+    """
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    held_out_loss: float
+    seconds: float
+    samples_per_second: float
+    stopped: bool = False
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good weights were restored."""
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@dataclass
+class TrainedModel:
+    """A trained autoencoder with everything needed to encode new crops the same way.
+
+    Attributes
+    ----------
+    model : ConvAutoencoder
+        In eval mode.
+    config : TrainConfig
+    normalisation : Normalisation
+        The training scaling; encoding must use it.
+    channel_names : list of str
+    object_name : str
+    path : Path or None
+        The file it was loaded from / saved to (for messages).
+    """
+
+    model: ConvAutoencoder
+    config: TrainConfig
+    normalisation: Normalisation
+    channel_names: list[str] = field(default_factory=list)
+    object_name: str = ""
+    path: Path | None = None
+
+    @property
+    def n_channels(self) -> int:
+        """Number of input channels."""
+        return self.model.in_channels
+
+    def _name(self) -> str:
+        return f"model {self.path}" if self.path is not None else "the model"
+
+    def check_compatible(self, crop_size: int, n_channels: int) -> None:
+        """Raise ValueError if crops of this size / channel count cannot be encoded.
+
+        Parameters
+        ----------
+        crop_size : int
+        n_channels : int
+        """
+        if int(crop_size) != self.model.crop_size or int(n_channels) != self.n_channels:
+            raise ValueError(
+                f"{self._name()} was trained on {self.model.crop_size} px crops with "
+                f"{self.n_channels} channel(s), but the data has {crop_size} px crops with "
+                f"{n_channels} channel(s); use the model's crop size and channels or train anew"
+            )
+
+    def reconstruct(self, crops: np.ndarray, batch_size: int = _EVAL_BATCH) -> np.ndarray:
+        """Reconstruct crops (N, C, S, S) of the stored dtype.
+
+        Returns
+        -------
+        ndarray of float32 (N, C, S, S)
+            Reconstructions in [0, 1] (compare with ``normalisation.apply(crops)``).
+        """
+        crops = np.asarray(crops)
+        if crops.ndim != 4:
+            raise ValueError(f"expected crops of shape (N, C, S, S), got {crops.shape}")
+        self.check_compatible(crops.shape[-1], crops.shape[1])
+        device = _model_device(self.model)
+        out = np.empty(crops.shape, dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(crops), batch_size):
+                    chunk = torch.from_numpy(
+                        np.ascontiguousarray(crops[start : start + batch_size])
+                    )
+                    x = self.normalisation.apply(chunk.to(device))
+                    out[start : start + len(chunk)] = self.model(x).float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description stored beside the weights."""
+        return {
+            "config": self.config.to_dict(),
+            "normalisation": self.normalisation.to_dict(),
+            "channel_names": list(self.channel_names),
+            "object_name": self.object_name,
+            "in_channels": self.n_channels,
+            "crop_size": self.model.crop_size,
+            "architecture": self.model.architecture,
+            "n_features": self.model.n_features,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights + JSON metadata to one torch file (temp name, then rename).
+
+        The file is a dict ``{"format", "version", "config" (JSON str), "state_dict"}``
+        and loads with ``torch.load(path, weights_only=True)``.
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        path = Path(path)
+        payload = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "config": json.dumps(self.metadata(), sort_keys=True),
+            # Plain contiguous CPU tensors: portable whatever device/memory format trained it.
+            "state_dict": {
+                k: v.detach().to("cpu").contiguous().clone()
+                for k, v in self.model.state_dict().items()
+            },
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self.path = path
+        return path
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    """Load a model written by :meth:`TrainedModel.save` (weights-only unpickling).
+
+    Parameters
+    ----------
+    path : str or PathLike
+
+    Returns
+    -------
+    TrainedModel
+        On CPU, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it is missing or not a napari-cellae model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is not a napari-cellae model file (cannot be read by torch.load: "
+            f"{type(exc).__name__})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a napari-cellae model file (no '{MODEL_FORMAT}' marker)")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > MODEL_VERSION:
+        raise ValueError(
+            f"{path}: model file version {version!r} is newer than this napari-cellae "
+            f"(reads up to {MODEL_VERSION}); update napari-cellae"
+        )
+    try:
+        meta = json.loads(payload["config"])
+        config = TrainConfig.from_dict(meta["config"])
+        normalisation = Normalisation.from_dict(meta["normalisation"])
+        model = ConvAutoencoder(
+            config.architecture, int(meta["crop_size"]), int(meta["in_channels"])
+        )
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged napari-cellae model file: {exc}") from None
+    model.eval()
+    return TrainedModel(
+        model=model,
+        config=config,
+        normalisation=normalisation,
+        channel_names=[str(c) for c in meta.get("channel_names", [])],
+        object_name=str(meta.get("object_name", "")),
+        path=path,
+    )
+
+
+def training_indices(crops: CropSet, mapping: PositionMapping | None, train_on: str) -> np.ndarray:
+    """Indices of the crops to train on.
+
+    Parameters
+    ----------
+    crops : CropSet
+    mapping : PositionMapping or None
+    train_on : {"controls", "all"}
+        "all" or no mapping: every crop. "controls": crops of positions the mapping marks
+        as controls.
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted crop indices.
+
+    Raises
+    ------
+    ValueError
+        If ``train_on`` is unknown or the mapping has no control position among the crops.
+    """
+    if train_on not in ("controls", "all"):
+        raise ValueError(f"train_on must be 'controls' or 'all', got {train_on!r}")
+    if train_on == "all" or mapping is None:
+        return np.arange(len(crops), dtype=np.int64)
+    is_control = np.zeros(len(crops.positions), dtype=bool)
+    for i, pos in enumerate(crops.positions):
+        info = mapping.lookup(pos)
+        is_control[i] = info is not None and info.is_control
+    if not is_control.any():
+        source = getattr(mapping, "path", "the mapping")
+        raise ValueError(
+            f"{source}: no control position among the {len(crops.positions)} positions with "
+            f"objects in {crops.source}; mark controls in the mapping (Group column) or "
+            "train on all positions"
+        )
+    return np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
+
+
+def _as_tensor(crops: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view of the crops in their stored dtype (we never write to it)."""
+    if (crops.dtype.kind == "u" and crops.dtype.itemsize > 2) or crops.dtype == np.float16:
+        # Wide unsigned ints have little torch support; float32 keeps them usable.
+        crops = crops.astype(np.float32)
+    crops = np.ascontiguousarray(crops)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only arrays: we only read
+        return torch.from_numpy(crops)
+
+
+def _default_threads() -> None:
+    """Avoid oversubscription in containers that expose more CPUs than we may use."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+
+
+class Trainer:
+    """Train an autoencoder on crops; iterate :meth:`run` for one report per epoch.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    crops : ndarray (N, C, S, S)
+        Crops in their stored dtype. Held by reference (no copy for C-contiguous uint8,
+        uint16, int and float32 arrays); do not modify them while training.
+    normalisation : Normalisation, optional
+        Default: chosen from the crops with :meth:`Normalisation.from_crops`.
+    channel_names : list of str, optional
+        Stored with the model (default ``["channel 1", ...]``).
+    object_name : str
+        Stored with the model.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        crops: np.ndarray,
+        normalisation: Normalisation | None = None,
+        *,
+        channel_names: list[str] | None = None,
+        object_name: str = "",
+    ) -> None:
+        config.validate()
+        self.config = config
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[2] != crops.shape[3]:
+            raise ValueError(f"crops must have shape (N, C, S, S), got {crops.shape}")
+        if crops.shape[0] < 1:
+            raise ValueError("no crops to train on")
+        if crops.shape[-1] != config.crop_size:
+            raise ValueError(
+                f"crops are {crops.shape[-1]} px but the configuration says crop_size="
+                f"{config.crop_size}"
+            )
+        if crops.dtype.kind not in "uif":
+            raise ValueError(f"crops must be numeric, got dtype {crops.dtype}")
+        if crops.dtype.kind == "f" and np.isnan(crops).any():
+            raise ValueError("crops contain NaN pixels")
+        n_channels = crops.shape[1]
+        if normalisation is None:
+            normalisation = Normalisation.from_crops(crops, seed=config.seed)
+        if normalisation.n_channels != n_channels:
+            raise ValueError(
+                f"normalisation has {normalisation.n_channels} channel(s), crops have {n_channels}"
+            )
+        self.normalisation = normalisation
+        self.channel_names = (
+            list(channel_names)
+            if channel_names is not None
+            else [f"channel {i + 1}" for i in range(n_channels)]
+        )
+        self.object_name = object_name
+        self.device = resolve_device(config.device)
+
+        # Sample subset and held-out split: fixed for a seed, independent of the device.
+        rng = np.random.default_rng(config.seed)
+        n = crops.shape[0]
+        chosen = (
+            np.sort(rng.choice(n, config.samples, replace=False))
+            if n > config.samples
+            else np.arange(n)
+        )
+        n_held = min(round(len(chosen) * config.held_out_fraction), len(chosen) - 1)
+        split = rng.permutation(len(chosen))
+        self._held_idx = torch.from_numpy(np.sort(chosen[split[:n_held]]).astype(np.int64))
+        self._train_idx = torch.from_numpy(np.sort(chosen[split[n_held:]]).astype(np.int64))
+
+        # ONE tensor of all crops in the stored dtype. On a GPU the whole (small, integer)
+        # array is moved once, so batches never cross the bus.
+        self._data = _as_tensor(crops)
+        if self.device.type != "cpu":
+            self._data = self._data.to(self.device)
+            self._train_idx = self._train_idx.to(self.device)
+            self._held_idx = self._held_idx.to(self.device)
+        scale, offset = normalisation.scale_offset()
+        self._scale = torch.from_numpy(scale).to(self.device).view(1, -1, 1, 1)
+        self._offset = torch.from_numpy(offset).to(self.device).view(1, -1, 1, 1)
+
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
+            torch.manual_seed(config.seed)
+            model = ConvAutoencoder(config.architecture, config.crop_size, n_channels)
+        # channels_last: oneDNN / cuDNN convolutions run markedly faster (PERFORMANCE.md).
+        self.model = model.to(self.device, memory_format=torch.channels_last)
+        params = self.model.parameters()
+        if config.optimizer == "adagrad":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adagrad(
+                params, lr=config.learning_rate
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                params, lr=config.learning_rate, momentum=config.momentum, nesterov=True
+            )
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards weights during a step vs result()
+        self._started = False
+        self.epochs_done = 0
+        self.history: list[EpochReport] = []
+
+    @property
+    def n_train(self) -> int:
+        """Number of training crops."""
+        return int(self._train_idx.numel())
+
+    @property
+    def n_held_out(self) -> int:
+        """Number of held-out crops."""
+        return int(self._held_idx.numel())
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop before its next batch (safe from any thread)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def _batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """Gather crops by index and normalise them into a channels_last float32 batch."""
+        raw = self._data.index_select(0, idx)
+        x = torch.empty(
+            raw.shape, dtype=torch.float32, device=self.device, memory_format=torch.channels_last
+        )
+        # One fused pass: x = raw * scale + offset (the dtype conversion happens inside).
+        torch.addcmul(self._offset, raw, self._scale, out=x)
+        return x.clamp_(0.0, 1.0)
+
+    def _held_out_loss(self) -> float:
+        n = self.n_held_out
+        if n == 0:
+            return math.nan
+        self.model.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for start in range(0, n, _EVAL_BATCH):
+                x = self._batch(self._held_idx[start : start + _EVAL_BATCH])
+                total += F.mse_loss(self.model(x), x, reduction="sum").item()
+        self.model.train()
+        return total / (n * self._data[0].numel())
+
+    def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return (
+            {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            copy.deepcopy(self.optimizer.state_dict()),
+        )
+
+    def _restore(self, snap: tuple[dict[str, torch.Tensor], dict[str, Any]]) -> None:
+        with self._lock:
+            self.model.load_state_dict(snap[0])
+            self.optimizer.load_state_dict(snap[1])
+
+    def _diverged(self, epoch: int) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"training diverged in epoch {epoch} (loss became NaN or infinite) with learning "
+            f"rate {self.config.learning_rate:g}; try a lower learning rate (e.g. "
+            f"{self.config.learning_rate / 10:g}). The weights of the last good epoch "
+            f"({self.epochs_done}) were kept."
+        )
+
+    def run(self) -> Iterator[EpochReport]:
+        """Train, yielding one :class:`EpochReport` per epoch.
+
+        Seeds torch's global RNG (dropout) with ``config.seed`` when it starts, so equal
+        seeds give equal losses on the CPU.
+
+        Yields
+        ------
+        EpochReport
+            After every epoch; after :meth:`stop`, one final report with ``stopped=True``.
+
+        Raises
+        ------
+        TrainingDiverged
+            If a loss becomes NaN/inf; the weights of the last finished epoch are restored.
+        """
+        if self._started:
+            raise RuntimeError("Trainer.run() can only be used once; create a new Trainer")
+        self._started = True
+        cfg = self.config
+        if self.device.type == "cpu":
+            _default_threads()
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        corrupt = cfg.corruption > 0
+        keep = 1.0 - cfg.corruption
+        bs = cfg.batch_size
+        model, opt = self.model, self.optimizer
+        model.train()
+        last_train_loss = math.nan
+
+        for epoch in range(1, cfg.epochs + 1):
+            snap = self._snapshot()  # last good weights, restored on divergence
+            t0 = time.perf_counter()
+            order = self._train_idx[torch.randperm(self.n_train, generator=gen, device=self.device)]
+            loss_sum, seen, stopped = 0.0, 0, False
+            for start in range(0, self.n_train, bs):
+                if self._stop.is_set():
+                    stopped = True
+                    break
+                x = self._batch(order[start : start + bs])
+                if corrupt:
+                    # Masking noise on the input only; the target stays clean.
+                    mask = torch.empty_like(x).bernoulli_(keep, generator=gen)
+                    inp = x * mask
+                else:
+                    inp = x
+                with self._lock:
+                    opt.zero_grad(set_to_none=True)
+                    loss = F.mse_loss(model(inp), x)
+                    loss.backward()
+                    opt.step()
+                value = loss.item()
+                if not math.isfinite(value):
+                    self._restore(snap)
+                    raise self._diverged(epoch)
+                loss_sum += value * x.shape[0]
+                seen += x.shape[0]
+            train_seconds = time.perf_counter() - t0
+
+            if stopped and seen == 0:
+                # Stopped between epochs: report the state of the last finished epoch.
+                report_epoch, train_loss = epoch - 1, last_train_loss
+            else:
+                report_epoch, train_loss = epoch, loss_sum / seen
+            held = self._held_out_loss()
+            if not math.isfinite(held):
+                if self.n_held_out:
+                    self._restore(snap)
+                    raise self._diverged(epoch)
+            if not stopped:
+                self.epochs_done = epoch
+            last_train_loss = train_loss
+            report = EpochReport(
+                epoch=report_epoch,
+                epochs=cfg.epochs,
+                train_loss=float(train_loss),
+                held_out_loss=float(held),
+                seconds=time.perf_counter() - t0,
+                samples_per_second=seen / train_seconds if train_seconds > 0 and seen else 0.0,
+                stopped=stopped,
+            )
+            self.history.append(report)
+            yield report
+            if stopped:
+                return
+
+    def result(self) -> TrainedModel:
+        """The current model (a CPU copy in eval mode), usable at any time.
+
+        Returns
+        -------
+        TrainedModel
+        """
+        with self._lock:
+            model = copy.deepcopy(self.model)
+        model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+        return TrainedModel(
+            model=model,
+            config=copy.deepcopy(self.config),
+            normalisation=copy.deepcopy(self.normalisation),
+            channel_names=list(self.channel_names),
+            object_name=self.object_name,
+        )
