@@ -382,9 +382,12 @@ def _moments(ys: np.ndarray, xs: np.ndarray) -> tuple[int, int, float, float]:
     sy, sx = int(ys.sum()), int(xs.sum())
     # integer arithmetic rounds half up without float ties
     cy, cx = (2 * sy + n) // (2 * n), (2 * sx + n) // (2 * n)
-    my, mx = sy / n, sx / n
-    dy, dx = ys - my, xs - mx
-    myy, mxx, mxy = float(dy @ dy) / n, float(dx @ dx) / n, float(dy @ dx) / n
+    # Central moments from exact integer sums: no BLAS dot products, whose rounding
+    # depends on the CPU, so angle and eccentricity are identical on every machine.
+    syy, sxx, sxy = int(ys @ ys), int(xs @ xs), int(ys @ xs)
+    myy = (n * syy - sy * sy) / (n * n)
+    mxx = (n * sxx - sx * sx) / (n * n)
+    mxy = (n * sxy - sy * sx) / (n * n)
     angle = 0.5 * math.atan2(2 * mxy, mxx - myy)
     common = math.sqrt(((mxx - myy) / 2) ** 2 + mxy * mxy)
     l1 = (mxx + myy) / 2 + common
