@@ -1,0 +1,131 @@
+"""Tests for napari_cellae.model: architecture strings and the mirrored, tied autoencoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from napari_cellae.model import (
+    DEFAULT_ARCHITECTURE,
+    ConvAutoencoder,
+    LayerSpec,
+    check_architecture,
+    parse_architecture,
+)
+
+
+def test_parse_default() -> None:
+    layers = parse_architecture(DEFAULT_ARCHITECTURE)
+    assert [layer.kind for layer in layers] == ["conv", "pool", "conv", "pool", "dense", "dense"]
+    assert layers[0] == LayerSpec("conv", 16, 5, 0.0, "relu", "c16.5r")
+    assert layers[1].size == 2
+    assert layers[4] == LayerSpec("dense", 256, 0, 0.1, "relu", "d256.1r")
+    assert layers[5].dropout == 0.0 and layers[5].activation == "sigmoid"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("c16.5r__p2", "empty layer"),
+        ("c16.5x", "unknown activation 'x'"),
+        ("c16r", "cannot parse layer 'c16r'"),
+        ("q3", "cannot parse layer 'q3'"),
+        ("p1_c4.3r", "at least p2"),
+        ("d16.0r_c4.3r", "after a dense layer"),
+        ("d16.0r_p2", "after a dense layer"),
+        ("c0.3r", "at least 1 filter"),
+        ("p2", "at least one conv or dense"),
+    ],
+)
+def test_parse_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_architecture(text)
+
+
+def test_crop_size_must_fit_pools() -> None:
+    check_architecture(DEFAULT_ARCHITECTURE, 40)
+    with pytest.raises(ValueError, match=r"divisible by 4.*try 40 px or 44 px"):
+        check_architecture(DEFAULT_ARCHITECTURE, 42)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ConvAutoencoder(DEFAULT_ARCHITECTURE, 18, 1)
+
+
+@pytest.mark.parametrize(
+    ("arch", "size", "channels", "features"),
+    [
+        ("c4.3r_p2_d16.0s", 16, 1, 16),
+        ("c4.3r_p2_c8.3r_p2_d32.1r_d8.0s", 16, 2, 8),
+        pytest.param(
+            "c4.4r_p2",
+            8,
+            3,
+            4 * 4 * 4,
+            id="even-kernel-no-dense",
+            marks=pytest.mark.filterwarnings("ignore:Using padding='same'"),
+        ),
+        ("d10.0s", 12, 1, 10),  # dense only
+    ],
+)
+def test_shapes(arch: str, size: int, channels: int, features: int) -> None:
+    model = ConvAutoencoder(arch, size, channels)
+    x = torch.rand(3, channels, size, size)
+    code = model.encode(x)
+    assert code.shape == (3, features) == (3, model.n_features)
+    out = model(x)
+    assert out.shape == x.shape
+    assert 0.0 <= out.min() and out.max() <= 1.0  # sigmoid output
+
+
+def test_default_architecture_structure() -> None:
+    model = ConvAutoencoder(DEFAULT_ARCHITECTURE, 40, 1)
+    convs = [m for m in model.decoder_maps if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (32, 16, (3, 3)),
+        (16, 1, (5, 5)),
+    ]
+    assert isinstance(model.decoder_maps[-1], nn.Sigmoid)
+    assert sum(isinstance(m, nn.Upsample) for m in model.decoder_maps) == 2
+    assert model.n_features == 64
+
+
+def test_tied_weights() -> None:
+    torch.manual_seed(0)
+    model = ConvAutoencoder("c4.3r_p2_d16.0s", 8, 1)
+    names = [n for n, _ in model.named_parameters()]
+    # one weight matrix per dense layer; the decoder has only its own biases
+    assert sum(n.startswith("dense") and n.endswith("weight") for n in names) == 1
+    assert [tuple(b.shape) for b in model.decoder_bias] == [(4 * 4 * 4,)]
+    out = model(torch.rand(2, 1, 8, 8))
+    out.sum().backward()
+    assert model.dense[0].weight.grad is not None and model.decoder_bias[0].grad is not None
+
+
+def test_decoder_uses_transposed_encoder_weights() -> None:
+    torch.manual_seed(0)
+    model = ConvAutoencoder("d6.0s", 4, 1)  # dense only: decode = sigmoid(h W + b')
+    h = torch.rand(2, 6)
+    with torch.no_grad():
+        for _ in range(2):
+            w, b = model.dense[0].weight, model.decoder_bias[0]
+            expected = torch.sigmoid(h @ w + b).reshape(2, 1, 4, 4)
+            torch.testing.assert_close(model.decode(h), expected)
+            model.dense[0].weight.mul_(-3.0)  # the decoder follows the encoder weight
+
+
+def test_channels_last_same_result() -> None:
+    torch.manual_seed(0)
+    model = ConvAutoencoder("c4.3r_p2_c8.3r_p2_d16.0s", 16, 2).eval()
+    x = torch.rand(4, 2, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+        model_cl = model.to(memory_format=torch.channels_last)
+        out = model_cl(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_input_shape() -> None:
+    model = ConvAutoencoder("c4.3r_p2_d16.0s", 16, 1)
+    with pytest.raises(ValueError, match=r"expected input of shape \(n, 1, 16, 16\)"):
+        model(torch.rand(2, 1, 20, 20))
