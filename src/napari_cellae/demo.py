@@ -32,10 +32,12 @@ __all__ = [
     "DEMO_SEED",
     "MAPPING_NAME",
     "Condition",
+    "RenderedPosition",
     "WellSpec",
     "demo_paths",
     "make_demo",
     "render_position",
+    "write_mapping",
 ]
 
 DEMO_SEED = 0
@@ -362,7 +364,23 @@ def _place_cells(
 
 @dataclass
 class RenderedPosition:
-    """Pixels, labels and per-object ground truth of one position (all frames)."""
+    """Pixels, labels and per-object ground truth of one position (all frames).
+
+    Attributes
+    ----------
+    image : ndarray of uint8, shape (1, t, 1, h, w)
+    labels : ndarray of uint16, shape (1, t, 1, h, w)
+        Label images; label ``i`` is the same nucleus in every frame.
+    time_idx, label_id, center_x, center_y : ndarray of int32, shape (n,)
+        One row per segmented nucleus and frame, sorted by frame, then label.
+    bbox : ndarray of int32, shape (n, 4)
+        ``left, right, top, bottom`` of the mask, right and bottom inclusive.
+    angle, eccentricity : ndarray of float64, shape (n,)
+        Major-axis angle from the x axis towards +y (radians, [-pi/2, pi/2]) and
+        eccentricity of the mask's second moments.
+    class_idx : ndarray of int32, shape (n,)
+        True phenotype, an index into :data:`CLASS_LABELS`.
+    """
 
     image: np.ndarray  # uint8 (1, t, 1, h, w)
     labels: np.ndarray  # uint16 (1, t, 1, h, w)
@@ -377,7 +395,7 @@ class RenderedPosition:
 
 
 def _moments(ys: np.ndarray, xs: np.ndarray) -> tuple[int, int, float, float]:
-    """Rounded centroid plus orientation (radians, in (-pi/2, pi/2]) and eccentricity of a mask."""
+    """Rounded centroid, orientation (radians, [-pi/2, pi/2]) and eccentricity of a mask."""
     n = len(ys)
     sy, sx = int(ys.sum()), int(xs.sum())
     # integer arithmetic rounds half up without float ties
@@ -525,7 +543,20 @@ def _well_row_column(well: str) -> tuple[str, int]:
 
 
 def write_mapping(path: Path, layout: tuple[WellSpec, ...]) -> Path:
-    """Write the tab-separated CellCognition position mapping of ``layout`` to ``path``."""
+    """Write the tab-separated CellCognition position mapping of a layout.
+
+    Parameters
+    ----------
+    path : Path
+        Output file (written to a temporary name, then renamed).
+    layout : tuple of WellSpec
+        Positions and their conditions, one row each.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     header = ["Position", "Well", "Site", "Row", "Column", "Gene Symbol", "siRNA ID", "Group"]
     lines = ["\t".join(header)]
     for spec in layout:
