@@ -619,10 +619,11 @@ class Trainer:
             self.optimizer.load_state_dict(snap[1])
 
     def _diverged(self, epoch: int) -> TrainingDiverged:
+        lr = float(self.optimizer.param_groups[0]["lr"])
         return TrainingDiverged(
             f"training diverged in epoch {epoch} (loss became NaN or infinite) with learning "
-            f"rate {self.config.learning_rate:g}; try a lower learning rate (e.g. "
-            f"{self.config.learning_rate / 10:g}). The weights of the last good epoch "
+            f"rate {lr:g}; try a lower learning rate (e.g. {lr / 10:g}). "
+            "The weights of the last good epoch "
             f"({self.epochs_done}) were kept."
         )
 
@@ -691,11 +692,11 @@ class Trainer:
                 report_epoch, train_loss = epoch - 1, last_train_loss
             else:
                 report_epoch, train_loss = epoch, loss_sum / seen
-            held = self._held_out_loss()
-            if not math.isfinite(held):
-                if self.n_held_out:
-                    self._restore(snap)
-                    raise self._diverged(epoch)
+            finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+            held = self._held_out_loss() if finite else math.nan
+            if not finite or (self.n_held_out and not math.isfinite(held)):
+                self._restore(snap)
+                raise self._diverged(epoch)
             if not stopped:
                 self.epochs_done = epoch
             last_train_loss = train_loss
