@@ -250,14 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     from napari_cellae import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars, only the summary"
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, only the summary"
+    )
 
     p = sub.add_parser(
-        "info",
+        parents=[common],
+        name="info",
         help="summarise a CellH5 file",
         description="Show plates, positions, channels (type and shape), object types with "
         "their counts per position, and frames of a CellH5 file.",
@@ -265,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, metavar="FILE.ch5")
 
     p = sub.add_parser(
-        "make-demo",
+        parents=[common],
+        name="make-demo",
         help="write the synthetic demo screen",
         description="Write the synthetic demo screen (a CellH5 file with true phenotypes and "
         "its position mapping) into OUT_DIR.",
@@ -274,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
 
     p = sub.add_parser(
-        "train",
+        parents=[common],
+        name="train",
         help="train an autoencoder on the cells of a CellH5 file",
         description="Crop every cell of a CellH5 file, train a denoising convolutional "
         "autoencoder on the negative controls (or all cells) and save it.",
@@ -289,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "encode",
+        parents=[common],
+        name="encode",
         help="compute learned features of every cell -> CellCognition Explorer .hdf",
         description="Encode every cell of a CellH5 file with a trained model (its crop size, "
         "object and channels) and write a CellCognition Explorer .hdf file.",
@@ -308,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "demo",
+        parents=[common],
+        name="demo",
         help="train and encode the bundled demo screen",
         description="Train on the bundled synthetic demo screen and write DIR/model.pt, "
         "DIR/features.hdf and DIR/embedding.png. Defaults are chosen to finish within about "
@@ -501,7 +507,9 @@ class _EpochBar:
         )
         self.bar.update(1)
 
-    def close(self) -> None:
+    def close(self, clear: bool = False) -> None:
+        if clear:
+            self.bar.leave = False
         self.bar.close()
 
 
@@ -518,7 +526,9 @@ class _CountBar:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
 
-    def close(self) -> None:
+    def close(self, clear: bool = False) -> None:
+        if clear:
+            self.bar.leave = False
         self.bar.close()
 
 
@@ -542,12 +552,15 @@ def _train(args: argparse.Namespace, file: Path, mapping: Path | None, control_t
     except KeyboardInterrupt:
         # The weights of the finished epochs are still good: save them rather than lose
         # a long run to an impatient Ctrl-C.
+        bar.close()
         print(
             f"{PROG}: interrupted after {len(reports)} epoch(s); keeping that model",
             file=sys.stderr,
         )
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(clear=True)  # the error line should stand alone
+        raise
+    bar.close()
     trained = pipeline.finish_model(trainer, crops)
     return pipeline.TrainResult(
         trained, reports, crops, mapping, len(getattr(trainer, "training_indices", ()))
@@ -623,8 +636,10 @@ def _cmd_encode(args: argparse.Namespace) -> int:
             progress=bar,
             model_path=args.model,
         )
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(clear=True)
+        raise
+    bar.close()
     print(
         f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s) "
         f"into {result.features.shape[1]} features each"
@@ -648,8 +663,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     bar = _CountBar("encoding", args.quiet)
     try:
         features = pipeline.encode_crops(trained, crops, progress=bar)
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(clear=True)
+        raise
+    bar.close()
     hdf = pipeline.write_features(out / "features.hdf", crops, features, result.mapping, trained)
 
     conditions = [

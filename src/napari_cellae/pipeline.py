@@ -221,7 +221,12 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
             f"{config.crop_size} px"
         )
     idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
-    trainer = Trainer(config, np.ascontiguousarray(crops.crops[idx]))
+    trainer = Trainer(
+        config,
+        np.ascontiguousarray(crops.crops[idx]),
+        channel_names=list(crops.channel_names),
+        object_name=crops.object_name,
+    )
     trainer.training_indices = idx  # which crops were used, for reports and the widget
     return trainer
 

@@ -1,0 +1,337 @@
+"""The ``cellae`` command, run in-process through ``main([...])``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellae import cli
+from napari_cellae.cli import main
+from napari_cellae.explorer import read_explorer_hdf
+
+TINY = ["--size", "16", "--architecture", "c4.3r_p2_d16.0s", "--epochs", "2", "--lr", "0.01"]
+
+
+def _one_line_error(err: str, *needles: str) -> None:
+    # What a terminal shows: a carriage return (progress bars) overwrites the line.
+    shown = [line.split("\r")[-1] for line in err.split("\n")]
+    lines = [line for line in shown if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cellae: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)
+
+
+def test_info_summarises_file(cellcognition_file, capsys):
+    assert main(["info", str(cellcognition_file)]) == 0
+    out = capsys.readouterr().out
+    assert "Plates: 1 (plate1)" in out
+    assert "Positions: 2 (A01_0001, B02_0001)" in out
+    assert "0: rfp  uint8  (c, t, z, y, x) = (1, 3, 1, 64, 80)" in out
+    assert "Frames: 3" in out
+    assert "primary__primary: 30 objects, channel 0 (rfp), classes: interphase, mitotic" in out
+    assert "A01_0001: 15  B02_0001: 15" in out
+
+
+def test_info_cellprofiler_two_channels(cellprofiler_file, capsys):
+    assert main(["info", str(cellprofiler_file)]) == 0
+    out = capsys.readouterr().out
+    assert "0: DNA  uint16" in out and "1: GFP  uint16" in out
+    assert "Nuclei: 12 objects" in out
+
+
+def test_info_bad_file_is_one_line_error(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing.ch5")]) == 1
+    _one_line_error(capsys.readouterr().err, "missing.ch5")
+    junk = tmp_path / "junk.ch5"
+    junk.write_text("not hdf5")
+    assert main(["info", str(junk)]) == 1
+    _one_line_error(capsys.readouterr().err, "junk.ch5")
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["train"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["--version"]) == 0
+
+
+def test_train_help_explains_parameters(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in [
+        "0.01-0.1 is a good range",
+        "becomes NaN",
+        "Only for --optimizer nesterov",
+        "32-256",
+        "0-0.3 makes the features robust to noise",
+        "64-1000",
+        "held-out loss",
+        "one whole cell with a little margin",
+        "negative-control positions",
+        "normal cell-to-cell variation",
+        "--samples",
+    ]:
+        assert phrase in text, phrase
+    assert main(["demo", "--help"]) == 0
+    assert "0.01-0.1 is a good range" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_defaults_match_train_config():
+    from napari_cellae.training import TrainConfig
+
+    args = cli.build_parser().parse_args(["train", "x.ch5"])
+    config = cli._config_from_args(args)
+    assert dataclasses.asdict(config) == dataclasses.asdict(TrainConfig())
+
+
+def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path, capsys):
+    model = tmp_path / "model.pt"
+    rc = main(
+        [
+            "train",
+            str(cellcognition_file),
+            "--mapping",
+            str(mapping_file),
+            *TINY,
+            "--out",
+            str(model),
+            "-q",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert model.is_file()
+    assert "Trained on 15 cells" in captured.out  # the control well A01 only
+    assert "2 epoch(s)" in captured.out
+
+    from napari_cellae.training import load_model
+
+    trained = load_model(model)
+    assert trained.object_name == "primary__primary"
+    assert trained.channel_names == ["rfp"]
+    assert trained.config.crop_size == 16
+
+    out = tmp_path / "features.hdf"
+    rc = main(
+        [
+            "encode",
+            str(cellcognition_file),
+            "--model",
+            str(model),
+            "--mapping",
+            str(mapping_file),
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "Encoded 30 cells of 2 position(s) into 16 features" in captured.out
+    data = read_explorer_hdf(out)
+    assert data.features.shape == (30, 16)
+    assert np.isfinite(data.features).all()
+    assert data.gallery.shape == (16, 16, 1, 30)
+    assert set(data.bbox["treatment"].tolist()) == {b"scrambled", b"PLK1"}
+
+
+def test_encode_model_that_does_not_fit(cellcognition_file, cellprofiler_file, tmp_path, capsys):
+    model = tmp_path / "model.pt"
+    assert (
+        main(
+            [
+                "train",
+                str(cellcognition_file),
+                "--train-on",
+                "all",
+                *TINY,
+                "--out",
+                str(model),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "cp.hdf"
+    rc = main(["encode", str(cellprofiler_file), "--model", str(model), "--out", str(out), "-q"])
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "primary__primary", "screen.ch5")
+    assert not out.exists()
+
+
+def test_encode_not_a_model(cellcognition_file, tmp_path, capsys):
+    fake = tmp_path / "model.pt"
+    fake.write_bytes(b"nonsense")
+    rc = main(
+        ["encode", str(cellcognition_file), "--model", str(fake), "--out", str(tmp_path / "f.hdf")]
+    )
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "model.pt")
+
+
+def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, capsys):
+    mapping = tmp_path / "other_plate.txt"
+    mapping.write_text(
+        "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+        "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
+        "0009\tH12\t0001\tH\t12\tKIF11\ts9\ttarget\n",
+        encoding="utf-8",
+    )
+    model = tmp_path / "model.pt"
+    rc = main(
+        ["train", str(cellcognition_file), "--mapping", str(mapping), *TINY, "--out", str(model)]
+    )
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "H12")
+    assert not model.exists()
+
+
+def test_controls_need_a_mapping(cellcognition_file, tmp_path, capsys):
+    rc = main(["train", str(cellcognition_file), *TINY, "--out", str(tmp_path / "m.pt")])
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "--mapping")
+
+
+def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):
+    common = [
+        str(cellcognition_file),
+        "--mapping",
+        str(mapping_file),
+        "--out",
+        str(tmp_path / "m.pt"),
+    ]
+    assert main(["train", *common, *TINY, "--epochs", "0"]) == 1
+    _one_line_error(capsys.readouterr().err, "epochs")
+    assert main(["train", *common, "--size", "16", "--architecture", "c4.3r_p2_x9"]) == 1
+    _one_line_error(capsys.readouterr().err)
+    assert main(["train", *common, *TINY, "--size", "100"]) == 1  # larger than 64x80 images
+    _one_line_error(capsys.readouterr().err, "100")
+    assert main(["train", *common, *TINY, "--channel", "GFP"]) == 1
+    _one_line_error(capsys.readouterr().err, "GFP", "rfp")
+    assert main(["train", *common, *TINY, "--object", "cells"]) == 1
+    _one_line_error(capsys.readouterr().err, "cells", "primary__primary")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_unwritable_output(cellcognition_file, mapping_file, tmp_path, capsys):
+    target = tmp_path / "no" / "dir" / "model.pt"
+    rc = main(
+        [
+            "train",
+            str(cellcognition_file),
+            "--mapping",
+            str(mapping_file),
+            *TINY,
+            "--out",
+            str(target),
+        ]
+    )
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, str(target))
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    rc = main(["demo", "--out", str(blocker / "sub"), *TINY])
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "plain-file")
+
+
+def test_diverged_training_is_reported(
+    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
+):
+    from napari_cellae import training
+
+    def diverge(self):
+        raise training.TrainingDiverged("loss became NaN; try a lower learning rate")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(training.Trainer, "run", diverge)
+    model = tmp_path / "m.pt"
+    rc = main(
+        [
+            "train",
+            str(cellcognition_file),
+            "--mapping",
+            str(mapping_file),
+            *TINY,
+            "--out",
+            str(model),
+        ]
+    )
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "training diverged", "lower learning rate")
+    assert not model.exists()
+
+
+def test_ctrl_c_keeps_the_model_so_far(
+    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
+):
+    from napari_cellae import training
+
+    original = training.Trainer.run
+
+    def interrupted(self):
+        gen = original(self)
+        yield next(gen)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Trainer, "run", interrupted)
+    model = tmp_path / "m.pt"
+    rc = main(
+        [
+            "train",
+            str(cellcognition_file),
+            "--mapping",
+            str(mapping_file),
+            *TINY,
+            "--out",
+            str(model),
+            "-q",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "interrupted after 1 epoch" in captured.err
+    assert model.is_file()
+
+
+def test_make_demo_calls_demo_module(tmp_path, capsys, monkeypatch):
+    import napari_cellae.demo as demo
+
+    calls = []
+
+    def fake(out_dir, seed=0):
+        calls.append((Path(out_dir), seed))
+        return Path(out_dir) / "demo_screen.ch5", Path(out_dir) / "demo_screen_mapping.txt"
+
+    monkeypatch.setattr(demo, "make_demo", fake)
+    assert main(["make-demo", str(tmp_path / "d"), "--seed", "3"]) == 0
+    assert calls == [(tmp_path / "d", 3)]
+    assert "demo_screen.ch5" in capsys.readouterr().out
+
+
+def test_demo_end_to_end_tiny(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), *TINY, "--epochs", "1", "--samples", "300", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    for name in ("features.hdf", "model.pt", "embedding.png"):
+        assert (out / name).is_file(), name
+    assert (out / "embedding.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out / "features.hdf") in captured.out
+    assert "1 epoch(s)" in captured.out
+    assert "5-NN accuracy" in captured.out
+    data = read_explorer_hdf(out / "features.hdf")
+    assert data.features.shape[1] == 16
+    assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
+
+
+def test_plot_embedding_writes_png(tmp_path):
+    rng = np.random.default_rng(0)
+    path = cli.plot_embedding(tmp_path / "e.png", rng.normal(size=(20, 2)), ["a"] * 10 + ["b"] * 10)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["e.png"]
