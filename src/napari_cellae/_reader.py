@@ -302,9 +302,10 @@ def _image_layers(
         if channel.index >= shape[0]:
             continue
         data = LazyPositionStack(cellh5, positions, channel.index)
-        # Contrast from one plane (the one shown first): napari would otherwise scan
-        # planes of the whole stack for a range.
-        plane = np.asarray(data.dataset(0)[channel.index, 0, 0])
+        # Contrast from one plane, the middle one that napari shows first: napari would
+        # otherwise read planes all over the stack to find a range.
+        _, t, z = shape[:3]
+        plane = np.asarray(data.dataset(len(positions) // 2)[channel.index, t // 2, z // 2])
         lo, hi = float(plane.min()), float(plane.max())
         if hi <= lo:
             hi = lo + 1.0

@@ -1,0 +1,1033 @@
+"""The Deep Learning Module dock widget: train an autoencoder on cell crops, show results.
+
+All heavy work (crop collection, training, encoding, saving) runs in napari thread
+workers; the GUI thread only receives small epoch reports and updates a plot and a few
+layers. The worker jobs are plain generators (:func:`train_job`, :func:`encode_job`) so
+they can be run and tested without Qt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_cellae._reader import METADATA_KEY
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_cellae.crops import CropSet
+    from napari_cellae.mapping import PositionMapping
+    from napari_cellae.training import EpochReport, TrainConfig, TrainedModel, Trainer
+
+# Layer names of the results (reused, so repeated training replaces rather than piles up).
+GALLERY_LAYER = "reconstructions (input | output)"
+EMBEDDING_LAYER = "feature embedding"
+SELECTED_LAYER = "selected cell (input | output)"
+MARKER_LAYER = "selected cell"
+
+_GALLERY_PAIRS = 32  # 8 rows of 4 input|output pairs
+_PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#7f7f7f",
+]
+
+_TIPS = {
+    "file": "The CellH5 file (.ch5) written by CellCognition or CellProfiler's "
+    "ExportToCellH5: images plus the segmented cells.",
+    "object": "Which segmented objects to learn from, e.g. nuclei (primary) or whole "
+    "cells (secondary).",
+    "channel": "The fluorescence channel whose pixels the network learns from.",
+    "cell_size": "Side of the square cut out around each cell centre, in pixels. Pick it "
+    "so that a typical cell fits with a little background around it.",
+    "mapping": "Optional table that says which treatment is in which well and which wells "
+    "are negative controls (CellCognition position mapping).",
+    "train_on": "Learn what normal cells look like from control wells only (recommended), "
+    "or from all cells.",
+    "optimizer": "How the network adjusts its weights. AdaGrad needs little tuning; "
+    "Nesterov momentum can be faster but is more sensitive to the learning rate.",
+    "learning_rate": "Step size of learning. 0.01–0.1 usually works; if the loss jumps "
+    "around or explodes, lower it; if it falls very slowly, raise it.",
+    "momentum": "Only used by Nesterov: how much of the previous step is carried over "
+    "(0.9 is a good default).",
+    "batch_size": "Number of cells looked at per weight update. 32–256 works well; larger "
+    "is faster per cell but needs more memory.",
+    "corruption": "Fraction of pixels hidden from the network during training (denoising). "
+    "0 switches it off; 0.1–0.3 can give more robust features.",
+    "epochs": "How often the network sees all training cells. 64–1000; watch the loss "
+    "plot and stop when the held-out loss no longer falls.",
+    "samples": "At most this many cells are used for training (drawn at random).",
+    "architecture": "Network layers (advanced): cF.SA = convolution with F filters of "
+    "S×S pixels, p2 = pooling, dN.D = dense layer of N units after dropout 0.D. The "
+    "last dense layer's size is the number of features per cell.",
+}
+
+
+# -- worker jobs (no Qt) -------------------------------------------------------------------
+@dataclass
+class TrainRequest:
+    """What to train on, and a thread-safe way to stop the job.
+
+    Attributes
+    ----------
+    path : Path
+        CellH5 file.
+    object_name : str
+        Object type to crop around.
+    channel : int
+        Raw channel index.
+    mapping_path : Path or None
+        Position mapping.
+    config : TrainConfig
+        Training parameters.
+    """
+
+    path: Path
+    object_name: str
+    channel: int
+    mapping_path: Path | None
+    config: TrainConfig
+    trainer: Trainer | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop(self) -> None:
+        """Ask the job to stop (takes effect before the next batch)."""
+        with self._lock:
+            self._stopped.set()
+            if self.trainer is not None:
+                self.trainer.stop()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped.is_set()
+
+    def attach(self, trainer: Trainer) -> None:
+        """Remember the trainer (worker thread); stop it at once if stop came first."""
+        with self._lock:
+            self.trainer = trainer
+            if self._stopped.is_set():
+                trainer.stop()
+
+
+@dataclass
+class JobResult:
+    """Everything the widget shows after training or encoding."""
+
+    trained: TrainedModel
+    crops: CropSet
+    features: np.ndarray
+    embedding: np.ndarray
+    mapping: PositionMapping | None
+    stopped: bool = False
+
+
+def _limit_threads() -> None:
+    # Leave one core to the GUI thread so the viewer stays responsive while torch works.
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+
+
+def gallery_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 4) -> np.ndarray:
+    """Tile input|output pairs of single-channel crops into one image.
+
+    Parameters
+    ----------
+    inputs, outputs : ndarray (n, s, s)
+        Crops scaled to [0, 1].
+    columns : int
+        Pairs per row.
+
+    Returns
+    -------
+    ndarray float32
+        Rows of ``columns`` pairs; a 1-pixel gap inside a pair, 3 pixels between pairs
+        (gaps are NaN-free zeros).
+    """
+    n, s = inputs.shape[0], inputs.shape[-1]
+    rows = max(1, -(-n // columns))
+    pair_w = 2 * s + 1
+    gap = 3
+    out = np.zeros((rows * (s + gap) - gap, columns * (pair_w + gap) - gap), np.float32)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        y, x = r * (s + gap), c * (pair_w + gap)
+        out[y : y + s, x : x + s] = inputs[i]
+        out[y : y + s, x + s + 1 : x + pair_w] = outputs[i]
+    return out
+
+
+def _encode_chunks(
+    trained: TrainedModel, crops: CropSet, chunk: int = 2048
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Encode in chunks, yielding progress; the last item carries the features."""
+    from napari_cellae.pipeline import encode_crops
+
+    n = len(crops)
+    parts = []
+    for start in range(0, n, chunk):
+        part = crops.subset(np.arange(start, min(n, start + chunk)))
+        parts.append(encode_crops(trained, part))
+        yield min(n, start + chunk), None
+    yield n, np.concatenate(parts) if parts else np.zeros((0, trained.model.n_features))
+
+
+def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResult | None]:
+    """Collect crops, train, encode and embed; a generator for a napari thread worker.
+
+    Yields
+    ------
+    tuple
+        ``("status", text)``, ``("epoch", EpochReport, gallery ndarray)`` or
+        ``("encode", done, total)``.
+
+    Returns
+    -------
+    JobResult or None
+        None when stopped before training began.
+    """
+    from napari_cellae import pipeline
+    from napari_cellae.features import embed_2d
+
+    _limit_threads()
+    config = request.config
+    yield ("status", "Reading cells from the file…")
+    with pipeline.open_cellh5(request.path) as ch5:
+        mapping = pipeline.load_mapping(request.mapping_path, ch5)
+        obj = pipeline.resolve_object(ch5, request.object_name)
+        crops = pipeline.collect(ch5, obj, config.crop_size, [request.channel])
+    if request.stopped:
+        return None
+    trainer = pipeline.make_trainer(crops, mapping, config)
+    request.attach(trainer)
+    train_idx = np.asarray(getattr(trainer, "training_indices", np.arange(len(crops))))
+    rng = np.random.default_rng(config.seed)
+    shown = np.sort(rng.choice(train_idx, min(_GALLERY_PAIRS, len(train_idx)), replace=False))
+    shown_crops = crops.crops[shown]
+    yield ("status", f"Training on {len(train_idx)} of {len(crops)} cells…")
+    last: EpochReport | None = None
+    for report in trainer.run():
+        last = report
+        trained = trainer.result()
+        yield ("epoch", report, _gallery(trained, shown_crops))
+    trained = pipeline.finish_model(trainer, crops)
+    yield ("status", "Computing features of all cells…")
+    features = None
+    for done, result in _encode_chunks(trained, crops):
+        yield ("encode", done, len(crops))
+        features = result
+    assert features is not None
+    embedding = embed_2d(features, seed=config.seed)
+    stopped = bool(last is not None and last.stopped) or request.stopped
+    return JobResult(trained, crops, features, embedding, mapping, stopped)
+
+
+def encode_job(
+    path: Path, trained: TrainedModel, mapping_path: Path | None, model_path: Path | None = None
+) -> Generator[tuple[Any, ...], None, JobResult]:
+    """Apply a loaded model to every cell of a file; a generator for a thread worker.
+
+    Yields
+    ------
+    tuple
+        ``("status", text)`` or ``("encode", done, total)``.
+    """
+    from napari_cellae import pipeline
+    from napari_cellae.features import embed_2d
+
+    _limit_threads()
+    yield ("status", "Reading cells from the file…")
+    with pipeline.open_cellh5(path) as ch5:
+        mapping = pipeline.load_mapping(mapping_path, ch5)
+        obj, channels = pipeline.check_model_fits(trained, ch5, model_path)
+        crops = pipeline.collect(ch5, obj, trained.config.crop_size, channels)
+    yield ("status", "Computing features of all cells…")
+    features = None
+    for done, result in _encode_chunks(trained, crops):
+        yield ("encode", done, len(crops))
+        features = result
+    assert features is not None
+    return JobResult(trained, crops, features, embed_2d(features), mapping)
+
+
+def _gallery(trained: TrainedModel, crops: np.ndarray) -> np.ndarray:
+    inputs = np.asarray(trained.normalisation.apply(crops), np.float32)
+    outputs = trained.reconstruct(crops)
+    return gallery_grid(inputs[:, 0], np.clip(outputs[:, 0], 0, 1))
+
+
+# -- loss plot -------------------------------------------------------------------------------
+class LossPlot(QWidget):
+    """Training and held-out loss per epoch (matplotlib, napari's dark colours)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(3.2, 2.0), dpi=90, facecolor="#262930", layout="tight")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(150)
+        self.canvas.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+        ax = self.figure.add_subplot(111)
+        ax.set_facecolor("#262930")
+        for spine in ax.spines.values():
+            spine.set_color("#8f9196")
+        ax.tick_params(colors="#d1d2d4", labelsize=7)
+        ax.set_xlabel("epoch", color="#d1d2d4", fontsize=8)
+        ax.set_ylabel("loss (pixel MSE)", color="#d1d2d4", fontsize=8)
+        ax.set_yscale("log")
+        (self.train_line,) = ax.plot([], [], "-o", ms=2, color="#4fc3f7", label="training cells")
+        (self.held_line,) = ax.plot([], [], "-o", ms=2, color="#ffb74d", label="held-out cells")
+        ax.legend(fontsize=7, facecolor="#262930", labelcolor="#d1d2d4", edgecolor="#8f9196")
+        self.ax = ax
+        self.epochs: list[int] = []
+        self.train: list[float] = []
+        self.held: list[float] = []
+
+    def clear(self) -> None:
+        """Forget all points."""
+        self.epochs.clear()
+        self.train.clear()
+        self.held.clear()
+        self._redraw()
+
+    def add(self, epoch: int, train_loss: float, held_out_loss: float) -> None:
+        """Append one epoch and redraw (lazily)."""
+        self.epochs.append(epoch)
+        self.train.append(train_loss)
+        self.held.append(held_out_loss)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.train_line.set_data(self.epochs, self.train)
+        self.held_line.set_data(self.epochs, self.held)
+        if self.epochs:
+            values = [v for v in self.train + self.held if np.isfinite(v) and v > 0]
+            if values:
+                self.ax.set_ylim(min(values) / 1.3, max(values) * 1.3)
+            self.ax.set_xlim(0.5, max(self.epochs) + 0.5)
+        self.canvas.draw_idle()
+
+
+# -- the widget ---------------------------------------------------------------------------------
+class DeepLearningWidget(QWidget):
+    """Learn features of single cells from their pixels with a denoising autoencoder.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer to show images, reconstructions and the feature embedding in.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        from napari_cellae.model import DEFAULT_ARCHITECTURE
+
+        self.viewer = napari_viewer
+        self._worker: Any = None
+        self._request: TrainRequest | None = None
+        self._progress: Any = None
+        self._trained: TrainedModel | None = None
+        self.result: JobResult | None = None
+        self._crop_to_centre: dict[int, tuple[Any, int]] = {}
+        self._centre_to_crop: dict[tuple[int, int], int] = {}
+        self._watched: list[Any] = []
+        self._syncing = False
+        self._loading_file = False
+
+        # inputs
+        self.file = FileEdit(
+            label="CellH5 file", mode="r", filter="CellH5 (*.ch5 *.h5 *.hdf5)", nullable=True
+        )
+        self.object = ComboBox(label="Objects", choices=[])
+        self.channel = ComboBox(label="Channel", choices=[])
+        self.cell_size = SpinBox(label="Cell size (px)", min=16, max=256, value=40)
+        self.mapping = FileEdit(
+            label="Position mapping", mode="r", filter="Mapping (*.txt *.tsv *.csv)", nullable=True
+        )
+        self.train_on = ComboBox(
+            label="Train on",
+            choices=[("control wells", "controls"), ("all cells", "all")],
+            value="controls",
+        )
+        self.optimizer = ComboBox(
+            label="Optimizer",
+            choices=[("AdaGrad", "adagrad"), ("Nesterov momentum", "nesterov")],
+            value="adagrad",
+        )
+        self.learning_rate = FloatSpinBox(
+            label="Learning rate", min=0.001, max=1.0, step=0.01, value=0.05
+        )
+        self.momentum = FloatSpinBox(label="Momentum", min=0.0, max=0.99, step=0.05, value=0.9)
+        self.batch_size = SpinBox(label="Cells per batch", min=4, max=1000, value=128)
+        self.corruption = FloatSpinBox(label="Corruption", min=0.0, max=0.9, step=0.05, value=0.0)
+        self.epochs = SpinBox(label="Epochs", min=1, max=1000, value=64)
+        self.samples = SpinBox(
+            label="Training cells", min=10, max=10_000_000, step=1000, value=50_000
+        )
+        self.architecture = LineEdit(label="Network", value=DEFAULT_ARCHITECTURE)
+        for name, tip in _TIPS.items():
+            getattr(self, name).tooltip = tip
+
+        data_box = Container(
+            widgets=[self.file, self.object, self.channel, self.cell_size, self.mapping]
+        )
+        train_box = Container(
+            widgets=[
+                self.train_on,
+                self.optimizer,
+                self.learning_rate,
+                self.momentum,
+                self.batch_size,
+                self.corruption,
+                self.epochs,
+                self.samples,
+                self.architecture,
+            ]
+        )
+        self.train_button = PushButton(text="Train")
+        self.train_button.tooltip = "Cut out every cell, train the network, then compute features."
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.stop_button.tooltip = "Stop after the current batch; the model learnt so far is kept."
+        buttons = Container(widgets=[self.train_button, self.stop_button], layout="horizontal")
+        self.save_features_button = PushButton(text="Save features…", enabled=False)
+        self.save_features_button.tooltip = (
+            "Write the features of all cells as a CellCognition Explorer .hdf file."
+        )
+        self.save_model_button = PushButton(text="Save model…", enabled=False)
+        self.save_model_button.tooltip = "Save the trained network to reuse it on other plates."
+        self.load_model_button = PushButton(text="Load model…")
+        self.load_model_button.tooltip = (
+            "Load a saved network and compute features of the cells in this file."
+        )
+        results = Container(
+            widgets=[self.save_features_button, self.save_model_button, self.load_model_button],
+            layout="horizontal",
+        )
+        for container in (data_box, train_box, buttons, results):
+            container.margins = (0, 0, 0, 0)
+
+        self.status = QLabel("Choose a file and press Train.")
+        self.status.setWordWrap(True)
+        self.position_label = QLabel("")
+        self.loss_plot = LossPlot()
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.RichText)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        for title, box in (("Cells", data_box), ("Training", train_box)):
+            group = QGroupBox(title)
+            inner = QVBoxLayout(group)
+            inner.setContentsMargins(4, 4, 4, 4)
+            inner.addWidget(box.native)
+            layout.addWidget(group)
+        layout.addWidget(buttons.native)
+        layout.addWidget(self.status)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.position_label)
+        layout.addWidget(results.native)
+        layout.addStretch(1)
+        self.setMinimumWidth(330)
+
+        self.optimizer.changed.connect(self._on_optimizer)
+        self.file.changed.connect(self._on_file_changed)
+        self.object.changed.connect(self._on_object_changed)
+        self.train_button.changed.connect(self.start_training)
+        self.stop_button.changed.connect(self.stop)
+        self.save_features_button.changed.connect(self._ask_save_features)
+        self.save_model_button.changed.connect(self._ask_save_model)
+        self.load_model_button.changed.connect(self._ask_load_model)
+        self.viewer.dims.events.current_step.connect(self._on_step)
+        self._on_optimizer()
+
+        if len(self.viewer.layers) == 0:
+            self._open_demo()
+        self._adopt_open_file()
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _open_demo(self) -> None:
+        try:
+            self.viewer.open_sample("napari-cellae", "demo_screen")
+        except Exception as err:  # the widget stays usable with a user's file
+            show_error(f"Could not open the demo screen: {err}")
+
+    def _cellae_layers(self, kind: str | None = None) -> list[Any]:
+        out = []
+        for layer in self.viewer.layers:
+            meta = layer.metadata.get(METADATA_KEY) if hasattr(layer, "metadata") else None
+            if meta and (kind is None or meta.get("kind") == kind):
+                out.append(layer)
+        return out
+
+    def _adopt_open_file(self) -> None:
+        """Preset file (and mapping) from the CellH5 layers already in the viewer."""
+        layers = self._cellae_layers()
+        if not layers:
+            return
+        meta = layers[0].metadata[METADATA_KEY]
+        if meta.get("mapping"):
+            self.mapping.value = Path(meta["mapping"])
+        self.file.value = Path(meta["path"])
+
+    def _on_optimizer(self) -> None:
+        self.momentum.visible = self.optimizer.value == "nesterov"
+
+    def _on_file_changed(self) -> None:
+        path = self.file.value
+        self.object.choices = []
+        self.channel.choices = []
+        if path is None or str(path) in ("", "."):
+            return
+        from napari_cellae.cellh5 import CellH5
+
+        try:
+            with CellH5(path) as ch5:
+                objects = list(ch5.object_names)
+                default = ch5.default_object
+                channels = [(c.name, c.index) for c in ch5.channels]
+                object_channel = {o: ch5.object_channel(o) for o in objects}
+                smallest = min(min(ch5.image_shape(p)[-2:]) for p in ch5.positions)
+        except (ValueError, OSError) as err:
+            show_error(str(err))
+            self.status.setText(f"Cannot use this file: {err}")
+            return
+        self._object_channel = object_channel
+        self.channel.choices = channels
+        self.object.choices = objects
+        self.object.value = default
+        self.cell_size.max = max(16, min(256, smallest))
+        self.status.setText(f"{Path(path).name}: press Train to learn features of its cells.")
+        if not any(
+            Path(m.metadata[METADATA_KEY]["path"]) == Path(path) for m in self._cellae_layers()
+        ):
+            try:
+                self.viewer.open(str(path), plugin="napari-cellae")
+            except Exception as err:
+                show_error(f"Could not show {path}: {err}")
+
+    def _on_object_changed(self) -> None:
+        obj = self.object.value
+        channel = getattr(self, "_object_channel", {}).get(obj)
+        if channel is not None and channel in self.channel.choices:
+            self.channel.value = channel
+
+    def config(self) -> TrainConfig:
+        """The training parameters currently entered.
+
+        Raises
+        ------
+        ValueError
+            If a value is out of range or the network does not fit the cell size.
+        """
+        from napari_cellae.training import TrainConfig
+
+        # TrainConfig validates ranges and that the network fits the cell size
+        return TrainConfig(
+            crop_size=int(self.cell_size.value),
+            architecture=str(self.architecture.value).strip(),
+            optimizer=self.optimizer.value,
+            learning_rate=float(self.learning_rate.value),
+            momentum=float(self.momentum.value),
+            batch_size=int(self.batch_size.value),
+            corruption=float(self.corruption.value),
+            epochs=int(self.epochs.value),
+            samples=int(self.samples.value),
+            train_on=self.train_on.value,
+        )
+
+    def _set_running(self, running: bool) -> None:
+        self.train_button.enabled = not running
+        self.load_model_button.enabled = not running
+        self.stop_button.enabled = running
+        has_result = self.result is not None and not running
+        self.save_features_button.enabled = has_result
+        self.save_model_button.enabled = self._trained is not None and not running
+
+    # -- training ------------------------------------------------------------------------------
+    def start_training(self, start: bool = True) -> Any:
+        """Start a training worker with the current inputs.
+
+        Parameters
+        ----------
+        start : bool
+            False returns the worker unstarted (call ``worker.start()``), so that a caller
+            can connect to its signals first.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            None if the inputs are unusable (a notification says why).
+        """
+        if self._worker is not None:
+            return None
+        path = self.file.value
+        if path is None or not Path(path).is_file():
+            show_error(f"Choose a CellH5 file first (got {path}).")
+            return None
+        if self.object.value is None or self.channel.value is None:
+            show_error(f"{path}: no objects or channels to learn from.")
+            return None
+        try:
+            config = self.config()
+        except ValueError as err:
+            show_error(str(err))
+            return None
+        mapping = self.mapping.value
+        mapping = Path(mapping) if mapping and str(mapping) not in ("", ".") else None
+        self._request = TrainRequest(
+            Path(path), self.object.value, int(self.channel.value), mapping, config
+        )
+        self.loss_plot.clear()
+        self._progress = progress(total=config.epochs, desc="Training autoencoder")
+        worker = create_worker(
+            train_job,
+            self._request,
+            _start_thread=False,
+            _connect={"errored": self._on_errored},
+        )
+        self._start(worker, start)
+        return worker
+
+    def _start(self, worker: Any, start: bool = True) -> None:
+        worker.yielded.connect(self._on_yielded)
+        worker.returned.connect(self._on_returned)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self._set_running(True)
+        if start:
+            worker.start()
+
+    def stop(self) -> None:
+        """Stop training after the current batch (the model learnt so far is kept)."""
+        if self._request is not None:
+            self._request.stop()
+            self.status.setText("Stopping after this batch…")
+        elif self._worker is not None:
+            self._worker.quit()
+
+    def _on_yielded(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "status":
+            self.status.setText(message[1])
+        elif kind == "epoch":
+            report, gallery = message[1], message[2]
+            self.loss_plot.add(report.epoch, report.train_loss, report.held_out_loss)
+            if self._progress is not None and not report.stopped:
+                self._progress.update(1)
+            self.status.setText(
+                f"Epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.2e} "
+                f"(held-out {report.held_out_loss:.2e}), "
+                f"{report.samples_per_second:.0f} cells/s"
+                + (" — stopped" if report.stopped else "")
+            )
+            self._show_gallery(gallery)
+        elif kind == "encode":
+            done, total = message[1], message[2]
+            self.status.setText(f"Computing features: {done}/{total} cells")
+
+    def _on_returned(self, result: JobResult | None) -> None:
+        if result is None:
+            self.status.setText("Stopped before training began.")
+            return
+        self.result = result
+        self._trained = result.trained
+        self._show_embedding(result)
+        n = len(result.crops)
+        what = "stopped early; " if result.stopped else ""
+        self.status.setText(
+            f"Done ({what}{n} cells). Click a point in '{EMBEDDING_LAYER}' to see that cell."
+        )
+
+    def _on_errored(self, err: BaseException) -> None:
+        if self._request is not None and self._request.trainer is not None:
+            # e.g. divergence: the trainer kept its last good weights
+            with contextlib.suppress(Exception):
+                self._trained = self._request.trainer.result()
+        self.status.setText(f"Failed: {err}")
+        show_error(str(err))
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._request = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._set_running(False)
+
+    # -- result layers --------------------------------------------------------------------------
+    def _image_box(self) -> tuple[float, float, float, float]:
+        """World (y0, x0, y1, x1) of the file's images, to place result layers beside."""
+        boxes = [layer.extent.world[:, -2:] for layer in self._cellae_layers("image")]
+        if not boxes:
+            return 0.0, 0.0, 256.0, 256.0
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    def _upsert_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = data
+            for key, value in kwargs.items():
+                setattr(layer, key, value)
+            return layer
+        return self.viewer.add_image(
+            data, name=name, colormap="gray", contrast_limits=(0, 1), **kwargs
+        )
+
+    def _show_gallery(self, gallery: np.ndarray) -> None:
+        y0, x0, y1, x1 = self._image_box()
+        scale = (x1 - x0) / gallery.shape[1]
+        gap = 0.04 * (y1 - y0)
+        self._upsert_image(GALLERY_LAYER, gallery, translate=(y1 + gap, x0), scale=(scale, scale))
+
+    def _show_embedding(self, result: JobResult) -> None:
+        crops, emb = result.crops, result.embedding
+        y0, _x0, y1, x1 = self._image_box()
+        side = y1 - y0
+        gap = 0.04 * side
+        span = np.ptp(emb, axis=0)
+        span[span == 0] = 1.0
+        unit = (emb - emb.min(axis=0)) / span
+        # y grows downwards in napari: flip the second axis so "up" is larger
+        coords = np.stack([y0 + (1 - unit[:, 1]) * side, x1 + gap + unit[:, 0] * side], axis=1)
+        conditions = self._conditions(result)
+        features = {
+            "embedding_1": emb[:, 0],
+            "embedding_2": emb[:, 1],
+            "condition": conditions,
+            "position": np.array([crops.positions[i].label for i in crops.position_index]),
+            "position_index": crops.position_index,
+            "object_index": crops.object_index,
+            "time": crops.time_idx,
+        }
+        unique = list(dict.fromkeys(conditions))
+        colours = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(unique)}
+        face = [colours[c] for c in conditions]
+        if EMBEDDING_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(EMBEDDING_LAYER)
+        layer = self.viewer.add_points(
+            coords,
+            name=EMBEDDING_LAYER,
+            features=features,
+            face_color=face,
+            border_width=0,
+            size=max(2.0, side / 90),
+            opacity=0.8,
+        )
+        layer.metadata[METADATA_KEY] = {"kind": "embedding", "colours": colours}
+        self.legend.setText(
+            "Embedding colours: "
+            + " ".join(
+                f'<span style="color:{col}">■</span>&nbsp;{cond}' for cond, col in colours.items()
+            )
+        )
+        self._link(result, layer)
+        self.viewer.reset_view()
+
+    @staticmethod
+    def _conditions(result: JobResult) -> list[str]:
+        crops, mapping = result.crops, result.mapping
+        names = []
+        for key in crops.positions:
+            info = mapping.lookup(key) if mapping is not None else None
+            names.append(info.condition if info is not None else key.label)
+        return [names[i] for i in crops.position_index]
+
+    # -- linking -------------------------------------------------------------------------------
+    def _link(self, result: JobResult, embedding: Any) -> None:
+        """Map crops to rows of the centres layers of the same file and object."""
+        for emitter, callback in self._watched:
+            with contextlib.suppress(Exception):
+                emitter.disconnect(callback)
+        self._watched = []
+        self._crop_to_centre.clear()
+        self._centre_to_crop.clear()
+        crops = result.crops
+        row_of: dict[tuple[Any, int], tuple[Any, int]] = {}
+        for layer in self._cellae_layers("centres"):
+            meta = layer.metadata[METADATA_KEY]
+            if Path(meta["path"]).resolve() != Path(crops.source).resolve():
+                continue
+            if meta.get("object") != crops.object_name or len(layer.data) == 0:
+                continue
+            positions = meta["positions"]
+            pos_idx = np.asarray(layer.features["position_index"])
+            obj_idx = np.asarray(layer.features["object_index"])
+            for row, (p, o) in enumerate(zip(pos_idx, obj_idx, strict=True)):
+                row_of[(positions[p], int(o))] = (layer, row)
+            callback = self._make_centre_callback(layer)
+            layer.selected_data.events.items_changed.connect(callback)
+            self._watched.append((layer.selected_data.events.items_changed, callback))
+        for i, (p, o) in enumerate(zip(crops.position_index, crops.object_index, strict=True)):
+            hit = row_of.get((crops.positions[p], int(o)))
+            if hit is not None:
+                self._crop_to_centre[i] = hit
+                self._centre_to_crop[(id(hit[0]), hit[1])] = i
+        embedding.selected_data.events.items_changed.connect(self._on_embedding_selection)
+        self._watched.append(
+            (embedding.selected_data.events.items_changed, self._on_embedding_selection)
+        )
+
+    def _make_centre_callback(self, layer: Any) -> Any:
+        def on_change(event: Any = None) -> None:
+            if self._syncing or EMBEDDING_LAYER not in self.viewer.layers:
+                return
+            rows = list(layer.selected_data)
+            crops = [self._centre_to_crop.get((id(layer), r)) for r in rows]
+            crops = [c for c in crops if c is not None]
+            with self._syncing_guard():
+                self.viewer.layers[EMBEDDING_LAYER].selected_data = set(crops)
+            if len(crops) == 1:
+                self._show_selected(crops[0])
+
+        return on_change
+
+    @contextlib.contextmanager
+    def _syncing_guard(self) -> Iterator[None]:
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    def _on_embedding_selection(self, event: Any = None) -> None:
+        if self._syncing or EMBEDDING_LAYER not in self.viewer.layers:
+            return
+        chosen = sorted(self.viewer.layers[EMBEDDING_LAYER].selected_data)
+        if len(chosen) == 1:
+            self.focus_cell(chosen[0])
+        elif chosen:
+            by_layer: dict[int, tuple[Any, set[int]]] = {}
+            for i in chosen:
+                if i in self._crop_to_centre:
+                    layer, row = self._crop_to_centre[i]
+                    by_layer.setdefault(id(layer), (layer, set()))[1].add(row)
+            with self._syncing_guard():
+                for layer, rows in by_layer.values():
+                    layer.selected_data = rows
+
+    def focus_cell(self, index: int) -> None:
+        """Select cell ``index`` (crop order) everywhere and bring it into view.
+
+        Selects its centre point, moves the position/time sliders to it, centres the
+        camera on it and shows its crop beside its reconstruction.
+        """
+        if self.result is None:
+            return
+        if index in self._crop_to_centre:
+            layer, row = self._crop_to_centre[index]
+            with self._syncing_guard():
+                layer.selected_data = {row}
+            world = np.asarray(layer.data_to_world(layer.data[row]), float)
+            offset = self.viewer.dims.ndim - layer.ndim
+            for axis in range(layer.ndim - 2):
+                self.viewer.dims.set_point(offset + axis, world[axis])
+            self.viewer.camera.center = tuple(world[-2:])
+            self._mark(layer, layer.data[row])
+        self._show_selected(index)
+
+    def _mark(self, centres: Any, point: np.ndarray) -> None:
+        size = float(self.result.crops.crops.shape[-1]) if self.result else 40.0
+        if MARKER_LAYER in self.viewer.layers:
+            marker = self.viewer.layers[MARKER_LAYER]
+            if marker.ndim == len(point):
+                marker.data = point[np.newaxis]
+                return
+            self.viewer.layers.remove(marker)
+        self.viewer.add_points(
+            point[np.newaxis],
+            name=MARKER_LAYER,
+            size=size,
+            face_color="transparent",
+            border_color="cyan",
+            border_width=0.08,
+            symbol="square",
+            axis_labels=centres.axis_labels,
+        )
+        self.viewer.layers.selection.active = self.viewer.layers[EMBEDDING_LAYER]
+
+    def _show_selected(self, index: int) -> None:
+        result = self.result
+        if result is None:
+            return
+        crop = result.crops.crops[index : index + 1]
+        inputs = np.asarray(result.trained.normalisation.apply(crop), np.float32)[:, 0]
+        outputs = np.clip(result.trained.reconstruct(crop)[:, 0], 0, 1)
+        pair = gallery_grid(inputs, outputs, columns=1)
+        y0, _x0, y1, x1 = self._image_box()
+        side = y1 - y0
+        gap = 0.04 * side
+        scale = 0.5 * side / pair.shape[1]
+        self._upsert_image(
+            SELECTED_LAYER, pair, translate=(y1 + gap, x1 + gap), scale=(scale, scale)
+        )
+        p = result.crops.position_index[index]
+        conditions = self._conditions(result)
+        self.status.setText(
+            f"Selected cell: position {result.crops.positions[p].label}, frame "
+            f"{int(result.crops.time_idx[index])}, object {int(result.crops.object_index[index])}"
+            f" — {conditions[index]}"
+        )
+
+    def _on_step(self, event: Any = None) -> None:
+        """Show which well/site the position slider points at."""
+        for layer in self._cellae_layers("image"):
+            meta = layer.metadata[METADATA_KEY]
+            if not meta.get("stacked"):
+                continue
+            axis = self.viewer.dims.ndim - layer.ndim
+            step = int(np.clip(round(self.viewer.dims.point[axis]), 0, len(meta["positions"]) - 1))
+            self.position_label.setText(f"Position slider: {meta['positions'][step].label}")
+            return
+
+    # -- saving and loading ---------------------------------------------------------------------
+    def _ask_path(self, title: str, filt: str, save: bool) -> Path | None:
+        ask = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+        name, _ = ask(self, title, "", filt)
+        return Path(name) if name else None
+
+    def _ask_save_features(self) -> None:
+        path = self._ask_path("Save features", "CellCognition Explorer (*.hdf)", save=True)
+        if path is not None:
+            self.save_features(path)
+
+    def _ask_save_model(self) -> None:
+        path = self._ask_path("Save model", "napari-cellae model (*.pt)", save=True)
+        if path is not None:
+            self.save_model(path)
+
+    def _ask_load_model(self) -> None:
+        path = self._ask_path("Load model", "napari-cellae model (*.pt)", save=False)
+        if path is not None:
+            self.load_model(path)
+
+    def save_features(self, path: str | os.PathLike, start: bool = True) -> Any:
+        """Write the features of all cells as a CellCognition Explorer ``.hdf`` (in a worker).
+
+        ``start=False`` returns the worker unstarted, as in :meth:`start_training`.
+        """
+        if self.result is None:
+            show_error("Train or load a model first: there are no features to save.")
+            return None
+        from napari_cellae.pipeline import write_features
+
+        result = self.result
+        path = Path(path)
+        n = len(result.crops)
+        worker = create_worker(
+            write_features,
+            path,
+            result.crops,
+            result.features,
+            result.mapping,
+            result.trained,
+            _start_thread=False,
+            _connect={
+                "returned": lambda p: show_info(f"Saved features of {n} cells to {p}"),
+                "errored": lambda err: show_error(str(err)),
+            },
+        )
+        if start:
+            worker.start()
+        return worker
+
+    def save_model(self, path: str | os.PathLike) -> Path | None:
+        """Save the trained network (small; done on the GUI thread)."""
+        if self._trained is None:
+            show_error("There is no trained model to save yet.")
+            return None
+        from napari_cellae.pipeline import save_model
+
+        try:
+            out = save_model(self._trained, path)
+        except ValueError as err:
+            show_error(str(err))
+            return None
+        show_info(f"Saved model to {out}")
+        return out
+
+    def load_model(self, path: str | os.PathLike, start: bool = True) -> Any:
+        """Load a saved network and compute features of the current file's cells.
+
+        ``start=False`` returns the worker unstarted, as in :meth:`start_training`.
+        """
+        from napari_cellae.training import load_model
+
+        if self._worker is not None:
+            return None
+        file = self.file.value
+        if file is None or not Path(file).is_file():
+            show_error("Choose the CellH5 file to apply the model to first.")
+            return None
+        try:
+            trained = load_model(path)
+        except (ValueError, OSError) as err:
+            show_error(str(err))
+            return None
+        self._trained = trained
+        self.cell_size.value = trained.config.crop_size
+        self.architecture.value = trained.config.architecture
+        mapping = self.mapping.value
+        mapping = Path(mapping) if mapping and str(mapping) not in ("", ".") else None
+        worker = create_worker(
+            encode_job,
+            Path(file),
+            trained,
+            mapping,
+            Path(path),
+            _start_thread=False,
+            _connect={"errored": self._on_errored},
+        )
+        self._start(worker, start)
+        return worker
+
+    def closeEvent(self, event: Any) -> None:
+        """Stop a running job when the dock closes."""
+        self.stop()
+        super().closeEvent(event)

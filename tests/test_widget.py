@@ -1,0 +1,197 @@
+"""Tests of the Deep Learning dock widget with real thread workers and a tiny network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cellae import _widget
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._widget import (
+    EMBEDDING_LAYER,
+    GALLERY_LAYER,
+    SELECTED_LAYER,
+    DeepLearningWidget,
+    gallery_grid,
+)
+from napari_cellae.demo import demo_paths
+
+TINY = "c4.3r_p2_d16.0s"
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Messages the widget shows with napari's show_error."""
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
+    return shown
+
+
+def _tiny(widget: DeepLearningWidget, epochs: int = 2, samples: int = 300) -> None:
+    widget.cell_size.value = 16
+    widget.architecture.value = TINY
+    widget.epochs.value = epochs
+    widget.samples.value = samples
+    widget.batch_size.value = 32
+
+
+def _run(qtbot, widget: DeepLearningWidget, make_worker) -> None:
+    worker = make_worker(start=False)
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        worker.start()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=5000)
+
+
+def _centres(viewer):
+    return next(
+        layer
+        for layer in viewer.layers
+        if layer.metadata.get(METADATA_KEY, {}).get("kind") == "centres"
+    )
+
+
+def test_opens_demo_on_empty_viewer(make_napari_viewer, errors):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    ch5, mapping = demo_paths()
+    assert Path(widget.file.value) == ch5
+    assert Path(widget.mapping.value) == mapping
+    assert widget.object.value == "primary__primary"
+    assert widget.channel.value is not None
+    assert len(viewer.layers) >= 2
+    # defaults of the original module
+    assert widget.cell_size.value == 40
+    assert (widget.cell_size.min, widget.cell_size.max) == (16, 256)
+    assert widget.learning_rate.value == pytest.approx(0.05)
+    assert widget.batch_size.value == 128
+    assert widget.epochs.value == 64
+    assert widget.train_on.value == "controls"
+    assert widget.learning_rate.tooltip
+    # momentum only matters for Nesterov
+    assert widget.momentum.native.isHidden()
+    widget.optimizer.value = "nesterov"
+    assert not widget.momentum.native.isHidden()
+    assert not errors
+
+
+def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    _tiny(widget)
+    _run(qtbot, widget, widget.start_training)
+    assert not errors, errors
+    result = widget.result
+    assert result is not None and not result.stopped
+    assert len(widget.loss_plot.epochs) == 2
+    assert GALLERY_LAYER in viewer.layers
+    gallery = viewer.layers[GALLERY_LAYER].data
+    assert gallery.ndim == 2 and np.isfinite(gallery).all()
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    assert len(embedding.data) == len(result.crops)
+    for column in ("embedding_1", "embedding_2", "condition", "position", "object_index"):
+        assert column in embedding.features.columns
+    np.testing.assert_allclose(embedding.features["embedding_1"], result.embedding[:, 0])
+    assert embedding.features["condition"].nunique() > 1  # from the demo's mapping
+    assert widget.save_features_button.enabled and widget.save_model_button.enabled
+
+    # embedding -> image: select a cell, its centre is selected and brought into view
+    centres = _centres(viewer)
+    i = len(result.crops) // 2
+    embedding.selected_data = {i}
+    (row,) = centres.selected_data
+    pos_key = result.crops.positions[result.crops.position_index[i]]
+    meta = centres.metadata[METADATA_KEY]
+    assert meta["positions"][int(centres.features["position_index"][row])] == pos_key
+    assert int(centres.features["object_index"][row]) == int(result.crops.object_index[i])
+    offset = viewer.dims.ndim - centres.ndim
+    point = centres.data[row]
+    assert viewer.dims.point[offset] == pytest.approx(point[0])  # position slider
+    assert viewer.dims.point[offset + 1] == pytest.approx(point[1])  # frame
+    np.testing.assert_allclose(viewer.camera.center[-2:], point[-2:])
+    assert SELECTED_LAYER in viewer.layers
+    assert viewer.layers[SELECTED_LAYER].data.shape == (16, 33)
+
+    # image -> embedding
+    other = (row + 7) % len(centres.data)
+    centres.selected_data = {other}
+    (j,) = embedding.selected_data
+    assert (
+        result.crops.positions[result.crops.position_index[j]]
+        == meta["positions"][int(centres.features["position_index"][other])]
+    )
+    assert int(result.crops.object_index[j]) == int(centres.features["object_index"][other])
+
+    # save features (worker) and model; load the model again and encode
+    worker = widget.save_features(tmp_path / "features.hdf", start=False)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        worker.start()
+    from napari_cellae.explorer import read_explorer_hdf
+
+    data = read_explorer_hdf(tmp_path / "features.hdf")
+    assert data.features.shape == result.features.shape
+    model_path = widget.save_model(tmp_path / "model.pt")
+    assert model_path is not None and model_path.is_file()
+    widget.cell_size.value = 40
+    _run(qtbot, widget, lambda start: widget.load_model(model_path, start=start))
+    assert not errors, errors
+    assert widget.cell_size.value == 16
+    np.testing.assert_allclose(widget.result.features, result.features, rtol=1e-4, atol=1e-5)
+
+
+def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    _tiny(widget, epochs=200, samples=2000)
+    worker = widget.start_training()
+    qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.stop()
+    assert not errors, errors
+    result = widget.result
+    assert result is not None and result.stopped
+    assert len(widget.loss_plot.epochs) < 200
+    recon = result.trained.reconstruct(result.crops.crops[:3])
+    assert recon.shape == (3, 1, 16, 16)
+    assert EMBEDDING_LAYER in viewer.layers
+    assert widget.train_button.enabled and not widget.stop_button.enabled
+
+
+def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    bad = tmp_path / "broken.ch5"
+    bad.write_bytes(b"not an hdf5 file at all")
+    widget.file.value = bad
+    assert errors and "broken.ch5" in errors[-1]
+    # training on it fails in the worker and is reported, the widget stays usable
+    errors.clear()
+    _tiny(widget)
+    widget.channel.choices = [("H2B", 0)]
+    widget.object.choices = ["primary__primary"]
+    _run(qtbot, widget, widget.start_training)
+    assert errors and "broken.ch5" in errors[-1]
+    assert widget.train_button.enabled
+
+
+def test_bad_setting_shows_notification(make_napari_viewer, errors):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.cell_size.value = 16
+    widget.architecture.value = "c16.5r_p2_p2_p2_p2_p2_d8.0s"  # pools 16 px away
+    assert widget.start_training() is None
+    assert errors
+
+
+def test_gallery_grid_layout():
+    inputs = np.ones((5, 4, 4), np.float32)
+    outputs = np.full((5, 4, 4), 0.5, np.float32)
+    grid = gallery_grid(inputs, outputs, columns=2)
+    assert grid.shape == (3 * 4 + 2 * 3, 2 * 9 + 3)
+    np.testing.assert_array_equal(grid[:4, :4], 1)
+    np.testing.assert_array_equal(grid[:4, 5:9], 0.5)
