@@ -129,3 +129,37 @@ def test_wrong_input_shape() -> None:
     model = ConvAutoencoder("c4.3r_p2_d16.0s", 16, 1)
     with pytest.raises(ValueError, match=r"expected input of shape \(n, 1, 16, 16\)"):
         model(torch.rand(2, 1, 20, 20))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    ("arch", "size", "channels"),
+    [
+        ("c8.5r_p2_c8.3r_p2_d16.1r_d8.0s", 16, 1),
+        ("c4.3r_p2_c6.4s_p3_d8.0s", 24, 2),  # even kernel, pool 3, sigmoid before pool
+        ("c3.1r_p2_c5.6r_p2_c4.5r_p2_d8.0s", 16, 3),
+        ("c4.7r_p4_d6.0s", 16, 1),
+    ],
+)
+def test_fast_paths_compute_the_same(
+    arch: str, size: int, channels: int, channels_last: bool
+) -> None:
+    """Pool-before-activation and polyphase upsample+conv equal the literal layers."""
+    torch.manual_seed(0)
+    model = ConvAutoencoder(arch, size, channels).eval()
+    x = torch.rand(4, channels, size, size)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    results = []
+    for fast in (False, True):
+        model.fast_paths = fast
+        out = model(x)
+        grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+        results.append((out.detach(), grads))
+    (ref, ref_grads), (out, grads) = results
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for g_ref, g in zip(ref_grads, grads, strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
+    assert model.state_dict().keys() == ConvAutoencoder(arch, size, channels).state_dict().keys()
