@@ -55,6 +55,7 @@ SELECTED_LAYER = "selected cell (input | output)"
 MARKER_LAYER = "selected cell"
 
 _GALLERY_PAIRS = 32  # 8 rows of 4 input|output pairs
+_SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 _PALETTE = [
     "#1f77b4",
     "#ff7f0e",
@@ -296,32 +297,19 @@ def _gallery(trained: TrainedModel, crops: np.ndarray) -> np.ndarray:
 
 # -- loss plot -------------------------------------------------------------------------------
 class LossPlot(QWidget):
-    """Training and held-out loss per epoch (matplotlib, napari's dark colours)."""
+    """Training and held-out loss per epoch, drawn with QPainter on a log scale.
+
+    A few hundred points at most: painting takes about a millisecond, so the plot can be
+    redrawn after every epoch without stalling the viewer (matplotlib took ~0.3 s).
+    """
+
+    TRAIN_COLOUR = "#4fc3f7"
+    HELD_COLOUR = "#ffb74d"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(3.2, 2.0), dpi=90, facecolor="#262930", layout="tight")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(150)
-        self.canvas.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
-        ax = self.figure.add_subplot(111)
-        ax.set_facecolor("#262930")
-        for spine in ax.spines.values():
-            spine.set_color("#8f9196")
-        ax.tick_params(colors="#d1d2d4", labelsize=7)
-        ax.set_xlabel("epoch", color="#d1d2d4", fontsize=8)
-        ax.set_ylabel("loss (pixel MSE)", color="#d1d2d4", fontsize=8)
-        ax.set_yscale("log")
-        (self.train_line,) = ax.plot([], [], "-o", ms=2, color="#4fc3f7", label="training cells")
-        (self.held_line,) = ax.plot([], [], "-o", ms=2, color="#ffb74d", label="held-out cells")
-        ax.legend(fontsize=7, facecolor="#262930", labelcolor="#d1d2d4", edgecolor="#8f9196")
-        self.ax = ax
+        self.setMinimumHeight(150)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.held: list[float] = []
@@ -331,24 +319,72 @@ class LossPlot(QWidget):
         self.epochs.clear()
         self.train.clear()
         self.held.clear()
-        self._redraw()
+        self.update()
 
     def add(self, epoch: int, train_loss: float, held_out_loss: float) -> None:
-        """Append one epoch and redraw (lazily)."""
+        """Append one epoch and schedule a repaint."""
         self.epochs.append(epoch)
         self.train.append(train_loss)
         self.held.append(held_out_loss)
-        self._redraw()
+        self.update()
 
-    def _redraw(self) -> None:
-        self.train_line.set_data(self.epochs, self.train)
-        self.held_line.set_data(self.epochs, self.held)
-        if self.epochs:
-            values = [v for v in self.train + self.held if np.isfinite(v) and v > 0]
-            if values:
-                self.ax.set_ylim(min(values) / 1.3, max(values) * 1.3)
-            self.ax.set_xlim(0.5, max(self.epochs) + 0.5)
-        self.canvas.draw_idle()
+    def paintEvent(self, event: Any) -> None:
+        """Draw axes, both curves and a legend."""
+        from qtpy.QtCore import QPointF, QRectF
+        from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.Antialiasing)
+        w, h = self.width(), self.height()
+        painter.fillRect(0, 0, w, h, QColor("#262930"))
+        font = painter.font()
+        font.setPointSizeF(8)
+        painter.setFont(font)
+        text, axis = QColor("#d1d2d4"), QColor("#8f9196")
+        left, right, top, bottom = 58, 10, 22, 26
+        plot = QRectF(left, top, max(10, w - left - right), max(10, h - top - bottom))
+        painter.setPen(QPen(axis))
+        painter.drawRect(plot)
+        painter.setPen(QPen(text))
+        painter.drawText(QRectF(left, h - bottom + 4, plot.width(), 16), Qt.AlignHCenter, "epoch")
+        values = [v for v in self.train + self.held if np.isfinite(v) and v > 0]
+        if not self.epochs or not values:
+            painter.drawText(plot, Qt.AlignCenter, "loss per epoch appears here")
+            painter.end()
+            return
+        lo, hi = np.log10(min(values)), np.log10(max(values))
+        if hi - lo < 0.1:
+            lo, hi = lo - 0.05, hi + 0.05
+        n = max(self.epochs[-1], 2)
+
+        def point(epoch: float, value: float) -> QPointF:
+            x = plot.left() + (epoch - 1) / (n - 1) * plot.width()
+            y = plot.bottom() - (np.log10(value) - lo) / (hi - lo) * plot.height()
+            return QPointF(x, y)
+
+        # y labels at the ends (log scale), x labels first/last epoch
+        painter.drawText(QRectF(0, plot.top() - 7, left - 4, 14), Qt.AlignRight, f"{10**hi:.1e}")
+        painter.drawText(QRectF(0, plot.bottom() - 7, left - 4, 14), Qt.AlignRight, f"{10**lo:.1e}")
+        painter.drawText(QRectF(left - 20, plot.bottom() + 2, 40, 14), Qt.AlignHCenter, "1")
+        painter.drawText(
+            QRectF(plot.right() - 20, plot.bottom() + 2, 40, 14), Qt.AlignHCenter, str(n)
+        )
+        for series, colour, label, dx in (
+            (self.train, self.TRAIN_COLOUR, "training cells", 0),
+            (self.held, self.HELD_COLOUR, "held-out cells", 110),
+        ):
+            pen = QPen(QColor(colour))
+            pen.setWidthF(1.8)
+            painter.setPen(pen)
+            pts = [point(e, v) for e, v in zip(self.epochs, series, strict=True) if v > 0]
+            if len(pts) > 1:
+                painter.drawPolyline(QPolygonF(pts))
+            for p in pts[-1:] if len(pts) > 1 else pts:
+                painter.drawEllipse(p, 2.5, 2.5)
+            painter.drawLine(int(left + dx), 11, int(left + dx + 16), 11)
+            painter.setPen(QPen(text))
+            painter.drawText(QRectF(left + dx + 20, 3, 100, 16), Qt.AlignLeft, label)
+        painter.end()
 
 
 # -- the widget ---------------------------------------------------------------------------------
@@ -623,6 +659,13 @@ class DeepLearningWidget(QWidget):
             Path(path), self.object.value, int(self.channel.value), mapping, config
         )
         self.loss_plot.clear()
+        # Add the (blank) gallery now: adding a layer costs napari a few hundred ms, which
+        # the user expects at the click, not as a stall in the middle of training.
+        blank = np.zeros((_GALLERY_PAIRS, config.crop_size, config.crop_size), np.float32)
+        new_gallery = GALLERY_LAYER not in self.viewer.layers
+        self._show_gallery(gallery_grid(blank, blank))
+        if new_gallery:
+            self.viewer.reset_view()
         self._progress = progress(total=config.epochs, desc="Training autoencoder")
         worker = create_worker(
             train_job,
@@ -639,6 +682,7 @@ class DeepLearningWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self._set_running(True)
+        self._throttle_spinners(True)
         if start:
             worker.start()
 
@@ -691,7 +735,17 @@ class DeepLearningWidget(QWidget):
         self.status.setText(f"Failed: {err}")
         show_error(str(err))
 
+    def _throttle_spinners(self, slow: bool) -> None:
+        # napari's "in progress" spinner is a GIF at ~38 frames/s; without a GPU (remote
+        # desktops, Xvfb) every frame repaints the window around the OpenGL canvas and
+        # starves the event loop. A slower spinner keeps the viewer responsive.
+        for label in self.window().findChildren(QLabel):
+            movie = label.movie()
+            if movie is not None:
+                movie.setSpeed(_SPINNER_SPEED if slow else 100)
+
     def _on_finished(self) -> None:
+        self._throttle_spinners(False)
         self._worker = None
         self._request = None
         if self._progress is not None:
@@ -714,7 +768,9 @@ class DeepLearningWidget(QWidget):
             layer = self.viewer.layers[name]
             layer.data = data
             for key, value in kwargs.items():
-                setattr(layer, key, value)
+                # each change re-slices the layer: skip unchanged placement
+                if not np.allclose(getattr(layer, key), value):
+                    setattr(layer, key, value)
             return layer
         return self.viewer.add_image(
             data, name=name, colormap="gray", contrast_limits=(0, 1), **kwargs

@@ -1,0 +1,208 @@
+"""GUI responsiveness of the Deep Learning widget while a real training worker runs.
+
+A QTimer ticks every 10 ms on the GUI thread and records the gaps between ticks while the
+widget trains on the bundled demo screen; long gaps mean a frozen viewer. Prints the
+largest gap and the 99th percentile (aim: < 100 ms). Needs a display: run under Xvfb::
+
+    xvfb-run -a python benchmarks/bench_gui.py                  # measure
+    xvfb-run -a python benchmarks/bench_gui.py --screenshots docs   # docs/widget_*.png
+
+With ``--screenshots`` the viewer is photographed before, during and after training
+(not timed: screenshots themselves block the GUI thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def _viewer(width: int, height: int):
+    import napari
+
+    warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
+    viewer = napari.Viewer(show=True, title="napari-cellae")
+    viewer.window._qt_window.resize(width, height)
+    return viewer
+
+
+def _widget(viewer, args):
+    from napari_cellae._widget import DeepLearningWidget
+
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Deep Learning Module", area="right")
+    widget.cell_size.value = args.size
+    if args.arch:
+        widget.architecture.value = args.arch
+    widget.epochs.value = args.epochs
+    widget.samples.value = args.samples
+    return widget
+
+
+def _run_until(app, worker, on_yield=None) -> float:
+    from qtpy.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    if on_yield is not None:
+        worker.yielded.connect(on_yield)
+    t0 = time.perf_counter()
+    worker.start()
+    loop.exec_()
+    return time.perf_counter() - t0
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Train once while a 10 ms QTimer records the gaps between its ticks."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    viewer = _viewer(1400, 900)
+    widget = _widget(viewer, args)
+    for _ in range(20):
+        app.processEvents()
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    # idle baseline: what the machine (shared CPU, Xvfb) gives a 10 ms timer anyway
+    timer.start()
+    t_end = time.perf_counter() + args.idle
+    while time.perf_counter() < t_end:
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    _report("idle (no training)", ticks)
+
+    # time spent in the widget's GUI-thread handlers, to attribute long gaps
+    handler_ms: dict[str, list[float]] = {"epoch report": [], "final result": []}
+
+    def timed(fn, key):
+        def wrapper(*a):
+            t0 = time.perf_counter()
+            fn(*a)
+            handler_ms[key].append((time.perf_counter() - t0) * 1000.0)
+
+        return wrapper
+
+    widget._on_yielded = timed(widget._on_yielded, "epoch report")
+    widget._on_returned = timed(widget._on_returned, "final result")
+    worker = widget.start_training(start=False)
+    if worker is None:
+        raise SystemExit("training could not start (see the notification)")
+    ticks.clear()
+    timer.start()
+    seconds = _run_until(app, worker)
+    timer.stop()
+    import torch
+
+    n_cells = len(widget.result.crops) if widget.result else 0
+    print(
+        f"training: {len(widget.loss_plot.epochs)} epochs, crop {args.size} px, {n_cells} cells,"
+        f" {seconds:.1f} s wall, torch threads in the worker: {torch.get_num_threads()}"
+    )
+    _report("during training", ticks)
+    for key, values in handler_ms.items():
+        if values:
+            shown = ", ".join(f"{v:.0f}" for v in values)
+            print(f"  GUI handler '{key}' (ms per call): {shown}")
+    viewer.close()
+
+
+def _report(what: str, ticks: list[float]) -> None:
+    gaps = np.diff(np.asarray(ticks)) * 1000.0
+    if len(gaps) == 0:
+        print(f"{what}: no ticks")
+        return
+    print(
+        f"GUI timer gaps {what} (10 ms timer, {len(gaps)} ticks): max {gaps.max():.1f} ms, "
+        f"p99 {np.percentile(gaps, 99):.1f} ms, median {np.median(gaps):.1f} ms, "
+        f"gaps > 100 ms: {int((gaps > 100).sum())}"
+    )
+
+
+def screenshots(args: argparse.Namespace) -> None:
+    """Photograph the whole viewer before, during and after training."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_cellae._widget import EMBEDDING_LAYER
+
+    out = Path(args.screenshots)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance()
+    viewer = _viewer(1500, 1000)
+    widget = _widget(viewer, args)
+    for _ in range(30):
+        app.processEvents()
+    viewer.screenshot(str(out / "widget_before.png"), canvas_only=False, flash=False)
+    worker = widget.start_training(start=False)
+    taken = []
+
+    def during(message) -> None:
+        if message[0] == "epoch" and message[1].epoch == max(2, args.epochs // 2) and not taken:
+            for _ in range(5):
+                app.processEvents()
+            viewer.screenshot(str(out / "widget_during.png"), canvas_only=False, flash=False)
+            taken.append(True)
+
+    _run_until(app, worker, during)
+    for _ in range(10):
+        app.processEvents()
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    # show the linking: pick a cell far out in the embedding
+    i = int(np.argmax(widget.result.embedding[:, 0]))
+    viewer.layers.selection.active = embedding
+    embedding.selected_data = {i}
+    viewer.reset_view()
+    for _ in range(30):
+        app.processEvents()
+    viewer.screenshot(str(out / "widget_after.png"), canvas_only=False, flash=False)
+    print("wrote", *sorted(p.name for p in out.glob("widget_*.png")))
+    viewer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=40)
+    parser.add_argument("--switch", type=float, default=0.0, help="sys.setswitchinterval (s)")
+    parser.add_argument("--no-progress", action="store_true", help="diagnose: no napari progress")
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle baseline")
+    parser.add_argument("--arch", default="", help="network (default: the module's default)")
+    parser.add_argument("--screenshots", default="", help="folder for widget_*.png")
+    args = parser.parse_args()
+    if args.no_progress:
+        import contextlib
+
+        from napari_cellae import _widget
+
+        class _NoProgress(contextlib.nullcontext):
+            def update(self, n: int = 1) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        _widget.progress = lambda **kw: _NoProgress()
+    if args.switch:
+        import sys
+
+        sys.setswitchinterval(args.switch)
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.instance() or __import__("napari").qt.get_qapp()
+    if args.screenshots:
+        screenshots(args)
+    else:
+        measure(args)
+
+
+if __name__ == "__main__":
+    main()
