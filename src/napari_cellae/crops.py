@@ -124,21 +124,26 @@ def _extract_into(
     if time_idx.min() < 0 or time_idx.max() >= n_t:
         raise ValueError(f"time_idx out of range 0..{n_t - 1} for {_describe(image)}")
 
-    # Group objects by frame with one stable sort; each frame's plane band is read once.
-    order = np.argsort(time_idx, kind="stable")
-    frames, starts = np.unique(time_idx[order], return_index=True)
+    # Group objects by frame; each frame's band of rows is read once per channel. CellH5
+    # stores objects frame by frame, so usually the groups are plain slices (no scatter).
+    in_order = bool(np.all(time_idx[1:] >= time_idx[:-1]))
+    order = np.arange(n) if in_order else np.argsort(time_idx, kind="stable")
+    sorted_t = time_idx[order]
+    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]])
     bounds = [*starts.tolist(), n]
-    for i, t in enumerate(frames.tolist()):
-        idx = order[bounds[i] : bounds[i + 1]]
+    for i, start in enumerate(starts.tolist()):
+        stop = bounds[i + 1]
+        t = int(sorted_t[start])
+        idx: slice | np.ndarray = slice(start, stop) if in_order else order[start:stop]
         ys, xs = y0[idx], x0[idx]
-        # Only the rows/columns spanned by this frame's windows are read (whole chunks
-        # are decompressed by HDF5 anyway, but sparse frames read much less).
+        # Only the rows/columns spanned by this frame's windows are read (HDF5 decompresses
+        # whole chunks anyway, but sparse frames read much less).
         r0, r1 = int(ys.min()), int(ys.max()) + size
         q0, q1 = int(xs.min()), int(xs.max()) + size
+        ys, xs = ys - r0, xs - q0
         for j, c in enumerate(channels):
             plane = np.asarray(image[int(c), t, 0, r0:r1, q0:q1])
-            windows = sliding_window_view(plane, (size, size))
-            out[idx, j] = windows[ys - r0, xs - q0]
+            out[idx, j] = sliding_window_view(plane, (size, size))[ys, xs]
     return y0, x0
 
 
@@ -336,11 +341,11 @@ def collect_crops(
     # First pass: object tables only (cheap), so the crop array is allocated once.
     used: list[PositionKey] = []
     tables = []
-    dtypes = []
+    images = []
     for pos in positions:
         table = cellh5.objects(pos, object_name)
-        shape = cellh5.image_shape(pos)
-        height, width = int(shape[3]), int(shape[4])
+        image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
+        height, width = int(image.shape[3]), int(image.shape[4])
         if size > height or size > width:
             raise ValueError(
                 f"{cellh5.path}, position {pos.label}: crop size {size} px is larger than "
@@ -350,17 +355,16 @@ def collect_crops(
             continue
         used.append(pos)
         tables.append(table)
-        dtypes.append(np.dtype(cellh5.dtype(pos)))
-    dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.uint8)
+        images.append(image)
+    dtype = np.result_type(*[im.dtype for im in images]) if images else np.dtype(np.uint8)
     total = sum(len(t) for t in tables)
     crops = np.empty((total, len(channels), size, size), dtype=dtype)
     origin_y = np.empty(total, dtype=np.int32)
     origin_x = np.empty(total, dtype=np.int32)
 
     start = 0
-    for pos, table in zip(used, tables, strict=True):
+    for pos, table, image in zip(used, tables, images, strict=True):
         stop = start + len(table)
-        image = cellh5.image(pos)
         direct = np.dtype(image.dtype) == dtype
         # Mixed dtypes across positions: gather in the position's dtype, then widen losslessly.
         target = (
