@@ -30,17 +30,24 @@ def _viewer(width: int, height: int):
     return viewer
 
 
-def _widget(viewer, args):
+def _widget(viewer, args, configure: bool = True):
     from napari_cellae._widget import DeepLearningWidget
 
     widget = DeepLearningWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Deep Learning Module", area="right")
+    if configure:
+        _configure(widget, args)
+    return widget
+
+
+def _configure(widget, args) -> None:
+    if args.lr:
+        widget.learning_rate.value = args.lr
     widget.cell_size.value = args.size
     if args.arch:
         widget.architecture.value = args.arch
     widget.epochs.value = args.epochs
     widget.samples.value = args.samples
-    return widget
 
 
 def _run_until(app, worker, on_yield=None) -> float:
@@ -137,18 +144,26 @@ def screenshots(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance()
     viewer = _viewer(1500, 1000)
-    widget = _widget(viewer, args)
-    for _ in range(30):
-        app.processEvents()
-    viewer.screenshot(str(out / "widget_before.png"), canvas_only=False, flash=False)
+    widget = _widget(viewer, args, configure=False)
+
+    def shoot(name: str) -> None:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+        # toasts (e.g. napari's PyQt5 deprecation notice) would cover the canvas
+        for toast in widget.window().findChildren(NapariQtNotification):
+            toast.close()
+        for _ in range(30):
+            app.processEvents()
+        viewer.screenshot(str(out / name), canvas_only=False, flash=False)
+
+    shoot("widget_before.png")  # with the module's defaults
+    _configure(widget, args)
     worker = widget.start_training(start=False)
     taken = []
 
     def during(message) -> None:
         if message[0] == "epoch" and message[1].epoch == max(2, args.epochs // 2) and not taken:
-            for _ in range(5):
-                app.processEvents()
-            viewer.screenshot(str(out / "widget_during.png"), canvas_only=False, flash=False)
+            shoot("widget_during.png")
             taken.append(True)
 
     _run_until(app, worker, during)
@@ -160,9 +175,7 @@ def screenshots(args: argparse.Namespace) -> None:
     viewer.layers.selection.active = embedding
     embedding.selected_data = {i}
     viewer.reset_view()
-    for _ in range(30):
-        app.processEvents()
-    viewer.screenshot(str(out / "widget_after.png"), canvas_only=False, flash=False)
+    shoot("widget_after.png")
     print("wrote", *sorted(p.name for p in out.glob("widget_*.png")))
     viewer.close()
 
@@ -171,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--lr", type=float, default=0.0, help="learning rate (default: 0.05)")
     parser.add_argument("--size", type=int, default=40)
     parser.add_argument("--switch", type=float, default=0.0, help="sys.setswitchinterval (s)")
     parser.add_argument("--no-progress", action="store_true", help="diagnose: no napari progress")

@@ -195,3 +195,13 @@ def test_gallery_grid_layout():
     assert grid.shape == (3 * 4 + 2 * 3, 2 * 9 + 3)
     np.testing.assert_array_equal(grid[:4, :4], 1)
     np.testing.assert_array_equal(grid[:4, 5:9], 0.5)
+
+
+def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors):
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_warning", lambda message: shown.append(message))
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget._on_yielded(("warning", _widget.BLANK_OUTPUT_WARNING))
+    assert shown == [_widget.BLANK_OUTPUT_WARNING]
+    assert "learning rate" in widget.status.text()

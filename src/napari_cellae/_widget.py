@@ -28,7 +28,7 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -55,6 +55,10 @@ SELECTED_LAYER = "selected cell (input | output)"
 MARKER_LAYER = "selected cell"
 
 _GALLERY_PAIRS = 32  # 8 rows of 4 input|output pairs
+BLANK_OUTPUT_WARNING = (
+    "The network only outputs blank images (the loss stopped falling): training got "
+    "stuck. Stop, lower the learning rate (e.g. 0.01) and train again."
+)
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 _PALETTE = [
     "#1f77b4",
@@ -245,10 +249,15 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
     shown_crops = crops.crops[shown]
     yield ("status", f"Training on {len(train_idx)} of {len(crops)} cells…")
     last: EpochReport | None = None
+    warned = False
     for report in trainer.run():
         last = report
         trained = trainer.result()
-        yield ("epoch", report, _gallery(trained, shown_crops))
+        inputs, outputs = _reconstruct_gallery(trained, shown_crops)
+        yield ("epoch", report, gallery_grid(inputs, outputs))
+        if not warned and report.epoch >= 2 and outputs.std() < 1e-3 < inputs.std():
+            warned = True
+            yield ("warning", BLANK_OUTPUT_WARNING)
     trained = pipeline.finish_model(trainer, crops)
     yield ("status", "Computing features of all cells…")
     features = None
@@ -289,10 +298,11 @@ def encode_job(
     return JobResult(trained, crops, features, embed_2d(features), mapping)
 
 
-def _gallery(trained: TrainedModel, crops: np.ndarray) -> np.ndarray:
-    inputs = np.asarray(trained.normalisation.apply(crops), np.float32)
-    outputs = trained.reconstruct(crops)
-    return gallery_grid(inputs[:, 0], np.clip(outputs[:, 0], 0, 1))
+def _reconstruct_gallery(trained: TrainedModel, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First-channel inputs and reconstructions in [0, 1], (n, s, s) each."""
+    inputs = np.asarray(trained.normalisation.apply(crops), np.float32)[:, 0]
+    outputs = np.clip(trained.reconstruct(crops)[:, 0], 0, 1)
+    return inputs, outputs
 
 
 # -- loss plot -------------------------------------------------------------------------------
@@ -710,6 +720,9 @@ class DeepLearningWidget(QWidget):
                 + (" — stopped" if report.stopped else "")
             )
             self._show_gallery(gallery)
+        elif kind == "warning":
+            show_warning(message[1])
+            self.status.setText(message[1])
         elif kind == "encode":
             done, total = message[1], message[2]
             self.status.setText(f"Computing features: {done}/{total} cells")
@@ -979,7 +992,7 @@ class DeepLearningWidget(QWidget):
                 continue
             axis = self.viewer.dims.ndim - layer.ndim
             step = int(np.clip(round(self.viewer.dims.point[axis]), 0, len(meta["positions"]) - 1))
-            self.position_label.setText(f"Position slider: {meta['positions'][step].label}")
+            self.position_label.setText(f"Shown position: {meta['positions'][step].label}")
             return
 
     # -- saving and loading ---------------------------------------------------------------------
