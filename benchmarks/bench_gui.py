@@ -170,8 +170,9 @@ def screenshots(args: argparse.Namespace) -> None:
     for _ in range(10):
         app.processEvents()
     embedding = viewer.layers[EMBEDDING_LAYER]
-    # show the linking: pick a cell far out in the embedding
-    i = int(np.argmax(widget.result.embedding[:, 0]))
+    # show the linking: pick a typical cell (nearest the middle of the embedding)
+    emb = widget.result.embedding
+    i = int(np.argmin(((emb - np.median(emb, axis=0)) ** 2).sum(axis=1)))
     viewer.layers.selection.active = embedding
     embedding.selected_data = {i}
     viewer.reset_view()

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from napari_cellae.training import EpochReport, TrainConfig, TrainedModel, Trainer
 
 # Layer names of the results (reused, so repeated training replaces rather than piles up).
-GALLERY_LAYER = "reconstructions (input | output)"
+GALLERY_LAYER = "gallery (input | output)"
 EMBEDDING_LAYER = "feature embedding"
 SELECTED_LAYER = "selected cell (input | output)"
 MARKER_LAYER = "selected cell"
