@@ -87,14 +87,34 @@ def measure(args: argparse.Namespace) -> None:
     timer.stop()
     _report("idle (no training)", ticks)
 
+    # cost of one window repaint: under Xvfb, Qt composes the whole window through the
+    # (software) OpenGL canvas whenever any widget changes, e.g. a label's text
+    ticks.clear()
+    timer.start()
+    t_end = time.perf_counter() + args.idle
+    n = 0
+    while time.perf_counter() < t_end:
+        n += 1
+        widget.status.setText(f"repaint probe {n}")
+        t_next = time.perf_counter() + 0.5
+        while time.perf_counter() < min(t_next, t_end):
+            app.processEvents()
+            time.sleep(0.001)
+    timer.stop()
+    _report("idle, one label change every 0.5 s", ticks)
+
     # time spent in the widget's GUI-thread handlers, to attribute long gaps
     handler_ms: dict[str, list[float]] = {"epoch report": [], "final result": []}
+
+    events: list[tuple[float, str]] = []
 
     def timed(fn, key):
         def wrapper(*a):
             t0 = time.perf_counter()
             fn(*a)
             handler_ms[key].append((time.perf_counter() - t0) * 1000.0)
+            label = a[0][0] if key == "epoch report" else key
+            events.append((t0, str(label)))
 
         return wrapper
 
@@ -115,6 +135,15 @@ def measure(args: argparse.Namespace) -> None:
         f" {seconds:.1f} s wall, torch threads in the worker: {torch.get_num_threads()}"
     )
     _report("during training", ticks)
+    if args.verbose:
+        t_start = ticks[0]
+        stamps = np.asarray(ticks)
+        for k in np.flatnonzero(np.diff(stamps) > 0.1):
+            before = [name for t, name in events if t <= stamps[k + 1]]
+            print(
+                f"  gap {1000 * (stamps[k + 1] - stamps[k]):.0f} ms at "
+                f"{stamps[k] - t_start:.2f} s, last GUI event: {before[-1] if before else '-'}"
+            )
     for key, values in handler_ms.items():
         if values:
             shown = ", ".join(f"{v:.0f}" for v in values)
@@ -189,6 +218,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=40)
     parser.add_argument("--switch", type=float, default=0.0, help="sys.setswitchinterval (s)")
     parser.add_argument("--no-progress", action="store_true", help="diagnose: no napari progress")
+    parser.add_argument("--verbose", action="store_true", help="list the gaps > 100 ms")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle baseline")
     parser.add_argument("--arch", default="", help="network (default: the module's default)")
     parser.add_argument("--screenshots", default="", help="folder for widget_*.png")
