@@ -203,3 +203,14 @@ def test_lazy_stack_indexing(many_positions_file):
     assert stack[0, 0].dtype == np.uint16
     with pytest.raises(IndexError):
         stack[200]
+
+
+def test_several_plates_label_positions_with_plate(tmp_path):
+    a = _tiny_position("A01", "1", (16, 16), 2, 0)
+    b = _tiny_position("A01", "1", (16, 16), 3, 1)
+    b.plate = "P2"
+    path = _write(tmp_path / "plates.ch5", [a, b])
+    _, points = _layers_by_type(read_cellh5(str(path)))
+    features = points[0][1]["features"]
+    assert list(features["position"]) == ["P1/A01_1"] * 2 + ["P2/A01_1"] * 3
+    assert list(features["plate"]) == ["P1"] * 2 + ["P2"] * 3

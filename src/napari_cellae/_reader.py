@@ -104,6 +104,22 @@ def _read_one(path: Path, mapping: str | Path | None) -> list[LayerData]:
     return layers
 
 
+def position_labels(positions: Sequence[PositionKey]) -> list[str]:
+    """Short labels such as ``C03_01``, prefixed ``plate/`` when there are several plates.
+
+    Parameters
+    ----------
+    positions : sequence of PositionKey
+        Positions to label.
+
+    Returns
+    -------
+    list of str
+    """
+    several = len({p.plate for p in positions}) > 1
+    return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
+
+
 def group_positions(cellh5: CellH5) -> dict[tuple[int, ...], list[PositionKey]]:
     """Group positions by image shape (c, t, z, y, x) and dtype, in file order.
 
@@ -407,7 +423,7 @@ def centres_table(
         "plate": per_row([p.plate for p in positions]),
         "well": per_row([p.well for p in positions]),
         "site": per_row([p.site for p in positions]),
-        "position": per_row([p.label for p in positions]),
+        "position": per_row(position_labels(positions)),
     }
     colors = None
     if labels:

@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cellae._reader import METADATA_KEY
+from napari_cellae._reader import METADATA_KEY, position_labels
 
 if TYPE_CHECKING:
     import napari
@@ -820,7 +820,9 @@ class DeepLearningWidget(QWidget):
             "embedding_1": emb[:, 0],
             "embedding_2": emb[:, 1],
             "condition": conditions,
-            "position": np.array([crops.positions[i].label for i in crops.position_index]),
+            "position": np.asarray(position_labels(crops.positions), dtype=object)[
+                crops.position_index
+            ],
             "position_index": crops.position_index,
             "object_index": crops.object_index,
             "time": crops.time_idx,
@@ -854,13 +856,18 @@ class DeepLearningWidget(QWidget):
         )
 
     @staticmethod
-    def _conditions(result: JobResult) -> list[str]:
+    def _position_conditions(result: JobResult) -> list[str]:
+        """Condition of each position of the crops (its label if not mapped)."""
         crops, mapping = result.crops, result.mapping
         names = []
-        for key in crops.positions:
+        for key, label in zip(crops.positions, position_labels(crops.positions), strict=True):
             info = mapping.lookup(key) if mapping is not None else None
-            names.append(info.condition if info is not None else key.label)
-        return [names[i] for i in crops.position_index]
+            names.append(info.condition if info is not None else label)
+        return names
+
+    def _conditions(self, result: JobResult) -> list[str]:
+        names = self._position_conditions(result)
+        return [names[i] for i in result.crops.position_index]
 
     # -- linking -------------------------------------------------------------------------------
     def _link(self, result: JobResult, embedding: Any) -> None:
@@ -991,11 +998,11 @@ class DeepLearningWidget(QWidget):
             SELECTED_LAYER, pair, translate=(y1 + gap, x1 + gap), scale=(scale, scale)
         )
         p = result.crops.position_index[index]
-        conditions = self._conditions(result)
+        condition = self._position_conditions(result)[p]
         self.status.setText(
-            f"Selected cell: position {result.crops.positions[p].label}, frame "
+            f"Selected cell: position {position_labels(result.crops.positions)[p]}, frame "
             f"{int(result.crops.time_idx[index])}, object {int(result.crops.object_index[index])}"
-            f" — {conditions[index]}"
+            f" — {condition}"
         )
 
     def _on_step(self, event: Any = None) -> None:
@@ -1006,7 +1013,8 @@ class DeepLearningWidget(QWidget):
                 continue
             axis = self.viewer.dims.ndim - layer.ndim
             step = int(np.clip(round(self.viewer.dims.point[axis]), 0, len(meta["positions"]) - 1))
-            self.position_label.setText(f"Shown position: {meta['positions'][step].label}")
+            label = position_labels(meta["positions"])[step]
+            self.position_label.setText(f"Shown position: {label}")
             return
 
     # -- saving and loading ---------------------------------------------------------------------
