@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         name="train",
         help="train an autoencoder on the cells of a CellH5 file",
-        description="Crop every cell of a CellH5 file, train a denoising convolutional "
+        description="Crop every cell of a CellH5 file, train a denoising convolutional\n"
         "autoencoder on the negative controls (or all cells) and save it.",
         epilog=_TRAINING_HELP,
         formatter_class=fmt,
@@ -316,9 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         name="demo",
         help="train and encode the bundled demo screen",
-        description="Train on the bundled synthetic demo screen and write DIR/model.pt, "
-        "DIR/features.hdf and DIR/embedding.png. Defaults are chosen to finish within about "
-        "two minutes on two CPU cores.",
+        description="Train on the bundled synthetic demo screen and write DIR/model.pt,\n"
+        "DIR/features.hdf and DIR/embedding.png. Defaults are chosen to finish within\n"
+        "about two minutes on two CPU cores.",
         epilog=_TRAINING_HELP,
         formatter_class=fmt,
     )

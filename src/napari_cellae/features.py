@@ -140,14 +140,15 @@ def standardise(features: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def _pca(x: np.ndarray, n_components: int) -> np.ndarray:
-    """Project centred float64 data on its leading principal axes (deterministic signs)."""
+def _pca(x: np.ndarray, n_components: int, fit: np.ndarray | None = None) -> np.ndarray:
+    """Project float64 data on the leading principal axes of ``x[fit]`` (deterministic signs)."""
     n, f = x.shape
     out = np.zeros((n, n_components), dtype=np.float64)
-    if n < 2 or f == 0:
+    ref = x if fit is None else x[fit]
+    if len(ref) < 2 or f == 0:
         return out
-    centred = x - x.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    mean = ref.mean(axis=0)
+    _, s, vt = np.linalg.svd(ref - mean, full_matrices=False)
     k = min(n_components, vt.shape[0])
     vt = vt[:k]
     # SVD signs are arbitrary: flip each axis so its largest-magnitude loading is positive,
@@ -156,9 +157,9 @@ def _pca(x: np.ndarray, n_components: int) -> np.ndarray:
     signs = np.sign(vt[np.arange(k), biggest])
     signs[signs == 0] = 1.0
     vt = vt * signs[:, None]
-    proj = centred @ vt.T
+    proj = (x - mean) @ vt.T
     # Axes with (numerically) no variance would only show rounding noise.
-    tol = (s[0] if len(s) else 0.0) * max(n, f) * np.finfo(np.float64).eps
+    tol = (s[0] if len(s) else 0.0) * max(len(ref), f) * np.finfo(np.float64).eps
     proj[:, s[:k] <= tol] = 0.0
     out[:, :k] = proj
     return out
@@ -194,13 +195,17 @@ def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
     return _pca(x, 2).astype(np.float32)
 
 
-def pca_features(features: np.ndarray, n_components: int) -> np.ndarray:
+def pca_features(
+    features: np.ndarray, n_components: int, fit: np.ndarray | None = None
+) -> np.ndarray:
     """Project features (e.g. raw pixels) on their first ``n_components`` principal axes.
 
     Parameters
     ----------
     features : ndarray, shape (N, F)
     n_components : int
+    fit : ndarray of int or bool, optional
+        Rows whose principal axes are used (e.g. the training cells); all rows by default.
 
     Returns
     -------
@@ -209,7 +214,7 @@ def pca_features(features: np.ndarray, n_components: int) -> np.ndarray:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"features must have shape (N, F), got {x.shape}")
-    return _pca(x, n_components).astype(np.float32)
+    return _pca(x, n_components, fit).astype(np.float32)
 
 
 def _pairwise_sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
