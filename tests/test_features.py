@@ -127,6 +127,9 @@ def test_pca_features_and_standardise():
     p = pca_features(x, 4)
     assert p.shape == (30, 4)
     assert np.all(np.diff(p.var(0)) <= 1e-9)  # decreasing variance
+    # Axes fitted on a subset: that subset's own projection equals a PCA of it alone.
+    sub = pca_features(x, 2, fit=np.arange(10))
+    np.testing.assert_allclose(sub[:10], pca_features(x[:10], 2), atol=1e-5)
     s = standardise(np.c_[x, np.full(30, 3.0)])
     np.testing.assert_allclose(s[:, :6].std(0), 1, atol=1e-5)
     assert np.all(s[:, 6] == 0)
