@@ -205,3 +205,31 @@ def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors
     widget._on_yielded(("warning", _widget.BLANK_OUTPUT_WARNING))
     assert shown == [_widget.BLANK_OUTPUT_WARNING]
     assert "learning rate" in widget.status.text()
+
+
+def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors, monkeypatch):
+    from napari_cellae import pipeline
+    from napari_cellae.training import TrainingDiverged
+
+    original = pipeline.make_trainer
+
+    def diverging(crops, mapping, config):
+        trainer = original(crops, mapping, config)
+        real_run = trainer.run
+
+        def run():
+            for report in real_run():
+                yield report
+                raise TrainingDiverged("the loss became infinite: lower the learning rate")
+
+        trainer.run = run
+        return trainer
+
+    monkeypatch.setattr(pipeline, "make_trainer", diverging)
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    _tiny(widget, epochs=5)
+    _run(qtbot, widget, widget.start_training)
+    assert errors and "learning rate" in errors[-1]
+    assert widget._trained is not None  # last good weights stay usable
+    assert widget.save_model_button.enabled and widget.train_button.enabled

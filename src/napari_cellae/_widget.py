@@ -9,9 +9,10 @@ they can be run and tested without Qt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,6 +164,28 @@ class JobResult:
     embedding: np.ndarray
     mapping: PositionMapping | None
     stopped: bool = False
+
+
+class JobFailed(Exception):
+    """A worker job failed with a RuntimeError (e.g. training diverged).
+
+    superqt's generator workers treat a RuntimeError as "the worker was deleted": they
+    swallow it and never emit ``errored`` or ``finished``, which would leave the widget
+    busy forever. Jobs therefore re-raise RuntimeErrors as this exception.
+    """
+
+
+def _guarded(job: Callable[..., Generator[Any, None, Any]]) -> Callable[..., Any]:
+    """Wrap a generator job so that RuntimeErrors reach the worker's ``errored`` signal."""
+
+    @functools.wraps(job)
+    def run(*args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+        try:
+            return (yield from job(*args, **kwargs))
+        except RuntimeError as err:
+            raise JobFailed(str(err)) from err
+
+    return run
 
 
 def _limit_threads() -> None:
@@ -683,7 +706,7 @@ class DeepLearningWidget(QWidget):
             self.viewer.reset_view()
         self._progress = progress(total=config.epochs, desc="Training autoencoder")
         worker = create_worker(
-            train_job,
+            _guarded(train_job),
             self._request,
             _start_thread=False,
             _connect={"errored": self._on_errored},
@@ -1107,7 +1130,7 @@ class DeepLearningWidget(QWidget):
         mapping = self.mapping.value
         mapping = Path(mapping) if mapping and str(mapping) not in ("", ".") else None
         worker = create_worker(
-            encode_job,
+            _guarded(encode_job),
             Path(file),
             trained,
             mapping,
