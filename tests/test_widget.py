@@ -148,10 +148,12 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
     _tiny(widget, epochs=200, samples=2000)
-    worker = widget.start_training()
+    widget.train_button.native.click()  # the real buttons
+    worker = widget._worker
+    assert worker is not None and widget.stop_button.enabled
     qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
-        widget.stop()
+        widget.stop_button.native.click()
     assert not errors, errors
     result = widget.result
     assert result is not None and result.stopped

@@ -445,7 +445,6 @@ class DeepLearningWidget(QWidget):
         self._centre_to_crop: dict[tuple[int, int], int] = {}
         self._watched: list[Any] = []
         self._syncing = False
-        self._loading_file = False
 
         # inputs
         self.file = FileEdit(
@@ -550,11 +549,13 @@ class DeepLearningWidget(QWidget):
         self.optimizer.changed.connect(self._on_optimizer)
         self.file.changed.connect(self._on_file_changed)
         self.object.changed.connect(self._on_object_changed)
-        self.train_button.changed.connect(self.start_training)
-        self.stop_button.changed.connect(self.stop)
-        self.save_features_button.changed.connect(self._ask_save_features)
-        self.save_model_button.changed.connect(self._ask_save_model)
-        self.load_model_button.changed.connect(self._ask_load_model)
+        # lambdas: a button's signal carries its checked state, which must not reach the
+        # methods' optional arguments
+        self.train_button.changed.connect(lambda: self.start_training())
+        self.stop_button.changed.connect(lambda: self.stop())
+        self.save_features_button.changed.connect(lambda: self._ask_save_features())
+        self.save_model_button.changed.connect(lambda: self._ask_save_model())
+        self.load_model_button.changed.connect(lambda: self._ask_load_model())
         self.viewer.dims.events.current_step.connect(self._on_step)
         self._on_optimizer()
 
