@@ -167,6 +167,7 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
 def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
+    assert widget.mapping.value is not None  # the demo's mapping
     bad = tmp_path / "broken.ch5"
     bad.write_bytes(b"not an hdf5 file at all")
     widget.file.value = bad
@@ -179,6 +180,20 @@ def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path
     _run(qtbot, widget, widget.start_training)
     assert errors and "broken.ch5" in errors[-1]
     assert widget.train_button.enabled
+
+
+def test_other_file_drops_the_demo_mapping(make_napari_viewer, errors, cellprofiler_file):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    assert widget.mapping.value is not None
+    widget.file.value = cellprofiler_file
+    assert widget.mapping.value is None  # the demo's mapping belongs to the demo
+    assert widget.object.value == "Nuclei"
+    assert any(
+        layer.metadata.get(METADATA_KEY, {}).get("path") == str(cellprofiler_file)
+        for layer in viewer.layers
+    )
+    assert not errors
 
 
 def test_bad_setting_shows_notification(make_napari_viewer, errors):

@@ -584,9 +584,7 @@ class DeepLearningWidget(QWidget):
         if not layers:
             return
         meta = layers[0].metadata[METADATA_KEY]
-        if meta.get("mapping"):
-            self.mapping.value = Path(meta["mapping"])
-        self.file.value = Path(meta["path"])
+        self.file.value = Path(meta["path"])  # also presets the mapping, see below
 
     def _on_optimizer(self) -> None:
         self.momentum.visible = self.optimizer.value == "nesterov"
@@ -616,6 +614,7 @@ class DeepLearningWidget(QWidget):
         self.object.value = default
         self.cell_size.max = max(16, min(256, smallest))
         self.status.setText(f"{Path(path).name}: press Train to learn features of its cells.")
+        self._preset_mapping(Path(path))
         if not any(
             Path(m.metadata[METADATA_KEY]["path"]) == Path(path) for m in self._cellae_layers()
         ):
@@ -623,6 +622,26 @@ class DeepLearningWidget(QWidget):
                 self.viewer.open(str(path), plugin="napari-cellae")
             except Exception as err:
                 show_error(f"Could not show {path}: {err}")
+
+    def _preset_mapping(self, path: Path) -> None:
+        """Preset the mapping remembered with the file's layers (e.g. the demo's).
+
+        A mapping that was preset for another file is cleared rather than kept.
+        """
+        known = [
+            m.metadata[METADATA_KEY].get("mapping")
+            for m in self._cellae_layers()
+            if Path(m.metadata[METADATA_KEY]["path"]) == path
+        ]
+        mapping = next((Path(m) for m in known if m), None)
+        if mapping is not None:
+            self.mapping.value = mapping
+            self._mapping_preset = mapping
+        elif self.mapping.value is not None and self.mapping.value == getattr(
+            self, "_mapping_preset", None
+        ):
+            self.mapping.value = None
+            self._mapping_preset = None
 
     def _on_object_changed(self) -> None:
         obj = self.object.value
