@@ -718,10 +718,13 @@ class DeepLearningWidget(QWidget):
         self.loss_plot.clear()
         # Add the (blank) gallery now: adding a layer costs napari a few hundred ms, which
         # the user expects at the click, not as a stall in the middle of training.
+        active = self.viewer.layers.selection.active
         blank = np.zeros((_GALLERY_PAIRS, config.crop_size, config.crop_size), np.float32)
         new_gallery = GALLERY_LAYER not in self.viewer.layers
         self._show_gallery(gallery_grid(blank, blank))
         self._embedding_layer()  # empty until the features are computed
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active  # keep the user's layer controls
         if new_gallery:
             self.viewer.reset_view()
         self._progress = progress(total=config.epochs, desc="Training autoencoder")
