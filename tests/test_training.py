@@ -205,10 +205,10 @@ def test_divergence_keeps_last_good_weights() -> None:
 
 def test_divergence_in_first_epoch() -> None:
     crops = blob_crops(64)
-    trainer = Trainer(config(learning_rate=1e20), crops)
+    trainer = Trainer(config(learning_rate=1e38), crops)
     initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(
-        TrainingDiverged, match=r"learning rate 1e\+20; try a lower learning rate \(e\.g\. 1e\+19\)"
+        TrainingDiverged, match=r"learning rate 1e\+38; try a lower learning rate \(e\.g\. 1e\+37\)"
     ):
         list(trainer.run())
     for key, value in trainer.model.state_dict().items():
@@ -282,3 +282,20 @@ def test_training_indices(cellcognition_file: Path, mapping_file: Path, tmp_path
     no_controls.write_text(mapping_file.read_text().replace("\tneg\n", "\ttarget\n"))
     with pytest.raises(ValueError, match="no control position"):
         training_indices(crop_set, read_mapping(no_controls), "controls")
+
+
+def test_adagrad_matches_the_original_lasagne_formula() -> None:
+    """step = lr * g / sqrt(sum g^2 + 1e-6): tiny gradients take tiny first steps (plain
+    torch Adagrad would move every weight by the full learning rate and saturate the net)."""
+    trainer = Trainer(config(learning_rate=0.05), blob_crops(8))
+    params = list(trainer.model.parameters())
+    before = [p.detach().clone() for p in params]
+    grads = [torch.full_like(p, 1e-4) for p in params]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    trainer.optimizer.step()
+    expected_step = 0.05 * 1e-4 / np.sqrt(1e-8 + 1e-6)
+    for p, b in zip(params, before, strict=True):
+        torch.testing.assert_close(
+            b - p.detach(), torch.full_like(b, expected_step), rtol=1e-4, atol=0
+        )

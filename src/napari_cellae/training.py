@@ -463,13 +463,26 @@ def _default_threads() -> None:
         torch.set_num_threads(allowed)
 
 
+# The original module trained with Lasagne's adagrad: step = lr * g / sqrt(sum(g^2) + 1e-6).
+# PyTorch's Adagrad divides by sqrt(sum(g^2)) + eps instead, so its first step moves EVERY
+# weight by +-lr however tiny its gradient; at the default lr 0.05 that saturates this network
+# into constant (blank) output. Starting the accumulator at 1e-6 gives Lasagne's formula.
+_ADAGRAD_INITIAL_ACCUMULATOR = 1e-6
+
+
 def _make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """Adagrad or SGD with Nesterov momentum; the fused kernel (one pass over all
-    parameters, a few % faster) where this torch build and device support it."""
+    """Adagrad (as in the original module) or SGD with Nesterov momentum; the fused kernel
+    (one pass over all parameters, a few % faster) where torch and the device support it."""
 
     def build(**extra: Any) -> torch.optim.Optimizer:
         if config.optimizer == "adagrad":
-            return torch.optim.Adagrad(params, lr=config.learning_rate, **extra)
+            return torch.optim.Adagrad(
+                params,
+                lr=config.learning_rate,
+                initial_accumulator_value=_ADAGRAD_INITIAL_ACCUMULATOR,
+                eps=1e-10,
+                **extra,
+            )
         return torch.optim.SGD(
             params, lr=config.learning_rate, momentum=config.momentum, nesterov=True, **extra
         )
