@@ -90,6 +90,8 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
     assert result is not None and not result.stopped
     assert len(widget.loss_plot.epochs) == 2
     assert GALLERY_LAYER in viewer.layers
+    # the gallery of inputs beside reconstructions is filled in (one event-loop turn later)
+    qtbot.waitUntil(lambda: viewer.layers[GALLERY_LAYER].data.max() > 0, timeout=5000)
     gallery = viewer.layers[GALLERY_LAYER].data
     assert gallery.ndim == 2 and np.isfinite(gallery).all()
     embedding = viewer.layers[EMBEDDING_LAYER]

@@ -31,7 +31,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.colormaps.standardize_color import transform_color
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -61,6 +61,7 @@ BLANK_OUTPUT_WARNING = (
     "The network only outputs blank images (the loss stopped falling): training got "
     "stuck. Stop, lower the learning rate (e.g. 0.01) and train again."
 )
+_GALLERY_DELAY_MS = 40
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 _PALETTE = [
     "#1f77b4",
@@ -770,13 +771,29 @@ class DeepLearningWidget(QWidget):
                 f"{report.samples_per_second:.0f} cells/s"
                 + (" — stopped" if report.stopped else "")
             )
-            self._show_gallery(gallery)
+            # The gallery redraws the canvas: do it in a later event-loop turn so that the
+            # two repaints (dock, canvas) do not add up into one long stall.
+            self._later(lambda: self._show_gallery(gallery))
         elif kind == "warning":
             show_warning(message[1])
             self.status.setText(message[1])
         elif kind == "encode":
             done, total = message[1], message[2]
             self.status.setText(f"Computing features: {done}/{total} cells")
+
+    def _later(self, action: Callable[[], Any]) -> None:
+        """Run a cosmetic update in a later event-loop turn (timer owned by the widget)."""
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+
+        def run() -> None:
+            timer.deleteLater()
+            # KeyError: napari's canvas forgot the layers because the viewer closed meanwhile
+            with contextlib.suppress(KeyError):
+                action()
+
+        timer.timeout.connect(run)
+        timer.start(_GALLERY_DELAY_MS)
 
     def _on_returned(self, result: JobResult | None) -> None:
         if result is None:
@@ -891,7 +908,8 @@ class DeepLearningWidget(QWidget):
             )
         )
         self._link(result, layer)
-        self.viewer.reset_view()
+        # zoom out to show image, gallery and embedding, in a later turn (another repaint)
+        self._later(self.viewer.reset_view)
 
     def _embedding_layer(self) -> Any:
         """The embedding points layer, created empty if missing."""
