@@ -192,6 +192,18 @@ def test_positions_of_different_shape_become_groups(tmp_path):
     assert points[1][0].shape == (3, 3)
 
 
+def test_same_shape_other_dtype_is_its_own_group(tmp_path):
+    positions = [
+        _tiny_position("A01", "1", (16, 16), 2, 0),
+        _tiny_position("A02", "1", (16, 16), 2, 1, dtype=np.uint8),
+    ]
+    path = _write(tmp_path / "types.ch5", positions)
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    assert sorted(str(layer[0].dtype) for layer in images) == ["uint16", "uint16", "uint8", "uint8"]
+    assert all(layer[0].shape == (2, 16, 16) for layer in images)
+    assert len({layer[1]["name"] for layer in images}) == 4
+
+
 def test_lazy_stack_indexing(many_positions_file):
     images, _ = _layers_by_type(read_cellh5(str(many_positions_file)))
     stack = images[1][0]

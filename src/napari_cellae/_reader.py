@@ -95,8 +95,13 @@ def _read_one(path: Path, mapping: str | Path | None) -> list[LayerData]:
     groups = group_positions(cellh5)
     many_groups = len(groups) > 1
     layers: list[LayerData] = []
-    for shape, positions in groups.items():
-        suffix = f" [{shape[-2]}×{shape[-1]}]" if many_groups else ""
+    sizes = [key[0][-2:] for key in groups]
+    for (shape, dtype), positions in groups.items():
+        suffix = ""
+        if many_groups:
+            # name groups by image size, and also by pixel type where sizes repeat
+            suffix = f" [{shape[-2]}×{shape[-1]}"
+            suffix += f" {dtype}]" if sizes.count(shape[-2:]) > 1 else "]"
         layers.extend(_image_layers(cellh5, positions, shape, suffix, mapping))
         obj = cellh5.default_object if cellh5.object_names else None
         if obj is not None:
@@ -120,8 +125,10 @@ def position_labels(positions: Sequence[PositionKey]) -> list[str]:
     return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
 
 
-def group_positions(cellh5: CellH5) -> dict[tuple[int, ...], list[PositionKey]]:
-    """Group positions by image shape (c, t, z, y, x) and dtype, in file order.
+def group_positions(
+    cellh5: CellH5,
+) -> dict[tuple[tuple[int, ...], str], list[PositionKey]]:
+    """Group positions by image shape (c, t, z, y, x) and pixel type, in file order.
 
     Parameters
     ----------
@@ -131,19 +138,13 @@ def group_positions(cellh5: CellH5) -> dict[tuple[int, ...], list[PositionKey]]:
     Returns
     -------
     dict
-        Image shape -> positions with that shape (same order as ``cellh5.positions``).
+        ``(shape, dtype name)`` -> positions with that image shape and type (same order
+        as ``cellh5.positions``); each group can be stacked into one layer.
     """
-    groups: dict[tuple[int, ...], list[PositionKey]] = {}
-    dtypes: dict[tuple[int, ...], np.dtype] = {}
+    groups: dict[tuple[tuple[int, ...], str], list[PositionKey]] = {}
     for pos in cellh5.positions:
         shape = tuple(int(s) for s in cellh5.image_shape(pos))
-        dtype = np.dtype(cellh5.dtype(pos))
-        key = shape
-        # same shape but another dtype cannot share a stack: keep it apart
-        while key in dtypes and dtypes[key] != dtype:
-            key = (*key, 0)
-        dtypes[key] = dtype
-        groups.setdefault(key, []).append(pos)
+        groups.setdefault((shape, np.dtype(cellh5.dtype(pos)).name), []).append(pos)
     return groups
 
 
