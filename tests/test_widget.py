@@ -129,6 +129,10 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
     )
     assert int(result.crops.object_index[j]) == int(centres.features["object_index"][other])
 
+    # several cells selected in the embedding -> all of them selected among the centres
+    embedding.selected_data = {i, j}
+    assert set(centres.selected_data) == {row, other}
+
     # save features (worker) and model; load the model again and encode
     worker = widget.save_features(tmp_path / "features.hdf", start=False)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):

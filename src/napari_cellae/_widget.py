@@ -442,8 +442,11 @@ class DeepLearningWidget(QWidget):
         self._progress: Any = None
         self._trained: TrainedModel | None = None
         self.result: JobResult | None = None
-        self._crop_to_centre: dict[int, tuple[Any, int]] = {}
-        self._centre_to_crop: dict[tuple[int, int], int] = {}
+        # linking (arrays, not dicts: a real screen has ~10^6 cells)
+        self._linked: list[Any] = []  # centres layers linked to the crops
+        self._crop_layer = np.zeros(0, np.int64)  # per crop: index into _linked or -1
+        self._crop_row = np.zeros(0, np.int64)  # per crop: row in that layer
+        self._row_to_crop: dict[int, np.ndarray] = {}  # id(layer) -> crop per row or -1
         self._watched: list[Any] = []
         self._syncing = False
 
@@ -940,29 +943,44 @@ class DeepLearningWidget(QWidget):
             with contextlib.suppress(Exception):
                 emitter.disconnect(callback)
         self._watched = []
-        self._crop_to_centre.clear()
-        self._centre_to_crop.clear()
         crops = result.crops
-        row_of: dict[tuple[Any, int], tuple[Any, int]] = {}
-        for layer in self._cellae_layers("centres"):
-            meta = layer.metadata[METADATA_KEY]
-            if Path(meta["path"]).resolve() != Path(crops.source).resolve():
-                continue
-            if meta.get("object") != crops.object_name or len(layer.data) == 0:
-                continue
-            positions = meta["positions"]
-            pos_idx = np.asarray(layer.features["position_index"])
-            obj_idx = np.asarray(layer.features["object_index"])
-            for row, (p, o) in enumerate(zip(pos_idx, obj_idx, strict=True)):
-                row_of[(positions[p], int(o))] = (layer, row)
+        n = len(crops)
+        self._linked = []
+        self._crop_layer = np.full(n, -1, np.int64)
+        self._crop_row = np.full(n, -1, np.int64)
+        self._row_to_crop = {}
+        # match (position, object index) pairs through sorted integer keys
+        crop_pos = {key: i for i, key in enumerate(crops.positions)}
+        centres = [
+            layer
+            for layer in self._cellae_layers("centres")
+            if Path(layer.metadata[METADATA_KEY]["path"]).resolve() == Path(crops.source).resolve()
+            and layer.metadata[METADATA_KEY].get("object") == crops.object_name
+            and len(layer.data) > 0
+        ]
+        stride = 1 + max(
+            [int(crops.object_index.max()) if n else 0]
+            + [int(np.max(layer.features["object_index"])) for layer in centres]
+        )
+        crop_keys = crops.position_index.astype(np.int64) * stride + crops.object_index
+        order = np.argsort(crop_keys, kind="stable")
+        sorted_keys = crop_keys[order]
+        for layer in centres:
+            positions = layer.metadata[METADATA_KEY]["positions"]
+            to_crop_pos = np.array([crop_pos.get(p, -1) for p in positions], np.int64)
+            pos = to_crop_pos[np.asarray(layer.features["position_index"], np.int64)]
+            keys = pos * stride + np.asarray(layer.features["object_index"], np.int64)
+            j = np.clip(np.searchsorted(sorted_keys, keys), 0, max(n - 1, 0))
+            hit = (pos >= 0) & (sorted_keys[j] == keys) if n else np.zeros(len(keys), bool)
+            row_to_crop = np.where(hit, order[j] if n else -1, -1)
+            rows = np.flatnonzero(hit)
+            self._crop_layer[row_to_crop[rows]] = len(self._linked)
+            self._crop_row[row_to_crop[rows]] = rows
+            self._row_to_crop[id(layer)] = row_to_crop
+            self._linked.append(layer)
             callback = self._make_centre_callback(layer)
             layer.selected_data.events.items_changed.connect(callback)
             self._watched.append((layer.selected_data.events.items_changed, callback))
-        for i, (p, o) in enumerate(zip(crops.position_index, crops.object_index, strict=True)):
-            hit = row_of.get((crops.positions[p], int(o)))
-            if hit is not None:
-                self._crop_to_centre[i] = hit
-                self._centre_to_crop[(id(hit[0]), hit[1])] = i
         embedding.selected_data.events.items_changed.connect(self._on_embedding_selection)
         self._watched.append(
             (embedding.selected_data.events.items_changed, self._on_embedding_selection)
@@ -972,9 +990,12 @@ class DeepLearningWidget(QWidget):
         def on_change(event: Any = None) -> None:
             if self._syncing or EMBEDDING_LAYER not in self.viewer.layers:
                 return
-            rows = list(layer.selected_data)
-            crops = [self._centre_to_crop.get((id(layer), r)) for r in rows]
-            crops = [c for c in crops if c is not None]
+            row_to_crop = self._row_to_crop.get(id(layer))
+            rows = np.fromiter(layer.selected_data, np.int64)
+            if row_to_crop is None:
+                return
+            rows = rows[rows < len(row_to_crop)]  # points the user added are not cells
+            crops = [int(c) for c in row_to_crop[rows] if c >= 0]
             with self._syncing_guard():
                 self.viewer.layers[EMBEDDING_LAYER].selected_data = set(crops)
             if len(crops) == 1:
@@ -997,14 +1018,12 @@ class DeepLearningWidget(QWidget):
         if len(chosen) == 1:
             self.focus_cell(chosen[0])
         elif chosen:
-            by_layer: dict[int, tuple[Any, set[int]]] = {}
-            for i in chosen:
-                if i in self._crop_to_centre:
-                    layer, row = self._crop_to_centre[i]
-                    by_layer.setdefault(id(layer), (layer, set()))[1].add(row)
+            idx = np.asarray(chosen, np.int64)
+            idx = idx[idx < len(self._crop_layer)]
             with self._syncing_guard():
-                for layer, rows in by_layer.values():
-                    layer.selected_data = rows
+                for k, layer in enumerate(self._linked):
+                    rows = self._crop_row[idx[self._crop_layer[idx] == k]]
+                    layer.selected_data = {int(r) for r in rows}
 
     def focus_cell(self, index: int) -> None:
         """Select cell ``index`` (crop order) everywhere and bring it into view.
@@ -1014,8 +1033,9 @@ class DeepLearningWidget(QWidget):
         """
         if self.result is None:
             return
-        if index in self._crop_to_centre:
-            layer, row = self._crop_to_centre[index]
+        if 0 <= index < len(self._crop_layer) and self._crop_layer[index] >= 0:
+            layer = self._linked[int(self._crop_layer[index])]
+            row = int(self._crop_row[index])
             with self._syncing_guard():
                 layer.selected_data = {row}
             world = np.asarray(layer.data_to_world(layer.data[row]), float)
