@@ -256,3 +256,26 @@ def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors
     assert errors and "learning rate" in errors[-1]
     assert widget._trained is not None  # last good weights stay usable
     assert widget.save_model_button.enabled and widget.train_button.enabled
+
+
+def test_train_job_generator_without_threads(cellcognition_file, mapping_file):
+    from napari_cellae.training import TrainConfig
+
+    config = TrainConfig(
+        crop_size=16, architecture=TINY, epochs=2, samples=100, batch_size=16, train_on="all"
+    )
+    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
+    kinds = []
+    job = _widget.train_job(request)
+    while True:
+        try:
+            message = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        kinds.append(message[0])
+        if message[0] == "epoch":
+            assert message[2].ndim == 2  # the gallery image
+    assert kinds.count("epoch") == 2 and kinds[0] == "status" and kinds[-1] == "encode"
+    assert len(result.features) == len(result.crops) == len(result.embedding)
+    assert result.embedding.shape[1] == 2 and not result.stopped

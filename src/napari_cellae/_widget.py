@@ -193,7 +193,11 @@ def _limit_threads() -> None:
     # Leave one core to the GUI thread so the viewer stays responsive while torch works.
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 2
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
 
 
 def gallery_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -246,8 +250,8 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
     Yields
     ------
     tuple
-        ``("status", text)``, ``("epoch", EpochReport, gallery ndarray)`` or
-        ``("encode", done, total)``.
+        ``("status", text)``, ``("epoch", EpochReport, gallery ndarray)``,
+        ``("warning", text)`` (reconstructions stay blank) or ``("encode", done, total)``.
 
     Returns
     -------
