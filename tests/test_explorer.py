@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -24,6 +25,12 @@ SIZE = 16
 def _crops(path: Path, size: int = SIZE, channels: list[int] | None = None) -> CropSet:
     with CellH5(path) as ch5:
         return collect_crops(ch5, ch5.default_object, size, channels=channels)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _features(n: int, f: int = 5) -> np.ndarray:
@@ -106,6 +113,8 @@ def test_layout_dtypes_and_round_trip(cellcognition_file, mapping_file, tmp_path
         assert gallery.shape == (SIZE, SIZE, 1, n)
         assert list(gallery.attrs["colors"]) == [b"#FFFFFF"]
         assert tuple(gallery.attrs["image_size"]) == (64, 80)  # (height, width)
+
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # normal permissions
 
     back = read_explorer_hdf(out)
     assert len(back) == n

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -273,12 +273,9 @@ def write_explorer_hdf(
     if image_size is None:
         image_size = _source_image_size(crops)
 
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A unique hidden name beside the target (same file system, so the rename is atomic);
+    # created by HDF5 itself so the file gets the user's normal permissions.
+    tmp = parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         with h5py.File(tmp, "w") as h5:
             h5.attrs["training_data"] = np.array([b"data"])
@@ -311,7 +308,9 @@ def write_explorer_hdf(
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):
-            raise ValueError(f"cannot write {path}: {exc}") from exc
+            # h5py's messages are long; the errno text says it best when there is one.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ValueError(f"cannot write {path}: {reason}") from exc
         raise
     return path
 
