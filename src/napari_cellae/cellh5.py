@@ -347,11 +347,15 @@ class CellH5:
         rows = table[()]
         n = len(rows)
         feature = group.get(f"feature/{object_name}")
-        if feature is None or feature.get("center") is None:
+        # One listing instead of a lookup per optional table: h5py lookups dominate the
+        # cost of opening a plate of thousands of positions.
+        present = set(feature) if feature is not None else set()
+        if "center" not in present:
             raise self._error(f"{where} has no centre table (feature/{object_name}/center)")
 
         def read(name: str, fields: tuple[str, ...]) -> np.ndarray | None:
-            dataset = feature.get(name)
+            top = name.split("/", 1)[0]
+            dataset = feature.get(name) if top in present else None
             if dataset is None:
                 return None
             data = dataset[()]
