@@ -335,3 +335,15 @@ def test_plot_embedding_writes_png(tmp_path):
     path = cli.plot_embedding(tmp_path / "e.png", rng.normal(size=(20, 2)), ["a"] * 10 + ["b"] * 10)
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["e.png"]
+
+
+def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path, capsys):
+    model, out = tmp_path / "m.pt", tmp_path / "f.hdf"
+    args = ["train", str(cellprofiler_file), "--train-on", "all", "--channel", "DNA"]
+    assert main([*args, "--channel", "GFP", *TINY, "--out", str(model), "-q"]) == 0
+    assert main(["encode", str(cellprofiler_file), "--model", str(model), "--out", str(out)]) == 0
+    capsys.readouterr()
+    data = read_explorer_hdf(out)
+    assert data.gallery.shape == (16, 16, 2, 12)
+    assert data.gallery.max() > 200  # 16-bit pixels scaled, not truncated
+    assert (data.bbox["angle"] == 0).all()
