@@ -48,6 +48,7 @@ def _pattern_cropset(tmp_path: Path, dtype=np.uint8) -> CropSet:
         positions=[PositionKey("p", "A01", "1")],
         position_index=np.zeros(n, np.int32),
         object_index=np.arange(n, dtype=np.int32),
+        label_id=np.array([4, 9], np.int32),
         time_idx=np.zeros(n, np.int32),
         center_x=np.array([5, 30], np.int32),
         center_y=np.array([7, 2], np.int32),
@@ -173,8 +174,8 @@ def test_gallery_is_y_x_for_asymmetric_pattern_and_missing_orientation(tmp_path)
     assert back.bbox["eccentricity"].tolist() == [0.0, 0.5]
     # Unmapped position: treatment = position label.
     assert back.bbox["treatment"].tolist() == [b"A01_1", b"A01_1"]
-    # Source file missing: label falls back to the object's row.
-    assert back.bbox["label"].tolist() == [0, 1]
+    # The label is the segmentation label carried by the crops.
+    assert back.bbox["label"].tolist() == [4, 9]
 
 
 def test_cellprofiler_uint16_two_channels_no_orientation(cellprofiler_file, tmp_path):

@@ -205,6 +205,8 @@ class CropSet:
         Positions that contributed at least one object; ``position_index`` indexes it.
     position_index, object_index : ndarray of int32 (N,)
         Position of each crop and its row in that position's ObjectTable (CellH5 order).
+    label_id : ndarray of int32 (N,)
+        The object's label in the segmentation (``obj_label_id``).
     time_idx, center_x, center_y : ndarray of int32 (N,)
     bbox : ndarray of int32 (N, 4)
         left, right, top, bottom.
@@ -226,6 +228,7 @@ class CropSet:
     positions: list[PositionKey]
     position_index: np.ndarray
     object_index: np.ndarray
+    label_id: np.ndarray
     time_idx: np.ndarray
     center_x: np.ndarray
     center_y: np.ndarray
@@ -243,6 +246,7 @@ class CropSet:
     _PER_CROP = (
         "position_index",
         "object_index",
+        "label_id",
         "time_idx",
         "center_x",
         "center_y",
@@ -403,6 +407,7 @@ def collect_crops(
             [np.full(len(t), i, dtype=np.int32) for i, t in enumerate(tables)], np.int32
         ),
         object_index=cat([np.arange(len(t), dtype=np.int32) for t in tables], np.int32),
+        label_id=cat([t.label_id for t in tables], np.int32),
         time_idx=cat([t.time_idx for t in tables], np.int32),
         center_x=cat([t.center_x for t in tables], np.int32),
         center_y=cat([t.center_y for t in tables], np.int32),

@@ -113,28 +113,6 @@ def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndar
     return out
 
 
-def _label_ids(crops: CropSet) -> np.ndarray:
-    """Segmentation label of every crop's object (the Explorer's ``label`` column)."""
-    label_id = getattr(crops, "label_id", None)
-    if label_id is not None:
-        return np.asarray(label_id, dtype=np.int32)
-    # The CropSet keeps each object's row in its position's table: look the labels up there.
-    from napari_cellae.cellh5 import CellH5
-
-    out = np.zeros(len(crops), dtype=np.int32)
-    try:
-        with CellH5(crops.source) as ch5:
-            for i, key in enumerate(crops.positions):
-                sel = np.flatnonzero(crops.position_index == i)
-                if len(sel):
-                    table = ch5.objects(key, crops.object_name)
-                    out[sel] = table.label_id[crops.object_index[sel]]
-    except (ValueError, OSError, IndexError):
-        # Source gone (crops built in memory): the row number still identifies the object.
-        return np.asarray(crops.object_index, dtype=np.int32)
-    return out
-
-
 def _source_image_size(crops: CropSet) -> tuple[int, int]:
     """(height, width) of the source images; falls back to the extent of the crops."""
     try:
@@ -167,7 +145,7 @@ def _build_arrays(
     bbox = np.zeros(n, dtype=BBOX_DTYPE)
     bbox["file"] = _bytes(pos_labels, 128)[pidx] if n else bbox["file"]
     bbox["treatment"] = _bytes(treatments, 128)[pidx] if n else bbox["treatment"]
-    bbox["label"] = _label_ids(crops)
+    bbox["label"] = crops.label_id
     bbox["x"] = crops.center_x
     bbox["y"] = crops.center_y
     # Orientation is optional (CellProfiler has none): absent or NaN becomes 0.
