@@ -307,6 +307,14 @@ def _channel_colormap(channel: ChannelInfo) -> Any:
     )
 
 
+_CONTRAST_WINDOW = 2048
+
+
+def _central_window(length: int, window: int) -> slice:
+    start = max(0, (length - window) // 2)
+    return slice(start, min(length, start + window))
+
+
 def _image_layers(
     cellh5: CellH5,
     positions: list[PositionKey],
@@ -319,10 +327,14 @@ def _image_layers(
         if channel.index >= shape[0]:
             continue
         data = LazyPositionStack(cellh5, positions, channel.index)
-        # Contrast from one plane, the middle one that napari shows first: napari would
-        # otherwise read planes all over the stack to find a range.
-        _, t, z = shape[:3]
-        plane = np.asarray(data.dataset(len(positions) // 2)[channel.index, t // 2, z // 2])
+        # Contrast from the centre of one plane, the middle one that napari shows first:
+        # napari would otherwise read planes all over the stack, and a whole slide-scan
+        # plane can be gigabytes.
+        _, t, z, height, width = shape[:5]
+        rows = _central_window(height, _CONTRAST_WINDOW)
+        cols = _central_window(width, _CONTRAST_WINDOW)
+        dataset = data.dataset(len(positions) // 2)
+        plane = np.asarray(dataset[channel.index, t // 2, z // 2, rows, cols])
         lo, hi = float(plane.min()), float(plane.max())
         if hi <= lo:
             hi = lo + 1.0
