@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         f"demo: {len(crops)} cells, classes {counts.tolist()} "
         f"(majority {counts.max() / counts.sum():.1%}); crop {config.crop_size} px, "
         f"{config.architecture}, {last.epoch if last else 0} epochs, lr {config.learning_rate}, "
-        f"corruption {config.corruption}; training {train_s:.0f} s; "
+        f"batch {config.batch_size}, corruption {config.corruption}, augment {config.augment}, "
+        f"train on {config.train_on}, seed {config.seed}; training {train_s:.0f} s; "
         f"final held-out loss {last.held_out_loss if last else float('nan'):.5f}; "
         f"{dead}/{n_dim} learned features constant"
     )

@@ -322,7 +322,7 @@ def test_random_orientation_turns_each_crop_and_is_seeded() -> None:
 
 def test_augment_option_trains_only_on_turned_crops() -> None:
     crops = blob_crops(128)
-    assert TrainConfig().augment is True
+    assert TrainConfig().augment is False
     with pytest.raises(ValueError, match="augment"):
         TrainConfig(augment="yes")  # type: ignore[arg-type]
     plain, turned = Trainer(config(augment=False), crops), Trainer(config(augment=True), crops)

@@ -104,7 +104,9 @@ class TrainConfig:
         Show every training crop in a random one of its 8 orientations (rotations by
         multiples of 90 degrees, with or without mirroring), drawn anew each epoch from
         ``seed``. Cells have no preferred orientation, so this multiplies the training
-        examples for free; held-out crops and encoding are never transformed.
+        examples for free; held-out crops and encoding are never transformed. Off by
+        default (as in the original): it guards against over-fitting small training
+        sets, and on the demo (training loss = held-out loss) it changed nothing.
     """
 
     crop_size: int = 40
@@ -120,7 +122,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     held_out_fraction: float = 0.2
-    augment: bool = True
+    augment: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
