@@ -333,3 +333,16 @@ def test_augment_option_trains_only_on_turned_crops() -> None:
     assert [r.train_loss for r in Trainer(config(augment=True), crops).run()] == [
         r.train_loss for r in b
     ]
+
+
+def test_weights_start_glorot_uniform_as_in_the_original() -> None:
+    # PyTorch's smaller default init left the default (tied-weight) network outputting the
+    # mean crop for dozens of epochs on the demo; Lasagne's Glorot init does not.
+    trainer = Trainer(config(architecture="c4.3r_p2_d16.0s"), blob_crops(16))
+    for m in trainer.model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            largest = float(m.weight.detach().abs().max())
+            assert 0.8 * bound < largest <= bound
+            assert not m.bias.any()
