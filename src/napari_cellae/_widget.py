@@ -259,7 +259,6 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
         None when stopped before training began.
     """
     from napari_cellae import pipeline
-    from napari_cellae.features import embed_2d
 
     _limit_threads()
     config = request.config
@@ -288,13 +287,7 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
             warned = True
             yield ("warning", BLANK_OUTPUT_WARNING)
     trained = pipeline.finish_model(trainer, crops)
-    yield ("status", "Computing features of all cells…")
-    features = None
-    for done, result in _encode_chunks(trained, crops):
-        yield ("encode", done, len(crops))
-        features = result
-    assert features is not None
-    embedding = embed_2d(features, seed=config.seed)
+    features, embedding = yield from _features_and_embedding(trained, crops, config.seed)
     stopped = bool(last is not None and last.stopped) or request.stopped
     return JobResult(trained, crops, features, embedding, mapping, stopped)
 
@@ -310,7 +303,6 @@ def encode_job(
         ``("status", text)`` or ``("encode", done, total)``.
     """
     from napari_cellae import pipeline
-    from napari_cellae.features import embed_2d
 
     _limit_threads()
     yield ("status", "Reading cells from the file…")
@@ -318,13 +310,23 @@ def encode_job(
         mapping = pipeline.load_mapping(mapping_path, ch5)
         obj, channels = pipeline.check_model_fits(trained, ch5, model_path)
         crops = pipeline.collect(ch5, obj, trained.config.crop_size, channels)
+    features, embedding = yield from _features_and_embedding(trained, crops, trained.config.seed)
+    return JobResult(trained, crops, features, embedding, mapping)
+
+
+def _features_and_embedding(
+    trained: TrainedModel, crops: CropSet, seed: int
+) -> Generator[tuple[Any, ...], None, tuple[np.ndarray, np.ndarray]]:
+    """Encode every cell in chunks (yielding progress), then embed the features in 2-D."""
+    from napari_cellae.features import embed_2d
+
     yield ("status", "Computing features of all cells…")
     features = None
     for done, result in _encode_chunks(trained, crops):
         yield ("encode", done, len(crops))
         features = result
     assert features is not None
-    return JobResult(trained, crops, features, embed_2d(features), mapping)
+    return features, embed_2d(features, seed=seed)
 
 
 def _reconstruct_gallery(trained: TrainedModel, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
