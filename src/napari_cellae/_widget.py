@@ -286,7 +286,7 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
         if not warned and report.epoch >= 2 and outputs.std() < 1e-3 < inputs.std():
             warned = True
             yield ("warning", BLANK_OUTPUT_WARNING)
-    trained = pipeline.finish_model(trainer, crops)
+    trained = trainer.result()
     features, embedding = yield from _features_and_embedding(trained, crops, config.seed)
     stopped = bool(last is not None and last.stopped) or request.stopped
     return JobResult(trained, crops, features, embedding, mapping, stopped)

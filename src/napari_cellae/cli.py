@@ -559,34 +559,30 @@ def _train(args: argparse.Namespace, file: Path, mapping: Path | None, control_t
     from napari_cellae import pipeline
 
     config = _config_from_args(args)
-    with pipeline.open_cellh5(file) as ch5:
-        mapping = pipeline.load_mapping(mapping, ch5, control_token)
-        obj = pipeline.resolve_object(ch5, args.object_name)
-        channels = pipeline.resolve_channels(ch5, obj, args.channel)
-        crops = pipeline.collect(ch5, obj, config.crop_size, channels)
-    trainer = pipeline.make_trainer(crops, mapping, config)
-    reports: list[EpochReport] = []
     bar = _EpochBar(config.epochs, args.quiet)
     try:
-        for report in trainer.run():
-            reports.append(report)
-            bar(report)
-    except KeyboardInterrupt:
-        # The weights of the finished epochs are still good: save them rather than lose
-        # a long run to an impatient Ctrl-C.
-        bar.close()
-        print(
-            f"{PROG}: interrupted after {len(reports)} epoch(s); keeping that model",
-            file=sys.stderr,
+        # The weights of the finished epochs are still good after Ctrl-C: keep them rather
+        # than lose a long run to an impatient interrupt.
+        result = pipeline.run_train(
+            file,
+            config,
+            mapping,
+            object_name=args.object_name,
+            channels=args.channel,
+            control_token=control_token,
+            on_epoch=bar,
+            keep_on_interrupt=True,
         )
     except BaseException:
         bar.close(clear=True)  # the error line should stand alone
         raise
     bar.close()
-    trained = pipeline.finish_model(trainer, crops)
-    return pipeline.TrainResult(
-        trained, reports, crops, mapping, len(getattr(trainer, "training_indices", ()))
-    )
+    if result.interrupted:
+        print(
+            f"{PROG}: interrupted after {len(result.reports)} epoch(s); keeping that model",
+            file=sys.stderr,
+        )
+    return result
 
 
 def _loss_summary(reports: list[EpochReport]) -> str:

@@ -15,7 +15,7 @@ Typical use::
         trainer = make_trainer(crops, mapping, config)
         for report in trainer.run():
             ...
-        trained = finish_model(trainer, crops)
+        trained = trainer.result()
         features = encode_crops(trained, crops)
         write_features(out, crops, features, mapping, trained)
 """
@@ -43,7 +43,6 @@ __all__ = [
     "check_model_fits",
     "collect",
     "encode_crops",
-    "finish_model",
     "load_mapping",
     "make_trainer",
     "open_cellh5",
@@ -231,14 +230,6 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
     return trainer
 
 
-def finish_model(trainer: Trainer, crops: CropSet) -> TrainedModel:
-    """The trained model, labelled with the object and channels it was trained on."""
-    trained = trainer.result()
-    trained.channel_names = list(crops.channel_names)
-    trained.object_name = crops.object_name
-    return trained
-
-
 def check_model_fits(
     trained: TrainedModel, cellh5: CellH5, model_path=None
 ) -> tuple[str, list[int]]:
@@ -318,6 +309,7 @@ class TrainResult:
     mapping: PositionMapping | None = None
     n_training: int = 0
     model_path: Path | None = None
+    interrupted: bool = False
 
 
 @dataclass
@@ -339,6 +331,7 @@ def run_train(
     control_token: str = "neg",
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_trainer: Callable[[Trainer], None] | None = None,
+    keep_on_interrupt: bool = False,
 ) -> TrainResult:
     """Open a file, crop every object, train an autoencoder and optionally save it.
 
@@ -360,6 +353,9 @@ def run_train(
         Called with every :class:`~napari_cellae.training.EpochReport`.
     on_trainer : callable, optional
         Called with the trainer before training starts (e.g. to keep it for ``stop()``).
+    keep_on_interrupt : bool
+        On Ctrl-C (KeyboardInterrupt) keep the model of the finished epochs and return it
+        with ``interrupted=True`` instead of raising.
 
     Returns
     -------
@@ -380,15 +376,21 @@ def run_train(
     if on_trainer is not None:
         on_trainer(trainer)
     reports = []
-    for report in trainer.run():
-        reports.append(report)
-        if on_epoch is not None:
-            on_epoch(report)
-    trained = finish_model(trainer, crops)
-    n_training = len(getattr(trainer, "training_indices", ()))
-    result = TrainResult(trained, reports, crops, mapping, n_training)
+    interrupted = False
+    try:
+        for report in trainer.run():
+            reports.append(report)
+            if on_epoch is not None:
+                on_epoch(report)
+    except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
+        interrupted = True
+    n_training = len(trainer.training_indices)
+    result = TrainResult(trainer.result(), reports, crops, mapping, n_training)
+    result.interrupted = interrupted
     if out is not None:
-        result.model_path = save_model(trained, out)
+        result.model_path = save_model(result.trained, out)
     return result
 
 
