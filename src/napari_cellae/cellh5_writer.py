@@ -14,6 +14,8 @@ from typing import Literal
 import h5py
 import numpy as np
 
+from .cellh5 import ObjectTable
+
 Flavour = Literal["cellcognition", "cellprofiler"]
 
 CENTER_DTYPE = np.dtype([("x", "<i4"), ("y", "<i4")])
@@ -40,30 +42,13 @@ _DEFAULT_COLORS = ("#FFFFFF", "#00FF00", "#FF0000", "#0000FF")
 
 
 @dataclass
-class ObjectData:
-    """Per-object tables of one object type in one position (all frames).
+class ObjectData(ObjectTable):
+    """Per-object tables of one object type in one position (all frames), to be written.
 
-    Attributes
-    ----------
-    time_idx, label_id, center_x, center_y : ndarray of int32, shape (n,)
-        Frame, label in the label image and centroid (pixels) of every object.
-    bbox : ndarray of int32, shape (n, 4)
-        ``left, right, top, bottom`` = (x0, x1, y0, y1).
-    angle, eccentricity : ndarray of float64, optional
-        Orientation (CellCognition only).
-    class_idx : ndarray of int32, optional
-        Index of the predicted class (``object_classification/prediction``).
-    probability : ndarray of float, shape (n, n_classes), optional
+    The reader's :class:`~napari_cellae.cellh5.ObjectTable` plus what only the writer
+    stores: ``probability`` (n, n_classes) of the classifier, optional.
     """
 
-    time_idx: np.ndarray
-    label_id: np.ndarray
-    center_x: np.ndarray
-    center_y: np.ndarray
-    bbox: np.ndarray
-    angle: np.ndarray | None = None
-    eccentricity: np.ndarray | None = None
-    class_idx: np.ndarray | None = None
     probability: np.ndarray | None = None
 
 
