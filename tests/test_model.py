@@ -11,6 +11,7 @@ from napari_cellae.model import (
     ConvAutoencoder,
     LayerSpec,
     check_architecture,
+    dropout,
     parse_architecture,
 )
 
@@ -163,3 +164,31 @@ def test_fast_paths_compute_the_same(
     for g_ref, g in zip(ref_grads, grads, strict=True):
         torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
     assert model.state_dict().keys() == ConvAutoencoder(arch, size, channels).state_dict().keys()
+
+
+def test_dropout_rate_scaling_and_generator() -> None:
+    h = torch.ones(1000, 1000)
+    out = dropout(h, 0.1, torch.Generator().manual_seed(0))
+    dropped = float((out == 0).float().mean())
+    assert dropped == pytest.approx(0.1, abs=0.002)
+    kept = out[out != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))
+    assert float(out.mean()) == pytest.approx(1.0, abs=0.003)  # expectation kept
+    again = dropout(h, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert not torch.equal(out, dropout(h, 0.1, torch.Generator().manual_seed(1)))
+    assert dropout(h, 0.0, None) is h
+    x = torch.ones(7, 3)  # numel not a multiple of 4
+    assert dropout(x, 0.5, torch.Generator().manual_seed(0)).shape == (7, 3)
+
+
+def test_dropout_only_in_training_mode() -> None:
+    model = ConvAutoencoder("c4.3r_p2_d16.5r_d8.0s", 8, 1)
+    x = torch.rand(4, 1, 8, 8)
+    model.train()
+    a = model(x, torch.Generator().manual_seed(0))
+    b = model(x, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, b)
+    assert torch.equal(a, model(x, torch.Generator().manual_seed(0)))
+    model.eval()
+    assert torch.equal(model(x), model(x, torch.Generator().manual_seed(5)))
