@@ -12,6 +12,7 @@ from napari_cellae.model import (
     LayerSpec,
     check_architecture,
     dropout,
+    keep_mask,
     parse_architecture,
 )
 
@@ -192,3 +193,12 @@ def test_dropout_only_in_training_mode() -> None:
     assert torch.equal(a, model(x, torch.Generator().manual_seed(0)))
     model.eval()
     assert torch.equal(model(x), model(x, torch.Generator().manual_seed(5)))
+
+
+def test_keep_mask_fraction_shape_and_seed() -> None:
+    mask = keep_mask((300, 7, 11, 13), 0.3, torch.Generator().manual_seed(0))
+    assert mask.shape == (300, 7, 11, 13) and mask.dtype == torch.bool
+    assert float(mask.float().mean()) == pytest.approx(0.7, abs=0.005)
+    assert torch.equal(mask, keep_mask((300, 7, 11, 13), 0.3, torch.Generator().manual_seed(0)))
+    assert bool(keep_mask((50,), 0.0, None).all())
+    assert float(keep_mask((100_000,), 0.999, None).float().mean()) < 0.002
