@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"held-out {last.held_out_loss:.5f}  {last.samples_per_second:.0f} cells/s",
                 file=sys.stderr,
             )
-    trained = pipeline.finish_model(trainer, crops)
+    trained = trainer.result()
     train_s = time.perf_counter() - t0
     learned = pipeline.encode_crops(trained, crops)
 

@@ -339,14 +339,14 @@ class CellH5:
         self._check_object(object_name)
         group = self._position(key)
         where = f"object '{object_name}' of position {key.label}"
-        table = group.get(f"object/{object_name}")
+        table = _child(group, f"object/{object_name}")
         if table is None:
             # An empty well: CellCognition writes no table when nothing was segmented.
             empty = np.zeros(0, np.int32)
             return ObjectTable(empty, empty, empty, empty, np.zeros((0, 4), np.int32))
         rows = table[()]
         n = len(rows)
-        feature = group.get(f"feature/{object_name}")
+        feature = _child(group, f"feature/{object_name}")
         # One listing instead of a lookup per optional table: h5py lookups dominate the
         # cost of opening a plate of thousands of positions.
         present = set(feature) if feature is not None else set()
@@ -355,7 +355,7 @@ class CellH5:
 
         def read(name: str, fields: tuple[str, ...]) -> np.ndarray | None:
             top = name.split("/", 1)[0]
-            dataset = feature.get(name) if top in present else None
+            dataset = _child(feature, name) if top in present else None
             if dataset is None:
                 return None
             data = dataset[()]
@@ -417,6 +417,16 @@ class CellH5:
         self._check_object(object_name)
         table = self._position(key).get(f"object/{object_name}")
         return 0 if table is None else len(table)
+
+
+def _child(group: h5py.Group, path: str) -> h5py.Group | h5py.Dataset | None:
+    """``group[path]``, or None where it does not exist. One HDF5 lookup where
+    ``group.get`` makes two (an existence check, then the open): tables of thousands of
+    positions are read one small dataset at a time, so lookups dominate."""
+    try:
+        return group[path]
+    except KeyError:
+        return None
 
 
 def is_cellh5(path: str | os.PathLike) -> bool:

@@ -9,16 +9,19 @@ stored dtype; :class:`Normalisation` is the one place that converts them to floa
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    import h5py
     import torch
 
     from napari_cellae.cellh5 import CellH5, PositionKey
@@ -92,6 +95,118 @@ def _check_no_nan(crops: np.ndarray, where: str) -> None:
         )
 
 
+class _PlaneReader:
+    """Windows ``image[c, t, 0, r0:r1, q0:q1]`` of one position, read the cheapest safe way.
+
+    h5py serialises every call (one global lock), so threads gain nothing from it. Two
+    common CellH5 layouts are therefore read around it, identically to what h5py returns:
+
+    - contiguous, unfiltered datasets (CellH5's reference writer) are memory-mapped, so a
+      window is a zero-copy view and crops are gathered straight from the page cache;
+    - chunked datasets with one frame per chunk and only deflate (gzip) and shuffle
+      filters (CellCognition) have their raw chunks fetched by h5py and inflated with
+      ``zlib``, which releases the GIL, so frames decompress in parallel.
+
+    Everything else (other filters, chunks that span frames, unallocated chunks, files not
+    on disk, numpy arrays) goes through plain h5py slicing.
+    """
+
+    def __init__(self, image: h5py.Dataset | np.ndarray) -> None:
+        self.image = image
+        self.mapped: np.ndarray | None = None
+        self.filters: list[int] | None = None
+        if isinstance(image, np.ndarray) or not hasattr(image, "id"):
+            return
+        try:
+            plist = image.id.get_create_plist()
+            layout = plist.get_layout()
+            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+            on_disk = image.file.driver in ("sec2", "stdio")
+            plain_type = image.dtype.kind in "uif"
+            if not (on_disk and plain_type):
+                return
+            if layout == h5py.h5d.CONTIGUOUS and not filters and not plist.get_external_count():
+                offset = image.id.get_offset()
+                if offset is not None:  # None: never written (all fill value)
+                    self.mapped = np.memmap(
+                        image.file.filename,
+                        dtype=image.dtype,
+                        mode="r",
+                        offset=offset,
+                        shape=image.shape,
+                    )
+            elif (
+                layout == h5py.h5d.CHUNKED
+                and tuple(image.chunks[:3]) == (1, 1, 1)
+                and set(filters) <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+            ):
+                self.filters = filters
+        except (AttributeError, OSError, ValueError):  # unusual file: plain h5py reads
+            self.mapped, self.filters = None, None
+
+    def window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
+        """Pixels ``image[c, t, 0, r0:r1, q0:q1]`` as a 2-D array (may be a read-only view)."""
+        if self.mapped is not None:
+            return self.mapped[c, t, 0, r0:r1, q0:q1]
+        if self.filters is not None:
+            return self._inflate_window(c, t, r0, r1, q0, q1)
+        return self._h5py_window(c, t, r0, r1, q0, q1)
+
+    def _h5py_window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
+        try:
+            return np.asarray(self.image[c, t, 0, r0:r1, q0:q1])
+        except OSError as exc:  # damaged storage: say which file and frame
+            raise ValueError(
+                f"cannot read channel {c}, frame {t} of the image {_describe(self.image)}: {exc}"
+            ) from exc
+
+    def _inflate_window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
+        image = self.image
+        ch, cw = image.chunks[3], image.chunks[4]
+        out = np.empty((r1 - r0, q1 - q0), dtype=image.dtype)
+        for cy in range(r0 - r0 % ch, r1, ch):
+            for cx in range(q0 - q0 % cw, q1, cw):
+                chunk = self._chunk(c, t, cy, cx)
+                if chunk is None:  # unallocated or unexpected: let HDF5 do this window
+                    return self._h5py_window(c, t, r0, r1, q0, q1)
+                ya, yb, xa, xb = max(r0, cy), min(r1, cy + ch), max(q0, cx), min(q1, cx + cw)
+                out[ya - r0 : yb - r0, xa - q0 : xb - q0] = chunk[
+                    ya - cy : yb - cy, xa - cx : xb - cx
+                ]
+        return out
+
+    def _chunk(self, c: int, t: int, cy: int, cx: int) -> np.ndarray | None:
+        image = self.image
+        ch, cw = image.chunks[3], image.chunks[4]
+        try:
+            skipped, data = image.id.read_direct_chunk((c, t, 0, cy, cx))
+        except (OSError, RuntimeError, ValueError, KeyError):  # e.g. chunk never written
+            return None
+        for i in reversed(range(len(self.filters))):  # undo the pipeline, last filter first
+            if skipped & (1 << i):
+                continue
+            if self.filters[i] == h5py.h5z.FILTER_DEFLATE:
+                try:
+                    data = zlib.decompress(data)  # releases the GIL: frames inflate in parallel
+                except zlib.error:  # damaged chunk: h5py reports it in its own words
+                    return None
+            else:  # shuffle: byte k of every value was stored together
+                size = image.dtype.itemsize
+                data = np.frombuffer(data, np.uint8).reshape(size, -1).T.tobytes()
+        if len(data) != ch * cw * image.dtype.itemsize:
+            return None
+        return np.frombuffer(data, dtype=image.dtype).reshape(ch, cw)
+
+
+def _workers(tasks: int) -> int:
+    """Threads for ``tasks`` independent frames: one per usable core, at most one per task."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, tasks))
+
+
 def _extract_into(
     out: np.ndarray,
     image: h5py.Dataset | np.ndarray,
@@ -124,26 +239,38 @@ def _extract_into(
     if time_idx.min() < 0 or time_idx.max() >= n_t:
         raise ValueError(f"time_idx out of range 0..{n_t - 1} for {_describe(image)}")
 
-    # Group objects by frame; each frame's band of rows is read once per channel. CellH5
-    # stores objects frame by frame, so usually the groups are plain slices (no scatter).
+    # Group objects by frame; each frame's window of rows and columns is read once per
+    # channel. CellH5 stores objects frame by frame, so the groups are usually plain slices.
     in_order = bool(np.all(time_idx[1:] >= time_idx[:-1]))
     order = np.arange(n) if in_order else np.argsort(time_idx, kind="stable")
     sorted_t = time_idx[order]
-    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]])
-    bounds = [*starts.tolist(), n]
-    for i, start in enumerate(starts.tolist()):
-        stop = bounds[i + 1]
-        t = int(sorted_t[start])
-        idx: slice | np.ndarray = slice(start, stop) if in_order else order[start:stop]
+    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]]).tolist()
+    groups = [
+        (int(sorted_t[a]), slice(a, b) if in_order else order[a:b])
+        for a, b in zip(starts, [*starts[1:], n], strict=True)
+    ]
+    reader = _PlaneReader(image)
+
+    def crop_frame(group: tuple[int, slice | np.ndarray]) -> None:
+        t, idx = group
         ys, xs = y0[idx], x0[idx]
-        # Only the rows/columns spanned by this frame's windows are read (HDF5 decompresses
-        # whole chunks anyway, but sparse frames read much less).
+        # Only the rows/columns spanned by this frame's windows are read.
         r0, r1 = int(ys.min()), int(ys.max()) + size
         q0, q1 = int(xs.min()), int(xs.max()) + size
         ys, xs = ys - r0, xs - q0
         for j, c in enumerate(channels):
-            plane = np.asarray(image[int(c), t, 0, r0:r1, q0:q1])
+            plane = reader.window(int(c), t, r0, r1, q0, q1)
             out[idx, j] = sliding_window_view(plane, (size, size))[ys, xs]
+
+    # Frames fill disjoint rows of `out`; the gather (numpy) and inflating (zlib) release
+    # the GIL, so frames run on all cores.
+    workers = _workers(len(groups))
+    if workers == 1:
+        for group in groups:
+            crop_frame(group)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="cellae-crops") as pool:
+            list(pool.map(crop_frame, groups))
     return y0, x0
 
 
