@@ -96,58 +96,43 @@ def _check_no_nan(crops: np.ndarray, where: str) -> None:
 
 
 class _PlaneReader:
-    """Windows ``image[c, t, 0, r0:r1, q0:q1]`` of one position, read the cheapest safe way.
+    """Windows ``image[c, t, 0, r0:r1, q0:q1]`` of one position, as h5py would return them.
 
-    h5py serialises every call (one global lock), so threads gain nothing from it. Two
-    common CellH5 layouts are therefore read around it, identically to what h5py returns:
-
-    - contiguous, unfiltered datasets (CellH5's reference writer) are memory-mapped, so a
-      window is a zero-copy view and crops are gathered straight from the page cache;
-    - chunked datasets with one frame per chunk and only deflate (gzip) and shuffle
-      filters (CellCognition) have their raw chunks fetched by h5py and inflated with
-      ``zlib``, which releases the GIL, so frames decompress in parallel.
-
-    Everything else (other filters, chunks that span frames, unallocated chunks, files not
-    on disk, numpy arrays) goes through plain h5py slicing.
+    h5py serialises every call (one global lock), so frames read through it cannot overlap.
+    Chunked datasets with one frame per chunk and only deflate (gzip) and shuffle filters,
+    as CellCognition writes them, are therefore decoded here: h5py only fetches the raw
+    chunks and ``zlib`` inflates them with the GIL released, so frames decompress on all
+    cores (``parallel``). Everything else (contiguous or otherwise filtered datasets, chunks
+    spanning frames, unwritten chunks, numpy arrays) goes through plain h5py slicing, where
+    extra threads measured slower. (A memory map of contiguous datasets gained nothing over
+    h5py's read either.)
     """
 
     def __init__(self, image: h5py.Dataset | np.ndarray) -> None:
         self.image = image
-        self.mapped: np.ndarray | None = None
         self.filters: list[int] | None = None
         if isinstance(image, np.ndarray) or not hasattr(image, "id"):
             return
         try:
             plist = image.id.get_create_plist()
-            layout = plist.get_layout()
             filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-            on_disk = image.file.driver in ("sec2", "stdio")
-            plain_type = image.dtype.kind in "uif"
-            if not (on_disk and plain_type):
-                return
-            if layout == h5py.h5d.CONTIGUOUS and not filters and not plist.get_external_count():
-                offset = image.id.get_offset()
-                if offset is not None:  # None: never written (all fill value)
-                    self.mapped = np.memmap(
-                        image.file.filename,
-                        dtype=image.dtype,
-                        mode="r",
-                        offset=offset,
-                        shape=image.shape,
-                    )
-            elif (
-                layout == h5py.h5d.CHUNKED
+            if (
+                plist.get_layout() == h5py.h5d.CHUNKED
                 and tuple(image.chunks[:3]) == (1, 1, 1)
                 and set(filters) <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+                and image.dtype.kind in "uif"
             ):
                 self.filters = filters
-        except (AttributeError, OSError, ValueError):  # unusual file: plain h5py reads
-            self.mapped, self.filters = None, None
+        except (AttributeError, OSError, ValueError):  # unusual dataset: plain h5py reads
+            self.filters = None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether frames gain from being read in several threads."""
+        return self.filters is not None
 
     def window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
-        """Pixels ``image[c, t, 0, r0:r1, q0:q1]`` as a 2-D array (may be a read-only view)."""
-        if self.mapped is not None:
-            return self.mapped[c, t, 0, r0:r1, q0:q1]
+        """Pixels ``image[c, t, 0, r0:r1, q0:q1]`` as a 2-D array."""
         if self.filters is not None:
             return self._inflate_window(c, t, r0, r1, q0, q1)
         return self._h5py_window(c, t, r0, r1, q0, q1)
@@ -262,9 +247,9 @@ def _extract_into(
             plane = reader.window(int(c), t, r0, r1, q0, q1)
             out[idx, j] = sliding_window_view(plane, (size, size))[ys, xs]
 
-    # Frames fill disjoint rows of `out`; the gather (numpy) and inflating (zlib) release
-    # the GIL, so frames run on all cores.
-    workers = _workers(len(groups))
+    # Frames fill disjoint rows of `out`; inflating (zlib) and the gather (numpy) release
+    # the GIL, so frames decoded here run on all cores.
+    workers = _workers(len(groups)) if reader.parallel else 1
     if workers == 1:
         for group in groups:
             crop_frame(group)
