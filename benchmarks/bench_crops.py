@@ -96,6 +96,12 @@ def vectorised(path: Path, size: int) -> np.ndarray:
         return collect_crops(f, "primary__primary", size).crops
 
 
+def open_and_read_tables(path: Path) -> int:
+    """What both methods do before any pixel: open the file, read every object table."""
+    with CellH5(path) as f:
+        return sum(len(f.objects(pos, "primary__primary")) for pos in f.positions)
+
+
 def read_all_frames(path: Path) -> int:
     """The floor: read (and decompress) every frame once, nothing else."""
     total = 0
@@ -133,7 +139,8 @@ def main() -> None:
         )
         print(
             f"{'layout':<34}{'per-object s':>13}{'ours s':>9}{'ratio':>8}"
-            f"{'ours crops/s':>15}{'read-all-frames s':>19}"
+            f"{'ours crops/s':>15}{'tables s':>10}{'ratio w/o tables':>18}"
+            f"{'read-all-frames s':>19}"
         )
         for label, path in (
             ("gzip, 256x256 chunks (write_cellh5)", gz),
@@ -142,16 +149,20 @@ def main() -> None:
             fast_s, fast = best_of(lambda p=path: vectorised(p, args.size), 3)
             slow_s, slow = best_of(lambda p=path: per_object_reads(p, args.size), 2)
             floor_s, _ = best_of(lambda p=path: read_all_frames(p), 3)
+            tables_s, _ = best_of(lambda p=path: open_and_read_tables(p), 3)
             assert np.array_equal(fast, slow), "vectorised crops differ from per-object reads"
             print(
                 f"{label:<34}{slow_s:>13.3f}{fast_s:>9.3f}{slow_s / fast_s:>7.1f}x"
-                f"{n / fast_s:>15,.0f}{floor_s:>19.3f}"
+                f"{n / fast_s:>15,.0f}{tables_s:>10.3f}"
+                f"{(slow_s - tables_s) / (fast_s - tables_s):>17.1f}x{floor_s:>19.3f}"
             )
         print("identical crops from both methods: yes")
         print(
-            "target: ratio >= 20x. Both methods pay the decompression of every chunk once "
-            "(HDF5's chunk cache serves the per-object reads), so on gzip files the ratio is "
-            "bounded by (decompression + n * per-read overhead) / decompression."
+            "target: ratio >= 20x. Both methods open the file and read the object tables "
+            "('tables s'; 'ratio w/o tables' leaves that shared cost out) and both decompress "
+            "every chunk once (HDF5's chunk cache serves the per-object reads), so on gzip "
+            "files the ratio is bounded by (decompression + n * per-read overhead) / "
+            "decompression; ours inflates frames in parallel on all cores."
         )
 
 

@@ -347,3 +347,18 @@ def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path
     assert data.gallery.shape == (16, 16, 2, 12)
     assert data.gallery.max() > 200  # 16-bit pixels scaled, not truncated
     assert (data.bbox["angle"] == 0).all()
+
+
+def test_train_warns_when_the_network_collapsed(
+    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
+):
+    from napari_cellae.training import Trainer
+
+    real = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self: (real(self)[0], True))
+    args = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY]
+    rc = main([*args, "--out", str(tmp_path / "m.pt"), "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "warning: the network gives the same reconstruction for every cell" in captured.err
+    assert "lower learning rate" in captured.err

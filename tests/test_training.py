@@ -327,7 +327,7 @@ def test_augment_option_trains_only_on_turned_crops() -> None:
         TrainConfig(augment="yes")  # type: ignore[arg-type]
     plain, turned = Trainer(config(augment=False), crops), Trainer(config(augment=True), crops)
     # same init and held-out crops; the held-out loss before training is identical
-    assert plain._held_out_loss() == turned._held_out_loss()
+    assert plain._evaluate() == turned._evaluate()
     a, b = list(plain.run()), list(turned.run())
     assert a[0].train_loss != b[0].train_loss
     assert [r.train_loss for r in Trainer(config(augment=True), crops).run()] == [
@@ -393,3 +393,21 @@ def test_sharded_training_is_reproducible_and_leaves_global_rng_alone() -> None:
         assert other != first
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_collapsed_network_is_reported() -> None:
+    """Dead units: the same reconstruction for every cell. Detected on the held-out cells,
+    reported per epoch; a healthy network is not flagged."""
+    trainer = Trainer(config(epochs=1, held_out_fraction=0.25), blob_crops(64))
+    assert trainer._evaluate()[1] is False
+    with torch.no_grad():  # every ReLU of the first layer dead: nothing cell-specific passes
+        first = trainer.model.encoder_maps[0]
+        first.weight.zero_()
+        first.bias.fill_(-1.0)
+    assert trainer._evaluate()[1] is True
+    (report,) = list(trainer.run())
+    assert report.collapsed
+    healthy = list(Trainer(config(epochs=2), blob_crops(128)).run())
+    assert not any(r.collapsed for r in healthy)
+    # nothing held out: nothing to judge
+    assert Trainer(config(epochs=1, held_out_fraction=0.0), blob_crops(16))._evaluate()[1] is False

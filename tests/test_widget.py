@@ -225,8 +225,8 @@ def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors
     monkeypatch.setattr(_widget, "show_warning", lambda message: shown.append(message))
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    widget._on_yielded(("warning", _widget.BLANK_OUTPUT_WARNING))
-    assert shown == [_widget.BLANK_OUTPUT_WARNING]
+    widget._on_yielded(("warning", _widget.COLLAPSED_WARNING))
+    assert shown == [_widget.COLLAPSED_WARNING]
     assert "learning rate" in widget.status.text()
 
 

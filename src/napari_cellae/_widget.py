@@ -57,9 +57,10 @@ SELECTED_LAYER = "selected cell (input | output)"
 MARKER_LAYER = "selected cell"
 
 _GALLERY_PAIRS = 32  # 8 rows of 4 input|output pairs
-BLANK_OUTPUT_WARNING = (
-    "The network only outputs blank images (the loss stopped falling): training got "
-    "stuck. Stop, lower the learning rate (e.g. 0.01) and train again."
+COLLAPSED_WARNING = (
+    "Training got stuck: the network shows the same picture for every cell (the loss "
+    "stopped falling), so its features will not tell cells apart. Stop, lower the learning "
+    "rate (e.g. to a third) or change the seed, and train again."
 )
 _GALLERY_DELAY_MS = 40
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
@@ -251,7 +252,7 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
     ------
     tuple
         ``("status", text)``, ``("epoch", EpochReport, gallery ndarray)``,
-        ``("warning", text)`` (reconstructions stay blank) or ``("encode", done, total)``.
+        ``("warning", text)`` (the network collapsed) or ``("encode", done, total)``.
 
     Returns
     -------
@@ -283,9 +284,9 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
         trained = trainer.result()
         inputs, outputs = _reconstruct_gallery(trained, shown_crops)
         yield ("epoch", report, gallery_grid(inputs, outputs))
-        if not warned and report.epoch >= 2 and outputs.std() < 1e-3 < inputs.std():
+        if report.collapsed and not warned:
             warned = True
-            yield ("warning", BLANK_OUTPUT_WARNING)
+            yield ("warning", COLLAPSED_WARNING)
     trained = trainer.result()
     features, embedding = yield from _features_and_embedding(trained, crops, config.seed)
     stopped = bool(last is not None and last.stopped) or request.stopped

@@ -577,6 +577,10 @@ def _train(args: argparse.Namespace, file: Path, mapping: Path | None, control_t
         bar.close(clear=True)  # the error line should stand alone
         raise
     bar.close()
+    if result.reports and result.reports[-1].collapsed:
+        from napari_cellae.training import COLLAPSE_ADVICE
+
+        print(f"{PROG}: warning: {COLLAPSE_ADVICE}", file=sys.stderr)
     if result.interrupted:
         print(
             f"{PROG}: interrupted after {len(result.reports)} epoch(s); keeping that model",
