@@ -32,5 +32,5 @@ def test_bench_quality_runs() -> None:
 
 
 def test_bench_training_runs() -> None:
-    out = run("bench_training.py", "--batches", "1", "--repeats", "1", "--memory-crops", "20000")
+    out = run("bench_training.py", "--batches", "1", "--repeats", "1", "--memory-crops", "3000")
     assert "ratio ours / plain" in out and "shared" in out
