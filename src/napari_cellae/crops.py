@@ -177,6 +177,8 @@ class _PlaneReader:
                     return None
             else:  # shuffle: byte k of every value was stored together
                 size = image.dtype.itemsize
+                if len(data) % size:
+                    return None
                 data = np.frombuffer(data, np.uint8).reshape(size, -1).T.tobytes()
         if len(data) != ch * cw * image.dtype.itemsize:
             return None
