@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -386,6 +387,8 @@ def test_sharded_training_is_reproducible_and_leaves_global_rng_alone() -> None:
         assert torch.equal(torch.random.get_rng_state(), before)
         second = [r.train_loss for r in Trainer(cfg, blob_crops(128)).run()]
         assert first == second
+        # the calling thread's setting is restored (capped to the usable cores)
+        assert torch.get_num_threads() == min(2, len(os.sched_getaffinity(0)))
         other = [
             r.train_loss
             for r in Trainer(config(**{**cfg.__dict__, "seed": 1}), blob_crops(128)).run()
