@@ -16,6 +16,8 @@ from napari_cellae._widget import (
     DeepLearningWidget,
     gallery_grid,
 )
+from napari_cellae.cellh5 import CellH5
+from napari_cellae.crops import collect_crops
 from napari_cellae.demo import demo_paths
 
 TINY = "c4.3r_p2_d16.0s"
@@ -279,3 +281,61 @@ def test_train_job_generator_without_threads(cellcognition_file, mapping_file):
     assert kinds.count("epoch") == 2 and kinds[0] == "status" and kinds[-1] == "encode"
     assert len(result.features) == len(result.crops) == len(result.embedding)
     assert result.embedding.shape[1] == 2 and not result.stopped
+
+
+def _drive(job, on_message=None):
+    """Run a job generator to the end without threads; return (messages, result)."""
+    messages = []
+    while True:
+        try:
+            message = next(job)
+        except StopIteration as stop:
+            return messages, stop.value
+        messages.append(message)
+        if on_message is not None:
+            on_message(message)
+
+
+def test_stop_while_computing_features_skips_them(cellcognition_file, mapping_file):
+    from napari_cellae.training import TrainConfig
+
+    config = TrainConfig(
+        crop_size=16, architecture=TINY, epochs=3, samples=100, batch_size=16, train_on="all"
+    )
+    # A stop during training ends training, but the features are still computed.
+    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
+
+    def stop_after_first_epoch(message):
+        if message[0] == "epoch":
+            request.stop()
+
+    messages, result = _drive(_widget.train_job(request), stop_after_first_epoch)
+    assert result.stopped and result.features is not None
+    assert [m[0] for m in messages].count("encode") >= 1
+    # A stop once features are being computed skips them and keeps the model.
+    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
+
+    def stop_at_features(message):
+        if message == ("status", "Computing features of all cells…"):
+            request.stop()
+
+    messages, result = _drive(_widget.train_job(request), stop_at_features)
+    assert result.stopped and result.features is None and result.embedding is None
+    assert [m[0] for m in messages].count("epoch") == 3  # training itself ran to the end
+    assert "encode" not in [m[0] for m in messages]
+    assert result.trained.reconstruct(result.crops.crops[:2]).shape == (2, 1, 16, 16)
+
+
+def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcognition_file):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    with CellH5(cellcognition_file) as f:
+        crops = collect_crops(f, "primary__primary", 16)
+    from napari_cellae.training import TrainConfig, Trainer
+
+    trained = Trainer(TrainConfig(crop_size=16, architecture=TINY, epochs=1), crops.crops).result()
+    widget._on_returned(_widget.JobResult(trained, crops, None, None, None, stopped=True))
+    assert widget.result is None and widget._trained is trained
+    assert "Stopped while computing features" in widget.status.text()
+    assert EMBEDDING_LAYER not in viewer.layers
+    assert not errors, errors

@@ -137,11 +137,17 @@ class TrainRequest:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self) -> None:
-        """Ask the job to stop (takes effect before the next batch)."""
+        """Ask the job to stop: training before its next batch, or computing features
+        before the next chunk of cells."""
         with self._lock:
             self._stopped.set()
             if self.trainer is not None:
                 self.trainer.stop()
+
+    def rearm(self) -> None:
+        """Forget an earlier stop (training is over), so that a new one stops encoding."""
+        with self._lock:
+            self._stopped.clear()
 
     @property
     def stopped(self) -> bool:
@@ -158,12 +164,15 @@ class TrainRequest:
 
 @dataclass
 class JobResult:
-    """Everything the widget shows after training or encoding."""
+    """Everything the widget shows after training or encoding.
+
+    ``features`` and ``embedding`` are None when computing the features was stopped.
+    """
 
     trained: TrainedModel
     crops: CropSet
-    features: np.ndarray
-    embedding: np.ndarray
+    features: np.ndarray | None
+    embedding: np.ndarray | None
     mapping: PositionMapping | None
     stopped: bool = False
 
@@ -288,9 +297,16 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
             warned = True
             yield ("warning", COLLAPSED_WARNING)
     trained = trainer.result()
-    features, embedding = yield from _features_and_embedding(trained, crops, config.seed)
     stopped = bool(last is not None and last.stopped) or request.stopped
-    return JobResult(trained, crops, features, embedding, mapping, stopped)
+    # Stopping training still shows the features of what was learnt; a Stop from now on
+    # skips them (on a large screen encoding takes a while).
+    request.rearm()
+    pair = yield from _features_and_embedding(
+        trained, crops, config.seed, aborted=lambda: request.stopped
+    )
+    if pair is None:
+        return JobResult(trained, crops, None, None, mapping, stopped=True)
+    return JobResult(trained, crops, *pair, mapping, stopped)
 
 
 def encode_job(
@@ -311,23 +327,34 @@ def encode_job(
         mapping = pipeline.load_mapping(mapping_path, ch5)
         obj, channels = pipeline.check_model_fits(trained, ch5, model_path)
         crops = pipeline.collect(ch5, obj, trained.config.crop_size, channels)
-    features, embedding = yield from _features_and_embedding(trained, crops, trained.config.seed)
-    return JobResult(trained, crops, features, embedding, mapping)
+    # (Stopped through the worker itself: it quits at the next progress message.)
+    pair = yield from _features_and_embedding(trained, crops, trained.config.seed)
+    assert pair is not None
+    return JobResult(trained, crops, *pair, mapping)
 
 
 def _features_and_embedding(
-    trained: TrainedModel, crops: CropSet, seed: int
-) -> Generator[tuple[Any, ...], None, tuple[np.ndarray, np.ndarray]]:
-    """Encode every cell in chunks (yielding progress), then embed the features in 2-D."""
+    trained: TrainedModel,
+    crops: CropSet,
+    seed: int,
+    aborted: Callable[[], bool] | None = None,
+) -> Generator[tuple[Any, ...], None, tuple[np.ndarray, np.ndarray] | None]:
+    """Encode every cell in chunks (yielding progress), then embed the features in 2-D;
+    None when ``aborted()`` turns true before a chunk."""
     from napari_cellae.features import embed_2d
 
     yield ("status", "Computing features of all cells…")
     features = None
-    for done, result in _encode_chunks(trained, crops):
+    chunks = _encode_chunks(trained, crops)
+    while not (aborted is not None and aborted()):
+        try:
+            done, result = next(chunks)
+        except StopIteration:
+            assert features is not None
+            return features, embed_2d(features, seed=seed)
         yield ("encode", done, len(crops))
         features = result
-    assert features is not None
-    return features, embed_2d(features, seed=seed)
+    return None
 
 
 def _reconstruct_gallery(trained: TrainedModel, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -762,7 +789,7 @@ class DeepLearningWidget(QWidget):
         """Stop training after the current batch (the model learnt so far is kept)."""
         if self._request is not None:
             self._request.stop()
-            self.status.setText("Stopping after this batch…")
+            self.status.setText("Stopping…")
         elif self._worker is not None:
             self._worker.quit()
 
@@ -808,6 +835,15 @@ class DeepLearningWidget(QWidget):
     def _on_returned(self, result: JobResult | None) -> None:
         if result is None:
             self.status.setText("Stopped before training began.")
+            return
+        if result.features is None:
+            # Features of an earlier run would not belong to this model: drop them.
+            self.result = None
+            self._trained = result.trained
+            self.status.setText(
+                "Stopped while computing features. The trained model is kept: save it, or "
+                "load it later to compute the features."
+            )
             return
         self.result = result
         self._trained = result.trained
