@@ -339,3 +339,28 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
     assert "Stopped while computing features" in widget.status.text()
     assert EMBEDDING_LAYER not in viewer.layers
     assert not errors, errors
+
+
+def test_load_model_shows_its_objects_and_channel(
+    make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
+):
+    from napari_cellae.training import TrainConfig, Trainer
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.file.value = cellprofiler_file
+    with CellH5(cellprofiler_file) as f:
+        crops = collect_crops(f, "Nuclei", 16, channels=[1])  # the GFP channel
+    trainer = Trainer(
+        TrainConfig(crop_size=16, architecture=TINY, epochs=1),
+        crops.crops,
+        channel_names=["GFP"],
+        object_name="Nuclei",
+    )
+    list(trainer.run())
+    path = trainer.result().save(tmp_path / "gfp.pt")
+    widget.channel.value = 0  # DNA
+    _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
+    assert not errors, errors
+    assert widget.object.value == "Nuclei" and widget.channel.value == 1
+    assert widget.result is not None and widget.result.features.shape[0] == len(crops)

@@ -647,6 +647,7 @@ class DeepLearningWidget(QWidget):
             self.status.setText(f"Cannot use this file: {err}")
             return
         self._object_channel = object_channel
+        self._channel_index = dict(channels)
         self.channel.choices = channels
         self.object.choices = objects
         self.object.value = default
@@ -1231,6 +1232,12 @@ class DeepLearningWidget(QWidget):
         self._trained = trained
         self.cell_size.value = trained.config.crop_size
         self.architecture.value = trained.config.architecture
+        # Show the objects and channel the model reads (the features are computed from them).
+        if trained.object_name in self.object.choices:
+            self.object.value = trained.object_name
+        channel_index = getattr(self, "_channel_index", {})
+        if len(trained.channel_names) == 1 and trained.channel_names[0] in channel_index:
+            self.channel.value = channel_index[trained.channel_names[0]]
         mapping = self.mapping.value
         mapping = Path(mapping) if mapping and str(mapping) not in ("", ".") else None
         worker = create_worker(
