@@ -65,7 +65,7 @@ def test_train_help_explains_parameters(capsys):
     for phrase in [
         "0.01-0.1 is a good range",
         "becomes NaN",
-        "Only for --optimizer nesterov",
+        "Only for Nesterov momentum",
         "32-256",
         "0-0.3 makes the features robust to noise",
         "64-1000",

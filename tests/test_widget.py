@@ -213,6 +213,15 @@ def test_bad_setting_shows_notification(make_napari_viewer, errors):
     assert errors
 
 
+def test_tooltips_carry_the_parameter_guide(make_napari_viewer, errors):
+    from napari_cellae.guide import PARAMETER_GUIDE
+
+    widget = DeepLearningWidget(make_napari_viewer())
+    assert widget.learning_rate.tooltip == PARAMETER_GUIDE["learning_rate"]
+    assert widget.cell_size.tooltip == PARAMETER_GUIDE["crop_size"]
+    assert widget.epochs.tooltip == PARAMETER_GUIDE["epochs"]
+
+
 def test_gallery_grid_layout():
     inputs = np.ones((5, 4, 4), np.float32)
     outputs = np.full((5, 4, 4), 0.5, np.float32)

@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cellae._reader import METADATA_KEY, position_labels
+from napari_cellae.guide import PARAMETER_GUIDE
 
 if TYPE_CHECKING:
     import napari
@@ -83,28 +84,24 @@ _TIPS = {
     "object": "Which segmented objects to learn from, e.g. nuclei (primary) or whole "
     "cells (secondary).",
     "channel": "The fluorescence channel whose pixels the network learns from.",
-    "cell_size": "Side of the square cut out around each cell centre, in pixels. Pick it "
-    "so that a typical cell fits with a little background around it.",
     "mapping": "Optional table that says which treatment is in which well and which wells "
     "are negative controls (CellCognition position mapping).",
-    "train_on": "Learn what normal cells look like from control wells only (recommended), "
-    "or from all cells.",
-    "optimizer": "How the network adjusts its weights. AdaGrad needs little tuning; "
-    "Nesterov momentum can be faster but is more sensitive to the learning rate.",
-    "learning_rate": "Step size of learning. 0.01–0.1 usually works; if the loss jumps "
-    "around or explodes, lower it; if it falls very slowly, raise it.",
-    "momentum": "Only used by Nesterov: how much of the previous step is carried over "
-    "(0.9 is a good default).",
-    "batch_size": "Number of cells looked at per weight update. 32–256 works well; larger "
-    "is faster per cell but needs more memory.",
-    "corruption": "Fraction of pixels hidden from the network during training (denoising). "
-    "0 switches it off; 0.1–0.3 can give more robust features.",
-    "epochs": "How often the network sees all training cells. 64–1000; watch the loss "
-    "plot and stop when the held-out loss no longer falls.",
-    "samples": "At most this many cells are used for training (drawn at random).",
-    "architecture": "Network layers (advanced): cF.SA = convolution with F filters of "
-    "S×S pixels, p2 = pooling, dN.D = dense layer of N units after dropout 0.D. The "
-    "last dense layer's size is the number of features per cell.",
+    # the training parameters: the same guidance as `cellae train --help`
+    "cell_size": PARAMETER_GUIDE["crop_size"],
+    **{
+        name: PARAMETER_GUIDE[name]
+        for name in (
+            "train_on",
+            "optimizer",
+            "learning_rate",
+            "momentum",
+            "batch_size",
+            "corruption",
+            "epochs",
+            "samples",
+            "architecture",
+        )
+    },
 }
 
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.guide import PARAMETER_GUIDE
+
 if TYPE_CHECKING:
     from napari_cellae.cellh5 import CellH5
     from napari_cellae.training import EpochReport, TrainConfig
@@ -82,27 +84,10 @@ class UserError(Exception):
 
 # ----------------------------------------------------------------------------- parser
 
-_TRAINING_HELP = """\
-How to choose the training parameters
--------------------------------------
---size         The crop box cut around each cell's centre. It should contain one
-               whole cell (nucleus) with a little margin of background: too small
-               cuts cells off, too large adds neighbours and slows training.
---lr           Learning rate, the size of each learning step. 0.01-0.1 is a good
-               range. Lower it if the loss jumps around or becomes NaN; raise it
-               if the loss falls very slowly.
---momentum     Only used with --optimizer nesterov.
---batch-size   Cells per weight update (minibatch); 32-256 is typical.
---corruption   Fraction of pixels blanked in each training image. 0-0.3 makes the
-               features robust to noise; 0 trains a plain autoencoder.
---epochs       Passes over the training cells. 64-1000: more gives a better fit
-               but takes longer. Watch the held-out loss: once it stops falling,
-               more epochs do not help.
---samples      At most this many cells are drawn for training.
---train-on     'controls' learns from negative-control wells only, so the features
-               describe normal cell-to-cell variation and perturbed phenotypes
-               stand out as unusual; 'all' learns from every cell.
-"""
+
+def _guide(field: str) -> str:
+    """An option's help: the shared guidance, argparse-escaped, with its default."""
+    return PARAMETER_GUIDE[field].replace("%", "%%") + " (default: %(default)s)"
 
 
 def _add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> None:
@@ -129,9 +114,7 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> No
         type=int,
         default=defaults["size"],
         metavar="PX",
-        help="Cell size: edge of the square box (pixels, 16-256) cut around every cell. "
-        "It should hold one whole cell with a little margin of background; too small "
-        "cuts cells off, too large includes neighbours and is slower. (default: %(default)s)",
+        help=_guide("crop_size"),
     )
 
     g = parser.add_argument_group("network")
@@ -139,17 +122,13 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> No
         "--architecture",
         default=defaults["architecture"],
         metavar="TEXT",
-        help="Layers of the autoencoder. 'c16.5r' = 16 filters of 5x5 pixels, 'p2' = halve "
-        "the image, 'd256.1r' = 256 units with 10%% dropout; the number after the last 'd' "
-        "is the number of features per cell. Keep the default unless you have a reason. "
-        "(default: %(default)s)",
+        help=_guide("architecture"),
     )
     g.add_argument(
         "--optimizer",
         choices=["adagrad", "nesterov"],
         default=defaults["optimizer"],
-        help="How the weights are updated: adagrad adapts the step size by itself and needs "
-        "little tuning; nesterov uses momentum. (default: %(default)s)",
+        help=_guide("optimizer"),
     )
     g.add_argument(
         "--lr",
@@ -158,33 +137,27 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> No
         type=float,
         default=defaults["lr"],
         metavar="RATE",
-        help="Learning rate: how big each learning step is. 0.01-0.1 is a good range. Lower "
-        "it (e.g. halve it) if the loss jumps up and down or becomes NaN; raise it if the "
-        "loss falls very slowly. (default: %(default)s)",
+        help=_guide("learning_rate"),
     )
     g.add_argument(
         "--momentum",
         type=float,
         default=defaults["momentum"],
-        help="Only for --optimizer nesterov: how much of the previous step carries over "
-        "(0-1). 0.9 works well; lower it if training is unstable. (default: %(default)s)",
+        help=_guide("momentum"),
     )
     g.add_argument(
         "--batch-size",
         type=int,
         default=defaults["batch_size"],
         metavar="N",
-        help="Minibatch: cells looked at before each weight update. 32-256 is typical; "
-        "smaller is noisier, larger is smoother and faster per cell. (default: %(default)s)",
+        help=_guide("batch_size"),
     )
     g.add_argument(
         "--corruption",
         type=float,
         default=defaults["corruption"],
         metavar="FRACTION",
-        help="Fraction of pixels blanked at random in each training image (denoising). "
-        "0-0.3 makes the features robust to noise and small artefacts; 0 trains a plain "
-        "autoencoder. (default: %(default)s)",
+        help=_guide("corruption"),
     )
 
     g = parser.add_argument_group("training")
@@ -193,55 +166,44 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict) -> No
         type=int,
         default=defaults["epochs"],
         metavar="N",
-        help="How often every training cell is shown to the network. 64-1000: more gives a "
-        "better fit but takes longer; watch the held-out loss, once it stops falling more "
-        "epochs do not help. (default: %(default)s)",
+        help=_guide("epochs"),
     )
     g.add_argument(
         "--samples",
         type=int,
         default=defaults["samples"],
         metavar="N",
-        help="At most this many cells (drawn at random) are used for training. More cells "
-        "cover more of the natural variation; fewer train faster. (default: %(default)s)",
+        help=_guide("samples"),
     )
     g.add_argument(
         "--train-on",
         choices=["controls", "all"],
         default=defaults["train_on"],
-        help="'controls': learn only from negative-control positions (Group column of the "
-        "mapping, see --control-token) so the features describe normal cell-to-cell "
-        "variation and unusual phenotypes stand out; 'all': learn from every cell. "
-        "(default: %(default)s)",
+        help=_guide("train_on"),
     )
     g.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=defaults["augment"],
-        help="Show each training cell turned by a random multiple of 90 degrees and "
-        "possibly mirrored. Cells have no preferred orientation, so this gives the "
-        "network more examples at no cost; the cells you analyse are never turned. "
-        "Useful when there are few training cells (the held-out loss rises while the "
-        "training loss still falls). (default: %(default)s)",
+        help=_guide("augment"),
     )
     g.add_argument(
         "--held-out",
         type=float,
         default=defaults["held_out"],
         metavar="FRACTION",
-        help="Fraction of the training cells kept aside to check the model on cells it did "
-        "not learn from (the held-out loss). (default: %(default)s)",
+        help=_guide("held_out_fraction"),
     )
     g.add_argument(
         "--seed",
         type=int,
         default=defaults["seed"],
-        help="Random seed; the same seed and data give the same model. (default: %(default)s)",
+        help=_guide("seed"),
     )
     g.add_argument(
         "--device",
         default=defaults["device"],
-        help="Where to compute: auto (a GPU if there is one), cpu or cuda. (default: %(default)s)",
+        help=_guide("device"),
     )
 
 
@@ -305,7 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an autoencoder on the cells of a CellH5 file",
         description="Crop every cell of a CellH5 file, train a denoising convolutional\n"
         "autoencoder on the negative controls (or all cells) and save it.",
-        epilog=_TRAINING_HELP,
         formatter_class=fmt,
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
@@ -342,7 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train on the bundled synthetic demo screen and write DIR/model.pt,\n"
         "DIR/features.hdf and DIR/embedding.png. Defaults are chosen to finish within\n"
         "about two minutes on two CPU cores.",
-        epilog=_TRAINING_HELP,
         formatter_class=fmt,
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
