@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     flat = normalised.reshape(len(normalised), -1)
     raw_pca = pca_features(flat, n_dim)
     # Fair twin of the autoencoder: principal axes of the same (training) cells only.
-    raw_pca_train = pca_features(flat, n_dim, fit=trainer.training_indices)
+    raw_pca_train = pca_features(flat, n_dim, fit=trainer.source_indices)
     hand, hand_names = hand_crafted(crops, normalised)
     # Learned features that never vary (dead units) carry nothing; report them.
     dead = int((learned.std(0) < 1e-6).sum())

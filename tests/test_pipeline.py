@@ -44,6 +44,11 @@ def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
     assert len(few) == 7 and np.all(np.diff(few) > 0)
     np.testing.assert_array_equal(few, pipeline.select_training(crops, mapping, "all", 7, 1))
     assert len(pipeline.select_training(crops, None, "controls", samples=100)) == 30
+    # the trainer remembers which crops it trains on
+    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1)
+    trainer = pipeline.make_trainer(crops, mapping, config)
+    np.testing.assert_array_equal(trainer.source_indices, idx)
+    np.testing.assert_array_equal(trainer._data.numpy(), crops.crops[idx])
 
 
 def test_run_train_and_encode_round_trip(cellcognition_file, mapping_file, tmp_path):

@@ -216,6 +216,15 @@ def test_divergence_in_first_epoch() -> None:
         assert torch.equal(value, initial[key])
 
 
+def test_source_indices_default_and_check() -> None:
+    crops = blob_crops(8)
+    np.testing.assert_array_equal(Trainer(config(), crops).source_indices, np.arange(8))
+    shifted = Trainer(config(), crops, source_indices=np.arange(10, 18)).source_indices
+    np.testing.assert_array_equal(shifted, np.arange(10, 18))
+    with pytest.raises(ValueError, match=r"source_indices has shape \(3,\), expected \(8,\)"):
+        Trainer(config(), crops, source_indices=np.arange(3))
+
+
 def test_trainer_input_errors() -> None:
     with pytest.raises(ValueError, match="crops are 20 px"):
         Trainer(config(), np.zeros((4, 1, 20, 20), np.uint8))

@@ -278,7 +278,7 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
         return None
     trainer = pipeline.make_trainer(crops, mapping, config)
     request.attach(trainer)
-    train_idx = np.asarray(getattr(trainer, "training_indices", np.arange(len(crops))))
+    train_idx = trainer.source_indices
     rng = np.random.default_rng(config.seed)
     shown = np.sort(rng.choice(train_idx, min(_GALLERY_PAIRS, len(train_idx)), replace=False))
     shown_crops = crops.crops[shown]

@@ -225,8 +225,8 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
         np.ascontiguousarray(crops.crops[idx]),
         channel_names=list(crops.channel_names),
         object_name=crops.object_name,
+        source_indices=idx,  # which crops were used, for reports and the widget
     )
-    trainer.training_indices = idx  # which crops were used, for reports and the widget
     return trainer
 
 
@@ -386,7 +386,7 @@ def run_train(
         if not keep_on_interrupt:
             raise
         interrupted = True
-    n_training = len(trainer.training_indices)
+    n_training = len(trainer.source_indices)
     result = TrainResult(trainer.result(), reports, crops, mapping, n_training)
     result.interrupted = interrupted
     if out is not None:

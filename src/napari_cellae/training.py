@@ -593,6 +593,9 @@ class Trainer:
         Stored with the model (default ``["channel 1", ...]``).
     object_name : str
         Stored with the model.
+    source_indices : ndarray of int, optional
+        Where each crop came from, e.g. its row in a :class:`~napari_cellae.crops.CropSet`
+        (default: ``0 .. N-1``); kept as :attr:`source_indices` for reports.
     """
 
     def __init__(
@@ -603,6 +606,7 @@ class Trainer:
         *,
         channel_names: list[str] | None = None,
         object_name: str = "",
+        source_indices: np.ndarray | None = None,
     ) -> None:
         config.validate()
         self.config = config
@@ -634,6 +638,13 @@ class Trainer:
             else [f"channel {i + 1}" for i in range(n_channels)]
         )
         self.object_name = object_name
+        self.source_indices = (
+            np.arange(len(crops)) if source_indices is None else np.asarray(source_indices)
+        )
+        if self.source_indices.shape != (len(crops),):
+            raise ValueError(
+                f"source_indices has shape {self.source_indices.shape}, expected ({len(crops)},)"
+            )
         self.device = resolve_device(config.device)
 
         # Sample subset and held-out split: fixed for a seed, independent of the device.
