@@ -406,6 +406,8 @@ class ConvAutoencoder(nn.Module):
         # - nearest upsampling followed by a convolution as one polyphase convolution on the
         #   small map (several times fewer FLOPs, and the 16 -> 1 5x5 output convolution
         #   becomes 16 -> 4 3x3, a far better shape for oneDNN).
+        # - dropout masks drawn more cheaply (the same distribution to 1e-5, see dropout())
+        #   from a generator the caller passes.
         # Set False to run the layers literally (used by the tests as the reference).
         self.fast_paths = True
         self._decoder_conv = next(
@@ -454,7 +456,9 @@ class ConvAutoencoder(nn.Module):
                 i += 1
         h = h.flatten(1)
         for drop, lin, act in zip(self.dropouts, self.dense, self._dense_acts, strict=True):
-            if self.training and drop.p > 0:
+            if not self.fast_paths:
+                h = drop(h)  # torch's own dropout, from the global generator
+            elif self.training and drop.p > 0:
                 h = dropout(h, drop.p, generator)
             h = lin(h)
             h = F.relu(h, inplace=True) if act == "relu" else torch.sigmoid(h)
