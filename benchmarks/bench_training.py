@@ -9,7 +9,7 @@ Default architecture, 40 px crops, batch 128, Adagrad, CPU. Prints, side by side
 - peak memory while training on 100 000 uint8 crops (child process, ru_maxrss): the crops are
   held once in their stored dtype, no float copy of the set
 
-Run: ``python benchmarks/bench_training.py [--batches 8] [--repeats 2]``. Timings on a shared
+Run: ``python benchmarks/bench_training.py [--batches 8] [--repeats 3]``. Timings on a shared
 machine are noisy: compare the ratios within one run.
 """
 
@@ -255,9 +255,9 @@ def memory_child(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=4, help="timed batches per variant")
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per variant")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds (best is reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (best is reported)")
     parser.add_argument("--memory-crops", type=int, default=100_000)
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
