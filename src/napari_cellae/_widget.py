@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cellae._cores import usable_cores
 from napari_cellae._reader import METADATA_KEY, position_labels
 from napari_cellae.guide import PARAMETER_GUIDE
 
@@ -200,11 +201,7 @@ def _limit_threads() -> None:
     # Leave one core to the GUI thread so the viewer stays responsive while torch works.
     import torch
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 2
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cores() - 1)))
 
 
 def gallery_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 4) -> np.ndarray:

@@ -9,7 +9,6 @@ stored dtype; :class:`Normalisation` is the one place that converts them to floa
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from ._cores import usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -187,11 +188,7 @@ class _PlaneReader:
 
 def _workers(tasks: int) -> int:
     """Threads for ``tasks`` independent frames: one per usable core, at most one per task."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, tasks))
+    return max(1, min(usable_cores(), tasks))
 
 
 def _extract_into(

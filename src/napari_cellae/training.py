@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._cores import usable_cores
 from .crops import Normalisation
 from .model import DEFAULT_ARCHITECTURE, ConvAutoencoder, check_architecture, keep_mask
 
@@ -59,6 +60,11 @@ _EVAL_BATCH = 512
 # fixed order). Small tensors spread over cores by intra-op threading spend much of their
 # time synchronising; whole shards per core do not (+15 % crops/s on 2 cores).
 _MIN_SHARD = 32
+
+
+def _shard_count(cores: int, batch: int) -> int:
+    """Shards for a batch: one per core, each at least ``_MIN_SHARD`` crops (at least 1)."""
+    return max(1, min(cores, batch // _MIN_SHARD))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -249,6 +255,14 @@ class EpochReport:
 # much the cells themselves vary. Measured on the demo: dead networks 3e-9 (rounding
 # only), learning ones from 8e-5 (early epochs, while they fit the mean cell) up to ~0.5.
 _COLLAPSE_SPREAD = 1e-6
+
+
+def _spread(total: torch.Tensor, squares: torch.Tensor, n: int) -> float:
+    """Root-mean-square over pixels of the standard deviation across ``n`` cells, from the
+    per-pixel sums of values and of squares."""
+    variance = (squares / n - (total / n) ** 2).clamp_(min=0)
+    return float(variance.mean().sqrt())
+
 
 COLLAPSE_ADVICE = (
     "the network gives the same reconstruction for every cell: it stopped learning "
@@ -505,10 +519,7 @@ def _thread_count(n: int) -> Iterator[None]:
 
 def _default_threads() -> None:
     """Avoid oversubscription in containers that expose more CPUs than we may use."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return
+    allowed = usable_cores()
     if torch.get_num_threads() > allowed:
         torch.set_num_threads(allowed)
 
@@ -682,6 +693,7 @@ class Trainer:
         # channels_last: oneDNN / cuDNN convolutions run markedly faster (PERFORMANCE.md).
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = _make_optimizer(config, list(self.model.parameters()))
+        self._held_out_spread: float | None = None  # of the held-out cells, see _evaluate
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights during a step vs result()
         self._started = False
@@ -724,23 +736,28 @@ class Trainer:
             return math.nan, False
         self.model.eval()
         total = 0.0
-        # Per-pixel sums over cells of inputs and reconstructions, for their spread.
-        moments = torch.zeros(4, *self._data.shape[1:], dtype=torch.float64, device=self.device)
+        # Per-pixel sums over cells of the reconstructions, for their spread; the inputs'
+        # spread only on the first call (the held-out cells never change).
+        with_inputs = self._held_out_spread is None
+        moments = torch.zeros(
+            4 if with_inputs else 2, *self._data.shape[1:], dtype=torch.float64, device=self.device
+        )
         with torch.inference_mode():
             for start in range(0, n, _EVAL_BATCH):
                 x = self._batch(self._held_idx[start : start + _EVAL_BATCH])
                 y = self.model(x)
                 total += F.mse_loss(y, x, reduction="sum").item()
-                x, y = x.double(), y.double()  # float32 squares would swamp a 1e-6 spread
-                for k, values in enumerate((x, x * x, y, y * y)):
-                    moments[k] += values.sum(0)
+                y = y.double()  # float32 squares would swamp a 1e-6 spread
+                values = [y, y * y]
+                if with_inputs:
+                    x = x.double()
+                    values += [x, x * x]
+                for k, value in enumerate(values):
+                    moments[k] += value.sum(0)
         self.model.train()
-
-        def spread(total: torch.Tensor, squares: torch.Tensor) -> float:
-            variance = (squares / n - (total / n) ** 2).clamp_(min=0)
-            return float(variance.mean().sqrt())
-
-        cells, reconstructions = spread(moments[0], moments[1]), spread(moments[2], moments[3])
+        if with_inputs:
+            self._held_out_spread = _spread(moments[2], moments[3], n)
+        cells, reconstructions = self._held_out_spread, _spread(moments[0], moments[1], n)
         collapsed = cells > 0 and reconstructions < _COLLAPSE_SPREAD * cells
         return total / (n * self._data[0].numel()), collapsed
 
@@ -790,7 +807,7 @@ class Trainer:
         if self.device.type == "cpu":
             _default_threads()
             threads = torch.get_num_threads()
-            shards = max(1, min(threads, cfg.batch_size // _MIN_SHARD))
+            shards = _shard_count(threads, cfg.batch_size)
             threads_per_shard = threads // shards
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         # One dropout generator per shard, seeded from the run's: reproducible whatever
@@ -826,7 +843,7 @@ class Trainer:
     ) -> float:
         """One optimiser step on a batch (in shards on ``pool``); returns the batch's MSE."""
         model, opt = self.model, self.optimizer
-        shards = min(len(shard_gens), max(1, target.shape[0] // _MIN_SHARD))
+        shards = _shard_count(len(shard_gens), target.shape[0])  # a short last batch: fewer
         if pool is None or shards == 1:
             opt.zero_grad(set_to_none=True)
             loss = F.mse_loss(model(inp, shard_gens[0]), target)
@@ -877,7 +894,7 @@ class Trainer:
             loss_sum, seen, stopped = 0.0, 0, False
             # With shards, this thread only gathers batches and waits; a thread team of its
             # own would spin idle in OpenMP and steal cores from the shards (~4 %).
-            with _thread_count(1 if pool is not None else torch.get_num_threads()):
+            with _thread_count(1) if pool is not None else contextlib.nullcontext():
                 for start in range(0, self.n_train, bs):
                     if self._stop.is_set():
                         stopped = True
