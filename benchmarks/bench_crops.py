@@ -118,10 +118,9 @@ def per_object_reads(path: Path, size: int, cache_bytes: int | None = None) -> n
     return np.stack(out)[:, None]
 
 
-def vectorised(path: Path, size: int, cache_bytes: int | None = None) -> np.ndarray:
+def vectorised(path: Path, size: int) -> np.ndarray:
     """napari_cellae: collect_crops over all positions (opens the file afresh: cold caches).
-    ``cache_bytes`` is accepted for symmetry with :func:`per_object_reads`: whole frames are
-    read once either way, so HDF5's chunk cache does not matter here."""
+    Whole frames are read once, so HDF5's chunk cache setting does not matter here."""
     with CellH5(path) as f:
         return collect_crops(f, "primary__primary", size).crops
 
@@ -192,7 +191,7 @@ def main() -> None:
         )
         for label, path, cache, frames in layouts:
             n = open_and_read_tables(path)
-            fast_s, fast = best_of(lambda p=path, c=cache: vectorised(p, args.size, c), 3)
+            fast_s, fast = best_of(lambda p=path: vectorised(p, args.size), 3)
             slow_s, slow = best_of(lambda p=path, c=cache: per_object_reads(p, args.size, c), 1)
             floor_s, _ = best_of(lambda p=path: read_all_frames(p), 3)
             tables_s, _ = best_of(lambda p=path: open_and_read_tables(p), 3)
