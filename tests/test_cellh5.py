@@ -224,6 +224,23 @@ def test_images_not_five_dimensional(tmp_path: Path, shape: tuple[int, ...]) -> 
     )
 
 
+def test_object_table_without_frame_column(tmp_path: Path) -> None:
+    """The object types come from the first position; a later one may lack time_idx."""
+    positions = [synthetic_position(well, "1", n_frames=2) for well in ("A01", "A02")]
+    path = write_cellh5(tmp_path / "bad.ch5", positions, ["dna"], {"primary__primary": 0})
+    with h5py.File(path, "a") as f:
+        name = "sample/0/plate/plate1/experiment/A02/position/1/object/primary__primary"
+        labels = f[name]["obj_label_id"]
+        del f[name]
+        f[name] = np.rec.fromarrays([labels], names="obj_label_id")
+    _expect(
+        path,
+        "object 'primary__primary' of position A02_1: object/primary__primary has no "
+        "time_idx column",
+        call=lambda ch5: ch5.objects(ch5.positions[1], "primary__primary"),
+    )
+
+
 def test_frame_index_beyond_image(tmp_path: Path) -> None:
     path = _write(tmp_path)
     with h5py.File(path, "a") as f:
