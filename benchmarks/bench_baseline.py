@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.crops import collect_crops
-from napari_cellae.demo import demo_paths
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.demo.screen import demo_paths
+from napari_cellae.io.cellh5 import CellH5
 
 CROP_SIZE = 40
 N_COMPONENTS = 64

@@ -1,4 +1,4 @@
-"""Crop extraction: napari_cellae.crops (frame-wise reads, vectorised gather) vs one h5py read
+"""Crop extraction: napari_cellae.core.crops (frame-wise reads, vectorised gather) vs one h5py read
 per object, on the same synthetic CellH5 file, in three storage layouts.
 
 - CellCognition's own layout: one gzip chunk per frame (``chunks=(1, 1, 1, h, w)``, as its
@@ -24,9 +24,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
-from napari_cellae.crops import collect_crops, crop_origins
+from napari_cellae.core.crops import collect_crops, crop_origins
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 
 
 def make_file(

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     times = []
     for run in range(args.repeat):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "napari_cellae.cli", "demo", "--out", out, "-q"]
+            cmd = [sys.executable, "-m", "napari_cellae", "demo", "--out", out, "-q"]
             t0 = time.perf_counter()
             proc = subprocess.run([*cmd, *args.extra], capture_output=True, text=True)
             elapsed = time.perf_counter() - t0

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 
 from napari_cellae._reader import napari_get_reader
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.cellh5_writer import (
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import (
     CENTER_DTYPE,
     OBJECT_DTYPE,
     _write_definition,

@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 
-from napari_cellae import pipeline
-from napari_cellae.cli import DEMO_DEFAULTS, _add_training_options, _config_from_args
-from napari_cellae.demo import demo_paths
-from napari_cellae.features import knn_accuracy, pca_features
+from napari_cellae.cli.app import DEMO_DEFAULTS, _add_training_options, _config_from_args
+from napari_cellae.core.features import knn_accuracy, pca_features
+from napari_cellae.demo.screen import demo_paths
+from napari_cellae.pipeline import steps as pipeline
 
 
 def hand_crafted(crops, normalised: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
+from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 
 HEIGHT, WIDTH = 64, 80
 CLASS_LABELS = [(0, "interphase", "#00FF00"), (1, "mitotic", "#FF0000")]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import HEIGHT, WIDTH, synthetic_position
-from napari_cellae.cellh5 import CellH5, CellH5Error, PositionKey, is_cellh5
-from napari_cellae.cellh5_writer import write_cellh5
+from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey, is_cellh5
+from napari_cellae.io.cellh5_writer import write_cellh5
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellae import cli
-from napari_cellae.cli import main
-from napari_cellae.explorer import read_explorer_hdf
+from napari_cellae.cli import app as cli
+from napari_cellae.cli.app import main
+from napari_cellae.export.explorer import read_explorer_hdf
 
 TINY = ["--size", "16", "--architecture", "c4.3r_p2_d16.0s", "--epochs", "2", "--lr", "0.01"]
 
@@ -81,7 +81,7 @@ def test_train_help_explains_parameters(capsys):
 
 
 def test_cli_defaults_match_train_config():
-    from napari_cellae.training import TrainConfig
+    from napari_cellae.core.training import TrainConfig
 
     args = cli.build_parser().parse_args(["train", "x.ch5"])
     config = cli._config_from_args(args)
@@ -108,7 +108,7 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     assert "Trained on 15 cells" in captured.out  # the control well A01 only
     assert "2 epoch(s)" in captured.out
 
-    from napari_cellae.training import load_model
+    from napari_cellae.core.training import load_model
 
     trained = load_model(model)
     assert trained.object_name == "primary__primary"
@@ -243,7 +243,7 @@ def test_unwritable_output(cellcognition_file, mapping_file, tmp_path, capsys):
 def test_diverged_training_is_reported(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae import training
+    from napari_cellae.core import training
 
     def diverge(self):
         raise training.TrainingDiverged("loss became NaN; try a lower learning rate")
@@ -270,7 +270,7 @@ def test_diverged_training_is_reported(
 def test_ctrl_c_keeps_the_model_so_far(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae import training
+    from napari_cellae.core import training
 
     original = training.Trainer.run
 
@@ -300,7 +300,7 @@ def test_ctrl_c_keeps_the_model_so_far(
 
 
 def test_make_demo_calls_demo_module(tmp_path, capsys, monkeypatch):
-    import napari_cellae.demo as demo
+    import napari_cellae.demo.screen as demo
 
     calls = []
 
@@ -352,7 +352,7 @@ def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path
 def test_train_warns_when_the_network_collapsed(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae.training import Trainer
+    from napari_cellae.core.training import Trainer
 
     real = Trainer._evaluate
     monkeypatch.setattr(Trainer, "_evaluate", lambda self: (real(self)[0], True))

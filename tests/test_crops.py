@@ -1,4 +1,4 @@
-"""Tests for napari_cellae.crops: windows, borders, dtypes, chunk-wise reading, normalisation."""
+"""Tests for napari_cellae.core.crops: windows, borders, dtypes, chunk-wise reading, normalisation."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from conftest import synthetic_position
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.cellh5_writer import write_cellh5
-from napari_cellae.crops import (
+from napari_cellae.core.crops import (
     CropSet,
     Normalisation,
     collect_crops,
     crop_origins,
     extract_crops,
 )
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
 
 
 def naive_crop(image: np.ndarray, c: int, t: int, cy: int, cx: int, size: int) -> np.ndarray:
@@ -315,7 +315,7 @@ def test_every_storage_layout_gives_the_same_crops(tmp_path: Path, dtype: str) -
 
 
 def test_plane_reader_picks_the_fast_paths(tmp_path: Path) -> None:
-    from napari_cellae.crops import _PlaneReader
+    from napari_cellae.core.crops import _PlaneReader
 
     path = _layouts(tmp_path, asymmetric_image("uint16", c=2, t=3))
     with h5py.File(path, "r") as f:

@@ -8,9 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_cellae import demo
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.demo import (
+from napari_cellae.demo import screen as demo
+from napari_cellae.demo.screen import (
     CH5_NAME,
     CLASS_LABELS,
     DEMO_LAYOUT,
@@ -19,10 +18,11 @@ from napari_cellae.demo import (
     demo_paths,
     make_demo,
 )
-from napari_cellae.mapping import read_mapping
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.mapping import read_mapping
 
 SMALL = {"layout": DEMO_LAYOUT[:2], "size": (160, 192), "n_frames": 2, "n_cells": 105}
-BUNDLED = Path(demo.__file__).resolve().parent / "sample_data"
+BUNDLED = Path(demo.__file__).resolve().parent.parent / "sample_data"
 
 
 def datasets(path: Path) -> dict[str, np.ndarray]:

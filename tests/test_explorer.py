@@ -9,15 +9,15 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_cellae.cellh5 import CellH5, PositionKey
-from napari_cellae.crops import CropSet, Normalisation, collect_crops
-from napari_cellae.explorer import (
+from napari_cellae.core.crops import CropSet, Normalisation, collect_crops
+from napari_cellae.export.explorer import (
     BBOX_DTYPE,
     feature_names,
     read_explorer_hdf,
     write_explorer_hdf,
 )
-from napari_cellae.mapping import read_mapping
+from napari_cellae.io.cellh5 import CellH5, PositionKey
+from napari_cellae.io.mapping import read_mapping
 
 SIZE = 16
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_cellae.crops import Normalisation
-from napari_cellae.features import (
+from napari_cellae.core.crops import Normalisation
+from napari_cellae.core.features import (
     embed_2d,
     encode,
     knn_accuracy,
@@ -17,7 +17,7 @@ from napari_cellae.features import (
     pca_features,
     standardise,
 )
-from napari_cellae.model import ConvAutoencoder
+from napari_cellae.core.model import ConvAutoencoder
 
 ARCH = "c4.3r_p2_d16.0s"
 

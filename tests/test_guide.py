@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from napari_cellae import cli
-from napari_cellae.guide import PARAMETER_GUIDE
-from napari_cellae.training import TrainConfig
+from napari_cellae.cli import app as cli
+from napari_cellae.core.guide import PARAMETER_GUIDE
+from napari_cellae.core.training import TrainConfig
 
 
 def test_every_entry_is_a_config_field() -> None:

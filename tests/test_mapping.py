@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from napari_cellae.cellh5 import CellH5, PositionKey
-from napari_cellae.mapping import PositionInfo, read_mapping
+from napari_cellae.io.cellh5 import CellH5, PositionKey
+from napari_cellae.io.mapping import PositionInfo, read_mapping
 
 HEADER = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
 

@@ -1,4 +1,4 @@
-"""Tests for napari_cellae.model: architecture strings and the mirrored, tied autoencoder."""
+"""Tests for napari_cellae.core.model: architecture strings and the mirrored, tied autoencoder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_cellae.model import (
+from napari_cellae.core.model import (
     DEFAULT_ARCHITECTURE,
     ConvAutoencoder,
     LayerSpec,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellae import pipeline
-from napari_cellae.cellh5 import CellH5Error
-from napari_cellae.explorer import read_explorer_hdf
-from napari_cellae.training import TrainConfig
+from napari_cellae.core.training import TrainConfig
+from napari_cellae.export.explorer import read_explorer_hdf
+from napari_cellae.io.cellh5 import CellH5Error
+from napari_cellae.pipeline import steps as pipeline
 
 
 def _tiny(**kw) -> TrainConfig:

@@ -14,8 +14,8 @@ from napari_cellae._reader import (
     napari_get_reader,
     read_cellh5,
 )
-from napari_cellae.cellh5 import CellH5, CellH5Error
-from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 
 
 def _tiny_position(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_cellae._reader import METADATA_KEY, LazyPositionStack
-from napari_cellae.demo import demo_paths
+from napari_cellae.demo.screen import demo_paths
 
 
 def test_demo_sample_opens_image_and_points(make_napari_viewer):

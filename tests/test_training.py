@@ -1,4 +1,4 @@
-"""Tests for napari_cellae.training: config, epoch generator, stop, divergence, model files."""
+"""Tests for napari_cellae.core.training: config, epoch generator, stop, divergence, model files."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.crops import Normalisation, collect_crops
-from napari_cellae.mapping import read_mapping
-from napari_cellae.training import (
+from napari_cellae.core.crops import Normalisation, collect_crops
+from napari_cellae.core.training import (
     EpochReport,
     TrainConfig,
     TrainedModel,
@@ -22,6 +20,8 @@ from napari_cellae.training import (
     load_model,
     training_indices,
 )
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.mapping import read_mapping
 
 ARCH = "c4.3r_p2_d16.0s"
 
@@ -312,7 +312,7 @@ def test_adagrad_matches_the_original_lasagne_formula() -> None:
 
 
 def test_random_orientation_turns_each_crop_and_is_seeded() -> None:
-    from napari_cellae.training import _random_orientation
+    from napari_cellae.core.training import _random_orientation
 
     x = torch.arange(64 * 2 * 5 * 5, dtype=torch.float32).reshape(64, 2, 5, 5)
     out = _random_orientation(x, torch.Generator().manual_seed(1))

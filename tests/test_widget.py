@@ -16,9 +16,9 @@ from napari_cellae._widget import (
     DeepLearningWidget,
     gallery_grid,
 )
-from napari_cellae.cellh5 import CellH5
-from napari_cellae.crops import collect_crops
-from napari_cellae.demo import demo_paths
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.demo.screen import demo_paths
+from napari_cellae.io.cellh5 import CellH5
 
 TINY = "c4.3r_p2_d16.0s"
 TIMEOUT_MS = 120_000
@@ -139,7 +139,7 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
     worker = widget.save_features(tmp_path / "features.hdf", start=False)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         worker.start()
-    from napari_cellae.explorer import read_explorer_hdf
+    from napari_cellae.export.explorer import read_explorer_hdf
 
     data = read_explorer_hdf(tmp_path / "features.hdf")
     assert data.features.shape == result.features.shape
@@ -214,7 +214,7 @@ def test_bad_setting_shows_notification(make_napari_viewer, errors):
 
 
 def test_tooltips_carry_the_parameter_guide(make_napari_viewer, errors):
-    from napari_cellae.guide import PARAMETER_GUIDE
+    from napari_cellae.core.guide import PARAMETER_GUIDE
 
     widget = DeepLearningWidget(make_napari_viewer())
     assert widget.learning_rate.tooltip == PARAMETER_GUIDE["learning_rate"]
@@ -242,8 +242,8 @@ def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors
 
 
 def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors, monkeypatch):
-    from napari_cellae import pipeline
-    from napari_cellae.training import TrainingDiverged
+    from napari_cellae.core.training import TrainingDiverged
+    from napari_cellae.pipeline import steps as pipeline
 
     original = pipeline.make_trainer
 
@@ -270,7 +270,7 @@ def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors
 
 
 def test_train_job_generator_without_threads(cellcognition_file, mapping_file):
-    from napari_cellae.training import TrainConfig
+    from napari_cellae.core.training import TrainConfig
 
     config = TrainConfig(
         crop_size=16, architecture=TINY, epochs=2, samples=100, batch_size=16, train_on="all"
@@ -306,7 +306,7 @@ def _drive(job, on_message=None):
 
 
 def test_stop_while_computing_features_skips_them(cellcognition_file, mapping_file):
-    from napari_cellae.training import TrainConfig
+    from napari_cellae.core.training import TrainConfig
 
     config = TrainConfig(
         crop_size=16, architecture=TINY, epochs=3, samples=100, batch_size=16, train_on="all"
@@ -340,7 +340,7 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
     widget = DeepLearningWidget(viewer)
     with CellH5(cellcognition_file) as f:
         crops = collect_crops(f, "primary__primary", 16)
-    from napari_cellae.training import TrainConfig, Trainer
+    from napari_cellae.core.training import TrainConfig, Trainer
 
     trained = Trainer(TrainConfig(crop_size=16, architecture=TINY, epochs=1), crops.crops).result()
     widget._on_returned(_widget.JobResult(trained, crops, None, None, None, stopped=True))
@@ -353,7 +353,7 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
 def test_load_model_shows_its_objects_and_channel(
     make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
 ):
-    from napari_cellae.training import TrainConfig, Trainer
+    from napari_cellae.core.training import TrainConfig, Trainer
 
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)

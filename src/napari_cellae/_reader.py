@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from napari_cellae.cellh5 import CellH5, CellH5Error, ChannelInfo, PositionKey, is_cellh5
+from napari_cellae.io.cellh5 import CellH5, CellH5Error, ChannelInfo, PositionKey, is_cellh5
 
 LayerData = tuple[Any, dict[str, Any], str]
 ReaderFunction = Callable[[str | Sequence[str]], list[LayerData]]

@@ -16,7 +16,7 @@ def demo_screen() -> list[LayerData]:
     list of (data, kwargs, layer_type)
         Image layers per channel and the nucleus centres as a points layer.
     """
-    from napari_cellae.demo import demo_paths
+    from napari_cellae.demo.screen import demo_paths
 
     ch5_path, mapping_path = demo_paths()
     return read_cellh5(str(ch5_path), mapping=mapping_path)

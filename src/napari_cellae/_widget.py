@@ -41,16 +41,16 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cellae._cores import usable_cores
 from napari_cellae._reader import METADATA_KEY, position_labels
-from napari_cellae.guide import PARAMETER_GUIDE
+from napari_cellae.core.cores import usable_cores
+from napari_cellae.core.guide import PARAMETER_GUIDE
 
 if TYPE_CHECKING:
     import napari
 
-    from napari_cellae.crops import CropSet
-    from napari_cellae.mapping import PositionMapping
-    from napari_cellae.training import EpochReport, TrainConfig, TrainedModel, Trainer
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.training import EpochReport, TrainConfig, TrainedModel, Trainer
+    from napari_cellae.io.mapping import PositionMapping
 
 # Layer names of the results (reused, so repeated training replaces rather than piles up).
 GALLERY_LAYER = "gallery (input | output)"
@@ -237,7 +237,7 @@ def _encode_chunks(
     trained: TrainedModel, crops: CropSet, chunk: int = 2048
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """Encode in chunks, yielding progress; the last item carries the features."""
-    from napari_cellae.pipeline import encode_crops
+    from napari_cellae.pipeline.steps import encode_crops
 
     n = len(crops)
     parts = []
@@ -262,7 +262,7 @@ def train_job(request: TrainRequest) -> Generator[tuple[Any, ...], None, JobResu
     JobResult or None
         None when stopped before training began.
     """
-    from napari_cellae import pipeline
+    from napari_cellae.pipeline import steps as pipeline
 
     _limit_threads()
     config = request.config
@@ -313,7 +313,7 @@ def encode_job(
     tuple
         ``("status", text)`` or ``("encode", done, total)``.
     """
-    from napari_cellae import pipeline
+    from napari_cellae.pipeline import steps as pipeline
 
     _limit_threads()
     yield ("status", "Reading cells from the file…")
@@ -335,7 +335,7 @@ def _features_and_embedding(
 ) -> Generator[tuple[Any, ...], None, tuple[np.ndarray, np.ndarray] | None]:
     """Encode every cell in chunks (yielding progress), then embed the features in 2-D;
     None when ``aborted()`` turns true before a chunk."""
-    from napari_cellae.features import embed_2d
+    from napari_cellae.core.features import embed_2d
 
     yield ("status", "Computing features of all cells…")
     features = None
@@ -462,7 +462,7 @@ class DeepLearningWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
-        from napari_cellae.model import DEFAULT_ARCHITECTURE
+        from napari_cellae.core.model import DEFAULT_ARCHITECTURE
 
         self.viewer = napari_viewer
         self._worker: Any = None
@@ -627,7 +627,7 @@ class DeepLearningWidget(QWidget):
         self.channel.choices = []
         if path is None or str(path) in ("", "."):
             return
-        from napari_cellae.cellh5 import CellH5
+        from napari_cellae.io.cellh5 import CellH5
 
         try:
             with CellH5(path) as ch5:
@@ -690,7 +690,7 @@ class DeepLearningWidget(QWidget):
         ValueError
             If a value is out of range or the network does not fit the cell size.
         """
-        from napari_cellae.training import TrainConfig
+        from napari_cellae.core.training import TrainConfig
 
         # TrainConfig validates ranges and that the network fits the cell size
         return TrainConfig(
@@ -1168,7 +1168,7 @@ class DeepLearningWidget(QWidget):
         if self.result is None:
             show_error("Train or load a model first: there are no features to save.")
             return None
-        from napari_cellae.pipeline import write_features
+        from napari_cellae.pipeline.steps import write_features
 
         result = self.result
         path = Path(path)
@@ -1195,7 +1195,7 @@ class DeepLearningWidget(QWidget):
         if self._trained is None:
             show_error("There is no trained model to save yet.")
             return None
-        from napari_cellae.pipeline import save_model
+        from napari_cellae.pipeline.steps import save_model
 
         try:
             out = save_model(self._trained, path)
@@ -1210,7 +1210,7 @@ class DeepLearningWidget(QWidget):
 
         ``start=False`` returns the worker unstarted, as in :meth:`start_training`.
         """
-        from napari_cellae.training import load_model
+        from napari_cellae.core.training import load_model
 
         if self._worker is not None:
             return None

@@ -20,12 +20,12 @@ import h5py
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._cores import usable_cores
+from napari_cellae.core.cores import usable_cores
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-    from napari_cellae.cellh5 import CellH5, PositionKey
+    from napari_cellae.io.cellh5 import CellH5, PositionKey
 
 __all__ = [
     "CropSet",

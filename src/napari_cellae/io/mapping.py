@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cellh5 import PositionKey
+from napari_cellae.io.cellh5 import PositionKey
 
 _CELLCOGNITION_COLUMNS = ("Gene Symbol", "Group")
 _SITE_COLUMN_NAMES = ("Site", "Position")

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
 
 if TYPE_CHECKING:
-    from napari_cellae.crops import CropSet
-    from napari_cellae.mapping import PositionMapping
-    from napari_cellae.training import EpochReport, TrainConfig, TrainedModel, Trainer
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.training import EpochReport, TrainConfig, TrainedModel, Trainer
+    from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
     "EncodeResult",
@@ -92,7 +92,7 @@ def load_mapping(
     """
     if path is None:
         return None
-    from napari_cellae.mapping import read_mapping
+    from napari_cellae.io.mapping import read_mapping
 
     mapping = read_mapping(path, control_token=control_token)
     mapping.check(cellh5.positions, cellh5.path)
@@ -169,7 +169,7 @@ def collect(
     ValueError
         If the crop is larger than the images or the file holds no objects.
     """
-    from napari_cellae.crops import collect_crops
+    from napari_cellae.core.crops import collect_crops
 
     crops = collect_crops(cellh5, object_name, size, channels=channels, positions=positions)
     if len(crops) == 0:
@@ -189,7 +189,7 @@ def select_training(
     -------
     ndarray of int64, sorted
     """
-    from napari_cellae.training import training_indices
+    from napari_cellae.core.training import training_indices
 
     idx = np.asarray(training_indices(crops, mapping, train_on), dtype=np.int64)
     if len(idx) == 0:
@@ -201,7 +201,7 @@ def select_training(
 
 
 def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainConfig) -> Trainer:
-    """Build a :class:`~napari_cellae.training.Trainer` on the training crops of ``crops``.
+    """Build a :class:`~napari_cellae.core.training.Trainer` on the training crops of ``crops``.
 
     Iterate ``trainer.run()`` for epoch reports; ``trainer.stop()`` ends early.
 
@@ -210,8 +210,8 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
     ValueError
         If the architecture does not fit the crop size or there is nothing to train on.
     """
-    from napari_cellae.model import check_architecture
-    from napari_cellae.training import Trainer
+    from napari_cellae.core.model import check_architecture
+    from napari_cellae.core.training import Trainer
 
     check_architecture(config.architecture, config.crop_size)
     if crops.crops.shape[-1] != config.crop_size:
@@ -279,7 +279,7 @@ def encode_crops(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Learned features of every crop, float32 (N, F), CellH5 order."""
-    from napari_cellae.features import encode
+    from napari_cellae.core.features import encode
 
     trained.check_compatible(crops.crops.shape[-1], crops.crops.shape[1])
     return encode(trained, crops.crops, batch_size=batch_size, progress=progress)
@@ -293,7 +293,7 @@ def write_features(
     trained: TrainedModel | None = None,
 ) -> Path:
     """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input)."""
-    from napari_cellae.explorer import write_explorer_hdf
+    from napari_cellae.export.explorer import write_explorer_hdf
 
     norm = trained.normalisation if trained is not None else None
     return write_explorer_hdf(path, crops, features, mapping, normalisation=norm)
@@ -350,7 +350,7 @@ def run_train(
     control_token : str
         ``Group`` value of negative controls in the mapping.
     on_epoch : callable, optional
-        Called with every :class:`~napari_cellae.training.EpochReport`.
+        Called with every :class:`~napari_cellae.core.training.EpochReport`.
     on_trainer : callable, optional
         Called with the trainer before training starts (e.g. to keep it for ``stop()``).
     keep_on_interrupt : bool

@@ -27,13 +27,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._cores import usable_cores
-from .crops import Normalisation
-from .model import DEFAULT_ARCHITECTURE, ConvAutoencoder, check_architecture, keep_mask
+from napari_cellae.core.cores import usable_cores
+from napari_cellae.core.crops import Normalisation
+from napari_cellae.core.model import (
+    DEFAULT_ARCHITECTURE,
+    ConvAutoencoder,
+    check_architecture,
+    keep_mask,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .crops import CropSet
-    from .mapping import PositionMapping
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
     "COLLAPSE_ADVICE",
@@ -95,7 +100,7 @@ class TrainConfig:
     crop_size : int
         Crop edge length in pixels (must fit the architecture's pools).
     architecture : str
-        Architecture string, see :mod:`napari_cellae.model`.
+        Architecture string, see :mod:`napari_cellae.core.model`.
     optimizer : {"adagrad", "nesterov"}
         Adagrad, or SGD with Nesterov momentum.
     learning_rate, momentum : float
@@ -605,7 +610,7 @@ class Trainer:
     object_name : str
         Stored with the model.
     source_indices : ndarray of int, optional
-        Where each crop came from, e.g. its row in a :class:`~napari_cellae.crops.CropSet`
+        Where each crop came from, e.g. its row in a :class:`~napari_cellae.core.crops.CropSet`
         (default: ``0 .. N-1``); kept as :attr:`source_indices` for reports.
     """
 

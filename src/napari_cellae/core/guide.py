@@ -1,6 +1,6 @@
 """What each training parameter does and when to change it, in a biologist's words.
 
-One text per :class:`~napari_cellae.training.TrainConfig` field, shared by the ``cellae``
+One text per :class:`~napari_cellae.core.training.TrainConfig` field, shared by the ``cellae``
 command's ``--help`` and the widget's tooltips. Plain strings only (no torch, no Qt), so
 both can show them without importing the engine.
 """

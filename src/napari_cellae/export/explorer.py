@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 
 if TYPE_CHECKING:
-    from napari_cellae.crops import CropSet, Normalisation
-    from napari_cellae.mapping import PositionMapping
+    from napari_cellae.core.crops import CropSet, Normalisation
+    from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
     "BBOX_DTYPE",
@@ -102,7 +102,7 @@ def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndar
     if crops.dtype == np.uint8:
         return crops
     if normalisation is None:
-        from napari_cellae.crops import Normalisation
+        from napari_cellae.core.crops import Normalisation
 
         normalisation = Normalisation.from_crops(crops)
     out = np.empty(crops.shape, dtype=np.uint8)
@@ -116,7 +116,7 @@ def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndar
 def _source_image_size(crops: CropSet) -> tuple[int, int]:
     """(height, width) of the source images; falls back to the extent of the crops."""
     try:
-        from napari_cellae.cellh5 import CellH5
+        from napari_cellae.io.cellh5 import CellH5
 
         with CellH5(crops.source) as ch5:
             shape = ch5.image_shape(crops.positions[int(crops.position_index[0])])

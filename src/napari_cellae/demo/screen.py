@@ -12,7 +12,7 @@ Everything is drawn from :class:`numpy.random.Generator` instances seeded from
 is exact in IEEE floating point where it matters (no vectorised transcendental
 functions), so the same seed gives the same arrays on every machine.
 
-Run ``python -m napari_cellae.demo OUT_DIR`` to write the files.
+Run ``python -m napari_cellae.demo.screen OUT_DIR`` to write the files.
 """
 
 from __future__ import annotations
@@ -613,7 +613,7 @@ def make_demo(
     tuple of Path
         The CellH5 file ``demo_screen.ch5`` and the mapping ``demo_screen_mapping.txt``.
     """
-    from napari_cellae.cellh5_writer import ObjectData, PositionData, write_cellh5
+    from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -671,7 +671,7 @@ def demo_paths() -> tuple[Path, Path]:
         if the installation lacks them, freshly generated copies in the user cache
         (``$XDG_CACHE_HOME/napari-cellae/demo``). Nothing is downloaded.
     """
-    bundled = Path(__file__).resolve().parent / "sample_data"
+    bundled = Path(__file__).resolve().parent.parent / "sample_data"
     ch5, mapping = bundled / CH5_NAME, bundled / MAPPING_NAME
     if ch5.is_file() and mapping.is_file():
         return ch5, mapping
@@ -683,10 +683,10 @@ def demo_paths() -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: ``python -m napari_cellae.demo OUT_DIR [SEED]``."""
+    """Command-line entry: ``python -m napari_cellae.demo.screen OUT_DIR [SEED]``."""
     args = sys.argv[1:] if argv is None else argv
     if not args or len(args) > 2:
-        print("usage: python -m napari_cellae.demo OUT_DIR [SEED]", file=sys.stderr)
+        print("usage: python -m napari_cellae.demo.screen OUT_DIR [SEED]", file=sys.stderr)
         return 2
     seed = int(args[1]) if len(args) == 2 else DEMO_SEED
     ch5, mapping = make_demo(Path(args[0]), seed)

@@ -1,7 +1,7 @@
 """Turn crops into learned feature vectors, and feature vectors into pictures and scores.
 
 Everything here keeps the object order of the input (CellH5 order of the
-:class:`~napari_cellae.crops.CropSet`), so row ``i`` of every result belongs to
+:class:`~napari_cellae.core.crops.CropSet`), so row ``i`` of every result belongs to
 crop ``i``.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from napari_cellae.training import TrainedModel
+    from napari_cellae.core.training import TrainedModel
 
 __all__ = [
     "embed_2d",
@@ -62,7 +62,7 @@ def encode(
         The trained autoencoder with the intensity normalisation it was trained with.
     crops : ndarray, shape (N, C, S, S)
         Crops in their stored dtype (uint8, uint16, ...), as produced by
-        :func:`napari_cellae.crops.extract_crops`. A ``CropSet`` is accepted too.
+        :func:`napari_cellae.core.crops.extract_crops`. A ``CropSet`` is accepted too.
     batch_size : int
         Crops encoded at once; only affects speed and memory.
     progress : callable, optional

@@ -25,18 +25,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.guide import PARAMETER_GUIDE
+from napari_cellae.core.guide import PARAMETER_GUIDE
 
 if TYPE_CHECKING:
-    from napari_cellae.cellh5 import CellH5
-    from napari_cellae.training import EpochReport, TrainConfig
+    from napari_cellae.core.training import EpochReport, TrainConfig
+    from napari_cellae.io.cellh5 import CellH5
 
 __all__ = ["build_parser", "describe_cellh5", "main", "plot_embedding"]
 
 PROG = "cellae"
 
 # Defaults of TrainConfig (kept here so `cellae info` and `--help` need not import torch;
-# tests check they agree with napari_cellae.training.TrainConfig).
+# tests check they agree with napari_cellae.core.training.TrainConfig).
 TRAIN_DEFAULTS = {
     "size": 40,
     "architecture": "c16.5r_p2_c32.3r_p2_d256.1r_d64.0s",
@@ -319,7 +319,7 @@ def _fail(message: str) -> int:
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    from napari_cellae.training import TrainConfig
+    from napari_cellae.core.training import TrainConfig
 
     return TrainConfig(
         crop_size=args.size,
@@ -518,7 +518,7 @@ class _CountBar:
 
 def _train(args: argparse.Namespace, file: Path, mapping: Path | None, control_token: str):
     """Crop and train with a progress bar; Ctrl-C stops training and keeps the model."""
-    from napari_cellae import pipeline
+    from napari_cellae.pipeline import steps as pipeline
 
     config = _config_from_args(args)
     bar = _EpochBar(config.epochs, args.quiet)
@@ -540,7 +540,7 @@ def _train(args: argparse.Namespace, file: Path, mapping: Path | None, control_t
         raise
     bar.close()
     if result.reports and result.reports[-1].collapsed:
-        from napari_cellae.training import COLLAPSE_ADVICE
+        from napari_cellae.core.training import COLLAPSE_ADVICE
 
         print(f"{PROG}: warning: {COLLAPSE_ADVICE}", file=sys.stderr)
     if result.interrupted:
@@ -565,7 +565,7 @@ def _loss_summary(reports: list[EpochReport]) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from napari_cellae.cellh5 import CellH5
+    from napari_cellae.io.cellh5 import CellH5
 
     with CellH5(args.file) as ch5:
         print(describe_cellh5(ch5))
@@ -573,7 +573,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_demo(args: argparse.Namespace) -> int:
-    from napari_cellae.demo import make_demo
+    from napari_cellae.demo.screen import make_demo
 
     _prepare_output(args.out_dir, folder=True)
     ch5, mapping = make_demo(args.out_dir, seed=args.seed)
@@ -588,7 +588,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "controls (or use --train-on all)"
         )
     _prepare_output(args.out)
-    from napari_cellae import pipeline
+    from napari_cellae.pipeline import steps as pipeline
 
     t0 = time.perf_counter()
     result = _train(args, args.file, args.mapping, args.control_token)
@@ -603,8 +603,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    from napari_cellae import pipeline
-    from napari_cellae.training import load_model
+    from napari_cellae.core.training import load_model
+    from napari_cellae.pipeline import steps as pipeline
 
     _prepare_output(args.out)
     trained = load_model(args.model)
@@ -633,9 +633,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from napari_cellae import pipeline
-    from napari_cellae.demo import demo_paths
-    from napari_cellae.features import embed_2d, knn_accuracy
+    from napari_cellae.core.features import embed_2d, knn_accuracy
+    from napari_cellae.demo.screen import demo_paths
+    from napari_cellae.pipeline import steps as pipeline
 
     out = _prepare_output(args.out, folder=True)
     t0 = time.perf_counter()
@@ -716,12 +716,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    from napari_cellae.cellh5 import CellH5Error
+    from napari_cellae.io.cellh5 import CellH5Error
 
     try:
         diverged: tuple[type[BaseException], ...] = ()
         if args.command in ("train", "demo"):
-            from napari_cellae.training import TrainingDiverged
+            from napari_cellae.core.training import TrainingDiverged
 
             diverged = (TrainingDiverged,)
         try:

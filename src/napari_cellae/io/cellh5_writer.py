@@ -14,7 +14,7 @@ from typing import Literal
 import h5py
 import numpy as np
 
-from .cellh5 import ObjectTable
+from napari_cellae.io.cellh5 import ObjectTable
 
 Flavour = Literal["cellcognition", "cellprofiler"]
 
@@ -45,7 +45,7 @@ _DEFAULT_COLORS = ("#FFFFFF", "#00FF00", "#FF0000", "#0000FF")
 class ObjectData(ObjectTable):
     """Per-object tables of one object type in one position (all frames), to be written.
 
-    The reader's :class:`~napari_cellae.cellh5.ObjectTable` plus what only the writer
+    The reader's :class:`~napari_cellae.io.cellh5.ObjectTable` plus what only the writer
     stores: ``probability`` (n, n_classes) of the classifier, optional.
     """
 

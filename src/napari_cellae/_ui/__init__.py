@@ -1,0 +1,1 @@
+"""Qt and napari pieces of the Deep Learning Module dock widget."""

@@ -1,0 +1,1 @@
+"""Synthetic screens with known phenotypes: the bundled demo and benchmark screens."""

@@ -1,0 +1,1 @@
+"""Files and pictures for other programs: CellCognition Explorer ``.hdf``, plots."""

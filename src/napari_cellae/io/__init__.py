@@ -1,0 +1,1 @@
+"""Reading and writing files: CellH5 screens, position mappings."""
