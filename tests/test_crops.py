@@ -1,4 +1,4 @@
-"""Tests for napari_cellae.core.crops: windows, borders, dtypes, chunk-wise reading, normalisation."""
+"""Tests for napari_cellae.core.crops: windows, borders, dtypes, chunked reads, normalisation."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The engine: crops, the autoencoder, training and features (numpy and torch, never Qt or napari)."""
+"""The engine: crops, autoencoder, training, features (numpy and torch; never Qt or napari)."""
