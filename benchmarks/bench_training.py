@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE
 from napari_cellae.core.crops import Normalisation, collect_crops, crop_origins
-from napari_cellae.core.model import DEFAULT_ARCHITECTURE, ConvAutoencoder
+from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.training import TrainConfig, Trainer
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5

@@ -1,4 +1,4 @@
-"""Tests for napari_cellae.core.model: architecture strings and the mirrored, tied autoencoder."""
+"""Tests for napari_cellae.core.model: the mirrored, tied autoencoder."""
 
 from __future__ import annotations
 
@@ -6,50 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from napari_cellae.core.model import (
-    DEFAULT_ARCHITECTURE,
-    ConvAutoencoder,
-    LayerSpec,
-    check_architecture,
-    dropout,
-    keep_mask,
-    parse_architecture,
-)
+from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE
+from napari_cellae.core.model import ConvAutoencoder, dropout, keep_mask
 
 
-def test_parse_default() -> None:
-    layers = parse_architecture(DEFAULT_ARCHITECTURE)
-    assert [layer.kind for layer in layers] == ["conv", "pool", "conv", "pool", "dense", "dense"]
-    assert layers[0] == LayerSpec("conv", 16, 5, 0.0, "relu", "c16.5r")
-    assert layers[1].size == 2
-    assert layers[4] == LayerSpec("dense", 256, 0, 0.1, "relu", "d256.1r")
-    assert layers[5].dropout == 0.0 and layers[5].activation == "sigmoid"
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "empty"),
-        ("c16.5r__p2", "empty layer"),
-        ("c16.5x", "unknown activation 'x'"),
-        ("c16r", "cannot parse layer 'c16r'"),
-        ("q3", "cannot parse layer 'q3'"),
-        ("p1_c4.3r", "at least p2"),
-        ("d16.0r_c4.3r", "after a dense layer"),
-        ("d16.0r_p2", "after a dense layer"),
-        ("c0.3r", "at least 1 filter"),
-        ("p2", "at least one conv or dense"),
-    ],
-)
-def test_parse_errors(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_architecture(text)
-
-
-def test_crop_size_must_fit_pools() -> None:
-    check_architecture(DEFAULT_ARCHITECTURE, 40)
-    with pytest.raises(ValueError, match=r"divisible by 4.*try 40 px or 44 px"):
-        check_architecture(DEFAULT_ARCHITECTURE, 42)
+def test_model_refuses_crop_size_that_does_not_fit() -> None:
     with pytest.raises(ValueError, match="divisible by 4"):
         ConvAutoencoder(DEFAULT_ARCHITECTURE, 18, 1)
 

@@ -462,7 +462,7 @@ class DeepLearningWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
-        from napari_cellae.core.model import DEFAULT_ARCHITECTURE
+        from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE
 
         self.viewer = napari_viewer
         self._worker: Any = None

@@ -27,14 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE, check_architecture
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.core.crops import Normalisation
-from napari_cellae.core.model import (
-    DEFAULT_ARCHITECTURE,
-    ConvAutoencoder,
-    check_architecture,
-    keep_mask,
-)
+from napari_cellae.core.model import ConvAutoencoder, keep_mask
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.core.crops import CropSet

@@ -210,7 +210,7 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
     ValueError
         If the architecture does not fit the crop size or there is nothing to train on.
     """
-    from napari_cellae.core.model import check_architecture
+    from napari_cellae.core.architecture import check_architecture
     from napari_cellae.core.training import Trainer
 
     check_architecture(config.architecture, config.crop_size)

@@ -1,0 +1,157 @@
+"""Safe output files: checked before any work, written under a temporary name, then renamed.
+
+Every file napari-cellae writes (models, Explorer ``.hdf``, AnnData, plots, demo screens,
+mapping files) goes through :func:`atomic_output`, so an interrupted run never leaves a
+half-written file at the final path, and :func:`check_output` refuses an output that would
+replace one of the run's inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["atomic_output", "check_output", "remove_stale_temporaries", "temporary_name"]
+
+_TEMP_SUFFIX = ".cellae-tmp"
+# ".<name>.<pid>.cellae-tmp": the pid tells whether the writer is still alive.
+_TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(_TEMP_SUFFIX) + "$")
+
+
+def temporary_name(path: str | os.PathLike) -> Path:
+    """The hidden temporary file beside ``path`` that this process writes before renaming.
+
+    Parameters
+    ----------
+    path : path-like
+        The final output file.
+
+    Returns
+    -------
+    Path
+        ``.<name>.<pid>.cellae-tmp`` in the same folder (same file system: the rename is
+        atomic).
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete temporaries of ``path`` left by writers that no longer run (killed runs).
+
+    Only files named by :func:`temporary_name` for this very output whose process has
+    ended are removed; a concurrent writer's file is left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    path = Path(path)
+    removed = []
+    folder = path.parent if str(path.parent) else Path(".")
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = _TEMP_PATTERN.match(entry.name)
+            if match and match["name"] == path.name and not _alive(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_output(
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    what: str = "output",
+) -> Path:
+    """Check an output path before any work is done, so a long run cannot fail at the end.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to be written.
+    inputs : iterable of path-like or None
+        The run's input files (None entries are skipped). An output that is one of them
+        (the same file by any name: relative parts, symbolic or hard links) is refused.
+    what : str
+        What the output is, for the message (e.g. "model", "features file").
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        Naming the path: it is an input, a folder, or its folder does not exist.
+    """
+    path = Path(path)
+    for source in inputs:
+        if source is not None and _same_file(path, Path(source)):
+            raise ValueError(
+                f"refusing to write the {what} to {path}: it is an input of this run "
+                f"({source}); choose another output file"
+            )
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a file under a temporary name and rename it to ``path`` when the block succeeds.
+
+    The temporary file is removed if the block raises (including KeyboardInterrupt), so the
+    final path either keeps its previous content or holds the complete new file. Stale
+    temporaries of earlier killed runs are cleaned up first.
+
+    Yields
+    ------
+    Path
+        The temporary path to write to.
+
+    Raises
+    ------
+    ValueError
+        If writing fails with an OS error (disk full, permissions); names ``path``.
+    """
+    path = Path(path)
+    remove_stale_temporaries(path)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ValueError(f"cannot write {path}: {reason}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

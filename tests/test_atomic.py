@@ -1,0 +1,80 @@
+"""Tests for napari_cellae.io.atomic: outputs refused when they are inputs, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_cellae.io.atomic import (
+    atomic_output,
+    check_output,
+    remove_stale_temporaries,
+    temporary_name,
+)
+
+
+def test_output_equal_to_an_input_is_refused_by_any_name(tmp_path: Path) -> None:
+    source = tmp_path / "screen.ch5"
+    source.write_bytes(b"data")
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "link.ch5"
+    link.symlink_to(source)
+    hard = tmp_path / "hard.ch5"
+    os.link(source, hard)
+    for out in (source, tmp_path / "sub" / ".." / "screen.ch5", link, hard):
+        with pytest.raises(ValueError, match="is an input of this run"):
+            check_output(out, [None, source], what="model")
+    assert source.read_bytes() == b"data"
+    assert check_output(tmp_path / "model.pt", [source]) == tmp_path / "model.pt"
+
+
+def test_output_folder_problems_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a folder"):
+        check_output(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        check_output(tmp_path / "missing" / "out.hdf")
+
+
+def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "features.hdf"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]
+    with atomic_output(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]
+
+
+def test_os_errors_name_the_output(tmp_path: Path) -> None:
+    target = tmp_path / "out.pt"
+    with pytest.raises(ValueError, match=r"cannot write .*out\.pt"), atomic_output(target) as tmp:
+        tmp.mkdir()
+        (tmp / "x").write_text("a folder cannot replace a file name")
+        target.mkdir()
+        (target / "y").write_text("non-empty folder: the rename fails")
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "model.pt"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / f".model.pt.{int(dead.stdout)}.cellae-tmp"
+    stale.write_text("left by a killed run")
+    mine = temporary_name(target)
+    mine.write_text("a live writer's file")
+    other = tmp_path / f".other.pt.{int(dead.stdout)}.cellae-tmp"
+    other.write_text("another output's file")
+    assert remove_stale_temporaries(target) == [stale]
+    assert mine.exists() and other.exists()
