@@ -1,0 +1,55 @@
+"""The one result type of a run, shared by the ``cellae`` command and the napari widget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # no torch import here: the widget's Qt modules read this type
+    import numpy as np
+
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.training import EpochReport, TrainedModel
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = ["RunResult"]
+
+
+@dataclass
+class RunResult:
+    """What a training and/or encoding run produced.
+
+    Attributes
+    ----------
+    trained : TrainedModel
+        The model (trained now, or loaded).
+    crops : CropSet
+        Every cell's crop and identity, in CellH5 order.
+    mapping : PositionMapping or None
+        The position mapping used, if any.
+    features : ndarray (N, F) float32 or None
+        Features of every cell; None when encoding was skipped or stopped.
+    embedding : ndarray (N, 2) float32 or None
+        2-D map of the features for plotting.
+    reports : list of EpochReport
+        One per trained epoch (empty for a loaded model).
+    n_trained, n_held_out : int
+        Cells the network learnt from, and cells kept aside to measure the held-out loss.
+    model_path, features_path : Path or None
+        Where the model / features were written.
+    stopped : bool
+        The user stopped the run (Stop button, Ctrl-C) before it finished.
+    """
+
+    trained: TrainedModel
+    crops: CropSet
+    mapping: PositionMapping | None = None
+    features: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    reports: list[EpochReport] = field(default_factory=list)
+    n_trained: int = 0
+    n_held_out: int = 0
+    model_path: Path | None = None
+    features_path: Path | None = None
+    stopped: bool = False
