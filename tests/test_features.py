@@ -49,18 +49,41 @@ def test_encode_shape_dtype_order_and_batches():
     trained = _trained()
     crops = _crops(37)
     calls = []
-    feats = encode(trained, crops, batch_size=8, progress=lambda d, t: calls.append((d, t)))
+    feats = encode(
+        trained,
+        crops,
+        batch_size=8,
+        progress=lambda d, t: calls.append((d, t)),
+        readout="code",
+        orientations=1,
+    )
     assert feats.shape == (37, trained.model.n_features) == (37, 16)
     assert feats.dtype == np.float32
     assert calls == [(8, 37), (16, 37), (24, 37), (32, 37), (37, 37)]
     # Batch size does not change the result, and row i belongs to crop i.
-    np.testing.assert_allclose(encode(trained, crops, batch_size=512), feats, atol=1e-6)
-    np.testing.assert_allclose(encode(trained, crops[5:6]), feats[5:6], atol=1e-6)
+    code = {"readout": "code", "orientations": 1}
+    np.testing.assert_allclose(encode(trained, crops, batch_size=512, **code), feats, atol=1e-6)
+    np.testing.assert_allclose(encode(trained, crops[5:6], **code), feats[5:6], atol=1e-6)
     # Same as the model applied by hand with the model's normalisation.
     with torch.no_grad():
         x = torch.from_numpy(crops.astype(np.float32) / 255.0)
         expected = trained.model.eval().encode(x).numpy()
     np.testing.assert_allclose(feats, expected, atol=1e-5)
+
+
+def test_default_features_are_pooled_and_the_same_for_a_turned_cell():
+    trained = _trained()
+    crops = _crops(6)
+    feats = encode(trained, crops)
+    # bottleneck (16) + mean and max of the 4 filters of the one convolution
+    assert feats.shape == (6, 16 + 2 * 4)
+    turned = np.ascontiguousarray(np.rot90(crops, 1, axes=(2, 3)))
+    mirrored = np.ascontiguousarray(crops[..., ::-1])
+    np.testing.assert_allclose(encode(trained, turned), feats, atol=1e-5)
+    np.testing.assert_allclose(encode(trained, mirrored), feats, atol=1e-5)
+    assert not np.allclose(
+        encode(trained, turned, orientations=1), encode(trained, crops, orientations=1)
+    )
 
 
 def test_encode_uses_eval_mode_and_restores_it():
@@ -88,7 +111,8 @@ def test_encode_rejects_wrong_size_and_handles_empty():
         encode(trained, _crops(2, size=20))
     with pytest.raises(ValueError, match="shape"):
         encode(trained, np.zeros((2, 16, 16), np.uint8))
-    assert encode(trained, _crops(0)).shape == (0, 16)
+    assert encode(trained, _crops(0), readout="code").shape == (0, 16)
+    assert encode(trained, _crops(0)).shape == (0, 24)
 
 
 def test_embed_2d_pca_shapes_and_determinism():

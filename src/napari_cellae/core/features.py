@@ -53,6 +53,8 @@ def encode(
     crops: np.ndarray,
     batch_size: int = 512,
     progress: ProgressCallback | None = None,
+    readout: str = "pooled",
+    orientations: int = 8,
 ) -> np.ndarray:
     """Encode every crop into a learned feature vector.
 
@@ -67,6 +69,13 @@ def encode(
         Crops encoded at once; only affects speed and memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after every batch.
+    readout : {"pooled", "code"}
+        ``"pooled"``: the bottleneck plus the mean and maximum response of every
+        convolution filter; ``"code"``: the bottleneck only (the original module's
+        features). See :mod:`napari_cellae.core.readout`.
+    orientations : {1, 4, 8}
+        Average each cell's features over this many orientations of its crop, so that
+        a turned or mirrored cell gets the same features (1: no averaging).
 
     Returns
     -------
@@ -91,9 +100,11 @@ def encode(
         raise ValueError(f"crops must be square, got {height}x{width}")
     trained.check_compatible(height, n_channels)
 
+    from napari_cellae.core.readout import readout as read_features
+    from napari_cellae.core.readout import readout_width
+
     model = trained.model
-    n_features = int(model.n_features)
-    out = np.empty((n, n_features), dtype=np.float32)
+    out = np.empty((n, readout_width(model, readout)), dtype=np.float32)
     if n == 0:
         return out
 
@@ -108,7 +119,7 @@ def encode(
                 x = trained.normalisation.apply(batch)
                 x = torch.as_tensor(x, dtype=torch.float32).to(device)
                 x = x.contiguous(memory_format=fmt)
-                z = model.encode(x)
+                z = read_features(model, x, readout, orientations)
                 out[start:stop] = z.reshape(stop - start, -1).float().cpu().numpy()
                 if progress is not None:
                     progress(stop, n)

@@ -285,6 +285,10 @@ class ConvAutoencoder(nn.Module):
 
         ``generator`` draws the dropout masks in training mode (default: torch's global one).
         """
+        return self.encode_dense(self.encode_maps(x), generator)
+
+    def encode_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution and pooling part of the encoder: crops to feature maps."""
         mods = list(self.encoder_maps)
         h, i = x, 0
         while i < len(mods):
@@ -300,7 +304,13 @@ class ConvAutoencoder(nn.Module):
             else:
                 h = m(h)
                 i += 1
-        h = h.flatten(1)
+        return h
+
+    def encode_dense(
+        self, maps: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The dense part of the encoder: feature maps (n, C', s, s) to codes (n, n_features)."""
+        h = maps.flatten(1)
         for drop, lin, act in zip(self.dropouts, self.dense, self._dense_acts, strict=True):
             if not self.fast_paths:
                 h = drop(h)  # torch's own dropout, from the global generator
