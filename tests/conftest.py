@@ -88,6 +88,21 @@ def synthetic_position(
     return PositionData(plate, well, site, image, {object_name: objects}, labels)
 
 
+def naive_crop(image: np.ndarray, c: int, t: int, cy: int, cx: int, size: int) -> np.ndarray:
+    """Reference: one crop at a time, window shifted inside the image."""
+    height, width = image.shape[-2:]
+    y0 = min(max(cy - size // 2, 0), height - size)
+    x0 = min(max(cx - size // 2, 0), width - size)
+    return image[c, t, 0, y0 : y0 + size, x0 : x0 + size]
+
+
+def asymmetric_image(dtype: str = "uint16", c: int = 2, t: int = 3) -> np.ndarray:
+    """Every pixel value unique: value encodes (c, t, y, x); non-square so a transpose fails."""
+    h, w = 30, 50
+    values = np.arange(c * t * h * w).reshape(c, t, 1, h, w)
+    return values.astype(dtype) if dtype != "uint8" else (values % 251).astype(dtype)
+
+
 @pytest.fixture
 def cellcognition_file(tmp_path: Path) -> Path:
     """CellCognition style: uint8, 3 frames, ``primary__primary`` with orientation and class

@@ -1,0 +1,217 @@
+"""Square windows around object centres in one position's image, read frame by frame.
+
+Each frame's objects are cut with one read of the band of rows and columns they need and a
+numpy fancy-index gather, so the cost does not grow with one HDF5 call per object. Windows
+that would leave the image are shifted inside it, never zero-padded, and
+``crop[y, x] == image[y0 + y, x0 + x]`` always holds (no transposition). Crops keep the
+stored dtype. See ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import h5py
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from napari_cellae.core.cores import usable_cores
+from napari_cellae.io.planes import PlaneReader, describe_image
+
+__all__ = ["check_no_nan", "crop_origins", "extract_crops", "extract_into"]
+
+
+def crop_origins(
+    center_y: np.ndarray,
+    center_x: np.ndarray,
+    size: int,
+    height: int,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners of square windows centred on objects, shifted inside the image.
+
+    Parameters
+    ----------
+    center_y, center_x : ndarray of int, shape (n,)
+        Object centres in pixels (row, column).
+    size : int
+        Edge length of the square window.
+    height, width : int
+        Image size in pixels.
+
+    Returns
+    -------
+    y0, x0 : ndarray of int64, shape (n,)
+        Window origins with ``0 <= y0 <= height - size`` and ``0 <= x0 <= width - size``.
+        An even ``size`` puts the centre at ``(size // 2, size // 2)`` inside the window.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is not positive or larger than the image.
+    """
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"crop size must be positive, got {size}")
+    if size > height or size > width:
+        raise ValueError(
+            f"crop size {size} px is larger than the image ({height} x {width} px, height x width)"
+        )
+    half = size // 2
+    y0 = np.clip(np.asarray(center_y, dtype=np.int64) - half, 0, height - size)
+    x0 = np.clip(np.asarray(center_x, dtype=np.int64) - half, 0, width - size)
+    return y0, x0
+
+
+def check_no_nan(crops: np.ndarray, where: str) -> None:
+    """Refuse float crops holding NaN pixels; ``where`` names the image in the message.
+
+    Raises
+    ------
+    ValueError
+        If ``crops`` is a float array with a NaN.
+    """
+    if crops.dtype.kind in "fc" and crops.size and np.isnan(crops).any():
+        raise ValueError(
+            f"the image {where} contains NaN pixels inside object crops; "
+            "replace them (e.g. by 0) before extracting crops"
+        )
+
+
+def _workers(tasks: int) -> int:
+    """Threads for ``tasks`` independent frames: one per usable core, at most one per task."""
+    return max(1, min(usable_cores(), tasks))
+
+
+def extract_into(
+    out: np.ndarray,
+    image: h5py.Dataset | np.ndarray,
+    time_idx: np.ndarray,
+    center_y: np.ndarray,
+    center_x: np.ndarray,
+    size: int,
+    channels: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``out`` with crops, as :func:`extract_crops` returns them, without a copy.
+
+    Parameters
+    ----------
+    out : ndarray, shape (n, len(channels), size, size)
+        Written in place, in input order; its dtype should be the image's.
+    image, time_idx, center_y, center_x, size, channels
+        As for :func:`extract_crops`.
+
+    Returns
+    -------
+    y0, x0 : ndarray of int64, shape (n,)
+        The window origins (:func:`crop_origins`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`extract_crops`, except for NaN pixels (see :func:`check_no_nan`).
+    """
+    shape = tuple(image.shape)
+    if len(shape) != 5:
+        raise ValueError(
+            f"image {describe_image(image)} must have 5 axes (c, t, z, y, x), got shape {shape}"
+        )
+    n_c, n_t, _, height, width = shape
+    time_idx = np.asarray(time_idx, dtype=np.int64)
+    n = len(time_idx)
+    if not (len(center_y) == len(center_x) == n):
+        raise ValueError("time_idx, center_y and center_x must have the same length")
+    for c in channels:
+        if not 0 <= int(c) < n_c:
+            raise ValueError(
+                f"channel {c} out of range for {describe_image(image)} with {n_c} channels"
+            )
+    try:
+        y0, x0 = crop_origins(center_y, center_x, size, height, width)
+    except ValueError as exc:
+        raise ValueError(f"{exc}: {describe_image(image)}") from None
+    if n == 0:
+        return y0, x0
+    if time_idx.min() < 0 or time_idx.max() >= n_t:
+        raise ValueError(f"time_idx out of range 0..{n_t - 1} for {describe_image(image)}")
+
+    # Group objects by frame; each frame's window of rows and columns is read once per
+    # channel. CellH5 stores objects frame by frame, so the groups are usually plain slices.
+    in_order = bool(np.all(time_idx[1:] >= time_idx[:-1]))
+    order = np.arange(n) if in_order else np.argsort(time_idx, kind="stable")
+    sorted_t = time_idx[order]
+    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]]).tolist()
+    groups = [
+        (int(sorted_t[a]), slice(a, b) if in_order else order[a:b])
+        for a, b in zip(starts, [*starts[1:], n], strict=True)
+    ]
+    reader = PlaneReader(image)
+
+    def crop_frame(group: tuple[int, slice | np.ndarray]) -> None:
+        t, idx = group
+        ys, xs = y0[idx], x0[idx]
+        # Only the rows/columns spanned by this frame's windows are read.
+        r0, r1 = int(ys.min()), int(ys.max()) + size
+        q0, q1 = int(xs.min()), int(xs.max()) + size
+        ys, xs = ys - r0, xs - q0
+        for j, c in enumerate(channels):
+            plane = reader.window(int(c), t, r0, r1, q0, q1)
+            out[idx, j] = sliding_window_view(plane, (size, size))[ys, xs]
+
+    # Frames fill disjoint rows of `out`; inflating (zlib) and the gather (numpy) release
+    # the GIL, so frames decoded here run on all cores.
+    workers = _workers(len(groups)) if reader.parallel else 1
+    if workers == 1:
+        for group in groups:
+            crop_frame(group)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="cellae-crops") as pool:
+            list(pool.map(crop_frame, groups))
+    return y0, x0
+
+
+def extract_crops(
+    image: h5py.Dataset | np.ndarray,
+    time_idx: np.ndarray,
+    center_y: np.ndarray,
+    center_x: np.ndarray,
+    size: int,
+    channels: Sequence[int],
+) -> np.ndarray:
+    """Cut square crops around object centres, reading each frame once.
+
+    Parameters
+    ----------
+    image : h5py.Dataset or ndarray, shape (c, t, z, y, x)
+        Raw pixels of one position (only plane ``z = 0`` is used).
+    time_idx : ndarray of int, shape (n,)
+        Frame of each object.
+    center_y, center_x : ndarray of int, shape (n,)
+        Object centres in pixels.
+    size : int
+        Crop edge length in pixels.
+    channels : sequence of int
+        Raw channel indices to crop, in output order.
+
+    Returns
+    -------
+    ndarray, shape (n, len(channels), size, size)
+        Crops in the image's stored dtype, in input order; ``crops[i, j, y, x] ==
+        image[channels[j], time_idx[i], 0, y0[i] + y, x0[i] + x]`` with origins from
+        :func:`crop_origins`.
+
+    Raises
+    ------
+    ValueError
+        If the crop size exceeds the image, indices are out of range or a float image has
+        NaN pixels inside a crop. Messages name the dataset and file.
+    """
+    channels = [int(c) for c in channels]
+    if not channels:
+        raise ValueError("at least one channel is needed")
+    n = len(np.asarray(time_idx))
+    out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
+    extract_into(out, image, time_idx, center_y, center_x, size, channels)
+    check_no_nan(out, describe_image(image))
+    return out

@@ -1,0 +1,247 @@
+"""Read-only HDF5 access whose failures name the file and what could not be read.
+
+h5py reports broken files in HDF5's words (``RuntimeError: ... too many links``,
+``OSError: ... filter returned failure``, ``KeyError``) and names no file. The helpers here
+open objects the fast way and only when that fails walk the path link by link to say what is
+wrong: a missing object, a dangling external link, a loop of soft or external links, or
+damaged storage. See ``docs/formats.md`` (links in CellH5 master files).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "CellH5Error",
+    "get_object",
+    "link_trouble",
+    "open_read_only",
+    "read_table",
+]
+
+# HDF5's default limit on the links followed in one lookup (H5Pset_nlinks).
+_MAX_LINKS = 16
+# What h5py raises for a path it cannot follow: missing (KeyError), link loops
+# (RuntimeError, or KeyError through external links), damaged storage (OSError).
+_LOOKUP_ERRORS = (KeyError, RuntimeError, OSError, ValueError, TypeError)
+
+
+class CellH5Error(ValueError):
+    """A file is not a usable CellH5 file; the message names the file and the problem."""
+
+
+def open_read_only(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only.
+
+    Parameters
+    ----------
+    path : Path
+        An existing file.
+
+    Returns
+    -------
+    h5py.File
+        Opened in mode ``"r"``; external links it holds open their files read-only too.
+
+    Raises
+    ------
+    CellH5Error
+        If the file cannot be read, is not HDF5, is damaged or is locked by a writer.
+    """
+    try:
+        hdf5 = h5py.is_hdf5(path)
+    except OSError as err:
+        raise CellH5Error(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not hdf5:
+        raise CellH5Error(f"{path}: not an HDF5 file, so not a CellH5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        if "unable to lock file" in str(err).lower():
+            raise CellH5Error(
+                f"{path}: the file is locked by a program that is writing it ({err}); open it"
+                " when that program has finished"
+            ) from None
+        raise CellH5Error(
+            f"{path}: the HDF5 file is damaged or truncated and cannot be read ({err})"
+        ) from None
+
+
+def _step_name(step: tuple[Path, str], one_file: bool) -> str:
+    return step[1] if one_file else f"{step[0].name}:{step[1]}"
+
+
+def _describe_loop(chain: list[tuple[Path, str]]) -> str:
+    one_file = len({file for file, _ in chain}) == 1
+    kind = "soft" if one_file else "external"
+    inside = f" in {chain[0][0].name}" if one_file else ""
+    if len(chain) == 2:
+        link = _step_name(chain[0], one_file)
+        return f"the {kind} link {link}{inside} points to itself (a link loop)"
+    steps = " -> ".join(_step_name(step, one_file) for step in chain)
+    return f"the {kind} links{inside} form a loop: {steps}"
+
+
+def _external_target(link: h5py.ExternalLink, holder: Path) -> Path:
+    """Where HDF5 finds an external link's file: beside the file holding the link, else
+    relative to the working folder (CellCognition writes bare names, CellProfiler absolute
+    paths)."""
+    target = Path(link.filename)
+    if target.is_absolute():
+        return target
+    beside = holder.parent / target
+    return beside if beside.exists() or not target.exists() else target
+
+
+def _walk(file_path: Path, file: h5py.File, path: str, chain: list[tuple[Path, str]]) -> str | None:
+    """Follow ``path`` in ``file`` one link at a time; describe the first problem."""
+    node: h5py.Group | h5py.Dataset = file["/"]
+    here = "/"
+    parts = [part for part in path.split("/") if part and part != "."]
+    for i, part in enumerate(parts):
+        if not isinstance(node, h5py.Group):
+            return None
+        try:
+            link = node.get(part, getlink=True)
+        except _LOOKUP_ERRORS:
+            return None
+        if link is None:
+            return None
+        parent, here = here, posixpath.join(here, part)
+        rest = "/".join(parts[i + 1 :])
+        if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
+            step = (file_path.resolve(), here)
+            if step in chain:
+                return _describe_loop([*chain[chain.index(step) :], step])
+            chain = [*chain, step]
+            if len(chain) > _MAX_LINKS:
+                return f"more than {_MAX_LINKS} links in a row starting at {chain[0][1]}"
+            if isinstance(link, h5py.SoftLink):
+                target = posixpath.normpath(posixpath.join(parent, link.path))
+                return _walk(file_path, file, posixpath.join(target, rest), chain)
+            target_file = _external_target(link, file_path)
+            where = f"the external link {here} in {file_path.name} points to '{link.filename}'"
+            if not target_file.is_file():
+                return f"{where}, a missing file ({target_file})"
+            try:
+                other = h5py.File(target_file, "r")
+            except OSError as err:
+                return f"{where}, which cannot be read as HDF5 ({target_file}: {err})"
+            try:
+                return _walk(target_file, other, posixpath.join(link.path, rest), chain)
+            finally:
+                other.close()
+        try:
+            node = node[part]
+        except _LOOKUP_ERRORS as err:
+            return f"{here} in {file_path.name} cannot be opened ({err})"
+    return None
+
+
+def link_trouble(group: h5py.Group, name: str) -> str | None:
+    """Say why ``group[name]`` cannot be opened, following its links one by one.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        An open group.
+    name : str
+        Path relative to ``group``.
+
+    Returns
+    -------
+    str or None
+        A description of a link loop, a dangling or unreadable external link, or too long a
+        chain of links; None where the path simply does not exist.
+    """
+    try:
+        file = group.file
+        start = posixpath.join(group.name or "/", name)
+        return _walk(Path(file.filename), file, start, [])
+    except _LOOKUP_ERRORS:
+        return None
+
+
+def get_object(
+    group: h5py.Group, name: str, source: Path, what: str, required: bool = True
+) -> h5py.Group | h5py.Dataset | None:
+    """``group[name]``, with a :class:`CellH5Error` that names ``source`` and ``what``.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        Where to look.
+    name : str
+        Path relative to ``group``.
+    source : Path
+        The file the user opened (named in messages).
+    what : str
+        What the object is, for messages ("position A01_1", "/definition").
+    required : bool
+        Whether a missing object is an error (else None is returned).
+
+    Returns
+    -------
+    h5py.Group or h5py.Dataset or None
+        None only when the object does not exist and ``required`` is False.
+
+    Raises
+    ------
+    CellH5Error
+        If the object is missing (and required), behind a link loop or a dangling
+        external link, or damaged.
+    """
+    try:
+        return group[name]
+    except _LOOKUP_ERRORS as err:
+        failure = err
+    trouble = link_trouble(group, name)
+    if trouble is not None:
+        hint = ""
+        if "missing file" in trouble:
+            hint = "; keep the per-position .ch5 files beside the master file"
+        raise CellH5Error(f"{source}: {what} cannot be opened: {trouble}{hint}") from None
+    if isinstance(failure, KeyError):
+        if not required:
+            return None
+        raise CellH5Error(f"{source}: {what} is missing ({posixpath.join(group.name, name)})")
+    raise CellH5Error(f"{source}: {what} cannot be read ({failure})") from None
+
+
+def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndarray | None:
+    """The whole dataset ``group/path`` as an array, or None where it does not exist.
+
+    Low-level h5py: about a third of the cost of ``group[path][()]``, which matters because
+    several small tables are read per position and plates have thousands of positions.
+
+    Raises
+    ------
+    CellH5Error
+        Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link or
+        its storage is damaged.
+    """
+    try:
+        dataset = h5py.h5d.open(group.id, path.encode())
+    except _LOOKUP_ERRORS as err:
+        trouble = link_trouble(group, path)
+        if trouble is not None:
+            raise CellH5Error(f"{source}: {what} ({path}) cannot be opened: {trouble}") from None
+        if isinstance(err, KeyError):
+            return None
+        raise CellH5Error(f"{source}: {what} ({path}) cannot be read ({err})") from None
+    shape = dataset.shape
+    if shape is None:  # HDF5 null dataspace: no rows
+        return np.zeros(0, dtype=dataset.dtype)
+    out = np.empty(shape, dtype=dataset.dtype)
+    if out.size:
+        try:
+            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        except OSError as err:
+            raise CellH5Error(
+                f"{source}: {what} ({path}) is damaged and cannot be read ({err})"
+            ) from None
+    return out

@@ -1,0 +1,91 @@
+"""Find the CellH5 file a user means: the file itself, or the master file in a folder.
+
+CellCognition writes its CellH5 output to a folder ``hdf5/`` of per-position files beside one
+master file ``_all_positions.ch5``; CellProfiler writes ``<name>.ch5`` beside
+``<name>_<position>.ch5``. Users often give the folder. See ``docs/formats.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from napari_cellae.io.hdf5 import CellH5Error
+
+__all__ = ["MASTER_NAME", "ch5_files", "locate_cellh5"]
+
+#: CellCognition's master file of external links to every position
+MASTER_NAME = "_all_positions.ch5"
+_SHOWN = 6
+
+
+def ch5_files(folder: Path) -> list[Path]:
+    """The ``.ch5`` files in ``folder`` and in its ``hdf5/`` subfolder (CellCognition's
+    analysis output folder), sorted; unreadable folders count as empty."""
+    found: list[Path] = []
+    for where in (folder, folder / "hdf5"):
+        try:
+            found += [p for p in where.iterdir() if p.suffix.lower() == ".ch5" and p.is_file()]
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def _master(files: list[Path]) -> list[Path]:
+    """Master files among ``files``: CellCognition's by name; else a CellProfiler master,
+    the file whose stem prefixes every other name as ``<stem>_``; else a lone file."""
+    named = [p for p in files if p.name.lower() == MASTER_NAME]
+    if named:
+        return named
+    if len(files) == 1:
+        return files
+    return [
+        p
+        for p in files
+        if all(q == p or (q.parent == p.parent and q.name.startswith(f"{p.stem}_")) for q in files)
+    ]
+
+
+def locate_cellh5(path: str | os.PathLike) -> Path:
+    """The CellH5 file to open for ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        A file, or a folder holding exactly one master file (directly or in ``hdf5/``).
+
+    Returns
+    -------
+    Path
+        ``path`` itself when it is a file, else the master file in the folder.
+
+    Raises
+    ------
+    CellH5Error
+        If nothing exists at ``path``, or the folder holds no or several master files
+        (the message lists what it found).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise CellH5Error(f"{path}: no such file or folder")
+    if not path.is_dir():
+        raise CellH5Error(f"{path}: not a regular file or folder")
+    files = ch5_files(path)
+    masters = _master(files)
+    if len(masters) == 1:
+        return masters[0]
+    expected = (
+        f"expected a CellH5 file (.ch5), or a folder holding one master file ({MASTER_NAME}"
+        " from CellCognition, or <name>.ch5 beside <name>_<position>.ch5 from CellProfiler)"
+    )
+    if not files:
+        raise CellH5Error(f"{path}: is a folder without .ch5 files; {expected}")
+    shown = [str(p.relative_to(path)) for p in (masters or files)[:_SHOWN]]
+    more = " ..." if len(masters or files) > _SHOWN else ""
+    what = f"{len(masters)} master files" if masters else f"{len(files)} .ch5 files but no master"
+    raise CellH5Error(
+        f"{path}: is a folder with {what} ({', '.join(shown)}{more}); {expected}; or open one"
+        " of the files"
+    )

@@ -1,0 +1,112 @@
+"""Tests for napari_cellae.io.planes: every storage layout, the fast path, damaged chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import asymmetric_image
+from napari_cellae.core.windows import extract_crops
+from napari_cellae.io.planes import PlaneReader
+
+
+def _layouts(tmp_path: Path, image: np.ndarray) -> Path:
+    """One file holding the same pixels in every storage layout the crop reader treats
+    differently."""
+    path = tmp_path / "layouts.h5"
+    c, t, _, h, w = image.shape
+    with h5py.File(path, "w") as f:
+        f["contiguous"] = image
+        f.create_dataset("gzip_tiles", data=image, chunks=(1, 1, 1, 16, 20), compression="gzip")
+        f.create_dataset(
+            "gzip_shuffle", data=image, chunks=(1, 1, 1, h, w), compression="gzip", shuffle=True
+        )
+        f.create_dataset("chunked_plain", data=image, chunks=(1, 1, 1, 7, 9))
+        # not ours to inflate: through h5py
+        f.create_dataset("lzf", data=image, chunks=(1, 1, 1, 16, 16), compression="lzf")
+        f.create_dataset("frames_per_chunk", data=image, chunks=(1, t, 1, 8, 8), compression="gzip")
+        f.create_dataset("checksum", data=image, chunks=(1, 1, 1, 8, 8), fletcher32=True)
+        # frame 1 of channel 0 never written: unallocated chunks read as the fill value
+        sparse = f.create_dataset(
+            "sparse",
+            shape=image.shape,
+            dtype=image.dtype,
+            chunks=(1, 1, 1, 16, 16),
+            compression="gzip",
+            fillvalue=7,
+        )
+        for ci in range(c):
+            for ti in range(t):
+                if (ci, ti) != (0, 1):
+                    sparse[ci, ti] = image[ci, ti]
+        # contiguous but never written: no storage to map, h5py returns the fill value
+        f.create_dataset("unwritten", shape=image.shape, dtype=image.dtype, fillvalue=3)
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_every_storage_layout_gives_the_same_crops(tmp_path: Path, dtype: str) -> None:
+    image = asymmetric_image(dtype, c=2, t=3)
+    path = _layouts(tmp_path, image)
+    rng = np.random.default_rng(1)
+    n = 300
+    t = np.sort(rng.integers(0, 3, n))
+    cy, cx = rng.integers(0, 30, n), rng.integers(0, 50, n)
+    with h5py.File(path, "r") as f:
+        expected_sparse = f["sparse"][...]
+        assert expected_sparse[0, 1].min() == 7 and np.array_equal(expected_sparse[1], image[1])
+        for name in (
+            "contiguous",
+            "gzip_tiles",
+            "gzip_shuffle",
+            "chunked_plain",
+            "lzf",
+            "frames_per_chunk",
+            "checksum",
+            "sparse",
+            "unwritten",
+        ):
+            source = {"sparse": expected_sparse, "unwritten": np.full_like(image, 3)}.get(
+                name, image
+            )
+            for size in (9, 16, 30):
+                crops = extract_crops(f[name], t, cy, cx, size, [1, 0])
+                np.testing.assert_array_equal(
+                    crops, extract_crops(source, t, cy, cx, size, [1, 0]), err_msg=name
+                )
+                assert crops.flags.c_contiguous and crops.flags.writeable
+
+
+def test_plane_reader_picks_the_fast_paths(tmp_path: Path) -> None:
+    path = _layouts(tmp_path, asymmetric_image("uint16", c=2, t=3))
+    with h5py.File(path, "r") as f:
+        assert PlaneReader(f["gzip_tiles"]).filters == [h5py.h5z.FILTER_DEFLATE]
+        assert PlaneReader(f["gzip_shuffle"]).filters == [
+            h5py.h5z.FILTER_SHUFFLE,
+            h5py.h5z.FILTER_DEFLATE,
+        ]
+        assert PlaneReader(f["chunked_plain"]).filters == []
+        assert PlaneReader(f["gzip_tiles"]).parallel
+        for slow in ("contiguous", "lzf", "frames_per_chunk", "checksum", "unwritten"):
+            reader = PlaneReader(f[slow])
+            assert reader.filters is None and not reader.parallel, slow
+
+
+def test_damaged_chunk_names_the_file_and_frame(tmp_path: Path) -> None:
+    image = asymmetric_image("uint16", c=1, t=2)
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("img", data=image, chunks=(1, 1, 1, 30, 50), compression="gzip")
+        info = ds.id.get_chunk_info_by_coord((0, 1, 0, 0, 0))
+    with open(path, "r+b") as raw:  # overwrite the middle of frame 1's compressed chunk
+        raw.seek(info.byte_offset + info.size // 2)
+        raw.write(b"\xff" * 16)
+    t, cy, cx = np.array([0, 1]), np.array([5, 5]), np.array([5, 5])
+    with (
+        h5py.File(path, "r") as f,
+        pytest.raises(ValueError, match=r"channel 0, frame 1 of the image /img in .*damaged\.h5"),
+    ):
+        extract_crops(f["img"], t, cy, cx, 8, [0])
