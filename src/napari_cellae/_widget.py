@@ -345,7 +345,7 @@ def _features_and_embedding(
             done, result = next(chunks)
         except StopIteration:
             assert features is not None
-            return features, embed_2d(features, seed=seed)
+            return features, embed_2d(features)
         yield ("encode", done, len(crops))
         features = result
     return None

@@ -15,14 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from napari_cellae.core.training import TrainedModel
 
-__all__ = [
-    "embed_2d",
-    "encode",
-    "knn_accuracy",
-    "novelty_scores",
-    "pca_features",
-    "standardise",
-]
+__all__ = ["embed_2d", "encode", "knn_accuracy", "pca_features"]
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -128,55 +121,35 @@ def encode(
     return out
 
 
-def standardise(features: np.ndarray) -> np.ndarray:
-    """Scale every feature to zero mean and unit variance (constant features become 0).
+def _pca_projection(x: np.ndarray, n_components: int, fit: np.ndarray | None) -> np.ndarray:
+    """Project on the leading principal axes of ``x[fit]`` (scikit-learn PCA, whose signs
+    make each axis' largest loading positive: equal input gives an equal picture)."""
+    from sklearn.decomposition import PCA
 
-    Parameters
-    ----------
-    features : ndarray, shape (N, F)
-
-    Returns
-    -------
-    ndarray, shape (N, F), float32
-    """
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
-    if len(x) == 0:
-        return x.astype(np.float32)
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    # A constant feature carries no information; dividing by 1 keeps it at 0 without NaN.
-    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return ((x - mean) / std).astype(np.float32)
-
-
-def _pca(x: np.ndarray, n_components: int, fit: np.ndarray | None = None) -> np.ndarray:
-    """Project float64 data on the leading principal axes of ``x[fit]`` (deterministic signs)."""
     n, f = x.shape
     out = np.zeros((n, n_components), dtype=np.float64)
     ref = x if fit is None else x[fit]
-    if len(ref) < 2 or f == 0:
+    k = min(n_components, len(ref) - 1, f)
+    if k < 1:
         return out
-    mean = ref.mean(axis=0)
-    _, s, vt = np.linalg.svd(ref - mean, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    vt = vt[:k]
-    # SVD signs are arbitrary: flip each axis so its largest-magnitude loading is positive,
-    # giving the same picture on every run and platform.
-    biggest = np.argmax(np.abs(vt), axis=1)
-    signs = np.sign(vt[np.arange(k), biggest])
-    signs[signs == 0] = 1.0
-    vt = vt * signs[:, None]
-    proj = (x - mean) @ vt.T
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant features: 0/0 ratios
+        pca = PCA(n_components=k, svd_solver="full").fit(ref)
+    proj = pca.transform(x)
     # Axes with (numerically) no variance would only show rounding noise.
-    tol = (s[0] if len(s) else 0.0) * max(len(ref), f) * np.finfo(np.float64).eps
-    proj[:, s[:k] <= tol] = 0.0
+    tol = max(pca.singular_values_[0], 1.0) * max(len(ref), f) * np.finfo(np.float64).eps
+    proj[:, pca.singular_values_ <= tol] = 0.0
     out[:, :k] = proj
     return out
 
 
-def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+def _checked(features: np.ndarray) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must have shape (N, F), got {x.shape}")
+    return x
+
+
+def embed_2d(features: np.ndarray, method: str = "pca") -> np.ndarray:
     """Embed feature vectors in two dimensions for plotting.
 
     Parameters
@@ -184,26 +157,19 @@ def embed_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
     features : ndarray, shape (N, F)
         Feature vectors, one row per object.
     method : {"pca"}
-        ``"pca"``: the first two principal components (numpy SVD on centred
-        features; each axis' sign is fixed so that its largest loading is
-        positive, so equal input gives an equal picture).
-    seed : int
-        Reserved for stochastic methods; PCA is deterministic.
+        ``"pca"``: the first two principal components of the centred features.
 
     Returns
     -------
     ndarray, shape (N, 2), float32
         Zeros where there is no variation (N = 1, constant features); never NaN.
     """
-    del seed  # PCA needs no randomness; kept so other methods can be added compatibly
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
+    x = _checked(features)
     if method != "pca":
         raise ValueError(f"unknown embedding method {method!r}; available: 'pca'")
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
-    return _pca(x, 2).astype(np.float32)
+    return _pca_projection(x, 2, None).astype(np.float32)
 
 
 def pca_features(
@@ -222,15 +188,7 @@ def pca_features(
     -------
     ndarray, shape (N, n_components), float32
     """
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
-    return _pca(x, n_components, fit).astype(np.float32)
-
-
-def _pairwise_sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0)
+    return _pca_projection(_checked(features), n_components, fit).astype(np.float32)
 
 
 def knn_accuracy(
@@ -251,13 +209,13 @@ def knn_accuracy(
     labels : ndarray, shape (N,)
         Integer class of each object (e.g. CellH5 class predictions).
     k : int
-        Neighbours that vote (ties go to the nearest neighbour's class).
+        Neighbours that vote.
     folds : int
-        Number of cross-validation folds (stratified by shuffling with ``seed``).
+        Number of stratified cross-validation folds (shuffled with ``seed``).
     seed : int
         Seed of the fold assignment.
     standardise_features : bool
-        Scale every feature to unit variance first (using the training folds) so no
+        Scale every feature to unit variance first (fitted on the training folds) so no
         single large-valued feature dominates the distance.
 
     Returns
@@ -266,100 +224,27 @@ def knn_accuracy(
         Fraction of objects whose class is predicted correctly, in [0, 1]; NaN if
         there are fewer than two labelled objects.
     """
-    x = np.asarray(features, dtype=np.float64)
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = _checked(features)
     y = np.asarray(labels).astype(np.int64)
-    if x.ndim != 2 or len(x) != len(y):
+    if len(x) != len(y):
         raise ValueError(f"features {x.shape} and labels {y.shape} do not match")
     keep = y >= 0
     x, y = x[keep], y[keep]
-    n = len(y)
-    if n < 2:
+    if len(y) < 2:
         return float("nan")
-    folds = max(2, min(folds, n))
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(n, dtype=np.int64)
-    # Deal each class out round-robin over shuffled folds: stratified without sklearn.
-    for cls in np.unique(y):
-        idx = np.flatnonzero(y == cls)
-        rng.shuffle(idx)
-        fold_of[idx] = (np.arange(len(idx)) + rng.integers(folds)) % folds
-    classes = np.unique(y)
-    correct = 0
-    for f in range(folds):
-        test = fold_of == f
-        train = ~test
-        if not test.any() or not train.any():
-            continue
-        xtr, xte = x[train], x[test]
-        if standardise_features:
-            mean = xtr.mean(0)
-            std = xtr.std(0)
-            std[std <= 1e-12] = 1.0
-            xtr = (xtr - mean) / std
-            xte = (xte - mean) / std
-        kk = min(k, len(xtr))
-        ytr = y[train]
-        pred = np.empty(int(test.sum()), dtype=np.int64)
-        # Chunk the distance matrix so memory stays bounded for large screens.
-        for s in range(0, len(xte), 1024):
-            d = _pairwise_sq_dist(xte[s : s + 1024], xtr)
-            nn = np.argsort(d, axis=1, kind="stable")[:, :kk]
-            votes = np.zeros((len(nn), len(classes)))
-            cls_idx = np.searchsorted(classes, ytr[nn])
-            for j in range(kk):
-                # Closer neighbours get a slightly larger vote: breaks ties by distance.
-                np.add.at(votes, (np.arange(len(nn)), cls_idx[:, j]), 1.0 + 1e-6 * (kk - j))
-            pred[s : s + len(nn)] = classes[np.argmax(votes, axis=1)]
-        correct += int((pred == y[test]).sum())
-    return correct / n
-
-
-def novelty_scores(
-    features: np.ndarray, reference: np.ndarray | None = None, k: int = 5
-) -> np.ndarray:
-    """Distance of every object to its k nearest reference objects (e.g. negative controls).
-
-    High scores mark cells unlike anything in the reference population: candidate
-    novel phenotypes. Features are standardised on the reference first.
-
-    Parameters
-    ----------
-    features : ndarray, shape (N, F)
-    reference : ndarray of bool or int, optional
-        Mask or indices of the reference objects; all objects when omitted. A
-        reference object's own distance (0) is excluded.
-    k : int
-        Number of neighbours averaged.
-
-    Returns
-    -------
-    ndarray, shape (N,), float32
-    """
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
-    n = len(x)
-    if reference is None:
-        ref_idx = np.arange(n)
-    else:
-        ref = np.asarray(reference)
-        ref_idx = np.flatnonzero(ref) if ref.dtype == bool else ref.astype(np.int64)
-    if n == 0 or len(ref_idx) == 0:
-        return np.zeros(n, dtype=np.float32)
-    xr = x[ref_idx]
-    mean, std = xr.mean(0), xr.std(0)
-    std[std <= 1e-12] = 1.0
-    xs, xr = (x - mean) / std, (xr - mean) / std
-    is_ref = np.zeros(n, dtype=bool)
-    is_ref[ref_idx] = True
-    out = np.zeros(n, dtype=np.float64)
-    for s in range(0, n, 1024):
-        d = np.sqrt(_pairwise_sq_dist(xs[s : s + 1024], xr))
-        rows = np.arange(s, min(s + 1024, n))
-        d.sort(axis=1)
-        # Reference objects see themselves at distance 0: skip that first neighbour.
-        skip = is_ref[rows].astype(np.int64)
-        for r, row in enumerate(rows):
-            neigh = d[r, skip[r] : skip[r] + k]
-            out[row] = neigh.mean() if len(neigh) else 0.0
-    return out.astype(np.float32)
+    folds = max(2, min(folds, len(y)))
+    neighbours = KNeighborsClassifier(n_neighbors=min(k, len(y) - len(y) // folds))
+    model = make_pipeline(StandardScaler(), neighbours) if standardise_features else neighbours
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # classes with fewer cells than folds
+        pred = cross_val_predict(
+            model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
+        )
+    return float(np.mean(pred == y))

@@ -1,0 +1,82 @@
+"""Tests for napari_cellae.core.novelty: scores against controls, thresholds, hit tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellae.core.novelty import hit_table, novelty_scores
+
+
+def _screen(seed: int = 0):
+    """4 control wells and 2 hit wells (one with half its cells shifted) of 50 cells."""
+    rng = np.random.default_rng(seed)
+    wells = np.repeat(np.arange(6), 50)
+    x = rng.normal(size=(300, 5))
+    controls = wells < 4
+    hit = (wells == 4) | ((wells == 5) & (np.arange(300) % 2 == 0))
+    x[hit] += 4.0
+    return x, controls, wells, hit
+
+
+@pytest.mark.parametrize("method", ["knn", "svm"])
+def test_shifted_cells_are_novel_and_controls_are_not(method: str) -> None:
+    x, controls, wells, hit = _screen()
+    result = novelty_scores(x, controls, wells, method=method)
+    assert result.scores.shape == (300,) and result.scores.dtype == np.float32
+    assert result.novel[hit].mean() > 0.9
+    assert 0.02 <= result.novel[controls].mean() <= 0.08  # the 95th percentile
+    assert result.threshold == pytest.approx(np.percentile(result.scores[controls], 95))
+    again = novelty_scores(x, controls, wells, method=method)
+    np.testing.assert_array_equal(again.scores, result.scores)
+
+
+def test_control_cells_are_scored_against_other_wells_only() -> None:
+    x, controls, wells, _ = _screen()
+    # Well 0's cells are exact copies of well 1's: scored against all controls they would
+    # find their twins at distance 0; against other wells only they do not.
+    x[wells == 0] = x[wells == 1]
+    with_wells = novelty_scores(x, controls, wells).scores
+    assert np.all(with_wells[wells == 0] > 0.1)
+    assert np.all(with_wells[wells == 1] > 0.1)
+
+
+def test_single_control_well_falls_back_to_leave_one_out() -> None:
+    x, _, wells, _ = _screen()
+    controls = wells == 0
+    with pytest.warns(UserWarning, match="one well"):
+        result = novelty_scores(x, controls, wells)
+    assert np.all(result.scores[controls] > 0)  # never its own zero distance
+
+
+def test_no_controls_is_a_clear_error() -> None:
+    x, _, wells, _ = _screen()
+    with pytest.raises(ValueError, match="novelty needs negative-control cells"):
+        novelty_scores(x, np.zeros(300, bool), wells)
+    with pytest.raises(ValueError, match="unknown novelty method"):
+        novelty_scores(x, wells < 4, wells, method="lof")
+
+
+def test_hit_table_ranks_hits_above_controls() -> None:
+    x, controls, wells, _ = _screen()
+    result = novelty_scores(x, controls, wells)
+    names = [f"W{i}" for i in range(6)]
+    table = hit_table(result.novel, wells, controls, names)
+    assert list(table.columns) == [
+        "group",
+        "n_cells",
+        "n_novel",
+        "novel_fraction",
+        "enrichment",
+        "robust_z",
+        "is_control",
+        "rank",
+    ]
+    assert table["group"].tolist()[:2] == ["W4", "W5"]
+    assert table["rank"].tolist()[:2] == [1, 2]
+    assert table.loc[0, "novel_fraction"] > 0.9 and table.loc[0, "robust_z"] > 5
+    assert table["is_control"].tolist()[2:] == [True] * 4
+    assert table["n_cells"].sum() == 300
+    assert table.loc[0, "enrichment"] == pytest.approx(
+        table.loc[0, "novel_fraction"] / result.novel[controls].mean()
+    )
