@@ -218,7 +218,7 @@ class CellH5:
             for name in objects:
                 if name in names or name in _RELATION_OBJECTS or "___to___" in name:
                     continue
-                table = self._get(objects, name, f"object table '{name}' of {key.label}")
+                table = self._get(objects, name, f"object table '{name}' of position {key.label}")
                 if (
                     isinstance(table, h5py.Dataset)
                     and table.dtype.names is not None

@@ -1,0 +1,159 @@
+"""Object centres of many positions as one table, and the grouping of positions into layers.
+
+Positions of equal image shape and pixel type can share one image layer along a
+"position" axis (:func:`group_positions`); :func:`centres_table` gives the matching points:
+coordinates, a per-object feature table and class colours. No napari import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+    from napari_cellae.io.cellh5 import CellH5, PositionKey
+
+__all__ = ["centres_table", "group_positions", "hex_rgba", "position_labels"]
+
+_UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
+
+
+def position_labels(positions: Sequence[PositionKey]) -> list[str]:
+    """Short labels such as ``C03_01``, prefixed ``plate/`` when there are several plates.
+
+    Parameters
+    ----------
+    positions : sequence of PositionKey
+        Positions to label.
+
+    Returns
+    -------
+    list of str
+    """
+    several = len({p.plate for p in positions}) > 1
+    return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
+
+
+def group_positions(
+    cellh5: CellH5,
+) -> dict[tuple[tuple[int, ...], str], list[PositionKey]]:
+    """Group positions by image shape (c, t, z, y, x) and pixel type, in file order.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+        Open file.
+
+    Returns
+    -------
+    dict
+        ``(shape, dtype name)`` -> positions with that image shape and type (same order
+        as ``cellh5.positions``); each group can be stacked into one layer.
+    """
+    groups: dict[tuple[tuple[int, ...], str], list[PositionKey]] = {}
+    for pos in cellh5.positions:
+        shape = tuple(int(s) for s in cellh5.image_shape(pos))
+        groups.setdefault((shape, np.dtype(cellh5.dtype(pos)).name), []).append(pos)
+    return groups
+
+
+def hex_rgba(color: str) -> np.ndarray | None:
+    """``#RGB``, ``#RRGGBB`` or ``#RRGGBBAA`` (CellH5 class colours) as float32 RGBA in
+    [0, 1]; None for anything else."""
+    text = color.strip().lstrip("#") if color.strip().startswith("#") else ""
+    if len(text) == 3:
+        text = "".join(c * 2 for c in text)
+    if len(text) == 6:
+        text += "ff"
+    if len(text) != 8:
+        return None
+    try:
+        values = [int(text[i : i + 2], 16) for i in range(0, 8, 2)]
+    except ValueError:
+        return None
+    return np.array(values, np.float32) / 255.0
+
+
+def centres_table(
+    cellh5: CellH5, positions: list[PositionKey], obj: str, stacked: bool
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """Coordinates, features and class colours of an object's centres over positions.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+        Open file.
+    positions : list of PositionKey
+        Positions of one layer group.
+    obj : str
+        Object name.
+    stacked : bool
+        Prepend the position index to the coordinates.
+
+    Returns
+    -------
+    coords : ndarray (n, 3) or (n, 4)
+        ``(t, y, x)`` or ``(position, t, y, x)``.
+    features : dict of column -> array
+        ``position_index``, ``object_index``, ``label_id``, ``time``, ``plate``, ``well``,
+        ``site``, ``position`` and ``class_name`` when predictions exist.
+    colors : ndarray (n, 4) or None
+        Class colours (RGBA, gray where unclassified) when the file has class labels.
+
+    Raises
+    ------
+    CellH5Error
+        From reading the object tables (missing or NaN centres, broken links, ...).
+    """
+    import pandas as pd
+
+    labels = cellh5.class_labels(obj)
+    by_idx = dict(enumerate(labels)) if labels else {}
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("position_index", "object_index", "label_id", "time", "y", "x", "class_idx")
+    }
+    for i, pos in enumerate(positions):
+        table = cellh5.objects(pos, obj)
+        n = len(table)
+        columns["position_index"].append(np.full(n, i, np.int32))
+        columns["object_index"].append(np.arange(n, dtype=np.int32))
+        columns["label_id"].append(np.asarray(table.label_id, np.int32))
+        columns["time"].append(np.asarray(table.time_idx, np.int32))
+        columns["y"].append(np.asarray(table.center_y, np.int32))
+        columns["x"].append(np.asarray(table.center_x, np.int32))
+        cls = table.class_idx if table.class_idx is not None else np.full(n, -1)
+        columns["class_idx"].append(np.asarray(cls, np.int32))
+    cat = {k: np.concatenate(v) if v else np.zeros(0, np.int32) for k, v in columns.items()}
+    rows = cat["position_index"].astype(np.int64)
+    parts = [cat["time"], cat["y"], cat["x"]]
+    if stacked:
+        parts.insert(0, cat["position_index"])
+    coords = np.stack(parts, axis=1).astype(np.float64) if len(rows) else np.zeros((0, len(parts)))
+
+    def per_row(values: list[str]) -> pd.Categorical:
+        return pd.Categorical(np.asarray(values, dtype=object)[rows])
+
+    features: dict[str, Any] = {
+        "position_index": cat["position_index"],
+        "object_index": cat["object_index"],
+        "label_id": cat["label_id"],
+        "time": cat["time"],
+        "plate": per_row([p.plate for p in positions]),
+        "well": per_row([p.well for p in positions]),
+        "site": per_row([p.site for p in positions]),
+        "position": per_row(position_labels(positions)),
+    }
+    colors = None
+    if labels:
+        names = [by_idx[c].name if c in by_idx else "unclassified" for c in cat["class_idx"]]
+        features["class_name"] = pd.Categorical(names)
+        palette = {c: hex_rgba(by_idx[c].color) if c in by_idx else None for c in by_idx}
+        colors = np.array(
+            [palette[c] if palette.get(c) is not None else _UNCLASSIFIED for c in cat["class_idx"]],
+            np.float32,
+        ).reshape(-1, 4)
+    return coords, features, colors
