@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -168,3 +169,13 @@ def cellprofiler_file(tmp_path: Path) -> Path:
         flavour="cellprofiler",
         split_files=True,
     )
+
+
+def damage_chunk(path: Path, dataset: str, coord: tuple[int, ...]) -> None:
+    """Overwrite the middle of one compressed chunk of ``dataset`` in ``path`` with junk,
+    as a bad disk sector would."""
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info_by_coord(coord)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 2)
+        raw.write(b"\xff" * 16)

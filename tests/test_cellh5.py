@@ -255,3 +255,111 @@ def test_copy_of_master_without_parts(cellcognition_file: Path, tmp_path: Path) 
     lonely = tmp_path / "_all_positions.ch5"
     shutil.copy(cellcognition_file, lonely)
     _expect(lonely, "cannot be opened")
+
+
+# -- link loops, read-only access -----------------------------------------------------------
+
+_A01 = "sample/0/plate/plate1/experiment/A01/position/0001"
+
+
+def _describe(ch5: CellH5) -> None:
+    """Everything ``cellae info`` reads."""
+    for pos in ch5.positions:
+        ch5.image_shape(pos)
+        for name in ch5.object_names:
+            ch5.object_count(pos, name)
+            ch5.objects(pos, name)
+    for name in ch5.object_names:
+        ch5.object_channel(name)
+        ch5.class_labels(name)
+    assert ch5.channels
+
+
+def _crops(ch5: CellH5) -> None:
+    """What ``cellae train`` reads."""
+    from napari_cellae.core.crops import collect_crops
+
+    collect_crops(ch5, ch5.default_object, 16)
+
+
+def _reader(path: Path) -> None:
+    from napari_cellae._reader import read_cellh5
+
+    read_cellh5(str(path))
+
+
+@pytest.mark.parametrize(
+    ("file", "link"),
+    [
+        ("A01_0001.ch5", f"/{_A01}/object/primary__primary"),
+        ("A01_0001.ch5", f"/{_A01}/feature/primary__primary/center"),
+        ("A01_0001.ch5", f"/{_A01}/image/channel"),
+        ("A01_0001.ch5", "/definition/image/channel"),
+        ("_all_positions.ch5", "/sample/0/plate/plate1/experiment/B02/position/0001"),
+        ("_all_positions.ch5", "/sample"),
+    ],
+)
+def test_soft_link_loop_named_by_every_entry_point(
+    cellcognition_file: Path, file: str, link: str
+) -> None:
+    with h5py.File(cellcognition_file.parent / file, "a") as f:
+        del f[link]
+        f[link] = h5py.SoftLink(link)
+    for entry in (
+        lambda: _describe(CellH5(cellcognition_file)),
+        lambda: _crops(CellH5(cellcognition_file)),
+        lambda: _reader(cellcognition_file),
+    ):
+        with pytest.raises(CellH5Error) as info:
+            entry()
+        message = str(info.value)
+        assert message.startswith(f"{cellcognition_file}: ")
+        assert f"the soft link {link} in {file} points to itself (a link loop)" in message
+
+
+def test_external_link_loop_is_named(cellcognition_file: Path) -> None:
+    part = cellcognition_file.parent / "B02_0001.ch5"
+    part.unlink()
+    target = "/sample/0/plate/plate1/experiment/B02/position/0001"
+    with h5py.File(part, "w") as f:
+        f[target] = h5py.ExternalLink("_all_positions.ch5", target)
+    _expect(
+        cellcognition_file,
+        "position B02_0001 of plate plate1 cannot be opened: the external links form a loop:",
+        f"_all_positions.ch5:{target} -> B02_0001.ch5:{target} -> _all_positions.ch5:{target}",
+    )
+
+
+def test_every_file_is_opened_read_only(
+    cellcognition_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes: list[str] = []
+    original = h5py.File.__init__
+
+    def recording(self, name, mode="r", *args, **kwargs):
+        modes.append(mode)
+        original(self, name, mode, *args, **kwargs)
+
+    folder = cellcognition_file.parent
+    before = _digest(folder)
+    monkeypatch.setattr(h5py.File, "__init__", recording)
+    assert is_cellh5(cellcognition_file)
+    with CellH5(folder) as ch5:
+        _describe(ch5)
+        _crops(ch5)
+    _reader(cellcognition_file)
+    assert modes and set(modes) == {"r"}
+    assert _digest(folder) == before
+    # The link tracer opens the files a broken link passes through: read-only as well.
+    monkeypatch.setattr(h5py.File, "__init__", original)
+    target = "/sample/0/plate/plate1/experiment/B02/position/0001"
+    (folder / "B02_0001.ch5").unlink()
+    with h5py.File(folder / "B02_0001.ch5", "w") as f:
+        f[target] = h5py.ExternalLink("_all_positions.ch5", target)
+    before = _digest(folder)
+    modes.clear()
+    monkeypatch.setattr(h5py.File, "__init__", recording)
+    with pytest.raises(CellH5Error, match="loop"):
+        CellH5(cellcognition_file)
+    assert len(modes) >= 2 and set(modes) == {"r"}
+    assert _digest(folder) == before

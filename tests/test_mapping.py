@@ -137,3 +137,8 @@ def test_unknown_positions(mapping_file: Path, cellprofiler_file: Path) -> None:
 
 def test_unreadable_path(tmp_path: Path) -> None:
     _error(tmp_path / "absent.txt", "cannot read")
+
+
+def test_folder_given_for_the_mapping_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=rf"^{tmp_path}: is a folder; expected a mapping file"):
+        read_mapping(tmp_path)

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import damage_chunk
 from napari_cellae._reader import (
     METADATA_KEY,
     LazyPositionStack,
@@ -226,3 +227,53 @@ def test_several_plates_label_positions_with_plate(tmp_path):
     features = points[0][1]["features"]
     assert list(features["position"]) == ["P1/A01_1"] * 2 + ["P2/A01_1"] * 3
     assert list(features["plate"]) == ["P1"] * 2 + ["P2"] * 3
+
+
+_B02 = "sample/0/plate/plate1/experiment/B02/position/0001"
+
+
+def test_damaged_chunk_of_the_first_shown_plane(cellcognition_file):
+    part = cellcognition_file.parent / "B02_0001.ch5"
+    damage_chunk(part, f"{_B02}/image/channel", (0, 1, 0, 0, 0))  # middle position and frame
+    with pytest.raises(CellH5Error) as info:
+        read_cellh5(str(cellcognition_file))
+    message = str(info.value)
+    assert message.startswith(f"{cellcognition_file}: cannot read channel 0 (rfp), frame 1 of")
+    assert f"position B02_0001 (stored in {part}): the stored pixels are damaged" in message
+
+
+def test_a_folder_opens_its_master_file(tmp_path, cellcognition_file):
+    folder = cellcognition_file.parent
+    reader = napari_get_reader(str(folder))
+    assert reader is read_cellh5
+    from_folder, from_file = reader(str(folder)), read_cellh5(str(cellcognition_file))
+    assert [layer[1]["name"] for layer in from_folder] == [layer[1]["name"] for layer in from_file]
+    np.testing.assert_array_equal(from_folder[-1][0], from_file[-1][0])
+    assert from_folder[0][1]["metadata"][METADATA_KEY]["path"] == str(cellcognition_file)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert napari_get_reader(str(empty)) is None  # not ours: other readers may try
+    cellcognition_file.unlink()
+    reader = napari_get_reader(str(folder))  # .ch5 files but no master: claimed, explained
+    with pytest.raises(CellH5Error, match=r"is a folder with 2 \.ch5 files but no master"):
+        reader(str(folder))
+
+
+def test_napari_opens_a_folder(make_napari_viewer, cellcognition_file):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(cellcognition_file.parent), plugin="napari-cellae")
+    assert [layer.name for layer in layers] == ["rfp", "primary__primary centres"]
+
+
+def test_nan_centres_in_the_reader(cellcognition_file):
+    part = cellcognition_file.parent / "A01_0001.ch5"
+    name = "sample/0/plate/plate1/experiment/A01/position/0001/feature/primary__primary/center"
+    with h5py.File(part, "a") as f:
+        old = f[name][()]
+        del f[name]
+        new = np.zeros(len(old), [("x", "<f8"), ("y", "<f8")])
+        new["x"], new["y"] = old["x"], old["y"]
+        new["y"][3] = np.nan
+        f[name] = new
+    with pytest.raises(CellH5Error, match=r"A01_0001: y is missing \(NaN\) .* row\(s\) 3;"):
+        read_cellh5(str(cellcognition_file))

@@ -1,7 +1,9 @@
 """Write CellH5 files in the layout CellCognition and CellProfiler produce.
 
 Used to build the bundled demo screen and the synthetic files of the test suite. The layout
-follows the CellH5 reference library (``cellh5write.py``); see ``FORMATS.md`` section 1.
+follows the CellH5 reference library (``cellh5write.py``); see ``docs/formats.md``. Every
+file is written under a temporary name and renamed when complete (:mod:`napari_cellae.io.atomic`),
+so an interrupted run leaves no half-written CellH5 file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Literal
 import h5py
 import numpy as np
 
-from napari_cellae.io.cellh5 import ObjectTable
+from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.objects import ObjectTable
 
 Flavour = Literal["cellcognition", "cellprofiler"]
 
@@ -189,29 +192,37 @@ def write_cellh5(
     -------
     Path
         The written (master) file.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a folder or its folder does not exist, a position image is not 5-D,
+        or writing fails (the message names the file). No partial file is left behind.
     """
-    path = Path(path)
+    path = check_output(path, what="CellH5 file")
     if not split_files:
-        with h5py.File(path, "w", track_order=True) as root:
+        with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as root:
             _write_definition(root, channel_names, object_channels, class_labels, flavour)
             for pos in positions:
                 _write_position(root.create_group(_position_path(pos)), pos, flavour)
         return path
 
-    with h5py.File(path, "w") as master:
-        definition_file = None
-        for pos in positions:
-            if flavour == "cellcognition":
-                part = path.parent / f"{pos.well}_{pos.site}.ch5"
-                link_target = part.name
-            else:
-                part = path.parent / f"{path.stem}_{pos.well}_{pos.site}.ch5"
-                link_target = str(part.resolve())
-            with h5py.File(part, "w") as root:
-                _write_definition(root, channel_names, object_channels, class_labels, flavour)
-                _write_position(root.create_group(_position_path(pos)), pos, flavour)
-            definition_file = definition_file or link_target
-            master[_position_path(pos)] = h5py.ExternalLink(link_target, "/" + _position_path(pos))
-        if definition_file is not None:
-            master["definition"] = h5py.ExternalLink(definition_file, "/definition")
+    links: list[tuple[str, str]] = []  # (position path, file the master links to)
+    for pos in positions:
+        if flavour == "cellcognition":
+            part = path.parent / f"{pos.well}_{pos.site}.ch5"
+            link_target = part.name
+        else:
+            part = path.parent / f"{path.stem}_{pos.well}_{pos.site}.ch5"
+            link_target = str(part.resolve())
+        with atomic_output(part) as tmp, h5py.File(tmp, "w") as root:
+            _write_definition(root, channel_names, object_channels, class_labels, flavour)
+            _write_position(root.create_group(_position_path(pos)), pos, flavour)
+        links.append((_position_path(pos), link_target))
+    # The master last: its links only ever point to complete files.
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as master:
+        for position_path, link_target in links:
+            master[position_path] = h5py.ExternalLink(link_target, "/" + position_path)
+        if links:
+            master["definition"] = h5py.ExternalLink(links[0][1], "/definition")
     return path

@@ -9,7 +9,7 @@ Two forms are read (tab, comma or semicolon separated, UTF-8):
   a well (``C03``) or a well and site (``C03_01``). A condition that starts with the control
   token (``neg. control``) marks a control.
 
-See ``FORMATS.md`` section 2.
+See ``docs/formats.md`` (position-mapping files).
 """
 
 from __future__ import annotations
@@ -106,6 +106,11 @@ class PositionMapping:
 
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise ValueError(
+            f"{path}: is a folder; expected a mapping file (a tab-, comma- or semicolon-"
+            "separated table of positions and conditions)"
+        )
     try:
         raw = path.read_bytes()
     except OSError as err:

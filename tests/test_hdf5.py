@@ -1,0 +1,110 @@
+"""Tests for napari_cellae.io.hdf5: link loops, dangling links and damage named clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import damage_chunk
+from napari_cellae.io.hdf5 import (
+    CellH5Error,
+    get_object,
+    link_trouble,
+    open_read_only,
+    read_table,
+)
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Path:
+    """One file with every kind of broken link, and a second file for external loops."""
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as f:
+        f["group/table"] = np.arange(4)
+        f["group/self"] = h5py.SoftLink("/group/self")
+        f["group/relative_self"] = h5py.SoftLink("relative_self")
+        f["x"] = h5py.SoftLink("/y")
+        f["y"] = h5py.SoftLink("/x")
+        f["through_x"] = h5py.SoftLink("/x/deeper")
+        f["fine"] = h5py.SoftLink("/group/table")
+        f["to_other"] = h5py.ExternalLink("other.h5", "/back")
+        f["dangling"] = h5py.ExternalLink("gone.h5", "/data")
+        f["not_hdf5"] = h5py.ExternalLink("notes.txt", "/data")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["back"] = h5py.ExternalLink("links.h5", "/to_other")
+    (tmp_path / "notes.txt").write_text("not HDF5")
+    return path
+
+
+def _error(path: Path, name: str) -> str:
+    with h5py.File(path, "r") as f, pytest.raises(CellH5Error) as info:
+        get_object(f, name, path, f"the thing {name}")
+    message = str(info.value)
+    assert message.startswith(f"{path}: the thing {name}")
+    return message
+
+
+def test_soft_link_to_itself(linked: Path) -> None:
+    message = _error(linked, "group/self")
+    assert "soft link /group/self in links.h5 points to itself (a link loop)" in message
+    assert "soft link /group/relative_self" in _error(linked, "group/relative_self")
+
+
+def test_soft_links_in_a_circle_also_behind_a_path(linked: Path) -> None:
+    assert "form a loop: /x -> /y -> /x" in _error(linked, "x")
+    assert "form a loop: /x -> /y -> /x" in _error(linked, "through_x")
+
+
+def test_external_link_loop_is_not_called_a_missing_file(linked: Path) -> None:
+    message = _error(linked, "to_other")
+    assert "external links form a loop: links.h5:/to_other -> other.h5:/back" in message
+    assert "missing" not in message
+
+
+def test_dangling_and_unreadable_external_links(linked: Path) -> None:
+    message = _error(linked, "dangling")
+    assert "external link /dangling in links.h5 points to 'gone.h5', a missing file" in message
+    assert "beside the master file" in message
+    assert "cannot be read as HDF5" in _error(linked, "not_hdf5")
+
+
+def test_missing_and_working_objects(linked: Path) -> None:
+    assert "is missing (/group/nothing)" in _error(linked, "group/nothing")
+    with h5py.File(linked, "r") as f:
+        assert get_object(f, "group/nothing", linked, "x", required=False) is None
+        assert get_object(f, "fine", linked, "x")[()].tolist() == [0, 1, 2, 3]
+        assert link_trouble(f, "group/nothing") is None
+        assert link_trouble(f["group"], "self") is not None
+
+
+def test_read_table(linked: Path, tmp_path: Path) -> None:
+    with h5py.File(linked, "r") as f:
+        np.testing.assert_array_equal(read_table(f, "group/table", linked, "t"), np.arange(4))
+        assert read_table(f, "group/nothing", linked, "t") is None
+        with pytest.raises(CellH5Error, match=r"links\.h5: t \(x\) cannot be opened: .*loop"):
+            read_table(f, "x", linked, "t")
+    path = tmp_path / "compressed.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("table", data=np.arange(4096), chunks=(4096,), compression="gzip")
+    damage_chunk(path, "table", (0,))
+    with (
+        h5py.File(path, "r") as f,
+        pytest.raises(CellH5Error, match=r"compressed\.h5: centres \(table\) is damaged"),
+    ):
+        read_table(f, "table", path, "centres")
+
+
+def test_open_read_only(tmp_path: Path, linked: Path) -> None:
+    with open_read_only(linked) as f:
+        assert f.mode == "r"
+    text = tmp_path / "plain.ch5"
+    text.write_text("hello")
+    with pytest.raises(CellH5Error, match="not an HDF5 file"):
+        open_read_only(text)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(linked.read_bytes()[:1000])
+    with pytest.raises(CellH5Error, match="damaged or truncated"):
+        open_read_only(truncated)

@@ -1,0 +1,61 @@
+"""Tests for napari_cellae.io.locate: a folder given for a CellH5 file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.hdf5 import CellH5Error
+from napari_cellae.io.locate import locate_cellh5
+
+
+def test_a_file_is_itself(cellcognition_file: Path) -> None:
+    assert locate_cellh5(cellcognition_file) == cellcognition_file
+
+
+def test_cellcognition_hdf5_folder_and_its_analysis_folder(cellcognition_file: Path) -> None:
+    hdf5 = cellcognition_file.parent
+    assert hdf5.name == "hdf5"
+    assert locate_cellh5(hdf5) == cellcognition_file
+    assert locate_cellh5(hdf5.parent) == cellcognition_file  # .../cellcognition/hdf5/
+    with CellH5(hdf5) as ch5:
+        assert ch5.path == cellcognition_file
+        assert [p.label for p in ch5.positions] == ["A01_0001", "B02_0001"]
+
+
+def test_cellprofiler_folder(cellprofiler_file: Path) -> None:
+    folder = cellprofiler_file.parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "screen.ch5",
+        "screen_A01_1.ch5",
+        "screen_A02_1.ch5",
+    ]
+    assert locate_cellh5(folder) == cellprofiler_file
+
+
+def test_folder_without_master_lists_the_files(cellcognition_file: Path) -> None:
+    cellcognition_file.unlink()
+    folder = cellcognition_file.parent
+    with pytest.raises(CellH5Error) as info:
+        CellH5(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder}: is a folder with 2 .ch5 files but no master")
+    assert "A01_0001.ch5, B02_0001.ch5" in message
+    assert "_all_positions.ch5" in message  # what was expected
+
+
+def test_two_masters_are_ambiguous(cellcognition_file: Path) -> None:
+    analysis = cellcognition_file.parent.parent
+    shutil.copy(cellcognition_file, analysis / "_all_positions.ch5")
+    with pytest.raises(CellH5Error, match=r"is a folder with 2 master files \(_all_positions"):
+        locate_cellh5(analysis)
+
+
+def test_empty_folder_and_nothing(tmp_path: Path) -> None:
+    with pytest.raises(CellH5Error, match=r"is a folder without \.ch5 files; expected a CellH5"):
+        locate_cellh5(tmp_path)
+    with pytest.raises(CellH5Error, match="no such file or folder"):
+        CellH5(tmp_path / "missing.ch5")
