@@ -2,11 +2,13 @@
 
 Opening must not scale with the pixel count: the pixels stay on disk until a plane is shown or
 cropped. The huge files are written with unwritten (fill-value) chunks, so they claim tens of
-GB of pixels while taking little disk space. Run: ``python benchmarks/bench_open.py``.
+GB of pixels while taking little disk space. Run: ``python benchmarks/bench_open.py``
+(``--small`` for a quick check with small files).
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -67,12 +69,20 @@ def main() -> None:
     # napari's colormap module is imported by the first reader call; keep it out of the timings.
     import napari.utils.colormaps  # noqa: F401
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="small files: a quick check")
+    args = parser.parse_args()
     cases = [
         ("1 position, 2k x 2k, 1 frame", 1, 1, 1, 2048),
         ("1 position, 16k x 16k, 20 frames", 1, 1, 20, 16384),
         ("96 positions, 1k x 1k, 3 frames", 96, 1, 3, 1024),
         ("384 wells x 4 sites, 2k x 2k", 384, 4, 1, 2048),
     ]
+    if args.small:
+        cases = [
+            ("1 position, 512 x 512, 1 frame", 1, 1, 1, 512),
+            ("24 wells x 2 sites, 512 x 512", 24, 2, 1, 512),
+        ]
     print(f"{'file':36s} {'pixel bytes':>12s} {'open s':>8s} {'layers s':>9s}")
     with tempfile.TemporaryDirectory() as folder:
         for name, wells, sites, frames, size in cases:
