@@ -9,7 +9,7 @@ import pytest
 
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.hdf5 import CellH5Error
-from napari_cellae.io.locate import locate_cellh5
+from napari_cellae.io.locate import input_files, locate_cellh5
 
 
 def test_a_file_is_itself(cellcognition_file: Path) -> None:
@@ -59,3 +59,20 @@ def test_empty_folder_and_nothing(tmp_path: Path) -> None:
         locate_cellh5(tmp_path)
     with pytest.raises(CellH5Error, match="no such file or folder"):
         CellH5(tmp_path / "missing.ch5")
+
+
+def test_input_files_of_a_folder_name_every_linked_file(cellcognition_file: Path) -> None:
+    folder = cellcognition_file.parent
+    parts = [folder / "A01_0001.ch5", folder / "B02_0001.ch5"]
+    assert set(input_files(folder)) == {folder, cellcognition_file, *parts}
+    assert set(input_files(cellcognition_file)) == {cellcognition_file, *parts}
+    assert input_files(parts[0]) == [parts[0]]
+    parts[1].unlink()  # dangling: still named, so an output cannot take its place
+    assert set(input_files(folder)) == {folder, cellcognition_file, *parts}
+    assert input_files(folder.parent / "missing") == [folder.parent / "missing"]
+
+
+def test_input_files_of_a_cellprofiler_master(cellprofiler_file: Path) -> None:
+    folder = cellprofiler_file.parent
+    expected = {cellprofiler_file, folder / "screen_A01_1.ch5", folder / "screen_A02_1.ch5"}
+    assert set(input_files(cellprofiler_file)) == expected

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
+
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["MASTER_NAME", "ch5_files", "locate_cellh5"]
+__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5"]
 
 #: CellCognition's master file of external links to every position
 MASTER_NAME = "_all_positions.ch5"
@@ -89,3 +91,52 @@ def locate_cellh5(path: str | os.PathLike) -> Path:
         f"{path}: is a folder with {what} ({', '.join(shown)}{more}); {expected}; or open one"
         " of the files"
     )
+
+
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """Every file a CellH5 input consists of, so that no output can overwrite one of them.
+
+    Parameters
+    ----------
+    path : path-like
+        A file or folder as the user gave it.
+
+    Returns
+    -------
+    list of Path
+        ``path``, the master file it stands for (a folder), and every file its external
+        links name, followed into those files too. Unreadable files end the search quietly:
+        opening the input later reports them.
+    """
+    path = Path(path)
+    try:
+        first = locate_cellh5(path)
+    except CellH5Error:
+        return [path]
+    files = list(dict.fromkeys([path, first]))
+    pending = [first]
+    seen = set()
+    while pending:
+        file = pending.pop()
+        if file.resolve() in seen:
+            continue
+        seen.add(file.resolve())
+        try:
+            with h5py.File(file, "r") as h5:
+                groups = [h5["/"]]
+                while groups:
+                    group = groups.pop()
+                    for name in group:
+                        link = group.get(name, getlink=True)
+                        if isinstance(link, h5py.ExternalLink):
+                            # a bare name lies beside the linking file
+                            target = file.parent / link.filename
+                            files.append(target)
+                            pending.append(target)
+                        elif isinstance(link, h5py.HardLink):
+                            item = group.get(name)
+                            if isinstance(item, h5py.Group):
+                                groups.append(item)
+        except (OSError, KeyError, ValueError, RuntimeError):
+            continue
+    return list(dict.fromkeys(files))
