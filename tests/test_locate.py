@@ -76,3 +76,14 @@ def test_input_files_of_a_cellprofiler_master(cellprofiler_file: Path) -> None:
     folder = cellprofiler_file.parent
     expected = {cellprofiler_file, folder / "screen_A01_1.ch5", folder / "screen_A02_1.ch5"}
     assert set(input_files(cellprofiler_file)) == expected
+
+
+def test_broken_and_looping_symbolic_links(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.ch5"
+    loop.symlink_to(loop)
+    with pytest.raises(CellH5Error, match=r"loop\.ch5: a symbolic link to .*loop of symbolic"):
+        CellH5(loop)
+    dangling = tmp_path / "dangling.ch5"
+    dangling.symlink_to(tmp_path / "gone.ch5")
+    with pytest.raises(CellH5Error, match=r"gone\.ch5', which leads nowhere"):
+        locate_cellh5(dangling)

@@ -71,6 +71,11 @@ def locate_cellh5(path: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     if not path.exists():
+        if path.is_symlink():  # a file-system link whose target is missing or loops
+            raise CellH5Error(
+                f"{path}: a symbolic link to '{os.readlink(path)}', which leads nowhere"
+                " (a missing target or a loop of symbolic links)"
+            )
         raise CellH5Error(f"{path}: no such file or folder")
     if not path.is_dir():
         raise CellH5Error(f"{path}: not a regular file or folder")
