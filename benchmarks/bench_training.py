@@ -31,14 +31,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE
+from napari_cellae.core.config import PRESETS, TrainConfig
 from napari_cellae.core.crops import Normalisation, collect_crops, crop_origins
 from napari_cellae.core.model import ConvAutoencoder
-from napari_cellae.core.training import TrainConfig, Trainer
+from napari_cellae.core.trainer import Trainer
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 
-SIZE, BATCH, LR = 40, 128, 0.05
+# The original module's settings (the "classic" preset), whatever the current defaults are.
+_CLASSIC = PRESETS["classic"].settings
+SIZE, BATCH, LR = _CLASSIC["crop_size"], _CLASSIC["batch_size"], _CLASSIC["learning_rate"]
+ARCH = _CLASSIC["architecture"]
 OBJECT = "primary__primary"
 
 
@@ -114,7 +117,7 @@ def time_batches(step: Callable[[], None], batches: int, cpu: bool) -> float:
 
 def plain_loader_step(path: Path, norm: Normalisation) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = ConvAutoencoder(DEFAULT_ARCHITECTURE, SIZE, 1)
+    model = ConvAutoencoder(ARCH, SIZE, 1)
     model.fast_paths = False  # the layers as written: conv, ReLU, pool, upsample, conv
     opt = torch.optim.Adagrad(model.parameters(), lr=LR)
     loader = DataLoader(H5CropDataset(path, norm), batch_size=BATCH, shuffle=True, drop_last=True)
@@ -136,7 +139,7 @@ def plain_loader_step(path: Path, norm: Normalisation) -> Callable[[], None]:
 def tensor_step(crops: np.ndarray, norm: Normalisation, channels_last: bool) -> Callable[[], None]:
     """Crops in one uint8 tensor, batches sliced by a permutation; literal layers."""
     torch.manual_seed(0)
-    model = ConvAutoencoder(DEFAULT_ARCHITECTURE, SIZE, 1)
+    model = ConvAutoencoder(ARCH, SIZE, 1)
     model.fast_paths = False
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -165,10 +168,10 @@ def trainer_rate(crops: np.ndarray, norm: Normalisation, batches: int, cpu: bool
     n = min(len(crops), batches * BATCH)
     cfg = TrainConfig(
         crop_size=SIZE,
+        architecture=ARCH,
         batch_size=BATCH,
         learning_rate=LR,
         epochs=2,
-        samples=n,
         device="cpu",
         held_out_fraction=0.0,
     )
@@ -180,7 +183,7 @@ def trainer_rate(crops: np.ndarray, norm: Normalisation, batches: int, cpu: bool
 
 
 def flops_per_crop(fast: bool) -> float:
-    model = ConvAutoencoder(DEFAULT_ARCHITECTURE, SIZE, 1)
+    model = ConvAutoencoder(ARCH, SIZE, 1)
     model.fast_paths = fast
     x = torch.rand(BATCH, 1, SIZE, SIZE)
     with FlopCounterMode(display=False) as counter:
@@ -225,13 +228,13 @@ def memory_child(n: int) -> None:
     for i in range(0, n, 10_000):
         crops[i : i + 10_000] = rng.integers(0, 256, crops[i : i + 10_000].shape, np.uint8)
     after_crops = peak_rss_mib()
-    # all n crops are samples; 1000 held out whatever n (for n >= 2000), so the evaluation
-    # costs the same
+    # the trainer trains on all n crops; 1000 held out whatever n (for n >= 2000), so the
+    # evaluation costs the same
     cfg = TrainConfig(
         crop_size=SIZE,
+        architecture=ARCH,
         batch_size=BATCH,
         epochs=1,
-        samples=n,
         device="cpu",
         held_out_fraction=min(1000, n // 2) / n,
     )
@@ -273,7 +276,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; default architecture "
-        f"{DEFAULT_ARCHITECTURE}, {SIZE} px, batch {BATCH}, Adagrad, CPU"
+        f"{ARCH}, {SIZE} px, batch {BATCH}, Adagrad, CPU"
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = make_file(Path(tmp), n_objects=4 * BATCH * (args.batches + 2))

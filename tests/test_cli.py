@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from napari_cellae.cli import app as cli
-from napari_cellae.cli.app import main
+from napari_cellae.cli import main
+from napari_cellae.core.model_file import load_model
+from napari_cellae.core.readout import readout_width
 from napari_cellae.export.explorer import read_explorer_hdf
 
 TINY = ["--size", "16", "--architecture", "c4.3r_p2_d16.0s", "--epochs", "2", "--lr", "0.01"]
@@ -80,14 +81,6 @@ def test_train_help_explains_parameters(capsys):
     assert "0.01-0.1 is a good range" in " ".join(capsys.readouterr().out.split())
 
 
-def test_cli_defaults_match_train_config():
-    from napari_cellae.core.training import TrainConfig
-
-    args = cli.build_parser().parse_args(["train", "x.ch5"])
-    config = cli._config_from_args(args)
-    assert dataclasses.asdict(config) == dataclasses.asdict(TrainConfig())
-
-
 def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path, capsys):
     model = tmp_path / "model.pt"
     rc = main(
@@ -105,10 +98,9 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert model.is_file()
-    assert "Trained on 15 cells" in captured.out  # the control well A01 only
+    # the control well A01 only: 15 cells, of which 3 are held out
+    assert "Trained on 12 cells, 3 more held out" in captured.out
     assert "2 epoch(s)" in captured.out
-
-    from napari_cellae.core.training import load_model
 
     trained = load_model(model)
     assert trained.object_name == "primary__primary"
@@ -131,9 +123,10 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "Encoded 30 cells of 2 position(s) into 16 features" in captured.out
+    width = readout_width(trained.model)
+    assert f"Encoded 30 cells of 2 position(s) into {width} features" in captured.out
     data = read_explorer_hdf(out)
-    assert data.features.shape == (30, 16)
+    assert data.features.shape == (30, width)
     assert np.isfinite(data.features).all()
     assert data.gallery.shape == (16, 16, 1, 30)
     assert set(data.bbox["treatment"].tolist()) == {b"scrambled", b"PLK1"}
@@ -191,10 +184,18 @@ def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, caps
     assert not model.exists()
 
 
-def test_controls_need_a_mapping(cellcognition_file, tmp_path, capsys):
-    rc = main(["train", str(cellcognition_file), *TINY, "--out", str(tmp_path / "m.pt")])
+def test_without_a_mapping_train_on_all_cells_and_say_so(cellcognition_file, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    rc = main(["train", str(cellcognition_file), *TINY, "--out", str(model), "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "no --mapping given, so training on all cells" in captured.err
+    assert "Trained on 24 cells, 6 more held out (30 cells in the file" in captured.out
+    assert load_model(model).config.train_on == "all"
+    # asking for controls without saying which they are stays an error, before any work
+    rc = main(["train", str(cellcognition_file), *TINY, "--train-on", "controls", "--out", "x.pt"])
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "--mapping")
+    _one_line_error(capsys.readouterr().err, "--train-on controls needs --mapping")
 
 
 def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):
@@ -243,13 +244,13 @@ def test_unwritable_output(cellcognition_file, mapping_file, tmp_path, capsys):
 def test_diverged_training_is_reported(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae.core import training
+    from napari_cellae.core import trainer
 
     def diverge(self):
-        raise training.TrainingDiverged("loss became NaN; try a lower learning rate")
+        raise trainer.TrainingDiverged("loss became NaN; try a lower learning rate")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(training.Trainer, "run", diverge)
+    monkeypatch.setattr(trainer.Trainer, "run", diverge)
     model = tmp_path / "m.pt"
     rc = main(
         [
@@ -270,16 +271,16 @@ def test_diverged_training_is_reported(
 def test_ctrl_c_keeps_the_model_so_far(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae.core import training
+    from napari_cellae.core import trainer
 
-    original = training.Trainer.run
+    original = trainer.Trainer.run
 
     def interrupted(self):
         gen = original(self)
         yield next(gen)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.Trainer, "run", interrupted)
+    monkeypatch.setattr(trainer.Trainer, "run", interrupted)
     model = tmp_path / "m.pt"
     rc = main(
         [
@@ -326,15 +327,8 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "1 epoch(s)" in captured.out
     assert "5-NN accuracy" in captured.out
     data = read_explorer_hdf(out / "features.hdf")
-    assert data.features.shape[1] == 16
+    assert data.features.shape[1] == readout_width(load_model(out / "model.pt").model)
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
-
-
-def test_plot_embedding_writes_png(tmp_path):
-    rng = np.random.default_rng(0)
-    path = cli.plot_embedding(tmp_path / "e.png", rng.normal(size=(20, 2)), ["a"] * 10 + ["b"] * 10)
-    assert path.read_bytes()[:4] == b"\x89PNG"
-    assert [p.name for p in tmp_path.iterdir()] == ["e.png"]
 
 
 def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path, capsys):
@@ -352,7 +346,7 @@ def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path
 def test_train_warns_when_the_network_collapsed(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):
-    from napari_cellae.core.training import Trainer
+    from napari_cellae.core.trainer import Trainer
 
     real = Trainer._evaluate
     monkeypatch.setattr(Trainer, "_evaluate", lambda self: (real(self)[0], True))
@@ -362,3 +356,114 @@ def test_train_warns_when_the_network_collapsed(
     assert rc == 0, captured.err
     assert "warning: the network gives the same reconstruction for every cell" in captured.err
     assert "lower learning rate" in captured.err
+
+
+# -- outputs that would destroy an input, and leftovers of killed runs ------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if any cropping or model loading starts."""
+    import napari_cellae.core.model_file as model_file
+    import napari_cellae.pipeline.runs as runs
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started although the output is refused")
+
+    monkeypatch.setattr(runs, "collect", forbidden)
+    monkeypatch.setattr(model_file, "load_model", forbidden)
+
+
+def _train_tiny(cellcognition_file: Path, model: Path, capsys) -> Path:
+    args = ["train", str(cellcognition_file), "--train-on", "all", *TINY, "--out", str(model)]
+    assert main([*args, "-q"]) == 0
+    capsys.readouterr()
+    return model
+
+
+def test_encode_and_train_refuse_to_overwrite_their_inputs(
+    cellcognition_file, mapping_file, tmp_path, capsys, request
+):
+    model = _train_tiny(cellcognition_file, tmp_path / "model.pt", capsys)
+    request.getfixturevalue("no_work")
+    folder = cellcognition_file.parent
+    (folder / "sub").mkdir()
+    link = tmp_path / "link.hdf"
+    link.symlink_to(cellcognition_file)
+    # a per-position file the master links to
+    position_file = next(f for f in sorted(folder.glob("*.ch5")) if f != cellcognition_file)
+    clashes = [
+        cellcognition_file,
+        folder / "sub" / ".." / cellcognition_file.name,
+        link,
+        mapping_file,
+        position_file,
+        model,
+    ]
+    files = [cellcognition_file, mapping_file, position_file, model]
+    before = {f: f.read_bytes() for f in files}
+    encode = ["encode", str(cellcognition_file), "--model", str(model)]
+    for out in clashes:
+        rc = main([*encode, "--mapping", str(mapping_file), "--out", str(out), "-q"])
+        assert rc == 1, out
+        _one_line_error(capsys.readouterr().err, "refusing to write the features file", str(out))
+    train = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY]
+    for out in clashes[:5]:
+        assert main([*train, "--out", str(out), "-q"]) == 1, out
+        _one_line_error(capsys.readouterr().err, "refusing to write the model", str(out))
+    assert {f: f.read_bytes() for f in files} == before
+
+
+def test_demo_and_make_demo_refuse_folder_clashes(tmp_path, capsys, request):
+    from napari_cellae.demo.screen import demo_paths
+
+    request.getfixturevalue("no_work")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["demo", "--out", str(blocker), *TINY]) == 1
+    _one_line_error(capsys.readouterr().err, "a-file", "it is a file")
+    assert main(["make-demo", str(blocker)]) == 1
+    _one_line_error(capsys.readouterr().err, "a-file", "it is a file")
+    assert blocker.read_text() == "x"
+
+    out = tmp_path / "out"
+    (out / "model.pt").mkdir(parents=True)
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    _one_line_error(capsys.readouterr().err, "model.pt", "folder")
+    (out / "model.pt").rmdir()
+    ch5, mapping = demo_paths()
+    (out / "features.hdf").symlink_to(ch5)
+    before = ch5.stat().st_size, ch5.stat().st_mtime_ns
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    _one_line_error(capsys.readouterr().err, "refusing to write the features file")
+    assert (ch5.stat().st_size, ch5.stat().st_mtime_ns) == before
+    (out / "features.hdf").unlink()
+    (out / "embedding.png").symlink_to(mapping)
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    _one_line_error(capsys.readouterr().err, "refusing to write the plot")
+
+
+def test_killed_runs_leave_no_temporaries_behind(cellcognition_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = 999_999_999  # no such process: these are a killed run's leftovers
+    stale = [out / f".model.pt.{dead}.cellae-tmp", out / f".features.hdf.{dead}.cellae-tmp"]
+    for path in stale:
+        path.write_bytes(b"half written")
+    model = _train_tiny(cellcognition_file, out / "model.pt", capsys)
+    args = ["encode", str(cellcognition_file), "--model", str(model)]
+    assert main([*args, "--out", str(out / "features.hdf"), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.hdf", "model.pt"]
+
+
+def test_preset_and_aliases_on_the_command_line(cellcognition_file, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    args = ["train", str(cellcognition_file), "--train-on", "all", "--preset", "demo"]
+    rc = main([*args, "--crop-size", "16", "--epochs", "1", "--out", str(model), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    config = load_model(model).config
+    # the preset's network and batch size, with the crop size and epochs given here
+    assert (config.crop_size, config.epochs, config.batch_size) == (16, 1, 32)
+    assert config.architecture == "c16.5r_p2_c32.3r_p2_d32.0s"
+    assert main(["train", str(cellcognition_file), "--preset", "fast"]) == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err

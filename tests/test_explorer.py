@@ -263,3 +263,24 @@ def test_read_rejects_non_explorer_files(tmp_path, cellcognition_file):
         read_explorer_hdf(cellcognition_file)
     with pytest.raises(ValueError, match="cannot read"):
         read_explorer_hdf(tmp_path / "nope.hdf")
+
+
+def test_refuses_to_overwrite_an_input_and_removes_stale_temporaries(cellcognition_file, tmp_path):
+    crops = _crops(cellcognition_file)
+    feats = _features(len(crops))
+    before = cellcognition_file.read_bytes()
+    with pytest.raises(ValueError, match="refusing to write the features file"):
+        write_explorer_hdf(cellcognition_file, crops, feats, None)  # the crops' own source
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    alias = tmp_path / "sub" / ".." / "model.pt"
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ValueError, match=r"model\.pt: it is an input"):
+        write_explorer_hdf(alias, crops, feats, None, inputs=[model])
+    assert cellcognition_file.read_bytes() == before and model.read_bytes() == b"weights"
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".features.hdf.999999999.cellae-tmp"  # left by a killed run
+    stale.write_bytes(b"half")
+    write_explorer_hdf(out / "features.hdf", crops, feats, None)
+    assert [p.name for p in out.iterdir()] == ["features.hdf"]

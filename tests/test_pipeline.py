@@ -1,23 +1,25 @@
-"""Pipeline glue shared by the CLI and the widget."""
+"""The steps of a run (napari_cellae.pipeline.steps), without Qt."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from napari_cellae.core.training import TrainConfig
-from napari_cellae.export.explorer import read_explorer_hdf
-from napari_cellae.io.cellh5 import CellH5Error
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.mapping import read_mapping
 from napari_cellae.pipeline import steps as pipeline
 
 
-def _tiny(**kw) -> TrainConfig:
-    base = dict(crop_size=16, architecture="c4.3r_p2_d16.0s", epochs=1, learning_rate=0.01)
-    return TrainConfig(**{**base, **kw})
+def _crops(path: Path):
+    with CellH5(path) as ch5:
+        return pipeline.collect(ch5, "primary__primary", 16, [0])
 
 
 def test_resolve_object_and_channels(cellprofiler_file):
-    with pipeline.open_cellh5(cellprofiler_file) as ch5:
+    with CellH5(cellprofiler_file) as ch5:
         assert pipeline.resolve_object(ch5, None) == "Nuclei"
         assert pipeline.resolve_channels(ch5, "Nuclei", None) == [0]
         assert pipeline.resolve_channels(ch5, "Nuclei", ["GFP", "0"]) == [1, 0]
@@ -33,7 +35,7 @@ def test_resolve_object_and_channels(cellprofiler_file):
 
 
 def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
-    with pipeline.open_cellh5(cellcognition_file) as ch5:
+    with CellH5(cellcognition_file) as ch5:
         mapping = pipeline.load_mapping(mapping_file, ch5)
         assert pipeline.load_mapping(None, ch5) is None
         crops = pipeline.collect(ch5, "primary__primary", 16, [0])
@@ -44,51 +46,94 @@ def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
     assert len(few) == 7 and np.all(np.diff(few) > 0)
     np.testing.assert_array_equal(few, pipeline.select_training(crops, mapping, "all", 7, 1))
     assert len(pipeline.select_training(crops, None, "controls", samples=100)) == 30
-    # the trainer remembers which crops it trains on
-    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1)
+    # the trainer remembers which crops it trains on, and draws no subset of its own
+    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1, samples=10)
     trainer = pipeline.make_trainer(crops, mapping, config)
-    np.testing.assert_array_equal(trainer.source_indices, idx)
-    np.testing.assert_array_equal(trainer._data.numpy(), crops.crops[idx])
-
-
-def test_run_train_and_encode_round_trip(cellcognition_file, mapping_file, tmp_path):
-    epochs = []
-    result = pipeline.run_train(
-        cellcognition_file,
-        _tiny(epochs=2),
-        mapping_path=mapping_file,
-        out=tmp_path / "m.pt",
-        on_epoch=epochs.append,
+    np.testing.assert_array_equal(
+        trainer.source_indices, pipeline.select_training(crops, mapping, "controls", 10)
     )
-    assert [r.epoch for r in epochs] == [1, 2] and result.reports == epochs
-    assert result.n_training == 15
-    assert result.model_path == tmp_path / "m.pt" and result.model_path.is_file()
-    assert result.trained.object_name == "primary__primary"
-    assert result.trained.channel_names == ["rfp"]
+    np.testing.assert_array_equal(trainer._data.numpy(), crops.crops[trainer.source_indices])
+    assert trainer.n_train + trainer.n_held_out == 10
 
-    progress = []
-    enc = pipeline.run_encode(
-        cellcognition_file,
-        result.trained,
-        tmp_path / "f.hdf",
-        mapping_path=mapping_file,
-        progress=lambda d, t: progress.append((d, t)),
+
+def test_training_indices(cellcognition_file, mapping_file, tmp_path):
+    crop_set = _crops(cellcognition_file)
+    mapping = read_mapping(mapping_file)
+    controls = pipeline.select_training(crop_set, mapping, "controls", 0)
+    wells = {crop_set.positions[i].well for i in crop_set.position_index[controls]}
+    assert wells == {"A01"}
+    assert len(controls) == int((crop_set.position_index == 0).sum())
+    everything = np.arange(len(crop_set))
+    np.testing.assert_array_equal(pipeline.select_training(crop_set, mapping, "all", 0), everything)
+    np.testing.assert_array_equal(
+        pipeline.select_training(crop_set, None, "controls", 0), everything
     )
-    assert enc.features.shape == (30, 16)
-    assert progress[-1] == (30, 30)
-    back = read_explorer_hdf(enc.path)
-    np.testing.assert_array_equal(back.features, enc.features)
-    # Encoding through the pipeline equals encoding the training crops directly.
-    direct = pipeline.encode_crops(result.trained, result.crops)
-    np.testing.assert_allclose(direct, enc.features, atol=1e-6)
+    no_controls = tmp_path / "no_controls.txt"
+    no_controls.write_text(mapping_file.read_text().replace("\tneg\n", "\ttarget\n"))
+    with pytest.raises(ValueError, match=r"no_controls\.txt: no control position"):
+        pipeline.select_training(crop_set, read_mapping(no_controls), "controls", 0)
+    with pytest.raises(ValueError, match="train_on must be"):
+        pipeline.select_training(crop_set, mapping, "some", 0)
+
+
+def test_without_a_mapping_the_trainer_says_it_trains_on_all(cellcognition_file):
+    crops = _crops(cellcognition_file)
+    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1)
+    trainer = pipeline.make_trainer(crops, None, config)
+    assert trainer.config.train_on == "all" and config.train_on == "controls"
+    assert trainer.n_train + trainer.n_held_out == 30
+
+
+def test_cell_conditions(cellcognition_file, mapping_file):
+    crops = _crops(cellcognition_file)
+    with_mapping = pipeline.cell_conditions(crops, read_mapping(mapping_file))
+    assert with_mapping.shape == (30,)
+    assert set(with_mapping[crops.position_index == 0]) == {"scrambled"}
+    assert set(with_mapping[crops.position_index == 1]) == {"PLK1"}
+    labels = pipeline.cell_conditions(crops, None)
+    assert set(labels) == {p.label for p in crops.positions}
+
+
+def test_input_files_lists_linked_position_files(cellcognition_file, cellprofiler_file, tmp_path):
+    files = pipeline.input_files(cellcognition_file)
+    assert files[0] == cellcognition_file and len(files) == 3  # master + 2 positions
+    assert all(f.resolve().is_file() for f in files)
+    cp = pipeline.input_files(cellprofiler_file)  # absolute links
+    assert len(cp) == 3 and all(f.is_file() for f in cp)
+    text = tmp_path / "m.txt"
+    text.write_text("not hdf5")
+    assert pipeline.input_files(text) == [text]
+    assert pipeline.input_files(tmp_path / "missing.ch5") == [tmp_path / "missing.ch5"]
+
+
+def test_check_outputs_refuses_inputs_in_any_spelling(cellcognition_file, mapping_file, tmp_path):
+    inputs = [cellcognition_file, mapping_file]
+    folder = cellcognition_file.parent
+    (folder / "sub").mkdir()
+    for clash in (
+        cellcognition_file,
+        folder / "sub" / ".." / cellcognition_file.name,
+        mapping_file,
+        pipeline.input_files(cellcognition_file)[1],  # a linked position file
+    ):
+        with pytest.raises(ValueError, match="refusing to write the model"):
+            pipeline.check_outputs([(clash, "model")], inputs)
+    link = tmp_path / "alias.hdf"
+    link.symlink_to(cellcognition_file)
+    with pytest.raises(ValueError, match=r"alias\.hdf"):
+        pipeline.check_outputs([(link, "features file")], inputs)
+    with pytest.raises(ValueError, match="does not exist"):
+        pipeline.check_outputs([(tmp_path / "no" / "m.pt", "model")], inputs)
+    pipeline.check_outputs([(tmp_path / "fine.pt", "model")], [*inputs, None])
 
 
 def test_check_model_fits(cellcognition_file, cellprofiler_file, tmp_path):
-    result = pipeline.run_train(cellcognition_file, _tiny(train_on="all"))
-    trained = result.trained
-    with pipeline.open_cellh5(cellcognition_file) as ch5:
+    from napari_cellae.pipeline.runs import run_train
+
+    trained = run_train(cellcognition_file, _tiny(train_on="all")).trained
+    with CellH5(cellcognition_file) as ch5:
         assert pipeline.check_model_fits(trained, ch5) == ("primary__primary", [0])
-    with pipeline.open_cellh5(cellprofiler_file) as ch5:
+    with CellH5(cellprofiler_file) as ch5:
         with pytest.raises(ValueError, match=r"m\.pt.*primary__primary.*Nuclei"):
             pipeline.check_model_fits(trained, ch5, tmp_path / "m.pt")
         trained.object_name = "Nuclei"
@@ -96,9 +141,6 @@ def test_check_model_fits(cellcognition_file, cellprofiler_file, tmp_path):
             pipeline.check_model_fits(trained, ch5)
 
 
-def test_save_model_unwritable(cellcognition_file, tmp_path):
-    trained = pipeline.run_train(cellcognition_file, _tiny(train_on="all")).trained
-    with pytest.raises(ValueError, match="does not exist"):
-        pipeline.save_model(trained, tmp_path / "missing" / "m.pt")
-    with pytest.raises(ValueError, match="folder"):
-        pipeline.save_model(trained, tmp_path)
+def _tiny(**kw) -> TrainConfig:
+    base = dict(crop_size=16, architecture="c4.3r_p2_d16.0s", epochs=1, learning_rate=0.01)
+    return TrainConfig(**{**base, **kw})

@@ -1,6 +1,6 @@
 """Write (and read back) the CellCognition Explorer ``.hdf`` file of learned features.
 
-The layout is the one the CellCognition Explorer main GUI opens (see FORMATS.md §3)::
+The layout is the one the CellCognition Explorer main GUI opens (see ``docs/formats.md``)::
 
     /                       attrs training_data=[b"data"], application
     /data/bbox              compound (file S128, treatment S128, label i4, x i4, y i4,
@@ -15,15 +15,16 @@ The layout is the one the CellCognition Explorer main GUI opens (see FORMATS.md 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
+
+from napari_cellae.io.atomic import atomic_output, check_output
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet, Normalisation
@@ -195,6 +196,7 @@ def write_explorer_hdf(
     *,
     normalisation: Normalisation | None = None,
     image_size: tuple[int, int] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
     """Write learned features of all cells as a CellCognition Explorer ``.hdf`` file.
 
@@ -215,6 +217,9 @@ def write_explorer_hdf(
         thumbnails. 8-bit crops are stored unchanged. Chosen from the crops if omitted.
     image_size : (int, int), optional
         (height, width) of the source images; read from the CellH5 file if omitted.
+    inputs : iterable of path-like, optional
+        Input files of the run (the CellH5 file is always one); writing over one of them
+        is refused.
 
     Returns
     -------
@@ -241,55 +246,39 @@ def write_explorer_hdf(
         raise ValueError(f"cannot write {path}: features have no columns")
     if not np.all(np.isfinite(features)):
         raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
-    if path.is_dir():
-        raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+    check_output(path, [crops.source, *inputs], "features file")
 
     arrays = _build_arrays(crops, features, mapping, normalisation)
     if image_size is None:
         image_size = _source_image_size(crops)
 
-    # A unique hidden name beside the target (same file system, so the rename is atomic);
-    # created by HDF5 itself so the file gets the user's normal permissions.
-    tmp = parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["training_data"] = np.array([b"data"])
-            h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
-            data = h5.create_group("data")
-            data.create_dataset("bbox", data=arrays["bbox"])
-            data.create_dataset("features", data=arrays["features"])
-            data.create_dataset("feature_groups", data=arrays["groups"])
-            contours = data.create_group("contours")
-            contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
-            cds = contours.create_dataset(
-                CONTOUR_CHANNEL, shape=(n, 2), dtype=h5py.vlen_dtype(np.uint16)
-            )
-            cds[...] = arrays["contours"]
-            gallery = arrays["gallery"]
-            s, _, c, _ = gallery.shape
-            gds = data.create_dataset(
-                "gallery",
-                data=gallery,
-                # A chunk holds a few hundred whole thumbnails: the Explorer reads them one
-                # by one, and gzip keeps big screens small.
-                chunks=(s, s, c, min(n, 256)),
-                compression="gzip",
-                compression_opts=1,
-            )
-            gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
-            gds.attrs["image_size"] = np.array(image_size, dtype=np.int64)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            # h5py's messages are long; the errno text says it best when there is one.
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ValueError(f"cannot write {path}: {reason}") from exc
-        raise
+    # HDF5 creates the temporary file itself, so it gets the user's normal permissions.
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["training_data"] = np.array([b"data"])
+        h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
+        data = h5.create_group("data")
+        data.create_dataset("bbox", data=arrays["bbox"])
+        data.create_dataset("features", data=arrays["features"])
+        data.create_dataset("feature_groups", data=arrays["groups"])
+        contours = data.create_group("contours")
+        contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
+        cds = contours.create_dataset(
+            CONTOUR_CHANNEL, shape=(n, 2), dtype=h5py.vlen_dtype(np.uint16)
+        )
+        cds[...] = arrays["contours"]
+        gallery = arrays["gallery"]
+        s, _, c, _ = gallery.shape
+        gds = data.create_dataset(
+            "gallery",
+            data=gallery,
+            # A chunk holds a few hundred whole thumbnails: the Explorer reads them one by
+            # one, and gzip keeps big screens small.
+            chunks=(s, s, c, min(n, 256)),
+            compression="gzip",
+            compression_opts=1,
+        )
+        gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
+        gds.attrs["image_size"] = np.array(image_size, dtype=np.int64)
     return path
 
 

@@ -10,7 +10,8 @@ if TYPE_CHECKING:  # no torch import here: the widget's Qt modules read this typ
     import numpy as np
 
     from napari_cellae.core.crops import CropSet
-    from napari_cellae.core.training import EpochReport, TrainedModel
+    from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.core.trainer import EpochReport
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = ["RunResult"]

@@ -1,69 +1,122 @@
-"""Glue of the whole run: CellH5 file -> crops -> training crops -> model -> features -> .hdf.
+"""The steps of a run, in order: CellH5 file -> crops -> training crops -> model -> features.
 
-Shared by the ``cellae`` command and the napari widget so both behave the same. Every
-step is a small function; long steps accept a callback (or are generators) and never
-print. Errors a user can cause are ``ValueError`` (``CellH5Error`` is one) whose message
-names the file and what is wrong.
+Shared by the ``cellae`` command and the napari widget so both behave the same (whole runs:
+:mod:`napari_cellae.pipeline.runs`). Every step is a small function; long steps take a
+callback and never print. Errors a user can cause are ``ValueError`` (``CellH5Error`` is
+one) naming the file and what is wrong. Outputs are checked against the run's inputs
+before any work and written through :mod:`napari_cellae.io.atomic`.
 
 Typical use::
 
-    with open_cellh5(path) as ch5:
+    with CellH5(path) as ch5:
         mapping = load_mapping(mapping_path, ch5)
         obj = resolve_object(ch5, None)
         channels = resolve_channels(ch5, obj, None)
         crops = collect(ch5, obj, config.crop_size, channels)
-        trainer = make_trainer(crops, mapping, config)
-        for report in trainer.run():
-            ...
-        trained = trainer.result()
-        features = encode_crops(trained, crops)
-        write_features(out, crops, features, mapping, trained)
+    trainer = make_trainer(crops, mapping, config)
+    for report in trainer.run():
+        ...
+    trained = trainer.result()
+    features = encode_crops(trained, crops)
+    write_features(out, crops, features, mapping, trained)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import h5py
 import numpy as np
 
+from napari_cellae.io.atomic import check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 
 if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.crops import CropSet
-    from napari_cellae.core.training import EpochReport, TrainConfig, TrainedModel, Trainer
+    from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.core.trainer import Trainer
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
-    "EncodeResult",
-    "TrainResult",
+    "cell_conditions",
     "check_model_fits",
+    "check_outputs",
     "collect",
     "encode_crops",
+    "input_files",
     "load_mapping",
     "make_trainer",
-    "open_cellh5",
     "resolve_channels",
     "resolve_object",
-    "run_encode",
-    "run_train",
     "select_training",
     "write_features",
 ]
 
 
-def open_cellh5(path: str | os.PathLike) -> CellH5:
-    """Open a CellH5 file read-only (use as a context manager).
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """An input file and, for an HDF5 file (CellH5), the files its external links point to.
+
+    Outputs must not overwrite any of them. Any other file, or one that cannot be read,
+    yields just its own path (opening it later reports the problem).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    list of Path
+    """
+    path = Path(path)
+    files = [path]
+    try:
+        with h5py.File(path, "r") as h5:
+            groups = [h5]
+            while groups:
+                group = groups.pop()
+                for name in group:
+                    link = group.get(name, getlink=True)
+                    if isinstance(link, h5py.ExternalLink):
+                        # relative names are relative to the linking file's folder
+                        files.append(path.parent / link.filename)
+                    elif isinstance(link, h5py.HardLink):
+                        item = group.get(name)
+                        if isinstance(item, h5py.Group):
+                            groups.append(item)
+    except (OSError, KeyError, ValueError):
+        pass
+    return list(dict.fromkeys(files))
+
+
+def check_outputs(
+    outputs: Iterable[tuple[str | os.PathLike, str]],
+    inputs: Iterable[str | os.PathLike | None],
+) -> None:
+    """Check every output of a run before any work: none is an input, each can be written.
+
+    Parameters
+    ----------
+    outputs : iterable of (path-like, str)
+        Each output file and what it is ("model", "features file", ...).
+    inputs : iterable of path-like or None
+        The run's input files; an HDF5 file counts with the files it links to.
 
     Raises
     ------
-    CellH5Error
-        Naming the file, if it is missing or not a valid CellH5 file.
+    ValueError
+        Naming the output: it is an input, a folder, its folder is missing or not writable.
     """
-    return CellH5(path)
+    sources = [f for source in inputs if source is not None for f in input_files(source)]
+    for path, what in outputs:
+        path = check_output(path, sources, what)
+        parent = path.parent if str(path.parent) else Path(".")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write {path}: folder {parent} is not writable")
 
 
 def load_mapping(
@@ -158,11 +211,11 @@ def resolve_channels(
 def collect(
     cellh5: CellH5,
     object_name: str,
-    size: int,
+    crop_size: int,
     channels: list[int],
     positions: list | None = None,
 ) -> CropSet:
-    """Crop a ``size`` x ``size`` window around every object (all positions and frames).
+    """Crop a ``crop_size`` square around every object (all positions and frames).
 
     Raises
     ------
@@ -171,7 +224,7 @@ def collect(
     """
     from napari_cellae.core.crops import collect_crops
 
-    crops = collect_crops(cellh5, object_name, size, channels=channels, positions=positions)
+    crops = collect_crops(cellh5, object_name, crop_size, channels=channels, positions=positions)
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
     return crops
@@ -182,16 +235,43 @@ def select_training(
 ) -> np.ndarray:
     """Indices of the crops to train on: controls (or all), at most ``samples`` of them.
 
-    A random (seeded) subset is drawn when there are more candidates than ``samples``,
-    so every position contributes in proportion to its cell count.
+    Parameters
+    ----------
+    crops : CropSet
+    mapping : PositionMapping or None
+    train_on : {"controls", "all"}
+        "controls": crops of positions the mapping marks as controls; "all", or no
+        mapping: every crop.
+    samples : int
+        A random (seeded) subset is drawn when there are more candidates, so every
+        position contributes in proportion to its cell count. 0: no limit.
+    seed : int
 
     Returns
     -------
     ndarray of int64, sorted
-    """
-    from napari_cellae.core.training import training_indices
 
-    idx = np.asarray(training_indices(crops, mapping, train_on), dtype=np.int64)
+    Raises
+    ------
+    ValueError
+        If ``train_on`` is unknown or the mapping marks no position with cells as control.
+    """
+    if train_on not in ("controls", "all"):
+        raise ValueError(f"train_on must be 'controls' or 'all', got {train_on!r}")
+    if train_on == "all" or mapping is None:
+        idx = np.arange(len(crops), dtype=np.int64)
+    else:
+        is_control = np.array(
+            [(info := mapping.lookup(p)) is not None and info.is_control for p in crops.positions],
+            dtype=bool,
+        )
+        if not is_control.any():
+            raise ValueError(
+                f"{mapping.path}: no control position among the {len(crops.positions)} "
+                f"positions with objects in {crops.source}; mark controls in the mapping "
+                "(Group column) or train on all positions"
+            )
+        idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
         raise ValueError(f"{crops.source}: no cells to train on (train_on={train_on!r})")
     if samples and len(idx) > samples:
@@ -201,33 +281,29 @@ def select_training(
 
 
 def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainConfig) -> Trainer:
-    """Build a :class:`~napari_cellae.core.training.Trainer` on the training crops of ``crops``.
+    """A :class:`~napari_cellae.core.trainer.Trainer` on the training crops of ``crops``.
 
+    Without a mapping there are no known controls: training uses every cell and the
+    trainer's config says ``train_on="all"`` (it is stored with the model).
     Iterate ``trainer.run()`` for epoch reports; ``trainer.stop()`` ends early.
 
     Raises
     ------
     ValueError
-        If the architecture does not fit the crop size or there is nothing to train on.
+        If the crops do not fit the configuration or there is nothing to train on.
     """
-    from napari_cellae.core.architecture import check_architecture
-    from napari_cellae.core.training import Trainer
+    from napari_cellae.core.trainer import Trainer
 
-    check_architecture(config.architecture, config.crop_size)
-    if crops.crops.shape[-1] != config.crop_size:
-        raise ValueError(
-            f"crops are {crops.crops.shape[-1]} px but the configuration asks for "
-            f"{config.crop_size} px"
-        )
+    if mapping is None and config.train_on == "controls":
+        config = replace(config, train_on="all")
     idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
-    trainer = Trainer(
+    return Trainer(
         config,
         np.ascontiguousarray(crops.crops[idx]),
         channel_names=list(crops.channel_names),
         object_name=crops.object_name,
         source_indices=idx,  # which crops were used, for reports and the widget
     )
-    return trainer
 
 
 def check_model_fits(
@@ -291,142 +367,27 @@ def write_features(
     features: np.ndarray,
     mapping: PositionMapping | None,
     trained: TrainedModel | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
-    """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input)."""
+    """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input).
+
+    ``inputs``: the run's input files, which the output must not replace.
+    """
     from napari_cellae.export.explorer import write_explorer_hdf
 
     norm = trained.normalisation if trained is not None else None
-    return write_explorer_hdf(path, crops, features, mapping, normalisation=norm)
+    return write_explorer_hdf(path, crops, features, mapping, normalisation=norm, inputs=inputs)
 
 
-@dataclass
-class TrainResult:
-    """What :func:`run_train` produced."""
-
-    trained: TrainedModel
-    reports: list[EpochReport] = field(default_factory=list)
-    crops: CropSet | None = None
-    mapping: PositionMapping | None = None
-    n_training: int = 0
-    model_path: Path | None = None
-    interrupted: bool = False
-
-
-@dataclass
-class EncodeResult:
-    """What :func:`run_encode` produced."""
-
-    features: np.ndarray
-    crops: CropSet
-    path: Path
-
-
-def run_train(
-    cellh5_path: str | os.PathLike,
-    config: TrainConfig,
-    mapping_path: str | os.PathLike | None = None,
-    object_name: str | None = None,
-    channels: Sequence[str | int] | None = None,
-    out: str | os.PathLike | None = None,
-    control_token: str = "neg",
-    on_epoch: Callable[[EpochReport], None] | None = None,
-    on_trainer: Callable[[Trainer], None] | None = None,
-    keep_on_interrupt: bool = False,
-) -> TrainResult:
-    """Open a file, crop every object, train an autoencoder and optionally save it.
-
-    Parameters
-    ----------
-    cellh5_path : path-like
-    config : TrainConfig
-    mapping_path : path-like, optional
-        Needed for ``train_on="controls"``.
-    object_name : str, optional
-        Default: the file's default object.
-    channels : sequence of str or int, optional
-        Default: the object's segmentation channel.
-    out : path-like, optional
-        Save the model here.
-    control_token : str
-        ``Group`` value of negative controls in the mapping.
-    on_epoch : callable, optional
-        Called with every :class:`~napari_cellae.core.training.EpochReport`.
-    on_trainer : callable, optional
-        Called with the trainer before training starts (e.g. to keep it for ``stop()``).
-    keep_on_interrupt : bool
-        On Ctrl-C (KeyboardInterrupt) keep the model of the finished epochs and return it
-        with ``interrupted=True`` instead of raising.
+def cell_conditions(crops: CropSet, mapping: PositionMapping | None) -> np.ndarray:
+    """The condition of every cell: the mapping's, else its position's label.
 
     Returns
     -------
-    TrainResult
-        The model, all epoch reports and the crops (for encoding right away).
-
-    Raises
-    ------
-    ValueError
-        User errors (file, mapping, options). ``TrainingDiverged`` if the loss explodes.
+    ndarray of str (N,)
     """
-    with open_cellh5(cellh5_path) as ch5:
-        mapping = load_mapping(mapping_path, ch5, control_token)
-        obj = resolve_object(ch5, object_name)
-        chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans)
-    trainer = make_trainer(crops, mapping, config)
-    if on_trainer is not None:
-        on_trainer(trainer)
-    reports = []
-    interrupted = False
-    try:
-        for report in trainer.run():
-            reports.append(report)
-            if on_epoch is not None:
-                on_epoch(report)
-    except KeyboardInterrupt:
-        if not keep_on_interrupt:
-            raise
-        interrupted = True
-    n_training = len(trainer.source_indices)
-    result = TrainResult(trainer.result(), reports, crops, mapping, n_training)
-    result.interrupted = interrupted
-    if out is not None:
-        result.model_path = save_model(result.trained, out)
-    return result
-
-
-def save_model(trained: TrainedModel, path: str | os.PathLike) -> Path:
-    """Save a model, turning file-system errors into a ValueError naming the path."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        trained.save(path)
-    except OSError as exc:
-        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
-
-
-def run_encode(
-    cellh5_path: str | os.PathLike,
-    trained: TrainedModel,
-    out: str | os.PathLike,
-    mapping_path: str | os.PathLike | None = None,
-    control_token: str = "neg",
-    batch_size: int = 512,
-    progress: Callable[[int, int], None] | None = None,
-    model_path: str | os.PathLike | None = None,
-) -> EncodeResult:
-    """Encode every object of a file with a trained model and write the Explorer ``.hdf``.
-
-    The model's crop size, object and channels are used; an error says if they do not
-    fit the file.
-    """
-    with open_cellh5(cellh5_path) as ch5:
-        mapping = load_mapping(mapping_path, ch5, control_token)
-        obj, chans = check_model_fits(trained, ch5, model_path)
-        crops = collect(ch5, obj, trained.config.crop_size, chans)
-    features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
-    path = write_features(out, crops, features, mapping, trained)
-    return EncodeResult(features, crops, path)
+    per_position = [
+        info.condition if mapping is not None and (info := mapping.lookup(p)) else p.label
+        for p in crops.positions
+    ]
+    return np.asarray(per_position, dtype=str)[crops.position_index]

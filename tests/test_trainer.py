@@ -1,81 +1,19 @@
-"""Tests for napari_cellae.core.training: config, epoch generator, stop, divergence, model files."""
+"""The training loop (napari_cellae.core.trainer): reports, stop, divergence, collapse."""
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from napari_cellae.core.crops import Normalisation, collect_crops
-from napari_cellae.core.training import (
-    EpochReport,
-    TrainConfig,
-    TrainedModel,
-    Trainer,
-    TrainingDiverged,
-    load_model,
-    training_indices,
-)
-from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.mapping import read_mapping
-
-ARCH = "c4.3r_p2_d16.0s"
-
-
-def blob_crops(n: int = 256, size: int = 16, channels: int = 1, dtype: str = "uint8") -> np.ndarray:
-    """Gaussian spots at random places: simple data an autoencoder learns quickly."""
-    rng = np.random.default_rng(42)
-    yy, xx = np.mgrid[0:size, 0:size]
-    cy = rng.uniform(4, size - 4, (n, 1, 1))
-    cx = rng.uniform(4, size - 4, (n, 1, 1))
-    spots = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
-    top = 250 if dtype == "uint8" else 50000
-    out = np.stack([spots * top / (c + 1) for c in range(channels)], axis=1)
-    return out.astype(dtype)
-
-
-def config(**kwargs: object) -> TrainConfig:
-    base = {
-        "crop_size": 16,
-        "architecture": ARCH,
-        "batch_size": 32,
-        "epochs": 2,
-        "device": "cpu",
-        "samples": 10_000,
-    }
-    base.update(kwargs)
-    return TrainConfig(**base)
-
-
-def test_config_defaults_round_trip_and_validation() -> None:
-    cfg = TrainConfig()
-    assert cfg.crop_size == 40 and cfg.optimizer == "adagrad" and cfg.held_out_fraction == 0.2
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown training settings: bogus"):
-        TrainConfig.from_dict({"bogus": 1})
-    bad = {
-        "learning_rate": 0.0,
-        "optimizer": "adam",
-        "batch_size": 0,
-        "corruption": 1.0,
-        "epochs": 0,
-        "train_on": "everything",
-        "device": "tpu",
-        "held_out_fraction": 0.95,
-        "momentum": 1.0,
-        "crop_size": 2,
-    }
-    for name, value in bad.items():
-        with pytest.raises(ValueError, match=name):
-            TrainConfig(**{name: value})
-    with pytest.raises(ValueError, match="divisible by 4"):
-        TrainConfig(crop_size=42)
-    with pytest.raises(ValueError, match="cannot parse layer"):
-        TrainConfig(architecture="c16.5r_x")
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.crops import Normalisation
+from napari_cellae.core.model_file import TrainedModel
+from napari_cellae.core.trainer import EpochReport, Trainer, TrainingDiverged
+from training_helpers import blob_crops, config
 
 
 def test_loss_decreases_and_reports() -> None:
@@ -129,15 +67,25 @@ def test_determinism_with_seed() -> None:
     assert losses(4) != first
 
 
-def test_samples_subset_and_held_out_split() -> None:
-    crops = blob_crops(200)
-    trainer = Trainer(config(samples=50), crops)
+def test_held_out_split_is_fixed_for_a_seed_and_uses_every_crop() -> None:
+    crops = blob_crops(50)
+    trainer = Trainer(config(), crops)
     assert trainer.n_train + trainer.n_held_out == 50
     assert trainer.n_held_out == 10
     held, train = set(trainer._held_idx.tolist()), set(trainer._train_idx.tolist())
     assert not held & train
-    same = Trainer(config(samples=50), crops)
+    same = Trainer(config(), crops)
     assert torch.equal(same._held_idx, trainer._held_idx)  # fixed split for a seed
+    # choosing the training cells (at most `samples`) is the pipeline's job, done once:
+    # the trainer trains on every crop it is given
+    everything = Trainer(config(samples=50), blob_crops(200))
+    assert everything.n_train + everything.n_held_out == 200
+
+
+def test_no_history_kept_and_no_second_stop_flag() -> None:
+    trainer = Trainer(config(epochs=1), blob_crops(16))
+    list(trainer.run())
+    assert not hasattr(trainer, "history") and not hasattr(trainer, "stop_requested")
 
 
 def test_stop_mid_epoch() -> None:
@@ -232,102 +180,6 @@ def test_trainer_input_errors() -> None:
         Trainer(config(), np.full((4, 1, 16, 16), np.nan, np.float32))
     with pytest.raises(ValueError, match="normalisation has 2"):
         Trainer(config(), blob_crops(8), Normalisation([0, 0], [1, 1]))
-
-
-def test_save_load_round_trip(tmp_path: Path) -> None:
-    crops = blob_crops(64, channels=2)
-    trainer = Trainer(config(epochs=1), crops, channel_names=["a", "b"], object_name="obj")
-    list(trainer.run())
-    trained = trainer.result()
-    path = trained.save(tmp_path / "model.pt")
-    assert path.exists() and not list(tmp_path.glob(".*tmp"))
-    raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "napari-cellae-model" and raw["version"] == 1
-    loaded = load_model(path)
-    assert loaded.config == trained.config
-    assert loaded.normalisation == trained.normalisation
-    assert loaded.channel_names == ["a", "b"] and loaded.object_name == "obj"
-    np.testing.assert_array_equal(loaded.reconstruct(crops), trained.reconstruct(crops))
-    loaded.check_compatible(16, 2)
-    with pytest.raises(ValueError, match=r"model\.pt was trained on 16 px crops with 2"):
-        loaded.check_compatible(40, 2)
-    with pytest.raises(ValueError, match="2 channel"):
-        loaded.check_compatible(16, 1)
-
-
-def test_load_errors(tmp_path: Path) -> None:
-    text = tmp_path / "notes.txt"
-    text.write_text("hello")
-    with pytest.raises(ValueError, match=r"notes\.txt is not a napari-cellae model"):
-        load_model(text)
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(ValueError, match=r"other\.pt is not a napari-cellae model"):
-        load_model(other)
-    with pytest.raises(ValueError, match="does not exist"):
-        load_model(tmp_path / "missing.pt")
-    # weights of another architecture than the stored config says
-    trainer = Trainer(config(epochs=1), blob_crops(16))
-    path = trainer.result().save(tmp_path / "m.pt")
-    payload = torch.load(path, weights_only=True)
-    wrong = Trainer(config(epochs=1, architecture="c8.3r_p2_d16.0s"), blob_crops(16))
-    payload["state_dict"] = wrong.result().model.state_dict()
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match=r"m\.pt: damaged napari-cellae model file"):
-        load_model(path)
-
-
-def test_training_indices(cellcognition_file: Path, mapping_file: Path, tmp_path: Path) -> None:
-    with CellH5(cellcognition_file) as f:
-        crop_set = collect_crops(f, "primary__primary", 16)
-    mapping = read_mapping(mapping_file)
-    controls = training_indices(crop_set, mapping, "controls")
-    wells = {crop_set.positions[i].well for i in crop_set.position_index[controls]}
-    assert wells == {"A01"}
-    assert len(controls) == int((crop_set.position_index == 0).sum())
-    everything = np.arange(len(crop_set))
-    np.testing.assert_array_equal(training_indices(crop_set, mapping, "all"), everything)
-    np.testing.assert_array_equal(training_indices(crop_set, None, "controls"), everything)
-    no_controls = tmp_path / "no_controls.txt"
-    no_controls.write_text(mapping_file.read_text().replace("\tneg\n", "\ttarget\n"))
-    with pytest.raises(ValueError, match="no control position"):
-        training_indices(crop_set, read_mapping(no_controls), "controls")
-
-
-def test_adagrad_matches_the_original_lasagne_formula() -> None:
-    """step = lr * g / sqrt(sum g^2 + 1e-6): tiny gradients take tiny first steps (plain
-    torch Adagrad would move every weight by the full learning rate and saturate the net)."""
-    trainer = Trainer(config(learning_rate=0.05), blob_crops(8))
-    params = list(trainer.model.parameters())
-    before = [p.detach().clone() for p in params]
-    grads = [torch.full_like(p, 1e-4) for p in params]
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
-    trainer.optimizer.step()
-    expected_step = 0.05 * 1e-4 / np.sqrt(1e-8 + 1e-6)
-    for p, b in zip(params, before, strict=True):
-        torch.testing.assert_close(
-            b - p.detach(), torch.full_like(b, expected_step), rtol=1e-4, atol=0
-        )
-
-
-def test_random_orientation_turns_each_crop_and_is_seeded() -> None:
-    from napari_cellae.core.training import _random_orientation
-
-    x = torch.arange(64 * 2 * 5 * 5, dtype=torch.float32).reshape(64, 2, 5, 5)
-    out = _random_orientation(x, torch.Generator().manual_seed(1))
-    again = _random_orientation(x, torch.Generator().manual_seed(1))
-    assert torch.equal(out, again)
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    variants = []
-    for i in range(len(x)):
-        crop = x[i]
-        turns = [torch.rot90(crop, k, dims=(-2, -1)) for k in range(4)]
-        turns += [torch.rot90(crop.flip(-1), k, dims=(-2, -1)) for k in range(4)]
-        match = [k for k, t in enumerate(turns) if torch.equal(out[i], t)]
-        assert len(match) == 1  # each crop is one of its 8 orientations, channels together
-        variants.append(match[0])
-    assert len(set(variants)) == 8  # all orientations occur in a batch of 64
 
 
 def test_augment_option_trains_only_on_turned_crops() -> None:

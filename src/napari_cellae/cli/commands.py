@@ -1,0 +1,255 @@
+"""The ``cellae`` subcommands and :func:`main`.
+
+Subcommands::
+
+    cellae info FILE.ch5                      what is in a CellH5 file
+    cellae make-demo OUT_DIR                  write the synthetic demo screen
+    cellae train FILE.ch5 --mapping M ...     train an autoencoder, save model.pt
+    cellae encode FILE.ch5 --model model.pt   features of every cell -> Explorer .hdf
+    cellae demo --out DIR                     all of it on the bundled demo screen
+
+Errors a user can cause print one line ``cellae: error: ...`` and exit with status 1.
+Outputs are checked against the inputs before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from napari_cellae.cli.output import (
+    PROG,
+    CountBar,
+    EpochBar,
+    describe_cellh5,
+    fail,
+    note,
+    training_summary,
+)
+from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = ["UserError", "main"]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line without traceback."""
+
+
+def _output_folder(folder: Path) -> Path:
+    """Create an output folder (and its parents); refuse a file in its place."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"cannot write into {folder}: it is a file, expected a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into folder {folder}: permission denied")
+    return folder
+
+
+def _train(
+    args: argparse.Namespace,
+    config: TrainConfig,
+    file: Path,
+    mapping_path: Path | None,
+    out: Path,
+) -> RunResult:
+    """Crop, train and save with a progress bar; Ctrl-C stops training and keeps the model."""
+    from napari_cellae.core.config import COLLAPSE_ADVICE
+    from napari_cellae.pipeline.runs import run_train
+
+    with EpochBar(config.epochs, args.quiet) as bar:
+        # The weights of the finished epochs are still good after Ctrl-C: keep them rather
+        # than lose a long run to an impatient interrupt.
+        result = run_train(
+            file,
+            config,
+            mapping_path,
+            object_name=args.object_name,
+            channels=args.channel,
+            out=out,
+            control_token=getattr(args, "control_token", "neg"),
+            on_epoch=bar,
+            keep_on_interrupt=True,
+        )
+    if result.reports and result.reports[-1].collapsed:
+        note(COLLAPSE_ADVICE, "warning")
+    if result.stopped:
+        note(f"interrupted after {len(result.reports)} epoch(s); keeping that model")
+    return result
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from napari_cellae.io.cellh5 import CellH5
+
+    with CellH5(args.file) as ch5:
+        print(describe_cellh5(ch5))
+    return 0
+
+
+def _cmd_make_demo(args: argparse.Namespace) -> int:
+    from napari_cellae.demo.screen import make_demo
+
+    ch5, mapping = make_demo(_output_folder(args.out_dir), seed=args.seed)
+    print(f"Demo screen written:\n  {ch5}\n  {mapping}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.mapping is None:
+        if explicit_settings(args).get("train_on") == "controls":
+            raise UserError(
+                "--train-on controls needs --mapping to know which positions are negative "
+                "controls (or leave out --train-on to train on all cells)"
+            )
+        overrides["train_on"] = "all"
+    config = config_from_args(args, **overrides)
+    if args.mapping is None:
+        note(
+            "no --mapping given, so training on all cells (with a position mapping it "
+            "trains on the negative controls only)"
+        )
+    t0 = time.perf_counter()
+    result = _train(args, config, args.file, args.mapping, args.out)
+    print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
+    print(f"Model saved to {result.model_path}")
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from napari_cellae.core.model_file import load_model
+    from napari_cellae.pipeline.runs import run_encode
+    from napari_cellae.pipeline.steps import check_outputs
+
+    check_outputs([(args.out, "features file")], [args.file, args.mapping, args.model])
+    trained = load_model(args.model)
+    with CountBar("encoding", args.quiet) as bar:
+        result = run_encode(
+            args.file,
+            trained,
+            args.out,
+            mapping_path=args.mapping,
+            control_token=args.control_token,
+            batch_size=args.batch_size,
+            progress=bar,
+            model_path=args.model,
+        )
+    print(
+        f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s) "
+        f"into {result.features.shape[1]} features each"
+    )
+    print(f"Features written to {result.features_path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from napari_cellae.core.features import embed_2d, knn_accuracy
+    from napari_cellae.demo.screen import demo_paths
+    from napari_cellae.export.plots import plot_embedding
+    from napari_cellae.pipeline import steps
+
+    config = config_from_args(args)
+    out = _output_folder(args.out)
+    paths = {"model": out / "model.pt", "features file": out / "features.hdf"}
+    paths["plot"] = out / "embedding.png"
+    t0 = time.perf_counter()
+    ch5_path, mapping_path = demo_paths()
+    inputs = [ch5_path, mapping_path]
+    steps.check_outputs([(p, what) for what, p in paths.items()], inputs)
+
+    result = _train(args, config, ch5_path, mapping_path, paths["model"])
+    crops = result.crops
+    with CountBar("encoding", args.quiet) as bar:
+        result.features = steps.encode_crops(result.trained, crops, progress=bar)
+    inputs = [*steps.input_files(ch5_path), mapping_path]
+    result.features_path = steps.write_features(
+        paths["features file"], crops, result.features, result.mapping, result.trained, inputs
+    )
+    result.embedding = embed_2d(result.features)
+    png = plot_embedding(
+        paths["plot"],
+        result.embedding,
+        steps.cell_conditions(crops, result.mapping),
+        title=f"napari-cellae demo: {len(crops)} nuclei, {result.features.shape[1]} learned "
+        "features",
+        inputs=inputs,
+    )
+
+    print(f"Model:      {result.model_path}")
+    print(f"Features:   {result.features_path}  (open it in CellCognition Explorer)")
+    print(f"Embedding:  {png}")
+    controls = result.trained.config.train_on == "controls"
+    print(training_summary(result, "control" if controls else ""))
+    labelled = crops.class_idx >= 0
+    if labelled.any():
+        import numpy as np
+
+        acc = knn_accuracy(result.features, crops.class_idx, k=5, folds=5, seed=0)
+        n_classes = len(np.unique(crops.class_idx[labelled]))
+        print(
+            f"5-NN accuracy of the learned features vs the true phenotype "
+            f"({n_classes} classes, 5-fold): {acc:.1%}"
+        )
+    print(f"Total time: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+_COMMANDS = {
+    "info": _cmd_info,
+    "make-demo": _cmd_make_demo,
+    "train": _cmd_train,
+    "encode": _cmd_encode,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cellae`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 user error (one line on stderr), 2 bad command line,
+        130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    from napari_cellae.io.cellh5 import CellH5Error
+
+    try:
+        diverged: tuple[type[BaseException], ...] = ()
+        if args.command in ("train", "demo"):
+            from napari_cellae.core.trainer import TrainingDiverged
+
+            diverged = (TrainingDiverged,)
+        try:
+            return _COMMANDS[args.command](args)
+        except diverged as exc:
+            return fail(f"training diverged: {exc}")
+    except (UserError, CellH5Error, ValueError) as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        return fail(f"cannot access{name}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

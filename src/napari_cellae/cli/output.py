@@ -1,0 +1,165 @@
+"""What ``cellae`` prints: progress bars, summaries, notes, warnings and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from napari_cellae.core.trainer import EpochReport
+    from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = [
+    "PROG",
+    "CountBar",
+    "EpochBar",
+    "describe_cellh5",
+    "fail",
+    "fmt",
+    "loss_summary",
+    "note",
+    "training_summary",
+]
+
+PROG = "cellae"
+
+
+def fail(message: str) -> int:
+    """Print ``cellae: error: MESSAGE`` on stderr; return the exit status 1."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def note(message: str, kind: str = "note") -> None:
+    """Print ``cellae: KIND: MESSAGE`` on stderr (stdout keeps the results)."""
+    print(f"{PROG}: {kind}: {message}", file=sys.stderr)
+
+
+def fmt(value: float | None) -> str:
+    """A loss for people: 4 significant digits, "n/a" when missing or not finite."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4g}"
+
+
+def loss_summary(reports: list[EpochReport]) -> str:
+    """Epochs trained and the final training / held-out losses."""
+    if not reports:
+        return "no epochs trained"
+    last = reports[-1]
+    return (
+        f"{last.epoch} epoch(s); final loss {fmt(last.train_loss)} (training), "
+        f"{fmt(last.held_out_loss)} (held out)"
+    )
+
+
+def training_summary(result: RunResult, which: str = "") -> str:
+    """``Trained on N [which ]cells, M held out (...)``: the cells the network learnt from
+    and the cells kept aside to measure the held-out loss, counted apart."""
+    crops = result.crops
+    which = f"{which} " if which else ""
+    return (
+        f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
+        f"({len(crops)} cells in the file, object {crops.object_name}, channel(s) "
+        f"{', '.join(crops.channel_names)}): {loss_summary(result.reports)}"
+    )
+
+
+class _Bar:
+    """A tqdm bar that can vanish on error, so the error line stands alone."""
+
+    def __init__(self, quiet: bool, **kwargs: Any) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(disable=quiet, leave=True, **kwargs)
+
+    def close(self, clear: bool = False) -> None:
+        if clear:
+            self.bar.leave = False
+        self.bar.close()
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.close(clear=kind is not None)
+
+
+class EpochBar(_Bar):
+    """Progress over epochs showing the losses; call it with every :class:`EpochReport`."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        super().__init__(quiet, total=total, unit="epoch", desc="training")
+
+    def __call__(self, report: EpochReport) -> None:
+        self.bar.set_postfix(
+            loss=fmt(report.train_loss),
+            held_out=fmt(report.held_out_loss),
+            cells_s=f"{report.samples_per_second:.0f}",
+            refresh=False,
+        )
+        self.bar.update(1)
+
+
+class CountBar(_Bar):
+    """Progress for a ``(done, total)`` callback."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        super().__init__(quiet, total=0, unit="cell", desc=desc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+
+def describe_cellh5(ch5: CellH5) -> str:
+    """A human-readable summary of a CellH5 file (what ``cellae info`` prints).
+
+    Parameters
+    ----------
+    ch5 : CellH5
+
+    Returns
+    -------
+    str
+        Plates, positions, channels with type and shape, frames, objects with counts.
+    """
+    lines = [f"File: {ch5.path}"]
+    plates = list(dict.fromkeys(p.plate for p in ch5.positions))
+    lines.append(f"Plates: {len(plates)} ({', '.join(plates)})")
+    labels = [p.label for p in ch5.positions]
+    lines.append(f"Positions: {len(labels)} ({', '.join(labels)})")
+
+    shapes = {p: ch5.image_shape(p) for p in ch5.positions}
+    dtypes = {p: np.dtype(ch5.dtype(p)) for p in ch5.positions}
+    first = ch5.positions[0]
+    same = len(set(shapes.values())) == 1 and len(set(dtypes.values())) == 1
+    lines.append("Channels:")
+    for ch in ch5.channels:
+        c, t, z, y, x = shapes[first]
+        where = "all positions" if same else f"position {first.label}"
+        lines.append(
+            f"  {ch.index}: {ch.name}  {dtypes[first]}  "
+            f"(c, t, z, y, x) = ({c}, {t}, {z}, {y}, {x})  [{where}]"
+        )
+    if not same:
+        for p in ch5.positions[1:]:
+            lines.append(f"  position {p.label}: {dtypes[p]} {shapes[p]}")
+    frames = sorted({s[1] for s in shapes.values()})
+    lines.append(f"Frames: {', '.join(map(str, frames))}")
+
+    names = ch5.object_names
+    lines.append(f"Objects: {len(names)}" + (f" (default {ch5.default_object})" if names else ""))
+    for name in names:
+        channel = ch5.object_channel(name)
+        counts = [(p.label, ch5.object_count(p, name)) for p in ch5.positions]
+        classes = ch5.class_labels(name)
+        extra = f", classes: {', '.join(c.name for c in classes)}" if classes else ""
+        lines.append(
+            f"  {name}: {sum(n for _, n in counts)} objects, channel {channel} "
+            f"({ch5.channels[channel].name}){extra}"
+        )
+        lines.append("    " + "  ".join(f"{label}: {n}" for label, n in counts))
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""The ``cellae`` command line, with the training options generated from ``TrainConfig``.
+
+Every field of :class:`~napari_cellae.core.config.TrainConfig` becomes one option:
+``--crop-size`` for ``crop_size`` (plus the aliases its metadata lists, e.g. ``--size``),
+typed, with its choices and its help text. Defaults come from a preset (``--preset``), and
+options given on the command line override the preset's values; nothing here repeats a
+default. No torch is imported, so ``--help`` and ``cellae info`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from napari_cellae.cli.output import PROG
+from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
+
+__all__ = ["add_training_options", "build_parser", "config_from_args", "explicit_settings"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %-placeholders
+
+
+def add_training_options(parser: argparse.ArgumentParser, preset: str) -> None:
+    """Add ``--preset``, the crop options and one option per ``TrainConfig`` field.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    preset : str
+        The preset whose values are the defaults (a key of ``PRESETS``).
+
+    Notes
+    -----
+    Field options default to ``argparse.SUPPRESS``: only the options a user gives appear
+    in the namespace (see :func:`explicit_settings`), and :func:`config_from_args` lays
+    them over the chosen preset.
+    """
+    defaults = TrainConfig.from_preset(preset).to_dict()
+    presets = "; ".join(f"'{name}': {p.description}" for name, p in PRESETS.items())
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=preset,
+        help=_escape(
+            f"Start from a named set of settings ({presets}); the options below override "
+            f"its values. (default: {preset})"
+        ),
+    )
+    g = parser.add_argument_group("what to crop")
+    g.add_argument(
+        "--object",
+        dest="object_name",
+        metavar="OBJ",
+        default=None,
+        help="Segmented object type to crop around, e.g. primary__primary (CellCognition) "
+        "or Nuclei (CellProfiler). Default: the file's main object.",
+    )
+    g.add_argument(
+        "--channel",
+        action="append",
+        metavar="CH",
+        default=None,
+        help="Image channel (name or number) to learn from; repeat for several channels. "
+        "Default: the channel the objects were segmented in.",
+    )
+    groups = {"what to crop": g}
+    for f in fields(TrainConfig):
+        info = field_info(f.name)
+        group = groups.get(info["group"])
+        if group is None:
+            group = groups[info["group"]] = parser.add_argument_group(info["group"])
+        shown = defaults[f.name]
+        if isinstance(shown, bool):
+            shown = "on" if shown else "off"
+        kwargs: dict = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": _escape(f"{info['help']} (default: {shown})"),
+        }
+        if info["type"] is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = info["type"]
+            if info["choices"]:
+                kwargs["choices"] = [value for value, _ in info["choices"]]
+            elif info["metavar"]:
+                kwargs["metavar"] = info["metavar"]
+        group.add_argument("--" + f.name.replace("_", "-"), *info["aliases"], **kwargs)
+
+
+def explicit_settings(args: argparse.Namespace) -> dict:
+    """The ``TrainConfig`` fields given on the command line, by field name."""
+    names = {f.name for f in fields(TrainConfig)}
+    return {name: value for name, value in vars(args).items() if name in names}
+
+
+def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
+    """The training configuration of parsed options: the preset, then the options given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From a parser with :func:`add_training_options`.
+    **overrides
+        Settings decided by the command itself (they win over everything).
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid setting.
+    """
+    return TrainConfig.from_preset(args.preset, **{**explicit_settings(args), **overrides})
+
+
+def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping",
+        type=Path,
+        metavar="M",
+        default=None,
+        help="Position mapping (tab-separated CellCognition table: Well, Site, Gene Symbol, "
+        "Group) giving each position its treatment and marking negative controls.",
+    )
+    parser.add_argument(
+        "--control-token",
+        default="neg",
+        metavar="TEXT",
+        help="Value of the Group column that marks negative controls. (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cellae`` (exposed for documentation and tests).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    from napari_cellae import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learn single-cell features from pixels with denoising convolutional "
+        "autoencoders (the Deep Learning Module of CellCognition Explorer).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, only the summary"
+    )
+
+    p = sub.add_parser(
+        "info",
+        parents=[common],
+        help="summarise a CellH5 file",
+        description="Show plates, positions, channels (type and shape), object types with "
+        "their counts per position, and frames of a CellH5 file.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE.ch5")
+
+    p = sub.add_parser(
+        "make-demo",
+        parents=[common],
+        help="write the synthetic demo screen",
+        description="Write the synthetic demo screen (a CellH5 file with true phenotypes and "
+        "its position mapping) into OUT_DIR.",
+    )
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
+
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train an autoencoder on the cells of a CellH5 file",
+        description="Crop every cell of a CellH5 file, train a denoising convolutional\n"
+        "autoencoder on the negative controls (or, without a mapping, all cells) and save it.",
+        formatter_class=_RAW,
+    )
+    p.add_argument("file", type=Path, metavar="FILE.ch5")
+    _add_mapping_options(p)
+    add_training_options(p, DEFAULT_PRESET)
+    p.add_argument(
+        "--out", type=Path, default=Path("model.pt"), help="model file (default: model.pt)"
+    )
+
+    p = sub.add_parser(
+        "encode",
+        parents=[common],
+        help="compute learned features of every cell -> CellCognition Explorer .hdf",
+        description="Encode every cell of a CellH5 file with a trained model (its crop size, "
+        "object and channels) and write a CellCognition Explorer .hdf file.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE.ch5")
+    p.add_argument("--model", type=Path, required=True, help="model file from 'cellae train'")
+    _add_mapping_options(p)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("features.hdf"),
+        help="output .hdf file (default: features.hdf)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=512, help="cells encoded at once (default: 512)"
+    )
+
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="train and encode the bundled demo screen",
+        description="Train on the bundled synthetic demo screen and write DIR/model.pt,\n"
+        "DIR/features.hdf and DIR/embedding.png. Defaults (the 'demo' preset) are chosen\n"
+        "to finish within about two minutes on two CPU cores.",
+        formatter_class=_RAW,
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_training_options(p, "demo")
+    return parser

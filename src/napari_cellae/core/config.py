@@ -1,0 +1,393 @@
+"""The one training configuration: every default, its range and its help text (no torch).
+
+:class:`TrainConfig` is what the ``cellae`` command's options, the widget's form and the
+saved model files all describe. Each field carries, in its ``metadata``, a plain-language
+help text (``cellae train --help`` and the widget's tooltips show it), a short UI label,
+allowed choices where there are any, and how the command line spells it. The defaults come
+from a named preset in :data:`PRESETS` (:data:`DEFAULT_PRESET`), so changing them or adding
+a better-measured set of settings is a change of data, not of code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, get_type_hints
+
+import numpy as np
+
+from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE, check_architecture
+
+__all__ = [
+    "COLLAPSE_ADVICE",
+    "DEFAULT_PRESET",
+    "PARAMETER_GUIDE",
+    "PRESETS",
+    "Preset",
+    "TrainConfig",
+    "field_info",
+]
+
+COLLAPSE_ADVICE = (
+    "the network gives the same reconstruction for every cell: it stopped learning "
+    "(its units died), so its features will not separate cells. Train again with a lower "
+    "learning rate (e.g. a third of it) or another seed."
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of settings.
+
+    Attributes
+    ----------
+    description : str
+        One line saying where the settings come from and when to use them.
+    settings : mapping
+        Values of :class:`TrainConfig` fields; fields not named keep their defaults.
+    """
+
+    description: str
+    settings: Mapping[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    "classic": Preset(
+        "the settings of CellCognition Explorer's original Deep Learning Module",
+        MappingProxyType(
+            {
+                "crop_size": 40,
+                "architecture": DEFAULT_ARCHITECTURE,
+                "optimizer": "adagrad",
+                "learning_rate": 0.05,
+                "momentum": 0.9,
+                "batch_size": 128,
+                "corruption": 0.0,
+                "epochs": 64,
+            }
+        ),
+    ),
+    # The bundled demo screen (2556 nuclei of about 24 px) in under two minutes on two CPU
+    # cores, measured with benchmarks/bench_quality.py and bench_demo.py (docs/performance.md):
+    # a 32 px box and no 256-unit dense layer train faster at equal separation, and
+    # minibatch 32 for 150 epochs fits best (5-NN 88.7 %, held-out error 0.0027).
+    "demo": Preset(
+        "what `cellae demo` uses: small network, many small batches, about 100 s on 2 cores",
+        MappingProxyType(
+            {
+                "crop_size": 32,
+                "architecture": "c16.5r_p2_c32.3r_p2_d32.0s",
+                "optimizer": "adagrad",
+                "learning_rate": 0.05,
+                "momentum": 0.9,
+                "batch_size": 32,
+                "corruption": 0.0,
+                "epochs": 150,
+            }
+        ),
+    ),
+}
+
+DEFAULT_PRESET = "classic"
+
+# Defaults of the fields no preset sets.
+_COMMON: dict[str, Any] = {
+    "samples": 50000,
+    "train_on": "controls",
+    "seed": 0,
+    "device": "auto",
+    "held_out_fraction": 0.2,
+    "augment": False,
+}
+_DEFAULTS = {**_COMMON, **PRESETS[DEFAULT_PRESET].settings}
+
+
+def _option(
+    name: str,
+    help: str,
+    label: str,
+    group: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    metavar: str | None = None,
+    choices: tuple[tuple[str, str], ...] = (),
+) -> Any:
+    """A dataclass field with its default and the texts front ends show for it.
+
+    ``choices`` are ``(value, label)`` pairs; ``aliases`` are extra command-line spellings
+    beside ``--name-with-dashes``.
+    """
+    meta = {
+        "help": help,
+        "label": label,
+        "group": group,
+        "aliases": aliases,
+        "metavar": metavar,
+        "choices": choices,
+    }
+    return field(default=_DEFAULTS[name], metadata=MappingProxyType(meta))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored with the model).
+
+    Every field's meaning is in its help text: ``field_info(name)["help"]`` or
+    :data:`PARAMETER_GUIDE`. Values are checked on creation; a bad one raises a
+    ``ValueError`` naming the field and the allowed range.
+    """
+
+    crop_size: int = _option(
+        "crop_size",
+        "Cell size: edge of the square box (in pixels) cut around every cell centre. "
+        "It should hold one whole cell with a little margin of background; too small cuts "
+        "cells off, too large includes neighbours and trains slower.",
+        "Cell size (px)",
+        "what to crop",
+        aliases=("--size",),
+        metavar="PX",
+    )
+    architecture: str = _option(
+        "architecture",
+        "Layers of the autoencoder (advanced). 'c16.5r' = 16 filters of 5x5 pixels, 'p2' = "
+        "halve the image (pooling), 'd256.1r' = 256 units after 10% dropout; the size of the "
+        "last dense layer is the number of features per cell. Keep the default unless you "
+        "have a reason.",
+        "Network",
+        "network",
+        metavar="TEXT",
+    )
+    optimizer: str = _option(
+        "optimizer",
+        "How the weights are updated: AdaGrad adapts its step size by itself and needs "
+        "little tuning; Nesterov momentum can be faster but is more sensitive to the "
+        "learning rate.",
+        "Optimizer",
+        "network",
+        choices=(("adagrad", "AdaGrad"), ("nesterov", "Nesterov momentum")),
+    )
+    learning_rate: float = _option(
+        "learning_rate",
+        "Size of each learning step. 0.01-0.1 is a good range. Lower it (e.g. halve it) if "
+        "the loss jumps up and down or becomes NaN, or if every reconstruction looks the "
+        "same; raise it if the loss falls very slowly.",
+        "Learning rate",
+        "network",
+        aliases=("--lr",),
+        metavar="RATE",
+    )
+    momentum: float = _option(
+        "momentum",
+        "Only for Nesterov momentum: how much of the previous step carries over (0-1). 0.9 "
+        "works well; lower it if training is unstable.",
+        "Momentum",
+        "network",
+    )
+    batch_size: int = _option(
+        "batch_size",
+        "Minibatch: cells looked at before each weight update. 32-256 is typical; smaller "
+        "makes more (noisier) updates per epoch, larger is smoother and faster per cell.",
+        "Cells per batch",
+        "network",
+        metavar="N",
+    )
+    corruption: float = _option(
+        "corruption",
+        "Fraction of pixels blanked at random in each training image (denoising). 0-0.3 "
+        "makes the features robust to noise and small artefacts; 0 trains a plain "
+        "autoencoder.",
+        "Corruption",
+        "network",
+        metavar="FRACTION",
+    )
+    epochs: int = _option(
+        "epochs",
+        "How often every training cell is shown to the network. 64-1000: more gives a "
+        "better fit but takes longer; watch the held-out loss: once it stops falling, more "
+        "epochs do not help.",
+        "Epochs",
+        "training",
+        metavar="N",
+    )
+    samples: int = _option(
+        "samples",
+        "At most this many cells (drawn at random) are used for training. More cells cover "
+        "more of the natural variation; fewer train faster.",
+        "Training cells",
+        "training",
+        metavar="N",
+    )
+    train_on: str = _option(
+        "train_on",
+        "'controls': learn only from negative-control positions (marked in the position "
+        "mapping), so the features describe normal cell-to-cell variation and unusual "
+        "phenotypes stand out; 'all': learn from every cell.",
+        "Train on",
+        "training",
+        choices=(("controls", "control wells"), ("all", "all cells")),
+    )
+    seed: int = _option(
+        "seed",
+        "Random seed; the same seed and data give the same model.",
+        "Seed",
+        "training",
+    )
+    device: str = _option(
+        "device",
+        "Where to compute: auto (a GPU if there is one), cpu or cuda.",
+        "Device",
+        "training",
+    )
+    held_out_fraction: float = _option(
+        "held_out_fraction",
+        "Fraction of the training cells kept aside to check the model on cells it did not "
+        "learn from (the held-out loss).",
+        "Held-out fraction",
+        "training",
+        aliases=("--held-out",),
+        metavar="FRACTION",
+    )
+    augment: bool = _option(
+        "augment",
+        "Show each training cell turned by a random multiple of 90 degrees and possibly "
+        "mirrored. Cells have no preferred orientation, so this gives the network more "
+        "examples at no cost; the cells you analyse are never turned. Useful when there are "
+        "few training cells (the held-out loss rises while the training loss still falls).",
+        "Rotate and mirror",
+        "training",
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ValueError naming the field and the allowed range."""
+
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"invalid training setting: {what}")
+
+        for name in ("crop_size", "batch_size", "epochs", "samples", "seed"):
+            value = getattr(self, name)
+            need(
+                isinstance(value, int | np.integer) and not isinstance(value, bool),
+                f"{name} must be an integer, got {value!r}",
+            )
+        for name in ("learning_rate", "momentum", "corruption", "held_out_fraction"):
+            value = getattr(self, name)
+            need(
+                isinstance(value, int | float | np.floating) and not isinstance(value, bool),
+                f"{name} must be a number, got {value!r}",
+            )
+        for name in ("optimizer", "train_on"):
+            allowed = [value for value, _ in field_info(name)["choices"]]
+            need(
+                getattr(self, name) in allowed,
+                f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}",
+            )
+        need(4 <= self.crop_size <= 1024, f"crop_size must be 4..1024 px, got {self.crop_size}")
+        need(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be > 0, got {self.learning_rate}",
+        )
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(
+            1 <= self.batch_size <= 100_000, f"batch_size must be 1..100000, got {self.batch_size}"
+        )
+        need(0 <= self.corruption < 1, f"corruption must be in [0, 1), got {self.corruption}")
+        need(1 <= self.epochs <= 100_000, f"epochs must be 1..100000, got {self.epochs}")
+        need(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
+        need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        need(
+            isinstance(self.device, str)
+            and (self.device in ("auto", "cpu") or self.device.startswith("cuda")),
+            f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}",
+        )
+        need(
+            isinstance(self.augment, bool | np.bool_),
+            f"augment must be true or false, got {self.augment!r}",
+        )
+        need(
+            0 <= self.held_out_fraction <= 0.9,
+            f"held_out_fraction must be in [0, 0.9], got {self.held_out_fraction}",
+        )
+        try:
+            check_architecture(self.architecture, self.crop_size)
+        except ValueError as exc:
+            raise ValueError(f"invalid training setting: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Build from :meth:`to_dict` output; missing keys take defaults, unknown keys fail.
+
+        Raises
+        ------
+        ValueError
+            Naming unknown keys, or the first invalid value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_preset(cls, name: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
+        """A configuration with a preset's settings, then ``overrides`` on top.
+
+        Parameters
+        ----------
+        name : str
+            A key of :data:`PRESETS`.
+        **overrides
+            Field values that replace the preset's.
+
+        Returns
+        -------
+        TrainConfig
+
+        Raises
+        ------
+        ValueError
+            For an unknown preset (listing the known ones), unknown fields or bad values.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+        return cls.from_dict({**PRESETS[name].settings, **overrides})
+
+
+def field_info(name: str) -> Mapping[str, Any]:
+    """What front ends show for a :class:`TrainConfig` field.
+
+    Parameters
+    ----------
+    name : str
+        Field name, e.g. ``"crop_size"``.
+
+    Returns
+    -------
+    mapping
+        ``help`` (plain-language guidance), ``label`` (short UI name), ``group``,
+        ``choices`` (``(value, label)`` pairs, empty if free), ``aliases`` (extra
+        command-line spellings) and ``metavar``; plus ``default`` and ``type`` (the
+        Python type of the value).
+
+    Raises
+    ------
+    KeyError
+        If there is no such field.
+    """
+    for f in fields(TrainConfig):
+        if f.name == name:
+            return {**f.metadata, "default": f.default, "type": get_type_hints(TrainConfig)[name]}
+    raise KeyError(f"TrainConfig has no field {name!r}")
+
+
+# Field name -> help text: the guidance both `cellae train --help` and the widget show.
+PARAMETER_GUIDE: dict[str, str] = {f.name: f.metadata["help"] for f in fields(TrainConfig)}

@@ -1,0 +1,238 @@
+"""A trained autoencoder and its file: weights plus everything needed to encode the same way.
+
+The file is one torch file holding a dict ``{"format", "version", "config" (a JSON string:
+training settings, normalisation, channels, object), "state_dict"}``; it loads with
+``torch.load(path, weights_only=True)``, so opening a model never runs pickled code. See
+``docs/formats.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.crops import Normalisation
+from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.io.atomic import atomic_output, check_output
+
+__all__ = [
+    "EVAL_BATCH",
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "TrainedModel",
+    "load_model",
+    "save_model",
+]
+
+MODEL_FORMAT = "napari-cellae-model"
+MODEL_VERSION = 1
+
+# Crops per forward pass where no gradients are needed: larger batches are cheaper.
+EVAL_BATCH = 512
+
+
+@dataclass
+class TrainedModel:
+    """A trained autoencoder with everything needed to encode new crops the same way.
+
+    Attributes
+    ----------
+    model : ConvAutoencoder
+        In eval mode.
+    config : TrainConfig
+        The settings it was trained with.
+    normalisation : Normalisation
+        The training scaling; encoding must use it.
+    channel_names : list of str
+    object_name : str
+    path : Path or None
+        The file it was loaded from / saved to (for messages).
+    """
+
+    model: ConvAutoencoder
+    config: TrainConfig
+    normalisation: Normalisation
+    channel_names: list[str] = field(default_factory=list)
+    object_name: str = ""
+    path: Path | None = None
+
+    @property
+    def n_channels(self) -> int:
+        """Number of input channels."""
+        return self.model.in_channels
+
+    def _name(self) -> str:
+        return f"model {self.path}" if self.path is not None else "the model"
+
+    def check_compatible(self, crop_size: int, n_channels: int) -> None:
+        """Raise ValueError if crops of this size / channel count cannot be encoded.
+
+        Parameters
+        ----------
+        crop_size : int
+        n_channels : int
+        """
+        if int(crop_size) != self.model.crop_size or int(n_channels) != self.n_channels:
+            raise ValueError(
+                f"{self._name()} was trained on {self.model.crop_size} px crops with "
+                f"{self.n_channels} channel(s), but the data has {crop_size} px crops with "
+                f"{n_channels} channel(s); use the model's crop size and channels or train anew"
+            )
+
+    def reconstruct(self, crops: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+        """Reconstruct crops (N, C, S, S) of the stored dtype.
+
+        Parameters
+        ----------
+        crops : ndarray (N, C, S, S)
+        batch_size : int
+            Crops per forward pass.
+
+        Returns
+        -------
+        ndarray of float32 (N, C, S, S)
+            Reconstructions in [0, 1] (compare with ``normalisation.apply(crops)``).
+        """
+        crops = np.asarray(crops)
+        if crops.ndim != 4:
+            raise ValueError(f"expected crops of shape (N, C, S, S), got {crops.shape}")
+        self.check_compatible(crops.shape[-1], crops.shape[1])
+        device = next(self.model.parameters()).device
+        out = np.empty(crops.shape, dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(crops), batch_size):
+                    chunk = torch.from_numpy(
+                        np.ascontiguousarray(crops[start : start + batch_size])
+                    )
+                    x = self.normalisation.apply(chunk.to(device))
+                    out[start : start + len(chunk)] = self.model(x).float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description stored beside the weights."""
+        return {
+            "config": self.config.to_dict(),
+            "normalisation": self.normalisation.to_dict(),
+            "channel_names": list(self.channel_names),
+            "object_name": self.object_name,
+            "in_channels": self.n_channels,
+            "crop_size": self.model.crop_size,
+            "architecture": self.model.architecture,
+            "n_features": self.model.n_features,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model file; see :func:`save_model`."""
+        return save_model(self, path)
+
+
+def save_model(
+    trained: TrainedModel,
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Path:
+    """Write weights and metadata to one model file (temporary name, then rename).
+
+    Parameters
+    ----------
+    trained : TrainedModel
+    path : path-like
+        The model file.
+    inputs : iterable of path-like, optional
+        The run's input files; writing over one of them is refused.
+
+    Returns
+    -------
+    Path
+        The written file (also stored as ``trained.path``).
+
+    Raises
+    ------
+    ValueError
+        Naming the path: it is an input or a folder, its folder is missing, or writing
+        failed.
+    """
+    path = check_output(path, inputs, "model")
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "config": json.dumps(trained.metadata(), sort_keys=True),
+        # Plain contiguous CPU tensors: portable whatever device/memory format trained it.
+        "state_dict": {
+            k: v.detach().to("cpu").contiguous().clone()
+            for k, v in trained.model.state_dict().items()
+        },
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    trained.path = path
+    return path
+
+
+def load_model(path: str | os.PathLike) -> TrainedModel:
+    """Load a model written by :func:`save_model` (weights-only unpickling).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    TrainedModel
+        On CPU, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it is missing or not a napari-cellae model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is not a napari-cellae model file (cannot be read by torch.load: "
+            f"{type(exc).__name__})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a napari-cellae model file (no '{MODEL_FORMAT}' marker)")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > MODEL_VERSION:
+        raise ValueError(
+            f"{path}: model file version {version!r} is newer than this napari-cellae "
+            f"(reads up to {MODEL_VERSION}); update napari-cellae"
+        )
+    try:
+        meta = json.loads(payload["config"])
+        config = TrainConfig.from_dict(meta["config"])
+        normalisation = Normalisation.from_dict(meta["normalisation"])
+        model = ConvAutoencoder(
+            config.architecture, int(meta["crop_size"]), int(meta["in_channels"])
+        )
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged napari-cellae model file: {exc}") from None
+    model.eval()
+    return TrainedModel(
+        model=model,
+        config=config,
+        normalisation=normalisation,
+        channel_names=[str(c) for c in meta.get("channel_names", [])],
+        object_name=str(meta.get("object_name", "")),
+        path=path,
+    )

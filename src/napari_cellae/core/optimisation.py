@@ -1,0 +1,379 @@
+"""The pieces the trainer assembles: device and threads, the crops tensor, weight init,
+optimiser, sharded step, augmentation.
+
+Small torch functions used by :class:`~napari_cellae.core.trainer.Trainer`; each is tested
+on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.cores import usable_cores
+
+__all__ = [
+    "MIN_SHARD",
+    "as_tensor",
+    "check_crops",
+    "crops_tensor",
+    "default_threads",
+    "glorot_init",
+    "make_optimizer",
+    "random_orientation",
+    "resolve_device",
+    "shard_count",
+    "shard_pool",
+    "sharded_step",
+    "spread",
+    "thread_count",
+]
+
+# On a CPU a batch is split into shards of at least this many crops, one per core, each
+# shard's forward and backward pass running in its own thread (gradients summed in a fixed
+# order). Small tensors spread over cores by intra-op threading spend much of their time
+# synchronising; whole shards per core do not (+15 % crops/s on 2 cores, docs/performance.md).
+MIN_SHARD = 32
+
+# The original module trained with Lasagne's adagrad: step = lr * g / sqrt(sum(g^2) + 1e-6).
+# PyTorch's Adagrad divides by sqrt(sum(g^2)) + eps instead, so its first step moves EVERY
+# weight by +-lr however tiny its gradient; at lr 0.05 that saturates this network into
+# constant (blank) output. Starting the accumulator at 1e-6 gives Lasagne's formula.
+_ADAGRAD_INITIAL_ACCUMULATOR = 1e-6
+
+
+def shard_count(cores: int, batch: int) -> int:
+    """Shards for a batch: one per core, each at least ``MIN_SHARD`` crops (at least 1).
+
+    Parameters
+    ----------
+    cores : int
+    batch : int
+        Crops in the batch.
+
+    Returns
+    -------
+    int
+    """
+    return max(1, min(cores, batch // MIN_SHARD))
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn a config device string into a torch device ("auto": CUDA if available, else CPU).
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If CUDA is asked for but not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    return torch.device(device)
+
+
+def check_crops(crops: np.ndarray, crop_size: int) -> np.ndarray:
+    """Crops fit for training: (N, C, S, S) with S = ``crop_size``, numeric, no NaN.
+
+    Parameters
+    ----------
+    crops : array-like
+    crop_size : int
+
+    Returns
+    -------
+    ndarray
+        ``crops`` as an array (not copied).
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[2] != crops.shape[3]:
+        raise ValueError(f"crops must have shape (N, C, S, S), got {crops.shape}")
+    if crops.shape[0] < 1:
+        raise ValueError("no crops to train on")
+    if crops.shape[-1] != crop_size:
+        raise ValueError(
+            f"crops are {crops.shape[-1]} px but the configuration says crop_size={crop_size}"
+        )
+    if crops.dtype.kind not in "uif":
+        raise ValueError(f"crops must be numeric, got dtype {crops.dtype}")
+    if crops.dtype.kind == "f" and np.isnan(crops).any():
+        raise ValueError("crops contain NaN pixels")
+    return crops
+
+
+def as_tensor(crops: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view of crops in their stored dtype (never written to).
+
+    Parameters
+    ----------
+    crops : ndarray
+
+    Returns
+    -------
+    torch.Tensor
+        Sharing ``crops``' memory when it is C-contiguous and of a dtype torch handles;
+        wide unsigned integers and float16 become float32.
+    """
+    if (crops.dtype.kind == "u" and crops.dtype.itemsize > 2) or crops.dtype == np.float16:
+        crops = crops.astype(np.float32)  # little torch support for these
+    crops = np.ascontiguousarray(crops)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only arrays: we only read
+        return torch.from_numpy(crops)
+
+
+def crops_tensor(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """ONE tensor of all crops in their stored dtype, on ``device``.
+
+    On a GPU the whole (small, integer) array is moved once, so batches never cross the
+    bus; on the CPU it shares ``crops``' memory (see :func:`as_tensor`).
+
+    Parameters
+    ----------
+    crops : ndarray (N, C, S, S)
+    device : torch.device
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    data = as_tensor(crops)
+    if device.type == "cpu":
+        return data
+    if data.dtype == torch.uint16:
+        # GPU kernels barely support uint16; int32 is exact and still 2x below float32.
+        return data.to(device).to(torch.int32)
+    return data.to(device)
+
+
+def spread(total: torch.Tensor, squares: torch.Tensor, n: int) -> float:
+    """How much ``n`` images differ: the RMS over pixels of their standard deviation.
+
+    Parameters
+    ----------
+    total, squares : Tensor
+        Per-pixel sums over the images of the values and of their squares.
+    n : int
+        Number of images.
+
+    Returns
+    -------
+    float
+    """
+    variance = (squares / n - (total / n) ** 2).clamp_(min=0)
+    return float(variance.mean().sqrt())
+
+
+@contextlib.contextmanager
+def thread_count(n: int) -> Iterator[None]:
+    """torch's intra-op thread count for the calling thread, restored on exit.
+
+    Parameters
+    ----------
+    n : int
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def default_threads() -> None:
+    """Cap torch's threads at the usable cores (containers may expose more CPUs)."""
+    allowed = usable_cores()
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
+
+
+def glorot_init(model: torch.nn.Module) -> None:
+    """Initialise as the original module (Lasagne) did: Glorot-uniform weights, zero biases.
+
+    PyTorch's default (bound ``1 / sqrt(fan_in)``) is 2.5x smaller for the wide dense
+    layer; with tied dense weights the code path scales with ``W^T W``, so the network
+    would sit for many epochs on the plateau where it outputs the mean cell.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Every Conv2d and Linear in it is initialised in place.
+    """
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """Adagrad (Lasagne's formula, as in the original module) or SGD with Nesterov momentum.
+
+    The fused kernel (one pass over all parameters, a few % faster) is used where torch and
+    the device support it.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``optimizer``, ``learning_rate`` and ``momentum`` are read.
+    params : list of Parameter
+
+    Returns
+    -------
+    torch.optim.Optimizer
+    """
+
+    def build(**extra: Any) -> torch.optim.Optimizer:
+        if config.optimizer == "adagrad":
+            return torch.optim.Adagrad(
+                params,
+                lr=config.learning_rate,
+                initial_accumulator_value=_ADAGRAD_INITIAL_ACCUMULATOR,
+                eps=1e-10,
+                **extra,
+            )
+        return torch.optim.SGD(
+            params, lr=config.learning_rate, momentum=config.momentum, nesterov=True, **extra
+        )
+
+    try:
+        return build(fused=True)
+    except (RuntimeError, TypeError, ValueError):  # fused unsupported here: the plain loop
+        return build()
+
+
+def random_orientation(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each crop of a batch in one of its 8 orientations, drawn from ``gen``.
+
+    The 8 orientations of a square: 4 rotations by 90 degrees, each with or without a
+    mirror; all channels of a crop turn together.
+
+    Parameters
+    ----------
+    x : Tensor (n, C, S, S)
+    gen : torch.Generator
+
+    Returns
+    -------
+    Tensor
+        A new channels_last tensor (input and target of the step).
+    """
+    choice = torch.randint(0, 8, (x.shape[0],), generator=gen, device=x.device)
+    out = torch.empty_like(x, memory_format=torch.channels_last)
+    for k in range(8):
+        idx = torch.nonzero(choice == k).flatten()
+        if idx.numel() == 0:
+            continue
+        part = x.index_select(0, idx)
+        if k >= 4:
+            part = part.flip(-1)
+        if k % 4:
+            part = torch.rot90(part, k % 4, dims=(-2, -1))
+        out.index_copy_(0, idx, part)
+    return out
+
+
+def shard_pool(shards: int, threads_per_shard: int) -> ThreadPoolExecutor | None:
+    """Threads that train the shards of a batch, each with its own torch thread count.
+
+    Parameters
+    ----------
+    shards : int
+    threads_per_shard : int
+
+    Returns
+    -------
+    ThreadPoolExecutor or None
+        None for a single shard (it runs in the calling thread); shut it down when done.
+    """
+    if shards <= 1:
+        return None
+    return ThreadPoolExecutor(
+        shards,
+        thread_name_prefix="cellae-shard",
+        initializer=torch.set_num_threads,
+        initargs=(threads_per_shard,),
+    )
+
+
+def sharded_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inp: torch.Tensor,
+    target: torch.Tensor,
+    shard_gens: list[torch.Generator],
+    pool: ThreadPoolExecutor | None,
+) -> float:
+    """One optimiser step on a batch, split into shards trained in parallel on ``pool``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Called as ``model(x, generator)`` (the generator drives dropout).
+    optimizer : torch.optim.Optimizer
+    inp, target : Tensor (n, C, S, S)
+        Network input (possibly corrupted) and the clean target.
+    shard_gens : list of torch.Generator
+        One per shard; ``len(shard_gens)`` is the most shards used.
+    pool : ThreadPoolExecutor or None
+        None: the whole batch in the calling thread.
+
+    Returns
+    -------
+    float
+        The batch's mean squared error (before the step).
+    """
+    shards = shard_count(len(shard_gens), target.shape[0])  # a short last batch: fewer
+    if pool is None or shards == 1:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(inp, shard_gens[0]), target)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_values = target.numel()
+
+    def shard(part: tuple[torch.Tensor, torch.Tensor, torch.Generator]) -> tuple:
+        x, t, g = part
+        loss = F.mse_loss(model(x, g), t, reduction="sum") / n_values
+        return loss.detach(), torch.autograd.grad(loss, params)
+
+    parts = zip(
+        inp.tensor_split(shards), target.tensor_split(shards), shard_gens[:shards], strict=True
+    )
+    results = list(pool.map(shard, parts))
+    for k, param in enumerate(params):
+        grad = results[0][1][k]
+        for _, grads in results[1:]:
+            grad.add_(grads[k])  # fixed order: equal seeds give equal weights
+        if grad.stride() != param.stride():
+            # backward() lays .grad out like its parameter (channels_last here) and the
+            # fused optimiser kernels rely on it; autograd.grad gives no such promise.
+            grad = torch.empty_like(param).copy_(grad)
+        param.grad = grad
+    optimizer.step()
+    return float(sum(loss for loss, _ in results))

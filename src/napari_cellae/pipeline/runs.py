@@ -1,0 +1,162 @@
+"""Whole runs: train on a CellH5 file, or encode one with a trained model.
+
+Each run checks its outputs against its inputs before any work, reports progress through
+callbacks, and returns the one result type, :class:`~napari_cellae.pipeline.results.RunResult`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.results import RunResult
+from napari_cellae.pipeline.steps import (
+    check_model_fits,
+    check_outputs,
+    collect,
+    encode_crops,
+    input_files,
+    load_mapping,
+    make_trainer,
+    resolve_channels,
+    resolve_object,
+    write_features,
+)
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.core.trainer import EpochReport, Trainer
+
+__all__ = ["run_encode", "run_train"]
+
+
+def run_train(
+    cellh5_path: str | os.PathLike,
+    config: TrainConfig,
+    mapping_path: str | os.PathLike | None = None,
+    object_name: str | None = None,
+    channels: Sequence[str | int] | None = None,
+    out: str | os.PathLike | None = None,
+    control_token: str = "neg",
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_trainer: Callable[[Trainer], None] | None = None,
+    keep_on_interrupt: bool = False,
+) -> RunResult:
+    """Open a file, crop every object, train an autoencoder and optionally save it.
+
+    Parameters
+    ----------
+    cellh5_path : path-like
+    config : TrainConfig
+    mapping_path : path-like, optional
+        Position mapping; without it every cell is trained on.
+    object_name : str, optional
+        Default: the file's default object.
+    channels : sequence of str or int, optional
+        Default: the object's segmentation channel.
+    out : path-like, optional
+        Save the model here (checked against the inputs before any work).
+    control_token : str
+        ``Group`` value of negative controls in the mapping.
+    on_epoch : callable, optional
+        Called with every :class:`~napari_cellae.core.trainer.EpochReport`.
+    on_trainer : callable, optional
+        Called with the trainer before training starts (e.g. to keep it for ``stop()``).
+    keep_on_interrupt : bool
+        On Ctrl-C (KeyboardInterrupt) keep the model of the finished epochs and return it
+        with ``stopped=True`` instead of raising.
+
+    Returns
+    -------
+    RunResult
+        The model, the epoch reports, the crops (for encoding right away), the numbers of
+        trained and held-out cells.
+
+    Raises
+    ------
+    ValueError
+        User errors (file, mapping, options, output). ``TrainingDiverged`` if the loss
+        explodes.
+    """
+    from napari_cellae.core.model_file import save_model
+
+    inputs = [cellh5_path, mapping_path]
+    if out is not None:
+        check_outputs([(out, "model")], inputs)
+    with CellH5(cellh5_path) as ch5:
+        mapping = load_mapping(mapping_path, ch5, control_token)
+        obj = resolve_object(ch5, object_name)
+        chans = resolve_channels(ch5, obj, channels)
+        crops = collect(ch5, obj, config.crop_size, chans)
+    trainer = make_trainer(crops, mapping, config)
+    if on_trainer is not None:
+        on_trainer(trainer)
+    reports: list[EpochReport] = []
+    stopped = False
+    try:
+        for report in trainer.run():
+            reports.append(report)
+            stopped = report.stopped
+            if on_epoch is not None:
+                on_epoch(report)
+    except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
+        stopped = True
+    trained = trainer.result()
+    model_path = None
+    if out is not None:
+        model_path = save_model(trained, out, [*input_files(cellh5_path), mapping_path])
+    return RunResult(
+        trained=trained,
+        crops=crops,
+        mapping=mapping,
+        reports=reports,
+        n_trained=trainer.n_train,
+        n_held_out=trainer.n_held_out,
+        model_path=model_path,
+        stopped=stopped,
+    )
+
+
+def run_encode(
+    cellh5_path: str | os.PathLike,
+    trained: TrainedModel,
+    out: str | os.PathLike,
+    mapping_path: str | os.PathLike | None = None,
+    control_token: str = "neg",
+    batch_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+    model_path: str | os.PathLike | None = None,
+) -> RunResult:
+    """Encode every object of a file with a trained model and write the Explorer ``.hdf``.
+
+    The model's crop size, object and channels are used; an error says if they do not
+    fit the file. ``out`` is checked against the inputs (file, mapping, model) first.
+
+    Returns
+    -------
+    RunResult
+        With ``features`` and ``features_path``.
+    """
+    model_path = model_path if model_path is not None else trained.path
+    inputs = [cellh5_path, mapping_path, model_path]
+    check_outputs([(out, "features file")], inputs)
+    with CellH5(cellh5_path) as ch5:
+        mapping = load_mapping(mapping_path, ch5, control_token)
+        obj, chans = check_model_fits(trained, ch5, model_path)
+        crops = collect(ch5, obj, trained.config.crop_size, chans)
+    features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
+    path = write_features(out, crops, features, mapping, trained, input_files(cellh5_path))
+    return RunResult(
+        trained=trained,
+        crops=crops,
+        mapping=mapping,
+        features=features,
+        model_path=Path(model_path) if model_path is not None else None,
+        features_path=path,
+    )

@@ -1,0 +1,51 @@
+"""What ``cellae`` prints (napari_cellae.cli.output)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from napari_cellae.cli.output import CountBar, EpochBar, fail, fmt, loss_summary, training_summary
+from napari_cellae.core.trainer import EpochReport
+
+
+class _Crops(list):
+    """Just what the summary reads of a CropSet: its length, object and channels."""
+
+    object_name = "Nuclei"
+    channel_names = ("DNA", "GFP")
+
+
+def _report(epoch: int, loss: float, held: float) -> EpochReport:
+    return EpochReport(epoch, 4, loss, held, 1.0, 100.0)
+
+
+def test_numbers_and_summaries():
+    assert fmt(0.0123456) == "0.01235" and fmt(math.nan) == "n/a" and fmt(None) == "n/a"
+    assert loss_summary([]) == "no epochs trained"
+    reports = [_report(1, 0.5, 0.6), _report(2, 0.25, math.nan)]
+    assert loss_summary(reports) == "2 epoch(s); final loss 0.25 (training), n/a (held out)"
+    result = SimpleNamespace(crops=_Crops([0] * 100), n_trained=40, n_held_out=10, reports=reports)
+    text = training_summary(result, "control")
+    assert text.startswith("Trained on 40 control cells, 10 more held out (100 cells in the file")
+    assert "object Nuclei, channel(s) DNA, GFP): 2 epoch(s)" in text
+    assert training_summary(result).startswith("Trained on 40 cells, 10 more held out")
+
+
+def test_error_line_and_bars(capsys):
+    assert fail("bad thing") == 1
+    assert capsys.readouterr().err == "cellae: error: bad thing\n"
+    with EpochBar(2, quiet=False) as bar:
+        bar(_report(1, 0.5, 0.6))
+    err = capsys.readouterr().err
+    assert "training" in err and "1/2" in err and "loss=0.5" in err and "held_out=0.6" in err
+    with CountBar("encoding", quiet=False) as count:
+        count(10, 30)
+        count(30, 30)
+    assert "30/30" in capsys.readouterr().err
+    # on an error the bar is cleared, so the error line stands alone
+    with pytest.raises(RuntimeError), CountBar("encoding", quiet=False) as count:
+        raise RuntimeError
+    assert count.bar.leave is False

@@ -1,0 +1,124 @@
+"""The one training configuration: defaults, presets, validation, help texts (no torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from napari_cellae.core.architecture import check_architecture
+from napari_cellae.core.config import (
+    COLLAPSE_ADVICE,
+    DEFAULT_PRESET,
+    PARAMETER_GUIDE,
+    PRESETS,
+    TrainConfig,
+    field_info,
+)
+
+
+def test_config_defaults_round_trip_and_validation() -> None:
+    cfg = TrainConfig()
+    assert cfg.crop_size == 40 and cfg.optimizer == "adagrad" and cfg.held_out_fraction == 0.2
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown training settings: bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+    bad = {
+        "learning_rate": 0.0,
+        "optimizer": "adam",
+        "batch_size": 0,
+        "corruption": 1.0,
+        "epochs": 0,
+        "train_on": "everything",
+        "device": "tpu",
+        "held_out_fraction": 0.95,
+        "momentum": 1.0,
+        "crop_size": 2,
+    }
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=name):
+            TrainConfig(**{name: value})
+    with pytest.raises(ValueError, match="divisible by 4"):
+        TrainConfig(crop_size=42)
+    with pytest.raises(ValueError, match="cannot parse layer"):
+        TrainConfig(architecture="c16.5r_x")
+    with pytest.raises(ValueError, match="augment"):
+        TrainConfig(augment="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        TrainConfig(epochs=2.5)  # type: ignore[arg-type]
+
+
+def test_classic_preset_is_the_original_module_and_the_default() -> None:
+    classic = TrainConfig.from_preset("classic")
+    assert DEFAULT_PRESET == "classic" and classic == TrainConfig()
+    assert (
+        classic.crop_size,
+        classic.architecture,
+        classic.optimizer,
+        classic.learning_rate,
+        classic.momentum,
+        classic.batch_size,
+        classic.corruption,
+        classic.epochs,
+    ) == (40, "c16.5r_p2_c32.3r_p2_d256.1r_d64.0s", "adagrad", 0.05, 0.9, 128, 0.0, 64)
+
+
+def test_every_preset_is_a_valid_described_config() -> None:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, preset in PRESETS.items():
+        assert preset.description, name
+        assert set(preset.settings) <= names, name
+        cfg = TrainConfig.from_preset(name)
+        check_architecture(cfg.architecture, cfg.crop_size)
+        for key, value in preset.settings.items():
+            assert getattr(cfg, key) == value, (name, key)
+
+
+def test_preset_with_overrides_and_errors() -> None:
+    demo = TrainConfig.from_preset("demo", epochs=3, seed=7)
+    assert (demo.crop_size, demo.batch_size, demo.epochs, demo.seed) == (32, 32, 3, 7)
+    assert demo.architecture == PRESETS["demo"].settings["architecture"]
+    with pytest.raises(ValueError, match=r"unknown preset 'fast'; presets: classic, demo"):
+        TrainConfig.from_preset("fast")
+    with pytest.raises(ValueError, match="unknown training settings: speed"):
+        TrainConfig.from_preset("classic", speed=2)
+    with pytest.raises(ValueError, match="crop_size"):
+        TrainConfig.from_preset("demo", crop_size=2)
+    # presets cannot be changed by accident through a config built from them
+    with pytest.raises(TypeError):
+        PRESETS["classic"].settings["epochs"] = 1  # type: ignore[index]
+
+
+def test_every_field_is_explained_with_label_group_and_type() -> None:
+    for f in dataclasses.fields(TrainConfig):
+        info = field_info(f.name)
+        assert len(info["help"]) > 30 and info["label"] and info["group"], f.name
+        assert info["default"] == getattr(TrainConfig(), f.name)
+        assert isinstance(info["default"], info["type"]), f.name
+        assert PARAMETER_GUIDE[f.name] == info["help"]
+    assert [v for v, _ in field_info("optimizer")["choices"]] == ["adagrad", "nesterov"]
+    assert [v for v, _ in field_info("train_on")["choices"]] == ["controls", "all"]
+    assert field_info("crop_size")["label"] == "Cell size (px)"
+    assert "--size" in field_info("crop_size")["aliases"]
+    with pytest.raises(KeyError, match="no field 'size'"):
+        field_info("size")
+    assert "lower learning rate" in COLLAPSE_ADVICE
+
+
+def test_guide_texts_say_when_to_change_a_setting() -> None:
+    assert "0.01-0.1 is a good range" in PARAMETER_GUIDE["learning_rate"]
+    assert "one whole cell with a little margin" in PARAMETER_GUIDE["crop_size"]
+    assert "negative-control positions" in PARAMETER_GUIDE["train_on"]
+
+
+def test_importable_without_torch() -> None:
+    code = (
+        "import sys; import napari_cellae.core.config as c; c.TrainConfig(); "
+        "import napari_cellae.cli.parser as p; p.build_parser(); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

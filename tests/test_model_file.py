@@ -1,0 +1,86 @@
+"""Model files (napari_cellae.core.model_file): round trip, errors, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cellae.core.model_file import load_model, save_model
+from napari_cellae.core.trainer import Trainer
+from training_helpers import blob_crops, config
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    crops = blob_crops(64, channels=2)
+    trainer = Trainer(config(epochs=1), crops, channel_names=["a", "b"], object_name="obj")
+    list(trainer.run())
+    trained = trainer.result()
+    path = trained.save(tmp_path / "model.pt")
+    assert path.exists() and not list(tmp_path.glob(".*tmp"))
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "napari-cellae-model" and raw["version"] == 1
+    loaded = load_model(path)
+    assert loaded.config == trained.config
+    assert loaded.normalisation == trained.normalisation
+    assert loaded.channel_names == ["a", "b"] and loaded.object_name == "obj"
+    np.testing.assert_array_equal(loaded.reconstruct(crops), trained.reconstruct(crops))
+    loaded.check_compatible(16, 2)
+    with pytest.raises(ValueError, match=r"model\.pt was trained on 16 px crops with 2"):
+        loaded.check_compatible(40, 2)
+    with pytest.raises(ValueError, match="2 channel"):
+        loaded.check_compatible(16, 1)
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.txt is not a napari-cellae model"):
+        load_model(text)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(ValueError, match=r"other\.pt is not a napari-cellae model"):
+        load_model(other)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+    # weights of another architecture than the stored config says
+    trainer = Trainer(config(epochs=1), blob_crops(16))
+    path = trainer.result().save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    wrong = Trainer(config(epochs=1, architecture="c8.3r_p2_d16.0s"), blob_crops(16))
+    payload["state_dict"] = wrong.result().model.state_dict()
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"m\.pt: damaged napari-cellae model file"):
+        load_model(path)
+
+
+def test_save_refuses_inputs_and_cleans_stale_temporaries(tmp_path: Path) -> None:
+    trained = Trainer(config(epochs=1), blob_crops(16)).result()
+    screen = tmp_path / "screen.ch5"
+    screen.write_bytes(b"pixels")
+    for alias in (screen, tmp_path / "sub" / ".." / "screen.ch5"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(ValueError, match="refusing to write the model"):
+            save_model(trained, alias, [screen])
+    link = tmp_path / "link.pt"
+    link.symlink_to(screen)
+    with pytest.raises(ValueError, match=r"link\.pt.*input"):
+        save_model(trained, link, [screen])
+    assert screen.read_bytes() == b"pixels"
+    with pytest.raises(ValueError, match="folder"):
+        save_model(trained, tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        save_model(trained, tmp_path / "missing" / "m.pt")
+    # a killed run's temporary file (dead pid) is removed by the next save
+    stale = tmp_path / ".m.pt.999999999.cellae-tmp"
+    stale.write_bytes(b"half")
+    path = save_model(trained, tmp_path / "m.pt")
+    assert path.is_file() and not stale.exists() and trained.path == path
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "link.pt",
+        "m.pt",
+        "screen.ch5",
+        "sub",
+    ]
