@@ -9,16 +9,14 @@ import pytest
 
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
-from napari_cellae._widget import (
-    EMBEDDING_LAYER,
-    GALLERY_LAYER,
-    SELECTED_LAYER,
-    DeepLearningWidget,
-    gallery_grid,
-)
+from napari_cellae._ui.runner import Outcome
+from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, SELECTED_LAYER, DeepLearningWidget
+from napari_cellae.core.config import COLLAPSE_ADVICE, TrainConfig
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.demo.screen import demo_paths
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.messages import Alert
+from napari_cellae.pipeline.results import RunResult
 
 TINY = "c4.3r_p2_d16.0s"
 TIMEOUT_MS = 120_000
@@ -33,11 +31,12 @@ def errors(monkeypatch) -> list[str]:
 
 
 def _tiny(widget: DeepLearningWidget, epochs: int = 2, samples: int = 300) -> None:
-    widget.cell_size.value = 16
-    widget.architecture.value = TINY
-    widget.epochs.value = epochs
-    widget.samples.value = samples
-    widget.batch_size.value = 32
+    form = widget.form
+    form.crop_size.value = 16
+    form.architecture.value = TINY
+    form.epochs.value = epochs
+    form.samples.value = samples
+    form.batch_size.value = 32
 
 
 def _run(qtbot, widget: DeepLearningWidget, make_worker) -> None:
@@ -61,23 +60,23 @@ def test_opens_demo_on_empty_viewer(make_napari_viewer, errors):
     widget = DeepLearningWidget(viewer)
     viewer.window.add_dock_widget(widget)
     ch5, mapping = demo_paths()
-    assert Path(widget.file.value) == ch5
-    assert Path(widget.mapping.value) == mapping
-    assert widget.object.value == "primary__primary"
-    assert widget.channel.value is not None
+    assert Path(widget.form.file.value) == ch5
+    assert Path(widget.form.mapping.value) == mapping
+    assert widget.form.object.value == "primary__primary"
+    assert widget.form.channel.value is not None
     assert len(viewer.layers) >= 2
     # defaults of the original module
-    assert widget.cell_size.value == 40
-    assert (widget.cell_size.min, widget.cell_size.max) == (16, 256)
-    assert widget.learning_rate.value == pytest.approx(0.05)
-    assert widget.batch_size.value == 128
-    assert widget.epochs.value == 64
-    assert widget.train_on.value == "controls"
-    assert widget.learning_rate.tooltip
+    assert widget.form.crop_size.value == 40
+    assert (widget.form.crop_size.min, widget.form.crop_size.max) == (16, 256)
+    assert widget.form.learning_rate.value == pytest.approx(0.05)
+    assert widget.form.batch_size.value == 128
+    assert widget.form.epochs.value == 64
+    assert widget.form.train_on.value == "controls"
+    assert widget.form.learning_rate.tooltip
     # momentum only matters for Nesterov
-    assert widget.momentum.native.isHidden()
-    widget.optimizer.value = "nesterov"
-    assert not widget.momentum.native.isHidden()
+    assert widget.form.momentum.native.isHidden()
+    widget.form.optimizer.value = "nesterov"
+    assert not widget.form.momentum.native.isHidden()
     assert not errors
 
 
@@ -102,7 +101,7 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
         assert column in embedding.features.columns
     np.testing.assert_allclose(embedding.features["embedding_1"], result.embedding[:, 0])
     assert embedding.features["condition"].nunique() > 1  # from the demo's mapping
-    assert widget.save_features_button.enabled and widget.save_model_button.enabled
+    assert widget.buttons.save_features.enabled and widget.buttons.save_model.enabled
 
     # embedding -> image: select a cell, its centre is selected and brought into view
     centres = _centres(viewer)
@@ -117,7 +116,8 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
     point = centres.data[row]
     assert viewer.dims.point[offset] == pytest.approx(point[0])  # position slider
     assert viewer.dims.point[offset + 1] == pytest.approx(point[1])  # frame
-    np.testing.assert_allclose(viewer.camera.center[-2:], point[-2:])
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    np.testing.assert_allclose(camera.center[-2:], point[-2:])
     assert SELECTED_LAYER in viewer.layers
     assert viewer.layers[SELECTED_LAYER].data.shape == (16, 33)
 
@@ -145,23 +145,33 @@ def test_train_link_save_and_load(make_napari_viewer, qtbot, errors, tmp_path):
     assert data.features.shape == result.features.shape
     model_path = widget.save_model(tmp_path / "model.pt")
     assert model_path is not None and model_path.is_file()
-    widget.cell_size.value = 40
+    widget.form.crop_size.value = 40
     _run(qtbot, widget, lambda start: widget.load_model(model_path, start=start))
     assert not errors, errors
-    assert widget.cell_size.value == 16
+    assert widget.form.crop_size.value == 16
     np.testing.assert_allclose(widget.result.features, result.features, rtol=1e-4, atol=1e-5)
+
+    # outputs that are inputs (the open file, the mapping, the loaded model) are refused
+    ch5, mapping = widget.form.file_path(), widget.form.mapping_path()
+    before = {p: p.read_bytes() for p in (ch5, mapping, model_path)}
+    for target in before:
+        assert widget.save_features(target) is None
+        assert "refusing to write the features file" in errors[-1] and str(target) in errors[-1]
+        assert widget.save_model(target) is None
+        assert "refusing to write the model" in errors[-1]
+    assert all(p.read_bytes() == content for p, content in before.items())
 
 
 def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
     _tiny(widget, epochs=200, samples=2000)
-    widget.train_button.native.click()  # the real buttons
+    widget.buttons.train.native.click()  # the real buttons
     worker = widget._worker
-    assert worker is not None and widget.stop_button.enabled
+    assert worker is not None and widget.buttons.stop.enabled
     qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
-        widget.stop_button.native.click()
+        widget.buttons.stop.native.click()
     assert not errors, errors
     result = widget.result
     assert result is not None and result.stopped
@@ -169,34 +179,34 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     recon = result.trained.reconstruct(result.crops.crops[:3])
     assert recon.shape == (3, 1, 16, 16)
     assert EMBEDDING_LAYER in viewer.layers
-    assert widget.train_button.enabled and not widget.stop_button.enabled
+    assert widget.buttons.train.enabled and not widget.buttons.stop.enabled
 
 
 def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    assert widget.mapping.value is not None  # the demo's mapping
+    assert widget.form.mapping.value is not None  # the demo's mapping
     bad = tmp_path / "broken.ch5"
     bad.write_bytes(b"not an hdf5 file at all")
-    widget.file.value = bad
+    widget.form.file.value = bad
     assert errors and "broken.ch5" in errors[-1]
     # training on it fails in the worker and is reported, the widget stays usable
     errors.clear()
     _tiny(widget)
-    widget.channel.choices = [("H2B", 0)]
-    widget.object.choices = ["primary__primary"]
+    widget.form.channel.choices = [("H2B", 0)]
+    widget.form.object.choices = ["primary__primary"]
     _run(qtbot, widget, widget.start_training)
     assert errors and "broken.ch5" in errors[-1]
-    assert widget.train_button.enabled
+    assert widget.buttons.train.enabled
 
 
 def test_other_file_drops_the_demo_mapping(make_napari_viewer, errors, cellprofiler_file):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    assert widget.mapping.value is not None
-    widget.file.value = cellprofiler_file
-    assert widget.mapping.value is None  # the demo's mapping belongs to the demo
-    assert widget.object.value == "Nuclei"
+    assert widget.form.mapping.value is not None
+    widget.form.file.value = cellprofiler_file
+    assert widget.form.mapping.value is None  # the demo's mapping belongs to the demo
+    assert widget.form.object.value == "Nuclei"
     assert any(
         layer.metadata.get(METADATA_KEY, {}).get("path") == str(cellprofiler_file)
         for layer in viewer.layers
@@ -207,28 +217,19 @@ def test_other_file_drops_the_demo_mapping(make_napari_viewer, errors, cellprofi
 def test_bad_setting_shows_notification(make_napari_viewer, errors):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    widget.cell_size.value = 16
-    widget.architecture.value = "c16.5r_p2_p2_p2_p2_p2_d8.0s"  # pools 16 px away
+    widget.form.crop_size.value = 16
+    widget.form.architecture.value = "c16.5r_p2_p2_p2_p2_p2_d8.0s"  # pools 16 px away
     assert widget.start_training() is None
     assert errors
 
 
 def test_tooltips_carry_the_parameter_guide(make_napari_viewer, errors):
-    from napari_cellae.core.guide import PARAMETER_GUIDE
+    from napari_cellae.core.config import PARAMETER_GUIDE
 
     widget = DeepLearningWidget(make_napari_viewer())
-    assert widget.learning_rate.tooltip == PARAMETER_GUIDE["learning_rate"]
-    assert widget.cell_size.tooltip == PARAMETER_GUIDE["crop_size"]
-    assert widget.epochs.tooltip == PARAMETER_GUIDE["epochs"]
-
-
-def test_gallery_grid_layout():
-    inputs = np.ones((5, 4, 4), np.float32)
-    outputs = np.full((5, 4, 4), 0.5, np.float32)
-    grid = gallery_grid(inputs, outputs, columns=2)
-    assert grid.shape == (3 * 4 + 2 * 3, 2 * 9 + 3)
-    np.testing.assert_array_equal(grid[:4, :4], 1)
-    np.testing.assert_array_equal(grid[:4, 5:9], 0.5)
+    assert widget.form.learning_rate.tooltip == PARAMETER_GUIDE["learning_rate"]
+    assert widget.form.crop_size.tooltip == PARAMETER_GUIDE["crop_size"]
+    assert widget.form.epochs.tooltip == PARAMETER_GUIDE["epochs"]
 
 
 def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors):
@@ -236,13 +237,14 @@ def test_stuck_training_warning_is_shown(make_napari_viewer, monkeypatch, errors
     monkeypatch.setattr(_widget, "show_warning", lambda message: shown.append(message))
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    widget._on_yielded(("warning", _widget.COLLAPSED_WARNING))
-    assert shown == [_widget.COLLAPSED_WARNING]
+    text = f"Training got stuck: {COLLAPSE_ADVICE}"
+    widget._on_yielded(Alert(text))
+    assert shown == [text]
     assert "learning rate" in widget.status.text()
 
 
 def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors, monkeypatch):
-    from napari_cellae.core.training import TrainingDiverged
+    from napari_cellae.core.trainer import TrainingDiverged
     from napari_cellae.pipeline import steps as pipeline
 
     original = pipeline.make_trainer
@@ -266,73 +268,7 @@ def test_divergence_is_reported_and_model_kept(make_napari_viewer, qtbot, errors
     _run(qtbot, widget, widget.start_training)
     assert errors and "learning rate" in errors[-1]
     assert widget._trained is not None  # last good weights stay usable
-    assert widget.save_model_button.enabled and widget.train_button.enabled
-
-
-def test_train_job_generator_without_threads(cellcognition_file, mapping_file):
-    from napari_cellae.core.training import TrainConfig
-
-    config = TrainConfig(
-        crop_size=16, architecture=TINY, epochs=2, samples=100, batch_size=16, train_on="all"
-    )
-    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
-    kinds = []
-    job = _widget.train_job(request)
-    while True:
-        try:
-            message = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        kinds.append(message[0])
-        if message[0] == "epoch":
-            assert message[2].ndim == 2  # the gallery image
-    assert kinds.count("epoch") == 2 and kinds[0] == "status" and kinds[-1] == "encode"
-    assert len(result.features) == len(result.crops) == len(result.embedding)
-    assert result.embedding.shape[1] == 2 and not result.stopped
-
-
-def _drive(job, on_message=None):
-    """Run a job generator to the end without threads; return (messages, result)."""
-    messages = []
-    while True:
-        try:
-            message = next(job)
-        except StopIteration as stop:
-            return messages, stop.value
-        messages.append(message)
-        if on_message is not None:
-            on_message(message)
-
-
-def test_stop_while_computing_features_skips_them(cellcognition_file, mapping_file):
-    from napari_cellae.core.training import TrainConfig
-
-    config = TrainConfig(
-        crop_size=16, architecture=TINY, epochs=3, samples=100, batch_size=16, train_on="all"
-    )
-    # A stop during training ends training, but the features are still computed.
-    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
-
-    def stop_after_first_epoch(message):
-        if message[0] == "epoch":
-            request.stop()
-
-    messages, result = _drive(_widget.train_job(request), stop_after_first_epoch)
-    assert result.stopped and result.features is not None
-    assert [m[0] for m in messages].count("encode") >= 1
-    # A stop once features are being computed skips them and keeps the model.
-    request = _widget.TrainRequest(cellcognition_file, "primary__primary", 0, mapping_file, config)
-
-    def stop_at_features(message):
-        if message == ("status", "Computing features of all cells…"):
-            request.stop()
-
-    messages, result = _drive(_widget.train_job(request), stop_at_features)
-    assert result.stopped and result.features is None and result.embedding is None
-    assert [m[0] for m in messages].count("epoch") == 3  # training itself ran to the end
-    assert "encode" not in [m[0] for m in messages]
-    assert result.trained.reconstruct(result.crops.crops[:2]).shape == (2, 1, 16, 16)
+    assert widget.buttons.save_model.enabled and widget.buttons.train.enabled
 
 
 def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcognition_file):
@@ -340,10 +276,10 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
     widget = DeepLearningWidget(viewer)
     with CellH5(cellcognition_file) as f:
         crops = collect_crops(f, "primary__primary", 16)
-    from napari_cellae.core.training import TrainConfig, Trainer
+    from napari_cellae.core.trainer import Trainer
 
     trained = Trainer(TrainConfig(crop_size=16, architecture=TINY, epochs=1), crops.crops).result()
-    widget._on_returned(_widget.JobResult(trained, crops, None, None, None, stopped=True))
+    widget._on_returned(Outcome(RunResult(trained, crops, stopped=True)))
     assert widget.result is None and widget._trained is trained
     assert "Stopped while computing features" in widget.status.text()
     assert EMBEDDING_LAYER not in viewer.layers
@@ -353,11 +289,11 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
 def test_load_model_shows_its_objects_and_channel(
     make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
 ):
-    from napari_cellae.core.training import TrainConfig, Trainer
+    from napari_cellae.core.trainer import Trainer
 
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
-    widget.file.value = cellprofiler_file
+    widget.form.file.value = cellprofiler_file
     with CellH5(cellprofiler_file) as f:
         crops = collect_crops(f, "Nuclei", 16, channels=[1])  # the GFP channel
     trainer = Trainer(
@@ -368,8 +304,45 @@ def test_load_model_shows_its_objects_and_channel(
     )
     list(trainer.run())
     path = trainer.result().save(tmp_path / "gfp.pt")
-    widget.channel.value = 0  # DNA
+    widget.form.channel.value = 0  # DNA
     _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
     assert not errors, errors
-    assert widget.object.value == "Nuclei" and widget.channel.value == 1
+    assert widget.form.object.value == "Nuclei" and widget.form.channel.value == 1
     assert widget.result is not None and widget.result.features.shape[0] == len(crops)
+
+
+def test_without_mapping_trains_on_all_cells_and_says_so(
+    make_napari_viewer, qtbot, errors, cellcognition_file
+):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = cellcognition_file
+    assert widget.form.mapping_path() is None
+    assert widget.form.train_on.value == "all"  # follows the missing mapping
+    _tiny(widget)
+    texts: list[str] = []
+    worker = widget.start_training(start=False)
+    worker.yielded.connect(lambda message: texts.append(getattr(message, "text", "")))
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        worker.start()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=5000)
+    assert not errors, errors
+    result = widget.result
+    assert result.n_trained + result.n_held_out == len(result.crops)
+    said = next(t for t in texts if "training on all cells" in t)
+    assert said.startswith("No position mapping")
+    assert f"{result.n_trained} cells ({result.n_held_out} held out)" in said
+    # the embedding is coloured by position (no conditions without a mapping)
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    assert set(embedding.features["condition"]) == {"A01_0001", "B02_0001"}
+
+
+def test_explicit_controls_without_mapping_is_an_error(
+    make_napari_viewer, errors, cellcognition_file
+):
+    widget = DeepLearningWidget(make_napari_viewer())
+    widget.form.file.value = cellcognition_file
+    widget.form.train_on.value = "controls"  # the user's own choice
+    assert widget.start_training() is None
+    assert "needs a position mapping" in errors[-1]
+    assert widget._worker is None and widget.buttons.train.enabled

@@ -1,0 +1,130 @@
+"""The CellH5 file in the viewer (its layers, mapping, shown position), file dialogs, and
+checked outputs.
+
+Functions here raise ``ValueError`` with a message for the user; the widget shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import QFileDialog, QWidget
+
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.form import path_or_none
+from napari_cellae._ui.result_layers import cellae_layers
+from napari_cellae.io.centres import position_labels
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = [
+    "FEATURES_FILTER",
+    "MODEL_FILTER",
+    "ask_path",
+    "checked_output",
+    "features_writer",
+    "open_file",
+    "remembered_mapping",
+    "shown_file",
+    "shown_position",
+]
+
+FEATURES_FILTER = "CellCognition Explorer (*.hdf)"
+MODEL_FILTER = "napari-cellae model (*.pt)"
+
+
+def ask_path(parent: QWidget, title: str, filt: str, save: bool) -> Path | None:
+    """Ask for a file to save to (``save``) or to open; None when cancelled."""
+    ask = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
+    name, _ = ask(parent, title, "", filt)
+    return path_or_none(name)
+
+
+def checked_output(
+    path: str | os.PathLike, what: str, inputs: Iterable[str | os.PathLike | None]
+) -> Path:
+    """``path`` if it may be written: not one of ``inputs`` (a CellH5 file counts with
+    the files it links to), not a folder, in an existing writable folder.
+
+    Raises
+    ------
+    ValueError
+        Saying why not, naming the path.
+    """
+    from napari_cellae.pipeline.steps import check_outputs
+
+    check_outputs([(path, what)], inputs)
+    return Path(path)
+
+
+def features_writer(
+    result: RunResult, path: Path, inputs: Iterable[str | os.PathLike | None]
+) -> Any:
+    """An unstarted thread worker that writes the Explorer ``.hdf`` of a run's features.
+
+    Its ``returned`` signal carries the written path.
+    """
+    from napari.qt.threading import create_worker
+
+    from napari_cellae.pipeline.steps import write_features
+
+    return create_worker(
+        write_features,
+        path,
+        result.crops,
+        result.features,
+        result.mapping,
+        result.trained,
+        list(inputs),
+        _start_thread=False,
+    )
+
+
+def shown_file(viewer: napari.Viewer) -> Path | None:
+    """The CellH5 file whose layers are open (the first one), None if there is none."""
+    layers = cellae_layers(viewer)
+    return Path(layers[0].metadata[METADATA_KEY]["path"]) if layers else None
+
+
+def remembered_mapping(viewer: napari.Viewer, path: Path) -> Path | None:
+    """The mapping the layers of ``path`` were opened with (e.g. the demo's), if any."""
+    for layer in cellae_layers(viewer):
+        meta = layer.metadata[METADATA_KEY]
+        if Path(meta["path"]) == path and meta.get("mapping"):
+            return Path(meta["mapping"])
+    return None
+
+
+def open_file(viewer: napari.Viewer, path: Path) -> None:
+    """Show a CellH5 file's images and centres unless its layers are open already.
+
+    Raises
+    ------
+    ValueError
+        If napari cannot open it.
+    """
+    if any(Path(m.metadata[METADATA_KEY]["path"]) == path for m in cellae_layers(viewer)):
+        return
+    try:
+        viewer.open(str(path), plugin="napari-cellae")
+    except Exception as err:  # napari wraps reader errors in its own types
+        raise ValueError(f"Could not show {path}: {err}") from err
+
+
+def shown_position(viewer: napari.Viewer) -> str | None:
+    """Label of the well/site the position slider points at; None without one."""
+    for layer in cellae_layers(viewer, "image"):
+        meta = layer.metadata[METADATA_KEY]
+        if meta.get("stacked"):
+            axis = viewer.dims.ndim - layer.ndim
+            last = len(meta["positions"]) - 1
+            step = int(np.clip(round(viewer.dims.point[axis]), 0, last))
+            return position_labels(meta["positions"])[step]
+    return None

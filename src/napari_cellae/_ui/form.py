@@ -1,0 +1,272 @@
+"""The dock widget's form: which cells to learn from, and the training parameters.
+
+Labels, choices, defaults and tooltips of the training parameters come from
+:func:`napari_cellae.core.config.field_info`, the same texts ``cellae train --help`` shows;
+only the spin-box ranges are the form's own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
+
+from napari_cellae.core.config import TrainConfig, field_info
+from napari_cellae.pipeline.jobs import TrainRequest
+
+if TYPE_CHECKING:
+    from napari_cellae.core.model_file import TrainedModel
+
+__all__ = ["TRAINING_FIELDS", "FileInfo", "ParameterForm", "read_file_info"]
+
+#: training parameters shown in the form, in this order (the others keep their defaults)
+TRAINING_FIELDS = (
+    "train_on",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "batch_size",
+    "corruption",
+    "epochs",
+    "samples",
+    "architecture",
+)
+
+# Spin-box limits: what makes sense to type in; TrainConfig checks the values again.
+_RANGES: dict[str, dict[str, Any]] = {
+    "crop_size": {"min": 16, "max": 256},
+    "learning_rate": {"min": 0.001, "max": 1.0, "step": 0.01},
+    "momentum": {"min": 0.0, "max": 0.99, "step": 0.05},
+    "batch_size": {"min": 4, "max": 1000},
+    "corruption": {"min": 0.0, "max": 0.9, "step": 0.05},
+    "epochs": {"min": 1, "max": 1000},
+    "samples": {"min": 10, "max": 10_000_000, "step": 1000},
+}
+
+_TIPS = {
+    "file": "The CellH5 file (.ch5) written by CellCognition or CellProfiler's "
+    "ExportToCellH5: images plus the segmented cells.",
+    "object": "Which segmented objects to learn from, e.g. nuclei (primary) or whole "
+    "cells (secondary).",
+    "channel": "The fluorescence channel whose pixels the network learns from.",
+    "mapping": "Optional table that says which treatment is in which well and which wells "
+    "are negative controls (CellCognition position mapping). Without it every cell is "
+    "trained on and the embedding is coloured by position.",
+}
+
+
+@dataclass
+class FileInfo:
+    """What the form offers for one CellH5 file.
+
+    Attributes
+    ----------
+    objects : list of str
+        Object types, e.g. ``primary__primary``.
+    default_object : str
+    channels : list of (str, int)
+        Channel name and raw index.
+    object_channel : dict
+        Object -> the channel it was segmented in.
+    smallest_side : int
+        Shortest image side over all positions (the largest possible crop).
+    """
+
+    objects: list[str]
+    default_object: str
+    channels: list[tuple[str, int]]
+    object_channel: dict[str, int]
+    smallest_side: int
+
+
+def read_file_info(path: str | os.PathLike) -> FileInfo:
+    """Objects and channels of a CellH5 file (reads metadata only, opens read-only).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it is not a usable CellH5 file.
+    """
+    from napari_cellae.io.cellh5 import CellH5
+
+    with CellH5(path) as ch5:
+        objects = list(ch5.object_names)
+        return FileInfo(
+            objects=objects,
+            default_object=ch5.default_object,
+            channels=[(c.name, c.index) for c in ch5.channels],
+            object_channel={o: ch5.object_channel(o) for o in objects},
+            smallest_side=min(min(ch5.image_shape(p)[-2:]) for p in ch5.positions),
+        )
+
+
+def path_or_none(value: Any) -> Path | None:
+    """A FileEdit's value as a Path, None when empty."""
+    return Path(value) if value is not None and str(value) not in ("", ".") else None
+
+
+def _parameter_widget(name: str) -> Any:
+    """A magicgui widget for one TrainConfig field, with its label, default and help."""
+    info = field_info(name)
+    common = {"label": info["label"], "value": info["default"], "tooltip": info["help"]}
+    if info["choices"]:
+        return ComboBox(choices=[(label, value) for value, label in info["choices"]], **common)
+    if info["type"] is int:
+        return SpinBox(**_RANGES[name], **common)
+    if info["type"] is float:
+        return FloatSpinBox(**_RANGES[name], **common)
+    return LineEdit(**common)
+
+
+class ParameterForm(QWidget):
+    """The inputs of a run in two boxes, "Cells" and "Training".
+
+    Parameter widgets are attributes named like the :class:`TrainConfig` fields
+    (``crop_size``, ``learning_rate``, ...), plus ``file``, ``object``, ``channel`` and
+    ``mapping``.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.file = FileEdit(
+            label="CellH5 file", mode="r", filter="CellH5 (*.ch5 *.h5 *.hdf5)", nullable=True
+        )
+        self.object = ComboBox(label="Objects", choices=[])
+        self.channel = ComboBox(label="Channel", choices=[])
+        self.crop_size = _parameter_widget("crop_size")
+        self.mapping = FileEdit(
+            label="Position mapping", mode="r", filter="Mapping (*.txt *.tsv *.csv)", nullable=True
+        )
+        for name, tip in _TIPS.items():
+            getattr(self, name).tooltip = tip
+        self.train_on = _parameter_widget("train_on")
+        self.optimizer = _parameter_widget("optimizer")
+        self.learning_rate = _parameter_widget("learning_rate")
+        self.momentum = _parameter_widget("momentum")
+        self.batch_size = _parameter_widget("batch_size")
+        self.corruption = _parameter_widget("corruption")
+        self.epochs = _parameter_widget("epochs")
+        self.samples = _parameter_widget("samples")
+        self.architecture = _parameter_widget("architecture")
+        self._object_channel: dict[str, int] = {}
+        self.channel_index: dict[str, int] = {}  # channel name -> raw index
+        # "Train on" follows the mapping (controls with one, all cells without) until the
+        # user picks it; an explicit "controls" without a mapping is then an error.
+        self.train_on_chosen = False
+        self._setting_train_on = False
+
+        cells = [self.file, self.object, self.channel, self.crop_size, self.mapping]
+        training = [getattr(self, name) for name in TRAINING_FIELDS]
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for title, widgets in (("Cells", cells), ("Training", training)):
+            box = Container(widgets=widgets)
+            box.margins = (0, 0, 0, 0)
+            group = QGroupBox(title)
+            inner = QVBoxLayout(group)
+            inner.setContentsMargins(4, 4, 4, 4)
+            inner.addWidget(box.native)
+            layout.addWidget(group)
+
+        self.optimizer.changed.connect(self._on_optimizer)
+        self.object.changed.connect(self._on_object)
+        self.mapping.changed.connect(self._on_mapping)
+        self.train_on.changed.connect(self._on_train_on)
+        self._on_optimizer()
+        self._on_mapping()
+
+    # -- values --------------------------------------------------------------------------------
+    def file_path(self) -> Path | None:
+        """The chosen CellH5 file, None if none."""
+        return path_or_none(self.file.value)
+
+    def mapping_path(self) -> Path | None:
+        """The chosen position mapping, None if none."""
+        return path_or_none(self.mapping.value)
+
+    def config(self) -> TrainConfig:
+        """The training parameters entered.
+
+        Raises
+        ------
+        ValueError
+            If a value is out of range or the network does not fit the crop size.
+        """
+        values = {"crop_size": int(self.crop_size.value)}
+        for name in TRAINING_FIELDS:
+            value = getattr(self, name).value
+            values[name] = value.strip() if isinstance(value, str) else value
+        return TrainConfig(**values)
+
+    def request(self) -> TrainRequest:
+        """What to train on, from the values entered.
+
+        Raises
+        ------
+        ValueError
+            Saying what is missing or wrong: no file, no objects, a bad parameter, or
+            training on control wells without a mapping that marks them.
+        """
+        path, mapping = self.file_path(), self.mapping_path()
+        if path is None or not path.is_file():
+            raise ValueError(f"Choose a CellH5 file first (got {path}).")
+        if self.object.value is None or self.channel.value is None:
+            raise ValueError(f"{path}: no objects or channels to learn from.")
+        config = self.config()
+        if config.train_on == "controls" and mapping is None:
+            raise ValueError(
+                "Training on control wells needs a position mapping that marks them: choose "
+                "the mapping file, or train on all cells."
+            )
+        return TrainRequest(path, self.object.value, int(self.channel.value), mapping, config)
+
+    # -- filling in ------------------------------------------------------------------------------
+    def clear_file(self) -> None:
+        """Forget the objects and channels of the previous file."""
+        self.object.choices = []
+        self.channel.choices = []
+
+    def show_file(self, info: FileInfo) -> None:
+        """Offer the objects and channels of a file; preselect its default object."""
+        self._object_channel = info.object_channel
+        self.channel_index = dict(info.channels)
+        self.channel.choices = info.channels
+        self.object.choices = info.objects
+        self.object.value = info.default_object
+        self.crop_size.max = max(16, min(256, info.smallest_side))
+
+    def show_model(self, trained: TrainedModel) -> None:
+        """Show the crop size, network, objects and channel a loaded model uses."""
+        self.crop_size.value = trained.config.crop_size
+        self.architecture.value = trained.config.architecture
+        if trained.object_name in self.object.choices:
+            self.object.value = trained.object_name
+        names = trained.channel_names
+        if len(names) == 1 and names[0] in self.channel_index:
+            self.channel.value = self.channel_index[names[0]]
+
+    # -- reactions ------------------------------------------------------------------------------
+    def _on_optimizer(self) -> None:
+        self.momentum.visible = self.optimizer.value == "nesterov"
+
+    def _on_object(self) -> None:
+        channel = self._object_channel.get(self.object.value)
+        if channel is not None and channel in self.channel.choices:
+            self.channel.value = channel
+
+    def _on_mapping(self) -> None:
+        if self.train_on_chosen:
+            return
+        self._setting_train_on = True
+        try:
+            self.train_on.value = "controls" if self.mapping_path() else "all"
+        finally:
+            self._setting_train_on = False
+
+    def _on_train_on(self) -> None:
+        if not self._setting_train_on:
+            self.train_on_chosen = True

@@ -1,0 +1,210 @@
+"""Selection linking between the feature embedding and the cell centres in the images.
+
+A cell is the same in two points layers when their ``features`` tables agree on
+``position_index`` and ``object_index``. A layer's ``position_index`` counts in the
+``positions`` list of its metadata (the reader's centres layers hold one group of
+positions each; the embedding holds all positions with cells), so positions are compared
+by their keys. The join is computed once per embedding (a screen has ~10^6 cells), with
+sorted integer keys rather than dictionaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.result_layers import cellae_layers
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["SelectionLink", "match_rows"]
+
+
+def match_rows(
+    src_positions: Sequence[Any],
+    src_features: Any,
+    dst_positions: Sequence[Any],
+    dst_features: Any,
+) -> np.ndarray:
+    """For every row of one points table, the row of another that holds the same cell.
+
+    Parameters
+    ----------
+    src_positions, dst_positions : sequence of hashable
+        Position keys that each table's ``position_index`` column indexes.
+    src_features, dst_features : DataFrame or mapping
+        With integer columns ``position_index`` and ``object_index``.
+
+    Returns
+    -------
+    ndarray of int64 (len(src_features),)
+        Row in ``dst_features``, or -1 where the cell is not there.
+    """
+    dst_of_position = {key: i for i, key in enumerate(dst_positions)}
+    to_dst = np.array([dst_of_position.get(key, -1) for key in src_positions] + [-1], np.int64)
+    src_obj = np.asarray(src_features["object_index"], np.int64)
+    src_pos = to_dst[np.asarray(src_features["position_index"], np.int64)]
+    dst_pos = np.asarray(dst_features["position_index"], np.int64)
+    dst_obj = np.asarray(dst_features["object_index"], np.int64)
+    if len(dst_obj) == 0 or len(src_obj) == 0:
+        return np.full(len(src_obj), -1, np.int64)
+    stride = 1 + int(max(src_obj.max(), dst_obj.max()))
+    dst_keys = dst_pos * stride + dst_obj
+    order = np.argsort(dst_keys, kind="stable")
+    sorted_keys = dst_keys[order]
+    src_keys = src_pos * stride + src_obj
+    j = np.clip(np.searchsorted(sorted_keys, src_keys), 0, len(sorted_keys) - 1)
+    hit = (src_pos >= 0) & (sorted_keys[j] == src_keys)
+    return np.where(hit, order[j], -1)
+
+
+def _positions(layer: Any) -> list[Any]:
+    return list(layer.metadata[METADATA_KEY]["positions"])
+
+
+class SelectionLink:
+    """Keeps the selection of the embedding and of the centres layers in step.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    on_focus : callable
+        Called with a cell's embedding row when exactly that cell is selected in the
+        embedding.
+    on_pick : callable
+        Called with a cell's embedding row when exactly that cell is selected among the
+        centres in the image.
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        on_focus: Callable[[int], None],
+        on_pick: Callable[[int], None],
+    ) -> None:
+        self.viewer = viewer
+        self.on_focus = on_focus
+        self.on_pick = on_pick
+        self.embedding: Any = None
+        self.centres: list[Any] = []  # linked centres layers
+        self._to_embedding: list[np.ndarray] = []  # per centres layer: embedding row per row
+        self._layer_of = np.zeros(0, np.int64)  # per embedding row: index into centres or -1
+        self._row_of = np.zeros(0, np.int64)  # per embedding row: row in that layer
+        self._watched: list[tuple[Any, Any]] = []
+        self._syncing = False
+
+    def connect(self, embedding: Any) -> None:
+        """Link an embedding layer with the centres layers of the same file and object."""
+        self.disconnect()
+        meta = embedding.metadata[METADATA_KEY]
+        self.embedding = embedding
+        positions, features = meta["positions"], embedding.features
+        n = len(features)
+        self._layer_of = np.full(n, -1, np.int64)
+        self._row_of = np.full(n, -1, np.int64)
+        for layer in cellae_layers(self.viewer, "centres"):
+            info = layer.metadata[METADATA_KEY]
+            if (
+                len(layer.data) == 0
+                or info.get("object") != meta["object"]
+                or Path(info["path"]).resolve() != Path(meta["path"]).resolve()
+            ):
+                continue
+            to_embedding = match_rows(_positions(layer), layer.features, positions, features)
+            rows = np.flatnonzero(to_embedding >= 0)
+            self._layer_of[to_embedding[rows]] = len(self.centres)
+            self._row_of[to_embedding[rows]] = rows
+            self.centres.append(layer)
+            self._to_embedding.append(to_embedding)
+            self._watch(
+                layer.selected_data.events.items_changed,
+                self._centre_callback(layer, to_embedding),
+            )
+        self._watch(embedding.selected_data.events.items_changed, self._on_embedding_selection)
+
+    def disconnect(self) -> None:
+        """Stop following selections (e.g. before linking a new embedding)."""
+        for emitter, callback in self._watched:
+            with contextlib.suppress(Exception):
+                emitter.disconnect(callback)
+        self._watched = []
+        self.centres = []
+        self._to_embedding = []
+        self.embedding = None
+
+    def locate(self, index: int) -> tuple[Any, int] | None:
+        """The centres layer and row of embedding row ``index``, None if not shown."""
+        if 0 <= index < len(self._layer_of) and self._layer_of[index] >= 0:
+            return self.centres[int(self._layer_of[index])], int(self._row_of[index])
+        return None
+
+    def focus(self, index: int) -> tuple[Any, np.ndarray] | None:
+        """Select a cell's centre, move the sliders to it and centre the camera on it.
+
+        Returns
+        -------
+        (layer, point) or None
+            The centres layer and the cell's data coordinates; None if the cell has no
+            centre in the viewer.
+        """
+        found = self.locate(index)
+        if found is None:
+            return None
+        layer, row = found
+        with self._guard():
+            layer.selected_data = {row}
+        world = np.asarray(layer.data_to_world(layer.data[row]), float)
+        offset = self.viewer.dims.ndim - layer.ndim
+        for axis in range(layer.ndim - 2):
+            self.viewer.dims.set_point(offset + axis, world[axis])
+        # napari >= 0.9 keeps the camera in viewer.scene (viewer.camera is deprecated)
+        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
+        camera.center = tuple(world[-2:])
+        return layer, np.asarray(layer.data[row])
+
+    # -- internals --------------------------------------------------------------------------------
+    def _watch(self, emitter: Any, callback: Any) -> None:
+        emitter.connect(callback)
+        self._watched.append((emitter, callback))
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        # our own selection changes must not echo back
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    def _centre_callback(self, layer: Any, to_embedding: np.ndarray) -> Callable[..., None]:
+        def on_change(event: Any = None) -> None:
+            if self._syncing or self.embedding is None:
+                return
+            rows = np.fromiter(layer.selected_data, np.int64)
+            rows = rows[rows < len(to_embedding)]  # points the user added are not cells
+            cells = [int(c) for c in to_embedding[rows] if c >= 0]
+            with self._guard():
+                self.embedding.selected_data = set(cells)
+            if len(cells) == 1:
+                self.on_pick(cells[0])
+
+        return on_change
+
+    def _on_embedding_selection(self, event: Any = None) -> None:
+        if self._syncing or self.embedding is None:
+            return
+        chosen = np.asarray(sorted(self.embedding.selected_data), np.int64)
+        chosen = chosen[chosen < len(self._layer_of)]
+        if len(chosen) == 1:
+            self.on_focus(int(chosen[0]))
+        elif len(chosen):
+            with self._guard():
+                for k, layer in enumerate(self.centres):
+                    rows = self._row_of[chosen[self._layer_of[chosen] == k]]
+                    layer.selected_data = {int(r) for r in rows}

@@ -1,0 +1,270 @@
+"""The layers that show a run's results beside the images: gallery, embedding, selected cell.
+
+Layer names are fixed, so a new run replaces its layers instead of piling them up, and
+layers are updated in place where possible (adding or removing a napari layer costs a few
+hundred milliseconds). The per-cell table of the embedding layer is built by
+:func:`cell_table` in the worker thread; the GUI thread only places and assigns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cellae._reader import METADATA_KEY
+
+if TYPE_CHECKING:
+    import napari
+    import pandas as pd
+
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = [
+    "EMBEDDING_LAYER",
+    "GALLERY_LAYER",
+    "MARKER_LAYER",
+    "SELECTED_LAYER",
+    "CellTable",
+    "ResultLayers",
+    "cell_table",
+    "cellae_layers",
+    "legend_html",
+]
+
+GALLERY_LAYER = "gallery (input | output)"
+EMBEDDING_LAYER = "feature embedding"
+SELECTED_LAYER = "selected cell (input | output)"
+MARKER_LAYER = "selected cell"
+
+
+@dataclass
+class CellTable:
+    """Everything the embedding layer shows, one row per cell (crop order).
+
+    Attributes
+    ----------
+    features : DataFrame
+        ``embedding_1``, ``embedding_2``, ``condition``, ``position``, ``position_index``
+        (into the run's ``crops.positions``), ``object_index`` (row in that position's
+        object table) and ``time``.
+    unit : ndarray (N, 2) float64
+        The embedding scaled into the unit square, as napari (row, column): the second
+        embedding axis points up.
+    colours : dict
+        Condition -> hex colour, from :func:`napari_cellae.export.palette.condition_colours`.
+    face : ndarray (N, 4) float32
+        RGBA colour of every point.
+    """
+
+    features: pd.DataFrame
+    unit: np.ndarray
+    colours: dict[str, str]
+    face: np.ndarray
+
+
+def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
+    value = hex_colour.lstrip("#")
+    r, g, b = (int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return r, g, b, 1.0
+
+
+def cell_table(result: RunResult, position_names: Sequence[str]) -> CellTable:
+    """Build the embedding layer's table of a finished run (vectorised: run it in a worker).
+
+    Parameters
+    ----------
+    result : RunResult
+        With ``embedding`` set.
+    position_names : sequence of str
+        Label of each of ``result.crops.positions``.
+    """
+    import pandas as pd
+
+    from napari_cellae.export.palette import condition_colours
+    from napari_cellae.pipeline.steps import cell_conditions
+
+    crops, emb = result.crops, np.asarray(result.embedding, np.float64)
+    names, first, codes = np.unique(
+        cell_conditions(crops, result.mapping), return_index=True, return_inverse=True
+    )
+    order = np.argsort(first)  # colours and legend in order of first appearance
+    colours = condition_colours(str(n) for n in names[order])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    codes = rank[codes.ravel()]
+    categories = [str(n) for n in names[order]]
+    lo, span = emb.min(axis=0), np.ptp(emb, axis=0)
+    span[span == 0] = 1.0
+    unit = (emb - lo) / span
+    labels = list(position_names)
+    position = (
+        pd.Categorical.from_codes(crops.position_index, labels)
+        if len(set(labels)) == len(labels)
+        else np.asarray(labels, dtype=object)[crops.position_index]
+    )
+    features = pd.DataFrame(
+        {
+            "embedding_1": emb[:, 0],
+            "embedding_2": emb[:, 1],
+            "condition": pd.Categorical.from_codes(codes, categories),
+            "position": position,
+            "position_index": crops.position_index,
+            "object_index": crops.object_index,
+            "time": crops.time_idx,
+        }
+    )
+    palette = np.array([_rgba(colours[c]) for c in categories], np.float32).reshape(-1, 4)
+    return CellTable(
+        features=features,
+        unit=np.stack([1.0 - unit[:, 1], unit[:, 0]], axis=1),
+        colours=colours,
+        face=palette[codes],
+    )
+
+
+def legend_html(colours: dict[str, str]) -> str:
+    """A one-line rich-text legend: a coloured square before each condition."""
+    return "Embedding colours: " + " ".join(
+        f'<span style="color:{col}">■</span>&nbsp;{cond}' for cond, col in colours.items()
+    )
+
+
+def cellae_layers(viewer: napari.Viewer, kind: str | None = None) -> list[Any]:
+    """Layers opened from a CellH5 file (or made by the widget) of one ``kind``."""
+    out = []
+    for layer in viewer.layers:
+        meta = layer.metadata.get(METADATA_KEY) if hasattr(layer, "metadata") else None
+        if meta and (kind is None or meta.get("kind") == kind):
+            out.append(layer)
+    return out
+
+
+class ResultLayers:
+    """Places the result layers to the right of and below the file's images.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    """
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        self.viewer = viewer
+
+    def image_box(self) -> tuple[float, float, float, float]:
+        """World (y0, x0, y1, x1) of the file's images, to place result layers beside."""
+        boxes = [layer.extent.world[:, -2:] for layer in cellae_layers(self.viewer, "image")]
+        if not boxes:
+            return 0.0, 0.0, 256.0, 256.0
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    def upsert_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
+        """Update the image layer ``name`` in place, or add it (gray, contrast 0-1)."""
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if layer.data.shape == data.shape and layer.data.dtype == data.dtype:
+                layer.data[...] = data  # same size: overwrite the pixels, no new array
+                layer.refresh()
+            else:
+                layer.data = data
+            for key, value in kwargs.items():
+                # each change re-slices the layer: skip unchanged placement
+                if not np.allclose(getattr(layer, key), value):
+                    setattr(layer, key, value)
+            return layer
+        return self.viewer.add_image(
+            data, name=name, colormap="gray", contrast_limits=(0, 1), **kwargs
+        )
+
+    def show_gallery(self, gallery: np.ndarray) -> None:
+        """Show input|output pairs below the images, as wide as they are."""
+        y0, x0, y1, x1 = self.image_box()
+        scale = (x1 - x0) / gallery.shape[1]
+        gap = 0.04 * (y1 - y0)
+        self.upsert_image(GALLERY_LAYER, gallery, translate=(y1 + gap, x0), scale=(scale, scale))
+
+    def prepare(self, blank_gallery: np.ndarray) -> None:
+        """Add the (blank) gallery and the (empty) embedding before a run starts.
+
+        Adding a layer costs napari a few hundred ms, which a user expects at the click,
+        not as a stall in the middle of training. The selected layer keeps its controls.
+        """
+        active = self.viewer.layers.selection.active
+        new = GALLERY_LAYER not in self.viewer.layers
+        self.show_gallery(blank_gallery)
+        self.embedding_layer()
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active
+        if new:
+            self.viewer.reset_view()
+
+    def embedding_layer(self) -> Any:
+        """The embedding points layer, created empty if missing."""
+        if EMBEDDING_LAYER in self.viewer.layers:
+            return self.viewer.layers[EMBEDDING_LAYER]
+        return self.viewer.add_points(
+            np.zeros((0, 2)), name=EMBEDDING_LAYER, border_width=0, opacity=0.8
+        )
+
+    def show_embedding(self, table: CellTable, result: RunResult) -> Any:
+        """Fill the embedding layer from a ready table, square, right of the images.
+
+        Its metadata names the file, object and positions, so that its ``position_index``
+        and ``object_index`` columns can be joined with the centres layers.
+        """
+        y0, _x0, y1, x1 = self.image_box()
+        side = y1 - y0
+        offset = np.array([y0, x1 + 0.04 * side])
+        layer = self.embedding_layer()
+        # update in place: removing a layer costs napari a garbage collection (~0.3 s)
+        layer.selected_data = set()
+        layer.data = offset + table.unit * side
+        layer.features = table.features
+        layer.face_color = table.face
+        layer.size = max(2.0, side / 90)
+        crops = result.crops
+        layer.metadata[METADATA_KEY] = {
+            "kind": "embedding",
+            "path": str(crops.source),
+            "object": crops.object_name,
+            "positions": list(crops.positions),
+            "colours": table.colours,
+        }
+        return layer
+
+    def show_pair(self, pair: np.ndarray) -> None:
+        """Show one cell's crop beside its reconstruction, right of the images."""
+        y0, _x0, y1, x1 = self.image_box()
+        side = y1 - y0
+        gap = 0.04 * side
+        scale = 0.5 * side / pair.shape[1]
+        self.upsert_image(
+            SELECTED_LAYER, pair, translate=(y1 + gap, x1 + gap), scale=(scale, scale)
+        )
+
+    def mark(self, centres: Any, point: np.ndarray, size: float) -> None:
+        """Draw a square of ``size`` around ``point`` of a centres layer."""
+        if MARKER_LAYER in self.viewer.layers:
+            marker = self.viewer.layers[MARKER_LAYER]
+            if marker.ndim == len(point):
+                marker.data = point[np.newaxis]
+                return
+            self.viewer.layers.remove(marker)
+        self.viewer.add_points(
+            point[np.newaxis],
+            name=MARKER_LAYER,
+            size=size,
+            face_color="transparent",
+            border_color="cyan",
+            border_width=0.08,
+            symbol="square",
+            axis_labels=centres.axis_labels,
+        )
+        # keep the embedding active: the user goes on picking cells there
+        with contextlib.suppress(KeyError):
+            self.viewer.layers.selection.active = self.viewer.layers[EMBEDDING_LAYER]

@@ -1,0 +1,185 @@
+"""Runs one job at a time in a napari thread worker, with a progress bar.
+
+The job's typed messages and its result reach the widget through the callbacks given to
+:meth:`JobRunner.start`; the runner owns the worker, the progress bar and the slowed
+activity spinner. :func:`viewer_job` also builds the embedding layer's table in the
+worker, so that the GUI thread only assigns ready arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QLabel, QWidget
+
+from napari_cellae._ui.result_layers import CellTable, cell_table
+from napari_cellae.io.centres import position_labels
+from napari_cellae.pipeline.jobs import guarded, warm_up
+from napari_cellae.pipeline.messages import Message
+from napari_cellae.pipeline.results import RunResult
+
+__all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
+
+_SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
+LATER_MS = 40  # delay of cosmetic updates, see JobRunner.later
+_warm_up: threading.Thread | None = None
+
+
+def warm_up_engine() -> threading.Thread:
+    """Start loading torch in a background thread, once per process.
+
+    See :func:`napari_cellae.pipeline.jobs.warm_up`; ``join()`` the thread to wait for it.
+    """
+    global _warm_up
+    if _warm_up is None:
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # a broken engine is reported when training
+                warm_up()
+
+        _warm_up = threading.Thread(target=run, name="napari-cellae warm-up", daemon=True)
+        _warm_up.start()
+    return _warm_up
+
+
+@dataclass
+class Outcome:
+    """What a job hands to the GUI: its result and, with an embedding, the layer table.
+
+    Attributes
+    ----------
+    result : RunResult or None
+        None when the job was stopped before training began.
+    table : CellTable or None
+    """
+
+    result: RunResult | None
+    table: CellTable | None = None
+
+
+def viewer_job(
+    job: Callable[..., Generator[Message, None, RunResult | None]], *args: Any
+) -> Generator[Message, None, Outcome]:
+    """Run ``job(*args)``, then build the embedding layer's table in the same thread."""
+    result = yield from job(*args)
+    if result is None or result.embedding is None:
+        return Outcome(result)
+    return Outcome(result, cell_table(result, position_labels(result.crops.positions)))
+
+
+class JobRunner:
+    """Starts, stops and tracks the widget's one background job.
+
+    Parameters
+    ----------
+    owner : QWidget
+        The dock widget (owns the timers; its window holds the spinner).
+    """
+
+    def __init__(self, owner: QWidget) -> None:
+        self.owner = owner
+        self.worker: Any = None
+        self._progress: Any = None
+
+    @property
+    def running(self) -> bool:
+        """Whether a job is running."""
+        return self.worker is not None
+
+    def start(
+        self,
+        job: Callable[..., Generator[Message, None, Any]],
+        *args: Any,
+        on_message: Callable[[Message], None],
+        on_outcome: Callable[[Outcome], None],
+        on_error: Callable[[BaseException], None],
+        on_finished: Callable[[], None],
+        total: int | None = None,
+        description: str = "",
+        start: bool = True,
+    ) -> Any:
+        """Run ``viewer_job(job, *args)`` in a thread worker.
+
+        Parameters
+        ----------
+        job, *args
+            The generator job and its arguments.
+        on_message, on_outcome, on_error, on_finished : callable
+            GUI-thread callbacks: every message, the outcome, an exception, the end.
+        total : int, optional
+            Steps of the progress bar (epochs); None shows no bar.
+        description : str
+            The progress bar's text.
+        start : bool
+            False returns the worker unstarted (call ``worker.start()``), so that a
+            caller can connect to its signals first.
+
+        Returns
+        -------
+        GeneratorWorker
+        """
+        worker = create_worker(
+            guarded(viewer_job), job, *args, _start_thread=False, _connect={"errored": on_error}
+        )
+        worker.yielded.connect(on_message)
+        worker.returned.connect(on_outcome)
+        worker.finished.connect(lambda: self._finished(on_finished))
+        if total is not None:
+            self._progress = progress(total=total, desc=description)
+        self.worker = worker
+        self._throttle_spinners(True)
+        if start:
+            worker.start()
+        return worker
+
+    def advance(self) -> None:
+        """Advance the progress bar by one step."""
+        if self._progress is not None:
+            self._progress.update(1)
+
+    def quit(self) -> None:
+        """Ask the worker to quit at its next message."""
+        if self.worker is not None:
+            self.worker.quit()
+
+    def later(self, action: Callable[[], Any]) -> None:
+        """Run a cosmetic update in a later event-loop turn (timer owned by the widget).
+
+        E.g. a gallery update redraws the canvas: done a moment after the dock's repaint,
+        the two repaints do not add up into one long stall.
+        """
+        timer = QTimer(self.owner)
+        timer.setSingleShot(True)
+
+        def run() -> None:
+            timer.deleteLater()
+            # KeyError: napari's canvas forgot the layers because the viewer closed meanwhile
+            with contextlib.suppress(KeyError):
+                action()
+
+        timer.timeout.connect(run)
+        timer.start(LATER_MS)
+
+    def _finished(self, on_finished: Callable[[], None]) -> None:
+        self._throttle_spinners(False)
+        self.worker = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        on_finished()
+
+    def _throttle_spinners(self, slow: bool) -> None:
+        # napari's "in progress" spinner is a GIF at ~38 frames/s; without a GPU (remote
+        # desktops, Xvfb) every frame repaints the window around the OpenGL canvas and
+        # starves the event loop. A slower spinner keeps the viewer responsive.
+        for label in self.owner.window().findChildren(QLabel):
+            movie = label.movie()
+            if movie is not None:
+                movie.setSpeed(_SPINNER_SPEED if slow else 100)
