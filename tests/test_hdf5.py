@@ -33,6 +33,12 @@ def linked(tmp_path: Path) -> Path:
         f["to_other"] = h5py.ExternalLink("other.h5", "/back")
         f["dangling"] = h5py.ExternalLink("gone.h5", "/data")
         f["not_hdf5"] = h5py.ExternalLink("notes.txt", "/data")
+        f["ext_self"] = h5py.ExternalLink("links.h5", "/ext_self")
+        f["mixed"] = h5py.ExternalLink("links.h5", "/mixed_soft")
+        f["mixed_soft"] = h5py.SoftLink("/mixed")
+        for i in range(20):  # a long chain without a loop
+            f[f"chain{i}"] = h5py.SoftLink(f"/chain{i + 1}")
+        f["chain20"] = np.zeros(1)
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["back"] = h5py.ExternalLink("links.h5", "/to_other")
     (tmp_path / "notes.txt").write_text("not HDF5")
@@ -62,6 +68,19 @@ def test_external_link_loop_is_not_called_a_missing_file(linked: Path) -> None:
     message = _error(linked, "to_other")
     assert "external links form a loop: links.h5:/to_other -> other.h5:/back" in message
     assert "missing" not in message
+
+
+def test_external_link_into_its_own_file(linked: Path) -> None:
+    message = _error(linked, "ext_self")
+    assert "the external link /ext_self in links.h5 points to itself (a link loop)" in message
+    message = _error(linked, "mixed")
+    assert "soft and external links in links.h5 form a loop: /mixed -> /mixed_soft" in message
+
+
+def test_too_long_a_chain(linked: Path) -> None:
+    assert "more than 16 links in a row starting at /chain0" in _error(linked, "chain0")
+    with h5py.File(linked, "r") as f:  # within HDF5's limit: opens
+        assert get_object(f, "chain10", linked, "x").shape == (1,)
 
 
 def test_dangling_and_unreadable_external_links(linked: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -71,18 +72,26 @@ def open_read_only(path: Path) -> h5py.File:
         ) from None
 
 
-def _step_name(step: tuple[Path, str], one_file: bool) -> str:
-    return step[1] if one_file else f"{step[0].name}:{step[1]}"
+class _Step(NamedTuple):
+    """One link on the way: the file holding it, its path there, and its kind."""
+
+    file: Path
+    path: str
+    kind: str  # "soft" or "external"
 
 
-def _describe_loop(chain: list[tuple[Path, str]]) -> str:
-    one_file = len({file for file, _ in chain}) == 1
-    kind = "soft" if one_file else "external"
-    inside = f" in {chain[0][0].name}" if one_file else ""
+def _describe_loop(chain: list[_Step]) -> str:
+    one_file = len({step.file for step in chain}) == 1
+    kinds = {step.kind for step in chain[:-1]}
+    kind = kinds.pop() if len(kinds) == 1 else "soft and external"
+    inside = f" in {chain[0].file.name}" if one_file else ""
+
+    def name(step: _Step) -> str:
+        return step.path if one_file else f"{step.file.name}:{step.path}"
+
     if len(chain) == 2:
-        link = _step_name(chain[0], one_file)
-        return f"the {kind} link {link}{inside} points to itself (a link loop)"
-    steps = " -> ".join(_step_name(step, one_file) for step in chain)
+        return f"the {kind} link {name(chain[0])}{inside} points to itself (a link loop)"
+    steps = " -> ".join(name(step) for step in chain)
     return f"the {kind} links{inside} form a loop: {steps}"
 
 
@@ -97,7 +106,7 @@ def _external_target(link: h5py.ExternalLink, holder: Path) -> Path:
     return beside if beside.exists() or not target.exists() else target
 
 
-def _walk(file_path: Path, file: h5py.File, path: str, chain: list[tuple[Path, str]]) -> str | None:
+def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> str | None:
     """Follow ``path`` in ``file`` one link at a time; describe the first problem."""
     node: h5py.Group | h5py.Dataset = file["/"]
     here = "/"
@@ -114,12 +123,14 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[tuple[Path, s
         parent, here = here, posixpath.join(here, part)
         rest = "/".join(parts[i + 1 :])
         if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
-            step = (file_path.resolve(), here)
-            if step in chain:
-                return _describe_loop([*chain[chain.index(step) :], step])
+            kind = "soft" if isinstance(link, h5py.SoftLink) else "external"
+            step = _Step(file_path.resolve(), here, kind)
+            earlier = [i for i, s in enumerate(chain) if s[:2] == step[:2]]
+            if earlier:
+                return _describe_loop([*chain[earlier[0] :], step])
             chain = [*chain, step]
             if len(chain) > _MAX_LINKS:
-                return f"more than {_MAX_LINKS} links in a row starting at {chain[0][1]}"
+                return f"more than {_MAX_LINKS} links in a row starting at {chain[0].path}"
             if isinstance(link, h5py.SoftLink):
                 target = posixpath.normpath(posixpath.join(parent, link.path))
                 return _walk(file_path, file, posixpath.join(target, rest), chain)
