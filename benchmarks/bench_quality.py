@@ -1,69 +1,174 @@
-"""How well do learned features separate the demo's true phenotypes?
+"""How well do learned features separate true phenotypes, against baselines on the same cells?
 
-Trains on the bundled demo screen (as ``cellae demo`` does), then compares 5-fold
-k-nearest-neighbour accuracy against the true phenotype (the CellH5 class predictions)
-for three kinds of features of the same cells:
+For each screen (the bundled demo, the harder 15-phenotype benchmark screen of
+:mod:`napari_cellae.demo.benchmark`, or any CellH5 file with class predictions and a
+mapping), every cell is cropped and the autoencoder trained; then one table compares
 
-* learned: the autoencoder code,
-* raw-pixel PCA: principal components of the normalised crop pixels, same dimension,
-  with axes fitted on all cells and (the fair twin of the autoencoder) on the training
-  cells only,
-* hand-crafted: bounding-box area, threshold-mask area, mean and integrated intensity
-  and eccentricity (from the CellH5 orientation table).
+* learned: the trained network, read out by ``napari_cellae.core.features.encode``;
+* random weights: the same network and readout before any training;
+* raw-pixel PCA with as many components as the learned features;
+* 12 region properties of each cell's mask (label image, else Otsu);
+* region properties + learned,
 
-numpy only (no scikit-learn). Usage::
+by weighted F1 of a logistic regression, 5-NN accuracy, novelty AUROC per phenotype
+(mean and worst) and the hit-well AUROC (``quality_metrics.py`` defines them). Only the
+first frame of each position is evaluated, so a tracked cell's other frames cannot be its
+own neighbours (training uses every frame). Usage::
 
-    python benchmarks/bench_quality.py [--epochs N] [--size PX] [--lr RATE] ...
+    python benchmarks/bench_quality.py [--screen demo hard] [--cells 4000] [--epochs 30]
+        [--preset classic] [--train-on controls|all] [--crop-size PX] [--seed 0]
+        [--encode readout=code --encode orientations=1] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from napari_cellae.cli.app import DEMO_DEFAULTS, _add_training_options, _config_from_args
-from napari_cellae.core.features import knn_accuracy, pca_features
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
+
+from baseline_features import label_crops, raw_pca, region_properties
+from napari_cellae.core import features as feature_readout
+from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
 from napari_cellae.demo.screen import demo_paths
+from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline import steps as pipeline
+from quality_metrics import (
+    hit_wells,
+    knn_accuracy,
+    logistic_f1,
+    novelty_auroc,
+    novelty_scores,
+)
+
+SHORT = {
+    "learned": "learned",
+    "random weights, same readout": "random",
+    "raw-pixel PCA": "PCA",
+    "region properties": "regionprops",
+    "region properties + learned": "regionprops+L",
+}
+QUICK = {"cells": 320, "epochs": 1, "screen": ["hard"], "f1_seeds": 2}
 
 
-def hand_crafted(crops, normalised: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Classic morphology features per cell (first channel)."""
-    box = crops.bbox.astype(np.float64)
-    bbox_area = (box[:, 1] - box[:, 0] + 1) * (box[:, 3] - box[:, 2] + 1)
-    img = normalised[:, 0].reshape(len(normalised), -1).astype(np.float64)
-    # Per-crop threshold halfway between background (low percentile) and the brightest
-    # pixels: a crude segmentation that needs no library.
-    lo = np.percentile(img, 10, axis=1, keepdims=True)
-    hi = np.percentile(img, 99, axis=1, keepdims=True)
-    mask = img > (lo + hi) / 2
-    mask_area = mask.sum(1).astype(np.float64)
-    inside = np.where(mask, img, 0.0).sum(1)
-    mean_intensity = inside / np.maximum(mask_area, 1)
-    ecc = np.nan_to_num(crops.eccentricity, nan=0.0)
-    names = ["bbox_area", "mask_area", "mean_intensity", "integrated_intensity", "eccentricity"]
-    return np.c_[bbox_area, mask_area, mean_intensity, inside, ecc], names
+@dataclass
+class Scores:
+    """One row of the table."""
+
+    name: str
+    dims: int
+    f1: float
+    knn: float
+    novelty: dict[int, float]
+    hit_auroc: float
+    hits_not_above: int
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    _add_training_options(parser, DEMO_DEFAULTS)
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("-k", type=int, default=5, help="neighbours (default 5)")
-    args = parser.parse_args(argv)
-    config = _config_from_args(args)
+def _train_config(args: argparse.Namespace, crop_size: int | None):
+    """The training configuration: a preset with the command line's changes on top."""
+    try:
+        from napari_cellae.core.config import TrainConfig
+    except ImportError:  # before the configuration moved out of training.py
+        from napari_cellae.core.training import TrainConfig
+    overrides = {
+        "crop_size": crop_size,
+        "epochs": args.epochs,
+        "architecture": args.architecture,
+        "train_on": args.train_on,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "device": args.device,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if hasattr(TrainConfig, "from_preset"):
+        return TrainConfig.from_preset(args.preset, **overrides)
+    return TrainConfig(**overrides)
 
-    ch5_path, mapping_path = demo_paths()
+
+def screen_files(name: str, args: argparse.Namespace) -> tuple[Path, Path | None, float]:
+    """CellH5 file, mapping and generation time (s) of ``demo``, ``hard`` or a file path."""
+    if name == "demo":
+        ch5, mapping = demo_paths()
+        return ch5, mapping, 0.0
+    if name == "hard":
+        folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}"
+        if not (folder / CH5_NAME).is_file() or not (folder / MAPPING_NAME).is_file():
+            t0 = time.perf_counter()
+            make_benchmark_screen(folder, args.screen_seed, args.cells)
+            return folder / CH5_NAME, folder / MAPPING_NAME, time.perf_counter() - t0
+        return folder / CH5_NAME, folder / MAPPING_NAME, 0.0
+    return Path(name), Path(args.mapping) if args.mapping else None, 0.0
+
+
+def score(name: str, feats: np.ndarray, truth: dict, args: argparse.Namespace) -> Scores:
+    """Every measure for one feature set."""
+    feats = np.nan_to_num(np.asarray(feats, np.float64))
+    labels, well, control = truth["labels"], truth["well"], truth["control"]
+    novelty = novelty_scores(feats, well, control, k=5)
+    hits = hit_wells(novelty, well, control)
+    return Scores(
+        name,
+        feats.shape[1],
+        logistic_f1(feats, labels, seeds=args.f1_seeds),
+        knn_accuracy(feats, labels, k=5, folds=5),
+        novelty_auroc(novelty, labels, control, reference=truth["reference"]),
+        hits.auroc,
+        hits.hits_not_above_controls,
+    )
+
+
+def print_tables(rows: list[Scores], class_names: list[str], n_hit_wells: int) -> None:
+    """The side-by-side table, then novelty AUROC per phenotype."""
+    print(
+        f"{'features':<30}{'dims':>6}{'LR F1':>8}{'5-NN':>8}{'novelty':>9}"
+        f"{'worst novelty':>26}{'hit AUROC':>11}{'hits<=ctrl':>11}"
+    )
+    for r in rows:
+        values = list(r.novelty.values())
+        worst = min(r.novelty, key=r.novelty.get)
+        worst_text = f"{r.novelty[worst]:.2f} {class_names[worst]}"
+        print(
+            f"{r.name:<30}{r.dims:>6}{r.f1:>8.3f}{r.knn:>8.3f}{np.mean(values):>9.3f}"
+            f"{worst_text:>26}{r.hit_auroc:>11.3f}{r.hits_not_above:>7}/{n_hit_wells:<3}"
+        )
+    print("novelty AUROC per phenotype (its cells vs control interphase cells):")
+    short = [SHORT.get(r.name.split(" (")[0], r.name[:13]) for r in rows]
+    print(f"  {'phenotype':<22}" + "".join(f"{s:>15}" for s in short))
+    for cls in rows[0].novelty:
+        print(f"  {class_names[cls]:<22}" + "".join(f"{r.novelty[cls]:>15.3f}" for r in rows))
+
+
+def run_screen(name: str, args: argparse.Namespace) -> int:
+    """Crop, train, encode and score one screen; print its tables."""
+    ch5_path, mapping_path, generate_s = screen_files(name, args)
+    config = _train_config(args, args.crop_size or (48 if name != "demo" else None))
     t0 = time.perf_counter()
-    with pipeline.open_cellh5(ch5_path) as ch5:
+    with CellH5(ch5_path) as ch5:
         mapping = pipeline.load_mapping(mapping_path, ch5)
-        obj = pipeline.resolve_object(ch5, args.object_name)
-        channels = pipeline.resolve_channels(ch5, obj, args.channel)
-        crops = pipeline.collect(ch5, obj, config.crop_size, channels)
+        obj = pipeline.resolve_object(ch5, None)
+        crops = pipeline.collect(
+            ch5, obj, config.crop_size, pipeline.resolve_channels(ch5, obj, None)
+        )
+        masks = label_crops(ch5, crops)
+        class_names = [c.name for c in ch5.class_labels(obj) or []]
+    crop_s = time.perf_counter() - t0
+    if mapping is None or not class_names or (crops.class_idx < 0).any():
+        print(f"{ch5_path}: needs a mapping and class predictions for every cell", file=sys.stderr)
+        return 1
+
     trainer = pipeline.make_trainer(crops, mapping, config)
+    random_model = trainer.result()  # the same network before any training step
+    t0 = time.perf_counter()
     last = None
     for last in trainer.run():
         if not args.quiet:
@@ -72,46 +177,111 @@ def main(argv: list[str] | None = None) -> int:
                 f"held-out {last.held_out_loss:.5f}  {last.samples_per_second:.0f} cells/s",
                 file=sys.stderr,
             )
-    trained = trainer.result()
     train_s = time.perf_counter() - t0
-    learned = pipeline.encode_crops(trained, crops)
+    trained = trainer.result()
 
-    labels = crops.class_idx
-    if not (labels >= 0).any():
-        print("the demo has no class predictions; nothing to compare", file=sys.stderr)
-        return 1
-    normalised = trained.normalisation.apply(crops.crops)
-    n_dim = learned.shape[1]
-    flat = normalised.reshape(len(normalised), -1)
-    raw_pca = pca_features(flat, n_dim)
-    # Fair twin of the autoencoder: principal axes of the same (training) cells only.
-    raw_pca_train = pca_features(flat, n_dim, fit=trainer.source_indices)
-    hand, hand_names = hand_crafted(crops, normalised)
-    # Learned features that never vary (dead units) carry nothing; report them.
-    dead = int((learned.std(0) < 1e-6).sum())
+    t0 = time.perf_counter()
+    learned = feature_readout.encode(trained, crops.crops, **args.encode)
+    encode_s = time.perf_counter() - t0
+    random = feature_readout.encode(random_model, crops.crops, **args.encode)
+    region = region_properties(crops, masks)
+    pixels = trained.normalisation.apply(crops.crops)
 
-    counts = np.bincount(labels[labels >= 0])
-    rows = [
-        ("learned (autoencoder)", learned),
-        (f"raw-pixel PCA, all cells ({n_dim})", raw_pca),
-        (f"raw-pixel PCA, train cells ({n_dim})", raw_pca_train),
-        (f"hand-crafted ({len(hand_names)})", hand),
+    # Evaluate the first frame of each position only (one view per cell).
+    first = np.zeros(len(crops), bool)
+    for p in np.unique(crops.position_index):
+        rows = crops.position_index == p
+        first |= rows & (crops.time_idx == crops.time_idx[rows].min())
+    infos = [mapping.lookup(key) for key in crops.positions]
+    wells = np.array([f"{key.plate}/{key.well}" for key in crops.positions])
+    truth = {
+        "labels": crops.class_idx[first].astype(np.int64),
+        "well": wells[crops.position_index[first]],
+        "control": np.array([infos[p].is_control for p in crops.position_index[first]]),
+        "reference": class_names.index("interphase") if "interphase" in class_names else 0,
+    }
+    sets = [
+        ("learned", learned),
+        ("random weights, same readout", random),
+        (f"raw-pixel PCA ({learned.shape[1]})", raw_pca(pixels, learned.shape[1], config.seed)),
+        ("region properties", region),
+        ("region properties + learned", np.c_[region, learned]),
     ]
+    t0 = time.perf_counter()
+    # One BLAS thread: small problems, and spinning BLAS threads on busy cores cost 30x.
+    with threadpool_limits(1):
+        rows = [score(label, feats[first], truth, args) for label, feats in sets]
+    metrics_s = time.perf_counter() - t0
+
+    counts = np.bincount(truth["labels"], minlength=len(class_names))
+    n_hit_wells = len(set(truth["well"][~truth["control"]]))
+    mask_source = "label images" if masks is not None else "Otsu"
     print(
-        f"demo: {len(crops)} cells, classes {counts.tolist()} "
-        f"(majority {counts.max() / counts.sum():.1%}); crop {config.crop_size} px, "
-        f"{config.architecture}, {last.epoch if last else 0} epochs, lr {config.learning_rate}, "
-        f"batch {config.batch_size}, corruption {config.corruption}, augment {config.augment}, "
-        f"train on {config.train_on}, seed {config.seed}; training {train_s:.0f} s; "
-        f"final held-out loss {last.held_out_loss if last else float('nan'):.5f}; "
-        f"{dead}/{n_dim} learned features constant"
+        f"\n== {name}: {ch5_path.name}, {first.sum()} cells evaluated of {len(crops)} cropped, "
+        f"{len(set(truth['well']))} wells ({n_hit_wells} perturbed); majority class "
+        f"{counts.max() / counts.sum():.1%}; masks from {mask_source}"
     )
-    print(f"{'features':<36}{'dims':>6}{'k-NN std.':>12}{'k-NN raw':>12}")
-    for name, feats in rows:
-        acc_std = knn_accuracy(feats, labels, k=args.k, folds=5, seed=0)
-        acc_raw = knn_accuracy(feats, labels, k=args.k, folds=5, seed=0, standardise_features=False)
-        print(f"{name:<36}{feats.shape[1]:>6}{acc_std:>12.1%}{acc_raw:>12.1%}")
+    print(
+        f"   {config.crop_size} px, {config.architecture}, {last.epoch if last else 0} epochs, "
+        f"batch {config.batch_size}, lr {config.learning_rate}, train on {config.train_on} "
+        f"({trainer.n_train} + {trainer.n_held_out} held out), seed {config.seed}, "
+        f"encode {args.encode or 'defaults'}; final held-out loss "
+        f"{last.held_out_loss if last else float('nan'):.5f}"
+    )
+    print(
+        f"   time: generate {generate_s:.1f} s, crop {crop_s:.1f} s, train {train_s:.1f} s, "
+        f"encode {encode_s:.1f} s ({len(crops) / max(encode_s, 1e-9):.0f} cells/s), "
+        f"metrics {metrics_s:.1f} s"
+    )
+    print_tables(rows, class_names, n_hit_wells)
     return 0
+
+
+def _encode_option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    if not key or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, int(value) if value.lstrip("-").isdigit() else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--screen", nargs="+", default=["demo", "hard"],
+                        help="demo, hard or a CellH5 file (default: demo hard)")  # fmt: skip
+    parser.add_argument("--mapping", help="mapping file of a CellH5 --screen")
+    parser.add_argument("--cells", type=int, default=4000, help="hard screen size (4000)")
+    parser.add_argument("--screen-seed", type=int, default=0, help="hard screen seed (0)")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    parser.add_argument("--cache", default=str(cache / "napari-cellae" / "benchmark"),
+                        help="where generated hard screens are kept")  # fmt: skip
+    parser.add_argument("--preset", default="classic", help="training preset (classic)")
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
+    parser.add_argument("--architecture", help="default: the preset's")
+    parser.add_argument("--crop-size", type=int, help="default: 48 (hard), preset's (demo)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--train-on", choices=["controls", "all"], default="controls")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    parser.add_argument("--device", help="cpu, cuda or auto (default: the preset's)")
+    parser.add_argument("--encode", action="append", type=_encode_option, default=[],
+                        metavar="KEY=VALUE", help="extra argument of features.encode")  # fmt: skip
+    parser.add_argument("--f1-seeds", type=int, default=5, help="logistic-regression splits (5)")
+    parser.add_argument("--quick", action="store_true", help="tiny screen, 1 epoch (seconds)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    args = parser.parse_args(argv)
+    args.encode = dict(args.encode)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+        args.cache = tempfile.mkdtemp(prefix="bench_quality_")
+    status = 0
+    try:
+        for name in args.screen:
+            status |= run_screen(name, args)
+    finally:
+        if args.quick and args.cache != parser.get_default("cache"):
+            shutil.rmtree(args.cache, ignore_errors=True)
+    return status
 
 
 if __name__ == "__main__":

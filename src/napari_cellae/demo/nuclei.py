@@ -14,7 +14,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from napari_cellae.demo.pixels import bump, edge
+from napari_cellae.demo.pixels import bump, edge, outline_distance
 
 __all__ = [
     "APOPTOTIC",
@@ -230,20 +230,7 @@ def render_nucleus(
             profile = np.maximum(profile, gain * edge(dist, 1.0))
         mask = profile > 0.5 * min(f[3] for f in cell.fragments)
     else:
-        un, vn = u / cell.a, v / cell.b
-        rn = np.sqrt(un * un + vn * vn)
-        safe = np.where(rn > 0, rn, 1.0)
-        c1, s1 = un / safe, vn / safe  # cos/sin of the polar angle, no arctan2 needed
-        # cos(k·phi + p) from Chebyshev recursions on (c1, s1)
-        ck, sk = c1, s1
-        boundary = np.ones(u.shape)
-        orders = {h[0]: h for h in cell.harmonics}
-        for k in range(2, 6):
-            ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
-            if k in orders:
-                _, amp, phase = orders[k]
-                boundary += amp * (ck * math.cos(phase) - sk * math.sin(phase))
-        dist = (boundary - rn) * cell.b
+        dist, rn = outline_distance(u, v, cell.a, cell.b, cell.harmonics)
         profile = edge(dist) * (0.8 + 0.2 * np.clip(1.0 - rn * rn, 0.0, None))
         mask = dist > 0
         for su, sv, sr, gain in cell.spots:

@@ -17,6 +17,7 @@ __all__ = [
     "gauss_kernel",
     "measure_labels",
     "moments",
+    "outline_distance",
     "smooth",
     "standardise",
 ]
@@ -103,6 +104,48 @@ def edge(distance: np.ndarray, width: float = 1.2) -> np.ndarray:
     ndarray in [0, 1]
     """
     return np.clip(distance / width + 0.5, 0.0, 1.0)
+
+
+def outline_distance(
+    u: np.ndarray,
+    v: np.ndarray,
+    a: float,
+    b: float,
+    harmonics: tuple[tuple[float, float, float], ...] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance to a wobbly ellipse outline, in an object's own frame.
+
+    Parameters
+    ----------
+    u, v : ndarray
+        Pixel coordinates along the major and minor axis, relative to the centre.
+    a, b : float
+        Semi-axes along ``u`` and ``v``.
+    harmonics : tuple of (order, amplitude, phase)
+        Outline modulation ``1 + sum(amplitude * cos(order * phi + phase))`` for orders
+        2 to 5 (higher orders are ignored).
+
+    Returns
+    -------
+    distance : ndarray
+        Approximate distance to the outline in pixels (scaled by ``b``), positive inside.
+    rn : ndarray
+        Normalised elliptic radius (1 on the unmodulated ellipse).
+    """
+    un, vn = u / a, v / b
+    rn = np.sqrt(un * un + vn * vn)
+    safe = np.where(rn > 0, rn, 1.0)
+    c1, s1 = un / safe, vn / safe  # cos/sin of the polar angle, no arctan2 needed
+    # cos(k·phi + p) from Chebyshev recursions on (c1, s1)
+    ck, sk = c1, s1
+    boundary = np.ones(u.shape)
+    orders = {h[0]: h for h in harmonics}
+    for k in range(2, 6):
+        ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
+        if k in orders:
+            _, amp, phase = orders[k]
+            boundary += amp * (ck * math.cos(phase) - sk * math.sin(phase))
+    return (boundary - rn) * b, rn
 
 
 def moments(ys: np.ndarray, xs: np.ndarray) -> tuple[int, int, float, float]:

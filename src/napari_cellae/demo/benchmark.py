@@ -1,0 +1,357 @@
+"""A harder synthetic screen for measuring feature quality, with a MitoCheck-like catalogue.
+
+One 12-bit plate of 32 wells (one site each): 8 negative-control wells (Group ``neg``) with
+the natural share of mitotic stages and rarer phenotypes, and 24 perturbation wells each
+enriched for one to three of the 15 phenotypes of :mod:`napari_cellae.demo.phenotypes`,
+some strongly, some weakly. What features must *see* (shape, size, texture, condensation,
+fragments, holes, focus) is set per cell by its phenotype. What they must *ignore* is set
+per well, independently of its condition: the cell density (so crowding and touching
+neighbours), the brightness of the well, the background, the uneven illumination and a
+slight blur; the angle of every cell is random.
+
+The true phenotype of every object is stored as its CellH5 classification, the masks as
+``image/region`` label images, and the layout as a CellCognition position-mapping file.
+Everything is drawn from generators seeded by ``seed`` and the well index, so a seed gives
+the same files. Run ``python -m napari_cellae.demo.benchmark OUT [--seed S] [--cells N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellae.demo.layout import (
+    Condition,
+    ObjectRow,
+    RenderedPosition,
+    WellSpec,
+    write_mapping,
+    write_screen,
+)
+from napari_cellae.demo.nuclei import place_cells
+from napari_cellae.demo.phenotypes import (
+    CLASS_LABELS,
+    PHENOTYPES,
+    TextureFields,
+    new_cell,
+    render_cell,
+)
+from napari_cellae.demo.pixels import measure_labels, smooth, standardise
+
+__all__ = [
+    "BENCHMARK_LAYOUT",
+    "CH5_NAME",
+    "MAPPING_NAME",
+    "WellPlan",
+    "make_benchmark_screen",
+    "plan_screen",
+    "render_well",
+]
+
+CH5_NAME = "benchmark_screen.ch5"
+MAPPING_NAME = "benchmark_screen_mapping.txt"
+PLATE = "benchmark_plate"
+CHANNEL_NAME = "H2B"
+OBJECT_NAME = "primary__primary"
+MIN_AREA = 20  # smaller pieces (cut by the border or hidden by neighbours) are not segmented
+LEVEL = 700.0  # camera counts above background of an interphase nucleus in a well of gain 1
+AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 20 % covered)
+
+# Natural share of each phenotype in an unperturbed population (controls).
+CONTROL_SHARE = {
+    "interphase": 0.86, "prophase": 0.02, "prometaphase": 0.015, "metaphase": 0.02,
+    "metaphase alignment": 0.004, "anaphase": 0.01, "apoptosis": 0.015, "binuclear": 0.012,
+    "polylobed": 0.006, "grape": 0.003, "large": 0.012, "elongated": 0.012,
+    "small irregular": 0.01, "hole": 0.004, "out of focus": 0.012,
+}  # fmt: skip
+
+# Perturbations: gene, reagent and the share of the population each enriched phenotype takes.
+# Names are illustrative; strong hits move 35-60 % of the cells, weak ones 10-20 %.
+HITS: tuple[tuple[str, str, dict[str, float]], ...] = (
+    ("KIF11", "s7902", {"prometaphase": 0.45, "metaphase alignment": 0.1}),
+    ("PLK1", "s449", {"prometaphase": 0.25, "apoptosis": 0.2}),
+    ("CENPE", "s2920", {"metaphase alignment": 0.35, "metaphase": 0.15}),
+    ("KIF18A", "s3702", {"metaphase alignment": 0.12}),
+    ("AURKB", "s17611", {"binuclear": 0.25, "polylobed": 0.15, "large": 0.1}),
+    ("ANLN", "s1133", {"binuclear": 0.15}),
+    ("COPB1", "s3371", {"apoptosis": 0.45}),
+    ("BCL2L1", "s1920", {"apoptosis": 0.12}),
+    ("LMNA", "s8221", {"polylobed": 0.25, "grape": 0.2}),
+    ("KPNB1", "s7917", {"grape": 0.15, "small irregular": 0.1}),
+    ("CDC20", "s2750", {"metaphase": 0.3, "anaphase": 0.1}),
+    ("ESPL1", "s4868", {"anaphase": 0.25}),
+    ("CCNB1", "s2513", {"prophase": 0.25, "prometaphase": 0.05}),
+    ("CDK1", "s2839", {"prophase": 0.12}),
+    ("ACTR3", "s1047", {"elongated": 0.35}),
+    ("RACGAP1", "s21101", {"elongated": 0.12, "binuclear": 0.08}),
+    ("GMNN", "s6107", {"large": 0.4}),
+    ("CCNE1", "s2525", {"large": 0.15}),
+    ("RRM2", "s12362", {"small irregular": 0.35, "apoptosis": 0.05}),
+    ("NUP153", "s19374", {"hole": 0.3}),
+    ("NUP98", "s9788", {"hole": 0.12}),
+    ("ITGB1", "s7575", {"out of focus": 0.3}),
+    ("TPX2", "s21131", {"metaphase": 0.2, "metaphase alignment": 0.15, "apoptosis": 0.1}),
+    ("SMC4", "s12875", {"prophase": 0.15, "anaphase": 0.15, "grape": 0.1}),
+)
+
+
+def _fractions(enriched: dict[str, float]) -> tuple[float, ...]:
+    """Class fractions: the enriched phenotypes on top of a shrunken control population."""
+    rest = 1.0 - sum(enriched.values())
+    total = sum(CONTROL_SHARE.values())
+    return tuple(
+        rest * CONTROL_SHARE[name] / total + enriched.get(name, 0.0) for name in PHENOTYPES
+    )
+
+
+def _layout() -> tuple[WellSpec, ...]:
+    """4 x 8 wells; controls spread over the plate, hits in the order of :data:`HITS`."""
+    wells = [f"{row}{col:02d}" for row in "ABCD" for col in range(1, 9)]
+    control_wells = {"A01", "A05", "B03", "B08", "C02", "C06", "D04", "D07"}
+    neg = Condition("scrambled", "s_neg_01", "neg", _fractions({}))
+    hits = iter(HITS)
+    specs = []
+    for well in wells:
+        if well in control_wells:
+            specs.append(WellSpec(well, "1", neg))
+        else:
+            gene, sirna, enriched = next(hits)
+            specs.append(
+                WellSpec(well, "1", Condition(gene, sirna, "target", _fractions(enriched)))
+            )
+    return tuple(specs)
+
+
+BENCHMARK_LAYOUT: tuple[WellSpec, ...] = _layout()
+
+
+@dataclass(frozen=True)
+class WellPlan:
+    """What one well looks like, drawn independently of its condition.
+
+    Attributes
+    ----------
+    spec : WellSpec
+        Well, site and condition.
+    index : int
+        Position index (seeds the well's generator).
+    density : float
+        Cells per image area relative to the screen's mean (crowding, touching neighbours).
+    n_cells : int
+        Cells to place (Poisson around ``density`` x the mean).
+    gain : float
+        Brightness of the whole well (staining, exposure).
+    background : float
+        Camera counts without light.
+    vignette, gradient, gradient_angle : float
+        Uneven illumination: fall-off towards the corners and a linear tilt.
+    blur : float
+        Slight defocus of the whole well (Gaussian sigma, pixels).
+    """
+
+    spec: WellSpec
+    index: int
+    density: float
+    n_cells: int
+    gain: float
+    background: float
+    vignette: float
+    gradient: float
+    gradient_angle: float
+    blur: float
+
+
+def plan_screen(
+    seed: int = 0, n_cells: int = 5000, layout: tuple[WellSpec, ...] = BENCHMARK_LAYOUT
+) -> tuple[list[WellPlan], int]:
+    """Draw every well's nuisances and cell count, without rendering any pixels.
+
+    Density and gain levels are evenly spread and shuffled over the wells, so controls and
+    hits span the same range whatever their condition.
+
+    Parameters
+    ----------
+    seed : int
+        Screen seed.
+    n_cells : int
+        About how many cells the whole screen holds.
+    layout : tuple of WellSpec
+
+    Returns
+    -------
+    plans : list of WellPlan
+        One per well, in layout order.
+    side : int
+        Image side in pixels (every well has the same field of view).
+    """
+    n_wells = len(layout)
+    mean = max(1.0, n_cells / n_wells)
+    side = max(96, round(math.sqrt(mean * AREA_PER_CELL)))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1_000_000]))
+    density = rng.permutation(np.linspace(0.45, 1.7, n_wells))
+    gain = rng.permutation(np.exp(np.linspace(-0.45, 0.45, n_wells)))
+    plans = []
+    for index, spec in enumerate(layout):
+        plans.append(
+            WellPlan(
+                spec=spec,
+                index=index,
+                density=float(density[index]),
+                n_cells=int(rng.poisson(mean * density[index])),
+                gain=float(gain[index]),
+                background=float(rng.uniform(100.0, 260.0)),
+                vignette=float(rng.uniform(0.1, 0.35)),
+                gradient=float(rng.uniform(0.0, 0.2)),
+                gradient_angle=float(rng.uniform(-math.pi, math.pi)),
+                blur=float(rng.uniform(0.0, 0.9)),
+            )
+        )
+    return plans, side
+
+
+def _upsample(grid: np.ndarray, side: int) -> np.ndarray:
+    """Bilinear upsampling of a coarse grid to ``side`` x ``side`` (elementwise, exact)."""
+    pos = np.arange(side) * ((grid.shape[0] - 1) / side)
+    i0 = pos.astype(np.int64)
+    f = pos - i0
+    rows = grid[i0] * (1.0 - f)[:, None] + grid[i0 + 1] * f[:, None]
+    return rows[:, i0] * (1.0 - f)[None, :] + rows[:, i0 + 1] * f[None, :]
+
+
+def _illumination(plan: WellPlan, rng: np.random.Generator, side: int) -> np.ndarray:
+    """Flat field of a widefield microscope: off-centre vignetting, a tilt, faint haze."""
+    cy, cx = rng.uniform(-0.25, 0.25, size=2)
+    g = (np.arange(side) - side / 2) / (side / 2)
+    gy, gx = g[:, None] - cy, g[None, :] - cx
+    flat = 1.0 - plan.vignette * (gy * gy + gx * gx) / 2
+    tilt = math.cos(plan.gradient_angle) * g[None, :] + math.sin(plan.gradient_angle) * g[:, None]
+    haze = _upsample(standardise(smooth(rng.standard_normal((10, 10)), 1.0)), side)
+    return flat * (1.0 + plan.gradient * tilt) * (1.0 + 0.04 * haze)
+
+
+def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
+    """Render the single 12-bit frame of one well.
+
+    Parameters
+    ----------
+    seed : int
+        Screen seed; with ``plan.index`` it seeds this well's generator.
+    plan : WellPlan
+        The well's condition, density and nuisances.
+    side : int
+        Image height and width.
+
+    Returns
+    -------
+    RenderedPosition
+        uint16 image with values in 0..4095, label image and the object table.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, plan.index]))
+    tex_size = 256
+    fields = TextureFields(
+        fine=standardise(smooth(rng.standard_normal((tex_size, tex_size)), 0.9)),
+        coarse=standardise(smooth(rng.standard_normal((tex_size, tex_size)), 2.2)),
+        grain=standardise(smooth(rng.standard_normal((tex_size, tex_size)), 0.5)),
+    )
+    fractions = np.asarray(plan.spec.condition.fractions)
+    phenotypes = rng.choice(len(PHENOTYPES), size=plan.n_cells, p=fractions / fractions.sum())
+    cells = [new_cell(rng, int(p), tex_size) for p in phenotypes]
+    # Crowded wells also grow in clumps: more cells start beside a neighbour.
+    snuggle = 0.1 + 0.25 * (plan.density - 0.45) / 1.25
+    cells = place_cells(rng, cells, (side, side), snuggle=snuggle)
+
+    signal = np.zeros((side, side))
+    lab = np.zeros((side, side), np.uint16)
+    for label, cell in enumerate(cells, start=1):
+        drawn = render_cell(cell, (side, side), fields)
+        if drawn is None:
+            continue
+        sy, sx, intensity, mask = drawn
+        signal[sy, sx] += intensity
+        lab[sy, sx][mask] = label  # later cells win touching pixels
+    if plan.blur > 0.3:
+        pad = 4  # zero padding: light must not wrap around the image
+        signal = smooth(np.pad(signal, pad), plan.blur)[pad:-pad, pad:-pad]
+
+    flat = _illumination(plan, rng, side)
+    expected = plan.background * (0.9 + 0.1 * flat) + plan.gain * LEVEL * flat * signal
+    # Quantise the expected value so platform ulp differences cannot change the noise draw.
+    expected = np.rint(expected * 64.0) / 64.0
+    photons_per_count = 0.8
+    counts = rng.poisson(expected * photons_per_count) / photons_per_count
+    counts = counts + rng.normal(0.0, 3.0, size=counts.shape)  # camera read noise
+    image = np.clip(np.rint(counts), 0, 4095).astype(np.uint16)
+
+    rows: list[ObjectRow] = [
+        (0, label, *measured, cells[label - 1].phenotype)
+        for label, *measured in measure_labels(lab, len(cells), MIN_AREA)
+    ]
+    return RenderedPosition.from_rows(image[None, None, None], lab[None, None, None], rows)
+
+
+def make_benchmark_screen(
+    out_dir: Path | str,
+    seed: int = 0,
+    n_cells: int = 5000,
+    *,
+    layout: tuple[WellSpec, ...] = BENCHMARK_LAYOUT,
+) -> tuple[Path, Path]:
+    """Generate the benchmark screen: a CellH5 file with true phenotypes and its mapping.
+
+    Parameters
+    ----------
+    out_dir : Path or str
+        Folder to write into (created if missing).
+    seed : int
+        Seed of the screen; the same seed (and size) gives the same files.
+    n_cells : int
+        About how many cells the screen holds (the image side scales with it; 150 makes a
+        screen in about a second, 5000 a realistic one in about half a minute).
+    layout : tuple of WellSpec
+        Wells and their conditions (default: :data:`BENCHMARK_LAYOUT`).
+
+    Returns
+    -------
+    tuple of Path
+        ``benchmark_screen.ch5`` and ``benchmark_screen_mapping.txt``.
+    """
+    if n_cells < 1:
+        raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plans, side = plan_screen(seed, n_cells, layout)
+    rendered = [render_well(seed, plan, side) for plan in plans]
+    ch5 = write_screen(
+        out / CH5_NAME,
+        layout,
+        rendered,
+        plate=PLATE,
+        channel_name=CHANNEL_NAME,
+        object_name=OBJECT_NAME,
+        class_labels=CLASS_LABELS,
+    )
+    return ch5, write_mapping(out / MAPPING_NAME, layout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: ``python -m napari_cellae.demo.benchmark OUT [--seed S] [--cells N]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m napari_cellae.demo.benchmark",
+        description="Write the synthetic 12-bit benchmark screen (15 phenotypes, 32 wells).",
+    )
+    parser.add_argument("out", type=Path, help="folder to write into")
+    parser.add_argument("--seed", type=int, default=0, help="screen seed (default: 0)")
+    parser.add_argument("--cells", type=int, default=5000, help="about how many cells")
+    args = parser.parse_args(argv)
+    ch5, mapping = make_benchmark_screen(args.out, args.seed, args.cells)
+    print(f"wrote {ch5} and {mapping}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
