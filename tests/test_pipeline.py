@@ -9,6 +9,7 @@ import pytest
 
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.locate import input_files
 from napari_cellae.io.mapping import read_mapping
 from napari_cellae.pipeline import steps as pipeline
 
@@ -94,18 +95,6 @@ def test_cell_conditions(cellcognition_file, mapping_file):
     assert set(labels) == {p.label for p in crops.positions}
 
 
-def test_input_files_lists_linked_position_files(cellcognition_file, cellprofiler_file, tmp_path):
-    files = pipeline.input_files(cellcognition_file)
-    assert files[0] == cellcognition_file and len(files) == 3  # master + 2 positions
-    assert all(f.resolve().is_file() for f in files)
-    cp = pipeline.input_files(cellprofiler_file)  # absolute links
-    assert len(cp) == 3 and all(f.is_file() for f in cp)
-    text = tmp_path / "m.txt"
-    text.write_text("not hdf5")
-    assert pipeline.input_files(text) == [text]
-    assert pipeline.input_files(tmp_path / "missing.ch5") == [tmp_path / "missing.ch5"]
-
-
 def test_check_outputs_refuses_inputs_in_any_spelling(cellcognition_file, mapping_file, tmp_path):
     inputs = [cellcognition_file, mapping_file]
     folder = cellcognition_file.parent
@@ -114,7 +103,7 @@ def test_check_outputs_refuses_inputs_in_any_spelling(cellcognition_file, mappin
         cellcognition_file,
         folder / "sub" / ".." / cellcognition_file.name,
         mapping_file,
-        pipeline.input_files(cellcognition_file)[1],  # a linked position file
+        input_files(cellcognition_file)[1],  # a linked position file
     ):
         with pytest.raises(ValueError, match="refusing to write the model"):
             pipeline.check_outputs([(clash, "model")], inputs)

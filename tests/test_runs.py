@@ -9,6 +9,7 @@ from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model_file import load_model
 from napari_cellae.core.readout import readout_width
 from napari_cellae.export.explorer import read_explorer_hdf
+from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline import steps
 from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.runs import run_encode, run_train
@@ -74,7 +75,7 @@ def test_outputs_that_are_inputs_are_refused_before_any_work(
 
     monkeypatch.setattr(runs, "collect", no_work)
     before = cellcognition_file.read_bytes()
-    for out in (cellcognition_file, mapping_file, steps.input_files(cellcognition_file)[2]):
+    for out in (cellcognition_file, mapping_file, input_files(cellcognition_file)[2]):
         with pytest.raises(ValueError, match="refusing to write the model"):
             run_train(cellcognition_file, _tiny(), mapping_file, out=out)
     assert cellcognition_file.read_bytes() == before

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.core.crops import Normalisation
 from napari_cellae.core.model_file import TrainedModel
+from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.trainer import EpochReport, Trainer, TrainingDiverged
 from training_helpers import blob_crops, config
 

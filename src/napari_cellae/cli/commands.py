@@ -157,6 +157,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from napari_cellae.core.features import embed_2d, knn_accuracy
     from napari_cellae.demo.screen import demo_paths
     from napari_cellae.export.plots import plot_embedding
+    from napari_cellae.io.locate import input_files
     from napari_cellae.pipeline import steps
 
     config = config_from_args(args)
@@ -172,7 +173,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     crops = result.crops
     with CountBar("encoding", args.quiet) as bar:
         result.features = steps.encode_crops(result.trained, crops, progress=bar)
-    inputs = [*steps.input_files(ch5_path), mapping_path]
+    inputs = [*input_files(ch5_path), mapping_path]
     result.features_path = steps.write_features(
         paths["features file"], crops, result.features, result.mapping, result.trained, inputs
     )

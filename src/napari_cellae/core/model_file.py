@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.core.crops import Normalisation
 from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.io.atomic import atomic_output, check_output
 
 __all__ = [

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.core.crops import Normalisation
 from napari_cellae.core.model import ConvAutoencoder, keep_mask
 from napari_cellae.core.model_file import EVAL_BATCH, TrainedModel
+from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.optimisation import (
     check_crops,
     crops_tensor,

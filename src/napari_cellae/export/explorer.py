@@ -27,7 +27,8 @@ import numpy as np
 from napari_cellae.io.atomic import atomic_output, check_output
 
 if TYPE_CHECKING:
-    from napari_cellae.core.crops import CropSet, Normalisation
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.normalisation import Normalisation
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
@@ -103,7 +104,7 @@ def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndar
     if crops.dtype == np.uint8:
         return crops
     if normalisation is None:
-        from napari_cellae.core.crops import Normalisation
+        from napari_cellae.core.normalisation import Normalisation
 
         normalisation = Normalisation.from_crops(crops)
     out = np.empty(crops.shape, dtype=np.uint8)

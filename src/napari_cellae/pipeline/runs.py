@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.steps import (
     check_model_fits,
     check_outputs,
     collect,
     encode_crops,
-    input_files,
     load_mapping,
     make_trainer,
     resolve_channels,

@@ -29,11 +29,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from napari_cellae.io.atomic import check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.locate import input_files
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -48,7 +48,6 @@ __all__ = [
     "check_outputs",
     "collect",
     "encode_crops",
-    "input_files",
     "load_mapping",
     "make_trainer",
     "resolve_channels",
@@ -56,41 +55,6 @@ __all__ = [
     "select_training",
     "write_features",
 ]
-
-
-def input_files(path: str | os.PathLike) -> list[Path]:
-    """An input file and, for an HDF5 file (CellH5), the files its external links point to.
-
-    Outputs must not overwrite any of them. Any other file, or one that cannot be read,
-    yields just its own path (opening it later reports the problem).
-
-    Parameters
-    ----------
-    path : path-like
-
-    Returns
-    -------
-    list of Path
-    """
-    path = Path(path)
-    files = [path]
-    try:
-        with h5py.File(path, "r") as h5:
-            groups = [h5]
-            while groups:
-                group = groups.pop()
-                for name in group:
-                    link = group.get(name, getlink=True)
-                    if isinstance(link, h5py.ExternalLink):
-                        # relative names are relative to the linking file's folder
-                        files.append(path.parent / link.filename)
-                    elif isinstance(link, h5py.HardLink):
-                        item = group.get(name)
-                        if isinstance(item, h5py.Group):
-                            groups.append(item)
-    except (OSError, KeyError, ValueError):
-        pass
-    return list(dict.fromkeys(files))
 
 
 def check_outputs(
@@ -104,7 +68,8 @@ def check_outputs(
     outputs : iterable of (path-like, str)
         Each output file and what it is ("model", "features file", ...).
     inputs : iterable of path-like or None
-        The run's input files; an HDF5 file counts with the files it links to.
+        The run's input files; a CellH5 file or folder counts with every file it links to
+        (:func:`napari_cellae.io.locate.input_files`).
 
     Raises
     ------
