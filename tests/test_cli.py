@@ -5,25 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+from cli_helpers import TINY, one_line_error
 from napari_cellae.cli import main
 from napari_cellae.core.model_file import load_model
 from napari_cellae.core.readout import readout_width
 from napari_cellae.export.explorer import read_explorer_hdf
-
-TINY = ["--size", "16", "--architecture", "c4.3r_p2_d16.0s", "--epochs", "2", "--lr", "0.01"]
-
-
-def _one_line_error(err: str, *needles: str) -> None:
-    # What a terminal shows: a carriage return (progress bars) overwrites the line.
-    shown = [line.split("\r")[-1] for line in err.split("\n")]
-    lines = [line for line in shown if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("cellae: error: "), err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
 
 
 def test_info_summarises_file(cellcognition_file, capsys):
@@ -44,13 +31,13 @@ def test_info_cellprofiler_two_channels(cellprofiler_file, capsys):
     assert "Nuclei: 12 objects" in out
 
 
-def test_info_bad_file_is_one_line_error(tmp_path, capsys):
+def test_info_bad_file_isone_line_error(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing.ch5")]) == 1
-    _one_line_error(capsys.readouterr().err, "missing.ch5")
+    one_line_error(capsys.readouterr().err, "missing.ch5")
     junk = tmp_path / "junk.ch5"
     junk.write_text("not hdf5")
     assert main(["info", str(junk)]) == 1
-    _one_line_error(capsys.readouterr().err, "junk.ch5")
+    one_line_error(capsys.readouterr().err, "junk.ch5")
 
 
 def test_usage_errors_exit_2(capsys):
@@ -153,7 +140,7 @@ def test_encode_model_that_does_not_fit(cellcognition_file, cellprofiler_file, t
     out = tmp_path / "cp.hdf"
     rc = main(["encode", str(cellprofiler_file), "--model", str(model), "--out", str(out), "-q"])
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "primary__primary", "screen.ch5")
+    one_line_error(capsys.readouterr().err, "primary__primary", "screen.ch5")
     assert not out.exists()
 
 
@@ -164,7 +151,7 @@ def test_encode_not_a_model(cellcognition_file, tmp_path, capsys):
         ["encode", str(cellcognition_file), "--model", str(fake), "--out", str(tmp_path / "f.hdf")]
     )
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "model.pt")
+    one_line_error(capsys.readouterr().err, "model.pt")
 
 
 def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, capsys):
@@ -180,7 +167,7 @@ def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, caps
         ["train", str(cellcognition_file), "--mapping", str(mapping), *TINY, "--out", str(model)]
     )
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "H12")
+    one_line_error(capsys.readouterr().err, "H12")
     assert not model.exists()
 
 
@@ -195,7 +182,7 @@ def test_without_a_mapping_train_on_all_cells_and_say_so(cellcognition_file, tmp
     # asking for controls without saying which they are stays an error, before any work
     rc = main(["train", str(cellcognition_file), *TINY, "--train-on", "controls", "--out", "x.pt"])
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "--train-on controls needs --mapping")
+    one_line_error(capsys.readouterr().err, "--train-on controls needs --mapping")
 
 
 def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):
@@ -207,15 +194,15 @@ def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):
         str(tmp_path / "m.pt"),
     ]
     assert main(["train", *common, *TINY, "--epochs", "0"]) == 1
-    _one_line_error(capsys.readouterr().err, "epochs")
+    one_line_error(capsys.readouterr().err, "epochs")
     assert main(["train", *common, "--size", "16", "--architecture", "c4.3r_p2_x9"]) == 1
-    _one_line_error(capsys.readouterr().err)
+    one_line_error(capsys.readouterr().err)
     assert main(["train", *common, *TINY, "--size", "100"]) == 1  # larger than 64x80 images
-    _one_line_error(capsys.readouterr().err, "100")
+    one_line_error(capsys.readouterr().err, "100")
     assert main(["train", *common, *TINY, "--channel", "GFP"]) == 1
-    _one_line_error(capsys.readouterr().err, "GFP", "rfp")
+    one_line_error(capsys.readouterr().err, "GFP", "rfp")
     assert main(["train", *common, *TINY, "--object", "cells"]) == 1
-    _one_line_error(capsys.readouterr().err, "cells", "primary__primary")
+    one_line_error(capsys.readouterr().err, "cells", "primary__primary")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -233,12 +220,12 @@ def test_unwritable_output(cellcognition_file, mapping_file, tmp_path, capsys):
         ]
     )
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, str(target))
+    one_line_error(capsys.readouterr().err, str(target))
     blocker = tmp_path / "plain-file"
     blocker.write_text("x")
     rc = main(["demo", "--out", str(blocker / "sub"), *TINY])
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "plain-file")
+    one_line_error(capsys.readouterr().err, "plain-file")
 
 
 def test_diverged_training_is_reported(
@@ -264,7 +251,7 @@ def test_diverged_training_is_reported(
         ]
     )
     assert rc == 1
-    _one_line_error(capsys.readouterr().err, "training diverged", "lower learning rate")
+    one_line_error(capsys.readouterr().err, "training diverged", "lower learning rate")
     assert not model.exists()
 
 
@@ -356,114 +343,3 @@ def test_train_warns_when_the_network_collapsed(
     assert rc == 0, captured.err
     assert "warning: the network gives the same reconstruction for every cell" in captured.err
     assert "lower learning rate" in captured.err
-
-
-# -- outputs that would destroy an input, and leftovers of killed runs ------------------------
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Fail the test if any cropping or model loading starts."""
-    import napari_cellae.core.model_file as model_file
-    import napari_cellae.pipeline.runs as runs
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("work started although the output is refused")
-
-    monkeypatch.setattr(runs, "collect", forbidden)
-    monkeypatch.setattr(model_file, "load_model", forbidden)
-
-
-def _train_tiny(cellcognition_file: Path, model: Path, capsys) -> Path:
-    args = ["train", str(cellcognition_file), "--train-on", "all", *TINY, "--out", str(model)]
-    assert main([*args, "-q"]) == 0
-    capsys.readouterr()
-    return model
-
-
-def test_encode_and_train_refuse_to_overwrite_their_inputs(
-    cellcognition_file, mapping_file, tmp_path, capsys, request
-):
-    model = _train_tiny(cellcognition_file, tmp_path / "model.pt", capsys)
-    request.getfixturevalue("no_work")
-    folder = cellcognition_file.parent
-    (folder / "sub").mkdir()
-    link = tmp_path / "link.hdf"
-    link.symlink_to(cellcognition_file)
-    # a per-position file the master links to
-    position_file = next(f for f in sorted(folder.glob("*.ch5")) if f != cellcognition_file)
-    clashes = [
-        cellcognition_file,
-        folder / "sub" / ".." / cellcognition_file.name,
-        link,
-        mapping_file,
-        position_file,
-        model,
-    ]
-    files = [cellcognition_file, mapping_file, position_file, model]
-    before = {f: f.read_bytes() for f in files}
-    encode = ["encode", str(cellcognition_file), "--model", str(model)]
-    for out in clashes:
-        rc = main([*encode, "--mapping", str(mapping_file), "--out", str(out), "-q"])
-        assert rc == 1, out
-        _one_line_error(capsys.readouterr().err, "refusing to write the features file", str(out))
-    train = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY]
-    for out in clashes[:5]:
-        assert main([*train, "--out", str(out), "-q"]) == 1, out
-        _one_line_error(capsys.readouterr().err, "refusing to write the model", str(out))
-    assert {f: f.read_bytes() for f in files} == before
-
-
-def test_demo_and_make_demo_refuse_folder_clashes(tmp_path, capsys, request):
-    from napari_cellae.demo.screen import demo_paths
-
-    request.getfixturevalue("no_work")
-    blocker = tmp_path / "a-file"
-    blocker.write_text("x")
-    assert main(["demo", "--out", str(blocker), *TINY]) == 1
-    _one_line_error(capsys.readouterr().err, "a-file", "it is a file")
-    assert main(["make-demo", str(blocker)]) == 1
-    _one_line_error(capsys.readouterr().err, "a-file", "it is a file")
-    assert blocker.read_text() == "x"
-
-    out = tmp_path / "out"
-    (out / "model.pt").mkdir(parents=True)
-    assert main(["demo", "--out", str(out), *TINY]) == 1
-    _one_line_error(capsys.readouterr().err, "model.pt", "folder")
-    (out / "model.pt").rmdir()
-    ch5, mapping = demo_paths()
-    (out / "features.hdf").symlink_to(ch5)
-    before = ch5.stat().st_size, ch5.stat().st_mtime_ns
-    assert main(["demo", "--out", str(out), *TINY]) == 1
-    _one_line_error(capsys.readouterr().err, "refusing to write the features file")
-    assert (ch5.stat().st_size, ch5.stat().st_mtime_ns) == before
-    (out / "features.hdf").unlink()
-    (out / "embedding.png").symlink_to(mapping)
-    assert main(["demo", "--out", str(out), *TINY]) == 1
-    _one_line_error(capsys.readouterr().err, "refusing to write the plot")
-
-
-def test_killed_runs_leave_no_temporaries_behind(cellcognition_file, tmp_path, capsys):
-    out = tmp_path / "out"
-    out.mkdir()
-    dead = 999_999_999  # no such process: these are a killed run's leftovers
-    stale = [out / f".model.pt.{dead}.cellae-tmp", out / f".features.hdf.{dead}.cellae-tmp"]
-    for path in stale:
-        path.write_bytes(b"half written")
-    model = _train_tiny(cellcognition_file, out / "model.pt", capsys)
-    args = ["encode", str(cellcognition_file), "--model", str(model)]
-    assert main([*args, "--out", str(out / "features.hdf"), "-q"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["features.hdf", "model.pt"]
-
-
-def test_preset_and_aliases_on_the_command_line(cellcognition_file, tmp_path, capsys):
-    model = tmp_path / "m.pt"
-    args = ["train", str(cellcognition_file), "--train-on", "all", "--preset", "demo"]
-    rc = main([*args, "--crop-size", "16", "--epochs", "1", "--out", str(model), "-q"])
-    assert rc == 0, capsys.readouterr().err
-    config = load_model(model).config
-    # the preset's network and batch size, with the crop size and epochs given here
-    assert (config.crop_size, config.epochs, config.batch_size) == (16, 1, 32)
-    assert config.architecture == "c16.5r_p2_c32.3r_p2_d32.0s"
-    assert main(["train", str(cellcognition_file), "--preset", "fast"]) == 2
-    assert "invalid choice: 'fast'" in capsys.readouterr().err

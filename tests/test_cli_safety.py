@@ -1,0 +1,119 @@
+"""``cellae`` from a hostile user's view: outputs that are inputs, folder clashes, leftovers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import TINY, one_line_error
+from napari_cellae.cli import main
+from napari_cellae.core.model_file import load_model
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if any cropping or model loading starts."""
+    import napari_cellae.core.model_file as model_file
+    import napari_cellae.pipeline.runs as runs
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started although the output is refused")
+
+    monkeypatch.setattr(runs, "collect", forbidden)
+    monkeypatch.setattr(model_file, "load_model", forbidden)
+
+
+def _train_tiny(cellcognition_file: Path, model: Path, capsys) -> Path:
+    args = ["train", str(cellcognition_file), "--train-on", "all", *TINY, "--out", str(model)]
+    assert main([*args, "-q"]) == 0
+    capsys.readouterr()
+    return model
+
+
+def test_encode_and_train_refuse_to_overwrite_their_inputs(
+    cellcognition_file, mapping_file, tmp_path, capsys, request
+):
+    model = _train_tiny(cellcognition_file, tmp_path / "model.pt", capsys)
+    request.getfixturevalue("no_work")
+    folder = cellcognition_file.parent
+    (folder / "sub").mkdir()
+    link = tmp_path / "link.hdf"
+    link.symlink_to(cellcognition_file)
+    # a per-position file the master links to
+    position_file = next(f for f in sorted(folder.glob("*.ch5")) if f != cellcognition_file)
+    clashes = [
+        cellcognition_file,
+        folder / "sub" / ".." / cellcognition_file.name,
+        link,
+        mapping_file,
+        position_file,
+        model,
+    ]
+    files = [cellcognition_file, mapping_file, position_file, model]
+    before = {f: f.read_bytes() for f in files}
+    encode = ["encode", str(cellcognition_file), "--model", str(model)]
+    for out in clashes:
+        rc = main([*encode, "--mapping", str(mapping_file), "--out", str(out), "-q"])
+        assert rc == 1, out
+        one_line_error(capsys.readouterr().err, "refusing to write the features file", str(out))
+    train = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY]
+    for out in clashes[:5]:
+        assert main([*train, "--out", str(out), "-q"]) == 1, out
+        one_line_error(capsys.readouterr().err, "refusing to write the model", str(out))
+    assert {f: f.read_bytes() for f in files} == before
+
+
+def test_demo_and_make_demo_refuse_folder_clashes(tmp_path, capsys, request):
+    from napari_cellae.demo.screen import demo_paths
+
+    request.getfixturevalue("no_work")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["demo", "--out", str(blocker), *TINY]) == 1
+    one_line_error(capsys.readouterr().err, "a-file", "it is a file")
+    assert main(["make-demo", str(blocker)]) == 1
+    one_line_error(capsys.readouterr().err, "a-file", "it is a file")
+    assert blocker.read_text() == "x"
+
+    out = tmp_path / "out"
+    (out / "model.pt").mkdir(parents=True)
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    one_line_error(capsys.readouterr().err, "model.pt", "folder")
+    (out / "model.pt").rmdir()
+    ch5, mapping = demo_paths()
+    (out / "features.hdf").symlink_to(ch5)
+    before = ch5.stat().st_size, ch5.stat().st_mtime_ns
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    one_line_error(capsys.readouterr().err, "refusing to write the features file")
+    assert (ch5.stat().st_size, ch5.stat().st_mtime_ns) == before
+    (out / "features.hdf").unlink()
+    (out / "embedding.png").symlink_to(mapping)
+    assert main(["demo", "--out", str(out), *TINY]) == 1
+    one_line_error(capsys.readouterr().err, "refusing to write the plot")
+
+
+def test_killed_runs_leave_no_temporaries_behind(cellcognition_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = 999_999_999  # no such process: these are a killed run's leftovers
+    stale = [out / f".model.pt.{dead}.cellae-tmp", out / f".features.hdf.{dead}.cellae-tmp"]
+    for path in stale:
+        path.write_bytes(b"half written")
+    model = _train_tiny(cellcognition_file, out / "model.pt", capsys)
+    args = ["encode", str(cellcognition_file), "--model", str(model)]
+    assert main([*args, "--out", str(out / "features.hdf"), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["features.hdf", "model.pt"]
+
+
+def test_preset_and_aliases_on_the_command_line(cellcognition_file, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    args = ["train", str(cellcognition_file), "--train-on", "all", "--preset", "demo"]
+    rc = main([*args, "--crop-size", "16", "--epochs", "1", "--out", str(model), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    config = load_model(model).config
+    # the preset's network and batch size, with the crop size and epochs given here
+    assert (config.crop_size, config.epochs, config.batch_size) == (16, 1, 32)
+    assert config.architecture == "c16.5r_p2_c32.3r_p2_d32.0s"
+    assert main(["train", str(cellcognition_file), "--preset", "fast"]) == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
