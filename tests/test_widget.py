@@ -346,3 +346,12 @@ def test_explicit_controls_without_mapping_is_an_error(
     assert widget.start_training() is None
     assert "needs a position mapping" in errors[-1]
     assert widget._worker is None and widget.buttons.train.enabled
+
+
+def test_importing_the_widget_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, napari_cellae._widget; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

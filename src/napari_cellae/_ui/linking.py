@@ -136,6 +136,7 @@ class SelectionLink:
         self._watched = []
         self.centres = []
         self._to_embedding = []
+        self._layer_of = self._row_of = np.zeros(0, np.int64)
         self.embedding = None
 
     def locate(self, index: int) -> tuple[Any, int] | None:

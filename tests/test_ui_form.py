@@ -1,0 +1,100 @@
+"""The dock widget's form: labels and help from the one TrainConfig, inputs to a request."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from napari_cellae._ui.form import TRAINING_FIELDS, ParameterForm, read_file_info
+from napari_cellae.core.config import TrainConfig, field_info
+
+
+@pytest.fixture
+def form(qtbot) -> ParameterForm:
+    widget = ParameterForm()
+    qtbot.addWidget(widget)
+    return widget
+
+
+def test_parameters_come_from_the_config(form):
+    defaults = TrainConfig()
+    for name in ("crop_size", *TRAINING_FIELDS):
+        widget = getattr(form, name)
+        info = field_info(name)
+        assert widget.label == info["label"] and widget.tooltip == info["help"]
+        if name != "train_on":  # follows the mapping, see below
+            assert widget.value == getattr(defaults, name)
+    assert form.config() == TrainConfig(train_on="all")
+    assert form.file.tooltip and form.mapping.tooltip
+
+
+def test_momentum_only_for_nesterov(form):
+    assert form.momentum.native.isHidden()
+    form.optimizer.value = "nesterov"
+    assert not form.momentum.native.isHidden()
+
+
+def test_bad_setting_raises_from_config(form):
+    form.crop_size.value = 16
+    form.architecture.value = "c16.5r_p2_p2_p2_p2_p2_d8.0s"  # pools 16 px away
+    with pytest.raises(ValueError, match="invalid training setting"):
+        form.config()
+
+
+def test_train_on_follows_the_mapping_until_chosen(form, mapping_file):
+    assert form.train_on.value == "all"  # no mapping: no known controls
+    form.mapping.value = mapping_file
+    assert form.train_on.value == "controls"
+    form.mapping.value = None
+    assert form.train_on.value == "all" and not form.train_on_chosen
+    form.train_on.value = "controls"  # the user's choice now sticks
+    form.mapping.value = mapping_file
+    form.mapping.value = None
+    assert form.train_on.value == "controls" and form.train_on_chosen
+
+
+def test_request_from_the_inputs(form, cellcognition_file, mapping_file, tmp_path):
+    with pytest.raises(ValueError, match="Choose a CellH5 file"):
+        form.request()
+    form.file.value = cellcognition_file
+    with pytest.raises(ValueError, match="no objects or channels"):
+        form.request()
+    form.show_file(read_file_info(cellcognition_file))
+    form.crop_size.value = 16
+    request = form.request()
+    assert request.path == cellcognition_file and request.mapping_path is None
+    assert request.object_name == "primary__primary" and request.channel == 0
+    assert request.config.train_on == "all" and request.config.crop_size == 16
+    form.train_on.value = "controls"
+    with pytest.raises(ValueError, match="needs a position mapping"):
+        form.request()
+    form.mapping.value = mapping_file
+    assert form.request().mapping_path == mapping_file
+
+
+def test_file_info_and_model_fill_the_form(form, cellprofiler_file):
+    info = read_file_info(cellprofiler_file)
+    assert info.objects == ["Nuclei"] and info.channels == [("DNA", 0), ("GFP", 1)]
+    assert info.object_channel == {"Nuclei": 0} and info.smallest_side == 64
+    form.show_file(info)
+    assert form.object.value == "Nuclei" and form.channel.value == 0
+    assert form.crop_size.max == 64
+
+    model = SimpleNamespace(
+        config=TrainConfig(crop_size=24, architecture="c4.3r_p2_d16.0s"),
+        object_name="Nuclei",
+        channel_names=["GFP"],
+    )
+    form.show_model(model)
+    assert form.crop_size.value == 24 and form.architecture.value == "c4.3r_p2_d16.0s"
+    assert form.channel.value == 1
+    form.clear_file()
+    assert form.object.choices == () and form.channel.choices == ()
+
+
+def test_unreadable_file_is_a_value_error(tmp_path):
+    bad = tmp_path / "broken.ch5"
+    bad.write_bytes(b"not an hdf5 file at all")
+    with pytest.raises(ValueError, match=r"broken\.ch5"):
+        read_file_info(bad)

@@ -1,0 +1,106 @@
+"""Selection linking joins points layers on their features' position and object columns."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.linking import SelectionLink, match_rows
+from napari_cellae.io.cellh5 import PositionKey
+
+A, B, C = (PositionKey("plate", well, "01") for well in ("A01", "B01", "C01"))
+
+
+def _table(position_index, object_index) -> pd.DataFrame:
+    return pd.DataFrame({"position_index": position_index, "object_index": object_index})
+
+
+def test_match_rows_compares_positions_by_key():
+    # source positions [A, B]; destination lists them the other way round, plus C
+    src = _table([0, 0, 1, 1, 1], [0, 1, 0, 1, 2])
+    dst = _table([2, 1, 0, 0, 1], [0, 1, 0, 2, 0])  # C/0, A/1, B/0, B/2, A/0
+    rows = match_rows([A, B], src, [B, A, C], dst)
+    np.testing.assert_array_equal(rows, [4, 1, 2, -1, 3])
+
+
+def test_match_rows_with_missing_positions_and_empty_tables():
+    src = _table([0, 1], [3, 3])
+    np.testing.assert_array_equal(match_rows([A, C], src, [A], _table([0], [3])), [0, -1])
+    np.testing.assert_array_equal(match_rows([A], src[:0], [A], _table([0], [3])), [])
+    np.testing.assert_array_equal(match_rows([A, C], src, [A], _table([], [])), [-1, -1])
+
+
+def _points(viewer, name, data, positions, features, kind, obj="nuclei"):
+    meta = {"kind": kind, "path": "/screen.ch5", "object": obj, "positions": positions}
+    return viewer.add_points(
+        np.asarray(data, float), name=name, features=features, metadata={METADATA_KEY: meta}
+    )
+
+
+@pytest.fixture
+def linked(make_napari_viewer):
+    viewer = make_napari_viewer()
+    # two centres layers (two groups of positions), (t, y, x) coordinates
+    left = _points(
+        viewer, "A centres", [[0, 5, 5], [0, 9, 9], [1, 3, 3]], [A], _table([0, 0, 0], [0, 1, 2]),
+        "centres",
+    )  # fmt: skip
+    right = _points(viewer, "B centres", [[0, 7, 2]], [B], _table([0], [0]), "centres")
+    other = _points(viewer, "cells", [[0, 1, 1]], [A], _table([0], [0]), "centres", "cells")
+    # the embedding lists B before A, and its rows in another order
+    embedding = _points(
+        viewer, "embedding", np.arange(8).reshape(4, 2), [B, A], _table([1, 0, 1, 1], [2, 0, 0, 1]),
+        "embedding",
+    )  # fmt: skip
+    focused, picked = [], []
+    link = SelectionLink(viewer, on_focus=focused.append, on_pick=picked.append)
+    link.connect(embedding)
+    return SimpleNamespace(
+        viewer=viewer, link=link, left=left, right=right, other=other, embedding=embedding,
+        focused=focused, picked=picked,
+    )  # fmt: skip
+
+
+def test_links_only_centres_of_the_same_file_and_object(linked):
+    assert linked.link.centres == [linked.left, linked.right]
+    assert linked.link.locate(0) == (linked.left, 2) and linked.link.locate(1) == (linked.right, 0)
+    assert linked.link.locate(2) == (linked.left, 0) and linked.link.locate(3) == (linked.left, 1)
+    assert linked.link.locate(9) is None
+
+
+def test_embedding_selection_selects_centres(linked):
+    linked.embedding.selected_data = {2}
+    assert linked.focused == [2]  # one cell: the widget brings it into view
+    linked.embedding.selected_data = {0, 1, 3}
+    assert set(linked.left.selected_data) == {2, 1} and set(linked.right.selected_data) == {0}
+    assert linked.focused == [2] and not linked.picked
+    assert len(linked.other.selected_data) == 0
+
+
+def test_centre_selection_selects_the_embedding(linked):
+    linked.left.selected_data = {1}
+    assert set(linked.embedding.selected_data) == {3} and linked.picked == [3]
+    assert not linked.focused  # no echo back into the embedding's own callback
+    linked.left.selected_data = {0, 2}
+    assert set(linked.embedding.selected_data) == {2, 0} and linked.picked == [3]
+
+
+def test_focus_moves_sliders_and_camera(linked):
+    layer, point = linked.link.focus(0)  # A/2 at t=1, (3, 3)
+    assert layer is linked.left and set(linked.left.selected_data) == {2}
+    np.testing.assert_array_equal(point, [1, 3, 3])
+    assert linked.viewer.dims.point[0] == pytest.approx(1)
+    camera = linked.viewer.scene.camera if hasattr(linked.viewer, "scene") else linked.viewer.camera
+    np.testing.assert_allclose(camera.center[-2:], [3, 3])
+    assert linked.link.focus(7) is None
+
+
+def test_disconnect_stops_following(linked):
+    linked.link.disconnect()
+    linked.embedding.selected_data = {2}
+    linked.left.selected_data = {1}
+    assert not linked.focused and not linked.picked and linked.link.locate(0) is None

@@ -1,0 +1,109 @@
+"""The job runner: one worker at a time, typed messages in, an outcome with ready table out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import QWidget
+
+from napari_cellae._ui.runner import JobRunner, Outcome, viewer_job, warm_up_engine
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.jobs import JobFailed
+from napari_cellae.pipeline.messages import Encoded, Status
+from napari_cellae.pipeline.results import RunResult
+
+
+@pytest.fixture
+def run_result(cellcognition_file) -> RunResult:
+    with CellH5(cellcognition_file) as f:
+        crops = collect_crops(f, "primary__primary", 16)
+    embedding = np.random.default_rng(1).normal(size=(len(crops), 2))
+    return RunResult(None, crops, embedding=embedding, features=embedding)
+
+
+def _job(result):
+    yield Status("working")
+    yield Encoded(1, 1)
+    return result
+
+
+def test_viewer_job_builds_the_table_in_the_worker(run_result):
+    job = viewer_job(_job, run_result)
+    assert next(job) == Status("working") and next(job) == Encoded(1, 1)
+    with pytest.raises(StopIteration) as done:
+        next(job)
+    outcome = done.value.value
+    assert outcome.result is run_result and len(outcome.table.features) == len(run_result.crops)
+    assert set(outcome.table.features["position"]) == {"A01_0001", "B02_0001"}
+    stopped = viewer_job(_job, None)
+    next(stopped), next(stopped)
+    with pytest.raises(StopIteration) as done:
+        next(stopped)
+    assert done.value.value == Outcome(None)
+
+
+def test_runner_feeds_callbacks_and_finishes(qtbot, run_result):
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = JobRunner(owner)
+    seen: dict[str, list] = {"message": [], "outcome": [], "error": [], "finished": []}
+    worker = runner.start(
+        _job,
+        run_result,
+        on_message=seen["message"].append,
+        on_outcome=seen["outcome"].append,
+        on_error=seen["error"].append,
+        on_finished=lambda: seen["finished"].append(runner.running),
+        total=3,
+        description="test",
+        start=False,
+    )
+    assert runner.running and runner.worker is worker
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    qtbot.waitUntil(lambda: len(seen["finished"]) == 1, timeout=5000)
+    assert seen["message"] == [Status("working"), Encoded(1, 1)]
+    assert seen["outcome"][0].result is run_result and not seen["error"]
+    assert seen["finished"] == [False] and not runner.running
+
+
+def test_runtime_errors_reach_on_error(qtbot):
+    def failing():
+        yield Status("working")
+        raise RuntimeError("the loss became infinite")
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = JobRunner(owner)
+    errors: list[BaseException] = []
+    worker = runner.start(
+        failing,
+        on_message=lambda m: None,
+        on_outcome=lambda o: None,
+        on_error=errors.append,
+        on_finished=lambda: None,
+        start=False,
+    )
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    assert len(errors) == 1 and isinstance(errors[0], JobFailed)
+
+
+def test_later_runs_in_a_later_turn(qtbot):
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    done: list[int] = []
+    JobRunner(owner).later(lambda: done.append(1))
+    assert not done
+    qtbot.waitUntil(lambda: done == [1], timeout=5000)
+
+
+def test_engine_warms_up_once():
+    thread = warm_up_engine()
+    assert warm_up_engine() is thread
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    import sys
+
+    assert "torch" in sys.modules and "napari_cellae.core.trainer" in sys.modules
