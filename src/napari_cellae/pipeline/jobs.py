@@ -126,25 +126,34 @@ def guarded(job: Callable[..., Generator[Any, None, Any]]) -> Callable[..., Any]
 
 
 def limit_threads() -> None:
-    """Leave one core to the GUI thread, so the viewer stays responsive while torch works."""
-    import torch
+    """Leave one core to the GUI thread, so the viewer stays responsive while a job works.
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cores() - 1)))
+    Applies to torch and to the BLAS library of numpy and scipy (the 2-D embedding): with
+    every core busy, BLAS threads that wait by spinning starve the GUI thread for seconds.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    cores = max(1, usable_cores() - 1)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
+    threadpool_limits(cores, user_api="blas")  # stays in force, like torch's setting
 
 
 def warm_up() -> None:
-    """Load the engine: torch, and what torch loads on its first optimizer and model.
+    """Load the engine: torch, and what the first optimizer and the embedding load.
 
-    These imports take about a second and hold Python's global lock for up to 200 ms at a
-    time (torch registers its operators). Run in a background thread when the widget
+    These imports take a second or two and hold Python's global lock for up to 200 ms at
+    a time (torch registers its operators). Run in a background thread when the widget
     opens, they do not stall the viewer in the middle of the first training.
     """
     import torch
 
-    import napari_cellae.core.features
     import napari_cellae.core.trainer  # noqa: F401  (the import is the point)
+    from napari_cellae.core.features import embed_2d
 
     torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    embed_2d(np.arange(12, dtype=np.float32).reshape(4, 3) ** 2)
+    limit_threads()  # now that every thread pool is loaded
 
 
 def gallery_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 4) -> np.ndarray:
