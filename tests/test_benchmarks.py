@@ -1,4 +1,8 @@
-"""The benchmark scripts still run (tiny sizes): they call internals that may move."""
+"""The benchmark scripts still run (tiny sizes): they call internals that may move.
+
+The feature-quality measures (``benchmarks/quality_metrics.py``) are checked on small
+synthetic data whose answers are known.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import quality_metrics as qm  # noqa: E402
 
 
 def run(script: str, *args: str) -> str:
@@ -37,8 +47,74 @@ def test_bench_crops_runs_and_checks_equality() -> None:
 
 
 def test_bench_quality_runs() -> None:
-    out = run("bench_quality.py", "--epochs", "1", "--quiet")
-    assert "learned (autoencoder)" in out and "hand-crafted" in out
+    out = run("bench_quality.py", "--quick", "--quiet")
+    for row in ("learned", "random weights", "raw-pixel PCA", "region properties"):
+        assert f"\n{row}" in out, row
+    assert "LR F1" in out and "hit AUROC" in out and "train " in out
+    assert "masks from label images" in out and "out of focus" in out
+
+
+def blobs(rng: np.random.Generator, n: int, centre: float, dims: int = 4) -> np.ndarray:
+    return rng.normal(centre, 1.0, size=(n, dims))
+
+
+def test_classifiers_on_separable_and_random_data() -> None:
+    rng = np.random.default_rng(0)
+    x = np.r_[blobs(rng, 60, 0.0), blobs(rng, 60, 12.0), blobs(rng, 60, -12.0)]
+    y = np.repeat([0, 1, 2], 60)
+    assert qm.logistic_f1(x, y) == 1.0
+    assert qm.knn_accuracy(x, y) == 1.0
+    noise = rng.normal(size=x.shape)
+    assert qm.logistic_f1(noise, y) < 0.55  # chance is 1/3
+    assert qm.knn_accuracy(noise, y) < 0.55
+    # a class of one cell cannot be split: it is left out instead of failing
+    y_odd = y.copy()
+    y_odd[0] = 3
+    assert qm.logistic_f1(x, y_odd) > 0.95
+
+
+def test_novelty_ranks_phenotypes_and_skips_the_own_control_well() -> None:
+    rng = np.random.default_rng(1)
+    n = 40
+    control_x = blobs(rng, 4 * n, 0.0)
+    novel = blobs(rng, n, 6.0)  # clearly unlike the controls
+    ordinary = blobs(rng, n, 0.0)  # a "phenotype" that looks like control interphase
+    x = np.r_[control_x, novel, ordinary]
+    labels = np.r_[np.zeros(4 * n, int), np.ones(n, int), np.full(n, 2)]
+    well = np.r_[np.repeat(["c1", "c2", "c3", "c4"], n), ["p1"] * n, ["p2"] * n]
+    control = np.r_[np.ones(4 * n, bool), np.zeros(2 * n, bool)]
+    scores = qm.novelty_scores(x, well, control, k=5)
+    auroc = qm.novelty_auroc(scores, labels, control)
+    assert auroc[1] == 1.0
+    assert 0.3 < auroc[2] < 0.7
+
+    # a control well of identical cells: scored against itself it would look perfectly normal
+    x_dup = x.copy()
+    x_dup[:n] = x_dup[0]
+    scores_dup = qm.novelty_scores(x_dup, well, control, k=5)
+    assert scores_dup[:n].min() > 0.1
+
+
+def test_hit_wells() -> None:
+    rng = np.random.default_rng(2)
+    n = 50
+    wells = ["c1", "c2", "c3", "h1", "h2", "w1"]
+    x = np.r_[
+        blobs(rng, 3 * n, 0.0),
+        np.r_[blobs(rng, n // 2, 5.0), blobs(rng, n // 2, 0.0)],  # strong hit
+        np.r_[blobs(rng, n // 5, 5.0), blobs(rng, n - n // 5, 0.0)],  # weaker hit
+        blobs(rng, n, 0.0),  # a "perturbation" that does nothing
+    ]
+    well = np.repeat(wells, n)
+    control = np.r_[np.ones(3 * n, bool), np.zeros(3 * n, bool)]
+    result = qm.hit_wells(qm.novelty_scores(x, well, control), well, control)
+    assert list(result.wells) == sorted(wells)
+    fraction = dict(zip(result.wells, result.fraction, strict=True))
+    assert fraction["h1"] > fraction["h2"] > max(fraction["c1"], fraction["c2"], fraction["c3"])
+    assert result.hits_not_above_controls <= 1  # only the inert well may rank among controls
+    assert 0.6 < result.auroc <= 1.0
+    with pytest.raises(ValueError, match="both control and perturbation"):
+        qm.hit_wells(np.zeros(6), np.arange(6), np.ones(6, bool))
 
 
 def test_bench_training_runs() -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from napari_cellae.demo.layout import (
     Condition,
@@ -61,6 +62,7 @@ OBJECT_NAME = "primary__primary"
 MIN_AREA = 20  # smaller pieces (cut by the border or hidden by neighbours) are not segmented
 LEVEL = 700.0  # camera counts above background of an interphase nucleus in a well of gain 1
 AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 20 % covered)
+SEGMENT_THRESHOLD = 150.0  # counts above background that the segmentation calls foreground
 
 # Natural share of each phenotype in an unperturbed population (controls).
 CONTROL_SHARE = {
@@ -71,32 +73,32 @@ CONTROL_SHARE = {
 }  # fmt: skip
 
 # Perturbations: gene, reagent and the share of the population each enriched phenotype takes.
-# Names are illustrative; strong hits move 35-60 % of the cells, weak ones 10-20 %.
+# Names are illustrative; strong hits move 45-75 % of the cells, weak ones 20-25 %.
 HITS: tuple[tuple[str, str, dict[str, float]], ...] = (
-    ("KIF11", "s7902", {"prometaphase": 0.45, "metaphase alignment": 0.1}),
-    ("PLK1", "s449", {"prometaphase": 0.25, "apoptosis": 0.2}),
-    ("CENPE", "s2920", {"metaphase alignment": 0.35, "metaphase": 0.15}),
-    ("KIF18A", "s3702", {"metaphase alignment": 0.12}),
-    ("AURKB", "s17611", {"binuclear": 0.25, "polylobed": 0.15, "large": 0.1}),
-    ("ANLN", "s1133", {"binuclear": 0.15}),
-    ("COPB1", "s3371", {"apoptosis": 0.45}),
-    ("BCL2L1", "s1920", {"apoptosis": 0.12}),
-    ("LMNA", "s8221", {"polylobed": 0.25, "grape": 0.2}),
-    ("KPNB1", "s7917", {"grape": 0.15, "small irregular": 0.1}),
-    ("CDC20", "s2750", {"metaphase": 0.3, "anaphase": 0.1}),
-    ("ESPL1", "s4868", {"anaphase": 0.25}),
-    ("CCNB1", "s2513", {"prophase": 0.25, "prometaphase": 0.05}),
-    ("CDK1", "s2839", {"prophase": 0.12}),
-    ("ACTR3", "s1047", {"elongated": 0.35}),
-    ("RACGAP1", "s21101", {"elongated": 0.12, "binuclear": 0.08}),
-    ("GMNN", "s6107", {"large": 0.4}),
-    ("CCNE1", "s2525", {"large": 0.15}),
-    ("RRM2", "s12362", {"small irregular": 0.35, "apoptosis": 0.05}),
-    ("NUP153", "s19374", {"hole": 0.3}),
-    ("NUP98", "s9788", {"hole": 0.12}),
-    ("ITGB1", "s7575", {"out of focus": 0.3}),
-    ("TPX2", "s21131", {"metaphase": 0.2, "metaphase alignment": 0.15, "apoptosis": 0.1}),
-    ("SMC4", "s12875", {"prophase": 0.15, "anaphase": 0.15, "grape": 0.1}),
+    ("KIF11", "s7902", {"prometaphase": 0.6, "metaphase alignment": 0.15}),
+    ("PLK1", "s449", {"prometaphase": 0.35, "apoptosis": 0.3}),
+    ("CENPE", "s2920", {"metaphase alignment": 0.45, "metaphase": 0.2}),
+    ("KIF18A", "s3702", {"metaphase alignment": 0.2}),
+    ("AURKB", "s17611", {"binuclear": 0.3, "polylobed": 0.2, "large": 0.15}),
+    ("ANLN", "s1133", {"binuclear": 0.25}),
+    ("COPB1", "s3371", {"apoptosis": 0.6}),
+    ("BCL2L1", "s1920", {"apoptosis": 0.2}),
+    ("LMNA", "s8221", {"polylobed": 0.35, "grape": 0.3}),
+    ("KPNB1", "s7917", {"grape": 0.2, "small irregular": 0.15}),
+    ("CDC20", "s2750", {"metaphase": 0.4, "anaphase": 0.15}),
+    ("ESPL1", "s4868", {"anaphase": 0.35}),
+    ("CCNB1", "s2513", {"prophase": 0.4, "prometaphase": 0.1}),
+    ("CDK1", "s2839", {"prophase": 0.2}),
+    ("ACTR3", "s1047", {"elongated": 0.5}),
+    ("RACGAP1", "s21101", {"elongated": 0.2, "binuclear": 0.1}),
+    ("GMNN", "s6107", {"large": 0.55}),
+    ("CCNE1", "s2525", {"large": 0.25}),
+    ("RRM2", "s12362", {"small irregular": 0.5, "apoptosis": 0.1}),
+    ("NUP153", "s19374", {"hole": 0.45}),
+    ("NUP98", "s9788", {"hole": 0.2}),
+    ("ITGB1", "s7575", {"out of focus": 0.45}),
+    ("TPX2", "s21131", {"metaphase": 0.25, "metaphase alignment": 0.2, "apoptosis": 0.15}),
+    ("SMC4", "s12875", {"prophase": 0.2, "anaphase": 0.2, "grape": 0.15}),
 )
 
 
@@ -194,7 +196,7 @@ def plan_screen(
     side = max(96, round(math.sqrt(mean * AREA_PER_CELL)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1_000_000]))
     density = rng.permutation(np.linspace(0.45, 1.7, n_wells))
-    gain = rng.permutation(np.exp(np.linspace(-0.45, 0.45, n_wells)))
+    gain = rng.permutation(np.exp(np.linspace(-0.55, 0.55, n_wells)))
     plans = []
     for index, spec in enumerate(layout):
         plans.append(
@@ -232,6 +234,15 @@ def _illumination(plan: WellPlan, rng: np.random.Generator, side: int) -> np.nda
     tilt = math.cos(plan.gradient_angle) * g[None, :] + math.sin(plan.gradient_angle) * g[:, None]
     haze = _upsample(standardise(smooth(rng.standard_normal((10, 10)), 1.0)), side)
     return flat * (1.0 + plan.gradient * tilt) * (1.0 + 0.04 * haze)
+
+
+def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
+    """``mask`` with its holes (background enclosed by foreground) under ``max_area`` filled."""
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    parts, n = ndimage.label(holes)
+    small = np.bincount(parts.ravel(), minlength=n + 1) < max_area
+    small[0] = False
+    return mask | small[parts]
 
 
 def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
@@ -287,6 +298,13 @@ def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
     counts = counts + rng.normal(0.0, 3.0, size=counts.shape)  # camera read noise
     image = np.clip(np.rint(counts), 0, 4095).astype(np.uint16)
 
+    # Segmentation as an analysis would do it: smoothed image above background + threshold
+    # (small holes filled), split between cells by where each was drawn. So masks lose dim
+    # rims and dim cells, and depend on the well's brightness like real ones.
+    pad = 5
+    above = image - plan.background * (0.9 + 0.1 * flat)
+    foreground = smooth(np.pad(above, pad), 1.5)[pad:-pad, pad:-pad] > SEGMENT_THRESHOLD
+    lab[~_fill_small_holes(foreground, 30)] = 0
     rows: list[ObjectRow] = [
         (0, label, *measured, cells[label - 1].phenotype)
         for label, *measured in measure_labels(lab, len(cells), MIN_AREA)

@@ -111,7 +111,7 @@ def _nucleoli(rng: np.random.Generator, a: float, b: float, lo: int, hi: int) ->
     spots = []
     for _ in range(int(rng.integers(lo, hi + 1))):
         r, phi = rng.uniform(0.0, 0.55), rng.uniform(0, 2 * math.pi)
-        spots.append((r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.5, 3.0), -0.45))
+        spots.append((r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.5, 3.8), -0.45))
     for _ in range(int(rng.integers(0, 5))):
         r, phi = rng.uniform(0.0, 0.8), rng.uniform(0, 2 * math.pi)
         spots.append((r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.0, 2.0), 0.4))
@@ -137,15 +137,20 @@ def _nucleus(rng: np.random.Generator, a_lo: float, a_hi: float, ratio: tuple, a
 
 
 def _interphase(rng: np.random.Generator) -> dict:
-    return _nucleus(rng, 9.5, 15.5, (0.68, 0.97), 0.05)
+    # G1 to G2: the nucleus grows and its DNA doubles (bigger, brighter, slightly grainier)
+    cycle = rng.uniform(0.0, 1.0)
+    out = _nucleus(rng, 8.5 + 2.0 * cycle, 13.0 + 4.0 * cycle, (0.58, 0.97), 0.09)
+    out["brightness"] = 1.0 + 0.35 * cycle
+    out["grain"] = rng.uniform(0.0, 0.3) * cycle
+    return out
 
 
 def _prophase(rng: np.random.Generator) -> dict:
-    a = rng.uniform(9.5, 13.5)
-    body = Body(0.0, 0.0, a, a * rng.uniform(0.85, 1.0), harmonics=_wobble(rng, 0.04))
+    a = rng.uniform(9.0, 14.0)
+    body = Body(0.0, 0.0, a, a * rng.uniform(0.8, 1.0), harmonics=_wobble(rng, 0.05))
     # condensing chromosomes: threads of fine, high-contrast grain; nucleoli gone
-    return _look([body], rng.uniform(1.2, 1.6), rng.uniform(0.45, 0.7), rng.uniform(0.0, 0.3),
-                 rng.uniform(0.4, 0.8))  # fmt: skip
+    return _look([body], rng.uniform(1.05, 1.5), rng.uniform(0.35, 0.65), rng.uniform(0.0, 0.4),
+                 rng.uniform(0.25, 0.75))  # fmt: skip
 
 
 def _condensed(rng: np.random.Generator, bodies: list[Body], brightness: float) -> dict:
@@ -154,18 +159,19 @@ def _condensed(rng: np.random.Generator, bodies: list[Body], brightness: float) 
 
 
 def _prometaphase(rng: np.random.Generator) -> dict:
-    a = rng.uniform(6.0, 9.0)
-    body = Body(0.0, 0.0, a, a * rng.uniform(0.75, 1.0), harmonics=_wobble(rng, 0.16, (2, 3, 5)))
-    return _condensed(rng, [body], rng.uniform(1.7, 2.3))
+    a = rng.uniform(6.0, 9.5)
+    body = Body(0.0, 0.0, a, a * rng.uniform(0.7, 1.0), harmonics=_wobble(rng, 0.16, (2, 3, 5)))
+    return _condensed(rng, [body], rng.uniform(1.4, 2.3))
 
 
 def _plate(rng: np.random.Generator) -> Body:
-    a, b = rng.uniform(8.0, 12.0), rng.uniform(2.5, 4.0)
+    # a plate seen edge-on is a thin bar, seen tilted a broader ellipse
+    a, b = rng.uniform(7.5, 12.0), rng.uniform(2.5, 6.0)
     return Body(0.0, 0.0, a, b, harmonics=_wobble(rng, 0.05))
 
 
 def _metaphase(rng: np.random.Generator) -> dict:
-    return _condensed(rng, [_plate(rng)], rng.uniform(1.8, 2.4))
+    return _condensed(rng, [_plate(rng)], rng.uniform(1.5, 2.4))
 
 
 def _alignment_defect(rng: np.random.Generator) -> dict:
@@ -200,7 +206,7 @@ def _apoptosis(rng: np.random.Generator) -> dict:
         r, phi = spread * math.sqrt(rng.uniform(0.05, 1.0)), rng.uniform(0, 2 * math.pi)
         radius, gain = rng.uniform(1.5, 3.5), rng.uniform(0.7, 1.3)
         bodies.append(Body(r * math.cos(phi), r * math.sin(phi), radius, radius, gain=gain))
-    return _look(bodies, rng.uniform(2.1, 2.9), rng.uniform(0.05, 0.2), 0.5)
+    return _look(bodies, rng.uniform(1.6, 2.9), rng.uniform(0.05, 0.2), 0.5)
 
 
 def _binuclear(rng: np.random.Generator) -> dict:
@@ -208,7 +214,7 @@ def _binuclear(rng: np.random.Generator) -> dict:
     for side in (-1.0, 1.0):
         a = rng.uniform(7.5, 10.5)
         b = a * rng.uniform(0.75, 0.95)
-        u = side * b * rng.uniform(0.95, 1.1)  # two daughters side by side, touching
+        u = side * b * rng.uniform(0.75, 1.1)  # two daughters side by side, touching
         v, turn, wobble = rng.normal(0, 1.0), rng.normal(0, 0.2), _wobble(rng, 0.05)
         bodies.append(Body(u, v, b, a, turn, wobble))
         spots += [(u + su, v + sv, sr, g) for su, sv, sr, g in _nucleoli(rng, b, a, 0, 2)]
@@ -241,32 +247,34 @@ def _grape(rng: np.random.Generator) -> dict:
 
 
 def _large(rng: np.random.Generator) -> dict:
-    out = _nucleus(rng, 15.0, 22.0, (0.7, 0.97), 0.06)
+    out = _nucleus(rng, 14.5, 21.0, (0.65, 0.97), 0.07)
     out["spots"] += _nucleoli(rng, out["bodies"][0].a, out["bodies"][0].b, 1, 3)
     return out
 
 
 def _elongated(rng: np.random.Generator) -> dict:
-    return _nucleus(rng, 14.0, 21.0, (0.3, 0.5), 0.05)
+    return _nucleus(rng, 12.0, 20.0, (0.33, 0.6), 0.06)
 
 
 def _small_irregular(rng: np.random.Generator) -> dict:
-    out = _nucleus(rng, 6.0, 9.5, (0.6, 0.9), 0.18)
-    out["brightness"] = rng.uniform(1.0, 1.3)
+    out = _nucleus(rng, 6.5, 10.0, (0.6, 0.9), 0.2)
+    out["bodies"][0].harmonics = _wobble(rng, 0.2, (2, 3, 4, 5))
+    out["brightness"] = rng.uniform(0.95, 1.3)
     return out
 
 
 def _hole(rng: np.random.Generator) -> dict:
-    out = _nucleus(rng, 10.5, 15.5, (0.75, 0.97), 0.05)
+    out = _nucleus(rng, 10.0, 16.0, (0.7, 0.97), 0.06)
     body = out["bodies"][0]
-    r, phi = rng.uniform(0.0, 0.3) * body.b, rng.uniform(0, 2 * math.pi)
-    out["holes"] = [(r * math.cos(phi), r * math.sin(phi), body.b * rng.uniform(0.3, 0.5), 0.95)]
+    r, phi = rng.uniform(0.0, 0.35) * body.b, rng.uniform(0, 2 * math.pi)
+    radius, depth = body.b * rng.uniform(0.2, 0.45), rng.uniform(0.5, 0.95)
+    out["holes"] = [(r * math.cos(phi), r * math.sin(phi), radius, depth)]
     return out
 
 
 def _out_of_focus(rng: np.random.Generator) -> dict:
     out = _interphase(rng)
-    out["blur"] = rng.uniform(2.5, 4.0)
+    out["blur"] = rng.uniform(1.2, 3.0)
     return out
 
 
@@ -295,7 +303,7 @@ def new_cell(rng: np.random.Generator, phenotype: int, tex_size: int) -> Cell:
         Its centre is set later, by placement.
     """
     params = _DRAW[phenotype](rng)
-    params["brightness"] *= math.exp(rng.normal(0.0, 0.18))
+    params["brightness"] *= math.exp(rng.normal(0.0, 0.28))
     margin = 40
     return Cell(
         phenotype=phenotype,
@@ -350,7 +358,8 @@ def render_cell(
     for hu, hv, hr, depth in cell.holes:
         inside = edge(hr - np.sqrt((u - hu) ** 2 + (v - hv) ** 2))
         profile = profile * (1.0 - depth * inside)
-        mask &= inside < 0.5
+        if depth > 0.7:  # only a dark enough hole is cut out of the segmentation
+            mask &= inside < 0.5
     for su, sv, sr, gain in cell.spots:
         profile = profile * (1.0 + gain * bump((u - su) ** 2 + (v - sv) ** 2, sr))
 
