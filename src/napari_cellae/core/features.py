@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from napari_cellae.core.training import TrainedModel
+    from napari_cellae.core.model_file import TrainedModel
 
 __all__ = ["embed_2d", "encode", "knn_accuracy", "pca_features"]
 

@@ -326,7 +326,10 @@ class ConvAutoencoder(nn.Module):
             # Tied weights: the transposed encoder matrix, own bias.
             h = F.linear(h, self.dense[i].weight.t(), self.decoder_bias[i])
             h = F.relu(h, inplace=True) if self._decoder_acts[i] == "relu" else torch.sigmoid(h)
-        h = h.reshape(h.shape[0], *self._map_shape)
+        return self.decode_maps(h.reshape(h.shape[0], *self._map_shape))
+
+    def decode_maps(self, h: torch.Tensor) -> torch.Tensor:
+        """Map encoder feature maps (n, C', s, s) back to crops (n, C, S, S) in [0, 1]."""
         if self._decoder_conv is not None and self.decoder_maps[
             self._decoder_conv
         ].weight.is_contiguous(memory_format=torch.channels_last):
