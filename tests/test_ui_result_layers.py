@@ -97,8 +97,10 @@ def test_layers_are_placed_beside_the_images(make_napari_viewer, result):
     assert meta["object"] == "primary__primary" and meta["colours"] == table.colours
     np.testing.assert_allclose(embedding.face_color, table.face)
 
+    viewer.layers.selection.active = embedding
     layers.show_pair(np.ones((16, 33), np.float32))
     assert viewer.layers[SELECTED_LAYER].data.shape == (16, 33)
+    assert viewer.layers.selection.active is embedding  # the user goes on picking cells
     centres = viewer.add_points(np.array([[5.0, 5.0]]))
     layers.mark(centres, np.array([5.0, 5.0]), 16.0)
     layers.mark(centres, np.array([7.0, 9.0]), 16.0)  # moved, not added twice

@@ -332,6 +332,8 @@ def test_without_mapping_trains_on_all_cells_and_says_so(
     said = next(t for t in texts if "training on all cells" in t)
     assert said.startswith("No position mapping")
     assert f"{result.n_trained} cells ({result.n_held_out} held out)" in said
+    done = widget.status.text()
+    assert f"learnt from {result.n_trained}, {result.n_held_out} held out" in done
     # the embedding is coloured by position (no conditions without a mapping)
     embedding = viewer.layers[EMBEDDING_LAYER]
     assert set(embedding.features["condition"]) == {"A01_0001", "B02_0001"}

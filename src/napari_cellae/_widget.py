@@ -280,9 +280,11 @@ class DeepLearningWidget(QWidget):
         # zoom out to show image, gallery and embedding, in a later turn (another repaint)
         self.runner.later(self.viewer.reset_view)
         what = "stopped early; " if result.stopped else ""
+        if result.n_trained:
+            what += f"learnt from {result.n_trained}, {result.n_held_out} held out; "
         self.status.setText(
-            f"Done ({what}{len(result.crops)} cells). Click a point in '{EMBEDDING_LAYER}' "
-            "to see that cell."
+            f"Done ({what}features of {len(result.crops)} cells). Click a point in "
+            f"'{EMBEDDING_LAYER}' to see that cell."
         )
 
     def _on_errored(self, err: BaseException) -> None:

@@ -243,9 +243,13 @@ class ResultLayers:
         side = y1 - y0
         gap = 0.04 * side
         scale = 0.5 * side / pair.shape[1]
+        active = self.viewer.layers.selection.active
         self.upsert_image(
             SELECTED_LAYER, pair, translate=(y1 + gap, x1 + gap), scale=(scale, scale)
         )
+        # a new layer becomes the active one: keep the user's (to go on picking cells)
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active
 
     def mark(self, centres: Any, point: np.ndarray, size: float) -> None:
         """Draw a square of ``size`` around ``point`` of a centres layer."""
