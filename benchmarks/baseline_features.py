@@ -39,8 +39,8 @@ REGION_NAMES = (
 )
 
 
-def label_crops(ch5: CellH5, crops) -> np.ndarray | None:
-    """Masks of every crop's own object from the file's label images, or None if it has none.
+def label_crops(ch5: CellH5, crops) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each crop's own mask and crowding from the file's label images (None if it has none).
 
     Parameters
     ----------
@@ -50,11 +50,14 @@ def label_crops(ch5: CellH5, crops) -> np.ndarray | None:
 
     Returns
     -------
-    ndarray of bool (n, s, s) or None
-        ``True`` where the crop's window shows pixels of its object's label.
+    masks : ndarray of bool (n, s, s)
+        ``True`` where the crop's window shows pixels of its own object.
+    crowding : ndarray of float (n,)
+        Share of the window covered by other objects (neighbours).
     """
     size = crops.crops.shape[-1]
-    out = np.zeros((len(crops), size, size), bool)
+    masks = np.zeros((len(crops), size, size), bool)
+    crowding = np.zeros(len(crops))
     for p, key in enumerate(crops.positions):
         region = ch5.image(key).parent.get("region")
         if region is None:
@@ -64,8 +67,10 @@ def label_crops(ch5: CellH5, crops) -> np.ndarray | None:
             plane = region[0, int(t), 0]
             for i in rows[crops.time_idx[rows] == t]:
                 y, x = int(crops.origin_y[i]), int(crops.origin_x[i])
-                out[i] = plane[y : y + size, x : x + size] == crops.label_id[i]
-    return out
+                window = plane[y : y + size, x : x + size]
+                masks[i] = window == crops.label_id[i]
+                crowding[i] = np.mean((window > 0) & ~masks[i])
+    return masks, crowding
 
 
 def _otsu_mask(image: np.ndarray, cy: int, cx: int) -> np.ndarray:

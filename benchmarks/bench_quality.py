@@ -11,7 +11,8 @@ mapping), every cell is cropped and the autoencoder trained; then one table comp
 * region properties + learned,
 
 by weighted F1 of a logistic regression, 5-NN accuracy, novelty AUROC per phenotype
-(mean and worst) and the hit-well AUROC (``quality_metrics.py`` defines them). Only the
+(mean and worst) and the hit-well AUROC (``quality_metrics.py`` defines them), and how
+much the novelty score follows crowding, which it should ignore. Only the
 first frame of each position is evaluated, so a tracked cell's other frames cannot be its
 own neighbours (training uses every frame). Usage::
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
@@ -71,6 +73,7 @@ class Scores:
     novelty: dict[int, float]
     hit_auroc: float
     hits_not_above: int
+    crowding_r: float
 
 
 def _train_config(args: argparse.Namespace, crop_size: int | None):
@@ -116,6 +119,10 @@ def score(name: str, feats: np.ndarray, truth: dict, args: argparse.Namespace) -
     labels, well, control = truth["labels"], truth["well"], truth["control"]
     novelty = novelty_scores(feats, well, control, k=5)
     hits = hit_wells(novelty, well, control)
+    crowd = np.nan
+    if truth["crowding"] is not None:  # does the score follow crowding in ordinary cells?
+        ordinary = control & (labels == truth["reference"])
+        crowd = spearmanr(novelty[ordinary], truth["crowding"][ordinary]).statistic
     return Scores(
         name,
         feats.shape[1],
@@ -124,6 +131,7 @@ def score(name: str, feats: np.ndarray, truth: dict, args: argparse.Namespace) -
         novelty_auroc(novelty, labels, control, reference=truth["reference"]),
         hits.auroc,
         hits.hits_not_above_controls,
+        float(crowd),
     )
 
 
@@ -131,7 +139,7 @@ def print_tables(rows: list[Scores], class_names: list[str], n_hit_wells: int) -
     """The side-by-side table, then novelty AUROC per phenotype."""
     print(
         f"{'features':<30}{'dims':>6}{'LR F1':>8}{'5-NN':>8}{'novelty':>9}"
-        f"{'worst novelty':>26}{'hit AUROC':>11}{'hits<=ctrl':>11}"
+        f"{'worst novelty':>26}{'hit AUROC':>11}{'hits<=ctrl':>11}{'r crowd':>9}"
     )
     for r in rows:
         values = list(r.novelty.values())
@@ -140,7 +148,13 @@ def print_tables(rows: list[Scores], class_names: list[str], n_hit_wells: int) -
         print(
             f"{r.name:<30}{r.dims:>6}{r.f1:>8.3f}{r.knn:>8.3f}{np.mean(values):>9.3f}"
             f"{worst_text:>26}{r.hit_auroc:>11.3f}{r.hits_not_above:>7}/{n_hit_wells:<3}"
+            f"{r.crowding_r:>+9.2f}"
         )
+    print(
+        "   novelty: mean AUROC over phenotypes; hits<=ctrl: perturbed wells not ranked above "
+        "the top control well;\n   r crowd: Spearman r of the novelty score with the share of "
+        "the crop covered by neighbours (control interphase cells; 0 is ideal)"
+    )
     print("novelty AUROC per phenotype (its cells vs control interphase cells):")
     short = [SHORT.get(r.name.split(" (")[0], r.name[:13]) for r in rows]
     print(f"  {'phenotype':<22}" + "".join(f"{s:>15}" for s in short))
@@ -159,7 +173,7 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         crops = pipeline.collect(
             ch5, obj, config.crop_size, pipeline.resolve_channels(ch5, obj, None)
         )
-        masks = label_crops(ch5, crops)
+        labelled = label_crops(ch5, crops)
         class_names = [c.name for c in ch5.class_labels(obj) or []]
     crop_s = time.perf_counter() - t0
     if mapping is None or not class_names or (crops.class_idx < 0).any():
@@ -184,6 +198,7 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     learned = feature_readout.encode(trained, crops.crops, **args.encode)
     encode_s = time.perf_counter() - t0
     random = feature_readout.encode(random_model, crops.crops, **args.encode)
+    masks, crowding = labelled if labelled is not None else (None, None)
     region = region_properties(crops, masks)
     pixels = trained.normalisation.apply(crops.crops)
 
@@ -199,6 +214,7 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         "well": wells[crops.position_index[first]],
         "control": np.array([infos[p].is_control for p in crops.position_index[first]]),
         "reference": class_names.index("interphase") if "interphase" in class_names else 0,
+        "crowding": crowding[first] if crowding is not None else None,
     }
     sets = [
         ("learned", learned),
@@ -215,7 +231,7 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
 
     counts = np.bincount(truth["labels"], minlength=len(class_names))
     n_hit_wells = len(set(truth["well"][~truth["control"]]))
-    mask_source = "label images" if masks is not None else "Otsu"
+    mask_source = "label images" if labelled is not None else "Otsu"
     print(
         f"\n== {name}: {ch5_path.name}, {first.sum()} cells evaluated of {len(crops)} cropped, "
         f"{len(set(truth['well']))} wells ({n_hit_wells} perturbed); majority class "
