@@ -38,7 +38,6 @@ from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, 
 if TYPE_CHECKING:
     import napari
 
-    from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.pipeline.results import RunResult
 
@@ -150,10 +149,6 @@ class DeepLearningWidget(QWidget):
             files.open_file(self.viewer, path)
         except ValueError as err:
             show_error(str(err))
-
-    def config(self) -> TrainConfig:
-        """The training parameters currently entered (raises ValueError if unusable)."""
-        return self.form.config()
 
     def _set_running(self, running: bool) -> None:
         self.buttons.show_state(running, self.result is not None, self._trained is not None)
