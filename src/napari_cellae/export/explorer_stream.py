@@ -1,0 +1,238 @@
+"""Write the CellCognition Explorer ``.hdf`` incrementally, one position (or batch) at a time.
+
+The file has the layout of :func:`napari_cellae.export.explorer.write_explorer_hdf` (the rows
+are built by the same code), but its datasets are resizable and grow as cells arrive, so a
+whole screen is written without holding its cells in memory. The file is written under a
+temporary name and renamed only when :class:`ExplorerWriter` closes without an error; an
+error (or Ctrl-C) removes it, so the final path never holds a partial file.
+
+Typical use::
+
+    with ExplorerWriter(path, mapping, normalisation=trained.normalisation) as writer:
+        for crops, features in encoded_positions:
+            writer.append(crops, features)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+
+from napari_cellae.export.explorer import (
+    BBOX_DTYPE,
+    CONTOUR_CHANNEL,
+    FEATURE_GROUP_DTYPE,
+    GALLERY_COLOR,
+    _application,
+    _build_arrays,
+    _source_image_size,
+)
+from napari_cellae.io.atomic import atomic_output, check_output
+
+if TYPE_CHECKING:
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.normalisation import Normalisation
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = ["ExplorerWriter"]
+
+# Thumbnails per gallery chunk (as write_explorer_hdf); rows are flushed in whole chunks so
+# no compressed chunk is written twice.
+_GALLERY_CHUNK = 256
+_FLUSH_ROWS = 16 * _GALLERY_CHUNK
+
+
+class ExplorerWriter:
+    """Append cells to a CellCognition Explorer ``.hdf`` file; a context manager.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file; checked against ``inputs`` at once, written under a temporary name.
+    mapping : PositionMapping or None
+        Gives each position's condition (``treatment``).
+    normalisation : Normalisation, optional
+        The model's scaling, used to make 8-bit thumbnails of wider crops (8-bit crops are
+        stored unchanged). Required unless every appended crop is uint8.
+    image_size : (int, int), optional
+        (height, width) of the source images; default: read from the first appended
+        crops' CellH5 file.
+    inputs : iterable of path-like, optional
+        The run's input files; writing over one of them is refused.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is an input, a folder, or its folder is missing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        mapping: PositionMapping | None = None,
+        *,
+        normalisation: Normalisation | None = None,
+        image_size: tuple[int, int] | None = None,
+        inputs: Iterable[str | os.PathLike | None] = (),
+    ) -> None:
+        self.path = check_output(path, list(inputs), "features file")
+        self.mapping = mapping
+        self.normalisation = normalisation
+        self.image_size = image_size
+        self.n_rows = 0
+        self.n_features: int | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._h5: h5py.File | None = None
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._pending_rows = 0
+
+    # -- context manager ---------------------------------------------------------------
+    def __enter__(self) -> ExplorerWriter:
+        stack = contextlib.ExitStack()
+        try:
+            tmp = stack.enter_context(atomic_output(self.path))
+            self._h5 = stack.enter_context(h5py.File(tmp, "w"))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value, traceback) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        if kind is None:
+            try:
+                self._finish()
+            except BaseException as exc:
+                # The temporary file is removed by atomic_output on the way out.
+                if not stack.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+                return False
+        return bool(stack.__exit__(kind, value, traceback))
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, crops: CropSet, features: np.ndarray) -> None:
+        """Add the cells of ``crops`` (in order) with their features.
+
+        Parameters
+        ----------
+        crops : CropSet
+            Cells to add; ``crops.crops`` are the crops or already their uint8 thumbnails.
+        features : ndarray (len(crops), F)
+
+        Raises
+        ------
+        ValueError
+            If the features do not match the crops or earlier rows, or are not finite.
+        """
+        if self._h5 is None:
+            raise RuntimeError("ExplorerWriter.append() outside its 'with' block")
+        features = np.asarray(features)
+        n = len(crops)
+        if features.ndim != 2 or features.shape[0] != n:
+            raise ValueError(
+                f"cannot write {self.path}: features have shape {features.shape}, "
+                f"expected ({n}, n_features) for {n} cells"
+            )
+        if self.n_features is not None and features.shape[1] != self.n_features:
+            raise ValueError(
+                f"cannot write {self.path}: {features.shape[1]} features per cell, but the "
+                f"cells before had {self.n_features}"
+            )
+        if features.shape[1] == 0:
+            raise ValueError(f"cannot write {self.path}: features have no columns")
+        if not np.all(np.isfinite(features)):
+            where = f"{crops.source}" + (f", position {crops.positions[0].label}" if n else "")
+            raise ValueError(
+                f"cannot write {self.path}: features of {where} contain NaN or infinite values"
+            )
+        if n == 0:
+            return
+        if self.image_size is None:
+            self.image_size = _source_image_size(crops)
+        self.n_features = features.shape[1]
+        self._pending.append(_build_arrays(crops, features, self.mapping, self.normalisation))
+        self._pending_rows += n
+        if self._pending_rows >= _FLUSH_ROWS:
+            self._flush(final=False)
+
+    def _create(self, first: dict[str, np.ndarray]) -> None:
+        h5 = self._h5
+        h5.attrs["training_data"] = np.array([b"data"])
+        h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
+        data = h5.create_group("data")
+        rows = 4096
+        data.create_dataset("bbox", shape=(0,), maxshape=(None,), dtype=BBOX_DTYPE, chunks=(rows,))
+        feat_dtype = first["features"].dtype
+        data.create_dataset(
+            "features", shape=(0,), maxshape=(None,), dtype=feat_dtype, chunks=(rows,)
+        )
+        data.create_dataset("feature_groups", data=first["groups"].astype(FEATURE_GROUP_DTYPE))
+        contours = data.create_group("contours")
+        contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
+        contours.create_dataset(
+            CONTOUR_CHANNEL,
+            shape=(0, 2),
+            maxshape=(None, 2),
+            dtype=h5py.vlen_dtype(np.uint16),
+            chunks=(rows, 2),
+        )
+        s, _, c, _ = first["gallery"].shape
+        gds = data.create_dataset(
+            "gallery",
+            shape=(s, s, c, 0),
+            maxshape=(s, s, c, None),
+            dtype=np.uint8,
+            chunks=(s, s, c, _GALLERY_CHUNK),
+            compression="gzip",
+            compression_opts=1,
+        )
+        gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
+
+    def _flush(self, final: bool) -> None:
+        """Write the pending rows: all of them at the end, else whole gallery chunks."""
+        if not self._pending:
+            return
+        if "data" not in self._h5:
+            self._create(self._pending[0])
+        merged = {
+            "bbox": np.concatenate([p["bbox"] for p in self._pending]),
+            "features": np.concatenate([p["features"] for p in self._pending]),
+            "contours": np.concatenate([p["contours"] for p in self._pending]),
+            "gallery": np.concatenate([p["gallery"] for p in self._pending], axis=3),
+        }
+        total = len(merged["bbox"])
+        take = total if final else total - (self.n_rows + total) % _GALLERY_CHUNK
+        data = self._h5["data"]
+        start, stop = self.n_rows, self.n_rows + take
+        for name in ("bbox", "features"):
+            data[name].resize((stop,))
+            data[name][start:stop] = merged[name][:take]
+        contours = data["contours"][CONTOUR_CHANNEL]
+        contours.resize((stop, 2))
+        contours[start:stop] = merged["contours"][:take]
+        gallery = data["gallery"]
+        gallery.resize(stop, axis=3)
+        gallery[:, :, :, start:stop] = merged["gallery"][..., :take]
+        self.n_rows = stop
+        rest = total - take
+        self._pending = [] if rest == 0 else [{k: _tail(k, v, take) for k, v in merged.items()}]
+        self._pending_rows = rest
+
+    def _finish(self) -> None:
+        self._flush(final=True)
+        if self.n_rows == 0:
+            raise ValueError(f"cannot write {self.path}: there are no cells to write")
+        gallery = self._h5["data"]["gallery"]
+        gallery.attrs["image_size"] = np.array(self.image_size, dtype=np.int64)
+
+
+def _tail(name: str, values: np.ndarray, start: int) -> np.ndarray:
+    return np.ascontiguousarray(values[..., start:] if name == "gallery" else values[start:])

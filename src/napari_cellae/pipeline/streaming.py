@@ -1,0 +1,423 @@
+"""Encode whole screens in bounded memory: one position at a time, appended to the output.
+
+``cellae encode`` runs here. The inputs (CellH5 files, CellH5 folders, folders of plates) are
+planned into one task per position with objects; each task crops its position, encodes it
+and returns the rows; the rows are appended to the Explorer ``.hdf`` in task order
+(:class:`~napari_cellae.export.explorer_stream.ExplorerWriter`). Only a few positions are in
+memory at once, never all crops. The tasks run here one after the other, or on a Dask
+cluster (:mod:`napari_cellae.pipeline.distributed`); both give the rows of
+:func:`napari_cellae.pipeline.runs.run_encode`, in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
+from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
+from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
+
+if TYPE_CHECKING:
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = [
+    "EncodePlan",
+    "EncodedPosition",
+    "PositionTask",
+    "StreamResult",
+    "close_open_files",
+    "encode_position",
+    "encode_serial",
+    "encode_stream",
+    "plan_encode",
+    "plate_files",
+]
+
+# Open CellH5 files kept per process (one per plate): a worker reopening the master file for
+# every position would re-read the plate's structure each time.
+_MAX_OPEN = 4
+_open_files: dict[tuple[str, int, int], CellH5] = {}
+_open_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PositionTask:
+    """One unit of work: the objects of one position of one CellH5 file.
+
+    Attributes
+    ----------
+    index : int
+        Place in the output (tasks are written in this order).
+    source : Path
+        The CellH5 file to open (absolute, so any worker finds it on a shared file system).
+    position : PositionKey
+    object_name : str
+    channels : tuple of int
+        Raw channel indices in this file (the model's channels, by name).
+    crop_size : int
+    n_cells : int
+        Objects in the position, counted when planning.
+    """
+
+    index: int
+    source: Path
+    position: PositionKey
+    object_name: str
+    channels: tuple[int, ...]
+    crop_size: int
+    n_cells: int
+
+    @property
+    def where(self) -> str:
+        """``position C03_01 of FILE`` for messages."""
+        return f"position {self.position.label} of {self.source}"
+
+
+@dataclass
+class EncodedPosition:
+    """What a task returns: the cells of one position and their features.
+
+    Attributes
+    ----------
+    task : PositionTask
+    crops : CropSet
+        The cells' identities; ``crops.crops`` holds their uint8 thumbnails (as written to
+        the Explorer gallery), not the raw crops.
+    features : ndarray (n, F) float32
+    """
+
+    task: PositionTask
+    crops: CropSet
+    features: np.ndarray
+
+
+@dataclass
+class EncodePlan:
+    """Everything decided before any crop is read.
+
+    Attributes
+    ----------
+    tasks : list of PositionTask
+        Positions with objects, in output order (inputs as given, positions in file order).
+    plates : list of Path
+        The CellH5 files.
+    mapping : PositionMapping or None
+    inputs : list of Path
+        Every input file (plates with their linked files, mapping, model); no output may
+        replace one.
+    """
+
+    tasks: list[PositionTask]
+    plates: list[Path]
+    mapping: PositionMapping | None
+    inputs: list[Path]
+
+    @property
+    def n_cells(self) -> int:
+        """Cells in all tasks."""
+        return sum(t.n_cells for t in self.tasks)
+
+
+@dataclass
+class StreamResult:
+    """What a streaming encode wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The Explorer ``.hdf`` file.
+    n_cells, n_positions, n_plates, n_features : int
+    seconds : float
+        Wall time of the encoding (planning included).
+    """
+
+    path: Path
+    n_cells: int
+    n_positions: int
+    n_plates: int
+    n_features: int
+    seconds: float
+
+
+def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The CellH5 files ("plates") that the given inputs stand for, in order.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Each a CellH5 file, a folder of one plate (CellCognition's ``hdf5/`` folder, or a
+        CellProfiler master beside its parts), or a folder of plates: its sub-folders that
+        hold one plate each, and its ``.ch5`` files that no other file there links to.
+
+    Returns
+    -------
+    list of Path
+        Absolute paths, each once.
+
+    Raises
+    ------
+    CellH5Error
+        Naming an input that is missing or holds no plate.
+    """
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        try:
+            found.append(locate_cellh5(path))
+            continue
+        except CellH5Error as exc:
+            if not path.is_dir():
+                raise
+            reason = str(exc)
+        plates = _folder_of_plates(path)
+        if not plates:
+            raise CellH5Error(
+                f"{path}: holds no plate: no sub-folder with one CellH5 master file and no "
+                f"stand-alone .ch5 file ({reason})"
+            )
+        found += plates
+    return list(dict.fromkeys(p.absolute() for p in found))
+
+
+def _folder_of_plates(folder: Path) -> list[Path]:
+    """Plates in a folder: sub-folders of one plate each, and .ch5 files nothing links to."""
+    plates = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and child.name != "hdf5":
+            try:
+                plates.append(locate_cellh5(child))
+            except CellH5Error:
+                continue
+    files = ch5_files(folder)
+    linked = {q.resolve() for f in files for q in input_files(f)[1:] if q.resolve() != f.resolve()}
+    plates += [f for f in files if f.resolve() not in linked]
+    return plates
+
+
+def plan_encode(
+    paths: Sequence[str | os.PathLike],
+    trained: TrainedModel,
+    out: str | os.PathLike,
+    mapping_path: str | os.PathLike | None = None,
+    control_token: str = "neg",
+    model_path: str | os.PathLike | None = None,
+) -> EncodePlan:
+    """Check inputs and output, and list the positions to encode (reads no pixels).
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        CellH5 files or folders (see :func:`plate_files`).
+    trained : TrainedModel
+    out : path-like
+        The output, checked against every input file before any work.
+    mapping_path : path-like, optional
+        One mapping for every plate; each plate must hold the positions it names.
+    control_token : str
+    model_path : path-like, optional
+        Default: where ``trained`` was loaded from.
+
+    Returns
+    -------
+    EncodePlan
+
+    Raises
+    ------
+    ValueError
+        Naming the file and problem: a plate lacks the model's object or channels, its
+        images are smaller than the crops, the mapping does not fit, the output is an
+        input, or there is no object at all.
+    """
+    plates = plate_files(paths)
+    model_path = model_path if model_path is not None else trained.path
+    inputs = [Path(p) for p in paths] + [f for p in plates for f in input_files(p)]
+    inputs += [Path(p) for p in (mapping_path, model_path) if p is not None]
+    check_outputs([(out, "features file")], inputs)
+    tasks: list[PositionTask] = []
+    mapping = None
+    for plate in plates:
+        with CellH5(plate) as ch5:
+            if mapping is None:  # read once, checked against every plate
+                mapping = load_mapping(mapping_path, ch5, control_token)
+            else:
+                mapping.check(ch5.positions, ch5.path)
+            obj, channels = check_model_fits(trained, ch5, model_path)
+            for key in ch5.positions:
+                n = ch5.object_count(key, obj)
+                if n:
+                    tasks.append(
+                        PositionTask(
+                            len(tasks), plate, key, obj, tuple(channels), trained.model.crop_size, n
+                        )
+                    )
+    if not tasks:
+        shown = ", ".join(str(p) for p in plates[:3]) + (" ..." if len(plates) > 3 else "")
+        raise CellH5Error(f"{shown}: no '{trained.object_name}' objects found in any position")
+    return EncodePlan(tasks=tasks, plates=plates, mapping=mapping, inputs=inputs)
+
+
+def _open(path: Path) -> CellH5:
+    """An open CellH5 file of this process (cached); a missing file names this machine."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise CellH5Error(
+            f"{path}: cannot be read on {socket.gethostname()} ({exc.strerror or exc}); every "
+            "machine encoding must see the files at the same path"
+        ) from None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _open_lock:
+        ch5 = _open_files.get(key)
+        if ch5 is None:
+            ch5 = CellH5(path)
+            if len(_open_files) >= _MAX_OPEN:
+                _open_files.pop(next(iter(_open_files))).close()
+            _open_files[key] = ch5
+        return ch5
+
+
+def close_open_files() -> None:
+    """Close the CellH5 files :func:`encode_position` kept open in this process."""
+    with _open_lock:
+        while _open_files:
+            _open_files.popitem()[1].close()
+
+
+def encode_position(
+    task: PositionTask, trained: TrainedModel, batch_size: int = 512
+) -> EncodedPosition:
+    """Crop and encode the objects of one position (runs wherever the task is sent).
+
+    Parameters
+    ----------
+    task : PositionTask
+    trained : TrainedModel
+    batch_size : int
+        Cells encoded at once.
+
+    Returns
+    -------
+    EncodedPosition
+        Thumbnails instead of raw crops, so results travel small.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and position (missing, damaged, changed since planning).
+    """
+    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.export.explorer import _to_uint8
+    from napari_cellae.pipeline.steps import encode_crops
+
+    ch5 = _open(task.source)
+    crops = collect_crops(
+        ch5, task.object_name, task.crop_size, list(task.channels), positions=[task.position]
+    )
+    if len(crops) != task.n_cells:
+        raise CellH5Error(
+            f"{task.where}: holds {len(crops)} objects, {task.n_cells} when the run started; "
+            "was the file changed during the run?"
+        )
+    features = encode_crops(trained, crops, batch_size=batch_size)
+    crops.crops = _to_uint8(crops.crops, trained.normalisation)
+    return EncodedPosition(task, crops, features)
+
+
+def encode_serial(
+    tasks: Iterable[PositionTask], trained: TrainedModel, batch_size: int = 512
+) -> Iterator[EncodedPosition]:
+    """Encode tasks one after the other in this process, lazily (one position in memory)."""
+    try:
+        for task in tasks:
+            yield encode_position(task, trained, batch_size)
+    finally:
+        close_open_files()
+
+
+def encode_stream(
+    paths: Sequence[str | os.PathLike],
+    trained: TrainedModel,
+    out: str | os.PathLike,
+    mapping_path: str | os.PathLike | None = None,
+    control_token: str = "neg",
+    batch_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+    model_path: str | os.PathLike | None = None,
+    runner: Callable[[list[PositionTask], TrainedModel, int], Iterator[EncodedPosition]]
+    | None = None,
+) -> StreamResult:
+    """Encode every object of the inputs and append them to an Explorer ``.hdf`` file.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        CellH5 files or folders (see :func:`plate_files`).
+    trained : TrainedModel
+    out : path-like
+        Written under a temporary name, renamed when complete: an error or Ctrl-C leaves
+        nothing at ``out``.
+    mapping_path : path-like, optional
+    control_token : str
+    batch_size : int
+    progress : callable, optional
+        ``progress(done, total)`` over positions.
+    model_path : path-like, optional
+    runner : callable, optional
+        ``runner(tasks, trained, batch_size)`` yields one :class:`EncodedPosition` per task
+        in task order; default: here, one after the other. See
+        :func:`napari_cellae.pipeline.distributed.cluster_runner` for Dask.
+
+    Returns
+    -------
+    StreamResult
+
+    Raises
+    ------
+    ValueError
+        Naming the file and problem.
+    """
+    from napari_cellae.export.explorer_stream import ExplorerWriter
+
+    t0 = time.perf_counter()
+    plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
+    runner = runner if runner is not None else encode_serial
+    total = len(plan.tasks)
+    if progress is not None:
+        progress(0, total)
+    writer = ExplorerWriter(
+        out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
+    )
+    cells = 0
+    with writer:
+        results = runner(plan.tasks, trained, batch_size)
+        try:
+            for done, encoded in enumerate(results, start=1):
+                if encoded.task.index != done - 1:
+                    raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
+                writer.append(encoded.crops, encoded.features)
+                cells += len(encoded.crops)
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+    return StreamResult(
+        path=writer.path,
+        n_cells=cells,
+        n_positions=total,
+        n_plates=len(plan.plates),
+        n_features=int(writer.n_features or 0),
+        seconds=time.perf_counter() - t0,
+    )

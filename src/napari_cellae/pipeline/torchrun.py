@@ -1,0 +1,133 @@
+"""Training run of one rank of ``torchrun --nproc-per-node N -m napari_cellae train ...``.
+
+Every rank reads the file and selects the training crops as :func:`run_train` does, and
+chooses the intensity scaling from all of them (so all ranks scale alike); then it trains on
+its share (:func:`~napari_cellae.core.ddp.rank_share`) with gradients averaged over the
+ranks at every step (:mod:`napari_cellae.core.ddp`). Each rank holds out its own
+``held_out_fraction`` of its share; the held-out loss is averaged over all held-out cells.
+Rank 0 saves the model. One rank gives exactly the model of :func:`run_train`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.locate import input_files
+from napari_cellae.pipeline.results import RunResult
+from napari_cellae.pipeline.steps import (
+    check_outputs,
+    collect,
+    load_mapping,
+    resolve_channels,
+    resolve_object,
+    select_training,
+)
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.ddp import TorchrunEnv
+    from napari_cellae.core.trainer import EpochReport
+
+__all__ = ["run_train_torchrun"]
+
+
+def run_train_torchrun(
+    cellh5_path: str | os.PathLike,
+    config: TrainConfig,
+    env: TorchrunEnv,
+    mapping_path: str | os.PathLike | None = None,
+    object_name: str | None = None,
+    channels: Sequence[str | int] | None = None,
+    out: str | os.PathLike | None = None,
+    control_token: str = "neg",
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> RunResult:
+    """Train data-parallel as rank ``env.rank`` of ``env.world_size``; rank 0 saves.
+
+    Parameters
+    ----------
+    cellh5_path, config, mapping_path, object_name, channels, control_token
+        As for :func:`napari_cellae.pipeline.runs.run_train`.
+    env : TorchrunEnv
+        This process's place (:func:`napari_cellae.core.ddp.torchrun_env`).
+    out : path-like, optional
+        Model file, written by rank 0 only.
+    on_epoch : callable, optional
+        Called with every epoch's report, reduced over the ranks (equal on all ranks).
+
+    Returns
+    -------
+    RunResult
+        On every rank the same model; ``reports``, ``n_trained`` and ``n_held_out`` count
+        all ranks; ``model_path`` is set on rank 0 only.
+
+    Raises
+    ------
+    ValueError
+        User errors, as :func:`run_train`; also fewer training cells than ranks.
+    """
+    from napari_cellae.core import ddp
+    from napari_cellae.core.model_file import save_model
+    from napari_cellae.core.normalisation import Normalisation
+    from napari_cellae.core.trainer import Trainer
+
+    if out is not None:
+        check_outputs([(out, "model")], [cellh5_path, mapping_path])
+    with CellH5(cellh5_path) as ch5:
+        mapping = load_mapping(mapping_path, ch5, control_token)
+        obj = resolve_object(ch5, object_name)
+        chans = resolve_channels(ch5, obj, channels)
+        crops = collect(ch5, obj, config.crop_size, chans)
+    if mapping is None and config.train_on == "controls":
+        config = replace(config, train_on="all")  # as make_trainer: no known controls
+    idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
+    selected = np.ascontiguousarray(crops.crops[idx])
+    normalisation = Normalisation.from_crops(selected, seed=config.seed)
+    local = ddp.rank_share(len(idx), env.rank, env.world_size, config.seed)
+    if env.world_size > 1:
+        selected = np.ascontiguousarray(selected[local])
+
+    device = ddp.rank_device(env, config.device)
+    reports: list[EpochReport] = []
+    with ddp.process_group(env, device):
+        # Own batch order, corruption and dropout per rank; weights from rank 0.
+        trainer = Trainer(
+            replace(config, seed=config.seed + env.rank),
+            selected,
+            normalisation,
+            channel_names=list(crops.channel_names),
+            object_name=crops.object_name,
+            source_indices=idx[local],
+        )
+        ddp.broadcast_weights(trainer.model)
+        ddp.average_gradients(trainer.optimizer, env.world_size)
+        for report in trainer.run():
+            report = ddp.reduce_report(
+                report, trainer.n_train, trainer.n_held_out, env.world_size, device
+            )
+            reports.append(report)
+            if on_epoch is not None:
+                on_epoch(report)
+        n_trained, n_held_out = (
+            int(v) for v in ddp.sum_over_ranks([trainer.n_train, trainer.n_held_out], device)
+        )
+    trained = trainer.result()
+    trained.config = config
+    model_path = None
+    if out is not None and env.is_main:
+        model_path = save_model(trained, out, [*input_files(cellh5_path), mapping_path])
+    return RunResult(
+        trained=trained,
+        crops=crops,
+        mapping=mapping,
+        reports=reports,
+        n_trained=n_trained,
+        n_held_out=n_held_out,
+        model_path=model_path,
+    )
