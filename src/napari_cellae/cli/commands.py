@@ -115,12 +115,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         overrides["train_on"] = "all"
     config = config_from_args(args, **overrides)
-    if args.mapping is None:
+    from napari_cellae.core.ddp import torchrun_env
+
+    env = torchrun_env()  # started by torchrun: one rank of a data-parallel run
+    if args.mapping is None and (env is None or env.is_main):
         note(
             "no --mapping given, so training on all cells (with a position mapping it "
             "trains on the negative controls only)"
         )
     t0 = time.perf_counter()
+    if env is not None:
+        from napari_cellae.cli.scale import train_torchrun
+
+        return train_torchrun(args, config, env, t0)
     result = _train(args, config, args.file, args.mapping, args.out)
     print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
     print(f"Model saved to {result.model_path}")
@@ -128,6 +135,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() != ".h5ad" or args.more or args.workers or args.scheduler:
+        from napari_cellae.cli.scale import encode_command
+
+        return encode_command(args)  # streamed position by position, here or on Dask
     from napari_cellae.core.model_file import load_model
     from napari_cellae.pipeline.runs import run_encode
     from napari_cellae.pipeline.steps import check_outputs

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from napari_cellae.cli.output import PROG
+from napari_cellae.cli.scale import add_cluster_options
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
 
 __all__ = ["add_training_options", "build_parser", "config_from_args", "explicit_settings"]
@@ -201,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         "object and channels) and write a CellCognition Explorer .hdf file.",
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
+    p.add_argument(
+        "more",
+        type=Path,
+        nargs="*",
+        metavar="MORE",
+        help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
+        ".ch5 file); all go into one output, position by position in bounded memory",
+    )
     p.add_argument("--model", type=Path, required=True, help="model file from 'cellae train'")
     _add_mapping_options(p)
     p.add_argument(
@@ -212,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=512, help="cells encoded at once (default: 512)"
     )
+    add_cluster_options(p)
 
     p = sub.add_parser(
         "demo",

@@ -1,0 +1,142 @@
+"""``cellae encode`` over whole screens (streaming, Dask) and ``cellae train`` under torchrun.
+
+Called from :mod:`napari_cellae.cli.commands`; the work is done in
+:mod:`napari_cellae.pipeline.streaming`, :mod:`napari_cellae.pipeline.distributed` and
+:mod:`napari_cellae.pipeline.torchrun`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from napari_cellae.cli.output import EpochBar, _Bar, note, training_summary
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.ddp import TorchrunEnv
+
+__all__ = ["PositionBar", "add_cluster_options", "encode_command", "train_torchrun"]
+
+
+class PositionBar(_Bar):
+    """Progress over positions for a ``(done, total)`` callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__(quiet, total=0, unit="position", desc="encoding")
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        self.bar.update(done - self.bar.n)
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--scheduler ADDRESS`` of ``cellae encode`` (one or the other)."""
+    g = parser.add_argument_group("on a Dask cluster (pip install 'napari-cellae[cluster]')")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        default=None,
+        help="Encode on a local Dask cluster of N worker processes (one position per task). "
+        "Default: encode here, one position after the other.",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Encode on a running Dask cluster, e.g. tcp://10.0.0.5:8786 (dask-jobqueue, "
+        "dask-kubernetes, 'dask scheduler'); its workers must see the files at the same paths.",
+    )
+
+
+def encode_command(args: argparse.Namespace) -> int:
+    """``cellae encode FILE [MORE ...]``: every cell into one Explorer ``.hdf``, streamed.
+
+    Returns
+    -------
+    int
+        Exit status 0; user errors raise ``ValueError``.
+    """
+    from napari_cellae.core.model_file import load_model
+    from napari_cellae.pipeline.steps import check_outputs
+    from napari_cellae.pipeline.streaming import encode_stream
+
+    inputs = [args.file, *getattr(args, "more", [])]
+    if args.out.suffix.lower() == ".h5ad":
+        raise ValueError(
+            f"cannot write {args.out}: AnnData output is made from one CellH5 file encoded "
+            "here; with several inputs, --workers or --scheduler write an Explorer .hdf"
+        )
+    check_outputs([(args.out, "features file")], [*inputs, args.mapping, args.model])
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    trained = load_model(args.model)
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if args.workers is not None or args.scheduler is not None:
+            from napari_cellae.pipeline.distributed import cluster_runner, dask_client
+
+            client = stack.enter_context(dask_client(args.workers, args.scheduler))
+            runner = cluster_runner(client)
+        bar = stack.enter_context(PositionBar(args.quiet))
+        result = encode_stream(
+            inputs,
+            trained,
+            args.out,
+            mapping_path=args.mapping,
+            control_token=args.control_token,
+            batch_size=args.batch_size,
+            progress=bar,
+            model_path=args.model,
+            runner=runner,
+        )
+    plates = f" on {result.n_plates} plate(s)" if result.n_plates > 1 else ""
+    print(
+        f"Encoded {result.n_cells} cells of {result.n_positions} position(s){plates} into "
+        f"{result.n_features} features each; {result.seconds:.1f} s "
+        f"({result.n_cells / max(result.seconds, 1e-9):.0f} cells/s)"
+    )
+    print(f"Features written to {result.path}")
+    return 0
+
+
+def train_torchrun(
+    args: argparse.Namespace, config: TrainConfig, env: TorchrunEnv, started: float
+) -> int:
+    """``torchrun ... -m napari_cellae train``: this rank's part; rank 0 saves and prints.
+
+    Returns
+    -------
+    int
+        Exit status 0; user errors raise ``ValueError``.
+    """
+    from napari_cellae.core.config import COLLAPSE_ADVICE
+    from napari_cellae.pipeline.torchrun import run_train_torchrun
+
+    with EpochBar(config.epochs, args.quiet or not env.is_main) as bar:
+        result = run_train_torchrun(
+            args.file,
+            config,
+            env,
+            args.mapping,
+            object_name=args.object_name,
+            channels=args.channel,
+            out=args.out,
+            control_token=getattr(args, "control_token", "neg"),
+            on_epoch=bar,
+        )
+    if env.is_main:
+        if result.reports and result.reports[-1].collapsed:
+            note(COLLAPSE_ADVICE, "warning")
+        print(
+            f"{training_summary(result)}; {time.perf_counter() - started:.1f} s on "
+            f"{env.world_size} process(es) (torchrun)"
+        )
+        print(f"Model saved to {result.model_path}")
+    return 0

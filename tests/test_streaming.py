@@ -1,0 +1,184 @@
+"""Streaming encode (pipeline.streaming, export.explorer_stream): position by position into a
+growing Explorer .hdf, equal to the in-memory encode; several inputs, folders of plates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli_helpers import one_line_error
+from conftest import synthetic_position
+from napari_cellae.cli import main
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.core.model_file import TrainedModel, save_model
+from napari_cellae.core.normalisation import Normalisation
+from napari_cellae.export import explorer_stream
+from napari_cellae.export.explorer import read_explorer_hdf
+from napari_cellae.io.cellh5 import CellH5Error
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline.runs import run_encode
+from napari_cellae.pipeline.streaming import encode_serial, encode_stream, plate_files
+
+ARCH = "c4.3r_p2_d16.0s"
+
+
+def random_model(channels=("rfp",), obj="primary__primary", high=255.0) -> TrainedModel:
+    """An untrained network: its features differ from cell to cell, which is all we need."""
+    torch.manual_seed(0)
+    model = ConvAutoencoder(ARCH, 16, len(channels)).eval()
+    norm = Normalisation([0.0] * len(channels), [high] * len(channels))
+    return TrainedModel(
+        model, TrainConfig(crop_size=16, architecture=ARCH), norm, list(channels), obj
+    )
+
+
+def assert_same_file(a: Path, b: Path, atol: float = 1e-5) -> None:
+    x, y = read_explorer_hdf(a), read_explorer_hdf(b)
+    np.testing.assert_array_equal(x.bbox, y.bbox)
+    np.testing.assert_array_equal(x.gallery, y.gallery)
+    np.testing.assert_allclose(x.features, y.features, atol=atol, rtol=1e-5)
+    assert x.feature_names == y.feature_names
+    np.testing.assert_array_equal(x.feature_groups, y.feature_groups)
+    assert x.image_size == y.image_size and x.colors == y.colors
+    assert x.contour_channels == y.contour_channels
+    assert len(x.contours) == len(y.contours)
+    for p, q in zip(x.contours.ravel(), y.contours.ravel(), strict=True):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("flavour", ["cellcognition", "cellprofiler"])
+def test_streamed_file_equals_the_in_memory_encode(flavour, request, mapping_file, tmp_path):
+    if flavour == "cellcognition":
+        ch5, trained, mapping = request.getfixturevalue("cellcognition_file"), random_model(), None
+        mapping = mapping_file
+    else:  # uint16, two channels: thumbnails scaled with the model's normalisation
+        ch5 = request.getfixturevalue("cellprofiler_file")
+        trained, mapping = random_model(("DNA", "GFP"), "Nuclei", 3000.0), None
+    seen = []
+    result = encode_stream(
+        [ch5], trained, tmp_path / "s.hdf", mapping, progress=lambda d, t: seen.append((d, t))
+    )
+    run_encode(ch5, trained, tmp_path / "r.hdf", mapping)
+    assert_same_file(tmp_path / "s.hdf", tmp_path / "r.hdf")
+    assert seen == [(0, 2), (1, 2), (2, 2)]  # over positions
+    assert (result.n_positions, result.n_plates) == (2, 1)
+    assert result.n_cells == len(read_explorer_hdf(tmp_path / "s.hdf"))
+
+
+def test_rows_are_flushed_in_whole_gallery_chunks(cellcognition_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(explorer_stream, "_GALLERY_CHUNK", 4)
+    monkeypatch.setattr(explorer_stream, "_FLUSH_ROWS", 8)
+    trained = random_model()
+    encode_stream([cellcognition_file], trained, tmp_path / "s.hdf")
+    run_encode(cellcognition_file, trained, tmp_path / "r.hdf")
+    assert_same_file(tmp_path / "s.hdf", tmp_path / "r.hdf")
+    import h5py
+
+    with h5py.File(tmp_path / "s.hdf", "r") as h5:
+        assert h5["data/gallery"].chunks == (16, 16, 1, 4)
+        assert h5["data/gallery"].shape[3] == 30
+
+
+def _plate(path: Path, wells: list[str], seed: int, split: bool, flavour: str) -> Path:
+    positions = [synthetic_position(w, "0001", seed=seed + i) for i, w in enumerate(wells)]
+    return write_cellh5(
+        path,
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        flavour=flavour,
+        split_files=split,
+    )
+
+
+@pytest.fixture
+def screen(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """A folder of three plates: a CellCognition folder, a single file, a CellProfiler
+    master beside its parts."""
+    root = tmp_path / "screen"
+    (root / "p1" / "hdf5").mkdir(parents=True)
+    plates = [
+        _plate(
+            root / "p1" / "hdf5" / "_all_positions.ch5", ["A01", "A02"], 10, True, "cellcognition"
+        ),
+        _plate(root / "p2.ch5", ["B01"], 20, False, "cellcognition"),
+        _plate(root / "p3.ch5", ["C01", "C02"], 30, True, "cellprofiler"),
+    ]
+    return root, plates
+
+
+def test_a_folder_of_plates_and_several_inputs(screen, tmp_path):
+    root, plates = screen
+    assert plate_files([root]) == [p.absolute() for p in plates]
+    trained = random_model()
+    result = encode_stream([root], trained, tmp_path / "all.hdf")
+    assert (result.n_plates, result.n_positions, result.n_cells) == (3, 5, 75)
+    parts = []
+    for i, plate in enumerate(plates):
+        run_encode(plate, trained, tmp_path / f"{i}.hdf")
+        parts.append(read_explorer_hdf(tmp_path / f"{i}.hdf"))
+    whole = read_explorer_hdf(tmp_path / "all.hdf")
+    np.testing.assert_array_equal(whole.bbox, np.concatenate([p.bbox for p in parts]))
+    np.testing.assert_array_equal(whole.gallery, np.concatenate([p.gallery for p in parts], 3))
+    np.testing.assert_allclose(
+        whole.features, np.concatenate([p.features for p in parts]), atol=1e-5
+    )
+    # inputs in the order given; the same plate twice counts once
+    result = encode_stream([plates[2], root / "p1", plates[2]], trained, tmp_path / "two.hdf")
+    two = read_explorer_hdf(tmp_path / "two.hdf")
+    np.testing.assert_array_equal(two.bbox, np.concatenate([parts[2].bbox, parts[0].bbox]))
+
+
+def test_bad_inputs_are_named_before_any_output(screen, cellprofiler_file, tmp_path):
+    root, _ = screen
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CellH5Error, match=r"empty: holds no plate"):
+        encode_stream([empty], random_model(), tmp_path / "f.hdf")
+    with pytest.raises(ValueError, match=r"refusing to write the features file.*p3_"):
+        encode_stream([root], random_model(), next(root.glob("p3_*.ch5")))
+    # a plate without the model's objects stops the run before anything is written
+    with pytest.raises(ValueError, match=r"screen\.ch5: the model was trained on objects"):
+        encode_stream([root, cellprofiler_file], random_model(), tmp_path / "f.hdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cellprofiler", "empty", "screen"]
+
+
+def test_a_file_that_vanishes_mid_run_leaves_no_output(screen, tmp_path):
+    root, plates = screen
+    part = next(root.glob("p3_*.ch5"))
+
+    def vanishing(tasks, trained, batch_size):
+        part.unlink()  # after planning, before its position is read
+        return encode_serial(tasks, trained, batch_size)
+
+    with pytest.raises(ValueError, match=r"p3_"):
+        encode_stream([root], random_model(), tmp_path / "f.hdf", runner=vanishing)
+    assert not (tmp_path / "f.hdf").exists()
+    assert not list(tmp_path.glob(".f.hdf*"))  # no temporary either
+    plates[1].unlink()
+
+    def gone(tasks, trained, batch_size):
+        plates[0].unlink()
+        return encode_serial(tasks, trained, batch_size)
+
+    with pytest.raises(ValueError, match=r"_all_positions\.ch5: cannot be read on "):
+        encode_stream([plates[0]], random_model(), tmp_path / "f.hdf", runner=gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["screen"]
+
+
+def test_cellae_encode_several_inputs(screen, tmp_path, capsys):
+    root, plates = screen
+    model = save_model(random_model(), tmp_path / "m.pt")
+    args = ["encode", str(plates[0]), str(root / "p2.ch5"), "--model", str(model)]
+    assert main([*args, "--out", str(tmp_path / "f.hdf")]) == 0
+    out = capsys.readouterr().out
+    assert "Encoded 45 cells of 3 position(s) on 2 plate(s) into" in out
+    assert len(read_explorer_hdf(tmp_path / "f.hdf")) == 45
+    assert main([*args, "--out", str(tmp_path / "f.h5ad"), "-q"]) == 1
+    one_line_error(capsys.readouterr().err, "f.h5ad", "Explorer .hdf")
+    assert main([*args, "--out", str(tmp_path / "g.hdf"), "--workers", "0", "-q"]) == 1
+    one_line_error(capsys.readouterr().err, "--workers must be at least 1")
