@@ -49,7 +49,7 @@ def dask_client(
     scheduler: str | None = None,
     *,
     processes: bool = True,
-    timeout: float = CONNECT_TIMEOUT,
+    timeout: float | None = None,
 ) -> Iterator[Client]:
     """A Dask client: of a new local cluster of ``workers`` workers, or of ``scheduler``.
 
@@ -62,8 +62,9 @@ def dask_client(
         Address of a running scheduler, e.g. ``tcp://10.0.0.5:8786``.
     processes : bool
         Local workers as processes (default) or as threads of this process.
-    timeout : float
-        Seconds to wait for the scheduler and for at least one of its workers.
+    timeout : float, optional
+        Seconds to wait for the scheduler and for at least one of its workers; default
+        :data:`CONNECT_TIMEOUT`.
 
     Yields
     ------
@@ -78,6 +79,7 @@ def dask_client(
     if (workers is None) == (scheduler is None):
         raise ValueError("give either a number of workers or a scheduler address, not both")
     distributed = _distributed()
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     if scheduler is not None:
         try:
             client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
@@ -104,7 +106,9 @@ def dask_client(
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            # Task errors come back with their result, named; the workers' own log lines
+            # would only repeat them around the one-line message.
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):

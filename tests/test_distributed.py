@@ -1,0 +1,155 @@
+"""Encoding on a Dask cluster (pipeline.distributed): equal to the serial encode, in order;
+unreachable schedulers, files missing on a worker and dying workers give a clear message and
+no output."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from distributed import LocalCluster, WorkerPlugin
+
+from cli_helpers import one_line_error
+from conftest import synthetic_position
+from napari_cellae.cli import main
+from napari_cellae.core.model_file import save_model
+from napari_cellae.export.explorer import read_explorer_hdf
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline import distributed as dist_mod
+from napari_cellae.pipeline.distributed import cluster_runner, dask_client
+from napari_cellae.pipeline.streaming import close_open_files, encode_stream
+from test_streaming import assert_same_file, random_model
+
+
+@pytest.fixture
+def plate(tmp_path: Path) -> Path:
+    """Six positions (one file each, behind a master file), 15 cells each."""
+    folder = tmp_path / "plate" / "hdf5"
+    folder.mkdir(parents=True)
+    wells = ["A01", "A02", "A03", "B01", "B02", "B03"]
+    return write_cellh5(
+        folder / "_all_positions.ch5",
+        [synthetic_position(w, "0001", seed=i) for i, w in enumerate(wells)],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        flavour="cellcognition",
+        split_files=True,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _close_files():
+    yield
+    close_open_files()  # thread workers share this process's open files
+
+
+def test_two_workers_equal_the_serial_encode_in_order(plate, tmp_path):
+    trained = random_model()
+    serial = encode_stream([plate], trained, tmp_path / "serial.hdf")
+    seen = []
+    with dask_client(2, processes=False) as client:
+        # a window of 3: results are handed on in order while later positions still run
+        result = encode_stream(
+            [plate],
+            trained,
+            tmp_path / "dask.hdf",
+            progress=lambda d, t: seen.append((d, t)),
+            runner=cluster_runner(client, window=3),
+        )
+    assert_same_file(tmp_path / "dask.hdf", tmp_path / "serial.hdf", atol=1e-5)
+    assert (result.n_cells, result.n_positions) == (serial.n_cells, serial.n_positions) == (90, 6)
+    assert seen == [(d, 6) for d in range(7)]
+
+
+def test_unreachable_scheduler_is_named_quickly(cellcognition_file, tmp_path, capsys, monkeypatch):
+    t0 = time.perf_counter()
+    with (
+        pytest.raises(
+            ValueError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9 "
+        ),
+        dask_client(scheduler="tcp://127.0.0.1:9", timeout=1),
+    ):
+        pass
+    assert time.perf_counter() - t0 < 10
+    monkeypatch.setattr(dist_mod, "CONNECT_TIMEOUT", 1.0)
+    model = save_model(random_model(), tmp_path / "m.pt")
+    args = ["encode", str(cellcognition_file), "--model", str(model), "-q"]
+    assert main([*args, "--out", str(tmp_path / "f.hdf"), "--scheduler", "tcp://127.0.0.1:9"]) == 1
+    one_line_error(capsys.readouterr().err, "cannot reach the Dask scheduler", "127.0.0.1:9")
+    assert not (tmp_path / "f.hdf").exists()
+    assert main([*args, "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"]) == 2
+
+
+def test_scheduler_without_workers(monkeypatch):
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        pytest.raises(ValueError, match=r"has no workers \(waited 0\.5 s\)"),
+        dask_client(scheduler=cluster.scheduler_address, timeout=0.5),
+    ):
+        pass
+
+
+def test_a_file_missing_on_a_worker(plate, tmp_path):
+    part = plate.parent / "B02_0001.ch5"
+    with dask_client(2, processes=False) as client:
+        run = cluster_runner(client)
+
+        def missing(tasks, trained, batch_size):
+            part.unlink()  # the workers do not find what the client planned with
+            return run(tasks, trained, batch_size)
+
+        # the master file's link to the missing file breaks on the first position read
+        with pytest.raises(
+            ValueError, match=r"failed on a Dask worker: .*a missing file \(.*B02_0001\.ch5\)"
+        ):
+            encode_stream([plate], random_model(), tmp_path / "f.hdf", runner=missing)
+    assert not (tmp_path / "f.hdf").exists() and not list(tmp_path.glob(".f.hdf*"))
+
+
+class DieOnTask(WorkerPlugin):
+    """Kill the worker process as soon as it starts encoding task ``index``."""
+
+    def __init__(self, index: int) -> None:
+        self.suffix = f"-{index}"
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        name = str(key)
+        if (
+            finish == "executing"
+            and name.startswith("cellae-encode-")
+            and name.endswith(self.suffix)
+        ):
+            os._exit(1)
+
+
+def test_a_worker_that_dies_mid_run(plate, tmp_path):
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        dask_client(1) as client,
+    ):
+        client.register_plugin(DieOnTask(2))
+        # task 2 kills the worker; task 1 may die with it (its result not yet reported)
+        with pytest.raises(
+            ValueError, match=r"position A0[23]_0001 of .*: the Dask worker .* died"
+        ):
+            encode_stream(
+                [plate], random_model(), tmp_path / "f.hdf", runner=cluster_runner(client)
+            )
+    assert not (tmp_path / "f.hdf").exists() and not list(tmp_path.glob(".f.hdf*"))
+
+
+def test_cellae_encode_with_two_worker_processes(plate, tmp_path, capsys):
+    model = save_model(random_model(), tmp_path / "m.pt")
+    args = ["encode", str(plate.parent), "--model", str(model), "-q"]
+    assert main([*args, "--out", str(tmp_path / "serial.hdf")]) == 0
+    assert main([*args, "--out", str(tmp_path / "dask.hdf"), "--workers", "2"]) == 0
+    assert "Encoded 90 cells of 6 position(s)" in capsys.readouterr().out
+    assert_same_file(tmp_path / "dask.hdf", tmp_path / "serial.hdf", atol=1e-5)
+    np.testing.assert_array_equal(
+        read_explorer_hdf(tmp_path / "dask.hdf").bbox["file"][::15],
+        [b"A01_0001", b"A02_0001", b"A03_0001", b"B01_0001", b"B02_0001", b"B03_0001"],
+    )
