@@ -1,0 +1,151 @@
+"""Data-parallel training under torchrun (core.ddp, pipeline.torchrun): the ranks' models stay
+equal, rank 0 alone writes and prints, one rank equals plain ``cellae train``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli_helpers import TINY
+from napari_cellae.core.ddp import rank_share, torchrun_env
+
+TIMEOUT = 240  # seconds per launch; a tiny run takes ~10 s
+
+
+def test_torchrun_env():
+    assert torchrun_env({}) is None
+    env = torchrun_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"})
+    assert (env.rank, env.world_size, env.local_rank, env.local_world_size) == (3, 4, 1, 2)
+    assert not env.is_main
+    with pytest.raises(ValueError, match="WORLD_SIZE, LOCAL_RANK not set"):
+        torchrun_env({"RANK": "0"})
+    with pytest.raises(ValueError, match="not whole numbers"):
+        torchrun_env({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+    with pytest.raises(ValueError, match="out of range"):
+        torchrun_env({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+
+
+def test_rank_share_splits_evenly_and_disjointly():
+    shares = [rank_share(103, r, 4, seed=7) for r in range(4)]
+    assert [len(s) for s in shares] == [25] * 4  # the last 103 % 4 left out: equal steps
+    both = np.concatenate(shares)
+    assert len(np.unique(both)) == 100 and both.max() < 103
+    assert all(np.all(np.diff(s) > 0) for s in shares)
+    np.testing.assert_array_equal(rank_share(103, 1, 4, seed=7), shares[1])  # seeded
+    assert not np.array_equal(rank_share(103, 1, 4, seed=8), shares[1])
+    np.testing.assert_array_equal(rank_share(5, 0, 1, seed=7), np.arange(5))
+    with pytest.raises(ValueError, match="3 training cells cannot be shared by 4"):
+        rank_share(3, 0, 4, seed=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Runs `cellae` in each rank and keeps every rank's result for the test to compare.
+_RANK_SCRIPT = """
+import json, os, sys
+import torch
+import napari_cellae.pipeline.torchrun as tr
+from napari_cellae.cli import main
+
+real = tr.run_train_torchrun
+
+def keep(*args, **kwargs):
+    result = real(*args, **kwargs)
+    rank = os.environ["RANK"]
+    torch.save(result.trained.model.state_dict(), f"{sys.argv[1]}/rank{rank}.pt")
+    with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
+        json.dump({"model_path": str(result.model_path), "n": [result.n_trained,
+                   result.n_held_out], "losses": [[r.train_loss, r.held_out_loss]
+                   for r in result.reports]}, f)
+    return result
+
+tr.run_train_torchrun = keep
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = str(threads)  # equal thread counts give equal weights
+    return env
+
+
+def _torchrun(nproc: int, *args: str, threads: int = 1) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1"]
+    launcher += ["--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1"]
+    launcher += ["--master-port", str(_free_port())]
+    return subprocess.run(
+        [*launcher, *args], capture_output=True, text=True, timeout=TIMEOUT, env=_env(threads)
+    )
+
+
+def _train_args(cellh5: Path, out: Path) -> list[str]:
+    return [
+        "train",
+        str(cellh5),
+        "--train-on",
+        "all",
+        *TINY,
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+    ]
+
+
+def test_two_gloo_ranks_train_one_model_written_once(cellcognition_file, tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(_RANK_SCRIPT)
+    out = tmp_path / "model.pt"
+    run = _torchrun(2, str(script), str(tmp_path), *_train_args(cellcognition_file, out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    # one summary, printed by rank 0
+    assert run.stdout.count("Model saved to") == 1 and run.stdout.count("Trained on") == 1
+    assert "on 2 process(es) (torchrun)" in run.stdout
+    # 30 cells, 15 per rank, 3 of each held out
+    assert "Trained on 24 cells, 6 more held out" in run.stdout
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = torch.load(out, weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], a[k]) for k in a)
+    info = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert info[0]["model_path"] == str(out) and info[1]["model_path"] == "None"
+    assert info[0]["losses"] == info[1]["losses"] and len(info[0]["losses"]) == 2
+    assert info[0]["n"] == [24, 6]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt") == [
+        "model.pt",
+        "rank0.pt",
+        "rank1.pt",
+    ]
+
+
+def test_one_rank_equals_plain_cellae_train(cellcognition_file, tmp_path):
+    plain, ranked = tmp_path / "plain.pt", tmp_path / "torchrun.pt"
+    single = subprocess.run(
+        [sys.executable, "-m", "napari_cellae", *_train_args(cellcognition_file, plain)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=_env(2),
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    run = _torchrun(1, "-m", "napari_cellae", *_train_args(cellcognition_file, ranked), threads=2)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a = torch.load(plain, weights_only=True)
+    b = torch.load(ranked, weights_only=True)
+    assert a["config"] == b["config"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    summary = [line for line in single.stdout.splitlines() if line.startswith("Trained on")]
+    assert summary and summary[0].split(";")[0] in run.stdout  # same cells, same losses
