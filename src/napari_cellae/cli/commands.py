@@ -6,6 +6,8 @@ Subcommands::
     cellae make-demo OUT_DIR                  write the synthetic demo screen
     cellae train FILE.ch5 --mapping M ...     train an autoencoder, save model.pt
     cellae encode FILE.ch5 --model model.pt   features of every cell -> Explorer .hdf
+                                              (or cells.h5ad: AnnData with novelty)
+    cellae hits CELLS.h5ad --out hits.csv     positions ranked by their novel cells
     cellae demo --out DIR                     all of it on the bundled demo screen
 
 Errors a user can cause print one line ``cellae: error: ...`` and exit with status 1.
@@ -135,33 +137,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    if Path(args.out).suffix.lower() != ".h5ad" or args.more or args.workers or args.scheduler:
-        from napari_cellae.cli.scale import encode_command
+    from napari_cellae.cli.cells import encode_cells, output_kind
 
-        return encode_command(args)  # streamed position by position, here or on Dask
-    from napari_cellae.core.model_file import load_model
-    from napari_cellae.pipeline.runs import run_encode
-    from napari_cellae.pipeline.steps import check_outputs
+    if output_kind(args) == "anndata" and not (args.more or args.workers or args.scheduler):
+        return encode_cells(args)  # features, novelty, groups and 2-D maps in one .h5ad
+    from napari_cellae.cli.scale import encode_command
 
-    check_outputs([(args.out, "features file")], [args.file, args.mapping, args.model])
-    trained = load_model(args.model)
-    with CountBar("encoding", args.quiet) as bar:
-        result = run_encode(
-            args.file,
-            trained,
-            args.out,
-            mapping_path=args.mapping,
-            control_token=args.control_token,
-            batch_size=args.batch_size,
-            progress=bar,
-            model_path=args.model,
-        )
-    print(
-        f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s) "
-        f"into {result.features.shape[1]} features each"
-    )
-    print(f"Features written to {result.features_path}")
-    return 0
+    return encode_command(args)  # streamed position by position, here or on Dask
+
+
+def _cmd_hits(args: argparse.Namespace) -> int:
+    from napari_cellae.cli.cells import cmd_hits
+
+    return cmd_hits(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -223,6 +211,7 @@ _COMMANDS = {
     "train": _cmd_train,
     "encode": _cmd_encode,
     "demo": _cmd_demo,
+    "hits": _cmd_hits,
 }
 
 

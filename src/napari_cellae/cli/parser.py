@@ -13,6 +13,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from napari_cellae.cli.cells import add_discovery_options, add_hits_parser
 from napari_cellae.cli.output import PROG
 from napari_cellae.cli.scale import add_cluster_options
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
@@ -197,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "encode",
         parents=[common],
-        help="compute learned features of every cell -> CellCognition Explorer .hdf",
+        help="compute learned features of every cell -> Explorer .hdf or AnnData .h5ad",
         description="Encode every cell of a CellH5 file with a trained model (its crop size, "
-        "object and channels) and write a CellCognition Explorer .hdf file.",
+        "object and channels) and write a CellCognition Explorer .hdf file, or an AnnData "
+        ".h5ad file of cells with novelty against the negative controls, phenotype groups "
+        "of the novel cells and a 2-D map (for scanpy and 'cellae hits').",
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
     p.add_argument(
@@ -216,12 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("features.hdf"),
-        help="output .hdf file (default: features.hdf)",
+        help="output file: .hdf for CellCognition Explorer, .h5ad for AnnData "
+        "(default: features.hdf)",
     )
     p.add_argument(
         "--batch-size", type=int, default=512, help="cells encoded at once (default: 512)"
     )
     add_cluster_options(p)
+    add_discovery_options(p)
 
     p = sub.add_parser(
         "demo",
@@ -234,4 +239,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     add_training_options(p, "demo")
+    add_hits_parser(sub, common)
     return parser

@@ -15,7 +15,27 @@ import numpy as np
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
 
-__all__ = ["embed_2d", "encode", "knn_accuracy", "pca_features"]
+__all__ = [
+    "DEFAULT_EMBEDDING",
+    "EMBEDDING_METHODS",
+    "MAX_EMBED_FIT",
+    "embed_2d",
+    "encode",
+    "knn_accuracy",
+    "pca_features",
+]
+
+EMBEDDING_METHODS = ("umap", "pca")
+# The 2-D map of the command line and the AnnData output; "pca" is the fast option.
+DEFAULT_EMBEDDING = "umap"
+# Cells a 2-D map is fitted on; the rest are placed by the fitted map.
+MAX_EMBED_FIT = 50_000
+_UMAP_NEIGHBOURS = 15
+_UMAP_PCS = 50
+# Fewer cells than this: no neighbourhood structure worth a UMAP, PCA is shown instead.
+_UMAP_MIN_CELLS = 5
+# Spectral initialisation needs a graph with more nodes than eigenvectors asked for.
+_UMAP_SPECTRAL_MIN = 10
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -149,27 +169,109 @@ def _checked(features: np.ndarray) -> np.ndarray:
     return x
 
 
-def embed_2d(features: np.ndarray, method: str = "pca") -> np.ndarray:
+def embed_2d(
+    features: np.ndarray,
+    method: str = "pca",
+    seed: int = 0,
+    max_fit: int = MAX_EMBED_FIT,
+) -> np.ndarray:
     """Embed feature vectors in two dimensions for plotting.
 
     Parameters
     ----------
     features : ndarray, shape (N, F)
         Feature vectors, one row per object.
-    method : {"pca"}
-        ``"pca"``: the first two principal components of the centred features.
+    method : {"pca", "umap"}
+        ``"pca"``: the first two principal components of the centred features (fast).
+        ``"umap"``: UMAP (umap-learn, seeded) of the standardised features reduced to at
+        most 50 principal components; neighbourhoods of similar cells stay together, so
+        phenotypes separate where PCA overlaps them. :data:`DEFAULT_EMBEDDING` is what the
+        command line and the AnnData output use.
+    seed : int
+        Seed of the fitting subset and of UMAP's layout: equal input, equal picture.
+    max_fit : int
+        The map is fitted on at most this many cells (a seeded random subset); the others
+        are placed by it: PCA projects them, UMAP puts each at the distance-weighted mean
+        of its 15 nearest fitted cells (the start point of umap-learn's own ``transform``).
 
     Returns
     -------
     ndarray, shape (N, 2), float32
         Zeros where there is no variation (N = 1, constant features); never NaN.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, features that are not 2-D, NaN or infinite values.
+
+    Notes
+    -----
+    UMAP's first call in a process compiles its numba kernels (seconds to tens of seconds
+    on a small CPU), and UMAP then needs about a second per thousand cells; see
+    ``benchmarks/bench_embedding.py``.
     """
     x = _checked(features)
-    if method != "pca":
-        raise ValueError(f"unknown embedding method {method!r}; available: 'pca'")
+    if method not in EMBEDDING_METHODS:
+        raise ValueError(
+            f"unknown embedding method {method!r}; available: "
+            + ", ".join(repr(m) for m in EMBEDDING_METHODS)
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
-    return _pca_projection(x, 2, None).astype(np.float32)
+    if max_fit < 2:
+        raise ValueError(f"max_fit must be at least 2, got {max_fit}")
+    fit = None
+    if len(x) > max_fit:
+        fit = np.sort(np.random.default_rng(seed).choice(len(x), max_fit, replace=False))
+    if method == "umap" and len(x) >= _UMAP_MIN_CELLS:
+        return _umap(x, fit, seed)
+    return _pca_projection(x, 2, fit).astype(np.float32)
+
+
+def _umap(x: np.ndarray, fit: np.ndarray | None, seed: int) -> np.ndarray:
+    """UMAP of ``x`` fitted on ``x[fit]`` (all rows when None); see :func:`embed_2d`."""
+    import warnings
+
+    from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
+    from sklearn.preprocessing import StandardScaler
+
+    ref = x if fit is None else x[fit]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaler = StandardScaler().fit(ref)
+        z = np.nan_to_num(scaler.transform(x))
+    reduced = _pca_projection(z, min(_UMAP_PCS, z.shape[1]), fit).astype(np.float32)
+    if not np.any(reduced):  # no variation at all: nothing to lay out
+        return np.zeros((len(x), 2), np.float32)
+    ref = reduced if fit is None else reduced[fit]
+    k = min(_UMAP_NEIGHBOURS, len(ref) - 1)
+    # Exact neighbours from scikit-learn: faster here than umap's own search, whose numba
+    # kernels take longer to compile than the search itself takes (see bench_embedding.py).
+    distances, indices = NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(ref)
+    with warnings.catch_warnings():
+        # "n_jobs overridden by setting random_state": the seed is the point; and the
+        # precomputed neighbours mean no transform() later, which we do not use.
+        warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the import's notes about optional TensorFlow
+            import umap
+
+        reducer = umap.UMAP(
+            n_neighbors=k,
+            random_state=seed,
+            precomputed_knn=(indices, distances),
+            init="spectral" if len(ref) > _UMAP_SPECTRAL_MIN else "random",
+        )
+        layout = reducer.fit_transform(ref)
+    layout = np.nan_to_num(np.asarray(layout, dtype=np.float32))
+    if fit is None:
+        return layout
+    out = np.empty((len(x), 2), np.float32)
+    out[fit] = layout
+    rest = np.ones(len(x), bool)
+    rest[fit] = False
+    place = KNeighborsRegressor(n_neighbors=k, weights="distance").fit(ref, layout)
+    out[rest] = place.predict(reduced[rest])
+    return out
 
 
 def pca_features(

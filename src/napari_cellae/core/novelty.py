@@ -61,7 +61,9 @@ def _knn_distance(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarra
     return distances.mean(axis=1)
 
 
-def _svm_score(reference: np.ndarray, query: np.ndarray, nu: float, seed: int) -> np.ndarray:
+def _svm_score(
+    reference: np.ndarray, query: np.ndarray, nu: float, gamma: float | str, seed: int
+) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.svm import OneClassSVM
 
@@ -69,7 +71,7 @@ def _svm_score(reference: np.ndarray, query: np.ndarray, nu: float, seed: int) -
     # original CellH5 outlier tool did): RBF kernels lose their contrast in 100+ dimensions.
     k = min(20, reference.shape[1], len(reference) - 1)
     pca = PCA(n_components=max(k, 1), random_state=seed).fit(reference)
-    svm = OneClassSVM(kernel="rbf", nu=nu, gamma="scale").fit(pca.transform(reference))
+    svm = OneClassSVM(kernel="rbf", nu=nu, gamma=gamma).fit(pca.transform(reference))
     return -svm.decision_function(pca.transform(query))
 
 
@@ -82,6 +84,7 @@ def novelty_scores(
     nu: float = 0.05,
     percentile: float = 95.0,
     seed: int = 0,
+    gamma: float | str = "scale",
 ) -> Novelty:
     """Score every cell by how unlike the negative-control cells it is.
 
@@ -105,6 +108,9 @@ def novelty_scores(
         A cell is novel above this percentile of the control cells' scores (0-100).
     seed : int
         Seed of the PCA for ``"svm"``.
+    gamma : float or "scale"
+        RBF kernel width of the one-class SVM (scikit-learn's ``gamma``; ``"scale"``:
+        one over the number of components times their variance).
 
     Returns
     -------
@@ -127,6 +133,8 @@ def novelty_scores(
         raise ValueError(f"percentile must be in 0..100, got {percentile}")
     if not 0 < nu <= 1 or k < 1:
         raise ValueError(f"need k >= 1 and 0 < nu <= 1, got k={k}, nu={nu}")
+    if gamma != "scale" and not (isinstance(gamma, int | float) and gamma > 0):
+        raise ValueError(f"gamma must be 'scale' or a positive number, got {gamma!r}")
     if controls.sum() < 2:
         raise ValueError(
             "novelty needs negative-control cells to compare with, but "
@@ -142,7 +150,7 @@ def novelty_scores(
     def score(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
         if method == "knn":
             return _knn_distance(reference, query, k)
-        return _svm_score(reference, query, nu, seed)
+        return _svm_score(reference, query, nu, gamma, seed)
 
     scores = np.empty(len(x), np.float64)
     ref = z[controls]
@@ -176,6 +184,8 @@ def hit_table(
     groups: np.ndarray,
     controls: np.ndarray,
     labels: list[str] | None = None,
+    wells: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
 ):
     """Rank groups (positions or conditions) by their share of novel cells.
 
@@ -185,47 +195,80 @@ def hit_table(
     groups : ndarray (N,) of int
         Group index of every cell (e.g. position index).
     controls : ndarray (N,) bool
-        Negative-control cells; a group is a control group when its cells are controls.
+        Negative-control cells; a group is a control group when all its cells are controls.
     labels : list of str, optional
         Name of every group index (default: the index).
+    wells : ndarray (N,) of int, optional
+        Well (or position) of every cell: the robust z-score compares each group's novel
+        fraction with those of the control wells. Default: ``groups`` (right when the
+        groups are wells or positions; give the wells when the groups are conditions).
+    scores : ndarray (N,) float, optional
+        Novelty scores; adds a ``median_novelty`` column.
 
     Returns
     -------
     pandas.DataFrame
         One row per group holding cells: ``group``, ``n_cells``, ``n_novel``,
-        ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells),
-        ``robust_z`` (against the control groups' novel fractions: median and MAD),
-        ``is_control`` and ``rank`` (1 = strongest hit), sorted by rank.
+        ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells;
+        infinite when no control cell is novel), ``robust_z`` (against the control wells'
+        novel fractions: median and 1.4826 MAD, the MAD floored at one cell of a median
+        control well), ``median_novelty`` (with ``scores``), ``is_control`` and ``rank``
+        (1 = strongest hit: largest novel fraction), sorted by rank.
     """
     import pandas as pd
 
     novel = np.asarray(novel, bool)
     groups = np.asarray(groups, np.int64)
     controls = np.asarray(controls, bool)
-    present = np.unique(groups)
-    n_cells = np.array([np.sum(groups == g) for g in present])
-    n_novel = np.array([np.sum(novel[groups == g]) for g in present])
-    is_control = np.array([bool(controls[groups == g].all()) for g in present])
-    fraction = n_novel / n_cells
+    if not novel.shape == groups.shape == controls.shape:
+        raise ValueError(
+            f"novel {novel.shape}, groups {groups.shape} and controls {controls.shape} "
+            "must have one entry per cell"
+        )
+    present, index = np.unique(groups, return_inverse=True)
+    n_cells = np.bincount(index, minlength=len(present))
+    n_novel = np.bincount(index, weights=novel, minlength=len(present)).astype(np.int64)
+    is_control = np.bincount(index, weights=controls, minlength=len(present)) == n_cells
+    fraction = n_novel / np.maximum(n_cells, 1)
     control_fraction = novel[controls].mean() if controls.any() else np.nan
-    ref = fraction[is_control]
-    median = np.median(ref) if len(ref) else np.nan
-    # 1.4826 MAD estimates the standard deviation of normal data; the floor keeps a
-    # perfectly flat set of control wells from making every z infinite.
-    mad = 1.4826 * np.median(np.abs(ref - median)) if len(ref) else np.nan
-    spread = max(mad, 1.0 / max(int(np.median(n_cells)), 1)) if len(ref) else np.nan
+    median, spread = _control_well_spread(novel, controls, groups if wells is None else wells)
     with np.errstate(invalid="ignore", divide="ignore"):
         enrichment = fraction / control_fraction
-    table = pd.DataFrame(
-        {
-            "group": [labels[g] if labels is not None else str(g) for g in present],
-            "n_cells": n_cells,
-            "n_novel": n_novel,
-            "novel_fraction": fraction,
-            "enrichment": enrichment,
-            "robust_z": (fraction - median) / spread,
-            "is_control": is_control,
-        }
-    )
+    columns = {
+        "group": [labels[g] if labels is not None else str(g) for g in present],
+        "n_cells": n_cells,
+        "n_novel": n_novel,
+        "novel_fraction": fraction,
+        "enrichment": enrichment,
+        "robust_z": (fraction - median) / spread,
+    }
+    if scores is not None:
+        scores = np.asarray(scores, np.float64)
+        order = np.argsort(index, kind="stable")
+        parts = np.split(scores[order], np.cumsum(n_cells)[:-1]) if len(present) else []
+        columns["median_novelty"] = [float(np.median(p)) for p in parts]
+    columns["is_control"] = is_control
+    table = pd.DataFrame(columns)
     table["rank"] = table["novel_fraction"].rank(ascending=False, method="min").astype(int)
     return table.sort_values(["rank", "group"], kind="stable").reset_index(drop=True)
+
+
+def _control_well_spread(
+    novel: np.ndarray, controls: np.ndarray, wells: np.ndarray
+) -> tuple[float, float]:
+    """Median and robust spread of the control wells' novel fractions (NaN without any)."""
+    wells = np.asarray(wells)
+    if wells.shape != novel.shape:
+        raise ValueError(f"wells {wells.shape} must have one entry per cell ({novel.shape})")
+    _, index = np.unique(wells, return_inverse=True)
+    n = np.bincount(index)
+    all_control = np.bincount(index, weights=controls) == n
+    if not all_control.any():
+        return np.nan, np.nan
+    ref = (np.bincount(index, weights=novel) / np.maximum(n, 1))[all_control]
+    median = float(np.median(ref))
+    # 1.4826 MAD estimates the standard deviation of normal data; the floor (one cell of a
+    # median control well) keeps a perfectly flat set of control wells from making every
+    # z infinite.
+    mad = 1.4826 * float(np.median(np.abs(ref - median)))
+    return median, max(mad, 1.0 / max(int(np.median(n[all_control])), 1))

@@ -1,0 +1,257 @@
+"""``cellae encode ... --out cells.h5ad`` and ``cellae hits``: the phenotype-discovery commands.
+
+The options live here and are added to the parser by :mod:`napari_cellae.cli.parser`; the
+commands are dispatched by :mod:`napari_cellae.cli.commands`. No torch import at module
+level, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from napari_cellae.cli.output import CountBar, note
+
+__all__ = [
+    "EXPLORER_SUFFIX",
+    "add_discovery_options",
+    "add_hits_parser",
+    "cmd_hits",
+    "encode_cells",
+    "output_kind",
+]
+
+EXPLORER_SUFFIX = ".hdf"
+_H5AD = ".h5ad"
+# Mirrors core.features.DEFAULT_EMBEDDING / EMBEDDING_METHODS without importing scikit-learn.
+_EMBEDDINGS = ("umap", "pca")
+
+
+def output_kind(args: argparse.Namespace) -> str:
+    """What ``cellae encode`` writes: ``"explorer"`` for ``.hdf``, ``"anndata"`` for ``.h5ad``.
+
+    An output that is one of the inputs is refused first (that message says more than one
+    about the suffix); ``--gallery`` needs the ``.h5ad``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the two suffixes understood.
+    """
+    from napari_cellae.pipeline.steps import check_outputs
+
+    out = Path(args.out)
+    inputs = [args.file, *getattr(args, "more", []), args.mapping, args.model]
+    check_outputs([(out, "features file")], inputs)
+    suffix = out.suffix.lower()
+    if suffix not in (EXPLORER_SUFFIX, _H5AD):
+        raise ValueError(
+            f"cannot tell what to write to {out}: end the name in .hdf for CellCognition "
+            "Explorer features or in .h5ad for an AnnData file of cells (scanpy, cellae hits)"
+        )
+    if suffix == EXPLORER_SUFFIX and getattr(args, "gallery", None) is not None:
+        raise ValueError(
+            f"--gallery needs --out CELLS.h5ad (the novelty and phenotype groups are stored "
+            f"there), not the Explorer file {out}"
+        )
+    return "explorer" if suffix == EXPLORER_SUFFIX else "anndata"
+
+
+def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float | None) -> None:
+    shown = "95" if percentile_default is not None else "95 when computed, else as stored"
+    group.add_argument(
+        "--novelty",
+        choices=["knn", "svm"],
+        default="knn",
+        help="How a cell's novelty is scored against the negative-control cells: 'knn', the "
+        "mean distance to its nearest control cells in standardised feature space (a control "
+        "cell only against the other control wells); 'svm', a one-class SVM on the "
+        "controls' principal components, as the CellH5 outlier tool did. (default: knn)",
+    )
+    group.add_argument(
+        "--novelty-percentile",
+        type=float,
+        default=percentile_default,
+        metavar="P",
+        help="A cell is novel when its score is above this percentile of the control cells' "
+        f"scores: raise it for fewer, surer novel cells. (default: {shown})",
+    )
+    group.add_argument(
+        "--neighbours",
+        type=int,
+        default=5,
+        metavar="K",
+        help="Control cells averaged by --novelty knn. (default: 5)",
+    )
+    group.add_argument(
+        "--nu",
+        type=float,
+        default=0.05,
+        help="Share of control cells the one-class SVM may leave outside (--novelty svm). "
+        "(default: 0.05)",
+    )
+
+
+def add_discovery_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``cellae encode`` that apply to ``--out cells.h5ad``."""
+    g = parser.add_argument_group(
+        "with --out cells.h5ad: novelty, phenotype groups and the 2-D map",
+        "Novelty needs a --mapping whose Group column marks negative controls; without "
+        "controls the .h5ad is written without the novelty, novel and cluster columns.",
+    )
+    _novelty_options(g, 95.0)
+    g.add_argument(
+        "--groups",
+        type=int,
+        default=None,
+        metavar="K",
+        help="Cluster the novel cells into K phenotype groups (k-means); default: chosen "
+        "from the data, 2 to 8 by silhouette. Stored as obs['cluster'] (0 = not novel).",
+    )
+    g.add_argument(
+        "--gallery",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="Also save a picture of the most typical crops of each phenotype group.",
+    )
+    g.add_argument(
+        "--embedding",
+        choices=list(_EMBEDDINGS),
+        default=_EMBEDDINGS[0],
+        help="2-D map stored as obsm['X_umap'] (umap, seeded) or only obsm['X_pca'] (pca, "
+        "fast; X_pca is always stored). (default: %(default)s)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the map and groups (default: 0)")
+
+
+def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
+    """The ``cellae hits`` subcommand."""
+    p = sub.add_parser(
+        "hits",
+        parents=[common],
+        help="rank positions or conditions by their share of novel cells -> CSV",
+        description="Rank the positions (or conditions) of a cells .h5ad file, written by\n"
+        "'cellae encode ... --out cells.h5ad', by their share of novel cells. One row each:\n"
+        "rank (1 = strongest hit), position, well, condition, n_cells, n_novel,\n"
+        "novel_fraction, enrichment (over the control cells), robust_z (against the control\n"
+        "wells: median and MAD), median_novelty, is_control. The file needs the cell\n"
+        "columns position, well, condition and control (or group); novelty comes from\n"
+        "its novel/novelty columns, or is computed from X when it has neither.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", type=Path, metavar="CELLS.h5ad")
+    p.add_argument("--out", type=Path, required=True, metavar="CSV", help="hit table to write")
+    p.add_argument(
+        "--by",
+        choices=["position", "condition"],
+        default="position",
+        help="one row per position or per condition (default: %(default)s)",
+    )
+    g = p.add_argument_group("novelty (when re-thresholding or computing it)")
+    _novelty_options(g, None)
+    g.add_argument(
+        "--control-token",
+        default="neg",
+        metavar="TEXT",
+        help="Without a 'control' column: groups starting with TEXT are the negative "
+        "controls. (default: %(default)s)",
+    )
+
+
+def _options(args: argparse.Namespace, percentile: float | None):
+    from napari_cellae.pipeline.discovery import DiscoveryOptions
+
+    return DiscoveryOptions(
+        method=args.novelty,
+        k=args.neighbours,
+        nu=args.nu,
+        percentile=95.0 if percentile is None else percentile,
+        groups=getattr(args, "groups", None),
+        seed=getattr(args, "seed", 0),
+    )
+
+
+def encode_cells(args: argparse.Namespace) -> int:
+    """``cellae encode FILE --model M [--mapping MAP] --out cells.h5ad``."""
+    from napari_cellae.core.model_file import load_model
+    from napari_cellae.pipeline.cells import run_encode_cells
+    from napari_cellae.pipeline.steps import check_outputs
+
+    options = _options(args, args.novelty_percentile)
+    outputs = [(args.out, "AnnData file")]
+    if args.gallery is not None:
+        outputs.append((args.gallery, "gallery"))
+    check_outputs(outputs, [args.file, args.mapping, args.model])
+    trained = load_model(args.model)
+    quiet = args.quiet
+    with CountBar("encoding", quiet) as bar:
+
+        def step(text: str) -> None:
+            bar.close()  # encoding is done: the notes go below the finished bar
+            note(text)
+
+        done = run_encode_cells(
+            args.file,
+            trained,
+            args.out,
+            mapping_path=args.mapping,
+            control_token=args.control_token,
+            batch_size=args.batch_size,
+            progress=bar,
+            model_path=args.model,
+            options=options,
+            embedding=args.embedding,
+            gallery=args.gallery,
+            on_step=None if quiet else step,
+        )
+    result, found = done.result, done.discovery
+    print(
+        f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s) "
+        f"into {result.features.shape[1]} features each"
+    )
+    for text in done.notes:
+        note(text, "warning" if found.novelty is None else "note")
+    if found.novelty is not None:
+        novelty = found.novelty
+        print(
+            f"Novel: {int(novelty.novel.sum())} of {len(novelty.novel)} cells "
+            f"(score above {novelty.threshold:.3g}, the controls' "
+            f"{options.percentile:g}th percentile, {options.method}); "
+            f"{found.n_groups} phenotype group(s)"
+        )
+    print(f"Cells written to {done.anndata_path}")
+    if done.gallery_path is not None:
+        print(f"Gallery written to {done.gallery_path}")
+    return 0
+
+
+def cmd_hits(args: argparse.Namespace) -> int:
+    """``cellae hits CELLS.h5ad --out hits.csv [--by position|condition]``."""
+    from napari_cellae.export.anndata import read_cells
+    from napari_cellae.io.atomic import atomic_output, check_output
+    from napari_cellae.pipeline.hits import hit_list, novel_cells
+
+    out = check_output(args.out, [args.file], "hit table")
+    adata = read_cells(args.file)
+    obs = adata.obs
+    needs_x = "novel" not in obs and "novelty" not in obs
+    novel, scores, how = novel_cells(
+        obs,
+        features=adata.X if needs_x and adata.n_vars else None,
+        percentile=args.novelty_percentile,
+        options=_options(args, args.novelty_percentile),
+        control_token=args.control_token,
+        source=str(args.file),
+    )
+    table = hit_list(obs, novel, args.by, scores, args.control_token)
+    with atomic_output(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    top = table[~table["is_control"]].head(3)
+    best = ", ".join(
+        f"{r[args.by]} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records")
+    )
+    print(f"{how}; {int(novel.sum())} of {len(novel)} cells")
+    print(f"Hits: {len(table)} {args.by}s ranked" + (f"; strongest: {best}" if best else ""))
+    print(f"Hit table written to {out}")
+    return 0

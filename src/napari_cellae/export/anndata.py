@@ -1,0 +1,186 @@
+"""The cells as an AnnData ``.h5ad`` file, for scanpy, squidpy and the ``cellae hits`` command.
+
+Layout::
+
+    X                 float32 (cells, features): the learned features
+    obs               one row per cell: plate, well, site, position, object_index, label_id,
+                      frame, x, y, condition, group, control [, class_index, class]
+                      [, novelty, novel, cluster]  (novelty needs control cells)
+    var               one row per feature, named by the layer it is read from (code_<i>,
+                      conv<k>_mean_<f>, conv<k>_max_<f>); column explorer_name gives the
+                      name of the same feature in the CellCognition Explorer .hdf
+    obsm              X_umap and/or X_pca: 2-D maps of the features
+    uns["cellae"]     version, model settings, training summary, novelty settings, sources
+
+The CellCognition Explorer ``.hdf`` stays the Explorer's file
+(:mod:`napari_cellae.export.explorer`); this one is for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cellae.io.atomic import atomic_output, check_output
+
+if TYPE_CHECKING:
+    import anndata
+    import pandas as pd
+
+__all__ = ["H5AD_SUFFIX", "build_anndata", "read_cells", "write_anndata"]
+
+H5AD_SUFFIX = ".h5ad"
+
+
+def _plain(value: Any) -> Any:
+    """A value h5ad can store: nested dicts of str / numbers / bools / lists; None dropped.
+
+    h5ad has no None, so keys holding None are left out (the JSON copy keeps them).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        items = [_plain(v) for v in value if v is not None]
+        if items and all(isinstance(v, str) for v in items):
+            return np.array(items, dtype=object)
+        if items and all(isinstance(v, bool | int | float | np.number) for v in items):
+            return np.asarray(items)
+        return {str(i): v for i, v in enumerate(items)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def build_anndata(
+    features: np.ndarray,
+    obs: pd.DataFrame,
+    var_names: list[str],
+    obsm: Mapping[str, np.ndarray] | None = None,
+    uns: Mapping[str, Any] | None = None,
+    explorer_names: list[str] | None = None,
+) -> anndata.AnnData:
+    """Assemble the AnnData object of a run.
+
+    Parameters
+    ----------
+    features : ndarray (N, F)
+        Stored as float32 ``X``.
+    obs : pandas.DataFrame
+        The cell table (one row per cell, string index).
+    var_names : list of str
+        One unique name per feature.
+    obsm : mapping of str to ndarray (N, d), optional
+        E.g. ``{"X_umap": ..., "X_pca": ...}``.
+    uns : mapping, optional
+        Stored under ``uns["cellae"]``, plus its JSON text as ``uns["cellae_json"]`` (which
+        keeps values h5ad cannot hold, such as None).
+    explorer_names : list of str, optional
+        The features' names in the Explorer ``.hdf`` (``var["explorer_name"]``).
+
+    Returns
+    -------
+    anndata.AnnData
+
+    Raises
+    ------
+    ValueError
+        If the shapes or names do not fit together.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) != len(obs):
+        raise ValueError(f"features {x.shape} do not match the cell table ({len(obs)} cells)")
+    if len(var_names) != x.shape[1] or len(set(var_names)) != len(var_names):
+        raise ValueError(
+            f"need {x.shape[1]} unique feature names, got {len(var_names)} "
+            f"({len(set(var_names))} unique)"
+        )
+    var = pd.DataFrame(index=pd.Index([str(v) for v in var_names], dtype=str))
+    if explorer_names is not None:
+        var["explorer_name"] = [str(v) for v in explorer_names]
+    maps = {}
+    for key, value in (obsm or {}).items():
+        value = np.asarray(value, dtype=np.float32)
+        if value.ndim != 2 or len(value) != len(x):
+            raise ValueError(f"obsm[{key!r}] has shape {value.shape}, expected ({len(x)}, d)")
+        maps[key] = value
+    info = dict(uns or {})
+    adata = ad.AnnData(X=x, obs=obs.copy(), var=var, obsm=maps or None)
+    adata.obs.index = adata.obs.index.astype(str)
+    adata.uns["cellae"] = _plain(info)
+    adata.uns["cellae_json"] = json.dumps(info, default=str, sort_keys=True)
+    return adata
+
+
+def write_anndata(
+    path: str | os.PathLike,
+    adata: anndata.AnnData,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Path:
+    """Write an ``.h5ad`` file (temporary name, then rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Must end in ``.h5ad``.
+    adata : anndata.AnnData
+    inputs : iterable of path-like, optional
+        The run's input files; writing over one of them is refused.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        Naming the path: wrong suffix, it is an input or a folder, or writing failed.
+    """
+    path = check_output(path, inputs, "AnnData file")
+    if path.suffix.lower() != H5AD_SUFFIX:
+        raise ValueError(f"cannot write {path} as AnnData: the file name must end in .h5ad")
+    with atomic_output(path) as tmp:
+        adata.write_h5ad(tmp)
+    return path
+
+
+def read_cells(path: str | os.PathLike) -> anndata.AnnData:
+    """Read an ``.h5ad`` file of cells, with messages that name the file.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    anndata.AnnData
+        Loaded into memory (``X`` included).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, a folder or not an AnnData file.
+    """
+    import anndata as ad
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected an AnnData .h5ad file")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as exc:  # h5py, anndata and OS errors alike: say which file
+        raise ValueError(
+            f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})"
+        ) from None
+    return adata

@@ -1,0 +1,376 @@
+"""Phenotype discovery on a run's features: novelty against the controls, phenotype groups.
+
+After encoding, every cell gets a row in a cell table (:func:`cell_table`: where it is, what
+was done to it, whether it is a negative control). :func:`discover` then scores every cell's
+novelty against the negative-control cells (:func:`napari_cellae.core.novelty.novelty_scores`),
+marks the novel ones, and clusters the novel cells into phenotype groups (scikit-learn
+k-means) with the most typical cells of each group for a gallery. Hit lists per position or
+condition are in :mod:`napari_cellae.pipeline.hits`.
+
+Everything here is plain numpy / pandas / scikit-learn without Qt: the widget calls it from
+a worker thread, the ``cellae`` command directly::
+
+    obs = cell_table(crops, mapping, class_names)
+    found = discover(features, obs, DiscoveryOptions(method="knn", percentile=95))
+    obs = with_discovery(obs, found)          # novelty, novel, cluster columns
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.core.novelty import NOVELTY_METHODS, Novelty, novelty_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = [
+    "NO_CONTROLS",
+    "Discovery",
+    "DiscoveryOptions",
+    "cell_table",
+    "discover",
+    "phenotype_groups",
+    "with_discovery",
+]
+
+NO_CONTROLS = (
+    "novelty needs negative-control cells, and {why}: give a position mapping whose Group "
+    "column marks the negative controls (e.g. 'neg'); the features are written without the "
+    "novelty, novel and cluster columns"
+)
+_MAX_AUTO_GROUPS = 8
+_SILHOUETTE_CELLS = 2000  # silhouette is quadratic in the cells it looks at
+
+
+@dataclass
+class DiscoveryOptions:
+    """How novelty is scored and novel cells are grouped.
+
+    Attributes
+    ----------
+    method : {"knn", "svm"}
+        ``"knn"``: mean distance to the ``k`` nearest control cells (standardised features;
+        a control cell is scored against the other control wells only). ``"svm"``: a
+        one-class SVM (RBF kernel, ``nu``) on the controls' leading principal components.
+    k : int
+        Neighbours averaged by ``"knn"``.
+    nu : float
+        Share of control cells the one-class SVM may leave outside (0 < nu <= 1).
+    percentile : float
+        A cell is novel above this percentile of the control cells' scores.
+    groups : int or None
+        Phenotype groups of the novel cells; None: chosen from the data (2 to 8 by
+        silhouette, 1 when there are too few novel cells to split).
+    per_group : int
+        Typical cells kept per group (for the gallery).
+    seed : int
+        Seed of the SVM's PCA, k-means and subsampling.
+    """
+
+    method: str = "knn"
+    k: int = 5
+    nu: float = 0.05
+    percentile: float = 95.0
+    groups: int | None = None
+    per_group: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in NOVELTY_METHODS:
+            raise ValueError(
+                f"unknown novelty method {self.method!r}; choose {' or '.join(NOVELTY_METHODS)}"
+            )
+        if self.groups is not None and self.groups < 1:
+            raise ValueError(f"the number of phenotype groups must be >= 1, got {self.groups}")
+        if self.per_group < 1:
+            raise ValueError(f"per_group must be >= 1, got {self.per_group}")
+
+
+@dataclass
+class Discovery:
+    """Novelty and phenotype groups of every cell (row ``i`` = cell ``i`` of the run).
+
+    Attributes
+    ----------
+    novelty : Novelty or None
+        Scores, threshold and novel flags; None when there are no control cells.
+    clusters : ndarray (N,) int16
+        Phenotype group of every novel cell, 1 = the largest group; 0 for cells that are
+        not novel (and for every cell without novelty).
+    typical : dict of int to ndarray of int
+        Per group, the cells nearest its centre (most typical first).
+    note : str or None
+        Why novelty or groups are missing, for the user.
+    options : DiscoveryOptions
+    """
+
+    novelty: Novelty | None
+    clusters: np.ndarray
+    typical: dict[int, np.ndarray] = field(default_factory=dict)
+    note: str | None = None
+    options: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+
+    @property
+    def n_groups(self) -> int:
+        """Number of phenotype groups found."""
+        return len(self.typical)
+
+    def summary(self) -> dict:
+        """JSON-able settings and outcome (stored in the AnnData ``uns``)."""
+        out: dict = {"options": asdict(self.options), "n_groups": self.n_groups}
+        if self.novelty is not None:
+            out["threshold"] = float(self.novelty.threshold)
+            out["n_novel"] = int(self.novelty.novel.sum())
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def cell_table(
+    crops: CropSet,
+    mapping: PositionMapping | None = None,
+    class_names: dict[int, str] | None = None,
+) -> pd.DataFrame:
+    """One row per cell saying where it is and what was done to it.
+
+    Parameters
+    ----------
+    crops : CropSet
+        The run's cells, in CellH5 order.
+    mapping : PositionMapping, optional
+        Gives ``condition``, ``group`` and ``control``; without it each position is its own
+        condition and no cell is a control.
+    class_names : dict of int to str, optional
+        Names of the classifier classes stored in the file; adds ``class`` (and
+        ``class_index``) when the cells have class predictions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``plate``, ``well``, ``site``, ``position`` (well_site), ``object_index``,
+        ``label_id``, ``frame``, ``x``, ``y``, ``condition``, ``group`` (the mapping's
+        Group), ``control`` (bool), plus ``class_index`` / ``class`` where present; the
+        index is ``plate/position/object_index`` (unique per cell).
+    """
+    import pandas as pd
+
+    keys = crops.positions
+    infos = [mapping.lookup(k) if mapping is not None else None for k in keys]
+    per_position = {
+        "plate": [k.plate for k in keys],
+        "well": [k.well for k in keys],
+        "site": [k.site for k in keys],
+        "position": [k.label for k in keys],
+        "condition": [
+            i.condition if i is not None else k.label for k, i in zip(keys, infos, strict=True)
+        ],
+        "group": [i.group if i is not None else "" for i in infos],
+    }
+    at = np.asarray(crops.position_index, np.intp)
+    columns: dict = {
+        name: pd.Categorical(np.asarray(values, dtype=object)[at], categories=_ordered(values))
+        for name, values in per_position.items()
+    }
+    is_control = np.array([i is not None and i.is_control for i in infos], bool)
+    columns.update(
+        object_index=np.asarray(crops.object_index, np.int32),
+        label_id=np.asarray(crops.label_id, np.int32),
+        frame=np.asarray(crops.time_idx, np.int32),
+        x=np.asarray(crops.center_x, np.int32),
+        y=np.asarray(crops.center_y, np.int32),
+        control=is_control[at] if len(keys) else np.zeros(0, bool),
+    )
+    classes = np.asarray(crops.class_idx, np.int32)
+    if len(classes) and (classes >= 0).any():
+        columns["class_index"] = classes
+        names = class_names or {}
+        labels = [names.get(int(c), str(int(c))) if c >= 0 else "" for c in classes]
+        columns["class"] = pd.Categorical(labels)
+    order = ["plate", "well", "site", "position", "object_index", "label_id", "frame", "x", "y"]
+    order += ["condition", "group", "control"]
+    order += [c for c in ("class_index", "class") if c in columns]
+    index = [
+        f"{keys[p].plate}/{keys[p].label}/{o}"
+        for p, o in zip(at.tolist(), columns["object_index"].tolist(), strict=True)
+    ]
+    return pd.DataFrame({name: columns[name] for name in order}, index=pd.Index(index, dtype=str))
+
+
+def _ordered(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def discover(
+    features: np.ndarray, obs: pd.DataFrame, options: DiscoveryOptions | None = None
+) -> Discovery:
+    """Score novelty against the controls of ``obs`` and group the novel cells.
+
+    Parameters
+    ----------
+    features : ndarray (N, F)
+    obs : pandas.DataFrame
+        The cell table (:func:`cell_table`): ``control`` and ``well`` (plus ``plate``)
+        columns, one row per feature row.
+    options : DiscoveryOptions, optional
+
+    Returns
+    -------
+    Discovery
+        Without control cells: no novelty, no groups, and a ``note`` saying novelty needs
+        them (this is not an error: the features are still useful).
+
+    Raises
+    ------
+    ValueError
+        If features and table do not match, or features hold NaN.
+    """
+    options = options or DiscoveryOptions()
+    features = np.asarray(features)
+    if features.ndim != 2 or len(features) != len(obs):
+        raise ValueError(f"features {features.shape} do not match the {len(obs)} cells")
+    controls = np.asarray(obs["control"], bool)
+    empty = np.zeros(len(features), np.int16)
+    if controls.sum() < 2:
+        why = "no cell is in a control position" if not controls.any() else "only one is"
+        return Discovery(None, empty, note=NO_CONTROLS.format(why=why), options=options)
+    wells = _well_ids(obs)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        novelty = novelty_scores(
+            features,
+            controls,
+            wells,
+            method=options.method,
+            k=options.k,
+            nu=options.nu,
+            percentile=options.percentile,
+            seed=options.seed,
+        )
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    clusters, typical = phenotype_groups(
+        features, novelty.novel, controls, options.groups, options.per_group, options.seed
+    )
+    if novelty.novel.any() and not typical:
+        notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
+    return Discovery(novelty, clusters, typical, "; ".join(notes) or None, options)
+
+
+def _well_ids(obs: pd.DataFrame) -> np.ndarray:
+    """Integer id of every cell's well (plate and well), the unit controls are held out by."""
+    import pandas as pd
+
+    keys = obs["well"].astype(str)
+    if "plate" in obs:
+        keys = obs["plate"].astype(str) + "/" + keys
+    return pd.factorize(keys)[0].astype(np.int64)
+
+
+def phenotype_groups(
+    features: np.ndarray,
+    novel: np.ndarray,
+    controls: np.ndarray,
+    n_groups: int | None = None,
+    per_group: int = 8,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Cluster the novel cells into phenotype groups (k-means on standardised features).
+
+    Parameters
+    ----------
+    features : ndarray (N, F)
+    novel : ndarray (N,) bool
+    controls : ndarray (N,) bool
+        The features are standardised on the control cells, as for novelty.
+    n_groups : int, optional
+        Number of groups; None: the k in 2..8 with the best silhouette (on at most 2,000
+        seeded novel cells), or 1 group when there are fewer than 10 novel cells.
+    per_group : int
+        Typical cells returned per group.
+    seed : int
+
+    Returns
+    -------
+    clusters : ndarray (N,) int16
+        1..k for novel cells (1 = largest group), 0 otherwise.
+    typical : dict of int to ndarray of int
+        Per group, up to ``per_group`` cell indices nearest the group centre.
+
+    Raises
+    ------
+    ValueError
+        If ``n_groups`` is larger than the number of novel cells.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
+    novel = np.asarray(novel, bool)
+    clusters = np.zeros(len(novel), np.int16)
+    rows = np.flatnonzero(novel)
+    if n_groups is not None and n_groups > len(rows):
+        raise ValueError(
+            f"cannot form {n_groups} phenotype groups from {len(rows)} novel cell(s); "
+            "ask for fewer groups or a lower novelty percentile"
+        )
+    if len(rows) < 2:
+        return clusters, {}
+    ref = np.asarray(features, np.float64)[np.asarray(controls, bool)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows]))
+    k = n_groups if n_groups is not None else _choose_k(z, seed)
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    # Number groups by size so that group 1 is the most common new phenotype.
+    sizes = np.bincount(kmeans.labels_, minlength=k)
+    rank = np.empty(k, np.int16)
+    rank[np.argsort(-sizes, kind="stable")] = np.arange(1, k + 1)
+    clusters[rows] = rank[kmeans.labels_]
+    distance = kmeans.transform(z)[np.arange(len(rows)), kmeans.labels_]
+    typical = {}
+    for label in range(k):
+        members = np.flatnonzero(kmeans.labels_ == label)
+        nearest = members[np.argsort(distance[members], kind="stable")[:per_group]]
+        typical[int(rank[label])] = rows[nearest]
+    return clusters, dict(sorted(typical.items()))
+
+
+def _choose_k(z: np.ndarray, seed: int) -> int:
+    """Number of groups with the best silhouette (2..8); 1 for fewer than 10 cells."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    if len(z) < 10 or len(np.unique(z, axis=0)) < 3:
+        return 1
+    rng = np.random.default_rng(seed)
+    sample = z if len(z) <= _SILHOUETTE_CELLS else z[rng.choice(len(z), _SILHOUETTE_CELLS, False)]
+    best, best_score = 1, -1.0
+    for k in range(2, min(_MAX_AUTO_GROUPS, len(sample) // 5) + 1):
+        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(sample)
+        if len(np.unique(labels)) < 2:
+            continue
+        score = silhouette_score(sample, labels, random_state=seed)
+        if score > best_score:
+            best, best_score = k, score
+    return best
+
+
+def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:
+    """The cell table with ``novelty``, ``novel`` and ``cluster`` columns (a copy).
+
+    Without novelty (no controls) the table is returned unchanged: absent columns say
+    "not computed", which NaN or False would not.
+    """
+    if found.novelty is None:
+        return obs
+    out = obs.copy()
+    out["novelty"] = found.novelty.scores.astype(np.float32)
+    out["novel"] = found.novelty.novel.astype(bool)
+    out["cluster"] = found.clusters.astype(np.int16)
+    return out

@@ -1,0 +1,181 @@
+"""Hit lists: positions or conditions ranked by their share of novel cells.
+
+Works on a cell table (the ``obs`` of a ``cellae`` AnnData file, or the widget's table):
+one row per cell with ``position``, ``well``, ``condition``, ``control`` and ``novel``.
+Where ``novel`` is missing it is derived from stored ``novelty`` scores, or, failing that,
+computed from the features. :func:`hit_list` is what ``cellae hits`` and the widget's hit
+table both show.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.core.novelty import hit_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from napari_cellae.pipeline.discovery import DiscoveryOptions
+
+__all__ = ["HITS_NEED", "HIT_BY", "hit_list", "novel_cells"]
+
+HIT_BY = ("position", "condition")
+# Columns `cellae hits` needs in the cell table; the control flag may also come from the
+# mapping's "group" column.
+HITS_NEED = ("position", "well", "condition", "control")
+
+
+def _missing(obs: pd.DataFrame, source: str, have_features: bool) -> None:
+    """Raise naming every needed column that ``obs`` lacks."""
+    columns = set(obs.columns)
+    if "group" in columns:  # the control flag can come from the mapping's Group
+        columns.add("control")
+    needed = [c for c in HITS_NEED if c not in columns]
+    if "novel" not in columns and "novelty" not in columns and not have_features:
+        needed.append("novel (or novelty, or the features in X)")
+    if needed:
+        found = ", ".join(map(str, obs.columns)) or "none"
+        raise ValueError(
+            f"{source}: cellae hits needs the cell column(s) {', '.join(needed)}, which the "
+            f"file does not have (obs columns: {found}); write the file with "
+            "'cellae encode FILE.ch5 --model M --mapping MAP --out cells.h5ad'"
+        )
+
+
+def _controls(obs: pd.DataFrame, control_token: str) -> np.ndarray:
+    if "control" in obs:
+        return np.asarray(obs["control"]).astype(bool)
+    token = control_token.strip().lower()
+    return obs["group"].astype(str).str.strip().str.lower().str.startswith(token).to_numpy()
+
+
+def novel_cells(
+    obs: pd.DataFrame,
+    features: np.ndarray | None = None,
+    percentile: float | None = None,
+    options: DiscoveryOptions | None = None,
+    control_token: str = "neg",
+    source: str = "the cell table",
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Which cells are novel, and how that was decided.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The cell table.
+    features : ndarray (N, F), optional
+        Used only when ``obs`` holds neither ``novel`` nor ``novelty``.
+    percentile : float, optional
+        Re-threshold the stored ``novelty`` scores at this percentile of the control
+        cells' scores; None keeps the stored ``novel`` flags.
+    options : DiscoveryOptions, optional
+        How to score novelty when it has to be computed from ``features``.
+    control_token : str
+        With a ``group`` column but no ``control`` column: groups starting with this token
+        are the negative controls.
+    source : str
+        Named in messages (the file).
+
+    Returns
+    -------
+    novel : ndarray (N,) bool
+    scores : ndarray (N,) float or None
+    how : str
+        One line for the user.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing columns, or saying that there are no control cells.
+    """
+    from napari_cellae.pipeline.discovery import DiscoveryOptions, discover
+
+    _missing(obs, source, features is not None)
+    controls = _controls(obs, control_token)
+    if not controls.any():
+        raise ValueError(
+            f"{source}: no cell is a negative control (column "
+            f"{'control' if 'control' in obs else 'group'}); hits are measured against the "
+            "control wells"
+        )
+    if "novelty" in obs and (percentile is not None or "novel" not in obs):
+        scores = np.asarray(obs["novelty"], np.float64)
+        p = 95.0 if percentile is None else percentile
+        if not 0 <= p <= 100:
+            raise ValueError(f"percentile must be in 0..100, got {p}")
+        threshold = float(np.percentile(scores[controls], p))
+        return scores > threshold, scores, f"novel: above the controls' {p:g}th percentile"
+    if "novel" in obs:
+        scores = np.asarray(obs["novelty"], np.float64) if "novelty" in obs else None
+        return np.asarray(obs["novel"]).astype(bool), scores, "novel: as stored in the file"
+    base = options or DiscoveryOptions()
+    if percentile is not None:
+        from dataclasses import replace
+
+        base = replace(base, percentile=percentile)
+    table = obs.assign(control=controls)
+    found = discover(np.asarray(features), table, base)
+    assert found.novelty is not None  # controls checked above
+    return (
+        found.novelty.novel,
+        found.novelty.scores.astype(np.float64),
+        f"novel: computed from the features ({base.method}, {base.percentile:g}th percentile)",
+    )
+
+
+def hit_list(
+    obs: pd.DataFrame,
+    novel: np.ndarray,
+    by: str = "position",
+    scores: np.ndarray | None = None,
+    control_token: str = "neg",
+) -> pd.DataFrame:
+    """One row per position (or condition), ranked by the share of novel cells.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The cell table (``position``, ``well``, ``condition``, ``control`` or ``group``;
+        ``plate`` when there are several plates).
+    novel : ndarray (N,) bool
+    by : {"position", "condition"}
+    scores : ndarray (N,), optional
+        Novelty scores, for a ``median_novelty`` column.
+    control_token : str
+        See :func:`novel_cells`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank`` (1 = strongest hit), ``position``, ``well``, ``condition`` (``plate`` when
+        the table has it), ``n_cells``, ``n_novel``, ``novel_fraction``, ``enrichment``
+        (over the control cells), ``robust_z`` (against the control wells' novel
+        fractions), ``median_novelty`` (with scores) and ``is_control``. By condition,
+        ``position`` and ``well`` list the condition's positions and wells.
+    """
+    import pandas as pd
+
+    if by not in HIT_BY:
+        raise ValueError(f"unknown hit unit {by!r}; choose {' or '.join(HIT_BY)}")
+    controls = _controls(obs, control_token)
+    text = {c: obs[c].astype(str) for c in ("plate", "position", "well", "condition") if c in obs}
+    if by == "position":
+        key = text["position"] if "plate" not in text else text["plate"] + "/" + text["position"]
+    else:
+        key = text["condition"]
+    groups, labels = pd.factorize(key)
+    well_key = text["well"] if "plate" not in text else text["plate"] + "/" + text["well"]
+    wells = pd.factorize(well_key)[0]
+    table = hit_table(novel, groups, controls, [str(v) for v in labels], wells, scores)
+    per_group = pd.DataFrame(text).assign(_key=key.to_numpy())
+    names = [c for c in ("plate", "position", "well", "condition") if c in text]
+    described = per_group.groupby("_key", sort=False)[names].agg(
+        lambda values: ",".join(dict.fromkeys(values))
+    )
+    out = described.loc[table["group"]].reset_index(drop=True)
+    table = pd.concat([table.drop(columns="group"), out], axis=1)
+    first = ["rank", *names]
+    return table[first + [c for c in table.columns if c not in first]]

@@ -1,0 +1,73 @@
+"""2-D maps of the features (napari_cellae.core.features.embed_2d): UMAP and PCA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
+
+
+def _clusters(n_per: int = 60, dims: int = 30, seed: int = 0):
+    """Four tight clusters, two of them close together, plus one dominant noise feature
+    that a PCA of the raw features follows instead of the clusters."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1.0, (4, dims))
+    centres[1] = centres[0] + 0.8
+    labels = np.repeat(np.arange(4), n_per)
+    x = centres[labels] + rng.normal(0, 0.15, (len(labels), dims))
+    x[:, 0] = rng.normal(0, 20.0, len(labels))  # large-variance noise
+    return x.astype(np.float32), labels
+
+
+def _separation(embedding: np.ndarray, labels: np.ndarray) -> float:
+    return cross_val_score(KNeighborsClassifier(5), embedding, labels, cv=4).mean()
+
+
+def test_umap_is_the_default_map_and_separates_what_pca_mixes() -> None:
+    assert DEFAULT_EMBEDDING == "umap" and set(EMBEDDING_METHODS) == {"umap", "pca"}
+    x, labels = _clusters()
+    umap = embed_2d(x, "umap", seed=0)
+    assert umap.shape == (len(x), 2) and umap.dtype == np.float32
+    assert np.all(np.isfinite(umap))
+    assert _separation(umap, labels) > 0.95
+    assert _separation(embed_2d(x, "pca"), labels) < 0.6  # the noise feature dominates
+    np.testing.assert_array_equal(embed_2d(x, "umap", seed=0), umap)  # seeded
+
+
+def test_umap_fits_a_subset_and_places_the_rest_by_it() -> None:
+    x, labels = _clusters(n_per=50)
+    full = embed_2d(x, "umap", seed=1, max_fit=120)
+    assert full.shape == (200, 2) and np.all(np.isfinite(full))
+    # The cells not fitted land among the fitted cells of their own cluster.
+    assert _separation(full, labels) > 0.95
+    with pytest.raises(ValueError, match="max_fit"):
+        embed_2d(x, "umap", max_fit=1)
+
+
+def test_pca_with_a_fitting_subset_matches_a_full_fit_on_clean_data() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 5)) * np.array([10.0, 4.0, 1.0, 0.5, 0.1])
+    full = embed_2d(x, "pca")
+    part = embed_2d(x, "pca", max_fit=300)
+    assert np.corrcoef(full[:, 0], part[:, 0])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 8])
+def test_umap_on_a_handful_of_cells_never_fails_or_gives_nan(n: int) -> None:
+    x = np.random.default_rng(n).normal(size=(n, 6))
+    out = embed_2d(x, "umap")
+    assert out.shape == (n, 2) and np.all(np.isfinite(out))
+
+
+def test_umap_degenerate_inputs() -> None:
+    assert embed_2d(np.zeros((0, 5)), "umap").shape == (0, 2)
+    assert np.all(embed_2d(np.full((30, 3), 7.0), "umap") == 0)  # nothing to lay out
+    twins = np.repeat(np.random.default_rng(0).normal(size=(4, 6)), 10, axis=0)
+    assert np.all(np.isfinite(embed_2d(twins, "umap")))
+    with pytest.raises(ValueError, match="NaN"):
+        embed_2d(np.array([[np.nan, 1.0]] * 10), "umap")
+    with pytest.raises(ValueError, match="unknown embedding method 'tsne'"):
+        embed_2d(np.ones((10, 3)), "tsne")
