@@ -1,0 +1,208 @@
+"""``cellae encode ... --out cells.h5ad`` and ``cellae hits``, end to end on a tiny screen."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import TINY, one_line_error
+from conftest import CLASS_LABELS, synthetic_position
+from napari_cellae.cli import main
+from napari_cellae.core.model_file import load_model
+from napari_cellae.core.readout import readout_names
+from napari_cellae.io.cellh5_writer import write_cellh5
+
+# Four control wells of bright nuclei; two knock-downs whose nuclei are dim (a phenotype
+# any features see).
+WELLS = [
+    ("A01", 250.0, "scrambled", "neg"),
+    ("A02", 250.0, "scrambled", "neg"),
+    ("A03", 250.0, "scrambled", "neg"),
+    ("A04", 250.0, "scrambled", "neg"),
+    ("B01", 60.0, "PLK1", "target"),
+    ("B02", 60.0, "KIF11", "target"),
+]
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory):
+    """(CellH5 file, mapping file, trained model) of a 6-well screen, 24 cells per well."""
+    folder = tmp_path_factory.mktemp("screen")
+    positions = [
+        synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
+        for i, (well, peak, _, _) in enumerate(WELLS)
+    ]
+    ch5 = write_cellh5(
+        folder / "screen.ch5",
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+    )
+    mapping = folder / "mapping.txt"
+    rows = [
+        f"{i}\t{w}\t0001\t{w[0]}\t{w[1:]}\t{c}\ts{i}\t{g}" for i, (w, _, c, g) in enumerate(WELLS)
+    ]
+    header = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup"
+    mapping.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    model = folder / "model.pt"
+    assert (
+        main(["train", str(ch5), "--mapping", str(mapping), *TINY, "--out", str(model), "-q"]) == 0
+    )
+    return ch5, mapping, model
+
+
+def _encode(screen, out, *extra: str) -> int:
+    ch5, mapping, model = screen
+    return main(
+        [
+            "encode",
+            str(ch5),
+            "--model",
+            str(model),
+            "--mapping",
+            str(mapping),
+            "--out",
+            str(out),
+            "-q",
+            *extra,
+        ]
+    )
+
+
+def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path, capsys):
+    out, gallery = tmp_path / "cells.h5ad", tmp_path / "groups.png"
+    assert _encode(screen, out, "--gallery", str(gallery)) == 0
+    printed = capsys.readouterr().out
+    assert f"Cells written to {out}" in printed and f"Gallery written to {gallery}" in printed
+    assert "Novel: " in printed and "phenotype group(s)" in printed
+    adata = ad.read_h5ad(out)
+    assert adata.shape[0] == 6 * 24 and adata.X.dtype == np.float32
+    for column in (
+        "plate",
+        "well",
+        "site",
+        "position",
+        "object_index",
+        "label_id",
+        "frame",
+        "x",
+        "y",
+        "condition",
+        "group",
+        "control",
+        "class",
+        "novelty",
+        "novel",
+        "cluster",
+    ):
+        assert column in adata.obs, column
+    trained = load_model(screen[2])
+    assert adata.var_names.tolist() == readout_names(trained.model, "pooled")
+    assert adata.var["explorer_name"].iloc[0] == "ch1-deep_learning_feature_0"
+    assert set(adata.obsm) == {"X_umap", "X_pca"}  # UMAP is the default map
+    assert np.all(np.isfinite(adata.obsm["X_umap"]))
+    info = adata.uns["cellae"]
+    assert info["model"]["config"]["crop_size"] == 16 and info["cellh5"] == str(screen[0])
+    assert str(screen[1]) in list(info["sources"]) and str(screen[2]) in list(info["sources"])
+    assert info["discovery"]["options"]["percentile"] == 95
+    obs = adata.obs
+    dim = obs["condition"].isin(["PLK1", "KIF11"])
+    assert obs.loc[dim, "novel"].mean() > 0.9 and obs.loc[obs["control"], "novel"].mean() < 0.1
+    assert (obs.loc[~obs["novel"], "cluster"] == 0).all() and (obs.loc[dim, "cluster"] > 0).all()
+    assert gallery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys):
+    cells = tmp_path / "cells.h5ad"
+    assert _encode(screen, cells, "--embedding", "pca") == 0
+    assert "X_umap" not in ad.read_h5ad(cells).obsm
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(cells), "--out", str(out)]) == 0
+    assert f"Hit table written to {out}" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    for column in (
+        "rank",
+        "position",
+        "well",
+        "condition",
+        "n_cells",
+        "novel_fraction",
+        "enrichment",
+        "robust_z",
+        "is_control",
+    ):
+        assert column in table, column
+    assert set(table["well"][:2]) == {"B01", "B02"} and table["rank"].iloc[0] == 1
+    assert (table["novel_fraction"][:2] > 0.9).all() and (table["robust_z"][:2] > 3).all()
+    assert table["n_cells"].sum() == 144 and table["is_control"].sum() == 4
+    by_condition = tmp_path / "conditions.csv"
+    assert main(["hits", str(cells), "--out", str(by_condition), "--by", "condition", "-q"]) == 0
+    conditions = pd.read_csv(by_condition)
+    assert len(conditions) == 3 and set(conditions["condition"][:2]) == {"PLK1", "KIF11"}
+    assert conditions.set_index("condition").loc["scrambled", "n_cells"] == 96
+    # Re-thresholding at a higher percentile never makes more cells novel.
+    strict = tmp_path / "strict.csv"
+    args = ["hits", str(cells), "--out", str(strict), "--novelty-percentile", "100"]
+    assert main(args) == 0
+    assert pd.read_csv(strict)["n_novel"].sum() <= table["n_novel"].sum()
+
+
+def test_hits_on_a_foreign_h5ad_names_the_missing_columns(tmp_path, capsys):
+    foreign = tmp_path / "atlas.h5ad"
+    obs = pd.DataFrame({"cell_type": ["T", "B"]}, index=["c1", "c2"])
+    ad.AnnData(np.zeros((2, 3), np.float32), obs=obs).write_h5ad(foreign)
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(foreign), "--out", str(out)]) == 1
+    one_line_error(capsys.readouterr().err, "atlas.h5ad", "position, well, condition, control")
+    assert not out.exists()
+
+
+def test_hits_refuses_to_overwrite_its_input(screen, tmp_path, capsys):
+    cells = tmp_path / "cells.h5ad"
+    assert _encode(screen, cells, "--embedding", "pca") == 0
+    before = cells.read_bytes()
+    assert main(["hits", str(cells), "--out", str(cells)]) == 1
+    one_line_error(capsys.readouterr().err, "refusing to write the hit table", str(cells))
+    assert cells.read_bytes() == before
+    assert main(["hits", str(tmp_path / "none.h5ad"), "--out", str(tmp_path / "h.csv")]) == 1
+    one_line_error(capsys.readouterr().err, "none.h5ad", "no such file")
+
+
+def test_encode_refuses_unknown_suffixes_and_a_gallery_without_h5ad(screen, tmp_path, capsys):
+    for name in ("features.csv", "features"):
+        assert _encode(screen, tmp_path / name) == 1
+        one_line_error(capsys.readouterr().err, name, ".hdf", ".h5ad")
+    assert _encode(screen, tmp_path / "f.hdf", "--gallery", str(tmp_path / "g.png")) == 1
+    one_line_error(capsys.readouterr().err, "--gallery needs --out CELLS.h5ad")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_controls_the_h5ad_has_no_novelty_and_says_why(screen, tmp_path, capsys):
+    ch5, _, model = screen
+    out = tmp_path / "cells.h5ad"
+    args = ["encode", str(ch5), "--model", str(model), "--out", str(out), "--embedding", "pca"]
+    assert main([*args, "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "novelty needs negative-control cells" in err and "without the novelty" in err
+    obs = ad.read_h5ad(out).obs
+    assert not {"novelty", "novel", "cluster"} & set(obs.columns)
+    gallery = tmp_path / "g.png"
+    assert main([*args, "--gallery", str(gallery), "-q"]) == 1
+    one_line_error(capsys.readouterr().err, "g.png", "novelty needs negative controls")
+    assert not gallery.exists()
+
+
+def test_svm_novelty_and_fixed_groups(screen, tmp_path, capsys):
+    out = tmp_path / "cells.h5ad"
+    assert (
+        _encode(
+            screen, out, "--novelty", "svm", "--nu", "0.1", "--groups", "2", "--embedding", "pca"
+        )
+        == 0
+    )
+    obs = ad.read_h5ad(out).obs
+    assert set(obs["cluster"]) <= {0, 1, 2} and obs["cluster"].max() == 2
+    assert obs.loc[obs["condition"].isin(["PLK1", "KIF11"]), "novel"].mean() > 0.9

@@ -1,0 +1,193 @@
+"""Phenotype discovery (napari_cellae.pipeline.discovery, .hits): cell table, novelty,
+phenotype groups and hit lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.discovery import (
+    DiscoveryOptions,
+    cell_table,
+    discover,
+    phenotype_groups,
+    with_discovery,
+)
+from napari_cellae.pipeline.hits import hit_list, novel_cells
+from napari_cellae.pipeline.steps import collect, load_mapping
+
+
+def _screen(seed: int = 0):
+    """Cell table and features: 4 control wells, a hit well with two new phenotypes (half
+    its cells shifted one way, half another), and a well like the controls."""
+    rng = np.random.default_rng(seed)
+    wells = ["A01", "A02", "A03", "A04", "B01", "B02"]
+    conditions = ["neg", "neg", "neg", "neg", "PLK1", "GENE2"]
+    at = np.repeat(np.arange(6), 40)
+    x = rng.normal(size=(240, 6))
+    hit = at == 4
+    x[hit & (np.arange(240) % 2 == 0), 0] += 6.0
+    x[hit & (np.arange(240) % 2 == 1), 1] -= 6.0
+    obs = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": np.array(wells)[at],
+            "position": [f"{wells[i]}_1" for i in at],
+            "condition": np.array(conditions)[at],
+            "group": np.where(at < 4, "neg", "target"),
+            "control": at < 4,
+        }
+    )
+    return x, obs, hit
+
+
+def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        mapping = load_mapping(mapping_file, ch5)
+        crops = collect(ch5, "primary__primary", 16, [0])
+    obs = cell_table(crops, mapping, {0: "interphase", 1: "mitotic"})
+    assert len(obs) == len(crops) == 30
+    assert list(obs.columns[:12]) == [
+        "plate",
+        "well",
+        "site",
+        "position",
+        "object_index",
+        "label_id",
+        "frame",
+        "x",
+        "y",
+        "condition",
+        "group",
+        "control",
+    ]
+    assert obs.index.is_unique and obs.index[0] == "plate1/A01_0001/0"
+    a01 = obs["well"] == "A01"
+    assert obs.loc[a01, "condition"].eq("scrambled").all() and obs.loc[a01, "control"].all()
+    assert obs.loc[~a01, "condition"].eq("PLK1").all() and not obs.loc[~a01, "control"].any()
+    assert obs["group"].astype(str).tolist().count("neg") == 15
+    np.testing.assert_array_equal(obs["x"], crops.center_x)
+    np.testing.assert_array_equal(obs["frame"], crops.time_idx)
+    assert set(obs["class"]) == {"interphase", "mitotic"}
+    np.testing.assert_array_equal(obs["class_index"], crops.class_idx)
+    # Without a mapping every position is its own condition and nothing is a control.
+    bare = cell_table(crops)
+    assert set(bare["condition"]) == {"A01_0001", "B02_0001"} and not bare["control"].any()
+
+
+def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
+    x, obs, hit = _screen()
+    found = discover(x, obs, DiscoveryOptions(percentile=95))
+    assert found.novelty is not None and found.note is None
+    assert found.novelty.novel[hit].mean() > 0.9
+    assert found.novelty.novel[obs["control"]].mean() < 0.08
+    # One group per shift direction (the few stray novel control cells form their own);
+    # cells that are not novel are in group 0.
+    assert found.n_groups >= 2 and set(found.typical) == set(range(1, found.n_groups + 1))
+    groups = found.clusters[hit & found.novelty.novel]
+    even = (np.arange(240) % 2 == 0)[hit & found.novelty.novel]
+    assert len(set(groups[even])) == 1 and len(set(groups[~even])) == 1
+    assert set(groups[even]) != set(groups[~even])
+    strays = found.clusters[found.novelty.novel & ~hit]
+    assert not set(strays) & set(groups)  # no stray control cell joins a hit phenotype
+    assert np.all(found.clusters[~found.novelty.novel] == 0)
+    for group, rows in found.typical.items():
+        assert len(rows) == 8 and np.all(found.clusters[rows] == group)
+    table = with_discovery(obs, found)
+    assert {"novelty", "novel", "cluster"} <= set(table.columns)
+    assert "novelty" not in obs  # a copy
+    summary = found.summary()
+    assert summary["n_groups"] == found.n_groups and summary["options"]["method"] == "knn"
+
+
+def test_discover_without_controls_says_novelty_needs_them() -> None:
+    x, obs, _ = _screen()
+    obs["control"] = False
+    found = discover(x, obs)
+    assert found.novelty is None and found.n_groups == 0 and not found.clusters.any()
+    assert "novelty needs negative-control cells" in found.note
+    assert with_discovery(obs, found) is obs  # no novelty columns at all
+    with pytest.raises(ValueError, match="do not match"):
+        discover(x[:10], obs)
+    with pytest.raises(ValueError, match="unknown novelty method 'lof'"):
+        DiscoveryOptions(method="lof")
+
+
+def test_svm_novelty_and_a_fixed_number_of_groups() -> None:
+    x, obs, hit = _screen(seed=1)
+    found = discover(x, obs, DiscoveryOptions(method="svm", groups=3, per_group=4))
+    assert found.novelty.novel[hit].mean() > 0.9
+    assert found.n_groups == 3 and all(len(r) == 4 for r in found.typical.values())
+    sizes = [int((found.clusters == g).sum()) for g in (1, 2, 3)]
+    assert sizes == sorted(sizes, reverse=True)  # group 1 is the largest
+
+
+def test_phenotype_groups_edge_cases() -> None:
+    x, obs, _ = _screen()
+    controls = obs["control"].to_numpy()
+    none = np.zeros(len(x), bool)
+    clusters, typical = phenotype_groups(x, none, controls)
+    assert not clusters.any() and typical == {}
+    few = none.copy()
+    few[[200, 201, 202]] = True
+    clusters, typical = phenotype_groups(x, few, controls)
+    assert list(typical) == [1] and set(clusters[few]) == {1}  # too few cells to split
+    with pytest.raises(ValueError, match="cannot form 5 phenotype groups from 3 novel"):
+        phenotype_groups(x, few, controls, n_groups=5)
+
+
+def test_hit_list_by_position_and_condition() -> None:
+    x, obs, _ = _screen()
+    found = discover(x, obs)
+    novel, scores = found.novelty.novel, found.novelty.scores
+    table = hit_list(obs, novel, "position", scores)
+    assert table.columns[:5].tolist() == ["rank", "plate", "position", "well", "condition"]
+    assert {"n_cells", "novel_fraction", "enrichment", "robust_z", "median_novelty"} <= set(
+        table.columns
+    )
+    top = table.iloc[0]
+    assert (top["position"], top["well"], top["condition"], top["rank"]) == (
+        "B01_1",
+        "B01",
+        "PLK1",
+        1,
+    )
+    assert top["novel_fraction"] > 0.9 and top["robust_z"] > 5 and top["enrichment"] > 10
+    assert table["n_cells"].sum() == 240 and table["is_control"].sum() == 4
+    by_condition = hit_list(obs, novel, "condition", scores)
+    assert by_condition["condition"].tolist()[0] == "PLK1"
+    neg = by_condition.set_index("condition").loc["neg"]
+    assert neg["well"] == "A01,A02,A03,A04" and neg["n_cells"] == 160 and neg["is_control"]
+    with pytest.raises(ValueError, match="unknown hit unit"):
+        hit_list(obs, novel, "plate")
+
+
+def test_novel_cells_from_flags_scores_or_features() -> None:
+    x, obs, hit = _screen()
+    found = discover(x, obs)
+    stored = with_discovery(obs, found)
+    novel, _, how = novel_cells(stored)
+    np.testing.assert_array_equal(novel, found.novelty.novel)
+    assert "as stored" in how
+    # Re-thresholding the stored scores: fewer novel cells at a higher percentile.
+    strict, _, how = novel_cells(stored, percentile=99.5)
+    assert strict.sum() < novel.sum() and "99.5th percentile" in how
+    # No novelty columns: computed from the features; the control flag from "group".
+    bare = obs.drop(columns="control")
+    computed, scores, how = novel_cells(bare, features=x)
+    assert computed[hit].mean() > 0.9 and scores is not None and "computed" in how
+
+
+def test_novel_cells_names_what_a_foreign_table_lacks() -> None:
+    foreign = pd.DataFrame({"cell_type": ["T", "B"], "leiden": ["0", "1"]})
+    with pytest.raises(ValueError) as info:
+        novel_cells(foreign, source="atlas.h5ad")
+    message = str(info.value)
+    assert message.startswith("atlas.h5ad: cellae hits needs the cell column(s) position, well")
+    assert "condition, control, novel (or novelty" in message and "cell_type, leiden" in message
+    x, obs, _ = _screen()
+    obs["control"] = False
+    with pytest.raises(ValueError, match="no cell is a negative control"):
+        novel_cells(obs, features=x)
