@@ -61,7 +61,7 @@ CHANNEL_NAME = "H2B"
 OBJECT_NAME = "primary__primary"
 MIN_AREA = 20  # smaller pieces (cut by the border or hidden by neighbours) are not segmented
 LEVEL = 700.0  # camera counts above background of an interphase nucleus in a well of gain 1
-AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 20 % covered)
+AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 15 % covered)
 SEGMENT_THRESHOLD = 150.0  # counts above background that the segmentation calls foreground
 
 # Natural share of each phenotype in an unperturbed population (controls).
@@ -73,7 +73,8 @@ CONTROL_SHARE = {
 }  # fmt: skip
 
 # Perturbations: gene, reagent and the share of the population each enriched phenotype takes.
-# Names are illustrative; strong hits move 45-75 % of the cells, weak ones 20-25 %.
+# Names are illustrative; 15 strong hits move 45-75 % of the cells, 3 moderate ones 30-35 %,
+# 6 weak ones 20-25 %.
 HITS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("KIF11", "s7902", {"prometaphase": 0.6, "metaphase alignment": 0.15}),
     ("PLK1", "s449", {"prometaphase": 0.35, "apoptosis": 0.3}),
@@ -329,7 +330,7 @@ def make_benchmark_screen(
         Seed of the screen; the same seed (and size) gives the same files.
     n_cells : int
         About how many cells the screen holds (the image side scales with it; 150 makes a
-        screen in about a second, 5000 a realistic one in about half a minute).
+        screen in about a second, 4000 a realistic one in about 5 s).
     layout : tuple of WellSpec
         Wells and their conditions (default: :data:`BENCHMARK_LAYOUT`).
 
