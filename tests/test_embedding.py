@@ -71,3 +71,20 @@ def test_umap_degenerate_inputs() -> None:
         embed_2d(np.array([[np.nan, 1.0]] * 10), "umap")
     with pytest.raises(ValueError, match="unknown embedding method 'tsne'"):
         embed_2d(np.ones((10, 3)), "tsne")
+
+
+def test_bench_embedding_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_embedding.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--sizes", "300", "--blas-threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first UMAP call in a process" in done.stdout
+    assert "      300 |" in done.stdout and "UMAP 5-NN" in done.stdout
