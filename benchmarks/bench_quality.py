@@ -91,6 +91,7 @@ def _train_config(args: argparse.Namespace, crop_size: int | None):
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "device": args.device,
+        "mask": args.mask,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if hasattr(TrainConfig, "from_preset"):
@@ -171,7 +172,7 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         mapping = pipeline.load_mapping(mapping_path, ch5)
         obj = pipeline.resolve_object(ch5, None)
         crops = pipeline.collect(
-            ch5, obj, config.crop_size, pipeline.resolve_channels(ch5, obj, None)
+            ch5, obj, config.crop_size, pipeline.resolve_channels(ch5, obj, None), mask=config.mask
         )
         labelled = label_crops(ch5, crops)
         class_names = [c.name for c in ch5.class_labels(obj) or []]
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-on", choices=["controls", "all"], default="controls")
     parser.add_argument("--seed", type=int, default=0, help="training seed (0)")
     parser.add_argument("--device", help="cpu, cuda or auto (default: the preset's)")
+    parser.add_argument("--mask", choices=["none", "neighbours", "cell"], help="default: preset's")
     parser.add_argument("--encode", action="append", type=_encode_option, default=[],
                         metavar="KEY=VALUE", help="extra argument of features.encode")  # fmt: skip
     parser.add_argument("--f1-seeds", type=int, default=5, help="logistic-regression splits (5)")

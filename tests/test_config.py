@@ -50,9 +50,9 @@ def test_config_defaults_round_trip_and_validation() -> None:
         TrainConfig(epochs=2.5)  # type: ignore[arg-type]
 
 
-def test_classic_preset_is_the_original_module_and_the_default() -> None:
+def test_classic_preset_is_the_original_module() -> None:
     classic = TrainConfig.from_preset("classic")
-    assert DEFAULT_PRESET == "classic" and classic == TrainConfig()
+    assert (classic.mask, classic.readout, classic.orientations) == ("none", "code", 1)
     assert (
         classic.crop_size,
         classic.architecture,
@@ -63,6 +63,17 @@ def test_classic_preset_is_the_original_module_and_the_default() -> None:
         classic.corruption,
         classic.epochs,
     ) == (40, "c16.5r_p2_c32.3r_p2_d256.1r_d64.0s", "adagrad", 0.05, 0.9, 128, 0.0, 64)
+
+
+def test_recommended_preset_is_the_default() -> None:
+    assert DEFAULT_PRESET == "recommended"
+    assert TrainConfig() == TrainConfig.from_preset("recommended")
+    recommended = TrainConfig()
+    assert (recommended.mask, recommended.readout, recommended.orientations) == (
+        "neighbours",
+        "pooled",
+        8,
+    )
 
 
 def test_every_preset_is_a_valid_described_config() -> None:

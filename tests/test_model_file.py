@@ -21,7 +21,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = trained.save(tmp_path / "model.pt")
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "napari-cellae-model" and raw["version"] == 1
+    assert raw["format"] == "napari-cellae-model" and raw["version"] == 2
     loaded = load_model(path)
     assert loaded.config == trained.config
     assert loaded.normalisation == trained.normalisation
@@ -32,6 +32,22 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         loaded.check_compatible(40, 2)
     with pytest.raises(ValueError, match="2 channel"):
         loaded.check_compatible(16, 1)
+
+
+def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
+    import json
+
+    crops = blob_crops(32)
+    trained = Trainer(config(epochs=1), crops).result()
+    path = trained.save(tmp_path / "model.pt")
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["config"])
+    for name in ("mask", "readout", "orientations"):
+        del meta["config"][name]
+    raw["config"], raw["version"] = json.dumps(meta), 1
+    torch.save(raw, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
 
 
 def test_load_errors(tmp_path: Path) -> None:

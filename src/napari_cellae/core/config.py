@@ -18,7 +18,8 @@ from typing import Any, get_type_hints
 
 import numpy as np
 
-from napari_cellae.core.architecture import DEFAULT_ARCHITECTURE, check_architecture
+from napari_cellae.core.architecture import check_architecture
+from napari_cellae.core.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
     "COLLAPSE_ADVICE",
@@ -36,61 +37,6 @@ COLLAPSE_ADVICE = (
     "learning rate (e.g. a third of it) or another seed."
 )
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A named set of settings.
-
-    Attributes
-    ----------
-    description : str
-        One line saying where the settings come from and when to use them.
-    settings : mapping
-        Values of :class:`TrainConfig` fields; fields not named keep their defaults.
-    """
-
-    description: str
-    settings: Mapping[str, Any]
-
-
-PRESETS: dict[str, Preset] = {
-    "classic": Preset(
-        "the settings of CellCognition Explorer's original Deep Learning Module",
-        MappingProxyType(
-            {
-                "crop_size": 40,
-                "architecture": DEFAULT_ARCHITECTURE,
-                "optimizer": "adagrad",
-                "learning_rate": 0.05,
-                "momentum": 0.9,
-                "batch_size": 128,
-                "corruption": 0.0,
-                "epochs": 64,
-            }
-        ),
-    ),
-    # The bundled demo screen (2556 nuclei of about 24 px) in under two minutes on two CPU
-    # cores, measured with benchmarks/bench_quality.py and bench_demo.py (docs/performance.md):
-    # a 32 px box and no 256-unit dense layer train faster at equal separation, and
-    # minibatch 32 for 150 epochs fits best (5-NN 88.7 %, held-out error 0.0027).
-    "demo": Preset(
-        "what `cellae demo` uses: small network, many small batches, about 100 s on 2 cores",
-        MappingProxyType(
-            {
-                "crop_size": 32,
-                "architecture": "c16.5r_p2_c32.3r_p2_d32.0s",
-                "optimizer": "adagrad",
-                "learning_rate": 0.05,
-                "momentum": 0.9,
-                "batch_size": 32,
-                "corruption": 0.0,
-                "epochs": 150,
-            }
-        ),
-    ),
-}
-
-DEFAULT_PRESET = "classic"
 
 # Defaults of the fields no preset sets.
 _COMMON: dict[str, Any] = {
@@ -259,6 +205,36 @@ class TrainConfig:
         "training",
     )
 
+    mask: str = _option(
+        "mask",
+        "What of the crop the network sees. 'neighbours': other cells in the box are "
+        "painted as background, so crowded and sparse wells look alike; 'cell': only the "
+        "cell and a thin rim; 'none': the box as it is. Needs the file's label images "
+        "(segmentation); without them the box is used as it is.",
+        "Hide",
+        "what to crop",
+        choices=(("neighbours", "neighbours"), ("cell", "all but the cell"), ("none", "nothing")),
+    )
+    readout: str = _option(
+        "readout",
+        "Which activations become a cell's features. 'pooled': the code plus how strongly "
+        "each filter responds anywhere in the cell (mean and maximum), which describes "
+        "texture and shape far better; 'code': the last dense layer only, as in the "
+        "original module.",
+        "Features",
+        "features",
+        choices=(("pooled", "code + pooled filters"), ("code", "code only")),
+    )
+    orientations: int = _option(
+        "orientations",
+        "Average each cell's features over this many orientations of its crop (1, 4 or "
+        "8): a turned or mirrored cell then gets the same features. 8 costs 8 times the "
+        "encoding time, which is still far below the training time.",
+        "Orientations",
+        "features",
+        choices=((8, "8 (turns and mirrors)"), (4, "4 (turns)"), (1, "1 (as is)")),
+    )
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -281,7 +257,7 @@ class TrainConfig:
                 isinstance(value, int | float | np.floating) and not isinstance(value, bool),
                 f"{name} must be a number, got {value!r}",
             )
-        for name in ("optimizer", "train_on"):
+        for name in ("optimizer", "train_on", "mask", "readout", "orientations"):
             allowed = [value for value, _ in field_info(name)["choices"]]
             need(
                 getattr(self, name) in allowed,

@@ -10,12 +10,13 @@ to float. Both, with :func:`crop_origins` and :func:`extract_crops`, are importa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.windows import check_no_nan, crop_origins, extract_crops, extract_into
 
@@ -60,6 +61,10 @@ class CropSet:
     channel_names : list of str
     source : Path
         The CellH5 file the crops came from.
+    mask : str
+        How other objects were hidden (:data:`napari_cellae.core.masking.MASKS`).
+    unmasked_positions : list of PositionKey
+        Positions left unmasked because they store no label images.
     """
 
     crops: np.ndarray
@@ -80,6 +85,8 @@ class CropSet:
     channels: list[int]
     channel_names: list[str]
     source: Path
+    mask: str = "none"
+    unmasked_positions: list[PositionKey] = field(default_factory=list)
 
     _PER_CROP = (
         "position_index",
@@ -124,6 +131,8 @@ class CropSet:
             channels=list(self.channels),
             channel_names=list(self.channel_names),
             source=self.source,
+            mask=self.mask,
+            unmasked_positions=list(self.unmasked_positions),
             **kwargs,
         )
 
@@ -134,6 +143,7 @@ def collect_crops(
     size: int,
     channels: list[int] | None = None,
     positions: list[PositionKey] | None = None,
+    mask: str = "none",
 ) -> CropSet:
     """Crop every object of one type in the chosen positions of a CellH5 file.
 
@@ -150,6 +160,11 @@ def collect_crops(
     positions : list of PositionKey, optional
         Positions to use; default: all positions of the file. Positions without objects
         are skipped.
+    mask : {"none", "neighbours", "cell"}
+        Paint other objects' pixels (``"neighbours"``) or all but the cell and its rim
+        (``"cell"``) with the crop's background level, using the file's label images
+        (:mod:`napari_cellae.core.masking`). Positions without label images are left
+        unmasked and listed in ``CropSet.unmasked_positions``.
 
     Returns
     -------
@@ -204,6 +219,9 @@ def collect_crops(
     origin_y = np.empty(total, dtype=np.int32)
     origin_x = np.empty(total, dtype=np.int32)
 
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
+    unmasked: list[PositionKey] = []
     start = 0
     for pos, table, image in zip(used, tables, images, strict=True):
         stop = start + len(table)
@@ -220,6 +238,10 @@ def collect_crops(
         if not direct:
             crops[start:stop] = target
         check_no_nan(crops[start:stop], f"{cellh5.path}, position {pos.label}")
+        if mask != "none" and not _mask_position(
+            cellh5, pos, object_name, table, crops[start:stop], mask
+        ):
+            unmasked.append(pos)
         origin_y[start:stop] = y0
         origin_x[start:stop] = x0
         start = stop
@@ -259,4 +281,22 @@ def collect_crops(
         channels=channels,
         channel_names=[by_index[c] for c in channels],
         source=Path(cellh5.path),
+        mask=mask,
+        unmasked_positions=unmasked,
     )
+
+
+def _mask_position(
+    cellh5: CellH5, pos: PositionKey, object_name: str, table: Any, crops: np.ndarray, mode: str
+) -> bool:
+    """Mask one position's crops with its label images; False if it has none."""
+    found = cellh5.labels(pos, object_name)
+    if found is None:
+        return False
+    dataset, row = found
+    labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)
+    extract_into(
+        labels, dataset, table.time_idx, table.center_y, table.center_x, crops.shape[-1], [row]
+    )
+    mask_crops(crops, labels[:, 0], table.label_id, mode)
+    return True

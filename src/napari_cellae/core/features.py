@@ -61,13 +61,26 @@ def _model_device_and_format(model) -> tuple:
     return device, fmt
 
 
+def feature_settings(
+    trained: TrainedModel, readout: str | None = None, orientations: int | None = None
+) -> tuple[str, int]:
+    """The readout and orientation count to use: the arguments, else the model's settings
+    (pooled, 8 for a model without them)."""
+    config = getattr(trained, "config", None)
+    if readout is None:
+        readout = getattr(config, "readout", "pooled")
+    if orientations is None:
+        orientations = getattr(config, "orientations", 8)
+    return readout, int(orientations)
+
+
 def encode(
     trained: TrainedModel,
     crops: np.ndarray,
     batch_size: int = 512,
     progress: ProgressCallback | None = None,
-    readout: str = "pooled",
-    orientations: int = 8,
+    readout: str | None = None,
+    orientations: int | None = None,
 ) -> np.ndarray:
     """Encode every crop into a learned feature vector.
 
@@ -82,13 +95,14 @@ def encode(
         Crops encoded at once; only affects speed and memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after every batch.
-    readout : {"pooled", "code"}
+    readout : {"pooled", "code"}, optional
         ``"pooled"``: the bottleneck plus the mean and maximum response of every
         convolution filter; ``"code"``: the bottleneck only (the original module's
-        features). See :mod:`napari_cellae.core.readout`.
-    orientations : {1, 4, 8}
+        features). See :mod:`napari_cellae.core.readout`. Default: the model's setting.
+    orientations : {1, 4, 8}, optional
         Average each cell's features over this many orientations of its crop, so that
-        a turned or mirrored cell gets the same features (1: no averaging).
+        a turned or mirrored cell gets the same features (1: no averaging). Default: the
+        model's setting.
 
     Returns
     -------
@@ -116,6 +130,7 @@ def encode(
     from napari_cellae.core.readout import readout as read_features
     from napari_cellae.core.readout import readout_width
 
+    readout, orientations = feature_settings(trained, readout, orientations)
     model = trained.model
     out = np.empty((n, readout_width(model, readout)), dtype=np.float32)
     if n == 0:

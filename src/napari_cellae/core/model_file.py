@@ -21,6 +21,7 @@ import torch
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.normalisation import Normalisation
+from napari_cellae.core.presets import PRESETS
 from napari_cellae.io.atomic import atomic_output, check_output
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "napari-cellae-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: masking and feature readout settings
 
 # Crops per forward pass where no gradients are needed: larger batches are cheaper.
 EVAL_BATCH = 512
@@ -219,7 +220,13 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         )
     try:
         meta = json.loads(payload["config"])
-        config = TrainConfig.from_dict(meta["config"])
+        settings = dict(meta["config"])
+        if version < 2:
+            # Version 1 files predate masking and the pooled readout: they were made and
+            # must be applied like the original module.
+            for name in ("mask", "readout", "orientations"):
+                settings.setdefault(name, PRESETS["classic"].settings[name])
+        config = TrainConfig.from_dict(settings)
         normalisation = Normalisation.from_dict(meta["normalisation"])
         model = ConvAutoencoder(
             config.architecture, int(meta["crop_size"]), int(meta["in_channels"])

@@ -303,6 +303,54 @@ class CellH5:
             self.image(key)
         return self._image_info[key][1]
 
+    def region_index(self, object_name: str) -> int:
+        """Row of ``image/region`` that holds the label image of ``object_name``.
+
+        The order of ``/definition/image/region``; 0 when the file does not say.
+        """
+        self._check_object(object_name)
+        regions = self._definition_table("image/region")
+        if regions is not None and regions.dtype.names and "region_name" in regions.dtype.names:
+            for i, row in enumerate(regions):
+                if _decode(row["region_name"]) in (object_name, f"region___{object_name}"):
+                    return i
+        return 0
+
+    def labels(self, key: PositionKey, object_name: str) -> tuple[h5py.Dataset, int] | None:
+        """The label images of a position (lazily) and the row holding ``object_name``'s.
+
+        Returns
+        -------
+        (h5py.Dataset, int) or None
+            ``image/region`` with axes (region, t, z, y, x), and the region row; None when
+            the position stores no label images of the object (its pixels cannot be told
+            from its neighbours').
+
+        Raises
+        ------
+        CellH5Error
+            If the label images do not match the raw image's frames and size.
+        """
+        where = f"the label images of position {key.label}"
+        dataset = self._get(self._position(key), "image/region", where, required=False)
+        row = self.region_index(object_name)
+        if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 5 or row >= dataset.shape[0]:
+            return None
+        _, n_t, _, height, width = self.image_shape(key)
+        if tuple(dataset.shape[1:]) != (n_t, 1, height, width) and (
+            dataset.shape[1] != n_t or tuple(dataset.shape[3:]) != (height, width)
+        ):
+            raise self._error(
+                f"image/region of position {key.label} has shape {dataset.shape}, which does "
+                f"not match the raw image's {n_t} frame(s) of {height} x {width} px"
+            )
+        if dataset.dtype.kind not in "ui":
+            raise self._error(
+                f"image/region of position {key.label} holds {dataset.dtype} values; label "
+                "images are integers"
+            )
+        return dataset, row
+
     # -- objects -----------------------------------------------------------------------------
     def objects(self, key: PositionKey, object_name: str) -> ObjectTable:
         """Per-object tables of ``object_name`` in position ``key`` (all frames).

@@ -264,7 +264,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     with CellH5(request.path) as ch5:
         mapping = steps.load_mapping(request.mapping_path, ch5)
         obj = steps.resolve_object(ch5, request.object_name)
-        crops = steps.collect(ch5, obj, config.crop_size, [request.channel])
+        crops = steps.collect(ch5, obj, config.crop_size, [request.channel], mask=config.mask)
     if request.stopped:
         return None
     trainer = steps.make_trainer(crops, mapping, config)
@@ -325,7 +325,9 @@ def encode_job(
     with CellH5(path) as ch5:
         mapping = steps.load_mapping(mapping_path, ch5)
         obj, channels = steps.check_model_fits(trained, ch5, model_path)
-        crops = steps.collect(ch5, obj, trained.config.crop_size, channels)
+        crops = steps.collect(
+            ch5, obj, trained.config.crop_size, channels, mask=trained.config.mask
+        )
     result = RunResult(trained, crops, mapping, model_path=model_path)
     pair = yield from _features_and_embedding(result)
     assert pair is not None  # never aborted

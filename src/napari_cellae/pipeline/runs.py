@@ -91,7 +91,7 @@ def run_train(
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj = resolve_object(ch5, object_name)
         chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans)
+        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
     trainer = make_trainer(crops, mapping, config)
     if on_trainer is not None:
         on_trainer(trainer)
@@ -149,7 +149,7 @@ def run_encode(
     with CellH5(cellh5_path) as ch5:
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj, chans = check_model_fits(trained, ch5, model_path)
-        crops = collect(ch5, obj, trained.config.crop_size, chans)
+        crops = collect(ch5, obj, trained.config.crop_size, chans, mask=trained.config.mask)
     features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
     path = write_features(out, crops, features, mapping, trained, input_files(cellh5_path))
     return RunResult(

@@ -179,19 +179,36 @@ def collect(
     crop_size: int,
     channels: list[int],
     positions: list | None = None,
+    mask: str = "none",
 ) -> CropSet:
     """Crop a ``crop_size`` square around every object (all positions and frames).
+
+    ``mask`` hides other objects using the file's label images (see
+    :mod:`napari_cellae.core.masking`); a warning names positions without label images.
 
     Raises
     ------
     ValueError
         If the crop is larger than the images or the file holds no objects.
     """
+    import warnings
+
     from napari_cellae.core.crops import collect_crops
 
-    crops = collect_crops(cellh5, object_name, crop_size, channels=channels, positions=positions)
+    crops = collect_crops(
+        cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
+    )
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
+    if crops.unmasked_positions:
+        missing = crops.unmasked_positions
+        names = ", ".join(p.label for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        warnings.warn(
+            f"{cellh5.path}: {len(missing)} position(s) have no label images "
+            f"(image/region) of '{object_name}', so their neighbours could not be masked: "
+            f"{names}",
+            stacklevel=2,
+        )
     return crops
 
 

@@ -1,0 +1,98 @@
+"""Tests for napari_cellae.core.masking and masked crop collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_position
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.core.masking import mask_crops
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline import steps
+
+
+def _two_cells() -> tuple[np.ndarray, np.ndarray]:
+    """One 8x8 crop: own cell (label 1) left, neighbour (label 2) right, background 10."""
+    crops = np.full((1, 2, 8, 8), 10, np.uint16)
+    labels = np.zeros((1, 8, 8), np.uint16)
+    labels[0, 2:6, 0:3] = 1
+    labels[0, 2:6, 5:8] = 2
+    crops[0, :, 2:6, 0:3] = 100
+    crops[0, :, 2:6, 5:8] = 200
+    crops[0, 1] += 1  # a second channel with its own values
+    return crops, labels
+
+
+def test_neighbours_become_background_and_the_cell_stays() -> None:
+    crops, labels = _two_cells()
+    original = crops.copy()
+    found = mask_crops(crops, labels, np.array([1]), "neighbours")
+    assert found.tolist() == [True]
+    neighbour = labels[0] == 2
+    assert np.all(crops[0, 0][neighbour] == 10) and np.all(crops[0, 1][neighbour] == 11)
+    np.testing.assert_array_equal(crops[0][:, ~neighbour], original[0][:, ~neighbour])
+
+
+def test_cell_mode_keeps_only_the_cell_and_its_rim() -> None:
+    crops = np.full((1, 1, 12, 12), 50, np.float32)
+    labels = np.zeros((1, 12, 12), np.int32)
+    labels[0, 5:7, 5:7] = 3
+    crops[0, 0, 5:7, 5:7] = 300.0
+    crops[0, 0, 0, 0] = 7.0  # far from the cell: hidden
+    crops[0, 0, 4, 4] = 9.0  # on the 2-pixel rim: kept
+    mask_crops(crops, labels, np.array([3]), "cell")
+    assert crops[0, 0, 0, 0] == 50.0  # painted with the background median
+    assert crops[0, 0, 4, 4] == 9.0
+    assert np.all(crops[0, 0, 5:7, 5:7] == 300.0)
+
+
+def test_a_crop_without_its_own_label_is_left_alone() -> None:
+    crops, labels = _two_cells()
+    original = crops.copy()
+    found = mask_crops(crops, labels, np.array([9]), "neighbours")
+    assert found.tolist() == [False]
+    np.testing.assert_array_equal(crops, original)
+    with pytest.raises(ValueError, match="unknown mask 'blur'"):
+        mask_crops(crops, labels, np.array([1]), "blur")
+    with pytest.raises(ValueError, match="do not match"):
+        mask_crops(crops, labels[:, :4], np.array([1]), "cell")
+
+
+def test_collect_masks_neighbours_with_the_files_label_images(cellcognition_file: Path) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        plain = collect_crops(ch5, "primary__primary", 24)
+        masked = collect_crops(ch5, "primary__primary", 24, mask="neighbours")
+        key = plain.positions[0]
+        region, row = ch5.labels(key, "primary__primary")
+        region = region[...]
+    assert masked.mask == "neighbours" and masked.unmasked_positions == []
+    changed = 0
+    for i in np.flatnonzero(plain.position_index == 0):
+        y, x, t = plain.origin_y[i], plain.origin_x[i], plain.time_idx[i]
+        window = region[row, t, 0, y : y + 24, x : x + 24]
+        others = (window != 0) & (window != plain.label_id[i])
+        keep = ~others
+        np.testing.assert_array_equal(masked.crops[i, 0][keep], plain.crops[i, 0][keep])
+        changed += int(np.any(masked.crops[i, 0][others] != plain.crops[i, 0][others]))
+    assert changed > 0  # some crops did show a neighbour
+
+
+def test_files_without_label_images_are_used_unmasked_with_a_warning(tmp_path: Path) -> None:
+    position = synthetic_position("A01", "1")
+    position.labels = None
+    path = write_cellh5(
+        tmp_path / "no_labels.ch5",
+        [position],
+        channel_names=["H2B"],
+        object_channels={"primary__primary": 0},
+    )
+    with CellH5(path) as ch5:
+        plain = collect_crops(ch5, "primary__primary", 16)
+        with pytest.warns(UserWarning, match="no label images.*could not be masked: A01_1"):
+            masked = steps.collect(ch5, "primary__primary", 16, [0], mask="cell")
+    assert [p.label for p in masked.unmasked_positions] == ["A01_1"]
+    np.testing.assert_array_equal(masked.crops, plain.crops)
