@@ -5,6 +5,8 @@ no output."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -153,3 +155,17 @@ def test_cellae_encode_with_two_worker_processes(plate, tmp_path, capsys):
         read_explorer_hdf(tmp_path / "dask.hdf").bbox["file"][::15],
         [b"A01_0001", b"A02_0001", b"A03_0001", b"B01_0001", b"B02_0001", b"B03_0001"],
     )
+
+
+def test_bench_scale_runs_tiny():
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    args = ["--cells", "2000", "--rate-cells", "2000", "--memory-architecture", "c4.3r_p2_d16.0s"]
+    done = subprocess.run(
+        [sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "Dask output equals the serial output (rows, features within 1e-5): yes" in out
+    for row in ("Dask, 1 worker(s)", "Dask, 2 worker(s)", "streaming (cellae encode)", "rows/s"):
+        assert row in out, row
+    assert "10^8 cells, extrapolated" in out and "machines" in out

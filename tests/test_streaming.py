@@ -20,8 +20,9 @@ from napari_cellae.export import explorer_stream
 from napari_cellae.export.explorer import read_explorer_hdf
 from napari_cellae.io.cellh5 import CellH5Error
 from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline.plates import plate_files
 from napari_cellae.pipeline.runs import run_encode
-from napari_cellae.pipeline.streaming import encode_serial, encode_stream, plate_files
+from napari_cellae.pipeline.streaming import encode_serial, encode_stream
 
 ARCH = "c4.3r_p2_d16.0s"
 

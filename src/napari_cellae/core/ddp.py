@@ -29,6 +29,7 @@ from napari_cellae.core.trainer import EpochReport
 __all__ = [
     "TorchrunEnv",
     "average_gradients",
+    "broadcast_object",
     "broadcast_weights",
     "process_group",
     "rank_device",
@@ -184,6 +185,14 @@ def rank_share(n: int, rank: int, world_size: int, seed: int) -> np.ndarray:
         raise ValueError(f"{n} training cells cannot be shared by {world_size} processes")
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[rank::world_size][:per_rank]).astype(np.int64)
+
+
+def broadcast_object(obj: object, src: int = 0) -> object:
+    """``obj`` of rank ``src`` on every rank (pickled; for small objects). Every rank calls
+    it; the others pass anything, e.g. None."""
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
 
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:

@@ -155,6 +155,12 @@ class ExplorerWriter:
             )
         if n == 0:
             return
+        if self.normalisation is None and crops.crops.dtype != np.uint8:
+            # Scaling chosen per batch would make thumbnails of one file incomparable.
+            raise ValueError(
+                f"cannot write {self.path}: {crops.crops.dtype} crops need the model's "
+                "normalisation to become 8-bit thumbnails"
+            )
         if self.image_size is None:
             self.image_size = _source_image_size(crops)
         self.n_features = features.shape[1]

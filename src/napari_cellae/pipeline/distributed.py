@@ -173,7 +173,9 @@ def _encode_on_cluster(
             submit_next()
             yield result
     finally:
-        client.cancel([future for _, future in pending] + [model])
+        # Nothing more is needed; a cluster already lost cannot be told and need not be.
+        with contextlib.suppress(Exception):
+            client.cancel([future for _, future in pending] + [model])
 
 
 def _result(future: Future, task: PositionTask) -> EncodedPosition:

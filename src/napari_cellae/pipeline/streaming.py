@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
-from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
+from napari_cellae.io.locate import input_files
+from napari_cellae.pipeline.plates import plate_files
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
 if TYPE_CHECKING:
@@ -41,7 +43,6 @@ __all__ = [
     "encode_serial",
     "encode_stream",
     "plan_encode",
-    "plate_files",
 ]
 
 # Open CellH5 files kept per process (one per plate): a worker reopening the master file for
@@ -150,61 +151,6 @@ class StreamResult:
     seconds: float
 
 
-def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """The CellH5 files ("plates") that the given inputs stand for, in order.
-
-    Parameters
-    ----------
-    paths : sequence of path-like
-        Each a CellH5 file, a folder of one plate (CellCognition's ``hdf5/`` folder, or a
-        CellProfiler master beside its parts), or a folder of plates: its sub-folders that
-        hold one plate each, and its ``.ch5`` files that no other file there links to.
-
-    Returns
-    -------
-    list of Path
-        Absolute paths, each once.
-
-    Raises
-    ------
-    CellH5Error
-        Naming an input that is missing or holds no plate.
-    """
-    found: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        try:
-            found.append(locate_cellh5(path))
-            continue
-        except CellH5Error as exc:
-            if not path.is_dir():
-                raise
-            reason = str(exc)
-        plates = _folder_of_plates(path)
-        if not plates:
-            raise CellH5Error(
-                f"{path}: holds no plate: no sub-folder with one CellH5 master file and no "
-                f"stand-alone .ch5 file ({reason})"
-            )
-        found += plates
-    return list(dict.fromkeys(p.absolute() for p in found))
-
-
-def _folder_of_plates(folder: Path) -> list[Path]:
-    """Plates in a folder: sub-folders of one plate each, and .ch5 files nothing links to."""
-    plates = []
-    for child in sorted(folder.iterdir()):
-        if child.is_dir() and child.name != "hdf5":
-            try:
-                plates.append(locate_cellh5(child))
-            except CellH5Error:
-                continue
-    files = ch5_files(folder)
-    linked = {q.resolve() for f in files for q in input_files(f)[1:] if q.resolve() != f.resolve()}
-    plates += [f for f in files if f.resolve() not in linked]
-    return plates
-
-
 def plan_encode(
     paths: Sequence[str | os.PathLike],
     trained: TrainedModel,
@@ -218,7 +164,7 @@ def plan_encode(
     Parameters
     ----------
     paths : sequence of path-like
-        CellH5 files or folders (see :func:`plate_files`).
+        CellH5 files or folders (see :func:`~napari_cellae.pipeline.plates.plate_files`).
     trained : TrainedModel
     out : path-like
         The output, checked against every input file before any work.
@@ -322,7 +268,12 @@ def encode_position(
 
     ch5 = _open(task.source)
     crops = collect_crops(
-        ch5, task.object_name, task.crop_size, list(task.channels), positions=[task.position]
+        ch5,
+        task.object_name,
+        task.crop_size,
+        list(task.channels),
+        positions=[task.position],
+        mask=getattr(trained.config, "mask", "none"),  # hide neighbours as in training
     )
     if len(crops) != task.n_cells:
         raise CellH5Error(
@@ -362,7 +313,7 @@ def encode_stream(
     Parameters
     ----------
     paths : sequence of path-like
-        CellH5 files or folders (see :func:`plate_files`).
+        CellH5 files or folders (see :func:`~napari_cellae.pipeline.plates.plate_files`).
     trained : TrainedModel
     out : path-like
         Written under a temporary name, renamed when complete: an error or Ctrl-C leaves
@@ -398,7 +349,7 @@ def encode_stream(
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells = 0
+    cells, unmasked = 0, []
     with writer:
         results = runner(plan.tasks, trained, batch_size)
         try:
@@ -407,12 +358,20 @@ def encode_stream(
                     raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
                 writer.append(encoded.crops, encoded.features)
                 cells += len(encoded.crops)
+                unmasked += getattr(encoded.crops, "unmasked_positions", [])
                 if progress is not None:
                     progress(done, total)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
+    if unmasked:
+        names = ", ".join(p.label for p in unmasked[:5]) + (" ..." if len(unmasked) > 5 else "")
+        warnings.warn(
+            f"{len(unmasked)} position(s) have no label images (image/region) of "
+            f"'{trained.object_name}', so their neighbours could not be masked: {names}",
+            stacklevel=2,
+        )
     return StreamResult(
         path=writer.path,
         n_cells=cells,

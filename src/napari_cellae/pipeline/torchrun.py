@@ -1,11 +1,11 @@
 """Training run of one rank of ``torchrun --nproc-per-node N -m napari_cellae train ...``.
 
-Every rank reads the file and selects the training crops as :func:`run_train` does, and
-chooses the intensity scaling from all of them (so all ranks scale alike); then it trains on
-its share (:func:`~napari_cellae.core.ddp.rank_share`) with gradients averaged over the
-ranks at every step (:mod:`napari_cellae.core.ddp`). Each rank holds out its own
-``held_out_fraction`` of its share; the held-out loss is averaged over all held-out cells.
-Rank 0 saves the model. One rank gives exactly the model of :func:`run_train`.
+Every rank reads the file and selects the training crops as :func:`run_train` does, then
+trains on its share (:func:`~napari_cellae.core.ddp.rank_share`) with the gradients averaged
+over the ranks at every step (:mod:`napari_cellae.core.ddp`). All ranks use the intensity
+scaling that rank 0's trainer chooses. Each rank holds out its own ``held_out_fraction`` of
+its share; the held-out loss is averaged over all held-out cells. Rank 0 saves the model.
+One rank gives exactly the model of :func:`run_train`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def run_train_torchrun(
     """
     from napari_cellae.core import ddp
     from napari_cellae.core.model_file import save_model
-    from napari_cellae.core.normalisation import Normalisation
     from napari_cellae.core.trainer import Trainer
 
     if out is not None:
@@ -83,19 +82,19 @@ def run_train_torchrun(
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj = resolve_object(ch5, object_name)
         chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans)
+        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
     if mapping is None and config.train_on == "controls":
         config = replace(config, train_on="all")  # as make_trainer: no known controls
     idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
-    selected = np.ascontiguousarray(crops.crops[idx])
-    normalisation = Normalisation.from_crops(selected, seed=config.seed)
     local = ddp.rank_share(len(idx), env.rank, env.world_size, config.seed)
-    if env.world_size > 1:
-        selected = np.ascontiguousarray(selected[local])
+    selected = np.ascontiguousarray(crops.crops[idx[local]])
 
     device = ddp.rank_device(env, config.device)
     reports: list[EpochReport] = []
     with ddp.process_group(env, device):
+        # Rank 0's trainer chooses the intensity scaling (from a sample of its share, as
+        # the trainer always does) and every rank uses it.
+        normalisation = None if env.is_main else ddp.broadcast_object(None)
         # Own batch order, corruption and dropout per rank; weights from rank 0.
         trainer = Trainer(
             replace(config, seed=config.seed + env.rank),
@@ -105,6 +104,8 @@ def run_train_torchrun(
             object_name=crops.object_name,
             source_indices=idx[local],
         )
+        if env.is_main:
+            ddp.broadcast_object(trainer.normalisation)
         ddp.broadcast_weights(trainer.model)
         ddp.average_gradients(trainer.optimizer, env.world_size)
         for report in trainer.run():

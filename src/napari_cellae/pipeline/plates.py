@@ -1,0 +1,71 @@
+"""The plates a user's inputs stand for: CellH5 files, plate folders, folders of plates.
+
+``cellae encode`` takes any number of inputs; each is a CellH5 file, a folder of one plate
+(:func:`napari_cellae.io.locate.locate_cellh5`), or a folder of plates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from napari_cellae.io.hdf5 import CellH5Error
+from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
+
+__all__ = ["plate_files"]
+
+
+def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The CellH5 files ("plates") that the given inputs stand for, in order.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Each a CellH5 file, a folder of one plate (CellCognition's ``hdf5/`` folder, or a
+        CellProfiler master beside its parts), or a folder of plates: its sub-folders that
+        hold one plate each, and its ``.ch5`` files that no other file there links to.
+
+    Returns
+    -------
+    list of Path
+        Absolute paths, each once.
+
+    Raises
+    ------
+    CellH5Error
+        Naming an input that is missing or holds no plate.
+    """
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        try:
+            found.append(locate_cellh5(path))
+            continue
+        except CellH5Error as exc:
+            if not path.is_dir():
+                raise
+            reason = str(exc)
+        plates = _folder_of_plates(path)
+        if not plates:
+            raise CellH5Error(
+                f"{path}: holds no plate: no sub-folder with one CellH5 master file and no "
+                f"stand-alone .ch5 file ({reason})"
+            )
+        found += plates
+    return list(dict.fromkeys(p.absolute() for p in found))
+
+
+def _folder_of_plates(folder: Path) -> list[Path]:
+    """Plates in a folder: sub-folders of one plate each, and .ch5 files nothing links to."""
+    plates = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and child.name != "hdf5":
+            try:
+                plates.append(locate_cellh5(child))
+            except CellH5Error:
+                continue
+    files = ch5_files(folder)
+    linked = {q.resolve() for f in files for q in input_files(f)[1:] if q.resolve() != f.resolve()}
+    plates += [f for f in files if f.resolve() not in linked]
+    return plates
