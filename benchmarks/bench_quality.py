@@ -92,6 +92,7 @@ def _train_config(args: argparse.Namespace, crop_size: int | None):
         "learning_rate": args.learning_rate,
         "device": args.device,
         "mask": args.mask,
+        "intensity": args.intensity,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if hasattr(TrainConfig, "from_preset"):
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed (0)")
     parser.add_argument("--device", help="cpu, cuda or auto (default: the preset's)")
     parser.add_argument("--mask", choices=["none", "neighbours", "cell"], help="default: preset's")
+    parser.add_argument("--intensity", choices=["screen", "cell"], help="default: preset's")
     parser.add_argument("--encode", action="append", type=_encode_option, default=[],
                         metavar="KEY=VALUE", help="extra argument of features.encode")  # fmt: skip
     parser.add_argument("--f1-seeds", type=int, default=5, help="logistic-regression splits (5)")

@@ -302,6 +302,22 @@ def test_make_demo_calls_demo_module(tmp_path, capsys, monkeypatch):
     assert "demo_screen.ch5" in capsys.readouterr().out
 
 
+def test_make_screen_writes_a_benchmark_screen(tmp_path, capsys):
+    from napari_cellae.io.cellh5 import CellH5
+
+    out = tmp_path / "screen"
+    assert main(["make-screen", str(out), "--cells", "150", "--seed", "2"]) == 0
+    assert "benchmark_screen.ch5" in capsys.readouterr().out
+    with CellH5(out / "benchmark_screen.ch5") as ch5:
+        assert len(ch5.positions) == 32
+        assert len(ch5.class_labels(ch5.default_object)) == 15
+    assert (out / "benchmark_screen_mapping.txt").is_file()
+    assert main(["make-screen", str(out / "benchmark_screen.ch5")]) == 1
+    assert "expected a folder" in capsys.readouterr().err
+    assert main(["make-screen", str(tmp_path / "x"), "--cells", "5"]) == 1
+    assert "--cells must be at least 100" in capsys.readouterr().err
+
+
 def test_demo_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "demo"
     rc = main(["demo", "--out", str(out), *TINY, "--epochs", "1", "--samples", "300", "-q"])

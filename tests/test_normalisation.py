@@ -37,3 +37,22 @@ def test_normalisation_constant_and_errors() -> None:
         Normalisation.from_dict({"low": [1.0], "high": [0.0]})
     with pytest.raises(ValueError, match="expected"):
         Normalisation(low=[0.0], high=[1.0]).apply(np.zeros((1, 2, 4, 4)))
+
+
+def test_per_cell_scaling_ignores_the_brightness_of_the_well() -> None:
+    import torch
+
+    rng = np.random.default_rng(0)
+    cell = rng.integers(100, 1000, (3, 2, 16, 16)).astype(np.uint16)
+    brighter = (cell.astype(np.float64) * 1.7 + 50).round().astype(np.uint16)
+    norm = Normalisation.from_crops(cell, per_cell=True)
+    a, b = norm.apply(cell), norm.apply(brighter)
+    assert a.dtype == np.float32 and a.min() == 0.0 and a.max() == 1.0
+    np.testing.assert_allclose(a, b, atol=2e-3)  # only rounding of the brighter copy differs
+    t = norm.apply(torch.from_numpy(cell.astype(np.int32)))
+    np.testing.assert_allclose(t.numpy(), a, atol=1e-5)
+    back = Normalisation.from_dict(norm.to_dict())
+    assert back == norm and back.per_cell
+    assert not Normalisation.from_dict({"low": [0.0], "high": [1.0]}).per_cell
+    flat = np.full((1, 1, 4, 4), 7, np.uint8)  # a constant crop must not divide by zero
+    assert np.all(np.isfinite(norm.apply(np.repeat(flat, 2, axis=1))))

@@ -4,6 +4,7 @@ Subcommands::
 
     cellae info FILE.ch5                      what is in a CellH5 file
     cellae make-demo OUT_DIR                  write the synthetic demo screen
+    cellae make-screen OUT_DIR                write the harder 15-phenotype benchmark screen
     cellae train FILE.ch5 --mapping M ...     train an autoencoder, save model.pt
     cellae encode FILE.ch5 --model model.pt   features of every cell -> Explorer .hdf
                                               (or cells.h5ad: AnnData with novelty)
@@ -104,6 +105,16 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
 
     ch5, mapping = make_demo(_output_folder(args.out_dir), seed=args.seed)
     print(f"Demo screen written:\n  {ch5}\n  {mapping}")
+    return 0
+
+
+def _cmd_make_screen(args: argparse.Namespace) -> int:
+    from napari_cellae.demo.benchmark import make_benchmark_screen
+
+    if args.cells < 100:
+        raise ValueError(f"--cells must be at least 100, got {args.cells}")
+    ch5, mapping = make_benchmark_screen(_output_folder(args.out_dir), args.seed, args.cells)
+    print(f"Benchmark screen written:\n  {ch5}\n  {mapping}")
     return 0
 
 
@@ -208,6 +219,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "info": _cmd_info,
     "make-demo": _cmd_make_demo,
+    "make-screen": _cmd_make_screen,
     "train": _cmd_train,
     "encode": _cmd_encode,
     "demo": _cmd_demo,

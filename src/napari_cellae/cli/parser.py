@@ -181,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
 
     p = sub.add_parser(
+        "make-screen",
+        parents=[common],
+        help="write the harder 15-phenotype benchmark screen",
+        description="Write the synthetic 12-bit benchmark screen (32 wells, 15 MitoCheck-like "
+        "phenotypes, crowding, brightness and illumination varying between wells "
+        "independently of the phenotype; true classes and label images stored) and its "
+        "position mapping into OUT_DIR. benchmarks/bench_quality.py measures features on it.",
+    )
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
+    p.add_argument("--cells", type=int, default=5000, help="about how many cells (5000)")
+
+    p = sub.add_parser(
         "train",
         parents=[common],
         help="train an autoencoder on the cells of a CellH5 file",

@@ -215,6 +215,16 @@ class TrainConfig:
         "what to crop",
         choices=(("neighbours", "neighbours"), ("cell", "all but the cell"), ("none", "nothing")),
     )
+    intensity: str = _option(
+        "intensity",
+        "How pixel values are scaled. 'cell': every crop by its own background and "
+        "brightest pixels, so a cell looks the same in a dim or bright well and under "
+        "uneven illumination (features describe shape and texture); 'screen': one scale "
+        "for all cells, so brightness differences between cells count.",
+        "Brightness",
+        "what to crop",
+        choices=(("cell", "per cell"), ("screen", "whole screen")),
+    )
     readout: str = _option(
         "readout",
         "Which activations become a cell's features. 'pooled': the code plus how strongly "
@@ -257,7 +267,7 @@ class TrainConfig:
                 isinstance(value, int | float | np.floating) and not isinstance(value, bool),
                 f"{name} must be a number, got {value!r}",
             )
-        for name in ("optimizer", "train_on", "mask", "readout", "orientations"):
+        for name in ("optimizer", "train_on", "mask", "intensity", "readout", "orientations"):
             allowed = [value for value, _ in field_info(name)["choices"]]
             need(
                 getattr(self, name) in allowed,

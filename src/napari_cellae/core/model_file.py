@@ -224,7 +224,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         if version < 2:
             # Version 1 files predate masking and the pooled readout: they were made and
             # must be applied like the original module.
-            for name in ("mask", "readout", "orientations"):
+            for name in ("mask", "intensity", "readout", "orientations"):
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
         normalisation = Normalisation.from_dict(meta["normalisation"])

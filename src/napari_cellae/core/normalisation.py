@@ -22,6 +22,9 @@ _LOW_PERCENTILE = 0.1
 _HIGH_PERCENTILE = 99.9
 # Crops sampled to choose the range: enough for stable percentiles, cheap for 1e6 crops.
 _NORMALISATION_SAMPLE = 4096
+# Per-cell scaling: each crop's own dark background and brightest cell pixels.
+_CELL_LOW_PERCENTILE = 2.0
+_CELL_HIGH_PERCENTILE = 99.5
 
 
 @dataclass
@@ -31,10 +34,16 @@ class Normalisation:
     ``value -> clip((value - low) / (high - low), 0, 1)``, with ``low`` and ``high`` chosen
     from the data by :meth:`from_crops` and stored with a model so that encoding uses the
     training scaling.
+
+    With ``per_cell``, every crop is instead scaled by its own range (its dark background
+    and its brightest pixels, per channel): a cell then looks the same in a dim and in a
+    bright well, under uneven illumination or with another expression level, and the
+    features describe its shape and texture rather than the brightness of its well.
     """
 
     low: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)
+    per_cell: bool = False
 
     def __post_init__(self) -> None:
         self.low = [float(v) for v in self.low]
@@ -51,7 +60,7 @@ class Normalisation:
         return len(self.low)
 
     @classmethod
-    def from_crops(cls, crops: np.ndarray, seed: int = 0) -> Normalisation:
+    def from_crops(cls, crops: np.ndarray, seed: int = 0, per_cell: bool = False) -> Normalisation:
         """Choose per-channel ranges from robust percentiles of (a sample of) the crops.
 
         Parameters
@@ -60,6 +69,8 @@ class Normalisation:
             Crops in any numeric dtype (uint8, uint16, float ...).
         seed : int
             Seed of the crop subsample (used when there are many crops).
+        per_cell : bool
+            Scale every crop by its own range when applied (see the class description).
 
         Returns
         -------
@@ -84,7 +95,7 @@ class Normalisation:
             per_channel, [_LOW_PERCENTILE, _HIGH_PERCENTILE], axis=1
         ).astype(np.float64)
         high = np.where(highs > lows, highs, lows + 1.0)
-        return cls(low=lows.tolist(), high=high.tolist())
+        return cls(low=lows.tolist(), high=high.tolist(), per_cell=per_cell)
 
     def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel ``scale`` and ``offset`` (float32) with ``x * scale + offset``."""
@@ -110,6 +121,8 @@ class Normalisation:
             raise ValueError(
                 f"expected (..., {self.n_channels}, S, S) data, got shape {tuple(data.shape)}"
             )
+        if self.per_cell:
+            return _per_cell(data)
         if isinstance(data, np.ndarray):
             out = data.astype(np.float32)
             out *= scale[:, None, None]
@@ -121,14 +134,34 @@ class Normalisation:
         o = torch.from_numpy(offset).to(data.device)[:, None, None]
         return torch.addcmul(o, data.to(torch.float32), s).clamp_(0.0, 1.0)
 
-    def to_dict(self) -> dict[str, list[float]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, for saving with a model."""
-        return {"low": list(self.low), "high": list(self.high)}
+        return {"low": list(self.low), "high": list(self.high), "per_cell": self.per_cell}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalisation:
         """Inverse of :meth:`to_dict` (validates the values)."""
         try:
-            return cls(low=list(d["low"]), high=list(d["high"]))
+            return cls(low=list(d["low"]), high=list(d["high"]), per_cell=bool(d.get("per_cell")))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"invalid normalisation record {d!r}: {exc}") from None
+
+
+def _per_cell(data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Scale every crop and channel by its own low and high percentile to [0, 1]."""
+    q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
+    if isinstance(data, np.ndarray):
+        out = data.astype(np.float32)
+        flat = out.reshape(*out.shape[:-2], -1)
+        low, high = np.quantile(flat, q, axis=-1, keepdims=True).astype(np.float32)
+        flat -= low
+        flat /= np.maximum(high - low, np.float32(1e-6))
+        return np.clip(out, 0.0, 1.0, out=out)
+    import torch
+
+    out = data.to(torch.float32)
+    flat = out.reshape(*out.shape[:-2], -1)
+    bounds = torch.tensor(q, dtype=torch.float32, device=out.device)
+    low, high = torch.quantile(flat, bounds, dim=-1, keepdim=True)
+    flat = (flat - low) / (high - low).clamp_(min=1e-6)
+    return flat.clamp_(0.0, 1.0).reshape(out.shape)

@@ -42,6 +42,7 @@ PRESETS: dict[str, Preset] = {
                 "corruption": 0.0,
                 "epochs": 64,
                 "mask": "none",
+                "intensity": "screen",
                 "readout": "code",
                 "orientations": 1,
             }
@@ -62,7 +63,8 @@ PRESETS: dict[str, Preset] = {
                 "batch_size": 128,
                 "corruption": 0.0,
                 "epochs": 64,
-                "mask": "neighbours",
+                "mask": "cell",
+                "intensity": "cell",
                 "readout": "pooled",
                 "orientations": 8,
             }
@@ -85,6 +87,7 @@ PRESETS: dict[str, Preset] = {
                 "corruption": 0.0,
                 "epochs": 150,
                 "mask": "neighbours",
+                "intensity": "screen",
                 "readout": "pooled",
                 "orientations": 8,
             }

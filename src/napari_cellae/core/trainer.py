@@ -129,7 +129,9 @@ class Trainer:
         crops = check_crops(crops, config.crop_size)
         n_channels = crops.shape[1]
         if normalisation is None:
-            normalisation = Normalisation.from_crops(crops, seed=config.seed)
+            normalisation = Normalisation.from_crops(
+                crops, seed=config.seed, per_cell=config.intensity == "cell"
+            )
         if normalisation.n_channels != n_channels:
             raise ValueError(
                 f"normalisation has {normalisation.n_channels} channel(s), crops have {n_channels}"
@@ -195,6 +197,9 @@ class Trainer:
     def _batch(self, idx: torch.Tensor) -> torch.Tensor:
         """Gather crops by index and normalise them into a channels_last float32 batch."""
         raw = self._data.index_select(0, idx)
+        if self.normalisation.per_cell:
+            x = self.normalisation.apply(raw)
+            return x.contiguous(memory_format=torch.channels_last)
         x = torch.empty(
             raw.shape, dtype=torch.float32, device=self.device, memory_format=torch.channels_last
         )
