@@ -74,10 +74,14 @@ def make_screen(folder: Path, cells: int, seed: int = 0) -> Path:
             bbox = np.stack([cx - 4, cx + 4, cy - 4, cy + 4], 1).clip(0, SIDE - 1)
             label = np.tile(np.arange(1, PER_FRAME + 1), FRAMES).astype(np.int32)
             objects = ObjectData(t, label, cx, cy, bbox.astype(np.int32))
+            # Label images (each cell its bounding box), so neighbours are masked as usual.
+            labels = np.zeros((1, FRAMES, 1, SIDE, SIDE), np.uint16)
+            for i, (left, right, top, bottom) in enumerate(bbox):
+                labels[0, t[i], 0, top : bottom + 1, left : right + 1] = label[i]
             well = f"{chr(65 + p // 24 % 16)}{p % 24 + 1:02d}"
             positions.append(
                 PositionData(
-                    f"P{plate}", well, f"{p // 384 + 1}", textures[p % 4], {OBJECT: objects}
+                    f"P{plate}", well, f"{p // 384 + 1}", textures[p % 4], {OBJECT: objects}, labels
                 )
             )
         write_cellh5(
@@ -307,14 +311,20 @@ def main() -> None:
                 f"{rates[2][1] / one[1]:.0%} of 1 worker's rate per CPU-second, client and "
                 f"scheduler included) and the one client's {ceiling_cpu:.0f} rows per CPU-second:"
             )
-            print(f"{'machines':>9}{'cores each':>12}{'cells/s':>10}{'time':>12}")
-            for machines, per in ((1, cores), (10, cores), (10, 32), (100, 32), (1000, 32)):
-                rate = min(per_core * per * machines, ceiling_cpu)
-                print(f"{machines:>9}{per:>12}{rate:>10.0f}{human(SCREEN / rate):>12}")
             print(
-                "  (every core encoding as a dedicated core here does, the shared file system "
-                "keeping up; beyond the write ceiling, run one 'cellae encode' per group of "
-                "plates, each writing its own file)"
+                f"{'machines':>9}{'cores each':>12}{'cells/s':>10}{'one output':>12}"
+                f"{'outputs per plate group':>26}"
+            )
+            for machines, per in ((1, cores), (10, cores), (10, 32), (100, 32)):
+                rate = per_core * per * machines
+                one_file = human(SCREEN / min(rate, ceiling_cpu))
+                print(
+                    f"{machines:>9}{per:>12}{rate:>10.0f}{one_file:>12}{human(SCREEN / rate):>26}"
+                )
+            print(
+                "  (every core encoding as a dedicated core here does and the shared file system "
+                "keeping up; one output is capped by its one writer, so split big screens into "
+                "one 'cellae encode' per group of plates)"
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
