@@ -70,6 +70,10 @@ def test_train_job_yields_typed_messages_and_returns_a_run_result(cellcognition_
     assert isinstance(result, RunResult)
     assert len(result.features) == len(result.crops) == len(result.embedding)
     assert result.embedding.shape[1] == 2 and not result.stopped
+    # the fast map: the widget computes UMAP afterwards, in the background
+    from napari_cellae.core.features import embed_2d
+
+    np.testing.assert_allclose(result.embedding, embed_2d(result.features, "pca"))
     assert len(result.reports) == 2
     # trained and held-out cells are counted separately, and said so
     assert result.n_trained > 0 and result.n_held_out > 0

@@ -1,4 +1,4 @@
-"""Result layers: the embedding table built off the GUI thread, and layer placement."""
+"""Result layers: placement of gallery, embedding and selected cell beside the images."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.cell_table import cell_table
+from napari_cellae._ui.embedding_view import EmbeddingView
 from napari_cellae._ui.result_layers import (
     EMBEDDING_LAYER,
     GALLERY_LAYER,
     MARKER_LAYER,
     SELECTED_LAYER,
     ResultLayers,
-    cell_table,
     cellae_layers,
-    legend_html,
+    embedding_meta,
 )
 from napari_cellae.core.crops import collect_crops
-from napari_cellae.export.palette import PALETTE
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.mapping import read_mapping
 from napari_cellae.pipeline.results import RunResult
@@ -30,44 +30,6 @@ def result(cellcognition_file, mapping_file) -> RunResult:
     rng = np.random.default_rng(0)
     embedding = rng.normal(size=(len(crops), 2)).astype(np.float32)
     return RunResult(None, crops, read_mapping(mapping_file), embedding=embedding)
-
-
-def test_cell_table_columns_colours_and_unit_square(result):
-    table = cell_table(result, ["A01_0001", "B02_0001"])
-    crops, features = result.crops, table.features
-    assert list(features.columns) == [
-        "embedding_1", "embedding_2", "condition", "position", "position_index",
-        "object_index", "time",
-    ]  # fmt: skip
-    np.testing.assert_allclose(features["embedding_2"], result.embedding[:, 1])
-    np.testing.assert_array_equal(features["object_index"], crops.object_index)
-    # A01 is the control well ("scrambled"), B02 holds PLK1; colours in order of appearance
-    expected = np.where(crops.position_index == 0, "scrambled", "PLK1")
-    np.testing.assert_array_equal(features["condition"].astype(str), expected)
-    assert table.colours == {"scrambled": PALETTE[0], "PLK1": PALETTE[1]}
-    np.testing.assert_array_equal(
-        features["position"].astype(str), np.array(["A01_0001", "B02_0001"])[crops.position_index]
-    )
-    red = int(PALETTE[1][1:3], 16) / 255
-    assert table.face.shape == (len(crops), 4) and table.face.dtype == np.float32
-    np.testing.assert_allclose(table.face[crops.position_index == 1, 0], red, atol=1e-6)
-    # unit square, napari (row, column): the second embedding axis points up
-    assert table.unit.min() == 0 and table.unit.max() == 1
-    top = np.argmax(result.embedding[:, 1])
-    assert table.unit[top, 0] == 0 and table.unit[np.argmax(result.embedding[:, 0]), 1] == 1
-
-
-def test_cell_table_without_mapping_colours_by_position(result):
-    result.mapping = None
-    result.embedding[:] = 0  # no spread: no division by zero
-    table = cell_table(result, ["A01_0001", "B02_0001"])
-    assert set(table.colours) == {"A01_0001", "B02_0001"}
-    assert np.isfinite(table.unit).all()
-
-
-def test_legend_names_every_condition_in_its_colour():
-    html = legend_html({"scrambled": "#1f77b4", "PLK1": "#ff7f0e"})
-    assert 'color:#1f77b4">■</span>&nbsp;scrambled' in html and "PLK1" in html
 
 
 def test_layers_are_placed_beside_the_images(make_napari_viewer, result):
@@ -87,7 +49,7 @@ def test_layers_are_placed_beside_the_images(make_napari_viewer, result):
     assert viewer.layers[GALLERY_LAYER] is gallery and gallery.data.max() == 1
 
     table = cell_table(result, ["A01_0001", "B02_0001"])
-    embedding = layers.show_embedding(table, result)
+    embedding = EmbeddingView(layers).show(table, embedding_meta(result, table.colours))
     assert len(embedding.data) == len(result.crops)
     y, x = embedding.data[:, 0], embedding.data[:, 1]
     assert y.min() == pytest.approx(y0) and y.max() == pytest.approx(y1)

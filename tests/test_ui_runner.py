@@ -31,11 +31,14 @@ def _job(result):
 def test_viewer_job_builds_the_table_in_the_worker(run_result):
     job = viewer_job(_job, run_result)
     assert next(job) == Status("working") and next(job) == Encoded(1, 1)
+    assert "novelty" in next(job).text  # the findings are worked out here, too
     with pytest.raises(StopIteration) as done:
         next(job)
     outcome = done.value.value
     assert outcome.result is run_result and len(outcome.table.features) == len(run_result.crops)
     assert set(outcome.table.features["position"]) == {"A01_0001", "B02_0001"}
+    # no mapping, so no controls: no hit lists, and the note that says why
+    assert outcome.findings.hits == {} and "negative-control" in outcome.findings.discovery.note
     stopped = viewer_job(_job, None)
     next(stopped), next(stopped)
     with pytest.raises(StopIteration) as done:
@@ -63,7 +66,7 @@ def test_runner_feeds_callbacks_and_finishes(qtbot, run_result):
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     qtbot.waitUntil(lambda: len(seen["finished"]) == 1, timeout=5000)
-    assert seen["message"] == [Status("working"), Encoded(1, 1)]
+    assert seen["message"][:2] == [Status("working"), Encoded(1, 1)]
     assert seen["outcome"][0].result is run_result and not seen["error"]
     assert seen["finished"] == [False] and not runner.running
 

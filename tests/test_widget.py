@@ -30,7 +30,13 @@ def errors(monkeypatch) -> list[str]:
     return shown
 
 
+def _pca(widget: DeepLearningWidget) -> None:
+    """Show the PCA map only: UMAP's first run compiles numba code for ~20 s."""
+    widget.panel.map.setCurrentIndex(widget.panel.map.findData("pca"))
+
+
 def _tiny(widget: DeepLearningWidget, epochs: int = 2, samples: int = 300) -> None:
+    _pca(widget)
     form = widget.form
     form.crop_size.value = 16
     form.architecture.value = TINY
@@ -65,12 +71,13 @@ def test_opens_demo_on_empty_viewer(make_napari_viewer, errors):
     assert widget.form.object.value == "primary__primary"
     assert widget.form.channel.value is not None
     assert len(viewer.layers) >= 2
-    # defaults of the original module
-    assert widget.form.crop_size.value == 40
+    # the defaults of TrainConfig (the default preset)
+    defaults = TrainConfig()
+    assert widget.form.crop_size.value == defaults.crop_size == 40
     assert (widget.form.crop_size.min, widget.form.crop_size.max) == (16, 256)
-    assert widget.form.learning_rate.value == pytest.approx(0.05)
-    assert widget.form.batch_size.value == 128
-    assert widget.form.epochs.value == 64
+    assert widget.form.learning_rate.value == pytest.approx(defaults.learning_rate)
+    assert widget.form.batch_size.value == defaults.batch_size
+    assert widget.form.epochs.value == defaults.epochs
     assert widget.form.train_on.value == "controls"
     assert widget.form.learning_rate.tooltip
     # momentum only matters for Nesterov
@@ -305,6 +312,7 @@ def test_load_model_shows_its_objects_and_channel(
     list(trainer.run())
     path = trainer.result().save(tmp_path / "gfp.pt")
     widget.form.channel.value = 0  # DNA
+    _pca(widget)
     _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
     assert not errors, errors
     assert widget.form.object.value == "Nuclei" and widget.form.channel.value == 1

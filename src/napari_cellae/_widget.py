@@ -1,9 +1,9 @@
 """The Deep Learning Module dock widget: train an autoencoder on cell crops, show results.
 
 This module only assembles the pieces in :mod:`napari_cellae._ui` (form, buttons, loss
-plot, result layers, selection linking, job runner) and tells the user what happened. The
-heavy work runs in :mod:`napari_cellae.pipeline.jobs` in a thread worker; the GUI thread
-receives typed messages and ready arrays.
+plot, job runner, and the results: embedding, hit table, selection linking) and tells the
+user what happened. The heavy work runs in :mod:`napari_cellae.pipeline.jobs` in a thread
+worker; the GUI thread receives typed messages and ready arrays.
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from napari_cellae._ui import files
 from napari_cellae._ui.buttons import ActionButtons
 from napari_cellae._ui.form import ParameterForm, read_file_info
-from napari_cellae._ui.linking import SelectionLink
 from napari_cellae._ui.loss_plot import LossPlot
 from napari_cellae._ui.result_layers import (
     EMBEDDING_LAYER,
     GALLERY_LAYER,
     SELECTED_LAYER,
-    CellTable,
     ResultLayers,
-    legend_html,
 )
+from napari_cellae._ui.results import Results
+from napari_cellae._ui.results_panel import ResultsPanel
 from napari_cellae._ui.runner import JobRunner, Outcome, warm_up_engine
 from napari_cellae.pipeline import jobs
 from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, Status
@@ -57,14 +56,12 @@ class DeepLearningWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.result: RunResult | None = None
-        self._table: CellTable | None = None  # the embedding layer's table of the result
         self._trained: TrainedModel | None = None
         self._model_path: Path | None = None  # a loaded model: an input of later saves
         self._request: jobs.TrainRequest | None = None
         self._mapping_preset: Path | None = None
         self.runner = JobRunner(self)
         self.layers = ResultLayers(napari_viewer)
-        self.link = SelectionLink(napari_viewer, on_focus=self.focus_cell, on_pick=self._show_cell)
 
         self.form = ParameterForm()
         self.buttons = ActionButtons()
@@ -74,18 +71,25 @@ class DeepLearningWidget(QWidget):
         self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.loss_plot = LossPlot()
-        self.legend = QLabel("")
-        self.legend.setWordWrap(True)
-        self.legend.setTextFormat(Qt.RichText)
         self.position_label = QLabel("")
+        # lambdas: the results controller is made after the panel that calls it
+        self.panel = ResultsPanel(
+            on_colour=lambda name: self.results.recolour(name),
+            on_map=lambda method: self.results.choose_map(method),
+            on_hits=lambda by, keys: self.results.select_hits(by, keys),
+        )
+        self.results = Results(
+            napari_viewer, self.layers, self.panel, self.status.setText, self._on_errored
+        )
+        self.link = self.results.link
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         for part in (self.form, self.buttons.run_row.native, self.status, self.loss_plot):
             layout.addWidget(part)
-        for part in (self.legend, self.position_label, self.buttons.file_row.native):
+        layout.addWidget(self.panel, 1)
+        for part in (self.buttons.file_row.native, self.position_label):
             layout.addWidget(part)
-        layout.addStretch(1)
         self.setMinimumWidth(330)
 
         self.form.file.changed.connect(self._on_file_changed)
@@ -96,6 +100,9 @@ class DeepLearningWidget(QWidget):
         buttons.stop.changed.connect(lambda: self.stop())
         buttons.save_features.changed.connect(
             lambda: self._ask("Save features", files.FEATURES_FILTER, True, self.save_features)
+        )
+        buttons.save_anndata.changed.connect(
+            lambda: self._ask("Save AnnData", files.ANNDATA_FILTER, True, self.save_anndata)
         )
         buttons.save_model.changed.connect(
             lambda: self._ask("Save model", files.MODEL_FILTER, True, self.save_model)
@@ -262,24 +269,28 @@ class DeepLearningWidget(QWidget):
         self._trained = result.trained
         if result.features is None or outcome.table is None:
             # Features of an earlier run would not belong to this model: drop them.
-            self.result, self._table = None, None
+            self.result = None
+            self.results.clear()
             self.status.setText(
                 "Stopped while computing features. The trained model is kept: save it, or "
                 "load it later to compute the features."
             )
             return
-        self.result, self._table = result, outcome.table
-        embedding = self.layers.show_embedding(outcome.table, result)
-        self.legend.setText(legend_html(outcome.table.colours))
-        self.link.connect(embedding)
+        self.result = result
+        self.results.show(outcome)
         # zoom out to show image, gallery and embedding, in a later turn (another repaint)
         self.runner.later(self.viewer.reset_view)
         what = "stopped early; " if result.stopped else ""
         if result.n_trained:
             what += f"learnt from {result.n_trained}, {result.n_held_out} held out; "
+        hits = (
+            ""
+            if outcome.findings is None or not outcome.findings.hits
+            else (" or a row of the hit table")
+        )
         self.status.setText(
             f"Done ({what}features of {len(result.crops)} cells). Click a point in "
-            f"'{EMBEDDING_LAYER}' to see that cell."
+            f"'{EMBEDDING_LAYER}'{hits} to see its cells."
         )
 
     def _on_errored(self, err: BaseException) -> None:
@@ -296,30 +307,8 @@ class DeepLearningWidget(QWidget):
 
     # -- the selected cell ------------------------------------------------------------------------
     def focus_cell(self, index: int) -> None:
-        """Select cell ``index`` (crop order) everywhere and bring it into view.
-
-        Selects its centre point, moves the position/time sliders to it, centres the
-        camera on it and shows its crop beside its reconstruction.
-        """
-        if self.result is None:
-            return
-        found = self.link.focus(index)
-        if found is not None:
-            layer, point = found
-            self.layers.mark(layer, point, float(self.result.crops.crops.shape[-1]))
-        self._show_cell(index)
-
-    def _show_cell(self, index: int) -> None:
-        result, table = self.result, self._table
-        if result is None or table is None:
-            return
-        crops = result.crops
-        self.layers.show_pair(jobs.cell_pair(result.trained, crops.crops[index : index + 1]))
-        row = table.features.iloc[index]
-        self.status.setText(
-            f"Selected cell: position {row['position']}, frame {int(crops.time_idx[index])}, "
-            f"object {int(crops.object_index[index])} — {row['condition']}"
-        )
+        """Select cell ``index`` (crop order) everywhere and bring it into view."""
+        self.results.focus_cell(index)
 
     def _on_step(self, event: Any = None) -> None:
         label = files.shown_position(self.viewer)
@@ -356,6 +345,31 @@ class DeepLearningWidget(QWidget):
         n = len(result.crops)
         worker = files.features_writer(result, out, self._inputs())
         worker.returned.connect(lambda p: show_info(f"Saved features of {n} cells to {p}"))
+        worker.errored.connect(lambda err: show_error(str(err)))
+        if start:
+            worker.start()
+        return worker
+
+    def save_anndata(self, path: str | os.PathLike, start: bool = True) -> Any:
+        """Write all cells as ``.h5ad`` (in a worker): features, the cell table with
+        novelty, novel and cluster (where there are controls), and the 2-D maps computed
+        so far. Outputs that are inputs, or that do not end in ``.h5ad``, are refused with
+        an error notification. ``start=False`` returns the worker unstarted.
+        """
+        results = self.results
+        if results.result is None or results.findings is None or results.table is None:
+            show_error("Train or load a model first: there are no cells to save.")
+            return None
+        try:
+            out = files.anndata_path(path, self._inputs())
+        except ValueError as err:
+            show_error(str(err))
+            return None
+        n = len(results.result.crops)
+        worker = files.anndata_writer(
+            results.result, results.findings, results.table.maps, out, self._inputs()
+        )
+        worker.returned.connect(lambda p: show_info(f"Saved {n} cells to {p}"))
         worker.errored.connect(lambda err: show_error(str(err)))
         if start:
             worker.start()

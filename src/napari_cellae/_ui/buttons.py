@@ -18,9 +18,10 @@ class ActionButtons:
 
     Attributes
     ----------
-    train, stop, save_features, save_model, load_model : PushButton
+    train, stop, save_features, save_anndata, save_model, load_model : PushButton
     run_row, file_row : Container
-        The rows to place in a layout (``.native``).
+        The rows to place in a layout (``.native``); ``file_row`` holds two rows, the
+        cells' outputs above the model's.
     """
 
     def __init__(self) -> None:
@@ -35,6 +36,12 @@ class ActionButtons:
             "Write the features of all cells as a CellCognition Explorer .hdf file.",
             False,
         )
+        self.save_anndata = _button(
+            "Save AnnData…",
+            "Write features, novelty, phenotype groups and 2-D maps of all cells as an "
+            ".h5ad file for scanpy (and `cellae hits`).",
+            False,
+        )
         self.save_model = _button(
             "Save model…", "Save the trained network to reuse it on other plates.", False
         )
@@ -42,10 +49,10 @@ class ActionButtons:
             "Load model…", "Load a saved network and compute features of the cells in this file."
         )
         self.run_row = Container(widgets=[self.train, self.stop], layout="horizontal")
-        self.file_row = Container(
-            widgets=[self.save_features, self.save_model, self.load_model], layout="horizontal"
-        )
-        for row in (self.run_row, self.file_row):
+        cells_row = Container(widgets=[self.save_features, self.save_anndata], layout="horizontal")
+        model_row = Container(widgets=[self.save_model, self.load_model], layout="horizontal")
+        self.file_row = Container(widgets=[cells_row, model_row])
+        for row in (self.run_row, self.file_row, cells_row, model_row):
             row.margins = (0, 0, 0, 0)
 
     def show_state(self, running: bool, has_features: bool, has_model: bool) -> None:
@@ -54,4 +61,5 @@ class ActionButtons:
         self.load_model.enabled = not running
         self.stop.enabled = running
         self.save_features.enabled = has_features and not running
+        self.save_anndata.enabled = has_features and not running
         self.save_model.enabled = has_model and not running

@@ -22,11 +22,15 @@ from napari_cellae.io.centres import position_labels
 if TYPE_CHECKING:
     import napari
 
+    from napari_cellae._ui.findings import Findings
     from napari_cellae.pipeline.results import RunResult
 
 __all__ = [
+    "ANNDATA_FILTER",
     "FEATURES_FILTER",
     "MODEL_FILTER",
+    "anndata_path",
+    "anndata_writer",
     "ask_path",
     "checked_output",
     "features_writer",
@@ -38,6 +42,7 @@ __all__ = [
 
 FEATURES_FILTER = "CellCognition Explorer (*.hdf)"
 MODEL_FILTER = "napari-cellae model (*.pt)"
+ANNDATA_FILTER = "AnnData (*.h5ad)"
 
 
 def ask_path(parent: QWidget, title: str, filt: str, save: bool) -> Path | None:
@@ -85,6 +90,59 @@ def features_writer(
         list(inputs),
         _start_thread=False,
     )
+
+
+def anndata_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> Path:
+    """The ``.h5ad`` file to write: ``path``, with the suffix added when it has none.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` has another suffix, or may not be written (:func:`checked_output`).
+    """
+    from napari_cellae.export.anndata import H5AD_SUFFIX
+
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(H5AD_SUFFIX)
+    path = checked_output(path, "AnnData file", inputs)  # first: an input is never written
+    if path.suffix.lower() != H5AD_SUFFIX:
+        raise ValueError(f"cannot write {path} as AnnData: the file name must end in .h5ad")
+    return path
+
+
+def anndata_writer(
+    result: RunResult,
+    findings: Findings,
+    maps: dict[str, np.ndarray],
+    path: Path,
+    inputs: Iterable[str | os.PathLike | None],
+) -> Any:
+    """An unstarted thread worker that writes a run's cells as ``.h5ad``: features, the
+    cell table with novelty and groups, and the 2-D maps (``obsm["X_<method>"]``).
+
+    Its ``returned`` signal carries the written path.
+    """
+    from napari.qt.threading import create_worker
+
+    obsm = {f"X_{method}": np.asarray(xy, np.float32) for method, xy in maps.items()}
+    return create_worker(
+        _write_cells,
+        path,
+        result,
+        findings.obs,
+        findings.discovery,
+        obsm,
+        list(inputs),
+        _start_thread=False,
+    )
+
+
+def _write_cells(*args: Any) -> Path:
+    # imported here, in the worker: anndata takes a second to load
+    from napari_cellae.pipeline.cells import write_cells
+
+    return write_cells(*args)
 
 
 def shown_file(viewer: napari.Viewer) -> Path | None:

@@ -6,6 +6,10 @@ A cell is the same in two points layers when their ``features`` tables agree on
 positions each; the embedding holds all positions with cells), so positions are compared
 by their keys. The join is computed once per embedding (a screen has ~10^6 cells), with
 sorted integer keys rather than dictionaries.
+
+The embedding layer may show only some cells (the density view of a large screen): its
+``cell`` column then names the row of the full cell table each point is, and a ``show``
+callback puts cells that are not shown into the layer before selecting them.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ class SelectionLink:
     on_pick : callable
         Called with a cell's embedding row when exactly that cell is selected among the
         centres in the image.
+
+    Cells are rows of the cell table given to :meth:`connect` (the embedding layer's own
+    ``features`` by default).
     """
 
     def __init__(
@@ -98,13 +105,34 @@ class SelectionLink:
         self._row_of = np.zeros(0, np.int64)  # per embedding row: row in that layer
         self._watched: list[tuple[Any, Any]] = []
         self._syncing = False
+        self._show: Callable[[np.ndarray], None] = self._select_rows
 
-    def connect(self, embedding: Any) -> None:
-        """Link an embedding layer with the centres layers of the same file and object."""
+    def connect(
+        self,
+        embedding: Any,
+        cells: Any = None,
+        show: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """Link an embedding layer with the centres layers of the same file and object.
+
+        Parameters
+        ----------
+        embedding : napari.layers.Points
+            With ``position_index`` and ``object_index`` columns (and ``cell`` when it
+            shows only some of ``cells``), and the file, object and positions in its
+            metadata.
+        cells : DataFrame, optional
+            The cell table (``position_index``, ``object_index``); default: the layer's
+            ``features``, one row per point.
+        show : callable, optional
+            Selects an array of cells in the embedding; default: selects those rows.
+        """
         self.disconnect()
         meta = embedding.metadata[METADATA_KEY]
         self.embedding = embedding
-        positions, features = meta["positions"], embedding.features
+        self._show = show or self._select_rows
+        positions = meta["positions"]
+        features = embedding.features if cells is None else cells
         n = len(features)
         self._layer_of = np.full(n, -1, np.int64)
         self._row_of = np.full(n, -1, np.int64)
@@ -160,6 +188,28 @@ class SelectionLink:
         layer, row = found
         with self._guard():
             layer.selected_data = {row}
+        return layer, self._go_to(layer, row)
+
+    def select(
+        self,
+        cells: np.ndarray,
+        focus: int | None = None,
+        show: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """Select ``cells`` in the embedding and among the centres; bring ``focus`` (one
+        of them) into view without changing the selection. ``show`` replaces the
+        embedding's ``show`` callback for this once."""
+        cells = np.asarray(cells, np.int64)
+        with self._guard():
+            (show or self._show)(cells)
+            self._select_centres(cells)
+        found = self.locate(focus) if focus is not None else None
+        if found is not None:
+            self._go_to(*found)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _go_to(self, layer: Any, row: int) -> np.ndarray:
+        """Move the sliders to a centre and the camera onto it; its data coordinates."""
         world = np.asarray(layer.data_to_world(layer.data[row]), float)
         offset = self.viewer.dims.ndim - layer.ndim
         for axis in range(layer.ndim - 2):
@@ -167,9 +217,24 @@ class SelectionLink:
         # napari >= 0.9 keeps the camera in viewer.scene (viewer.camera is deprecated)
         camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
         camera.center = tuple(world[-2:])
-        return layer, np.asarray(layer.data[row])
+        return np.asarray(layer.data[row])
 
-    # -- internals --------------------------------------------------------------------------------
+    def _select_rows(self, cells: np.ndarray) -> None:
+        self.embedding.selected_data = {int(c) for c in cells}
+
+    def _cells(self, rows: np.ndarray) -> np.ndarray:
+        """Cells of embedding-layer rows."""
+        features = self.embedding.features
+        if "cell" in features:
+            return np.asarray(features["cell"], np.int64)[rows]
+        return rows
+
+    def _select_centres(self, cells: np.ndarray) -> None:
+        cells = cells[(cells >= 0) & (cells < len(self._layer_of))]
+        for k, layer in enumerate(self.centres):
+            rows = self._row_of[cells[self._layer_of[cells] == k]]
+            layer.selected_data = {int(r) for r in rows}
+
     def _watch(self, emitter: Any, callback: Any) -> None:
         emitter.connect(callback)
         self._watched.append((emitter, callback))
@@ -191,7 +256,7 @@ class SelectionLink:
             rows = rows[rows < len(to_embedding)]  # points the user added are not cells
             cells = [int(c) for c in to_embedding[rows] if c >= 0]
             with self._guard():
-                self.embedding.selected_data = set(cells)
+                self._show(np.asarray(cells, np.int64))
             if len(cells) == 1:
                 self.on_pick(cells[0])
 
@@ -200,12 +265,10 @@ class SelectionLink:
     def _on_embedding_selection(self, event: Any = None) -> None:
         if self._syncing or self.embedding is None:
             return
-        chosen = np.asarray(sorted(self.embedding.selected_data), np.int64)
-        chosen = chosen[chosen < len(self._layer_of)]
+        rows = np.asarray(sorted(self.embedding.selected_data), np.int64)
+        chosen = self._cells(rows[rows < len(self.embedding.features)])
         if len(chosen) == 1:
             self.on_focus(int(chosen[0]))
         elif len(chosen):
             with self._guard():
-                for k, layer in enumerate(self.centres):
-                    rows = self._row_of[chosen[self._layer_of[chosen] == k]]
-                    layer.selected_data = {int(r) for r in rows}
+                self._select_centres(chosen)

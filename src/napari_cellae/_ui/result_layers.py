@@ -2,15 +2,13 @@
 
 Layer names are fixed, so a new run replaces its layers instead of piling them up, and
 layers are updated in place where possible (adding or removing a napari layer costs a few
-hundred milliseconds). The per-cell table of the embedding layer is built by
-:func:`cell_table` in the worker thread; the GUI thread only places and assigns it.
+hundred milliseconds). What the embedding layer shows is up to
+:class:`~napari_cellae._ui.embedding_view.EmbeddingView`; this module places it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +17,6 @@ from napari_cellae._reader import METADATA_KEY
 
 if TYPE_CHECKING:
     import napari
-    import pandas as pd
 
     from napari_cellae.pipeline.results import RunResult
 
@@ -28,109 +25,15 @@ __all__ = [
     "GALLERY_LAYER",
     "MARKER_LAYER",
     "SELECTED_LAYER",
-    "CellTable",
     "ResultLayers",
-    "cell_table",
     "cellae_layers",
-    "legend_html",
+    "embedding_meta",
 ]
 
 GALLERY_LAYER = "gallery (input | output)"
 EMBEDDING_LAYER = "feature embedding"
 SELECTED_LAYER = "selected cell (input | output)"
 MARKER_LAYER = "selected cell"
-
-
-@dataclass
-class CellTable:
-    """Everything the embedding layer shows, one row per cell (crop order).
-
-    Attributes
-    ----------
-    features : DataFrame
-        ``embedding_1``, ``embedding_2``, ``condition``, ``position``, ``position_index``
-        (into the run's ``crops.positions``), ``object_index`` (row in that position's
-        object table) and ``time``.
-    unit : ndarray (N, 2) float64
-        The embedding scaled into the unit square, as napari (row, column): the second
-        embedding axis points up.
-    colours : dict
-        Condition -> hex colour, from :func:`napari_cellae.export.palette.condition_colours`.
-    face : ndarray (N, 4) float32
-        RGBA colour of every point.
-    """
-
-    features: pd.DataFrame
-    unit: np.ndarray
-    colours: dict[str, str]
-    face: np.ndarray
-
-
-def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
-    value = hex_colour.lstrip("#")
-    r, g, b = (int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
-    return r, g, b, 1.0
-
-
-def cell_table(result: RunResult, position_names: Sequence[str]) -> CellTable:
-    """Build the embedding layer's table of a finished run (vectorised: run it in a worker).
-
-    Parameters
-    ----------
-    result : RunResult
-        With ``embedding`` set.
-    position_names : sequence of str
-        Label of each of ``result.crops.positions``.
-    """
-    import pandas as pd
-
-    from napari_cellae.export.palette import condition_colours
-    from napari_cellae.pipeline.steps import cell_conditions
-
-    crops, emb = result.crops, np.asarray(result.embedding, np.float64)
-    names, first, codes = np.unique(
-        cell_conditions(crops, result.mapping), return_index=True, return_inverse=True
-    )
-    order = np.argsort(first)  # colours and legend in order of first appearance
-    colours = condition_colours(str(n) for n in names[order])
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    codes = rank[codes.ravel()]
-    categories = [str(n) for n in names[order]]
-    lo, span = emb.min(axis=0), np.ptp(emb, axis=0)
-    span[span == 0] = 1.0
-    unit = (emb - lo) / span
-    labels = list(position_names)
-    position = (
-        pd.Categorical.from_codes(crops.position_index, labels)
-        if len(set(labels)) == len(labels)
-        else np.asarray(labels, dtype=object)[crops.position_index]
-    )
-    features = pd.DataFrame(
-        {
-            "embedding_1": emb[:, 0],
-            "embedding_2": emb[:, 1],
-            "condition": pd.Categorical.from_codes(codes, categories),
-            "position": position,
-            "position_index": crops.position_index,
-            "object_index": crops.object_index,
-            "time": crops.time_idx,
-        }
-    )
-    palette = np.array([_rgba(colours[c]) for c in categories], np.float32).reshape(-1, 4)
-    return CellTable(
-        features=features,
-        unit=np.stack([1.0 - unit[:, 1], unit[:, 0]], axis=1),
-        colours=colours,
-        face=palette[codes],
-    )
-
-
-def legend_html(colours: dict[str, str]) -> str:
-    """A one-line rich-text legend: a coloured square before each condition."""
-    return "Embedding colours: " + " ".join(
-        f'<span style="color:{col}">■</span>&nbsp;{cond}' for cond, col in colours.items()
-    )
 
 
 def cellae_layers(viewer: napari.Viewer, kind: str | None = None) -> list[Any]:
@@ -141,6 +44,19 @@ def cellae_layers(viewer: napari.Viewer, kind: str | None = None) -> list[Any]:
         if meta and (kind is None or meta.get("kind") == kind):
             out.append(layer)
     return out
+
+
+def embedding_meta(result: RunResult, colours: dict[str, str]) -> dict:
+    """The embedding layer's metadata: file, object and positions (for joining its
+    ``position_index`` and ``object_index`` columns with the centres layers), colours."""
+    crops = result.crops
+    return {
+        "kind": "embedding",
+        "path": str(crops.source),
+        "object": crops.object_name,
+        "positions": list(crops.positions),
+        "colours": colours,
+    }
 
 
 class ResultLayers:
@@ -211,31 +127,12 @@ class ResultLayers:
             np.zeros((0, 2)), name=EMBEDDING_LAYER, border_width=0, opacity=0.8
         )
 
-    def show_embedding(self, table: CellTable, result: RunResult) -> Any:
-        """Fill the embedding layer from a ready table, square, right of the images.
-
-        Its metadata names the file, object and positions, so that its ``position_index``
-        and ``object_index`` columns can be joined with the centres layers.
-        """
+    def embedding_box(self) -> tuple[np.ndarray, float]:
+        """World (y, x) of the embedding's top-left corner and its side: a square right of
+        the images, as tall as they are."""
         y0, _x0, y1, x1 = self.image_box()
         side = y1 - y0
-        offset = np.array([y0, x1 + 0.04 * side])
-        layer = self.embedding_layer()
-        # update in place: removing a layer costs napari a garbage collection (~0.3 s)
-        layer.selected_data = set()
-        layer.data = offset + table.unit * side
-        layer.features = table.features
-        layer.face_color = table.face
-        layer.size = max(2.0, side / 90)
-        crops = result.crops
-        layer.metadata[METADATA_KEY] = {
-            "kind": "embedding",
-            "path": str(crops.source),
-            "object": crops.object_name,
-            "positions": list(crops.positions),
-            "colours": table.colours,
-        }
-        return layer
+        return np.array([y0, x1 + 0.04 * side]), side
 
     def show_pair(self, pair: np.ndarray) -> None:
         """Show one cell's crop beside its reconstruction, right of the images."""

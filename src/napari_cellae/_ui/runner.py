@@ -2,8 +2,9 @@
 
 The job's typed messages and its result reach the widget through the callbacks given to
 :meth:`JobRunner.start`; the runner owns the worker, the progress bar and the slowed
-activity spinner. :func:`viewer_job` also builds the embedding layer's table in the
-worker, so that the GUI thread only assigns ready arrays.
+activity spinner. :func:`viewer_job` also looks for hits (novelty against the controls,
+phenotype groups, hit lists) and builds the embedding layer's table in the worker, so
+that the GUI thread only assigns ready arrays.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from napari.utils import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
-from napari_cellae._ui.result_layers import CellTable, cell_table
+from napari_cellae._ui.cell_table import CellTable, cell_table
+from napari_cellae._ui.findings import Findings, find
 from napari_cellae.io.centres import position_labels
 from napari_cellae.pipeline.jobs import guarded, warm_up
-from napari_cellae.pipeline.messages import Message
+from napari_cellae.pipeline.messages import Message, Status
 from napari_cellae.pipeline.results import RunResult
 
 __all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
@@ -51,27 +53,36 @@ def warm_up_engine() -> threading.Thread:
 
 @dataclass
 class Outcome:
-    """What a job hands to the GUI: its result and, with an embedding, the layer table.
+    """What a job hands to the GUI: its result and, with features, findings and table.
 
     Attributes
     ----------
     result : RunResult or None
         None when the job was stopped before training began.
     table : CellTable or None
+        The embedding's cell table (PCA map).
+    findings : Findings or None
+        Novelty, phenotype groups and hit lists (``discovery.note`` says why novelty is
+        missing without controls).
     """
 
     result: RunResult | None
     table: CellTable | None = None
+    findings: Findings | None = None
 
 
 def viewer_job(
     job: Callable[..., Generator[Message, None, RunResult | None]], *args: Any
 ) -> Generator[Message, None, Outcome]:
-    """Run ``job(*args)``, then build the embedding layer's table in the same thread."""
+    """Run ``job(*args)``, then look for hits and build the embedding's table in the same
+    thread."""
     result = yield from job(*args)
-    if result is None or result.embedding is None:
+    if result is None or result.embedding is None or result.features is None:
         return Outcome(result)
-    return Outcome(result, cell_table(result, position_labels(result.crops.positions)))
+    yield Status("Scoring novelty against the negative controls…")
+    findings = find(result)
+    labels = position_labels(result.crops.positions)
+    return Outcome(result, cell_table(result, labels, findings), findings)
 
 
 class JobRunner:

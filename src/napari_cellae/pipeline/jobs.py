@@ -1,7 +1,7 @@
 """The widget's background jobs as plain generators: train, or apply a saved model.
 
 A job runs the pipeline steps in order (open the file, read the mapping, resolve the
-object, cut the crops, build the trainer, train, encode, embed), yields typed
+object, cut the crops, build the trainer, train, encode, map by PCA), yields typed
 :mod:`~napari_cellae.pipeline.messages` while it works and returns the one result type,
 :class:`~napari_cellae.pipeline.results.RunResult`. Every heavy step happens here, in the
 worker thread; the GUI receives small messages and ready arrays. No Qt: tests drive the
@@ -353,8 +353,9 @@ def _encode_chunks(
 def _features_and_embedding(
     result: RunResult, aborted: Callable[[], bool] | None = None
 ) -> Generator[Message, None, tuple[np.ndarray, np.ndarray] | None]:
-    """Encode every cell in chunks (yielding progress), then embed the features in 2-D;
-    None when ``aborted()`` turns true before a chunk."""
+    """Encode every cell in chunks (yielding progress), then map the features to 2-D by
+    PCA (a second: the widget computes the UMAP map afterwards, in the background); None
+    when ``aborted()`` turns true before a chunk."""
     from napari_cellae.core.features import embed_2d
 
     crops = result.crops
@@ -366,7 +367,7 @@ def _features_and_embedding(
             done, part = next(chunks)
         except StopIteration:
             assert features is not None
-            return features, embed_2d(features)
+            return features, embed_2d(features, "pca")
         yield Encoded(done, len(crops))
         features = part
     return None

@@ -1,0 +1,145 @@
+"""The per-cell table behind the embedding: coordinates, identity, findings and colours.
+
+Built by :func:`cell_table` in the worker thread (vectorised; a screen has ~10^6 cells);
+the GUI thread only places and assigns it. Plain numpy / pandas, no Qt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae._ui.colouring import Colouring, categorical, colourings, hex_colour
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from napari_cellae._ui.findings import Findings
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = ["CellTable", "cell_table", "unit_square"]
+
+_FINDING_COLUMNS = ("novelty", "novel", "cluster", "class")
+
+
+def unit_square(embedding: np.ndarray) -> np.ndarray:
+    """A 2-D embedding scaled into [0, 1]², as napari (row, column): its second axis up."""
+    emb = np.asarray(embedding, np.float64)
+    if len(emb) == 0:
+        return np.zeros((0, 2))
+    lo, span = emb.min(axis=0), np.ptp(emb, axis=0)
+    span[span == 0] = 1.0
+    unit = (emb - lo) / span
+    return np.stack([1.0 - unit[:, 1], unit[:, 0]], axis=1)
+
+
+@dataclass
+class CellTable:
+    """Everything the embedding shows, one row per cell (crop order).
+
+    Attributes
+    ----------
+    features : DataFrame
+        ``cell`` (the row number, kept when a layer shows only some cells),
+        ``embedding_1``, ``embedding_2``, ``condition``, ``position``, ``position_index``
+        (into the run's ``crops.positions``), ``object_index`` (row in that position's
+        object table), ``time``; ``novelty``, ``novel``, ``cluster`` where novelty was
+        scored, ``class`` where the file has classes.
+    unit : ndarray (N, 2) float64
+        The shown map scaled into the unit square (:func:`unit_square`).
+    colourings : dict of str to Colouring
+        The colour modes this run has data for.
+    maps : dict of str to ndarray (N, 2)
+        The 2-D maps computed so far, by method (``"pca"``, ``"umap"``).
+    method : str
+        The map shown.
+    """
+
+    features: pd.DataFrame
+    unit: np.ndarray
+    colourings: dict[str, Colouring]
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    method: str = "pca"
+
+    @property
+    def colours(self) -> dict[str, str]:
+        """Condition -> hex colour."""
+        condition = self.colourings["condition"]
+        return {
+            label: hex_colour(colour)
+            for label, colour in zip(condition.labels, condition.palette, strict=True)
+        }
+
+    @property
+    def face(self) -> np.ndarray:
+        """RGBA (N, 4) float32 of every cell, by condition."""
+        return self.colourings["condition"].colours()
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def show_map(self, method: str, embedding: np.ndarray | None = None) -> None:
+        """Show the map of ``method`` (adding ``embedding`` as that map first)."""
+        if embedding is not None:
+            self.maps[method] = np.asarray(embedding, np.float32)
+        emb = self.maps[method]
+        self.method = method
+        self.unit = unit_square(emb)
+        self.features["embedding_1"] = emb[:, 0]
+        self.features["embedding_2"] = emb[:, 1]
+
+
+def cell_table(
+    result: RunResult,
+    position_names: Sequence[str],
+    findings: Findings | None = None,
+    method: str = "pca",
+) -> CellTable:
+    """Build the embedding's table of a finished run (vectorised: run it in a worker).
+
+    Parameters
+    ----------
+    result : RunResult
+        With ``embedding`` set (the map of ``method``).
+    position_names : sequence of str
+        Label of each of ``result.crops.positions``.
+    findings : Findings, optional
+        Adds the novelty, group and class columns and their colourings.
+    method : str
+        Which map ``result.embedding`` is.
+    """
+    import pandas as pd
+
+    from napari_cellae.pipeline.steps import cell_conditions
+
+    crops, emb = result.crops, np.asarray(result.embedding, np.float32)
+    by_condition = categorical("condition", cell_conditions(crops, result.mapping))
+    labels = list(position_names)
+    position = (
+        pd.Categorical.from_codes(crops.position_index, labels)
+        if len(set(labels)) == len(labels)
+        else np.asarray(labels, dtype=object)[crops.position_index]
+    )
+    columns = {
+        "cell": np.arange(len(crops), dtype=np.int64),
+        "embedding_1": emb[:, 0],
+        "embedding_2": emb[:, 1],
+        "condition": pd.Categorical.from_codes(by_condition.codes, by_condition.labels),
+        "position": position,
+        "position_index": crops.position_index,
+        "object_index": crops.object_index,
+        "time": crops.time_idx,
+    }
+    threshold, class_colours = None, None
+    if findings is not None:
+        obs = findings.obs
+        columns.update({c: obs[c].to_numpy() for c in _FINDING_COLUMNS if c in obs})
+        novelty = findings.discovery.novelty
+        threshold = None if novelty is None else novelty.threshold
+        class_colours = findings.class_colours
+    features = pd.DataFrame(columns)
+    modes = colourings(features, threshold, class_colours, by_condition)
+    return CellTable(features, unit_square(emb), modes, {method: emb}, method)

@@ -1,0 +1,225 @@
+"""The feature embedding in the viewer: a points layer, or a density image for large screens.
+
+Up to :data:`DENSE_ABOVE` cells, every cell is a point of the ``feature embedding`` layer.
+Above it, the cells are drawn as a coloured 2-D histogram (:class:`DensityGrid`, an RGBA
+image layer under the points) and the points layer holds a seeded random sample of
+:data:`SAMPLE` cells plus the selected cells, so that it stays clickable and every
+interaction stays fast (``benchmarks/bench_embedding_layer.py``). Either way the points
+layer's ``features`` table has a ``cell`` column: the row of the run's cell table (crop
+order) of every point, and the ``position_index`` / ``object_index`` columns that
+selection linking joins on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.density import DensityGrid
+
+if TYPE_CHECKING:
+    from napari_cellae._ui.cell_table import CellTable
+    from napari_cellae._ui.colouring import Colouring
+    from napari_cellae._ui.result_layers import ResultLayers
+
+__all__ = ["BINS", "DENSE_ABOVE", "DENSITY_LAYER", "SAMPLE", "SHOWN_SELECTED", "EmbeddingView"]
+
+DENSITY_LAYER = "feature embedding density"
+DENSE_ABOVE = 50_000  # cells; more are drawn as a density image
+# Under Xvfb (software OpenGL) every shown point costs ~7 us per repaint: 5k points keep a
+# repaint near 50 ms, 20k take ~200 ms.
+SAMPLE = 5_000
+SHOWN_SELECTED = 5_000  # selected cells drawn as points; the density spotlights them all
+BINS = 512
+
+
+class EmbeddingView:
+    """Shows a :class:`CellTable` as the embedding layer(s) right of the images.
+
+    Parameters
+    ----------
+    layers : ResultLayers
+        Places the layers and owns the (prepared) embedding points layer.
+    dense_above : int
+        Tables with more cells are drawn as a density image plus a sample of points.
+    sample : int
+        Points drawn besides the selection in the density view.
+    bins : int
+        Density image side in bins.
+    seed : int
+        Seed of the sample.
+    """
+
+    def __init__(
+        self,
+        layers: ResultLayers,
+        dense_above: int = DENSE_ABOVE,
+        sample: int = SAMPLE,
+        bins: int = BINS,
+        seed: int = 0,
+    ) -> None:
+        self.layers = layers
+        self.viewer = layers.viewer
+        self.dense_above, self.n_sample, self.bins, self.seed = dense_above, sample, bins, seed
+        self.table: CellTable | None = None
+        self.colouring: Colouring | None = None
+        self.rows = np.zeros(0, np.int64)  # cell of every point of the layer
+        self.sample = np.zeros(0, np.int64)
+        self.grid: DensityGrid | None = None
+        self.spotlit: np.ndarray | None = None  # cells spotlit in the density image
+        self._base: np.ndarray | None = None  # density image without spotlight
+        self._offset = np.zeros(2)
+        self._side = 1.0
+        self._style: dict[str, float] = {}
+
+    @property
+    def dense(self) -> bool:
+        """Whether the shown table is drawn as a density image."""
+        return self.table is not None and len(self.table) > self.dense_above
+
+    @property
+    def layer(self) -> Any:
+        """The embedding points layer."""
+        return self.layers.embedding_layer()
+
+    def show(self, table: CellTable, meta: dict, colour: str = "condition") -> Any:
+        """Draw a new table, coloured by ``colour`` (condition if it has no such colouring).
+
+        Parameters
+        ----------
+        table : CellTable
+        meta : dict
+            The points layer's metadata (file, object, positions), for linking.
+        colour : str
+
+        Returns
+        -------
+        napari.layers.Points
+        """
+        self.table, self.spotlit = table, None
+        self.colouring = table.colourings.get(colour, table.colourings["condition"])
+        self._offset, self._side = self.layers.embedding_box()
+        layer = self.layer
+        layer.selected_data = set()
+        n = len(table)
+        if self.dense:
+            rng = np.random.default_rng(self.seed)
+            self.sample = np.sort(rng.choice(n, min(n, self.n_sample), replace=False))
+            self._density()
+            # small dots with a dark rim: they stand out from the density of their colour
+            self._style = {"size": max(1.0, self._side / 180), "border_width": 0.15}
+        else:
+            self.sample = np.arange(n, dtype=np.int64)
+            self._drop_density()
+            self._style = {"size": max(2.0, self._side / 90), "border_width": 0.0}
+        layer.border_color = "black"
+        self._fill(self.sample)
+        layer.metadata[METADATA_KEY] = meta
+        return layer
+
+    def recolour(self, name: str) -> None:
+        """Colour points (and density) by another of the table's colourings."""
+        if self.table is None:
+            return
+        self.colouring = self.table.colourings[name]
+        self.layer.face_color = self.colouring.colours(self.rows)
+        if self.dense:
+            self._base = self.grid.render(self.colouring)
+            self._paint()
+
+    def moved(self) -> None:
+        """Redraw at the table's new coordinates (another map); the selection is kept."""
+        if self.table is None:
+            return
+        layer = self.layer
+        kept = set(layer.selected_data)
+        layer.data = self._offset + self.table.unit[self.rows] * self._side
+        layer.features = self.table.features.iloc[self.rows].reset_index(drop=True)
+        layer.selected_data = kept
+        if self.dense:
+            self._density()
+
+    def select(self, cells: np.ndarray, spotlight: bool = False) -> None:
+        """Select ``cells`` (rows of the table) in the points layer.
+
+        In the density view the selected cells are added to the points (at most
+        :data:`SHOWN_SELECTED`, a seeded sample of them) and, with ``spotlight``, all of
+        them are drawn over a dimmed density image.
+        """
+        if self.table is None:
+            return
+        cells = np.unique(np.asarray(cells, np.int64))
+        layer = self.layer
+        if not self.dense:
+            layer.selected_data = set(cells.tolist())
+            return
+        shown = cells
+        if len(cells) > SHOWN_SELECTED:
+            rng = np.random.default_rng(self.seed)
+            shown = np.sort(rng.choice(cells, SHOWN_SELECTED, replace=False))
+        rows = np.union1d(self.sample, shown)
+        if not np.array_equal(rows, self.rows):
+            self._fill(rows)
+        layer.selected_data = set(np.searchsorted(rows, shown).tolist())
+        self.spotlit = cells if spotlight and len(cells) else None
+        self._paint()
+
+    def cells_of(self, rows: np.ndarray) -> np.ndarray:
+        """Table rows of points-layer rows."""
+        return self.rows[np.asarray(rows, np.int64)]
+
+    # -- internals --------------------------------------------------------------------------------
+    def _fill(self, rows: np.ndarray) -> None:
+        """Make the points layer show the cells ``rows``."""
+        table, layer = self.table, self.layer
+        self.rows = rows
+        data = self._offset + table.unit[rows] * self._side
+        features = table.features if len(rows) == len(table) else table.features.iloc[rows]
+        layer.selected_data = set()
+        layer.data = data
+        layer.features = features.reset_index(drop=True)
+        layer.face_color = self.colouring.colours(rows)
+        for key, value in self._style.items():  # points added by `data` take napari defaults
+            setattr(layer, key, value)
+
+    def _density(self) -> None:
+        """Bin the cells and draw the density image."""
+        self.grid = DensityGrid(self.table.unit, self.bins)
+        self._base = self.grid.render(self.colouring)
+        self._paint()
+
+    def _paint(self) -> None:
+        image = self._base
+        if self.spotlit is not None:
+            image = DensityGrid.spotlight(image, self.grid.render(self.colouring, self.spotlit))
+        step = self._side / self.bins
+        placement = {"translate": tuple(self._offset + step / 2), "scale": (step, step)}
+        if DENSITY_LAYER in self.viewer.layers:
+            density = self.viewer.layers[DENSITY_LAYER]
+            density.data = image
+            for key, value in placement.items():
+                if not np.allclose(getattr(density, key), value):
+                    setattr(density, key, value)
+            return
+        active = self.viewer.layers.selection.active
+        density = self.viewer.add_image(
+            image,
+            name=DENSITY_LAYER,
+            rgb=True,
+            metadata={METADATA_KEY: {"kind": "embedding density"}},
+            **placement,
+        )
+        # under the points, which stay clickable; keep the user's active layer
+        layers = self.viewer.layers
+        here, points = layers.index(density), layers.index(self.layer)
+        if here > points:
+            layers.move(here, points)
+        if active is not None and active in layers:
+            layers.selection.active = active
+
+    def _drop_density(self) -> None:
+        self.grid, self._base, self.spotlit = None, None, None
+        if DENSITY_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(DENSITY_LAYER)

@@ -1,0 +1,192 @@
+"""The hit table: positions or conditions ranked by their share of novel cells.
+
+Shows a :func:`~napari_cellae.pipeline.hits.hit_list` (the table ``cellae hits`` writes)
+in a sortable Qt table. Selecting rows calls back with their keys, so that the widget can
+select their cells; without control cells the table is replaced by a note saying why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_cellae._ui.findings import row_key
+from napari_cellae.pipeline.hits import HIT_BY
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMN_TIPS", "HitTable"]
+
+_SORT = Qt.ItemDataRole.UserRole
+_KEY = Qt.ItemDataRole.UserRole + 1
+
+#: header tooltips, in the words of the README's hit-list section
+COLUMN_TIPS = {
+    "rank": "1 = strongest hit (largest share of novel cells)",
+    "plate": "Plate",
+    "position": "Well and site (by condition: all positions of the condition)",
+    "well": "Well",
+    "condition": "Condition from the position mapping",
+    "n_cells": "Cells",
+    "n_novel": "Novel cells: less like the negative controls than 95 % of control cells",
+    "novel_fraction": "Share of novel cells",
+    "enrichment": "Novel fraction over the control cells' novel fraction",
+    "robust_z": "Novel fraction against the control wells (median and MAD)",
+    "median_novelty": "Median novelty score of the cells",
+    "is_control": "A negative control",
+}
+
+
+class _Item(QTableWidgetItem):
+    """A cell that sorts by its value (numbers as numbers; NaN last), not its text."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(_SORT), other.data(_SORT)
+        if isinstance(mine, float) and isinstance(theirs, float):
+            if math.isnan(mine) or math.isnan(theirs):
+                return not math.isnan(mine) and math.isnan(theirs)
+            return mine < theirs
+        return str(mine) < str(theirs)
+
+
+def _item(value: Any) -> _Item:
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        text, key = ("yes" if value else ""), float(bool(value))
+    elif isinstance(value, int | float) or hasattr(value, "dtype"):
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e15:
+            text = str(int(number))
+        else:
+            text = "" if math.isnan(number) else f"{number:.3g}"
+        key = number
+    else:
+        text = key = str(value)
+    item = _Item(text)
+    item.setData(_SORT, key)
+    item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+    if isinstance(key, float):
+        item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+    return item
+
+
+class HitTable(QWidget):
+    """A "Hits by" choice, a note, and a sortable table of one hit list.
+
+    Parameters
+    ----------
+    on_select : callable
+        Called with the unit (``"position"`` or ``"condition"``) and the keys of the
+        selected rows (:func:`napari_cellae._ui.findings.row_key`) when the selection
+        changes.
+    """
+
+    def __init__(self, on_select: Callable[[str, list[str]], None]) -> None:
+        super().__init__()
+        self.on_select = on_select
+        self.hits: dict[str, pd.DataFrame] = {}
+        self.by = QComboBox()
+        self.by.addItems(list(HIT_BY))
+        self.by.setToolTip("One row per position (well and site), or per condition")
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.table = QTableWidget(0, 0)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setMinimumHeight(8 * (self.fontMetrics().height() + 6))
+        self.table.setSortingEnabled(True)
+        self.table.setToolTip(
+            "Click a row to select its cells in the embedding and the image and to see its "
+            "most novel cells in the gallery; click a header to sort."
+        )
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(QLabel("Hits by"))
+        top.addWidget(self.by, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.note)
+        layout.addWidget(self.table, 1)
+        self.by.currentTextChanged.connect(lambda _text: self._fill())
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.show_hits({}, None)
+
+    @property
+    def unit(self) -> str:
+        """The unit of the rows shown: ``"position"`` or ``"condition"``."""
+        return self.by.currentText()
+
+    def show_hits(self, hits: dict[str, pd.DataFrame], note: str | None) -> None:
+        """Show new hit lists (by position and by condition); a note instead when empty."""
+        self.hits = hits
+        self.note.setText(note or "")
+        self.note.setVisible(bool(note))
+        self.table.setVisible(bool(hits))
+        self.by.setEnabled(bool(hits))
+        self._fill()
+
+    def select_rows(self, keys: list[str]) -> None:
+        """Select the rows with ``keys`` (as a click would)."""
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(_KEY) in keys:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    def keys(self) -> list[str]:
+        """Keys of the rows in their shown order."""
+        return [self.table.item(r, 0).data(_KEY) for r in range(self.table.rowCount())]
+
+    def _fill(self) -> None:
+        table = self.table
+        table.blockSignals(True)
+        try:
+            table.setSortingEnabled(False)
+            table.clearContents()
+            frame = self.hits.get(self.unit)
+            if frame is None:
+                table.setRowCount(0)
+                return
+            columns = [
+                c for c in frame.columns if not (c == "plate" and frame["plate"].nunique() < 2)
+            ]
+            table.setColumnCount(len(columns))
+            table.setHorizontalHeaderLabels(columns)
+            for j, name in enumerate(columns):
+                table.horizontalHeaderItem(j).setToolTip(COLUMN_TIPS.get(name, ""))
+            table.setRowCount(len(frame))
+            for i, row in enumerate(frame.to_dict("records")):
+                for j, name in enumerate(columns):
+                    item = _item(row[name])
+                    if j == 0:
+                        item.setData(_KEY, row_key(row, self.unit))
+                    table.setItem(i, j, item)
+            table.setSortingEnabled(True)
+            table.sortItems(0, Qt.SortOrder.AscendingOrder)
+            table.resizeColumnsToContents()
+        finally:
+            table.blockSignals(False)
+
+    def _on_selection(self) -> None:
+        rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        self.on_select(self.unit, [self.table.item(r, 0).data(_KEY) for r in rows])

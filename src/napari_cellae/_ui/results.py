@@ -1,0 +1,220 @@
+"""A run's results in the viewer: embedding, colours, 2-D map, hits, gallery, picked cells.
+
+:class:`Results` takes what a job hands over (:class:`~napari_cellae._ui.runner.Outcome`:
+the run, its cell table and its findings) and keeps the embedding layer(s), the results
+panel and the selection linking in step. Work that takes more than a moment (the UMAP
+map, reconstructions for the gallery) runs in thread workers; a result that arrives after
+a newer run or selection is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.qt.threading import create_worker
+
+from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
+from napari_cellae._ui.linking import SelectionLink
+from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
+from napari_cellae.pipeline import jobs
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_cellae._ui.cell_table import CellTable
+    from napari_cellae._ui.findings import Findings
+    from napari_cellae._ui.results_panel import ResultsPanel
+    from napari_cellae._ui.runner import Outcome
+    from napari_cellae.pipeline.results import RunResult
+
+__all__ = ["Results", "novel_gallery"]
+
+
+def novel_gallery(result: RunResult, cells: np.ndarray) -> np.ndarray:
+    """Crops of ``cells`` beside their reconstructions, tiled (run in a worker: torch)."""
+    crops = result.crops.crops[np.asarray(cells, np.int64)]
+    return jobs.gallery_grid(*jobs.reconstruct_gallery(result.trained, crops))
+
+
+class Results:
+    """Shows one run's results and reacts to the results panel.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    layers : ResultLayers
+    panel : ResultsPanel
+    say : callable
+        Shows a sentence in the widget's status line.
+    on_error : callable
+        Shows the error of a background worker.
+    dense_above : int
+        Embeddings of more cells are drawn as a density image.
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        layers: ResultLayers,
+        panel: ResultsPanel,
+        say: Callable[[str], None],
+        on_error: Callable[[BaseException], None],
+        dense_above: int = DENSE_ABOVE,
+    ) -> None:
+        self.viewer, self.layers, self.panel = viewer, layers, panel
+        self.say, self.on_error = say, on_error
+        self.view = EmbeddingView(layers, dense_above)
+        self.link = SelectionLink(viewer, on_focus=self.focus_cell, on_pick=self.show_cell)
+        self.result: RunResult | None = None
+        self.table: CellTable | None = None
+        self.findings: Findings | None = None
+        self.pending: dict[str, Any] = {}  # running background workers by task
+        self._gallery_request = 0
+
+    # -- a new run -------------------------------------------------------------------------------
+    def show(self, outcome: Outcome) -> Any:
+        """Show a finished run with features: embedding, colours, hits; start its UMAP.
+
+        Returns
+        -------
+        napari.layers.Points
+            The embedding layer.
+        """
+        result, table, findings = outcome.result, outcome.table, outcome.findings
+        assert result is not None and table is not None
+        self.result, self.table, self.findings = result, table, findings
+        colour = self.panel.offer_colours(list(table.colourings))
+        layer = self.view.show(table, embedding_meta(result, table.colours), colour)
+        self.link.connect(layer, cells=table.features, show=self.view.select)
+        self.panel.legend.setText(self.view.colouring.legend_html())
+        note = None if findings is None else findings.discovery.note
+        if findings is not None and findings.discovery.novelty is None:
+            note = f"No hit list: {note}."
+        self.panel.hits.show_hits(findings.hits if findings is not None else {}, note)
+        self.choose_map(self.panel.method)
+        return layer
+
+    def clear(self) -> None:
+        """Forget the shown run (its features were dropped)."""
+        self.result = self.table = self.findings = None
+        self.link.disconnect()
+        self.panel.hits.show_hits({}, None)
+        self.panel.legend.setText("")
+
+    # -- the results panel -----------------------------------------------------------------------
+    def recolour(self, name: str) -> None:
+        """Colour the embedding by ``name`` (a colour mode of the run)."""
+        if self.table is None or name not in self.table.colourings:
+            return
+        self.view.recolour(name)
+        self.panel.legend.setText(self.view.colouring.legend_html())
+
+    def choose_map(self, method: str) -> None:
+        """Show the 2-D map ``method``, computing it in a worker the first time."""
+        table = self.table
+        if table is None:
+            return
+        if method in table.maps:
+            self.panel.map_state.setText("")
+            if table.method != method:
+                table.show_map(method)
+                self.view.moved()
+            return
+        if "map" in self.pending:  # one map at a time; the newest choice wins when it ends
+            return
+        features = self.result.features
+        self.panel.map_state.setText(f"computing {method.upper()}…")
+        worker = create_worker(
+            _embed, features, method, _start_thread=False, _connect={"errored": self._map_failed}
+        )
+        worker.returned.connect(lambda embedding: self._map_ready(table, method, embedding))
+        self._start("map", worker)
+
+    def _map_ready(self, table: CellTable, method: str, embedding: np.ndarray) -> None:
+        if table is not self.table or not self._viewer_open():  # a newer run, or closed
+            return
+        self.panel.map_state.setText("")
+        table.maps[method] = np.asarray(embedding, np.float32)
+        self.choose_map(self.panel.method)
+
+    def _map_failed(self, err: BaseException) -> None:
+        if not self._viewer_open():
+            return
+        self.panel.map_state.setText("")
+        self.panel.set_method(self.table.method if self.table is not None else "pca")
+        self.on_error(err)
+
+    def select_hits(self, by: str, keys: list[str]) -> None:
+        """Select the cells of hit-table rows everywhere; their most novel in the gallery."""
+        findings = self.findings
+        if findings is None or self.result is None:
+            return
+        cells = findings.cells_of(by, keys) if keys else np.zeros(0, np.int64)
+        top = findings.most_novel(cells, jobs.GALLERY_PAIRS)
+        focus = int(top[0]) if len(top) else None
+        self.link.select(cells, focus, show=lambda c: self.view.select(c, spotlight=True))
+        if not len(cells):
+            return
+        what = keys[0] if len(keys) == 1 else f"{len(keys)} {by}s"
+        self.say(
+            f"Selected {len(cells)} cells of {what}; the gallery shows the {len(top)} most "
+            "novel (input | reconstruction)."
+        )
+        self._gallery_request += 1
+        request, result = self._gallery_request, self.result
+        worker = create_worker(
+            novel_gallery, result, top, _start_thread=False, _connect={"errored": self.on_error}
+        )
+        worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
+        self._start(f"gallery {request}", worker)
+
+    def _gallery_ready(self, request: int, result: RunResult, grid: np.ndarray) -> None:
+        if request == self._gallery_request and result is self.result and self._viewer_open():
+            self.layers.show_gallery(grid)
+
+    # -- one cell ---------------------------------------------------------------------------------
+    def focus_cell(self, index: int) -> None:
+        """Select cell ``index`` (crop order) everywhere and bring it into view.
+
+        Selects its centre point, moves the position/time sliders to it, centres the
+        camera on it and shows its crop beside its reconstruction.
+        """
+        if self.result is None:
+            return
+        found = self.link.focus(index)
+        if found is not None:
+            layer, point = found
+            self.layers.mark(layer, point, float(self.result.crops.crops.shape[-1]))
+        self.show_cell(index)
+
+    def show_cell(self, index: int) -> None:
+        """Show a cell's crop beside its reconstruction and say which cell it is."""
+        result, table = self.result, self.table
+        if result is None or table is None:
+            return
+        crops = result.crops
+        self.layers.show_pair(jobs.cell_pair(result.trained, crops.crops[index : index + 1]))
+        row = table.features.iloc[index]
+        novelty = f", novelty {row['novelty']:.3g}" if "novelty" in row else ""
+        self.say(
+            f"Selected cell: position {row['position']}, frame {int(crops.time_idx[index])}, "
+            f"object {int(crops.object_index[index])} — {row['condition']}{novelty}"
+        )
+
+    # -- workers ----------------------------------------------------------------------------------
+    def _viewer_open(self) -> bool:
+        # a worker may return after the viewer closed: its layers can no longer be changed
+        return hasattr(getattr(self.viewer, "window", None), "_qt_window")
+
+    def _start(self, task: str, worker: Any) -> None:
+        self.pending[task] = worker
+        worker.finished.connect(lambda: self.pending.pop(task, None))
+        worker.start()
+
+
+def _embed(features: np.ndarray, method: str) -> np.ndarray:
+    from napari_cellae.core.features import embed_2d
+
+    return embed_2d(features, method, seed=0)

@@ -1,0 +1,117 @@
+"""The dock widget's results box: colour and map of the embedding, legend, hit table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from napari_cellae._ui.hit_table import HitTable
+from napari_cellae.core.features import DEFAULT_EMBEDDING
+
+__all__ = ["MAPS", "ResultsPanel"]
+
+#: 2-D maps offered: (label, method of napari_cellae.core.features.embed_2d)
+MAPS = (("UMAP", "umap"), ("PCA", "pca"))
+_COLOUR_TIP = (
+    "condition: the mapping's treatment; novelty: how unlike the negative controls a cell "
+    "is; phenotype group: groups of novel cells with a similar look; class: the "
+    "classifier's prediction stored in the file"
+)
+_MAP_TIP = (
+    "UMAP keeps similar cells together (computed in the background after the features; "
+    "PCA is shown meanwhile). PCA is the fast, linear map."
+)
+
+
+class ResultsPanel(QGroupBox):
+    """Colour-by and map choices, the colour legend and the hit table.
+
+    Parameters
+    ----------
+    on_colour : callable
+        Called with the chosen colour mode.
+    on_map : callable
+        Called with the chosen map method (``"umap"`` or ``"pca"``).
+    on_hits : callable
+        Called with the hit unit and the keys of the selected hit-table rows.
+    """
+
+    def __init__(
+        self,
+        on_colour: Callable[[str], None],
+        on_map: Callable[[str], None],
+        on_hits: Callable[[str, list[str]], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__("Embedding and hits", parent)
+        self.colour_by = QComboBox()
+        self.colour_by.addItem("condition")
+        self.colour_by.setToolTip(_COLOUR_TIP)
+        self.map = QComboBox()
+        for label, method in MAPS:
+            self.map.addItem(label, method)
+        self.map.setCurrentIndex([m for _label, m in MAPS].index(DEFAULT_EMBEDDING))
+        self.map.setToolTip(_MAP_TIP)
+        self.map_state = QLabel("")
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.hits = HitTable(on_hits)
+
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Colour by"))
+        row.addWidget(self.colour_by, 1)
+        row.addWidget(QLabel("Map"))
+        row.addWidget(self.map)
+        row.addWidget(self.map_state)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(row)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.hits, 1)
+        self._quiet = False
+        self.colour_by.currentTextChanged.connect(
+            lambda text: None if self._quiet or not text else on_colour(text)
+        )
+        self.map.currentIndexChanged.connect(
+            lambda _index: None if self._quiet else on_map(self.method)
+        )
+
+    @property
+    def colour(self) -> str:
+        """The chosen colour mode."""
+        return self.colour_by.currentText()
+
+    @property
+    def method(self) -> str:
+        """The chosen map method."""
+        return str(self.map.currentData())
+
+    def offer_colours(self, names: list[str]) -> str:
+        """Offer the colour modes a run has data for; keep the choice if it is one of them.
+
+        Returns
+        -------
+        str
+            The colour mode now chosen.
+        """
+        chosen = self.colour if self.colour in names else names[0]
+        self._quiet = True
+        try:
+            self.colour_by.clear()
+            self.colour_by.addItems(names)
+            self.colour_by.setCurrentText(chosen)
+        finally:
+            self._quiet = False
+        return chosen
+
+    def set_method(self, method: str) -> None:
+        """Show ``method`` as the chosen map without calling back."""
+        self._quiet = True
+        try:
+            self.map.setCurrentIndex([m for _label, m in MAPS].index(method))
+        finally:
+            self._quiet = False

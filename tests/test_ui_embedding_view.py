@@ -1,0 +1,117 @@
+"""The embedding view: all cells as points, or a density image plus a sample for many."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.cell_table import cell_table
+from napari_cellae._ui.embedding_view import DENSITY_LAYER, EmbeddingView
+from napari_cellae._ui.findings import find
+from napari_cellae._ui.linking import SelectionLink
+from napari_cellae._ui.result_layers import EMBEDDING_LAYER, ResultLayers, embedding_meta
+from ui_helpers import fake_run
+
+NAMES = ["A01_0001", "B02_0001"]
+
+
+@pytest.fixture
+def shown(make_napari_viewer, cellcognition_file, mapping_file):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 80), np.float32), metadata={METADATA_KEY: {"kind": "image"}})
+    result = fake_run(cellcognition_file, mapping_file)
+    table = cell_table(result, NAMES, find(result))
+    return viewer, result, table
+
+
+def test_small_tables_are_all_points(shown):
+    viewer, result, table = shown
+    view = EmbeddingView(ResultLayers(viewer), dense_above=1000)
+    layer = view.show(table, embedding_meta(result, table.colours), "novelty")
+    assert not view.dense and DENSITY_LAYER not in viewer.layers
+    assert layer.name == EMBEDDING_LAYER and len(layer.data) == len(table)
+    np.testing.assert_array_equal(layer.features["cell"], np.arange(len(table)))
+    np.testing.assert_allclose(layer.face_color, table.colourings["novelty"].colours())
+    view.recolour("phenotype group")
+    np.testing.assert_allclose(layer.face_color, table.colourings["phenotype group"].colours())
+    view.select(np.array([3, 1]))
+    assert set(layer.selected_data) == {1, 3}
+    np.testing.assert_array_equal(view.cells_of(np.array([2, 0])), [2, 0])
+    # another map moves the points and keeps the selection
+    before = layer.data.copy()
+    table.show_map("umap", result.features[:, 4:6])
+    view.moved()
+    assert not np.allclose(layer.data, before) and set(layer.selected_data) == {1, 3}
+
+
+def test_large_tables_are_a_density_image_and_a_sample(shown):
+    viewer, result, table = shown
+    n = len(table)
+    view = EmbeddingView(ResultLayers(viewer), dense_above=10, sample=8, bins=16)
+    layer = view.show(table, embedding_meta(result, table.colours))
+    assert view.dense and DENSITY_LAYER in viewer.layers
+    density = viewer.layers[DENSITY_LAYER]
+    # under the points, which keep the image's right side as in the small view
+    assert viewer.layers.index(density) < viewer.layers.index(layer)
+    assert density.rgb and density.data.shape == (16, 16, 4)
+    assert int(density.data[..., 3].astype(bool).sum()) == int((view.grid.counts > 0).sum())
+    assert len(layer.data) == 8 and len(set(view.rows)) == 8
+    np.testing.assert_array_equal(layer.features["cell"], view.rows)
+    np.testing.assert_allclose(layer.face_color, table.face[view.rows])
+    assert layer.metadata[METADATA_KEY]["kind"] == "embedding"
+
+    # selecting cells that are not in the sample adds them as points, and spotlights them
+    outside = np.setdiff1d(np.arange(n), view.sample)[:3]
+    base = density.data.copy()
+    view.select(outside, spotlight=True)
+    cells = view.cells_of(np.array(sorted(layer.selected_data)))
+    np.testing.assert_array_equal(np.sort(cells), outside)
+    assert len(layer.data) == 11 and len(layer.size) == 11
+    assert np.all(layer.size == layer.size[0])  # added points keep the view's style
+    assert not np.array_equal(density.data, base)
+    assert (density.data[..., 3] == 255).sum() >= 1  # the spotlit bins stay opaque
+    view.select(np.zeros(0, np.int64))
+    np.testing.assert_array_equal(density.data, base)
+    assert len(layer.data) == 8
+
+    # recolouring repaints the density by the new colouring
+    view.recolour("class")
+    assert not np.array_equal(density.data, base)
+    np.testing.assert_allclose(layer.face_color, table.colourings["class"].colours(view.rows))
+
+    # a small table again: the density layer goes
+    small = EmbeddingView(ResultLayers(viewer), dense_above=1000)
+    small.show(table, embedding_meta(result, table.colours))
+    assert DENSITY_LAYER not in viewer.layers and len(layer.data) == n
+
+
+def test_linking_reaches_cells_outside_the_sample(shown):
+    viewer, result, table = shown
+    crops = result.crops
+    centres = viewer.add_points(
+        np.stack([crops.position_index, crops.center_y, crops.center_x], axis=1).astype(float),
+        name="centres",
+        features={"position_index": crops.position_index, "object_index": crops.object_index},
+        metadata={
+            METADATA_KEY: {
+                "kind": "centres",
+                "path": str(crops.source),
+                "object": crops.object_name,
+                "positions": list(crops.positions),
+            }
+        },
+    )
+    view = EmbeddingView(ResultLayers(viewer), dense_above=10, sample=5, bins=8)
+    layer = view.show(table, embedding_meta(result, table.colours))
+    picked: list[int] = []
+    link = SelectionLink(viewer, on_focus=picked.append, on_pick=picked.append)
+    link.connect(layer, cells=table.features, show=view.select)
+    cell = int(np.setdiff1d(np.arange(len(table)), view.sample)[0])
+    centres.selected_data = {cell}  # the centres layer lists the cells in crop order
+    assert picked == [cell]
+    (row,) = layer.selected_data
+    assert view.cells_of(np.array([row]))[0] == cell
+    # several cells selected in the embedding select their centres
+    layer.selected_data = {0, 1}
+    assert set(centres.selected_data) == set(view.cells_of(np.array([0, 1])).tolist())

@@ -1,0 +1,67 @@
+"""Findings of a run for the widget: novelty, hit lists, the cells of a hit row, classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_cellae._ui.findings import find, row_key
+from napari_cellae.io.cellh5_writer import write_cellh5
+from ui_helpers import fake_run
+
+
+def test_hits_by_position_and_condition(cellcognition_file, mapping_file):
+    result = fake_run(cellcognition_file, mapping_file)
+    findings = find(result)
+    crops = result.crops
+    assert findings.discovery.novelty is not None
+    assert "one well" in findings.discovery.note  # one control well: said, not hidden
+    assert set(findings.hits) == {"position", "condition"}
+    by_position = findings.hits["position"]
+    # B02 (PLK1) holds the shifted cells: the strongest hit, the control well is not
+    top = by_position.iloc[0]
+    assert top["rank"] == 1 and top["position"] == "B02_0001" and not top["is_control"]
+    assert findings.hits["condition"].iloc[0]["condition"] == "PLK1"
+    for column in ("novelty", "novel", "cluster", "condition", "control"):
+        assert column in findings.obs
+
+    key = row_key(top, "position")
+    assert key == "plate1/B02_0001"
+    cells = findings.cells_of("position", [key])
+    np.testing.assert_array_equal(cells, np.flatnonzero(crops.position_index == 1))
+    both = findings.cells_of("condition", ["PLK1", "scrambled"])
+    np.testing.assert_array_equal(both, np.arange(len(crops)))
+    assert len(findings.cells_of("position", ["nowhere"])) == 0
+
+    # most novel first
+    top_cells = findings.most_novel(np.arange(len(crops)), 5)
+    scores = findings.scores
+    assert len(top_cells) == 5
+    assert np.all(np.diff(scores[top_cells]) <= 0)
+    assert scores[top_cells[0]] == scores.max()
+
+
+def test_without_controls_a_note_and_no_hits(cellcognition_file):
+    findings = find(fake_run(cellcognition_file))
+    assert findings.discovery.novelty is None and findings.hits == {}
+    assert "novelty needs negative-control cells" in findings.discovery.note
+    assert "novelty" not in findings.obs and findings.scores is None
+    np.testing.assert_array_equal(findings.most_novel(np.arange(10), 3), [0, 1, 2])
+
+
+def test_class_names_follow_the_class_table_rows(tmp_path):
+    from conftest import synthetic_position
+
+    # labels 1 and 2 (not 0 and 1): a cell's class_idx is the row of the class table
+    labels = [(1, "interphase", "#00ff00"), (2, "mitotic", "#ff0000")]
+    path = write_cellh5(
+        tmp_path / "classes.ch5",
+        [synthetic_position("A01", "0001", seed=1)],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": labels},
+    )
+    result = fake_run(path)
+    findings = find(result)
+    expected = np.array(["interphase", "mitotic"])[result.crops.class_idx]
+    np.testing.assert_array_equal(findings.obs["class"].astype(str), expected)
+    assert findings.class_colours == {"interphase": "#00ff00", "mitotic": "#ff0000"}

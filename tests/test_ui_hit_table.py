@@ -1,0 +1,67 @@
+"""The hit table: numeric sorting, row selection by key, the note without controls."""
+
+from __future__ import annotations
+
+import pandas as pd
+from qtpy.QtCore import Qt
+
+from napari_cellae._ui.hit_table import COLUMN_TIPS, HitTable
+
+
+def _hits() -> dict[str, pd.DataFrame]:
+    by_position = pd.DataFrame(
+        {
+            "rank": [1, 2, 3],
+            "plate": ["p1", "p1", "p1"],
+            "position": ["B02_1", "A01_1", "C03_1"],
+            "well": ["B02", "A01", "C03"],
+            "condition": ["PLK1", "neg", "KIF11"],
+            "n_cells": [20, 100, 9],
+            "novel_fraction": [0.9, 0.05, float("nan")],
+            "is_control": [False, True, False],
+        }
+    )
+    by_condition = by_position.drop(columns=["plate", "well"]).iloc[:2]
+    return {"position": by_position, "condition": by_condition}
+
+
+def test_rows_sort_by_value_and_select_by_key(qtbot):
+    chosen: list[tuple[str, list[str]]] = []
+    hits = HitTable(lambda by, keys: chosen.append((by, keys)))
+    qtbot.addWidget(hits)
+    assert not hits.note.isVisibleTo(hits) and not hits.table.isVisibleTo(hits)
+    hits.show_hits(_hits(), None)
+    table = hits.table
+    assert table.isVisibleTo(hits) and table.rowCount() == 3
+    headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert "plate" not in headers  # one plate: no column for it
+    assert headers[:3] == ["rank", "position", "well"]
+    assert table.horizontalHeaderItem(0).toolTip() == COLUMN_TIPS["rank"]
+    assert hits.keys() == ["p1/B02_1", "p1/A01_1", "p1/C03_1"]  # by rank
+    cells = headers.index("n_cells")
+    table.sortItems(cells, Qt.SortOrder.DescendingOrder)  # 100 > 20 > 9: numbers, not text
+    assert [table.item(r, cells).text() for r in range(3)] == ["100", "20", "9"]
+    fraction = headers.index("novel_fraction")
+    table.sortItems(fraction, Qt.SortOrder.AscendingOrder)
+    assert [table.item(r, fraction).text() for r in range(3)] == ["0.05", "0.9", ""]
+    control = headers.index("is_control")
+    assert table.item(0, control).text() == "yes"
+
+    table.selectRow(1)  # after sorting: B02
+    assert chosen[-1] == ("position", ["p1/B02_1"])
+    hits.select_rows(["p1/A01_1", "p1/C03_1"])
+    assert chosen[-1] == ("position", ["p1/A01_1", "p1/C03_1"])
+
+    hits.by.setCurrentText("condition")
+    assert hits.unit == "condition" and hits.keys() == ["PLK1", "neg"]
+    table.selectRow(1)
+    assert chosen[-1] == ("condition", ["neg"])
+
+
+def test_a_note_instead_of_an_empty_table(qtbot):
+    hits = HitTable(lambda by, keys: None)
+    qtbot.addWidget(hits)
+    hits.show_hits({}, "No hit list: novelty needs negative-control cells")
+    assert hits.note.isVisibleTo(hits) and "negative-control" in hits.note.text()
+    assert not hits.table.isVisibleTo(hits) and not hits.by.isEnabled()
+    assert hits.table.rowCount() == 0

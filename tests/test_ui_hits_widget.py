@@ -1,0 +1,231 @@
+"""The widget's results: colour modes, hit table, gallery, Save AnnData, UMAP, density view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellae import _widget
+from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.embedding_view import DENSITY_LAYER
+from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, DeepLearningWidget
+from ui_helpers import TIMEOUT_MS, run_job, tiny, use_pca, wait_background
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Messages the widget shows with napari's show_error."""
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
+    return shown
+
+
+def _centres(viewer, path=None):
+    """The (first) centres layer of ``path`` (of any file when None)."""
+    return next(
+        layer
+        for layer in viewer.layers
+        if layer.metadata.get(METADATA_KEY, {}).get("kind") == "centres"
+        and (path is None or layer.metadata[METADATA_KEY]["path"] == str(path))
+    )
+
+
+def _cells_of_centres(layer, rows) -> set[tuple[object, int]]:
+    positions = layer.metadata[METADATA_KEY]["positions"]
+    return {
+        (
+            positions[int(layer.features["position_index"][r])],
+            int(layer.features["object_index"][r]),
+        )
+        for r in rows
+    }
+
+
+def _save(qtbot, widget, path):
+    worker = widget.save_anndata(path, start=False)
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        worker.start()
+
+
+def test_colours_hits_gallery_and_anndata(make_napari_viewer, qtbot, errors, tmp_path):
+    import anndata
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)  # the demo screen: controls, hits and classes
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    assert not errors, errors
+    results, panel = widget.results, widget.panel
+    table, findings = results.table, results.findings
+    crops = widget.result.crops
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    assert DENSITY_LAYER not in viewer.layers  # a small screen: every cell is a point
+
+    # every colour mode recolours the points and the legend
+    modes = [panel.colour_by.itemText(i) for i in range(panel.colour_by.count())]
+    assert modes == ["condition", "novelty", "phenotype group", "class"]
+    for mode in ("novelty", "phenotype group", "class", "condition"):
+        panel.colour_by.setCurrentText(mode)
+        np.testing.assert_allclose(embedding.face_color, table.colourings[mode].colours())
+        assert panel.legend.text().startswith(f"{mode}: ")
+    assert "interphase" in table.colourings["class"].labels
+
+    # the hit table: one row per position, ranked; a row selects its cells everywhere
+    hits = panel.hits
+    assert hits.table.rowCount() == len(findings.hits["position"]) == 8
+    assert hits.keys()[0].endswith(findings.hits["position"].iloc[0]["position"])
+    gallery_before = viewer.layers[GALLERY_LAYER].data.copy()
+    hits.table.selectRow(0)
+    cells = findings.cells_of("position", [hits.keys()[0]])
+    assert len(cells) > 1
+    assert set(embedding.selected_data) == set(cells.tolist())
+    centres = _centres(viewer)
+    expected = {
+        (crops.positions[crops.position_index[c]], int(crops.object_index[c])) for c in cells
+    }
+    assert _cells_of_centres(centres, centres.selected_data) == expected
+    # the slider shows the hit's position
+    top = int(findings.most_novel(cells, 1)[0])
+    offset = viewer.dims.ndim - centres.ndim
+    position = crops.positions.index(crops.positions[crops.position_index[top]])
+    assert (
+        centres.metadata[METADATA_KEY]["positions"][round(viewer.dims.point[offset])]
+        == (crops.positions[position])
+    )
+    # its most novel cells in the gallery
+    assert "most novel" in widget.status.text()
+    wait_background(qtbot, widget)
+    gallery = viewer.layers[GALLERY_LAYER].data
+    assert not np.array_equal(gallery, gallery_before) and gallery.max() > 0
+
+    # by condition
+    hits.by.setCurrentText("condition")
+    assert hits.table.rowCount() == 5
+    hits.table.selectRow(0)
+    condition = hits.keys()[0]
+    chosen = np.array(sorted(embedding.selected_data))
+    assert set(table.features["condition"].astype(str).iloc[chosen]) == {condition}
+    assert len(chosen) == int((table.features["condition"] == condition).sum())
+    wait_background(qtbot, widget)
+
+    # Save AnnData: features, findings and the map shown
+    _save(qtbot, widget, tmp_path / "cells")  # the suffix is added
+    assert not errors, errors
+    adata = anndata.read_h5ad(tmp_path / "cells.h5ad")
+    assert adata.X.shape == widget.result.features.shape
+    for column in ("novelty", "novel", "cluster", "condition", "class", "position"):
+        assert column in adata.obs
+    np.testing.assert_allclose(adata.obsm["X_pca"], table.maps["pca"])
+    np.testing.assert_allclose(adata.obs["novelty"], findings.obs["novelty"])
+
+    # refused: inputs, and other suffixes; nothing is overwritten
+    ch5, mapping = widget.form.file_path(), widget.form.mapping_path()
+    before = {p: p.read_bytes() for p in (ch5, mapping)}
+    for target in (ch5, mapping):
+        assert widget.save_anndata(target) is None
+        assert "refusing to write the AnnData file" in errors[-1] and str(target) in errors[-1]
+    assert widget.save_anndata(tmp_path / "cells.csv") is None
+    assert "must end in .h5ad" in errors[-1]
+    assert all(p.read_bytes() == content for p, content in before.items())
+
+
+def test_without_controls_the_hit_table_says_why(
+    make_napari_viewer, qtbot, errors, cellcognition_file, tmp_path
+):
+    import anndata
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = cellcognition_file  # no mapping: no controls
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    assert not errors, errors
+    hits, panel = widget.panel.hits, widget.panel
+    assert hits.note.isVisibleTo(widget) and not hits.table.isVisibleTo(widget)
+    assert "novelty needs negative-control cells" in hits.note.text()
+    assert hits.note.text().startswith("No hit list")
+    modes = [panel.colour_by.itemText(i) for i in range(panel.colour_by.count())]
+    assert modes == ["condition", "class"]
+    _save(qtbot, widget, tmp_path / "cells.h5ad")
+    assert not errors, errors
+    obs = anndata.read_h5ad(tmp_path / "cells.h5ad").obs
+    assert "novelty" not in obs and "condition" in obs
+
+
+def test_umap_replaces_pca_in_the_background(
+    make_napari_viewer, qtbot, errors, cellcognition_file, mapping_file
+):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = cellcognition_file
+    widget.form.mapping.value = mapping_file
+    assert widget.panel.method == "umap"  # the default map
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    table = widget.results.table
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    pca = embedding.data.copy()
+    embedding.selected_data = {0, 5}  # kept when the map changes
+    # PCA is shown at once; UMAP follows (numba compiles on its first call)
+    if "map" in widget.results.pending:
+        assert table.method == "pca" and "computing" in widget.panel.map_state.text()
+    wait_background(qtbot, widget, timeout=300_000)
+    assert not errors, errors
+    assert table.method == "umap" and set(table.maps) == {"pca", "umap"}
+    assert widget.panel.map_state.text() == ""
+    np.testing.assert_allclose(embedding.features["embedding_1"], table.maps["umap"][:, 0])
+    assert not np.allclose(embedding.data, pca)
+    assert set(embedding.selected_data) == {0, 5}
+    # switching maps needs no worker once both exist
+    use_pca(widget)
+    assert not widget.results.pending and table.method == "pca"
+    np.testing.assert_allclose(embedding.data, pca)
+
+
+def test_large_screens_use_the_density_view(
+    make_napari_viewer, qtbot, errors, cellcognition_file, mapping_file
+):
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    view = widget.results.view
+    view.dense_above, view.n_sample = 10, 6  # 30 cells count as a large screen here
+    widget.form.file.value = cellcognition_file
+    widget.form.mapping.value = mapping_file
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    assert not errors, errors
+    assert DENSITY_LAYER in viewer.layers
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    assert len(embedding.data) == 6
+    density = viewer.layers[DENSITY_LAYER]
+    plain = density.data.copy()
+
+    widget.panel.colour_by.setCurrentText("novelty")
+    assert not np.array_equal(density.data, plain)
+    np.testing.assert_allclose(
+        embedding.face_color, widget.results.table.colourings["novelty"].colours(view.rows)
+    )
+    # a hit row: all its cells become points, selected, and spotlit in the density image
+    findings = widget.results.findings
+    widget.panel.hits.table.selectRow(0)
+    cells = findings.cells_of("position", [widget.panel.hits.keys()[0]])
+    selected = view.cells_of(np.array(sorted(embedding.selected_data)))
+    np.testing.assert_array_equal(np.sort(selected), cells)
+    np.testing.assert_array_equal(view.spotlit, cells)
+    centres = _centres(viewer, cellcognition_file)
+    assert len(centres.selected_data) == len(cells)
+    # picking one centre in the image selects that cell among the points
+    row = next(iter(set(range(len(centres.data))) - set(centres.selected_data)))
+    centres.selected_data = {row}
+    (point,) = embedding.selected_data
+    cell = int(view.cells_of(np.array([point]))[0])
+    crops = widget.result.crops
+    assert (
+        crops.positions[crops.position_index[cell]],
+        int(crops.object_index[cell]),
+    ) == next(iter(_cells_of_centres(centres, [row])))
+    wait_background(qtbot, widget)
