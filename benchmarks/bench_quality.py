@@ -93,6 +93,8 @@ def _train_config(args: argparse.Namespace, crop_size: int | None):
         "device": args.device,
         "mask": args.mask,
         "intensity": args.intensity,
+        "corruption": args.corruption,
+        "augment": args.augment,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if hasattr(TrainConfig, "from_preset"):
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="cpu, cuda or auto (default: the preset's)")
     parser.add_argument("--mask", choices=["none", "neighbours", "cell"], help="default: preset's")
     parser.add_argument("--intensity", choices=["screen", "cell"], help="default: preset's")
+    parser.add_argument("--corruption", type=float, help="default: the preset's")
+    parser.add_argument("--augment", action="store_true", default=None, help="rotate/mirror")
     parser.add_argument("--encode", action="append", type=_encode_option, default=[],
                         metavar="KEY=VALUE", help="extra argument of features.encode")  # fmt: skip
     parser.add_argument("--f1-seeds", type=int, default=5, help="logistic-regression splits (5)")

@@ -8,8 +8,8 @@ import numpy as np
 
 from cli_helpers import TINY, one_line_error
 from napari_cellae.cli import main
+from napari_cellae.core.features import feature_names
 from napari_cellae.core.model_file import load_model
-from napari_cellae.core.readout import readout_width
 from napari_cellae.export.explorer import read_explorer_hdf
 
 
@@ -77,6 +77,8 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
             "--mapping",
             str(mapping_file),
             *TINY,
+            "--train-on",
+            "controls",
             "--out",
             str(model),
             "-q",
@@ -110,7 +112,7 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    width = readout_width(trained.model)
+    width = len(feature_names(trained))
     assert f"Encoded 30 cells of 2 position(s) into {width} features" in captured.out
     data = read_explorer_hdf(out)
     assert data.features.shape == (30, width)
@@ -330,7 +332,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "1 epoch(s)" in captured.out
     assert "5-NN accuracy" in captured.out
     data = read_explorer_hdf(out / "features.hdf")
-    assert data.features.shape[1] == readout_width(load_model(out / "model.pt").model)
+    assert data.features.shape[1] == len(feature_names(load_model(out / "model.pt")))
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
 
 

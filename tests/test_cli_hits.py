@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import TINY, one_line_error
 from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae.cli import main
+from napari_cellae.core.features import feature_names
 from napari_cellae.core.model_file import load_model
-from napari_cellae.core.readout import readout_names
 from napari_cellae.io.cellh5_writer import write_cellh5
 
 # Four control wells of bright nuclei; two knock-downs whose nuclei are dim (a phenotype
@@ -100,7 +100,8 @@ def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path,
     ):
         assert column in adata.obs, column
     trained = load_model(screen[2])
-    assert adata.var_names.tolist() == readout_names(trained.model, "pooled")
+    assert adata.var_names.tolist() == feature_names(trained)
+    assert adata.var_names[-1] == "brightness_rfp"  # per-cell scaling keeps the brightness
     assert adata.var["explorer_name"].iloc[0] == "ch1-deep_learning_feature_0"
     assert set(adata.obsm) == {"X_umap", "X_pca"}  # UMAP is the default map
     assert np.all(np.isfinite(adata.obsm["X_umap"]))
@@ -111,7 +112,10 @@ def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path,
     obs = adata.obs
     dim = obs["condition"].isin(["PLK1", "KIF11"])
     assert obs.loc[dim, "novel"].mean() > 0.9 and obs.loc[obs["control"], "novel"].mean() < 0.1
-    assert (obs.loc[~obs["novel"], "cluster"] == 0).all() and (obs.loc[dim, "cluster"] > 0).all()
+    # Groups are made of the novel cells only (the dim ones, once brightness is one feature
+    # among the pooled filters and no longer the whole picture).
+    assert (obs.loc[~obs["novel"], "cluster"] == 0).all()
+    assert (obs.loc[obs["novel"], "cluster"] > 0).all()
     assert gallery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

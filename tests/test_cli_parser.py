@@ -83,7 +83,7 @@ def test_help_shows_the_guide_and_the_command_defaults(capsys):
         assert f"(default: {preset.epochs})" in text
         assert f"(default: {preset.architecture})" in text
         assert "--crop-size PX, --size PX" in text
-        assert "--preset {classic,demo}" in text
+        assert "--preset {classic,recommended,demo}" in text
 
 
 def test_other_tools_can_reuse_the_training_options():

@@ -69,11 +69,13 @@ def test_recommended_preset_is_the_default() -> None:
     assert DEFAULT_PRESET == "recommended"
     assert TrainConfig() == TrainConfig.from_preset("recommended")
     recommended = TrainConfig()
-    assert (recommended.mask, recommended.readout, recommended.orientations) == (
-        "neighbours",
-        "pooled",
-        8,
-    )
+    assert (
+        recommended.mask,
+        recommended.intensity,
+        recommended.readout,
+        recommended.orientations,
+        recommended.train_on,
+    ) == ("cell", "cell", "pooled", 8, "all")
 
 
 def test_every_preset_is_a_valid_described_config() -> None:

@@ -48,7 +48,9 @@ def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
     np.testing.assert_array_equal(few, pipeline.select_training(crops, mapping, "all", 7, 1))
     assert len(pipeline.select_training(crops, None, "controls", samples=100)) == 30
     # the trainer remembers which crops it trains on, and draws no subset of its own
-    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1, samples=10)
+    config = TrainConfig(
+        crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1, samples=10, train_on="controls"
+    )
     trainer = pipeline.make_trainer(crops, mapping, config)
     np.testing.assert_array_equal(
         trainer.source_indices, pipeline.select_training(crops, mapping, "controls", 10)
@@ -79,7 +81,7 @@ def test_training_indices(cellcognition_file, mapping_file, tmp_path):
 
 def test_without_a_mapping_the_trainer_says_it_trains_on_all(cellcognition_file):
     crops = _crops(cellcognition_file)
-    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1)
+    config = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1, train_on="controls")
     trainer = pipeline.make_trainer(crops, None, config)
     assert trainer.config.train_on == "all" and config.train_on == "controls"
     assert trainer.n_train + trainer.n_held_out == 30

@@ -21,6 +21,8 @@ __all__ = [
     "MAX_EMBED_FIT",
     "embed_2d",
     "encode",
+    "feature_names",
+    "feature_settings",
     "knn_accuracy",
     "pca_features",
 ]
@@ -72,6 +74,25 @@ def feature_settings(
     if orientations is None:
         orientations = getattr(config, "orientations", 8)
     return readout, int(orientations)
+
+
+def feature_names(trained: TrainedModel, readout: str | None = None) -> list[str]:
+    """Names of the columns :func:`encode` returns, saying where each comes from.
+
+    The readout's names (:func:`napari_cellae.core.readout.readout_names`), plus
+    ``brightness_<channel>`` per channel when the model scales every cell by its own
+    intensity range (the features keep how bright the cell was as one number).
+    """
+    from napari_cellae.core.readout import readout_names
+
+    readout, _ = feature_settings(trained, readout, None)
+    names = readout_names(trained.model, readout)
+    if trained.normalisation.per_cell:
+        channels = list(getattr(trained, "channel_names", [])) or [
+            str(i) for i in range(trained.normalisation.n_channels)
+        ]
+        names += [f"brightness_{name}" for name in channels]
+    return names
 
 
 def encode(
@@ -132,7 +153,9 @@ def encode(
 
     readout, orientations = feature_settings(trained, readout, orientations)
     model = trained.model
-    out = np.empty((n, readout_width(model, readout)), dtype=np.float32)
+    width = readout_width(model, readout)
+    extra = n_channels if trained.normalisation.per_cell else 0
+    out = np.empty((n, width + extra), dtype=np.float32)
     if n == 0:
         return out
 
@@ -148,7 +171,9 @@ def encode(
                 x = torch.as_tensor(x, dtype=torch.float32).to(device)
                 x = x.contiguous(memory_format=fmt)
                 z = read_features(model, x, readout, orientations)
-                out[start:stop] = z.reshape(stop - start, -1).float().cpu().numpy()
+                out[start:stop, :width] = z.reshape(stop - start, -1).float().cpu().numpy()
+                if extra:
+                    out[start:stop, width:] = trained.normalisation.brightness(array[start:stop])
                 if progress is not None:
                     progress(stop, n)
     finally:

@@ -134,6 +134,25 @@ class Normalisation:
         o = torch.from_numpy(offset).to(data.device)[:, None, None]
         return torch.addcmul(o, data.to(torch.float32), s).clamp_(0.0, 1.0)
 
+    def brightness(self, crops: np.ndarray) -> np.ndarray:
+        """Each crop's brightness per channel: log of its own intensity range.
+
+        What per-cell scaling takes out of the pixels (how bright a cell is), as a number
+        the features can keep: ``log1p(high - low)`` of the crop's own percentiles.
+
+        Parameters
+        ----------
+        crops : ndarray (N, C, S, S)
+
+        Returns
+        -------
+        ndarray (N, C) float32
+        """
+        flat = np.asarray(crops, dtype=np.float32).reshape(*np.shape(crops)[:2], -1)
+        q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
+        low, high = np.quantile(flat, q, axis=-1)
+        return np.log1p(np.maximum(high - low, 0.0)).astype(np.float32)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, for saving with a model."""
         return {"low": list(self.low), "high": list(self.high), "per_cell": self.per_cell}

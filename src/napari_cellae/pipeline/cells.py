@@ -101,16 +101,13 @@ def embeddings(
 
 
 def _feature_names(trained: TrainedModel, n: int) -> tuple[list[str], list[str]]:
-    """var names by layer (readout_names), and the Explorer .hdf names of the same columns."""
-    from napari_cellae.core.readout import readout_names
+    """var names by layer, and the Explorer .hdf names of the same columns."""
+    from napari_cellae.core.features import feature_names as source_names
     from napari_cellae.export.explorer import feature_names
 
     explorer = feature_names(n)
-    for kind in ("pooled", "code"):
-        names = readout_names(trained.model, kind)
-        if len(names) == n:
-            return names, explorer
-    return explorer, explorer  # a readout this version does not name: keep the .hdf names
+    names = source_names(trained)
+    return (names, explorer) if len(names) == n else (explorer, explorer)
 
 
 def _training_summary(result: RunResult) -> dict[str, Any]:
