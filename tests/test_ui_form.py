@@ -43,9 +43,11 @@ def test_bad_setting_raises_from_config(form):
 
 
 def test_train_on_follows_the_mapping_until_chosen(form, mapping_file):
+    from napari_cellae.core.config import field_info
+
     assert form.train_on.value == "all"  # no mapping: no known controls
     form.mapping.value = mapping_file
-    assert form.train_on.value == "controls"
+    assert form.train_on.value == field_info("train_on")["default"]  # the configured default
     form.mapping.value = None
     assert form.train_on.value == "all" and not form.train_on_chosen
     form.train_on.value = "controls"  # the user's choice now sticks

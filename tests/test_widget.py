@@ -78,7 +78,7 @@ def test_opens_demo_on_empty_viewer(make_napari_viewer, errors):
     assert widget.form.learning_rate.value == pytest.approx(defaults.learning_rate)
     assert widget.form.batch_size.value == defaults.batch_size
     assert widget.form.epochs.value == defaults.epochs
-    assert widget.form.train_on.value == "controls"
+    assert widget.form.train_on.value == defaults.train_on
     assert widget.form.learning_rate.tooltip
     # momentum only matters for Nesterov
     assert widget.form.momentum.native.isHidden()

@@ -263,7 +263,9 @@ class ParameterForm(QWidget):
             return
         self._setting_train_on = True
         try:
-            self.train_on.value = "controls" if self.mapping_path() else "all"
+            # The configured default, but never "controls" without a mapping to name them.
+            default = field_info("train_on")["default"]
+            self.train_on.value = default if self.mapping_path() else "all"
         finally:
             self._setting_train_on = False
 
