@@ -55,8 +55,12 @@ def test_another_map_replaces_the_coordinates(cellcognition_file):
     result = fake_run(cellcognition_file)
     table = cell_table(result, NAMES)
     other = result.features[:, 2:4] * 10
-    table.show_map("umap", other)
-    assert table.method == "umap" and set(table.maps) == {"pca", "umap"}
+    table.add_map("umap", other)
+    assert table.method == "pca" and set(table.maps) == {"pca", "umap"}
+    grid = table.grid(8)
+    assert table.grid(8) is grid  # cached per map
+    table.show_map("umap")
+    assert table.method == "umap" and table.grid(8) is not grid
     np.testing.assert_allclose(table.features["embedding_1"], other[:, 0])
     np.testing.assert_allclose(table.unit, unit_square(other))
     table.show_map("pca")
@@ -70,3 +74,4 @@ def test_without_mapping_colours_by_position(cellcognition_file):
     assert set(table.colours) == {"A01_0001", "B02_0001"}
     assert np.isfinite(table.unit).all()
     assert unit_square(np.zeros((0, 2))).shape == (0, 2)
+    assert table.unit.dtype == np.float32

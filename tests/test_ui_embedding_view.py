@@ -40,7 +40,8 @@ def test_small_tables_are_all_points(shown):
     np.testing.assert_array_equal(view.cells_of(np.array([2, 0])), [2, 0])
     # another map moves the points and keeps the selection
     before = layer.data.copy()
-    table.show_map("umap", result.features[:, 4:6])
+    table.add_map("umap", result.features[:, 4:6])
+    table.show_map("umap")
     view.moved()
     assert not np.allclose(layer.data, before) and set(layer.selected_data) == {1, 3}
 

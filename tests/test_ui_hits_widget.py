@@ -170,7 +170,7 @@ def test_umap_replaces_pca_in_the_background(
     pca = embedding.data.copy()
     embedding.selected_data = {0, 5}  # kept when the map changes
     # PCA is shown at once; UMAP follows (numba compiles on its first call)
-    if "map" in widget.results.pending:
+    if widget.results.pending:
         assert table.method == "pca" and "computing" in widget.panel.map_state.text()
     wait_background(qtbot, widget, timeout=300_000)
     assert not errors, errors

@@ -29,7 +29,6 @@ from napari_cellae._ui.result_layers import (
     ResultLayers,
 )
 from napari_cellae._ui.results import Results
-from napari_cellae._ui.results_panel import ResultsPanel
 from napari_cellae._ui.runner import JobRunner, Outcome, warm_up_engine
 from napari_cellae.pipeline import jobs
 from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, Status
@@ -72,16 +71,8 @@ class DeepLearningWidget(QWidget):
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.loss_plot = LossPlot()
         self.position_label = QLabel("")
-        # lambdas: the results controller is made after the panel that calls it
-        self.panel = ResultsPanel(
-            on_colour=lambda name: self.results.recolour(name),
-            on_map=lambda method: self.results.choose_map(method),
-            on_hits=lambda by, keys: self.results.select_hits(by, keys),
-        )
-        self.results = Results(
-            napari_viewer, self.layers, self.panel, self.status.setText, self._on_errored
-        )
-        self.link = self.results.link
+        self.results = Results(napari_viewer, self.layers, self.status.setText, self._failed)
+        self.panel, self.link = self.results.panel, self.results.link
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -298,6 +289,9 @@ class DeepLearningWidget(QWidget):
             # e.g. divergence: the trainer kept its last good weights
             with contextlib.suppress(Exception):  # the error shown below is what matters
                 self._trained = self._request.trainer.result()
+        self._failed(err)
+
+    def _failed(self, err: BaseException) -> None:
         self.status.setText(f"Failed: {err}")
         show_error(str(err))
 
@@ -351,24 +345,18 @@ class DeepLearningWidget(QWidget):
         return worker
 
     def save_anndata(self, path: str | os.PathLike, start: bool = True) -> Any:
-        """Write all cells as ``.h5ad`` (in a worker): features, the cell table with
-        novelty, novel and cluster (where there are controls), and the 2-D maps computed
-        so far. Outputs that are inputs, or that do not end in ``.h5ad``, are refused with
-        an error notification. ``start=False`` returns the worker unstarted.
+        """Write all cells as ``.h5ad`` (in a worker): features, cell table with novelty,
+        novel and cluster (with controls) and the 2-D maps computed so far.
+
+        Outputs that are inputs, or that do not end in ``.h5ad``, are refused with an
+        error notification. ``start=False`` returns the worker unstarted.
         """
-        results = self.results
-        if results.result is None or results.findings is None or results.table is None:
-            show_error("Train or load a model first: there are no cells to save.")
-            return None
         try:
-            out = files.anndata_path(path, self._inputs())
+            worker = self.results.anndata_writer(path, self._inputs())
         except ValueError as err:
             show_error(str(err))
             return None
-        n = len(results.result.crops)
-        worker = files.anndata_writer(
-            results.result, results.findings, results.table.maps, out, self._inputs()
-        )
+        n = len(self.results.table)
         worker.returned.connect(lambda p: show_info(f"Saved {n} cells to {p}"))
         worker.errored.connect(lambda err: show_error(str(err)))
         if start:

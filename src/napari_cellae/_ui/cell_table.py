@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae._ui.colouring import Colouring, categorical, colourings, hex_colour
+from napari_cellae._ui.density import DensityGrid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,14 +27,23 @@ _FINDING_COLUMNS = ("novelty", "novel", "cluster", "class")
 
 
 def unit_square(embedding: np.ndarray) -> np.ndarray:
-    """A 2-D embedding scaled into [0, 1]², as napari (row, column): its second axis up."""
-    emb = np.asarray(embedding, np.float64)
-    if len(emb) == 0:
-        return np.zeros((0, 2))
-    lo, span = emb.min(axis=0), np.ptp(emb, axis=0)
-    span[span == 0] = 1.0
-    unit = (emb - lo) / span
-    return np.stack([1.0 - unit[:, 1], unit[:, 0]], axis=1)
+    """A 2-D embedding scaled into [0, 1]², as napari (row, column): its second axis up.
+
+    Returns
+    -------
+    ndarray (N, 2) float32
+    """
+    emb = np.asarray(embedding)
+    unit = np.empty((len(emb), 2), np.float32)
+    # column by column: reductions along the long axis of an (N, 2) array are slow
+    for out, axis, flip in ((0, 1, True), (1, 0, False)):
+        column = np.ascontiguousarray(emb[:, axis], np.float64)
+        if len(column) == 0:
+            continue
+        lo, span = column.min(), column.max() - column.min()
+        scaled = (column - lo) / (span if span > 0 else 1.0)
+        unit[:, out] = 1.0 - scaled if flip else scaled
+    return unit
 
 
 @dataclass
@@ -48,21 +58,29 @@ class CellTable:
         (into the run's ``crops.positions``), ``object_index`` (row in that position's
         object table), ``time``; ``novelty``, ``novel``, ``cluster`` where novelty was
         scored, ``class`` where the file has classes.
-    unit : ndarray (N, 2) float64
-        The shown map scaled into the unit square (:func:`unit_square`).
     colourings : dict of str to Colouring
         The colour modes this run has data for.
     maps : dict of str to ndarray (N, 2)
         The 2-D maps computed so far, by method (``"pca"``, ``"umap"``).
+    units : dict of str to ndarray (N, 2) float32
+        The same maps scaled into the unit square (:func:`unit_square`).
     method : str
         The map shown.
+    grids : dict
+        Density grids of the maps, by (method, bins), made on first use.
     """
 
     features: pd.DataFrame
-    unit: np.ndarray
     colourings: dict[str, Colouring]
     maps: dict[str, np.ndarray] = field(default_factory=dict)
+    units: dict[str, np.ndarray] = field(default_factory=dict)
     method: str = "pca"
+    grids: dict[tuple[str, int], DensityGrid] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> np.ndarray:
+        """The shown map in the unit square, napari (row, column)."""
+        return self.units[self.method]
 
     @property
     def colours(self) -> dict[str, str]:
@@ -81,15 +99,33 @@ class CellTable:
     def __len__(self) -> int:
         return len(self.features)
 
-    def show_map(self, method: str, embedding: np.ndarray | None = None) -> None:
-        """Show the map of ``method`` (adding ``embedding`` as that map first)."""
-        if embedding is not None:
-            self.maps[method] = np.asarray(embedding, np.float32)
+    def add_map(
+        self,
+        method: str,
+        embedding: np.ndarray,
+        unit: np.ndarray | None = None,
+        grid: DensityGrid | None = None,
+    ) -> None:
+        """Keep another map (its unit square and density grid are computed if not given:
+        pass them from a worker for large tables)."""
+        self.maps[method] = np.asarray(embedding, np.float32)
+        self.units[method] = unit_square(embedding) if unit is None else unit
+        if grid is not None:
+            self.grids[(method, grid.bins)] = grid
+
+    def show_map(self, method: str) -> None:
+        """Show the map of ``method`` (one of :attr:`maps`)."""
         emb = self.maps[method]
         self.method = method
-        self.unit = unit_square(emb)
         self.features["embedding_1"] = emb[:, 0]
         self.features["embedding_2"] = emb[:, 1]
+
+    def grid(self, bins: int) -> DensityGrid:
+        """The density grid of the shown map (cached)."""
+        key = (self.method, int(bins))
+        if key not in self.grids:
+            self.grids[key] = DensityGrid(self.unit, bins)
+        return self.grids[key]
 
 
 def cell_table(
@@ -142,4 +178,6 @@ def cell_table(
         class_colours = findings.class_colours
     features = pd.DataFrame(columns)
     modes = colourings(features, threshold, class_colours, by_condition)
-    return CellTable(features, unit_square(emb), modes, {method: emb}, method)
+    table = CellTable(features, modes, method=method)
+    table.add_map(method, emb)
+    return table

@@ -36,9 +36,12 @@ class DensityGrid:
 
     def __init__(self, unit: np.ndarray, bins: int = 512) -> None:
         self.bins = int(bins)
-        scaled = np.asarray(unit, np.float32) * np.float32(self.bins)
-        ij = np.clip(scaled.astype(np.int32), 0, self.bins - 1)
-        self.index = ij[:, 0] * np.int32(self.bins) + ij[:, 1]  # bin of every cell
+        unit = np.asarray(unit, np.float32)
+        rows, columns = (
+            np.minimum((unit[:, axis] * np.float32(self.bins)).astype(np.int32), self.bins - 1)
+            for axis in (0, 1)
+        )
+        self.index = rows * np.int32(self.bins) + columns  # bin of every cell
         self.counts = np.bincount(self.index, minlength=self.bins**2)
 
     def render(self, colouring: Colouring, cells: np.ndarray | None = None) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui.density import DensityGrid
+from napari_cellae._ui.result_layers import select_points
 
 if TYPE_CHECKING:
     from napari_cellae._ui.cell_table import CellTable
@@ -31,7 +32,9 @@ DENSE_ABOVE = 50_000  # cells; more are drawn as a density image
 # Under Xvfb (software OpenGL) every shown point costs ~7 us per repaint: 5k points keep a
 # repaint near 50 ms, 20k take ~200 ms.
 SAMPLE = 5_000
-SHOWN_SELECTED = 5_000  # selected cells drawn as points; the density spotlights them all
+# Selected cells drawn as points; the density image spotlights all of them. napari's
+# selection costs grow faster than linearly with the number of points selected.
+SHOWN_SELECTED = 2_000
 BINS = 512
 
 
@@ -102,7 +105,7 @@ class EmbeddingView:
         self.colouring = table.colourings.get(colour, table.colourings["condition"])
         self._offset, self._side = self.layers.embedding_box()
         layer = self.layer
-        layer.selected_data = set()
+        select_points(layer, [])
         n = len(table)
         if self.dense:
             rng = np.random.default_rng(self.seed)
@@ -134,10 +137,11 @@ class EmbeddingView:
         if self.table is None:
             return
         layer = self.layer
-        kept = set(layer.selected_data)
+        kept = np.fromiter(layer.selected_data, np.int64)
+        select_points(layer, [])
         layer.data = self._offset + self.table.unit[self.rows] * self._side
         layer.features = self.table.features.iloc[self.rows].reset_index(drop=True)
-        layer.selected_data = kept
+        select_points(layer, kept)
         if self.dense:
             self._density()
 
@@ -153,7 +157,7 @@ class EmbeddingView:
         cells = np.unique(np.asarray(cells, np.int64))
         layer = self.layer
         if not self.dense:
-            layer.selected_data = set(cells.tolist())
+            select_points(layer, cells)
             return
         shown = cells
         if len(cells) > SHOWN_SELECTED:
@@ -162,7 +166,7 @@ class EmbeddingView:
         rows = np.union1d(self.sample, shown)
         if not np.array_equal(rows, self.rows):
             self._fill(rows)
-        layer.selected_data = set(np.searchsorted(rows, shown).tolist())
+        select_points(layer, np.searchsorted(rows, shown))
         self.spotlit = cells if spotlight and len(cells) else None
         self._paint()
 
@@ -177,7 +181,7 @@ class EmbeddingView:
         self.rows = rows
         data = self._offset + table.unit[rows] * self._side
         features = table.features if len(rows) == len(table) else table.features.iloc[rows]
-        layer.selected_data = set()
+        select_points(layer, [])
         layer.data = data
         layer.features = features.reset_index(drop=True)
         layer.face_color = self.colouring.colours(rows)
@@ -185,8 +189,8 @@ class EmbeddingView:
             setattr(layer, key, value)
 
     def _density(self) -> None:
-        """Bin the cells and draw the density image."""
-        self.grid = DensityGrid(self.table.unit, self.bins)
+        """Bin the cells (a worker may have done so) and draw the density image."""
+        self.grid = self.table.grid(self.bins)
         self._base = self.grid.render(self.colouring)
         self._paint()
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae._reader import METADATA_KEY
-from napari_cellae._ui.result_layers import cellae_layers
+from napari_cellae._ui.result_layers import cellae_layers, select_points
 
 if TYPE_CHECKING:
     import napari
@@ -220,7 +220,7 @@ class SelectionLink:
         return np.asarray(layer.data[row])
 
     def _select_rows(self, cells: np.ndarray) -> None:
-        self.embedding.selected_data = {int(c) for c in cells}
+        select_points(self.embedding, cells)
 
     def _cells(self, rows: np.ndarray) -> np.ndarray:
         """Cells of embedding-layer rows."""
@@ -232,8 +232,7 @@ class SelectionLink:
     def _select_centres(self, cells: np.ndarray) -> None:
         cells = cells[(cells >= 0) & (cells < len(self._layer_of))]
         for k, layer in enumerate(self.centres):
-            rows = self._row_of[cells[self._layer_of[cells] == k]]
-            layer.selected_data = {int(r) for r in rows}
+            select_points(layer, self._row_of[cells[self._layer_of[cells] == k]])
 
     def _watch(self, emitter: Any, callback: Any) -> None:
         emitter.connect(callback)

@@ -28,6 +28,7 @@ __all__ = [
     "ResultLayers",
     "cellae_layers",
     "embedding_meta",
+    "select_points",
 ]
 
 GALLERY_LAYER = "gallery (input | output)"
@@ -44,6 +45,22 @@ def cellae_layers(viewer: napari.Viewer, kind: str | None = None) -> list[Any]:
         if meta and (kind is None or meta.get("kind") == kind):
             out.append(layer)
     return out
+
+
+def select_points(layer: Any, rows: Any) -> None:
+    """Set a points layer's selection with one ``items_changed`` event.
+
+    napari's selection reports every added or removed point (and merges the reports by
+    concatenating tuples): selecting 5,000 points took 0.25 s, most of it there.
+    """
+    rows = {int(r) for r in rows}
+    events = layer.selected_data.events.items_changed
+    before = set(layer.selected_data)
+    if rows == before:
+        return
+    with events.blocked():
+        layer.selected_data = rows
+    events.emit(tuple(rows - before), tuple(before - rows))
 
 
 def embedding_meta(result: RunResult, colours: dict[str, str]) -> dict:

@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.qt.threading import create_worker
 
+from napari_cellae._ui import files
+from napari_cellae._ui.cell_table import unit_square
+from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
 from napari_cellae._ui.linking import SelectionLink
 from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
+from napari_cellae._ui.results_panel import ResultsPanel
 from napari_cellae.pipeline import jobs
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
     import napari
 
     from napari_cellae._ui.cell_table import CellTable
     from napari_cellae._ui.findings import Findings
-    from napari_cellae._ui.results_panel import ResultsPanel
     from napari_cellae._ui.runner import Outcome
     from napari_cellae.pipeline.results import RunResult
 
@@ -39,13 +45,12 @@ def novel_gallery(result: RunResult, cells: np.ndarray) -> np.ndarray:
 
 
 class Results:
-    """Shows one run's results and reacts to the results panel.
+    """Shows one run's results and reacts to its panel (:class:`ResultsPanel`, ``panel``).
 
     Parameters
     ----------
     viewer : napari.Viewer
     layers : ResultLayers
-    panel : ResultsPanel
     say : callable
         Shows a sentence in the widget's status line.
     on_error : callable
@@ -58,12 +63,12 @@ class Results:
         self,
         viewer: napari.Viewer,
         layers: ResultLayers,
-        panel: ResultsPanel,
         say: Callable[[str], None],
         on_error: Callable[[BaseException], None],
         dense_above: int = DENSE_ABOVE,
     ) -> None:
-        self.viewer, self.layers, self.panel = viewer, layers, panel
+        self.viewer, self.layers = viewer, layers
+        self.panel = ResultsPanel(self.recolour, self.choose_map, self.select_hits)
         self.say, self.on_error = say, on_error
         self.view = EmbeddingView(layers, dense_above)
         self.link = SelectionLink(viewer, on_focus=self.focus_cell, on_pick=self.show_cell)
@@ -71,6 +76,8 @@ class Results:
         self.table: CellTable | None = None
         self.findings: Findings | None = None
         self.pending: dict[str, Any] = {}  # running background workers by task
+        self._mapping: CellTable | None = None  # the table whose map a worker computes
+        self._maps = 0
         self._gallery_request = 0
 
     # -- a new run -------------------------------------------------------------------------------
@@ -117,30 +124,50 @@ class Results:
         if table is None:
             return
         if method in table.maps:
-            self.panel.map_state.setText("")
+            if self._mapping is not table:
+                self.panel.map_state.setText("")
             if table.method != method:
                 table.show_map(method)
                 self.view.moved()
             return
-        if "map" in self.pending:  # one map at a time; the newest choice wins when it ends
+        if self._mapping is table:  # one map per run at a time; the newest choice wins
             return
         features = self.result.features
         self.panel.map_state.setText(f"computing {method.upper()}…")
+        self._mapping = table
+        bins = self.view.bins if len(table) > self.view.dense_above else None
         worker = create_worker(
-            _embed, features, method, _start_thread=False, _connect={"errored": self._map_failed}
+            _embed,
+            features,
+            method,
+            bins,
+            _start_thread=False,
+            _connect={"errored": lambda err: self._map_failed(table, err)},
         )
-        worker.returned.connect(lambda embedding: self._map_ready(table, method, embedding))
-        self._start("map", worker)
+        worker.returned.connect(lambda done: self._map_ready(table, method, *done))
+        self._maps += 1
+        self._start(f"map {self._maps}", worker)
 
-    def _map_ready(self, table: CellTable, method: str, embedding: np.ndarray) -> None:
+    def _map_ready(
+        self,
+        table: CellTable,
+        method: str,
+        embedding: np.ndarray,
+        unit: np.ndarray,
+        grid: DensityGrid | None,
+    ) -> None:
+        if self._mapping is table:
+            self._mapping = None
         if table is not self.table or not self._viewer_open():  # a newer run, or closed
             return
         self.panel.map_state.setText("")
-        table.maps[method] = np.asarray(embedding, np.float32)
+        table.add_map(method, embedding, unit, grid)
         self.choose_map(self.panel.method)
 
-    def _map_failed(self, err: BaseException) -> None:
-        if not self._viewer_open():
+    def _map_failed(self, table: CellTable, err: BaseException) -> None:
+        if self._mapping is table:
+            self._mapping = None
+        if table is not self.table or not self._viewer_open():
             return
         self.panel.map_state.setText("")
         self.panel.set_method(self.table.method if self.table is not None else "pca")
@@ -173,6 +200,22 @@ class Results:
     def _gallery_ready(self, request: int, result: RunResult, grid: np.ndarray) -> None:
         if request == self._gallery_request and result is self.result and self._viewer_open():
             self.layers.show_gallery(grid)
+
+    def anndata_writer(
+        self, path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]
+    ) -> Any:
+        """An unstarted worker writing the shown run's cells to ``path`` (``.h5ad``).
+
+        Raises
+        ------
+        ValueError
+            Without a run, or for an output that is an input or not ``.h5ad``.
+        """
+        if self.result is None or self.findings is None or self.table is None:
+            raise ValueError("Train or load a model first: there are no cells to save.")
+        inputs = list(inputs)
+        out = files.anndata_path(path, inputs)
+        return files.anndata_writer(self.result, self.findings, self.table.maps, out, inputs)
 
     # -- one cell ---------------------------------------------------------------------------------
     def focus_cell(self, index: int) -> None:
@@ -214,7 +257,12 @@ class Results:
         worker.start()
 
 
-def _embed(features: np.ndarray, method: str) -> np.ndarray:
+def _embed(
+    features: np.ndarray, method: str, bins: int | None
+) -> tuple[np.ndarray, np.ndarray, DensityGrid | None]:
+    """A 2-D map, in the unit square, and binned for the density view (``bins``)."""
     from napari_cellae.core.features import embed_2d
 
-    return embed_2d(features, method, seed=0)
+    embedding = embed_2d(features, method, seed=0)
+    unit = unit_square(embedding)
+    return embedding, unit, DensityGrid(unit, bins) if bins else None

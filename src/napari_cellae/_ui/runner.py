@@ -21,6 +21,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
 from napari_cellae._ui.cell_table import CellTable, cell_table
+from napari_cellae._ui.embedding_view import BINS, DENSE_ABOVE
 from napari_cellae._ui.findings import Findings, find
 from napari_cellae.io.centres import position_labels
 from napari_cellae.pipeline.jobs import guarded, warm_up
@@ -81,8 +82,10 @@ def viewer_job(
         return Outcome(result)
     yield Status("Scoring novelty against the negative controls…")
     findings = find(result)
-    labels = position_labels(result.crops.positions)
-    return Outcome(result, cell_table(result, labels, findings), findings)
+    table = cell_table(result, position_labels(result.crops.positions), findings)
+    if len(table) > DENSE_ABOVE:
+        table.grid(BINS)  # the density view's bins, here rather than on the GUI thread
+    return Outcome(result, table, findings)
 
 
 class JobRunner:
