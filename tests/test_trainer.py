@@ -275,3 +275,17 @@ def test_a_collapsed_network_is_reported() -> None:
     assert not any(r.collapsed for r in healthy)
     # nothing held out: nothing to judge
     assert Trainer(config(epochs=1, held_out_fraction=0.0), blob_crops(16))._evaluate()[1] is False
+
+
+def test_per_cell_batches_equal_per_cell_normalisation() -> None:
+
+    crops = blob_crops(40)
+    crops[::2] = (crops[::2] // 3).astype(crops.dtype)  # half the cells three times dimmer
+    cfg = TrainConfig(
+        crop_size=16, architecture="c4.3r_p2_d8.0s", epochs=1, intensity="cell", device="cpu"
+    )
+    trainer = Trainer(cfg, crops)
+    assert trainer.normalisation.per_cell
+    idx = torch.arange(0, 40, 3)
+    batch = trainer._batch(idx).contiguous().numpy()
+    np.testing.assert_allclose(batch, trainer.normalisation.apply(crops[idx.numpy()]), atol=1e-6)

@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["Normalisation"]
+__all__ = ["Normalisation", "cell_ranges", "cell_scale_offset"]
 
 # Fraction of pixels clipped at each end when choosing the intensity range.
 _LOW_PERCENTILE = 0.1
@@ -148,9 +148,7 @@ class Normalisation:
         -------
         ndarray (N, C) float32
         """
-        flat = np.asarray(crops, dtype=np.float32).reshape(*np.shape(crops)[:2], -1)
-        q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
-        low, high = np.quantile(flat, q, axis=-1)
+        low, high = cell_ranges(crops)
         return np.log1p(np.maximum(high - low, 0.0)).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,21 +164,44 @@ class Normalisation:
             raise ValueError(f"invalid normalisation record {d!r}: {exc}") from None
 
 
+def cell_ranges(crops: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Each crop's own low and high percentile per channel, (N, C) float32 each.
+
+    Computed chunk by chunk (bounded memory); the one definition per-cell scaling uses in
+    training (once for all crops) and in encoding (per batch).
+    """
+    crops = np.asarray(crops)
+    n, c = crops.shape[:2]
+    low = np.empty((n, c), np.float32)
+    high = np.empty((n, c), np.float32)
+    q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
+    for start in range(0, n, chunk):
+        part = crops[start : start + chunk].reshape(min(chunk, n - start), c, -1)
+        low[start : start + chunk], high[start : start + chunk] = np.quantile(
+            part.astype(np.float32), q, axis=-1
+        )
+    return low, high
+
+
+def cell_scale_offset(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crop, per-channel ``scale`` and ``offset`` (N, C) with ``x * scale + offset``."""
+    low, high = cell_ranges(crops)
+    scale = 1.0 / np.maximum(high - low, np.float32(1e-6))
+    return scale.astype(np.float32), (-low * scale).astype(np.float32)
+
+
 def _per_cell(data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Scale every crop and channel by its own low and high percentile to [0, 1]."""
-    q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
     if isinstance(data, np.ndarray):
-        out = data.astype(np.float32)
-        flat = out.reshape(*out.shape[:-2], -1)
-        low, high = np.quantile(flat, q, axis=-1, keepdims=True).astype(np.float32)
-        flat -= low
-        flat /= np.maximum(high - low, np.float32(1e-6))
-        return np.clip(out, 0.0, 1.0, out=out)
+        scale, offset = cell_scale_offset(data.reshape(-1, *data.shape[-3:]))
+        out = data.astype(np.float32).reshape(-1, *data.shape[-3:])
+        out *= scale[:, :, None, None]
+        out += offset[:, :, None, None]
+        return np.clip(out, 0.0, 1.0, out=out).reshape(data.shape)
     import torch
 
-    out = data.to(torch.float32)
-    flat = out.reshape(*out.shape[:-2], -1)
-    bounds = torch.tensor(q, dtype=torch.float32, device=out.device)
-    low, high = torch.quantile(flat, bounds, dim=-1, keepdim=True)
-    flat = (flat - low) / (high - low).clamp_(min=1e-6)
-    return flat.clamp_(0.0, 1.0).reshape(out.shape)
+    scale, offset = cell_scale_offset(data.detach().cpu().numpy().reshape(-1, *data.shape[-3:]))
+    s = torch.from_numpy(scale).to(data.device)[:, :, None, None]
+    o = torch.from_numpy(offset).to(data.device)[:, :, None, None]
+    flat = data.reshape(-1, *data.shape[-3:]).to(torch.float32)
+    return torch.addcmul(o, flat, s).clamp_(0.0, 1.0).reshape(data.shape)

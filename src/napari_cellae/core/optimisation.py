@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.cores import usable_cores
+from napari_cellae.core.normalisation import Normalisation, cell_scale_offset
 
 __all__ = [
     "MIN_SHARD",
@@ -377,3 +378,22 @@ def sharded_step(
         param.grad = grad
     optimizer.step()
     return float(sum(loss for loss, _ in results))
+
+
+def scaling_tensors(
+    normalisation: Normalisation, crops: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``scale`` and ``offset`` tensors with ``x = raw * scale + offset`` for the trainer:
+    (1, C, 1, 1) for one scaling of the whole screen, (N, C, 1, 1) per crop (gathered with
+    the batch) when every cell is scaled by its own range, computed once for all crops."""
+    if normalisation.per_cell:
+        scale, offset = cell_scale_offset(crops)
+        return (
+            torch.from_numpy(scale).to(device)[:, :, None, None],
+            torch.from_numpy(offset).to(device)[:, :, None, None],
+        )
+    scale, offset = normalisation.scale_offset()
+    return (
+        torch.from_numpy(scale).to(device).view(1, -1, 1, 1),
+        torch.from_numpy(offset).to(device).view(1, -1, 1, 1),
+    )

@@ -35,6 +35,7 @@ from napari_cellae.core.optimisation import (
     make_optimizer,
     random_orientation,
     resolve_device,
+    scaling_tensors,
     shard_count,
     shard_pool,
     sharded_step,
@@ -163,9 +164,7 @@ class Trainer:
         if self.device.type != "cpu":
             self._train_idx = self._train_idx.to(self.device)
             self._held_idx = self._held_idx.to(self.device)
-        scale, offset = normalisation.scale_offset()
-        self._scale = torch.from_numpy(scale).to(self.device).view(1, -1, 1, 1)
-        self._offset = torch.from_numpy(offset).to(self.device).view(1, -1, 1, 1)
+        self._scale, self._offset = scaling_tensors(normalisation, crops, self.device)
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(config.seed)
@@ -197,14 +196,14 @@ class Trainer:
     def _batch(self, idx: torch.Tensor) -> torch.Tensor:
         """Gather crops by index and normalise them into a channels_last float32 batch."""
         raw = self._data.index_select(0, idx)
+        scale, offset = self._scale, self._offset
         if self.normalisation.per_cell:
-            x = self.normalisation.apply(raw)
-            return x.contiguous(memory_format=torch.channels_last)
+            scale, offset = scale.index_select(0, idx), offset.index_select(0, idx)
         x = torch.empty(
             raw.shape, dtype=torch.float32, device=self.device, memory_format=torch.channels_last
         )
         # One fused pass: x = raw * scale + offset (the dtype conversion happens inside).
-        torch.addcmul(self._offset, raw, self._scale, out=x)
+        torch.addcmul(offset, raw, scale, out=x)
         return x.clamp_(0.0, 1.0)
 
     def _evaluate(self) -> tuple[float, bool]:
