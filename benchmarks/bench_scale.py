@@ -100,7 +100,9 @@ def untrained_model(path: Path, architecture: str | None = None) -> Path:
         config = TrainConfig.from_preset(DEFAULT_PRESET, architecture=architecture)
     torch.manual_seed(0)
     model = ConvAutoencoder(config.architecture, config.crop_size, 1).eval()
-    trained = TrainedModel(model, config, Normalisation([0.0], [255.0]), ["dna"], OBJECT)
+    per_cell = getattr(config, "intensity", "screen") == "cell"  # scaled as the preset says
+    norm = Normalisation([0.0], [255.0], per_cell=per_cell)
+    trained = TrainedModel(model, config, norm, ["dna"], OBJECT)
     return save_model(trained, path)
 
 
@@ -230,7 +232,13 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cores} cores, load "
-        f"average {os.getloadavg()[0]:.1f}; default network, untrained, default readout"
+        f"average {os.getloadavg()[0]:.1f}; untrained network of the '{DEFAULT_PRESET}' preset"
+    )
+    preset = TrainConfig.from_preset(DEFAULT_PRESET)
+    print(
+        f"  {preset.architecture}, {preset.crop_size} px, mask {preset.mask}, intensity "
+        f"{getattr(preset, 'intensity', 'screen')}, readout {preset.readout} over "
+        f"{preset.orientations} orientations"
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:
@@ -243,12 +251,13 @@ def main() -> None:
 
         rates = {0: encode_rate(rate_screen, trained, tmp / "serial.hdf", 0)}
         reference = read_explorer_hdf(tmp / "serial.hdf")
-        same = True
+        same, largest = True, 0.0
         for w in args.workers:
             rates[w] = encode_rate(rate_screen, trained, tmp / f"dask{w}.hdf", w)
             got = read_explorer_hdf(tmp / f"dask{w}.hdf")
             same &= bool(np.array_equal(got.bbox, reference.bbox))
             same &= bool(np.allclose(got.features, reference.features, atol=1e-5, rtol=1e-5))
+            largest = max(largest, float(np.abs(got.features - reference.features).max()))
         print(
             f"\n{'encoding ' + str(args.rate_cells) + ' cells':<30}{'cells/s':>9}{'x 1 worker':>12}"
             f"{'cells/CPU-s':>13}{'x 1 worker':>12}"
@@ -260,7 +269,10 @@ def main() -> None:
             ratios = [f"{r / one[k]:>11.2f}x" if one else "" for k, r in enumerate((wall, cpu))]
             print(f"{name:<30}{wall:>9.0f}{ratios[0]:>12}{cpu:>13.0f}{ratios[1]:>12}")
         same_text = "yes" if same else "NO"
-        print(f"Dask output equals the serial output (rows, features within 1e-5): {same_text}")
+        print(
+            f"Dask output equals the serial output (rows, features within 1e-5): {same_text} "
+            f"(largest feature difference {largest:.1e})"
+        )
         ceiling, ceiling_cpu = write_ceiling(
             rate_screen, trained, tmp / "ceiling.hdf", 4 * args.rate_cells
         )
