@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop-size", type=int, help="default: 48 (hard), preset's (demo)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--train-on", choices=["controls", "all"], default="controls")
+    parser.add_argument("--train-on", choices=["controls", "all"], help="default: the preset's")
     parser.add_argument("--seed", type=int, default=0, help="training seed (0)")
     parser.add_argument("--device", help="cpu, cuda or auto (default: the preset's)")
     parser.add_argument("--mask", choices=["none", "neighbours", "cell"], help="default: preset's")

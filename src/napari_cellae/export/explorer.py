@@ -35,8 +35,12 @@ __all__ = [
     "BBOX_DTYPE",
     "FEATURE_PREFIX",
     "ExplorerData",
+    "application_name",
+    "build_arrays",
     "feature_names",
     "read_explorer_hdf",
+    "source_image_size",
+    "to_uint8",
     "write_explorer_hdf",
 ]
 
@@ -62,7 +66,8 @@ CONTOUR_CHANNEL = "Channel_1"
 GALLERY_COLOR = b"#FFFFFF"
 
 
-def _application() -> str:
+def application_name() -> str:
+    """The ``application`` attribute written into Explorer files (names this version)."""
     from napari_cellae import __version__
 
     return f"napari-cellae {__version__} (CellCognition Explorer deep learning module)"
@@ -99,7 +104,7 @@ def _bytes(values: list[str], width: int) -> np.ndarray:
     return np.array(out, dtype=f"S{width}")
 
 
-def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
+def to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
     """Thumbnails as uint8: 8-bit data as stored, wider data scaled (never truncated)."""
     if crops.dtype == np.uint8:
         return crops
@@ -115,7 +120,7 @@ def _to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndar
     return out
 
 
-def _source_image_size(crops: CropSet) -> tuple[int, int]:
+def source_image_size(crops: CropSet) -> tuple[int, int]:
     """(height, width) of the source images; falls back to the extent of the crops."""
     try:
         from napari_cellae.io.cellh5 import CellH5
@@ -128,12 +133,15 @@ def _source_image_size(crops: CropSet) -> tuple[int, int]:
         return int(crops.origin_y.max()) + size, int(crops.origin_x.max()) + size
 
 
-def _build_arrays(
+def build_arrays(
     crops: CropSet,
     features: np.ndarray,
     mapping: PositionMapping | None,
     normalisation: Normalisation | None,
 ) -> dict[str, np.ndarray]:
+    """The Explorer rows of some cells: ``bbox``, ``features``, ``groups``, ``contours``
+    and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
+    writer appends the same rows position by position)."""
     n = len(crops)
     size = int(crops.crops.shape[-1])
     pos_labels = [p.label for p in crops.positions]
@@ -179,7 +187,7 @@ def _build_arrays(
         contours[i, 1] = ys[i]
 
     # (N, C, y, x) -> (y, x, C, N): thumbnail i, channel c is gallery[:, :, c, i] in [y, x].
-    gallery = np.ascontiguousarray(_to_uint8(crops.crops, normalisation).transpose(2, 3, 1, 0))
+    gallery = np.ascontiguousarray(to_uint8(crops.crops, normalisation).transpose(2, 3, 1, 0))
     return {
         "bbox": bbox,
         "features": feat,
@@ -249,14 +257,14 @@ def write_explorer_hdf(
         raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
     check_output(path, [crops.source, *inputs], "features file")
 
-    arrays = _build_arrays(crops, features, mapping, normalisation)
+    arrays = build_arrays(crops, features, mapping, normalisation)
     if image_size is None:
-        image_size = _source_image_size(crops)
+        image_size = source_image_size(crops)
 
     # HDF5 creates the temporary file itself, so it gets the user's normal permissions.
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["training_data"] = np.array([b"data"])
-        h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
+        h5.attrs["application"] = np.bytes_(application_name().encode("utf-8"))
         data = h5.create_group("data")
         data.create_dataset("bbox", data=arrays["bbox"])
         data.create_dataset("features", data=arrays["features"])

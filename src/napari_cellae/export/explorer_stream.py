@@ -28,9 +28,9 @@ from napari_cellae.export.explorer import (
     CONTOUR_CHANNEL,
     FEATURE_GROUP_DTYPE,
     GALLERY_COLOR,
-    _application,
-    _build_arrays,
-    _source_image_size,
+    application_name,
+    build_arrays,
+    source_image_size,
 )
 from napari_cellae.io.atomic import atomic_output, check_output
 
@@ -162,9 +162,9 @@ class ExplorerWriter:
                 "normalisation to become 8-bit thumbnails"
             )
         if self.image_size is None:
-            self.image_size = _source_image_size(crops)
+            self.image_size = source_image_size(crops)
         self.n_features = features.shape[1]
-        self._pending.append(_build_arrays(crops, features, self.mapping, self.normalisation))
+        self._pending.append(build_arrays(crops, features, self.mapping, self.normalisation))
         self._pending_rows += n
         if self._pending_rows >= _FLUSH_ROWS:
             self._flush(final=False)
@@ -172,7 +172,7 @@ class ExplorerWriter:
     def _create(self, first: dict[str, np.ndarray]) -> None:
         h5 = self._h5
         h5.attrs["training_data"] = np.array([b"data"])
-        h5.attrs["application"] = np.bytes_(_application().encode("utf-8"))
+        h5.attrs["application"] = np.bytes_(application_name().encode("utf-8"))
         data = h5.create_group("data")
         rows = 4096
         data.create_dataset("bbox", shape=(0,), maxshape=(None,), dtype=BBOX_DTYPE, chunks=(rows,))

@@ -263,7 +263,7 @@ def encode_position(
         Naming the file and position (missing, damaged, changed since planning).
     """
     from napari_cellae.core.crops import collect_crops
-    from napari_cellae.export.explorer import _to_uint8
+    from napari_cellae.export.explorer import to_uint8
     from napari_cellae.pipeline.steps import encode_crops
 
     ch5 = _open(task.source)
@@ -281,7 +281,7 @@ def encode_position(
             "was the file changed during the run?"
         )
     features = encode_crops(trained, crops, batch_size=batch_size)
-    crops.crops = _to_uint8(crops.crops, trained.normalisation)
+    crops.crops = to_uint8(crops.crops, trained.normalisation)
     return EncodedPosition(task, crops, features)
 
 
