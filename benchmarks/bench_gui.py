@@ -10,7 +10,8 @@ for a few hundred ms at a time), and for an idle viewer. Needs a display: run un
     xvfb-run -a python benchmarks/bench_gui.py --screenshots docs   # docs/widget_*.png
 
 With ``--screenshots`` the viewer is photographed before, during and after training
-(not timed: screenshots themselves block the GUI thread).
+(not timed: screenshots themselves block the GUI thread); after training, the embedding is
+coloured by ``--colour`` and the strongest hit of the hit table is selected.
 """
 
 from __future__ import annotations
@@ -218,14 +219,18 @@ def screenshots(args: argparse.Namespace) -> None:
             taken.append(True)
 
     _run_until(app, worker, during)
-    for _ in range(10):
+    # the UMAP map replaces the PCA map in the background
+    t_end = time.perf_counter() + 300
+    while widget.results.pending and time.perf_counter() < t_end:
         app.processEvents()
-    embedding = viewer.layers[EMBEDDING_LAYER]
-    # show the linking: pick a typical cell (nearest the middle of the embedding)
-    emb = widget.result.embedding
-    i = int(np.argmin(((emb - np.median(emb, axis=0)) ** 2).sum(axis=1)))
-    viewer.layers.selection.active = embedding
-    embedding.selected_data = {i}
+        time.sleep(0.01)
+    viewer.layers.selection.active = viewer.layers[EMBEDDING_LAYER]
+    # show the findings: novelty colours, the strongest hit's cells and its most novel cells
+    widget.panel.colour_by.setCurrentText(args.colour)
+    widget.panel.hits.table.selectRow(0)
+    while widget.results.pending and time.perf_counter() < t_end:
+        app.processEvents()
+        time.sleep(0.01)
     viewer.reset_view()
     shoot("widget_after.png")
     print("wrote", *sorted(p.name for p in out.glob("widget_*.png")))
@@ -244,6 +249,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle baseline")
     parser.add_argument("--arch", default="", help="network (default: the module's default)")
     parser.add_argument("--screenshots", default="", help="folder for widget_*.png")
+    parser.add_argument("--colour", default="novelty", help="embedding colours in the screenshot")
     args = parser.parse_args()
     if args.no_progress:
         import contextlib

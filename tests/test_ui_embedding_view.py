@@ -37,6 +37,12 @@ def test_small_tables_are_all_points(shown):
     np.testing.assert_allclose(layer.face_color, table.colourings["phenotype group"].colours())
     view.select(np.array([3, 1]))
     assert set(layer.selected_data) == {1, 3}
+    # a spotlit selection (a hit-table row) leaves the other points faint
+    view.select(np.array([3, 1]), spotlight=True)
+    alpha = layer.face_color[:, 3]
+    assert np.all(alpha[[1, 3]] == 1) and np.allclose(np.delete(alpha, [1, 3]), 0.3)
+    view.select(np.array([3, 1]))
+    assert np.all(layer.face_color[:, 3] == 1)
     np.testing.assert_array_equal(view.cells_of(np.array([2, 0])), [2, 0])
     # another map moves the points and keeps the selection
     before = layer.data.copy()

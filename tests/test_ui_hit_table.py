@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from qtpy.QtCore import Qt
 
-from napari_cellae._ui.hit_table import COLUMN_TIPS, HitTable
+from napari_cellae._ui.hit_table import COLUMN_TIPS, WAITING, HitTable
 
 
 def _hits() -> dict[str, pd.DataFrame]:
@@ -29,13 +29,15 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
     chosen: list[tuple[str, list[str]]] = []
     hits = HitTable(lambda by, keys: chosen.append((by, keys)))
     qtbot.addWidget(hits)
-    assert not hits.note.isVisibleTo(hits) and not hits.table.isVisibleTo(hits)
+    assert hits.note.isVisibleTo(hits) and not hits.table.isVisibleTo(hits)
+    assert hits.note.text() == WAITING  # before a run
     hits.show_hits(_hits(), None)
+    assert not hits.note.isVisibleTo(hits)
     table = hits.table
     assert table.isVisibleTo(hits) and table.rowCount() == 3
     headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
     assert "plate" not in headers  # one plate: no column for it
-    assert headers[:3] == ["rank", "position", "well"]
+    assert headers[:3] == ["rank", "position", "condition"]  # the wells start the positions
     assert table.horizontalHeaderItem(0).toolTip() == COLUMN_TIPS["rank"]
     assert hits.keys() == ["p1/B02_1", "p1/A01_1", "p1/C03_1"]  # by rank
     cells = headers.index("n_cells")
@@ -54,6 +56,7 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
 
     hits.by.setCurrentText("condition")
     assert hits.unit == "condition" and hits.keys() == ["PLK1", "neg"]
+    assert table.horizontalHeaderItem(2).text() == "condition"
     table.selectRow(1)
     assert chosen[-1] == ("condition", ["neg"])
 

@@ -8,6 +8,7 @@ import pytest
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui.embedding_view import DENSITY_LAYER
+from napari_cellae._ui.result_layers import MARKER_LAYER
 from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, DeepLearningWidget
 from ui_helpers import TIMEOUT_MS, run_job, tiny, use_pca, wait_background
 
@@ -58,6 +59,7 @@ def test_colours_hits_gallery_and_anndata(make_napari_viewer, qtbot, errors, tmp
     run_job(qtbot, widget, widget.start_training)
     assert not errors, errors
     results, panel = widget.results, widget.panel
+    assert widget.tabs.currentWidget() is panel  # the loss during training, then the hits
     table, findings = results.table, results.findings
     crops = widget.result.crops
     embedding = viewer.layers[EMBEDDING_LAYER]
@@ -94,7 +96,13 @@ def test_colours_hits_gallery_and_anndata(make_napari_viewer, qtbot, errors, tmp
         centres.metadata[METADATA_KEY]["positions"][round(viewer.dims.point[offset])]
         == (crops.positions[position])
     )
-    # its most novel cells in the gallery
+    # its most novel cells are squared in the image, and shown in the gallery
+    marker = viewer.layers[MARKER_LAYER]
+    top32 = findings.most_novel(cells, 32)
+    assert len(marker.data) == len(top32)
+    np.testing.assert_allclose(
+        marker.data, centres.data[[results.link.locate(c)[1] for c in top32]]
+    )
     assert "most novel" in widget.status.text()
     wait_background(qtbot, widget)
     gallery = viewer.layers[GALLERY_LAYER].data

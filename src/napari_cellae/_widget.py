@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from napari_cellae._ui import files
 from napari_cellae._ui.buttons import ActionButtons
@@ -30,6 +30,7 @@ from napari_cellae._ui.result_layers import (
 )
 from napari_cellae._ui.results import Results
 from napari_cellae._ui.runner import JobRunner, Outcome, warm_up_engine
+from napari_cellae._ui.scroll import VerticalScroll
 from napari_cellae.pipeline import jobs
 from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, Status
 
@@ -74,14 +75,22 @@ class DeepLearningWidget(QWidget):
         self.results = Results(napari_viewer, self.layers, self.status.setText, self._failed)
         self.panel, self.link = self.results.panel, self.results.link
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(6, 6, 6, 6)
-        for part in (self.form, self.buttons.run_row.native, self.status, self.loss_plot):
+        for part in (self.form, self.buttons.run_row.native, self.status):
             layout.addWidget(part)
-        layout.addWidget(self.panel, 1)
+        # the loss while training, then the findings: one at a time, the dock is short
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.loss_plot, "Loss")
+        self.tabs.addTab(self.panel, "Embedding and hits")
+        layout.addWidget(self.tabs, 1)
         for part in (self.buttons.file_row.native, self.position_label):
             layout.addWidget(part)
-        self.setMinimumWidth(330)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(VerticalScroll(content))
+        content.setMinimumWidth(330)
 
         self.form.file.changed.connect(self._on_file_changed)
         # lambdas: a button's signal carries its checked state, which must not reach the
@@ -175,6 +184,7 @@ class DeepLearningWidget(QWidget):
             return None
         config = request.config
         self.loss_plot.clear()
+        self.tabs.setCurrentWidget(self.loss_plot)
         blank = np.zeros((jobs.GALLERY_PAIRS, config.crop_size, config.crop_size), np.float32)
         self.layers.prepare(jobs.gallery_grid(blank, blank))
         return self._run(
@@ -269,6 +279,7 @@ class DeepLearningWidget(QWidget):
             return
         self.result = result
         self.results.show(outcome)
+        self.tabs.setCurrentWidget(self.panel)
         # zoom out to show image, gallery and embedding, in a later turn (another repaint)
         self.runner.later(self.viewer.reset_view)
         what = "stopped early; " if result.stopped else ""

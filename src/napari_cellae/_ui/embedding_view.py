@@ -36,6 +36,7 @@ SAMPLE = 5_000
 # selection costs grow faster than linearly with the number of points selected.
 SHOWN_SELECTED = 2_000
 BINS = 512
+_FAINT = 0.3  # opacity of the points outside a spotlit selection
 
 
 class EmbeddingView:
@@ -71,7 +72,7 @@ class EmbeddingView:
         self.rows = np.zeros(0, np.int64)  # cell of every point of the layer
         self.sample = np.zeros(0, np.int64)
         self.grid: DensityGrid | None = None
-        self.spotlit: np.ndarray | None = None  # cells spotlit in the density image
+        self.spotlit: np.ndarray | None = None  # selected cells shown with the rest faint
         self._base: np.ndarray | None = None  # density image without spotlight
         self._offset = np.zeros(2)
         self._side = 1.0
@@ -127,7 +128,7 @@ class EmbeddingView:
         if self.table is None:
             return
         self.colouring = self.table.colourings[name]
-        self.layer.face_color = self.colouring.colours(self.rows)
+        self.layer.face_color = self._face(self.rows)
         if self.dense:
             self._base = self.grid.render(self.colouring)
             self._paint()
@@ -149,14 +150,19 @@ class EmbeddingView:
         """Select ``cells`` (rows of the table) in the points layer.
 
         In the density view the selected cells are added to the points (at most
-        :data:`SHOWN_SELECTED`, a seeded sample of them) and, with ``spotlight``, all of
-        them are drawn over a dimmed density image.
+        :data:`SHOWN_SELECTED`, a seeded sample of them). With ``spotlight`` the other
+        points turn faint, and the density image shows all selected cells over a dimmed
+        image of the rest.
         """
         if self.table is None:
             return
         cells = np.unique(np.asarray(cells, np.int64))
         layer = self.layer
         if not self.dense:
+            spotlit = cells if spotlight and len(cells) else None
+            if spotlit is not None or self.spotlit is not None:
+                self.spotlit = spotlit
+                layer.face_color = self._face(self.rows)
             select_points(layer, cells)
             return
         shown = cells
@@ -164,10 +170,14 @@ class EmbeddingView:
             rng = np.random.default_rng(self.seed)
             shown = np.sort(rng.choice(cells, SHOWN_SELECTED, replace=False))
         rows = np.union1d(self.sample, shown)
+        spotlit = cells if spotlight and len(cells) else None
+        recolour = spotlit is not None or self.spotlit is not None
+        self.spotlit = spotlit
         if not np.array_equal(rows, self.rows):
             self._fill(rows)
+        elif recolour:
+            layer.face_color = self._face(rows)
         select_points(layer, np.searchsorted(rows, shown))
-        self.spotlit = cells if spotlight and len(cells) else None
         self._paint()
 
     def cells_of(self, rows: np.ndarray) -> np.ndarray:
@@ -184,9 +194,16 @@ class EmbeddingView:
         select_points(layer, [])
         layer.data = data
         layer.features = features.reset_index(drop=True)
-        layer.face_color = self.colouring.colours(rows)
+        layer.face_color = self._face(rows)
         for key, value in self._style.items():  # points added by `data` take napari defaults
             setattr(layer, key, value)
+
+    def _face(self, rows: np.ndarray) -> np.ndarray:
+        """Colours of the cells ``rows``; faint outside a spotlit selection."""
+        colours = self.colouring.colours(rows)
+        if self.spotlit is not None:
+            colours[~np.isin(rows, self.spotlit), 3] = _FAINT
+        return colours
 
     def _density(self) -> None:
         """Bin the cells (a worker may have done so) and draw the density image."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
-from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.pipeline.jobs import TrainRequest
@@ -171,6 +171,9 @@ class ParameterForm(QWidget):
             inner.setContentsMargins(4, 4, 4, 4)
             inner.addWidget(box.native)
             layout.addWidget(group)
+        # never squeezed below its natural height (text would be cut): the results below
+        # take what space is left
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         self.optimizer.changed.connect(self._on_optimizer)
         self.object.changed.connect(self._on_object)

@@ -29,7 +29,13 @@ from napari_cellae.pipeline.hits import HIT_BY
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMN_TIPS", "HitTable"]
+__all__ = ["COLUMN_TIPS", "WAITING", "HitTable"]
+
+#: shown until a run has hits
+WAITING = (
+    "After training (or Load model), positions and conditions ranked by their share of "
+    "novel cells appear here."
+)
 
 _SORT = Qt.ItemDataRole.UserRole
 _KEY = Qt.ItemDataRole.UserRole + 1
@@ -101,6 +107,10 @@ class HitTable(QWidget):
         self.by = QComboBox()
         self.by.addItems(list(HIT_BY))
         self.by.setToolTip("One row per position (well and site), or per condition")
+        self.by.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.by.setMinimumContentsLength(6)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.table = QTableWidget(0, 0)
@@ -109,7 +119,7 @@ class HitTable(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
-        self.table.setMinimumHeight(8 * (self.fontMetrics().height() + 6))
+        self.table.setMinimumHeight(5 * (self.fontMetrics().height() + 6))
         self.table.setSortingEnabled(True)
         self.table.setToolTip(
             "Click a row to select its cells in the embedding and the image and to see its "
@@ -127,7 +137,7 @@ class HitTable(QWidget):
         layout.addWidget(self.table, 1)
         self.by.currentTextChanged.connect(lambda _text: self._fill())
         self.table.itemSelectionChanged.connect(self._on_selection)
-        self.show_hits({}, None)
+        self.show_hits({}, WAITING)
 
     @property
     def unit(self) -> str:
@@ -167,9 +177,7 @@ class HitTable(QWidget):
             if frame is None:
                 table.setRowCount(0)
                 return
-            columns = [
-                c for c in frame.columns if not (c == "plate" and frame["plate"].nunique() < 2)
-            ]
+            columns = [c for c in frame.columns if not self._redundant(frame, c)]
             table.setColumnCount(len(columns))
             table.setHorizontalHeaderLabels(columns)
             for j, name in enumerate(columns):
@@ -186,6 +194,17 @@ class HitTable(QWidget):
             table.resizeColumnsToContents()
         finally:
             table.blockSignals(False)
+
+    @staticmethod
+    def _redundant(frame: pd.DataFrame, column: str) -> bool:
+        """A column that says nothing the others do not: one plate, or wells that every
+        position label starts with (space in the dock is short)."""
+        if column == "plate":
+            return frame["plate"].nunique() < 2
+        if column == "well" and "position" in frame:
+            labels = frame["position"].astype(str)
+            return bool(all(p.startswith(w) for p, w in zip(labels, frame["well"], strict=True)))
+        return False
 
     def _on_selection(self) -> None:
         rows = sorted({index.row() for index in self.table.selectedIndexes()})

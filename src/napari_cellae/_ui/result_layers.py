@@ -34,7 +34,7 @@ __all__ = [
 GALLERY_LAYER = "gallery (input | output)"
 EMBEDDING_LAYER = "feature embedding"
 SELECTED_LAYER = "selected cell (input | output)"
-MARKER_LAYER = "selected cell"
+MARKER_LAYER = "marked cells"  # the picked cell, or the gallery's cells
 
 
 def cellae_layers(viewer: napari.Viewer, kind: str | None = None) -> list[Any]:
@@ -165,16 +165,21 @@ class ResultLayers:
         if active is not None and active in self.viewer.layers:
             self.viewer.layers.selection.active = active
 
-    def mark(self, centres: Any, point: np.ndarray, size: float) -> None:
-        """Draw a square of ``size`` around ``point`` of a centres layer."""
+    def mark(self, centres: Any, points: np.ndarray, size: float) -> None:
+        """Draw a square of ``size`` around each of ``points`` (one, or an array of them)
+        of a centres layer."""
+        points = np.atleast_2d(np.asarray(points, float))
         if MARKER_LAYER in self.viewer.layers:
             marker = self.viewer.layers[MARKER_LAYER]
-            if marker.ndim == len(point):
-                marker.data = point[np.newaxis]
+            if marker.ndim == points.shape[1]:
+                marker.data = points
+                marker.size = size  # points added by `data` take napari's default size
+                marker.symbol = "square"
+                marker.border_color = "cyan"
                 return
             self.viewer.layers.remove(marker)
         self.viewer.add_points(
-            point[np.newaxis],
+            points,
             name=MARKER_LAYER,
             size=size,
             face_color="transparent",

@@ -19,6 +19,7 @@ from napari_cellae._ui import files
 from napari_cellae._ui.cell_table import unit_square
 from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
+from napari_cellae._ui.hit_table import WAITING
 from napari_cellae._ui.linking import SelectionLink
 from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
 from napari_cellae._ui.results_panel import ResultsPanel
@@ -107,7 +108,7 @@ class Results:
         """Forget the shown run (its features were dropped)."""
         self.result = self.table = self.findings = None
         self.link.disconnect()
-        self.panel.hits.show_hits({}, None)
+        self.panel.hits.show_hits({}, WAITING)
         self.panel.legend.setText("")
 
     # -- the results panel -----------------------------------------------------------------------
@@ -184,10 +185,14 @@ class Results:
         self.link.select(cells, focus, show=lambda c: self.view.select(c, spotlight=True))
         if not len(cells):
             return
-        what = keys[0] if len(keys) == 1 else f"{len(keys)} {by}s"
+        self._mark(top, focus)
+        what = keys[0].rsplit("/", 1)[-1] if len(keys) == 1 else f"{len(keys)} {by}s"
+        if by == "position":
+            conditions = self.table.features["condition"].iloc[cells].astype(str).unique()
+            what += f" ({', '.join(conditions[:3])}{', …' if len(conditions) > 3 else ''})"
         self.say(
-            f"Selected {len(cells)} cells of {what}; the gallery shows the {len(top)} most "
-            "novel (input | reconstruction)."
+            f"{len(cells)} cells of {what} selected; the {len(top)} most novel are in the "
+            "gallery and in cyan squares."
         )
         self._gallery_request += 1
         request, result = self._gallery_request, self.result
@@ -196,6 +201,20 @@ class Results:
         )
         worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
         self._start(f"gallery {request}", worker)
+
+    def _mark(self, cells: np.ndarray, focus: int | None) -> None:
+        """Square the image's ``cells`` that are in the layer of ``focus`` (the most novel
+        cells: those of the gallery)."""
+        found = self.link.locate(focus) if focus is not None else None
+        if found is None:
+            return
+        layer = found[0]
+        rows = []
+        for cell in cells:
+            at = self.link.locate(int(cell))
+            if at is not None and at[0] is layer:
+                rows.append(at[1])
+        self.layers.mark(layer, layer.data[rows], float(self.result.crops.crops.shape[-1]))
 
     def _gallery_ready(self, request: int, result: RunResult, grid: np.ndarray) -> None:
         if request == self._gallery_request and result is self.result and self._viewer_open():

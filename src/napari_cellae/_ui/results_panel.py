@@ -1,16 +1,23 @@
-"""The dock widget's results box: colour and map of the embedding, legend, hit table."""
+"""The dock widget's results tab: colour and map of the embedding, legend, hit table."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_cellae._ui.hit_table import HitTable
 from napari_cellae.core.features import DEFAULT_EMBEDDING
 
-__all__ = ["MAPS", "ResultsPanel"]
+__all__ = ["MAPS", "ResultsPanel", "shrinkable"]
 
 #: 2-D maps offered: (label, method of napari_cellae.core.features.embed_2d)
 MAPS = (("UMAP", "umap"), ("PCA", "pca"))
@@ -25,7 +32,13 @@ _MAP_TIP = (
 )
 
 
-class ResultsPanel(QGroupBox):
+def shrinkable(combo: QComboBox, letters: int = 6) -> None:
+    """Let a combo box be narrower than its longest item (the dock is narrow)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(letters)
+
+
+class ResultsPanel(QWidget):
     """Colour-by and map choices, the colour legend and the hit table.
 
     Parameters
@@ -45,7 +58,7 @@ class ResultsPanel(QGroupBox):
         on_hits: Callable[[str, list[str]], None],
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__("Embedding and hits", parent)
+        super().__init__(parent)
         self.colour_by = QComboBox()
         self.colour_by.addItem("condition")
         self.colour_by.setToolTip(_COLOUR_TIP)
@@ -54,22 +67,26 @@ class ResultsPanel(QGroupBox):
             self.map.addItem(label, method)
         self.map.setCurrentIndex([m for _label, m in MAPS].index(DEFAULT_EMBEDDING))
         self.map.setToolTip(_MAP_TIP)
+        for combo in (self.colour_by, self.map):
+            shrinkable(combo)
         self.map_state = QLabel("")
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.hits = HitTable(on_hits)
 
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QLabel("Colour by"))
-        row.addWidget(self.colour_by, 1)
-        row.addWidget(QLabel("Map"))
-        row.addWidget(self.map)
-        row.addWidget(self.map_state)
+        # two rows: napari's style keeps a combo box at least 120 px wide
+        map_row = QHBoxLayout()
+        map_row.setContentsMargins(0, 0, 0, 0)
+        map_row.addWidget(self.map, 1)
+        map_row.addWidget(self.map_state, 1)
+        rows = QFormLayout()
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.addRow("Colour by", self.colour_by)
+        rows.addRow("Map", map_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(row)
+        layout.addLayout(rows)
         layout.addWidget(self.legend)
         layout.addWidget(self.hits, 1)
         self._quiet = False
@@ -79,6 +96,11 @@ class ResultsPanel(QGroupBox):
         self.map.currentIndexChanged.connect(
             lambda _index: None if self._quiet else on_map(self.method)
         )
+
+    def hasHeightForWidth(self) -> bool:
+        """No. (Its word-wrapped legend says so, and the dock's layout then treats the
+        panel's height for its width as a minimum, squeezing the form above it.)"""
+        return False
 
     @property
     def colour(self) -> str:
