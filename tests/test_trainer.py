@@ -289,3 +289,20 @@ def test_per_cell_batches_equal_per_cell_normalisation() -> None:
     idx = torch.arange(0, 40, 3)
     batch = trainer._batch(idx).contiguous().numpy()
     np.testing.assert_allclose(batch, trainer.normalisation.apply(crops[idx.numpy()]), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["classic", "recommended", "demo"])
+def test_every_preset_trains_and_encodes(preset: str) -> None:
+    from napari_cellae.core.features import encode, feature_names
+    from napari_cellae.core.presets import PRESETS
+
+    assert set(PRESETS) == {"classic", "recommended", "demo"}
+    cfg = TrainConfig.from_preset(preset, epochs=1, device="cpu")
+    size = cfg.crop_size
+    crops = np.random.default_rng(0).integers(0, 255, (24, 1, size, size)).astype(np.uint8)
+    trainer = Trainer(cfg, crops)
+    reports = list(trainer.run())
+    assert [r.epoch for r in reports] == [1] and np.isfinite(reports[0].train_loss)
+    trained = trainer.result()
+    feats = encode(trained, crops[:5])
+    assert feats.shape == (5, len(feature_names(trained))) and np.all(np.isfinite(feats))
