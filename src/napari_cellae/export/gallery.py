@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.export.plots import agg_figure, save_png
+from napari_cellae.io.atomic import check_output
 
 if TYPE_CHECKING:
     from napari_cellae.core.normalisation import Normalisation
@@ -99,9 +100,6 @@ def write_gallery(
         If there is no group to show, an index is out of range, or the file cannot be
         written (naming the path).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     crops = np.asarray(getattr(crops, "crops", crops))
     if crops.ndim != 4:
         raise ValueError(f"cannot draw {path}: crops must have shape (N, C, S, S)")
@@ -114,8 +112,7 @@ def write_gallery(
     path = check_output(path, inputs, "gallery")
     columns = max(len(v) for v in rows.values())
     top = 0.5 if title else 0.1
-    fig = Figure(figsize=(max(0.9 * columns, 4.0), 1.2 * len(rows) + top))
-    FigureCanvasAgg(fig)  # Agg directly: no pyplot state, works without a display
+    fig = agg_figure(figsize=(max(0.9 * columns, 4.0), 1.2 * len(rows) + top))
     axes = fig.subplots(len(rows), columns, squeeze=False)
     # Room above every row for its caption; crops close together.
     fig.subplots_adjust(
@@ -131,6 +128,4 @@ def write_gallery(
         axes[r, 0].set_title(captions.get(group, f"group {group}"), loc="left", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)  # the temporary name has no .png suffix
-    return path
+    return save_png(fig, path, dpi=100)

@@ -9,13 +9,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_cellae.export.palette import condition_colours
 from napari_cellae.io.atomic import atomic_output, check_output
 
-__all__ = ["plot_embedding"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["agg_figure", "plot_embedding", "save_png"]
+
+
+def agg_figure(**kwargs) -> Figure:
+    """A matplotlib ``Figure(**kwargs)`` drawn by Agg directly: no pyplot state, no display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: Path, **kwargs) -> Path:
+    """Save ``fig`` as a PNG at ``path`` atomically (temporary name, then rename)."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", **kwargs)  # the temporary name has no .png suffix
+    return path
 
 
 def plot_embedding(
@@ -49,9 +70,6 @@ def plot_embedding(
         If the embedding is not (N, 2) for N groups, or the file cannot be written
         (naming the path).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     embedding = np.asarray(embedding)
     labels = np.asarray([str(g) for g in groups])
     if embedding.ndim != 2 or embedding.shape[1] != 2 or len(embedding) != len(labels):
@@ -60,8 +78,7 @@ def plot_embedding(
             f"({len(labels)}, 2) for {len(labels)} groups"
         )
     path = check_output(path, inputs, "plot")
-    fig = Figure(figsize=(7, 5.5), dpi=100)
-    FigureCanvasAgg(fig)  # Agg directly: no pyplot state, works without a display
+    fig = agg_figure(figsize=(7, 5.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     for name, colour in condition_colours(labels.tolist()).items():
         sel = labels == name
@@ -80,6 +97,4 @@ def plot_embedding(
         ax.set_title(title)
     ax.legend(loc="best", fontsize=8, markerscale=2, frameon=False)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")  # the temporary name has no .png suffix
-    return path
+    return save_png(fig, path)
