@@ -37,6 +37,7 @@ __all__ = [
     "ExplorerData",
     "application_name",
     "build_arrays",
+    "checked_features",
     "feature_names",
     "read_explorer_hdf",
     "source_image_size",
@@ -197,6 +198,17 @@ def build_arrays(
     }
 
 
+def checked_features(path: str | os.PathLike, features: np.ndarray, n: int) -> np.ndarray:
+    """``features`` as an array, refused (naming ``path``) unless it has shape (n, F)."""
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] != n:
+        raise ValueError(
+            f"cannot write {path}: features have shape {features.shape}, "
+            f"expected ({n}, n_features) for {n} cells"
+        )
+    return features
+
+
 def write_explorer_hdf(
     path: str | os.PathLike,
     crops: CropSet,
@@ -242,13 +254,8 @@ def write_explorer_hdf(
         written (the message names the path).
     """
     path = Path(path)
-    features = np.asarray(features)
     n = len(crops)
-    if features.ndim != 2 or features.shape[0] != n:
-        raise ValueError(
-            f"cannot write {path}: features have shape {features.shape}, "
-            f"expected ({n}, n_features) for {n} cells"
-        )
+    features = checked_features(path, features, n)
     if n == 0:
         raise ValueError(f"cannot write {path}: there are no cells to write")
     if features.shape[1] == 0:

@@ -30,6 +30,7 @@ from napari_cellae.export.explorer import (
     GALLERY_COLOR,
     application_name,
     build_arrays,
+    checked_features,
     source_image_size,
 )
 from napari_cellae.io.atomic import atomic_output, check_output
@@ -134,13 +135,8 @@ class ExplorerWriter:
         """
         if self._h5 is None:
             raise RuntimeError("ExplorerWriter.append() outside its 'with' block")
-        features = np.asarray(features)
         n = len(crops)
-        if features.ndim != 2 or features.shape[0] != n:
-            raise ValueError(
-                f"cannot write {self.path}: features have shape {features.shape}, "
-                f"expected ({n}, n_features) for {n} cells"
-            )
+        features = checked_features(self.path, features, n)
         if self.n_features is not None and features.shape[1] != self.n_features:
             raise ValueError(
                 f"cannot write {self.path}: {features.shape[1]} features per cell, but the "
