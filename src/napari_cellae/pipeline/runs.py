@@ -28,10 +28,33 @@ from napari_cellae.pipeline.steps import (
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.trainer import EpochReport, Trainer
+    from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["run_encode", "run_train"]
+__all__ = ["run_encode", "run_train", "training_crops"]
+
+
+def training_crops(
+    cellh5_path: str | os.PathLike,
+    config: TrainConfig,
+    mapping_path: str | os.PathLike | None = None,
+    object_name: str | None = None,
+    channels: Sequence[str | int] | None = None,
+    control_token: str = "neg",
+) -> tuple[CropSet, PositionMapping | None]:
+    """Open a file and its mapping and crop every object as ``config`` says.
+
+    The first step of :func:`run_train` and of
+    :func:`~napari_cellae.pipeline.torchrun.run_train_torchrun` (parameters as there).
+    """
+    with CellH5(cellh5_path) as ch5:
+        mapping = load_mapping(mapping_path, ch5, control_token)
+        obj = resolve_object(ch5, object_name)
+        chans = resolve_channels(ch5, obj, channels)
+        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
+    return crops, mapping
 
 
 def run_train(
@@ -87,11 +110,9 @@ def run_train(
     inputs = [cellh5_path, mapping_path]
     if out is not None:
         check_outputs([(out, "model")], inputs)
-    with CellH5(cellh5_path) as ch5:
-        mapping = load_mapping(mapping_path, ch5, control_token)
-        obj = resolve_object(ch5, object_name)
-        chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
+    crops, mapping = training_crops(
+        cellh5_path, config, mapping_path, object_name, channels, control_token
+    )
     trainer = make_trainer(crops, mapping, config)
     if on_trainer is not None:
         on_trainer(trainer)

@@ -53,6 +53,7 @@ __all__ = [
     "resolve_channels",
     "resolve_object",
     "select_training",
+    "training_indices",
     "write_features",
 ]
 
@@ -262,6 +263,18 @@ def select_training(
     return idx
 
 
+def training_indices(
+    crops: CropSet, mapping: PositionMapping | None, config: TrainConfig
+) -> tuple[TrainConfig, np.ndarray]:
+    """The config to train with and :func:`select_training`'s indices for it.
+
+    Without a mapping there are no known controls: ``train_on="controls"`` becomes "all".
+    """
+    if mapping is None and config.train_on == "controls":
+        config = replace(config, train_on="all")
+    return config, select_training(crops, mapping, config.train_on, config.samples, config.seed)
+
+
 def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainConfig) -> Trainer:
     """A :class:`~napari_cellae.core.trainer.Trainer` on the training crops of ``crops``.
 
@@ -276,9 +289,7 @@ def make_trainer(crops: CropSet, mapping: PositionMapping | None, config: TrainC
     """
     from napari_cellae.core.trainer import Trainer
 
-    if mapping is None and config.train_on == "controls":
-        config = replace(config, train_on="all")
-    idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
+    config, idx = training_indices(crops, mapping, config)
     return Trainer(
         config,
         np.ascontiguousarray(crops.crops[idx]),

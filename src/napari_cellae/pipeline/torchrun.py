@@ -17,17 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.results import RunResult
-from napari_cellae.pipeline.steps import (
-    check_outputs,
-    collect,
-    load_mapping,
-    resolve_channels,
-    resolve_object,
-    select_training,
-)
+from napari_cellae.pipeline.runs import training_crops
+from napari_cellae.pipeline.steps import check_outputs, training_indices
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -78,14 +71,10 @@ def run_train_torchrun(
 
     if out is not None:
         check_outputs([(out, "model")], [cellh5_path, mapping_path])
-    with CellH5(cellh5_path) as ch5:
-        mapping = load_mapping(mapping_path, ch5, control_token)
-        obj = resolve_object(ch5, object_name)
-        chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
-    if mapping is None and config.train_on == "controls":
-        config = replace(config, train_on="all")  # as make_trainer: no known controls
-    idx = select_training(crops, mapping, config.train_on, config.samples, config.seed)
+    crops, mapping = training_crops(
+        cellh5_path, config, mapping_path, object_name, channels, control_token
+    )
+    config, idx = training_indices(crops, mapping, config)  # as make_trainer does
     local = ddp.rank_share(len(idx), env.rank, env.world_size, config.seed)
     selected = np.ascontiguousarray(crops.crops[idx[local]])
 
