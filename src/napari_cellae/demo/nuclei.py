@@ -75,6 +75,27 @@ class Nucleus:
         return self.a * (1.0 + amp) + 1.5
 
 
+def _harmonics(
+    rng: np.random.Generator, orders: tuple[int, ...], amplitude: float
+) -> list[tuple[float, float, float]]:
+    """Outline harmonics: (order, random amplitude up to ``amplitude``, random phase)."""
+    return [(order, rng.uniform(0.0, amplitude), rng.uniform(0, 2 * math.pi)) for order in orders]
+
+
+def _spot(
+    rng: np.random.Generator,
+    a: float,
+    b: float,
+    r_max: float,
+    radius: tuple[float, float],
+    weight: float,
+) -> tuple[float, float, float, float]:
+    """A spot at a random place inside ``r_max`` of the (a, b) ellipse, random radius."""
+    r = rng.uniform(0.0, r_max)
+    phi = rng.uniform(0, 2 * math.pi)
+    return (r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(*radius), weight)
+
+
 def new_nucleus(rng: np.random.Generator, phenotype: int, tex_size: int) -> Nucleus:
     """Draw the appearance of one nucleus of a phenotype (its centre is set by placement).
 
@@ -103,18 +124,11 @@ def new_nucleus(rng: np.random.Generator, phenotype: int, tex_size: int) -> Nucl
         brightness = 70.0 * math.exp(rng.normal(0.0, 0.28))
         texture = rng.uniform(0.22, 0.42)
         coarse = rng.uniform(0.3, 0.8)
-        for order in (2, 3, 4):
-            harmonics.append((order, rng.uniform(0.0, 0.05), rng.uniform(0, 2 * math.pi)))
+        harmonics = _harmonics(rng, (2, 3, 4), 0.05)
         for _ in range(rng.integers(0, 4)):  # dark nucleoli
-            r = rng.uniform(0.0, 0.55)
-            phi = rng.uniform(0, 2 * math.pi)
-            spots.append(
-                (r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.5, 3.0), -0.45)
-            )
+            spots.append(_spot(rng, a, b, 0.55, (1.5, 3.0), -0.45))
         for _ in range(rng.integers(0, 5)):  # bright heterochromatin foci
-            r = rng.uniform(0.0, 0.8)
-            phi = rng.uniform(0, 2 * math.pi)
-            spots.append((r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.0, 2.0), 0.5))
+            spots.append(_spot(rng, a, b, 0.8, (1.0, 2.0), 0.5))
     elif phenotype == MITOTIC:
         brightness = 125.0 * math.exp(rng.normal(0.0, 0.3))
         texture = rng.uniform(0.35, 0.6)
@@ -127,8 +141,7 @@ def new_nucleus(rng: np.random.Generator, phenotype: int, tex_size: int) -> Nucl
             a = rng.uniform(8.5, 12.0)
             b = a * rng.uniform(0.3, 0.55)
             amp = 0.05
-        for order in (2, 3, 5):
-            harmonics.append((order, rng.uniform(0.0, amp), rng.uniform(0, 2 * math.pi)))
+        harmonics = _harmonics(rng, (2, 3, 5), amp)
     elif phenotype == APOPTOTIC:
         brightness = 140.0 * math.exp(rng.normal(0.0, 0.3))
         texture = rng.uniform(0.1, 0.25)
@@ -154,14 +167,9 @@ def new_nucleus(rng: np.random.Generator, phenotype: int, tex_size: int) -> Nucl
         brightness = 68.0 * math.exp(rng.normal(0.0, 0.28))
         texture = rng.uniform(0.25, 0.45)
         coarse = rng.uniform(0.5, 1.0)
-        for order in (2, 3, 4):
-            harmonics.append((order, rng.uniform(0.0, 0.09), rng.uniform(0, 2 * math.pi)))
+        harmonics = _harmonics(rng, (2, 3, 4), 0.09)
         for _ in range(rng.integers(1, 6)):
-            r = rng.uniform(0.0, 0.6)
-            phi = rng.uniform(0, 2 * math.pi)
-            spots.append(
-                (r * a * math.cos(phi), r * b * math.sin(phi), rng.uniform(1.5, 3.5), -0.4)
-            )
+            spots.append(_spot(rng, a, b, 0.6, (1.5, 3.5), -0.4))
     margin = 40
     return Nucleus(
         phenotype=phenotype,
