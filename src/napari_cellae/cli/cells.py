@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from napari_cellae.cli.output import CountBar, note
+from napari_cellae.cli.run_args import encode_args
 
 __all__ = [
     "EXPLORER_SUFFIX",
@@ -195,15 +196,12 @@ def encode_cells(args: argparse.Namespace) -> int:
             args.file,
             trained,
             args.out,
-            mapping_path=args.mapping,
-            control_token=args.control_token,
-            batch_size=args.batch_size,
             progress=bar,
-            model_path=args.model,
             options=options,
             embedding=args.embedding,
             gallery=args.gallery,
             on_step=None if quiet else step,
+            **encode_args(args),
         )
     result, found = done.result, done.discovery
     print(

@@ -35,6 +35,7 @@ from napari_cellae.cli.output import (
     training_summary,
 )
 from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
+from napari_cellae.cli.run_args import train_args
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -78,12 +79,10 @@ def _train(
             file,
             config,
             mapping_path,
-            object_name=args.object_name,
-            channels=args.channel,
             out=out,
-            control_token=getattr(args, "control_token", "neg"),
             on_epoch=bar,
             keep_on_interrupt=True,
+            **train_args(args),
         )
     if result.reports and result.reports[-1].collapsed:
         note(COLLAPSE_ADVICE, "warning")

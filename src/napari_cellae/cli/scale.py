@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from napari_cellae.cli.output import EpochBar, _Bar, note, training_summary
+from napari_cellae.cli.run_args import encode_args, train_args
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -89,12 +90,9 @@ def encode_command(args: argparse.Namespace) -> int:
             inputs,
             trained,
             args.out,
-            mapping_path=args.mapping,
-            control_token=args.control_token,
-            batch_size=args.batch_size,
             progress=bar,
-            model_path=args.model,
             runner=runner,
+            **encode_args(args),
         )
     plates = f" on {result.n_plates} plate(s)" if result.n_plates > 1 else ""
     print(
@@ -125,11 +123,9 @@ def train_torchrun(
             config,
             env,
             args.mapping,
-            object_name=args.object_name,
-            channels=args.channel,
             out=args.out,
-            control_token=getattr(args, "control_token", "neg"),
             on_epoch=bar,
+            **train_args(args),
         )
     if env.is_main:
         if result.reports and result.reports[-1].collapsed:
