@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cellae._ui.cell_table import cell_table, unit_square
+from napari_cellae._ui.cell_table import cell_table, density_view, unit_square
 from napari_cellae._ui.findings import find
 from napari_cellae.export.palette import PALETTE
 from ui_helpers import fake_run
@@ -61,6 +61,14 @@ def test_another_map_replaces_the_coordinates(cellcognition_file):
     assert table.grid(8) is grid  # cached per map
     table.show_map("umap")
     assert table.method == "umap" and table.grid(8) is not grid
+    # density images: drawn once per map, size and colouring (a worker prepares them)
+    table.prepare_density(8)
+    image = table.density(8, "condition")
+    assert table.density(8, "condition") is image and image.shape == (8, 8, 4)
+    np.testing.assert_array_equal(image, table.grid(8).render(table.colourings["condition"]))
+    grid, images = density_view(table.unit, table.colourings, 8)
+    np.testing.assert_array_equal(grid.index, table.grid(8).index)
+    np.testing.assert_array_equal(images["condition"], image)
     np.testing.assert_allclose(table.features["embedding_1"], other[:, 0])
     np.testing.assert_allclose(table.unit, unit_square(other))
     table.show_map("pca")

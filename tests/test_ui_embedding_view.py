@@ -56,8 +56,12 @@ def test_large_tables_are_a_density_image_and_a_sample(shown):
     viewer, result, table = shown
     n = len(table)
     view = EmbeddingView(ResultLayers(viewer), dense_above=10, sample=8, bins=16)
+    view.prepare(10)  # as many cells as the threshold: no density layer
+    assert DENSITY_LAYER not in viewer.layers
+    view.prepare(n)  # added while the features are computed, filled when they are shown
+    prepared = viewer.layers[DENSITY_LAYER]
     layer = view.show(table, embedding_meta(result, table.colours))
-    assert view.dense and DENSITY_LAYER in viewer.layers
+    assert view.dense and viewer.layers[DENSITY_LAYER] is prepared
     density = viewer.layers[DENSITY_LAYER]
     # under the points, which keep the image's right side as in the small view
     assert viewer.layers.index(density) < viewer.layers.index(layer)

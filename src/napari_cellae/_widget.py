@@ -261,6 +261,7 @@ class DeepLearningWidget(QWidget):
                 self.status.setText(text)
             case Encoded(done=done, total=total):
                 self.status.setText(f"Computing features: {done}/{total} cells")
+                self.results.view.prepare(total)
 
     def _on_returned(self, outcome: Outcome) -> None:
         result = outcome.result

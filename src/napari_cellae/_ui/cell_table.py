@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from napari_cellae._ui.findings import Findings
     from napari_cellae.pipeline.results import RunResult
 
-__all__ = ["CellTable", "cell_table", "unit_square"]
+__all__ = ["CellTable", "cell_table", "density_view", "unit_square"]
 
 _FINDING_COLUMNS = ("novelty", "novel", "cluster", "class")
 
@@ -68,6 +68,8 @@ class CellTable:
         The map shown.
     grids : dict
         Density grids of the maps, by (method, bins), made on first use.
+    images : dict
+        Density images, by (method, bins, colour mode), made on first use.
     """
 
     features: pd.DataFrame
@@ -76,6 +78,7 @@ class CellTable:
     units: dict[str, np.ndarray] = field(default_factory=dict)
     method: str = "pca"
     grids: dict[tuple[str, int], DensityGrid] = field(default_factory=dict)
+    images: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)
 
     @property
     def unit(self) -> np.ndarray:
@@ -105,13 +108,17 @@ class CellTable:
         embedding: np.ndarray,
         unit: np.ndarray | None = None,
         grid: DensityGrid | None = None,
+        images: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Keep another map (its unit square and density grid are computed if not given:
-        pass them from a worker for large tables)."""
+        """Keep another map (its unit square is computed if not given; pass it, the
+        density grid and the density images by colour mode from a worker for large
+        tables: see :func:`density_view`)."""
         self.maps[method] = np.asarray(embedding, np.float32)
         self.units[method] = unit_square(embedding) if unit is None else unit
         if grid is not None:
             self.grids[(method, grid.bins)] = grid
+            for colour, image in (images or {}).items():
+                self.images[(method, grid.bins, colour)] = image
 
     def show_map(self, method: str) -> None:
         """Show the map of ``method`` (one of :attr:`maps`)."""
@@ -126,6 +133,27 @@ class CellTable:
         if key not in self.grids:
             self.grids[key] = DensityGrid(self.unit, bins)
         return self.grids[key]
+
+    def density(self, bins: int, colour: str) -> np.ndarray:
+        """The density image of the shown map coloured by ``colour`` (cached)."""
+        key = (self.method, int(bins), colour)
+        if key not in self.images:
+            self.images[key] = self.grid(bins).render(self.colourings[colour])
+        return self.images[key]
+
+    def prepare_density(self, bins: int) -> None:
+        """Bin the shown map and draw its density image in every colouring (in a worker:
+        the GUI thread then only shows them)."""
+        for colour in self.colourings:
+            self.density(bins, colour)
+
+
+def density_view(
+    unit: np.ndarray, colourings: dict[str, Colouring], bins: int
+) -> tuple[DensityGrid, dict[str, np.ndarray]]:
+    """The density grid of a map and its image in every colouring (for :meth:`add_map`)."""
+    grid = DensityGrid(unit, bins)
+    return grid, {colour: grid.render(c) for colour, c in colourings.items()}
 
 
 def cell_table(

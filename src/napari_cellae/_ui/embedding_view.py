@@ -88,6 +88,13 @@ class EmbeddingView:
         """The embedding points layer."""
         return self.layers.embedding_layer()
 
+    def prepare(self, n_cells: int) -> None:
+        """Add the (empty) density layer now if ``n_cells`` will need it: adding a napari
+        layer takes a few hundred ms, better spent while the features are computed than
+        when the results appear."""
+        if n_cells > self.dense_above and DENSITY_LAYER not in self.viewer.layers:
+            self._add_density(np.zeros((1, 1, 4), np.uint8), {})
+
     def show(self, table: CellTable, meta: dict, colour: str = "condition") -> Any:
         """Draw a new table, coloured by ``colour`` (condition if it has no such colouring).
 
@@ -130,7 +137,7 @@ class EmbeddingView:
         self.colouring = self.table.colourings[name]
         self.layer.face_color = self._face(self.rows)
         if self.dense:
-            self._base = self.grid.render(self.colouring)
+            self._base = self.table.density(self.bins, name)
             self._paint()
 
     def moved(self) -> None:
@@ -206,9 +213,9 @@ class EmbeddingView:
         return colours
 
     def _density(self) -> None:
-        """Bin the cells (a worker may have done so) and draw the density image."""
+        """Bin the cells and draw the density image (a worker may have done both)."""
         self.grid = self.table.grid(self.bins)
-        self._base = self.grid.render(self.colouring)
+        self._base = self.table.density(self.bins, self.colouring.name)
         self._paint()
 
     def _paint(self) -> None:
@@ -224,6 +231,9 @@ class EmbeddingView:
                 if not np.allclose(getattr(density, key), value):
                     setattr(density, key, value)
             return
+        self._add_density(image, placement)
+
+    def _add_density(self, image: np.ndarray, placement: dict) -> None:
         active = self.viewer.layers.selection.active
         density = self.viewer.add_image(
             image,

@@ -16,7 +16,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 
 from napari_cellae._ui import files
-from napari_cellae._ui.cell_table import unit_square
+from napari_cellae._ui.cell_table import density_view, unit_square
 from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
 from napari_cellae._ui.hit_table import WAITING
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import napari
 
     from napari_cellae._ui.cell_table import CellTable
+    from napari_cellae._ui.colouring import Colouring
     from napari_cellae._ui.findings import Findings
     from napari_cellae._ui.runner import Outcome
     from napari_cellae.pipeline.results import RunResult
@@ -142,6 +143,7 @@ class Results:
             features,
             method,
             bins,
+            table.colourings,
             _start_thread=False,
             _connect={"errored": lambda err: self._map_failed(table, err)},
         )
@@ -156,13 +158,14 @@ class Results:
         embedding: np.ndarray,
         unit: np.ndarray,
         grid: DensityGrid | None,
+        images: dict[str, np.ndarray],
     ) -> None:
         if self._mapping is table:
             self._mapping = None
         if table is not self.table or not self._viewer_open():  # a newer run, or closed
             return
         self.panel.map_state.setText("")
-        table.add_map(method, embedding, unit, grid)
+        table.add_map(method, embedding, unit, grid, images)
         self.choose_map(self.panel.method)
 
     def _map_failed(self, table: CellTable, err: BaseException) -> None:
@@ -277,11 +280,14 @@ class Results:
 
 
 def _embed(
-    features: np.ndarray, method: str, bins: int | None
-) -> tuple[np.ndarray, np.ndarray, DensityGrid | None]:
-    """A 2-D map, in the unit square, and binned for the density view (``bins``)."""
+    features: np.ndarray, method: str, bins: int | None, colourings: dict[str, Colouring]
+) -> tuple[np.ndarray, np.ndarray, DensityGrid | None, dict[str, np.ndarray]]:
+    """A 2-D map, in the unit square and, for the density view (``bins``), binned and
+    drawn in every colouring."""
     from napari_cellae.core.features import embed_2d
 
     embedding = embed_2d(features, method, seed=0)
     unit = unit_square(embedding)
-    return embedding, unit, DensityGrid(unit, bins) if bins else None
+    if not bins:
+        return embedding, unit, None, {}
+    return embedding, unit, *density_view(unit, colourings, bins)

@@ -84,7 +84,7 @@ def viewer_job(
     findings = find(result)
     table = cell_table(result, position_labels(result.crops.positions), findings)
     if len(table) > DENSE_ABOVE:
-        table.grid(BINS)  # the density view's bins, here rather than on the GUI thread
+        table.prepare_density(BINS)  # here rather than on the GUI thread
     return Outcome(result, table, findings)
 
 
