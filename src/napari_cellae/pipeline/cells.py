@@ -28,11 +28,11 @@ from napari_cellae.pipeline.discovery import (
     with_discovery,
 )
 from napari_cellae.pipeline.results import RunResult
+from napari_cellae.pipeline.runs import encoded_result
 from napari_cellae.pipeline.steps import (
     check_model_fits,
     check_outputs,
     collect,
-    encode_crops,
     load_mapping,
 )
 
@@ -251,14 +251,8 @@ def run_encode_cells(
             )
         crops = collect(ch5, obj, trained.config.crop_size, chans)
         names = class_names(ch5, obj)
-    features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
-    result = RunResult(
-        trained=trained,
-        crops=crops,
-        mapping=mapping,
-        features=features,
-        model_path=Path(model_path) if model_path is not None else None,
-    )
+    result = encoded_result(trained, crops, mapping, model_path, batch_size, progress)
+    features = result.features
     step("scoring novelty against the negative controls")
     obs = cell_table(crops, mapping, names)
     found = discover(features, obs, options)

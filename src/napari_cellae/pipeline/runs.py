@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from napari_cellae.core.trainer import EpochReport, Trainer
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["run_encode", "run_train", "training_crops"]
+__all__ = ["encoded_result", "run_encode", "run_train", "training_crops"]
 
 
 def training_crops(
@@ -171,13 +171,30 @@ def run_encode(
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj, chans = check_model_fits(trained, ch5, model_path)
         crops = collect(ch5, obj, trained.config.crop_size, chans, mask=trained.config.mask)
+    result = encoded_result(trained, crops, mapping, model_path, batch_size, progress)
+    result.features_path = write_features(
+        out, crops, result.features, mapping, trained, input_files(cellh5_path)
+    )
+    return result
+
+
+def encoded_result(
+    trained: TrainedModel,
+    crops: CropSet,
+    mapping: PositionMapping | None,
+    model_path: str | os.PathLike | None,
+    batch_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Encode ``crops`` and return them as the result of an encoding run (nothing written).
+
+    Shared by :func:`run_encode` and :func:`~napari_cellae.pipeline.cells.run_encode_cells`.
+    """
     features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
-    path = write_features(out, crops, features, mapping, trained, input_files(cellh5_path))
     return RunResult(
         trained=trained,
         crops=crops,
         mapping=mapping,
         features=features,
         model_path=Path(model_path) if model_path is not None else None,
-        features_path=path,
     )
