@@ -20,7 +20,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started although the output is refused")
 
-    monkeypatch.setattr(runs, "collect", forbidden)
+    monkeypatch.setattr(runs, "crops_for", forbidden)
     monkeypatch.setattr(model_file, "load_model", forbidden)
 
 

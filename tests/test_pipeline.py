@@ -135,3 +135,15 @@ def test_check_model_fits(cellcognition_file, cellprofiler_file, tmp_path):
 def _tiny(**kw) -> TrainConfig:
     base = dict(crop_size=16, architecture="c4.3r_p2_d16.0s", epochs=1, learning_rate=0.01)
     return TrainConfig(**{**base, **kw})
+
+
+def test_crops_for_makes_crops_the_way_the_model_was_trained(cellcognition_file):
+    plain = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", mask="none")
+    masked = TrainConfig(crop_size=16, architecture="c4.3r_p2_d8.0s", mask="cell")
+    with CellH5(cellcognition_file) as ch5:
+        a = pipeline.crops_for(ch5, "primary__primary", [0], plain)
+        b = pipeline.crops_for(ch5, "primary__primary", [0], masked)
+        c = pipeline.collect(ch5, "primary__primary", 16, [0], mask="cell")
+    assert a.crops.shape[-1] == 16 and (a.mask, b.mask) == ("none", "cell")
+    assert not np.array_equal(a.crops, b.crops)
+    np.testing.assert_array_equal(b.crops, c.crops)

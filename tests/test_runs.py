@@ -73,7 +73,7 @@ def test_outputs_that_are_inputs_are_refused_before_any_work(
     monkeypatch.setattr(steps, "collect", no_work)
     import napari_cellae.pipeline.runs as runs
 
-    monkeypatch.setattr(runs, "collect", no_work)
+    monkeypatch.setattr(runs, "crops_for", no_work)
     before = cellcognition_file.read_bytes()
     for out in (cellcognition_file, mapping_file, input_files(cellcognition_file)[2]):
         with pytest.raises(ValueError, match="refusing to write the model"):

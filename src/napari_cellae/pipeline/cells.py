@@ -32,7 +32,7 @@ from napari_cellae.pipeline.runs import encoded_result
 from napari_cellae.pipeline.steps import (
     check_model_fits,
     check_outputs,
-    collect,
+    crops_for,
     load_mapping,
 )
 
@@ -249,7 +249,7 @@ def run_encode_cells(
                 "cells, and novelty needs negative controls; give --mapping with a Group "
                 "column marking them"
             )
-        crops = collect(ch5, obj, trained.config.crop_size, chans)
+        crops = crops_for(ch5, obj, chans, trained.config)
         names = class_names(ch5, obj)
     result = encoded_result(trained, crops, mapping, model_path, batch_size, progress)
     features = result.features

@@ -140,12 +140,15 @@ def limit_threads() -> None:
 
 
 def warm_up() -> None:
-    """Load the engine: torch, and what the first optimizer and the embedding load.
+    """Load the engine: torch, what the first optimizer and the embedding load, and umap.
 
     These imports take a second or two and hold Python's global lock for up to 200 ms at
-    a time (torch registers its operators). Run in a background thread when the widget
-    opens, they do not stall the viewer in the middle of the first training.
+    a time (torch registers its operators; numba compiles parts of umap as it is
+    imported, 0.3 s at once). Run in a background thread when the widget opens, they do
+    not stall the viewer in the middle of the first training, or when the results appear.
     """
+    import warnings
+
     import torch
 
     import napari_cellae.core.trainer  # noqa: F401  (the import is the point)
@@ -153,6 +156,9 @@ def warm_up() -> None:
 
     torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     embed_2d(np.arange(12, dtype=np.float32).reshape(4, 3) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its notes about optional TensorFlow
+        import umap  # noqa: F401
     limit_threads()  # now that every thread pool is loaded
 
 
@@ -264,7 +270,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     with CellH5(request.path) as ch5:
         mapping = steps.load_mapping(request.mapping_path, ch5)
         obj = steps.resolve_object(ch5, request.object_name)
-        crops = steps.collect(ch5, obj, config.crop_size, [request.channel], mask=config.mask)
+        crops = steps.crops_for(ch5, obj, [request.channel], config)
     if request.stopped:
         return None
     trainer = steps.make_trainer(crops, mapping, config)
@@ -325,9 +331,7 @@ def encode_job(
     with CellH5(path) as ch5:
         mapping = steps.load_mapping(mapping_path, ch5)
         obj, channels = steps.check_model_fits(trained, ch5, model_path)
-        crops = steps.collect(
-            ch5, obj, trained.config.crop_size, channels, mask=trained.config.mask
-        )
+        crops = steps.crops_for(ch5, obj, channels, trained.config)
     result = RunResult(trained, crops, mapping, model_path=model_path)
     pair = yield from _features_and_embedding(result)
     assert pair is not None  # never aborted

@@ -17,7 +17,7 @@ from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.steps import (
     check_model_fits,
     check_outputs,
-    collect,
+    crops_for,
     encode_crops,
     load_mapping,
     make_trainer,
@@ -53,7 +53,7 @@ def training_crops(
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj = resolve_object(ch5, object_name)
         chans = resolve_channels(ch5, obj, channels)
-        crops = collect(ch5, obj, config.crop_size, chans, mask=config.mask)
+        crops = crops_for(ch5, obj, chans, config)
     return crops, mapping
 
 
@@ -170,7 +170,7 @@ def run_encode(
     with CellH5(cellh5_path) as ch5:
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj, chans = check_model_fits(trained, ch5, model_path)
-        crops = collect(ch5, obj, trained.config.crop_size, chans, mask=trained.config.mask)
+        crops = crops_for(ch5, obj, chans, trained.config)
     result = encoded_result(trained, crops, mapping, model_path, batch_size, progress)
     result.features_path = write_features(
         out, crops, result.features, mapping, trained, input_files(cellh5_path)

@@ -47,6 +47,7 @@ __all__ = [
     "check_model_fits",
     "check_outputs",
     "collect",
+    "crops_for",
     "encode_crops",
     "load_mapping",
     "make_trainer",
@@ -211,6 +212,17 @@ def collect(
             stacklevel=2,
         )
     return crops
+
+
+def crops_for(
+    cellh5: CellH5, object_name: str, channels: list[int], config: TrainConfig
+) -> CropSet:
+    """The crops a model with ``config`` sees: its crop size and its masking.
+
+    Training and every way of encoding go through here, so a model is always applied to
+    crops made the way it was trained on.
+    """
+    return collect(cellh5, object_name, config.crop_size, channels, mask=config.mask)
 
 
 def select_training(
