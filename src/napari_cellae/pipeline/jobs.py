@@ -140,12 +140,13 @@ def limit_threads() -> None:
 
 
 def warm_up() -> None:
-    """Load the engine: torch, what the first optimizer and the embedding load, and umap.
+    """Load the engine: torch, what the first optimizer and the embedding load, and UMAP.
 
     These imports take a second or two and hold Python's global lock for up to 200 ms at
-    a time (torch registers its operators; numba compiles parts of umap as it is
-    imported, 0.3 s at once). Run in a background thread when the widget opens, they do
-    not stall the viewer in the middle of the first training, or when the results appear.
+    a time (torch registers its operators); UMAP's first run in a process compiles numba
+    code, holding the lock for up to a second at once. Run in a background thread when
+    the widget opens, they do not stall the viewer in the middle of the first training,
+    or when the results appear.
     """
     import warnings
 
@@ -157,8 +158,9 @@ def warm_up() -> None:
     torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     embed_2d(np.arange(12, dtype=np.float32).reshape(4, 3) ** 2)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its notes about optional TensorFlow
-        import umap  # noqa: F401
+        warnings.simplefilter("ignore")  # e.g. "n_jobs overridden by setting random_state"
+        cells = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+        embed_2d(cells, "umap")
     limit_threads()  # now that every thread pool is loaded
 
 
