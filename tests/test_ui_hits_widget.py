@@ -140,7 +140,7 @@ def test_colours_hits_gallery_and_anndata(make_napari_viewer, qtbot, errors, tmp
 
 
 def test_without_controls_the_hit_table_says_why(
-    make_napari_viewer, qtbot, errors, cellcognition_file, tmp_path
+    make_napari_viewer, qtbot, errors, cellcognition_file, tmp_path, monkeypatch
 ):
     import anndata
 
@@ -157,9 +157,20 @@ def test_without_controls_the_hit_table_says_why(
     assert hits.note.text().startswith("No hit list")
     modes = [panel.colour_by.itemText(i) for i in range(panel.colour_by.count())]
     assert modes == ["condition", "class"]
-    _save(qtbot, widget, tmp_path / "cells.h5ad")
-    assert not errors, errors
-    obs = anndata.read_h5ad(tmp_path / "cells.h5ad").obs
+    # the button asks where to save, then writes in a worker
+    asked: list[tuple] = []
+    out = tmp_path / "cells.h5ad"
+
+    def ask_path(parent, title, filt, save):
+        asked.append((title, filt, save))
+        return out
+
+    monkeypatch.setattr(_widget.files, "ask_path", ask_path)
+    widget.buttons.save_anndata.native.click()
+    assert asked == [("Save AnnData", "AnnData (*.h5ad)", True)]
+    qtbot.waitUntil(out.exists, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not errors and anndata.read_h5ad(out) is not None, timeout=5000)
+    obs = anndata.read_h5ad(out).obs
     assert "novelty" not in obs and "condition" in obs
 
 

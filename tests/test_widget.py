@@ -176,6 +176,7 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     widget.buttons.train.native.click()  # the real buttons
     worker = widget._worker
     assert worker is not None and widget.buttons.stop.enabled
+    assert not widget.panel.isEnabled()  # no hit rows of an old run while training
     qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         widget.buttons.stop.native.click()
@@ -187,6 +188,7 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     assert recon.shape == (3, 1, 16, 16)
     assert EMBEDDING_LAYER in viewer.layers
     assert widget.buttons.train.enabled and not widget.buttons.stop.enabled
+    assert widget.panel.isEnabled()
 
 
 def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):

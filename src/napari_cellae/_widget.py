@@ -98,18 +98,13 @@ class DeepLearningWidget(QWidget):
         buttons = self.buttons
         buttons.train.changed.connect(lambda: self.start_training())
         buttons.stop.changed.connect(lambda: self.stop())
-        buttons.save_features.changed.connect(
-            lambda: self._ask("Save features", files.FEATURES_FILTER, True, self.save_features)
-        )
-        buttons.save_anndata.changed.connect(
-            lambda: self._ask("Save AnnData", files.ANNDATA_FILTER, True, self.save_anndata)
-        )
-        buttons.save_model.changed.connect(
-            lambda: self._ask("Save model", files.MODEL_FILTER, True, self.save_model)
-        )
-        buttons.load_model.changed.connect(
-            lambda: self._ask("Load model", files.MODEL_FILTER, False, self.load_model)
-        )
+        for button, *ask in (
+            (buttons.save_features, "Save features", files.FEATURES_FILTER, self.save_features),
+            (buttons.save_anndata, "Save AnnData", files.ANNDATA_FILTER, self.save_anndata),
+            (buttons.save_model, "Save model", files.MODEL_FILTER, self.save_model),
+            (buttons.load_model, "Load model", files.MODEL_FILTER, self.load_model),
+        ):
+            button.changed.connect(lambda _checked, ask=ask: self._ask(*ask))
         self.viewer.dims.events.current_step.connect(self._on_step)
 
         warm_up_engine()
@@ -159,6 +154,7 @@ class DeepLearningWidget(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self.buttons.show_state(running, self.result is not None, self._trained is not None)
+        self.panel.setEnabled(not running)  # the findings shown are the last run's
 
     # -- running jobs ------------------------------------------------------------------------------
     def start_training(self, start: bool = True) -> Any:
@@ -327,8 +323,8 @@ class DeepLearningWidget(QWidget):
         source = self.result.crops.source if self.result is not None else None
         return [self.form.file_path(), self.form.mapping_path(), self._model_path, source]
 
-    def _ask(self, title: str, filt: str, save: bool, then: Any) -> None:
-        path = files.ask_path(self, title, filt, save)
+    def _ask(self, title: str, filt: str, then: Any) -> None:
+        path = files.ask_path(self, title, filt, save=not title.startswith("Load"))
         if path is not None:
             then(path)
 
