@@ -100,3 +100,14 @@ def test_gallery_png(tmp_path) -> None:
     with pytest.raises(ValueError, match="refusing to write the gallery"):
         write_gallery(path, crops, rows, captions, inputs=[path])
     assert not (tmp_path / "h.png").exists()
+
+
+def test_class_names_are_keyed_by_class_table_row() -> None:
+    from types import SimpleNamespace
+
+    from napari_cellae.pipeline.cells import class_names
+
+    table = [SimpleNamespace(label=1, name="interphase"), SimpleNamespace(label=2, name="mitosis")]
+    ch5 = SimpleNamespace(class_labels=lambda obj: table)
+    assert class_names(ch5, "primary__primary") == {0: "interphase", 1: "mitosis"}
+    assert class_names(SimpleNamespace(class_labels=lambda obj: None), "x") is None

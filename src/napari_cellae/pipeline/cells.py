@@ -81,9 +81,13 @@ class CellsResult:
 
 
 def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
-    """Names of the classifier classes a CellH5 file stores for an object type, if any."""
+    """Names of the classifier classes a CellH5 file stores for an object type, if any.
+
+    Keyed by the row of the class table: that is what a cell's ``label_idx`` (its
+    ``class_idx``) counts, whatever label values the classifier used.
+    """
     labels = cellh5.class_labels(object_name)
-    return {int(c.label): str(c.name) for c in labels} if labels else None
+    return {i: str(c.name) for i, c in enumerate(labels)} if labels else None
 
 
 def embeddings(
