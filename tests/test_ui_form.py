@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from napari_cellae._ui.form import TRAINING_FIELDS, ParameterForm, read_file_info
+from napari_cellae._ui.form import CROP_FIELDS, TRAINING_FIELDS, ParameterForm, read_file_info
 from napari_cellae.core.config import TrainConfig, field_info
 
 
@@ -19,7 +19,7 @@ def form(qtbot) -> ParameterForm:
 
 def test_parameters_come_from_the_config(form):
     defaults = TrainConfig()
-    for name in ("crop_size", *TRAINING_FIELDS):
+    for name in ("crop_size", *CROP_FIELDS, *TRAINING_FIELDS):
         widget = getattr(form, name)
         info = field_info(name)
         assert widget.label == info["label"] and widget.tooltip == info["help"]
@@ -27,6 +27,8 @@ def test_parameters_come_from_the_config(form):
             assert widget.value == getattr(defaults, name)
     assert form.config() == TrainConfig(train_on="all")
     assert form.file.tooltip and form.mapping.tooltip
+    form.mask.value, form.intensity.value = "none", "screen"  # the original module's crops
+    assert (form.config().mask, form.config().intensity) == ("none", "screen")
 
 
 def test_momentum_only_for_nesterov(form):

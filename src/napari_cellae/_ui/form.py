@@ -21,8 +21,10 @@ from napari_cellae.pipeline.jobs import TrainRequest
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
 
-__all__ = ["TRAINING_FIELDS", "FileInfo", "ParameterForm", "read_file_info"]
+__all__ = ["CROP_FIELDS", "TRAINING_FIELDS", "FileInfo", "ParameterForm", "read_file_info"]
 
+#: how cells are cut out, shown with the cell size
+CROP_FIELDS = ("mask", "intensity")
 #: training parameters shown in the form, in this order (the others keep their defaults)
 TRAINING_FIELDS = (
     "train_on",
@@ -143,6 +145,8 @@ class ParameterForm(QWidget):
         )
         for name, tip in _TIPS.items():
             getattr(self, name).tooltip = tip
+        self.mask = _parameter_widget("mask")
+        self.intensity = _parameter_widget("intensity")
         self.train_on = _parameter_widget("train_on")
         self.optimizer = _parameter_widget("optimizer")
         self.learning_rate = _parameter_widget("learning_rate")
@@ -159,7 +163,8 @@ class ParameterForm(QWidget):
         self.train_on_chosen = False
         self._setting_train_on = False
 
-        cells = [self.file, self.object, self.channel, self.crop_size, self.mapping]
+        cells = [self.file, self.object, self.channel, self.crop_size, self.mask, self.intensity]
+        cells.append(self.mapping)
         training = [getattr(self, name) for name in TRAINING_FIELDS]
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -200,7 +205,7 @@ class ParameterForm(QWidget):
             If a value is out of range or the network does not fit the crop size.
         """
         values = {"crop_size": int(self.crop_size.value)}
-        for name in TRAINING_FIELDS:
+        for name in (*CROP_FIELDS, *TRAINING_FIELDS):
             value = getattr(self, name).value
             values[name] = value.strip() if isinstance(value, str) else value
         return TrainConfig(**values)
