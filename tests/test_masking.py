@@ -96,3 +96,24 @@ def test_files_without_label_images_are_used_unmasked_with_a_warning(tmp_path: P
             masked = steps.collect(ch5, "primary__primary", 16, [0], mask="cell")
     assert [p.label for p in masked.unmasked_positions] == ["A01_1"]
     np.testing.assert_array_equal(masked.crops, plain.crops)
+
+
+def test_unusable_label_images_are_named_with_the_way_out(tmp_path: Path) -> None:
+    import h5py
+
+    position = synthetic_position("A01", "1")
+    path = write_cellh5(
+        tmp_path / "float_labels.ch5",
+        [position],
+        channel_names=["H2B"],
+        object_channels={"primary__primary": 0},
+    )
+    with h5py.File(path, "r+") as f:
+        group = f["sample/0/plate/plate1/experiment/A01/position/1/image"]
+        labels = group["region"][...]
+        del group["region"]
+        group["region"] = labels.astype(np.float32)
+    with CellH5(path) as ch5:
+        with pytest.raises(ValueError, match=r"float_labels\.ch5.*integers.*--mask none"):
+            collect_crops(ch5, "primary__primary", 16, mask="cell")
+        assert collect_crops(ch5, "primary__primary", 16).mask == "none"

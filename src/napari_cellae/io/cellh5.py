@@ -342,12 +342,13 @@ class CellH5:
         ):
             raise self._error(
                 f"image/region of position {key.label} has shape {dataset.shape}, which does "
-                f"not match the raw image's {n_t} frame(s) of {height} x {width} px"
+                f"not match the raw image's {n_t} frame(s) of {height} x {width} px; use "
+                "--mask none (Hide: nothing) to crop without the label images"
             )
         if dataset.dtype.kind not in "ui":
             raise self._error(
                 f"image/region of position {key.label} holds {dataset.dtype} values; label "
-                "images are integers"
+                "images are integers (use --mask none to crop without them)"
             )
         return dataset, row
 
