@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["MASKS", "mask_crops"]
+__all__ = ["MASKS", "mask_crops", "warn_unmasked"]
 
 MASKS = ("none", "neighbours", "cell")
 
@@ -90,3 +90,25 @@ def mask_crops(
             level = np.rint(level)
         np.copyto(plane, level.astype(plane.dtype).reshape(n, 1, 1), where=hide)
     return found
+
+
+def warn_unmasked(positions: list, object_name: str, source: object = None) -> None:
+    """Warn that these positions were cropped unmasked (they store no label images).
+
+    Parameters
+    ----------
+    positions : list of PositionKey
+        ``CropSet.unmasked_positions`` (nothing is said when empty).
+    object_name : str
+    source : path-like, optional
+        The file, named at the start of the message.
+    """
+    if not positions:
+        return
+    names = ", ".join(p.label for p in positions[:5]) + (" ..." if len(positions) > 5 else "")
+    where = f"{source}: " if source is not None else ""
+    warnings.warn(
+        f"{where}{len(positions)} position(s) have no label images (image/region) of "
+        f"'{object_name}', so their neighbours could not be masked: {names}",
+        stacklevel=3,
+    )

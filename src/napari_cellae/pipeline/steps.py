@@ -193,24 +193,15 @@ def collect(
     ValueError
         If the crop is larger than the images or the file holds no objects.
     """
-    import warnings
-
     from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.masking import warn_unmasked
 
     crops = collect_crops(
         cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
     )
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
-    if crops.unmasked_positions:
-        missing = crops.unmasked_positions
-        names = ", ".join(p.label for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        warnings.warn(
-            f"{cellh5.path}: {len(missing)} position(s) have no label images "
-            f"(image/region) of '{object_name}', so their neighbours could not be masked: "
-            f"{names}",
-            stacklevel=2,
-        )
+    warn_unmasked(crops.unmasked_positions, object_name, cellh5.path)
     return crops
 
 

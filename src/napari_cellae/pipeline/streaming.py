@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.masking import warn_unmasked
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.plates import plate_files
@@ -358,20 +358,14 @@ def encode_stream(
                     raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
                 writer.append(encoded.crops, encoded.features)
                 cells += len(encoded.crops)
-                unmasked += getattr(encoded.crops, "unmasked_positions", [])
+                unmasked += encoded.crops.unmasked_positions
                 if progress is not None:
                     progress(done, total)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
-    if unmasked:
-        names = ", ".join(p.label for p in unmasked[:5]) + (" ..." if len(unmasked) > 5 else "")
-        warnings.warn(
-            f"{len(unmasked)} position(s) have no label images (image/region) of "
-            f"'{trained.object_name}', so their neighbours could not be masked: {names}",
-            stacklevel=2,
-        )
+    warn_unmasked(unmasked, trained.object_name)
     return StreamResult(
         path=writer.path,
         n_cells=cells,
