@@ -75,7 +75,18 @@ def test_recommended_preset_is_the_default() -> None:
         recommended.readout,
         recommended.orientations,
         recommended.train_on,
-    ) == ("cell", "cell", "pooled", 8, "all")
+    ) == ("cell", "cell", "shape", 8, "all")
+
+
+def test_recommended_and_demo_presets_read_shape_features() -> None:
+    for name in ("recommended", "demo"):
+        cfg = TrainConfig.from_preset(name)
+        assert (cfg.readout, cfg.orientations) == ("shape", 8), name
+    # "pooled" stays selectable (models saved with it encode as before)
+    assert TrainConfig(readout="pooled").readout == "pooled"
+    assert [v for v, _ in field_info("readout")["choices"]] == ["shape", "pooled", "code"]
+    text = field_info("readout")["help"]
+    assert "how spread out" in text and "how far from round" in text
 
 
 def test_every_preset_is_a_valid_described_config() -> None:

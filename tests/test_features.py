@@ -12,6 +12,7 @@ from napari_cellae.core.crops import Normalisation
 from napari_cellae.core.features import (
     embed_2d,
     encode,
+    feature_names,
     knn_accuracy,
     pca_features,
 )
@@ -69,12 +70,15 @@ def test_encode_shape_dtype_order_and_batches():
     np.testing.assert_allclose(feats, expected, atol=1e-5)
 
 
-def test_default_features_are_pooled_and_the_same_for_a_turned_cell():
+def test_default_features_are_shape_and_the_same_for_a_turned_cell():
     trained = _trained()
     crops = _crops(6)
     feats = encode(trained, crops)
-    # bottleneck (16) + mean and max of the 4 filters of the one convolution
-    assert feats.shape == (6, 16 + 2 * 4)
+    # bottleneck (16) + mean, max, size and elongation of the 4 filters of the one convolution
+    assert feats.shape == (6, 16 + 4 * 4)
+    assert feature_names(trained)[-4:] == [f"conv1_elongation_{f}" for f in range(4)]
+    pooled = encode(trained, crops, readout="pooled")
+    np.testing.assert_array_equal(feats[:, : 16 + 2 * 4], pooled)
     turned = np.ascontiguousarray(np.rot90(crops, 1, axes=(2, 3)))
     mirrored = np.ascontiguousarray(crops[..., ::-1])
     np.testing.assert_allclose(encode(trained, turned), feats, atol=1e-5)
@@ -110,7 +114,7 @@ def test_encode_rejects_wrong_size_and_handles_empty():
     with pytest.raises(ValueError, match="shape"):
         encode(trained, np.zeros((2, 16, 16), np.uint8))
     assert encode(trained, _crops(0), readout="code").shape == (0, 16)
-    assert encode(trained, _crops(0)).shape == (0, 24)
+    assert encode(trained, _crops(0)).shape == (0, 32)
 
 
 def test_embed_2d_pca_shapes_and_determinism():

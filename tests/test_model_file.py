@@ -21,7 +21,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = trained.save(tmp_path / "model.pt")
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "napari-cellae-model" and raw["version"] == 2
+    assert raw["format"] == "napari-cellae-model" and raw["version"] == 3  # shape readout
     loaded = load_model(path)
     assert loaded.config == trained.config
     assert loaded.normalisation == trained.normalisation
@@ -48,6 +48,41 @@ def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
     torch.save(raw, tmp_path / "old.pt")
     old = load_model(tmp_path / "old.pt")
     assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
+
+
+def test_pooled_models_stay_version_2_files_and_encode_as_before(tmp_path: Path) -> None:
+    from napari_cellae.core.features import encode, feature_names
+
+    crops = blob_crops(32)
+    trained = Trainer(config(epochs=1, readout="pooled"), crops).result()
+    path = trained.save(tmp_path / "pooled.pt")
+    assert torch.load(path, weights_only=True)["version"] == 2  # older releases read it
+    loaded = load_model(path)
+    assert loaded.config.readout == "pooled"
+    assert feature_names(loaded) == feature_names(trained)
+    assert not any("_size_" in name for name in feature_names(loaded))
+    np.testing.assert_array_equal(encode(loaded, crops), encode(trained, crops))
+
+
+@pytest.mark.parametrize("preset", ["recommended", "demo"])
+def test_presets_train_save_and_encode_shape_features(preset: str, tmp_path: Path) -> None:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.features import encode, feature_names
+
+    cfg = TrainConfig.from_preset(preset, epochs=1, device="cpu")
+    size = cfg.crop_size
+    crops = np.random.default_rng(0).integers(0, 255, (24, 1, size, size)).astype(np.uint8)
+    crops[0] = 0  # an empty crop: every filter dead
+    trainer = Trainer(cfg, crops)
+    assert np.isfinite(list(trainer.run())[-1].train_loss)
+    path = trainer.result().save(tmp_path / "model.pt")
+    assert torch.load(path, weights_only=True)["version"] == 3
+    loaded = load_model(path)
+    names = feature_names(loaded)
+    assert loaded.config.readout == "shape"
+    assert "conv1_size_0" in names and "conv2_elongation_31" in names
+    feats = encode(loaded, crops[:6])
+    assert feats.shape == (6, len(names)) and np.all(np.isfinite(feats))
 
 
 def test_load_errors(tmp_path: Path) -> None:

@@ -227,13 +227,20 @@ class TrainConfig:
     )
     readout: str = _option(
         "readout",
-        "Which activations become a cell's features. 'pooled': the code plus how strongly "
-        "each filter responds anywhere in the cell (mean and maximum), which describes "
-        "texture and shape far better; 'code': the last dense layer only, as in the "
-        "original module.",
+        "Which activations become a cell's features. 'shape': all of 'pooled' plus, per "
+        "filter, its size (how spread out its response over the cell is) and elongation "
+        "(how far from round that response is: 0 round, towards 1 a line), so that a large "
+        "dim cell and a small bright one, or a round and an elongated one, differ; "
+        "'pooled': the code plus how strongly each filter responds anywhere in the cell "
+        "(mean and maximum), which describes texture and shape far better than the code; "
+        "'code': the last dense layer only, as in the original module.",
         "Features",
         "features",
-        choices=(("pooled", "code + pooled filters"), ("code", "code only")),
+        choices=(
+            ("shape", "pooled + size and elongation"),
+            ("pooled", "code + pooled filters"),
+            ("code", "code only"),
+        ),
     )
     orientations: int = _option(
         "orientations",

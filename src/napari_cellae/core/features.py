@@ -67,10 +67,10 @@ def feature_settings(
     trained: TrainedModel, readout: str | None = None, orientations: int | None = None
 ) -> tuple[str, int]:
     """The readout and orientation count to use: the arguments, else the model's settings
-    (pooled, 8 for a model without them)."""
+    (the default preset's shape, 8 for a model without them)."""
     config = getattr(trained, "config", None)
     if readout is None:
-        readout = getattr(config, "readout", "pooled")
+        readout = getattr(config, "readout", "shape")
     if orientations is None:
         orientations = getattr(config, "orientations", 8)
     return readout, int(orientations)
@@ -116,9 +116,10 @@ def encode(
         Crops encoded at once; only affects speed and memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after every batch.
-    readout : {"pooled", "code"}, optional
+    readout : {"shape", "pooled", "code"}, optional
         ``"pooled"``: the bottleneck plus the mean and maximum response of every
-        convolution filter; ``"code"``: the bottleneck only (the original module's
+        convolution filter; ``"shape"``: that plus the size and elongation of every
+        filter's response; ``"code"``: the bottleneck only (the original module's
         features). See :mod:`napari_cellae.core.readout`. Default: the model's setting.
     orientations : {1, 4, 8}, optional
         Average each cell's features over this many orientations of its crop, so that

@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "napari-cellae-model"
-MODEL_VERSION = 2  # 2: masking and feature readout settings
+# 2: masking and feature readout settings; 3: the "shape" readout. A file is written with
+# the lowest version that can apply it, so older napari-cellae still read the others.
+MODEL_VERSION = 3
 
 # Crops per forward pass where no gradients are needed: larger batches are cheaper.
 EVAL_BATCH = 512
@@ -169,7 +171,7 @@ def save_model(
     path = check_output(path, inputs, "model")
     payload = {
         "format": MODEL_FORMAT,
-        "version": MODEL_VERSION,
+        "version": MODEL_VERSION if trained.config.readout == "shape" else 2,
         "config": json.dumps(trained.metadata(), sort_keys=True),
         # Plain contiguous CPU tensors: portable whatever device/memory format trained it.
         "state_dict": {

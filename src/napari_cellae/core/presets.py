@@ -53,7 +53,9 @@ PRESETS: dict[str, Preset] = {
     # (docs/quality.md): hiding all but the cell, scaling each cell by its own intensity
     # range and reading pooled filter responses averaged over 8 orientations are the large
     # gains; training on all cells rather than the controls makes training beat random
-    # weights; 30 epochs suffice.
+    # weights; 30 epochs suffice. The "shape" readout (size and elongation of every filter's
+    # response beside its mean and max) added about 2 points of LR F1 and novelty AUROC
+    # and 4.5 of 5-NN accuracy over "pooled", trained or not.
     "recommended": Preset(
         "the settings that measured best on the benchmark screens (the default)",
         MappingProxyType(
@@ -69,7 +71,7 @@ PRESETS: dict[str, Preset] = {
                 "train_on": "all",
                 "mask": "cell",
                 "intensity": "cell",
-                "readout": "pooled",
+                "readout": "shape",
                 "orientations": 8,
             }
         ),
@@ -93,7 +95,7 @@ PRESETS: dict[str, Preset] = {
                 "train_on": "all",
                 "mask": "cell",
                 "intensity": "cell",
-                "readout": "pooled",
+                "readout": "shape",
                 "orientations": 8,
             }
         ),

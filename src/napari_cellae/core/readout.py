@@ -1,13 +1,19 @@
 """What is read out of the encoder as a cell's features, and how it is made orientation-free.
 
-Two readouts:
+Three readouts:
 
 - ``"code"``: the bottleneck (the last dense layer), as in the original module;
-- ``"pooled"`` (default): the bottleneck plus, for every convolution block, the mean and the
-  maximum over the image of each filter's response (after its activation and the pool that
-  follows it, if any). The pooled responses say *how much* of each learned pattern a cell
-  shows (texture, edges, blobs at two scales) wherever it is in the crop, which the dense
-  code mixes with position.
+- ``"pooled"``: the bottleneck plus, for every convolution block, the mean and the maximum
+  over the image of each filter's response (after its activation and the pool that follows
+  it, if any). The pooled responses say *how much* of each learned pattern a cell shows
+  (texture, edges, blobs at two scales) wherever it is in the crop, which the dense code
+  mixes with position.
+- ``"shape"`` (default): ``"pooled"`` (same values, same order) followed, per block, by two
+  statistics of where each filter responds: its *size* (how spread out the response is,
+  the root of the summed second moments of the response map taken as a mass, in units of
+  the map width) and its *elongation* (0 for a round response, towards 1 for a line;
+  ``1 - sqrt(minor / major)`` of the moments' eigenvalues). Mean and maximum cannot tell a
+  large dim cell from a small bright one or a round cell from an elongated one; these can.
 
 Cells have no preferred orientation, so by default the features of a crop are averaged over
 its 8 orientations (4 rotations by 90 degrees, each with and without mirroring): a cell
@@ -21,10 +27,18 @@ from torch import nn
 
 from napari_cellae.core.model import ConvAutoencoder
 
-__all__ = ["ORIENTATIONS", "READOUTS", "readout", "readout_names", "readout_width"]
+__all__ = [
+    "ORIENTATIONS",
+    "READOUTS",
+    "moment_features",
+    "readout",
+    "readout_names",
+    "readout_width",
+]
 
-READOUTS = ("pooled", "code")
+READOUTS = ("shape", "pooled", "code")
 ORIENTATIONS = (1, 4, 8)
+EPS = 1e-6  # keeps a dead filter (all-zero map) finite: size sqrt(EPS), elongation 0
 
 
 def _check(kind: str, orientations: int) -> None:
@@ -50,39 +64,131 @@ def _conv_blocks(model: ConvAutoencoder) -> list[tuple[int, int]]:
     return blocks
 
 
-def readout_names(model: ConvAutoencoder, kind: str = "pooled") -> list[str]:
+def readout_names(model: ConvAutoencoder, kind: str = "shape") -> list[str]:
     """Names of the readout's features, saying which layer each comes from.
 
     Parameters
     ----------
     model : ConvAutoencoder
-    kind : {"pooled", "code"}
+    kind : {"shape", "pooled", "code"}
 
     Returns
     -------
     list of str
-        ``code_<i>`` for bottleneck units, ``conv<k>_mean_<f>`` / ``conv<k>_max_<f>`` for the
-        pooled response of filter ``f`` of convolution ``k`` (1-based, input side first).
+        ``code_<i>`` for bottleneck units; ``conv<k>_mean_<f>`` / ``conv<k>_max_<f>`` for the
+        pooled response of filter ``f`` of convolution ``k`` (1-based, input side first);
+        for ``"shape"`` then ``conv<k>_size_<f>`` / ``conv<k>_elongation_<f>`` per block.
     """
     _check(kind, 1)
     names = [f"code_{i}" for i in range(model.n_features)]
-    if kind == "pooled":
-        mods = list(model.encoder_maps)
-        for k, (start, _) in enumerate(_conv_blocks(model), start=1):
-            filters = mods[start].out_channels
-            names += [f"conv{k}_mean_{f}" for f in range(filters)]
-            names += [f"conv{k}_max_{f}" for f in range(filters)]
+    if kind == "code":
+        return names
+    mods = list(model.encoder_maps)
+    filters = [mods[start].out_channels for start, _ in _conv_blocks(model)]
+    stats = ("mean", "max", "size", "elongation") if kind == "shape" else ("mean", "max")
+    # The pooled statistics of all blocks first, so that "pooled" is a prefix of "shape".
+    for pair in (stats[:2], stats[2:]):
+        for k, count in enumerate(filters, start=1):
+            names += [f"conv{k}_{stat}_{f}" for stat in pair for f in range(count)]
     return names
 
 
-def readout_width(model: ConvAutoencoder, kind: str = "pooled") -> int:
+def readout_width(model: ConvAutoencoder, kind: str = "shape") -> int:
     """Number of features the readout gives per cell."""
     return len(readout_names(model, kind))
 
 
-def _pooled_and_code(model: ConvAutoencoder, x: torch.Tensor) -> torch.Tensor:
+_WEIGHTS: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _moment_weights(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(6, size * size): rows 1, y, x, y^2, x^2, y*x of the normalised pixel coordinates
+    (centred, in units of the map width), one column per pixel in row-major order."""
+    key = (size, dtype, device)
+    if key not in _WEIGHTS:
+        # A normal tensor even when first made under inference_mode (encode), so that a
+        # later readout with gradients can use it.
+        with torch.inference_mode(False):
+            c = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) / size
+            y, x = (g.reshape(-1) for g in torch.meshgrid(c, c, indexing="ij"))
+            rows = torch.stack([torch.ones_like(y), y, x, y * y, x * x, y * x])
+            _WEIGHTS[key] = rows.to(dtype=dtype, device=device)
+    return _WEIGHTS[key]
+
+
+def _raw_moments(h: torch.Tensor) -> torch.Tensor:
+    """(n, 6, F) sums of each map times 1, y, x, y^2, x^2, y*x (see _moment_weights)."""
+    n, filters, s, _ = h.shape
+    if h.dtype in (torch.float16, torch.bfloat16):
+        h = h.float()  # E[c^2] - E[c]^2 cancels too much at half precision
+    weights = _moment_weights(s, h.dtype, h.device)  # (6, s * s)
+    # One matmul, laid out so that no map is copied: one GEMM over (n * F, s * s) rows, or
+    # per crop (6, s * s) @ (s * s, F) for a channels_last map (5x faster there than
+    # letting matmul transpose each crop's block).
+    if h.is_contiguous():
+        return (h.reshape(n, filters, s * s) @ weights.t()).transpose(1, 2)
+    return weights @ h.permute(0, 2, 3, 1).reshape(n, s * s, filters)
+
+
+def _size_and_elongation(raws: list[torch.Tensor], eps: float) -> torch.Tensor:
+    """(n, 2 * total F): per block, the sizes then the elongations of its maps, from the
+    :func:`_raw_moments` of each block."""
+    squares = []  # per block: size^2, then (1 - elongation)^2
+    for raw in raws:
+        mass = raw[:, 0] + eps
+        cy, cx = raw[:, 1] / mass, raw[:, 2] / mass
+        yy = raw[:, 3] / mass - cy * cy
+        xx = raw[:, 4] / mass - cx * cx
+        xy = raw[:, 5] / mass - cx * cy
+        half_trace = (xx + yy) / 2
+        # sqrt(half_trace^2 - det) without the subtraction: for a round response the two
+        # nearly cancel and the sqrt magnified float32 rounding to ~1e-5 in elongation.
+        disc = torch.hypot((xx - yy) / 2, xy)
+        # Cancellation can leave tiny negative eigenvalues of a (near) dead map: clamp.
+        l1 = torch.clamp(half_trace + disc, min=0)
+        l2 = torch.clamp(half_trace - disc, min=0)
+        squares += [l1 + l2 + eps, (l2 + eps) / (l1 + eps)]
+    if torch.is_grad_enabled():  # the in-place operations below record no gradients
+        return torch.cat(
+            [q.sqrt() if i % 2 == 0 else 1 - q.sqrt() for i, q in enumerate(squares)], 1
+        )
+    # One sqrt for all blocks: torch runs it in parallel even on these small tensors, and
+    # each parallel operation costs milliseconds when other jobs hold the cores.
+    out = torch.cat(squares, dim=1).sqrt_()
+    start = 0
+    for size_sq in squares[::2]:
+        width = size_sq.shape[1]
+        out[:, start + width : start + 2 * width].neg_().add_(1)
+        start += 2 * width
+    return out
+
+
+def moment_features(h: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Size and elongation of each response map, taken as a mass distribution.
+
+    Parameters
+    ----------
+    h : Tensor (n, F, s, s)
+        Non-negative maps (after ReLU or sigmoid), any memory format.
+    eps : float
+        Added to the mass and the eigenvalues, so that an all-zero map gives size
+        ``sqrt(eps)`` and elongation 0 rather than NaN.
+
+    Returns
+    -------
+    size, elongation : Tensor (n, F)
+        ``sqrt(l1 + l2 + eps)`` and ``1 - sqrt((l2 + eps) / (l1 + eps))``, with
+        ``l1 >= l2 >= 0`` the eigenvalues of the second central moments of the map
+        (coordinates centred and divided by ``s``).
+    """
+    both = _size_and_elongation([_raw_moments(h)], eps)
+    return both[:, : h.shape[1]], both[:, h.shape[1] :]
+
+
+def _features(model: ConvAutoencoder, x: torch.Tensor, shape: bool) -> torch.Tensor:
     mods = list(model.encoder_maps)
     stats: list[torch.Tensor] = []
+    moments: list[torch.Tensor] = []
     h, pending = x, False  # pending: a conv block's output has not been pooled into stats yet
     for i, m in enumerate(mods):
         nxt = mods[i + 1] if i + 1 < len(mods) else None
@@ -94,8 +200,12 @@ def _pooled_and_code(model: ConvAutoencoder, x: torch.Tensor) -> torch.Tensor:
         pending = pending or isinstance(m, nn.Conv2d)
         if pending and not isinstance(m, nn.Conv2d) and (nxt is None or isinstance(nxt, nn.Conv2d)):
             stats += [h.mean(dim=(2, 3)), h.amax(dim=(2, 3))]
+            if shape:
+                moments.append(_raw_moments(h))
             pending = False
     code = model.encode_dense(h)
+    if moments:
+        stats.append(_size_and_elongation(moments, EPS))
     return torch.cat([code, *stats], dim=1)
 
 
@@ -107,7 +217,7 @@ def _orientation(x: torch.Tensor, index: int) -> torch.Tensor:
 
 
 def readout(
-    model: ConvAutoencoder, x: torch.Tensor, kind: str = "pooled", orientations: int = 8
+    model: ConvAutoencoder, x: torch.Tensor, kind: str = "shape", orientations: int = 8
 ) -> torch.Tensor:
     """Features of normalised crops (eval mode, no gradients needed).
 
@@ -116,7 +226,7 @@ def readout(
     model : ConvAutoencoder
     x : Tensor (n, C, S, S)
         Crops scaled like the training input.
-    kind : {"pooled", "code"}
+    kind : {"shape", "pooled", "code"}
     orientations : {1, 4, 8}
         Average the features over this many orientations of every crop (1: as is; 4: the
         rotations by 90 degrees; 8: rotations and their mirror images).
@@ -136,6 +246,9 @@ def readout(
     # memory by 8 and ran 2x slower per crop (caches).
     for index in range(orientations):
         view = _orientation(x, index).contiguous(memory_format=fmt)
-        feats = _pooled_and_code(model, view) if kind == "pooled" else model.encode(view)
+        if kind == "code":
+            feats = model.encode(view)
+        else:
+            feats = _features(model, view, shape=kind == "shape")
         total = feats if total is None else total.add_(feats)
     return total / orientations if orientations > 1 else total
