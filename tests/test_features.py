@@ -107,6 +107,25 @@ def test_encode_channels_last_model_and_uint16():
     np.testing.assert_allclose(encode(trained, crops), plain, atol=1e-5)
 
 
+def test_encode_runs_a_channels_last_copy_and_leaves_the_model_as_it_was():
+    from napari_cellae.core.readout import readout
+
+    trained = _trained(channels=2)
+    crops = _crops(6, channels=2)
+    conv = next(m for m in trained.model.modules() if isinstance(m, torch.nn.Conv2d))
+    before = {k: v.clone() for k, v in trained.model.state_dict().items()}
+    features = encode(trained, crops, readout="pooled", orientations=8)
+    # The caller's model keeps its plain layout and its weights.
+    assert conv.weight.is_contiguous()
+    for key, value in trained.model.state_dict().items():
+        assert torch.equal(value, before[key])
+    # Same numbers as reading the plain-layout model directly (up to float rounding).
+    with torch.inference_mode():
+        x = torch.as_tensor(trained.normalisation.apply(crops), dtype=torch.float32)
+        direct = readout(trained.model.eval(), x, "pooled", 8).numpy()
+    np.testing.assert_allclose(features, direct, rtol=1e-5, atol=1e-5)
+
+
 def test_encode_rejects_wrong_size_and_handles_empty():
     trained = _trained()
     with pytest.raises(ValueError):

@@ -42,27 +42,6 @@ _UMAP_SPECTRAL_MIN = 10
 ProgressCallback = Callable[[int, int], None]
 
 
-def _model_device_and_format(model) -> tuple:
-    """Device and memory format the model's weights live in.
-
-    Feeding input in the same memory format as the weights avoids a layout
-    conversion per convolution (channels_last is markedly faster on CPU).
-    """
-    import torch
-
-    params = list(model.parameters())
-    device = params[0].device if params else torch.device("cpu")
-    fmt = torch.contiguous_format
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            w = m.weight
-            # Unambiguous only when the two layouts differ (not for 1x1 / single-channel).
-            if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous():
-                fmt = torch.channels_last
-                break
-    return device, fmt
-
-
 def feature_settings(
     trained: TrainedModel, readout: str | None = None, orientations: int | None = None
 ) -> tuple[str, int]:
@@ -149,18 +128,17 @@ def encode(
         raise ValueError(f"crops must be square, got {height}x{width}")
     trained.check_compatible(height, n_channels)
 
+    from napari_cellae.core.readout import encoding_model, readout_width
     from napari_cellae.core.readout import readout as read_features
-    from napari_cellae.core.readout import readout_width
 
     readout, orientations = feature_settings(trained, readout, orientations)
-    model = trained.model
+    model, device, fmt = encoding_model(trained.model)
     width = readout_width(model, readout)
     extra = n_channels if trained.normalisation.per_cell else 0
     out = np.empty((n, width + extra), dtype=np.float32)
     if n == 0:
         return out
 
-    device, fmt = _model_device_and_format(model)
     was_training = model.training
     model.eval()  # no dropout, no input corruption while encoding
     try:
