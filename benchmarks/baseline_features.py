@@ -53,7 +53,7 @@ def label_crops(ch5: CellH5, crops) -> tuple[np.ndarray, np.ndarray] | None:
     masks : ndarray of bool (n, s, s)
         ``True`` where the crop's window shows pixels of its own object.
     crowding : ndarray of float (n,)
-        Share of the window covered by other objects (neighbours).
+        Share of the window's in-image part covered by other objects (neighbours).
     """
     size = crops.crops.shape[-1]
     masks = np.zeros((len(crops), size, size), bool)
@@ -65,11 +65,19 @@ def label_crops(ch5: CellH5, crops) -> tuple[np.ndarray, np.ndarray] | None:
         rows = np.flatnonzero(crops.position_index == p)
         for t in np.unique(crops.time_idx[rows]):
             plane = region[0, int(t), 0]
+            height, width = plane.shape
             for i in rows[crops.time_idx[rows] == t]:
+                # The crop's centred window, which may reach past the image at its border:
+                # the in-image part read in place, no label (0) outside, so masks stay
+                # aligned with the crop pixels.
                 y, x = int(crops.origin_y[i]), int(crops.origin_x[i])
-                window = plane[y : y + size, x : x + size]
+                top, left = max(y, 0), max(x, 0)
+                bottom, right = min(y + size, height), min(x + size, width)
+                window = np.zeros((size, size), plane.dtype)
+                window[top - y : bottom - y, left - x : right - x] = plane[top:bottom, left:right]
                 masks[i] = window == crops.label_id[i]
-                crowding[i] = np.mean((window > 0) & ~masks[i])
+                others = (window > 0) & ~masks[i]
+                crowding[i] = others.sum() / max((bottom - top) * (right - left), 1)
     return masks, crowding
 
 

@@ -49,14 +49,18 @@ def synthetic_position(
     orientation: bool = True,
     classes: bool = True,
     seed: int = 0,
+    centers_yx: np.ndarray | None = None,
 ) -> PositionData:
-    """One position with ``n_per_frame`` blobs per frame, one of them at the border."""
+    """One position with ``n_per_frame`` blobs per frame, one of them at the border
+    (``centers_yx``, shape (n_frames * n_per_frame, 2): these centres instead)."""
     rng = np.random.default_rng(seed)
     n = n_frames * n_per_frame
     time_idx = np.repeat(np.arange(n_frames), n_per_frame).astype(np.int32)
     cy = rng.integers(8, HEIGHT - 8, n).astype(np.int32)
     cx = rng.integers(8, WIDTH - 8, n).astype(np.int32)
     cy[::n_per_frame], cx[::n_per_frame] = 2, WIDTH - 3  # top-right corner object
+    if centers_yx is not None:
+        cy, cx = (np.asarray(v, np.int32) for v in np.asarray(centers_yx).T)
     frames = blob_image(np.stack([cy, cx], 1), time_idx, n_frames, dtype, peak)
     channels = [frames]
     for c in range(1, n_channels):
@@ -95,6 +99,47 @@ def naive_crop(image: np.ndarray, c: int, t: int, cy: int, cx: int, size: int) -
     y0 = min(max(cy - size // 2, 0), height - size)
     x0 = min(max(cx - size // 2, 0), width - size)
     return image[c, t, 0, y0 : y0 + size, x0 : x0 + size]
+
+
+def image_window(
+    plane: np.ndarray, y0: int, x0: int, size: int, fill: float = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: the window of a 2-D plane at ``(y0, x0)``, which may reach past the plane;
+    returns it (``fill`` outside the plane) and the mask of its pixels inside the plane."""
+    height, width = plane.shape
+    top, left = max(y0, 0), max(x0, 0)
+    bottom, right = min(y0 + size, height), min(x0 + size, width)
+    window = np.full((size, size), fill, dtype=plane.dtype)
+    inside = np.zeros((size, size), bool)
+    window[top - y0 : bottom - y0, left - x0 : right - x0] = plane[top:bottom, left:right]
+    inside[top - y0 : bottom - y0, left - x0 : right - x0] = True
+    return window, inside
+
+
+def centre_window(window: np.ndarray, cy: int, cx: int, height: int, width: int) -> np.ndarray:
+    """Reference, one crop at a time: ``window`` (as :func:`naive_crop` reads it, shifted
+    inside a ``height`` x ``width`` image) moved so ``(cy, cx)`` is its centre; what lies
+    outside the image takes the median of the window's edge ring (rounded for integers)."""
+    size = window.shape[-1]
+    y0 = min(max(cy - size // 2, 0), height - size)
+    x0 = min(max(cx - size // 2, 0), width - size)
+    ring = np.concatenate([window[0], window[-1], window[1:-1, 0], window[1:-1, -1]])
+    level = np.median(ring)
+    level = np.rint(level) if window.dtype.kind != "f" else level
+    # Place the window's pixels in image coordinates, then read the centred window there.
+    canvas = np.full((height + 2 * size, width + 2 * size), level, dtype=window.dtype)
+    canvas[y0 + size : y0 + 2 * size, x0 + size : x0 + 2 * size] = window
+    top, left = cy - size // 2 + size, cx - size // 2 + size
+    out = canvas[top : top + size, left : left + size].copy()
+    if (top, left) == (y0 + size, x0 + size):
+        return window.copy()  # not moved: untouched
+    return out
+
+
+def centred_crop(image: np.ndarray, c: int, t: int, cy: int, cx: int, size: int) -> np.ndarray:
+    """Reference: one crop centred on ``(cy, cx)``, as ``collect_crops`` gives it."""
+    height, width = image.shape[-2:]
+    return centre_window(np.asarray(naive_crop(image, c, t, cy, cx, size)), cy, cx, height, width)
 
 
 def asymmetric_image(dtype: str = "uint16", c: int = 2, t: int = 3) -> np.ndarray:

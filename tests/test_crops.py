@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import naive_crop, synthetic_position
+from conftest import (
+    HEIGHT,
+    WIDTH,
+    centre_window,
+    centred_crop,
+    image_window,
+    naive_crop,
+    synthetic_position,
+)
 from napari_cellae.core import normalisation, windows
 from napari_cellae.core.crops import (
     CropSet,
@@ -16,6 +24,7 @@ from napari_cellae.core.crops import (
     crop_origins,
     extract_crops,
 )
+from napari_cellae.core.masking import mask_crops
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 
@@ -45,13 +54,13 @@ def test_collect_equals_naive_per_object(fixture: str, request: pytest.FixtureRe
             for row, i in enumerate(sel):
                 cy, cx, t = table.center_y[row], table.center_x[row], table.time_idx[row]
                 for j, c in enumerate(channels):
-                    # one h5py read per object: the slow reference
-                    expected = naive_crop(image, c, t, cy, cx, 16)
+                    # one h5py read per object, centred one by one: the slow reference
+                    expected = centred_crop(image, c, t, cy, cx, 16)
                     np.testing.assert_array_equal(crop_set.crops[i, j], expected)
-                y0, x0 = crop_set.origin_y[i], crop_set.origin_x[i]
-                np.testing.assert_array_equal(
-                    crop_set.crops[i, 0], image[channels[0], t, 0, y0 : y0 + 16, x0 : x0 + 16]
-                )
+                y0, x0 = int(crop_set.origin_y[i]), int(crop_set.origin_x[i])
+                assert (y0, x0) == (cy - 8, cx - 8)
+                window, inside = image_window(image[channels[0], t, 0], y0, x0, 16)
+                np.testing.assert_array_equal(crop_set.crops[i, 0][inside], window[inside])
             total += len(table)
         assert len(crop_set) == total
 
@@ -105,3 +114,60 @@ def test_collect_skips_empty_and_handles_single_object(tmp_path: Path) -> None:
     assert len(cs) == 1
     assert [p.well for p in cs.positions] == ["B01"]
     np.testing.assert_array_equal(cs.position_index, [0])
+
+
+# Cells at the four edges, two corners and (last) inside the 64 x 80 image.
+EDGE_YX = [(0, 40), (63, 40), (32, 0), (32, 79), (1, 1), (62, 78), (32, 40)]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("mask", ["none", "cell"])
+def test_collect_centres_cells_at_the_border(tmp_path: Path, dtype: str, mask: str) -> None:
+    position = synthetic_position(
+        "A01",
+        "1",
+        n_frames=1,
+        n_per_frame=len(EDGE_YX),
+        dtype=dtype,
+        n_channels=2,
+        centers_yx=np.array(EDGE_YX),
+    )
+    path = write_cellh5(
+        tmp_path / "edges.ch5",
+        [position],
+        channel_names=["a", "b"],
+        object_channels={"primary__primary": 0},
+    )
+    size, half = 20, 10
+    with CellH5(path) as f:
+        cs = collect_crops(f, "primary__primary", size, channels=[0, 1], mask=mask)
+        image = f.image(f.positions[0])[...]
+        labels = f.labels(f.positions[0], "primary__primary")[0][0, 0, 0]
+    assert cs.crops.dtype == np.dtype(dtype) and cs.crops.shape == (7, 2, size, size)
+    cy, cx = (np.array(v) for v in zip(*EDGE_YX, strict=True))
+    np.testing.assert_array_equal(cs.origin_y, cy - half)
+    np.testing.assert_array_equal(cs.origin_x, cx - half)
+    assert cs.origin_y.dtype == cs.origin_x.dtype == np.int32
+    for i in range(len(cs)):
+        y0, x0 = int(cs.origin_y[i]), int(cs.origin_x[i])
+        label_window, inside = image_window(labels, y0, x0, size)
+        own = label_window == cs.label_id[i]
+        assert own[half, half]  # the cell's own pixels sit at the centre
+        for j in range(2):
+            crop = cs.crops[i, j]
+            window, _ = image_window(image[j, 0, 0], y0, x0, size)
+            assert crop[half, half] == image[j, 0, 0, cy[i], cx[i]]
+            np.testing.assert_array_equal(crop[own], window[own])  # the cell intact
+            read = naive_crop(image, j, 0, cy[i], cx[i], size).copy()
+            if mask == "none":
+                np.testing.assert_array_equal(crop[inside], window[inside])
+            else:  # masked as read, then centred
+                read_labels = naive_crop(labels[None, None, None], 0, 0, cy[i], cx[i], size)
+                mask_crops(read[None, None], read_labels[None], cs.label_id[i : i + 1], mask)
+            np.testing.assert_array_equal(crop, centre_window(read, cy[i], cx[i], HEIGHT, WIDTH))
+            if i < len(cs) - 1:
+                assert (~inside).any() and len(np.unique(crop[~inside])) == 1  # one level
+    # The cell inside the image: as read, byte for byte.
+    read = np.stack([naive_crop(image, j, 0, 32, 40, size) for j in range(2)])
+    if mask == "none":
+        assert cs.crops[-1].tobytes() == np.ascontiguousarray(read).tobytes()

@@ -9,11 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import image_window
 from napari_cellae.core.crops import CropSet, Normalisation, collect_crops
 from napari_cellae.export.explorer import (
     BBOX_DTYPE,
     feature_names,
     read_explorer_hdf,
+    source_image_size,
     write_explorer_hdf,
 )
 from napari_cellae.io.cellh5 import CellH5, PositionKey
@@ -145,19 +147,27 @@ def test_layout_dtypes_and_round_trip(cellcognition_file, mapping_file, tmp_path
     first = crops.position_index == 0
     np.testing.assert_array_equal(bbox["label"][first], table.label_id[crops.object_index[first]])
 
-    # Gallery is stored [y, x]: thumbnail i equals the crop and the image window.
+    # Gallery is stored [y, x]: thumbnail i equals the crop and, inside the image, the
+    # centred window (object 0 sits at the border, its window reaching past the image).
     np.testing.assert_array_equal(back.gallery[:, :, 0, :], crops.crops[:, 0].transpose(1, 2, 0))
     with CellH5(cellcognition_file) as ch5:
-        for i in (0, n - 1):
+        for i in (0, 1, n - 1):
             key = crops.positions[crops.position_index[i]]
-            y0, x0 = crops.origin_y[i], crops.origin_x[i]
-            window = ch5.image(key)[0, crops.time_idx[i], 0, y0 : y0 + SIZE, x0 : x0 + SIZE]
-            np.testing.assert_array_equal(back.gallery[:, :, 0, i], window)
-    # Contours: x and y corners of the (shifted) crop square.
-    for i in (0, n - 1):
+            y0, x0 = int(crops.origin_y[i]), int(crops.origin_x[i])
+            plane = ch5.image(key)[0, crops.time_idx[i], 0]
+            window, inside = image_window(plane, y0, x0, SIZE)
+            np.testing.assert_array_equal(back.gallery[:, :, 0, i][inside], window[inside])
+    # Contours: x and y corners of the centred crop square (cut at 0).
+    for i in (0, 1, n - 1):
         x0, y0 = int(crops.origin_x[i]), int(crops.origin_y[i])
-        assert back.contours[i, 0].tolist() == [x0, x0 + SIZE, x0 + SIZE, x0]
-        assert back.contours[i, 1].tolist() == [y0, y0, y0 + SIZE, y0 + SIZE]
+        left, top = max(x0, 0), max(y0, 0)
+        assert back.contours[i, 0].tolist() == [left, x0 + SIZE, x0 + SIZE, left]
+        assert back.contours[i, 1].tolist() == [top, top, y0 + SIZE, y0 + SIZE]
+
+
+def test_image_size_without_the_source_file_comes_from_the_centres(tmp_path):
+    # The crop windows may reach past the image; the centres never do.
+    assert source_image_size(_pattern_cropset(tmp_path)) == (8, 31)
 
 
 def test_gallery_is_y_x_for_asymmetric_pattern_and_missing_orientation(tmp_path):

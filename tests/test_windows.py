@@ -1,4 +1,5 @@
-"""Tests for napari_cellae.core.windows: origins, borders, dtypes, one read per frame."""
+"""Tests for napari_cellae.core.windows: origins, borders, dtypes, one read per frame,
+objects centred in their crops at the image border."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import asymmetric_image, naive_crop
-from napari_cellae.core.windows import crop_origins, extract_crops
+from conftest import asymmetric_image, centred_crop, image_window, naive_crop
+from napari_cellae.core.windows import centre_crops, crop_origins, extract_crops
 
 
 def test_crop_origins_centred_and_shifted_inside() -> None:
@@ -109,3 +110,75 @@ def test_extract_reads_each_frame_once(tmp_path: Path) -> None:
     crops = extract_crops(counting, t, cy, cx, 10, [0, 1])
     assert counting.reads == 3 * 2
     np.testing.assert_array_equal(crops, extract_crops(image, t, cy, cx, 10, [0, 1]))
+
+
+# Objects at the four edges, the four corners and (last) inside a 30 x 50 image.
+BORDER_YX = [(0, 25), (29, 25), (15, 0), (15, 49), (0, 0), (1, 48), (29, 0), (28, 49), (15, 25)]
+
+
+@pytest.mark.parametrize("size", [10, 9])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_centre_crops_moves_border_objects_to_the_centre(dtype: str, size: int) -> None:
+    image = asymmetric_image(dtype, c=2, t=2)
+    cy, cx = (np.array(v) for v in zip(*BORDER_YX, strict=True))
+    t = np.arange(len(cy)) % 2
+    crops = extract_crops(image, t, cy, cx, size, [1, 0])
+    before = crops.copy()
+    y0, x0 = crop_origins(cy, cx, size, 30, 50)
+    new_y, new_x = centre_crops(crops, cy, cx, y0, x0)
+    half = size // 2
+    assert new_y.dtype == new_x.dtype == np.int32
+    np.testing.assert_array_equal(new_y, cy - half)
+    np.testing.assert_array_equal(new_x, cx - half)
+    assert crops.dtype == np.dtype(dtype)
+    for i in range(len(cy)):
+        for j, c in enumerate([1, 0]):
+            crop = crops[i, j]
+            # The object's own pixel at the centre; the in-image part is the image itself.
+            assert crop[half, half] == image[c, t[i], 0, cy[i], cx[i]]
+            window, inside = image_window(image[c, t[i], 0], int(new_y[i]), int(new_x[i]), size)
+            np.testing.assert_array_equal(crop[inside], window[inside])
+            # Outside: the median of the edge ring of the window as read (shifted inside).
+            read = before[i, j]
+            ring = np.concatenate([read[0], read[-1], read[1:-1, 0], read[1:-1, -1]])
+            level = np.median(ring)
+            level = np.rint(level) if dtype != "float32" else level
+            assert (~inside).any() == (i < len(cy) - 1)
+            np.testing.assert_array_equal(crop[~inside], np.asarray(level, dtype))
+            np.testing.assert_array_equal(crop, centred_crop(image, c, t[i], cy[i], cx[i], size))
+    # The object inside the image: untouched, byte for byte.
+    assert crops[-1].tobytes() == before[-1].tobytes()
+
+
+def test_centre_crops_leaves_crops_that_were_not_moved() -> None:
+    image = asymmetric_image("uint16", c=1, t=1)
+    cy, cx = np.array([10, 0, 20]), np.array([10, 3, 30])
+    crops = extract_crops(image, np.zeros(3, int), cy, cx, 8, [0])
+    before = crops.copy()
+    y0, x0 = crop_origins(cy, cx, 8, 30, 50)
+    centre_crops(crops, cy, cx, y0, x0)
+    assert crops[[0, 2]].tobytes() == before[[0, 2]].tobytes()
+    assert crops[1].tobytes() != before[1].tobytes()
+    with pytest.raises(ValueError, match="same length"):
+        centre_crops(crops, cy[:2], cx, y0, x0)
+
+
+def test_extract_crops_centre_option() -> None:
+    image = asymmetric_image("uint8")
+    t, cy, cx = np.array([0, 1, 2]), np.array([0, 15, 29]), np.array([49, 25, 0])
+    crops = extract_crops(image, t, cy, cx, 12, [0, 1], centre=True)
+    for i in range(3):
+        for j in range(2):
+            expected = centred_crop(image, j, t[i], cy[i], cx[i], 12)
+            np.testing.assert_array_equal(crops[i, j], expected)
+
+
+def test_centre_crops_in_several_blocks_matches_the_reference() -> None:
+    # 64 px crops in a 70 x 90 image: nearly all move, in blocks of 256 crops.
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 4000, (1, 1, 1, 70, 90)).astype(np.uint16)
+    n = 600
+    cy, cx = rng.integers(0, 70, n), rng.integers(0, 90, n)
+    crops = extract_crops(image, np.zeros(n, int), cy, cx, 64, [0], centre=True)
+    for i in range(n):
+        np.testing.assert_array_equal(crops[i, 0], centred_crop(image, 0, 0, cy[i], cx[i], 64))

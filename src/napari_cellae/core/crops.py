@@ -2,9 +2,11 @@
 
 :func:`collect_crops` reads the object tables of the chosen positions, allocates one crop
 array and fills it position by position with :mod:`napari_cellae.core.windows` (frame-wise
-reads, a vectorised gather, no per-object HDF5 read). Crops keep their stored dtype;
-:class:`~napari_cellae.core.normalisation.Normalisation` is the one place that converts them
-to float. Both, with :func:`crop_origins` and :func:`extract_crops`, are importable from here.
+reads, a vectorised gather, no per-object HDF5 read) and centres every object in its crop,
+also at the image border (:func:`~napari_cellae.core.windows.centre_crops`). Crops keep
+their stored dtype; :class:`~napari_cellae.core.normalisation.Normalisation` is the one
+place that converts them to float. Both, with :func:`crop_origins` and
+:func:`extract_crops`, are importable from here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.core.windows import check_no_nan, crop_origins, extract_crops, extract_into
+from napari_cellae.core.windows import (
+    centre_crops,
+    check_no_nan,
+    crop_origins,
+    extract_crops,
+    extract_into,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.io.cellh5 import CellH5, PositionKey
@@ -54,7 +62,9 @@ class CropSet:
     class_idx : ndarray of int32 (N,)
         -1 where the file has no classification.
     origin_y, origin_x : ndarray of int32 (N,)
-        Top-left corner of each crop in its image.
+        Top-left corner of the crop window centred on the object (``center - S // 2``),
+        in image pixels; negative or reaching past the image at its border, where the
+        parts outside the image hold the crop's background level.
     object_name : str
     channels : list of int
         Raw channel indices of the crop channels.
@@ -170,7 +180,8 @@ def collect_crops(
     -------
     CropSet
         All crops in one contiguous array of the stored dtype, positions in the given order
-        and objects in CellH5 order within each position.
+        and objects in CellH5 order within each position; every object centre at
+        ``(size // 2, size // 2)`` of its crop, also at the image border.
 
     Raises
     ------
@@ -242,8 +253,10 @@ def collect_crops(
             cellh5, pos, object_name, table, crops[start:stop], mask
         ):
             unmasked.append(pos)
-        origin_y[start:stop] = y0
-        origin_x[start:stop] = x0
+        # Centred only now: masking reads the label windows at the in-image origins.
+        origin_y[start:stop], origin_x[start:stop] = centre_crops(
+            crops[start:stop], table.center_y, table.center_x, y0, x0
+        )
         start = stop
 
     def cat(values: list[np.ndarray], dt: Any, width: int | None = None) -> np.ndarray:

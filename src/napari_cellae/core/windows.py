@@ -1,10 +1,12 @@
 """Square windows around object centres in one position's image, read frame by frame.
 
 Each frame's objects are cut with one read of the band of rows and columns they need and a
-numpy fancy-index gather, so the cost does not grow with one HDF5 call per object. Windows
-that would leave the image are shifted inside it, never zero-padded, and
-``crop[y, x] == image[y0 + y, x0 + x]`` always holds (no transposition). Crops keep the
-stored dtype. See ``docs/performance.md``.
+numpy fancy-index gather, so the cost does not grow with one HDF5 call per object.
+:func:`extract_crops` reads windows shifted inside the image, so
+``crop[y, x] == image[y0 + y, x0 + x]`` holds (no transposition); :func:`centre_crops` then
+moves the content of the shifted ones back so every object sits at the crop centre, the part
+outside the image filled with the crop's background level. Crops keep the stored dtype. See
+``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.io.planes import PlaneReader, describe_image
 
-__all__ = ["check_no_nan", "crop_origins", "extract_crops", "extract_into"]
+__all__ = ["centre_crops", "check_no_nan", "crop_origins", "extract_crops", "extract_into"]
 
 
 def crop_origins(
@@ -62,6 +64,80 @@ def crop_origins(
     y0 = np.clip(np.asarray(center_y, dtype=np.int64) - half, 0, height - size)
     x0 = np.clip(np.asarray(center_x, dtype=np.int64) - half, 0, width - size)
     return y0, x0
+
+
+def centre_crops(
+    crops: np.ndarray,
+    center_y: np.ndarray,
+    center_x: np.ndarray,
+    origin_y: np.ndarray,
+    origin_x: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move each object to the centre of its crop, in place, where its window was shifted.
+
+    A window shifted inside the image (:func:`crop_origins`) shows a border cell off-centre,
+    by up to half the crop, and a network learns that position as if it were the cell's
+    look. The content of those crops is moved so the object centre lands at
+    ``(size // 2, size // 2)``: ``new[r, q] = old[r - dy, q - dx]`` with
+    ``dy = origin_y - (center_y - size // 2)`` (likewise ``dx``). Pixels without a source
+    in the old window, the part of the centred window outside the image, take the crop's
+    background level: per channel, the median of the old window's edge ring (outermost
+    rows and columns), rounded for integer dtypes. Other crops are left untouched.
+
+    Parameters
+    ----------
+    crops : ndarray, shape (n, C, size, size)
+        Crops read at ``(origin_y, origin_x)``; changed in place, dtype kept.
+    center_y, center_x : ndarray of int, shape (n,)
+        Object centres in image pixels.
+    origin_y, origin_x : ndarray of int, shape (n,)
+        Top-left corners of the windows the crops were read from.
+
+    Returns
+    -------
+    y0, x0 : ndarray of int32, shape (n,)
+        Origins of the centred windows, ``center - size // 2``; negative, or reaching past
+        the image, where the window lies partly outside it.
+    """
+    n, n_c, size, width = crops.shape
+    if size != width:
+        raise ValueError(f"crops must be square, got shape {crops.shape}")
+    columns = [np.asarray(v, dtype=np.int64) for v in (center_y, center_x, origin_y, origin_x)]
+    if any(v.shape != (n,) for v in columns):
+        raise ValueError("crops, centres and origins must have the same length")
+    half = size // 2
+    new_y, new_x = columns[0] - half, columns[1] - half
+    dy, dx = columns[2] - new_y, columns[3] - new_x
+    moved = np.flatnonzero((dy != 0) | (dx != 0))
+    # Blocks of about a million pixels bound the gather's index array (8 bytes a pixel).
+    block = max(1, 2**20 // max(1, n_c * size * size))
+    for start in range(0, len(moved), block):
+        _shift(crops, moved[start : start + block], dy, dx)
+    return new_y.astype(np.int32), new_x.astype(np.int32)
+
+
+def _shift(crops: np.ndarray, moved: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """:func:`centre_crops` for the crops at ``moved`` (one gather for all of them)."""
+    m, n_c, size = len(moved), crops.shape[1], crops.shape[-1]
+    old = crops[moved]  # (m, C, s, s), a contiguous copy
+    ring = np.concatenate(
+        [old[..., 0, :], old[..., -1, :], old[..., 1:-1, 0], old[..., 1:-1, -1]], axis=-1
+    )
+    level = np.median(ring, axis=-1)  # (m, C), float64
+    if crops.dtype.kind != "f":
+        level = np.rint(level)
+    steps = np.arange(size)
+    src_r = steps - dy[moved, None]  # (m, s): source row of each new row
+    src_q = steps - dx[moved, None]
+    off_r, off_q = (src_r < 0) | (src_r >= size), (src_q < 0) | (src_q >= size)
+    outside = off_r[:, None, :, None] | off_q[:, None, None, :]
+    # A flat index into `old` gathers faster than four index arrays; rows and columns
+    # without a source read a clipped index and are painted with the level below.
+    start = (np.arange(m * n_c, dtype=np.intp) * size * size).reshape(m, n_c, 1, 1)
+    rows = (np.clip(src_r, 0, size - 1) * size)[:, None, :, None]
+    new = np.take(old.reshape(-1), start + rows + np.clip(src_q, 0, size - 1)[:, None, None, :])
+    np.copyto(new, level.astype(crops.dtype)[:, :, None, None], where=outside)
+    crops[moved] = new
 
 
 def check_no_nan(crops: np.ndarray, where: str) -> None:
@@ -178,6 +254,8 @@ def extract_crops(
     center_x: np.ndarray,
     size: int,
     channels: Sequence[int],
+    *,
+    centre: bool = False,
 ) -> np.ndarray:
     """Cut square crops around object centres, reading each frame once.
 
@@ -193,13 +271,17 @@ def extract_crops(
         Crop edge length in pixels.
     channels : sequence of int
         Raw channel indices to crop, in output order.
+    centre : bool
+        Move border objects to the crop centre (:func:`centre_crops`), as
+        :func:`napari_cellae.core.crops.collect_crops` does for the model; default: the
+        windows as read.
 
     Returns
     -------
     ndarray, shape (n, len(channels), size, size)
-        Crops in the image's stored dtype, in input order; ``crops[i, j, y, x] ==
-        image[channels[j], time_idx[i], 0, y0[i] + y, x0[i] + x]`` with origins from
-        :func:`crop_origins`.
+        Crops in the image's stored dtype, in input order; unless ``centre``,
+        ``crops[i, j, y, x] == image[channels[j], time_idx[i], 0, y0[i] + y, x0[i] + x]``
+        with origins from :func:`crop_origins`.
 
     Raises
     ------
@@ -212,6 +294,8 @@ def extract_crops(
         raise ValueError("at least one channel is needed")
     n = len(np.asarray(time_idx))
     out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
-    extract_into(out, image, time_idx, center_y, center_x, size, channels)
+    y0, x0 = extract_into(out, image, time_idx, center_y, center_x, size, channels)
     check_no_nan(out, describe_image(image))
+    if centre:
+        centre_crops(out, center_y, center_x, y0, x0)
     return out

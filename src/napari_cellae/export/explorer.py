@@ -122,7 +122,7 @@ def to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndarr
 
 
 def source_image_size(crops: CropSet) -> tuple[int, int]:
-    """(height, width) of the source images; falls back to the extent of the crops."""
+    """(height, width) of the source images; falls back to the extent of the centres."""
     try:
         from napari_cellae.io.cellh5 import CellH5
 
@@ -130,8 +130,8 @@ def source_image_size(crops: CropSet) -> tuple[int, int]:
             shape = ch5.image_shape(crops.positions[int(crops.position_index[0])])
         return int(shape[-2]), int(shape[-1])
     except Exception:
-        size = crops.crops.shape[-1]
-        return int(crops.origin_y.max()) + size, int(crops.origin_x.max()) + size
+        # Not the crop windows: centred at the border, they reach past the image.
+        return int(crops.center_y.max()) + 1, int(crops.center_x.max()) + 1
 
 
 def build_arrays(
@@ -177,7 +177,8 @@ def build_arrays(
     groups["feature"] = _bytes(names, 64)
     groups["Simple1"] = b"Simple1"
 
-    # Corners of the crop square actually shown (shifted inside the image at borders).
+    # Corners of the crop square shown, centred on the cell (cut at 0 where it starts
+    # before the image: the corners are uint16).
     x0 = np.asarray(crops.origin_x, dtype=np.int64)
     y0 = np.asarray(crops.origin_y, dtype=np.int64)
     xs = np.clip(np.stack([x0, x0 + size, x0 + size, x0], axis=1), 0, 65535).astype(np.uint16)
