@@ -205,6 +205,16 @@ class TrainConfig:
         "training",
     )
 
+    revive: bool = _option(
+        "revive",
+        "After every epoch, give new random weights to convolution filters that respond "
+        "to none of a sample of training cells. A filter that starts or falls silent never "
+        "learns again, and its features are noise that blurs the distances between cells "
+        "(novelty, neighbours). Off in the original module's settings.",
+        "Revive silent filters",
+        "training",
+    )
+
     mask: str = _option(
         "mask",
         "What of the crop the network sees. 'neighbours': other cells in the box are "

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.epochs import EpochReport, TrainingDiverged
 from napari_cellae.core.model import ConvAutoencoder, keep_mask
 from napari_cellae.core.model_file import EVAL_BATCH, TrainedModel
 from napari_cellae.core.normalisation import Normalisation
@@ -42,6 +42,7 @@ from napari_cellae.core.optimisation import (
     spread,
     thread_count,
 )
+from napari_cellae.core.revival import revive_silent_filters
 
 __all__ = ["EpochReport", "Trainer", "TrainingDiverged"]
 
@@ -49,47 +50,6 @@ __all__ = ["EpochReport", "Trainer", "TrainingDiverged"]
 # much the cells themselves vary. Measured on the demo: dead networks 3e-9 (rounding
 # only), learning ones from 8e-5 (early epochs, while they fit the mean cell) up to ~0.5.
 _COLLAPSE_SPREAD = 1e-6
-
-
-@dataclass
-class EpochReport:
-    """Progress of one epoch.
-
-    Attributes
-    ----------
-    epoch : int
-        1-based epoch number (for a stop before any batch: the last finished epoch).
-    epochs : int
-        Planned number of epochs.
-    train_loss : float
-        Mean training MSE over the epoch's batches (on corrupted input, dropout active).
-    held_out_loss : float
-        MSE on the held-out crops (clean input, eval mode); NaN if nothing is held out.
-    seconds : float
-        Wall time of the epoch including the held-out evaluation.
-    samples_per_second : float
-        Training crops per second (training steps only).
-    stopped : bool
-        True for the final report after :meth:`Trainer.stop`.
-    collapsed : bool
-        True when the network gives (nearly) the same reconstruction for every held-out
-        cell: it has stopped learning anything cell-specific (typically every ReLU died
-        after too large a step), so its features cannot separate cells.
-        :data:`~napari_cellae.core.config.COLLAPSE_ADVICE` says what to do.
-    """
-
-    epoch: int
-    epochs: int
-    train_loss: float
-    held_out_loss: float
-    seconds: float
-    samples_per_second: float
-    stopped: bool = False
-    collapsed: bool = False
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good weights were restored."""
 
 
 class Trainer:
@@ -178,6 +138,7 @@ class Trainer:
         self._lock = threading.Lock()  # guards weights during a step vs result()
         self._started = False
         self.epochs_done = 0
+        self.revived = 0  # filters given new weights (config.revive)
 
     @property
     def n_train(self) -> int:
@@ -302,6 +263,16 @@ class Trainer:
             if pool is not None:
                 pool.shutdown()
 
+    def _revive(self, epoch: int) -> None:
+        """New weights for silent filters, judged on up to 512 training crops spread over
+        the set; a generator seeded by seed and epoch alone keeps torchrun ranks equal."""
+        n = self.n_train
+        picks = torch.linspace(0, n - 1, min(n, 512), device=self.device).long()
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed * 7919 + epoch)
+        with self._lock:
+            sample = self._batch(self._train_idx[picks])
+            self.revived += revive_silent_filters(self.model, sample, self.optimizer, gen)
+
     def _step(
         self,
         inp: torch.Tensor,
@@ -353,6 +324,8 @@ class Trainer:
                     loss_sum += value * x.shape[0]
                     seen += x.shape[0]
             train_seconds = time.perf_counter() - t0
+            if cfg.revive and not stopped:
+                self._revive(epoch)
 
             if stopped and seen == 0:
                 # Stopped between epochs: report the state of the last finished epoch.

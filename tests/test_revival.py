@@ -1,0 +1,107 @@
+"""Silent convolution filters get new weights (napari_cellae.core.revival) during training."""
+
+from __future__ import annotations
+
+import torch
+
+from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.core.optimisation import glorot_init
+from napari_cellae.core.revival import SILENT_RESPONSE, block_outputs, revive_silent_filters
+from napari_cellae.core.trainer import Trainer
+from training_helpers import blob_crops, config
+
+ARCH = "c4.3r_p2_c6.3r_p2_d8.0s"
+
+
+def _model() -> ConvAutoencoder:
+    torch.manual_seed(0)
+    model = ConvAutoencoder(ARCH, 16, 1)
+    glorot_init(model)
+    return model
+
+
+def _silence(conv: torch.nn.Conv2d, f: int) -> None:
+    """Make filter f answer every non-negative input with zero after its ReLU."""
+    with torch.no_grad():
+        conv.weight[f] = -conv.weight[f].abs() - 0.1
+        conv.bias[f] = -1.0
+
+
+def _mean_responses(model: ConvAutoencoder, x: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        return [h.mean(dim=(0, 2, 3)) for _, h in block_outputs(model, x)]
+
+
+def test_block_outputs_are_each_convolution_after_its_activation_and_pool():
+    model = _model()
+    blocks = block_outputs(model, torch.rand(3, 1, 16, 16))
+    convs = [m for m in model.encoder_maps if isinstance(m, torch.nn.Conv2d)]
+    assert [conv for conv, _ in blocks] == convs
+    assert [tuple(h.shape) for _, h in blocks] == [(3, 4, 8, 8), (3, 6, 4, 4)]
+    assert all(bool((h >= 0).all()) for _, h in blocks)  # after ReLU
+
+
+def test_silent_filters_get_new_weights_that_respond_and_fresh_optimiser_state():
+    model = _model()
+    first, second = (m for m in model.encoder_maps if isinstance(m, torch.nn.Conv2d))
+    _silence(first, 1)
+    _silence(second, 4)
+    x = torch.rand(16, 1, 16, 16)
+    before = [r.clone() for r in _mean_responses(model, x)]
+    assert before[0][1] == 0 and before[1][4] == 0
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.1)
+    model(x).square().mean().backward()
+    optimizer.step()
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+
+    revived = revive_silent_filters(model, x, optimizer, torch.Generator().manual_seed(1))
+
+    assert revived >= 2
+    after = _mean_responses(model, x)
+    assert after[0][1] > SILENT_RESPONSE and after[1][4] > SILENT_RESPONSE
+    assert first.bias[1].item() == 0.0 and second.bias[4].item() == 0.0
+    # Filters that responded keep their weights; their optimiser state is untouched.
+    live = [f for f in range(4) if before[0][f] >= SILENT_RESPONSE]
+    assert torch.equal(first.weight[live], kept["encoder_maps.0.weight"][live])
+    sums = optimizer.state[first.weight]["sum"]
+    assert float(sums[1].abs().sum()) == 0.0 and float(sums[live].abs().sum()) > 0.0
+
+
+def test_nothing_changes_when_every_filter_responds():
+    model = _model()
+    with torch.no_grad():
+        for m in model.encoder_maps:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.abs_()  # every filter answers bright pixels
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.rand(8, 1, 16, 16)
+    assert revive_silent_filters(model, x, optimizer, torch.Generator().manual_seed(0)) == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, kept[key])
+
+
+def _trained(revive: bool, seed: int = 0) -> Trainer:
+    trainer = Trainer(
+        config(architecture=ARCH, epochs=2, revive=revive, seed=seed, learning_rate=0.05),
+        blob_crops(128),
+    )
+    first = next(m for m in trainer.model.encoder_maps if isinstance(m, torch.nn.Conv2d))
+    _silence(first, 2)
+    list(trainer.run())
+    return trainer
+
+
+def test_training_revives_silent_filters_only_when_asked():
+    crops = torch.as_tensor(blob_crops(64), dtype=torch.float32) / 255.0
+    on, off = _trained(revive=True), _trained(revive=False)
+    assert on.revived >= 1 and off.revived == 0
+    assert _mean_responses(on.result().model, crops)[0][2] > SILENT_RESPONSE
+    assert _mean_responses(off.result().model, crops)[0][2] == 0
+
+
+def test_revival_is_reproducible_with_a_seed():
+    a, b = _trained(revive=True, seed=3), _trained(revive=True, seed=3)
+    other = b.model.state_dict()
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, other[key]), key
