@@ -9,6 +9,7 @@ import torch
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.readout import (
     READOUTS,
+    block_outputs,
     moment_features,
     readout,
     readout_names,
@@ -232,3 +233,14 @@ def test_shape_readout_is_the_same_with_gradients_and_passes_them_back() -> None
     names = readout_names(model)
     feats[:, names.index("conv2_size_0")].sum().backward()
     assert model.encoder_maps[0].weight.grad.abs().sum() > 0
+
+
+def test_block_outputs_are_each_convolution_after_its_activation_and_pool():
+    torch.manual_seed(0)
+    model = ConvAutoencoder("c4.3r_p2_c6.3r_p2_d8.0s", 16, 1)
+    blocks, maps = block_outputs(model, torch.rand(3, 1, 16, 16))
+    assert maps is blocks[-1][1]
+    convs = [m for m in model.encoder_maps if isinstance(m, torch.nn.Conv2d)]
+    assert [conv for conv, _ in blocks] == convs
+    assert [tuple(h.shape) for _, h in blocks] == [(3, 4, 8, 8), (3, 6, 4, 4)]
+    assert all(bool((h >= 0).all()) for _, h in blocks)  # after ReLU

@@ -32,6 +32,7 @@ from napari_cellae.core.model import ConvAutoencoder
 __all__ = [
     "ORIENTATIONS",
     "READOUTS",
+    "block_outputs",
     "moment_features",
     "readout",
     "readout_names",
@@ -187,11 +188,28 @@ def moment_features(h: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, to
     return both[:, : h.shape[1]], both[:, h.shape[1] :]
 
 
-def _features(model: ConvAutoencoder, x: torch.Tensor, shape: bool) -> torch.Tensor:
+def block_outputs(
+    model: ConvAutoencoder, x: torch.Tensor
+) -> tuple[list[tuple[nn.Conv2d, torch.Tensor]], torch.Tensor]:
+    """Each convolution block's output and the encoder's final maps.
+
+    Parameters
+    ----------
+    model : ConvAutoencoder
+    x : Tensor (n, C, S, S)
+        Normalised crops.
+
+    Returns
+    -------
+    blocks : list of (Conv2d, Tensor (n, filters, s, s))
+        Every convolution of the encoder with its block's output: after its activation and
+        the pool that follows it, if any.
+    maps : Tensor
+        The last block's output, the input of the dense layers.
+    """
     mods = list(model.encoder_maps)
-    stats: list[torch.Tensor] = []
-    moments: list[torch.Tensor] = []
-    h, pending = x, False  # pending: a conv block's output has not been pooled into stats yet
+    blocks: list[tuple[nn.Conv2d, torch.Tensor]] = []
+    h, conv = x, None  # conv: the block's convolution, until its output is complete
     for i, m in enumerate(mods):
         nxt = mods[i + 1] if i + 1 < len(mods) else None
         if isinstance(m, nn.ReLU | nn.Sigmoid) and isinstance(nxt, nn.MaxPool2d):
@@ -199,16 +217,20 @@ def _features(model: ConvAutoencoder, x: torch.Tensor, shape: bool) -> torch.Ten
         h = m(h)
         if isinstance(m, nn.MaxPool2d) and i > 0 and isinstance(mods[i - 1], nn.ReLU | nn.Sigmoid):
             h = mods[i - 1](h)
-        pending = pending or isinstance(m, nn.Conv2d)
-        if pending and not isinstance(m, nn.Conv2d) and (nxt is None or isinstance(nxt, nn.Conv2d)):
-            stats += [h.mean(dim=(2, 3)), h.amax(dim=(2, 3))]
-            if shape:
-                moments.append(_raw_moments(h))
-            pending = False
-    code = model.encode_dense(h)
-    if moments:
-        stats.append(_size_and_elongation(moments, EPS))
-    return torch.cat([code, *stats], dim=1)
+        if isinstance(m, nn.Conv2d):
+            conv = m
+        elif conv is not None and (nxt is None or isinstance(nxt, nn.Conv2d)):
+            blocks.append((conv, h))
+            conv = None
+    return blocks, h
+
+
+def _features(model: ConvAutoencoder, x: torch.Tensor, shape: bool) -> torch.Tensor:
+    blocks, maps = block_outputs(model, x)
+    stats = [s for _, h in blocks for s in (h.mean(dim=(2, 3)), h.amax(dim=(2, 3)))]
+    if shape:
+        stats.append(_size_and_elongation([_raw_moments(h) for _, h in blocks], EPS))
+    return torch.cat([model.encode_dense(maps), *stats], dim=1)
 
 
 def _orientation(x: torch.Tensor, index: int) -> torch.Tensor:

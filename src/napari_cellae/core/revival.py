@@ -17,40 +17,14 @@ optimiser's state for those weights starts afresh. Measured on the benchmark scr
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.core.readout import block_outputs
 
-__all__ = ["SILENT_RESPONSE", "block_outputs", "revive_silent_filters"]
+__all__ = ["SILENT_RESPONSE", "revive_silent_filters"]
 
 #: a filter whose mean response over the sample is below this is silent (pixels are in [0, 1])
 SILENT_RESPONSE = 1e-3
-
-
-def block_outputs(model: ConvAutoencoder, x: torch.Tensor) -> list[tuple[nn.Conv2d, torch.Tensor]]:
-    """Each convolution of the encoder with its block's output (after activation and pool).
-
-    Parameters
-    ----------
-    model : ConvAutoencoder
-    x : Tensor (n, C, S, S)
-        Normalised crops.
-
-    Returns
-    -------
-    list of (Conv2d, Tensor (n, filters, s, s))
-    """
-    mods = list(model.encoder_maps)
-    out: list[tuple[nn.Conv2d, torch.Tensor]] = []
-    conv, h = None, x
-    for i, m in enumerate(mods):
-        h = m(h)
-        conv = m if isinstance(m, nn.Conv2d) else conv
-        nxt = mods[i + 1] if i + 1 < len(mods) else None
-        if conv is not None and not isinstance(m, nn.Conv2d):
-            if nxt is None or isinstance(nxt, nn.Conv2d):
-                out.append((conv, h))
-    return out
 
 
 @torch.no_grad()
@@ -83,7 +57,7 @@ def revive_silent_filters(
     was_training = model.training
     model.eval()  # no dropout in the maps; the dense layers are not run
     try:
-        blocks = block_outputs(model, sample)
+        blocks, _ = block_outputs(model, sample)
     finally:
         model.train(was_training)
     revived = 0
