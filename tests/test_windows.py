@@ -163,10 +163,17 @@ def test_centre_crops_leaves_crops_that_were_not_moved() -> None:
         centre_crops(crops, cy[:2], cx, y0, x0)
 
 
-def test_extract_crops_centre_option() -> None:
+def _centred(image, t, cy, cx, size, channels) -> np.ndarray:
+    """Crops as collect_crops makes them: extracted, then border objects centred."""
+    crops = extract_crops(image, t, cy, cx, size, channels)
+    centre_crops(crops, cy, cx, *crop_origins(cy, cx, size, *image.shape[-2:]))
+    return crops
+
+
+def test_extract_then_centre_matches_the_reference() -> None:
     image = asymmetric_image("uint8")
     t, cy, cx = np.array([0, 1, 2]), np.array([0, 15, 29]), np.array([49, 25, 0])
-    crops = extract_crops(image, t, cy, cx, 12, [0, 1], centre=True)
+    crops = _centred(image, t, cy, cx, 12, [0, 1])
     for i in range(3):
         for j in range(2):
             expected = centred_crop(image, j, t[i], cy[i], cx[i], 12)
@@ -179,6 +186,6 @@ def test_centre_crops_in_several_blocks_matches_the_reference() -> None:
     image = rng.integers(0, 4000, (1, 1, 1, 70, 90)).astype(np.uint16)
     n = 600
     cy, cx = rng.integers(0, 70, n), rng.integers(0, 90, n)
-    crops = extract_crops(image, np.zeros(n, int), cy, cx, 64, [0], centre=True)
+    crops = _centred(image, np.zeros(n, int), cy, cx, 64, [0])
     for i in range(n):
         np.testing.assert_array_equal(crops[i, 0], centred_crop(image, 0, 0, cy[i], cx[i], 64))

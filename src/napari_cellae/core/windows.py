@@ -254,8 +254,6 @@ def extract_crops(
     center_x: np.ndarray,
     size: int,
     channels: Sequence[int],
-    *,
-    centre: bool = False,
 ) -> np.ndarray:
     """Cut square crops around object centres, reading each frame once.
 
@@ -271,17 +269,15 @@ def extract_crops(
         Crop edge length in pixels.
     channels : sequence of int
         Raw channel indices to crop, in output order.
-    centre : bool
-        Move border objects to the crop centre (:func:`centre_crops`), as
-        :func:`napari_cellae.core.crops.collect_crops` does for the model; default: the
-        windows as read.
 
     Returns
     -------
     ndarray, shape (n, len(channels), size, size)
-        Crops in the image's stored dtype, in input order; unless ``centre``,
+        Crops in the image's stored dtype, in input order;
         ``crops[i, j, y, x] == image[channels[j], time_idx[i], 0, y0[i] + y, x0[i] + x]``
-        with origins from :func:`crop_origins`.
+        with origins from :func:`crop_origins` (windows shifted inside the image;
+        :func:`centre_crops` then centres border objects, as
+        :func:`napari_cellae.core.crops.collect_crops` does).
 
     Raises
     ------
@@ -294,8 +290,6 @@ def extract_crops(
         raise ValueError("at least one channel is needed")
     n = len(np.asarray(time_idx))
     out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
-    y0, x0 = extract_into(out, image, time_idx, center_y, center_x, size, channels)
+    extract_into(out, image, time_idx, center_y, center_x, size, channels)
     check_no_nan(out, describe_image(image))
-    if centre:
-        centre_crops(out, center_y, center_x, y0, x0)
     return out
