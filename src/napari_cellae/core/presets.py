@@ -53,11 +53,11 @@ PRESETS: dict[str, Preset] = {
     # Measured with benchmarks/bench_quality.py on the 15-phenotype benchmark screen
     # (docs/quality.md): hiding all but the cell, scaling each cell by its own intensity
     # range and reading pooled filter responses averaged over 8 orientations are the large
-    # gains; training on all cells rather than the controls measured best, though random
-    # weights read out the same way now score as well; 5 to 60 epochs give the same
-    # features, 30 is the middle. The "shape" readout (size and elongation of every filter's
-    # response beside its mean and max) added about 2 points of LR F1 and novelty AUROC
-    # and 4.5 of 5-NN accuracy over "pooled", trained or not.
+    # gains; training on all cells rather than the controls measured best; 5 to 60 epochs
+    # give the same features, 30 is the middle. The "shape" readout (size and elongation of
+    # every filter's response beside its mean and max) added about 2 points of LR F1 and
+    # novelty AUROC and 4.5 of 5-NN accuracy over "pooled", trained or not; reviving
+    # silent filters is what lifts trained novelty above random weights (+2 to +3 points).
     "recommended": Preset(
         "the settings that measured best on the benchmark screens (the default)",
         MappingProxyType(
