@@ -69,7 +69,7 @@ def test_collect_masks_neighbours_with_the_files_label_images(cellcognition_file
         key = plain.positions[0]
         region, row = ch5.labels(key, "primary__primary")
         region = region[...]
-    assert masked.mask == "neighbours" and masked.unmasked_positions == []
+    assert masked.mask == "neighbours" and masked.unlabelled_positions == []
     changed = 0
     for i in np.flatnonzero(plain.position_index == 0):
         y, x, t = int(plain.origin_y[i]), int(plain.origin_x[i]), plain.time_idx[i]
@@ -82,21 +82,35 @@ def test_collect_masks_neighbours_with_the_files_label_images(cellcognition_file
     assert changed > 0  # some crops did show a neighbour
 
 
-def test_files_without_label_images_are_used_unmasked_with_a_warning(tmp_path: Path) -> None:
-    position = synthetic_position("A01", "1")
-    position.labels = None
-    path = write_cellh5(
-        tmp_path / "no_labels.ch5",
-        [position],
-        channel_names=["H2B"],
-        object_channels={"primary__primary": 0},
-    )
-    with CellH5(path) as ch5:
-        plain = collect_crops(ch5, "primary__primary", 16)
-        with pytest.warns(UserWarning, match="no label images.*could not be masked: A01_1"):
-            masked = steps.collect(ch5, "primary__primary", 16, [0], mask="cell")
-    assert [p.label for p in masked.unmasked_positions] == ["A01_1"]
-    np.testing.assert_array_equal(masked.crops, plain.crops)
+def test_files_without_label_images_are_masked_by_threshold_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # Two touching blobs per frame and one far away: without label images, each crop is
+    # segmented around its own centre, so the neighbour is painted over as with labels.
+    centres = np.array([[30, 30], [30, 38], [12, 70]] * 2)
+    labelled = synthetic_position("A01", "1", n_frames=2, n_per_frame=3, centers_yx=centres)
+    bare = synthetic_position("A01", "1", n_frames=2, n_per_frame=3, centers_yx=centres)
+    bare.labels = None
+    kwargs = {"channel_names": ["H2B"], "object_channels": {"primary__primary": 0}}
+    with_labels = write_cellh5(tmp_path / "labels.ch5", [labelled], **kwargs)
+    without = write_cellh5(tmp_path / "no_labels.ch5", [bare], **kwargs)
+    with CellH5(without) as ch5:
+        plain = collect_crops(ch5, "primary__primary", 24)
+        with pytest.warns(UserWarning, match="no label images.*A01_1.*thresholding"):
+            masked = steps.collect(ch5, "primary__primary", 24, [0], mask="neighbours")
+    with CellH5(with_labels) as ch5:
+        reference = collect_crops(ch5, "primary__primary", 24, mask="neighbours")
+    assert [p.label for p in masked.unlabelled_positions] == ["A01_1"]
+    assert reference.unlabelled_positions == []
+    # The touching pair lost its neighbour, much as with the file's labels ...
+    pair = [0, 1, 3, 4]
+    changed = np.abs(masked.crops[pair].astype(int) - plain.crops[pair].astype(int))
+    assert (changed.reshape(4, -1).max(1) > 50).all()
+    right = masked.crops[0, 0, :, 17:].astype(int)  # past the midline to the neighbour
+    assert right.max() < plain.crops[0, 0, :, 17:].max() / 3
+    # ... and the lone cell is left as it was, its centre untouched.
+    np.testing.assert_array_equal(masked.crops[[2, 5]], plain.crops[[2, 5]])
+    np.testing.assert_array_equal(masked.crops[:, :, 12, 12], plain.crops[:, :, 12, 12])
 
 
 def test_unusable_label_images_are_named_with_the_way_out(tmp_path: Path) -> None:

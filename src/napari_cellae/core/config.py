@@ -219,8 +219,9 @@ class TrainConfig:
         "mask",
         "What of the crop the network sees. 'neighbours': other cells in the box are "
         "painted as background, so crowded and sparse wells look alike; 'cell': only the "
-        "cell and a thin rim; 'none': the box as it is. Needs the file's label images "
-        "(segmentation); without them the box is used as it is.",
+        "cell and a thin rim; 'none': the box as it is. Uses the file's label images "
+        "(segmentation); without them each crop is segmented by a threshold around its "
+        "cell's centre.",
         "Hide",
         "what to crop",
         choices=(("neighbours", "neighbours"), ("cell", "all but the cell"), ("none", "nothing")),

@@ -20,6 +20,7 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
+from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
     check_no_nan,
@@ -73,8 +74,9 @@ class CropSet:
         The CellH5 file the crops came from.
     mask : str
         How other objects were hidden (:data:`napari_cellae.core.masking.MASKS`).
-    unmasked_positions : list of PositionKey
-        Positions left unmasked because they store no label images.
+    unlabelled_positions : list of PositionKey
+        Positions that store no label images: their crops were masked with a segmentation
+        of the crops themselves (:mod:`napari_cellae.core.segmentation`).
     """
 
     crops: np.ndarray
@@ -96,7 +98,7 @@ class CropSet:
     channel_names: list[str]
     source: Path
     mask: str = "none"
-    unmasked_positions: list[PositionKey] = field(default_factory=list)
+    unlabelled_positions: list[PositionKey] = field(default_factory=list)
 
     _PER_CROP = (
         "position_index",
@@ -142,7 +144,7 @@ class CropSet:
             channel_names=list(self.channel_names),
             source=self.source,
             mask=self.mask,
-            unmasked_positions=list(self.unmasked_positions),
+            unlabelled_positions=list(self.unlabelled_positions),
             **kwargs,
         )
 
@@ -173,8 +175,10 @@ def collect_crops(
     mask : {"none", "neighbours", "cell"}
         Paint other objects' pixels (``"neighbours"``) or all but the cell and its rim
         (``"cell"``) with the crop's background level, using the file's label images
-        (:mod:`napari_cellae.core.masking`). Positions without label images are left
-        unmasked and listed in ``CropSet.unmasked_positions``.
+        (:mod:`napari_cellae.core.masking`). Positions without label images are masked
+        with a threshold segmentation of their crops instead
+        (:mod:`napari_cellae.core.segmentation`) and listed in
+        ``CropSet.unlabelled_positions``.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def collect_crops(
 
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
-    unmasked: list[PositionKey] = []
+    unlabelled: list[PositionKey] = []
     start = 0
     for pos, table, image in zip(used, tables, images, strict=True):
         stop = start + len(table)
@@ -250,9 +254,9 @@ def collect_crops(
             crops[start:stop] = target
         check_no_nan(crops[start:stop], f"{cellh5.path}, position {pos.label}")
         if mask != "none" and not _mask_position(
-            cellh5, pos, object_name, table, crops[start:stop], mask
+            cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0)
         ):
-            unmasked.append(pos)
+            unlabelled.append(pos)
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
@@ -295,16 +299,30 @@ def collect_crops(
         channel_names=[by_index[c] for c in channels],
         source=Path(cellh5.path),
         mask=mask,
-        unmasked_positions=unmasked,
+        unlabelled_positions=unlabelled,
     )
 
 
 def _mask_position(
-    cellh5: CellH5, pos: PositionKey, object_name: str, table: Any, crops: np.ndarray, mode: str
+    cellh5: CellH5,
+    pos: PositionKey,
+    object_name: str,
+    table: Any,
+    crops: np.ndarray,
+    mode: str,
+    origins: tuple[np.ndarray, np.ndarray],
 ) -> bool:
-    """Mask one position's crops with its label images; False if it has none."""
+    """Mask one position's crops with its label images; without them (returns False), with
+    a threshold segmentation of the crops around the known object centres."""
     found = cellh5.labels(pos, object_name)
     if found is None:
+        y0, x0 = origins
+        others = neighbour_centres(
+            table.time_idx, table.center_y, table.center_x, reach=crops.shape[-1]
+        )
+        others -= np.stack([y0, x0], axis=-1)[:, None, :].astype(np.float32)
+        windows = threshold_labels(crops[:, 0], table.center_y - y0, table.center_x - x0, others)
+        mask_crops(crops, windows, np.ones(len(crops), np.uint8), mode)
         return False
     dataset, row = found
     labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)

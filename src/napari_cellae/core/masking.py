@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["MASKS", "mask_crops", "warn_unmasked"]
+__all__ = ["MASKS", "mask_crops", "warn_unlabelled"]
 
 MASKS = ("none", "neighbours", "cell")
 
@@ -92,13 +92,14 @@ def mask_crops(
     return found
 
 
-def warn_unmasked(positions: list, object_name: str, source: object = None) -> None:
-    """Warn that these positions were cropped unmasked (they store no label images).
+def warn_unlabelled(positions: list, object_name: str, source: object = None) -> None:
+    """Say that these positions store no label images, so their cells were told from their
+    neighbours by a threshold segmentation of each crop instead.
 
     Parameters
     ----------
     positions : list of PositionKey
-        ``CropSet.unmasked_positions`` (nothing is said when empty).
+        ``CropSet.unlabelled_positions`` (nothing is said when empty).
     object_name : str
     source : path-like, optional
         The file, named at the start of the message.
@@ -109,6 +110,7 @@ def warn_unmasked(positions: list, object_name: str, source: object = None) -> N
     where = f"{source}: " if source is not None else ""
     warnings.warn(
         f"{where}{len(positions)} position(s) have no label images (image/region) of "
-        f"'{object_name}', so their neighbours could not be masked: {names}",
+        f"'{object_name}': {names}; each cell was told from its neighbours by thresholding "
+        "its crop around the object centres instead, which is less exact at touching cells",
         stacklevel=3,
     )

@@ -186,7 +186,8 @@ def collect(
     """Crop a ``crop_size`` square around every object (all positions and frames).
 
     ``mask`` hides other objects using the file's label images (see
-    :mod:`napari_cellae.core.masking`); a warning names positions without label images.
+    :mod:`napari_cellae.core.masking`); a warning names positions without label images,
+    which are masked with a threshold segmentation of their crops instead.
 
     Raises
     ------
@@ -194,14 +195,14 @@ def collect(
         If the crop is larger than the images or the file holds no objects.
     """
     from napari_cellae.core.crops import collect_crops
-    from napari_cellae.core.masking import warn_unmasked
+    from napari_cellae.core.masking import warn_unlabelled
 
     crops = collect_crops(
         cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
     )
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
-    warn_unmasked(crops.unmasked_positions, object_name, cellh5.path)
+    warn_unlabelled(crops.unlabelled_positions, object_name, cellh5.path)
     return crops
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.masking import warn_unmasked
+from napari_cellae.core.masking import warn_unlabelled
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.plates import plate_files
@@ -349,7 +349,7 @@ def encode_stream(
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells, unmasked = 0, []
+    cells, unlabelled = 0, []
     with writer:
         results = runner(plan.tasks, trained, batch_size)
         try:
@@ -358,14 +358,14 @@ def encode_stream(
                     raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
                 writer.append(encoded.crops, encoded.features)
                 cells += len(encoded.crops)
-                unmasked += encoded.crops.unmasked_positions
+                unlabelled += encoded.crops.unlabelled_positions
                 if progress is not None:
                     progress(done, total)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
-    warn_unmasked(unmasked, trained.object_name)
+    warn_unlabelled(unlabelled, trained.object_name)
     return StreamResult(
         path=writer.path,
         n_cells=cells,
