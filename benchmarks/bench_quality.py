@@ -171,14 +171,16 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     ch5_path, mapping_path, generate_s = screen_files(name, args)
     config = _train_config(args, args.crop_size or (48 if name != "demo" else None))
     t0 = time.perf_counter()
-    with CellH5(ch5_path) as ch5:
+    crop_path = without_label_images(ch5_path) if args.without_labels else ch5_path
+    with CellH5(crop_path) as ch5:
         mapping = pipeline.load_mapping(mapping_path, ch5)
         obj = pipeline.resolve_object(ch5, None)
         crops = pipeline.collect(
             ch5, obj, config.crop_size, pipeline.resolve_channels(ch5, obj, None), mask=config.mask
         )
-        labelled = label_crops(ch5, crops)
         class_names = [c.name for c in ch5.class_labels(obj) or []]
+    with CellH5(ch5_path) as ch5:  # the truth (crowding) from the original's labels
+        labelled = label_crops(ch5, crops)
     crop_s = time.perf_counter() - t0
     if mapping is None or not class_names or (crops.class_idx < 0).any():
         print(f"{ch5_path}: needs a mapping and class predictions for every cell", file=sys.stderr)
@@ -203,6 +205,8 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     encode_s = time.perf_counter() - t0
     random = feature_readout.encode(random_model, crops.crops, **args.encode)
     masks, crowding = labelled if labelled is not None else (None, None)
+    if args.without_labels:
+        masks = None  # region properties get what a user without labels has: Otsu masks
     region = region_properties(crops, masks)
     pixels = trained.normalisation.apply(crops.crops)
 
@@ -235,7 +239,9 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
 
     counts = np.bincount(truth["labels"], minlength=len(class_names))
     n_hit_wells = len(set(truth["well"][~truth["control"]]))
-    mask_source = "label images" if labelled is not None else "Otsu"
+    mask_source = "label images" if masks is not None else "Otsu (region properties)"
+    if args.without_labels:
+        mask_source += "; the network's crops from a copy without label images"
     print(
         f"\n== {name}: {ch5_path.name}, {first.sum()} cells evaluated of {len(crops)} cropped, "
         f"{len(set(truth['well']))} wells ({n_hit_wells} perturbed); majority class "
@@ -255,6 +261,28 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     )
     print_tables(rows, class_names, n_hit_wells)
     return 0
+
+
+def without_label_images(path: Path) -> Path:
+    """A copy of a CellH5 file with its label images (``image/region``) deleted, as a file
+    written without segmentation (made once, next to the original)."""
+    import shutil
+
+    import h5py
+
+    out = path.with_name(f"{path.stem}_without_labels{path.suffix}")
+    if out.is_file():
+        return out
+    part = out.with_name(out.name + ".part")
+    shutil.copyfile(path, part)
+    with h5py.File(part, "r+") as f:
+        regions = []
+        f.visititems(lambda name, obj: regions.append(name) if name.endswith("image/region")
+                     and isinstance(obj, h5py.Dataset) else None)  # fmt: skip
+        for name in regions:
+            del f[name]
+    part.replace(out)
+    return out
 
 
 def _encode_option(text: str) -> tuple[str, object]:
@@ -289,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", action="store_true", default=None, help="rotate/mirror")
     parser.add_argument("--encode", action="append", type=_encode_option, default=[],
                         metavar="KEY=VALUE", help="extra argument of features.encode")  # fmt: skip
+    parser.add_argument("--without-labels", action="store_true",
+                        help="crop from a copy of the screen without label images")  # fmt: skip
     parser.add_argument("--f1-seeds", type=int, default=5, help="logistic-regression splits (5)")
     parser.add_argument("--quick", action="store_true", help="tiny screen, 1 epoch (seconds)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
