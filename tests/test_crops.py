@@ -22,6 +22,7 @@ from napari_cellae.core.crops import (
     Normalisation,
     collect_crops,
     crop_origins,
+    cut_by_box,
     extract_crops,
 )
 from napari_cellae.core.masking import mask_crops
@@ -171,3 +172,19 @@ def test_collect_centres_cells_at_the_border(tmp_path: Path, dtype: str, mask: s
     read = np.stack([naive_crop(image, j, 0, 32, 40, size) for j in range(2)])
     if mask == "none":
         assert cs.crops[-1].tobytes() == np.ascontiguousarray(read).tobytes()
+
+
+def test_cells_larger_than_the_box_are_counted_and_a_fitting_box_suggested(
+    cellcognition_file: Path,
+) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        fitting = collect_crops(ch5, "primary__primary", 16)  # boxes are 9 px at most
+        small = collect_crops(ch5, "primary__primary", 8)
+    assert cut_by_box(fitting) is None
+    share, size = cut_by_box(small)
+    extent = np.maximum(np.ptp(small.bbox[:, :2], 1), np.ptp(small.bbox[:, 2:], 1)) + 1
+    assert share == pytest.approx(np.mean(extent > 8)) and share > 0.05
+    assert size % 8 == 0 and size >= np.percentile(extent, 95) + 4
+    # Files without bounding boxes give every object a box of its centre only.
+    small.bbox[:] = np.stack([small.center_x, small.center_x, small.center_y, small.center_y], 1)
+    assert cut_by_box(small) is None

@@ -147,3 +147,9 @@ def test_crops_for_makes_crops_the_way_the_model_was_trained(cellcognition_file)
     assert a.crops.shape[-1] == 16 and (a.mask, b.mask) == ("none", "cell")
     assert not np.array_equal(a.crops, b.crops)
     np.testing.assert_array_equal(b.crops, c.crops)
+
+
+def test_collect_warns_when_cells_are_larger_than_the_box(cellcognition_file: Path) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        with pytest.warns(UserWarning, match=r"larger than the 8 px crop box.*about 16 px"):
+            pipeline.collect(ch5, "primary__primary", 8, [0])

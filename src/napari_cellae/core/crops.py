@@ -37,6 +37,7 @@ __all__ = [
     "Normalisation",
     "collect_crops",
     "crop_origins",
+    "cut_by_box",
     "extract_crops",
 ]
 
@@ -301,6 +302,39 @@ def collect_crops(
         mask=mask,
         unlabelled_positions=unlabelled,
     )
+
+
+# Warn when more than this share of the cells do not fit their crop box.
+_CUT_SHARE = 0.05
+
+
+def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
+    """Share of the cells wider or taller than their crop box, and a box that would fit.
+
+    From the objects' bounding boxes in the file; cells cut off by the box lose their
+    outline, and their size and shape features with it.
+
+    Parameters
+    ----------
+    crops : CropSet
+
+    Returns
+    -------
+    (float, int) or None
+        The share of cells whose bounding box is larger than the crop, and a crop size (a
+        multiple of 8 px) that holds 95 % of them with a 4 px margin; None when at most 5 %
+        are cut or the file stores no bounding boxes.
+    """
+    box = np.asarray(crops.bbox).reshape(-1, 4)
+    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
+    if len(extent) == 0 or np.all(extent <= 1):  # no bounding boxes: centres only
+        return None
+    size = crops.crops.shape[-1]
+    share = float(np.mean(extent > size))
+    if share <= _CUT_SHARE:
+        return None
+    fitting = int(np.ceil((np.percentile(extent, 95) + 4) / 8) * 8)
+    return share, fitting
 
 
 def _mask_position(

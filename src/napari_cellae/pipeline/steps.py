@@ -24,6 +24,7 @@ Typical use::
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -194,7 +195,7 @@ def collect(
     ValueError
         If the crop is larger than the images or the file holds no objects.
     """
-    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.crops import collect_crops, cut_by_box
     from napari_cellae.core.masking import warn_unlabelled
 
     crops = collect_crops(
@@ -203,6 +204,14 @@ def collect(
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
     warn_unlabelled(crops.unlabelled_positions, object_name, cellh5.path)
+    cut = cut_by_box(crops)
+    if cut is not None:
+        warnings.warn(
+            f"{cellh5.path}: {cut[0]:.0%} of the '{object_name}' objects are larger than the "
+            f"{crop_size} px crop box (their bounding boxes), so their outline is cut off; "
+            f"a cell size of about {cut[1]} px would hold 95 % of them",
+            stacklevel=2,
+        )
     return crops
 
 
