@@ -132,3 +132,21 @@ def test_unusable_label_images_are_named_with_the_way_out(tmp_path: Path) -> Non
         with pytest.raises(ValueError, match=r"float_labels\.ch5.*integers.*--mask none"):
             collect_crops(ch5, "primary__primary", 16, mask="cell")
         assert collect_crops(ch5, "primary__primary", 16).mask == "none"
+
+
+def test_segmented_masking_is_the_same_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import napari_cellae.core.crops as crops_module
+
+    bare = synthetic_position("A01", "1", n_frames=2, n_per_frame=5)
+    bare.labels = None
+    kwargs = {"channel_names": ["H2B"], "object_channels": {"primary__primary": 0}}
+    path = write_cellh5(tmp_path / "no_labels.ch5", [bare], **kwargs)
+    with CellH5(path) as ch5:
+        whole = collect_crops(ch5, "primary__primary", 24, mask="cell")
+        monkeypatch.setattr(crops_module, "_SEGMENT_CHUNK", 3)
+        chunked = collect_crops(ch5, "primary__primary", 24, mask="cell")
+        plain = collect_crops(ch5, "primary__primary", 24)
+    np.testing.assert_array_equal(chunked.crops, whole.crops)
+    assert not np.array_equal(whole.crops, plain.crops)

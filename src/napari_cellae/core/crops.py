@@ -304,6 +304,8 @@ def collect_crops(
     )
 
 
+# Crops segmented at once where a position has no label images (a few float copies each).
+_SEGMENT_CHUNK = 1024
 # Warn when more than this share of the cells do not fit their crop box.
 _CUT_SHARE = 0.05
 
@@ -355,8 +357,11 @@ def _mask_position(
             table.time_idx, table.center_y, table.center_x, reach=crops.shape[-1]
         )
         others -= np.stack([y0, x0], axis=-1)[:, None, :].astype(np.float32)
-        windows = threshold_labels(crops[:, 0], table.center_y - y0, table.center_x - x0, others)
-        mask_crops(crops, windows, np.ones(len(crops), np.uint8), mode)
+        cy, cx = table.center_y - y0, table.center_x - x0
+        for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
+            part = slice(start, start + _SEGMENT_CHUNK)
+            windows = threshold_labels(crops[part, 0], cy[part], cx[part], others[part])
+            mask_crops(crops[part], windows, np.ones(len(windows), np.uint8), mode)
         return False
     dataset, row = found
     labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)
