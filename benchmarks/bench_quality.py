@@ -171,7 +171,9 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     ch5_path, mapping_path, generate_s = screen_files(name, args)
     config = _train_config(args, args.crop_size or (48 if name != "demo" else None))
     t0 = time.perf_counter()
-    crop_path = without_label_images(ch5_path) if args.without_labels else ch5_path
+    crop_path = (
+        without_label_images(ch5_path, Path(args.cache)) if args.without_labels else ch5_path
+    )
     with CellH5(crop_path) as ch5:
         mapping = pipeline.load_mapping(mapping_path, ch5)
         obj = pipeline.resolve_object(ch5, None)
@@ -263,15 +265,18 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def without_label_images(path: Path) -> Path:
+def without_label_images(path: Path, cache: Path) -> Path:
     """A copy of a CellH5 file with its label images (``image/region``) deleted, as a file
-    written without segmentation (made once, next to the original)."""
+    written without segmentation (made once, in the benchmark cache)."""
+    import hashlib
     import shutil
 
     import h5py
 
-    out = path.with_name(f"{path.stem}_without_labels{path.suffix}")
-    if out.is_file():
+    tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"{path.stem}_{tag}_without_labels{path.suffix}"
+    if out.is_file() and out.stat().st_mtime >= path.stat().st_mtime:
         return out
     part = out.with_name(out.name + ".part")
     shutil.copyfile(path, part)

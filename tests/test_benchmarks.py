@@ -54,6 +54,12 @@ def test_bench_quality_runs() -> None:
     assert "masks from label images" in out and "out of focus" in out
 
 
+def test_bench_quality_without_label_images() -> None:
+    out = run("bench_quality.py", "--quick", "--quiet", "--screen", "hard", "--without-labels")
+    assert "the network's crops from a copy without label images" in out
+    assert "masks from Otsu" in out and "\nlearned" in out
+
+
 def blobs(rng: np.random.Generator, n: int, centre: float, dims: int = 4) -> np.ndarray:
     return rng.normal(centre, 1.0, size=(n, dims))
 
