@@ -69,6 +69,13 @@ def test_a_flat_crop_has_no_cell_and_so_is_left_as_it_is() -> None:
     assert not labels.any()
 
 
+def test_no_crops_give_no_labels() -> None:
+    empty = np.zeros((0, SIZE, SIZE), np.uint16)
+    labels = threshold_labels(empty, np.array([]), np.array([]), _no_neighbours(0))
+    assert labels.shape == (0, SIZE, SIZE)
+    assert neighbour_centres(np.array([]), np.array([]), np.array([]), 10.0).shape[0] == 0
+
+
 def test_crops_are_segmented_independently_in_one_call() -> None:
     crops = np.concatenate([_crop((16, 16, 5, 900)), _crop((10, 20, 8, 2000), background=300)])
     labels = threshold_labels(crops, np.array([16, 10]), np.array([16, 20]), _no_neighbours(2))

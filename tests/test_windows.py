@@ -86,6 +86,10 @@ def test_extract_nan_pixels(tmp_path: Path) -> None:
         pytest.raises(ValueError, match=r"/img in .*nan\.h5 contains NaN"),
     ):
         extract_crops(f["img"], np.array([0]), np.array([10]), np.array([10]), 6, [0])
+    image[0, 0, 0, 10, 10] = np.inf
+    with pytest.raises(ValueError, match="contains NaN or infinite pixels"):
+        extract_crops(image, np.array([0]), np.array([10]), np.array([10]), 6, [0])
+    image[0, 0, 0, 10, 10] = np.nan
     # NaN outside every crop is harmless
     crops = extract_crops(image, np.array([0]), np.array([2]), np.array([2]), 4, [0])
     assert not np.isnan(crops).any()

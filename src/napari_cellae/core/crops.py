@@ -23,7 +23,7 @@ from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
-    check_no_nan,
+    check_finite,
     crop_origins,
     extract_crops,
     extract_into,
@@ -192,7 +192,7 @@ def collect_crops(
     ------
     ValueError
         If the crop size is larger than a position's image (naming the file, position
-        and sizes), a channel does not exist, or a float image has NaN pixels in a crop.
+        and sizes), a channel does not exist, or a float image has NaN or infinite pixels in a crop.
     """
     if object_name not in cellh5.object_names:
         raise ValueError(
@@ -253,7 +253,7 @@ def collect_crops(
         )
         if not direct:
             crops[start:stop] = target
-        check_no_nan(crops[start:stop], f"{cellh5.path}, position {pos.label}")
+        check_finite(crops[start:stop], f"{cellh5.path}, position {pos.label}")
         if mask != "none" and not _mask_position(
             cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0)
         ):

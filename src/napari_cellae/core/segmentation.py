@@ -101,6 +101,8 @@ def threshold_labels(
     from scipy import ndimage
 
     n, height, width = pixels.shape
+    if n == 0:
+        return np.zeros(pixels.shape, np.uint8)
     smooth = ndimage.gaussian_filter(
         np.asarray(pixels, np.float32), (0, _SMOOTHING, _SMOOTHING), mode="nearest"
     )

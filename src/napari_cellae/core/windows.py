@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.io.planes import PlaneReader, describe_image
 
-__all__ = ["centre_crops", "check_no_nan", "crop_origins", "extract_crops", "extract_into"]
+__all__ = ["centre_crops", "check_finite", "crop_origins", "extract_crops", "extract_into"]
 
 
 def crop_origins(
@@ -140,17 +140,17 @@ def _shift(crops: np.ndarray, moved: np.ndarray, dy: np.ndarray, dx: np.ndarray)
     crops[moved] = new
 
 
-def check_no_nan(crops: np.ndarray, where: str) -> None:
-    """Refuse float crops holding NaN pixels; ``where`` names the image in the message.
+def check_finite(crops: np.ndarray, where: str) -> None:
+    """Refuse float crops holding NaN or infinite pixels; ``where`` names the image.
 
     Raises
     ------
     ValueError
-        If ``crops`` is a float array with a NaN.
+        If ``crops`` is a float array with a NaN or an infinity.
     """
-    if crops.dtype.kind in "fc" and crops.size and np.isnan(crops).any():
+    if crops.dtype.kind in "fc" and crops.size and not np.isfinite(crops).all():
         raise ValueError(
-            f"the image {where} contains NaN pixels inside object crops; "
+            f"the image {where} contains NaN or infinite pixels inside object crops; "
             "replace them (e.g. by 0) before extracting crops"
         )
 
@@ -186,7 +186,7 @@ def extract_into(
     Raises
     ------
     ValueError
-        As :func:`extract_crops`, except for NaN pixels (see :func:`check_no_nan`).
+        As :func:`extract_crops`, except for NaN or infinite pixels (see :func:`check_finite`).
     """
     shape = tuple(image.shape)
     if len(shape) != 5:
@@ -283,7 +283,7 @@ def extract_crops(
     ------
     ValueError
         If the crop size exceeds the image, indices are out of range or a float image has
-        NaN pixels inside a crop. Messages name the dataset and file.
+        NaN or infinite pixels inside a crop. Messages name the dataset and file.
     """
     channels = [int(c) for c in channels]
     if not channels:
@@ -291,5 +291,5 @@ def extract_crops(
     n = len(np.asarray(time_idx))
     out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
     extract_into(out, image, time_idx, center_y, center_x, size, channels)
-    check_no_nan(out, describe_image(image))
+    check_finite(out, describe_image(image))
     return out
