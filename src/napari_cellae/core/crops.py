@@ -349,7 +349,8 @@ def _mask_position(
     origins: tuple[np.ndarray, np.ndarray],
 ) -> bool:
     """Mask one position's crops with its label images; without them (returns False), with
-    a threshold segmentation of the crops around the known object centres."""
+    a threshold segmentation of the crops' first channel (the object's own by default)
+    around the known object centres."""
     found = cellh5.labels(pos, object_name)
     if found is None:
         y0, x0 = origins
