@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train an autoencoder on the cells of a CellH5 file",
         description="Crop every cell of a CellH5 file, train a denoising convolutional\n"
-        "autoencoder on the negative controls (or, without a mapping, all cells) and save it.",
+        "autoencoder on all of them (or, with --train-on controls, on the negative controls\n"
+        "only) and save it.",
         formatter_class=_RAW,
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
