@@ -39,6 +39,19 @@ def test_output_folder_problems_are_named(tmp_path: Path) -> None:
         check_output(tmp_path / "missing" / "out.hdf")
 
 
+def test_devices_and_pipes_are_refused_as_outputs(tmp_path: Path) -> None:
+    # Renaming the finished file over them would replace /dev/null for the whole machine.
+    fifo = tmp_path / "features.hdf"
+    os.mkfifo(fifo)
+    for target in (fifo, Path(os.devnull)):
+        with pytest.raises(ValueError, match=f"cannot write {target}: it is not a regular file"):
+            check_output(target)
+    assert not fifo.is_file() and fifo.exists()
+    regular = tmp_path / "old.hdf"
+    regular.write_bytes(b"old")
+    assert check_output(regular) == regular  # an existing file may be replaced
+
+
 def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "features.hdf"
     target.write_text("old")

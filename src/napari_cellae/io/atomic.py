@@ -108,7 +108,8 @@ def check_output(
     Raises
     ------
     ValueError
-        Naming the path: it is an input, a folder, or its folder does not exist.
+        Naming the path: it is an input, a folder or another non-regular file (a device
+        such as /dev/null, a pipe), or its folder does not exist.
     """
     path = Path(path)
     for source in inputs:
@@ -119,6 +120,13 @@ def check_output(
             )
     if path.is_dir():
         raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
+    # The finished file is renamed over the target: a device or pipe (/dev/null, a FIFO)
+    # would be replaced by an ordinary file, for every user of the machine.
+    if path.exists() and not path.is_file():
+        raise ValueError(
+            f"cannot write {path}: it is not a regular file (a device, pipe or socket); "
+            "choose a file name"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
