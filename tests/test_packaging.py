@@ -44,6 +44,6 @@ def test_wheel_contains_manifest_and_demo(wheel: Path) -> None:
     # The top-level napari.yaml and sample_data/ travel inside the package.
     assert manifest == yaml.safe_load((ROOT / "napari.yaml").read_text())
     assert "napari_cellae:napari.yaml" in entry_points
-    assert "cellae = napari_cellae.cli:main" in entry_points
+    assert "cellae = napari_cellae.cli:console" in entry_points
     for name in ("demo_screen.ch5", "demo_screen_mapping.txt"):
         assert f"napari_cellae/sample_data/{name}" in names

@@ -2,7 +2,7 @@
 
 import sys
 
-from napari_cellae.cli import main
+from napari_cellae.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

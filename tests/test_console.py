@@ -1,0 +1,75 @@
+"""Tests for napari_cellae.cli.console: the installed ``cellae`` program's warnings and
+SIGTERM handling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import TINY
+from napari_cellae.cli import commands, console
+
+
+def _run_console(monkeypatch: pytest.MonkeyPatch, command) -> int:
+    monkeypatch.setitem(commands._COMMANDS, "info", command)
+    monkeypatch.setattr(sys, "argv", ["cellae", "info", "screen.ch5"])
+    return console()
+
+
+def test_warnings_print_as_one_cellae_line(monkeypatch, capsys) -> None:
+    def command(args) -> int:
+        warnings.warn("3 of 40 objects are larger than the crop box", UserWarning, stacklevel=1)
+        return 0
+
+    assert _run_console(monkeypatch, command) == 0
+    err = capsys.readouterr().err
+    assert err == "cellae: warning: 3 of 40 objects are larger than the crop box\n"
+
+
+def test_library_runtime_warnings_keep_their_origin(monkeypatch, capsys) -> None:
+    def command(args) -> int:
+        warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)
+        return 0
+
+    assert _run_console(monkeypatch, command) == 0
+    err = capsys.readouterr().err
+    assert "RuntimeWarning: overflow in exp" in err
+    assert "test_console.py" in err
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_handler_is_restored(monkeypatch, capsys) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+
+    def command(args) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # interrupted by the handler long before
+        return 0
+
+    started = time.monotonic()
+    assert _run_console(monkeypatch, command) == 130
+    assert time.monotonic() - started < 20
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_installed_program_prints_pipeline_warnings_as_cellae_lines(
+    cellcognition_file: Path, tmp_path: Path
+) -> None:
+    # An 8 px box is smaller than the test cells: the pipeline warns.
+    tiny = [*TINY[2:], "--size", "8"]
+    run = subprocess.run(
+        [sys.executable, "-m", "napari_cellae", "train", str(cellcognition_file), "-q", *tiny,
+         "--out", str(tmp_path / "model.pt")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert any(line.startswith("cellae: warning: ") and "crop box" in line for line in lines)
+    assert "UserWarning" not in run.stderr
