@@ -142,3 +142,101 @@ def test_unreadable_path(tmp_path: Path) -> None:
 def test_folder_given_for_the_mapping_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"^{tmp_path}: is a folder; expected a mapping file"):
         read_mapping(tmp_path)
+
+
+ROW_A01 = "1\tA01\t1\tA\t1\tmock\t-\tneg\n"
+ROW_B02 = "2\tB02\t1\tB\t2\tPLK1\ts2\ttarget\n"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_numbers_count_blank_and_comment_lines(tmp_path: Path, newline: str) -> None:
+    # Lines 1-7 as an editor shows them: comment, header, blank, A01, B02, blank, A01 again.
+    text = "# plate 1\n" + HEADER + "\n" + ROW_A01 + ROW_B02 + "  \n" + ROW_A01
+    path = tmp_path / "m.txt"
+    path.write_bytes(text.replace("\n", newline).encode())
+    _error(path, "line 7 maps position A01_1 again (first on line 4)")
+
+
+def test_short_row_line_number_counts_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("\n" + HEADER + "\n" + ROW_A01 + "2\tB02\t1\n")
+    _error(path, "line 5 has 3 columns, the header (line 2) has 8")
+
+
+def test_two_column_line_numbers_count_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("Well\tCondition\n\nA01\tneg\n# B02 was empty\nB02\n")
+    _error(path, "line 5 needs two columns")
+
+
+def test_header_names_ignore_case_and_spaces(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    header = " position \tWELL\tsite\trow\tcolumn\t gene symbol\tsirna id\tgroup \n"
+    path.write_text(header + ROW_A01 + ROW_B02)
+    mapping = read_mapping(path)
+    assert mapping.conditions == ["mock", "PLK1"]
+    assert mapping.control_conditions == ["mock"]
+    assert mapping.lookup(_key("B02", "1")) == PositionInfo("PLK1", False, "target")
+
+
+@pytest.mark.parametrize("header", ["Well\tCondition", "Position\tCondition", "WELL\ttreatment"])
+def test_two_column_file_with_named_header(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(f"{header}\nA01\tneg\nB02_1\tPLK1\n")
+    mapping = read_mapping(path)
+    assert mapping.conditions == ["neg", "PLK1"]
+    assert mapping.control_conditions == ["neg"]
+    assert mapping.lookup(_key("B02", "0001")).condition == "PLK1"
+
+
+@pytest.mark.parametrize(
+    ("header", "missing", "found"),
+    [
+        ("Well\tGene Symbol", "lacks column(s) Group", "found: Well, Gene Symbol"),
+        ("Well\tGroup", "lacks column(s) Gene Symbol", "found: Well, Group"),
+        (
+            "Position\tCondition\tNotes",
+            "lacks column(s) Well, Gene Symbol, Group",
+            "found: Position, Condition, Notes",
+        ),
+    ],
+)
+def test_incomplete_header_names_found_and_needed_columns(
+    tmp_path: Path, header: str, missing: str, found: str
+) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(f"{header}\nA01\tneg\tx\n")
+    _error(path, "line 1", missing, found, "needs Well, Gene Symbol and Group", "two-column")
+
+
+@pytest.mark.parametrize("spaces", ["    ", " "])
+def test_space_separated_file(tmp_path: Path, spaces: str) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text((HEADER + ROW_A01).replace("\t", spaces))
+    _error(path, "line 1:", "separated by spaces", "must be separated by tabs")
+
+
+def test_space_separated_row_in_tab_separated_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text(HEADER + ROW_A01 + ROW_B02.replace("\t", "  "))
+    _error(path, "line 3 has 1 columns", "separated by spaces", "must be separated by tabs")
+
+
+def test_space_separated_row_in_comma_separated_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("A01,neg\nB02 PLK1\n")
+    _error(path, "line 2:", "separated by spaces", "must be separated by commas")
+
+
+@pytest.mark.parametrize("token", ["", "   ", "\t"])
+def test_blank_control_token_is_refused(mapping_file: Path, token: str) -> None:
+    with pytest.raises(ValueError) as info:
+        read_mapping(mapping_file, control_token=token)
+    assert str(mapping_file) in str(info.value)
+    assert "control token is empty" in str(info.value)
+
+
+def test_duplicate_column_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("# plate 1\nWell\tSite\tGene Symbol\tGroup\tgroup\nA01\t1\tscr\tneg\ttarget\n")
+    _error(path, "line 2", "column 'group' twice", "columns 4 and 5")

@@ -1,13 +1,16 @@
 """Position-mapping files: which perturbation condition each position shows.
 
-Two forms are read (tab, comma or semicolon separated, UTF-8):
+Two forms are read (tab, comma or semicolon separated, UTF-8; blank lines and lines starting
+with ``#`` are skipped, but line numbers in messages count them, as an editor does):
 
 * CellCognition's table with a header: ``Position, Well, Site, Row, Column, Gene Symbol,
-  siRNA ID, Group`` (``OligoID`` may be added). ``Gene Symbol`` is the condition shown to the
-  user, ``Group`` marks controls (``neg`` by default).
-* A plain two-column file ``position<TAB>condition`` (no header needed), where the position is
-  a well (``C03``) or a well and site (``C03_01``). A condition that starts with the control
-  token (``neg. control``) marks a control.
+  siRNA ID, Group`` (``OligoID`` may be added; names match without case or surrounding
+  spaces). ``Gene Symbol`` is the condition shown to the user, ``Group`` marks controls
+  (``neg`` by default).
+* A plain two-column file ``position<TAB>condition``, where the position is a well (``C03``)
+  or a well and site (``C03_01``), with an optional header naming the position column
+  (``Position`` or ``Well``) and then the condition column (``Well<TAB>Condition``). A
+  condition that starts with the control token (``neg. control``) marks a control.
 
 See ``docs/formats.md`` (position-mapping files).
 """
@@ -15,7 +18,6 @@ See ``docs/formats.md`` (position-mapping files).
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -23,8 +25,15 @@ from pathlib import Path
 
 from napari_cellae.io.cellh5 import PositionKey
 
-_CELLCOGNITION_COLUMNS = ("Gene Symbol", "Group")
-_SITE_COLUMN_NAMES = ("Site", "Position")
+_DELIMITERS = ("\t", ";", ",")
+_DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
+_REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
+_SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
+# Header names (normalised, see _column_name). A first row naming a position column, or any
+# of the table markers, is a header; data rows hold wells and conditions instead.
+_POSITION_NAMES = frozenset({"position", "well", "pos", "position id"})
+_TABLE_MARKERS = ("well", "gene symbol", "group")
+_KNOWN_NAMES = _POSITION_NAMES | {"site", "row", "column", "gene symbol", "sirna id", "group"}
 
 
 @dataclass(frozen=True)
@@ -123,14 +132,91 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _split_rows(text: str) -> list[list[str]]:
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    sample = lines[0] if lines else ""
-    delimiter = max(("\t", ";", ","), key=sample.count)
+@dataclass(frozen=True)
+class _Row:
+    """One row of the table and the line it is on, counted as an editor counts lines."""
+
+    line: int
+    cells: list[str]
+    text: str
+
+
+def _column_name(cell: str) -> str:
+    """Header names compare without case or extra spaces (``gene symbol `` is ``Gene Symbol``)."""
+    return " ".join(cell.split()).casefold()
+
+
+def _split_rows(text: str) -> tuple[list[_Row], str]:
+    """The non-blank, non-comment rows and the separator, guessed from the first row."""
+    # Number the lines before dropping blank and comment lines, so that messages give the
+    # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
+    lines = [
+        (number, line)
+        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+    sample = lines[0][1] if lines else ""
+    delimiter = max(_DELIMITERS, key=sample.count)
     if sample.count(delimiter) == 0:
         delimiter = "\t"
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-    return [[cell.strip() for cell in row] for row in reader]
+    rows = [
+        _Row(number, [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))], line)
+        for number, line in lines
+    ]
+    return rows, delimiter
+
+
+def _spaces_problem(row: _Row, delimiter: str) -> str | None:
+    """Explain a row that splits into too few columns because spaces separate them."""
+    if delimiter in row.text or not re.search(r"\S\s+\S", row.text):
+        return None
+    # Spaces cannot separate columns: names and conditions ("Gene Symbol") contain them.
+    wanted = (
+        "tabs (or commas, or semicolons: one kind in the whole file)"
+        if delimiter == "\t"
+        else f"{_DELIMITER_NAMES[delimiter]}, as in the first row"
+    )
+    return f"its columns are separated by spaces, but they must be separated by {wanted}"
+
+
+def _suffix(problem: str | None) -> str:
+    return "" if problem is None else f"; {problem}"
+
+
+def _header_kind(names: list[str]) -> str | None:
+    """``"table"`` (CellCognition header), ``"pair"`` (two-column header) or None (no header)."""
+    if not names:
+        return None
+    if len(names) == 2 and names[0] in _POSITION_NAMES and names[1] not in _KNOWN_NAMES:
+        return "pair"
+    if names[0] in _POSITION_NAMES or any(name in names for name in _TABLE_MARKERS):
+        return "table"
+    return None
+
+
+def _table_columns(path: Path, header: _Row, names: list[str]) -> dict[str, int]:
+    """Column index of each (normalised) name of a CellCognition header."""
+    column: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in column:
+            # Which of the two would be meant is unknowable; reading either could be wrong.
+            raise ValueError(
+                f"{path}: line {header.line}: the header names column"
+                f" {header.cells[index]!r} twice (columns {column[name] + 1} and {index + 1});"
+                " keep one"
+            )
+        if name:
+            column[name] = index
+    missing = [name for name in _REQUIRED_COLUMNS if _column_name(name) not in column]
+    if missing:
+        found = ", ".join(cell or "(empty)" for cell in header.cells[: len(names)])
+        raise ValueError(
+            f"{path}: the header on line {header.line} lacks column(s) {', '.join(missing)}"
+            f" (found: {found}); a CellCognition table needs Well, Gene Symbol and Group, a"
+            " two-column file's header names the position (Position or Well), then the"
+            " condition"
+        )
+    return column
 
 
 def _split_position(text: str, site: str | None) -> tuple[str, str | None]:
@@ -147,10 +233,11 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     Parameters
     ----------
     path : path-like
-        CellCognition mapping table or a two-column ``position, condition`` file.
+        CellCognition mapping table or a two-column ``position, condition`` file. Header
+        names are matched without case or surrounding spaces.
     control_token : str
         Positions whose ``Group`` (or, in two-column files, condition) starts with this
-        token, case-insensitively, are negative controls.
+        token, case-insensitively, are negative controls. Must not be blank.
 
     Returns
     -------
@@ -159,15 +246,26 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     Raises
     ------
     ValueError
-        If the file is empty, not UTF-8, lacks the needed columns or has duplicate or
-        conflicting rows; the message names the file and the line.
+        If the control token is blank, or the file is empty, not UTF-8, has an incomplete
+        header or a column named twice, rows lacking columns, or duplicate rows; the message
+        names the file and the line (as an editor counts lines).
     """
     path = Path(path)
-    rows = _split_rows(_read_text(path))
+    token = control_token.strip().lower()
+    if not token:
+        # Every group starts with the empty string: each position would become a control.
+        raise ValueError(
+            f"{path}: the control token is empty, so every position would count as a negative"
+            " control; give the text that starts the Group of the controls (for example neg)"
+        )
+    rows, delimiter = _split_rows(_read_text(path))
     if not rows:
         raise ValueError(f"{path}: the mapping file is empty")
-    token = control_token.strip().lower()
     header = rows[0]
+    names = [_column_name(cell) for cell in header.cells]
+    while names and not names[-1]:  # trailing separators leave empty header cells
+        names.pop()
+    kind = _header_kind(names)
     entries: list[tuple[str, str | None, PositionInfo]] = []
     seen: dict[tuple[str, str | None], int] = {}
 
@@ -181,40 +279,38 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
         seen[ident] = line
         entries.append((well, site, info))
 
-    if "Well" in header or any(column in header for column in _CELLCOGNITION_COLUMNS):
-        missing = [c for c in ("Well", *_CELLCOGNITION_COLUMNS) if c not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: the mapping table lacks column(s) {', '.join(missing)}"
-                f" (found: {', '.join(header)})"
-            )
-        site_column = next((c for c in _SITE_COLUMN_NAMES if c in header), None)
-        for line, row in enumerate(rows[1:], start=2):
-            if len(row) < len(header):
+    if kind == "table":
+        column = _table_columns(path, header, names)
+        site_column = next((column[c] for c in _SITE_COLUMN_NAMES if c in column), None)
+        for row in rows[1:]:
+            if len(row.cells) < len(names):
                 raise ValueError(
-                    f"{path}: line {line} has {len(row)} columns, the header has {len(header)}"
+                    f"{path}: line {row.line} has {len(row.cells)} columns, the header (line"
+                    f" {header.line}) has {len(names)}{_suffix(_spaces_problem(row, delimiter))}"
                 )
-            values = dict(zip(header, row[: len(header)], strict=True))
-            well, site = _split_position(values["Well"], values.get(site_column or ""))
+            site = None if site_column is None else row.cells[site_column]
+            well, site = _split_position(row.cells[column["well"]], site)
             if not well:
-                raise ValueError(f"{path}: line {line} has an empty Well")
-            group = values["Group"]
-            condition = values["Gene Symbol"] or values.get("siRNA ID", "") or group
+                raise ValueError(f"{path}: line {row.line} has an empty Well")
+            group = row.cells[column["group"]]
+            sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
+            condition = row.cells[column["gene symbol"]] or sirna or group
             is_control = group.lower().startswith(token)
-            add(line, well, site or None, PositionInfo(condition, is_control, group))
+            add(row.line, well, site or None, PositionInfo(condition, is_control, group))
     else:
-        first_is_header = header[0].lower() in {"position", "well", "pos", "position id"}
-        for line, row in enumerate(
-            rows[1:] if first_is_header else rows, start=1 + first_is_header
-        ):
-            if len(row) < 2 or not row[0] or not row[1]:
+        for row in rows[1:] if kind == "pair" else rows:
+            if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
+                problem = _spaces_problem(row, delimiter)
                 raise ValueError(
-                    f"{path}: line {line} needs two columns, position and condition (got {row!r})"
+                    f"{path}: line {row.line}: {problem}"
+                    if problem
+                    else f"{path}: line {row.line} needs two columns, position and condition"
+                    f" (got {row.cells!r})"
                 )
-            well, site = _split_position(row[0], None)
-            is_control = row[1].lower().startswith(token)
+            well, site = _split_position(row.cells[0], None)
+            is_control = row.cells[1].lower().startswith(token)
             group = token if is_control else ""
-            add(line, well, site, PositionInfo(row[1], is_control, group))
+            add(row.line, well, site, PositionInfo(row.cells[1], is_control, group))
     if not entries:
         raise ValueError(f"{path}: the mapping file has a header but no rows")
     return PositionMapping(path, entries)
