@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,61 @@ def test_segmented_masking_is_the_same_in_chunks(
         plain = collect_crops(ch5, "primary__primary", 24)
     np.testing.assert_array_equal(chunked.crops, whole.crops)
     assert not np.array_equal(whole.crops, plain.crops)
+
+
+def test_label_zero_is_background_not_the_cell() -> None:
+    crops, labels = _two_cells()
+    original = crops.copy()
+    for mode in ("neighbours", "cell"):
+        found = mask_crops(crops, labels, np.array([0]), mode)
+        assert found.tolist() == [False]
+        np.testing.assert_array_equal(crops, original)  # not both cells painted out
+
+
+@pytest.mark.parametrize("flavour", ["cellcognition", "cellprofiler"])
+def test_objects_whose_label_is_not_in_the_label_image_are_named(
+    tmp_path: Path, flavour: str
+) -> None:
+    name = "primary__primary" if flavour == "cellcognition" else "Nuclei"
+    positions = [
+        synthetic_position(well, "1", n_frames=2, n_per_frame=4, object_name=name, seed=seed)
+        for seed, well in enumerate(("A01", "A02"))
+    ]
+    # The label images were painted with the right ids; the object table of A02 now says
+    # 999 (no such label) for one object per frame and 0 (the background) for another.
+    positions[1].objects[name].label_id[[1, 6]] = 999
+    positions[1].objects[name].label_id[2] = 0
+    path = write_cellh5(
+        tmp_path / f"{flavour}.ch5",
+        positions,
+        ["H2B"],
+        {name: 0},
+        flavour=flavour,
+        split_files=True,
+    )
+    with CellH5(path) as ch5:
+        second = ch5.positions[1].label
+        plain = collect_crops(ch5, name, 24)
+        with pytest.warns(UserWarning) as record:
+            masked = collect_crops(ch5, name, 24, mask="cell")
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1
+    message = messages[0]
+    assert message.startswith(f"{path}: 3 '{name}' object(s) in 1 position(s) ")
+    assert second == "A02_1"
+    assert f"label image (image/region) around their centre: {second} (3);" in message
+    assert "left unmasked" in message and "--mask none" in message
+    unmatched = np.zeros(len(plain), bool)
+    unmatched[[8 + 1, 8 + 2, 8 + 6]] = True
+    # Left as they were, the cell itself included (label 0 would have painted it out) ...
+    np.testing.assert_array_equal(masked.crops[unmatched], plain.crops[unmatched])
+    # ... and every other crop masked with its own label.
+    for i in np.flatnonzero(~unmatched):
+        assert not np.array_equal(masked.crops[i], plain.crops[i]), i
+
+
+def test_matching_labels_mask_without_a_warning(cellcognition_file: Path) -> None:
+    with CellH5(cellcognition_file) as ch5, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        masked = collect_crops(ch5, "primary__primary", 24, mask="cell")
+    assert len(masked) == 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
@@ -22,11 +23,11 @@ def _file(tmp_path: Path) -> Path:
     return write_cellh5(tmp_path / "cells.ch5", [position], ["dna"], {"primary__primary": 0})
 
 
-def _replace(path: Path, name: str, edit) -> None:
-    """Rewrite table ``name`` with float columns and let ``edit`` change the values."""
+def _replace(path: Path, name: str, edit, dtype: str = "<f8") -> None:
+    """Rewrite table ``name`` with ``dtype`` columns and let ``edit`` change the values."""
     with h5py.File(path, "a") as f:
         old = f[name][()]
-        new = np.zeros(len(old), [(field, "<f8") for field in old.dtype.names])
+        new = np.zeros(len(old), [(field, dtype) for field in old.dtype.names])
         for field in old.dtype.names:
             new[field] = old[field]
         edit(new)
@@ -116,3 +117,90 @@ def test_damaged_compressed_centre_table(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{path}: object 'primary__primary' of position A01_1")
     assert "feature/primary__primary/center) is damaged" in message
+
+
+OBJECTS = f"{POSITION}/object/primary__primary"
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "value", "dtype", "fragment"),
+    [
+        (
+            f"{FEATURE}/center",
+            "x",
+            2**32 + 40,  # int32 wraps it round to x=40, inside the image
+            "<i8",
+            "1 centre(s) lie outside the 80x64 image, e.g. object 3 at x=4294967336, y=",
+        ),
+        (f"{FEATURE}/center", "y", 5 - 2**32, "<i8", "object 3 at x="),
+        (
+            OBJECTS,
+            "time_idx",
+            2**32 + 1,
+            "<i8",
+            "time_idx 4294967297 of object 3 does not exist (the image has 2 frame(s)); "
+            "1 object(s) have such a frame",
+        ),
+        (OBJECTS, "time_idx", 2**63 + 1, "<u8", "time_idx 9223372036854775809 of object 3"),
+        (
+            OBJECTS,
+            "obj_label_id",
+            2**32 + 2,
+            "<i8",
+            "obj_label_id does not fit a 32-bit integer for 1 object(s) in "
+            "object/primary__primary, object row(s) 3, e.g. 4294967298",
+        ),
+        (
+            f"{FEATURE}/object_classification/prediction",
+            "label_idx",
+            2**32,
+            "<i8",
+            "label_idx does not fit a 32-bit integer for 1 object(s)",
+        ),
+        (f"{FEATURE}/center", "x", 1e300, "<f8", "e.g. object 3 at x=1e+300, y="),
+    ],
+    ids=["x-int64", "y-int64", "time-int64", "time-uint64", "label-int64", "class", "x-float"],
+)
+def test_whole_numbers_beyond_32_bits_are_refused_not_wrapped(
+    tmp_path: Path, table, field, value, dtype, fragment
+) -> None:
+    path = _file(tmp_path)
+    _replace(path, table, _set(field, [3], value), dtype)
+    for read in (_objects, lambda p: collect_crops(CellH5(p), "primary__primary", 16)):
+        with pytest.raises(CellH5Error) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: object 'primary__primary' of position A01_1:")
+        assert fragment in message
+
+
+def test_bounding_boxes_beyond_32_bits_are_clipped_not_wrapped(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    _replace(path, f"{FEATURE}/bounding_box", _set("left", [3], 3 - 2**32), "<i8")
+    assert _objects(path).bbox[3, 0] == np.iinfo(np.int32).min
+
+
+def test_objects_sharing_a_label_in_one_frame_are_warned_about(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unique labels: nothing to say
+        _objects(path)
+
+    def edit(table: np.ndarray) -> None:
+        # Frame 0 holds rows 0-4 (labels 1-5), frame 1 rows 5-9 (labels 1-5 again).
+        table["obj_label_id"][[1, 4]] = 3  # three objects labelled 3 in frame 0
+        table["obj_label_id"][9] = 1  # two labelled 1 in frame 1
+        table["obj_label_id"][[7, 8]] = 0  # background: the masking warns about those
+
+    _replace(path, OBJECTS, edit, "<i4")
+    with pytest.warns(UserWarning) as record:
+        objects = _objects(path)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith(f"{path}: object 'primary__primary' of position A01_1: ")
+    assert (
+        "5 object(s) share their obj_label_id with another object of the same frame, in "
+        "2 frame(s) (time_idx 0, 1), e.g. label 3 in frame 0" in message
+    )
+    assert "one cell" in message
+    assert objects.label_id.tolist() == [1, 3, 3, 4, 3, 1, 2, 0, 0, 1]

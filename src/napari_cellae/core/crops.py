@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellae.core.masking import MASKS, mask_crops
+from napari_cellae.core.masking import MASKS, mask_crops, warn_unmatched
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
@@ -179,7 +179,8 @@ def collect_crops(
         (:mod:`napari_cellae.core.masking`). Positions without label images are masked
         with a threshold segmentation of their crops instead
         (:mod:`napari_cellae.core.segmentation`) and listed in
-        ``CropSet.unlabelled_positions``.
+        ``CropSet.unlabelled_positions``. Crops whose object's label id is 0 or not in the
+        label image are left unmasked, with a UserWarning naming their positions.
 
     Returns
     -------
@@ -238,6 +239,7 @@ def collect_crops(
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
     unlabelled: list[PositionKey] = []
+    unmatched: list[tuple[PositionKey, int]] = []
     start = 0
     for pos, table, image in zip(used, tables, images, strict=True):
         stop = start + len(table)
@@ -254,15 +256,20 @@ def collect_crops(
         if not direct:
             crops[start:stop] = target
         check_finite(crops[start:stop], f"{cellh5.path}, position {pos.label}")
-        if mask != "none" and not _mask_position(
-            cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0)
-        ):
-            unlabelled.append(pos)
+        if mask != "none":
+            missed = _mask_position(
+                cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0)
+            )
+            if missed is None:
+                unlabelled.append(pos)
+            elif missed:
+                unmatched.append((pos, missed))
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
         )
         start = stop
+    warn_unmatched(unmatched, object_name, cellh5.path)
 
     def cat(values: list[np.ndarray], dt: Any, width: int | None = None) -> np.ndarray:
         if not values:
@@ -347,10 +354,11 @@ def _mask_position(
     crops: np.ndarray,
     mode: str,
     origins: tuple[np.ndarray, np.ndarray],
-) -> bool:
-    """Mask one position's crops with its label images; without them (returns False), with
-    a threshold segmentation of the crops' first channel (the object's own by default)
-    around the known object centres."""
+) -> int | None:
+    """Mask one position's crops with its label images and return how many crops' labels
+    were not found there (left unmasked); without label images (returns None), mask with a
+    threshold segmentation of the crops' first channel (the object's own by default) around
+    the known object centres."""
     found = cellh5.labels(pos, object_name)
     if found is None:
         y0, x0 = origins
@@ -363,11 +371,10 @@ def _mask_position(
             part = slice(start, start + _SEGMENT_CHUNK)
             windows = threshold_labels(crops[part, 0], cy[part], cx[part], others[part])
             mask_crops(crops[part], windows, np.ones(len(windows), np.uint8), mode)
-        return False
+        return None
     dataset, row = found
     labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)
     extract_into(
         labels, dataset, table.time_idx, table.center_y, table.center_x, crops.shape[-1], [row]
     )
-    mask_crops(crops, labels[:, 0], table.label_id, mode)
-    return True
+    return int(np.count_nonzero(~mask_crops(crops, labels[:, 0], table.label_id, mode)))

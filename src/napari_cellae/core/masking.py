@@ -16,10 +16,11 @@ level:
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
-__all__ = ["MASKS", "mask_crops", "warn_unlabelled"]
+__all__ = ["MASKS", "mask_crops", "warn_unlabelled", "warn_unmatched"]
 
 MASKS = ("none", "neighbours", "cell")
 
@@ -56,8 +57,9 @@ def mask_crops(
     Returns
     -------
     ndarray (n,) of bool
-        Whether each crop was masked; False where its own label is not in the window (the
-        segmentation and the object table disagree), which leaves the crop unchanged.
+        Whether each crop was masked; False where its own label is 0 (background) or not in
+        the window (the segmentation and the object table disagree), which leaves the crop
+        unchanged (:func:`warn_unmatched` says so).
     """
     if mode not in MASKS:
         raise ValueError(f"unknown mask {mode!r}; choose one of {', '.join(MASKS)}")
@@ -67,8 +69,10 @@ def mask_crops(
             f"labels {labels.shape} and own labels {np.shape(own_labels)} do not match crops "
             f"{crops.shape}"
         )
-    own = labels == np.asarray(own_labels).reshape(n, 1, 1)
-    found = own.any(axis=(1, 2))
+    own_labels = np.asarray(own_labels).reshape(n, 1, 1)
+    own = labels == own_labels
+    # Label 0 is the background: "its" pixels are everything but the cells.
+    found = own.any(axis=(1, 2)) & (own_labels[:, 0, 0] != 0)
     if mode == "none" or n == 0:
         return np.zeros(n, bool) if mode == "none" else found
     if mode == "neighbours":
@@ -112,5 +116,35 @@ def warn_unlabelled(positions: list, object_name: str, source: object = None) ->
         f"{where}{len(positions)} position(s) have no label images (image/region) of "
         f"'{object_name}': {names}; each cell was told from its neighbours by thresholding "
         "its crop around the object centres instead, which is less exact at touching cells",
+        stacklevel=3,
+    )
+
+
+def warn_unmatched(
+    unmatched: list[tuple[Any, int]], object_name: str, source: object = None
+) -> None:
+    """Say that some objects' label ids were not found in the label images, so their crops
+    were left unmasked (their features also describe their neighbours).
+
+    Parameters
+    ----------
+    unmatched : list of (PositionKey, int)
+        Positions and how many of their crops :func:`mask_crops` could not mask (nothing is
+        said when empty).
+    object_name : str
+    source : path-like, optional
+        The file, named at the start of the message.
+    """
+    if not unmatched:
+        return
+    total = sum(n for _, n in unmatched)
+    names = ", ".join(f"{p.label} ({n})" for p, n in unmatched[:5])
+    names += " ..." if len(unmatched) > 5 else ""
+    where = f"{source}: " if source is not None else ""
+    warnings.warn(
+        f"{where}{total} '{object_name}' object(s) in {len(unmatched)} position(s) have a label"
+        f" id (obj_label_id) that is 0 or not found in the label image (image/region) around"
+        f" their centre: {names}; their crops were left unmasked, so neighbours stay visible"
+        " in them. Check that the label images belong to these objects, or use --mask none",
         stacklevel=3,
     )

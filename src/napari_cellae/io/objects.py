@@ -4,11 +4,13 @@ Row *i* of ``object/<obj>`` (frame and label) is row *i* of every table under
 ``feature/<obj>/`` (centre, bounding box, orientation, class prediction); see
 ``docs/formats.md``. Everything that would make a crop wrong is refused here with a message
 naming the file, position, table and rows: tables of different lengths, missing (NaN)
-centres, centres outside the image, frames that do not exist.
+centres, centres outside the image, frames that do not exist, numbers beyond the 32-bit
+range (refused, never wrapped round). Objects of one frame sharing a label id get a warning.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +46,42 @@ class ObjectTable:
         return len(self.time_idx)
 
 
+def _number(value: np.generic) -> str:
+    """A stored number as written: integers exactly, whole floats without ``.0``."""
+    value = value.item()
+    if isinstance(value, float) and abs(value) >= 1e15:
+        return f"{value:g}"  # not 300 digits for 1e300
+    return str(int(value))
+
+
 def _rows(indices: np.ndarray) -> str:
     shown = ", ".join(str(int(i)) for i in indices[:_SHOWN_ROWS])
     return shown + (" ..." if len(indices) > _SHOWN_ROWS else "")
+
+
+def _warn_duplicates(time_idx: np.ndarray, label_id: np.ndarray, source: Path, where: str) -> None:
+    """Warn when objects of one frame share a label id: masking by label would take them
+    for one cell. Label 0 (background) is left to the masking's own warning."""
+    order = np.lexsort((label_id, time_idx))
+    frames, labels = time_idx[order], label_id[order]
+    repeat = (frames[1:] == frames[:-1]) & (labels[1:] == labels[:-1]) & (labels[1:] != 0)
+    if not repeat.any():
+        return
+    # Every object of a repeated (frame, label) pair counts, the first one included.
+    involved = np.zeros(len(order), bool)
+    involved[1:] |= repeat
+    involved[:-1] |= repeat
+    bad_frames = np.unique(frames[1:][repeat])
+    first = int(np.flatnonzero(repeat)[0]) + 1
+    warnings.warn(
+        f"{source}: {where}: {int(involved.sum())} object(s) share their obj_label_id with"
+        f" another object of the same frame, in {len(bad_frames)} frame(s) (time_idx"
+        f" {_rows(bad_frames)}), e.g. label {int(labels[first])} in frame"
+        f" {int(frames[first])}; masking other cells out by label (--mask, Hide in the"
+        " form) takes such objects for one cell",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 class _Checker:
@@ -58,8 +93,9 @@ class _Checker:
     def error(self, message: str) -> CellH5Error:
         return CellH5Error(f"{self.source}: {self.where}: {message}")
 
-    def integers(self, values: np.ndarray, table: str, column: str) -> np.ndarray:
-        """``values`` as int32; float columns are rounded, and NaN or infinite ones refused."""
+    def whole(self, values: np.ndarray, table: str, column: str) -> np.ndarray:
+        """``values`` as whole numbers in their own width (float ones rounded, NaN or
+        infinite ones refused), so range checks see the stored value, not a wrapped one."""
         if values.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(values))
             if len(bad):
@@ -67,9 +103,29 @@ class _Checker:
                     f"{column} is missing (NaN) for {len(bad)} object(s) in {table}, object"
                     f" row(s) {_rows(bad)}; export the file again or remove those objects"
                 )
-            values = np.clip(np.rint(values), _INT32.min, _INT32.max)
-        elif values.dtype.kind not in "iub":
+            return np.rint(values)
+        if values.dtype.kind not in "iub":
             raise self.error(f"{table} column {column} holds {values.dtype}, not numbers")
+        return values
+
+    def integers(
+        self, values: np.ndarray, table: str, column: str, *, clip: bool = False
+    ) -> np.ndarray:
+        """``values`` as int32; values beyond its range are refused (``astype`` would wrap
+        them round silently), or clipped with ``clip``."""
+        values = self.whole(values, table, column)
+        beyond = (values < _INT32.min) | (values > _INT32.max)
+        if beyond.any():
+            if not clip:
+                bad = np.flatnonzero(beyond)
+                raise self.error(
+                    f"{column} does not fit a 32-bit integer for {len(bad)} object(s) in"
+                    f" {table}, object row(s) {_rows(bad)}, e.g. {_number(values[bad[0]])};"
+                    " export the file again or remove those objects"
+                )
+            # Via float64 (exact within the int32 range): np.clip of a uint64 column to a
+            # negative bound raises.
+            values = np.clip(values.astype(np.float64), _INT32.min, _INT32.max)
         return values.astype(np.int32)
 
     def table(self, name: str, fields: tuple[str, ...], n: int) -> np.ndarray | None:
@@ -115,7 +171,13 @@ def read_object_table(
     ------
     CellH5Error
         If the centre table is missing, tables disagree in length, a centre is NaN or
-        lies outside the image, or an object's frame does not exist.
+        lies outside the image (also one stored beyond the 32-bit range), an object's frame
+        does not exist, or a label or class id does not fit a 32-bit integer.
+
+    Warns
+    -----
+    UserWarning
+        If objects of one frame share a label id (masking by label takes them for one cell).
     """
     check = _Checker(group, object_name, source, where)
     table_path = f"object/{object_name}"
@@ -145,23 +207,27 @@ def read_object_table(
     prediction = optional("object_classification/prediction", ("label_idx",))
 
     center_table = f"feature/{object_name}/center"
-    time_idx = check.integers(rows["time_idx"], table_path, "time_idx")
-    center_x = check.integers(center["x"], center_table, "x")
-    center_y = check.integers(center["y"], center_table, "y")
+    # Range checks on the stored values, before the int32 cast: a wrapped value would
+    # pass them and crop the cell at the wrong place or frame.
+    time_idx = check.whole(rows["time_idx"], table_path, "time_idx")
+    center_x = check.whole(center["x"], center_table, "x")
+    center_y = check.whole(center["y"], center_table, "y")
     _, n_frames, _, height, width = image_shape
     outside = (center_x < 0) | (center_x >= width) | (center_y < 0) | (center_y >= height)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise check.error(
             f"{int(outside.sum())} centre(s) lie outside the {width}x{height}"
-            f" image, e.g. object {i} at x={center_x[i]}, y={center_y[i]}"
+            f" image, e.g. object {i} at x={_number(center_x[i])}, y={_number(center_y[i])}"
         )
     bad_frames = (time_idx < 0) | (time_idx >= n_frames)
     if bad_frames.any():
+        i = int(np.flatnonzero(bad_frames)[0])
         raise check.error(
-            f"time_idx {int(time_idx[bad_frames][0])} does not exist"
-            f" (the image has {n_frames} frame(s))"
+            f"time_idx {_number(time_idx[i])} of object {i} does not exist (the image has"
+            f" {n_frames} frame(s)); {int(bad_frames.sum())} object(s) have such a frame"
         )
+    time_idx, center_x, center_y = (v.astype(np.int32) for v in (time_idx, center_x, center_y))
     if bbox_rows is None:
         # Without stored boxes, a single-pixel box at the centre keeps contours defined.
         bbox = np.stack([center_x, center_x, center_y, center_y], axis=1)
@@ -169,7 +235,7 @@ def read_object_table(
         box_table = f"feature/{object_name}/bounding_box"
         bbox = np.stack(
             [
-                check.integers(bbox_rows[f], box_table, f)
+                check.integers(bbox_rows[f], box_table, f, clip=True)  # outlines only
                 for f in ("left", "right", "top", "bottom")
             ],
             axis=1,
@@ -179,6 +245,7 @@ def read_object_table(
         if "obj_label_id" in rows.dtype.names
         else np.arange(1, n + 1, dtype=np.int32)
     )
+    _warn_duplicates(time_idx, label_id, source, where)
     class_idx = None
     if prediction is not None:
         class_idx = check.integers(
