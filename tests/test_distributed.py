@@ -86,6 +86,28 @@ def test_unreachable_scheduler_is_named_quickly(cellcognition_file, tmp_path, ca
     assert main([*args, "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"]) == 2
 
 
+@pytest.mark.parametrize("address", ["notaurl", "tcp://host", "10.0.0.5:port", "", "tcp://a b:1"])
+def test_malformed_scheduler_address_is_refused_at_once(address):
+    t0 = time.perf_counter()
+    with (
+        pytest.raises(ValueError, match="is not a Dask scheduler address: expected tcp://HOST"),
+        dask_client(scheduler=address, timeout=5),
+    ):
+        pass
+    assert time.perf_counter() - t0 < 2  # no connection attempt, no hanging client
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://127.0.0.1:9", "127.0.0.1:9", "tcp://[::1]:9", "tcp://localhost:9"]
+)
+def test_well_formed_scheduler_addresses_are_tried(address):
+    with (
+        pytest.raises(ValueError, match="cannot reach the Dask scheduler"),
+        dask_client(scheduler=address, timeout=0.5),
+    ):
+        pass
+
+
 def test_scheduler_without_workers(monkeypatch):
     with (
         LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -29,6 +30,14 @@ __all__ = ["CONNECT_TIMEOUT", "cluster_runner", "dask_client"]
 
 #: Seconds to wait for a scheduler (and for its first worker) before giving up.
 CONNECT_TIMEOUT = 10.0
+
+# scheme://host:port, host a name, an IPv4 or a bracketed IPv6 address (or a scheduler
+# in this process, inproc://...). Checked before
+# connecting: distributed takes a malformed address as a host name, and its half-made Client
+# then hangs for 20 s on exit.
+_ADDRESS = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d{1,5}|inproc://\S+"
+)
 
 _INSTALL = "install it with: pip install 'napari-cellae[cluster]' (or 'dask[distributed]')"
 
@@ -81,6 +90,12 @@ def dask_client(
     distributed = _distributed()
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     if scheduler is not None:
+        if not _ADDRESS.fullmatch(scheduler.strip()):
+            raise ValueError(
+                f"{scheduler!r} is not a Dask scheduler address: expected tcp://HOST:PORT, "
+                "e.g. tcp://10.0.0.5:8786 (what the scheduler prints when it starts)"
+            )
+        scheduler = scheduler.strip()
         try:
             client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
