@@ -210,3 +210,24 @@ def test_svm_novelty_and_fixed_groups(screen, tmp_path, capsys):
     obs = ad.read_h5ad(out).obs
     assert set(obs["cluster"]) <= {0, 1, 2} and obs["cluster"].max() == 2
     assert obs.loc[obs["condition"].isin(["PLK1", "KIF11"]), "novel"].mean() > 0.9
+
+
+def test_hits_refuses_a_blank_control_token(tmp_path, capsys):
+    # Without a control column, controls are the groups starting with the token: "" would
+    # make every cell a control.
+    table = tmp_path / "cells.h5ad"
+    obs = pd.DataFrame(
+        {
+            "position": ["A01", "A01", "B02", "B02"],
+            "well": ["A01", "A01", "B02", "B02"],
+            "condition": ["scrambled", "scrambled", "KIF11", "KIF11"],
+            "group": ["neg", "neg", "target", "target"],
+            "novelty": [0.1, 0.2, 3.0, 4.0],
+        },
+        index=["c1", "c2", "c3", "c4"],
+    )
+    ad.AnnData(np.zeros((4, 3), np.float32), obs=obs).write_h5ad(table)
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(table), "--out", str(out), "--control-token", " "]) == 1
+    one_line_error(capsys.readouterr().err, "cells.h5ad", "the control token is empty")
+    assert not out.exists()

@@ -45,10 +45,15 @@ def _missing(obs: pd.DataFrame, source: str, have_features: bool) -> None:
         )
 
 
-def _controls(obs: pd.DataFrame, control_token: str) -> np.ndarray:
+def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
     if "control" in obs:
         return np.asarray(obs["control"]).astype(bool)
     token = control_token.strip().lower()
+    if not token:  # every group starts with ""
+        raise ValueError(
+            f"{source}: the control token is empty, so every cell would count as a negative "
+            "control; give the group value that marks them (e.g. --control-token neg)"
+        )
     return obs["group"].astype(str).str.strip().str.lower().str.startswith(token).to_numpy()
 
 
@@ -94,7 +99,7 @@ def novel_cells(
     from napari_cellae.pipeline.discovery import DiscoveryOptions, discover
 
     _missing(obs, source, features is not None)
-    controls = _controls(obs, control_token)
+    controls = _controls(obs, control_token, source)
     if not controls.any():
         raise ValueError(
             f"{source}: no cell is a negative control (column "
@@ -132,6 +137,7 @@ def hit_list(
     by: str = "position",
     scores: np.ndarray | None = None,
     control_token: str = "neg",
+    source: str = "the cell table",
 ) -> pd.DataFrame:
     """One row per position (or condition), ranked by the share of novel cells.
 
@@ -146,6 +152,8 @@ def hit_list(
         Novelty scores, for a ``median_novelty`` column.
     control_token : str
         See :func:`novel_cells`.
+    source : str
+        Named in messages (the file).
 
     Returns
     -------
@@ -160,7 +168,7 @@ def hit_list(
 
     if by not in HIT_BY:
         raise ValueError(f"unknown hit unit {by!r}; choose {' or '.join(HIT_BY)}")
-    controls = _controls(obs, control_token)
+    controls = _controls(obs, control_token, source)
     text = {c: obs[c].astype(str) for c in ("plate", "position", "well", "condition") if c in obs}
     if by == "position":
         key = text["position"] if "plate" not in text else text["plate"] + "/" + text["position"]
