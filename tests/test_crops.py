@@ -188,3 +188,23 @@ def test_cells_larger_than_the_box_are_counted_and_a_fitting_box_suggested(
     # Files without bounding boxes give every object a box of its centre only.
     small.bbox[:] = np.stack([small.center_x, small.center_x, small.center_y, small.center_y], 1)
     assert cut_by_box(small) is None
+
+
+def test_z_stacks_are_cropped_in_the_first_plane_with_a_warning(tmp_path: Path) -> None:
+    import dataclasses
+
+    flat = synthetic_position("A01", "0001", n_frames=1, seed=3)
+    planes = np.concatenate([flat.image, flat.image // 2, np.zeros_like(flat.image)], axis=2)
+    stacked = dataclasses.replace(flat, well="B02", image=planes)
+    path = write_cellh5(
+        tmp_path / "z.ch5", [flat, stacked], channel_names=["h2b"],
+        object_channels={"primary__primary": 0},
+    )  # fmt: skip
+    with CellH5(path) as f, pytest.warns(UserWarning) as caught:
+        cs = collect_crops(f, "primary__primary", 16)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert str(path) in messages[0] and "B02_0001 (3)" in messages[0]
+    assert "A01" not in messages[0] and "first plane only" in messages[0]
+    first = cs.position_index == 0
+    np.testing.assert_array_equal(cs.crops[first], cs.crops[~first])  # plane 0 of both

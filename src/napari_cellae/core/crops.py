@@ -11,6 +11,7 @@ place that converts them to float. Both, with :func:`crop_origins` and
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,8 @@ def collect_crops(
         with a threshold segmentation of their crops instead
         (:mod:`napari_cellae.core.segmentation`) and listed in
         ``CropSet.unlabelled_positions``. Crops whose object's label id is 0 or not in the
-        label image are left unmasked, with a UserWarning naming their positions.
+        label image are left unmasked, with a UserWarning naming their positions. Images
+        with several z-planes are cropped in the first plane, with a UserWarning.
 
     Returns
     -------
@@ -216,10 +218,13 @@ def collect_crops(
     used: list[PositionKey] = []
     tables = []
     images = []
+    stacked = []
     for pos in positions:
         table = cellh5.objects(pos, object_name)
         image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
         height, width = int(image.shape[3]), int(image.shape[4])
+        if int(image.shape[2]) > 1:
+            stacked.append(f"{pos.label} ({int(image.shape[2])})")
         if size > height or size > width:
             raise ValueError(
                 f"{cellh5.path}, position {pos.label}: crop size {size} px is larger than "
@@ -230,6 +235,13 @@ def collect_crops(
         used.append(pos)
         tables.append(table)
         images.append(image)
+    if stacked:  # objects carry no z coordinate: CellCognition segments one plane
+        warnings.warn(
+            f"{cellh5.path}: the images of position(s) {', '.join(stacked[:5])}"
+            f"{' and more' if len(stacked) > 5 else ''} have several z-planes (count in "
+            "brackets); crops are cut from the first plane only",
+            stacklevel=2,
+        )
     dtype = np.result_type(*[im.dtype for im in images]) if images else np.dtype(np.uint8)
     total = sum(len(t) for t in tables)
     crops = np.empty((total, len(channels), size, size), dtype=dtype)
