@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,3 +202,20 @@ def test_knn_standardising_removes_scale_dominance():
     assert knn_accuracy(x, labels, standardise_features=False) < 0.75
     # With standardisation both features count equally: better than raw distance.
     assert knn_accuracy(x, labels) > knn_accuracy(x, labels, standardise_features=False)
+
+
+def test_encode_warns_when_a_fixed_scale_clips_many_pixels():
+    # A model trained on 8-bit images (top of the scale 255) meets 12-bit ones.
+    trained = _trained()
+    crops = _crops(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode(trained, crops)  # 1 in 256 pixels at the top: as in training
+    with pytest.warns(
+        UserWarning, match=r"more than 5% of the pixels of channel\(s\) 0 \(top 255\)"
+    ):
+        encode(trained, crops.astype(np.uint16) * 16)
+    trained.normalisation = Normalisation([0.0], [255.0], per_cell=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode(trained, crops.astype(np.uint16) * 16)  # per-cell scaling adapts

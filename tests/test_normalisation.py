@@ -56,3 +56,13 @@ def test_per_cell_scaling_ignores_the_brightness_of_the_well() -> None:
     assert not Normalisation.from_dict({"low": [0.0], "high": [1.0]}).per_cell
     flat = np.full((1, 1, 4, 4), 7, np.uint8)  # a constant crop must not divide by zero
     assert np.all(np.isfinite(norm.apply(np.repeat(flat, 2, axis=1))))
+
+
+def test_saturated_pixels_counts_the_top_of_a_fixed_scale_per_channel():
+    norm = Normalisation([0.0, 0.0], [100.0, 10.0])
+    crops = np.zeros((3, 2, 4, 4), np.uint16)
+    crops[0, 0, 0, :2] = 100  # at the top counts
+    crops[1, 1, 1, 1] = 11
+    crops[2, 0, 2, 2] = 99
+    np.testing.assert_array_equal(norm.saturated_pixels(crops), [2, 1])
+    assert Normalisation([0.0], [1.0], per_cell=True).saturated_pixels(crops[:, :1]) is None

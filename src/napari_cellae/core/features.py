@@ -114,6 +114,13 @@ def encode(
     ------
     ValueError
         If the crops do not fit the model (size or number of channels).
+
+    Warns
+    -----
+    UserWarning
+        If the model scales all cells alike (``intensity: screen``) and more than 5 % of a
+        channel's pixels lie at or above the top of that scale: images brighter than the
+        training images.
     """
     import torch
 
@@ -128,6 +135,7 @@ def encode(
         raise ValueError(f"crops must be square, got {height}x{width}")
     trained.check_compatible(height, n_channels)
 
+    from napari_cellae.core.normalisation import warn_saturated
     from napari_cellae.core.readout import encoding_model, readout_width
     from napari_cellae.core.readout import readout as read_features
 
@@ -141,10 +149,14 @@ def encode(
 
     was_training = model.training
     model.eval()  # no dropout, no input corruption while encoding
+    saturated = np.zeros(n_channels, np.int64)
     try:
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
+                counts = trained.normalisation.saturated_pixels(array[start:stop])
+                if counts is not None:
+                    saturated += counts
                 batch = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
                 x = trained.normalisation.apply(batch)
                 x = torch.as_tensor(x, dtype=torch.float32).to(device)
@@ -157,6 +169,8 @@ def encode(
                     progress(stop, n)
     finally:
         model.train(was_training)
+    names = getattr(trained, "channel_names", None) or [str(c) for c in range(n_channels)]
+    warn_saturated(trained.normalisation, saturated / (n * height * width), names)
     return out
 
 

@@ -7,6 +7,7 @@ uses the training scaling.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,13 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["Normalisation", "cell_ranges", "cell_scale_offset"]
+__all__ = [
+    "SATURATED_SHARE",
+    "Normalisation",
+    "cell_ranges",
+    "cell_scale_offset",
+    "warn_saturated",
+]
 
 # Fraction of pixels clipped at each end when choosing the intensity range.
 _LOW_PERCENTILE = 0.1
@@ -25,6 +32,9 @@ _NORMALISATION_SAMPLE = 4096
 # Per-cell scaling: each crop's own dark background and brightest cell pixels.
 _CELL_LOW_PERCENTILE = 2.0
 _CELL_HIGH_PERCENTILE = 99.5
+# With one scale for all cells, training clips 0.1 % of pixels at the top; a file where
+# more than this share is clipped was imaged brighter (or in another bit depth).
+SATURATED_SHARE = 0.05
 
 
 @dataclass
@@ -134,6 +144,25 @@ class Normalisation:
         o = torch.from_numpy(offset).to(data.device)[:, None, None]
         return torch.addcmul(o, data.to(torch.float32), s).clamp_(0.0, 1.0)
 
+    def saturated_pixels(self, crops: np.ndarray) -> np.ndarray | None:
+        """Per channel, how many pixels of ``crops`` lie at or above the scale's top.
+
+        Such pixels all become 1: cells brighter than the training images look alike.
+        None with per-cell scaling, which adapts to every crop.
+
+        Parameters
+        ----------
+        crops : ndarray (N, C, S, S)
+
+        Returns
+        -------
+        ndarray (C,) int64 or None
+        """
+        if self.per_cell:
+            return None
+        high = np.asarray(self.high, dtype=np.float64)[:, None, None]
+        return np.count_nonzero(np.asarray(crops) >= high, axis=(0, 2, 3)).astype(np.int64)
+
     def brightness(self, crops: np.ndarray) -> np.ndarray:
         """Each crop's brightness per channel: log of its own intensity range.
 
@@ -205,3 +234,30 @@ def _per_cell(data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     o = torch.from_numpy(offset).to(data.device)[:, :, None, None]
     flat = data.reshape(-1, *data.shape[-3:]).to(torch.float32)
     return torch.addcmul(o, flat, s).clamp_(0.0, 1.0).reshape(data.shape)
+
+
+def warn_saturated(normalisation: Normalisation, share: np.ndarray, names: list[str]) -> None:
+    """Warn when more than :data:`SATURATED_SHARE` of a channel's pixels were clipped.
+
+    Parameters
+    ----------
+    normalisation : Normalisation
+        The model's scaling (a fixed one; per-cell scaling never clips this way).
+    share : ndarray (C,)
+        Share of the encoded pixels at or above the scale's top, per channel.
+    names : list of str
+        Channel names, for the message.
+    """
+    over = [
+        f"{name} (top {high:g})"
+        for name, high, s in zip(names, normalisation.high, share, strict=True)
+        if s > SATURATED_SHARE
+    ]
+    if over:  # no per-call numbers in the text: a streamed run shows it once
+        warnings.warn(
+            f"more than {SATURATED_SHARE:.0%} of the pixels of channel(s) {', '.join(over)} "
+            "are at or above the top of the model's intensity scale, which was set on its "
+            "training images: brighter cells all look alike to it. Train a model on these "
+            "images, or with 'intensity: cell' (each cell scaled by its own range)",
+            stacklevel=3,
+        )
