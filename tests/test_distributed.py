@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dask
@@ -177,6 +178,61 @@ def test_cellae_encode_with_two_worker_processes(plate, tmp_path, capsys):
         read_explorer_hdf(tmp_path / "dask.hdf").bbox["file"][::15],
         [b"A01_0001", b"A02_0001", b"A03_0001", b"B01_0001", b"B02_0001", b"B03_0001"],
     )
+
+
+def test_warnings_of_workers_are_shown_as_when_encoding_serially(tmp_path):
+    wells = ["A01", "A02", "A03"]
+    positions = [synthetic_position(w, "0001", seed=i) for i, w in enumerate(wells)]
+    positions[1].objects["primary__primary"].label_id[[1, 6]] = 999  # not in the label image
+    table = positions[2].objects["primary__primary"]
+    table.label_id[1] = table.label_id[0]  # two objects of frame 0 share a label
+    folder = tmp_path / "plate" / "hdf5"
+    folder.mkdir(parents=True)
+    write_cellh5(
+        folder / "_all_positions.ch5",
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        flavour="cellcognition",
+        split_files=True,
+    )
+    model = save_model(random_model(mask="cell"), tmp_path / "m.pt")
+    args = ["encode", str(folder), "--model", str(model), "-q"]
+    shown = []
+    for name, extra in (("serial", []), ("dask", ["--workers", "2"])):
+        with pytest.warns(UserWarning) as record:
+            assert main([*args, "--out", str(tmp_path / f"{name}.hdf"), *extra]) == 0
+        shown.append([str(w.message) for w in record if "_0001" in str(w.message)])
+    serial, dask_run = shown
+    assert dask_run == serial
+    assert len(serial) == 3
+    assert "2 'primary__primary' object(s) in 1 position(s)" in serial[0]
+    assert "A02_0001 (2)" in serial[0] and "left unmasked" in serial[0]
+    assert "A03_0001" in serial[1] and "share their obj_label_id" in serial[1]
+    # the second object of the shared label lies outside that label's region
+    assert "A03_0001 (1)" in serial[2] and "left unmasked" in serial[2]
+
+
+def test_warnings_of_concurrent_tasks_come_back_once_in_task_order(plate, tmp_path, monkeypatch):
+    real = dist_mod.encode_position
+
+    def noisy(task, trained, batch_size):
+        warnings.warn("the same on every position", UserWarning, stacklevel=2)
+        time.sleep(0.02 * (task.index % 3))  # tasks finish out of order, overlapping
+        warnings.warn(f"about {task.position.label}", UserWarning, stacklevel=2)
+        return real(task, trained, batch_size)
+
+    monkeypatch.setattr(dist_mod, "encode_position", noisy)
+    with dask_client(2, processes=False) as client, pytest.warns(UserWarning) as record:
+        hook = warnings.showwarning
+        encode_stream(
+            [plate], random_model(), tmp_path / "f.hdf", runner=cluster_runner(client, window=4)
+        )
+        assert warnings.showwarning is hook  # the workers' recording is over
+    texts = [str(w.message) for w in record]
+    texts = [t for t in texts if t.startswith(("the same", "about"))]
+    wells = ["A01", "A02", "A03", "B01", "B02", "B03"]
+    assert texts == ["the same on every position"] + [f"about {w}_0001" for w in wells]
 
 
 def test_bench_scale_runs_tiny():

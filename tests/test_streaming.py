@@ -27,14 +27,15 @@ from napari_cellae.pipeline.streaming import encode_serial, encode_stream
 ARCH = "c4.3r_p2_d16.0s"
 
 
-def random_model(channels=("rfp",), obj="primary__primary", high=255.0) -> TrainedModel:
+def random_model(
+    channels=("rfp",), obj="primary__primary", high=255.0, mask="none"
+) -> TrainedModel:
     """An untrained network: its features differ from cell to cell, which is all we need."""
     torch.manual_seed(0)
     model = ConvAutoencoder(ARCH, 16, len(channels)).eval()
     norm = Normalisation([0.0] * len(channels), [high] * len(channels))
-    return TrainedModel(
-        model, TrainConfig(crop_size=16, architecture=ARCH), norm, list(channels), obj
-    )
+    config = TrainConfig(crop_size=16, architecture=ARCH, mask=mask)
+    return TrainedModel(model, config, norm, list(channels), obj)
 
 
 def assert_same_file(a: Path, b: Path, atol: float = 1e-5) -> None:

@@ -5,8 +5,10 @@ processes; ``--scheduler ADDRESS`` connects to a running scheduler (one started 
 dask-jobqueue on an HPC queue, by dask-kubernetes, or by hand). Every position is one task;
 the model is scattered to the workers once; at most a few tasks per worker are in flight,
 and the results are handed on in task order, so the client's memory stays bounded and the
-output is the serial one. Workers must see the CellH5 files at the same paths (a shared
-file system) and have napari-cellae installed.
+output is the serial one. The UserWarnings a task raises (labels not found in the label
+image, objects sharing a label...) travel back with its result and are shown here, as when
+encoding serially. Workers must see the CellH5 files at the same paths (a shared file
+system) and have napari-cellae installed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, TextIO
 
 from napari_cellae.pipeline.streaming import EncodedPosition, PositionTask, encode_position
 
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
 
     from napari_cellae.core.model_file import TrainedModel
 
-__all__ = ["CONNECT_TIMEOUT", "cluster_runner", "dask_client"]
+__all__ = ["CONNECT_TIMEOUT", "cluster_runner", "dask_client", "encode_recording"]
 
 #: Seconds to wait for a scheduler (and for its first worker) before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -176,7 +181,8 @@ def _encode_on_cluster(
         if task is None:
             return False
         key = f"cellae-encode-{run_id}-{task.index}"
-        pending.append((task, client.submit(encode_position, task, model, batch_size, key=key)))
+        future = client.submit(encode_recording, task, model, batch_size, key=key)
+        pending.append((task, future))
         return True
 
     try:
@@ -214,3 +220,83 @@ def _result(future: Future, task: PositionTask) -> EncodedPosition:
         raise ValueError(
             f"{task.where}: lost the connection to the Dask cluster ({exc}); nothing was written"
         ) from None
+
+
+class _Recorder:
+    """Collects the UserWarnings of the threads that are encoding a position.
+
+    The warnings module's state belongs to the whole process, and a Dask worker may run
+    several tasks at once in threads, so a ``warnings.catch_warnings`` per task would undo
+    another task's: one is entered by the first task and left by the last, and its hook
+    hands each warning to the list of the thread that raised it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: warnings.catch_warnings | None = None
+        self._forward = warnings.showwarning
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[list[str]]:
+        caught: list[str] = []
+        with self._lock:
+            if self._users == 0:
+                self._saved = warnings.catch_warnings()
+                self._saved.__enter__()
+                self._forward = warnings.showwarning
+                # Every time: the worker's registry would hide a text shown by an earlier
+                # task or run, and the client drops repeats anyway.
+                warnings.simplefilter("always", UserWarning)
+                warnings.showwarning = self._show
+            self._users += 1
+        self._local.caught = caught
+        try:
+            yield caught
+        finally:
+            self._local.caught = None
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._saved is not None:
+                    self._saved.__exit__(None, None, None)
+                    self._saved = None
+
+    def _show(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        caught = getattr(self._local, "caught", None)
+        if caught is not None and issubclass(category, UserWarning):
+            caught.append(str(message))
+        else:  # another thread of the worker, or not the user's business: as before
+            self._forward(message, category, filename, lineno, file, line)
+
+
+_recorder = _Recorder()
+
+
+def encode_recording(
+    task: PositionTask, trained: TrainedModel, batch_size: int = 512
+) -> EncodedPosition:
+    """:func:`~napari_cellae.pipeline.streaming.encode_position` on a worker, with the
+    UserWarnings it raised in ``EncodedPosition.warned`` (in the order raised).
+
+    Parameters
+    ----------
+    task : PositionTask
+    trained : TrainedModel
+    batch_size : int
+
+    Returns
+    -------
+    EncodedPosition
+    """
+    with _recorder.record() as caught:
+        encoded = encode_position(task, trained, batch_size)
+    return replace(encoded, warned=tuple(caught))

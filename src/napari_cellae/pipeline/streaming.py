@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +97,14 @@ class EncodedPosition:
         The cells' identities; ``crops.crops`` holds their uint8 thumbnails (as written to
         the Explorer gallery), not the raw crops.
     features : ndarray (n, F) float32
+    warned : tuple of str
+        UserWarnings raised while encoding elsewhere (a Dask worker), to be shown here.
     """
 
     task: PositionTask
     crops: CropSet
     features: np.ndarray
+    warned: tuple[str, ...] = ()
 
 
 @dataclass
@@ -333,6 +337,12 @@ def encode_stream(
     -------
     StreamResult
 
+    Warns
+    -----
+    UserWarning
+        What the positions' crops raised (also on Dask workers: ``EncodedPosition.warned``),
+        each text once, in task order; positions without label images at the end.
+
     Raises
     ------
     ValueError
@@ -349,13 +359,17 @@ def encode_stream(
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells, unlabelled = 0, []
+    cells, unlabelled, shown = 0, [], set()
     with writer:
         results = runner(plan.tasks, trained, batch_size)
         try:
             for done, encoded in enumerate(results, start=1):
                 if encoded.task.index != done - 1:
                     raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
+                for text in encoded.warned:
+                    if text not in shown:  # once per run, not once per worker or position
+                        shown.add(text)
+                        warnings.warn(text, UserWarning, stacklevel=2)
                 writer.append(encoded.crops, encoded.features)
                 cells += len(encoded.crops)
                 unlabelled += encoded.crops.unlabelled_positions
