@@ -224,6 +224,23 @@ def test_images_not_five_dimensional(tmp_path: Path, shape: tuple[int, ...]) -> 
     )
 
 
+@pytest.mark.parametrize("shape", [(1, 2, HEIGHT, WIDTH), (1, 3, 1, HEIGHT, WIDTH)])
+def test_label_images_of_the_wrong_shape_are_named(tmp_path: Path, shape: tuple) -> None:
+    # A 4-D image/region used to pass for "no label images" (and the crops were then
+    # segmented by threshold, with a warning that the position had none).
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        group = f["sample/0/plate/plate1/experiment/A01/position/1/image"]
+        del group["region"]
+        group["region"] = np.zeros(shape, np.uint16)
+    _expect(
+        path,
+        f"image/region of position A01_1 has shape {shape}, not (regions, 2, z, {HEIGHT}",
+        "--mask none",
+        call=lambda ch5: ch5.labels(ch5.positions[0], "primary__primary"),
+    )
+
+
 def test_object_table_without_frame_column(tmp_path: Path) -> None:
     """The object types come from the first position; a later one may lack time_idx."""
     positions = [synthetic_position(well, "1", n_frames=2) for well in ("A01", "A02")]

@@ -329,21 +329,21 @@ class CellH5:
         Raises
         ------
         CellH5Error
-            If the label images do not match the raw image's frames and size.
+            If the label images are not 5-D or do not match the raw image's frames and size.
         """
         where = f"the label images of position {key.label}"
         dataset = self._get(self._position(key), "image/region", where, required=False)
         row = self.region_index(object_name)
-        if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 5 or row >= dataset.shape[0]:
+        if not isinstance(dataset, h5py.Dataset) or row >= dataset.shape[0]:
             return None
         _, n_t, _, height, width = self.image_shape(key)
-        if tuple(dataset.shape[1:]) != (n_t, 1, height, width) and (
+        if dataset.ndim != 5 or (
             dataset.shape[1] != n_t or tuple(dataset.shape[3:]) != (height, width)
         ):
             raise self._error(
-                f"image/region of position {key.label} has shape {dataset.shape}, which does "
-                f"not match the raw image's {n_t} frame(s) of {height} x {width} px; use "
-                "--mask none (Hide: nothing) to crop without the label images"
+                f"image/region of position {key.label} has shape {dataset.shape}, not (regions, "
+                f"{n_t}, z, {height}, {width}) for the raw image's {n_t} frame(s) of {height} x "
+                f"{width} px; use --mask none (Hide: nothing) to crop without the label images"
             )
         if dataset.dtype.kind not in "ui":
             raise self._error(
