@@ -47,3 +47,12 @@ def test_crop_size_must_fit_pools() -> None:
         check_architecture(DEFAULT_ARCHITECTURE, 42)
     with pytest.raises(ValueError, match="divisible by 4"):
         check_architecture(DEFAULT_ARCHITECTURE, 18)
+
+
+def test_kernels_larger_than_their_maps_are_refused() -> None:
+    check_architecture("c4.5r_p2_c8.5r_p2_d16.0s", 20)  # 5 px kernel on a 10 px map: fine
+    with pytest.raises(ValueError, match=r"'c16\.99r' has a 99 px kernel.*only 16 x 16 px"):
+        check_architecture("c16.99r_p2_d16.0s", 16)
+    # After two pools a 16 px crop leaves 4 px maps for the third convolution.
+    with pytest.raises(ValueError, match=r"'c8\.5r' has a 5 px kernel.*only 4 x 4 px"):
+        check_architecture("c4.3r_p2_c4.3r_p2_c8.5r_d16.0s", 16)

@@ -101,7 +101,7 @@ def test_wrong_input_shape() -> None:
     [
         ("c8.5r_p2_c8.3r_p2_d16.1r_d8.0s", 16, 1),
         ("c4.3r_p2_c6.4s_p3_d8.0s", 24, 2),  # even kernel, pool 3, sigmoid before pool
-        ("c3.1r_p2_c5.6r_p2_c4.5r_p2_d8.0s", 16, 3),
+        ("c3.1r_p2_c5.6r_p2_c4.5r_p2_d8.0s", 32, 3),
         ("c4.7r_p4_d6.0s", 16, 1),
     ],
 )

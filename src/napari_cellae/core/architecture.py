@@ -149,8 +149,9 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
     Raises
     ------
     ValueError
-        If the string does not parse or ``crop_size`` is not divisible by the product of the
-        pool sizes (the message suggests the nearest sizes that work).
+        If the string does not parse, ``crop_size`` is not divisible by the product of the
+        pool sizes (the message suggests the nearest sizes that work), or a convolution's
+        kernel is larger than the maps it sees.
     """
     layers = parse_architecture(text)
     crop_size = int(crop_size)
@@ -165,4 +166,14 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
             f"divisible by {factor} (the product of its pool sizes); try "
             + " or ".join(f"{s} px" for s in options)
         )
+    side = crop_size  # of the maps a layer sees
+    for layer in layers:
+        if layer.kind == "conv" and layer.kernel > side:
+            raise ValueError(
+                f"architecture {text!r}: convolution {layer.text!r} has a {layer.kernel} px "
+                f"kernel but sees maps of only {side} x {side} px with {crop_size} px crops; "
+                f"use a kernel of at most {side} px, fewer pools before it or a larger crop"
+            )
+        if layer.kind == "pool":
+            side //= layer.size
     return layers
