@@ -28,7 +28,11 @@ def test_normalisation_uint8_uint16_and_round_trip() -> None:
 
 
 def test_normalisation_constant_and_errors() -> None:
-    norm = Normalisation.from_crops(np.full((3, 1, 4, 4), 7, np.uint8))
+    crops = np.full((3, 2, 4, 4), 7, np.uint8)
+    crops[:, 0, 1, 1] = 200  # channel 0 has an image, channel 1 is blank
+    with pytest.warns(UserWarning, match=r"channel\(s\) 1 \(0 = first cropped\) of the 3 crop"):
+        norm = Normalisation.from_crops(crops)
+    norm = Normalisation(norm.low[1:], norm.high[1:])
     assert norm.high[0] > norm.low[0]
     assert (norm.apply(np.full((1, 1, 4, 4), 7, np.uint8)) == 0).all()
     with pytest.raises(ValueError, match="NaN"):

@@ -86,7 +86,7 @@ class Normalisation:
         -------
         Normalisation
             ``low`` = 0.1th and ``high`` = 99.9th percentile per channel. A constant
-            channel gets ``high = low + 1``.
+            channel gets ``high = low + 1``, with a UserWarning.
         """
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[0] == 0:
@@ -104,6 +104,15 @@ class Normalisation:
         lows, highs = np.percentile(
             per_channel, [_LOW_PERCENTILE, _HIGH_PERCENTILE], axis=1
         ).astype(np.float64)
+        flat = np.flatnonzero(highs <= lows)
+        if len(flat):  # e.g. an empty z-plane or channel: the loss falls to 0 on nothing
+            warnings.warn(
+                f"channel(s) {', '.join(map(str, flat))} (0 = first cropped) of the "
+                f"{n} crop(s) hold one value ({lows[flat[0]]:g}) in nearly every pixel: "
+                "there is no image to learn from; check the channel, the z-plane and that "
+                "the object centres lie on the cells",
+                stacklevel=2,
+            )
         high = np.where(highs > lows, highs, lows + 1.0)
         return cls(low=lows.tolist(), high=high.tolist(), per_cell=per_cell)
 
