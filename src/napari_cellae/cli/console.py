@@ -22,21 +22,33 @@ from napari_cellae.cli.output import PROG
 __all__ = ["console"]
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    stream = sys.stderr if file is None else file
-    if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
-        print(f"{PROG}: warning: {message}", file=stream)
-    else:  # a library's deprecation or runtime warning: where it comes from matters
-        print(
-            warnings.formatwarning(message, category, filename, lineno, line), end="", file=stream
-        )
+class _WarningPrinter:
+    """``warnings.showwarning`` for the console: each text once per run.
+
+    Python's own once-per-place rule is undone whenever a library changes the warning
+    filters (scikit-learn and Dask do), and a streamed run meets the same problem in every
+    position.
+    """
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+            text = f"{PROG}: warning: {message}\n"
+        else:  # a library's deprecation or runtime warning: where it comes from matters
+            text = warnings.formatwarning(message, category, filename, lineno, line)
+        if text not in self.shown:
+            self.shown.add(text)
+            print(text, end="", file=sys.stderr if file is None else file)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -55,7 +67,7 @@ def console() -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _WarningPrinter()
             return main()
     finally:
         signal.signal(signal.SIGTERM, previous)
