@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -184,3 +185,30 @@ def test_cellae_encode_several_inputs(screen, tmp_path, capsys):
     one_line_error(capsys.readouterr().err, "f.h5ad", "Explorer .hdf")
     assert main([*args, "--out", str(tmp_path / "g.hdf"), "--workers", "0", "-q"]) == 1
     one_line_error(capsys.readouterr().err, "--workers must be at least 1")
+
+
+def test_a_plate_without_objects_among_several_is_skipped_with_a_warning(screen, tmp_path):
+    _, plates = screen
+    bare = write_cellh5(
+        tmp_path / "bare.ch5", [synthetic_position("E05", "1", n_frames=1)], ["rfp"],
+        {"primary__primary": 0},
+    )  # fmt: skip
+    with h5py.File(bare, "r+") as f:  # keep the object type, drop all its rows
+        position = f["sample/0/plate/plate1/experiment/E05/position/1"]
+        tables = []
+        position.visititems(
+            lambda name, node: (
+                tables.append(name)
+                if isinstance(node, h5py.Dataset) and "primary__primary" in name
+                else None
+            )
+        )
+        for name in tables:
+            rows = position[name][:0]
+            del position[name]
+            position[name] = rows
+    with pytest.warns(UserWarning, match=r"bare\.ch5: no 'primary__primary' objects in any"):
+        result = encode_stream([plates[0], bare], random_model(), tmp_path / "f.hdf")
+    assert (result.n_plates, result.n_cells) == (2, 30)
+    with pytest.raises(CellH5Error, match=r"bare\.ch5: no 'primary__primary' objects found"):
+        encode_stream([bare], random_model(), tmp_path / "g.hdf")  # alone: nothing to encode

@@ -203,6 +203,7 @@ def plan_encode(
             else:
                 mapping.check(ch5.positions, ch5.path)
             obj, channels = check_model_fits(trained, ch5, model_path)
+            before = len(tasks)
             for key in ch5.positions:
                 n = ch5.object_count(key, obj)
                 if n:
@@ -211,6 +212,8 @@ def plan_encode(
                             len(tasks), plate, key, obj, tuple(channels), trained.model.crop_size, n
                         )
                     )
+            if len(tasks) == before and len(plates) > 1:  # alone, it is the error below
+                warnings.warn(f"{plate}: no '{obj}' objects in any position; skipped", stacklevel=2)
     if not tasks:
         shown = ", ".join(str(p) for p in plates[:3]) + (" ..." if len(plates) > 3 else "")
         raise CellH5Error(f"{shown}: no '{trained.object_name}' objects found in any position")
