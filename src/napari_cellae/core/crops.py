@@ -218,13 +218,13 @@ def collect_crops(
     used: list[PositionKey] = []
     tables = []
     images = []
-    stacked = []
+    stacked: list[int] = []
     for pos in positions:
         table = cellh5.objects(pos, object_name)
         image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
         height, width = int(image.shape[3]), int(image.shape[4])
         if int(image.shape[2]) > 1:
-            stacked.append(f"{pos.label} ({int(image.shape[2])})")
+            stacked.append(int(image.shape[2]))
         if size > height or size > width:
             raise ValueError(
                 f"{cellh5.path}, position {pos.label}: crop size {size} px is larger than "
@@ -236,10 +236,10 @@ def collect_crops(
         tables.append(table)
         images.append(image)
     if stacked:  # objects carry no z coordinate: CellCognition segments one plane
+        # One text per file, not per position: a streamed run crops position by position.
         warnings.warn(
-            f"{cellh5.path}: the images of position(s) {', '.join(stacked[:5])}"
-            f"{' and more' if len(stacked) > 5 else ''} have several z-planes (count in "
-            "brackets); crops are cut from the first plane only",
+            f"{cellh5.path}: the images have several z-planes (up to {max(stacked)}); crops "
+            "are cut from the first plane only",
             stacklevel=2,
         )
     dtype = np.result_type(*[im.dtype for im in images]) if images else np.dtype(np.uint8)
