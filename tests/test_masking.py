@@ -187,7 +187,8 @@ def test_objects_whose_label_is_not_in_the_label_image_are_named(
         second = ch5.positions[1].label
         plain = collect_crops(ch5, name, 24)
         with pytest.warns(UserWarning) as record:
-            masked = collect_crops(ch5, name, 24, mask="cell")
+            masked = steps.collect(ch5, name, 24, [0], mask="cell")
+    assert [(key.label, n) for key, n in masked.unmatched_positions] == [("A02_1", 3)]
     messages = [str(w.message) for w in record]
     assert len(messages) == 1
     message = messages[0]

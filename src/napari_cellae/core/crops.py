@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellae.core.masking import MASKS, mask_crops, warn_unmatched
+from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
@@ -79,6 +79,9 @@ class CropSet:
     unlabelled_positions : list of PositionKey
         Positions that store no label images: their crops were masked with a segmentation
         of the crops themselves (:mod:`napari_cellae.core.segmentation`).
+    unmatched_positions : list of (PositionKey, int)
+        Positions with objects whose label id is 0 or not in the label image around their
+        centre, and how many: those crops were left unmasked.
     """
 
     crops: np.ndarray
@@ -101,6 +104,7 @@ class CropSet:
     source: Path
     mask: str = "none"
     unlabelled_positions: list[PositionKey] = field(default_factory=list)
+    unmatched_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
 
     _PER_CROP = (
         "position_index",
@@ -147,6 +151,7 @@ class CropSet:
             source=self.source,
             mask=self.mask,
             unlabelled_positions=list(self.unlabelled_positions),
+            unmatched_positions=list(self.unmatched_positions),
             **kwargs,
         )
 
@@ -181,7 +186,7 @@ def collect_crops(
         with a threshold segmentation of their crops instead
         (:mod:`napari_cellae.core.segmentation`) and listed in
         ``CropSet.unlabelled_positions``. Crops whose object's label id is 0 or not in the
-        label image are left unmasked, with a UserWarning naming their positions. Images
+        label image are left unmasked and counted in ``CropSet.unmatched_positions``. Images
         with several z-planes are cropped in the first plane, with a UserWarning.
 
     Returns
@@ -281,7 +286,6 @@ def collect_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
         )
         start = stop
-    warn_unmatched(unmatched, object_name, cellh5.path)
 
     def cat(values: list[np.ndarray], dt: Any, width: int | None = None) -> np.ndarray:
         if not values:
@@ -320,6 +324,7 @@ def collect_crops(
         source=Path(cellh5.path),
         mask=mask,
         unlabelled_positions=unlabelled,
+        unmatched_positions=unmatched,
     )
 
 

@@ -196,7 +196,7 @@ def collect(
         If the crop is larger than the images or the file holds no objects.
     """
     from napari_cellae.core.crops import collect_crops, cut_by_box
-    from napari_cellae.core.masking import warn_unlabelled
+    from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
 
     crops = collect_crops(
         cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
@@ -204,6 +204,7 @@ def collect(
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
     warn_unlabelled(crops.unlabelled_positions, object_name, cellh5.path)
+    warn_unmatched(crops.unmatched_positions, object_name, cellh5.path)
     cut = cut_by_box(crops)
     if cut is not None:
         warnings.warn(

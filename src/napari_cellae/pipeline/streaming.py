@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.masking import warn_unlabelled
+from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.plates import plate_files
@@ -344,7 +344,8 @@ def encode_stream(
     -----
     UserWarning
         What the positions' crops raised (also on Dask workers: ``EncodedPosition.warned``),
-        each text once, in task order; positions without label images at the end.
+        each text once, in task order; positions without label images, and objects whose
+        label is not in the label images, summed up at the end.
 
     Raises
     ------
@@ -362,7 +363,7 @@ def encode_stream(
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells, unlabelled, shown = 0, [], set()
+    cells, unlabelled, unmatched, shown = 0, [], [], set()
     with writer:
         results = runner(plan.tasks, trained, batch_size)
         try:
@@ -376,13 +377,16 @@ def encode_stream(
                 writer.append(encoded.crops, encoded.features)
                 cells += len(encoded.crops)
                 unlabelled += encoded.crops.unlabelled_positions
+                unmatched += encoded.crops.unmatched_positions
                 if progress is not None:
                     progress(done, total)
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
-    warn_unlabelled(unlabelled, trained.object_name)
+    source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
+    warn_unlabelled(unlabelled, trained.object_name, source)
+    warn_unmatched(unmatched, trained.object_name, source)
     return StreamResult(
         path=writer.path,
         n_cells=cells,
