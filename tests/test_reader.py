@@ -277,3 +277,20 @@ def test_nan_centres_in_the_reader(cellcognition_file):
         f[name] = new
     with pytest.raises(CellH5Error, match=r"A01_0001: y is missing \(NaN\) .* row\(s\) 3;"):
         read_cellh5(str(cellcognition_file))
+
+
+def test_float_images_with_nan_or_inf_get_finite_contrast_limits(make_napari_viewer, tmp_path):
+    # NaN or inf limits break napari's contrast slider, and the layer could not be removed.
+    position = _tiny_position("A01", "1", (16, 16), 3, 0, dtype=np.float32)
+    position.image[:, :, :, :4] = np.nan
+    position.image[0, :, :, 4:6] = np.inf
+    position.image[1] = np.nan  # a channel without one finite pixel
+    path = _write(tmp_path / "float.ch5", [position])
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    limits = [layer[1]["contrast_limits"] for layer in images]
+    assert all(np.isfinite(limits).all() and hi > lo for lo, hi in limits), limits
+    assert limits[1] == (0.0, 1.0)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-cellae")
+    assert len(layers) == 3  # both channels and the centres
+    viewer.layers.clear()

@@ -177,7 +177,9 @@ def _image_layers(
             _central_window(width, _CONTRAST_WINDOW),
         )
         plane = data.plane(len(positions) // 2, t // 2, z // 2, window)
-        lo, hi = float(plane.min()), float(plane.max())
+        # Finite pixels only: NaN or inf limits break napari's contrast slider for good.
+        finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if hi <= lo:
             hi = lo + 1.0
         kwargs = {
