@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from napari_cellae._ui import files
@@ -390,8 +390,11 @@ class DeepLearningWidget(QWidget):
         show_info(f"Saved model to {out}")
         return out
 
-    def closeEvent(self, event: Any) -> None:
-        """Stop a running job when the dock closes."""
-        self.stop()
-        self.link.disconnect()
-        super().closeEvent(event)
+    def event(self, event: QEvent) -> bool:
+        """Stop a running job when the dock closes: on a close (the viewer closing), or when
+        napari's ✕ takes the widget out of its dock (no close event then)."""
+        kind = event.type()
+        if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange and not self.parent()):
+            self.stop()
+            self.link.disconnect()
+        return super().event(event)

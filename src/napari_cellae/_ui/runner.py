@@ -182,11 +182,14 @@ class JobRunner:
         timer.start(LATER_MS)
 
     def _finished(self, on_finished: Callable[[], None]) -> None:
-        self._throttle_spinners(False)
         self.worker = None
         if self._progress is not None:
             self._progress.close()
             self._progress = None
+        try:
+            self._throttle_spinners(False)
+        except RuntimeError:  # the viewer was closed during the run: its widgets are gone
+            return
         on_finished()
 
     def _throttle_spinners(self, slow: bool) -> None:
