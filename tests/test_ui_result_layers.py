@@ -68,3 +68,15 @@ def test_layers_are_placed_beside_the_images(make_napari_viewer, result):
     layers.mark(centres, np.array([7.0, 9.0]), 16.0)  # moved, not added twice
     np.testing.assert_array_equal(viewer.layers[MARKER_LAYER].data, [[7.0, 9.0]])
     assert viewer.layers.selection.active is embedding
+
+
+def test_results_beside_a_one_pixel_image_get_a_size(make_napari_viewer):
+    # A 1 px wide image has no world extent: the gallery scaled to it had scale 0, which
+    # napari refuses with an exception at the Train click.
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((40, 1), np.float32), metadata={METADATA_KEY: {"kind": "image"}})
+    layers = ResultLayers(viewer)
+    y0, x0, y1, x1 = layers.image_box()
+    assert (y0, x0, y1, x1) == (0.0, 0.0, 39.0, 1.0)
+    layers.prepare(np.zeros((10, 50), np.float32))
+    assert viewer.layers[GALLERY_LAYER].scale[1] == pytest.approx(1 / 50)

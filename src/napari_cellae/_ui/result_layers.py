@@ -93,7 +93,8 @@ class ResultLayers:
         if not boxes:
             return 0.0, 0.0, 256.0, 256.0
         lo = np.min([b[0] for b in boxes], axis=0)
-        hi = np.max([b[1] for b in boxes], axis=0)
+        # At least 1 wide: a 1 px image has no extent, and results scaled to it would be 0.
+        hi = np.maximum(np.max([b[1] for b in boxes], axis=0), lo + 1.0)
         return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
     def upsert_image(self, name: str, data: np.ndarray, **kwargs: Any) -> Any:
