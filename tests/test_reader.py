@@ -259,9 +259,21 @@ def test_a_folder_opens_its_master_file(tmp_path, cellcognition_file):
         reader(str(folder))
 
 
-def test_napari_opens_a_folder(make_napari_viewer, cellcognition_file):
+def test_napari_leaves_folders_to_other_readers(make_napari_viewer, cellcognition_file):
+    # napari picks readers by name pattern before asking them: claiming folders made it ask
+    # the user which reader to use for every .zarr or image folder. A CellCognition folder is
+    # opened by its master file (napari_get_reader still takes folders, see above).
+    import npe2
+
+    manager = npe2.PluginManager.instance()
+
+    def readers(path):
+        return {reader.plugin_name for reader in manager.iter_compatible_readers([str(path)])}
+
+    assert "napari-cellae" in readers(cellcognition_file)
+    assert "napari-cellae" not in readers(cellcognition_file.parent)
     viewer = make_napari_viewer()
-    layers = viewer.open(str(cellcognition_file.parent), plugin="napari-cellae")
+    layers = viewer.open(str(cellcognition_file), plugin="napari-cellae")
     assert [layer.name for layer in layers] == ["rfp", "primary__primary centres"]
 
 

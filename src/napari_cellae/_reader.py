@@ -1,7 +1,9 @@
 """napari reader for CellH5 files: lazy image layers per channel plus object centres.
 
 The npe2 entry point, kept thin: :func:`napari_get_reader` claims CellH5 files (and folders
-holding one master file), :func:`read_cellh5` turns them into layer data. Pixels stay on
+holding one master file, though the manifest leaves folders to other readers: napari picks
+readers by name before asking them, so claiming every folder made it ask the user which
+reader to use for each ``.zarr``), :func:`read_cellh5` turns them into layer data. Pixels stay on
 disk: every image layer is a :class:`~napari_cellae.io.position_stack.LazyPositionStack`,
 and the centres come from :func:`~napari_cellae.io.centres.centres_table`. See
 ``docs/formats.md``.
