@@ -24,6 +24,21 @@ def test_outputs_that_are_inputs_are_refused(cellcognition_file, mapping_file, t
     assert files.checked_output(tmp_path / "f.hdf", "features file", inputs) == tmp_path / "f.hdf"
 
 
+def test_saved_files_get_their_suffix_and_keep_their_kind(cellcognition_file, tmp_path):
+    inputs = [cellcognition_file]
+    assert files.suffixed_output(tmp_path / "feat", ".hdf", "features file", inputs) == (
+        tmp_path / "feat.hdf"
+    )
+    assert files.suffixed_output(tmp_path / "m.PT", ".pt", "model", inputs) == tmp_path / "m.PT"
+    # a model saved over a features file (or under any other kind's name) is refused
+    (tmp_path / "f.hdf").write_bytes(b"features")
+    with pytest.raises(ValueError, match=r"f\.hdf as the model: the file name must end in \.pt"):
+        files.suffixed_output(tmp_path / "f.hdf", ".pt", "model", inputs)
+    assert (tmp_path / "f.hdf").read_bytes() == b"features"
+    with pytest.raises(ValueError, match="refusing to write the model"):
+        files.suffixed_output(cellcognition_file, ".pt", "model", inputs)
+
+
 def test_features_writer_writes_the_explorer_file(qtbot, cellcognition_file, tmp_path):
     from napari_cellae.export.explorer import read_explorer_hdf
 

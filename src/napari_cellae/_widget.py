@@ -340,7 +340,7 @@ class DeepLearningWidget(QWidget):
             show_error("Train or load a model first: there are no features to save.")
             return None
         try:
-            out = files.checked_output(path, "features file", self._inputs())
+            out = files.suffixed_output(path, ".hdf", "features file", self._inputs())
         except ValueError as err:
             show_error(str(err))
             return None
@@ -382,7 +382,7 @@ class DeepLearningWidget(QWidget):
             show_error("There is no trained model to save yet.")
             return None
         try:
-            out = files.checked_output(path, "model", self._inputs())
+            out = files.suffixed_output(path, ".pt", "model", self._inputs())
             out = save_model(self._trained, out, self._inputs())
         except ValueError as err:
             show_error(str(err))

@@ -38,6 +38,7 @@ __all__ = [
     "remembered_mapping",
     "shown_file",
     "shown_position",
+    "suffixed_output",
 ]
 
 FEATURES_FILTER = "CellCognition Explorer (*.hdf)"
@@ -92,23 +93,31 @@ def features_writer(
     )
 
 
-def anndata_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> Path:
-    """The ``.h5ad`` file to write: ``path``, with the suffix added when it has none.
+def suffixed_output(
+    path: str | os.PathLike, suffix: str, what: str, inputs: Iterable[str | os.PathLike | None]
+) -> Path:
+    """The file to write: ``path``, with ``suffix`` added when it has none.
 
     Raises
     ------
     ValueError
-        If ``path`` has another suffix, or may not be written (:func:`checked_output`).
+        If ``path`` has another suffix (a model saved over a features file), or may not be
+        written (:func:`checked_output`).
     """
-    from napari_cellae.export.anndata import H5AD_SUFFIX
-
     path = Path(path)
     if not path.suffix:
-        path = path.with_suffix(H5AD_SUFFIX)
-    path = checked_output(path, "AnnData file", inputs)  # first: an input is never written
-    if path.suffix.lower() != H5AD_SUFFIX:
-        raise ValueError(f"cannot write {path} as AnnData: the file name must end in .h5ad")
+        path = path.with_suffix(suffix)
+    path = checked_output(path, what, inputs)  # first: an input is never written
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"cannot write {path} as the {what}: the file name must end in {suffix}")
     return path
+
+
+def anndata_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> Path:
+    """The ``.h5ad`` file to write (:func:`suffixed_output`)."""
+    from napari_cellae.export.anndata import H5AD_SUFFIX
+
+    return suffixed_output(path, H5AD_SUFFIX, "AnnData file", inputs)
 
 
 def anndata_writer(
