@@ -67,8 +67,8 @@ class DeepLearningWidget(QWidget):
         self.buttons = ActionButtons()
         self.status = QLabel("Choose a file and press Train.")
         self.status.setWordWrap(True)
-        # fixed height: a new message per epoch must not re-layout (and repaint) the window
-        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
+        # fixed, 4 lines (the end-of-run message): each epoch's must not re-layout the window
+        self.status.setFixedHeight(4 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.loss_plot = LossPlot()
         self.position_label = QLabel("")
