@@ -260,8 +260,10 @@ def test_bad_setting_shows_notification(make_napari_viewer, errors):
     widget = DeepLearningWidget(viewer)
     widget.form.crop_size.value = 16
     widget.form.architecture.value = "c16.5r_p2_p2_p2_p2_p2_d8.0s"  # pools 16 px away
+    widget.status.setText("Done (learnt from 480 cells)")  # a last run's message
     assert widget.start_training() is None
     assert errors
+    assert widget.status.text() == f"Failed: {errors[-1]}"
 
 
 def test_tooltips_carry_the_parameter_guide(make_napari_viewer, errors):

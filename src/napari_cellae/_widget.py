@@ -176,7 +176,7 @@ class DeepLearningWidget(QWidget):
         try:
             self._request = request = self.form.request()
         except ValueError as err:
-            show_error(str(err))
+            self._failed(err)  # the status line must not keep saying "Done" from a last run
             return None
         config = request.config
         self.loss_plot.clear()
