@@ -191,9 +191,8 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     assert widget.panel.isEnabled()
 
 
-def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
-    # napari's ✕ on a dock takes the widget out (setParent(None)) without closing it: the
-    # run went on out of sight, and a reopened widget could start a second one beside it.
+def _training_in_a_dock(make_napari_viewer, qtbot):
+    """A docked widget one epoch into a long run: (viewer, widget, worker)."""
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
     viewer.window.add_dock_widget(widget)
@@ -202,6 +201,13 @@ def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
     worker = widget._worker
     assert worker is not None
     qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    return viewer, widget, worker
+
+
+def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
+    # napari's ✕ on a dock takes the widget out (setParent(None)) without closing it: the
+    # run went on out of sight, and a reopened widget could start a second one beside it.
+    viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         viewer.window.remove_dock_widget(widget)  # what the ✕ button does
     assert len(widget.loss_plot.epochs) < 200
@@ -210,13 +216,8 @@ def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
 
 def test_closing_the_viewer_during_training_is_quiet(make_napari_viewer, qtbot, errors):
     # The worker's end used to reach the deleted widget: "wrapped C/C++ object ... deleted".
-    viewer = make_napari_viewer()
-    widget = DeepLearningWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    _tiny(widget, epochs=200, samples=2000)
-    widget.buttons.train.native.click()
-    worker, runner = widget._worker, widget.runner
-    qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)
+    runner = widget.runner
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         viewer.close()
     qtbot.wait(50)  # let the queued end-of-run callbacks run (pytest-qt reports errors)
