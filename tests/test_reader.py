@@ -306,3 +306,31 @@ def test_float_images_with_nan_or_inf_get_finite_contrast_limits(make_napari_vie
     layers = viewer.open(str(path), plugin="napari-cellae")
     assert len(layers) == 3  # both channels and the centres
     viewer.layers.clear()
+
+
+def test_centres_of_a_z_stack_are_on_every_plane(make_napari_viewer, tmp_path):
+    # CellH5 centres are 2-D; napari opens a stack on its middle plane, where a single copy
+    # on plane 0 showed no centre at all.
+    position = _tiny_position("A01", "1", (16, 16), 4, 0)
+    position = PositionData(
+        position.plate, position.well, position.site,
+        np.repeat(position.image, 3, axis=2), position.objects,
+    )  # fmt: skip
+    path = _write(tmp_path / "z.ch5", [position])
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-cellae")
+    centres = next(layer for layer in layers if layer._type_string == "points")
+    assert centres.axis_labels[-3] == "z"
+    np.testing.assert_array_equal(centres.data[:, -3], np.repeat([0, 1, 2], 4))
+    np.testing.assert_array_equal(centres.data[4:8, -2:], centres.data[:4, -2:])
+    np.testing.assert_array_equal(centres.features["object_index"], np.tile(np.arange(4), 3))
+    z = viewer.dims.axis_labels.index("z")
+    assert viewer.dims.current_step[z] == 1  # napari shows the middle plane first ...
+    t = viewer.dims.current_step[viewer.dims.axis_labels.index("t")]
+    assert len(centres._view_data) == np.count_nonzero(position.objects["Nuclei"].time_idx == t)
+    # ... and a cell found from another view goes to plane 0, where its crop comes from
+    from napari_cellae._ui.linking import match_rows
+
+    cells = {"position_index": np.zeros(4, int), "object_index": np.arange(4)}
+    rows = match_rows(["A01_1"], cells, ["A01_1"], centres.features)
+    np.testing.assert_array_equal(centres.data[rows, -3], 0)

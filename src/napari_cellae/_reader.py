@@ -228,8 +228,12 @@ def _points_layer(
     stacked = len(positions) > 1
     coords, features, colors = centres_table(cellh5, positions, obj, stacked)
     has_z = shape[2] > 1
-    if has_z:  # CellH5 centres are 2-D: place them on the first z plane
-        coords = np.insert(coords, coords.shape[1] - 2, 0.0, axis=1)
+    if has_z:  # CellH5 centres are 2-D: a copy on every plane (napari opens the middle one),
+        # plane 0's first, so that finding a cell goes to the plane its crop comes from
+        planes = np.repeat(np.arange(shape[2], dtype=coords.dtype), len(coords))
+        coords = np.insert(np.tile(coords, (shape[2], 1)), coords.shape[1] - 2, planes, axis=1)
+        features = {name: np.tile(np.asarray(v), shape[2]) for name, v in features.items()}
+        colors = None if colors is None else np.tile(colors, (shape[2], 1))
     labels = (["position"] if stacked else []) + ["t"] + (["z"] if has_z else []) + ["y", "x"]
     # a small dot (1 % of the short image side, 3-8 px): visible, not covering the cell
     size = float(np.clip(min(shape[-2:]) / 100.0, 3.0, 8.0))
