@@ -240,6 +240,8 @@ def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path
     _run(qtbot, widget, widget.start_training)
     assert errors and "broken.ch5" in errors[-1]
     assert widget.buttons.train.enabled
+    # the blank gallery and embedding added at the click do not stay behind
+    assert GALLERY_LAYER not in viewer.layers and EMBEDDING_LAYER not in viewer.layers
 
 
 def test_other_file_drops_the_demo_mapping(make_napari_viewer, errors, cellprofiler_file):

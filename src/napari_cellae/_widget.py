@@ -301,6 +301,7 @@ class DeepLearningWidget(QWidget):
 
     def _failed(self, err: BaseException) -> None:
         self.status.setText(f"Failed: {err}")
+        self.layers.drop_blank()  # the empty results the click added for this run
         show_error(str(err))
 
     def _on_finished(self) -> None:
@@ -391,8 +392,7 @@ class DeepLearningWidget(QWidget):
         return out
 
     def event(self, event: QEvent) -> bool:
-        """Stop a running job when the dock closes: on a close (the viewer closing), or when
-        napari's ✕ takes the widget out of its dock (no close event then)."""
+        """Stop a running job on close, or when napari's ✕ takes the widget out of its dock."""
         kind = event.type()
         if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange and not self.parent()):
             self.stop()

@@ -137,6 +137,13 @@ class ResultLayers:
         if new:
             self.viewer.reset_view()
 
+    def drop_blank(self) -> None:
+        """Remove the gallery and embedding that :meth:`prepare` added blank, when the run
+        that wanted them failed before showing anything."""
+        for name in (GALLERY_LAYER, EMBEDDING_LAYER):
+            if name in self.viewer.layers and not np.any(self.viewer.layers[name].data):
+                self.viewer.layers.remove(name)
+
     def embedding_layer(self) -> Any:
         """The embedding points layer, created empty if missing."""
         if EMBEDDING_LAYER in self.viewer.layers:
