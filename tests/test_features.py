@@ -29,6 +29,10 @@ class _Trained:
     model: ConvAutoencoder
     normalisation: Normalisation
 
+    @property
+    def channel_names(self) -> list[str]:
+        return [str(c) for c in range(self.model.in_channels)]
+
     def check_compatible(self, crop_size: int, n_channels: int) -> None:
         if crop_size != self.model.crop_size or n_channels != self.model.in_channels:
             raise ValueError(f"model expects {self.model.crop_size} px crops")

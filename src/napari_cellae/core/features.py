@@ -169,8 +169,8 @@ def encode(
                     progress(stop, n)
     finally:
         model.train(was_training)
-    names = getattr(trained, "channel_names", None) or [str(c) for c in range(n_channels)]
-    warn_saturated(trained.normalisation, saturated / (n * height * width), names)
+    share = saturated / (n * height * width)
+    warn_saturated(trained.normalisation, share, trained.channel_names)
     return out
 
 
