@@ -96,6 +96,12 @@ def mask_crops(
     return found
 
 
+def _where_and_names(source: object, names: list[str]) -> tuple[str, str]:
+    """The message's file prefix (empty without one) and the first five names."""
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    return (f"{source}: " if source is not None else ""), shown
+
+
 def warn_unlabelled(positions: list, object_name: str, source: object = None) -> None:
     """Say that these positions store no label images, so their cells were told from their
     neighbours by a threshold segmentation of each crop instead.
@@ -110,8 +116,7 @@ def warn_unlabelled(positions: list, object_name: str, source: object = None) ->
     """
     if not positions:
         return
-    names = ", ".join(p.label for p in positions[:5]) + (" ..." if len(positions) > 5 else "")
-    where = f"{source}: " if source is not None else ""
+    where, names = _where_and_names(source, [p.label for p in positions])
     warnings.warn(
         f"{where}{len(positions)} position(s) have no label images (image/region) of "
         f"'{object_name}': {names}; each cell was told from its neighbours by thresholding "
@@ -138,9 +143,7 @@ def warn_unmatched(
     if not unmatched:
         return
     total = sum(n for _, n in unmatched)
-    names = ", ".join(f"{p.label} ({n})" for p, n in unmatched[:5])
-    names += " ..." if len(unmatched) > 5 else ""
-    where = f"{source}: " if source is not None else ""
+    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in unmatched])
     warnings.warn(
         f"{where}{total} '{object_name}' object(s) in {len(unmatched)} position(s) have a label"
         f" id (obj_label_id) that is 0 or not found in the label image (image/region) around"
