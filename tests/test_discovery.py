@@ -154,7 +154,8 @@ def test_hit_list_by_position_and_condition() -> None:
         "PLK1",
         1,
     )
-    assert top["novel_fraction"] > 0.9 and top["robust_z"] > 5 and top["enrichment"] > 10
+    # Enrichment over the controls, of whom the default 80th percentile makes 20 % novel.
+    assert top["novel_fraction"] > 0.9 and top["robust_z"] > 5 and top["enrichment"] > 4
     assert table["n_cells"].sum() == 240 and table["is_control"].sum() == 4
     by_condition = hit_list(obs, novel, "condition", scores)
     assert by_condition["condition"].tolist()[0] == "PLK1"

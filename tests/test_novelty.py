@@ -25,8 +25,8 @@ def test_shifted_cells_are_novel_and_controls_are_not(method: str) -> None:
     result = novelty_scores(x, controls, wells, method=method)
     assert result.scores.shape == (300,) and result.scores.dtype == np.float32
     assert result.novel[hit].mean() > 0.9
-    assert 0.02 <= result.novel[controls].mean() <= 0.08  # the 95th percentile
-    assert result.threshold == pytest.approx(np.percentile(result.scores[controls], 95))
+    assert 0.15 <= result.novel[controls].mean() <= 0.25  # the default 80th percentile
+    assert result.threshold == pytest.approx(np.percentile(result.scores[controls], 80))
     again = novelty_scores(x, controls, wells, method=method)
     np.testing.assert_array_equal(again.scores, result.scores)
 

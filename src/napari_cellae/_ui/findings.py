@@ -118,7 +118,7 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
     result : RunResult
         With ``features``.
     options : DiscoveryOptions, optional
-        As for ``cellae encode --out cells.h5ad`` (default: kNN, 95th percentile).
+        As for ``cellae encode --out cells.h5ad`` (default: kNN, 80th percentile).
     """
     from napari_cellae.pipeline.discovery import cell_table, discover, with_discovery
     from napari_cellae.pipeline.hits import hit_list

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cellae._ui.findings import row_key
+from napari_cellae.core.novelty import NOVEL_PERCENTILE
 from napari_cellae.pipeline.hits import HIT_BY
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ COLUMN_TIPS = {
     "well": "Well",
     "condition": "Condition from the position mapping",
     "n_cells": "Cells",
-    "n_novel": "Novel cells: less like the negative controls than 95 % of control cells",
+    "n_novel": "Novel cells: less like the negative controls than "
+    f"{NOVEL_PERCENTILE:g} % of control cells",
     "novel_fraction": "Share of novel cells",
     "enrichment": "Novel fraction over the control cells' novel fraction",
     "robust_z": "Novel fraction against the control wells (median and MAD)",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from napari_cellae.cli.output import CountBar, note
 from napari_cellae.cli.run_args import encode_args
+from napari_cellae.core.novelty import NOVEL_PERCENTILE
 
 __all__ = [
     "EXPLORER_SUFFIX",
@@ -59,7 +60,9 @@ def output_kind(args: argparse.Namespace) -> str:
 
 
 def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float | None) -> None:
-    shown = "95" if percentile_default is not None else "95 when computed, else as stored"
+    shown = f"{NOVEL_PERCENTILE:g}"
+    if percentile_default is None:
+        shown += " when computed, else as stored"
     group.add_argument(
         "--novelty",
         choices=["knn", "svm"],
@@ -76,7 +79,8 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
         default=percentile_default,
         metavar="P",
         help="A cell is novel when its score is above this percentile of the control cells' "
-        f"scores: raise it for fewer, surer novel cells. (default: {shown})",
+        f"scores: raise it for fewer, surer novel cells; lower bars count wells enriched in "
+        f"cells the controls also have (mitotic arrest) more reliably. (default: {shown})",
     )
     group.add_argument(
         "--neighbours",
@@ -101,7 +105,7 @@ def add_discovery_options(parser: argparse.ArgumentParser) -> None:
         "Novelty needs a --mapping whose Group column marks negative controls; without "
         "controls the .h5ad is written without the novelty, novel and cluster columns.",
     )
-    _novelty_options(g, 95.0)
+    _novelty_options(g, NOVEL_PERCENTILE)
     g.add_argument(
         "--groups",
         type=int,
@@ -168,7 +172,7 @@ def _options(args: argparse.Namespace, percentile: float | None):
         method=args.novelty,
         k=args.neighbours,
         nu=args.nu,
-        percentile=95.0 if percentile is None else percentile,
+        percentile=NOVEL_PERCENTILE if percentile is None else percentile,
         groups=getattr(args, "groups", None),
         seed=getattr(args, "seed", 0),
     )

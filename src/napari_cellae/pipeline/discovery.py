@@ -11,7 +11,7 @@ Everything here is plain numpy / pandas / scikit-learn without Qt: the widget ca
 a worker thread, the ``cellae`` command directly::
 
     obs = cell_table(crops, mapping, class_names)
-    found = discover(features, obs, DiscoveryOptions(method="knn", percentile=95))
+    found = discover(features, obs, DiscoveryOptions(method="knn", percentile=80))
     obs = with_discovery(obs, found)          # novelty, novel, cluster columns
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.novelty import NOVELTY_METHODS, Novelty, novelty_scores
+from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_METHODS, Novelty, novelty_scores
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +77,7 @@ class DiscoveryOptions:
     method: str = "knn"
     k: int = 5
     nu: float = 0.05
-    percentile: float = 95.0
+    percentile: float = NOVEL_PERCENTILE
     groups: int | None = None
     per_group: int = 8
     seed: int = 0

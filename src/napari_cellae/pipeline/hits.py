@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.novelty import hit_table
+from napari_cellae.core.novelty import NOVEL_PERCENTILE, hit_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,7 +108,7 @@ def novel_cells(
         )
     if "novelty" in obs and (percentile is not None or "novel" not in obs):
         scores = np.asarray(obs["novelty"], np.float64)
-        p = 95.0 if percentile is None else percentile
+        p = NOVEL_PERCENTILE if percentile is None else percentile
         if not 0 <= p <= 100:
             raise ValueError(f"percentile must be in 0..100, got {p}")
         threshold = float(np.percentile(scores[controls], p))
