@@ -204,3 +204,45 @@ def test_objects_sharing_a_label_in_one_frame_are_warned_about(tmp_path: Path) -
     )
     assert "one cell" in message
     assert objects.label_id.tolist() == [1, 3, 3, 4, 3, 1, 2, 0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "fragment"),
+    [
+        (OBJECTS, lambda old: old[0], "object/primary__primary has shape ();"),
+        (f"{FEATURE}/center", lambda old: old[:, None], "center has shape (10, 1);"),
+        (OBJECTS, None, "object/primary__primary is an HDF5 group, not a table"),
+        (f"{POSITION}/object", 1, "object is a dataset, not the group of object tables"),
+    ],
+    ids=["scalar-objects", "2d-centres", "group", "object-dataset"],
+)
+def test_tables_not_one_row_per_object(tmp_path: Path, name, make, fragment) -> None:
+    """A scalar table crashed with a TypeError, a 2-D one cut its crops with a numpy
+    broadcast error naming no file, and a group in a table's place dropped the position's
+    cells as if none had been segmented."""
+    # A second, intact position names the object, as on a plate with one bad well.
+    position, other = (synthetic_position(w, "1", n_frames=2) for w in ("A01", "B02"))
+    path = write_cellh5(tmp_path / "cells.ch5", [position, other], ["dna"], {"primary__primary": 0})
+    with h5py.File(path, "a") as f:
+        old = f[name][()] if isinstance(f[name], h5py.Dataset) else None
+        del f[name]
+        if make is None:
+            f.create_group(name)
+        else:
+            f[name] = make(old) if callable(make) else make
+    for read in (_objects, lambda p: collect_crops(CellH5(p), "primary__primary", 16)):
+        with pytest.raises(CellH5Error) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: object 'primary__primary' of position A01_1: ")
+        assert fragment in message
+
+
+def test_orientation_that_is_not_numbers(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    with h5py.File(path, "a") as f:
+        n = len(f[OBJECTS])
+        del f[f"{FEATURE}/orientation"]
+        f[f"{FEATURE}/orientation"] = np.zeros(n, [("angle", "S4"), ("eccentricity", "<f8")])
+    with pytest.raises(CellH5Error, match="orientation column angle holds \\|S4, not numbers"):
+        _objects(path)

@@ -108,6 +108,16 @@ class _Checker:
             raise self.error(f"{table} column {column} holds {values.dtype}, not numbers")
         return values
 
+    def real(self, table: np.ndarray, column: str) -> np.ndarray:
+        """Column ``column`` of the orientation table as float64 (NaN allowed: only shown)."""
+        values = table[column]
+        if values.dtype.kind not in "iubf":
+            raise self.error(
+                f"feature/{self.object_name}/orientation column {column} holds {values.dtype},"
+                " not numbers"
+            )
+        return values.astype(np.float64)
+
     def integers(
         self, values: np.ndarray, table: str, column: str, *, clip: bool = False
     ) -> np.ndarray:
@@ -128,6 +138,16 @@ class _Checker:
             values = np.clip(values.astype(np.float64), _INT32.min, _INT32.max)
         return values.astype(np.int32)
 
+    def rows(self, data: np.ndarray, path: str) -> np.ndarray:
+        """``data`` if it holds one row per object; a scalar or 2-D table would index or
+        broadcast wrongly further on."""
+        if data.ndim != 1:
+            raise self.error(
+                f"{path} has shape {data.shape}; CellH5 tables hold one row per object"
+                " (1-D); export the file again"
+            )
+        return data
+
     def table(self, name: str, fields: tuple[str, ...], n: int) -> np.ndarray | None:
         path = f"feature/{self.object_name}/{name}"
         data = read_table(self.group, path, self.source, self.where)
@@ -135,6 +155,7 @@ class _Checker:
             return None
         if data.dtype.names is None or not set(fields) <= set(data.dtype.names):
             raise self.error(f"{path} lacks {fields}")
+        self.rows(data, path)
         if len(data) != n:
             raise self.error(f"{path} has {len(data)} rows, object/{self.object_name} has {n}")
         return data
@@ -170,7 +191,8 @@ def read_object_table(
     Raises
     ------
     CellH5Error
-        If the centre table is missing, tables disagree in length, a centre is NaN or
+        If the centre table is missing, a table is not one row per object (a scalar, 2-D or
+        a group), tables disagree in length, a column is not numeric, a centre is NaN or
         lies outside the image (also one stored beyond the 32-bit range), an object's frame
         does not exist, or a label or class id does not fit a 32-bit integer.
 
@@ -183,12 +205,18 @@ def read_object_table(
     table_path = f"object/{object_name}"
     rows = read_table(group, table_path, source, where)
     if rows is None:
+        # Something else in the table's place is no empty well: its cells would be lost.
+        holder = get_object(group, "object", source, where, required=False)
+        if holder is not None and not isinstance(holder, h5py.Group):
+            raise check.error("object is a dataset, not the group of object tables")
+        if holder is not None and object_name in holder:
+            raise check.error(f"{table_path} is an HDF5 group, not a table of objects")
         # An empty well: CellCognition writes no table when nothing was segmented.
         empty = np.zeros(0, np.int32)
         return ObjectTable(empty, empty, empty, empty, np.zeros((0, 4), np.int32))
     if rows.dtype.names is None or "time_idx" not in rows.dtype.names:
         raise check.error(f"{table_path} has no time_idx column")
-    n = len(rows)
+    n = len(check.rows(rows, table_path))
     feature = get_object(group, f"feature/{object_name}", source, where, required=False)
     # One listing instead of a lookup per optional table: h5py lookups dominate the cost of
     # opening a plate of thousands of positions.
@@ -257,9 +285,7 @@ def read_object_table(
         center_x=center_x,
         center_y=center_y,
         bbox=bbox,
-        angle=None if orientation is None else orientation["angle"].astype(np.float64),
-        eccentricity=None
-        if orientation is None
-        else orientation["eccentricity"].astype(np.float64),
+        angle=None if orientation is None else check.real(orientation, "angle"),
+        eccentricity=None if orientation is None else check.real(orientation, "eccentricity"),
         class_idx=class_idx,
     )
