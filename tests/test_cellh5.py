@@ -268,6 +268,78 @@ def test_frame_index_beyond_image(tmp_path: Path) -> None:
     _expect(path, "time_idx 7", call=lambda ch5: ch5.objects(ch5.positions[0], "primary__primary"))
 
 
+_CLASSES = "feature/primary__primary/object_classification/class_labels"
+
+
+@pytest.mark.parametrize(
+    ("table", "data", "fragments"),
+    [
+        (
+            "image/region",
+            np.array([b"region___primary__primary"]),
+            (
+                "/definition/image/region is not a 1-D table with the columns region_name,"
+                " channel_idx (it has shape (1,) and no named columns)",
+            ),
+        ),
+        (
+            "image/region",
+            np.array(
+                [(b"region___primary__primary", np.nan)],
+                [("region_name", "S30"), ("channel_idx", "<f8")],
+            ),
+            ("/definition/image/region column channel_idx holds [nan], not whole numbers",),
+        ),
+        (
+            _CLASSES,
+            np.array([(0, b"interphase")], [("label", "<i4"), ("name", "S20")]),
+            (
+                f"/definition/{_CLASSES} is not a 1-D table with the columns label, name, color",
+                "columns label, name)",
+            ),
+        ),
+        (
+            _CLASSES,
+            np.array((0, b"a", b"#fff"), [("label", "<i4"), ("name", "S4"), ("color", "S4")]),
+            ("is not a 1-D table", "shape ()"),
+        ),
+        (
+            _CLASSES,
+            np.array([(0.5, b"a", b"#fff")], [("label", "<f4"), ("name", "S4"), ("color", "S4")]),
+            ("column label holds [0.5], not whole numbers",),
+        ),
+        (
+            "image/channel",
+            np.array((b"dna", b"#FFFFFF"), [("channel_name", "S8"), ("color", "S8")]),
+            ("/definition/image/channel is not a 1-D table (it has shape ()",),
+        ),
+    ],
+    ids=[
+        "region-plain",
+        "region-nan",
+        "classes-no-colour",
+        "classes-scalar",
+        "label-0.5",
+        "channel-scalar",
+    ],
+)
+def test_malformed_definition_tables_are_named(tmp_path: Path, table, data, fragments) -> None:
+    """These raised numpy's words naming no file ('no field of name channel_idx', 'cannot
+    convert float NaN to integer') or a traceback (a scalar table)."""
+    position = synthetic_position("A01", "1", n_frames=2)
+    path = write_cellh5(
+        tmp_path / "bad.ch5",
+        [position],
+        ["dna"],
+        {"primary__primary": 0},
+        class_labels={"primary__primary": [(0, "interphase", "#00FF00")]},
+    )
+    with h5py.File(path, "a") as f:
+        del f[f"definition/{table}"]
+        f[f"definition/{table}"] = data
+    _expect(path, *fragments, call=_describe)
+
+
 def test_copy_of_master_without_parts(cellcognition_file: Path, tmp_path: Path) -> None:
     lonely = tmp_path / "_all_positions.ch5"
     shutil.copy(cellcognition_file, lonely)

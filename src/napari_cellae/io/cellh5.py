@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from napari_cellae.io.definition import channel_names, class_rows, region_rows
 from napari_cellae.io.hdf5 import CellH5Error, get_object, open_read_only, read_table
 from napari_cellae.io.locate import locate_cellh5
 from napari_cellae.io.objects import ObjectTable, read_object_table
@@ -72,10 +73,6 @@ class ClassLabel:
 def _natural_key(text: str) -> tuple:
     """Sort ``A2`` before ``A10`` and ``0002`` with ``2``."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
-
-
-def _decode(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _position_path(key: PositionKey) -> str:
@@ -193,18 +190,17 @@ class CellH5:
     def channels(self) -> list[ChannelInfo]:
         """The raw channels, from ``/definition/image/channel`` (named by index if absent)."""
         n_channels = self.image_shape(self.positions[0])[0]
-        names = [f"channel {i}" for i in range(n_channels)]
-        colors = ["#FFFFFF"] * n_channels
         rows = self._definition_table("image/channel")
-        if rows is not None and rows.dtype.names and "channel_name" in rows.dtype.names:
-            for i, row in enumerate(rows[:n_channels]):
-                names[i] = _decode(row["channel_name"]) or names[i]
-                if "color" in rows.dtype.names and _decode(row["color"]).startswith("#"):
-                    colors[i] = _decode(row["color"])
         return [
             ChannelInfo(i, name, color)
-            for i, (name, color) in enumerate(zip(names, colors, strict=True))
+            for i, (name, color) in enumerate(channel_names(rows, n_channels, self.path))
         ]
+
+    @cached_property
+    def _regions(self) -> list[tuple[str, int]]:
+        """Name and raw channel of each label image, from ``/definition/image/region``;
+        read once, as every position's label images need it."""
+        return region_rows(self._definition_table("image/region"), self.path)
 
     @cached_property
     def object_names(self) -> list[str]:
@@ -247,26 +243,20 @@ class CellH5:
     def object_channel(self, object_name: str) -> int:
         """Index of the raw channel the object was segmented in (0 if not recorded)."""
         self._check_object(object_name)
-        regions = self._definition_table("image/region")
-        if regions is not None and regions.dtype.names:
-            for row in regions:
-                region = _decode(row["region_name"])
-                if region in (object_name, f"region___{object_name}"):
-                    channel = int(row["channel_idx"])
-                    if 0 <= channel < len(self.channels):
-                        return channel
+        for region, channel in self._regions:
+            if region in (object_name, f"region___{object_name}"):
+                if 0 <= channel < len(self.channels):
+                    return channel
         return 0
 
     def class_labels(self, object_name: str) -> list[ClassLabel] | None:
         """Classes of the object classifier stored in the file, or None."""
         self._check_object(object_name)
-        rows = self._definition_table(f"feature/{object_name}/object_classification/class_labels")
+        table = f"feature/{object_name}/object_classification/class_labels"
+        rows = self._definition_table(table)
         if rows is None:
             return None
-        return [
-            ClassLabel(int(row["label"]), _decode(row["name"]), _decode(row["color"]))
-            for row in rows
-        ]
+        return [ClassLabel(*row) for row in class_rows(rows, self.path, table)]
 
     # -- images ----------------------------------------------------------------------------
     def image(self, key: PositionKey) -> h5py.Dataset:
@@ -309,11 +299,9 @@ class CellH5:
         The order of ``/definition/image/region``; 0 when the file does not say.
         """
         self._check_object(object_name)
-        regions = self._definition_table("image/region")
-        if regions is not None and regions.dtype.names and "region_name" in regions.dtype.names:
-            for i, row in enumerate(regions):
-                if _decode(row["region_name"]) in (object_name, f"region___{object_name}"):
-                    return i
+        for i, (region, _) in enumerate(self._regions):
+            if region in (object_name, f"region___{object_name}"):
+                return i
         return 0
 
     def labels(self, key: PositionKey, object_name: str) -> tuple[h5py.Dataset, int] | None:

@@ -1,0 +1,122 @@
+"""The ``/definition`` tables of a CellH5 file (channels, regions, class labels), checked.
+
+``/definition/image/channel`` names the raw channels, ``/definition/image/region`` says
+which label image (row of ``image/region``) and raw channel belong to an object, and
+``feature/<obj>/object_classification/class_labels`` names the classes of a classifier; see
+``docs/formats.md``. A table that is not a 1-D table with the columns read here, or an index
+that is not a whole number, raises :class:`CellH5Error` naming the file and the table, not a
+numpy error: a wrong region or channel index would crop the wrong pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellae.io.hdf5 import CellH5Error
+
+__all__ = ["channel_names", "class_rows", "decode", "region_rows"]
+
+
+def decode(value: bytes | str) -> str:
+    """A stored name as text (bytes as UTF-8, undecodable bytes replaced)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _checked(rows: np.ndarray, fields: tuple[str, ...], source: Path, table: str) -> np.ndarray:
+    """``rows`` if it is a 1-D table holding ``fields``."""
+    names = rows.dtype.names or ()
+    if rows.ndim != 1 or not set(fields) <= set(names):
+        columns = f"columns {', '.join(names)}" if names else "no named columns"
+        needed = f" with the columns {', '.join(fields)}" if fields else ""
+        raise CellH5Error(
+            f"{source}: /definition/{table} is not a 1-D table{needed} (it has shape"
+            f" {rows.shape} and {columns}); export the file again"
+        )
+    return rows
+
+
+def _indices(rows: np.ndarray, column: str, source: Path, table: str) -> list[int]:
+    """Column ``column`` as ints; NaN, fractions and text are refused, not cast."""
+    values = rows[column]
+    if values.dtype.kind == "f" and np.all(np.isfinite(values) & (values == np.rint(values))):
+        values = values.astype(np.int64)
+    if values.dtype.kind not in "iub":
+        raise CellH5Error(
+            f"{source}: /definition/{table} column {column} holds {values.tolist()[:8]}, not"
+            " whole numbers; export the file again"
+        )
+    return [int(v) for v in values]
+
+
+def channel_names(rows: np.ndarray | None, n_channels: int, source: Path) -> list[tuple[str, str]]:
+    """Name and colour (``#RRGGBB``) of each of ``n_channels`` raw channels.
+
+    Parameters
+    ----------
+    rows : ndarray or None
+        ``/definition/image/channel``; None where the file has none.
+    n_channels : int
+        Channels of the raw images.
+    source : Path
+        The file (named in messages).
+
+    Returns
+    -------
+    list of (str, str)
+        ``channel <i>`` and white where the table has no name or colour for a channel.
+
+    Raises
+    ------
+    CellH5Error
+        If the table is not a 1-D table.
+    """
+    out = [(f"channel {i}", "#FFFFFF") for i in range(n_channels)]
+    if rows is None:
+        return out
+    rows = _checked(rows, (), source, "image/channel")
+    fields = rows.dtype.names or ()
+    if "channel_name" not in fields:
+        return out
+    for i, row in enumerate(rows[:n_channels]):
+        name = decode(row["channel_name"]) or out[i][0]
+        color = decode(row["color"]) if "color" in fields else ""
+        out[i] = (name, color if color.startswith("#") else out[i][1])
+    return out
+
+
+def region_rows(rows: np.ndarray | None, source: Path) -> list[tuple[str, int]]:
+    """Region name and raw channel index of each row of ``/definition/image/region``.
+
+    Raises
+    ------
+    CellH5Error
+        If the table is not a 1-D table with ``region_name`` and ``channel_idx``, or a
+        channel index is not a whole number.
+    """
+    if rows is None:
+        return []
+    table = "image/region"
+    rows = _checked(rows, ("region_name", "channel_idx"), source, table)
+    channels = _indices(rows, "channel_idx", source, table)
+    return [(decode(row["region_name"]), c) for row, c in zip(rows, channels, strict=True)]
+
+
+def class_rows(rows: np.ndarray | None, source: Path, table: str) -> list[tuple[int, str, str]]:
+    """Label, name and colour of each class in a ``class_labels`` table.
+
+    Raises
+    ------
+    CellH5Error
+        If the table is not a 1-D table with ``label``, ``name`` and ``color``, or a label
+        is not a whole number.
+    """
+    if rows is None:
+        return []
+    rows = _checked(rows, ("label", "name", "color"), source, table)
+    labels = _indices(rows, "label", source, table)
+    return [
+        (label, decode(row["name"]), decode(row["color"]))
+        for row, label in zip(rows, labels, strict=True)
+    ]
