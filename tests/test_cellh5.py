@@ -241,6 +241,42 @@ def test_label_images_of_the_wrong_shape_are_named(tmp_path: Path, shape: tuple)
     )
 
 
+def test_scalar_label_images_are_named(tmp_path: Path) -> None:
+    """A scalar image/region failed with an IndexError (tuple index out of range)."""
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        group = f["sample/0/plate/plate1/experiment/A01/position/1/image"]
+        del group["region"]
+        group["region"] = np.uint16(1)
+    _expect(
+        path,
+        "image/region of position A01_1 has shape (), not (regions, 2, z,",
+        call=lambda ch5: ch5.labels(ch5.positions[0], "primary__primary"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["scalar", "group"])
+def test_object_count_of_a_table_that_is_not_one(tmp_path: Path, kind: str) -> None:
+    """``cellae info`` counts objects from the table's length: a scalar table crashed with
+    a TypeError, a group in its place counted its members as objects."""
+    positions = [synthetic_position(well, "1", n_frames=2) for well in ("A01", "A02")]
+    path = write_cellh5(tmp_path / "bad.ch5", positions, ["dna"], {"primary__primary": 0})
+    with h5py.File(path, "a") as f:
+        name = "sample/0/plate/plate1/experiment/A02/position/1/object/primary__primary"
+        rows = f[name][()]
+        del f[name]
+        if kind == "scalar":
+            f[name] = rows[0]
+        else:
+            f.create_group(name)
+            f[name]["a"], f[name]["b"] = rows, rows
+    _expect(
+        path,
+        "object 'primary__primary' of position A02_1: object/primary__primary",
+        call=lambda ch5: ch5.object_count(ch5.positions[1], "primary__primary"),
+    )
+
+
 def test_object_table_without_frame_column(tmp_path: Path) -> None:
     """The object types come from the first position; a later one may lack time_idx."""
     positions = [synthetic_position(well, "1", n_frames=2) for well in ("A01", "A02")]

@@ -322,17 +322,21 @@ class CellH5:
         where = f"the label images of position {key.label}"
         dataset = self._get(self._position(key), "image/region", where, required=False)
         row = self.region_index(object_name)
-        if not isinstance(dataset, h5py.Dataset) or row >= dataset.shape[0]:
+        if not isinstance(dataset, h5py.Dataset):
             return None
         _, n_t, _, height, width = self.image_shape(key)
-        if dataset.ndim != 5 or (
-            dataset.shape[1] != n_t or tuple(dataset.shape[3:]) != (height, width)
+        if (
+            dataset.shape is None
+            or dataset.ndim != 5
+            or (dataset.shape[1] != n_t or tuple(dataset.shape[3:]) != (height, width))
         ):
             raise self._error(
                 f"image/region of position {key.label} has shape {dataset.shape}, not (regions, "
                 f"{n_t}, z, {height}, {width}) for the raw image's {n_t} frame(s) of {height} x "
                 f"{width} px; use --mask none (Hide: nothing) to crop without the label images"
             )
+        if row >= dataset.shape[0]:
+            return None
         if dataset.dtype.kind not in "ui":
             raise self._error(
                 f"image/region of position {key.label} holds {dataset.dtype} values; label "
@@ -364,7 +368,12 @@ class CellH5:
         self._check_object(object_name)
         where = f"object table '{object_name}' of position {key.label}"
         table = self._get(self._position(key), f"object/{object_name}", where, required=False)
-        return 0 if table is None else len(table)
+        if table is None:
+            return 0
+        if isinstance(table, h5py.Dataset) and table.shape is not None and table.ndim == 1:
+            return table.shape[0]
+        # A scalar, empty-space or 2-D table, or a group: reading it says what is wrong.
+        return len(self.objects(key, object_name))
 
 
 def is_cellh5(path: str | os.PathLike) -> bool:
