@@ -241,6 +241,16 @@ def test_label_images_of_the_wrong_shape_are_named(tmp_path: Path, shape: tuple)
     )
 
 
+def test_position_that_is_a_dataset(tmp_path: Path) -> None:
+    """It was reported later in h5py's words ('Field names only allowed for compound
+    types') when its image or objects were read."""
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["sample/0/plate/plate1/experiment/A01/position/1"]
+        f["sample/0/plate/plate1/experiment/A01/position/1"] = 1
+    _expect(path, "position A01_1 of plate plate1 (", ") is a dataset, expected a group")
+
+
 def test_scalar_label_images_are_named(tmp_path: Path) -> None:
     """A scalar image/region failed with an IndexError (tuple index out of range)."""
     path = _write(tmp_path)

@@ -164,7 +164,7 @@ class CellH5:
                     raise self._error(f"well {well} of plate {plate} has no 'position' group")
                 sites = self._group(well_group, "position", f"well {well} of plate {plate}")
                 for site in sites:
-                    self._get(sites, site, f"position {well}_{site} of plate {plate}")
+                    self._group(sites, site, f"position {well}_{site} of plate {plate}")
                     keys.append(PositionKey(plate, well, site))
         if not keys:
             raise self._error("holds no positions under /sample/0/plate")
