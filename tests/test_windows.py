@@ -89,6 +89,11 @@ def test_extract_nan_pixels(tmp_path: Path) -> None:
     image[0, 0, 0, 10, 10] = np.inf
     with pytest.raises(ValueError, match="contains NaN or infinite pixels"):
         extract_crops(image, np.array([0]), np.array([10]), np.array([10]), 6, [0])
+    # Finite in float64 but infinite in the network's float32: it seemed to diverge.
+    wide = image.astype(np.float64)
+    wide[0, 0, 0, 10, 10] = -1e300
+    with pytest.raises(ValueError, match=r"beyond the float32 range .*\(e\.g\. 1e\+300\)"):
+        extract_crops(wide, np.array([0]), np.array([10]), np.array([10]), 6, [0])
     image[0, 0, 0, 10, 10] = np.nan
     # NaN outside every crop is harmless
     crops = extract_crops(image, np.array([0]), np.array([2]), np.array([2]), 4, [0])

@@ -141,17 +141,27 @@ def _shift(crops: np.ndarray, moved: np.ndarray, dy: np.ndarray, dx: np.ndarray)
 
 
 def check_finite(crops: np.ndarray, where: str) -> None:
-    """Refuse float crops holding NaN or infinite pixels; ``where`` names the image.
+    """Refuse float crops holding NaN or infinite pixels, or pixels beyond the float32
+    range (the network computes in float32, where they turn infinite and the training
+    seems to diverge); ``where`` names the image.
 
     Raises
     ------
     ValueError
-        If ``crops`` is a float array with a NaN or an infinity.
+        If ``crops`` is a float array with a NaN, an infinity or a value beyond float32.
     """
-    if crops.dtype.kind in "fc" and crops.size and not np.isfinite(crops).all():
+    if crops.dtype.kind not in "fc" or not crops.size:
+        return
+    if not np.isfinite(crops).all():
         raise ValueError(
             f"the image {where} contains NaN or infinite pixels inside object crops; "
             "replace them (e.g. by 0) before extracting crops"
+        )
+    largest = float(np.abs(crops).max())
+    if largest > float(np.finfo(np.float32).max):
+        raise ValueError(
+            f"the image {where} has pixels beyond the float32 range inside object crops"
+            f" (e.g. {largest:g}); rescale the image (e.g. to 0..1) before extracting crops"
         )
 
 
