@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
+import h5py
 import pytest
 
 from napari_cellae.io.cellh5 import CellH5
@@ -70,6 +72,20 @@ def test_input_files_of_a_folder_name_every_linked_file(cellcognition_file: Path
     parts[1].unlink()  # dangling: still named, so an output cannot take its place
     assert set(input_files(folder)) == {folder, cellcognition_file, *parts}
     assert input_files(folder.parent / "missing") == [folder.parent / "missing"]
+
+
+def test_input_files_end_at_a_group_hard_linked_into_itself(cellcognition_file: Path) -> None:
+    """The search walked such a group for ever, so train and encode hung before reading."""
+    folder = cellcognition_file.parent
+    with h5py.File(cellcognition_file, "a") as f:
+        f["sample/0/plate/plate1/again"] = f["sample/0"]
+    found: list[Path] = []
+    search = threading.Thread(target=lambda: found.extend(input_files(folder)), daemon=True)
+    search.start()
+    search.join(timeout=30)
+    assert not search.is_alive(), "input_files did not finish"
+    parts = [folder / "A01_0001.ch5", folder / "B02_0001.ch5"]
+    assert set(found) == {folder, cellcognition_file, *parts}
 
 
 def test_input_files_of_a_cellprofiler_master(cellprofiler_file: Path) -> None:
