@@ -114,6 +114,15 @@ def test_read_table(linked: Path, tmp_path: Path) -> None:
         pytest.raises(CellH5Error, match=r"compressed\.h5: centres \(table\) is damaged"),
     ):
         read_table(f, "table", path, "centres")
+    # A small file can declare more unwritten rows than any memory holds (MemoryError).
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("table", shape=(10**13,), dtype="<i8", chunks=(1024,))
+    with (
+        h5py.File(path, "r") as f,
+        pytest.raises(CellH5Error, match=r"huge\.h5: t \(table\) declares 10000000000000 rows"),
+    ):
+        read_table(f, "table", path, "t")
 
 
 def test_open_read_only(tmp_path: Path, linked: Path) -> None:

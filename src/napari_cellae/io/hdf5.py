@@ -232,8 +232,8 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
     Raises
     ------
     CellH5Error
-        Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link or
-        its storage is damaged.
+        Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link, its
+        storage is damaged or it is too large to hold in memory.
     """
     try:
         dataset = h5py.h5d.open(group.id, path.encode())
@@ -247,7 +247,14 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
     shape = dataset.shape
     if shape is None:  # HDF5 null dataspace: no rows
         return np.zeros(0, dtype=dataset.dtype)
-    out = np.empty(shape, dtype=dataset.dtype)
+    try:
+        out = np.empty(shape, dtype=dataset.dtype)
+    except MemoryError:  # a tiny file can declare 10**12 unwritten rows
+        raise CellH5Error(
+            f"{source}: {what} ({path}) declares {' x '.join(map(str, shape))} rows of"
+            f" {dataset.dtype.itemsize} bytes, more than this computer's memory holds; the"
+            " file is damaged or was written wrongly"
+        ) from None
     if out.size:
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
