@@ -110,3 +110,26 @@ def test_damaged_chunk_names_the_file_and_frame(tmp_path: Path) -> None:
         pytest.raises(ValueError, match=r"channel 0, frame 1 of the image /img in .*damaged\.h5"),
     ):
         extract_crops(f["img"], t, cy, cx, 8, [0])
+
+
+def test_image_whose_chunks_were_never_written(tmp_path: Path) -> None:
+    """h5py raises MemoryError (not OSError) reading the raw chunk of a dataset with no
+    chunk written yet; such an image (all fill value) crashed the crops."""
+    path = tmp_path / "unwritten.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset(
+            "img",
+            shape=(1, 2, 1, 30, 50),
+            dtype="uint16",
+            chunks=(1, 1, 1, 16, 16),
+            compression="gzip",
+            fillvalue=7,
+        )
+    with h5py.File(path, "r") as f:
+        reader = PlaneReader(f["img"])
+        assert reader.parallel
+        np.testing.assert_array_equal(reader.window(0, 1, 3, 20, 5, 40), np.full((17, 35), 7))
+        crops = extract_crops(
+            f["img"], np.array([0, 1]), np.array([4, 25]), np.array([4, 45]), 8, [0]
+        )
+    np.testing.assert_array_equal(crops, np.full((2, 1, 8, 8), 7))

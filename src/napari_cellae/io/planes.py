@@ -148,7 +148,8 @@ class PlaneReader:
         ch, cw = image.chunks[3], image.chunks[4]
         try:
             skipped, data = image.id.read_direct_chunk((c, t, 0, cy, cx))
-        except (OSError, RuntimeError, ValueError, KeyError):  # e.g. chunk never written
+        except (OSError, RuntimeError, ValueError, KeyError, MemoryError):
+            # a chunk never written: h5py says MemoryError while the dataset has none at all
             return None
         for i in reversed(range(len(self.filters))):  # undo the pipeline, last filter first
             if skipped & (1 << i):
