@@ -198,3 +198,26 @@ def test_centre_crops_in_several_blocks_matches_the_reference() -> None:
     crops = _centred(image, np.zeros(n, int), cy, cx, 64, [0])
     for i in range(n):
         np.testing.assert_array_equal(crops[i, 0], centred_crop(image, 0, 0, cy[i], cx[i], 64))
+
+
+def test_cells_far_apart_are_read_in_smaller_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One window spanning a frame's cells was read: for cells in opposite corners of a
+    huge image it could not be allocated (931 GiB for a 10**6 px square image)."""
+    from napari_cellae.core import windows
+    from napari_cellae.io.planes import PlaneReader
+
+    image = asymmetric_image("uint16", c=1, t=2)
+    t = np.array([0, 0, 0, 1, 1])
+    cy, cx = np.array([3, 26, 15, 2, 27]), np.array([3, 46, 25, 47, 2])
+    expected = extract_crops(image, t, cy, cx, 6, [0])
+    areas: list[int] = []
+    original = PlaneReader.window
+
+    def window(self, c, frame, r0, r1, q0, q1):
+        areas.append((r1 - r0) * (q1 - q0))
+        return original(self, c, frame, r0, r1, q0, q1)
+
+    monkeypatch.setattr(windows, "_WINDOW_PIXELS", 100)
+    monkeypatch.setattr(PlaneReader, "window", window)
+    np.testing.assert_array_equal(extract_crops(image, t, cy, cx, 6, [0]), expected)
+    assert max(areas) <= 100

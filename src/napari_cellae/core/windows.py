@@ -165,6 +165,10 @@ def check_finite(crops: np.ndarray, where: str) -> None:
         )
 
 
+# Pixels of the largest window read at once for one frame's crops (256 MiB of uint16).
+_WINDOW_PIXELS = 2**27
+
+
 def _workers(tasks: int) -> int:
     """Threads for ``tasks`` independent frames: one per usable core, at most one per task."""
     return max(1, min(usable_cores(), tasks))
@@ -240,6 +244,15 @@ def extract_into(
         # Only the rows/columns spanned by this frame's windows are read.
         r0, r1 = int(ys.min()), int(ys.max()) + size
         q0, q1 = int(xs.min()), int(xs.max()) + size
+        if (r1 - r0) * (q1 - q0) > _WINDOW_PIXELS and len(ys) > 1:
+            # Cells far apart in a huge image: halve the group along the longer side rather
+            # than read (or fail to allocate) the whole span between them.
+            rows = np.arange(n)[idx]
+            along = ys if r1 - r0 >= q1 - q0 else xs
+            half = np.argsort(along, kind="stable")
+            crop_frame((t, rows[half[: len(half) // 2]]))
+            crop_frame((t, rows[half[len(half) // 2 :]]))
+            return
         ys, xs = ys - r0, xs - q0
         for j, c in enumerate(channels):
             plane = reader.window(int(c), t, r0, r1, q0, q1)
