@@ -320,6 +320,9 @@ def test_make_screen_writes_a_benchmark_screen(tmp_path, capsys):
     assert "expected a folder" in capsys.readouterr().err
     assert main(["make-screen", str(tmp_path / "x"), "--cells", "5"]) == 1
     assert "--cells must be at least 100" in capsys.readouterr().err
+    assert main(["make-screen", str(tmp_path / "y"), "--zoom", "9"]) == 1
+    assert "--zoom must be between 0.25 and 4, got 9" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()  # refused before anything is written
 
 
 def test_demo_end_to_end_tiny(tmp_path, capsys):

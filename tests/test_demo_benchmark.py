@@ -120,3 +120,23 @@ def test_main_writes_files(tmp_path: Path) -> None:
     assert (tmp_path / CH5_NAME).is_file() and (tmp_path / MAPPING_NAME).is_file()
     with pytest.raises(ValueError, match="n_cells"):
         make_benchmark_screen(tmp_path / "x", n_cells=0)
+
+
+def test_zoom_draws_the_same_cells_larger(tmp_path: Path) -> None:
+    standard = make_benchmark_screen(tmp_path / "1x", seed=5, n_cells=160)
+    larger = make_benchmark_screen(tmp_path / "2x", seed=5, n_cells=160, zoom=2.0)
+    with CellH5(standard[0]) as one, CellH5(larger[0]) as two:
+        key = one.positions[0]
+        assert two.image(key).shape[-1] == 2 * one.image(key).shape[-1]
+        small, big = one.objects(key, OBJECT), two.objects(key, OBJECT)
+        # The same cells and phenotypes, each twice as wide (give or take a pixel of the
+        # segmentation threshold); a few cells cut by the border may be segmented in one only.
+        common, i, j = np.intersect1d(small.label_id, big.label_id, return_indices=True)
+        assert len(common) >= 0.9 * len(small)
+        np.testing.assert_array_equal(small.class_idx[i], big.class_idx[j])
+        width = (small.bbox[i, 1] - small.bbox[i, 0] + 1).astype(float)
+        ratio = np.median((big.bbox[j, 1] - big.bbox[j, 0] + 1) / width)
+        assert 1.8 < ratio < 2.2, ratio
+        np.testing.assert_allclose(big.center_x[j] / 2, small.center_x[i], atol=2)
+    with pytest.raises(ValueError, match="zoom"):
+        make_benchmark_screen(tmp_path / "x", n_cells=100, zoom=10)

@@ -112,7 +112,10 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
 
     if args.cells < 100:
         raise ValueError(f"--cells must be at least 100, got {args.cells}")
-    ch5, mapping = make_benchmark_screen(_output_folder(args.out_dir), args.seed, args.cells)
+    if not 0.25 <= args.zoom <= 4:
+        raise ValueError(f"--zoom must be between 0.25 and 4, got {args.zoom:g}")
+    folder = _output_folder(args.out_dir)
+    ch5, mapping = make_benchmark_screen(folder, args.seed, args.cells, zoom=args.zoom)
     print(f"Benchmark screen written:\n  {ch5}\n  {mapping}")
     return 0
 

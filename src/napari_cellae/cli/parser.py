@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
     p.add_argument("--cells", type=int, default=5000, help="about how many cells (5000)")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        metavar="Z",
+        help="magnification, 0.25-4: the same cells Z times as large in pixels, to check "
+        "features at another cell size (default: 1, nuclei about 18-30 px across)",
+    )
 
     p = sub.add_parser(
         "train",

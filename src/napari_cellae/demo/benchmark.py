@@ -12,7 +12,8 @@ slight blur; the angle of every cell is random.
 The true phenotype of every object is stored as its CellH5 classification, the masks as
 ``image/region`` label images, and the layout as a CellCognition position-mapping file.
 Everything is drawn from generators seeded by ``seed`` and the well index, so a seed gives
-the same files. Run ``python -m napari_cellae.demo.benchmark OUT [--seed S] [--cells N]``.
+the same files. Run ``cellae make-screen OUT [--seed S] [--cells N] [--zoom Z]`` or
+``python -m napari_cellae.demo.benchmark`` with the same arguments.
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
     return mask | small[parts]
 
 
-def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
+def render_well(seed: int, plan: WellPlan, side: int, zoom: float = 1.0) -> RenderedPosition:
     """Render the single 12-bit frame of one well.
 
     Parameters
@@ -256,7 +257,12 @@ def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
     plan : WellPlan
         The well's condition, density and nuisances.
     side : int
-        Image height and width.
+        Image height and width at the standard magnification.
+    zoom : float
+        Magnification against the standard one: the same cells, drawn ``zoom`` times as
+        large on an image of ``round(side * zoom)`` pixels (below 1 the drawing is shrunk
+        with anti-aliasing; above 1 enlarged, without detail finer than at 1). Blur,
+        illumination, camera noise and segmentation are then applied at that size.
 
     Returns
     -------
@@ -286,9 +292,12 @@ def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
         sy, sx, intensity, mask = drawn
         signal[sy, sx] += intensity
         lab[sy, sx][mask] = label  # later cells win touching pixels
-    if plan.blur > 0.3:
+    if zoom != 1.0:
+        signal, lab = _magnify(signal, lab, zoom)
+        side = signal.shape[0]
+    if plan.blur * zoom > 0.3:
         pad = 4  # zero padding: light must not wrap around the image
-        signal = smooth(np.pad(signal, pad), plan.blur)[pad:-pad, pad:-pad]
+        signal = smooth(np.pad(signal, pad), plan.blur * zoom)[pad:-pad, pad:-pad]
 
     flat = _illumination(plan, rng, side)
     expected = plan.background * (0.9 + 0.1 * flat) + plan.gain * LEVEL * flat * signal
@@ -308,9 +317,19 @@ def render_well(seed: int, plan: WellPlan, side: int) -> RenderedPosition:
     lab[~_fill_small_holes(foreground, 30)] = 0
     rows: list[ObjectRow] = [
         (0, label, *measured, cells[label - 1].phenotype)
-        for label, *measured in measure_labels(lab, len(cells), MIN_AREA)
+        for label, *measured in measure_labels(lab, len(cells), max(1, round(MIN_AREA * zoom**2)))
     ]
     return RenderedPosition.from_rows(image[None, None, None], lab[None, None, None], rows)
+
+
+def _magnify(signal: np.ndarray, lab: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """The drawn light and labels as seen at ``zoom`` times the magnification."""
+    from skimage.transform import resize
+
+    side = max(1, round(signal.shape[0] * zoom))
+    light = resize(signal, (side, side), order=1, anti_aliasing=zoom < 1, preserve_range=True)
+    labels = resize(lab, (side, side), order=0, anti_aliasing=False, preserve_range=True)
+    return light, labels.astype(np.uint16)
 
 
 def make_benchmark_screen(
@@ -319,6 +338,7 @@ def make_benchmark_screen(
     n_cells: int = 5000,
     *,
     layout: tuple[WellSpec, ...] = BENCHMARK_LAYOUT,
+    zoom: float = 1.0,
 ) -> tuple[Path, Path]:
     """Generate the benchmark screen: a CellH5 file with true phenotypes and its mapping.
 
@@ -333,6 +353,9 @@ def make_benchmark_screen(
         screen in about a second, 4000 a realistic one in about 5 s).
     layout : tuple of WellSpec
         Wells and their conditions (default: :data:`BENCHMARK_LAYOUT`).
+    zoom : float
+        Magnification (0.25-4): the same screen with cells ``zoom`` times as large, to check
+        that features hold at another cell size in pixels (see :func:`render_well`).
 
     Returns
     -------
@@ -341,10 +364,12 @@ def make_benchmark_screen(
     """
     if n_cells < 1:
         raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+    if not 0.25 <= zoom <= 4:
+        raise ValueError(f"zoom must be between 0.25 and 4, got {zoom}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plans, side = plan_screen(seed, n_cells, layout)
-    rendered = [render_well(seed, plan, side) for plan in plans]
+    rendered = [render_well(seed, plan, side, zoom) for plan in plans]
     ch5 = write_screen(
         out / CH5_NAME,
         layout,
@@ -358,16 +383,14 @@ def make_benchmark_screen(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry: ``python -m napari_cellae.demo.benchmark OUT [--seed S] [--cells N]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m napari_cellae.demo.benchmark",
-        description="Write the synthetic 12-bit benchmark screen (15 phenotypes, 32 wells).",
-    )
+    """Command-line entry: ``python -m napari_cellae.demo.benchmark OUT [--seed S] ...``."""
+    parser = argparse.ArgumentParser(prog="python -m napari_cellae.demo.benchmark")
     parser.add_argument("out", type=Path, help="folder to write into")
     parser.add_argument("--seed", type=int, default=0, help="screen seed (default: 0)")
     parser.add_argument("--cells", type=int, default=5000, help="about how many cells")
+    parser.add_argument("--zoom", type=float, default=1.0, help="cell magnification (1)")
     args = parser.parse_args(argv)
-    ch5, mapping = make_benchmark_screen(args.out, args.seed, args.cells)
+    ch5, mapping = make_benchmark_screen(args.out, args.seed, args.cells, zoom=args.zoom)
     print(f"wrote {ch5} and {mapping}")
     return 0
 
