@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
 from baseline_features import label_crops, raw_pca, region_properties
 from napari_cellae.core import features as feature_readout
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
+from napari_cellae.core.resample import to_network_size
 from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
 from napari_cellae.demo.screen import demo_paths
 from napari_cellae.io.cellh5 import CellH5
@@ -88,6 +89,7 @@ def _train_config(args: argparse.Namespace, crop_size: int | None):
         from napari_cellae.core.training import TrainConfig
     overrides = {
         "crop_size": crop_size,
+        "input_size": args.input_size,
         "epochs": args.epochs,
         "architecture": args.architecture,
         "train_on": args.train_on,
@@ -112,10 +114,11 @@ def screen_files(name: str, args: argparse.Namespace) -> tuple[Path, Path | None
         ch5, mapping = demo_paths()
         return ch5, mapping, 0.0
     if name == "hard":
-        folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}"
+        zoom = "" if args.zoom == 1 else f"-zoom{args.zoom:g}"
+        folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}{zoom}"
         if not (folder / CH5_NAME).is_file() or not (folder / MAPPING_NAME).is_file():
             t0 = time.perf_counter()
-            make_benchmark_screen(folder, args.screen_seed, args.cells)
+            make_benchmark_screen(folder, args.screen_seed, args.cells, zoom=args.zoom)
             return folder / CH5_NAME, folder / MAPPING_NAME, time.perf_counter() - t0
         return folder / CH5_NAME, folder / MAPPING_NAME, 0.0
     return Path(name), Path(args.mapping) if args.mapping else None, 0.0
@@ -191,6 +194,11 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         class_names = [c.name for c in ch5.class_labels(obj) or []]
     with CellH5(ch5_path) as ch5:  # the truth (crowding) from the original's labels
         labelled = label_crops(ch5, crops)
+    masks, crowding = labelled if labelled is not None else (None, None)
+    if args.without_labels:
+        masks = None  # region properties get what a user without labels has: Otsu masks
+    region = region_properties(crops, masks)  # at the box size, before any resampling
+    to_network_size(crops, config.network_size)
     crop_s = time.perf_counter() - t0
     if mapping is None or not class_names or (crops.class_idx < 0).any():
         print(f"{ch5_path}: needs a mapping and class predictions for every cell", file=sys.stderr)
@@ -214,10 +222,6 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
     learned = feature_readout.encode(trained, crops.crops, **args.encode)
     encode_s = time.perf_counter() - t0
     random = feature_readout.encode(random_model, crops.crops, **args.encode)
-    masks, crowding = labelled if labelled is not None else (None, None)
-    if args.without_labels:
-        masks = None  # region properties get what a user without labels has: Otsu masks
-    region = region_properties(crops, masks)
     pixels = trained.normalisation.apply(crops.crops)
 
     # Evaluate the first frame of each position only (one view per cell).
@@ -258,7 +262,9 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         f"{counts.max() / counts.sum():.1%}; masks from {mask_source}"
     )
     print(
-        f"   {config.crop_size} px, {config.architecture}, {last.epoch if last else 0} epochs, "
+        f"   {config.crop_size} px"
+        + (f" resampled to {config.network_size} px" if config.input_size else "")
+        + f", {config.architecture}, {last.epoch if last else 0} epochs, "
         f"batch {config.batch_size}, lr {config.learning_rate}, train on {config.train_on} "
         f"({trainer.n_train} + {trainer.n_held_out} held out), seed {config.seed}, "
         f"encode {args.encode or 'defaults'}; final held-out loss "
@@ -312,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mapping", help="mapping file of a CellH5 --screen")
     parser.add_argument("--cells", type=int, default=4000, help="hard screen size (4000)")
     parser.add_argument("--screen-seed", type=int, default=0, help="hard screen seed (0)")
+    parser.add_argument("--zoom", type=float, default=1.0, help="hard screen cell magnification")
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     parser.add_argument("--cache", default=str(cache / "napari-cellae" / "benchmark"),
                         help="where generated hard screens are kept")  # fmt: skip
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--architecture", help="default: the preset's")
     parser.add_argument("--crop-size", type=int, help="default: 48 (hard), preset's (demo)")
+    parser.add_argument("--input-size", type=int, help="network input px (default: preset's)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--train-on", choices=["controls", "all"], help="default: the preset's")

@@ -50,6 +50,28 @@ def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
     assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
 
 
+def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:
+    import json
+
+    trained = Trainer(config(epochs=1, crop_size=24, input_size=16), blob_crops(32)).result()
+    assert trained.model.crop_size == 16
+    path = trained.save(tmp_path / "model.pt")
+    loaded = load_model(path)
+    assert (loaded.config.crop_size, loaded.config.input_size, loaded.model.crop_size) == (
+        24,
+        16,
+        16,
+    )
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["config"])
+    del meta["config"]["input_size"], meta["config"]["crop_size"]
+    meta["crop_size"] = 16  # a file written before the setting: the network saw the cell box
+    raw["config"] = json.dumps({**meta, "config": {**meta["config"], "crop_size": 16}})
+    torch.save(raw, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert (old.config.input_size, old.config.network_size, old.model.crop_size) == (0, 16, 16)
+
+
 def test_pooled_models_stay_version_2_files_and_encode_as_before(tmp_path: Path) -> None:
     from napari_cellae.core.features import encode, feature_names
 

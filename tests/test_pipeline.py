@@ -149,6 +149,23 @@ def test_crops_for_makes_crops_the_way_the_model_was_trained(cellcognition_file)
     np.testing.assert_array_equal(b.crops, c.crops)
 
 
+def test_a_network_input_size_resamples_the_cell_box(cellcognition_file: Path) -> None:
+    from napari_cellae.core.resample import resample_crops
+    from napari_cellae.pipeline.runs import run_train
+
+    config = _tiny(crop_size=24, input_size=16, train_on="all", mask="cell")
+    trained = run_train(cellcognition_file, config).trained
+    assert (trained.config.crop_size, trained.model.crop_size) == (24, 16)
+    with CellH5(cellcognition_file) as ch5:
+        seen = pipeline.crops_for(ch5, "primary__primary", [0], trained.config)
+        cut = pipeline.collect(ch5, "primary__primary", 24, [0], mask="cell")
+    assert seen.crops.shape[-1] == 16 and cut.crops.shape[-1] == 24
+    np.testing.assert_array_equal(seen.crops, resample_crops(cut.crops, 16))
+    assert pipeline.encode_crops(trained, seen).shape[0] == len(cut)
+    with pytest.raises(ValueError, match=r"input_size 31 px, the network's input: .*divisible"):
+        _tiny(input_size=31)
+
+
 def test_collect_warns_when_cells_are_larger_than_the_box(cellcognition_file: Path) -> None:
     with CellH5(cellcognition_file) as ch5:
         with pytest.warns(UserWarning, match=r"larger than the 8 px crop box.*about 16 px"):

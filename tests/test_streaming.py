@@ -212,3 +212,12 @@ def test_a_plate_without_objects_among_several_is_skipped_with_a_warning(screen,
     assert (result.n_plates, result.n_cells) == (2, 30)
     with pytest.raises(CellH5Error, match=r"bare\.ch5: no 'primary__primary' objects found"):
         encode_stream([bare], random_model(), tmp_path / "g.hdf")  # alone: nothing to encode
+
+
+def test_crops_are_resampled_to_the_network_input_as_in_memory(cellcognition_file, tmp_path):
+    # A 24 px cell box seen by a 16 px network: every encode path resamples the same way.
+    trained = random_model()
+    trained.config = TrainConfig(crop_size=24, input_size=16, architecture=ARCH)
+    encode_stream([cellcognition_file], trained, tmp_path / "s.hdf")
+    run_encode(cellcognition_file, trained, tmp_path / "r.hdf")
+    assert_same_file(tmp_path / "s.hdf", tmp_path / "r.hdf")

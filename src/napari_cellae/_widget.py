@@ -181,7 +181,7 @@ class DeepLearningWidget(QWidget):
         config = request.config
         self.loss_plot.clear()
         self.tabs.setCurrentWidget(self.loss_plot)
-        blank = np.zeros((jobs.GALLERY_PAIRS, config.crop_size, config.crop_size), np.float32)
+        blank = np.zeros((jobs.GALLERY_PAIRS, config.network_size, config.network_size), np.float32)
         self.layers.prepare(jobs.gallery_grid(blank, blank))
         return self._run(
             start,

@@ -10,15 +10,11 @@ a better-measured set of settings is a change of data, not of code.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, get_type_hints
 
-import numpy as np
-
-from napari_cellae.core.architecture import check_architecture
 from napari_cellae.core.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
@@ -46,6 +42,7 @@ _COMMON: dict[str, Any] = {
     "device": "auto",
     "held_out_fraction": 0.2,
     "augment": False,
+    "input_size": 0,
 }
 _DEFAULTS = {**_COMMON, **PRESETS[DEFAULT_PRESET].settings}
 
@@ -93,6 +90,16 @@ class TrainConfig:
         "Cell size (px)",
         "what to crop",
         aliases=("--size",),
+        metavar="PX",
+    )
+    input_size: int = _option(
+        "input_size",
+        "Network input (advanced): every crop is resampled from the cell size to this many "
+        "pixels before the network sees it, so cells imaged larger or smaller than the "
+        "20-30 px the default network is made for are seen at its scale (and large cells "
+        "train as fast as 40 px ones). 0: crops as cut, at the cell size.",
+        "Network input (px)",
+        "network",
         metavar="PX",
     )
     architecture: str = _option(
@@ -269,59 +276,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field and the allowed range."""
+        from napari_cellae.core.config_checks import check_config
 
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise ValueError(f"invalid training setting: {what}")
+        check_config(self)
 
-        for name in ("crop_size", "batch_size", "epochs", "samples", "seed"):
-            value = getattr(self, name)
-            need(
-                isinstance(value, int | np.integer) and not isinstance(value, bool),
-                f"{name} must be an integer, got {value!r}",
-            )
-        for name in ("learning_rate", "momentum", "corruption", "held_out_fraction"):
-            value = getattr(self, name)
-            need(
-                isinstance(value, int | float | np.floating) and not isinstance(value, bool),
-                f"{name} must be a number, got {value!r}",
-            )
-        for name in ("optimizer", "train_on", "mask", "intensity", "readout", "orientations"):
-            allowed = [value for value, _ in field_info(name)["choices"]]
-            need(
-                getattr(self, name) in allowed,
-                f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(self, name)!r}",
-            )
-        need(4 <= self.crop_size <= 1024, f"crop_size must be 4..1024 px, got {self.crop_size}")
-        need(
-            math.isfinite(self.learning_rate) and self.learning_rate > 0,
-            f"learning_rate must be > 0, got {self.learning_rate}",
-        )
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        need(
-            1 <= self.batch_size <= 100_000, f"batch_size must be 1..100000, got {self.batch_size}"
-        )
-        need(0 <= self.corruption < 1, f"corruption must be in [0, 1), got {self.corruption}")
-        need(1 <= self.epochs <= 100_000, f"epochs must be 1..100000, got {self.epochs}")
-        need(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
-        need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        need(
-            isinstance(self.device, str)
-            and (self.device in ("auto", "cpu") or self.device.startswith("cuda")),
-            f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}",
-        )
-        need(
-            isinstance(self.augment, bool | np.bool_),
-            f"augment must be true or false, got {self.augment!r}",
-        )
-        need(
-            0 <= self.held_out_fraction <= 0.9,
-            f"held_out_fraction must be in [0, 0.9], got {self.held_out_fraction}",
-        )
-        try:
-            check_architecture(self.architecture, self.crop_size)
-        except ValueError as exc:
-            raise ValueError(f"invalid training setting: {exc}") from None
+    @property
+    def network_size(self) -> int:
+        """Edge in pixels of the crops the network sees: ``input_size``, else the cell size."""
+        return self.input_size or self.crop_size
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""

@@ -116,7 +116,7 @@ def check_crops(crops: np.ndarray, crop_size: int) -> np.ndarray:
         raise ValueError("no crops to train on")
     if crops.shape[-1] != crop_size:
         raise ValueError(
-            f"crops are {crops.shape[-1]} px but the configuration says crop_size={crop_size}"
+            f"crops are {crops.shape[-1]} px but the network takes {crop_size} px crops"
         )
     if crops.dtype.kind not in "uif":
         raise ValueError(f"crops must be numeric, got dtype {crops.dtype}")

@@ -87,7 +87,7 @@ class Trainer:
     ) -> None:
         config.validate()
         self.config = config
-        crops = check_crops(crops, config.crop_size)
+        crops = check_crops(crops, config.network_size)
         n_channels = crops.shape[1]
         if normalisation is None:
             normalisation = Normalisation.from_crops(
@@ -128,7 +128,7 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(config.seed)
-            model = ConvAutoencoder(config.architecture, config.crop_size, n_channels)
+            model = ConvAutoencoder(config.architecture, config.network_size, n_channels)
             glorot_init(model)
         # channels_last: oneDNN / cuDNN convolutions run markedly faster (docs/performance.md).
         self.model = model.to(self.device, memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ Typical use::
         mapping = load_mapping(mapping_path, ch5)
         obj = resolve_object(ch5, None)
         channels = resolve_channels(ch5, obj, None)
-        crops = collect(ch5, obj, config.crop_size, channels)
+        crops = crops_for(ch5, obj, channels, config)
     trainer = make_trainer(crops, mapping, config)
     for report in trainer.run():
         ...
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.resample import to_network_size
 from napari_cellae.io.atomic import check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.locate import input_files
@@ -219,12 +220,13 @@ def collect(
 def crops_for(
     cellh5: CellH5, object_name: str, channels: list[int], config: TrainConfig
 ) -> CropSet:
-    """The crops a model with ``config`` sees: its crop size and its masking.
+    """The crops a model with ``config`` sees: its crop size, masking and input size.
 
     Training and every way of encoding go through here, so a model is always applied to
     crops made the way it was trained on.
     """
-    return collect(cellh5, object_name, config.crop_size, channels, mask=config.mask)
+    crops = collect(cellh5, object_name, config.crop_size, channels, mask=config.mask)
+    return to_network_size(crops, config.network_size)
 
 
 def select_training(
@@ -376,10 +378,8 @@ def write_features(
     trained: TrainedModel | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
-    """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input).
-
-    ``inputs``: the run's input files, which the output must not replace.
-    """
+    """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input);
+    ``inputs`` are the run's input files, which the output must not replace."""
     from napari_cellae.export.explorer import write_explorer_hdf
 
     norm = trained.normalisation if trained is not None else None

@@ -68,6 +68,7 @@ class PositionTask:
     channels : tuple of int
         Raw channel indices in this file (the model's channels, by name).
     crop_size : int
+        The crop box (the model's cell size).
     n_cells : int
         Objects in the position, counted when planning.
     """
@@ -204,14 +205,11 @@ def plan_encode(
                 mapping.check(ch5.positions, ch5.path)
             obj, channels = check_model_fits(trained, ch5, model_path)
             before = len(tasks)
+            box = trained.config.crop_size  # cut at the cell size, then resampled
             for key in ch5.positions:
                 n = ch5.object_count(key, obj)
                 if n:
-                    tasks.append(
-                        PositionTask(
-                            len(tasks), plate, key, obj, tuple(channels), trained.model.crop_size, n
-                        )
-                    )
+                    tasks.append(PositionTask(len(tasks), plate, key, obj, tuple(channels), box, n))
             if len(tasks) == before and len(plates) > 1:  # alone, it is the error below
                 warnings.warn(f"{plate}: no '{obj}' objects in any position; skipped", stacklevel=2)
     if not tasks:
@@ -270,6 +268,7 @@ def encode_position(
         Naming the file and position (missing, damaged, changed since planning).
     """
     from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.resample import to_network_size
     from napari_cellae.export.explorer import to_uint8
     from napari_cellae.pipeline.steps import encode_crops
 
@@ -287,6 +286,7 @@ def encode_position(
             f"{task.where}: holds {len(crops)} objects, {task.n_cells} when the run started; "
             "was the file changed during the run?"
         )
+    to_network_size(crops, trained.model.crop_size)  # as in training: crops_for
     features = encode_crops(trained, crops, batch_size=batch_size)
     crops.crops = to_uint8(crops.crops, trained.normalisation)
     return EncodedPosition(task, crops, features)

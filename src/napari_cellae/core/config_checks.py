@@ -1,0 +1,85 @@
+"""Checks of a :class:`~napari_cellae.core.config.TrainConfig`: every field in its range."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.core.architecture import check_architecture
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+
+__all__ = ["check_config"]
+
+
+def check_config(config: TrainConfig) -> None:
+    """Check every field of ``config``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid field and its allowed range.
+    """
+    from napari_cellae.core.config import field_info
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"invalid training setting: {what}")
+
+    for name in ("crop_size", "input_size", "batch_size", "epochs", "samples", "seed"):
+        value = getattr(config, name)
+        need(
+            isinstance(value, int | np.integer) and not isinstance(value, bool),
+            f"{name} must be an integer, got {value!r}",
+        )
+    for name in ("learning_rate", "momentum", "corruption", "held_out_fraction"):
+        value = getattr(config, name)
+        need(
+            isinstance(value, int | float | np.floating) and not isinstance(value, bool),
+            f"{name} must be a number, got {value!r}",
+        )
+    for name in ("optimizer", "train_on", "mask", "intensity", "readout", "orientations"):
+        allowed = [value for value, _ in field_info(name)["choices"]]
+        need(
+            getattr(config, name) in allowed,
+            f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(config, name)!r}",
+        )
+    need(4 <= config.crop_size <= 1024, f"crop_size must be 4..1024 px, got {config.crop_size}")
+    need(
+        config.input_size == 0 or 4 <= config.input_size <= 1024,
+        f"input_size must be 0 (the cell size) or 4..1024 px, got {config.input_size}",
+    )
+    need(
+        math.isfinite(config.learning_rate) and config.learning_rate > 0,
+        f"learning_rate must be > 0, got {config.learning_rate}",
+    )
+    need(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
+    need(
+        1 <= config.batch_size <= 100_000, f"batch_size must be 1..100000, got {config.batch_size}"
+    )
+    need(0 <= config.corruption < 1, f"corruption must be in [0, 1), got {config.corruption}")
+    need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
+    need(config.samples >= 1, f"samples must be >= 1, got {config.samples}")
+    need(config.seed >= 0, f"seed must be >= 0, got {config.seed}")
+    need(
+        isinstance(config.device, str)
+        and (config.device in ("auto", "cpu") or config.device.startswith("cuda")),
+        f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}",
+    )
+    need(
+        isinstance(config.augment, bool | np.bool_),
+        f"augment must be true or false, got {config.augment!r}",
+    )
+    need(
+        0 <= config.held_out_fraction <= 0.9,
+        f"held_out_fraction must be in [0, 0.9], got {config.held_out_fraction}",
+    )
+    try:
+        check_architecture(config.architecture, config.network_size)
+    except ValueError as exc:
+        # The network is built for the input size when one is set, not for the cell size.
+        what = f"input_size {config.input_size} px, the network's input: " * bool(config.input_size)
+        raise ValueError(f"invalid training setting: {what}{exc}") from None
