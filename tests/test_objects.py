@@ -122,6 +122,16 @@ def test_damaged_compressed_centre_table(tmp_path: Path) -> None:
 OBJECTS = f"{POSITION}/object/primary__primary"
 
 
+def _assert_refused(path: Path, fragment: str) -> None:
+    """Reading the objects and cropping both refuse ``path``, naming the object and position."""
+    for read in (_objects, lambda p: collect_crops(CellH5(p), "primary__primary", 16)):
+        with pytest.raises(CellH5Error) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: object 'primary__primary' of position A01_1: ")
+        assert fragment in message
+
+
 @pytest.mark.parametrize(
     ("table", "field", "value", "dtype", "fragment"),
     [
@@ -166,12 +176,7 @@ def test_whole_numbers_beyond_32_bits_are_refused_not_wrapped(
 ) -> None:
     path = _file(tmp_path)
     _replace(path, table, _set(field, [3], value), dtype)
-    for read in (_objects, lambda p: collect_crops(CellH5(p), "primary__primary", 16)):
-        with pytest.raises(CellH5Error) as info:
-            read(path)
-        message = str(info.value)
-        assert message.startswith(f"{path}: object 'primary__primary' of position A01_1:")
-        assert fragment in message
+    _assert_refused(path, fragment)
 
 
 def test_bounding_boxes_beyond_32_bits_are_clipped_not_wrapped(tmp_path: Path) -> None:
@@ -230,12 +235,7 @@ def test_tables_not_one_row_per_object(tmp_path: Path, name, make, fragment) -> 
             f.create_group(name)
         else:
             f[name] = make(old) if callable(make) else make
-    for read in (_objects, lambda p: collect_crops(CellH5(p), "primary__primary", 16)):
-        with pytest.raises(CellH5Error) as info:
-            read(path)
-        message = str(info.value)
-        assert message.startswith(f"{path}: object 'primary__primary' of position A01_1: ")
-        assert fragment in message
+    _assert_refused(path, fragment)
 
 
 def test_orientation_that_is_not_numbers(tmp_path: Path) -> None:
