@@ -64,6 +64,7 @@ def _pattern_cropset(tmp_path: Path, dtype=np.uint8) -> CropSet:
         channels=[0],
         channel_names=["DNA"],
         source=tmp_path / "missing.ch5",
+        box=4,
     )
 
 
@@ -163,6 +164,20 @@ def test_layout_dtypes_and_round_trip(cellcognition_file, mapping_file, tmp_path
         left, top = max(x0, 0), max(y0, 0)
         assert back.contours[i, 0].tolist() == [left, x0 + SIZE, x0 + SIZE, left]
         assert back.contours[i, 1].tolist() == [top, top, y0 + SIZE, y0 + SIZE]
+
+
+def test_resampled_crops_keep_their_window_in_the_image(cellcognition_file, tmp_path):
+    from napari_cellae.core.resample import to_network_size
+
+    crops = to_network_size(_crops(cellcognition_file), 24)  # a 16 px box, a 24 px network
+    assert (crops.box, crops.crops.shape[-1]) == (SIZE, 24)
+    write_explorer_hdf(tmp_path / "f.hdf", crops, _features(len(crops)), None)
+    back = read_explorer_hdf(tmp_path / "f.hdf")
+    assert back.gallery.shape[:2] == (24, 24)  # thumbnails as the network saw them
+    x0, y0 = int(crops.origin_x[1]), int(crops.origin_y[1])
+    assert back.contours[1, 0].tolist()[1:3] == [x0 + SIZE, x0 + SIZE]  # the box, not 24 px
+    assert back.contours[1, 1].tolist()[2:] == [y0 + SIZE, y0 + SIZE]
+    assert crops.subset([1]).box == SIZE
 
 
 def test_image_size_without_the_source_file_comes_from_the_centres(tmp_path):

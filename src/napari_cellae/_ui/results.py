@@ -217,7 +217,7 @@ class Results:
             at = self.link.locate(int(cell))
             if at is not None and at[0] is layer:
                 rows.append(at[1])
-        self.layers.mark(layer, layer.data[rows], float(self.result.crops.crops.shape[-1]))
+        self.layers.mark(layer, layer.data[rows], float(self.result.crops.box))
 
     def _gallery_ready(self, request: int, result: RunResult, grid: np.ndarray) -> None:
         if request == self._gallery_request and result is self.result and self._viewer_open():
@@ -251,7 +251,7 @@ class Results:
         found = self.link.focus(index)
         if found is not None:
             layer, point = found
-            self.layers.mark(layer, point, float(self.result.crops.crops.shape[-1]))
+            self.layers.mark(layer, point, float(self.result.crops.box))
         self.show_cell(index)
 
     def show_cell(self, index: int) -> None:

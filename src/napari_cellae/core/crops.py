@@ -74,6 +74,9 @@ class CropSet:
     channel_names : list of str
     source : Path
         The CellH5 file the crops came from.
+    box : int
+        Edge of each crop's window in image pixels; the crops are ``S`` px, which differs
+        once they are resampled to a network's input size (:mod:`~napari_cellae.core.resample`).
     mask : str
         How other objects were hidden (:data:`napari_cellae.core.masking.MASKS`).
     unlabelled_positions : list of PositionKey
@@ -102,6 +105,7 @@ class CropSet:
     channels: list[int]
     channel_names: list[str]
     source: Path
+    box: int
     mask: str = "none"
     unlabelled_positions: list[PositionKey] = field(default_factory=list)
     unmatched_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
@@ -149,6 +153,7 @@ class CropSet:
             channels=list(self.channels),
             channel_names=list(self.channel_names),
             source=self.source,
+            box=self.box,
             mask=self.mask,
             unlabelled_positions=list(self.unlabelled_positions),
             unmatched_positions=list(self.unmatched_positions),
@@ -293,13 +298,11 @@ def collect_crops(
         return np.concatenate([np.asarray(v, dtype=dt) for v in values])
 
     def optional(attr: str, dt: Any, fill: float) -> np.ndarray:
-        return cat(
-            [
-                getattr(t, attr) if getattr(t, attr) is not None else np.full(len(t), fill)
-                for t in tables
-            ],
-            dt,
-        )
+        parts = [getattr(t, attr) for t in tables]
+        full = [
+            np.full(len(t), fill) if p is None else p for p, t in zip(parts, tables, strict=True)
+        ]
+        return cat(full, dt)
 
     return CropSet(
         crops=crops,
@@ -322,6 +325,7 @@ def collect_crops(
         channels=channels,
         channel_names=[by_index[c] for c in channels],
         source=Path(cellh5.path),
+        box=size,
         mask=mask,
         unlabelled_positions=unlabelled,
         unmatched_positions=unmatched,
@@ -355,8 +359,7 @@ def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
     extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
     if len(extent) == 0 or np.all(extent <= 1):  # no bounding boxes: centres only
         return None
-    size = crops.crops.shape[-1]
-    share = float(np.mean(extent > size))
+    share = float(np.mean(extent > crops.box))
     if share <= _CUT_SHARE:
         return None
     fitting = int(np.ceil((np.percentile(extent, 95) + 4) / 8) * 8)

@@ -144,7 +144,7 @@ def build_arrays(
     and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
     writer appends the same rows position by position)."""
     n = len(crops)
-    size = int(crops.crops.shape[-1])
+    size = int(crops.box)  # the window in the image, also where crops were resampled
     pos_labels = [p.label for p in crops.positions]
     treatments = []
     for key, label in zip(crops.positions, pos_labels, strict=True):
