@@ -86,12 +86,13 @@ def test_file_info_and_model_fill_the_form(form, cellprofiler_file):
     assert form.crop_size.max == 64
 
     model = SimpleNamespace(
-        config=TrainConfig(crop_size=24, architecture="c4.3r_p2_d16.0s"),
+        config=TrainConfig(crop_size=24, input_size=16, architecture="c4.3r_p2_d16.0s"),
         object_name="Nuclei",
         channel_names=["GFP"],
     )
     form.show_model(model)
     assert form.crop_size.value == 24 and form.architecture.value == "c4.3r_p2_d16.0s"
+    assert form.input_size.value == 16 and form.config().network_size == 16
     assert form.channel.value == 1
     form.clear_file()
     assert form.object.choices == () and form.channel.choices == ()

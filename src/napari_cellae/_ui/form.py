@@ -36,11 +36,13 @@ TRAINING_FIELDS = (
     "epochs",
     "samples",
     "architecture",
+    "input_size",
 )
 
 # Spin-box limits: what makes sense to type in; TrainConfig checks the values again.
 _RANGES: dict[str, dict[str, Any]] = {
     "crop_size": {"min": 16, "max": 256},
+    "input_size": {"min": 0, "max": 256},
     "learning_rate": {"min": 0.001, "max": 1.0, "step": 0.01},
     "momentum": {"min": 0.0, "max": 0.99, "step": 0.05},
     "batch_size": {"min": 4, "max": 1000},
@@ -156,6 +158,7 @@ class ParameterForm(QWidget):
         self.epochs = _parameter_widget("epochs")
         self.samples = _parameter_widget("samples")
         self.architecture = _parameter_widget("architecture")
+        self.input_size = _parameter_widget("input_size")
         self._object_channel: dict[str, int] = {}
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
@@ -248,9 +251,11 @@ class ParameterForm(QWidget):
         self.crop_size.max = max(16, min(256, info.smallest_side))
 
     def show_model(self, trained: TrainedModel) -> None:
-        """Show the crop size, network, objects and channel a loaded model uses."""
+        """Show the crop size, network (and its input size), objects and channel a loaded
+        model uses."""
         self.crop_size.value = trained.config.crop_size
         self.architecture.value = trained.config.architecture
+        self.input_size.value = trained.config.input_size
         if trained.object_name in self.object.choices:
             self.object.value = trained.object_name
         names = trained.channel_names
