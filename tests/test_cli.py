@@ -182,6 +182,7 @@ def test_without_a_mapping_train_on_all_cells_and_say_so(cellcognition_file, tmp
     assert rc == 0, captured.err
     assert "no --mapping given, so training on all cells" in captured.err
     assert "Trained on 24 cells, 6 more held out (30 cells in the file" in captured.out
+    assert ", 16 px crops): " in captured.out  # no resampling unless asked
     assert load_model(model).config.train_on == "all"
     # asking for controls without saying which they are stays an error, before any work
     rc = main(["train", str(cellcognition_file), *TINY, "--train-on", "controls", "--out", "x.pt"])

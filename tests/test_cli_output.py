@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from napari_cellae.cli.output import CountBar, EpochBar, fail, fmt, loss_summary, training_summary
@@ -12,10 +13,12 @@ from napari_cellae.core.trainer import EpochReport
 
 
 class _Crops(list):
-    """Just what the summary reads of a CropSet: its length, object and channels."""
+    """Just what the summary reads of a CropSet: its length, object, channels and sizes."""
 
     object_name = "Nuclei"
     channel_names = ("DNA", "GFP")
+    box = 24
+    crops = np.zeros((1, 1, 40, 40), np.uint8)  # resampled to a 40 px network
 
 
 def _report(epoch: int, loss: float, held: float) -> EpochReport:
@@ -30,7 +33,7 @@ def test_numbers_and_summaries():
     result = SimpleNamespace(crops=_Crops([0] * 100), n_trained=40, n_held_out=10, reports=reports)
     text = training_summary(result, "control")
     assert text.startswith("Trained on 40 control cells, 10 more held out (100 cells in the file")
-    assert "object Nuclei, channel(s) DNA, GFP): 2 epoch(s)" in text
+    assert "object Nuclei, channel(s) DNA, GFP, 24 px resampled to 40 px crops): 2 epoch(s)" in text
     assert training_summary(result).startswith("Trained on 40 cells, 10 more held out")
 
 

@@ -59,10 +59,12 @@ def training_summary(result: RunResult, which: str = "") -> str:
     and the cells kept aside to measure the held-out loss, counted apart."""
     crops = result.crops
     which = f"{which} " if which else ""
+    size = crops.crops.shape[-1]
+    boxes = f"{crops.box} px" + (f" resampled to {size} px" if size != crops.box else "")
     return (
         f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
         f"({len(crops)} cells in the file, object {crops.object_name}, channel(s) "
-        f"{', '.join(crops.channel_names)}): {loss_summary(result.reports)}"
+        f"{', '.join(crops.channel_names)}, {boxes} crops): {loss_summary(result.reports)}"
     )
 
 
