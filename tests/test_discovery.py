@@ -77,6 +77,18 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
     assert set(bare["condition"]) == {"A01_0001", "B02_0001"} and not bare["control"].any()
 
 
+def test_many_novel_cells_get_more_groups_than_the_silhouette_picks() -> None:
+    from napari_cellae.pipeline.discovery import auto_groups
+
+    rng = np.random.default_rng(0)
+    # One continuous cloud: the silhouette's best is 2, but 1,200 cells make 10 groups.
+    assert auto_groups(rng.normal(size=(1200, 6))) == 10
+    assert auto_groups(rng.normal(size=(6000, 6))) == 12  # at most 12
+    assert auto_groups(rng.normal(size=(60, 6))) >= 2
+    assert auto_groups(rng.normal(size=(9, 6))) == 1  # too few to split
+    assert auto_groups(np.zeros((50, 6))) == 1  # all alike
+
+
 def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
     x, obs, hit = _screen()
     found = discover(x, obs, DiscoveryOptions(percentile=95))

@@ -112,7 +112,8 @@ def add_discovery_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="K",
         help="Cluster the novel cells into K phenotype groups (k-means); default: chosen "
-        "from the data, 2 to 8 by silhouette. Stored as obs['cluster'] (0 = not novel).",
+        "from the data: the best silhouette, but at least sqrt(novel cells / 12), 2 to 12. "
+        "Stored as obs['cluster'] (0 = not novel).",
     )
     g.add_argument(
         "--gallery",
