@@ -72,6 +72,10 @@ def test_colourings_offers_what_the_table_has():
     np.testing.assert_array_equal(groups.codes, [0, 1, 0, 2])
     assert hex_colour(groups.palette[1]) == PALETTE[0]
     assert hex_colour(modes["class"].palette[1]) == "#ff0000"
+    # 12 groups (more than the palette's 10 colours): every group its own colour
+    many = colourings(cells.assign(cluster=np.array([0, 12, 11, 1], np.int16)))
+    colours = {hex_colour(c) for c in many["phenotype group"].palette[1:]}
+    assert len(colours) == 12 and hex_colour(many["phenotype group"].palette[0]) not in colours
 
 
 @pytest.mark.parametrize("value", ["#1f77b4", "#ffffff", "#000000"])

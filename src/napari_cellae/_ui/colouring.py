@@ -162,8 +162,14 @@ def _groups(clusters: np.ndarray) -> Colouring:
     k = int(clusters.max()) if len(clusters) else 0
     counts = np.bincount(clusters, minlength=k + 1)
     labels = [NOT_NOVEL] + [f"group {g} ({counts[g]})" for g in range(1, k + 1)]
-    hexes = [_NOT_NOVEL_COLOUR] + [PALETTE[(g - 1) % len(PALETTE)] for g in range(1, k + 1)]
-    palette = np.array([rgba(h) for h in hexes], np.float32)
+    if k <= len(PALETTE):
+        colours = [rgba(h) for h in PALETTE[:k]]
+    else:  # more groups than the 10 palette colours: matplotlib's 20 (the auto choice is <= 12)
+        from matplotlib import colormaps
+
+        tab20 = colormaps["tab20"].colors
+        colours = [(*tab20[(g - 1) % len(tab20)], 1.0) for g in range(1, k + 1)]
+    palette = np.array([rgba(_NOT_NOVEL_COLOUR), *colours], np.float32)
     return Colouring("phenotype group", clusters, palette, labels)
 
 
