@@ -76,6 +76,7 @@ def test_colourings_offers_what_the_table_has():
     many = colourings(cells.assign(cluster=np.array([0, 12, 11, 1], np.int16)))
     colours = {hex_colour(c) for c in many["phenotype group"].palette[1:]}
     assert len(colours) == 12 and hex_colour(many["phenotype group"].palette[0]) not in colours
+    assert not {"#7f7f7f", "#c7c7c7"} & colours  # grey means "not novel"
 
 
 @pytest.mark.parametrize("value", ["#1f77b4", "#ffffff", "#000000"])

@@ -162,13 +162,13 @@ def _groups(clusters: np.ndarray) -> Colouring:
     k = int(clusters.max()) if len(clusters) else 0
     counts = np.bincount(clusters, minlength=k + 1)
     labels = [NOT_NOVEL] + [f"group {g} ({counts[g]})" for g in range(1, k + 1)]
-    if k <= len(PALETTE):
-        colours = [rgba(h) for h in PALETTE[:k]]
-    else:  # more groups than the 10 palette colours: matplotlib's 20 (the auto choice is <= 12)
+    # Grey is for the cells that are not novel: no group takes a grey of the palettes.
+    hues = [rgba(h) for h in PALETTE if h != "#7f7f7f"]
+    if k > len(hues):  # matplotlib's 20 colours, less its two greys (the auto choice is <= 12)
         from matplotlib import colormaps
 
-        tab20 = colormaps["tab20"].colors
-        colours = [(*tab20[(g - 1) % len(tab20)], 1.0) for g in range(1, k + 1)]
+        hues = [(*c, 1.0) for c in colormaps["tab20"].colors if len(set(c)) > 1]
+    colours = [hues[(g - 1) % len(hues)] for g in range(1, k + 1)]
     palette = np.array([rgba(_NOT_NOVEL_COLOUR), *colours], np.float32)
     return Colouring("phenotype group", clusters, palette, labels)
 
