@@ -88,6 +88,29 @@ def test_input_files_end_at_a_group_hard_linked_into_itself(cellcognition_file: 
     assert set(found) == {folder, cellcognition_file, *parts}
 
 
+def test_input_files_are_found_again_only_when_a_file_changed(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from napari_cellae.io import locate
+
+    for name in ("a.ch5", "b.ch5"):
+        with h5py.File(tmp_path / name, "w") as f:
+            f["x"] = [1]
+    master = tmp_path / "master.ch5"
+    with h5py.File(master, "w") as f:
+        f["pos"] = h5py.ExternalLink("a.ch5", "/x")
+    walks = []
+    real = locate._external_files
+    monkeypatch.setattr(locate, "_external_files", lambda h5: walks.append(1) or real(h5))
+    assert input_files(master) == [master, tmp_path / "a.ch5"]
+    walked = len(walks)
+    assert input_files(master) == [master, tmp_path / "a.ch5"] and len(walks) == walked
+    with h5py.File(master, "w") as f:  # the master now links elsewhere
+        f["pos"] = h5py.ExternalLink("b.ch5", "/x")
+    os.utime(master, ns=(1, 1))  # a new modification time, whatever the clock's resolution
+    assert input_files(master) == [master, tmp_path / "b.ch5"] and len(walks) > walked
+
+
 def test_input_files_of_a_cellprofiler_master(cellprofiler_file: Path) -> None:
     folder = cellprofiler_file.parent
     expected = {cellprofiler_file, folder / "screen_A01_1.ch5", folder / "screen_A02_1.ch5"}

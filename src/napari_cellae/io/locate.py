@@ -19,6 +19,11 @@ __all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5"]
 #: CellCognition's master file of external links to every position
 MASTER_NAME = "_all_positions.ch5"
 _SHOWN = 6
+# input_files results, by the path given: the files found and the state (mtime, size) of
+# every file read to find them. A run asks several times (outputs checked against inputs,
+# written next to them); a plate split into thousands of files is then walked once.
+_FOUND: dict[str, tuple[list[Path], dict[Path, tuple[int, int] | None]]] = {}
+_FOUND_MAX = 32
 
 
 def ch5_files(folder: Path) -> list[Path]:
@@ -114,18 +119,24 @@ def input_files(path: str | os.PathLike) -> list[Path]:
         opening the input later reports them.
     """
     path = Path(path)
+    key = f"{path}\0{path.resolve()}"
+    cached = _FOUND.get(key)
+    if cached is not None and all(_state(f) == state for f, state in cached[1].items()):
+        return list(cached[0])
     try:
         first = locate_cellh5(path)
     except CellH5Error:
         return [path]
     files = list(dict.fromkeys([path, first]))
     pending = [first]
+    read: dict[Path, tuple[int, int] | None] = {path: _state(path)}  # a folder: its listing
     seen = set()
     while pending:
         file = pending.pop()
         if file.resolve() in seen:
             continue
         seen.add(file.resolve())
+        read[file] = _state(file)
         try:
             with h5py.File(file, "r") as h5:
                 targets = _external_files(h5)
@@ -135,7 +146,21 @@ def input_files(path: str | os.PathLike) -> list[Path]:
             target = file.parent / name  # a bare name lies beside the linking file
             files.append(target)
             pending.append(target)
-    return list(dict.fromkeys(files))
+    found = list(dict.fromkeys(files))
+    if len(_FOUND) >= _FOUND_MAX:
+        _FOUND.pop(next(iter(_FOUND)))
+    _FOUND[key] = (found, read)
+    return list(found)
+
+
+def _state(path: Path) -> tuple[int, int] | None:
+    """Modification time and size of ``path`` (None if it cannot be read): a file whose
+    state changed may link elsewhere now."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _external_files(h5: h5py.File) -> list[str]:
