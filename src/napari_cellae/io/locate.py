@@ -148,7 +148,7 @@ def input_files(path: str | os.PathLike) -> list[Path]:
             pending.append(target)
     found = list(dict.fromkeys(files))
     if len(_FOUND) >= _FOUND_MAX:
-        _FOUND.pop(next(iter(_FOUND)))
+        _FOUND.pop(next(iter(_FOUND), ""), None)  # the oldest (threads may race here)
     _FOUND[key] = (found, read)
     return list(found)
 
