@@ -386,6 +386,17 @@ def test_malformed_definition_tables_are_named(tmp_path: Path, table, data, frag
     _expect(path, *fragments, call=_describe)
 
 
+def test_a_segmentation_channel_the_images_lack_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["definition/image/region"]
+        f["definition/image/region"] = np.array(
+            [(b"region___primary__primary", 5)], [("region_name", "S30"), ("channel_idx", "<i4")]
+        )
+    with CellH5(path) as ch5, pytest.warns(UserWarning, match=r"bad\.ch5: .*channel 5, which"):
+        assert ch5.object_channel("primary__primary") == 0
+
+
 def test_copy_of_master_without_parts(cellcognition_file: Path, tmp_path: Path) -> None:
     lonely = tmp_path / "_all_positions.ch5"
     shutil.copy(cellcognition_file, lonely)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -247,6 +248,11 @@ class CellH5:
             if region in (object_name, f"region___{object_name}"):
                 if 0 <= channel < len(self.channels):
                     return channel
+                warnings.warn(  # the segmentation's channel is unknown: say which is used
+                    f"{self.path}: /definition/image/region gives '{object_name}' channel "
+                    f"{channel}, which the images do not have; using channel 0",
+                    stacklevel=2,
+                )
         return 0
 
     def class_labels(self, object_name: str) -> list[ClassLabel] | None:
