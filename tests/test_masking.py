@@ -189,7 +189,8 @@ def test_objects_whose_label_is_not_in_the_label_image_are_named(
         with pytest.warns(UserWarning) as record:
             masked = steps.collect(ch5, name, 24, [0], mask="cell")
     assert [(key.label, n) for key, n in masked.unmatched_positions] == [("A02_1", 3)]
-    messages = [str(w.message) for w in record]
+    # (these small cells also get the advice to crop them in a smaller box)
+    messages = [str(w.message) for w in record if "small for the" not in str(w.message)]
     assert len(messages) == 1
     message = messages[0]
     assert message.startswith(f"{path}: 3 '{name}' object(s) in 1 position(s) ")

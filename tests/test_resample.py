@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from napari_cellae.core.resample import resample_crops
+from napari_cellae.core.resample import resample_crops, small_for_box, warn_box_fit
 
 
 def _disc(size: int, radius: float, dtype: str = "uint16") -> np.ndarray:
@@ -54,3 +56,26 @@ def test_same_size_is_returned_as_is_and_bad_shapes_are_refused() -> None:
         resample_crops(np.zeros((2, 1, 16, 12)), 40)
     with pytest.raises(ValueError, match="positive"):
         resample_crops(crops, 0)
+
+
+def _cells(extents: list[int], box: int) -> SimpleNamespace:
+    """What the box checks read of a CropSet: bounding boxes and the crop box."""
+    bbox = np.array([[0, e - 1, 0, e - 1] for e in extents], np.int32)
+    return SimpleNamespace(bbox=bbox, box=box)
+
+
+def test_small_cells_are_told_a_box_that_fits_them() -> None:
+    # 95 % of the cells at most 19 px across: a 24 px box, seen by a 40 px network
+    small = _cells([14] * 90 + [19] * 10, 40)
+    assert small_for_box(small) == 24
+    with pytest.warns(UserWarning, match=r"f\.ch5: .*small for the 40 px crop box.*"
+                      r"--crop-size 24 --input-size 40"):  # fmt: skip
+        warn_box_fit(small, "nuclei", "f.ch5")
+    assert small_for_box(_cells([23] * 90 + [32] * 10, 40)) is None  # they fit a 40 px box
+    assert small_for_box(_cells([0] * 10, 40)) is None  # no bounding boxes stored
+    assert small_for_box(_cells([3] * 10, 24)) == 16  # never below 16 px
+
+
+def test_cells_larger_than_the_box_are_told_a_box_that_holds_them() -> None:
+    with pytest.warns(UserWarning, match=r"larger than the 16 px crop box.*about 24 px"):
+        warn_box_fit(_cells([20] * 10, 16), "nuclei", "f.ch5")

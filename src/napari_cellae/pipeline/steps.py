@@ -24,7 +24,6 @@ Typical use::
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -196,8 +195,9 @@ def collect(
     ValueError
         If the crop is larger than the images or the file holds no objects.
     """
-    from napari_cellae.core.crops import collect_crops, cut_by_box
+    from napari_cellae.core.crops import collect_crops
     from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
+    from napari_cellae.core.resample import warn_box_fit
 
     crops = collect_crops(
         cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
@@ -206,14 +206,7 @@ def collect(
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
     warn_unlabelled(crops.unlabelled_positions, object_name, cellh5.path)
     warn_unmatched(crops.unmatched_positions, object_name, cellh5.path)
-    cut = cut_by_box(crops)
-    if cut is not None:
-        warnings.warn(
-            f"{cellh5.path}: {cut[0]:.0%} of the '{object_name}' objects are larger than the "
-            f"{crop_size} px crop box (their bounding boxes), so their outline is cut off; "
-            f"a cell size of about {cut[1]} px would hold 95 % of them",
-            stacklevel=2,
-        )
+    warn_box_fit(crops, object_name, cellh5.path)
     return crops
 
 
