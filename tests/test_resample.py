@@ -74,6 +74,7 @@ def test_small_cells_are_told_a_box_that_fits_them() -> None:
     assert small_for_box(_cells([23] * 90 + [32] * 10, 40)) is None  # they fit a 40 px box
     assert small_for_box(_cells([0] * 10, 40)) is None  # no bounding boxes stored
     assert small_for_box(_cells([3] * 10, 24)) == 16  # never below 16 px
+    assert small_for_box(_cells([3] * 10, 16)) is None  # ... so nothing to advise at 16 px
 
 
 def test_cells_larger_than_the_box_are_told_a_box_that_holds_them() -> None:

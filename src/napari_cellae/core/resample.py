@@ -100,17 +100,16 @@ def small_for_box(crops: CropSet) -> int | None:
     -------
     int or None
         A box (a multiple of 8 px, at least 16) that holds 95 % of the cells' bounding
-        boxes with a 4 px margin, when that is at most 0.6 of ``crops.box``; None otherwise
-        or when the file stores no bounding boxes.
+        boxes with a 4 px margin, when they need at most 0.6 of ``crops.box`` and it is
+        smaller; None otherwise or when the file stores no bounding boxes.
     """
     box = np.asarray(crops.bbox).reshape(-1, 4)
     extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
     if len(extent) == 0 or np.all(extent <= 1):  # no bounding boxes: centres only
         return None
     needed = float(np.percentile(extent, 95)) + 4
-    if needed > _SMALL_SHARE * crops.box:
-        return None
-    return int(max(16, np.ceil(needed / 8) * 8))
+    fitting = int(max(16, np.ceil(needed / 8) * 8))
+    return fitting if needed <= _SMALL_SHARE * crops.box and fitting < crops.box else None
 
 
 def warn_box_fit(crops: CropSet, object_name: str, source: object) -> None:
