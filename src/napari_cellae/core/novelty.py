@@ -6,8 +6,9 @@ is scored only against the control cells of *other* wells, so it never finds its
 well-mates and the controls' scores are as honest as everybody else's. A well (position) is
 a hit when it holds more novel cells than the control wells do.
 
-Why 80 and not 95: control wells hold their own dividing and dying cells (often 10-20 % of
-them), and a 95th-percentile bar sits among those. A well arrested in mitosis then shows
+Why 80 and not 95: control wells hold their own dividing and dying cells (13-24 % on the
+benchmark screens; every real control well has some), and a 95th-percentile bar sits among
+those. A well arrested in mitosis then shows
 cells that are no more unusual than the controls' own mitotic ones, and is missed; and at a
 hundred-odd cells per well, 5 % is a handful of cells, so the control wells' novel fractions
 are mostly counting noise. A bar at the 80th percentile lies among the ordinary cells.
