@@ -89,6 +89,21 @@ def test_many_novel_cells_get_more_groups_than_the_silhouette_picks() -> None:
     assert auto_groups(np.zeros((50, 6))) == 1  # all alike
 
 
+def test_groups_are_learnt_from_a_sample_of_many_novel_cells(monkeypatch) -> None:
+    from napari_cellae.pipeline import discovery
+
+    monkeypatch.setattr(discovery, "_FIT_CELLS", 60)  # as for a whole screen's novel cells
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 4))
+    x[:150, 0] += 8  # two phenotypes among 300 novel cells, 100 controls
+    x[150:300, 1] += 8
+    controls = np.r_[np.zeros(300, bool), np.ones(100, bool)]
+    clusters, typical = discovery.phenotype_groups(x, ~controls, controls, n_groups=2)
+    assert set(clusters[:150]) | set(clusters[150:300]) == {1, 2}  # every novel cell placed
+    assert len(set(clusters[:150])) == 1 and set(clusters[:150]) != set(clusters[150:300])
+    assert np.all(clusters[controls] == 0) and all(len(v) == 8 for v in typical.values())
+
+
 def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
     x, obs, hit = _screen()
     found = discover(x, obs, DiscoveryOptions(percentile=95))

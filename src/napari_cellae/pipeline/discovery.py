@@ -52,6 +52,7 @@ _MAX_AUTO_GROUPS = 12
 _CELLS_PER_GROUP_SQ = 12
 _SILHOUETTE_CELLS = 2000  # silhouette is quadratic in the cells it looks at
 _SILHOUETTE_MAX = 8
+_FIT_CELLS = 20_000  # k-means centres from at most this many novel cells (about 5 s)
 
 
 @dataclass
@@ -330,16 +331,22 @@ def phenotype_groups(
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows]))
     k = n_groups if n_groups is not None else auto_groups(z, seed)
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    # k-means learns its centres from at most _FIT_CELLS seeded novel cells (whole screens
+    # have hundreds of thousands), then every novel cell joins its nearest centre.
+    fit = z
+    if len(z) > _FIT_CELLS:
+        fit = z[np.random.default_rng(seed).choice(len(z), _FIT_CELLS, replace=False)]
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit)
+    assigned = kmeans.predict(z)
     # Number groups by size so that group 1 is the most common new phenotype.
-    sizes = np.bincount(kmeans.labels_, minlength=k)
+    sizes = np.bincount(assigned, minlength=k)
     rank = np.empty(k, np.int16)
     rank[np.argsort(-sizes, kind="stable")] = np.arange(1, k + 1)
-    clusters[rows] = rank[kmeans.labels_]
-    distance = kmeans.transform(z)[np.arange(len(rows)), kmeans.labels_]
+    clusters[rows] = rank[assigned]
+    distance = kmeans.transform(z)[np.arange(len(rows)), assigned]
     typical = {}
     for label in range(k):
-        members = np.flatnonzero(kmeans.labels_ == label)
+        members = np.flatnonzero(assigned == label)
         nearest = members[np.argsort(distance[members], kind="stable")[:per_group]]
         typical[int(rank[label])] = rows[nearest]
     return clusters, dict(sorted(typical.items()))
