@@ -75,16 +75,17 @@ def test_recommended_preset_is_the_default() -> None:
         recommended.readout,
         recommended.orientations,
         recommended.train_on,
-    ) == ("cell", "cell", "shape", 8, "all")
+    ) == ("cell", "cell", "relative", 8, "all")
 
 
-def test_recommended_and_demo_presets_read_shape_features() -> None:
+def test_recommended_and_demo_presets_read_relative_features() -> None:
     for name in ("recommended", "demo"):
         cfg = TrainConfig.from_preset(name)
-        assert (cfg.readout, cfg.orientations) == ("shape", 8), name
-    # "pooled" stays selectable (models saved with it encode as before)
+        assert (cfg.readout, cfg.orientations) == ("relative", 8), name
+    # "shape" and "pooled" stay selectable (models saved with them encode as before)
     assert TrainConfig(readout="pooled").readout == "pooled"
-    assert [v for v, _ in field_info("readout")["choices"]] == ["shape", "pooled", "code"]
+    choices = [v for v, _ in field_info("readout")["choices"]]
+    assert choices == ["relative", "shape", "pooled", "code"]
     text = field_info("readout")["help"]
     assert "how spread out" in text and "how far from round" in text
 

@@ -21,7 +21,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = trained.save(tmp_path / "model.pt")
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "napari-cellae-model" and raw["version"] == 3  # shape readout
+    assert raw["format"] == "napari-cellae-model" and raw["version"] == 4  # relative readout
     loaded = load_model(path)
     assert loaded.config == trained.config
     assert loaded.normalisation == trained.normalisation
@@ -72,6 +72,16 @@ def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:
     assert (old.config.input_size, old.config.network_size, old.model.crop_size) == (0, 16, 16)
 
 
+def test_shape_models_stay_version_3_files_older_releases_read(tmp_path: Path) -> None:
+    import json
+
+    trained = Trainer(config(epochs=1, readout="shape"), blob_crops(32)).result()
+    raw = torch.load(trained.save(tmp_path / "shape.pt"), weights_only=True)
+    assert raw["version"] == 3
+    assert "input_size" not in json.loads(raw["config"])["config"]  # unknown to them
+    assert load_model(tmp_path / "shape.pt").config == trained.config
+
+
 def test_pooled_models_stay_version_2_files_and_encode_as_before(tmp_path: Path) -> None:
     from napari_cellae.core.features import encode, feature_names
 
@@ -98,11 +108,12 @@ def test_presets_train_save_and_encode_shape_features(preset: str, tmp_path: Pat
     trainer = Trainer(cfg, crops)
     assert np.isfinite(list(trainer.run())[-1].train_loss)
     path = trainer.result().save(tmp_path / "model.pt")
-    assert torch.load(path, weights_only=True)["version"] == 3
+    assert torch.load(path, weights_only=True)["version"] == 4  # the relative readout
     loaded = load_model(path)
     names = feature_names(loaded)
-    assert loaded.config.readout == "shape"
+    assert loaded.config.readout == "relative"
     assert "conv1_size_0" in names and "conv2_elongation_31" in names
+    assert "conv1_relmean_0" in names and "input_mean" in names
     feats = encode(loaded, crops[:6])
     assert feats.shape == (6, len(names)) and np.all(np.isfinite(feats))
 

@@ -77,8 +77,7 @@ def test_names_say_which_layer_each_feature_comes_from() -> None:
 
 def test_shape_names_are_the_pooled_ones_then_size_and_elongation_per_block() -> None:
     model = _model()
-    names = readout_names(model)  # "shape" is the default
-    assert READOUTS[0] == "shape"
+    names = readout_names(model, "shape")
     assert names[:28] == readout_names(model, "pooled")
     assert names[28:] == (
         [f"conv1_size_{f}" for f in range(4)]
@@ -86,7 +85,29 @@ def test_shape_names_are_the_pooled_ones_then_size_and_elongation_per_block() ->
         + [f"conv2_size_{f}" for f in range(6)]
         + [f"conv2_elongation_{f}" for f in range(6)]
     )
-    assert readout_width(model) == readout_width(model, "shape") == 28 + 2 * (4 + 6)
+    assert readout_width(model, "shape") == 28 + 2 * (4 + 6)
+
+
+def test_relative_is_the_default_shape_readout_with_means_per_unit_of_light() -> None:
+    model = _model()
+    assert READOUTS[0] == "relative"
+    names = readout_names(model)  # "relative" is the default
+    shape_names = readout_names(model, "shape")
+    assert names[-1] == "input_mean" and len(names) == len(shape_names) + 1
+    assert [n.replace("relmean", "mean") for n in names[:-1]] == shape_names
+    x = torch.rand(5, 1, 16, 16)
+    x[1] *= 0.5  # the same pattern, half the light
+    with torch.no_grad():
+        shape = readout(model, x, "shape")
+        relative = readout(model, x)
+    light = x.mean(dim=(1, 2, 3))
+    torch.testing.assert_close(relative[:, -1], light)
+    means = [i for i, n in enumerate(shape_names) if "_mean_" in n]
+    torch.testing.assert_close(
+        relative[:, means], shape[:, means] / light[:, None], rtol=1e-4, atol=1e-6
+    )
+    others = [i for i, n in enumerate(shape_names) if "_mean_" not in n]
+    torch.testing.assert_close(relative[:, others], shape[:, others])
 
 
 def test_shape_readout_starts_with_the_pooled_one_unchanged() -> None:

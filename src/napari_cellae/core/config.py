@@ -246,7 +246,10 @@ class TrainConfig:
     )
     readout: str = _option(
         "readout",
-        "Which activations become a cell's features. 'shape': all of 'pooled' plus, per "
+        "Which activations become a cell's features. 'relative': 'shape' with each "
+        "filter's mean response divided by the crop's mean intensity (kept as one feature), "
+        "so it says how much of the pattern the cell's light holds rather than repeating "
+        "the cell's size and brightness in every filter. 'shape': all of 'pooled' plus, per "
         "filter, its size (how spread out its response over the cell is) and elongation "
         "(how far from round that response is: 0 round, towards 1 a line), so that a large "
         "dim cell and a small bright one, or a round and an elongated one, differ; "
@@ -256,6 +259,7 @@ class TrainConfig:
         "Features",
         "features",
         choices=(
+            ("relative", "shape, means relative to the cell's light"),
             ("shape", "pooled + size and elongation"),
             ("pooled", "code + pooled filters"),
             ("code", "code only"),

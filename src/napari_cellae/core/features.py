@@ -95,10 +95,11 @@ def encode(
         Crops encoded at once; only affects speed and memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after every batch.
-    readout : {"shape", "pooled", "code"}, optional
+    readout : {"relative", "shape", "pooled", "code"}, optional
         ``"pooled"``: the bottleneck plus the mean and maximum response of every
         convolution filter; ``"shape"``: that plus the size and elongation of every
-        filter's response; ``"code"``: the bottleneck only (the original module's
+        filter's response; ``"relative"``: ``"shape"`` with the means relative to the
+        crop's mean intensity; ``"code"``: the bottleneck only (the original module's
         features). See :mod:`napari_cellae.core.readout`. Default: the model's setting.
     orientations : {1, 4, 8}, optional
         Average each cell's features over this many orientations of its crop, so that

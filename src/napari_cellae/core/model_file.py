@@ -34,9 +34,10 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "napari-cellae-model"
-# 2: masking and feature readout settings; 3: the "shape" readout. A file is written with
-# the lowest version that can apply it, so older napari-cellae still read the others.
-MODEL_VERSION = 3
+# 2: masking and feature readout settings; 3: the "shape" readout; 4: the "relative"
+# readout or a network input size. A file is written with the lowest version that can apply
+# it, so older napari-cellae still read the others.
+MODEL_VERSION = 4
 
 # Crops per forward pass where no gradients are needed: larger batches are cheaper.
 EVAL_BATCH = 512
@@ -169,10 +170,15 @@ def save_model(
         failed.
     """
     path = check_output(path, inputs, "model")
+    meta = trained.metadata()
+    config = trained.config
+    if not config.input_size:  # unknown to older readers; absent means 0
+        del meta["config"]["input_size"]
+    newest = config.readout == "relative" or config.input_size
     payload = {
         "format": MODEL_FORMAT,
-        "version": MODEL_VERSION if trained.config.readout == "shape" else 2,
-        "config": json.dumps(trained.metadata(), sort_keys=True),
+        "version": 4 if newest else 3 if config.readout == "shape" else 2,
+        "config": json.dumps(meta, sort_keys=True),
         # Plain contiguous CPU tensors: portable whatever device/memory format trained it.
         "state_dict": {
             k: v.detach().to("cpu").contiguous().clone()
