@@ -36,12 +36,19 @@ def test_config_defaults_round_trip_and_validation() -> None:
         "held_out_fraction": 0.95,
         "momentum": 1.0,
         "crop_size": 2,
+        "input_size": 3,
     }
     for name, value in bad.items():
         with pytest.raises(ValueError, match=name):
             TrainConfig(**{name: value})
     with pytest.raises(ValueError, match="divisible by 4"):
         TrainConfig(crop_size=42)
+    # The network is built for the input size: a cell size it cannot take is fine there.
+    assert TrainConfig(crop_size=42, input_size=40).network_size == 40
+    with pytest.raises(ValueError, match=r"input_size 42 px, the network's input: .*divisible"):
+        TrainConfig(input_size=42)
+    with pytest.raises(ValueError, match="input_size must be an integer"):
+        TrainConfig(input_size=40.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot parse layer"):
         TrainConfig(architecture="c16.5r_x")
     with pytest.raises(ValueError, match="augment"):
