@@ -21,6 +21,7 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
+from napari_cellae.core.resample import cell_extents
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
@@ -355,9 +356,8 @@ def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
         multiple of 8 px) that holds 95 % of them with a 4 px margin; None when at most 5 %
         are cut or the file stores no bounding boxes.
     """
-    box = np.asarray(crops.bbox).reshape(-1, 4)
-    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
-    if len(extent) == 0 or np.all(extent <= 1):  # no bounding boxes: centres only
+    extent = cell_extents(crops)
+    if extent is None:
         return None
     share = float(np.mean(extent > crops.box))
     if share <= _CUT_SHARE:

@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
-__all__ = ["resample_crops", "small_for_box", "to_network_size", "warn_box_fit"]
+__all__ = ["cell_extents", "resample_crops", "small_for_box", "to_network_size", "warn_box_fit"]
 
 # Crops resampled at once: bounds the float32 copy (4096 x 64 x 64 px = 64 MiB per channel).
 _CHUNK = 4096
@@ -89,6 +89,14 @@ def to_network_size(crops: CropSet, size: int) -> CropSet:
     return crops
 
 
+def cell_extents(crops: CropSet) -> np.ndarray | None:
+    """Each cell's larger bounding-box side in pixels; None when the file stores no
+    bounding boxes (centres only)."""
+    box = np.asarray(crops.bbox).reshape(-1, 4)
+    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
+    return None if len(extent) == 0 or np.all(extent <= 1) else extent
+
+
 def small_for_box(crops: CropSet) -> int | None:
     """A crop box that fits the cells, when they are small for their own.
 
@@ -103,9 +111,8 @@ def small_for_box(crops: CropSet) -> int | None:
         boxes with a 4 px margin, when they need at most 0.6 of ``crops.box`` and it is
         smaller; None otherwise or when the file stores no bounding boxes.
     """
-    box = np.asarray(crops.bbox).reshape(-1, 4)
-    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
-    if len(extent) == 0 or np.all(extent <= 1):  # no bounding boxes: centres only
+    extent = cell_extents(crops)
+    if extent is None:
         return None
     needed = float(np.percentile(extent, 95)) + 4
     fitting = int(max(16, np.ceil(needed / 8) * 8))
