@@ -216,6 +216,22 @@ def cellprofiler_file(tmp_path: Path) -> Path:
     )
 
 
+@pytest.fixture(params=["cellcognition", "cellprofiler"])
+def large_cells_file(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """Cells with 41 x 41 px bounding boxes (fewer where the image border clips them)."""
+    position = synthetic_position("A01", "1", n_frames=1, n_per_frame=12, seed=5)
+    table = position.objects["primary__primary"]
+    cx, cy = table.center_x, table.center_y
+    table.bbox = np.stack([cx - 20, cx + 20, cy - 20, cy + 20], axis=1).clip(0, 63)
+    return write_cellh5(
+        tmp_path / "large.ch5",
+        [position],
+        channel_names=["dna"],
+        object_channels={"primary__primary": 0},
+        flavour=request.param,
+    )
+
+
 def damage_chunk(path: Path, dataset: str, coord: tuple[int, ...]) -> None:
     """Overwrite the middle of one compressed chunk of ``dataset`` in ``path`` with junk,
     as a bad disk sector would."""

@@ -369,3 +369,21 @@ def test_train_warns_when_the_network_collapsed(
     assert rc == 0, captured.err
     assert "warning: the network gives the same reconstruction for every cell" in captured.err
     assert "lower learning rate" in captured.err
+
+
+def test_train_fits_the_box_to_cells_the_default_box_would_cut(large_cells_file, tmp_path, capsys):
+    tiny = ["--architecture", "c4.3r_p2_d16.0s", "--epochs", "1", "-q"]
+    model = tmp_path / "model.pt"
+    assert main(["train", str(large_cells_file), *tiny, "--out", str(model)]) == 0
+    captured = capsys.readouterr()
+    assert "larger than the 40 px the network is made for" in captured.err
+    assert "cropping 48 px" in captured.err and "--crop-size" in captured.err
+    assert "48 px resampled to 40 px crops" in captured.out
+    config = load_model(model).config
+    assert (config.crop_size, config.input_size) == (48, 40)
+    # a cell size given by the user is kept (and the cut cells are warned about)
+    given = tmp_path / "given.pt"
+    with pytest.warns(UserWarning, match="larger than the 40 px crop box"):
+        rc = main(["train", str(large_cells_file), *tiny, "--size", "40", "--out", str(given)])
+    assert rc == 0 and "the network is made for" not in capsys.readouterr().err
+    assert (load_model(given).config.crop_size, load_model(given).config.input_size) == (40, 0)

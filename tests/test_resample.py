@@ -7,7 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_cellae.core.resample import resample_crops, small_for_box, warn_box_fit
+from napari_cellae.core.resample import (
+    bbox_extents,
+    box_for_cells,
+    fitting_box,
+    resample_crops,
+    small_for_box,
+    warn_box_fit,
+)
 
 
 def _disc(size: int, radius: float, dtype: str = "uint16") -> np.ndarray:
@@ -80,3 +87,26 @@ def test_small_cells_are_told_a_box_that_fits_them() -> None:
 def test_cells_larger_than_the_box_are_told_a_box_that_holds_them() -> None:
     with pytest.warns(UserWarning, match=r"larger than the 16 px crop box.*about 24 px"):
         warn_box_fit(_cells([20] * 10, 16), "nuclei", "f.ch5")
+
+
+def test_extents_are_the_larger_bounding_box_side() -> None:
+    bbox = np.array([[10, 19, 5, 34], [0, 0, 0, 0]])  # 10 x 30 px; a centre-only box
+    assert bbox_extents(bbox).tolist() == [30, 1]
+    assert bbox_extents(np.zeros((3, 4), np.int32)) is None  # centres only: no sizes
+    assert bbox_extents(np.zeros((0, 4), np.int32)) is None  # no cells
+
+
+def test_fitting_box_holds_95_percent_with_a_margin() -> None:
+    assert fitting_box(np.array([20] * 96 + [200] * 4)) == 24  # 20 + 4, the outliers left
+    assert fitting_box(np.array([60] * 100)) == 64
+    assert fitting_box(np.array([3] * 100)) == 16  # never below 16 px
+
+
+def test_the_box_for_cells_changes_only_when_the_network_box_cuts_them() -> None:
+    assert box_for_cells(np.array([50] * 100), 40) == 56  # cut off: a box that holds them
+    assert box_for_cells(np.array([14] * 90 + [19] * 10), 40) is None  # small: left alone
+    assert box_for_cells(np.array([22] * 100 + [36] * 10), 40) is None  # they fit 40 px
+    # up to 5 % may be larger than the box (a few clumps) without changing it
+    assert box_for_cells(np.array([30] * 96 + [48] * 4), 40) is None
+    assert box_for_cells(np.array([30] * 90 + [48] * 10), 40) == 56
+    assert box_for_cells(None, 40) is None  # no bounding boxes in the file

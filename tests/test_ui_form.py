@@ -81,6 +81,7 @@ def test_file_info_and_model_fill_the_form(form, cellprofiler_file):
     info = read_file_info(cellprofiler_file)
     assert info.objects == ["Nuclei"] and info.channels == [("DNA", 0), ("GFP", 1)]
     assert info.object_channel == {"Nuclei": 0} and info.smallest_side == 64
+    assert info.cell_boxes == {}  # 9 px nuclei: the default box holds them
     form.show_file(info)
     assert form.object.value == "Nuclei" and form.channel.value == 0
     assert form.crop_size.max == 64
@@ -96,6 +97,19 @@ def test_file_info_and_model_fill_the_form(form, cellprofiler_file):
     assert form.channel.value == 1
     form.clear_file()
     assert form.object.choices == () and form.channel.choices == ()
+
+
+def test_cell_size_follows_the_cells_until_chosen(form, large_cells_file, cellprofiler_file):
+    info = read_file_info(large_cells_file)
+    assert info.cell_boxes == {"primary__primary": 48}  # 41 px cells cut by 40 px
+    form.show_file(info)
+    assert (form.crop_size.value, form.input_size.value) == (48, 40)
+    assert form.config().network_size == 40
+    form.show_file(read_file_info(cellprofiler_file))  # back to the defaults
+    assert (form.crop_size.value, form.input_size.value) == (40, 0)
+    form.crop_size.value = 56  # the user's choice stays
+    form.show_file(info)
+    assert (form.crop_size.value, form.input_size.value) == (56, 0)
 
 
 def test_unreadable_file_is_a_value_error(tmp_path):

@@ -78,6 +78,9 @@ class FileInfo:
         Object -> the channel it was segmented in.
     smallest_side : int
         Shortest image side over all positions (the largest possible crop).
+    cell_boxes : dict
+        Object -> a crop box fitted to its cells, for objects that the default box does
+        not suit (:func:`napari_cellae.pipeline.cell_size.fitted_box`).
     """
 
     objects: list[str]
@@ -85,6 +88,7 @@ class FileInfo:
     channels: list[tuple[str, int]]
     object_channel: dict[str, int]
     smallest_side: int
+    cell_boxes: dict[str, int]
 
 
 def read_file_info(path: str | os.PathLike) -> FileInfo:
@@ -96,15 +100,19 @@ def read_file_info(path: str | os.PathLike) -> FileInfo:
         Naming the file, if it is not a usable CellH5 file.
     """
     from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.pipeline.cell_size import fitted_box
 
+    network = field_info("crop_size")["default"]
     with CellH5(path) as ch5:
         objects = list(ch5.object_names)
+        boxes = {o: fitted_box(ch5, o, network) for o in objects}
         return FileInfo(
             objects=objects,
             default_object=ch5.default_object,
             channels=[(c.name, c.index) for c in ch5.channels],
             object_channel={o: ch5.object_channel(o) for o in objects},
             smallest_side=min(min(ch5.image_shape(p)[-2:]) for p in ch5.positions),
+            cell_boxes={o: box for o, box in boxes.items() if box is not None},
         )
 
 
@@ -160,11 +168,16 @@ class ParameterForm(QWidget):
         self.architecture = _parameter_widget("architecture")
         self.input_size = _parameter_widget("input_size")
         self._object_channel: dict[str, int] = {}
+        self._cell_boxes: dict[str, int] = {}
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
         # user picks it; an explicit "controls" without a mapping is then an error.
         self.train_on_chosen = False
         self._setting_train_on = False
+        # Likewise the cell size follows the cells of the file (a box fitted to them,
+        # resampled to the network's input) until the user sets it or the network input.
+        self.size_chosen = False
+        self._setting_size = False
 
         cells = [self.file, self.object, self.channel, self.crop_size, self.mask, self.intensity]
         cells.append(self.mapping)
@@ -187,6 +200,8 @@ class ParameterForm(QWidget):
         self.object.changed.connect(self._on_object)
         self.mapping.changed.connect(self._on_mapping)
         self.train_on.changed.connect(self._on_train_on)
+        self.crop_size.changed.connect(self._on_size)
+        self.input_size.changed.connect(self._on_size)
         self._on_optimizer()
         self._on_mapping()
 
@@ -244,15 +259,18 @@ class ParameterForm(QWidget):
     def show_file(self, info: FileInfo) -> None:
         """Offer the objects and channels of a file; preselect its default object."""
         self._object_channel = info.object_channel
+        self._cell_boxes = info.cell_boxes
         self.channel_index = dict(info.channels)
         self.channel.choices = info.channels
         self.object.choices = info.objects
-        self.object.value = info.default_object
         self.crop_size.max = max(16, min(256, info.smallest_side))
+        self.object.value = info.default_object
+        self._fit_size()
 
     def show_model(self, trained: TrainedModel) -> None:
         """Show the crop size, network (and its input size), objects and channel a loaded
         model uses."""
+        self.size_chosen = True
         self.crop_size.value = trained.config.crop_size
         self.architecture.value = trained.config.architecture
         self.input_size.value = trained.config.input_size
@@ -270,6 +288,25 @@ class ParameterForm(QWidget):
         channel = self._object_channel.get(self.object.value)
         if channel is not None and channel in self.channel.choices:
             self.channel.value = channel
+        self._fit_size()
+
+    def _fit_size(self) -> None:
+        """Cell size and network input for the chosen object: a box fitted to its cells
+        and resampled to the default size, or the defaults when those suit them."""
+        if self.size_chosen:
+            return
+        network = field_info("crop_size")["default"]
+        box = self._cell_boxes.get(self.object.value)
+        self._setting_size = True
+        try:
+            self.crop_size.value = box or network
+            self.input_size.value = network if box else field_info("input_size")["default"]
+        finally:
+            self._setting_size = False
+
+    def _on_size(self) -> None:
+        if not self._setting_size:
+            self.size_chosen = True
 
     def _on_mapping(self) -> None:
         if self.train_on_chosen:

@@ -133,6 +133,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from napari_cellae.core.ddp import torchrun_env
 
     env = torchrun_env()  # started by torchrun: one rank of a data-parallel run
+    if not {"crop_size", "input_size"} & explicit_settings(args).keys():
+        from napari_cellae.pipeline.cell_size import fit_to_cells
+
+        config, fitted = fit_to_cells(args.file, config, args.object_name)
+        if fitted and (env is None or env.is_main):
+            note(f"{fitted}; give --crop-size to choose the box yourself")
     if args.mapping is None and (env is None or env.is_main):
         note(
             "no --mapping given, so training on all cells (with a position mapping it "

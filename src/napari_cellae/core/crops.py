@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.core.resample import cell_extents
+from napari_cellae.core.resample import CUT_SHARE, cell_extents, fitting_box
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
@@ -335,8 +335,6 @@ def collect_crops(
 
 # Crops segmented at once where a position has no label images (a few float copies each).
 _SEGMENT_CHUNK = 1024
-# Warn when more than this share of the cells do not fit their crop box.
-_CUT_SHARE = 0.05
 
 
 def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
@@ -360,10 +358,7 @@ def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
     if extent is None:
         return None
     share = float(np.mean(extent > crops.box))
-    if share <= _CUT_SHARE:
-        return None
-    fitting = int(np.ceil((np.percentile(extent, 95) + 4) / 8) * 8)
-    return share, fitting
+    return (share, fitting_box(extent)) if share > CUT_SHARE else None
 
 
 def _mask_position(

@@ -17,7 +17,17 @@ import numpy as np
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
-__all__ = ["cell_extents", "resample_crops", "small_for_box", "to_network_size", "warn_box_fit"]
+__all__ = [
+    "CUT_SHARE",
+    "bbox_extents",
+    "box_for_cells",
+    "cell_extents",
+    "fitting_box",
+    "resample_crops",
+    "small_for_box",
+    "to_network_size",
+    "warn_box_fit",
+]
 
 # Crops resampled at once: bounds the float32 copy (4096 x 64 x 64 px = 64 MiB per channel).
 _CHUNK = 4096
@@ -26,6 +36,10 @@ _CHUNK = 4096
 # 40 px box) enlarging them to the network raised novelty AUROC by 2.7 points; at 1x
 # (32 px) the box fits.
 _SMALL_SHARE = 0.6
+# Cells are cut off by their box when more than this share of them are wider or taller.
+CUT_SHARE = 0.05
+# A box fits the cells when it holds 95 % of their bounding boxes with this margin (px).
+_MARGIN = 4
 
 
 def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
@@ -89,12 +103,24 @@ def to_network_size(crops: CropSet, size: int) -> CropSet:
     return crops
 
 
+def bbox_extents(bbox: np.ndarray) -> np.ndarray | None:
+    """Each cell's larger bounding-box side in pixels, from ``(N, 4)`` boxes (x0, x1, y0,
+    y1); None when there are no boxes (no cells, or a file that stores centres only)."""
+    box = np.asarray(bbox).reshape(-1, 4)
+    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
+    return None if len(extent) == 0 or np.all(extent <= 1) else extent
+
+
 def cell_extents(crops: CropSet) -> np.ndarray | None:
     """Each cell's larger bounding-box side in pixels; None when the file stores no
     bounding boxes (centres only)."""
-    box = np.asarray(crops.bbox).reshape(-1, 4)
-    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
-    return None if len(extent) == 0 or np.all(extent <= 1) else extent
+    return bbox_extents(crops.bbox)
+
+
+def fitting_box(extent: np.ndarray) -> int:
+    """The crop box (a multiple of 8 px, at least 16) that holds 95 % of the cells'
+    bounding boxes with a 4 px margin."""
+    return int(max(16, np.ceil((np.percentile(extent, 95) + _MARGIN) / 8) * 8))
 
 
 def small_for_box(crops: CropSet) -> int | None:
@@ -114,9 +140,36 @@ def small_for_box(crops: CropSet) -> int | None:
     extent = cell_extents(crops)
     if extent is None:
         return None
-    needed = float(np.percentile(extent, 95)) + 4
-    fitting = int(max(16, np.ceil(needed / 8) * 8))
+    fitting = fitting_box(extent)
+    needed = float(np.percentile(extent, 95)) + _MARGIN
     return fitting if needed <= _SMALL_SHARE * crops.box and fitting < crops.box else None
+
+
+def box_for_cells(extent: np.ndarray | None, network: int) -> int | None:
+    """A crop box that holds the cells when more than 5 % are larger than ``network``.
+
+    Crops cut with that box and resampled to ``network`` pixels (``input_size``) keep the
+    cells' outlines and show them to the network at the scale it is made for. On the
+    benchmark screen drawn at 2x magnification this raised novelty AUROC from 0.840 to
+    0.882 and F1 from 0.881 to 0.904 over a 40 px box that cut 69 % of the cells. Small
+    cells are left alone: enlarging them helped at 0.6x and not at 0.5x.
+
+    Parameters
+    ----------
+    extent : ndarray or None
+        The cells' larger bounding-box sides (:func:`bbox_extents`).
+    network : int
+        The box the network is made for (the preset's crop size).
+
+    Returns
+    -------
+    int or None
+        :func:`fitting_box`, or None when ``network`` holds the cells or there are no
+        bounding boxes.
+    """
+    if extent is None or float(np.mean(extent > network)) <= CUT_SHARE:
+        return None
+    return fitting_box(extent)
 
 
 def warn_box_fit(crops: CropSet, object_name: str, source: object) -> None:

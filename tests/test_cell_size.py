@@ -1,0 +1,73 @@
+"""The crop box fitted to the cells of a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline import cell_size
+from napari_cellae.pipeline.cell_size import fit_to_cells, fitted_box, measured_extents
+
+
+def test_extents_are_read_from_the_bounding_boxes(
+    cellcognition_file: Path, cellprofiler_file: Path
+) -> None:
+    # the fixtures' boxes are 9 px (centre +- 4), 7 px where the image border clips them
+    with CellH5(cellcognition_file) as ch5:
+        extent = measured_extents(ch5, "primary__primary")
+    assert len(extent) == 30  # 2 positions x 3 frames x 5 objects
+    assert set(extent.tolist()) <= {7, 9} and np.median(extent) == 9
+    with CellH5(cellprofiler_file) as ch5:
+        assert len(measured_extents(ch5, "Nuclei")) == 12
+
+
+def test_only_a_sample_of_positions_is_read(
+    cellcognition_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cell_size, "_SAMPLED_POSITIONS", 1)
+    with CellH5(cellcognition_file) as ch5:
+        assert len(measured_extents(ch5, "primary__primary")) == 15
+
+
+def test_cells_cut_by_the_network_box_get_one_that_holds_them(
+    cellcognition_file: Path, large_cells_file: Path
+) -> None:
+    with CellH5(large_cells_file) as ch5:
+        extent = measured_extents(ch5, "primary__primary")
+        assert np.mean(extent > 32) > 0.5
+        assert fitted_box(ch5, "primary__primary", 32) == 48
+        assert fitted_box(ch5, "primary__primary", 48) is None  # 48 px holds them
+    with CellH5(cellcognition_file) as ch5:  # 9 px cells: small, but left alone
+        assert fitted_box(ch5, "primary__primary", 40) is None
+
+
+def test_a_fitted_box_never_exceeds_the_images(
+    cellcognition_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = np.full(100, 300)  # cells larger than the 64 x 80 px images
+    monkeypatch.setattr(cell_size, "measured_extents", lambda *args: big)
+    with CellH5(cellcognition_file) as ch5:
+        assert fitted_box(ch5, "primary__primary", 40) == 64
+        assert fitted_box(ch5, "primary__primary", 64) is None  # nothing better fits
+
+
+def test_fit_to_cells_resamples_to_the_network_size(
+    large_cells_file: Path, cellcognition_file: Path
+) -> None:
+    config = TrainConfig.from_preset("recommended", crop_size=32)
+    fitted, message = fit_to_cells(large_cells_file, config)
+    assert (fitted.crop_size, fitted.input_size, fitted.network_size) == (48, 32, 32)
+    assert fitted.epochs == config.epochs and fitted.readout == config.readout
+    assert "'primary__primary' objects are larger than the 32 px" in message
+    assert "cropping 48 px" in message
+    same, message = fit_to_cells(cellcognition_file, config)
+    assert same == config and message is None
+
+
+def test_fit_to_cells_names_a_missing_object(cellcognition_file: Path) -> None:
+    with pytest.raises(ValueError, match="nuclei"):
+        fit_to_cells(cellcognition_file, TrainConfig(), object_name="nuclei")
