@@ -105,8 +105,10 @@ def test_cell_size_follows_the_cells_until_chosen(form, large_cells_file, cellpr
     form.show_file(info)
     assert (form.crop_size.value, form.input_size.value) == (48, 40)
     assert form.config().network_size == 40
+    assert "48 px holds 95 % of them" in form.crop_size.tooltip
     form.show_file(read_file_info(cellprofiler_file))  # back to the defaults
     assert (form.crop_size.value, form.input_size.value) == (40, 0)
+    assert "Set for this file" not in form.crop_size.tooltip
     form.crop_size.value = 56  # the user's choice stays
     form.show_file(info)
     assert (form.crop_size.value, form.input_size.value) == (56, 0)

@@ -303,6 +303,11 @@ class ParameterForm(QWidget):
             self.input_size.value = network if box else field_info("input_size")["default"]
         finally:
             self._setting_size = False
+        fitted = (
+            f" Set for this file: {network} px would cut off its cells (their bounding "
+            f"boxes); {box} px holds 95 % of them, resampled to {network} px for the network."
+        )
+        self.crop_size.tooltip = field_info("crop_size")["help"] + (fitted if box else "")
 
     def _on_size(self) -> None:
         if not self._setting_size:
