@@ -240,3 +240,11 @@ def test_duplicate_column_name(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_text("# plate 1\nWell\tSite\tGene Symbol\tGroup\tgroup\nA01\t1\tscr\tneg\ttarget\n")
     _error(path, "line 2", "column 'group' twice", "columns 4 and 5")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    # Valid UTF-8 with a NUL between letters: big-endian files read as wells '\x00A\x000...'.
+    path = tmp_path / "m.txt"
+    path.write_bytes("A01\tneg\nA02\tPLK1\n".encode(encoding))
+    _error(path, "NUL bytes", "UTF-16", "save it as UTF-8")

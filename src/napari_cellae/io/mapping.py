@@ -125,11 +125,19 @@ def _read_text(path: Path) -> str:
     except OSError as err:
         raise ValueError(f"{path}: cannot read the mapping file ({err.strerror})") from None
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(
             f"{path}: the mapping file is not UTF-8 text (byte {err.start}); save it as UTF-8"
         ) from None
+    if "\x00" in text:
+        # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL between letters:
+        # its wells would never match ('\x00A\x000\x001') or its rows look one column wide.
+        raise ValueError(
+            f"{path}: the mapping file holds NUL bytes (byte {raw.index(0)}): it is UTF-16 or"
+            " not a text file; save it as UTF-8 text"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -246,9 +254,9 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     Raises
     ------
     ValueError
-        If the control token is blank, or the file is empty, not UTF-8, has an incomplete
-        header or a column named twice, rows lacking columns, or duplicate rows; the message
-        names the file and the line (as an editor counts lines).
+        If the control token is blank, or the file is empty, not UTF-8 (or holds NUL
+        bytes), has an incomplete header or a column named twice, rows lacking columns, or
+        duplicate rows; the message names the file and the line (as an editor counts lines).
     """
     path = Path(path)
     token = control_token.strip().lower()
