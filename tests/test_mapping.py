@@ -248,3 +248,9 @@ def test_utf16_without_byte_order_mark(tmp_path: Path, encoding: str) -> None:
     path = tmp_path / "m.txt"
     path.write_bytes("A01\tneg\nA02\tPLK1\n".encode(encoding))
     _error(path, "NUL bytes", "UTF-16", "save it as UTF-8")
+
+
+def test_cell_too_long_to_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("A01\tneg\nA02\t" + "x" * 200_000 + "\n")
+    _error(path, "line 2 cannot be read as a table row", "field limit")

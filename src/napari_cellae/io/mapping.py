@@ -154,7 +154,7 @@ def _column_name(cell: str) -> str:
     return " ".join(cell.split()).casefold()
 
 
-def _split_rows(text: str) -> tuple[list[_Row], str]:
+def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
     """The non-blank, non-comment rows and the separator, guessed from the first row."""
     # Number the lines before dropping blank and comment lines, so that messages give the
     # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
@@ -167,10 +167,16 @@ def _split_rows(text: str) -> tuple[list[_Row], str]:
     delimiter = max(_DELIMITERS, key=sample.count)
     if sample.count(delimiter) == 0:
         delimiter = "\t"
-    rows = [
-        _Row(number, [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))], line)
-        for number, line in lines
-    ]
+    rows = []
+    for number, line in lines:
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except csv.Error as err:  # a cell over csv's field size limit (131072 characters)
+            raise ValueError(
+                f"{path}: line {number} cannot be read as a table row ({err}); is this a"
+                " position-mapping file?"
+            ) from None
+        rows.append(_Row(number, [cell.strip() for cell in cells], line))
     return rows, delimiter
 
 
@@ -255,8 +261,9 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     ------
     ValueError
         If the control token is blank, or the file is empty, not UTF-8 (or holds NUL
-        bytes), has an incomplete header or a column named twice, rows lacking columns, or
-        duplicate rows; the message names the file and the line (as an editor counts lines).
+        bytes), has an incomplete header or a column named twice, rows lacking columns, a
+        cell too long to read, or duplicate rows; the message names the file and the line
+        (as an editor counts lines).
     """
     path = Path(path)
     token = control_token.strip().lower()
@@ -266,7 +273,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             f"{path}: the control token is empty, so every position would count as a negative"
             " control; give the text that starts the Group of the controls (for example neg)"
         )
-    rows, delimiter = _split_rows(_read_text(path))
+    rows, delimiter = _split_rows(path, _read_text(path))
     if not rows:
         raise ValueError(f"{path}: the mapping file is empty")
     header = rows[0]
