@@ -168,3 +168,40 @@ def test_save_refuses_inputs_and_cleans_stale_temporaries(tmp_path: Path) -> Non
         "screen.ch5",
         "sub",
     ]
+
+
+def _damaged(tmp_path: Path, meta_change: dict, nan_weights: bool = False) -> Path:
+    import json
+
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"] = json.dumps({**json.loads(payload["config"]), **meta_change})
+    if nan_weights:
+        next(iter(payload["state_dict"].values())).fill_(float("nan"))
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("meta_change", "nan_weights", "problem"),
+    [
+        ({"channel_names": None}, False, "channel_names must be a list of names, got None"),
+        ({"channel_names": 3}, False, "channel_names must be a list of names, got 3"),
+        (
+            {"normalisation": {"low": [0, 0], "high": [1, 1], "per_cell": False}},
+            False,
+            "the intensity scale has 2 channel(s), the network 1",
+        ),
+        ({}, True, "hold NaN or infinite values"),
+    ],
+)
+def test_inconsistent_model_files_are_named_when_loaded(
+    tmp_path: Path, meta_change: dict, nan_weights: bool, problem: str
+) -> None:
+    # These crashed with a TypeError traceback, failed on the first crops in numpy's words
+    # naming no file, or encoded NaN features that were blamed on the data.
+    path = _damaged(tmp_path, meta_change, nan_weights)
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: damaged napari-cellae model file: ")
+    assert problem in str(info.value)

@@ -206,7 +206,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     Raises
     ------
     ValueError
-        Naming the file, if it is missing or not a napari-cellae model.
+        Naming the file, if it is missing, not a napari-cellae model, or damaged: settings,
+        scale or weights that are invalid or disagree with each other.
     """
     path = Path(path)
     if not path.is_file():
@@ -240,6 +241,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             config.architecture, int(meta["crop_size"]), int(meta["in_channels"])
         )
         model.load_state_dict(payload["state_dict"], strict=True)
+        channel_names = _channel_names(meta.get("channel_names", []))
+        _check_consistent(model, normalisation)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: damaged napari-cellae model file: {exc}") from None
     model.eval()
@@ -247,7 +250,34 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         model=model,
         config=config,
         normalisation=normalisation,
-        channel_names=[str(c) for c in meta.get("channel_names", [])],
+        channel_names=channel_names,
         object_name=str(meta.get("object_name", "")),
         path=path,
     )
+
+
+def _channel_names(value: Any) -> list[str]:
+    """The stored channel names; anything but a list is damage (a string would split)."""
+    if not isinstance(value, list):
+        raise ValueError(f"channel_names must be a list of names, got {value!r}")
+    return [str(name) for name in value]
+
+
+def _check_consistent(model: ConvAutoencoder, normalisation: Normalisation) -> None:
+    """Refuse parts of a model file that disagree or cannot encode.
+
+    Either would fail later, far from the file: a scale of another channel count in numpy's
+    words on the first crops, NaN weights as NaN features blamed on the data.
+    """
+    if normalisation.n_channels != model.in_channels:
+        raise ValueError(
+            f"the intensity scale has {normalisation.n_channels} channel(s), the network"
+            f" {model.in_channels}"
+        )
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise ValueError(f"weights {', '.join(bad[:3])} hold NaN or infinite values")
