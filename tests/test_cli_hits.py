@@ -231,3 +231,54 @@ def test_hits_refuses_a_blank_control_token(tmp_path, capsys):
     assert main(["hits", str(table), "--out", str(out), "--control-token", " "]) == 1
     one_line_error(capsys.readouterr().err, "cells.h5ad", "the control token is empty")
     assert not out.exists()
+
+
+def _cells_file(tmp_path, x=None, **columns):
+    """A hand-made cells .h5ad: two control cells in A01, two knock-down cells in B02."""
+    obs = {
+        "position": ["A01", "A01", "B02", "B02"],
+        "well": ["A01", "A01", "B02", "B02"],
+        "condition": ["scrambled", "scrambled", "KIF11", "KIF11"],
+        "control": [True, True, False, False],
+        "novelty": [0.1, 0.2, 3.0, 4.0],
+    }
+    obs.update(columns)
+    obs = {name: values for name, values in obs.items() if values is not None}
+    path = tmp_path / "cells.h5ad"
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32) if x is None else x
+    ad.AnnData(x, obs=pd.DataFrame(obs, index=["c1", "c2", "c3", "c4"])).write_h5ad(path)
+    return path
+
+
+def _hits_error(path, capsys, *needles):
+    out = path.parent / "hits.csv"
+    assert main(["hits", str(path), "--out", str(out)]) == 1
+    one_line_error(capsys.readouterr().err, str(path), *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("columns", "found"),
+    [
+        ({"control": ["True", "True", "False", "False"]}, "found 'True', 'False' (4 cell(s))"),
+        ({"control": [1.0, np.nan, 0.0, 0.0]}, "found nan (1 cell(s))"),
+        ({"novelty": None, "novel": ["no", "no", "yes", "no"]}, "found 'no', 'yes' (4 cell(s))"),
+    ],
+)
+def test_hits_refuse_yes_no_columns_that_are_not_true_or_false(tmp_path, capsys, columns, found):
+    # numpy takes the text 'False' and NaN for True: every cell became a control (or novel)
+    # and the hit table was written without a word.
+    column = "novel" if "novel" in columns else "control"
+    _hits_error(
+        _cells_file(tmp_path, **columns),
+        capsys,
+        f"column {column} must be True or False (or 1 or 0) for every cell",
+        found,
+    )
+
+
+def test_hits_take_0_and_1_for_the_control_flags(tmp_path, capsys):
+    path = _cells_file(tmp_path, control=[1, 1, 0, 0])
+    assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
+    table = pd.read_csv(tmp_path / "hits.csv")
+    assert table.set_index("position")["is_control"].to_dict() == {"A01": True, "B02": False}

@@ -45,9 +45,30 @@ def _missing(obs: pd.DataFrame, source: str, have_features: bool) -> None:
         )
 
 
+def _flags(obs: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A yes/no column as bools: True/False, or 0/1 numbers, for every cell.
+
+    Anything else is refused: numpy takes the text 'False' and NaN for True, which made
+    every cell a control (or novel) without a word.
+    """
+    import pandas as pd
+
+    values = obs[column]
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
+        return values.to_numpy(bool)
+    if pd.api.types.is_numeric_dtype(values) and values.isin([0, 1]).all():
+        return values.to_numpy(bool)
+    bad = values[~values.isin([True, False]).fillna(False).astype(bool)]
+    shown = ", ".join(dict.fromkeys(map(repr, bad.head(50).tolist())))
+    raise ValueError(
+        f"{source}: column {column} must be True or False (or 1 or 0) for every cell; found"
+        f" {shown} ({len(bad)} cell(s))"
+    )
+
+
 def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
     if "control" in obs:
-        return np.asarray(obs["control"]).astype(bool)
+        return _flags(obs, "control", source)
     token = control_token.strip().lower()
     if not token:  # every group starts with ""
         raise ValueError(
@@ -115,7 +136,7 @@ def novel_cells(
         return scores > threshold, scores, f"novel: above the controls' {p:g}th percentile"
     if "novel" in obs:
         scores = np.asarray(obs["novelty"], np.float64) if "novelty" in obs else None
-        return np.asarray(obs["novel"]).astype(bool), scores, "novel: as stored in the file"
+        return _flags(obs, "novel", source), scores, "novel: as stored in the file"
     base = options or DiscoveryOptions()
     if percentile is not None:
         from dataclasses import replace
