@@ -282,3 +282,24 @@ def test_hits_take_0_and_1_for_the_control_flags(tmp_path, capsys):
     assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
     table = pd.read_csv(tmp_path / "hits.csv")
     assert table.set_index("position")["is_control"].to_dict() == {"A01": True, "B02": False}
+
+
+@pytest.mark.parametrize(
+    ("columns", "problem"),
+    [
+        ({"novelty": [0.1, np.nan, 3.0, np.nan]}, "2 cell(s) have a NaN or infinite novelty score"),
+        ({"novelty": [0.1, 0.2, np.inf, 4.0]}, "(first: cell c3)"),
+        (
+            {"novel": [False, False, True, True], "novelty": [0.1, np.nan, 3.0, 4.0]},
+            "first: cell c2",
+        ),
+        (
+            {"novelty": ["low", "low", "high", "high"]},
+            "column novelty must hold numbers, found 'low'",
+        ),
+    ],
+)
+def test_hits_refuse_novelty_scores_that_are_not_finite_numbers(tmp_path, capsys, columns, problem):
+    # A NaN score made the controls' percentile NaN: no cell was novel, and the hit table was
+    # written ranking nothing; text failed in numpy's words without the file.
+    _hits_error(_cells_file(tmp_path, **columns), capsys, problem)

@@ -66,6 +66,27 @@ def _flags(obs: pd.DataFrame, column: str, source: str) -> np.ndarray:
     )
 
 
+def _scores(obs: pd.DataFrame, source: str) -> np.ndarray:
+    """The ``novelty`` column as finite numbers.
+
+    A NaN or infinite score made the controls' percentile NaN or infinite, so no cell was
+    novel and the hit table ranked nothing, without a word.
+    """
+    try:
+        scores = np.asarray(obs["novelty"], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{source}: column novelty must hold numbers, found {obs['novelty'].iloc[0]!r}"
+        ) from None
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise ValueError(
+            f"{source}: {int(bad.sum())} cell(s) have a NaN or infinite novelty score (first: cell"
+            f" {obs.index[np.argmax(bad)]}); write the file again with 'cellae encode'"
+        )
+    return scores
+
+
 def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
     if "control" in obs:
         return _flags(obs, "control", source)
@@ -128,14 +149,14 @@ def novel_cells(
             "control wells"
         )
     if "novelty" in obs and (percentile is not None or "novel" not in obs):
-        scores = np.asarray(obs["novelty"], np.float64)
+        scores = _scores(obs, source)
         p = NOVEL_PERCENTILE if percentile is None else percentile
         if not 0 <= p <= 100:
             raise ValueError(f"percentile must be in 0..100, got {p}")
         threshold = float(np.percentile(scores[controls], p))
         return scores > threshold, scores, f"novel: above the controls' {p:g}th percentile"
     if "novel" in obs:
-        scores = np.asarray(obs["novelty"], np.float64) if "novelty" in obs else None
+        scores = _scores(obs, source) if "novelty" in obs else None
         return _flags(obs, "novel", source), scores, "novel: as stored in the file"
     base = options or DiscoveryOptions()
     if percentile is not None:
