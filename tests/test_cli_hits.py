@@ -303,3 +303,29 @@ def test_hits_refuse_novelty_scores_that_are_not_finite_numbers(tmp_path, capsys
     # A NaN score made the controls' percentile NaN: no cell was novel, and the hit table was
     # written ranking nothing; text failed in numpy's words without the file.
     _hits_error(_cells_file(tmp_path, **columns), capsys, problem)
+
+
+def test_hits_on_a_file_without_cells(tmp_path, capsys):
+    path = tmp_path / "cells.h5ad"
+    columns = {c: pd.Series([], dtype=str) for c in ("position", "well", "condition")}
+    columns |= {"control": pd.Series([], dtype=bool), "novelty": pd.Series([], dtype=float)}
+    obs = pd.DataFrame(columns, index=pd.Index([], dtype=str))
+    ad.AnnData(np.zeros((0, 3), np.float32), obs=obs).write_h5ad(path)
+    # It said that no cell is a negative control.
+    _hits_error(path, capsys, "the cell table holds no cells")
+
+
+def test_hits_from_the_features_of_a_foreign_file(tmp_path, capsys):
+    import scipy.sparse
+
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    # scanpy often saves X sparse: numpy made it a 0-d array ('features () do not match').
+    sparse = _cells_file(tmp_path, x=scipy.sparse.csr_matrix(x), novelty=None)
+    assert main(["hits", str(sparse), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
+    assert pd.read_csv(tmp_path / "hits.csv")["n_cells"].tolist() == [2, 2]
+    (tmp_path / "hits.csv").unlink()
+    x[1, 2] = np.nan
+    _hits_error(_cells_file(tmp_path, x=x, novelty=None), capsys, "features contain NaN")
+    # One control cell: discover() gives no novelty, which ended in an AssertionError.
+    one = _cells_file(tmp_path, novelty=None, control=[True, False, False, False])
+    _hits_error(one, capsys, "only one cell is a negative control")

@@ -141,6 +141,8 @@ def novel_cells(
     from napari_cellae.pipeline.discovery import DiscoveryOptions, discover
 
     _missing(obs, source, features is not None)
+    if obs.empty:
+        raise ValueError(f"{source}: the cell table holds no cells")
     controls = _controls(obs, control_token, source)
     if not controls.any():
         raise ValueError(
@@ -163,9 +165,18 @@ def novel_cells(
         from dataclasses import replace
 
         base = replace(base, percentile=percentile)
-    table = obs.assign(control=controls)
-    found = discover(np.asarray(features), table, base)
-    assert found.novelty is not None  # controls checked above
+    if controls.sum() < 2:  # discover() would score nothing, a note instead of an error
+        raise ValueError(
+            f"{source}: only one cell is a negative control; novelty from the features needs"
+            " at least two"
+        )
+    if hasattr(features, "toarray"):  # a sparse X, as scanpy often saves
+        features = features.toarray()
+    try:
+        found = discover(np.asarray(features), obs.assign(control=controls), base)
+    except ValueError as exc:  # e.g. NaN features: say which file holds them
+        raise ValueError(f"{source}: {exc}") from None
+    assert found.novelty is not None  # two or more controls
     return (
         found.novelty.novel,
         found.novelty.scores.astype(np.float64),
