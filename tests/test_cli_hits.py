@@ -329,3 +329,29 @@ def test_hits_from_the_features_of_a_foreign_file(tmp_path, capsys):
     # One control cell: discover() gives no novelty, which ended in an AssertionError.
     one = _cells_file(tmp_path, novelty=None, control=[True, False, False, False])
     _hits_error(one, capsys, "only one cell is a negative control")
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [
+        (["--novelty-percentile", "nan"], "--novelty-percentile must be 0..100, got nan"),
+        (["--novelty-percentile", "101"], "--novelty-percentile must be 0..100, got 101.0"),
+        (["--neighbours", "0"], "--neighbours must be at least 1, got 0"),
+        (["--novelty", "svm", "--nu", "nan"], "--nu must be above 0 and at most 1, got nan"),
+        (["--seed", "-1"], "--seed must be 0..4294967295, got -1"),
+    ],
+)
+def test_encode_refuses_bad_novelty_options_before_encoding(
+    screen, tmp_path, capsys, option, problem
+):
+    # They failed after every cell was encoded, as 'need k >= 1 and 0 < nu <= 1' or in
+    # scikit-learn's words for the seed, below a note that scoring had begun.
+    out = tmp_path / "cells.h5ad"
+    assert _encode(screen, out, *option) == 1
+    one_line_error(capsys.readouterr().err, problem)
+    assert list(tmp_path.iterdir()) == []
+    if option[0] == "--seed":  # cellae hits has no --seed
+        return
+    cells = _cells_file(tmp_path)
+    assert main(["hits", str(cells), "--out", str(tmp_path / "hits.csv"), *option]) == 1
+    one_line_error(capsys.readouterr().err, problem)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from napari_cellae.cli.output import CountBar, note
 from napari_cellae.cli.run_args import encode_args
-from napari_cellae.core.novelty import NOVEL_PERCENTILE
+from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
 __all__ = [
     "EXPLORER_SUFFIX",
@@ -85,9 +85,9 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
     group.add_argument(
         "--neighbours",
         type=int,
-        default=5,
+        default=NOVELTY_NEIGHBOURS,
         metavar="K",
-        help="Control cells averaged by --novelty knn. (default: 5)",
+        help="Control cells averaged by --novelty knn. (default: %(default)s)",
     )
     group.add_argument(
         "--nu",
@@ -166,9 +166,29 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_novelty_args(args: argparse.Namespace) -> None:
+    """Refuse novelty option values by their option names, before any cell is encoded.
+
+    They failed only after encoding the whole screen, in the scoring's words (``need k >= 1
+    and 0 < nu <= 1``) or scikit-learn's (a negative --seed).
+    """
+    p = args.novelty_percentile
+    problems = [
+        (p is not None and not 0 <= p <= 100, f"--novelty-percentile must be 0..100, got {p}"),
+        (args.neighbours < 1, f"--neighbours must be at least 1, got {args.neighbours}"),
+        (not 0 < args.nu <= 1, f"--nu must be above 0 and at most 1, got {args.nu}"),
+    ]
+    seed = getattr(args, "seed", 0)
+    problems.append((not 0 <= seed < 2**32, f"--seed must be 0..{2**32 - 1}, got {seed}"))
+    for bad, message in problems:
+        if bad:
+            raise ValueError(message)
+
+
 def _options(args: argparse.Namespace, percentile: float | None):
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
+    _check_novelty_args(args)
     return DiscoveryOptions(
         method=args.novelty,
         k=args.neighbours,
