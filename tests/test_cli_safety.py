@@ -117,3 +117,12 @@ def test_preset_and_aliases_on_the_command_line(cellcognition_file, tmp_path, ca
     assert config.architecture == "c16.5r_p2_c32.3r_p2_d32.0s"
     assert main(["train", str(cellcognition_file), "--preset", "fast"]) == 2
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["make-demo", "make-screen"])
+def test_screen_makers_refuse_a_negative_seed_before_making_the_folder(tmp_path, capsys, command):
+    # numpy refused it as 'expected non-negative integer', after creating the folder.
+    out = tmp_path / "screen"
+    assert main([command, str(out), "--seed", "-1"]) == 1
+    one_line_error(capsys.readouterr().err, "--seed must be 0 or more, got -1")
+    assert not out.exists()

@@ -99,9 +99,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_screen_seed(seed: int) -> None:
+    """numpy refuses a negative seed as 'expected non-negative integer', after the folder."""
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {seed}")
+
+
 def _cmd_make_demo(args: argparse.Namespace) -> int:
     from napari_cellae.demo.screen import make_demo
 
+    _check_screen_seed(args.seed)
     ch5, mapping = make_demo(_output_folder(args.out_dir), seed=args.seed)
     print(f"Demo screen written:\n  {ch5}\n  {mapping}")
     return 0
@@ -114,6 +121,7 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
         raise ValueError(f"--cells must be at least 100, got {args.cells}")
     if not 0.25 <= args.zoom <= 4:
         raise ValueError(f"--zoom must be between 0.25 and 4, got {args.zoom:g}")
+    _check_screen_seed(args.seed)
     folder = _output_folder(args.out_dir)
     ch5, mapping = make_benchmark_screen(folder, args.seed, args.cells, zoom=args.zoom)
     print(f"Benchmark screen written:\n  {ch5}\n  {mapping}")
