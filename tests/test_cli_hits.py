@@ -355,3 +355,18 @@ def test_encode_refuses_bad_novelty_options_before_encoding(
     cells = _cells_file(tmp_path)
     assert main(["hits", str(cells), "--out", str(tmp_path / "hits.csv"), *option]) == 1
     one_line_error(capsys.readouterr().err, problem)
+
+
+@pytest.mark.parametrize("spelling", ["cells.h5ad", "sub/../cells.h5ad", "link.h5ad"])
+def test_encode_refuses_a_gallery_written_over_the_cells_file(screen, tmp_path, capsys, spelling):
+    # The gallery (or the cells) was replaced by the other, both reported as written.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.h5ad").symlink_to(tmp_path / "cells.h5ad")
+    out = tmp_path / "cells.h5ad"
+    assert _encode(screen, out, "--gallery", str(tmp_path / spelling)) == 1
+    one_line_error(
+        capsys.readouterr().err,
+        f"cannot write the gallery to {tmp_path / spelling}",
+        f"it is where the AnnData file goes ({out})",
+    )
+    assert not out.exists()

@@ -14,7 +14,13 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "check_output", "remove_stale_temporaries", "temporary_name"]
+__all__ = [
+    "atomic_output",
+    "check_distinct",
+    "check_output",
+    "remove_stale_temporaries",
+    "temporary_name",
+]
 
 _TEMP_SUFFIX = ".cellae-tmp"
 # ".<name>.<pid>.cellae-tmp": the pid tells whether the writer is still alive.
@@ -131,6 +137,34 @@ def check_output(
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
     return path
+
+
+def check_distinct(outputs: Iterable[tuple[str | os.PathLike, str]]) -> None:
+    """Refuse two outputs of one run that are the same file by any name.
+
+    The one written last replaces the other, which the run still reports as written
+    (``--out cells.h5ad --gallery cells.h5ad`` kept only one of the two).
+
+    Parameters
+    ----------
+    outputs : iterable of (path-like, str)
+        Each output file and what it is ("AnnData file", "gallery", ...).
+
+    Raises
+    ------
+    ValueError
+        Naming both outputs.
+    """
+    seen: list[tuple[Path, str]] = []
+    for path, what in outputs:
+        path = Path(path)
+        for other, other_what in seen:
+            if _same_file(path, other):
+                raise ValueError(
+                    f"cannot write the {what} to {path}: it is where the {other_what} goes"
+                    f" ({other}); give them different names"
+                )
+        seen.append((path, what))
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.resample import to_network_size
-from napari_cellae.io.atomic import check_output
+from napari_cellae.io.atomic import check_distinct, check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.locate import input_files
 
@@ -77,8 +77,11 @@ def check_outputs(
     Raises
     ------
     ValueError
-        Naming the output: it is an input, a folder, its folder is missing or not writable.
+        Naming the output: it is an input or another output, a folder, its folder is
+        missing or not writable.
     """
+    outputs = list(outputs)
+    check_distinct(outputs)
     sources = [f for source in inputs if source is not None for f in input_files(source)]
     for path, what in outputs:
         path = check_output(path, sources, what)
