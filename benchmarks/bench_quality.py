@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
 
 from baseline_features import label_crops, raw_pca, region_properties
 from napari_cellae.core import features as feature_readout
-from napari_cellae.core.novelty import NOVEL_PERCENTILE
+from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 from napari_cellae.core.resample import to_network_size
 from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
 from napari_cellae.demo.screen import demo_paths
@@ -128,7 +128,7 @@ def score(name: str, feats: np.ndarray, truth: dict, args: argparse.Namespace) -
     """Every measure for one feature set."""
     feats = np.nan_to_num(np.asarray(feats, np.float64))
     labels, well, control = truth["labels"], truth["well"], truth["control"]
-    novelty = novelty_scores(feats, well, control, k=5)
+    novelty = novelty_scores(feats, well, control, k=NOVELTY_NEIGHBOURS)
     hits = hit_wells(novelty, well, control, NOVEL_PERCENTILE)
     crowd = np.nan
     if truth["crowding"] is not None:  # does the score follow crowding in ordinary cells?

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_METHODS, Novelty, novelty_scores
+from napari_cellae.core.novelty import (
+    NOVEL_PERCENTILE,
+    NOVELTY_METHODS,
+    NOVELTY_NEIGHBOURS,
+    Novelty,
+    novelty_scores,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,14 +67,9 @@ class DiscoveryOptions:
 
     Attributes
     ----------
-    method : {"knn", "svm"}
-        ``"knn"``: mean distance to the ``k`` nearest control cells (standardised features;
-        a control cell is scored against the other control wells only). ``"svm"``: a
-        one-class SVM (RBF kernel, ``nu``) on the controls' leading principal components.
-    k : int
-        Neighbours averaged by ``"knn"``.
-    nu : float
-        Share of control cells the one-class SVM may leave outside (0 < nu <= 1).
+    method, k, nu : str, int, float
+        How the score is made, as in :func:`napari_cellae.core.novelty.novelty_scores`:
+        ``"knn"`` (mean distance to the ``k`` nearest control cells) or ``"svm"``.
     percentile : float
         A cell is novel above this percentile of the control cells' scores.
     groups : int or None
@@ -81,7 +82,7 @@ class DiscoveryOptions:
     """
 
     method: str = "knn"
-    k: int = 5
+    k: int = NOVELTY_NEIGHBOURS
     nu: float = 0.05
     percentile: float = NOVEL_PERCENTILE
     groups: int | None = None
