@@ -29,7 +29,7 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     Returns
     -------
     list of Path
-        Absolute paths, each once.
+        Absolute paths, each file once whatever its name (``..``, a linked folder).
 
     Raises
     ------
@@ -53,7 +53,12 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
                 f"stand-alone .ch5 file ({reason})"
             )
         found += plates
-    return list(dict.fromkeys(p.absolute() for p in found))
+    # Resolved, so that '..' and linked folders name one plate (its cells came out twice, as
+    # two plates). Not by inode: a hard-linked master elsewhere links other position files.
+    unique: dict[Path, Path] = {}
+    for plate in found:
+        unique.setdefault(plate.resolve(), plate.absolute())
+    return list(unique.values())
 
 
 def _folder_of_plates(folder: Path) -> list[Path]:
