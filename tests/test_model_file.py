@@ -129,6 +129,8 @@ def test_load_errors(tmp_path: Path) -> None:
         load_model(other)
     with pytest.raises(ValueError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match=rf"^{tmp_path}: is a folder; expected a model file"):
+        load_model(tmp_path)
     # weights of another architecture than the stored config says
     trainer = Trainer(config(epochs=1), blob_crops(16))
     path = trainer.result().save(tmp_path / "m.pt")

@@ -210,6 +210,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         scale or weights that are invalid or disagree with each other.
     """
     path = Path(path)
+    if path.is_dir():  # 'does not exist' sent users looking for a missing file
+        raise ValueError(f"{path}: is a folder; expected a model file (.pt)")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
     try:
