@@ -254,3 +254,27 @@ def test_cell_too_long_to_read(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_text("A01\tneg\nA02\t" + "x" * 200_000 + "\n")
     _error(path, "line 2 cannot be read as a table row", "field limit")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("C03\tneg. control\nC3_1\tPLK1\n", "C3_1 to 'PLK1', but line 1 maps its whole well to"),
+        ("C03_01\tPLK1\n\nc3\tneg\n", "line 1 maps position C03_01 to 'PLK1', but line 3"),
+        (
+            HEADER + "1\tA01\t\tA\t1\tmock\t-\tneg\n2\tA01\t1\tA\t1\tmock\t-\ttarget\n",
+            "A01_1 to 'mock', but line 2 maps its whole well to 'mock' (control)",
+        ),
+    ],
+)
+def test_site_row_contradicting_its_well_row(tmp_path: Path, text: str, where: str) -> None:
+    # The site row won without a word: the control well C03 lost its control site.
+    path = tmp_path / "m.txt"
+    path.write_text(text)
+    _error(path, where, "maps its whole well to", "keep one of them")
+
+
+def test_site_row_agreeing_with_its_well_row(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("C03\tneg\nC03_1\tneg\nC04\tPLK1\n")
+    assert read_mapping(path).lookup(_key("C03", "2")).is_control

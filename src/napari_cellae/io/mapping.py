@@ -262,8 +262,8 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     ValueError
         If the control token is blank, or the file is empty, not UTF-8 (or holds NUL
         bytes), has an incomplete header or a column named twice, rows lacking columns, a
-        cell too long to read, or duplicate rows; the message names the file and the line
-        (as an editor counts lines).
+        cell too long to read, duplicate rows, or a site's row contradicting its well's row;
+        the message names the file and the line (as an editor counts lines).
     """
     path = Path(path)
     token = control_token.strip().lower()
@@ -328,4 +328,33 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             add(row.line, well, site, PositionInfo(row.cells[1], is_control, group))
     if not entries:
         raise ValueError(f"{path}: the mapping file has a header but no rows")
+    _check_well_rows(path, entries, seen)
     return PositionMapping(path, entries)
+
+
+def _check_well_rows(
+    path: Path,
+    entries: list[tuple[str, str | None, PositionInfo]],
+    lines: dict[tuple[str, str | None], int],
+) -> None:
+    """Refuse a site row that contradicts its well's row (``C03 neg`` and ``C03_01 PLK1``).
+
+    The site row won without a word, so a control well could lose its controls; which of
+    the two the user meant is unknowable.
+    """
+    wells = {
+        _canonical_well(well): (info.condition, info.is_control)
+        for well, site, info in entries
+        if site is None
+    }
+    for well, site, info in entries:
+        whole = wells.get(_canonical_well(well)) if site is not None else None
+        mine = (info.condition, info.is_control)
+        if whole is None or whole == mine:
+            continue
+        ident = _canonical(well, site)
+        said = [f"{condition!r}" + " (control)" * control for condition, control in (mine, whole)]
+        raise ValueError(
+            f"{path}: line {lines[ident]} maps position {well}_{site} to {said[0]}, but line"
+            f" {lines[(ident[0], None)]} maps its whole well to {said[1]}; keep one of them"
+        )
