@@ -218,7 +218,20 @@ def test_crops_are_resampled_to_the_network_input_as_in_memory(cellcognition_fil
     # A 24 px cell box seen by a 16 px network: every encode path resamples the same way.
     trained = random_model()
     trained.config = TrainConfig(crop_size=24, input_size=16, architecture=ARCH)
-    encode_stream([cellcognition_file], trained, tmp_path / "s.hdf")
-    with pytest.warns(UserWarning, match="small for the 24 px crop box"):  # 16 px cells
+    with pytest.warns(UserWarning) as caught:  # 9 px cells in a 24 px box
+        encode_stream([cellcognition_file], trained, tmp_path / "s.hdf")
+    small = [w for w in caught if "small for the 24 px crop box" in str(w.message)]
+    assert len(small) == 1  # one warning for the two positions
+    with pytest.warns(UserWarning, match="small for the 24 px crop box"):
         run_encode(cellcognition_file, trained, tmp_path / "r.hdf")
     assert_same_file(tmp_path / "s.hdf", tmp_path / "r.hdf")
+
+
+def test_cells_cut_off_by_the_models_box_are_warned_about(large_cells_file, tmp_path):
+    trained = random_model(channels=("dna",))  # a 16 px box: the 41 px cells are cut
+    with pytest.warns(UserWarning) as caught:
+        encode_stream([large_cells_file], trained, tmp_path / "s.hdf")
+    cut = [str(w.message) for w in caught if "crop box" in str(w.message)]
+    assert len(cut) == 1
+    assert cut[0].startswith(f"{large_cells_file}: ")
+    assert "objects are larger than the 16 px crop box" in cut[0] and "about 48 px" in cut[0]

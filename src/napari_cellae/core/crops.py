@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.core.resample import CUT_SHARE, cell_extents, fitting_box
+from napari_cellae.core.resample import cell_extents, cut_off
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
@@ -354,11 +354,7 @@ def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
         multiple of 8 px) that holds 95 % of them with a 4 px margin; None when at most 5 %
         are cut or the file stores no bounding boxes.
     """
-    extent = cell_extents(crops)
-    if extent is None:
-        return None
-    share = float(np.mean(extent > crops.box))
-    return (share, fitting_box(extent)) if share > CUT_SHARE else None
+    return cut_off(cell_extents(crops), crops.box)
 
 
 def _mask_position(

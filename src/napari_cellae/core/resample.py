@@ -18,15 +18,16 @@ if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
 __all__ = [
-    "CUT_SHARE",
     "bbox_extents",
     "box_for_cells",
     "cell_extents",
+    "cut_off",
     "fitting_box",
     "resample_crops",
     "small_for_box",
     "to_network_size",
     "warn_box_fit",
+    "warn_extents",
 ]
 
 # Crops resampled at once: bounds the float32 copy (4096 x 64 x 64 px = 64 MiB per channel).
@@ -37,7 +38,7 @@ _CHUNK = 4096
 # (32 px) the box fits.
 _SMALL_SHARE = 0.6
 # Cells are cut off by their box when more than this share of them are wider or taller.
-CUT_SHARE = 0.05
+_CUT_SHARE = 0.05
 # A box fits the cells when it holds 95 % of their bounding boxes with this margin (px).
 _MARGIN = 4
 
@@ -123,6 +124,25 @@ def fitting_box(extent: np.ndarray) -> int:
     return int(max(16, np.ceil((np.percentile(extent, 95) + _MARGIN) / 8) * 8))
 
 
+def cut_off(extent: np.ndarray | None, box: int) -> tuple[float, int] | None:
+    """Share of the cells larger than ``box`` and :func:`fitting_box`, when more than 5 %
+    are; None otherwise or without extents (:func:`bbox_extents`)."""
+    if extent is None:
+        return None
+    share = float(np.mean(extent > box))
+    return (share, fitting_box(extent)) if share > _CUT_SHARE else None
+
+
+def _small(extent: np.ndarray | None, box: int) -> int | None:
+    """:func:`fitting_box` when 95 % of the cells, with the margin, need at most 0.6 of
+    ``box`` and it is smaller; None otherwise or without extents."""
+    if extent is None:
+        return None
+    fitting = fitting_box(extent)
+    needed = float(np.percentile(extent, 95)) + _MARGIN
+    return fitting if needed <= _SMALL_SHARE * box and fitting < box else None
+
+
 def small_for_box(crops: CropSet) -> int | None:
     """A crop box that fits the cells, when they are small for their own.
 
@@ -137,12 +157,7 @@ def small_for_box(crops: CropSet) -> int | None:
         boxes with a 4 px margin, when they need at most 0.6 of ``crops.box`` and it is
         smaller; None otherwise or when the file stores no bounding boxes.
     """
-    extent = cell_extents(crops)
-    if extent is None:
-        return None
-    fitting = fitting_box(extent)
-    needed = float(np.percentile(extent, 95)) + _MARGIN
-    return fitting if needed <= _SMALL_SHARE * crops.box and fitting < crops.box else None
+    return _small(cell_extents(crops), crops.box)
 
 
 def box_for_cells(extent: np.ndarray | None, network: int) -> int | None:
@@ -167,9 +182,8 @@ def box_for_cells(extent: np.ndarray | None, network: int) -> int | None:
         :func:`fitting_box`, or None when ``network`` holds the cells or there are no
         bounding boxes.
     """
-    if extent is None or float(np.mean(extent > network)) <= CUT_SHARE:
-        return None
-    return fitting_box(extent)
+    cut = cut_off(extent, network)
+    return None if cut is None else cut[1]
 
 
 def warn_box_fit(crops: CropSet, object_name: str, source: object) -> None:
@@ -183,22 +197,26 @@ def warn_box_fit(crops: CropSet, object_name: str, source: object) -> None:
     source : path-like
         The file, named at the start of the message.
     """
-    from napari_cellae.core.crops import cut_by_box
+    warn_extents(cell_extents(crops), crops.box, object_name, source)
 
-    cut = cut_by_box(crops)
+
+def warn_extents(extent: np.ndarray | None, box: int, object_name: str, source: object) -> None:
+    """:func:`warn_box_fit` from the cells' extents (:func:`bbox_extents`) and the box."""
+    where = "" if source is None else f"{source}: "  # several files: no one file to name
+    cut = cut_off(extent, box)
     if cut is not None:
         warnings.warn(
-            f"{source}: {cut[0]:.0%} of the '{object_name}' objects are larger than the "
-            f"{crops.box} px crop box (their bounding boxes), so their outline is cut off; "
+            f"{where}{cut[0]:.0%} of the '{object_name}' objects are larger than the "
+            f"{box} px crop box (their bounding boxes), so their outline is cut off; "
             f"a cell size of about {cut[1]} px would hold 95 % of them",
             stacklevel=3,
         )
-    fitting = small_for_box(crops)
+    fitting = _small(extent, box)
     if fitting is not None:
         warnings.warn(
-            f"{source}: the '{object_name}' objects are small for the {crops.box} px crop box "
+            f"{where}the '{object_name}' objects are small for the {box} px crop box "
             f"(95 % of them fit {fitting} px); a cell size of {fitting} px with a network input "
-            f"of {crops.box} px (--crop-size {fitting} --input-size {crops.box}) shows them to "
+            f"of {box} px (--crop-size {fitting} --input-size {box}) shows them to "
             "the network enlarged, at the scale it is made for",
             stacklevel=3,
         )

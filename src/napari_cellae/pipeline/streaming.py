@@ -4,9 +4,8 @@
 planned into one task per position with objects; each task crops its position, encodes it
 and returns the rows; the rows are appended to the Explorer ``.hdf`` in task order
 (:class:`~napari_cellae.export.explorer_stream.ExplorerWriter`). Only a few positions are in
-memory at once, never all crops. The tasks run here one after the other, or on a Dask
-cluster (:mod:`napari_cellae.pipeline.distributed`); both give the rows of
-:func:`napari_cellae.pipeline.runs.run_encode`, in the same order.
+memory at once, never all crops. Tasks run here in turn or on a Dask cluster
+(:mod:`~napari_cellae.pipeline.distributed`), giving :func:`~.runs.run_encode`'s rows.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
+from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.plates import plate_files
@@ -49,6 +49,7 @@ __all__ = [
 # Open CellH5 files kept per process (one per plate): a worker reopening the master file for
 # every position would re-read the plate's structure each time.
 _MAX_OPEN = 4
+_SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
 _open_files: dict[tuple[str, int, int], CellH5] = {}
 _open_lock = threading.Lock()
 
@@ -186,9 +187,8 @@ def plan_encode(
     Raises
     ------
     ValueError
-        Naming the file and problem: a plate lacks the model's object or channels, its
-        images are smaller than the crops, the mapping does not fit, the output is an
-        input, or there is no object at all.
+        Naming the file and problem (a plate lacks the model's object or channels or is
+        smaller than the crops, the mapping does not fit, the output is an input, no objects).
     """
     plates = plate_files(paths)
     model_path = model_path if model_path is not None else trained.path
@@ -344,8 +344,8 @@ def encode_stream(
     -----
     UserWarning
         What the positions' crops raised (also on Dask workers: ``EncodedPosition.warned``),
-        each text once, in task order; positions without label images, and objects whose
-        label is not in the label images, summed up at the end.
+        each text once, in task order; at the end, positions without label images, objects
+        whose label is not in them, and cells cut off by (or small for) the model's box.
 
     Raises
     ------
@@ -363,7 +363,7 @@ def encode_stream(
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells, unlabelled, unmatched, shown = 0, [], [], set()
+    cells, unlabelled, unmatched, shown, sizes = 0, [], [], set(), []
     with writer:
         results = runner(plan.tasks, trained, batch_size)
         try:
@@ -378,6 +378,7 @@ def encode_stream(
                 cells += len(encoded.crops)
                 unlabelled += encoded.crops.unlabelled_positions
                 unmatched += encoded.crops.unmatched_positions
+                sizes.append(encoded.crops.bbox[:_SIZE_SAMPLE])
                 if progress is not None:
                     progress(done, total)
         finally:
@@ -387,6 +388,8 @@ def encode_stream(
     source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
     warn_unlabelled(unlabelled, trained.object_name, source)
     warn_unmatched(unmatched, trained.object_name, source)
+    extent = bbox_extents(np.concatenate(sizes)) if sizes else None  # cut off by the box?
+    warn_extents(extent, plan.tasks[0].crop_size, trained.object_name, source)
     return StreamResult(
         path=writer.path,
         n_cells=cells,
