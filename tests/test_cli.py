@@ -23,6 +23,8 @@ def test_info_summarises_file(cellcognition_file, capsys):
     assert "Frames: 3" in out
     assert "primary__primary: 30 objects, channel 0 (rfp), classes: interphase, mitotic" in out
     assert "A01_0001: 15  B02_0001: 15" in out
+    # 9 px boxes (7 px where the image border clips them)
+    assert "size (bounding boxes): median 9 px, 95 % at most 9 px; a 16 px crop box" in out
 
 
 def test_info_cellprofiler_two_channels(cellprofiler_file, capsys):

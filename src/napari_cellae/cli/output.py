@@ -126,8 +126,12 @@ def describe_cellh5(ch5: CellH5) -> str:
     Returns
     -------
     str
-        Plates, positions, channels with type and shape, frames, objects with counts.
+        Plates, positions, channels with type and shape, frames, objects with counts and
+        sizes (from the bounding boxes of up to 24 positions).
     """
+    from napari_cellae.core.resample import fitting_box
+    from napari_cellae.pipeline.cell_size import measured_extents
+
     lines = [f"File: {ch5.path}"]
     plates = list(dict.fromkeys(p.plate for p in ch5.positions))
     lines.append(f"Plates: {len(plates)} ({', '.join(plates)})")
@@ -164,4 +168,11 @@ def describe_cellh5(ch5: CellH5) -> str:
             f"({ch5.channels[channel].name}){extra}"
         )
         lines.append("    " + "  ".join(f"{label}: {n}" for label, n in counts))
+        extent = measured_extents(ch5, name) if any(n for _, n in counts) else None
+        if extent is not None:  # what a user needs to choose the cell size
+            lines.append(
+                f"    size (bounding boxes): median {np.median(extent):.0f} px, 95 % at most "
+                f"{np.percentile(extent, 95):.0f} px; a {fitting_box(extent)} px crop box "
+                "holds them"
+            )
     return "\n".join(lines)
