@@ -389,3 +389,21 @@ def test_train_fits_the_box_to_cells_the_default_box_would_cut(large_cells_file,
         rc = main(["train", str(large_cells_file), *tiny, "--size", "40", "--out", str(given)])
     assert rc == 0 and "the network is made for" not in capsys.readouterr().err
     assert (load_model(given).config.crop_size, load_model(given).config.input_size) == (40, 0)
+
+
+def test_train_crops_only_the_cells_it_draws(cellcognition_file, tmp_path, capsys, monkeypatch):
+    import napari_cellae.pipeline.sampling as sampling
+
+    original, cropped = sampling.sampled_training_crops, []
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        cropped.append(None if out is None else len(out[0]))
+        return out
+
+    monkeypatch.setattr(sampling, "sampled_training_crops", spy)
+    model = tmp_path / "m.pt"
+    rc = main(["train", str(cellcognition_file), *TINY, "--samples", "10", "--out", str(model)])
+    out = capsys.readouterr().out
+    assert rc == 0 and cropped == [10]  # 10 of the 30 cells cropped
+    assert "Trained on 8 cells, 2 more held out (30 cells in the file" in out

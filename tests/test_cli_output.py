@@ -30,11 +30,15 @@ def test_numbers_and_summaries():
     assert loss_summary([]) == "no epochs trained"
     reports = [_report(1, 0.5, 0.6), _report(2, 0.25, math.nan)]
     assert loss_summary(reports) == "2 epoch(s); final loss 0.25 (training), n/a (held out)"
-    result = SimpleNamespace(crops=_Crops([0] * 100), n_trained=40, n_held_out=10, reports=reports)
+    result = SimpleNamespace(
+        crops=_Crops([0] * 100), n_cells=None, n_trained=40, n_held_out=10, reports=reports
+    )
     text = training_summary(result, "control")
     assert text.startswith("Trained on 40 control cells, 10 more held out (100 cells in the file")
     assert "object Nuclei, channel(s) DNA, GFP, 24 px resampled to 40 px crops): 2 epoch(s)" in text
     assert training_summary(result).startswith("Trained on 40 cells, 10 more held out")
+    result.n_cells = 5000  # only the drawn cells were cropped
+    assert "(5000 cells in the file" in training_summary(result)
 
 
 def test_error_line_and_bars(capsys):

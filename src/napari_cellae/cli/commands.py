@@ -67,8 +67,10 @@ def _train(
     file: Path,
     mapping_path: Path | None,
     out: Path,
+    only_drawn: bool = False,
 ) -> RunResult:
-    """Crop, train and save with a progress bar; Ctrl-C stops training and keeps the model."""
+    """Crop, train and save with a progress bar; Ctrl-C stops training and keeps the model.
+    ``only_drawn``: crop only the cells training uses (``run_train``'s)."""
     from napari_cellae.core.config import COLLAPSE_ADVICE
     from napari_cellae.pipeline.runs import run_train
 
@@ -82,6 +84,7 @@ def _train(
             out=out,
             on_epoch=bar,
             keep_on_interrupt=True,
+            only_drawn=only_drawn,
             **train_args(args),
         )
     if result.reports and result.reports[-1].collapsed:
@@ -157,7 +160,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from napari_cellae.cli.scale import train_torchrun
 
         return train_torchrun(args, config, env, t0)
-    result = _train(args, config, args.file, args.mapping, args.out)
+    result = _train(args, config, args.file, args.mapping, args.out, only_drawn=True)
     print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
     print(f"Model saved to {result.model_path}")
     return 0

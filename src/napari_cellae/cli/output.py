@@ -63,8 +63,9 @@ def training_summary(result: RunResult, which: str = "") -> str:
     boxes = f"{crops.box} px" + (f" resampled to {size} px" if size != crops.box else "")
     return (
         f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
-        f"({len(crops)} cells in the file, object {crops.object_name}, channel(s) "
-        f"{', '.join(crops.channel_names)}, {boxes} crops): {loss_summary(result.reports)}"
+        f"({result.n_cells or len(crops)} cells in the file, object {crops.object_name}, "
+        f"channel(s) {', '.join(crops.channel_names)}, {boxes} crops): "
+        f"{loss_summary(result.reports)}"
     )
 
 

@@ -26,7 +26,8 @@ class RunResult:
     trained : TrainedModel
         The model (trained now, or loaded).
     crops : CropSet
-        Every cell's crop and identity, in CellH5 order.
+        Every cell's crop and identity, in CellH5 order (a training run asked to crop only
+        the cells it draws holds just those).
     mapping : PositionMapping or None
         The position mapping used, if any.
     features : ndarray (N, F) float32 or None
@@ -35,6 +36,8 @@ class RunResult:
         2-D map of the features for plotting.
     reports : list of EpochReport
         One per trained epoch (empty for a loaded model).
+    n_cells : int or None
+        Cells in the file, when ``crops`` holds only some of them.
     n_trained, n_held_out : int
         Cells the network learnt from, and cells kept aside to measure the held-out loss.
     model_path, features_path : Path or None
@@ -49,6 +52,7 @@ class RunResult:
     features: np.ndarray | None = None
     embedding: np.ndarray | None = None
     reports: list[EpochReport] = field(default_factory=list)
+    n_cells: int | None = None
     n_trained: int = 0
     n_held_out: int = 0
     model_path: Path | None = None

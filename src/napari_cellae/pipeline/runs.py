@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_cellae.core.resample import to_network_size
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.results import RunResult
@@ -23,6 +24,7 @@ from napari_cellae.pipeline.steps import (
     make_trainer,
     resolve_channels,
     resolve_object,
+    warn_crops,
     write_features,
 )
 
@@ -43,18 +45,28 @@ def training_crops(
     object_name: str | None = None,
     channels: Sequence[str | int] | None = None,
     control_token: str = "neg",
-) -> tuple[CropSet, PositionMapping | None]:
-    """Open a file and its mapping and crop every object as ``config`` says.
+    only_drawn: bool = False,
+) -> tuple[CropSet, PositionMapping | None, int]:
+    """Open a file and its mapping and crop its objects as ``config`` says.
 
     The first step of :func:`run_train` and of
     :func:`~napari_cellae.pipeline.torchrun.run_train_torchrun` (parameters as there).
+    ``only_drawn``: crop only the cells training draws when it uses at most
+    ``config.samples`` of more candidates (:mod:`napari_cellae.pipeline.sampling`); the
+    last value returned is then the number of cells in the file, else ``len(crops)``.
     """
+    from napari_cellae.pipeline.sampling import sampled_training_crops
+
     with CellH5(cellh5_path) as ch5:
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj = resolve_object(ch5, object_name)
         chans = resolve_channels(ch5, obj, channels)
-        crops = crops_for(ch5, obj, chans, config)
-    return crops, mapping
+        drawn = sampled_training_crops(ch5, obj, chans, mapping, config) if only_drawn else None
+        if drawn is None:
+            crops = crops_for(ch5, obj, chans, config)
+            return crops, mapping, len(crops)
+        warn_crops(drawn[0], obj, ch5.path)
+    return to_network_size(drawn[0], config.network_size), mapping, drawn[1]
 
 
 def run_train(
@@ -68,6 +80,7 @@ def run_train(
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_trainer: Callable[[Trainer], None] | None = None,
     keep_on_interrupt: bool = False,
+    only_drawn: bool = False,
 ) -> RunResult:
     """Open a file, crop every object, train an autoencoder and optionally save it.
 
@@ -92,6 +105,9 @@ def run_train(
     keep_on_interrupt : bool
         On Ctrl-C (KeyboardInterrupt) keep the model of the finished epochs and return it
         with ``stopped=True`` instead of raising.
+    only_drawn : bool
+        Crop only the cells training uses (bounded memory; the result's ``crops`` then hold
+        just those, ``n_cells`` counts the file's). The model is the same.
 
     Returns
     -------
@@ -110,8 +126,8 @@ def run_train(
     inputs = [cellh5_path, mapping_path]
     if out is not None:
         check_outputs([(out, "model")], inputs)
-    crops, mapping = training_crops(
-        cellh5_path, config, mapping_path, object_name, channels, control_token
+    crops, mapping, n_cells = training_crops(
+        cellh5_path, config, mapping_path, object_name, channels, control_token, only_drawn
     )
     trainer = make_trainer(crops, mapping, config)
     if on_trainer is not None:
@@ -137,6 +153,7 @@ def run_train(
         crops=crops,
         mapping=mapping,
         reports=reports,
+        n_cells=n_cells,
         n_trained=trainer.n_train,
         n_held_out=trainer.n_held_out,
         model_path=model_path,

@@ -1,12 +1,10 @@
 """The steps of a run, in order: CellH5 file -> crops -> training crops -> model -> features.
 
 Shared by the ``cellae`` command and the napari widget so both behave the same (whole runs:
-:mod:`napari_cellae.pipeline.runs`). Every step is a small function; long steps take a
-callback and never print. Errors a user can cause are ``ValueError`` (``CellH5Error`` is
-one) naming the file and what is wrong. Outputs are checked against the run's inputs
-before any work and written through :mod:`napari_cellae.io.atomic`.
-
-Typical use::
+:mod:`napari_cellae.pipeline.runs`). Long steps take a callback and never print. Errors a
+user can cause are ``ValueError`` (``CellH5Error`` is one) naming the file and what is
+wrong; outputs are checked against the inputs before any work and written through
+:mod:`napari_cellae.io.atomic`. Typical use::
 
     with CellH5(path) as ch5:
         mapping = load_mapping(mapping_path, ch5)
@@ -14,11 +12,9 @@ Typical use::
         channels = resolve_channels(ch5, obj, None)
         crops = crops_for(ch5, obj, channels, config)
     trainer = make_trainer(crops, mapping, config)
-    for report in trainer.run():
-        ...
-    trained = trainer.result()
-    features = encode_crops(trained, crops)
-    write_features(out, crops, features, mapping, trained)
+    reports = list(trainer.run())
+    features = encode_crops(trainer.result(), crops)
+    write_features(out, crops, features, mapping, trainer.result())
 """
 
 from __future__ import annotations
@@ -56,6 +52,7 @@ __all__ = [
     "resolve_object",
     "select_training",
     "training_indices",
+    "warn_crops",
     "write_features",
 ]
 
@@ -199,18 +196,25 @@ def collect(
         If the crop is larger than the images or the file holds no objects.
     """
     from napari_cellae.core.crops import collect_crops
-    from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
-    from napari_cellae.core.resample import warn_box_fit
 
     crops = collect_crops(
         cellh5, object_name, crop_size, channels=channels, positions=positions, mask=mask
     )
     if len(crops) == 0:
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
-    warn_unlabelled(crops.unlabelled_positions, object_name, cellh5.path)
-    warn_unmatched(crops.unmatched_positions, object_name, cellh5.path)
-    warn_box_fit(crops, object_name, cellh5.path)
+    warn_crops(crops, object_name, cellh5.path)
     return crops
+
+
+def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
+    """Name positions without label images and objects without a label, and say when the
+    cells do not fit their box (what :func:`collect` warns about its crops)."""
+    from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
+    from napari_cellae.core.resample import warn_box_fit
+
+    warn_unlabelled(crops.unlabelled_positions, object_name, source)
+    warn_unmatched(crops.unmatched_positions, object_name, source)
+    warn_box_fit(crops, object_name, source)
 
 
 def crops_for(

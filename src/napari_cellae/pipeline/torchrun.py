@@ -71,8 +71,8 @@ def run_train_torchrun(
 
     if out is not None:
         check_outputs([(out, "model")], [cellh5_path, mapping_path])
-    crops, mapping = training_crops(
-        cellh5_path, config, mapping_path, object_name, channels, control_token
+    crops, mapping, n_cells = training_crops(  # only the cells drawn: bounded memory
+        cellh5_path, config, mapping_path, object_name, channels, control_token, True
     )
     config, idx = training_indices(crops, mapping, config)  # as make_trainer does
     local = ddp.rank_share(len(idx), env.rank, env.world_size, config.seed)
@@ -117,6 +117,7 @@ def run_train_torchrun(
         crops=crops,
         mapping=mapping,
         reports=reports,
+        n_cells=n_cells,
         n_trained=n_trained,
         n_held_out=n_held_out,
         model_path=model_path,

@@ -1,0 +1,73 @@
+"""Memory of cutting the training crops: every cell of the file vs only the cells drawn.
+
+``cellae train`` learns from at most ``--samples`` cells. Cropping every cell first held all
+of them (and their masks) in memory; now only the drawn cells are kept, cut one position at
+a time (``napari_cellae.pipeline.sampling``). Prints, side by side, the peak of memory
+allocated through Python and numpy (tracemalloc) and the time of both, on a benchmark screen
+drawn at 2x magnification (cells need a 72 px box), and checks that both give the same crops.
+
+Run: ``python benchmarks/bench_training_crops.py [--cells 8000] [--samples 2000]``. The screen
+is generated once into ``--cache``. Timings are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
+from napari_cellae.pipeline.runs import training_crops
+from napari_cellae.pipeline.steps import training_indices
+
+
+def measure(path: Path, mapping: Path, config: TrainConfig, only_drawn: bool):
+    """(crops to train on, cells in the file, peak MiB, seconds)."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    crops, loaded, n_cells = training_crops(path, config, mapping, only_drawn=only_drawn)
+    _, idx = training_indices(crops, loaded, config)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return crops.crops[idx], n_cells, peak, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=8000, help="cells in the screen")
+    parser.add_argument("--samples", type=int, default=2000, help="cells training draws")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds (best is reported)")
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache/napari-cellae/benchmark"
+    )
+    args = parser.parse_args()
+    folder = args.cache / f"seed3-cells{args.cells}-zoom2"
+    if not (folder / CH5_NAME).is_file():
+        make_benchmark_screen(folder, 3, args.cells, zoom=2.0)
+    config = TrainConfig.from_preset(
+        "recommended", crop_size=72, input_size=40, samples=args.samples
+    )
+    best: dict[bool, tuple] = {}
+    for _ in range(args.repeats):
+        for only_drawn in (False, True):
+            run = measure(folder / CH5_NAME, folder / MAPPING_NAME, config, only_drawn)
+            if only_drawn not in best or run[3] < best[only_drawn][3]:
+                best[only_drawn] = run
+    (every, n_cells, peak_all, s_all), (drawn, _, peak_drawn, s_drawn) = best[False], best[True]
+    print(
+        f"{n_cells} cells, 72 px box resampled to 40 px, {args.samples} drawn for training\n"
+        f"{'':24}{'peak MiB':>10}{'seconds':>10}\n"
+        f"{'every cell cropped':24}{peak_all:>10.0f}{s_all:>10.2f}\n"
+        f"{'only the drawn cells':24}{peak_drawn:>10.0f}{s_drawn:>10.2f}\n"
+        f"ratio (every / drawn): memory {peak_all / peak_drawn:.1f}x, time "
+        f"{s_all / s_drawn:.2f}x; same training crops: {np.array_equal(every, drawn)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Training crops only the cells it draws: the same cells, and the same model, in bounded
+memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cellae.core.config import TrainConfig
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.mapping import PositionMapping, read_mapping
+from napari_cellae.pipeline import steps
+from napari_cellae.pipeline.runs import run_train
+from napari_cellae.pipeline.sampling import sampled_training_crops
+
+ARCH = "c4.3r_p2_d16.0s"
+
+
+def _both(path: Path, config: TrainConfig, mapping=None, obj=None):
+    """(drawn crops, number of cells) and the crops select_training draws from all."""
+    with CellH5(path) as ch5:
+        obj = obj or ch5.default_object
+        channels = steps.resolve_channels(ch5, obj, None)
+        drawn = sampled_training_crops(ch5, obj, channels, mapping, config)
+        every = steps.collect(ch5, obj, config.crop_size, channels, mask=config.mask)
+    _, idx = steps.training_indices(every, mapping, config)
+    return drawn, every.subset(idx)
+
+
+@pytest.mark.parametrize("flavour", ["cellcognition_file", "cellprofiler_file"])
+def test_the_drawn_cells_are_those_training_draws_from_all(flavour, request):
+    path = request.getfixturevalue(flavour)
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=7, seed=3, mask="cell")
+    (drawn, n_cells), expected = _both(path, config)
+    assert len(drawn) == 7 and n_cells == (30 if "cellcognition" in flavour else 12)
+    np.testing.assert_array_equal(drawn.crops, expected.crops)
+    for name in ("object_index", "label_id", "time_idx", "bbox", "origin_y", "origin_x"):
+        np.testing.assert_array_equal(getattr(drawn, name), getattr(expected, name))
+    positions = [drawn.positions[i] for i in drawn.position_index]
+    assert positions == [expected.positions[i] for i in expected.position_index]
+    assert drawn.box == 16 and drawn.mask == "cell"
+
+
+def test_controls_only(cellcognition_file, mapping_file):
+    mapping = read_mapping(mapping_file)  # A01 is the control well: 15 cells
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=10, train_on="controls")
+    (drawn, n_cells), expected = _both(cellcognition_file, config, mapping)
+    assert len(drawn) == 10 and n_cells == 30
+    assert {drawn.positions[i].well for i in drawn.position_index} == {"A01"}
+    np.testing.assert_array_equal(drawn.crops, expected.crops)
+
+
+def test_nothing_to_leave_out_crops_as_usual(cellcognition_file, mapping_file):
+    with CellH5(cellcognition_file) as ch5:
+        for samples in (30, 1000):  # every candidate is used
+            config = TrainConfig(crop_size=16, architecture=ARCH, samples=samples)
+            assert sampled_training_crops(ch5, "primary__primary", [0], None, config) is None
+        # no control position: cropping everything gives the usual error
+        unmarked = PositionMapping(mapping_file, [])
+        config = TrainConfig(crop_size=16, architecture=ARCH, samples=5, train_on="controls")
+        assert sampled_training_crops(ch5, "primary__primary", [0], unmarked, config) is None
+
+
+def test_a_position_that_changed_is_named(cellcognition_file, monkeypatch):
+    real = CellH5.object_count
+    monkeypatch.setattr(CellH5, "object_count", lambda self, key, obj: real(self, key, obj) + 1)
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=5)
+    with CellH5(cellcognition_file) as ch5, pytest.raises(CellH5Error, match=r"A01.*changed"):
+        sampled_training_crops(ch5, "primary__primary", [0], None, config)
+
+
+def test_the_model_is_the_same(cellcognition_file):
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=12, epochs=1, seed=1)
+    every = run_train(cellcognition_file, config)
+    drawn = run_train(cellcognition_file, config, only_drawn=True)
+    assert (len(every.crops), every.n_cells) == (30, 30)
+    assert (len(drawn.crops), drawn.n_cells) == (12, 30)
+    assert (drawn.n_trained, drawn.n_held_out) == (every.n_trained, every.n_held_out)
+    for name, weights in every.trained.model.state_dict().items():
+        torch.testing.assert_close(drawn.trained.model.state_dict()[name], weights)
