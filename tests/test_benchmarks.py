@@ -126,3 +126,11 @@ def test_hit_wells() -> None:
 def test_bench_training_runs() -> None:
     out = run("bench_training.py", "--batches", "1", "--repeats", "1", "--memory-crops", "3000")
     assert "ratio ours / plain" in out and "shared" in out
+
+
+def test_bench_training_crops_runs_and_checks_equality(tmp_path) -> None:
+    out = run(
+        "bench_training_crops.py",
+        *("--cells", "300", "--samples", "100", "--repeats", "1", "--cache", str(tmp_path)),
+    )
+    assert "100 drawn for training" in out and "same training crops: True" in out
