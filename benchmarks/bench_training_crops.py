@@ -1,8 +1,8 @@
 """Memory of cutting the training crops: every cell of the file vs only the cells drawn.
 
 ``cellae train`` learns from at most ``--samples`` cells. Cropping every cell first held all
-of them (and their masks) in memory; now only the drawn cells are kept, cut one position at
-a time (``napari_cellae.pipeline.sampling``). Prints, side by side, the peak of memory
+of them (and their masks) in memory; now only the drawn cells are cut, one position at a
+time (``napari_cellae.pipeline.sampling``). Prints, side by side, the peak of memory
 allocated through Python and numpy (tracemalloc) and the time of both, on a benchmark screen
 drawn at 2x magnification (cells need a 72 px box), and checks that both give the same crops.
 

@@ -210,3 +210,18 @@ def test_z_stacks_are_cropped_in_the_first_plane_with_a_warning(tmp_path: Path) 
     )
     first = cs.position_index == 0
     np.testing.assert_array_equal(cs.crops[first], cs.crops[~first])  # plane 0 of both
+
+
+def test_chosen_rows_are_cut_as_from_all(cellcognition_file) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        positions = ch5.positions
+        every = collect_crops(ch5, "primary__primary", 16, positions=positions, mask="cell")
+        rows = [np.array([0, 3, 14]), np.array([], int)]  # none of the second position
+        some = collect_crops(ch5, "primary__primary", 16, positions=positions, mask="cell",
+                             rows=rows)  # fmt: skip
+        with pytest.raises(ValueError, match=r"A01_0001: holds 15 objects, fewer than"):
+            collect_crops(ch5, "primary__primary", 16, positions=positions, rows=[[15], []])
+    assert some.positions == positions[:1] and some.object_index.tolist() == [0, 3, 14]
+    np.testing.assert_array_equal(some.crops, every.crops[[0, 3, 14]])
+    np.testing.assert_array_equal(some.bbox, every.bbox[[0, 3, 14]])
+    np.testing.assert_array_equal(some.origin_x, every.origin_x[[0, 3, 14]])

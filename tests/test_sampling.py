@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import synthetic_position
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.io.mapping import PositionMapping, read_mapping
 from napari_cellae.pipeline import steps
 from napari_cellae.pipeline.runs import run_train
@@ -44,6 +46,19 @@ def test_the_drawn_cells_are_those_training_draws_from_all(flavour, request):
     assert drawn.box == 16 and drawn.mask == "cell"
 
 
+def test_files_without_label_images_segment_among_all_the_cells(tmp_path):
+    # Without label images each crop is split from its neighbours at the midline to every
+    # other object centre: the centres of the cells not drawn count too.
+    bare = synthetic_position("A01", "1", n_frames=2, n_per_frame=12, seed=4)
+    bare.labels = None
+    path = write_cellh5(tmp_path / "bare.ch5", [bare], channel_names=["H2B"],
+                        object_channels={"primary__primary": 0})  # fmt: skip
+    config = TrainConfig(crop_size=24, architecture=ARCH, samples=9, mask="cell")
+    (drawn, n_cells), expected = _both(path, config)
+    assert len(drawn) == 9 and n_cells == 24 and drawn.unlabelled_positions
+    np.testing.assert_array_equal(drawn.crops, expected.crops)
+
+
 def test_controls_only(cellcognition_file, mapping_file):
     mapping = read_mapping(mapping_file)  # A01 is the control well: 15 cells
     config = TrainConfig(crop_size=16, architecture=ARCH, samples=10, train_on="controls")
@@ -68,7 +83,7 @@ def test_a_position_that_changed_is_named(cellcognition_file, monkeypatch):
     real = CellH5.object_count
     monkeypatch.setattr(CellH5, "object_count", lambda self, key, obj: real(self, key, obj) + 1)
     config = TrainConfig(crop_size=16, architecture=ARCH, samples=5)
-    with CellH5(cellcognition_file) as ch5, pytest.raises(CellH5Error, match=r"A01.*changed"):
+    with CellH5(cellcognition_file) as ch5, pytest.raises(ValueError, match=r"A01.*fewer.*changed"):
         sampled_training_crops(ch5, "primary__primary", [0], None, config)
 
 

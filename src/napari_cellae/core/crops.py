@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_cellae.core.masking import MASKS, mask_crops
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.core.resample import cell_extents, cut_off
+from napari_cellae.core.resample import cut_by_box
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
@@ -169,6 +169,7 @@ def collect_crops(
     channels: list[int] | None = None,
     positions: list[PositionKey] | None = None,
     mask: str = "none",
+    rows: list[np.ndarray] | None = None,
 ) -> CropSet:
     """Crop every object of one type in the chosen positions of a CellH5 file.
 
@@ -194,6 +195,8 @@ def collect_crops(
         ``CropSet.unlabelled_positions``. Crops whose object's label id is 0 or not in the
         label image are left unmasked and counted in ``CropSet.unmatched_positions``. Images
         with several z-planes are cropped in the first plane, with a UserWarning.
+    rows : list of ndarray of int, optional
+        Per position of ``positions``, the object table rows to crop (sorted); default all.
 
     Returns
     -------
@@ -230,8 +233,13 @@ def collect_crops(
     tables = []
     images = []
     stacked: list[int] = []
-    for pos in positions:
+    takes: list[np.ndarray] = []  # the rows cut of each used position's table
+    for i, pos in enumerate(positions):
         table = cellh5.objects(pos, object_name)
+        take = np.arange(len(table)) if rows is None else np.asarray(rows[i], np.intp)
+        if len(take) and (take.min() < 0 or take.max() >= len(table)):
+            where = f"{cellh5.path}, position {pos.label}"
+            raise ValueError(f"{where}: holds {len(table)} objects, fewer than counted; changed?")
         image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
         height, width = int(image.shape[3]), int(image.shape[4])
         if int(image.shape[2]) > 1:
@@ -241,10 +249,11 @@ def collect_crops(
                 f"{cellh5.path}, position {pos.label}: crop size {size} px is larger than "
                 f"the image ({height} x {width} px, height x width)"
             )
-        if len(table) == 0:
+        if len(take) == 0:
             continue
         used.append(pos)
         tables.append(table)
+        takes.append(take)
         images.append(image)
     if stacked:  # objects carry no z coordinate: CellCognition segments one plane
         # One text per file, not per position: a streamed run crops position by position.
@@ -254,6 +263,7 @@ def collect_crops(
             stacklevel=2,
         )
     dtype = np.result_type(*[im.dtype for im in images]) if images else np.dtype(np.uint8)
+    whole, tables = tables, [_take(t, k) for t, k in zip(tables, takes, strict=True)]
     total = sum(len(t) for t in tables)
     crops = np.empty((total, len(channels), size, size), dtype=dtype)
     origin_y = np.empty(total, dtype=np.int32)
@@ -264,7 +274,7 @@ def collect_crops(
     unlabelled: list[PositionKey] = []
     unmatched: list[tuple[PositionKey, int]] = []
     start = 0
-    for pos, table, image in zip(used, tables, images, strict=True):
+    for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
         direct = np.dtype(image.dtype) == dtype
         # Mixed dtypes across positions: gather in the position's dtype, then widen losslessly.
@@ -281,7 +291,7 @@ def collect_crops(
         check_finite(crops[start:stop], f"{cellh5.path}, position {pos.label}")
         if mask != "none":
             missed = _mask_position(
-                cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0)
+                cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)
             )
             if missed is None:
                 unlabelled.append(pos)
@@ -311,7 +321,7 @@ def collect_crops(
         position_index=cat(
             [np.full(len(t), i, dtype=np.int32) for i, t in enumerate(tables)], np.int32
         ),
-        object_index=cat([np.arange(len(t), dtype=np.int32) for t in tables], np.int32),
+        object_index=cat(takes, np.int32),
         label_id=cat([t.label_id for t in tables], np.int32),
         time_idx=cat([t.time_idx for t in tables], np.int32),
         center_x=cat([t.center_x for t in tables], np.int32),
@@ -337,24 +347,12 @@ def collect_crops(
 _SEGMENT_CHUNK = 1024
 
 
-def cut_by_box(crops: CropSet) -> tuple[float, int] | None:
-    """Share of the cells wider or taller than their crop box, and a box that would fit.
-
-    From the objects' bounding boxes in the file; cells cut off by the box lose their
-    outline, and their size and shape features with it.
-
-    Parameters
-    ----------
-    crops : CropSet
-
-    Returns
-    -------
-    (float, int) or None
-        The share of cells whose bounding box is larger than the crop, and a crop size (a
-        multiple of 8 px) that holds 95 % of them with a 4 px margin; None when at most 5 %
-        are cut or the file stores no bounding boxes.
-    """
-    return cut_off(cell_extents(crops), crops.box)
+def _take(table: Any, rows: np.ndarray) -> Any:
+    """An object table's ``rows`` (the table itself when that is all of them, in order)."""
+    if len(rows) == len(table) and np.array_equal(rows, np.arange(len(table))):
+        return table
+    values = {f.name: getattr(table, f.name) for f in fields(table)}
+    return replace(table, **{k: None if v is None else v[rows] for k, v in values.items()})
 
 
 def _mask_position(
@@ -365,17 +363,19 @@ def _mask_position(
     crops: np.ndarray,
     mode: str,
     origins: tuple[np.ndarray, np.ndarray],
+    whole: tuple[Any, np.ndarray],
 ) -> int | None:
     """Mask one position's crops with its label images and return how many crops' labels
     were not found there (left unmasked); without label images (returns None), mask with a
     threshold segmentation of the crops' first channel (the object's own by default) around
-    the known object centres."""
+    the known object centres (of all the position's objects: ``whole`` is the full table
+    and the rows of it that ``table`` holds)."""
     found = cellh5.labels(pos, object_name)
     if found is None:
         y0, x0 = origins
-        others = neighbour_centres(
-            table.time_idx, table.center_y, table.center_x, reach=crops.shape[-1]
-        )
+        full, take = whole
+        others = neighbour_centres(full.time_idx, full.center_y, full.center_x, crops.shape[-1])
+        others = others[take]
         others -= np.stack([y0, x0], axis=-1)[:, None, :].astype(np.float32)
         cy, cx = table.center_y - y0, table.center_x - x0
         for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
