@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.cellh5 import CellH5
-
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.crops import CropSet
-    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.cellh5 import CellH5, PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = ["concat_crops", "sampled_training_crops"]
@@ -111,8 +109,8 @@ def sampled_training_crops(
     """
     from napari_cellae.core.crops import collect_crops
 
-    positions = [key for key in cellh5.positions if cellh5.object_count(key, object_name)]
-    counts = [cellh5.object_count(key, object_name) for key in positions]
+    counted = [(key, cellh5.object_count(key, object_name)) for key in cellh5.positions]
+    positions, counts = [key for key, n in counted if n], [n for _, n in counted if n]
     if config.train_on == "all" or mapping is None:
         candidate = [True] * len(positions)
     else:
