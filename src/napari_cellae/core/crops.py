@@ -239,7 +239,7 @@ def collect_crops(
         take = np.arange(len(table)) if rows is None else np.asarray(rows[i], np.intp)
         if len(take) and (take.min() < 0 or take.max() >= len(table)):
             where = f"{cellh5.path}, position {pos.label}"
-            raise ValueError(f"{where}: holds {len(table)} objects, fewer than counted; changed?")
+            raise ValueError(f"{where}: holds {len(table)} objects, fewer than asked; changed?")
         image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
         height, width = int(image.shape[3]), int(image.shape[4])
         if int(image.shape[2]) > 1:
