@@ -23,7 +23,18 @@ if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import CellH5, PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["concat_crops", "sampled_training_crops"]
+__all__ = ["concat_crops", "draw_training", "sampled_training_crops"]
+
+
+def draw_training(candidates: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """The cells training learns from: every candidate, or a seeded random ``samples`` of
+    them (sorted) when there are more (``samples`` 0: no limit). The one draw of both
+    :func:`~napari_cellae.pipeline.steps.select_training` and :func:`sampled_training_crops`,
+    so that both pick the same cells."""
+    if samples and len(candidates) > samples:
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(candidates, size=samples, replace=False))
+    return candidates
 
 
 def _drawn_rows(
@@ -36,10 +47,8 @@ def _drawn_rows(
         [np.arange(starts[i], starts[i + 1]) for i, c in enumerate(candidate) if c]
         or [np.zeros(0, np.int64)]
     ).astype(np.int64)
-    if not samples or len(idx) <= samples:
-        return None
-    rng = np.random.default_rng(seed)  # as select_training draws
-    return np.sort(rng.choice(idx, size=samples, replace=False))
+    drawn = draw_training(idx, samples, seed)
+    return None if len(drawn) == len(idx) else drawn
 
 
 def concat_crops(parts: list[CropSet], positions: list[PositionKey]) -> CropSet:

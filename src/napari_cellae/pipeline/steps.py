@@ -273,10 +273,9 @@ def select_training(
         idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
         raise ValueError(f"{crops.source}: no cells to train on (train_on={train_on!r})")
-    if samples and len(idx) > samples:
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(idx, size=samples, replace=False))
-    return idx
+    from napari_cellae.pipeline.sampling import draw_training
+
+    return draw_training(idx, samples, seed)
 
 
 def training_indices(
