@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_cellae.cli.output import CountBar, note
+from napari_cellae.cli.output import note
 from napari_cellae.cli.run_args import encode_args
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
@@ -200,26 +200,37 @@ def _options(args: argparse.Namespace, percentile: float | None):
 
 
 def encode_cells(args: argparse.Namespace) -> int:
-    """``cellae encode FILE --model M [--mapping MAP] --out cells.h5ad``."""
+    """``cellae encode FILE [MORE ...] --model M [--mapping MAP] --out cells.h5ad``.
+
+    Streamed position by position like the Explorer file (also with ``--workers`` or
+    ``--scheduler``), then scored, grouped and mapped in memory (features, not crops).
+    """
+    import contextlib
+
+    from napari_cellae.cli.scale import PositionBar, check_workers, position_runner
     from napari_cellae.core.model_file import load_model
     from napari_cellae.pipeline.cells import run_encode_cells
     from napari_cellae.pipeline.steps import check_outputs
 
     options = _options(args, args.novelty_percentile)
+    inputs = [args.file, *getattr(args, "more", [])]
     outputs = [(args.out, "AnnData file")]
     if args.gallery is not None:
         outputs.append((args.gallery, "gallery"))
-    check_outputs(outputs, [args.file, args.mapping, args.model])
+    check_outputs(outputs, [*inputs, args.mapping, args.model])
+    check_workers(args)
     trained = load_model(args.model)
     quiet = args.quiet
-    with CountBar("encoding", quiet) as bar:
+    with contextlib.ExitStack() as stack:
+        runner = position_runner(args, stack)
+        bar = stack.enter_context(PositionBar(quiet))
 
         def step(text: str) -> None:
             bar.close()  # encoding is done: the notes go below the finished bar
             note(text)
 
         done = run_encode_cells(
-            args.file,
+            inputs,
             trained,
             args.out,
             progress=bar,
@@ -227,12 +238,15 @@ def encode_cells(args: argparse.Namespace) -> int:
             embedding=args.embedding,
             gallery=args.gallery,
             on_step=None if quiet else step,
+            runner=runner,
             **encode_args(args),
         )
     result, found = done.result, done.discovery
+    plates = len({key.plate for key in result.crops.positions})
+    on_plates = f" on {plates} plates" if plates > 1 else ""
     print(
-        f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s) "
-        f"into {result.features.shape[1]} features each"
+        f"Encoded {len(result.crops)} cells of {len(result.crops.positions)} position(s)"
+        f"{on_plates} into {result.features.shape[1]} features each"
     )
     for text in done.notes:
         note(text, "warning" if found.novelty is None else "note")

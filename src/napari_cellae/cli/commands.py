@@ -169,7 +169,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_encode(args: argparse.Namespace) -> int:
     from napari_cellae.cli.cells import encode_cells, output_kind
 
-    if output_kind(args) == "anndata" and not (args.more or args.workers or args.scheduler):
+    if output_kind(args) == "anndata":
         return encode_cells(args)  # features, novelty, groups and 2-D maps in one .h5ad
     from napari_cellae.cli.scale import encode_command
 

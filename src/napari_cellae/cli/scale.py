@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.ddp import TorchrunEnv
 
-__all__ = ["PositionBar", "add_cluster_options", "encode_command", "train_torchrun"]
+__all__ = [
+    "PositionBar",
+    "add_cluster_options",
+    "check_workers",
+    "encode_command",
+    "position_runner",
+    "train_torchrun",
+]
 
 
 class PositionBar(_Bar):
@@ -56,6 +63,22 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_workers(args: argparse.Namespace) -> None:
+    """Refuse ``--workers`` below 1 before any work."""
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+
+
+def position_runner(args: argparse.Namespace, stack: contextlib.ExitStack):
+    """Where the positions are encoded: None (here, in turn) or a Dask cluster's runner,
+    whose client ``stack`` closes."""
+    if getattr(args, "workers", None) is None and getattr(args, "scheduler", None) is None:
+        return None
+    from napari_cellae.pipeline.distributed import cluster_runner, dask_client
+
+    return cluster_runner(stack.enter_context(dask_client(args.workers, args.scheduler)))
+
+
 def encode_command(args: argparse.Namespace) -> int:
     """``cellae encode FILE [MORE ...]``: every cell into one Explorer ``.hdf``, streamed.
 
@@ -69,22 +92,11 @@ def encode_command(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline.streaming import encode_stream
 
     inputs = [args.file, *getattr(args, "more", [])]
-    if args.out.suffix.lower() == ".h5ad":
-        raise ValueError(
-            f"cannot write {args.out}: AnnData output is made from one CellH5 file encoded "
-            "here; with several inputs, --workers or --scheduler write an Explorer .hdf"
-        )
     check_outputs([(args.out, "features file")], [*inputs, args.mapping, args.model])
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    check_workers(args)
     trained = load_model(args.model)
     with contextlib.ExitStack() as stack:
-        runner = None
-        if args.workers is not None or args.scheduler is not None:
-            from napari_cellae.pipeline.distributed import cluster_runner, dask_client
-
-            client = stack.enter_context(dask_client(args.workers, args.scheduler))
-            runner = cluster_runner(client)
+        runner = position_runner(args, stack)
         bar = stack.enter_context(PositionBar(args.quiet))
         result = encode_stream(
             inputs,

@@ -1,16 +1,18 @@
 """Encode a screen into an AnnData file of cells: features, novelty, groups, 2-D maps.
 
-:func:`run_encode_cells` is ``cellae encode ... --out cells.h5ad``: the same steps as
-:func:`napari_cellae.pipeline.runs.run_encode`, then phenotype discovery
-(:mod:`napari_cellae.pipeline.discovery`), the 2-D maps, the ``.h5ad`` and optionally a
-gallery PNG of the phenotype groups. :func:`write_cells` saves a run the widget already
-holds (its "Save AnnData").
+:func:`run_encode_cells` is ``cellae encode ... --out cells.h5ad``: the screen is encoded
+position by position as for the Explorer file (:mod:`napari_cellae.pipeline.streaming`,
+here or on Dask), then phenotype discovery (:mod:`napari_cellae.pipeline.discovery`), the
+2-D maps, the ``.h5ad`` and optionally a gallery PNG of the phenotype groups. Memory holds
+the features and the cell table, never every crop. :func:`write_cells` saves a run the
+widget already holds (its "Save AnnData").
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
-from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.locate import input_files
+from napari_cellae.io.cellh5 import CellH5, PositionKey
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
@@ -28,26 +29,25 @@ from napari_cellae.pipeline.discovery import (
     with_discovery,
 )
 from napari_cellae.pipeline.results import RunResult
-from napari_cellae.pipeline.runs import encoded_result
-from napari_cellae.pipeline.steps import (
-    check_model_fits,
-    check_outputs,
-    crops_for,
-    load_mapping,
-)
+from napari_cellae.pipeline.sampling import concat_crops
+from napari_cellae.pipeline.steps import check_outputs
 
 if TYPE_CHECKING:
     import anndata
     import pandas as pd
 
+    from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.pipeline.streaming import EncodedPosition, EncodePlan, PositionTask
 
 __all__ = [
     "CellsResult",
     "cells_anndata",
     "class_names",
+    "distinct_plates",
     "embeddings",
     "run_encode_cells",
+    "typical_crops",
     "write_cells",
 ]
 
@@ -191,7 +191,7 @@ def write_cells(
 
 
 def run_encode_cells(
-    cellh5_path: str | os.PathLike,
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
     trained: TrainedModel,
     out: str | os.PathLike,
     mapping_path: str | os.PathLike | None = None,
@@ -203,13 +203,24 @@ def run_encode_cells(
     embedding: str = DEFAULT_EMBEDDING,
     gallery: str | os.PathLike | None = None,
     on_step: Callable[[str], None] | None = None,
+    runner: Callable[[list[PositionTask], TrainedModel, int], Iterator[EncodedPosition]]
+    | None = None,
 ) -> CellsResult:
     """Encode every cell, find novel cells and phenotype groups, write ``out`` (.h5ad).
 
+    The cells are cropped and encoded one position at a time (here, or on a Dask cluster
+    with ``runner``), so memory holds the features and the cell table, never every crop;
+    the gallery crops its few typical cells again.
+
     Parameters
     ----------
-    cellh5_path, trained, out, mapping_path, control_token, batch_size, progress, model_path
-        As for :func:`napari_cellae.pipeline.runs.run_encode`; ``out`` ends in ``.h5ad``.
+    paths : path-like or sequence of path-like
+        One CellH5 file, or several files and folders of plates (as ``cellae encode``).
+    trained, out, mapping_path, control_token, batch_size, model_path
+        As for :func:`napari_cellae.pipeline.streaming.encode_stream`; ``out`` ends in
+        ``.h5ad``.
+    progress : callable, optional
+        ``progress(done, total)`` over positions.
     options : DiscoveryOptions, optional
         Novelty method, percentile and groups.
     embedding : {"umap", "pca"}
@@ -218,10 +229,13 @@ def run_encode_cells(
         Also draw a PNG of typical crops per phenotype group (needs control cells).
     on_step : callable, optional
         Called with a short text as each step after encoding starts.
+    runner : callable, optional
+        Where the positions are encoded (:func:`~napari_cellae.pipeline.streaming.encode_stream`).
 
     Returns
     -------
     CellsResult
+        Its ``result.crops`` holds the cells' identities without pixels.
 
     Raises
     ------
@@ -230,50 +244,137 @@ def run_encode_cells(
         wrong suffix, a gallery without control cells, a mapping of another plate.
     """
     from napari_cellae.export.anndata import H5AD_SUFFIX
+    from napari_cellae.pipeline.streaming import encoded_positions, plan_encode
 
     step = on_step or (lambda _text: None)
     options = options or DiscoveryOptions()
     if embedding not in EMBEDDING_METHODS:
         raise ValueError(f"unknown embedding method {embedding!r}")
+    paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     model_path = model_path if model_path is not None else trained.path
-    inputs = [cellh5_path, mapping_path, model_path]
-    outputs = [(out, "AnnData file")] + ([(gallery, "gallery")] if gallery is not None else [])
-    check_outputs(outputs, inputs)
     if Path(out).suffix.lower() != H5AD_SUFFIX:
         raise ValueError(f"cannot write {out} as AnnData: the file name must end in .h5ad")
-    with CellH5(cellh5_path) as ch5:
-        mapping = load_mapping(mapping_path, ch5, control_token)
-        obj, chans = check_model_fits(trained, ch5, model_path)
-        if gallery is not None and not any(
-            (info := mapping.lookup(p)) is not None and info.is_control
-            for p in (ch5.positions if mapping is not None else [])
-        ):
-            raise ValueError(
-                f"cannot draw the gallery {gallery}: phenotype groups are groups of novel "
-                "cells, and novelty needs negative controls; give --mapping with a Group "
-                "column marking them"
-            )
-        crops = crops_for(ch5, obj, chans, trained.config)
-        names = class_names(ch5, obj)
-    result = encoded_result(trained, crops, mapping, model_path, batch_size, progress)
-    features = result.features
+    plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
+    outputs = [(out, "AnnData file")] + ([(gallery, "gallery")] if gallery is not None else [])
+    check_outputs(outputs, plan.inputs)
+    mapping = plan.mapping
+    if gallery is not None and not any(
+        (info := mapping.lookup(t.position)) is not None and info.is_control
+        for t in (plan.tasks if mapping is not None else [])
+    ):
+        raise ValueError(
+            f"cannot draw the gallery {gallery}: phenotype groups are groups of novel "
+            "cells, and novelty needs negative controls; give --mapping with a Group "
+            "column marking them"
+        )
+    with CellH5(plan.plates[0]) as ch5:
+        names = class_names(ch5, trained.object_name)
+    keys = distinct_plates(plan)
+    parts, features = [], []
+    for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
+        cells = encoded.crops
+        cells.crops = cells.crops[:, :, :0, :0]  # identities only: no pixels are kept
+        cells.positions = [keys[encoded.task.index]]
+        parts.append(cells)
+        features.append(encoded.features)
+    crops = concat_crops(parts, keys)
+    result = RunResult(
+        trained, crops, mapping, np.concatenate(features), model_path=_path(model_path)
+    )
     step("scoring novelty against the negative controls")
     obs = cell_table(crops, mapping, names)
-    found = discover(features, obs, options)
+    found = discover(result.features, obs, options)
     obs = with_discovery(obs, found)
     notes = [found.note] if found.note else []
     step(f"2-D map ({embedding})")
-    maps = embeddings(features, embedding, options.seed)
+    maps = embeddings(result.features, embedding, options.seed)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
-    sources = [*input_files(cellh5_path), mapping_path, model_path]
+    sources = [*plan.plates, *(f for f in plan.inputs if f not in plan.plates)]
     path = write_cells(out, result, obs, found, maps, sources)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:
-        done.gallery_path = _gallery(gallery, crops, obs, found, trained, sources, notes)
+        done.gallery_path = _gallery(gallery, plan, crops, obs, found, trained, sources, notes)
     return done
 
 
-def _gallery(path, crops, obs, found: Discovery, trained, inputs, notes: list[str]):
+def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
+    """Every task's position, its plate renamed where files share a plate name.
+
+    Plates are often named alike (``plate1``) in different files; their cells would share
+    the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
+    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the files'
+    common folder. The mapping matches wells and sites, not plates, so it is unaffected.
+    """
+    from dataclasses import replace
+
+    files_of: dict[str, set[Path]] = {}
+    for task in plan.tasks:
+        files_of.setdefault(task.position.plate, set()).add(task.source)
+    shared = {name for name, files in files_of.items() if len(files) > 1}
+    if not shared:
+        return [task.position for task in plan.tasks]
+    root = Path(os.path.commonpath([str(p) for p in plan.plates])) if plan.plates else Path()
+    keys = []
+    for task in plan.tasks:
+        key = task.position
+        if key.plate in shared:
+            where = task.source.relative_to(root) if task.source != root else task.source.name
+            key = replace(key, plate=f"{key.plate} ({where.as_posix()})")
+        keys.append(key)
+    return keys
+
+
+def _path(path: str | os.PathLike | None) -> Path | None:
+    return Path(path) if path is not None else None
+
+
+def typical_crops(
+    plan: EncodePlan, cells: CropSet, rows: np.ndarray, trained: TrainedModel
+) -> np.ndarray:
+    """The crops of some of a streamed run's cells, cut again as the model saw them.
+
+    Parameters
+    ----------
+    plan : EncodePlan
+        The run's plan; ``cells.position_index`` counts its tasks.
+    cells : CropSet
+        The run's cells (identities; pixels not needed).
+    rows : ndarray of int
+        Cells to crop, sorted and unique.
+    trained : TrainedModel
+
+    Returns
+    -------
+    ndarray (len(rows), C, S, S)
+        In the stored dtype, at the network's input size.
+    """
+    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.resample import to_network_size
+    from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
+
+    parts = []
+    with warnings.catch_warnings():  # what these positions raise was shown while encoding
+        warnings.simplefilter("ignore")
+        try:
+            for p in np.unique(cells.position_index[rows]):
+                task = plan.tasks[int(p)]
+                picked = rows[cells.position_index[rows] == p]
+                cut = collect_crops(
+                    open_cellh5(task.source),
+                    task.object_name,
+                    task.crop_size,
+                    list(task.channels),
+                    [task.position],
+                    trained.config.mask,
+                    [cells.object_index[picked].astype(np.int64)],
+                )
+                parts.append(to_network_size(cut, trained.model.crop_size).crops)
+        finally:
+            close_open_files()
+    return np.concatenate(parts)
+
+
+def _gallery(path, plan, cells, obs, found: Discovery, trained, inputs, notes: list[str]):
     from napari_cellae.export.gallery import group_caption, write_gallery
 
     if not found.typical:
@@ -285,6 +386,7 @@ def _gallery(path, crops, obs, found: Discovery, trained, inputs, notes: list[st
         for g in found.typical
     }
     title = f"{int(found.novelty.novel.sum())} novel cells in {found.n_groups} group(s)"
-    return write_gallery(
-        path, crops.crops, found.typical, captions, trained.normalisation, title, inputs
-    )
+    shown = np.unique(np.concatenate(list(found.typical.values())))
+    crops = typical_crops(plan, cells, shown, trained)
+    rows = {g: np.searchsorted(shown, idx) for g, idx in found.typical.items()}
+    return write_gallery(path, crops, rows, captions, trained.normalisation, title, inputs)

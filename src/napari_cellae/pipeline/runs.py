@@ -203,10 +203,7 @@ def encoded_result(
     batch_size: int = 512,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Encode ``crops`` and return them as the result of an encoding run (nothing written).
-
-    Shared by :func:`run_encode` and :func:`~napari_cellae.pipeline.cells.run_encode_cells`.
-    """
+    """Encode ``crops`` and return them as the result of an encoding run (nothing written)."""
     features = encode_crops(trained, crops, batch_size=batch_size, progress=progress)
     return RunResult(
         trained=trained,

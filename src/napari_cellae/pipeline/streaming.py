@@ -11,8 +11,6 @@ memory at once, never all crops. Tasks run here in turn or on a Dask cluster
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +24,7 @@ from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
 from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
+from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
 from napari_cellae.pipeline.plates import plate_files
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
@@ -43,15 +42,11 @@ __all__ = [
     "encode_position",
     "encode_serial",
     "encode_stream",
+    "encoded_positions",
     "plan_encode",
 ]
 
-# Open CellH5 files kept per process (one per plate): a worker reopening the master file for
-# every position would re-read the plate's structure each time.
-_MAX_OPEN = 4
 _SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
-_open_files: dict[tuple[str, int, int], CellH5] = {}
-_open_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -218,33 +213,6 @@ def plan_encode(
     return EncodePlan(tasks=tasks, plates=plates, mapping=mapping, inputs=inputs)
 
 
-def _open(path: Path) -> CellH5:
-    """An open CellH5 file of this process (cached); a missing file names this machine."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise CellH5Error(
-            f"{path}: cannot be read on {socket.gethostname()} ({exc.strerror or exc}); every "
-            "machine encoding must see the files at the same path"
-        ) from None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    with _open_lock:
-        ch5 = _open_files.get(key)
-        if ch5 is None:
-            ch5 = CellH5(path)
-            if len(_open_files) >= _MAX_OPEN:
-                _open_files.pop(next(iter(_open_files))).close()
-            _open_files[key] = ch5
-        return ch5
-
-
-def close_open_files() -> None:
-    """Close the CellH5 files :func:`encode_position` kept open in this process."""
-    with _open_lock:
-        while _open_files:
-            _open_files.popitem()[1].close()
-
-
 def encode_position(
     task: PositionTask, trained: TrainedModel, batch_size: int = 512
 ) -> EncodedPosition:
@@ -272,7 +240,7 @@ def encode_position(
     from napari_cellae.export.explorer import to_uint8
     from napari_cellae.pipeline.steps import encode_crops
 
-    ch5 = _open(task.source)
+    ch5 = open_cellh5(task.source)
     crops = collect_crops(
         ch5,
         task.object_name,
@@ -301,6 +269,52 @@ def encode_serial(
             yield encode_position(task, trained, batch_size)
     finally:
         close_open_files()
+
+
+def encoded_positions(
+    plan: EncodePlan,
+    trained: TrainedModel,
+    batch_size: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+    runner: Callable[[list[PositionTask], TrainedModel, int], Iterator[EncodedPosition]]
+    | None = None,
+) -> Iterator[EncodedPosition]:
+    """Run a plan's tasks and yield each position's cells in task order.
+
+    Shared by the Explorer ``.hdf`` (:func:`encode_stream`) and the AnnData output
+    (:func:`~napari_cellae.pipeline.cells.run_encode_cells`). Warnings raised on workers are
+    shown once each; after the last position, the run's positions without label images,
+    objects whose label is not in them and cells cut off by (or small for) the model's box.
+    """
+    runner = runner if runner is not None else encode_serial
+    total = len(plan.tasks)
+    if progress is not None:
+        progress(0, total)
+    unlabelled, unmatched, shown, sizes = [], [], set(), []
+    results = runner(plan.tasks, trained, batch_size)
+    try:
+        for done, encoded in enumerate(results, start=1):
+            if encoded.task.index != done - 1:
+                raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
+            for text in encoded.warned:
+                if text not in shown:  # once per run, not once per worker or position
+                    shown.add(text)
+                    warnings.warn(text, UserWarning, stacklevel=2)
+            unlabelled += encoded.crops.unlabelled_positions
+            unmatched += encoded.crops.unmatched_positions
+            sizes.append(encoded.crops.bbox[:_SIZE_SAMPLE])
+            yield encoded
+            if progress is not None:
+                progress(done, total)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
+    warn_unlabelled(unlabelled, trained.object_name, source)
+    warn_unmatched(unmatched, trained.object_name, source)
+    extent = bbox_extents(np.concatenate(sizes)) if sizes else None  # cut off by the box?
+    warn_extents(extent, plan.tasks[0].crop_size, trained.object_name, source)
 
 
 def encode_stream(
@@ -343,9 +357,7 @@ def encode_stream(
     Warns
     -----
     UserWarning
-        What the positions' crops raised (also on Dask workers: ``EncodedPosition.warned``),
-        each text once, in task order; at the end, positions without label images, objects
-        whose label is not in them, and cells cut off by (or small for) the model's box.
+        As :func:`encoded_positions`.
 
     Raises
     ------
@@ -356,44 +368,18 @@ def encode_stream(
 
     t0 = time.perf_counter()
     plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
-    runner = runner if runner is not None else encode_serial
-    total = len(plan.tasks)
-    if progress is not None:
-        progress(0, total)
     writer = ExplorerWriter(
         out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
     )
-    cells, unlabelled, unmatched, shown, sizes = 0, [], [], set(), []
+    cells = 0
     with writer:
-        results = runner(plan.tasks, trained, batch_size)
-        try:
-            for done, encoded in enumerate(results, start=1):
-                if encoded.task.index != done - 1:
-                    raise RuntimeError(f"task {encoded.task.index} came back as number {done}")
-                for text in encoded.warned:
-                    if text not in shown:  # once per run, not once per worker or position
-                        shown.add(text)
-                        warnings.warn(text, UserWarning, stacklevel=2)
-                writer.append(encoded.crops, encoded.features)
-                cells += len(encoded.crops)
-                unlabelled += encoded.crops.unlabelled_positions
-                unmatched += encoded.crops.unmatched_positions
-                sizes.append(encoded.crops.bbox[:_SIZE_SAMPLE])
-                if progress is not None:
-                    progress(done, total)
-        finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
-    source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
-    warn_unlabelled(unlabelled, trained.object_name, source)
-    warn_unmatched(unmatched, trained.object_name, source)
-    extent = bbox_extents(np.concatenate(sizes)) if sizes else None  # cut off by the box?
-    warn_extents(extent, plan.tasks[0].crop_size, trained.object_name, source)
+        for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
+            writer.append(encoded.crops, encoded.features)
+            cells += len(encoded.crops)
     return StreamResult(
         path=writer.path,
         n_cells=cells,
-        n_positions=total,
+        n_positions=len(plan.tasks),
         n_plates=len(plan.plates),
         n_features=int(writer.n_features or 0),
         seconds=time.perf_counter() - t0,
