@@ -134,3 +134,8 @@ def test_bench_training_crops_runs_and_checks_equality(tmp_path) -> None:
         *("--cells", "300", "--samples", "100", "--repeats", "1", "--cache", str(tmp_path)),
     )
     assert "100 drawn for training" in out and "same training crops: True" in out
+
+
+def test_bench_cells_runs_and_checks_equality(tmp_path) -> None:
+    out = run("bench_cells.py", "--cells", "300", "--cache", str(tmp_path))
+    assert "same features: True, same novel cells: True, same gallery crops: True" in out

@@ -273,7 +273,8 @@ def run_encode_cells(
     parts, features = [], []
     for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
         cells = encoded.crops
-        cells.crops = cells.crops[:, :, :0, :0]  # identities only: no pixels are kept
+        # Identities only: a fresh empty array, as a slice would keep the pixels alive.
+        cells.crops = np.empty((len(cells), cells.crops.shape[1], 0, 0), cells.crops.dtype)
         cells.positions = [keys[encoded.task.index]]
         parts.append(cells)
         features.append(encoded.features)
