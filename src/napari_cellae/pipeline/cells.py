@@ -11,7 +11,6 @@ widget already holds (its "Save AnnData").
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
-from napari_cellae.io.cellh5 import CellH5, PositionKey
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
     cell_table,
     discover,
     with_discovery,
+)
+from napari_cellae.pipeline.plate_cells import (
+    class_names,
+    distinct_plates,
+    plate_class_names,
+    typical_crops,
 )
 from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.sampling import concat_crops
@@ -36,18 +40,15 @@ if TYPE_CHECKING:
     import anndata
     import pandas as pd
 
-    from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
-    from napari_cellae.pipeline.streaming import EncodedPosition, EncodePlan, PositionTask
+    from napari_cellae.pipeline.streaming import EncodedPosition, PositionTask
 
 __all__ = [
     "CellsResult",
     "cells_anndata",
     "class_names",
-    "distinct_plates",
     "embeddings",
     "run_encode_cells",
-    "typical_crops",
     "write_cells",
 ]
 
@@ -78,16 +79,6 @@ class CellsResult:
     anndata_path: Path | None = None
     gallery_path: Path | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
-    """Names of the classifier classes a CellH5 file stores for an object type, if any.
-
-    Keyed by the row of the class table: that is what a cell's ``label_idx`` (its
-    ``class_idx``) counts, whatever label values the classifier used.
-    """
-    labels = cellh5.class_labels(object_name)
-    return {i: str(c.name) for i, c in enumerate(labels)} if labels else None
 
 
 def embeddings(
@@ -267,8 +258,7 @@ def run_encode_cells(
             "cells, and novelty needs negative controls; give --mapping with a Group "
             "column marking them"
         )
-    with CellH5(plan.plates[0]) as ch5:
-        names = class_names(ch5, trained.object_name)
+    names, notes = plate_class_names(plan.plates, trained.object_name)
     keys = distinct_plates(plan)
     parts, features = [], []
     for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
@@ -286,7 +276,7 @@ def run_encode_cells(
     obs = cell_table(crops, mapping, names)
     found = discover(result.features, obs, options)
     obs = with_discovery(obs, found)
-    notes = [found.note] if found.note else []
+    notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
     maps = embeddings(result.features, embedding, options.seed)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
@@ -298,81 +288,8 @@ def run_encode_cells(
     return done
 
 
-def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
-    """Every task's position, its plate renamed where files share a plate name.
-
-    Plates are often named alike (``plate1``) in different files; their cells would share
-    the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
-    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the files'
-    common folder. The mapping matches wells and sites, not plates, so it is unaffected.
-    """
-    from dataclasses import replace
-
-    files_of: dict[str, set[Path]] = {}
-    for task in plan.tasks:
-        files_of.setdefault(task.position.plate, set()).add(task.source)
-    shared = {name for name, files in files_of.items() if len(files) > 1}
-    if not shared:
-        return [task.position for task in plan.tasks]
-    root = Path(os.path.commonpath([str(p) for p in plan.plates])) if plan.plates else Path()
-    keys = []
-    for task in plan.tasks:
-        key = task.position
-        if key.plate in shared:
-            where = task.source.relative_to(root) if task.source != root else task.source.name
-            key = replace(key, plate=f"{key.plate} ({where.as_posix()})")
-        keys.append(key)
-    return keys
-
-
 def _path(path: str | os.PathLike | None) -> Path | None:
     return Path(path) if path is not None else None
-
-
-def typical_crops(
-    plan: EncodePlan, cells: CropSet, rows: np.ndarray, trained: TrainedModel
-) -> np.ndarray:
-    """The crops of some of a streamed run's cells, cut again as the model saw them.
-
-    Parameters
-    ----------
-    plan : EncodePlan
-        The run's plan; ``cells.position_index`` counts its tasks.
-    cells : CropSet
-        The run's cells (identities; pixels not needed).
-    rows : ndarray of int
-        Cells to crop, sorted and unique.
-    trained : TrainedModel
-
-    Returns
-    -------
-    ndarray (len(rows), C, S, S)
-        In the stored dtype, at the network's input size.
-    """
-    from napari_cellae.core.crops import collect_crops
-    from napari_cellae.core.resample import to_network_size
-    from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
-
-    parts = []
-    with warnings.catch_warnings():  # what these positions raise was shown while encoding
-        warnings.simplefilter("ignore")
-        try:
-            for p in np.unique(cells.position_index[rows]):
-                task = plan.tasks[int(p)]
-                picked = rows[cells.position_index[rows] == p]
-                cut = collect_crops(
-                    open_cellh5(task.source),
-                    task.object_name,
-                    task.crop_size,
-                    list(task.channels),
-                    [task.position],
-                    trained.config.mask,
-                    [cells.object_index[picked].astype(np.int64)],
-                )
-                parts.append(to_network_size(cut, trained.model.crop_size).crops)
-        finally:
-            close_open_files()
-    return np.concatenate(parts)
 
 
 def _gallery(path, plan, cells, obs, found: Discovery, trained, inputs, notes: list[str]):

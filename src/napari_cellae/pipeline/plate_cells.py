@@ -1,0 +1,123 @@
+"""What an AnnData run streamed over several plates needs of them beyond the features.
+
+The plates' names made distinct, the classifier's class names they share, and the crops of
+the gallery's typical cells, cut again (the run keeps no pixels).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.io.cellh5 import CellH5, PositionKey
+
+if TYPE_CHECKING:
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.pipeline.streaming import EncodePlan
+
+__all__ = ["class_names", "distinct_plates", "plate_class_names", "typical_crops"]
+
+
+def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
+    """Names of the classifier classes a CellH5 file stores for an object type, if any.
+
+    Keyed by the row of the class table: that is what a cell's ``label_idx`` (its
+    ``class_idx``) counts, whatever label values the classifier used.
+    """
+    labels = cellh5.class_labels(object_name)
+    return {i: str(c.name) for i, c in enumerate(labels)} if labels else None
+
+
+def plate_class_names(
+    plates: list[Path], object_name: str
+) -> tuple[dict[int, str] | None, list[str]]:
+    """The classifier's class names shared by every plate, and a note where they differ
+    (each plate's cells then keep their class numbers only: one name could mean two)."""
+    found = []
+    for plate in plates:
+        with CellH5(plate) as ch5:
+            found.append(class_names(ch5, object_name))
+    if all(names == found[0] for names in found):
+        return found[0], []
+    odd = next(p for p, names in zip(plates, found, strict=True) if names != found[0])
+    return None, [
+        f"the plates' classifiers name their classes differently ({plates[0]} and {odd}): "
+        "obs['class'] holds class numbers, not names"
+    ]
+
+
+def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
+    """Every task's position, its plate renamed where files share a plate name.
+
+    Plates are often named alike (``plate1``) in different files; their cells would share
+    the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
+    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the files'
+    common folder. The mapping matches wells and sites, not plates, so it is unaffected.
+    """
+    files_of: dict[str, set[Path]] = {}
+    for task in plan.tasks:
+        files_of.setdefault(task.position.plate, set()).add(task.source)
+    shared = {name for name, files in files_of.items() if len(files) > 1}
+    if not shared:
+        return [task.position for task in plan.tasks]
+    root = Path(os.path.commonpath([str(p) for p in plan.plates])) if plan.plates else Path()
+    keys = []
+    for task in plan.tasks:
+        key = task.position
+        if key.plate in shared:
+            where = task.source.relative_to(root) if task.source != root else task.source.name
+            key = replace(key, plate=f"{key.plate} ({where.as_posix()})")
+        keys.append(key)
+    return keys
+
+
+def typical_crops(
+    plan: EncodePlan, cells: CropSet, rows: np.ndarray, trained: TrainedModel
+) -> np.ndarray:
+    """The crops of some of a streamed run's cells, cut again as the model saw them.
+
+    Parameters
+    ----------
+    plan : EncodePlan
+        The run's plan; ``cells.position_index`` counts its tasks.
+    cells : CropSet
+        The run's cells (identities; pixels not needed).
+    rows : ndarray of int
+        Cells to crop, sorted and unique.
+    trained : TrainedModel
+
+    Returns
+    -------
+    ndarray (len(rows), C, S, S)
+        In the stored dtype, at the network's input size.
+    """
+    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.resample import to_network_size
+    from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
+
+    parts = []
+    with warnings.catch_warnings():  # what these positions raise was shown while encoding
+        warnings.simplefilter("ignore")
+        try:
+            for p in np.unique(cells.position_index[rows]):
+                task = plan.tasks[int(p)]
+                picked = rows[cells.position_index[rows] == p]
+                cut = collect_crops(
+                    open_cellh5(task.source),
+                    task.object_name,
+                    task.crop_size,
+                    list(task.channels),
+                    [task.position],
+                    trained.config.mask,
+                    [cells.object_index[picked].astype(np.int64)],
+                )
+                parts.append(to_network_size(cut, trained.model.crop_size).crops)
+        finally:
+            close_open_files()
+    return np.concatenate(parts)

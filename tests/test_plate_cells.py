@@ -1,0 +1,75 @@
+"""pipeline.plate_cells: plates named alike told apart, class names across plates, the
+gallery's crops cut again as the model saw them."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+
+from conftest import CLASS_LABELS, synthetic_position
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline.cells import run_encode_cells
+from napari_cellae.pipeline.hits import hit_list
+from napari_cellae.pipeline.plate_cells import distinct_plates, plate_class_names, typical_crops
+from napari_cellae.pipeline.steps import crops_for
+from napari_cellae.pipeline.streaming import plan_encode
+from test_streaming import random_model
+
+
+def test_typical_crops_are_cut_as_the_model_saw_them(cellcognition_file, tmp_path):
+    trained = random_model(mask="cell")
+    done = run_encode_cells(cellcognition_file, trained, tmp_path / "c.h5ad")
+    plan = plan_encode([cellcognition_file], trained, tmp_path / "other.h5ad")
+    rows = np.array([0, 4, 14, 15, 29])  # both positions, first and last cell
+    got = typical_crops(plan, done.result.crops, rows, trained)
+    with CellH5(cellcognition_file) as f:
+        whole = crops_for(f, "primary__primary", [0], trained.config).crops
+    np.testing.assert_array_equal(got, whole[rows])
+
+
+def _same_named_plate(path, wells, seed):
+    positions = [
+        synthetic_position(w, "1", plate="plate1", seed=seed + i) for i, w in enumerate(wells)
+    ]
+    return write_cellh5(path, positions, ["rfp"], {"primary__primary": 0})
+
+
+def test_plates_named_alike_in_two_files_are_told_apart(tmp_path):
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run2").mkdir()
+    first = _same_named_plate(tmp_path / "run1" / "plate.ch5", ["A01", "B01"], 1)
+    second = _same_named_plate(tmp_path / "run2" / "plate.ch5", ["A01"], 5)
+    trained = random_model()
+    done = run_encode_cells([first, second], trained, tmp_path / "c.h5ad")
+    obs = ad.read_h5ad(done.anndata_path).obs
+    assert len(obs) == 45 and obs.index.is_unique
+    assert list(obs["plate"].cat.categories) == [
+        "plate1 (run1/plate.ch5)",
+        "plate1 (run2/plate.ch5)",
+    ]
+    table = hit_list(obs, np.zeros(len(obs), bool), "position")
+    assert len(table) == 3  # the two A01 wells stay two rows
+    plan = plan_encode([first], trained, tmp_path / "one.h5ad")
+    assert [k.plate for k in distinct_plates(plan)] == ["plate1", "plate1"]  # one file: as is
+
+
+def _classified(path, classes):
+    return write_cellh5(
+        path, [synthetic_position("A01", "1")], ["rfp"], {"primary__primary": 0},
+        class_labels={"primary__primary": classes},
+    )  # fmt: skip
+
+
+def test_class_names_are_kept_only_when_every_plate_agrees(tmp_path):
+    a = _classified(tmp_path / "a.ch5", CLASS_LABELS)
+    b = _classified(tmp_path / "b.ch5", CLASS_LABELS)
+    other = _classified(tmp_path / "c.ch5", [(0, "mitotic", "#FF0000"), (1, "dead", "#0000FF")])
+    names, notes = plate_class_names([a, b], "primary__primary")
+    assert names == {0: "interphase", 1: "mitotic"} and notes == []
+    names, notes = plate_class_names([a, other], "primary__primary")
+    assert names is None
+    assert "name their classes differently" in notes[0] and str(other) in notes[0]
+    done = run_encode_cells([a, other], random_model(), tmp_path / "c.h5ad")
+    assert done.notes[0] == notes[0]
+    assert set(ad.read_h5ad(done.anndata_path).obs["class"].astype(str)) <= {"0", "1"}
