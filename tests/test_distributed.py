@@ -247,3 +247,19 @@ def test_bench_scale_runs_tiny():
     for row in ("Dask, 1 worker(s)", "Dask, 2 worker(s)", "streaming (cellae encode)", "rows/s"):
         assert row in out, row
     assert "10^8 cells, extrapolated" in out and "machines" in out
+
+
+def test_cells_h5ad_on_two_workers_equals_the_serial_one(plate, tmp_path):
+    import anndata as ad
+
+    from napari_cellae.pipeline.cells import run_encode_cells
+
+    trained = random_model()
+    serial = run_encode_cells(plate, trained, tmp_path / "serial.h5ad", embedding="pca")
+    with dask_client(2, processes=False) as client:
+        on_dask = run_encode_cells(
+            plate, trained, tmp_path / "dask.h5ad", embedding="pca", runner=cluster_runner(client)
+        )
+    a, b = ad.read_h5ad(serial.anndata_path), ad.read_h5ad(on_dask.anndata_path)
+    assert list(a.obs_names) == list(b.obs_names) and len(a) == 90
+    np.testing.assert_allclose(a.X, b.X, atol=1e-5)
