@@ -111,7 +111,7 @@ def write_gallery(
             raise ValueError(f"cannot draw {path}: group {group} has no cells or bad indices")
     path = check_output(path, inputs, "gallery")
     columns = max(len(v) for v in rows.values())
-    top = 0.5 if title else 0.1
+    top = 0.75 if title else 0.35  # inches above the first row: its caption, the title
     fig = agg_figure(figsize=(max(0.9 * columns, 4.0), 1.2 * len(rows) + top))
     axes = fig.subplots(len(rows), columns, squeeze=False)
     # Room above every row for its caption; crops close together.
@@ -126,6 +126,6 @@ def write_gallery(
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         axes[r, 0].set_title(captions.get(group, f"group {group}"), loc="left", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    if title:  # in the top margin, above the first row's caption
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / fig.get_figheight(), va="top")
     return save_png(fig, path, dpi=100)
