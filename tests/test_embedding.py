@@ -88,3 +88,14 @@ def test_bench_embedding_runs() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "first UMAP call in a process" in done.stdout
     assert "      300 |" in done.stdout and "UMAP 5-NN" in done.stdout
+
+
+@pytest.mark.parametrize("method", ["pca", "umap"])
+def test_cells_placed_in_blocks_land_where_one_pass_puts_them(method, monkeypatch):
+    from napari_cellae.core import features as features_module
+
+    x, _ = _clusters()
+    whole = embed_2d(x, method, seed=0, max_fit=100)  # 140 of 240 cells placed by the fit
+    monkeypatch.setattr(features_module, "_BLOCK", 37)
+    blocks = embed_2d(x, method, seed=0, max_fit=100)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-6)

@@ -80,3 +80,21 @@ def test_hit_table_ranks_hits_above_controls() -> None:
     assert table.loc[0, "enrichment"] == pytest.approx(
         table.loc[0, "novel_fraction"] / result.novel[controls].mean()
     )
+
+
+def test_scores_in_blocks_equal_one_pass_and_leave_the_features_alone(monkeypatch):
+    from napari_cellae.core import novelty as novelty_module
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(60, 5))
+    features[:6] += 4.0
+    controls = np.zeros(60, bool)
+    controls[20:40] = True
+    groups = np.arange(60) // 10
+    before = features.copy()
+    whole = novelty_scores(features, controls, groups)
+    monkeypatch.setattr(novelty_module, "_BLOCK", 7)  # 40 perturbed cells in 6 blocks
+    blocks = novelty_scores(features, controls, groups)
+    np.testing.assert_array_equal(blocks.scores, whole.scores)
+    np.testing.assert_array_equal(features, before)  # standardised in a copy
+    assert whole.scores[:6].min() > np.median(whole.scores[6:])

@@ -32,6 +32,7 @@ EMBEDDING_METHODS = ("umap", "pca")
 DEFAULT_EMBEDDING = "umap"
 # Cells a 2-D map is fitted on; the rest are placed by the fitted map.
 MAX_EMBED_FIT = 50_000
+_BLOCK = 50_000  # cells projected at once
 _UMAP_NEIGHBOURS = 15
 _UMAP_PCS = 50
 # Fewer cells than this: no neighbourhood structure worth a UMAP, PCA is shown instead.
@@ -175,25 +176,38 @@ def encode(
     return out
 
 
-def _pca_projection(x: np.ndarray, n_components: int, fit: np.ndarray | None) -> np.ndarray:
+def _pca_projection(
+    x: np.ndarray, n_components: int, fit: np.ndarray | None, scaler=None
+) -> np.ndarray:
     """Project on the leading principal axes of ``x[fit]`` (scikit-learn PCA, whose signs
-    make each axis' largest loading positive: equal input gives an equal picture)."""
+    make each axis' largest loading positive: equal input gives an equal picture), after a
+    fitted ``scaler`` where given. Cells are projected in blocks: float64 copies of a whole
+    screen's features take 2 KB per cell each."""
     from sklearn.decomposition import PCA
 
     n, f = x.shape
     out = np.zeros((n, n_components), dtype=np.float64)
-    ref = x if fit is None else x[fit]
+    ref = _scaled(x if fit is None else x[fit], scaler)
     k = min(n_components, len(ref) - 1, f)
     if k < 1:
         return out
     with np.errstate(invalid="ignore", divide="ignore"):  # constant features: 0/0 ratios
         pca = PCA(n_components=k, svd_solver="full").fit(ref)
-    proj = pca.transform(x)
     # Axes with (numerically) no variance would only show rounding noise.
     tol = max(pca.singular_values_[0], 1.0) * max(len(ref), f) * np.finfo(np.float64).eps
-    proj[:, pca.singular_values_ <= tol] = 0.0
-    out[:, :k] = proj
+    for start in range(0, n, _BLOCK):
+        proj = pca.transform(_scaled(x[start : start + _BLOCK], scaler))
+        proj[:, pca.singular_values_ <= tol] = 0.0
+        out[start : start + _BLOCK, :k] = proj
     return out
+
+
+def _scaled(x: np.ndarray, scaler) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if scaler is None:
+        return x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(scaler.transform(x), copy=False)
 
 
 def _checked(features: np.ndarray) -> np.ndarray:
@@ -240,11 +254,12 @@ def embed_2d(
 
     Notes
     -----
-    UMAP's first call in a process compiles numba code (about 8 s on two CPU cores, 20 s
-    with an empty numba cache); then 2,500 cells take about 5 s and 100,000 about 70 s,
-    against 0.05 s and 1.4 s for PCA (``benchmarks/bench_embedding.py``).
+    UMAP's first call in a process compiles numba code (8-20 s); then 2,500 cells take
+    about 5 s and 100,000 about 70 s, PCA 0.05 s and 1.4 s (``bench_embedding.py``).
     """
-    x = _checked(features)
+    x = np.asarray(features)  # float32 stays: converted block by block
+    if x.ndim != 2:
+        raise ValueError(f"features must have shape (N, F), got {x.shape}")
     if method not in EMBEDDING_METHODS:
         raise ValueError(
             f"unknown embedding method {method!r}; available: "
@@ -269,11 +284,9 @@ def _umap(x: np.ndarray, fit: np.ndarray | None, seed: int) -> np.ndarray:
     from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
     from sklearn.preprocessing import StandardScaler
 
-    ref = x if fit is None else x[fit]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scaler = StandardScaler().fit(ref)
-        z = np.nan_to_num(scaler.transform(x))
-    reduced = _pca_projection(z, min(_UMAP_PCS, z.shape[1]), fit).astype(np.float32)
+    ref = np.asarray(x if fit is None else x[fit], dtype=np.float64)
+    scaler = StandardScaler().fit(ref)
+    reduced = _pca_projection(x, min(_UMAP_PCS, x.shape[1]), fit, scaler).astype(np.float32)
     if not np.any(reduced):  # no variation at all: nothing to lay out
         return np.zeros((len(x), 2), np.float32)
     ref = reduced if fit is None else reduced[fit]

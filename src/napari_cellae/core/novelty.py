@@ -37,6 +37,7 @@ NOVEL_PERCENTILE = 80.0
 # most phenotypes (1-2 % each), so with 5 a phenotype's cells found 5 such look-alikes; 10
 # raised novelty and hit-well AUROC with the learned features on three benchmark screens.
 NOVELTY_NEIGHBOURS = 10
+_BLOCK = 50_000  # cells scored at once
 
 
 @dataclass
@@ -143,7 +144,7 @@ def novelty_scores(
     """
     from sklearn.preprocessing import StandardScaler
 
-    x = np.asarray(features, dtype=np.float64)
+    x = np.array(features, dtype=np.float64)  # a copy: standardised in place below
     controls = np.asarray(controls, dtype=bool)
     if x.ndim != 2 or controls.shape != (len(x),):
         raise ValueError(f"features {x.shape} and controls {controls.shape} do not match")
@@ -163,9 +164,11 @@ def novelty_scores(
         )
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
-    scaler = StandardScaler().fit(x[controls])
+    # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
+    # per cell, and every whole copy more counts.
+    scaler = StandardScaler(copy=False).fit(x[controls])
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.nan_to_num(scaler.transform(x))
+        z = np.nan_to_num(scaler.transform(x), copy=False)
 
     def score(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
         if method == "knn":
@@ -174,9 +177,10 @@ def novelty_scores(
 
     scores = np.empty(len(x), np.float64)
     ref = z[controls]
-    others = ~controls
-    if others.any():
-        scores[others] = score(ref, z[others])
+    rows = np.flatnonzero(~controls)
+    for start in range(0, len(rows), _BLOCK):
+        block = rows[start : start + _BLOCK]
+        scores[block] = score(ref, z[block])
     control_rows = np.flatnonzero(controls)
     control_groups = _groups_of_controls(controls, groups)
     unique = np.unique(control_groups)

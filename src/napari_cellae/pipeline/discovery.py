@@ -328,7 +328,8 @@ def phenotype_groups(
         )
     if len(rows) < 2:
         return clusters, {}
-    ref = np.asarray(features, np.float64)[np.asarray(controls, bool)]
+    # The controls alone in float64 (not the whole screen first: 2 KB per cell).
+    ref = np.asarray(features)[np.asarray(controls, bool)].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows]))
     k = n_groups if n_groups is not None else auto_groups(z, seed)
