@@ -206,11 +206,12 @@ def test_warnings_of_workers_are_shown_as_when_encoding_serially(tmp_path):
     serial, dask_run = shown
     assert dask_run == serial
     assert len(serial) == 2
-    assert "A03_0001" in serial[0] and "share their obj_label_id" in serial[0]
-    # Summed up over the positions at the end (one line, not one per position); the second
-    # object of the shared label lies outside that label's region.
-    assert "3 'primary__primary' object(s) in 2 position(s)" in serial[1]
-    assert "A02_0001 (2), A03_0001 (1)" in serial[1] and "left unmasked" in serial[1]
+    # Summed up over the positions at the end (one line each, not one per position); the
+    # second object of the shared label lies outside that label's region.
+    assert "3 'primary__primary' object(s) in 2 position(s)" in serial[0]
+    assert "A02_0001 (2), A03_0001 (1)" in serial[0] and "left unmasked" in serial[0]
+    assert "2 'primary__primary' object(s) in 1 position(s) share their label id" in serial[1]
+    assert "A03_0001 (2)" in serial[1]
 
 
 def test_warnings_of_concurrent_tasks_come_back_once_in_task_order(plate, tmp_path, monkeypatch):

@@ -214,3 +214,31 @@ def test_matching_labels_mask_without_a_warning(cellcognition_file: Path) -> Non
         warnings.simplefilter("error")
         masked = collect_crops(ch5, "primary__primary", 24, mask="cell")
     assert len(masked) == 30
+
+
+def test_objects_sharing_a_label_are_named_once_for_all_positions(tmp_path: Path) -> None:
+    positions = [
+        synthetic_position(well, "1", n_frames=2, n_per_frame=4, seed=seed)
+        for seed, well in enumerate(("A01", "A02", "A03"))
+    ]
+    for position, pairs in zip(positions[1:], ([(0, 1)], [(0, 1), (4, 5)]), strict=True):
+        for a, b in pairs:  # object b of the same frame takes object a's label
+            position.objects["primary__primary"].label_id[b] = position.objects[
+                "primary__primary"
+            ].label_id[a]
+    path = write_cellh5(tmp_path / "f.ch5", positions, ["H2B"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # without masking, labels do not matter
+            plain = collect_crops(ch5, "primary__primary", 24)
+        with pytest.warns(UserWarning) as record:
+            masked = steps.collect(ch5, "primary__primary", 24, [0], mask="cell")
+    assert plain.shared_label_positions == []
+    assert [(k.label, n) for k, n in masked.shared_label_positions] == [("A02_1", 2), ("A03_1", 4)]
+    texts = [str(w.message) for w in record if "share their label id" in str(w.message)]
+    assert texts == [
+        f"{path}: 6 'primary__primary' object(s) in 2 position(s) share their label id "
+        "(obj_label_id) with another object of the same frame: A02_1 (2), A03_1 (4); masking "
+        "other cells out by label (--mask, Hide in the form) takes such objects for one cell. "
+        "Check the file's segmentation, or use --mask none"
+    ]

@@ -86,6 +86,9 @@ class CropSet:
     unmatched_positions : list of (PositionKey, int)
         Positions with objects whose label id is 0 or not in the label image around their
         centre, and how many: those crops were left unmasked.
+    shared_label_positions : list of (PositionKey, int)
+        Positions whose objects share a label id within a frame, and how many (recorded when
+        masking, which takes such objects for one cell).
     """
 
     crops: np.ndarray
@@ -110,6 +113,7 @@ class CropSet:
     mask: str = "none"
     unlabelled_positions: list[PositionKey] = field(default_factory=list)
     unmatched_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
+    shared_label_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
 
     _PER_CROP = (
         "position_index",
@@ -158,6 +162,7 @@ class CropSet:
             mask=self.mask,
             unlabelled_positions=list(self.unlabelled_positions),
             unmatched_positions=list(self.unmatched_positions),
+            shared_label_positions=list(self.shared_label_positions),
             **kwargs,
         )
 
@@ -234,6 +239,7 @@ def collect_crops(
     images = []
     stacked: list[int] = []
     takes: list[np.ndarray] = []  # the rows cut of each used position's table
+    shared: list[tuple[PositionKey, int]] = []
     for i, pos in enumerate(positions):
         table = cellh5.objects(pos, object_name)
         take = np.arange(len(table)) if rows is None else np.asarray(rows[i], np.intp)
@@ -252,6 +258,8 @@ def collect_crops(
         if len(take) == 0:
             continue
         used.append(pos)
+        if mask != "none" and table.shared_labels:
+            shared.append((pos, table.shared_labels))
         tables.append(table)
         takes.append(take)
         images.append(image)
@@ -340,6 +348,7 @@ def collect_crops(
         mask=mask,
         unlabelled_positions=unlabelled,
         unmatched_positions=unmatched,
+        shared_label_positions=shared,
     )
 
 
@@ -351,8 +360,8 @@ def _take(table: Any, rows: np.ndarray) -> Any:
     """An object table's ``rows`` (the table itself when that is all of them, in order)."""
     if len(rows) == len(table) and np.array_equal(rows, np.arange(len(table))):
         return table
-    values = {f.name: getattr(table, f.name) for f in fields(table)}
-    return replace(table, **{k: None if v is None else v[rows] for k, v in values.items()})
+    values = {f.name: getattr(table, f.name) for f in fields(table)}  # per-object arrays
+    return replace(table, **{k: v[rows] for k, v in values.items() if isinstance(v, np.ndarray)})
 
 
 def _mask_position(

@@ -151,3 +151,30 @@ def warn_unmatched(
         " in them. Check that the label images belong to these objects, or use --mask none",
         stacklevel=3,
     )
+
+
+def warn_shared_labels(
+    shared: list[tuple[Any, int]], object_name: str, source: object = None
+) -> None:
+    """Say that some objects share their label id with another object of the same frame, so
+    masking by label took them for one cell (each keeps the other in its crop).
+
+    Parameters
+    ----------
+    shared : list of (PositionKey, int)
+        ``CropSet.shared_label_positions`` (nothing is said when empty).
+    object_name : str
+    source : path-like, optional
+        The file, named at the start of the message.
+    """
+    if not shared:
+        return
+    total = sum(n for _, n in shared)
+    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in shared])
+    warnings.warn(
+        f"{where}{total} '{object_name}' object(s) in {len(shared)} position(s) share their"
+        f" label id (obj_label_id) with another object of the same frame: {names}; masking"
+        " other cells out by label (--mask, Hide in the form) takes such objects for one"
+        " cell. Check the file's segmentation, or use --mask none",
+        stacklevel=3,
+    )

@@ -5,12 +5,13 @@ Row *i* of ``object/<obj>`` (frame and label) is row *i* of every table under
 ``docs/formats.md``. Everything that would make a crop wrong is refused here with a message
 naming the file, position, table and rows: tables of different lengths, missing (NaN)
 centres, centres outside the image, frames that do not exist, numbers beyond the 32-bit
-range (refused, never wrapped round). Objects of one frame sharing a label id get a warning.
+range (refused, never wrapped round). Objects of one frame that share a label id are
+counted (``ObjectTable.shared_labels``); cropping warns about them once per run, where
+masking by label matters.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class ObjectTable:
 
     ``bbox`` columns are ``left, right, top, bottom`` (x0, x1, y0, y1). ``angle``,
     ``eccentricity`` and ``class_idx`` are None when the file does not store them.
+    ``shared_labels`` counts the objects whose label id another object of the same frame
+    has too (label 0 aside): masking by label takes them for one cell.
     """
 
     time_idx: np.ndarray
@@ -41,6 +44,7 @@ class ObjectTable:
     angle: np.ndarray | None = None
     eccentricity: np.ndarray | None = None
     class_idx: np.ndarray | None = None
+    shared_labels: int = 0
 
     def __len__(self) -> int:
         return len(self.time_idx)
@@ -59,29 +63,17 @@ def _rows(indices: np.ndarray) -> str:
     return shown + (" ..." if len(indices) > _SHOWN_ROWS else "")
 
 
-def _warn_duplicates(time_idx: np.ndarray, label_id: np.ndarray, source: Path, where: str) -> None:
-    """Warn when objects of one frame share a label id: masking by label would take them
-    for one cell. Label 0 (background) is left to the masking's own warning."""
+def _shared_labels(time_idx: np.ndarray, label_id: np.ndarray) -> int:
+    """Objects that share their frame and label id with another (label 0, the background,
+    is left to the masking's own count)."""
     order = np.lexsort((label_id, time_idx))
     frames, labels = time_idx[order], label_id[order]
     repeat = (frames[1:] == frames[:-1]) & (labels[1:] == labels[:-1]) & (labels[1:] != 0)
-    if not repeat.any():
-        return
     # Every object of a repeated (frame, label) pair counts, the first one included.
     involved = np.zeros(len(order), bool)
     involved[1:] |= repeat
     involved[:-1] |= repeat
-    bad_frames = np.unique(frames[1:][repeat])
-    first = int(np.flatnonzero(repeat)[0]) + 1
-    warnings.warn(
-        f"{source}: {where}: {int(involved.sum())} object(s) share their obj_label_id with"
-        f" another object of the same frame, in {len(bad_frames)} frame(s) (time_idx"
-        f" {_rows(bad_frames)}), e.g. label {int(labels[first])} in frame"
-        f" {int(frames[first])}; masking other cells out by label (--mask, Hide in the"
-        " form) takes such objects for one cell",
-        UserWarning,
-        stacklevel=4,
-    )
+    return int(involved.sum())
 
 
 class _Checker:
@@ -273,7 +265,6 @@ def read_object_table(
         if "obj_label_id" in rows.dtype.names
         else np.arange(1, n + 1, dtype=np.int32)
     )
-    _warn_duplicates(time_idx, label_id, source, where)
     class_idx = None
     if prediction is not None:
         class_idx = check.integers(
@@ -288,4 +279,5 @@ def read_object_table(
         angle=None if orientation is None else check.real(orientation, "angle"),
         eccentricity=None if orientation is None else check.real(orientation, "eccentricity"),
         class_idx=class_idx,
+        shared_labels=_shared_labels(time_idx, label_id),
     )

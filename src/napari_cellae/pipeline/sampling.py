@@ -82,6 +82,7 @@ def concat_crops(parts: list[CropSet], positions: list[PositionKey]) -> CropSet:
         positions=list(positions),
         unlabelled_positions=[p for part in parts for p in part.unlabelled_positions],
         unmatched_positions=[p for part in parts for p in part.unmatched_positions],
+        shared_label_positions=[p for part in parts for p in part.shared_label_positions],
         **per_crop,
     )
 

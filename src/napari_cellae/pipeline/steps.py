@@ -209,11 +209,12 @@ def collect(
 def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
     """Name positions without label images and objects without a label, and say when the
     cells do not fit their box (what :func:`collect` warns about its crops)."""
-    from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
+    from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
     from napari_cellae.core.resample import warn_box_fit
 
     warn_unlabelled(crops.unlabelled_positions, object_name, source)
     warn_unmatched(crops.unmatched_positions, object_name, source)
+    warn_shared_labels(crops.shared_label_positions, object_name, source)
     warn_box_fit(crops, object_name, source)
 
 

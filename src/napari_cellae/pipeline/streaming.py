@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.masking import warn_unlabelled, warn_unmatched
+from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
 from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
@@ -290,7 +290,7 @@ def encoded_positions(
     total = len(plan.tasks)
     if progress is not None:
         progress(0, total)
-    unlabelled, unmatched, shown, sizes = [], [], set(), []
+    unlabelled, unmatched, shared, shown, sizes = [], [], [], set(), []
     results = runner(plan.tasks, trained, batch_size)
     try:
         for done, encoded in enumerate(results, start=1):
@@ -302,6 +302,7 @@ def encoded_positions(
                     warnings.warn(text, UserWarning, stacklevel=2)
             unlabelled += encoded.crops.unlabelled_positions
             unmatched += encoded.crops.unmatched_positions
+            shared += encoded.crops.shared_label_positions
             sizes.append(encoded.crops.bbox[:_SIZE_SAMPLE])
             yield encoded
             if progress is not None:
@@ -313,6 +314,7 @@ def encoded_positions(
     source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
     warn_unlabelled(unlabelled, trained.object_name, source)
     warn_unmatched(unmatched, trained.object_name, source)
+    warn_shared_labels(shared, trained.object_name, source)
     extent = bbox_extents(np.concatenate(sizes)) if sizes else None  # cut off by the box?
     warn_extents(extent, plan.tasks[0].crop_size, trained.object_name, source)
 
