@@ -243,16 +243,15 @@ class CellH5:
 
     def object_channel(self, object_name: str) -> int:
         """Index of the raw channel the object was segmented in (0 if not recorded)."""
-        self._check_object(object_name)
-        for region, channel in self._regions:
-            if region in (object_name, f"region___{object_name}"):
-                if 0 <= channel < len(self.channels):
-                    return channel
-                warnings.warn(  # the segmentation's channel is unknown: say which is used
-                    f"{self.path}: /definition/image/region gives '{object_name}' channel "
-                    f"{channel}, which the images do not have; using channel 0",
-                    stacklevel=2,
-                )
+        for row in self._region_rows(object_name):
+            channel = self._regions[row][1]
+            if 0 <= channel < len(self.channels):
+                return channel
+            warnings.warn(  # the segmentation's channel is unknown: say which is used
+                f"{self.path}: /definition/image/region gives '{object_name}' channel "
+                f"{channel}, which the images do not have; using channel 0",
+                stacklevel=2,
+            )
         return 0
 
     def class_labels(self, object_name: str) -> list[ClassLabel] | None:
@@ -300,15 +299,16 @@ class CellH5:
         return self._image_info[key][1]
 
     def region_index(self, object_name: str) -> int:
-        """Row of ``image/region`` that holds the label image of ``object_name``.
+        """Row of ``image/region`` with ``object_name``'s label images (0 if the file does
+        not say), by the order of ``/definition/image/region``."""
+        return next(iter(self._region_rows(object_name)), 0)
 
-        The order of ``/definition/image/region``; 0 when the file does not say.
-        """
+    def _region_rows(self, object_name: str) -> list[int]:
+        """Rows of ``/definition/image/region`` naming the object (CellCognition writes
+        ``region___<name>``), in file order."""
         self._check_object(object_name)
-        for i, (region, _) in enumerate(self._regions):
-            if region in (object_name, f"region___{object_name}"):
-                return i
-        return 0
+        names = (object_name, f"region___{object_name}")
+        return [i for i, (region, _) in enumerate(self._regions) if region in names]
 
     def labels(self, key: PositionKey, object_name: str) -> tuple[h5py.Dataset, int] | None:
         """The label images of a position (lazily) and the row holding ``object_name``'s.
