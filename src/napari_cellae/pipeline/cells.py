@@ -280,7 +280,7 @@ def run_encode_cells(
     step(f"2-D map ({embedding})")
     maps = embeddings(result.features, embedding, options.seed)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
-    sources = [*plan.plates, *(f for f in plan.inputs if f not in plan.plates)]
+    sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
     path = write_cells(out, result, obs, found, maps, sources)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:

@@ -66,13 +66,13 @@ def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
     shared = {name for name, files in files_of.items() if len(files) > 1}
     if not shared:
         return [task.position for task in plan.tasks]
-    root = Path(os.path.commonpath([str(p) for p in plan.plates])) if plan.plates else Path()
+    root = Path(os.path.commonpath([str(p) for p in plan.plates]))  # two files or more
     keys = []
     for task in plan.tasks:
         key = task.position
         if key.plate in shared:
-            where = task.source.relative_to(root) if task.source != root else task.source.name
-            key = replace(key, plate=f"{key.plate} ({where.as_posix()})")
+            where = task.source.relative_to(root).as_posix()
+            key = replace(key, plate=f"{key.plate} ({where})")
         keys.append(key)
     return keys
 
