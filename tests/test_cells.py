@@ -9,7 +9,7 @@ import pytest
 
 from napari_cellae.pipeline.cells import run_encode_cells
 from napari_cellae.pipeline.runs import run_encode
-from napari_cellae.pipeline.streaming import encode_serial
+from napari_cellae.pipeline.streaming import encode_serial, plan_encode
 from test_streaming import random_model
 
 
@@ -58,3 +58,19 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(cellcognition_fil
     with pytest.raises(ValueError, match=r"\.h5ad"):
         run_encode_cells(cellcognition_file, trained, tmp_path / "c.hdf")
     assert not (tmp_path / "c.h5ad").exists()
+
+
+def test_positions_of_the_cells_file_come_back_without_pixels(cellcognition_file, tmp_path):
+    from dataclasses import replace
+
+    from napari_cellae.pipeline.streaming import encode_position
+
+    trained = random_model(mask="cell")
+    plan = plan_encode([cellcognition_file], trained, tmp_path / "c.h5ad", thumbnails=False)
+    task = plan.tasks[1]
+    bare = encode_position(task, trained)
+    shown = encode_position(replace(task, thumbnails=True), trained)  # as for the .hdf
+    assert bare.crops.crops.shape == (15, 1, 0, 0)
+    assert shown.crops.crops.shape == (15, 1, 16, 16) and shown.crops.crops.dtype == np.uint8
+    np.testing.assert_array_equal(bare.features, shown.features)
+    np.testing.assert_array_equal(bare.crops.center_x, shown.crops.center_x)

@@ -245,7 +245,9 @@ def run_encode_cells(
     model_path = model_path if model_path is not None else trained.path
     if Path(out).suffix.lower() != H5AD_SUFFIX:
         raise ValueError(f"cannot write {out} as AnnData: the file name must end in .h5ad")
-    plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
+    plan = plan_encode(
+        paths, trained, out, mapping_path, control_token, model_path, thumbnails=False
+    )
     outputs = [(out, "AnnData file")] + ([(gallery, "gallery")] if gallery is not None else [])
     check_outputs(outputs, plan.inputs)
     mapping = plan.mapping
@@ -262,9 +264,7 @@ def run_encode_cells(
     keys = distinct_plates(plan)
     parts, features = [], []
     for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
-        cells = encoded.crops
-        # Identities only: a fresh empty array, as a slice would keep the pixels alive.
-        cells.crops = np.empty((len(cells), cells.crops.shape[1], 0, 0), cells.crops.dtype)
+        cells = encoded.crops  # identities only: the plan asks for no thumbnails
         cells.positions = [keys[encoded.task.index]]
         parts.append(cells)
         features.append(encoded.features)

@@ -67,6 +67,9 @@ class PositionTask:
         The crop box (the model's cell size).
     n_cells : int
         Objects in the position, counted when planning.
+    thumbnails : bool
+        Return the cells' 8-bit thumbnails (the Explorer file shows them); without, the
+        results carry no pixels.
     """
 
     index: int
@@ -76,6 +79,7 @@ class PositionTask:
     channels: tuple[int, ...]
     crop_size: int
     n_cells: int
+    thumbnails: bool = True
 
     @property
     def where(self) -> str:
@@ -159,6 +163,7 @@ def plan_encode(
     mapping_path: str | os.PathLike | None = None,
     control_token: str = "neg",
     model_path: str | os.PathLike | None = None,
+    thumbnails: bool = True,
 ) -> EncodePlan:
     """Check inputs and output, and list the positions to encode (reads no pixels).
 
@@ -174,6 +179,8 @@ def plan_encode(
     control_token : str
     model_path : path-like, optional
         Default: where ``trained`` was loaded from.
+    thumbnails : bool
+        Whether the tasks return thumbnails (:attr:`PositionTask.thumbnails`).
 
     Returns
     -------
@@ -204,7 +211,8 @@ def plan_encode(
             for key in ch5.positions:
                 n = ch5.object_count(key, obj)
                 if n:
-                    tasks.append(PositionTask(len(tasks), plate, key, obj, tuple(channels), box, n))
+                    task = (len(tasks), plate, key, obj, tuple(channels), box, n, thumbnails)
+                    tasks.append(PositionTask(*task))
             if len(tasks) == before and len(plates) > 1:  # alone, it is the error below
                 warnings.warn(f"{plate}: no '{obj}' objects in any position; skipped", stacklevel=2)
     if not tasks:
@@ -228,7 +236,7 @@ def encode_position(
     Returns
     -------
     EncodedPosition
-        Thumbnails instead of raw crops, so results travel small.
+        Thumbnails instead of raw crops (or no pixels), so results travel small.
 
     Raises
     ------
@@ -256,7 +264,10 @@ def encode_position(
         )
     to_network_size(crops, trained.model.crop_size)  # as in training: crops_for
     features = encode_crops(trained, crops, batch_size=batch_size)
-    crops.crops = to_uint8(crops.crops, trained.normalisation)
+    if task.thumbnails:
+        crops.crops = to_uint8(crops.crops, trained.normalisation)
+    else:  # identities only
+        crops.crops = np.empty((len(crops), crops.crops.shape[1], 0, 0), np.uint8)
     return EncodedPosition(task, crops, features)
 
 
