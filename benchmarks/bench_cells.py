@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_training_crops import screen_at_2x, screen_options
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_file import TrainedModel
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
+from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.cells import class_names, run_encode_cells
 from napari_cellae.pipeline.discovery import DiscoveryOptions, cell_table, discover
@@ -99,14 +100,8 @@ def measure(run, *args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=8000, help="cells in the screen")
-    parser.add_argument(
-        "--cache", type=Path, default=Path.home() / ".cache/napari-cellae/benchmark"
-    )
-    args = parser.parse_args()
-    folder = args.cache / f"seed3-cells{args.cells}-zoom2"
-    if not (folder / CH5_NAME).is_file():
-        make_benchmark_screen(folder, 3, args.cells, zoom=2.0)
+    screen_options(parser)
+    folder = screen_at_2x(parser.parse_args())
     path, mapping = folder / CH5_NAME, folder / MAPPING_NAME
     trained = untrained(path)
     options = DiscoveryOptions(groups=6)

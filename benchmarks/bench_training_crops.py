@@ -37,18 +37,29 @@ def measure(path: Path, mapping: Path, config: TrainConfig, only_drawn: bool):
     return crops.crops[idx], n_cells, peak, seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def screen_options(parser: argparse.ArgumentParser) -> None:
+    """``--cells`` and ``--cache`` of the benchmarks on the screen drawn at 2x."""
     parser.add_argument("--cells", type=int, default=8000, help="cells in the screen")
-    parser.add_argument("--samples", type=int, default=2000, help="cells training draws")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds (best is reported)")
     parser.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache/napari-cellae/benchmark"
     )
-    args = parser.parse_args()
+
+
+def screen_at_2x(args: argparse.Namespace) -> Path:
+    """The benchmark screen (seed 3) drawn at 2x magnification, made once into the cache."""
     folder = args.cache / f"seed3-cells{args.cells}-zoom2"
     if not (folder / CH5_NAME).is_file():
         make_benchmark_screen(folder, 3, args.cells, zoom=2.0)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    screen_options(parser)
+    parser.add_argument("--samples", type=int, default=2000, help="cells training draws")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds (best is reported)")
+    args = parser.parse_args()
+    folder = screen_at_2x(args)
     config = TrainConfig.from_preset(
         "recommended", crop_size=72, input_size=40, samples=args.samples
     )

@@ -140,16 +140,14 @@ def warn_unmatched(
     source : path-like, optional
         The file, named at the start of the message.
     """
-    if not unmatched:
-        return
-    total = sum(n for _, n in unmatched)
-    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in unmatched])
-    warnings.warn(
-        f"{where}{total} '{object_name}' object(s) in {len(unmatched)} position(s) have a label"
-        f" id (obj_label_id) that is 0 or not found in the label image (image/region) around"
-        f" their centre: {names}; their crops were left unmasked, so neighbours stay visible"
-        " in them. Check that the label images belong to these objects, or use --mask none",
-        stacklevel=3,
+    _warn_counts(
+        unmatched,
+        object_name,
+        source,
+        "have a label id (obj_label_id) that is 0 or not found in the label image "
+        "(image/region) around their centre",
+        "their crops were left unmasked, so neighbours stay visible in them. Check that the "
+        "label images belong to these objects, or use --mask none",
     )
 
 
@@ -167,14 +165,27 @@ def warn_shared_labels(
     source : path-like, optional
         The file, named at the start of the message.
     """
-    if not shared:
+    _warn_counts(
+        shared,
+        object_name,
+        source,
+        "share their label id (obj_label_id) with another object of the same frame",
+        "masking other cells out by label (--mask, Hide in the form) takes such objects for "
+        "one cell. Check the file's segmentation, or use --mask none",
+    )
+
+
+def _warn_counts(
+    counts: list[tuple[Any, int]], object_name: str, source: object, says: str, advice: str
+) -> None:
+    """One warning for objects counted per position: ``FILE: N 'obj' object(s) in M
+    position(s) <says>: A01_1 (2), ...; <advice>`` (nothing when there are none)."""
+    if not counts:
         return
-    total = sum(n for _, n in shared)
-    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in shared])
+    total = sum(n for _, n in counts)
+    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in counts])
     warnings.warn(
-        f"{where}{total} '{object_name}' object(s) in {len(shared)} position(s) share their"
-        f" label id (obj_label_id) with another object of the same frame: {names}; masking"
-        " other cells out by label (--mask, Hide in the form) takes such objects for one"
-        " cell. Check the file's segmentation, or use --mask none",
-        stacklevel=3,
+        f"{where}{total} '{object_name}' object(s) in {len(counts)} position(s) {says}: "
+        f"{names}; {advice}",
+        stacklevel=4,
     )
