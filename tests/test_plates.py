@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from conftest import synthetic_position
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.pipeline.plates import plate_files
 
 
@@ -20,3 +25,20 @@ def test_one_file_by_several_names_is_one_plate(cellcognition_file: Path, tmp_pa
         tmp_path / "linked",
     ]
     assert plate_files(names) == [cellcognition_file.absolute()]
+
+
+def test_a_plate_folder_without_one_master_is_named_not_skipped(
+    cellcognition_file: Path, tmp_path: Path
+) -> None:
+    # Such a sub-folder was skipped without a word: the plate's cells were missing.
+    root = tmp_path / "screen"
+    (root / "p1").mkdir(parents=True)
+    (root / "notes").mkdir()  # no .ch5 files: not a plate, skipped
+    (root / "p2").mkdir()
+    plate = root / "p2" / "p2.ch5"
+    write_cellh5(plate, [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0})
+    assert plate_files([root]) == [plate.absolute()]
+    cellcognition_file.unlink()  # the master is lost, its position files stay
+    cellcognition_file.parent.rename(root / "p1" / "hdf5")
+    with pytest.raises(CellH5Error, match=r"p1: is a folder with 2 \.ch5 files but no master"):
+        plate_files([root])

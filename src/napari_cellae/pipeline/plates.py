@@ -34,7 +34,8 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     Raises
     ------
     CellH5Error
-        Naming an input that is missing or holds no plate.
+        Naming an input that is missing or holds no plate, or a sub-folder of a folder of
+        plates that holds .ch5 files but no single master file.
     """
     found: list[Path] = []
     for given in paths:
@@ -69,6 +70,8 @@ def _folder_of_plates(folder: Path) -> list[Path]:
             try:
                 plates.append(locate_cellh5(child))
             except CellH5Error:
+                if ch5_files(child):  # a plate that cannot be read: its cells would be lost
+                    raise
                 continue
     files = ch5_files(folder)
     linked = {q.resolve() for f in files for q in input_files(f)[1:] if q.resolve() != f.resolve()}
