@@ -42,3 +42,15 @@ def test_a_plate_folder_without_one_master_is_named_not_skipped(
     cellcognition_file.parent.rename(root / "p1" / "hdf5")
     with pytest.raises(CellH5Error, match=r"p1: is a folder with 2 \.ch5 files but no master"):
         plate_files([root])
+
+
+def test_a_lone_file_beside_plate_folders_is_one_plate_of_several(
+    cellcognition_file: Path, tmp_path: Path
+) -> None:
+    # The lone file passed for the folder's master file: the sub-folder's plate was lost.
+    root = cellcognition_file.parent.parent  # cellcognition/hdf5/_all_positions.ch5
+    lone = root.parent / "p2.ch5"
+    write_cellh5(lone, [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0})
+    master = root.rename(lone.parent / "p1") / "hdf5" / cellcognition_file.name
+    assert plate_files([lone.parent]) == [master.absolute(), lone.absolute()]
+    assert plate_files([master.parent.parent]) == [master.absolute()]  # its hdf5/: one plate

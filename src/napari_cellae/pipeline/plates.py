@@ -24,7 +24,8 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     paths : sequence of path-like
         Each a CellH5 file, a folder of one plate (CellCognition's ``hdf5/`` folder, or a
         CellProfiler master beside its parts), or a folder of plates: its sub-folders that
-        hold one plate each, and its ``.ch5`` files that no other file there links to.
+        hold one plate each, and its ``.ch5`` files that no other file there links to (a
+        folder with sub-folders of .ch5 files is one, even with a single .ch5 file).
 
     Returns
     -------
@@ -40,13 +41,17 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for given in paths:
         path = Path(given)
-        try:
-            found.append(locate_cellh5(path))
-            continue
-        except CellH5Error as exc:
-            if not path.is_dir():
-                raise
-            reason = str(exc)
+        reason = "it holds sub-folders of .ch5 files"
+        # A lone .ch5 file beside plate sub-folders would pass for the folder's master
+        # file, and the sub-folders' plates would be left out without a word.
+        if not _has_plate_folders(path):
+            try:
+                found.append(locate_cellh5(path))
+                continue
+            except CellH5Error as exc:
+                if not path.is_dir():
+                    raise
+                reason = str(exc)
         plates = _folder_of_plates(path)
         if not plates:
             raise CellH5Error(
@@ -60,6 +65,15 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     for plate in found:
         unique.setdefault(plate.resolve(), plate.absolute())
     return list(unique.values())
+
+
+def _has_plate_folders(path: Path) -> bool:
+    """Whether ``path`` is a folder with sub-folders (``hdf5/`` aside) holding .ch5 files."""
+    try:
+        children = [c for c in path.iterdir() if c.is_dir() and c.name != "hdf5"]
+    except OSError:  # a file, or a folder that cannot be listed: locate_cellh5 says so
+        return False
+    return any(ch5_files(child) for child in children)
 
 
 def _folder_of_plates(folder: Path) -> list[Path]:
