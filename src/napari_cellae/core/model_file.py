@@ -239,14 +239,16 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
         normalisation = Normalisation.from_dict(meta["normalisation"])
-        model = ConvAutoencoder(
-            config.architecture, int(meta["crop_size"]), int(meta["in_channels"])
-        )
-        model.load_state_dict(payload["state_dict"], strict=True)
         channel_names = _channel_names(meta.get("channel_names", []))
-        _check_consistent(model, normalisation)
+        size, n_channels = int(meta["crop_size"]), int(meta["in_channels"])
+        _check_shape(config, normalisation, channel_names, size, n_channels)
+        model = ConvAutoencoder(config.architecture, size, n_channels)
+        model.load_state_dict(payload["state_dict"], strict=True)
+        _check_weights(model)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: damaged napari-cellae model file: {exc}") from None
+        # One line: torch lists every mismatched weight on a line of its own.
+        problem = " ".join(str(exc).split())
+        raise ValueError(f"{path}: damaged napari-cellae model file: {problem}") from None
     model.eval()
     return TrainedModel(
         model=model,
@@ -265,17 +267,36 @@ def _channel_names(value: Any) -> list[str]:
     return [str(name) for name in value]
 
 
-def _check_consistent(model: ConvAutoencoder, normalisation: Normalisation) -> None:
-    """Refuse parts of a model file that disagree or cannot encode.
+def _check_shape(
+    config: TrainConfig,
+    normalisation: Normalisation,
+    channel_names: list[str],
+    crop_size: int,
+    in_channels: int,
+) -> None:
+    """Refuse a network size or channel count that disagrees with the rest of the file.
 
-    Either would fail later, far from the file: a scale of another channel count in numpy's
-    words on the first crops, NaN weights as NaN features blamed on the data.
+    Checked before the network is built: a damaged size allocated gigabytes (or crashed
+    there), and a crop size other than the settings' encoded with the wrong box.
     """
-    if normalisation.n_channels != model.in_channels:
+    if crop_size != config.network_size:
+        raise ValueError(
+            f"the network takes {crop_size} px crops, the settings {config.network_size} px"
+        )
+    if normalisation.n_channels != in_channels:
         raise ValueError(
             f"the intensity scale has {normalisation.n_channels} channel(s), the network"
-            f" {model.in_channels}"
+            f" {in_channels}"
         )
+    if channel_names and len(channel_names) != in_channels:  # none: trained without names
+        raise ValueError(
+            f"it names {len(channel_names)} channel(s), the network takes {in_channels}"
+        )
+
+
+def _check_weights(model: ConvAutoencoder) -> None:
+    """Refuse weights that are NaN or infinite: they encoded NaN features blamed on the
+    data."""
     bad = [
         name
         for name, tensor in model.state_dict().items()
