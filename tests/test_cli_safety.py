@@ -126,3 +126,22 @@ def test_screen_makers_refuse_a_negative_seed_before_making_the_folder(tmp_path,
     assert main([command, str(out), "--seed", "-1"]) == 1
     one_line_error(capsys.readouterr().err, "--seed must be 0 or more, got -1")
     assert not out.exists()
+
+
+def test_inputs_behind_a_loop_of_symbolic_links_are_one_line_errors(
+    cellcognition_file, tmp_path, capsys
+):
+    # Checking the outputs against the inputs resolved each input: Python's RuntimeError
+    # ('Symlink loop from ...') came out as a traceback.
+    model = _train_tiny(cellcognition_file, tmp_path / "model.pt", capsys)
+    loop = tmp_path / "loop.ch5"
+    loop.symlink_to(loop)
+    out = ["--out", str(tmp_path / "f.hdf"), "-q"]
+    for args, needle in [
+        (["encode", str(loop), "--model", str(model), *out], "loop of symbolic links"),
+        (["encode", str(cellcognition_file), "--model", str(loop), *out], "does not exist"),
+        (["hits", str(loop), "--out", str(tmp_path / "hits.csv")], "no such file"),
+    ]:
+        assert main(args) == 1, args
+        one_line_error(capsys.readouterr().err, str(loop), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cellcognition", "loop.ch5", "model.pt"]

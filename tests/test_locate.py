@@ -126,3 +126,14 @@ def test_broken_and_looping_symbolic_links(tmp_path: Path) -> None:
     dangling.symlink_to(tmp_path / "gone.ch5")
     with pytest.raises(CellH5Error, match=r"gone\.ch5', which leads nowhere"):
         locate_cellh5(dangling)
+
+
+def test_input_files_through_a_loop_of_symbolic_links(cellcognition_file: Path) -> None:
+    # Path.resolve raised RuntimeError ('Symlink loop'): a traceback before any message.
+    loop = cellcognition_file.parent / "loop.ch5"
+    loop.symlink_to(loop)
+    assert input_files(loop) == [loop]
+    part = next(p for p in cellcognition_file.parent.glob("B02_*.ch5"))
+    part.unlink()
+    part.symlink_to(part)  # a position file the master links to
+    assert part in input_files(cellcognition_file)

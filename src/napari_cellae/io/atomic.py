@@ -86,7 +86,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a loop of symbolic links, no file
         return False
 
 

@@ -14,7 +14,7 @@ import h5py
 
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5"]
+__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5", "resolved"]
 
 #: CellCognition's master file of external links to every position
 MASTER_NAME = "_all_positions.ch5"
@@ -24,6 +24,15 @@ _SHOWN = 6
 # written next to them); a plate split into thousands of files is then walked once.
 _FOUND: dict[str, tuple[list[Path], dict[Path, tuple[int, int] | None]]] = {}
 _FOUND_MAX = 32
+
+
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute path behind a loop of symbolic links (Python
+    raises RuntimeError there, a traceback; opening the path later says what is wrong)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def ch5_files(folder: Path) -> list[Path]:
@@ -119,7 +128,7 @@ def input_files(path: str | os.PathLike) -> list[Path]:
         opening the input later reports them.
     """
     path = Path(path)
-    key = f"{path}\0{path.resolve()}"
+    key = f"{path}\0{resolved(path)}"
     cached = _FOUND.get(key)
     if cached is not None and all(_state(f) == state for f, state in cached[1].items()):
         return list(cached[0])
@@ -133,9 +142,9 @@ def input_files(path: str | os.PathLike) -> list[Path]:
     seen = set()
     while pending:
         file = pending.pop()
-        if file.resolve() in seen:
+        if resolved(file) in seen:
             continue
-        seen.add(file.resolve())
+        seen.add(resolved(file))
         read[file] = _state(file)
         try:
             with h5py.File(file, "r") as h5:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_cellae.io.hdf5 import CellH5Error
-from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
+from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5, resolved
 
 __all__ = ["plate_files"]
 
@@ -63,7 +63,7 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     # two plates). Not by inode: a hard-linked master elsewhere links other position files.
     unique: dict[Path, Path] = {}
     for plate in found:
-        unique.setdefault(plate.resolve(), plate.absolute())
+        unique.setdefault(resolved(plate), plate.absolute())
     return list(unique.values())
 
 
@@ -88,6 +88,6 @@ def _folder_of_plates(folder: Path) -> list[Path]:
                     raise
                 continue
     files = ch5_files(folder)
-    linked = {q.resolve() for f in files for q in input_files(f)[1:] if q.resolve() != f.resolve()}
-    plates += [f for f in files if f.resolve() not in linked]
+    linked = {resolved(q) for f in files for q in input_files(f)[1:] if resolved(q) != resolved(f)}
+    plates += [f for f in files if resolved(f) not in linked]
     return plates
