@@ -144,6 +144,18 @@ def test_folder_given_for_the_mapping_file(tmp_path: Path) -> None:
         read_mapping(tmp_path)
 
 
+def test_endless_or_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The whole file was read: /dev/zero given as the mapping filled the memory (a hang).
+    import napari_cellae.io.mapping as mapping
+
+    monkeypatch.setattr(mapping, "_MAX_BYTES", 2**20)
+    path = tmp_path / "big.txt"
+    path.write_text("A01\tneg!\n" * 2**17)  # 1 MiB and 128 KiB
+    for big in (path, Path("/dev/zero")):
+        if big.exists():
+            _error(big, "is larger than 1 MiB, so not a mapping file")
+
+
 ROW_A01 = "1\tA01\t1\tA\t1\tmock\t-\tneg\n"
 ROW_B02 = "2\tB02\t1\tB\t2\tPLK1\ts2\ttarget\n"
 

@@ -26,6 +26,9 @@ from pathlib import Path
 from napari_cellae.io.cellh5 import PositionKey
 
 _DELIMITERS = ("\t", ";", ",")
+# Far above any screen's table (a few dozen bytes per position); more is no mapping file,
+# and /dev/zero would fill the memory.
+_MAX_BYTES = 64 * 2**20
 _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
 _REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
 _SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
@@ -121,9 +124,15 @@ def _read_text(path: Path) -> str:
             "separated table of positions and conditions)"
         )
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:  # a pipe too: --mapping <(...)
+            raw = file.read(_MAX_BYTES + 1)
     except OSError as err:
         raise ValueError(f"{path}: cannot read the mapping file ({err.strerror})") from None
+    if len(raw) > _MAX_BYTES:
+        raise ValueError(
+            f"{path}: is larger than {_MAX_BYTES // 2**20} MiB, so not a mapping file (a table"
+            " of positions and conditions)"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
