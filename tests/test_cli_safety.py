@@ -145,3 +145,20 @@ def test_inputs_behind_a_loop_of_symbolic_links_are_one_line_errors(
         assert main(args) == 1, args
         one_line_error(capsys.readouterr().err, str(loop), needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cellcognition", "loop.ch5", "model.pt"]
+
+
+def test_running_out_of_memory_is_a_one_line_error(
+    cellcognition_file, mapping_file, capsys, monkeypatch
+):
+    # A position of 10 million cells (a tiny damaged file can declare them) ended in
+    # numpy's MemoryError traceback.
+    import napari_cellae.core.crops as crops
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 4.77 GiB for an array with shape (10000000, 16)")
+
+    monkeypatch.setattr(crops, "collect_crops", no_memory)
+    args = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY, "-q"]
+    assert main([*args, "--out", str(cellcognition_file.parent / "m.pt")]) == 1
+    err = capsys.readouterr().err
+    one_line_error(err, f"{cellcognition_file}: not enough memory (Unable to allocate 4.77 GiB")

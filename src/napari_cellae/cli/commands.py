@@ -282,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         return fail(f"cannot access{name}: {exc.strerror or exc}")
+    except MemoryError as exc:  # a position of millions of cells, or a table declaring them
+        where = f"{args.file}: " if getattr(args, "file", None) else ""
+        return fail(f"{where}not enough memory ({exc or 'MemoryError'})")
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
