@@ -181,6 +181,10 @@ def test_encode_refuses_unknown_suffixes_and_a_gallery_without_h5ad(screen, tmp_
         one_line_error(capsys.readouterr().err, name, ".hdf", ".h5ad")
     assert _encode(screen, tmp_path / "f.hdf", "--gallery", str(tmp_path / "g.png")) == 1
     one_line_error(capsys.readouterr().err, "--gallery needs --out CELLS.h5ad")
+    # The gallery was saved as PNG whatever its name: PNG bytes in g.svg, after the encoding.
+    for name in ("g.svg", "g"):
+        assert _encode(screen, tmp_path / "c.h5ad", "--gallery", str(tmp_path / name)) == 1
+        one_line_error(capsys.readouterr().err, name, "a PNG picture; end its name in .png")
     assert list(tmp_path.iterdir()) == []
 
 

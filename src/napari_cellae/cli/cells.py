@@ -218,6 +218,9 @@ def encode_cells(args: argparse.Namespace) -> int:
     if args.gallery is not None:
         outputs.append((args.gallery, "gallery"))
     check_outputs(outputs, [*inputs, args.mapping, args.model])
+    if args.gallery is not None and args.gallery.suffix.lower() != ".png":
+        # It is always saved as PNG: g.svg or g.pdf held PNG bytes under the wrong name.
+        raise ValueError(f"{args.gallery}: the gallery is a PNG picture; end its name in .png")
     check_workers(args)
     trained = load_model(args.model)
     quiet = args.quiet
