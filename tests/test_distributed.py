@@ -109,6 +109,35 @@ def test_well_formed_scheduler_addresses_are_tried(address):
         pass
 
 
+@pytest.mark.parametrize("greeting", [b"", b"SSH-2.0-OpenSSH_9.6\r\n"])
+def test_a_server_that_is_no_scheduler_is_named(greeting):
+    # distributed waited for a silent server's greeting for ever (an HTTP server, such as
+    # the dashboard's port) and read an SSH banner as a message of exabytes (MemoryError).
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        conn, _ = server.accept()
+        accepted.append(conn)
+        conn.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    t0 = time.perf_counter()
+    with (
+        server,
+        pytest.raises(ValueError, match=rf"the server at {address} does not answer like a Dask"),
+        dask_client(scheduler=address, timeout=0.5),
+    ):
+        pass
+    assert time.perf_counter() - t0 < 5
+    for conn in accepted:
+        conn.close()
+
+
 def test_scheduler_without_workers(monkeypatch):
     with (
         LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
+import struct
 import threading
 import uuid
 import warnings
@@ -101,6 +103,7 @@ def dask_client(
                 "e.g. tcp://10.0.0.5:8786 (what the scheduler prints when it starts)"
             )
         scheduler = scheduler.strip()
+        _check_greeting(scheduler, timeout)
         try:
             client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
@@ -133,6 +136,35 @@ def dask_client(
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def _check_greeting(scheduler: str, timeout: float) -> None:
+    """Refuse a TCP address where something else than a Dask scheduler listens.
+
+    A scheduler greets a new connection at once, with its message size (8 bytes).
+    distributed waits for that greeting without a time limit (an HTTP server, such as the
+    dashboard's port 8787, left cellae hanging) and takes another server's first bytes
+    for the size (an SSH banner asked for exabytes: a MemoryError). Addresses that cannot
+    be reached are left to distributed, which names them.
+    """
+    if "://" in scheduler and not scheduler.startswith("tcp://"):
+        return  # tls:// and other protocols greet differently
+    host, port = scheduler.removeprefix("tcp://").rsplit(":", 1)
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    except OSError:
+        return
+    head = b""
+    with sock:
+        with contextlib.suppress(OSError):  # a time-out included: then no greeting
+            while len(head) < 8 and (chunk := sock.recv(8 - len(head))):
+                head += chunk
+    if len(head) < 8 or not 0 < struct.unpack("Q", head)[0] < 2**26:
+        raise ValueError(
+            f"the server at {scheduler} does not answer like a Dask scheduler within "
+            f"{timeout:g} s; is the address the scheduler's (port 8786 by default; 8787 is "
+            "its dashboard)?"
+        )
 
 
 def cluster_runner(
