@@ -52,6 +52,20 @@ def test_devices_and_pipes_are_refused_as_outputs(tmp_path: Path) -> None:
     assert check_output(regular) == regular  # an existing file may be replaced
 
 
+def test_a_name_too_long_for_the_temporary_is_refused_before_any_work(tmp_path: Path) -> None:
+    # The name fit, the temporary name did not: training failed at the end, in torch's
+    # words ('open file failed with strerror: File name too long') with a traceback.
+    most = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longer = len(temporary_name(tmp_path / "m.pt").name) - len("m.pt")
+    fits = tmp_path / ("a" * (most - longer - 3) + ".pt")
+    assert check_output(fits) == fits
+    with atomic_output(fits) as tmp:
+        tmp.write_bytes(b"model")
+    too_long = tmp_path / ("a" * (most - longer - 2) + ".pt")
+    with pytest.raises(ValueError, match=r"the file name is too long for its folder \(at most"):
+        check_output(too_long)
+
+
 def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "features.hdf"
     target.write_text("old")

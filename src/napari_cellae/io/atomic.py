@@ -115,7 +115,7 @@ def check_output(
     ------
     ValueError
         Naming the path: it is an input, a folder or another non-regular file (a device
-        such as /dev/null, a pipe), or its folder does not exist.
+        such as /dev/null, a pipe), its folder does not exist, or its name is too long.
     """
     path = Path(path)
     for source in inputs:
@@ -136,6 +136,17 @@ def check_output(
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+    # The temporary name is longer: too long a name failed only when the work was done.
+    longer = len(os.fsencode(temporary_name(path).name)) - len(os.fsencode(path.name))
+    try:
+        most = os.pathconf(parent, "PC_NAME_MAX") - longer
+    except (OSError, ValueError):  # the file system does not say
+        most = None
+    if most is not None and len(os.fsencode(path.name)) > most:
+        raise ValueError(
+            f"cannot write {path}: the file name is too long for its folder (at most {most}"
+            " bytes here, as it is first written under a longer temporary name)"
+        )
     return path
 
 
