@@ -173,6 +173,19 @@ def test_save_refuses_inputs_and_cleans_stale_temporaries(tmp_path: Path) -> Non
     ]
 
 
+def test_a_failing_write_names_the_model_file(tmp_path: Path, monkeypatch) -> None:
+    # torch's writer raises RuntimeError (a full disk, say): a traceback after training.
+    trained = Trainer(config(epochs=1), blob_crops(16)).result()
+
+    def full_disk(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(ValueError, match=r"^cannot write .*m\.pt: \[enforce fail"):
+        save_model(trained, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _damaged(tmp_path: Path, meta_change: dict, nan_weights: bool = False) -> Path:
     import json
 

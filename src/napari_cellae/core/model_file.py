@@ -186,7 +186,10 @@ def save_model(
         },
     }
     with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's file writer fails so (a full disk): name path
+            raise OSError(" ".join(str(exc).split())) from exc
     trained.path = path
     return path
 
