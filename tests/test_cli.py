@@ -177,12 +177,12 @@ def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, caps
     assert not model.exists()
 
 
-def test_without_a_mapping_train_on_all_cells_and_say_so(cellcognition_file, tmp_path, capsys):
+def test_without_a_mapping_train_on_all_cells(cellcognition_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     rc = main(["train", str(cellcognition_file), *TINY, "--out", str(model), "-q"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "no --mapping given, so training on all cells" in captured.err
+    assert "--mapping" not in captured.err  # the default trains on all cells anyway
     assert "Trained on 24 cells, 6 more held out (30 cells in the file" in captured.out
     assert ", 16 px crops): " in captured.out  # no resampling unless asked
     assert load_model(model).config.train_on == "all"
@@ -190,6 +190,13 @@ def test_without_a_mapping_train_on_all_cells_and_say_so(cellcognition_file, tmp
     rc = main(["train", str(cellcognition_file), *TINY, "--train-on", "controls", "--out", "x.pt"])
     assert rc == 1
     one_line_error(capsys.readouterr().err, "--train-on controls needs --mapping")
+    # the 'classic' preset trains on the controls given a mapping: without one, a note says
+    classic = ["--preset", "classic", "--out", str(tmp_path / "c.pt")]
+    rc = main(["train", str(cellcognition_file), *TINY, *classic])
+    assert rc == 0
+    assert "no --mapping given, so training on all cells (with a position mapping the " in (
+        capsys.readouterr().err
+    )
 
 
 def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):

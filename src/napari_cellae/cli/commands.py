@@ -133,6 +133,8 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {}
+    # Said only where a mapping would change what is trained on ('classic': the controls).
+    untold = args.mapping is None and config_from_args(args).train_on == "controls"
     if args.mapping is None:
         if explicit_settings(args).get("train_on") == "controls":
             raise UserError(
@@ -150,10 +152,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config, fitted = fit_to_cells(args.file, config, args.object_name)
         if fitted and (env is None or env.is_main):
             note(f"{fitted}; give --crop-size to choose the box yourself")
-    if args.mapping is None and (env is None or env.is_main):
+    if untold and (env is None or env.is_main):
         note(
-            "no --mapping given, so training on all cells (with a position mapping it "
-            "trains on the negative controls only)"
+            "no --mapping given, so training on all cells (with a position mapping the "
+            f"'{args.preset}' preset trains on the negative controls only)"
         )
     t0 = time.perf_counter()
     if env is not None:
