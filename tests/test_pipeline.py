@@ -130,6 +130,9 @@ def test_check_model_fits(cellcognition_file, cellprofiler_file, tmp_path):
         trained.object_name = "Nuclei"
         with pytest.raises(ValueError, match=r"rfp.*DNA, GFP"):
             pipeline.check_model_fits(trained, ch5)
+        trained.channel_names = []  # a damaged model file: named, not "a channel is needed"
+        with pytest.raises(ValueError, match=r"^model .*m\.pt names no image channel"):
+            pipeline.check_model_fits(trained, ch5, tmp_path / "m.pt")
 
 
 def _tiny(**kw) -> TrainConfig:

@@ -1,9 +1,8 @@
 """The steps of a run, in order: CellH5 file -> crops -> training crops -> model -> features.
 
-Shared by the ``cellae`` command and the napari widget so both behave the same (whole runs:
-:mod:`napari_cellae.pipeline.runs`). Long steps take a callback and never print. Errors a
-user can cause are ``ValueError`` (``CellH5Error`` is one) naming the file and what is
-wrong; outputs are checked against the inputs before any work and written through
+Shared by the ``cellae`` command and the napari widget (whole runs: :mod:`.runs`). Long
+steps take a callback and never print. User errors are ``ValueError`` (``CellH5Error`` too)
+naming the file; outputs are checked against the inputs before any work and written through
 :mod:`napari_cellae.io.atomic`. Typical use::
 
     with CellH5(path) as ch5:
@@ -68,14 +67,12 @@ def check_outputs(
     outputs : iterable of (path-like, str)
         Each output file and what it is ("model", "features file", ...).
     inputs : iterable of path-like or None
-        The run's input files; a CellH5 file or folder counts with every file it links to
-        (:func:`napari_cellae.io.locate.input_files`).
+        The run's inputs, each CellH5 file with the files it links to (``input_files``).
 
     Raises
     ------
     ValueError
-        Naming the output: it is an input or another output, a folder, its folder is
-        missing or not writable.
+        Naming the output: an input or another output, a folder, or its folder missing or read-only.
     """
     outputs = list(outputs)
     check_distinct(outputs)
@@ -327,8 +324,8 @@ def check_model_fits(
     Raises
     ------
     ValueError
-        If the file lacks the model's object or channels, or its images are smaller than
-        the model's crop size.
+        If the model names no channel, the file lacks its object or channels, or the images
+        are smaller than its crop size.
     """
     where = f"model {model_path}" if model_path else "the model"
     if trained.object_name not in cellh5.object_names:
@@ -337,6 +334,8 @@ def check_model_fits(
             f"{cellh5.path}: {where} was trained on objects '{trained.object_name}', "
             f"which this file does not have (objects: {known})"
         )
+    if not trained.channel_names:  # damaged: nothing to match the images by
+        raise ValueError(f"{where} names no image channel, so it fits no file's channels")
     by_name = {c.name: c.index for c in cellh5.channels}
     missing = [name for name in trained.channel_names if name not in by_name]
     if missing:
