@@ -206,6 +206,11 @@ def test_novel_cells_from_flags_scores_or_features() -> None:
     bare = obs.drop(columns="control")
     computed, scores, how = novel_cells(bare, features=x)
     assert computed[hit].mean() > 0.9 and scores is not None and "computed" in how
+    # Flags without scores: a new percentile has nothing to cut, so it is refused.
+    flags_only = stored.drop(columns="novelty")
+    assert novel_cells(flags_only)[1] is None
+    with pytest.raises(ValueError, match=r"^cells\.h5ad: holds which cells are novel .* novelty"):
+        novel_cells(flags_only, percentile=90.0, source="cells.h5ad")
 
 
 def test_novel_cells_names_what_a_foreign_table_lacks() -> None:

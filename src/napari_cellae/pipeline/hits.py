@@ -158,6 +158,11 @@ def novel_cells(
         threshold = float(np.percentile(scores[controls], p))
         return scores > threshold, scores, f"novel: above the controls' {p:g}th percentile"
     if "novel" in obs:
+        if percentile is not None:  # only flags: nothing to draw another bar through
+            raise ValueError(
+                f"{source}: holds which cells are novel (column novel) but not their scores "
+                "(column novelty), so the novelty percentile cannot be changed; leave it out"
+            )
         scores = _scores(obs, source) if "novelty" in obs else None
         return _flags(obs, "novel", source), scores, "novel: as stored in the file"
     base = options or DiscoveryOptions()
