@@ -374,3 +374,16 @@ def test_encode_refuses_a_gallery_written_over_the_cells_file(screen, tmp_path, 
         f"it is where the AnnData file goes ({out})",
     )
     assert not out.exists()
+
+
+def test_hits_name_the_plate_when_two_plates_share_a_well(tmp_path, capsys):
+    # The knock-down well B02 on two plates: the summary line tells the two rows apart.
+    path = _cells_file(
+        tmp_path,
+        plate=["P1", "P2", "P1", "P2"],
+        position=["A01", "A01", "B02", "B02"],
+        control=[True, True, False, False],
+    )
+    assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "strongest: P1/B02 (100% novel), P2/B02 (100% novel)" in out

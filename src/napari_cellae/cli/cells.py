@@ -289,9 +289,12 @@ def cmd_hits(args: argparse.Namespace) -> int:
     with atomic_output(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     top = table[~table["is_control"]].head(3)
-    best = ", ".join(
-        f"{r[args.by]} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records")
-    )
+    plates = "plate" in table and table["plate"].nunique() > 1  # A01 of two plates
+
+    def name(row: dict) -> str:
+        return f"{row['plate']}/{row[args.by]}" if plates else str(row[args.by])
+
+    best = ", ".join(f"{name(r)} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records"))
     print(f"{how}; {int(novel.sum())} of {len(novel)} cells")
     print(f"Hits: {len(table)} {args.by}s ranked" + (f"; strongest: {best}" if best else ""))
     print(f"Hit table written to {out}")
