@@ -66,7 +66,7 @@ def test_nan_centres_are_named_not_shown_as_huge_numbers(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("table", "field", "value", "fragment"),
     [
-        (f"{FEATURE}/center", "y", np.inf, "y is missing (NaN)"),
+        (f"{FEATURE}/center", "y", np.inf, "y is infinite for 1 object(s)"),
         (f"{FEATURE}/bounding_box", "left", np.nan, "left is missing (NaN) for 1 object(s) in"),
         (f"{POSITION}/object/primary__primary", "time_idx", np.nan, "time_idx is missing"),
         (f"{FEATURE}/object_classification/prediction", "label_idx", np.nan, "label_idx"),

@@ -91,8 +91,11 @@ class _Checker:
         if values.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(values))
             if len(bad):
+                nan = np.isnan(values[bad])
+                kinds = ("infinite", "missing (NaN) or infinite", "missing (NaN)")
+                what = kinds[int(nan.any()) + int(nan.all())]
                 raise self.error(
-                    f"{column} is missing (NaN) for {len(bad)} object(s) in {table}, object"
+                    f"{column} is {what} for {len(bad)} object(s) in {table}, object"
                     f" row(s) {_rows(bad)}; export the file again or remove those objects"
                 )
             return np.rint(values)
