@@ -19,6 +19,7 @@ __all__ = [
     "check_distinct",
     "check_output",
     "remove_stale_temporaries",
+    "resolved",
     "temporary_name",
 ]
 
@@ -83,10 +84,19 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute path behind a loop of symbolic links (Python
+    raises RuntimeError there, a traceback; opening the path later says what is wrong)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except (OSError, RuntimeError):  # RuntimeError: a loop of symbolic links, no file
+        return resolved(a) == resolved(b) or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
         return False
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import h5py
 
+from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5", "resolved"]
+__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5"]
 
 #: CellCognition's master file of external links to every position
 MASTER_NAME = "_all_positions.ch5"
@@ -24,15 +25,6 @@ _SHOWN = 6
 # written next to them); a plate split into thousands of files is then walked once.
 _FOUND: dict[str, tuple[list[Path], dict[Path, tuple[int, int] | None]]] = {}
 _FOUND_MAX = 32
-
-
-def resolved(path: Path) -> Path:
-    """``path.resolve()``, or its absolute path behind a loop of symbolic links (Python
-    raises RuntimeError there, a traceback; opening the path later says what is wrong)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
 
 
 def ch5_files(folder: Path) -> list[Path]:

@@ -10,8 +10,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
-from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5, resolved
+from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
 
 __all__ = ["plate_files"]
 
