@@ -414,3 +414,18 @@ def test_train_crops_only_the_cells_it_draws(cellcognition_file, tmp_path, capsy
     out = capsys.readouterr().out
     assert rc == 0 and cropped == [10]  # 10 of the 30 cells cropped
     assert "Trained on 8 cells, 2 more held out (30 cells in the file" in out
+
+
+def test_train_on_several_plates(tmp_path, capsys):
+    from test_sampling import _plate
+
+    first = _plate(tmp_path / "screen" / "run1" / "plate.ch5", ["A01", "B01"], 1)
+    _plate(tmp_path / "screen" / "run2" / "plate.ch5", ["A01"], 5)
+    model = tmp_path / "m.pt"
+    rc = main(["train", str(first), str(tmp_path / "screen" / "run2"), *TINY, "-q",
+               "--samples", "40", "--out", str(model)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "Trained on 32 cells, 8 more held out (45 cells in 2 plates" in out
+    folder = tmp_path / "folder.pt"  # a folder of plates is the same two plates
+    assert main(["train", str(tmp_path / "screen"), *TINY, "-q", "--out", str(folder)]) == 0
+    assert "(45 cells in 2 plates" in capsys.readouterr().out

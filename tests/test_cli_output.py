@@ -10,11 +10,14 @@ import pytest
 
 from napari_cellae.cli.output import CountBar, EpochBar, fail, fmt, loss_summary, training_summary
 from napari_cellae.core.trainer import EpochReport
+from napari_cellae.io.cellh5 import PositionKey
 
 
 class _Crops(list):
-    """Just what the summary reads of a CropSet: its length, object, channels and sizes."""
+    """Just what the summary reads of a CropSet: its length, object, channels, sizes and
+    positions."""
 
+    positions = (PositionKey("plate1", "A01", "1"), PositionKey("plate1", "A02", "1"))
     object_name = "Nuclei"
     channel_names = ("DNA", "GFP")
     box = 24
@@ -39,6 +42,8 @@ def test_numbers_and_summaries():
     assert training_summary(result).startswith("Trained on 40 cells, 10 more held out")
     result.n_cells = 5000  # only the drawn cells were cropped
     assert "(5000 cells in the file" in training_summary(result)
+    result.crops.positions = [*_Crops.positions, PositionKey("plate2", "A01", "1")]
+    assert "(5000 cells in 2 plates" in training_summary(result)
 
 
 def test_error_line_and_bars(capsys):

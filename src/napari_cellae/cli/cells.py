@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from napari_cellae.cli.output import note
-from napari_cellae.cli.run_args import encode_args
+from napari_cellae.cli.run_args import encode_args, input_paths
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
 __all__ = [
@@ -43,7 +43,7 @@ def output_kind(args: argparse.Namespace) -> str:
     from napari_cellae.pipeline.steps import check_outputs
 
     out = Path(args.out)
-    inputs = [args.file, *getattr(args, "more", []), args.mapping, args.model]
+    inputs = [*input_paths(args), args.mapping, args.model]
     check_outputs([(out, "features file")], inputs)
     suffix = out.suffix.lower()
     if suffix not in (EXPLORER_SUFFIX, _H5AD):
@@ -213,7 +213,7 @@ def encode_cells(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline.steps import check_outputs
 
     options = _options(args, args.novelty_percentile)
-    inputs = [args.file, *getattr(args, "more", [])]
+    inputs = input_paths(args)
     outputs = [(args.out, "AnnData file")]
     if args.gallery is not None:
         outputs.append((args.gallery, "gallery"))

@@ -35,7 +35,7 @@ from napari_cellae.cli.output import (
     training_summary,
 )
 from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
-from napari_cellae.cli.run_args import train_args
+from napari_cellae.cli.run_args import input_paths, train_args
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -64,7 +64,7 @@ def _output_folder(folder: Path) -> Path:
 def _train(
     args: argparse.Namespace,
     config: TrainConfig,
-    file: Path,
+    file: Path | list[Path],
     mapping_path: Path | None,
     out: Path,
     only_drawn: bool = False,
@@ -148,8 +148,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     env = torchrun_env()  # started by torchrun: one rank of a data-parallel run
     if not {"crop_size", "input_size"} & explicit_settings(args).keys():
         from napari_cellae.pipeline.cell_size import fit_to_cells
+        from napari_cellae.pipeline.runs import training_plates
 
-        config, fitted = fit_to_cells(args.file, config, args.object_name)
+        # The first plate stands for the screen: plates of one screen share a magnification.
+        first = training_plates(input_paths(args))[0]
+        config, fitted = fit_to_cells(first, config, args.object_name)
         if fitted and (env is None or env.is_main):
             note(f"{fitted}; give --crop-size to choose the box yourself")
     if untold and (env is None or env.is_main):
@@ -162,7 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from napari_cellae.cli.scale import train_torchrun
 
         return train_torchrun(args, config, env, t0)
-    result = _train(args, config, args.file, args.mapping, args.out, only_drawn=True)
+    result = _train(args, config, input_paths(args), args.mapping, args.out, only_drawn=True)
     print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
     print(f"Model saved to {result.model_path}")
     return 0

@@ -61,9 +61,11 @@ def training_summary(result: RunResult, which: str = "") -> str:
     which = f"{which} " if which else ""
     size = crops.crops.shape[-1]
     boxes = f"{crops.box} px" + (f" resampled to {size} px" if size != crops.box else "")
+    plates = len({key.plate for key in crops.positions})
+    where = "the file" if plates <= 1 else f"{plates} plates"
     return (
         f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
-        f"({result.n_cells or len(crops)} cells in the file, object {crops.object_name}, "
+        f"({result.n_cells or len(crops)} cells in {where}, object {crops.object_name}, "
         f"channel(s) {', '.join(crops.channel_names)}, {boxes} crops): "
         f"{loss_summary(result.reports)}"
     )

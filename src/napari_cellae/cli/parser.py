@@ -204,13 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         parents=[common],
-        help="train an autoencoder on the cells of a CellH5 file",
-        description="Crop every cell of a CellH5 file, train a denoising convolutional\n"
-        "autoencoder on all of them (or, with --train-on controls, on the negative controls\n"
-        "only) and save it.",
+        help="train an autoencoder on the cells of a CellH5 file (or several plates)",
+        description="Crop the cells of a CellH5 file (or of several plates), train a denoising\n"
+        "convolutional autoencoder on all of them (or, with --train-on controls, on the\n"
+        "negative controls only; at most --samples cells, drawn over all plates) and save it.",
         formatter_class=_RAW,
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
+    p.add_argument(
+        "more",
+        type=Path,
+        nargs="*",
+        metavar="MORE",
+        help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
+        ".ch5 file); training draws its cells from all of them, cutting only those",
+    )
     _add_mapping_options(p)
     add_training_options(p, DEFAULT_PRESET)
     p.add_argument(

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-__all__ = ["encode_args", "train_args"]
+__all__ = ["encode_args", "input_paths", "train_args"]
+
+
+def input_paths(args: argparse.Namespace) -> list[Path]:
+    """The CellH5 inputs of a command: ``FILE`` and any ``MORE`` files or folders."""
+    return [args.file, *getattr(args, "more", [])]
 
 
 def encode_args(args: argparse.Namespace) -> dict:

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from napari_cellae.cli.output import EpochBar, _Bar, note, training_summary
-from napari_cellae.cli.run_args import encode_args, train_args
+from napari_cellae.cli.run_args import encode_args, input_paths, train_args
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -91,7 +91,7 @@ def encode_command(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline.steps import check_outputs
     from napari_cellae.pipeline.streaming import encode_stream
 
-    inputs = [args.file, *getattr(args, "more", [])]
+    inputs = input_paths(args)
     check_outputs([(args.out, "features file")], [*inputs, args.mapping, args.model])
     check_workers(args)
     trained = load_model(args.model)
@@ -131,7 +131,7 @@ def train_torchrun(
 
     with EpochBar(config.epochs, args.quiet or not env.is_main) as bar:
         result = run_train_torchrun(
-            args.file,
+            input_paths(args),
             config,
             env,
             args.mapping,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.pipeline.streaming import EncodePlan
 
-__all__ = ["class_names", "distinct_plates", "plate_class_names", "typical_crops"]
+__all__ = ["class_names", "distinct_keys", "distinct_plates", "plate_class_names", "typical_crops"]
 
 
 def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
@@ -53,28 +53,43 @@ def plate_class_names(
 
 
 def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
-    """Every task's position, its plate renamed where files share a plate name.
+    """Every task's position, its plate renamed where files share a plate name
+    (:func:`distinct_keys`)."""
+    return distinct_keys(
+        plan.plates, [task.source for task in plan.tasks], [task.position for task in plan.tasks]
+    )
+
+
+def distinct_keys(
+    plates: list[Path], sources: list[Path], keys: list[PositionKey]
+) -> list[PositionKey]:
+    """Positions of several plates, each plate renamed where files share a plate name.
 
     Plates are often named alike (``plate1``) in different files; their cells would share
     the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
-    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the files'
+    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the ``plates``'
     common folder. The mapping matches wells and sites, not plates, so it is unaffected.
+
+    Parameters
+    ----------
+    plates : list of Path
+        Every plate file of the run.
+    sources, keys : list of Path, list of PositionKey
+        Each position's plate file and its key as the file names it.
     """
     files_of: dict[str, set[Path]] = {}
-    for task in plan.tasks:
-        files_of.setdefault(task.position.plate, set()).add(task.source)
+    for source, key in zip(sources, keys, strict=True):
+        files_of.setdefault(key.plate, set()).add(source)
     shared = {name for name, files in files_of.items() if len(files) > 1}
     if not shared:
-        return [task.position for task in plan.tasks]
-    root = Path(os.path.commonpath([str(p) for p in plan.plates]))  # two files or more
-    keys = []
-    for task in plan.tasks:
-        key = task.position
-        if key.plate in shared:
-            where = task.source.relative_to(root).as_posix()
-            key = replace(key, plate=f"{key.plate} ({where})")
-        keys.append(key)
-    return keys
+        return list(keys)
+    root = Path(os.path.commonpath([str(p) for p in plates]))  # two files or more
+    return [
+        replace(key, plate=f"{key.plate} ({source.relative_to(root).as_posix()})")
+        if key.plate in shared
+        else key
+        for source, key in zip(sources, keys, strict=True)
+    ]
 
 
 def typical_crops(

@@ -35,11 +35,18 @@ if TYPE_CHECKING:
     from napari_cellae.core.trainer import EpochReport, Trainer
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["encoded_result", "run_encode", "run_train", "training_crops"]
+__all__ = [
+    "encoded_result",
+    "run_encode",
+    "run_train",
+    "training_crops",
+    "training_inputs",
+    "training_plates",
+]
 
 
 def training_crops(
-    cellh5_path: str | os.PathLike,
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
     config: TrainConfig,
     mapping_path: str | os.PathLike | None = None,
     object_name: str | None = None,
@@ -47,17 +54,25 @@ def training_crops(
     control_token: str = "neg",
     only_drawn: bool = False,
 ) -> tuple[CropSet, PositionMapping | None, int]:
-    """Open a file and its mapping and crop its objects as ``config`` says.
+    """Open a file (or several plates) and its mapping and crop its objects as ``config``
+    says.
 
     The first step of :func:`run_train` and of
     :func:`~napari_cellae.pipeline.torchrun.run_train_torchrun` (parameters as there).
     ``only_drawn``: crop only the cells training draws when it uses at most
     ``config.samples`` of more candidates (:mod:`napari_cellae.pipeline.sampling`); the
     last value returned is then the number of cells in the file, else ``len(crops)``.
+    Several plates: always only the drawn cells
+    (:func:`~napari_cellae.pipeline.sampling.plate_training_crops`).
     """
-    from napari_cellae.pipeline.sampling import sampled_training_crops
+    from napari_cellae.pipeline.sampling import plate_training_crops, sampled_training_crops
 
-    with CellH5(cellh5_path) as ch5:
+    plates = training_plates(cellh5_path)
+    if len(plates) > 1:
+        return plate_training_crops(
+            plates, config, mapping_path, object_name, channels, control_token
+        )
+    with CellH5(plates[0]) as ch5:
         mapping = load_mapping(mapping_path, ch5, control_token)
         obj = resolve_object(ch5, object_name)
         chans = resolve_channels(ch5, obj, channels)
@@ -69,8 +84,31 @@ def training_crops(
     return to_network_size(drawn[0], config.network_size), mapping, drawn[1]
 
 
+def training_plates(
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
+) -> list[Path]:
+    """The plates to train on: one CellH5 file or folder, or several (each a file, a plate
+    folder or a folder of plates; :func:`~napari_cellae.pipeline.plates.plate_files`)."""
+    from napari_cellae.pipeline.plates import plate_files
+
+    paths = [cellh5_path] if isinstance(cellh5_path, str | os.PathLike) else list(cellh5_path)
+    if not paths:
+        raise ValueError("no CellH5 file given to train on")
+    return plate_files(paths)
+
+
+def training_inputs(
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
+    mapping_path: str | os.PathLike | None,
+) -> list[Path]:
+    """Every input file of a training run, for the output checks and the model's record."""
+    return [f for plate in training_plates(cellh5_path) for f in input_files(plate)] + (
+        [Path(mapping_path)] if mapping_path is not None else []
+    )
+
+
 def run_train(
-    cellh5_path: str | os.PathLike,
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
     config: TrainConfig,
     mapping_path: str | os.PathLike | None = None,
     object_name: str | None = None,
@@ -86,10 +124,12 @@ def run_train(
 
     Parameters
     ----------
-    cellh5_path : path-like
+    cellh5_path : path-like or sequence of path-like
+        A CellH5 file, or several plates (files, plate folders, folders of plates): one
+        draw of training cells over all of them.
     config : TrainConfig
     mapping_path : path-like, optional
-        Position mapping; without it every cell is trained on.
+        Position mapping (one for every plate); without it every cell is trained on.
     object_name : str, optional
         Default: the file's default object.
     channels : sequence of str or int, optional
@@ -123,9 +163,8 @@ def run_train(
     """
     from napari_cellae.core.model_file import save_model
 
-    inputs = [cellh5_path, mapping_path]
     if out is not None:
-        check_outputs([(out, "model")], inputs)
+        check_outputs([(out, "model")], training_inputs(cellh5_path, mapping_path))
     crops, mapping, n_cells = training_crops(
         cellh5_path, config, mapping_path, object_name, channels, control_token, only_drawn
     )
@@ -147,7 +186,7 @@ def run_train(
     trained = trainer.result()
     model_path = None
     if out is not None:
-        model_path = save_model(trained, out, [*input_files(cellh5_path), mapping_path])
+        model_path = save_model(trained, out, training_inputs(cellh5_path, mapping_path))
     return RunResult(
         trained=trained,
         crops=crops,

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.results import RunResult
-from napari_cellae.pipeline.runs import training_crops
+from napari_cellae.pipeline.runs import training_crops, training_inputs
 from napari_cellae.pipeline.steps import check_outputs, training_indices
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ __all__ = ["run_train_torchrun"]
 
 
 def run_train_torchrun(
-    cellh5_path: str | os.PathLike,
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
     config: TrainConfig,
     env: TorchrunEnv,
     mapping_path: str | os.PathLike | None = None,
@@ -70,7 +69,7 @@ def run_train_torchrun(
     from napari_cellae.core.trainer import Trainer
 
     if out is not None:
-        check_outputs([(out, "model")], [cellh5_path, mapping_path])
+        check_outputs([(out, "model")], training_inputs(cellh5_path, mapping_path))
     crops, mapping, n_cells = training_crops(  # only the cells drawn: bounded memory
         cellh5_path, config, mapping_path, object_name, channels, control_token, True
     )
@@ -111,7 +110,7 @@ def run_train_torchrun(
     trained.config = config
     model_path = None
     if out is not None and env.is_main:
-        model_path = save_model(trained, out, [*input_files(cellh5_path), mapping_path])
+        model_path = save_model(trained, out, training_inputs(cellh5_path, mapping_path))
     return RunResult(
         trained=trained,
         crops=crops,
