@@ -54,3 +54,16 @@ def test_a_lone_file_beside_plate_folders_is_one_plate_of_several(
     master = root.rename(lone.parent / "p1") / "hdf5" / cellcognition_file.name
     assert plate_files([lone.parent]) == [master.absolute(), lone.absolute()]
     assert plate_files([master.parent.parent]) == [master.absolute()]  # its hdf5/: one plate
+
+
+def test_position_files_given_beside_their_master_are_not_plates(
+    cellcognition_file: Path,
+) -> None:
+    # 'cellae train hdf5/*.ch5' named the master and its position files: every cell was
+    # trained on (and encoded) twice, its position once more as a plate of its own.
+    everything = sorted(cellcognition_file.parent.glob("*.ch5"))
+    assert len(everything) == 3
+    assert plate_files(everything) == [cellcognition_file.absolute()]
+    assert plate_files(everything[::-1]) == [cellcognition_file.absolute()]
+    parts = [f for f in everything if f != cellcognition_file]  # no master: each its own
+    assert plate_files(parts) == [f.absolute() for f in parts]

@@ -31,7 +31,9 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     Returns
     -------
     list of Path
-        Absolute paths, each file once whatever its name (``..``, a linked folder).
+        Absolute paths, each file once whatever its name (``..``, a linked folder); a
+        position file given beside the master file that links it is left out (its master
+        holds its cells).
 
     Raises
     ------
@@ -65,7 +67,9 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     unique: dict[Path, Path] = {}
     for plate in found:
         unique.setdefault(resolved(plate), plate.absolute())
-    return list(unique.values())
+    # 'cellae train hdf5/*.ch5' names the master and its position files: each position's
+    # cells would come out twice, once as a plate of their own.
+    return _unlinked(list(unique.values()))
 
 
 def _has_plate_folders(path: Path) -> bool:
@@ -88,7 +92,10 @@ def _folder_of_plates(folder: Path) -> list[Path]:
                 if ch5_files(child):  # a plate that cannot be read: its cells would be lost
                     raise
                 continue
-    files = ch5_files(folder)
+    return plates + _unlinked(ch5_files(folder))
+
+
+def _unlinked(files: list[Path]) -> list[Path]:
+    """``files`` less those that another of them links to (a master's position files)."""
     linked = {resolved(q) for f in files for q in input_files(f)[1:] if resolved(q) != resolved(f)}
-    plates += [f for f in files if resolved(f) not in linked]
-    return plates
+    return [f for f in files if resolved(f) not in linked]
