@@ -215,3 +215,23 @@ def test_run_train_on_several_plates(tmp_path):
         run_train(plates, config, out=plates[1])
     folder = run_train([tmp_path], config)  # a folder of plates: the same plates
     assert folder.n_cells == 45
+
+
+def _small_images(path: Path) -> Path:
+    """One position of 20 x 24 px images holding one cell."""
+    small = synthetic_position("A01", "1", n_frames=1, n_per_frame=1, centers_yx=[[10, 12]])
+    small.image = small.image[..., :20, :24].copy()
+    small.labels = small.labels[..., :20, :24].copy()
+    return write_cellh5(path, [small], ["rfp"], {"primary__primary": 0})
+
+
+def test_a_plate_of_smaller_images_is_refused_whatever_is_drawn(tmp_path):
+    # Only the drawn cells were cut, and only cutting compared the box with the images: a
+    # plate of smaller images passed when the draw missed its cells, failed when it did not.
+    plates = [_plate(tmp_path / "a.ch5", ["A01", "B01"], 1), _small_images(tmp_path / "b.ch5")]
+    for seed in range(4):
+        config = TrainConfig(crop_size=32, architecture=ARCH, samples=3, seed=seed)
+        with pytest.raises(ValueError, match=r"b\.ch5, position A01_1: crop size 32 px is larg"):
+            plate_training_crops(plates, config)
+    with CellH5(plates[1]) as ch5, pytest.raises(ValueError, match=r"b\.ch5, position A01_1"):
+        sampled_training_crops(ch5, "primary__primary", [0], None, config)

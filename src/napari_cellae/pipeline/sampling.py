@@ -126,12 +126,15 @@ def sampled_training_crops(
     Raises
     ------
     ValueError
-        If a position's table is shorter than its object count said (a changed file).
+        If a position's images are smaller than the crop box, or its table is shorter
+        than its object count said (a changed file).
     """
     from napari_cellae.core.crops import collect_crops
 
     counted = [(key, cellh5.object_count(key, object_name)) for key in cellh5.positions]
     positions, counts = [key for key, n in counted if n], [n for _, n in counted if n]
+    for key in positions:
+        _check_box(cellh5, key, config.crop_size)
     candidate = _candidates(positions, mapping, config)
     if not any(candidate):
         return None
@@ -144,6 +147,20 @@ def sampled_training_crops(
             size, mask = config.crop_size, config.mask
             parts.append(collect_crops(cellh5, object_name, size, channels, [key], mask, [rows]))
     return concat_crops(parts, positions), int(sum(counts))
+
+
+def _check_box(cellh5: CellH5, key: PositionKey, size: int) -> None:
+    """Raise if a position's images are smaller than the crop box.
+
+    Cutting says so too, but only for the positions drawn: a plate of smaller images
+    passed or failed by the luck of the draw (and of the seed).
+    """
+    height, width = cellh5.image_shape(key)[-2:]
+    if size > height or size > width:
+        raise ValueError(
+            f"{cellh5.path}, position {key.label}: crop size {size} px is larger than the "
+            f"image ({height} x {width} px, height x width)"
+        )
 
 
 def _candidates(
@@ -202,8 +219,9 @@ def plate_training_crops(
     Raises
     ------
     ValueError
-        Naming the plate: the mapping does not fit it, it lacks the object or a channel;
-        or no plate has objects, or the mapping marks no position with objects a control.
+        Naming the plate: the mapping does not fit it, it lacks the object or a channel,
+        its images are smaller than the crop box; or no plate has objects, or the mapping
+        marks no position with objects a control.
     """
     from napari_cellae.core.crops import collect_crops
     from napari_cellae.core.resample import to_network_size
@@ -234,6 +252,7 @@ def plate_training_crops(
             channels_of[plate] = resolve_channels(ch5, object_name, names)  # ... and channels
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):
+                    _check_box(ch5, key, config.crop_size)
                     sources.append(plate)
                     positions.append(key)
                     counts.append(n)
