@@ -235,3 +235,18 @@ def test_a_plate_of_smaller_images_is_refused_whatever_is_drawn(tmp_path):
             plate_training_crops(plates, config)
     with CellH5(plates[1]) as ch5, pytest.raises(ValueError, match=r"b\.ch5, position A01_1"):
         sampled_training_crops(ch5, "primary__primary", [0], None, config)
+
+
+def test_a_plate_without_objects_is_named(tmp_path):
+    # It was left out without a word, and the summary spoke of 'the file'.
+    good = _plate(tmp_path / "a.ch5", ["A01"], 1)
+    nothing = synthetic_position("A01", "1", n_frames=1, n_per_frame=1)
+    table = nothing.objects["primary__primary"]
+    nothing.objects["primary__primary"] = type(table)(
+        **{name: v[:0] for name, v in vars(table).items() if isinstance(v, np.ndarray)}
+    )
+    empty = write_cellh5(tmp_path / "empty.ch5", [nothing], ["rfp"], {"primary__primary": 0})
+    config = TrainConfig(crop_size=16, architecture=ARCH)
+    with pytest.warns(UserWarning, match=r"1 of the 2 plates hold no 'primary__primary' .*empt"):
+        drawn, _, n_cells = plate_training_crops([empty, good], config)
+    assert n_cells == len(drawn) == 15

@@ -14,6 +14,7 @@ their cells.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -163,6 +164,19 @@ def _check_box(cellh5: CellH5, key: PositionKey, size: int) -> None:
         )
 
 
+def _warn_empty(plates: list[Path], with_objects: set[Path], object_name: str) -> None:
+    """Name the plates without objects: training went on without them, and the summary
+    counted the plates that gave cells, as though the others had not been given."""
+    empty = [str(plate) for plate in plates if plate not in with_objects]
+    if empty:
+        shown = ", ".join(empty[:4]) + (" ..." if len(empty) > 4 else "")
+        warnings.warn(
+            f"{len(empty)} of the {len(plates)} plates hold no '{object_name}' objects in any "
+            f"position, so none of their cells is trained on (segmentation failed?): {shown}",
+            stacklevel=3,
+        )
+
+
 def _candidates(
     positions: list[PositionKey], mapping: PositionMapping | None, config: TrainConfig
 ) -> list[bool]:
@@ -259,6 +273,7 @@ def plate_training_crops(
     where = f"{len(plates)} plates ({plates[0]}, ...)"
     if not positions:
         raise ValueError(f"{where}: no '{object_name}' objects found in any position")
+    _warn_empty(plates, set(sources), object_name)
     candidate = _candidates(positions, mapping, config)
     if not any(candidate):
         raise ValueError(
