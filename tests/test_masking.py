@@ -141,7 +141,7 @@ def test_unusable_label_images_are_named_with_the_way_out(tmp_path: Path) -> Non
 def test_segmented_masking_is_the_same_in_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import napari_cellae.core.crops as crops_module
+    import napari_cellae.core.masking as masking_module
 
     bare = synthetic_position("A01", "1", n_frames=2, n_per_frame=5)
     bare.labels = None
@@ -149,11 +149,13 @@ def test_segmented_masking_is_the_same_in_chunks(
     path = write_cellh5(tmp_path / "no_labels.ch5", [bare], **kwargs)
     with CellH5(path) as ch5:
         whole = collect_crops(ch5, "primary__primary", 24, mask="cell")
-        monkeypatch.setattr(crops_module, "_SEGMENT_CHUNK", 3)
+        monkeypatch.setattr(masking_module, "_SEGMENT_CHUNK", 3)
         chunked = collect_crops(ch5, "primary__primary", 24, mask="cell")
         plain = collect_crops(ch5, "primary__primary", 24)
     np.testing.assert_array_equal(chunked.crops, whole.crops)
+    np.testing.assert_array_equal(chunked.morphology, whole.morphology)
     assert not np.array_equal(whole.crops, plain.crops)
+    assert (whole.morphology[:, 0] > 0).all() and np.isnan(plain.morphology).all()
 
 
 def test_label_zero_is_background_not_the_cell() -> None:

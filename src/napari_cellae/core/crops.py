@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellae.core.masking import MASKS, mask_crops
+from napari_cellae.core.masking import MASKS, mask_position
+from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.resample import cut_by_box
-from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import (
     centre_crops,
     check_finite,
@@ -89,6 +89,9 @@ class CropSet:
     shared_label_positions : list of (PositionKey, int)
         Positions whose objects share a label id within a frame, and how many (recorded when
         masking, which takes such objects for one cell).
+    morphology : ndarray (N, 5) of float32
+        Each cell's outline measurements (:mod:`~napari_cellae.core.morphology`) from the
+        mask that masking used; NaN where the crops were not masked (``mask="none"``).
     """
 
     crops: np.ndarray
@@ -114,6 +117,7 @@ class CropSet:
     unlabelled_positions: list[PositionKey] = field(default_factory=list)
     unmatched_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
     shared_label_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
+    morphology: np.ndarray | None = None  # None: not measured (NaN)
 
     _PER_CROP = (
         "position_index",
@@ -128,7 +132,12 @@ class CropSet:
         "class_idx",
         "origin_y",
         "origin_x",
+        "morphology",
     )
+
+    def __post_init__(self) -> None:
+        if self.morphology is None:
+            self.morphology = np.full((len(self), len(MORPHOLOGY_NAMES)), np.nan, np.float32)
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -281,6 +290,7 @@ def collect_crops(
         raise ValueError(f"unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
     unlabelled: list[PositionKey] = []
     unmatched: list[tuple[PositionKey, int]] = []
+    outline = np.full((total, len(MORPHOLOGY_NAMES)), np.nan, np.float32)  # unmasked: unknown
     start = 0
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
@@ -298,7 +308,7 @@ def collect_crops(
             crops[start:stop] = target
         check_finite(crops[start:stop], f"{cellh5.path}, position {pos.label}")
         if mask != "none":
-            missed = _mask_position(
+            missed, outline[start:stop] = mask_position(
                 cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)
             )
             if missed is None:
@@ -349,11 +359,8 @@ def collect_crops(
         unlabelled_positions=unlabelled,
         unmatched_positions=unmatched,
         shared_label_positions=shared,
+        morphology=outline,
     )
-
-
-# Crops segmented at once where a position has no label images (a few float copies each).
-_SEGMENT_CHUNK = 1024
 
 
 def _take(table: Any, rows: np.ndarray) -> Any:
@@ -362,39 +369,3 @@ def _take(table: Any, rows: np.ndarray) -> Any:
         return table
     values = {f.name: getattr(table, f.name) for f in fields(table)}  # per-object arrays
     return replace(table, **{k: v[rows] for k, v in values.items() if isinstance(v, np.ndarray)})
-
-
-def _mask_position(
-    cellh5: CellH5,
-    pos: PositionKey,
-    object_name: str,
-    table: Any,
-    crops: np.ndarray,
-    mode: str,
-    origins: tuple[np.ndarray, np.ndarray],
-    whole: tuple[Any, np.ndarray],
-) -> int | None:
-    """Mask one position's crops with its label images and return how many crops' labels
-    were not found there (left unmasked); without label images (returns None), mask with a
-    threshold segmentation of the crops' first channel (the object's own by default) around
-    the known object centres (of all the position's objects: ``whole`` is the full table
-    and the rows of it that ``table`` holds)."""
-    found = cellh5.labels(pos, object_name)
-    if found is None:
-        y0, x0 = origins
-        full, take = whole
-        others = neighbour_centres(full.time_idx, full.center_y, full.center_x, crops.shape[-1])
-        others = others[take]
-        others -= np.stack([y0, x0], axis=-1)[:, None, :].astype(np.float32)
-        cy, cx = table.center_y - y0, table.center_x - x0
-        for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
-            part = slice(start, start + _SEGMENT_CHUNK)
-            windows = threshold_labels(crops[part, 0], cy[part], cx[part], others[part])
-            mask_crops(crops[part], windows, np.ones(len(windows), np.uint8), mode)
-        return None
-    dataset, row = found
-    labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)
-    extract_into(
-        labels, dataset, table.time_idx, table.center_y, table.center_x, crops.shape[-1], [row]
-    )
-    return int(np.count_nonzero(~mask_crops(crops, labels[:, 0], table.label_id, mode)))

@@ -16,17 +16,26 @@ level:
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["MASKS", "mask_crops", "warn_unlabelled", "warn_unmatched"]
+from napari_cellae.core.morphology import mask_morphology
+from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
+from napari_cellae.core.windows import extract_into
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from napari_cellae.io.cellh5 import CellH5, PositionKey
+
+__all__ = ["MASKS", "mask_crops", "mask_position", "warn_unlabelled", "warn_unmatched"]
 
 MASKS = ("none", "neighbours", "cell")
 
 # Pixels kept around the cell's own mask in "cell" mode: segmentations are often a pixel or
 # two tight, and the edge itself (how sharply the cell ends) is part of its look.
 _RIM = 2
+# Crops segmented at once where a position has no label images (a few float copies each).
+_SEGMENT_CHUNK = 1024
 
 
 def _grow(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -94,6 +103,84 @@ def mask_crops(
             level = np.rint(level)
         np.copyto(plane, level.astype(plane.dtype).reshape(n, 1, 1), where=hide)
     return found
+
+
+def mask_position(
+    cellh5: CellH5,
+    pos: PositionKey,
+    object_name: str,
+    table: Any,
+    crops: np.ndarray,
+    mode: str,
+    origins: tuple[np.ndarray, np.ndarray],
+    whole: tuple[Any, np.ndarray],
+) -> tuple[int | None, np.ndarray]:
+    """Mask one position's crops (in place) and measure every cell's outline.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+    pos : PositionKey
+    object_name : str
+    table : ObjectTable
+        The rows of the position's objects that ``crops`` hold.
+    crops : ndarray (n, C, s, s)
+        Cut at the in-image window ``origins`` (top, left), not yet centred.
+    mode : {"neighbours", "cell"}
+    origins : (ndarray, ndarray)
+    whole : (ObjectTable, ndarray)
+        The position's full table and the rows of it that ``table`` holds: without label
+        images, each crop is split from *all* the position's object centres.
+
+    Returns
+    -------
+    (int or None, ndarray (n, 5) of float32)
+        How many crops' labels were not found in the label images (those are left
+        unmasked), or None where the position has no label images (its crops are masked
+        with a threshold segmentation of their first channel around the object centres,
+        :mod:`napari_cellae.core.segmentation`); and each cell's outline measurements
+        (:func:`~napari_cellae.core.morphology.mask_morphology`) of its mask, from the
+        segmentation where the label image has none.
+    """
+    found = cellh5.labels(pos, object_name)
+    if found is None:
+        windows = _segmented(crops, table, origins, whole, np.arange(len(crops)))
+        for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
+            part = slice(start, start + _SEGMENT_CHUNK)
+            mask_crops(crops[part], windows[part], np.ones(len(windows[part]), np.uint8), mode)
+        return None, mask_morphology(windows == 1)
+    dataset, row = found
+    labels = np.empty((len(table), 1, *crops.shape[2:]), dtype=dataset.dtype)
+    extract_into(
+        labels, dataset, table.time_idx, table.center_y, table.center_x, crops.shape[-1], [row]
+    )
+    labels = labels[:, 0]
+    own = labels == np.asarray(table.label_id).reshape(-1, 1, 1)
+    missed = np.flatnonzero(~mask_crops(crops, labels, table.label_id, mode))
+    outline = mask_morphology(own)
+    if len(missed):  # no label of its own to measure: its segmentation (it stays unmasked)
+        outline[missed] = mask_morphology(_segmented(crops, table, origins, whole, missed) == 1)
+    return len(missed), outline
+
+
+def _segmented(
+    crops: np.ndarray,
+    table: Any,
+    origins: tuple[np.ndarray, np.ndarray],
+    whole: tuple[Any, np.ndarray],
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Threshold segmentation windows (the cell 1) of the crops at ``rows``."""
+    y0, x0 = origins
+    full, take = whole
+    others = neighbour_centres(full.time_idx, full.center_y, full.center_x, crops.shape[-1])
+    others = others[take][rows] - np.stack([y0, x0], axis=-1)[rows, None, :].astype(np.float32)
+    cy, cx = table.center_y[rows] - y0[rows], table.center_x[rows] - x0[rows]
+    windows = np.empty((len(rows), *crops.shape[2:]), np.uint8)
+    for start in range(0, len(rows), _SEGMENT_CHUNK):  # bounded memory
+        part = slice(start, start + _SEGMENT_CHUNK)
+        windows[part] = threshold_labels(crops[rows[part], 0], cy[part], cx[part], others[part])
+    return windows
 
 
 def _where_and_names(source: object, names: list[str]) -> tuple[str, str]:

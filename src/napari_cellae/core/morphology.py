@@ -1,0 +1,135 @@
+"""Five measurements of each cell's outline, from its mask, beside the learned features.
+
+The learned readout describes shape only as part of hundreds of filter statistics, and a
+distance over all of them weighs a cell's outline little. On the benchmark screens a separate
+novelty score on five outline measurements, added to the learned features' score, found the
+phenotypes that change a nucleus's outline (binuclear, polylobed, grape, small irregular)
+far better, and the learned features still lead the same network with random weights
+(docs/quality.md). The measurements are those of scikit-image's ``regionprops``, computed for
+a whole stack of masks at once:
+
+- ``mask_area``: pixels in the mask;
+- ``mask_major_axis``, ``mask_minor_axis``: lengths of the ellipse with the mask's second
+  moments (4 standard deviations along its axes);
+- ``mask_eccentricity``: of that ellipse, 0 for a circle, towards 1 for a line;
+- ``mask_solidity``: area over the area of the mask's convex hull (1 for a convex cell,
+  less for lobed, notched or split ones).
+
+The convex hull is the polygon of the support lines of the mask's pixel centres in
+:data:`_DIRECTIONS` directions; solidity agrees with scikit-image's within 1 % (median) to
+5 % (lobed masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["MORPHOLOGY_NAMES", "PREFIX", "mask_morphology", "novelty_views"]
+
+PREFIX = "mask_"
+MORPHOLOGY_NAMES = tuple(
+    PREFIX + name for name in ("area", "major_axis", "minor_axis", "eccentricity", "solidity")
+)
+_DIRECTIONS = 128  # 32: solidity up to 11 % below scikit-image's on lobed masks; 128: 5 %
+_CHUNK = 256  # masks measured at once (tens of MB of temporaries)
+
+
+def mask_morphology(masks: np.ndarray) -> np.ndarray:
+    """The outline measurements (:data:`MORPHOLOGY_NAMES`) of a stack of masks.
+
+    Parameters
+    ----------
+    masks : ndarray (n, h, w) of bool
+        Each cell's pixels (all pixels of the mask count as the cell, also apart).
+
+    Returns
+    -------
+    ndarray (n, 5) of float32
+        Zeros for an empty mask.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be a stack (n, h, w), got shape {masks.shape}")
+    out = np.zeros((len(masks), len(MORPHOLOGY_NAMES)), np.float32)
+    for start in range(0, len(masks), _CHUNK):
+        part = masks[start : start + _CHUNK]
+        out[start : start + len(part)] = _measure(part)
+    return out
+
+
+def _measure(masks: np.ndarray) -> np.ndarray:
+    n, h, w = masks.shape
+    weights = masks.reshape(n, -1).astype(np.float64)
+    yy, xx = (g.ravel().astype(np.float64) for g in np.mgrid[0:h, 0:w])
+    area = weights.sum(axis=1)
+    safe = np.maximum(area, 1.0)
+    cy, cx = weights @ yy / safe, weights @ xx / safe
+    # Central second moments from raw ones: no (n, h * w) temporaries.
+    myy = weights @ (yy * yy) / safe - cy * cy
+    mxx = weights @ (xx * xx) / safe - cx * cx
+    mxy = weights @ (yy * xx) / safe - cy * cx
+    half_trace = (myy + mxx) / 2
+    spread = np.sqrt(np.maximum(half_trace**2 - (myy * mxx - mxy**2), 0.0))
+    major = np.maximum(half_trace + spread, 0.0)
+    minor = np.maximum(half_trace - spread, 0.0)
+    eccentricity = np.sqrt(np.clip(1.0 - minor / np.where(major > 0, major, 1.0), 0.0, 1.0))
+    solidity = np.where(area > 0, np.minimum(area / _hull_area(masks), 1.0), 0.0)
+    return np.stack(
+        [area, 4 * np.sqrt(major), 4 * np.sqrt(minor), eccentricity * (major > 0), solidity],
+        axis=1,
+    )
+
+
+def _hull_area(masks: np.ndarray) -> np.ndarray:
+    """Pixels in the convex hull of each mask, as scikit-image's ``area_convex`` counts them.
+
+    The hull of the pixel centres is the polygon of its support lines in
+    :data:`_DIRECTIONS` directions; the pixels it holds are counted by Pick's theorem, area
+    plus half the perimeter plus one. Only each row's first and last pixel can lie on the
+    hull, so the support function is taken over 2 points per row, not over every pixel.
+    """
+    n, h, w = masks.shape
+    rows = masks.any(axis=2)
+    first = masks.argmax(axis=2)
+    last = w - 1 - masks[:, :, ::-1].argmax(axis=2)
+    ys = np.broadcast_to(np.arange(h, dtype=np.float64), (n, h))
+    points = np.concatenate(
+        [np.stack([ys, first], axis=-1), np.stack([ys, last], axis=-1)], axis=1
+    )  # (n, 2h, 2) as (y, x)
+    valid = np.concatenate([rows, rows], axis=1)
+    angles = np.arange(_DIRECTIONS) * (2 * np.pi / _DIRECTIONS)
+    directions = np.stack([np.sin(angles), np.cos(angles)], axis=1)  # (K, 2) as (y, x)
+    reach = np.where(valid[..., None], points @ directions.T, -np.inf).max(axis=1)
+    reach = np.where(np.isfinite(reach), reach, 0.0)
+    # Vertex k: where support lines k and k + 1 cross; then the shoelace formula.
+    a, b = directions, np.roll(directions, -1, axis=0)
+    ra, rb = reach, np.roll(reach, -1, axis=1)
+    det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    vy = (ra * b[:, 1] - rb * a[:, 1]) / det
+    vx = (a[:, 0] * rb - b[:, 0] * ra) / det
+    ny, nx = np.roll(vy, -1, axis=1), np.roll(vx, -1, axis=1)
+    area = 0.5 * np.abs((vy * nx - ny * vx).sum(axis=1))
+    perimeter = np.hypot(ny - vy, nx - vx).sum(axis=1)
+    return area + perimeter / 2 + 1
+
+
+def novelty_views(names: Sequence[str]) -> list[np.ndarray] | None:
+    """The feature columns scored apart for novelty: the outline measurements and the rest.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Feature names, as :func:`napari_cellae.core.features.feature_names` gives them.
+
+    Returns
+    -------
+    list of ndarray of int, or None
+        ``[learned columns, outline columns]``; None when the features hold no outline
+        measurements (or nothing else), so that novelty is one score over all of them.
+    """
+    outline = np.array([str(name).startswith(PREFIX) for name in names], dtype=bool)
+    if not outline.any() or outline.all():
+        return None
+    return [np.flatnonzero(~outline), np.flatnonzero(outline)]
