@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import synthetic_position
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline import cell_size
 from napari_cellae.pipeline.cell_size import fit_to_cells, fitted_box, measured_extents
 
@@ -71,3 +73,19 @@ def test_fit_to_cells_resamples_to_the_network_size(
 def test_fit_to_cells_names_a_missing_object(cellcognition_file: Path) -> None:
     with pytest.raises(ValueError, match="nuclei"):
         fit_to_cells(cellcognition_file, TrainConfig(), object_name="nuclei")
+
+
+def test_several_plates_are_fitted_by_the_first_with_objects(
+    large_cells_file: Path, tmp_path: Path
+) -> None:
+    # 'cellae train EMPTY LARGE' measured the first plate only: without objects it told
+    # nothing, and the large cells were cut off by the network's box.
+    nothing = synthetic_position("A01", "1", n_frames=1, n_per_frame=1)
+    table = nothing.objects["primary__primary"]
+    nothing.objects["primary__primary"] = type(table)(
+        **{name: v[:0] for name, v in vars(table).items() if isinstance(v, np.ndarray)}
+    )
+    empty = write_cellh5(tmp_path / "empty.ch5", [nothing], ["rfp"], {"primary__primary": 0})
+    config = TrainConfig.from_preset("recommended", crop_size=32)
+    fitted, message = fit_to_cells([empty, large_cells_file], config)
+    assert (fitted.crop_size, fitted.input_size) == (48, 32) and "cropping 48 px" in message

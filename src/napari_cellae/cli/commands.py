@@ -150,9 +150,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from napari_cellae.pipeline.cell_size import fit_to_cells
         from napari_cellae.pipeline.runs import training_plates
 
-        # The first plate stands for the screen: plates of one screen share a magnification.
-        first = training_plates(input_paths(args))[0]
-        config, fitted = fit_to_cells(first, config, args.object_name)
+        plates = training_plates(input_paths(args))
+        config, fitted = fit_to_cells(plates, config, args.object_name)
         if fitted and (env is None or env.is_main):
             note(f"{fitted}; give --crop-size to choose the box yourself")
     if untold and (env is None or env.is_main):

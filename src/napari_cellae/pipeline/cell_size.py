@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,7 +79,9 @@ def fitted_box(cellh5: CellH5, object_name: str, network: int) -> int | None:
 
 
 def fit_to_cells(
-    cellh5_path: str | os.PathLike, config: TrainConfig, object_name: str | None = None
+    cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
+    config: TrainConfig,
+    object_name: str | None = None,
 ) -> tuple[TrainConfig, str | None]:
     """``config`` with its crop box fitted to the cells of a file, and what changed.
 
@@ -88,10 +91,12 @@ def fit_to_cells(
 
     Parameters
     ----------
-    cellh5_path : path-like
+    cellh5_path : path-like or sequence of path-like
+        A CellH5 file, or several plates: the first that holds objects stands for all
+        (plates of one screen share a magnification).
     config : TrainConfig
     object_name : str, optional
-        Default: the file's default object.
+        Default: the (first) file's default object; every plate read must have it.
 
     Returns
     -------
@@ -102,9 +107,14 @@ def fit_to_cells(
     from napari_cellae.pipeline.steps import resolve_object
 
     network = config.network_size
-    with CellH5(cellh5_path) as ch5:
-        obj = resolve_object(ch5, object_name)
-        box = fitted_box(ch5, obj, network)
+    paths = [cellh5_path] if isinstance(cellh5_path, str | os.PathLike) else cellh5_path
+    box = None
+    for path in paths:  # a first plate without objects told nothing: no box was fitted
+        with CellH5(path) as ch5:
+            obj = object_name = resolve_object(ch5, object_name)  # the first plate's
+            if any(ch5.object_count(key, obj) for key in ch5.positions):
+                box = fitted_box(ch5, obj, network)
+                break
     if box is None:
         return config, None
     fitted = dataclasses.replace(config, crop_size=box, input_size=network)
