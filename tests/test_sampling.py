@@ -3,6 +3,7 @@ memory; several plates share one draw."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,17 @@ def test_a_plate_without_objects_is_named(tmp_path):
     with pytest.warns(UserWarning, match=r"1 of the 2 plates hold no 'primary__primary' .*empt"):
         drawn, _, n_cells = plate_training_crops([empty, good], config)
     assert n_cells == len(drawn) == 15
+
+
+def test_plates_of_different_bit_depths_on_one_scale_are_warned_of(tmp_path, recwarn):
+    # One scale spanned an 8-bit and a 16-bit plate without a word: the 8-bit plate's
+    # cells reached the network at a twelfth of the brightness of the others.
+    eight = _plate(tmp_path / "a.ch5", ["A01"], 1)
+    deep = synthetic_position("A01", "1", dtype="uint16", peak=3000.0)
+    sixteen = write_cellh5(tmp_path / "b.ch5", [deep], ["rfp"], {"primary__primary": 0})
+    config = TrainConfig(crop_size=16, architecture=ARCH, intensity="screen")
+    with pytest.warns(UserWarning, match=r"uint8 \(.*a\.ch5\), uint16 \(.*b\.ch5\);"):
+        plate_training_crops([eight, sixteen], config)
+    plate_training_crops([eight, sixteen], replace(config, intensity="cell"))  # no matter
+    plate_training_crops([eight, _plate(tmp_path / "c.ch5", ["A01"], 5)], config)  # one type
+    assert not [w for w in recwarn if "pixel types" in str(w.message)]

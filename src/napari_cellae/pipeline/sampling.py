@@ -177,6 +177,24 @@ def _warn_empty(plates: list[Path], with_objects: set[Path], object_name: str) -
         )
 
 
+def _warn_bit_depths(dtypes: dict[np.dtype, Path]) -> None:
+    """Warn when plates store pixels of different types (uint8 and uint16) for one scale.
+
+    One intensity scale for all cells is set by the brightest: an 8-bit plate's cells
+    (0-255) beside a 16-bit plate's (up to 65535) reach the network nearly black. Not an
+    error: a 16-bit file may hold 8-bit values.
+    """
+    if len(dtypes) > 1:
+        kinds = ", ".join(f"{np.dtype(t).name} ({plate})" for t, plate in dtypes.items())
+        warnings.warn(
+            f"the plates store different pixel types: {kinds}; one intensity scale for all "
+            "cells ('intensity: screen') is set by the brightest, so cells of the fewer bits "
+            "look nearly black to the network. Train with '--intensity cell' (each cell "
+            "scaled by its own range), or on plates of one bit depth",
+            stacklevel=3,
+        )
+
+
 def _candidates(
     positions: list[PositionKey], mapping: PositionMapping | None, config: TrainConfig
 ) -> list[bool]:
@@ -252,6 +270,7 @@ def plate_training_crops(
     sources: list[Path] = []
     positions: list[PositionKey] = []
     counts: list[int] = []
+    dtypes: dict[np.dtype, Path] = {}  # each pixel type and the first plate storing it
     for plate in plates:
         with CellH5(plate) as ch5:
             if not channels_of:  # the first plate sets the mapping, object and channels
@@ -267,6 +286,7 @@ def plate_training_crops(
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):
                     _check_box(ch5, key, config.crop_size)
+                    dtypes.setdefault(ch5.dtype(key), plate)
                     sources.append(plate)
                     positions.append(key)
                     counts.append(n)
@@ -274,6 +294,8 @@ def plate_training_crops(
     if not positions:
         raise ValueError(f"{where}: no '{object_name}' objects found in any position")
     _warn_empty(plates, set(sources), object_name)
+    if config.intensity == "screen":
+        _warn_bit_depths(dtypes)
     candidate = _candidates(positions, mapping, config)
     if not any(candidate):
         raise ValueError(
