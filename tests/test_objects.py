@@ -238,3 +238,19 @@ def test_orientation_that_is_not_numbers(tmp_path: Path) -> None:
         f[f"{FEATURE}/orientation"] = np.zeros(n, [("angle", "S4"), ("eccentricity", "<f8")])
     with pytest.raises(CellH5Error, match="orientation column angle holds \\|S4, not numbers"):
         _objects(path)
+
+
+def test_a_fractional_frame_is_refused_not_rounded(tmp_path: Path) -> None:
+    # time_idx 0.6 was rounded to frame 1 without a word: a column of times (seconds,
+    # hours) rather than frame numbers cropped every cell from some frame.
+    path = _file(tmp_path)
+    _replace(path, OBJECTS, _set("time_idx", [3, 6], 0.6))
+    _assert_refused(
+        path,
+        "time_idx 0.6 of object 3 in object/primary__primary is not a whole frame number "
+        "(frames count 0, 1, 2 ...); 2 object(s) have a fractional one, object row(s) 3, 6",
+    )
+    (tmp_path / "whole").mkdir()
+    whole = _file(tmp_path / "whole")
+    _replace(whole, OBJECTS, _set("time_idx", [3, 6], 1.0))  # whole floats stay accepted
+    assert list(_objects(whole).time_idx[[3, 6]]) == [1, 1]

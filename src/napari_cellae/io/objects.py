@@ -103,6 +103,21 @@ class _Checker:
             raise self.error(f"{table} column {column} holds {values.dtype}, not numbers")
         return values
 
+    def frames(self, values: np.ndarray, table: str) -> np.ndarray:
+        """``time_idx`` as whole numbers; a fractional frame index is refused: rounding it
+        picked a frame without a word, the wrong one where the column means something else
+        (a time in seconds or hours, not a frame count)."""
+        whole = self.whole(values, table, "time_idx")
+        fractional = np.flatnonzero(whole != values) if values.dtype.kind == "f" else []
+        if len(fractional):
+            i = int(fractional[0])
+            raise self.error(
+                f"time_idx {values[i]:g} of object {i} in {table} is not a whole frame number"
+                f" (frames count 0, 1, 2 ...); {len(fractional)} object(s) have a fractional"
+                f" one, object row(s) {_rows(fractional)}"
+            )
+        return whole
+
     def real(self, table: np.ndarray, column: str) -> np.ndarray:
         """Column ``column`` of the orientation table as float64 (NaN allowed: only shown)."""
         values = table[column]
@@ -189,7 +204,8 @@ def read_object_table(
         If the centre table is missing, a table is not one row per object (a scalar, 2-D or
         a group), tables disagree in length, a column is not numeric, a centre is NaN or
         lies outside the image (also one stored beyond the 32-bit range), an object's frame
-        does not exist, or a label or class id does not fit a 32-bit integer.
+        is fractional or does not exist, or a label or class id does not fit a 32-bit
+        integer.
 
     Warns
     -----
@@ -232,7 +248,7 @@ def read_object_table(
     center_table = f"feature/{object_name}/center"
     # Range checks on the stored values, before the int32 cast: a wrapped value would
     # pass them and crop the cell at the wrong place or frame.
-    time_idx = check.whole(rows["time_idx"], table_path, "time_idx")
+    time_idx = check.frames(rows["time_idx"], table_path)
     center_x = check.whole(center["x"], center_table, "x")
     center_y = check.whole(center["y"], center_table, "y")
     _, n_frames, _, height, width = image_shape
