@@ -73,3 +73,20 @@ def test_class_names_are_kept_only_when_every_plate_agrees(tmp_path):
     done = run_encode_cells([a, other], random_model(), tmp_path / "c.h5ad")
     assert done.notes[0] == notes[0]
     assert set(ad.read_h5ad(done.anndata_path).obs["class"].astype(str)) <= {"0", "1"}
+
+
+def test_class_indices_beyond_the_class_list_are_called_unknown(tmp_path):
+    # A classifier's class 1 with only class 0 listed came out as a bare "1" in
+    # obs['class'], read as a class name, and nothing said the file was inconsistent.
+    short = _classified(tmp_path / "a.ch5", CLASS_LABELS[:1])  # cells are of class 0 and 1
+    done = run_encode_cells(short, random_model(), tmp_path / "c.h5ad")
+    obs = ad.read_h5ad(done.anndata_path).obs
+    assert set(obs["class"].astype(str)) == {"interphase", "unknown (1)"}
+    assert list(obs["class_index"].unique()) == [0, 1]
+    assert done.notes[0] == (
+        f"{short}: cells carry class indices 1, beyond the 1 class(es) its classifier lists "
+        "(0-0): obs['class'] calls them 'unknown (1)' and so on"
+    )
+    fine = _classified(tmp_path / "b.ch5", CLASS_LABELS)
+    notes = run_encode_cells(fine, random_model(), tmp_path / "d.h5ad").notes
+    assert not [note for note in notes if "class indices" in note]

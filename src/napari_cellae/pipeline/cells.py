@@ -31,6 +31,7 @@ from napari_cellae.pipeline.plate_cells import (
     distinct_plates,
     plate_class_names,
     typical_crops,
+    unknown_classes,
 )
 from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.sampling import concat_crops
@@ -269,6 +270,7 @@ def run_encode_cells(
         parts.append(cells)
         features.append(encoded.features)
     crops = concat_crops(parts, keys)
+    notes += unknown_classes(crops, names, [task.source for task in plan.tasks])
     result = RunResult(
         trained, crops, mapping, np.concatenate(features), model_path=_path(model_path)
     )

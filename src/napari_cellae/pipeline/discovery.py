@@ -196,10 +196,10 @@ def cell_table(
     )
     classes = np.asarray(crops.class_idx, np.int32)
     if len(classes) and (classes >= 0).any():
+        from napari_cellae.pipeline.plate_cells import class_labels
+
         columns["class_index"] = classes
-        names = class_names or {}
-        labels = [names.get(int(c), str(int(c))) if c >= 0 else "" for c in classes]
-        columns["class"] = pd.Categorical(labels)
+        columns["class"] = pd.Categorical(class_labels(classes, class_names))
     order = ["plate", "well", "site", "position", "object_index", "label_id", "frame", "x", "y"]
     order += ["condition", "group", "control"]
     order += [c for c in ("class_index", "class") if c in columns]

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.pipeline.streaming import EncodePlan
 
-__all__ = ["class_names", "distinct_keys", "distinct_plates", "plate_class_names", "typical_crops"]
+__all__ = [
+    "class_labels",
+    "class_names",
+    "distinct_keys",
+    "distinct_plates",
+    "plate_class_names",
+    "typical_crops",
+    "unknown_classes",
+]
 
 
 def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
@@ -32,6 +40,50 @@ def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
     """
     labels = cellh5.class_labels(object_name)
     return {i: str(c.name) for i, c in enumerate(labels)} if labels else None
+
+
+def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarray:
+    """Each cell's ``obs["class"]``: the name of its class, "" without a prediction (-1).
+
+    Without ``names`` (no class table, or plates naming their classes differently) the
+    class number; an index beyond the class list is "unknown (7)", not a bare 7 that reads
+    as a class name (:func:`unknown_classes` says which).
+    """
+    found, inverse = np.unique(np.asarray(classes, np.int64), return_inverse=True)
+    text = [
+        "" if c < 0 else str(c) if names is None else names.get(c, f"unknown ({c})")
+        for c in found.tolist()
+    ]
+    return np.asarray(text, dtype=object)[inverse.reshape(-1)]
+
+
+def unknown_classes(cells: CropSet, names: dict[int, str] | None, sources: list[Path]) -> list[str]:
+    """A note for each plate whose cells carry class indices beyond its class list.
+
+    Parameters
+    ----------
+    cells : CropSet
+        The run's cells; ``position_index`` counts ``sources``.
+    names : dict of int to str or None
+        The plates' shared class names (None: nothing to compare with).
+    sources : list of Path
+        Each position's plate file.
+    """
+    if names is None or not len(cells):
+        return []
+    source_of = np.asarray([str(s) for s in sources], dtype=object)[cells.position_index]
+    notes = []
+    for plate in dict.fromkeys(sources):
+        classes = np.unique(cells.class_idx[source_of == str(plate)])
+        beyond = [int(c) for c in classes if c >= 0 and int(c) not in names]
+        if beyond:
+            shown = ", ".join(map(str, beyond[:8])) + (" ..." if len(beyond) > 8 else "")
+            notes.append(
+                f"{plate}: cells carry class indices {shown}, beyond the {len(names)} "
+                f"class(es) its classifier lists (0-{len(names) - 1}): obs['class'] calls "
+                f"them 'unknown ({beyond[0]})' and so on"
+            )
+    return notes
 
 
 def plate_class_names(
