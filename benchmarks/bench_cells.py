@@ -29,6 +29,7 @@ from bench_training_crops import screen_at_2x, screen_options
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_file import TrainedModel
+from napari_cellae.core.morphology import cell_feature_names, novelty_views
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME
 from napari_cellae.io.cellh5 import CellH5
@@ -56,7 +57,8 @@ def in_memory(path: Path, mapping_path: Path, trained: TrainedModel, options):
         crops = crops_for(f, obj, channels, trained.config)
         names = class_names(f, obj)
     features = encode_crops(trained, crops)
-    found = discover(features, cell_table(crops, mapping, names), options)
+    views = novelty_views(cell_feature_names(trained))  # as the product scores them
+    found = discover(features, cell_table(crops, mapping, names), options, views)
     shown = np.unique(np.concatenate(list(found.typical.values())))
     return features, found, crops.crops[shown]
 

@@ -4,14 +4,17 @@ For each screen (the bundled demo, the harder 15-phenotype benchmark screen of
 :mod:`napari_cellae.demo.benchmark`, or any CellH5 file with class predictions and a
 mapping), every cell is cropped and the autoencoder trained; then one table compares
 
-* learned: the trained network, read out by ``napari_cellae.core.features.encode``;
-* random weights: the same network and readout before any training;
+* learned: the trained network, read out by ``napari_cellae.core.features.encode``, and
+  the outline measurements of each cell's mask where the preset adds them (``morphology``;
+  novelty then scores the two apart and adds them, as the product does);
+* random weights: the same network, readout and outline measurements before any training;
 * raw-pixel PCA with as many components as the learned features;
 * 12 region properties of each cell's mask (label image, else Otsu);
 * region properties + learned,
 
 by weighted F1 of a logistic regression, 5-NN accuracy, novelty AUROC per phenotype
-(mean and worst) and the hit-well AUROC (``quality_metrics.py`` defines them; wells ranked
+(mean and worst; the product's novelty score, ``napari_cellae.core.novelty``) and the
+hit-well AUROC (``quality_metrics.py`` defines them; wells ranked
 by their share of cells above the product's novelty percentile, and for comparison with
 older figures above the 95th), and how
 much the novelty score follows crowding, which it should ignore. Only the
@@ -42,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
 
 from baseline_features import label_crops, raw_pca, region_properties
 from napari_cellae.core import features as feature_readout
-from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
+from napari_cellae.core.morphology import cell_feature_names, novelty_views, with_outline
+from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS, novelty_scores
 from napari_cellae.core.resample import to_network_size
 from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
 from napari_cellae.demo.screen import demo_paths
@@ -53,7 +57,6 @@ from quality_metrics import (
     knn_accuracy,
     logistic_f1,
     novelty_auroc,
-    novelty_scores,
 )
 
 SHORT = {
@@ -124,11 +127,19 @@ def screen_files(name: str, args: argparse.Namespace) -> tuple[Path, Path | None
     return Path(name), Path(args.mapping) if args.mapping else None, 0.0
 
 
-def score(name: str, feats: np.ndarray, truth: dict, args: argparse.Namespace) -> Scores:
-    """Every measure for one feature set."""
+def score(
+    name: str,
+    feats: np.ndarray,
+    truth: dict,
+    args: argparse.Namespace,
+    views: list[np.ndarray] | None = None,
+) -> Scores:
+    """Every measure for one feature set (``views``: columns novelty scores apart)."""
     feats = np.nan_to_num(np.asarray(feats, np.float64))
     labels, well, control = truth["labels"], truth["well"], truth["control"]
-    novelty = novelty_scores(feats, well, control, k=NOVELTY_NEIGHBOURS)
+    well_ids = np.unique(well, return_inverse=True)[1]
+    found = novelty_scores(feats, control, well_ids, k=NOVELTY_NEIGHBOURS, views=views)
+    novelty = found.scores.astype(np.float64)
     hits = hit_wells(novelty, well, control, NOVEL_PERCENTILE)
     crowd = np.nan
     if truth["crowding"] is not None:  # does the score follow crowding in ordinary cells?
@@ -220,8 +231,12 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     learned = feature_readout.encode(trained, crops.crops, **args.encode)
+    learned = with_outline(trained, learned, crops.morphology)
     encode_s = time.perf_counter() - t0
     random = feature_readout.encode(random_model, crops.crops, **args.encode)
+    random = with_outline(random_model, random, crops.morphology)
+    names = cell_feature_names(trained)
+    views = novelty_views(names) if len(names) == learned.shape[1] else None
     pixels = trained.normalisation.apply(crops.crops)
 
     # Evaluate the first frame of each position only (one view per cell).
@@ -239,16 +254,20 @@ def run_screen(name: str, args: argparse.Namespace) -> int:
         "crowding": crowding[first] if crowding is not None else None,
     }
     sets = [
-        ("learned", learned),
-        ("random weights, same readout", random),
-        (f"raw-pixel PCA ({learned.shape[1]})", raw_pca(pixels, learned.shape[1], config.seed)),
-        ("region properties", region),
-        ("region properties + learned", np.c_[region, learned]),
+        ("learned", learned, views),
+        ("random weights, same readout", random, views),
+        (
+            f"raw-pixel PCA ({learned.shape[1]})",
+            raw_pca(pixels, learned.shape[1], config.seed),
+            None,
+        ),
+        ("region properties", region, None),
+        ("region properties + learned", np.c_[region, learned], None),
     ]
     t0 = time.perf_counter()
     # One BLAS thread: small problems, and spinning BLAS threads on busy cores cost 30x.
     with threadpool_limits(1):
-        rows = [score(label, feats[first], truth, args) for label, feats in sets]
+        rows = [score(label, feats[first], truth, args, v) for label, feats, v in sets]
     metrics_s = time.perf_counter() - t0
 
     counts = np.bincount(truth["labels"], minlength=len(class_names))

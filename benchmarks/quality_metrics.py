@@ -4,11 +4,11 @@
   true phenotype (15 % stratified test split, mean over split seeds), the protocol of the
   published MitoCheck comparison;
 * :func:`knn_accuracy`: 5-nearest-neighbour accuracy, stratified 5-fold;
-* :func:`novelty_scores` / :func:`novelty_auroc`: mean distance to the k nearest
-  negative-control cells (a control cell is scored against the *other* control wells
-  only), and per phenotype the AUROC of its cells against control interphase cells;
-* :func:`hit_wells`: wells ranked by the fraction of their cells above the controls' 95th
-  percentile of that score; AUROC of perturbation wells against control wells.
+* :func:`novelty_auroc`: per phenotype, the AUROC of its cells' novelty scores (the
+  product's, :func:`napari_cellae.core.novelty.novelty_scores`: a control cell is scored
+  against the *other* control wells only) against control interphase cells;
+* :func:`hit_wells`: wells ranked by the fraction of their cells above a percentile of the
+  controls' scores; AUROC of perturbation wells against control wells.
 
 Every function takes plain arrays (features ``(n, f)``, one label / well / flag per cell).
 """
@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -32,7 +32,6 @@ __all__ = [
     "knn_accuracy",
     "logistic_f1",
     "novelty_auroc",
-    "novelty_scores",
 ]
 
 
@@ -107,48 +106,6 @@ def knn_accuracy(
     return float(np.mean(scores))
 
 
-def novelty_scores(
-    features: np.ndarray, well: np.ndarray, is_control: np.ndarray, k: int = 5
-) -> np.ndarray:
-    """Mean distance of every cell to its ``k`` nearest negative-control cells.
-
-    Features are standardised with the control cells' mean and spread. A control cell is
-    compared with the cells of the *other* control wells only, so its own well (and the
-    cell itself) cannot make it look ordinary.
-
-    Parameters
-    ----------
-    features : ndarray (n, f)
-    well : ndarray (n,)
-        Well (or position) of each cell, any hashable values.
-    is_control : ndarray of bool (n,)
-        Whether the cell is in a negative-control well.
-    k : int
-
-    Returns
-    -------
-    ndarray of float64 (n,)
-    """
-    x = np.asarray(features, np.float64)
-    control = np.asarray(is_control, bool)
-    mean = x[control].mean(0)
-    spread = x[control].std(0)
-    x = (x - mean) / np.where(spread > 0, spread, 1.0)
-    scores = np.empty(len(x))
-    others = ~control
-    if others.any():
-        index = NearestNeighbors(n_neighbors=k).fit(x[control])
-        scores[others] = index.kneighbors(x[others])[0].mean(1)
-    for w in np.unique(well[control]):
-        own = control & (well == w)
-        reference = control & (well != w)
-        if reference.sum() < k:
-            raise ValueError(f"fewer than {k} control cells outside well {w!r}")
-        index = NearestNeighbors(n_neighbors=k).fit(x[reference])
-        scores[own] = index.kneighbors(x[own])[0].mean(1)
-    return scores
-
-
 def novelty_auroc(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -160,7 +117,7 @@ def novelty_auroc(
     Parameters
     ----------
     scores : ndarray (n,)
-        From :func:`novelty_scores`.
+        Novelty scores (:func:`napari_cellae.core.novelty.novelty_scores`).
     labels : ndarray of int (n,)
     is_control : ndarray of bool (n,)
     reference : int
@@ -215,7 +172,7 @@ def hit_wells(
     Parameters
     ----------
     scores : ndarray (n,)
-        From :func:`novelty_scores` (control cells scored against other control wells).
+        Novelty scores (control cells scored against other control wells).
     well : ndarray (n,)
     is_control : ndarray of bool (n,)
     percentile : float

@@ -9,8 +9,8 @@ import pytest
 
 from cli_helpers import TINY, one_line_error
 from napari_cellae.cli import main
-from napari_cellae.core.features import feature_names
 from napari_cellae.core.model_file import load_model
+from napari_cellae.core.morphology import cell_feature_names
 from napari_cellae.export.explorer import read_explorer_hdf
 
 
@@ -116,7 +116,7 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    width = len(feature_names(trained))
+    width = len(cell_feature_names(trained))
     assert f"Encoded 30 cells of 2 position(s) into {width} features" in captured.out
     data = read_explorer_hdf(out)
     assert data.features.shape == (30, width)
@@ -349,7 +349,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "1 epoch(s)" in captured.out
     assert "5-NN accuracy" in captured.out
     data = read_explorer_hdf(out / "features.hdf")
-    assert data.features.shape[1] == len(feature_names(load_model(out / "model.pt")))
+    assert data.features.shape[1] == len(cell_feature_names(load_model(out / "model.pt")))
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
 
 

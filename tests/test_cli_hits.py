@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import TINY, one_line_error
 from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae.cli import main
-from napari_cellae.core.features import feature_names
 from napari_cellae.core.model_file import load_model
+from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
 from napari_cellae.io.cellh5_writer import write_cellh5
 
 # Four control wells of bright nuclei; two knock-downs whose nuclei are dim (a phenotype
@@ -100,8 +100,10 @@ def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path,
     ):
         assert column in adata.obs, column
     trained = load_model(screen[2])
-    assert adata.var_names.tolist() == feature_names(trained)
-    assert adata.var_names[-1] == "brightness_rfp"  # per-cell scaling keeps the brightness
+    assert adata.var_names.tolist() == cell_feature_names(trained)
+    # per-cell scaling keeps the brightness; the outline measurements come last
+    assert adata.var_names[-6] == "brightness_rfp"
+    assert adata.var_names[-5:].tolist() == list(MORPHOLOGY_NAMES)
     assert adata.var["explorer_name"].iloc[0] == "ch1-deep_learning_feature_0"
     assert set(adata.obsm) == {"X_umap", "X_pca"}  # UMAP is the default map
     assert np.all(np.isfinite(adata.obsm["X_umap"]))

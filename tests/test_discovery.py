@@ -77,18 +77,6 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
     assert set(bare["condition"]) == {"A01_0001", "B02_0001"} and not bare["control"].any()
 
 
-def test_many_novel_cells_get_more_groups_than_the_silhouette_picks() -> None:
-    from napari_cellae.pipeline.discovery import auto_groups
-
-    rng = np.random.default_rng(0)
-    # One continuous cloud: the silhouette's best is 2, but 1,200 cells make 10 groups.
-    assert auto_groups(rng.normal(size=(1200, 6))) == 10
-    assert auto_groups(rng.normal(size=(6000, 6))) == 12  # at most 12
-    assert auto_groups(rng.normal(size=(60, 6))) >= 2
-    assert auto_groups(rng.normal(size=(9, 6))) == 1  # too few to split
-    assert auto_groups(np.zeros((50, 6))) == 1  # all alike
-
-
 def test_groups_are_learnt_from_a_sample_of_many_novel_cells(monkeypatch) -> None:
     from napari_cellae.pipeline import discovery
 
@@ -206,6 +194,13 @@ def test_novel_cells_from_flags_scores_or_features() -> None:
     bare = obs.drop(columns="control")
     computed, scores, how = novel_cells(bare, features=x)
     assert computed[hit].mean() > 0.9 and scores is not None and "computed" in how
+    # Views of the features are scored apart, as discover() does for the outline columns.
+    views = [np.arange(x.shape[1] - 1), np.array([x.shape[1] - 1])]
+    apart, apart_scores, _ = novel_cells(bare, features=x, views=views)
+    expected = discover(x, obs, views=views).novelty
+    np.testing.assert_array_equal(apart, expected.novel)
+    np.testing.assert_allclose(apart_scores, expected.scores, rtol=1e-6)
+    assert not np.allclose(apart_scores, scores)
     # Flags without scores: a new percentile has nothing to cut, so it is refused.
     flags_only = stored.drop(columns="novelty")
     assert novel_cells(flags_only)[1] is None

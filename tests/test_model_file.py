@@ -21,7 +21,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = trained.save(tmp_path / "model.pt")
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "napari-cellae-model" and raw["version"] == 4  # relative readout
+    assert raw["format"] == "napari-cellae-model" and raw["version"] == 5  # outline measures
     loaded = load_model(path)
     assert loaded.config == trained.config
     assert loaded.normalisation == trained.normalisation
@@ -50,6 +50,33 @@ def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
     assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
 
 
+def test_outline_measurements_are_kept_and_older_files_have_none(tmp_path: Path) -> None:
+    import json
+
+    from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
+
+    trained = Trainer(config(epochs=1), blob_crops(32)).result()
+    assert trained.config.measures_outline
+    assert cell_feature_names(trained)[-5:] == list(MORPHOLOGY_NAMES)
+    path = trained.save(tmp_path / "model.pt")
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["config"])
+    assert load_model(path).config.morphology and raw["version"] == 5
+    # a version 4 file (no such setting) is applied as it was made: without them
+    del meta["config"]["morphology"]
+    raw["config"], raw["version"] = json.dumps(meta), 4
+    torch.save(raw, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert not old.config.morphology
+    assert not any(name.startswith("mask_") for name in cell_feature_names(old))
+    # switched off, a model stays a version 4 file that older releases read
+    plain = Trainer(config(epochs=1, morphology=False), blob_crops(32)).result()
+    path = plain.save(tmp_path / "plain.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["version"] == 4 and "morphology" not in json.loads(raw["config"])["config"]
+    assert not load_model(path).config.morphology
+
+
 def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:
     import json
 
@@ -75,7 +102,8 @@ def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:
 def test_shape_models_stay_version_3_files_older_releases_read(tmp_path: Path) -> None:
     import json
 
-    trained = Trainer(config(epochs=1, readout="shape"), blob_crops(32)).result()
+    # (without the outline measurements, which only version 5 files hold)
+    trained = Trainer(config(epochs=1, readout="shape", morphology=False), blob_crops(32)).result()
     raw = torch.load(trained.save(tmp_path / "shape.pt"), weights_only=True)
     assert raw["version"] == 3
     assert "input_size" not in json.loads(raw["config"])["config"]  # unknown to them
@@ -86,7 +114,7 @@ def test_pooled_models_stay_version_2_files_and_encode_as_before(tmp_path: Path)
     from napari_cellae.core.features import encode, feature_names
 
     crops = blob_crops(32)
-    trained = Trainer(config(epochs=1, readout="pooled"), crops).result()
+    trained = Trainer(config(epochs=1, readout="pooled", morphology=False), crops).result()
     path = trained.save(tmp_path / "pooled.pt")
     assert torch.load(path, weights_only=True)["version"] == 2  # older releases read it
     loaded = load_model(path)
@@ -108,8 +136,9 @@ def test_presets_train_save_and_encode_shape_features(preset: str, tmp_path: Pat
     trainer = Trainer(cfg, crops)
     assert np.isfinite(list(trainer.run())[-1].train_loss)
     path = trainer.result().save(tmp_path / "model.pt")
-    assert torch.load(path, weights_only=True)["version"] == 4  # the relative readout
+    assert torch.load(path, weights_only=True)["version"] == 5  # the outline measurements
     loaded = load_model(path)
+    assert loaded.config.measures_outline
     names = feature_names(loaded)
     assert loaded.config.readout == "relative"
     assert "conv1_size_0" in names and "conv2_elongation_31" in names

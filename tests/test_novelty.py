@@ -98,3 +98,28 @@ def test_scores_in_blocks_equal_one_pass_and_leave_the_features_alone(monkeypatc
     np.testing.assert_array_equal(blocks.scores, whole.scores)
     np.testing.assert_array_equal(features, before)  # standardised in a copy
     assert whole.scores[:6].min() > np.median(whole.scores[6:])
+
+
+def test_views_are_scored_apart_and_added() -> None:
+    # 40 columns of noise and 2 of an outline: 30 cells of a perturbed well differ only in
+    # the outline, by 2.5 control spreads; one distance over all 42 columns finds half.
+    rng = np.random.default_rng(1)
+    wells = np.repeat(np.arange(6), 60)
+    x = rng.normal(size=(360, 42))
+    controls = wells < 4
+    odd = (wells == 5) & (np.arange(360) % 2 == 0)
+    x[odd, 40:] += 2.5
+    views = [np.arange(40), np.array([40, 41])]
+    plain = novelty_scores(x, controls, wells)
+    apart = novelty_scores(x, controls, wells, views=views)
+    assert apart.novel[odd].mean() > 0.85 and plain.novel[odd].mean() < 0.65
+    assert 0.15 <= apart.novel[controls].mean() <= 0.25
+    # each view on one scale: the control cells' median 0 and interquartile range 1
+    alone = novelty_scores(x, controls, wells, views=views[1:])
+    low, mid, high = np.percentile(alone.scores[controls], [25, 50, 75])
+    assert (mid, high - low) == (pytest.approx(0, abs=1e-6), pytest.approx(1, abs=1e-6))
+    # one view of every column ranks the cells as the plain score does
+    whole = novelty_scores(x, controls, wells, views=[np.arange(42)])
+    np.testing.assert_array_equal(whole.novel, plain.novel)
+    with pytest.raises(ValueError, match="some of the 42 features"):
+        novelty_scores(x, controls, wells, views=[np.array([3, 42])])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.core.features import feature_names
 from napari_cellae.core.model_file import load_model
+from napari_cellae.core.morphology import cell_feature_names
 from napari_cellae.export.explorer import read_explorer_hdf
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline import steps
@@ -48,7 +48,7 @@ def test_run_train_and_encode_round_trip(cellcognition_file, mapping_file, tmp_p
     )
     assert isinstance(enc, RunResult) and enc.features_path == tmp_path / "f.hdf"
     assert enc.model_path == tmp_path / "m.pt"  # the model's own file
-    assert enc.features.shape == (30, len(feature_names(result.trained)))
+    assert enc.features.shape == (30, len(cell_feature_names(result.trained)))
     assert progress[-1] == (30, 30)
     back = read_explorer_hdf(enc.features_path)
     np.testing.assert_array_equal(back.features, enc.features)

@@ -120,6 +120,7 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
     options : DiscoveryOptions, optional
         As for ``cellae encode --out cells.h5ad`` (default: kNN, 80th percentile).
     """
+    from napari_cellae.core.morphology import cell_feature_names, novelty_views
     from napari_cellae.pipeline.discovery import cell_table, discover, with_discovery
     from napari_cellae.pipeline.hits import hit_list
 
@@ -127,7 +128,10 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
         raise ValueError("there are no features to look for hits in")
     names, colours = _classes(result)
     obs = cell_table(result.crops, result.mapping, names)
-    found = discover(result.features, obs, options)
+    # The learned features and the outline measurements scored apart (a model's features).
+    trained = result.trained
+    views = novelty_views(cell_feature_names(trained)) if trained is not None else None
+    found = discover(result.features, obs, options, views)
     obs = with_discovery(obs, found)
     hits = {}
     if found.novelty is not None:

@@ -269,6 +269,7 @@ def encode_cells(args: argparse.Namespace) -> int:
 
 def cmd_hits(args: argparse.Namespace) -> int:
     """``cellae hits CELLS.h5ad --out hits.csv [--by position|condition]``."""
+    from napari_cellae.core.morphology import novelty_views
     from napari_cellae.export.anndata import read_cells
     from napari_cellae.io.atomic import atomic_output, check_output
     from napari_cellae.pipeline.hits import hit_list, novel_cells
@@ -284,6 +285,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
         options=_options(args, args.novelty_percentile),
         control_token=args.control_token,
         source=str(args.file),
+        views=novelty_views(adata.var_names) if needs_x else None,
     )
     table = hit_list(obs, novel, args.by, scores, args.control_token)
     with atomic_output(out) as tmp:

@@ -277,6 +277,18 @@ class TrainConfig:
         choices=((8, "8 (turns and mirrors)"), (4, "4 (turns)"), (1, "1 (as is)")),
     )
 
+    morphology: bool = _option(
+        "morphology",
+        "Add five measurements of the cell's outline, taken from its mask, to the learned "
+        "features (area, major and minor axis, eccentricity, solidity), and score novelty "
+        "on them and on the learned features apart, adding the two scores: a cell whose "
+        "outline alone is unusual (two nuclei, lobes, a notch) then stands out, where one "
+        "distance over hundreds of learned features weighs it little. Needs masking: with "
+        "mask 'none' there is no outline and this does nothing.",
+        "Outline measurements",
+        "features",
+    )
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -285,6 +297,11 @@ class TrainConfig:
         from napari_cellae.core.config_checks import check_config
 
         check_config(self)
+
+    @property
+    def measures_outline(self) -> bool:
+        """Whether features end with the outline measurements (``morphology`` and a mask)."""
+        return bool(self.morphology) and self.mask != "none"
 
     @property
     def network_size(self) -> int:

@@ -69,10 +69,9 @@ def check_config(config: TrainConfig) -> None:
         and (config.device in ("auto", "cpu") or config.device.startswith("cuda")),
         f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}",
     )
-    need(
-        isinstance(config.augment, bool | np.bool_),
-        f"augment must be true or false, got {config.augment!r}",
-    )
+    for name in ("augment", "revive", "morphology"):
+        value = getattr(config, name)
+        need(isinstance(value, bool | np.bool_), f"{name} must be true or false, got {value!r}")
     need(
         0 <= config.held_out_fraction <= 0.9,
         f"held_out_fraction must be in [0, 0.9], got {config.held_out_fraction}",

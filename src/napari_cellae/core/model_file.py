@@ -35,9 +35,9 @@ __all__ = [
 
 MODEL_FORMAT = "napari-cellae-model"
 # 2: masking and feature readout settings; 3: the "shape" readout; 4: the "relative"
-# readout or a network input size. A file is written with the lowest version that can apply
-# it, so older napari-cellae still read the others.
-MODEL_VERSION = 4
+# readout or a network input size; 5: outline measurements. A file is written with the
+# lowest version that can apply it, so older napari-cellae still read the others.
+MODEL_VERSION = 5
 
 # Crops per forward pass where no gradients are needed: larger batches are cheaper.
 EVAL_BATCH = 512
@@ -174,10 +174,13 @@ def save_model(
     config = trained.config
     if not config.input_size:  # unknown to older readers; absent means 0
         del meta["config"]["input_size"]
+    if not config.morphology:  # likewise; absent from a file before version 5 means off
+        del meta["config"]["morphology"]
     newest = config.readout == "relative" or config.input_size
+    version = 5 if config.morphology else 4 if newest else 3 if config.readout == "shape" else 2
     payload = {
         "format": MODEL_FORMAT,
-        "version": 4 if newest else 3 if config.readout == "shape" else 2,
+        "version": version,
         "config": json.dumps(meta, sort_keys=True),
         # Plain contiguous CPU tensors: portable whatever device/memory format trained it.
         "state_dict": {
@@ -235,6 +238,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         meta = json.loads(payload["config"])
         settings = dict(meta["config"])
+        if version < 5:  # made before the outline measurements, and applied without them
+            settings.setdefault("morphology", False)
         if version < 2:
             # Version 1 files predate masking and the pooled readout: they were made and
             # must be applied like the original module.

@@ -23,10 +23,21 @@ The convex hull is the polygon of the support lines of the mask's pixel centres 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["MORPHOLOGY_NAMES", "PREFIX", "mask_morphology", "novelty_views"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from napari_cellae.core.model_file import TrainedModel
+
+__all__ = [
+    "MORPHOLOGY_NAMES",
+    "PREFIX",
+    "cell_feature_names",
+    "mask_morphology",
+    "novelty_views",
+    "with_outline",
+]
 
 PREFIX = "mask_"
 MORPHOLOGY_NAMES = tuple(
@@ -115,13 +126,49 @@ def _hull_area(masks: np.ndarray) -> np.ndarray:
     return area + perimeter / 2 + 1
 
 
+def with_outline(trained: TrainedModel, features: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """A model's features of some cells, with their outline measurements appended when the
+    model measures them (``config.measures_outline``).
+
+    Parameters
+    ----------
+    trained : TrainedModel
+    features : ndarray (n, F)
+        The learned features (:func:`napari_cellae.core.features.encode`).
+    outline : ndarray (n, 5)
+        The cells' ``CropSet.morphology``.
+
+    Raises
+    ------
+    ValueError
+        If the model measures outlines and the crops were cut without a mask (NaN).
+    """
+    if not trained.config.measures_outline:
+        return features
+    if not np.all(np.isfinite(outline)):
+        raise ValueError(
+            "the crops were cut without a mask, so their cells' outlines are unknown; crop "
+            f"them with mask '{trained.config.mask}' as the model was trained"
+        )
+    return np.hstack([features, np.asarray(outline, features.dtype)])
+
+
+def cell_feature_names(trained: TrainedModel) -> list[str]:
+    """Names of a model's features of cells (:func:`with_outline`): the learned features'
+    (:func:`napari_cellae.core.features.feature_names`), then the outline measurements."""
+    from napari_cellae.core.features import feature_names
+
+    names = feature_names(trained)
+    return names + list(MORPHOLOGY_NAMES) if trained.config.measures_outline else names
+
+
 def novelty_views(names: Sequence[str]) -> list[np.ndarray] | None:
     """The feature columns scored apart for novelty: the outline measurements and the rest.
 
     Parameters
     ----------
     names : sequence of str
-        Feature names, as :func:`napari_cellae.core.features.feature_names` gives them.
+        Feature names, as :func:`cell_feature_names` gives them.
 
     Returns
     -------

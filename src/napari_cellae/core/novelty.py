@@ -17,6 +17,7 @@ are mostly counting noise. A bar at the 80th percentile lies among the ordinary 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,6 +107,7 @@ def novelty_scores(
     percentile: float = NOVEL_PERCENTILE,
     seed: int = 0,
     gamma: float | str = "scale",
+    views: Sequence[np.ndarray] | None = None,
 ) -> Novelty:
     """Score every cell by how unlike the negative-control cells it is.
 
@@ -132,6 +134,12 @@ def novelty_scores(
     gamma : float or "scale"
         RBF kernel width of the one-class SVM (scikit-learn's ``gamma``; ``"scale"``:
         one over the number of components times their variance).
+    views : sequence of ndarray of int, optional
+        Groups of feature columns scored apart (such as the learned features and the
+        outline measurements, :func:`napari_cellae.core.morphology.novelty_views`): each
+        group's score is centred on the control cells' median score and divided by their
+        interquartile range, and the cell's score is the sum. Default: one score over all
+        columns.
 
     Returns
     -------
@@ -164,6 +172,9 @@ def novelty_scores(
         )
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
+    for columns in views or ():
+        if len(columns) == 0 or min(columns) < 0 or max(columns) >= x.shape[1]:
+            raise ValueError(f"a view's columns must be some of the {x.shape[1]} features")
     # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
     # per cell, and every whole copy more counts.
     scaler = StandardScaler(copy=False).fit(x[controls])
@@ -175,14 +186,36 @@ def novelty_scores(
             return _knn_distance(reference, query, k)
         return _svm_score(reference, query, nu, gamma, seed)
 
-    scores = np.empty(len(x), np.float64)
-    ref = z[controls]
+    control_groups = _groups_of_controls(controls, groups)
+    if not views:
+        scores = _scores(z, slice(None), controls, control_groups, method, k, score)
+    else:
+        scores = np.zeros(len(x), np.float64)
+        for columns in views:
+            part = _scores(z, _columns(columns), controls, control_groups, method, k, score)
+            scores += _robust_z(part, controls)
+    threshold = float(np.percentile(scores[controls], percentile))
+    return Novelty(scores.astype(np.float32), threshold, scores > threshold)
+
+
+def _scores(
+    z: np.ndarray,
+    columns: slice | np.ndarray,
+    controls: np.ndarray,
+    control_groups: np.ndarray,
+    method: str,
+    k: int,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """One score per cell on some columns of the standardised features: every cell against
+    all control cells, a control cell against the other control groups only."""
+    scores = np.empty(len(z), np.float64)
+    ref = z[controls][:, columns]
     rows = np.flatnonzero(~controls)
     for start in range(0, len(rows), _BLOCK):
         block = rows[start : start + _BLOCK]
-        scores[block] = score(ref, z[block])
+        scores[block] = score(ref, z[block][:, columns])
     control_rows = np.flatnonzero(controls)
-    control_groups = _groups_of_controls(controls, groups)
     unique = np.unique(control_groups)
     if method == "knn" and len(unique) == len(control_rows):
         # Leave-one-out: the nearest neighbour of each control is itself; skip it.
@@ -199,8 +232,24 @@ def novelty_scores(
         for fold in np.unique(folds):
             held = folds == fold
             scores[control_rows[held]] = score(ref[~held], ref[held])
-    threshold = float(np.percentile(scores[controls], percentile))
-    return Novelty(scores.astype(np.float32), threshold, scores > threshold)
+    return scores
+
+
+def _columns(columns: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive columns as a slice, so that selecting it copies nothing."""
+    columns = np.asarray(columns, np.intp)
+    if len(columns) and np.array_equal(columns, np.arange(columns[0], columns[0] + len(columns))):
+        return slice(int(columns[0]), int(columns[0]) + len(columns))
+    return columns
+
+
+def _robust_z(scores: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    """Scores centred on the control cells' median and divided by their interquartile range
+    (their standard deviation, or 1, where that is 0), so that views add up on one scale."""
+    reference = scores[controls]
+    low, centre, high = np.percentile(reference, [25, 50, 75])
+    spread = high - low if high > low else float(reference.std()) or 1.0
+    return (scores - centre) / spread
 
 
 def hit_table(

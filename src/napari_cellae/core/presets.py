@@ -47,6 +47,7 @@ PRESETS: dict[str, Preset] = {
                 "intensity": "screen",
                 "readout": "code",
                 "orientations": 1,
+                "morphology": False,
             }
         ),
     ),
@@ -78,6 +79,7 @@ PRESETS: dict[str, Preset] = {
                 "intensity": "cell",
                 "readout": "relative",
                 "orientations": 8,
+                "morphology": True,
             }
         ),
     ),
@@ -103,6 +105,7 @@ PRESETS: dict[str, Preset] = {
                 "intensity": "cell",
                 "readout": "relative",
                 "orientations": 8,
+                "morphology": True,
             }
         ),
     ),

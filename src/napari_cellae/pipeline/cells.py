@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
+from napari_cellae.core.morphology import cell_feature_names, novelty_views
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
@@ -98,11 +99,10 @@ def embeddings(
 
 def _feature_names(trained: TrainedModel, n: int) -> tuple[list[str], list[str]]:
     """var names by layer, and the Explorer .hdf names of the same columns."""
-    from napari_cellae.core.features import feature_names as source_names
     from napari_cellae.export.explorer import feature_names
 
     explorer = feature_names(n)
-    names = source_names(trained)
+    names = cell_feature_names(trained)
     return (names, explorer) if len(names) == n else (explorer, explorer)
 
 
@@ -276,7 +276,8 @@ def run_encode_cells(
     )
     step("scoring novelty against the negative controls")
     obs = cell_table(crops, mapping, names)
-    found = discover(result.features, obs, options)
+    views = novelty_views(cell_feature_names(trained))  # learned and outline apart
+    found = discover(result.features, obs, options, views)
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")

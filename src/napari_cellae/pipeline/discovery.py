@@ -29,6 +29,7 @@ from napari_cellae.core.novelty import (
     Novelty,
     novelty_scores,
 )
+from napari_cellae.pipeline.group_count import auto_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +41,6 @@ __all__ = [
     "NO_CONTROLS",
     "Discovery",
     "DiscoveryOptions",
-    "auto_groups",
     "cell_table",
     "discover",
     "phenotype_groups",
@@ -52,12 +52,6 @@ NO_CONTROLS = (
     "column marks the negative controls (e.g. 'neg'); the features are written without the "
     "novelty, novel and cluster columns"
 )
-# Groups chosen from the data (auto_groups): at most this many, and at least
-# sqrt(novel cells / _CELLS_PER_GROUP_SQ).
-_MAX_AUTO_GROUPS = 12
-_CELLS_PER_GROUP_SQ = 12
-_SILHOUETTE_CELLS = 2000  # silhouette is quadratic in the cells it looks at
-_SILHOUETTE_MAX = 8
 _FIT_CELLS = 20_000  # k-means centres from at most this many novel cells (about 5 s)
 
 
@@ -74,7 +68,8 @@ class DiscoveryOptions:
         A cell is novel above this percentile of the control cells' scores.
     groups : int or None
         Phenotype groups of the novel cells; None: chosen from the data (2 to 12, see
-        :func:`auto_groups`; 1 when there are too few novel cells to split).
+        :func:`~napari_cellae.pipeline.group_count.auto_groups`; 1 when there are too few
+        novel cells to split).
     per_group : int
         Typical cells kept per group (for the gallery).
     seed : int
@@ -215,7 +210,10 @@ def _ordered(values: list[str]) -> list[str]:
 
 
 def discover(
-    features: np.ndarray, obs: pd.DataFrame, options: DiscoveryOptions | None = None
+    features: np.ndarray,
+    obs: pd.DataFrame,
+    options: DiscoveryOptions | None = None,
+    views: list[np.ndarray] | None = None,
 ) -> Discovery:
     """Score novelty against the controls of ``obs`` and group the novel cells.
 
@@ -226,6 +224,9 @@ def discover(
         The cell table (:func:`cell_table`): ``control`` and ``well`` (plus ``plate``)
         columns, one row per feature row.
     options : DiscoveryOptions, optional
+    views : list of ndarray of int, optional
+        Feature columns novelty scores apart and adds up
+        (:func:`napari_cellae.core.morphology.novelty_views` of the feature names).
 
     Returns
     -------
@@ -261,6 +262,7 @@ def discover(
             nu=options.nu,
             percentile=options.percentile,
             seed=options.seed,
+            views=views,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     clusters, typical = phenotype_groups(
@@ -298,7 +300,8 @@ def phenotype_groups(
     controls : ndarray (N,) bool
         The features are standardised on the control cells, as for novelty.
     n_groups : int, optional
-        Number of groups; None: :func:`auto_groups` of the novel cells.
+        Number of groups; None: :func:`~napari_cellae.pipeline.group_count.auto_groups`
+        of the novel cells.
     per_group : int
         Typical cells returned per group.
     seed : int
@@ -352,36 +355,6 @@ def phenotype_groups(
         nearest = members[np.argsort(distance[members], kind="stable")[:per_group]]
         typical[int(rank[label])] = rows[nearest]
     return clusters, dict(sorted(typical.items()))
-
-
-def auto_groups(z: np.ndarray, seed: int = 0) -> int:
-    """How many phenotype groups to make of the novel cells ``z`` (standardised features).
-
-    The k in 2..8 with the best silhouette (on at most 2,000 seeded cells), but at least
-    ``sqrt(cells / 12)`` and at most 12; 1 below 10 distinct cells. Cell phenotypes shade
-    into each other, so the silhouette alone chose 2 or 3 groups for 14 phenotypes on the
-    benchmark screens (purity 0.25-0.30), where 10-12 groups gave 0.47-0.61: two groups of
-    one phenotype are easy to see as such in the gallery, one group of five is not. With
-    few novel cells the silhouette's choice stands (e.g. two hit phenotypes plus stray
-    control cells: 3 groups).
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
-    if len(z) < 10 or len(np.unique(z, axis=0)) < 3:
-        return 1
-    rng = np.random.default_rng(seed)
-    sample = z if len(z) <= _SILHOUETTE_CELLS else z[rng.choice(len(z), _SILHOUETTE_CELLS, False)]
-    best, best_score = 1, -1.0
-    for k in range(2, min(_SILHOUETTE_MAX, len(sample) // 5) + 1):
-        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(sample)
-        if len(np.unique(labels)) < 2:
-            continue
-        score = silhouette_score(sample, labels, random_state=seed)
-        if score > best_score:
-            best, best_score = k, score
-    floor = round(np.sqrt(len(z) / _CELLS_PER_GROUP_SQ))
-    return int(min(max(best, floor, 2), _MAX_AUTO_GROUPS, len(z) // 5))
 
 
 def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:

@@ -106,6 +106,7 @@ def novel_cells(
     options: DiscoveryOptions | None = None,
     control_token: str = "neg",
     source: str = "the cell table",
+    views: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Which cells are novel, and how that was decided.
 
@@ -125,6 +126,9 @@ def novel_cells(
         are the negative controls.
     source : str
         Named in messages (the file).
+    views : list of ndarray of int, optional
+        Feature columns scored apart when novelty is computed from ``features``
+        (:func:`napari_cellae.core.morphology.novelty_views`).
 
     Returns
     -------
@@ -178,7 +182,7 @@ def novel_cells(
     if hasattr(features, "toarray"):  # a sparse X, as scanpy often saves
         features = features.toarray()
     try:
-        found = discover(np.asarray(features), obs.assign(control=controls), base)
+        found = discover(np.asarray(features), obs.assign(control=controls), base, views)
     except ValueError as exc:  # e.g. NaN features: say which file holds them
         raise ValueError(f"{source}: {exc}") from None
     assert found.novelty is not None  # two or more controls

@@ -12,8 +12,7 @@ naming the file; outputs are checked against the inputs before any work and writ
         crops = crops_for(ch5, obj, channels, config)
     trainer = make_trainer(crops, mapping, config)
     reports = list(trainer.run())
-    features = encode_crops(trainer.result(), crops)
-    write_features(out, crops, features, mapping, trainer.result())
+    write_features(out, crops, encode_crops(trainer.result(), crops), mapping, trainer.result())
 """
 
 from __future__ import annotations
@@ -362,11 +361,13 @@ def encode_crops(
     batch_size: int = 512,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Learned features of every crop, float32 (N, F), CellH5 order."""
+    """Features of every crop, float32 (N, F), CellH5 order: learned, then the outline's."""
     from napari_cellae.core.features import encode
+    from napari_cellae.core.morphology import with_outline
 
     trained.check_compatible(crops.crops.shape[-1], crops.crops.shape[1])
-    return encode(trained, crops.crops, batch_size=batch_size, progress=progress)
+    features = encode(trained, crops.crops, batch_size=batch_size, progress=progress)
+    return with_outline(trained, features, crops.morphology)
 
 
 def write_features(
