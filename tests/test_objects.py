@@ -254,3 +254,24 @@ def test_a_fractional_frame_is_refused_not_rounded(tmp_path: Path) -> None:
     whole = _file(tmp_path / "whole")
     _replace(whole, OBJECTS, _set("time_idx", [3, 6], 1.0))  # whole floats stay accepted
     assert list(_objects(whole).time_idx[[3, 6]]) == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "what"),
+    [
+        (OBJECTS, "obj_label_id", "a whole label id"),
+        (f"{FEATURE}/object_classification/prediction", "label_idx", "a whole class index"),
+    ],
+)
+def test_fractional_label_and_class_ids_are_refused(tmp_path: Path, table, field, what) -> None:
+    # 2.5 was rounded to 2 without a word: the crop masked with another cell's label, or
+    # the cell shown under another class.
+    path = _file(tmp_path)
+    _replace(path, table, _set(field, [4], 2.5))
+    with pytest.raises(CellH5Error, match="object row\\(s\\) 4") as info:
+        _objects(path)
+    assert f"{field} 2.5 of object 4 in " in str(info.value) and what in str(info.value)
+    (tmp_path / "whole").mkdir()
+    whole = _file(tmp_path / "whole")
+    _replace(whole, table, _set(field, [4], 1.0))  # whole floats stay accepted
+    _objects(whole)

@@ -108,15 +108,22 @@ class _Checker:
         picked a frame without a word, the wrong one where the column means something else
         (a time in seconds or hours, not a frame count)."""
         whole = self.whole(values, table, "time_idx")
-        fractional = np.flatnonzero(whole != values) if values.dtype.kind == "f" else []
+        self.exact(values, table, "time_idx", "a whole frame number (frames count 0, 1, 2 ...)")
+        return whole
+
+    def exact(self, values: np.ndarray, table: str, column: str, what: str) -> None:
+        """Refuse fractional values in a column that counts (frames, label ids, classes):
+        rounding one picked another frame, cell or class without a word."""
+        if values.dtype.kind != "f":
+            return
+        fractional = np.flatnonzero(np.isfinite(values) & (np.rint(values) != values))
         if len(fractional):
             i = int(fractional[0])
             raise self.error(
-                f"time_idx {values[i]:g} of object {i} in {table} is not a whole frame number"
-                f" (frames count 0, 1, 2 ...); {len(fractional)} object(s) have a fractional"
-                f" one, object row(s) {_rows(fractional)}"
+                f"{column} {values[i]:g} of object {i} in {table} is not {what};"
+                f" {len(fractional)} object(s) have a fractional one, object row(s)"
+                f" {_rows(fractional)}"
             )
-        return whole
 
     def real(self, table: np.ndarray, column: str) -> np.ndarray:
         """Column ``column`` of the orientation table as float64 (NaN allowed: only shown)."""
@@ -204,8 +211,8 @@ def read_object_table(
         If the centre table is missing, a table is not one row per object (a scalar, 2-D or
         a group), tables disagree in length, a column is not numeric, a centre is NaN or
         lies outside the image (also one stored beyond the 32-bit range), an object's frame
-        is fractional or does not exist, or a label or class id does not fit a 32-bit
-        integer.
+        is fractional or does not exist, or a label or class id is fractional or does not
+        fit a 32-bit integer.
 
     Warns
     -----
@@ -279,16 +286,15 @@ def read_object_table(
             ],
             axis=1,
         )
-    label_id = (
-        check.integers(rows["obj_label_id"], table_path, "obj_label_id")
-        if "obj_label_id" in rows.dtype.names
-        else np.arange(1, n + 1, dtype=np.int32)
-    )
+    label_id = np.arange(1, n + 1, dtype=np.int32)
+    if "obj_label_id" in rows.dtype.names:
+        check.exact(rows["obj_label_id"], table_path, "obj_label_id", "a whole label id")
+        label_id = check.integers(rows["obj_label_id"], table_path, "obj_label_id")
     class_idx = None
     if prediction is not None:
-        class_idx = check.integers(
-            prediction["label_idx"], f"feature/{object_name}/object_classification", "label_idx"
-        )
+        classes = f"feature/{object_name}/object_classification"
+        check.exact(prediction["label_idx"], classes, "label_idx", "a whole class index")
+        class_idx = check.integers(prediction["label_idx"], classes, "label_idx")
     return ObjectTable(
         time_idx=time_idx,
         label_id=label_id,
