@@ -112,3 +112,12 @@ def test_a_cell_without_its_label_is_measured_by_segmentation(tmp_path: Path):
         warn_unmatched(masked.unmatched_positions, "primary__primary", path)
     assert masked.unmatched_positions and masked.morphology[1, 0] > 0
     assert np.isfinite(masked.morphology).all()
+
+
+def test_chunks_measure_alike(monkeypatch):
+    import napari_cellae.core.morphology as morphology
+
+    masks = _shapes(30, seed=5)
+    whole = mask_morphology(masks)
+    monkeypatch.setattr(morphology, "_BUDGET", 1)  # one mask at a time
+    np.testing.assert_array_equal(mask_morphology(masks), whole)
