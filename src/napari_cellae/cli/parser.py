@@ -140,6 +140,19 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
+    """``FILE.ch5 [MORE ...]``: one CellH5 file, or several plates (files and folders)."""
+    parser.add_argument("file", type=Path, metavar="FILE.ch5")
+    parser.add_argument(
+        "more",
+        type=Path,
+        nargs="*",
+        metavar="MORE",
+        help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
+        f".ch5 file); {what}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cellae`` (exposed for documentation and tests).
 
@@ -210,15 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "negative controls only; at most --samples cells, drawn over all plates) and save it.",
         formatter_class=_RAW,
     )
-    p.add_argument("file", type=Path, metavar="FILE.ch5")
-    p.add_argument(
-        "more",
-        type=Path,
-        nargs="*",
-        metavar="MORE",
-        help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
-        ".ch5 file); training draws its cells from all of them, cutting only those",
-    )
+    _add_inputs(p, "training draws its cells from all of them, cutting only those")
     _add_mapping_options(p)
     add_training_options(p, DEFAULT_PRESET)
     p.add_argument(
@@ -234,15 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         ".h5ad file of cells with novelty against the negative controls, phenotype groups "
         "of the novel cells and a 2-D map (for scanpy and 'cellae hits').",
     )
-    p.add_argument("file", type=Path, metavar="FILE.ch5")
-    p.add_argument(
-        "more",
-        type=Path,
-        nargs="*",
-        metavar="MORE",
-        help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
-        ".ch5 file); all go into one output, position by position in bounded memory",
-    )
+    _add_inputs(p, "all go into one output, position by position in bounded memory")
     p.add_argument("--model", type=Path, required=True, help="model file from 'cellae train'")
     _add_mapping_options(p)
     p.add_argument(
