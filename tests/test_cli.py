@@ -417,7 +417,7 @@ def test_train_crops_only_the_cells_it_draws(cellcognition_file, tmp_path, capsy
 
 
 def test_train_on_several_plates(tmp_path, capsys):
-    from test_sampling import _plate
+    from test_plate_training import _plate
 
     first = _plate(tmp_path / "screen" / "run1" / "plate.ch5", ["A01", "B01"], 1)
     _plate(tmp_path / "screen" / "run2" / "plate.ch5", ["A01"], 5)

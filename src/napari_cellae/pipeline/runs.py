@@ -63,9 +63,10 @@ def training_crops(
     ``config.samples`` of more candidates (:mod:`napari_cellae.pipeline.sampling`); the
     last value returned is then the number of cells in the file, else ``len(crops)``.
     Several plates: always only the drawn cells
-    (:func:`~napari_cellae.pipeline.sampling.plate_training_crops`).
+    (:func:`~napari_cellae.pipeline.plate_training.plate_training_crops`).
     """
-    from napari_cellae.pipeline.sampling import plate_training_crops, sampled_training_crops
+    from napari_cellae.pipeline.plate_training import plate_training_crops
+    from napari_cellae.pipeline.sampling import sampled_training_crops
 
     plates = training_plates(cellh5_path)
     if len(plates) > 1:

@@ -1,0 +1,176 @@
+"""Training crops drawn from several plates at once, in bounded memory.
+
+``cellae train a.ch5 b.ch5`` (or a folder of plates): every plate's positions are counted
+from their object tables (no pixels), one seeded draw of at most ``samples`` cells is made
+over all of them, so each plate contributes in proportion to its cells, and only the drawn
+cells are cut, one position at a time (:mod:`napari_cellae.pipeline.sampling`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.plate_cells import distinct_keys
+from napari_cellae.pipeline.sampling import (
+    candidate_positions,
+    candidate_rows,
+    check_box,
+    concat_crops,
+    draw_training,
+    rows_of_positions,
+)
+from napari_cellae.pipeline.steps import load_mapping, resolve_channels, resolve_object, warn_crops
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = ["plate_training_crops"]
+
+
+def plate_training_crops(
+    plates: list[Path],
+    config: TrainConfig,
+    mapping_path: str | os.PathLike | None = None,
+    object_name: str | None = None,
+    channels: Sequence[str | int] | None = None,
+    control_token: str = "neg",
+) -> tuple[CropSet, PositionMapping | None, int]:
+    """The crops of the cells training draws from several plates, one position at a time.
+
+    One seeded draw of at most ``config.samples`` cells over every plate's candidates, so
+    each plate contributes in proportion to its cells; only the drawn cells are cut, and
+    memory holds them, not the screen.
+
+    Parameters
+    ----------
+    plates : list of Path
+        CellH5 files (:func:`~napari_cellae.pipeline.plates.plate_files`).
+    config : TrainConfig
+    mapping_path : path-like, optional
+        One mapping for every plate; each plate must hold the positions it names.
+    object_name : str, optional
+        Default: the first plate's default object; every plate must have it.
+    channels : sequence of str or int, optional
+        As in the first plate (default: the object's channel); every plate must have the
+        same channel names, in any order.
+    control_token : str
+
+    Returns
+    -------
+    (CropSet, PositionMapping or None, int)
+        The drawn cells' crops at the network's size (plates named alike in different
+        files renamed, as :func:`~napari_cellae.pipeline.plate_cells.distinct_keys` does),
+        the mapping, and the number of cells in all plates.
+
+    Raises
+    ------
+    ValueError
+        Naming the plate: the mapping does not fit it, it lacks the object or a channel,
+        its images are smaller than the crop box; or no plate has objects, or the mapping
+        marks no position with objects a control.
+    """
+    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.resample import to_network_size
+
+    mapping, names = None, channels
+    channels_of: dict[Path, list[int]] = {}
+    sources: list[Path] = []
+    positions: list[PositionKey] = []
+    counts: list[int] = []
+    dtypes: dict[np.dtype, Path] = {}  # each pixel type and the first plate storing it
+    for plate in plates:
+        with CellH5(plate) as ch5:
+            if not channels_of:  # the first plate sets the mapping, object and channels
+                mapping = load_mapping(mapping_path, ch5, control_token)
+                object_name = resolve_object(ch5, object_name)
+                first = resolve_channels(ch5, object_name, channels)
+                name_of = {c.index: c.name for c in ch5.channels}
+                names = [name_of[i] for i in first]
+            elif mapping is not None:
+                mapping.check(ch5.positions, ch5.path)
+            resolve_object(ch5, object_name)  # every plate must have the same object ...
+            channels_of[plate] = resolve_channels(ch5, object_name, names)  # ... and channels
+            for key in ch5.positions:
+                if n := ch5.object_count(key, object_name):
+                    check_box(ch5, key, config.crop_size)
+                    dtypes.setdefault(ch5.dtype(key), plate)
+                    sources.append(plate)
+                    positions.append(key)
+                    counts.append(n)
+    where = f"{len(plates)} plates ({plates[0]}, ...)"
+    if not positions:
+        raise ValueError(f"{where}: no '{object_name}' objects found in any position")
+    _warn_empty(plates, set(sources), object_name)
+    if config.intensity == "screen":
+        _warn_bit_depths(dtypes)
+    candidate = candidate_positions(positions, mapping, config)
+    if not any(candidate):
+        raise ValueError(
+            f"{mapping.path}: no control position among the {len(positions)} positions "
+            f"with objects in {where}; mark controls in the mapping (Group column) or train "
+            "on all positions"
+        )
+    drawn = draw_training(candidate_rows(counts, candidate), config.samples, config.seed)
+    keys = distinct_keys(plates, sources, positions)
+    rows_of = rows_of_positions(drawn, counts)
+    parts = []
+    for plate in plates:
+        with CellH5(plate) as ch5:
+            for i in (i for i, source in enumerate(sources) if source == plate):
+                if len(rows_of[i]):
+                    part = collect_crops(
+                        ch5,
+                        object_name,
+                        config.crop_size,
+                        channels_of[plate],
+                        [positions[i]],
+                        config.mask,
+                        [rows_of[i]],
+                    )
+                    parts.append(replace(part, positions=[keys[i]]))
+    crops = concat_crops(parts, keys)
+    crops = replace(crops, source=Path(os.path.commonpath([str(p) for p in plates])))
+    warn_crops(crops, object_name, where)
+    return to_network_size(crops, config.network_size), mapping, int(sum(counts))
+
+
+def _warn_empty(plates: list[Path], with_objects: set[Path], object_name: str) -> None:
+    """Name the plates without objects: training went on without them, and the summary
+    counted the plates that gave cells, as though the others had not been given."""
+    empty = [str(plate) for plate in plates if plate not in with_objects]
+    if empty:
+        shown = ", ".join(empty[:4]) + (" ..." if len(empty) > 4 else "")
+        warnings.warn(
+            f"{len(empty)} of the {len(plates)} plates hold no '{object_name}' objects in any "
+            f"position, so none of their cells is trained on (segmentation failed?): {shown}",
+            stacklevel=3,
+        )
+
+
+def _warn_bit_depths(dtypes: dict[np.dtype, Path]) -> None:
+    """Warn when plates store pixels of different types (uint8 and uint16) for one scale.
+
+    One intensity scale for all cells is set by the brightest: an 8-bit plate's cells
+    (0-255) beside a 16-bit plate's (up to 65535) reach the network nearly black. Not an
+    error: a 16-bit file may hold 8-bit values.
+    """
+    if len(dtypes) > 1:
+        kinds = ", ".join(f"{np.dtype(t).name} ({plate})" for t, plate in dtypes.items())
+        warnings.warn(
+            f"the plates store different pixel types: {kinds}; one intensity scale for all "
+            "cells ('intensity: screen') is set by the brightest, so cells of the fewer bits "
+            "look nearly black to the network. Train with '--intensity cell' (each cell "
+            "scaled by its own range), or on plates of one bit depth",
+            stacklevel=3,
+        )
