@@ -331,11 +331,8 @@ class CellH5:
         if not isinstance(dataset, h5py.Dataset):
             return None
         _, n_t, _, height, width = self.image_shape(key)
-        if (
-            dataset.shape is None
-            or dataset.ndim != 5
-            or (dataset.shape[1] != n_t or tuple(dataset.shape[3:]) != (height, width))
-        ):
+        shape = dataset.shape or ()  # None for an empty dataset; no z-planes fail too
+        if len(shape) != 5 or shape[1] != n_t or not shape[2] or shape[3:] != (height, width):
             raise self._error(
                 f"image/region of position {key.label} has shape {dataset.shape}, not (regions, "
                 f"{n_t}, z, {height}, {width}) for the raw image's {n_t} frame(s) of {height} x "
