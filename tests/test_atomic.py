@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from napari_cellae.cli import main
 from napari_cellae.io.atomic import (
     atomic_output,
     check_output,
@@ -50,6 +51,21 @@ def test_devices_and_pipes_are_refused_as_outputs(tmp_path: Path) -> None:
     regular = tmp_path / "old.hdf"
     regular.write_bytes(b"old")
     assert check_output(regular) == regular  # an existing file may be replaced
+
+
+def test_a_read_only_output_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    # The finished file was renamed over it: a file the user had made read-only (chmod
+    # a-w) was replaced without a word, and made writable, where writing into it fails.
+    kept = tmp_path / "features.hdf"
+    kept.write_bytes(b"keep")
+    kept.chmod(0o444)
+    with pytest.raises(ValueError, match=f"cannot write {kept}: the file is read-only"):
+        check_output(kept, what="features file")
+    assert main(["hits", str(tmp_path / "cells.h5ad"), "--out", str(kept)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"cellae: error: cannot write {kept}: the file is read-only")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert kept.read_bytes() == b"keep" and kept.stat().st_mode & 0o777 == 0o444
 
 
 def test_a_name_too_long_for_the_temporary_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ def check_output(
     ------
     ValueError
         Naming the path: it is an input, a folder or another non-regular file (a device
-        such as /dev/null, a pipe), its folder does not exist, or its name is too long.
+        such as /dev/null, a pipe), a read-only file, its folder does not exist, or its
+        name is too long.
     """
     path = Path(path)
     for source in inputs:
@@ -142,6 +143,13 @@ def check_output(
         raise ValueError(
             f"cannot write {path}: it is not a regular file (a device, pipe or socket); "
             "choose a file name"
+        )
+    # Renaming asks only the folder: a file made read-only would be replaced without a word,
+    # where writing into it is refused (mode bits too, as root may write anything).
+    if path.is_file() and not (path.stat().st_mode & 0o222 and os.access(path, os.W_OK)):
+        raise ValueError(
+            f"cannot write {path}: the file is read-only; make it writable (chmod u+w) to "
+            "replace it, or choose another file name"
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
