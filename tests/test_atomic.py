@@ -68,6 +68,26 @@ def test_a_read_only_output_is_refused_before_any_work(tmp_path: Path, capsys) -
     assert kept.read_bytes() == b"keep" and kept.stat().st_mode & 0o777 == 0o444
 
 
+def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
+    # The finished file was renamed onto the link: the link became a file of its own and
+    # its target (say, the project's shared features.hdf) kept the old features.
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "features.hdf"
+    target.write_bytes(b"old")
+    link = tmp_path / "features.hdf"
+    link.symlink_to(target)
+    assert check_output(link) == link
+    with atomic_output(link) as tmp:
+        assert tmp.parent == target.parent
+        tmp.write_bytes(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["features.hdf"]
+    dangling = tmp_path / "dangling.hdf"
+    dangling.symlink_to(tmp_path / "missing" / "features.hdf")
+    with pytest.raises(ValueError, match=f"folder {tmp_path / 'missing'} does not exist"):
+        check_output(dangling)
+
+
 def test_a_name_too_long_for_the_temporary_is_refused_before_any_work(tmp_path: Path) -> None:
     # The name fit, the temporary name did not: training failed at the end, in torch's
     # words ('open file failed with strerror: File name too long') with a traceback.

@@ -93,6 +93,12 @@ def resolved(path: Path) -> Path:
         return path.absolute()
 
 
+def _landing(path: Path) -> Path:
+    """The file that writing ``path`` changes: a symbolic link's target, as writing through
+    the link does (renaming onto the link replaced the link and left its target stale)."""
+    return resolved(path) if path.is_symlink() else path
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return resolved(a) == resolved(b) or (a.exists() and b.exists() and a.samefile(b))
@@ -151,16 +157,17 @@ def check_output(
             f"cannot write {path}: the file is read-only; make it writable (chmod u+w) to "
             "replace it, or choose another file name"
         )
-    parent = path.parent if str(path.parent) else Path(".")
+    final = _landing(path)  # a link's target: its folder holds the temporary
+    parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
     # The temporary name is longer: too long a name failed only when the work was done.
-    longer = len(os.fsencode(temporary_name(path).name)) - len(os.fsencode(path.name))
+    longer = len(os.fsencode(temporary_name(final).name)) - len(os.fsencode(final.name))
     try:
         most = os.pathconf(parent, "PC_NAME_MAX") - longer
     except (OSError, ValueError):  # the file system does not say
         most = None
-    if most is not None and len(os.fsencode(path.name)) > most:
+    if most is not None and len(os.fsencode(final.name)) > most:
         raise ValueError(
             f"cannot write {path}: the file name is too long for its folder (at most {most}"
             " bytes here, as it is first written under a longer temporary name)"
@@ -202,7 +209,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file is removed if the block raises (including KeyboardInterrupt), so the
     final path either keeps its previous content or holds the complete new file. Stale
-    temporaries of earlier killed runs are cleaned up first.
+    temporaries of earlier killed runs are cleaned up first. A symbolic link is written
+    through: its target is replaced, the link kept.
 
     Yields
     ------
@@ -215,11 +223,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         If writing fails with an OS error (disk full, permissions); names ``path``.
     """
     path = Path(path)
-    remove_stale_temporaries(path)
-    tmp = temporary_name(path)
+    final = _landing(path)
+    remove_stale_temporaries(final)
+    tmp = temporary_name(final)
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, final)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ValueError(f"cannot write {path}: {reason}") from exc
