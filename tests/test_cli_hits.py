@@ -266,9 +266,15 @@ def _hits_error(path, capsys, *needles):
 @pytest.mark.parametrize(
     ("columns", "found"),
     [
-        ({"control": ["True", "True", "False", "False"]}, "found 'True', 'False' (4 cell(s))"),
+        (
+            {"control": ["True", "True", "False", "False"]},
+            "found 'True', 'False' (4 cell(s), as text)",
+        ),
         ({"control": [1.0, np.nan, 0.0, 0.0]}, "found nan (1 cell(s))"),
-        ({"novelty": None, "novel": ["no", "no", "yes", "no"]}, "found 'no', 'yes' (4 cell(s))"),
+        (
+            {"novelty": None, "novel": ["no", "no", "yes", "no"]},
+            "found 'no', 'yes' (4 cell(s), as text)",
+        ),
     ],
 )
 def test_hits_refuse_yes_no_columns_that_are_not_true_or_false(tmp_path, capsys, columns, found):

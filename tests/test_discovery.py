@@ -219,3 +219,14 @@ def test_novel_cells_names_what_a_foreign_table_lacks() -> None:
     obs["control"] = False
     with pytest.raises(ValueError, match="no cell is a negative control"):
         novel_cells(obs, features=x)
+
+
+def test_hit_lists_refuse_cells_without_a_position_or_condition() -> None:
+    # A missing condition became the text "nan": a hit-table row of its own, unnamed.
+    x, obs, _ = _screen()
+    found = discover(x, obs)
+    for column in ("condition", "position"):
+        holey = obs.copy()
+        holey.loc[holey.index[7], column] = None
+        with pytest.raises(ValueError, match=rf"^cells\.h5ad: column {column} is missing for 1"):
+            hit_list(holey, found.novelty.novel, "condition", source="cells.h5ad")

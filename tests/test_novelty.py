@@ -123,3 +123,11 @@ def test_views_are_scored_apart_and_added() -> None:
     np.testing.assert_array_equal(whole.novel, plain.novel)
     with pytest.raises(ValueError, match="some of the 42 features"):
         novelty_scores(x, controls, wells, views=[np.array([3, 42])])
+
+
+def test_features_beyond_float32_are_refused() -> None:
+    # Their variance overflowed: most scores became 0 and control wells outranked hits.
+    x, controls, wells, _ = _screen()
+    x[5, 2] = 1e300
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        novelty_scores(x, controls, wells)

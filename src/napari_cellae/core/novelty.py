@@ -176,6 +176,8 @@ def novelty_scores(
         )
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
+    if len(x) and np.abs(x).max() > np.finfo(np.float32).max:  # their variance overflows
+        raise ValueError("features hold values beyond float32's range (about 3.4e38)")
     for columns in views or ():
         if len(columns) == 0 or min(columns) < 0 or max(columns) >= x.shape[1]:
             raise ValueError(f"a view's columns must be some of the {x.shape[1]} features")

@@ -62,7 +62,7 @@ def _flags(obs: pd.DataFrame, column: str, source: str) -> np.ndarray:
     shown = ", ".join(dict.fromkeys(map(repr, bad.head(50).tolist())))
     raise ValueError(
         f"{source}: column {column} must be True or False (or 1 or 0) for every cell; found"
-        f" {shown} ({len(bad)} cell(s))"
+        f" {shown} ({len(bad)} cell(s){', as text' if bad.map(type).eq(str).any() else ''})"
     )
 
 
@@ -231,7 +231,15 @@ def hit_list(
     if by not in HIT_BY:
         raise ValueError(f"unknown hit unit {by!r}; choose {' or '.join(HIT_BY)}")
     controls = _controls(obs, control_token, source)
-    text = {c: obs[c].astype(str) for c in ("plate", "position", "well", "condition") if c in obs}
+    columns = [c for c in ("plate", "position", "well", "condition") if c in obs]
+    for column in columns:  # a missing value became the text "nan", a hit of its own
+        missing = np.flatnonzero(obs[column].isna().to_numpy())
+        if len(missing):
+            raise ValueError(
+                f"{source}: column {column} is missing for {len(missing)} cell(s), e.g. "
+                f"{obs.index[missing[0]]!r}; fill it in or drop those cells"
+            )
+    text = {c: obs[c].astype(str) for c in columns}
     if by == "position":
         key = text["position"] if "plate" not in text else text["plate"] + "/" + text["position"]
     else:
