@@ -108,10 +108,28 @@ def test_duplicate_rows(tmp_path: Path) -> None:
     _error(path, "line 3", "first on line 2", "duplicate")
 
 
-def test_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "m.txt"
-    path.write_bytes((HEADER + "1\tA01\t1\tA\t1\tβ-catenin\t-\ttarget\n").encode("utf-16"))
-    _error(path, "not UTF-8")
+def test_utf16_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Excel's "Unicode Text": it was refused as "not UTF-8".
+    text = HEADER + "1\tA01\t1\tA\t1\tβ-catenin\t-\ttarget\r\n2\tA02\t1\tA\t2\tscr\t-\tneg\r\n"
+    for encoding in ("utf-16", "utf-16-be"):
+        path = tmp_path / f"{encoding}.txt"
+        raw = text.encode(encoding)
+        path.write_bytes(raw if encoding == "utf-16" else b"\xfe\xff" + raw)
+        mapping = read_mapping(path)
+        assert mapping.lookup(_key("A01", "1")).condition == "β-catenin"
+        assert mapping.lookup(_key("A02", "1")).is_control
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"\xff\xfe" + "A01\tneg\n".encode("utf-16-le") + b"\x00\xd8")
+    _error(broken, "not UTF-16")
+
+
+def test_excel_separator_line(tmp_path: Path) -> None:
+    # Excel's "sep=;" first line was read as a one-column row: "line 1 needs two columns".
+    path = tmp_path / "m.csv"
+    path.write_text("sep=;\nWell;Condition\nA01;neg\nA02;PLK1, siRNA 2\n")
+    mapping = read_mapping(path)
+    assert mapping.lookup(_key("A01", "1")).is_control
+    assert mapping.lookup(_key("A02", "1")).condition == "PLK1, siRNA 2"
 
 
 def test_latin1_is_not_utf8(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Position-mapping files: which perturbation condition each position shows.
 
-Two forms are read (tab, comma or semicolon separated, UTF-8; blank lines and lines starting
-with ``#`` are skipped, but line numbers in messages count them, as an editor does):
+Two forms are read (tab, comma or semicolon separated, UTF-8 or UTF-16 with a byte-order
+mark; blank lines and lines starting with ``#`` are skipped, but line numbers in messages
+count them, as an editor does; Excel's ``sep=;`` first line sets the separator):
 
 * CellCognition's table with a header: ``Position, Well, Site, Row, Column, Gene Symbol,
   siRNA ID, Group`` (``OligoID`` may be added; names match without case or surrounding
@@ -17,6 +18,7 @@ See ``docs/formats.md`` (position-mapping files).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 import re
@@ -133,11 +135,14 @@ def _read_text(path: Path) -> str:
             f"{path}: is larger than {_MAX_BYTES // 2**20} MiB, so not a mapping file (a table"
             " of positions and conditions)"
         )
+    # Excel's "Unicode Text" is UTF-16 with a byte-order mark.
+    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as err:
+        what = "UTF-16" if utf16 else "UTF-8"
         raise ValueError(
-            f"{path}: the mapping file is not UTF-8 text (byte {err.start}); save it as UTF-8"
+            f"{path}: the mapping file is not {what} text (byte {err.start}); save it as UTF-8"
         ) from None
     if "\x00" in text:
         # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL between letters:
@@ -172,9 +177,14 @@ def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
         for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1)
         if line.strip() and not line.startswith("#")
     ]
+    stated = re.fullmatch(r"\s*sep=(.)\s*", lines[0][1]) if lines else None
+    if stated:  # Excel's first line naming the separator, not a row
+        lines = lines[1:]
     sample = lines[0][1] if lines else ""
     delimiter = max(_DELIMITERS, key=sample.count)
-    if sample.count(delimiter) == 0:
+    if stated:
+        delimiter = stated.group(1)
+    elif sample.count(delimiter) == 0:
         delimiter = "\t"
     rows = []
     for number, line in lines:
