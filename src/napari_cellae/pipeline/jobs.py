@@ -345,6 +345,7 @@ def _encode_chunks(
     trained: TrainedModel, crops: CropSet, chunk: int = _ENCODE_CHUNK
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """Encode in chunks, yielding progress; the last item carries the features."""
+    from napari_cellae.core.morphology import cell_feature_names
     from napari_cellae.pipeline import steps
 
     n = len(crops)
@@ -353,7 +354,8 @@ def _encode_chunks(
         part = crops.subset(np.arange(start, min(n, start + chunk)))
         parts.append(steps.encode_crops(trained, part))
         yield min(n, start + chunk), None
-    yield n, np.concatenate(parts) if parts else np.zeros((0, trained.model.n_features))
+    width = len(cell_feature_names(trained))  # the readout's, not the bottleneck's
+    yield n, np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
 
 
 def _features_and_embedding(
