@@ -12,7 +12,7 @@ from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, em
 
 def _clusters(n_per: int = 60, dims: int = 30, seed: int = 0):
     """Four tight clusters, two of them close together, plus one dominant noise feature
-    that a PCA of the raw features follows instead of the clusters."""
+    that a PCA of the raw features would follow instead of the clusters."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1.0, (4, dims))
     centres[1] = centres[0] + 0.8
@@ -22,19 +22,40 @@ def _clusters(n_per: int = 60, dims: int = 30, seed: int = 0):
     return x.astype(np.float32), labels
 
 
+def _pairs(n_per: int = 40, dims: int = 30, seed: int = 0):
+    """Three pairs of tight clusters, each pair's two close together: two principal axes
+    cannot keep six clusters apart, a neighbourhood map can."""
+    rng = np.random.default_rng(seed)
+    centres = np.repeat(rng.normal(0, 1.0, (3, dims)), 2, axis=0)
+    centres[1::2] += 1.5 * rng.normal(0, 1.0, (3, dims)) / np.sqrt(dims)
+    labels = np.repeat(np.arange(6), n_per)
+    x = centres[labels] + rng.normal(0, 0.15, (len(labels), dims))
+    return x.astype(np.float32), labels
+
+
 def _separation(embedding: np.ndarray, labels: np.ndarray) -> float:
     return cross_val_score(KNeighborsClassifier(5), embedding, labels, cv=4).mean()
 
 
 def test_umap_is_the_default_map_and_separates_what_pca_mixes() -> None:
     assert DEFAULT_EMBEDDING == "umap" and set(EMBEDDING_METHODS) == {"umap", "pca"}
-    x, labels = _clusters()
+    x, labels = _pairs()
     umap = embed_2d(x, "umap", seed=0)
     assert umap.shape == (len(x), 2) and umap.dtype == np.float32
     assert np.all(np.isfinite(umap))
     assert _separation(umap, labels) > 0.95
-    assert _separation(embed_2d(x, "pca"), labels) < 0.6  # the noise feature dominates
+    assert _separation(embed_2d(x, "pca"), labels) < 0.85  # pairs overlap in two axes
     np.testing.assert_array_equal(embed_2d(x, "umap", seed=0), umap)  # seeded
+
+
+def test_pca_standardises_so_a_feature_in_large_units_does_not_rule_the_map() -> None:
+    # A feature in pixels (an outline's area) beside learned ones of about one unit: the
+    # map of centred features followed it alone.
+    x, labels = _clusters()
+    assert _separation(embed_2d(x, "pca"), labels) > 0.95
+    centred = x - x.mean(0)
+    first_axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    assert abs(first_axis[0]) > 0.99  # what a PCA of the centred features would show
 
 
 def test_umap_fits_a_subset_and_places_the_rest_by_it() -> None:
@@ -49,7 +70,8 @@ def test_umap_fits_a_subset_and_places_the_rest_by_it() -> None:
 
 def test_pca_with_a_fitting_subset_matches_a_full_fit_on_clean_data() -> None:
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(400, 5)) * np.array([10.0, 4.0, 1.0, 0.5, 0.1])
+    latent = rng.normal(size=(400, 2)) * np.array([3.0, 1.5])  # two factors behind 5 features
+    x = latent @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(400, 5))
     full = embed_2d(x, "pca")
     part = embed_2d(x, "pca", max_fit=300)
     assert np.corrcoef(full[:, 0], part[:, 0])[0, 1] > 0.99

@@ -211,12 +211,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         paths["features file"], crops, result.features, result.mapping, result.trained, inputs
     )
     result.embedding = embed_2d(result.features)
+    from napari_cellae.core.morphology import MORPHOLOGY_NAMES
+
+    outline = len(MORPHOLOGY_NAMES) if result.trained.config.measures_outline else 0
+    described = f"{result.features.shape[1] - outline} learned features" + (
+        f" and {outline} of the outline" if outline else ""
+    )
     png = plot_embedding(
         paths["plot"],
         result.embedding,
         steps.cell_conditions(crops, result.mapping),
-        title=f"napari-cellae demo: {len(crops)} nuclei, {result.features.shape[1]} learned "
-        "features",
+        title=f"napari-cellae demo: {len(crops)} nuclei, {described}",
         inputs=inputs,
     )
 
@@ -232,7 +237,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         acc = knn_accuracy(result.features, crops.class_idx, k=5, folds=5, seed=0)
         n_classes = len(np.unique(crops.class_idx[labelled]))
         print(
-            f"5-NN accuracy of the learned features vs the true phenotype "
+            f"5-NN accuracy of the features vs the true phenotype "
             f"({n_classes} classes, 5-fold): {acc:.1%}"
         )
     print(f"Total time: {time.perf_counter() - t0:.1f} s")

@@ -210,6 +210,15 @@ def _scaled(x: np.ndarray, scaler) -> np.ndarray:
         return np.nan_to_num(scaler.transform(x), copy=False)
 
 
+def _scaler(x: np.ndarray, fit: np.ndarray | None):
+    """Standardisation fitted on ``x[fit]``: features in pixels (the outline's) outweighed
+    the learned ones, of about one unit."""
+    from sklearn.preprocessing import StandardScaler
+
+    ref = np.asarray(x if fit is None else x[fit], dtype=np.float64)
+    return StandardScaler().fit(ref) if len(ref) else None
+
+
 def _checked(features: np.ndarray) -> np.ndarray:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
@@ -230,7 +239,7 @@ def embed_2d(
     features : ndarray, shape (N, F)
         Feature vectors, one row per object.
     method : {"pca", "umap"}
-        ``"pca"``: the first two principal components of the centred features (fast).
+        ``"pca"``: the first two principal components of the standardised features (fast).
         ``"umap"``: UMAP (umap-learn, seeded) of the standardised features reduced to at
         most 50 principal components; neighbourhoods of similar cells stay together, so
         phenotypes separate where PCA overlaps them. :data:`DEFAULT_EMBEDDING` is what the
@@ -252,10 +261,6 @@ def embed_2d(
     ValueError
         For an unknown method, features that are not 2-D, NaN or infinite values.
 
-    Notes
-    -----
-    UMAP's first call in a process compiles numba code (8-20 s); then 2,500 cells take
-    about 5 s and 100,000 about 70 s, PCA 0.05 s and 1.4 s (``bench_embedding.py``).
     """
     x = np.asarray(features)  # float32 stays: converted block by block
     if x.ndim != 2:
@@ -274,7 +279,7 @@ def embed_2d(
         fit = np.sort(np.random.default_rng(seed).choice(len(x), max_fit, replace=False))
     if method == "umap" and len(x) >= _UMAP_MIN_CELLS:
         return _umap(x, fit, seed)
-    return _pca_projection(x, 2, fit).astype(np.float32)
+    return _pca_projection(x, 2, fit, _scaler(x, fit)).astype(np.float32)
 
 
 def _umap(x: np.ndarray, fit: np.ndarray | None, seed: int) -> np.ndarray:
@@ -282,11 +287,9 @@ def _umap(x: np.ndarray, fit: np.ndarray | None, seed: int) -> np.ndarray:
     import warnings
 
     from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
-    from sklearn.preprocessing import StandardScaler
 
-    ref = np.asarray(x if fit is None else x[fit], dtype=np.float64)
-    scaler = StandardScaler().fit(ref)
-    reduced = _pca_projection(x, min(_UMAP_PCS, x.shape[1]), fit, scaler).astype(np.float32)
+    reduced = _pca_projection(x, min(_UMAP_PCS, x.shape[1]), fit, _scaler(x, fit))
+    reduced = reduced.astype(np.float32)
     if not np.any(reduced):  # no variation at all: nothing to lay out
         return np.zeros((len(x), 2), np.float32)
     ref = reduced if fit is None else reduced[fit]
@@ -328,8 +331,7 @@ def pca_features(
 
     Parameters
     ----------
-    features : ndarray, shape (N, F)
-    n_components : int
+    features, n_components : ndarray (N, F), int
     fit : ndarray of int or bool, optional
         Rows whose principal axes are used (e.g. the training cells); all rows by default.
 
@@ -359,10 +361,8 @@ def knn_accuracy(
         Integer class of each object (e.g. CellH5 class predictions).
     k : int
         Neighbours that vote.
-    folds : int
-        Number of stratified cross-validation folds (shuffled with ``seed``).
-    seed : int
-        Seed of the fold assignment.
+    folds, seed : int
+        Stratified cross-validation folds, shuffled with ``seed``.
     standardise_features : bool
         Scale every feature to unit variance first (fitted on the training folds) so no
         single large-valued feature dominates the distance.
@@ -370,8 +370,7 @@ def knn_accuracy(
     Returns
     -------
     float
-        Fraction of objects whose class is predicted correctly, in [0, 1]; NaN if
-        there are fewer than two labelled objects.
+        Fraction of objects whose class is predicted correctly; NaN below two labelled.
     """
     import warnings
 

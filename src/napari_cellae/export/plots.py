@@ -91,8 +91,8 @@ def plot_embedding(
             label=f"{name} ({int(sel.sum())})",
             linewidths=0,
         )
-    ax.set_xlabel("PC 1 of learned features")
-    ax.set_ylabel("PC 2 of learned features")
+    ax.set_xlabel("PC 1 of the standardised features")
+    ax.set_ylabel("PC 2 of the standardised features")
     if title:
         ax.set_title(title)
     ax.legend(loc="best", fontsize=8, markerscale=2, frameon=False)
