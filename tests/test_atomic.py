@@ -88,6 +88,26 @@ def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
         check_output(dangling)
 
 
+def test_the_folder_that_receives_the_file_must_be_writable(tmp_path, monkeypatch) -> None:
+    # Through a link, the temporary file is made in the target's folder: that folder, not
+    # the link's, must be writable. (Simulated: root may write into any folder.)
+    import napari_cellae.io.atomic as atomic
+
+    (tmp_path / "locked").mkdir()
+    link = tmp_path / "features.hdf"
+    link.symlink_to(tmp_path / "locked" / "features.hdf")
+    real = os.access
+    monkeypatch.setattr(
+        atomic.os, "access", lambda p, mode: Path(p).name != "locked" and real(p, mode)
+    )
+    locked = tmp_path / "locked"
+    with pytest.raises(ValueError, match=f"cannot write {link}: folder {locked} is not"):
+        check_output(link)
+    with pytest.raises(ValueError, match="is not writable"):
+        check_output(tmp_path / "locked" / "other.hdf")
+    check_output(tmp_path / "free.hdf")  # the link's own folder is writable
+
+
 def test_a_name_too_long_for_the_temporary_is_refused_before_any_work(tmp_path: Path) -> None:
     # The name fit, the temporary name did not: training failed at the end, in torch's
     # words ('open file failed with strerror: File name too long') with a traceback.

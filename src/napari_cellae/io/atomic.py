@@ -131,8 +131,8 @@ def check_output(
     ------
     ValueError
         Naming the path: it is an input, a folder or another non-regular file (a device
-        such as /dev/null, a pipe), a read-only file, its folder does not exist, or its
-        name is too long.
+        such as /dev/null, a pipe), a read-only file, its folder (a link's target's) does
+        not exist or is not writable, or its name is too long.
     """
     path = Path(path)
     for source in inputs:
@@ -161,6 +161,8 @@ def check_output(
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):  # where the temporary file is made
+        raise ValueError(f"cannot write {path}: folder {parent} is not writable")
     # The temporary name is longer: too long a name failed only when the work was done.
     longer = len(os.fsencode(temporary_name(final).name)) - len(os.fsencode(final.name))
     try:
