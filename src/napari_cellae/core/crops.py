@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "CropSet",
     "Normalisation",
+    "check_box",
     "collect_crops",
     "crop_origins",
     "cut_by_box",
@@ -256,14 +257,9 @@ def collect_crops(
             where = f"{cellh5.path}, position {pos.label}"
             raise ValueError(f"{where}: holds {len(table)} objects, fewer than asked; changed?")
         image = cellh5.image(pos)  # a lazy handle: shape and dtype without reading pixels
-        height, width = int(image.shape[3]), int(image.shape[4])
         if int(image.shape[2]) > 1:
             stacked.append(int(image.shape[2]))
-        if size > height or size > width:
-            raise ValueError(
-                f"{cellh5.path}, position {pos.label}: crop size {size} px is larger than "
-                f"the image ({height} x {width} px, height x width)"
-            )
+        check_box(cellh5, pos, size)
         if len(take) == 0:
             continue
         used.append(pos)
@@ -361,6 +357,17 @@ def collect_crops(
         shared_label_positions=shared,
         morphology=outline,
     )
+
+
+def check_box(cellh5: CellH5, key: PositionKey, size: int) -> None:
+    """Raise, naming the file and position, if a position's images are smaller than the
+    crop box ``size``."""
+    height, width = cellh5.image_shape(key)[-2:]
+    if size > height or size > width:
+        raise ValueError(
+            f"{cellh5.path}, position {key.label}: crop size {size} px is larger than the "
+            f"image ({height} x {width} px, height x width)"
+        )
 
 
 def _take(table: Any, rows: np.ndarray) -> Any:

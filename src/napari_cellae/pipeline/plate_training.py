@@ -22,7 +22,6 @@ from napari_cellae.pipeline.plate_cells import distinct_keys
 from napari_cellae.pipeline.sampling import (
     candidate_positions,
     candidate_rows,
-    check_box,
     concat_crops,
     draw_training,
     rows_of_positions,
@@ -80,7 +79,7 @@ def plate_training_crops(
         its images are smaller than the crop box; or no plate has objects, or the mapping
         marks no position with objects a control.
     """
-    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.crops import check_box, collect_crops
     from napari_cellae.core.resample import to_network_size
 
     mapping, names = None, channels

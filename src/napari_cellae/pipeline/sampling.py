@@ -18,18 +18,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.cellh5 import CellH5
-
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.crops import CropSet
-    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.cellh5 import CellH5, PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
     "candidate_positions",
     "candidate_rows",
-    "check_box",
     "concat_crops",
     "draw_training",
     "rows_of_positions",
@@ -134,7 +131,7 @@ def sampled_training_crops(
         If a position's images are smaller than the crop box, or its table is shorter
         than its object count said (a changed file).
     """
-    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.crops import check_box, collect_crops
 
     counted = [(key, cellh5.object_count(key, object_name)) for key in cellh5.positions]
     positions, counts = [key for key, n in counted if n], [n for _, n in counted if n]
@@ -152,20 +149,6 @@ def sampled_training_crops(
             size, mask = config.crop_size, config.mask
             parts.append(collect_crops(cellh5, object_name, size, channels, [key], mask, [rows]))
     return concat_crops(parts, positions), int(sum(counts))
-
-
-def check_box(cellh5: CellH5, key: PositionKey, size: int) -> None:
-    """Raise if a position's images are smaller than the crop box.
-
-    Cutting says so too, but only for the positions drawn: a plate of smaller images
-    passed or failed by the luck of the draw (and of the seed).
-    """
-    height, width = cellh5.image_shape(key)[-2:]
-    if size > height or size > width:
-        raise ValueError(
-            f"{cellh5.path}, position {key.label}: crop size {size} px is larger than the "
-            f"image ({height} x {width} px, height x width)"
-        )
 
 
 def candidate_positions(
