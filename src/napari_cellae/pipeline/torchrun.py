@@ -68,8 +68,9 @@ def run_train_torchrun(
     from napari_cellae.core.model_file import save_model
     from napari_cellae.core.trainer import Trainer
 
-    if out is not None:
-        check_outputs([(out, "model")], training_inputs(cellh5_path, mapping_path))
+    inputs = training_inputs(cellh5_path, mapping_path) if out is not None else []
+    if out is not None:  # the plates' files are listed once, for the check and the model
+        check_outputs([(out, "model")], inputs)
     crops, mapping, n_cells = training_crops(  # only the cells drawn: bounded memory
         cellh5_path, config, mapping_path, object_name, channels, control_token, True
     )
@@ -110,7 +111,7 @@ def run_train_torchrun(
     trained.config = config
     model_path = None
     if out is not None and env.is_main:
-        model_path = save_model(trained, out, training_inputs(cellh5_path, mapping_path))
+        model_path = save_model(trained, out, inputs)
     return RunResult(
         trained=trained,
         crops=crops,
