@@ -349,7 +349,11 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert "1 epoch(s)" in captured.out
     assert "5-NN accuracy" in captured.out
     data = read_explorer_hdf(out / "features.hdf")
-    assert data.features.shape[1] == len(cell_feature_names(load_model(out / "model.pt")))
+    names = cell_feature_names(load_model(out / "model.pt"))
+    assert data.features.shape[1] == len(names)
+    # the Explorer's feature list says which layer every column comes from
+    assert data.feature_names == [f"ch1-{name}" for name in names]
+    assert "ch1-mask_area" in data.feature_names
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
 
 

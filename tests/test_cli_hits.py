@@ -104,7 +104,8 @@ def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path,
     # per-cell scaling keeps the brightness; the outline measurements come last
     assert adata.var_names[-6] == "brightness_rfp"
     assert adata.var_names[-5:].tolist() == list(MORPHOLOGY_NAMES)
-    assert adata.var["explorer_name"].iloc[0] == "ch1-deep_learning_feature_0"
+    # the same columns in the Explorer file, named by layer there too
+    assert adata.var["explorer_name"].tolist() == [f"ch1-{n}" for n in cell_feature_names(trained)]
     assert set(adata.obsm) == {"X_umap", "X_pca"}  # UMAP is the default map
     assert np.all(np.isfinite(adata.obsm["X_umap"]))
     info = adata.uns["cellae"]

@@ -16,6 +16,7 @@ from napari_cellae.cli import main
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_file import TrainedModel, save_model
+from napari_cellae.core.morphology import cell_feature_names
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.export import explorer_stream
 from napari_cellae.export.explorer import read_explorer_hdf
@@ -70,6 +71,8 @@ def test_streamed_file_equals_the_in_memory_encode(flavour, request, mapping_fil
     assert seen == [(0, 2), (1, 2), (2, 2)]  # over positions
     assert (result.n_positions, result.n_plates) == (2, 1)
     assert result.n_cells == len(read_explorer_hdf(tmp_path / "s.hdf"))
+    names = [f"ch1-{name}" for name in cell_feature_names(trained)]
+    assert read_explorer_hdf(tmp_path / "s.hdf").feature_names == names  # by layer
 
 
 def test_rows_are_flushed_in_whole_gallery_chunks(cellcognition_file, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ The layout is the one the CellCognition Explorer main GUI opens (see ``docs/form
     /                       attrs training_data=[b"data"], application
     /data/bbox              compound (file S128, treatment S128, label i4, x i4, y i4,
                             angle f8, eccentricity f8, left i4, right i4, top i4, bottom i4)
-    /data/features          compound of float32 fields ch1-deep_learning_feature_<i>
+    /data/features          compound of float32 fields ch1-<feature name> (explorer_names)
     /data/feature_groups    compound (feature S64, Simple1 S64)
     /data/contours          attr channels=[b"Channel_1"]
     /data/contours/Channel_1  (N, 2) vlen uint16: x corners, y corners of the crop square
@@ -16,7 +16,7 @@ The layout is the one the CellCognition Explorer main GUI opens (see ``docs/form
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
+from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_output, check_output
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ BBOX_DTYPE = np.dtype(
     ]
 )
 FEATURE_GROUP_DTYPE = np.dtype([("feature", "S64"), ("Simple1", "S64")])
-# The Explorer matches the "ch1" prefix of feature names to the contour channel "Channel_1".
-FEATURE_PREFIX = "ch1-deep_learning_feature_"
 CONTOUR_CHANNEL = "Channel_1"
 GALLERY_COLOR = b"#FFFFFF"
 
@@ -72,21 +71,6 @@ def application_name() -> str:
     from napari_cellae import __version__
 
     return f"napari-cellae {__version__} (CellCognition Explorer deep learning module)"
-
-
-def feature_names(n_features: int) -> list[str]:
-    """Names of the learned features as the Explorer expects them.
-
-    Parameters
-    ----------
-    n_features : int
-
-    Returns
-    -------
-    list of str
-        ``["ch1-deep_learning_feature_0", ...]``
-    """
-    return [f"{FEATURE_PREFIX}{i}" for i in range(n_features)]
 
 
 def _bytes(values: list[str], width: int) -> np.ndarray:
@@ -139,10 +123,12 @@ def build_arrays(
     features: np.ndarray,
     mapping: PositionMapping | None,
     normalisation: Normalisation | None,
+    names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """The Explorer rows of some cells: ``bbox``, ``features``, ``groups``, ``contours``
     and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
-    writer appends the same rows position by position)."""
+    writer appends the same rows position by position); ``names`` are the features' own
+    (:func:`~napari_cellae.export.explorer_names.feature_names`)."""
     n = len(crops)
     size = int(crops.box)  # the window in the image, also where crops were resampled
     pos_labels = [p.label for p in crops.positions]
@@ -167,7 +153,7 @@ def build_arrays(
     box = np.asarray(crops.bbox, dtype=np.int32).reshape(n, 4)
     bbox["left"], bbox["right"], bbox["top"], bbox["bottom"] = box.T
 
-    names = feature_names(features.shape[1])
+    names = feature_names(features.shape[1], names)
     feat = np.ascontiguousarray(features, dtype=np.float32).view(
         np.dtype([(name, "<f4") for name in names])
     )
@@ -219,6 +205,7 @@ def write_explorer_hdf(
     normalisation: Normalisation | None = None,
     image_size: tuple[int, int] | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
+    names: Sequence[str] | None = None,
 ) -> Path:
     """Write learned features of all cells as a CellCognition Explorer ``.hdf`` file.
 
@@ -242,6 +229,9 @@ def write_explorer_hdf(
     inputs : iterable of path-like, optional
         Input files of the run (the CellH5 file is always one); writing over one of them
         is refused.
+    names : sequence of str, optional
+        The features' own names (``conv1_mean_0``, ..., ``mask_area``), written as
+        ``ch1-<name>``; without them, ``ch1-deep_learning_feature_<i>``.
 
     Returns
     -------
@@ -265,7 +255,7 @@ def write_explorer_hdf(
         raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
     check_output(path, [crops.source, *inputs], "features file")
 
-    arrays = build_arrays(crops, features, mapping, normalisation)
+    arrays = build_arrays(crops, features, mapping, normalisation, names)
     if image_size is None:
         image_size = source_image_size(crops)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import h5py
@@ -65,6 +65,9 @@ class ExplorerWriter:
         crops' CellH5 file.
     inputs : iterable of path-like, optional
         The run's input files; writing over one of them is refused.
+    names : sequence of str, optional
+        The features' own names, written as ``ch1-<name>``
+        (:func:`~napari_cellae.export.explorer_names.feature_names`).
 
     Raises
     ------
@@ -80,11 +83,13 @@ class ExplorerWriter:
         normalisation: Normalisation | None = None,
         image_size: tuple[int, int] | None = None,
         inputs: Iterable[str | os.PathLike | None] = (),
+        names: Sequence[str] | None = None,
     ) -> None:
         self.path = check_output(path, list(inputs), "features file")
         self.mapping = mapping
         self.normalisation = normalisation
         self.image_size = image_size
+        self.names = names
         self.n_rows = 0
         self.n_features: int | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -160,7 +165,9 @@ class ExplorerWriter:
         if self.image_size is None:
             self.image_size = source_image_size(crops)
         self.n_features = features.shape[1]
-        self._pending.append(build_arrays(crops, features, self.mapping, self.normalisation))
+        self._pending.append(
+            build_arrays(crops, features, self.mapping, self.normalisation, self.names)
+        )
         self._pending_rows += n
         if self._pending_rows >= _FLUSH_ROWS:
             self._flush(final=False)

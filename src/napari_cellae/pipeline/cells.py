@@ -101,8 +101,8 @@ def _feature_names(trained: TrainedModel, n: int) -> tuple[list[str], list[str]]
     """var names by layer, and the Explorer .hdf names of the same columns."""
     from napari_cellae.export.explorer import feature_names
 
-    explorer = feature_names(n)
     names = cell_feature_names(trained)
+    explorer = feature_names(n, names)
     return (names, explorer) if len(names) == n else (explorer, explorer)
 
 

@@ -375,12 +375,14 @@ def write_features(
     trained: TrainedModel | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
-    """Write the CellCognition Explorer ``.hdf`` (thumbnails scaled like the model's input);
-    ``inputs`` are the run's input files, which the output must not replace."""
+    """Write the Explorer ``.hdf``; ``inputs`` (the run's input files) are never replaced."""
+    from napari_cellae.core.morphology import cell_feature_names
     from napari_cellae.export.explorer import write_explorer_hdf
 
-    norm = trained.normalisation if trained is not None else None
-    return write_explorer_hdf(path, crops, features, mapping, normalisation=norm, inputs=inputs)
+    settings: dict = {"inputs": inputs}
+    if trained is not None:  # thumbnails scaled like the model's input, columns by layer
+        settings.update(normalisation=trained.normalisation, names=cell_feature_names(trained))
+    return write_explorer_hdf(path, crops, features, mapping, **settings)
 
 
 def cell_conditions(crops: CropSet, mapping: PositionMapping | None) -> np.ndarray:

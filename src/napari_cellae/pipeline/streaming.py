@@ -377,13 +377,13 @@ def encode_stream(
     ValueError
         Naming the file and problem.
     """
+    from napari_cellae.core.morphology import cell_feature_names
     from napari_cellae.export.explorer_stream import ExplorerWriter
 
     t0 = time.perf_counter()
     plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
-    writer = ExplorerWriter(
-        out, plan.mapping, normalisation=trained.normalisation, inputs=plan.inputs
-    )
+    names, norm = cell_feature_names(trained), trained.normalisation
+    writer = ExplorerWriter(out, plan.mapping, normalisation=norm, inputs=plan.inputs, names=names)
     cells = 0
     with writer:
         for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
