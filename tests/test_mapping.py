@@ -164,9 +164,9 @@ def test_folder_given_for_the_mapping_file(tmp_path: Path) -> None:
 
 def test_endless_or_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The whole file was read: /dev/zero given as the mapping filled the memory (a hang).
-    import napari_cellae.io.mapping as mapping
+    import napari_cellae.io.mapping_text as mapping_text
 
-    monkeypatch.setattr(mapping, "_MAX_BYTES", 2**20)
+    monkeypatch.setattr(mapping_text, "_MAX_BYTES", 2**20)
     path = tmp_path / "big.txt"
     path.write_text("A01\tneg!\n" * 2**17)  # 1 MiB and 128 KiB
     for big in (path, Path("/dev/zero")):
@@ -308,3 +308,133 @@ def test_site_row_agreeing_with_its_well_row(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_text("C03\tneg\nC03_1\tneg\nC04\tPLK1\n")
     assert read_mapping(path).lookup(_key("C03", "2")).is_control
+
+
+# Plate column: screens whose plates have different layouts.
+PLATE_HEADER = "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+
+
+def _plate_mapping(tmp_path: Path, rows: str, header: str = PLATE_HEADER) -> Path:
+    path = tmp_path / "plates.txt"
+    path.write_text(header + rows)
+    return path
+
+
+def test_plates_with_different_layouts(tmp_path: Path) -> None:
+    # The Plate column was ignored: A01 on two plates was refused as a duplicate row.
+    path = _plate_mapping(
+        tmp_path,
+        "P1\tA01\t1\tscr\tneg\nP1\tB02\t1\tPLK1\tt\nP2\tA01\t1\tKIF11\tt\nP2\tB02\t1\tscr\tneg\n",
+    )
+    mapping = read_mapping(path)
+    assert mapping.lookup(PositionKey("P1", "A01", "1")) == PositionInfo("scr", True, "neg")
+    assert mapping.lookup(PositionKey("P2", "A01", "1")) == PositionInfo("KIF11", False, "t")
+    assert mapping.lookup(PositionKey("P1", "B02", "1")).condition == "PLK1"
+    assert mapping.lookup(PositionKey("P2", "B02", "01")).is_control
+    assert mapping.lookup(PositionKey("P3", "A01", "1")) is None  # no row for P3
+    assert mapping.conditions == ["scr", "PLK1", "KIF11"]
+    assert mapping.control_conditions == ["scr"]
+    assert len(mapping) == 4
+
+
+def test_rows_without_a_plate_are_the_fallback_and_plate_rows_win(tmp_path: Path) -> None:
+    path = _plate_mapping(
+        tmp_path,
+        "\tA01\t\tscr\tneg\n"  # every plate, whole well
+        "\tA02\t2\tmock\tneg\n"  # every plate, one site
+        "P2\tA01\t\tKIF11\tt\n"  # P2's whole well beats the whole well of every plate
+        "P2\tA02\t\tPLK1\tt\n"  # ... and the site of every plate
+        "P3\tA01\t2\tINCENP\tt\n",  # P3's site beats the whole well of every plate
+    )
+    mapping = read_mapping(path)
+
+    def condition(plate: str, well: str, site: str) -> str | None:
+        info = mapping.lookup(PositionKey(plate, well, site))
+        return None if info is None else info.condition
+
+    assert [condition("P1", "A01", s) for s in "12"] == ["scr", "scr"]
+    assert [condition("P1", "A02", s) for s in "12"] == [None, "mock"]
+    assert [condition("P2", "A01", s) for s in "12"] == ["KIF11", "KIF11"]
+    assert [condition("P2", "A02", s) for s in "12"] == ["PLK1", "PLK1"]
+    assert [condition("P3", "A01", s) for s in "12"] == ["scr", "INCENP"]
+    assert [condition("P3", "A02", s) for s in "12"] == [None, "mock"]
+
+
+def test_a_table_without_plate_column_maps_every_plate(mapping_file: Path) -> None:
+    mapping = read_mapping(mapping_file)
+    for plate in ("plate1", "LT0001_01"):
+        assert mapping.lookup(PositionKey(plate, "B02", "1")).condition == "PLK1"
+
+
+def test_plate_names_match_without_case_or_spaces(tmp_path: Path) -> None:
+    header = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\t PLATE \n"
+    path = _plate_mapping(tmp_path, ROW_A01.replace("\n", "\t LT0001_01 \n"), header)
+    mapping = read_mapping(path)
+    assert mapping.lookup(PositionKey("lt0001_01", "A01", "1")).condition == "mock"
+    assert mapping.lookup(PositionKey(" LT0001_01", "A01", "1")).condition == "mock"
+    assert mapping.lookup(PositionKey("LT0001_02", "A01", "1")) is None
+    mapping.check([PositionKey("Lt0001_01 ", "A01", "1")], "screen.ch5")
+
+
+def test_a_plate_renamed_after_its_file_keeps_its_rows(tmp_path: Path) -> None:
+    # distinct_keys renames plate1 of two files "plate1 (b/plate.ch5)": still plate1's rows.
+    path = _plate_mapping(tmp_path, "\tA01\t1\tscr\tneg\nplate1\tA01\t1\tPLK1\tt\n")
+    mapping = read_mapping(path)
+    assert mapping.lookup(PositionKey("plate1 (b (2)/plate.ch5)", "A01", "1")).condition == "PLK1"
+    assert mapping.lookup(PositionKey("plate2 (b/plate.ch5)", "A01", "1")).condition == "scr"
+
+
+def test_duplicates_within_a_plate_are_refused_across_plates_accepted(tmp_path: Path) -> None:
+    rows = "P1\tA01\t1\tscr\tneg\nP2\tA01\t1\tscr\tneg\n\tA01\t1\tmock\tneg\n"
+    assert len(read_mapping(_plate_mapping(tmp_path, rows))) == 3
+    path = _plate_mapping(tmp_path, rows + "p1 \tA01\t0001\tPLK1\tt\n")
+    _error(path, "line 5 maps position A01_0001 of plate 'p1' again (first on line 2)")
+    path = _plate_mapping(tmp_path, rows + "\tA1\t1\tPLK1\tt\n")
+    _error(path, "line 5 maps position A1_1 again (first on line 4)")
+
+
+def test_site_row_contradicting_its_well_row_per_plate(tmp_path: Path) -> None:
+    # Different plates (or a plate and the rows for every plate) never contradict ...
+    rows = "P1\tC03\t\tscr\tneg\nP2\tC03\t1\tPLK1\tt\n\tC03\t1\tKIF11\tt\n"
+    mapping = read_mapping(_plate_mapping(tmp_path, rows))
+    assert mapping.lookup(PositionKey("P1", "C03", "1")).is_control
+    # ... but on one plate the site row would silently win over the control well.
+    path = _plate_mapping(tmp_path, rows + "P1\tC03\t2\tPLK1\tt\n")
+    _error(
+        path,
+        "line 5 maps position C03_2 of plate 'P1' to 'PLK1', but line 2 maps its whole well"
+        " to 'scr' (control); keep one of them",
+    )
+
+
+def _keys(plate: str, *wells: str) -> list[PositionKey]:
+    return [PositionKey(plate, well, "1") for well in wells]
+
+
+def test_check_skips_rows_of_other_plates(tmp_path: Path) -> None:
+    path = _plate_mapping(tmp_path, "P1\tA01\t1\tscr\tneg\nP2\tB02\t1\tPLK1\tt\n")
+    mapping = read_mapping(path)
+    # Each file of the run holds one of the plates: P2's B02 is not asked of a.ch5.
+    mapping.check(_keys("P1", "A01"), "a.ch5")
+    mapping.check(_keys("P2", "B02"), "b.ch5")
+    with pytest.raises(ValueError) as info:  # but a row of the file's plate must fit
+        mapping.check(_keys("P2", "A01"), "b.ch5")
+    assert "names 1 position(s) that are not in b.ch5: B02_1 of plate 'P2'" in str(info.value)
+    # a file holding a plate that no row names is refused only without rows for every plate
+    with_fallback = _plate_mapping(tmp_path, "P1\tA01\t1\tscr\tneg\n\tB02\t1\tPLK1\tt\n")
+    read_mapping(with_fallback).check(_keys("P1", "A01") + _keys("P9", "B02"), "c.ch5")
+
+
+def test_check_refuses_a_plate_column_naming_other_plates(tmp_path: Path) -> None:
+    # A single-plate user wrote plate1 in the Plate column; the file's plate is LT0001_01.
+    path = _plate_mapping(tmp_path, "plate1\tA01\t1\tscr\tneg\nplate2\tA01\t1\tPLK1\tt\n")
+    mapping = read_mapping(path)
+    with pytest.raises(ValueError) as info:
+        mapping.check(_keys("LT0001_01", "A01"), "screen.ch5")
+    message = str(info.value)
+    assert message.startswith(f"{path}: the Plate column names plate(s) 'plate1', 'plate2'")
+    assert "screen.ch5 holds plate(s) 'LT0001_01'" in message
+    assert "Correct the Plate column" in message and "remove the column" in message
+    # a file holding a named plate and an unnamed one is refused as well
+    with pytest.raises(ValueError, match=r"no row maps plate\(s\) 'P3'"):
+        mapping.check(_keys("plate1", "A01") + _keys("P3", "A01"), "two.ch5")

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import synthetic_position
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.io.locate import input_files
 from napari_cellae.io.mapping import read_mapping
 from napari_cellae.pipeline import steps as pipeline
@@ -95,6 +97,43 @@ def test_cell_conditions(cellcognition_file, mapping_file):
     assert set(with_mapping[crops.position_index == 1]) == {"PLK1"}
     labels = pipeline.cell_conditions(crops, None)
     assert set(labels) == {p.label for p in crops.positions}
+
+
+def test_two_plates_of_one_file_get_their_own_plates_conditions(tmp_path):
+    # A mapping with a Plate column: A01 is the control well on P1, B02 on P2.
+    positions = [
+        synthetic_position(well, "1", plate=plate, seed=seed)
+        for seed, (plate, well) in enumerate((p, w) for p in ("P1", "P2") for w in ("A01", "B02"))
+    ]
+    path = write_cellh5(tmp_path / "two.ch5", positions, ["rfp"], {"primary__primary": 0})
+    mapping_path = tmp_path / "plates.txt"
+    mapping_path.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        "P1\tA01\t1\tscrambled\tneg\nP1\tB02\t1\tPLK1\ttarget\n"
+        "p2 \tA01\t1\tKIF11\ttarget\nP2\tB02\t1\tscrambled\tneg\n"
+    )
+    with CellH5(path) as ch5:
+        mapping = pipeline.load_mapping(mapping_path, ch5)
+        crops = pipeline.collect(ch5, "primary__primary", 16, [0])
+    conditions = pipeline.cell_conditions(crops, mapping)
+    by_position = {
+        (p.plate, p.well): set(conditions[crops.position_index == i])
+        for i, p in enumerate(crops.positions)
+    }
+    assert by_position == {
+        ("P1", "A01"): {"scrambled"},
+        ("P1", "B02"): {"PLK1"},
+        ("P2", "A01"): {"KIF11"},
+        ("P2", "B02"): {"scrambled"},
+    }
+    controls = pipeline.select_training(crops, mapping, "controls", 0)
+    trained_on = {crops.positions[i] for i in crops.position_index[controls]}
+    assert {(p.plate, p.well) for p in trained_on} == {("P1", "A01"), ("P2", "B02")}
+    # the same table naming a plate the file lacks, and no rows for every plate: refused
+    other = tmp_path / "other.txt"
+    other.write_text(mapping_path.read_text().replace("P2", "P3").replace("p2 ", "P3"))
+    with CellH5(path) as ch5, pytest.raises(ValueError, match=r"holds plate\(s\) 'P1', 'P2'"):
+        pipeline.load_mapping(other, ch5)
 
 
 def test_check_outputs_refuses_inputs_in_any_spelling(cellcognition_file, mapping_file, tmp_path):

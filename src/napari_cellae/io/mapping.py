@@ -7,38 +7,47 @@ count them, as an editor does; Excel's ``sep=;`` first line sets the separator):
 * CellCognition's table with a header: ``Position, Well, Site, Row, Column, Gene Symbol,
   siRNA ID, Group`` (``OligoID`` may be added; names match without case or surrounding
   spaces). ``Gene Symbol`` is the condition shown to the user, ``Group`` marks controls
-  (``neg`` by default).
+  (``neg`` by default). An optional ``Plate`` column describes screens whose plates differ:
+  a row with a plate applies to that plate only (its name as in the CellH5 file, matched
+  without case or surrounding spaces), a row with an empty Plate to every plate. The most
+  specific row wins: plate, well and site; plate and well; well and site; well.
 * A plain two-column file ``position<TAB>condition``, where the position is a well (``C03``)
   or a well and site (``C03_01``), with an optional header naming the position column
   (``Position`` or ``Well``) and then the condition column (``Well<TAB>Condition``). A
-  condition that starts with the control token (``neg. control``) marks a control.
+  condition that starts with the control token (``neg. control``) marks a control. Its rows
+  apply to every plate.
 
+Reading the file's text and splitting it into rows is :mod:`napari_cellae.io.mapping_text`'s.
 See ``docs/formats.md`` (position-mapping files).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
+from napari_cellae.io.mapping_text import (
+    _column_name,
+    _read_text,
+    _Row,
+    _spaces_problem,
+    _split_rows,
+)
 
-_DELIMITERS = ("\t", ";", ",")
-# Far above any screen's table (a few dozen bytes per position); more is no mapping file,
-# and /dev/zero would fill the memory.
-_MAX_BYTES = 64 * 2**20
-_DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
 _REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
 _SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
 # Header names (normalised, see _column_name). A first row naming a position column, or any
 # of the table markers, is a header; data rows hold wells and conditions instead.
 _POSITION_NAMES = frozenset({"position", "well", "pos", "position id"})
 _TABLE_MARKERS = ("well", "gene symbol", "group")
-_KNOWN_NAMES = _POSITION_NAMES | {"site", "row", "column", "gene symbol", "sirna id", "group"}
+# Plate among them: a header "Well, Plate" is an incomplete table, not plates as conditions.
+_OTHER_NAMES = {"site", "row", "column", "gene symbol", "sirna id", "group", "plate"}
+_KNOWN_NAMES = _POSITION_NAMES | _OTHER_NAMES
 
 
 @dataclass(frozen=True)
@@ -67,17 +76,55 @@ def _canonical(well: str, site: str | None) -> tuple[str, str | None]:
     return _canonical_well(well), None if site is None else _canonical_site(site)
 
 
+def _canonical_plate(plate: str | None) -> str | None:
+    """``Plate_1 `` and ``plate_1`` are one plate; an empty name means every plate (None)."""
+    plate = (plate or "").strip().casefold()
+    return plate or None
+
+
+class _Entry(NamedTuple):
+    """One row of a mapping: a position as written, its condition, plate and line."""
+
+    well: str
+    site: str | None  # None: every site of the well
+    info: PositionInfo
+    plate: str | None = None  # None: every plate
+    line: int = 0
+
+    @property
+    def ident(self) -> tuple[str | None, str, str | None]:
+        """(plate, well, site), as :meth:`PositionMapping.lookup` compares them."""
+        return (_canonical_plate(self.plate), *_canonical(self.well, self.site))
+
+    @property
+    def named(self) -> str:
+        """The position for messages: ``C03_01``, ``C03``, ``C03_01 of plate 'P1'``."""
+        position = self.well if self.site is None else f"{self.well}_{self.site}"
+        return position if self.plate is None else f"{position} of plate {self.plate!r}"
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
 class PositionMapping:
     """Conditions of the positions of a screen, read from a mapping file.
 
     Use :func:`read_mapping` to build one.
     """
 
-    def __init__(self, path: Path, entries: list[tuple[str, str | None, PositionInfo]]) -> None:
+    def __init__(self, path: Path, entries: list[_Entry] | list[tuple]) -> None:
         self.path = path
-        # (well, site-or-None) -> info; site None means "every site of the well".
-        self._entries = {_canonical(well, site): info for well, site, info in entries}
-        self._order = entries
+        self._order = [_Entry(*entry) for entry in entries]  # (well, site, info[, plate, line])
+        # (plate, well, site) -> info; None means "every plate" or "every site of the well".
+        self._entries = {entry.ident: entry.info for entry in self._order}
+        # The plates the rows name (canonical -> as first written), and whether rows
+        # without a plate cover the plates they do not name.
+        self._plates: dict[str, str] = {}
+        for entry in self._order:
+            if (plate := _canonical_plate(entry.plate)) is not None:
+                self._plates.setdefault(plate, entry.plate.strip())
+        self._for_every_plate = any(entry.plate is None for entry in self._order)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -85,31 +132,90 @@ class PositionMapping:
     @property
     def conditions(self) -> list[str]:
         """Conditions in file order, each once."""
-        return list(dict.fromkeys(info.condition for _, _, info in self._order))
+        return list(dict.fromkeys(entry.info.condition for entry in self._order))
 
     @property
     def control_conditions(self) -> list[str]:
         """Conditions marked as controls, in file order."""
-        return list(dict.fromkeys(i.condition for _, _, i in self._order if i.is_control))
+        return list(dict.fromkeys(e.info.condition for e in self._order if e.info.is_control))
 
     def lookup(self, key: PositionKey) -> PositionInfo | None:
-        """Condition of a position (well + site, site matched as text or number), or None."""
+        """Condition of a position, or None where no row maps it.
+
+        The most specific row wins: the plate's row for the well and site, the plate's row
+        for the whole well, then the rows without a plate (well and site, whole well).
+        Sites match as text or number, wells and plates without case.
+
+        Parameters
+        ----------
+        key : PositionKey
+            The position; its plate as the CellH5 file names it (or as
+            :func:`~napari_cellae.pipeline.plate_cells.distinct_keys` renames it).
+
+        Returns
+        -------
+        PositionInfo or None
+        """
         well, site = _canonical(key.well, key.site)
-        info = self._entries.get((well, site))
-        return info if info is not None else self._entries.get((well, None))
+        plate = self._plate_of(key.plate)
+        for ident in ((plate, well, site), (plate, well, None), (None, well, site)):
+            if (info := self._entries.get(ident)) is not None:
+                return info
+        return self._entries.get((None, well, None))
+
+    def _plate_of(self, name: str) -> str | None:
+        """The canonical plate of a key; a plate renamed after its file is still that plate."""
+        plate = _canonical_plate(name)
+        if plate in self._plates or not name.strip().endswith(")"):
+            return plate
+        # distinct_keys names a plate that several files share "plate1 (run2/plate.ch5)";
+        # its cells are plate1's, so plate1's rows hold for them. Longest name first.
+        text = name.strip()
+        for match in reversed(list(re.finditer(r" \(", text))):
+            if (base := _canonical_plate(text[: match.start()])) in self._plates:
+                return base
+        return plate
 
     def check(self, positions: list[PositionKey], source: str | os.PathLike) -> None:
-        """Raise if a row of the mapping names a position that ``source`` does not hold.
+        """Raise if the mapping does not fit the positions of one CellH5 file of a run.
 
-        A mapping that names a well or site absent from the file is almost always a mapping
-        of another plate; failing early avoids silently training on the wrong cells.
+        A row without a plate, or with a plate of this file, must name a position the file
+        holds: a mapping that names an absent well or site is almost always the mapping of
+        another plate, and failing early avoids silently training on the wrong cells. Rows
+        of plates the file does not hold describe another file of the run and are skipped.
+        A plate of the file that no row names needs rows without a plate.
+
+        Parameters
+        ----------
+        positions : list of PositionKey
+            Every position of the file.
+        source : path-like
+            The file, for messages.
+
+        Raises
+        ------
+        ValueError
+            Naming the mapping file and ``source``: the positions the file lacks, or the
+            file's plates that neither a Plate row nor a row without a plate maps.
         """
-        available = {_canonical(key.well, key.site) for key in positions}
-        available |= {(well, None) for well, _ in available}
+        held = {_canonical_plate(key.plate): key.plate for key in positions}
+        unnamed = [name for plate, name in held.items() if plate not in self._plates]
+        if self._plates and unnamed and not self._for_every_plate:
+            raise ValueError(
+                f"{self.path}: the Plate column names plate(s) {_listed(self._plates.values())},"
+                f" but {source} holds plate(s) {_listed(held.values())}; no row maps"
+                f" plate(s) {_listed(unnamed)} and no row without a Plate applies to every plate."
+                " Correct the Plate column to the plate names of the CellH5 file, or remove the"
+                " column if the mapping describes this plate alone"
+            )
+        available: set[tuple[str | None, str, str | None]] = set()
+        for key in positions:
+            plate, (well, site) = _canonical_plate(key.plate), _canonical(key.well, key.site)
+            available |= {(p, well, s) for p in (plate, None) for s in (site, None)}
         missing = [
-            f"{well}_{site}" if site is not None else well
-            for well, site, _ in self._order
-            if _canonical(well, site) not in available
+            entry.named
+            for entry in self._order
+            if (entry.plate is None or entry.ident[0] in held) and entry.ident not in available
         ]
         if missing:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
@@ -117,99 +223,6 @@ class PositionMapping:
                 f"{self.path}: the mapping names {len(missing)} position(s) that are not in"
                 f" {source}: {shown}"
             )
-
-
-def _read_text(path: Path) -> str:
-    if path.is_dir():
-        raise ValueError(
-            f"{path}: is a folder; expected a mapping file (a tab-, comma- or semicolon-"
-            "separated table of positions and conditions)"
-        )
-    try:
-        with path.open("rb") as file:  # a pipe too: --mapping <(...)
-            raw = file.read(_MAX_BYTES + 1)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot read the mapping file ({err.strerror})") from None
-    if len(raw) > _MAX_BYTES:
-        raise ValueError(
-            f"{path}: is larger than {_MAX_BYTES // 2**20} MiB, so not a mapping file (a table"
-            " of positions and conditions)"
-        )
-    # Excel's "Unicode Text" is UTF-16 with a byte-order mark.
-    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    try:
-        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
-    except UnicodeDecodeError as err:
-        what = "UTF-16" if utf16 else "UTF-8"
-        raise ValueError(
-            f"{path}: the mapping file is not {what} text (byte {err.start}); save it as UTF-8"
-        ) from None
-    if "\x00" in text:
-        # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL between letters:
-        # its wells would never match ('\x00A\x000\x001') or its rows look one column wide.
-        raise ValueError(
-            f"{path}: the mapping file holds NUL bytes (byte {raw.index(0)}): it is UTF-16 or"
-            " not a text file; save it as UTF-8 text"
-        )
-    return text
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One row of the table and the line it is on, counted as an editor counts lines."""
-
-    line: int
-    cells: list[str]
-    text: str
-
-
-def _column_name(cell: str) -> str:
-    """Header names compare without case or extra spaces (``gene symbol `` is ``Gene Symbol``)."""
-    return " ".join(cell.split()).casefold()
-
-
-def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
-    """The non-blank, non-comment rows and the separator, guessed from the first row."""
-    # Number the lines before dropping blank and comment lines, so that messages give the
-    # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
-    lines = [
-        (number, line)
-        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1)
-        if line.strip() and not line.startswith("#")
-    ]
-    stated = re.fullmatch(r"\s*sep=(.)\s*", lines[0][1]) if lines else None
-    if stated:  # Excel's first line naming the separator, not a row
-        lines = lines[1:]
-    sample = lines[0][1] if lines else ""
-    delimiter = max(_DELIMITERS, key=sample.count)
-    if stated:
-        delimiter = stated.group(1)
-    elif sample.count(delimiter) == 0:
-        delimiter = "\t"
-    rows = []
-    for number, line in lines:
-        try:
-            cells = next(csv.reader([line], delimiter=delimiter))
-        except csv.Error as err:  # a cell over csv's field size limit (131072 characters)
-            raise ValueError(
-                f"{path}: line {number} cannot be read as a table row ({err}); is this a"
-                " position-mapping file?"
-            ) from None
-        rows.append(_Row(number, [cell.strip() for cell in cells], line))
-    return rows, delimiter
-
-
-def _spaces_problem(row: _Row, delimiter: str) -> str | None:
-    """Explain a row that splits into too few columns because spaces separate them."""
-    if delimiter in row.text or not re.search(r"\S\s+\S", row.text):
-        return None
-    # Spaces cannot separate columns: names and conditions ("Gene Symbol") contain them.
-    wanted = (
-        "tabs (or commas, or semicolons: one kind in the whole file)"
-        if delimiter == "\t"
-        else f"{_DELIMITER_NAMES[delimiter]}, as in the first row"
-    )
-    return f"its columns are separated by spaces, but they must be separated by {wanted}"
 
 
 def _suffix(problem: str | None) -> str:
@@ -266,8 +279,9 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     Parameters
     ----------
     path : path-like
-        CellCognition mapping table or a two-column ``position, condition`` file. Header
-        names are matched without case or surrounding spaces.
+        CellCognition mapping table (with an optional ``Plate`` column) or a two-column
+        ``position, condition`` file. Header names are matched without case or surrounding
+        spaces.
     control_token : str
         Positions whose ``Group`` (or, in two-column files, condition) starts with this
         token, case-insensitively, are negative controls. Must not be blank.
@@ -281,8 +295,9 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     ValueError
         If the control token is blank, or the file is empty, not UTF-8 (or holds NUL
         bytes), has an incomplete header or a column named twice, rows lacking columns, a
-        cell too long to read, duplicate rows, or a site's row contradicting its well's row;
-        the message names the file and the line (as an editor counts lines).
+        cell too long to read, duplicate rows (of one plate), or a site's row contradicting
+        its well's row (of the same plate); the message names the file and the line (as an
+        editor counts lines).
     """
     path = Path(path)
     token = control_token.strip().lower()
@@ -300,18 +315,18 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     while names and not names[-1]:  # trailing separators leave empty header cells
         names.pop()
     kind = _header_kind(names)
-    entries: list[tuple[str, str | None, PositionInfo]] = []
-    seen: dict[tuple[str, str | None], int] = {}
+    entries: list[_Entry] = []
+    seen: dict[tuple[str | None, str, str | None], int] = {}
 
-    def add(line: int, well: str, site: str | None, info: PositionInfo) -> None:
-        ident = _canonical(well, site)
-        if ident in seen:
+    def add(entry: _Entry) -> None:
+        # Per plate: the same well on two plates is two positions.
+        if entry.ident in seen:
             raise ValueError(
-                f"{path}: line {line} maps position {well}{'' if site is None else '_' + site}"
-                f" again (first on line {seen[ident]}); remove the duplicate row"
+                f"{path}: line {entry.line} maps position {entry.named} again (first on line"
+                f" {seen[entry.ident]}); remove the duplicate row"
             )
-        seen[ident] = line
-        entries.append((well, site, info))
+        seen[entry.ident] = entry.line
+        entries.append(entry)
 
     if kind == "table":
         column = _table_columns(path, header, names)
@@ -330,7 +345,9 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
             condition = row.cells[column["gene symbol"]] or sirna or group
             is_control = group.lower().startswith(token)
-            add(row.line, well, site or None, PositionInfo(condition, is_control, group))
+            plate = row.cells[column["plate"]] if "plate" in column else ""
+            info = PositionInfo(condition, is_control, group)
+            add(_Entry(well, site or None, info, plate or None, row.line))
     else:
         for row in rows[1:] if kind == "pair" else rows:
             if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
@@ -344,36 +361,31 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             well, site = _split_position(row.cells[0], None)
             is_control = row.cells[1].lower().startswith(token)
             group = token if is_control else ""
-            add(row.line, well, site, PositionInfo(row.cells[1], is_control, group))
+            add(_Entry(well, site, PositionInfo(row.cells[1], is_control, group), None, row.line))
     if not entries:
         raise ValueError(f"{path}: the mapping file has a header but no rows")
-    _check_well_rows(path, entries, seen)
+    _check_well_rows(path, entries)
     return PositionMapping(path, entries)
 
 
-def _check_well_rows(
-    path: Path,
-    entries: list[tuple[str, str | None, PositionInfo]],
-    lines: dict[tuple[str, str | None], int],
-) -> None:
-    """Refuse a site row that contradicts its well's row (``C03 neg`` and ``C03_01 PLK1``).
+def _check_well_rows(path: Path, entries: list[_Entry]) -> None:
+    """Refuse a site row that contradicts its well's row (``C03 neg`` and ``C03_01 PLK1``)
+    on the same plate (or both without a plate).
 
     The site row won without a word, so a control well could lose its controls; which of
-    the two the user meant is unknowable.
+    the two the user meant is unknowable. A plate's row overriding a row without a plate
+    is what the Plate column is for, so rows of different plates never contradict.
     """
-    wells = {
-        _canonical_well(well): (info.condition, info.is_control)
-        for well, site, info in entries
-        if site is None
-    }
-    for well, site, info in entries:
-        whole = wells.get(_canonical_well(well)) if site is not None else None
-        mine = (info.condition, info.is_control)
-        if whole is None or whole == mine:
+    wells = {entry.ident[:2]: entry for entry in entries if entry.site is None}
+    for entry in entries:
+        whole = wells.get(entry.ident[:2]) if entry.site is not None else None
+        if whole is None:
             continue
-        ident = _canonical(well, site)
-        said = [f"{condition!r}" + " (control)" * control for condition, control in (mine, whole)]
+        mine, theirs = ((e.info.condition, e.info.is_control) for e in (entry, whole))
+        if mine == theirs:
+            continue
+        said = [f"{condition!r}" + " (control)" * control for condition, control in (mine, theirs)]
         raise ValueError(
-            f"{path}: line {lines[ident]} maps position {well}_{site} to {said[0]}, but line"
-            f" {lines[(ident[0], None)]} maps its whole well to {said[1]}; keep one of them"
+            f"{path}: line {entry.line} maps position {entry.named} to {said[0]}, but line"
+            f" {whole.line} maps its whole well to {said[1]}; keep one of them"
         )

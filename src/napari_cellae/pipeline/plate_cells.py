@@ -120,7 +120,9 @@ def distinct_keys(
     Plates are often named alike (``plate1``) in different files; their cells would share
     the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
     named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the ``plates``'
-    common folder. The mapping matches wells and sites, not plates, so it is unaffected.
+    common folder. The mapping's rows for ``plate1`` (its Plate column) still hold for such
+    a plate: :meth:`~napari_cellae.io.mapping.PositionMapping.lookup` reads the name
+    before the file.
 
     Parameters
     ----------

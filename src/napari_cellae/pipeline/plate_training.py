@@ -57,7 +57,7 @@ def plate_training_crops(
         CellH5 files (:func:`~napari_cellae.pipeline.plates.plate_files`).
     config : TrainConfig
     mapping_path : path-like, optional
-        One mapping for every plate; each plate must hold the positions it names.
+        One mapping for every plate; each must hold what its rows (and plate-less ones) name.
     object_name : str, optional
         Default: the first plate's default object; every plate must have it.
     channels : sequence of str or int, optional

@@ -175,7 +175,7 @@ def plan_encode(
     out : path-like
         The output, checked against every input file before any work.
     mapping_path : path-like, optional
-        One mapping for every plate; each plate must hold the positions it names.
+        One mapping for every plate; each must hold what its rows (and plate-less ones) name.
     control_token : str
     model_path : path-like, optional
         Default: where ``trained`` was loaded from.

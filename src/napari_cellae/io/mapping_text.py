@@ -1,0 +1,114 @@
+"""Reading a position-mapping file as text: its bytes, lines, separator and cells.
+
+The rows' meaning (CellCognition table or two-column file, conditions, plates) is
+:mod:`napari_cellae.io.mapping`'s; this module only turns the file into numbered rows of
+cells, and explains the rows that do not split as they should.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_DELIMITERS = ("\t", ";", ",")
+# Far above any screen's table (a few dozen bytes per position); more is no mapping file,
+# and /dev/zero would fill the memory.
+_MAX_BYTES = 64 * 2**20
+_DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
+
+
+def _read_text(path: Path) -> str:
+    """The text of a mapping file (UTF-8, or UTF-16 with a byte-order mark)."""
+    if path.is_dir():
+        raise ValueError(
+            f"{path}: is a folder; expected a mapping file (a tab-, comma- or semicolon-"
+            "separated table of positions and conditions)"
+        )
+    try:
+        with path.open("rb") as file:  # a pipe too: --mapping <(...)
+            raw = file.read(_MAX_BYTES + 1)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the mapping file ({err.strerror})") from None
+    if len(raw) > _MAX_BYTES:
+        raise ValueError(
+            f"{path}: is larger than {_MAX_BYTES // 2**20} MiB, so not a mapping file (a table"
+            " of positions and conditions)"
+        )
+    # Excel's "Unicode Text" is UTF-16 with a byte-order mark.
+    utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as err:
+        what = "UTF-16" if utf16 else "UTF-8"
+        raise ValueError(
+            f"{path}: the mapping file is not {what} text (byte {err.start}); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL between letters:
+        # its wells would never match ('\x00A\x000\x001') or its rows look one column wide.
+        raise ValueError(
+            f"{path}: the mapping file holds NUL bytes (byte {raw.index(0)}): it is UTF-16 or"
+            " not a text file; save it as UTF-8 text"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row of the table and the line it is on, counted as an editor counts lines."""
+
+    line: int
+    cells: list[str]
+    text: str
+
+
+def _column_name(cell: str) -> str:
+    """Header names compare without case or extra spaces (``gene symbol `` is ``Gene Symbol``)."""
+    return " ".join(cell.split()).casefold()
+
+
+def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
+    """The non-blank, non-comment rows and the separator, guessed from the first row."""
+    # Number the lines before dropping blank and comment lines, so that messages give the
+    # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
+    lines = [
+        (number, line)
+        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+    stated = re.fullmatch(r"\s*sep=(.)\s*", lines[0][1]) if lines else None
+    if stated:  # Excel's first line naming the separator, not a row
+        lines = lines[1:]
+    sample = lines[0][1] if lines else ""
+    delimiter = max(_DELIMITERS, key=sample.count)
+    if stated:
+        delimiter = stated.group(1)
+    elif sample.count(delimiter) == 0:
+        delimiter = "\t"
+    rows = []
+    for number, line in lines:
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except csv.Error as err:  # a cell over csv's field size limit (131072 characters)
+            raise ValueError(
+                f"{path}: line {number} cannot be read as a table row ({err}); is this a"
+                " position-mapping file?"
+            ) from None
+        rows.append(_Row(number, [cell.strip() for cell in cells], line))
+    return rows, delimiter
+
+
+def _spaces_problem(row: _Row, delimiter: str) -> str | None:
+    """Explain a row that splits into too few columns because spaces separate them."""
+    if delimiter in row.text or not re.search(r"\S\s+\S", row.text):
+        return None
+    # Spaces cannot separate columns: names and conditions ("Gene Symbol") contain them.
+    wanted = (
+        "tabs (or commas, or semicolons: one kind in the whole file)"
+        if delimiter == "\t"
+        else f"{_DELIMITER_NAMES[delimiter]}, as in the first row"
+    )
+    return f"its columns are separated by spaces, but they must be separated by {wanted}"
