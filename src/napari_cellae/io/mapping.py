@@ -32,16 +32,16 @@ from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping_text import (
-    _column_name,
-    _read_text,
-    _Row,
-    _spaces_problem,
-    _split_rows,
+    Row,
+    column_name,
+    read_text,
+    spaces_problem,
+    split_rows,
 )
 
 _REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
 _SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
-# Header names (normalised, see _column_name). A first row naming a position column, or any
+# Header names (normalised, see column_name). A first row naming a position column, or any
 # of the table markers, is a header; data rows hold wells and conditions instead.
 _POSITION_NAMES = frozenset({"position", "well", "pos", "position id"})
 _TABLE_MARKERS = ("well", "gene symbol", "group")
@@ -240,7 +240,7 @@ def _header_kind(names: list[str]) -> str | None:
     return None
 
 
-def _table_columns(path: Path, header: _Row, names: list[str]) -> dict[str, int]:
+def _table_columns(path: Path, header: Row, names: list[str]) -> dict[str, int]:
     """Column index of each (normalised) name of a CellCognition header."""
     column: dict[str, int] = {}
     for index, name in enumerate(names):
@@ -253,7 +253,7 @@ def _table_columns(path: Path, header: _Row, names: list[str]) -> dict[str, int]
             )
         if name:
             column[name] = index
-    missing = [name for name in _REQUIRED_COLUMNS if _column_name(name) not in column]
+    missing = [name for name in _REQUIRED_COLUMNS if column_name(name) not in column]
     if missing:
         found = ", ".join(cell or "(empty)" for cell in header.cells[: len(names)])
         raise ValueError(
@@ -307,11 +307,11 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             f"{path}: the control token is empty, so every position would count as a negative"
             " control; give the text that starts the Group of the controls (for example neg)"
         )
-    rows, delimiter = _split_rows(path, _read_text(path))
+    rows, delimiter = split_rows(path, read_text(path))
     if not rows:
         raise ValueError(f"{path}: the mapping file is empty")
     header = rows[0]
-    names = [_column_name(cell) for cell in header.cells]
+    names = [column_name(cell) for cell in header.cells]
     while names and not names[-1]:  # trailing separators leave empty header cells
         names.pop()
     kind = _header_kind(names)
@@ -335,7 +335,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             if len(row.cells) < len(names):
                 raise ValueError(
                     f"{path}: line {row.line} has {len(row.cells)} columns, the header (line"
-                    f" {header.line}) has {len(names)}{_suffix(_spaces_problem(row, delimiter))}"
+                    f" {header.line}) has {len(names)}{_suffix(spaces_problem(row, delimiter))}"
                 )
             site = None if site_column is None else row.cells[site_column]
             well, site = _split_position(row.cells[column["well"]], site)
@@ -351,7 +351,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     else:
         for row in rows[1:] if kind == "pair" else rows:
             if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
-                problem = _spaces_problem(row, delimiter)
+                problem = spaces_problem(row, delimiter)
                 raise ValueError(
                     f"{path}: line {row.line}: {problem}"
                     if problem

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["Row", "column_name", "read_text", "spaces_problem", "split_rows"]
+
 _DELIMITERS = ("\t", ";", ",")
 # Far above any screen's table (a few dozen bytes per position); more is no mapping file,
 # and /dev/zero would fill the memory.
@@ -20,7 +22,7 @@ _MAX_BYTES = 64 * 2**20
 _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The text of a mapping file (UTF-8, or UTF-16 with a byte-order mark)."""
     if path.is_dir():
         raise ValueError(
@@ -57,7 +59,7 @@ def _read_text(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class _Row:
+class Row:
     """One row of the table and the line it is on, counted as an editor counts lines."""
 
     line: int
@@ -65,12 +67,12 @@ class _Row:
     text: str
 
 
-def _column_name(cell: str) -> str:
+def column_name(cell: str) -> str:
     """Header names compare without case or extra spaces (``gene symbol `` is ``Gene Symbol``)."""
     return " ".join(cell.split()).casefold()
 
 
-def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
+def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
     """The non-blank, non-comment rows and the separator, guessed from the first row."""
     # Number the lines before dropping blank and comment lines, so that messages give the
     # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
@@ -97,11 +99,11 @@ def _split_rows(path: Path, text: str) -> tuple[list[_Row], str]:
                 f"{path}: line {number} cannot be read as a table row ({err}); is this a"
                 " position-mapping file?"
             ) from None
-        rows.append(_Row(number, [cell.strip() for cell in cells], line))
+        rows.append(Row(number, [cell.strip() for cell in cells], line))
     return rows, delimiter
 
 
-def _spaces_problem(row: _Row, delimiter: str) -> str | None:
+def spaces_problem(row: Row, delimiter: str) -> str | None:
     """Explain a row that splits into too few columns because spaces separate them."""
     if delimiter in row.text or not re.search(r"\S\s+\S", row.text):
         return None
