@@ -117,6 +117,25 @@ def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
     assert summary["n_groups"] == found.n_groups and summary["options"]["method"] == "knn"
 
 
+def test_discover_scores_each_plate_on_its_own_controls() -> None:
+    # A second plate imaged otherwise (every feature shifted by 3 and stretched): on one
+    # scale its control wells would look like hits; each plate on its own controls, the
+    # hit wells of both plates rank first.
+    x, obs, _ = _screen()
+    y, other, _ = _screen(seed=1)
+    other["plate"] = "P2"
+    cells = pd.concat([obs, other], ignore_index=True)
+    features = np.r_[x, y * 1.5 + 3.0]
+    found = discover(features, cells)
+    table = with_discovery(cells, found)
+    novel = table.groupby(["plate", "well"])["novel"].mean()
+    assert novel.loc[("P1", "B01")] > 0.9 and novel.loc[("P2", "B01")] > 0.9
+    assert novel.drop([("P1", "B01"), ("P2", "B01")]).max() < 0.5
+    single = discover(features, cells.assign(plate="P1"))  # one plate: one scale
+    p2_controls = (cells["plate"] == "P2") & cells["control"]
+    assert single.novelty.novel[p2_controls].mean() > found.novelty.novel[p2_controls].mean() + 0.15
+
+
 def test_discover_without_controls_says_novelty_needs_them() -> None:
     x, obs, _ = _screen()
     obs["control"] = False

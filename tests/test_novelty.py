@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellae.core.novelty import hit_table, novelty_scores
+from napari_cellae.core.novelty import _standardised, hit_table, novelty_scores
 
 
 def _screen(seed: int = 0):
@@ -131,3 +131,57 @@ def test_features_beyond_float32_are_refused() -> None:
     x[5, 2] = 1e300
     with pytest.raises(ValueError, match="beyond float32's range"):
         novelty_scores(x, controls, wells)
+
+
+def _two_plates(seed: int = 2):
+    """Two plates of 4 control and 2 hit wells each; plate B's features are shifted and
+    stretched (another focus, stain or segmentation), its hit wells by 3 of its spreads."""
+    rng = np.random.default_rng(seed)
+    wells = np.repeat(np.arange(12), 40)
+    plates = np.where(wells < 6, "A", "B")
+    x = rng.normal(size=(480, 6))
+    controls = wells % 6 < 4
+    hit = wells % 6 >= 4
+    x[hit, :2] += 3.0
+    b = plates == "B"
+    x[b] = x[b] * 1.5 + 2.0
+    return x, controls, wells, plates, hit
+
+
+def test_each_plate_is_standardised_on_its_own_controls() -> None:
+    x, controls, wells, plates, hit = _two_plates()
+    pooled = novelty_scores(x, controls, wells)
+    own = novelty_scores(x, controls, wells, plates=plates)
+    # On one scale for both plates, plate B's ordinary control cells look novel and
+    # plate A's hits are lost below them; each plate on its own controls, neither.
+    b_controls = controls & (plates == "B")
+    assert pooled.novel[b_controls].mean() > 0.3 and own.novel[b_controls].mean() < 0.3
+    assert own.novel[hit].mean() > 0.9 > pooled.novel[hit & (plates == "A")].mean()
+    # the same as standardising each plate by hand, then scoring on one scale
+    by_hand = x.copy()
+    for plate in ("A", "B"):
+        rows = plates == plate
+        ref = x[rows & controls]
+        by_hand[rows] = (x[rows] - ref.mean(0)) / ref.std(0)
+    np.testing.assert_allclose(own.scores, novelty_scores(by_hand, controls, wells).scores, 1e-5)
+    # one plate named: the plain score
+    np.testing.assert_array_equal(
+        novelty_scores(x, controls, wells, plates=np.full(480, "A")).scores, pooled.scores
+    )
+
+
+def test_a_plate_without_two_control_wells_is_scaled_on_all_controls() -> None:
+    x, controls, wells, plates, _ = _two_plates()
+    controls = controls & ~((plates == "B") & (wells != 6))  # plate B: one control well
+    with pytest.warns(UserWarning, match="plate B holds control cells of fewer than two wells"):
+        scaled = _standardised(x.copy(), controls, wells, plates)
+    # plate A on its own controls; B, whose one well would make its own scale, on all
+    by_hand = x.copy()
+    a = plates == "A"
+    for rows, ref in ((a, x[a & controls]), (~a, x[controls])):
+        by_hand[rows] = (x[rows] - ref.mean(0)) / ref.std(0)
+    np.testing.assert_allclose(scaled, by_hand, atol=1e-9)
+    with pytest.warns(UserWarning, match="plate B"):
+        assert np.all(np.isfinite(novelty_scores(x, controls, wells, plates=plates).scores))
+    with pytest.raises(ValueError, match="plates"):
+        novelty_scores(x, controls, wells, plates=plates[:10])

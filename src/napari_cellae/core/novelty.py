@@ -112,6 +112,7 @@ def novelty_scores(
     seed: int = 0,
     gamma: float | str = "scale",
     views: Sequence[np.ndarray] | None = None,
+    plates: np.ndarray | None = None,
 ) -> Novelty:
     """Score every cell by how unlike the negative-control cells it is.
 
@@ -144,6 +145,12 @@ def novelty_scores(
         group's score is centred on the control cells' median score and divided by their
         interquartile range, and the cell's score is the sum. Default: one score over all
         columns.
+    plates : ndarray (N,), optional
+        Plate of every cell. With ``groups``, each plate's cells are standardised on the
+        mean and spread of that plate's own control cells, where it holds control cells of
+        at least two groups (else on all control cells, with a warning): plates differ in
+        focus, staining and segmentation, and a cell is then compared with the controls as
+        they look on its own plate. Default: every cell on all control cells.
 
     Returns
     -------
@@ -154,8 +161,6 @@ def novelty_scores(
     ValueError
         If there are no control cells, or an option is out of range.
     """
-    from sklearn.preprocessing import StandardScaler
-
     x = np.array(features, dtype=np.float64)  # a copy: standardised in place below
     controls = np.asarray(controls, dtype=bool)
     if x.ndim != 2 or controls.shape != (len(x),):
@@ -181,11 +186,9 @@ def novelty_scores(
     for columns in views or ():
         if len(columns) == 0 or min(columns) < 0 or max(columns) >= x.shape[1]:
             raise ValueError(f"a view's columns must be some of the {x.shape[1]} features")
-    # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
-    # per cell, and every whole copy more counts.
-    scaler = StandardScaler(copy=False).fit(x[controls])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.nan_to_num(scaler.transform(x), copy=False)
+    if plates is not None and np.shape(plates) != (len(x),):
+        raise ValueError(f"plates {np.shape(plates)} do not match the {len(x)} cells")
+    z = _standardised(x, controls, groups, plates)
 
     def score(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
         if method == "knn":
@@ -202,6 +205,40 @@ def novelty_scores(
             scores += _robust_z(part, controls)
     threshold = float(np.percentile(scores[controls], percentile))
     return Novelty(scores.astype(np.float32), threshold, scores > threshold)
+
+
+def _standardised(
+    x: np.ndarray, controls: np.ndarray, groups: np.ndarray | None, plates: np.ndarray | None
+) -> np.ndarray:
+    """``x`` standardised in place on the control cells, each plate on its own controls
+    where it has control cells of two groups or more (see :func:`novelty_scores`)."""
+    from sklearn.preprocessing import StandardScaler
+
+    # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
+    # per cell, and every whole copy more counts.
+    pooled = StandardScaler().fit(x[controls])
+    rows_of = {None: np.arange(len(x))}
+    if plates is not None and groups is not None and len(np.unique(plates)) > 1:
+        plates = np.asarray(plates)
+        rows_of = {}
+        for plate in np.unique(plates):
+            rows_of[plate] = np.flatnonzero(plates == plate)
+            if len(np.unique(groups[rows_of[plate]][controls[rows_of[plate]]])) < 2:
+                warnings.warn(
+                    f"plate {plate} holds control cells of fewer than two wells: its cells"
+                    " are compared on the scale of all plates' control cells",
+                    stacklevel=3,
+                )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for plate, rows in rows_of.items():
+            own = rows[controls[rows]]
+            mine = plate is not None and len(np.unique(groups[own])) >= 2
+            scaler = StandardScaler().fit(x[own]) if mine else pooled
+            if plate is None:  # one plate: no copy of the whole screen
+                x = np.nan_to_num(scaler.transform(x, copy=False), copy=False)
+            else:
+                x[rows] = np.nan_to_num(scaler.transform(x[rows], copy=False), copy=False)
+    return x
 
 
 def _scores(

@@ -222,7 +222,8 @@ def discover(
     features : ndarray (N, F)
     obs : pandas.DataFrame
         The cell table (:func:`cell_table`): ``control`` and ``well`` (plus ``plate``)
-        columns, one row per feature row.
+        columns, one row per feature row. Of several plates, each is standardised on its
+        own control cells (:func:`~napari_cellae.core.novelty.novelty_scores`).
     options : DiscoveryOptions, optional
     views : list of ndarray of int, optional
         Feature columns novelty scores apart and adds up
@@ -263,6 +264,7 @@ def discover(
             percentile=options.percentile,
             seed=options.seed,
             views=views,
+            plates=obs["plate"].astype(str).to_numpy() if "plate" in obs else None,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     clusters, typical = phenotype_groups(
