@@ -131,6 +131,11 @@ def test_discover_scores_each_plate_on_its_own_controls() -> None:
     novel = table.groupby(["plate", "well"])["novel"].mean()
     assert novel.loc[("P1", "B01")] > 0.9 and novel.loc[("P2", "B01")] > 0.9
     assert novel.drop([("P1", "B01"), ("P2", "B01")]).max() < 0.5
+    # Each hit phenotype is one group across the plates, not one group per plate.
+    hit = table["novel"].to_numpy() & (table["well"] == "B01").to_numpy()
+    even = np.r_[np.arange(240), np.arange(240)] % 2 == 0
+    for side in (even, ~even):
+        assert len(set(found.clusters[hit & side])) == 1
     single = discover(features, cells.assign(plate="P1"))  # one plate: one scale
     p2_controls = (cells["plate"] == "P2") & cells["control"]
     assert single.novelty.novel[p2_controls].mean() > found.novelty.novel[p2_controls].mean() + 0.15

@@ -250,6 +250,7 @@ def discover(
         why = "no cell is in a control position" if not controls.any() else "only one is"
         return Discovery(None, empty, note=NO_CONTROLS.format(why=why), options=options)
     wells = _well_ids(obs)
+    plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
@@ -264,11 +265,11 @@ def discover(
             percentile=options.percentile,
             seed=options.seed,
             views=views,
-            plates=obs["plate"].astype(str).to_numpy() if "plate" in obs else None,
+            plates=plates,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     clusters, typical = phenotype_groups(
-        features, novelty.novel, controls, options.groups, options.per_group, options.seed
+        features, novelty.novel, controls, options.groups, options.per_group, options.seed, plates
     )
     if novelty.novel.any() and not typical:
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
@@ -292,6 +293,7 @@ def phenotype_groups(
     n_groups: int | None = None,
     per_group: int = 8,
     seed: int = 0,
+    plates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Cluster the novel cells into phenotype groups (k-means on standardised features).
 
@@ -307,6 +309,10 @@ def phenotype_groups(
     per_group : int
         Typical cells returned per group.
     seed : int
+    plates : ndarray (N,), optional
+        Plate of every cell: each plate's cells are standardised on its own control cells
+        where it has some, so that a plate imaged otherwise does not form a group of its
+        own.
 
     Returns
     -------
@@ -334,9 +340,15 @@ def phenotype_groups(
     if len(rows) < 2:
         return clusters, {}
     # The controls alone in float64 (not the whole screen first: 2 KB per cell).
-    ref = np.asarray(features)[np.asarray(controls, bool)].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows]))
+    features, controls = np.asarray(features), np.asarray(controls, bool)
+    plate_of = np.zeros(len(rows), int) if plates is None else np.asarray(plates)[rows]
+    z = np.empty((len(rows), features.shape[1]), np.float64)
+    for plate in np.unique(plate_of):
+        own = controls if plates is None else controls & (np.asarray(plates) == plate)
+        ref = features[own if own.sum() >= 2 else controls].astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mine = plate_of == plate
+            z[mine] = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows[mine]]))
     k = n_groups if n_groups is not None else auto_groups(z, seed)
     # k-means learns its centres from at most _FIT_CELLS seeded novel cells (whole screens
     # have hundreds of thousands), then every novel cell joins its nearest centre.
