@@ -130,7 +130,8 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         default=None,
         help="Position mapping (tab-separated CellCognition table: Well, Site, Gene Symbol, "
-        "Group) giving each position its treatment and marking negative controls.",
+        "Group, optionally Plate for plates of different layouts; or two columns, position "
+        "and condition) giving each position its treatment and marking negative controls.",
     )
     parser.add_argument(
         "--control-token",
