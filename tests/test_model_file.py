@@ -77,6 +77,23 @@ def test_outline_measurements_are_kept_and_older_files_have_none(tmp_path: Path)
     assert not load_model(path).config.morphology
 
 
+def test_decorrelation_is_kept_beside_the_config_older_readers_check(tmp_path: Path) -> None:
+    import json
+
+    trained = Trainer(config(epochs=1, decorrelation=0.02), blob_crops(32)).result()
+    path = trained.save(tmp_path / "model.pt")
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["config"])
+    # a training setting: not among the fields older releases read and would refuse
+    assert "decorrelation" not in meta["config"] and meta["training"]["decorrelation"] == 0.02
+    assert raw["version"] == 5
+    assert load_model(path).config.decorrelation == 0.02
+    del meta["training"]  # a file from before: trained without it
+    raw["config"] = json.dumps(meta)
+    torch.save(raw, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").config.decorrelation == 0.0
+
+
 def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:
     import json
 

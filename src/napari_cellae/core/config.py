@@ -225,6 +225,17 @@ class TrainConfig:
         "training",
     )
 
+    decorrelation: float = _option(
+        "decorrelation",
+        "After every training step, turn each convolution's filters a little away from one "
+        "another (a soft orthogonality penalty; this is its step size). Training otherwise "
+        "lets several filters learn the same pattern, and their features then repeat one "
+        "another. 0 turns it off (the original module); 0.003-0.05 measured alike.",
+        "Keep filters apart",
+        "training",
+        metavar="STRENGTH",
+    )
+
     mask: str = _option(
         "mask",
         "What of the crop the network sees. 'neighbours': other cells in the box are "

@@ -35,7 +35,7 @@ def check_config(config: TrainConfig) -> None:
             isinstance(value, int | np.integer) and not isinstance(value, bool),
             f"{name} must be an integer, got {value!r}",
         )
-    for name in ("learning_rate", "momentum", "corruption", "held_out_fraction"):
+    for name in ("learning_rate", "momentum", "corruption", "held_out_fraction", "decorrelation"):
         value = getattr(config, name)
         need(
             isinstance(value, int | float | np.floating) and not isinstance(value, bool),
@@ -61,6 +61,10 @@ def check_config(config: TrainConfig) -> None:
         1 <= config.batch_size <= 100_000, f"batch_size must be 1..100000, got {config.batch_size}"
     )
     need(0 <= config.corruption < 1, f"corruption must be in [0, 1), got {config.corruption}")
+    need(
+        0 <= config.decorrelation <= 1,
+        f"decorrelation must be in [0, 1], got {config.decorrelation}",
+    )
     need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
     need(config.samples >= 1, f"samples must be >= 1, got {config.samples}")
     need(config.seed >= 0, f"seed must be >= 0, got {config.seed}")

@@ -176,6 +176,9 @@ def save_model(
         del meta["config"]["input_size"]
     if not config.morphology:  # likewise; absent from a file before version 5 means off
         del meta["config"]["morphology"]
+    # How it was trained, not how it is applied: kept beside "config", whose fields older
+    # napari-cellae read one by one (an unknown one would make them refuse the file).
+    meta["training"] = {"decorrelation": meta["config"].pop("decorrelation")}
     newest = config.readout == "relative" or config.input_size
     version = 5 if config.morphology else 4 if newest else 3 if config.readout == "shape" else 2
     payload = {
@@ -238,6 +241,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         meta = json.loads(payload["config"])
         settings = dict(meta["config"])
+        settings.setdefault("decorrelation", meta.get("training", {}).get("decorrelation", 0.0))
         if version < 5:  # made before the outline measurements, and applied without them
             settings.setdefault("morphology", False)
         if version < 2:

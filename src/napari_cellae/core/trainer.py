@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.decorrelation import decorrelate_filters
 from napari_cellae.core.epochs import EpochReport, TrainingDiverged
 from napari_cellae.core.model import ConvAutoencoder, keep_mask
 from napari_cellae.core.model_file import EVAL_BATCH, TrainedModel
@@ -318,6 +319,7 @@ class Trainer:
                         inp = x
                     with self._lock:
                         value = self._step(inp, x, shard_gens, pool)
+                        decorrelate_filters(model, cfg.decorrelation)
                     if not math.isfinite(value):
                         self._restore(snap)
                         raise self._diverged(epoch)
