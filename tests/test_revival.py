@@ -97,3 +97,32 @@ def test_revival_is_reproducible_with_a_seed():
     other = b.model.state_dict()
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, other[key]), key
+
+
+def _revive_on_rank(rank: int, init_file: str, out: str) -> None:
+    """One torchrun-like rank: its own sample and generator seed, as torchrun gives them."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        model = _model()
+        first = next(m for m in model.encoder_maps if isinstance(m, torch.nn.Conv2d))
+        _silence(first, 1)
+        optimizer = torch.optim.Adagrad(model.parameters(), lr=0.01)
+        sample = torch.from_numpy(blob_crops(16 + 8 * rank)).float() / 255
+        generator = torch.Generator().manual_seed(100 + rank)  # seeded apart, per rank
+        revived = revive_silent_filters(model, sample, optimizer, generator)
+        torch.save({"revived": revived, "state": model.state_dict()}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_under_torchrun_revive_the_same_filters_with_the_same_weights(tmp_path):
+    # Ranks draw from differently seeded generators; unequal new weights made the ranks
+    # train apart (torchrun's model was rank 0's alone).
+    import torch.multiprocessing as mp
+
+    mp.spawn(_revive_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert a["revived"] == b["revived"] >= 1
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])

@@ -46,8 +46,8 @@ def revive_silent_filters(
         Its per-weight state (AdaGrad sums, momentum buffers) for the revived filters is
         zeroed, so the new weights start with fresh step sizes.
     generator : torch.Generator
-        Draws the new weights (seeded: equal seeds give equal models; under torchrun it
-        must be seeded equally on every rank).
+        Draws the new weights (seeded: equal seeds give equal models; under torchrun,
+        rank 0's draws go to every rank).
 
     Returns
     -------
@@ -63,9 +63,8 @@ def revive_silent_filters(
     revived = 0
     for conv, response in blocks:
         mean = response.mean(dim=(0, 2, 3))
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # torchrun: every rank decides on the mean over all ranks' samples and draws
-            # from an equally seeded generator, so the weights stay equal everywhere.
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed:  # torchrun: every rank decides on the mean over all ranks' samples
             torch.distributed.all_reduce(mean)
             mean /= torch.distributed.get_world_size()
         silent = (mean < SILENT_RESPONSE).nonzero().flatten().tolist()
@@ -82,6 +81,14 @@ def revive_silent_filters(
             conv.weight[f] = -w if w.sum() < 0 else w
             if conv.bias is not None:
                 conv.bias[f] = 0.0
+        if distributed:
+            # ... and takes rank 0's new weights: ranks seed their generators apart (their
+            # own batch orders and dropout), and unequal weights would train apart.
+            for param in (conv.weight, conv.bias):
+                if param is not None:
+                    flat = param.reshape(-1).contiguous().clone()  # any memory format
+                    torch.distributed.broadcast(flat, 0)
+                    param.copy_(flat.view(param.shape))
         for param in (conv.weight, conv.bias):
             for value in optimizer.state.get(param, {}).values():
                 if torch.is_tensor(value) and value.shape == param.shape:

@@ -266,7 +266,7 @@ class Trainer:
 
     def _revive(self, epoch: int) -> None:
         """New weights for silent filters, judged on up to 512 training crops spread over
-        the set; a generator seeded by seed and epoch alone keeps torchrun ranks equal."""
+        the set, drawn from a generator seeded by seed and epoch (under torchrun, rank 0's)."""
         n = self.n_train
         picks = torch.linspace(0, n - 1, min(n, 512), device=self.device).long()
         gen = torch.Generator(device=self.device).manual_seed(self.config.seed * 7919 + epoch)
