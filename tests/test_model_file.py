@@ -92,6 +92,11 @@ def test_decorrelation_is_kept_beside_the_config_older_readers_check(tmp_path: P
     raw["config"] = json.dumps(meta)
     torch.save(raw, tmp_path / "old.pt")
     assert load_model(tmp_path / "old.pt").config.decorrelation == 0.0
+    meta["training"] = 5  # damaged
+    raw["config"] = json.dumps(meta)
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt: damaged napari-cellae model file"):
+        load_model(tmp_path / "bad.pt")
 
 
 def test_input_size_is_kept_and_older_files_have_none(tmp_path: Path) -> None:

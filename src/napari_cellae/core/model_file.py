@@ -241,7 +241,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         meta = json.loads(payload["config"])
         settings = dict(meta["config"])
-        settings.setdefault("decorrelation", meta.get("training", {}).get("decorrelation", 0.0))
+        training = meta.get("training", {})  # absent before decorrelation: trained without
+        settings.setdefault("decorrelation", dict(training).get("decorrelation", 0.0))
         if version < 5:  # made before the outline measurements, and applied without them
             settings.setdefault("morphology", False)
         if version < 2:
