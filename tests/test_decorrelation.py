@@ -63,3 +63,18 @@ def test_training_with_it_keeps_filters_more_apart_and_is_reproducible() -> None
     assert _overlap(_convs(kept)[0]) < _overlap(_convs(plain)[0])
     for p, q in zip(kept.parameters(), again.parameters(), strict=True):
         assert torch.equal(p, q)  # same seed, same weights
+
+
+def test_the_step_is_the_penalty_gradient() -> None:
+    # The written-out gradient against autograd's, on a layer of 32 filters.
+    torch.manual_seed(1)
+    model = ConvAutoencoder("c8.3r_p2_c32.3r_p2_d16.0s", 16)
+    conv = _convs(model)[1]
+    flat = conv.weight.detach().flatten(1).clone().requires_grad_(True)
+    unit = flat / flat.norm(dim=1, keepdim=True)
+    gram = unit @ unit.T
+    (grad,) = torch.autograd.grad((gram - torch.eye(32)).pow(2).sum(), flat)
+    before = conv.weight.detach().clone()
+    decorrelate_filters(model, 0.5)
+    step = (before - conv.weight.detach()).flatten(1) / 0.5
+    torch.testing.assert_close(step, grad, rtol=1e-4, atol=1e-6)
