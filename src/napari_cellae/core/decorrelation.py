@@ -12,8 +12,8 @@ filters scaled to unit length: the penalty is zero when every two filters are or
 and its gradient only turns filters away from each other (their lengths change only to
 second order). The step size is ``strength``; reconstruction still decides what the filters
 learn. Measured on the three benchmark screens (``docs/quality.md``): at 0.01, logistic
-regression F1 +0.9 points and 5-NN accuracy +0.5 on average over five trainings, novelty
-level, at no measurable cost.
+regression F1 +0.9 points and 5-NN accuracy +0.5 on average over five trainings in the lab,
+novelty level, for a few per cent of training time.
 """
 
 from __future__ import annotations
