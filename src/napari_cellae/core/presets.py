@@ -62,7 +62,7 @@ PRESETS: dict[str, Preset] = {
     # silent filters is what lifts trained novelty above random weights (+2 to +3 points).
     # "relative" (means per unit of the crop's light) added 0.8-1.3 points of novelty on all
     # three screens, F1 and 5-NN level. Keeping the filters apart ("decorrelation" 0.01)
-    # added 0.9 points of F1 and 0.5 of 5-NN on average over five trainings, novelty level.
+    # added 0.9 points of F1 and 0.5 of 5-NN on average over five lab trainings, novelty level.
     "recommended": Preset(
         "the settings that measured best on the benchmark screens (the default)",
         MappingProxyType(
