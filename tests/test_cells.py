@@ -74,3 +74,24 @@ def test_positions_of_the_cells_file_come_back_without_pixels(cellcognition_file
     assert shown.crops.crops.shape == (15, 1, 16, 16) and shown.crops.crops.dtype == np.uint8
     np.testing.assert_array_equal(bare.features, shown.features)
     np.testing.assert_array_equal(bare.crops.center_x, shown.crops.center_x)
+
+
+def test_maps_put_each_plate_on_its_own_controls_scale() -> None:
+    from napari_cellae.pipeline.cells import embeddings
+
+    # Two plates of the same cells, the second imaged otherwise (every feature shifted and
+    # stretched): on one scale the plates lie apart along the first axis; each on its own
+    # controls, they lie on top of each other.
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(200, 6)).astype(np.float32)
+    features = np.r_[cells, cells * 2.0 + 5.0]
+    plates = np.repeat(["A", "B"], 200)
+    controls = np.tile(np.arange(200) < 100, 2)
+    apart = embeddings(features, "pca")["X_pca"]
+    together = embeddings(features, "pca", plates=plates, controls=controls)["X_pca"]
+    gap = abs(apart[:200, 0].mean() - apart[200:, 0].mean())
+    assert gap > 3 * apart[:200, 0].std()
+    np.testing.assert_allclose(together[:200], together[200:], atol=1e-4)
+    # one plate: the map of the features as they are
+    single = embeddings(features, "pca", plates=np.full(400, "A"), controls=controls)
+    np.testing.assert_array_equal(single["X_pca"], apart)

@@ -84,17 +84,43 @@ class CellsResult:
 
 
 def embeddings(
-    features: np.ndarray, method: str = DEFAULT_EMBEDDING, seed: int = 0
+    features: np.ndarray,
+    method: str = DEFAULT_EMBEDDING,
+    seed: int = 0,
+    plates: np.ndarray | None = None,
+    controls: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The 2-D maps for ``obsm``: always ``X_pca`` (cheap), plus ``X_umap`` for "umap"."""
+    """The 2-D maps for ``obsm``: always ``X_pca`` (cheap), plus ``X_umap`` for "umap".
+
+    Of several ``plates`` (one per cell), each plate's features are first centred and
+    scaled on its own ``controls`` (all its cells where it has fewer than two control
+    cells), as novelty compares them, so that a plate imaged a little otherwise does not
+    lie apart in the map.
+    """
     if method not in EMBEDDING_METHODS:
         raise ValueError(
             f"unknown embedding method {method!r}; choose {' or '.join(EMBEDDING_METHODS)}"
         )
+    if plates is not None and len(np.unique(plates)) > 1:
+        features = _plates_aligned(features, np.asarray(plates), controls)
     maps = {"X_pca": embed_2d(features, "pca", seed)}
     if method == "umap":
         maps["X_umap"] = embed_2d(features, "umap", seed)
     return maps
+
+
+def _plates_aligned(
+    features: np.ndarray, plates: np.ndarray, controls: np.ndarray | None
+) -> np.ndarray:
+    """A float32 copy with each plate standardised on its control cells (see embeddings)."""
+    out = np.empty(features.shape, np.float32)
+    for plate in np.unique(plates):
+        rows = np.flatnonzero(plates == plate)
+        own = rows[np.asarray(controls, bool)[rows]] if controls is not None else rows
+        ref = features[own if len(own) >= 2 else rows].astype(np.float64)
+        spread = ref.std(axis=0)
+        out[rows] = (features[rows] - ref.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return out
 
 
 def _feature_names(trained: TrainedModel, n: int) -> tuple[list[str], list[str]]:
@@ -281,7 +307,8 @@ def run_encode_cells(
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
-    maps = embeddings(result.features, embedding, options.seed)
+    plates, controls = obs["plate"].to_numpy(), obs["control"].to_numpy(bool)
+    maps = embeddings(result.features, embedding, options.seed, plates, controls)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
     path = write_cells(out, result, obs, found, maps, sources)
