@@ -67,3 +67,33 @@ def test_position_files_given_beside_their_master_are_not_plates(
     assert plate_files(everything[::-1]) == [cellcognition_file.absolute()]
     parts = [f for f in everything if f != cellcognition_file]  # no master: each its own
     assert plate_files(parts) == [f.absolute() for f in parts]
+
+
+def test_plates_of_the_mapping_that_no_input_holds_are_named(tmp_path: Path) -> None:
+    import warnings
+
+    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.mapping import read_mapping
+    from napari_cellae.pipeline.plates import warn_unused_plates
+
+    # Rows for every plate, and rows for plate P1 and a misspelt "P 2": the cells of P2
+    # silently took the plate-less rows; now the unused plate is named.
+    path = tmp_path / "map.txt"
+    path.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        "\tA01\t1\tscrambled\tneg\n\tB02\t1\tPLK1\ttarget\n"
+        "P1\tB02\t1\tKIF11\ttarget\nP 2\tB02\t1\tINCENP\ttarget\n"
+    )
+    mapping = read_mapping(path)
+    keys = [PositionKey(plate, well, "1") for plate in ("P1", "P2") for well in ("A01", "B02")]
+    assert mapping.unused_plates(keys) == ["P 2"]
+    assert mapping.lookup(PositionKey("P2", "B02", "1")).condition == "PLK1"
+    with pytest.warns(UserWarning, match=r"map\.txt: the Plate column names plate\(s\) 'P 2'"):
+        warn_unused_plates(mapping, keys)
+    # every named plate held (a plate renamed after its file is still that plate): quiet
+    keys.append(PositionKey("p 2 (run2/plate.ch5)", "B02", "1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unused_plates(mapping, keys)
+        warn_unused_plates(None, keys)
+    assert mapping.unused_plates(keys) == []

@@ -24,7 +24,7 @@ from napari_cellae.io.cellh5 import CellH5Error
 from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline.plates import plate_files
 from napari_cellae.pipeline.runs import run_encode
-from napari_cellae.pipeline.streaming import encode_serial, encode_stream
+from napari_cellae.pipeline.streaming import encode_serial, encode_stream, plan_encode
 
 ARCH = "c4.3r_p2_d16.0s"
 
@@ -238,3 +238,18 @@ def test_cells_cut_off_by_the_models_box_are_warned_about(large_cells_file, tmp_
     assert len(cut) == 1
     assert cut[0].startswith(f"{large_cells_file}: ")
     assert "objects are larger than the 16 px crop box" in cut[0] and "about 48 px" in cut[0]
+
+
+def test_plan_names_mapping_plates_no_input_holds(tmp_path):
+    positions = [
+        synthetic_position(w, "1", plate="P1", seed=i) for i, w in enumerate(["A01", "B02"])
+    ]
+    path = write_cellh5(tmp_path / "p1.ch5", positions, ["rfp"], {"primary__primary": 0})
+    mapping = tmp_path / "map.txt"
+    mapping.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        "\tA01\t1\tscrambled\tneg\n\tB02\t1\tPLK1\ttarget\nP9\tB02\t1\tKIF11\ttarget\n"
+    )
+    with pytest.warns(UserWarning, match="names plate\\(s\\) 'P9' that no input of this run"):
+        plan = plan_encode([path], random_model(), tmp_path / "out.hdf", mapping)
+    assert plan.mapping.lookup(plan.tasks[1].position).condition == "PLK1"  # plate-less row

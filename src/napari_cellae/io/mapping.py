@@ -176,6 +176,11 @@ class PositionMapping:
                 return base
         return plate
 
+    def unused_plates(self, positions: Iterable[PositionKey]) -> list[str]:
+        """The plates the Plate column names (as written) that no position is on."""
+        held = {self._plate_of(key.plate) for key in positions}
+        return [name for plate, name in self._plates.items() if plate not in held]
+
     def check(self, positions: list[PositionKey], source: str | os.PathLike) -> None:
         """Raise if the mapping does not fit the positions of one CellH5 file of a run.
 

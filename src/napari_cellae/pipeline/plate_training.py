@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.plate_cells import distinct_keys
+from napari_cellae.pipeline.plates import warn_unused_plates
 from napari_cellae.pipeline.sampling import (
     candidate_positions,
     candidate_rows,
@@ -111,6 +112,7 @@ def plate_training_crops(
     if not positions:
         raise ValueError(f"{where}: no '{object_name}' objects found in any position")
     _warn_empty(plates, set(sources), object_name)
+    warn_unused_plates(mapping, positions)
     if config.intensity == "screen":
         _warn_bit_depths(dtypes)
     candidate = candidate_positions(positions, mapping, config)

@@ -7,14 +7,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
 
-__all__ = ["plate_files"]
+if TYPE_CHECKING:
+    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.mapping import PositionMapping
+
+__all__ = ["plate_files", "warn_unused_plates"]
 
 
 def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -99,3 +105,17 @@ def _unlinked(files: list[Path]) -> list[Path]:
     """``files`` less those that another of them links to (a master's position files)."""
     linked = {resolved(q) for f in files for q in input_files(f)[1:] if resolved(q) != resolved(f)}
     return [f for f in files if resolved(f) not in linked]
+
+
+def warn_unused_plates(mapping: PositionMapping | None, positions: Iterable[PositionKey]) -> None:
+    """Warn about plates of the mapping's Plate column that none of a run's ``positions``
+    is on: their rows go unused, and a misspelt plate name would silently take the rows
+    without a plate instead (each file's own check cannot see the other files)."""
+    unused = mapping.unused_plates(positions) if mapping is not None else []
+    if unused:
+        shown = ", ".join(repr(name) for name in unused)
+        warnings.warn(
+            f"{mapping.path}: the Plate column names plate(s) {shown} that no input of this"
+            " run holds; their rows are not used (is a plate name misspelt?)",
+            stacklevel=2,
+        )
