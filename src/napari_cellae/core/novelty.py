@@ -216,28 +216,24 @@ def _standardised(
 
     # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
     # per cell, and every whole copy more counts.
-    pooled = StandardScaler().fit(x[controls])
-    rows_of = {None: np.arange(len(x))}
-    if plates is not None and groups is not None and len(np.unique(plates)) > 1:
+    pooled = StandardScaler().fit(x[controls])  # before any row changes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if plates is None or groups is None or len(np.unique(plates)) < 2:
+            return np.nan_to_num(pooled.transform(x, copy=False), copy=False)  # no copy
         plates = np.asarray(plates)
-        rows_of = {}
         for plate in np.unique(plates):
-            rows_of[plate] = np.flatnonzero(plates == plate)
-            if len(np.unique(groups[rows_of[plate]][controls[rows_of[plate]]])) < 2:
+            rows = np.flatnonzero(plates == plate)
+            own = rows[controls[rows]]  # this plate's rows are still as given
+            scaler = pooled
+            if len(np.unique(groups[own])) >= 2:
+                scaler = StandardScaler().fit(x[own])
+            else:
                 warnings.warn(
                     f"plate {plate} holds control cells of fewer than two wells: its cells"
                     " are compared on the scale of all plates' control cells",
                     stacklevel=3,
                 )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for plate, rows in rows_of.items():
-            own = rows[controls[rows]]
-            mine = plate is not None and len(np.unique(groups[own])) >= 2
-            scaler = StandardScaler().fit(x[own]) if mine else pooled
-            if plate is None:  # one plate: no copy of the whole screen
-                x = np.nan_to_num(scaler.transform(x, copy=False), copy=False)
-            else:
-                x[rows] = np.nan_to_num(scaler.transform(x[rows], copy=False), copy=False)
+            x[rows] = np.nan_to_num(scaler.transform(x[rows], copy=False), copy=False)
     return x
 
 
