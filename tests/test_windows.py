@@ -24,6 +24,32 @@ def test_crop_origins_too_large() -> None:
         crop_origins(np.array([1]), np.array([1]), 40, 30, 50)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "value", "message"),
+    [
+        # Within float32, but max - min overflows: percentiles and scaling gave NaN.
+        ("float32", 3.4e38, r"beyond the float32 range .*\(e\.g\. 3\.4e\+38, where at most"),
+        # Finite in float64, all 0 in float32: the network saw blank crops, silently.
+        ("float64", 1e-300, r"only pixels below the float32 range .*\(at most 1e-300\)"),
+        # Not exact in float64: the scaling's range collapsed ("invalid normalisation range").
+        ("int64", -(2**62), r"beyond ±2\*\*53 .*\(e\.g\. 4\.612e\+18\)"),
+        ("uint64", 2**63, r"beyond ±2\*\*53 .*\(e\.g\. 9\.223e\+18\)"),
+    ],
+)
+def test_pixels_that_cannot_be_computed_with_are_refused(
+    dtype: str, value: float, message: str
+) -> None:
+    image = np.zeros((1, 1, 1, 20, 30), dtype)
+    image[0, 0, 0, 5:15, 5:15] = value
+    with pytest.raises(ValueError, match=r"^the image .*" + message):
+        extract_crops(image, np.array([0]), np.array([10]), np.array([10]), 8, [0])
+    # Ordinary magnitudes pass: 1e-30 floats, 2**53 integers, an all-zero float image.
+    fine = np.full_like(image, 2**53 if image.dtype.kind in "iu" else 1e-30)
+    assert extract_crops(fine, np.array([0]), np.array([10]), np.array([10]), 8, [0]).size
+    zero = np.zeros((1, 1, 1, 20, 30), "float64")
+    assert not extract_crops(zero, np.array([0]), np.array([10]), np.array([10]), 8, [0]).any()
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
 def test_extract_equals_naive_no_transpose(dtype: str) -> None:
     image = asymmetric_image(dtype)
@@ -92,7 +118,7 @@ def test_extract_nan_pixels(tmp_path: Path) -> None:
     # Finite in float64 but infinite in the network's float32: it seemed to diverge.
     wide = image.astype(np.float64)
     wide[0, 0, 0, 10, 10] = -1e300
-    with pytest.raises(ValueError, match=r"beyond the float32 range .*\(e\.g\. 1e\+300\)"):
+    with pytest.raises(ValueError, match=r"beyond the float32 range .*\(e\.g\. 1e\+300,"):
         extract_crops(wide, np.array([0]), np.array([10]), np.array([10]), 6, [0])
     image[0, 0, 0, 10, 10] = np.nan
     # NaN outside every crop is harmless

@@ -25,7 +25,7 @@ from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.resample import cut_by_box
 from napari_cellae.core.windows import (
     centre_crops,
-    check_finite,
+    check_pixels,
     crop_origins,
     extract_crops,
     extract_into,
@@ -224,7 +224,8 @@ def collect_crops(
     ------
     ValueError
         If the crop size is larger than a position's image (naming the file, position
-        and sizes), a channel does not exist, or a float image has NaN or infinite pixels in a crop.
+        and sizes), a channel does not exist, or a crop holds pixels that cannot be
+        computed with (NaN, beyond float32, 64-bit integers beyond 2**53).
     """
     if object_name not in cellh5.object_names:
         raise ValueError(
@@ -302,7 +303,7 @@ def collect_crops(
         )
         if not direct:
             crops[start:stop] = target
-        check_finite(crops[start:stop], f"{cellh5.path}, position {pos.label}")
+        check_pixels(crops[start:stop], f"{cellh5.path}, position {pos.label}")
         if mask != "none":
             missed, outline[start:stop] = mask_position(
                 cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)

@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.io.planes import PlaneReader, describe_image
 
-__all__ = ["centre_crops", "check_finite", "crop_origins", "extract_crops", "extract_into"]
+__all__ = ["centre_crops", "check_pixels", "crop_origins", "extract_crops", "extract_into"]
 
 
 def crop_origins(
@@ -140,17 +140,40 @@ def _shift(crops: np.ndarray, moved: np.ndarray, dy: np.ndarray, dx: np.ndarray)
     crops[moved] = new
 
 
-def check_finite(crops: np.ndarray, where: str) -> None:
-    """Refuse float crops holding NaN or infinite pixels, or pixels beyond the float32
-    range (the network computes in float32, where they turn infinite and the training
-    seems to diverge); ``where`` names the image.
+# Float pixels beyond this magnitude overflow float32 in the differences that percentiles
+# and scaling take (max - min); those below float32's smallest normal number become 0 there.
+_FLOAT_LIMIT = float(np.finfo(np.float32).max) / 2
+_FLOAT_TINY = float(np.finfo(np.float32).tiny)
+# 64-bit integers beyond this lose their differences in float64 (percentiles, levels).
+_INT_LIMIT = 2**53
+
+
+def check_pixels(crops: np.ndarray, where: str) -> None:
+    """Refuse crops whose pixels cannot be computed with; ``where`` names the image.
+
+    The network and the scaling compute in float32 (percentiles in float64), so float
+    pixels must be finite, small enough that their differences stay finite and not all
+    so close to 0 that they vanish there; 64-bit integers must be exact in float64.
 
     Raises
     ------
     ValueError
-        If ``crops`` is a float array with a NaN, an infinity or a value beyond float32.
+        If float crops hold a NaN, an infinity, a value beyond ±float32 max / 2, or only
+        values that are 0 in float32 (but not all 0); or if 64-bit integer crops hold a
+        value beyond ±2**53.
     """
-    if crops.dtype.kind not in "fc" or not crops.size:
+    if not crops.size:
+        return
+    if crops.dtype.kind in "iu" and crops.dtype.itemsize == 8:
+        largest = max(abs(int(crops.min())), abs(int(crops.max())))
+        if largest > _INT_LIMIT:
+            raise ValueError(
+                f"the image {where} has pixels beyond ±2**53 inside object crops (e.g. "
+                f"{largest:.4g}), where neighbouring values can no longer be told apart in "
+                "floating point; rescale the image (e.g. to 16 bit) before extracting crops"
+            )
+        return
+    if crops.dtype.kind not in "fc":
         return
     if not np.isfinite(crops).all():
         raise ValueError(
@@ -158,10 +181,17 @@ def check_finite(crops: np.ndarray, where: str) -> None:
             "replace them (e.g. by 0) before extracting crops"
         )
     largest = float(np.abs(crops).max())
-    if largest > float(np.finfo(np.float32).max):
+    if largest > _FLOAT_LIMIT:
         raise ValueError(
             f"the image {where} has pixels beyond the float32 range inside object crops"
-            f" (e.g. {largest:g}); rescale the image (e.g. to 0..1) before extracting crops"
+            f" (e.g. {largest:g}, where at most ±{_FLOAT_LIMIT:.3g} keeps differences finite);"
+            " rescale the image (e.g. to 0..1) before extracting crops"
+        )
+    if 0 < largest < _FLOAT_TINY:
+        raise ValueError(
+            f"the image {where} has only pixels below the float32 range inside object crops"
+            f" (at most {largest:g}), which are all 0 in float32; rescale the image (e.g. to"
+            " 0..1) before extracting crops"
         )
 
 
@@ -200,7 +230,8 @@ def extract_into(
     Raises
     ------
     ValueError
-        As :func:`extract_crops`, except for NaN or infinite pixels (see :func:`check_finite`).
+        As :func:`extract_crops`, except for pixels that cannot be computed with (see
+        :func:`check_pixels`).
     """
     shape = tuple(image.shape)
     if len(shape) != 5:
@@ -305,8 +336,9 @@ def extract_crops(
     Raises
     ------
     ValueError
-        If the crop size exceeds the image, indices are out of range or a float image has
-        NaN or infinite pixels inside a crop. Messages name the dataset and file.
+        If the crop size exceeds the image, indices are out of range or a crop holds
+        pixels that cannot be computed with (:func:`check_pixels`). Messages name the
+        dataset and file.
     """
     channels = [int(c) for c in channels]
     if not channels:
@@ -314,5 +346,5 @@ def extract_crops(
     n = len(np.asarray(time_idx))
     out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
     extract_into(out, image, time_idx, center_y, center_x, size, channels)
-    check_finite(out, describe_image(image))
+    check_pixels(out, describe_image(image))
     return out
