@@ -70,3 +70,28 @@ def test_saturated_pixels_counts_the_top_of_a_fixed_scale_per_channel():
     crops[2, 0, 2, 2] = 99
     np.testing.assert_array_equal(norm.saturated_pixels(crops), [2, 1])
     assert Normalisation([0.0], [1.0], per_cell=True).saturated_pixels(crops[:, :1]) is None
+
+
+def test_flat_or_tiny_float_crops_still_scale() -> None:
+    # A flat float image at 1e20: high = low + 1 equalled low and the run stopped with
+    # "invalid normalisation range", naming no file; now it warns like any flat channel.
+    flat = np.full((4, 1, 6, 6), 1e20, np.float32)
+    with pytest.warns(UserWarning, match="hold one value"):
+        norm = Normalisation.from_crops(flat)
+    assert norm.high[0] > norm.low[0]
+    assert np.all(norm.apply(flat) == 0)
+    # Float pixels of 1e-35: the fixed 1e-6 floor of the per-cell range made every crop 0.
+    rng = np.random.default_rng(1)
+    cells = rng.uniform(5, 200, (3, 1, 8, 8)).astype(np.float32)
+    per_cell = Normalisation([0.0], [1.0], per_cell=True)
+    expected = per_cell.apply(cells)
+    tiny = per_cell.apply(cells * np.float32(1e-35))
+    assert tiny.max() == 1.0
+    np.testing.assert_allclose(tiny, expected, atol=1e-5)
+    np.testing.assert_allclose(
+        per_cell.apply(torch.from_numpy(cells * np.float32(1e-35))).numpy(), expected, atol=1e-5
+    )
+    # Flat crops still scale to 0 without dividing by zero, at every level.
+    for level in (0.0, 1e-30, 7.0, 6e4):
+        crop = np.full((1, 1, 4, 4), level, np.float32)
+        assert np.all(per_cell.apply(crop) == 0)

@@ -35,6 +35,8 @@ _CELL_HIGH_PERCENTILE = 99.5
 # With one scale for all cells, training clips 0.1 % of pixels at the top; a file where
 # more than this share is clipped was imaged brighter (or in another bit depth).
 SATURATED_SHARE = 0.05
+_EPS = np.finfo(np.float32).eps
+_TINY = np.finfo(np.float32).tiny
 
 
 @dataclass
@@ -113,7 +115,8 @@ class Normalisation:
                 "the object centres lie on the cells",
                 stacklevel=2,
             )
-        high = np.where(highs > lows, highs, lows + 1.0)
+        # A step float64 can add to the value (1 would vanish at 1e20, leaving high == low).
+        high = np.where(highs > lows, highs, lows + np.maximum(1.0, np.abs(lows) * 1e-6))
         return cls(low=lows.tolist(), high=high.tolist(), per_cell=per_cell)
 
     def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
@@ -135,13 +138,13 @@ class Normalisation:
         ndarray or torch.Tensor
             float32, same shape (a tensor stays on its device).
         """
-        scale, offset = self.scale_offset()
         if data.ndim < 3 or data.shape[-3] != self.n_channels:
             raise ValueError(
                 f"expected (..., {self.n_channels}, S, S) data, got shape {tuple(data.shape)}"
             )
         if self.per_cell:
             return _per_cell(data)
+        scale, offset = self.scale_offset()
         if isinstance(data, np.ndarray):
             out = data.astype(np.float32)
             out *= scale[:, None, None]
@@ -224,7 +227,12 @@ def cell_ranges(crops: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.nd
 def cell_scale_offset(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-crop, per-channel ``scale`` and ``offset`` (N, C) with ``x * scale + offset``."""
     low, high = cell_ranges(crops)
-    scale = 1.0 / np.maximum(high - low, np.float32(1e-6))
+    # Flat crops must not divide by zero. Below 1e-6 the floor follows the crop's level
+    # (what float32 resolves there), so float images of tiny values (1e-35) keep their
+    # contrast instead of all scaling to 0.
+    level = np.maximum(np.abs(low), np.abs(high))
+    floor = np.minimum(np.float32(1e-6), np.maximum(level * _EPS, _TINY))
+    scale = 1.0 / np.maximum(high - low, floor)
     return scale.astype(np.float32), (-low * scale).astype(np.float32)
 
 
