@@ -117,11 +117,14 @@ def screen_files(name: str, args: argparse.Namespace) -> tuple[Path, Path | None
         ch5, mapping = demo_paths()
         return ch5, mapping, 0.0
     if name == "hard":
-        zoom = "" if args.zoom == 1 else f"-zoom{args.zoom:g}"
-        folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}{zoom}"
+        variant = "" if args.zoom == 1 else f"-zoom{args.zoom:g}"
+        variant += "" if args.light == 1 else f"-light{args.light:g}"
+        folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}{variant}"
         if not (folder / CH5_NAME).is_file() or not (folder / MAPPING_NAME).is_file():
             t0 = time.perf_counter()
-            make_benchmark_screen(folder, args.screen_seed, args.cells, zoom=args.zoom)
+            make_benchmark_screen(
+                folder, args.screen_seed, args.cells, zoom=args.zoom, light=args.light
+            )
             return folder / CH5_NAME, folder / MAPPING_NAME, time.perf_counter() - t0
         return folder / CH5_NAME, folder / MAPPING_NAME, 0.0
     return Path(name), Path(args.mapping) if args.mapping else None, 0.0
@@ -338,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=4000, help="hard screen size (4000)")
     parser.add_argument("--screen-seed", type=int, default=0, help="hard screen seed (0)")
     parser.add_argument("--zoom", type=float, default=1.0, help="hard screen cell magnification")
+    parser.add_argument("--light", type=float, default=1.0, help="hard screen exposure (1)")
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     parser.add_argument("--cache", default=str(cache / "napari-cellae" / "benchmark"),
                         help="where generated hard screens are kept")  # fmt: skip

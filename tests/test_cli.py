@@ -332,6 +332,8 @@ def test_make_screen_writes_a_benchmark_screen(tmp_path, capsys):
     assert "--cells must be at least 100" in capsys.readouterr().err
     assert main(["make-screen", str(tmp_path / "y"), "--zoom", "9"]) == 1
     assert "--zoom must be between 0.25 and 4, got 9" in capsys.readouterr().err
+    assert main(["make-screen", str(tmp_path / "y"), "--light", "0"]) == 1
+    assert "--light must be between 0.05 and 4, got 0" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()  # refused before anything is written
 
 

@@ -140,3 +140,27 @@ def test_zoom_draws_the_same_cells_larger(tmp_path: Path) -> None:
         np.testing.assert_allclose(big.center_x[j] / 2, small.center_x[i], atol=2)
     with pytest.raises(ValueError, match="zoom"):
         make_benchmark_screen(tmp_path / "x", n_cells=100, zoom=10)
+
+
+def test_light_dims_the_same_cells_into_noisier_images(tmp_path: Path) -> None:
+    standard = make_benchmark_screen(tmp_path / "1x", seed=5, n_cells=160)
+    dim = make_benchmark_screen(tmp_path / "dim", seed=5, n_cells=160, light=0.15)
+    with CellH5(standard[0]) as one, CellH5(dim[0]) as two:
+        key = one.positions[0]
+        bright, faint = one.image(key)[0, 0, 0].astype(float), two.image(key)[0, 0, 0].astype(float)
+        labels = one.labels(key, OBJECT)[0][0, 0, 0] > 0
+        # the segmentation's threshold follows the light: about the same cells are found
+        assert abs(two.object_count(key, OBJECT) - one.object_count(key, OBJECT)) <= 3
+        np.testing.assert_array_equal(one.objects(key, OBJECT).class_idx[:5],
+                                      two.objects(key, OBJECT).class_idx[:5])  # fmt: skip
+        # same background, 0.15 of the cells' light above it, the same camera noise (pixel
+        # to pixel, robust): the cells' signal over the noise falls about as the light
+        background = np.median(bright[~labels])
+        assert abs(np.median(faint[~labels]) - background) < 5
+        signal = [np.median(image[labels]) - background for image in (bright, faint)]
+        assert 0.12 < signal[1] / signal[0] < 0.18, signal
+        pairs = ~labels[:, 1:] & ~labels[:, :-1]
+        noise = [np.median(np.abs(np.diff(image, axis=1)[pairs])) for image in (bright, faint)]
+        assert 0.8 < noise[1] / noise[0] < 1.25, noise
+    with pytest.raises(ValueError, match="light"):
+        make_benchmark_screen(tmp_path / "x", n_cells=100, light=0)

@@ -124,9 +124,13 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
         raise ValueError(f"--cells must be at least 100, got {args.cells}")
     if not 0.25 <= args.zoom <= 4:
         raise ValueError(f"--zoom must be between 0.25 and 4, got {args.zoom:g}")
+    if not 0.05 <= args.light <= 4:
+        raise ValueError(f"--light must be between 0.05 and 4, got {args.light:g}")
     _check_screen_seed(args.seed)
     folder = _output_folder(args.out_dir)
-    ch5, mapping = make_benchmark_screen(folder, args.seed, args.cells, zoom=args.zoom)
+    ch5, mapping = make_benchmark_screen(
+        folder, args.seed, args.cells, zoom=args.zoom, light=args.light
+    )
     print(f"Benchmark screen written:\n  {ch5}\n  {mapping}")
     return 0
 

@@ -214,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="magnification, 0.25-4: the same cells Z times as large in pixels, to check "
         "features at another cell size (default: 1, nuclei about 18-30 px across)",
     )
+    p.add_argument(
+        "--light",
+        type=float,
+        default=1.0,
+        metavar="L",
+        help="exposure, 0.05-4: L times the cells' light over the same background and "
+        "camera noise; below 1 noisier images (as in dim live-cell imaging), above 1 "
+        "saturated bright cells (default: 1)",
+    )
 
     p = sub.add_parser(
         "train",

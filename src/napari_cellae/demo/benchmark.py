@@ -7,12 +7,14 @@ some strongly, some weakly. What features must *see* (shape, size, texture, cond
 fragments, holes, focus) is set per cell by its phenotype. What they must *ignore* is set
 per well, independently of its condition: the cell density (so crowding and touching
 neighbours), the brightness of the well, the background, the uneven illumination and a
-slight blur; the angle of every cell is random.
+slight blur; the angle of every cell is random. ``light`` dims (or brightens) the whole
+screen: fewer photons per pixel, so noisier images, as in live-cell imaging kept dim to spare
+the cells.
 
 The true phenotype of every object is stored as its CellH5 classification, the masks as
 ``image/region`` label images, and the layout as a CellCognition position-mapping file.
 Everything is drawn from generators seeded by ``seed`` and the well index, so a seed gives
-the same files. Run ``cellae make-screen OUT [--seed S] [--cells N] [--zoom Z]`` or
+the same files. Run ``cellae make-screen OUT [--seed S] [--cells N] [--zoom Z] [--light L]`` or
 ``python -m napari_cellae.demo.benchmark`` with the same arguments.
 """
 
@@ -27,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from napari_cellae.demo.catalogue import BENCHMARK_LAYOUT
 from napari_cellae.demo.layout import (
-    Condition,
     ObjectRow,
     RenderedPosition,
     WellSpec,
@@ -64,74 +66,6 @@ MIN_AREA = 20  # smaller pieces (cut by the border or hidden by neighbours) are 
 LEVEL = 700.0  # camera counts above background of an interphase nucleus in a well of gain 1
 AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 15 % covered)
 SEGMENT_THRESHOLD = 150.0  # counts above background that the segmentation calls foreground
-
-# Natural share of each phenotype in an unperturbed population (controls).
-CONTROL_SHARE = {
-    "interphase": 0.86, "prophase": 0.02, "prometaphase": 0.015, "metaphase": 0.02,
-    "metaphase alignment": 0.004, "anaphase": 0.01, "apoptosis": 0.015, "binuclear": 0.012,
-    "polylobed": 0.006, "grape": 0.003, "large": 0.012, "elongated": 0.012,
-    "small irregular": 0.01, "hole": 0.004, "out of focus": 0.012,
-}  # fmt: skip
-
-# Perturbations: gene, reagent and the share of the population each enriched phenotype takes.
-# Names are illustrative; 15 strong hits move 45-75 % of the cells, 3 moderate ones 30-35 %,
-# 6 weak ones 20-25 %.
-HITS: tuple[tuple[str, str, dict[str, float]], ...] = (
-    ("KIF11", "s7902", {"prometaphase": 0.6, "metaphase alignment": 0.15}),
-    ("PLK1", "s449", {"prometaphase": 0.35, "apoptosis": 0.3}),
-    ("CENPE", "s2920", {"metaphase alignment": 0.45, "metaphase": 0.2}),
-    ("KIF18A", "s3702", {"metaphase alignment": 0.2}),
-    ("AURKB", "s17611", {"binuclear": 0.3, "polylobed": 0.2, "large": 0.15}),
-    ("ANLN", "s1133", {"binuclear": 0.25}),
-    ("COPB1", "s3371", {"apoptosis": 0.6}),
-    ("BCL2L1", "s1920", {"apoptosis": 0.2}),
-    ("LMNA", "s8221", {"polylobed": 0.35, "grape": 0.3}),
-    ("KPNB1", "s7917", {"grape": 0.2, "small irregular": 0.15}),
-    ("CDC20", "s2750", {"metaphase": 0.4, "anaphase": 0.15}),
-    ("ESPL1", "s4868", {"anaphase": 0.35}),
-    ("CCNB1", "s2513", {"prophase": 0.4, "prometaphase": 0.1}),
-    ("CDK1", "s2839", {"prophase": 0.2}),
-    ("ACTR3", "s1047", {"elongated": 0.5}),
-    ("RACGAP1", "s21101", {"elongated": 0.2, "binuclear": 0.1}),
-    ("GMNN", "s6107", {"large": 0.55}),
-    ("CCNE1", "s2525", {"large": 0.25}),
-    ("RRM2", "s12362", {"small irregular": 0.5, "apoptosis": 0.1}),
-    ("NUP153", "s19374", {"hole": 0.45}),
-    ("NUP98", "s9788", {"hole": 0.2}),
-    ("ITGB1", "s7575", {"out of focus": 0.45}),
-    ("TPX2", "s21131", {"metaphase": 0.25, "metaphase alignment": 0.2, "apoptosis": 0.15}),
-    ("SMC4", "s12875", {"prophase": 0.2, "anaphase": 0.2, "grape": 0.15}),
-)
-
-
-def _fractions(enriched: dict[str, float]) -> tuple[float, ...]:
-    """Class fractions: the enriched phenotypes on top of a shrunken control population."""
-    rest = 1.0 - sum(enriched.values())
-    total = sum(CONTROL_SHARE.values())
-    return tuple(
-        rest * CONTROL_SHARE[name] / total + enriched.get(name, 0.0) for name in PHENOTYPES
-    )
-
-
-def _layout() -> tuple[WellSpec, ...]:
-    """4 x 8 wells; controls spread over the plate, hits in the order of :data:`HITS`."""
-    wells = [f"{row}{col:02d}" for row in "ABCD" for col in range(1, 9)]
-    control_wells = {"A01", "A05", "B03", "B08", "C02", "C06", "D04", "D07"}
-    neg = Condition("scrambled", "s_neg_01", "neg", _fractions({}))
-    hits = iter(HITS)
-    specs = []
-    for well in wells:
-        if well in control_wells:
-            specs.append(WellSpec(well, "1", neg))
-        else:
-            gene, sirna, enriched = next(hits)
-            specs.append(
-                WellSpec(well, "1", Condition(gene, sirna, "target", _fractions(enriched)))
-            )
-    return tuple(specs)
-
-
-BENCHMARK_LAYOUT: tuple[WellSpec, ...] = _layout()
 
 
 @dataclass(frozen=True)
@@ -247,7 +181,9 @@ def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
     return mask | small[parts]
 
 
-def render_well(seed: int, plan: WellPlan, side: int, zoom: float = 1.0) -> RenderedPosition:
+def render_well(
+    seed: int, plan: WellPlan, side: int, zoom: float = 1.0, light: float = 1.0
+) -> RenderedPosition:
     """Render the single 12-bit frame of one well.
 
     Parameters
@@ -263,6 +199,10 @@ def render_well(seed: int, plan: WellPlan, side: int, zoom: float = 1.0) -> Rend
         large on an image of ``round(side * zoom)`` pixels (below 1 the drawing is shrunk
         with anti-aliasing; above 1 enlarged, without detail finer than at 1). Blur,
         illumination, camera noise and segmentation are then applied at that size.
+    light : float
+        Exposure against the standard one: the cells' light (and the segmentation's
+        threshold above background) times ``light``; background and camera noise stay, so
+        below 1 the images are noisier, above 1 bright cells saturate the 12 bits.
 
     Returns
     -------
@@ -300,7 +240,7 @@ def render_well(seed: int, plan: WellPlan, side: int, zoom: float = 1.0) -> Rend
         signal = smooth(np.pad(signal, pad), plan.blur * zoom)[pad:-pad, pad:-pad]
 
     flat = _illumination(plan, rng, side)
-    expected = plan.background * (0.9 + 0.1 * flat) + plan.gain * LEVEL * flat * signal
+    expected = plan.background * (0.9 + 0.1 * flat) + plan.gain * LEVEL * light * flat * signal
     # Quantise the expected value so platform ulp differences cannot change the noise draw.
     expected = np.rint(expected * 64.0) / 64.0
     photons_per_count = 0.8
@@ -313,7 +253,7 @@ def render_well(seed: int, plan: WellPlan, side: int, zoom: float = 1.0) -> Rend
     # rims and dim cells, and depend on the well's brightness like real ones.
     pad = 5
     above = image - plan.background * (0.9 + 0.1 * flat)
-    foreground = smooth(np.pad(above, pad), 1.5)[pad:-pad, pad:-pad] > SEGMENT_THRESHOLD
+    foreground = smooth(np.pad(above, pad), 1.5)[pad:-pad, pad:-pad] > SEGMENT_THRESHOLD * light
     lab[~_fill_small_holes(foreground, 30)] = 0
     rows: list[ObjectRow] = [
         (0, label, *measured, cells[label - 1].phenotype)
@@ -339,6 +279,7 @@ def make_benchmark_screen(
     *,
     layout: tuple[WellSpec, ...] = BENCHMARK_LAYOUT,
     zoom: float = 1.0,
+    light: float = 1.0,
 ) -> tuple[Path, Path]:
     """Generate the benchmark screen: a CellH5 file with true phenotypes and its mapping.
 
@@ -356,6 +297,9 @@ def make_benchmark_screen(
     zoom : float
         Magnification (0.25-4): the same screen with cells ``zoom`` times as large, to check
         that features hold at another cell size in pixels (see :func:`render_well`).
+    light : float
+        Exposure (0.05-4): the same screen with ``light`` times the cells' light, to check
+        that features hold in noisier (or saturated) images (see :func:`render_well`).
 
     Returns
     -------
@@ -366,10 +310,12 @@ def make_benchmark_screen(
         raise ValueError(f"n_cells must be >= 1, got {n_cells}")
     if not 0.25 <= zoom <= 4:
         raise ValueError(f"zoom must be between 0.25 and 4, got {zoom}")
+    if not 0.05 <= light <= 4:
+        raise ValueError(f"light must be between 0.05 and 4, got {light}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plans, side = plan_screen(seed, n_cells, layout)
-    rendered = [render_well(seed, plan, side, zoom) for plan in plans]
+    rendered = [render_well(seed, plan, side, zoom, light) for plan in plans]
     ch5 = write_screen(
         out / CH5_NAME,
         layout,
@@ -389,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="screen seed (default: 0)")
     parser.add_argument("--cells", type=int, default=5000, help="about how many cells")
     parser.add_argument("--zoom", type=float, default=1.0, help="cell magnification (1)")
+    parser.add_argument("--light", type=float, default=1.0, help="exposure (1)")
     args = parser.parse_args(argv)
-    ch5, mapping = make_benchmark_screen(args.out, args.seed, args.cells, zoom=args.zoom)
+    ch5, mapping = make_benchmark_screen(
+        args.out, args.seed, args.cells, zoom=args.zoom, light=args.light
+    )
     print(f"wrote {ch5} and {mapping}")
     return 0
 
