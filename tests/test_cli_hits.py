@@ -310,11 +310,12 @@ def test_hits_take_0_and_1_for_the_control_flags(tmp_path, capsys):
             {"novelty": ["low", "low", "high", "high"]},
             "column novelty must hold numbers, found 'low'",
         ),
+        ({"well": ["A01", None, "B02", "B02"]}, "column well is missing for 1 cell(s), e.g. 'c2'"),
     ],
 )
-def test_hits_refuse_novelty_scores_that_are_not_finite_numbers(tmp_path, capsys, columns, problem):
+def test_hits_refuse_cells_with_bad_scores_or_names(tmp_path, capsys, columns, problem):
     # A NaN score made the controls' percentile NaN: no cell was novel, and the hit table was
-    # written ranking nothing; text failed in numpy's words without the file.
+    # written ranking nothing; text, and a missing well, failed without naming the file.
     _hits_error(_cells_file(tmp_path, **columns), capsys, problem)
 
 

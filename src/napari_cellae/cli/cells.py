@@ -287,7 +287,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
         source=str(args.file),
         views=novelty_views(adata.var_names) if needs_x else None,
     )
-    table = hit_list(obs, novel, args.by, scores, args.control_token)
+    table = hit_list(obs, novel, args.by, scores, args.control_token, str(args.file))
     with atomic_output(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     top = table[~table["is_control"]].head(3)
