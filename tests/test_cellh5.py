@@ -291,6 +291,39 @@ def test_object_count_of_a_table_that_is_not_one(tmp_path: Path, kind: str) -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("plain", "holds int32 values of shape (10, 2), not a table of objects (compound"),
+        ("group", "is not a table of objects (compound columns time_idx, obj_label_id)"),
+        ("no time", "is a table without a time_idx column (columns: obj_label_id)"),
+    ],
+)
+def test_an_object_entry_that_is_no_table_is_named(tmp_path: Path, kind: str, said: str) -> None:
+    """Such an entry was skipped without a word: 'contains no segmented objects (no tables
+    under object/)' though one is there, or 'has no object (objects in this file: none)'."""
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        name = "sample/0/plate/plate1/experiment/A01/position/1/object/primary__primary"
+        rows = f[name][()]
+        del f[name]
+        if kind == "plain":
+            f[name] = np.stack([rows["time_idx"], rows["obj_label_id"]], 1).astype(np.int32)
+        elif kind == "group":
+            f.create_group(name)
+        else:
+            f[name] = np.rec.fromarrays([rows["obj_label_id"]], names="obj_label_id")
+    where = "object/primary__primary of position A01_1 "
+    _expect(path, "contains no segmented objects (" + where + said, call=lambda c: c.default_object)
+    _expect(path, where + said, call=lambda ch5: ch5.check_object("primary__primary"))
+    with CellH5(path) as ch5:
+        assert ch5.object_names == []
+        assert ch5.object_problem("primary__primary").startswith(where + said)
+        assert ch5.object_problem("Nuclei") is None
+        with pytest.raises(CellH5Error, match=r"has no object 'Nuclei' \(objects in this file: n"):
+            ch5.check_object("Nuclei")
+
+
 def test_object_table_without_frame_column(tmp_path: Path) -> None:
     """The object types come from the first position; a later one may lack time_idx."""
     positions = [synthetic_position(well, "1", n_frames=2) for well in ("A01", "A02")]

@@ -15,15 +15,25 @@ import re
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import h5py
 import numpy as np
 
-from napari_cellae.io.definition import channel_names, class_rows, region_rows
+from napari_cellae.io.definition import (
+    ChannelInfo,
+    ClassLabel,
+    channel_names,
+    class_rows,
+    region_rows,
+)
 from napari_cellae.io.hdf5 import CellH5Error, get_object, open_read_only, read_table
-from napari_cellae.io.locate import locate_cellh5
-from napari_cellae.io.objects import ObjectTable, read_object_table
+from napari_cellae.io.locate import is_cellh5, locate_cellh5
+from napari_cellae.io.objects import (
+    ObjectTable,
+    is_relation,
+    not_an_object_table,
+    read_object_table,
+)
 
 __all__ = [
     "CellH5",
@@ -36,7 +46,6 @@ __all__ = [
 ]
 
 _POSITION_ROOT = "sample/0/plate"
-_RELATION_OBJECTS = {"tracking", "event"}
 
 
 @dataclass(frozen=True, order=True)
@@ -51,24 +60,6 @@ class PositionKey:
     def label(self) -> str:
         """Short position ID such as ``C03_01``."""
         return f"{self.well}_{self.site}"
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    """A raw image channel."""
-
-    index: int
-    name: str
-    color: str
-
-
-@dataclass(frozen=True)
-class ClassLabel:
-    """One class of an object classifier stored in the file."""
-
-    label: int
-    name: str
-    color: str
 
 
 def _natural_key(text: str) -> tuple:
@@ -114,6 +105,8 @@ class CellH5:
         # Shape and dtype of validated images. Datasets are not kept: with one file per
         # position, holding them all would hold thousands of files open.
         self._image_info: dict[PositionKey, tuple[tuple[int, ...], np.dtype]] = {}
+        # Entries under object/ that are no table of objects, and what they are instead.
+        self._not_objects: dict[str, str] = {}
 
     # -- context manager ---------------------------------------------------------------
     def __enter__(self) -> CellH5:
@@ -213,15 +206,14 @@ class CellH5:
             if not isinstance(objects, h5py.Group):
                 continue
             for name in objects:
-                if name in names or name in _RELATION_OBJECTS or "___to___" in name:
+                if name in names or is_relation(name):
                     continue
                 table = self._get(objects, name, f"object table '{name}' of position {key.label}")
-                if (
-                    isinstance(table, h5py.Dataset)
-                    and table.dtype.names is not None
-                    and "time_idx" in table.dtype.names
-                ):
+                problem = not_an_object_table(table)
+                if problem is None:
                     names.append(name)
+                else:  # said when it is asked for, or when no object is left
+                    self._not_objects[name] = f"object/{name} of position {key.label} {problem}"
             if names:
                 break
         return names
@@ -233,13 +225,31 @@ class CellH5:
             if preferred in self.object_names:
                 return preferred
         if not self.object_names:
-            raise self._error("contains no segmented objects (no tables under object/)")
+            why = "; ".join(self._not_objects.values()) or "no tables under object/"
+            raise self._error(f"contains no segmented objects ({why})")
         return self.object_names[0]
 
-    def _check_object(self, object_name: str) -> None:
-        if object_name not in self.object_names:
-            known = ", ".join(self.object_names) or "none"
-            raise self._error(f"has no object '{object_name}' (objects in this file: {known})")
+    def check_object(self, object_name: str) -> None:
+        """Raise unless the file has objects ``object_name``.
+
+        Raises
+        ------
+        CellH5Error
+            Saying what ``object/<object_name>`` holds when it is no table of objects, else
+            listing the file's object types.
+        """
+        if object_name in self.object_names:
+            return
+        if problem := self.object_problem(object_name):
+            raise self._error(problem)
+        known = ", ".join(self.object_names) or "none"
+        raise self._error(f"has no object '{object_name}' (objects in this file: {known})")
+
+    def object_problem(self, object_name: str) -> str | None:
+        """What ``object/<object_name>`` holds when it is there but no table of objects."""
+        if object_name in self.object_names:  # the scan notes the others
+            return None
+        return self._not_objects.get(object_name)
 
     def object_channel(self, object_name: str) -> int:
         """Index of the raw channel the object was segmented in (0 if not recorded)."""
@@ -256,7 +266,7 @@ class CellH5:
 
     def class_labels(self, object_name: str) -> list[ClassLabel] | None:
         """Classes of the object classifier stored in the file, or None."""
-        self._check_object(object_name)
+        self.check_object(object_name)
         table = f"feature/{object_name}/object_classification/class_labels"
         rows = self._definition_table(table)
         if rows is None:
@@ -306,7 +316,7 @@ class CellH5:
     def _region_rows(self, object_name: str) -> list[int]:
         """Rows of ``/definition/image/region`` naming the object (CellCognition writes
         ``region___<name>``), in file order."""
-        self._check_object(object_name)
+        self.check_object(object_name)
         names = (object_name, f"region___{object_name}")
         return [i for i, (region, _) in enumerate(self._regions) if region in names]
 
@@ -357,7 +367,7 @@ class CellH5:
             If the centre table is missing, tables disagree in length, a centre is missing
             (NaN) or lies outside the image, or an object's frame does not exist.
         """
-        self._check_object(object_name)
+        self.check_object(object_name)
         return read_object_table(
             self._position(key),
             object_name,
@@ -368,7 +378,7 @@ class CellH5:
 
     def object_count(self, key: PositionKey, object_name: str) -> int:
         """Number of objects (all frames) without reading the feature tables."""
-        self._check_object(object_name)
+        self.check_object(object_name)
         where = f"object table '{object_name}' of position {key.label}"
         table = self._get(self._position(key), f"object/{object_name}", where, required=False)
         if table is None:
@@ -377,21 +387,3 @@ class CellH5:
             return table.shape[0]
         # A scalar, empty-space or 2-D table, or a group: reading it says what is wrong.
         return len(self.objects(key, object_name))
-
-
-def is_cellh5(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an HDF5 file with a CellH5 ``/sample`` (or the unreleased layout).
-
-    Cheap: opens the file and looks at the root group only. Damaged files count as CellH5
-    when their name ends in ``.ch5`` so that the reader reports what is wrong with them.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        if not h5py.is_hdf5(path):
-            return path.suffix.lower() == ".ch5"
-        with h5py.File(path, "r") as root:
-            return "sample" in root or ("data" in root and "layout" in root)
-    except OSError:
-        return path.suffix.lower() == ".ch5"

@@ -10,13 +10,32 @@ numpy error: a wrong region or channel index would crop the wrong pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["channel_names", "class_rows", "decode", "region_rows"]
+__all__ = ["ChannelInfo", "ClassLabel", "channel_names", "class_rows", "decode", "region_rows"]
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A raw image channel."""
+
+    index: int
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
+class ClassLabel:
+    """One class of an object classifier stored in the file."""
+
+    label: int
+    name: str
+    color: str
 
 
 def decode(value: bytes | str) -> str:

@@ -15,7 +15,7 @@ import h5py
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["MASTER_NAME", "ch5_files", "input_files", "locate_cellh5"]
+__all__ = ["MASTER_NAME", "ch5_files", "input_files", "is_cellh5", "locate_cellh5"]
 
 #: CellCognition's master file of external links to every position
 MASTER_NAME = "_all_positions.ch5"
@@ -180,3 +180,21 @@ def _external_files(h5: h5py.File) -> list[str]:
 
     h5.id.links.visit(visit, info=True)
     return list(dict.fromkeys(names))
+
+
+def is_cellh5(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file with a CellH5 ``/sample`` (or the unreleased layout).
+
+    Cheap: opens the file and looks at the root group only. Damaged files count as CellH5
+    when their name ends in ``.ch5`` so that the reader reports what is wrong with them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        if not h5py.is_hdf5(path):
+            return path.suffix.lower() == ".ch5"
+        with h5py.File(path, "r") as root:
+            return "sample" in root or ("data" in root and "layout" in root)
+    except OSError:
+        return path.suffix.lower() == ".ch5"

@@ -20,10 +20,45 @@ import numpy as np
 
 from napari_cellae.io.hdf5 import CellH5Error, get_object, read_table
 
-__all__ = ["ObjectTable", "read_object_table"]
+__all__ = ["ObjectTable", "is_relation", "not_an_object_table", "read_object_table"]
 
 _SHOWN_ROWS = 8
 _INT32 = np.iinfo(np.int32)
+
+
+# Tables under object/ that relate objects (tracks, events) rather than list them.
+_RELATION_OBJECTS = {"tracking", "event"}
+
+
+def is_relation(name: str) -> bool:
+    """Whether ``object/<name>`` relates objects (tracking, events, ``<a>___to___<b>``)."""
+    return name in _RELATION_OBJECTS or "___to___" in name
+
+
+def not_an_object_table(node: h5py.Group | h5py.Dataset | None) -> str | None:
+    """What an entry under ``object/`` is when it is not a table of objects.
+
+    Parameters
+    ----------
+    node : h5py.Group or h5py.Dataset or None
+        The entry.
+
+    Returns
+    -------
+    str or None
+        None for a compound table with a ``time_idx`` column, else a phrase for a message
+        (``"holds int32 values of shape (6, 2), not ..."``).
+    """
+    if isinstance(node, h5py.Dataset) and node.dtype.names is not None:
+        if "time_idx" in node.dtype.names:
+            return None
+        return f"is a table without a time_idx column (columns: {', '.join(node.dtype.names)})"
+    if isinstance(node, h5py.Dataset):
+        return (
+            f"holds {node.dtype} values of shape {node.shape}, not a table of objects "
+            "(compound columns time_idx, obj_label_id)"
+        )
+    return "is not a table of objects (compound columns time_idx, obj_label_id)"
 
 
 @dataclass

@@ -123,9 +123,7 @@ def resolve_object(cellh5: CellH5, name: str | None) -> str:
     """
     if name is None:
         return cellh5.default_object
-    if name not in cellh5.object_names:
-        known = ", ".join(cellh5.object_names) or "none"
-        raise CellH5Error(f"{cellh5.path}: has no object '{name}' (objects in this file: {known})")
+    cellh5.check_object(name)
     return name
 
 
@@ -326,9 +324,10 @@ def check_model_fits(
     where = f"model {model_path}" if model_path else "the model"
     if trained.object_name not in cellh5.object_names:
         known = ", ".join(cellh5.object_names) or "none"
+        problem = cellh5.object_problem(trained.object_name)  # there, but no table of objects
         raise ValueError(
             f"{cellh5.path}: {where} was trained on objects '{trained.object_name}', "
-            f"which this file does not have (objects: {known})"
+            f"which this file does not have ({problem or f'objects: {known}'})"
         )
     if not trained.channel_names:  # damaged: nothing to match the images by
         raise ValueError(f"{where} names no image channel, so it fits no file's channels")
