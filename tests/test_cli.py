@@ -177,6 +177,46 @@ def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, caps
     assert not model.exists()
 
 
+def test_positions_the_mapping_lacks_are_one_warning(
+    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
+):
+    import sys
+
+    from napari_cellae.cli import console
+
+    # The control well's row only: B02's cells are kept, as a condition of their own.
+    controls_only = tmp_path / "controls_only.txt"
+    controls_only.write_text("".join(mapping_file.read_text().splitlines(True)[:2]))
+    model = tmp_path / "model.pt"
+    train = ["train", str(cellcognition_file), "--mapping", str(controls_only), *TINY]
+    with pytest.warns(UserWarning) as caught:
+        assert main([*train, "--train-on", "controls", "--out", str(model), "-q"]) == 0
+    assert [str(w.message) for w in caught].count(
+        f"{controls_only}: no row maps 1 of the 2 positions of {cellcognition_file}: B02_0001;"
+        " they are kept as conditions of their own, not as negative controls (is a well"
+        " misspelt, or a row missing?)"
+    ) == 1
+    assert "Trained on 12 cells, 3 more held out" in capsys.readouterr().out  # A01's cells
+    encode = ["encode", str(cellcognition_file), "--model", str(model), "-q", "--out"]
+    monkeypatch.setattr(
+        sys, "argv", ["cellae", *encode, str(tmp_path / "f.hdf"), "--mapping", str(controls_only)]
+    )
+    assert console() == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "no row maps" in line]
+    assert lines == [
+        f"cellae: warning: {controls_only}: no row maps 1 of the 2 positions of"
+        f" {cellcognition_file}: B02_0001; they are kept as conditions of their own, not as"
+        " negative controls (is a well misspelt, or a row missing?)"
+    ], err
+    # every position mapped: no such line
+    monkeypatch.setattr(
+        sys, "argv", ["cellae", *encode, str(tmp_path / "g.hdf"), "--mapping", str(mapping_file)]
+    )
+    assert console() == 0
+    assert "no row maps" not in capsys.readouterr().err
+
+
 def test_without_a_mapping_train_on_all_cells(cellcognition_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     rc = main(["train", str(cellcognition_file), *TINY, "--out", str(model), "-q"])

@@ -438,3 +438,20 @@ def test_check_refuses_a_plate_column_naming_other_plates(tmp_path: Path) -> Non
     # a file holding a named plate and an unnamed one is refused as well
     with pytest.raises(ValueError, match=r"no row maps plate\(s\) 'P3'"):
         mapping.check(_keys("plate1", "A01") + _keys("P3", "A01"), "two.ch5")
+
+
+def test_unmapped_positions_in_the_order_given(tmp_path: Path) -> None:
+    # A well row maps every site, a site row its site only, a plate row its plate only.
+    path = _plate_mapping(tmp_path, "\tA01\t\tscr\tneg\n\tB02\t2\tPLK1\tt\nP2\tC03\t1\tKIF11\tt\n")
+    mapping = read_mapping(path)
+    keys = [
+        PositionKey("P1", "A01", "7"),
+        PositionKey("P1", "B02", "1"),  # another site of B02
+        PositionKey("P1", "b2", "02"),
+        PositionKey("P1", "C03", "1"),  # C03 is mapped on P2 only
+        PositionKey("p2 ", "C03", "1"),
+        PositionKey("P2", "A1", "1"),
+    ]
+    assert mapping.unmapped(keys) == [keys[1], keys[3]]
+    assert mapping.unmapped(iter(keys[::-1])) == [keys[3], keys[1]]
+    assert mapping.unmapped([keys[0], keys[2], keys[4]]) == []

@@ -136,6 +136,30 @@ def test_two_plates_of_one_file_get_their_own_plates_conditions(tmp_path):
         pipeline.load_mapping(other, ch5)
 
 
+def test_load_mapping_warns_once_about_positions_without_a_row(
+    cellcognition_file, mapping_file, tmp_path
+):
+    import warnings
+
+    # The control well's row only: B02's cells became a condition "B02_0001" of their own.
+    controls_only = tmp_path / "controls_only.txt"
+    controls_only.write_text("".join(mapping_file.read_text().splitlines(True)[:2]))
+    with CellH5(cellcognition_file) as ch5:
+        with pytest.warns(UserWarning) as caught:
+            mapping = pipeline.load_mapping(controls_only, ch5)
+        assert [str(w.message) for w in caught] == [
+            f"{controls_only}: no row maps 1 of the 2 positions of {cellcognition_file}:"
+            " B02_0001; they are kept as conditions of their own, not as negative controls"
+            " (is a well misspelt, or a row missing?)"
+        ]
+        assert mapping.unmapped(ch5.positions) == [ch5.positions[1]]
+        with warnings.catch_warnings():  # a run of several files warns once, for all
+            warnings.simplefilter("error")
+            pipeline.load_mapping(controls_only, ch5, warn=False)
+            pipeline.load_mapping(mapping_file, ch5)  # every position mapped
+            pipeline.load_mapping(None, ch5)
+
+
 def test_check_outputs_refuses_inputs_in_any_spelling(cellcognition_file, mapping_file, tmp_path):
     inputs = [cellcognition_file, mapping_file]
     folder = cellcognition_file.parent

@@ -88,8 +88,39 @@ def test_controls_of_every_plate(tmp_path):
     assert {drawn.positions[i].well for i in drawn.position_index} == {"A01"}
     assert len({drawn.positions[i].plate for i in drawn.position_index}) == 2
     unmarked = _mapping(tmp_path / "unmarked.txt", {"A01": "target"})
-    with pytest.raises(ValueError, match=r"unmarked.txt: no control position.*4 positions"):
+    with (
+        pytest.warns(UserWarning, match=r"unmarked\.txt: no row maps 2 of the 4 positions"),
+        pytest.raises(ValueError, match=r"unmarked.txt: no control position.*4 positions"),
+    ):
         plate_training_crops(plates, config, unmarked)
+
+
+def test_positions_without_a_row_are_warned_about_once_for_all_plates(tmp_path):
+    import warnings
+
+    plates = [
+        _plate(tmp_path / "a.ch5", ["A01", "B01", "C01"], 1),
+        _plate(tmp_path / "b.ch5", ["A01", "B01", "C01"], 5, plate="plate2"),
+    ]
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=1000, train_on="controls")
+    # no rows for C01: its cells on both plates are a condition of their own, not controls
+    mapping = _mapping(tmp_path / "mapping.txt", {"A01": "neg", "B01": "target"})
+    with pytest.warns(UserWarning) as caught:
+        drawn, _, n_cells = plate_training_crops(plates, config, mapping)
+    assert [str(w.message) for w in caught] == [
+        f"{mapping}: no row maps 2 of the 6 positions of the inputs: C01_1 of plate 'plate1',"
+        " C01_1 of plate 'plate2'; they are kept as conditions of their own, not as negative"
+        " controls (is a well misspelt, or a row missing?)"
+    ]
+    assert n_cells == 90 and {drawn.positions[i].well for i in drawn.position_index} == {"A01"}
+    # two files of one plate name: every position counts, each name is shown once
+    same_name = [plates[0], _plate(tmp_path / "c.ch5", ["A01", "B01", "C01"], 9)]
+    with pytest.warns(UserWarning, match=r"no row maps 2 of the 6 positions of the inputs: C01_1;"):
+        plate_training_crops(same_name, config, mapping)
+    complete = _mapping(tmp_path / "complete.txt", {"A01": "neg", "B01": "t", "C01": "t"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plate_training_crops(plates, config, complete)
 
 
 def test_a_plate_that_does_not_fit_is_named(tmp_path):

@@ -97,3 +97,42 @@ def test_plates_of_the_mapping_that_no_input_holds_are_named(tmp_path: Path) -> 
         warn_unused_plates(mapping, keys)
         warn_unused_plates(None, keys)
     assert mapping.unused_plates(keys) == []
+
+
+def test_unmapped_positions_are_counted_and_named_once(tmp_path: Path) -> None:
+    import warnings
+
+    from napari_cellae.io.cellh5 import PositionKey
+    from napari_cellae.io.mapping import read_mapping
+    from napari_cellae.pipeline.plates import warn_unmapped
+
+    # Only A01 has a row (the rows of the others forgotten): the cells of the other twelve
+    # positions became conditions of their own, never controls, without a word.
+    path = tmp_path / "map.txt"
+    path.write_text("A01\tneg. control\n")
+    mapping = read_mapping(path)
+    wells = ["A01", "B02", *(f"C{i:02d}" for i in range(1, 12))]
+    keys = [PositionKey("P1", well, "1") for well in wells]
+    with pytest.warns(UserWarning) as caught:
+        warn_unmapped(mapping, keys, "screen.ch5")
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: no row maps 12 of the 13 positions of screen.ch5: ")
+    assert "B02_1, C01_1, C02_1, C03_1, C04_1, C05_1, C06_1, C07_1 ...;" in message
+    assert "C08_1" not in message and "A01_1" not in message
+    assert "kept as conditions of their own, not as negative controls" in message
+    # several plates (or files): the plate tells the positions apart, the run is "the inputs"
+    two = [PositionKey(plate, well, "1") for plate in ("P1", "P2") for well in ("A01", "B02")]
+    with pytest.warns(UserWarning) as caught:
+        warn_unmapped(mapping, two)
+    assert [str(w.message) for w in caught] == [
+        f"{path}: no row maps 2 of the 4 positions of the inputs: B02_1 of plate 'P1',"
+        " B02_1 of plate 'P2'; they are kept as conditions of their own, not as negative"
+        " controls (is a well misspelt, or a row missing?)"
+    ]
+    # every position mapped, or no mapping: quiet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unmapped(mapping, keys[:1], "screen.ch5")
+        warn_unmapped(None, keys, "screen.ch5")
+        warn_unmapped(mapping, [])

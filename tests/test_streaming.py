@@ -253,3 +253,38 @@ def test_plan_names_mapping_plates_no_input_holds(tmp_path):
     with pytest.warns(UserWarning, match="names plate\\(s\\) 'P9' that no input of this run"):
         plan = plan_encode([path], random_model(), tmp_path / "out.hdf", mapping)
     assert plan.mapping.lookup(plan.tasks[1].position).condition == "PLK1"  # plate-less row
+
+
+def test_plan_warns_once_about_positions_the_mapping_lacks(tmp_path):
+    import warnings
+
+    files = [
+        write_cellh5(
+            tmp_path / f"{plate}.ch5",
+            [synthetic_position(w, "1", plate=plate, seed=i) for i, w in enumerate(["A01", "A02"])],
+            ["rfp"],
+            {"primary__primary": 0},
+        )
+        for plate in ("P1", "P2", "P3")
+    ]
+    mapping = tmp_path / "map.txt"  # A02 has a row on P1 only
+    mapping.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n\tA01\t\tscr\tneg\nP1\tA02\t\tPLK1\tt\n"
+    )
+    with pytest.warns(UserWarning) as caught:
+        plan = plan_encode(files, random_model(), tmp_path / "out.hdf", mapping)
+    assert [str(w.message) for w in caught] == [
+        f"{mapping}: no row maps 2 of the 6 positions of the inputs: A02_1 of plate 'P2',"
+        " A02_1 of plate 'P3'; they are kept as conditions of their own, not as negative"
+        " controls (is a well misspelt, or a row missing?)"
+    ]
+    assert [plan.mapping.lookup(t.position) is None for t in plan.tasks].count(True) == 2
+    # one file: named (beside the unused P1 rows); all its positions mapped: quiet
+    with pytest.warns(UserWarning) as caught:
+        plan_encode(files[1:2], random_model(), tmp_path / "out.hdf", mapping)
+    unmapped = [str(w.message) for w in caught if "no row maps" in str(w.message)]
+    assert len(caught) == 2 and len(unmapped) == 1
+    assert f"no row maps 1 of the 2 positions of {files[1]}: A02_1;" in unmapped[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_encode(files[:1], random_model(), tmp_path / "out.hdf", mapping)

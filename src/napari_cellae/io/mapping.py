@@ -17,7 +17,8 @@ count them, as an editor does; Excel's ``sep=;`` first line sets the separator):
   condition that starts with the control token (``neg. control``) marks a control. Its rows
   apply to every plate.
 
-Reading the file's text and splitting it into rows is :mod:`napari_cellae.io.mapping_text`'s.
+Reading the file's text, splitting it into rows and recognising its header is
+:mod:`napari_cellae.io.mapping_text`'s.
 See ``docs/formats.md`` (position-mapping files).
 """
 
@@ -32,22 +33,15 @@ from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping_text import (
-    Row,
     column_name,
+    header_kind,
     read_text,
     spaces_problem,
     split_rows,
+    table_columns,
 )
 
-_REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
 _SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
-# Header names (normalised, see column_name). A first row naming a position column, or any
-# of the table markers, is a header; data rows hold wells and conditions instead.
-_POSITION_NAMES = frozenset({"position", "well", "pos", "position id"})
-_TABLE_MARKERS = ("well", "gene symbol", "group")
-# Plate among them: a header "Well, Plate" is an incomplete table, not plates as conditions.
-_OTHER_NAMES = {"site", "row", "column", "gene symbol", "sirna id", "group", "plate"}
-_KNOWN_NAMES = _POSITION_NAMES | _OTHER_NAMES
 
 
 @dataclass(frozen=True)
@@ -181,6 +175,20 @@ class PositionMapping:
         held = {self._plate_of(key.plate) for key in positions}
         return [name for plate, name in self._plates.items() if plate not in held]
 
+    def unmapped(self, positions: Iterable[PositionKey]) -> list[PositionKey]:
+        """The positions no row maps (:meth:`lookup` gives None), in the order given.
+
+        Parameters
+        ----------
+        positions : iterable of PositionKey
+
+        Returns
+        -------
+        list of PositionKey
+            Their cells are named by their position and are never controls.
+        """
+        return [key for key in positions if self.lookup(key) is None]
+
     def check(self, positions: list[PositionKey], source: str | os.PathLike) -> None:
         """Raise if the mapping does not fit the positions of one CellH5 file of a run.
 
@@ -234,42 +242,6 @@ def _suffix(problem: str | None) -> str:
     return "" if problem is None else f"; {problem}"
 
 
-def _header_kind(names: list[str]) -> str | None:
-    """``"table"`` (CellCognition header), ``"pair"`` (two-column header) or None (no header)."""
-    if not names:
-        return None
-    if len(names) == 2 and names[0] in _POSITION_NAMES and names[1] not in _KNOWN_NAMES:
-        return "pair"
-    if names[0] in _POSITION_NAMES or any(name in names for name in _TABLE_MARKERS):
-        return "table"
-    return None
-
-
-def _table_columns(path: Path, header: Row, names: list[str]) -> dict[str, int]:
-    """Column index of each (normalised) name of a CellCognition header."""
-    column: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name in column:
-            # Which of the two would be meant is unknowable; reading either could be wrong.
-            raise ValueError(
-                f"{path}: line {header.line}: the header names column"
-                f" {header.cells[index]!r} twice (columns {column[name] + 1} and {index + 1});"
-                " keep one"
-            )
-        if name:
-            column[name] = index
-    missing = [name for name in _REQUIRED_COLUMNS if column_name(name) not in column]
-    if missing:
-        found = ", ".join(cell or "(empty)" for cell in header.cells[: len(names)])
-        raise ValueError(
-            f"{path}: the header on line {header.line} lacks column(s) {', '.join(missing)}"
-            f" (found: {found}); a CellCognition table needs Well, Gene Symbol and Group, a"
-            " two-column file's header names the position (Position or Well), then the"
-            " condition"
-        )
-    return column
-
-
 def _split_position(text: str, site: str | None) -> tuple[str, str | None]:
     """``C03_01`` -> (C03, 01); ``C03`` -> (C03, site)."""
     match = re.fullmatch(r"([A-Za-z]+\d+)[_\-](\w+)", text)
@@ -319,7 +291,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     names = [column_name(cell) for cell in header.cells]
     while names and not names[-1]:  # trailing separators leave empty header cells
         names.pop()
-    kind = _header_kind(names)
+    kind = header_kind(names)
     entries: list[_Entry] = []
     seen: dict[tuple[str | None, str, str | None], int] = {}
 
@@ -334,7 +306,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
         entries.append(entry)
 
     if kind == "table":
-        column = _table_columns(path, header, names)
+        column = table_columns(path, header, names)
         site_column = next((column[c] for c in _SITE_COLUMN_NAMES if c in column), None)
         for row in rows[1:]:
             if len(row.cells) < len(names):

@@ -1,8 +1,9 @@
-"""Reading a position-mapping file as text: its bytes, lines, separator and cells.
+"""Reading a position-mapping file as text: its bytes, lines, separator, cells and header.
 
-The rows' meaning (CellCognition table or two-column file, conditions, plates) is
-:mod:`napari_cellae.io.mapping`'s; this module only turns the file into numbered rows of
-cells, and explains the rows that do not split as they should.
+The rows' meaning (conditions, controls, plates) is :mod:`napari_cellae.io.mapping`'s; this
+module only turns the file into numbered rows of cells, tells which kind of header the first
+row is (CellCognition table, two-column file, none) and where a table's columns are, and
+explains the rows that do not split as they should.
 """
 
 from __future__ import annotations
@@ -13,13 +14,30 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Row", "column_name", "read_text", "spaces_problem", "split_rows"]
+__all__ = [
+    "Row",
+    "column_name",
+    "header_kind",
+    "read_text",
+    "spaces_problem",
+    "split_rows",
+    "table_columns",
+]
 
 _DELIMITERS = ("\t", ";", ",")
 # Far above any screen's table (a few dozen bytes per position); more is no mapping file,
 # and /dev/zero would fill the memory.
 _MAX_BYTES = 64 * 2**20
 _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
+
+_REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
+# Header names (normalised, see column_name). A first row naming a position column, or any
+# of the table markers, is a header; data rows hold wells and conditions instead.
+_POSITION_NAMES = frozenset({"position", "well", "pos", "position id"})
+_TABLE_MARKERS = ("well", "gene symbol", "group")
+# Plate among them: a header "Well, Plate" is an incomplete table, not plates as conditions.
+_OTHER_NAMES = {"site", "row", "column", "gene symbol", "sirna id", "group", "plate"}
+_KNOWN_NAMES = _POSITION_NAMES | _OTHER_NAMES
 
 
 def read_text(path: Path) -> str:
@@ -114,3 +132,70 @@ def spaces_problem(row: Row, delimiter: str) -> str | None:
         else f"{_DELIMITER_NAMES[delimiter]}, as in the first row"
     )
     return f"its columns are separated by spaces, but they must be separated by {wanted}"
+
+
+def header_kind(names: list[str]) -> str | None:
+    """Which kind of header the first row is, if any.
+
+    Parameters
+    ----------
+    names : list of str
+        The first row's cells as :func:`column_name` normalises them.
+
+    Returns
+    -------
+    str or None
+        ``"table"`` (CellCognition header), ``"pair"`` (two-column header) or None (the
+        first row holds data).
+    """
+    if not names:
+        return None
+    if len(names) == 2 and names[0] in _POSITION_NAMES and names[1] not in _KNOWN_NAMES:
+        return "pair"
+    if names[0] in _POSITION_NAMES or any(name in names for name in _TABLE_MARKERS):
+        return "table"
+    return None
+
+
+def table_columns(path: Path, header: Row, names: list[str]) -> dict[str, int]:
+    """Column index of each (normalised) name of a CellCognition header.
+
+    Parameters
+    ----------
+    path : Path
+        The mapping file, for messages.
+    header : Row
+        The header row.
+    names : list of str
+        Its cells as :func:`column_name` normalises them, trailing empty ones dropped.
+
+    Returns
+    -------
+    dict of str to int
+
+    Raises
+    ------
+    ValueError
+        If a column is named twice, or Well, Gene Symbol or Group is missing.
+    """
+    column: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in column:
+            # Which of the two would be meant is unknowable; reading either could be wrong.
+            raise ValueError(
+                f"{path}: line {header.line}: the header names column"
+                f" {header.cells[index]!r} twice (columns {column[name] + 1} and {index + 1});"
+                " keep one"
+            )
+        if name:
+            column[name] = index
+    missing = [name for name in _REQUIRED_COLUMNS if column_name(name) not in column]
+    if missing:
+        found = ", ".join(cell or "(empty)" for cell in header.cells[: len(names)])
+        raise ValueError(
+            f"{path}: the header on line {header.line} lacks column(s) {', '.join(missing)}"
+            f" (found: {found}); a CellCognition table needs Well, Gene Symbol and Group, a"
+            " two-column file's header names the position (Position or Well), then the"
+            " condition"
+        )
+    return column

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.plate_cells import distinct_keys
-from napari_cellae.pipeline.plates import warn_unused_plates
+from napari_cellae.pipeline.plates import warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.sampling import (
     candidate_positions,
     candidate_rows,
@@ -86,13 +86,14 @@ def plate_training_crops(
     mapping, names = None, channels
     channels_of: dict[Path, list[int]] = {}
     sources: list[Path] = []
-    positions: list[PositionKey] = []
+    positions: list[PositionKey] = []  # with objects
+    held: list[PositionKey] = []  # every position, for warn_unmapped
     counts: list[int] = []
     dtypes: dict[np.dtype, Path] = {}  # each pixel type and the first plate storing it
     for plate in plates:
         with CellH5(plate) as ch5:
             if not channels_of:  # the first plate sets the mapping, object and channels
-                mapping = load_mapping(mapping_path, ch5, control_token)
+                mapping = load_mapping(mapping_path, ch5, control_token, warn=False)
                 object_name = resolve_object(ch5, object_name)
                 first = resolve_channels(ch5, object_name, channels)
                 name_of = {c.index: c.name for c in ch5.channels}
@@ -101,6 +102,7 @@ def plate_training_crops(
                 mapping.check(ch5.positions, ch5.path)
             resolve_object(ch5, object_name)  # every plate must have the same object ...
             channels_of[plate] = resolve_channels(ch5, object_name, names)  # ... and channels
+            held += ch5.positions
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):
                     check_box(ch5, key, config.crop_size)
@@ -113,6 +115,7 @@ def plate_training_crops(
         raise ValueError(f"{where}: no '{object_name}' objects found in any position")
     _warn_empty(plates, set(sources), object_name)
     warn_unused_plates(mapping, positions)
+    warn_unmapped(mapping, held)
     if config.intensity == "screen":
         _warn_bit_depths(dtypes)
     candidate = candidate_positions(positions, mapping, config)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["plate_files", "warn_unused_plates"]
+__all__ = ["plate_files", "warn_unmapped", "warn_unused_plates"]
 
 
 def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -119,3 +119,41 @@ def warn_unused_plates(mapping: PositionMapping | None, positions: Iterable[Posi
             " run holds; their rows are not used (is a plate name misspelt?)",
             stacklevel=2,
         )
+
+
+def warn_unmapped(
+    mapping: PositionMapping | None,
+    positions: Sequence[PositionKey],
+    source: str | os.PathLike | None = None,
+) -> None:
+    """Warn about positions that no row of the mapping maps, once for a whole run.
+
+    Their cells are kept under their position's name as conditions of their own, never as
+    controls: a misspelt well, or a control well missing from the mapping, would change the
+    novelty scores and hit lists without a word.
+
+    Parameters
+    ----------
+    mapping : PositionMapping or None
+        None (no mapping): nothing to warn about.
+    positions : sequence of PositionKey
+        Every position of the run's files, with objects or not (a position of two files
+        counts twice).
+    source : path-like, optional
+        The run's one file, for the message; default: "the inputs".
+    """
+    unmapped = mapping.unmapped(positions) if mapping is not None else []
+    if not unmapped:
+        return
+    several = len({key.plate for key in positions}) > 1  # the plate tells them apart
+    names = list(
+        dict.fromkeys(f"{k.label} of plate {k.plate!r}" if several else k.label for k in unmapped)
+    )
+    shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    where = source if source is not None else "the inputs"
+    warnings.warn(
+        f"{mapping.path}: no row maps {len(unmapped)} of the {len(positions)} positions of"
+        f" {where}: {shown}; they are kept as conditions of their own, not as negative"
+        " controls (is a well misspelt, or a row missing?)",
+        stacklevel=2,
+    )

@@ -29,13 +29,15 @@ from napari_cellae.core.resample import to_network_size
 from napari_cellae.io.atomic import check_distinct, check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.locate import input_files
+from napari_cellae.io.mapping import PositionMapping, read_mapping
+from napari_cellae.pipeline.plates import warn_unmapped
+from napari_cellae.pipeline.sampling import draw_training
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.trainer import Trainer
-    from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
     "cell_conditions",
@@ -81,7 +83,7 @@ def check_outputs(
 
 
 def load_mapping(
-    path: str | os.PathLike | None, cellh5: CellH5, control_token: str = "neg"
+    path: str | os.PathLike | None, cellh5: CellH5, control_token: str = "neg", warn: bool = True
 ) -> PositionMapping | None:
     """Read a position mapping and check it belongs to ``cellh5``.
 
@@ -93,6 +95,8 @@ def load_mapping(
         The screen the mapping must describe.
     control_token : str
         Value of the ``Group`` column that marks negative controls.
+    warn : bool
+        Warn about positions no row maps; False where the run warns once for all its files.
 
     Returns
     -------
@@ -106,10 +110,9 @@ def load_mapping(
     """
     if path is None:
         return None
-    from napari_cellae.io.mapping import read_mapping
-
     mapping = read_mapping(path, control_token=control_token)
     mapping.check(cellh5.positions, cellh5.path)
+    warn_unmapped(mapping if warn else None, cellh5.positions, cellh5.path)
     return mapping
 
 
@@ -265,8 +268,6 @@ def select_training(
         idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
         raise ValueError(f"{crops.source}: no cells to train on (train_on={train_on!r})")
-    from napari_cellae.pipeline.sampling import draw_training
-
     return draw_training(idx, samples, seed)
 
 

@@ -25,7 +25,7 @@ from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
-from napari_cellae.pipeline.plates import plate_files, warn_unused_plates
+from napari_cellae.pipeline.plates import plate_files, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
 if TYPE_CHECKING:
@@ -198,24 +198,25 @@ def plan_encode(
     inputs += [Path(p) for p in (mapping_path, model_path) if p is not None]
     check_outputs([(out, "features file")], inputs)
     tasks: list[PositionTask] = []
-    mapping = None
+    mapping, held = None, []  # held: every position of every plate, with objects or not
     for plate in plates:
         with CellH5(plate) as ch5:
-            if mapping is None:  # read once, checked against every plate
-                mapping = load_mapping(mapping_path, ch5, control_token)
+            if mapping is None:  # read once, checked against every plate; warned below
+                mapping = load_mapping(mapping_path, ch5, control_token, warn=False)
             else:
                 mapping.check(ch5.positions, ch5.path)
+            held += ch5.positions
             obj, channels = check_model_fits(trained, ch5, model_path)
             before = len(tasks)
             box = trained.config.crop_size  # cut at the cell size, then resampled
             for key in ch5.positions:
-                n = ch5.object_count(key, obj)
-                if n:
+                if n := ch5.object_count(key, obj):
                     task = (len(tasks), plate, key, obj, tuple(channels), box, n, thumbnails)
                     tasks.append(PositionTask(*task))
             if len(tasks) == before and len(plates) > 1:  # alone, it is the error below
                 warnings.warn(f"{plate}: no '{obj}' objects in any position; skipped", stacklevel=2)
     warn_unused_plates(mapping, [task.position for task in tasks])
+    warn_unmapped(mapping, held, plates[0] if len(plates) == 1 else None)
     if not tasks:
         shown = ", ".join(str(p) for p in plates[:3]) + (" ..." if len(plates) > 3 else "")
         raise CellH5Error(f"{shown}: no '{trained.object_name}' objects found in any position")
@@ -298,12 +299,11 @@ def encoded_positions(
     shown once each; after the last position, the run's positions without label images,
     objects whose label is not in them and cells cut off by (or small for) the model's box.
     """
-    runner = runner if runner is not None else encode_serial
     total = len(plan.tasks)
     if progress is not None:
         progress(0, total)
     unlabelled, unmatched, shared, shown, sizes = [], [], [], set(), []
-    results = runner(plan.tasks, trained, batch_size)
+    results = (runner or encode_serial)(plan.tasks, trained, batch_size)
     try:
         for done, encoded in enumerate(results, start=1):
             if encoded.task.index != done - 1:
@@ -320,8 +320,7 @@ def encoded_positions(
             if progress is not None:
                 progress(done, total)
     finally:
-        close = getattr(results, "close", None)
-        if close is not None:
+        if (close := getattr(results, "close", None)) is not None:
             close()
     source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
     warn_unlabelled(unlabelled, trained.object_name, source)
