@@ -35,6 +35,25 @@ def test_warnings_print_as_one_cellae_line(monkeypatch, capsys) -> None:
     assert err == "cellae: warning: 3 of 40 objects are larger than the crop box\n"
 
 
+def test_a_warning_lifts_an_open_progress_bar_off_its_line(monkeypatch, capsys) -> None:
+    from tqdm import tqdm
+
+    def command(args) -> int:
+        with tqdm(total=4, desc="encoding", file=sys.stderr, ascii=True) as bar:
+            bar.update(1)
+            warnings.warn("no row maps 1 of the 32 positions", stacklevel=1)
+            bar.update(3)
+        return 0
+
+    assert _run_console(monkeypatch, command) == 0
+    err = capsys.readouterr().err
+    before, warning, after = err.partition("cellae: warning: no row maps 1 of the 32 positions\n")
+    # the bar's line was cleared first (not "encoding: 25%|...cellae: warning: ..."), and
+    # the bar is drawn again after the warning
+    assert warning and before.endswith("\r") and "encoding" in before
+    assert "4/4" in after
+
+
 def test_library_runtime_warnings_keep_their_origin(monkeypatch, capsys) -> None:
     def command(args) -> int:
         warnings.warn("overflow in exp", RuntimeWarning, stacklevel=1)

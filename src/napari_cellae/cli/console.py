@@ -16,6 +16,8 @@ import warnings
 from types import FrameType
 from typing import TextIO
 
+from tqdm import tqdm
+
 from napari_cellae.cli.commands import main
 from napari_cellae.cli.output import PROG
 
@@ -48,7 +50,9 @@ class _WarningPrinter:
             text = warnings.formatwarning(message, category, filename, lineno, line)
         if text not in self.shown:
             self.shown.add(text)
-            print(text, end="", file=sys.stderr if file is None else file)
+            # tqdm.write lifts an open progress bar off the line and draws it again below,
+            # so a warning never lands in the middle of the bar's line.
+            tqdm.write(text, file=sys.stderr if file is None else file, end="")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
