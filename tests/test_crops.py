@@ -117,6 +117,17 @@ def test_collect_skips_empty_and_handles_single_object(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cs.position_index, [0])
 
 
+def test_cells_at_the_cameras_maximum_are_counted(tmp_path: Path) -> None:
+    # peak 400 in uint8: the centre of every spot is clipped at 255; peak 150 of none
+    bright = synthetic_position("A01", "1", n_frames=1, n_per_frame=4, peak=400.0, seed=3)
+    dim = synthetic_position("B01", "1", n_frames=1, n_per_frame=4, peak=150.0, seed=4)
+    path = _write(tmp_path, [bright, dim])
+    with CellH5(path) as f:
+        cs = collect_crops(f, "primary__primary", 16, mask="cell")
+    np.testing.assert_array_equal(cs.clipped_at, [255] * 4 + [0] * 4)
+    np.testing.assert_array_equal(cs.subset([5, 0]).clipped_at, [0, 255])
+
+
 # Cells at the four edges, two corners and (last) inside the 64 x 80 image.
 EDGE_YX = [(0, 40), (63, 40), (32, 0), (32, 79), (1, 1), (62, 78), (32, 40)]
 

@@ -23,6 +23,7 @@ from napari_cellae.core.masking import MASKS, mask_position
 from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.resample import cut_by_box
+from napari_cellae.core.saturation import clipped_at
 from napari_cellae.core.windows import (
     centre_crops,
     check_pixels,
@@ -119,6 +120,7 @@ class CropSet:
     unmatched_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
     shared_label_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
     morphology: np.ndarray | None = None  # None: not measured (NaN)
+    clipped_at: np.ndarray | None = None  # None: not counted (0, see core.saturation)
 
     _PER_CROP = (
         "position_index",
@@ -134,11 +136,14 @@ class CropSet:
         "origin_y",
         "origin_x",
         "morphology",
+        "clipped_at",
     )
 
     def __post_init__(self) -> None:
         if self.morphology is None:
             self.morphology = np.full((len(self), len(MORPHOLOGY_NAMES)), np.nan, np.float32)
+        if self.clipped_at is None:
+            self.clipped_at = np.zeros(len(self), np.int64)
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -288,6 +293,7 @@ def collect_crops(
     unlabelled: list[PositionKey] = []
     unmatched: list[tuple[PositionKey, int]] = []
     outline = np.full((total, len(MORPHOLOGY_NAMES)), np.nan, np.float32)  # unmasked: unknown
+    clipped = np.zeros(total, np.int64)
     start = 0
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
@@ -312,6 +318,7 @@ def collect_crops(
                 unlabelled.append(pos)
             elif missed:
                 unmatched.append((pos, missed))
+        clipped[start:stop] = clipped_at(crops[start:stop])  # neighbours painted out by now
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
@@ -357,6 +364,7 @@ def collect_crops(
         unmatched_positions=unmatched,
         shared_label_positions=shared,
         morphology=outline,
+        clipped_at=clipped,
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.crop_notes import warn_crops
 from napari_cellae.pipeline.plate_cells import distinct_keys
 from napari_cellae.pipeline.plates import warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.sampling import (
@@ -27,7 +28,7 @@ from napari_cellae.pipeline.sampling import (
     draw_training,
     rows_of_positions,
 )
-from napari_cellae.pipeline.steps import load_mapping, resolve_channels, resolve_object, warn_crops
+from napari_cellae.pipeline.steps import load_mapping, resolve_channels, resolve_object
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig

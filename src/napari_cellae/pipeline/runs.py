@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from napari_cellae.core.resample import to_network_size
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.locate import input_files
+from napari_cellae.pipeline.crop_notes import warn_crops
 from napari_cellae.pipeline.results import RunResult
 from napari_cellae.pipeline.steps import (
     check_model_fits,
@@ -24,7 +25,6 @@ from napari_cellae.pipeline.steps import (
     make_trainer,
     resolve_channels,
     resolve_object,
-    warn_crops,
     write_features,
 )
 

@@ -30,6 +30,7 @@ from napari_cellae.io.atomic import check_distinct, check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.locate import input_files
 from napari_cellae.io.mapping import PositionMapping, read_mapping
+from napari_cellae.pipeline.crop_notes import warn_crops
 from napari_cellae.pipeline.plates import warn_unmapped
 from napari_cellae.pipeline.sampling import draw_training
 
@@ -52,7 +53,6 @@ __all__ = [
     "resolve_object",
     "select_training",
     "training_indices",
-    "warn_crops",
     "write_features",
 ]
 
@@ -198,18 +198,6 @@ def collect(
         raise CellH5Error(f"{cellh5.path}: no '{object_name}' objects found in any position")
     warn_crops(crops, object_name, cellh5.path)
     return crops
-
-
-def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
-    """Name positions without label images and objects without a label, and say when the
-    cells do not fit their box (what :func:`collect` warns about its crops)."""
-    from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
-    from napari_cellae.core.resample import warn_box_fit
-
-    warn_unlabelled(crops.unlabelled_positions, object_name, source)
-    warn_unmatched(crops.unmatched_positions, object_name, source)
-    warn_shared_labels(crops.shared_label_positions, object_name, source)
-    warn_box_fit(crops, object_name, source)
 
 
 def crops_for(

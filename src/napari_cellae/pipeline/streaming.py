@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
-from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
+from napari_cellae.pipeline.crop_notes import CropNotes
 from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
 from napari_cellae.pipeline.plates import plate_files, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
@@ -45,8 +44,6 @@ __all__ = [
     "encoded_positions",
     "plan_encode",
 ]
-
-_SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
 
 
 @dataclass(frozen=True)
@@ -296,13 +293,14 @@ def encoded_positions(
 
     Shared by the Explorer ``.hdf`` (:func:`encode_stream`) and the AnnData output
     (:func:`~napari_cellae.pipeline.cells.run_encode_cells`). Warnings raised on workers are
-    shown once each; after the last position, the run's positions without label images,
-    objects whose label is not in them and cells cut off by (or small for) the model's box.
+    shown once each; after the last position, what the run's crops call for
+    (:class:`~napari_cellae.pipeline.crop_notes.CropNotes`: positions without label images,
+    cells cut off by the model's box or clipped at the camera's maximum, ...).
     """
     total = len(plan.tasks)
     if progress is not None:
         progress(0, total)
-    unlabelled, unmatched, shared, shown, sizes = [], [], [], set(), []
+    notes, shown = CropNotes(), set()
     results = (runner or encode_serial)(plan.tasks, trained, batch_size)
     try:
         for done, encoded in enumerate(results, start=1):
@@ -312,10 +310,7 @@ def encoded_positions(
                 if text not in shown:  # once per run, not once per worker or position
                     shown.add(text)
                     warnings.warn(text, UserWarning, stacklevel=2)
-            unlabelled += encoded.crops.unlabelled_positions
-            unmatched += encoded.crops.unmatched_positions
-            shared += encoded.crops.shared_label_positions
-            sizes.append(encoded.crops.bbox[:_SIZE_SAMPLE])
+            notes.add(encoded.crops)
             yield encoded
             if progress is not None:
                 progress(done, total)
@@ -323,11 +318,7 @@ def encoded_positions(
         if (close := getattr(results, "close", None)) is not None:
             close()
     source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
-    warn_unlabelled(unlabelled, trained.object_name, source)
-    warn_unmatched(unmatched, trained.object_name, source)
-    warn_shared_labels(shared, trained.object_name, source)
-    extent = bbox_extents(np.concatenate(sizes)) if sizes else None  # cut off by the box?
-    warn_extents(extent, plan.tasks[0].crop_size, trained.object_name, source)
+    notes.warn(trained.object_name, plan.tasks[0].crop_size, source)
 
 
 def encode_stream(

@@ -1,0 +1,81 @@
+"""What a run says about its cells once they are cropped.
+
+Positions without label images (their cells segmented from the crops instead), objects
+whose label is not in the label image, labels shared by several objects, cells cut off by
+(or small in) the crop box, and cells clipped at the camera's maximum. An in-memory run says
+it for its crops (:func:`warn_crops`); a streamed one gathers it position by position and
+says it once at the end (:class:`CropNotes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
+from napari_cellae.core.resample import bbox_extents, warn_box_fit, warn_extents
+from napari_cellae.core.saturation import warn_clipped
+
+if TYPE_CHECKING:
+    from napari_cellae.core.crops import CropSet
+
+__all__ = ["CropNotes", "warn_crops"]
+
+_SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
+
+
+def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
+    """Warn about the crops of a run (see the module's docstring).
+
+    Parameters
+    ----------
+    crops : CropSet
+        As cut, before any resampling.
+    object_name : str
+    source : path-like or None
+        The file, named at the start of each message.
+    """
+    warn_unlabelled(crops.unlabelled_positions, object_name, source)
+    warn_unmatched(crops.unmatched_positions, object_name, source)
+    warn_shared_labels(crops.shared_label_positions, object_name, source)
+    warn_box_fit(crops, object_name, source)
+    warn_clipped(crops.clipped_at, source)
+
+
+@dataclass
+class CropNotes:
+    """:func:`warn_crops`'s notes gathered from the crops of one position after another."""
+
+    unlabelled: list = field(default_factory=list)
+    unmatched: list = field(default_factory=list)
+    shared: list = field(default_factory=list)
+    sizes: list[np.ndarray] = field(default_factory=list)  # a sample of each position's
+    clipped: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, crops: CropSet) -> None:
+        """Take note of one position's crops."""
+        self.unlabelled += crops.unlabelled_positions
+        self.unmatched += crops.unmatched_positions
+        self.shared += crops.shared_label_positions
+        self.sizes.append(crops.bbox[:_SIZE_SAMPLE])
+        self.clipped.append(crops.clipped_at)
+
+    def warn(self, object_name: str, box: int, source: object) -> None:
+        """Warn once for every position noted.
+
+        Parameters
+        ----------
+        object_name : str
+        box : int
+            The crop box the cells were cut with.
+        source : path-like or None
+            The file, or None for several (the positions name their plates).
+        """
+        warn_unlabelled(self.unlabelled, object_name, source)
+        warn_unmatched(self.unmatched, object_name, source)
+        warn_shared_labels(self.shared, object_name, source)
+        extent = bbox_extents(np.concatenate(self.sizes)) if self.sizes else None
+        warn_extents(extent, box, object_name, source)
+        warn_clipped(np.concatenate(self.clipped) if self.clipped else np.zeros(0), source)

@@ -1,0 +1,42 @@
+"""Tests for napari_cellae.pipeline.crop_notes: what a run says about its crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import synthetic_position
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline.crop_notes import CropNotes, warn_crops
+
+
+def _screen(tmp_path: Path) -> Path:
+    """Three wells of 12 cells; the first two imaged too bright (clipped at 255)."""
+    positions = [
+        synthetic_position(well, "1", n_frames=1, n_per_frame=12, peak=peak, seed=i)
+        for i, (well, peak) in enumerate((("A01", 400.0), ("A02", 400.0), ("A03", 150.0)))
+    ]
+    return write_cellh5(tmp_path / "screen.ch5", positions, ["rfp"], {"primary__primary": 0})
+
+
+def test_streamed_notes_say_what_the_whole_run_says(tmp_path: Path) -> None:
+    path = _screen(tmp_path)
+    with CellH5(path) as f:
+        whole = collect_crops(f, "primary__primary", 16, mask="cell")
+        parts = [
+            collect_crops(f, "primary__primary", 16, positions=[key], mask="cell")
+            for key in f.positions
+        ]
+    clipped = r"screen\.ch5: 67% of the cells \(24 of 36\) have 3 or more pixels at the camera"
+    with pytest.warns(UserWarning, match=clipped) as in_memory:
+        warn_crops(whole, "primary__primary", path)
+    notes = CropNotes()
+    for part in parts:  # one position at a time, as cellae encode streams them
+        notes.add(part)
+    with pytest.warns(UserWarning, match=clipped) as streamed:
+        notes.warn("primary__primary", 16, path)
+    assert [str(w.message) for w in streamed] == [str(w.message) for w in in_memory]
+    assert len(notes.sizes) == 3 and sum(len(c) for c in notes.clipped) == 36
