@@ -334,3 +334,26 @@ def test_centres_of_a_z_stack_are_on_every_plane(make_napari_viewer, tmp_path):
     cells = {"position_index": np.zeros(4, int), "object_index": np.arange(4)}
     rows = match_rows(["A01_1"], cells, ["A01_1"], centres.features)
     np.testing.assert_array_equal(centres.data[rows, -3], 0)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [(np.float32, 1e20), (np.uint64, np.iinfo(np.uint64).max), (np.int64, np.iinfo(np.int64).min)],
+)
+def test_constant_huge_pixels_get_increasing_contrast_limits(
+    make_napari_viewer, tmp_path, dtype, value
+):
+    # lo + 1 == lo at these magnitudes: napari refused the equal limits and the file did
+    # not open ("Sequence (1e+20, 1e+20) must be monotonically increasing").
+    position = _tiny_position("A01", "1", (16, 16), 3, 0, dtype=dtype)
+    position.image[...] = value
+    path = _write(tmp_path / "constant.ch5", [position])
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    for _, kwargs, _ in images:
+        lo, hi = kwargs["contrast_limits"]
+        assert np.isfinite([lo, hi]).all() and hi > lo
+        assert lo <= float(np.asarray(value, dtype)) <= hi
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-cellae")
+    assert len(layers) == 3
+    viewer.layers.clear()

@@ -158,6 +158,20 @@ def _central_window(length: int, window: int) -> slice:
     return slice(start, min(length, start + window))
 
 
+def _contrast_limits(plane: np.ndarray) -> tuple[float, float]:
+    """Finite, increasing contrast limits for the pixels of ``plane``."""
+    # Finite pixels only: NaN or inf limits break napari's contrast slider for good.
+    finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        # A constant plane: widen by a step that float64 can resolve at that magnitude
+        # (lo + 1 == lo for |lo| >= 2**53, e.g. 1e20 or the int64/uint64 extremes, and
+        # napari refuses limits that do not increase).
+        step = max(1.0, abs(lo) * 1e-6)
+        lo, hi = (lo, lo + step) if np.isfinite(lo + step) else (lo - step, lo)
+    return lo, hi
+
+
 def _image_layers(
     cellh5: CellH5,
     positions: list[PositionKey],
@@ -179,11 +193,7 @@ def _image_layers(
             _central_window(width, _CONTRAST_WINDOW),
         )
         plane = data.plane(len(positions) // 2, t // 2, z // 2, window)
-        # Finite pixels only: NaN or inf limits break napari's contrast slider for good.
-        finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1.0
+        lo, hi = _contrast_limits(plane)
         kwargs = {
             "name": f"{channel.name}{suffix}",
             "colormap": _channel_colormap(channel),
