@@ -10,7 +10,7 @@ from napari_cellae._ui.runner import JobRunner, Outcome, viewer_job, warm_up_eng
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.jobs import JobFailed
-from napari_cellae.pipeline.messages import Encoded, Status
+from napari_cellae.pipeline.messages import Alert, Encoded, Status
 from napari_cellae.pipeline.results import RunResult
 
 
@@ -91,6 +91,39 @@ def test_runtime_errors_reach_on_error(qtbot):
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     assert len(errors) == 1 and isinstance(errors[0], JobFailed)
+
+
+def test_warnings_of_the_job_reach_on_message_once(qtbot):
+    # e.g. "hold one value ... there is no image to learn from": napari's worker dropped
+    # them, and a run on an all-black channel ended "Done" without a word.
+    import warnings
+
+    def warning(run):
+        for _ in range(2):
+            warnings.warn(f"no image to learn from ({run})", UserWarning, stacklevel=1)
+            yield Status("working")
+        return None
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = JobRunner(owner)
+    for run in (1, 2):
+        messages: list = []
+        worker = runner.start(
+            warning,
+            run,
+            on_message=messages.append,
+            on_outcome=lambda o: None,
+            on_error=lambda e: None,
+            on_finished=lambda: None,
+            start=False,
+        )
+        with qtbot.waitSignal(worker.finished, timeout=30_000):
+            worker.start()
+        qtbot.wait(50)  # the last queued signals
+        alerts = [m for m in messages if isinstance(m, Alert)]
+        assert alerts == [Alert(f"no image to learn from ({run})")]
+        assert messages.count(Status("working")) == 2
 
 
 def test_later_runs_in_a_later_turn(qtbot):

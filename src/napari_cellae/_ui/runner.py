@@ -25,7 +25,7 @@ from napari_cellae._ui.embedding_view import BINS, DENSE_ABOVE
 from napari_cellae._ui.findings import Findings, find
 from napari_cellae.io.centres import position_labels
 from napari_cellae.pipeline.jobs import guarded, warm_up
-from napari_cellae.pipeline.messages import Message, Status
+from napari_cellae.pipeline.messages import Alert, Message, Status
 from napari_cellae.pipeline.results import RunResult
 
 __all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
@@ -101,6 +101,7 @@ class JobRunner:
         self.owner = owner
         self.worker: Any = None
         self._progress: Any = None
+        self._warned: set[str] = set()  # warnings shown in this run
 
     @property
     def running(self) -> bool:
@@ -143,6 +144,12 @@ class JobRunner:
             guarded(viewer_job), job, *args, _start_thread=False, _connect={"errored": on_error}
         )
         worker.yielded.connect(on_message)
+        # napari's workers are meant to turn a job's warnings into notifications, but its
+        # relay is never connected (its mixin's __init__ does not run under superqt's
+        # worker): "no image to learn from", unmapped positions ... vanished. They are
+        # shown as Alerts, once per run.
+        self._warned = set()
+        worker.warned.connect(lambda args: self._relay_warning(args, on_message))
         worker.returned.connect(on_outcome)
         worker.finished.connect(lambda: self._finished(on_finished))
         if total is not None:
@@ -157,6 +164,13 @@ class JobRunner:
         """Advance the progress bar by one step."""
         if self._progress is not None:
             self._progress.update(1)
+
+    def _relay_warning(self, args: tuple[Any, ...], on_message: Callable[[Message], None]) -> None:
+        # args: those of warnings.showwarning (message, category, filename, lineno, ...)
+        text = str(args[0])
+        if text not in self._warned:
+            self._warned.add(text)
+            on_message(Alert(text))
 
     def quit(self) -> None:
         """Ask the worker to quit at its next message."""
