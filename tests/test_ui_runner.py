@@ -71,6 +71,45 @@ def test_runner_feeds_callbacks_and_finishes(qtbot, run_result):
     assert seen["finished"] == [False] and not runner.running
 
 
+def test_a_job_waits_for_the_warm_up_and_its_warnings_reach_the_widget(
+    qtbot, monkeypatch, run_result
+):
+    import threading
+    import warnings
+
+    from napari_cellae._ui import runner as runner_module
+
+    release = threading.Event()
+    warming = threading.Thread(target=release.wait, daemon=True)
+    warming.start()
+    monkeypatch.setattr(runner_module, "_warm_up", warming)
+
+    def warning_job(result):
+        warnings.warn("no row maps 1 of the 2 positions", stacklevel=1)
+        yield Status("working")
+        return result
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = JobRunner(owner)
+    seen: list = []
+    worker = runner.start(
+        warning_job,
+        run_result,
+        on_message=seen.append,
+        on_outcome=lambda outcome: None,
+        on_error=seen.append,
+        on_finished=lambda: None,
+    )
+    qtbot.wait(300)
+    # not started while the warm-up swaps the process's warning filters
+    assert seen == [] and runner.running
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        release.set()
+    qtbot.waitUntil(lambda: Status("working") in seen, timeout=5000)
+    assert Alert("no row maps 1 of the 2 positions") in seen
+
+
 def test_runtime_errors_reach_on_error(qtbot):
     def failing():
         yield Status("working")

@@ -231,7 +231,7 @@ class DeepLearningWidget(QWidget):
         )
         self._set_running(True)
         if start:
-            worker.start()
+            self.runner.launch(worker)
         return worker
 
     def stop(self) -> None:

@@ -32,6 +32,7 @@ __all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
 
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 LATER_MS = 40  # delay of cosmetic updates, see JobRunner.later
+_WARM_UP_POLL_MS = 50  # how often a job waiting for the warm-up looks again
 _warm_up: threading.Thread | None = None
 
 
@@ -157,8 +158,22 @@ class JobRunner:
         self.worker = worker
         self._throttle_spinners(True)
         if start:
-            worker.start()
+            self.launch(worker)
         return worker
+
+    def launch(self, worker: Any) -> None:
+        """Start ``worker`` once the engine's warm-up thread is done.
+
+        Python's warning filters and ``showwarning`` are one per process, and a thread
+        worker swaps in its own for its run (superqt), as the warm-up's UMAP call does for
+        its own. Overlapping, the one that ends last restores what it found at its start:
+        a finished run's relay, or "ignore" for everything, so later runs' warnings
+        vanished. The warm-up takes a few seconds after the widget opens.
+        """
+        if _warm_up is not None and _warm_up.is_alive():
+            QTimer.singleShot(_WARM_UP_POLL_MS, lambda: self.launch(worker))
+        else:
+            worker.start()
 
     def advance(self) -> None:
         """Advance the progress bar by one step."""

@@ -148,8 +148,6 @@ def warm_up() -> None:
     the widget opens, they do not stall the viewer in the middle of the first training,
     or when the results appear.
     """
-    import warnings
-
     import torch
 
     import napari_cellae.core.trainer  # noqa: F401  (the import is the point)
@@ -157,10 +155,9 @@ def warm_up() -> None:
 
     torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     embed_2d(np.arange(12, dtype=np.float32).reshape(4, 3) ** 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. "n_jobs overridden by setting random_state"
-        cells = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
-        embed_2d(cells, "umap")
+    # embed_2d quiets UMAP's notes in a warnings.catch_warnings() of its own, which swaps
+    # the process's warning filters: jobs start only once this is done (JobRunner.launch).
+    embed_2d(np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32), "umap")
     limit_threads()  # now that every thread pool is loaded
 
 
