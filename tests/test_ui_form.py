@@ -58,6 +58,27 @@ def test_train_on_follows_the_mapping_until_chosen(form, mapping_file):
     assert form.train_on.value == "controls" and form.train_on_chosen
 
 
+def test_a_mapping_is_checked_when_chosen(form, monkeypatch, cellcognition_file, mapping_file):
+    import napari.utils.notifications as notifications
+
+    shown: list[str] = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    form.file.value = cellcognition_file
+    form.mapping.value = mapping_file
+    assert form.mapping_problem() is None and shown == []
+    other_plate = mapping_file.with_name("other_plate.txt")
+    other_plate.write_text("Well\tGene Symbol\tGroup\nC05\tscrambled\tneg\n", encoding="utf-8")
+    form.mapping.value = other_plate
+    assert len(shown) == 1 and str(other_plate) in shown[0] and "C05" in shown[0]
+    junk = mapping_file.with_name("junk.txt")
+    junk.write_bytes(b"\x00\xff\x10 not a table")
+    form.mapping.value = junk
+    assert len(shown) == 2 and str(junk) in shown[1]
+    form.file.value = None  # no file: only the mapping itself is read
+    form.mapping.value = mapping_file
+    assert form.mapping_problem() is None and len(shown) == 2
+
+
 def test_request_from_the_inputs(form, cellcognition_file, mapping_file, tmp_path):
     with pytest.raises(ValueError, match="Choose a CellH5 file"):
         form.request()

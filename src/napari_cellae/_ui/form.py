@@ -314,6 +314,11 @@ class ParameterForm(QWidget):
             self.size_chosen = True
 
     def _on_mapping(self) -> None:
+        problem = self.mapping_problem()
+        if problem is not None:
+            from napari.utils.notifications import show_error
+
+            show_error(problem)
         if self.train_on_chosen:
             return
         self._setting_train_on = True
@@ -323,6 +328,36 @@ class ParameterForm(QWidget):
             self.train_on.value = default if self.mapping_path() else "all"
         finally:
             self._setting_train_on = False
+
+    def mapping_problem(self) -> str | None:
+        """Why the chosen mapping cannot serve the chosen CellH5 file, or None.
+
+        Asked when a mapping is chosen, so that a file that is no mapping, or another
+        plate's, is named at once rather than when Train is pressed. A CellH5 file that
+        does not open is left to the file's own checks.
+        """
+        from napari_cellae.io.cellh5 import CellH5
+        from napari_cellae.io.mapping import read_mapping
+
+        path, file = self.mapping_path(), self.file_path()
+        if path is None or not path.is_file():
+            return None
+        try:
+            mapping = read_mapping(path)
+        except (ValueError, OSError) as err:
+            return str(err)
+        if file is None or not file.is_file():
+            return None
+        try:
+            with CellH5(file) as ch5:
+                positions, source = ch5.positions, ch5.path
+        except (ValueError, OSError):
+            return None
+        try:
+            mapping.check(positions, source)
+        except ValueError as err:
+            return str(err)
+        return None
 
     def _on_train_on(self) -> None:
         if not self._setting_train_on:
