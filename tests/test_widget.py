@@ -269,6 +269,19 @@ def test_bad_setting_shows_notification(make_napari_viewer, errors):
     assert widget.status.text() == f"Failed: {errors[-1]}"
 
 
+def test_a_model_that_does_not_load_says_so_in_the_status_line(
+    make_napari_viewer, errors, cellcognition_file, tmp_path
+):
+    widget = DeepLearningWidget(make_napari_viewer())
+    widget.form.file.value = cellcognition_file
+    assert "press Train" in widget.status.text()
+    junk = tmp_path / "model.pt"
+    junk.write_bytes(b"not a model")
+    assert widget.load_model(junk) is None
+    assert errors and str(junk) in errors[-1]
+    assert widget.status.text() == f"Failed: {errors[-1]}"
+
+
 def test_tooltips_carry_the_parameter_guide(make_napari_viewer, errors):
     from napari_cellae.core.config import PARAMETER_GUIDE
 

@@ -207,7 +207,7 @@ class DeepLearningWidget(QWidget):
         try:
             trained = load_model(path)
         except (ValueError, OSError) as err:
-            show_error(str(err))
+            self._failed(err)  # not "press Train" from the file chosen before
             return None
         self._trained, self._model_path = trained, Path(path)
         self.form.show_model(trained)  # the objects and channel the features come from
