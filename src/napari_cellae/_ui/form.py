@@ -338,24 +338,22 @@ class ParameterForm(QWidget):
         """
         from napari_cellae.io.cellh5 import CellH5
         from napari_cellae.io.mapping import read_mapping
+        from napari_cellae.pipeline.steps import load_mapping
 
         path, file = self.mapping_path(), self.file_path()
         if path is None or not path.is_file():
             return None
         try:
-            mapping = read_mapping(path)
-        except (ValueError, OSError) as err:
-            return str(err)
-        if file is None or not file.is_file():
-            return None
-        try:
-            with CellH5(file) as ch5:
-                positions, source = ch5.positions, ch5.path
+            cellh5 = CellH5(file) if file is not None and file.is_file() else None
         except (ValueError, OSError):
-            return None
+            cellh5 = None
         try:
-            mapping.check(positions, source)
-        except ValueError as err:
+            if cellh5 is None:
+                read_mapping(path)
+            else:
+                with cellh5:  # the check a run makes (without its warning of unmapped wells)
+                    load_mapping(path, cellh5, warn=False)
+        except (ValueError, OSError) as err:
             return str(err)
         return None
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
-from napari_cellae.core.resample import bbox_extents, warn_box_fit, warn_extents
+from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.core.saturation import warn_clipped
 
 if TYPE_CHECKING:
@@ -37,21 +37,20 @@ def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
     source : path-like or None
         The file, named at the start of each message.
     """
-    warn_unlabelled(crops.unlabelled_positions, object_name, source)
-    warn_unmatched(crops.unmatched_positions, object_name, source)
-    warn_shared_labels(crops.shared_label_positions, object_name, source)
-    warn_box_fit(crops, object_name, source)
-    warn_clipped(crops.clipped_at, source)
+    notes = CropNotes(sample=None)  # every cell's size: the crops are all in memory
+    notes.add(crops)
+    notes.warn(object_name, crops.box, source)
 
 
 @dataclass
 class CropNotes:
     """:func:`warn_crops`'s notes gathered from the crops of one position after another."""
 
+    sample: int | None = _SIZE_SAMPLE  # cells per position whose size is kept (None: all)
     unlabelled: list = field(default_factory=list)
     unmatched: list = field(default_factory=list)
     shared: list = field(default_factory=list)
-    sizes: list[np.ndarray] = field(default_factory=list)  # a sample of each position's
+    sizes: list[np.ndarray] = field(default_factory=list)  # bounding boxes, see sample
     clipped: list[np.ndarray] = field(default_factory=list)
 
     def add(self, crops: CropSet) -> None:
@@ -59,7 +58,7 @@ class CropNotes:
         self.unlabelled += crops.unlabelled_positions
         self.unmatched += crops.unmatched_positions
         self.shared += crops.shared_label_positions
-        self.sizes.append(crops.bbox[:_SIZE_SAMPLE])
+        self.sizes.append(crops.bbox[: self.sample])
         self.clipped.append(crops.clipped_at)
 
     def warn(self, object_name: str, box: int, source: object) -> None:
