@@ -15,6 +15,7 @@ import numpy as np
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui.background import side_task
 from napari_cellae._ui.form import path_or_none
 from napari_cellae._ui.result_layers import cellae_layers
 from napari_cellae.io.centres import position_labels
@@ -77,11 +78,9 @@ def features_writer(
 
     Its ``returned`` signal carries the written path.
     """
-    from napari.qt.threading import create_worker
-
     from napari_cellae.pipeline.steps import write_features
 
-    return create_worker(
+    return side_task(
         write_features,
         path,
         result.crops,
@@ -89,7 +88,6 @@ def features_writer(
         result.mapping,
         result.trained,
         list(inputs),
-        _start_thread=False,
     )
 
 
@@ -132,18 +130,9 @@ def anndata_writer(
 
     Its ``returned`` signal carries the written path.
     """
-    from napari.qt.threading import create_worker
-
     obsm = {f"X_{method}": np.asarray(xy, np.float32) for method, xy in maps.items()}
-    return create_worker(
-        _write_cells,
-        path,
-        result,
-        findings.obs,
-        findings.discovery,
-        obsm,
-        list(inputs),
-        _start_thread=False,
+    return side_task(
+        _write_cells, path, result, findings.obs, findings.discovery, obsm, list(inputs)
     )
 
 

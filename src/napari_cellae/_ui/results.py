@@ -3,8 +3,8 @@
 :class:`Results` takes what a job hands over (:class:`~napari_cellae._ui.runner.Outcome`:
 the run, its cell table and its findings) and keeps the embedding layer(s), the results
 panel and the selection linking in step. Work that takes more than a moment (the UMAP
-map, reconstructions for the gallery) runs in thread workers; a result that arrives after
-a newer run or selection is dropped.
+map, reconstructions for the gallery) runs in side-task workers (:mod:`.background`); a
+result that arrives after a newer run or selection is dropped.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 
 from napari_cellae._ui import files
+from napari_cellae._ui.background import side_task
 from napari_cellae._ui.cell_table import density_view, unit_square
 from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
@@ -138,14 +138,13 @@ class Results:
         self.panel.map_state.setText(f"computing {method.upper()}…")
         self._mapping = table
         bins = self.view.bins if len(table) > self.view.dense_above else None
-        worker = create_worker(
+        worker = side_task(
             _embed,
             features,
             method,
             bins,
             table.colourings,
-            _start_thread=False,
-            _connect={"errored": lambda err: self._map_failed(table, err)},
+            errored=lambda err: self._map_failed(table, err),
         )
         worker.returned.connect(lambda done: self._map_ready(table, method, *done))
         self._maps += 1
@@ -199,9 +198,7 @@ class Results:
         )
         self._gallery_request += 1
         request, result = self._gallery_request, self.result
-        worker = create_worker(
-            novel_gallery, result, top, _start_thread=False, _connect={"errored": self.on_error}
-        )
+        worker = side_task(novel_gallery, result, top, errored=self.on_error)
         worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
         self._start(f"gallery {request}", worker)
 

@@ -1,0 +1,95 @@
+"""Side-task workers: results delivered like napari's workers, Python's warning state left
+alone, even when their runs overlap a job's without nesting."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import pytest
+from napari.qt.threading import create_worker
+
+from napari_cellae._ui.background import SideTaskWorker, side_task
+
+WAIT_MS = 30_000
+
+
+def _warning_state() -> tuple:
+    return warnings.showwarning, list(warnings.filters)
+
+
+def test_a_side_task_returns_its_result_without_swapping_the_warning_state(qtbot):
+    seen: list = []
+
+    def work(a, b):
+        seen.append(_warning_state())
+        return a + b
+
+    before = _warning_state()
+    worker = side_task(work, 2, 3)
+    assert isinstance(worker, SideTaskWorker)
+    returned: list = []
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        worker.start()
+    assert returned == [5]
+    assert seen == [before]  # napari's own workers put their relay and "always" here
+    assert _warning_state() == before
+
+
+def test_a_side_task_error_reaches_its_handler(qtbot):
+    def work():
+        raise OSError("disk full")
+
+    errors: list = []
+    worker = side_task(work, errored=errors.append)
+    returned: list = []
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        worker.start()
+    assert returned == []
+    assert [str(e) for e in errors] == ["disk full"]
+
+
+def test_a_job_ending_before_a_side_task_leaves_no_stale_warning_relay(qtbot):
+    """A job (napari's worker, which swaps the warning state) starts, a side task starts
+    during it, the job ends first. With two swapping workers the second would put back the
+    job's relay when it ends, and every later warning would go to a finished job."""
+    job_may_end, side_may_end = threading.Event(), threading.Event()
+    side_started = threading.Event()
+
+    def job():
+        job_may_end.wait(WAIT_MS / 1000)
+
+    def side():
+        side_started.set()
+        side_may_end.wait(WAIT_MS / 1000)
+        return "map"
+
+    before = _warning_state()
+    job_worker = create_worker(job, _start_thread=False, _connect={"errored": pytest.fail})
+    side_worker = side_task(side, errored=pytest.fail)
+    job_worker.start()
+    qtbot.waitUntil(lambda: _warning_state() != before, timeout=WAIT_MS)  # the job's swap
+    side_worker.start()
+    assert side_started.wait(WAIT_MS / 1000)
+    with qtbot.waitSignal(job_worker.finished, timeout=WAIT_MS):
+        job_may_end.set()
+    with qtbot.waitSignal(side_worker.finished, timeout=WAIT_MS):
+        side_may_end.set()
+    assert _warning_state() == before
+
+
+def test_a_side_task_warning_goes_where_warnings_go(qtbot):
+    def work():
+        warnings.warn("3 positions are not in the mapping", UserWarning, stacklevel=1)
+        return 1
+
+    shown: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest: shown.append(str(message))
+        worker = side_task(work)
+        with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+            worker.start()
+    assert shown == ["3 positions are not in the mapping"]
