@@ -99,6 +99,26 @@ def test_malformed_scheduler_address_is_refused_at_once(address):
 
 
 @pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        ("http://127.0.0.1:8786", "unknown scheme 'http://'"),
+        ("tcp://127.0.0.1:99999", "the port must be 1 to 65535"),
+        ("127.0.0.1:0", "the port must be 1 to 65535"),
+    ],
+)
+def test_unknown_scheme_or_port_is_refused_at_once(address, said):
+    # http:// half made a Client that hung for 20 s on exit with a traceback; a port out of
+    # range was tried for the whole time-out as though the scheduler were down.
+    t0 = time.perf_counter()
+    with (
+        pytest.raises(ValueError, match=f"is not a Dask scheduler address: {said}"),
+        dask_client(scheduler=address, timeout=5),
+    ):
+        pass
+    assert time.perf_counter() - t0 < 2
+
+
+@pytest.mark.parametrize(
     "address", ["tcp://127.0.0.1:9", "127.0.0.1:9", "tcp://[::1]:9", "tcp://localhost:9"]
 )
 def test_well_formed_scheduler_addresses_are_tried(address):

@@ -103,6 +103,7 @@ def dask_client(
                 "e.g. tcp://10.0.0.5:8786 (what the scheduler prints when it starts)"
             )
         scheduler = scheduler.strip()
+        _check_scheme_and_port(scheduler)
         _check_greeting(scheduler, timeout)
         try:
             client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
@@ -136,6 +137,29 @@ def dask_client(
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def _check_scheme_and_port(scheduler: str) -> None:
+    """Refuse a scheme distributed has no transport for (``http://``) and a port out of range.
+
+    distributed refuses such an address only after half making its Client, which then
+    hung for 20 s on exit and printed a traceback ('Exception ignored in Client.__del__');
+    a port of 0 or over 65535 was tried for the whole time-out.
+    """
+    from distributed.comm.registry import backends
+
+    scheme = scheduler.split("://", 1)[0] if "://" in scheduler else "tcp"
+    if scheme not in backends:
+        known = ", ".join(f"{name}://" for name in sorted(backends))
+        raise ValueError(
+            f"{scheduler!r} is not a Dask scheduler address: unknown scheme '{scheme}://' "
+            f"(Dask's are {known}); expected tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+        )
+    if scheme != "inproc" and not 0 < int(scheduler.rsplit(":", 1)[1]) < 65536:
+        raise ValueError(
+            f"{scheduler!r} is not a Dask scheduler address: the port must be 1 to 65535 "
+            "(8786 by default)"
+        )
 
 
 def _check_greeting(scheduler: str, timeout: float) -> None:
