@@ -190,6 +190,19 @@ def test_cellae_encode_several_inputs(screen, tmp_path, capsys):
     one_line_error(capsys.readouterr().err, "--workers must be at least 1")
 
 
+@pytest.mark.parametrize("more", [[], ["--workers", "1"]])
+@pytest.mark.parametrize("out", ["f.hdf", "f.h5ad"])
+def test_a_batch_size_below_one_is_refused_before_any_work(screen, tmp_path, capsys, more, out):
+    # It failed at the first position as 'batch_size', on Dask after starting the cluster
+    # ("position A01 of ... failed on a Dask worker").
+    _, plates = screen
+    model = save_model(random_model(), tmp_path / "m.pt")
+    args = ["encode", str(plates[0]), "--model", str(model), "--out", str(tmp_path / out)]
+    assert main([*args, "--batch-size", "0", "-q", *more]) == 1
+    one_line_error(capsys.readouterr().err, "--batch-size must be at least 1, got 0")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "screen"]
+
+
 def test_a_plate_without_objects_among_several_is_skipped_with_a_warning(screen, tmp_path):
     _, plates = screen
     bare = write_cellh5(

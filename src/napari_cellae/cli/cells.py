@@ -207,7 +207,7 @@ def encode_cells(args: argparse.Namespace) -> int:
     """
     import contextlib
 
-    from napari_cellae.cli.scale import PositionBar, check_workers, position_runner
+    from napari_cellae.cli.scale import PositionBar, check_encode_options, position_runner
     from napari_cellae.core.model_file import load_model
     from napari_cellae.pipeline.cells import run_encode_cells
     from napari_cellae.pipeline.steps import check_outputs
@@ -221,7 +221,7 @@ def encode_cells(args: argparse.Namespace) -> int:
     if args.gallery is not None and args.gallery.suffix.lower() != ".png":
         # It is always saved as PNG: g.svg or g.pdf held PNG bytes under the wrong name.
         raise ValueError(f"{args.gallery}: the gallery is a PNG picture; end its name in .png")
-    check_workers(args)
+    check_encode_options(args)
     trained = load_model(args.model)
     quiet = args.quiet
     with contextlib.ExitStack() as stack:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PositionBar",
     "add_cluster_options",
-    "check_workers",
+    "check_encode_options",
     "encode_command",
     "position_runner",
     "train_torchrun",
@@ -63,10 +63,13 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_workers(args: argparse.Namespace) -> None:
-    """Refuse ``--workers`` below 1 before any work."""
+def check_encode_options(args: argparse.Namespace) -> None:
+    """Refuse ``--workers`` or ``--batch-size`` below 1 before any work (a batch size of 0
+    failed at the first position, on Dask after starting the cluster, as 'batch_size')."""
     if getattr(args, "workers", None) is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
 
 
 def position_runner(args: argparse.Namespace, stack: contextlib.ExitStack):
@@ -93,7 +96,7 @@ def encode_command(args: argparse.Namespace) -> int:
 
     inputs = input_paths(args)
     check_outputs([(args.out, "features file")], [*inputs, args.mapping, args.model])
-    check_workers(args)
+    check_encode_options(args)
     trained = load_model(args.model)
     with contextlib.ExitStack() as stack:
         runner = position_runner(args, stack)
