@@ -149,3 +149,23 @@ def test_one_rank_equals_plain_cellae_train(cellcognition_file, tmp_path):
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     summary = [line for line in single.stdout.splitlines() if line.startswith("Trained on")]
     assert summary and summary[0].split(";")[0] in run.stdout  # same cells, same losses
+
+
+def test_ranks_started_with_other_settings_are_refused_alike(cellcognition_file, tmp_path):
+    # One node's command said --epochs 3: gloo aborted rank 0 ('collective mismatch') and
+    # rank 1 ended in a traceback.
+    script = tmp_path / "unlike.py"
+    script.write_text(
+        "import os, sys\nfrom napari_cellae.cli import main\nargs = sys.argv[1:]\n"
+        "if os.environ['RANK'] == '1':\n    args += ['--epochs', '3']\nsys.exit(main(args))\n"
+    )
+    out = tmp_path / "model.pt"
+    run = _torchrun(2, str(script), *_train_args(cellcognition_file, out))
+    assert run.returncode != 0 and not out.exists()
+    # torchrun's own report of a failed child is a traceback; the ranks' are not
+    assert "EnforceNotMet" not in run.stderr, run.stderr[-3000:]
+    assert "napari_cellae/" not in run.stderr, run.stderr[-3000:]
+    said = [line for line in run.stderr.splitlines() if "cellae: error:" in line]
+    # every rank says it, unless torchrun ends the other on the first one's exit
+    assert said, run.stderr[-3000:]
+    assert all("rank 1 differs from rank 0 in epochs: 2 / 3" in line for line in said)

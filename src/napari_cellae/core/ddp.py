@@ -31,6 +31,7 @@ __all__ = [
     "average_gradients",
     "broadcast_object",
     "broadcast_weights",
+    "check_same_run",
     "process_group",
     "rank_device",
     "rank_share",
@@ -193,6 +194,38 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src)
     return box[0]
+
+
+def check_same_run(run: dict, env: TorchrunEnv) -> None:
+    """Refuse to train when the ranks were not given the same run; every rank calls it.
+
+    Ranks started with other settings or other files (each node's own torchrun command)
+    took other steps: gloo aborted rank 0 ('collective mismatch') and left the others a
+    traceback, or a rank waited for the others' steps until the group time-out.
+
+    Parameters
+    ----------
+    run : dict
+        What must be equal on every rank (settings, training cells, channels), picklable.
+    env : TorchrunEnv
+
+    Raises
+    ------
+    ValueError
+        On every rank alike, naming the first rank that differs from rank 0 and how.
+    """
+    runs: list[dict | None] = [None] * env.world_size
+    dist.all_gather_object(runs, run)
+    for rank, other in enumerate(runs):
+        if other != runs[0]:
+            first = runs[0] or {}
+            keys = sorted(set(first) | set(other or {}), key=str)
+            diff = [k for k in keys if first.get(k) != (other or {}).get(k)]
+            shown = "; ".join(f"{k}: {first.get(k)!r} / {(other or {}).get(k)!r}" for k in diff)
+            raise ValueError(
+                f"the torchrun processes were not started alike: rank {rank} differs from "
+                f"rank 0 in {shown}; give every node the same command and files"
+            )
 
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:

@@ -81,6 +81,15 @@ def run_train_torchrun(
     device = ddp.rank_device(env, config.device)
     reports: list[EpochReport] = []
     with ddp.process_group(env, device):
+        ddp.check_same_run(
+            {
+                **config.to_dict(),
+                "training cells": len(idx),
+                "object": crops.object_name,
+                "channels": list(crops.channel_names),
+            },
+            env,
+        )
         # Rank 0's trainer chooses the intensity scaling (from a sample of its share, as
         # the trainer always does) and every rank uses it.
         normalisation = None if env.is_main else ddp.broadcast_object(None)
