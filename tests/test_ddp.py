@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +22,80 @@ from napari_cellae.core.ddp import rank_share, torchrun_env
 TIMEOUT = 240  # seconds per launch; a tiny run takes ~10 s
 
 
+MASTER = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+
+
 def test_torchrun_env():
     assert torchrun_env({}) is None
-    env = torchrun_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"})
+    env = torchrun_env(
+        {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", **MASTER}
+    )
     assert (env.rank, env.world_size, env.local_rank, env.local_world_size) == (3, 4, 1, 2)
     assert not env.is_main
     with pytest.raises(ValueError, match="WORLD_SIZE, LOCAL_RANK not set"):
-        torchrun_env({"RANK": "0"})
+        torchrun_env({"RANK": "0", **MASTER})
+    # the rendezvous address is checked before any work, not when the ranks join
+    with pytest.raises(ValueError, match="incomplete: MASTER_ADDR, MASTER_PORT not set"):
+        torchrun_env({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
     with pytest.raises(ValueError, match="not whole numbers"):
-        torchrun_env({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+        torchrun_env({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0", **MASTER})
     with pytest.raises(ValueError, match="out of range"):
-        torchrun_env({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
+        torchrun_env({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0", **MASTER})
+
+
+def test_waiting_for_the_other_ranks_ends_on_sigterm(monkeypatch):
+    """torch's rendezvous blocks in C++, where the CLI's Python handlers never run."""
+    from napari_cellae.core import ddp
+
+    seen = []
+    monkeypatch.setattr(
+        ddp.dist,
+        "init_process_group",
+        lambda *a, **k: seen.append([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]),
+    )
+    monkeypatch.setattr(ddp.dist, "destroy_process_group", lambda: None)
+    handler = lambda *args: None  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        env = torchrun_env({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", **MASTER})
+        with ddp.process_group(env, torch.device("cpu")):
+            assert signal.getsignal(signal.SIGTERM) is handler  # restored once joined
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [[signal.SIG_DFL, signal.SIG_DFL]]
+
+
+def test_a_rank_whose_partners_never_come_can_be_stopped(cellcognition_file, tmp_path):
+    # torchrun's variables left set in a shell: the process waited 30 minutes for a second
+    # rank and ignored SIGTERM and Ctrl-C.
+    port = _free_port()
+    env = {**_env(1), "RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    args = _train_args(cellcognition_file, tmp_path / "model.pt")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_cellae", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # rank 0 serves the rendezvous on MASTER_PORT once its crops are cut: then it waits
+        deadline = time.monotonic() + TIMEOUT
+        while not _listening(port) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGTERM and not (tmp_path / "model.pt").exists()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_rank_share_splits_evenly_and_disjointly():

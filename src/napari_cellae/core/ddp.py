@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -90,9 +92,12 @@ def torchrun_env(environ: Mapping[str, str] | None = None) -> TorchrunEnv | None
     given = [name for name in names if name in environ]
     if not given:
         return None
-    if len(given) != len(names):
-        missing = ", ".join(n for n in names if n not in environ)
-        raise ValueError(f"torchrun variables incomplete: {missing} not set (start with torchrun)")
+    # The rendezvous address too: without it torch fails only after every crop is cut.
+    missing = [n for n in (*names, "MASTER_ADDR", "MASTER_PORT") if n not in environ]
+    if missing:
+        raise ValueError(
+            f"torchrun variables incomplete: {', '.join(missing)} not set (start with torchrun)"
+        )
     try:
         rank, world, local = (int(environ[n]) for n in names)
         local_world = int(environ.get("LOCAL_WORLD_SIZE", world))
@@ -149,13 +154,36 @@ def process_group(env: TorchrunEnv, device: torch.device) -> Iterator[None]:
         NCCL for CUDA devices, gloo otherwise.
     """
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(
-        backend, rank=env.rank, world_size=env.world_size, timeout=_GROUP_TIMEOUT
-    )
+    with _default_signals():
+        dist.init_process_group(
+            backend, rank=env.rank, world_size=env.world_size, timeout=_GROUP_TIMEOUT
+        )
     try:
         yield
     finally:
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _default_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the process at once while it waits for the other ranks.
+
+    The wait is inside torch's C++ rendezvous, where Python's own handlers (the CLI turns
+    both signals into a clean stop) never run: a process whose other ranks never came
+    (torchrun's variables left set in a shell) could only be killed with SIGKILL for the
+    whole group time-out. Nothing has been written yet, so there is nothing to clean up.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def rank_share(n: int, rank: int, world_size: int, seed: int) -> np.ndarray:
