@@ -190,6 +190,23 @@ def test_cellae_encode_several_inputs(screen, tmp_path, capsys):
     one_line_error(capsys.readouterr().err, "--workers must be at least 1")
 
 
+def test_local_workers_beyond_the_cores_are_noted_or_refused(screen, tmp_path, capsys, monkeypatch):
+    import napari_cellae.core.cores as cores
+
+    monkeypatch.setattr(cores, "usable_cores", lambda: 1)
+    _, plates = screen
+    model = save_model(random_model(), tmp_path / "m.pt")
+    args = ["encode", str(plates[0]), "--model", str(model), "--out", str(tmp_path / "f.hdf")]
+    # --workers 100000 started that many processes, each loading torch
+    assert main([*args, "--workers", "5", "-q"]) == 1
+    one_line_error(capsys.readouterr().err, "give at most 1, or run workers on other machines")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "screen"]
+    assert main([*args, "--workers", "2", "-q"]) == 0
+    assert "--workers 2 starts 2 local processes where 1 core(s) may be used" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize("more", [[], ["--workers", "1"]])
 @pytest.mark.parametrize("out", ["f.hdf", "f.h5ad"])
 def test_a_batch_size_below_one_is_refused_before_any_work(screen, tmp_path, capsys, more, out):

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.ddp import TorchrunEnv
 
+# Local Dask workers beyond this many per usable core are refused: never faster, and each
+# process holds its own torch.
+_WORKERS_PER_CORE = 4
+
 __all__ = [
     "PositionBar",
     "add_cluster_options",
@@ -65,9 +69,24 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def check_encode_options(args: argparse.Namespace) -> None:
     """Refuse ``--workers`` or ``--batch-size`` below 1 before any work (a batch size of 0
-    failed at the first position, on Dask after starting the cluster, as 'batch_size')."""
-    if getattr(args, "workers", None) is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    failed at the first position, on Dask after starting the cluster, as 'batch_size'), and
+    local workers far beyond this machine's cores; note when they outnumber the cores."""
+    from napari_cellae.core.cores import usable_cores
+
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    cores = usable_cores()
+    if workers is not None and workers > cores:
+        # Each local worker is a process that loads torch (a few hundred MB); encoding is
+        # compute-bound, so more workers than cores only share them.
+        what = f"--workers {workers} starts {workers} local processes where {cores} core(s)"
+        if workers > _WORKERS_PER_CORE * cores:
+            raise ValueError(
+                f"{what} may be used; give at most {cores}, or run workers on other "
+                "machines and give --scheduler"
+            )
+        note(f"{what} may be used: they share them, each with its own copy of torch")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
 
