@@ -57,6 +57,10 @@ def test_encode_and_train_refuse_to_overwrite_their_inputs(
         rc = main([*encode, "--mapping", str(mapping_file), "--out", str(out), "-q"])
         assert rc == 1, out
         one_line_error(capsys.readouterr().err, "refusing to write the features file", str(out))
+    as_cells = link.with_name("cells.h5ad")  # named as what it would have been
+    as_cells.symlink_to(cellcognition_file)
+    assert main([*encode, "--mapping", str(mapping_file), "--out", str(as_cells), "-q"]) == 1
+    one_line_error(capsys.readouterr().err, "refusing to write the AnnData file", str(as_cells))
     train = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY]
     for out in clashes[:5]:
         assert main([*train, "--out", str(out), "-q"]) == 1, out

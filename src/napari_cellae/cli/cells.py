@@ -44,8 +44,8 @@ def output_kind(args: argparse.Namespace) -> str:
 
     out = Path(args.out)
     inputs = [*input_paths(args), args.mapping, args.model]
-    check_outputs([(out, "features file")], inputs)
     suffix = out.suffix.lower()
+    check_outputs([(out, "AnnData file" if suffix == _H5AD else "features file")], inputs)
     if suffix not in (EXPLORER_SUFFIX, _H5AD):
         raise ValueError(
             f"cannot tell what to write to {out}: end the name in .hdf for CellCognition "
