@@ -203,6 +203,33 @@ def test_gallery_is_y_x_for_asymmetric_pattern_and_missing_orientation(tmp_path)
     assert back.bbox["label"].tolist() == [4, 9]
 
 
+def test_the_file_column_names_the_plate_of_a_file_with_several(tmp_path):
+    # One CellH5 file can hold several plates, each with its own A01_1: the Explorer
+    # groups cells by `file`, and the two positions merged into one.
+    from dataclasses import replace
+
+    from napari_cellae.export.explorer import build_arrays
+
+    crops = _pattern_cropset(tmp_path)
+    two = replace(
+        crops,
+        positions=[PositionKey("plate1", "A01", "1"), PositionKey("plate2", "A01", "1")],
+        position_index=np.array([0, 1], np.int32),
+    )
+    out = write_explorer_hdf(tmp_path / "p.hdf", two, _features(2, 3), None, image_size=(9, 40))
+    back = read_explorer_hdf(out).bbox
+    assert back["file"].tolist() == [b"plate1/A01_1", b"plate2/A01_1"]
+    assert back["treatment"].tolist() == [b"plate1/A01_1", b"plate2/A01_1"]  # unmapped
+    # one plate: the position's label alone, as the Explorer's own files have it
+    assert read_explorer_hdf(
+        write_explorer_hdf(tmp_path / "q.hdf", crops, _features(2, 3), None, image_size=(9, 40))
+    ).bbox["file"].tolist() == [b"A01_1", b"A01_1"]
+    given = build_arrays(two, _features(2, 3), None, None, file_labels=["x/A01_1", "y/A01_1"])
+    assert given["bbox"]["file"].tolist() == [b"x/A01_1", b"y/A01_1"]
+    with pytest.raises(ValueError, match="1 file labels for 2 positions"):
+        build_arrays(two, _features(2, 3), None, None, file_labels=["x/A01_1"])
+
+
 def test_cellprofiler_uint16_two_channels_no_orientation(cellprofiler_file, tmp_path):
     crops = _crops(cellprofiler_file, channels=[0, 1])
     assert crops.crops.dtype == np.uint16 and crops.crops.max() > 255

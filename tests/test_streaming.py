@@ -128,7 +128,19 @@ def test_a_folder_of_plates_and_several_inputs(screen, tmp_path):
         run_encode(plate, trained, tmp_path / f"{i}.hdf")
         parts.append(read_explorer_hdf(tmp_path / f"{i}.hdf"))
     whole = read_explorer_hdf(tmp_path / "all.hdf")
-    np.testing.assert_array_equal(whole.bbox, np.concatenate([p.bbox for p in parts]))
+    alone = np.concatenate([p.bbox for p in parts])
+    # Each plate's rows as encoded alone, but the Explorer's `file` (and the treatment of
+    # unmapped positions) names the plate: all three plates are called plate1, and their
+    # positions would have merged as one 'A01_0001' etc.
+    for field in ("file", "treatment"):
+        expected = [
+            f"plate1 ({plate.relative_to(root)})/{label.decode()}".encode()
+            for plate, part in zip(plates, parts, strict=True)
+            for label in part.bbox[field]
+        ]
+        assert whole.bbox[field].tolist() == expected
+    others = [f for f in alone.dtype.names if f not in ("file", "treatment")]
+    np.testing.assert_array_equal(whole.bbox[others], alone[others])
     np.testing.assert_array_equal(whole.gallery, np.concatenate([p.gallery for p in parts], 3))
     np.testing.assert_allclose(
         whole.features, np.concatenate([p.features for p in parts]), atol=1e-5
@@ -136,7 +148,10 @@ def test_a_folder_of_plates_and_several_inputs(screen, tmp_path):
     # inputs in the order given; the same plate twice counts once
     result = encode_stream([plates[2], root / "p1", plates[2]], trained, tmp_path / "two.hdf")
     two = read_explorer_hdf(tmp_path / "two.hdf")
-    np.testing.assert_array_equal(two.bbox, np.concatenate([parts[2].bbox, parts[0].bbox]))
+    np.testing.assert_array_equal(
+        two.bbox[others], np.concatenate([parts[2].bbox, parts[0].bbox])[others]
+    )
+    assert len(set(two.bbox["file"].tolist())) == 4  # C01, C02 of one plate, A01, A02 of the other
 
 
 def test_bad_inputs_are_named_before_any_output(screen, cellprofiler_file, tmp_path):

@@ -26,6 +26,7 @@ import numpy as np
 
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.centres import position_labels
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -124,14 +125,20 @@ def build_arrays(
     mapping: PositionMapping | None,
     normalisation: Normalisation | None,
     names: Sequence[str] | None = None,
+    file_labels: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """The Explorer rows of some cells: ``bbox``, ``features``, ``groups``, ``contours``
     and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
     writer appends the same rows position by position); ``names`` are the features' own
-    (:func:`~napari_cellae.export.explorer_names.feature_names`)."""
+    (:func:`~napari_cellae.export.explorer_names.feature_names`). ``file_labels``, one per
+    entry of ``crops.positions``, fill the ``file`` column; default
+    :func:`~napari_cellae.io.centres.position_labels` (``plate/C03_01`` when the cells come
+    from several plates, so that one plate's C03_01 is not another's)."""
     n = len(crops)
     size = int(crops.box)  # the window in the image, also where crops were resampled
-    pos_labels = [p.label for p in crops.positions]
+    pos_labels = list(file_labels) if file_labels is not None else position_labels(crops.positions)
+    if len(pos_labels) != len(crops.positions):
+        raise ValueError(f"{len(pos_labels)} file labels for {len(crops.positions)} positions")
     treatments = []
     for key, label in zip(crops.positions, pos_labels, strict=True):
         info = mapping.lookup(key) if mapping is not None else None

@@ -124,7 +124,9 @@ class ExplorerWriter:
         return bool(stack.__exit__(kind, value, traceback))
 
     # -- writing ---------------------------------------------------------------------------
-    def append(self, crops: CropSet, features: np.ndarray) -> None:
+    def append(
+        self, crops: CropSet, features: np.ndarray, file_labels: Sequence[str] | None = None
+    ) -> None:
         """Add the cells of ``crops`` (in order) with their features.
 
         Parameters
@@ -132,6 +134,10 @@ class ExplorerWriter:
         crops : CropSet
             Cells to add; ``crops.crops`` are the crops or already their uint8 thumbnails.
         features : ndarray (len(crops), F)
+        file_labels : sequence of str, optional
+            The ``file`` column's name of each of ``crops.positions`` (see
+            :func:`~napari_cellae.export.explorer.build_arrays`): a stream of several plates
+            names the plate too, which one position's cells alone do not show.
 
         Raises
         ------
@@ -166,7 +172,7 @@ class ExplorerWriter:
             self.image_size = source_image_size(crops)
         self.n_features = features.shape[1]
         self._pending.append(
-            build_arrays(crops, features, self.mapping, self.normalisation, self.names)
+            build_arrays(crops, features, self.mapping, self.normalisation, self.names, file_labels)
         )
         self._pending_rows += n
         if self._pending_rows >= _FLUSH_ROWS:

@@ -26,6 +26,7 @@ __all__ = [
     "class_names",
     "distinct_keys",
     "distinct_plates",
+    "explorer_file_labels",
     "plate_class_names",
     "typical_crops",
     "unknown_classes",
@@ -110,6 +111,15 @@ def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
     return distinct_keys(
         plan.plates, [task.source for task in plan.tasks], [task.position for task in plan.tasks]
     )
+
+
+def explorer_file_labels(plan: EncodePlan) -> list[str]:
+    """Each task's ``file`` in the Explorer ``.hdf``: its position's label, ``C03_01``, or
+    ``plate1/C03_01`` when the run holds several plates (named as :func:`distinct_plates`
+    names them), so that the Explorer does not take two plates' C03_01 for one position."""
+    from napari_cellae.io.centres import position_labels
+
+    return position_labels(distinct_plates(plan))
 
 
 def distinct_keys(

@@ -370,15 +370,16 @@ def encode_stream(
     """
     from napari_cellae.core.morphology import cell_feature_names
     from napari_cellae.export.explorer_stream import ExplorerWriter
+    from napari_cellae.pipeline.plate_cells import explorer_file_labels
 
     t0 = time.perf_counter()
     plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
     names, norm = cell_feature_names(trained), trained.normalisation
     writer = ExplorerWriter(out, plan.mapping, normalisation=norm, inputs=plan.inputs, names=names)
-    cells = 0
+    labels, cells = explorer_file_labels(plan), 0
     with writer:
         for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
-            writer.append(encoded.crops, encoded.features)
+            writer.append(encoded.crops, encoded.features, [labels[encoded.task.index]])
             cells += len(encoded.crops)
     return StreamResult(
         path=writer.path,
