@@ -11,7 +11,7 @@ from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline.cells import run_encode_cells
 from napari_cellae.pipeline.hits import hit_list
-from napari_cellae.pipeline.plate_cells import distinct_plates, plate_class_names, typical_crops
+from napari_cellae.pipeline.plate_cells import plate_class_names, typical_crops
 from napari_cellae.pipeline.steps import crops_for
 from napari_cellae.pipeline.streaming import plan_encode
 from test_streaming import random_model
@@ -51,7 +51,7 @@ def test_plates_named_alike_in_two_files_are_told_apart(tmp_path):
     table = hit_list(obs, np.zeros(len(obs), bool), "position")
     assert len(table) == 3  # the two A01 wells stay two rows
     plan = plan_encode([first], trained, tmp_path / "one.h5ad")
-    assert [k.plate for k in distinct_plates(plan)] == ["plate1", "plate1"]  # one file: as is
+    assert [k.plate for k in plan.distinct_positions()] == ["plate1", "plate1"]  # one file: as is
 
 
 def _classified(path, classes):

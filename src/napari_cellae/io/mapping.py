@@ -144,7 +144,7 @@ class PositionMapping:
         ----------
         key : PositionKey
             The position; its plate as the CellH5 file names it (or as
-            :func:`~napari_cellae.pipeline.plate_cells.distinct_keys` renames it).
+            :func:`~napari_cellae.pipeline.plates.distinct_keys` renames it).
 
         Returns
         -------

@@ -29,7 +29,6 @@ from napari_cellae.pipeline.discovery import (
 )
 from napari_cellae.pipeline.plate_cells import (
     class_names,
-    distinct_plates,
     plate_class_names,
     typical_crops,
     unknown_classes,
@@ -288,7 +287,7 @@ def run_encode_cells(
             "column marking them"
         )
     names, notes = plate_class_names(plan.plates, trained.object_name)
-    keys = distinct_plates(plan)
+    keys = plan.distinct_positions()
     parts, features = [], []
     for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
         cells = encoded.crops  # identities only: the plan asks for no thumbnails

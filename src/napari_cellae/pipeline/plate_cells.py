@@ -6,15 +6,13 @@ the gallery's typical cells, cut again (the run keeps no pixels).
 
 from __future__ import annotations
 
-import os
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.io.cellh5 import CellH5, PositionKey
+from napari_cellae.io.cellh5 import CellH5
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -24,9 +22,6 @@ if TYPE_CHECKING:
 __all__ = [
     "class_labels",
     "class_names",
-    "distinct_keys",
-    "distinct_plates",
-    "explorer_file_labels",
     "plate_class_names",
     "typical_crops",
     "unknown_classes",
@@ -102,57 +97,6 @@ def plate_class_names(
     return None, [
         f"the plates' classifiers name their classes differently ({plates[0]} and {odd}): "
         "obs['class'] holds class numbers, not names"
-    ]
-
-
-def distinct_plates(plan: EncodePlan) -> list[PositionKey]:
-    """Every task's position, its plate renamed where files share a plate name
-    (:func:`distinct_keys`)."""
-    return distinct_keys(
-        plan.plates, [task.source for task in plan.tasks], [task.position for task in plan.tasks]
-    )
-
-
-def explorer_file_labels(plan: EncodePlan) -> list[str]:
-    """Each task's ``file`` in the Explorer ``.hdf``: its position's label, ``C03_01``, or
-    ``plate1/C03_01`` when the run holds several plates (named as :func:`distinct_plates`
-    names them), so that the Explorer does not take two plates' C03_01 for one position."""
-    from napari_cellae.io.centres import position_labels
-
-    return position_labels(distinct_plates(plan))
-
-
-def distinct_keys(
-    plates: list[Path], sources: list[Path], keys: list[PositionKey]
-) -> list[PositionKey]:
-    """Positions of several plates, each plate renamed where files share a plate name.
-
-    Plates are often named alike (``plate1``) in different files; their cells would share
-    the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
-    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the ``plates``'
-    common folder. The mapping's rows for ``plate1`` (its Plate column) still hold for such
-    a plate: :meth:`~napari_cellae.io.mapping.PositionMapping.lookup` reads the name
-    before the file.
-
-    Parameters
-    ----------
-    plates : list of Path
-        Every plate file of the run.
-    sources, keys : list of Path, list of PositionKey
-        Each position's plate file and its key as the file names it.
-    """
-    files_of: dict[str, set[Path]] = {}
-    for source, key in zip(sources, keys, strict=True):
-        files_of.setdefault(key.plate, set()).add(source)
-    shared = {name for name, files in files_of.items() if len(files) > 1}
-    if not shared:
-        return list(keys)
-    root = Path(os.path.commonpath([str(p) for p in plates]))  # two files or more
-    return [
-        replace(key, plate=f"{key.plate} ({source.relative_to(root).as_posix()})")
-        if key.plate in shared
-        else key
-        for source, key in zip(sources, keys, strict=True)
     ]
 
 

@@ -19,8 +19,7 @@ import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.crop_notes import warn_crops
-from napari_cellae.pipeline.plate_cells import distinct_keys
-from napari_cellae.pipeline.plates import warn_unmapped, warn_unused_plates
+from napari_cellae.pipeline.plates import distinct_keys, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.sampling import (
     candidate_positions,
     candidate_rows,
@@ -71,7 +70,7 @@ def plate_training_crops(
     -------
     (CropSet, PositionMapping or None, int)
         The drawn cells' crops at the network's size (plates named alike in different
-        files renamed, as :func:`~napari_cellae.pipeline.plate_cells.distinct_keys` does),
+        files renamed, as :func:`~napari_cellae.pipeline.plates.distinct_keys` does),
         the mapping, and the number of cells in all plates.
 
     Raises

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["plate_files", "warn_unmapped", "warn_unused_plates"]
+__all__ = ["distinct_keys", "plate_files", "warn_unmapped", "warn_unused_plates"]
 
 
 def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -157,3 +158,37 @@ def warn_unmapped(
         " controls (is a well misspelt, or a row missing?)",
         stacklevel=2,
     )
+
+
+def distinct_keys(
+    plates: list[Path], sources: list[Path], keys: list[PositionKey]
+) -> list[PositionKey]:
+    """Positions of several plates, each plate renamed where files share a plate name.
+
+    Plates are often named alike (``plate1``) in different files; their cells would share
+    the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
+    named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the ``plates``'
+    common folder. The mapping's rows for ``plate1`` (its Plate column) still hold for such
+    a plate: :meth:`~napari_cellae.io.mapping.PositionMapping.lookup` reads the name
+    before the file.
+
+    Parameters
+    ----------
+    plates : list of Path
+        Every plate file of the run.
+    sources, keys : list of Path, list of PositionKey
+        Each position's plate file and its key as the file names it.
+    """
+    files_of: dict[str, set[Path]] = {}
+    for source, key in zip(sources, keys, strict=True):
+        files_of.setdefault(key.plate, set()).add(source)
+    shared = {name for name, files in files_of.items() if len(files) > 1}
+    if not shared:
+        return list(keys)
+    root = Path(os.path.commonpath([str(p) for p in plates]))  # two files or more
+    return [
+        replace(key, plate=f"{key.plate} ({source.relative_to(root).as_posix()})")
+        if key.plate in shared
+        else key
+        for source, key in zip(sources, keys, strict=True)
+    ]

@@ -126,6 +126,14 @@ class EncodePlan:
     mapping: PositionMapping | None
     inputs: list[Path]
 
+    def distinct_positions(self) -> list[PositionKey]:
+        """Every task's position, its plate renamed where files share a plate name
+        (:func:`~napari_cellae.pipeline.plates.distinct_keys`)."""
+        from napari_cellae.pipeline.plates import distinct_keys
+
+        sources = [task.source for task in self.tasks]
+        return distinct_keys(self.plates, sources, [task.position for task in self.tasks])
+
     @property
     def n_cells(self) -> int:
         """Cells in all tasks."""
@@ -370,13 +378,13 @@ def encode_stream(
     """
     from napari_cellae.core.morphology import cell_feature_names
     from napari_cellae.export.explorer_stream import ExplorerWriter
-    from napari_cellae.pipeline.plate_cells import explorer_file_labels
+    from napari_cellae.io.centres import position_labels
 
     t0 = time.perf_counter()
     plan = plan_encode(paths, trained, out, mapping_path, control_token, model_path)
     names, norm = cell_feature_names(trained), trained.normalisation
     writer = ExplorerWriter(out, plan.mapping, normalisation=norm, inputs=plan.inputs, names=names)
-    labels, cells = explorer_file_labels(plan), 0
+    labels, cells = position_labels(plan.distinct_positions()), 0  # plate1/C03_01 if several
     with writer:
         for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
             writer.append(encoded.crops, encoded.features, [labels[encoded.task.index]])
