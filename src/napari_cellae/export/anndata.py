@@ -180,7 +180,31 @@ def read_cells(path: str | os.PathLike) -> anndata.AnnData:
     try:
         adata = ad.read_h5ad(path)
     except Exception as exc:  # h5py, anndata and OS errors alike: say which file
+        other = _other_hdf5(path)
+        if other:  # anndata's words were "AnnData.__init__() got an unexpected keyword"
+            raise ValueError(f"{path}: not an AnnData .h5ad file but {other}") from None
         raise ValueError(
             f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})"
         ) from None
     return adata
+
+
+def _other_hdf5(path: Path) -> str | None:
+    """What an HDF5 file without AnnData's ``obs`` is, in words; None for anything else."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            top = sorted(h5)
+    except Exception:  # not HDF5 at all, or unreadable: anndata's message says it
+        return None
+    if "obs" in top:
+        return None
+    if {"definition", "sample"} <= set(top):
+        return (
+            "a CellH5 file; make the cells file with "
+            "'cellae encode FILE.ch5 --model M --mapping MAP --out cells.h5ad'"
+        )
+    if top == ["data"]:
+        return "a CellCognition Explorer .hdf file (it has no cell table)"
+    return f"an HDF5 file of other data (top level: {', '.join(top[:8]) or 'nothing'})"

@@ -72,11 +72,17 @@ def _scores(obs: pd.DataFrame, source: str) -> np.ndarray:
     A NaN or infinite score made the controls' percentile NaN or infinite, so no cell was
     novel and the hit table ranked nothing, without a word.
     """
+    import pandas as pd
+
     try:
         scores = np.asarray(obs["novelty"], np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # name a value that is no number, not the first one
+        values = obs["novelty"].astype(object)
+        bad = np.flatnonzero(pd.to_numeric(values, errors="coerce").isna().to_numpy())
+        first = bad[0] if len(bad) else 0
         raise ValueError(
-            f"{source}: column novelty must hold numbers, found {obs['novelty'].iloc[0]!r}"
+            f"{source}: column novelty must hold numbers, found {values.iloc[first]!r} (cell "
+            f"{obs.index[first]}, {max(len(bad), 1)} cell(s))"
         ) from None
     bad = ~np.isfinite(scores)
     if bad.any():
@@ -97,6 +103,24 @@ def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
             "control; give the group value that marks them (e.g. --control-token neg)"
         )
     return obs["group"].astype(str).str.strip().str.lower().str.startswith(token).to_numpy()
+
+
+def _complete(obs: pd.DataFrame, column: str, source: str) -> None:
+    """Refuse cells whose ``column`` is missing (or, for a position or well, blank text).
+
+    A missing value became the text "nan", a hit of its own; a blank position or well (how
+    a missing text is often saved, as anndata cannot write None) a row named "".
+    """
+    values = obs[column]
+    missing = values.isna().to_numpy()
+    if column in ("position", "well") and not missing.all():
+        missing[~missing] = (values[~missing].astype(str).str.strip() == "").to_numpy()
+    where = np.flatnonzero(missing)
+    if len(where):
+        raise ValueError(
+            f"{source}: column {column} is missing for {len(where)} cell(s), e.g. "
+            f"{obs.index[where[0]]!r}; fill it in or drop those cells"
+        )
 
 
 def novel_cells(
@@ -153,6 +177,14 @@ def novel_cells(
             f"{source}: no cell is a negative control (column "
             f"{'control' if 'control' in obs else 'group'}); hits are measured against the "
             "control wells"
+        )
+    if controls.all():  # nothing left to rank: the table listed only controls, without a word
+        where = (
+            "column control" if "control" in obs else f"every group starts with {control_token!r}"
+        )
+        raise ValueError(
+            f"{source}: every cell is a negative control ({where}); hits are measured against "
+            "the control wells, so there is nothing to rank"
         )
     if "novelty" in obs and (percentile is not None or "novel" not in obs):
         scores = _scores(obs, source)
@@ -232,13 +264,8 @@ def hit_list(
         raise ValueError(f"unknown hit unit {by!r}; choose {' or '.join(HIT_BY)}")
     controls = _controls(obs, control_token, source)
     columns = [c for c in ("plate", "position", "well", "condition") if c in obs]
-    for column in columns:  # a missing value became the text "nan", a hit of its own
-        missing = np.flatnonzero(obs[column].isna().to_numpy())
-        if len(missing):
-            raise ValueError(
-                f"{source}: column {column} is missing for {len(missing)} cell(s), e.g. "
-                f"{obs.index[missing[0]]!r}; fill it in or drop those cells"
-            )
+    for column in columns:
+        _complete(obs, column, source)
     text = {c: obs[c].astype(str) for c in columns}
     if by == "position":
         key = text["position"] if "plate" not in text else text["plate"] + "/" + text["position"]

@@ -1,0 +1,105 @@
+"""``cellae hits`` on ``.h5ad`` files made by other tools (scanpy / anndata users)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_helpers import one_line_error
+from napari_cellae.cli import main
+
+
+def _cells(tmp_path, **columns):
+    """Six cells: three controls in A01/A02, three knock-down cells in B01/B02."""
+    obs = {
+        "position": ["A01", "A01", "A02", "B01", "B01", "B02"],
+        "well": ["A01", "A01", "A02", "B01", "B01", "B02"],
+        "condition": ["scrambled"] * 3 + ["KIF11"] * 3,
+        "control": [True] * 3 + [False] * 3,
+        "novelty": [0.1, 0.2, 0.3, 3.0, 4.0, 5.0],
+    }
+    obs.update(columns)
+    obs = {name: values for name, values in obs.items() if values is not None}
+    path = tmp_path / "cells.h5ad"
+    index = [f"c{i}" for i in range(1, 7)]
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    ad.AnnData(x, obs=pd.DataFrame(obs, index=index)).write_h5ad(path)
+    return path
+
+
+def _refused(path, capsys, *needles):
+    out = path.parent / "hits.csv"
+    before = path.read_bytes()
+    assert main(["hits", str(path), "--out", str(out)]) == 1
+    one_line_error(capsys.readouterr().err, str(path), *needles)
+    assert not out.exists()
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("columns", "where"),
+    [
+        ({"control": [True] * 6}, "(column control)"),
+        # A control token that every group starts with: "negative" and "neg_selection".
+        (
+            {"control": None, "group": ["negative"] * 3 + ["neg_selection"] * 3},
+            "(every group starts with 'neg')",
+        ),
+    ],
+)
+def test_hits_refuse_a_file_where_every_cell_is_a_control(tmp_path, capsys, columns, where):
+    # The hit table was written listing only control wells, "Hits: 3 positions ranked" and
+    # no hit, without a word that the controls were misread.
+    _refused(_cells(tmp_path, **columns), capsys, "every cell is a negative control", where)
+
+
+@pytest.mark.parametrize("column", ["position", "well"])
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_hits_refuse_a_blank_position_or_well(tmp_path, capsys, column, blank):
+    # anndata cannot save None in a text column, so a missing name is often saved blank:
+    # it became a position of its own, named "" (an empty cell of the CSV).
+    values = ["A01", "A01", "A02", blank, "B01", "B02"]
+    _refused(
+        _cells(tmp_path, **{column: values}),
+        capsys,
+        f"column {column} is missing for 1 cell(s), e.g. 'c4'",
+    )
+
+
+def test_hits_name_the_novelty_score_that_is_no_number(tmp_path, capsys):
+    # The message quoted the first cell's score, a number ('found 0.1').
+    scores = ["0.1", "0.2", "0.3", "high", "4.0", "5.0"]
+    _refused(
+        _cells(tmp_path, novelty=scores),
+        capsys,
+        "column novelty must hold numbers, found 'high' (cell c4, 1 cell(s))",
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "kind"),
+    [
+        (["definition", "sample"], "not an AnnData .h5ad file but a CellH5 file"),
+        (["data"], "not an AnnData .h5ad file but a CellCognition Explorer .hdf file"),
+        (["x"], "not an AnnData .h5ad file but an HDF5 file of other data (top level: x)"),
+    ],
+)
+def test_hits_say_what_an_hdf5_file_that_is_no_anndata_is(tmp_path, capsys, groups, kind):
+    # It said "AnnData.__init__() got an unexpected keyword argument 'definition'".
+    path = tmp_path / "cells.h5ad"
+    with h5py.File(path, "w") as h5:
+        for name in groups:
+            h5.create_group(name)
+    _refused(path, capsys, kind)
+    assert "unexpected keyword" not in capsys.readouterr().err
+
+
+def test_hits_keep_blank_groups_as_plain_wells(tmp_path, capsys):
+    # cellae encode writes the group of a position the mapping does not list as "".
+    path = _cells(tmp_path, control=None, group=["neg"] * 3 + [""] * 3)
+    assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
+    table = pd.read_csv(tmp_path / "hits.csv").set_index("position")
+    assert table["is_control"].to_dict() == {"B01": False, "B02": False, "A01": True, "A02": True}
