@@ -103,3 +103,24 @@ def test_hits_keep_blank_groups_as_plain_wells(tmp_path, capsys):
     assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
     table = pd.read_csv(tmp_path / "hits.csv").set_index("position")
     assert table["is_control"].to_dict() == {"B01": False, "B02": False, "A01": True, "A02": True}
+
+
+def test_hits_refuse_stored_scores_with_a_single_control_cell(tmp_path, capsys):
+    # The bar was that one cell's score: every cell above it novel, without a word (the
+    # scores computed from X were already refused so).
+    one = _cells(tmp_path, control=[True] + [False] * 5)
+    _refused(one, capsys, "only one cell is a negative control", "needs at least two")
+    # stored flags need no bar: they are ranked as they are
+    flags = _cells(tmp_path, control=[True] + [False] * 5, novelty=None, novel=[False] * 6)
+    assert main(["hits", str(flags), "--out", str(tmp_path / "hits.csv"), "-q"]) == 0
+
+
+@pytest.mark.parametrize("name", ["hits.h5ad", "hits.txt", "hits"])
+def test_hits_write_only_a_csv_name(tmp_path, capsys, name):
+    # hits.h5ad was written with CSV text, a file that then looked like a cells file
+    cells = _cells(tmp_path)
+    out = tmp_path / name
+    assert main(["hits", str(cells), "--out", str(out)]) == 1
+    one_line_error(capsys.readouterr().err, str(out), "end its name in .csv")
+    assert not out.exists()
+    assert main(["hits", str(cells), "--out", str(tmp_path / "HITS.CSV"), "-q"]) == 0

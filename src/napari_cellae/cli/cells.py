@@ -275,6 +275,8 @@ def cmd_hits(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline.hits import hit_list, novel_cells
 
     out = check_output(args.out, [args.file], "hit table")
+    if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name
+        raise ValueError(f"{out}: the hit table is CSV text; end its name in .csv")
     adata = read_cells(args.file)
     obs = adata.obs
     needs_x = "novel" not in obs and "novelty" not in obs

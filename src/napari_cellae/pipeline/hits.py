@@ -187,6 +187,7 @@ def novel_cells(
             "the control wells, so there is nothing to rank"
         )
     if "novelty" in obs and (percentile is not None or "novel" not in obs):
+        _two_controls(controls, source)  # one control cell's score made the bar alone
         scores = _scores(obs, source)
         p = NOVEL_PERCENTILE if percentile is None else percentile
         if not 0 <= p <= 100:
@@ -206,11 +207,7 @@ def novel_cells(
         from dataclasses import replace
 
         base = replace(base, percentile=percentile)
-    if controls.sum() < 2:  # discover() would score nothing, a note instead of an error
-        raise ValueError(
-            f"{source}: only one cell is a negative control; novelty from the features needs"
-            " at least two"
-        )
+    _two_controls(controls, source)  # discover() would score nothing
     if hasattr(features, "toarray"):  # a sparse X, as scanpy often saves
         features = features.toarray()
     try:
@@ -223,6 +220,15 @@ def novel_cells(
         found.novelty.scores.astype(np.float64),
         f"novel: computed from the features ({base.method}, {base.percentile:g}th percentile)",
     )
+
+
+def _two_controls(controls: np.ndarray, source: str) -> None:
+    """Refuse a novelty bar drawn through a single control cell's score."""
+    if controls.sum() < 2:
+        raise ValueError(
+            f"{source}: only one cell is a negative control; novel cells are those above a "
+            "percentile of the control cells' scores, which needs at least two"
+        )
 
 
 def hit_list(
