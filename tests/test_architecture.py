@@ -56,3 +56,25 @@ def test_kernels_larger_than_their_maps_are_refused() -> None:
     # After two pools a 16 px crop leaves 4 px maps for the third convolution.
     with pytest.raises(ValueError, match=r"'c8\.5r' has a 5 px kernel.*only 4 x 4 px"):
         check_architecture("c4.3r_p2_c4.3r_p2_c8.5r_d16.0s", 16)
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "problem"),
+    [
+        # each was built: killed for memory after a minute, or a traceback from torch's
+        # allocator ('you tried to allocate 2560000000000 bytes')
+        ("c100000.5r_p2_d64.0s", 40, "layer 'c100000.5r' has 100000 filters; at most 1024"),
+        ("c16.5r_p2_d100000000.0s", 40, "has 100000000 units; at most 65536"),
+        ("c99999999999999999999999.5r_p2_d64.0s", 40, "at most 1024"),
+        ("c1024.5r_d64.0s", 512, "weights (at most 1,000,000,000)"),
+    ],
+)
+def test_networks_too_large_to_build_are_refused(text: str, size: int, problem: str) -> None:
+    with pytest.raises(ValueError, match=rf"^architecture '{text}'") as info:
+        check_architecture(text, size)
+    assert problem in str(info.value)
+
+
+def test_the_default_network_still_fits_the_largest_crop() -> None:
+    check_architecture(DEFAULT_ARCHITECTURE, 1024)
+    check_architecture("c1024.5r_p4_c1024.3r_p4_d65536.0s", 16)

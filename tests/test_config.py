@@ -154,3 +154,32 @@ def test_importable_without_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        # torch refused it in the first epoch: 'Nesterov momentum requires a momentum and
+        # zero dampening', naming no option
+        ({"optimizer": "nesterov", "momentum": 0.0}, "momentum must be above 0 with"),
+        # torch's generators overflowed after the first epoch: 'Overflow when unpacking
+        # long long'
+        ({"seed": 2**63}, "seed must be 0..9223372036854775807, got 9223372036854775808"),
+        ({"seed": 10**23}, "seed must be 0.."),
+        # passed as CUDA devices and failed in torch ('Invalid device string')
+        ({"device": "cudajunk"}, "device must be 'auto', 'cpu' or 'cuda[:N]'"),
+        ({"device": "cuda:-1"}, "device must be 'auto', 'cpu' or 'cuda[:N]'"),
+    ],
+)
+def test_settings_torch_refused_late_are_refused_by_name(settings: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=r"^invalid training setting: ") as info:
+        TrainConfig(**settings)
+    assert problem in str(info.value)
+
+
+def test_the_largest_seed_cuda_devices_and_adagrad_without_momentum_stay_valid() -> None:
+    TrainConfig(seed=2**63 - 1)
+    TrainConfig(device="cuda:1")
+    TrainConfig(device="cuda")
+    TrainConfig(optimizer="adagrad", momentum=0.0)
+    TrainConfig(optimizer="nesterov", momentum=0.5)

@@ -275,3 +275,51 @@ def test_inconsistent_model_files_are_named_when_loaded(
         load_model(path)
     assert str(info.value).startswith(f"{path}: damaged napari-cellae model file: ")
     assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("version", [0, -1, True, "5", 5.0, None])
+def test_a_version_that_is_no_version_is_damage(tmp_path: Path, version: object) -> None:
+    # 0, -1 and True loaded as version-1 files; '5' and 5.0 were called 'newer than 5'
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = version
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"m\.pt: damaged napari-cellae model file: version"):
+        load_model(path)
+    payload["version"] = 6
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="version 6 is newer than this napari-cellae"):
+        load_model(path)
+
+
+def test_a_missing_entry_is_named_as_missing(tmp_path: Path) -> None:
+    import json
+
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["config"])
+    del meta["normalisation"]
+    payload["config"] = json.dumps(meta)
+    torch.save(payload, path)
+    # was "m.pt: damaged napari-cellae model file: 'normalisation'"
+    with pytest.raises(ValueError, match=r"model file: no 'normalisation' entry$"):
+        load_model(path)
+
+
+def test_a_cells_file_or_foreign_pickle_given_as_model(tmp_path: Path, recwarn) -> None:
+    import pickle
+
+    import h5py
+
+    cells = tmp_path / "features.h5ad"
+    with h5py.File(cells, "w") as f:
+        f["X"] = np.zeros((2, 2))
+    # was "is not a napari-cellae model file (cannot be read by torch.load: UnpicklingError)"
+    with pytest.raises(ValueError, match=r"features\.h5ad is an HDF5 file \(a CellH5, \.h5ad"):
+        load_model(cells)
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_bytes(pickle.dumps(print, protocol=4))
+    with pytest.raises(ValueError, match=r"foreign\.pt is not a napari-cellae model file"):
+        load_model(foreign)
+    # torch's 'Detected pickle protocol 4 ... please file an issue' came out as a warning
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]

@@ -20,6 +20,11 @@ __all__ = ["DEFAULT_ARCHITECTURE", "LayerSpec", "check_architecture", "parse_arc
 DEFAULT_ARCHITECTURE = "c16.5r_p2_c32.3r_p2_d256.1r_d64.0s"
 
 _ACTIVATIONS = {"r": "relu", "s": "sigmoid"}
+# Bounds that no cell network comes near: beyond them a typo (c1600 for c16) allocated
+# gigabytes, was killed for memory or failed in torch's allocator with a traceback.
+MAX_FILTERS = 1024
+MAX_UNITS = 65536
+MAX_WEIGHTS = 1_000_000_000  # 4 GB of float32: the default network at 1024 px needs 0.54e9
 _CONV = re.compile(r"c(\d+)\.(\d+)([a-z])")
 _POOL = re.compile(r"p(\d+)")
 _DENSE = re.compile(r"d(\d+)\.(\d+)([a-z])")
@@ -93,6 +98,11 @@ def parse_architecture(text: str) -> list[LayerSpec]:
                 raise ValueError(
                     f"architecture {text!r}: layer {token!r} needs at least 1 filter of 1 px"
                 )
+            if filters > MAX_FILTERS:
+                raise ValueError(
+                    f"architecture {text!r}: layer {token!r} has {filters} filters; at most "
+                    f"{MAX_FILTERS}"
+                )
             if seen_dense:
                 raise ValueError(
                     f"architecture {text!r}: convolution {token!r} after a dense layer; "
@@ -115,6 +125,11 @@ def parse_architecture(text: str) -> list[LayerSpec]:
             units = int(m.group(1))
             if units < 1:
                 raise ValueError(f"architecture {text!r}: dense layer {token!r} needs >= 1 unit")
+            if units > MAX_UNITS:
+                raise ValueError(
+                    f"architecture {text!r}: dense layer {token!r} has {units} units; at most "
+                    f"{MAX_UNITS}"
+                )
             dropout = float("0." + m.group(2))
             layers.append(
                 LayerSpec("dense", units, 0, dropout, _activation(m.group(3), token, text), token)
@@ -150,8 +165,9 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
     ------
     ValueError
         If the string does not parse, ``crop_size`` is not divisible by the product of the
-        pool sizes (the message suggests the nearest sizes that work), or a convolution's
-        kernel is larger than the maps it sees.
+        pool sizes (the message suggests the nearest sizes that work), a convolution's
+        kernel is larger than the maps it sees, or the network would hold more than
+        ``MAX_WEIGHTS`` weights.
     """
     layers = parse_architecture(text)
     crop_size = int(crop_size)
@@ -176,4 +192,27 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
             )
         if layer.kind == "pool":
             side //= layer.size
+    weights = _weight_count(layers, crop_size)
+    if weights > MAX_WEIGHTS:
+        raise ValueError(
+            f"architecture {text!r}: with {crop_size} px crops the network would hold "
+            f"{weights:,} weights (at most {MAX_WEIGHTS:,}); "
+            "use fewer filters or units, or pool more before the dense layers"
+        )
     return layers
+
+
+def _weight_count(layers: list[LayerSpec], crop_size: int) -> int:
+    """About how many weights the autoencoder of ``layers`` holds for one input channel: a
+    convolution's twice (the decoder mirrors it), a dense layer's once (tied weights)."""
+    side, channels, total = crop_size, 1, 0
+    for layer in layers:
+        if layer.kind == "conv":
+            total += 2 * layer.size * layer.kernel**2 * channels
+            channels = layer.size
+        elif layer.kind == "pool":
+            side //= layer.size
+        else:
+            total += channels * side * side * layer.size
+            channels, side = layer.size, 1
+    return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,9 @@ from napari_cellae.core.architecture import check_architecture
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["check_config"]
+__all__ = ["MAX_SEED", "check_config"]
+
+MAX_SEED = 2**63 - 1
 
 
 def check_config(config: TrainConfig) -> None:
@@ -57,6 +60,10 @@ def check_config(config: TrainConfig) -> None:
         f"learning_rate must be > 0, got {config.learning_rate}",
     )
     need(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
+    need(  # torch refused it mid-run as 'Nesterov momentum requires a momentum and ...'
+        config.optimizer != "nesterov" or config.momentum > 0,
+        "momentum must be above 0 with optimizer 'nesterov' (0.9 works well), got 0",
+    )
     need(
         1 <= config.batch_size <= 100_000, f"batch_size must be 1..100000, got {config.batch_size}"
     )
@@ -67,10 +74,14 @@ def check_config(config: TrainConfig) -> None:
     )
     need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
     need(config.samples >= 1, f"samples must be >= 1, got {config.samples}")
-    need(config.seed >= 0, f"seed must be >= 0, got {config.seed}")
-    need(
+    # torch's generators take 64-bit seeds ('Overflow when unpacking long long' after the
+    # first epoch, beyond).
+    need(0 <= config.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED}, got {config.seed}")
+    need(  # 'cudajunk' or 'cuda:-1' passed and failed in torch ('Invalid device string')
         isinstance(config.device, str)
-        and (config.device in ("auto", "cpu") or config.device.startswith("cuda")),
+        and (
+            config.device in ("auto", "cpu") or bool(re.fullmatch(r"cuda(:[0-9]+)?", config.device))
+        ),
         f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}",
     )
     for name in ("augment", "revive", "morphology"):

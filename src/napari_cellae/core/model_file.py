@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,8 +224,15 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         raise ValueError(f"{path}: is a folder; expected a model file (.pt)")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
+    if _is_hdf5(path):  # a cells file given for the model: torch said 'UnpicklingError'
+        raise ValueError(
+            f"{path} is an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?), not a "
+            "napari-cellae model file; give the .pt file that 'cellae train' wrote"
+        )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on foreign pickles, then refusal
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(
             f"{path} is not a napari-cellae model file (cannot be read by torch.load: "
@@ -233,7 +241,13 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a napari-cellae model file (no '{MODEL_FORMAT}' marker)")
     version = payload.get("version")
-    if not isinstance(version, int) or version > MODEL_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        # Version 0 or True read as a version-1 file; '5' was called newer than 5.
+        raise ValueError(
+            f"{path}: damaged napari-cellae model file: version {version!r} is not a "
+            f"model file version (1..{MODEL_VERSION})"
+        )
+    if version > MODEL_VERSION:
         raise ValueError(
             f"{path}: model file version {version!r} is newer than this napari-cellae "
             f"(reads up to {MODEL_VERSION}); update napari-cellae"
@@ -261,6 +275,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         # One line: torch lists every mismatched weight on a line of its own.
         problem = " ".join(str(exc).split())
+        if isinstance(exc, KeyError):  # its message was the bare name: "...: 'normalisation'"
+            problem = f"no {problem} entry"
         raise ValueError(f"{path}: damaged napari-cellae model file: {problem}") from None
     model.eval()
     return TrainedModel(
@@ -271,6 +287,15 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         object_name=str(meta.get("object_name", "")),
         path=path,
     )
+
+
+def _is_hdf5(path: Path) -> bool:
+    """Whether the file starts with HDF5's signature (at offset 0, as h5py writes it)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:  # unreadable: torch.load reports it
+        return False
 
 
 def _channel_names(value: Any) -> list[str]:

@@ -269,7 +269,8 @@ class Trainer:
         the set, drawn from a generator seeded by seed and epoch (under torchrun, rank 0's)."""
         n = self.n_train
         picks = torch.linspace(0, n - 1, min(n, 512), device=self.device).long()
-        gen = torch.Generator(device=self.device).manual_seed(self.config.seed * 7919 + epoch)
+        seed = (self.config.seed * 7919 + epoch) % 2**64  # a 64-bit seed whatever the seed
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         with self._lock:
             sample = self._batch(self._train_idx[picks])
             self.revived += revive_silent_filters(self.model, sample, self.optimizer, gen)
