@@ -182,6 +182,9 @@ def test_load_errors(tmp_path: Path) -> None:
         load_model(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match=rf"^{tmp_path}: is a folder; expected a model file"):
         load_model(tmp_path)
+    # was "model file /dev/null does not exist"
+    with pytest.raises(ValueError, match=r"^/dev/null: is not a regular file; expected a model"):
+        load_model("/dev/null")
     # weights of another architecture than the stored config says
     trainer = Trainer(config(epochs=1), blob_crops(16))
     path = trainer.result().save(tmp_path / "m.pt")

@@ -222,6 +222,8 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     path = Path(path)
     if path.is_dir():  # 'does not exist' sent users looking for a missing file
         raise ValueError(f"{path}: is a folder; expected a model file (.pt)")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: 'does not exist' misled
+        raise ValueError(f"{path}: is not a regular file; expected a model file (.pt)")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
     if _is_hdf5(path):  # a cells file given for the model: torch said 'UnpicklingError'
