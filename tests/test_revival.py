@@ -113,6 +113,7 @@ def _revive_on_rank(rank: int, init_file: str, out: str) -> None:
         generator = torch.Generator().manual_seed(100 + rank)  # seeded apart, per rank
         revived = revive_silent_filters(model, sample, optimizer, generator)
         torch.save({"revived": revived, "state": model.state_dict()}, f"{out}/rank{rank}.pt")
+        dist.barrier()  # a rank leaving while the other still talks aborted it (SIGABRT)
     finally:
         dist.destroy_process_group()
 
