@@ -93,3 +93,13 @@ def test_spread_and_device() -> None:
         assert resolve_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_a_gpu_the_machine_lacks_is_named(monkeypatch) -> None:
+    # cuda:5 on a one-GPU machine ended in torch's 'invalid device ordinal' traceback
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"'cuda:5' requested but this machine has 1 GPU\(s\)"):
+        resolve_device("cuda:5")

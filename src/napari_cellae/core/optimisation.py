@@ -1,8 +1,6 @@
-"""The pieces the trainer assembles: device and threads, the crops tensor, weight init,
-optimiser, sharded step, augmentation.
-
-Small torch functions used by :class:`~napari_cellae.core.trainer.Trainer`; each is tested
-on its own.
+"""The pieces the trainer assembles (device and threads, the crops tensor, weight init,
+optimiser, sharded step, augmentation): small torch functions used by
+:class:`~napari_cellae.core.trainer.Trainer`, each tested on its own.
 """
 
 from __future__ import annotations
@@ -82,13 +80,16 @@ def resolve_device(device: str) -> torch.device:
     Raises
     ------
     ValueError
-        If CUDA is asked for but not available.
+        If CUDA is asked for but not available, or ``cuda:N`` names a GPU this machine lacks.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu'")
-    return torch.device(device)
+    resolved, count = torch.device(device), torch.cuda.device_count()
+    if (resolved.index or 0) >= max(count, 1):  # torch: 'invalid device ordinal'
+        raise ValueError(f"device {device!r} requested but this machine has {count} GPU(s)")
+    return resolved
 
 
 def check_crops(crops: np.ndarray, crop_size: int) -> np.ndarray:
