@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,10 +231,12 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             f"{path} is an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?), not a "
             "napari-cellae model file; give the .pt file that 'cellae train' wrote"
         )
+    if not zipfile.is_zipfile(path):  # e.g. a bare pickle: torch warned, then refused it
+        raise ValueError(
+            f"{path} is not a napari-cellae model file (not an archive as torch.save writes)"
+        )
     try:
-        with warnings.catch_warnings():  # torch's advice on foreign pickles, then refusal
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(
             f"{path} is not a napari-cellae model file (cannot be read by torch.load: "
