@@ -9,7 +9,12 @@ import warnings
 import pytest
 from napari.qt.threading import create_worker
 
-from napari_cellae._ui.background import SideTaskWorker, side_task
+from napari_cellae._ui.background import (
+    SideTaskWorker,
+    hold_warning_state,
+    side_task,
+    warning_state_held,
+)
 
 WAIT_MS = 30_000
 
@@ -93,3 +98,71 @@ def test_a_side_task_warning_goes_where_warnings_go(qtbot):
         with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
             worker.start()
     assert shown == ["3 positions are not in the mapping"]
+
+
+def test_a_side_task_that_swaps_the_warning_state_waits_for_the_job(qtbot):
+    """The UMAP map quiets UMAP inside warnings.catch_warnings(): beside a job, the one that
+    ended last put back a stale state (a finished job's relay, or 'ignore' filters)."""
+    order: list[str] = []
+    job_may_end = threading.Event()
+
+    def job():
+        order.append("job starts")
+        job_may_end.wait(WAIT_MS / 1000)
+        order.append("job ends")
+
+    def umap_like():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            order.append("map")
+        return "map"
+
+    before = _warning_state()
+    job_worker = create_worker(job, _start_thread=False, _connect={"errored": pytest.fail})
+    hold_warning_state(job_worker)  # as JobRunner.launch does
+    job_worker.start()
+    qtbot.waitUntil(lambda: order == ["job starts"], timeout=WAIT_MS)
+    side = side_task(umap_like, errored=pytest.fail, swaps_warnings=True)
+    side.start()
+    qtbot.wait(300)
+    assert order == ["job starts"] and warning_state_held()  # waiting, not started
+    with qtbot.waitSignal(side.finished, timeout=WAIT_MS):
+        job_may_end.set()
+    assert order == ["job starts", "job ends", "map"]
+    qtbot.waitUntil(lambda: not warning_state_held(), timeout=WAIT_MS)  # its own slot
+    assert _warning_state() == before
+    plain = side_task(lambda: "gallery")  # one that leaves the state alone need not wait
+    assert not plain.swaps_warnings
+
+
+def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot):
+    from qtpy.QtWidgets import QWidget
+
+    from napari_cellae._ui.runner import JobRunner
+    from napari_cellae.pipeline.messages import Status
+
+    map_may_end = threading.Event()
+    side = side_task(map_may_end.wait, WAIT_MS / 1000, errored=pytest.fail, swaps_warnings=True)
+    side.start()
+    assert warning_state_held()
+
+    def job():
+        yield Status("working")
+        return None
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    seen: list = []
+    worker = JobRunner(owner).start(
+        job,
+        on_message=seen.append,
+        on_outcome=lambda outcome: None,
+        on_error=pytest.fail,
+        on_finished=lambda: None,
+    )
+    qtbot.wait(300)
+    assert seen == []  # a run started right after the last one waits for its map
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        map_may_end.set()
+    assert seen == [Status("working")]
+    qtbot.waitUntil(lambda: not warning_state_held(), timeout=WAIT_MS)

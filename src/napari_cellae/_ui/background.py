@@ -9,6 +9,10 @@ from then on go to a finished worker's relay, napari's own notifications include
 job itself (:class:`~napari_cellae._ui.runner.JobRunner`, one at a time) needs the swap, to
 show its warnings as alerts; a side task's warnings go wherever warnings go at the time
 (the running job's alerts, or napari's notifications).
+
+A side task that swaps the state itself (the UMAP map quiets UMAP's notes in a
+``warnings.catch_warnings()``) is started with ``swaps_warnings=True``: it and a job never
+run at the same time (:func:`hold_warning_state`), each waits for the other to end.
 """
 
 from __future__ import annotations
@@ -17,14 +21,48 @@ from collections.abc import Callable
 from typing import Any
 
 from napari.qt.threading import FunctionWorker, create_worker
+from qtpy.QtCore import QTimer
 
-__all__ = ["SideTaskWorker", "side_task"]
+__all__ = ["SideTaskWorker", "hold_warning_state", "side_task", "warning_state_held"]
+
+WAIT_POLL_MS = 50  # how often a task waiting for the warning state looks again
+_holders: set[int] = set()  # ids of the running workers that swap the warning state
+
+
+def warning_state_held() -> bool:
+    """Whether a running worker has swapped Python's warning state (and will put it back)."""
+    return bool(_holders)
+
+
+def hold_warning_state(worker: Any) -> None:
+    """Mark ``worker`` as swapping the warning state until its ``finished`` signal.
+
+    Call it on the GUI thread just before ``worker.start()``, after
+    :func:`warning_state_held` said False. The state is put back before ``finished``
+    is emitted (at the end of the worker's run).
+    """
+    key = id(worker)
+    _holders.add(key)
+    worker.finished.connect(lambda: _holders.discard(key))
 
 
 class SideTaskWorker(FunctionWorker):
     """A :class:`napari.qt.threading.FunctionWorker` whose run does not touch the warning
     filters or ``warnings.showwarning``; signals as usual (``returned``, ``errored``,
-    ``finished``)."""
+    ``finished``). With ``swaps_warnings`` (its function swaps them), :meth:`start` waits
+    until no job holds the warning state."""
+
+    swaps_warnings = False
+
+    def start(self) -> None:
+        """Start now, or once the running job (if it swaps the warning state) ends."""
+        if not self.swaps_warnings:
+            super().start()
+        elif warning_state_held():
+            QTimer.singleShot(WAIT_POLL_MS, self.start)
+        else:
+            hold_warning_state(self)
+            super().start()
 
     def run(self) -> None:
         """Called by Qt's thread pool; :meth:`WorkerBase.run` without the warning swap."""
@@ -47,6 +85,7 @@ def side_task(
     function: Callable[..., Any],
     *args: Any,
     errored: Callable[[BaseException], Any] | None = None,
+    swaps_warnings: bool = False,
 ) -> SideTaskWorker:
     """An unstarted :class:`SideTaskWorker` running ``function(*args)``.
 
@@ -57,6 +96,9 @@ def side_task(
     errored : callable, optional
         Connected before anything can fail (pytest-qt reports exceptions that reach Qt's
         event loop unhandled).
+    swaps_warnings : bool
+        ``function`` swaps Python's warning state (``warnings.catch_warnings``): it never
+        runs beside a job.
 
     Returns
     -------
@@ -64,6 +106,8 @@ def side_task(
         Call ``start()``; its ``returned`` signal carries ``function``'s result.
     """
     connect = {"errored": errored} if errored is not None else None
-    return create_worker(
+    worker = create_worker(
         function, *args, _start_thread=False, _connect=connect, _worker_class=SideTaskWorker
     )
+    worker.swaps_warnings = swaps_warnings
+    return worker

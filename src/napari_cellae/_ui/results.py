@@ -145,6 +145,7 @@ class Results:
             bins,
             table.colourings,
             errored=lambda err: self._map_failed(table, err),
+            swaps_warnings=method == "umap",  # UMAP's notes are quieted in catch_warnings
         )
         worker.returned.connect(lambda done: self._map_ready(table, method, *done))
         self._maps += 1

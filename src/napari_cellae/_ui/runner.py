@@ -20,6 +20,7 @@ from napari.utils import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
+from napari_cellae._ui.background import hold_warning_state, warning_state_held
 from napari_cellae._ui.cell_table import CellTable, cell_table
 from napari_cellae._ui.embedding_view import BINS, DENSE_ABOVE
 from napari_cellae._ui.findings import Findings, find
@@ -162,17 +163,20 @@ class JobRunner:
         return worker
 
     def launch(self, worker: Any) -> None:
-        """Start ``worker`` once the engine's warm-up thread is done.
+        """Start ``worker`` once the engine's warm-up thread and any side task that swaps
+        the warning state (the UMAP map) are done.
 
         Python's warning filters and ``showwarning`` are one per process, and a thread
         worker swaps in its own for its run (superqt), as the warm-up's UMAP call does for
         its own. Overlapping, the one that ends last restores what it found at its start:
         a finished run's relay, or "ignore" for everything, so later runs' warnings
-        vanished. The warm-up takes a few seconds after the widget opens.
+        vanished. The warm-up takes a few seconds after the widget opens; a run's map a few
+        seconds after the run (:mod:`~napari_cellae._ui.background`).
         """
-        if _warm_up is not None and _warm_up.is_alive():
+        if (_warm_up is not None and _warm_up.is_alive()) or warning_state_held():
             QTimer.singleShot(_WARM_UP_POLL_MS, lambda: self.launch(worker))
         else:
+            hold_warning_state(worker)
             worker.start()
 
     def advance(self) -> None:
