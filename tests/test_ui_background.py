@@ -161,8 +161,10 @@ def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot):
         on_finished=lambda: None,
     )
     qtbot.wait(300)
-    assert seen == []  # a run started right after the last one waits for its map
+    # a run started right after the last one waits for its map, and says so once
+    waiting = Status("Waiting for the map (UMAP) of the last run to finish…")
+    assert seen == [waiting]
     with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
         map_may_end.set()
-    assert seen == [Status("working")]
+    assert seen == [waiting, Status("working")]
     qtbot.waitUntil(lambda: not warning_state_held(), timeout=WAIT_MS)

@@ -104,6 +104,7 @@ class JobRunner:
         self.worker: Any = None
         self._progress: Any = None
         self._warned: set[str] = set()  # warnings shown in this run
+        self._on_message: Callable[[Message], None] = lambda message: None
 
     @property
     def running(self) -> bool:
@@ -151,6 +152,7 @@ class JobRunner:
         # worker): "no image to learn from", unmapped positions ... vanished. They are
         # shown as Alerts, once per run.
         self._warned = set()
+        self._on_message = on_message
         worker.warned.connect(lambda args: self._relay_warning(args, on_message))
         worker.returned.connect(on_outcome)
         worker.finished.connect(lambda: self._finished(on_finished))
@@ -162,7 +164,7 @@ class JobRunner:
             self.launch(worker)
         return worker
 
-    def launch(self, worker: Any) -> None:
+    def launch(self, worker: Any, told: bool = False) -> None:
         """Start ``worker`` once the engine's warm-up thread and any side task that swaps
         the warning state (the UMAP map) are done.
 
@@ -171,10 +173,14 @@ class JobRunner:
         its own. Overlapping, the one that ends last restores what it found at its start:
         a finished run's relay, or "ignore" for everything, so later runs' warnings
         vanished. The warm-up takes a few seconds after the widget opens; a run's map a few
-        seconds after the run (:mod:`~napari_cellae._ui.background`).
+        seconds after the run (:mod:`~napari_cellae._ui.background`), which the job's
+        ``on_message`` is told once (``told``).
         """
         if (_warm_up is not None and _warm_up.is_alive()) or warning_state_held():
-            QTimer.singleShot(_WARM_UP_POLL_MS, lambda: self.launch(worker))
+            if warning_state_held() and not told:  # seconds, or a minute for a whole plate
+                self._on_message(Status("Waiting for the map (UMAP) of the last run to finish…"))
+                told = True
+            QTimer.singleShot(_WARM_UP_POLL_MS, lambda: self.launch(worker, told))
         else:
             hold_warning_state(worker)
             worker.start()
