@@ -20,7 +20,7 @@ from napari.utils import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
-from napari_cellae._ui.background import hold_warning_state, warning_state_held
+from napari_cellae._ui.background import WAIT_POLL_MS, hold_warning_state, warning_state_held
 from napari_cellae._ui.cell_table import CellTable, cell_table
 from napari_cellae._ui.embedding_view import BINS, DENSE_ABOVE
 from napari_cellae._ui.findings import Findings, find
@@ -33,7 +33,6 @@ __all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
 
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 LATER_MS = 40  # delay of cosmetic updates, see JobRunner.later
-_WARM_UP_POLL_MS = 50  # how often a job waiting for the warm-up looks again
 _warm_up: threading.Thread | None = None
 
 
@@ -153,7 +152,7 @@ class JobRunner:
         # shown as Alerts, once per run.
         self._warned = set()
         self._on_message = on_message
-        worker.warned.connect(lambda args: self._relay_warning(args, on_message))
+        worker.warned.connect(self._relay_warning)
         worker.returned.connect(on_outcome)
         worker.finished.connect(lambda: self._finished(on_finished))
         if total is not None:
@@ -180,7 +179,7 @@ class JobRunner:
             if warning_state_held() and not told:  # seconds, or a minute for a whole plate
                 self._on_message(Status("Waiting for the map (UMAP) of the last run to finish…"))
                 told = True
-            QTimer.singleShot(_WARM_UP_POLL_MS, lambda: self.launch(worker, told))
+            QTimer.singleShot(WAIT_POLL_MS, lambda: self.launch(worker, told))
         else:
             hold_warning_state(worker)
             worker.start()
@@ -190,12 +189,12 @@ class JobRunner:
         if self._progress is not None:
             self._progress.update(1)
 
-    def _relay_warning(self, args: tuple[Any, ...], on_message: Callable[[Message], None]) -> None:
+    def _relay_warning(self, args: tuple[Any, ...]) -> None:
         # args: those of warnings.showwarning (message, category, filename, lineno, ...)
         text = str(args[0])
         if text not in self._warned:
             self._warned.add(text)
-            on_message(Alert(text))
+            self._on_message(Alert(text))
 
     def quit(self) -> None:
         """Ask the worker to quit at its next message."""
