@@ -294,10 +294,12 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
 
 
 def _is_hdf5(path: Path) -> bool:
-    """Whether the file starts with HDF5's signature (at offset 0, as h5py writes it)."""
+    """Whether the file is HDF5, by h5py's signature check (as
+    :func:`~napari_cellae.io.locate.is_cellh5` asks)."""
+    import h5py
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        return h5py.is_hdf5(path)
     except OSError:  # unreadable: torch.load reports it
         return False
 
