@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_cellae.core.normalisation import resolvable_step
 from napari_cellae.io.cellh5 import CellH5, ChannelInfo, PositionKey, is_cellh5
 from napari_cellae.io.centres import centres_table, group_positions, position_labels
 from napari_cellae.io.locate import ch5_files
@@ -164,10 +165,9 @@ def _contrast_limits(plane: np.ndarray) -> tuple[float, float]:
     finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
-        # A constant plane: widen by a step that float64 can resolve at that magnitude
-        # (lo + 1 == lo for |lo| >= 2**53, e.g. 1e20 or the int64/uint64 extremes, and
-        # napari refuses limits that do not increase).
-        step = max(1.0, abs(lo) * 1e-6)
+        # A constant plane: widen it (napari refuses limits that do not increase), by a
+        # step float64 resolves also at 1e20 or the int64/uint64 extremes.
+        step = float(resolvable_step(lo))
         lo, hi = (lo, lo + step) if np.isfinite(lo + step) else (lo - step, lo)
     return lo, hi
 

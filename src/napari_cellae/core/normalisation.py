@@ -21,6 +21,7 @@ __all__ = [
     "Normalisation",
     "cell_ranges",
     "cell_scale_offset",
+    "resolvable_step",
     "warn_saturated",
 ]
 
@@ -115,8 +116,7 @@ class Normalisation:
                 "the object centres lie on the cells",
                 stacklevel=2,
             )
-        # A step float64 can add to the value (1 would vanish at 1e20, leaving high == low).
-        high = np.where(highs > lows, highs, lows + np.maximum(1.0, np.abs(lows) * 1e-6))
+        high = np.where(highs > lows, highs, lows + resolvable_step(lows))
         return cls(low=lows.tolist(), high=high.tolist(), per_cell=per_cell)
 
     def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
@@ -203,6 +203,12 @@ class Normalisation:
             return cls(low=list(d["low"]), high=list(d["high"]), per_cell=bool(d.get("per_cell")))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"invalid normalisation record {d!r}: {exc}") from None
+
+
+def resolvable_step(level: float | np.ndarray) -> float | np.ndarray:
+    """A step that float64 can add to ``level`` to widen a flat range: 1, or a millionth of
+    ``level`` where 1 would vanish (``1e20 + 1 == 1e20``, leaving the range flat)."""
+    return np.maximum(1.0, np.abs(level) * 1e-6)
 
 
 def cell_ranges(crops: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
