@@ -166,3 +166,15 @@ def test_running_out_of_memory_is_a_one_line_error(
     assert main([*args, "--out", str(cellcognition_file.parent / "m.pt")]) == 1
     err = capsys.readouterr().err
     one_line_error(err, f"{cellcognition_file}: not enough memory (Unable to allocate 4.77 GiB")
+
+
+def test_options_that_change_nothing_are_noted(cellcognition_file, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    args = ["train", str(cellcognition_file), str(cellcognition_file), "--train-on", "all"]
+    args += [*TINY, "--momentum", "0.5", "--mask", "none", "--morphology", "--out", str(model)]
+    with pytest.warns(UserWarning, match=f"{cellcognition_file} is given twice"):
+        assert main([*args, "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "--momentum 0.5 is ignored: only Nesterov momentum uses it" in err
+    assert "--morphology is ignored with --mask none" in err
+    assert load_model(model).config.momentum == 0.5  # recorded as given, used by nobody

@@ -183,3 +183,19 @@ def test_the_largest_seed_cuda_devices_and_adagrad_without_momentum_stay_valid()
     TrainConfig(device="cuda")
     TrainConfig(optimizer="adagrad", momentum=0.0)
     TrainConfig(optimizer="nesterov", momentum=0.5)
+
+
+def test_settings_that_do_nothing_beside_the_others_are_named() -> None:
+    from napari_cellae.core.config_checks import ignored_settings
+
+    adagrad = TrainConfig(optimizer="adagrad", momentum=0.5)
+    (said,) = ignored_settings(adagrad, {"momentum": 0.5})
+    assert "--momentum 0.5 is ignored" in said and "--optimizer nesterov" in said
+    # The preset's momentum, not given by the user, is not worth a word.
+    assert ignored_settings(adagrad, {}) == []
+    assert ignored_settings(TrainConfig(optimizer="nesterov"), {"momentum": 0.5}) == []
+    unmasked = TrainConfig(mask="none", morphology=True)
+    (said,) = ignored_settings(unmasked, {"morphology": True})
+    assert "--morphology is ignored with --mask none" in said
+    assert ignored_settings(unmasked, {"morphology": False}) == []
+    assert ignored_settings(TrainConfig(mask="cell"), {"morphology": True}) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,23 @@ def test_one_file_by_several_names_is_one_plate(cellcognition_file: Path, tmp_pa
         tmp_path / "linked" / cellcognition_file.name,
         tmp_path / "linked",
     ]
-    assert plate_files(names) == [cellcognition_file.absolute()]
+    with pytest.warns(UserWarning, match="each plate's cells are read once") as caught:
+        assert plate_files(names) == [cellcognition_file.absolute()]
+    message = str(caught[0].message)
+    assert f"{names[1]} is {cellcognition_file}" in message
+    assert f"{names[2]} is {cellcognition_file}" in message
+
+
+def test_a_plate_given_twice_is_named_in_a_warning(cellcognition_file: Path) -> None:
+    # Most likely a typo for another plate, which would otherwise be left out unnoticed.
+    with pytest.warns(UserWarning, match=f"{cellcognition_file} is given twice"):
+        assert plate_files([cellcognition_file] * 2) == [cellcognition_file.absolute()]
+
+
+def test_a_plate_given_once_gives_no_warning(cellcognition_file: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plate_files([cellcognition_file]) == [cellcognition_file.absolute()]
 
 
 def test_a_plate_folder_without_one_master_is_named_not_skipped(

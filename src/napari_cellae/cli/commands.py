@@ -135,6 +135,13 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_ignored(config: TrainConfig, args: argparse.Namespace) -> None:
+    from napari_cellae.core.config_checks import ignored_settings
+
+    for text in ignored_settings(config, explicit_settings(args)):
+        note(text)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {}
     # Said only where a mapping would change what is trained on ('classic': the controls).
@@ -158,6 +165,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config, fitted = fit_to_cells(plates, config, args.object_name)
         if fitted and (env is None or env.is_main):
             note(f"{fitted}; give --crop-size to choose the box yourself")
+    if env is None or env.is_main:
+        _note_ignored(config, args)
     if untold and (env is None or env.is_main):
         note(
             "no --mapping given, so training on all cells (with a position mapping the "
@@ -198,6 +207,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline import steps
 
     config = config_from_args(args)
+    _note_ignored(config, args)
     out = _output_folder(args.out)
     paths = {"model": out / "model.pt", "features file": out / "features.hdf"}
     paths["plot"] = out / "embedding.png"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +14,7 @@ from napari_cellae.core.architecture import check_architecture
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["MAX_SEED", "check_config"]
+__all__ = ["MAX_SEED", "check_config", "ignored_settings"]
 
 MAX_SEED = 2**63 - 1
 
@@ -97,3 +98,32 @@ def check_config(config: TrainConfig) -> None:
         # The network is built for the input size when one is set, not for the cell size.
         what = f"input_size {config.input_size} px, the network's input: " * bool(config.input_size)
         raise ValueError(f"invalid training setting: {what}{exc}") from None
+
+
+def ignored_settings(config: TrainConfig, given: Mapping[str, object]) -> list[str]:
+    """Say which of the settings a user gave have no effect beside the others.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's settings (preset and given options together).
+    given : Mapping[str, object]
+        The settings the user chose, by field name (the command line's options).
+
+    Returns
+    -------
+    list of str
+        One sentence per ignored setting; empty when every given setting counts.
+    """
+    ignored = []
+    if "momentum" in given and config.optimizer != "nesterov":
+        ignored.append(
+            f"--momentum {config.momentum} is ignored: only Nesterov momentum uses it "
+            f"(optimizer '{config.optimizer}'; add --optimizer nesterov to use it)"
+        )
+    if given.get("morphology") and config.mask == "none":
+        ignored.append(
+            "--morphology is ignored with --mask none: the outline is measured on the "
+            "cell's mask (choose --mask cell or neighbours)"
+        )
+    return ignored

@@ -72,8 +72,20 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     # Resolved, so that '..' and linked folders name one plate (its cells came out twice, as
     # two plates). Not by inode: a hard-linked master elsewhere links other position files.
     unique: dict[Path, Path] = {}
+    given_as: dict[Path, Path] = {}
+    repeated: list[str] = []
     for plate in found:
-        unique.setdefault(resolved(plate), plate.absolute())
+        key = resolved(plate)
+        if key not in unique:
+            unique[key], given_as[key] = plate.absolute(), plate
+        elif plate == given_as[key]:  # a typo for another plate, more often than not
+            repeated.append(f"{plate} is given twice")
+        else:
+            repeated.append(f"{plate} is {given_as[key]}")
+    if repeated:
+        warnings.warn(
+            f"{'; '.join(dict.fromkeys(repeated))}: each plate's cells are read once", stacklevel=2
+        )
     # 'cellae train hdf5/*.ch5' names the master and its position files: each position's
     # cells would come out twice, once as a plate of their own.
     return _unlinked(list(unique.values()))
