@@ -15,6 +15,14 @@ from napari_cellae.pipeline.results import RunResult
 
 
 @pytest.fixture
+def runner(qtbot) -> JobRunner:
+    """A job runner whose owner widget the test closes."""
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    return JobRunner(owner)
+
+
+@pytest.fixture
 def run_result(cellcognition_file) -> RunResult:
     with CellH5(cellcognition_file) as f:
         crops = collect_crops(f, "primary__primary", 16)
@@ -46,10 +54,7 @@ def test_viewer_job_builds_the_table_in_the_worker(run_result):
     assert done.value.value == Outcome(None)
 
 
-def test_runner_feeds_callbacks_and_finishes(qtbot, run_result):
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    runner = JobRunner(owner)
+def test_runner_feeds_callbacks_and_finishes(qtbot, run_result, runner):
     seen: dict[str, list] = {"message": [], "outcome": [], "error": [], "finished": []}
     worker = runner.start(
         _job,
@@ -72,7 +77,7 @@ def test_runner_feeds_callbacks_and_finishes(qtbot, run_result):
 
 
 def test_a_job_waits_for_the_warm_up_and_its_warnings_reach_the_widget(
-    qtbot, monkeypatch, run_result
+    qtbot, monkeypatch, run_result, runner
 ):
     import threading
     import warnings
@@ -89,9 +94,6 @@ def test_a_job_waits_for_the_warm_up_and_its_warnings_reach_the_widget(
         yield Status("working")
         return result
 
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    runner = JobRunner(owner)
     seen: list = []
     worker = runner.start(
         warning_job,
@@ -110,14 +112,11 @@ def test_a_job_waits_for_the_warm_up_and_its_warnings_reach_the_widget(
     assert Alert("no row maps 1 of the 2 positions") in seen
 
 
-def test_runtime_errors_reach_on_error(qtbot):
+def test_runtime_errors_reach_on_error(qtbot, runner):
     def failing():
         yield Status("working")
         raise RuntimeError("the loss became infinite")
 
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    runner = JobRunner(owner)
     errors: list[BaseException] = []
     worker = runner.start(
         failing,
@@ -132,7 +131,7 @@ def test_runtime_errors_reach_on_error(qtbot):
     assert len(errors) == 1 and isinstance(errors[0], JobFailed)
 
 
-def test_warnings_of_the_job_reach_on_message_once(qtbot):
+def test_warnings_of_the_job_reach_on_message_once(qtbot, runner):
     # e.g. "hold one value ... there is no image to learn from": napari's worker dropped
     # them, and a run on an all-black channel ended "Done" without a word.
     import warnings
@@ -143,9 +142,6 @@ def test_warnings_of_the_job_reach_on_message_once(qtbot):
             yield Status("working")
         return None
 
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    runner = JobRunner(owner)
     for run in (1, 2):
         messages: list = []
         worker = runner.start(
@@ -165,11 +161,9 @@ def test_warnings_of_the_job_reach_on_message_once(qtbot):
         assert messages.count(Status("working")) == 2
 
 
-def test_later_runs_in_a_later_turn(qtbot):
-    owner = QWidget()
-    qtbot.addWidget(owner)
+def test_later_runs_in_a_later_turn(qtbot, runner):
     done: list[int] = []
-    JobRunner(owner).later(lambda: done.append(1))
+    runner.later(lambda: done.append(1))
     assert not done
     qtbot.waitUntil(lambda: done == [1], timeout=5000)
 
