@@ -146,3 +146,41 @@ def test_bench_training_crops_runs_and_checks_equality(tmp_path) -> None:
 def test_bench_cells_runs_and_checks_equality(tmp_path) -> None:
     out = run("bench_cells.py", "--cells", "300", "--cache", str(tmp_path))
     assert "same features: True, same novel cells: True, same gallery crops: True" in out
+
+
+def test_independent_screen_is_reproducible_and_labelled(tmp_path: Path) -> None:
+    import independent_screen as ind
+    from napari_cellae.io.cellh5 import CellH5
+
+    ch5_path, mapping = ind.make_screen(tmp_path / "a", seed=3, cells_per_well=12)
+    again, _ = ind.make_screen(tmp_path / "b", seed=3, cells_per_well=12)
+    with CellH5(ch5_path) as ch5, CellH5(again) as twin:
+        assert [c.name for c in ch5.class_labels("primary__primary")] == list(ind.PHENOTYPES)
+        assert len(ch5.positions) == 24
+        for pos in ch5.positions:
+            table = ch5.objects(pos, "primary__primary")
+            dataset, row = ch5.labels(pos, "primary__primary")
+            regions = dataset[row, 0, 0]
+            image = ch5.image(pos)[0, 0, 0]
+            np.testing.assert_array_equal(image, twin.image(pos)[0, 0, 0])
+            assert image.dtype == np.uint16 and image.max() <= 4095
+            # every object's centre lies in the mask that carries its label (or next to a
+            # lobe of it): the label images are the drawn outlines
+            for label, x, y, (left, right, top, bottom) in zip(
+                table.label_id, table.center_x, table.center_y, table.bbox, strict=True
+            ):
+                assert left <= x <= right and top <= y <= bottom
+                assert (regions[top : bottom + 1, left : right + 1] == label).sum() >= 20
+    assert mapping.read_text().count("\tneg\n") == 8
+
+
+def test_bench_quality_runs_on_the_independent_screen(tmp_path: Path) -> None:
+    import independent_screen as ind
+
+    ch5_path, mapping = ind.make_screen(tmp_path, seed=0, cells_per_well=12)
+    out = run(
+        "bench_quality.py",
+        *("--screen", str(ch5_path), "--mapping", str(mapping), "--preset", "recommended"),
+        *("--epochs", "1", "--crop-size", "40", "--f1-seeds", "1", "--quiet"),
+    )
+    assert "\nlearned" in out and "binuclear" in out and "masks from label images" in out
