@@ -161,3 +161,33 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
     other.write_text("another output's file")
     assert remove_stale_temporaries(target) == [stale]
     assert mine.exists() and other.exists()
+
+
+def test_a_write_failure_a_library_words_itself_says_what_is_wrong(tmp_path, monkeypatch):
+    # HDF5 reports a full disk as a RuntimeError with "errno = 28" in its text, torch's
+    # writer as "[enforce fail at inline_container.cc:672] . unexpected pos 43648 vs 43540":
+    # the user read h5py's traceback, or torch's words without a hint at the disk.
+    target = tmp_path / "features.hdf"
+    target.write_text("old")
+    hdf5 = RuntimeError("Can't write data (file write failed: errno = 28, error message = ...)")
+    with pytest.raises(ValueError) as hdf5_error, atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise hdf5
+    assert str(hdf5_error.value) == f"cannot write {target}: {os.strerror(28)}"
+
+    class Full:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(os, "statvfs", lambda folder: Full)
+    torch_words = OSError("[enforce fail at inline_container.cc:672] . unexpected pos 43648")
+    with pytest.raises(ValueError) as torch_error, atomic_output(target) as tmp:
+        raise torch_words
+    assert str(torch_error.value) == (
+        f"cannot write {target}: the disk is full (0 bytes free in {tmp_path}; "
+        "[enforce fail at inline_container.cc:672] . unexpected pos 43648)"
+    )
+    # A program error is not a failed write: it keeps its type and words.
+    with pytest.raises(RuntimeError, match=r"^boom$"), atomic_output(target):
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
-from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.centres import position_labels
 
 if TYPE_CHECKING:
@@ -267,13 +267,17 @@ def write_explorer_hdf(
         image_size = source_image_size(crops)
 
     # HDF5 creates the temporary file itself, so it gets the user's normal permissions.
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_hdf5(path) as h5:
         h5.attrs["training_data"] = np.array([b"data"])
         h5.attrs["application"] = np.bytes_(application_name().encode("utf-8"))
         data = h5.create_group("data")
-        data.create_dataset("bbox", data=arrays["bbox"])
-        data.create_dataset("features", data=arrays["features"])
-        data.create_dataset("feature_groups", data=arrays["groups"])
+        # Every dataset stays open until the file is flushed: one freed at once would write
+        # its cached chunks while being freed, where a full disk's error cannot be raised.
+        kept = [
+            data.create_dataset("bbox", data=arrays["bbox"]),
+            data.create_dataset("features", data=arrays["features"]),
+            data.create_dataset("feature_groups", data=arrays["groups"]),
+        ]
         contours = data.create_group("contours")
         contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
         cds = contours.create_dataset(
@@ -293,6 +297,7 @@ def write_explorer_hdf(
         )
         gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
         gds.attrs["image_size"] = np.array(image_size, dtype=np.int64)
+        kept += [cds, gds]
     return path
 
 

@@ -33,7 +33,7 @@ from napari_cellae.export.explorer import (
     checked_features,
     source_image_size,
 )
-from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.atomic import atomic_hdf5, check_output
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -94,6 +94,10 @@ class ExplorerWriter:
         self.n_features: int | None = None
         self._stack: contextlib.ExitStack | None = None
         self._h5: h5py.File | None = None
+        # The growing datasets, open until the file closes: a dataset freed after each
+        # write flushed its cached chunks while being freed, where a full disk's error
+        # cannot be raised (h5py printed tracebacks, and the process crashed later).
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_rows = 0
 
@@ -101,8 +105,7 @@ class ExplorerWriter:
     def __enter__(self) -> ExplorerWriter:
         stack = contextlib.ExitStack()
         try:
-            tmp = stack.enter_context(atomic_output(self.path))
-            self._h5 = stack.enter_context(h5py.File(tmp, "w"))
+            self._h5 = stack.enter_context(atomic_hdf5(self.path))
         except BaseException:
             stack.close()
             raise
@@ -117,7 +120,7 @@ class ExplorerWriter:
             try:
                 self._finish()
             except BaseException as exc:
-                # The temporary file is removed by atomic_output on the way out.
+                # The temporary file is removed by atomic_hdf5 on the way out.
                 if not stack.__exit__(type(exc), exc, exc.__traceback__):
                     raise
                 return False
@@ -184,15 +187,20 @@ class ExplorerWriter:
         h5.attrs["application"] = np.bytes_(application_name().encode("utf-8"))
         data = h5.create_group("data")
         rows = 4096
-        data.create_dataset("bbox", shape=(0,), maxshape=(None,), dtype=BBOX_DTYPE, chunks=(rows,))
+        sets = self._datasets
+        sets["bbox"] = data.create_dataset(
+            "bbox", shape=(0,), maxshape=(None,), dtype=BBOX_DTYPE, chunks=(rows,)
+        )
         feat_dtype = first["features"].dtype
-        data.create_dataset(
+        sets["features"] = data.create_dataset(
             "features", shape=(0,), maxshape=(None,), dtype=feat_dtype, chunks=(rows,)
         )
-        data.create_dataset("feature_groups", data=first["groups"].astype(FEATURE_GROUP_DTYPE))
+        sets["groups"] = data.create_dataset(
+            "feature_groups", data=first["groups"].astype(FEATURE_GROUP_DTYPE)
+        )
         contours = data.create_group("contours")
         contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
-        contours.create_dataset(
+        sets["contours"] = contours.create_dataset(
             CONTOUR_CHANNEL,
             shape=(0, 2),
             maxshape=(None, 2),
@@ -200,7 +208,7 @@ class ExplorerWriter:
             chunks=(rows, 2),
         )
         s, _, c, _ = first["gallery"].shape
-        gds = data.create_dataset(
+        sets["gallery"] = gds = data.create_dataset(
             "gallery",
             shape=(s, s, c, 0),
             maxshape=(s, s, c, None),
@@ -215,7 +223,7 @@ class ExplorerWriter:
         """Write the pending rows: all of them at the end, else whole gallery chunks."""
         if not self._pending:
             return
-        if "data" not in self._h5:
+        if not self._datasets:
             self._create(self._pending[0])
         merged = {
             "bbox": np.concatenate([p["bbox"] for p in self._pending]),
@@ -225,15 +233,15 @@ class ExplorerWriter:
         }
         total = len(merged["bbox"])
         take = total if final else total - (self.n_rows + total) % _GALLERY_CHUNK
-        data = self._h5["data"]
+        sets = self._datasets
         start, stop = self.n_rows, self.n_rows + take
         for name in ("bbox", "features"):
-            data[name].resize((stop,))
-            data[name][start:stop] = merged[name][:take]
-        contours = data["contours"][CONTOUR_CHANNEL]
+            sets[name].resize((stop,))
+            sets[name][start:stop] = merged[name][:take]
+        contours = sets["contours"]
         contours.resize((stop, 2))
         contours[start:stop] = merged["contours"][:take]
-        gallery = data["gallery"]
+        gallery = sets["gallery"]
         gallery.resize(stop, axis=3)
         gallery[:, :, :, start:stop] = merged["gallery"][..., :take]
         self.n_rows = stop
@@ -245,7 +253,7 @@ class ExplorerWriter:
         self._flush(final=True)
         if self.n_rows == 0:
             raise ValueError(f"cannot write {self.path}: there are no cells to write")
-        gallery = self._h5["data"]["gallery"]
+        gallery = self._datasets["gallery"]
         gallery.attrs["image_size"] = np.array(self.image_size, dtype=np.int64)
 
 

@@ -3,7 +3,8 @@
 Every file napari-cellae writes (models, Explorer ``.hdf``, AnnData, plots, demo screens,
 mapping files) goes through :func:`atomic_output`, so an interrupted run never leaves a
 half-written file at the final path, and :func:`check_output` refuses an output that would
-replace one of the run's inputs.
+replace one of the run's inputs. HDF5 files written with h5py use :func:`atomic_hdf5`, which
+also survives a disk that fills up while the file is written.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import h5py
 
 __all__ = [
+    "atomic_hdf5",
     "atomic_output",
     "check_distinct",
     "check_output",
@@ -26,6 +33,10 @@ __all__ = [
 _TEMP_SUFFIX = ".cellae-tmp"
 # ".<name>.<pid>.cellae-tmp": the pid tells whether the writer is still alive.
 _TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(_TEMP_SUFFIX) + "$")
+# HDF5 reports a failed write in words, not as an OSError: "... errno = 28, error message =".
+_HDF5_ERRNO = re.compile(r"\berrno = (\d+)")
+# Free space below this, after a write failed without saying why, means the disk is full.
+_NEARLY_FULL = 1 << 20
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -205,6 +216,41 @@ def check_distinct(outputs: Iterable[tuple[str | os.PathLike, str]]) -> None:
         seen.append((path, what))
 
 
+def _errno_of(exc: BaseException) -> int | None:
+    """The OS error number behind ``exc``: its own, a cause's, or one HDF5 wrote in words."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            return current.errno
+        match = _HDF5_ERRNO.search(str(current))
+        if match and int(match[1]):
+            return int(match[1])
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _failure(path: Path, folder: Path, exc: BaseException) -> ValueError:
+    """A write failure as ``cannot write PATH: REASON``, the reason in the OS's words.
+
+    A writer that does not say why (torch's ``unexpected pos 43648 vs 43540``) is explained
+    by the disk when it is (nearly) full.
+    """
+    number = _errno_of(exc)
+    if number:
+        return ValueError(f"cannot write {path}: {os.strerror(number)}")
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+    except (OSError, AttributeError):  # no statvfs (Windows) or the folder is gone
+        free = None
+    if free is not None and free < _NEARLY_FULL:
+        reason = f"the disk is full ({free} bytes free in {folder}; {reason})"
+    return ValueError(f"cannot write {path}: {reason}")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Write a file under a temporary name and rename it to ``path`` when the block succeeds.
@@ -222,7 +268,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     Raises
     ------
     ValueError
-        If writing fails with an OS error (disk full, permissions); names ``path``.
+        If writing fails with an OS error (disk full, permissions), also one a library
+        reports as a RuntimeError (HDF5, torch); names ``path`` and says what is wrong.
     """
     path = Path(path)
     final = _landing(path)
@@ -231,9 +278,99 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise ValueError(f"cannot write {path}: {reason}") from exc
+    except (OSError, RuntimeError) as exc:
+        if not isinstance(exc, OSError) and _errno_of(exc) is None:
+            raise  # a program error, not a failed write
+        raise _failure(path, final.parent, exc) from exc
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _discard(h5: h5py.File) -> None:
+    """Close an HDF5 file whose content is thrown away, in a way that cannot fail.
+
+    After a failed write (a full disk) HDF5 cannot flush its caches, so closing fails too,
+    and the half-closed objects crash the process when they are freed (a segmentation
+    fault, seen with HDF5 2.0). The file's descriptor is pointed at an anonymous file in
+    memory first: the last writes land there and the close succeeds.
+    """
+    with contextlib.suppress(Exception):
+        if h5.id.valid:
+            handle = h5.id.get_vfd_handle()  # the descriptor, for the default (sec2) driver
+            if isinstance(handle, int) and handle >= 0:
+                with _scratch_file() as scratch:
+                    os.dup2(scratch, handle)
+    with _file_size_unlimited(), contextlib.suppress(Exception):
+        h5.close()
+
+
+@contextlib.contextmanager
+def _file_size_unlimited() -> Iterator[None]:
+    """Lift a soft file-size limit (``ulimit -S -f``) as far as allowed, for a while: the
+    scratch file takes writes at the offsets of the file that exceeded it."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (ImportError, OSError, ValueError):  # no such limits here (Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@contextlib.contextmanager
+def _scratch_file() -> Iterator[int]:
+    """A descriptor of an anonymous file that takes any write: in memory where possible."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("cellae-discarded")
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+    else:
+        with tempfile.TemporaryFile() as scratch:
+            yield scratch.fileno()
+
+
+@contextlib.contextmanager
+def atomic_hdf5(path: str | os.PathLike, **kwargs: Any) -> Iterator[h5py.File]:
+    """Write an HDF5 file under a temporary name; rename it to ``path`` when the block succeeds.
+
+    :func:`atomic_output` for h5py: the file is flushed before it is renamed, and on any
+    error (also Ctrl-C) it is closed without writing, so a full disk gives one clear error
+    instead of h5py's cascade of tracebacks and a crash of the process.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file.
+    **kwargs
+        Passed to :class:`h5py.File` (e.g. ``track_order=True``).
+
+    Yields
+    ------
+    h5py.File
+        Open for writing, on the temporary name.
+
+    Raises
+    ------
+    ValueError
+        If writing fails (disk full, permissions); names ``path`` and says what is wrong.
+    """
+    import h5py
+
+    with atomic_output(path) as tmp:
+        h5 = h5py.File(tmp, "w", **kwargs)
+        try:
+            yield h5
+            h5.flush()  # a full disk fails here, while the file can still be closed safely
+        except BaseException:
+            _discard(h5)
+            raise
+        h5.close()

@@ -1,0 +1,99 @@
+"""Output destinations a hostile user (or an unlucky machine) picks: a disk that fills up
+while a file is written, demo folders holding read-only or odd files, killed demo runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "memfd_create") or sys.platform != "linux",
+    reason="the file-size limit that stands in for a full disk is set the Linux way",
+)
+
+# The child writes under a file-size limit (RLIMIT_FSIZE): a write beyond it fails with
+# EFBIG ("File too large") as a full disk fails with ENOSPC, without mounting anything.
+_FULL_DISK_CHILD = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from napari_cellae.core.crops import CropSet
+    from napari_cellae.io.cellh5 import PositionKey
+
+    out = Path(sys.argv[1])
+    n = 3000
+    rng = np.random.default_rng(0)
+    crops = CropSet(
+        crops=rng.integers(0, 256, size=(n, 1, 32, 32), dtype=np.uint8),
+        positions=[PositionKey("p", "A01", "1")],
+        position_index=np.zeros(n, np.int32),
+        object_index=np.arange(n, dtype=np.int32),
+        label_id=np.arange(1, n + 1, dtype=np.int32),
+        time_idx=np.zeros(n, np.int32),
+        center_x=np.full(n, 100, np.int32),
+        center_y=np.full(n, 100, np.int32),
+        bbox=np.tile(np.array([[90, 110, 90, 110]], np.int32), (n, 1)),
+        angle=np.full(n, np.nan),
+        eccentricity=np.full(n, np.nan),
+        class_idx=np.full(n, -1, np.int32),
+        origin_y=np.full(n, 84, np.int32),
+        origin_x=np.full(n, 84, np.int32),
+        object_name="Nuclei",
+        channels=[0],
+        channel_names=["DNA"],
+        source=out.parent / "missing.ch5",
+        box=32,
+    )
+    features = rng.normal(size=(n, 8)).astype(np.float32)
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+    if sys.argv[2] == "stream":
+        from napari_cellae.export.explorer_stream import ExplorerWriter
+
+        try:
+            with ExplorerWriter(out, None, image_size=(512, 512)) as writer:
+                for start in range(0, n, 500):
+                    writer.append(crops.subset(np.arange(start, min(n, start + 500))),
+                                  features[start:start + 500])
+        except ValueError as exc:
+            print("ERROR", exc)
+    else:
+        from napari_cellae.export.explorer import write_explorer_hdf
+
+        try:
+            write_explorer_hdf(out, crops, features, None, image_size=(512, 512))
+        except ValueError as exc:
+            print("ERROR", exc)
+    print("DONE")
+    """
+)
+
+
+@pytest.mark.parametrize("writer", ["stream", "whole"])
+def test_a_disk_that_fills_up_while_an_explorer_file_is_written(tmp_path: Path, writer) -> None:
+    # h5py could not close a file whose caches it could not write: the run printed pages of
+    # "Exception ignored ... Can't decrement id ref count" tracebacks and then died of a
+    # segmentation fault (exit 139), after or even before its one-line error.
+    out = tmp_path / "features.hdf"
+    out.write_bytes(b"the features of last week")
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_CHILD, str(out), writer],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"ERROR cannot write {out}: File too large" in done.stdout
+    assert "DONE" in done.stdout
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert out.read_bytes() == b"the features of last week"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.hdf"]
