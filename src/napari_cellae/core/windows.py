@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from napari_cellae.core.cores import usable_cores
+from napari_cellae.core.precision import check_resolution
 from napari_cellae.io.planes import PlaneReader, describe_image
 
 __all__ = ["centre_crops", "check_pixels", "crop_origins", "extract_crops", "extract_into"]
@@ -153,14 +154,17 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
 
     The network and the scaling compute in float32 (percentiles in float64), so float
     pixels must be finite, small enough that their differences stay finite and not all
-    so close to 0 that they vanish there; 64-bit integers must be exact in float64.
+    so close to 0 that they vanish there; 64-bit integers must be exact in float64; and
+    float32 must resolve the contrast of every crop of a wider dtype
+    (:func:`~napari_cellae.core.precision.check_resolution`).
 
     Raises
     ------
     ValueError
         If float crops hold a NaN, an infinity, a value beyond ±float32 max / 2, or only
         values that are 0 in float32 (but not all 0); or if 64-bit integer crops hold a
-        value beyond ±2**53.
+        value beyond ±2**53; or if float32 steps by more than 1 % of a crop's range of
+        32- or 64-bit integers or float64 pixels (e.g. 3e9 plus a signal of 250 counts).
     """
     if not crops.size:
         return
@@ -172,8 +176,8 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
                 f"{largest:.4g}), where neighbouring values can no longer be told apart in "
                 "floating point; rescale the image (e.g. to 16 bit) before extracting crops"
             )
-        return
     if crops.dtype.kind not in "fc":
+        check_resolution(crops, where)
         return
     if not np.isfinite(crops).all():
         raise ValueError(
@@ -193,6 +197,7 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
             f" (at most {largest:g}), which are all 0 in float32; rescale the image (e.g. to"
             " 0..1) before extracting crops"
         )
+    check_resolution(crops, where)
 
 
 # Pixels of the largest window read at once for one frame's crops (256 MiB of uint16).

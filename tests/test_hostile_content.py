@@ -1,0 +1,84 @@
+"""Hostile content of structurally valid CellH5 files: pixels, tables and label images that
+are unusual but legitimate must work; those that cannot be computed with are refused with the
+file and position named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_position
+from napari_cellae.core.crops import collect_crops
+from napari_cellae.core.precision import check_resolution
+from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
+
+
+def _file(tmp_path: Path, image_of, name: str = "hostile.ch5", n_channels: int = 1) -> Path:
+    """One position of 12 cells (uint8 blobs, 0..~200) whose image ``image_of`` turns into
+    the pixels under test."""
+    position = synthetic_position("A01", "1", n_frames=2, n_per_frame=6, n_channels=n_channels)
+    position.image = image_of(position.image)
+    return write_cellh5(
+        tmp_path / name,
+        [position],
+        channel_names=[f"ch{i}" for i in range(n_channels)],
+        object_channels={"primary__primary": 0},
+    )
+
+
+OFFSET_IMAGES = {
+    # 32-bit camera offset: float32 steps by 256 at 3e9, the 200-count cells vanish
+    "uint32": lambda im: im.astype(np.uint32) + np.uint32(3_000_000_000),
+    "int64": lambda im: im.astype(np.int64) + 2**40,
+    "float64": lambda im: 1e6 + im.astype(np.float64) * 1e-3,
+}
+
+
+@pytest.mark.parametrize("dtype", sorted(OFFSET_IMAGES))
+def test_contrast_float32_cannot_resolve_is_refused(tmp_path: Path, dtype: str) -> None:
+    path = _file(tmp_path, OFFSET_IMAGES[dtype])
+    with CellH5(path) as ch5, pytest.raises(ValueError) as err:
+        collect_crops(ch5, "primary__primary", 24)
+    message = str(err.value)
+    assert str(path) in message and "position A01_1" in message
+    assert f"{dtype} pixels" in message and "float32" in message
+    assert "12 of 12 object crop(s)" in message
+
+
+LEGIT_WIDE = {
+    # wide types whose values float32 holds (or resolves far below 1 % of the contrast)
+    "uint32": lambda im: im.astype(np.uint32) * 1000,
+    "int32": lambda im: im.astype(np.int32) - 100,
+    "int64": lambda im: im.astype(np.int64) + 2**20,
+    "float64": lambda im: im.astype(np.float64) / 255.0,
+    "uint16 offset": lambda im: im.astype(np.uint16) // 8 + np.uint16(60000),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LEGIT_WIDE))
+def test_wide_pixels_float32_resolves_are_cropped_as_stored(tmp_path: Path, kind: str) -> None:
+    path = _file(tmp_path, LEGIT_WIDE[kind])
+    with CellH5(path) as ch5:
+        crops = collect_crops(ch5, "primary__primary", 24)
+        image = ch5.image(ch5.positions[0])[()]
+    assert crops.crops.dtype == image.dtype
+    assert len(crops) == 12
+    # The centre pixel of each crop is the stored pixel at the object's centre.
+    centre = crops.crops[:, 0, 12, 12]
+    stored = image[0, crops.time_idx, 0, crops.center_y, crops.center_x]
+    np.testing.assert_array_equal(centre, stored)
+
+
+def test_resolution_ignores_flat_crops_and_narrow_types() -> None:
+    flat = np.full((3, 1, 8, 8), 3_000_000_000, np.uint32)  # one value: nothing to resolve
+    check_resolution(flat, "x")
+    narrow = np.full((3, 1, 8, 8), 60000, np.uint16)
+    narrow[:, :, 4, 4] += 1  # a 1-count contrast at 60000 is exact in float32
+    check_resolution(narrow, "x")
+    one = flat.copy()
+    one[1, 0, 4, 4] += 300  # a contrast of 300 counts where float32 steps by 256
+    with pytest.raises(ValueError, match=r"in 1 of 3 object crop\(s\).*3000000000 to 3000000300"):
+        check_resolution(one, "file.ch5, position A01_1")
