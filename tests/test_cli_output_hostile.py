@@ -97,3 +97,63 @@ def test_a_disk_that_fills_up_while_an_explorer_file_is_written(tmp_path: Path, 
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     assert out.read_bytes() == b"the features of last week"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.hdf"]
+
+
+def _small_demo(folder: Path):
+    from napari_cellae.demo.screen import DEMO_LAYOUT, make_demo
+
+    return make_demo(folder, layout=DEMO_LAYOUT[:2], size=(96, 96), n_frames=1, n_cells=60)
+
+
+@pytest.mark.parametrize("protected", ["demo_screen.ch5", "demo_screen_mapping.txt"])
+def test_make_demo_refuses_a_read_only_file_of_an_earlier_screen(tmp_path, protected) -> None:
+    # Both files were renamed over whatever was there, read-only or not (train, encode and
+    # hits refuse a read-only output); and a problem with the mapping came to light only
+    # after the CellH5 file had been replaced.
+    folder = tmp_path / "screen"
+    folder.mkdir()
+    for name in ("demo_screen.ch5", "demo_screen_mapping.txt"):
+        (folder / name).write_bytes(f"my own {name}".encode())
+    (folder / protected).chmod(0o444)
+    with pytest.raises(ValueError) as refused:
+        _small_demo(folder)
+    assert str(refused.value).startswith(
+        f"cannot write {folder / protected}: the file is read-only"
+    )
+    for name in ("demo_screen.ch5", "demo_screen_mapping.txt"):
+        assert (folder / name).read_bytes() == f"my own {name}".encode()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "demo_screen.ch5",
+        "demo_screen_mapping.txt",
+    ]
+
+
+def test_make_demo_refuses_a_folder_where_its_file_goes_before_rendering(tmp_path) -> None:
+    folder = tmp_path / "screen"
+    (folder / "demo_screen_mapping.txt").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"demo_screen_mapping\.txt: it is a folder"):
+        _small_demo(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["demo_screen_mapping.txt"]
+
+
+def test_a_screen_is_written_under_the_temporary_name_a_later_run_cleans_up(
+    tmp_path, monkeypatch
+) -> None:
+    # write_screen wrapped write_cellh5, itself atomic, in a second temporary name:
+    # ".<.demo_screen.ch5.PID.cellae-tmp>.PID.cellae-tmp", which remove_stale_temporaries
+    # never matched, so each killed make-demo left a 4 MB hidden file for good.
+    from napari_cellae.io import atomic, cellh5_writer
+
+    folder = tmp_path / "screen"
+    seen: list[list[str]] = []
+    write_position = cellh5_writer._write_position
+
+    def watching(*args, **kwargs):
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        return write_position(*args, **kwargs)
+
+    monkeypatch.setattr(cellh5_writer, "_write_position", watching)
+    ch5, mapping = _small_demo(folder)
+    expected = atomic.temporary_name(ch5).name
+    assert seen and all(names == [expected] for names in seen), seen
+    assert sorted(p.name for p in folder.iterdir()) == [ch5.name, mapping.name]

@@ -34,6 +34,7 @@ from napari_cellae.demo.layout import (
     ObjectRow,
     RenderedPosition,
     WellSpec,
+    check_screen_outputs,
     write_mapping,
     write_screen,
 )
@@ -314,6 +315,7 @@ def make_benchmark_screen(
         raise ValueError(f"light must be between 0.05 and 4, got {light}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    check_screen_outputs(out / CH5_NAME, out / MAPPING_NAME)
     plans, side = plan_screen(seed, n_cells, layout)
     rendered = [render_well(seed, plan, side, zoom, light) for plan in plans]
     ch5 = write_screen(

@@ -2,7 +2,8 @@
 
 Shared by the bundled demo (:mod:`napari_cellae.demo.screen`) and the benchmark screen
 (:mod:`napari_cellae.demo.benchmark`): both render positions into :class:`RenderedPosition`
-and write them with :func:`write_screen` and :func:`write_mapping`.
+and write them with :func:`write_screen` and :func:`write_mapping`, after
+:func:`check_screen_outputs` has checked both destinations.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellae.io.atomic import atomic_output
+from napari_cellae.io.atomic import atomic_output, check_output
 
 __all__ = [
     "Condition",
     "ObjectRow",
     "RenderedPosition",
     "WellSpec",
+    "check_screen_outputs",
     "write_mapping",
     "write_screen",
 ]
@@ -125,6 +127,26 @@ def _well_row_column(well: str) -> tuple[str, int]:
     return well[0], int(well[1:])
 
 
+def check_screen_outputs(screen: Path, mapping: Path) -> None:
+    """Check both files of a screen before it is rendered.
+
+    Parameters
+    ----------
+    screen, mapping : Path
+        The CellH5 file and the position-mapping file to be written.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it is a folder, a device, read-only, or its name is too long (see
+        :func:`~napari_cellae.io.atomic.check_output`). A read-only file of an earlier
+        screen was replaced without a word, and a problem with the mapping showed only after
+        the CellH5 file had been replaced.
+    """
+    check_output(screen, what="CellH5 file")
+    check_output(mapping, what="position mapping")
+
+
 def write_mapping(path: Path, layout: Sequence[WellSpec]) -> Path:
     """Write the tab-separated CellCognition position mapping of a layout.
 
@@ -147,9 +169,10 @@ def write_mapping(path: Path, layout: Sequence[WellSpec]) -> Path:
         cond = spec.condition
         fields = [f"{spec.well}_{int(spec.site):02d}", spec.well, spec.site, row, str(column)]
         lines.append("\t".join([*fields, cond.gene, cond.sirna, cond.group]))
+    path = check_output(path, what="position mapping")
     with atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Path(path)
+    return path
 
 
 def write_screen(
@@ -211,13 +234,14 @@ def write_screen(
                 labels=pos.labels,
             )
         )
-    with atomic_output(path) as tmp:
-        write_cellh5(
-            tmp,
-            positions,
-            channel_names=[channel_name],
-            object_channels={object_name: 0},
-            class_labels={object_name: class_labels},
-            flavour="cellcognition",
-        )
-    return Path(path)
+    # write_cellh5 checks the path and writes under a temporary name itself: a second
+    # temporary around it was named ".<.name.pid.cellae-tmp>.pid.cellae-tmp", which no later
+    # run recognised as its own to clean up after a killed one.
+    return write_cellh5(
+        path,
+        positions,
+        channel_names=[channel_name],
+        object_channels={object_name: 0},
+        class_labels={object_name: class_labels},
+        flavour="cellcognition",
+    )

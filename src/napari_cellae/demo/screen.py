@@ -29,6 +29,7 @@ from napari_cellae.demo.layout import (
     ObjectRow,
     RenderedPosition,
     WellSpec,
+    check_screen_outputs,
     write_mapping,
     write_screen,
 )
@@ -199,6 +200,7 @@ def make_demo(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    check_screen_outputs(out / CH5_NAME, out / MAPPING_NAME)
     rendered = [
         render_position(seed, index, spec.condition, size, n_frames, n_cells)
         for index, spec in enumerate(layout)
