@@ -205,6 +205,40 @@ def test_same_shape_other_dtype_is_its_own_group(tmp_path):
     assert len({layer[1]["name"] for layer in images}) == 4
 
 
+def test_positions_with_more_channels_than_the_first_show_them_all(tmp_path):
+    # The first position holds one channel, the others two: the second channel of those
+    # was never shown (the channel list came from the first position only).
+    first = _tiny_position("A01", "1", (16, 16), 2, 0)
+    first.image = first.image[:1]
+    positions = [first, _tiny_position("A02", "1", (16, 16), 2, 1)]
+    path = _write(tmp_path / "channels.ch5", positions)
+    images, points = _layers_by_type(read_cellh5(str(path)))
+    names = [layer[1]["name"] for layer in images]
+    assert names == [
+        "dna [16×16, 1 channel]",
+        "dna [16×16, 2 channels]",
+        "tubulin [16×16, 2 channels]",
+    ]
+    tubulin = images[2][0]
+    np.testing.assert_array_equal(np.asarray(tubulin), positions[1].image[1, :, 0])
+    assert [layer[1]["name"] for layer in points] == [
+        "Nuclei centres [16×16, 1 channel]",
+        "Nuclei centres [16×16, 2 channels]",
+    ]
+
+
+def test_groups_of_one_size_are_named_by_their_frame_count(tmp_path):
+    # Two groups of one size and type but 2 and 3 frames were both named "dna [16×16]".
+    other = _tiny_position("A02", "1", (16, 16), 2, 1)
+    other.image = np.concatenate([other.image, other.image[:, :1]], axis=1)
+    path = _write(tmp_path / "frames.ch5", [_tiny_position("A01", "1", (16, 16), 2, 0), other])
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    names = [layer[1]["name"] for layer in images]
+    assert len(set(names)) == 4
+    assert names[:2] == ["dna [16×16, 2 frames]", "tubulin [16×16, 2 frames]"]
+    assert names[2:] == ["dna [16×16, 3 frames]", "tubulin [16×16, 3 frames]"]
+
+
 def test_lazy_stack_indexing(many_positions_file):
     images, _ = _layers_by_type(read_cellh5(str(many_positions_file)))
     stack = images[1][0]

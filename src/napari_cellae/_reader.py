@@ -122,19 +122,35 @@ def _read_one(path: Path, mapping: str | Path | None) -> list[LayerData]:
 
 def _layers(cellh5: CellH5, mapping: str | Path | None) -> list[LayerData]:
     groups = group_positions(cellh5)
-    sizes = [key[0][-2:] for key in groups]
     obj = cellh5.default_object if cellh5.object_names else None
     layers: list[LayerData] = []
     for (shape, dtype), positions in groups.items():
-        suffix = ""
-        if len(groups) > 1:
-            # name groups by image size, and also by pixel type where sizes repeat
-            suffix = f" [{shape[-2]}×{shape[-1]}"
-            suffix += f" {dtype}]" if sizes.count(shape[-2:]) > 1 else "]"
+        suffix = _group_suffix((shape, dtype), list(groups))
         layers.extend(_image_layers(cellh5, positions, shape, suffix, mapping))
         if obj is not None:
             layers.append(_points_layer(cellh5, positions, shape, obj, suffix, mapping))
     return layers
+
+
+def _group_suffix(key: tuple[tuple[int, ...], str], keys: list[tuple[tuple[int, ...], str]]) -> str:
+    """What tells a group of positions from the others, for its layer names: the image size,
+    and where sizes repeat, the pixel type and the channel, frame and plane counts that
+    differ (`` [64×80 uint8, 2 channels]``); empty for a single group."""
+    if len(keys) < 2:
+        return ""
+    (shape, dtype), size = key, key[0][-2:]
+    alike = [k for k in keys if k[0][-2:] == size]
+    text = f" [{size[0]}×{size[1]}"
+    if len({k[1] for k in alike}) > 1:
+        text += f" {dtype}"
+    counts = [
+        f"{shape[i]} {what}{'s' * (shape[i] != 1)}"
+        for i, what in enumerate(("channel", "frame", "plane"))
+    ]
+    text += "".join(
+        f", {count}" for i, count in enumerate(counts) if len({k[0][i] for k in alike}) > 1
+    )
+    return text + "]"
 
 
 def _channel_colormap(channel: ChannelInfo) -> Any:
@@ -180,9 +196,7 @@ def _image_layers(
     mapping: str | Path | None,
 ) -> list[LayerData]:
     layers: list[LayerData] = []
-    for channel in cellh5.channels:
-        if channel.index >= shape[0]:
-            continue
+    for channel in cellh5.channels_of(shape[0]):  # a group may hold more than the first
         data = LazyPositionStack(cellh5, positions, channel.index)
         # Contrast from the centre of one plane, the middle one that napari shows first:
         # napari would otherwise read planes all over the stack, and a whole slide-scan

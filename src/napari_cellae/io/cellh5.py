@@ -182,13 +182,15 @@ class CellH5:
 
     @cached_property
     def channels(self) -> list[ChannelInfo]:
-        """The raw channels, from ``/definition/image/channel`` (named by index if absent)."""
-        n_channels = self.image_shape(self.positions[0])[0]
+        """The raw channels of the first position (see :meth:`channels_of`)."""
+        return self.channels_of(self.image_shape(self.positions[0])[0])
+
+    def channels_of(self, n_channels: int) -> list[ChannelInfo]:
+        """The first ``n_channels`` raw channels (other positions may hold more than the
+        first), from ``/definition/image/channel``, named by index where it has no row."""
         rows = self._definition_table("image/channel")
-        return [
-            ChannelInfo(i, name, color)
-            for i, (name, color) in enumerate(channel_names(rows, n_channels, self.path))
-        ]
+        names = channel_names(rows, n_channels, self.path)
+        return [ChannelInfo(i, name, color) for i, (name, color) in enumerate(names)]
 
     @cached_property
     def _regions(self) -> list[tuple[str, int]]:

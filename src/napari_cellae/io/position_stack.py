@@ -109,7 +109,7 @@ class LazyPositionStack:
         ndarray
             In the stored dtype.
         """
-        channel = self.cellh5.channels[self.channel].name
+        channel = self.cellh5.channels_of(self.channel + 1)[self.channel].name
         where = (
             f"channel {self.channel} ({channel}), frame {t}"
             + (f", plane {z}" if self._has_z else "")
