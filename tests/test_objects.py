@@ -181,8 +181,23 @@ def test_whole_numbers_beyond_32_bits_are_refused_not_wrapped(
 
 def test_bounding_boxes_beyond_32_bits_are_clipped_not_wrapped(tmp_path: Path) -> None:
     path = _file(tmp_path)
-    _replace(path, f"{FEATURE}/bounding_box", _set("left", [3], 3 - 2**32), "<i8")
-    assert _objects(path).bbox[3, 0] == np.iinfo(np.int32).min
+    _replace(path, f"{FEATURE}/bounding_box", _set("right", [3], 3 + 2**32), "<i8")
+    assert _objects(path).bbox[3, 1] == 79  # the image's last column, not 3 (wrapped)
+
+
+def test_bounding_boxes_beyond_the_image_are_cut_to_it(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    stored = _objects(path).bbox
+
+    def edit(table: np.ndarray) -> None:
+        table["left"][2], table["right"][2] = -(10**9), 10**9
+        table["top"][5], table["bottom"][5] = -7, 64
+
+    _replace(path, f"{FEATURE}/bounding_box", edit, "<i4")
+    bbox = _objects(path).bbox
+    np.testing.assert_array_equal(bbox[2], [0, 79, stored[2, 2], stored[2, 3]])
+    np.testing.assert_array_equal(bbox[5], [stored[5, 0], stored[5, 1], 0, 63])
+    np.testing.assert_array_equal(np.delete(bbox, [2, 5], 0), np.delete(stored, [2, 5], 0))
 
 
 def test_objects_sharing_a_label_in_one_frame_are_counted(tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ def not_an_object_table(node: h5py.Group | h5py.Dataset | None) -> str | None:
 class ObjectTable:
     """Per-object tables of one object type in one position, in CellH5 row order.
 
-    ``bbox`` columns are ``left, right, top, bottom`` (x0, x1, y0, y1). ``angle``,
+    ``bbox`` columns are ``left, right, top, bottom`` (x0, x1, y0, y1), cut to the image
+    when read from a file. ``angle``,
     ``eccentricity`` and ``class_idx`` are None when the file does not store them.
     ``shared_labels`` counts the objects whose label id another object of the same frame
     has too (label 0 aside): masking by label takes them for one cell.
@@ -321,6 +322,9 @@ def read_object_table(
             ],
             axis=1,
         )
+        # Cut to the image too: a box reaching far past it (-1e9..1e9) set the cell size
+        # suggested for the crops (a 2000000008 px box) and the Explorer file's boxes.
+        bbox = np.clip(bbox, 0, np.array([width, width, height, height], np.int32) - 1)
     label_id = np.arange(1, n + 1, dtype=np.int32)
     if "obj_label_id" in rows.dtype.names:
         check.exact(rows["obj_label_id"], table_path, "obj_label_id", "a whole label id")
