@@ -200,6 +200,35 @@ def test_bounding_boxes_beyond_the_image_are_cut_to_it(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.delete(bbox, [2, 5], 0), np.delete(stored, [2, 5], 0))
 
 
+def test_float_centres_on_the_image_edge_are_on_its_edge_pixel(tmp_path: Path) -> None:
+    # 79.5 (the corner-counted centre of the last column of an 80 px image) rounded to 80
+    # and was refused as outside the image; -0.5 likewise rounds to the first pixel.
+    path = _file(tmp_path)
+
+    def edit(table: np.ndarray) -> None:
+        table["x"][[0, 1, 2]] = [79.5, 79.9, -0.5]
+        table["y"][[3, 4]] = [63.5, -0.4]
+
+    _replace(path, f"{FEATURE}/center", edit)
+    objects = _objects(path)
+    assert objects.center_x[:3].tolist() == [79, 79, 0]
+    assert objects.center_y[3:5].tolist() == [63, 0]
+    crops = collect_crops(CellH5(path), "primary__primary", 16)
+    assert crops.center_x[:3].tolist() == [79, 79, 0]
+
+
+@pytest.mark.parametrize(("x", "shown"), [(80.0, "x=80"), (80.7, "x=80.7"), (-0.6, "x=-0.6")])
+def test_centres_outside_the_image_are_named_as_stored(
+    tmp_path: Path, x: float, shown: str
+) -> None:
+    path = _file(tmp_path)
+    _replace(path, f"{FEATURE}/center", _set("x", [2], x))
+    with pytest.raises(
+        CellH5Error, match=f"1 centre\\(s\\) lie outside the 80x64 image, e.g. object 2 at {shown},"
+    ):
+        _objects(path)
+
+
 def test_objects_sharing_a_label_in_one_frame_are_counted(tmp_path: Path) -> None:
     path = _file(tmp_path)
     assert _objects(path).shared_labels == 0

@@ -89,9 +89,19 @@ class ObjectTable:
 def _number(value: np.generic) -> str:
     """A stored number as written: integers exactly, whole floats without ``.0``."""
     value = value.item()
-    if isinstance(value, float) and abs(value) >= 1e15:
-        return f"{value:g}"  # not 300 digits for 1e300
+    if isinstance(value, float) and (abs(value) >= 1e15 or not value.is_integer()):
+        return f"{value:g}"  # not 300 digits for 1e300; 80.7 as stored, not 80
     return str(int(value))
+
+
+def _on_pixel(whole: np.ndarray, stored: np.ndarray, size: int) -> np.ndarray:
+    """Rounded centres, float ones on the image's edge kept on its edge pixel: the last pixel
+    of an 80 px row reaches to 80 where pixels are counted from their corner (79.5 and 79.7
+    round to 80), the first to -0.5 where from their centre."""
+    if stored.dtype.kind != "f":
+        return whole
+    edge = (stored >= -0.5) & (stored < size)
+    return np.where(edge, np.clip(whole, 0, size - 1), whole)
 
 
 def _rows(indices: np.ndarray) -> str:
@@ -292,15 +302,15 @@ def read_object_table(
     # Range checks on the stored values, before the int32 cast: a wrapped value would
     # pass them and crop the cell at the wrong place or frame.
     time_idx = check.frames(rows["time_idx"], table_path)
-    center_x = check.whole(center["x"], center_table, "x")
-    center_y = check.whole(center["y"], center_table, "y")
     _, n_frames, _, height, width = image_shape
+    center_x = _on_pixel(check.whole(center["x"], center_table, "x"), center["x"], width)
+    center_y = _on_pixel(check.whole(center["y"], center_table, "y"), center["y"], height)
     outside = (center_x < 0) | (center_x >= width) | (center_y < 0) | (center_y >= height)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
-        raise check.error(
-            f"{int(outside.sum())} centre(s) lie outside the {width}x{height}"
-            f" image, e.g. object {i} at x={_number(center_x[i])}, y={_number(center_y[i])}"
+        raise check.error(  # the centre as stored (80.7, not 81)
+            f"{int(outside.sum())} centre(s) lie outside the {width}x{height} image, e.g."
+            f" object {i} at x={_number(center['x'][i])}, y={_number(center['y'][i])}"
         )
     bad_frames = (time_idx < 0) | (time_idx >= n_frames)
     if bad_frames.any():
