@@ -336,9 +336,30 @@ def test_ctrl_c_keeps_the_model_so_far(
         ]
     )
     captured = capsys.readouterr()
-    assert rc == 0
+    assert rc == 130  # kept, but not done: `cellae train ... && cellae encode ...` stops
     assert "interrupted after 1 epoch" in captured.err
     assert model.is_file()
+
+
+def test_ctrl_c_in_the_first_epoch_keeps_the_previous_model(
+    cellcognition_file, tmp_path, capsys, monkeypatch
+):
+    # The untrained network replaced the model of an earlier run, and the run said "saved".
+    from napari_cellae.core import trainer
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"an earlier run's model")
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(trainer.Trainer, "run", interrupted)
+    rc = main(["train", str(cellcognition_file), *TINY, "--out", str(model), "-q"])
+    captured = capsys.readouterr()
+    assert rc == 130 and "interrupted" in captured.err and "Model saved" not in captured.out
+    assert model.read_bytes() == b"an earlier run's model"
+    assert [p.name for p in tmp_path.glob("*m.pt*")] == ["m.pt"]  # no temporary left
 
 
 def test_make_demo_calls_demo_module(tmp_path, capsys, monkeypatch):

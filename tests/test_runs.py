@@ -106,3 +106,11 @@ def test_ctrl_c_keeps_the_model_when_asked(cellcognition_file, monkeypatch):
     assert result.stopped and len(result.reports) == 1
     with pytest.raises(KeyboardInterrupt):
         run_train(cellcognition_file, _tiny(epochs=3))
+
+    def at_once(self):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(Trainer, "run", at_once)
+    with pytest.raises(KeyboardInterrupt):  # no finished epoch: nothing to keep
+        run_train(cellcognition_file, _tiny(epochs=3), keep_on_interrupt=True)

@@ -180,7 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = _train(args, config, input_paths(args), args.mapping, args.out, only_drawn=True)
     print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
     print(f"Model saved to {result.model_path}")
-    return 0
+    return 130 if result.stopped else 0  # a script's next step must not take it as done
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:

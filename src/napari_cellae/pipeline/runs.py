@@ -145,7 +145,8 @@ def run_train(
         Called with the trainer before training starts (e.g. to keep it for ``stop()``).
     keep_on_interrupt : bool
         On Ctrl-C (KeyboardInterrupt) keep the model of the finished epochs and return it
-        with ``stopped=True`` instead of raising.
+        with ``stopped=True`` instead of raising (raised all the same before the first
+        epoch has finished: nothing is saved then).
     only_drawn : bool
         Crop only the cells training uses (bounded memory; the result's ``crops`` then hold
         just those, ``n_cells`` counts the file's). The model is the same.
@@ -182,7 +183,9 @@ def run_train(
             if on_epoch is not None:
                 on_epoch(report)
     except KeyboardInterrupt:
-        if not keep_on_interrupt:
+        # Before the first finished epoch there is nothing worth keeping: saving the
+        # untrained network would replace a previous model under the same name.
+        if not keep_on_interrupt or not reports:
             raise
         stopped = True
     trained = trainer.result()
