@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import h5py
@@ -58,3 +61,58 @@ def test_output_problems_are_named(tmp_path: Path) -> None:
         write_cellh5(tmp_path / "missing" / "x.ch5", _positions(), ["dna"], {"primary__primary": 0})
     with pytest.raises(ValueError, match="is a folder"):
         write_cellh5(tmp_path, _positions(), ["dna"], {"primary__primary": 0})
+
+
+_FULL_DISK_CHILD = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
+
+    out, split = Path(sys.argv[1]), sys.argv[2] == "split"
+    rng = np.random.default_rng(0)
+    positions = []
+    for well in ("A01", "A02", "A03"):
+        image = rng.integers(0, 4096, (1, 3, 1, 400, 400), dtype=np.uint16)  # ~700 KB packed
+        n = 5
+        objects = ObjectData(
+            time_idx=np.zeros(n, np.int32), label_id=np.arange(1, n + 1, dtype=np.int32),
+            center_x=np.full(n, 50, np.int32), center_y=np.full(n, 50, np.int32),
+            bbox=np.tile(np.array([[40, 60, 40, 60]], np.int32), (n, 1)),
+        )
+        positions.append(PositionData("p", well, "1", image, {"Nuclei": objects}))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, resource.RLIM_INFINITY))
+    try:
+        write_cellh5(out, positions, ["DNA"], {"Nuclei": 0}, split_files=split)
+    except ValueError as exc:
+        print("ERROR", exc)
+    print("DONE")
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file-size limit stands in for a full disk")
+@pytest.mark.parametrize("split", ["one", "split"])
+def test_a_disk_that_fills_up_gives_one_error_and_keeps_the_old_file(
+    tmp_path: Path, split: str
+) -> None:
+    # h5py could not close a file whose caches it could not write: tracebacks, then a
+    # segmentation fault (make-demo and make-screen on a full disk).
+    out = tmp_path / "screen.ch5"
+    out.write_bytes(b"last week's screen")
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_CHILD, str(out), split],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ERROR cannot write" in done.stdout and "File too large" in done.stdout
+    assert "DONE" in done.stdout
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert out.read_bytes() == b"last week's screen"
+    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]

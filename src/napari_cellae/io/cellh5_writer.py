@@ -16,7 +16,7 @@ from typing import Literal
 import h5py
 import numpy as np
 
-from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.objects import ObjectTable
 
 Flavour = Literal["cellcognition", "cellprofiler"]
@@ -106,17 +106,27 @@ def _write_definition(
         )
 
 
-def _write_position(group: h5py.Group, pos: PositionData, flavour: Flavour) -> None:
+def _write_position(group: h5py.Group, pos: PositionData, flavour: Flavour) -> list[h5py.Dataset]:
+    """Write one position; return its datasets, to be kept open until the file is flushed
+    (one freed at once writes its cached chunks where a full disk's error cannot be raised)."""
     image = np.asarray(pos.image)
     if image.ndim != 5:
         raise ValueError(f"position image must be 5-D (c, t, z, y, x), got shape {image.shape}")
     chunks = (1, 1, 1, min(image.shape[3], 256), min(image.shape[4], 256))
-    group.create_dataset(
-        "image/channel", data=image, chunks=chunks, compression="gzip", compression_opts=4
-    )
-    if pos.labels is not None:
+    kept = [
         group.create_dataset(
-            "image/region", data=pos.labels, chunks=chunks, compression="gzip", compression_opts=4
+            "image/channel", data=image, chunks=chunks, compression="gzip", compression_opts=4
+        )
+    ]
+    if pos.labels is not None:
+        kept.append(
+            group.create_dataset(
+                "image/region",
+                data=pos.labels,
+                chunks=chunks,
+                compression="gzip",
+                compression_opts=4,
+            )
         )
     n_frames = image.shape[1]
     time_lapse = np.zeros(
@@ -124,38 +134,41 @@ def _write_position(group: h5py.Group, pos: PositionData, flavour: Flavour) -> N
     )
     time_lapse["frame"] = np.arange(n_frames)
     time_lapse["timestamp_rel"] = np.arange(n_frames) * 300.0
-    group.create_dataset("image/time_lapse", data=time_lapse)
+    kept.append(group.create_dataset("image/time_lapse", data=time_lapse))
     for obj, data in pos.objects.items():
         n = len(data.time_idx)
         table = np.zeros(n, OBJECT_DTYPE)
         table["time_idx"] = data.time_idx
         table["obj_label_id"] = data.label_id
-        group.create_dataset(f"object/{obj}", data=table)
+        kept.append(group.create_dataset(f"object/{obj}", data=table))
         feature = group.create_group(f"feature/{obj}")
         center = np.zeros(n, CENTER_DTYPE)
         center["x"], center["y"] = data.center_x, data.center_y
-        feature.create_dataset("center", data=center)
+        kept.append(feature.create_dataset("center", data=center))
         bbox = np.zeros(n, BBOX_DTYPE)
         bbox_values = np.asarray(data.bbox, np.int32).reshape(n, 4)
         for i, name in enumerate(BBOX_DTYPE.names):
             bbox[name] = bbox_values[:, i]
-        feature.create_dataset("bounding_box", data=bbox)
-        feature.create_dataset("object_features", data=np.zeros((n, 0), np.float32))
+        kept.append(feature.create_dataset("bounding_box", data=bbox))
+        kept.append(feature.create_dataset("object_features", data=np.zeros((n, 0), np.float32)))
         if flavour == "cellcognition" and data.angle is not None:
             orientation = np.zeros(n, ORIENTATION_DTYPE)
             orientation["angle"] = data.angle
             orientation["eccentricity"] = (
                 data.eccentricity if data.eccentricity is not None else 0.0
             )
-            feature.create_dataset("orientation", data=orientation)
+            kept.append(feature.create_dataset("orientation", data=orientation))
         if data.class_idx is not None:
             prediction = np.zeros(n, PREDICTION_DTYPE)
             prediction["label_idx"] = data.class_idx
-            feature.create_dataset("object_classification/prediction", data=prediction)
+            kept.append(feature.create_dataset("object_classification/prediction", data=prediction))
             if data.probability is not None:
-                feature.create_dataset(
-                    "object_classification/probability", data=np.asarray(data.probability)
+                kept.append(
+                    feature.create_dataset(
+                        "object_classification/probability", data=np.asarray(data.probability)
+                    )
                 )
+    return kept
 
 
 def write_cellh5(
@@ -201,10 +214,11 @@ def write_cellh5(
     """
     path = check_output(path, what="CellH5 file")
     if not split_files:
-        with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as root:
+        with atomic_hdf5(path, track_order=True) as root:
             _write_definition(root, channel_names, object_channels, class_labels, flavour)
+            kept = []  # every dataset open until the flush (see _write_position)
             for pos in positions:
-                _write_position(root.create_group(_position_path(pos)), pos, flavour)
+                kept += _write_position(root.create_group(_position_path(pos)), pos, flavour)
         return path
 
     links: list[tuple[str, str]] = []  # (position path, file the master links to)
@@ -215,12 +229,13 @@ def write_cellh5(
         else:
             part = path.parent / f"{path.stem}_{pos.well}_{pos.site}.ch5"
             link_target = str(part.resolve())
-        with atomic_output(part) as tmp, h5py.File(tmp, "w") as root:
+        with atomic_hdf5(part) as root:
             _write_definition(root, channel_names, object_channels, class_labels, flavour)
-            _write_position(root.create_group(_position_path(pos)), pos, flavour)
+            kept = _write_position(root.create_group(_position_path(pos)), pos, flavour)
+        del kept
         links.append((_position_path(pos), link_target))
     # The master last: its links only ever point to complete files.
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as master:
+    with atomic_hdf5(path) as master:
         for position_path, link_target in links:
             master[position_path] = h5py.ExternalLink(link_target, "/" + position_path)
         if links:
