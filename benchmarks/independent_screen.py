@@ -55,6 +55,7 @@ HITS = (
 )
 PATCH = 72  # pixels drawn around every cell
 LEVEL = 900.0  # counts of an interphase nucleus's centre at gain 1
+SPACING = 19.0  # least distance between two cells' centres: touching, a little overlap
 
 
 def _fractions(enriched: dict[str, float]) -> tuple[float, ...]:
@@ -165,7 +166,7 @@ def render_well(seed: int, index: int, spec: WellSpec, n_mean: int) -> RenderedP
     for _cell in classes:
         for _ in range(30):  # touching is fine, mostly covering another cell is not
             cy, cx = rng.uniform(0, side, 2) + PATCH / 2
-            if all(math.hypot(cy - y, cx - x) > 19 for y, x in centres):
+            if all(math.hypot(cy - y, cx - x) > SPACING for y, x in centres):
                 break
         centres.append((cy, cx))
     rows = []
