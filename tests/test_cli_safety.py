@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,12 @@ def test_demo_and_make_demo_refuse_folder_clashes(tmp_path, capsys, request):
     assert main(["make-demo", str(blocker)]) == 1
     one_line_error(capsys.readouterr().err, "a-file", "it is a file")
     assert blocker.read_text() == "x"
+    # were "cannot create folder ...: File exists" and "it is a file"
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert main(["make-demo", str(tmp_path / "dangling")]) == 1
+    one_line_error(capsys.readouterr().err, "it links to", "gone, which does not exist")
+    assert main(["make-demo", os.devnull]) == 1
+    one_line_error(capsys.readouterr().err, "it is a special file", "expected a folder")
 
     out = tmp_path / "out"
     (out / "model.pt").mkdir(parents=True)

@@ -50,8 +50,12 @@ class UserError(Exception):
 
 def _output_folder(folder: Path) -> Path:
     """Create an output folder (and its parents); refuse a file in its place."""
+    if folder.is_symlink() and not folder.exists():
+        target = os.readlink(folder)
+        raise UserError(f"cannot write into {folder}: it links to {target}, which does not exist")
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"cannot write into {folder}: it is a file, expected a folder")
+        what = "a file" if folder.is_file() else "a special file (a device, pipe or socket)"
+        raise UserError(f"cannot write into {folder}: it is {what}, expected a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
