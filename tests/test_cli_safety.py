@@ -185,3 +185,23 @@ def test_options_that_change_nothing_are_noted(cellcognition_file, tmp_path, cap
     assert "--momentum 0.5 is ignored: only Nesterov momentum uses it" in err
     assert "--morphology is ignored with --mask none" in err
     assert load_model(model).config.momentum == 0.5  # recorded as given, used by nobody
+
+
+def test_train_keeps_a_features_file_given_as_the_model(
+    cellcognition_file, tmp_path, capsys, request
+):
+    # `--out features.hdf` (a slip for encode's output) replaced the features with a model.
+    request.getfixturevalue("no_work")
+    import h5py
+
+    features = tmp_path / "features.hdf"
+    with h5py.File(features, "w") as f:
+        f["data"] = [1, 2, 3]
+    table = tmp_path / "hits.csv"
+    table.write_text("rank,position\n1,A01\n")
+    for existing, kind in ((features, "an HDF5 file"), (table, "not a napari-cellae model")):
+        before = existing.read_bytes()
+        args = ["train", str(cellcognition_file), "--train-on", "all", *TINY]
+        assert main([*args, "--out", str(existing), "-q"]) == 1
+        one_line_error(capsys.readouterr().err, f"refusing to replace {existing}", kind)
+        assert existing.read_bytes() == before

@@ -326,3 +326,14 @@ def test_a_cells_file_or_foreign_pickle_given_as_model(tmp_path: Path, recwarn) 
         load_model(foreign)
     # torch's 'Detected pickle protocol 4 ... please file an issue' came out as a warning
     assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+
+def test_a_model_is_written_over_a_model_or_an_empty_file_only(tmp_path):
+    from napari_cellae.core.model_file import check_replaceable
+
+    (tmp_path / "empty.pt").touch()
+    check_replaceable(tmp_path / "empty.pt")
+    check_replaceable(tmp_path / "new.pt")
+    (tmp_path / "notes.txt").write_text("my notes")
+    with pytest.raises(ValueError, match="refusing to replace .*notes.txt with a model"):
+        check_replaceable(tmp_path / "notes.txt")

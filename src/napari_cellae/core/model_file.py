@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_FORMAT",
     "MODEL_VERSION",
     "TrainedModel",
+    "check_replaceable",
     "load_model",
     "save_model",
 ]
@@ -171,6 +172,7 @@ def save_model(
         failed.
     """
     path = check_output(path, inputs, "model")
+    check_replaceable(path)
     meta = trained.metadata()
     config = trained.config
     if not config.input_size:  # unknown to older readers; absent means 0
@@ -199,6 +201,32 @@ def save_model(
             raise OSError(" ".join(str(exc).split())) from exc
     trained.path = path
     return path
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Refuse to write a model over a file that holds something else.
+
+    A model is written under any name the user gives, so ``--out features.hdf`` (a slip
+    for the encoding's output) would replace a features file. A file that exists, is not
+    empty and is no ``torch.save`` archive (a zip file) is kept.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what it seems to be.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0 or zipfile.is_zipfile(path):
+        return
+    kind = (
+        "an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?)"
+        if _is_hdf5(path)
+        else "not a napari-cellae model"
+    )
+    raise ValueError(
+        f"refusing to replace {path} with a model: it is {kind}; choose another name for the "
+        "model, or remove the file first"
+    )
 
 
 def load_model(path: str | os.PathLike) -> TrainedModel:
