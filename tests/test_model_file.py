@@ -335,5 +335,5 @@ def test_a_model_is_written_over_a_model_or_an_empty_file_only(tmp_path):
     check_replaceable(tmp_path / "empty.pt")
     check_replaceable(tmp_path / "new.pt")
     (tmp_path / "notes.txt").write_text("my notes")
-    with pytest.raises(ValueError, match="refusing to replace .*notes.txt with a model"):
+    with pytest.raises(ValueError, match=r"refusing to replace .*notes\.txt with a model"):
         check_replaceable(tmp_path / "notes.txt")
