@@ -163,11 +163,12 @@ def run_train(
         User errors (file, mapping, options, output). ``TrainingDiverged`` if the loss
         explodes.
     """
-    from napari_cellae.core.model_file import save_model
+    from napari_cellae.core.model_file import check_replaceable, save_model
 
     inputs = training_inputs(cellh5_path, mapping_path) if out is not None else []
     if out is not None:  # the plates' files are listed once, for the check and the model
         check_outputs([(out, "model")], inputs)
+        check_replaceable(out)  # a model is never written over a file of another kind
     crops, mapping, n_cells = training_crops(
         cellh5_path, config, mapping_path, object_name, channels, control_token, only_drawn
     )

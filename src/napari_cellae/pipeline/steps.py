@@ -80,10 +80,6 @@ def check_outputs(
     sources = [f for source in inputs if source is not None for f in input_files(source)]
     for path, what in outputs:
         check_output(path, sources, what)
-        if what == "model":  # written under any name: never over a file of another kind
-            from napari_cellae.core.model_file import check_replaceable
-
-            check_replaceable(path)
 
 
 def load_mapping(

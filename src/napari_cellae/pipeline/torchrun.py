@@ -65,12 +65,13 @@ def run_train_torchrun(
         User errors, as :func:`run_train`; also fewer training cells than ranks.
     """
     from napari_cellae.core import ddp
-    from napari_cellae.core.model_file import save_model
+    from napari_cellae.core.model_file import check_replaceable, save_model
     from napari_cellae.core.trainer import Trainer
 
     inputs = training_inputs(cellh5_path, mapping_path) if out is not None else []
     if out is not None:  # the plates' files are listed once, for the check and the model
         check_outputs([(out, "model")], inputs)
+        check_replaceable(out)  # a model is never written over a file of another kind
     crops, mapping, n_cells = training_crops(  # only the cells drawn: bounded memory
         cellh5_path, config, mapping_path, object_name, channels, control_token, True
     )
