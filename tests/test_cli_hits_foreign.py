@@ -124,3 +124,20 @@ def test_hits_write_only_a_csv_name(tmp_path, capsys, name):
     one_line_error(capsys.readouterr().err, str(out), "end its name in .csv")
     assert not out.exists()
     assert main(["hits", str(cells), "--out", str(tmp_path / "HITS.CSV"), "-q"]) == 0
+
+
+def test_hits_take_names_apart_only_by_more_than_spaces(tmp_path, capsys):
+    # "KIF11 " (typed by hand, or an Excel cell) and "KIF11" were two conditions, each with
+    # half the cells; position "B01 " and "B01" two positions.
+    path = _cells(
+        tmp_path,
+        condition=["scrambled"] * 3 + ["KIF11 ", "KIF11", " KIF11"],
+        position=["A01", "A01", "A02", "B01 ", "B01", "B02"],
+    )
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(path), "--out", str(out), "--by", "condition", "-q"]) == 0
+    table = pd.read_csv(out)
+    assert sorted(table["condition"]) == ["KIF11", "scrambled"]
+    assert table.set_index("condition").loc["KIF11", "n_cells"] == 3
+    assert main(["hits", str(path), "--out", str(out), "-q"]) == 0
+    assert sorted(pd.read_csv(out)["position"]) == ["A01", "A02", "B01", "B02"]

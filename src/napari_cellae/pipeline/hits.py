@@ -272,7 +272,9 @@ def hit_list(
     columns = [c for c in ("plate", "position", "well", "condition") if c in obs]
     for column in columns:
         _complete(obs, column, source)
-    text = {c: obs[c].astype(str) for c in columns}
+    # "DMSO " and "DMSO" are one condition (mapping files are read so; a table typed by
+    # hand often holds trailing spaces).
+    text = {c: obs[c].astype(str).str.strip() for c in columns}
     if by == "position":
         key = text["position"] if "plate" not in text else text["plate"] + "/" + text["position"]
     else:
