@@ -12,6 +12,7 @@ selection linking joins on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,6 +78,10 @@ class EmbeddingView:
         self._offset = np.zeros(2)
         self._side = 1.0
         self._style: dict[str, float] = {}
+        self._layer: Any = None  # the points layer drawn, followed when the user renames it
+        self._meta: dict = {}
+        #: called with a new points layer when a deleted one was drawn again
+        self.redrawn: Callable[[Any], None] = lambda layer: None
 
     @property
     def dense(self) -> bool:
@@ -85,8 +90,18 @@ class EmbeddingView:
 
     @property
     def layer(self) -> Any:
-        """The embedding points layer."""
-        return self.layers.embedding_layer()
+        """The embedding points layer: the one drawn (also under a name the user gave it),
+        or, if the user deleted it, a new one showing the table again (see ``redrawn``)."""
+        drawn = self._layer
+        if drawn is not None and drawn in self.viewer.layers:
+            return drawn
+        self._layer = self.layers.embedding_layer()
+        if drawn is not None and self.table is not None:
+            # an empty layer would take the cells' colours and selections: an error
+            self._fill(self.rows)
+            self._layer.metadata[METADATA_KEY] = self._meta
+            self.redrawn(self._layer)
+        return self._layer
 
     def prepare(self, n_cells: int) -> None:
         """Add the (empty) density layer now if ``n_cells`` will need it: adding a napari
@@ -109,10 +124,10 @@ class EmbeddingView:
         -------
         napari.layers.Points
         """
-        self.table, self.spotlit = table, None
+        self.table, self.spotlit, self._meta = table, None, meta
         self.colouring = table.colourings.get(colour, table.colourings["condition"])
         self._offset, self._side = self.layers.embedding_box()
-        layer = self.layer
+        layer = self._layer = self.layers.embedding_layer()  # the run's (prepared) layer
         select_points(layer, [])
         n = len(table)
         if self.dense:

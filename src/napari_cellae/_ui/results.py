@@ -74,6 +74,7 @@ class Results:
         self.say, self.on_error = say, on_error
         self.view = EmbeddingView(layers, dense_above)
         self.link = SelectionLink(viewer, on_focus=self.focus_cell, on_pick=self.show_cell)
+        self.view.redrawn = self._link  # the user deleted the embedding: link its new layer
         self.result: RunResult | None = None
         self.table: CellTable | None = None
         self.findings: Findings | None = None
@@ -96,7 +97,7 @@ class Results:
         self.result, self.table, self.findings = result, table, findings
         colour = self.panel.offer_colours(list(table.colourings))
         layer = self.view.show(table, embedding_meta(result, table.colours), colour)
-        self.link.connect(layer, cells=table.features, show=self.view.select)
+        self._link(layer)
         self.panel.legend.setText(self.view.colouring.legend_html())
         note = None if findings is None else findings.discovery.note
         if findings is not None and findings.discovery.novelty is None:
@@ -104,6 +105,9 @@ class Results:
         self.panel.hits.show_hits(findings.hits if findings is not None else {}, note)
         self.choose_map(self.panel.method)
         return layer
+
+    def _link(self, layer: Any) -> None:
+        self.link.connect(layer, cells=self.table.features, show=self.view.select)
 
     def clear(self) -> None:
         """Forget the shown run (its features were dropped)."""

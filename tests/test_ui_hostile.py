@@ -1,0 +1,85 @@
+"""The dock widget driven as a careless or impatient user would: layers deleted or renamed
+under it, buttons pressed at the wrong time, the same file saved twice at once.
+
+napari's test fixtures fail a test on any exception in the Qt event loop, so every
+scenario here also checks that nothing raised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellae import _widget
+from napari_cellae._ui.result_layers import cellae_layers
+from napari_cellae._widget import EMBEDDING_LAYER, DeepLearningWidget
+from ui_helpers import run_job, tiny, use_pca, wait_background
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list[str]:
+    """Messages the widget shows with napari's show_error."""
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
+    return shown
+
+
+@pytest.fixture
+def trained(make_napari_viewer, qtbot, errors):
+    """A docked widget after a tiny training run on the demo screen: (viewer, widget)."""
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    tiny(widget)
+    use_pca(widget)
+    run_job(qtbot, widget, widget.start_training)
+    wait_background(qtbot, widget)
+    assert widget.result is not None and not errors, errors
+    return viewer, widget
+
+
+def _centres(viewer):
+    return cellae_layers(viewer, "centres")[0]
+
+
+def _embedding_cells(layer) -> set[int]:
+    return {int(layer.features["cell"][r]) for r in layer.selected_data}
+
+
+def test_a_deleted_or_renamed_embedding_layer(trained, qtbot, errors):
+    # Selecting a cell in the image after deleting 'feature embedding' raised IndexError
+    # (the cell was selected in a new, empty layer); colouring or a hit-table row put
+    # thousands of colours on that empty layer (napari's warning), and a renamed layer
+    # was left behind beside a new empty one.
+    viewer, widget = trained
+    n = len(widget.result.crops)
+    combo = widget.panel.colour_by
+    mine = viewer.layers[EMBEDDING_LAYER]
+    mine.name = "mine"
+    combo.setCurrentIndex((combo.currentIndex() + 1) % combo.count())
+    assert EMBEDDING_LAYER not in viewer.layers  # the renamed layer is still the one drawn
+    np.testing.assert_allclose(mine.face_color, widget.results.view._face(np.arange(n)))
+
+    viewer.layers.remove(mine)
+    centres = _centres(viewer)
+    centres.selected_data = {5}
+    embedding = viewer.layers[EMBEDDING_LAYER]  # drawn again, with every cell
+    assert len(embedding.data) == n and len(embedding.face_color) == n
+    (cell,) = _embedding_cells(embedding)
+    assert "Selected cell" in widget.status.text()
+    # ... and linked again: a cell picked in the new layer is selected in the image
+    other = (cell + 1) % n
+    embedding.selected_data = {other}
+    assert widget.results.link.locate(other) == (centres, next(iter(centres.selected_data)))
+
+    viewer.layers.remove(embedding)
+    combo.setCurrentIndex((combo.currentIndex() + 1) % combo.count())
+    assert len(viewer.layers[EMBEDDING_LAYER].data) == n
+
+    viewer.layers.remove(EMBEDDING_LAYER)
+    keys = widget.panel.hits.keys()
+    if keys:  # a hit-table row selects its cells in a drawn-again layer
+        widget.panel.hits.select_rows(keys[:1])
+        wait_background(qtbot, widget)
+        assert _embedding_cells(viewer.layers[EMBEDDING_LAYER])
+    assert not errors, errors
