@@ -83,3 +83,28 @@ def test_a_deleted_or_renamed_embedding_layer(trained, qtbot, errors):
         wait_background(qtbot, widget)
         assert _embedding_cells(viewer.layers[EMBEDDING_LAYER])
     assert not errors, errors
+
+
+def test_saving_to_a_file_that_is_being_saved_is_refused(trained, qtbot, errors, tmp_path):
+    # Save pressed twice: both workers wrote the same temporary file and the user saw
+    # HDF5's "unable to truncate a file which is already open" and "No such file or
+    # directory" beside "Saved".
+    from napari_cellae.export.explorer import read_explorer_hdf
+
+    _viewer, widget = trained
+    for save, name in ((widget.save_features, "f.hdf"), (widget.save_anndata, "c.h5ad")):
+        first = save(tmp_path / name, start=False)
+        assert first is not None
+        assert save(tmp_path / name, start=False) is None
+        assert "is still being saved" in errors[-1] and name in errors[-1]
+        with qtbot.waitSignal(first.finished, timeout=60_000):
+            first.start()
+        errors.clear()
+        again = save(tmp_path / name, start=False)  # once it is written, it may be again
+        assert again is not None
+        with qtbot.waitSignal(again.finished, timeout=60_000):
+            again.start()
+        qtbot.wait(50)
+        assert not errors, errors
+    assert read_explorer_hdf(tmp_path / "f.hdf").features.shape == widget.result.features.shape
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5ad", "f.hdf"]

@@ -45,6 +45,20 @@ __all__ = [
 FEATURES_FILTER = "CellCognition Explorer (*.hdf)"
 MODEL_FILTER = "napari-cellae model (*.pt)"
 ANNDATA_FILTER = "AnnData (*.h5ad)"
+_writing: set[Path] = set()  # outputs that a save's worker is writing now
+
+
+def _writes(worker: Any, path: Path) -> Any:
+    """Mark ``path`` as being written by ``worker`` until its ``finished`` signal.
+
+    Two saves to one file at once (Save pressed twice) wrote one temporary file and
+    failed with HDF5's "unable to truncate a file which is already open" and "No such
+    file or directory" beside a "Saved"; :func:`checked_output` refuses the second.
+    """
+    key = path.resolve()
+    _writing.add(key)
+    worker.finished.connect(lambda: _writing.discard(key))
+    return worker
 
 
 def ask_path(parent: QWidget, title: str, filt: str, save: bool) -> Path | None:
@@ -63,10 +77,12 @@ def checked_output(
     Raises
     ------
     ValueError
-        Saying why not, naming the path.
+        Saying why not, naming the path; also while an earlier save writes it.
     """
     from napari_cellae.pipeline.steps import check_outputs
 
+    if Path(path).resolve() in _writing:
+        raise ValueError(f"{path} is still being saved: wait until that save has finished")
     check_outputs([(path, what)], inputs)
     return Path(path)
 
@@ -76,11 +92,12 @@ def features_writer(
 ) -> Any:
     """An unstarted thread worker that writes the Explorer ``.hdf`` of a run's features.
 
-    Its ``returned`` signal carries the written path.
+    Its ``returned`` signal carries the written path; :func:`checked_output` refuses
+    ``path`` until it has finished.
     """
     from napari_cellae.pipeline.steps import write_features
 
-    return side_task(
+    worker = side_task(
         write_features,
         path,
         result.crops,
@@ -89,6 +106,7 @@ def features_writer(
         result.trained,
         list(inputs),
     )
+    return _writes(worker, path)
 
 
 def suffixed_output(
@@ -128,12 +146,14 @@ def anndata_writer(
     """An unstarted thread worker that writes a run's cells as ``.h5ad``: features, the
     cell table with novelty and groups, and the 2-D maps (``obsm["X_<method>"]``).
 
-    Its ``returned`` signal carries the written path.
+    Its ``returned`` signal carries the written path; :func:`checked_output` refuses
+    ``path`` until it has finished.
     """
     obsm = {f"X_{method}": np.asarray(xy, np.float32) for method, xy in maps.items()}
-    return side_task(
+    worker = side_task(
         _write_cells, path, result, findings.obs, findings.discovery, obsm, list(inputs)
     )
+    return _writes(worker, path)
 
 
 def _write_cells(*args: Any) -> Path:
