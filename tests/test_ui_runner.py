@@ -176,3 +176,34 @@ def test_engine_warms_up_once():
     import sys
 
     assert "torch" in sys.modules and "napari_cellae.core.trainer" in sys.modules
+
+
+def test_a_quit_job_says_so(qtbot, runner):
+    # Stop while a loaded model computed features: the job returns nothing, and the
+    # status line kept "Computing features: 2048/5000 cells".
+    from napari_cellae._ui.runner import QUIT
+
+    def endless():
+        while True:
+            yield Encoded(1, 2)
+
+    seen: list = []
+    finished: list[bool] = []
+
+    def on_message(message) -> None:
+        seen.append(message)
+        runner.quit()
+
+    worker = runner.start(
+        endless,
+        on_message=on_message,
+        on_outcome=seen.append,
+        on_error=seen.append,
+        on_finished=lambda: finished.append(True),
+        start=False,
+    )
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    qtbot.waitUntil(lambda: finished == [True], timeout=5000)
+    assert seen[-1] == Status(QUIT) and not runner.running
+    assert all(isinstance(m, Encoded | Status) for m in seen)  # no outcome, no error

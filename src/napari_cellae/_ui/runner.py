@@ -29,10 +29,12 @@ from napari_cellae.pipeline.jobs import guarded, warm_up
 from napari_cellae.pipeline.messages import Alert, Message, Status
 from napari_cellae.pipeline.results import RunResult
 
-__all__ = ["JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
+__all__ = ["QUIT", "JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
 
 _SPINNER_SPEED = 10  # percent of napari's activity-spinner frame rate while a job runs
 LATER_MS = 40  # delay of cosmetic updates, see JobRunner.later
+#: the status after :meth:`JobRunner.quit` stopped a job (applying a loaded model)
+QUIT = "Stopped before the features were computed; the results shown, if any, are older."
 _warm_up: threading.Thread | None = None
 
 
@@ -154,6 +156,9 @@ class JobRunner:
         self._on_message = on_message
         worker.warned.connect(self._relay_warning)
         worker.returned.connect(on_outcome)
+        # a quit job returns nothing: without a word its last "Computing features: 2048/
+        # 5000 cells" stayed in the status line
+        worker.aborted.connect(lambda: self._quit(on_message))
         worker.finished.connect(lambda: self._finished(on_finished))
         if total is not None:
             self._progress = progress(total=total, desc=description)
@@ -197,9 +202,15 @@ class JobRunner:
             self._on_message(Alert(text))
 
     def quit(self) -> None:
-        """Ask the worker to quit at its next message."""
+        """Ask the worker to quit at its next message (``on_message`` gets :data:`QUIT`)."""
         if self.worker is not None:
             self.worker.quit()
+
+    @staticmethod
+    def _quit(on_message: Callable[[Message], None]) -> None:
+        # RuntimeError: the viewer (and the widget) closed, which quit the job
+        with contextlib.suppress(RuntimeError):
+            on_message(Status(QUIT))
 
     def later(self, action: Callable[[], Any]) -> None:
         """Run a cosmetic update in a later event-loop turn (timer owned by the widget).
