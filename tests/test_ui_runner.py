@@ -207,3 +207,29 @@ def test_a_quit_job_says_so(qtbot, runner):
     qtbot.waitUntil(lambda: finished == [True], timeout=5000)
     assert seen[-1] == Status(QUIT) and not runner.running
     assert all(isinstance(m, Encoded | Status) for m in seen)  # no outcome, no error
+
+
+def test_a_warning_that_arrives_after_the_widget_closed_is_dropped(qtbot, runner):
+    # A warning relayed from a run (a queued signal) reached the widget after the viewer
+    # closed: "wrapped C/C++ object of type QLabel has been deleted" in the event loop.
+    import warnings
+
+    def deleted(message) -> None:
+        raise RuntimeError("wrapped C/C++ object of type QLabel has been deleted")
+
+    def warning():
+        warnings.warn("late", UserWarning, stacklevel=1)
+        yield Status("working")
+
+    worker = runner.start(
+        warning,
+        on_message=lambda m: None,
+        on_outcome=lambda o: None,
+        on_error=lambda e: None,
+        on_finished=lambda: None,
+        start=False,
+    )
+    runner._on_message = deleted  # the widget is gone by the time the warning arrives
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()
+    qtbot.wait(50)  # the queued warning: pytest-qt fails the test on an exception

@@ -158,7 +158,7 @@ class JobRunner:
         worker.returned.connect(on_outcome)
         # a quit job returns nothing: without a word its last "Computing features: 2048/
         # 5000 cells" stayed in the status line
-        worker.aborted.connect(lambda: self._quit(on_message))
+        worker.aborted.connect(lambda: self._tell(Status(QUIT)))
         worker.finished.connect(lambda: self._finished(on_finished))
         if total is not None:
             self._progress = progress(total=total, desc=description)
@@ -199,18 +199,18 @@ class JobRunner:
         text = str(args[0])
         if text not in self._warned:
             self._warned.add(text)
-            self._on_message(Alert(text))
+            self._tell(Alert(text))
 
     def quit(self) -> None:
         """Ask the worker to quit at its next message (``on_message`` gets :data:`QUIT`)."""
         if self.worker is not None:
             self.worker.quit()
 
-    @staticmethod
-    def _quit(on_message: Callable[[Message], None]) -> None:
-        # RuntimeError: the viewer (and the widget) closed, which quit the job
+    def _tell(self, message: Message) -> None:
+        # RuntimeError: the viewer (and the widget) closed, which quit the job, before a
+        # warning it relays (queued signal) or its end arrived
         with contextlib.suppress(RuntimeError):
-            on_message(Status(QUIT))
+            self._on_message(message)
 
     def later(self, action: Callable[[], Any]) -> None:
         """Run a cosmetic update in a later event-loop turn (timer owned by the widget).
