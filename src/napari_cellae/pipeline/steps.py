@@ -208,6 +208,9 @@ def crops_for(
     Training and every way of encoding go through here, so a model is always applied to
     crops made the way it was trained on.
     """
+    from napari_cellae.pipeline.crop_memory import check_crop_memory
+
+    check_crop_memory(cellh5, object_name, len(channels), config)
     crops = collect(cellh5, object_name, config.crop_size, channels, mask=config.mask)
     return to_network_size(crops, config.network_size)
 
