@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,14 +154,28 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    stale = tmp_path / f".model.pt.{int(dead.stdout)}.cellae-tmp"
+    stale = tmp_path / f".model.pt.{int(dead.stdout)}-0001234.cellae-tmp"
     stale.write_text("left by a killed run")
+    older = tmp_path / f".model.pt.{int(dead.stdout)}.cellae-tmp"  # named without the thread
+    older.write_text("left by a killed run of an older version")
     mine = temporary_name(target)
     mine.write_text("a live writer's file")
     other = tmp_path / f".other.pt.{int(dead.stdout)}.cellae-tmp"
     other.write_text("another output's file")
-    assert remove_stale_temporaries(target) == [stale]
+    assert sorted(remove_stale_temporaries(target)) == sorted([stale, older])
     assert mine.exists() and other.exists()
+
+
+def test_two_threads_writing_one_output_use_their_own_temporaries(tmp_path: Path) -> None:
+    # One temporary per process: two saves of the widget to one file wrote the same
+    # temporary, and one of them failed ("unable to truncate a file which is already open").
+    target = tmp_path / "features.hdf"
+    names: list[Path] = []
+    worker = threading.Thread(target=lambda: names.append(temporary_name(target)))
+    worker.start()
+    worker.join()
+    assert names[0] != temporary_name(target)
+    assert len(names[0].name) == len(temporary_name(target).name)  # one length check for all
 
 
 def test_a_write_failure_a_library_words_itself_says_what_is_wrong(tmp_path, monkeypatch):

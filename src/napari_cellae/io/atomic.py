@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,11 @@ __all__ = [
 ]
 
 _TEMP_SUFFIX = ".cellae-tmp"
-# ".<name>.<pid>.cellae-tmp": the pid tells whether the writer is still alive.
-_TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)" + re.escape(_TEMP_SUFFIX) + "$")
+# ".<name>.<pid>-<thread>.cellae-tmp": the pid tells whether the writer is still alive; the
+# thread keeps two writers of one process (the widget's savers) apart. Older: no thread.
+_TEMP_PATTERN = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:-\d+)?" + re.escape(_TEMP_SUFFIX) + "$"
+)
 # HDF5 reports a failed write in words, not as an OSError: "... errno = 28, error message =".
 _HDF5_ERRNO = re.compile(r"\berrno = (\d+)")
 # Free space below this, after a write failed without saying why, means the disk is full.
@@ -50,11 +54,13 @@ def temporary_name(path: str | os.PathLike) -> Path:
     Returns
     -------
     Path
-        ``.<name>.<pid>.cellae-tmp`` in the same folder (same file system: the rename is
-        atomic).
+        ``.<name>.<pid>-<thread>.cellae-tmp`` in the same folder (same file system: the
+        rename is atomic). The thread's number has a fixed width, so that the name's
+        length, which :func:`check_output` checks, is the same in every thread.
     """
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
+    thread = threading.get_native_id() % 10**7  # Linux thread ids are below 2**22
+    return path.with_name(f".{path.name}.{os.getpid()}-{thread:07d}{_TEMP_SUFFIX}")
 
 
 def _alive(pid: int) -> bool:
