@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
+from napari_cellae.export.explorer_fields import TextColumns
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.centres import position_labels
@@ -74,22 +75,6 @@ def application_name() -> str:
     return f"napari-cellae {__version__} (CellCognition Explorer deep learning module)"
 
 
-def _bytes(values: list[str], width: int) -> np.ndarray:
-    # Encode first so non-ASCII names are cut at a byte (not character) boundary the
-    # fixed-width field can hold, instead of numpy raising on them.
-    out = []
-    for v in values:
-        b = str(v).encode("utf-8")[:width]
-        while b:
-            try:
-                b.decode("utf-8")
-                break
-            except UnicodeDecodeError:
-                b = b[:-1]
-        out.append(b)
-    return np.array(out, dtype=f"S{width}")
-
-
 def to_uint8(crops: np.ndarray, normalisation: Normalisation | None) -> np.ndarray:
     """Thumbnails as uint8: 8-bit data as stored, wider data scaled (never truncated)."""
     if crops.dtype == np.uint8:
@@ -126,6 +111,7 @@ def build_arrays(
     normalisation: Normalisation | None,
     names: Sequence[str] | None = None,
     file_labels: Sequence[str] | None = None,
+    text: TextColumns | None = None,
 ) -> dict[str, np.ndarray]:
     """The Explorer rows of some cells: ``bbox``, ``features``, ``groups``, ``contours``
     and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
@@ -133,7 +119,9 @@ def build_arrays(
     (:func:`~napari_cellae.export.explorer_names.feature_names`). ``file_labels``, one per
     entry of ``crops.positions``, fill the ``file`` column; default
     :func:`~napari_cellae.io.centres.position_labels` (``plate/C03_01`` when the cells come
-    from several plates, so that one plate's C03_01 is not another's)."""
+    from several plates, so that one plate's C03_01 is not another's). ``text`` fits the
+    ``file`` and ``treatment`` texts into their 128 bytes, distinct texts kept distinct
+    across calls (warns of any changed); default: for these rows alone."""
     n = len(crops)
     size = int(crops.box)  # the window in the image, also where crops were resampled
     pos_labels = list(file_labels) if file_labels is not None else position_labels(crops.positions)
@@ -147,8 +135,9 @@ def build_arrays(
     pidx = np.asarray(crops.position_index, dtype=np.int64)
 
     bbox = np.zeros(n, dtype=BBOX_DTYPE)
-    bbox["file"] = _bytes(pos_labels, 128)[pidx] if n else bbox["file"]
-    bbox["treatment"] = _bytes(treatments, 128)[pidx] if n else bbox["treatment"]
+    text = text if text is not None else TextColumns()
+    bbox["file"] = text.file.encode(pos_labels)[pidx] if n else bbox["file"]
+    bbox["treatment"] = text.treatment.encode(treatments)[pidx] if n else bbox["treatment"]
     bbox["label"] = crops.label_id
     bbox["x"] = crops.center_x
     bbox["y"] = crops.center_y
@@ -167,7 +156,7 @@ def build_arrays(
     feat = feat.reshape(n)
 
     groups = np.zeros(len(names), dtype=FEATURE_GROUP_DTYPE)
-    groups["feature"] = _bytes(names, 64)
+    groups["feature"] = np.array([name.encode() for name in names], dtype="S64")  # fit
     groups["Simple1"] = b"Simple1"
 
     # Corners of the crop square shown, centred on the cell (cut at 0 where it starts
@@ -262,7 +251,9 @@ def write_explorer_hdf(
         raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
     check_output(path, [crops.source, *inputs], "features file")
 
-    arrays = build_arrays(crops, features, mapping, normalisation, names)
+    arrays = build_arrays(
+        crops, features, mapping, normalisation, names, text=TextColumns(str(path))
+    )
     if image_size is None:
         image_size = source_image_size(crops)
 

@@ -33,6 +33,7 @@ from napari_cellae.export.explorer import (
     checked_features,
     source_image_size,
 )
+from napari_cellae.export.explorer_fields import TextColumns
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class ExplorerWriter:
         self.normalisation = normalisation
         self.image_size = image_size
         self.names = names
+        self.text = TextColumns(str(self.path))  # one name per text over all appends
         self.n_rows = 0
         self.n_features: int | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -175,7 +177,15 @@ class ExplorerWriter:
             self.image_size = source_image_size(crops)
         self.n_features = features.shape[1]
         self._pending.append(
-            build_arrays(crops, features, self.mapping, self.normalisation, self.names, file_labels)
+            build_arrays(
+                crops,
+                features,
+                self.mapping,
+                self.normalisation,
+                self.names,
+                file_labels,
+                text=self.text,
+            )
         )
         self._pending_rows += n
         if self._pending_rows >= _FLUSH_ROWS:

@@ -1,0 +1,149 @@
+"""Values fitted to the fixed-size fields of a CellCognition Explorer ``.hdf`` file.
+
+The Explorer's tables have fixed widths: ``file`` and ``treatment`` hold 128 bytes, the
+outline corners are uint16. numpy cuts longer text without a word and wraps or clips
+numbers, so two long conditions that differ only after byte 128 became one treatment (the
+Explorer then pooled their cells). Here every distinct text keeps distinct bytes, and each
+change is said in a warning:
+
+* characters the Explorer's tables cannot show (control characters: NUL, which ends the
+  text for C readers, tabs and line breaks) become spaces; text that is not valid Unicode
+  (a file name's undecodable bytes) gets ``?``;
+* text longer than the field is cut at a character boundary (never inside a UTF-8
+  character);
+* text whose bytes another text already has gets a suffix ``~2``, ``~3``, ... (cut to
+  make room).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["FixedText", "TextColumns"]
+
+_SHOWN = 3  # changed texts named in one warning
+
+
+def _plain(text: str) -> str:
+    plain = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+    # 'KIF11\x00' is no other name than 'KIF11' with a trailing space.
+    return plain.strip() if plain != text else text
+
+
+def _cut(data: bytes, width: int) -> bytes:
+    data = data[:width]
+    while data:  # drop the bytes of a character cut in two
+        try:
+            data.decode("utf-8")
+            return data
+        except UnicodeDecodeError:
+            data = data[:-1]
+    return data
+
+
+def _short(text: str | bytes) -> str:
+    shown = repr(text[:40]) + ("..." if len(text) > 40 else "")
+    return shown + (f" ({len(text)} bytes)" if isinstance(text, bytes) and len(text) > 40 else "")
+
+
+class FixedText:
+    """The text of one fixed-width bytes column (``file`` or ``treatment``).
+
+    Every distinct text is given its bytes once, and keeps them in later calls (the rows
+    of a streamed file arrive position by position), so one text is written alike in
+    every row and two texts never share their bytes.
+
+    Parameters
+    ----------
+    column : str
+        The column's name, for warnings.
+    width : int
+        Bytes the column holds.
+    where : str
+        The file, for warnings.
+    """
+
+    def __init__(self, column: str, width: int, where: str = "the Explorer file") -> None:
+        self.column = column
+        self.width = int(width)
+        self.where = where
+        self._given: dict[str, bytes] = {}
+        self._used: set[bytes] = set()
+
+    def _fit(self, text: str) -> tuple[bytes, list[str]]:
+        why = []
+        plain = _plain(text)
+        if plain != text:
+            why.append("control characters (NUL, tab, line break) became spaces")
+        data = plain.encode("utf-8", errors="replace")
+        if data.decode("utf-8") != plain:
+            why.append("characters that are not text became '?'")
+        fitted = _cut(data, self.width)
+        if fitted != data:
+            why.append(f"{len(data)} bytes, longer than the {self.width} the column holds")
+        k = 1
+        base = fitted
+        while fitted in self._used:  # another text has these bytes: make it distinct
+            k += 1
+            suffix = f"~{k}".encode()
+            fitted = _cut(base, self.width - len(suffix)) + suffix
+        if k > 1:
+            why.append(f"{_short(base)} is already another {self.column}'s")
+        return fitted, why
+
+    def encode(self, values: Sequence[str]) -> np.ndarray:
+        """The bytes of ``values`` as an array of ``S<width>``; warns of any text changed.
+
+        Parameters
+        ----------
+        values : sequence of str
+
+        Returns
+        -------
+        ndarray of bytes
+
+        Warns
+        -----
+        UserWarning
+            Naming each text first seen here that is written otherwise, and why.
+        """
+        changed = []
+        out = []
+        for value in values:
+            value = str(value)
+            if value not in self._given:
+                fitted, why = self._fit(value)
+                self._given[value] = fitted
+                self._used.add(fitted)
+                if why:
+                    changed.append(f"{_short(value)} as {_short(fitted)} ({'; '.join(why)})")
+            out.append(self._given[value])
+        if changed:
+            more = f"; and {len(changed) - _SHOWN} more" if len(changed) > _SHOWN else ""
+            warnings.warn(
+                f"{self.where}: the Explorer's '{self.column}' column cannot hold "
+                f"{len(changed)} {self.column} name(s) as they are; written: "
+                + "; ".join(changed[:_SHOWN])
+                + more,
+                UserWarning,
+                stacklevel=3,
+            )
+        return np.array(out, dtype=f"S{self.width}")
+
+
+class TextColumns:
+    """The ``file`` and ``treatment`` columns of one Explorer file (:class:`FixedText`).
+
+    Parameters
+    ----------
+    where : str
+        The file, for warnings.
+    """
+
+    def __init__(self, where: str = "the Explorer file") -> None:
+        self.file = FixedText("file", 128, where)
+        self.treatment = FixedText("treatment", 128, where)
