@@ -210,3 +210,18 @@ def test_a_text_keeps_its_bytes_over_calls():
         second = column.encode(["abcdefghij2", "abcdefghij1", "short"]).tolist()
     assert first == [b"abcdefgh", b"short"]
     assert second == [b"abcdef~2", b"abcdefgh", b"short"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39], ids=["nan", "inf", "beyond_float32"])
+def test_features_that_are_not_finite_float32_are_refused(tmp_path, bad):
+    # float64 features beyond float32's range became inf in the file (numpy's cast said
+    # only 'overflow encountered in cast'), where NaN and inf themselves were refused.
+    a = PositionKey("p", "A01", "1")
+    features = _features(PER).astype(np.float64)
+    features[1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _both(tmp_path, _cells([a], tmp_path), features=features)
+    assert not (tmp_path / "whole.hdf").exists()
+    features[1, 2] = 3e38  # large, but a float32
+    whole, stream = _both(tmp_path, _cells([a], tmp_path), features=features)
+    assert whole.features[1, 2] == stream.features[1, 2] == np.float32(3e38)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from napari_cellae.export.explorer_fields import TextColumns
+from napari_cellae.export.explorer_fields import TextColumns, fits_float32
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.centres import position_labels
@@ -247,8 +247,11 @@ def write_explorer_hdf(
         raise ValueError(f"cannot write {path}: there are no cells to write")
     if features.shape[1] == 0:
         raise ValueError(f"cannot write {path}: features have no columns")
-    if not np.all(np.isfinite(features)):
-        raise ValueError(f"cannot write {path}: features contain NaN or infinite values")
+    if not fits_float32(features):
+        raise ValueError(
+            f"cannot write {path}: features contain NaN or infinite values (or values "
+            "too large for the file's 32-bit floats)"
+        )
     check_output(path, [crops.source, *inputs], "features file")
 
     arrays = build_arrays(

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FixedText", "TextColumns"]
+__all__ = ["FixedText", "TextColumns", "fits_float32"]
 
 _SHOWN = 3  # changed texts named in one warning
 
@@ -147,3 +147,22 @@ class TextColumns:
     def __init__(self, where: str = "the Explorer file") -> None:
         self.file = FixedText("file", 128, where)
         self.treatment = FixedText("treatment", 128, where)
+
+
+def fits_float32(features: np.ndarray) -> bool:
+    """Whether every value is finite and stays finite as float32 (1e39 becomes inf).
+
+    Parameters
+    ----------
+    features : ndarray
+
+    Returns
+    -------
+    bool
+    """
+    features = np.asarray(features)
+    if not np.all(np.isfinite(features)):
+        return False
+    if features.dtype.kind == "f" and features.dtype.itemsize > 4 and features.size:
+        return bool(np.abs(features).max() <= np.finfo(np.float32).max)
+    return True

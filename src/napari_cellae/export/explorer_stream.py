@@ -33,7 +33,7 @@ from napari_cellae.export.explorer import (
     checked_features,
     source_image_size,
 )
-from napari_cellae.export.explorer_fields import TextColumns
+from napari_cellae.export.explorer_fields import TextColumns, fits_float32
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 
 if TYPE_CHECKING:
@@ -160,10 +160,11 @@ class ExplorerWriter:
             )
         if features.shape[1] == 0:
             raise ValueError(f"cannot write {self.path}: features have no columns")
-        if not np.all(np.isfinite(features)):
+        if not fits_float32(features):
             where = f"{crops.source}" + (f", position {crops.positions[0].label}" if n else "")
             raise ValueError(
-                f"cannot write {self.path}: features of {where} contain NaN or infinite values"
+                f"cannot write {self.path}: features of {where} contain NaN or infinite values "
+                "(or values too large for the file's 32-bit floats)"
             )
         if n == 0:
             return
