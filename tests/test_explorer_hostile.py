@@ -225,3 +225,13 @@ def test_features_that_are_not_finite_float32_are_refused(tmp_path, bad):
     features[1, 2] = 3e38  # large, but a float32
     whole, stream = _both(tmp_path, _cells([a], tmp_path), features=features)
     assert whole.features[1, 2] == stream.features[1, 2] == np.float32(3e38)
+
+
+def test_orientation_that_is_not_finite_becomes_0(tmp_path):
+    # NaN became 0, but inf became 1.8e308 (numpy's nan_to_num) in angle and eccentricity.
+    a = PositionKey("p", "A01", "1")
+    crops = _cells([a], tmp_path, angle=np.array([np.inf, -np.inf]))
+    crops.eccentricity = np.array([np.nan, 0.25])
+    for data in _both(tmp_path, crops):
+        assert data.bbox["angle"].tolist() == [0.0, 0.0]
+        assert data.bbox["eccentricity"].tolist() == [0.0, 0.25]

@@ -141,11 +141,13 @@ def build_arrays(
     bbox["label"] = crops.label_id
     bbox["x"] = crops.center_x
     bbox["y"] = crops.center_y
-    # Orientation is optional (CellProfiler has none): absent or NaN becomes 0.
+    # Orientation is optional (CellProfiler has none): absent, NaN or inf becomes 0 (inf
+    # was written as 1.8e308).
     for name in ("angle", "eccentricity"):
         values = getattr(crops, name, None)
         if values is not None:
-            bbox[name] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+            values = np.asarray(values, dtype=np.float64)
+            bbox[name] = np.where(np.isfinite(values), values, 0.0)
     box = np.asarray(crops.bbox, dtype=np.int32).reshape(n, 4)
     bbox["left"], bbox["right"], bbox["top"], bbox["bottom"] = box.T
 
