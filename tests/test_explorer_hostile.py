@@ -235,3 +235,27 @@ def test_orientation_that_is_not_finite_becomes_0(tmp_path):
     for data in _both(tmp_path, crops):
         assert data.bbox["angle"].tolist() == [0.0, 0.0]
         assert data.bbox["eccentricity"].tolist() == [0.0, 0.25]
+
+
+def test_cells_beyond_the_uint16_outlines_are_said_once(tmp_path, recwarn):
+    # A 70,000 px image: the outline corners are uint16, so a crop square past 65535 px
+    # collapsed onto that edge without a word.
+    keys = [PositionKey("p", "A01", "1"), PositionKey("p", "A02", "1")]
+    crops = _cells(keys, tmp_path, center_x=[70_000, 100, 69_000, 100], center_y=[100] * 4)
+    whole, stream = _both(tmp_path, crops)
+    said = [str(w.message) for w in recwarn if "uint16 outlines" in str(w.message)]
+    assert len(said) == 2  # once per file, not once per position
+    assert "whole.hdf: cells lie beyond 65535 px" in said[0]
+    assert "x=69996, y=96" in said[0]
+    for data in (whole, stream):
+        assert data.bbox["x"].tolist() == [70_000, 100, 69_000, 100]  # 32-bit: right
+        assert data.contours[0, 0].tolist() == [65535] * 4  # cut, as said
+        assert data.contours[1, 0].tolist() == [96, 104, 104, 96]
+
+
+def test_cells_within_the_outlines_say_nothing(tmp_path, recwarn):
+    a = PositionKey("p", "A01", "1")
+    whole, _ = _both(tmp_path, _cells([a], tmp_path, center_x=[65_531, 2], center_y=[0, 3]))
+    assert not [w for w in recwarn if "uint16" in str(w.message)]
+    assert whole.contours[0, 0].tolist() == [65527, 65535, 65535, 65527]
+    assert whole.contours[0, 1].tolist() == [0, 0, 4, 4]  # cut at 0 at the border

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from napari_cellae.export.explorer_fields import TextColumns, fits_float32
+from napari_cellae.export.explorer_fields import TextColumns, corner_contours, fits_float32
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.centres import position_labels
@@ -161,16 +161,8 @@ def build_arrays(
     groups["feature"] = np.array([name.encode() for name in names], dtype="S64")  # fit
     groups["Simple1"] = b"Simple1"
 
-    # Corners of the crop square shown, centred on the cell (cut at 0 where it starts
-    # before the image: the corners are uint16).
-    x0 = np.asarray(crops.origin_x, dtype=np.int64)
-    y0 = np.asarray(crops.origin_y, dtype=np.int64)
-    xs = np.clip(np.stack([x0, x0 + size, x0 + size, x0], axis=1), 0, 65535).astype(np.uint16)
-    ys = np.clip(np.stack([y0, y0, y0 + size, y0 + size], axis=1), 0, 65535).astype(np.uint16)
-    contours = np.empty((n, 2), dtype=object)
-    for i in range(n):
-        contours[i, 0] = xs[i]
-        contours[i, 1] = ys[i]
+    # Corners of the crop square shown, centred on the cell (cut to uint16).
+    contours = corner_contours(crops.origin_x, crops.origin_y, size, text)
 
     # (N, C, y, x) -> (y, x, C, N): thumbnail i, channel c is gallery[:, :, c, i] in [y, x].
     gallery = np.ascontiguousarray(to_uint8(crops.crops, normalisation).transpose(2, 3, 1, 0))

@@ -23,7 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["FixedText", "TextColumns", "fits_float32"]
+__all__ = ["FixedText", "TextColumns", "corner_contours", "fits_float32"]
+
+# Outline corners are uint16 in the Explorer's format.
+MAX_CORNER = int(np.iinfo(np.uint16).max)
 
 _SHOWN = 3  # changed texts named in one warning
 
@@ -145,8 +148,64 @@ class TextColumns:
     """
 
     def __init__(self, where: str = "the Explorer file") -> None:
+        self.where = where
+        self.corners_cut = False  # outlines past 65535 px said (corner_contours)
         self.file = FixedText("file", 128, where)
         self.treatment = FixedText("treatment", 128, where)
+
+
+def corner_contours(
+    origin_x: np.ndarray, origin_y: np.ndarray, size: int, text: TextColumns | None = None
+) -> np.ndarray:
+    """The uint16 outline of each crop square: x corners and y corners, shape (N, 2).
+
+    Corners before the image are cut at 0; corners past 65535 px (the largest uint16)
+    are cut there, which draws those cells' outlines wrongly: a warning says so, once per
+    file (``text``, the file's :class:`TextColumns`).
+
+    Parameters
+    ----------
+    origin_x, origin_y : ndarray (N,)
+        Top-left corner of each crop window in image pixels.
+    size : int
+        Edge of the window.
+    text : TextColumns, optional
+        The file's; names it in the warning and remembers that it was given.
+
+    Returns
+    -------
+    ndarray (N, 2) of object
+        uint16 arrays.
+
+    Warns
+    -----
+    UserWarning
+        If some crop squares reach past 65535 px.
+    """
+    x0 = np.asarray(origin_x, dtype=np.int64)
+    y0 = np.asarray(origin_y, dtype=np.int64)
+    xs = np.stack([x0, x0 + size, x0 + size, x0], axis=1)
+    ys = np.stack([y0, y0, y0 + size, y0 + size], axis=1)
+    text = text if text is not None else TextColumns()
+    beyond = (xs > MAX_CORNER).any(axis=1) | (ys > MAX_CORNER).any(axis=1)
+    if beyond.any() and not text.corners_cut:
+        text.corners_cut = True
+        first = int(np.argmax(beyond))
+        warnings.warn(
+            f"{text.where}: cells lie beyond {MAX_CORNER} px (the first crop starts at "
+            f"x={int(x0[first])}, y={int(y0[first])}), which the Explorer's uint16 outlines "
+            "cannot hold: their outlines are cut at that edge (features, positions and "
+            "thumbnails are right)",
+            UserWarning,
+            stacklevel=3,
+        )
+    xs = np.clip(xs, 0, MAX_CORNER).astype(np.uint16)
+    ys = np.clip(ys, 0, MAX_CORNER).astype(np.uint16)
+    contours = np.empty((len(x0), 2), dtype=object)
+    for i in range(len(x0)):
+        contours[i, 0] = xs[i]
+        contours[i, 1] = ys[i]
+    return contours
 
 
 def fits_float32(features: np.ndarray) -> bool:
