@@ -259,3 +259,20 @@ def test_cells_within_the_outlines_say_nothing(tmp_path, recwarn):
     assert not [w for w in recwarn if "uint16" in str(w.message)]
     assert whole.contours[0, 0].tolist() == [65527, 65535, 65535, 65527]
     assert whole.contours[0, 1].tolist() == [0, 0, 4, 4]  # cut at 0 at the border
+
+
+def test_feature_names_that_do_not_fit_are_said_once(tmp_path, recwarn):
+    # Two channels whose names differ only in punctuation give two 'brightness_H2B_GFP'
+    # columns: every column fell back to a number without a word.
+    keys = [PositionKey("p", "A01", "1"), PositionKey("p", "A02", "1")]
+    names = ["code_0", "brightness_H2B-GFP", "brightness_H2B GFP"]
+    whole, stream = _both(tmp_path, _cells(keys, tmp_path), names=names)
+    said = [str(w.message) for w in recwarn if "feature columns" in str(w.message)]
+    assert len(said) == 2  # once per file, not once per position
+    assert "'brightness_H2B-GFP' and 'brightness_H2B GFP' are both" in said[0]
+    for data in (whole, stream):
+        assert data.feature_names == [f"ch1-deep_learning_feature_{i}" for i in range(3)]
+    recwarn.clear()
+    whole, stream = _both(tmp_path, _cells(keys, tmp_path), names=["code_0", "a", "b"])
+    assert not [w for w in recwarn if "feature columns" in str(w.message)]
+    assert whole.feature_names == stream.feature_names == ["ch1-code_0", "ch1-a", "ch1-b"]

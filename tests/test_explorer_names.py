@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, MAX_NAME_BYTES, feature_names
 
@@ -27,8 +28,14 @@ def test_channel_names_are_made_plain():
 
 def test_names_that_do_not_fit_fall_back_to_numbers():
     generic = feature_names(2)
-    assert feature_names(2, ["a"]) == generic  # count differs
-    assert feature_names(2, ["brightness_a b", "brightness_a_b"]) == generic  # alike once plain
-    assert feature_names(2, ["x" * MAX_NAME_BYTES, "y"]) == generic  # too long for S64
-    assert feature_names(2, ["", "y"]) == generic  # nothing left after the prefix
+    # ... and say why: a channel's long or look-alike name dropped every layer's name
+    # without a word.
+    with pytest.warns(UserWarning, match="1 names for 2 features"):
+        assert feature_names(2, ["a"]) == generic  # count differs
+    with pytest.warns(UserWarning, match="'brightness_a b' and 'brightness_a_b' are both"):
+        assert feature_names(2, ["brightness_a b", "brightness_a_b"]) == generic
+    with pytest.warns(UserWarning, match="68 bytes, longer than 64"):
+        assert feature_names(2, ["x" * MAX_NAME_BYTES, "y"]) == generic  # too long for S64
+    with pytest.warns(UserWarning, match="no letter or digit"):
+        assert feature_names(2, ["", "y"]) == generic  # nothing left after the prefix
     assert feature_names(2, np.array(["u", "v"])) == ["ch1-u", "ch1-v"]

@@ -11,6 +11,7 @@ list says which layer and statistic every column comes from (``ch1-conv2_mean_7`
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["CHANNEL_PREFIX", "FEATURE_PREFIX", "MAX_NAME_BYTES", "feature_names"]
@@ -40,12 +41,43 @@ def feature_names(n_features: int, names: Sequence[str] | None = None) -> list[s
         ``ch1-<name>`` for every column; the original module's
         ``ch1-deep_learning_feature_<i>`` when no names are given, or when they do not fit
         the file (a different count, a name too long, or two alike once made plain).
+
+    Warns
+    -----
+    UserWarning
+        When names are given but do not fit, saying why.
     """
     generic = [f"{FEATURE_PREFIX}{i}" for i in range(n_features)]
-    if names is None or len(names) != n_features:
+    if names is None:
         return generic
-    named = [CHANNEL_PREFIX + _NOT_PLAIN.sub("_", str(name)).strip("_") for name in names]
-    too_long = any(len(name) > MAX_NAME_BYTES or name == CHANNEL_PREFIX for name in named)
-    if too_long or len(set(named)) != len(named):
-        return generic
-    return named
+    why = _misfit(n_features, names)
+    if why is None:
+        return [CHANNEL_PREFIX + _plain(name) for name in names]
+    warnings.warn(
+        f"the Explorer file's feature columns are named {FEATURE_PREFIX}<i> (as the "
+        f"original module's), not by layer and statistic: {why}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return generic
+
+
+def _plain(name: object) -> str:
+    return _NOT_PLAIN.sub("_", str(name)).strip("_")
+
+
+def _misfit(n_features: int, names: Sequence[str]) -> str | None:
+    """Why ``names`` cannot name the columns, or None where they can."""
+    if len(names) != n_features:
+        return f"{len(names)} names for {n_features} features"
+    seen: dict[str, str] = {}
+    for name in names:
+        plain = CHANNEL_PREFIX + _plain(name)
+        if plain == CHANNEL_PREFIX:
+            return f"the name {str(name)!r} has no letter or digit"
+        if len(plain) > MAX_NAME_BYTES:
+            return f"{plain[:40]!r}... is {len(plain)} bytes, longer than {MAX_NAME_BYTES}"
+        if plain in seen:
+            return f"{seen[plain]!r} and {str(name)!r} are both {plain!r}"
+        seen[plain] = str(name)
+    return None

@@ -34,6 +34,7 @@ from napari_cellae.export.explorer import (
     source_image_size,
 )
 from napari_cellae.export.explorer_fields import TextColumns, fits_float32
+from napari_cellae.export.explorer_names import feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 
 if TYPE_CHECKING:
@@ -176,6 +177,11 @@ class ExplorerWriter:
             )
         if self.image_size is None:
             self.image_size = source_image_size(crops)
+        if self.n_features is None and self.names is not None:
+            # Said once: names that do not fit are dropped for every append.
+            generic = feature_names(features.shape[1])
+            if feature_names(features.shape[1], self.names) == generic:
+                self.names = None
         self.n_features = features.shape[1]
         self._pending.append(
             build_arrays(
