@@ -276,3 +276,15 @@ def test_feature_names_that_do_not_fit_are_said_once(tmp_path, recwarn):
     whole, stream = _both(tmp_path, _cells(keys, tmp_path), names=["code_0", "a", "b"])
     assert not [w for w in recwarn if "feature columns" in str(w.message)]
     assert whole.feature_names == stream.feature_names == ["ch1-code_0", "ch1-a", "ch1-b"]
+
+
+@pytest.mark.parametrize(
+    "column, values",
+    [("x", {"center_x": [2**31 + 5, 10]}), ("label", {"label_id": np.array([2**31, 1])})],
+)
+def test_integers_beyond_32_bits_are_refused_not_wrapped(tmp_path, column, values):
+    # numpy's cast into the i4 columns wrapped them: x=2**31+5 was written as -2147483643.
+    a = PositionKey("p", "A01", "1")
+    with pytest.raises(ValueError, match=f"'{column}' 214748\\d+ does not fit .* 32 bits"):
+        _both(tmp_path, _cells([a], tmp_path, **values))
+    assert not (tmp_path / "whole.hdf").exists()

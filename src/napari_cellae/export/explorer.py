@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from napari_cellae.export.explorer_fields import TextColumns, corner_contours, fits_float32
+from napari_cellae.export.explorer_fields import (
+    TextColumns,
+    corner_contours,
+    fits_float32,
+    int32_columns,
+)
 from napari_cellae.export.explorer_names import FEATURE_PREFIX, feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 from napari_cellae.io.centres import position_labels
@@ -138,9 +143,8 @@ def build_arrays(
     text = text if text is not None else TextColumns()
     bbox["file"] = text.file.encode(pos_labels)[pidx] if n else bbox["file"]
     bbox["treatment"] = text.treatment.encode(treatments)[pidx] if n else bbox["treatment"]
-    bbox["label"] = crops.label_id
-    bbox["x"] = crops.center_x
-    bbox["y"] = crops.center_y
+    for name, values in int32_columns(crops).items():  # refused where they would wrap
+        bbox[name] = values
     # Orientation is optional (CellProfiler has none): absent, NaN or inf becomes 0 (inf
     # was written as 1.8e308).
     for name in ("angle", "eccentricity"):
@@ -148,8 +152,6 @@ def build_arrays(
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             bbox[name] = np.where(np.isfinite(values), values, 0.0)
-    box = np.asarray(crops.bbox, dtype=np.int32).reshape(n, 4)
-    bbox["left"], bbox["right"], bbox["top"], bbox["bottom"] = box.T
 
     names = feature_names(features.shape[1], names)
     feat = np.ascontiguousarray(features, dtype=np.float32).view(

@@ -20,10 +20,14 @@ from __future__ import annotations
 import unicodedata
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["FixedText", "TextColumns", "corner_contours", "fits_float32"]
+if TYPE_CHECKING:
+    from napari_cellae.core.crops import CropSet
+
+__all__ = ["FixedText", "TextColumns", "corner_contours", "fits_float32", "int32_columns"]
 
 # Outline corners are uint16 in the Explorer's format.
 MAX_CORNER = int(np.iinfo(np.uint16).max)
@@ -206,6 +210,39 @@ def corner_contours(
         contours[i, 0] = xs[i]
         contours[i, 1] = ys[i]
     return contours
+
+
+def int32_columns(crops: CropSet) -> dict[str, np.ndarray]:
+    """``label``, ``x``, ``y`` and the box (``left`` ... ``bottom``) of ``crops`` as int32.
+
+    Parameters
+    ----------
+    crops : CropSet
+
+    Returns
+    -------
+    dict of str to ndarray (N,) of int32
+
+    Raises
+    ------
+    ValueError
+        Where a value does not fit 32 bits (numpy's cast wrapped it: x=2**31+5 was
+        written as -2147483643), naming the column and value.
+    """
+    box = np.asarray(crops.bbox).reshape(len(crops), 4)
+    columns = {"label": crops.label_id, "x": crops.center_x, "y": crops.center_y}
+    columns.update(zip(("left", "right", "top", "bottom"), box.T, strict=True))
+    info = np.iinfo(np.int32)
+    out = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.size and (values.min() < info.min or values.max() > info.max):
+            bad = values.max() if values.max() > info.max else values.min()
+            raise ValueError(
+                f"{crops.source}: '{name}' {int(bad)} does not fit the Explorer file's 32 bits"
+            )
+        out[name] = values.astype(np.int32)
+    return out
 
 
 def fits_float32(features: np.ndarray) -> bool:
