@@ -13,6 +13,10 @@ change is said in a warning:
   character);
 * text whose bytes another text already has gets a suffix ``~2``, ``~3``, ... (cut to
   make room).
+
+Numbers: integers beyond 32 bits are refused (:func:`int32_columns`), outline corners past
+65535 px are cut and said (:func:`corner_contours`), and features must stay finite as
+float32 (:func:`fits_float32`).
 """
 
 from __future__ import annotations
