@@ -191,6 +191,41 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, errors):
     assert widget.panel.isEnabled()
 
 
+def test_stop_before_training_began_leaves_no_blank_layers(
+    make_napari_viewer, qtbot, errors, monkeypatch
+):
+    # The blank gallery and empty map prepared for the run stayed in the layer list.
+    import threading
+    import time
+
+    from napari_cellae.pipeline import steps
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    _tiny(widget, epochs=200, samples=2000)
+    reading, cut = threading.Event(), steps.crops_for
+
+    def slow_reading(*args, **kwargs):  # the Stop arrives while the cells are read
+        reading.set()
+        request = widget._request
+        for _ in range(TIMEOUT_MS // 10):  # a worker thread: no Qt event loop here
+            if request.stopped:
+                break
+            time.sleep(0.01)
+        return cut(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "crops_for", slow_reading)
+    widget.buttons.train.native.click()
+    worker = widget._worker
+    qtbot.waitUntil(reading.is_set, timeout=TIMEOUT_MS)  # the job started, in a worker
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.buttons.stop.native.click()
+    qtbot.waitUntil(lambda: widget.buttons.train.enabled, timeout=TIMEOUT_MS)
+    assert not errors, errors
+    assert widget.result is None and widget.status.text() == "Stopped before training began."
+    assert GALLERY_LAYER not in viewer.layers and EMBEDDING_LAYER not in viewer.layers
+
+
 def _training_in_a_dock(make_napari_viewer, qtbot):
     """A docked widget one epoch into a long run: (viewer, widget, worker)."""
     viewer = make_napari_viewer()

@@ -261,9 +261,9 @@ class DeepLearningWidget(QWidget):
 
     def _on_returned(self, outcome: Outcome) -> None:
         result = outcome.result
-        if result is None:
-            self.status.setText("Stopped before training began.")
-            return
+        if result is None:  # nothing to show: the blank gallery and map prepared go too
+            self.layers.drop_blank()
+            return self.status.setText("Stopped before training began.")
         self._trained = result.trained
         if result.features is None or outcome.table is None:
             # Features of an earlier run would not belong to this model: drop them.
