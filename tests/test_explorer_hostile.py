@@ -66,30 +66,10 @@ def _features(n: int, f: int = 3) -> np.ndarray:
 
 
 def _position(crops: CropSet, i: int) -> CropSet:
+    """Position ``i``'s cells alone, as ``cellae encode`` appends them."""
     sel = np.flatnonzero(crops.position_index == i)
-    per_cell = {
-        name: getattr(crops, name)[sel]
-        for name in (
-            "crops",
-            "object_index",
-            "label_id",
-            "time_idx",
-            "center_x",
-            "center_y",
-            "bbox",
-            "angle",
-            "eccentricity",
-            "class_idx",
-            "origin_y",
-            "origin_x",
-        )
-    }
-    return replace(
-        crops,
-        positions=[crops.positions[i]],
-        position_index=np.zeros(len(sel), np.int32),
-        **per_cell,
-    )
+    one = crops.subset(sel)
+    return replace(one, positions=[crops.positions[i]], position_index=np.zeros(len(sel), np.int32))
 
 
 def _both(tmp_path: Path, crops: CropSet, mapping=None, features=None, **settings):
