@@ -126,3 +126,18 @@ def test_linking_reaches_cells_outside_the_sample(shown):
     # several cells selected in the embedding select their centres
     layer.selected_data = {0, 1}
     assert set(centres.selected_data) == set(view.cells_of(np.array([0, 1])).tolist())
+
+
+@pytest.mark.parametrize("dense_above", [1000, 10])
+def test_clearing_shows_no_cells(shown, dense_above):
+    # Features dropped by a Stop left the older run's points on screen, answering no click.
+    viewer, result, table = shown
+    view = EmbeddingView(ResultLayers(viewer), dense_above=dense_above, sample=8, bins=16)
+    layer = view.show(table, embedding_meta(result, table.colours), "novelty")
+    view.select(np.array([1]))
+    view.clear()
+    assert len(layer.data) == 0 and len(layer.features) == 0 and not layer.selected_data
+    assert DENSITY_LAYER not in viewer.layers and view.table is None
+    assert EMBEDDING_LAYER in viewer.layers  # the layer stays for the next run
+    again = view.show(table, embedding_meta(result, table.colours), "novelty")
+    assert again is layer and len(layer.data) == (len(table) if dense_above > 10 else 8)

@@ -103,6 +103,18 @@ class EmbeddingView:
             self.redrawn(self._layer)
         return self._layer
 
+    def clear(self) -> None:
+        """Show no cells: the features of the run shown were dropped (a Stop while they
+        were computed), and points of an older run would answer no click."""
+        drawn = self._layer
+        self.table = self.colouring = self.grid = self.spotlit = self._base = None
+        self.rows = self.sample = np.zeros(0, np.int64)
+        if drawn is not None and drawn in self.viewer.layers:
+            select_points(drawn, [])
+            drawn.data = np.zeros((0, 2))
+        if DENSITY_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(DENSITY_LAYER)
+
     def prepare(self, n_cells: int) -> None:
         """Add the (empty) density layer now if ``n_cells`` will need it: adding a napari
         layer takes a few hundred ms, better spent while the features are computed than

@@ -113,6 +113,7 @@ class Results:
         """Forget the shown run (its features were dropped)."""
         self.result = self.table = self.findings = None
         self.link.disconnect()
+        self.view.clear()
         self.panel.hits.show_hits({}, WAITING)
         self.panel.legend.setText("")
 
