@@ -72,6 +72,27 @@ def _encode(screen, out, *extra: str) -> int:
     )
 
 
+def test_a_gallery_that_cannot_be_written_says_the_cells_file_was(
+    screen, tmp_path, capsys, monkeypatch
+):
+    # On a full disk the run failed naming the picture only; the .h5ad it had already
+    # written looked like a leftover of the failure.
+    import napari_cellae.export.gallery as gallery_module
+
+    def full_disk(path, *args, **kwargs):
+        raise ValueError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(gallery_module, "write_gallery", full_disk)
+    out, gallery = tmp_path / "cells.h5ad", tmp_path / "groups.png"
+    assert _encode(screen, out, "--gallery", str(gallery)) == 1
+    one_line_error(
+        capsys.readouterr().err,
+        f"cannot write {gallery}: No space left on device",
+        f"(the cells file {out} was written)",
+    )
+    assert ad.read_h5ad(out).shape[0] == 6 * 24
+
+
 def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path, capsys):
     out, gallery = tmp_path / "cells.h5ad", tmp_path / "groups.png"
     assert _encode(screen, out, "--gallery", str(gallery)) == 0

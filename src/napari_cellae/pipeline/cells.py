@@ -313,7 +313,10 @@ def run_encode_cells(
     path = write_cells(out, result, obs, found, maps, sources)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:
-        done.gallery_path = _gallery(gallery, plan, crops, obs, found, trained, sources, notes)
+        try:
+            done.gallery_path = _gallery(gallery, plan, crops, obs, found, trained, sources, notes)
+        except ValueError as exc:  # e.g. a full disk: say that the cells file is complete
+            raise ValueError(f"{exc} (the cells file {path} was written)") from exc
     return done
 
 
