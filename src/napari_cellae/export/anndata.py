@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,25 +39,91 @@ __all__ = ["H5AD_SUFFIX", "build_anndata", "read_cells", "write_anndata"]
 H5AD_SUFFIX = ".h5ad"
 
 
-def _plain(value: Any) -> Any:
-    """A value h5ad can store: nested dicts of str / numbers / bools / lists; None dropped.
+# What h5ad (HDF5 variable-length UTF-8 strings) cannot hold: NUL, and lone surrogates,
+# which is how Python spells the bytes of a file name that is not UTF-8 ('caf\udce9.ch5').
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
 
-    h5ad has no None, so keys holding None are left out (the JSON copy keeps them).
+
+def _spelt(char: re.Match) -> str:
+    code = ord(char.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name: the byte itself
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _writable(text: str, where: str, changed: dict[str, str]) -> str:
+    """``text`` with what h5ad cannot store spelt out (``\\x00``, ``\\xe9``); see ``changed``."""
+    if not _UNWRITABLE.search(text):
+        return text
+    fixed = _UNWRITABLE.sub(_spelt, text)
+    changed.setdefault(where, fixed)
+    return fixed
+
+
+def _plain(value: Any, changed: dict[str, str] | None = None, where: str = "uns['cellae']") -> Any:
+    """A value h5ad can store: nested dicts of str / numbers / bools / arrays; None dropped.
+
+    h5ad has no None, so keys holding None are left out (the JSON copy keeps them); text
+    h5ad cannot hold is spelt out (see :func:`_writable`).
     """
+    changed = {} if changed is None else changed
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+        return {
+            _writable(str(k), f"{where} key", changed): _plain(v, changed, f"{where}[{k!r}]")
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, Path):
-        return str(value)
+        value = str(value)
+    if isinstance(value, str):
+        return _writable(value, where, changed)
     if isinstance(value, list | tuple):
-        items = [_plain(v) for v in value if v is not None]
+        items = [_plain(v, changed, where) for v in value if v is not None]
         if items and all(isinstance(v, str) for v in items):
             return np.array(items, dtype=object)
-        if items and all(isinstance(v, bool | int | float | np.number) for v in items):
+        if all(isinstance(v, bool | int | float | np.number) for v in items):
             return np.asarray(items)
         return {str(i): v for i, v in enumerate(items)}
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _writable_frame(frame: pd.DataFrame, name: str, changed: dict[str, str]) -> pd.DataFrame:
+    """A copy of ``frame`` whose index, column names and text values h5ad can store."""
+    import pandas as pd
+
+    out = frame.copy()
+    out.index = pd.Index(
+        [_writable(str(v), f"{name} name", changed) for v in out.index], dtype=object
+    )
+    out.columns = [_writable(str(c), f"{name} column", changed) for c in out.columns]
+    for column in out.columns:
+        values = out[column]
+        where = f"{name}[{column!r}]"
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            cats = values.cat.categories
+            if cats.dtype == object or pd.api.types.is_string_dtype(cats.dtype):
+                fixed = [_writable(v, where, changed) if isinstance(v, str) else v for v in cats]
+                if fixed != list(cats):
+                    out[column] = values.cat.rename_categories(fixed)
+        elif values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            out[column] = values.map(
+                lambda v, w=where: _writable(v, w, changed) if isinstance(v, str) else v
+            )
+    return out
+
+
+def _say_changed(changed: dict[str, str]) -> None:
+    if not changed:
+        return
+    shown = "; ".join(f"{where}: '{text}'" for where, text in list(changed.items())[:6])
+    more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
+    warnings.warn(
+        "the AnnData file cannot hold NUL characters or bytes that are not UTF-8 (a file "
+        f"name in another encoding); they are written spelt out as \\x.. in {shown}{more}",
+        stacklevel=3,
+    )
 
 
 def build_anndata(
@@ -104,9 +172,13 @@ def build_anndata(
             f"need {x.shape[1]} unique feature names, got {len(var_names)} "
             f"({len(set(var_names))} unique)"
         )
+    changed: dict[str, str] = {}
     var = pd.DataFrame(index=pd.Index([str(v) for v in var_names], dtype=str))
     if explorer_names is not None:
         var["explorer_name"] = [str(v) for v in explorer_names]
+    var = _writable_frame(var, "var", changed)
+    if not var.index.is_unique:
+        raise ValueError(f"the feature names are not unique once written: {changed}")
     maps = {}
     for key, value in (obsm or {}).items():
         value = np.asarray(value, dtype=np.float32)
@@ -114,10 +186,10 @@ def build_anndata(
             raise ValueError(f"obsm[{key!r}] has shape {value.shape}, expected ({len(x)}, d)")
         maps[key] = value
     info = dict(uns or {})
-    adata = ad.AnnData(X=x, obs=obs.copy(), var=var, obsm=maps or None)
-    adata.obs.index = adata.obs.index.astype(str)
-    adata.uns["cellae"] = _plain(info)
+    adata = ad.AnnData(X=x, obs=_writable_frame(obs, "obs", changed), var=var, obsm=maps or None)
+    adata.uns["cellae"] = _plain(info, changed)
     adata.uns["cellae_json"] = json.dumps(info, default=str, sort_keys=True)
+    _say_changed(changed)
     return adata
 
 
@@ -149,8 +221,20 @@ def write_anndata(
     if path.suffix.lower() != H5AD_SUFFIX:
         raise ValueError(f"cannot write {path} as AnnData: the file name must end in .h5ad")
     with atomic_output(path) as tmp:
-        adata.write_h5ad(tmp)
+        try:
+            adata.write_h5ad(tmp)
+        except (OSError, RuntimeError):  # a full disk and the like: atomic_output says it
+            raise
+        except Exception as exc:  # anndata's words named neither the file nor where
+            raise ValueError(f"cannot write {path} as AnnData: {_reason(exc)}") from exc
     return path
+
+
+def _reason(exc: Exception) -> str:
+    """What anndata or h5ad could not write, and where (anndata adds that as a note)."""
+    where = [n for n in getattr(exc, "__notes__", []) if "writing key" in n]
+    text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return f"{text} ({where[-1].strip()})" if where else text
 
 
 def read_cells(path: str | os.PathLike) -> anndata.AnnData:

@@ -1,0 +1,77 @@
+"""Hostile content in the AnnData ``.h5ad`` file (napari_cellae.export.anndata).
+
+What HDF5 cannot store (NUL, the undecodable bytes of a file name), values strict JSON has no
+word for, and files a scverse user joined or changed before ``cellae hits`` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cellae.export.anndata import build_anndata, read_cells, write_anndata
+from napari_cellae.io.atomic import temporary_name
+
+
+def _obs(plates: list[str], index: list[str] | None = None) -> pd.DataFrame:
+    n = len(plates)
+    return pd.DataFrame(
+        {
+            "plate": pd.Categorical(plates),
+            "position": pd.Categorical(["A01_1"] * n),
+            "object_index": np.arange(n, dtype=np.int32),
+            "control": np.ones(n, bool),
+        },
+        index=index or [f"{p}/A01_1/{i}" for i, p in enumerate(plates)],
+    )
+
+
+def test_nul_and_undecodable_bytes_are_spelt_out_and_said(tmp_path) -> None:
+    # A channel named with a NUL (CellH5 keeps it in a fixed-length text) gave the var name
+    # brightness_G\x00FP; a CellH5 file whose name is not UTF-8 ('caf\xe9.ch5', which Python
+    # holds as 'caf\udce9.ch5') is one of the sources. h5py refused both at the very end of
+    # an encode ("VLEN strings do not support embedded NULLs", "surrogates not allowed"), so
+    # the whole run was lost, with a message that named no file.
+    source = "/data/caf\udce9.ch5"
+    obs = _obs(["p\x00late", "plate"])
+    uns = {"sources": [source], "model": {"channel_names": ["G\x00FP"]}}
+    with pytest.warns(UserWarning, match=r"NUL characters or bytes that are not UTF-8") as said:
+        adata = build_anndata(np.zeros((2, 2)), obs, ["code_0", "brightness_G\x00FP"], None, uns)
+    text = str(said[0].message)
+    assert "brightness_G\\x00FP" in text and "caf\\xe9.ch5" in text  # said where, as written
+    path = write_anndata(tmp_path / "cells.h5ad", adata)
+    back = read_cells(path)
+    assert back.var_names.tolist() == ["code_0", "brightness_G\\x00FP"]
+    assert back.obs["plate"].cat.categories.tolist() == ["p\\x00late", "plate"]
+    assert back.obs_names[0] == "p\\x00late/A01_1/0"
+    assert list(back.uns["cellae"]["sources"]) == ["/data/caf\\xe9.ch5"]
+    assert list(back.uns["cellae"]["model"]["channel_names"]) == ["G\\x00FP"]
+    # the JSON copy keeps the exact text: json escapes both
+    assert json.loads(back.uns["cellae_json"])["sources"] == [source]
+
+
+def test_ordinary_text_is_left_alone_without_a_word() -> None:
+    names = ["Plätte-😀", "001", "NaN", "True", "x" * 5000, "a/b", " p "]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adata = build_anndata(np.zeros((7, 1)), _obs(names), ["f"], None, {"sources": names})
+    assert sorted(adata.obs["plate"].cat.categories) == sorted(names)
+    assert list(adata.uns["cellae"]["sources"]) == names
+
+
+def test_names_alike_once_spelt_out_are_refused() -> None:
+    with pytest.raises(ValueError, match="not unique once written"):
+        build_anndata(np.zeros((2, 2)), _obs(["a", "b"]), ["f\x00", "f\\x00"])
+
+
+def test_a_value_anndata_cannot_write_is_named_with_the_file(tmp_path) -> None:
+    adata = build_anndata(np.zeros((1, 1)), _obs(["p"]), ["f"])
+    adata.uns["picked"] = {1, 2}  # a user's set: anndata has no way to write it
+    path = tmp_path / "cells.h5ad"
+    with pytest.raises(ValueError, match=r"cannot write .*cells\.h5ad as AnnData: .*'picked'"):
+        write_anndata(path, adata)
+    assert not path.exists() and not temporary_name(path).exists()
