@@ -68,6 +68,36 @@ def test_names_alike_once_spelt_out_are_refused() -> None:
         build_anndata(np.zeros((2, 2)), _obs(["a", "b"]), ["f\x00", "f\\x00"])
 
 
+def test_cellae_json_is_strict_json() -> None:
+    # A diverged training's NaN loss was written as the bare word NaN (no JSON parser but
+    # Python's reads it); numpy values became the text of their repr ("[1 2]", "True"); a
+    # dict with both int and str keys made json.dumps(sort_keys=True) fail the whole write.
+    uns = {
+        "training": {"train_loss": [0.5, float("nan")], "best": float("inf")},
+        "arr": np.array([1, 2]),
+        "flag": np.bool_(True),
+        "score": np.float32(1.5),
+        "classes": {1: "interphase", "2": "mitosis"},
+    }
+    adata = build_anndata(np.zeros((1, 1)), _obs(["p"]), ["f"], None, uns)
+    text = adata.uns["cellae_json"]
+    assert "NaN" not in text and "Infinity" not in text
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert back["training"] == {"train_loss": [0.5, None], "best": None}
+    assert back["arr"] == [1, 2] and back["flag"] is True and back["score"] == 1.5
+    assert back["classes"] == {"1": "interphase", "2": "mitosis"}
+
+
+def test_empty_list_stays_a_list(tmp_path) -> None:
+    # [] was stored as {} (an empty group): uns["cellae"]["sources"] of a run without input
+    # files read back as a dict, so len() worked but "for s in sources" met no strings and
+    # np.asarray(...) made a 0-d object array
+    adata = build_anndata(np.zeros((1, 1)), _obs(["p"]), ["f"], None, {"sources": []})
+    back = read_cells(write_anndata(tmp_path / "c.h5ad", adata))
+    sources = back.uns["cellae"]["sources"]
+    assert isinstance(sources, np.ndarray) and sources.shape == (0,)
+
+
 def test_a_value_anndata_cannot_write_is_named_with_the_file(tmp_path) -> None:
     adata = build_anndata(np.zeros((1, 1)), _obs(["p"]), ["f"])
     adata.uns["picked"] = {1, 2}  # a user's set: anndata has no way to write it

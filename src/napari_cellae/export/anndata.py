@@ -63,8 +63,8 @@ def _writable(text: str, where: str, changed: dict[str, str]) -> str:
 def _plain(value: Any, changed: dict[str, str] | None = None, where: str = "uns['cellae']") -> Any:
     """A value h5ad can store: nested dicts of str / numbers / bools / arrays; None dropped.
 
-    h5ad has no None, so keys holding None are left out (the JSON copy keeps them); text
-    h5ad cannot hold is spelt out (see :func:`_writable`).
+    h5ad has no None, so keys holding None are left out (the JSON copy keeps them); an empty
+    list stays an (empty) array; text h5ad cannot hold is spelt out (see :func:`_writable`).
     """
     changed = {} if changed is None else changed
     if isinstance(value, Mapping):
@@ -79,7 +79,7 @@ def _plain(value: Any, changed: dict[str, str] | None = None, where: str = "uns[
         return _writable(value, where, changed)
     if isinstance(value, list | tuple):
         items = [_plain(v, changed, where) for v in value if v is not None]
-        if items and all(isinstance(v, str) for v in items):
+        if not items or all(isinstance(v, str) for v in items):
             return np.array(items, dtype=object)
         if all(isinstance(v, bool | int | float | np.number) for v in items):
             return np.asarray(items)
@@ -87,6 +87,24 @@ def _plain(value: Any, changed: dict[str, str] | None = None, where: str = "uns[
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: NaN and infinities become null, arrays lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [_jsonable(v) for v in items]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def _writable_frame(frame: pd.DataFrame, name: str, changed: dict[str, str]) -> pd.DataFrame:
@@ -148,7 +166,8 @@ def build_anndata(
         E.g. ``{"X_umap": ..., "X_pca": ...}``.
     uns : mapping, optional
         Stored under ``uns["cellae"]``, plus its JSON text as ``uns["cellae_json"]`` (which
-        keeps values h5ad cannot hold, such as None).
+        keeps values h5ad cannot hold, such as None; strict JSON: NaN and infinities are
+        null, arrays are lists).
     explorer_names : list of str, optional
         The features' names in the Explorer ``.hdf`` (``var["explorer_name"]``).
 
@@ -188,7 +207,7 @@ def build_anndata(
     info = dict(uns or {})
     adata = ad.AnnData(X=x, obs=_writable_frame(obs, "obs", changed), var=var, obsm=maps or None)
     adata.uns["cellae"] = _plain(info, changed)
-    adata.uns["cellae_json"] = json.dumps(info, default=str, sort_keys=True)
+    adata.uns["cellae_json"] = json.dumps(_jsonable(info), sort_keys=True, allow_nan=False)
     _say_changed(changed)
     return adata
 
