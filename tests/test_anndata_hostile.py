@@ -105,3 +105,21 @@ def test_a_value_anndata_cannot_write_is_named_with_the_file(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"cannot write .*cells\.h5ad as AnnData: .*'picked'"):
         write_anndata(path, adata)
     assert not path.exists() and not temporary_name(path).exists()
+
+
+def test_two_runs_joined_with_plates_named_alike_are_said(tmp_path) -> None:
+    # ad.concat of two runs of "demo_plate" (index_unique keeps the cell names apart) merged
+    # the plate and position categories: cellae hits counted both runs' A01_1 as one well
+    import anndata as ad
+
+    one = build_anndata(np.zeros((2, 1)), _obs(["demo_plate"] * 2), ["f"])
+    joined = ad.concat({"run1": one, "run2": one}, label="run", index_unique="-")
+    path = tmp_path / "joined.h5ad"
+    joined.write_h5ad(path)
+    with pytest.warns(UserWarning, match=r"4 cells share .*demo_plate/A01_1/0.*named alike"):
+        read_cells(path)
+    joined.obs["plate"] = joined.obs["run"].astype(str) + "/" + joined.obs["plate"].astype(str)
+    joined.write_h5ad(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_cells(path).n_obs == 4

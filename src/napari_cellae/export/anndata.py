@@ -289,7 +289,31 @@ def read_cells(path: str | os.PathLike) -> anndata.AnnData:
         raise ValueError(
             f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})"
         ) from None
+    _warn_pooled(adata.obs, path)
     return adata
+
+
+def _warn_pooled(obs: pd.DataFrame, path: Path) -> None:
+    """Warn when cells repeat (same plate, position and object): two runs joined.
+
+    ``ad.concat`` of two runs whose plates are named alike (every demo plate is
+    ``demo_plate``) merges their categories, so ``cellae hits`` pooled the two runs' wells
+    into one row each (twice the cells, the first run's condition), without a word.
+    """
+    key = [c for c in ("plate", "position", "object_index") if c in obs]
+    if len(key) < 3 or obs.empty:
+        return
+    repeated = obs.duplicated(subset=key, keep=False).to_numpy()
+    if repeated.any():
+        first = obs[repeated].iloc[0]
+        warnings.warn(
+            f"{path}: {int(repeated.sum())} cells share their plate, position and object "
+            f"with another (e.g. {first['plate']}/{first['position']}/{first['object_index']}):"
+            " the file seems to join runs whose plates are named alike, and their wells are "
+            "counted together; name each run's plate apart first (e.g. obs['plate'] = "
+            "run + '/' + plate)",
+            stacklevel=2,
+        )
 
 
 def _other_hdf5(path: Path) -> str | None:
