@@ -93,6 +93,35 @@ def test_a_gallery_that_cannot_be_written_says_the_cells_file_was(
     assert ad.read_h5ad(out).shape[0] == 6 * 24
 
 
+def test_a_position_without_cells_is_named(screen, tmp_path, capsys):
+    # A well whose cells all died (or were never segmented) had no row in the cells file
+    # nor in its hit list, without a word: the strongest hit of a screen could go unseen.
+    _, _, model = screen
+    positions = [
+        synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
+        for i, (well, peak, _, _) in enumerate(WELLS)
+    ]
+    dead = synthetic_position("B03", "0001", n_per_frame=1)
+    dead.objects = {}
+    ch5 = write_cellh5(
+        tmp_path / "screen.ch5",
+        [*positions, dead],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+    )
+    wells = [*WELLS, ("B03", 0.0, "TOXIC1", "target")]
+    rows = [f"{w}_0001\t{c}" for w, _, c, g in wells if g != "neg"]
+    rows += [f"{w}_0001\tneg. control" for w, _, c, g in wells if g == "neg"]
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("Position\tCondition\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    for out in (tmp_path / "cells.h5ad", tmp_path / "features.hdf"):
+        with pytest.warns(UserWarning, match="1 position.s. hold no cells") as caught:
+            assert _encode((ch5, mapping, model), out) == 0
+        said = " ".join(str(w.message) for w in caught)
+        assert "B03_0001 (TOXIC1)" in said and "cells all died may be a strong hit" in said
+
+
 def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path, capsys):
     out, gallery = tmp_path / "cells.h5ad", tmp_path / "groups.png"
     assert _encode(screen, out, "--gallery", str(gallery)) == 0

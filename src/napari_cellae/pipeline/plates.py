@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["distinct_keys", "plate_files", "warn_unmapped", "warn_unused_plates"]
+__all__ = [
+    "distinct_keys",
+    "plate_files",
+    "warn_empty",
+    "warn_unmapped",
+    "warn_unused_plates",
+]
+
+_NAMED = 5  # positions named in a message; more are counted
 
 
 def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -168,6 +176,40 @@ def warn_unmapped(
         f"{mapping.path}: no row maps {len(unmapped)} of the {len(positions)} positions of"
         f" {where}: {shown}; they are kept as conditions of their own, not as negative"
         " controls (is a well misspelt, or a row missing?)",
+        stacklevel=2,
+    )
+
+
+def warn_empty(
+    mapping: PositionMapping | None,
+    positions: Sequence[PositionKey],
+    with_cells: Iterable[PositionKey],
+) -> None:
+    """Name the positions that hold no cell: they get no row in the features, the cells
+    file or a hit list, although a well whose cells all died may be a strong hit.
+
+    Parameters
+    ----------
+    mapping : PositionMapping or None
+        Gives each position's condition in the message.
+    positions : sequence of PositionKey
+        Every position of the run's files.
+    with_cells : iterable of PositionKey
+        The positions that hold cells.
+    """
+    holding = set(with_cells)
+    empty = [key for key in positions if key not in holding]
+    if not empty:
+        return
+    named = []
+    for key in empty[:_NAMED]:
+        info = mapping.lookup(key) if mapping is not None else None
+        named.append(key.label + (f" ({info.condition})" if info is not None else ""))
+    more = f" and {len(empty) - _NAMED} more" if len(empty) > _NAMED else ""
+    warnings.warn(
+        f"{len(empty)} position(s) hold no cells, so they have no row in the output nor in "
+        f"a hit list: {', '.join(named)}{more}; a well whose cells all died may be a strong "
+        "hit",
         stacklevel=2,
     )
 

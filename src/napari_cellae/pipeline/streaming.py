@@ -24,7 +24,7 @@ from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.crop_notes import CropNotes
 from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
-from napari_cellae.pipeline.plates import plate_files, warn_unmapped, warn_unused_plates
+from napari_cellae.pipeline.plates import plate_files, warn_empty, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
 if TYPE_CHECKING:
@@ -222,6 +222,7 @@ def plan_encode(
                 warnings.warn(f"{plate}: no '{obj}' objects in any position; skipped", stacklevel=2)
     warn_unused_plates(mapping, [task.position for task in tasks])
     warn_unmapped(mapping, held, plates[0] if len(plates) == 1 else None)
+    warn_empty(mapping, held, [task.position for task in tasks])
     if not tasks:
         shown = ", ".join(str(p) for p in plates[:3]) + (" ..." if len(plates) > 3 else "")
         raise CellH5Error(f"{shown}: no '{trained.object_name}' objects found in any position")
