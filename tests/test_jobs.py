@@ -217,3 +217,23 @@ def test_request_stop_reaches_a_trainer_attached_later():
     assert trainer.stopped and request.stopped
     request.rearm()
     assert not request.stopped
+
+
+def test_a_position_without_cells_is_named_by_the_job(tmp_path):
+    # The widget's map and hit table have no row for a well whose cells all died, and said
+    # nothing: the strongest hit of a screen could go unseen.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    dead = synthetic_position("B01", "1", n_per_frame=1)
+    dead.objects = {}
+    path = write_cellh5(
+        tmp_path / "plate.ch5",
+        [synthetic_position("A01", "1"), dead],
+        channel_names=["dna"],
+        object_channels={"primary__primary": 0},
+    )
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("Position\tCondition\nA01_1\tneg. control\nB01_1\tTOXIC1\n")
+    with pytest.warns(UserWarning, match=r"1 position\(s\) hold no cells.*B01_1 \(TOXIC1\)"):
+        _drive(jobs.train_job(_request(path, mapping, _config(train_on="all"))))

@@ -262,6 +262,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     """
     from napari_cellae.core.config import COLLAPSE_ADVICE
     from napari_cellae.pipeline import steps
+    from napari_cellae.pipeline.plates import warn_empty
 
     limit_threads()
     config = request.config
@@ -270,6 +271,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
         mapping = steps.load_mapping(request.mapping_path, ch5)
         obj = steps.resolve_object(ch5, request.object_name)
         crops = steps.crops_for(ch5, obj, [request.channel], config)
+        warn_empty(mapping, ch5.positions, crops.positions)  # a dead well may be a hit
     if request.stopped:
         return None
     trainer = steps.make_trainer(crops, mapping, config)
@@ -324,6 +326,7 @@ def encode_job(
     Status or Encoded
     """
     from napari_cellae.pipeline import steps
+    from napari_cellae.pipeline.plates import warn_empty
 
     limit_threads()
     yield Status("Reading cells from the file…")
@@ -331,6 +334,7 @@ def encode_job(
         mapping = steps.load_mapping(mapping_path, ch5)
         obj, channels = steps.check_model_fits(trained, ch5, model_path)
         crops = steps.crops_for(ch5, obj, channels, trained.config)
+        warn_empty(mapping, ch5.positions, crops.positions)
     result = RunResult(trained, crops, mapping, model_path=model_path)
     pair = yield from _features_and_embedding(result)
     assert pair is not None  # never aborted
