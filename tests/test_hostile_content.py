@@ -49,7 +49,7 @@ def test_contrast_float32_cannot_resolve_is_refused(tmp_path: Path, dtype: str) 
 
 
 LEGIT_WIDE = {
-    # wide types whose values float32 holds (or resolves far below 1 % of the contrast)
+    # wide types whose values float32 holds (or resolves far below 5 % of the contrast)
     "uint32": lambda im: im.astype(np.uint32) * 1000,
     "int32": lambda im: im.astype(np.int32) - 100,
     "int64": lambda im: im.astype(np.int64) + 2**20,
@@ -78,6 +78,11 @@ def test_resolution_ignores_flat_crops_and_narrow_types() -> None:
     narrow = np.full((3, 1, 8, 8), 60000, np.uint16)
     narrow[:, :, 4, 4] += 1  # a 1-count contrast at 60000 is exact in float32
     check_resolution(narrow, "x")
+    # 2 counts of noise on a uint32 background of 300,000, where float32 steps by 1/32:
+    # 64 levels across the crop's range is resolved (a 1 % bar refused the whole file)
+    noise = np.full((3, 1, 8, 8), 300_000, np.uint32)
+    noise[:, :, 4, 4] += 2
+    check_resolution(noise, "x")
     one = flat.copy()
     one[1, 0, 4, 4] += 300  # a contrast of 300 counts where float32 steps by 256
     with pytest.raises(ValueError, match=r"in 1 of 3 object crop\(s\).*3000000000 to 3000000300"):

@@ -163,7 +163,7 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
     ValueError
         If float crops hold a NaN, an infinity, a value beyond ±float32 max / 2, or only
         values that are 0 in float32 (but not all 0); or if 64-bit integer crops hold a
-        value beyond ±2**53; or if float32 steps by more than 1 % of a crop's range of
+        value beyond ±2**53; or if float32 steps by more than 5 % of a crop's range of
         32- or 64-bit integers or float64 pixels (e.g. 3e9 plus a signal of 250 counts).
     """
     if not crops.size:
