@@ -140,11 +140,12 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         help="rank positions or conditions by their share of novel cells -> CSV",
         description="Rank the positions (or conditions) of a cells .h5ad file, written by\n"
         "'cellae encode ... --out cells.h5ad', by their share of novel cells. One row each:\n"
-        "rank (1 = strongest hit), position, well, condition, n_cells, n_novel,\n"
-        "novel_fraction, enrichment (over the control cells), robust_z (against the control\n"
-        "wells: median and MAD), median_novelty, is_control. The file needs the cell\n"
-        "columns position, well, condition and control (or group); novelty comes from\n"
-        "its novel/novelty columns, or is computed from X when it has neither.",
+        "rank (1 = strongest hit), plate (when the file has one), position, well,\n"
+        "condition, n_cells, n_novel, novel_fraction, enrichment (over the control cells),\n"
+        "robust_z (against the control wells: median and MAD), median_novelty, is_control.\n"
+        "The file needs the cell columns position, well, condition and control (or group);\n"
+        "novelty comes from its novel/novelty columns, or is computed from X when it has\n"
+        "neither.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, metavar="CELLS.h5ad")
