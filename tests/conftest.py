@@ -240,3 +240,15 @@ def damage_chunk(path: Path, dataset: str, coord: tuple[int, ...]) -> None:
     with open(path, "r+b") as raw:
         raw.seek(info.byte_offset + info.size // 2)
         raw.write(b"\xff" * 16)
+
+
+@pytest.fixture
+def runner(qtbot):
+    """A widget's job runner (``_ui.runner.JobRunner``) whose owner widget the test closes."""
+    from qtpy.QtWidgets import QWidget
+
+    from napari_cellae._ui.runner import JobRunner
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    return JobRunner(owner)

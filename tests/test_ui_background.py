@@ -135,11 +135,9 @@ def test_a_side_task_that_swaps_the_warning_state_waits_for_the_job(qtbot):
     assert not plain.swaps_warnings
 
 
-def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot):
-    from qtpy.QtWidgets import QWidget
-
-    from napari_cellae._ui.runner import JobRunner
+def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot, runner):
     from napari_cellae.pipeline.messages import Status
+    from ui_helpers import start_job
 
     map_may_end = threading.Event()
     side = side_task(map_may_end.wait, WAIT_MS / 1000, errored=pytest.fail, swaps_warnings=True)
@@ -150,16 +148,8 @@ def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot):
         yield Status("working")
         return None
 
-    owner = QWidget()
-    qtbot.addWidget(owner)
     seen: list = []
-    worker = JobRunner(owner).start(
-        job,
-        on_message=seen.append,
-        on_outcome=lambda outcome: None,
-        on_error=pytest.fail,
-        on_finished=lambda: None,
-    )
+    worker = start_job(runner, job, on_message=seen.append, on_error=pytest.fail)
     qtbot.wait(300)
     # a run started right after the last one waits for its map, and says so once
     waiting = Status("Waiting for the map (UMAP) of the last run to finish…")

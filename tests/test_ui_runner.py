@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtpy.QtWidgets import QWidget
 
-from napari_cellae._ui.runner import JobRunner, Outcome, viewer_job, warm_up_engine
+from napari_cellae._ui.runner import Outcome, viewer_job, warm_up_engine
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.jobs import JobFailed
 from napari_cellae.pipeline.messages import Alert, Encoded, Status
 from napari_cellae.pipeline.results import RunResult
-
-
-@pytest.fixture
-def runner(qtbot) -> JobRunner:
-    """A job runner whose owner widget the test closes."""
-    owner = QWidget()
-    qtbot.addWidget(owner)
-    return JobRunner(owner)
+from ui_helpers import start_job
 
 
 @pytest.fixture
@@ -95,13 +87,8 @@ def test_a_job_waits_for_the_warm_up_and_its_warnings_reach_the_widget(
         return result
 
     seen: list = []
-    worker = runner.start(
-        warning_job,
-        run_result,
-        on_message=seen.append,
-        on_outcome=lambda outcome: None,
-        on_error=seen.append,
-        on_finished=lambda: None,
+    worker = start_job(
+        runner, warning_job, run_result, on_message=seen.append, on_error=seen.append
     )
     qtbot.wait(300)
     # not started while the warm-up swaps the process's warning filters
@@ -118,14 +105,7 @@ def test_runtime_errors_reach_on_error(qtbot, runner):
         raise RuntimeError("the loss became infinite")
 
     errors: list[BaseException] = []
-    worker = runner.start(
-        failing,
-        on_message=lambda m: None,
-        on_outcome=lambda o: None,
-        on_error=errors.append,
-        on_finished=lambda: None,
-        start=False,
-    )
+    worker = start_job(runner, failing, on_error=errors.append, start=False)
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     assert len(errors) == 1 and isinstance(errors[0], JobFailed)
@@ -144,15 +124,7 @@ def test_warnings_of_the_job_reach_on_message_once(qtbot, runner):
 
     for run in (1, 2):
         messages: list = []
-        worker = runner.start(
-            warning,
-            run,
-            on_message=messages.append,
-            on_outcome=lambda o: None,
-            on_error=lambda e: None,
-            on_finished=lambda: None,
-            start=False,
-        )
+        worker = start_job(runner, warning, run, on_message=messages.append, start=False)
         with qtbot.waitSignal(worker.finished, timeout=30_000):
             worker.start()
         qtbot.wait(50)  # the last queued signals
@@ -221,14 +193,7 @@ def test_a_warning_that_arrives_after_the_widget_closed_is_dropped(qtbot, runner
         warnings.warn("late", UserWarning, stacklevel=1)
         yield Status("working")
 
-    worker = runner.start(
-        warning,
-        on_message=lambda m: None,
-        on_outcome=lambda o: None,
-        on_error=lambda e: None,
-        on_finished=lambda: None,
-        start=False,
-    )
+    worker = start_job(runner, warning, start=False)
     runner._on_message = deleted  # the widget is gone by the time the warning arrives
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,3 +65,26 @@ def run_job(qtbot, widget, make_worker) -> None:
 def wait_background(qtbot, widget, timeout: int = TIMEOUT_MS) -> None:
     """Wait for the widget's background workers (map, gallery) to end."""
     qtbot.waitUntil(lambda: not widget.results.pending, timeout=timeout)
+
+
+def start_job(
+    runner: Any,
+    job: Callable[..., Any],
+    *args: Any,
+    on_message: Callable[[Any], Any] | None = None,
+    on_outcome: Callable[[Any], Any] | None = None,
+    on_error: Callable[[Any], Any] | None = None,
+    on_finished: Callable[[], Any] | None = None,
+    **options: Any,
+) -> Any:
+    """``runner.start(job, *args, ...)`` with the callbacks a test does not give ignoring
+    what they get; ``options`` as ``start`` takes them (``start=False``, ``total``, ...)."""
+    return runner.start(
+        job,
+        *args,
+        on_message=on_message or (lambda message: None),
+        on_outcome=on_outcome or (lambda outcome: None),
+        on_error=on_error or (lambda error: None),
+        on_finished=on_finished or (lambda: None),
+        **options,
+    )
