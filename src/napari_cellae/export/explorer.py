@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from napari_cellae.export.explorer_fields import (
-    TextColumns,
+    FileFields,
     corner_contours,
     fits_float32,
     int32_columns,
@@ -116,7 +116,7 @@ def build_arrays(
     normalisation: Normalisation | None,
     names: Sequence[str] | None = None,
     file_labels: Sequence[str] | None = None,
-    text: TextColumns | None = None,
+    fields: FileFields | None = None,
 ) -> dict[str, np.ndarray]:
     """The Explorer rows of some cells: ``bbox``, ``features``, ``groups``, ``contours``
     and ``gallery`` arrays, as :func:`write_explorer_hdf` writes them (the streaming
@@ -124,7 +124,7 @@ def build_arrays(
     (:func:`~napari_cellae.export.explorer_names.feature_names`). ``file_labels``, one per
     entry of ``crops.positions``, fill the ``file`` column; default
     :func:`~napari_cellae.io.centres.position_labels` (``plate/C03_01`` when the cells come
-    from several plates, so that one plate's C03_01 is not another's). ``text`` fits the
+    from several plates, so that one plate's C03_01 is not another's). ``fields`` fits the
     ``file`` and ``treatment`` texts into their 128 bytes, distinct texts kept distinct
     across calls (warns of any changed); default: for these rows alone."""
     n = len(crops)
@@ -140,9 +140,9 @@ def build_arrays(
     pidx = np.asarray(crops.position_index, dtype=np.int64)
 
     bbox = np.zeros(n, dtype=BBOX_DTYPE)
-    text = text if text is not None else TextColumns()
-    bbox["file"] = text.file.encode(pos_labels)[pidx] if n else bbox["file"]
-    bbox["treatment"] = text.treatment.encode(treatments)[pidx] if n else bbox["treatment"]
+    fields = fields if fields is not None else FileFields()
+    bbox["file"] = fields.file.encode(pos_labels)[pidx] if n else bbox["file"]
+    bbox["treatment"] = fields.treatment.encode(treatments)[pidx] if n else bbox["treatment"]
     for name, values in int32_columns(crops).items():  # refused where they would wrap
         bbox[name] = values
     # Orientation is optional (CellProfiler has none): absent, NaN or inf becomes 0 (inf
@@ -160,11 +160,12 @@ def build_arrays(
     feat = feat.reshape(n)
 
     groups = np.zeros(len(names), dtype=FEATURE_GROUP_DTYPE)
-    groups["feature"] = np.array([name.encode() for name in names], dtype="S64")  # fit
+    # feature_names gives ASCII names of at most 64 bytes
+    groups["feature"] = np.array([name.encode() for name in names], dtype="S64")
     groups["Simple1"] = b"Simple1"
 
     # Corners of the crop square shown, centred on the cell (cut to uint16).
-    contours = corner_contours(crops.origin_x, crops.origin_y, size, text)
+    contours = corner_contours(crops.origin_x, crops.origin_y, size, fields)
 
     # (N, C, y, x) -> (y, x, C, N): thumbnail i, channel c is gallery[:, :, c, i] in [y, x].
     gallery = np.ascontiguousarray(to_uint8(crops.crops, normalisation).transpose(2, 3, 1, 0))
@@ -251,7 +252,7 @@ def write_explorer_hdf(
     check_output(path, [crops.source, *inputs], "features file")
 
     arrays = build_arrays(
-        crops, features, mapping, normalisation, names, text=TextColumns(str(path))
+        crops, features, mapping, normalisation, names, fields=FileFields(str(path))
     )
     if image_size is None:
         image_size = source_image_size(crops)

@@ -31,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
-__all__ = ["FixedText", "TextColumns", "corner_contours", "fits_float32", "int32_columns"]
+__all__ = ["FileFields", "FixedText", "corner_contours", "fits_float32", "int32_columns"]
 
 # Outline corners are uint16 in the Explorer's format.
 MAX_CORNER = int(np.iinfo(np.uint16).max)
@@ -146,8 +146,10 @@ class FixedText:
         return np.array(out, dtype=f"S{self.width}")
 
 
-class TextColumns:
-    """The ``file`` and ``treatment`` columns of one Explorer file (:class:`FixedText`).
+class FileFields:
+    """What the fixed-width fields of one Explorer file keep over several calls: the
+    ``file`` and ``treatment`` texts (:class:`FixedText`), and whether cut outlines were
+    said (:func:`corner_contours`).
 
     Parameters
     ----------
@@ -163,13 +165,13 @@ class TextColumns:
 
 
 def corner_contours(
-    origin_x: np.ndarray, origin_y: np.ndarray, size: int, text: TextColumns | None = None
+    origin_x: np.ndarray, origin_y: np.ndarray, size: int, fields: FileFields | None = None
 ) -> np.ndarray:
     """The uint16 outline of each crop square: x corners and y corners, shape (N, 2).
 
     Corners before the image are cut at 0; corners past 65535 px (the largest uint16)
     are cut there, which draws those cells' outlines wrongly: a warning says so, once per
-    file (``text``, the file's :class:`TextColumns`).
+    file (``fields``, the file's :class:`FileFields`).
 
     Parameters
     ----------
@@ -177,7 +179,7 @@ def corner_contours(
         Top-left corner of each crop window in image pixels.
     size : int
         Edge of the window.
-    text : TextColumns, optional
+    fields : FileFields, optional
         The file's; names it in the warning and remembers that it was given.
 
     Returns
@@ -194,13 +196,13 @@ def corner_contours(
     y0 = np.asarray(origin_y, dtype=np.int64)
     xs = np.stack([x0, x0 + size, x0 + size, x0], axis=1)
     ys = np.stack([y0, y0, y0 + size, y0 + size], axis=1)
-    text = text if text is not None else TextColumns()
+    fields = fields if fields is not None else FileFields()
     beyond = (xs > MAX_CORNER).any(axis=1) | (ys > MAX_CORNER).any(axis=1)
-    if beyond.any() and not text.corners_cut:
-        text.corners_cut = True
+    if beyond.any() and not fields.corners_cut:
+        fields.corners_cut = True
         first = int(np.argmax(beyond))
         warnings.warn(
-            f"{text.where}: cells lie beyond {MAX_CORNER} px (the first crop starts at "
+            f"{fields.where}: cells lie beyond {MAX_CORNER} px (the first crop starts at "
             f"x={int(x0[first])}, y={int(y0[first])}), which the Explorer's uint16 outlines "
             "cannot hold: their outlines are cut at that edge (features, positions and "
             "thumbnails are right)",

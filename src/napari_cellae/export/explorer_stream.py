@@ -33,7 +33,7 @@ from napari_cellae.export.explorer import (
     checked_features,
     source_image_size,
 )
-from napari_cellae.export.explorer_fields import TextColumns, fits_float32
+from napari_cellae.export.explorer_fields import FileFields, fits_float32
 from napari_cellae.export.explorer_names import feature_names
 from napari_cellae.io.atomic import atomic_hdf5, check_output
 
@@ -92,7 +92,7 @@ class ExplorerWriter:
         self.normalisation = normalisation
         self.image_size = image_size
         self.names = names
-        self.text = TextColumns(str(self.path))  # one name per text over all appends
+        self.fields = FileFields(str(self.path))  # one name per text over all appends
         self.n_rows = 0
         self.n_features: int | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -191,7 +191,7 @@ class ExplorerWriter:
                 self.normalisation,
                 self.names,
                 file_labels,
-                text=self.text,
+                fields=self.fields,
             )
         )
         self._pending_rows += n
