@@ -35,12 +35,14 @@ def test_crops_that_would_not_fit_are_refused_before_any_is_cut(
     config = TrainConfig(crop_size=16)
     with CellH5(cellcognition_file) as ch5:
         n = sum(ch5.object_count(key, "primary__primary") for key in ch5.positions)
-        need = crop_memory.crop_bytes(ch5, "primary__primary", 1, config)
-        assert need == n * 16 * 16 * ch5.dtype(ch5.positions[0]).itemsize
+        itemsize = ch5.dtype(ch5.positions[0]).itemsize
+        need = crop_memory.crop_bytes(n, itemsize, 1, config)
+        assert need == n * 16 * 16 * itemsize
         resampled = TrainConfig(crop_size=16, input_size=40)
-        assert crop_memory.crop_bytes(ch5, "primary__primary", 2, resampled) == 2 * need * (
-            16 * 16 + 40 * 40
-        ) // (16 * 16)
+        assert (
+            crop_memory.crop_bytes(n, itemsize, 2, resampled)
+            == 2 * n * (16 * 16 + 40 * 40) * itemsize
+        )
 
         def cut(*args, **kwargs):
             raise AssertionError("crops were cut")

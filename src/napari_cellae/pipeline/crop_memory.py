@@ -21,15 +21,13 @@ __all__ = ["check_crop_memory", "crop_bytes"]
 _MAX_SHARE = 0.6
 
 
-def crop_bytes(cellh5: CellH5, object_name: str, n_channels: int, config: TrainConfig) -> int:
-    """Bytes the crops of every object of the file take (stored pixel type, and a second
-    copy at the network's input size where the crops are resampled)."""
-    n = sum(cellh5.object_count(key, object_name) for key in cellh5.positions)
-    itemsize = max(cellh5.dtype(key).itemsize for key in cellh5.positions)
+def crop_bytes(n_cells: int, itemsize: int, n_channels: int, config: TrainConfig) -> int:
+    """Bytes the crops of ``n_cells`` take in their stored pixel type (``itemsize`` bytes),
+    with a second copy at the network's input size where the crops are resampled."""
     pixels = config.crop_size**2
     if config.network_size != config.crop_size:
         pixels += config.network_size**2
-    return n * n_channels * pixels * itemsize
+    return n_cells * n_channels * pixels * itemsize
 
 
 def check_crop_memory(
@@ -46,10 +44,11 @@ def check_crop_memory(
     free = available_memory()
     if free is None or not cellh5.positions:
         return
-    need = crop_bytes(cellh5, object_name, n_channels, config)
+    n = sum(cellh5.object_count(key, object_name) for key in cellh5.positions)
+    itemsize = max(cellh5.dtype(key).itemsize for key in cellh5.positions)
+    need = crop_bytes(n, itemsize, n_channels, config)
     if need <= _MAX_SHARE * free:
         return
-    n = sum(cellh5.object_count(key, object_name) for key in cellh5.positions)
     gib = 1 << 30
     raise ValueError(
         f"{cellh5.path}: the crops of its {n:,} '{object_name}' objects ({config.crop_size} px,"
