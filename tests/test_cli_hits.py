@@ -178,7 +178,9 @@ def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys):
     assert "X_umap" not in ad.read_h5ad(cells).obsm
     out = tmp_path / "hits.csv"
     assert main(["hits", str(cells), "--out", str(out)]) == 0
-    assert f"Hit table written to {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"Hit table written to {out}" in printed
+    assert "6 positions ranked; q below 0.05: 2 of 2 treated, 0 of 4 controls" in printed
     table = pd.read_csv(out)
     for column in (
         "rank",
@@ -189,11 +191,16 @@ def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys):
         "novel_fraction",
         "enrichment",
         "robust_z",
+        "p_value",
+        "q_value",
         "is_control",
     ):
         assert column in table, column
     assert set(table["well"][:2]) == {"B01", "B02"} and table["rank"].iloc[0] == 1
     assert (table["novel_fraction"][:2] > 0.9).all() and (table["robust_z"][:2] > 3).all()
+    # the knock-downs are sure hits, no control well is one
+    assert (table["q_value"][:2] < 1e-6).all()
+    assert (table.loc[table["is_control"], "q_value"] > 0.05).all()
     assert table["n_cells"].sum() == 144 and table["is_control"].sum() == 4
     by_condition = tmp_path / "conditions.csv"
     assert main(["hits", str(cells), "--out", str(by_condition), "--by", "condition", "-q"]) == 0

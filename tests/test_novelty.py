@@ -69,6 +69,8 @@ def test_hit_table_ranks_hits_above_controls() -> None:
         "novel_fraction",
         "enrichment",
         "robust_z",
+        "p_value",
+        "q_value",
         "is_control",
         "rank",
     ]

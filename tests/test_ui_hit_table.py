@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from qtpy.QtCore import Qt
 
@@ -68,3 +69,14 @@ def test_a_note_instead_of_an_empty_table(qtbot):
     assert hits.note.isVisibleTo(hits) and "negative-control" in hits.note.text()
     assert not hits.table.isVisibleTo(hits) and not hits.by.isEnabled()
     assert hits.table.rowCount() == 0
+
+
+def test_every_hit_list_column_has_a_tip():
+    from napari_cellae.core.novelty import hit_table
+
+    novel = np.array([True, False, True, True, False, False])
+    groups = np.array([0, 0, 1, 1, 2, 2])
+    table = hit_table(novel, groups, groups == 0, scores=np.arange(6.0))
+    columns = set(table.columns) - {"group"}  # shown as position or condition
+    assert {"p_value", "q_value"} <= columns
+    assert columns <= set(COLUMN_TIPS), columns - set(COLUMN_TIPS)

@@ -54,6 +54,10 @@ COLUMN_TIPS = {
     "novel_fraction": "Share of novel cells",
     "enrichment": "Novel fraction over the control cells' novel fraction",
     "robust_z": "Novel fraction against the control wells (median and MAD)",
+    "p_value": "How likely this many novel cells would be in cells like the control "
+    "wells' (one-sided; weighs the number of cells)",
+    "q_value": "p-value adjusted for the number of rows tested (Benjamini-Hochberg): the "
+    "share of false hits expected at or below it",
     "median_novelty": "Median novelty score of the cells",
     "is_control": "A negative control",
 }

@@ -142,7 +142,9 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         "'cellae encode ... --out cells.h5ad', by their share of novel cells. One row each:\n"
         "rank (1 = strongest hit), plate (when the file has one), position, well,\n"
         "condition, n_cells, n_novel, novel_fraction, enrichment (over the control cells),\n"
-        "robust_z (against the control wells: median and MAD), median_novelty, is_control.\n"
+        "robust_z (against the control wells: median and MAD), p_value and q_value (how\n"
+        "surely the count of novel cells exceeds the control wells'; q: Benjamini-Hochberg),\n"
+        "median_novelty, is_control.\n"
         "The file needs the cell columns position, well, condition and control (or group);\n"
         "novelty comes from its novel/novelty columns, or is computed from X when it has\n"
         "neither.",
@@ -301,6 +303,12 @@ def cmd_hits(args: argparse.Namespace) -> int:
 
     best = ", ".join(f"{name(r)} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records"))
     print(f"{how}; {int(novel.sum())} of {len(novel)} cells")
-    print(f"Hits: {len(table)} {args.by}s ranked" + (f"; strongest: {best}" if best else ""))
+    sure = table["q_value"] < 0.05
+    control = table["is_control"]
+    print(
+        f"Hits: {len(table)} {args.by}s ranked; q below 0.05: {int(sure[~control].sum())} "
+        f"of {int((~control).sum())} treated, {int(sure[control].sum())} of "
+        f"{int(control.sum())} controls" + (f"; strongest: {best}" if best else "")
+    )
     print(f"Hit table written to {out}")
     return 0

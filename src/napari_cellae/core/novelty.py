@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_cellae.core.hit_statistics import enrichment_p_values, q_values
+
 __all__ = [
     "NOVELTY_METHODS",
     "NOVELTY_NEIGHBOURS",
@@ -324,8 +326,10 @@ def hit_table(
         ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells;
         infinite when no control cell is novel), ``robust_z`` (against the control wells'
         novel fractions: median and 1.4826 MAD, the MAD floored at one cell of a median
-        control well), ``median_novelty`` (with ``scores``), ``is_control`` and ``rank``
-        (1 = strongest hit: largest novel fraction), sorted by rank.
+        control well), ``p_value`` and ``q_value`` (one-sided, against the control wells'
+        cells; :mod:`napari_cellae.core.hit_statistics`), ``median_novelty`` (with
+        ``scores``), ``is_control`` and ``rank`` (1 = strongest hit: largest novel
+        fraction), sorted by rank.
     """
     import pandas as pd
 
@@ -354,6 +358,8 @@ def hit_table(
         "enrichment": enrichment,
         "robust_z": (fraction - median) / spread,
     }
+    p_values = enrichment_p_values(novel, groups, controls, groups if wells is None else wells)
+    columns |= {"p_value": p_values, "q_value": q_values(p_values)}
     if scores is not None:
         scores = np.asarray(scores, np.float64)
         order = np.argsort(index, kind="stable")

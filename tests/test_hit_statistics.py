@@ -1,0 +1,93 @@
+"""P- and q-values of hit lists: the count of cells weighs, controls are not hits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from napari_cellae.core.hit_statistics import enrichment_p_values, q_values
+
+
+def _cells(counts: list[tuple[int, int]], control: list[bool]):
+    """Cells of wells given as (novel, total) each; one group per well."""
+    novel, wells, controls = [], [], []
+    for w, ((k, n), is_control) in enumerate(zip(counts, control, strict=True)):
+        novel += [True] * k + [False] * (n - k)
+        wells += [w] * n
+        controls += [is_control] * n
+    return np.array(novel), np.array(wells), np.array(controls)
+
+
+def test_few_cells_are_less_sure_than_many_at_a_lower_share() -> None:
+    counts = [(20, 100), (21, 100), (19, 100), (20, 100), (3, 4), (300, 450)]
+    novel, wells, controls = _cells(counts, [True] * 4 + [False] * 2)
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert p[4] > 0.01 and p[5] < 1e-30  # 75 % of 4 cells against 67 % of 450
+    # the control wells agree exactly with a binomial: no overdispersion, a binomial test
+    assert p[4] == pytest.approx(stats.binom.sf(2, 4, 80 / 400))
+
+
+def test_control_wells_are_tested_against_the_other_control_wells() -> None:
+    counts = [(20, 100)] * 7 + [(40, 100), (60, 100)]
+    novel, wells, controls = _cells(counts, [True] * 8 + [False])
+    p = enrichment_p_values(novel, wells, controls, wells)
+    # the 40 % control well is compared with the 20 % of the other seven, not with a rate
+    # it raises itself; the spread is that of all eight (it is one of them), so it is less
+    # sure than a binomial test against the seven
+    assert 1e-4 < p[7] < 0.05 and p[7] > stats.binom.sf(39, 100, 0.2)
+    assert (p[:7] > 0.5).all() and p[8] < p[7]
+    # where the control wells spread widely, one of them standing out is no hit
+    counts = [(12, 100), (28, 100), (20, 100), (40, 100), (60, 100)]
+    novel, wells, controls = _cells(counts, [True] * 4 + [False])
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert (p[:4] > 0.05).all() and p[4] < 0.01
+
+
+def test_wells_that_vary_between_themselves_make_a_hit_less_sure() -> None:
+    hit = [(35, 100)]
+    p = {}
+    for name, control_counts in {
+        "even": [(20, 100)] * 4,
+        "uneven": [(10, 100), (30, 100), (12, 100), (28, 100)],
+    }.items():
+        novel, wells, controls = _cells(control_counts + hit, [True] * 4 + [False])
+        p[name] = enrichment_p_values(novel, wells, controls, wells)[4]
+    assert p["even"] < 0.001 and p["uneven"] > 10 * p["even"]
+
+
+def test_a_condition_sums_its_wells() -> None:
+    counts = [(20, 100)] * 4 + [(8, 20), (9, 20), (7, 20)]
+    novel, wells, controls = _cells(counts, [True] * 4 + [False] * 3)
+    condition = np.where(wells < 4, 0, 1)
+    p_condition = enrichment_p_values(novel, condition, controls, wells)
+    p_wells = enrichment_p_values(novel, wells, controls, wells)
+    assert p_condition.shape == (2,)
+    # 24 of 60 together is surer than any of the three wells alone
+    assert p_condition[1] < p_wells[4:].min()
+    assert p_condition[1] == pytest.approx(stats.binom.sf(23, 60, 0.2))
+
+
+def test_without_other_control_wells_there_is_no_p_value() -> None:
+    novel, wells, controls = _cells([(20, 100), (50, 100)], [True, False])
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert np.isnan(p[0]) and 0 <= p[1] < 1e-5  # one control well: a binomial against it
+    none = enrichment_p_values(novel, wells, np.zeros_like(controls), wells)
+    assert np.isnan(none).all()
+
+
+def test_no_novel_control_cell_makes_any_novel_count_decisive() -> None:
+    novel, wells, controls = _cells(
+        [(0, 50), (0, 50), (1, 50), (0, 50)], [True, True, False, False]
+    )
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert p[2] == 0.0 and p[3] == 1.0
+
+
+def test_q_values_adjust_for_the_number_of_groups_and_keep_nan() -> None:
+    p = np.array([0.01, 0.04, np.nan, 0.03, 0.5])
+    q = q_values(p)
+    assert np.isnan(q[2])
+    # four tested: 0.01 x 4/1, then 0.03 x 4/2 = 0.06 lowered to 0.04 x 4/3 (step-up)
+    assert q[[0, 1, 3, 4]] == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert (q[~np.isnan(q)] >= p[~np.isnan(p)]).all()
