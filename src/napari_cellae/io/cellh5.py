@@ -11,9 +11,7 @@ and what is wrong, never a bare HDF5 error.
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 
 import h5py
@@ -34,6 +32,7 @@ from napari_cellae.io.objects import (
     not_an_object_table,
     read_object_table,
 )
+from napari_cellae.io.positions import PositionKey, find_positions, position_path
 
 __all__ = [
     "CellH5",
@@ -44,31 +43,6 @@ __all__ = [
     "PositionKey",
     "is_cellh5",
 ]
-
-_POSITION_ROOT = "sample/0/plate"
-
-
-@dataclass(frozen=True, order=True)
-class PositionKey:
-    """One imaged field: plate, well and site, as named in the file."""
-
-    plate: str
-    well: str
-    site: str
-
-    @property
-    def label(self) -> str:
-        """Short position ID such as ``C03_01``."""
-        return f"{self.well}_{self.site}"
-
-
-def _natural_key(text: str) -> tuple:
-    """Sort ``A2`` before ``A10`` and ``0002`` with ``2``."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
-
-
-def _position_path(key: PositionKey) -> str:
-    return f"{_POSITION_ROOT}/{key.plate}/experiment/{key.well}/position/{key.site}"
 
 
 class CellH5:
@@ -97,7 +71,7 @@ class CellH5:
         self.path = locate_cellh5(path)
         self._file = open_read_only(self.path)
         try:
-            self.positions = self._find_positions()
+            self.positions = find_positions(self._file, self.path)
         except BaseException:
             self._file.close()
             raise
@@ -139,35 +113,10 @@ class CellH5:
             raise self._error(f"{what} ({group.name}) is a dataset, expected a group")
         return group
 
-    def _find_positions(self) -> list[PositionKey]:
-        root = self._file
-        if "sample" not in root:
-            if "data" in root and "layout" in root:
-                raise self._error(
-                    "uses the unreleased /data + /layout layout, not CellH5 1.x; export it"
-                    " again with CellCognition 1.6 or CellProfiler's ExportToCellH5"
-                )
-            raise self._error("not a CellH5 file: it has no /sample group")
-        plates = self._group(root, _POSITION_ROOT, "the plate list /sample/0/plate")
-        keys = []
-        for plate in plates:
-            experiment = self._group(plates, f"{plate}/experiment", f"plate {plate}")
-            for well in experiment:
-                well_group = self._group(experiment, well, f"well {well} of plate {plate}")
-                if "position" not in well_group:
-                    raise self._error(f"well {well} of plate {plate} has no 'position' group")
-                sites = self._group(well_group, "position", f"well {well} of plate {plate}")
-                for site in sites:
-                    self._group(sites, site, f"position {well}_{site} of plate {plate}")
-                    keys.append(PositionKey(plate, well, site))
-        if not keys:
-            raise self._error("holds no positions under /sample/0/plate")
-        return sorted(keys, key=lambda k: tuple(map(_natural_key, (k.plate, k.well, k.site))))
-
     def _position(self, key: PositionKey) -> h5py.Group:
         if key not in self._known_positions:
             raise self._error(f"has no position {key.label} on plate {key.plate}")
-        return self._get(self._file, _position_path(key), f"position {key.label}")
+        return self._get(self._file, position_path(key), f"position {key.label}")
 
     @cached_property
     def _definition(self) -> h5py.Group | None:
