@@ -319,3 +319,22 @@ def test_fractional_label_and_class_ids_are_refused(tmp_path: Path, table, field
     whole = _file(tmp_path / "whole")
     _replace(whole, table, _set(field, [4], 1.0))  # whole floats stay accepted
     _objects(whole)
+
+
+def test_a_position_holding_other_objects_is_not_taken_for_an_empty_well(tmp_path: Path) -> None:
+    # A01's objects named 'primary__primary', B02's 'Nuclei' (a master joining two exports):
+    # B02 was read as a well without cells, and dropped from training and the outputs.
+    positions = [synthetic_position("A01", "1", n_frames=1)]
+    positions.append(synthetic_position("B02", "1", n_frames=1, object_name="Nuclei"))
+    path = write_cellh5(tmp_path / "mixed.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        assert len(ch5.objects(ch5.positions[0], "primary__primary")) == 5
+        for read in (ch5.objects, ch5.object_count):
+            with pytest.raises(CellH5Error, match="position B02_1: there is no object/primary"):
+                read(ch5.positions[1], "primary__primary")
+    # A well where nothing was segmented (no object tables, or only relations) stays empty.
+    with h5py.File(path, "a") as f:
+        del f["sample/0/plate/plate1/experiment/B02/position/1/object/Nuclei"]
+        f["sample/0/plate/plate1/experiment/B02/position/1/object/tracking"] = np.zeros(3)
+    with CellH5(path) as ch5:
+        assert ch5.object_count(ch5.positions[1], "primary__primary") == 0

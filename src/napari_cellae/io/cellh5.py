@@ -332,8 +332,8 @@ class CellH5:
         self.check_object(object_name)
         where = f"object table '{object_name}' of position {key.label}"
         table = self._get(self._position(key), f"object/{object_name}", where, required=False)
-        if table is None:
-            return 0
+        if table is None:  # an empty well, unless it holds other objects: objects() says
+            return len(self.objects(key, object_name))
         if isinstance(table, h5py.Dataset) and table.shape is not None and table.ndim == 1:
             return table.shape[0]
         # A scalar, empty-space or 2-D table, or a group: reading it says what is wrong.

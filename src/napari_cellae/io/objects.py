@@ -28,6 +28,12 @@ _INT32 = np.iinfo(np.int32)
 
 # Tables under object/ that relate objects (tracks, events) rather than list them.
 _RELATION_OBJECTS = {"tracking", "event"}
+# Columns of the "image-wide objects" that the CellH5 writer library (cellh5write, used by
+# CellProfiler's ExportToCellH5) adds for every image plane it stores, as object/channel
+# and object/region: (object_idx, time_idx, channel_idx, zsclice_idx [sic]), type image_xy.
+# They have a time_idx but are no cells; taken for objects, 'channel' sorted before a
+# lower-case object name became the default object and every command failed on it.
+_IMAGE_PLANE_COLUMNS = {"channel_idx", "zsclice_idx", "zslice_idx"}
 
 
 def is_relation(name: str) -> bool:
@@ -46,11 +52,15 @@ def not_an_object_table(node: h5py.Group | h5py.Dataset | None) -> str | None:
     Returns
     -------
     str or None
-        None for a compound table with a ``time_idx`` column, else a phrase for a message
+        None for a compound table with a ``time_idx`` column (and, without
+        ``obj_label_id``, none of an image plane's columns), else a phrase for a message
         (``"holds int32 values of shape (6, 2), not ..."``).
     """
     if isinstance(node, h5py.Dataset) and node.dtype.names is not None:
-        if "time_idx" in node.dtype.names:
+        names = set(node.dtype.names)
+        if "obj_label_id" not in names and names & _IMAGE_PLANE_COLUMNS:
+            return "lists image planes (cellh5write's image-wide objects), not objects"
+        if "time_idx" in names:
             return None
         return f"is a table without a time_idx column (columns: {', '.join(node.dtype.names)})"
     if isinstance(node, h5py.Dataset):
@@ -59,6 +69,20 @@ def not_an_object_table(node: h5py.Group | h5py.Dataset | None) -> str | None:
             "(compound columns time_idx, obj_label_id)"
         )
     return "is not a table of objects (compound columns time_idx, obj_label_id)"
+
+
+def _other_objects(holder: h5py.Group | None) -> list[str]:
+    """Names of the tables of objects under ``holder`` (``object/``) that hold rows."""
+    if holder is None:
+        return []
+    names = []
+    for name in holder:
+        if is_relation(name):
+            continue
+        node = holder.get(name)
+        if not_an_object_table(node) is None and node.shape and node.shape[0]:
+            names.append(name)
+    return names
 
 
 @dataclass
@@ -275,6 +299,15 @@ def read_object_table(
             raise check.error("object is a dataset, not the group of object tables")
         if holder is not None and object_name in holder:
             raise check.error(f"{table_path} is an HDF5 group, not a table of objects")
+        if others := _other_objects(holder):
+            # An empty well has no object tables at all; a position holding other objects
+            # lost this one's table (or names it otherwise), and its cells would be lost.
+            raise check.error(
+                f"there is no {table_path} table, but the position holds objects"
+                f" {', '.join(others)}; a position where nothing was segmented holds none,"
+                " so its cells would be left out without a word; export the file again with"
+                " the objects named alike in every position"
+            )
         # An empty well: CellCognition writes no table when nothing was segmented.
         empty = np.zeros(0, np.int32)
         return ObjectTable(empty, empty, empty, empty, np.zeros((0, 4), np.int32))
