@@ -338,3 +338,26 @@ def test_a_position_holding_other_objects_is_not_taken_for_an_empty_well(tmp_pat
         f["sample/0/plate/plate1/experiment/B02/position/1/object/tracking"] = np.zeros(3)
     with CellH5(path) as ch5:
         assert ch5.object_count(ch5.positions[1], "primary__primary") == 0
+
+
+def test_image_planes_listed_by_cellh5write_are_no_objects(tmp_path: Path) -> None:
+    # cellh5write (CellProfiler's ExportToCellH5) lists every stored image plane under
+    # object/channel and object/region, with a time_idx. Taken for objects, 'channel'
+    # became the default object of a file whose cells are 'nuc' (upper case sorts first),
+    # and every command, cellae info too, failed on its missing centres.
+    position = synthetic_position("A01", "1", n_frames=1, object_name="nuc")
+    path = write_cellh5(
+        tmp_path / "cp.ch5", [position], ["DNA"], {"nuc": 0}, flavour="cellprofiler"
+    )
+    planes = np.dtype(
+        [("object_idx", "<i4"), ("time_idx", "<i4"), ("channel_idx", "<i4"), ("zsclice_idx", "<i4")]
+    )
+    with h5py.File(path, "a") as f:
+        for name in ("channel", "region"):
+            f[f"{POSITION}/object/{name}"] = np.zeros(1, planes)
+    with CellH5(path) as ch5:
+        assert ch5.object_names == ["nuc"]
+        assert ch5.default_object == "nuc"
+        assert len(ch5.objects(ch5.positions[0], "nuc")) == 5
+        with pytest.raises(CellH5Error, match=r"object/channel .*lists image planes"):
+            ch5.check_object("channel")
