@@ -173,6 +173,13 @@ def test_position_without_image(tmp_path: Path) -> None:
     _expect(path, "position A01_1", "image/channel", call=lambda ch5: ch5.image(ch5.positions[0]))
 
 
+def test_part_file_holding_another_position(cellcognition_file: Path) -> None:
+    # B02's part replaced by a copy of A01's: the master was said to lack the position.
+    folder = cellcognition_file.parent
+    shutil.copy(folder / "A01_0001.ch5", folder / "B02_0001.ch5")
+    _expect(cellcognition_file, "points to 'B02_0001.ch5', which has no /sample/0/plate/plate1/")
+
+
 def test_object_table_without_centres(tmp_path: Path) -> None:
     path = _write(tmp_path)
     with h5py.File(path, "a") as f:

@@ -90,6 +90,21 @@ def test_dangling_and_unreadable_external_links(linked: Path) -> None:
     assert "cannot be read as HDF5" in _error(linked, "not_hdf5")
 
 
+def test_external_link_into_a_file_without_its_path(tmp_path: Path) -> None:
+    # A part file copied over another's name: it is there, but holds another position.
+    # The message said the master lacked the position, naming neither the link nor the part.
+    with h5py.File(tmp_path / "part.h5", "w") as f:
+        f["other/position"] = np.arange(3)
+    master = tmp_path / "master.h5"
+    with h5py.File(master, "w") as f:
+        f["pos"] = h5py.ExternalLink("part.h5", "/wanted/position")
+        f["fine"] = h5py.ExternalLink("part.h5", "/other")
+    message = _error(master, "pos")
+    assert "points to 'part.h5', which has no /wanted/position" in message
+    with h5py.File(master, "r") as f:  # optional objects inside a linked group stay optional
+        assert get_object(f, "fine/nothing", master, "x", required=False) is None
+
+
 def test_missing_and_working_objects(linked: Path) -> None:
     assert "is missing (/group/nothing)" in _error(linked, "group/nothing")
     with h5py.File(linked, "r") as f:

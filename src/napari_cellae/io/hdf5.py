@@ -95,11 +95,11 @@ def _describe_loop(chain: list[_Step]) -> str:
     return f"the {kind} links{inside} form a loop: {steps}"
 
 
-def _external_target(link: h5py.ExternalLink, holder: Path) -> Path:
-    """Where HDF5 finds an external link's file: beside the file holding the link, else
-    relative to the working folder (CellCognition writes bare names, CellProfiler absolute
-    paths)."""
-    target = Path(link.filename)
+def _external_target(filename: str, holder: Path) -> Path:
+    """Where HDF5 finds an external link's (or virtual dataset's) file: beside the file
+    holding the link, else relative to the working folder (CellCognition writes bare names,
+    CellProfiler absolute paths)."""
+    target = Path(filename)
     if target.is_absolute():
         return target
     beside = holder.parent / target
@@ -134,7 +134,7 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             if isinstance(link, h5py.SoftLink):
                 target = posixpath.normpath(posixpath.join(parent, link.path))
                 return _walk(file_path, file, posixpath.join(target, rest), chain)
-            target_file = _external_target(link, file_path)
+            target_file = _external_target(link.filename, file_path)
             where = f"the external link {here} in {file_path.name} points to '{link.filename}'"
             if not target_file.is_file():
                 return f"{where}, a missing file ({target_file})"
@@ -143,6 +143,14 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             except OSError as err:
                 return f"{where}, which cannot be read as HDF5 ({target_file}: {err})"
             try:
+                try:
+                    other[link.path]
+                except _LOOKUP_ERRORS:
+                    # A file that is there but lacks the linked path is another file (a part
+                    # copied over another's name, another screen's): say so, not that the
+                    # master file lacks the position.
+                    trouble = _walk(target_file, other, link.path, chain)
+                    return trouble or f"{where}, which has no {link.path}"
                 return _walk(target_file, other, posixpath.join(link.path, rest), chain)
             finally:
                 other.close()
