@@ -180,6 +180,27 @@ def test_part_file_holding_another_position(cellcognition_file: Path) -> None:
     _expect(cellcognition_file, "points to 'B02_0001.ch5', which has no /sample/0/plate/plate1/")
 
 
+def test_virtual_image_whose_source_file_is_gone(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    image = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
+    with h5py.File(path, "a") as f:
+        pixels = f[image][()]
+        f["raw"] = pixels
+        del f[image]
+        layout = h5py.VirtualLayout(shape=pixels.shape, dtype=pixels.dtype)
+        layout[...] = h5py.VirtualSource("raw.ch5", "/raw", shape=pixels.shape)
+        f.create_virtual_dataset(image, layout, fillvalue=0)
+    shutil.copy(path, tmp_path / "raw.ch5")
+    with CellH5(path) as ch5:
+        np.testing.assert_array_equal(ch5.image(ch5.positions[0])[()], pixels)
+    (tmp_path / "raw.ch5").unlink()  # the pixels would read as zeros without a word
+    _expect(
+        path,
+        "image/channel of position A01_1 is a virtual dataset and its source file 'raw.ch5'",
+        call=lambda ch5: ch5.image(ch5.positions[0]),
+    )
+
+
 def test_object_table_without_centres(tmp_path: Path) -> None:
     path = _write(tmp_path)
     with h5py.File(path, "a") as f:

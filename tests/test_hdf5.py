@@ -15,6 +15,7 @@ from napari_cellae.io.hdf5 import (
     link_trouble,
     open_read_only,
     read_table,
+    virtual_trouble,
 )
 
 
@@ -151,3 +152,26 @@ def test_open_read_only(tmp_path: Path, linked: Path) -> None:
     truncated.write_bytes(linked.read_bytes()[:1000])
     with pytest.raises(CellH5Error, match="damaged or truncated"):
         open_read_only(truncated)
+
+
+def test_virtual_datasets_whose_sources_are_gone(tmp_path: Path) -> None:
+    # HDF5 reads a missing source as zeros without an error: a blank image, unsaid.
+    with h5py.File(tmp_path / "src.h5", "w") as f:
+        f["pixels"] = np.arange(6, dtype=np.uint8)
+        f["other"] = np.arange(6, dtype=np.uint8)
+    path = tmp_path / "vds.h5"
+    with h5py.File(path, "w") as f:
+        f["plain"] = np.arange(6)
+        for name, source in [("ok", "pixels"), ("wrong", "nothing"), ("self", "/plain")]:
+            layout = h5py.VirtualLayout(shape=(6,), dtype=np.uint8)
+            layout[:] = h5py.VirtualSource("." if name == "self" else "src.h5", source, (6,))
+            f.create_virtual_dataset(name, layout, fillvalue=0)
+    with h5py.File(path, "r") as f:
+        assert virtual_trouble(f["plain"]) is None
+        assert virtual_trouble(f["ok"]) is None
+        assert virtual_trouble(f["self"]) is None
+        assert "has no dataset nothing" in virtual_trouble(f["wrong"])
+    (tmp_path / "src.h5").unlink()
+    with h5py.File(path, "r") as f:
+        assert f["ok"][()].tolist() == [0] * 6  # what HDF5 gives without a word
+        assert "source file 'src.h5' is missing" in virtual_trouble(f["ok"])

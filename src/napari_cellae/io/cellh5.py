@@ -24,7 +24,13 @@ from napari_cellae.io.definition import (
     class_rows,
     region_rows,
 )
-from napari_cellae.io.hdf5 import CellH5Error, get_object, open_read_only, read_table
+from napari_cellae.io.hdf5 import (
+    CellH5Error,
+    get_object,
+    open_read_only,
+    read_table,
+    virtual_trouble,
+)
 from napari_cellae.io.locate import is_cellh5, locate_cellh5
 from napari_cellae.io.objects import (
     ObjectTable,
@@ -243,6 +249,11 @@ class CellH5:
         if dataset.dtype.kind not in "uif":
             raise self._error(
                 f"image/channel of position {key.label} has unsupported type {dataset.dtype}"
+            )
+        if trouble := virtual_trouble(dataset):
+            raise self._error(
+                f"image/channel of position {key.label} is a virtual dataset and {trouble};"
+                " HDF5 would read those pixels as zeros"
             )
         self._image_info[key] = (tuple(dataset.shape), dataset.dtype)
         return dataset

@@ -22,6 +22,7 @@ __all__ = [
     "link_trouble",
     "open_read_only",
     "read_table",
+    "virtual_trouble",
 ]
 
 # HDF5's default limit on the links followed in one lookup (H5Pset_nlinks).
@@ -271,3 +272,41 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
                 f"{source}: {what} ({path}) is damaged and cannot be read ({err})"
             ) from None
     return out
+
+
+def virtual_trouble(dataset: h5py.Dataset) -> str | None:
+    """Say which source of a virtual dataset cannot be read, if any.
+
+    HDF5 reads the parts of a virtual dataset whose source file or dataset is missing as its
+    fill value (zeros) without an error, so a moved source file would turn pixels into a
+    blank image without a word.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        Any dataset; one that is not virtual has no trouble.
+
+    Returns
+    -------
+    str or None
+        The first missing or unreadable source file, or source dataset, in words.
+    """
+    try:
+        if not dataset.is_virtual:
+            return None
+        sources = sorted({(m.file_name, m.dset_name) for m in dataset.virtual_sources()})
+        holder = Path(dataset.file.filename)
+    except _LOOKUP_ERRORS:
+        return None
+    for name, path in sources:
+        target = holder if name == "." else _external_target(name, holder)  # "." is itself
+        if not target.is_file():
+            return f"its source file '{name}' is missing ({target})"
+        try:
+            with h5py.File(target, "r") as source:
+                present = isinstance(source.get(path), h5py.Dataset)
+        except OSError as err:
+            return f"its source file {target} cannot be read as HDF5 ({err})"
+        if not present:
+            return f"its source file {target} has no dataset {path}"
+    return None
