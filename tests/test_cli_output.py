@@ -61,3 +61,22 @@ def test_error_line_and_bars(capsys):
     with pytest.raises(RuntimeError), CountBar("encoding", quiet=False) as count:
         raise RuntimeError
     assert count.bar.leave is False
+
+
+def test_info_names_each_position_with_its_plate_where_a_file_holds_several(tmp_path) -> None:
+    # Two plates' A01_1 were both listed as 'A01_1', their object counts side by side
+    # without saying which plate each came from.
+    from conftest import synthetic_position
+    from napari_cellae.cli.output import describe_cellh5
+    from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    positions = [
+        synthetic_position("A01", "1", plate="plateA", n_frames=1, n_per_frame=3),
+        synthetic_position("A01", "1", plate="plateB", n_frames=1, n_per_frame=4),
+    ]
+    path = write_cellh5(tmp_path / "two.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        text = describe_cellh5(ch5)
+    assert "Positions: 2 (plateA/A01_1, plateB/A01_1)" in text
+    assert "plateA/A01_1: 3  plateB/A01_1: 4" in text

@@ -133,12 +133,16 @@ def describe_cellh5(ch5: CellH5) -> str:
         sizes (from the bounding boxes of up to 24 positions).
     """
     from napari_cellae.core.resample import fitting_box
+    from napari_cellae.io.centres import position_labels
     from napari_cellae.pipeline.cell_size import measured_extents
 
     lines = [f"File: {ch5.path}"]
     plates = list(dict.fromkeys(p.plate for p in ch5.positions))
     lines.append(f"Plates: {len(plates)} ({', '.join(plates)})")
-    labels = [p.label for p in ch5.positions]
+    # plate1/A01_1 where the file holds several plates: a bare A01_1 named two positions,
+    # and the object counts of two plates' A01_1 could not be told apart.
+    label_of = dict(zip(ch5.positions, position_labels(ch5.positions), strict=True))
+    labels = list(label_of.values())
     lines.append(f"Positions: {len(labels)} ({', '.join(labels)})")
 
     shapes = {p: ch5.image_shape(p) for p in ch5.positions}
@@ -148,14 +152,14 @@ def describe_cellh5(ch5: CellH5) -> str:
     lines.append("Channels:")
     for ch in ch5.channels:
         c, t, z, y, x = shapes[first]
-        where = "all positions" if same else f"position {first.label}"
+        where = "all positions" if same else f"position {label_of[first]}"
         lines.append(
             f"  {ch.index}: {ch.name}  {dtypes[first]}  "
             f"(c, t, z, y, x) = ({c}, {t}, {z}, {y}, {x})  [{where}]"
         )
     if not same:
         for p in ch5.positions[1:]:
-            lines.append(f"  position {p.label}: {dtypes[p]} {shapes[p]}")
+            lines.append(f"  position {label_of[p]}: {dtypes[p]} {shapes[p]}")
     frames = sorted({s[1] for s in shapes.values()})
     lines.append(f"Frames: {', '.join(map(str, frames))}")
 
@@ -163,7 +167,7 @@ def describe_cellh5(ch5: CellH5) -> str:
     lines.append(f"Objects: {len(names)}" + (f" (default {ch5.default_object})" if names else ""))
     for name in names:
         channel = ch5.object_channel(name)
-        counts = [(p.label, ch5.object_count(p, name)) for p in ch5.positions]
+        counts = [(label_of[p], ch5.object_count(p, name)) for p in ch5.positions]
         classes = ch5.class_labels(name)
         extra = f", classes: {', '.join(c.name for c in classes)}" if classes else ""
         lines.append(
