@@ -53,3 +53,18 @@ def test_plot_errors_name_the_file_and_leave_nothing(tmp_path):
     stale.write_bytes(b"half")
     plots.plot_embedding(tmp_path / "e.png", np.zeros((2, 2)), ["a", "b"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.png", "screen.ch5"]
+
+
+def test_a_long_title_stays_inside_the_picture(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = {}
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: saved.setdefault("fig", fig))
+    title = "napari-cellae: 12556 nuclei of 3 plates and 8 wells, 226 learned + 5 outline features"
+    plots.plot_embedding(tmp_path / "e.png", np.zeros((4, 2)), ["a"] * 4, title=title)
+    fig: Figure = saved["fig"]
+    shown = fig.axes[0].title
+    assert shown.get_text().replace("\n", " ") == title
+    renderer = fig.canvas.get_renderer()
+    box, page = shown.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1

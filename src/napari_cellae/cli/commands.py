@@ -232,14 +232,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 
     outline = len(MORPHOLOGY_NAMES) if result.trained.config.measures_outline else 0
-    described = f"{result.features.shape[1] - outline} learned features" + (
-        f" and {outline} of the outline" if outline else ""
-    )
+    learned = result.features.shape[1] - outline
+    described = f"{learned} learned + {outline} outline" if outline else f"{learned} learned"
     png = plot_embedding(
         paths["plot"],
         result.embedding,
         steps.cell_conditions(crops, result.mapping),
-        title=f"napari-cellae demo: {len(crops)} nuclei, {described}",
+        title=f"napari-cellae demo: {len(crops)} nuclei, {described} features",
         inputs=inputs,
     )
 

@@ -7,6 +7,7 @@ has the same colour in napari and in the PNG.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["agg_figure", "plot_embedding", "save_png"]
+
+_TITLE_CHARACTERS = 70  # per line of an 11-point title on the 7-inch plot
 
 
 def agg_figure(**kwargs) -> Figure:
@@ -93,8 +96,8 @@ def plot_embedding(
         )
     ax.set_xlabel("PC 1 of the standardised features")
     ax.set_ylabel("PC 2 of the standardised features")
-    if title:
-        ax.set_title(title)
+    if title:  # wrapped: a long one ran off the figure's edge
+        ax.set_title(textwrap.fill(title, _TITLE_CHARACTERS), fontsize=11)
     ax.legend(loc="best", fontsize=8, markerscale=2, frameon=False)
     fig.tight_layout()
     return save_png(fig, path)
