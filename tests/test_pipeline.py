@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,21 @@ def test_resolve_object_and_channels(cellprofiler_file):
             pipeline.resolve_channels(ch5, "Nuclei", ["DNA", "0"])
         with pytest.raises(CellH5Error, match=r"no object 'Cells'.*Nuclei"):
             pipeline.resolve_object(ch5, "Cells")
+
+
+def test_a_channel_named_by_another_channels_number_is_said(tmp_path: Path) -> None:
+    # Channels named '1' and '2' (as cellh5write's own example names them): --channel 1
+    # took channel 0, the one named '1', while cellae info lists channel 1 as '2'.
+    position = synthetic_position("A01", "1", n_frames=1, n_channels=2)
+    path = write_cellh5(tmp_path / "d.ch5", [position], ["1", "2"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        with pytest.warns(
+            UserWarning, match=r"channel '1' is .* named so \(number 0\); number 1 is '2'"
+        ):
+            assert pipeline.resolve_channels(ch5, "primary__primary", ["1"]) == [0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no other channel has number 2, nor name '0'
+            assert pipeline.resolve_channels(ch5, "primary__primary", ["2", "0"]) == [1, 0]
 
 
 def test_select_training_controls_and_samples(cellcognition_file, mapping_file):

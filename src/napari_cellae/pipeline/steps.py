@@ -18,6 +18,7 @@ naming the file; outputs are checked against the inputs before any work and writ
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -150,6 +151,11 @@ def resolve_channels(
     ------
     CellH5Error
         If a channel is not in the file (lists the available ones).
+
+    Warns
+    -----
+    UserWarning
+        If a channel named by a number is another channel's number: the name is taken.
     """
     if not channels:
         return [cellh5.object_channel(object_name)]
@@ -157,9 +163,15 @@ def resolve_channels(
     out: list[int] = []
     for spec in channels:
         text = str(spec)
+        number = int(text) if text.lstrip("-").isdigit() else -1
+        if text in by_name and by_name[text] != number and 0 <= number < len(cellh5.channels):
+            # Channels named '1', '2': '1' took channel 0 unsaid, where cellae info lists '1: 2'
+            name = cellh5.channels[number].name
+            message = f"channel '{text}' is taken as the one named so (number {by_name[text]})"
+            warnings.warn(f"{cellh5.path}: {message}; number {text} is '{name}'", stacklevel=2)
         if text in by_name:
             index = by_name[text]
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(cellh5.channels):
+        elif 0 <= number < len(cellh5.channels):
             index = int(text)
         else:
             known = ", ".join(f"{c.index}={c.name}" for c in cellh5.channels)
