@@ -455,3 +455,46 @@ def test_unmapped_positions_in_the_order_given(tmp_path: Path) -> None:
     assert mapping.unmapped(keys) == [keys[1], keys[3]]
     assert mapping.unmapped(iter(keys[::-1])) == [keys[3], keys[1]]
     assert mapping.unmapped([keys[0], keys[2], keys[4]]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # a third column without a header (the controls' Group) was ignored: no control
+        (
+            "A01\tscrambled\tneg\nC03\tPLK1\ttarget\n",
+            "line 1 has 3 columns where 2 are expected ('neg' is extra); a cell cannot hold a"
+            " tab. A file without CellCognition's header has two, position and condition",
+        ),
+        (
+            "Well,Condition\nA01,scrambled,neg\n",
+            "line 2 has 3 columns where 2 are expected ('neg' is extra); a cell that holds commas"
+            ' must be quoted ("scr, pool")',
+        ),
+        # an unquoted comma shifted the columns: Group read ' pool', and A01 was no control
+        (
+            "Well,Gene Symbol,Group\nA01,scr, pool,neg\n",
+            "line 2 has 4 columns where 3 are expected ('neg' is extra); a cell that holds commas",
+        ),
+    ],
+)
+def test_cells_beyond_the_columns_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    _error(path, fragment)
+
+
+def test_quoted_separators_and_trailing_separators_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('Well,Gene Symbol,Group,\nA01,"scr, pool",neg,,\nC03,PLK1,target\n')
+    mapping = read_mapping(path)
+    assert mapping.lookup(_key("A01", "1")) == PositionInfo("scr, pool", True, "neg")
+    path.write_text("A01\tneg. control\t\t\nC03\tPLK1\t\n")
+    assert read_mapping(path).lookup(_key("A01", "1")).is_control
+
+
+def test_a_stated_separator_of_any_character_is_named(tmp_path: Path) -> None:
+    # Excel's sep= line may name any character; a space-separated row then raised KeyError.
+    path = tmp_path / "m.csv"
+    path.write_text("sep=|\nA01|neg\nB02 neg\n")
+    _error(path, "line 3: its columns are separated by spaces", "separated by '|' characters")

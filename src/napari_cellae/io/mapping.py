@@ -33,15 +33,15 @@ from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping_text import (
+    Row,
     column_name,
+    extra_cells_problem,
     header_kind,
     read_text,
     spaces_problem,
     split_rows,
     table_columns,
 )
-
-_SITE_COLUMN_NAMES = ("site", "position")  # normalised; Position is the site if Site is absent
 
 
 @dataclass(frozen=True)
@@ -250,6 +250,23 @@ def _split_position(text: str, site: str | None) -> tuple[str, str | None]:
     return text, site
 
 
+def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _Entry:
+    """The position, condition, control mark and plate of a row of a CellCognition table."""
+    # Position is the site where the table has no Site column.
+    site_name = next((name for name in ("site", "position") if name in column), None)
+    given = row.cells[column[site_name]] if site_name else None
+    cell = row.cells[column["well"]]
+    well, site = _split_position(cell, given)
+    if not well:
+        raise ValueError(f"{path}: line {row.line} has an empty Well")
+    group = row.cells[column["group"]]
+    sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
+    condition = row.cells[column["gene symbol"]] or sirna or group
+    plate = row.cells[column["plate"]] if "plate" in column else ""
+    info = PositionInfo(condition, group.lower().startswith(token), group)
+    return _Entry(well, site or None, info, plate or None, row.line)
+
+
 def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> PositionMapping:
     """Read a position-mapping file.
 
@@ -307,24 +324,15 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
 
     if kind == "table":
         column = table_columns(path, header, names)
-        site_column = next((column[c] for c in _SITE_COLUMN_NAMES if c in column), None)
         for row in rows[1:]:
             if len(row.cells) < len(names):
                 raise ValueError(
                     f"{path}: line {row.line} has {len(row.cells)} columns, the header (line"
                     f" {header.line}) has {len(names)}{_suffix(spaces_problem(row, delimiter))}"
                 )
-            site = None if site_column is None else row.cells[site_column]
-            well, site = _split_position(row.cells[column["well"]], site)
-            if not well:
-                raise ValueError(f"{path}: line {row.line} has an empty Well")
-            group = row.cells[column["group"]]
-            sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
-            condition = row.cells[column["gene symbol"]] or sirna or group
-            is_control = group.lower().startswith(token)
-            plate = row.cells[column["plate"]] if "plate" in column else ""
-            info = PositionInfo(condition, is_control, group)
-            add(_Entry(well, site or None, info, plate or None, row.line))
+            if problem := extra_cells_problem(row, len(names), delimiter):
+                raise ValueError(f"{path}: line {row.line} has {problem}")
+            add(_table_entry(path, row, column, token))
     else:
         for row in rows[1:] if kind == "pair" else rows:
             if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
@@ -334,6 +342,13 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                     if problem
                     else f"{path}: line {row.line} needs two columns, position and condition"
                     f" (got {row.cells!r})"
+                )
+            if problem := extra_cells_problem(row, 2, delimiter):
+                # A third column (the controls' group) was ignored: no control at all.
+                raise ValueError(
+                    f"{path}: line {row.line} has {problem}. A file without CellCognition's"
+                    " header has two, position and condition; for a Group column, start the"
+                    " file with the header Well, Gene Symbol, Group"
                 )
             well, site = _split_position(row.cells[0], None)
             is_control = row.cells[1].lower().startswith(token)

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "Row",
     "column_name",
+    "extra_cells_problem",
     "header_kind",
     "read_text",
     "spaces_problem",
@@ -129,9 +130,45 @@ def spaces_problem(row: Row, delimiter: str) -> str | None:
     wanted = (
         "tabs (or commas, or semicolons: one kind in the whole file)"
         if delimiter == "\t"
-        else f"{_DELIMITER_NAMES[delimiter]}, as in the first row"
+        else f"{_delimiter_name(delimiter)}, as in the first row"
     )
     return f"its columns are separated by spaces, but they must be separated by {wanted}"
+
+
+def _delimiter_name(delimiter: str) -> str:
+    """``commas``; a separator stated by Excel's ``sep=`` line may be any character."""
+    return _DELIMITER_NAMES.get(delimiter, f"{delimiter!r} characters")
+
+
+def extra_cells_problem(row: Row, width: int, delimiter: str) -> str | None:
+    """Explain a row with filled cells beyond the ``width`` columns it may have.
+
+    Parameters
+    ----------
+    row : Row
+        A data row.
+    width : int
+        Its columns: the header's, or 2 in a file without a header.
+    delimiter : str
+        The file's separator.
+
+    Returns
+    -------
+    str or None
+        None where the cells past ``width`` are empty (trailing separators), else what the
+        extra cells are and why they cannot be read: an unquoted ``scr, pool`` in a comma-
+        separated table shifted the columns after it (its Group read ``pool``: no control),
+        and a third column of a file without a header (the controls' group) was ignored.
+    """
+    extra = [cell for cell in row.cells[width:] if cell]
+    if not extra:
+        return None
+    quote = (
+        f'a cell that holds {_delimiter_name(delimiter)} must be quoted ("scr{delimiter} pool")'
+        if delimiter != "\t"
+        else "a cell cannot hold a tab"
+    )
+    return f"{len(row.cells)} columns where {width} are expected ({extra[0]!r} is extra); {quote}"
 
 
 def header_kind(names: list[str]) -> str | None:
