@@ -498,3 +498,24 @@ def test_a_stated_separator_of_any_character_is_named(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("sep=|\nA01|neg\nB02 neg\n")
     _error(path, "line 3: its columns are separated by spaces", "separated by '|' characters")
+
+
+def test_a_well_naming_another_site_than_the_site_column_is_refused(tmp_path: Path) -> None:
+    # Well 'A01_0002' with Site 0001: the Well's site won without a word.
+    path = tmp_path / "m.txt"
+    path.write_text("Well\tSite\tGene Symbol\tGroup\nA01_0002\t0001\tscr\tneg\n")
+    _error(path, "line 2: Well 'A01_0002' names site '0002', but the Site column says '0001'")
+    path.write_text("Well\tSite\tGene Symbol\tGroup\nA01_2\t0002\tscr\tneg\nB02_1\t\tPLK1\tt\n")
+    mapping = read_mapping(path)  # the same site, or none in the Site column: fine
+    assert mapping.lookup(_key("A01", "2")).is_control
+    assert mapping.lookup(_key("B02", "0001")).condition == "PLK1"
+    # Position stands in for Site only where there is none; a Well's site wins over it.
+    path.write_text("Position\tWell\tGene Symbol\tGroup\n0007\tA01_2\tscr\tneg\n")
+    assert read_mapping(path).lookup(_key("A01", "2")).is_control
+
+
+def test_a_row_without_any_condition_is_refused(tmp_path: Path) -> None:
+    # Its cells were written and ranked under an empty condition ''.
+    path = tmp_path / "m.txt"
+    path.write_text(HEADER + "1\tA01\t1\tA\t1\tscr\ts1\tneg\n2\tD04\t1\tD\t4\t\t\t\n")
+    _error(path, "line 3 gives D04 no condition (Gene Symbol, siRNA ID and Group are empty)")

@@ -257,11 +257,22 @@ def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _E
     given = row.cells[column[site_name]] if site_name else None
     cell = row.cells[column["well"]]
     well, site = _split_position(cell, given)
+    if site_name == "site" and given and _canonical_site(site) != _canonical_site(given):
+        # Which one was meant is unknowable; the Well's site won without a word.
+        raise ValueError(
+            f"{path}: line {row.line}: Well {cell!r} names site {site!r}, but the Site column"
+            f" says {given!r}; keep the site in one of them"
+        )
     if not well:
         raise ValueError(f"{path}: line {row.line} has an empty Well")
     group = row.cells[column["group"]]
     sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
     condition = row.cells[column["gene symbol"]] or sirna or group
+    if not condition:  # its cells would be written and ranked under an empty name
+        raise ValueError(
+            f"{path}: line {row.line} gives {cell} no condition (Gene Symbol, siRNA ID and"
+            " Group are empty); fill one in, or remove the row"
+        )
     plate = row.cells[column["plate"]] if "plate" in column else ""
     info = PositionInfo(condition, group.lower().startswith(token), group)
     return _Entry(well, site or None, info, plate or None, row.line)
