@@ -519,3 +519,38 @@ def test_a_row_without_any_condition_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_text(HEADER + "1\tA01\t1\tA\t1\tscr\ts1\tneg\n2\tD04\t1\tD\t4\t\t\t\n")
     _error(path, "line 3 gives D04 no condition (Gene Symbol, siRNA ID and Group are empty)")
+
+
+@pytest.mark.parametrize(
+    ("start", "what"),
+    [
+        (b"\x89HDF\r\n\x1a\n", "is an HDF5 file (a CellH5 file given as the mapping?)"),
+        (b"PK\x03\x04", "is a ZIP archive (an Excel .xlsx workbook?)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel .xls workbook"),
+    ],
+)
+def test_files_that_are_no_text_are_named(tmp_path: Path, start: bytes, what: str) -> None:
+    # They were "not UTF-8 text (byte 0)" or "holds NUL bytes: UTF-16?".
+    path = tmp_path / "plate_mapping.txt"
+    path.write_bytes(start + bytes(64))
+    _error(path, what, "save the table of positions and conditions as tab-separated text")
+
+
+def test_cellh5_file_given_as_mapping(cellcognition_file: Path) -> None:
+    _error(cellcognition_file, "is an HDF5 file")
+
+
+def test_indented_comment_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("  # controls first\n\t# (tab-indented)\nA01\tneg\nC03\tPLK1\n")
+    mapping = read_mapping(path)
+    assert len(mapping) == 2 and mapping.lookup(_key("A01", "1")).is_control
+
+
+def test_invisible_characters_in_unknown_positions_are_shown(tmp_path: Path) -> None:
+    # 'A01' with a zero-width space before it was named as A01, which the file has.
+    path = tmp_path / "m.txt"
+    path.write_text("\u200bA01\tneg\n")
+    with pytest.raises(ValueError) as info:
+        read_mapping(path).check([_key("A01", "1")], "p.ch5")
+    assert "not in p.ch5: '\\u200bA01'" in str(info.value)

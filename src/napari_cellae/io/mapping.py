@@ -1,8 +1,8 @@
 """Position-mapping files: which perturbation condition each position shows.
 
 Two forms are read (tab, comma or semicolon separated, UTF-8 or UTF-16 with a byte-order
-mark; blank lines and lines starting with ``#`` are skipped, but line numbers in messages
-count them, as an editor does; Excel's ``sep=;`` first line sets the separator):
+mark; blank lines and lines starting with ``#`` (indented too) are skipped, but line numbers
+in messages count them, as an editor does; Excel's ``sep=;`` first line sets the separator):
 
 * CellCognition's table with a header: ``Position, Well, Site, Row, Column, Gene Symbol,
   siRNA ID, Group`` (``OligoID`` may be added; names match without case or surrounding
@@ -94,6 +94,7 @@ class _Entry(NamedTuple):
     def named(self) -> str:
         """The position for messages: ``C03_01``, ``C03``, ``C03_01 of plate 'P1'``."""
         position = self.well if self.site is None else f"{self.well}_{self.site}"
+        position = position if position.isprintable() else repr(position)  # '\u200bA01'
         return position if self.plate is None else f"{position} of plate {self.plate!r}"
 
 

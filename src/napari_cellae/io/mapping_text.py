@@ -30,6 +30,14 @@ _DELIMITERS = ("\t", ";", ",")
 # and /dev/zero would fill the memory.
 _MAX_BYTES = 64 * 2**20
 _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
+# Files that are no text at all, by their first bytes: said by name, as "not UTF-8 text
+# (byte 0)" leaves a user guessing what the file is.
+_SIGNATURES = {
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file (a CellH5 file given as the mapping?)",
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an Excel .xls workbook",
+    b"%PDF": "a PDF document",
+}
 
 _REQUIRED_COLUMNS = ("Well", "Gene Symbol", "Group")
 # Header names (normalised, see column_name). A first row naming a position column, or any
@@ -58,6 +66,12 @@ def read_text(path: Path) -> str:
             f"{path}: is larger than {_MAX_BYTES // 2**20} MiB, so not a mapping file (a table"
             " of positions and conditions)"
         )
+    for signature, what in _SIGNATURES.items():
+        if raw.startswith(signature):
+            raise ValueError(
+                f"{path}: is {what}, not a mapping file; save the table of positions and"
+                " conditions as tab-separated text"
+            )
     # Excel's "Unicode Text" is UTF-16 with a byte-order mark.
     utf16 = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     try:
@@ -98,7 +112,7 @@ def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
     lines = [
         (number, line)
         for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1)
-        if line.strip() and not line.startswith("#")
+        if line.strip() and not line.lstrip().startswith("#")  # indented comments too
     ]
     stated = re.fullmatch(r"\s*sep=(.)\s*", lines[0][1]) if lines else None
     if stated:  # Excel's first line naming the separator, not a row
