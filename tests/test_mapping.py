@@ -554,3 +554,16 @@ def test_invisible_characters_in_unknown_positions_are_shown(tmp_path: Path) -> 
     with pytest.raises(ValueError) as info:
         read_mapping(path).check([_key("A01", "1")], "p.ch5")
     assert "not in p.ch5: '\\u200bA01'" in str(info.value)
+
+
+def test_names_compare_in_one_unicode_form(tmp_path: Path) -> None:
+    # 'Plätte' with a combining mark (NFD, as macOS writes names) was refused as another
+    # plate than the file's 'Plätte' (NFC), in a message showing the two alike; a site '²'
+    # raised "invalid literal for int()" naming no file; a full-width 'Ａ01' matched nothing.
+    path = tmp_path / "m.txt"
+    path.write_text("Plate\tWell\tSite\tGene Symbol\tGroup\nPla\u0308tte\tＡ01\t²\tscr\tneg\n")
+    mapping = read_mapping(path)
+    key = PositionKey("Pl\u00e4tte", "A01", "2")
+    mapping.check([key], "p.ch5")
+    assert mapping.lookup(key).is_control
+    assert read_mapping(path).unused_plates([key]) == []

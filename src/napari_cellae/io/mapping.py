@@ -37,6 +37,7 @@ from napari_cellae.io.mapping_text import (
     column_name,
     extra_cells_problem,
     header_kind,
+    plain,
     read_text,
     spaces_problem,
     split_rows,
@@ -55,13 +56,13 @@ class PositionInfo:
 
 def _canonical_site(site: str) -> str:
     """``0038`` and ``38`` are one site: CellCognition zero-pads, users often don't."""
-    site = site.strip()
-    return str(int(site)) if site.isdigit() else site
+    site = plain(site).strip()
+    return str(int(site)) if site.isdecimal() else site  # isdigit: '²', which int refuses
 
 
 def _canonical_well(well: str) -> str:
-    """``C3`` and ``c03`` are one well."""
-    well = well.strip().upper()
+    """``C3``, ``c03`` and full-width ``Ｃ03`` are one well."""
+    well = plain(well).strip().upper()
     match = re.fullmatch(r"([A-Z]+)0*(\d+)", well)
     return f"{match.group(1)}{int(match.group(2))}" if match else well
 
@@ -72,7 +73,7 @@ def _canonical(well: str, site: str | None) -> tuple[str, str | None]:
 
 def _canonical_plate(plate: str | None) -> str | None:
     """``Plate_1 `` and ``plate_1`` are one plate; an empty name means every plate (None)."""
-    plate = (plate or "").strip().casefold()
+    plate = plain(plate or "").strip().casefold()
     return plate or None
 
 

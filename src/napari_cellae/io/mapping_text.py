@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ __all__ = [
     "column_name",
     "extra_cells_problem",
     "header_kind",
+    "plain",
     "read_text",
     "spaces_problem",
     "split_rows",
@@ -100,9 +102,17 @@ class Row:
     text: str
 
 
+def plain(text: str) -> str:
+    """``text`` in Unicode's NFKC form, as names are compared: an ``ä`` written as ``a`` and a
+    combining mark (as macOS writes file and folder names) is ``ä``, and full-width ``Ａ01``
+    (typed with an East Asian input method) is ``A01``; both looked alike in messages that
+    said they differ."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def column_name(cell: str) -> str:
     """Header names compare without case or extra spaces (``gene symbol `` is ``Gene Symbol``)."""
-    return " ".join(cell.split()).casefold()
+    return " ".join(plain(cell).split()).casefold()
 
 
 def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
