@@ -91,6 +91,15 @@ def test_dangling_and_unreadable_external_links(linked: Path) -> None:
     assert "cannot be read as HDF5" in _error(linked, "not_hdf5")
 
 
+def test_external_link_to_a_folder(tmp_path: Path) -> None:
+    # A folder where the part file should be was called "a missing file".
+    (tmp_path / "part.ch5").mkdir()
+    path = tmp_path / "master.h5"
+    with h5py.File(path, "w") as f:
+        f["pos"] = h5py.ExternalLink("part.ch5", "/pos")
+    assert "points to 'part.ch5', a folder, not a file" in _error(path, "pos")
+
+
 def test_external_link_into_a_file_without_its_path(tmp_path: Path) -> None:
     # A part file copied over another's name: it is there, but holds another position.
     # The message said the master lacked the position, naming neither the link nor the part.

@@ -138,7 +138,8 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             target_file = _external_target(link.filename, file_path)
             where = f"the external link {here} in {file_path.name} points to '{link.filename}'"
             if not target_file.is_file():
-                return f"{where}, a missing file ({target_file})"
+                what = "a folder, not a file" if target_file.is_dir() else "a missing file"
+                return f"{where}, {what} ({target_file})"
             try:
                 other = h5py.File(target_file, "r")
             except OSError as err:
