@@ -3,6 +3,8 @@ phenotype groups and hit lists."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,6 +77,11 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
     # Without a mapping every position is its own condition and nothing is a control.
     bare = cell_table(crops)
     assert set(bare["condition"]) == {"A01_0001", "B02_0001"} and not bare["control"].any()
+    # Of several plates, an unmapped position is named with its plate: a hit list by
+    # condition pooled two plates' A01_0001 into one row.
+    crops.positions = [crops.positions[0], replace(crops.positions[0], plate="plate2")]
+    plates = cell_table(crops)
+    assert set(plates["condition"]) == {"plate1/A01_0001", "plate2/A01_0001"}
 
 
 def test_groups_are_learnt_from_a_sample_of_many_novel_cells(monkeypatch) -> None:

@@ -148,7 +148,8 @@ def cell_table(
         The run's cells, in CellH5 order.
     mapping : PositionMapping, optional
         Gives ``condition``, ``group`` and ``control``; without it each position is its own
-        condition and no cell is a control.
+        condition (``plate/position`` where there are several plates) and no cell is a
+        control.
     class_names : dict of int to str, optional
         Names of the classifier classes stored in the file; adds ``class`` (and
         ``class_index``) when the cells have class predictions.
@@ -163,16 +164,19 @@ def cell_table(
     """
     import pandas as pd
 
+    from napari_cellae.io.centres import position_labels
+
     keys = crops.positions
     infos = [mapping.lookup(k) if mapping is not None else None for k in keys]
+    # An unmapped position is its own condition, named with its plate where there are
+    # several: two plates' A01_1 were one condition to the hit list by condition.
+    own = position_labels(keys)
     per_position = {
         "plate": [k.plate for k in keys],
         "well": [k.well for k in keys],
         "site": [k.site for k in keys],
         "position": [k.label for k in keys],
-        "condition": [
-            i.condition if i is not None else k.label for k, i in zip(keys, infos, strict=True)
-        ],
+        "condition": [i.condition if i is not None else o for o, i in zip(own, infos, strict=True)],
         "group": [i.group if i is not None else "" for i in infos],
     }
     at = np.asarray(crops.position_index, np.intp)
