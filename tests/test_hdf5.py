@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -161,6 +163,28 @@ def test_open_read_only(tmp_path: Path, linked: Path) -> None:
     truncated.write_bytes(linked.read_bytes()[:1000])
     with pytest.raises(CellH5Error, match="damaged or truncated"):
         open_read_only(truncated)
+
+
+def test_files_locked_by_a_writer(tmp_path: Path) -> None:
+    # A part file still being written: its lock was reported as "cannot be read as HDF5".
+    part, master = tmp_path / "part.h5", tmp_path / "master.h5"
+    with h5py.File(part, "w") as f:
+        f["pos"] = np.arange(3)
+    with h5py.File(master, "w") as f:
+        f["pos"] = h5py.ExternalLink("part.h5", "/pos")
+    holder = (
+        "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); print(1, flush=True);"
+        " time.sleep(60)"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", holder, str(part)], stdout=subprocess.PIPE)
+    try:
+        writer.stdout.readline()
+        assert "points to 'part.h5', which a program writing it has locked" in _error(master, "pos")
+        with pytest.raises(CellH5Error, match="locked by a program that is writing it"):
+            open_read_only(part)
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_virtual_datasets_whose_sources_are_gone(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             try:
                 other = h5py.File(target_file, "r")
             except OSError as err:
+                if "unable to lock file" in str(err).lower():  # a writer still has it open
+                    return f"{where}, which a program writing it has locked ({target_file})"
                 return f"{where}, which cannot be read as HDF5 ({target_file}: {err})"
             try:
                 try:
