@@ -10,7 +10,7 @@ import pytest
 
 from conftest import synthetic_position
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.io.locate import input_files
 from napari_cellae.io.mapping import read_mapping
@@ -20,37 +20,6 @@ from napari_cellae.pipeline import steps as pipeline
 def _crops(path: Path):
     with CellH5(path) as ch5:
         return pipeline.collect(ch5, "primary__primary", 16, [0])
-
-
-def test_resolve_object_and_channels(cellprofiler_file):
-    with CellH5(cellprofiler_file) as ch5:
-        assert pipeline.resolve_object(ch5, None) == "Nuclei"
-        assert pipeline.resolve_channels(ch5, "Nuclei", None) == [0]
-        assert pipeline.resolve_channels(ch5, "Nuclei", ["GFP", "0"]) == [1, 0]
-        assert pipeline.resolve_channels(ch5, "Nuclei", [1]) == [1]
-        with pytest.raises(CellH5Error, match=r"no channel 'RFP'.*0=DNA, 1=GFP"):
-            pipeline.resolve_channels(ch5, "Nuclei", ["RFP"])
-        with pytest.raises(CellH5Error, match="no channel '5'"):
-            pipeline.resolve_channels(ch5, "Nuclei", ["5"])
-        with pytest.raises(ValueError, match="twice"):
-            pipeline.resolve_channels(ch5, "Nuclei", ["DNA", "0"])
-        with pytest.raises(CellH5Error, match=r"no object 'Cells'.*Nuclei"):
-            pipeline.resolve_object(ch5, "Cells")
-
-
-def test_a_channel_named_by_another_channels_number_is_said(tmp_path: Path) -> None:
-    # Channels named '1' and '2' (as cellh5write's own example names them): --channel 1
-    # took channel 0, the one named '1', while cellae info lists channel 1 as '2'.
-    position = synthetic_position("A01", "1", n_frames=1, n_channels=2)
-    path = write_cellh5(tmp_path / "d.ch5", [position], ["1", "2"], {"primary__primary": 0})
-    with CellH5(path) as ch5:
-        with pytest.warns(
-            UserWarning, match=r"channel '1' is .* named so \(number 0\); number 1 is '2'"
-        ):
-            assert pipeline.resolve_channels(ch5, "primary__primary", ["1"]) == [0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no other channel has number 2, nor name '0'
-            assert pipeline.resolve_channels(ch5, "primary__primary", ["2", "0"]) == [1, 0]
 
 
 def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
@@ -155,7 +124,6 @@ def test_two_plates_of_one_file_get_their_own_plates_conditions(tmp_path):
 def test_load_mapping_warns_once_about_positions_without_a_row(
     cellcognition_file, mapping_file, tmp_path
 ):
-    import warnings
 
     # The control well's row only: B02's cells became a condition "B02_0001" of their own.
     controls_only = tmp_path / "controls_only.txt"

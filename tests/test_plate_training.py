@@ -127,8 +127,13 @@ def test_a_plate_that_does_not_fit_is_named(tmp_path):
     first = _plate(tmp_path / "a.ch5", ["A01", "B01"], 1)
     other_channel = _plate(tmp_path / "b.ch5", ["A01"], 5, channels=("gfp",))
     config = TrainConfig(crop_size=16, architecture=ARCH)
-    with pytest.raises(ValueError, match=r"b\.ch5: has no channel 'rfp'"):
+    with pytest.raises(ValueError, match=r"b\.ch5: .*a\.ch5 gave the training channel\(s\) rfp, "):
         plate_training_crops([first, other_channel], config)
+    # a channel named '2' is matched by name in the other plates, never taken as number 2
+    named = _plate(tmp_path / "n.ch5", ["A01"], 1, channels=("1", "2"))
+    lettered = _plate(tmp_path / "l.ch5", ["A01"], 1, channels=("a", "b", "c"))
+    with pytest.raises(ValueError, match=r"l\.ch5: .*channel\(s\) 2, which .*: a, b, c\)"):
+        plate_training_crops([named, lettered], config, channels=["2"])
     mapping = _mapping(tmp_path / "mapping.txt", {"A01": "neg", "B01": "target"})
     fewer_wells = _plate(tmp_path / "c.ch5", ["A01"], 5)
     with pytest.raises(ValueError, match=r"mapping names 1 position.*not in .*c\.ch5: B01"):

@@ -27,7 +27,8 @@ from napari_cellae.pipeline.sampling import (
     draw_training,
     rows_of_positions,
 )
-from napari_cellae.pipeline.steps import load_mapping, resolve_channels, resolve_object
+from napari_cellae.pipeline.selection import channels_named, resolve_channels, resolve_object
+from napari_cellae.pipeline.steps import load_mapping
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -101,7 +102,8 @@ def plate_training_crops(
             elif mapping is not None:
                 mapping.check(ch5.positions, ch5.path)
             resolve_object(ch5, object_name)  # every plate must have the same object ...
-            channels_of[plate] = resolve_channels(ch5, object_name, names)  # ... and channels
+            # ... and channels, by name (a channel named '2' is no number 2 in another plate)
+            channels_of[plate] = channels_named(ch5, names, f"{plates[0]} gave the training")
             held += ch5.positions
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):

@@ -18,8 +18,7 @@ naming the file; outputs are checked against the inputs before any work and writ
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from napari_cellae.io.mapping import PositionMapping, read_mapping
 from napari_cellae.pipeline.crop_notes import warn_crops
 from napari_cellae.pipeline.plates import warn_unmapped
 from napari_cellae.pipeline.sampling import draw_training
+from napari_cellae.pipeline.selection import channels_named, resolve_channels, resolve_object
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -115,71 +115,6 @@ def load_mapping(
     mapping.check(cellh5.positions, cellh5.path)
     warn_unmapped(mapping if warn else None, cellh5.positions, cellh5.path)
     return mapping
-
-
-def resolve_object(cellh5: CellH5, name: str | None) -> str:
-    """The object type to crop around: ``name`` if the file has it, else the default.
-
-    Raises
-    ------
-    CellH5Error
-        If ``name`` is not an object of the file (lists the available ones).
-    """
-    if name is None:
-        return cellh5.default_object
-    cellh5.check_object(name)
-    return name
-
-
-def resolve_channels(
-    cellh5: CellH5, object_name: str, channels: Sequence[str | int] | None
-) -> list[int]:
-    """Raw channel indices from names or indices; default: the object's own channel.
-
-    Parameters
-    ----------
-    cellh5 : CellH5
-    object_name : str
-    channels : sequence of str or int, or None
-        Channel names (as in the file) or indices (``"0"`` works too).
-
-    Returns
-    -------
-    list of int
-
-    Raises
-    ------
-    CellH5Error
-        If a channel is not in the file (lists the available ones).
-
-    Warns
-    -----
-    UserWarning
-        If a channel named by a number is another channel's number: the name is taken.
-    """
-    if not channels:
-        return [cellh5.object_channel(object_name)]
-    by_name = {c.name: c.index for c in cellh5.channels}
-    out: list[int] = []
-    for spec in channels:
-        text = str(spec)
-        number = int(text) if text.lstrip("-").isdigit() else -1
-        if text in by_name and by_name[text] != number and 0 <= number < len(cellh5.channels):
-            # Channels named '1', '2': '1' took channel 0 unsaid, where cellae info lists '1: 2'
-            name = cellh5.channels[number].name
-            message = f"channel '{text}' is taken as the one named so (number {by_name[text]})"
-            warnings.warn(f"{cellh5.path}: {message}; number {text} is '{name}'", stacklevel=2)
-        if text in by_name:
-            index = by_name[text]
-        elif 0 <= number < len(cellh5.channels):
-            index = int(text)
-        else:
-            known = ", ".join(f"{c.index}={c.name}" for c in cellh5.channels)
-            raise CellH5Error(f"{cellh5.path}: has no channel '{text}' (channels: {known})")
-        if index in out:
-            raise ValueError(f"channel '{text}' is given twice")
-        out.append(index)
-    return out
 
 
 def collect(
@@ -335,15 +270,7 @@ def check_model_fits(
         )
     if not trained.channel_names:  # damaged: nothing to match the images by
         raise ValueError(f"{where} names no image channel, so it fits no file's channels")
-    by_name = {c.name: c.index for c in cellh5.channels}
-    missing = [name for name in trained.channel_names if name not in by_name]
-    if missing:
-        known = ", ".join(by_name)
-        raise ValueError(
-            f"{cellh5.path}: {where} was trained on channel(s) {', '.join(missing)}, "
-            f"which this file does not have (channels: {known})"
-        )
-    channels = [by_name[name] for name in trained.channel_names]
+    channels = channels_named(cellh5, trained.channel_names, f"{where} was trained on")
     size = trained.config.crop_size
     for key in cellh5.positions:
         _, _, _, h, w = cellh5.image_shape(key)

@@ -1,0 +1,110 @@
+"""Which objects and image channels of a CellH5 file a run uses.
+
+Channels are given by name (as in the file) or number; a model, and the later plates of a
+training run, match theirs by name only, since plates may store channels in another order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+
+__all__ = ["channels_named", "resolve_channels", "resolve_object"]
+
+
+def resolve_object(cellh5: CellH5, name: str | None) -> str:
+    """The object type to crop around: ``name`` if the file has it, else the default.
+
+    Raises
+    ------
+    CellH5Error
+        If ``name`` is not an object of the file (lists the available ones).
+    """
+    if name is None:
+        return cellh5.default_object
+    cellh5.check_object(name)
+    return name
+
+
+def resolve_channels(
+    cellh5: CellH5, object_name: str, channels: Sequence[str | int] | None
+) -> list[int]:
+    """Raw channel indices from names or indices; default: the object's own channel.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+    object_name : str
+    channels : sequence of str or int, or None
+        Channel names (as in the file) or indices (``"0"`` works too).
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    CellH5Error
+        If a channel is not in the file (lists the available ones).
+
+    Warns
+    -----
+    UserWarning
+        If a channel named by a number is another channel's number: the name is taken.
+    """
+    if not channels:
+        return [cellh5.object_channel(object_name)]
+    by_name = {c.name: c.index for c in cellh5.channels}
+    out: list[int] = []
+    for spec in channels:
+        text = str(spec)
+        number = int(text) if text.lstrip("-").isdigit() else -1
+        if text in by_name and by_name[text] != number and 0 <= number < len(cellh5.channels):
+            # Channels named '1', '2': '1' took channel 0 unsaid, where cellae info lists '1: 2'
+            name = cellh5.channels[number].name
+            message = f"channel '{text}' is taken as the one named so (number {by_name[text]})"
+            warnings.warn(f"{cellh5.path}: {message}; number {text} is '{name}'", stacklevel=2)
+        if text in by_name:
+            index = by_name[text]
+        elif 0 <= number < len(cellh5.channels):
+            index = int(text)
+        else:
+            known = ", ".join(f"{c.index}={c.name}" for c in cellh5.channels)
+            raise CellH5Error(f"{cellh5.path}: has no channel '{text}' (channels: {known})")
+        if index in out:
+            raise ValueError(f"channel '{text}' is given twice")
+        out.append(index)
+    return out
+
+
+def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int]:
+    """Raw channel indices of ``cellh5`` for channel names, by name only.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+    names : sequence of str
+        Channel names, as a model or the first plate of a run stores them.
+    whose : str
+        Says where the names come from, in the message (e.g. "model m.pt was trained on").
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    ValueError
+        If the file lacks one of the names (a channel named '2' is not taken to be number 2).
+    """
+    by_name = {c.name: c.index for c in cellh5.channels}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        known = ", ".join(by_name)
+        raise ValueError(
+            f"{cellh5.path}: {whose} channel(s) {', '.join(missing)}, which this file does "
+            f"not have (channels: {known})"
+        )
+    return [by_name[name] for name in names]

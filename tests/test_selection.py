@@ -1,0 +1,55 @@
+"""Which objects and channels a run uses (napari_cellae.pipeline.selection)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from conftest import synthetic_position
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline import selection
+
+
+def test_resolve_object_and_channels(cellprofiler_file):
+    with CellH5(cellprofiler_file) as ch5:
+        assert selection.resolve_object(ch5, None) == "Nuclei"
+        assert selection.resolve_channels(ch5, "Nuclei", None) == [0]
+        assert selection.resolve_channels(ch5, "Nuclei", ["GFP", "0"]) == [1, 0]
+        assert selection.resolve_channels(ch5, "Nuclei", [1]) == [1]
+        with pytest.raises(CellH5Error, match=r"no channel 'RFP'.*0=DNA, 1=GFP"):
+            selection.resolve_channels(ch5, "Nuclei", ["RFP"])
+        with pytest.raises(CellH5Error, match="no channel '5'"):
+            selection.resolve_channels(ch5, "Nuclei", ["5"])
+        with pytest.raises(ValueError, match="twice"):
+            selection.resolve_channels(ch5, "Nuclei", ["DNA", "0"])
+        with pytest.raises(CellH5Error, match=r"no object 'Cells'.*Nuclei"):
+            selection.resolve_object(ch5, "Cells")
+
+
+def test_a_channel_named_by_another_channels_number_is_said(tmp_path: Path) -> None:
+    # Channels named '1' and '2' (as cellh5write's own example names them): --channel 1
+    # took channel 0, the one named '1', while cellae info lists channel 1 as '2'.
+    position = synthetic_position("A01", "1", n_frames=1, n_channels=2)
+    path = write_cellh5(tmp_path / "d.ch5", [position], ["1", "2"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        with pytest.warns(
+            UserWarning, match=r"channel '1' is .* named so \(number 0\); number 1 is '2'"
+        ):
+            assert selection.resolve_channels(ch5, "primary__primary", ["1"]) == [0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no other channel has number 2, nor name '0'
+            assert selection.resolve_channels(ch5, "primary__primary", ["2", "0"]) == [1, 0]
+
+
+def test_channels_named_match_by_name_only(tmp_path: Path) -> None:
+    position = synthetic_position("A01", "1", n_frames=1, n_channels=3)
+    path = write_cellh5(tmp_path / "d.ch5", [position], ["b", "1", "a"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        assert selection.channels_named(ch5, ["a", "b"], "x") == [2, 0]
+        assert selection.channels_named(ch5, ["1"], "x") == [1]
+        # '2' is a name here: there is a channel number 2, but none named so
+        with pytest.raises(ValueError, match=r"d\.ch5: model m was trained on channel\(s\) 2, "):
+            selection.channels_named(ch5, ["2"], "model m was trained on")
