@@ -68,3 +68,14 @@ def test_one_label_on_two_plates_is_fine(tmp_path: Path) -> None:
     path = write_cellh5(tmp_path / "p.ch5", positions, ["dna"], {"primary__primary": 0})
     with CellH5(path) as ch5:
         assert [(p.plate, p.label) for p in ch5.positions] == [("P", "A01_1"), ("Q", "A01_1")]
+
+
+def test_samples_other_than_zero_are_said_to_be_left_out(tmp_path: Path) -> None:
+    # /sample/1 was ignored without a word: its positions' cells were simply missing.
+    path = _write(tmp_path / "p.ch5", [("A01", "1")])
+    with h5py.File(path, "a") as root:
+        root.copy(root["sample/0"], "sample/1")
+    with pytest.warns(UserWarning, match=r"only /sample/0 is read .* also holds /sample/1"):
+        ch5 = CellH5(path)
+    assert [p.label for p in ch5.positions] == ["A01_1"]
+    ch5.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def find_positions(root: h5py.File, source: Path) -> list[PositionKey]:
     -------
     list of PositionKey
 
+    Warns
+    -----
+    UserWarning
+        If ``/sample`` holds more than sample ``0``: only its positions are read.
+
     Raises
     ------
     CellH5Error
@@ -102,6 +108,14 @@ def find_positions(root: h5py.File, source: Path) -> list[PositionKey]:
             )
         raise CellH5Error(f"{source}: not a CellH5 file: it has no /sample group")
     plates = _group(root, POSITION_ROOT, source, "the plate list /sample/0/plate")
+    samples = root["sample"]
+    if isinstance(samples, h5py.Group) and (others := [name for name in samples if name != "0"]):
+        # CellH5 keeps every plate under sample 0; positions elsewhere are not read.
+        warnings.warn(
+            f"{source}: only /sample/0 is read (CellH5 keeps every plate there); the file"
+            f" also holds /sample/{', /sample/'.join(others)}, whose positions are left out",
+            stacklevel=3,
+        )
     keys = []
     identities = _Identities()
     labels: dict[tuple[str, str], PositionKey] = {}
