@@ -574,3 +574,21 @@ def test_every_file_is_opened_read_only(
         CellH5(cellcognition_file)
     assert len(modes) >= 2 and set(modes) == {"r"}
     assert _digest(folder) == before
+
+
+def test_objects_that_only_later_positions_hold_are_said_to_be_there(tmp_path: Path) -> None:
+    # The object types come from the first position with any: 'Nuclei' of B02 was refused
+    # as "has no object 'Nuclei' (objects in this file: primary__primary)".
+    positions = [synthetic_position("A01", "1", n_frames=1)]
+    positions.append(synthetic_position("B02", "1", n_frames=1, object_name="Nuclei"))
+    path = write_cellh5(tmp_path / "mixed.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        assert ch5.object_names == ["primary__primary"]
+        with pytest.raises(
+            CellH5Error,
+            match=r"has objects 'Nuclei' in 1 of 2 positions \(B02_1\) but not in A01_1, "
+            r"which holds primary__primary",
+        ):
+            ch5.check_object("Nuclei")
+        with pytest.raises(CellH5Error, match=r"has no object 'Cells' \(objects in this file"):
+            ch5.check_object("Cells")

@@ -200,7 +200,22 @@ class CellH5:
         if problem := self.object_problem(object_name):
             raise self._error(problem)
         known = ", ".join(self.object_names) or "none"
+        # The object types are read from the first position that has any: one that only
+        # later positions hold is in the file, but missing where it was first looked for.
+        holders = [key.label for key in self.positions if self._holds(key, object_name)]
+        if holders and self.object_names:
+            first = next(k.label for k in self.positions if self._holds(k, self.object_names[0]))
+            raise self._error(
+                f"has objects '{object_name}' in {len(holders)} of {len(self.positions)} "
+                f"positions ({', '.join(holders[:5])}{', ...' if len(holders) > 5 else ''}) "
+                f"but not in {first}, which holds {known}: every position must have them"
+            )
         raise self._error(f"has no object '{object_name}' (objects in this file: {known})")
+
+    def _holds(self, key: PositionKey, object_name: str) -> bool:
+        where = f"the object list of position {key.label}"
+        objects = self._get(self._position(key), "object", where, required=False)
+        return isinstance(objects, h5py.Group) and object_name in objects
 
     def object_problem(self, object_name: str) -> str | None:
         """What ``object/<object_name>`` holds when it is there but no table of objects."""
