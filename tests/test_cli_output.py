@@ -80,3 +80,26 @@ def test_info_names_each_position_with_its_plate_where_a_file_holds_several(tmp_
         text = describe_cellh5(ch5)
     assert "Positions: 2 (plateA/A01_1, plateB/A01_1)" in text
     assert "plateA/A01_1: 3  plateB/A01_1: 4" in text
+
+
+def test_info_says_why_a_file_has_no_objects(tmp_path) -> None:
+    # "Objects: 0" and nothing more, where train and encode name the malformed table.
+    import h5py
+
+    from conftest import synthetic_position
+    from napari_cellae.cli.output import describe_cellh5
+    from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    path = write_cellh5(
+        tmp_path / "t.ch5", [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0}
+    )
+    with h5py.File(path, "a") as f:
+        name = "sample/0/plate/plate1/experiment/A01/position/1/object/primary__primary"
+        rows = f[name][()]
+        del f[name]
+        f[name] = np.rec.fromarrays([rows["obj_label_id"]], names="obj_label_id")
+    with CellH5(path) as ch5:
+        text = describe_cellh5(ch5)
+    assert "Objects: 0\n" in text
+    assert "contains no segmented objects (object/primary__primary of position A01_1" in text

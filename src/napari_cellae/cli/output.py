@@ -133,6 +133,7 @@ def describe_cellh5(ch5: CellH5) -> str:
         sizes (from the bounding boxes of up to 24 positions).
     """
     from napari_cellae.core.resample import fitting_box
+    from napari_cellae.io.cellh5 import CellH5Error
     from napari_cellae.io.centres import position_labels
     from napari_cellae.pipeline.cell_size import measured_extents
 
@@ -165,6 +166,11 @@ def describe_cellh5(ch5: CellH5) -> str:
 
     names = ch5.object_names
     lines.append(f"Objects: {len(names)}" + (f" (default {ch5.default_object})" if names else ""))
+    if not names:  # say why, as train and encode would: e.g. a table without time_idx
+        try:
+            _ = ch5.default_object  # raises, saying what object/ holds
+        except CellH5Error as err:
+            lines.append(f"  {err}")
     for name in names:
         channel = ch5.object_channel(name)
         counts = [(label_of[p], ch5.object_count(p, name)) for p in ch5.positions]
