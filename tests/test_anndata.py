@@ -63,6 +63,18 @@ def test_write_and_read_back(tmp_path) -> None:
     assert list(back.uns["cellae"]["model"]["channels"]) == ["rfp"]
 
 
+def test_read_cells_without_features_reads_the_table_alone(tmp_path) -> None:
+    path = write_anndata(tmp_path / "cells.h5ad", _adata())
+    table = read_cells(path, features=False)
+    assert table.X is None and table.n_vars == _adata().n_vars
+    pd.testing.assert_frame_equal(table.obs, read_cells(path).obs)
+    assert table.var_names.tolist() == _adata().var_names.tolist()
+    assert table.uns["cellae"]["model"]["epochs"] == 2
+    import h5py
+
+    h5py.File(path, "a").close()  # closed again: a file still open read-only refuses this
+
+
 def test_write_refuses_inputs_and_other_suffixes(tmp_path) -> None:
     source = tmp_path / "screen.h5ad"
     source.write_bytes(b"x")

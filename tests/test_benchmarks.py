@@ -184,3 +184,8 @@ def test_bench_quality_runs_on_the_independent_screen(tmp_path: Path) -> None:
         *("--epochs", "1", "--crop-size", "40", "--f1-seeds", "1", "--quiet"),
     )
     assert "\nlearned" in out and "binuclear" in out and "masks from label images" in out
+
+
+def test_bench_hits_runs_and_checks_the_tables() -> None:
+    out = run("bench_hits.py", "--cells", "2000", "--features", "8")
+    assert out.count("same hit table: yes") == 2 and "less memory at its peak" in out

@@ -141,3 +141,42 @@ def test_hits_take_names_apart_only_by_more_than_spaces(tmp_path, capsys):
     assert table.set_index("condition").loc["KIF11", "n_cells"] == 3
     assert main(["hits", str(path), "--out", str(out), "-q"]) == 0
     assert sorted(pd.read_csv(out)["position"]) == ["A01", "A02", "B01", "B02"]
+
+
+def test_hits_leave_the_features_on_disk_when_the_file_holds_novelty(tmp_path):
+    # cellae hits read the whole file, X included (a million cells: 1 GB of features, 2 GB
+    # at the peak), to rank wells by the novelty scores that obs already held.
+    import tracemalloc
+
+    obs = pd.DataFrame(
+        {
+            "position": [f"P{i % 8}" for i in range(400)],
+            "well": [f"W{i % 8}" for i in range(400)],
+            "condition": [f"C{i % 8}" for i in range(400)],
+            "control": [i % 8 < 2 for i in range(400)],
+            "novelty": np.linspace(0, 1, 400),
+        },
+        index=[f"c{i}" for i in range(400)],
+    )
+    path = tmp_path / "cells.h5ad"
+    x = np.ones((400, 10_000), np.float32)  # 16 MB, far above the table
+    ad.AnnData(x, obs=obs).write_h5ad(path)
+    args = ["hits", str(path), "--out", str(tmp_path / "hits.csv"), "-q"]
+    assert main(args) == 0  # imports done, so that only the run itself is measured
+    tracemalloc.start()
+    try:
+        assert main(args) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 4
+    assert len(pd.read_csv(tmp_path / "hits.csv")) == 8
+    # Without novelty the features are what it is computed from: read then.
+    ad.AnnData(x, obs=obs.drop(columns="novelty")).write_h5ad(path)
+    tracemalloc.start()
+    try:
+        main(args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak >= x.nbytes

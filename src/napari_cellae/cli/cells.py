@@ -8,6 +8,7 @@ level, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from napari_cellae.cli.output import note
@@ -280,9 +281,15 @@ def cmd_hits(args: argparse.Namespace) -> int:
     out = check_output(args.out, [args.file], "hit table")
     if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name
         raise ValueError(f"{out}: the hit table is CSV text; end its name in .csv")
-    adata = read_cells(args.file)
+    # The cell table first, X left on disk: it is read only where novelty must be computed
+    # from it (a million cells' features are a gigabyte the stored scores make needless).
+    adata = read_cells(args.file, features=False)
+    needs_x = "novel" not in adata.obs and "novelty" not in adata.obs
+    if needs_x and adata.n_vars:
+        with warnings.catch_warnings():  # said when the table was read
+            warnings.simplefilter("ignore")
+            adata = read_cells(args.file)
     obs = adata.obs
-    needs_x = "novel" not in obs and "novelty" not in obs
     novel, scores, how = novel_cells(
         obs,
         features=adata.X if needs_x and adata.n_vars else None,

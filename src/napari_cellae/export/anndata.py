@@ -256,17 +256,21 @@ def _reason(exc: Exception) -> str:
     return f"{text} ({where[-1].strip()})" if where else text
 
 
-def read_cells(path: str | os.PathLike) -> anndata.AnnData:
+def read_cells(path: str | os.PathLike, features: bool = True) -> anndata.AnnData:
     """Read an ``.h5ad`` file of cells, with messages that name the file.
 
     Parameters
     ----------
     path : path-like
+    features : bool
+        Load ``X``. False: the cell table alone (``obs``, ``var``, ``uns``), ``X`` left on
+        disk; what ``cellae hits`` needs when the file holds its novelty. A screen's ``X``
+        is 1 KB per cell (a million cells: 1 GB), its table a small part of that.
 
     Returns
     -------
     anndata.AnnData
-        Loaded into memory (``X`` included).
+        Loaded into memory (``X`` included, or None without ``features``).
 
     Raises
     ------
@@ -281,7 +285,7 @@ def read_cells(path: str | os.PathLike) -> anndata.AnnData:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
-        adata = ad.read_h5ad(path)
+        adata = ad.read_h5ad(path) if features else _cell_table(path)
     except Exception as exc:  # h5py, anndata and OS errors alike: say which file
         other = _other_hdf5(path)
         if other:  # anndata's words were "AnnData.__init__() got an unexpected keyword"
@@ -291,6 +295,18 @@ def read_cells(path: str | os.PathLike) -> anndata.AnnData:
         ) from None
     _warn_pooled(adata.obs, path)
     return adata
+
+
+def _cell_table(path: Path) -> anndata.AnnData:
+    """The file's ``obs``, ``var`` and ``uns`` without ``X``: opened backed, so that ``X``
+    stays on disk, and closed once the table is copied out."""
+    import anndata as ad
+
+    backed = ad.read_h5ad(path, backed="r")
+    try:
+        return ad.AnnData(obs=backed.obs.copy(), var=backed.var.copy(), uns=dict(backed.uns))
+    finally:
+        backed.file.close()
 
 
 def _warn_pooled(obs: pd.DataFrame, path: Path) -> None:
