@@ -4,8 +4,10 @@ Prints, side by side in one run, for a synthetic ``.h5ad`` of ``--cells`` cells 
 quarter of them (1,536 positions, ``--features`` float32 features, stored novelty scores):
 
 - ``whole file``: the file read with its features (``read_cells(path)``), as ``cellae hits``
-  did; then the hit list;
-- ``cellae hits``: the command as it is: the cell table alone, the features left on disk.
+  did; then the hit list grouped on every cell's texts (:func:`per_cell_groups`, as
+  ``hit_list`` did);
+- ``cellae hits``: the command as it is: the cell table alone, the features left on disk,
+  each column's distinct values made text once.
 
 Each is run in a fresh process; peak memory is that process's VmHWM, time its wall time
 (the imports included). The growth columns divide the large file's numbers by the small
@@ -64,6 +66,37 @@ def make_cells(path: Path, n: int, features: int, seed: int = 0) -> Path:
     return path
 
 
+def per_cell_groups(obs, by: str = "position"):
+    """The hit list's grouping as it was: every cell's plate, position, well and condition
+    made text and stripped, cell by cell (the reference for ``hit_list``)."""
+    import pandas as pd
+
+    from napari_cellae.core.novelty import hit_table
+    from napari_cellae.pipeline.hits import _controls
+
+    columns = [c for c in ("plate", "position", "well", "condition") if c in obs]
+    for column in ("position", "well"):  # its check of blank names, cell by cell
+        assert not (obs[column].astype(str).str.strip() == "").any()
+    text = {c: obs[c].astype(str).str.strip() for c in columns}
+    key = text["position"] if by == "position" else text["condition"]
+    if by == "position" and "plate" in text:
+        key = text["plate"] + "/" + key
+    groups, labels = pd.factorize(key)
+    well_key = text["well"] if "plate" not in text else text["plate"] + "/" + text["well"]
+    novel, scores = obs["novel"].to_numpy(bool), obs["novelty"].to_numpy(np.float64)
+    controls = _controls(obs, "neg", "bench")
+    wells = pd.factorize(well_key)[0]
+    table = hit_table(novel, groups, controls, [str(v) for v in labels], wells, scores)
+    per_group = pd.DataFrame(text).assign(_key=key.to_numpy())
+    described = per_group.groupby("_key", sort=False)[columns].agg(
+        lambda values: ",".join(dict.fromkeys(values))
+    )
+    out = described.loc[table["group"]].reset_index(drop=True)
+    table = pd.concat([table.drop(columns="group"), out], axis=1)
+    first = ["rank", *columns]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
 def child(mode: str, path: Path, out: Path) -> None:
     """One run in this fresh process: prints its peak memory."""
     if mode == "cellae hits":
@@ -73,11 +106,8 @@ def child(mode: str, path: Path, out: Path) -> None:
     else:  # the whole file, as cellae hits read it before
         from napari_cellae.export.anndata import read_cells
         from napari_cellae.io.atomic import atomic_output
-        from napari_cellae.pipeline.hits import hit_list, novel_cells
 
-        adata = read_cells(path)
-        novel, scores, _ = novel_cells(adata.obs)
-        table = hit_list(adata.obs, novel, "position", scores)
+        table = per_cell_groups(read_cells(path).obs)
         with atomic_output(out) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
     print(f"{peak_rss_mib():.0f}")

@@ -1,0 +1,94 @@
+"""The hit list's grouping (pipeline/hits.hit_list): each distinct value made text once.
+
+Every cell's position, well, condition and plate were made text and stripped, cell by cell:
+a million cells took 0.6 GB and seconds for what a few hundred distinct values decide. The
+grouping must stay what the per-cell texts gave.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_cellae.pipeline.hits import hit_list
+
+
+def _per_cell(obs: pd.DataFrame, novel: np.ndarray, by: str) -> list[tuple]:
+    """The rows the per-cell texts gave: (cells, novel cells, then each text column listed)."""
+    text = {c: obs[c].astype(str).str.strip() for c in obs if c != "control"}
+    key = text["condition"] if by == "condition" else text["position"]
+    if by == "position" and "plate" in text:
+        key = text["plate"] + "/" + key
+    names = [c for c in ("plate", "position", "well", "condition") if c in text]
+    rows = []
+    for _, cells in pd.Series(range(len(obs))).groupby(key.to_numpy(), sort=False):
+        cells = cells.to_numpy()
+        listed = [",".join(dict.fromkeys(text[c].iloc[cells])) for c in names]
+        rows.append((len(cells), int(novel[cells].sum()), *listed))
+    return sorted(rows)
+
+
+def _tricky(n: int = 240) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    position = rng.choice(["A01_1", "A01_1 ", " A02_1", "a/b", "b"], n)
+    well = np.array([p.strip()[:3] for p in position], dtype=object)
+    condition = rng.choice(["DMSO", "DMSO ", "KIF11", " KIF11", "PLK1"], n).astype(object)
+    condition[:3] = [1, 1.0, True]  # alike to factorize, three texts to the per-cell way
+    plate = rng.choice(["p1", "p1/a", "p2"], n)  # p1 + a/b and p1/a + b read alike: one row
+    return pd.DataFrame(
+        {
+            "plate": pd.Categorical(plate, categories=["p1", "p1/a", "p2", "unused"]),
+            "position": pd.Categorical(position),
+            "well": well,
+            "condition": condition,
+            "control": np.isin(condition, ["DMSO", "DMSO "]),
+        }
+    )
+
+
+@pytest.mark.parametrize("by", ["position", "condition"])
+@pytest.mark.parametrize("plates", [True, False])
+def test_groups_are_those_of_the_per_cell_texts(by, plates) -> None:
+    obs = _tricky()
+    if not plates:
+        obs = obs.drop(columns="plate")
+    novel = np.random.default_rng(1).random(len(obs)) < 0.3
+    table = hit_list(obs, novel, by)
+    names = [c for c in ("plate", "position", "well", "condition") if c in obs]
+    got = sorted(
+        (int(r["n_cells"]), int(r["n_novel"]), *(r[c] for c in names))
+        for r in table.to_dict("records")
+    )
+    assert got == _per_cell(obs, novel, by)
+
+
+def test_each_distinct_value_is_made_text_once() -> None:
+    class Name:
+        made = 0
+
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def __str__(self) -> str:
+            Name.made += 1
+            return self.text
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Name) and other.text == self.text
+
+        def __hash__(self) -> int:
+            return hash(self.text)
+
+    names = [Name("KIF11"), Name("DMSO ")]
+    obs = pd.DataFrame(
+        {
+            "position": [f"A0{i % 4}" for i in range(2000)],
+            "well": [f"A0{i % 4}" for i in range(2000)],
+            "condition": [names[i % 4 == 0] for i in range(2000)],
+            "control": [i % 4 == 0 for i in range(2000)],
+        }
+    )
+    table = hit_list(obs, np.arange(2000) % 3 == 0, "condition")
+    assert sorted(table["condition"]) == ["DMSO", "KIF11"]
+    assert Name.made <= 10  # per distinct value, not per cell (2,000)
