@@ -40,3 +40,32 @@ def test_streamed_notes_say_what_the_whole_run_says(tmp_path: Path) -> None:
         notes.warn("primary__primary", 16, path)
     assert [str(w.message) for w in streamed] == [str(w.message) for w in in_memory]
     assert len(notes.sizes) == 3 and sum(len(c) for c in notes.clipped) == 36
+
+
+def test_positions_of_cells_without_signal_are_named(tmp_path: Path) -> None:
+    # Images never written read as the fill value: such a well topped the hit list as a
+    # perfect hit (all its cells novel) without a word.
+    import h5py
+
+    path = _screen(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["sample/0/plate/plate1/experiment/A03/position/1/image/channel"][...] = 0
+    with CellH5(path) as f:
+        whole = collect_crops(f, "primary__primary", 16, mask="cell")
+        parts = [
+            collect_crops(f, "primary__primary", 16, positions=[key], mask="cell")
+            for key in f.positions
+        ]
+    assert whole.blank.tolist() == [False] * 24 + [True] * 12
+    assert whole.subset([0, 30]).blank.tolist() == [False, True]
+    said = (
+        r"screen\.ch5: 12 of 36 'primary__primary' cells have crops without signal "
+        r".*: A03_1 \(12 of 12\)\."
+    )
+    with pytest.warns(UserWarning, match=said):
+        warn_crops(whole, "primary__primary", path)
+    notes = CropNotes()
+    for part in parts:
+        notes.add(part)
+    with pytest.warns(UserWarning, match=said):
+        notes.warn("primary__primary", 16, path)

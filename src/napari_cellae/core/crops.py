@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.core.blank import blank_crops
 from napari_cellae.core.masking import MASKS, mask_position
 from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 from napari_cellae.core.normalisation import Normalisation
@@ -121,6 +122,7 @@ class CropSet:
     shared_label_positions: list[tuple[PositionKey, int]] = field(default_factory=list)
     morphology: np.ndarray | None = None  # None: not measured (NaN)
     clipped_at: np.ndarray | None = None  # None: not counted (0, see core.saturation)
+    blank: np.ndarray | None = None  # None: not checked (False, see core.blank)
 
     _PER_CROP = (
         "position_index",
@@ -137,6 +139,7 @@ class CropSet:
         "origin_x",
         "morphology",
         "clipped_at",
+        "blank",
     )
 
     def __post_init__(self) -> None:
@@ -144,6 +147,8 @@ class CropSet:
             self.morphology = np.full((len(self), len(MORPHOLOGY_NAMES)), np.nan, np.float32)
         if self.clipped_at is None:
             self.clipped_at = np.zeros(len(self), np.int64)
+        if self.blank is None:
+            self.blank = np.zeros(len(self), bool)
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -293,7 +298,7 @@ def collect_crops(
     unlabelled: list[PositionKey] = []
     unmatched: list[tuple[PositionKey, int]] = []
     outline = np.full((total, len(MORPHOLOGY_NAMES)), np.nan, np.float32)  # unmasked: unknown
-    clipped = np.zeros(total, np.int64)
+    clipped, blank = np.zeros(total, np.int64), np.zeros(total, bool)
     start = 0
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
@@ -319,6 +324,7 @@ def collect_crops(
             elif missed:
                 unmatched.append((pos, missed))
         clipped[start:stop] = clipped_at(crops[start:stop])  # neighbours painted out by now
+        blank[start:stop] = blank_crops(crops[start:stop])
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
@@ -365,6 +371,7 @@ def collect_crops(
         shared_label_positions=shared,
         morphology=outline,
         clipped_at=clipped,
+        blank=blank,
     )
 
 

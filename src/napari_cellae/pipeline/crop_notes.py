@@ -2,7 +2,8 @@
 
 Positions without label images (their cells segmented from the crops instead), objects
 whose label is not in the label image, labels shared by several objects, cells cut off by
-(or small in) the crop box, and cells clipped at the camera's maximum. An in-memory run says
+(or small in) the crop box, cells clipped at the camera's maximum, and cells whose crops
+hold no signal. An in-memory run says
 it for its crops (:func:`warn_crops`); a streamed one gathers it position by position and
 says it once at the end (:class:`CropNotes`).
 """
@@ -14,12 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.blank import warn_blank
 from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
 from napari_cellae.core.resample import bbox_extents, warn_extents
 from napari_cellae.core.saturation import warn_clipped
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
+    from napari_cellae.io.cellh5 import PositionKey
 
 __all__ = ["CropNotes", "warn_crops"]
 
@@ -52,6 +55,8 @@ class CropNotes:
     shared: list = field(default_factory=list)
     sizes: list[np.ndarray] = field(default_factory=list)  # bounding boxes, see sample
     clipped: list[np.ndarray] = field(default_factory=list)
+    blank: list[tuple[PositionKey, int, int]] = field(default_factory=list)  # blank, cells
+    cells: int = 0
 
     def add(self, crops: CropSet) -> None:
         """Take note of one position's crops."""
@@ -60,6 +65,10 @@ class CropNotes:
         self.shared += crops.shared_label_positions
         self.sizes.append(crops.bbox[: self.sample])
         self.clipped.append(crops.clipped_at)
+        self.cells += len(crops)
+        for p in np.unique(crops.position_index[crops.blank]):
+            rows = crops.position_index == p
+            self.blank.append((crops.positions[p], int(crops.blank[rows].sum()), int(rows.sum())))
 
     def warn(self, object_name: str, box: int, source: object) -> None:
         """Warn once for every position noted.
@@ -78,3 +87,4 @@ class CropNotes:
         extent = bbox_extents(np.concatenate(self.sizes)) if self.sizes else None
         warn_extents(extent, box, object_name, source)
         warn_clipped(np.concatenate(self.clipped) if self.clipped else np.zeros(0), source)
+        warn_blank(self.blank, self.cells, object_name, source)
