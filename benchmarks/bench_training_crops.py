@@ -78,6 +78,34 @@ def main() -> None:
         f"ratio (every / drawn): memory {peak_all / peak_drawn:.1f}x, time "
         f"{s_all / s_drawn:.2f}x; same training crops: {np.array_equal(every, drawn)}"
     )
+    split_drawn(args.samples)
+
+
+def split_drawn(samples: int) -> None:
+    """The drawn cells split into positions (``rows_of_positions``) against a filter per
+    position, the way it was, for one plate of 1,536 positions and for 20 such plates."""
+    from napari_cellae.pipeline.sampling import candidate_rows, rows_of_positions
+
+    print(f"\nsplitting {samples} drawn cells into positions (64 cells each):")
+    for n_positions in (1_536, 30_720):
+        counts = [64] * n_positions
+        drawn = np.sort(
+            np.random.default_rng(0).choice(candidate_rows(counts, [True] * n_positions), samples)
+        )
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        t0 = time.perf_counter()
+        filtered = [
+            drawn[(drawn >= starts[i]) & (drawn < starts[i + 1])] - starts[i]
+            for i in range(n_positions)
+        ]
+        t1 = time.perf_counter()
+        split = rows_of_positions(drawn, counts)
+        t2 = time.perf_counter()
+        same = all(np.array_equal(a, b) for a, b in zip(filtered, split, strict=True))
+        print(
+            f"  {n_positions:>6} positions: filter per position {t1 - t0:.3f} s, "
+            f"rows_of_positions {t2 - t1:.3f} s ({(t1 - t0) / (t2 - t1):.0f}x); same: {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -99,3 +99,21 @@ def test_the_model_is_the_same(cellcognition_file):
     assert (drawn.n_trained, drawn.n_held_out) == (every.n_trained, every.n_held_out)
     for name, weights in every.trained.model.state_dict().items():
         torch.testing.assert_close(drawn.trained.model.state_dict()[name], weights)
+
+
+def test_rows_of_positions_split_as_a_filter_per_position_would() -> None:
+    # One sort and a binary search (comparing every drawn index with every position grew
+    # with both: 0.9 s for 50,000 drawn of 30,720 positions); empty positions, a drawn
+    # order that is not sorted, and the last cell of a position all as before.
+    from napari_cellae.pipeline.sampling import rows_of_positions
+
+    rng = np.random.default_rng(3)
+    counts = [int(c) for c in rng.integers(0, 6, 40)]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for drawn in (np.arange(starts[-1]), rng.permutation(starts[-1])[: starts[-1] // 2]):
+        split = rows_of_positions(drawn, counts)
+        assert len(split) == len(counts)
+        for i, rows in enumerate(split):
+            inside = drawn[(drawn >= starts[i]) & (drawn < starts[i + 1])] - starts[i]
+            np.testing.assert_array_equal(rows, inside)
+    assert [len(r) for r in rows_of_positions(np.zeros(0, np.int64), [2, 0])] == [0, 0]
