@@ -567,3 +567,19 @@ def test_names_compare_in_one_unicode_form(tmp_path: Path) -> None:
     mapping.check([key], "p.ch5")
     assert mapping.lookup(key).is_control
     assert read_mapping(path).unused_plates([key]) == []
+
+
+def test_positions_of_cellcognition_runs_without_wells(tmp_path: Path) -> None:
+    # A run without a plate layout has well '0' and positions 0013, ...: cellae info lists
+    # them as 0_0013, and a two-column mapping naming 0_0013 was refused as not in the file.
+    path = tmp_path / "m.txt"
+    path.write_text("0_0013\tneg. control\n0_0014\tKIF11\n")
+    mapping = read_mapping(path)
+    keys = [_key("0", "0013"), _key("0", "0014")]
+    mapping.check(keys, "movie.ch5")
+    assert mapping.lookup(keys[0]).is_control and mapping.lookup(keys[1]).condition == "KIF11"
+    # The bare position number names a well, which the file lacks: the refusal shows how
+    # the file names its positions.
+    path.write_text("0013\tneg. control\n")
+    with pytest.raises(ValueError, match=r"not in movie\.ch5: 0013 \(it holds 0_0013, 0_0014\)"):
+        read_mapping(path).check(keys, "movie.ch5")

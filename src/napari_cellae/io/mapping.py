@@ -234,9 +234,11 @@ class PositionMapping:
         ]
         if missing:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            held_labels = list(dict.fromkeys(key.label for key in positions))
+            has = ", ".join(held_labels[:4]) + (" ..." if len(held_labels) > 4 else "")
             raise ValueError(
                 f"{self.path}: the mapping names {len(missing)} position(s) that are not in"
-                f" {source}: {shown}"
+                f" {source}: {shown} (it holds {has})"
             )
 
 
@@ -245,8 +247,9 @@ def _suffix(problem: str | None) -> str:
 
 
 def _split_position(text: str, site: str | None) -> tuple[str, str | None]:
-    """``C03_01`` -> (C03, 01); ``C03`` -> (C03, site)."""
-    match = re.fullmatch(r"([A-Za-z]+\d+)[_\-](\w+)", text)
+    """``C03_01`` -> (C03, 01); ``0_0013`` (CellCognition without wells) -> (0, 0013);
+    ``C03`` -> (C03, site)."""
+    match = re.fullmatch(r"([A-Za-z]*\d+)[_\-](\w+)", text)
     if match:
         return match.group(1), match.group(2)
     return text, site
