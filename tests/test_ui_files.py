@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import synthetic_position
+from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui import files
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline.results import RunResult
 
 
@@ -81,3 +84,56 @@ def test_the_demo_remembers_its_mapping(make_napari_viewer):
     ch5, mapping = demo_paths()
     assert files.shown_file(viewer) == ch5
     assert files.remembered_mapping(viewer, ch5) == mapping
+
+
+def test_another_file_hides_the_first_and_names_its_layers(
+    make_napari_viewer, cellcognition_file, tmp_path
+):
+    # a second plate with the same channel and objects (as a CellCognition plate folder):
+    # its images lie on the first's, whose cells were taken for its own
+    other = write_cellh5(
+        tmp_path / "plate2.ch5",
+        [
+            synthetic_position(w, "0001", plate="plate2", seed=s)
+            for s, w in ((7, "C03"), (8, "C04"))
+        ],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+    )
+    viewer = make_napari_viewer()
+    files.open_file(viewer, cellcognition_file)
+    first = list(viewer.layers)
+    files.open_file(viewer, other)
+    second = [layer for layer in viewer.layers if layer not in first]
+    assert [layer.name for layer in second] == ["rfp (plate2)", "primary__primary centres (plate2)"]
+    assert not any(layer.visible for layer in first)
+    assert all(layer.visible for layer in second)
+    assert all(layer.metadata[METADATA_KEY]["path"] == str(other) for layer in second)
+    viewer.dims.set_point(0, 1)
+    assert files.shown_position(viewer) == "C04_0001"  # the shown plate's, not the hidden one's
+    files.open_file(viewer, cellcognition_file)  # open already: its layers stay as they are
+    assert len(viewer.layers) == len(first) + len(second)
+
+
+def test_positions_of_different_sizes_are_all_named(make_napari_viewer, tmp_path):
+    # positions of two image sizes are two layers along one slider: a step shows one of each
+    positions = [
+        synthetic_position(w, "1", seed=s) for s, w in enumerate(("A01", "A02", "A03", "A04"))
+    ]
+    for taller in positions[1::2]:  # A02 and A04: 80 x 80
+        taller.image = np.pad(taller.image, ((0, 0), (0, 0), (0, 0), (0, 16), (0, 0)))
+        taller.labels = np.pad(taller.labels, ((0, 0), (0, 0), (0, 0), (0, 16), (0, 0)))
+    path = write_cellh5(
+        tmp_path / "sizes.ch5",
+        positions,
+        channel_names=["dna"],
+        object_channels={"primary__primary": 0},
+    )
+    viewer = make_napari_viewer()
+    files.open_file(viewer, path)
+    viewer.dims.set_point(0, 1)
+    # it named the first layer's position only: A04_1's cells were said to be in A03_1
+    assert files.shown_position(viewer) == "A03_1 (dna [64×80]), A04_1 (dna [80×80])"
+    for layer in viewer.layers:  # hidden layers are not shown, so not named
+        layer.visible = "64" not in layer.name
+    assert files.shown_position(viewer) == "A04_1"

@@ -452,3 +452,29 @@ def test_importing_the_widget_loads_no_torch():
     code = "import sys, napari_cellae._widget; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_choosing_another_file_shows_it_alone(make_napari_viewer, cellcognition_file, tmp_path):
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    other = write_cellh5(
+        tmp_path / "plate2.ch5",
+        [synthetic_position("C03", "1", plate="plate2", n_frames=1, seed=9)],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+    )
+    viewer = make_napari_viewer()
+    viewer.open(str(cellcognition_file), plugin="napari-cellae")
+    widget = DeepLearningWidget(viewer)
+    viewer.dims.set_point(0, 1)
+    assert widget.position_label.text() == "Shown position: B02_0001"
+    first = list(viewer.layers)
+    widget.form.file.value = other  # one position: no position slider
+    # the first plate's layers stayed visible under the second's, and its position named
+    assert not any(layer.visible for layer in first)
+    assert [layer.name for layer in viewer.layers if layer.visible] == [
+        "rfp (plate2)",
+        "primary__primary centres (plate2)",
+    ]
+    assert widget.position_label.text() == ""

@@ -72,6 +72,7 @@ class DeepLearningWidget(QWidget):
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.loss_plot = LossPlot()
         self.position_label = QLabel("")
+        self.position_label.setWordWrap(True)  # one position per image size
         self.results = Results(napari_viewer, self.layers, self.status.setText, self._failed)
         self.panel, self.link = self.results.panel, self.results.link
 
@@ -148,7 +149,8 @@ class DeepLearningWidget(QWidget):
             self.form.mapping.value = mapping
             self._mapping_preset = mapping
         try:
-            files.open_file(self.viewer, path)
+            files.open_file(self.viewer, path)  # hides other files' layers
+            self._on_step()
         except ValueError as err:
             show_error(str(err))
 
@@ -282,11 +284,8 @@ class DeepLearningWidget(QWidget):
         what = "stopped early; " if result.stopped else ""
         if result.n_trained:
             what += f"learnt from {result.n_trained}, {result.n_held_out} held out; "
-        hits = (
-            ""
-            if outcome.findings is None or not outcome.findings.hits
-            else (" or a row of the hit table")
-        )
+        findings = outcome.findings
+        hits = " or a row of the hit table" if findings is not None and findings.hits else ""
         self.status.setText(
             f"Done ({what}features of {len(result.crops)} cells). Click a point in "
             f"'{EMBEDDING_LAYER}'{hits} to see its cells."
@@ -314,9 +313,8 @@ class DeepLearningWidget(QWidget):
         self.results.focus_cell(index)
 
     def _on_step(self, event: Any = None) -> None:
-        label = files.shown_position(self.viewer)
-        if label is not None:
-            self.position_label.setText(f"Shown position: {label}")
+        label = files.shown_position(self.viewer)  # "" for a file of one position
+        self.position_label.setText(f"Shown position: {label}" if label else "")
 
     # -- saving and loading ------------------------------------------------------------------------
     def _inputs(self) -> list[Path | None]:

@@ -7,6 +7,7 @@ Functions here raise ``ValueError`` with a message for the user; the widget show
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +182,11 @@ def remembered_mapping(viewer: napari.Viewer, path: Path) -> Path | None:
 def open_file(viewer: napari.Viewer, path: Path) -> None:
     """Show a CellH5 file's images and centres unless its layers are open already.
 
+    The layers of other CellH5 files are hidden (not removed): every file's images lie at
+    the same coordinates, and another plate's cells, added to this one's, were taken for
+    its own. Layers whose names another file's layers hold already (``rfp``, which napari
+    made ``rfp [1]``) are named after the file's plate(s): ``rfp (plate2)``.
+
     Raises
     ------
     ValueError
@@ -188,19 +194,53 @@ def open_file(viewer: napari.Viewer, path: Path) -> None:
     """
     if any(Path(m.metadata[METADATA_KEY]["path"]) == path for m in cellae_layers(viewer)):
         return
+    before = {id(layer) for layer in viewer.layers}
+    others = {layer.name for layer in cellae_layers(viewer)}
     try:
         viewer.open(str(path), plugin="napari-cellae")
     except Exception as err:  # napari wraps reader errors in its own types
         raise ValueError(f"Could not show {path}: {err}") from err
+    for layer in cellae_layers(viewer):
+        if id(layer) not in before:
+            name = re.sub(r" \[\d+\]$", "", layer.name)  # napari's numbering of clashes
+            if name in others:
+                layer.name = f"{name} ({_file_tag(layer.metadata[METADATA_KEY], path)})"
+        elif Path(layer.metadata[METADATA_KEY]["path"]) != path:
+            layer.visible = False
+
+
+def _file_tag(meta: dict[str, Any], path: Path) -> str:
+    """What tells a file's layers from another file's: its plate(s), else its name."""
+    plates = sorted({str(p.plate) for p in meta["positions"]})
+    if plates and len(plates) <= 2:
+        return ", ".join(plates)
+    return path.name
 
 
 def shown_position(viewer: napari.Viewer) -> str | None:
-    """Label of the well/site the position slider points at; None without one."""
+    """Label of the well/site the position slider points at; None without one.
+
+    Only shown layers count (another file's hidden layers do not). Positions of different
+    image sizes are separate layers along one slider, so one step shows a position of
+    each: they are all named, each with its image layer (``A01_1 (DAPI [96×120]),
+    A02_1 (DAPI [128×100])``).
+    """
+    shown: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
+    stacked = False
     for layer in cellae_layers(viewer, "image"):
         meta = layer.metadata[METADATA_KEY]
+        group = (str(meta["path"]), tuple(meta["positions"]))  # the channels share it
+        if not layer.visible or group in shown:
+            continue
+        step = 0
         if meta.get("stacked"):
+            stacked = True
             axis = viewer.dims.ndim - layer.ndim
             last = len(meta["positions"]) - 1
             step = int(np.clip(round(viewer.dims.point[axis]), 0, last))
-            return position_labels(meta["positions"])[step]
-    return None
+        shown[group] = (position_labels(meta["positions"])[step], layer.name)
+    if not stacked:
+        return None
+    if len(shown) == 1:
+        return next(iter(shown.values()))[0]
+    return ", ".join(f"{label} ({name})" for label, name in shown.values())
