@@ -248,3 +248,42 @@ def test_large_screens_use_the_density_view(
         int(crops.object_index[cell]),
     ) == next(iter(_cells_of_centres(centres, [row])))
     wait_background(qtbot, widget)
+
+
+def test_a_hit_row_of_two_plates_names_its_plate(make_napari_viewer, qtbot, errors, tmp_path):
+    # two plates of one file with the same wells, B02 a hit on PlateA but not on PlateB
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    wells = [(p, w) for p in ("PlateA", "PlateB") for w in ("A01", "A02", "B02")]
+    path = write_cellh5(
+        tmp_path / "plates.ch5",
+        [synthetic_position(w, "1", plate=p, seed=i) for i, (p, w) in enumerate(wells)],
+        channel_names=["dna"],
+        object_channels={"primary__primary": 0},
+    )
+    mapping = tmp_path / "mapping.txt"
+    gene = {("PlateA", "B02"): "PLK1\ttarget"}
+    rows = ["\t".join((p, w, "1", gene.get((p, w), "scrambled\tneg"))) for p, w in wells]
+    header = "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+    mapping.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = path
+    widget.form.mapping.value = mapping
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    wait_background(qtbot, widget)
+    assert not errors, errors
+    hits = widget.panel.hits
+    assert "PlateB/B02_1" in hits.keys()
+    hits.select_rows(["PlateB/B02_1"])
+    # it said "B02_1 (scrambled)", which B02_1 of PlateA, the hit, is not
+    assert widget.status.text().startswith("15 cells of PlateB/B02_1 (scrambled) selected")
+    layer = _centres(viewer, path)
+    selected = _cells_of_centres(layer, layer.selected_data)
+    assert {key.plate for key, _ in selected} == {"PlateB"}
+    assert {key.well for key, _ in selected} == {"B02"} and len(selected) == 15
+    assert widget.position_label.text() == "Shown position: PlateB/B02_1"
+    wait_background(qtbot, widget)

@@ -194,7 +194,10 @@ class Results:
         if not len(cells):
             return
         self._mark(top, focus)
-        what = keys[0].rsplit("/", 1)[-1] if len(keys) == 1 else f"{len(keys)} {by}s"
+        what = f"{len(keys)} {by}s" if len(keys) > 1 else keys[0]
+        plates = {key.plate for key in self.result.crops.positions}
+        if by == "position" and len(keys) == 1 and len(plates) < 2:
+            what = what.split("/", 1)[-1]  # "plate/C03_01": the plate where wells repeat
         if by == "position":
             conditions = self.table.features["condition"].iloc[cells].astype(str).unique()
             what += f" ({', '.join(conditions[:3])}{', …' if len(conditions) > 3 else ''})"
