@@ -71,7 +71,7 @@ def per_cell_groups(obs, by: str = "position"):
     made text and stripped, cell by cell (the reference for ``hit_list``)."""
     import pandas as pd
 
-    from napari_cellae.core.novelty import hit_table
+    from napari_cellae.core.hit_statistics import hit_table
     from napari_cellae.pipeline.hits import _controls
 
     columns = [c for c in ("plate", "position", "well", "condition") if c in obs]

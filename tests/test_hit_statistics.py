@@ -1,4 +1,5 @@
-"""P- and q-values of hit lists: the count of cells weighs, controls are not hits."""
+"""Hit lists (napari_cellae.core.hit_statistics): ranks, and p- and q-values in which the
+count of cells weighs and controls are not hits."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from napari_cellae.core.hit_statistics import enrichment_p_values, q_values
+from napari_cellae.core.hit_statistics import enrichment_p_values, hit_table, q_values
+from napari_cellae.core.novelty import novelty_scores
 
 
 def _cells(counts: list[tuple[int, int]], control: list[bool]):
@@ -91,3 +93,34 @@ def test_q_values_adjust_for_the_number_of_groups_and_keep_nan() -> None:
     # four tested: 0.01 x 4/1, then 0.03 x 4/2 = 0.06 lowered to 0.04 x 4/3 (step-up)
     assert q[[0, 1, 3, 4]] == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
     assert (q[~np.isnan(q)] >= p[~np.isnan(p)]).all()
+
+
+def test_hit_table_ranks_hits_above_controls() -> None:
+    rng = np.random.default_rng(0)  # 4 control wells and 2 hit wells of 50 cells
+    wells = np.repeat(np.arange(6), 50)
+    x = rng.normal(size=(300, 5))
+    controls = wells < 4
+    x[(wells == 4) | ((wells == 5) & (np.arange(300) % 2 == 0))] += 4.0
+    result = novelty_scores(x, controls, wells)
+    names = [f"W{i}" for i in range(6)]
+    table = hit_table(result.novel, wells, controls, names)
+    assert list(table.columns) == [
+        "group",
+        "n_cells",
+        "n_novel",
+        "novel_fraction",
+        "enrichment",
+        "robust_z",
+        "p_value",
+        "q_value",
+        "is_control",
+        "rank",
+    ]
+    assert table["group"].tolist()[:2] == ["W4", "W5"]
+    assert table["rank"].tolist()[:2] == [1, 2]
+    assert table.loc[0, "novel_fraction"] > 0.9 and table.loc[0, "robust_z"] > 5
+    assert table["is_control"].tolist()[2:] == [True] * 4
+    assert table["n_cells"].sum() == 300
+    assert table.loc[0, "enrichment"] == pytest.approx(
+        table.loc[0, "novel_fraction"] / result.novel[controls].mean()
+    )

@@ -72,7 +72,7 @@ def test_a_note_instead_of_an_empty_table(qtbot):
 
 
 def test_every_hit_list_column_has_a_tip():
-    from napari_cellae.core.novelty import hit_table
+    from napari_cellae.core.hit_statistics import hit_table
 
     novel = np.array([True, False, True, True, False, False])
     groups = np.array([0, 0, 1, 1, 2, 2])

@@ -1,7 +1,8 @@
-"""How surely a well (or condition) holds more novel cells than the negative controls do.
+"""Hit lists: wells (or conditions) ranked by their novel cells, and how sure each is.
 
-A hit list ranked by the share of novel cells puts 3 novel cells of 4 (75 %) above 300 of
-450 (67 %), although the first could be chance. The p-value says how likely a group's
+:func:`hit_table` ranks groups (positions or conditions) by their share of novel cells,
+which puts 3 novel cells of 4 (75 %) above 300 of 450 (67 %), although the first could
+be chance. Its p-value says how likely a group's
 count of novel cells would be if its cells were drawn like the control wells' cells, so
 that it weighs how many cells the group holds:
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["enrichment_p_values", "q_values"]
+__all__ = ["enrichment_p_values", "hit_table", "q_values"]
 
 _MAX_RHO = 0.5  # beyond this, 8-odd control wells say little about the spread
 
@@ -144,3 +145,102 @@ def q_values(p_values: np.ndarray) -> np.ndarray:
     if tested.any():
         out[tested] = false_discovery_control(p_values[tested])
     return out
+
+
+def hit_table(
+    novel: np.ndarray,
+    groups: np.ndarray,
+    controls: np.ndarray,
+    labels: list[str] | None = None,
+    wells: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+):
+    """Rank groups (positions or conditions) by their share of novel cells.
+
+    Parameters
+    ----------
+    novel : ndarray (N,) bool
+    groups : ndarray (N,) of int
+        Group index of every cell (e.g. position index).
+    controls : ndarray (N,) bool
+        Negative-control cells; a group is a control group when all its cells are controls.
+    labels : list of str, optional
+        Name of every group index (default: the index).
+    wells : ndarray (N,) of int, optional
+        Well (or position) of every cell: the robust z-score compares each group's novel
+        fraction with those of the control wells. Default: ``groups`` (right when the
+        groups are wells or positions; give the wells when the groups are conditions).
+    scores : ndarray (N,) float, optional
+        Novelty scores; adds a ``median_novelty`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group holding cells: ``group``, ``n_cells``, ``n_novel``,
+        ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells;
+        infinite when no control cell is novel), ``robust_z`` (against the control wells'
+        novel fractions: median and 1.4826 MAD, the MAD floored at one cell of a median
+        control well), ``p_value`` and ``q_value`` (one-sided, against the control wells'
+        cells; :mod:`napari_cellae.core.hit_statistics`), ``median_novelty`` (with
+        ``scores``), ``is_control`` and ``rank`` (1 = strongest hit: largest novel
+        fraction), sorted by rank.
+    """
+    import pandas as pd
+
+    novel = np.asarray(novel, bool)
+    groups = np.asarray(groups, np.int64)
+    controls = np.asarray(controls, bool)
+    if not novel.shape == groups.shape == controls.shape:
+        raise ValueError(
+            f"novel {novel.shape}, groups {groups.shape} and controls {controls.shape} "
+            "must have one entry per cell"
+        )
+    present, index = np.unique(groups, return_inverse=True)
+    n_cells = np.bincount(index, minlength=len(present))
+    n_novel = np.bincount(index, weights=novel, minlength=len(present)).astype(np.int64)
+    is_control = np.bincount(index, weights=controls, minlength=len(present)) == n_cells
+    fraction = n_novel / np.maximum(n_cells, 1)
+    control_fraction = novel[controls].mean() if controls.any() else np.nan
+    median, spread = _control_well_spread(novel, controls, groups if wells is None else wells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        enrichment = fraction / control_fraction
+    columns = {
+        "group": [labels[g] if labels is not None else str(g) for g in present],
+        "n_cells": n_cells,
+        "n_novel": n_novel,
+        "novel_fraction": fraction,
+        "enrichment": enrichment,
+        "robust_z": (fraction - median) / spread,
+    }
+    p_values = enrichment_p_values(novel, groups, controls, groups if wells is None else wells)
+    columns |= {"p_value": p_values, "q_value": q_values(p_values)}
+    if scores is not None:
+        scores = np.asarray(scores, np.float64)
+        order = np.argsort(index, kind="stable")
+        parts = np.split(scores[order], np.cumsum(n_cells)[:-1]) if len(present) else []
+        columns["median_novelty"] = [float(np.median(p)) for p in parts]
+    columns["is_control"] = is_control
+    table = pd.DataFrame(columns)
+    table["rank"] = table["novel_fraction"].rank(ascending=False, method="min").astype(int)
+    return table.sort_values(["rank", "group"], kind="stable").reset_index(drop=True)
+
+
+def _control_well_spread(
+    novel: np.ndarray, controls: np.ndarray, wells: np.ndarray
+) -> tuple[float, float]:
+    """Median and robust spread of the control wells' novel fractions (NaN without any)."""
+    wells = np.asarray(wells)
+    if wells.shape != novel.shape:
+        raise ValueError(f"wells {wells.shape} must have one entry per cell ({novel.shape})")
+    _, index = np.unique(wells, return_inverse=True)
+    n = np.bincount(index)
+    all_control = np.bincount(index, weights=controls) == n
+    if not all_control.any():
+        return np.nan, np.nan
+    ref = (np.bincount(index, weights=novel) / np.maximum(n, 1))[all_control]
+    median = float(np.median(ref))
+    # 1.4826 MAD estimates the standard deviation of normal data; the floor (one cell of a
+    # median control well) keeps a perfectly flat set of control wells from making every
+    # z infinite.
+    mad = 1.4826 * float(np.median(np.abs(ref - median)))
+    return median, max(mad, 1.0 / max(int(np.median(n[all_control])), 1))

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.novelty import NOVEL_PERCENTILE, hit_table
+from napari_cellae.core.hit_statistics import hit_table
+from napari_cellae.core.novelty import NOVEL_PERCENTILE
 
 if TYPE_CHECKING:
     import pandas as pd
