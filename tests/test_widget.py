@@ -478,3 +478,45 @@ def test_choosing_another_file_shows_it_alone(make_napari_viewer, cellcognition_
         "primary__primary centres (plate2)",
     ]
     assert widget.position_label.text() == ""
+
+
+def test_a_model_loaded_for_another_file_shows_its_cells_in_the_gallery(
+    make_napari_viewer, qtbot, errors, cellcognition_file, mapping_file, tmp_path
+):
+    from napari_cellae.pipeline import jobs
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = cellcognition_file
+    _tiny(widget)
+    _run(qtbot, widget, widget.start_training)
+    qtbot.waitUntil(lambda: not widget.results.pending, timeout=TIMEOUT_MS)
+    model = widget.save_model(tmp_path / "model.pt")
+    trained_gallery = viewer.layers[GALLERY_LAYER].data.copy()
+    other = _demo_like_copy(cellcognition_file, tmp_path)  # another plate of the screen
+    widget.form.file.value = other
+    widget.form.mapping.value = mapping_file
+    _run(qtbot, widget, lambda start: widget.load_model(model, start=start))
+    qtbot.waitUntil(lambda: not widget.results.pending, timeout=TIMEOUT_MS)
+    assert not errors, errors
+    # the gallery kept the crops of the training file's cells under the other file's image
+    result, findings = widget.result, widget.results.findings
+    assert result.crops.source == other
+    top = findings.most_novel(np.arange(len(result.crops)), jobs.GALLERY_PAIRS)
+    expected = jobs.gallery_grid(*jobs.reconstruct_gallery(result.trained, result.crops.crops[top]))
+    shown = viewer.layers[GALLERY_LAYER].data
+    assert shown.shape != trained_gallery.shape or not np.array_equal(shown, trained_gallery)
+    np.testing.assert_allclose(shown, expected, atol=1e-5)
+
+
+def _demo_like_copy(path: Path, tmp_path: Path) -> Path:
+    """Another plate of the screen: the same wells and channel, other cells."""
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    return write_cellh5(
+        tmp_path / "plate2.ch5",
+        [synthetic_position(w, "0001", seed=s) for s, w in ((11, "A01"), (12, "B02"))],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+    )

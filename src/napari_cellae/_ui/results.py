@@ -104,6 +104,9 @@ class Results:
             note = f"No hit list: {note}."
         self.panel.hits.show_hits(findings.hits if findings is not None else {}, note)
         self.choose_map(self.panel.method)
+        if not result.reports and result.trained is not None and findings is not None:
+            # a loaded model: the gallery held the crops of the run before, of another file
+            self._show_gallery(findings.most_novel(np.arange(len(table)), jobs.GALLERY_PAIRS))
         return layer
 
     def _link(self, layer: Any) -> None:
@@ -205,9 +208,13 @@ class Results:
             f"{len(cells)} cells of {what} selected; the {len(top)} most novel are in the "
             "gallery and in cyan squares."
         )
+        self._show_gallery(top)
+
+    def _show_gallery(self, cells: np.ndarray) -> None:
+        """Show ``cells`` beside their reconstructions in the gallery (in a worker)."""
         self._gallery_request += 1
         request, result = self._gallery_request, self.result
-        worker = side_task(novel_gallery, result, top, errored=self.on_error)
+        worker = side_task(novel_gallery, result, cells, errored=self.on_error)
         worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
         self._start(f"gallery {request}", worker)
 
