@@ -192,21 +192,26 @@ def open_file(viewer: napari.Viewer, path: Path) -> None:
     ValueError
         If napari cannot open it.
     """
-    if any(Path(m.metadata[METADATA_KEY]["path"]) == path for m in cellae_layers(viewer)):
+    if any(Path(m.metadata[METADATA_KEY]["path"]) == path for m in _file_layers(viewer)):
         return
     before = {id(layer) for layer in viewer.layers}
-    others = {layer.name for layer in cellae_layers(viewer)}
+    others = {layer.name for layer in _file_layers(viewer)}
     try:
         viewer.open(str(path), plugin="napari-cellae")
     except Exception as err:  # napari wraps reader errors in its own types
         raise ValueError(f"Could not show {path}: {err}") from err
-    for layer in cellae_layers(viewer):
+    for layer in _file_layers(viewer):  # not the results (embedding), which the next run reuses
         if id(layer) not in before:
             name = re.sub(r" \[\d+\]$", "", layer.name)  # napari's numbering of clashes
             if name in others:
                 layer.name = f"{name} ({_file_tag(layer.metadata[METADATA_KEY], path)})"
         elif Path(layer.metadata[METADATA_KEY]["path"]) != path:
             layer.visible = False
+
+
+def _file_layers(viewer: napari.Viewer) -> list[Any]:
+    """The image and centres layers of CellH5 files (not the widget's result layers)."""
+    return cellae_layers(viewer, "image") + cellae_layers(viewer, "centres")
 
 
 def _file_tag(meta: dict[str, Any], path: Path) -> str:
