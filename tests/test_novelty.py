@@ -160,3 +160,38 @@ def test_a_plate_without_two_control_wells_is_scaled_on_all_controls() -> None:
         assert np.all(np.isfinite(novelty_scores(x, controls, wells, plates=plates).scores))
     with pytest.raises(ValueError, match="plates"):
         novelty_scores(x, controls, wells, plates=plates[:10])
+
+
+def test_a_screen_with_more_controls_than_the_reference_is_scored_against_a_sample(
+    monkeypatch,
+) -> None:
+    # Every cell was compared with every control cell: a whole screen's scoring grew with
+    # the square of its cells. Above the cap the controls are sampled, with the seed.
+    from napari_cellae.core import novelty as novelty_module
+
+    x, controls, wells, hit = _screen()
+    full = novelty_scores(x, controls, wells)
+    sizes = []
+    knn = novelty_module._knn_distance
+
+    def counted(reference, query, k):
+        sizes.append(len(reference))
+        return knn(reference, query, k)
+
+    monkeypatch.setattr(novelty_module, "_knn_distance", counted)
+    monkeypatch.setattr(novelty_module, "_MAX_REFERENCE", 80)  # of 200 control cells
+    sampled = novelty_scores(x, controls, wells)
+    assert max(sizes) == 80 and len(sizes) == 5  # the others, then each control well
+    assert sampled.novel[hit].mean() > 0.9 and sampled.novel[controls].mean() <= 0.21
+    np.testing.assert_array_equal(sampled.scores, novelty_scores(x, controls, wells).scores)
+    other = novelty_scores(x, controls, wells, seed=1).scores
+    assert not np.array_equal(other, sampled.scores)  # another draw
+    assert np.corrcoef(full.scores, sampled.scores)[0, 1] > 0.9
+    # Controls of one well, each its own group: a sampled control is not its own neighbour.
+    one = wells == 0
+    with pytest.warns(UserWarning, match="one well"):
+        alone = novelty_scores(x, one, wells).scores
+    monkeypatch.setattr(novelty_module, "_MAX_REFERENCE", 20)  # of 50
+    with pytest.warns(UserWarning, match="one well"):
+        capped = novelty_scores(x, one, wells).scores
+    assert (capped[one] > 0).all() and np.corrcoef(alone, capped)[0, 1] > 0.8
