@@ -287,3 +287,29 @@ def test_a_hit_row_of_two_plates_names_its_plate(make_napari_viewer, qtbot, erro
     assert {key.well for key, _ in selected} == {"B02"} and len(selected) == 15
     assert widget.position_label.text() == "Shown position: PlateB/B02_1"
     wait_background(qtbot, widget)
+
+
+def test_positions_without_cells_stay_named_beside_the_hit_table(
+    make_napari_viewer, qtbot, errors, tmp_path
+):
+    # A well whose cells all died has no row; it was named only in a passing warning.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    dead = synthetic_position("B02", "1", n_per_frame=1)
+    dead.objects = {}
+    wells = [synthetic_position(w, "1", seed=i) for i, w in enumerate(("A01", "A02", "B01"))]
+    path = write_cellh5(tmp_path / "plate.ch5", [*wells, dead], ["dna"], {"primary__primary": 0})
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("A01\tneg. control\nA02\tneg. control\nB01\tPLK1\nB02\tTOXIC1\n")
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = path
+    widget.form.mapping.value = mapping
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)  # the run's warning is relayed, and passes
+    assert not errors, errors
+    hits = widget.panel.hits
+    assert hits.table.isVisibleTo(widget) and hits.note.isVisibleTo(widget)
+    assert hits.note.text() == "No cells, so no row: B02_1 (TOXIC1)."

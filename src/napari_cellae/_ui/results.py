@@ -102,6 +102,8 @@ class Results:
         note = None if findings is None else findings.discovery.note
         if findings is not None and findings.discovery.novelty is None:
             note = f"No hit list: {note}."
+        if result.empty:  # said in a passing warning too; a well whose cells died is news
+            note = " ".join(filter(None, [note, f"No cells, so no row: {result.empty}."]))
         self.panel.hits.show_hits(findings.hits if findings is not None else {}, note)
         self.choose_map(self.panel.method)
         if not result.reports and result.trained is not None and findings is not None:

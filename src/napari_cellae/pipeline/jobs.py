@@ -271,7 +271,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
         mapping = steps.load_mapping(request.mapping_path, ch5)
         obj = steps.resolve_object(ch5, request.object_name)
         crops = steps.crops_for(ch5, obj, [request.channel], config)
-        warn_empty(mapping, ch5.positions, crops.positions)  # a dead well may be a hit
+        empty = warn_empty(mapping, ch5.positions, crops.positions)  # a dead well: a hit?
     if request.stopped:
         return None
     trainer = steps.make_trainer(crops, mapping, config)
@@ -302,6 +302,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
         n_trained=trainer.n_train,
         n_held_out=trainer.n_held_out,
         stopped=bool(reports and reports[-1].stopped) or request.stopped,
+        empty=empty,
     )
     # Stopping training still shows the features of what was learnt; a Stop from now on
     # skips them (on a large screen encoding takes a while).
@@ -334,8 +335,8 @@ def encode_job(
         mapping = steps.load_mapping(mapping_path, ch5)
         obj, channels = steps.check_model_fits(trained, ch5, model_path)
         crops = steps.crops_for(ch5, obj, channels, trained.config)
-        warn_empty(mapping, ch5.positions, crops.positions)
-    result = RunResult(trained, crops, mapping, model_path=model_path)
+        empty = warn_empty(mapping, ch5.positions, crops.positions)
+    result = RunResult(trained, crops, mapping, model_path=model_path, empty=empty)
     pair = yield from _features_and_embedding(result)
     assert pair is not None  # never aborted
     result.features, result.embedding = pair

@@ -184,7 +184,7 @@ def warn_empty(
     mapping: PositionMapping | None,
     positions: Sequence[PositionKey],
     with_cells: Iterable[PositionKey],
-) -> None:
+) -> str:
     """Name the positions that hold no cell: they get no row in the features, the cells
     file or a hit list, although a well whose cells all died may be a strong hit.
 
@@ -196,11 +196,16 @@ def warn_empty(
         Every position of the run's files.
     with_cells : iterable of PositionKey
         The positions that hold cells.
+
+    Returns
+    -------
+    str
+        The empty positions as the warning names them (``A04_1 (TOXIC), ...``), or "".
     """
     holding = set(with_cells)
     empty = [key for key in positions if key not in holding]
     if not empty:
-        return
+        return ""
     named = []
     for key in empty[:_NAMED]:
         info = mapping.lookup(key) if mapping is not None else None
@@ -212,6 +217,7 @@ def warn_empty(
         "hit",
         stacklevel=2,
     )
+    return f"{', '.join(named)}{more}"
 
 
 def distinct_keys(

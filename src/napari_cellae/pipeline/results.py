@@ -44,6 +44,8 @@ class RunResult:
         Where the model / features were written.
     stopped : bool
         The user stopped the run (Stop button, Ctrl-C) before it finished.
+    empty : str
+        The file's positions without a cell, as named for the user ("" when none).
     """
 
     trained: TrainedModel
@@ -58,3 +60,4 @@ class RunResult:
     model_path: Path | None = None
     features_path: Path | None = None
     stopped: bool = False
+    empty: str = ""
