@@ -42,6 +42,18 @@ def _cells_of_centres(layer, rows) -> set[tuple[object, int]]:
     }
 
 
+def _trained(make_napari_viewer, qtbot, path, mapping):
+    """(viewer, widget) after a tiny training run on ``path`` with ``mapping``."""
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = path
+    widget.form.mapping.value = mapping
+    use_pca(widget)
+    tiny(widget)
+    run_job(qtbot, widget, widget.start_training)
+    return viewer, widget
+
+
 def _save(qtbot, widget, path):
     worker = widget.save_anndata(path, start=False)
     assert worker is not None
@@ -267,13 +279,7 @@ def test_a_hit_row_of_two_plates_names_its_plate(make_napari_viewer, qtbot, erro
     rows = ["\t".join((p, w, "1", gene.get((p, w), "scrambled\tneg"))) for p, w in wells]
     header = "Plate\tWell\tSite\tGene Symbol\tGroup\n"
     mapping.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
-    viewer = make_napari_viewer()
-    widget = DeepLearningWidget(viewer)
-    widget.form.file.value = path
-    widget.form.mapping.value = mapping
-    use_pca(widget)
-    tiny(widget)
-    run_job(qtbot, widget, widget.start_training)
+    viewer, widget = _trained(make_napari_viewer, qtbot, path, mapping)
     wait_background(qtbot, widget)
     assert not errors, errors
     hits = widget.panel.hits
@@ -302,13 +308,7 @@ def test_positions_without_cells_stay_named_beside_the_hit_table(
     path = write_cellh5(tmp_path / "plate.ch5", [*wells, dead], ["dna"], {"primary__primary": 0})
     mapping = tmp_path / "mapping.txt"
     mapping.write_text("A01\tneg. control\nA02\tneg. control\nB01\tPLK1\nB02\tTOXIC1\n")
-    viewer = make_napari_viewer()
-    widget = DeepLearningWidget(viewer)
-    widget.form.file.value = path
-    widget.form.mapping.value = mapping
-    use_pca(widget)
-    tiny(widget)
-    run_job(qtbot, widget, widget.start_training)  # the run's warning is relayed, and passes
+    _, widget = _trained(make_napari_viewer, qtbot, path, mapping)  # the warning passes
     assert not errors, errors
     hits = widget.panel.hits
     assert hits.table.isVisibleTo(widget) and hits.note.isVisibleTo(widget)
