@@ -70,7 +70,8 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
         default="knn",
         help="How a cell's novelty is scored against the negative-control cells: 'knn', the "
         "mean distance to its nearest control cells in standardised feature space (a control "
-        "cell only against the other control wells); 'svm', a one-class SVM on the "
+        "cell only against the other control wells; of more than 50,000 control cells, a "
+        "seeded sample of 50,000); 'svm', a one-class SVM on the "
         "controls' principal components, as the CellH5 outlier tool did (novelty AUROC 0.75 "
         "against 0.90 for knn on the benchmark screens). (default: knn)",
     )
@@ -130,7 +131,12 @@ def add_discovery_options(parser: argparse.ArgumentParser) -> None:
         help="2-D map stored as obsm['X_umap'] (umap, seeded) or only obsm['X_pca'] (pca, "
         "fast; X_pca is always stored). (default: %(default)s)",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed of the map and groups (default: 0)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the map, the groups and novelty's sample of control cells (default: 0)",
+    )
 
 
 def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -145,7 +151,8 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         "condition, n_cells, n_novel, novel_fraction, enrichment (over the control cells),\n"
         "robust_z (against the control wells: median and MAD), p_value and q_value (how\n"
         "surely the count of novel cells exceeds the control wells'; q: Benjamini-Hochberg),\n"
-        "median_novelty, is_control.\n"
+        "median_novelty, is_control. Prints how many treated and control rows have q below\n"
+        "0.05, and the three strongest treated rows.\n"
         "The file needs the cell columns position, well, condition and control (or group);\n"
         "novelty comes from its novel/novelty columns, or is computed from X when it has\n"
         "neither.",

@@ -68,7 +68,8 @@ def add_training_options(parser: argparse.ArgumentParser, preset: str) -> None:
         metavar="CH",
         default=None,
         help="Image channel (name or number) to learn from; repeat for several channels. "
-        "Default: the channel the objects were segmented in.",
+        "A name wins over a number (with channels named '1' and '2', 1 is the one named '1', "
+        "with a warning). Default: the channel the objects were segmented in.",
     )
     groups = {"what to crop": g}
     for f in fields(TrainConfig):
@@ -179,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "info",
         parents=[common],
         help="summarise a CellH5 file",
-        description="Show plates, positions, channels (type and shape), object types with "
-        "their counts per position, and frames of a CellH5 file.",
+        description="Show plates, positions (plate/well_site where the file holds several "
+        "plates), channels (type and shape), frames, and object types with their counts per "
+        "position and sizes (or why the file has none) of a CellH5 file.",
     )
     p.add_argument("file", type=Path, metavar="FILE.ch5")
 
