@@ -124,3 +124,13 @@ def test_hit_table_ranks_hits_above_controls() -> None:
     assert table.loc[0, "enrichment"] == pytest.approx(
         table.loc[0, "novel_fraction"] / result.novel[controls].mean()
     )
+
+
+def test_a_tiny_p_value_is_not_rounded_to_zero() -> None:
+    # scipy's beta-binomial tail is 1 - cdf, 0.0 below about 1e-16: the demo's PLK1 well
+    # was written with p 0 and q 0 where its tail is about 1e-13.
+    counts = [(14, 100), (26, 100), (15, 100), (25, 100), (300, 360)]
+    novel, wells, controls = _cells(counts, [True] * 4 + [False])
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert 0 < p[4] < 1e-20
+    assert p[4] > stats.binom.sf(299, 360, 0.2)  # overdispersed: less sure than a binomial

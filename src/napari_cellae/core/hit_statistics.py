@@ -102,6 +102,12 @@ def enrichment_p_values(
             stats.binom.sf(count - 1, total, rate),
             stats.betabinom.sf(count - 1, total, rate * spread, (1 - rate) * spread),
         )
+    # scipy's beta-binomial tail is one minus its distribution function, which cancels
+    # to 0 below about 1e-16: such tails are summed from the probabilities instead
+    for g in np.flatnonzero(np.isfinite(spread) & (out < 1e-12) & np.isfinite(rate)):
+        tail = np.arange(count[g], total[g] + 1)
+        a, b = rate[g] * spread[g], (1 - rate[g]) * spread[g]
+        out[g] = stats.betabinom.pmf(tail, total[g], a, b).sum()
     # no control cell novel (or all): any count above the rate is decisive
     flat = (rate <= 0.0) | (rate >= 1.0)
     out[flat] = np.where(count[flat] <= rate[flat] * total[flat], 1.0, 0.0)

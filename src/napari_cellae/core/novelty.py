@@ -1,4 +1,4 @@
-"""Novelty of every cell against the negative controls, and the wells that are hits.
+"""Novelty of every cell against the negative controls.
 
 A cell is *novel* when its features are unlike those of the negative-control cells: its
 novelty score is above a percentile (default 80) of the controls' own scores. A control cell
@@ -132,8 +132,9 @@ def novelty_scores(
         cells of other groups only. Without groups, against all other control cells.
     method : {"knn", "svm"}
         ``"knn"``: mean distance to the ``k`` nearest control cells in feature space
-        standardised on the controls. ``"svm"``: a one-class SVM (RBF kernel, ``nu``) on
-        the controls' leading principal components.
+        standardised on the controls (of at most :data:`_MAX_REFERENCE` control cells, a
+        seeded sample where there are more). ``"svm"``: a one-class SVM (RBF kernel,
+        ``nu``) on the controls' leading principal components.
     k : int
         Neighbours averaged by ``"knn"`` (default 10, :data:`NOVELTY_NEIGHBOURS`).
     nu : float
@@ -141,7 +142,8 @@ def novelty_scores(
     percentile : float
         A cell is novel above this percentile of the control cells' scores (0-100).
     seed : int
-        Seed of the PCA for ``"svm"``.
+        Seed of the sample of control cells (where there are more than
+        :data:`_MAX_REFERENCE`) and of the PCA for ``"svm"``.
     gamma : float or "scale"
         RBF kernel width of the one-class SVM (scikit-learn's ``gamma``; ``"scale"``:
         one over the number of components times their variance).
