@@ -423,6 +423,34 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
 
 
+def test_ctrl_c_stops_the_whole_demo_and_keeps_the_earlier_outputs(tmp_path, capsys, monkeypatch):
+    # Ctrl-C after an epoch kept that model, then the demo went on to encode, write the
+    # features and the plot, and exited 0.
+    from napari_cellae.core import trainer
+
+    original = trainer.Trainer.run
+
+    def interrupted(self):
+        gen = original(self)
+        yield next(gen)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "run", interrupted)
+    out = tmp_path / "demo"
+    out.mkdir()
+    with zipfile.ZipFile(out / "model.pt", "w") as earlier:  # torch.save's kind of file
+        earlier.writestr("m/data.pkl", "an earlier run's model")
+    for name in ("features.hdf", "embedding.png"):
+        (out / name).write_text(f"an earlier run's {name}")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.warns(UserWarning, match="larger than the 16 px crop box"):
+        rc = main(["demo", "--out", str(out), *TINY, "--epochs", "3", "--samples", "300", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 130 and captured.err.endswith("cellae: interrupted\n"), captured.err
+    assert "Features:" not in captured.out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporary left
+
+
 def test_cellprofiler_uint16_two_channels_end_to_end(cellprofiler_file, tmp_path, capsys):
     model, out = tmp_path / "m.pt", tmp_path / "f.hdf"
     args = ["train", str(cellprofiler_file), "--train-on", "all", "--channel", "DNA"]

@@ -72,8 +72,10 @@ def _train(
     mapping_path: Path | None,
     out: Path,
     only_drawn: bool = False,
+    keep_on_interrupt: bool = True,
 ) -> RunResult:
-    """Crop, train and save with a progress bar; Ctrl-C stops training and keeps the model.
+    """Crop, train and save with a progress bar; Ctrl-C stops training and keeps the model
+    (``keep_on_interrupt``; else it raises KeyboardInterrupt and saves nothing).
     ``only_drawn``: crop only the cells training uses (``run_train``'s)."""
     from napari_cellae.core.config import COLLAPSE_ADVICE
     from napari_cellae.pipeline.runs import run_train
@@ -87,7 +89,7 @@ def _train(
             mapping_path,
             out=out,
             on_epoch=bar,
-            keep_on_interrupt=True,
+            keep_on_interrupt=keep_on_interrupt,
             only_drawn=only_drawn,
             **train_args(args),
         )
@@ -220,7 +222,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     inputs = [ch5_path, mapping_path]
     steps.check_outputs([(p, what) for what, p in paths.items()], inputs)
 
-    result = _train(args, config, ch5_path, mapping_path, paths["model"])
+    # Ctrl-C stops the whole demo: keeping the model of the finished epochs let it go on to
+    # encode, write and plot, and exit 0. Nothing is saved, so the folder's earlier model,
+    # features and plot stay one matching set.
+    result = _train(args, config, ch5_path, mapping_path, paths["model"], keep_on_interrupt=False)
     crops = result.crops
     with CountBar("encoding", args.quiet) as bar:
         result.features = steps.encode_crops(result.trained, crops, progress=bar)
