@@ -14,7 +14,6 @@ system) and have napari-cellae installed.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import socket
 import struct
@@ -124,18 +123,9 @@ def dask_client(
         return
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    with (
-        distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-            # Task errors come back with their result, named; the workers' own log lines
-            # would only repeat them around the one-line message.
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
+    from napari_cellae.pipeline.local_cluster import local_client
+
+    with local_client(distributed, workers, processes) as client:
         yield client
 
 

@@ -1,0 +1,114 @@
+"""The local Dask cluster of ``cellae encode --workers N``, started and stopped quietly.
+
+Split from :mod:`napari_cellae.pipeline.distributed`: what it takes to stop a local cluster
+on Ctrl-C (or SIGTERM) with no more than the one line 'cellae: interrupted'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
+__all__ = ["local_client"]
+
+#: Seconds given to a half-started cluster to close.
+_CLOSE_TIMEOUT = 10.0
+
+
+class _QuietClose(logging.Filter):
+    """Hides asyncio's log of Dask's tasks that closing the cluster cuts off, once a run
+    has failed or was interrupted.
+
+    Ctrl-C while the model was being sent to the workers printed a traceback ("Task
+    exception was never retrieved ... KeyError: 'tcp://127.0.0.1:...'") above 'cellae:
+    interrupted': the scheduler, which runs in this process, went on copying it to workers
+    that were shutting down; Ctrl-C while they started, one ("Nanny failed to start") when
+    the process exited. Once engaged it stays for the rest of the process, as such tasks
+    are logged when they are garbage-collected; it hides only records whose exception was
+    raised in distributed's code.
+    """
+
+    def engage(self) -> None:
+        """Hide those records from now on."""
+        logging.getLogger("asyncio").addFilter(self)  # added once, however often engaged
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        seen: set[int] = set()
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            tb = exc.__traceback__
+            while tb is not None:
+                if f"{os.sep}distributed{os.sep}" in tb.tb_frame.f_code.co_filename:
+                    return False
+                tb = tb.tb_next
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+_quiet = _QuietClose()
+
+
+def _start(distributed: ModuleType, workers: int, processes: bool):
+    """A started :class:`distributed.LocalCluster`.
+
+    Ctrl-C while its workers start left a half-made cluster that distributed closed when
+    the process exited, with a traceback (``AssertionError: Status.init``) below 'cellae:
+    interrupted': it is closed here, quietly, and distributed is told to leave it alone.
+    """
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            # Task errors come back with their result, named; the workers' own log lines
+            # would only repeat them around the one-line message.
+            silence_logs=logging.CRITICAL,
+        )
+    except BaseException:
+        _quiet.engage()
+        half_made: set[LocalCluster] = set(SpecCluster._instances) - before
+        for cluster in half_made:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=_CLOSE_TIMEOUT)
+            cluster.shutdown_on_close = False  # read by distributed's exit hook
+        raise
+
+
+@contextlib.contextmanager
+def local_client(distributed: ModuleType, workers: int, processes: bool) -> Iterator[Client]:
+    """A client of a new local cluster of ``workers`` single-threaded workers, closed on exit.
+
+    Parameters
+    ----------
+    distributed : module
+        The ``distributed`` package (imported by the caller, which names it when missing).
+    workers : int
+        Worker count, at least 1.
+    processes : bool
+        Workers as processes, or as threads of this process.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    with (
+        _start(distributed, workers, processes) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        try:
+            yield client
+        except BaseException:
+            _quiet.engage()  # before the cluster is closed
+            raise

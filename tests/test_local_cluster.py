@@ -1,0 +1,66 @@
+"""The local Dask cluster of ``cellae encode --workers N`` stops on Ctrl-C without tracebacks."""
+
+from __future__ import annotations
+
+import logging
+
+import distributed
+import pytest
+from distributed.comm.addressing import parse_address
+from distributed.deploy.spec import SpecCluster
+
+from napari_cellae.pipeline.distributed import dask_client
+
+
+def _record(exc: BaseException) -> logging.LogRecord:
+    return logging.LogRecord(
+        "asyncio",
+        logging.ERROR,
+        __file__,
+        1,
+        "Task exception was never retrieved",
+        None,
+        (type(exc), exc, exc.__traceback__),
+    )
+
+
+def _raised(call) -> BaseException:
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no exception")
+
+
+def test_an_interrupted_run_hides_only_dask_tasks_cut_off_by_closing() -> None:
+    # Ctrl-C while the model was sent to the workers printed "Task exception was never
+    # retrieved ... KeyError: 'tcp://...'" above 'cellae: interrupted'.
+    asyncio_log = logging.getLogger("asyncio")
+    with (
+        pytest.raises(KeyboardInterrupt),
+        dask_client(1, processes=False),
+    ):
+        raise KeyboardInterrupt
+    from_dask = _record(_raised(lambda: parse_address(123)))
+    from_elsewhere = _record(_raised(lambda: {}["key"]))
+    assert not asyncio_log.filter(from_dask)
+    assert asyncio_log.filter(from_elsewhere)  # other asyncio errors are still shown
+
+
+def test_ctrl_c_while_workers_start_closes_the_half_made_cluster(monkeypatch) -> None:
+    # distributed closed it when the process exited, with "AssertionError: Status.init".
+    made = []
+
+    class Interrupted(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "LocalCluster", Interrupted)
+    with pytest.raises(KeyboardInterrupt), dask_client(1, processes=False):
+        pass
+    (cluster,) = made
+    assert cluster.status.name == "closed"
+    assert not cluster.shutdown_on_close  # distributed's exit hook leaves it alone
+    assert all(c is not cluster for c in SpecCluster._instances if c.shutdown_on_close)
