@@ -527,3 +527,27 @@ def test_train_on_several_plates(tmp_path, capsys):
     folder = tmp_path / "folder.pt"  # a folder of plates is the same two plates
     assert main(["train", str(tmp_path / "screen"), *TINY, "-q", "--out", str(folder)]) == 0
     assert "(45 cells in 2 plates" in capsys.readouterr().out
+
+
+def test_ctrl_c_inside_an_h5py_callback_is_an_interrupt(tmp_path, capsys, monkeypatch):
+    # h5py wraps it: "SystemError: ... returned a result with an exception set" printed a
+    # traceback (Ctrl-C while `cellae encode` looked for the links of the input files).
+    import h5py
+
+    from napari_cellae.cli import commands
+
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as h5:
+        h5["a"] = 1
+
+    def info(args) -> int:
+        def visit(name: bytes, link) -> None:
+            raise KeyboardInterrupt
+
+        with h5py.File(args.file, "r") as h5:
+            h5.id.links.visit(visit, info=True)
+        return 0
+
+    monkeypatch.setitem(commands._COMMANDS, "info", info)
+    assert main(["info", str(path)]) == 130
+    assert capsys.readouterr().err == "cellae: interrupted\n"

@@ -266,6 +266,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _after_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised because of a Ctrl-C (or SIGTERM) it carries as cause or
+    context.
+
+    Ctrl-C inside a callback of compiled code comes back wrapped: h5py's link visit, which
+    reading a CellH5 file's links uses, raises ``SystemError: ... returned a result with an
+    exception set`` with the KeyboardInterrupt as its cause, and that printed a traceback.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 _COMMANDS = {
     "info": _cmd_info,
     "make-demo": _cmd_make_demo,
@@ -308,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _COMMANDS[args.command](args)
         except diverged as exc:
             return fail(f"training diverged: {exc}")
+        except Exception as exc:
+            if _after_interrupt(exc):
+                raise KeyboardInterrupt from None
+            raise
     except (UserError, CellH5Error, ValueError) as exc:
         return fail(str(exc))
     except OSError as exc:
