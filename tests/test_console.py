@@ -80,6 +80,31 @@ def test_sigterm_stops_like_ctrl_c_and_the_handler_is_restored(monkeypatch, caps
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_ctrl_c_inside_a_llvmlite_callback_stops_the_run_once_out(monkeypatch, capsys) -> None:
+    # ctypes drops what llvmlite's callbacks raise: Ctrl-C while UMAP's numba code compiled
+    # printed a traceback, and the run went on, wrote its outputs and exited 0.
+    before = signal.getsignal(signal.SIGINT)
+    swallowed = []
+    source = "def callback(kill, sleep):\n    kill()\n    sleep(0.3)\n"
+    namespace: dict = {}
+    exec(compile(source, os.path.join("site", "llvmlite", "binding", "fake.py"), "exec"), namespace)
+
+    def command(args) -> int:
+        try:  # as ctypes calls a callback: what it raises is lost
+            namespace["callback"](lambda: os.kill(os.getpid(), signal.SIGINT), time.sleep)
+        except BaseException as exc:
+            swallowed.append(exc)
+        time.sleep(30)  # interrupted by the signal sent again, long before
+        return 0
+
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    assert _run_console(monkeypatch, command) == 130
+    monkeypatch.undo()
+    assert swallowed == []
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    signal.signal(signal.SIGINT, before)
+
+
 def test_installed_program_prints_pipeline_warnings_as_cellae_lines(
     cellcognition_file: Path, tmp_path: Path
 ) -> None:

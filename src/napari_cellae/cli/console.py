@@ -10,8 +10,10 @@ temporary output is left behind.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import warnings
 from types import FrameType
 from typing import TextIO
@@ -55,7 +57,28 @@ class _WarningPrinter:
             tqdm.write(text, file=sys.stderr if file is None else file, end="")
 
 
+# Seconds after which a signal that arrived inside a ctypes callback is delivered again.
+_RETRY_S = 0.05
+
+
+def _in_ctypes_callback(frame: FrameType | None) -> bool:
+    """Whether Python code called back by llvmlite (numba's compiler) is running: ctypes
+    prints and then drops any exception raised there."""
+    while frame is not None:
+        if f"{os.sep}llvmlite{os.sep}" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _in_ctypes_callback(frame):
+        # Ctrl-C while UMAP's numba code compiled printed a traceback, and the run went on,
+        # wrote its outputs and exited 0: the signal is sent again once out of there.
+        retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
+        return
     raise KeyboardInterrupt
 
 
@@ -69,9 +92,14 @@ def console() -> int:
         Ctrl-C or SIGTERM).
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, where Python's own handler is set (not where it is ignored: nohup, '&').
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _WarningPrinter()
             return main()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
