@@ -206,3 +206,24 @@ def test_a_write_failure_a_library_words_itself_says_what_is_wrong(tmp_path, mon
         raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_the_temporary_of_a_writer_that_ended_unreaped_is_removed(tmp_path: Path) -> None:
+    # A killed writer whose parent is gone stays a zombie where the container's first
+    # process reaps nobody: signal 0 still reached it, so its temporary was kept forever.
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        for _ in range(200):  # ended, and not reaped: Popen waits only when asked
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            time.sleep(0.05)
+        target = tmp_path / "features.hdf"
+        stale = tmp_path / f".features.hdf.{child.pid}-0001234.cellae-tmp"
+        stale.write_text("left by a killed run")
+        assert remove_stale_temporaries(target) == [stale]
+    finally:
+        child.wait()

@@ -74,7 +74,17 @@ def _alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has ended but was never reaped (its parent gone, in a container whose
+    first process reaps nobody): signal 0 still reaches it, yet it writes nothing more."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS, Windows) or the process has just gone
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith("Z")  # the state follows "(name) "
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
