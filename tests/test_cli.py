@@ -310,9 +310,8 @@ def test_diverged_training_is_reported(
     assert not model.exists()
 
 
-def test_ctrl_c_keeps_the_model_so_far(
-    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
-):
+def _interrupt_after_an_epoch(monkeypatch) -> None:
+    """Training raises KeyboardInterrupt (Ctrl-C) once its first epoch is done."""
     from napari_cellae.core import trainer
 
     original = trainer.Trainer.run
@@ -323,6 +322,12 @@ def test_ctrl_c_keeps_the_model_so_far(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.Trainer, "run", interrupted)
+
+
+def test_ctrl_c_keeps_the_model_so_far(
+    cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
+):
+    _interrupt_after_an_epoch(monkeypatch)
     model = tmp_path / "m.pt"
     rc = main(
         [
@@ -426,16 +431,7 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
 def test_ctrl_c_stops_the_whole_demo_and_keeps_the_earlier_outputs(tmp_path, capsys, monkeypatch):
     # Ctrl-C after an epoch kept that model, then the demo went on to encode, write the
     # features and the plot, and exited 0.
-    from napari_cellae.core import trainer
-
-    original = trainer.Trainer.run
-
-    def interrupted(self):
-        gen = original(self)
-        yield next(gen)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer.Trainer, "run", interrupted)
+    _interrupt_after_an_epoch(monkeypatch)
     out = tmp_path / "demo"
     out.mkdir()
     with zipfile.ZipFile(out / "model.pt", "w") as earlier:  # torch.save's kind of file
