@@ -158,9 +158,8 @@ class CellH5:
         """Segmented object types (not tracking or relation tables), in file order."""
         names: list[str] = []
         for key in self.positions:
-            where = f"the object list of position {key.label}"
-            objects = self._get(self._position(key), "object", where, required=False)
-            if not isinstance(objects, h5py.Group):
+            objects = self._objects_group(key)
+            if objects is None:
                 continue
             for name in objects:
                 if name in names or is_relation(name):
@@ -212,10 +211,15 @@ class CellH5:
             )
         raise self._error(f"has no object '{object_name}' (objects in this file: {known})")
 
-    def _holds(self, key: PositionKey, object_name: str) -> bool:
+    def _objects_group(self, key: PositionKey) -> h5py.Group | None:
+        """A position's ``object/`` group, or None where it has none."""
         where = f"the object list of position {key.label}"
         objects = self._get(self._position(key), "object", where, required=False)
-        return isinstance(objects, h5py.Group) and object_name in objects
+        return objects if isinstance(objects, h5py.Group) else None
+
+    def _holds(self, key: PositionKey, object_name: str) -> bool:
+        objects = self._objects_group(key)
+        return objects is not None and object_name in objects
 
     def object_problem(self, object_name: str) -> str | None:
         """What ``object/<object_name>`` holds when it is there but no table of objects."""
