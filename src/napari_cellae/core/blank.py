@@ -62,11 +62,11 @@ def warn_blank(
     if not blank:
         return
     n_blank = sum(n for _, n, _ in blank)
-    labels = [key.label if source is not None else f"{key.plate}/{key.label}" for key, *_ in blank]
-    worst = sorted(
-        ((label, n, total) for label, (_, n, total) in zip(labels, blank, strict=True)),
-        key=lambda entry: (-entry[1], entry[0]),
-    )
+
+    def label(key: PositionKey) -> str:  # several plates (no one file): with the plate
+        return key.label if source is not None else f"{key.plate}/{key.label}"
+
+    worst = sorted(((label(key), n, total) for key, n, total in blank), key=lambda e: (-e[1], e[0]))
     named = ", ".join(f"{label} ({n} of {total})" for label, n, total in worst[:_NAMED])
     more = f" and {len(worst) - _NAMED} more" if len(worst) > _NAMED else ""
     where = f"{source}: " if source is not None else ""
