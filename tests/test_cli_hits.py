@@ -454,3 +454,37 @@ def test_hits_name_the_plate_when_two_plates_share_a_well(tmp_path, capsys):
     assert main(["hits", str(path), "--out", str(tmp_path / "hits.csv")]) == 0
     out = capsys.readouterr().out
     assert "strongest: P1/B02 (100% novel), P2/B02 (100% novel)" in out
+
+
+def test_a_well_imaged_blank_is_left_out_of_novelty_and_hits(screen, tmp_path, capsys):
+    # Images never written read as one value: such a well's cells all looked novel, and it
+    # topped the hit list as a perfect hit, its warning aside.
+    import h5py
+
+    _, mapping, model = screen
+    positions = [
+        synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
+        for i, (well, peak, _, _) in enumerate(WELLS)
+    ]
+    ch5 = write_cellh5(
+        tmp_path / "screen.ch5",
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+    )
+    with h5py.File(ch5, "a") as f:  # the second knock-down's images never written
+        f["sample/0/plate/plate1/experiment/B02/position/0001/image/channel"][...] = 0
+    cells, hits = tmp_path / "cells.h5ad", tmp_path / "hits.csv"
+    with pytest.warns(UserWarning, match=r"B02_0001 \(24 of 24\)\. .* hit lists leave them out"):
+        assert _encode((ch5, mapping, model), cells) == 0
+    obs = ad.read_h5ad(cells).obs
+    blank = obs["well"] == "B02"
+    assert obs["no_signal"].tolist() == blank.tolist()
+    assert not obs.loc[blank, "novel"].any() and obs.loc[obs["well"] == "B01", "novel"].mean() > 0.9
+    assert main(["hits", str(cells), "--out", str(hits)]) == 0
+    said = capsys.readouterr()
+    assert "24 cells without signal left out (column no_signal" in said.err
+    assert "B02_0001" in said.err and "5 positions ranked" in said.out
+    table = pd.read_csv(hits)
+    assert "B02" not in set(table["well"]) and table["well"].iloc[0] == "B01"

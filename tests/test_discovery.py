@@ -51,7 +51,7 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
         crops = collect(ch5, "primary__primary", 16, [0])
     obs = cell_table(crops, mapping, {0: "interphase", 1: "mitotic"})
     assert len(obs) == len(crops) == 30
-    assert list(obs.columns[:12]) == [
+    assert list(obs.columns[:13]) == [
         "plate",
         "well",
         "site",
@@ -64,6 +64,7 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
         "condition",
         "group",
         "control",
+        "no_signal",
     ]
     assert obs.index.is_unique and obs.index[0] == "plate1/A01_0001/0"
     a01 = obs["well"] == "A01"
@@ -72,6 +73,7 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
     assert obs["group"].astype(str).tolist().count("neg") == 15
     np.testing.assert_array_equal(obs["x"], crops.center_x)
     np.testing.assert_array_equal(obs["frame"], crops.time_idx)
+    assert obs["no_signal"].dtype == bool and not obs["no_signal"].any()
     assert set(obs["class"]) == {"interphase", "mitotic"}
     np.testing.assert_array_equal(obs["class_index"], crops.class_idx)
     # Without a mapping every position is its own condition and nothing is a control.
@@ -82,21 +84,6 @@ def test_cell_table_from_a_cellh5_file(cellcognition_file, mapping_file) -> None
     crops.positions = [crops.positions[0], replace(crops.positions[0], plate="plate2")]
     plates = cell_table(crops)
     assert set(plates["condition"]) == {"plate1/A01_0001", "plate2/A01_0001"}
-
-
-def test_groups_are_learnt_from_a_sample_of_many_novel_cells(monkeypatch) -> None:
-    from napari_cellae.pipeline import discovery
-
-    monkeypatch.setattr(discovery, "_FIT_CELLS", 60)  # as for a whole screen's novel cells
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(400, 4))
-    x[:150, 0] += 8  # two phenotypes among 300 novel cells, 100 controls
-    x[150:300, 1] += 8
-    controls = np.r_[np.zeros(300, bool), np.ones(100, bool)]
-    clusters, typical = discovery.phenotype_groups(x, ~controls, controls, n_groups=2)
-    assert set(clusters[:150]) | set(clusters[150:300]) == {1, 2}  # every novel cell placed
-    assert len(set(clusters[:150])) == 1 and set(clusters[:150]) != set(clusters[150:300])
-    assert np.all(clusters[controls] == 0) and all(len(v) == 8 for v in typical.values())
 
 
 def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
@@ -261,3 +248,48 @@ def test_hit_lists_refuse_cells_without_a_position_or_condition() -> None:
         holey.loc[holey.index[7], column] = None
         with pytest.raises(ValueError, match=rf"^cells\.h5ad: column {column} is missing for 1"):
             hit_list(holey, found.novelty.novel, "condition", source="cells.h5ad")
+
+
+def _with_blank_wells(x: np.ndarray, obs: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """The screen with a treated well B02 and half of control well A01 imaged blank: their
+    features all alike and far from every cell, as crops of a single value give."""
+    x, obs = x.copy(), obs.copy()
+    blank = (obs["well"] == "B02").to_numpy() | (np.arange(len(obs)) < 20)
+    x[blank] = 25.0
+    obs["no_signal"] = blank
+    return x, obs
+
+
+def test_cells_without_signal_are_neither_reference_nor_novel_nor_counted() -> None:
+    # A well whose images were never written topped the hit list as a perfect hit, and
+    # blank control cells stretched the controls' spread and percentile.
+    x, obs, hit = _screen()
+    x, obs = _with_blank_wells(x, obs)
+    found = discover(x, obs, DiscoveryOptions(percentile=95))
+    blank = obs["no_signal"].to_numpy()
+    assert not found.novelty.novel[blank].any() and not found.clusters[blank].any()
+    assert found.novelty.novel[hit].mean() > 0.9
+    assert found.novelty.novel[obs["control"] & ~blank].mean() < 0.08
+    table = hit_list(obs, found.novelty.novel, "position", found.novelty.scores)
+    assert "B02_1" not in set(table["position"])  # all its cells are without signal
+    assert table["position"].iloc[0] == "B01_1"
+    assert table.set_index("position").loc["A01_1", "n_cells"] == 20  # of 40
+    # Re-thresholded from the stored scores, or from stored flags: the same cells left out.
+    stored = with_discovery(obs, found)
+    stored.loc[blank, "novel"] = True  # as a foreign tool might have flagged them
+    for percentile in (None, 95):
+        novel, _, _ = novel_cells(stored, percentile=percentile)
+        assert not novel[blank].any() and novel[hit].mean() > 0.9
+
+
+def test_controls_without_signal_leave_no_reference() -> None:
+    x, obs, _ = _screen()
+    obs["no_signal"] = obs["control"].to_numpy() & (np.arange(len(obs)) != 3)
+    found = discover(x, obs)
+    assert found.novelty is None
+    assert found.note.startswith("novelty needs negative-control cells, and only 1 of the 160")
+    scored = obs.assign(novelty=x[:, 0])
+    with pytest.raises(ValueError, match=r"^t\.h5ad: 1 of the 160 negative-control cells have"):
+        novel_cells(scored, percentile=80, source="t.h5ad")
+    with pytest.raises(ValueError, match="column no_signal must be True or False"):
+        novel_cells(obs.assign(no_signal="no"), features=x)

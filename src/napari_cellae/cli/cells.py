@@ -280,10 +280,11 @@ def encode_cells(args: argparse.Namespace) -> int:
 
 def cmd_hits(args: argparse.Namespace) -> int:
     """``cellae hits CELLS.h5ad --out hits.csv [--by position|condition]``."""
+    from napari_cellae.core.listing import first_few
     from napari_cellae.core.morphology import novelty_views
     from napari_cellae.export.anndata import read_cells
     from napari_cellae.io.atomic import atomic_output, check_output
-    from napari_cellae.pipeline.hits import hit_list, novel_cells
+    from napari_cellae.pipeline.hits import hit_list, novel_cells, without_signal
 
     out = check_output(args.out, [args.file], "hit table")
     if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name
@@ -307,6 +308,13 @@ def cmd_hits(args: argparse.Namespace) -> int:
         views=novelty_views(adata.var_names) if needs_x else None,
     )
     table = hit_list(obs, novel, args.by, scores, args.control_token, str(args.file))
+    no_signal = without_signal(obs, str(args.file))
+    if no_signal.any():  # they have no row where a position holds nothing else
+        where = sorted(set(obs.loc[no_signal, "position"].astype(str)))
+        note(
+            f"{int(no_signal.sum())} cells without signal left out (column no_signal; images "
+            f"never acquired?): {first_few(where)}"
+        )
     with atomic_output(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     top = table[~table["is_control"]].head(3)

@@ -4,7 +4,8 @@ A live camera never gives one value over a whole crop: there is always noise. A 
 single value comes from images that were never acquired or written (an acquisition stopped
 early, a channel left out at some positions, an HDF5 chunk never stored reads as its fill
 value). Such cells have features all alike and far from every control cell, so a position
-of them tops the hit list as a perfect hit. The run says which positions hold them.
+of them topped the hit list as a perfect hit. The run says which positions hold them, and
+the cell table marks them (``no_signal``), so that novelty and hit lists leave them out.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.listing import first_few
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.io.cellh5 import PositionKey
 
 __all__ = ["blank_crops", "warn_blank"]
-
-_NAMED = 5  # positions named in the warning
 
 
 def blank_crops(crops: np.ndarray) -> np.ndarray:
@@ -67,13 +68,12 @@ def warn_blank(
         return key.label if source is not None else f"{key.plate}/{key.label}"
 
     worst = sorted(((label(key), n, total) for key, n, total in blank), key=lambda e: (-e[1], e[0]))
-    named = ", ".join(f"{label} ({n} of {total})" for label, n, total in worst[:_NAMED])
-    more = f" and {len(worst) - _NAMED} more" if len(worst) > _NAMED else ""
+    named = first_few([f"{label} ({n} of {total})" for label, n, total in worst])
     where = f"{source}: " if source is not None else ""
     warnings.warn(
         f"{where}{n_blank:,} of {n_cells:,} '{object_name}' cells have crops without signal "
         f"(a channel of a single value, as images never acquired or written read): "
-        f"{named}{more}. Their features describe no cell and look novel, so such a "
-        "position can top the hit list; check these images",
+        f"{named}. Their features describe no cell, so novelty and hit lists leave "
+        "them out (cell column no_signal); check these images",
         stacklevel=3,
     )

@@ -306,7 +306,8 @@ def run_encode_cells(
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
-    plates, controls = obs["plate"].to_numpy(), obs["control"].to_numpy(bool)
+    plates = obs["plate"].to_numpy()
+    controls = obs["control"].to_numpy(bool) & ~obs["no_signal"].to_numpy(bool)
     maps = embeddings(result.features, embedding, options.seed, plates, controls)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model

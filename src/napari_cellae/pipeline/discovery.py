@@ -29,7 +29,7 @@ from napari_cellae.core.novelty import (
     Novelty,
     novelty_scores,
 )
-from napari_cellae.pipeline.group_count import auto_groups
+from napari_cellae.pipeline.phenotype_groups import phenotype_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +52,12 @@ NO_CONTROLS = (
     "column marks the negative controls (e.g. 'neg'); the features are written without the "
     "novelty, novel and cluster columns"
 )
-_FIT_CELLS = 20_000  # k-means centres from at most this many novel cells (about 5 s)
+NO_SIGNAL_CONTROLS = (
+    "novelty needs negative-control cells, and only {n} of the {of} control cells have crops "
+    "with signal (the others have a channel of a single value, as images never acquired "
+    "read); check the control positions' images. The features are written without the "
+    "novelty, novel and cluster columns"
+)
 
 
 @dataclass
@@ -68,7 +73,7 @@ class DiscoveryOptions:
         A cell is novel above this percentile of the control cells' scores.
     groups : int or None
         Phenotype groups of the novel cells; None: chosen from the data (2 to 12, see
-        :func:`~napari_cellae.pipeline.group_count.auto_groups`; 1 when there are too few
+        :func:`~napari_cellae.pipeline.phenotype_groups.auto_groups`; 1 when there are too few
         novel cells to split).
     per_group : int
         Typical cells kept per group (for the gallery).
@@ -159,8 +164,10 @@ def cell_table(
     pandas.DataFrame
         Columns ``plate``, ``well``, ``site``, ``position`` (well_site), ``object_index``,
         ``label_id``, ``frame``, ``x``, ``y``, ``condition``, ``group`` (the mapping's
-        Group), ``control`` (bool), plus ``class_index`` / ``class`` where present; the
-        index is ``plate/position/object_index`` (unique per cell).
+        Group), ``control`` (bool), ``no_signal`` (bool: a channel of the crop holds one
+        value, as images never acquired read; :mod:`napari_cellae.core.blank`), plus
+        ``class_index`` / ``class`` where present; the index is
+        ``plate/position/object_index`` (unique per cell).
     """
     import pandas as pd
 
@@ -192,6 +199,7 @@ def cell_table(
         x=np.asarray(crops.center_x, np.int32),
         y=np.asarray(crops.center_y, np.int32),
         control=is_control[at] if len(keys) else np.zeros(0, bool),
+        no_signal=np.asarray(crops.blank, bool),
     )
     classes = np.asarray(crops.class_idx, np.int32)
     if len(classes) and (classes >= 0).any():
@@ -200,7 +208,7 @@ def cell_table(
         columns["class_index"] = classes
         columns["class"] = pd.Categorical(class_labels(classes, class_names))
     order = ["plate", "well", "site", "position", "object_index", "label_id", "frame", "x", "y"]
-    order += ["condition", "group", "control"]
+    order += ["condition", "group", "control", "no_signal"]
     order += [c for c in ("class_index", "class") if c in columns]
     index = [
         f"{keys[p].plate}/{keys[p].label}/{o}"
@@ -227,7 +235,8 @@ def discover(
     obs : pandas.DataFrame
         The cell table (:func:`cell_table`): ``control`` and ``well`` (plus ``plate``)
         columns, one row per feature row. Of several plates, each is standardised on its
-        own control cells (:func:`~napari_cellae.core.novelty.novelty_scores`).
+        own control cells (:func:`~napari_cellae.core.novelty.novelty_scores`). Cells
+        marked ``no_signal`` are left out of the controls and are never novel.
     options : DiscoveryOptions, optional
     views : list of ndarray of int, optional
         Feature columns novelty scores apart and adds up
@@ -248,11 +257,20 @@ def discover(
     features = np.asarray(features)
     if features.ndim != 2 or len(features) != len(obs):
         raise ValueError(f"features {features.shape} do not match the {len(obs)} cells")
-    controls = np.asarray(obs["control"], bool)
+    # Cells without signal (column no_signal) are neither reference nor novel: their
+    # features describe no cell, and a position of them topped the hit list.
+    no_signal = (
+        np.asarray(obs["no_signal"], bool) if "no_signal" in obs else np.zeros(len(obs), bool)
+    )
+    in_controls = np.asarray(obs["control"], bool)
+    controls = in_controls & ~no_signal
     empty = np.zeros(len(features), np.int16)
     if controls.sum() < 2:
-        why = "no cell is in a control position" if not controls.any() else "only one is"
-        return Discovery(None, empty, note=NO_CONTROLS.format(why=why), options=options)
+        why = "no cell is in a control position" if not in_controls.any() else "only one is"
+        note = NO_CONTROLS.format(why=why)
+        if in_controls.sum() >= 2:
+            note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
+        return Discovery(None, empty, note=note, options=options)
     wells = _well_ids(obs)
     plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     import warnings
@@ -272,6 +290,7 @@ def discover(
             plates=plates,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    novelty.novel &= ~no_signal
     clusters, typical = phenotype_groups(
         features, novelty.novel, controls, options.groups, options.per_group, options.seed, plates
     )
@@ -288,91 +307,6 @@ def _well_ids(obs: pd.DataFrame) -> np.ndarray:
     if "plate" in obs:
         keys = obs["plate"].astype(str) + "/" + keys
     return pd.factorize(keys)[0].astype(np.int64)
-
-
-def phenotype_groups(
-    features: np.ndarray,
-    novel: np.ndarray,
-    controls: np.ndarray,
-    n_groups: int | None = None,
-    per_group: int = 8,
-    seed: int = 0,
-    plates: np.ndarray | None = None,
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Cluster the novel cells into phenotype groups (k-means on standardised features).
-
-    Parameters
-    ----------
-    features : ndarray (N, F)
-    novel : ndarray (N,) bool
-    controls : ndarray (N,) bool
-        The features are standardised on the control cells, as for novelty.
-    n_groups : int, optional
-        Number of groups; None: :func:`~napari_cellae.pipeline.group_count.auto_groups`
-        of the novel cells.
-    per_group : int
-        Typical cells returned per group.
-    seed : int
-    plates : ndarray (N,), optional
-        Plate of every cell: each plate's cells are standardised on its own control cells
-        where it has some, so that a plate imaged otherwise does not form a group of its
-        own.
-
-    Returns
-    -------
-    clusters : ndarray (N,) int16
-        1..k for novel cells (1 = largest group), 0 otherwise.
-    typical : dict of int to ndarray of int
-        Per group, up to ``per_group`` cell indices nearest the group centre.
-
-    Raises
-    ------
-    ValueError
-        If ``n_groups`` is larger than the number of novel cells.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.preprocessing import StandardScaler
-
-    novel = np.asarray(novel, bool)
-    clusters = np.zeros(len(novel), np.int16)
-    rows = np.flatnonzero(novel)
-    if n_groups is not None and n_groups > len(rows):
-        raise ValueError(
-            f"cannot form {n_groups} phenotype groups from {len(rows)} novel cell(s); "
-            "ask for fewer groups or a lower novelty percentile"
-        )
-    if len(rows) < 2:
-        return clusters, {}
-    # The controls alone in float64 (not the whole screen first: 2 KB per cell).
-    features, controls = np.asarray(features), np.asarray(controls, bool)
-    plate_of = np.zeros(len(rows), int) if plates is None else np.asarray(plates)[rows]
-    z = np.empty((len(rows), features.shape[1]), np.float64)
-    for plate in np.unique(plate_of):
-        own = controls if plates is None else controls & (np.asarray(plates) == plate)
-        ref = features[own if own.sum() >= 2 else controls].astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mine = plate_of == plate
-            z[mine] = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows[mine]]))
-    k = n_groups if n_groups is not None else auto_groups(z, seed)
-    # k-means learns its centres from at most _FIT_CELLS seeded novel cells (whole screens
-    # have hundreds of thousands), then every novel cell joins its nearest centre.
-    fit = z
-    if len(z) > _FIT_CELLS:
-        fit = z[np.random.default_rng(seed).choice(len(z), _FIT_CELLS, replace=False)]
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit)
-    assigned = kmeans.predict(z)
-    # Number groups by size so that group 1 is the most common new phenotype.
-    sizes = np.bincount(assigned, minlength=k)
-    rank = np.empty(k, np.int16)
-    rank[np.argsort(-sizes, kind="stable")] = np.arange(1, k + 1)
-    clusters[rows] = rank[assigned]
-    distance = kmeans.transform(z)[np.arange(len(rows)), assigned]
-    typical = {}
-    for label in range(k):
-        members = np.flatnonzero(assigned == label)
-        nearest = members[np.argsort(distance[members], kind="stable")[:per_group]]
-        typical[int(rank[label])] = rows[nearest]
-    return clusters, dict(sorted(typical.items()))
 
 
 def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:

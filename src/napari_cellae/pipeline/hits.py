@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
-__all__ = ["HITS_NEED", "HIT_BY", "hit_list", "novel_cells"]
+__all__ = ["HITS_NEED", "HIT_BY", "hit_list", "novel_cells", "without_signal"]
 
 HIT_BY = ("position", "condition")
 # Columns `cellae hits` needs in the cell table; the control flag may also come from the
@@ -106,6 +106,14 @@ def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
     return obs["group"].astype(str).str.strip().str.lower().str.startswith(token).to_numpy()
 
 
+def without_signal(obs: pd.DataFrame, source: str = "the cell table") -> np.ndarray:
+    """The cells marked ``no_signal`` (crops of a channel of one value; none where the
+    table has no such column, as files written before it)."""
+    if "no_signal" not in obs:
+        return np.zeros(len(obs), bool)
+    return _flags(obs, "no_signal", source)
+
+
 def _complete(obs: pd.DataFrame, column: str, source: str) -> None:
     """Refuse cells whose ``column`` is missing (or, for a position or well, blank text).
 
@@ -177,6 +185,7 @@ def novel_cells(
     if obs.empty:
         raise ValueError(f"{source}: the cell table holds no cells")
     controls = _controls(obs, control_token, source)
+    no_signal = without_signal(obs, source)
     if not controls.any():
         raise ValueError(
             f"{source}: no cell is a negative control (column "
@@ -192,13 +201,14 @@ def novel_cells(
             "the control wells, so there is nothing to rank"
         )
     if "novelty" in obs and (percentile is not None or "novel" not in obs):
-        _two_controls(controls, source)  # one control cell's score made the bar alone
+        _two_controls(controls, source, no_signal)  # one control cell's score made the bar
         scores = _scores(obs, source)
         p = NOVEL_PERCENTILE if percentile is None else percentile
         if not 0 <= p <= 100:
             raise ValueError(f"percentile must be in 0..100, got {p}")
-        threshold = float(np.percentile(scores[controls], p))
-        return scores > threshold, scores, f"novel: above the controls' {p:g}th percentile"
+        threshold = float(np.percentile(scores[controls & ~no_signal], p))
+        novel = (scores > threshold) & ~no_signal
+        return novel, scores, f"novel: above the controls' {p:g}th percentile"
     if "novel" in obs:
         if percentile is not None:  # only flags: nothing to draw another bar through
             raise ValueError(
@@ -206,13 +216,13 @@ def novel_cells(
                 "(column novelty), so the novelty percentile cannot be changed; leave it out"
             )
         scores = _scores(obs, source) if "novelty" in obs else None
-        return _flags(obs, "novel", source), scores, "novel: as stored in the file"
+        return _flags(obs, "novel", source) & ~no_signal, scores, "novel: as stored in the file"
     base = options or DiscoveryOptions()
     if percentile is not None:
         from dataclasses import replace
 
         base = replace(base, percentile=percentile)
-    _two_controls(controls, source)  # discover() would score nothing
+    _two_controls(controls, source, no_signal)  # discover() would score nothing
     if hasattr(features, "toarray"):  # a sparse X, as scanpy often saves
         features = features.toarray()
     try:
@@ -227,8 +237,14 @@ def novel_cells(
     )
 
 
-def _two_controls(controls: np.ndarray, source: str) -> None:
+def _two_controls(controls: np.ndarray, source: str, no_signal: np.ndarray) -> None:
     """Refuse a novelty bar drawn through a single control cell's score."""
+    if controls.sum() >= 2 and (controls & ~no_signal).sum() < 2:
+        raise ValueError(
+            f"{source}: {int((controls & ~no_signal).sum())} of the {int(controls.sum())} "
+            "negative-control cells have crops with signal (column no_signal); novel cells "
+            "are those above a percentile of their scores, which needs at least two"
+        )
     if controls.sum() < 2:
         raise ValueError(
             f"{source}: only one cell is a negative control; novel cells are those above a "
@@ -264,7 +280,8 @@ def hit_list(
     -------
     pandas.DataFrame
         ``rank`` (1 = strongest hit), ``position``, ``well``, ``condition`` (``plate`` when
-        the table has it), ``n_cells``, ``n_novel``, ``novel_fraction``, ``enrichment``
+        the table has it), ``n_cells`` (cells with signal: those marked ``no_signal`` are
+        left out), ``n_novel``, ``novel_fraction``, ``enrichment``
         (over the control cells), ``robust_z`` (against the control wells' novel
         fractions), ``median_novelty`` (with scores) and ``is_control``. By condition,
         ``position`` and ``well`` list the condition's positions and wells.
@@ -273,6 +290,10 @@ def hit_list(
 
     if by not in HIT_BY:
         raise ValueError(f"unknown hit unit {by!r}; choose {' or '.join(HIT_BY)}")
+    counted = ~without_signal(obs, source)
+    if not counted.all():  # their features describe no cell: no share of a well's cells
+        obs, novel = obs[counted], np.asarray(novel)[counted]
+        scores = None if scores is None else np.asarray(scores)[counted]
     controls = _controls(obs, control_token, source)
     columns = [c for c in ("plate", "position", "well", "condition") if c in obs]
     for column in columns:

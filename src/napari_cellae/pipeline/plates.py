@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_cellae.core.listing import NAMED, first_few
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
@@ -28,8 +29,6 @@ __all__ = [
     "warn_unmapped",
     "warn_unused_plates",
 ]
-
-_NAMED = 5  # positions named in a message; more are counted
 
 
 def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -207,17 +206,16 @@ def warn_empty(
     if not empty:
         return ""
     named = []
-    for key in empty[:_NAMED]:
+    for key in empty[:NAMED]:
         info = mapping.lookup(key) if mapping is not None else None
         named.append(key.label + (f" ({info.condition})" if info is not None else ""))
-    more = f" and {len(empty) - _NAMED} more" if len(empty) > _NAMED else ""
+    named_more = first_few([*named, *(key.label for key in empty[NAMED:])])
     warnings.warn(
         f"{len(empty)} position(s) hold no cells, so they have no row in the output nor in "
-        f"a hit list: {', '.join(named)}{more}; a well whose cells all died may be a strong "
-        "hit",
+        f"a hit list: {named_more}; a well whose cells all died may be a strong hit",
         stacklevel=2,
     )
-    return f"{', '.join(named)}{more}"
+    return named_more
 
 
 def distinct_keys(
