@@ -9,6 +9,7 @@ a time), and for an idle viewer. Needs a display: run under Xvfb::
 
     xvfb-run -a python benchmarks/bench_gui.py                  # measure
     xvfb-run -a python benchmarks/bench_gui.py --screenshots docs   # docs/widget_*.png
+    xvfb-run -a python benchmarks/bench_gui.py --screenshots /tmp/shots --window 1440x900
 
 With ``--screenshots`` the viewer is photographed before, during and after training
 (not timed: screenshots themselves block the GUI thread); after training, the embedding is
@@ -205,7 +206,8 @@ def screenshots(args: argparse.Namespace) -> None:
     out = Path(args.screenshots)
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance()
-    viewer = _viewer(1500, 1000)
+    width, height = (int(v) for v in args.window.lower().split("x"))
+    viewer = _viewer(width, height)
     widget = _widget(viewer, args, configure=False)
 
     def shoot(name: str) -> None:
@@ -260,6 +262,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle baseline")
     parser.add_argument("--arch", default="", help="network (default: the module's default)")
     parser.add_argument("--screenshots", default="", help="folder for widget_*.png")
+    parser.add_argument("--window", default="1500x1000", help="window size of the screenshots")
     parser.add_argument("--colour", default="novelty", help="embedding colours in the screenshot")
     args = parser.parse_args()
     if args.no_progress:

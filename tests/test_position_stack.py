@@ -55,3 +55,31 @@ def test_damaged_plane_while_browsing(cellcognition_file: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{cellcognition_file}: cannot read channel 0 (rfp), frame 2 of")
     assert f"position A01_0001 (stored in {part}): the stored pixels are damaged" in message
+
+
+def test_positions_of_other_sizes_are_padded_into_one_canvas(tmp_path: Path) -> None:
+    small = synthetic_position("A01", "1", n_frames=2)  # 64 x 80
+    large = synthetic_position("A02", "1", n_frames=3, seed=1)
+    pad = ((0, 0), (0, 0), (0, 0), (0, 16), (0, 0))  # 80 x 80
+    large.image, large.labels = np.pad(large.image, pad), np.pad(large.labels, pad)
+    path = write_cellh5(tmp_path / "sizes.ch5", [small, large], ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        assert stack.shape == (2, 3, 80, 80)
+        assert stack.shapes == [(1, 2, 1, 64, 80), (1, 3, 1, 80, 80)]
+        ref = np.zeros((2, 3, 80, 80), stack.dtype)
+        ref[0, :2, :64] = small.image[0, :, 0]
+        ref[1] = large.image[0, :, 0]
+        np.testing.assert_array_equal(np.asarray(stack), ref)
+        for key in [
+            (0, 1, slice(50, 75), slice(None, None, 2)),  # across the edge of A01_1
+            (0, 1, slice(70, 200)),  # beyond it; a slice past the canvas is cut
+            (0, 2),  # a frame A01_1 lacks
+            (0, 0, -1),  # the canvas's last row
+            (0, 0, 70, -3),
+            (slice(None), 1, 63),
+            (0, 0, slice(64, 64)),
+        ]:
+            np.testing.assert_array_equal(stack[key], ref[key])
+        with pytest.raises(IndexError, match="out of bounds"):
+            stack[0, 0, 80]

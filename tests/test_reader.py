@@ -178,7 +178,9 @@ def test_many_positions_open_without_reading_pixels(
     assert sum(int(np.prod(s)) for s in reads) <= 4 * 24 * 32
 
 
-def test_positions_of_different_shape_become_groups(tmp_path):
+def test_positions_of_different_sizes_share_one_canvas(tmp_path):
+    # Positions of two sizes were two layers per channel along one slider: a step showed
+    # A01_1 and B01_1 drawn over each other (and their centres beside each other's cells).
     positions = [
         _tiny_position("A01", "1", (16, 16), 2, 0),
         _tiny_position("A02", "1", (16, 16), 2, 1),
@@ -186,57 +188,74 @@ def test_positions_of_different_shape_become_groups(tmp_path):
     ]
     path = _write(tmp_path / "mixed.ch5", positions)
     images, points = _layers_by_type(read_cellh5(str(path)))
-    assert len(images) == 4 and len(points) == 2
-    shapes = sorted(layer[0].shape for layer in images)
-    assert shapes == [(2, 2, 16, 16), (2, 2, 16, 16), (2, 20, 12), (2, 20, 12)]
-    assert len({layer[1]["name"] for layer in images}) == 4
-    assert points[1][0].shape == (3, 3)
+    assert [layer[1]["name"] for layer in images] == ["dna", "tubulin"]
+    assert [layer[1]["name"] for layer in points] == ["Nuclei centres"]
+    for channel, (data, kwargs, _) in enumerate(images):
+        assert data.shape == (3, 2, 20, 16)  # one step of the slider, one position
+        keys = kwargs["metadata"][METADATA_KEY]["positions"]
+        assert [key.label for key in keys] == ["A01_1", "A02_1", "B01_1"]
+        pixels = np.asarray(data)
+        for i, position in enumerate(positions):
+            _, _, _, h, w = position.image.shape
+            np.testing.assert_array_equal(pixels[i, :, :h, :w], position.image[channel, :, 0])
+            assert not pixels[i, :, h:].any() and not pixels[i, :, :, w:].any()  # blank
+    # the centres keep their coordinates: they stay on their cells in the canvas
+    coords = points[0][0]
+    assert coords.shape == (7, 4)
+    b01 = positions[2].objects["Nuclei"]
+    np.testing.assert_array_equal(
+        coords[coords[:, 0] == 2][:, 2:], np.c_[b01.center_y, b01.center_x]
+    )
 
 
-def test_same_shape_other_dtype_is_its_own_group(tmp_path):
-    positions = [
-        _tiny_position("A01", "1", (16, 16), 2, 0),
-        _tiny_position("A02", "1", (16, 16), 2, 1, dtype=np.uint8),
-    ]
-    path = _write(tmp_path / "types.ch5", positions)
-    images, _ = _layers_by_type(read_cellh5(str(path)))
-    assert sorted(str(layer[0].dtype) for layer in images) == ["uint16", "uint16", "uint8", "uint8"]
-    assert all(layer[0].shape == (2, 16, 16) for layer in images)
-    assert len({layer[1]["name"] for layer in images}) == 4
-
-
-def test_positions_with_more_channels_than_the_first_show_them_all(tmp_path):
-    # The first position holds one channel, the others two: the second channel of those
-    # was never shown (the channel list came from the first position only).
-    first = _tiny_position("A01", "1", (16, 16), 2, 0)
+def test_other_pixel_types_frames_and_channels_share_the_canvas(tmp_path):
+    # The first position holds one channel of uint8, the second two of uint16, the third
+    # three frames: one layer per channel, of a type that holds both, blank where a
+    # position lacks a channel or frame.
+    first = _tiny_position("A01", "1", (16, 16), 2, 0, dtype=np.uint8)
     first.image = first.image[:1]
-    positions = [first, _tiny_position("A02", "1", (16, 16), 2, 1)]
+    third = _tiny_position("A03", "1", (16, 16), 2, 2)
+    third.image = np.concatenate([third.image, third.image[:, :1]], axis=1)
+    positions = [first, _tiny_position("A02", "1", (16, 16), 2, 1), third]
     path = _write(tmp_path / "channels.ch5", positions)
     images, points = _layers_by_type(read_cellh5(str(path)))
-    names = [layer[1]["name"] for layer in images]
-    assert names == [
-        "dna [16×16, 1 channel]",
-        "dna [16×16, 2 channels]",
-        "tubulin [16×16, 2 channels]",
-    ]
-    tubulin = images[2][0]
-    np.testing.assert_array_equal(np.asarray(tubulin), positions[1].image[1, :, 0])
-    assert [layer[1]["name"] for layer in points] == [
-        "Nuclei centres [16×16, 1 channel]",
-        "Nuclei centres [16×16, 2 channels]",
-    ]
+    assert [layer[1]["name"] for layer in images] == ["dna", "tubulin"]
+    dna, tubulin = (np.asarray(layer[0]) for layer in images)
+    assert dna.dtype == np.uint16 and dna.shape == (3, 3, 16, 16)
+    np.testing.assert_array_equal(dna[0, :2], first.image[0, :, 0])
+    np.testing.assert_array_equal(tubulin[1, :2], positions[1].image[1, :, 0])
+    np.testing.assert_array_equal(tubulin[2], third.image[1, :, 0])
+    assert not tubulin[0].any() and not dna[:2, 2].any()
+    assert [layer[1]["name"] for layer in points] == ["Nuclei centres"]
+    # contrast from the channel's own pixels, not the blank where a position lacks it
+    assert images[1][1]["contrast_limits"][1] > 0
 
 
-def test_groups_of_one_size_are_named_by_their_frame_count(tmp_path):
-    # Two groups of one size and type but 2 and 3 frames were both named "dna [16×16]".
-    other = _tiny_position("A02", "1", (16, 16), 2, 1)
-    other.image = np.concatenate([other.image, other.image[:, :1]], axis=1)
-    path = _write(tmp_path / "frames.ch5", [_tiny_position("A01", "1", (16, 16), 2, 0), other])
-    images, _ = _layers_by_type(read_cellh5(str(path)))
-    names = [layer[1]["name"] for layer in images]
-    assert len(set(names)) == 4
-    assert names[:2] == ["dna [16×16, 2 frames]", "tubulin [16×16, 2 frames]"]
-    assert names[2:] == ["dna [16×16, 3 frames]", "tubulin [16×16, 3 frames]"]
+def test_positions_of_other_plane_counts_have_centres_on_their_planes(tmp_path):
+    flat = _tiny_position("A01", "1", (16, 16), 2, 0)
+    deep = _tiny_position("A02", "1", (16, 16), 3, 1)
+    deep.image = np.concatenate([deep.image] * 3, axis=2)  # 3 planes
+    path = _write(tmp_path / "planes.ch5", [flat, deep])
+    images, points = _layers_by_type(read_cellh5(str(path)))
+    assert images[0][0].shape == (2, 2, 3, 16, 16)
+    assert images[0][1]["axis_labels"] == ("position", "t", "z", "y", "x")
+    coords = points[0][0]
+    # A01's 2 cells on its one plane, A02's 3 on each of its 3
+    assert coords.shape == (2 + 3 * 3, 5)
+    assert sorted(coords[coords[:, 0] == 0][:, 2]) == [0, 0]
+    assert sorted(coords[coords[:, 0] == 1][:, 2]) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert len(points[0][1]["features"]["object_index"]) == len(coords)
+
+
+def test_several_files_show_the_first_only(tmp_path):
+    a = _write(tmp_path / "a.ch5", [_tiny_position("A01", "1", (16, 16), 2, 0)])
+    b = _write(tmp_path / "b.ch5", [_tiny_position("A01", "1", (16, 16), 2, 1)])
+    layers = read_cellh5([str(a), str(b)])
+    assert len(layers) == 6
+    shown = [
+        kwargs["metadata"][METADATA_KEY]["path"] for _, kwargs, _ in layers if kwargs["visible"]
+    ]
+    assert shown == [str(a)] * 3
 
 
 def test_lazy_stack_indexing(many_positions_file):

@@ -119,8 +119,9 @@ def test_another_file_hides_the_first_and_names_its_layers(
     assert len(viewer.layers) == len(first) + len(second) + 1
 
 
-def test_positions_of_different_sizes_are_all_named(make_napari_viewer, tmp_path):
-    # positions of two image sizes are two layers along one slider: a step shows one of each
+def test_positions_of_different_sizes_are_one_at_a_time(make_napari_viewer, tmp_path):
+    # Positions of two image sizes were two layers along one slider: a step showed A03_1
+    # (64 x 80) and A04_1 (80 x 80) drawn over each other, A04_1's centres among A03_1's.
     positions = [
         synthetic_position(w, "1", seed=s) for s, w in enumerate(("A01", "A02", "A03", "A04"))
     ]
@@ -135,9 +136,20 @@ def test_positions_of_different_sizes_are_all_named(make_napari_viewer, tmp_path
     )
     viewer = make_napari_viewer()
     files.open_file(viewer, path)
-    viewer.dims.set_point(0, 1)
-    # it named the first layer's position only: A04_1's cells were said to be in A03_1
-    assert files.shown_position(viewer) == "A03_1 (dna [64×80]), A04_1 (dna [80×80])"
-    for layer in viewer.layers:  # hidden layers are not shown, so not named
-        layer.visible = "64" not in layer.name
-    assert files.shown_position(viewer) == "A04_1"
+    assert [layer.name for layer in viewer.layers] == ["dna", "primary__primary centres"]
+    image, centres = viewer.layers
+    viewer.dims.set_point(1, 0)  # frame 0
+    for step, position in enumerate(positions):
+        viewer.dims.set_point(0, step)
+        assert files.shown_position(viewer) == f"A0{step + 1}_1"
+        shown = np.asarray(image._slice.image.raw)  # what the canvas draws at this step
+        _, _, _, h, w = position.image.shape
+        np.testing.assert_array_equal(shown[:h, :w], position.image[0, 0, 0])
+        assert not shown[h:].any()
+        # the centres drawn are this position's, on its cells
+        drawn = centres.data[centres._view_indices]
+        assert set(drawn[:, 0]) == {step}
+        cells = position.objects["primary__primary"]
+        first = cells.time_idx == 0
+        expected = sorted(zip(cells.center_y[first], cells.center_x[first], strict=True))
+        assert sorted(map(tuple, drawn[:, 2:].astype(int))) == expected

@@ -95,8 +95,11 @@ def read_cellh5(path: str | Sequence[str], mapping: str | Path | None = None) ->
     Returns
     -------
     list of (data, kwargs, layer_type)
-        Per group of positions of equal image shape: one image layer per channel and one
-        points layer of the default object's centres.
+        Per file: one image layer per channel and one points layer of the default
+        object's centres, each over all positions along a "position" axis (positions of
+        different image sizes padded into one canvas; see
+        :class:`~napari_cellae.io.position_stack.LazyPositionStack`). The layers of every
+        file but the first are hidden: all files' images lie at the same coordinates.
 
     Raises
     ------
@@ -106,8 +109,10 @@ def read_cellh5(path: str | Sequence[str], mapping: str | Path | None = None) ->
     """
     paths = [path] if isinstance(path, str | Path) else list(path)
     layers: list[LayerData] = []
-    for p in paths:
-        layers.extend(_read_one(Path(p), mapping))
+    for i, p in enumerate(paths):
+        for data, kwargs, kind in _read_one(Path(p), mapping):
+            # another file's position i drawn on this one's would pass for one position
+            layers.append((data, {**kwargs, "visible": i == 0}, kind))
     return layers
 
 
@@ -121,36 +126,11 @@ def _read_one(path: Path, mapping: str | Path | None) -> list[LayerData]:
 
 
 def _layers(cellh5: CellH5, mapping: str | Path | None) -> list[LayerData]:
-    groups = group_positions(cellh5)
-    obj = cellh5.default_object if cellh5.object_names else None
-    layers: list[LayerData] = []
-    for (shape, dtype), positions in groups.items():
-        suffix = _group_suffix((shape, dtype), list(groups))
-        layers.extend(_image_layers(cellh5, positions, shape, suffix, mapping))
-        if obj is not None:
-            layers.append(_points_layer(cellh5, positions, shape, obj, suffix, mapping))
+    positions = list(cellh5.positions)
+    layers = _image_layers(cellh5, positions, mapping)
+    if cellh5.object_names:
+        layers.append(_points_layer(cellh5, layers[0][0], cellh5.default_object, mapping))
     return layers
-
-
-def _group_suffix(key: tuple[tuple[int, ...], str], keys: list[tuple[tuple[int, ...], str]]) -> str:
-    """What tells a group of positions from the others, for its layer names: the image size,
-    and where sizes repeat, the pixel type and the channel, frame and plane counts that
-    differ (`` [64×80 uint8, 2 channels]``); empty for a single group."""
-    if len(keys) < 2:
-        return ""
-    (shape, dtype), size = key, key[0][-2:]
-    alike = [k for k in keys if k[0][-2:] == size]
-    text = f" [{size[0]}×{size[1]}"
-    if len({k[1] for k in alike}) > 1:
-        text += f" {dtype}"
-    counts = [
-        f"{shape[i]} {what}{'s' * (shape[i] != 1)}"
-        for i, what in enumerate(("channel", "frame", "plane"))
-    ]
-    text += "".join(
-        f", {count}" for i, count in enumerate(counts) if len({k[0][i] for k in alike}) > 1
-    )
-    return text + "]"
 
 
 def _channel_colormap(channel: ChannelInfo) -> Any:
@@ -189,27 +169,18 @@ def _contrast_limits(plane: np.ndarray) -> tuple[float, float]:
 
 
 def _image_layers(
-    cellh5: CellH5,
-    positions: list[PositionKey],
-    shape: tuple[int, ...],
-    suffix: str,
-    mapping: str | Path | None,
+    cellh5: CellH5, positions: list[PositionKey], mapping: str | Path | None
 ) -> list[LayerData]:
+    """One layer per channel (of the position holding most) over all positions: positions
+    of other image sizes are padded into one canvas, so that a step of the position slider
+    shows one position, never two overlapping ones."""
     layers: list[LayerData] = []
-    for channel in cellh5.channels_of(shape[0]):  # a group may hold more than the first
+    n_channels = max(cellh5.image_shape(p)[0] for p in positions)
+    for channel in cellh5.channels_of(n_channels):
         data = LazyPositionStack(cellh5, positions, channel.index)
-        # Contrast from the centre of one plane, the middle one that napari shows first:
-        # napari would otherwise read planes all over the stack, and a whole slide-scan
-        # plane can be gigabytes.
-        _, t, z, height, width = shape[:5]
-        window = (
-            _central_window(height, _CONTRAST_WINDOW),
-            _central_window(width, _CONTRAST_WINDOW),
-        )
-        plane = data.plane(len(positions) // 2, t // 2, z // 2, window)
-        lo, hi = _contrast_limits(plane)
+        lo, hi = _contrast_limits(_contrast_plane(data))
         kwargs = {
-            "name": f"{channel.name}{suffix}",
+            "name": channel.name,
             "colormap": _channel_colormap(channel),
             "blending": "additive",
             "contrast_limits": (lo, hi),
@@ -220,6 +191,19 @@ def _image_layers(
         }
         layers.append((data, kwargs, "image"))
     return layers
+
+
+def _contrast_plane(data: LazyPositionStack) -> np.ndarray:
+    """The centre of the middle plane of the middle position (or the nearest one holding
+    the channel), the one napari shows first: napari would otherwise read planes all over
+    the stack, and a whole slide-scan plane can be gigabytes. The position's own pixels
+    only: the blank canvas around a smaller one is no image."""
+    middle = len(data.positions) // 2
+    order = sorted(range(len(data.positions)), key=lambda i: abs(i - middle))
+    index = next((i for i in order if data.shapes[i][0] > data.channel), middle)
+    _, t, z, height, width = data.shapes[index]
+    window = (_central_window(height, _CONTRAST_WINDOW), _central_window(width, _CONTRAST_WINDOW))
+    return data.plane(index, t // 2, z // 2, window)
 
 
 def _metadata(
@@ -242,27 +226,31 @@ def _metadata(
 
 
 def _points_layer(
-    cellh5: CellH5,
-    positions: list[PositionKey],
-    shape: tuple[int, ...],
-    obj: str,
-    suffix: str,
-    mapping: str | Path | None,
+    cellh5: CellH5, stack: LazyPositionStack, obj: str, mapping: str | Path | None
 ) -> LayerData:
+    positions = stack.positions
     stacked = len(positions) > 1
     coords, features, colors = centres_table(cellh5, positions, obj, stacked)
-    has_z = shape[2] > 1
-    if has_z:  # CellH5 centres are 2-D: a copy on every plane (napari opens the middle one),
-        # plane 0's first, so that finding a cell goes to the plane its crop comes from
-        planes = np.repeat(np.arange(shape[2], dtype=coords.dtype), len(coords))
-        coords = np.insert(np.tile(coords, (shape[2], 1)), coords.shape[1] - 2, planes, axis=1)
-        features = {name: np.tile(np.asarray(v), shape[2]) for name, v in features.items()}
-        colors = None if colors is None else np.tile(colors, (shape[2], 1))
+    has_z = "z" in stack.axis_labels
+    if has_z:  # CellH5 centres are 2-D: a copy on every plane of the cell's position (napari
+        # opens the middle one), plane 0's first, so that finding a cell goes to the plane
+        # its crop comes from
+        own = np.array([s[2] for s in stack.shapes])[np.asarray(features["position_index"], int)]
+        planes = np.repeat(np.arange(stack.shape[-3], dtype=coords.dtype), len(coords))
+        kept = np.tile(own, stack.shape[-3]) > planes
+        coords = np.insert(
+            np.tile(coords, (stack.shape[-3], 1)), coords.shape[1] - 2, planes, axis=1
+        )
+        coords = coords[kept]
+        features = {
+            name: np.tile(np.asarray(v), stack.shape[-3])[kept] for name, v in features.items()
+        }
+        colors = None if colors is None else np.tile(colors, (stack.shape[-3], 1))[kept]
     labels = (["position"] if stacked else []) + ["t"] + (["z"] if has_z else []) + ["y", "x"]
     # a small dot (1 % of the short image side, 3-8 px): visible, not covering the cell
-    size = float(np.clip(min(shape[-2:]) / 100.0, 3.0, 8.0))
+    size = float(np.clip(min(stack.shape[-2:]) / 100.0, 3.0, 8.0))
     kwargs: dict[str, Any] = {
-        "name": f"{obj} centres{suffix}",
+        "name": f"{obj} centres",
         "features": features,
         "size": size,
         "face_color": colors if colors is not None else "yellow",

@@ -72,7 +72,7 @@ class DeepLearningWidget(QWidget):
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.loss_plot = LossPlot()
         self.position_label = QLabel("")
-        self.position_label.setWordWrap(True)  # one position per image size
+        self.position_label.setWordWrap(True)  # one position per shown file
         self.results = Results(napari_viewer, self.layers, self.status.setText, self._failed)
         self.panel, self.link = self.results.panel, self.results.link
 

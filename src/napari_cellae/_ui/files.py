@@ -225,10 +225,10 @@ def _file_tag(meta: dict[str, Any], path: Path) -> str:
 def shown_position(viewer: napari.Viewer) -> str | None:
     """Label of the well/site the position slider points at; None without one.
 
-    Only shown layers count (another file's hidden layers do not). Positions of different
-    image sizes are separate layers along one slider, so one step shows a position of
-    each: they are all named, each with its image layer (``A01_1 (DAPI [96×120]),
-    A02_1 (DAPI [128×100])``).
+    Only shown layers count (another file's hidden layers do not). A file's positions
+    share one slider, whatever their image sizes (the reader pads them into one canvas);
+    should layers of several files be shown, each one's position is named with its image
+    layer (``A01_1 (DAPI), A01_1 (DAPI (plate2))``).
     """
     shown: dict[tuple[str, tuple[Any, ...]], tuple[str, str]] = {}
     stacked = False

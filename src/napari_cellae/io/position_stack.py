@@ -2,8 +2,12 @@
 
 A screen of hundreds of positions of large movies must open at once, so an image layer is a
 :class:`LazyPositionStack` that reads from the open, read-only HDF5 datasets only the planes
-napari asks for. Positions of equal image shape share one stack along a leading "position"
-axis. No napari import: napari only needs ``shape``, ``dtype``, ``ndim`` and indexing.
+napari asks for. All positions of a file share one stack along a leading "position" axis,
+so that one step of napari's slider shows one position: positions of different image sizes
+(or frame, plane or channel counts) lie in a common canvas of the largest of each, from the
+top-left corner, their coordinates unchanged (the centres stay on their cells); the rest of
+the canvas is blank (zero). No napari import: napari only needs ``shape``, ``dtype``,
+``ndim`` and indexing.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ class LazyPositionStack:
     cellh5 : CellH5
         Open file; kept referenced so the datasets stay readable.
     positions : list of PositionKey
-        Positions stacked along the first axis, all with the same image shape and dtype.
+        Positions stacked along the first axis. Their image shapes and pixel types may
+        differ: the stack is as large as the largest frame, plane, row and column counts,
+        of the type that holds all (:func:`numpy.result_type`), and blank (zero) where a
+        position has no pixels (beyond its size, frames or planes, or a channel it lacks).
     channel : int
         Raw channel index (first axis of ``image/channel``).
 
@@ -49,8 +56,10 @@ class LazyPositionStack:
         self.cellh5 = cellh5
         self.positions = list(positions)
         self.channel = int(channel)
-        _, t, z, y, x = (int(s) for s in cellh5.image_shape(positions[0]))
-        self.dtype = np.dtype(cellh5.dtype(positions[0]))
+        #: (c, t, z, y, x) of each position's own image
+        self.shapes = [tuple(int(n) for n in cellh5.image_shape(p)) for p in self.positions]
+        _, t, z, y, x = (max(s[i] for s in self.shapes) for i in range(5))
+        self.dtype = np.result_type(*(np.dtype(cellh5.dtype(p)) for p in self.positions))
         self._stacked = len(positions) > 1
         self._has_z = z > 1
         shape: list[int] = []
@@ -107,16 +116,23 @@ class LazyPositionStack:
         Returns
         -------
         ndarray
-            In the stored dtype.
+            In the stack's dtype; blank (zero) where the position has no pixels (the
+            indices are of the common canvas, :attr:`shape`).
         """
+        c, frames, planes, height, width = self.shapes[index]
+        shape, read, into = _canvas_window(yx, self.shape[-2:], (height, width))
+        out = np.zeros(shape, self.dtype)
+        if read is None or self.channel >= c or not (0 <= t < frames and 0 <= z < planes):
+            return out
         channel = self.cellh5.channels_of(self.channel + 1)[self.channel].name
         where = (
             f"channel {self.channel} ({channel}), frame {t}"
             + (f", plane {z}" if self._has_z else "")
             + f" of position {self.positions[index].label}"
         )
-        key = (self.channel, t, z, *yx)
-        return read_pixels(self.dataset(index), key, self.cellh5.path, where)
+        key = (self.channel, t, z, *read)
+        out[into] = read_pixels(self.dataset(index), key, self.cellh5.path, where)
+        return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         # Reads everything: only reached when someone explicitly asks for all pixels.
@@ -149,7 +165,7 @@ class LazyPositionStack:
             return np.zeros((*kept, *sample.shape), self.dtype)
         kept_shape = [len(a[0]) for a in axes if a[1]]
         out = np.stack(planes) if len(planes) > 1 else planes[0][np.newaxis]
-        return out.reshape(*kept_shape, *out.shape[1:])
+        return out.reshape((*kept_shape, *out.shape[1:]))
 
     def _read_plane(self, lead: tuple[int, ...], yx: tuple[Any, Any]) -> np.ndarray:
         lead = list(lead)
@@ -169,6 +185,33 @@ def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
     if len(key) > ndim:
         raise IndexError(f"too many indices: {len(key)} for {ndim} dimensions")
     return key + (slice(None),) * (ndim - len(key))
+
+
+def _canvas_window(
+    yx: tuple[Any, Any], canvas: tuple[int, ...], own: tuple[int, int]
+) -> tuple[tuple[int, ...], tuple[Any, ...] | None, tuple[slice, ...]]:
+    """Where canvas indices ``yx`` (integers or unit-step slices) meet an image of shape
+    ``own`` at the canvas's top-left corner: the shape of the window that ``yx`` cuts from
+    the canvas, the indices to read from the image (None if the window misses it) and where
+    in the window what they read goes."""
+    shape: list[int] = []
+    read: list[Any] = []
+    into: list[slice] = []
+    for k, length, size in zip(yx, canvas, own, strict=True):
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(length)
+            stop = max(start, stop)
+            end = min(stop, size)
+            shape.append(stop - start)
+            read.append(slice(start, end) if start < end else None)
+            into.append(slice(0, max(0, end - start)))
+        else:  # an integer: the axis goes
+            i = int(k) + (length if k < 0 else 0)
+            if not 0 <= i < length:
+                raise IndexError(f"index {k} is out of bounds for axis with size {length}")
+            read.append(i if i < size else None)
+    missed = any(r is None for r in read)
+    return tuple(shape), None if missed else tuple(read), tuple(into)
 
 
 def _h5_spatial_key(yx: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
