@@ -26,21 +26,26 @@ WELLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def screen(tmp_path_factory):
-    """(CellH5 file, mapping file, trained model) of a 6-well screen, 24 cells per well."""
-    folder = tmp_path_factory.mktemp("screen")
+def _screen_file(path, extra=()):
+    """The six wells of WELLS (24 cells each) and ``extra`` positions, written to ``path``."""
     positions = [
         synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
         for i, (well, peak, _, _) in enumerate(WELLS)
     ]
-    ch5 = write_cellh5(
-        folder / "screen.ch5",
-        positions,
+    return write_cellh5(
+        path,
+        [*positions, *extra],
         channel_names=["rfp"],
         object_channels={"primary__primary": 0},
         class_labels={"primary__primary": CLASS_LABELS},
     )
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory):
+    """(CellH5 file, mapping file, trained model) of a 6-well screen, 24 cells per well."""
+    folder = tmp_path_factory.mktemp("screen")
+    ch5 = _screen_file(folder / "screen.ch5")
     mapping = folder / "mapping.txt"
     rows = [
         f"{i}\t{w}\t0001\t{w[0]}\t{w[1:]}\t{c}\ts{i}\t{g}" for i, (w, _, c, g) in enumerate(WELLS)
@@ -97,19 +102,9 @@ def test_a_position_without_cells_is_named(screen, tmp_path, capsys):
     # A well whose cells all died (or were never segmented) had no row in the cells file
     # nor in its hit list, without a word: the strongest hit of a screen could go unseen.
     _, _, model = screen
-    positions = [
-        synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
-        for i, (well, peak, _, _) in enumerate(WELLS)
-    ]
     dead = synthetic_position("B03", "0001", n_per_frame=1)
     dead.objects = {}
-    ch5 = write_cellh5(
-        tmp_path / "screen.ch5",
-        [*positions, dead],
-        channel_names=["rfp"],
-        object_channels={"primary__primary": 0},
-        class_labels={"primary__primary": CLASS_LABELS},
-    )
+    ch5 = _screen_file(tmp_path / "screen.ch5", [dead])
     wells = [*WELLS, ("B03", 0.0, "TOXIC1", "target")]
     rows = [f"{w}_0001\t{c}" for w, _, c, g in wells if g != "neg"]
     rows += [f"{w}_0001\tneg. control" for w, _, c, g in wells if g == "neg"]
@@ -462,17 +457,7 @@ def test_a_well_imaged_blank_is_left_out_of_novelty_and_hits(screen, tmp_path, c
     import h5py
 
     _, mapping, model = screen
-    positions = [
-        synthetic_position(well, "0001", peak=peak, n_per_frame=8, seed=i)
-        for i, (well, peak, _, _) in enumerate(WELLS)
-    ]
-    ch5 = write_cellh5(
-        tmp_path / "screen.ch5",
-        positions,
-        channel_names=["rfp"],
-        object_channels={"primary__primary": 0},
-        class_labels={"primary__primary": CLASS_LABELS},
-    )
+    ch5 = _screen_file(tmp_path / "screen.ch5")
     with h5py.File(ch5, "a") as f:  # the second knock-down's images never written
         f["sample/0/plate/plate1/experiment/B02/position/0001/image/channel"][...] = 0
     cells, hits = tmp_path / "cells.h5ad", tmp_path / "hits.csv"
