@@ -22,6 +22,7 @@ from napari_cellae.io.definition import (
     ClassLabel,
     channel_names,
     class_rows,
+    region_channels_recorded,
     region_rows,
 )
 from napari_cellae.io.hdf5 import (
@@ -227,8 +228,18 @@ class CellH5:
             return None
         return self._not_objects.get(object_name)
 
+    @cached_property
+    def records_object_channels(self) -> bool:
+        """Whether the file says which raw channel each object was segmented in: not in
+        CellProfiler's files, whose region table numbers the objects instead (see
+        :func:`~napari_cellae.io.definition.region_channels_recorded`)."""
+        return region_channels_recorded(self._regions, self._definition_table("image/channel"))
+
     def object_channel(self, object_name: str) -> int:
         """Index of the raw channel the object was segmented in (0 if not recorded)."""
+        if not self.records_object_channels:
+            self.check_object(object_name)
+            return 0
         for row in self._region_rows(object_name):
             channel = self._regions[row][1]
             if 0 <= channel < len(self.channels):

@@ -17,7 +17,15 @@ import numpy as np
 
 from napari_cellae.io.hdf5 import CellH5Error
 
-__all__ = ["ChannelInfo", "ClassLabel", "channel_names", "class_rows", "decode", "region_rows"]
+__all__ = [
+    "ChannelInfo",
+    "ClassLabel",
+    "channel_names",
+    "class_rows",
+    "decode",
+    "region_channels_recorded",
+    "region_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -100,9 +108,27 @@ def channel_names(rows: np.ndarray | None, n_channels: int, source: Path) -> lis
         return out
     for i, row in enumerate(rows[:n_channels]):
         name = decode(row["channel_name"]) or out[i][0]
-        color = decode(row["color"]) if "color" in fields else ""
-        out[i] = (name, color if color.startswith("#") else out[i][1])
+        color = _html_color(decode(row["color"])) if "color" in fields else None
+        out[i] = (name, color or out[i][1])
     return out
+
+
+def _html_color(text: str) -> str | None:
+    """A stored channel colour as ``#RRGGBB``, or None.
+
+    CellCognition stores ``#RRGGBB``. CellProfiler's ExportToCellH5 stores ``0xRRGGBB``
+    in the 7-byte column, which cuts off its last digit (``0xFF000`` for red, ``0xFFFFF``
+    for grey); its colours (white, red, green, blue) repeat that digit, so it is restored.
+    """
+    text = text.strip()
+    if text.startswith("#"):
+        return text
+    digits = text[2:] if text[:2].lower() == "0x" else ""
+    if len(digits) == 5:
+        digits += digits[-1]
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        return None
+    return "#" + digits.upper()
 
 
 def region_rows(rows: np.ndarray | None, source: Path) -> list[tuple[str, int]]:
@@ -120,6 +146,37 @@ def region_rows(rows: np.ndarray | None, source: Path) -> list[tuple[str, int]]:
     rows = _checked(rows, ("region_name", "channel_idx"), source, table)
     channels = _indices(rows, "channel_idx", source, table)
     return [(decode(row["region_name"]), c) for row, c in zip(rows, channels, strict=True)]
+
+
+def region_channels_recorded(
+    regions: list[tuple[str, int]], channel_rows: np.ndarray | None
+) -> bool:
+    """Whether ``channel_idx`` of ``/definition/image/region`` names the raw channel that
+    each object was segmented in.
+
+    CellCognition writes that channel. CellProfiler's ExportToCellH5 writes each row's own
+    index instead (the objects' order in the module, which is also their label image's
+    row): with objects exported as Cells, Nuclei and images as DNA, Actin, Nuclei would be
+    cropped from Actin. Its files are told by their region names (bare object names, no
+    ``region___`` prefix), ``channel_idx`` equal to the row, and channel colours written
+    ``0xRRGGBB`` (CellCognition writes ``#RRGGBB``).
+
+    Parameters
+    ----------
+    regions : list of (str, int)
+        :func:`region_rows` of the file.
+    channel_rows : ndarray or None
+        ``/definition/image/channel``.
+    """
+    if not regions or channel_rows is None:
+        return True
+    if any(name.startswith("region___") or c != i for i, (name, c) in enumerate(regions)):
+        return True
+    fields = channel_rows.dtype.names or ()
+    if "color" not in fields or channel_rows.ndim != 1:
+        return True
+    colors = [decode(c).strip().lower() for c in channel_rows["color"]]
+    return not (colors and all(c.startswith("0x") for c in colors))
 
 
 def class_rows(rows: np.ndarray | None, source: Path, table: str) -> list[tuple[int, str, str]]:
