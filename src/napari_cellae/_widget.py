@@ -279,6 +279,7 @@ class DeepLearningWidget(QWidget):
         self.result = result
         self.results.show(outcome)
         self.tabs.setCurrentWidget(self.panel)
+        self.form.fold(False)  # the hit table gets the room (a laptop's 900 px)
         # zoom out to show image, gallery and embedding, in a later turn (another repaint)
         self.runner.later(self.viewer.reset_view)
         what = "stopped early; " if result.stopped else ""

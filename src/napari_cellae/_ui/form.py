@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
-from qtpy.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from napari_cellae._ui.section import Section
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.pipeline.jobs import TrainRequest
 
@@ -184,14 +185,14 @@ class ParameterForm(QWidget):
         training = [getattr(self, name) for name in TRAINING_FIELDS]
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.sections: list[Section] = []
         for title, widgets in (("Cells", cells), ("Training", training)):
             box = Container(widgets=widgets)
             box.margins = (0, 0, 0, 0)
-            group = QGroupBox(title)
-            inner = QVBoxLayout(group)
-            inner.setContentsMargins(4, 4, 4, 4)
-            inner.addWidget(box.native)
-            layout.addWidget(group)
+            self.sections.append(Section(title, box.native))
+            layout.addWidget(self.sections[-1])
+            for widget in widgets:
+                widget.changed.connect(self._summarise)
         # never squeezed below its natural height (text would be cut): the results below
         # take what space is left
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
@@ -204,6 +205,23 @@ class ParameterForm(QWidget):
         self.input_size.changed.connect(self._on_size)
         self._on_optimizer()
         self._on_mapping()
+
+    def fold(self, expanded: bool) -> None:
+        """Open (True) or fold (False) both sections; folded, each says in its title bar
+        what it holds, and the results below get the room."""
+        self._summarise()
+        for section in self.sections:
+            section.set_expanded(expanded)
+
+    def _summarise(self) -> None:
+        file = self.file_path()
+        cells = [file.stem if file else "no file", self.object.value, self.channel.value]
+        cells.append(f"{self.crop_size.value} px")
+        self.sections[0].set_summary(", ".join(str(c) for c in cells if c))
+        training = self.optimizer.current_choice
+        self.sections[1].set_summary(
+            f"{self.epochs.value} epochs, {self.samples.value} cells, {training}"
+        )
 
     # -- values --------------------------------------------------------------------------------
     def file_path(self) -> Path | None:
