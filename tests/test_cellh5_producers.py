@@ -9,6 +9,7 @@ files here are written with h5py step by step as those writers do.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import synthetic_position
 from napari_cellae.core.crops import collect_crops
-from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5_writer import write_cellh5
 
 H, W = 48, 64
 _OBJECT = np.dtype([("time_idx", "i4"), ("obj_label_id", "i4")])
@@ -184,3 +187,53 @@ def test_exporttocellh5_folder_moved(cells_then_nuclei: Path, tmp_path: Path) ->
         file.rename(moved / file.name)
     with CellH5(moved / "DefaultOut.ch5") as ch5:
         assert len(ch5.objects(ch5.positions[0], "Nuclei")) == 3
+
+
+def cellcognition_plate(folder: Path, merged: bool = False) -> Path:
+    """CellCognition 1.6's plate file: /layout, an empty group per finished position, the
+    data in cellh5/<well>_<site>.ch5 until the run ends (then copied in, folder removed)."""
+    per_position = folder / "cellh5"
+    per_position.mkdir(parents=True)
+    layout = np.dtype([("File", "S10"), ("Well", "S3"), ("Site", "<i8"), ("Group", "S10")])
+    plate = folder / "LT0001_01.ch5"
+    with h5py.File(plate, "w") as f:
+        rows = [(b"A01_01", b"A01", 1, b"neg"), (b"B02_01", b"B02", 1, b"target")]
+        f.create_dataset("layout/LT0001_01", data=np.array(rows, layout))
+    for seed, well in enumerate(("A01", "B02")):
+        position = synthetic_position(well, "1", plate="LT0001_01", seed=seed)
+        write_cellh5(
+            per_position / f"{well}_01.ch5",
+            [position],
+            channel_names=["rfp"],
+            object_channels={"primary__primary": 0},
+        )
+        with h5py.File(plate, "r+") as f:  # createSite
+            f.create_group(f"sample/0/plate/LT0001_01/experiment/{well}/position/1")
+    return plate
+
+
+def test_cellcognition_plate_file_before_its_positions_are_copied_in(tmp_path: Path) -> None:
+    # A stopped run, or any plate but the last of a run of several, keeps its positions'
+    # data in cellh5/; the plate file was refused: "position A01_1 has no raw image".
+    plate = cellcognition_plate(tmp_path)
+    expected = synthetic_position("B02", "1", plate="LT0001_01", seed=1)
+    with CellH5(tmp_path) as ch5:
+        assert ch5.path == plate
+        assert [p.label for p in ch5.positions] == ["A01_1", "B02_1"]
+        assert [c.name for c in ch5.channels] == ["rfp"]
+        assert ch5.default_object == "primary__primary"
+        pos = ch5.positions[1]
+        np.testing.assert_array_equal(ch5.image(pos)[()], expected.image)
+        table = ch5.objects(pos, "primary__primary")
+        np.testing.assert_array_equal(table.center_x, expected.objects["primary__primary"].center_x)
+        crops = collect_crops(ch5, "primary__primary", 16, mask="neighbours")
+        assert len(crops.crops) == 30 and not crops.unlabelled_positions
+
+
+def test_cellcognition_plate_file_without_its_positions(tmp_path: Path) -> None:
+    plate = cellcognition_plate(tmp_path)
+    shutil.rmtree(tmp_path / "cellh5")
+    with CellH5(plate) as ch5, pytest.raises(CellH5Error) as err:
+        ch5.image(ch5.positions[0])
+    assert "position A01_1 is an empty group (no image, objects or features)" in str(err.value)
+    assert "per-position file is not in" in str(err.value) and "A01_01.ch5" in str(err.value)

@@ -137,3 +137,13 @@ def test_input_files_through_a_loop_of_symbolic_links(cellcognition_file: Path) 
     part.unlink()
     part.symlink_to(part)  # a position file the master links to
     assert part in input_files(cellcognition_file)
+
+
+def test_input_files_of_a_cellcognition_plate_file(tmp_path: Path) -> None:
+    # Positions whose data are still in cellh5/ beside the plate file are inputs too.
+    (tmp_path / "cellh5").mkdir()
+    (tmp_path / "cellh5" / "A01_01.ch5").write_bytes(b"")
+    with h5py.File(tmp_path / "P1.ch5", "w") as f:
+        f["layout/P1"] = [1]
+        f.create_group("sample/0/plate/P1/experiment/A01/position/1")
+    assert input_files(tmp_path / "P1.ch5") == [tmp_path / "P1.ch5", tmp_path / "cellh5/A01_01.ch5"]

@@ -40,6 +40,12 @@ from napari_cellae.io.objects import (
     read_object_table,
 )
 from napari_cellae.io.positions import PositionKey, find_positions, position_path
+from napari_cellae.io.unmerged import (
+    empty_position,
+    open_definition,
+    open_position,
+    per_position_files,
+)
 
 __all__ = [
     "CellH5",
@@ -79,6 +85,8 @@ class CellH5:
         self._file = open_read_only(self.path)
         try:
             self.positions = find_positions(self._file, self.path)
+            # A CellCognition plate file whose positions are still in cellh5/<well>_<site>.ch5
+            self._elsewhere = per_position_files(self._file, self.path, self.positions)
         except BaseException:
             self._file.close()
             raise
@@ -98,6 +106,7 @@ class CellH5:
 
     def close(self) -> None:
         """Close the file (and the files its external links opened)."""
+        self.__dict__.pop("_definition", None)  # may hold a per-position file open
         if self._file.id.valid:
             self._file.close()
 
@@ -123,12 +132,14 @@ class CellH5:
     def _position(self, key: PositionKey) -> h5py.Group:
         if key not in self._known_positions:
             raise self._error(f"has no position {key.label} on plate {key.plate}")
+        if key in self._elsewhere:
+            return open_position(self._elsewhere[key], key, self.path)
         return self._get(self._file, position_path(key), f"position {key.label}")
 
     @cached_property
     def _definition(self) -> h5py.Group | None:
         if self._file.get("definition", getlink=True) is None:
-            return None
+            return open_definition(self._elsewhere)
         return self._group(self._file, "definition", "/definition")
 
     def _definition_table(self, path: str) -> np.ndarray | None:
@@ -268,7 +279,8 @@ class CellH5:
         if key in self._image_info:
             return dataset
         if not isinstance(dataset, h5py.Dataset):
-            raise self._error(f"position {key.label} has no raw image (image/channel)")
+            empty = empty_position(self._file, self.path, key)
+            raise self._error(empty or f"position {key.label} has no raw image (image/channel)")
         if dataset.ndim != 5:
             raise self._error(
                 f"image/channel of position {key.label} has {dataset.ndim} dimensions"

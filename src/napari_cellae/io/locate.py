@@ -14,6 +14,7 @@ import h5py
 
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
+from napari_cellae.io.unmerged import position_file_names
 
 __all__ = ["MASTER_NAME", "ch5_files", "input_files", "is_cellh5", "locate_cellh5"]
 
@@ -140,7 +141,7 @@ def input_files(path: str | os.PathLike) -> list[Path]:
         read[file] = _state(file)
         try:
             with h5py.File(file, "r") as h5:
-                targets = _external_files(h5)
+                targets = _external_files(h5) + position_file_names(h5, file)
         except (OSError, KeyError, ValueError, RuntimeError):
             continue
         for name in targets:
