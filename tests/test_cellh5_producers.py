@@ -237,3 +237,31 @@ def test_cellcognition_plate_file_without_its_positions(tmp_path: Path) -> None:
         ch5.image(ch5.positions[0])
     assert "position A01_1 is an empty group (no image, objects or features)" in str(err.value)
     assert "per-position file is not in" in str(err.value) and "A01_01.ch5" in str(err.value)
+
+
+def test_cellcognition_channel_kinds_sharing_a_camera_channel(tmp_path: Path) -> None:
+    # Primary and secondary both imaged in rfp, tertiary in gfp: CellCognition stores rfp
+    # once (channel 0) and gfp as channel 1, but writes a definition row per kind; channel
+    # 1 was named 'secondary' (an rfp row) and drawn red.
+    position = synthetic_position("A01", "1", n_channels=2, seed=2)
+    path = write_cellh5(
+        tmp_path / "A01_01.ch5",
+        [position],
+        channel_names=["x", "y"],
+        object_channels={"primary__primary": 0},
+    )
+    kinds = [("primary", "rfp", "#FF0000"), ("secondary", "rfp", "#FF0000")]
+    kinds.append(("tertiary", "gfp", "#00FF00"))
+    regions = [("primary", "primary", 0), ("secondary", "expanded", 0)]
+    regions.append(("tertiary", "expanded", 1))
+    with h5py.File(path, "r+") as f:
+        del f["definition/image/channel"], f["definition/image/region"]
+        rows = [(kind, channel, True, (0, 0, 0), color) for kind, channel, color in kinds]
+        f["definition/image/channel"] = np.array(rows, _CHANNEL_DEF)
+        rows = [(f"region___{kind}__{name}", c) for kind, name, c in regions]
+        f["definition/image/region"] = np.array(rows, _REGION_DEF)
+    with CellH5(path) as ch5:
+        assert [(c.name, c.color) for c in ch5.channels] == [
+            ("primary", "#FF0000"),
+            ("tertiary", "#00FF00"),
+        ]

@@ -156,7 +156,7 @@ class CellH5:
         """The first ``n_channels`` raw channels (other positions may hold more than the
         first), from ``/definition/image/channel``, named by index where it has no row."""
         rows = self._definition_table("image/channel")
-        names = channel_names(rows, n_channels, self.path)
+        names = channel_names(rows, n_channels, self.path, self._regions)
         return [ChannelInfo(i, name, color) for i, (name, color) in enumerate(names)]
 
     @cached_property

@@ -77,7 +77,12 @@ def _indices(rows: np.ndarray, column: str, source: Path, table: str) -> list[in
     return [int(v) for v in values]
 
 
-def channel_names(rows: np.ndarray | None, n_channels: int, source: Path) -> list[tuple[str, str]]:
+def channel_names(
+    rows: np.ndarray | None,
+    n_channels: int,
+    source: Path,
+    regions: list[tuple[str, int]] = (),
+) -> list[tuple[str, str]]:
     """Name and colour (``#RRGGBB``) of each of ``n_channels`` raw channels.
 
     Parameters
@@ -88,6 +93,9 @@ def channel_names(rows: np.ndarray | None, n_channels: int, source: Path) -> lis
         Channels of the raw images.
     source : Path
         The file (named in messages).
+    regions : list of (str, int)
+        :func:`region_rows`: where the table has more rows than the images have channels,
+        they say which row names which channel (:func:`_rows_of_channels`).
 
     Returns
     -------
@@ -106,11 +114,36 @@ def channel_names(rows: np.ndarray | None, n_channels: int, source: Path) -> lis
     fields = rows.dtype.names or ()
     if "channel_name" not in fields:
         return out
-    for i, row in enumerate(rows[:n_channels]):
+    for i, r in enumerate(_rows_of_channels(rows, n_channels, regions)):
+        row = rows[r]
         name = decode(row["channel_name"]) or out[i][0]
         color = _html_color(decode(row["color"])) if "color" in fields else None
         out[i] = (name, color or out[i][1])
     return out
+
+
+def _rows_of_channels(
+    rows: np.ndarray, n_channels: int, regions: list[tuple[str, int]]
+) -> list[int]:
+    """The row of ``/definition/image/channel`` that names each raw channel.
+
+    Row *i* names channel *i*, except where CellCognition stored one channel for several of
+    its channel kinds: it writes a row per kind (``primary``, ``secondary``, ``tertiary``,
+    with the camera channel as description) but each camera channel once, so with primary
+    and secondary both ``rfp`` and tertiary ``gfp``, channel 1 is the tertiary row, not the
+    secondary one. The region table (``region___<kind>__<region>``, ``channel_idx``) says
+    which kind each channel holds; the first row of that kind names it.
+    """
+    order = list(range(min(len(rows), n_channels)))
+    if len(rows) <= n_channels:
+        return order
+    kinds = [decode(name) for name in rows["channel_name"]]
+    named: dict[int, int] = {}
+    for name, channel in regions:
+        kind = name.removeprefix("region___").split("__")[0]
+        if name.startswith("region___") and kind in kinds:
+            named.setdefault(channel, kinds.index(kind))
+    return [named.get(c, c) for c in order]
 
 
 def _html_color(text: str) -> str | None:
