@@ -55,6 +55,10 @@ def test_no_controls_is_a_clear_error() -> None:
         novelty_scores(x, np.zeros(300, bool), wells)
     with pytest.raises(ValueError, match="unknown novelty method"):
         novelty_scores(x, wells < 4, wells, method="lof")
+    # nu = 1 leaves scikit-learn's one-class SVM no finite solution ("The dual coefficients
+    # or intercepts are not finite"): refused in our words before fitting.
+    with pytest.raises(ValueError, match="0 < nu < 1, got k=10, nu=1"):
+        novelty_scores(x, wells < 4, wells, method="svm", nu=1.0)
 
 
 def test_scores_in_blocks_equal_one_pass_and_leave_the_features_alone(monkeypatch):

@@ -187,7 +187,7 @@ def _check_novelty_args(args: argparse.Namespace) -> None:
     problems = [
         (p is not None and not 0 <= p <= 100, f"--novelty-percentile must be 0..100, got {p}"),
         (args.neighbours < 1, f"--neighbours must be at least 1, got {args.neighbours}"),
-        (not 0 < args.nu <= 1, f"--nu must be above 0 and at most 1, got {args.nu}"),
+        (not 0 < args.nu < 1, f"--nu must be above 0 and below 1, got {args.nu}"),
     ]
     seed = getattr(args, "seed", 0)
     problems.append((not 0 <= seed < 2**32, f"--seed must be 0..{2**32 - 1}, got {seed}"))

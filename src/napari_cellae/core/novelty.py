@@ -138,7 +138,8 @@ def novelty_scores(
     k : int
         Neighbours averaged by ``"knn"`` (default 10, :data:`NOVELTY_NEIGHBOURS`).
     nu : float
-        Share of control cells the one-class SVM may leave outside (0 < nu <= 1).
+        Share of control cells the one-class SVM may leave outside (0 < nu < 1; at 1
+        scikit-learn's SVM has no finite solution).
     percentile : float
         A cell is novel above this percentile of the control cells' scores (0-100).
     seed : int
@@ -177,8 +178,8 @@ def novelty_scores(
         raise ValueError(f"unknown novelty method {method!r}; choose knn or svm")
     if not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be in 0..100, got {percentile}")
-    if not 0 < nu <= 1 or k < 1:
-        raise ValueError(f"need k >= 1 and 0 < nu <= 1, got k={k}, nu={nu}")
+    if not 0 < nu < 1 or k < 1:
+        raise ValueError(f"need k >= 1 and 0 < nu < 1, got k={k}, nu={nu}")
     if gamma != "scale" and not (isinstance(gamma, int | float) and gamma > 0):
         raise ValueError(f"gamma must be 'scale' or a positive number, got {gamma!r}")
     if controls.sum() < 2:
