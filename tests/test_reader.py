@@ -410,3 +410,19 @@ def test_constant_huge_pixels_get_increasing_contrast_limits(
     layers = viewer.open(str(path), plugin="napari-cellae")
     assert len(layers) == 3
     viewer.layers.clear()
+
+
+def test_contrast_from_a_frame_cellcognition_wrote(tmp_path: Path) -> None:
+    # CellCognition stores every frame but writes only the analysed ones (attribute
+    # 'valid'); limits from the blank middle frame (0, 1e-308 ...) saturated every cell.
+    position = _tiny_position("A01", "1", (16, 16), 3, 0)
+    position.image = np.zeros((2, 5, 1, 16, 16), np.uint16)
+    position.image[:, [0, 4]] = 500
+    position.image[:, [0, 4], :, 8, 8] = 900
+    position.objects["Nuclei"].time_idx[:] = 0
+    path = _write(tmp_path / "sparse.ch5", [position])
+    with h5py.File(path, "r+") as f:
+        channel = f["sample/0/plate/P1/experiment/A01/position/1/image/channel"]
+        channel.attrs["valid"] = np.array([1.0, 0, 0, 0, 1])
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    assert [kwargs["contrast_limits"] for _, kwargs, _ in images] == [(500.0, 900.0)] * 2

@@ -203,7 +203,21 @@ def _contrast_plane(data: LazyPositionStack) -> np.ndarray:
     index = next((i for i in order if data.shapes[i][0] > data.channel), middle)
     _, t, z, height, width = data.shapes[index]
     window = (_central_window(height, _CONTRAST_WINDOW), _central_window(width, _CONTRAST_WINDOW))
-    return data.plane(index, t // 2, z // 2, window)
+    frame = _written_frame(data.cellh5.image(data.positions[index]), t)
+    return data.plane(index, frame, z // 2, window)
+
+
+def _written_frame(image: Any, n_frames: int) -> int:
+    """The middle frame, or the nearest one CellCognition wrote: it stores every frame of a
+    time-lapse but writes only those it analysed (``valid`` attribute of the image, 1 per
+    written frame); the others stay zeros, and limits set on one saturate every cell."""
+    middle = n_frames // 2
+    try:
+        valid = np.asarray(image.attrs.get("valid", ()), np.float64).ravel()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return middle
+    written = np.flatnonzero(valid > 0) if valid.size == n_frames else np.zeros(0, int)
+    return int(written[np.argmin(np.abs(written - middle))]) if written.size else middle
 
 
 def _metadata(
