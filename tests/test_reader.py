@@ -414,7 +414,7 @@ def test_constant_huge_pixels_get_increasing_contrast_limits(
 
 def test_contrast_from_a_frame_cellcognition_wrote(tmp_path: Path) -> None:
     # CellCognition stores every frame but writes only the analysed ones (attribute
-    # 'valid'); limits from the blank middle frame (0, 1e-308 ...) saturated every cell.
+    # 'valid'); limits from the blank middle frame, (0, 1), saturated every cell.
     position = _tiny_position("A01", "1", (16, 16), 3, 0)
     position.image = np.zeros((2, 5, 1, 16, 16), np.uint16)
     position.image[:, [0, 4]] = 500
