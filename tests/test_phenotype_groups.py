@@ -30,3 +30,31 @@ def test_groups_are_learnt_from_a_sample_of_many_novel_cells(monkeypatch) -> Non
     assert set(clusters[:150]) | set(clusters[150:300]) == {1, 2}  # every novel cell placed
     assert len(set(clusters[:150])) == 1 and set(clusters[:150]) != set(clusters[150:300])
     assert np.all(clusters[controls] == 0) and all(len(v) == 8 for v in typical.values())
+
+
+def test_no_more_groups_than_novel_cells_that_differ() -> None:
+    import warnings
+
+    import pytest
+
+    from napari_cellae.pipeline.phenotype_groups import phenotype_groups
+
+    # 13 novel cells, two of them copies of one another (found by the option sweep: --groups
+    # 13 printed '13 phenotype group(s)', scikit-learn's "Number of distinct clusters (12)
+    # found smaller than n_clusters (13)" warning, and group 13 held no cell).
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(33, 5))
+    x[1] = x[0]
+    x[:13] += 6
+    novel = np.r_[np.ones(13, bool), np.zeros(20, bool)]
+    with pytest.raises(ValueError, match=r"13 novel cells: only 12 of them differ.* at most 12"):
+        phenotype_groups(x, novel, ~novel, n_groups=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clusters, typical = phenotype_groups(x, novel, ~novel, n_groups=12)
+    assert set(clusters[novel]) == set(range(1, 13)) == set(typical)
+    assert clusters[0] == clusters[1]
+    # Chosen from the data: never more groups than distinct cells.
+    x[3:13] = x[2]  # 3 distinct novel cells, of 13
+    clusters, typical = phenotype_groups(x, novel, ~novel)
+    assert set(clusters[novel]) == set(typical) and len(typical) <= 3

@@ -85,7 +85,8 @@ def phenotype_groups(
     Raises
     ------
     ValueError
-        If ``n_groups`` is larger than the number of novel cells.
+        If ``n_groups`` is larger than the number of novel cells, or than the number of
+        them whose features differ.
     """
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
@@ -116,6 +117,16 @@ def phenotype_groups(
     fit = z
     if len(z) > _FIT_CELLS:
         fit = z[np.random.default_rng(seed).choice(len(z), _FIT_CELLS, replace=False)]
+    # Cells with equal features (e.g. crops that are copies) are one point to k-means: more
+    # groups than points leaves some empty (scikit-learn warns about "distinct clusters").
+    distinct = len(np.unique(fit, axis=0))
+    if k > distinct:
+        if n_groups is not None:
+            raise ValueError(
+                f"cannot form {n_groups} phenotype groups from {len(rows)} novel cells: only "
+                f"{distinct} of them differ in their features; ask for at most {distinct}"
+            )
+        k = distinct
     kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit)
     assigned = kmeans.predict(z)
     # Number groups by size so that group 1 is the most common new phenotype.
