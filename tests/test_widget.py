@@ -9,7 +9,7 @@ import pytest
 
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
-from napari_cellae._ui.runner import Outcome
+from napari_cellae._ui.runner import LATER_MS, Outcome
 from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, SELECTED_LAYER, DeepLearningWidget
 from napari_cellae.core.config import COLLAPSE_ADVICE, TrainConfig
 from napari_cellae.core.crops import collect_crops
@@ -257,6 +257,24 @@ def test_closing_the_viewer_during_training_is_quiet(make_napari_viewer, qtbot, 
         viewer.close()
     qtbot.wait(50)  # let the queued end-of-run callbacks run (pytest-qt reports errors)
     assert runner.worker is None and runner._progress is None
+
+
+def test_a_closed_dock_draws_nothing_of_its_run(make_napari_viewer, qtbot, qtlog, errors):
+    # Closed while its run was stopping, the widget still drew the run's late epoch, its
+    # features (embedding, gallery) and its "Done" into the viewer it had left.
+    viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)
+    widget.buttons.stop.native.click()  # stopping: the batch ends, then the features
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        viewer.window.remove_dock_widget(widget)  # what the dock's ✕ does
+        epochs = list(widget.loss_plot.epochs)
+    qtbot.wait(3 * LATER_MS)  # the worker's queued signals and the widget's timers
+    assert widget.loss_plot.epochs == epochs and widget.result is None
+    assert not widget.status.text().startswith("Done")
+    # the blank gallery and embedding the run had added for its results are gone
+    assert GALLERY_LAYER not in viewer.layers and EMBEDDING_LAYER not in viewer.layers
+    assert widget.runner.worker is None and widget.runner._progress is None
+    assert not errors, errors
+    assert not [r for r in qtlog.records if "QObject" in r.message or "deleted" in r.message]
 
 
 def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):

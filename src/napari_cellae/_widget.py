@@ -110,26 +110,19 @@ class DeepLearningWidget(QWidget):
 
         warm_up_engine()
         if len(self.viewer.layers) == 0:
-            self._open_demo()
-        self._adopt_open_file()
+            try:
+                self.viewer.open_sample("napari-cellae", "demo_screen")
+            except Exception as err:  # the widget stays usable with a user's file
+                show_error(f"Could not open the demo screen: {err}")
+        path = files.shown_file(self.viewer)  # preset from the CellH5 layers already open
+        if path is not None:
+            self.form.file.value = path
 
     @property
     def _worker(self) -> Any:
         return self.runner.worker
 
     # -- inputs --------------------------------------------------------------------------------
-    def _open_demo(self) -> None:
-        try:
-            self.viewer.open_sample("napari-cellae", "demo_screen")
-        except Exception as err:  # the widget stays usable with a user's file
-            show_error(f"Could not open the demo screen: {err}")
-
-    def _adopt_open_file(self) -> None:
-        """Preset file (and mapping) from the CellH5 layers already in the viewer."""
-        path = files.shown_file(self.viewer)
-        if path is not None:
-            self.form.file.value = path
-
     def _on_file_changed(self) -> None:
         path = self.form.file_path()
         self.form.clear_file()
@@ -391,9 +384,16 @@ class DeepLearningWidget(QWidget):
         return out
 
     def event(self, event: QEvent) -> bool:
-        """Stop a running job on close, or when napari's ✕ takes the widget out of its dock."""
+        """On close, or when napari's ✕ takes the widget out of its dock, stop a running
+        job and let nothing of it (nor of the background maps) be drawn afterwards."""
         kind = event.type()
         if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange and not self.parent()):
-            self.stop()
-            self.link.disconnect()
+            self.stop()  # the trainer ends within a batch
+            if self.runner.detach():  # quits the job; its late signals reach nobody
+                self._on_finished()  # buttons as after a run, should it be docked again
+                self.status.setText("Stopped: the Deep Learning Module was closed.")
+            self.results.close()
+            with contextlib.suppress(RuntimeError, KeyError, ValueError):  # viewer closing
+                self.viewer.dims.events.current_step.disconnect(self._on_step)
+                self.layers.drop_blank()  # what the abandoned run had added for its results
         return super().event(event)

@@ -82,6 +82,7 @@ class Results:
         self._mapping: CellTable | None = None  # the table whose map a worker computes
         self._maps = 0
         self._gallery_request = 0
+        self.closed = False  # the widget closed: background workers draw nothing
 
     # -- a new run -------------------------------------------------------------------------------
     def show(self, outcome: Outcome) -> Any:
@@ -94,6 +95,7 @@ class Results:
         """
         result, table, findings = outcome.result, outcome.table, outcome.findings
         assert result is not None and table is not None
+        self.closed = False
         self.result, self.table, self.findings = result, table, findings
         colour = self.panel.offer_colours(list(table.colourings))
         layer = self.view.show(table, embedding_meta(result, table.colours), colour)
@@ -121,6 +123,12 @@ class Results:
         self.view.clear()
         self.panel.hits.show_hits({}, WAITING)
         self.panel.legend.setText("")
+
+    def close(self) -> None:
+        """The widget closed: stop following selections; what its background workers (map,
+        gallery) return later is neither drawn nor, failing, reported."""
+        self.closed = True
+        self.link.disconnect()
 
     # -- the results panel -----------------------------------------------------------------------
     def recolour(self, name: str) -> None:
@@ -216,7 +224,7 @@ class Results:
         """Show ``cells`` beside their reconstructions in the gallery (in a worker)."""
         self._gallery_request += 1
         request, result = self._gallery_request, self.result
-        worker = side_task(novel_gallery, result, cells, errored=self.on_error)
+        worker = side_task(novel_gallery, result, cells, errored=self._gallery_failed)
         worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
         self._start(f"gallery {request}", worker)
 
@@ -233,6 +241,10 @@ class Results:
             if at is not None and at[0] is layer:
                 rows.append(at[1])
         self.layers.mark(layer, layer.data[rows], float(self.result.crops.box))
+
+    def _gallery_failed(self, err: BaseException) -> None:
+        if self._viewer_open():
+            self.on_error(err)
 
     def _gallery_ready(self, request: int, result: RunResult, grid: np.ndarray) -> None:
         if request == self._gallery_request and result is self.result and self._viewer_open():
@@ -285,8 +297,9 @@ class Results:
 
     # -- workers ----------------------------------------------------------------------------------
     def _viewer_open(self) -> bool:
-        # a worker may return after the viewer closed: its layers can no longer be changed
-        return hasattr(getattr(self.viewer, "window", None), "_qt_window")
+        # a worker may return after the viewer closed: its layers can no longer be changed;
+        # or after the widget closed: it draws no more
+        return not self.closed and hasattr(getattr(self.viewer, "window", None), "_qt_window")
 
     def _start(self, task: str, worker: Any) -> None:
         self.pending[task] = worker

@@ -106,6 +106,12 @@ class JobRunner:
         self._progress: Any = None
         self._warned: set[str] = set()  # warnings shown in this run
         self._on_message: Callable[[Message], None] = lambda message: None
+        # the run whose signals reach the owner; detach() replaces it, so a job abandoned
+        # with a closed widget draws nothing there
+        self._run = object()
+        # closing the viewer deletes the widget without a close event: what the job sends
+        # later must not reach it ("wrapped C/C++ object ... has been deleted")
+        owner.destroyed.connect(lambda *_: self.detach())
 
     @property
     def running(self) -> bool:
@@ -144,22 +150,28 @@ class JobRunner:
         -------
         GeneratorWorker
         """
+        self._run = object()
+        live = self._live
         worker = create_worker(
-            guarded(viewer_job), job, *args, _start_thread=False, _connect={"errored": on_error}
+            guarded(viewer_job),
+            job,
+            *args,
+            _start_thread=False,
+            _connect={"errored": live(on_error)},
         )
-        worker.yielded.connect(on_message)
+        worker.yielded.connect(live(on_message))
         # napari's workers are meant to turn a job's warnings into notifications, but its
         # relay is never connected (its mixin's __init__ does not run under superqt's
         # worker): "no image to learn from", unmapped positions ... vanished. They are
         # shown as Alerts, once per run.
         self._warned = set()
         self._on_message = on_message
-        worker.warned.connect(self._relay_warning)
-        worker.returned.connect(on_outcome)
+        worker.warned.connect(live(self._relay_warning))
+        worker.returned.connect(live(on_outcome))
         # a quit job returns nothing: without a word its last "Computing features: 2048/
         # 5000 cells" stayed in the status line
-        worker.aborted.connect(lambda: self._tell(Status(QUIT)))
-        worker.finished.connect(lambda: self._finished(on_finished))
+        worker.aborted.connect(live(lambda: self._tell(Status(QUIT))))
+        worker.finished.connect(live(lambda: self._finished(on_finished)))
         if total is not None:
             self._progress = progress(total=total, desc=description)
         self.worker = worker
@@ -180,6 +192,8 @@ class JobRunner:
         seconds after the run (:mod:`~napari_cellae._ui.background`), which the job's
         ``on_message`` is told once (``told``).
         """
+        if worker is not self.worker:  # detached while it waited: the owner closed
+            return
         if (_warm_up is not None and _warm_up.is_alive()) or warning_state_held():
             if warning_state_held() and not told:  # seconds, or a minute for a whole plate
                 self._on_message(Status("Waiting for the map (UMAP) of the last run to finish…"))
@@ -206,6 +220,36 @@ class JobRunner:
         if self.worker is not None:
             self.worker.quit()
 
+    def detach(self) -> bool:
+        """Abandon the running job: the owner closed. The job is asked to quit; nothing it
+        sends later (messages, outcome, error, end) nor any :meth:`later` update reaches
+        the owner, and its progress bar closes now.
+
+        Returns
+        -------
+        bool
+            Whether a job was running.
+        """
+        self._run = object()
+        worker, self.worker = self.worker, None
+        if worker is None:
+            return False
+        worker.quit()
+        self._close_progress()
+        with contextlib.suppress(RuntimeError):  # the viewer's window is gone already
+            self._throttle_spinners(False)
+        return True
+
+    def _live(self, callback: Callable[..., Any]) -> Callable[..., None]:
+        """``callback``, called only while the run now starting is not detached."""
+        run = self._run
+
+        def call(*args: Any) -> None:
+            if self._run is run:
+                callback(*args)
+
+        return call
+
     def _tell(self, message: Message) -> None:
         # RuntimeError: the viewer (and the widget) closed, which quit the job, before a
         # warning it relays (queued signal) or its end arrived
@@ -220,26 +264,31 @@ class JobRunner:
         """
         timer = QTimer(self.owner)
         timer.setSingleShot(True)
+        live = self._run
 
         def run() -> None:
             timer.deleteLater()
             # KeyError: napari's canvas forgot the layers because the viewer closed meanwhile
             with contextlib.suppress(KeyError):
-                action()
+                if self._run is live:  # not after the owner closed
+                    action()
 
         timer.timeout.connect(run)
         timer.start(LATER_MS)
 
     def _finished(self, on_finished: Callable[[], None]) -> None:
         self.worker = None
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
+        self._close_progress()
         try:
             self._throttle_spinners(False)
         except RuntimeError:  # the viewer was closed during the run: its widgets are gone
             return
         on_finished()
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
     def _throttle_spinners(self, slow: bool) -> None:
         # napari's "in progress" spinner is a GIF at ~38 frames/s; without a GPU (remote
