@@ -153,3 +153,14 @@ def test_unmapped_positions_are_counted_and_named_once(tmp_path: Path) -> None:
         warn_unmapped(mapping, keys[:1], "screen.ch5")
         warn_unmapped(None, keys, "screen.ch5")
         warn_unmapped(mapping, [])
+
+
+def test_a_cellcognition_plate_folder_with_its_positions_folder_is_one_plate(
+    tmp_path: Path,
+) -> None:
+    # CellCognition 1.6 keeps a plate file's positions in cellh5/ beside it until the run
+    # ends: that folder was taken for a plate of its own, and the plate folder refused.
+    from test_cellh5_producers import cellcognition_plate
+
+    plate = cellcognition_plate(tmp_path)
+    assert plate_files([tmp_path]) == [plate.absolute()]

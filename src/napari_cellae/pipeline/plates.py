@@ -98,10 +98,16 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return _unlinked(list(unique.values()))
 
 
+# Sub-folders that are part of one plate: CellCognition's hdf5/ of position files, and
+# cellh5/, where CellCognition 1.6 keeps a plate file's positions until its run ends.
+_PLATE_PARTS = ("hdf5", "cellh5")
+
+
 def _has_plate_folders(path: Path) -> bool:
-    """Whether ``path`` is a folder with sub-folders (``hdf5/`` aside) holding .ch5 files."""
+    """Whether ``path`` is a folder with sub-folders (a plate's parts aside) holding .ch5
+    files."""
     try:
-        children = [c for c in path.iterdir() if c.is_dir() and c.name != "hdf5"]
+        children = [c for c in path.iterdir() if c.is_dir() and c.name not in _PLATE_PARTS]
     except OSError:  # a file, or a folder that cannot be listed: locate_cellh5 says so
         return False
     return any(ch5_files(child) for child in children)
@@ -111,7 +117,7 @@ def _folder_of_plates(folder: Path) -> list[Path]:
     """Plates in a folder: sub-folders of one plate each, and .ch5 files nothing links to."""
     plates = []
     for child in sorted(folder.iterdir()):
-        if child.is_dir() and child.name != "hdf5":
+        if child.is_dir() and child.name not in _PLATE_PARTS:
             try:
                 plates.append(locate_cellh5(child))
             except CellH5Error:
