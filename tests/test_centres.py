@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import synthetic_position
 from napari_cellae.io.cellh5 import CellH5, PositionKey
-from napari_cellae.io.cellh5_writer import write_cellh5
-from napari_cellae.io.centres import centres_table, group_positions, hex_rgba, position_labels
+from napari_cellae.io.centres import centres_table, hex_rgba, position_labels
 
 
 def test_position_labels_add_the_plate_only_when_needed() -> None:
@@ -24,20 +22,6 @@ def test_hex_colours() -> None:
     np.testing.assert_allclose(hex_rgba("#f00"), [1, 0, 0, 1])
     np.testing.assert_allclose(hex_rgba(" #0000FF80 "), [0, 0, 1, 128 / 255])
     assert hex_rgba("red") is None and hex_rgba("#12345") is None and hex_rgba("#GGGGGG") is None
-
-
-def test_groups_by_shape_and_type(tmp_path: Path) -> None:
-    small = synthetic_position("A01", "1", n_frames=1)
-    other = synthetic_position("A02", "1", n_frames=2)
-    wide = synthetic_position("A03", "1", n_frames=1, dtype="uint16")
-    path = write_cellh5(tmp_path / "g.ch5", [small, other, wide], ["dna"], {"primary__primary": 0})
-    with CellH5(path) as ch5:
-        groups = group_positions(ch5)
-    assert {key: [p.well for p in value] for key, value in groups.items()} == {
-        ((1, 1, 1, 64, 80), "uint8"): ["A01"],
-        ((1, 2, 1, 64, 80), "uint8"): ["A02"],
-        ((1, 1, 1, 64, 80), "uint16"): ["A03"],
-    }
 
 
 def test_centres_table(cellcognition_file: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_cellae.core.normalisation import resolvable_step
 from napari_cellae.io.cellh5 import CellH5, ChannelInfo, PositionKey, is_cellh5
-from napari_cellae.io.centres import centres_table, group_positions, position_labels
+from napari_cellae.io.centres import centres_table, position_labels
 from napari_cellae.io.locate import ch5_files
 from napari_cellae.io.position_stack import LazyPositionStack
 
@@ -28,7 +28,6 @@ __all__ = [
     "LayerData",
     "LazyPositionStack",
     "centres_table",
-    "group_positions",
     "napari_get_reader",
     "position_labels",
     "read_cellh5",

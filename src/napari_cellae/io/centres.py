@@ -1,8 +1,6 @@
-"""Object centres of many positions as one table, and the grouping of positions into layers.
-
-Positions of equal image shape and pixel type can share one image layer along a
-"position" axis (:func:`group_positions`); :func:`centres_table` gives the matching points:
-coordinates, a per-object feature table and class colours. No napari import.
+"""Object centres of many positions as one table (:func:`centres_table`): the points of
+the reader's position axis, with coordinates, a per-object feature table and class colours.
+No napari import.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from napari_cellae.io.cellh5 import CellH5, PositionKey
 
-__all__ = ["centres_table", "group_positions", "hex_rgba", "position_labels"]
+__all__ = ["centres_table", "hex_rgba", "position_labels"]
 
 _UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
 
@@ -36,29 +34,6 @@ def position_labels(positions: Sequence[PositionKey]) -> list[str]:
     """
     several = len({p.plate for p in positions}) > 1
     return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
-
-
-def group_positions(
-    cellh5: CellH5,
-) -> dict[tuple[tuple[int, ...], str], list[PositionKey]]:
-    """Group positions by image shape (c, t, z, y, x) and pixel type, in file order.
-
-    Parameters
-    ----------
-    cellh5 : CellH5
-        Open file.
-
-    Returns
-    -------
-    dict
-        ``(shape, dtype name)`` -> positions with that image shape and type (same order
-        as ``cellh5.positions``); each group can be stacked into one layer.
-    """
-    groups: dict[tuple[tuple[int, ...], str], list[PositionKey]] = {}
-    for pos in cellh5.positions:
-        shape = tuple(int(s) for s in cellh5.image_shape(pos))
-        groups.setdefault((shape, np.dtype(cellh5.dtype(pos)).name), []).append(pos)
-    return groups
 
 
 def hex_rgba(color: str) -> np.ndarray | None:
