@@ -61,6 +61,25 @@ def test_a_plate_folder_without_one_master_is_named_not_skipped(
         plate_files([root])
 
 
+def test_a_sub_folder_that_is_no_plate_is_named_with_its_folder_of_plates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 'cellae train .' (or '') in a folder with a sub-folder of two plate files said only
+    # 'same: is a folder with 2 .ch5 files but no master', of a folder never named.
+    for name in ("x", "y"):
+        path = tmp_path / "same" / f"{name}.ch5"
+        path.parent.mkdir(exist_ok=True)
+        write_cellh5(path, [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CellH5Error) as caught:
+        plate_files(["."])
+    assert str(caught.value).startswith("same: is a folder with 2 .ch5 files but no master")
+    assert str(caught.value).endswith(
+        "[same is a sub-folder of ., read as a folder of plates: one plate per sub-folder "
+        "or .ch5 file]"
+    )
+
+
 def test_a_lone_file_beside_plate_folders_is_one_plate_of_several(
     cellcognition_file: Path, tmp_path: Path
 ) -> None:

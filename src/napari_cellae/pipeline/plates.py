@@ -120,9 +120,14 @@ def _folder_of_plates(folder: Path) -> list[Path]:
         if child.is_dir() and child.name not in _PLATE_PARTS:
             try:
                 plates.append(locate_cellh5(child))
-            except CellH5Error:
+            except CellH5Error as exc:
                 if ch5_files(child):  # a plate that cannot be read: its cells would be lost
-                    raise
+                    # Said of the sub-folder alone ('same: is a folder ...'), the message
+                    # left open why a folder the user never named was read.
+                    raise CellH5Error(
+                        f"{exc} [{child} is a sub-folder of {folder}, read as a folder of "
+                        "plates: one plate per sub-folder or .ch5 file]"
+                    ) from None
                 continue
     return plates + _unlinked(ch5_files(folder))
 
