@@ -25,6 +25,11 @@ def _layouts(tmp_path: Path, image: np.ndarray) -> Path:
             "gzip_shuffle", data=image, chunks=(1, 1, 1, h, w), compression="gzip", shuffle=True
         )
         f.create_dataset("chunked_plain", data=image, chunks=(1, 1, 1, 7, 9))
+        # CellCognition's own: every channel of a frame in one chunk, a quarter of it high
+        # and wide (inflated once for all channels cropped)
+        f.create_dataset(
+            "all_channels", data=image, chunks=(c, 1, 1, h // 4 + 1, w // 4 + 1), compression="gzip"
+        )
         # not ours to inflate: through h5py
         f.create_dataset("lzf", data=image, chunks=(1, 1, 1, 16, 16), compression="lzf")
         f.create_dataset("frames_per_chunk", data=image, chunks=(1, t, 1, 8, 8), compression="gzip")
@@ -63,6 +68,7 @@ def test_every_storage_layout_gives_the_same_crops(tmp_path: Path, dtype: str) -
             "gzip_tiles",
             "gzip_shuffle",
             "chunked_plain",
+            "all_channels",
             "lzf",
             "frames_per_chunk",
             "checksum",
@@ -89,7 +95,7 @@ def test_plane_reader_picks_the_fast_paths(tmp_path: Path) -> None:
             h5py.h5z.FILTER_DEFLATE,
         ]
         assert PlaneReader(f["chunked_plain"]).filters == []
-        assert PlaneReader(f["gzip_tiles"]).parallel
+        assert PlaneReader(f["gzip_tiles"]).parallel and PlaneReader(f["all_channels"]).parallel
         for slow in ("contiguous", "lzf", "frames_per_chunk", "checksum", "unwritten"):
             reader = PlaneReader(f[slow])
             assert reader.filters is None and not reader.parallel, slow

@@ -237,13 +237,13 @@ def test_cells_far_apart_are_read_in_smaller_windows(monkeypatch: pytest.MonkeyP
     cy, cx = np.array([3, 26, 15, 2, 27]), np.array([3, 46, 25, 47, 2])
     expected = extract_crops(image, t, cy, cx, 6, [0])
     areas: list[int] = []
-    original = PlaneReader.window
+    original = PlaneReader.windows
 
-    def window(self, c, frame, r0, r1, q0, q1):
+    def read(self, channels, frame, r0, r1, q0, q1):
         areas.append((r1 - r0) * (q1 - q0))
-        return original(self, c, frame, r0, r1, q0, q1)
+        return original(self, channels, frame, r0, r1, q0, q1)
 
     monkeypatch.setattr(windows, "_WINDOW_PIXELS", 100)
-    monkeypatch.setattr(PlaneReader, "window", window)
+    monkeypatch.setattr(PlaneReader, "windows", read)
     np.testing.assert_array_equal(extract_crops(image, t, cy, cx, 6, [0]), expected)
     assert max(areas) <= 100

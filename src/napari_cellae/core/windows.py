@@ -290,8 +290,7 @@ def extract_into(
             crop_frame((t, rows[half[len(half) // 2 :]]))
             return
         ys, xs = ys - r0, xs - q0
-        for j, c in enumerate(channels):
-            plane = reader.window(int(c), t, r0, r1, q0, q1)
+        for j, plane in enumerate(reader.windows(channels, t, r0, r1, q0, q1)):
             out[idx, j] = sliding_window_view(plane, (size, size))[ys, xs]
 
     # Frames fill disjoint rows of `out`; inflating (zlib) and the gather (numpy) release

@@ -1,8 +1,9 @@
 """Reading windows of image planes from CellH5 pixel datasets, fast and with clear errors.
 
 h5py serialises every call (one global lock), so frames read through it cannot overlap.
-:class:`PlaneReader` therefore decodes chunked datasets with one frame per chunk and only
-deflate (gzip) and shuffle filters, as CellCognition writes them, itself: h5py only fetches
+:class:`PlaneReader` therefore decodes chunked datasets with one frame per chunk (of one
+channel or several) and only deflate (gzip) and shuffle filters, as CellCognition writes
+them, itself: h5py only fetches
 the raw chunks and ``zlib`` inflates them with the GIL released, so frames decompress on all
 cores. Everything else goes through plain h5py slicing. Damaged storage raises an error that
 names the file, the channel and the frame. See ``docs/performance.md`` for the measurements.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import h5py
@@ -71,11 +73,11 @@ def read_pixels(
 class PlaneReader:
     """Windows ``image[c, t, 0, r0:r1, q0:q1]`` of one position, as h5py would return them.
 
-    Chunks are inflated here (``parallel`` is True) for chunked datasets with one frame per
-    chunk and only deflate and shuffle filters. Contiguous or otherwise filtered datasets,
-    chunks spanning frames, unwritten chunks and numpy arrays go through plain h5py slicing,
-    where extra threads measured slower. (A memory map of contiguous datasets gained
-    nothing over h5py's read either.)
+    Chunks are inflated here (``parallel`` is True) for chunked datasets with one frame and
+    plane per chunk (any number of channels) and only deflate and shuffle filters.
+    Contiguous or otherwise filtered datasets, chunks spanning frames, unwritten chunks and
+    numpy arrays go through plain h5py slicing, where extra threads measured slower. (A
+    memory map of contiguous datasets gained nothing over h5py's read either.)
 
     Parameters
     ----------
@@ -93,7 +95,7 @@ class PlaneReader:
             filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
             if (
                 plist.get_layout() == h5py.h5d.CHUNKED
-                and tuple(image.chunks[:3]) == (1, 1, 1)
+                and tuple(image.chunks[1:3]) == (1, 1)
                 and set(filters) <= {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
                 and image.dtype.kind in "uif"
             ):
@@ -115,9 +117,16 @@ class PlaneReader:
             (a :class:`CellH5Error`) naming the dataset, file, channel and frame if the
             stored pixels cannot be decoded.
         """
+        return self.windows([c], t, r0, r1, q0, q1)[0]
+
+    def windows(
+        self, channels: Sequence[int], t: int, r0: int, r1: int, q0: int, q1: int
+    ) -> list[np.ndarray]:
+        """:meth:`window` of each of ``channels``; a chunk holding several of them (as
+        CellCognition stores all channels of a frame together) is inflated once."""
         if self.filters is not None:
-            return self._inflate_window(c, t, r0, r1, q0, q1)
-        return self._h5py_window(c, t, r0, r1, q0, q1)
+            return self._inflate_windows([int(c) for c in channels], t, r0, r1, q0, q1)
+        return [self._h5py_window(int(c), t, r0, r1, q0, q1) for c in channels]
 
     def _h5py_window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
         try:
@@ -128,26 +137,36 @@ class PlaneReader:
                 f" {_reason(exc)}"
             ) from exc
 
-    def _inflate_window(self, c: int, t: int, r0: int, r1: int, q0: int, q1: int) -> np.ndarray:
+    def _inflate_windows(
+        self, channels: list[int], t: int, r0: int, r1: int, q0: int, q1: int
+    ) -> list[np.ndarray]:
         image = self.image
-        ch, cw = image.chunks[3], image.chunks[4]
-        out = np.empty((r1 - r0, q1 - q0), dtype=image.dtype)
-        for cy in range(r0 - r0 % ch, r1, ch):
-            for cx in range(q0 - q0 % cw, q1, cw):
-                chunk = self._chunk(c, t, cy, cx)
-                if chunk is None:  # unallocated or unexpected: let HDF5 do this window
-                    return self._h5py_window(c, t, r0, r1, q0, q1)
-                ya, yb, xa, xb = max(r0, cy), min(r1, cy + ch), max(q0, cx), min(q1, cx + cw)
-                out[ya - r0 : yb - r0, xa - q0 : xb - q0] = chunk[
-                    ya - cy : yb - cy, xa - cx : xb - cx
-                ]
+        cc, ch, cw = image.chunks[0], image.chunks[3], image.chunks[4]
+        out = [np.empty((r1 - r0, q1 - q0), dtype=image.dtype) for _ in channels]
+        firsts = sorted({c - c % cc for c in channels})  # the chunks' first channels
+        for c0 in firsts:
+            mine = [(j, c - c0) for j, c in enumerate(channels) if c0 <= c < c0 + cc]
+            for cy in range(r0 - r0 % ch, r1, ch):
+                for cx in range(q0 - q0 % cw, q1, cw):
+                    chunk = self._chunk(c0, t, cy, cx)
+                    if chunk is None:  # unallocated or unexpected: let HDF5 do this window
+                        return [self._h5py_window(c, t, r0, r1, q0, q1) for c in channels]
+                    ya, yb = max(r0, cy), min(r1, cy + ch)
+                    xa, xb = max(q0, cx), min(q1, cx + cw)
+                    for j, k in mine:
+                        out[j][ya - r0 : yb - r0, xa - q0 : xb - q0] = chunk[
+                            k, ya - cy : yb - cy, xa - cx : xb - cx
+                        ]
         return out
 
-    def _chunk(self, c: int, t: int, cy: int, cx: int) -> np.ndarray | None:
+    def _chunk(self, c0: int, t: int, cy: int, cx: int) -> np.ndarray | None:
+        """The chunk at channel ``c0`` (a multiple of the chunk's channels), frame ``t``,
+        row ``cy``, column ``cx``, as (channels, rows, columns); None where HDF5 must read
+        it (never written, or damaged: h5py says so in its words)."""
         image = self.image
-        ch, cw = image.chunks[3], image.chunks[4]
+        cc, ch, cw = image.chunks[0], image.chunks[3], image.chunks[4]
         try:
-            skipped, data = image.id.read_direct_chunk((c, t, 0, cy, cx))
+            skipped, data = image.id.read_direct_chunk((c0, t, 0, cy, cx))
         except (OSError, RuntimeError, ValueError, KeyError, MemoryError):
             # a chunk never written: h5py says MemoryError while the dataset has none at all
             return None
@@ -164,6 +183,6 @@ class PlaneReader:
                 if len(data) % size:
                     return None
                 data = np.frombuffer(data, np.uint8).reshape(size, -1).T.tobytes()
-        if len(data) != ch * cw * image.dtype.itemsize:
+        if len(data) != cc * ch * cw * image.dtype.itemsize:
             return None
-        return np.frombuffer(data, dtype=image.dtype).reshape(ch, cw)
+        return np.frombuffer(data, dtype=image.dtype).reshape(cc, ch, cw)
