@@ -1,8 +1,9 @@
 """Crop extraction: napari_cellae.core.crops (frame-wise reads, vectorised gather) vs one h5py read
 per object, on the same synthetic CellH5 file, in three storage layouts.
 
-- CellCognition's own layout: one gzip chunk per frame (``chunks=(1, 1, 1, h, w)``, as its
-  analyzer writes ``image/channel``), here 1040 x 1392 camera frames, ~150 cells each.
+- one gzip chunk per frame (``chunks=(1, 1, 1, h, w)``), here 1040 x 1392 camera frames,
+  ~150 cells each. (CellCognition's own chunks hold every channel of a frame and a quarter
+  of its height and width; the last line compares them read here and through h5py.)
   HDF5 >= 2.0 caches 8 MiB of chunks per dataset, so the per-object reads inflate each
   frame once; HDF5 1.x cached 1 MiB, less than one frame, so every per-object read inflated
   a whole frame (the second row opens the file with that cache for both methods).
@@ -220,7 +221,7 @@ def main() -> None:
         small = f"{args.positions} x {args.frames} frames of 512x512"
         contiguous = with_image_storage(tiled, folder / "contiguous.ch5")
         layouts = [
-            ("CellCognition: gzip, 1 chunk/frame", cellcognition, None, camera),
+            ("gzip, 1 chunk/frame", cellcognition, None, camera),
             ("  same, HDF5 1.x's 1 MiB chunk cache", cellcognition, 2**20, camera),
             ("gzip, 256x256 tiles", tiled, None, small),
             ("contiguous, uncompressed", contiguous, None, small),
