@@ -310,6 +310,21 @@ def test_diverged_training_is_reported(
     assert not model.exists()
 
 
+def test_diverged_training_says_once_that_no_model_was_written(
+    cellcognition_file, tmp_path, capsys
+):
+    # It said 'training diverged: training diverged in epoch 1 ...; The weights of the last
+    # good epoch (0) were kept.', of a model that was never written.
+    model = tmp_path / "m.pt"
+    args = ["train", str(cellcognition_file), *TINY, "--learning-rate", "1e300"]
+    assert main([*args, "--out", str(model)]) == 1
+    err = capsys.readouterr().err.strip()
+    one_line_error(err, "training diverged in epoch 1")
+    assert err.count("diverged") == 1 and "kept" not in err
+    assert err.endswith("try a lower learning rate (e.g. 1e+299); no model was written")
+    assert not model.exists()
+
+
 def _interrupt_after_an_epoch(monkeypatch) -> None:
     """Training raises KeyboardInterrupt (Ctrl-C) once its first epoch is done."""
     from napari_cellae.core import trainer

@@ -325,7 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _COMMANDS[args.command](args)
         except diverged as exc:
-            return fail(f"training diverged: {exc}")
+            # The trainer says it kept the last good weights: of a model this run never
+            # writes ('training diverged: training diverged in epoch 1 ... were kept').
+            problem = getattr(exc, "problem", str(exc))
+            if not problem.startswith("training diverged"):
+                problem = f"training diverged: {problem}"
+            return fail(f"{problem}; no model was written")
         except Exception as exc:
             if _after_interrupt(exc):
                 raise KeyboardInterrupt from None

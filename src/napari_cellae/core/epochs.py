@@ -46,4 +46,17 @@ class EpochReport:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good weights were restored."""
+    """The loss became NaN or infinite; the last good weights were restored.
+
+    Parameters
+    ----------
+    problem : str
+        What happened and what to try.
+    kept : str
+        What became of the model's weights (said after ``problem``); a caller that keeps
+        no model (the command line) reports ``problem`` alone.
+    """
+
+    def __init__(self, problem: str, kept: str = "") -> None:
+        super().__init__(f"{problem} {kept}".strip())
+        self.problem = problem

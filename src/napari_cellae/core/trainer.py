@@ -215,8 +215,8 @@ class Trainer:
         lr = float(self.optimizer.param_groups[0]["lr"])
         return TrainingDiverged(
             f"training diverged in epoch {epoch} (loss became NaN or infinite) with learning "
-            f"rate {lr:g}; try a lower learning rate (e.g. {lr / 10:g}). "
-            f"The weights of the last good epoch ({self.epochs_done}) were kept."
+            f"rate {lr:g}; try a lower learning rate (e.g. {lr / 10:g})",
+            f"The weights of the last good epoch ({self.epochs_done}) were kept.",
         )
 
     def run(self) -> Iterator[EpochReport]:
