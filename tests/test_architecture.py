@@ -47,6 +47,15 @@ def test_crop_size_must_fit_pools() -> None:
         check_architecture(DEFAULT_ARCHITECTURE, 42)
     with pytest.raises(ValueError, match="divisible by 4"):
         check_architecture(DEFAULT_ARCHITECTURE, 18)
+    # 4 px is divisible by 4 but too small for the first 5 px kernel: it was suggested for
+    # 5 px crops ('try 4 px or 8 px') and then refused in turn.
+    with pytest.raises(
+        ValueError, match=r"divisible by 4 \(the product of its pool sizes\); try 8 px$"
+    ):
+        check_architecture(DEFAULT_ARCHITECTURE, 5)
+    # 12 px leaves 3 px maps for the 3 px kernel of the second convolution: both fit.
+    with pytest.raises(ValueError, match=r"try 12 px or 16 px$"):
+        check_architecture(DEFAULT_ARCHITECTURE, 13)
 
 
 def test_kernels_larger_than_their_maps_are_refused() -> None:

@@ -176,22 +176,23 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
     factor = math.prod(layer.size for layer in layers if layer.kind == "pool")
     if crop_size % factor:
         lower = (crop_size // factor) * factor
-        options = [s for s in (lower, lower + factor) if s > 0]
+        # Only sizes whose maps every kernel fits: 'try 4 px' for 5 px crops of a network
+        # that starts with a 5 px kernel was refused in turn.
+        options = [s for s in (lower, lower + factor) if s > 0 and _too_small(layers, s) is None]
+        options = options or [lower + factor]
         raise ValueError(
             f"crop size {crop_size} px does not fit architecture {text!r}: it must be "
             f"divisible by {factor} (the product of its pool sizes); try "
             + " or ".join(f"{s} px" for s in options)
         )
-    side = crop_size  # of the maps a layer sees
-    for layer in layers:
-        if layer.kind == "conv" and layer.kernel > side:
-            raise ValueError(
-                f"architecture {text!r}: convolution {layer.text!r} has a {layer.kernel} px "
-                f"kernel but sees maps of only {side} x {side} px with {crop_size} px crops; "
-                f"use a kernel of at most {side} px, fewer pools before it or a larger crop"
-            )
-        if layer.kind == "pool":
-            side //= layer.size
+    small = _too_small(layers, crop_size)
+    if small is not None:
+        layer, side = small
+        raise ValueError(
+            f"architecture {text!r}: convolution {layer.text!r} has a {layer.kernel} px "
+            f"kernel but sees maps of only {side} x {side} px with {crop_size} px crops; "
+            f"use a kernel of at most {side} px, fewer pools before it or a larger crop"
+        )
     weights = _weight_count(layers, crop_size)
     if weights > MAX_WEIGHTS:
         raise ValueError(
@@ -200,6 +201,18 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
             "use fewer filters or units, or pool more before the dense layers"
         )
     return layers
+
+
+def _too_small(layers: list[LayerSpec], crop_size: int) -> tuple[LayerSpec, int] | None:
+    """The first convolution whose kernel is larger than the maps it sees with
+    ``crop_size`` px crops, and the side of those maps; None if every kernel fits."""
+    side = crop_size  # of the maps a layer sees
+    for layer in layers:
+        if layer.kind == "conv" and layer.kernel > side:
+            return layer, side
+        if layer.kind == "pool":
+            side //= layer.size
+    return None
 
 
 def _weight_count(layers: list[LayerSpec], crop_size: int) -> int:
