@@ -201,6 +201,39 @@ def test_virtual_image_whose_source_file_is_gone(tmp_path: Path) -> None:
     )
 
 
+def test_image_in_an_external_raw_file_that_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A missing external raw file read as "the stored pixels are damaged"; HDF5 looks for
+    # it from the working folder, not beside the file.
+    path = _write(tmp_path)
+    image = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
+    monkeypatch.chdir(tmp_path)
+    with h5py.File(path, "a") as f:
+        pixels = f[image][()]
+        del f[image]
+        f.create_dataset(image, data=pixels, external=[("pixels.raw", 0, h5py.h5f.UNLIMITED)])
+    with CellH5(path) as ch5:
+        np.testing.assert_array_equal(ch5.image(ch5.positions[0])[()], pixels)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _expect(
+        path,
+        "image/channel of position A01_1 keeps its values in the external file 'pixels.raw', "
+        f"which is missing ({elsewhere / 'pixels.raw'}); one is beside {path.name}, but HDF5 "
+        f"looks from the folder a program runs in: run it from {tmp_path}",
+        call=lambda ch5: ch5.image(ch5.positions[0]),
+    )
+    (tmp_path / "pixels.raw").unlink()
+    monkeypatch.chdir(tmp_path)
+    _expect(
+        path,
+        "external file 'pixels.raw', which is missing",
+        call=lambda ch5: ch5.image(ch5.positions[0]),
+    )
+
+
 def test_object_table_without_centres(tmp_path: Path) -> None:
     path = _write(tmp_path)
     with h5py.File(path, "a") as f:

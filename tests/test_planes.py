@@ -118,6 +118,22 @@ def test_damaged_chunk_names_the_file_and_frame(tmp_path: Path) -> None:
         extract_crops(f["img"], t, cy, cx, 8, [0])
 
 
+def test_pixels_in_a_missing_external_file_are_said_to_be(tmp_path: Path, monkeypatch) -> None:
+    # (a label image, say: the raw image is checked when CellH5 opens it) read as damaged
+    monkeypatch.chdir(tmp_path)
+    image = asymmetric_image("uint8", c=1, t=1)
+    path = tmp_path / "external.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("img", data=image, external=[("img.raw", 0, h5py.h5f.UNLIMITED)])
+    (tmp_path / "img.raw").unlink()
+    t, cy, cx = np.array([0]), np.array([5]), np.array([5])
+    with (
+        h5py.File(path, "r") as f,
+        pytest.raises(ValueError, match=r"frame 0 of the image /img .*external raw file that"),
+    ):
+        extract_crops(f["img"], t, cy, cx, 8, [0])
+
+
 def test_image_whose_chunks_were_never_written(tmp_path: Path) -> None:
     """h5py raises MemoryError (not OSError) reading the raw chunk of a dataset with no
     chunk written yet; such an image (all fill value) crashed the crops."""

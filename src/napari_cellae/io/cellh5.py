@@ -27,6 +27,7 @@ from napari_cellae.io.definition import (
 )
 from napari_cellae.io.hdf5 import (
     CellH5Error,
+    external_trouble,
     get_object,
     open_read_only,
     read_table,
@@ -297,6 +298,8 @@ class CellH5:
                 f"image/channel of position {key.label} is a virtual dataset and {trouble};"
                 " HDF5 would read those pixels as zeros"
             )
+        if trouble := external_trouble(dataset):
+            raise self._error(f"image/channel of position {key.label} {trouble}")
         self._image_info[key] = (tuple(dataset.shape), dataset.dtype)
         return dataset
 

@@ -9,6 +9,7 @@ damaged storage. See ``docs/formats.md`` (links in CellH5 master files).
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "CellH5Error",
+    "external_trouble",
     "get_object",
     "link_trouble",
     "open_read_only",
@@ -312,4 +314,45 @@ def virtual_trouble(dataset: h5py.Dataset) -> str | None:
             return f"its source file {target} cannot be read as HDF5 ({err})"
         if not present:
             return f"its source file {target} has no dataset {path}"
+    return None
+
+
+def external_trouble(dataset: h5py.Dataset) -> str | None:
+    """Say which external raw file of a dataset is missing, if any.
+
+    A dataset may keep its values in plain files outside the HDF5 file (external storage).
+    HDF5 looks for them from the working folder (or ``HDF5_EXTFILE_PREFIX``), not beside
+    the file, and a missing one failed every read as "unable to open external raw data
+    file", which read like damaged pixels.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        Any dataset; one without external storage has no trouble.
+
+    Returns
+    -------
+    str or None
+        The first missing file in words, with where it was looked for.
+    """
+    try:
+        files = dataset.external
+        holder = Path(dataset.file.filename)
+    except _LOOKUP_ERRORS:
+        return None
+    prefix = os.environ.get("HDF5_EXTFILE_PREFIX", "").replace("${ORIGIN}", str(holder.parent))
+    for name, *_ in files or ():
+        raw = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        target = Path(prefix) / raw if prefix else Path(raw)
+        if target.is_file():
+            continue
+        beside = holder.parent / raw
+        hint = (
+            f"; one is beside {holder.name}, but HDF5 looks from the folder a program runs "
+            f"in: run it from {holder.parent}"
+            if beside.is_file()
+            else ""
+        )
+        missing = f"'{raw}', which is missing ({target.absolute()})"
+        return f"keeps its values in the external file {missing}{hint}"
     return None

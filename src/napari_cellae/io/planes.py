@@ -38,6 +38,8 @@ def _reason(err: BaseException) -> str:
     text = str(err)
     if "filter" in text and ("not registered" in text or "not available" in text):
         return f"it is compressed with an HDF5 filter that is not installed here ({text})"
+    if "external raw data file" in text:  # HDF5 looks for it from the working folder
+        return f"it is kept in an external raw file that cannot be opened ({text})"
     return f"the stored pixels are damaged ({text})"
 
 
