@@ -117,3 +117,21 @@ def test_rows_of_positions_split_as_a_filter_per_position_would() -> None:
             inside = drawn[(drawn >= starts[i]) & (drawn < starts[i + 1])] - starts[i]
             np.testing.assert_array_equal(rows, inside)
     assert [len(r) for r in rows_of_positions(np.zeros(0, np.int64), [2, 0])] == [0, 0]
+
+
+def test_a_draw_of_few_cells_out_of_many_is_warned_about() -> None:
+    import warnings
+
+    from napari_cellae.pipeline.sampling import FEW_SAMPLES, draw_training
+
+    # '--samples 1' (for 10000) trained on one cell of thousands without a word.
+    many = np.arange(5000)
+    with pytest.warns(UserWarning, match="draws only 1 of the 5000 cells.*at least 100"):
+        assert len(draw_training(many, 1, seed=0)) == 1
+    with pytest.warns(UserWarning, match="draws only 40 of the 45 cells.*draw them all"):
+        draw_training(many[:45], 40, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(draw_training(many, FEW_SAMPLES, seed=0)) == FEW_SAMPLES
+        assert len(draw_training(many[:30], 50, seed=0)) == 30  # a small file: all its cells
+        assert len(draw_training(many, 0, seed=0)) == 5000  # no limit

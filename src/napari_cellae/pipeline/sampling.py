@@ -13,6 +13,7 @@ draw over all their cells.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from napari_cellae.io.mapping import PositionMapping
 
 __all__ = [
+    "FEW_SAMPLES",
     "candidate_positions",
     "candidate_rows",
     "concat_crops",
@@ -34,12 +36,25 @@ __all__ = [
 ]
 
 
+# Fewer training cells than this, of more in the file, draw a warning (a mistyped --samples).
+FEW_SAMPLES = 100
+
+
 def draw_training(candidates: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """The cells training learns from: every candidate, or a seeded random ``samples`` of
     them (sorted) when there are more (``samples`` 0: no limit). The one draw of both
     :func:`~napari_cellae.pipeline.steps.select_training` and :func:`sampled_training_crops`,
     so that both pick the same cells."""
     if samples and len(candidates) > samples:
+        if samples < FEW_SAMPLES:  # '--samples 1' for 10000: trained on one cell unnoticed
+            warnings.warn(
+                f"training draws only {samples} of the {len(candidates)} cells it could "
+                "learn from: a network that sees so few cells learns little that holds for "
+                "the others, so its features barely separate them; let it draw "
+                + (f"at least {FEW_SAMPLES}" if len(candidates) > FEW_SAMPLES else "them all")
+                + " (--samples; 'Training cells' in the widget)",
+                stacklevel=2,
+            )
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(candidates, size=samples, replace=False))
     return candidates
