@@ -224,3 +224,21 @@ def test_encode_warns_when_a_fixed_scale_clips_many_pixels():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         encode(trained, crops.astype(np.uint16) * 16)  # per-cell scaling adapts
+
+
+def test_encode_warns_when_the_brightest_pixel_is_far_below_a_fixed_scale():
+    # A model trained on 12-bit images (scale to 4000) met 8-bit ones without a word: every
+    # cell looked nearly black to it (found by the option sweep).
+    trained = _trained()
+    trained.normalisation = Normalisation([10.0], [4000.0])
+    crops = _crops(20)  # brightest 255: 6 % of the scale
+    with pytest.warns(
+        UserWarning, match=r"brightest pixels of channel\(s\) 0 \(scale 10 to 4000\) reach less"
+    ):
+        encode(trained, crops)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode(trained, crops.astype(np.uint16) * 4)  # brightest 1020: a quarter of it
+        encode(trained, np.zeros((0, 1, 16, 16), np.uint8))  # nothing encoded: no verdict
+        trained.normalisation = Normalisation([10.0], [4000.0], per_cell=True)
+        encode(trained, crops)  # per-cell scaling adapts

@@ -95,3 +95,25 @@ def test_flat_or_tiny_float_crops_still_scale() -> None:
     for level in (0.0, 1e-30, 7.0, 6e4):
         crop = np.full((1, 1, 4, 4), level, np.float32)
         assert np.all(per_cell.apply(crop) == 0)
+
+
+def test_scale_check_adds_up_batches_per_channel():
+    from napari_cellae.core.normalisation import ScaleCheck
+
+    check = ScaleCheck(Normalisation([0.0, 0.0], [100.0, 1000.0]))
+    first = np.zeros((2, 2, 4, 4), np.uint16)
+    first[0, 0, 0, :2] = 100  # 2 channel-0 pixels at the top
+    second = np.zeros((1, 2, 4, 4), np.uint16)
+    second[0, 1, 1, 1] = 120  # channel 1's brightest: 12 % of its scale
+    check.add(first)
+    check.add(second)
+    check.add(second[:0])
+    assert check.pixels == 48
+    np.testing.assert_array_equal(check.saturated, [2, 0])
+    np.testing.assert_array_equal(check.brightest, [100, 120])
+    with pytest.warns(UserWarning) as caught:
+        check.warn(["dna", "actin"])
+    assert [str(w.message)[:40] for w in caught] == [
+        "the brightest pixels of channel(s) actin",
+    ]  # 2 of 48 pixels at the top of channel 0: below 5 %
+    assert "actin (scale 0 to 1000)" in str(caught[0].message)

@@ -121,8 +121,8 @@ def encode(
     -----
     UserWarning
         If the model scales all cells alike (``intensity: screen``) and more than 5 % of a
-        channel's pixels lie at or above the top of that scale: images brighter than the
-        training images.
+        channel's pixels lie at or above the top of that scale, or its brightest pixel
+        below an eighth of it: images brighter or far dimmer than the training images.
     """
     import torch
 
@@ -137,7 +137,7 @@ def encode(
         raise ValueError(f"crops must be square, got {height}x{width}")
     trained.check_compatible(height, n_channels)
 
-    from napari_cellae.core.normalisation import warn_saturated
+    from napari_cellae.core.normalisation import ScaleCheck
     from napari_cellae.core.readout import encoding_model, readout_width
     from napari_cellae.core.readout import readout as read_features
 
@@ -151,14 +151,12 @@ def encode(
 
     was_training = model.training
     model.eval()  # no dropout, no input corruption while encoding
-    saturated = np.zeros(n_channels, np.int64)
+    scale_check = ScaleCheck(trained.normalisation)
     try:
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                counts = trained.normalisation.saturated_pixels(array[start:stop])
-                if counts is not None:
-                    saturated += counts
+                scale_check.add(array[start:stop])
                 batch = torch.from_numpy(np.ascontiguousarray(array[start:stop]))
                 x = trained.normalisation.apply(batch)
                 x = torch.as_tensor(x, dtype=torch.float32).to(device)
@@ -171,8 +169,7 @@ def encode(
                     progress(stop, n)
     finally:
         model.train(was_training)
-    share = saturated / (n * height * width)
-    warn_saturated(trained.normalisation, share, trained.channel_names)
+    scale_check.warn(trained.channel_names)
     return out
 
 
