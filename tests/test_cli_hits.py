@@ -475,3 +475,47 @@ def test_a_well_imaged_blank_is_left_out_of_novelty_and_hits(screen, tmp_path, c
     assert "B02_0001" in said.err and "5 positions ranked" in said.out
     table = pd.read_csv(hits)
     assert "B02" not in set(table["well"]) and table["well"].iloc[0] == "B01"
+
+
+def test_hits_score_again_when_a_scoring_option_is_given(tmp_path, capsys):
+    # 'cellae hits cells.h5ad --novelty svm' ranked the file's stored knn novelty, saying
+    # only 'novel: as stored in the file': --novelty, --neighbours and --nu were ignored.
+    rng = np.random.default_rng(3)
+    wells = np.repeat(["A01", "A02", "A03", "B01"], 10)
+    obs = pd.DataFrame(
+        {
+            "position": wells,
+            "well": wells,
+            "condition": np.where(wells == "B01", "KIF11", "scrambled"),
+            "control": wells != "B01",
+            "novelty": np.where(wells == "B01", 5.0, rng.uniform(0, 1, 40)),
+            "novel": wells == "B01",  # as stored: every knock-down cell novel
+        },
+        index=[f"c{i}" for i in range(40)],
+    )
+    cells = tmp_path / "cells.h5ad"
+    ad.AnnData(rng.normal(size=(40, 4)).astype(np.float32), obs=obs).write_h5ad(cells)
+    out = tmp_path / "hits.csv"
+
+    def b01_novel(*options: str) -> tuple[int, str]:
+        assert main(["hits", str(cells), "--out", str(out), *options]) == 0
+        table = pd.read_csv(out).set_index("well")
+        return int(table.loc["B01", "n_novel"]), capsys.readouterr().out
+
+    n, printed = b01_novel()
+    assert n == 10 and "novel: as stored in the file" in printed
+    for options, how in [
+        (["--novelty", "svm"], "svm"),
+        (["--neighbours", "3"], "knn"),
+        (["--novelty", "knn"], "knn"),
+    ]:
+        n, printed = b01_novel(*options)
+        # The features hold no phenotype: scored again, B01 is as novel as a control well.
+        assert n < 6, options
+        assert f"novel: computed from the features ({how}, 80th percentile)" in printed
+    # Without features there is nothing to score again: said, not ignored.
+    ad.AnnData(np.zeros((40, 0), np.float32), obs=obs).write_h5ad(cells)
+    assert main(["hits", str(cells), "--out", str(out), "--novelty", "svm"]) == 1
+    one_line_error(
+        capsys.readouterr().err, "--novelty svm asks to score novelty again", "no features (X)"
+    )

@@ -28,6 +28,7 @@ EXPLORER_SUFFIX = ".hdf"
 _H5AD = ".h5ad"
 # Mirrors core.features.DEFAULT_EMBEDDING / EMBEDDING_METHODS without importing scikit-learn.
 _EMBEDDINGS = ("umap", "pca")
+_NU = 0.05  # --nu's default, as novelty_scores'
 
 
 def output_kind(args: argparse.Namespace) -> str:
@@ -62,12 +63,15 @@ def output_kind(args: argparse.Namespace) -> str:
 
 def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float | None) -> None:
     shown = f"{NOVEL_PERCENTILE:g}"
-    if percentile_default is None:
+    # cellae hits (no percentile default) must tell a given method from the default one:
+    # given, it scores the cells again rather than ranking the file's stored novelty.
+    stored = percentile_default is None
+    if stored:
         shown += " when computed, else as stored"
     group.add_argument(
         "--novelty",
         choices=["knn", "svm"],
-        default="knn",
+        default=None if stored else "knn",
         help="How a cell's novelty is scored against the negative-control cells: 'knn', the "
         "mean distance to its nearest control cells in standardised feature space (a control "
         "cell only against the other control wells; of more than 50,000 control cells, a "
@@ -87,14 +91,14 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
     group.add_argument(
         "--neighbours",
         type=int,
-        default=NOVELTY_NEIGHBOURS,
+        default=None if stored else NOVELTY_NEIGHBOURS,
         metavar="K",
-        help="Control cells averaged by --novelty knn. (default: %(default)s)",
+        help=f"Control cells averaged by --novelty knn. (default: {NOVELTY_NEIGHBOURS})",
     )
     group.add_argument(
         "--nu",
         type=float,
-        default=0.05,
+        default=None if stored else _NU,
         help="Share of control cells the one-class SVM may leave outside (--novelty svm). "
         "(default: 0.05)",
     )
@@ -155,7 +159,7 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         "0.05, and the three strongest treated rows.\n"
         "The file needs the cell columns position, well, condition and control (or group);\n"
         "novelty comes from its novel/novelty columns, or is computed from X when it has\n"
-        "neither.",
+        "neither or when --novelty, --neighbours or --nu is given.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", type=Path, metavar="CELLS.h5ad")
@@ -166,7 +170,10 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         default="position",
         help="one row per position or per condition (default: %(default)s)",
     )
-    g = p.add_argument_group("novelty (when re-thresholding or computing it)")
+    g = p.add_argument_group(
+        "novelty (when re-thresholding or computing it; any of --novelty, --neighbours and "
+        "--nu scores the cells again from X)"
+    )
     _novelty_options(g, None)
     g.add_argument(
         "--control-token",
@@ -177,6 +184,18 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
     )
 
 
+def _scoring(args: argparse.Namespace) -> tuple[str, int, float]:
+    """--novelty, --neighbours and --nu, their defaults where not given."""
+    k = NOVELTY_NEIGHBOURS if args.neighbours is None else args.neighbours
+    return args.novelty or "knn", k, _NU if args.nu is None else args.nu
+
+
+def _rescoring(args: argparse.Namespace) -> list[str]:
+    """The scoring options given to cellae hits: each makes it score the cells again."""
+    given = [("--novelty", args.novelty), ("--neighbours", args.neighbours), ("--nu", args.nu)]
+    return [f"{name} {value}" for name, value in given if value is not None]
+
+
 def _check_novelty_args(args: argparse.Namespace) -> None:
     """Refuse novelty option values by their option names, before any cell is encoded.
 
@@ -184,10 +203,11 @@ def _check_novelty_args(args: argparse.Namespace) -> None:
     and 0 < nu <= 1``) or scikit-learn's (a negative --seed).
     """
     p = args.novelty_percentile
+    _, k, nu = _scoring(args)
     problems = [
         (p is not None and not 0 <= p <= 100, f"--novelty-percentile must be 0..100, got {p}"),
-        (args.neighbours < 1, f"--neighbours must be at least 1, got {args.neighbours}"),
-        (not 0 < args.nu < 1, f"--nu must be above 0 and below 1, got {args.nu}"),
+        (k < 1, f"--neighbours must be at least 1, got {k}"),
+        (not 0 < nu < 1, f"--nu must be above 0 and below 1, got {nu}"),
     ]
     seed = getattr(args, "seed", 0)
     problems.append((not 0 <= seed < 2**32, f"--seed must be 0..{2**32 - 1}, got {seed}"))
@@ -200,10 +220,11 @@ def _options(args: argparse.Namespace, percentile: float | None):
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
     _check_novelty_args(args)
+    method, k, nu = _scoring(args)
     return DiscoveryOptions(
-        method=args.novelty,
-        k=args.neighbours,
-        nu=args.nu,
+        method=method,
+        k=k,
+        nu=nu,
         percentile=NOVEL_PERCENTILE if percentile is None else percentile,
         groups=getattr(args, "groups", None),
         seed=getattr(args, "seed", 0),
@@ -293,11 +314,20 @@ def cmd_hits(args: argparse.Namespace) -> int:
     # from it (a million cells' features are a gigabyte the stored scores make needless).
     adata = read_cells(args.file, features=False)
     needs_x = "novel" not in adata.obs and "novelty" not in adata.obs
+    obs = adata.obs
+    rescore = _rescoring(args)
+    if rescore and not needs_x:  # '--novelty svm' ranked the stored knn scores unsaid
+        if not adata.n_vars:
+            raise ValueError(
+                f"{args.file}: {', '.join(rescore)} asks to score novelty again, but the file "
+                "holds no features (X) to score it from; leave it out to rank the stored "
+                "novelty (column novel or novelty)"
+            )
+        obs, needs_x = obs.drop(columns=["novel", "novelty"], errors="ignore"), True
     if needs_x and adata.n_vars:
         with warnings.catch_warnings():  # said when the table was read
             warnings.simplefilter("ignore")
             adata = read_cells(args.file)
-    obs = adata.obs
     novel, scores, how = novel_cells(
         obs,
         features=adata.X if needs_x and adata.n_vars else None,
