@@ -15,9 +15,10 @@ a whole stack of masks at once:
 - ``mask_solidity``: area over the area of the mask's convex hull (1 for a convex cell,
   less for lobed, notched or split ones).
 
-The convex hull is the polygon of the support lines of the mask's pixel centres in
-:data:`_DIRECTIONS` directions; solidity agrees with scikit-image's within 1 % (median) to
-5 % (lobed masks).
+The convex hull is the polygon of the support lines of the mask's pixels in
+:data:`_DIRECTIONS` directions, whose pixel centres are counted row by row; solidity equals
+scikit-image's for most masks (median difference 0) and is at most 3 % below it for lobed
+masks, 8 % for thin lines (the polygon's corners reach a little beyond the hull).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PREFIX = "mask_"
 MORPHOLOGY_NAMES = tuple(
     PREFIX + name for name in ("area", "major_axis", "minor_axis", "eccentricity", "solidity")
 )
-_DIRECTIONS = 128  # 32: solidity up to 11 % below scikit-image's on lobed masks; 128: 5 %
+_DIRECTIONS = 128  # lobed masks: 64, solidity up to 2 % below scikit-image's; 128: 1.5 %
 _BUDGET = 4_000_000  # float64 temporaries per chunk of masks (32 MB), whatever their size
 
 
@@ -88,7 +89,8 @@ def _measure(masks: np.ndarray) -> np.ndarray:
     major = np.maximum(half_trace + spread, 0.0)
     minor = np.maximum(half_trace - spread, 0.0)
     eccentricity = np.sqrt(np.clip(1.0 - minor / np.where(major > 0, major, 1.0), 0.0, 1.0))
-    solidity = np.where(area > 0, np.minimum(area / _hull_area(masks), 1.0), 0.0)
+    # An empty mask has an empty hull: 0 / 1, not 0 / 0.
+    solidity = np.minimum(area / np.maximum(_hull_area(masks), 1.0), 1.0)
     return np.stack(
         [area, 4 * np.sqrt(major), 4 * np.sqrt(minor), eccentricity * (major > 0), solidity],
         axis=1,
@@ -98,34 +100,42 @@ def _measure(masks: np.ndarray) -> np.ndarray:
 def _hull_area(masks: np.ndarray) -> np.ndarray:
     """Pixels in the convex hull of each mask, as scikit-image's ``area_convex`` counts them.
 
-    The hull of the pixel centres is the polygon of its support lines in
-    :data:`_DIRECTIONS` directions; the pixels it holds are counted by Pick's theorem, area
-    plus half the perimeter plus one. Only each row's first and last pixel can lie on the
-    hull, so the support function is taken over 2 points per row, not over every pixel.
+    scikit-image takes the hull of every pixel's four edge midpoints (a diamond of radius
+    1/2 around its centre) and counts the pixel centres inside it or on its border. Here the
+    hull is the polygon of its support lines in :data:`_DIRECTIONS` directions, and the
+    pixel centres are counted row by row between the polygon's left and right edges. Only
+    each row's first and last pixel can lie on the hull, so the support function is taken
+    over 2 points per row, not over every pixel. (An estimate of the count from the
+    polygon's area and perimeter, by Pick's theorem, was 20 % off for thin diagonal masks
+    and 2-pixel cells: its perimeter counted the length of a slanted edge, not the pixel
+    centres on it.)
     """
     n, h, w = masks.shape
     rows = masks.any(axis=2)
     first = masks.argmax(axis=2)
     last = w - 1 - masks[:, :, ::-1].argmax(axis=2)
-    ys = np.broadcast_to(np.arange(h, dtype=np.float64), (n, h))
+    ys = np.arange(h, dtype=np.float64)
+    flat_ys = np.broadcast_to(ys, (n, h))
     points = np.concatenate(
-        [np.stack([ys, first], axis=-1), np.stack([ys, last], axis=-1)], axis=1
+        [np.stack([flat_ys, first], axis=-1), np.stack([flat_ys, last], axis=-1)], axis=1
     )  # (n, 2h, 2) as (y, x)
     valid = np.concatenate([rows, rows], axis=1)
     angles = np.arange(_DIRECTIONS) * (2 * np.pi / _DIRECTIONS)
-    directions = np.stack([np.sin(angles), np.cos(angles)], axis=1)  # (K, 2) as (y, x)
-    reach = np.where(valid[..., None], points @ directions.T, -np.inf).max(axis=1)
-    reach = np.where(np.isfinite(reach), reach, 0.0)
-    # Vertex k: where support lines k and k + 1 cross; then the shoelace formula.
-    a, b = directions, np.roll(directions, -1, axis=0)
-    ra, rb = reach, np.roll(reach, -1, axis=1)
-    det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    vy = (ra * b[:, 1] - rb * a[:, 1]) / det
-    vx = (a[:, 0] * rb - b[:, 0] * ra) / det
-    ny, nx = np.roll(vy, -1, axis=1), np.roll(vx, -1, axis=1)
-    area = 0.5 * np.abs((vy * nx - ny * vx).sum(axis=1))
-    perimeter = np.hypot(ny - vy, nx - vx).sum(axis=1)
-    return area + perimeter / 2 + 1
+    dy, dx = np.sin(angles), np.cos(angles)
+    reach = np.where(valid[..., None], points @ np.stack([dy, dx]), -np.inf).max(axis=1)
+    # The diamond around each centre reaches 1/2 along the larger of |dy| and |dx|.
+    reach = np.where(np.isfinite(reach), reach + 0.5 * np.maximum(abs(dy), abs(dx)), 0.0)
+    # In row y, support line k bounds x: x * dx <= reach - y * dy, from the right where
+    # dx > 0, from the left where dx < 0. Directions within 1e-9 of vertical bound the
+    # rows, which the mask's first and last row do exactly.
+    right, left = dx > 1e-9, dx < -1e-9
+    right = ((reach[:, None, right] - ys[:, None] * dy[right]) / dx[right]).min(axis=2)
+    left = ((reach[:, None, left] - ys[:, None] * dy[left]) / dx[left]).max(axis=2)
+    # Centres on the border count; 1e-7 px absorbs the rounding of the support lines.
+    count = np.floor(right + 1e-7) - np.ceil(left - 1e-7) + 1
+    top, bottom = rows.argmax(axis=1), h - 1 - rows[:, ::-1].argmax(axis=1)
+    inside = (ys >= top[:, None]) & (ys <= bottom[:, None]) & rows.any(axis=1)[:, None]
+    return np.where(inside, np.maximum(count, 0.0), 0.0).sum(axis=1)
 
 
 def with_outline(trained: TrainedModel, features: np.ndarray, outline: np.ndarray) -> np.ndarray:
