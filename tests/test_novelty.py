@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,23 @@ def test_a_screen_with_more_controls_than_the_reference_is_scored_against_a_samp
     with pytest.warns(UserWarning, match="one well"):
         capped = novelty_scores(x, one, wells).scores
     assert (capped[one] > 0).all() and np.corrcoef(alone, capped)[0, 1] > 0.8
+
+
+def test_svm_on_cells_alike_warns_of_nothing() -> None:
+    # Constant outline measurements (all cells one shape) gave scikit-learn's PCA 0 / 0 for
+    # its explained-variance ratio: a RuntimeWarning reached the user, about nothing.
+    x, controls, wells, _ = _screen()
+    x = np.c_[x, np.ones((300, 2))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alike = novelty_scores(np.ones((300, 3)), controls, wells, method="svm")
+        views = [np.arange(5), np.array([5, 6])]
+        result = novelty_scores(x, controls, wells, method="svm", views=views)
+    assert np.all(alike.scores == alike.scores[0]) and not alike.novel.any()
+    assert np.all(np.isfinite(result.scores)) and result.novel[wells == 4].mean() > 0.9
+
+
+def test_features_without_columns_are_a_clear_error() -> None:
+    _, controls, wells, _ = _screen()
+    with pytest.raises(ValueError, match="at least one feature"):
+        novelty_scores(np.zeros((300, 0)), controls, wells)

@@ -102,7 +102,11 @@ def _svm_score(
     # The one-class SVM works on a few principal components of the controls (as the
     # original CellH5 outlier tool did): RBF kernels lose their contrast in 100+ dimensions.
     k = min(20, reference.shape[1], len(reference) - 1)
-    pca = PCA(n_components=max(k, 1), random_state=seed).fit(reference)
+    # Controls without variance (constant features, a single reference cell): PCA's share
+    # of explained variance is 0 / 0, a RuntimeWarning for the user about nothing; the
+    # projection itself stays finite.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pca = PCA(n_components=max(k, 1), random_state=seed).fit(reference)
     svm = OneClassSVM(kernel="rbf", nu=nu, gamma=gamma).fit(pca.transform(reference))
     return -svm.decision_function(pca.transform(query))
 
@@ -188,6 +192,8 @@ def novelty_scores(
             f"{int(controls.sum())} cell(s) are in control positions; give a position "
             "mapping whose Group column marks the negative controls"
         )
+    if x.shape[1] == 0:
+        raise ValueError("novelty needs at least one feature per cell, got none")
     if not np.all(np.isfinite(x)):
         raise ValueError("features contain NaN or infinite values")
     if len(x) and np.abs(x).max() > np.finfo(np.float32).max:  # their variance overflows
