@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -37,6 +39,10 @@ def test_normalisation_constant_and_errors() -> None:
     assert (norm.apply(np.full((1, 1, 4, 4), 7, np.uint8)) == 0).all()
     with pytest.raises(ValueError, match="NaN"):
         Normalisation.from_crops(np.full((2, 1, 4, 4), np.nan, np.float32))
+    infinite = np.ones((2, 1, 4, 4), np.float32)
+    infinite[0, 0, 0, 0] = np.inf  # warned 'invalid value in subtract', then 'invalid range'
+    with pytest.raises(ValueError, match="infinite pixels; cannot choose"):
+        Normalisation.from_crops(infinite)
     with pytest.raises(ValueError, match="invalid normalisation"):
         Normalisation.from_dict({"low": [1.0], "high": [0.0]})
     with pytest.raises(ValueError, match="expected"):
@@ -117,3 +123,17 @@ def test_scale_check_adds_up_batches_per_channel():
         "the brightest pixels of channel(s) actin",
     ]  # 2 of 48 pixels at the top of channel 0: below 5 %
     assert "actin (scale 0 to 1000)" in str(caught[0].message)
+
+
+def test_a_range_too_narrow_for_float32_keeps_the_image() -> None:
+    # Float pixels 1e-39 apart near 2e-38 (finite, normal float32): 1 / range overflowed
+    # float32, every pixel became 1 and the cast warned of an overflow.
+    crops = (2e-38 + np.linspace(0, 1e-39, 32)).astype(np.float32).reshape(2, 1, 4, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        norm = Normalisation.from_crops(crops)
+        scale, offset = norm.scale_offset()
+        out = norm.apply(crops)
+    assert np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))
+    assert out.min() == 0.0 and 0.0 < out.max() <= 1.0
+    assert np.all(np.diff(out.ravel()) >= 0) and len(np.unique(out)) > 10  # contrast kept

@@ -80,6 +80,12 @@ def test_check_crops_errors() -> None:
         check_crops(np.zeros((0, 1, 16, 16)), 16)
     with pytest.raises(ValueError, match="numeric"):
         check_crops(np.zeros((1, 1, 16, 16), dtype=bool), 16)
+    # +inf survives a fixed scale (clipped to 1) but per-cell scaling multiplies it by a
+    # scale of 0: the whole crop became NaN in training.
+    infinite = blob_crops(2).astype(np.float32)
+    infinite[0, 0, 3, 3] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite pixels"):
+        check_crops(infinite, 16)
     assert check_crops(blob_crops(2), 16).shape == (2, 1, 16, 16)
 
 

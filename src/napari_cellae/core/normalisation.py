@@ -107,8 +107,8 @@ class Normalisation:
         else:
             sample = crops
         per_channel = np.moveaxis(sample, 1, 0).reshape(crops.shape[1], -1)
-        if per_channel.dtype.kind == "f" and np.isnan(per_channel).any():
-            raise ValueError("crops contain NaN pixels; cannot choose a normalisation")
+        if per_channel.dtype.kind == "f" and not np.isfinite(per_channel).all():
+            raise ValueError("crops contain NaN or infinite pixels; cannot choose a normalisation")
         lows, highs = np.percentile(
             per_channel, [_LOW_PERCENTILE, _HIGH_PERCENTILE], axis=1
         ).astype(np.float64)
@@ -128,6 +128,9 @@ class Normalisation:
         """Per-channel ``scale`` and ``offset`` (float32) with ``x * scale + offset``."""
         low = np.asarray(self.low, dtype=np.float64)
         scale = 1.0 / (np.asarray(self.high, dtype=np.float64) - low)
+        # A range narrower than 1 / float32 max (float pixels about 1e-38 apart) would make
+        # the scale infinite in float32 and every pixel 1 (or NaN): its largest value instead.
+        scale = np.minimum(scale, np.finfo(np.float32).max)
         return scale.astype(np.float32), (-low * scale).astype(np.float32)
 
     def apply(self, data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -93,7 +93,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_crops(crops: np.ndarray, crop_size: int) -> np.ndarray:
-    """Crops fit for training: (N, C, S, S) with S = ``crop_size``, numeric, no NaN.
+    """Crops fit for training: (N, C, S, S) with S = ``crop_size``, numeric, finite.
 
     Parameters
     ----------
@@ -121,8 +121,8 @@ def check_crops(crops: np.ndarray, crop_size: int) -> np.ndarray:
         )
     if crops.dtype.kind not in "uif":
         raise ValueError(f"crops must be numeric, got dtype {crops.dtype}")
-    if crops.dtype.kind == "f" and np.isnan(crops).any():
-        raise ValueError("crops contain NaN pixels")
+    if crops.dtype.kind == "f" and not np.isfinite(crops).all():  # per cell: inf * 0 = NaN
+        raise ValueError("crops contain NaN or infinite pixels")
     return crops
 
 
