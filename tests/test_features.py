@@ -198,6 +198,18 @@ def test_knn_accuracy_separable_vs_random():
     assert np.isnan(knn_accuracy(x[:1], labels[:1]))
 
 
+def test_knn_accuracy_of_few_labelled_cells():
+    # Fewer cells in every class than folds: scikit-learn's StratifiedKFold refused ("n_splits
+    # =5 cannot be greater than the number of members in each class"), and the folds' few
+    # training cells could not supply k neighbours.
+    rng = np.random.default_rng(0)
+    assert np.isnan(knn_accuracy(rng.normal(size=(10, 3)), np.arange(10)))  # one cell each
+    assert np.isnan(knn_accuracy(rng.normal(size=(2, 3)), np.array([0, 1])))
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0], [9.0, 9.0]])
+    assert knn_accuracy(x, np.array([0, 0, 1, 1, 2]), k=1) == pytest.approx(0.8)
+    assert 0 <= knn_accuracy(rng.normal(size=(3, 3)), np.array([0, 1, 1])) <= 1
+
+
 def test_knn_standardising_removes_scale_dominance():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 50)

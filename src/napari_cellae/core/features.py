@@ -367,7 +367,8 @@ def knn_accuracy(
     Returns
     -------
     float
-        Fraction of objects whose class is predicted correctly; NaN below two labelled.
+        Fraction of objects whose class is predicted correctly; NaN where no class holds
+        two labelled objects.
     """
     import warnings
 
@@ -382,10 +383,12 @@ def knn_accuracy(
         raise ValueError(f"features {x.shape} and labels {y.shape} do not match")
     keep = y >= 0
     x, y = x[keep], y[keep]
-    if len(y) < 2:
+    largest = int(np.unique(y, return_counts=True)[1].max(initial=0))
+    if largest < 2:  # no class in two folds: scikit-learn refuses to split
         return float("nan")
-    folds = max(2, min(folds, len(y)))
-    neighbours = KNeighborsClassifier(n_neighbors=min(k, len(y) - len(y) // folds))
+    folds = max(2, min(folds, largest))
+    # the largest test fold holds ceil(n / folds) objects; the others must outnumber k
+    neighbours = KNeighborsClassifier(n_neighbors=min(k, len(y) - (len(y) + folds - 1) // folds))
     model = make_pipeline(StandardScaler(), neighbours) if standardise_features else neighbours
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # classes with fewer cells than folds
