@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -42,6 +43,21 @@ def test_flat_crops_stay_flat_and_values_stay_in_range() -> None:
     full[..., ::2, :] = 255  # stripes: bilinear overshoot must not wrap around
     out = resample_crops(full, 33)
     assert out.min() >= 0 and out.max() <= 255
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32"])
+def test_32_bit_maxima_stay_maxima(dtype: str) -> None:
+    # float32 holds 2**31 - 1 and 2**32 - 1 as 2**31 and 2**32; clipped there, the cast back
+    # wrapped them to the dtype's minimum, with a RuntimeWarning.
+    top = np.iinfo(dtype).max
+    crops = np.zeros((2, 1, 8, 8), dtype)
+    crops[0] = top  # saturated
+    crops[1, ..., 4:] = top  # half saturated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for size in (4, 16):
+            out = resample_crops(crops, size)
+            assert np.all(out[0] == top) and out[1].max() == top and out.min() == 0
 
 
 def test_turning_a_crop_turns_its_resampled_crop() -> None:

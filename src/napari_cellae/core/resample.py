@@ -82,7 +82,9 @@ def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
             part, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
         ).numpy()
         if limits is not None:
-            scaled = np.clip(np.rint(scaled), limits.min, limits.max)
+            # Clipped in float64: float32 rounds a 32-bit maximum (2**31 - 1) up to 2**31,
+            # which the cast back wrapped to the dtype's minimum (a saturated pixel black).
+            scaled = np.clip(np.rint(scaled.astype(np.float64)), limits.min, limits.max)
         out[start : start + _CHUNK] = scaled
     return out
 
