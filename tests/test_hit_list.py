@@ -92,3 +92,29 @@ def test_each_distinct_value_is_made_text_once() -> None:
     table = hit_list(obs, np.arange(2000) % 3 == 0, "condition")
     assert sorted(table["condition"]) == ["DMSO", "KIF11"]
     assert Name.made <= 10  # per distinct value, not per cell (2,000)
+
+
+def test_a_condition_that_is_a_control_in_some_positions_only_is_warned_about() -> None:
+    import warnings
+
+    # 'scr' marked neg on plate pa, but target in pb's B02 (a typo in the Group column): by
+    # condition its cells made one treated row, and the hit list printed '0 of 0 controls'
+    # without saying why (found by the option sweep).
+    obs = pd.DataFrame(
+        {
+            "plate": ["pa", "pa", "pb", "pb", "pa", "pb"],
+            "position": ["A01", "A01", "A01", "B02", "B01", "B01"],
+            "well": ["A01", "A01", "A01", "B02", "B01", "B01"],
+            "condition": ["scr", "scr", "scr", "scr", "PLK1", "PLK1"],
+            "control": [True, True, True, False, False, False],
+        }
+    )
+    novel = np.array([False, False, True, True, True, True])
+    with pytest.warns(UserWarning, match=r"condition\(s\) scr \(not in pb/B02\) mark negative"):
+        table = hit_list(obs, novel, "condition")
+    assert not table["is_control"].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hit_list(obs, novel, "position")  # each position is one or the other
+        obs.loc[3, "control"] = True
+        hit_list(obs, novel, "condition")

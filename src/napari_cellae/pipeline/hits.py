@@ -9,6 +9,7 @@ table both show.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -305,6 +306,8 @@ def hit_list(
     plate = ["plate"] if "plate" in coded else []
     key = [*plate, "position"] if by == "position" else ["condition"]
     groups, labels = _joined([coded[c] for c in key])
+    if by == "condition":
+        _warn_mixed(groups, labels, controls, _joined([coded[c] for c in [*plate, "position"]]))
     wells = _joined([coded[c] for c in [*plate, "well"]])[0]
     table = hit_table(novel, groups, controls, labels, wells, scores)
     names = [c for c in ("plate", "position", "well", "condition") if c in coded]
@@ -315,6 +318,34 @@ def hit_list(
     table = pd.concat([table.drop(columns="group"), out], axis=1)
     first = ["rank", *names]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def _warn_mixed(
+    groups: np.ndarray,
+    labels: list[str],
+    controls: np.ndarray,
+    positions: tuple[np.ndarray, list[str]],
+) -> None:
+    """Warn about conditions that are negative controls in some positions only: by
+    condition their cells make one row, which is no control row ('0 of 0 controls')."""
+    from napari_cellae.core.listing import first_few
+
+    n = np.bincount(groups, minlength=len(labels))
+    held = np.bincount(groups, weights=controls, minlength=len(labels))
+    mixed = np.flatnonzero((held > 0) & (held < n))
+    if not len(mixed):
+        return
+    codes, names = positions
+    treated = []
+    for g in mixed:
+        where = sorted({names[c] for c in codes[(groups == g) & ~controls]})
+        treated.append(f"{labels[g]} (not in {first_few(where)})")
+    warnings.warn(
+        f"condition(s) {first_few(treated)} mark negative controls in some positions but not "
+        "in others: by condition each is one row of all its cells, counted as treated; check "
+        "the mapping's Group column, or rank by position",
+        stacklevel=3,
+    )
 
 
 def _stripped_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
