@@ -78,12 +78,18 @@ def test_without_other_control_wells_there_is_no_p_value() -> None:
     assert np.isnan(none).all()
 
 
-def test_no_novel_control_cell_makes_any_novel_count_decisive() -> None:
+def test_no_novel_control_cell_weighs_counts_against_half_a_cell() -> None:
+    # With no control cell novel (always so at percentile 100) the rate was 0, and a
+    # single novel cell made its well a certain hit (p = 0, q = 0).
     novel, wells, controls = _cells(
-        [(0, 50), (0, 50), (1, 50), (0, 50)], [True, True, False, False]
+        [(0, 50), (0, 50), (1, 50), (0, 50), (20, 50)], [True, True, False, False, False]
     )
     p = enrichment_p_values(novel, wells, controls, wells)
-    assert p[2] == 0.0 and p[3] == 1.0
+    rate = 0.5 / 101
+    assert p[2] == pytest.approx(1 - (1 - rate) ** 50) and 0.1 < p[2] < 0.3
+    assert p[3] == 1.0 and p[4] < 1e-20
+    every = enrichment_p_values(np.ones_like(novel), wells, controls, wells)  # percentile 0
+    assert (every[2:] > 0.5).all()
 
 
 def test_q_values_adjust_for_the_number_of_groups_and_keep_nan() -> None:

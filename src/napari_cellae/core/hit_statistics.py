@@ -10,7 +10,9 @@ that it weighs how many cells the group holds:
   are novel with the controls' rate ``p``, and that rate itself varies from well to well as
   much as it does between the control wells (the overdispersion ``rho``, estimated from
   them by the method of moments; 0, a plain binomial, where they vary no more than chance
-  or where fewer than two control wells hold cells).
+  or where fewer than two control wells hold cells). Where no control cell is novel (or
+  every one), the rate is taken half a cell from that edge, ``(k + 0.5) / (n + 1)``: a rate
+  of 0 made one novel cell a certain hit.
 - A group spread over several wells (a condition) sums independent such counts; its null
   distribution is taken as the beta-binomial of the same mean and variance.
 - A control group is tested against the *other* control wells' rate, so that its own
@@ -108,9 +110,6 @@ def enrichment_p_values(
         tail = np.arange(count[g], total[g] + 1)
         a, b = rate[g] * spread[g], (1 - rate[g]) * spread[g]
         out[g] = stats.betabinom.pmf(tail, total[g], a, b).sum()
-    # no control cell novel (or all): any count above the rate is decisive
-    flat = (rate <= 0.0) | (rate >= 1.0)
-    out[flat] = np.where(count[flat] <= rate[flat] * total[flat], 1.0, 0.0)
     out[np.isnan(rate)] = np.nan
     return np.clip(out, 0.0, 1.0)
 
@@ -121,8 +120,14 @@ def _control_rate(novel: np.ndarray, cells: np.ndarray) -> tuple[float, float] |
     novel, cells = novel[held], cells[held]
     if not len(cells):
         return None
-    p = float(novel.sum() / cells.sum())
-    if len(cells) < 2 or p <= 0.0 or p >= 1.0:
+    k, n = float(novel.sum()), float(cells.sum())
+    if k == 0 or k == n:
+        # No control cell novel (or all, as at percentile 100 or 0): a rate of 0 made a
+        # single novel cell a certain hit (p = 0). Half a cell more or less (Jeffreys)
+        # weighs such counts against what so many controls can rule out.
+        return (k + 0.5) / (n + 1), 0.0
+    p = k / n
+    if len(cells) < 2:
         return p, 0.0
     # Method of moments: Var(k/n) = p(1-p)/n (1 + (n-1) rho), with the wells' mean size.
     fractions = novel / cells
@@ -184,7 +189,8 @@ def hit_table(
     pandas.DataFrame
         One row per group holding cells: ``group``, ``n_cells``, ``n_novel``,
         ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells;
-        infinite when no control cell is novel), ``robust_z`` (against the control wells'
+        where no control cell is novel: infinite, NaN for a group without novel cells),
+        ``robust_z`` (against the control wells'
         novel fractions: median and 1.4826 MAD, the MAD floored at one cell of a median
         control well), ``p_value`` and ``q_value`` (one-sided, against the control wells'
         cells; :mod:`napari_cellae.core.hit_statistics`), ``median_novelty`` (with
