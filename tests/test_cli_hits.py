@@ -519,3 +519,17 @@ def test_hits_score_again_when_a_scoring_option_is_given(tmp_path, capsys):
     one_line_error(
         capsys.readouterr().err, "--novelty svm asks to score novelty again", "no features (X)"
     )
+
+
+def test_encode_into_an_explorer_file_names_the_h5ad_options_it_ignores(screen, tmp_path, capsys):
+    # '--novelty svm --groups 3 --out f.hdf' wrote features alone without a word.
+    out = tmp_path / "f.hdf"
+    assert _encode(screen, out, "--novelty", "svm", "--groups", "3", "--seed", "4") == 0
+    err = capsys.readouterr().err
+    assert (
+        "cellae: note: --novelty, --groups, --seed ignored: novelty, phenotype groups and the "
+        f"2-D map are written to --out CELLS.h5ad, not to the Explorer file {out}"
+    ) in err
+    assert out.exists()
+    assert _encode(screen, out, "--novelty", "knn", "--embedding", "umap") == 0  # defaults
+    assert "ignored" not in capsys.readouterr().err

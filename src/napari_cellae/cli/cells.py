@@ -58,7 +58,28 @@ def output_kind(args: argparse.Namespace) -> str:
             f"--gallery needs --out CELLS.h5ad (the novelty and phenotype groups are stored "
             f"there), not the Explorer file {out}"
         )
+    unused = _h5ad_only(args) if suffix == EXPLORER_SUFFIX else []
+    if unused:  # '--novelty svm --groups 3 --out f.hdf' wrote no novelty, unsaid
+        note(
+            f"{', '.join(unused)} ignored: novelty, phenotype groups and the 2-D map are "
+            f"written to --out CELLS.h5ad, not to the Explorer file {out}"
+        )
     return "explorer" if suffix == EXPLORER_SUFFIX else "anndata"
+
+
+def _h5ad_only(args: argparse.Namespace) -> list[str]:
+    """The options of ``cellae encode`` given other values than their defaults that only
+    an ``.h5ad`` output uses."""
+    given = [
+        ("--novelty", getattr(args, "novelty", "knn"), "knn"),
+        ("--novelty-percentile", getattr(args, "novelty_percentile", None), NOVEL_PERCENTILE),
+        ("--neighbours", getattr(args, "neighbours", None), NOVELTY_NEIGHBOURS),
+        ("--nu", getattr(args, "nu", None), _NU),
+        ("--groups", getattr(args, "groups", None), None),
+        ("--embedding", getattr(args, "embedding", None), _EMBEDDINGS[0]),
+        ("--seed", getattr(args, "seed", None), 0),
+    ]
+    return [name for name, value, default in given if value is not None and value != default]
 
 
 def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float | None) -> None:
