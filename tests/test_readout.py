@@ -8,6 +8,7 @@ import torch
 
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.readout import (
+    LIGHT_FLOOR,
     READOUTS,
     block_outputs,
     moment_features,
@@ -108,6 +109,14 @@ def test_relative_is_the_default_shape_readout_with_means_per_unit_of_light() ->
     )
     others = [i for i, n in enumerate(shape_names) if "_mean_" not in n]
     torch.testing.assert_close(relative[:, others], shape[:, others])
+    # A nearly black crop (a speck) is divided by LIGHT_FLOOR, not by its few photons: its
+    # filters' biases over 1e-6 made means of 1e5, stretching every cell's spread.
+    speck = torch.zeros(2, 1, 16, 16)
+    speck[1, 0, 8, 8] = 0.05
+    with torch.no_grad():
+        shape, relative = readout(model, speck, "shape"), readout(model, speck)
+    torch.testing.assert_close(relative[:, -1], speck.mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(relative[:, means], shape[:, means] / LIGHT_FLOOR)
 
 
 def test_shape_readout_starts_with_the_pooled_one_unchanged() -> None:

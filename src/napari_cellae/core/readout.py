@@ -46,6 +46,7 @@ __all__ = [
 READOUTS = ("relative", "shape", "pooled", "code")
 ORIENTATIONS = (1, 4, 8)
 EPS = 1e-6  # keeps a dead filter (all-zero map) finite: size sqrt(EPS), elongation 0
+LIGHT_FLOOR = 1e-3  # the least crop mean the "relative" means are divided by
 
 
 def _check(kind: str, orientations: int) -> None:
@@ -237,15 +238,20 @@ def _features(model: ConvAutoencoder, x: torch.Tensor, kind: str) -> torch.Tenso
     # light), which is kept as one feature. A plain mean repeats the cell's size and
     # brightness in every filter; relative, it says how much of the pattern the cell's
     # light shows (novelty AUROC +0.8 to +1.3 points on three benchmark screens).
-    light = x.mean(dim=(1, 2, 3))[:, None] + EPS if kind == "relative" else None
+    # The light is floored at LIGHT_FLOOR: a filter's bias answers a nearly black crop
+    # (a speck, a cell painted out but for a few pixels) too, and divided by almost no
+    # light its mean reached 1e5 against about 5, which stretched the controls' spread of
+    # that feature for every cell. Cells give 0.03 and more (a crop's mean after scaling).
+    light = x.mean(dim=(1, 2, 3))[:, None] if kind == "relative" else None
     stats = []
     for _, h in blocks:
         mean = h.mean(dim=(2, 3))
-        stats += [mean / light if light is not None else mean, h.amax(dim=(2, 3))]
+        relative = light is not None
+        stats += [mean / light.clamp_min(LIGHT_FLOOR) if relative else mean, h.amax(dim=(2, 3))]
     if kind != "pooled":
         stats.append(_size_and_elongation([_raw_moments(h) for _, h in blocks], EPS))
     if light is not None:
-        stats.append(light - EPS)
+        stats.append(light)
     return torch.cat([model.encode_dense(maps), *stats], dim=1)
 
 
