@@ -178,6 +178,23 @@ def test_mapping_naming_positions_not_in_file(cellcognition_file, tmp_path, caps
     assert not model.exists()
 
 
+def test_a_whole_plate_mapping_for_a_file_of_part_of_it(cellcognition_file, tmp_path, capsys):
+    # The plate's mapping names H12 too, which this run did not image: it was refused.
+    mapping = tmp_path / "plate.txt"
+    mapping.write_text(
+        "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+        "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
+        "0002\tB02\t0001\tB\t2\tPLK1\ts002\ttarget\n"
+        "0009\tH12\t0001\tH\t12\tKIF11\ts9\ttarget\n",
+        encoding="utf-8",
+    )
+    model = tmp_path / "model.pt"
+    args = ["train", str(cellcognition_file), "--mapping", str(mapping), *TINY, "--out", str(model)]
+    with pytest.warns(UserWarning, match=r"names 1 position\(s\) that are not in .*H12_0001"):
+        assert main(args) == 0
+    assert model.exists()
+
+
 def test_positions_the_mapping_lacks_are_one_warning(
     cellcognition_file, mapping_file, tmp_path, capsys, monkeypatch
 ):

@@ -144,13 +144,23 @@ def test_short_row(tmp_path: Path) -> None:
     _error(path, "line 2", "columns")
 
 
-def test_unknown_positions(mapping_file: Path, cellprofiler_file: Path) -> None:
+def test_positions_the_file_lacks(mapping_file: Path, cellprofiler_file: Path) -> None:
+    # A whole plate's mapping for a file of part of it was refused outright; now its rows
+    # for the missing positions are named and left out.
     mapping = read_mapping(mapping_file)
-    with CellH5(cellprofiler_file) as ch5, pytest.raises(ValueError) as info:
-        mapping.check(ch5.positions, cellprofiler_file)
-    message = str(info.value)
+    with CellH5(cellprofiler_file) as ch5:
+        positions = [key for key in ch5.positions if mapping.lookup(key) is not None]
+        unmapped = [key for key in ch5.positions if mapping.lookup(key) is None]
+    with pytest.warns(UserWarning) as caught:  # every position of the file is mapped
+        mapping.check(positions, cellprofiler_file)
+    message = str(caught[0].message)
     assert str(mapping_file) in message and str(cellprofiler_file) in message
-    assert "B02_0001" in message
+    assert "B02_0001" in message and "their rows are left out (a plate imaged in part?)" in message
+    # Where the file holds positions the mapping lacks too, the layouts differ both ways,
+    # as another plate's mapping does: refused.
+    assert unmapped
+    with pytest.raises(ValueError, match=r"position\(s\) that are not in .*B02_0001"):
+        mapping.check(positions + unmapped, cellprofiler_file)
 
 
 def test_unreadable_path(tmp_path: Path) -> None:

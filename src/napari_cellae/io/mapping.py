@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from napari_cellae.io.mapping_text import (
     plain,
     read_text,
     spaces_problem,
+    split_position,
     split_rows,
     table_columns,
 )
@@ -194,9 +196,10 @@ class PositionMapping:
     def check(self, positions: list[PositionKey], source: str | os.PathLike) -> None:
         """Raise if the mapping does not fit the positions of one CellH5 file of a run.
 
-        A row without a plate, or with a plate of this file, must name a position the file
-        holds: a mapping that names an absent well or site is almost always the mapping of
-        another plate, and failing early avoids silently training on the wrong cells. Rows
+        Rows without a plate, or with a plate of this file, that name positions the file
+        lacks are warned about where every position of the file is mapped (a plate imaged
+        in part), and refused otherwise: the layouts then differ both ways, as another
+        plate's mapping does, and failing early avoids training on the wrong cells. Rows
         of plates the file does not hold describe another file of the run and are skipped.
         A plate of the file that no row names needs rows without a plate.
 
@@ -210,8 +213,9 @@ class PositionMapping:
         Raises
         ------
         ValueError
-            Naming the mapping file and ``source``: the positions the file lacks, or the
-            file's plates that neither a Plate row nor a row without a plate maps.
+            Naming the mapping file and ``source``: the positions the file lacks where it
+            also holds unmapped ones, or the file's plates that neither a Plate row nor a
+            row without a plate maps.
         """
         held = {_canonical_plate(key.plate): key.plate for key in positions}
         unnamed = [name for plate, name in held.items() if plate not in self._plates]
@@ -236,23 +240,19 @@ class PositionMapping:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
             held_labels = list(dict.fromkeys(key.label for key in positions))
             has = ", ".join(held_labels[:4]) + (" ..." if len(held_labels) > 4 else "")
-            raise ValueError(
+            text = (
                 f"{self.path}: the mapping names {len(missing)} position(s) that are not in"
                 f" {source}: {shown} (it holds {has})"
+            )
+            if any(self.lookup(key) is None for key in positions):
+                raise ValueError(text)
+            warnings.warn(
+                f"{text}; their rows are left out (a plate imaged in part?)", stacklevel=3
             )
 
 
 def _suffix(problem: str | None) -> str:
     return "" if problem is None else f"; {problem}"
-
-
-def _split_position(text: str, site: str | None) -> tuple[str, str | None]:
-    """``C03_01`` -> (C03, 01); ``0_0013`` (CellCognition without wells) -> (0, 0013);
-    ``C03`` -> (C03, site)."""
-    match = re.fullmatch(r"([A-Za-z]*\d+)[_\-](\w+)", text)
-    if match:
-        return match.group(1), match.group(2)
-    return text, site
 
 
 def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _Entry:
@@ -261,7 +261,7 @@ def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _E
     site_name = next((name for name in ("site", "position") if name in column), None)
     given = row.cells[column[site_name]] if site_name else None
     cell = row.cells[column["well"]]
-    well, site = _split_position(cell, given)
+    well, site = split_position(cell, given)
     if site_name == "site" and given and _canonical_site(site) != _canonical_site(given):
         # Which one was meant is unknowable; the Well's site won without a word.
         raise ValueError(
@@ -366,7 +366,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                     " header has two, position and condition; for a Group column, start the"
                     " file with the header Well, Gene Symbol, Group"
                 )
-            well, site = _split_position(row.cells[0], None)
+            well, site = split_position(row.cells[0], None)
             is_control = row.cells[1].lower().startswith(token)
             group = token if is_control else ""
             add(_Entry(well, site, PositionInfo(row.cells[1], is_control, group), None, row.line))

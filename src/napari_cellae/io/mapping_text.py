@@ -23,6 +23,7 @@ __all__ = [
     "plain",
     "read_text",
     "spaces_problem",
+    "split_position",
     "split_rows",
     "table_columns",
 ]
@@ -260,3 +261,12 @@ def table_columns(path: Path, header: Row, names: list[str]) -> dict[str, int]:
             " condition"
         )
     return column
+
+
+def split_position(text: str, site: str | None) -> tuple[str, str | None]:
+    """``C03_01`` -> (C03, 01); ``0_0013`` (CellCognition without wells) -> (0, 0013);
+    ``C03`` -> (C03, site)."""
+    match = re.fullmatch(r"([A-Za-z]*\d+)[_\-](\w+)", text)
+    if match:
+        return match.group(1), match.group(2)
+    return text, site
