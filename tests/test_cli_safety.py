@@ -205,3 +205,24 @@ def test_train_keeps_a_features_file_given_as_the_model(
         assert main([*args, "--out", str(existing), "-q"]) == 1
         one_line_error(capsys.readouterr().err, f"refusing to replace {existing}", kind)
         assert existing.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--out", ""],
+        ["train", "FILE", "--out", " "],
+        ["encode", "FILE", "--model", "", "--out", "f.hdf"],
+        ["hits", "cells.h5ad", "--out", ""],
+        ["train", ""],
+    ],
+)
+def test_an_empty_path_is_refused_before_any_work(args, tmp_path, capsys, monkeypatch):
+    # Path("") is ".": 'cellae demo --out ""' wrote into, and over, the working folder's
+    # model.pt, features.hdf and embedding.png.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"mine")
+    assert main(args) == 2
+    assert "expected a path, got" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    assert (tmp_path / "model.pt").read_bytes() == b"mine"

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from napari_cellae.cli.output import note
-from napari_cellae.cli.run_args import encode_args, input_paths
+from napari_cellae.cli.run_args import encode_args, input_paths, path_value
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
 __all__ = [
@@ -144,7 +144,7 @@ def add_discovery_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--gallery",
-        type=Path,
+        type=path_value,
         default=None,
         metavar="PNG",
         help="Also save a picture of the most typical crops of each phenotype group.",
@@ -183,8 +183,10 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         "neither or when --novelty, --neighbours or --nu is given.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", type=Path, metavar="CELLS.h5ad")
-    p.add_argument("--out", type=Path, required=True, metavar="CSV", help="hit table to write")
+    p.add_argument("file", type=path_value, metavar="CELLS.h5ad")
+    p.add_argument(
+        "--out", type=path_value, required=True, metavar="CSV", help="hit table to write"
+    )
     p.add_argument(
         "--by",
         choices=["position", "condition"],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from napari_cellae.cli.cells import add_discovery_options, add_hits_parser
 from napari_cellae.cli.output import PROG
+from napari_cellae.cli.run_args import path_value
 from napari_cellae.cli.scale import add_cluster_options
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
 
@@ -127,7 +128,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
 def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mapping",
-        type=Path,
+        type=path_value,
         metavar="M",
         default=None,
         help="Position mapping (tab-separated CellCognition table: Well, Site, Gene Symbol, "
@@ -144,10 +145,10 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
     """``FILE.ch5 [MORE ...]``: one CellH5 file, or several plates (files and folders)."""
-    parser.add_argument("file", type=Path, metavar="FILE.ch5")
+    parser.add_argument("file", type=path_value, metavar="FILE.ch5")
     parser.add_argument(
         "more",
-        type=Path,
+        type=path_value,
         nargs="*",
         metavar="MORE",
         help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plates), channels (type and shape), frames, and object types with their counts per "
         "position and sizes (or why the file has none) of a CellH5 file.",
     )
-    p.add_argument("file", type=Path, metavar="FILE.ch5")
+    p.add_argument("file", type=path_value, metavar="FILE.ch5")
 
     p = sub.add_parser(
         "make-demo",
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the synthetic demo screen (a CellH5 file with true phenotypes and "
         "its position mapping) into OUT_DIR.",
     )
-    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("out_dir", type=path_value, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
 
     p = sub.add_parser(
@@ -205,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "independently of the phenotype; true classes and label images stored) and its "
         "position mapping into OUT_DIR. benchmarks/bench_quality.py measures features on it.",
     )
-    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("out_dir", type=path_value, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
     p.add_argument("--cells", type=int, default=5000, help="about how many cells (5000)")
     p.add_argument(
@@ -239,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mapping_options(p)
     add_training_options(p, DEFAULT_PRESET)
     p.add_argument(
-        "--out", type=Path, default=Path("model.pt"), help="model file (default: model.pt)"
+        "--out", type=path_value, default=Path("model.pt"), help="model file (default: model.pt)"
     )
 
     p = sub.add_parser(
@@ -252,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         "of the novel cells and a 2-D map (for scanpy and 'cellae hits').",
     )
     _add_inputs(p, "all go into one output, position by position in bounded memory")
-    p.add_argument("--model", type=Path, required=True, help="model file from 'cellae train'")
+    p.add_argument("--model", type=path_value, required=True, help="model file from 'cellae train'")
     _add_mapping_options(p)
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_value,
         default=Path("features.hdf"),
         help="output file: .hdf for CellCognition Explorer, .h5ad for AnnData "
         "(default: features.hdf)",
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         "to finish within about two minutes on two CPU cores.",
         formatter_class=_RAW,
     )
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     add_training_options(p, "demo")
     add_hits_parser(sub, common)
     return parser

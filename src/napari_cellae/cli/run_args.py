@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["encode_args", "input_paths", "train_args"]
+__all__ = ["encode_args", "input_paths", "path_value", "train_args"]
+
+
+def path_value(text: str) -> Path:
+    """A path option's value (argparse ``type``); an empty one is refused: ``Path("")`` is
+    ".", so ``cellae demo --out ""`` wrote into, and over, the working folder's files."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return Path(text)
 
 
 def input_paths(args: argparse.Namespace) -> list[Path]:
