@@ -191,7 +191,7 @@ def novel_cells(
         raise ValueError(
             f"{source}: no cell is a negative control (column "
             f"{'control' if 'control' in obs else 'group'}); hits are measured against the "
-            "control wells"
+            "control wells: encode with --mapping, whose Group column marks them"
         )
     if controls.all():  # nothing left to rank: the table listed only controls, without a word
         where = (
