@@ -235,7 +235,9 @@ def test_novel_cells_names_what_a_foreign_table_lacks() -> None:
     assert "condition, control, novel (or novelty" in message and "cell_type, leiden" in message
     x, obs, _ = _screen()
     obs["control"] = False
-    with pytest.raises(ValueError, match="no cell is a negative control .*encode with --mapping, whose Group"):
+    with pytest.raises(
+        ValueError, match=r"no cell is a negative control .*encode with --mapping, whose Group"
+    ):
         novel_cells(obs, features=x)
 
 
