@@ -43,6 +43,14 @@ def test_select_training_controls_and_samples(cellcognition_file, mapping_file):
         trainer.source_indices, pipeline.select_training(crops, mapping, "controls", 10)
     )
     np.testing.assert_array_equal(trainer._data.numpy(), crops.crops[trainer.source_indices])
+    # Crops without signal (a channel of one value: images never acquired) are not trained
+    # on; with nothing else left, training is refused.
+    crops.blank[:10] = True
+    idx = pipeline.select_training(crops, mapping, "all", samples=50000)
+    assert len(idx) == 20 and idx.min() == 10
+    crops.blank[:] = True
+    with pytest.raises(ValueError, match="no cell to train on has signal"):
+        pipeline.select_training(crops, mapping, "all", samples=50000)
     assert trainer.n_train + trainer.n_held_out == 10
 
 

@@ -173,7 +173,7 @@ def select_training(
     mapping : PositionMapping or None
     train_on : {"controls", "all"}
         "controls": crops of positions the mapping marks as controls; "all", or no
-        mapping: every crop.
+        mapping: every crop. Crops without signal (``crops.blank``) are left out.
     samples : int
         A random (seeded) subset is drawn when there are more candidates, so every
         position contributes in proportion to its cell count. 0: no limit.
@@ -206,7 +206,13 @@ def select_training(
         idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
         raise ValueError(f"{crops.source}: no cells to train on (train_on={train_on!r})")
-    return draw_training(idx, samples, seed)
+    with_signal = idx[~crops.blank[idx]]  # a crop of one value teaches nothing of cells
+    if len(with_signal) == 0:
+        raise ValueError(
+            f"{crops.source}: no cell to train on has signal: every crop has a channel of a "
+            f"single value, as images never acquired read (train_on={train_on!r})"
+        )
+    return draw_training(with_signal, samples, seed)
 
 
 def training_indices(
