@@ -43,7 +43,8 @@ def test_bench_crops_runs_and_checks_equality() -> None:
         "48",
     )
     assert "identical crops from both methods: yes" in out
-    assert "contiguous, uncompressed" in out and "CellCognition: gzip, 1 chunk/frame" in out
+    assert "contiguous, uncompressed" in out and "gzip, 1 chunk/frame" in out
+    assert "CellCognition's own chunks" in out and "(identical crops)" in out
 
 
 def test_bench_quality_runs() -> None:
