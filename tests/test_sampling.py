@@ -135,3 +135,23 @@ def test_a_draw_of_few_cells_out_of_many_is_warned_about() -> None:
         assert len(draw_training(many, FEW_SAMPLES, seed=0)) == FEW_SAMPLES
         assert len(draw_training(many[:30], 50, seed=0)) == 30  # a small file: all its cells
         assert len(draw_training(many, 0, seed=0)) == 5000  # no limit
+
+
+def test_cells_without_signal_leave_both_draws_alike(tmp_path):
+    # A position whose images were never acquired (all zeros) has crops without signal:
+    # training leaves them out, and the cells drawn position by position must still be
+    # those select_training keeps of all crops (the same model from cellae train as from
+    # the widget).
+    lit = synthetic_position("A01", "1", n_frames=2, n_per_frame=10, seed=1)
+    dark = synthetic_position("A02", "1", n_frames=2, n_per_frame=10, seed=2)
+    dark.image = np.zeros_like(dark.image)
+    path = write_cellh5(tmp_path / "dark.ch5", [lit, dark], channel_names=["H2B"],
+                        object_channels={"primary__primary": 0})  # fmt: skip
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=12, seed=3, mask="none")
+    with pytest.warns(UserWarning, match="without signal"):
+        (drawn, n_cells), expected = _both(path, config)
+    assert n_cells == 40 and expected.blank.sum() == 0
+    _, kept = steps.training_indices(drawn, None, config)  # what training keeps of them
+    assert len(kept) == len(expected)
+    np.testing.assert_array_equal(drawn.subset(kept).crops, expected.crops)
+    np.testing.assert_array_equal(drawn.subset(kept).label_id, expected.label_id)

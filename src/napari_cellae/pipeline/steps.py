@@ -173,7 +173,8 @@ def select_training(
     mapping : PositionMapping or None
     train_on : {"controls", "all"}
         "controls": crops of positions the mapping marks as controls; "all", or no
-        mapping: every crop. Crops without signal (``crops.blank``) are left out.
+        mapping: every crop. Crops without signal (``crops.blank``) are left out of what
+        is drawn, so training may see fewer than ``samples``.
     samples : int
         A random (seeded) subset is drawn when there are more candidates, so every
         position contributes in proportion to its cell count. 0: no limit.
@@ -206,13 +207,19 @@ def select_training(
         idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
         raise ValueError(f"{crops.source}: no cells to train on (train_on={train_on!r})")
-    with_signal = idx[~crops.blank[idx]]  # a crop of one value teaches nothing of cells
+    # Drawn first, then those without signal left out (a crop of one value teaches nothing
+    # of cells): sampled_training_crops cuts the drawn cells alone and can only leave them
+    # out afterwards, and both must train on the same cells.
+    drawn = draw_training(idx, samples, seed)
+    with_signal = drawn[~crops.blank[drawn]]
     if len(with_signal) == 0:
+        more = "; draw more cells (samples)" if len(drawn) < len(idx) else ""
         raise ValueError(
-            f"{crops.source}: no cell to train on has signal: every crop has a channel of a "
-            f"single value, as images never acquired read (train_on={train_on!r})"
+            f"{crops.source}: no cell to train on has signal: each of the {len(drawn)} has a "
+            f"channel of a single value, as images never acquired read "
+            f"(train_on={train_on!r}){more}"
         )
-    return draw_training(with_signal, samples, seed)
+    return with_signal
 
 
 def training_indices(
