@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import numpy as np
@@ -143,8 +144,12 @@ def test_divergence_keeps_last_good_weights() -> None:
     good = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     for group in trainer.optimizer.param_groups:
         group["lr"] = 1e30  # a huge learning rate from epoch 2 on
-    with pytest.raises(TrainingDiverged, match="lower learning rate"):
+    with pytest.raises(TrainingDiverged, match="lower learning rate") as raised:
         list(run)
+    # what to try and what became of the weights are two sentences
+    assert re.search(
+        r"\(e\.g\. 1e\+29\)\. The weights of the last good epoch \(1\)", str(raised.value)
+    )
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, good[key]), key
     assert trainer.epochs_done == 1

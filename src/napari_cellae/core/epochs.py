@@ -58,5 +58,6 @@ class TrainingDiverged(RuntimeError):
     """
 
     def __init__(self, problem: str, kept: str = "") -> None:
-        super().__init__(f"{problem} {kept}".strip())
+        # two sentences: '... (e.g. 0.001). The weights of the last good epoch ...'
+        super().__init__(f"{problem}. {kept}" if kept else problem)
         self.problem = problem
