@@ -91,8 +91,10 @@ def test_small_cells_are_told_a_box_that_fits_them() -> None:
     # 95 % of the cells at most 19 px across: a 24 px box, seen by a 40 px network
     small = _cells([14] * 90 + [19] * 10, 40)
     assert small_for_box(small) == 24
+    # the widget's names too: napari shows the warning beside a form without options
     with pytest.warns(UserWarning, match=r"f\.ch5: .*small for the 40 px crop box.*"
-                      r"--crop-size 24 --input-size 40"):  # fmt: skip
+                      r"--crop-size 24 --input-size 40; 'Cell size' and 'Network input' "
+                      r"in the widget"):  # fmt: skip
         warn_box_fit(small, "nuclei", "f.ch5")
     assert small_for_box(_cells([23] * 90 + [32] * 10, 40)) is None  # they fit a 40 px box
     assert small_for_box(_cells([0] * 10, 40)) is None  # no bounding boxes stored

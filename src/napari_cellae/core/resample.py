@@ -239,7 +239,8 @@ def warn_extents(extent: np.ndarray | None, box: int, object_name: str, source: 
         warnings.warn(
             f"{where}the '{object_name}' objects are small for the {box} px crop box "
             f"(95 % of them fit {fitting} px); a cell size of {fitting} px with a network input "
-            f"of {box} px (--crop-size {fitting} --input-size {box}) shows them to "
-            "the network enlarged, at the scale it is made for",
+            f"of {box} px (--crop-size {fitting} --input-size {box}; 'Cell size' and 'Network "
+            "input' in the widget) shows them to the network enlarged, at the scale it is made "
+            "for",
             stacklevel=3,
         )
