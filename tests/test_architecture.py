@@ -56,6 +56,11 @@ def test_crop_size_must_fit_pools() -> None:
     # 12 px leaves 3 px maps for the 3 px kernel of the second convolution: both fit.
     with pytest.raises(ValueError, match=r"try 12 px or 16 px$"):
         check_architecture(DEFAULT_ARCHITECTURE, 13)
+    # Neither multiple of 2 beside 5 px fits the 7 px kernel: the smallest larger one that
+    # does is offered (6 px was, and then refused).
+    with pytest.raises(ValueError, match=r"try 8 px$"):
+        check_architecture("c4.7r_p2_d16.0s", 5)
+    check_architecture("c4.7r_p2_d16.0s", 8)
 
 
 def test_kernels_larger_than_their_maps_are_refused() -> None:

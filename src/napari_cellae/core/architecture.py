@@ -179,7 +179,11 @@ def check_architecture(text: str, crop_size: int) -> list[LayerSpec]:
         # Only sizes whose maps every kernel fits: 'try 4 px' for 5 px crops of a network
         # that starts with a 5 px kernel was refused in turn.
         options = [s for s in (lower, lower + factor) if s > 0 and _too_small(layers, s) is None]
-        options = options or [lower + factor]
+        if not options:  # the smallest larger multiple that every kernel fits
+            size = lower + factor
+            while _too_small(layers, size) is not None:
+                size += factor
+            options = [size]
         raise ValueError(
             f"crop size {crop_size} px does not fit architecture {text!r}: it must be "
             f"divisible by {factor} (the product of its pool sizes); try "
