@@ -282,17 +282,18 @@ def test_several_plates_label_positions_with_plate(tmp_path):
     assert list(features["plate"]) == ["P1"] * 2 + ["P2"] * 3
 
 
-_B02 = "sample/0/plate/plate1/experiment/B02/position/0001"
+_A01 = "sample/0/plate/plate1/experiment/A01/position/0001"
 
 
 def test_damaged_chunk_of_the_first_shown_plane(cellcognition_file):
-    part = cellcognition_file.parent / "B02_0001.ch5"
-    damage_chunk(part, f"{_B02}/image/channel", (0, 1, 0, 0, 0))  # middle position and frame
+    part = cellcognition_file.parent / "A01_0001.ch5"
+    # the position and frame napari opens at: the first of two, the second of three
+    damage_chunk(part, f"{_A01}/image/channel", (0, 1, 0, 0, 0))
     with pytest.raises(CellH5Error) as info:
         read_cellh5(str(cellcognition_file))
     message = str(info.value)
     assert message.startswith(f"{cellcognition_file}: cannot read channel 0 (rfp), frame 1 of")
-    assert f"position B02_0001 (stored in {part}): the stored pixels are damaged" in message
+    assert f"position A01_0001 (stored in {part}): the stored pixels are damaged" in message
 
 
 def test_a_folder_opens_its_master_file(tmp_path, cellcognition_file):
@@ -426,3 +427,47 @@ def test_contrast_from_a_frame_cellcognition_wrote(tmp_path: Path) -> None:
         channel.attrs["valid"] = np.array([1.0, 0, 0, 0, 1])
     images, _ = _layers_by_type(read_cellh5(str(path)))
     assert [kwargs["contrast_limits"] for _, kwargs, _ in images] == [(500.0, 900.0)] * 2
+
+
+def _sparse_time_lapse(path: Path, valid: list[float], n_positions: int = 1) -> Path:
+    """Positions of 4 frames, each written frame's pixels its own (500 + 100 * frame, the
+    position's index at the centre pixel); frames whose ``valid`` is 0 stay zeros."""
+    positions = []
+    for k in range(n_positions):
+        position = _tiny_position(f"A{k + 1:02d}", "1", (16, 16), 3, k)
+        position.image = np.zeros((2, len(valid), 1, 16, 16), np.uint16)
+        for t in np.flatnonzero(valid):
+            position.image[:, t] = 500 + 100 * t
+            position.image[:, t, :, 8, 8] = 2000 + 1000 * k
+        position.objects["Nuclei"].time_idx[:] = np.flatnonzero(valid)[0]
+        positions.append(position)
+    path = _write(path, positions)
+    with h5py.File(path, "r+") as f:
+        for k in range(n_positions):
+            image = f[f"sample/0/plate/P1/experiment/A{k + 1:02d}/position/1/image/channel"]
+            image.attrs["valid"] = np.array(valid)
+    return path
+
+
+def test_napari_opens_a_time_lapse_on_a_written_frame(make_napari_viewer, tmp_path) -> None:
+    # CellCognition analysing every other frame leaves the middle one napari opens at (1 of
+    # 0-3) blank: the image was black until the user moved the time slider.
+    path = _sparse_time_lapse(tmp_path / "every_other.ch5", [1.0, 0, 1, 0])
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-cellae")
+    t = viewer.dims.current_step[viewer.dims.axis_labels.index("t")]
+    assert t in (0, 2)
+    assert viewer.layers["dna"].data[t].max() > 0
+    # a written middle frame is left as it is; so is a file without 'valid'
+    viewer.layers.clear()
+    path = _sparse_time_lapse(tmp_path / "written.ch5", [1.0, 1, 0, 0])
+    viewer.open(str(path), plugin="napari-cellae")
+    assert viewer.dims.current_step[viewer.dims.axis_labels.index("t")] == 1
+
+
+def test_contrast_from_the_position_napari_shows_first(tmp_path: Path) -> None:
+    # Of 4 positions napari opens the second (index 1); limits were set on the third, whose
+    # brightest pixel (4000) the shown one (3000) never reaches.
+    path = _sparse_time_lapse(tmp_path / "four.ch5", [1.0, 1, 1, 1], n_positions=4)
+    images, _ = _layers_by_type(read_cellh5(str(path)))
+    assert images[0][1]["contrast_limits"] == (600.0, 3000.0)  # position 1, frame 1

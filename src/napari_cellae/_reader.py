@@ -112,6 +112,9 @@ def read_cellh5(path: str | Sequence[str], mapping: str | Path | None = None) ->
         for data, kwargs, kind in _read_one(Path(p), mapping):
             # another file's position i drawn on this one's would pass for one position
             layers.append((data, {**kwargs, "visible": i == 0}, kind))
+    shown = [data for data, kwargs, kind in layers if kind == "image" and kwargs["visible"]]
+    if shown:
+        _open_on_a_written_frame(shown[-1])
     return layers
 
 
@@ -192,31 +195,73 @@ def _image_layers(
     return layers
 
 
+def _middle(n: int) -> int:
+    """The step napari opens an axis of ``n`` steps at (``Dims._go_to_center_step``)."""
+    return max(n - 1, 0) // 2
+
+
 def _contrast_plane(data: LazyPositionStack) -> np.ndarray:
     """The centre of the middle plane of the middle position (or the nearest one holding
     the channel), the one napari shows first: napari would otherwise read planes all over
     the stack, and a whole slide-scan plane can be gigabytes. The position's own pixels
     only: the blank canvas around a smaller one is no image."""
-    middle = len(data.positions) // 2
+    middle = _middle(len(data.positions))
     order = sorted(range(len(data.positions)), key=lambda i: abs(i - middle))
     index = next((i for i in order if data.shapes[i][0] > data.channel), middle)
     _, t, z, height, width = data.shapes[index]
     window = (_central_window(height, _CONTRAST_WINDOW), _central_window(width, _CONTRAST_WINDOW))
-    frame = _written_frame(data.cellh5.image(data.positions[index]), t)
-    return data.plane(index, frame, z // 2, window)
+    shown = _middle(data.shape[data.axis_labels.index("t")])  # the frame napari opens at
+    frame = _written_frame(data.cellh5.image(data.positions[index]), t, shown)
+    return data.plane(index, frame, _middle(z), window)
 
 
-def _written_frame(image: Any, n_frames: int) -> int:
-    """The middle frame, or the nearest one CellCognition wrote: it stores every frame of a
-    time-lapse but writes only those it analysed (``valid`` attribute of the image, 1 per
-    written frame); the others stay zeros, and limits set on one saturate every cell."""
-    middle = n_frames // 2
+def _written_frame(image: Any, n_frames: int, near: int) -> int:
+    """Frame ``near`` (cut to the image's frames), or the nearest one CellCognition wrote:
+    it stores every frame of a time-lapse but writes only those it analysed (``valid``
+    attribute of the image, 1 per written frame); the others stay zeros, and limits set on
+    one saturate every cell."""
+    near = min(max(near, 0), max(n_frames - 1, 0))
     try:
         valid = np.asarray(image.attrs.get("valid", ()), np.float64).ravel()
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return middle
+        return near
     written = np.flatnonzero(valid > 0) if valid.size == n_frames else np.zeros(0, int)
-    return int(written[np.argmin(np.abs(written - middle))]) if written.size else middle
+    return int(written[np.argmin(np.abs(written - near))]) if written.size else near
+
+
+def _open_on_a_written_frame(stack: LazyPositionStack) -> None:
+    """Once napari has added the layer of ``stack``, move its time slider off a frame that
+    CellCognition never wrote (zeros; napari opens the middle frame, which an analysis of
+    every other frame leaves blank half the time) to the nearest written one. Nothing
+    without a viewer (the reader called directly)."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return
+    inserted = viewer.layers.events.inserted
+
+    def on_inserted(event: Any) -> None:
+        if event.value.data is stack:
+            inserted.disconnect(on_inserted)
+            _to_written_frame(viewer, stack, viewer.dims.ndim - stack.ndim)
+
+    inserted.connect(on_inserted)
+
+
+def _to_written_frame(viewer: Any, stack: LazyPositionStack, offset: int) -> None:
+    steps = viewer.dims.current_step
+    stacked = "position" in stack.axis_labels
+    index = min(max(int(steps[offset]), 0), len(stack.positions) - 1) if stacked else 0
+    t_axis = offset + stack.axis_labels.index("t")
+    t = int(steps[t_axis])
+    try:
+        image = stack.cellh5.image(stack.positions[index])
+    except (ValueError, OSError):  # said when its pixels are read
+        return
+    frame = _written_frame(image, stack.shapes[index][1], t)
+    if frame != t:
+        viewer.dims.set_current_step(t_axis, frame)
 
 
 def _metadata(
