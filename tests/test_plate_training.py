@@ -135,9 +135,14 @@ def test_a_plate_that_does_not_fit_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"l\.ch5: .*channel\(s\) 2, which .*: a, b, c\)"):
         plate_training_crops([named, lettered], config, channels=["2"])
     mapping = _mapping(tmp_path / "mapping.txt", {"A01": "neg", "B01": "target"})
+    # a plate imaged in part (its mapped wells only) is named, and trained on
     fewer_wells = _plate(tmp_path / "c.ch5", ["A01"], 5)
-    with pytest.raises(ValueError, match=r"mapping names 1 position.*not in .*c\.ch5: B01"):
-        plate_training_crops([first, fewer_wells], config, mapping)
+    with pytest.warns(UserWarning, match=r"mapping names 1 position.*not in .*c\.ch5: B01"):
+        assert len(plate_training_crops([first, fewer_wells], config, mapping)[0])
+    # one whose wells the mapping does not name either is another layout's: refused
+    other_wells = _plate(tmp_path / "d.ch5", ["A01", "C07"], 5)
+    with pytest.raises(ValueError, match=r"mapping names 1 position.*not in .*d\.ch5: B01"):
+        plate_training_crops([first, other_wells], config, mapping)
     with pytest.raises(ValueError, match=r"a\.ch5: has no object 'nucleus'"):
         plate_training_crops([first, fewer_wells], config, object_name="nucleus")
     nuclei = synthetic_position("A01", "1", object_name="nucleus")
