@@ -625,3 +625,18 @@ def test_objects_that_only_later_positions_hold_are_said_to_be_there(tmp_path: P
             ch5.check_object("Nuclei")
         with pytest.raises(CellH5Error, match=r"has no object 'Cells' \(objects in this file"):
             ch5.check_object("Cells")
+
+
+def test_a_malformed_region_table_leaves_the_channels_readable(tmp_path: Path) -> None:
+    # Channel names need the region table only where CellCognition wrote more channel rows
+    # than the images hold; the raw images (the napari reader) opened with a region table
+    # that label images and object channels refuse, and must still.
+    position = synthetic_position("A01", "1", n_frames=2)
+    path = write_cellh5(tmp_path / "bad.ch5", [position], ["dna"], {"primary__primary": 0})
+    with h5py.File(path, "a") as f:
+        del f["definition/image/region"]
+        f["definition/image/region"] = np.array([b"region___primary__primary"])
+    with CellH5(path) as ch5:
+        assert [c.name for c in ch5.channels] == ["dna"]
+        with pytest.raises(CellH5Error, match="image/region is not a 1-D table"):
+            ch5.object_channel("primary__primary")

@@ -157,7 +157,10 @@ class CellH5:
         """The first ``n_channels`` raw channels (other positions may hold more than the
         first), from ``/definition/image/channel``, named by index where it has no row."""
         rows = self._definition_table("image/channel")
-        names = channel_names(rows, n_channels, self.path, self._regions)
+        # The region table only where rows outnumber the channels (channel kinds sharing a
+        # camera channel): the raw images stay readable when it is malformed.
+        many = rows is not None and rows.ndim == 1 and len(rows) > n_channels
+        names = channel_names(rows, n_channels, self.path, self._regions if many else [])
         return [ChannelInfo(i, name, color) for i, (name, color) in enumerate(names)]
 
     @cached_property
