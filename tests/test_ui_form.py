@@ -6,7 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from napari_cellae._ui.form import CROP_FIELDS, TRAINING_FIELDS, ParameterForm, read_file_info
+from napari_cellae._ui.form import (
+    CROP_FIELDS,
+    TRAINING_FIELDS,
+    FileInfo,
+    ParameterForm,
+    read_file_info,
+)
 from napari_cellae.core.config import TrainConfig, field_info
 
 
@@ -140,3 +146,14 @@ def test_unreadable_file_is_a_value_error(tmp_path):
     bad.write_bytes(b"not an hdf5 file at all")
     with pytest.raises(ValueError, match=r"broken\.ch5"):
         read_file_info(bad)
+
+
+def test_the_folded_section_names_the_channel(form):
+    # Its title bar said "Cells: f, Cells, 1, 40 px" for Actin and left DNA (index 0) out.
+    info = FileInfo(["Nuclei", "Cells"], "Nuclei", [("DNA", 0), ("Actin", 1)], {}, 200, {})
+    form.file.value = "/data/DefaultOut.ch5"
+    form.show_file(info)
+    for channel, name in ((1, "Actin"), (0, "DNA")):
+        form.channel.value = channel
+        form.fold(False)
+        assert form.sections[0].header.text() == f"Cells: DefaultOut, Nuclei, {name}, 40 px"

@@ -215,7 +215,8 @@ class ParameterForm(QWidget):
 
     def _summarise(self) -> None:
         file = self.file_path()
-        cells = [file.stem if file else "no file", self.object.value, self.channel.value]
+        # the channel's name: its value is the index (channel 0 was left out, 1 said "1")
+        cells = [file.stem if file else "no file", self.object.value, self.channel.current_choice]
         cells.append(f"{self.crop_size.value} px")
         self.sections[0].set_summary(", ".join(str(c) for c in cells if c))
         training = self.optimizer.current_choice
