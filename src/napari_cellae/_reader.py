@@ -31,6 +31,7 @@ __all__ = [
     "napari_get_reader",
     "position_labels",
     "read_cellh5",
+    "read_centres",
 ]
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -116,6 +117,22 @@ def read_cellh5(path: str | Sequence[str], mapping: str | Path | None = None) ->
     if shown:
         _open_on_a_written_frame(shown[-1])
     return layers
+
+
+def read_centres(path: str | Path, obj: str) -> LayerData:
+    """The points layer of one object type's centres in a CellH5 file, as
+    :func:`read_cellh5` makes it for the default object (for the widget, when it learns
+    from other objects: its selections find their cells through such a layer).
+
+    Raises
+    ------
+    CellH5Error
+        If the file or its object tables cannot be read.
+    """
+    with CellH5(path) as cellh5:
+        positions = list(cellh5.positions)
+        # for its shape and axes only: it reads no pixels
+        return _points_layer(cellh5, LazyPositionStack(cellh5, positions, 0), obj, None)
 
 
 def _read_one(path: Path, mapping: str | Path | None) -> list[LayerData]:

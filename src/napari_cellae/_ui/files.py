@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtWidgets import QFileDialog, QWidget
 
-from napari_cellae._reader import METADATA_KEY
+from napari_cellae._reader import METADATA_KEY, read_centres
 from napari_cellae._ui.background import side_task
 from napari_cellae._ui.form import path_or_none
 from napari_cellae._ui.result_layers import cellae_layers
@@ -38,6 +38,7 @@ __all__ = [
     "features_writer",
     "open_file",
     "remembered_mapping",
+    "show_centres",
     "shown_file",
     "shown_position",
     "suffixed_output",
@@ -207,6 +208,29 @@ def open_file(viewer: napari.Viewer, path: Path) -> None:
                 layer.name = f"{name} ({_file_tag(layer.metadata[METADATA_KEY], path)})"
         elif Path(layer.metadata[METADATA_KEY]["path"]) != path:
             layer.visible = False
+
+
+def show_centres(viewer: napari.Viewer, path: str | os.PathLike, obj: str) -> None:
+    """Add the centres of a file's ``obj`` objects unless a layer shows them: the reader
+    shows the default object's only, and selecting a cell of others (Cells, where Nuclei
+    are the default) found no centre to go to, leaving the image at another position.
+
+    Raises
+    ------
+    ValueError
+        If the file's object tables cannot be read.
+    """
+    for layer in cellae_layers(viewer, "centres"):
+        meta = layer.metadata[METADATA_KEY]
+        if meta.get("object") == obj and Path(meta["path"]).resolve() == Path(path).resolve():
+            return
+    data, kwargs, _ = read_centres(path, obj)
+    active = viewer.layers.selection.active  # the embedding, to click cells in
+    own = [viewer.layers.index(layer) for layer in _file_layers(viewer)]
+    layer = viewer.add_points(data, **kwargs)
+    viewer.layers.move(viewer.layers.index(layer), max(own) + 1 if own else 0)  # over its images
+    if active is not None:
+        viewer.layers.selection.active = active
 
 
 def _file_layers(viewer: napari.Viewer) -> list[Any]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui import files
 from napari_cellae._ui.background import side_task
 from napari_cellae._ui.cell_table import density_view, unit_square
@@ -114,6 +115,11 @@ class Results:
         return layer
 
     def _link(self, layer: Any) -> None:
+        meta = layer.metadata[METADATA_KEY]
+        try:  # a selected cell is found through its centre in the image
+            files.show_centres(self.viewer, meta["path"], meta["object"])
+        except ValueError as err:
+            self.on_error(err)
         self.link.connect(layer, cells=self.table.features, show=self.view.select)
 
     def clear(self) -> None:
