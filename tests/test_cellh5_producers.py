@@ -239,6 +239,21 @@ def test_cellcognition_plate_file_without_its_positions(tmp_path: Path) -> None:
     assert "per-position file is not in" in str(err.value) and "A01_01.ch5" in str(err.value)
 
 
+def test_cellcognition_plate_file_without_its_positions_in_the_widget(tmp_path: Path) -> None:
+    # The widget's form asks for the objects first: it said "contains no segmented objects
+    # (no tables under object/)" where napari's reader said where the data should be.
+    from napari_cellae._ui.form import read_file_info
+
+    plate = cellcognition_plate(tmp_path)
+    shutil.rmtree(tmp_path / "cellh5")
+    with pytest.raises(CellH5Error) as err:
+        read_file_info(plate)
+    assert "position A01_1 is an empty group (no image, objects or features)" in str(err.value)
+    assert "Put the folder cellh5 with the per-position files beside the plate file" in str(
+        err.value
+    )
+
+
 def test_cellcognition_channel_kinds_sharing_a_camera_channel(tmp_path: Path) -> None:
     # Primary and secondary both imaged in rfp, tertiary in gfp: CellCognition stores rfp
     # once (channel 0) and gfp as channel 1, but writes a definition row per kind; channel

@@ -196,9 +196,10 @@ class CellH5:
         for preferred in ("primary__primary", "Nuclei", "nuclei"):
             if preferred in self.object_names:
                 return preferred
-        if not self.object_names:
+        if not self.object_names:  # a CellCognition plate file whose positions are elsewhere?
             why = "; ".join(self._not_objects.values()) or "no tables under object/"
-            raise self._error(f"contains no segmented objects ({why})")
+            empty = self.positions and empty_position(self._file, self.path, self.positions[0])
+            raise self._error(empty or f"contains no segmented objects ({why})")
         return self.object_names[0]
 
     def check_object(self, object_name: str) -> None:
