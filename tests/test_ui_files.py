@@ -115,8 +115,17 @@ def test_another_file_hides_the_first_and_names_its_layers(
     assert all(layer.metadata[METADATA_KEY]["path"] == str(other) for layer in second)
     viewer.dims.set_point(0, 1)
     assert files.shown_position(viewer) == "C04_0001"  # the shown plate's, not the hidden one's
-    files.open_file(viewer, cellcognition_file)  # open already: its layers stay as they are
+    # chosen again: open already, so not opened twice, but shown again in place of the
+    # second's (they stayed hidden: the form named one file, the viewer showed the other)
+    files.open_file(viewer, cellcognition_file)
     assert len(viewer.layers) == len(first) + len(second) + 1
+    assert all(layer.visible for layer in first) and embedding.visible
+    assert not any(layer.visible for layer in second)
+    # a file on show keeps the layers its user hid
+    first[0].visible = False
+    files.open_file(viewer, cellcognition_file)
+    assert not first[0].visible and all(layer.visible for layer in first[1:])
+    assert not any(layer.visible for layer in second)
 
 
 def test_positions_of_different_sizes_are_one_at_a_time(make_napari_viewer, tmp_path):

@@ -181,7 +181,7 @@ def remembered_mapping(viewer: napari.Viewer, path: Path) -> Path | None:
 
 
 def open_file(viewer: napari.Viewer, path: Path) -> None:
-    """Show a CellH5 file's images and centres unless its layers are open already.
+    """Show a CellH5 file's images and centres, opening them unless they are open already.
 
     The layers of other CellH5 files are hidden (not removed): every file's images lie at
     the same coordinates, and another plate's cells, added to this one's, were taken for
@@ -193,7 +193,11 @@ def open_file(viewer: napari.Viewer, path: Path) -> None:
     ValueError
         If napari cannot open it.
     """
-    if any(Path(m.metadata[METADATA_KEY]["path"]) == path for m in _file_layers(viewer)):
+    own = [m for m in _file_layers(viewer) if Path(m.metadata[METADATA_KEY]["path"]) == path]
+    if own:
+        if not any(layer.visible for layer in own):  # hidden when another file was chosen
+            for layer in _file_layers(viewer):
+                layer.visible = any(layer is mine for mine in own)
         return
     before = {id(layer) for layer in viewer.layers}
     others = {layer.name for layer in _file_layers(viewer)}
