@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.listing import first_few
+from napari_cellae.core.listing import first_few, position_name
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.io.cellh5 import PositionKey
@@ -45,7 +45,11 @@ def blank_crops(crops: np.ndarray) -> np.ndarray:
 
 
 def warn_blank(
-    blank: Sequence[tuple[PositionKey, int, int]], n_cells: int, object_name: str, source: object
+    blank: Sequence[tuple[PositionKey, int, int]],
+    n_cells: int,
+    object_name: str,
+    source: object,
+    with_plates: bool | None = None,
 ) -> None:
     """Warn when any cell's crop is blank, naming the positions that hold most of them.
 
@@ -57,17 +61,20 @@ def warn_blank(
         Cells of the run.
     object_name : str
     source : path-like or None
-        The file, named at the start of the message; None for several plates, whose
-        positions are then named with their plate.
+        The file (or the plates), named at the start of the message; None for several
+        plates.
+    with_plates : bool, optional
+        Name each position with its plate (``plate1/C03_1``), as a run of several plates
+        must; default: when ``source`` is None.
     """
     if not blank:
         return
     n_blank = sum(n for _, n, _ in blank)
-
-    def label(key: PositionKey) -> str:  # several plates (no one file): with the plate
-        return key.label if source is not None else f"{key.plate}/{key.label}"
-
-    worst = sorted(((label(key), n, total) for key, n, total in blank), key=lambda e: (-e[1], e[0]))
+    plates = source is None if with_plates is None else with_plates
+    worst = sorted(
+        ((position_name(key, plates), n, total) for key, n, total in blank),
+        key=lambda e: (-e[1], e[0]),
+    )
     named = first_few([f"{label} ({n} of {total})" for label, n, total in worst])
     where = f"{source}: " if source is not None else ""
     warnings.warn(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["first_few"]
+__all__ = ["first_few", "position_name"]
 
 NAMED = 5  # names a message lists before "and N more"
 
@@ -24,3 +24,10 @@ def first_few(names: Sequence[str], shown: int = NAMED) -> str:
     """
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
+
+
+def position_name(key: object, with_plate: bool) -> str:
+    """A position as a message names it: ``C03_1``, or ``plate1/C03_1`` in a run of several
+    plates (``key`` a :class:`~napari_cellae.io.positions.PositionKey`; of plates named
+    alike, the plate as :func:`~napari_cellae.pipeline.plates.distinct_keys` renamed it)."""
+    return f"{key.plate}/{key.label}" if with_plate else key.label  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.core.listing import position_name
 from napari_cellae.core.morphology import mask_morphology
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import extract_into
@@ -189,7 +190,14 @@ def _where_and_names(source: object, names: list[str]) -> tuple[str, str]:
     return (f"{source}: " if source is not None else ""), shown
 
 
-def warn_unlabelled(positions: list, object_name: str, source: object = None) -> None:
+def _name(key: Any, source: object, with_plates: bool | None) -> str:
+    """A position's name: with its plate for several plates (``source`` None by default)."""
+    return position_name(key, source is None if with_plates is None else with_plates)
+
+
+def warn_unlabelled(
+    positions: list, object_name: str, source: object = None, with_plates: bool | None = None
+) -> None:
     """Say that these positions store no label images, so their cells were told from their
     neighbours by a threshold segmentation of each crop instead.
 
@@ -200,10 +208,12 @@ def warn_unlabelled(positions: list, object_name: str, source: object = None) ->
     object_name : str
     source : path-like, optional
         The file, named at the start of the message.
+    with_plates : bool, optional
+        Name each position with its plate (``plate1/C03_1``); default: without ``source``.
     """
     if not positions:
         return
-    where, names = _where_and_names(source, [p.label for p in positions])
+    where, names = _where_and_names(source, [_name(p, source, with_plates) for p in positions])
     warnings.warn(
         f"{where}{len(positions)} position(s) have no label images (image/region) of "
         f"'{object_name}': {names}; each cell was told from its neighbours by thresholding "
@@ -213,7 +223,10 @@ def warn_unlabelled(positions: list, object_name: str, source: object = None) ->
 
 
 def warn_unmatched(
-    unmatched: list[tuple[Any, int]], object_name: str, source: object = None
+    unmatched: list[tuple[Any, int]],
+    object_name: str,
+    source: object = None,
+    with_plates: bool | None = None,
 ) -> None:
     """Say that some objects' label ids were not found in the label images, so their crops
     were left unmasked (their features also describe their neighbours).
@@ -226,11 +239,14 @@ def warn_unmatched(
     object_name : str
     source : path-like, optional
         The file, named at the start of the message.
+    with_plates : bool, optional
+        Name each position with its plate (``plate1/C03_1``); default: without ``source``.
     """
     _warn_counts(
         unmatched,
         object_name,
         source,
+        with_plates,
         "have a label id (obj_label_id) that is 0 or not found in the label image "
         "(image/region) around their centre",
         "their crops were left unmasked, so neighbours stay visible in them. Check that the "
@@ -239,7 +255,10 @@ def warn_unmatched(
 
 
 def warn_shared_labels(
-    shared: list[tuple[Any, int]], object_name: str, source: object = None
+    shared: list[tuple[Any, int]],
+    object_name: str,
+    source: object = None,
+    with_plates: bool | None = None,
 ) -> None:
     """Say that some objects share their label id with another object of the same frame, so
     masking by label took them for one cell (each keeps the other in its crop).
@@ -251,11 +270,14 @@ def warn_shared_labels(
     object_name : str
     source : path-like, optional
         The file, named at the start of the message.
+    with_plates : bool, optional
+        Name each position with its plate (``plate1/C03_1``); default: without ``source``.
     """
     _warn_counts(
         shared,
         object_name,
         source,
+        with_plates,
         "share their label id (obj_label_id) with another object of the same frame",
         "masking other cells out by label (--mask, Hide in the form) takes such objects for "
         "one cell. Check the file's segmentation, or use --mask none",
@@ -263,14 +285,20 @@ def warn_shared_labels(
 
 
 def _warn_counts(
-    counts: list[tuple[Any, int]], object_name: str, source: object, says: str, advice: str
+    counts: list[tuple[Any, int]],
+    object_name: str,
+    source: object,
+    with_plates: bool | None,
+    says: str,
+    advice: str,
 ) -> None:
     """One warning for objects counted per position: ``FILE: N 'obj' object(s) in M
     position(s) <says>: A01_1 (2), ...; <advice>`` (nothing when there are none)."""
     if not counts:
         return
     total = sum(n for _, n in counts)
-    where, names = _where_and_names(source, [f"{p.label} ({n})" for p, n in counts])
+    named = [f"{_name(p, source, with_plates)} ({n})" for p, n in counts]
+    where, names = _where_and_names(source, named)
     warnings.warn(
         f"{where}{total} '{object_name}' object(s) in {len(counts)} position(s) {says}: "
         f"{names}; {advice}",

@@ -10,7 +10,7 @@ says it once at the end (:class:`CropNotes`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
     from napari_cellae.io.cellh5 import PositionKey
 
-__all__ = ["CropNotes", "warn_crops"]
+__all__ = ["CropNotes", "named", "warn_crops"]
 
 _SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
 
 
-def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
+def warn_crops(
+    crops: CropSet, object_name: str, source: object, with_plates: bool | None = None
+) -> None:
     """Warn about the crops of a run (see the module's docstring).
 
     Parameters
@@ -39,10 +41,29 @@ def warn_crops(crops: CropSet, object_name: str, source: object) -> None:
     object_name : str
     source : path-like or None
         The file, named at the start of each message.
+    with_plates : bool, optional
+        Name positions with their plates (several plates); default: when ``source`` is None.
     """
     notes = CropNotes(sample=None)  # every cell's size: the crops are all in memory
     notes.add(crops)
-    notes.warn(object_name, crops.box, source)
+    notes.warn(object_name, crops.box, source, with_plates)
+
+
+def named(crops: CropSet, key: PositionKey) -> CropSet:
+    """One position's crops under ``key``, their notes (positions without label images,
+    ...) too: a position of several plates under its name in the run, which tells plates
+    named alike apart (:func:`~napari_cellae.pipeline.plates.distinct_keys`)."""
+
+    def new(old: PositionKey) -> PositionKey:
+        return key if old in crops.positions else old
+
+    return replace(
+        crops,
+        positions=[new(p) for p in crops.positions],
+        unlabelled_positions=[new(p) for p in crops.unlabelled_positions],
+        unmatched_positions=[(new(p), n) for p, n in crops.unmatched_positions],
+        shared_label_positions=[(new(p), n) for p, n in crops.shared_label_positions],
+    )
 
 
 @dataclass
@@ -70,7 +91,9 @@ class CropNotes:
             rows = crops.position_index == p
             self.blank.append((crops.positions[p], int(crops.blank[rows].sum()), int(rows.sum())))
 
-    def warn(self, object_name: str, box: int, source: object) -> None:
+    def warn(
+        self, object_name: str, box: int, source: object, with_plates: bool | None = None
+    ) -> None:
         """Warn once for every position noted.
 
         Parameters
@@ -80,11 +103,13 @@ class CropNotes:
             The crop box the cells were cut with.
         source : path-like or None
             The file, or None for several (the positions name their plates).
+        with_plates : bool, optional
+            Name positions with their plates; default: when ``source`` is None.
         """
-        warn_unlabelled(self.unlabelled, object_name, source)
-        warn_unmatched(self.unmatched, object_name, source)
-        warn_shared_labels(self.shared, object_name, source)
+        warn_unlabelled(self.unlabelled, object_name, source, with_plates)
+        warn_unmatched(self.unmatched, object_name, source, with_plates)
+        warn_shared_labels(self.shared, object_name, source, with_plates)
         extent = bbox_extents(np.concatenate(self.sizes)) if self.sizes else None
         warn_extents(extent, box, object_name, source)
         warn_clipped(np.concatenate(self.clipped) if self.clipped else np.zeros(0), source)
-        warn_blank(self.blank, self.cells, object_name, source)
+        warn_blank(self.blank, self.cells, object_name, source, with_plates)

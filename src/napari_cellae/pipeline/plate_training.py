@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.pipeline.crop_notes import warn_crops
+from napari_cellae.pipeline.crop_notes import named, warn_crops
 from napari_cellae.pipeline.plates import distinct_keys, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.sampling import (
     candidate_positions,
@@ -144,10 +144,10 @@ def plate_training_crops(
                         config.mask,
                         [rows_of[i]],
                     )
-                    parts.append(replace(part, positions=[keys[i]]))
+                    parts.append(named(part, keys[i]))
     crops = concat_crops(parts, keys)
     crops = replace(crops, source=Path(os.path.commonpath([str(p) for p in plates])))
-    warn_crops(crops, object_name, where)
+    warn_crops(crops, object_name, where, with_plates=True)
     return to_network_size(crops, config.network_size), mapping, int(sum(counts))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
-from napari_cellae.pipeline.crop_notes import CropNotes
+from napari_cellae.pipeline.crop_notes import CropNotes, named
 from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
 from napari_cellae.pipeline.plates import plate_files, warn_empty, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
@@ -309,7 +309,7 @@ def encoded_positions(
     total = len(plan.tasks)
     if progress is not None:
         progress(0, total)
-    notes, shown = CropNotes(), set()
+    notes, shown, keys = CropNotes(), set(), plan.distinct_positions()
     results = (runner or encode_serial)(plan.tasks, trained, batch_size)
     try:
         for done, encoded in enumerate(results, start=1):
@@ -319,7 +319,7 @@ def encoded_positions(
                 if text not in shown:  # once per run, not once per worker or position
                     shown.add(text)
                     warnings.warn(text, UserWarning, stacklevel=2)
-            notes.add(encoded.crops)
+            notes.add(named(encoded.crops, keys[encoded.task.index]))  # plate1/C03_1
             yield encoded
             if progress is not None:
                 progress(done, total)
