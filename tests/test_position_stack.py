@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -83,3 +84,99 @@ def test_positions_of_other_sizes_are_padded_into_one_canvas(tmp_path: Path) -> 
             np.testing.assert_array_equal(stack[key], ref[key])
         with pytest.raises(IndexError, match="out of bounds"):
             stack[0, 0, 80]
+
+
+def _open_hdf5(kind: int) -> int:
+    """HDF5 objects of ``kind`` (h5py.h5f.OBJ_FILE, OBJ_DATASET) open in this process."""
+    return h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, kind)
+
+
+def test_stepping_through_positions_keeps_few_datasets_and_files_open(tmp_path: Path) -> None:
+    # Every dataset viewed stayed open: HDF5 gives each a chunk cache of up to 8 MiB and a
+    # master file's position keeps its file open, so stepping through a 384-well plate grew
+    # by 4 GB and 384 open files.
+    positions = [synthetic_position(f"A{i + 1:02d}", "1", n_frames=1, seed=i) for i in range(8)]
+    path = write_cellh5(
+        tmp_path / "_all_positions.ch5", positions, ["dna"], {"primary__primary": 0},
+        split_files=True,
+    )  # fmt: skip
+    files, datasets = _open_hdf5(h5py.h5f.OBJ_FILE), _open_hdf5(h5py.h5f.OBJ_DATASET)
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        for i, position in enumerate(positions):
+            np.testing.assert_array_equal(stack[i, 0], position.image[0, 0, 0])
+            assert _open_hdf5(h5py.h5f.OBJ_DATASET) - datasets <= 2
+            assert _open_hdf5(h5py.h5f.OBJ_FILE) - files <= 1 + 2  # the master file + 2
+    assert _open_hdf5(h5py.h5f.OBJ_FILE) == files
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
+    calls = [0]
+    original = getattr(module, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_plane_is_one_hdf5_read(cellcognition_file: Path, monkeypatch) -> None:
+    # Each plane read /definition/image/channel again, to name the channel in messages.
+    import napari_cellae.io.cellh5 as cellh5_module
+    import napari_cellae.io.position_stack as stack_module
+
+    tables = _count_reads(monkeypatch, cellh5_module, "read_table")
+    pixels = _count_reads(monkeypatch, stack_module, "read_pixels")
+    with CellH5(cellcognition_file) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        for t in range(3):
+            for i in range(2):
+                stack[i, t]
+    assert pixels[0] == 6
+    assert tables[0] <= 1  # the channel's name, once
+
+
+def _cellcognition_chunks(path: Path) -> None:
+    """Store every position's pixels as CellCognition does: all channels of a frame and a
+    quarter of its height and width in one chunk."""
+    with h5py.File(path, "r+") as root:
+        plates = root["sample/0/plate"]
+        for plate in plates.values():
+            for well in plate["experiment"].values():
+                for site in well["position"].values():
+                    pixels = site["image/channel"][()]
+                    c, _, _, h, w = pixels.shape
+                    del site["image/channel"]
+                    site.create_dataset(
+                        "image/channel", data=pixels, compression="gzip",
+                        chunks=(c, 1, 1, -(-h // 4), -(-w // 4)),
+                    )  # fmt: skip
+
+
+def test_channels_sharing_a_chunk_are_read_once(tmp_path: Path, monkeypatch) -> None:
+    # Each channel layer inflated every chunk of all channels for its own channel.
+    import napari_cellae.io.position_stack as stack_module
+    from napari_cellae._reader import read_cellh5
+
+    positions = [
+        synthetic_position(w, "1", n_channels=3, n_frames=2, seed=i)
+        for i, w in enumerate(["A01", "A02", "A03"])
+    ]
+    path = write_cellh5(tmp_path / "cc.ch5", positions, ["a", "b", "c"], {"primary__primary": 0})
+    _cellcognition_chunks(path)
+    pixels = _count_reads(monkeypatch, stack_module, "read_pixels")
+    layers = read_cellh5(str(path))
+    stacks = [data for data, _, kind in layers if kind == "image"]
+    try:
+        assert len(stacks) == 3 and pixels[0] == 1  # contrast limits of all three channels
+        # napari slices a new layer at position 0 before it is added, then where it opens
+        for step in [(0, 0), (1, 0), (0, 0), (1, 0), (1, 0), (2, 1)]:
+            for channel, stack in enumerate(stacks):
+                np.testing.assert_array_equal(
+                    stack[step], positions[step[0]].image[channel, step[1], 0]
+                )
+        assert pixels[0] == 1 + 1 + 1  # (0, 0) and (2, 1): (1, 0) was the contrast plane
+    finally:
+        stacks[0].cellh5.close()

@@ -21,6 +21,7 @@ from napari_cellae.core.normalisation import resolvable_step
 from napari_cellae.io.cellh5 import CellH5, ChannelInfo, PositionKey, is_cellh5
 from napari_cellae.io.centres import centres_table, position_labels
 from napari_cellae.io.locate import ch5_files
+from napari_cellae.io.plane_cache import PlaneCache
 from napari_cellae.io.position_stack import LazyPositionStack
 
 __all__ = [
@@ -195,8 +196,9 @@ def _image_layers(
     shows one position, never two overlapping ones."""
     layers: list[LayerData] = []
     n_channels = max(cellh5.image_shape(p)[0] for p in positions)
+    cache = PlaneCache()  # shared: CellCognition keeps all channels of a frame in one chunk
     for channel in cellh5.channels_of(n_channels):
-        data = LazyPositionStack(cellh5, positions, channel.index)
+        data = LazyPositionStack(cellh5, positions, channel.index, cache)
         lo, hi = _contrast_limits(_contrast_plane(data))
         kwargs = {
             "name": channel.name,

@@ -8,14 +8,22 @@ so that one step of napari's slider shows one position: positions of different i
 top-left corner, their coordinates unchanged (the centres stay on their cells); the rest of
 the canvas is blank (zero). No napari import: napari only needs ``shape``, ``dtype``,
 ``ndim`` and indexing.
+
+Memory and open files do not grow with the positions viewed: only the datasets of the last
+few positions stay open (HDF5 gives each open dataset a chunk cache of up to 8 MiB, and a
+master file's position keeps its own file open), and the windows read last are shared by
+the channel layers of one file through a bounded :class:`~napari_cellae.io.plane_cache.
+PlaneCache`.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.io.plane_cache import PlaneCache, window_key
 from napari_cellae.io.planes import read_pixels
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -24,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.io.cellh5 import CellH5, PositionKey
 
 __all__ = ["LazyPositionStack"]
+
+# Datasets kept open per stack: the position shown and the one before it.
+_OPEN_DATASETS = 2
 
 
 class LazyPositionStack:
@@ -44,6 +55,9 @@ class LazyPositionStack:
         position has no pixels (beyond its size, frames or planes, or a channel it lacks).
     channel : int
         Raw channel index (first axis of ``image/channel``).
+    cache : PlaneCache, optional
+        Windows read last, shared by the stacks of one file's channels (a chunk holding
+        several channels is then read once for all); a stack of its own by default.
 
     Raises
     ------
@@ -52,7 +66,13 @@ class LazyPositionStack:
         position, channel and frame).
     """
 
-    def __init__(self, cellh5: CellH5, positions: list[PositionKey], channel: int) -> None:
+    def __init__(
+        self,
+        cellh5: CellH5,
+        positions: list[PositionKey],
+        channel: int,
+        cache: PlaneCache | None = None,
+    ) -> None:
         self.cellh5 = cellh5
         self.positions = list(positions)
         self.channel = int(channel)
@@ -70,7 +90,9 @@ class LazyPositionStack:
             shape.append(z)
         shape += [y, x]
         self.shape = tuple(shape)
-        self._datasets: dict[int, h5py.Dataset] = {}
+        self.cache = cache if cache is not None else PlaneCache()
+        self._datasets: OrderedDict[int, h5py.Dataset] = OrderedDict()
+        self._channel_name: str | None = None
 
     @property
     def ndim(self) -> int:
@@ -98,10 +120,23 @@ class LazyPositionStack:
         return f"LazyPositionStack(shape={self.shape}, dtype={self.dtype}, channel={self.channel})"
 
     def dataset(self, index: int) -> h5py.Dataset:
-        """Return the (c, t, z, y, x) dataset of position number ``index``."""
+        """Return the (c, t, z, y, x) dataset of position number ``index`` (those of the
+        last few positions stay open, no more: see the module's notes)."""
         if index not in self._datasets:
             self._datasets[index] = self.cellh5.image(self.positions[index])
+            while len(self._datasets) > _OPEN_DATASETS:
+                self._datasets.popitem(last=False)
+        self._datasets.move_to_end(index)
         return self._datasets[index]
+
+    def _where(self, index: int, t: int, z: int) -> str:
+        if self._channel_name is None:  # read once: it is named in every read's errors
+            self._channel_name = self.cellh5.channels_of(self.channel + 1)[self.channel].name
+        return (
+            f"channel {self.channel} ({self._channel_name}), frame {t}"
+            + (f", plane {z}" if self._has_z else "")
+            + f" of position {self.positions[index].label}"
+        )
 
     def plane(self, index: int, t: int, z: int, yx: tuple[Any, Any]) -> np.ndarray:
         """Pixels ``[y, x]`` of frame ``t``, plane ``z`` of position number ``index``.
@@ -124,15 +159,38 @@ class LazyPositionStack:
         out = np.zeros(shape, self.dtype)
         if read is None or self.channel >= c or not (0 <= t < frames and 0 <= z < planes):
             return out
-        channel = self.cellh5.channels_of(self.channel + 1)[self.channel].name
-        where = (
-            f"channel {self.channel} ({channel}), frame {t}"
-            + (f", plane {z}" if self._has_z else "")
-            + f" of position {self.positions[index].label}"
-        )
-        key = (self.channel, t, z, *read)
-        out[into] = read_pixels(self.dataset(index), key, self.cellh5.path, where)
+        out[into] = self._window(index, t, z, read)
         return out
+
+    def _window(self, index: int, t: int, z: int, read: tuple[Any, ...]) -> np.ndarray:
+        """``image[channel, t, z, *read]`` of position ``index``: from the cache, else read
+        with every channel that its chunks hold (kept for the other channels' layers)."""
+        key = (self.positions[index], t, z, window_key(read))
+        kept = self.cache.get(key, self.channel)
+        if kept is not None:
+            return kept
+        dataset = self.dataset(index)
+        first, stop = self._chunk_channels(dataset, index, read)
+        block = read_pixels(
+            dataset, (slice(first, stop), t, z, *read), self.cellh5.path, self._where(index, t, z)
+        )
+        self.cache.put(key, {first + i: block[i] for i in range(stop - first)})
+        return block[self.channel - first]
+
+    def _chunk_channels(
+        self, dataset: h5py.Dataset, index: int, read: tuple[Any, ...]
+    ) -> tuple[int, int]:
+        """The channels to read with this one: those its chunks hold, where they fit the
+        cache; else this one alone."""
+        c = self.shapes[index][0]
+        per_chunk = int((getattr(dataset, "chunks", None) or (1,))[0])
+        if per_chunk <= 1:
+            return self.channel, self.channel + 1
+        first = self.channel - self.channel % per_chunk
+        stop = min(first + per_chunk, c)
+        window = [k.stop - k.start if isinstance(k, slice) else 1 for k in read]
+        nbytes = (stop - first) * int(np.prod(window)) * dataset.dtype.itemsize
+        return (first, stop) if self.cache.fits(nbytes) else (self.channel, self.channel + 1)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         # Reads everything: only reached when someone explicitly asks for all pixels.
