@@ -234,3 +234,21 @@ def test_ranks_started_with_other_settings_are_refused_alike(cellcognition_file,
     # every rank says it, unless torchrun ends the other on the first one's exit
     assert said, run.stderr[-3000:]
     assert all("rank 1 differs from rank 0 in epochs: 2 / 3" in line for line in said)
+
+
+def test_a_warning_is_said_once_not_once_per_rank(tmp_path):
+    # Every rank reads the same files and warned alike: 'cellae: warning: ... without
+    # signal' came twice from two ranks.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    positions = [synthetic_position(w, "1", seed=i) for i, w in enumerate(["A01", "B02"])]
+    positions[1].image[...] = 0  # never imaged
+    cellh5 = write_cellh5(tmp_path / "s.ch5", positions, ["rfp"], {"primary__primary": 0})
+    out = tmp_path / "model.pt"
+    run = _torchrun(2, "-m", "napari_cellae", *_train_args(cellh5, out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    # (counted in the text: rank 0's progress bar shares a line with a warning)
+    assert run.stderr.count("cellae: warning:") == 1, run.stderr[-3000:]
+    assert run.stderr.count("have crops without signal") == 1
+    assert "Trained on 12 cells, 2 more held out" in run.stdout  # A01: 7 per rank, B02 out

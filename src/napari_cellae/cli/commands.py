@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ from napari_cellae.cli.run_args import input_paths, train_args
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.ddp import TorchrunEnv
     from napari_cellae.pipeline.results import RunResult
 
 __all__ = ["UserError", "main"]
@@ -149,6 +151,17 @@ def _note_ignored(config: TrainConfig, args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from napari_cellae.core.ddp import torchrun_env
+
+    env = torchrun_env()  # started by torchrun: one rank of a data-parallel run
+    with warnings.catch_warnings():
+        if env is not None and not env.is_main:  # every rank reads the same files: rank 0
+            warnings.simplefilter("ignore", UserWarning)  # says it once, not once per rank
+        return _train_here(args, env)
+
+
+def _train_here(args: argparse.Namespace, env: TorchrunEnv | None) -> int:
+    """``cellae train`` here, or as one rank of torchrun (``env``)."""
     overrides = {}
     # Said only where a mapping would change what is trained on ('classic': the controls).
     untold = args.mapping is None and config_from_args(args).train_on == "controls"
@@ -160,9 +173,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         overrides["train_on"] = "all"
     config = config_from_args(args, **overrides)
-    from napari_cellae.core.ddp import torchrun_env
-
-    env = torchrun_env()  # started by torchrun: one rank of a data-parallel run
     if not {"crop_size", "input_size"} & explicit_settings(args).keys():
         from napari_cellae.pipeline.cell_size import fit_to_cells
         from napari_cellae.pipeline.runs import training_plates
