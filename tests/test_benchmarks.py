@@ -190,3 +190,11 @@ def test_bench_quality_runs_on_the_independent_screen(tmp_path: Path) -> None:
 def test_bench_hits_runs_and_checks_the_tables() -> None:
     out = run("bench_hits.py", "--cells", "2000", "--features", "8")
     assert out.count("same hit table: yes") == 2 and "less memory at its peak" in out
+
+
+def test_bench_browse_runs_and_reads_less() -> None:
+    out = run("bench_browse.py", "--small")
+    assert out.count("planes read/step") == 2 and out.count("before/after") == 2
+    cellcognition = out.split("napari-cellae")[0]
+    planes = next(line for line in cellcognition.splitlines() if "planes read/step" in line)
+    assert float(planes.split()[-1].rstrip("x")) >= 3  # 3 channels share each chunk
