@@ -105,6 +105,38 @@ def test_ctrl_c_inside_a_llvmlite_callback_stops_the_run_once_out(monkeypatch, c
     signal.signal(signal.SIGINT, before)
 
 
+def test_ctrl_c_inside_a_gc_callback_stops_the_run_once_out(monkeypatch, capsys) -> None:
+    # The garbage collector drops what its callbacks raise: Ctrl-C during 'cellae encode
+    # --workers 2' hit distributed's GC diagnosis ('Exception ignored in: ...
+    # GCDiagnosis._gc_callback'), and the run went on, wrote its output and exited 0.
+    import gc
+
+    before = signal.getsignal(signal.SIGINT)
+    sent = []
+
+    def callback(phase, info) -> None:
+        if phase == "start" and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the handler runs in here
+
+    def command(args) -> int:
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        time.sleep(30)  # interrupted by the signal sent again, long before
+        return 0
+
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    assert _run_console(monkeypatch, command) == 130
+    monkeypatch.undo()
+    assert sent == [True]
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    signal.signal(signal.SIGINT, before)
+
+
 def test_installed_program_prints_pipeline_warnings_as_cellae_lines(
     cellcognition_file: Path, tmp_path: Path
 ) -> None:

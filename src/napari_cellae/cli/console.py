@@ -10,6 +10,7 @@ temporary output is left behind.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -71,10 +72,23 @@ def _in_ctypes_callback(frame: FrameType | None) -> bool:
     return False
 
 
+def _in_gc_callback(frame: FrameType | None) -> bool:
+    """Whether a callback of the garbage collector is running (``gc.callbacks``, such as
+    distributed's GC diagnosis): the collector prints and then drops what it raises."""
+    codes = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    if _in_ctypes_callback(frame):
+    if _in_ctypes_callback(frame) or _in_gc_callback(frame):
         # Ctrl-C while UMAP's numba code compiled printed a traceback, and the run went on,
-        # wrote its outputs and exited 0: the signal is sent again once out of there.
+        # wrote its outputs and exited 0 (so did Ctrl-C during 'cellae encode --workers'
+        # when a collection ran distributed's callback): the signal is sent again once out
+        # of there.
         retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
         retry.daemon = True
         retry.start()
