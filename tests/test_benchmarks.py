@@ -194,7 +194,7 @@ def test_bench_hits_runs_and_checks_the_tables() -> None:
 
 def test_bench_browse_runs_and_reads_less() -> None:
     out = run("bench_browse.py", "--small")
-    assert out.count("planes read/step") == 2 and out.count("before/after") == 2
+    assert out.count("planes read/step") == 3 and out.count("before/after") == 3
     cellcognition = out.split("napari-cellae")[0]
     planes = next(line for line in cellcognition.splitlines() if "planes read/step" in line)
     assert float(planes.split()[-1].rstrip("x")) >= 3  # 3 channels share each chunk

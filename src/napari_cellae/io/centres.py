@@ -84,10 +84,7 @@ def centres_table(
     CellH5Error
         From reading the object tables (missing or NaN centres, broken links, ...).
     """
-    import pandas as pd
-
     labels = cellh5.class_labels(obj)
-    by_idx = dict(enumerate(labels)) if labels else {}
     columns: dict[str, list[np.ndarray]] = {
         k: [] for k in ("position_index", "object_index", "label_id", "time", "y", "x", "class_idx")
     }
@@ -110,7 +107,7 @@ def centres_table(
     coords = np.stack(parts, axis=1).astype(np.float64) if len(rows) else np.zeros((0, len(parts)))
 
     def per_row(values: list[str]) -> pd.Categorical:
-        return pd.Categorical(np.asarray(values, dtype=object)[rows])
+        return _categorical(values, rows)
 
     features: dict[str, Any] = {
         "position_index": cat["position_index"],
@@ -124,11 +121,29 @@ def centres_table(
     }
     colors = None
     if labels:
-        names = [by_idx[c].name if c in by_idx else "unclassified" for c in cat["class_idx"]]
-        features["class_name"] = pd.Categorical(names)
-        palette = {c: hex_rgba(by_idx[c].color) if c in by_idx else None for c in by_idx}
-        colors = np.array(
-            [palette[c] if palette.get(c) is not None else _UNCLASSIFIED for c in cat["class_idx"]],
-            np.float32,
-        ).reshape(-1, 4)
+        features["class_name"], colors = _class_columns(labels, cat["class_idx"])
     return coords, features, colors
+
+
+def _class_columns(
+    labels: Sequence[Any], class_idx: np.ndarray
+) -> tuple[pd.Categorical, np.ndarray]:
+    """Class names (``unclassified`` for ids the classifier lacks) and colours (gray where
+    unknown) of objects of classes ``class_idx``: per class, not per object, as plates hold
+    millions of objects."""
+    cls = np.asarray(class_idx, np.int64)
+    idx = np.where((cls >= 0) & (cls < len(labels)), cls, len(labels))  # the last: unclassified
+    names = _categorical([label.name for label in labels] + ["unclassified"], idx)
+    palette = [hex_rgba(label.color) for label in labels]
+    table = np.array([_UNCLASSIFIED if c is None else c for c in palette] + [_UNCLASSIFIED])
+    return names, table.astype(np.float32)[idx].reshape(-1, 4)
+
+
+def _categorical(values: Sequence[str], rows: np.ndarray) -> pd.Categorical:
+    """``pd.Categorical(values[rows])`` without a Python object per row: the values that
+    occur, sorted, as its categories."""
+    import pandas as pd
+
+    categories, codes = np.unique(np.asarray(values, dtype=object), return_inverse=True)
+    codes = codes.astype(np.int64)[rows]
+    return pd.Categorical.from_codes(codes, categories=categories).remove_unused_categories()
