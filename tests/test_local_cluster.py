@@ -64,3 +64,21 @@ def test_ctrl_c_while_workers_start_closes_the_half_made_cluster(monkeypatch) ->
     assert cluster.status.name == "closed"
     assert not cluster.shutdown_on_close  # distributed's exit hook leaves it alone
     assert all(c is not cluster for c in SpecCluster._instances if c.shutdown_on_close)
+
+
+def _sigint() -> str:
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    return "ignored" if handler == signal.SIG_IGN else str(handler)
+
+
+def test_worker_processes_leave_ctrl_c_to_the_client() -> None:
+    # A terminal's Ctrl-C reaches the workers too: each printed a KeyboardInterrupt
+    # traceback ('Process Dask Worker process (from Nanny)') under 'cellae: interrupted'.
+    with dask_client(workers=1) as client:
+        assert list(client.run(_sigint).values()) == ["ignored"]
+    before = _sigint()
+    with dask_client(workers=1, processes=False) as client:  # workers in this process
+        assert list(client.run(_sigint).values()) == [before]
+    assert _sigint() == before

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["local_client"]
 
+#: Module each worker process runs as it starts (:mod:`.worker_setup`).
+_WORKER_SETUP = "napari_cellae.pipeline.worker_setup"
+
 #: Seconds given to a half-started cluster to close.
 _CLOSE_TIMEOUT = 10.0
 
@@ -75,6 +78,9 @@ def _start(distributed: ModuleType, workers: int, processes: bool):
             # Task errors come back with their result, named; the workers' own log lines
             # would only repeat them around the one-line message.
             silence_logs=logging.CRITICAL,
+            # Worker processes ignore the Ctrl-C that a terminal sends them too: this one
+            # stops the run and closes them (else each printed a traceback).
+            preload=[_WORKER_SETUP] if processes else [],
         )
     except BaseException:
         _quiet.engage()
