@@ -275,6 +275,8 @@ def check_model_fits(
     """
     where = f"model {model_path}" if model_path else "the model"
     if trained.object_name not in cellh5.object_names:
+        if not cellh5.object_names:  # says why: a plate file whose positions are elsewhere?
+            _ = cellh5.default_object
         known = ", ".join(cellh5.object_names) or "none"
         problem = cellh5.object_problem(trained.object_name)  # there, but no table of objects
         raise ValueError(
