@@ -465,6 +465,7 @@ def test_a_well_imaged_blank_is_left_out_of_novelty_and_hits(screen, tmp_path, c
     cells, hits = tmp_path / "cells.h5ad", tmp_path / "hits.csv"
     with pytest.warns(UserWarning, match=r"B02_0001 \(24 of 24\)\. .* hit lists leave them out"):
         assert _encode((ch5, mapping, model), cells) == 0
+    assert " of 120 cells with signal (score above" in capsys.readouterr().out
     obs = ad.read_h5ad(cells).obs
     blank = obs["well"] == "B02"
     assert obs["no_signal"].tolist() == blank.tolist()
@@ -473,6 +474,7 @@ def test_a_well_imaged_blank_is_left_out_of_novelty_and_hits(screen, tmp_path, c
     said = capsys.readouterr()
     assert "24 cells without signal left out (column no_signal" in said.err
     assert "B02_0001" in said.err and "5 positions ranked" in said.out
+    assert " of 120 cells with signal\n" in said.out
     table = pd.read_csv(hits)
     assert "B02" not in set(table["well"]) and table["well"].iloc[0] == "B01"
 

@@ -310,8 +310,9 @@ def encode_cells(args: argparse.Namespace) -> int:
         note(text, "warning" if found.novelty is None else "note")
     if found.novelty is not None:
         novelty = found.novelty
+        scored = int((~done.obs["no_signal"].to_numpy(bool)).sum())  # the others never are
         print(
-            f"Novel: {int(novelty.novel.sum())} of {len(novelty.novel)} cells "
+            f"Novel: {int(novelty.novel.sum())} of {scored} cells with signal "
             f"(score above {novelty.threshold:.3g}, the controls' "
             f"{options.percentile:g}th percentile, {options.method}); "
             f"{found.n_groups} phenotype group(s)"
@@ -377,7 +378,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
         return f"{row['plate']}/{row[args.by]}" if plates else str(row[args.by])
 
     best = ", ".join(f"{name(r)} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records"))
-    print(f"{how}; {int(novel.sum())} of {len(novel)} cells")
+    print(f"{how}; {int(novel.sum())} of {int((~no_signal).sum())} cells with signal")
     sure = table["q_value"] < 0.05
     control = table["is_control"]
     print(
