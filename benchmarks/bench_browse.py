@@ -172,7 +172,9 @@ def _open_ch5_files() -> int:
 
 def browse(path: Path, before: bool) -> dict[str, float]:
     """Open ``path`` with the reader and browse it as napari does; the measures."""
-    import napari.utils.colormaps  # noqa: F401  (imported by the reader's first call)
+    # imported by the reader's first call, which looks for a viewer: not part of opening
+    import napari.utils.colormaps
+    import napari.viewer  # noqa: F401
 
     if before:
         _as_before()
