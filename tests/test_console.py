@@ -137,6 +137,40 @@ def test_ctrl_c_inside_a_gc_callback_stops_the_run_once_out(monkeypatch, capsys)
     signal.signal(signal.SIGINT, before)
 
 
+def test_ctrl_c_inside_a_finaliser_of_a_collection_stops_the_run_once_out(
+    monkeypatch, capsys
+) -> None:
+    # The collector drops what finalisers raise too: after other runs had left garbage, the
+    # test above saw its Ctrl-C handled in a __del__ that gc.collect() ran, and lost.
+    import gc
+
+    before = signal.getsignal(signal.SIGINT)
+    deleted = []
+
+    class Cyclic:
+        def __init__(self) -> None:
+            self.me = self  # freed by the collector only
+
+        def __del__(self) -> None:
+            deleted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the handler runs in here
+
+    def command(args) -> int:
+        Cyclic()
+        gc.collect()
+        time.sleep(30)  # interrupted by the signal sent again, long before
+        return 0
+
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    started = time.monotonic()
+    assert _run_console(monkeypatch, command) == 130
+    monkeypatch.undo()
+    assert deleted == [True] and time.monotonic() - started < 20
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    signal.signal(signal.SIGINT, before)
+
+
 def test_installed_program_prints_pipeline_warnings_as_cellae_lines(
     cellcognition_file: Path, tmp_path: Path
 ) -> None:

@@ -72,9 +72,22 @@ def _in_ctypes_callback(frame: FrameType | None) -> bool:
     return False
 
 
+class _Collection:
+    """Whether the garbage collector is collecting (a ``gc.callbacks`` entry, put first)."""
+
+    running = False
+
+    @classmethod
+    def track(cls, phase: str, info: dict) -> None:
+        cls.running = phase == "start"
+
+
 def _in_gc_callback(frame: FrameType | None) -> bool:
-    """Whether a callback of the garbage collector is running (``gc.callbacks``, such as
-    distributed's GC diagnosis): the collector prints and then drops what it raises."""
+    """Whether the garbage collector runs Python code: a callback (``gc.callbacks``, such
+    as distributed's GC diagnosis) or, while it collects, an object's finaliser
+    (``__del__``, a weakref callback). It prints and then drops what they raise."""
+    if _Collection.running:
+        return True
     codes = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
     while frame is not None:
         if frame.f_code in codes:
@@ -110,10 +123,13 @@ def console() -> int:
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
+    gc.callbacks.insert(0, _Collection.track)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _WarningPrinter()
             return main()
     finally:
+        gc.callbacks.remove(_Collection.track)
+        _Collection.running = False
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
