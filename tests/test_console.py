@@ -185,3 +185,27 @@ def test_installed_program_prints_pipeline_warnings_as_cellae_lines(
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert any(line.startswith("cellae: warning: ") and "crop box" in line for line in lines)
     assert "UserWarning" not in run.stderr
+
+
+def test_ctrl_c_stops_a_run_whose_collection_never_said_it_ended(monkeypatch, capsys) -> None:
+    # A signal inside the collector is sent again while it runs; were its end never seen
+    # (a library clearing gc.callbacks), Ctrl-C must still stop the run, a little later.
+    import importlib
+
+    console_module = importlib.import_module("napari_cellae.cli.console")
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(console_module, "_MAX_RETRIES", 5)
+
+    def command(args) -> int:
+        console_module._Collection.running = True  # as if stuck in a collection
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)  # interrupted after five retries, long before
+        return 0
+
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    started = time.monotonic()
+    assert _run_console(monkeypatch, command) == 130
+    monkeypatch.undo()
+    assert time.monotonic() - started < 20 and not console_module._Collection.running
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    signal.signal(signal.SIGINT, before)

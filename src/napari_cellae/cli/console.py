@@ -58,8 +58,11 @@ class _WarningPrinter:
             tqdm.write(text, file=sys.stderr if file is None else file, end="")
 
 
-# Seconds after which a signal that arrived inside a ctypes callback is delivered again.
+# Seconds after which a signal that arrived inside a ctypes callback is delivered again,
+# and how often at most in a row (10 s: a collection that never said it ended cannot keep
+# Ctrl-C from stopping the run).
 _RETRY_S = 0.05
+_MAX_RETRIES = 200
 
 
 def _in_ctypes_callback(frame: FrameType | None) -> bool:
@@ -76,6 +79,7 @@ class _Collection:
     """Whether the garbage collector is collecting (a ``gc.callbacks`` entry, put first)."""
 
     running = False
+    retries = 0  # signals sent again in a row (_interrupt)
 
     @classmethod
     def track(cls, phase: str, info: dict) -> None:
@@ -97,7 +101,10 @@ def _in_gc_callback(frame: FrameType | None) -> bool:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    if _in_ctypes_callback(frame) or _in_gc_callback(frame):
+    _Collection.retries += 1
+    if _Collection.retries <= _MAX_RETRIES and (
+        _in_ctypes_callback(frame) or _in_gc_callback(frame)
+    ):
         # Ctrl-C while UMAP's numba code compiled printed a traceback, and the run went on,
         # wrote its outputs and exited 0 (so did Ctrl-C during 'cellae encode --workers'
         # when a collection ran distributed's callback): the signal is sent again once out
@@ -106,6 +113,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         retry.daemon = True
         retry.start()
         return
+    _Collection.retries = 0
     raise KeyboardInterrupt
 
 
@@ -130,6 +138,6 @@ def console() -> int:
             return main()
     finally:
         gc.callbacks.remove(_Collection.track)
-        _Collection.running = False
+        _Collection.running, _Collection.retries = False, 0
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
