@@ -6,11 +6,13 @@ stores every channel of a frame in one chunk, so reading each channel on its own
 every chunk once per channel; and napari asks for the plane that the reader has just read
 for the contrast limits again when it adds the layer. A :class:`PlaneCache` keeps the
 windows of the last few reads (every channel a chunk holds, read at once), bounded in
-entries and bytes: memory does not grow with the positions viewed.
+entries and bytes: memory does not grow with the positions viewed. It is safe to use from
+several threads (napari's asynchronous slicing reads layers on a thread of its own).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -43,10 +45,16 @@ class PlaneCache:
         self.entries = int(entries)
         self.max_bytes = int(max_bytes)
         self._windows: OrderedDict[tuple[Any, ...], dict[int, np.ndarray]] = OrderedDict()
+        # napari may slice layers on its own thread while another reads them
+        self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
         """Pixel bytes held."""
+        with self._lock:
+            return self._nbytes()
+
+    def _nbytes(self) -> int:
         return sum(a.nbytes for planes in self._windows.values() for a in planes.values())
 
     def fits(self, nbytes: int) -> bool:
@@ -55,22 +63,25 @@ class PlaneCache:
 
     def get(self, key: tuple[Any, ...], channel: int) -> np.ndarray | None:
         """The pixels of ``channel`` in window ``key``, or None where not kept."""
-        planes = self._windows.get(key)
-        if planes is None or channel not in planes:
-            return None
-        self._windows.move_to_end(key)
-        return planes[channel]
+        with self._lock:
+            planes = self._windows.get(key)
+            if planes is None or channel not in planes:
+                return None
+            self._windows.move_to_end(key)
+            return planes[channel]
 
     def put(self, key: tuple[Any, ...], planes: dict[int, np.ndarray]) -> None:
         """Keep ``planes`` (channel -> pixels) of window ``key``, dropping the oldest
         windows beyond the entry and byte bounds."""
         if not self.fits(sum(a.nbytes for a in planes.values())):
             return
-        self._windows.setdefault(key, {}).update(planes)
-        self._windows.move_to_end(key)
-        while len(self._windows) > self.entries or self.nbytes > self.max_bytes:
-            self._windows.popitem(last=False)
+        with self._lock:
+            self._windows.setdefault(key, {}).update(planes)
+            self._windows.move_to_end(key)
+            while len(self._windows) > self.entries or self._nbytes() > self.max_bytes:
+                self._windows.popitem(last=False)
 
     def clear(self) -> None:
         """Drop every window."""
-        self._windows.clear()
+        with self._lock:
+            self._windows.clear()

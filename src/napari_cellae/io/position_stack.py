@@ -18,6 +18,7 @@ PlaneCache`.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ class LazyPositionStack:
         self.shape = tuple(shape)
         self.cache = cache if cache is not None else PlaneCache()
         self._datasets: OrderedDict[int, h5py.Dataset] = OrderedDict()
+        self._lock = threading.Lock()  # napari may slice on a thread of its own
         self._channel_name: str | None = None
 
     @property
@@ -122,12 +124,14 @@ class LazyPositionStack:
     def dataset(self, index: int) -> h5py.Dataset:
         """Return the (c, t, z, y, x) dataset of position number ``index`` (those of the
         last few positions stay open, no more: see the module's notes)."""
-        if index not in self._datasets:
-            self._datasets[index] = self.cellh5.image(self.positions[index])
-            while len(self._datasets) > _OPEN_DATASETS:
-                self._datasets.popitem(last=False)
-        self._datasets.move_to_end(index)
-        return self._datasets[index]
+        with self._lock:
+            dataset = self._datasets.get(index)
+            if dataset is None:
+                dataset = self._datasets[index] = self.cellh5.image(self.positions[index])
+                while len(self._datasets) > _OPEN_DATASETS:
+                    self._datasets.popitem(last=False)
+            self._datasets.move_to_end(index)
+            return dataset
 
     def _where(self, index: int, t: int, z: int) -> str:
         if self._channel_name is None:  # read once: it is named in every read's errors
