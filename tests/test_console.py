@@ -209,3 +209,21 @@ def test_ctrl_c_stops_a_run_whose_collection_never_said_it_ended(monkeypatch, ca
     assert time.monotonic() - started < 20 and not console_module._Collection.running
     assert capsys.readouterr().err == "cellae: interrupted\n"
     signal.signal(signal.SIGINT, before)
+
+
+def test_a_library_clearing_gc_callbacks_leaves_the_exit_status(monkeypatch, capsys) -> None:
+    # The console's own gc callback was removed unchecked at the end: gone (a library
+    # clearing gc.callbacks), a finished run ended in a ValueError traceback, not 0.
+    import gc
+
+    callbacks = list(gc.callbacks)
+
+    def command(args) -> int:
+        gc.callbacks[:] = callbacks  # cleared, and only those of before put back
+        return 0
+
+    before = signal.getsignal(signal.SIGINT)
+    assert _run_console(monkeypatch, command) == 0
+    assert gc.callbacks == callbacks
+    assert capsys.readouterr().err == ""
+    signal.signal(signal.SIGINT, before)

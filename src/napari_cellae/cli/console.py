@@ -10,6 +10,7 @@ temporary output is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -137,7 +138,8 @@ def console() -> int:
             warnings.showwarning = _WarningPrinter()
             return main()
     finally:
-        gc.callbacks.remove(_Collection.track)
+        with contextlib.suppress(ValueError):  # gone where a library cleared gc.callbacks
+            gc.callbacks.remove(_Collection.track)
         _Collection.running, _Collection.retries = False, 0
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
