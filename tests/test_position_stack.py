@@ -195,3 +195,24 @@ def test_channels_sharing_a_chunk_are_read_once(tmp_path: Path, monkeypatch) -> 
         assert pixels[0] == 1 + 1 + 1  # (0, 0) and (2, 1): (1, 0) was the contrast plane
     finally:
         stacks[0].cellh5.close()
+
+
+def test_a_malformed_region_table_leaves_every_channel_readable(tmp_path: Path) -> None:
+    # A plane's messages name its channel: asked for the first channel + 1 channel names,
+    # the file's 2 rows outnumbered them and the region table was read, so a malformed one
+    # made the first channel unreadable (the napari reader could not open the file).
+    from napari_cellae._reader import read_cellh5
+
+    position = synthetic_position("A01", "1", n_channels=2, n_frames=2)
+    path = write_cellh5(tmp_path / "bad.ch5", [position], ["dna", "actin"], {"Nuclei": 0})
+    with h5py.File(path, "a") as f:
+        del f["definition/image/region"]
+        f["definition/image/region"] = np.array([b"region___primary__primary"])
+    layers = read_cellh5(str(path))
+    stacks = [(data, kwargs["name"]) for data, kwargs, kind in layers if kind == "image"]
+    try:
+        assert [name for _, name in stacks] == ["dna", "actin"]
+        for channel, (stack, _) in enumerate(stacks):
+            np.testing.assert_array_equal(stack[1], position.image[channel, 1, 0])
+    finally:
+        stacks[0][0].cellh5.close()

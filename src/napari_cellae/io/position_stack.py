@@ -135,7 +135,10 @@ class LazyPositionStack:
 
     def _where(self, index: int, t: int, z: int) -> str:
         if self._channel_name is None:  # read once: it is named in every read's errors
-            self._channel_name = self.cellh5.channels_of(self.channel + 1)[self.channel].name
+            # named as the reader names the layer, of the stack's channel count: of fewer,
+            # the table's rows outnumber them and the region table would be read
+            n_channels = max(self.channel + 1, *(s[0] for s in self.shapes))
+            self._channel_name = self.cellh5.channels_of(n_channels)[self.channel].name
         return (
             f"channel {self.channel} ({self._channel_name}), frame {t}"
             + (f", plane {z}" if self._has_z else "")
