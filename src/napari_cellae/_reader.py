@@ -125,6 +125,19 @@ def read_centres(path: str | Path, obj: str) -> LayerData:
     :func:`read_cellh5` makes it for the default object (for the widget, when it learns
     from other objects: its selections find their cells through such a layer).
 
+    Parameters
+    ----------
+    path : str or Path
+        The CellH5 file (or the folder of its master file).
+    obj : str
+        The object type whose centres are shown (e.g. ``Cells``).
+
+    Returns
+    -------
+    (data, kwargs, "points")
+        Over the same positions and axes as the file's image layers; its metadata name
+        the file and the object, as the reader's centres layer does.
+
     Raises
     ------
     CellH5Error
