@@ -48,7 +48,8 @@ COLUMN_TIPS = {
     "position": "Well and site (by condition: all positions of the condition)",
     "well": "Well",
     "condition": "Condition from the position mapping",
-    "n_cells": "Cells",
+    "n_cells": "Cells with signal (a crop with a channel of one value, as images never "
+    "acquired read, is left out of every count)",
     "n_novel": "Novel cells: less like the negative controls than "
     f"{NOVEL_PERCENTILE:g} % of control cells",
     "novel_fraction": "Share of novel cells",
