@@ -60,8 +60,8 @@ class _WarningPrinter:
 
 
 # Seconds after which a signal that arrived inside a ctypes callback is delivered again,
-# and how often at most in a row (10 s: a collection that never said it ended cannot keep
-# Ctrl-C from stopping the run).
+# and how often at most in a row while a collection is said to run (10 s: a collection that
+# never said it ended cannot keep Ctrl-C from stopping the run).
 _RETRY_S = 0.05
 _MAX_RETRIES = 200
 
@@ -80,7 +80,7 @@ class _Collection:
     """Whether the garbage collector is collecting (a ``gc.callbacks`` entry, put first)."""
 
     running = False
-    retries = 0  # signals sent again in a row (_interrupt)
+    retries = 0  # signals sent again in a row on ``running`` alone (_interrupt)
 
     @classmethod
     def track(cls, phase: str, info: dict) -> None:
@@ -88,11 +88,8 @@ class _Collection:
 
 
 def _in_gc_callback(frame: FrameType | None) -> bool:
-    """Whether the garbage collector runs Python code: a callback (``gc.callbacks``, such
-    as distributed's GC diagnosis) or, while it collects, an object's finaliser
-    (``__del__``, a weakref callback). It prints and then drops what they raise."""
-    if _Collection.running:
-        return True
+    """Whether a garbage-collector callback (``gc.callbacks``, such as distributed's GC
+    diagnosis) is running: the collector prints and then drops what it raises."""
     codes = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
     while frame is not None:
         if frame.f_code in codes:
@@ -102,20 +99,24 @@ def _in_gc_callback(frame: FrameType | None) -> bool:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    _Collection.retries += 1
-    if _Collection.retries <= _MAX_RETRIES and (
-        _in_ctypes_callback(frame) or _in_gc_callback(frame)
-    ):
-        # Ctrl-C while UMAP's numba code compiled printed a traceback, and the run went on,
-        # wrote its outputs and exited 0 (so did Ctrl-C during 'cellae encode --workers'
-        # when a collection ran distributed's callback): the signal is sent again once out
-        # of there.
-        retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
-        retry.daemon = True
-        retry.start()
-        return
-    _Collection.retries = 0
-    raise KeyboardInterrupt
+    # While the collector collects, an object's finaliser (``__del__``, a weakref callback)
+    # may be running, which the frames do not tell; the collector drops what it raises
+    # too. Only this guess is bounded (a collection whose end was never seen): a callback
+    # seen among the frames is one, however long it runs (numba compiling).
+    if _in_ctypes_callback(frame) or _in_gc_callback(frame):
+        _Collection.retries = 0
+    elif _Collection.running and _Collection.retries < _MAX_RETRIES:
+        _Collection.retries += 1
+    else:
+        _Collection.retries = 0
+        raise KeyboardInterrupt
+    # Ctrl-C while UMAP's numba code compiled printed a traceback, and the run went on,
+    # wrote its outputs and exited 0 (so did Ctrl-C during 'cellae encode --workers'
+    # when a collection ran distributed's callback): the signal is sent again once out
+    # of there.
+    retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
+    retry.daemon = True
+    retry.start()
 
 
 def console() -> int:
