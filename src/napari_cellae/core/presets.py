@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
     # three screens, F1 and 5-NN level. Keeping the filters apart ("decorrelation" 0.01)
     # added 0.9 points of F1 and 0.5 of 5-NN on average over five lab trainings, novelty level.
     "recommended": Preset(
-        "the settings that measured best on the benchmark screens (the default)",
+        "the settings that measured best on the benchmark screens (`cellae train`'s default)",
         MappingProxyType(
             {
                 "crop_size": 40,
