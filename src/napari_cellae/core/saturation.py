@@ -22,7 +22,7 @@ _FULL_SCALES = frozenset(2**bits - 1 for bits in (8, 10, 12, 14, 16))
 # One pixel at the maximum is as often a hot pixel or a lucky photon count.
 CLIPPED_PIXELS = 3
 # Share of the cells above which a run warns: a few bright mitotic or apoptotic cells touch
-# the top in well-exposed screens too (1.5 % on the bundled demo). And at least this many
+# the top in well-exposed screens too (3.5 % on the bundled demo). And at least this many
 # cells: in a file of a few dozen, two touching bright cells are no call to re-image.
 CLIPPED_SHARE = 0.05
 _CLIPPED_CELLS = 10
