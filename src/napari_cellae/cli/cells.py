@@ -312,7 +312,9 @@ def encode_cells(args: argparse.Namespace) -> int:
         note(text, "warning" if found.novelty is None else "note")
     if found.novelty is not None:
         novelty = found.novelty
-        scored = int((~done.obs["no_signal"].to_numpy(bool)).sum())  # the others never are
+        from napari_cellae.pipeline.hits import without_signal
+
+        scored = int((~without_signal(done.obs)).sum())  # the others are never novel
         print(
             f"Novel: {int(novelty.novel.sum())} of {scored} cells with signal "
             f"(score above {novelty.threshold:.3g}, the controls' "

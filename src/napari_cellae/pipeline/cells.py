@@ -27,6 +27,7 @@ from napari_cellae.pipeline.discovery import (
     discover,
     with_discovery,
 )
+from napari_cellae.pipeline.hits import without_signal
 from napari_cellae.pipeline.plate_cells import (
     class_names,
     plate_class_names,
@@ -307,7 +308,7 @@ def run_encode_cells(
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
     plates = obs["plate"].to_numpy()
-    controls = obs["control"].to_numpy(bool) & ~obs["no_signal"].to_numpy(bool)
+    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
     maps = embeddings(result.features, embedding, options.seed, plates, controls)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model

@@ -29,6 +29,7 @@ from napari_cellae.core.novelty import (
     Novelty,
     novelty_scores,
 )
+from napari_cellae.pipeline.hits import without_signal
 from napari_cellae.pipeline.phenotype_groups import phenotype_groups
 
 if TYPE_CHECKING:
@@ -259,9 +260,7 @@ def discover(
         raise ValueError(f"features {features.shape} do not match the {len(obs)} cells")
     # Cells without signal (column no_signal) are neither reference nor novel: their
     # features describe no cell, and a position of them topped the hit list.
-    no_signal = (
-        np.asarray(obs["no_signal"], bool) if "no_signal" in obs else np.zeros(len(obs), bool)
-    )
+    no_signal = without_signal(obs)
     in_controls = np.asarray(obs["control"], bool)
     controls = in_controls & ~no_signal
     empty = np.zeros(len(features), np.int16)
