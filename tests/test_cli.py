@@ -25,7 +25,25 @@ def test_info_summarises_file(cellcognition_file, capsys):
     assert "primary__primary: 30 objects, channel 0 (rfp), classes: interphase, mitotic" in out
     assert "A01_0001: 15  B02_0001: 15" in out
     # 9 px boxes (7 px where the image border clips them)
-    assert "size (bounding boxes): median 9 px, 95 % at most 9 px; a 16 px crop box" in out
+    assert (
+        "size (bounding boxes): median 9 px, 95 % at most 9 px; a 16 px crop box holds them "
+        "(the default 40 px box too)"
+    ) in out
+
+
+def test_info_says_the_default_box_holds_the_demo_cells(capsys):
+    from napari_cellae.demo.screen import demo_paths
+
+    assert main(["info", str(demo_paths()[0])]) == 0
+    assert "95 % at most 32 px; the default 40 px crop box holds them" in capsys.readouterr().out
+
+
+def test_info_says_the_box_train_will_fit(large_cells_file, capsys):
+    # 41 px cells: the default 40 px box would cut them; info says what cellae train does
+    assert main(["info", str(large_cells_file)]) == 0
+    out = capsys.readouterr().out
+    assert "a 48 px crop box holds them (cellae train crops 48 px and resamples to the " in out
+    assert "network's 40 px)" in out
 
 
 def test_info_cellprofiler_two_channels(cellprofiler_file, capsys):

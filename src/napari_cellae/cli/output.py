@@ -119,6 +119,25 @@ class CountBar(_Bar):
         self.bar.update(done - self.bar.n)
 
 
+def _box_advice(ch5: CellH5, object_name: str, extent: np.ndarray) -> str:
+    """Which crop box holds the cells, said as ``cellae train`` will choose it."""
+    from napari_cellae.core.presets import DEFAULT_PRESET, PRESETS
+    from napari_cellae.core.resample import fitting_box
+    from napari_cellae.pipeline.cell_size import fitted_box
+
+    network = PRESETS[DEFAULT_PRESET].settings["crop_size"]
+    fitted = fitted_box(ch5, object_name, network)
+    if fitted is not None:  # what cellae train does unless told a cell size
+        return (
+            f"a {fitted} px crop box holds them (cellae train crops {fitted} px and "
+            f"resamples to the network's {network} px)"
+        )
+    fitting = fitting_box(extent)
+    if fitting < network:
+        return f"a {fitting} px crop box holds them (the default {network} px box too)"
+    return f"the default {network} px crop box holds them"
+
+
 def describe_cellh5(ch5: CellH5) -> str:
     """A human-readable summary of a CellH5 file (what ``cellae info`` prints).
 
@@ -132,7 +151,6 @@ def describe_cellh5(ch5: CellH5) -> str:
         Plates, positions, channels with type and shape, frames, objects with counts and
         sizes (from the bounding boxes of up to 24 positions).
     """
-    from napari_cellae.core.resample import fitting_box
     from napari_cellae.io.cellh5 import CellH5Error
     from napari_cellae.io.centres import position_labels
     from napari_cellae.pipeline.cell_size import measured_extents
@@ -185,7 +203,6 @@ def describe_cellh5(ch5: CellH5) -> str:
         if extent is not None:  # what a user needs to choose the cell size
             lines.append(
                 f"    size (bounding boxes): median {np.median(extent):.0f} px, 95 % at most "
-                f"{np.percentile(extent, 95):.0f} px; a {fitting_box(extent)} px crop box "
-                "holds them"
+                f"{np.percentile(extent, 95):.0f} px; {_box_advice(ch5, name, extent)}"
             )
     return "\n".join(lines)
