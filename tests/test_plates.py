@@ -154,7 +154,7 @@ def test_unmapped_positions_are_counted_and_named_once(tmp_path: Path) -> None:
     assert len(caught) == 1
     message = str(caught[0].message)
     assert message.startswith(f"{path}: no row maps 12 of the 13 positions of screen.ch5: ")
-    assert "B02_1, C01_1, C02_1, C03_1, C04_1, C05_1, C06_1, C07_1 ...;" in message
+    assert "B02_1, C01_1, C02_1, C03_1, C04_1, C05_1, C06_1, C07_1 and 4 more;" in message
     assert "C08_1" not in message and "A01_1" not in message
     assert "kept as conditions of their own, not as negative controls" in message
     # several plates (or files): the plate tells the positions apart, the run is "the inputs"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellae.core.listing import position_name
+from napari_cellae.core.listing import first_few, position_name
 from napari_cellae.core.morphology import mask_morphology
 from napari_cellae.core.segmentation import neighbour_centres, threshold_labels
 from napari_cellae.core.windows import extract_into
@@ -186,8 +186,7 @@ def _segmented(
 
 def _where_and_names(source: object, names: list[str]) -> tuple[str, str]:
     """The message's file prefix (empty without one) and the first five names."""
-    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-    return (f"{source}: " if source is not None else ""), shown
+    return (f"{source}: " if source is not None else ""), first_few(names, 5)
 
 
 def _name(key: Any, source: object, with_plates: bool | None) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def unknown_classes(cells: CropSet, names: dict[int, str] | None, sources: list[
         classes = np.unique(cells.class_idx[source_of == str(plate)])
         beyond = [int(c) for c in classes if c >= 0 and int(c) not in names]
         if beyond:
-            shown = ", ".join(map(str, beyond[:8])) + (" ..." if len(beyond) > 8 else "")
+            shown = first_few([str(c) for c in beyond], 8)
             notes.append(
                 f"{plate}: cells carry class indices {shown}, beyond the {len(names)} "
                 f"class(es) its classifier lists (0-{len(names) - 1}): obs['class'] calls "

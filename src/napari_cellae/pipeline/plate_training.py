@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline.crop_notes import named, warn_crops
 from napari_cellae.pipeline.plates import distinct_keys, warn_unmapped, warn_unused_plates
@@ -156,7 +157,7 @@ def _warn_empty(plates: list[Path], with_objects: set[Path], object_name: str) -
     counted the plates that gave cells, as though the others had not been given."""
     empty = [str(plate) for plate in plates if plate not in with_objects]
     if empty:
-        shown = ", ".join(empty[:4]) + (" ..." if len(empty) > 4 else "")
+        shown = first_few(empty, 4)
         warnings.warn(
             f"{len(empty)} of the {len(plates)} plates hold no '{object_name}' objects in any "
             f"position, so none of their cells is trained on (segmentation failed?): {shown}",

@@ -180,7 +180,7 @@ def warn_unmapped(
     names = list(
         dict.fromkeys(f"{k.label} of plate {k.plate!r}" if several else k.label for k in unmapped)
     )
-    shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    shown = first_few(names, 8)
     where = source if source is not None else "the inputs"
     warnings.warn(
         f"{mapping.path}: no row maps {len(unmapped)} of the {len(positions)} positions of"

@@ -4,8 +4,7 @@
 planned into one task per position with objects; each task crops its position, encodes it
 and returns the rows; the rows are appended to the Explorer ``.hdf`` in task order
 (:class:`~napari_cellae.export.explorer_stream.ExplorerWriter`). Only a few positions are in
-memory at once, never all crops. Tasks run here in turn or on a Dask cluster
-(:mod:`~napari_cellae.pipeline.distributed`), giving :func:`~.runs.run_encode`'s rows.
+memory at once, never all crops. Tasks run here in turn or on a Dask cluster (:mod:`~.distributed`).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.crop_notes import CropNotes, named
@@ -224,7 +224,7 @@ def plan_encode(
     warn_unmapped(mapping, held, plates[0] if len(plates) == 1 else None)
     warn_empty(mapping, held, [task.position for task in tasks])
     if not tasks:
-        shown = ", ".join(str(p) for p in plates[:3]) + (" ..." if len(plates) > 3 else "")
+        shown = first_few([str(p) for p in plates], 3)
         raise CellH5Error(f"{shown}: no '{trained.object_name}' objects found in any position")
     return EncodePlan(tasks=tasks, plates=plates, mapping=mapping, inputs=inputs)
 
