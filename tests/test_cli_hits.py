@@ -515,6 +515,16 @@ def test_hits_score_again_when_a_scoring_option_is_given(tmp_path, capsys):
         # The features hold no phenotype: scored again, B01 is as novel as a control well.
         assert n < 6, options
         assert f"novel: computed from the features ({how}, 80th percentile)" in printed
+    # An option of the other scoring changed nothing: said, not silently dropped.
+    assert main(["hits", str(cells), "--out", str(out), "--nu", "0.2"]) == 0
+    said = capsys.readouterr()
+    assert "--nu ignored: the scoring is --novelty knn, which does not use it" in said.err
+    assert (
+        main(["hits", str(cells), "--out", str(out), "--novelty", "svm", "--neighbours", "3"]) == 0
+    )
+    assert "--neighbours ignored: the scoring is --novelty svm" in capsys.readouterr().err
+    assert main(["hits", str(cells), "--out", str(out), "--novelty", "svm", "--nu", "0.2"]) == 0
+    assert "ignored" not in capsys.readouterr().err
     # Without features there is nothing to score again: said, not ignored.
     ad.AnnData(np.zeros((40, 0), np.float32), obs=obs).write_h5ad(cells)
     assert main(["hits", str(cells), "--out", str(out), "--novelty", "svm"]) == 1

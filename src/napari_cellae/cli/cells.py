@@ -246,6 +246,9 @@ def _options(args: argparse.Namespace, percentile: float | None):
 
     _check_novelty_args(args)
     method, k, nu = _scoring(args)
+    unused = {"knn": ("--nu", nu != _NU), "svm": ("--neighbours", k != NOVELTY_NEIGHBOURS)}[method]
+    if unused[1]:  # '--nu 0.2' with knn scoring changed nothing, unsaid
+        note(f"{unused[0]} ignored: the scoring is --novelty {method}, which does not use it")
     return DiscoveryOptions(
         method=method,
         k=k,
