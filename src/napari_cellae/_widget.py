@@ -70,7 +70,7 @@ class DeepLearningWidget(QWidget):
         # fixed, 4 lines (the end-of-run message): each epoch's must not re-layout the window
         self.status.setFixedHeight(4 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        self.loss_plot = LossPlot()
+        self.loss_plot = LossPlot(napari_viewer)
         self.position_label = QLabel("")
         self.position_label.setWordWrap(True)  # one position per shown file
         self.results = Results(napari_viewer, self.layers, self.status.setText, self._failed)

@@ -8,6 +8,8 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from napari_cellae._ui.theme import follow_theme, plot_colours
+
 __all__ = ["LossPlot"]
 
 
@@ -16,18 +18,28 @@ class LossPlot(QWidget):
 
     A few hundred points at most: painting takes about a millisecond, so the plot can be
     redrawn after every epoch without stalling the viewer (matplotlib took ~0.3 s).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer, optional
+        Whose theme the plot's colours follow (napari's dark theme without one).
     """
 
-    TRAIN_COLOUR = "#4fc3f7"
-    HELD_COLOUR = "#ffb74d"
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(150)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.held: list[float] = []
+        self.colours = plot_colours("dark")
+        if viewer is not None:
+            follow_theme(self, viewer, self.set_theme)
+
+    def set_theme(self, theme: str) -> None:
+        """Paint in the colours of a napari theme (``"dark"``, ``"light"``, ...)."""
+        self.colours = plot_colours(theme)
+        self.update()
 
     def clear(self) -> None:
         """Forget all points."""
@@ -51,11 +63,12 @@ class LossPlot(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.Antialiasing)
         w, h = self.width(), self.height()
-        painter.fillRect(0, 0, w, h, QColor("#262930"))
+        colours = self.colours
+        painter.fillRect(0, 0, w, h, QColor(colours.background))
         font = painter.font()
         font.setPointSizeF(8)
         painter.setFont(font)
-        text, axis = QColor("#d1d2d4"), QColor("#8f9196")
+        text, axis = QColor(colours.text), QColor(colours.axis)
         left, right, top, bottom = 58, 10, 22, 26
         plot = QRectF(left, top, max(10, w - left - right), max(10, h - top - bottom))
         painter.setPen(QPen(axis))
@@ -85,8 +98,8 @@ class LossPlot(QWidget):
             QRectF(plot.right() - 20, plot.bottom() + 2, 40, 14), Qt.AlignHCenter, str(n)
         )
         for series, colour, label, dx in (
-            (self.train, self.TRAIN_COLOUR, "training cells", 0),
-            (self.held, self.HELD_COLOUR, "held-out cells", 110),
+            (self.train, colours.first, "training cells", 0),
+            (self.held, colours.second, "held-out cells", 110),
         ):
             pen = QPen(QColor(colour))
             pen.setWidthF(1.8)

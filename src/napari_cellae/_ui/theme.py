@@ -1,0 +1,68 @@
+"""napari's theme for what the widget paints itself (napari's stylesheet does not reach it).
+
+The loss plot draws with QPainter: its background, text and curves take their colours from
+the viewer's theme (``napari.utils.theme.get_theme``) and follow it when the user switches
+themes while the widget is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from napari.utils.theme import get_theme
+
+__all__ = ["PlotColours", "follow_theme", "plot_colours"]
+
+# curves that read on the theme's background: light on dark, dark on light
+_CURVES = {"dark": ("#4fc3f7", "#ffb74d"), "light": ("#0277bd", "#e65100")}
+
+
+@dataclass(frozen=True)
+class PlotColours:
+    """Colours of a plot painted on the dock (``"#rrggbb"``).
+
+    Attributes
+    ----------
+    background, text, axis : str
+        The dock's background and text colours; the axis half-way between.
+    first, second : str
+        Two curves, both readable on ``background``.
+    """
+
+    background: str
+    text: str
+    axis: str
+    first: str
+    second: str
+
+
+def _mix(a: str, b: str) -> str:
+    """The colour half-way between two ``"#rrggbb"`` colours."""
+    pairs = zip(bytes.fromhex(a[1:]), bytes.fromhex(b[1:]), strict=True)
+    return "#" + "".join(f"{(x + y) // 2:02x}" for x, y in pairs)
+
+
+def plot_colours(theme: str) -> PlotColours:
+    """The plot colours of a napari theme (``"dark"``, ``"light"``, ``"system"``, a
+    plugin's); a theme napari does not know gives the dark theme's."""
+    try:
+        spec = get_theme(theme)
+    except (ValueError, KeyError):
+        spec = get_theme("dark")
+    background, text = spec.background.as_hex(format="long"), spec.text.as_hex(format="long")
+    first, second = _CURVES["light" if spec.type == "light" else "dark"]
+    return PlotColours(background, text, _mix(background, text), first, second)
+
+
+def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
+    """Call ``apply`` with the viewer's theme now and whenever it changes, until the Qt
+    object ``owner`` is deleted."""
+    apply(viewer.theme)
+
+    def on_theme(event: Any) -> None:
+        apply(event.value)
+
+    viewer.events.theme.connect(on_theme)
+    owner.destroyed.connect(lambda *_: viewer.events.theme.disconnect(on_theme))
