@@ -140,3 +140,31 @@ def test_a_tiny_p_value_is_not_rounded_to_zero() -> None:
     p = enrichment_p_values(novel, wells, controls, wells)
     assert 0 < p[4] < 1e-20
     assert p[4] > stats.binom.sf(299, 360, 0.2)  # overdispersed: less sure than a binomial
+
+
+def _time_lapse(counts: list[tuple[int, int]], control: list[bool], frames: int):
+    """:func:`_cells`, every cell seen in each of ``frames`` frames (a tracked time-lapse,
+    as CellCognition's object tables list it: one row per object and frame)."""
+    return tuple(np.tile(column, frames) for column in _cells(counts, control))
+
+
+def test_a_time_lapse_counts_each_cell_once_for_its_p_value() -> None:
+    # 50 cells a well, each seen in 40 frames: 2,000 rows of 50 cells. Counted as 2,000
+    # cells, 30 % novel against the controls' 20 % had p 1e-25 where 50 cells give 0.06,
+    # and null wells were called hits twice to four times as often as p said.
+    counts = [(10, 50), (10, 50), (10, 50), (10, 50), (15, 50)]
+    control = [True] * 4 + [False]
+    one_frame = _cells(counts, control)
+    once = enrichment_p_values(*one_frame, one_frame[1])
+    novel, wells, controls = _time_lapse(counts, control, 40)
+    weights = np.full(len(novel), 1 / 40)  # each row a 40th of a cell
+    p = enrichment_p_values(novel, wells, controls, wells, weights)
+    np.testing.assert_allclose(p, once)
+    assert 0.01 < p[4] < 0.2
+    # the control wells agree exactly: the robust z's floor is one cell of a control well,
+    # not one of its 2,000 rows
+    table = hit_table(novel, wells, controls, weights=weights)
+    single = hit_table(*one_frame)
+    for column in ("robust_z", "p_value", "q_value", "novel_fraction"):
+        np.testing.assert_allclose(table[column], single[column])
+    assert table["n_cells"].tolist() == [2000] * 5  # the rows, as the table lists them

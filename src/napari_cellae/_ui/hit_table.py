@@ -49,14 +49,14 @@ COLUMN_TIPS = {
     "well": "Well",
     "condition": "Condition from the position mapping",
     "n_cells": "Cells with signal (a crop with a channel of one value, as images never "
-    "acquired read, is left out of every count)",
+    "acquired read, is left out of every count); a time-lapse's cells count once per frame",
     "n_novel": "Novel cells: less like the negative controls than "
     f"{NOVEL_PERCENTILE:g} % of control cells",
     "novel_fraction": "Share of novel cells",
     "enrichment": "Novel fraction over the control cells' novel fraction",
     "robust_z": "Novel fraction against the control wells (median and MAD)",
     "p_value": "How likely this many novel cells would be in cells like the control "
-    "wells' (one-sided; weighs the number of cells)",
+    "wells' (one-sided; weighs the number of cells, those of one frame in a time-lapse)",
     "q_value": "p-value adjusted for the number of rows tested (Benjamini-Hochberg): the "
     "share of false hits expected at or below it",
     "median_novelty": "Median novelty score of the cells",

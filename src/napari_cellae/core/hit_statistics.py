@@ -20,6 +20,13 @@ that it weighs how many cells the group holds:
   wells: without the tested one it is smallest just when that one stands out).
 - ``q_value``: Benjamini-Hochberg adjusted p-values over all groups tested, the share of
   false discoveries expected among groups at or below that value.
+- A time-lapse lists every cell once per frame. Its rows are not so many cells: a cell
+  novel in one frame is novel in the next, so counting each row as a cell made p-values
+  as sure as 40 frames times the cells (null wells of 50 cells in 40 frames had p below
+  0.05 twice as often as p says with 8 control wells, four times with 2). Each row weighs
+  ``1 / frames`` of its position (:func:`frame_weights`), so that a well counts the cells
+  of a frame: cells that change from frame to frame are then counted too few times, which
+  leaves p on the cautious side.
 
 The test is one-sided (more novel cells than the controls): a well with fewer novel cells
 than the controls is not a hit.
@@ -29,13 +36,40 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["enrichment_p_values", "hit_table", "q_values"]
+__all__ = ["enrichment_p_values", "frame_weights", "hit_table", "q_values"]
 
 _MAX_RHO = 0.5  # beyond this, 8-odd control wells say little about the spread
 
 
+def frame_weights(positions: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """How much of a cell each row is: 1 / the number of frames its position has rows in.
+
+    Parameters
+    ----------
+    positions, frames : ndarray (N,)
+        Position and frame of every row (any values that compare).
+
+    Returns
+    -------
+    ndarray (N,) of float64
+        1 where every position has one frame.
+    """
+    position_ids = np.unique(positions, return_inverse=True)[1].ravel().astype(np.int64)
+    frame_ids = np.unique(frames, return_inverse=True)[1].ravel().astype(np.int64)
+    if not len(position_ids):
+        return np.ones(0)
+    stride = int(frame_ids.max()) + 1
+    pairs = np.unique(position_ids * stride + frame_ids)
+    n_frames = np.bincount(pairs // stride, minlength=int(position_ids.max()) + 1)
+    return 1.0 / n_frames[position_ids]
+
+
 def enrichment_p_values(
-    novel: np.ndarray, groups: np.ndarray, controls: np.ndarray, wells: np.ndarray
+    novel: np.ndarray,
+    groups: np.ndarray,
+    controls: np.ndarray,
+    wells: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-sided p-value of each group's count of novel cells against the control wells.
 
@@ -49,6 +83,9 @@ def enrichment_p_values(
         Negative-control cells; a control well is a well whose cells all are controls.
     wells : ndarray (N,) of int
         Well of every cell (the unit whose rate of novel cells varies).
+    weights : ndarray (N,) of float, optional
+        How much of a cell each row is (:func:`frame_weights`: a time-lapse lists a cell
+        once per frame); the counts are rounded to whole cells. Default: 1 each.
 
     Returns
     -------
@@ -63,14 +100,16 @@ def enrichment_p_values(
     group_ids = np.unique(groups, return_inverse=True)[1]
     well_ids = np.unique(wells, return_inverse=True)[1]
     n_groups, n_wells = int(group_ids.max(initial=-1)) + 1, int(well_ids.max(initial=-1)) + 1
-    well_cells = np.bincount(well_ids, minlength=n_wells)
-    well_novel = np.bincount(well_ids, weights=novel, minlength=n_wells)
-    control_well = (np.bincount(well_ids, weights=controls, minlength=n_wells) == well_cells) & (
-        well_cells > 0
+    weights = np.ones(len(novel)) if weights is None else np.asarray(weights, np.float64)
+    well_rows = np.bincount(well_ids, minlength=n_wells)
+    well_cells = np.bincount(well_ids, weights=weights, minlength=n_wells)
+    well_novel = np.bincount(well_ids, weights=weights * novel, minlength=n_wells)
+    control_well = (np.bincount(well_ids, weights=controls, minlength=n_wells) == well_rows) & (
+        well_rows > 0
     )
     # a group's parts: its cells in each well it has cells in
     pairs, pair_ids = np.unique(group_ids * n_wells + well_ids, return_inverse=True)
-    part_cells = np.bincount(pair_ids).astype(np.float64)
+    part_cells = np.bincount(pair_ids, weights=weights).astype(np.float64)
     part_group, part_well = pairs // n_wells, pairs % n_wells
 
     shared = _control_rate(well_novel[control_well], well_cells[control_well])
@@ -87,8 +126,9 @@ def enrichment_p_values(
         rate[g] = np.nan if others is None else others[0]
     rho = shared[1]
 
-    total = np.bincount(part_group, weights=part_cells, minlength=n_groups)
-    count = np.bincount(group_ids, weights=novel, minlength=n_groups).round()
+    # whole cells: the binomial counts them (a weighted time-lapse's are fractions)
+    total = np.bincount(part_group, weights=part_cells, minlength=n_groups).round()
+    count = np.bincount(group_ids, weights=weights * novel, minlength=n_groups).round()
     p = rate[part_group]
     variance = np.bincount(
         part_group, weights=part_cells * p * (1 - p) * (1 + (part_cells - 1) * rho),
@@ -165,6 +205,7 @@ def hit_table(
     labels: list[str] | None = None,
     wells: np.ndarray | None = None,
     scores: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ):
     """Rank groups (positions or conditions) by their share of novel cells.
 
@@ -183,6 +224,9 @@ def hit_table(
         groups are wells or positions; give the wells when the groups are conditions).
     scores : ndarray (N,) float, optional
         Novelty scores; adds a ``median_novelty`` column.
+    weights : ndarray (N,) float, optional
+        How much of a cell each row is (:func:`frame_weights`, for a time-lapse): the
+        p-values and the robust z's floor count cells so; ``n_cells`` counts the rows.
 
     Returns
     -------
@@ -213,7 +257,8 @@ def hit_table(
     is_control = np.bincount(index, weights=controls, minlength=len(present)) == n_cells
     fraction = n_novel / np.maximum(n_cells, 1)
     control_fraction = novel[controls].mean() if controls.any() else np.nan
-    median, spread = _control_well_spread(novel, controls, groups if wells is None else wells)
+    wells = groups if wells is None else wells
+    median, spread = _control_well_spread(novel, controls, wells, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
         enrichment = fraction / control_fraction
     columns = {
@@ -224,7 +269,7 @@ def hit_table(
         "enrichment": enrichment,
         "robust_z": (fraction - median) / spread,
     }
-    p_values = enrichment_p_values(novel, groups, controls, groups if wells is None else wells)
+    p_values = enrichment_p_values(novel, groups, controls, wells, weights)
     columns |= {"p_value": p_values, "q_value": q_values(p_values)}
     if scores is not None:
         scores = np.asarray(scores, np.float64)
@@ -238,7 +283,7 @@ def hit_table(
 
 
 def _control_well_spread(
-    novel: np.ndarray, controls: np.ndarray, wells: np.ndarray
+    novel: np.ndarray, controls: np.ndarray, wells: np.ndarray, weights: np.ndarray | None
 ) -> tuple[float, float]:
     """Median and robust spread of the control wells' novel fractions (NaN without any)."""
     wells = np.asarray(wells)
@@ -250,6 +295,8 @@ def _control_well_spread(
     if not all_control.any():
         return np.nan, np.nan
     ref = (np.bincount(index, weights=novel) / np.maximum(n, 1))[all_control]
+    if weights is not None:  # the floor below counts cells, not a time-lapse's rows
+        n = np.rint(np.bincount(index, weights=np.asarray(weights, np.float64)))
     median = float(np.median(ref))
     # 1.4826 MAD estimates the standard deviation of normal data; the floor (one cell of a
     # median control well) keeps a perfectly flat set of control wells from making every

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.hit_statistics import hit_table
+from napari_cellae.core.hit_statistics import frame_weights, hit_table
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
 
 if TYPE_CHECKING:
@@ -282,9 +282,11 @@ def hit_list(
     pandas.DataFrame
         ``rank`` (1 = strongest hit), ``position``, ``well``, ``condition`` (``plate`` when
         the table has it), ``n_cells`` (cells with signal: those marked ``no_signal`` are
-        left out), ``n_novel``, ``novel_fraction``, ``enrichment``
-        (over the control cells), ``robust_z`` (against the control wells' novel
-        fractions), ``median_novelty`` (with scores) and ``is_control``. By condition,
+        left out; a time-lapse's rows over all its frames), ``n_novel``,
+        ``novel_fraction``, ``enrichment`` (over the control cells), ``robust_z`` (against
+        the control wells' novel fractions), ``p_value`` and ``q_value`` (counting the
+        cells of one frame where ``obs`` has a ``frame`` column), ``median_novelty`` (with
+        scores) and ``is_control``. By condition,
         ``position`` and ``well`` list the condition's positions and wells.
     """
     import pandas as pd
@@ -306,10 +308,14 @@ def hit_list(
     plate = ["plate"] if "plate" in coded else []
     key = [*plate, "position"] if by == "position" else ["condition"]
     groups, labels = _joined([coded[c] for c in key])
+    positions = _joined([coded[c] for c in [*plate, "position"]])
     if by == "condition":
-        _warn_mixed(groups, labels, controls, _joined([coded[c] for c in [*plate, "position"]]))
+        _warn_mixed(groups, labels, controls, positions)
     wells = _joined([coded[c] for c in [*plate, "well"]])[0]
-    table = hit_table(novel, groups, controls, labels, wells, scores)
+    # a time-lapse lists each cell once per frame: p and z count the cells of a frame
+    frames = pd.factorize(obs["frame"])[0] if "frame" in obs else None
+    weights = None if frames is None else frame_weights(positions[0], frames)
+    table = hit_table(novel, groups, controls, labels, wells, scores, weights)
     names = [c for c in ("plate", "position", "well", "condition") if c in coded]
     described = pd.DataFrame(
         {c: _listed(groups, *coded[c], len(labels)) for c in names}, index=labels
