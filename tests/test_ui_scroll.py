@@ -28,3 +28,19 @@ def test_content_fills_the_dock_or_scrolls(qtbot):
     scroll.resize(320, 200)  # a short screen: the content keeps its minimum height
     qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=2000)
     assert content.height() >= content.minimumSizeHint().height() > 200
+
+
+def test_never_narrower_than_a_minimum_width_set_on_the_content(qtbot):
+    # the dock widget sets its content's minimum width (330 px), above its layout's minimum;
+    # a dock dragged to the scroll area's minimum cut the content's right edge off
+    content = QWidget()
+    QVBoxLayout(content).addWidget(QLabel("short"))
+    content.setMinimumWidth(330)
+    assert content.minimumSizeHint().width() < 330
+    scroll = VerticalScroll(content)
+    qtbot.addWidget(scroll)
+    scroll.resize(scroll.minimumSizeHint().width(), 400)
+    scroll.show()
+    qtbot.waitExposed(scroll)
+    assert scroll.viewport().width() >= 330
+    assert content.width() == scroll.viewport().width()  # nothing cut off on the right

@@ -34,7 +34,7 @@ class VerticalScroll(QScrollArea):
         """The content's minimum width plus the scroll bar's, so nothing is cut off."""
         hint = super().minimumSizeHint()
         bar = self.verticalScrollBar().sizeHint().width()
-        return QSize(self.widget().minimumSizeHint().width() + bar, hint.height())
+        return QSize(_least(self.widget()).width() + bar, hint.height())
 
     def resizeEvent(self, event: Any) -> None:
         """Fit the content to the new size."""
@@ -49,6 +49,13 @@ class VerticalScroll(QScrollArea):
 
     def _fit(self) -> None:
         content, view = self.widget(), self.viewport().size()
-        height = max(view.height(), content.minimumSizeHint().height())
+        height = max(view.height(), _least(content).height())
         if content.size() != QSize(view.width(), height):
             content.resize(view.width(), height)
+
+
+def _least(content: QWidget) -> QSize:
+    """The smallest size Qt lets ``content`` take: its layout's minimum, or a minimum size
+    set on it if larger (the dock content's width: without it, a dock dragged to its
+    narrowest cut the content's right edge off)."""
+    return content.minimumSizeHint().expandedTo(content.minimumSize())
