@@ -141,3 +141,26 @@ def test_clearing_shows_no_cells(shown, dense_above):
     assert EMBEDDING_LAYER in viewer.layers  # the layer stays for the next run
     again = view.show(table, embedding_meta(result, table.colours), "novelty")
     assert again is layer and len(layer.data) == (len(table) if dense_above > 10 else 8)
+
+
+def test_points_are_rimmed_on_a_light_canvas(shown, qtbot):
+    # viridis' light end (the most novel cells) hardly showed on the light theme's white
+    from napari_cellae._ui.results import Results
+
+    viewer, result, table = shown
+    viewer.theme = "dark"
+    results = Results(viewer, ResultLayers(viewer), lambda text: None, lambda err: None)
+    qtbot.addWidget(results.panel)
+    view = results.view
+    layer = view.show(table, embedding_meta(result, table.colours), "novelty")
+    assert np.all(layer.border_width == 0)  # on black: no rims
+    viewer.theme = "light"  # switched while the embedding is shown
+    assert np.allclose(layer.border_width, 0.15)
+    np.testing.assert_allclose(layer.border_color[:, :3], layer.face_color[:, :3] * 0.5)
+    view.select(np.array([3, 1]), spotlight=True)  # the faint points' rims are as faint
+    np.testing.assert_allclose(layer.border_color[:, 3], layer.face_color[:, 3])
+    view.recolour("condition")
+    layer = view.show(table, embedding_meta(result, table.colours), "novelty")  # a new run
+    assert np.allclose(layer.border_width, 0.15)
+    viewer.theme = "dark"
+    assert np.all(layer.border_width == 0)

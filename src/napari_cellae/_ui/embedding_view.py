@@ -20,6 +20,7 @@ import numpy as np
 from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.result_layers import select_points
+from napari_cellae._ui.theme import canvas_is_light
 
 if TYPE_CHECKING:
     from napari_cellae._ui.cell_table import CellTable
@@ -38,6 +39,10 @@ SAMPLE = 5_000
 SHOWN_SELECTED = 2_000
 BINS = 512
 _FAINT = 0.3  # opacity of the points outside a spotlit selection
+# a light canvas: a darker rim (of the point's size) on every point, or the light end of
+# the colours (novelty's yellow: the most novel cells) hardly shows on white
+_RIM = 0.15
+_RIM_SHADE = 0.5  # a rim's colour: the point's, darker (its hue kept)
 
 
 class EmbeddingView:
@@ -78,6 +83,7 @@ class EmbeddingView:
         self._offset = np.zeros(2)
         self._side = 1.0
         self._style: dict[str, float] = {}
+        self._rim = False  # points drawn on a light canvas: rimmed
         self._layer: Any = None  # the points layer drawn, followed when the user renames it
         self._meta: dict = {}
         #: called with a new points layer when a deleted one was drawn again
@@ -151,18 +157,31 @@ class EmbeddingView:
         else:
             self.sample = np.arange(n, dtype=np.int64)
             self._drop_density()
-            self._style = {"size": max(2.0, self._side / 90), "border_width": 0.0}
-        layer.border_color = "black"
+            self._style = {"size": max(2.0, self._side / 90), "border_width": self._rim_width}
         self._fill(self.sample)
         layer.metadata[METADATA_KEY] = meta
         return layer
+
+    def set_theme(self, theme: str) -> None:
+        """Rim the points on the light canvas of ``theme`` (a napari theme), not on a dark."""
+        self._rim = canvas_is_light(theme)
+        if self.table is None or self.dense:  # the density view's points are always rimmed
+            return
+        self._style["border_width"] = self._rim_width
+        layer = self.layer
+        layer.border_width = self._rim_width
+        self._colour_points(layer, self.rows)
+
+    @property
+    def _rim_width(self) -> float:
+        return _RIM if self._rim else 0.0
 
     def recolour(self, name: str) -> None:
         """Colour points (and density) by another of the table's colourings."""
         if self.table is None:
             return
         self.colouring = self.table.colourings[name]
-        self.layer.face_color = self._face(self.rows)
+        self._colour_points(self.layer, self.rows)
         if self.dense:
             self._base = self.table.density(self.bins, name)
             self._paint()
@@ -196,7 +215,7 @@ class EmbeddingView:
             spotlit = cells if spotlight and len(cells) else None
             if spotlit is not None or self.spotlit is not None:
                 self.spotlit = spotlit
-                layer.face_color = self._face(self.rows)
+                self._colour_points(layer, self.rows)
             select_points(layer, cells)
             return
         shown = cells
@@ -210,7 +229,7 @@ class EmbeddingView:
         if not np.array_equal(rows, self.rows):
             self._fill(rows)
         elif recolour:
-            layer.face_color = self._face(rows)
+            self._colour_points(layer, rows)
         select_points(layer, np.searchsorted(rows, shown))
         self._paint()
 
@@ -228,16 +247,23 @@ class EmbeddingView:
         select_points(layer, [])
         layer.data = data
         layer.features = features.reset_index(drop=True)
-        layer.face_color = self._face(rows)
+        self._colour_points(layer, rows)
         for key, value in self._style.items():  # points added by `data` take napari defaults
             setattr(layer, key, value)
 
-    def _face(self, rows: np.ndarray) -> np.ndarray:
-        """Colours of the cells ``rows``; faint outside a spotlit selection."""
+    def _colour_points(self, layer: Any, rows: np.ndarray) -> None:
+        """Colour the points of the cells ``rows``: faint outside a spotlit selection; on a
+        light canvas each with a rim of its colour, darker, and as faint as the point."""
         colours = self.colouring.colours(rows)
         if self.spotlit is not None:
             colours[~np.isin(rows, self.spotlit), 3] = _FAINT
-        return colours
+        layer.face_color = colours
+        if self.dense:  # black rims, as the density's colours are the points'
+            layer.border_color = "black"
+        elif self._rim:
+            rims = colours.copy()
+            rims[:, :3] *= _RIM_SHADE
+            layer.border_color = rims
 
     def _density(self) -> None:
         """Bin the cells and draw the density image (a worker may have done both)."""

@@ -24,6 +24,7 @@ from napari_cellae._ui.hit_table import WAITING
 from napari_cellae._ui.linking import SelectionLink
 from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
 from napari_cellae._ui.results_panel import ResultsPanel
+from napari_cellae._ui.theme import follow_theme
 from napari_cellae.pipeline import jobs
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Results:
         self.panel = ResultsPanel(self.recolour, self.choose_map, self.select_hits)
         self.say, self.on_error = say, on_error
         self.view = EmbeddingView(layers, dense_above)
+        follow_theme(self.panel, viewer, self.view.set_theme)  # points rimmed on white
         self.link = SelectionLink(viewer, on_focus=self.focus_cell, on_pick=self.show_cell)
         self.view.redrawn = self._link  # the user deleted the embedding: link its new layer
         self.result: RunResult | None = None

@@ -2,7 +2,7 @@
 
 The loss plot draws with QPainter: its background, text and curves take their colours from
 the viewer's theme (``napari.utils.theme.get_theme``) and follow it when the user switches
-themes while the widget is open.
+themes while the widget is open. The embedding's points get a dark rim on a light canvas.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from napari.utils.theme import get_theme
 
-__all__ = ["PlotColours", "follow_theme", "plot_colours"]
+__all__ = ["PlotColours", "canvas_is_light", "follow_theme", "plot_colours"]
 
 # curves that read on the theme's background: light on dark, dark on light
 _CURVES = {"dark": ("#4fc3f7", "#ffb74d"), "light": ("#0277bd", "#e65100")}
@@ -54,6 +54,16 @@ def plot_colours(theme: str) -> PlotColours:
     background, text = spec.background.as_hex(format="long"), spec.text.as_hex(format="long")
     first, second = _CURVES["light" if spec.type == "light" else "dark"]
     return PlotColours(background, text, _mix(background, text), first, second)
+
+
+def canvas_is_light(theme: str) -> bool:
+    """Whether the theme's canvas (behind the layers) is light, like the light theme's white."""
+    try:
+        spec = get_theme(theme)
+    except (ValueError, KeyError):
+        return False
+    r, g, b = spec.canvas.as_rgb_tuple(alpha=False)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 127.5
 
 
 def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
