@@ -83,3 +83,34 @@ def test_deleted_plot_leaves_theme_changes_alone(make_napari_viewer, qtbot):
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     viewer.theme = "light"  # no "wrapped C/C++ object has been deleted"
     viewer.theme = "dark"
+
+
+def test_reveal_scrolls_the_plot_into_the_docks_view(qtbot):
+    # a 720 px screen: the open form above the plot left it below the fold while training
+    from qtpy.QtCore import QPoint
+    from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+
+    from napari_cellae._ui.scroll import VerticalScroll
+
+    content = QWidget()
+    layout = QVBoxLayout(content)
+    form = QWidget()
+    form.setMinimumHeight(600)
+    tabs = QTabWidget()
+    plot = LossPlot()
+    tabs.addTab(plot, "Loss")
+    tabs.addTab(QWidget(), "Embedding and hits")
+    tabs.setCurrentIndex(1)
+    layout.addWidget(form)
+    layout.addWidget(tabs)
+    scroll = VerticalScroll(content)
+    qtbot.addWidget(scroll)
+    scroll.resize(320, 400)
+    scroll.show()
+    qtbot.waitExposed(scroll)
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0, timeout=2000)
+    assert scroll.verticalScrollBar().value() == 0
+    plot.reveal(tabs)
+    assert tabs.currentWidget() is plot
+    top = plot.mapTo(scroll.viewport(), QPoint(0, 0)).y()
+    assert top >= 0 and top + plot.height() <= scroll.viewport().height()

@@ -175,7 +175,7 @@ class DeepLearningWidget(QWidget):
             return None
         config = request.config
         self.loss_plot.clear()
-        self.tabs.setCurrentWidget(self.loss_plot)
+        self.loss_plot.reveal(self.tabs)  # also scrolled into view on a short screen
         blank = np.zeros((jobs.GALLERY_PAIRS, config.network_size, config.network_size), np.float32)
         self.layers.prepare(jobs.gallery_grid(blank, blank))
         return self._run(

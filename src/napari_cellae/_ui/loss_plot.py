@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtWidgets import QScrollArea, QSizePolicy, QTabWidget, QWidget
 
 from napari_cellae._ui.theme import follow_theme, plot_colours
 
@@ -47,6 +47,16 @@ class LossPlot(QWidget):
         self.train.clear()
         self.held.clear()
         self.update()
+
+    def reveal(self, tabs: QTabWidget) -> None:
+        """Bring the plot into view: its tab in ``tabs``, scrolled into the dock's view (on
+        a 720 px screen it was below the fold while training, the form above it open)."""
+        tabs.setCurrentWidget(self)
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.ensureWidgetVisible(self, 0, 0)
 
     def add(self, epoch: int, train_loss: float, held_out_loss: float) -> None:
         """Append one epoch and schedule a repaint."""
