@@ -1,6 +1,6 @@
 """The pieces the trainer assembles (device and threads, the crops tensor, weight init,
-optimiser, sharded step, augmentation): small torch functions used by
-:class:`~napari_cellae.core.trainer.Trainer`, each tested on its own.
+optimiser, augmentation, and the sharded step of :mod:`napari_cellae.core.shards`): small
+torch functions used by :class:`~napari_cellae.core.trainer.Trainer`, each tested on its own.
 """
 
 from __future__ import annotations
@@ -8,16 +8,15 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.core.normalisation import Normalisation, cell_scale_offset
+from napari_cellae.core.shards import MIN_SHARD, shard_count, shard_pool, sharded_step
 
 __all__ = [
     "MIN_SHARD",
@@ -36,33 +35,11 @@ __all__ = [
     "thread_count",
 ]
 
-# On a CPU a batch is split into shards of at least this many crops, one per core, each
-# shard's forward and backward pass running in its own thread (gradients summed in a fixed
-# order). Small tensors spread over cores by intra-op threading spend much of their time
-# synchronising; whole shards per core do not (+15 % crops/s on 2 cores, docs/performance.md).
-MIN_SHARD = 32
-
 # The original module trained with Lasagne's adagrad: step = lr * g / sqrt(sum(g^2) + 1e-6).
 # PyTorch's Adagrad divides by sqrt(sum(g^2)) + eps instead, so its first step moves EVERY
 # weight by +-lr however tiny its gradient; at lr 0.05 that saturates this network into
 # constant (blank) output. Starting the accumulator at 1e-6 gives Lasagne's formula.
 _ADAGRAD_INITIAL_ACCUMULATOR = 1e-6
-
-
-def shard_count(cores: int, batch: int) -> int:
-    """Shards for a batch: one per core, each at least ``MIN_SHARD`` crops (at least 1).
-
-    Parameters
-    ----------
-    cores : int
-    batch : int
-        Crops in the batch.
-
-    Returns
-    -------
-    int
-    """
-    return max(1, min(cores, batch // MIN_SHARD))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -297,88 +274,6 @@ def random_orientation(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             part = torch.rot90(part, k % 4, dims=(-2, -1))
         out.index_copy_(0, idx, part)
     return out
-
-
-def shard_pool(shards: int, threads_per_shard: int) -> ThreadPoolExecutor | None:
-    """Threads that train the shards of a batch, each with its own torch thread count.
-
-    Parameters
-    ----------
-    shards : int
-    threads_per_shard : int
-
-    Returns
-    -------
-    ThreadPoolExecutor or None
-        None for a single shard (it runs in the calling thread); shut it down when done.
-    """
-    if shards <= 1:
-        return None
-    return ThreadPoolExecutor(
-        shards,
-        thread_name_prefix="cellae-shard",
-        initializer=torch.set_num_threads,
-        initargs=(threads_per_shard,),
-    )
-
-
-def sharded_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    inp: torch.Tensor,
-    target: torch.Tensor,
-    shard_gens: list[torch.Generator],
-    pool: ThreadPoolExecutor | None,
-) -> float:
-    """One optimiser step on a batch, split into shards trained in parallel on ``pool``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Called as ``model(x, generator)`` (the generator drives dropout).
-    optimizer : torch.optim.Optimizer
-    inp, target : Tensor (n, C, S, S)
-        Network input (possibly corrupted) and the clean target.
-    shard_gens : list of torch.Generator
-        One per shard; ``len(shard_gens)`` is the most shards used.
-    pool : ThreadPoolExecutor or None
-        None: the whole batch in the calling thread.
-
-    Returns
-    -------
-    float
-        The batch's mean squared error (before the step).
-    """
-    shards = shard_count(len(shard_gens), target.shape[0])  # a short last batch: fewer
-    if pool is None or shards == 1:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(inp, shard_gens[0]), target)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_values = target.numel()
-
-    def shard(part: tuple[torch.Tensor, torch.Tensor, torch.Generator]) -> tuple:
-        x, t, g = part
-        loss = F.mse_loss(model(x, g), t, reduction="sum") / n_values
-        return loss.detach(), torch.autograd.grad(loss, params)
-
-    parts = zip(
-        inp.tensor_split(shards), target.tensor_split(shards), shard_gens[:shards], strict=True
-    )
-    results = list(pool.map(shard, parts))
-    for k, param in enumerate(params):
-        grad = results[0][1][k]
-        for _, grads in results[1:]:
-            grad.add_(grads[k])  # fixed order: equal seeds give equal weights
-        if grad.stride() != param.stride():
-            # backward() lays .grad out like its parameter (channels_last here) and the
-            # fused optimiser kernels rely on it; autograd.grad gives no such promise.
-            grad = torch.empty_like(param).copy_(grad)
-        param.grad = grad
-    optimizer.step()
-    return float(sum(loss for loss, _ in results))
 
 
 def scaling_tensors(

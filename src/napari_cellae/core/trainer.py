@@ -223,10 +223,10 @@ class Trainer:
         """Train, yielding one :class:`EpochReport` per epoch.
 
         All randomness (batch order, corruption, dropout) comes from generators seeded with
-        ``config.seed``, so equal seeds and thread counts give equal losses on the CPU;
-        torch's global RNG is not touched. On a CPU with several threads each batch is
-        split into shards trained in parallel threads (see
-        :func:`~napari_cellae.core.optimisation.sharded_step`).
+        ``config.seed``, so equal seeds give equal weights on the CPU, whatever the number of
+        threads; torch's global RNG is not touched. On a CPU each batch is split into shards
+        of a number set by the batch size, each trained in one thread, in parallel where
+        there are several threads (see :func:`~napari_cellae.core.shards.sharded_step`).
 
         Yields
         ------
@@ -242,12 +242,11 @@ class Trainer:
             raise RuntimeError("Trainer.run() can only be used once; create a new Trainer")
         self._started = True
         cfg = self.config
-        shards, threads_per_shard = 1, 0
+        shards, workers = 1, 1
         if self.device.type == "cpu":
             default_threads()
-            threads = torch.get_num_threads()
-            shards = shard_count(threads, cfg.batch_size)
-            threads_per_shard = threads // shards
+            shards = shard_count(cfg.batch_size)  # never from the cores: see core.shards
+            workers = min(torch.get_num_threads(), shards)
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         # One dropout generator per shard, seeded from the run's: reproducible whatever
         # order the shard threads draw in, and torch's global RNG is left alone.
@@ -257,12 +256,16 @@ class Trainer:
             )
             for _ in range(shards)
         ]
-        pool = shard_pool(shards, threads_per_shard)
+        pool = shard_pool(workers)
         try:
             yield from self._epochs(gen, shard_gens, pool)
         finally:
             if pool is not None:
                 pool.shutdown()
+
+    def _one_thread(self) -> contextlib.AbstractContextManager:
+        """One torch thread for this thread on a CPU (nothing on a GPU)."""
+        return thread_count(1) if self.device.type == "cpu" else contextlib.nullcontext()
 
     def _revive(self, epoch: int) -> None:
         """New weights for silent filters, judged on up to 512 training crops spread over
@@ -303,9 +306,9 @@ class Trainer:
             t0 = time.perf_counter()
             order = self._train_idx[torch.randperm(self.n_train, generator=gen, device=self.device)]
             loss_sum, seen, stopped = 0.0, 0, False
-            # With shards, this thread only gathers batches and waits; a thread team of its
-            # own would spin idle in OpenMP and steal cores from the shards (~4 %).
-            with thread_count(1) if pool is not None else contextlib.nullcontext():
+            # On a CPU every step runs in one thread per shard (the same rounding whatever
+            # the cores); this one gathers batches and waits, or trains the shards itself.
+            with self._one_thread():
                 for start in range(0, self.n_train, bs):
                     if self._stop.is_set():
                         stopped = True
@@ -328,7 +331,8 @@ class Trainer:
                     seen += x.shape[0]
             train_seconds = time.perf_counter() - t0
             if cfg.revive and not stopped:
-                self._revive(epoch)
+                with self._one_thread():  # judged as the weights were made: thread-count-free
+                    self._revive(epoch)
 
             if stopped and seen == 0:
                 # Stopped between epochs: report the state of the last finished epoch.
