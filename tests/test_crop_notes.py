@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ def test_streamed_notes_say_what_the_whole_run_says(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=clipped) as streamed:
         notes.warn("primary__primary", 16, path)
     assert [str(w.message) for w in streamed] == [str(w.message) for w in in_memory]
-    assert len(notes.sizes) == 3 and sum(len(c) for c in notes.clipped) == 36
+    assert sum(notes.sizes.values()) == 36 and notes.cells == 36
 
 
 def test_positions_of_cells_without_signal_are_named(tmp_path: Path) -> None:
@@ -69,3 +71,24 @@ def test_positions_of_cells_without_signal_are_named(tmp_path: Path) -> None:
         notes.add(part)
     with pytest.warns(UserWarning, match=said):
         notes.warn("primary__primary", 16, path)
+
+
+def test_streamed_notes_keep_no_array_of_the_cells(tmp_path: Path) -> None:
+    # A whole screen streamed position by position: the notes kept each position's
+    # bounding boxes (a view of the first 256 rows held all of them) and every cell's
+    # clipped value, 24 bytes a cell for the whole run.
+    path = _screen(tmp_path)
+    notes = CropNotes(sample=5)
+    with CellH5(path) as f:
+        parts = [
+            collect_crops(f, "primary__primary", 16, positions=[key], mask="cell")
+            for key in f.positions
+        ]
+    kept = [weakref.ref(a) for part in parts for a in (part.bbox, part.clipped_at)]
+    for part in parts:
+        notes.add(part)
+    del parts, part
+    gc.collect()
+    assert [ref() for ref in kept] == [None] * len(kept)
+    assert sum(notes.sizes.values()) == 15 and notes.cells == 36  # 5 sizes per position
+    assert notes.clipped == {255: 24}

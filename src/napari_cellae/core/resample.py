@@ -24,6 +24,8 @@ __all__ = [
     "cut_by_box",
     "cut_off",
     "fitting_box",
+    "known_extents",
+    "larger_sides",
     "resample_crops",
     "small_for_box",
     "to_network_size",
@@ -110,8 +112,19 @@ def to_network_size(crops: CropSet, size: int) -> CropSet:
 def bbox_extents(bbox: np.ndarray) -> np.ndarray | None:
     """Each cell's larger bounding-box side in pixels, from ``(N, 4)`` boxes (x0, x1, y0,
     y1); None when there are no boxes (no cells, or a file that stores centres only)."""
+    return known_extents(larger_sides(bbox))
+
+
+def larger_sides(bbox: np.ndarray) -> np.ndarray:
+    """Each box's larger side in pixels, from ``(N, 4)`` boxes (x0, x1, y0, y1), as they
+    are (1 for the zero boxes of a file that stores centres only)."""
     box = np.asarray(bbox).reshape(-1, 4)
-    extent = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
+    return np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2]) + 1
+
+
+def known_extents(extent: np.ndarray) -> np.ndarray | None:
+    """:func:`larger_sides` of some cells, or None where they tell nothing (no cells, or
+    no side above 1 px: no bounding boxes stored)."""
     return None if len(extent) == 0 or np.all(extent <= 1) else extent
 
 

@@ -15,7 +15,14 @@ import warnings
 
 import numpy as np
 
-__all__ = ["CLIPPED_PIXELS", "CLIPPED_SHARE", "clipped_at", "warn_clipped"]
+__all__ = [
+    "CLIPPED_PIXELS",
+    "CLIPPED_SHARE",
+    "clipped_at",
+    "clipped_counts",
+    "warn_clipped",
+    "warn_clipped_counts",
+]
 
 # The full scales of 8- to 16-bit cameras.
 _FULL_SCALES = frozenset(2**bits - 1 for bits in (8, 10, 12, 14, 16))
@@ -54,6 +61,25 @@ def clipped_at(crops: np.ndarray) -> np.ndarray:
     return np.where(at_top >= CLIPPED_PIXELS, top, 0)
 
 
+def clipped_counts(clipped: np.ndarray) -> dict[int, int]:
+    """How many cells :func:`clipped_at` found clipped at each full-scale value.
+
+    A streamed run keeps these few numbers per run instead of one value per cell.
+
+    Parameters
+    ----------
+    clipped : ndarray (N,) int
+        :func:`clipped_at` of some cells.
+
+    Returns
+    -------
+    dict of int to int
+        Full-scale value -> cells clipped there (cells not clipped are left out).
+    """
+    values, counts = np.unique(np.asarray(clipped), return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True) if v != 0}
+
+
 def warn_clipped(clipped: np.ndarray, source: object = None) -> None:
     """Say when more than :data:`CLIPPED_SHARE` of the cells (and 10 or more) are clipped.
 
@@ -66,17 +92,36 @@ def warn_clipped(clipped: np.ndarray, source: object = None) -> None:
         The file, named at the start of the message.
     """
     clipped = np.asarray(clipped)
-    if len(clipped) == 0 or not clipped.any():
+    warn_clipped_counts(clipped_counts(clipped), len(clipped), source, stacklevel=4)
+
+
+def warn_clipped_counts(
+    counts: dict[int, int], cells: int, source: object = None, stacklevel: int = 3
+) -> None:
+    """:func:`warn_clipped` from :func:`clipped_counts` of all ``cells`` of a run.
+
+    Parameters
+    ----------
+    counts : dict of int to int
+        Full-scale value -> cells clipped there, summed over the run.
+    cells : int
+        Cells of the run, clipped or not.
+    source : path-like, optional
+        The file, named at the start of the message.
+    stacklevel : int
+        Of the warning, as :func:`warnings.warn` takes it.
+    """
+    if cells == 0 or not counts:
         return
-    top = int(clipped.max())
-    n = int(np.count_nonzero(clipped == top))
-    if n <= CLIPPED_SHARE * len(clipped) or n < _CLIPPED_CELLS:
+    top = max(counts)
+    n = counts[top]
+    if n <= CLIPPED_SHARE * cells or n < _CLIPPED_CELLS:
         return
     where = f"{source}: " if source is not None else ""
     warnings.warn(
-        f"{where}{n / len(clipped):.0%} of the cells ({n:,} of {len(clipped):,}) have "
+        f"{where}{n / cells:.0%} of the cells ({n:,} of {cells:,}) have "
         f"{CLIPPED_PIXELS} or more pixels at the camera's maximum ({top}): their brightest "
         "parts are clipped, so their brightness and texture features understate them and "
         "the brightest cells look alike. Image at a shorter exposure if you can",
-        stacklevel=3,
+        stacklevel=stacklevel,
     )

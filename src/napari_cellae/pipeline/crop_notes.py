@@ -17,8 +17,8 @@ import numpy as np
 
 from napari_cellae.core.blank import warn_blank
 from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
-from napari_cellae.core.resample import bbox_extents, warn_extents
-from napari_cellae.core.saturation import warn_clipped
+from napari_cellae.core.resample import known_extents, larger_sides, warn_extents
+from napari_cellae.core.saturation import clipped_counts, warn_clipped_counts
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -68,14 +68,20 @@ def named(crops: CropSet, key: PositionKey) -> CropSet:
 
 @dataclass
 class CropNotes:
-    """:func:`warn_crops`'s notes gathered from the crops of one position after another."""
+    """:func:`warn_crops`'s notes gathered from the crops of one position after another.
 
-    sample: int | None = _SIZE_SAMPLE  # cells per position whose size is kept (None: all)
+    Per cell, nothing is kept: the cells' sizes as counts of each size (of at most
+    ``sample`` cells per position), the clipped cells as counts of each full scale. A
+    whole screen's notes stay a few kilobytes (one position's bounding boxes kept per
+    position held every cell's, 24 bytes a cell with the clipped values).
+    """
+
+    sample: int | None = _SIZE_SAMPLE  # cells per position whose size is counted (None: all)
     unlabelled: list = field(default_factory=list)
     unmatched: list = field(default_factory=list)
     shared: list = field(default_factory=list)
-    sizes: list[np.ndarray] = field(default_factory=list)  # bounding boxes, see sample
-    clipped: list[np.ndarray] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)  # larger bbox side -> cells, see sample
+    clipped: dict[int, int] = field(default_factory=dict)  # full scale -> cells clipped there
     blank: list[tuple[PositionKey, int, int]] = field(default_factory=list)  # blank, cells
     cells: int = 0
 
@@ -84,8 +90,9 @@ class CropNotes:
         self.unlabelled += crops.unlabelled_positions
         self.unmatched += crops.unmatched_positions
         self.shared += crops.shared_label_positions
-        self.sizes.append(crops.bbox[: self.sample])
-        self.clipped.append(crops.clipped_at)
+        sides, counts = np.unique(larger_sides(crops.bbox[: self.sample]), return_counts=True)
+        _count(self.sizes, zip(sides.tolist(), counts.tolist(), strict=True))
+        _count(self.clipped, clipped_counts(crops.clipped_at).items())
         self.cells += len(crops)
         for p in np.unique(crops.position_index[crops.blank]):
             rows = crops.position_index == p
@@ -109,7 +116,14 @@ class CropNotes:
         warn_unlabelled(self.unlabelled, object_name, source, with_plates)
         warn_unmatched(self.unmatched, object_name, source, with_plates)
         warn_shared_labels(self.shared, object_name, source, with_plates)
-        extent = bbox_extents(np.concatenate(self.sizes)) if self.sizes else None
-        warn_extents(extent, box, object_name, source)
-        warn_clipped(np.concatenate(self.clipped) if self.clipped else np.zeros(0), source)
+        sides = sorted(self.sizes)  # every counted cell's side again, for the percentiles
+        extent = np.repeat(np.array(sides, np.int64), [self.sizes[v] for v in sides])
+        warn_extents(known_extents(extent), box, object_name, source)
+        warn_clipped_counts(self.clipped, self.cells, source)
         warn_blank(self.blank, self.cells, object_name, source, with_plates)
+
+
+def _count(counts: dict[int, int], more) -> None:
+    """Add ``(value, count)`` pairs to ``counts``."""
+    for value, n in more:
+        counts[value] = counts.get(value, 0) + n
