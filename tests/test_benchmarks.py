@@ -198,3 +198,10 @@ def test_bench_browse_runs_and_reads_less() -> None:
     cellcognition = out.split("napari-cellae")[0]
     planes = next(line for line in cellcognition.splitlines() if "planes read/step" in line)
     assert float(planes.split()[-1].rstrip("x")) >= 3  # 3 channels share each chunk
+
+
+def test_bench_positions_runs_and_checks_the_output() -> None:
+    out = run(
+        "bench_positions.py", "--cells", "120", "--small", "6", "--large", "1", "--repeats", "1"
+    )
+    assert out.count("same cells and order True") == 2

@@ -23,7 +23,7 @@ from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.crop_notes import CropNotes, named
-from napari_cellae.pipeline.open_files import close_open_files, open_cellh5
+from napari_cellae.pipeline.open_files import close_open_files
 from napari_cellae.pipeline.plates import plate_files, warn_empty, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
@@ -251,41 +251,23 @@ def encode_position(
     ValueError
         Naming the file and position (missing, damaged, changed since planning).
     """
-    from napari_cellae.core.crops import collect_crops
-    from napari_cellae.core.resample import to_network_size
-    from napari_cellae.export.explorer import to_uint8
-    from napari_cellae.pipeline.steps import encode_crops
+    from napari_cellae.core.features import encode
+    from napari_cellae.pipeline.position_batches import crop_task, encoded_task
 
-    ch5 = open_cellh5(task.source)
-    crops = collect_crops(
-        ch5,
-        task.object_name,
-        task.crop_size,
-        list(task.channels),
-        positions=[task.position],
-        mask=getattr(trained.config, "mask", "none"),  # hide neighbours as in training
-    )
-    if len(crops) != task.n_cells:
-        raise CellH5Error(
-            f"{task.where}: holds {len(crops)} objects, {task.n_cells} when the run started; "
-            "was the file changed during the run?"
-        )
-    to_network_size(crops, trained.model.crop_size)  # as in training: crops_for
-    features = encode_crops(trained, crops, batch_size=batch_size)
-    if task.thumbnails:
-        crops.crops = to_uint8(crops.crops, trained.normalisation)
-    else:  # identities only
-        crops.crops = np.empty((len(crops), crops.crops.shape[1], 0, 0), np.uint8)
-    return EncodedPosition(task, crops, features)
+    crops = crop_task(task, trained)
+    learned = encode(trained, crops.crops, batch_size=batch_size)
+    return encoded_task(task, crops, learned, trained)
 
 
 def encode_serial(
     tasks: Iterable[PositionTask], trained: TrainedModel, batch_size: int = 512
 ) -> Iterator[EncodedPosition]:
-    """Encode tasks one after the other in this process, lazily (one position in memory)."""
+    """Encode tasks one after the other in this process, lazily: the cells of small
+    positions together, in full batches (:mod:`~napari_cellae.pipeline.position_batches`)."""
+    from napari_cellae.pipeline.position_batches import encode_batched
+
     try:
-        for task in tasks:
-            yield encode_position(task, trained, batch_size)
+        yield from encode_batched(tasks, trained, batch_size)
     finally:
         close_open_files()
 
