@@ -34,9 +34,7 @@ DEFAULT_EMBEDDING = "umap"
 MAX_EMBED_FIT = 50_000
 _BLOCK = 50_000  # cells projected at once
 _UMAP_NEIGHBOURS = 15
-# Crops a CPU passes through the network at once: 512 spill the activations out of the caches
-# (default network, 2 cores: 1,131 cells/s against 2,153 at 128; bench_positions.py).
-_CPU_BATCH = 128
+_CPU_BATCH = 128  # crops a CPU encodes at once: 512 spill out of the caches (half the speed)
 _UMAP_PCS = 50
 # Fewer cells than this: no neighbourhood structure worth a UMAP, PCA is shown instead.
 _UMAP_MIN_CELLS = 5
