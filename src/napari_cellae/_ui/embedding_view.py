@@ -251,12 +251,17 @@ class EmbeddingView:
         for key, value in self._style.items():  # points added by `data` take napari defaults
             setattr(layer, key, value)
 
-    def _colour_points(self, layer: Any, rows: np.ndarray) -> None:
-        """Colour the points of the cells ``rows``: faint outside a spotlit selection; on a
-        light canvas each with a rim of its colour, darker, and as faint as the point."""
+    def _face(self, rows: np.ndarray) -> np.ndarray:
+        """Colours of the cells ``rows``; faint outside a spotlit selection."""
         colours = self.colouring.colours(rows)
         if self.spotlit is not None:
             colours[~np.isin(rows, self.spotlit), 3] = _FAINT
+        return colours
+
+    def _colour_points(self, layer: Any, rows: np.ndarray) -> None:
+        """Colour the points of the cells ``rows`` (:meth:`_face`); on a light canvas each
+        with a rim of its colour, darker, and as faint as the point."""
+        colours = self._face(rows)
         layer.face_color = colours
         if self.dense:  # black rims, as the density's colours are the points'
             layer.border_color = "black"
