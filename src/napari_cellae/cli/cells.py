@@ -316,7 +316,7 @@ def encode_cells(args: argparse.Namespace) -> int:
         note(text, "warning" if found.novelty is None else "note")
     if found.novelty is not None:
         novelty = found.novelty
-        from napari_cellae.pipeline.hits import without_signal
+        from napari_cellae.pipeline.cell_flags import without_signal
 
         scored = int((~without_signal(done.obs)).sum())  # the others are never novel
         print(
@@ -337,7 +337,8 @@ def cmd_hits(args: argparse.Namespace) -> int:
     from napari_cellae.core.morphology import novelty_views
     from napari_cellae.export.anndata import read_cells
     from napari_cellae.io.atomic import atomic_output, check_output
-    from napari_cellae.pipeline.hits import hit_list, novel_cells, without_signal
+    from napari_cellae.pipeline.cell_flags import without_signal
+    from napari_cellae.pipeline.hits import hit_list, novel_cells
 
     out = check_output(args.out, [args.file], "hit table")
     if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name

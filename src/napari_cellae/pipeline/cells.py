@@ -20,6 +20,7 @@ import numpy as np
 
 from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
 from napari_cellae.core.morphology import cell_feature_names, novelty_views
+from napari_cellae.pipeline.cell_flags import without_signal
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
@@ -27,7 +28,6 @@ from napari_cellae.pipeline.discovery import (
     discover,
     with_discovery,
 )
-from napari_cellae.pipeline.hits import without_signal
 from napari_cellae.pipeline.plate_cells import (
     class_names,
     plate_class_names,

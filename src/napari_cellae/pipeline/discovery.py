@@ -29,7 +29,7 @@ from napari_cellae.core.novelty import (
     Novelty,
     novelty_scores,
 )
-from napari_cellae.pipeline.hits import without_signal
+from napari_cellae.pipeline.cell_flags import without_signal
 from napari_cellae.pipeline.phenotype_groups import phenotype_groups
 
 if TYPE_CHECKING:

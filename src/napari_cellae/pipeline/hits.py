@@ -16,13 +16,14 @@ import numpy as np
 
 from napari_cellae.core.hit_statistics import frame_weights, hit_table
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
+from napari_cellae.pipeline.cell_flags import without_signal, yes_no
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
-__all__ = ["HITS_NEED", "HIT_BY", "hit_list", "novel_cells", "without_signal"]
+__all__ = ["HITS_NEED", "HIT_BY", "hit_list", "novel_cells"]
 
 HIT_BY = ("position", "condition")
 # Columns `cellae hits` needs in the cell table; the control flag may also come from the
@@ -45,27 +46,6 @@ def _missing(obs: pd.DataFrame, source: str, have_features: bool) -> None:
             f"file does not have (obs columns: {found}); write the file with "
             "'cellae encode FILE.ch5 --model M --mapping MAP --out cells.h5ad'"
         )
-
-
-def _flags(obs: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    """A yes/no column as bools: True/False, or 0/1 numbers, for every cell.
-
-    Anything else is refused: numpy takes the text 'False' and NaN for True, which made
-    every cell a control (or novel) without a word.
-    """
-    import pandas as pd
-
-    values = obs[column]
-    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
-        return values.to_numpy(bool)
-    if pd.api.types.is_numeric_dtype(values) and values.isin([0, 1]).all():
-        return values.to_numpy(bool)
-    bad = values[~values.isin([True, False]).fillna(False).astype(bool)]
-    shown = ", ".join(dict.fromkeys(map(repr, bad.head(50).tolist())))
-    raise ValueError(
-        f"{source}: column {column} must be True or False (or 1 or 0) for every cell; found"
-        f" {shown} ({len(bad)} cell(s){', as text' if bad.map(type).eq(str).any() else ''})"
-    )
 
 
 def _scores(obs: pd.DataFrame, source: str) -> np.ndarray:
@@ -97,7 +77,7 @@ def _scores(obs: pd.DataFrame, source: str) -> np.ndarray:
 
 def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
     if "control" in obs:
-        return _flags(obs, "control", source)
+        return yes_no(obs, "control", source)
     token = control_token.strip().lower()
     if not token:  # every group starts with ""
         raise ValueError(
@@ -105,14 +85,6 @@ def _controls(obs: pd.DataFrame, control_token: str, source: str) -> np.ndarray:
             "control; give the group value that marks them (e.g. --control-token neg)"
         )
     return obs["group"].astype(str).str.strip().str.lower().str.startswith(token).to_numpy()
-
-
-def without_signal(obs: pd.DataFrame, source: str = "the cell table") -> np.ndarray:
-    """The cells marked ``no_signal`` (crops of a channel of one value; none where the
-    table has no such column, as files written before it)."""
-    if "no_signal" not in obs:
-        return np.zeros(len(obs), bool)
-    return _flags(obs, "no_signal", source)
 
 
 def _complete(obs: pd.DataFrame, column: str, source: str) -> None:
@@ -217,7 +189,7 @@ def novel_cells(
                 "(column novelty), so the novelty percentile cannot be changed; leave it out"
             )
         scores = _scores(obs, source) if "novelty" in obs else None
-        return _flags(obs, "novel", source) & ~no_signal, scores, "novel: as stored in the file"
+        return yes_no(obs, "novel", source) & ~no_signal, scores, "novel: as stored in the file"
     base = options or DiscoveryOptions()
     if percentile is not None:
         from dataclasses import replace
