@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.io.cellh5 import CellH5Error
+from napari_cellae.pipeline.encode_tasks import EncodedPosition, PositionTask
 from napari_cellae.pipeline.open_files import open_cellh5
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
-    from napari_cellae.pipeline.streaming import EncodedPosition, PositionTask
 
 __all__ = ["crop_task", "encode_batched", "encoded_task"]
 
@@ -65,7 +65,6 @@ def encoded_task(
     the crops made thumbnails (or dropped: identities only)."""
     from napari_cellae.core.morphology import with_outline
     from napari_cellae.export.explorer import to_uint8
-    from napari_cellae.pipeline.streaming import EncodedPosition
 
     features = with_outline(trained, learned, crops.morphology)
     if task.thumbnails:

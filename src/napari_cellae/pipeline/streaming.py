@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline.crop_notes import CropNotes, named
+from napari_cellae.pipeline.encode_tasks import EncodedPosition, PositionTask
 from napari_cellae.pipeline.open_files import close_open_files
 from napari_cellae.pipeline.plates import plate_files, warn_empty, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.steps import check_model_fits, check_outputs, load_mapping
 
 if TYPE_CHECKING:
-    from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.io.mapping import PositionMapping
 
@@ -44,65 +42,6 @@ __all__ = [
     "encoded_positions",
     "plan_encode",
 ]
-
-
-@dataclass(frozen=True)
-class PositionTask:
-    """One unit of work: the objects of one position of one CellH5 file.
-
-    Attributes
-    ----------
-    index : int
-        Place in the output (tasks are written in this order).
-    source : Path
-        The CellH5 file to open (absolute, so any worker finds it on a shared file system).
-    position : PositionKey
-    object_name : str
-    channels : tuple of int
-        Raw channel indices in this file (the model's channels, by name).
-    crop_size : int
-        The crop box (the model's cell size).
-    n_cells : int
-        Objects in the position, counted when planning.
-    thumbnails : bool
-        Return the cells' 8-bit thumbnails (the Explorer file shows them); without, the
-        results carry no pixels.
-    """
-
-    index: int
-    source: Path
-    position: PositionKey
-    object_name: str
-    channels: tuple[int, ...]
-    crop_size: int
-    n_cells: int
-    thumbnails: bool = True
-
-    @property
-    def where(self) -> str:
-        """``position C03_01 of FILE`` for messages."""
-        return f"position {self.position.label} of {self.source}"
-
-
-@dataclass
-class EncodedPosition:
-    """What a task returns: the cells of one position and their features.
-
-    Attributes
-    ----------
-    task : PositionTask
-    crops : CropSet
-        The cells' identities; ``crops.crops`` holds their uint8 thumbnails (as written to
-        the Explorer gallery), not the raw crops.
-    features : ndarray (n, F) float32
-    warned : tuple of str
-        UserWarnings raised while encoding elsewhere (a Dask worker), to be shown here.
-    """
-
-    task: PositionTask
-    crops: CropSet
-    features: np.ndarray
-    warned: tuple[str, ...] = ()
 
 
 @dataclass
