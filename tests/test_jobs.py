@@ -238,3 +238,26 @@ def test_a_position_without_cells_is_named_by_the_job(tmp_path):
     with pytest.warns(UserWarning, match=r"1 position\(s\) hold no cells.*B01_1 \(TOXIC1\)"):
         _, result = _drive(jobs.train_job(_request(path, mapping, _config(train_on="all"))))
     assert result.empty == "B01_1 (TOXIC1)"  # kept for the hit table's note
+
+
+def test_blas_pools_are_limited_again_only_when_libraries_were_loaded(monkeypatch):
+    # threadpoolctl's walk over every library (and its reset of the BLAS pools) ran at the
+    # start of every job, while the viewer's thread might be in a BLAS call
+    from unittest import mock
+
+    from napari_cellae.pipeline import jobs
+
+    loaded = {"libraries": frozenset({"libopenblas.so"})}
+    monkeypatch.setattr(jobs, "_loaded_libraries", lambda: loaded["libraries"])
+    monkeypatch.setattr(jobs, "_BLAS_LIMITED", {})
+    with mock.patch("threadpoolctl.threadpool_limits") as limits:
+        jobs.limit_threads()
+        jobs.limit_threads()
+        assert limits.call_count == 1
+        loaded["libraries"] |= {"libscipy_openblas.so"}  # a BLAS library loaded since
+        jobs.limit_threads()
+        assert limits.call_count == 2
+        monkeypatch.setattr(jobs, "_loaded_libraries", lambda: None)  # not Linux: every time
+        jobs.limit_threads()
+        jobs.limit_threads()
+        assert limits.call_count == 4

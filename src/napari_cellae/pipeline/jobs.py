@@ -10,6 +10,7 @@ jobs with ``next()``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -136,7 +137,23 @@ def limit_threads() -> None:
 
     cores = max(1, usable_cores() - 1)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
-    threadpool_limits(cores, user_api="blas")  # stays in force, like torch's setting
+    # threadpoolctl walks every library and resets BLAS pools the viewer's thread may be in
+    # (a test run crashed once, mid-walk): only again when libraries were loaded since.
+    with _BLAS_LOCK:
+        loaded = _loaded_libraries()
+        if loaded is None or loaded != _BLAS_LIMITED.get(cores):
+            threadpool_limits(cores, user_api="blas")  # stays in force, like torch's setting
+            _BLAS_LIMITED[cores] = loaded
+
+
+_BLAS_LOCK, _BLAS_LIMITED = threading.Lock(), {}  # cores -> the libraries then loaded
+
+
+def _loaded_libraries() -> frozenset[str] | None:
+    """The shared libraries mapped into this process (Linux); None where unknown."""
+    with contextlib.suppress(OSError), open("/proc/self/maps", errors="replace") as maps:
+        return frozenset(line.split()[-1] for line in maps if ".so" in line)
+    return None
 
 
 def warm_up() -> None:
