@@ -44,25 +44,27 @@ def _mix(a: str, b: str) -> str:
     return "#" + "".join(f"{(x + y) // 2:02x}" for x, y in pairs)
 
 
+def _spec(theme: str) -> Any:
+    """napari's theme of that name; the dark theme's for a name napari does not know."""
+    try:
+        return get_theme(theme)
+    except (ValueError, KeyError):
+        return get_theme("dark")
+
+
 def plot_colours(theme: str) -> PlotColours:
     """The plot colours of a napari theme (``"dark"``, ``"light"``, ``"system"``, a
     plugin's); a theme napari does not know gives the dark theme's."""
-    try:
-        spec = get_theme(theme)
-    except (ValueError, KeyError):
-        spec = get_theme("dark")
+    spec = _spec(theme)
     background, text = spec.background.as_hex(format="long"), spec.text.as_hex(format="long")
     first, second = _CURVES["light" if spec.type == "light" else "dark"]
     return PlotColours(background, text, _mix(background, text), first, second)
 
 
 def canvas_is_light(theme: str) -> bool:
-    """Whether the theme's canvas (behind the layers) is light, like the light theme's white."""
-    try:
-        spec = get_theme(theme)
-    except (ValueError, KeyError):
-        return False
-    r, g, b = spec.canvas.as_rgb_tuple(alpha=False)
+    """Whether the theme's canvas (behind the layers) is light, like the light theme's white
+    (not for a theme napari does not know: the dark theme's black)."""
+    r, g, b = _spec(theme).canvas.as_rgb_tuple(alpha=False)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b > 127.5
 
 

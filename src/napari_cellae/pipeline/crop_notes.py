@@ -10,6 +10,7 @@ says it once at the end (:class:`CropNotes`).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,8 @@ class CropNotes:
     unlabelled: list = field(default_factory=list)
     unmatched: list = field(default_factory=list)
     shared: list = field(default_factory=list)
-    sizes: dict[int, int] = field(default_factory=dict)  # larger bbox side -> cells, see sample
-    clipped: dict[int, int] = field(default_factory=dict)  # full scale -> cells clipped there
+    sizes: Counter[int] = field(default_factory=Counter)  # larger bbox side -> cells, see sample
+    clipped: Counter[int] = field(default_factory=Counter)  # full scale -> cells clipped there
     blank: list[tuple[PositionKey, int, int]] = field(default_factory=list)  # blank, cells
     cells: int = 0
 
@@ -91,8 +92,8 @@ class CropNotes:
         self.unmatched += crops.unmatched_positions
         self.shared += crops.shared_label_positions
         sides, counts = np.unique(larger_sides(crops.bbox[: self.sample]), return_counts=True)
-        _count(self.sizes, zip(sides.tolist(), counts.tolist(), strict=True))
-        _count(self.clipped, clipped_counts(crops.clipped_at).items())
+        self.sizes.update(dict(zip(sides.tolist(), counts.tolist(), strict=True)))
+        self.clipped.update(clipped_counts(crops.clipped_at))
         self.cells += len(crops)
         for p in np.unique(crops.position_index[crops.blank]):
             rows = crops.position_index == p
@@ -116,14 +117,7 @@ class CropNotes:
         warn_unlabelled(self.unlabelled, object_name, source, with_plates)
         warn_unmatched(self.unmatched, object_name, source, with_plates)
         warn_shared_labels(self.shared, object_name, source, with_plates)
-        sides = sorted(self.sizes)  # every counted cell's side again, for the percentiles
-        extent = np.repeat(np.array(sides, np.int64), [self.sizes[v] for v in sides])
+        extent = np.fromiter(self.sizes.elements(), np.int64)  # every counted cell's side
         warn_extents(known_extents(extent), box, object_name, source)
         warn_clipped_counts(self.clipped, self.cells, source)
         warn_blank(self.blank, self.cells, object_name, source, with_plates)
-
-
-def _count(counts: dict[int, int], more) -> None:
-    """Add ``(value, count)`` pairs to ``counts``."""
-    for value, n in more:
-        counts[value] = counts.get(value, 0) + n
