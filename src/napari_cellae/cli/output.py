@@ -126,7 +126,7 @@ def _box_advice(ch5: CellH5, object_name: str, extent: np.ndarray) -> str:
     from napari_cellae.pipeline.cell_size import fitted_box
 
     network = PRESETS[DEFAULT_PRESET].settings["crop_size"]
-    fitted = fitted_box(ch5, object_name, network)
+    fitted = fitted_box(ch5, object_name, network, extent)  # the extents read once
     if fitted is not None:  # what cellae train does unless told a cell size
         return (
             f"a {fitted} px crop box holds them (cellae train crops {fitted} px and "

@@ -54,7 +54,9 @@ def measured_extents(cellh5: CellH5, object_name: str) -> np.ndarray | None:
     return bbox_extents(np.concatenate(boxes)) if boxes else None
 
 
-def fitted_box(cellh5: CellH5, object_name: str, network: int) -> int | None:
+def fitted_box(
+    cellh5: CellH5, object_name: str, network: int, extent: np.ndarray | None = None
+) -> int | None:
     """A crop box for the objects when a ``network``-pixel box would cut them off.
 
     Parameters
@@ -63,6 +65,8 @@ def fitted_box(cellh5: CellH5, object_name: str, network: int) -> int | None:
     object_name : str
     network : int
         The box the network is made for.
+    extent : ndarray, optional
+        :func:`measured_extents` of the objects, where the caller has them already.
 
     Returns
     -------
@@ -70,7 +74,9 @@ def fitted_box(cellh5: CellH5, object_name: str, network: int) -> int | None:
         See :func:`napari_cellae.core.resample.box_for_cells`, at most the images' shorter
         side; None when ``network`` holds the cells or the file stores no bounding boxes.
     """
-    box = box_for_cells(measured_extents(cellh5, object_name), network)
+    if extent is None:
+        extent = measured_extents(cellh5, object_name)
+    box = box_for_cells(extent, network)
     if box is None:
         return None
     smallest = min(min(cellh5.image_shape(key)[-2:]) for key in cellh5.positions)
