@@ -179,12 +179,36 @@ def test_files_locked_by_a_writer(tmp_path: Path) -> None:
     writer = subprocess.Popen([sys.executable, "-c", holder, str(part)], stdout=subprocess.PIPE)
     try:
         writer.stdout.readline()
-        assert "points to 'part.h5', which a program writing it has locked" in _error(master, "pos")
+        trouble = _error(master, "pos")
+        assert "points to 'part.h5'" in trouble
+        assert "locked by a program that is writing it" in trouble
         with pytest.raises(CellH5Error, match="locked by a program that is writing it"):
             open_read_only(part)
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_file_systems_that_refuse_locks(tmp_path: Path, monkeypatch) -> None:
+    # Where the file system refuses locks (errno 38) and HDF5 insists on them, no program
+    # holds the file: say so, and how to open it, rather than "locked by a writer".
+    path = tmp_path / "screen.ch5"
+    with h5py.File(path, "w") as f:
+        f["pos"] = np.arange(3)
+
+    def refuse(*args, **kwargs):
+        raise OSError(
+            38,
+            "Unable to synchronously open file (unable to lock file, errno = 38, error message"
+            " = 'Function not implemented')",
+        )
+
+    monkeypatch.setattr(h5py, "File", refuse)
+    with pytest.raises(CellH5Error, match="file system refused HDF5's file lock") as caught:
+        open_read_only(path)
+    assert str(path) in str(caught.value)
+    assert "HDF5_USE_FILE_LOCKING=FALSE" in str(caught.value)
+    assert "writing it" not in str(caught.value)
 
 
 def test_virtual_datasets_whose_sources_are_gone(tmp_path: Path) -> None:

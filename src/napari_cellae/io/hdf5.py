@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,13 +67,25 @@ def open_read_only(path: Path) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as err:
         if "unable to lock file" in str(err).lower():
-            raise CellH5Error(
-                f"{path}: the file is locked by a program that is writing it ({err}); open it"
-                " when that program has finished"
-            ) from None
+            raise CellH5Error(f"{path}: {_lock_trouble(err)}") from None
         raise CellH5Error(
             f"{path}: the HDF5 file is damaged or truncated and cannot be read ({err})"
         ) from None
+
+
+def _lock_trouble(err: OSError) -> str:
+    """HDF5's "unable to lock file" in words: the file system refuses locks (Linux errno
+    37, 38 or 95: some network mounts, with an HDF5 built or set to insist on locks), else a
+    program writing the file holds the lock."""
+    if re.search(r"errno = (37|38|95)\b", str(err)):
+        return (
+            f"its file system refused HDF5's file lock ({err}); set the environment variable"
+            " HDF5_USE_FILE_LOCKING=FALSE and open it again"
+        )
+    return (
+        f"the file is locked by a program that is writing it ({err}); open it when that"
+        " program has finished"
+    )
 
 
 class _Step(NamedTuple):
@@ -145,8 +158,8 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             try:
                 other = h5py.File(target_file, "r")
             except OSError as err:
-                if "unable to lock file" in str(err).lower():  # a writer still has it open
-                    return f"{where}, which a program writing it has locked ({target_file})"
+                if "unable to lock file" in str(err).lower():
+                    return f"{where} ({target_file}): {_lock_trouble(err)}"
                 return f"{where}, which cannot be read as HDF5 ({target_file}: {err})"
             try:
                 try:
