@@ -80,3 +80,24 @@ def test_results_beside_a_one_pixel_image_get_a_size(make_napari_viewer):
     assert (y0, x0, y1, x1) == (0.0, 0.0, 39.0, 1.0)
     layers.prepare(np.zeros((10, 50), np.float32))
     assert viewer.layers[GALLERY_LAYER].scale[1] == pytest.approx(1 / 50)
+
+
+def test_marked_cells_land_on_centres_placed_in_the_world(make_napari_viewer):
+    # A scale in µm (or a translate, a rotation) set on the centres layer left the cyan
+    # squares at the cells' pixel coordinates: beside the cell, often off the image.
+    viewer = make_napari_viewer()
+    layers = ResultLayers(viewer)
+    centres = viewer.add_points(
+        np.array([[0.0, 40.0, 60.0], [1.0, 10.0, 20.0]]),
+        scale=(1.0, 0.65, 0.65),
+        translate=(0.0, 100.0, 50.0),
+    )
+    for turn in (None, 30.0):
+        if turn is not None:  # the user turns the layer after a first square
+            centres.rotate = turn
+        layers.mark(centres, centres.data[0], 16.0)
+        marker = viewer.layers[MARKER_LAYER]
+        np.testing.assert_allclose(
+            marker.data_to_world(marker.data[0]), centres.data_to_world(centres.data[0])
+        )
+        np.testing.assert_allclose(marker.scale, centres.scale)  # the square: 16 px of it

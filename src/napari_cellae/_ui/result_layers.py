@@ -76,6 +76,17 @@ def embedding_meta(result: RunResult, colours: dict[str, str]) -> dict:
     }
 
 
+def _placement(layer: Any) -> dict[str, np.ndarray]:
+    """A layer's data-to-world transform, as the keyword arguments of a new layer."""
+    return {
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "rotate": layer.rotate,
+        "shear": layer.shear,
+        "affine": layer.affine.affine_matrix,
+    }
+
+
 class ResultLayers:
     """Places the result layers to the right of and below the file's images.
 
@@ -177,6 +188,9 @@ class ResultLayers:
         """Draw a square of ``size`` around each of ``points`` (one, or an array of them)
         of a centres layer."""
         points = np.atleast_2d(np.asarray(points, float))
+        # the centres' data coordinates: placed as they are (a scale in µm, a translate or
+        # a rotation the user gave them), or the squares land beside the cells
+        placement = _placement(centres)
         if MARKER_LAYER in self.viewer.layers:
             marker = self.viewer.layers[MARKER_LAYER]
             if marker.ndim == points.shape[1]:
@@ -184,6 +198,10 @@ class ResultLayers:
                 marker.size = size  # points added by `data` take napari's default size
                 marker.symbol = "square"
                 marker.border_color = "cyan"
+                now = _placement(marker)
+                if not all(np.allclose(now[key], value) for key, value in placement.items()):
+                    for key, value in placement.items():  # each change re-slices the layer
+                        setattr(marker, key, value)
                 return
             self.viewer.layers.remove(marker)
         self.viewer.add_points(
@@ -195,6 +213,7 @@ class ResultLayers:
             border_width=0.08,
             symbol="square",
             axis_labels=centres.axis_labels,
+            **placement,
         )
         # keep the embedding active: the user goes on picking cells there
         with contextlib.suppress(KeyError):
