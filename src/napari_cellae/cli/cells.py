@@ -87,8 +87,8 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
     # cellae hits (no percentile default) must tell a given method from the default one:
     # given, it scores the cells again rather than ranking the file's stored novelty.
     stored = percentile_default is None
-    if stored:
-        shown += " when computed, else as stored"
+    when = " when computed" if stored else ""
+    shown += f"{when}, else as stored" if stored else ""
     group.add_argument(
         "--novelty",
         choices=["knn", "svm"],
@@ -98,7 +98,7 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
         "cell only against the other control wells; of more than 50,000 control cells, a "
         "seeded sample of 50,000); 'svm', a one-class SVM on the "
         "controls' principal components, as the CellH5 outlier tool did (novelty AUROC 0.75 "
-        "against 0.90 for knn on the benchmark screens). (default: knn)",
+        f"against knn's 0.90 on a benchmark screen). (default: knn{when})",
     )
     group.add_argument(
         "--novelty-percentile",
@@ -114,14 +114,14 @@ def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float |
         type=int,
         default=None if stored else NOVELTY_NEIGHBOURS,
         metavar="K",
-        help=f"Control cells averaged by --novelty knn. (default: {NOVELTY_NEIGHBOURS})",
+        help=f"Control cells averaged by --novelty knn. (default: {NOVELTY_NEIGHBOURS}{when})",
     )
     group.add_argument(
         "--nu",
         type=float,
         default=None if stored else _NU,
         help="Share of control cells the one-class SVM may leave outside (--novelty svm). "
-        "(default: 0.05)",
+        f"(default: {_NU:g}{when})",
     )
 
 

@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("out_dir", type=path_value, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
-    p.add_argument("--cells", type=int, default=5000, help="about how many cells (5000)")
+    p.add_argument("--cells", type=int, default=5000, help="about how many cells (default: 5000)")
     p.add_argument(
         "--zoom",
         type=float,
@@ -263,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: features.hdf)",
     )
     p.add_argument(
-        "--batch-size", type=int, default=512, help="cells encoded at once (default: 512)"
+        "--batch-size",
+        type=int,
+        default=512,
+        metavar="N",
+        help="cells encoded at once (default: 512)",
     )
     add_cluster_options(p)
     add_discovery_options(p)

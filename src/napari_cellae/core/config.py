@@ -86,9 +86,10 @@ class TrainConfig:
         "crop_size",
         "Cell size: edge of the square box (in pixels) cut around every cell centre. "
         "It should hold one whole cell with a little margin of background; too small cuts "
-        "cells off, too large includes neighbours and trains slower. Not given: the "
-        "preset's box, or, when the file's bounding boxes show that it would cut off more "
-        "than 5 % of the cells, a box that holds them, resampled to the preset's size.",
+        "cells off, too large includes neighbours and trains slower. Not given (nor the "
+        "network input): the preset's box, or, when the file's bounding boxes show that it "
+        "would cut off more than 5 % of the cells, a box that holds them, resampled to the "
+        "preset's size.",
         "Cell size (px)",
         "what to crop",
         aliases=("--size",),
