@@ -12,6 +12,7 @@ import pytest
 
 from napari_cellae import _widget
 from napari_cellae._ui.result_layers import cellae_layers
+from napari_cellae._ui.results import TAKEN
 from napari_cellae._widget import EMBEDDING_LAYER, DeepLearningWidget
 from ui_helpers import run_job, tiny, use_pca, wait_background
 
@@ -108,3 +109,36 @@ def test_saving_to_a_file_that_is_being_saved_is_refused(trained, qtbot, errors,
         assert not errors, errors
     assert read_explorer_hdf(tmp_path / "f.hdf").features.shape == widget.result.features.shape
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5ad", "f.hdf"]
+
+
+def test_a_second_dock_on_the_viewer(trained, qtbot, errors, cellcognition_file, mapping_file):
+    # Two docks of the widget share the result layers by name. Once the second showed its
+    # run, the first's hit-table row raised IndexError (its cells selected in the other
+    # run's points), its colour modes painted its colours on them, and a click in the
+    # embedding made it show a cell of its own file as the one picked.
+    viewer, first = trained
+    second = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(second, name="second")
+    second.form.file.value = cellcognition_file
+    second.form.mapping.value = mapping_file
+    tiny(second)
+    use_pca(second)
+    run_job(qtbot, second, second.start_training)
+    wait_background(qtbot, second)
+    embedding = viewer.layers[EMBEDDING_LAYER]
+    n = len(second.result.crops)
+    assert len(embedding.data) == n < len(first.result.crops)
+
+    combo = first.panel.colour_by
+    combo.setCurrentIndex((combo.currentIndex() + 1) % combo.count())
+    np.testing.assert_allclose(embedding.face_color, second.results.view._face(np.arange(n)))
+    keys = first.panel.hits.keys()
+    assert keys
+    first.panel.hits.select_rows(keys[:1])
+    wait_background(qtbot, first)
+    assert not embedding.selected_data and first.status.text() == TAKEN
+
+    embedding.selected_data = {3}
+    assert "A01_0001" in second.status.text()  # a cell of the second dock's file
+    assert first.status.text() == TAKEN
+    assert not errors, errors

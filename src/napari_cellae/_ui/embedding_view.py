@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui.density import DensityGrid
-from napari_cellae._ui.result_layers import select_points
+from napari_cellae._ui.result_layers import EMBEDDING_LAYER, select_points
 from napari_cellae._ui.theme import canvas_is_light
 
 if TYPE_CHECKING:
@@ -109,12 +109,24 @@ class EmbeddingView:
             self.redrawn(self._layer)
         return self._layer
 
+    def taken(self) -> bool:
+        """Whether another run (of another dock of the widget) has drawn its cells in the
+        layer this view draws in: its table must no longer be drawn there."""
+        drawn = self._layer
+        if drawn is None or drawn not in self.viewer.layers:
+            names = self.viewer.layers
+            drawn = names[EMBEDDING_LAYER] if EMBEDDING_LAYER in names else None
+        meta = None if drawn is None else drawn.metadata.get(METADATA_KEY)
+        return self.table is not None and meta is not None and meta is not self._meta
+
     def clear(self) -> None:
         """Show no cells: the features of the run shown were dropped (a Stop while they
         were computed), and points of an older run would answer no click."""
-        drawn = self._layer
+        drawn, taken = self._layer, self.taken()  # another run's cells stay
         self.table = self.colouring = self.grid = self.spotlit = self._base = None
         self.rows = self.sample = np.zeros(0, np.int64)
+        if taken:
+            return
         if drawn is not None and drawn in self.viewer.layers:
             select_points(drawn, [])
             drawn.data = np.zeros((0, 2))
@@ -165,7 +177,8 @@ class EmbeddingView:
     def set_theme(self, theme: str) -> None:
         """Rim the points on the light canvas of ``theme`` (a napari theme), not on a dark."""
         self._rim = canvas_is_light(theme)
-        if self.table is None or self.dense:  # the density view's points are always rimmed
+        # the density view's points are always rimmed; another run's are not this one's
+        if self.table is None or self.dense or self.taken():
             return
         self._style["border_width"] = self._rim_width
         layer = self.layer

@@ -99,6 +99,7 @@ class SelectionLink:
         self.on_focus = on_focus
         self.on_pick = on_pick
         self.embedding: Any = None
+        self._meta: Any = None  # the embedding's metadata when linked: its run's
         self.centres: list[Any] = []  # linked centres layers
         self._to_embedding: list[np.ndarray] = []  # per centres layer: embedding row per row
         self._layer_of = np.zeros(0, np.int64)  # per embedding row: index into centres or -1
@@ -129,7 +130,7 @@ class SelectionLink:
         """
         self.disconnect()
         meta = embedding.metadata[METADATA_KEY]
-        self.embedding = embedding
+        self.embedding, self._meta = embedding, meta
         self._show = show or self._select_rows
         positions = meta["positions"]
         features = embedding.features if cells is None else cells
@@ -165,7 +166,7 @@ class SelectionLink:
         self.centres = []
         self._to_embedding = []
         self._layer_of = self._row_of = np.zeros(0, np.int64)
-        self.embedding = None
+        self.embedding = self._meta = None
 
     def locate(self, index: int) -> tuple[Any, int] | None:
         """The centres layer and row of embedding row ``index``, None if not shown."""
@@ -234,6 +235,15 @@ class SelectionLink:
         for k, layer in enumerate(self.centres):
             select_points(layer, self._row_of[cells[self._layer_of[cells] == k]])
 
+    def _current(self) -> bool:
+        """Whether the embedding still shows the linked run's cells. Another dock of the
+        widget draws its run in the same layer: its rows are no cells of this run (a
+        hit-table row raised IndexError, a click found a cell of another file)."""
+        if self.embedding is not None and self.embedding.metadata.get(METADATA_KEY) is self._meta:
+            return True
+        self.disconnect()
+        return False
+
     def _watch(self, emitter: Any, callback: Any) -> None:
         emitter.connect(callback)
         self._watched.append((emitter, callback))
@@ -249,7 +259,7 @@ class SelectionLink:
 
     def _centre_callback(self, layer: Any, to_embedding: np.ndarray) -> Callable[..., None]:
         def on_change(event: Any = None) -> None:
-            if self._syncing or self.embedding is None:
+            if self._syncing or not self._current():
                 return
             rows = np.fromiter(layer.selected_data, np.int64)
             rows = rows[rows < len(to_embedding)]  # points the user added are not cells
@@ -262,7 +272,7 @@ class SelectionLink:
         return on_change
 
     def _on_embedding_selection(self, event: Any = None) -> None:
-        if self._syncing or self.embedding is None:
+        if self._syncing or not self._current():
             return
         rows = np.asarray(sorted(self.embedding.selected_data), np.int64)
         chosen = self._cells(rows[rows < len(self.embedding.features)])

@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from napari_cellae._ui.runner import Outcome
     from napari_cellae.pipeline.results import RunResult
 
-__all__ = ["Results", "novel_gallery"]
+__all__ = ["TAKEN", "Results", "novel_gallery"]
+
+TAKEN = (
+    "Another Deep Learning Module shows its cells in the viewer now: train or load a "
+    "model here to show this one's again."
+)
 
 
 def novel_gallery(result: RunResult, cells: np.ndarray) -> np.ndarray:
@@ -141,7 +146,7 @@ class Results:
     # -- the results panel -----------------------------------------------------------------------
     def recolour(self, name: str) -> None:
         """Colour the embedding by ``name`` (a colour mode of the run)."""
-        if self.table is None or name not in self.table.colourings:
+        if not self._shown() or name not in self.table.colourings:
             return
         self.view.recolour(name)
         self.panel.legend.setText(self.view.colouring.legend_html())
@@ -149,7 +154,7 @@ class Results:
     def choose_map(self, method: str) -> None:
         """Show the 2-D map ``method``, computing it in a worker the first time."""
         table = self.table
-        if table is None:
+        if not self._shown():
             return
         if method in table.maps:
             if self._mapping is not table:
@@ -206,7 +211,7 @@ class Results:
     def select_hits(self, by: str, keys: list[str]) -> None:
         """Select the cells of hit-table rows everywhere; their most novel in the gallery."""
         findings = self.findings
-        if findings is None or self.result is None:
+        if findings is None or not self._shown():
             return
         cells = findings.cells_of(by, keys) if keys else np.zeros(0, np.int64)
         top = findings.most_novel(cells, jobs.GALLERY_PAIRS)
@@ -281,7 +286,7 @@ class Results:
         Selects its centre point, moves the position/time sliders to it, centres the
         camera on it and shows its crop beside its reconstruction.
         """
-        if self.result is None:
+        if not self._shown():
             return
         found = self.link.focus(index)
         if found is not None:
@@ -292,7 +297,7 @@ class Results:
     def show_cell(self, index: int) -> None:
         """Show a cell's crop beside its reconstruction and say which cell it is."""
         result, table = self.result, self.table
-        if result is None or table is None:
+        if not self._shown():
             return
         crops = result.crops
         self.layers.show_pair(jobs.cell_pair(result.trained, crops.crops[index : index + 1]))
@@ -302,6 +307,18 @@ class Results:
             f"Selected cell: position {row['position']}, frame {int(crops.time_idx[index])}, "
             f"object {int(crops.object_index[index])} — {row['condition']}{novelty}"
         )
+
+    def _shown(self) -> bool:
+        """Whether the embedding shows this run's cells. Another dock of the widget on the
+        same viewer draws its run in the same layers: this one's then stays in its panel
+        (and can be saved), and its clicks would change another run's points."""
+        if self.table is None:
+            return False
+        if not self.view.taken():
+            return True
+        self.link.disconnect()
+        self.say(TAKEN)
+        return False
 
     # -- workers ----------------------------------------------------------------------------------
     def _viewer_open(self) -> bool:
