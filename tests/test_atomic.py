@@ -188,7 +188,10 @@ def test_a_write_failure_a_library_words_itself_says_what_is_wrong(tmp_path, mon
     with pytest.raises(ValueError) as hdf5_error, atomic_output(target) as tmp:
         tmp.write_text("half")
         raise hdf5
-    assert str(hdf5_error.value) == f"cannot write {target}: {os.strerror(28)}"
+    assert str(hdf5_error.value) == (
+        f"cannot write {target}: the disk is full ({os.strerror(28)}); free some space in "
+        f"{tmp_path} or write to another disk"
+    )
 
     class Full:
         f_bavail, f_frsize = 0, 4096
@@ -227,3 +230,67 @@ def test_the_temporary_of_a_writer_that_ended_unreaped_is_removed(tmp_path: Path
         assert remove_stale_temporaries(target) == [stale]
     finally:
         child.wait()
+
+
+class _ReadOnly:
+    """``os.statvfs`` of a file system mounted read-only (``mount -o remount,ro``)."""
+
+    f_flag, f_bavail, f_frsize = os.ST_RDONLY, 10**6, 4096
+
+
+def test_an_output_on_a_read_only_file_system_says_so(tmp_path, monkeypatch) -> None:
+    # Root may write any file and folder, whatever their modes, but not on a read-only
+    # mount: an existing output there was called "read-only; make it writable (chmod u+w)",
+    # which fails too, and its folder "not writable" without a word of why.
+    import napari_cellae.io.atomic as atomic
+
+    kept = tmp_path / "hits.csv"
+    kept.write_text("old")
+    monkeypatch.setattr(os, "statvfs", lambda path: _ReadOnly)
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError) as error:
+        check_output(kept)
+    assert str(error.value) == (
+        f"cannot write {kept}: its file system is mounted read-only; choose a folder on "
+        "another disk"
+    )
+    new = tmp_path / "new.csv"
+    with pytest.raises(ValueError) as error:
+        check_output(new)
+    assert str(error.value) == (
+        f"cannot write {new}: folder {tmp_path} is not writable (its file system is mounted "
+        "read-only)"
+    )
+    assert kept.read_text() == "old"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (
+            # h5py's words where the file system has no locks and HDF5 insists on them
+            # (HDF5_USE_FILE_LOCKING=TRUE): 'cannot write ...: Function not implemented'.
+            OSError(
+                38,
+                "Unable to synchronously create file (unable to lock file, errno = 38, "
+                "error message = 'Function not implemented')",
+            ),
+            "the file system of {folder} refuses HDF5's file locks (Function not "
+            "implemented); set the environment variable HDF5_USE_FILE_LOCKING=FALSE and run "
+            "again",
+        ),
+        (
+            OSError(30, "Read-only file system"),
+            "the file system of {folder} is mounted read-only; choose a folder on another disk",
+        ),
+    ],
+)
+def test_a_write_refused_by_the_file_system_says_what_to_do(tmp_path, raised, expected):
+    target = tmp_path / "features.hdf"
+    target.write_text("old")
+    with pytest.raises(ValueError) as error, atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise raised
+    assert str(error.value) == f"cannot write {target}: " + expected.format(folder=tmp_path)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]

@@ -150,3 +150,31 @@ def test_a_screen_is_written_under_the_temporary_name_a_later_run_cleans_up(
     expected = atomic.temporary_name(ch5).name
     assert seen and all(names == [expected] for names in seen), seen
     assert sorted(p.name for p in folder.iterdir()) == [ch5.name, mapping.name]
+
+
+class _ReadOnly:
+    """``os.statvfs`` of a file system mounted read-only (``mount -o remount,ro``)."""
+
+    f_flag, f_bavail, f_frsize = os.ST_RDONLY, 10**6, 4096
+
+
+@pytest.mark.parametrize("command", ["make-demo", "demo"])
+def test_an_output_folder_on_a_read_only_file_system_says_so(
+    tmp_path, monkeypatch, capsys, command
+) -> None:
+    # The folder's mode bits allow writing; the mount does not: "permission denied" sent
+    # the user to chmod, which fails there too. (Simulated: root may write anywhere.)
+    from napari_cellae.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    monkeypatch.setattr(os, "statvfs", lambda path: _ReadOnly)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    args = [command, str(folder)] if command == "make-demo" else [command, "--out", str(folder)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"cellae: error: cannot write into folder {folder}: its file system is mounted "
+        "read-only; choose a folder on another disk\n"
+    )
+    assert list(folder.iterdir()) == []

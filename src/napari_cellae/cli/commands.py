@@ -63,6 +63,14 @@ def _output_folder(folder: Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot create folder {folder}: {exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
+        from napari_cellae.io.write_failure import read_only_file_system
+
+        # Its mode bits allow writing there: "permission denied" sent users to chmod.
+        if read_only_file_system(folder):
+            raise UserError(
+                f"cannot write into folder {folder}: its file system is mounted read-only; "
+                "choose a folder on another disk"
+            )
         raise UserError(f"cannot write into folder {folder}: permission denied")
     return folder
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari_cellae.io.write_failure import errno_of, read_only_file_system, write_failure
+
 if TYPE_CHECKING:
     import h5py
 
@@ -37,10 +39,6 @@ _TEMP_SUFFIX = ".cellae-tmp"
 _TEMP_PATTERN = re.compile(
     r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:-\d+)?" + re.escape(_TEMP_SUFFIX) + "$"
 )
-# HDF5 reports a failed write in words, not as an OSError: "... errno = 28, error message =".
-_HDF5_ERRNO = re.compile(r"\berrno = (\d+)")
-# Free space below this, after a write failed without saying why, means the disk is full.
-_NEARLY_FULL = 1 << 20
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -179,6 +177,11 @@ def check_output(
         )
     # Renaming asks only the folder: a file made read-only would be replaced without a word,
     # where writing into it is refused (mode bits too, as root may write anything).
+    if path.is_file() and read_only_file_system(path):  # "chmod u+w" cannot help there
+        raise ValueError(
+            f"cannot write {path}: its file system is mounted read-only; choose a folder on "
+            "another disk"
+        )
     if path.is_file() and not (path.stat().st_mode & 0o222 and os.access(path, os.W_OK)):
         raise ValueError(
             f"cannot write {path}: the file is read-only; make it writable (chmod u+w) to "
@@ -189,7 +192,8 @@ def check_output(
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):  # where the temporary file is made
-        raise ValueError(f"cannot write {path}: folder {parent} is not writable")
+        why = " (its file system is mounted read-only)" if read_only_file_system(parent) else ""
+        raise ValueError(f"cannot write {path}: folder {parent} is not writable{why}")
     # The temporary name is longer: too long a name failed only when the work was done.
     longer = len(os.fsencode(temporary_name(final).name)) - len(os.fsencode(final.name))
     try:
@@ -232,41 +236,6 @@ def check_distinct(outputs: Iterable[tuple[str | os.PathLike, str]]) -> None:
         seen.append((path, what))
 
 
-def _errno_of(exc: BaseException) -> int | None:
-    """The OS error number behind ``exc``: its own, a cause's, or one HDF5 wrote in words."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno:
-            return current.errno
-        match = _HDF5_ERRNO.search(str(current))
-        if match and int(match[1]):
-            return int(match[1])
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _failure(path: Path, folder: Path, exc: BaseException) -> ValueError:
-    """A write failure as ``cannot write PATH: REASON``, the reason in the OS's words.
-
-    A writer that does not say why (torch's ``unexpected pos 43648 vs 43540``) is explained
-    by the disk when it is (nearly) full.
-    """
-    number = _errno_of(exc)
-    if number:
-        return ValueError(f"cannot write {path}: {os.strerror(number)}")
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    try:
-        stats = os.statvfs(folder)
-        free = stats.f_bavail * stats.f_frsize
-    except (OSError, AttributeError):  # no statvfs (Windows) or the folder is gone
-        free = None
-    if free is not None and free < _NEARLY_FULL:
-        reason = f"the disk is full ({free} bytes free in {folder}; {reason})"
-    return ValueError(f"cannot write {path}: {reason}")
-
-
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Write a file under a temporary name and rename it to ``path`` when the block succeeds.
@@ -295,9 +264,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, final)
     except (OSError, RuntimeError) as exc:
-        if not isinstance(exc, OSError) and _errno_of(exc) is None:
+        if not isinstance(exc, OSError) and errno_of(exc) is None:
             raise  # a program error, not a failed write
-        raise _failure(path, final.parent, exc) from exc
+        raise write_failure(path, final.parent, exc) from exc
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
