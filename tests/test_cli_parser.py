@@ -92,3 +92,14 @@ def test_other_tools_can_reuse_the_training_options():
     args = parser.parse_args(["--object", "Nuclei", "--channel", "DNA", "--epochs", "2"])
     assert args.object_name == "Nuclei" and args.channel == ["DNA"]
     assert config_from_args(args) == TrainConfig.from_preset("demo", epochs=2)
+
+
+@pytest.mark.parametrize("command", [["train"], ["encode", "--model", "m.pt"]])
+def test_missing_input_names_only_the_required_file(command, capsys):
+    # A '*' positional without a default is 'required' to argparse (before Python 3.13):
+    # 'the following arguments are required: FILE.ch5, MORE' told users MORE was needed.
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "required: FILE.ch5" in err
+    assert "MORE" not in err.splitlines()[-1]
+    assert _parse(*command, "a.ch5").more == []

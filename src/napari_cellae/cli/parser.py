@@ -150,6 +150,7 @@ def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
         "more",
         type=path_value,
         nargs="*",
+        default=[],  # else argparse (Python < 3.13) lists MORE as a required argument
         metavar="MORE",
         help="more CellH5 files or folders (a folder of plates: one plate per sub-folder or "
         f".ch5 file); {what}",
