@@ -104,3 +104,23 @@ def test_disconnect_stops_following(linked):
     linked.embedding.selected_data = {2}
     linked.left.selected_data = {1}
     assert not linked.focused and not linked.picked and linked.link.locate(0) is None
+
+
+def test_centres_opened_again_are_linked(linked):
+    # The user removed a file's centres and opened the file again: a click in the new
+    # centres found no cell, and cells picked in the embedding were not selected there.
+    viewer = linked.viewer
+    viewer.layers.remove(linked.left)
+    again = _points(
+        viewer, "A centres", [[0, 5, 5], [0, 9, 9], [1, 3, 3]], [A], _table([0, 0, 0], [0, 1, 2]),
+        "centres",
+    )  # fmt: skip
+    _points(viewer, "cells", [[0, 1, 1]], [A], _table([0], [0]), "centres", "cells")  # not linked
+    assert linked.link.centres == [linked.right, again]
+    again.selected_data = {1}
+    assert set(linked.embedding.selected_data) == {3} and linked.picked == [3]
+    linked.embedding.selected_data = {0, 1}
+    assert set(again.selected_data) == {2} and set(linked.right.selected_data) == {0}
+    linked.link.disconnect()  # a closed widget links nothing
+    _points(viewer, "A centres [2]", [[0, 5, 5]], [A], _table([0], [0]), "centres")
+    assert linked.link.centres == []

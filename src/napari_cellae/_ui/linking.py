@@ -107,6 +107,10 @@ class SelectionLink:
         self._watched: list[tuple[Any, Any]] = []
         self._syncing = False
         self._show: Callable[[np.ndarray], None] = self._select_rows
+        self._table: Any = None  # the cells given to connect
+        # centres of the file opened again (its layers removed, the file dropped on the
+        # viewer) are linked too: clicks in them found no cell
+        viewer.layers.events.inserted.connect(self._on_inserted)
 
     def connect(
         self,
@@ -130,7 +134,7 @@ class SelectionLink:
         """
         self.disconnect()
         meta = embedding.metadata[METADATA_KEY]
-        self.embedding, self._meta = embedding, meta
+        self.embedding, self._meta, self._table = embedding, meta, cells
         self._show = show or self._select_rows
         positions = meta["positions"]
         features = embedding.features if cells is None else cells
@@ -138,12 +142,7 @@ class SelectionLink:
         self._layer_of = np.full(n, -1, np.int64)
         self._row_of = np.full(n, -1, np.int64)
         for layer in cellae_layers(self.viewer, "centres"):
-            info = layer.metadata[METADATA_KEY]
-            if (
-                len(layer.data) == 0
-                or info.get("object") != meta["object"]
-                or Path(info["path"]).resolve() != Path(meta["path"]).resolve()
-            ):
+            if len(layer.data) == 0 or not self._of_linked_cells(layer):
                 continue
             to_embedding = match_rows(_positions(layer), layer.features, positions, features)
             rows = np.flatnonzero(to_embedding >= 0)
@@ -166,7 +165,7 @@ class SelectionLink:
         self.centres = []
         self._to_embedding = []
         self._layer_of = self._row_of = np.zeros(0, np.int64)
-        self.embedding = self._meta = None
+        self.embedding = self._meta = self._table = None
 
     def locate(self, index: int) -> tuple[Any, int] | None:
         """The centres layer and row of embedding row ``index``, None if not shown."""
@@ -234,6 +233,21 @@ class SelectionLink:
         cells = cells[(cells >= 0) & (cells < len(self._layer_of))]
         for k, layer in enumerate(self.centres):
             select_points(layer, self._row_of[cells[self._layer_of[cells] == k]])
+
+    def _of_linked_cells(self, layer: Any) -> bool:
+        """Whether ``layer`` shows centres of the linked embedding's file and objects."""
+        info = layer.metadata.get(METADATA_KEY) or {}
+        meta = self._meta or {}
+        return (
+            info.get("kind") == "centres"
+            and "path" in meta
+            and info.get("object") == meta["object"]
+            and Path(info["path"]).resolve() == Path(meta["path"]).resolve()
+        )
+
+    def _on_inserted(self, event: Any) -> None:
+        if self.embedding is not None and self._of_linked_cells(event.value):
+            self.connect(self.embedding, self._table, self._show)
 
     def _current(self) -> bool:
         """Whether the embedding still shows the linked run's cells. Another dock of the

@@ -123,6 +123,7 @@ class Results:
 
     def _link(self, layer: Any) -> None:
         meta = layer.metadata[METADATA_KEY]
+        self.link.disconnect()  # a centres layer added below links the new run once
         try:  # a selected cell is found through its centre in the image
             files.show_centres(self.viewer, meta["path"], meta["object"])
         except ValueError as err:
