@@ -193,7 +193,7 @@ class TrainConfig:
     )
     device: str = _option(
         "device",
-        "Where to compute: auto (a GPU if there is one), cpu or cuda.",
+        "Where to compute: auto (a GPU if there is one), cpu, or cuda (cuda:N for GPU N).",
         "Device",
         "training",
     )
