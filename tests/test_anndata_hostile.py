@@ -7,7 +7,9 @@ word for, and files a scverse user joined or changed before ``cellae hits`` read
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -123,3 +125,76 @@ def test_two_runs_joined_with_plates_named_alike_are_said(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_cells(path).n_obs == 4
+
+
+def test_a_device_or_pipe_given_as_the_cells_file_is_said_to_be_one(tmp_path) -> None:
+    # 'cellae hits /dev/null' said "/dev/null: no such file".
+    fifo = tmp_path / "cells.h5ad"
+    os.mkfifo(fifo)
+    for path in (fifo, os.devnull):
+        with pytest.raises(ValueError) as error:
+            read_cells(path)
+        assert str(error.value) == f"{path}: is not a regular file; expected an AnnData .h5ad file"
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (  # h5py's words while another program writes the file (it holds HDF5's lock)
+            BlockingIOError(
+                11,
+                "Unable to synchronously open file (unable to lock file, errno = 11, "
+                "error message = 'Resource temporarily unavailable')",
+            ),
+            "the file is locked by a program that is writing it; run again when that "
+            "program has finished (or closed the file)",
+        ),
+        (  # a file system without locks, with HDF5_USE_FILE_LOCKING=TRUE
+            OSError(
+                38,
+                "Unable to synchronously open file (unable to lock file, errno = 38, "
+                "error message = 'Function not implemented')",
+            ),
+            "its file system refuses HDF5's file locks; set the environment variable "
+            "HDF5_USE_FILE_LOCKING=FALSE and run again",
+        ),
+    ],
+)
+def test_a_cells_file_that_cannot_be_locked_says_why(tmp_path, monkeypatch, raised, said):
+    # Both read "not a readable AnnData .h5ad file (BlockingIOError: [Errno 11] ...)".
+    import anndata
+
+    path = tmp_path / "cells.h5ad"
+    write_anndata(path, build_anndata(np.zeros((2, 1)), _obs(["p", "q"]), ["f"]))
+
+    def refuse(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(anndata, "read_h5ad", refuse)
+    for features in (True, False):
+        with pytest.raises(ValueError) as error:
+            read_cells(path, features=features)
+        assert str(error.value) == f"{path}: {said}"
+
+
+def test_an_unreadable_cells_file_is_said_to_be_one(tmp_path, monkeypatch) -> None:
+    # chmod 000 (simulated: root reads anything) read as "not a readable AnnData .h5ad file
+    # (PermissionError: [Errno 13] Unable to synchronously open file (...))".
+    path = tmp_path / "cells.h5ad"
+    write_anndata(path, build_anndata(np.zeros((2, 1)), _obs(["p", "q"]), ["f"]))
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != path and real(p, mode))
+    path.chmod(0)
+    try:
+        if real(path, os.R_OK):  # root: HDF5 opens it anyway, so make it refuse as it would
+            import anndata
+
+            def refuse(*args, **kwargs):
+                raise PermissionError(13, "Unable to synchronously open file")
+
+            monkeypatch.setattr(anndata, "read_h5ad", refuse)
+        with pytest.raises(ValueError) as error:
+            read_cells(path)
+    finally:
+        path.chmod(0o644)
+    assert str(error.value) == f"{path}: cannot read it (permission denied)"

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.write_failure import lock_refused
 
 if TYPE_CHECKING:
     import anndata
@@ -275,18 +276,24 @@ def read_cells(path: str | os.PathLike, features: bool = True) -> anndata.AnnDat
     Raises
     ------
     ValueError
-        If the file is missing, a folder or not an AnnData file.
+        If the file is missing, a folder or another non-regular file, unreadable, locked by
+        a writer, or not an AnnData file.
     """
     import anndata as ad
 
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; expected an AnnData .h5ad file")
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: "no such file" misled
+        raise ValueError(f"{path}: is not a regular file; expected an AnnData .h5ad file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
         adata = ad.read_h5ad(path) if features else _cell_table(path)
     except Exception as exc:  # h5py, anndata and OS errors alike: say which file
+        refused = _refused(path, exc)
+        if refused:
+            raise ValueError(f"{path}: {refused}") from None
         other = _other_hdf5(path)
         if other:  # anndata's words were "AnnData.__init__() got an unexpected keyword"
             raise ValueError(f"{path}: not an AnnData .h5ad file but {other}") from None
@@ -295,6 +302,25 @@ def read_cells(path: str | os.PathLike, features: bool = True) -> anndata.AnnDat
         ) from None
     _warn_pooled(adata.obs, path)
     return adata
+
+
+def _refused(path: Path, exc: Exception) -> str | None:
+    """Why the file could not be opened, in words, when the file system or a lock refused
+    it (HDF5 named the reason only inside "not a readable AnnData file (...errno = 11...)");
+    None when it was opened and its content is the trouble."""
+    if lock_refused(exc):
+        return (
+            "its file system refuses HDF5's file locks; set the environment variable "
+            "HDF5_USE_FILE_LOCKING=FALSE and run again"
+        )
+    if "unable to lock file" in str(exc).lower():
+        return (
+            "the file is locked by a program that is writing it; run again when that "
+            "program has finished (or closed the file)"
+        )
+    if not os.access(path, os.R_OK):
+        return "cannot read it (permission denied)"
+    return None
 
 
 def _cell_table(path: Path) -> anndata.AnnData:
