@@ -202,7 +202,8 @@ def test_a_write_failure_a_library_words_itself_says_what_is_wrong(tmp_path, mon
         raise torch_words
     assert str(torch_error.value) == (
         f"cannot write {target}: the disk is full (0 bytes free in {tmp_path}; "
-        "[enforce fail at inline_container.cc:672] . unexpected pos 43648)"
+        "[enforce fail at inline_container.cc:672] . unexpected pos 43648); free some space "
+        "there or write to another disk"
     )
     # A program error is not a failed write: it keeps its type and words.
     with pytest.raises(RuntimeError, match=r"^boom$"), atomic_output(target):

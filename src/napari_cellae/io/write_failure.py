@@ -132,5 +132,8 @@ def write_failure(path: Path, folder: Path, exc: BaseException) -> ValueError:
     except (OSError, AttributeError):  # no statvfs (Windows) or the folder is gone
         free = None
     if free is not None and free < _NEARLY_FULL:
-        reason = f"the disk is full ({free} bytes free in {folder}; {reason})"
+        reason = (
+            f"the disk is full ({free} bytes free in {folder}; {reason}); free some space "
+            "there or write to another disk"
+        )
     return ValueError(f"cannot write {path}: {reason}")
