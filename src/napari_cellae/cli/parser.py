@@ -139,7 +139,9 @@ def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
         "--control-token",
         default="neg",
         metavar="TEXT",
-        help="Value of the Group column that marks negative controls. (default: %(default)s)",
+        help="Negative controls are the rows whose Group starts with TEXT, in any case "
+        "('neg. control' too); in a two-column mapping, the conditions that start with it. "
+        "(default: %(default)s)",
     )
 
 
