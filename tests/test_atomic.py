@@ -39,6 +39,14 @@ def test_output_folder_problems_are_named(tmp_path: Path) -> None:
         check_output(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
         check_output(tmp_path / "missing" / "out.hdf")
+    # '--out hits.csv/x.csv' said "folder hits.csv does not exist", next to the file.
+    (tmp_path / "hits.csv").write_text("rank")
+    with pytest.raises(ValueError) as error:
+        check_output(tmp_path / "hits.csv" / "x.csv")
+    assert str(error.value) == (
+        f"cannot write {tmp_path / 'hits.csv' / 'x.csv'}: {tmp_path / 'hits.csv'} is a file, "
+        "not a folder"
+    )
 
 
 def test_devices_and_pipes_are_refused_as_outputs(tmp_path: Path) -> None:

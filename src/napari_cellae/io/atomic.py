@@ -189,6 +189,8 @@ def check_output(
         )
     final = _landing(path)  # a link's target: its folder holds the temporary
     parent = final.parent if str(final.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():  # "does not exist" hid the file in its way
+        raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):  # where the temporary file is made
