@@ -97,6 +97,21 @@ def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
         check_output(dangling)
 
 
+def test_a_loop_of_symbolic_links_is_refused_not_replaced(tmp_path: Path) -> None:
+    # 'cellae hits cells.h5ad --out l1.csv' with l1.csv -> l2.csv -> l1.csv wrote the
+    # table over the link l1.csv, which had no target to write through to.
+    first, second = tmp_path / "l1.csv", tmp_path / "l2.csv"
+    first.symlink_to(second.name)
+    second.symlink_to(first.name)
+    with pytest.raises(ValueError) as error:
+        check_output(first, what="hit table")
+    assert str(error.value) == (
+        f"cannot write {first}: it is a symbolic link to 'l2.csv' that leads round in a loop;"
+        " remove the link or choose another file name"
+    )
+    assert first.is_symlink() and second.is_symlink()
+
+
 def test_the_folder_that_receives_the_file_must_be_writable(tmp_path, monkeypatch) -> None:
     # Through a link, the temporary file is made in the target's folder: that folder, not
     # the link's, must be writable. (Simulated: root may write into any folder.)

@@ -10,6 +10,7 @@ also survives a disk that fills up while the file is written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -124,6 +125,15 @@ def _landing(path: Path) -> Path:
     return resolved(path) if path.is_symlink() else path
 
 
+def _loops(path: Path) -> bool:
+    """Whether following the symbolic link ``path`` never ends (a loop of links)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return resolved(a) == resolved(b) or (a.exists() and b.exists() and a.samefile(b))
@@ -156,8 +166,8 @@ def check_output(
     ------
     ValueError
         Naming the path: it is an input, a folder or another non-regular file (a device
-        such as /dev/null, a pipe), a read-only file, its folder (a link's target's) does
-        not exist or is not writable, or its name is too long.
+        such as /dev/null, a pipe), a loop of symbolic links, a read-only file, its folder
+        (a link's target's) does not exist or is not writable, or its name is too long.
     """
     path = Path(path)
     for source in inputs:
@@ -168,6 +178,11 @@ def check_output(
             )
     if path.is_dir():
         raise ValueError(f"cannot write {path}: it is a folder, expected a file name")
+    if path.is_symlink() and _loops(path):  # no file to write through to: the link went
+        raise ValueError(
+            f"cannot write {path}: it is a symbolic link to {os.readlink(path)!r} that leads "
+            "round in a loop; remove the link or choose another file name"
+        )
     # The finished file is renamed over the target: a device or pipe (/dev/null, a FIFO)
     # would be replaced by an ordinary file, for every user of the machine.
     if path.exists() and not path.is_file():
