@@ -7,6 +7,7 @@ import pytest
 
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
+from napari_cellae._ui import files
 from napari_cellae._ui.embedding_view import DENSITY_LAYER
 from napari_cellae._ui.result_layers import MARKER_LAYER
 from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, DeepLearningWidget
@@ -313,3 +314,31 @@ def test_positions_without_cells_stay_named_beside_the_hit_table(
     hits = widget.panel.hits
     assert hits.table.isVisibleTo(widget) and hits.note.isVisibleTo(widget)
     assert hits.note.text() == "No cells, so no row: B02_1 (TOXIC1)."
+
+
+def test_a_cell_found_after_choosing_another_file_is_shown_in_its_own(
+    make_napari_viewer, qtbot, errors, cellcognition_file, mapping_file, cellprofiler_file
+):
+    # Choosing the next file to train on hides the run's file: a cell picked in the
+    # embedding (or a hit-table row) was squared at its place on the other file's image.
+    viewer, widget = _trained(make_napari_viewer, qtbot, cellcognition_file, mapping_file)
+    wait_background(qtbot, widget)
+    widget.form.file.value = cellprofiler_file
+    run_file = _centres(viewer, cellcognition_file).metadata[METADATA_KEY]["path"]
+
+    def shown() -> set[str]:
+        return {
+            layer.metadata[METADATA_KEY]["path"]
+            for layer in viewer.layers
+            if layer.visible and layer.metadata.get(METADATA_KEY, {}).get("kind") == "image"
+        }
+
+    assert shown() == {str(cellprofiler_file)}
+    viewer.layers[EMBEDDING_LAYER].selected_data = {3}
+    assert shown() == {run_file} and MARKER_LAYER in viewer.layers
+    files.open_file(viewer, cellprofiler_file)  # what choosing it in the form does
+    assert shown() == {str(cellprofiler_file)}
+    widget.panel.hits.select_rows(widget.panel.hits.keys()[:1])
+    wait_background(qtbot, widget)
+    assert shown() == {run_file}
+    assert not errors, errors

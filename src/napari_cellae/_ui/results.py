@@ -10,6 +10,7 @@ result that arrives after a newer run or selection is dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -249,12 +250,18 @@ class Results:
         if found is None:
             return
         layer = found[0]
+        self._reveal(layer)
         rows = []
         for cell in cells:
             at = self.link.locate(int(cell))
             if at is not None and at[0] is layer:
                 rows.append(at[1])
         self.layers.mark(layer, layer.data[rows], float(self.result.crops.box))
+
+    def _reveal(self, centres: Any) -> None:
+        """Show the file of a found cell, whose layers are hidden when another file was
+        chosen since the run: the cell was squared on the other file's image."""
+        files.open_file(self.viewer, Path(centres.metadata[METADATA_KEY]["path"]))
 
     def _gallery_failed(self, err: BaseException) -> None:
         if self._viewer_open():
@@ -292,6 +299,7 @@ class Results:
         found = self.link.focus(index)
         if found is not None:
             layer, point = found
+            self._reveal(layer)
             self.layers.mark(layer, point, float(self.result.crops.box))
         self.show_cell(index)
 
