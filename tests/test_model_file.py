@@ -309,6 +309,22 @@ def test_a_missing_entry_is_named_as_missing(tmp_path: Path) -> None:
         load_model(path)
 
 
+def test_an_unreadable_model_file_is_said_to_be_unreadable(tmp_path: Path, monkeypatch) -> None:
+    # Was "not a napari-cellae model file (not an archive ...)": zipfile.is_zipfile answers
+    # False when it cannot open the file. (Simulated: root reads files of any mode.)
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(ValueError, match=r"m\.pt cannot be read \(Permission denied\)$"):
+        load_model(path)
+
+
 def test_a_cells_file_or_foreign_pickle_given_as_model(tmp_path: Path, recwarn) -> None:
     import pickle
 

@@ -254,6 +254,11 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         raise ValueError(f"{path}: is not a regular file; expected a model file (.pt)")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
+    try:  # an unreadable file: is_zipfile below would call it "not an archive"
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise ValueError(f"model file {path} cannot be read ({err.strerror or err})") from None
     if _is_hdf5(path):  # a cells file given for the model: torch said 'UnpicklingError'
         raise ValueError(
             f"{path} is an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?), not a "
