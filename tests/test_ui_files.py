@@ -25,6 +25,11 @@ def test_outputs_that_are_inputs_are_refused(cellcognition_file, mapping_file, t
     with pytest.raises(ValueError, match="does not exist"):
         files.checked_output(tmp_path / "missing" / "f.hdf", "features file", inputs)
     assert files.checked_output(tmp_path / "f.hdf", "features file", inputs) == tmp_path / "f.hdf"
+    # a loop of symbolic links: refused in words (Path.resolve raised RuntimeError here)
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    with pytest.raises(ValueError, match="l1"):
+        files.checked_output(tmp_path / "l1", "features file", inputs)
 
 
 def test_saved_files_get_their_suffix_and_keep_their_kind(cellcognition_file, tmp_path):

@@ -19,6 +19,7 @@ from napari_cellae._reader import METADATA_KEY, read_centres
 from napari_cellae._ui.background import side_task
 from napari_cellae._ui.form import path_or_none
 from napari_cellae._ui.result_layers import cellae_layers
+from napari_cellae.io.atomic import resolved
 from napari_cellae.io.centres import position_labels
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _writes(worker: Any, path: Path) -> Any:
     failed with HDF5's "unable to truncate a file which is already open" and "No such
     file or directory" beside a "Saved"; :func:`checked_output` refuses the second.
     """
-    key = path.resolve()
+    key = resolved(path)
     _writing.add(key)
     worker.finished.connect(lambda: _writing.discard(key))
     return worker
@@ -83,7 +84,7 @@ def checked_output(
     """
     from napari_cellae.pipeline.steps import check_outputs
 
-    if Path(path).resolve() in _writing:
+    if resolved(Path(path)) in _writing:
         raise ValueError(f"{path} is still being saved: wait until that save has finished")
     check_outputs([(path, what)], inputs)
     return Path(path)
@@ -226,7 +227,7 @@ def show_centres(viewer: napari.Viewer, path: str | os.PathLike, obj: str) -> No
     """
     for layer in cellae_layers(viewer, "centres"):
         meta = layer.metadata[METADATA_KEY]
-        if meta.get("object") == obj and Path(meta["path"]).resolve() == Path(path).resolve():
+        if meta.get("object") == obj and resolved(Path(meta["path"])) == resolved(Path(path)):
             return
     data, kwargs, _ = read_centres(path, obj)
     active = viewer.layers.selection.active  # the embedding, to click cells in
