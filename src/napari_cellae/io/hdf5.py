@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 import numpy as np
+
+from napari_cellae.io.write_failure import lock_refused
 
 __all__ = [
     "CellH5Error",
@@ -74,10 +75,9 @@ def open_read_only(path: Path) -> h5py.File:
 
 
 def _lock_trouble(err: OSError) -> str:
-    """HDF5's "unable to lock file" in words: the file system refuses locks (Linux errno
-    37, 38 or 95: some network mounts, with an HDF5 built or set to insist on locks), else a
-    program writing the file holds the lock."""
-    if re.search(r"errno = (37|38|95)\b", str(err)):
+    """HDF5's "unable to lock file" in words: a file system without locks (with HDF5 set to
+    insist on them), else a program writing the file holds the lock."""
+    if lock_refused(err):
         return (
             f"its file system refused HDF5's file lock ({err}); set the environment variable"
             " HDF5_USE_FILE_LOCKING=FALSE and open it again"
