@@ -211,6 +211,23 @@ def test_file_systems_that_refuse_locks(tmp_path: Path, monkeypatch) -> None:
     assert "writing it" not in str(caught.value)
 
 
+def test_a_file_the_user_may_not_read(tmp_path: Path, monkeypatch) -> None:
+    # h5py's words (as a user without read permission gets them; root reads any file)
+    path = tmp_path / "screen.ch5"
+    path.write_bytes(b"")
+    words = (
+        "Unable to determine if file is accessible as hdf5 (unable to open file: name = "
+        f"'{path}', errno = 13, error message = 'Permission denied', flags = 0, o_flags = 0)"
+    )
+
+    def refuse(name):
+        raise PermissionError(13, words)
+
+    monkeypatch.setattr(h5py, "is_hdf5", refuse)
+    with pytest.raises(CellH5Error, match=rf"^{path}: cannot be read \(permission denied\)$"):
+        open_read_only(path)
+
+
 def test_virtual_datasets_whose_sources_are_gone(tmp_path: Path) -> None:
     # HDF5 reads a missing source as zeros without an error: a blank image, unsaid.
     with h5py.File(tmp_path / "src.h5", "w") as f:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from napari_cellae.io.write_failure import lock_refused
+from napari_cellae.io.write_failure import errno_of, lock_refused
 
 __all__ = [
     "CellH5Error",
@@ -60,8 +60,10 @@ def open_read_only(path: Path) -> h5py.File:
     """
     try:
         hdf5 = h5py.is_hdf5(path)
-    except OSError as err:
-        raise CellH5Error(f"{path}: cannot be read ({err.strerror or err})") from None
+    except OSError as err:  # HDF5 words it as "Unable to determine ... errno = 13, ..."
+        code = errno_of(err)
+        reason = os.strerror(code).lower() if code else err.strerror or err
+        raise CellH5Error(f"{path}: cannot be read ({reason})") from None
     if not hdf5:
         raise CellH5Error(f"{path}: not an HDF5 file, so not a CellH5 file")
     try:
