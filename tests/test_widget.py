@@ -472,6 +472,32 @@ def test_importing_the_widget_loads_no_torch():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_the_shown_position_follows_hidden_and_removed_layers(
+    make_napari_viewer, cellcognition_file
+):
+    # It followed the slider only: a file's layers hidden (or shown again by a found cell)
+    # left it naming a position of a file no longer shown.
+    viewer = make_napari_viewer()
+    viewer.open(str(cellcognition_file), plugin="napari-cellae")
+    widget = DeepLearningWidget(viewer)
+    viewer.dims.set_point(0, 1)
+    assert widget.position_label.text() == "Shown position: B02_0001"
+    image = next(layer for layer in viewer.layers if layer.name == "rfp")
+    image.visible = False
+    assert widget.position_label.text() == ""
+    image.visible = True
+    assert widget.position_label.text() == "Shown position: B02_0001"
+    viewer.layers.remove(image)
+    assert widget.position_label.text() == ""
+    viewer.layers.append(image)  # a layer added later is followed too
+    image.visible = False
+    image.visible = True
+    assert widget.position_label.text() == "Shown position: B02_0001"
+    widget.close()
+    image.visible = False  # no longer followed once closed
+    assert widget.position_label.text() == "Shown position: B02_0001"
+
+
 def test_choosing_another_file_shows_it_alone(make_napari_viewer, cellcognition_file, tmp_path):
     from conftest import synthetic_position
     from napari_cellae.io.cellh5_writer import write_cellh5

@@ -106,7 +106,7 @@ class DeepLearningWidget(QWidget):
             (buttons.load_model, "Load model", files.MODEL_FILTER, self.load_model),
         ):
             button.changed.connect(lambda _checked, ask=ask: self._ask(*ask))
-        self.viewer.dims.events.current_step.connect(self._on_step)
+        self._unfollow = files.follow_shown_position(self.viewer, self._on_step)
 
         warm_up_engine()
         if len(self.viewer.layers) == 0:
@@ -394,6 +394,6 @@ class DeepLearningWidget(QWidget):
                 self.status.setText("Stopped: the Deep Learning Module was closed.")
             self.results.close()
             with contextlib.suppress(RuntimeError, KeyError, ValueError):  # viewer closing
-                self.viewer.dims.events.current_step.disconnect(self._on_step)
+                self._unfollow()
                 self.layers.drop_blank()  # what the abandoned run had added for its results
         return super().event(event)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,3 +278,40 @@ def shown_position(viewer: napari.Viewer) -> str | None:
     if len(shown) == 1:
         return next(iter(shown.values()))[0]
     return ", ".join(f"{label} ({name})" for label, name in shown.values())
+
+
+def follow_shown_position(
+    viewer: napari.Viewer, callback: Callable[..., Any]
+) -> Callable[[], None]:
+    """Call ``callback`` whenever :func:`shown_position` may change: the sliders move, or a
+    layer is added, removed, shown or hidden (a found cell shows its file's layers again,
+    a user hides a file's layers: the slider alone left the label naming another file).
+
+    Returns
+    -------
+    callable
+        Stops following (to call when the widget closes).
+    """
+
+    def added(event: Any) -> None:
+        event.value.events.visible.connect(callback)
+        callback()
+
+    def removed(event: Any) -> None:
+        event.value.events.visible.disconnect(callback)
+        callback()
+
+    for layer in viewer.layers:
+        layer.events.visible.connect(callback)
+    viewer.dims.events.current_step.connect(callback)
+    viewer.layers.events.inserted.connect(added)
+    viewer.layers.events.removed.connect(removed)
+
+    def stop() -> None:
+        viewer.dims.events.current_step.disconnect(callback)
+        viewer.layers.events.inserted.disconnect(added)
+        viewer.layers.events.removed.disconnect(removed)
+        for layer in viewer.layers:
+            layer.events.visible.disconnect(callback)
+
+    return stop
