@@ -154,3 +154,36 @@ def test_a_time_lapse_counts_the_cells_of_a_frame_for_p_and_z(by) -> None:
     np.testing.assert_allclose(
         hit_list(many.drop(columns="frame"), novel_many, by)["n_cells"], table["n_cells"]
     )
+
+
+def _scored_design(control_wells: list[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
+    """30 cells in each of the control wells (plate, well) and in two treated wells of P1
+    and P2, with 4 random features."""
+    wells = [(p, w, True) for p, w in control_wells] + [
+        ("P1", "B01", False),
+        ("P2", "B01", False),
+    ]
+    rows = [
+        {"plate": p, "well": w, "position": f"{w}_1", "condition": "neg" if c else w, "control": c}
+        for p, w, c in wells
+        for _ in range(30)
+    ]
+    return pd.DataFrame(rows), np.random.default_rng(0).normal(size=(len(rows), 4))
+
+
+@pytest.mark.parametrize(
+    ("control_wells", "said"),
+    [
+        ([("P1", "A01")], "come from one well"),
+        ([("P1", "A01"), ("P1", "A02")], "plate P2 holds control cells of fewer than two"),
+    ],
+)
+def test_novelty_computed_for_the_hit_list_says_what_scoring_warned(control_wells, said) -> None:
+    # discover() keeps the scoring's warnings as its note: novelty computed from the
+    # features for 'cellae hits' dropped them, and a lone control well (whose cells are
+    # scored against their well-mates, so that most other cells are novel) went unsaid.
+    from napari_cellae.pipeline.hits import novel_cells
+
+    obs, features = _scored_design(control_wells)
+    with pytest.warns(UserWarning, match=said):
+        novel_cells(obs, features, source="cells.h5ad")

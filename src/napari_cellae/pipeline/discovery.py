@@ -117,6 +117,9 @@ class Discovery:
     note : str or None
         Why novelty or groups are missing, for the user.
     options : DiscoveryOptions
+    novelty_notes : list of str
+        What the novelty scoring warned about (one control well, a plate without control
+        wells of its own); also in ``note``, apart here for callers that use no groups.
     """
 
     novelty: Novelty | None
@@ -124,6 +127,7 @@ class Discovery:
     typical: dict[int, np.ndarray] = field(default_factory=dict)
     note: str | None = None
     options: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+    novelty_notes: list[str] = field(default_factory=list)
 
     @property
     def n_groups(self) -> int:
@@ -289,13 +293,15 @@ def discover(
             plates=plates,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    novelty_notes = list(notes)
     novelty.novel &= ~no_signal
     clusters, typical = phenotype_groups(
         features, novelty.novel, controls, options.groups, options.per_group, options.seed, plates
     )
     if novelty.novel.any() and not typical:
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
-    return Discovery(novelty, clusters, typical, "; ".join(notes) or None, options)
+    note = "; ".join(notes) or None
+    return Discovery(novelty, clusters, typical, note, options, novelty_notes)
 
 
 def _well_ids(obs: pd.DataFrame) -> np.ndarray:

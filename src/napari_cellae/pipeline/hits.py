@@ -203,6 +203,8 @@ def novel_cells(
     except ValueError as exc:  # e.g. NaN features: say which file holds them
         raise ValueError(f"{source}: {exc}") from None
     assert found.novelty is not None  # two or more controls
+    for text in found.novelty_notes:  # discover() keeps them as notes: 'cellae hits' said none
+        warnings.warn(f"{source}: {text}", stacklevel=2)
     return (
         found.novelty.novel,
         found.novelty.scores.astype(np.float64),
