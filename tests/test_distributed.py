@@ -223,6 +223,37 @@ def test_a_worker_that_dies_mid_run(plate, tmp_path):
     assert not (tmp_path / "f.hdf").exists() and not list(tmp_path.glob(".f.hdf*"))
 
 
+class DieOnceOnTask(DieOnTask):
+    """Kill the worker process the first time it starts task ``index`` (a marker file
+    remembers it across the restart)."""
+
+    def __init__(self, index: int, marker: Path) -> None:
+        super().__init__(index)
+        self.marker = str(marker)
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if not os.path.exists(self.marker):
+            name = str(key)
+            if finish == "executing" and name.endswith(self.suffix) and "encode" in name:
+                Path(self.marker).touch()
+                os._exit(1)
+
+
+def test_the_only_worker_dying_once_is_retried_with_the_model(plate, tmp_path):
+    # The model was scattered: lost with the only worker holding it, every retried position
+    # failed as 'cancelled ... already forgotten'.
+    trained = random_model()
+    serial = encode_stream([plate], trained, tmp_path / "serial.hdf")
+    with dask_client(1) as client:
+        client.register_plugin(DieOnceOnTask(2, tmp_path / "died"))
+        result = encode_stream(
+            [plate], trained, tmp_path / "dask.hdf", runner=cluster_runner(client)
+        )
+    assert (tmp_path / "died").exists()  # the worker did die
+    assert result.n_cells == serial.n_cells
+    assert_same_file(tmp_path / "dask.hdf", tmp_path / "serial.hdf", atol=1e-5)
+
+
 def test_cellae_encode_with_two_worker_processes(plate, tmp_path, capsys):
     model = save_model(random_model(), tmp_path / "m.pt")
     args = ["encode", str(plate.parent), "--model", str(model), "-q"]

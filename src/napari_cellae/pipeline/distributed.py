@@ -216,9 +216,8 @@ def _encode_on_cluster(
 ) -> Iterator[EncodedPosition]:
     if window is None:
         window = 2 * max(1, sum(client.nthreads().values())) + 2
-    # Sent once; every worker keeps a copy and the tasks refer to it.
-    model = client.scatter(trained, broadcast=True, hash=False)
     run_id = uuid.uuid4().hex[:8]
+    model = _model_future(client, trained, run_id)
     todo = iter(tasks)
     pending: deque[tuple[PositionTask, Future]] = deque()
 
@@ -243,6 +242,29 @@ def _encode_on_cluster(
         # Nothing more is needed; a cluster already lost cannot be told and need not be.
         with contextlib.suppress(Exception):
             client.cancel([future for _, future in pending] + [model])
+
+
+def _held(trained: TrainedModel) -> TrainedModel:
+    return trained
+
+
+def _model_future(client: Client, trained: TrainedModel, run_id: str) -> Future:
+    """The model on the workers, as a task the scheduler can run again.
+
+    Scattered data cannot be recomputed: once every worker holding the scattered model
+    had died (the one worker of ``--workers 1``, or all first workers of a cluster whose
+    batch jobs were replaced), each retried position failed as 'cancelled ... already
+    forgotten', although Dask had a worker to retry it on. Sent once in the task, the
+    model is rebuilt on a new worker instead; the others fetch it from a peer.
+    """
+    import dask
+
+    # The model travels once, with its task; Dask would warn about a large graph.
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):
+        model = client.submit(_held, trained, key=f"cellae-model-{run_id}", pure=False)
+    with contextlib.suppress(Exception):  # a copy on every worker at once, as scatter did
+        client.replicate([model])
+    return model
 
 
 def _result(future: Future, task: PositionTask) -> EncodedPosition:
