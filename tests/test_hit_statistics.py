@@ -168,3 +168,19 @@ def test_a_time_lapse_counts_each_cell_once_for_its_p_value() -> None:
     for column in ("robust_z", "p_value", "q_value", "novel_fraction"):
         np.testing.assert_allclose(table[column], single[column])
     assert table["n_cells"].tolist() == [2000] * 5  # the rows, as the table lists them
+
+
+def test_a_small_beta_binomial_tail_is_exact() -> None:
+    # scipy's betabinom.sf (1 - cdf) is off by about 1e-13: this well's tail, 1.2235e-12
+    # (40-digit sum of the probabilities), came out 1.2907e-12, and one of 4e-13 three
+    # times too large, which reordered the strongest hits by p.
+    counts = [(14, 100), (26, 100), (15, 100), (25, 100), (75, 100)]
+    novel, wells, controls = _cells(counts, [True] * 4 + [False])
+    p = enrichment_p_values(novel, wells, controls, wells)
+    assert p[4] == pytest.approx(1.2234494669186321e-12, rel=1e-9, abs=0)
+    # a tail of 1e-3 .. 0.5 was right before, and stays so
+    counts[4] = (30, 100)
+    novel, wells, controls = _cells(counts, [True] * 4 + [False])
+    spread = 1 / 0.01557239057239057 - 1
+    expected = stats.betabinom.sf(29, 100, 0.2 * spread, 0.8 * spread)
+    assert enrichment_p_values(novel, wells, controls, wells)[4] == pytest.approx(expected)

@@ -144,12 +144,19 @@ def enrichment_p_values(
             stats.binom.sf(count - 1, total, rate),
             stats.betabinom.sf(count - 1, total, rate * spread, (1 - rate) * spread),
         )
-    # scipy's beta-binomial tail is one minus its distribution function, which cancels
-    # to 0 below about 1e-16: such tails are summed from the probabilities instead
-    for g in np.flatnonzero(np.isfinite(spread) & (out < 1e-12) & np.isfinite(rate)):
-        tail = np.arange(count[g], total[g] + 1)
+    # scipy's beta-binomial tail is one minus its distribution function: off by some
+    # 1e-13 (5 % of a tail of 1e-12, 180 % of one of 4e-13) and 0 below about 1e-16.
+    # Upper tails are summed from the probabilities instead, all in one call: they hold
+    # at most each group's cells, so at most all cells together.
+    upper = np.flatnonzero(np.isfinite(spread) & np.isfinite(rate) & (count > total * rate))
+    if len(upper):
+        length = (total[upper] - count[upper] + 1).astype(np.int64)
+        of = np.repeat(np.arange(len(upper)), length)
+        step = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+        g = upper[of]
         a, b = rate[g] * spread[g], (1 - rate[g]) * spread[g]
-        out[g] = stats.betabinom.pmf(tail, total[g], a, b).sum()
+        pmf = stats.betabinom.pmf(count[g] + step, total[g], a, b)
+        out[upper] = np.bincount(of, weights=pmf, minlength=len(upper))
     out[np.isnan(rate)] = np.nan
     return np.clip(out, 0.0, 1.0)
 
