@@ -4,6 +4,7 @@ no output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -188,6 +189,30 @@ def test_a_file_missing_on_a_worker(plate, tmp_path):
             ValueError, match=r"failed on a Dask worker: .*a missing file \(.*B02_0001\.ch5\)"
         ):
             encode_stream([plate], random_model(), tmp_path / "f.hdf", runner=missing)
+    assert not (tmp_path / "f.hdf").exists() and not list(tmp_path.glob(".f.hdf*"))
+
+
+def test_a_scheduler_that_goes_away_mid_run_is_said_in_one_line(plate, tmp_path, caplog):
+    cluster = LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    with dask_client(scheduler=cluster.scheduler_address, timeout=2) as client:
+        run = cluster_runner(client, window=2)
+
+        def lose(tasks, trained, batch_size):
+            results = run(tasks, trained, batch_size)
+            yield next(results)
+            cluster.sync(cluster.scheduler.close)  # as if killed: the client loses it
+            yield from results
+
+        with pytest.raises(ValueError) as err:
+            encode_stream([plate], random_model(), tmp_path / "f.hdf", runner=lose)
+    with contextlib.suppress(Exception):  # its scheduler is gone: close what remains
+        cluster.close(timeout=1)
+    said = str(err.value)
+    # One line (distributed's reason came with a second), that says what happened
+    assert "\n" not in said and "lost the connection to the Dask scheduler" in said, said
+    assert said.endswith("nothing was written"), said
+    # distributed's own log of the lost connection (a traceback) is not shown around it
+    assert not [r for r in caplog.records if r.name.startswith("distributed.client")]
     assert not (tmp_path / "f.hdf").exists() and not list(tmp_path.glob(".f.hdf*"))
 
 

@@ -111,7 +111,8 @@ def dask_client(
                 f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
                 f"({exc}); is it running, and is the address (tcp://HOST:PORT) right?"
             ) from None
-        with client:
+        # The client's log of a lost scheduler (a traceback) is said in the error's line.
+        with _quiet_client_log(), client:
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except TimeoutError:
@@ -127,6 +128,22 @@ def dask_client(
 
     with local_client(distributed, workers, processes) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Hide distributed's client-side log while connected to a scheduler, as a local
+    cluster's is (``silence_logs``): a scheduler killed mid-run printed 'distributed.client
+    - ERROR' and a traceback of its reconnection above the one-line error."""
+    import logging
+
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_scheme_and_port(scheduler: str) -> None:
@@ -278,9 +295,14 @@ def _result(future: Future, task: PositionTask) -> EncodedPosition:
             "crashed), also when the task was retried; nothing was written"
         ) from None
     except distributed.CancelledError as exc:
-        raise ValueError(
+        if getattr(exc, "reason", None) == "scheduler-connection-lost":
+            raise ValueError(
+                f"{task.where}: lost the connection to the Dask scheduler (stopped, or the "
+                "network failed); nothing was written"
+            ) from None
+        raise ValueError(  # distributed's reason may take two lines: the message one
             f"{task.where}: the task was cancelled; the Dask cluster was lost or shut down "
-            f"({exc}); nothing was written"
+            f"({_one_line(exc)}); nothing was written"
         ) from None
     except ValueError as exc:  # CellH5Error and every user error raised by the task
         raise ValueError(f"{task.where} failed on a Dask worker: {exc}") from None
@@ -288,6 +310,10 @@ def _result(future: Future, task: PositionTask) -> EncodedPosition:
         raise ValueError(
             f"{task.where}: lost the connection to the Dask cluster ({exc}); nothing was written"
         ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class _Recorder:
