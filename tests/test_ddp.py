@@ -236,6 +236,32 @@ def test_ranks_started_with_other_settings_are_refused_alike(cellcognition_file,
     assert all("rank 1 differs from rank 0 in epochs: 2 / 3" in line for line in said)
 
 
+def test_a_rank_that_dies_mid_training_leaves_the_others_one_line(cellcognition_file, tmp_path):
+    # Rank 0 printed gloo's traceback ('RuntimeError: ... Connection reset by peer') when
+    # rank 1 was killed during training.
+    script = tmp_path / "dies.py"
+    script.write_text(
+        "import os, sys\nimport napari_cellae.core.ddp as ddp\nfrom napari_cellae.cli import main\n"
+        "real = ddp.reduce_report\n"
+        "def dying(*args, **kwargs):\n"
+        "    if os.environ['RANK'] == '1':\n        os._exit(9)  # as if killed\n"
+        "    return real(*args, **kwargs)\n"
+        "ddp.reduce_report = dying\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "model.pt"
+    # torchrun looks at its ranks every 5 s: rank 0 meets the loss first, not its SIGTERM
+    run = _torchrun(
+        2, "--monitor-interval", "5", str(script), *_train_args(cellcognition_file, out)
+    )
+    assert run.returncode != 0 and not out.exists()
+    assert "napari_cellae/" not in run.stderr and "[rank0]" not in run.stderr, run.stderr[-3000:]
+    said = [line for line in run.stderr.splitlines() if "cellae: error:" in line]
+    assert len(said) == 1, run.stderr[-3000:]
+    assert "rank 0 of 2 lost the other torchrun processes" in said[0], said
+    assert "no model was written" in said[0] and "This is typically" not in said[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".model", "model"))]
+
+
 def test_a_warning_is_said_once_not_once_per_rank(tmp_path):
     # Every rank reads the same files and warned alike: 'cellae: warning: ... without
     # signal' came twice from two ranks.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -160,8 +161,38 @@ def process_group(env: TorchrunEnv, device: torch.device) -> Iterator[None]:
         )
     try:
         yield
+    except RuntimeError as exc:
+        if not _from_collective(exc):
+            raise
+        # Each surviving rank printed gloo's traceback ('Connection reset by peer')
+        # above torchrun's report of the rank that died.
+        raise ValueError(
+            f"rank {env.rank} of {env.world_size} lost the other torchrun processes "
+            f"({_reason(exc)}): one stopped (killed, out of memory or an error of its own) "
+            "or the network failed; no model was written"
+        ) from None
     finally:
         dist.destroy_process_group()
+
+
+def _from_collective(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by a ``torch.distributed`` call (gloo raises plain
+    RuntimeErrors, NCCL ``DistError``)."""
+    if isinstance(exc, dist.DistError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith("distributed_c10d.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without its source location."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[[^\]]*:\d+\]\s*", "", text)  # [.../gloo/transport/tcp/pair.cc:537]
+    return text.split(". ", 1)[0].rstrip(".")[:200] or type(exc).__name__
 
 
 @contextlib.contextmanager
