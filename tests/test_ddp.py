@@ -262,6 +262,31 @@ def test_a_rank_that_dies_mid_training_leaves_the_others_one_line(cellcognition_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".model", "model"))]
 
 
+def test_ranks_that_read_other_copies_of_the_file_are_refused(tmp_path):
+    # A stale copy on one node, of as many cells: each rank trained on other cells, silently.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    files = []
+    for name, brighter in (("s.ch5", 0), ("stale.ch5", 7)):
+        positions = [synthetic_position(w, "1", seed=i) for i, w in enumerate(["A01", "B02"])]
+        for position in positions:
+            position.image[...] += brighter
+        files.append(write_cellh5(tmp_path / name, positions, ["rfp"], {"primary__primary": 0}))
+    script = tmp_path / "stale.py"
+    script.write_text(
+        "import os, sys\nfrom napari_cellae.cli import main\nargs = sys.argv[1:]\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    args = [a.replace('s.ch5', 'stale.ch5') for a in args]\n"
+        "sys.exit(main(args))\n"
+    )
+    out = tmp_path / "model.pt"
+    run = _torchrun(2, str(script), *_train_args(files[0], out))
+    assert run.returncode != 0 and not out.exists(), run.stdout
+    said = [line for line in run.stderr.splitlines() if "cellae: error:" in line]
+    assert said and all("rank 1 differs from rank 0 in training cells' pixels" in s for s in said)
+
+
 def test_a_warning_is_said_once_not_once_per_rank(tmp_path):
     # Every rank reads the same files and warned alike: 'cellae: warning: ... without
     # signal' came twice from two ranks.

@@ -10,6 +10,7 @@ One rank gives exactly the model of :func:`run_train`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from napari_cellae.core.trainer import EpochReport
 
 __all__ = ["run_train_torchrun"]
+
+
+def _digest(pixels: np.ndarray) -> str:
+    """A short fingerprint of the training crops, compared between the ranks."""
+    return hashlib.blake2b(np.ascontiguousarray(pixels).data, digest_size=8).hexdigest()
 
 
 def run_train_torchrun(
@@ -88,6 +94,10 @@ def run_train_torchrun(
                 "training cells": len(idx),
                 "object": crops.object_name,
                 "channels": list(crops.channel_names),
+                # Other copies of the files (a stale one on one node) of as many cells
+                # trained each rank on other cells, silently.
+                "cells in the input": n_cells,
+                "training cells' pixels (digest)": _digest(crops.crops[idx]),
             },
             env,
         )
