@@ -124,3 +124,22 @@ def test_centres_opened_again_are_linked(linked):
     linked.link.disconnect()  # a closed widget links nothing
     _points(viewer, "A centres [2]", [[0, 5, 5]], [A], _table([0], [0]), "centres")
     assert linked.link.centres == []
+
+
+def test_focus_moves_all_sliders_in_one_step(make_napari_viewer):
+    # (position, t, y, x) centres: one re-slice, not one per slider (each reads planes)
+    viewer = make_napari_viewer()
+    centres = _points(
+        viewer, "centres", [[0, 0, 5, 5], [1, 2, 3, 3]], [A, B], _table([0, 1], [0, 0]), "centres"
+    )
+    embedding = _points(viewer, "embedding", [[0, 0], [1, 1]], [A, B], _table([0, 1], [0, 0]),
+                        "embedding")  # fmt: skip
+    link = SelectionLink(viewer, on_focus=lambda cell: None, on_pick=lambda cell: None)
+    link.connect(embedding)
+    steps = []
+    viewer.dims.events.point.connect(lambda event: steps.append(tuple(viewer.dims.point)))
+    layer, point = link.focus(1)
+    assert layer is centres
+    np.testing.assert_array_equal(point, [1, 2, 3, 3])
+    assert len(steps) == 1
+    assert viewer.dims.point[:2] == pytest.approx((1, 2))

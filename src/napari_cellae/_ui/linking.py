@@ -212,8 +212,11 @@ class SelectionLink:
         """Move the sliders to a centre and the camera onto it; its data coordinates."""
         world = np.asarray(layer.data_to_world(layer.data[row]), float)
         offset = self.viewer.dims.ndim - layer.ndim
-        for axis in range(layer.ndim - 2):
-            self.viewer.dims.set_point(offset + axis, world[axis])
+        sliders = range(layer.ndim - 2)
+        if len(sliders):
+            # all sliders at once: one re-slice, not one per slider (the first drew the
+            # image at the new position but the old frame, read from disk for nothing)
+            self.viewer.dims.set_point([offset + a for a in sliders], world[: len(sliders)])
         # napari >= 0.9 keeps the camera in viewer.scene (viewer.camera is deprecated)
         camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
         camera.center = tuple(world[-2:])
