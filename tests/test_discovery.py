@@ -111,6 +111,33 @@ def test_discover_finds_the_hit_cells_and_their_two_phenotypes() -> None:
     assert summary["n_groups"] == found.n_groups and summary["options"]["method"] == "knn"
 
 
+def test_one_control_well_of_several_sites_is_held_out_by_site() -> None:
+    # Each site is an image of its own (another offset: focus, background), and in a
+    # time-lapse its cells return frame after frame. Held out cell by cell, a control cell
+    # found its own image's cells, the controls scored low, and half of a well like them
+    # was called novel.
+    rng = np.random.default_rng(2)
+    site = np.repeat(np.arange(8), 50)  # sites 0-3: the control well; 4-7: a null well
+    x = rng.normal(size=(400, 6)) + rng.normal(size=(8, 6))[site]
+    obs = pd.DataFrame(
+        {
+            "plate": "P1",
+            "well": np.where(site < 4, "A01", "B01"),
+            "site": site % 4 + 1,
+            "position": [f"{'A01' if s < 4 else 'B01'}_{s % 4 + 1}" for s in site],
+            "condition": np.where(site < 4, "neg", "GENE"),
+            "control": site < 4,
+        }
+    )
+    found = discover(x, obs, DiscoveryOptions())
+    assert 0.1 < found.novelty.novel[site >= 4].mean() < 0.3
+    assert "scored against those of the well's other sites" in found.note
+    # without sites there is nothing to hold out but the cell itself: as before, warned
+    alone = discover(x, obs.drop(columns="site"), DiscoveryOptions())
+    assert alone.novelty.novel[site >= 4].mean() > 0.45
+    assert "against the other control cells of that well" in alone.note
+
+
 def test_discover_scores_each_plate_on_its_own_controls() -> None:
     # A second plate imaged otherwise (every feature shifted by 3 and stretched): on one
     # scale its control wells would look like hits; each plate on its own controls, the

@@ -274,7 +274,7 @@ def discover(
         if in_controls.sum() >= 2:
             note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
         return Discovery(None, empty, note=note, options=options)
-    wells = _well_ids(obs)
+    wells, by_site = _held_out_ids(obs, controls)
     plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     import warnings
 
@@ -293,6 +293,11 @@ def discover(
             plates=plates,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if by_site:
+        notes.append(
+            "all negative-control cells come from one well: control cells are scored "
+            "against those of the well's other sites"
+        )
     novelty_notes = list(notes)
     novelty.novel &= ~no_signal
     clusters, typical = phenotype_groups(
@@ -304,14 +309,24 @@ def discover(
     return Discovery(novelty, clusters, typical, note, options, novelty_notes)
 
 
-def _well_ids(obs: pd.DataFrame) -> np.ndarray:
-    """Integer id of every cell's well (plate and well), the unit controls are held out by."""
+def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Integer id of the unit a control cell is held out by, and whether that is the site:
+    its well (plate and well), or its site where all control cells lie in one well of
+    several sites. Each control cell was then scored against all the others of its well:
+    its own image's neighbours (in a time-lapse the same cell in the other frames) made the
+    controls' scores small and most other cells novel."""
     import pandas as pd
 
     keys = obs["well"].astype(str)
     if "plate" in obs:
         keys = obs["plate"].astype(str) + "/" + keys
-    return pd.factorize(keys)[0].astype(np.int64)
+    wells = pd.factorize(keys)[0].astype(np.int64)
+    if len(np.unique(wells[controls])) > 1 or "site" not in obs:
+        return wells, False
+    sites = pd.factorize(keys + "/" + obs["site"].astype(str))[0].astype(np.int64)
+    if len(np.unique(sites[controls])) > 1:
+        return sites, True
+    return wells, False
 
 
 def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:
