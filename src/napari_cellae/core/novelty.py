@@ -3,7 +3,8 @@
 A cell is *novel* when its features are unlike those of the negative-control cells: its
 novelty score is above a percentile (default 80) of the controls' own scores. A control cell
 is scored only against the control cells of *other* wells, so it never finds itself or its
-well-mates and the controls' scores are as honest as everybody else's. A well (position) is
+well-mates, and every other cell against the same references as the controls of one well,
+so that both meet as many controls and their scores compare. A well (position) is
 a hit when it holds more novel cells than the control wells do
 (:mod:`napari_cellae.core.hit_statistics`).
 
