@@ -82,3 +82,20 @@ def test_worker_processes_leave_ctrl_c_to_the_client() -> None:
     with dask_client(workers=1, processes=False) as client:  # workers in this process
         assert list(client.run(_sigint).values()) == [before]
     assert _sigint() == before
+
+
+def _sigint_blocked() -> bool:
+    import signal
+
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_worker_processes_start_deaf_to_ctrl_c() -> None:
+    # Ctrl-C while the workers still imported (before worker_setup ran) printed a
+    # KeyboardInterrupt traceback per worker: they now start with SIGINT blocked, as the
+    # thread that starts them has it, while this thread still takes it.
+    before = _sigint_blocked()
+    with dask_client(workers=1) as client:
+        assert list(client.run(_sigint_blocked).values()) == [True]
+        assert _sigint_blocked() == before
+    assert _sigint_blocked() == before and not before

@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
+    from distributed.utils import LoopRunner
+    from tornado.ioloop import IOLoop
 
 __all__ = ["local_client"]
 
@@ -59,7 +62,7 @@ class _QuietClose(logging.Filter):
 _quiet = _QuietClose()
 
 
-def _start(distributed: ModuleType, workers: int, processes: bool):
+def _start(distributed: ModuleType, workers: int, processes: bool, loop: IOLoop | None):
     """A started :class:`distributed.LocalCluster`.
 
     Ctrl-C while its workers start left a half-made cluster that distributed closed when
@@ -71,6 +74,7 @@ def _start(distributed: ModuleType, workers: int, processes: bool):
     before = set(SpecCluster._instances)
     try:
         return distributed.LocalCluster(
+            loop=loop,
             n_workers=workers,
             threads_per_worker=1,
             processes=processes,
@@ -109,12 +113,38 @@ def local_client(distributed: ModuleType, workers: int, processes: bool) -> Iter
     ------
     distributed.Client
     """
-    with (
-        _start(distributed, workers, processes) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        try:
-            yield client
-        except BaseException:
-            _quiet.engage()  # before the cluster is closed
-            raise
+    runner = _deaf_loop() if processes else None
+    try:
+        with (
+            _start(distributed, workers, processes, runner and runner.loop) as cluster,
+            distributed.Client(cluster, set_as_default=False) as client,
+        ):
+            try:
+                yield client
+            except BaseException:
+                _quiet.engage()  # before the cluster is closed
+                raise
+    finally:
+        if runner is not None:
+            runner.stop()
+
+
+def _deaf_loop() -> LoopRunner:
+    """A running event loop for the cluster, in a thread that never takes Ctrl-C.
+
+    The workers' processes are started from threads of the cluster's loop, and a process
+    starts with the signal mask of the thread that started it: SIGINT blocked there, a
+    Ctrl-C that comes while the workers still import (before :mod:`.worker_setup` makes
+    them ignore it) waits in them unseen, instead of printing one KeyboardInterrupt
+    traceback per worker under 'cellae: interrupted'. Blocked only while the loop's
+    thread is made (it inherits the mask): this thread still takes Ctrl-C at any time.
+    """
+    from distributed.utils import LoopRunner
+
+    runner = LoopRunner()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        runner.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return runner
