@@ -62,6 +62,29 @@ def test_info_bad_file_isone_line_error(tmp_path, capsys):
     one_line_error(capsys.readouterr().err, "junk.ch5")
 
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly(cellcognition_file):
+    # `cellae info FILE | head -1`: was "cellae: error: cannot access: Broken pipe", exit 1
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "napari_cellae", "info", str(cellcognition_file)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # the reader has gone before the first line
+    err = run.stderr.read().decode()
+    assert run.wait() == 141 and err == ""
+
+
+def test_a_broken_pipe_elsewhere_is_an_error(cellcognition_file, monkeypatch, capsys):
+    from napari_cellae.cli import commands
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(commands._COMMANDS, "info", broken)
+    assert main(["info", str(cellcognition_file)]) == 1
+    assert "cannot access: Broken pipe" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["train"]) == 2

@@ -313,6 +313,22 @@ _COMMANDS = {
 }
 
 
+def _stdout_closed() -> bool:
+    """Whether the standard output's reader has gone (``cellae info ... | head -1``); if so,
+    point it at /dev/null, so that Python's flush at exit adds no 'Exception ignored'."""
+    import select
+
+    try:  # the write end of a pipe whose reader has closed polls as an error
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        closed = any(event & select.POLLERR for _, event in poll.poll(0))
+    except (AttributeError, ValueError, OSError):  # no poll (Windows), no real stdout
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return closed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cellae`` command.
 
@@ -355,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     except (UserError, CellH5Error, ValueError) as exc:
         return fail(str(exc))
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            return fail(f"cannot access: {exc.strerror or exc}")
+        return 128 + 13  # as a tool killed by SIGPIPE: the reader (`| head`) has had enough
     except OSError as exc:
         name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         return fail(f"cannot access{name}: {exc.strerror or exc}")
