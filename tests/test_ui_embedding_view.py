@@ -97,6 +97,25 @@ def test_large_tables_are_a_density_image_and_a_sample(shown):
     assert DENSITY_LAYER not in viewer.layers and len(layer.data) == n
 
 
+def test_selecting_in_the_density_view_sets_no_style_for_all_points(shown):
+    # each property set for all points rebuilds napari's visual: the points a selection
+    # adds take the view's size, rim width and black rim without setting them for all
+    viewer, result, table = shown
+    view = EmbeddingView(ResultLayers(viewer), dense_above=10, sample=8, bins=16)
+    layer = view.show(table, embedding_meta(result, table.colours))
+    size, width = float(layer.size[0]), float(layer.border_width[0])
+    set_for_all = []
+    for name in ("size", "border_width", "border_color"):
+        getattr(layer.events, name).connect(lambda event, name=name: set_for_all.append(name))
+    outside = np.setdiff1d(np.arange(len(table)), view.sample)[:3]
+    view.select(outside, spotlight=True)
+    assert len(layer.data) == 11 and not set_for_all
+    np.testing.assert_allclose(layer.size, size)
+    np.testing.assert_allclose(layer.border_width, width)
+    np.testing.assert_allclose(layer.border_color, np.tile([0, 0, 0, 1], (11, 1)))
+    np.testing.assert_allclose(layer.face_color[:, :3], table.face[view.rows][:, :3])
+
+
 def test_linking_reaches_cells_outside_the_sample(shown):
     viewer, result, table = shown
     crops = result.crops

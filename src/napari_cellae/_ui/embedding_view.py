@@ -43,6 +43,7 @@ _FAINT = 0.3  # opacity of the points outside a spotlit selection
 # the colours (novelty's yellow: the most novel cells) hardly shows on white
 _RIM = 0.15
 _RIM_SHADE = 0.5  # a rim's colour: the point's, darker (its hue kept)
+_BLACK = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # RGBA of the density view's rims
 
 
 class EmbeddingView:
@@ -258,11 +259,20 @@ class EmbeddingView:
         data = self._offset + table.unit[rows] * self._side
         features = table.features if len(rows) == len(table) else table.features.iloc[rows]
         select_points(layer, [])
+        # Every property set for all points rebuilds napari's whole visual (~7 rebuilds a
+        # click in the density view): points that `data` adds take the current size, rim
+        # width and rim colour (set here while none is selected, which changes no point),
+        # and only what still differs is set for all points.
+        for key, value in self._style.items():
+            setattr(layer, f"current_{key}", value)
+        if self.dense:
+            layer.current_border_color = "black"
         layer.data = data
         layer.features = features.reset_index(drop=True)
         self._colour_points(layer, rows)
-        for key, value in self._style.items():  # points added by `data` take napari defaults
-            setattr(layer, key, value)
+        for key, value in self._style.items():
+            if not np.all(getattr(layer, key) == value):
+                setattr(layer, key, value)
 
     def _face(self, rows: np.ndarray) -> np.ndarray:
         """Colours of the cells ``rows``; faint outside a spotlit selection."""
@@ -277,7 +287,8 @@ class EmbeddingView:
         colours = self._face(rows)
         layer.face_color = colours
         if self.dense:  # black rims, as the density's colours are the points'
-            layer.border_color = "black"
+            if not np.all(layer.border_color == _BLACK):
+                layer.border_color = "black"
         elif self._rim:
             rims = colours.copy()
             rims[:, :3] *= _RIM_SHADE
