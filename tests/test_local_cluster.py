@@ -99,3 +99,12 @@ def test_worker_processes_start_deaf_to_ctrl_c() -> None:
         assert list(client.run(_sigint_blocked).values()) == [True]
         assert _sigint_blocked() == before
     assert _sigint_blocked() == before and not before
+
+
+def test_a_platform_without_signal_masks_still_starts_the_cluster(monkeypatch) -> None:
+    # Windows has no pthread_sigmask: the deaf loop must not be the end of --workers N.
+    import signal
+
+    monkeypatch.delattr(signal, "pthread_sigmask")
+    with dask_client(workers=1) as client:
+        assert client.submit(sum, [1, 2]).result() == 3

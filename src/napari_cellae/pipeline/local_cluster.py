@@ -142,6 +142,9 @@ def _deaf_loop() -> LoopRunner:
     from distributed.utils import LoopRunner
 
     runner = LoopRunner()
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks to inherit
+        runner.start()
+        return runner
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         runner.start()
