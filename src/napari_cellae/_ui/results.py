@@ -346,9 +346,9 @@ def _embed(
 ) -> tuple[np.ndarray, np.ndarray, DensityGrid | None, dict[str, np.ndarray]]:
     """A 2-D map, in the unit square and, for the density view (``bins``), binned and
     drawn in every colouring."""
-    from napari_cellae.core.features import embed_2d
+    from napari_cellae.pipeline.map_process import embed_apart
 
-    embedding = embed_2d(features, method, seed=0)
+    embedding = embed_apart(features, method, seed=0)  # UMAP in a process: no stalls
     unit = unit_square(embedding)
     if not bins:
         return embedding, unit, None, {}

@@ -157,24 +157,24 @@ def _loaded_libraries() -> frozenset[str] | None:
 
 
 def warm_up() -> None:
-    """Load the engine: torch, what the first optimizer and the embedding load, and UMAP.
+    """Load the engine (torch, what the first optimizer and the embedding load) and start
+    the process that makes UMAP maps (:mod:`napari_cellae.pipeline.map_process`).
 
-    These imports take a second or two and hold Python's global lock for up to 200 ms at
-    a time (torch registers its operators); UMAP's first run in a process compiles numba
-    code, holding the lock for up to a second at once. Run in a background thread when
-    the widget opens, they do not stall the viewer in the middle of the first training,
-    or when the results appear.
+    The imports take a second or two and hold Python's global lock for up to 200 ms at a
+    time (torch registers its operators). Run in a background thread when the widget
+    opens, they do not stall the viewer in the first training, or when results appear.
     """
     import torch
 
     import napari_cellae.core.trainer  # noqa: F401  (the import is the point)
     from napari_cellae.core.features import embed_2d
+    from napari_cellae.pipeline.map_process import warm_up_maps
 
     torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     embed_2d(np.arange(12, dtype=np.float32).reshape(4, 3) ** 2)
-    # embed_2d quiets UMAP's notes in a warnings.catch_warnings() of its own, which swaps
-    # the process's warning filters: jobs start only once this is done (JobRunner.launch).
-    embed_2d(np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32), "umap")
+    # UMAP compiles in the process that makes the maps; were it made here, embed_2d's
+    # catch_warnings() would swap the warning filters: jobs start once this is done.
+    warm_up_maps()
     limit_threads()  # now that every thread pool is loaded
 
 
