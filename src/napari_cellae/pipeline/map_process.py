@@ -78,7 +78,8 @@ def embed_apart(features: np.ndarray, method: str = "umap", seed: int = 0) -> np
     """
     from napari_cellae.core.features import embed_2d
 
-    if method != "umap":
+    # A frozen application's executable is the application itself, not Python.
+    if method != "umap" or getattr(sys, "frozen", False):
         return embed_2d(features, method, seed)
     with _lock:
         try:
