@@ -76,3 +76,24 @@ def test_a_position_comes_back_once_its_cells_are_encoded(screen, tmp_path, monk
     first = next(results)  # 3 + 5 + 7 cells queued, the 4th position fills the batch
     assert first.task.index == 0 and calls == [16]
     assert [r.task.index for r in results] == list(range(1, len(SIZES)))
+
+
+def test_a_task_without_cells_comes_back_without_rows(screen, tmp_path, monkeypatch) -> None:
+    # Planning leaves such positions out, but a task of none (a caller's own, a position
+    # emptied since) must give (0, F) features in its turn: np.concatenate of no parts
+    # raised before the branch meant for it.
+    from napari_cellae.pipeline import position_batches
+
+    trained = random_model(mask="cell")
+    tasks = plan_encode([screen], trained, tmp_path / "x.hdf").tasks[:3]
+    real = position_batches.crop_task
+
+    def emptied(task, trained):
+        crops = real(task, trained)
+        return crops.subset(np.zeros(0, np.int64)) if task is tasks[1] else crops
+
+    monkeypatch.setattr(position_batches, "crop_task", emptied)
+    done = list(encode_serial(tasks, trained, 16))
+    assert [r.task for r in done] == tasks
+    width = done[0].features.shape[1]
+    assert [r.features.shape for r in done] == [(SIZES[0], width), (0, width), (SIZES[2], width)]

@@ -131,9 +131,10 @@ def encode_batched(
         while waiting and waiting[0].done == len(waiting[0].crops):
             entry = waiting.popleft()
             parts = entry.parts
-            learned = np.concatenate(parts) if len(parts) != 1 else parts[0]
-            if not parts:  # no cells
+            if not parts:  # no cells: features of none, as wide as the others
                 learned = learn(entry.crops.crops)
+            else:
+                learned = np.concatenate(parts) if len(parts) > 1 else parts[0]
             yield encoded_task(entry.task, entry.crops, learned, trained)
 
     for task in tasks:
