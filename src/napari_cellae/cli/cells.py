@@ -83,12 +83,11 @@ def _h5ad_only(args: argparse.Namespace) -> list[str]:
 
 
 def _novelty_options(group: argparse._ArgumentGroup, percentile_default: float | None) -> None:
-    shown = f"{NOVEL_PERCENTILE:g}"
     # cellae hits (no percentile default) must tell a given method from the default one:
     # given, it scores the cells again rather than ranking the file's stored novelty.
     stored = percentile_default is None
     when = " when computed" if stored else ""
-    shown += f"{when}, else as stored" if stored else ""
+    shown = f"{NOVEL_PERCENTILE:g}{when}" + (", else as stored" if stored else "")
     group.add_argument(
         "--novelty",
         choices=["knn", "svm"],
