@@ -137,3 +137,25 @@ def test_a_range_too_narrow_for_float32_keeps_the_image() -> None:
     assert np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))
     assert out.min() == 0.0 and 0.0 < out.max() <= 1.0
     assert np.all(np.diff(out.ravel()) >= 0) and len(np.unique(out)) > 10  # contrast kept
+
+
+@pytest.mark.parametrize(
+    ("dtype", "base"),
+    [(np.uint32, 4_000_000_000), (np.int64, 2**40), (np.float64, 1e10), (np.int32, -(2**31) + 7)],
+)
+@pytest.mark.parametrize("per_cell", [True, False])
+def test_wide_dtypes_keep_a_small_range_on_a_large_base(dtype, base, per_cell) -> None:
+    # A 3000-count signal on a base of 4e9 (uint32), 2**40 (int64) or 1e10 (float64):
+    # float32 holds such values 512 ... 2**17 apart, so scaling them in float32 left 9, 1
+    # or 4 grey levels of 3000 (int64: every pixel the same) where uint16 keeps them all.
+    rng = np.random.default_rng(0)
+    narrow = rng.integers(0, 3000, (4, 1, 20, 20)).astype(np.uint16)
+    wide = (narrow.astype(np.float64) + base).astype(dtype)
+    expected = Normalisation.from_crops(narrow, per_cell=per_cell).apply(narrow)
+    norm = Normalisation.from_crops(wide, per_cell=per_cell)
+    for data in (wide, torch.from_numpy(wide)):
+        out = np.asarray(norm.apply(data))
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    brightness = norm.brightness(wide)
+    np.testing.assert_allclose(brightness, norm.brightness(narrow), rtol=1e-6)

@@ -60,6 +60,17 @@ def test_32_bit_maxima_stay_maxima(dtype: str) -> None:
             assert np.all(out[0] == top) and out[1].max() == top and out.min() == 0
 
 
+@pytest.mark.parametrize(("dtype", "base"), [("uint32", 4_000_000_000), ("float64", 1e10)])
+def test_a_small_range_on_a_large_base_keeps_its_grey_levels(dtype: str, base: float) -> None:
+    # Resampled in float32, 4e9 + 0 .. 3000 came back in steps of 512 (1e10: of 1024).
+    rng = np.random.default_rng(1)
+    narrow = rng.integers(0, 3000, (3, 1, 24, 24)).astype(np.uint16)
+    wide = (narrow.astype(np.float64) + base).astype(dtype)
+    for size in (12, 40):
+        expected = resample_crops(narrow, size).astype(np.float64) + base
+        np.testing.assert_allclose(resample_crops(wide, size).astype(np.float64), expected, atol=1)
+
+
 def test_turning_a_crop_turns_its_resampled_crop() -> None:
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 4000, (4, 1, 24, 24)).astype(np.uint16)

@@ -335,3 +335,16 @@ def test_every_preset_trains_and_encodes(preset: str) -> None:
     trained = trainer.result()
     feats = encode(trained, crops[:5])
     assert feats.shape == (5, len(feature_names(trained))) and np.all(np.isfinite(feats))
+
+
+@pytest.mark.parametrize("intensity", ["cell", "screen"])
+def test_wide_pixels_on_a_large_base_train_as_their_narrow_copy(intensity: str) -> None:
+    # uint32 pixels 4e9 + (0 .. 50000): the trainer's float32 raw * scale + offset rounded
+    # them to steps of 512, so it learnt from a coarse copy of the cells (loss 2x off).
+    narrow = blob_crops(64, dtype="uint16")
+    wide = narrow.astype(np.uint32) + np.uint32(4_000_000_000)
+    losses = []
+    for crops in (narrow, wide):
+        trainer = Trainer(config(epochs=1, intensity=intensity), crops)
+        losses.append([(r.train_loss, r.held_out_loss) for r in trainer.run()])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)

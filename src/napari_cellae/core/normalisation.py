@@ -23,6 +23,7 @@ __all__ = [
     "ScaleCheck",
     "cell_ranges",
     "cell_scale_offset",
+    "is_wide",
     "resolvable_step",
     "warn_saturated",
 ]
@@ -127,11 +128,14 @@ class Normalisation:
     def scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel ``scale`` and ``offset`` (float32) with ``x * scale + offset``."""
         low = np.asarray(self.low, dtype=np.float64)
-        scale = 1.0 / (np.asarray(self.high, dtype=np.float64) - low)
+        scale = self._scale64()
+        return scale.astype(np.float32), (-low * scale).astype(np.float32)
+
+    def _scale64(self) -> np.ndarray:
+        scale = 1.0 / (np.asarray(self.high, dtype=np.float64) - np.asarray(self.low))
         # A range narrower than 1 / float32 max (float pixels about 1e-38 apart) would make
         # the scale infinite in float32 and every pixel 1 (or NaN): its largest value instead.
-        scale = np.minimum(scale, np.finfo(np.float32).max)
-        return scale.astype(np.float32), (-low * scale).astype(np.float32)
+        return np.minimum(scale, np.finfo(np.float32).max)
 
     def apply(self, data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Scale crops to float32 in [0, 1].
@@ -152,6 +156,9 @@ class Normalisation:
             )
         if self.per_cell:
             return _per_cell(data)
+        if is_wide(data):
+            low = np.asarray(self.low)[:, None, None]
+            return _exactly(data, low, self._scale64()[:, None, None])
         scale, offset = self.scale_offset()
         if isinstance(data, np.ndarray):
             out = data.astype(np.float32)
@@ -220,38 +227,75 @@ def resolvable_step(level: float | np.ndarray) -> float | np.ndarray:
 
 
 def cell_ranges(crops: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Each crop's own low and high percentile per channel, (N, C) float32 each.
+    """Each crop's own low and high percentile per channel, (N, C) float32 each (float64
+    for the dtypes of :func:`is_wide`, whose values float32 rounds).
 
     Computed chunk by chunk (bounded memory); the one definition per-cell scaling uses in
     training (once for all crops) and in encoding (per batch).
     """
     crops = np.asarray(crops)
     n, c = crops.shape[:2]
-    low = np.empty((n, c), np.float32)
-    high = np.empty((n, c), np.float32)
+    dtype = np.float64 if is_wide(crops) else np.float32
+    low = np.empty((n, c), dtype)
+    high = np.empty((n, c), dtype)
     q = (_CELL_LOW_PERCENTILE / 100, _CELL_HIGH_PERCENTILE / 100)
     for start in range(0, n, chunk):
         part = crops[start : start + chunk].reshape(min(chunk, n - start), c, -1)
         low[start : start + chunk], high[start : start + chunk] = np.quantile(
-            part.astype(np.float32), q, axis=-1
+            part.astype(dtype), q, axis=-1
         )
     return low, high
+
+
+def is_wide(data: np.ndarray | torch.Tensor) -> bool:
+    """Whether float32 rounds values of ``data``'s dtype: 32- and 64-bit integers and
+    float64. A 3000-count signal on a base of 4e9 (uint32) keeps 9 grey levels in float32,
+    so such pixels are scaled in float64."""
+    if isinstance(data, np.ndarray):
+        size, floating = data.dtype.itemsize, data.dtype.kind == "f"
+    else:
+        size, floating = data.element_size(), data.dtype.is_floating_point
+    return size > 4 if floating else size >= 4
+
+
+def _exactly(
+    data: np.ndarray | torch.Tensor, low: np.ndarray, scale: np.ndarray
+) -> np.ndarray | torch.Tensor:
+    """``clip((data - low) * scale, 0, 1)`` in float64, as float32 (a tensor on its device):
+    float32 first would round the pixels of :func:`is_wide` dtypes."""
+    values = data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()
+    out = np.clip((values.astype(np.float64) - low) * scale, 0.0, 1.0).astype(np.float32)
+    if isinstance(data, np.ndarray):
+        return out
+    import torch
+
+    return torch.from_numpy(out).to(data.device)
 
 
 def cell_scale_offset(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-crop, per-channel ``scale`` and ``offset`` (N, C) with ``x * scale + offset``."""
     low, high = cell_ranges(crops)
+    scale = _cell_scale(low, high)
+    return scale.astype(np.float32), (-low * scale).astype(np.float32)
+
+
+def _cell_scale(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     # Flat crops must not divide by zero. Below 1e-6 the floor follows the crop's level
     # (what float32 resolves there), so float images of tiny values (1e-35) keep their
     # contrast instead of all scaling to 0.
     level = np.maximum(np.abs(low), np.abs(high))
     floor = np.minimum(np.float32(1e-6), np.maximum(level * _EPS, _TINY))
-    scale = 1.0 / np.maximum(high - low, floor)
-    return scale.astype(np.float32), (-low * scale).astype(np.float32)
+    return 1.0 / np.maximum(high - low, floor)
 
 
 def _per_cell(data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Scale every crop and channel by its own low and high percentile to [0, 1]."""
+    if is_wide(data):
+        values = data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()
+        low, high = cell_ranges(values.reshape(-1, *data.shape[-3:]))
+        low, scale = low[:, :, None, None], _cell_scale(low, high)[:, :, None, None]
+        flat = data.reshape(-1, *data.shape[-3:])
+        return _exactly(flat, low, scale).reshape(data.shape)
     if isinstance(data, np.ndarray):
         scale, offset = cell_scale_offset(data.reshape(-1, *data.shape[-3:]))
         out = data.astype(np.float32).reshape(-1, *data.shape[-3:])

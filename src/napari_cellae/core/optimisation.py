@@ -28,6 +28,7 @@ __all__ = [
     "make_optimizer",
     "random_orientation",
     "resolve_device",
+    "scaled_crops",
     "shard_count",
     "shard_pool",
     "sharded_step",
@@ -273,6 +274,18 @@ def random_orientation(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if k % 4:
             part = torch.rot90(part, k % 4, dims=(-2, -1))
         out.index_copy_(0, idx, part)
+    return out
+
+
+def scaled_crops(normalisation: Normalisation, crops: np.ndarray) -> np.ndarray:
+    """``normalisation.apply(crops)`` chunk by chunk: float32 (N, C, S, S) in [0, 1].
+
+    For crops of :func:`~napari_cellae.core.normalisation.is_wide` dtypes, scaled once
+    before training: the trainer's float32 ``raw * scale + offset`` would round them.
+    """
+    out = np.empty(crops.shape, np.float32)
+    for start in range(0, len(crops), 4096):
+        out[start : start + 4096] = normalisation.apply(crops[start : start + 4096])
     return out
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.normalisation import is_wide
+
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
@@ -78,8 +80,10 @@ def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
     shrink = size < crops.shape[-1]
     integer = np.issubdtype(crops.dtype, np.integer)
     limits = np.iinfo(crops.dtype) if integer else None
+    # float32 rounds 32- and 64-bit pixels (4e9 + 3000 counts to steps of 512): float64.
+    work = np.float64 if is_wide(crops) else np.float32
     for start in range(0, len(crops), _CHUNK):
-        part = torch.from_numpy(np.ascontiguousarray(crops[start : start + _CHUNK], np.float32))
+        part = torch.from_numpy(np.ascontiguousarray(crops[start : start + _CHUNK], work))
         scaled = F.interpolate(
             part, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
         ).numpy()

@@ -27,7 +27,7 @@ from napari_cellae.core.decorrelation import decorrelate_filters
 from napari_cellae.core.epochs import EpochReport, TrainingDiverged
 from napari_cellae.core.model import ConvAutoencoder, keep_mask
 from napari_cellae.core.model_file import EVAL_BATCH, TrainedModel
-from napari_cellae.core.normalisation import Normalisation
+from napari_cellae.core.normalisation import Normalisation, is_wide
 from napari_cellae.core.optimisation import (
     check_crops,
     crops_tensor,
@@ -36,6 +36,7 @@ from napari_cellae.core.optimisation import (
     make_optimizer,
     random_orientation,
     resolve_device,
+    scaled_crops,
     scaling_tensors,
     shard_count,
     shard_pool,
@@ -63,8 +64,9 @@ class Trainer:
         (:func:`napari_cellae.pipeline.steps.select_training`).
     crops : ndarray (N, C, S, S)
         The crops to train on (a ``held_out_fraction`` of them is held out), in their
-        stored dtype. Held by reference (no copy for C-contiguous uint8, uint16, int and
-        float32 arrays); do not modify them while training.
+        stored dtype. Held by reference (no copy for C-contiguous uint8, uint16, int16 and
+        float32 arrays; 32- and 64-bit pixels are scaled into a float32 copy); do not
+        modify them while training.
     normalisation : Normalisation, optional
         Default: chosen from the crops with :meth:`Normalisation.from_crops`.
     channel_names : list of str, optional
@@ -121,11 +123,20 @@ class Trainer:
         self._held_idx = torch.from_numpy(np.sort(split[:n_held]).astype(np.int64))
         self._train_idx = torch.from_numpy(np.sort(split[n_held:]).astype(np.int64))
 
+        # Per-crop scale tensors, gathered with each batch (see _batch).
+        self._per_crop = normalisation.per_cell
+        batch_scaling = normalisation
+        if is_wide(crops):
+            # float32 rounds 32- and 64-bit pixels (a small range on a large base lost its
+            # grey levels): they are scaled once, exactly, and the batches taken as they are.
+            crops = scaled_crops(normalisation, crops)
+            batch_scaling = Normalisation([0.0] * n_channels, [1.0] * n_channels)
+            self._per_crop = False
         self._data = crops_tensor(crops, self.device)
         if self.device.type != "cpu":
             self._train_idx = self._train_idx.to(self.device)
             self._held_idx = self._held_idx.to(self.device)
-        self._scale, self._offset = scaling_tensors(normalisation, crops, self.device)
+        self._scale, self._offset = scaling_tensors(batch_scaling, crops, self.device)
 
         with torch.random.fork_rng(devices=[]):  # seeded init without touching global state
             torch.manual_seed(config.seed)
@@ -159,7 +170,7 @@ class Trainer:
         """Gather crops by index and normalise them into a channels_last float32 batch."""
         raw = self._data.index_select(0, idx)
         scale, offset = self._scale, self._offset
-        if self.normalisation.per_cell:
+        if self._per_crop:
             scale, offset = scale.index_select(0, idx), offset.index_select(0, idx)
         x = torch.empty(
             raw.shape, dtype=torch.float32, device=self.device, memory_format=torch.channels_last
