@@ -22,6 +22,9 @@ def test_crop_origins_centred_and_shifted_inside() -> None:
 def test_crop_origins_too_large() -> None:
     with pytest.raises(ValueError, match=r"crop size 40 px is larger than the image \(30 x 50"):
         crop_origins(np.array([1]), np.array([1]), 40, 30, 50)
+    # and says what to do: a box the image holds
+    with pytest.raises(ValueError, match=r"of at most 30 px \(--crop-size"):
+        crop_origins(np.array([1]), np.array([1]), 40, 30, 50)
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,9 @@ def crop_origins(
         raise ValueError(f"crop size must be positive, got {size}")
     if size > height or size > width:
         raise ValueError(
-            f"crop size {size} px is larger than the image ({height} x {width} px, height x width)"
+            f"crop size {size} px is larger than the image ({height} x {width} px, height x"
+            f" width); choose a cell size of at most {min(height, width)} px (--crop-size,"
+            " 'Cell size' in the widget)"
         )
     half = size // 2
     y0 = np.clip(np.asarray(center_y, dtype=np.int64) - half, 0, height - size)
