@@ -159,8 +159,12 @@ def test_positions_the_file_lacks(mapping_file: Path, cellprofiler_file: Path) -
     # Where the file holds positions the mapping lacks too, the layouts differ both ways,
     # as another plate's mapping does: refused.
     assert unmapped
-    with pytest.raises(ValueError, match=r"position\(s\) that are not in .*B02_0001"):
+    with pytest.raises(ValueError, match=r"position\(s\) that are not in .*B02_0001") as info:
         mapping.check(positions + unmapped, cellprofiler_file)
+    # and says why (the file's own positions are unmapped, named) and what to do
+    unmapped_label = unmapped[0].label
+    assert f"no row maps {unmapped_label}: the mapping of another plate?" in str(info.value)
+    assert "Give this plate's mapping, or correct the Well and Site" in str(info.value)
 
 
 def test_unreadable_path(tmp_path: Path) -> None:

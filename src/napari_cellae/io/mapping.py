@@ -35,10 +35,12 @@ from typing import NamedTuple
 from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping_text import (
     Row,
+    canonical,
+    canonical_plate,
+    canonical_site,
     column_name,
     extra_cells_problem,
     header_kind,
-    plain,
     read_text,
     spaces_problem,
     split_position,
@@ -56,29 +58,6 @@ class PositionInfo:
     group: str
 
 
-def _canonical_site(site: str) -> str:
-    """``0038`` and ``38`` are one site: CellCognition zero-pads, users often don't."""
-    site = plain(site).strip()
-    return str(int(site)) if site.isdecimal() else site  # isdigit: '²', which int refuses
-
-
-def _canonical_well(well: str) -> str:
-    """``C3``, ``c03`` and full-width ``Ｃ03`` are one well."""
-    well = plain(well).strip().upper()
-    match = re.fullmatch(r"([A-Z]+)0*(\d+)", well)
-    return f"{match.group(1)}{int(match.group(2))}" if match else well
-
-
-def _canonical(well: str, site: str | None) -> tuple[str, str | None]:
-    return _canonical_well(well), None if site is None else _canonical_site(site)
-
-
-def _canonical_plate(plate: str | None) -> str | None:
-    """``Plate_1 `` and ``plate_1`` are one plate; an empty name means every plate (None)."""
-    plate = plain(plate or "").strip().casefold()
-    return plate or None
-
-
 class _Entry(NamedTuple):
     """One row of a mapping: a position as written, its condition, plate and line."""
 
@@ -91,7 +70,7 @@ class _Entry(NamedTuple):
     @property
     def ident(self) -> tuple[str | None, str, str | None]:
         """(plate, well, site), as :meth:`PositionMapping.lookup` compares them."""
-        return (_canonical_plate(self.plate), *_canonical(self.well, self.site))
+        return (canonical_plate(self.plate), *canonical(self.well, self.site))
 
     @property
     def named(self) -> str:
@@ -103,6 +82,10 @@ class _Entry(NamedTuple):
 
 def _listed(names: Iterable[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+def _few(names: list[str], n: int) -> str:
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
 
 
 class PositionMapping:
@@ -120,7 +103,7 @@ class PositionMapping:
         # without a plate cover the plates they do not name.
         self._plates: dict[str, str] = {}
         for entry in self._order:
-            if (plate := _canonical_plate(entry.plate)) is not None:
+            if (plate := canonical_plate(entry.plate)) is not None:
                 self._plates.setdefault(plate, entry.plate.strip())
         self._for_every_plate = any(entry.plate is None for entry in self._order)
 
@@ -154,7 +137,7 @@ class PositionMapping:
         -------
         PositionInfo or None
         """
-        well, site = _canonical(key.well, key.site)
+        well, site = canonical(key.well, key.site)
         plate = self._plate_of(key.plate)
         for ident in ((plate, well, site), (plate, well, None), (None, well, site)):
             if (info := self._entries.get(ident)) is not None:
@@ -163,14 +146,14 @@ class PositionMapping:
 
     def _plate_of(self, name: str) -> str | None:
         """The canonical plate of a key; a plate renamed after its file is still that plate."""
-        plate = _canonical_plate(name)
+        plate = canonical_plate(name)
         if plate in self._plates or not name.strip().endswith(")"):
             return plate
         # distinct_keys names a plate that several files share "plate1 (run2/plate.ch5)";
         # its cells are plate1's, so plate1's rows hold for them. Longest name first.
         text = name.strip()
         for match in reversed(list(re.finditer(r" \(", text))):
-            if (base := _canonical_plate(text[: match.start()])) in self._plates:
+            if (base := canonical_plate(text[: match.start()])) in self._plates:
                 return base
         return plate
 
@@ -217,7 +200,7 @@ class PositionMapping:
             also holds unmapped ones, or the file's plates that neither a Plate row nor a
             row without a plate maps.
         """
-        held = {_canonical_plate(key.plate): key.plate for key in positions}
+        held = {canonical_plate(key.plate): key.plate for key in positions}
         unnamed = [name for plate, name in held.items() if plate not in self._plates]
         if self._plates and unnamed and not self._for_every_plate:
             raise ValueError(
@@ -229,7 +212,7 @@ class PositionMapping:
             )
         available: set[tuple[str | None, str, str | None]] = set()
         for key in positions:
-            plate, (well, site) = _canonical_plate(key.plate), _canonical(key.well, key.site)
+            plate, (well, site) = canonical_plate(key.plate), canonical(key.well, key.site)
             available |= {(p, well, s) for p in (plate, None) for s in (site, None)}
         missing = [
             entry.named
@@ -237,15 +220,16 @@ class PositionMapping:
             if (entry.plate is None or entry.ident[0] in held) and entry.ident not in available
         ]
         if missing:
-            shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
             held_labels = list(dict.fromkeys(key.label for key in positions))
-            has = ", ".join(held_labels[:4]) + (" ..." if len(held_labels) > 4 else "")
             text = (
                 f"{self.path}: the mapping names {len(missing)} position(s) that are not in"
-                f" {source}: {shown} (it holds {has})"
+                f" {source}: {_few(missing, 8)} (it holds {_few(held_labels, 4)})"
             )
-            if any(self.lookup(key) is None for key in positions):
-                raise ValueError(text)
+            if unmapped := list(dict.fromkeys(k.label for k in positions if not self.lookup(k))):
+                raise ValueError(  # the layouts differ both ways: say why refused, and how on
+                    f"{text}, and no row maps {_few(unmapped, 4)}: the mapping of another plate?"
+                    " Give this plate's mapping, or correct the Well and Site of those rows"
+                )
             warnings.warn(
                 f"{text}; their rows are left out (a plate imaged in part?)", stacklevel=3
             )
@@ -262,7 +246,7 @@ def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _E
     given = row.cells[column[site_name]] if site_name else None
     cell = row.cells[column["well"]]
     well, site = split_position(cell, given)
-    if site_name == "site" and given and _canonical_site(site) != _canonical_site(given):
+    if site_name == "site" and given and canonical_site(site) != canonical_site(given):
         # Which one was meant is unknowable; the Well's site won without a word.
         raise ValueError(
             f"{path}: line {row.line}: Well {cell!r} names site {site!r}, but the Site column"

@@ -17,6 +17,10 @@ from pathlib import Path
 
 __all__ = [
     "Row",
+    "canonical",
+    "canonical_plate",
+    "canonical_site",
+    "canonical_well",
     "column_name",
     "extra_cells_problem",
     "header_kind",
@@ -270,3 +274,28 @@ def split_position(text: str, site: str | None) -> tuple[str, str | None]:
     if match:
         return match.group(1), match.group(2)
     return text, site
+
+
+def canonical_site(site: str) -> str:
+    """``0038`` and ``38`` are one site: CellCognition zero-pads, users often don't."""
+    site = plain(site).strip()
+    return str(int(site)) if site.isdecimal() else site  # isdigit: '²', which int refuses
+
+
+def canonical_well(well: str) -> str:
+    """``C3``, ``c03`` and full-width ``Ｃ03`` are one well."""
+    well = plain(well).strip().upper()
+    match = re.fullmatch(r"([A-Z]+)0*(\d+)", well)
+    return f"{match.group(1)}{int(match.group(2))}" if match else well
+
+
+def canonical(well: str, site: str | None) -> tuple[str, str | None]:
+    """A position's well and site as :func:`canonical_well` and :func:`canonical_site`
+    make them (a site of None, a whole well, stays None)."""
+    return canonical_well(well), None if site is None else canonical_site(site)
+
+
+def canonical_plate(plate: str | None) -> str | None:
+    """``Plate_1 `` and ``plate_1`` are one plate; an empty name means every plate (None)."""
+    plate = plain(plate or "").strip().casefold()
+    return plate or None
