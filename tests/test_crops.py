@@ -20,6 +20,7 @@ from napari_cellae.core import normalisation, windows
 from napari_cellae.core.crops import (
     CropSet,
     Normalisation,
+    check_box,
     collect_crops,
     crop_origins,
     cut_by_box,
@@ -236,3 +237,13 @@ def test_chosen_rows_are_cut_as_from_all(cellcognition_file) -> None:
     np.testing.assert_array_equal(some.crops, every.crops[[0, 3, 14]])
     np.testing.assert_array_equal(some.bbox, every.bbox[[0, 3, 14]])
     np.testing.assert_array_equal(some.origin_x, every.origin_x[[0, 3, 14]])
+
+
+def test_a_box_larger_than_the_images_is_refused_saying_what_fits(cellcognition_file) -> None:
+    with CellH5(cellcognition_file) as ch5:
+        key = ch5.positions[0]
+        check_box(ch5, key, 64)  # the 64 x 80 px images hold it
+        with pytest.raises(ValueError, match=r"A01_0001: crop size 65 px is larger") as info:
+            check_box(ch5, key, 65)
+    assert str(cellcognition_file) in str(info.value)
+    assert "choose a cell size of at most 64 px (--crop-size" in str(info.value)

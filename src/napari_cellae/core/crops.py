@@ -382,7 +382,8 @@ def check_box(cellh5: CellH5, key: PositionKey, size: int) -> None:
     if size > height or size > width:
         raise ValueError(
             f"{cellh5.path}, position {key.label}: crop size {size} px is larger than the "
-            f"image ({height} x {width} px, height x width)"
+            f"image ({height} x {width} px, height x width); choose a cell size of at most"
+            f" {min(height, width)} px (--crop-size, 'Cell size' in the widget)"
         )
 
 
