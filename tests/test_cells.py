@@ -95,3 +95,40 @@ def test_maps_put_each_plate_on_its_own_controls_scale() -> None:
     # one plate: the map of the features as they are
     single = embeddings(features, "pca", plates=np.full(400, "A"), controls=controls)
     np.testing.assert_array_equal(single["X_pca"], apart)
+
+
+def test_maps_scale_a_plate_without_two_control_wells_as_novelty_does() -> None:
+    from napari_cellae.core.novelty import novelty_scores
+    from napari_cellae.pipeline.cells import _plates_aligned, embeddings
+
+    # Plate A: two control wells and a hit well; plate B: treated wells only, all of one
+    # phenotype (feature 0 raised). Novelty scales B on A's controls; the map scaled B on
+    # its own cells, which put B's phenotype on top of A's controls (the same cells given
+    # as one file per position, each its own plate, lost every hit in the map).
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(300, 5))
+    a[200:, 0] += 5.0
+    b = rng.normal(size=(200, 5))
+    b[:, 0] += 5.0
+    features = np.r_[a, b].astype(np.float32)
+    plates = np.repeat(["A", "B"], [300, 200])
+    wells = np.repeat([0, 1, 2, 3, 4], 100)
+    controls = wells < 2
+    ref = features[controls].astype(np.float64)
+    by_hand = (features - ref.mean(0)) / ref.std(0)  # every plate on A's control cells
+    aligned = _plates_aligned(features, plates, controls, wells)
+    np.testing.assert_allclose(aligned[300:], by_hand[300:], rtol=1e-5, atol=1e-5)
+    xy = embeddings(features, "pca", plates=plates, controls=controls, wells=wells)["X_pca"]
+    control_xy, b_xy = xy[controls], xy[300:]
+    gap = np.linalg.norm(b_xy.mean(0) - control_xy.mean(0))
+    assert gap > control_xy[:, 0].std()  # on top of them (gap near 0) before
+    # novelty scores B's cells on that scale too (with a warning that says so)
+    with pytest.warns(UserWarning, match="plate B holds control cells of fewer than two"):
+        scored = novelty_scores(features, controls, wells, plates=plates)
+    assert scored.novel[300:].mean() > 0.9
+    # B with one control well of its own: on every plate's controls too, not on that well
+    b_one = controls | (wells == 3)
+    aligned = _plates_aligned(features, plates, b_one, wells)
+    ref = features[b_one].astype(np.float64)
+    by_hand = (features - ref.mean(0)) / ref.std(0)
+    np.testing.assert_allclose(aligned[300:], by_hand[300:], rtol=1e-5, atol=1e-5)

@@ -58,3 +58,30 @@ def test_no_more_groups_than_novel_cells_that_differ() -> None:
     x[3:13] = x[2]  # 3 distinct novel cells, of 13
     clusters, typical = phenotype_groups(x, novel, ~novel)
     assert set(clusters[novel]) == set(typical) and len(typical) <= 3
+
+
+def test_a_plate_of_one_control_well_is_grouped_on_the_scale_novelty_used() -> None:
+    from napari_cellae.pipeline.phenotype_groups import phenotype_groups
+
+    # Two phenotypes (feature 0 or 2 raised) on two plates. Plate B's one control well
+    # happens to vary little in feature 1: scaled on that well, as the groups once were
+    # (novelty scales such a plate on every plate's controls), B's novel cells were
+    # spread out along feature 1 and split by plate instead of by phenotype.
+    rng = np.random.default_rng(3)
+    n = 120
+    plate_a = rng.normal(size=(4 * n, 4))  # wells: control, control, P, Q
+    plate_b = rng.normal(size=(3 * n, 4))  # wells: control, P, Q
+    plate_b[:n, 1] *= 0.05
+    for plate, first in ((plate_a, 2), (plate_b, 1)):
+        plate[first * n : (first + 1) * n, 0] += 8.0
+        plate[(first + 1) * n :, 2] += 8.0
+    x = np.r_[plate_a, plate_b]
+    plates = np.repeat(["A", "B"], [4 * n, 3 * n])
+    wells = np.repeat(np.arange(7), n)
+    controls = np.isin(wells, [0, 1, 4])
+    phenotype = np.select([np.isin(wells, [2, 5]), np.isin(wells, [3, 6])], [1, 2], 0)
+    novel = phenotype > 0
+    clusters, _ = phenotype_groups(x, novel, controls, 2, plates=plates, wells=wells)
+    for p in (1, 2):  # each phenotype one group, whichever plate its cells are on
+        assert len(set(clusters[phenotype == p])) == 1
+    assert set(clusters[phenotype == 1]) != set(clusters[phenotype == 2])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,9 @@ __all__ = [
     "NOVELTY_NEIGHBOURS",
     "NOVEL_PERCENTILE",
     "Novelty",
+    "PlateReference",
     "novelty_scores",
+    "plate_references",
 ]
 
 NOVELTY_METHODS = ("knn", "svm")
@@ -224,11 +227,71 @@ def novelty_scores(
     return Novelty(scores.astype(np.float32), threshold, scores > threshold)
 
 
+class PlateReference(NamedTuple):
+    """The cells of one plate and the control cells they are standardised on.
+
+    Attributes
+    ----------
+    plate : object
+        The plate's name (None: all cells, where they are not split by plate).
+    rows : ndarray of int
+        The plate's cells.
+    reference : ndarray of int
+        The control cells its features are centred and scaled on.
+    own : bool
+        Whether those are the plate's own control cells (else every plate's).
+    """
+
+    plate: object
+    rows: np.ndarray
+    reference: np.ndarray
+    own: bool
+
+
+def plate_references(
+    controls: np.ndarray, plates: np.ndarray | None, groups: np.ndarray | None = None
+) -> list[PlateReference]:
+    """Which control cells each plate's cells are standardised on.
+
+    A plate's own control cells where they come from two groups (wells) or more, else
+    every plate's control cells. Novelty (:func:`novelty_scores`), the phenotype groups
+    and the 2-D maps all use this rule, so a cell is placed on one scale in all three: the
+    maps once scaled a plate without control cells on its own cells, which centred each
+    of its wells' phenotypes on itself.
+
+    Parameters
+    ----------
+    controls : ndarray (N,) bool
+    plates : ndarray (N,), optional
+        Plate of every cell; None or one plate: one entry of all cells, on all controls.
+    groups : ndarray (N,) of int, optional
+        Well of every cell; default: each control cell counts as a well of its own.
+
+    Returns
+    -------
+    list of PlateReference
+        One per plate, in sorted order of the plate names.
+    """
+    controls = np.asarray(controls, bool)
+    every = np.flatnonzero(controls)
+    if plates is None or len(np.unique(plates)) < 2:
+        return [PlateReference(None, np.arange(len(controls)), every, True)]
+    plates = np.asarray(plates)
+    ids = np.arange(len(controls)) if groups is None else np.asarray(groups)
+    out = []
+    for plate in np.unique(plates):
+        rows = np.flatnonzero(plates == plate)
+        own = rows[controls[rows]]
+        mine = len(np.unique(ids[own])) >= 2
+        out.append(PlateReference(plate, rows, own if mine else every, mine))
+    return out
+
+
 def _standardised(
     x: np.ndarray, controls: np.ndarray, groups: np.ndarray | None, plates: np.ndarray | None
 ) -> np.ndarray:
     """``x`` standardised in place on the control cells, each plate on its own controls
-    where it has control cells of two groups or more (see :func:`novelty_scores`)."""
+    where it has control cells of two groups or more (:func:`plate_references`)."""
     from sklearn.preprocessing import StandardScaler
 
     # In place, and the cells scored in blocks: a screen's features in float64 take 2 KB
@@ -237,13 +300,10 @@ def _standardised(
     with np.errstate(invalid="ignore", divide="ignore"):
         if plates is None or groups is None or len(np.unique(plates)) < 2:
             return np.nan_to_num(pooled.transform(x, copy=False), copy=False)  # no copy
-        plates = np.asarray(plates)
-        for plate in np.unique(plates):
-            rows = np.flatnonzero(plates == plate)
-            own = rows[controls[rows]]  # this plate's rows are still as given
+        for plate, rows, reference, own in plate_references(controls, plates, groups):
             scaler = pooled
-            if len(np.unique(groups[own])) >= 2:
-                scaler = StandardScaler().fit(x[own])
+            if own:  # this plate's rows are still as given
+                scaler = StandardScaler().fit(x[reference])
             else:
                 warnings.warn(
                     f"plate {plate} holds control cells of fewer than two wells: its cells"

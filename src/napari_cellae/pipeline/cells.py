@@ -26,6 +26,7 @@ from napari_cellae.pipeline.discovery import (
     DiscoveryOptions,
     cell_table,
     discover,
+    well_ids,
     with_discovery,
 )
 from napari_cellae.pipeline.plate_cells import (
@@ -89,20 +90,23 @@ def embeddings(
     seed: int = 0,
     plates: np.ndarray | None = None,
     controls: np.ndarray | None = None,
+    wells: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The 2-D maps for ``obsm``: always ``X_pca`` (cheap), plus ``X_umap`` for "umap".
 
     Of several ``plates`` (one per cell), each plate's features are first centred and
-    scaled on its own ``controls`` (all its cells where it has fewer than two control
-    cells), as novelty compares them, so that a plate imaged a little otherwise does not
-    lie apart in the map.
+    scaled on the control cells novelty scales it on (its own where they come from two
+    ``wells`` or more, else every plate's:
+    :func:`~napari_cellae.core.novelty.plate_references`), so that a plate imaged a little
+    otherwise does not lie apart in the map. Without two control cells in all, each plate
+    on all its own cells.
     """
     if method not in EMBEDDING_METHODS:
         raise ValueError(
             f"unknown embedding method {method!r}; choose {' or '.join(EMBEDDING_METHODS)}"
         )
     if plates is not None and len(np.unique(plates)) > 1:
-        features = _plates_aligned(features, np.asarray(plates), controls)
+        features = _plates_aligned(features, np.asarray(plates), controls, wells)
     maps = {"X_pca": embed_2d(features, "pca", seed)}
     if method == "umap":
         maps["X_umap"] = embed_2d(features, "umap", seed)
@@ -110,14 +114,19 @@ def embeddings(
 
 
 def _plates_aligned(
-    features: np.ndarray, plates: np.ndarray, controls: np.ndarray | None
+    features: np.ndarray,
+    plates: np.ndarray,
+    controls: np.ndarray | None,
+    wells: np.ndarray | None,
 ) -> np.ndarray:
-    """A float32 copy with each plate standardised on its control cells (see embeddings)."""
+    """A float32 copy with each plate standardised as novelty does (see embeddings)."""
+    from napari_cellae.core.novelty import plate_references
+
+    controls = np.zeros(len(plates), bool) if controls is None else np.asarray(controls, bool)
     out = np.empty(features.shape, np.float32)
-    for plate in np.unique(plates):
-        rows = np.flatnonzero(plates == plate)
-        own = rows[np.asarray(controls, bool)[rows]] if controls is not None else rows
-        ref = features[own if len(own) >= 2 else rows].astype(np.float64)
+    for _, rows, reference, _ in plate_references(controls, plates, wells):
+        # no controls to align on (fewer than two in all): the plate's own cells
+        ref = features[reference if len(reference) >= 2 else rows].astype(np.float64)
         spread = ref.std(axis=0)
         out[rows] = (features[rows] - ref.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     return out
@@ -309,7 +318,8 @@ def run_encode_cells(
     step(f"2-D map ({embedding})")
     plates = obs["plate"].to_numpy()
     controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
-    maps = embeddings(result.features, embedding, options.seed, plates, controls)
+    wells = well_ids(obs)
+    maps = embeddings(result.features, embedding, options.seed, plates, controls, wells)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
     path = write_cells(out, result, obs, found, maps, sources)

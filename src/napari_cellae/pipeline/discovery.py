@@ -45,6 +45,7 @@ __all__ = [
     "cell_table",
     "discover",
     "phenotype_groups",
+    "well_ids",
     "with_discovery",
 ]
 
@@ -301,12 +302,41 @@ def discover(
     novelty_notes = list(notes)
     novelty.novel &= ~no_signal
     clusters, typical = phenotype_groups(
-        features, novelty.novel, controls, options.groups, options.per_group, options.seed, plates
+        features,
+        novelty.novel,
+        controls,
+        options.groups,
+        options.per_group,
+        options.seed,
+        plates,
+        wells,  # each plate on the controls novelty scaled it on
     )
     if novelty.novel.any() and not typical:
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
     note = "; ".join(notes) or None
     return Discovery(novelty, clusters, typical, note, options, novelty_notes)
+
+
+def _well_keys(obs: pd.DataFrame) -> pd.Series:
+    keys = obs["well"].astype(str)
+    return obs["plate"].astype(str) + "/" + keys if "plate" in obs else keys
+
+
+def well_ids(obs: pd.DataFrame) -> np.ndarray:
+    """An integer id of every cell's well (plate and well), as novelty holds controls out by.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The cell table (:func:`cell_table`): ``well``, and ``plate`` where present.
+
+    Returns
+    -------
+    ndarray (N,) int64
+    """
+    import pandas as pd
+
+    return pd.factorize(_well_keys(obs))[0].astype(np.int64)
 
 
 def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -317,13 +347,10 @@ def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, 
     controls' scores small and most other cells novel."""
     import pandas as pd
 
-    keys = obs["well"].astype(str)
-    if "plate" in obs:
-        keys = obs["plate"].astype(str) + "/" + keys
-    wells = pd.factorize(keys)[0].astype(np.int64)
+    wells = well_ids(obs)
     if len(np.unique(wells[controls])) > 1 or "site" not in obs:
         return wells, False
-    sites = pd.factorize(keys + "/" + obs["site"].astype(str))[0].astype(np.int64)
+    sites = pd.factorize(_well_keys(obs) + "/" + obs["site"].astype(str))[0].astype(np.int64)
     if len(np.unique(sites[controls])) > 1:
         return sites, True
     return wells, False

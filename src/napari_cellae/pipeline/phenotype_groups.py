@@ -55,6 +55,7 @@ def phenotype_groups(
     per_group: int = 8,
     seed: int = 0,
     plates: np.ndarray | None = None,
+    wells: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Cluster the novel cells into phenotype groups (k-means on standardised features).
 
@@ -72,8 +73,12 @@ def phenotype_groups(
     seed : int
     plates : ndarray (N,), optional
         Plate of every cell: each plate's cells are standardised on its own control cells
-        where it has some, so that a plate imaged otherwise does not form a group of its
-        own.
+        where they come from two wells or more, else on every plate's, as novelty scores
+        them (:func:`~napari_cellae.core.novelty.plate_references`), so that a plate imaged
+        otherwise does not form a group of its own.
+    wells : ndarray (N,) of int, optional
+        Well of every cell (the ids novelty held control cells out by); default: each
+        control cell counts as a well of its own.
 
     Returns
     -------
@@ -91,6 +96,8 @@ def phenotype_groups(
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
 
+    from napari_cellae.core.novelty import plate_references
+
     novel = np.asarray(novel, bool)
     clusters = np.zeros(len(novel), np.int16)
     rows = np.flatnonzero(novel)
@@ -103,14 +110,16 @@ def phenotype_groups(
         return clusters, {}
     # The controls alone in float64 (not the whole screen first: 2 KB per cell).
     features, controls = np.asarray(features), np.asarray(controls, bool)
-    plate_of = np.zeros(len(rows), int) if plates is None else np.asarray(plates)[rows]
     z = np.empty((len(rows), features.shape[1]), np.float64)
-    for plate in np.unique(plate_of):
-        own = controls if plates is None else controls & (np.asarray(plates) == plate)
-        ref = features[own if own.sum() >= 2 else controls].astype(np.float64)
+    at = np.full(len(novel), -1, np.intp)
+    at[rows] = np.arange(len(rows))
+    for _, plate_rows, reference, _ in plate_references(controls, plates, wells):
+        mine = plate_rows[novel[plate_rows]]
+        if not len(mine):
+            continue
+        ref = features[reference].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mine = plate_of == plate
-            z[mine] = np.nan_to_num(StandardScaler().fit(ref).transform(features[rows[mine]]))
+            z[at[mine]] = np.nan_to_num(StandardScaler().fit(ref).transform(features[mine]))
     k = n_groups if n_groups is not None else auto_groups(z, seed)
     # k-means learns its centres from at most _FIT_CELLS seeded novel cells (whole screens
     # have hundreds of thousands), then every novel cell joins its nearest centre.
