@@ -199,3 +199,29 @@ def test_settings_that_do_nothing_beside_the_others_are_named() -> None:
     assert "--morphology is ignored with --mask none" in said
     assert ignored_settings(unmasked, {"morphology": False}) == []
     assert ignored_settings(TrainConfig(mask="cell"), {"morphology": True}) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "fields"),
+    [
+        ({"epochs": 0}, ("epochs",)),
+        ({"optimizer": "nesterov", "momentum": 0.0}, ("momentum", "optimizer")),
+        ({"architecture": "junk"}, ("architecture",)),
+        ({"crop_size": 18}, ("crop_size", "architecture")),
+        ({"input_size": 18}, ("input_size", "architecture")),
+    ],
+)
+def test_an_invalid_setting_names_the_settings_involved(settings: dict, fields: tuple) -> None:
+    # Front ends name their own spelling of them: the command line its options.
+    from napari_cellae.core.config_checks import SettingError
+
+    with pytest.raises(SettingError, match=r"^invalid training setting: ") as info:
+        TrainConfig(**settings)
+    assert info.value.fields == fields
+    assert str(info.value) == f"invalid training setting: {info.value.problem}"
+
+
+def test_an_infinite_learning_rate_is_not_said_to_be_below_zero() -> None:
+    # 'learning_rate must be > 0, got inf'
+    with pytest.raises(ValueError, match="learning_rate must be a finite number above 0, got inf"):
+        TrainConfig(learning_rate=float("inf"))

@@ -9,14 +9,33 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.architecture import check_architecture
+from napari_cellae.core.architecture import check_architecture, parse_architecture
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["MAX_SEED", "check_config", "ignored_settings"]
+__all__ = ["MAX_SEED", "SettingError", "check_config", "ignored_settings"]
 
 MAX_SEED = 2**63 - 1
+
+
+class SettingError(ValueError):
+    """An invalid training setting, said as ``invalid training setting: PROBLEM``.
+
+    Attributes
+    ----------
+    fields : tuple of str
+        The settings involved, the one to change first (``("momentum", "optimizer")``);
+        front ends name their own spelling of them (the command line its options).
+    problem : str
+        What is wrong and what is allowed, starting with the first field's name where the
+        problem is that field's alone (``"epochs must be 1..100000, got 0"``).
+    """
+
+    def __init__(self, fields: tuple[str, ...], problem: str) -> None:
+        super().__init__(f"invalid training setting: {problem}")
+        self.fields = fields
+        self.problem = problem
 
 
 def check_config(config: TrainConfig) -> None:
@@ -24,14 +43,14 @@ def check_config(config: TrainConfig) -> None:
 
     Raises
     ------
-    ValueError
-        Naming the first invalid field and its allowed range.
+    SettingError
+        A ``ValueError`` naming the first invalid field and its allowed range.
     """
     from napari_cellae.core.config import field_info
 
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise ValueError(f"invalid training setting: {what}")
+    def need(ok: bool, what: str, *others: str) -> None:
+        if not ok:  # the field is the message's first word; ``others`` are also involved
+            raise SettingError((what.split(" ", 1)[0], *others), what)
 
     for name in ("crop_size", "input_size", "batch_size", "epochs", "samples", "seed"):
         value = getattr(config, name)
@@ -58,23 +77,29 @@ def check_config(config: TrainConfig) -> None:
     )
     need(
         math.isfinite(config.learning_rate) and config.learning_rate > 0,
-        f"learning_rate must be > 0, got {config.learning_rate}",
+        f"learning_rate must be a finite number above 0, got {config.learning_rate}",
     )
-    need(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}")
+    need(
+        0 <= config.momentum < 1, f"momentum must be at least 0 and below 1, got {config.momentum}"
+    )
     need(  # torch refused it mid-run as 'Nesterov momentum requires a momentum and ...'
         config.optimizer != "nesterov" or config.momentum > 0,
         "momentum must be above 0 with optimizer 'nesterov' (0.9 works well), got 0",
+        "optimizer",
     )
     need(
         1 <= config.batch_size <= 100_000, f"batch_size must be 1..100000, got {config.batch_size}"
     )
-    need(0 <= config.corruption < 1, f"corruption must be in [0, 1), got {config.corruption}")
+    need(
+        0 <= config.corruption < 1,
+        f"corruption must be at least 0 and below 1, got {config.corruption}",
+    )
     need(
         0 <= config.decorrelation <= 1,
-        f"decorrelation must be in [0, 1], got {config.decorrelation}",
+        f"decorrelation must be 0..1, got {config.decorrelation}",
     )
     need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
-    need(config.samples >= 1, f"samples must be >= 1, got {config.samples}")
+    need(config.samples >= 1, f"samples must be at least 1, got {config.samples}")
     # torch's generators take 64-bit seeds ('Overflow when unpacking long long' after the
     # first epoch, beyond).
     need(0 <= config.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED}, got {config.seed}")
@@ -90,14 +115,19 @@ def check_config(config: TrainConfig) -> None:
         need(isinstance(value, bool | np.bool_), f"{name} must be true or false, got {value!r}")
     need(
         0 <= config.held_out_fraction <= 0.9,
-        f"held_out_fraction must be in [0, 0.9], got {config.held_out_fraction}",
+        f"held_out_fraction must be 0..0.9, got {config.held_out_fraction}",
     )
+    try:
+        parse_architecture(config.architecture)
+    except ValueError as exc:
+        raise SettingError(("architecture",), str(exc)) from None
     try:
         check_architecture(config.architecture, config.network_size)
     except ValueError as exc:
         # The network is built for the input size when one is set, not for the cell size.
+        size = "input_size" if config.input_size else "crop_size"
         what = f"input_size {config.input_size} px, the network's input: " * bool(config.input_size)
-        raise ValueError(f"invalid training setting: {what}{exc}") from None
+        raise SettingError((size, "architecture"), f"{what}{exc}") from None
 
 
 def ignored_settings(config: TrainConfig, given: Mapping[str, object]) -> list[str]:
