@@ -30,3 +30,13 @@ def run_on_a_full_disk(child: str, *argv: str) -> str:
     assert "DONE" in done.stdout
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     return done.stdout
+
+
+def usage_error(err: str, command: str, *needles: str) -> None:
+    """A bad command line, as ``cellae COMMAND: error: ...`` on one line (no usage block)."""
+    lines = [line for line in err.split("\n") if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"cellae {command}: error: "), err
+    assert "Traceback" not in err and "usage:" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)

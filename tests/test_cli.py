@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import TINY, one_line_error
+from cli_helpers import TINY, one_line_error, usage_error
 from napari_cellae.cli import main
 from napari_cellae.core.model_file import load_model
 from napari_cellae.core.morphology import cell_feature_names
@@ -287,8 +287,8 @@ def test_without_a_mapping_train_on_all_cells(cellcognition_file, tmp_path, caps
     assert load_model(model).config.train_on == "all"
     # asking for controls without saying which they are stays an error, before any work
     rc = main(["train", str(cellcognition_file), *TINY, "--train-on", "controls", "--out", "x.pt"])
-    assert rc == 1
-    one_line_error(capsys.readouterr().err, "--train-on controls needs --mapping")
+    assert rc == 2
+    usage_error(capsys.readouterr().err, "train", "argument --train-on: controls needs --mapping")
     # the 'classic' preset trains on the controls given a mapping: without one, a note says
     classic = ["--preset", "classic", "--out", str(tmp_path / "c.pt")]
     rc = main(["train", str(cellcognition_file), *TINY, *classic])
@@ -306,10 +306,10 @@ def test_bad_option_values(cellcognition_file, mapping_file, tmp_path, capsys):
         "--out",
         str(tmp_path / "m.pt"),
     ]
-    assert main(["train", *common, *TINY, "--epochs", "0"]) == 1
-    one_line_error(capsys.readouterr().err, "epochs")
-    assert main(["train", *common, "--size", "16", "--architecture", "c4.3r_p2_x9"]) == 1
-    one_line_error(capsys.readouterr().err)
+    assert main(["train", *common, *TINY, "--epochs", "0"]) == 2
+    usage_error(capsys.readouterr().err, "train", "argument --epochs: must be 1..100000")
+    assert main(["train", *common, "--size", "16", "--architecture", "c4.3r_p2_x9"]) == 2
+    usage_error(capsys.readouterr().err, "train", "argument --architecture: ")
     assert main(["train", *common, *TINY, "--size", "100"]) == 1  # larger than 64x80 images
     one_line_error(capsys.readouterr().err, "100")
     assert main(["train", *common, *TINY, "--channel", "GFP"]) == 1
@@ -470,12 +470,15 @@ def test_make_screen_writes_a_benchmark_screen(tmp_path, capsys):
     assert (out / "benchmark_screen_mapping.txt").is_file()
     assert main(["make-screen", str(out / "benchmark_screen.ch5")]) == 1
     assert "expected a folder" in capsys.readouterr().err
-    assert main(["make-screen", str(tmp_path / "x"), "--cells", "5"]) == 1
-    assert "--cells must be at least 100" in capsys.readouterr().err
-    assert main(["make-screen", str(tmp_path / "y"), "--zoom", "9"]) == 1
-    assert "--zoom must be between 0.25 and 4, got 9" in capsys.readouterr().err
-    assert main(["make-screen", str(tmp_path / "y"), "--light", "0"]) == 1
-    assert "--light must be between 0.05 and 4, got 0" in capsys.readouterr().err
+    assert main(["make-screen", str(tmp_path / "x"), "--cells", "5"]) == 2
+    usage_error(capsys.readouterr().err, "make-screen", "--cells: must be 100..200000")
+    assert main(["make-screen", str(tmp_path / "y"), "--zoom", "9"]) == 2
+    usage_error(capsys.readouterr().err, "make-screen", "--zoom: must be 0.25..4, got 9")
+    assert main(["make-screen", str(tmp_path / "y"), "--light", "0"]) == 2
+    usage_error(capsys.readouterr().err, "make-screen", "--light: must be 0.05..4, got 0")
+    # The screen is drawn in memory: 1e11 cells were killed by the kernel after taking 23 GB.
+    assert main(["make-screen", str(tmp_path / "y"), "--cells", "99999999999"]) == 2
+    usage_error(capsys.readouterr().err, "make-screen", "--cells: must be 100..200000")
     assert not (tmp_path / "y").exists()  # refused before anything is written
 
 

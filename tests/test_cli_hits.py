@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import TINY, one_line_error
+from cli_helpers import TINY, one_line_error, usage_error
 from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae.cli import main
 from napari_cellae.core.model_file import load_model
@@ -401,13 +401,15 @@ def test_hits_from_the_features_of_a_foreign_file(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "problem"),
     [
-        (["--novelty-percentile", "nan"], "--novelty-percentile must be 0..100, got nan"),
-        (["--novelty-percentile", "101"], "--novelty-percentile must be 0..100, got 101.0"),
-        (["--neighbours", "0"], "--neighbours must be at least 1, got 0"),
-        (["--novelty", "svm", "--nu", "nan"], "--nu must be above 0 and below 1, got nan"),
+        (["--novelty-percentile", "nan"], "--novelty-percentile: must be 0..100, got nan"),
+        (["--novelty-percentile", "101"], "--novelty-percentile: must be 0..100, got 101.0"),
+        (["--neighbours", "0"], "--neighbours: must be at least 1, got 0"),
+        (["--novelty", "svm", "--nu", "nan"], "--nu: must be above 0 and below 1, got nan"),
         # At 1 scikit-learn's one-class SVM fails ('dual coefficients ... not finite').
-        (["--novelty", "svm", "--nu", "1"], "--nu must be above 0 and below 1, got 1.0"),
-        (["--seed", "-1"], "--seed must be 0..4294967295, got -1"),
+        (["--novelty", "svm", "--nu", "1"], "--nu: must be above 0 and below 1, got 1.0"),
+        (["--seed", "-1"], "--seed: must be 0..4294967295, got -1"),
+        # The grouping said 'the number of phenotype groups must be >= 1', naming no option.
+        (["--groups", "0"], "--groups: must be at least 1, got 0"),
     ],
 )
 def test_encode_refuses_bad_novelty_options_before_encoding(
@@ -416,14 +418,14 @@ def test_encode_refuses_bad_novelty_options_before_encoding(
     # They failed after every cell was encoded, as 'need k >= 1 and 0 < nu <= 1' or in
     # scikit-learn's words for the seed, below a note that scoring had begun.
     out = tmp_path / "cells.h5ad"
-    assert _encode(screen, out, *option) == 1
-    one_line_error(capsys.readouterr().err, problem)
+    assert _encode(screen, out, *option) == 2
+    usage_error(capsys.readouterr().err, "encode", f"argument {problem}")
     assert list(tmp_path.iterdir()) == []
-    if option[0] == "--seed":  # cellae hits has no --seed
+    if option[0] in ("--seed", "--groups"):  # cellae hits has neither
         return
     cells = _cells_file(tmp_path)
-    assert main(["hits", str(cells), "--out", str(tmp_path / "hits.csv"), *option]) == 1
-    one_line_error(capsys.readouterr().err, problem)
+    assert main(["hits", str(cells), "--out", str(tmp_path / "hits.csv"), *option]) == 2
+    usage_error(capsys.readouterr().err, "hits", f"argument {problem}")
 
 
 @pytest.mark.parametrize("spelling", ["cells.h5ad", "sub/../cells.h5ad", "link.h5ad"])

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from cli_helpers import usage_error
 from napari_cellae.cli import main
 from napari_cellae.cli.parser import (
     add_training_options,
@@ -63,7 +64,7 @@ def test_preset_then_options_then_command_overrides():
     args = _parse("train", "x.ch5", "--preset", "demo", "--epochs", "3")
     config = config_from_args(args, seed=5)
     assert (config.crop_size, config.epochs, config.seed) == (32, 3, 5)
-    with pytest.raises(ValueError, match=r"epochs must be 1\.\.100000"):
+    with pytest.raises(ValueError, match=r"argument --epochs: must be 1\.\.100000, got 0"):
         config_from_args(_parse("train", "x.ch5", "--epochs", "0"))
 
 
@@ -103,3 +104,77 @@ def test_missing_input_names_only_the_required_file(command, capsys):
     assert "required: FILE.ch5" in err
     assert "MORE" not in err.splitlines()[-1]
     assert _parse(*command, "a.ch5").more == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        # Said as 'cellae: error: invalid training setting: epochs must be ...' (status 1),
+        # naming the field, where a value of the wrong type got argparse's status 2.
+        (["--epochs", "0"], "argument --epochs: must be 1..100000, got 0"),
+        (["--held-out", "1"], "argument --held-out-fraction: must be 0..0.9, got 1.0"),
+        (["--momentum", "1"], "argument --momentum: must be at least 0 and below 1, got 1.0"),
+        (["--corruption", "1"], "argument --corruption: must be at least 0 and below 1"),
+        # 'learning_rate must be > 0, got inf': inf is above 0
+        (["--lr", "1e999"], "argument --learning-rate: must be a finite number above 0, got inf"),
+        (["--samples", "0"], "argument --samples: must be at least 1, got 0"),
+        (["--crop-size", "18"], "argument --crop-size: crop size 18 px does not fit"),
+        (["--architecture", "junk"], "argument --architecture: 'junk': cannot parse layer"),
+        (["--optimizer", "nesterov", "--momentum", "0"], "argument --momentum: must be above 0"),
+    ],
+)
+@pytest.mark.parametrize("command", [["train", "missing.ch5"], ["demo", "--out", "d"]])
+def test_values_out_of_range_are_usage_errors_naming_the_option(
+    command, argv, problem, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, *argv]) == 2
+    usage_error(capsys.readouterr().err, command[0], problem)
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
+def test_parser_errors_are_one_line_pointing_to_help(capsys):
+    # argparse put its usage block (13 lines for train) above the line that mattered.
+    assert main(["train", "x.ch5", "--epochs", "1.5"]) == 2
+    usage_error(
+        capsys.readouterr().err,
+        "train",
+        "argument --epochs: invalid int value: '1.5' (see 'cellae train --help')",
+    )
+    assert main(["demo"]) == 2
+    usage_error(capsys.readouterr().err, "demo", "the following arguments are required: --out")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["train", "x.ch5", "--epocs", "2"], "--epocs 2; did you mean --epochs?"),
+        (["train", "x.ch5", "--learningrate=0.1"], "did you mean --learning-rate?"),
+        (["encode", "x.ch5", "--model", "m.pt", "--neighbors", "5"], "did you mean --neighbours?"),
+        (["demo", "--out", "d", "--mapping", "m.txt"], "unrecognized arguments: --mapping m.txt ("),
+        (["info", "a.ch5", "b.ch5"], "unrecognized arguments: b.ch5 ("),
+    ],
+)
+def test_unknown_options_are_said_by_their_command_with_a_guess(argv, said, capsys):
+    # 'cellae: error: unrecognized arguments: --epocs 2' under the usage of cellae itself
+    # ('cellae [-h] [--version] COMMAND ...'), and no guess at the option meant.
+    assert main(argv) == 2
+    usage_error(capsys.readouterr().err, argv[0], said, f"(see 'cellae {argv[0]} --help')")
+
+
+def test_a_gpu_that_is_not_there_is_refused_before_any_cell_is_cut(capsys, tmp_path, monkeypatch):
+    # The trainer said 'device 'cuda' requested but CUDA is not available' only after every
+    # crop of the screen was cut, naming no option; here the file does not even exist.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    missing = str(tmp_path / "missing.ch5")
+    assert main(["train", missing, "--device", "cuda"]) == 2
+    usage_error(capsys.readouterr().err, "train", "argument --device: cuda: no CUDA GPU")
+    assert main(["demo", "--out", str(tmp_path / "d"), "--device", "cuda:0"]) == 2
+    usage_error(capsys.readouterr().err, "demo", "give --device cpu, or auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert main(["train", missing, "--device", "cuda:2"]) == 2
+    usage_error(capsys.readouterr().err, "train", "this machine has 2 GPU(s), cuda:0..cuda:1")
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import TINY, one_line_error
+from cli_helpers import TINY, one_line_error, usage_error
 from napari_cellae.cli import main
 from napari_cellae.core.model_file import load_model
 
@@ -134,8 +134,8 @@ def test_preset_and_aliases_on_the_command_line(cellcognition_file, tmp_path, ca
 def test_screen_makers_refuse_a_negative_seed_before_making_the_folder(tmp_path, capsys, command):
     # numpy refused it as 'expected non-negative integer', after creating the folder.
     out = tmp_path / "screen"
-    assert main([command, str(out), "--seed", "-1"]) == 1
-    one_line_error(capsys.readouterr().err, "--seed must be 0 or more, got -1")
+    assert main([command, str(out), "--seed", "-1"]) == 2
+    usage_error(capsys.readouterr().err, command, "argument --seed: must be 0 or more, got -1")
     assert not out.exists()
 
 

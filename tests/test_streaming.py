@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import one_line_error
+from cli_helpers import one_line_error, usage_error
 from conftest import synthetic_position
 from napari_cellae.cli import main
 from napari_cellae.core.config import TrainConfig
@@ -201,8 +201,8 @@ def test_cellae_encode_several_inputs(screen, tmp_path, capsys):
     assert len(read_explorer_hdf(tmp_path / "f.hdf")) == 45
     assert main([*args, "--out", str(tmp_path / "f.h5ad")]) == 0  # AnnData streams too
     assert "Encoded 45 cells of 3 position(s) on 2 plates into" in capsys.readouterr().out
-    assert main([*args, "--out", str(tmp_path / "g.hdf"), "--workers", "0", "-q"]) == 1
-    one_line_error(capsys.readouterr().err, "--workers must be at least 1")
+    assert main([*args, "--out", str(tmp_path / "g.hdf"), "--workers", "0", "-q"]) == 2
+    usage_error(capsys.readouterr().err, "encode", "argument --workers: must be at least 1")
 
 
 def test_local_workers_beyond_the_cores_are_noted_or_refused(screen, tmp_path, capsys, monkeypatch):
@@ -230,8 +230,10 @@ def test_a_batch_size_below_one_is_refused_before_any_work(screen, tmp_path, cap
     _, plates = screen
     model = save_model(random_model(), tmp_path / "m.pt")
     args = ["encode", str(plates[0]), "--model", str(model), "--out", str(tmp_path / out)]
-    assert main([*args, "--batch-size", "0", "-q", *more]) == 1
-    one_line_error(capsys.readouterr().err, "--batch-size must be at least 1, got 0")
+    assert main([*args, "--batch-size", "0", "-q", *more]) == 2
+    usage_error(
+        capsys.readouterr().err, "encode", "argument --batch-size: must be at least 1, got 0"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "screen"]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from napari_cellae.cli.output import note
 from napari_cellae.cli.run_args import encode_args, input_paths, path_value
+from napari_cellae.cli.usage import check_novelty_args
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
 __all__ = [
@@ -221,31 +222,11 @@ def _rescoring(args: argparse.Namespace) -> list[str]:
     return [f"{name} {value}" for name, value in given if value is not None]
 
 
-def _check_novelty_args(args: argparse.Namespace) -> None:
-    """Refuse novelty option values by their option names, before any cell is encoded.
-
-    They failed only after encoding the whole screen, in the scoring's words (``need k >= 1
-    and 0 < nu <= 1``) or scikit-learn's (a negative --seed).
-    """
-    p = args.novelty_percentile
-    _, k, nu = _scoring(args)
-    problems = [
-        (p is not None and not 0 <= p <= 100, f"--novelty-percentile must be 0..100, got {p}"),
-        (k < 1, f"--neighbours must be at least 1, got {k}"),
-        (not 0 < nu < 1, f"--nu must be above 0 and below 1, got {nu}"),
-    ]
-    seed = getattr(args, "seed", 0)
-    problems.append((not 0 <= seed < 2**32, f"--seed must be 0..{2**32 - 1}, got {seed}"))
-    for bad, message in problems:
-        if bad:
-            raise ValueError(message)
-
-
 def _options(args: argparse.Namespace, percentile: float | None):
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
-    _check_novelty_args(args)
     method, k, nu = _scoring(args)
+    check_novelty_args(args, k, nu)
     unused = {"knn": ("--nu", nu != _NU), "svm": ("--neighbours", k != NOVELTY_NEIGHBOURS)}[method]
     if unused[1]:  # '--nu 0.2' with knn scoring changed nothing, unsaid
         note(f"{unused[0]} ignored: the scoring is --novelty {method}, which does not use it")

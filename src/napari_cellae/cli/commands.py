@@ -11,8 +11,10 @@ Subcommands::
     cellae hits CELLS.h5ad --out hits.csv     positions ranked by their novel cells
     cellae demo --out DIR                     all of it on the bundled demo screen
 
-Errors a user can cause print one line ``cellae: error: ...`` and exit with status 1.
-Outputs are checked against the inputs before any work.
+Errors a user can cause print one line: a bad command line (an unknown option, a value of
+the wrong type or outside its range) ``cellae COMMAND: error: argument --OPTION: ...`` and
+exits with status 2; any other problem ``cellae: error: ...`` with status 1. Options and
+outputs are checked against the inputs before any work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ from napari_cellae.cli.output import (
 )
 from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
 from napari_cellae.cli.run_args import input_paths, train_args
+from napari_cellae.cli.usage import (
+    UsageError,
+    check_device,
+    check_screen_args,
+    print_usage_error,
+    subcommand_parser,
+    unrecognized,
+)
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -118,16 +128,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_screen_seed(seed: int) -> None:
-    """numpy refuses a negative seed as 'expected non-negative integer', after the folder."""
-    if seed < 0:
-        raise ValueError(f"--seed must be 0 or more, got {seed}")
-
-
 def _cmd_make_demo(args: argparse.Namespace) -> int:
     from napari_cellae.demo.screen import make_demo
 
-    _check_screen_seed(args.seed)
+    check_screen_args(args)
     ch5, mapping = make_demo(_output_folder(args.out_dir), seed=args.seed)
     print(f"Demo screen written:\n  {ch5}\n  {mapping}")
     return 0
@@ -136,13 +140,7 @@ def _cmd_make_demo(args: argparse.Namespace) -> int:
 def _cmd_make_screen(args: argparse.Namespace) -> int:
     from napari_cellae.demo.benchmark import make_benchmark_screen
 
-    if args.cells < 100:
-        raise ValueError(f"--cells must be at least 100, got {args.cells}")
-    if not 0.25 <= args.zoom <= 4:
-        raise ValueError(f"--zoom must be between 0.25 and 4, got {args.zoom:g}")
-    if not 0.05 <= args.light <= 4:
-        raise ValueError(f"--light must be between 0.05 and 4, got {args.light:g}")
-    _check_screen_seed(args.seed)
+    check_screen_args(args)
     folder = _output_folder(args.out_dir)
     ch5, mapping = make_benchmark_screen(
         folder, args.seed, args.cells, zoom=args.zoom, light=args.light
@@ -175,12 +173,14 @@ def _train_here(args: argparse.Namespace, env: TorchrunEnv | None) -> int:
     untold = args.mapping is None and config_from_args(args).train_on == "controls"
     if args.mapping is None:
         if explicit_settings(args).get("train_on") == "controls":
-            raise UserError(
-                "--train-on controls needs --mapping to know which positions are negative "
-                "controls (or leave out --train-on to train on all cells)"
+            raise UsageError(
+                "--train-on",
+                "controls needs --mapping to know which positions are negative controls "
+                "(or leave out --train-on to train on all cells)",
             )
         overrides["train_on"] = "all"
     config = config_from_args(args, **overrides)
+    check_device(config.device)
     if not {"crop_size", "input_size"} & explicit_settings(args).keys():
         from napari_cellae.pipeline.cell_size import fit_to_cells
         from napari_cellae.pipeline.runs import training_plates
@@ -231,6 +231,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline import steps
 
     config = config_from_args(args)
+    check_device(config.device)
     _note_ignored(config, args)
     out = _output_folder(args.out)
     paths = {"model": out / "model.pt", "features file": out / "features.hdf"}
@@ -345,7 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
+        if extra:  # said by the subcommand, with its options' spellings, not by cellae's
+            command = subcommand_parser(parser, args.command)
+            command.error(unrecognized(command, extra))
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     from napari_cellae.io.cellh5 import CellH5Error
@@ -369,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if _after_interrupt(exc):
                 raise KeyboardInterrupt from None
             raise
+    except UsageError as exc:
+        return print_usage_error(args.command, exc)
     except (UserError, CellH5Error, ValueError) as exc:
         return fail(str(exc))
     except BrokenPipeError as exc:

@@ -17,7 +17,9 @@ from napari_cellae.cli.cells import add_discovery_options, add_hits_parser
 from napari_cellae.cli.output import PROG
 from napari_cellae.cli.run_args import path_value
 from napari_cellae.cli.scale import add_cluster_options
+from napari_cellae.cli.usage import MAX_SCREEN_CELLS, CommandParser, setting_error
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
+from napari_cellae.core.config_checks import SettingError
 
 __all__ = ["add_training_options", "build_parser", "config_from_args", "explicit_settings"]
 
@@ -119,10 +121,15 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
 
     Raises
     ------
-    ValueError
-        Naming the first invalid setting.
+    UsageError
+        A ``ValueError`` naming the option of the first invalid setting
+        (``argument --epochs: must be 1..100000, got 0``).
     """
-    return TrainConfig.from_preset(args.preset, **{**explicit_settings(args), **overrides})
+    given = explicit_settings(args)
+    try:
+        return TrainConfig.from_preset(args.preset, **{**given, **overrides})
+    except SettingError as exc:  # said as 'epochs must be ...': name the option to change
+        raise setting_error(exc, given) from None
 
 
 def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from napari_cellae import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(  # its subcommands' parsers are CommandParsers too
         prog=PROG,
         description="Learn single-cell features from pixels with denoising convolutional "
         "autoencoders (the Deep Learning Module of CellCognition Explorer).",
@@ -211,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("out_dir", type=path_value, metavar="OUT_DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the screen (default: 0)")
-    p.add_argument("--cells", type=int, default=5000, help="about how many cells (default: 5000)")
+    p.add_argument(
+        "--cells",
+        type=int,
+        default=5000,
+        metavar="N",
+        help=f"about how many cells, 100-{MAX_SCREEN_CELLS} (drawn in memory, about 18 kB a "
+        "cell, 2-3 ms a cell) (default: 5000)",
+    )
     p.add_argument(
         "--zoom",
         type=float,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from napari_cellae.cli.output import EpochBar, _Bar, note, training_summary
 from napari_cellae.cli.run_args import encode_args, input_paths, train_args
+from napari_cellae.cli.usage import UsageError
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
@@ -75,7 +76,7 @@ def check_encode_options(args: argparse.Namespace) -> None:
 
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise UsageError("--workers", f"must be at least 1, got {workers}")
     cores = usable_cores()
     if workers is not None and workers > cores:
         # Each local worker is a process that loads torch (a few hundred MB); encoding is
@@ -88,7 +89,7 @@ def check_encode_options(args: argparse.Namespace) -> None:
             )
         note(f"{what} may be used: they share them, each with its own copy of torch")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise UsageError("--batch-size", f"must be at least 1, got {args.batch_size}")
 
 
 def position_runner(args: argparse.Namespace, stack: contextlib.ExitStack):
