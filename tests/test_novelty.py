@@ -235,3 +235,27 @@ def test_features_without_columns_are_a_clear_error() -> None:
     _, controls, wells, _ = _screen()
     with pytest.raises(ValueError, match="at least one feature"):
         novelty_scores(np.zeros((300, 0)), controls, wells)
+
+
+def test_novel_cells_are_those_above_the_bar_of_the_scores_as_stored() -> None:
+    from napari_cellae.pipeline.hits import novel_cells
+
+    # Scores are stored as float32 (the .h5ad, the widget's table), but cells were flagged
+    # on the float64 scores: a cell within float32 rounding above the bar was novel in the
+    # file and not novel once 'cellae hits --novelty-percentile' drew the same bar again
+    # through the stored scores. Controls: two wells; the last cell lies 1e-7 beyond the
+    # farthest control's distance (1e-9 of it).
+    x = np.array([[0.0], [100.0], [1.0], [200.0], [300.0 + 1e-7], [150.0]])
+    controls = np.array([True, True, True, True, False, False])
+    wells = np.array([0, 0, 1, 1, 2, 2])
+    found = novelty_scores(x, controls, wells, k=1, percentile=100)
+    stored = found.scores.astype(np.float64)
+    again = stored > np.percentile(stored[controls], 100)
+    np.testing.assert_array_equal(found.novel, again)
+    import pandas as pd
+
+    obs = pd.DataFrame({"position": ["A"] * 4 + ["B"] * 2, "well": wells.astype(str)})
+    obs = obs.assign(condition=obs["position"], control=controls, novelty=found.scores)
+    redrawn, _, _ = novel_cells(obs, percentile=100)
+    np.testing.assert_array_equal(found.novel, redrawn)
+    assert found.threshold == np.percentile(stored[controls], 100)

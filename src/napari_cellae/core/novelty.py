@@ -223,8 +223,13 @@ def novelty_scores(
         scores = np.zeros(len(x), np.float64)
         for columns in views:
             scores += _robust_z(_scores(z, _columns(columns), *scored), controls)
+    # The bar and the flags from the scores as stored (float32): drawn through the float64
+    # scores, a cell within rounding above it changed sides when the stored scores were
+    # thresholded again at the same percentile ('cellae hits --novelty-percentile').
+    stored = scores.astype(np.float32)
+    scores = stored.astype(np.float64)
     threshold = float(np.percentile(scores[controls], percentile))
-    return Novelty(scores.astype(np.float32), threshold, scores > threshold)
+    return Novelty(stored, threshold, scores > threshold)
 
 
 class PlateReference(NamedTuple):
