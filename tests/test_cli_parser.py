@@ -178,3 +178,24 @@ def test_a_gpu_that_is_not_there_is_refused_before_any_cell_is_cut(capsys, tmp_p
     assert main(["train", missing, "--device", "cuda:2"]) == 2
     usage_error(capsys.readouterr().err, "train", "this machine has 2 GPU(s), cuda:0..cuda:1")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "bars"),
+    [
+        (["info", "x.ch5"], False),
+        (["make-demo", "d"], False),
+        (["make-screen", "d"], False),
+        (["hits", "c.h5ad", "--out", "h.csv"], False),
+        (["train", "x.ch5"], True),
+        (["encode", "x.ch5", "--model", "m.pt"], True),
+        (["demo", "--out", "d"], True),
+    ],
+)
+def test_quiet_says_what_it_does_for_each_command(command, bars, capsys):
+    # Every command's -q said 'no progress bars, only the summary', also where there are none.
+    assert _parse(*command, "-q").quiet
+    assert main([command[0], "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("-q, --quiet no progress bars, only the summary" in text) == bars
+    assert ("-q, --quiet no effect (this command shows no progress bars)" in text) != bars

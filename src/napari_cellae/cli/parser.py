@@ -186,10 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars, only the summary"
     )
+    # info, make-demo, make-screen and hits show no progress bars: their -q said it hid them.
+    still = argparse.ArgumentParser(add_help=False)
+    still.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no effect (this command shows no progress bars); accepted as by every command",
+    )
 
     p = sub.add_parser(
         "info",
-        parents=[common],
+        parents=[still],
         help="summarise a CellH5 file",
         description="Show plates, positions (plate/well_site where the file holds several "
         "plates), channels (type and shape), frames, and object types with their counts per "
@@ -199,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "make-demo",
-        parents=[common],
+        parents=[still],
         help="write the synthetic demo screen",
         description="Write the synthetic demo screen (a CellH5 file with true phenotypes and "
         "its position mapping) into OUT_DIR.",
@@ -209,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "make-screen",
-        parents=[common],
+        parents=[still],
         help="write the harder 15-phenotype benchmark screen",
         description="Write the synthetic 12-bit benchmark screen (32 wells, 15 MitoCheck-like "
         "phenotypes, crowding, brightness and illumination varying between wells "
@@ -300,5 +308,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
     add_training_options(p, "demo")
-    add_hits_parser(sub, common)
+    add_hits_parser(sub, still)
     return parser
