@@ -187,6 +187,21 @@ def test_options_that_change_nothing_are_noted(cellcognition_file, tmp_path, cap
     assert load_model(model).config.momentum == 0.5  # recorded as given, used by nobody
 
 
+def test_a_control_token_without_a_mapping_is_noted(cellcognition_file, tmp_path, capsys):
+    # Without --mapping no position is a control, whatever the token: it was dropped unsaid.
+    said = "--control-token 'ctrl' ignored: it marks the negative controls of a --mapping"
+    model = _train_tiny(cellcognition_file, tmp_path / "m.pt", capsys)
+    out = tmp_path / "f.hdf"
+    args = ["encode", str(cellcognition_file), "--model", str(model), "--out", str(out), "-q"]
+    assert main([*args, "--control-token", "ctrl"]) == 0
+    assert said in capsys.readouterr().err
+    assert main([*args]) == 0  # the default token is said nowhere
+    assert "--control-token" not in capsys.readouterr().err
+    train = ["train", str(cellcognition_file), *TINY, "--out", str(tmp_path / "n.pt"), "-q"]
+    assert main([*train, "--control-token", "ctrl"]) == 0
+    assert said in capsys.readouterr().err
+
+
 def test_train_keeps_a_features_file_given_as_the_model(
     cellcognition_file, tmp_path, capsys, request
 ):

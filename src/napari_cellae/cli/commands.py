@@ -38,7 +38,7 @@ from napari_cellae.cli.output import (
     training_summary,
 )
 from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
-from napari_cellae.cli.run_args import input_paths, train_args
+from napari_cellae.cli.run_args import input_paths, note_unused_token, train_args
 from napari_cellae.cli.usage import (
     UsageError,
     check_device,
@@ -191,6 +191,7 @@ def _train_here(args: argparse.Namespace, env: TorchrunEnv | None) -> int:
             note(f"{fitted}; give --crop-size to choose the box yourself")
     if env is None or env.is_main:
         _note_ignored(config, args)
+        note_unused_token(args)
     if untold and (env is None or env.is_main):
         note(
             "no --mapping given, so training on all cells (with a position mapping the "
@@ -210,7 +211,9 @@ def _train_here(args: argparse.Namespace, env: TorchrunEnv | None) -> int:
 def _cmd_encode(args: argparse.Namespace) -> int:
     from napari_cellae.cli.cells import encode_cells, output_kind
 
-    if output_kind(args) == "anndata":
+    kind = output_kind(args)
+    note_unused_token(args)
+    if kind == "anndata":
         return encode_cells(args)  # features, novelty, groups and 2-D maps in one .h5ad
     from napari_cellae.cli.scale import encode_command
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["encode_args", "input_paths", "path_value", "train_args"]
+__all__ = ["encode_args", "input_paths", "note_unused_token", "path_value", "train_args"]
 
 
 def path_value(text: str) -> Path:
@@ -38,3 +38,15 @@ def train_args(args: argparse.Namespace) -> dict:
         "channels": args.channel,
         "control_token": getattr(args, "control_token", "neg"),
     }
+
+
+def note_unused_token(args: argparse.Namespace) -> None:
+    """Say that ``--control-token`` changes nothing without ``--mapping`` (``cellae train``
+    and ``encode``): no position is a control then, whatever the token."""
+    from napari_cellae.cli.output import note
+
+    if args.mapping is None and args.control_token != "neg":
+        note(
+            f"--control-token {args.control_token!r} ignored: it marks the negative controls "
+            "of a --mapping, and none is given"
+        )
