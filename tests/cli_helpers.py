@@ -33,10 +33,11 @@ def run_on_a_full_disk(child: str, *argv: str) -> str:
 
 
 def usage_error(err: str, command: str, *needles: str) -> None:
-    """A bad command line, as ``cellae COMMAND: error: ...`` on one line (no usage block)."""
+    """A bad command line, as ``cellae COMMAND: error: ...`` on one line (no usage block);
+    ``command`` empty for ``cellae`` itself."""
     lines = [line for line in err.split("\n") if line.strip()]
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"cellae {command}: error: "), err
+    assert lines[0].startswith(f"cellae {command}: error: ".replace(" :", ":")), err
     assert "Traceback" not in err and "usage:" not in err
     for needle in needles:
         assert needle in lines[0], (needle, err)

@@ -199,3 +199,25 @@ def test_quiet_says_what_it_does_for_each_command(command, bars, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("-q, --quiet no progress bars, only the summary" in text) == bars
     assert ("-q, --quiet no effect (this command shows no progress bars)" in text) != bars
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "said"),
+    [
+        (["trian", "x.ch5"], "", "invalid choice: 'trian' (choose from 'info', "),
+        (["trian", "x.ch5"], "", "; did you mean 'train'? (see 'cellae --help')"),
+        (["Train", "x.ch5"], "", "; did you mean 'train'?"),
+        (["train", "x.ch5", "--preset", "Classic"], "train", "; did you mean 'classic'?"),
+        # an option of the command given before it: 'unrecognized arguments: -q' under the
+        # usage of cellae itself
+        (["-q", "info", "x.ch5"], "info", "-q must come after the command: cellae info -q ..."),
+    ],
+)
+def test_a_misspelt_command_or_choice_gets_a_guess(argv, command, said, capsys):
+    assert main(argv) == 2
+    usage_error(capsys.readouterr().err, command, said)
+
+
+def test_no_guess_where_nothing_is_close(capsys):
+    assert main(["train", "x.ch5", "--optimizer", "adam"]) == 2
+    assert "did you mean" not in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from collections.abc import Collection, Sequence
 from typing import NoReturn
@@ -59,7 +60,21 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr; exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(
+            2, f"{self.prog}: error: {message}{_choice_guess(message)} (see '{self.prog} --help')\n"
+        )
+
+
+def _choice_guess(message: str) -> str:
+    """``; did you mean 'train'?`` for argparse's ``invalid choice: 'trian' (choose from
+    'info', ...)``, where one choice is close (in any case: ``--preset Classic``)."""
+    found = re.fullmatch(r".*invalid choice: '(.*?)' \(choose from (.*)\)", message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(found.group(1).lower(), list(by_lower), n=1, cutoff=0.75)
+    return f"; did you mean '{by_lower[close[0]]}'?" if close else ""
 
 
 def option_name(field: str) -> str:
@@ -100,6 +115,9 @@ def unrecognized(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
     """``unrecognized arguments: --epocs 2; did you mean --epochs?`` for ``parser``'s
     options (argparse said it with the usage of ``cellae`` itself, and guessed nothing)."""
     known = [flag for action in parser._actions for flag in action.option_strings]
+    early = [word for word in extra if word.split("=", 1)[0] in known]
+    if early:  # 'cellae -q info F': cellae's own parser met it, before the command
+        return f"{' '.join(early)} must come after the command: {parser.prog} {' '.join(early)} ..."
     guesses = {}
     for word in extra:
         option = word.split("=", 1)[0]
