@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -302,8 +303,17 @@ def test_a_collapsed_network_is_reported() -> None:
     assert report.collapsed
     healthy = list(Trainer(config(epochs=2), blob_crops(128)).run())
     assert not any(r.collapsed for r in healthy)
-    # nothing held out: nothing to judge
-    assert Trainer(config(epochs=1, held_out_fraction=0.0), blob_crops(16))._evaluate()[1] is False
+    # nothing held out (held_out_fraction 0, or a file of one or two cells): judged on the
+    # training cells, where dead units went unreported
+    for n, fraction in ((16, 0.0), (2, 0.25)):
+        trainer = Trainer(config(epochs=1, held_out_fraction=fraction), blob_crops(n))
+        assert trainer.n_held_out == 0 and trainer._evaluate()[1] is False
+        with torch.no_grad():
+            first = trainer.model.encoder_maps[0]
+            first.weight.zero_()
+            first.bias.fill_(-1.0)
+        (report,) = list(trainer.run())
+        assert report.collapsed and math.isnan(report.held_out_loss)
 
 
 def test_per_cell_batches_equal_per_cell_normalisation() -> None:

@@ -52,6 +52,8 @@ __all__ = ["EpochReport", "Trainer", "TrainingDiverged"]
 # much the cells themselves vary. Measured on the demo: dead networks 3e-9 (rounding
 # only), learning ones from 8e-5 (early epochs, while they fit the mean cell) up to ~0.5.
 _COLLAPSE_SPREAD = 1e-6
+# Training cells judged instead where none are held out (one evaluation batch's worth).
+_COLLAPSE_CELLS = EVAL_BATCH
 
 
 class Trainer:
@@ -180,10 +182,13 @@ class Trainer:
         return x.clamp_(0.0, 1.0)
 
     def _evaluate(self) -> tuple[float, bool]:
-        """Held-out MSE (NaN if nothing is held out) and whether the network collapsed."""
-        n = self.n_held_out
-        if n == 0:
-            return math.nan, False
+        """Held-out MSE (NaN if nothing is held out) and whether the network collapsed,
+        judged on the held-out cells or, where none are held out, on up to
+        :data:`_COLLAPSE_CELLS` training cells (a run of one or two cells, or
+        ``held_out_fraction`` 0, reported dead units as healthy)."""
+        n_held = self.n_held_out
+        judged = self._held_idx if n_held else self._train_idx[:_COLLAPSE_CELLS]
+        n = int(judged.numel())
         self.model.eval()
         total = 0.0
         # Per-pixel sums over cells of the reconstructions, for their spread; the inputs'
@@ -194,7 +199,7 @@ class Trainer:
         )
         with torch.inference_mode():
             for start in range(0, n, EVAL_BATCH):
-                x = self._batch(self._held_idx[start : start + EVAL_BATCH])
+                x = self._batch(judged[start : start + EVAL_BATCH])
                 y = self.model(x)
                 total += F.mse_loss(y, x, reduction="sum").item()
                 y = y.double()  # float32 squares would swamp a 1e-6 spread
@@ -209,7 +214,7 @@ class Trainer:
             self._held_out_spread = spread(moments[2], moments[3], n)
         cells, reconstructions = self._held_out_spread, spread(moments[0], moments[1], n)
         collapsed = cells > 0 and reconstructions < _COLLAPSE_SPREAD * cells
-        return total / (n * self._data[0].numel()), collapsed
+        return (total / (n * self._data[0].numel()) if n_held else math.nan), collapsed
 
     def _snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return (
