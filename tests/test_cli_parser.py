@@ -117,7 +117,7 @@ def test_missing_input_names_only_the_required_file(command, capsys):
         (["--corruption", "1"], "argument --corruption: must be at least 0 and below 1"),
         # 'learning_rate must be > 0, got inf': inf is above 0
         (["--lr", "1e999"], "argument --learning-rate: must be a finite number above 0, got inf"),
-        (["--samples", "0"], "argument --samples: must be at least 1, got 0"),
+        (["--samples", "0"], "argument --samples: must be 1..1000000000, got 0"),
         (["--crop-size", "18"], "argument --crop-size: crop size 18 px does not fit"),
         (["--architecture", "junk"], "argument --architecture: 'junk': cannot parse layer"),
         (["--optimizer", "nesterov", "--momentum", "0"], "argument --momentum: must be above 0"),

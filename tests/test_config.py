@@ -225,3 +225,11 @@ def test_an_infinite_learning_rate_is_not_said_to_be_below_zero() -> None:
     # 'learning_rate must be > 0, got inf'
     with pytest.raises(ValueError, match="learning_rate must be a finite number above 0, got inf"):
         TrainConfig(learning_rate=float("inf"))
+
+
+def test_samples_beyond_a_billion_are_refused() -> None:
+    # --samples 1e23 trained, and the .h5ad of its cells failed after encoding the whole
+    # screen: 'Object dtype dtype('O') has no native HDF5 equivalent ... key 'samples''.
+    TrainConfig(samples=1_000_000_000)
+    with pytest.raises(ValueError, match=r"samples must be 1\.\.1000000000, got 10{23}"):
+        TrainConfig(samples=10**23)

@@ -14,9 +14,10 @@ from napari_cellae.core.architecture import check_architecture, parse_architectu
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["MAX_SEED", "SettingError", "check_config", "ignored_settings"]
+__all__ = ["MAX_SAMPLES", "MAX_SEED", "SettingError", "check_config", "ignored_settings"]
 
 MAX_SEED = 2**63 - 1
+MAX_SAMPLES = 1_000_000_000
 
 
 class SettingError(ValueError):
@@ -99,7 +100,12 @@ def check_config(config: TrainConfig) -> None:
         f"decorrelation must be 0..1, got {config.decorrelation}",
     )
     need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
-    need(config.samples >= 1, f"samples must be at least 1, got {config.samples}")
+    # Beyond int64 the .h5ad's record of the settings could not be written, after encoding
+    # the whole screen; a billion cells' crops would not fit in memory anyway.
+    need(
+        1 <= config.samples <= MAX_SAMPLES,
+        f"samples must be 1..{MAX_SAMPLES}, got {config.samples}",
+    )
     # torch's generators take 64-bit seeds ('Overflow when unpacking long long' after the
     # first epoch, beyond).
     need(0 <= config.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED}, got {config.seed}")
