@@ -403,7 +403,10 @@ def test_hits_from_the_features_of_a_foreign_file(tmp_path, capsys):
     [
         (["--novelty-percentile", "nan"], "--novelty-percentile: must be 0..100, got nan"),
         (["--novelty-percentile", "101"], "--novelty-percentile: must be 0..100, got 101.0"),
-        (["--neighbours", "0"], "--neighbours: must be at least 1, got 0"),
+        (["--neighbours", "0"], "--neighbours: must be 1..50000 (the most control cells"),
+        # 1e23 went through scoring and failed writing the .h5ad ('Object dtype ... has no
+        # native HDF5 equivalent ... key 'k'')
+        (["--neighbours", str(10**23)], "--neighbours: must be 1..50000"),
         (["--novelty", "svm", "--nu", "nan"], "--nu: must be above 0 and below 1, got nan"),
         # At 1 scikit-learn's one-class SVM fails ('dual coefficients ... not finite').
         (["--novelty", "svm", "--nu", "1"], "--nu: must be above 0 and below 1, got 1.0"),

@@ -19,6 +19,7 @@ from typing import NoReturn
 from napari_cellae.core.config_checks import SettingError
 
 __all__ = [
+    "MAX_NEIGHBOURS",
     "MAX_SCREEN_CELLS",
     "CommandParser",
     "UsageError",
@@ -35,6 +36,10 @@ __all__ = [
 # make-screen draws every well in memory: about 18 kB per cell (473 MB peak for 20,000
 # cells), so 1e11 cells were killed by the kernel's out-of-memory killer after taking 23 GB.
 MAX_SCREEN_CELLS = 200_000
+# knn novelty compares each cell with at most 50,000 control cells (core.novelty's sample):
+# more neighbours change nothing, and beyond int64 the .h5ad could not be written, after
+# encoding the whole screen.
+MAX_NEIGHBOURS = 50_000
 
 
 class UsageError(ValueError):
@@ -168,7 +173,12 @@ def check_novelty_args(args: argparse.Namespace, k: int, nu: float) -> None:
     seed = getattr(args, "seed", 0)
     problems = [
         (p is not None and not 0 <= p <= 100, "--novelty-percentile", f"must be 0..100, got {p}"),
-        (k < 1, "--neighbours", f"must be at least 1, got {k}"),
+        (
+            not 1 <= k <= MAX_NEIGHBOURS,
+            "--neighbours",
+            f"must be 1..{MAX_NEIGHBOURS} (the most control cells a cell is compared with), "
+            f"got {k}",
+        ),
         (not 0 < nu < 1, "--nu", f"must be above 0 and below 1, got {nu}"),
         # The grouping said 'the number of phenotype groups must be >= 1', naming no option.
         (groups is not None and groups < 1, "--groups", f"must be at least 1, got {groups}"),
