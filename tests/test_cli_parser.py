@@ -221,3 +221,18 @@ def test_a_misspelt_command_or_choice_gets_a_guess(argv, command, said, capsys):
 def test_no_guess_where_nothing_is_close(capsys):
     assert main(["train", "x.ch5", "--optimizer", "adam"]) == 2
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_cellae_help_says_the_exit_statuses(capsys):
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 done, 1 the run failed" in text
+    assert "2 a bad command line (nothing was written), 130 interrupted" in text
+
+
+def test_hits_refuses_bad_novelty_options_before_reading_the_file(tmp_path, capsys):
+    # They were checked after the cell table was read: a missing file was said instead.
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(tmp_path / "missing.h5ad"), "--out", str(out), "--nu", "3"]) == 2
+    usage_error(capsys.readouterr().err, "hits", "argument --nu: must be above 0 and below 1")
+    assert not out.exists()

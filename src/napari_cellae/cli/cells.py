@@ -320,6 +320,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     from napari_cellae.pipeline.cell_flags import without_signal
     from napari_cellae.pipeline.hits import hit_list, novel_cells
 
+    check_novelty_args(args, *_scoring(args)[1:])  # before the table is read
     out = check_output(args.out, [args.file], "hit table")
     if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name
         raise ValueError(f"{out}: the hit table is CSV text; end its name in .csv")

@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Learn single-cell features from pixels with denoising convolutional "
         "autoencoders (the Deep Learning Module of CellCognition Explorer).",
+        epilog="'cellae COMMAND --help' says what a command does and lists its options. Exit "
+        "status: 0 done, 1 the run failed (the message names the file or the problem), 2 a "
+        "bad command line (nothing was written), 130 interrupted (Ctrl-C).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
