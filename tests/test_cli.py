@@ -479,6 +479,9 @@ def test_make_screen_writes_a_benchmark_screen(tmp_path, capsys):
     # The screen is drawn in memory: 1e11 cells were killed by the kernel after taking 23 GB.
     assert main(["make-screen", str(tmp_path / "y"), "--cells", "99999999999"]) == 2
     usage_error(capsys.readouterr().err, "make-screen", "--cells: must be 100..200000")
+    # A cell's pixels grow with the square of the zoom: 200,000 cells at zoom 4 need ~58 GB.
+    assert main(["make-screen", str(tmp_path / "y"), "--cells", "20000", "--zoom", "4"]) == 2
+    usage_error(capsys.readouterr().err, "make-screen", "--cells: must be 100..12500 at --zoom 4")
     assert not (tmp_path / "y").exists()  # refused before anything is written
 
 

@@ -234,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=5000,
         metavar="N",
-        help=f"about how many cells, 100-{MAX_SCREEN_CELLS} (drawn in memory, about 18 kB a "
-        "cell, 2-3 ms a cell) (default: 5000)",
+        help=f"about how many cells, 100-{MAX_SCREEN_CELLS} (drawn in memory, about 18 kB and "
+        "2-3 ms a cell; at --zoom Z above 1, Z squared times that, and at most "
+        f"{MAX_SCREEN_CELLS}/Z^2 cells) (default: 5000)",
     )
     p.add_argument(
         "--zoom",

@@ -143,16 +143,20 @@ def check_screen_args(args: argparse.Namespace) -> None:
         raise UsageError("--seed", f"must be 0 or more, got {args.seed}")
     if args.command != "make-screen":
         return
-    if not 100 <= args.cells <= MAX_SCREEN_CELLS:
-        raise UsageError(
-            "--cells",
-            f"must be 100..{MAX_SCREEN_CELLS} (the screen is drawn in memory, about 18 kB "
-            f"a cell), got {args.cells}",
-        )
     if not 0.25 <= args.zoom <= 4:
         raise UsageError("--zoom", f"must be 0.25..4, got {args.zoom:g}")
     if not 0.05 <= args.light <= 4:
         raise UsageError("--light", f"must be 0.05..4, got {args.light:g}")
+    # A cell's pixels grow with the square of the zoom (2,000 cells took 136 MB at zoom 1,
+    # 671 MB at zoom 4), so the cap on cells shrinks by it.
+    most = int(MAX_SCREEN_CELLS / max(args.zoom, 1) ** 2)
+    if not 100 <= args.cells <= most:
+        zoomed = f" at --zoom {args.zoom:g}" if args.zoom > 1 else ""
+        raise UsageError(
+            "--cells",
+            f"must be 100..{most}{zoomed} (the screen is drawn in memory, about 18 kB a cell "
+            f"at zoom 1, zoom squared times that above), got {args.cells}",
+        )
 
 
 def check_novelty_args(args: argparse.Namespace, k: int, nu: float) -> None:
