@@ -184,3 +184,18 @@ def test_a_small_beta_binomial_tail_is_exact() -> None:
     spread = 1 / 0.01557239057239057 - 1
     expected = stats.betabinom.sf(29, 100, 0.2 * spread, 0.8 * spread)
     assert enrichment_p_values(novel, wells, controls, wells)[4] == pytest.approx(expected)
+
+
+def test_enrichment_stays_finite_where_no_control_cell_is_novel() -> None:
+    # 2 control wells of 10 cells, none novel; a treated well with 4 of 10 novel, one without
+    wells = np.repeat(np.arange(4), 10)
+    controls = wells < 2
+    novel = np.zeros(40, bool)
+    novel[20:24] = True
+    table = hit_table(novel, wells, controls).set_index("group")
+    enrichment = table["enrichment"]
+    assert np.all(np.isfinite(enrichment))
+    # against half a novel cell of the 20 control cells: 0.4 / (0.5 / 20)
+    assert enrichment["2"] == pytest.approx(16.0)
+    assert enrichment["3"] == 0.0
+    assert table.loc["2", "rank"] == 1

@@ -240,7 +240,7 @@ def hit_table(
     pandas.DataFrame
         One row per group holding cells: ``group``, ``n_cells``, ``n_novel``,
         ``novel_fraction``, ``enrichment`` (novel fraction over that of all control cells;
-        where no control cell is novel: infinite, NaN for a group without novel cells),
+        where no control cell is novel, over half a novel control cell's share),
         ``robust_z`` (against the control wells'
         novel fractions: median and 1.4826 MAD, the MAD floored at one cell of a median
         control well), ``p_value`` and ``q_value`` (one-sided, against the control wells'
@@ -263,7 +263,10 @@ def hit_table(
     n_novel = np.bincount(index, weights=novel, minlength=len(present)).astype(np.int64)
     is_control = np.bincount(index, weights=controls, minlength=len(present)) == n_cells
     fraction = n_novel / np.maximum(n_cells, 1)
-    control_fraction = novel[controls].mean() if controls.any() else np.nan
+    # Where no control cell is novel (a high percentile, few controls), half a novel
+    # control cell, as the p-values count: a finite ratio that still ranks, not "inf".
+    n_controls = int(controls.sum())
+    control_fraction = max(float(novel[controls].sum()), 0.5) / n_controls if n_controls else np.nan
     wells = groups if wells is None else wells
     median, spread = _control_well_spread(novel, controls, wells, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
