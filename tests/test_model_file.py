@@ -28,6 +28,9 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.channel_names == ["a", "b"] and loaded.object_name == "obj"
     np.testing.assert_array_equal(loaded.reconstruct(crops), trained.reconstruct(crops))
     loaded.check_compatible(16, 2)
+    # the same model saved twice, under another name, is the same bytes
+    again = trained.save(tmp_path / "again.pt")
+    assert again.read_bytes() == path.read_bytes()
     with pytest.raises(ValueError, match=r"model\.pt was trained on 16 px crops with 2"):
         loaded.check_compatible(40, 2)
     with pytest.raises(ValueError, match="2 channel"):

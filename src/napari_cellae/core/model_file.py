@@ -194,9 +194,11 @@ def save_model(
             for k, v in trained.model.state_dict().items()
         },
     }
-    with atomic_output(path) as tmp:
+    with atomic_output(path) as tmp, open(tmp, "wb") as stream:
         try:
-            torch.save(payload, tmp)
+            # Through a stream: given a path, torch names the archive's folder after the
+            # temporary file, so two runs of one seed wrote different bytes.
+            torch.save(payload, stream)
         except RuntimeError as exc:  # torch's file writer fails so (a full disk): name path
             raise OSError(" ".join(str(exc).split())) from exc
     trained.path = path
