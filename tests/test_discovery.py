@@ -169,6 +169,11 @@ def test_discover_without_controls_says_novelty_needs_them() -> None:
     assert found.novelty is None and found.n_groups == 0 and not found.clusters.any()
     assert "novelty needs negative-control cells" in found.note
     assert with_discovery(obs, found) is obs  # no novelty columns at all
+    # the mapping marks controls, but they hold one cell: not "give a mapping that marks them"
+    obs.loc[obs.index[0], "control"] = True
+    one = discover(x, obs)
+    assert one.novelty is None and "the control positions hold only one" in one.note
+    assert "Group column marks" not in one.note
     with pytest.raises(ValueError, match="do not match"):
         discover(x[:10], obs)
     with pytest.raises(ValueError, match="unknown novelty method 'lof'"):

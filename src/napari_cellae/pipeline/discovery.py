@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_CONTROLS",
+    "ONE_CONTROL_CELL",
     "Discovery",
     "DiscoveryOptions",
     "cell_table",
@@ -53,6 +54,12 @@ NO_CONTROLS = (
     "novelty needs negative-control cells, and {why}: give a position mapping whose Group "
     "column marks the negative controls (e.g. 'neg'); the features are written without the "
     "novelty, novel and cluster columns"
+)
+ONE_CONTROL_CELL = (
+    "novelty needs at least two negative-control cells, and the control positions hold only "
+    "one: mark more positions as controls in the mapping's Group column, or check the "
+    "control positions' segmentation; the features are written without the novelty, novel "
+    "and cluster columns"
 )
 NO_SIGNAL_CONTROLS = (
     "novelty needs negative-control cells, and only {n} of the {of} control cells have crops "
@@ -270,9 +277,10 @@ def discover(
     controls = in_controls & ~no_signal
     empty = np.zeros(len(features), np.int16)
     if controls.sum() < 2:
-        why = "no cell is in a control position" if not in_controls.any() else "only one is"
-        note = NO_CONTROLS.format(why=why)
-        if in_controls.sum() >= 2:
+        note = NO_CONTROLS.format(why="no cell is in a control position")
+        if in_controls.sum() == 1:  # the mapping marks controls: they hold one cell
+            note = ONE_CONTROL_CELL
+        elif in_controls.sum() >= 2:
             note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
         return Discovery(None, empty, note=note, options=options)
     wells, by_site = _held_out_ids(obs, controls)
