@@ -175,6 +175,48 @@ def test_running_out_of_memory_is_a_one_line_error(
     one_line_error(err, f"{cellcognition_file}: not enough memory (Unable to allocate 4.77 GiB")
 
 
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        # cellae train --input-size 1024 on the demo: 10.7 GB of resampled crops, and
+        # torch's RuntimeError (not a MemoryError) ended in a traceback.
+        (
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 10720641024 bytes. Error code 12",
+            "not enough memory (could not get 10.0 GiB); smaller crops or batches need less",
+        ),
+        (
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)",
+            "not enough GPU memory (could not get 2.00 GiB); smaller crops or batches",
+        ),
+    ],
+)
+def test_torch_running_out_of_memory_is_a_one_line_error(
+    cellcognition_file, mapping_file, capsys, monkeypatch, raised, said
+):
+    import napari_cellae.core.crops as crops
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError(raised)
+
+    monkeypatch.setattr(crops, "collect_crops", no_memory)
+    args = ["train", str(cellcognition_file), "--mapping", str(mapping_file), *TINY, "-q"]
+    assert main([*args, "--out", str(cellcognition_file.parent / "m.pt")]) == 1
+    one_line_error(capsys.readouterr().err, f"{cellcognition_file}: {said}")
+    assert not (cellcognition_file.parent / "m.pt").exists()
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(cellcognition_file, monkeypatch):
+    import napari_cellae.core.crops as crops
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(crops, "collect_crops", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["train", str(cellcognition_file), *TINY, "-q", "--out", "m.pt"])
+
+
 def test_options_that_change_nothing_are_noted(cellcognition_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     args = ["train", str(cellcognition_file), str(cellcognition_file), "--train-on", "all"]

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_cellae.cli.failures import after_interrupt, out_of_memory, stdout_closed
 from napari_cellae.cli.output import (
     PROG,
     CountBar,
@@ -288,24 +289,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _after_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised because of a Ctrl-C (or SIGTERM) it carries as cause or
-    context.
-
-    Ctrl-C inside a callback of compiled code comes back wrapped: h5py's link visit, which
-    reading a CellH5 file's links uses, raises ``SystemError: ... returned a result with an
-    exception set`` with the KeyboardInterrupt as its cause, and that printed a traceback.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
 _COMMANDS = {
     "info": _cmd_info,
     "make-demo": _cmd_make_demo,
@@ -315,22 +298,6 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "hits": _cmd_hits,
 }
-
-
-def _stdout_closed() -> bool:
-    """Whether the standard output's reader has gone (``cellae info ... | head -1``); if so,
-    point it at /dev/null, so that Python's flush at exit adds no 'Exception ignored'."""
-    import select
-
-    try:  # the write end of a pipe whose reader has closed polls as an error
-        poll = select.poll()
-        poll.register(sys.stdout.fileno(), select.POLLOUT)
-        closed = any(event & select.POLLERR for _, event in poll.poll(0))
-    except (AttributeError, ValueError, OSError):  # no poll (Windows), no real stdout
-        return False
-    if closed:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return closed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -373,15 +340,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 problem = f"training diverged: {problem}"
             return fail(f"{problem}; no model was written")
         except Exception as exc:
-            if _after_interrupt(exc):
+            if after_interrupt(exc):
                 raise KeyboardInterrupt from None
+            memory = out_of_memory(exc)
+            if memory is not None:
+                raise MemoryError(memory) from None
             raise
     except UsageError as exc:
         return print_usage_error(args.command, exc)
     except (UserError, CellH5Error, ValueError) as exc:
         return fail(str(exc))
     except BrokenPipeError as exc:
-        if not _stdout_closed():
+        if not stdout_closed():
             return fail(f"cannot access: {exc.strerror or exc}")
         return 128 + 13  # as a tool killed by SIGPIPE: the reader (`| head`) has had enough
     except OSError as exc:
@@ -389,7 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"cannot access{name}: {exc.strerror or exc}")
     except MemoryError as exc:  # a position of millions of cells, or a table declaring them
         where = f"{args.file}: " if getattr(args, "file", None) else ""
-        return fail(f"{where}not enough memory ({exc or 'MemoryError'})")
+        said = str(exc) or "MemoryError"
+        if not said.startswith("not enough"):  # numpy's 'Unable to allocate 4.77 GiB ...'
+            said = f"not enough memory ({said})"
+        return fail(f"{where}{said}")
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
