@@ -248,7 +248,8 @@ def test_novel_cells_are_those_above_the_bar_of_the_scores_as_stored() -> None:
     x = np.array([[0.0], [100.0], [1.0], [200.0], [300.0 + 1e-7], [150.0]])
     controls = np.array([True, True, True, True, False, False])
     wells = np.array([0, 0, 1, 1, 2, 2])
-    found = novelty_scores(x, controls, wells, k=1, percentile=100)
+    with pytest.warns(UserWarning, match="only 4 negative-control cells"):
+        found = novelty_scores(x, controls, wells, k=1, percentile=100)
     stored = found.scores.astype(np.float64)
     again = stored > np.percentile(stored[controls], 100)
     np.testing.assert_array_equal(found.novel, again)
@@ -259,3 +260,22 @@ def test_novel_cells_are_those_above_the_bar_of_the_scores_as_stored() -> None:
     redrawn, _, _ = novel_cells(obs, percentile=100)
     np.testing.assert_array_equal(found.novel, redrawn)
     assert found.threshold == np.percentile(stored[controls], 100)
+
+
+def test_few_control_cells_and_too_few_neighbours_are_warned() -> None:
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    wells = np.repeat([0, 1, 2, 3], 10)
+    # 2 + 2 control cells: too few to trust, and a control well meets only 2 neighbours
+    controls = np.isin(np.arange(40), [0, 1, 10, 11])
+    with pytest.warns(UserWarning) as caught:
+        novelty_scores(x, controls, wells, k=10)
+    texts = [str(w.message) for w in caught]
+    assert any("only 4 negative-control cells" in t for t in texts)
+    assert any("only 2 control cells of the other wells: its scores use 2" in t for t in texts)
+    # 20 control cells in two wells of 10, k = 10: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        novelty_scores(x, wells < 2, wells, k=10)

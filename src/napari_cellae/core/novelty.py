@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from napari_cellae.core import control_references as references
+
 __all__ = [
     "NOVELTY_METHODS",
     "NOVELTY_NEIGHBOURS",
@@ -72,20 +74,6 @@ class Novelty:
     scores: np.ndarray
     threshold: float
     novel: np.ndarray
-
-
-def _groups_of_controls(controls: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-    """Group (well) id of every control cell; each control cell its own group when the
-    controls come from a single well (nothing else to compare against)."""
-    ids = np.zeros(int(controls.sum()), np.int64) if groups is None else groups[controls]
-    if len(np.unique(ids)) < 2:
-        warnings.warn(
-            "all negative-control cells come from one well: control cells are scored "
-            "against the other control cells of that well",
-            stacklevel=3,
-        )
-        return np.arange(len(ids))
-    return np.asarray(ids)
 
 
 def _knn_distance(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
@@ -214,8 +202,9 @@ def novelty_scores(
             return _knn_distance(reference, query, k)
         return _svm_score(reference, query, nu, gamma, seed)
 
-    control_groups = _groups_of_controls(controls, groups)
+    control_groups = references.control_groups(controls, groups)
     sampled = _reference_sample(int(controls.sum()), seed)
+    references.warn_few_references(control_groups, sampled, method, k, percentile)
     scored = (controls, control_groups, sampled, method, k, score)
     if not views:
         scores = _scores(z, slice(None), *scored)
