@@ -236,3 +236,25 @@ def test_hits_refuses_bad_novelty_options_before_reading_the_file(tmp_path, caps
     assert main(["hits", str(tmp_path / "missing.h5ad"), "--out", str(out), "--nu", "3"]) == 2
     usage_error(capsys.readouterr().err, "hits", "argument --nu: must be above 0 and below 1")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["train", "x.ch5", "--mapping", "a.txt", "--mapping", "b.txt"],
+            "argument --mapping: given twice, a.txt and b.txt; give one (one mapping serves "
+            "several plates: give it a Plate column)",
+        ),
+        (
+            ["encode", "x.ch5", "--model", "a.pt", "--model", "b.pt"],
+            "argument --model: given twice, a.pt and b.pt; give one (see",
+        ),
+    ],
+)
+def test_a_mapping_or_model_given_twice_is_refused(argv, said, capsys):
+    # The last one was used alone, unsaid: one mapping per plate was never read.
+    assert main(argv) == 2
+    usage_error(capsys.readouterr().err, argv[0], said)
+    same = _parse("encode", "x.ch5", "--model", "a.pt", "--model", "a.pt")
+    assert str(same.model) == "a.pt"  # the same file twice is no contradiction

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from napari_cellae.cli.cells import add_discovery_options, add_hits_parser
 from napari_cellae.cli.output import PROG
-from napari_cellae.cli.run_args import path_value
+from napari_cellae.cli.run_args import OnePath, path_value
 from napari_cellae.cli.scale import add_cluster_options
 from napari_cellae.cli.usage import MAX_SCREEN_CELLS, CommandParser, setting_error
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
@@ -135,6 +135,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
 def _add_mapping_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mapping",
+        action=OnePath,
         type=path_value,
         metavar="M",
         default=None,
@@ -282,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of the novel cells and a 2-D map (for scanpy and 'cellae hits').",
     )
     _add_inputs(p, "all go into one output, position by position in bounded memory")
-    p.add_argument("--model", type=path_value, required=True, help="model file from 'cellae train'")
+    p.add_argument(
+        "--model",
+        action=OnePath,
+        type=path_value,
+        required=True,
+        help="model file from 'cellae train'",
+    )
     _add_mapping_options(p)
     p.add_argument(
         "--out",

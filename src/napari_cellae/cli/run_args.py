@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["encode_args", "input_paths", "note_unused_token", "path_value", "train_args"]
+__all__ = [
+    "OnePath",
+    "encode_args",
+    "input_paths",
+    "note_unused_token",
+    "path_value",
+    "train_args",
+]
 
 
 def path_value(text: str) -> Path:
@@ -14,6 +21,29 @@ def path_value(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
     return Path(text)
+
+
+class OnePath(argparse.Action):
+    """A path option that may be given once (``--mapping``, ``--model``): ``--mapping a.txt
+    --mapping b.txt`` used b.txt alone, unsaid, where a user of several plates may have
+    meant one mapping for each."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        """Keep ``values``; refuse a second, different one."""
+        given = getattr(namespace, self.dest, None)
+        if given is not None and given != values:
+            instead = " (one mapping serves several plates: give it a Plate column)"
+            parser.error(
+                f"argument {option_string}: given twice, {given} and {values}; give one"
+                + instead * (self.dest == "mapping")
+            )
+        setattr(namespace, self.dest, values)
 
 
 def input_paths(args: argparse.Namespace) -> list[Path]:
