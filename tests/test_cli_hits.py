@@ -551,3 +551,17 @@ def test_encode_into_an_explorer_file_names_the_h5ad_options_it_ignores(screen, 
     assert out.exists()
     assert _encode(screen, out, "--novelty", "knn", "--embedding", "umap") == 0  # defaults
     assert "ignored" not in capsys.readouterr().err
+
+
+def test_hits_notes_a_control_token_the_file_does_not_need(tmp_path, capsys):
+    # A file with a 'control' column marks its controls: the token was dropped unsaid.
+    cells = _cells_file(tmp_path)
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(cells), "--out", str(out), "--control-token", "ctrl"]) == 0
+    assert f"--control-token ignored: {cells} marks its controls (column control)" in (
+        capsys.readouterr().err
+    )
+    grouped = _cells_file(tmp_path, control=None, group=["CTRL", "ctrl 2", "x", "y"])
+    assert main(["hits", str(grouped), "--out", str(out), "--control-token", "ctrl"]) == 0
+    assert "--control-token ignored" not in capsys.readouterr().err
+    assert list(pd.read_csv(out).query("is_control")["well"]) == ["A01"]

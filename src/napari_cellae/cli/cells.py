@@ -205,8 +205,8 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
         "--control-token",
         default="neg",
         metavar="TEXT",
-        help="Without a 'control' column: groups starting with TEXT are the negative "
-        "controls. (default: %(default)s)",
+        help="Without a 'control' column: the cells whose group starts with TEXT, in any "
+        "case, are the negative controls. (default: %(default)s)",
     )
 
 
@@ -329,6 +329,8 @@ def cmd_hits(args: argparse.Namespace) -> int:
     adata = read_cells(args.file, features=False)
     needs_x = "novel" not in adata.obs and "novelty" not in adata.obs
     obs = adata.obs
+    if "control" in obs and args.control_token != "neg":  # it was dropped unsaid
+        note(f"--control-token ignored: {args.file} marks its controls (column control)")
     rescore = _rescoring(args)
     if rescore and not needs_x:  # '--novelty svm' ranked the stored knn scores unsaid
         if not adata.n_vars:
