@@ -9,8 +9,9 @@ import pytest
 
 from conftest import synthetic_position
 from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 from napari_cellae.pipeline import cell_size
 from napari_cellae.pipeline.cell_size import fit_to_cells, fitted_box, measured_extents
 
@@ -89,3 +90,76 @@ def test_several_plates_are_fitted_by_the_first_with_objects(
     config = TrainConfig.from_preset("recommended", crop_size=32)
     fitted, message = fit_to_cells([empty, large_cells_file], config)
     assert (fitted.crop_size, fitted.input_size) == (48, 32) and "cropping 48 px" in message
+
+
+def _tiny_images(tmp_path: Path) -> Path:
+    """Two wells of 12 x 12 px images, 3 one-pixel objects each."""
+    positions = []
+    for i, well in enumerate(("A01", "A02")):
+        rng = np.random.default_rng(i)
+        image = rng.integers(0, 100, (1, 1, 1, 12, 12)).astype(np.uint16)
+        cy, cx = (rng.integers(0, 12, 3).astype(np.int32) for _ in range(2))
+        image[0, 0, 0, cy, cx] = 3000
+        labels = np.zeros_like(image)
+        labels[0, 0, 0, cy, cx] = np.arange(1, 4)
+        table = ObjectData(
+            time_idx=np.zeros(3, np.int32),
+            label_id=np.arange(1, 4, dtype=np.int32),
+            center_x=cx,
+            center_y=cy,
+            bbox=np.stack([cx, cx, cy, cy], 1).astype(np.int32),
+        )
+        positions.append(PositionData("plate1", well, "1", image, {"nuc": table}, labels))
+    return write_cellh5(tmp_path / "tiny.ch5", positions, ["dna"], {"nuc": 0})
+
+
+def test_images_smaller_than_the_network_box_are_cropped_whole(tmp_path: Path) -> None:
+    # 'cellae train tiny.ch5' (12 x 12 px images, no cell size given) failed: 'crop size
+    # 40 px is larger than the image'
+    path = _tiny_images(tmp_path)
+    with CellH5(path) as ch5:
+        assert fitted_box(ch5, "nuc", 40) == 12
+        assert fitted_box(ch5, "nuc", 12) is None  # the box fits: nothing to change
+    fitted, message = fit_to_cells(path, TrainConfig())
+    assert (fitted.crop_size, fitted.input_size, fitted.network_size) == (12, 40, 40)
+    assert message == (
+        "the images' shorter side (12 px) is smaller than the 40 px crop box the network is "
+        "made for: cropping 12 px and resampling to 40 px"
+    )
+    with CellH5(path) as ch5:  # and the box can be cut
+        assert collect_crops(ch5, "nuc", fitted.crop_size).crops.shape == (6, 1, 12, 12)
+
+
+def test_objects_as_large_as_the_images_get_no_box_larger_than_them(
+    cellcognition_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # objects spanning the whole 64 x 80 px images: 'cellae info' said 'a 64 px crop box
+    # holds them' and 'cellae train' 'cropping 64 px, which holds 95 % of them'
+    from napari_cellae.pipeline.cell_size import box_advice
+
+    whole = np.full(30, 80)
+    monkeypatch.setattr(cell_size, "measured_extents", lambda *args: whole)
+    with CellH5(cellcognition_file) as ch5:
+        said = box_advice(ch5, "primary__primary", whole, 40)
+    assert said.startswith("they span (nearly) the whole image (the images' shorter side is")
+    assert "check the segmentation or the objects chosen (--object)" in said
+    assert "holds them (" not in said and "88" not in said
+    _, message = fit_to_cells(cellcognition_file, TrainConfig())
+    held = "cropping 64 px, the largest the images allow (64 px shorter side), which holds 0%"
+    assert held in message
+    assert "95 %" not in message
+    large = np.array([50] * 15 + [58] * 5)  # 95 % within 58 + 4 px: 64 px fits the images
+    with CellH5(cellcognition_file) as ch5:
+        said = box_advice(ch5, "primary__primary", large, 40)
+        assert said == (
+            "a 64 px crop box holds them (cellae train crops 64 px and resamples to the "
+            "network's 40 px)"
+        )
+        some = np.array([40] * 18 + [70] * 2)  # 95 % within 70 + 4 px: 80 px, > 64 px
+        assert box_advice(ch5, "primary__primary", some, 40) == (
+            "the largest crop box the images allow (their shorter side is 64 px) holds 90% of "
+            "them; cellae train crops 64 px and resamples to the network's 40 px"
+        )
+        assert box_advice(ch5, "primary__primary", np.full(30, 20), 40) == (
+            "a 24 px crop box holds them (the default 40 px box too)"
+        )

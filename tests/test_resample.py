@@ -15,6 +15,7 @@ from napari_cellae.core.resample import (
     resample_crops,
     small_for_box,
     warn_box_fit,
+    warn_extents,
 )
 
 
@@ -139,3 +140,23 @@ def test_the_box_for_cells_changes_only_when_the_network_box_cuts_them() -> None
     assert box_for_cells(np.array([30] * 96 + [48] * 4), 40) is None
     assert box_for_cells(np.array([30] * 90 + [48] * 10), 40) == 56
     assert box_for_cells(None, 40) is None  # no bounding boxes in the file
+
+
+def test_cut_cells_are_never_told_a_box_larger_than_the_images() -> None:
+    # every object spans the whole 64 x 80 px image: 'a cell size of about 88 px' was
+    # advised, which the crop box check then refuses (88 px > the 64 px shorter side)
+    with pytest.warns(UserWarning) as told:
+        warn_extents(np.full(32, 80), 64, "nuclei", "f.ch5", image_side=64)
+    (text,) = [str(w.message) for w in told]
+    assert "100% of the 'nuclei' objects are larger than the 64 px crop box" in text
+    assert "whole image" in text and "segmentation" in text and "--object" in text
+    assert "88 px" not in text and "cell size of" not in text
+    # large cells, not image-sized: the largest box the images allow, and what it holds
+    cells = np.array([50] * 15 + [53] * 5)  # 95 % within 53 + 4 px: 64 px, > the 60 px side
+    with pytest.warns(UserWarning, match=r"cell size of 56 px, the largest the images allow "
+                      r"\(their shorter side is 60 px\), would hold 100% of them"):  # fmt: skip
+        warn_extents(cells, 40, "nuclei", "f.ch5", image_side=60)
+    with pytest.warns(UserWarning, match=r"no larger crop box fits the images"):
+        warn_extents(np.array([40] * 18 + [58] * 2), 56, "nuclei", "f.ch5", image_side=60)
+    with pytest.warns(UserWarning, match=r"about 64 px would hold 95 %"):  # it fits: as before
+        warn_extents(cells, 40, "nuclei", "f.ch5", image_side=64)

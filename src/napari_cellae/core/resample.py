@@ -25,9 +25,11 @@ __all__ = [
     "cell_extents",
     "cut_by_box",
     "cut_off",
+    "fills_images",
     "fitting_box",
     "known_extents",
     "larger_sides",
+    "largest_box",
     "resample_crops",
     "small_for_box",
     "to_network_size",
@@ -46,6 +48,9 @@ _SMALL_SHARE = 0.6
 _CUT_SHARE = 0.05
 # A box fits the cells when it holds 95 % of their bounding boxes with this margin (px).
 _MARGIN = 4
+# Objects fill their images when half of them span at least this share of the images'
+# shorter side: no crop box holds them, and such objects are rarely single cells.
+_FILL_SHARE = 0.9
 
 
 def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
@@ -144,6 +149,18 @@ def fitting_box(extent: np.ndarray) -> int:
     return int(max(16, np.ceil((np.percentile(extent, 95) + _MARGIN) / 8) * 8))
 
 
+def largest_box(side: int) -> int:
+    """The largest crop box advised for images whose shorter side is ``side`` px: a
+    multiple of 8 px where they allow 16 or more, else the side itself."""
+    return side // 8 * 8 if side >= 16 else side
+
+
+def fills_images(extent: np.ndarray, side: int) -> bool:
+    """Whether the objects span (nearly) their whole images: half of their bounding boxes'
+    larger sides reach 90 % of the images' shorter side ``side`` or more."""
+    return float(np.median(extent)) >= _FILL_SHARE * side
+
+
 def cut_off(extent: np.ndarray | None, box: int) -> tuple[float, int] | None:
     """Share of the cells larger than ``box`` and :func:`fitting_box`, when more than 5 %
     are; None otherwise or without extents (:func:`bbox_extents`)."""
@@ -240,15 +257,25 @@ def warn_box_fit(crops: CropSet, object_name: str, source: object) -> None:
     warn_extents(cell_extents(crops), crops.box, object_name, source)
 
 
-def warn_extents(extent: np.ndarray | None, box: int, object_name: str, source: object) -> None:
-    """:func:`warn_box_fit` from the cells' extents (:func:`bbox_extents`) and the box."""
+def warn_extents(
+    extent: np.ndarray | None,
+    box: int,
+    object_name: str,
+    source: object,
+    image_side: int | None = None,
+) -> None:
+    """:func:`warn_box_fit` from the cells' extents (:func:`bbox_extents`) and the box.
+
+    ``image_side`` (the images' shorter side, where known) bounds the cell size advised:
+    a larger box cannot be cut from the images.
+    """
     where = "" if source is None else f"{source}: "  # several files: no one file to name
     cut = cut_off(extent, box)
     if cut is not None:
         warnings.warn(
             f"{where}{cut[0]:.0%} of the '{object_name}' objects are larger than the "
             f"{box} px crop box (their bounding boxes), so their outline is cut off; "
-            f"a cell size of about {cut[1]} px would hold 95 % of them",
+            + _cut_advice(extent, cut[1], box, image_side),
             stacklevel=3,
         )
     fitting = _small(extent, box)
@@ -261,3 +288,25 @@ def warn_extents(extent: np.ndarray | None, box: int, object_name: str, source: 
             "for",
             stacklevel=3,
         )
+
+
+def _cut_advice(extent: np.ndarray, fitting: int, box: int, side: int | None) -> str:
+    """What to do about cells cut off by ``box``: the :func:`fitting_box` where the images
+    (shorter side ``side``) allow it, else the largest box they allow or, for objects as
+    large as the images, a look at the segmentation."""
+    if side is None or fitting <= side:
+        return f"a cell size of about {fitting} px would hold 95 % of them"
+    if fills_images(extent, side):
+        return (
+            f"they span (nearly) the whole image (median {np.median(extent):.0f} px; the "
+            f"images' shorter side is {side} px), so no crop box holds them: such objects are "
+            "rarely single cells. Check the segmentation (a label covering the background?) "
+            "or the objects chosen (--object, 'Objects' in the widget)"
+        )
+    largest = largest_box(side)
+    if largest <= box:
+        return f"no larger crop box fits the images (their shorter side is {side} px)"
+    return (
+        f"a cell size of {largest} px, the largest the images allow (their shorter side is "
+        f"{side} px), would hold {np.mean(extent <= largest):.0%} of them"
+    )

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_cellae.core.blank import warn_blank
 from napari_cellae.core.masking import warn_shared_labels, warn_unlabelled, warn_unmatched
-from napari_cellae.core.resample import known_extents, larger_sides, warn_extents
+from napari_cellae.core.resample import cut_off, known_extents, larger_sides, warn_extents
 from napari_cellae.core.saturation import clipped_counts, warn_clipped_counts
 
 if TYPE_CHECKING:
@@ -31,7 +32,11 @@ _SIZE_SAMPLE = 256  # cells per position whose size is checked against the box
 
 
 def warn_crops(
-    crops: CropSet, object_name: str, source: object, with_plates: bool | None = None
+    crops: CropSet,
+    object_name: str,
+    source: object,
+    with_plates: bool | None = None,
+    image_side: int | None = None,
 ) -> None:
     """Warn about the crops of a run (see the module's docstring).
 
@@ -44,8 +49,13 @@ def warn_crops(
         The file, named at the start of each message.
     with_plates : bool, optional
         Name positions with their plates (several plates); default: when ``source`` is None.
+    image_side : int, optional
+        The images' shorter side, which bounds the cell size advised for cut-off cells;
+        default: read from ``crops.source`` where that is a file.
     """
-    notes = CropNotes(sample=None)  # every cell's size: the crops are all in memory
+    notes = CropNotes(
+        sample=None, image_side=image_side
+    )  # every cell's size: the crops are all in memory
     notes.add(crops)
     notes.warn(object_name, crops.box, source, with_plates)
 
@@ -85,6 +95,8 @@ class CropNotes:
     clipped: Counter[int] = field(default_factory=Counter)  # full scale -> cells clipped there
     blank: list[tuple[PositionKey, int, int]] = field(default_factory=list)  # blank, cells
     cells: int = 0
+    image_side: int | None = None  # the images' shorter side (None: read from the sources)
+    sources: set[Path] = field(default_factory=set)  # the files the crops came from
 
     def add(self, crops: CropSet) -> None:
         """Take note of one position's crops."""
@@ -95,6 +107,8 @@ class CropNotes:
         self.sizes.update(dict(zip(sides.tolist(), counts.tolist(), strict=True)))
         self.clipped.update(clipped_counts(crops.clipped_at))
         self.cells += len(crops)
+        if Path(crops.source).is_file():  # not the folder standing for several plates
+            self.sources.add(Path(crops.source))
         for p in np.unique(crops.position_index[crops.blank]):
             rows = crops.position_index == p
             self.blank.append((crops.positions[p], int(crops.blank[rows].sum()), int(rows.sum())))
@@ -118,6 +132,26 @@ class CropNotes:
         warn_unmatched(self.unmatched, object_name, source, with_plates)
         warn_shared_labels(self.shared, object_name, source, with_plates)
         extent = np.fromiter(self.sizes.elements(), np.int64)  # every counted cell's side
-        warn_extents(known_extents(extent), box, object_name, source)
+        extent = known_extents(extent)
+        side = self.image_side
+        if side is None and cut_off(extent, box) is not None:  # read where advice needs it
+            side = _shorter_side(self.sources)
+        warn_extents(extent, box, object_name, source, side)
         warn_clipped_counts(self.clipped, self.cells, source)
         warn_blank(self.blank, self.cells, object_name, source, with_plates)
+
+
+def _shorter_side(paths: set[Path]) -> int | None:
+    """The shorter image side over every position of ``paths`` (None: no file, or one
+    that cannot be read now: the advice then goes without the bound)."""
+    from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.pipeline.cell_size import shorter_side
+
+    sides = []
+    for path in paths:
+        try:
+            with CellH5(path) as ch5:
+                sides.append(shorter_side(ch5))
+        except (OSError, ValueError):  # moved or changed since it was cropped
+            return None
+    return min(sides, default=None)
