@@ -261,3 +261,63 @@ def test_blas_pools_are_limited_again_only_when_libraries_were_loaded(monkeypatc
         jobs.limit_threads()
         jobs.limit_threads()
         assert limits.call_count == 4
+
+
+def two_plate_run(tmp_path):
+    """A run of the widget on one file of two plates, the second imaged brighter; with the
+    mapping it was given."""
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    wells = ("A01", "A02", "B01", "B02")
+    positions = [
+        synthetic_position(
+            well, "1", plate=plate, n_frames=1, n_per_frame=12, seed=10 * i + j, peak=peak
+        )
+        for i, (plate, peak) in enumerate((("P1", 150.0), ("P2", 250.0)))
+        for j, well in enumerate(wells)
+    ]
+    path = write_cellh5(tmp_path / "two.ch5", positions, ["dna"], {"primary__primary": 0})
+    mapping = tmp_path / "plates.txt"
+    mapping.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        + "".join(
+            f"{p}\t{w}\t1\t{'scrambled' if w < 'B' else 'PLK1'}\t{'neg' if w < 'B' else 'x'}\n"
+            for p in ("P1", "P2")
+            for w in wells
+        )
+    )
+    _, result = _drive(jobs.train_job(_request(path, mapping, _config(train_on="all"))))
+    return result, path, mapping
+
+
+def h5ad_maps(result, method="pca"):
+    """The maps cellae encode's .h5ad holds for the run's features (cells.embeddings)."""
+    from napari_cellae.pipeline.cell_flags import without_signal
+    from napari_cellae.pipeline.cells import embeddings
+    from napari_cellae.pipeline.discovery import cell_table, well_ids
+
+    obs = cell_table(result.crops, result.mapping)
+    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
+    plates = obs["plate"].to_numpy()
+    return embeddings(result.features, method, 0, plates, controls, well_ids(obs))
+
+
+def test_the_pca_map_scales_each_plate_as_the_h5ad_does(tmp_path):
+    # The widget's PCA was made of the features as they are; cellae encode's .h5ad scales
+    # each plate on its control cells first: for a file of two plates the maps differed.
+    from napari_cellae.core.features import embed_2d
+    from napari_cellae.pipeline.cells import run_encode_cells
+
+    result, path, mapping = two_plate_run(tmp_path)
+    assert len(set(np.unique([p.plate for p in result.crops.positions]))) == 2
+    expected = h5ad_maps(result)["X_pca"]
+    np.testing.assert_array_equal(result.embedding, expected)
+    assert np.abs(embed_2d(result.features, "pca") - expected).max() > 0.1  # unscaled
+    # and the very file cellae encode writes, of the same model (features within rounding)
+    model = result.trained.save(tmp_path / "model.pt")
+    done = run_encode_cells(
+        [path], result.trained, tmp_path / "cells.h5ad", mapping, model_path=model, embedding="pca"
+    )
+    assert list(done.obs["object_index"]) == list(result.crops.object_index)
+    np.testing.assert_allclose(result.embedding, done.embeddings["X_pca"], atol=1e-3)

@@ -167,13 +167,12 @@ class Results:
             return
         if self._mapping is table:  # one map per run at a time; the newest choice wins
             return
-        features = self.result.features
         self.panel.map_state.setText(f"computing {method.upper()}…")
         self._mapping = table
         bins = self.view.bins if len(table) > self.view.dense_above else None
         worker = side_task(
             _embed,
-            features,
+            self.result,
             method,
             bins,
             table.colourings,
@@ -342,12 +341,15 @@ class Results:
 
 
 def _embed(
-    features: np.ndarray, method: str, bins: int | None, colourings: dict[str, Colouring]
+    result: RunResult, method: str, bins: int | None, colourings: dict[str, Colouring]
 ) -> tuple[np.ndarray, np.ndarray, DensityGrid | None, dict[str, np.ndarray]]:
-    """A 2-D map, in the unit square and, for the density view (``bins``), binned and
-    drawn in every colouring."""
+    """A run's 2-D map, each plate scaled as in the ``.h5ad`` maps of ``cellae encode``
+    (:mod:`~napari_cellae.pipeline.map_features`), in the unit square and, for the density
+    view (``bins``), binned and drawn in every colouring."""
+    from napari_cellae.pipeline.map_features import map_features
     from napari_cellae.pipeline.map_process import embed_apart
 
+    features = map_features(result.features, result.crops, result.mapping)
     embedding = embed_apart(features, method, seed=0)  # UMAP in a process: no stalls
     unit = unit_square(embedding)
     if not bins:

@@ -380,10 +380,10 @@ def _encode_chunks(
 def _features_and_embedding(
     result: RunResult, aborted: Callable[[], bool] | None = None
 ) -> Generator[Message, None, tuple[np.ndarray, np.ndarray] | None]:
-    """Encode every cell in chunks (yielding progress), then map the features to 2-D by
-    PCA (a second: the widget computes the UMAP map afterwards, in the background); None
-    when ``aborted()`` turns true before a chunk."""
+    """Encode every cell in chunks (yielding progress), then its PCA map (plates scaled as
+    in the .h5ad: :mod:`.map_features`; UMAP comes later); None when ``aborted()`` first."""
     from napari_cellae.core.features import embed_2d
+    from napari_cellae.pipeline.map_features import map_features
 
     crops = result.crops
     yield Status("Computing features of all cells…")
@@ -394,7 +394,7 @@ def _features_and_embedding(
             done, part = next(chunks)
         except StopIteration:
             assert features is not None
-            return features, embed_2d(features, "pca")
+            return features, embed_2d(map_features(features, crops, result.mapping), "pca")
         yield Encoded(done, len(crops))
         features = part
     return None

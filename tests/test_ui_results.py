@@ -1,0 +1,24 @@
+"""The results panel's map worker (:func:`napari_cellae._ui.results._embed`), without a viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_cellae._ui.results import _embed
+from test_jobs import h5ad_maps, two_plate_run
+
+
+def test_the_umap_map_scales_each_plate_as_the_h5ad_does(tmp_path):
+    # The widget's UMAP (and the obsm of its "Save AnnData") was made of the features as
+    # they are; cellae encode's .h5ad scales each plate on its control cells first.
+    from napari_cellae.core.features import embed_2d
+
+    result, _, _ = two_plate_run(tmp_path)
+    expected = h5ad_maps(result, "umap")
+    umap, unit, grid, images = _embed(result, "umap", None, {})
+    np.testing.assert_array_equal(umap, expected["X_umap"])
+    assert unit.shape == umap.shape and grid is None and images == {}
+    assert not np.array_equal(embed_2d(result.features, "umap"), expected["X_umap"])
+    pca, *_ = _embed(result, "pca", None, {})  # the map offered again after the job's
+    np.testing.assert_array_equal(pca, result.embedding)
+    np.testing.assert_array_equal(pca, expected["X_pca"])
