@@ -223,3 +223,23 @@ def test_plates_of_different_bit_depths_on_one_scale_are_warned_of(tmp_path, rec
     plate_training_crops([eight, sixteen], replace(config, intensity="cell"))  # no matter
     plate_training_crops([eight, _plate(tmp_path / "c.ch5", ["A01"], 5)], config)  # one type
     assert not [w for w in recwarn if "pixel types" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("ignore:.*share their label id")
+def test_objects_filling_the_images_of_several_plates_get_no_box_beyond_them(tmp_path):
+    # The joined crops of several plates name a folder, not a file: the advice read no image
+    # side there and named 'about 88 px' for 80 px objects in 64 x 80 px images.
+    plates = []
+    for i in range(2):
+        position = synthetic_position("A01", "1", n_frames=1, n_per_frame=8, seed=i)
+        position.labels = np.ones_like(position.labels)
+        table = position.objects["primary__primary"]
+        table.bbox = np.tile(np.array([0, 79, 0, 63], np.int32), (8, 1))
+        table.label_id = np.ones(8, np.int32)
+        path = tmp_path / f"run{i}" / "whole.ch5"
+        path.parent.mkdir()
+        plates.append(write_cellh5(path, [position], ["rfp"], {"primary__primary": 0}))
+    config = TrainConfig(crop_size=64, architecture=ARCH, mask="cell")
+    with pytest.warns(UserWarning, match=r"shorter side is 64 px\), so no crop box holds") as said:
+        plate_training_crops(plates, config)
+    assert not any("88 px" in str(w.message) for w in said)

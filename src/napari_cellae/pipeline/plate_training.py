@@ -92,6 +92,7 @@ def plate_training_crops(
     held: list[PositionKey] = []  # every position, for warn_unmapped
     counts: list[int] = []
     dtypes: dict[np.dtype, Path] = {}  # each pixel type and the first plate storing it
+    image_side: int | None = None
     for plate in plates:
         with CellH5(plate) as ch5:
             if not channels_of:  # the first plate sets the mapping, object and channels
@@ -109,6 +110,9 @@ def plate_training_crops(
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):
                     check_box(ch5, key, config.crop_size)
+                    # the largest box any advice may name (the joined crops have no file)
+                    side = min(ch5.image_shape(key)[-2:])
+                    image_side = side if image_side is None else min(image_side, side)
                     dtypes.setdefault(ch5.dtype(key), plate)
                     sources.append(plate)
                     positions.append(key)
@@ -148,7 +152,7 @@ def plate_training_crops(
                     parts.append(named(part, keys[i]))
     crops = concat_crops(parts, keys)
     crops = replace(crops, source=Path(os.path.commonpath([str(p) for p in plates])))
-    warn_crops(crops, object_name, where, with_plates=True)
+    warn_crops(crops, object_name, where, with_plates=True, image_side=image_side)
     return to_network_size(crops, config.network_size), mapping, int(sum(counts))
 
 
