@@ -258,3 +258,15 @@ def test_a_mapping_or_model_given_twice_is_refused(argv, said, capsys):
     usage_error(capsys.readouterr().err, argv[0], said)
     same = _parse("encode", "x.ch5", "--model", "a.pt", "--model", "a.pt")
     assert str(same.model) == "a.pt"  # the same file twice is no contradiction
+
+
+@pytest.mark.parametrize("given", ["--augment=yes", "--no-augment=1"])
+def test_a_switch_given_a_value_says_how_to_turn_it_on_or_off(given, capsys):
+    # argparse said 'argument --augment/--no-augment: ignored explicit argument 'yes''.
+    assert main(["train", "x.ch5", given]) == 2
+    usage_error(
+        capsys.readouterr().err,
+        "train",
+        "argument --augment: takes no value; give --augment to turn it on, --no-augment to "
+        "turn it off",
+    )

@@ -65,6 +65,13 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr; exit with status 2."""
+        # '--augment=yes': argparse's 'ignored explicit argument' told no one what to type
+        switch = re.fullmatch(r"argument (--[\w-]+)/(--no-[\w-]+): ignored explicit.*", message)
+        if switch is not None:
+            message = (
+                f"argument {switch[1]}: takes no value; give {switch[1]} to turn it on, "
+                f"{switch[2]} to turn it off"
+            )
         self.exit(
             2, f"{self.prog}: error: {message}{_choice_guess(message)} (see '{self.prog} --help')\n"
         )
