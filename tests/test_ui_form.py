@@ -157,3 +157,17 @@ def test_the_folded_section_names_the_channel(form):
         form.channel.value = channel
         form.fold(False)
         assert form.sections[0].header.text() == f"Cells: DefaultOut, Nuclei, {name}, 40 px"
+
+
+def test_images_smaller_than_the_box_are_cropped_whole(form):
+    # 12 x 12 px images: the fitted 12 px box was raised to the spin box's least, 16, and
+    # failed; the tooltip said that 12 px 'holds 95 %' of cells it was not fitted to.
+    info = FileInfo(["Nuclei"], "Nuclei", [("DNA", 0)], {}, 12, {"Nuclei": 12})
+    form.show_file(info)
+    assert (form.crop_size.value, form.input_size.value) == (12, 40)
+    assert form.config().crop_size == 12
+    assert "its images (12 px shorter side) are smaller than 40 px" in form.crop_size.tooltip
+    # cells larger than the images allow: the box is theirs, and said so
+    form.show_file(FileInfo(["Nuclei"], "Nuclei", [("DNA", 0)], {}, 64, {"Nuclei": 64}))
+    assert (form.crop_size.value, form.crop_size.min) == (64, 16)
+    assert "64 px is the largest its images allow" in form.crop_size.tooltip

@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cellae._ui.section import Section
 from napari_cellae.core.config import TrainConfig, field_info
+from napari_cellae.core.resample import largest_box
 from napari_cellae.pipeline.jobs import TrainRequest
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ class ParameterForm(QWidget):
         self.input_size = _parameter_widget("input_size")
         self._object_channel: dict[str, int] = {}
         self._cell_boxes: dict[str, int] = {}
+        self._smallest_side = _RANGES["crop_size"]["max"]  # the file's, once one is shown
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
         # user picks it; an explicit "controls" without a mapping is then an error.
@@ -279,10 +281,20 @@ class ParameterForm(QWidget):
         """Offer the objects and channels of a file; preselect its default object."""
         self._object_channel = info.object_channel
         self._cell_boxes = info.cell_boxes
+        # Images smaller than the usual least box (16 px) are cropped whole (the config's
+        # least is 4): a fitted 12 px box was raised to 16 and failed. Set before the
+        # choices, whose change fits the size.
+        self._smallest_side = info.smallest_side
+        least = max(4, min(_RANGES["crop_size"]["min"], info.smallest_side))
+        self._setting_size = True  # a value the new range clamps is no choice of the user's
+        try:
+            self.crop_size.min = least
+            self.crop_size.max = max(least, min(_RANGES["crop_size"]["max"], info.smallest_side))
+        finally:
+            self._setting_size = False
         self.channel_index = dict(info.channels)
         self.channel.choices = info.channels
         self.object.choices = info.objects
-        self.crop_size.max = max(16, min(256, info.smallest_side))
         self.object.value = info.default_object
         self._fit_size()
 
@@ -322,10 +334,15 @@ class ParameterForm(QWidget):
             self.input_size.value = network if box else field_info("input_size")["default"]
         finally:
             self._setting_size = False
-        fitted = (
-            f" Set for this file: {network} px would cut off its cells (their bounding "
-            f"boxes); {box} px holds 95 % of them, resampled to {network} px for the network."
-        )
+        side = self._smallest_side
+        if box is not None and box < network:
+            why = f"its images ({side} px shorter side) are smaller than {network} px"
+        elif box is not None and box >= largest_box(side):
+            why = f"{network} px would cut off its cells; {box} px is the largest its images allow"
+        else:
+            why = f"{network} px would cut off its cells (their bounding boxes); {box} px holds"
+            why += " 95 % of them"
+        fitted = f" Set for this file: {why}, resampled to {network} px for the network."
         self.crop_size.tooltip = field_info("crop_size")["help"] + (fitted if box else "")
 
     def _on_size(self) -> None:
