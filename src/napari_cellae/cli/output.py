@@ -119,23 +119,16 @@ class CountBar(_Bar):
         self.bar.update(done - self.bar.n)
 
 
-def _box_advice(ch5: CellH5, object_name: str, extent: np.ndarray) -> str:
-    """Which crop box holds the cells, said as ``cellae train`` will choose it."""
+def _box_advice(ch5: CellH5, object_name: str, extent: np.ndarray | None) -> str | None:
+    """Which crop box holds the cells, said as ``cellae train`` will choose it; for
+    objects of unknown size, only whether the images are smaller than the default box."""
     from napari_cellae.core.presets import DEFAULT_PRESET, PRESETS
-    from napari_cellae.core.resample import fitting_box
-    from napari_cellae.pipeline.cell_size import fitted_box
+    from napari_cellae.pipeline.cell_size import box_advice, small_images_advice
 
     network = PRESETS[DEFAULT_PRESET].settings["crop_size"]
-    fitted = fitted_box(ch5, object_name, network, extent)  # the extents read once
-    if fitted is not None:  # what cellae train does unless told a cell size
-        return (
-            f"a {fitted} px crop box holds them (cellae train crops {fitted} px and "
-            f"resamples to the network's {network} px)"
-        )
-    fitting = fitting_box(extent)
-    if fitting < network:
-        return f"a {fitting} px crop box holds them (the default {network} px box too)"
-    return f"the default {network} px crop box holds them"
+    if extent is None:
+        return small_images_advice(ch5, network)
+    return box_advice(ch5, object_name, extent, network)
 
 
 def describe_cellh5(ch5: CellH5) -> str:
@@ -205,4 +198,6 @@ def describe_cellh5(ch5: CellH5) -> str:
                 f"    size (bounding boxes): median {np.median(extent):.0f} px, 95 % at most "
                 f"{np.percentile(extent, 95):.0f} px; {_box_advice(ch5, name, extent)}"
             )
+        elif any(n for _, n in counts) and (small := _box_advice(ch5, name, None)):
+            lines.append(f"    crop box: {small}")  # sizes unknown, but the images are small
     return "\n".join(lines)

@@ -29,7 +29,14 @@ from napari_cellae.io.cellh5 import CellH5
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["box_advice", "fit_to_cells", "fitted_box", "measured_extents", "shorter_side"]
+__all__ = [
+    "box_advice",
+    "fit_to_cells",
+    "fitted_box",
+    "measured_extents",
+    "shorter_side",
+    "small_images_advice",
+]
 
 # Positions whose bounding boxes are read (evenly spread over the file): enough cells to
 # know their size, a fraction of a second even on a plate of thousands of positions.
@@ -149,6 +156,36 @@ def box_advice(cellh5: CellH5, object_name: str, extent: np.ndarray, network: in
     if fitting < network:
         return f"a {fitting} px crop box holds them (the default {network} px box too)"
     return f"the default {network} px crop box holds them"
+
+
+def small_images_advice(cellh5: CellH5, network: int) -> str | None:
+    """What ``cellae info`` says of objects whose size is unknown (no bounding boxes, or
+    one-pixel ones) where the images are smaller than the network's box.
+
+    Parameters
+    ----------
+    cellh5 : CellH5
+    network : int
+        The box the network is made for (the default preset's crop size).
+
+    Returns
+    -------
+    str or None
+        None where the images hold a ``network``-pixel box.
+    """
+    side = shorter_side(cellh5)
+    if network <= side:
+        return None
+    fitted = fitted_box(cellh5, "", network, np.empty(0))  # no extents read: the side rules
+    train = (
+        f"cellae train crops {fitted} px and resamples to the network's {network} px"
+        if fitted is not None
+        else "cellae train cannot crop images this small"
+    )
+    return (
+        f"the default {network} px crop box is larger than the images (their shorter side "
+        f"is {side} px); {train}"
+    )
 
 
 def fit_to_cells(
