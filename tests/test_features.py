@@ -256,6 +256,27 @@ def test_encode_warns_when_the_brightest_pixel_is_far_below_a_fixed_scale():
         encode(trained, crops)  # per-cell scaling adapts
 
 
+def test_encode_given_a_run_wide_scale_check_counts_into_it_and_leaves_the_verdict():
+    # Each call judged its own pixels: a run split into calls (batches, workers) warned or
+    # not by where its calls fell. Given the run's ScaleCheck, encode only counts.
+    from napari_cellae.core.scale_check import ScaleCheck
+
+    trained = _trained()
+    bright = _crops(20).astype(np.uint16) * 16  # most pixels above the 8-bit top
+    check = ScaleCheck(trained.normalisation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode(trained, bright[:7], scale_check=check)
+        encode(trained, bright[7:], scale_check=check)
+    whole = ScaleCheck(trained.normalisation)
+    whole.add(bright)
+    assert check.pixels == whole.pixels == 20 * 16 * 16
+    np.testing.assert_array_equal(check.saturated, whole.saturated)
+    np.testing.assert_array_equal(check.brightest, whole.brightest)
+    with pytest.warns(UserWarning, match=r"more than 5% of the pixels of channel\(s\) 0"):
+        check.warn(trained.channel_names)  # the caller's, once
+
+
 def test_a_cpu_runs_the_network_on_at_most_128_crops_at_once(monkeypatch):
     # Batches of 512 spilled the activations out of the caches: the default network
     # encoded 1.9x slower than in batches of 128 (2 cores).

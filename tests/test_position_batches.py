@@ -10,6 +10,7 @@ import pytest
 from conftest import synthetic_position
 from napari_cellae.core import features as features_mod
 from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.pipeline.position_batches import crop_task
 from napari_cellae.pipeline.streaming import encode_position, encode_serial, plan_encode
 from test_streaming import random_model
 
@@ -97,3 +98,22 @@ def test_a_task_without_cells_comes_back_without_rows(screen, tmp_path, monkeypa
     assert [r.task for r in done] == tasks
     width = done[0].features.shape[1]
     assert [r.features.shape for r in done] == [(SIZES[0], width), (0, width), (SIZES[2], width)]
+
+
+def test_the_positions_scale_checks_add_up_to_the_whole_run(screen, tmp_path) -> None:
+    # Cells of several positions share a model call: each position given back carries
+    # the pixels counted since the one before, so that the run sums to all its cells.
+    from napari_cellae.core.scale_check import ScaleCheck
+
+    trained = random_model(high=100.0)
+    tasks = plan_encode([screen], trained, tmp_path / "x.hdf").tasks
+    run = ScaleCheck(trained.normalisation)
+    for encoded in encode_serial(tasks, trained, 16):
+        run.merge(encoded.scale)
+    whole = ScaleCheck(trained.normalisation)
+    for task in tasks:
+        whole.add(crop_task(task, trained).crops)
+    assert run.pixels == whole.pixels == sum(SIZES) * 16 * 16
+    np.testing.assert_array_equal(run.saturated, whole.saturated)
+    assert run.saturated.sum() > 0
+    np.testing.assert_array_equal(run.brightest, whole.brightest)

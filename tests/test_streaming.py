@@ -3,6 +3,7 @@ growing Explorer .hdf, equal to the in-memory encode; several inputs, folders of
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
@@ -335,3 +336,34 @@ def test_plan_warns_once_about_positions_the_mapping_lacks(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_encode(files[:1], random_model(), tmp_path / "out.hdf", mapping)
+
+
+@pytest.mark.parametrize("bright_wells", [1, 5])
+def test_every_way_of_encoding_judges_the_whole_run_on_the_models_scale(tmp_path, bright_wells):
+    # On a screen-scaled model, encode() judged the pixels of each call: the default
+    # serial run (two calls over the screen) said nothing while --batch-size 7 and
+    # --workers 2 (a call per few cells or per position) warned about saturated pixels,
+    # which lay in one position. Now every path sums the run and judges it once.
+    from napari_cellae.pipeline.distributed import encode_recording
+
+    wells = ["A01", "A02", "A03", "A04", "B01", "B02", "B03", "B04"]
+    positions = [
+        synthetic_position(
+            w, "1", n_frames=1, n_per_frame=8, seed=i, peak=250.0 if i < bright_wells else 40.0
+        )
+        for i, w in enumerate(wells)
+    ]
+    path = write_cellh5(tmp_path / "p.ch5", positions, ["rfp"], {"primary__primary": 0})
+    trained = random_model(high=100.0)  # the bright blobs' cores lie above its top
+
+    def per_position(tasks, trained, batch_size):  # as Dask workers do, without a cluster
+        return (encode_recording(task, trained, batch_size) for task in tasks)
+
+    runs = {"serial": {}, "batch 7": {"batch_size": 7}, "workers": {"runner": per_position}}
+    for name, how in runs.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            encode_stream([path], trained, tmp_path / f"{name}.hdf", **how)
+        said = [str(w.message) for w in caught if "top of the model's intensity" in str(w.message)]
+        assert len(said) == (bright_wells > 2), (name, said)  # 15 % in a bright position
+        assert not [w for w in caught if "reach less than" in str(w.message)]

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.class_separation import knn_accuracy  # here before, still here
+
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.core.normalisation import ScaleCheck
 
 __all__ = [
     "DEFAULT_EMBEDDING",
@@ -83,6 +86,7 @@ def encode(
     progress: ProgressCallback | None = None,
     readout: str | None = None,
     orientations: int | None = None,
+    scale_check: ScaleCheck | None = None,
 ) -> np.ndarray:
     """Encode every crop into a learned feature vector.
 
@@ -107,6 +111,11 @@ def encode(
         Average each cell's features over this many orientations of its crop, so that
         a turned or mirrored cell gets the same features (1: no averaging). Default: the
         model's setting.
+    scale_check : ScaleCheck, optional
+        The run's count of pixels on the model's scale: the crops are added to it and
+        nothing is warned here; the caller warns once for the whole run
+        (:meth:`~napari_cellae.core.normalisation.ScaleCheck.warn`), so that a screen
+        encoded in one call, in batches or on workers is judged alike.
 
     Returns
     -------
@@ -121,9 +130,10 @@ def encode(
     Warns
     -----
     UserWarning
-        If the model scales all cells alike (``intensity: screen``) and more than 5 % of a
-        channel's pixels lie at or above the top of that scale, or its brightest pixel
-        below an eighth of it: images brighter or far dimmer than the training images.
+        Without ``scale_check``: if the model scales all cells alike (``intensity:
+        screen``) and more than 5 % of a channel's pixels lie at or above the top of that
+        scale, or its brightest pixel below an eighth of it: images brighter or far dimmer
+        than the training images.
     """
     import torch
 
@@ -152,7 +162,9 @@ def encode(
 
     was_training = model.training
     model.eval()  # no dropout, no input corruption while encoding
-    scale_check = ScaleCheck(trained.normalisation)
+    run_wide = scale_check is not None  # the caller warns for the whole run
+    if scale_check is None:
+        scale_check = ScaleCheck(trained.normalisation)
     try:
         with torch.inference_mode():
             step = min(batch_size, _CPU_BATCH) if device.type == "cpu" else batch_size
@@ -171,7 +183,8 @@ def encode(
                     progress(stop, n)
     finally:
         model.train(was_training)
-    scale_check.warn(trained.channel_names)
+    if not run_wide:
+        scale_check.warn(trained.channel_names)
     return out
 
 
@@ -339,62 +352,3 @@ def pca_features(
     ndarray, shape (N, n_components), float32
     """
     return _pca_projection(_checked(features), n_components, fit).astype(np.float32)
-
-
-def knn_accuracy(
-    features: np.ndarray,
-    labels: np.ndarray,
-    k: int = 5,
-    folds: int = 5,
-    seed: int = 0,
-    standardise_features: bool = True,
-) -> float:
-    """Cross-validated k-nearest-neighbour accuracy: how well features separate known classes.
-
-    Objects with a negative label (unknown class) are ignored.
-
-    Parameters
-    ----------
-    features : ndarray, shape (N, F)
-    labels : ndarray, shape (N,)
-        Integer class of each object (e.g. CellH5 class predictions).
-    k : int
-        Neighbours that vote.
-    folds, seed : int
-        Stratified cross-validation folds, shuffled with ``seed``.
-    standardise_features : bool
-        Scale every feature to unit variance first (fitted on the training folds) so no
-        single large-valued feature dominates the distance.
-
-    Returns
-    -------
-    float
-        Fraction of objects whose class is predicted correctly; NaN where no class holds
-        two labelled objects.
-    """
-    import warnings
-
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x = _checked(features)
-    y = np.asarray(labels).astype(np.int64)
-    if len(x) != len(y):
-        raise ValueError(f"features {x.shape} and labels {y.shape} do not match")
-    keep = y >= 0
-    x, y = x[keep], y[keep]
-    largest = int(np.unique(y, return_counts=True)[1].max(initial=0))
-    if largest < 2:  # no class in two folds: scikit-learn refuses to split
-        return float("nan")
-    folds = max(2, min(folds, largest))
-    # the largest test fold holds ceil(n / folds) objects; the others must outnumber k
-    neighbours = KNeighborsClassifier(n_neighbors=min(k, len(y) - (len(y) + folds - 1) // folds))
-    model = make_pipeline(StandardScaler(), neighbours) if standardise_features else neighbours
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # classes with fewer cells than folds
-        pred = cross_val_predict(
-            model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
-        )
-    return float(np.mean(pred == y))

@@ -18,6 +18,7 @@ from napari_cellae.io.cellh5 import PositionKey
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
+    from napari_cellae.core.scale_check import ScaleCheck
 
 __all__ = ["EncodedPosition", "PositionTask"]
 
@@ -73,9 +74,13 @@ class EncodedPosition:
     features : ndarray (n, F) float32
     warned : tuple of str
         UserWarnings raised while encoding elsewhere (a Dask worker), to be shown here.
+    scale : ScaleCheck or None
+        How the pixels encoded since the previous position sit on the model's intensity
+        scale: the run adds them up and judges them once, whatever the batches or workers.
     """
 
     task: PositionTask
     crops: CropSet
     features: np.ndarray
     warned: tuple[str, ...] = ()
+    scale: ScaleCheck | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +22,12 @@ import numpy as np
 
 from napari_cellae.core.cores import usable_cores
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.pipeline.encode_chunks import encode_chunks
 from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, Status
 from napari_cellae.pipeline.results import RunResult
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
-    from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.trainer import EpochReport, Trainer
 
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 GALLERY_PAIRS = 32  # 8 rows of 4 input|output pairs
-_ENCODE_CHUNK = 2048  # cells per progress message while encoding
 
 
 @dataclass
@@ -360,23 +359,6 @@ def encode_job(
     return result
 
 
-def _encode_chunks(
-    trained: TrainedModel, crops: CropSet, chunk: int = _ENCODE_CHUNK
-) -> Iterator[tuple[int, np.ndarray | None]]:
-    """Encode in chunks, yielding progress; the last item carries the features."""
-    from napari_cellae.core.morphology import cell_feature_names
-    from napari_cellae.pipeline import steps
-
-    n = len(crops)
-    parts = []
-    for start in range(0, n, chunk):
-        part = crops.subset(np.arange(start, min(n, start + chunk)))
-        parts.append(steps.encode_crops(trained, part))
-        yield min(n, start + chunk), None
-    width = len(cell_feature_names(trained))  # the readout's, not the bottleneck's
-    yield n, np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
-
-
 def _features_and_embedding(
     result: RunResult, aborted: Callable[[], bool] | None = None
 ) -> Generator[Message, None, tuple[np.ndarray, np.ndarray] | None]:
@@ -388,7 +370,7 @@ def _features_and_embedding(
     crops = result.crops
     yield Status("Computing features of all cells…")
     features = None
-    chunks = _encode_chunks(result.trained, crops)
+    chunks = encode_chunks(result.trained, crops)
     while not (aborted is not None and aborted()):
         try:
             done, part = next(chunks)

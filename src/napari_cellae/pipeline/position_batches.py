@@ -26,6 +26,7 @@ from napari_cellae.pipeline.open_files import open_cellh5
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
     from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.core.scale_check import ScaleCheck
 
 __all__ = ["crop_task", "encode_batched", "encoded_task"]
 
@@ -59,10 +60,15 @@ def crop_task(task: PositionTask, trained: TrainedModel) -> CropSet:
 
 
 def encoded_task(
-    task: PositionTask, crops: CropSet, learned: np.ndarray, trained: TrainedModel
+    task: PositionTask,
+    crops: CropSet,
+    learned: np.ndarray,
+    trained: TrainedModel,
+    scale: ScaleCheck | None = None,
 ) -> EncodedPosition:
     """A task's result from its crops and learned features: outline measurements appended,
-    the crops made thumbnails (or dropped: identities only)."""
+    the crops made thumbnails (or dropped: identities only); ``scale``: what the pixels
+    encoded for it counted on the model's scale (:class:`EncodedPosition`)."""
     from napari_cellae.core.morphology import with_outline
     from napari_cellae.export.explorer import to_uint8
 
@@ -71,7 +77,7 @@ def encoded_task(
         crops.crops = to_uint8(crops.crops, trained.normalisation)
     else:  # identities only
         crops.crops = np.empty((len(crops), crops.crops.shape[1], 0, 0), np.uint8)
-    return EncodedPosition(task, crops, features)
+    return EncodedPosition(task, crops, features, scale=scale)
 
 
 @dataclass
@@ -99,16 +105,24 @@ def encode_batched(
     Yields
     ------
     EncodedPosition
-        One per task, in task order, as soon as its cells are encoded.
+        One per task, in task order, as soon as its cells are encoded; its ``scale``
+        counts the pixels encoded since the one before (the run judges their sum once).
     """
     from napari_cellae.core.features import encode
+    from napari_cellae.core.scale_check import ScaleCheck
 
     waiting: deque[_Waiting] = deque()
     queued: list[np.ndarray] = []  # crops not yet encoded, in task order
     n_queued = 0
+    scale = ScaleCheck(trained.normalisation)  # since the last position given back
 
     def learn(cells: np.ndarray) -> np.ndarray:  # one line: its warnings are said once
-        return encode(trained, cells, batch_size=batch_size)
+        return encode(trained, cells, batch_size=batch_size, scale_check=scale)
+
+    def done(task: PositionTask, crops: CropSet, learned: np.ndarray) -> EncodedPosition:
+        nonlocal scale
+        counted, scale = scale, ScaleCheck(trained.normalisation)
+        return encoded_task(task, crops, learned, trained, counted)
 
     def run(n: int) -> Iterator[EncodedPosition]:
         """Encode the first ``n`` queued cells; give back the positions now complete."""
@@ -135,7 +149,7 @@ def encode_batched(
                 learned = learn(entry.crops.crops)
             else:
                 learned = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            yield encoded_task(entry.task, entry.crops, learned, trained)
+            yield done(entry.task, entry.crops, learned)
 
     for task in tasks:
         crops = crop_task(task, trained)
@@ -144,7 +158,7 @@ def encode_batched(
             yield from run(n_queued)  # the queue first, in task order
         if len(crops) >= batch_size:  # alone, as it always was
             learned = learn(crops.crops)
-            yield encoded_task(task, crops, learned, trained)
+            yield done(task, crops, learned)
             continue
         waiting.append(_Waiting(task, crops))
         queued.append(crops.crops)

@@ -183,7 +183,8 @@ def encode_position(
     Returns
     -------
     EncodedPosition
-        Thumbnails instead of raw crops (or no pixels), so results travel small.
+        Thumbnails instead of raw crops (or no pixels), so results travel small; its
+        ``scale`` counts its pixels on the model's scale, for the run to judge.
 
     Raises
     ------
@@ -191,11 +192,13 @@ def encode_position(
         Naming the file and position (missing, damaged, changed since planning).
     """
     from napari_cellae.core.features import encode
+    from napari_cellae.core.scale_check import ScaleCheck
     from napari_cellae.pipeline.position_batches import crop_task, encoded_task
 
     crops = crop_task(task, trained)
-    learned = encode(trained, crops.crops, batch_size=batch_size)
-    return encoded_task(task, crops, learned, trained)
+    scale = ScaleCheck(trained.normalisation)  # judged with the run's other positions
+    learned = encode(trained, crops.crops, batch_size=batch_size, scale_check=scale)
+    return encoded_task(task, crops, learned, trained, scale)
 
 
 def encode_serial(
@@ -223,14 +226,19 @@ def encoded_positions(
 
     Shared by the Explorer ``.hdf`` (:func:`encode_stream`) and the AnnData output
     (:func:`~napari_cellae.pipeline.cells.run_encode_cells`). Warnings raised on workers are
-    shown once each; after the last position, what the run's crops call for
+    shown once each; after the last position, how the run's pixels sit on the model's
+    intensity scale (all positions' :class:`~napari_cellae.core.scale_check.ScaleCheck`
+    summed: one judgement, however the run was split) and what the run's crops call for
     (:class:`~napari_cellae.pipeline.crop_notes.CropNotes`: positions without label images,
     cells cut off by the model's box or clipped at the camera's maximum, ...).
     """
+    from napari_cellae.core.scale_check import ScaleCheck
+
     total = len(plan.tasks)
     if progress is not None:
         progress(0, total)
     notes, shown, keys = CropNotes(), set(), plan.distinct_positions()
+    scale = ScaleCheck(trained.normalisation)
     results = (runner or encode_serial)(plan.tasks, trained, batch_size)
     try:
         for done, encoded in enumerate(results, start=1):
@@ -240,6 +248,8 @@ def encoded_positions(
                 if text not in shown:  # once per run, not once per worker or position
                     shown.add(text)
                     warnings.warn(text, UserWarning, stacklevel=2)
+            if encoded.scale is not None:
+                scale.merge(encoded.scale)
             notes.add(named(encoded.crops, keys[encoded.task.index]))  # plate1/C03_1
             yield encoded
             if progress is not None:
@@ -247,6 +257,7 @@ def encoded_positions(
     finally:
         if (close := getattr(results, "close", None)) is not None:
             close()
+    scale.warn(trained.channel_names)
     source = plan.plates[0] if len(plan.plates) == 1 else None  # else positions of plates
     notes.warn(trained.object_name, plan.tasks[0].crop_size, source)
 
