@@ -92,9 +92,33 @@ def test_read_cells_names_the_file(tmp_path) -> None:
     with pytest.raises(ValueError, match="is a folder"):
         read_cells(tmp_path)
     junk = tmp_path / "junk.h5ad"
-    junk.write_text("not hdf5")
+    junk.write_bytes(bytes(range(256)))
     with pytest.raises(ValueError, match=r"junk\.h5ad: not a readable AnnData"):
         read_cells(junk)
+
+
+def test_read_cells_names_text_files_and_models(tmp_path) -> None:
+    # A mapping given to cellae hits read "not a readable AnnData .h5ad file (OSError: Unable
+    # to synchronously open file (file signature not found))".
+    import zipfile
+
+    mapping = tmp_path / "plate_mapping.txt"
+    mapping.write_text("Position\tWell\tSite\tGene Symbol\tGroup\nA01_01\tA01\t1\tx\tneg\n")
+    with pytest.raises(ValueError) as info:
+        read_cells(mapping)
+    message = str(info.value)
+    assert "but a position-mapping text file" in message
+    assert "'cellae encode' (--mapping)" in message and "cells.h5ad" in message
+    assert "signature" not in message
+    text = tmp_path / "notes.txt"
+    text.write_text("plate 1 was imaged twice\n")
+    with pytest.raises(ValueError, match=r"notes\.txt: not an AnnData \.h5ad file but a text"):
+        read_cells(text)
+    model = tmp_path / "model.pt"  # a torch.save archive: a folder with data.pkl in it
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("model/data.pkl", b"")
+    with pytest.raises(ValueError, match="but a napari-cellae model"):
+        read_cells(model)
 
 
 def test_gallery_png(tmp_path) -> None:

@@ -153,6 +153,25 @@ def test_hdf5_without_sample(tmp_path: Path) -> None:
     _expect(path, "no /sample group")
 
 
+def test_files_of_other_kinds_are_named(tmp_path: Path, mapping_file: Path) -> None:
+    # A cells file, an Explorer .hdf, a model or a mapping given as the CellH5 input read
+    # "not a CellH5 file: it has no /sample group" or "not an HDF5 file".
+    import anndata as ad
+    import torch
+
+    cells = tmp_path / "cells.h5ad"
+    ad.AnnData(np.zeros((2, 3), np.float32)).write_h5ad(cells)
+    _expect(cells, "is an AnnData file of cells", "give the CellH5 (.ch5) file")
+    explorer = tmp_path / "features.hdf"
+    with h5py.File(explorer, "w") as f:
+        f["data/features"] = np.zeros(3)
+    _expect(explorer, "is a CellCognition Explorer .hdf file of features", "(.ch5)")
+    model = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(2)}, model)
+    _expect(model, "but a napari-cellae model", "give it with --model")
+    _expect(mapping_file, "but a position-mapping text file", "give it with --mapping")
+
+
 def test_unreleased_data_layout(tmp_path: Path) -> None:
     path = tmp_path / "new.ch5"
     with h5py.File(path, "w") as f:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.file_kinds import not_anndata
 from napari_cellae.io.write_failure import lock_refused
 
 if TYPE_CHECKING:
@@ -294,9 +295,10 @@ def read_cells(path: str | os.PathLike, features: bool = True) -> anndata.AnnDat
         refused = _refused(path, exc)
         if refused:
             raise ValueError(f"{path}: {refused}") from None
-        other = _other_hdf5(path)
-        if other:  # anndata's words were "AnnData.__init__() got an unexpected keyword"
-            raise ValueError(f"{path}: not an AnnData .h5ad file but {other}") from None
+        # anndata's words were "AnnData.__init__() got an unexpected keyword" for a CellH5
+        # file and "file signature not found" for a mapping or model: say what it is.
+        if (other := not_anndata(path)) is not None:
+            raise ValueError(other) from None
         raise ValueError(
             f"{path}: not a readable AnnData .h5ad file ({type(exc).__name__}: {exc})"
         ) from None
@@ -356,24 +358,3 @@ def _warn_pooled(obs: pd.DataFrame, path: Path) -> None:
             "run + '/' + plate)",
             stacklevel=2,
         )
-
-
-def _other_hdf5(path: Path) -> str | None:
-    """What an HDF5 file without AnnData's ``obs`` is, in words; None for anything else."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            top = sorted(h5)
-    except Exception:  # not HDF5 at all, or unreadable: anndata's message says it
-        return None
-    if "obs" in top:
-        return None
-    if {"definition", "sample"} <= set(top):
-        return (
-            "a CellH5 file; make the cells file with "
-            "'cellae encode FILE.ch5 --model M --mapping MAP --out cells.h5ad'"
-        )
-    if top == ["data"]:
-        return "a CellCognition Explorer .hdf file (it has no cell table)"
-    return f"an HDF5 file of other data (top level: {', '.join(top[:8]) or 'nothing'})"

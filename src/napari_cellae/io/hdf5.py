@@ -17,6 +17,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
+from napari_cellae.io.file_kinds import not_cellh5
 from napari_cellae.io.write_failure import errno_of, lock_refused
 
 __all__ = [
@@ -65,6 +66,9 @@ def open_read_only(path: Path) -> h5py.File:
         reason = os.strerror(code).lower() if code else err.strerror or err
         raise CellH5Error(f"{path}: cannot be read ({reason})") from None
     if not hdf5:
+        # A model, mapping or CSV given as the input: say what it is and what to give.
+        if (instead := not_cellh5(Path(path))) is not None:
+            raise CellH5Error(instead)
         raise CellH5Error(f"{path}: not an HDF5 file, so not a CellH5 file")
     try:
         return h5py.File(path, "r")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 
+from napari_cellae.io.file_kinds import not_cellh5
 from napari_cellae.io.hdf5 import CellH5Error, get_object
 
 __all__ = ["POSITION_ROOT", "PositionKey", "find_positions", "natural_key", "position_path"]
@@ -106,6 +107,9 @@ def find_positions(root: h5py.File, source: Path) -> list[PositionKey]:
                 f"{source}: uses the unreleased /data + /layout layout, not CellH5 1.x; export"
                 " it again with CellCognition 1.6 or CellProfiler's ExportToCellH5"
             )
+        # A cells file or Explorer .hdf given as the input: say what it is instead.
+        if (instead := not_cellh5(Path(source))) is not None:
+            raise CellH5Error(instead)
         raise CellH5Error(f"{source}: not a CellH5 file: it has no /sample group")
     plates = _group(root, POSITION_ROOT, source, "the plate list /sample/0/plate")
     samples = root["sample"]

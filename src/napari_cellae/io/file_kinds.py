@@ -1,0 +1,177 @@
+"""What a file given in the wrong place is, so that messages name it and say what to give.
+
+A cells file (``.h5ad``), an Explorer ``.hdf``, a model (``.pt``) or a mapping text given
+where a CellH5 file is expected was called "not a CellH5 file: it has no /sample group" or
+"not an HDF5 file"; a text file given to ``cellae hits`` was "not a readable AnnData .h5ad
+file (OSError: ... file signature not found)". :func:`file_kind` tells these files apart by
+their content (not their suffix, which is often wrong), and :func:`not_cellh5` and
+:func:`not_anndata` word what the file is and what the command needs instead.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zipfile
+from pathlib import Path
+
+import h5py
+
+from napari_cellae.io.mapping_text import column_name, header_kind
+
+__all__ = ["KINDS", "file_kind", "hdf5_top", "not_anndata", "not_cellh5"]
+
+# What each kind is, in words (after "is" in a message).
+KINDS = {
+    "cellh5": "a CellH5 file",
+    "anndata": "an AnnData file of cells (as 'cellae encode --out cells.h5ad' writes)",
+    "explorer": (
+        "a CellCognition Explorer .hdf file of features (napari-cellae writes it with"
+        " 'cellae encode --out features.hdf')"
+    ),
+    "model": "a napari-cellae model (as 'cellae train --out model.pt' writes)",
+    "zip": "a ZIP archive (an Excel .xlsx workbook?)",
+    "mapping": "a position-mapping text file (a table of positions and conditions)",
+    "hits": "a CSV text file of ranked hits (as 'cellae hits' writes)",
+    "csv": "a CSV text file",
+    "text": "a text file",
+}
+# Far more than a mapping's header and first rows; the rest is not read.
+_HEAD_BYTES = 64 * 1024
+# Wells as mapping files write them in their first column (A01, A01_01, B12-2).
+_WELL = re.compile(r"^[A-Za-z]{1,2}\d{1,3}(?:[_-]\w+)?$")
+
+
+def file_kind(path: Path) -> str | None:
+    """What kind of file ``path`` is, by its content.
+
+    Parameters
+    ----------
+    path : Path
+        A file that could be read (checked by the caller).
+
+    Returns
+    -------
+    str or None
+        A key of :data:`KINDS`, ``"hdf5"`` for an HDF5 file of other data, or None when the
+        file cannot be read or is none of these (binary data of another kind).
+    """
+    try:
+        if h5py.is_hdf5(path):
+            return _hdf5_kind(path)
+        if zipfile.is_zipfile(path):
+            return _zip_kind(path)
+        with path.open("rb") as file:
+            head = file.read(_HEAD_BYTES)
+    except (OSError, ValueError):
+        return None
+    return _text_kind(head)
+
+
+def hdf5_top(path: Path) -> list[str] | None:
+    """The names at the top level of an HDF5 file; None if it cannot be opened."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return sorted(h5)
+    except Exception:  # damaged, locked or no HDF5: the caller's own message says it
+        return None
+
+
+def _hdf5_kind(path: Path) -> str:
+    top = set(hdf5_top(path) or ())
+    if "sample" in top:
+        return "cellh5"
+    if "obs" in top:
+        return "anndata"
+    if top == {"data"}:
+        return "explorer"
+    return "hdf5"
+
+
+def _zip_kind(path: Path) -> str:
+    """torch.save writes a zip whose entries sit in one folder and include data.pkl."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.endswith("/data.pkl") or name == "data.pkl" for name in names):
+        return "model"
+    return "zip"
+
+
+def _text_kind(head: bytes) -> str | None:
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        text = head.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as err:
+        if utf16 or err.start < len(head) - 4:  # not just a letter cut at _HEAD_BYTES
+            return None
+        text = head[: err.start].decode("utf-8-sig")
+    if "\x00" in text or not text.strip():
+        return None if "\x00" in text else "text"
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    first = lines[0]
+    delimiter = next((d for d in ("\t", ";", ",") if d in first), None)
+    if delimiter is None:
+        return "text"
+    names = [column_name(cell) for cell in first.split(delimiter)]
+    if names[:2] == ["rank", "plate"] or names[:2] == ["rank", "condition"]:
+        return "hits"
+    rows = [line.split(delimiter)[0].strip() for line in lines[:20]]
+    if header_kind(names) or sum(map(bool, map(_WELL.match, rows))) > len(rows) // 2:
+        return "mapping"
+    return "csv" if delimiter == "," else "text"
+
+
+# What to give instead of each kind where a CellH5 file is expected.
+_INSTEAD_OF_CELLH5 = {
+    "anndata": (
+        "it holds features already made ('cellae hits' reads it); give the CellH5 (.ch5)"
+        " file of the screen"
+    ),
+    "explorer": (
+        "it holds features already made (CellCognition Explorer opens it); give the CellH5"
+        " (.ch5) file of the screen"
+    ),
+    "model": "give it with --model, and the CellH5 (.ch5) file of the screen as the input",
+    "mapping": "give it with --mapping, and the CellH5 (.ch5) file of the screen as the input",
+}
+
+
+def not_cellh5(path: Path) -> str | None:
+    """Why ``path``, given where a CellH5 file is expected, is not one: what it is instead
+    and what to give; None when the file is of no kind known here."""
+    kind = file_kind(path)
+    if kind is None or kind in ("cellh5", "hdf5"):
+        return None
+    instead = _INSTEAD_OF_CELLH5.get(kind, "give a CellH5 (.ch5) file")
+    if kind in ("anndata", "explorer"):
+        return f"{path}: is {KINDS[kind]}, not a CellH5 file; {instead}"
+    return f"{path}: not an HDF5 file but {KINDS[kind]}, so not a CellH5 file; {instead}"
+
+
+_MAKE_CELLS = "'cellae encode FILE.ch5 --model M --mapping MAP --out cells.h5ad'"
+# What to give instead of each kind where a cells file (.h5ad) is expected.
+_INSTEAD_OF_ANNDATA = {
+    "cellh5": f"make the cells file with {_MAKE_CELLS}",
+    "explorer": f"it has no cell table; make the cells file with {_MAKE_CELLS}",
+    "model": f"give the cells file it encoded ({_MAKE_CELLS} writes one)",
+    "mapping": (
+        "give the mapping to 'cellae encode' (--mapping), and hits the cells file it writes:"
+        f" {_MAKE_CELLS}"
+    ),
+}
+
+
+def not_anndata(path: Path) -> str | None:
+    """Why ``path``, given where an AnnData cells file is expected, is not one: what it is
+    instead and what ``cellae hits`` needs; None for an AnnData file or a file of no kind
+    known here."""
+    kind = file_kind(path)
+    if kind is None or kind == "anndata":
+        return None
+    if kind == "hdf5":
+        top = hdf5_top(path) or []
+        what = f"an HDF5 file of other data (top level: {', '.join(top[:8]) or 'nothing'})"
+    else:
+        what = KINDS[kind]
+    instead = _INSTEAD_OF_ANNDATA.get(kind, f"give the cells file made with {_MAKE_CELLS}")
+    return f"{path}: not an AnnData .h5ad file but {what}; {instead}"

@@ -1,0 +1,95 @@
+"""Telling the files a user may give in the wrong place apart by their content."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from napari_cellae.io.file_kinds import file_kind, not_anndata, not_cellh5
+
+MAPPING = "Position\tWell\tSite\tGene Symbol\tGroup\nA01_01\tA01\t1\tscrambled\tneg\n"
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    files = {}
+    files["anndata"] = tmp_path / "cells.h5ad"
+    ad.AnnData(np.zeros((2, 3), np.float32)).write_h5ad(files["anndata"])
+    files["explorer"] = tmp_path / "features.hdf"
+    with h5py.File(files["explorer"], "w") as h5:
+        h5.create_group("data").create_dataset("features", data=np.zeros(3))
+    files["cellh5"] = tmp_path / "screen.ch5"
+    with h5py.File(files["cellh5"], "w") as h5:
+        h5.create_group("sample")
+        h5.create_group("definition")
+    files["hdf5"] = tmp_path / "other.h5"
+    with h5py.File(files["hdf5"], "w") as h5:
+        h5.create_group("x")
+    files["model"] = tmp_path / "model.pt"
+    torch.save({"state": torch.zeros(2)}, files["model"])
+    files["zip"] = tmp_path / "plates.xlsx"
+    with zipfile.ZipFile(files["zip"], "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+    files["mapping"] = tmp_path / "plate_mapping.txt"
+    files["mapping"].write_text(MAPPING)
+    files["hits"] = tmp_path / "hits.csv"
+    files["hits"].write_text("rank,plate,position,well\n1,p,A01_1,A01\n")
+    files["csv"] = tmp_path / "table.csv"
+    files["csv"].write_text("cell,area\n1,20\n")
+    files["text"] = tmp_path / "notes.ch5"
+    files["text"].write_text("plate layout\n")
+    return files
+
+
+def test_file_kinds_by_content(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    assert {kind: file_kind(path) for kind, path in files.items()} == {k: k for k in files}
+    # A mapping without a header, wells and conditions only, is a mapping too.
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("A01_01\tneg\nA02_01\tKIF11\n")
+    assert file_kind(pairs) == "mapping"
+    binary = tmp_path / "noise.bin"
+    binary.write_bytes(bytes(range(256)))
+    assert file_kind(binary) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragments"),
+    [
+        ("anndata", ["is an AnnData file of cells", "give the CellH5 (.ch5) file"]),
+        ("explorer", ["is a CellCognition Explorer .hdf file of features", "(.ch5)"]),
+        ("model", ["napari-cellae model", "give it with --model"]),
+        ("mapping", ["position-mapping text file", "give it with --mapping"]),
+        ("csv", ["not an HDF5 file but a CSV text file", "give a CellH5 (.ch5) file"]),
+    ],
+)
+def test_not_cellh5_says_what_the_file_is(tmp_path: Path, kind: str, fragments: list) -> None:
+    path = _files(tmp_path)[kind]
+    message = not_cellh5(path)
+    assert message is not None and message.startswith(f"{path}: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert not_cellh5(_files(tmp_path)["cellh5"]) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragments"),
+    [
+        ("mapping", ["but a position-mapping text file", "'cellae encode' (--mapping)"]),
+        ("model", ["but a napari-cellae model", "--out cells.h5ad"]),
+        ("cellh5", ["but a CellH5 file", "make the cells file"]),
+        ("hdf5", ["an HDF5 file of other data (top level: x)"]),
+    ],
+)
+def test_not_anndata_says_what_the_file_is(tmp_path: Path, kind: str, fragments: list) -> None:
+    files = _files(tmp_path)
+    message = not_anndata(files[kind])
+    assert message is not None and "not an AnnData .h5ad file" in message
+    for fragment in fragments:
+        assert fragment in message
+    assert not_anndata(files["anndata"]) is None
