@@ -29,6 +29,18 @@ def test_resolve_object_and_channels(cellprofiler_file):
             selection.resolve_object(ch5, "Cells")
 
 
+def test_a_channel_given_twice_is_named_in_both_spellings(cellprofiler_file):
+    # '--channel 0 --channel DNA' said "channel 'DNA' is given twice", not that 0 is DNA.
+    with CellH5(cellprofiler_file) as ch5:
+        with pytest.raises(ValueError) as info:
+            selection.resolve_channels(ch5, "Nuclei", ["GFP", "0", "DNA"])
+        message = str(info.value)
+        assert message.startswith(f"{cellprofiler_file}: ")
+        assert "channel 'DNA' is given twice: as '0' (channel 0 is 'DNA') and as 'DNA'" in message
+        with pytest.raises(ValueError, match=r"channel 'GFP' is given twice \(as '1' both"):
+            selection.resolve_channels(ch5, "Nuclei", ["1", "1"])
+
+
 def test_a_channel_named_by_another_channels_number_is_said(tmp_path: Path) -> None:
     # Channels named '1' and '2' (as cellh5write's own example names them): --channel 1
     # took channel 0, the one named '1', while cellae info lists channel 1 as '2'.

@@ -58,6 +58,7 @@ def resolve_channels(
         return [cellh5.object_channel(object_name)]
     by_name = {c.name: c.index for c in cellh5.channels}
     out: list[int] = []
+    given: dict[int, str] = {}  # how each channel was spelt, for the message on a repeat
     for spec in channels:
         text = str(spec)
         number = int(text) if text.lstrip("-").isdigit() else -1
@@ -74,9 +75,23 @@ def resolve_channels(
             known = ", ".join(f"{c.index}={c.name}" for c in cellh5.channels)
             raise CellH5Error(f"{cellh5.path}: has no channel '{text}' (channels: {known})")
         if index in out:
-            raise ValueError(f"channel '{text}' is given twice")
+            raise ValueError(f"{cellh5.path}: {_twice(cellh5, given[index], text, index)}")
+        given[index] = text
         out.append(index)
     return out
+
+
+def _twice(cellh5: CellH5, first: str, second: str, index: int) -> str:
+    """A channel given twice, in both spellings: '--channel 0 --channel H2B' said only
+    "channel 'H2B' is given twice", not that channel 0 is H2B."""
+    name = cellh5.channels[index].name
+    if first == second:
+        return f"channel '{name}' is given twice (as '{first}' both times); give it once"
+    spelt = [
+        f"'{text}'" + (f" (channel {index} is '{name}')" if text != name else "")
+        for text in (first, second)
+    ]
+    return f"channel '{name}' is given twice: as {spelt[0]} and as {spelt[1]}; give it once"
 
 
 def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int]:
