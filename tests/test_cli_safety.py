@@ -135,7 +135,30 @@ def test_screen_makers_refuse_a_negative_seed_before_making_the_folder(tmp_path,
     # numpy refused it as 'expected non-negative integer', after creating the folder.
     out = tmp_path / "screen"
     assert main([command, str(out), "--seed", "-1"]) == 2
-    usage_error(capsys.readouterr().err, command, "argument --seed: must be 0 or more, got -1")
+    usage_error(capsys.readouterr().err, command, "argument --seed: must be 0..4294967295, got -1")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["make-demo", "{out}"],
+        ["make-screen", "{out}"],
+        ["train", "{ch5}", "--out", "{out}"],
+        ["encode", "{ch5}", "--model", "{out}", "--out", "{out}.h5ad"],
+    ],
+)
+def test_every_command_takes_seeds_by_one_rule(tmp_path, capsys, cellcognition_file, command):
+    # train accepted up to 2**63 - 1, encode up to 2**32 - 1 (scikit-learn's), make-demo
+    # any seed: one limit and one message for every command now
+    out = tmp_path / "out"
+    words = [w.format(out=out, ch5=cellcognition_file) for w in command]
+    assert main([*words, "--seed", str(2**32)]) == 2
+    usage_error(
+        capsys.readouterr().err,
+        command[0],
+        "argument --seed: must be 0..4294967295, got 4294967296",
+    )
     assert not out.exists()
 
 

@@ -164,7 +164,9 @@ def test_importable_without_torch() -> None:
         ({"optimizer": "nesterov", "momentum": 0.0}, "momentum must be above 0 with"),
         # torch's generators overflowed after the first epoch: 'Overflow when unpacking
         # long long'
-        ({"seed": 2**63}, "seed must be 0..9223372036854775807, got 9223372036854775808"),
+        ({"seed": 2**63}, "seed must be 0..4294967295, got 9223372036854775808"),
+        # beyond scikit-learn's 32-bit seeds: encode refused them, train took them
+        ({"seed": 2**32}, "seed must be 0..4294967295, got 4294967296"),
         ({"seed": 10**23}, "seed must be 0.."),
         # passed as CUDA devices and failed in torch ('Invalid device string')
         ({"device": "cudajunk"}, "device must be 'auto', 'cpu' or 'cuda[:N]'"),
@@ -178,7 +180,7 @@ def test_settings_torch_refused_late_are_refused_by_name(settings: dict, problem
 
 
 def test_the_largest_seed_cuda_devices_and_adagrad_without_momentum_stay_valid() -> None:
-    TrainConfig(seed=2**63 - 1)
+    TrainConfig(seed=2**32 - 1)
     TrainConfig(device="cuda:1")
     TrainConfig(device="cuda")
     TrainConfig(optimizer="adagrad", momentum=0.0)
@@ -233,3 +235,11 @@ def test_samples_beyond_a_billion_are_refused() -> None:
     TrainConfig(samples=1_000_000_000)
     with pytest.raises(ValueError, match=r"samples must be 1\.\.1000000000, got 10{23}"):
         TrainConfig(samples=10**23)
+
+
+def test_a_model_trained_with_a_seed_beyond_the_limit_still_loads() -> None:
+    # seeds up to 2**63 - 1 were accepted before every command took 0..2**32 - 1
+    config = TrainConfig.from_dict({"seed": 2**40 + 5})
+    assert config.seed == 5
+    with pytest.raises(ValueError, match=r"seed must be 0\.\.4294967295"):
+        TrainConfig.from_dict({"seed": 2**63})

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import NoReturn
 
-from napari_cellae.core.config_checks import SettingError
+from napari_cellae.core.config_checks import SettingError, seed_problem
 
 __all__ = [
     "MAX_NEIGHBOURS",
@@ -144,10 +144,11 @@ def unrecognized(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
 
 
 def check_screen_args(args: argparse.Namespace) -> None:
-    """``cellae make-demo`` / ``make-screen``: refuse a seed numpy would refuse, or a screen
-    the machine could not hold, before the folder is made."""
-    if args.seed < 0:  # numpy: 'expected non-negative integer', after the folder
-        raise UsageError("--seed", f"must be 0 or more, got {args.seed}")
+    """``cellae make-demo`` / ``make-screen``: refuse a seed outside the one rule of every
+    command, or a screen the machine could not hold, before the folder is made."""
+    problem = seed_problem(args.seed)  # numpy: 'expected non-negative integer', after the folder
+    if problem is not None:
+        raise UsageError("--seed", problem)
     if args.command != "make-screen":
         return
     if not 0.25 <= args.zoom <= 4:
@@ -181,7 +182,7 @@ def check_novelty_args(args: argparse.Namespace, k: int, nu: float) -> None:
     """
     p = args.novelty_percentile
     groups = getattr(args, "groups", None)
-    seed = getattr(args, "seed", 0)
+    seed_wrong = seed_problem(getattr(args, "seed", 0))
     problems = [
         (p is not None and not 0 <= p <= 100, "--novelty-percentile", f"must be 0..100, got {p}"),
         (
@@ -193,7 +194,7 @@ def check_novelty_args(args: argparse.Namespace, k: int, nu: float) -> None:
         (not 0 < nu < 1, "--nu", f"must be above 0 and below 1, got {nu}"),
         # The grouping said 'the number of phenotype groups must be >= 1', naming no option.
         (groups is not None and groups < 1, "--groups", f"must be at least 1, got {groups}"),
-        (not 0 <= seed < 2**32, "--seed", f"must be 0..{2**32 - 1}, got {seed}"),
+        (seed_wrong is not None, "--seed", seed_wrong or ""),
     ]
     for bad, option, problem in problems:
         if bad:

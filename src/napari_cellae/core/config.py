@@ -326,13 +326,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        """Build from :meth:`to_dict` output; missing keys take defaults, unknown keys fail.
+        """Build from :meth:`to_dict` output (a model file's record); missing keys take
+        defaults, unknown keys fail.
 
         Raises
         ------
         ValueError
             Naming unknown keys, or the first invalid value.
         """
+        from napari_cellae.core.config_checks import recorded_seed
+
+        return cls._known({**d, **recorded_seed(d)})
+
+    @classmethod
+    def _known(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """``cls(**d)``, naming the keys that are no field first."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -361,7 +369,7 @@ class TrainConfig:
         """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
-        return cls.from_dict({**PRESETS[name].settings, **overrides})
+        return cls._known({**PRESETS[name].settings, **overrides})
 
 
 def field_info(name: str) -> Mapping[str, Any]:

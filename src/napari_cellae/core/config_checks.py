@@ -14,9 +14,20 @@ from napari_cellae.core.architecture import check_architecture, parse_architectu
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
 
-__all__ = ["MAX_SAMPLES", "MAX_SEED", "SettingError", "check_config", "ignored_settings"]
+__all__ = [
+    "MAX_SAMPLES",
+    "MAX_SEED",
+    "SettingError",
+    "check_config",
+    "ignored_settings",
+    "recorded_seed",
+    "seed_problem",
+]
 
-MAX_SEED = 2**63 - 1
+# One limit for every seed (training, encoding's novelty and maps, the demo screens):
+# scikit-learn takes 32-bit seeds (torch 64-bit, numpy any), so train accepted up to
+# 2**63 - 1 where encode refused beyond 2**32 - 1.
+MAX_SEED = 2**32 - 1
 MAX_SAMPLES = 1_000_000_000
 
 
@@ -106,9 +117,8 @@ def check_config(config: TrainConfig) -> None:
         1 <= config.samples <= MAX_SAMPLES,
         f"samples must be 1..{MAX_SAMPLES}, got {config.samples}",
     )
-    # torch's generators take 64-bit seeds ('Overflow when unpacking long long' after the
-    # first epoch, beyond).
-    need(0 <= config.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED}, got {config.seed}")
+    problem = seed_problem(config.seed)
+    need(problem is None, f"seed {problem}")
     need(  # 'cudajunk' or 'cuda:-1' passed and failed in torch ('Invalid device string')
         isinstance(config.device, str)
         and (
@@ -134,6 +144,32 @@ def check_config(config: TrainConfig) -> None:
         size = "input_size" if config.input_size else "crop_size"
         what = f"input_size {config.input_size} px, the network's input: " * bool(config.input_size)
         raise SettingError((size, "architecture"), f"{what}{exc}") from None
+
+
+def seed_problem(seed: int) -> str | None:
+    """What is wrong with a seed, said alike by every command; None when it is valid.
+
+    Parameters
+    ----------
+    seed : int
+
+    Returns
+    -------
+    str or None
+        ``"must be 0..4294967295, got -1"``: the largest seed every library involved
+        takes (scikit-learn's 32-bit one).
+    """
+    return None if 0 <= seed <= MAX_SEED else f"must be 0..{MAX_SEED}, got {seed}"
+
+
+def recorded_seed(settings: Mapping[str, object]) -> dict[str, int]:
+    """The seed of a model file's settings, loadable: seeds up to 2**63 - 1 were accepted
+    before :data:`MAX_SEED`, and their models still load (the seed's low 32 bits kept;
+    training is over). Empty where the seed needs no change."""
+    seed = settings.get("seed")
+    if isinstance(seed, int) and MAX_SEED < seed < 2**63:
+        return {"seed": seed & MAX_SEED}
+    return {}
 
 
 def ignored_settings(config: TrainConfig, given: Mapping[str, object]) -> list[str]:
