@@ -99,7 +99,7 @@ def test_maps_put_each_plate_on_its_own_controls_scale() -> None:
 
 def test_maps_scale_a_plate_without_two_control_wells_as_novelty_does() -> None:
     from napari_cellae.core.novelty import novelty_scores
-    from napari_cellae.pipeline.cells import _plates_aligned, embeddings
+    from napari_cellae.pipeline.cells import embeddings, plates_aligned
 
     # Plate A: two control wells and a hit well; plate B: treated wells only, all of one
     # phenotype (feature 0 raised). Novelty scales B on A's controls; the map scaled B on
@@ -116,7 +116,7 @@ def test_maps_scale_a_plate_without_two_control_wells_as_novelty_does() -> None:
     controls = wells < 2
     ref = features[controls].astype(np.float64)
     by_hand = (features - ref.mean(0)) / ref.std(0)  # every plate on A's control cells
-    aligned = _plates_aligned(features, plates, controls, wells)
+    aligned = plates_aligned(features, plates, controls, wells)
     np.testing.assert_allclose(aligned[300:], by_hand[300:], rtol=1e-5, atol=1e-5)
     xy = embeddings(features, "pca", plates=plates, controls=controls, wells=wells)["X_pca"]
     control_xy, b_xy = xy[controls], xy[300:]
@@ -128,7 +128,7 @@ def test_maps_scale_a_plate_without_two_control_wells_as_novelty_does() -> None:
     assert scored.novel[300:].mean() > 0.9
     # B with one control well of its own: on every plate's controls too, not on that well
     b_one = controls | (wells == 3)
-    aligned = _plates_aligned(features, plates, b_one, wells)
+    aligned = plates_aligned(features, plates, b_one, wells)
     ref = features[b_one].astype(np.float64)
     by_hand = (features - ref.mean(0)) / ref.std(0)
     np.testing.assert_allclose(aligned[300:], by_hand[300:], rtol=1e-5, atol=1e-5)

@@ -51,6 +51,7 @@ __all__ = [
     "cells_anndata",
     "class_names",
     "embeddings",
+    "plates_aligned",
     "run_encode_cells",
     "write_cells",
 ]
@@ -106,20 +107,23 @@ def embeddings(
             f"unknown embedding method {method!r}; choose {' or '.join(EMBEDDING_METHODS)}"
         )
     if plates is not None and len(np.unique(plates)) > 1:
-        features = _plates_aligned(features, np.asarray(plates), controls, wells)
+        features = plates_aligned(features, np.asarray(plates), controls, wells)
     maps = {"X_pca": embed_2d(features, "pca", seed)}
     if method == "umap":
         maps["X_umap"] = embed_2d(features, "umap", seed)
     return maps
 
 
-def _plates_aligned(
+def plates_aligned(
     features: np.ndarray,
     plates: np.ndarray,
     controls: np.ndarray | None,
     wells: np.ndarray | None,
 ) -> np.ndarray:
-    """A float32 copy with each plate standardised as novelty does (see embeddings)."""
+    """A float32 copy of ``features`` with each plate standardised on the control cells
+    novelty scales it on (:func:`napari_cellae.core.novelty.plate_references`; a plate
+    without two such cells on its own cells): what the 2-D maps and the phenotype groups
+    are made from, in the ``.h5ad`` and the widget alike."""
     from napari_cellae.core.novelty import plate_references
 
     controls = np.zeros(len(plates), bool) if controls is None else np.asarray(controls, bool)

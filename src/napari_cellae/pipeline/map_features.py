@@ -43,7 +43,7 @@ def map_features(
         ``features`` itself for one plate; a float32 copy for several.
     """
     from napari_cellae.pipeline.cell_flags import without_signal
-    from napari_cellae.pipeline.cells import _plates_aligned  # the .h5ad maps' own scaling
+    from napari_cellae.pipeline.cells import plates_aligned  # the .h5ad maps' own scaling
     from napari_cellae.pipeline.discovery import cell_table, well_ids
 
     if len({key.plate for key in crops.positions}) < 2:  # the cell table would say one too
@@ -54,4 +54,4 @@ def map_features(
         return features
     # as run_encode_cells: controls whose crops hold a signal, wells by plate and well
     controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
-    return _plates_aligned(features, plates, controls, well_ids(obs))
+    return plates_aligned(features, plates, controls, well_ids(obs))
