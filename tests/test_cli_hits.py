@@ -565,3 +565,24 @@ def test_hits_notes_a_control_token_the_file_does_not_need(tmp_path, capsys):
     assert main(["hits", str(grouped), "--out", str(out), "--control-token", "ctrl"]) == 0
     assert "--control-token ignored" not in capsys.readouterr().err
     assert list(pd.read_csv(out).query("is_control")["well"]) == ["A01"]
+
+
+def test_hits_score_again_with_the_seed_the_file_was_scored_with(
+    screen, tmp_path, capsys, monkeypatch
+):
+    # 'cellae hits' re-scored novelty with seed 0, whatever 'cellae encode --seed' stored:
+    # beyond 50,000 control cells (here 12: 96 control cells are sampled) its sample of
+    # controls was another, and so were the novel cells.
+    import napari_cellae.core.novelty as novelty
+
+    monkeypatch.setattr(novelty, "_MAX_REFERENCE", 12)
+    cells = tmp_path / "cells.h5ad"
+    assert _encode(screen, cells, "--embedding", "pca", "--seed", "7") == 0
+    stored = ad.read_h5ad(cells)
+    assert stored.uns["cellae"]["discovery"]["options"]["seed"] == 7
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(cells), "--out", str(out), "--novelty", "knn", "-q"]) == 0
+    assert "computed from the features (knn" in capsys.readouterr().out
+    again = pd.read_csv(out).set_index("position")["n_novel"]
+    as_stored = stored.obs.groupby("position", observed=True)["novel"].sum()
+    assert again.sort_index().tolist() == as_stored.sort_index().tolist()

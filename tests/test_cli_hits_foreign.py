@@ -180,3 +180,14 @@ def test_hits_leave_the_features_on_disk_when_the_file_holds_novelty(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak >= x.nbytes
+
+
+def test_a_stored_seed_that_is_no_seed_is_said_and_0_used(tmp_path, capsys):
+    from napari_cellae.cli.cells import _stored_seed
+
+    path = tmp_path / "cells.h5ad"
+    assert _stored_seed({}, path) == 0  # another tool's file: no cellae settings
+    assert _stored_seed({"cellae": {"discovery": {"options": {"seed": 7}}}}, path) == 7
+    for bad in ("7", -1, 2**32, True):
+        assert _stored_seed({"cellae": {"discovery": {"options": {"seed": bad}}}}, path) == 0
+        assert f"the seed stored in {path} (uns) is not usable" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from napari_cellae.cli.output import note
 from napari_cellae.cli.run_args import encode_args, input_paths, path_value
 from napari_cellae.cli.usage import check_novelty_args
@@ -222,7 +224,21 @@ def _rescoring(args: argparse.Namespace) -> list[str]:
     return [f"{name} {value}" for name, value in given if value is not None]
 
 
-def _options(args: argparse.Namespace, percentile: float | None):
+def _stored_seed(uns: dict, source: Path) -> int:
+    """The seed ``cellae encode`` scored the file's novelty with (``uns``), or 0."""
+    from napari_cellae.core.config_checks import seed_problem
+
+    try:
+        seed = uns["cellae"]["discovery"]["options"]["seed"]
+    except (KeyError, TypeError, IndexError):
+        return 0  # not written by cellae encode, or without novelty settings
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed_problem(seed):
+        note(f"the seed stored in {source} (uns) is not usable ({seed!r}): using 0")
+        return 0
+    return int(seed)
+
+
+def _options(args: argparse.Namespace, percentile: float | None, seed: int | None = None):
     from napari_cellae.pipeline.discovery import DiscoveryOptions
 
     method, k, nu = _scoring(args)
@@ -236,7 +252,7 @@ def _options(args: argparse.Namespace, percentile: float | None):
         nu=nu,
         percentile=NOVEL_PERCENTILE if percentile is None else percentile,
         groups=getattr(args, "groups", None),
-        seed=getattr(args, "seed", 0),
+        seed=getattr(args, "seed", 0) if seed is None else seed,
     )
 
 
@@ -348,7 +364,9 @@ def cmd_hits(args: argparse.Namespace) -> int:
         obs,
         features=adata.X if needs_x and adata.n_vars else None,
         percentile=args.novelty_percentile,
-        options=_options(args, args.novelty_percentile),
+        # The seed the file was scored with: its sample of more than 50,000 control cells
+        # and the SVM's PCA (0 here re-scored a file encoded with --seed 7 otherwise).
+        options=_options(args, args.novelty_percentile, _stored_seed(adata.uns, args.file)),
         control_token=args.control_token,
         source=str(args.file),
         views=novelty_views(adata.var_names) if needs_x else None,
