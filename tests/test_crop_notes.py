@@ -133,3 +133,29 @@ def test_objects_as_large_as_the_images_are_told_no_box_larger_than_them(
         notes.warn("primary__primary", 64, path)
     with pytest.warns(UserWarning, match=r"about 88 px would hold 95 %"):  # a side given wins
         warn_crops(whole, "primary__primary", None, image_side=100)
+
+
+def _box_warnings(crops, path) -> list[str]:
+    with pytest.warns(UserWarning) as said:
+        warn_crops(crops, "primary__primary", path)
+    return [str(w.message) for w in said if "crop box" in str(w.message)]
+
+
+def test_the_crop_box_of_drawn_cells_is_judged_on_the_files_objects() -> None:
+    # 'cellae train --samples 1 --crop-size 16' on the demo: '100% of the objects are
+    # larger than the 16 px crop box ... about 24 px would hold 95 %' (its one drawn
+    # cell); every cell: 93 % and 40 px
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.demo.screen import demo_paths
+    from napari_cellae.pipeline.sampling import sampled_training_crops
+
+    path = demo_paths()[0]
+    config = TrainConfig(crop_size=16, input_size=40, samples=1)
+    with CellH5(path) as f:
+        drawn, n_cells = sampled_training_crops(f, "primary__primary", [0], None, config)
+        every = collect_crops(f, "primary__primary", 16)
+    assert len(drawn) == 1 and n_cells == len(every) == 2556
+    said = _box_warnings(drawn, path)
+    assert said == _box_warnings(every, path)
+    assert "93% of the 'primary__primary' objects are larger than the 16 px" in said[0]
+    assert "a cell size of about 40 px would hold 95 %" in said[0]
