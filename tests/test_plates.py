@@ -183,3 +183,54 @@ def test_a_cellcognition_plate_folder_with_its_positions_folder_is_one_plate(
 
     plate = cellcognition_plate(tmp_path)
     assert plate_files([tmp_path]) == [plate.absolute()]
+
+
+def _position_files(folder: Path, wells: list[str]) -> list[Path]:
+    """A CellCognition plate as position files: A01_1.ch5, ..., one position each."""
+    folder.mkdir()
+    return [
+        write_cellh5(
+            folder / f"{well}_1.ch5",
+            [synthetic_position(well, "1", plate="plate1", seed=i)],
+            ["rfp"],
+            {"primary__primary": 0},
+        )
+        for i, well in enumerate(wells)
+    ]
+
+
+def test_position_files_of_one_plate_given_as_inputs_are_one_plate(tmp_path: Path) -> None:
+    # 'cellae encode A01_1.ch5 A02_1.ch5 ... --mapping plate_mapping.txt' warned once per
+    # file that the other files' rows "are left out", and named each file a plate of its
+    # own ('plate1 (A01_1.ch5)'), so novelty scaled each file's cells by its own controls.
+    from napari_cellae.pipeline.streaming import plan_encode
+    from test_streaming import random_model
+
+    wells = ["A01", "A02", "B01", "B02"]
+    files = _position_files(tmp_path / "hdf5", wells)
+    mapping = tmp_path / "plate_mapping.txt"
+    rows = "".join(f"{w}_1\t{w}\t1\tg{w}\t{'neg' if w[0] == 'A' else 't'}\n" for w in wells)
+    mapping.write_text("Position\tWell\tSite\tGene Symbol\tGroup\n" + rows, encoding="utf-8")
+    trained = random_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = plan_encode(files, trained, tmp_path / "cells.h5ad", mapping_path=mapping)
+    assert [key.plate for key in plan.distinct_positions()] == ["plate1"] * 4
+    # Half the plate: one warning, of the rows that no input holds
+    with pytest.warns(UserWarning) as caught:
+        plan_encode(files[:2], trained, tmp_path / "cells.h5ad", mapping_path=mapping)
+    said = [str(w.message) for w in caught if "left out" in str(w.message)]
+    assert said == [
+        f"{mapping}: the mapping names 2 position(s) that are not in any of the 2 files of"
+        " plate 'plate1' (A01_1.ch5, A02_1.ch5): B01_1, B02_1; their rows are left out (a"
+        " plate imaged in part?)"
+    ]
+    # Files of two plates named alike that share a position stay apart (each file a plate)
+    other = _position_files(tmp_path / "run2", ["A01"])
+    with pytest.warns(UserWarning, match=r"not in .*run2/A01_1\.ch5: A02_1, B01_1, B02_1 "):
+        plan = plan_encode([*files[:2], *other], trained, tmp_path / "c.h5ad", mapping)
+    assert [key.plate for key in plan.distinct_positions()] == [
+        "plate1 (hdf5/A01_1.ch5)",
+        "plate1 (hdf5/A02_1.ch5)",
+        "plate1 (run2/A01_1.ch5)",
+    ]

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
+from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.io.mapping_text import (
     Row,
     canonical,
@@ -80,14 +80,6 @@ class _Entry(NamedTuple):
         return position if self.plate is None else f"{position} of plate {self.plate!r}"
 
 
-def _listed(names: Iterable[str]) -> str:
-    return ", ".join(repr(name) for name in names)
-
-
-def _few(names: list[str], n: int) -> str:
-    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
-
-
 class PositionMapping:
     """Conditions of the positions of a screen, read from a mapping file.
 
@@ -106,9 +98,26 @@ class PositionMapping:
             if (plate := canonical_plate(entry.plate)) is not None:
                 self._plates.setdefault(plate, entry.plate.strip())
         self._for_every_plate = any(entry.plate is None for entry in self._order)
+        # The files of a run checked so far (mapping_fit.open_run), or None: no run open.
+        self.run_files: list[tuple[str, list[PositionKey]]] | None = None
 
     def __len__(self) -> int:
         return len(self._order)
+
+    @property
+    def entries(self) -> list[_Entry]:
+        """The rows, in file order."""
+        return list(self._order)
+
+    @property
+    def plates(self) -> dict[str, str]:
+        """The plates the Plate column names: canonical name -> as first written."""
+        return dict(self._plates)
+
+    @property
+    def for_every_plate(self) -> bool:
+        """Whether rows without a plate cover the plates that no row names."""
+        return self._for_every_plate
 
     @property
     def conditions(self) -> list[str]:
@@ -184,7 +193,9 @@ class PositionMapping:
         in part), and refused otherwise: the layouts then differ both ways, as another
         plate's mapping does, and failing early avoids training on the wrong cells. Rows
         of plates the file does not hold describe another file of the run and are skipped.
-        A plate of the file that no row names needs rows without a plate.
+        A plate of the file that no row names needs rows without a plate. Where the files
+        of a run are checked together (:func:`~napari_cellae.io.mapping_fit.open_run`),
+        the rows no file of the run holds are warned about once, at its end.
 
         Parameters
         ----------
@@ -200,39 +211,7 @@ class PositionMapping:
             also holds unmapped ones, or the file's plates that neither a Plate row nor a
             row without a plate maps.
         """
-        held = {canonical_plate(key.plate): key.plate for key in positions}
-        unnamed = [name for plate, name in held.items() if plate not in self._plates]
-        if self._plates and unnamed and not self._for_every_plate:
-            raise ValueError(
-                f"{self.path}: the Plate column names plate(s) {_listed(self._plates.values())},"
-                f" but {source} holds plate(s) {_listed(held.values())}; no row maps"
-                f" plate(s) {_listed(unnamed)} and no row without a Plate applies to every plate."
-                " Correct the Plate column to the plate names of the CellH5 file, or remove the"
-                " column if the mapping describes this plate alone"
-            )
-        available: set[tuple[str | None, str, str | None]] = set()
-        for key in positions:
-            plate, (well, site) = canonical_plate(key.plate), canonical(key.well, key.site)
-            available |= {(p, well, s) for p in (plate, None) for s in (site, None)}
-        missing = [
-            entry.named
-            for entry in self._order
-            if (entry.plate is None or entry.ident[0] in held) and entry.ident not in available
-        ]
-        if missing:
-            held_labels = list(dict.fromkeys(key.label for key in positions))
-            text = (
-                f"{self.path}: the mapping names {len(missing)} position(s) that are not in"
-                f" {source}: {_few(missing, 8)} (it holds {_few(held_labels, 4)})"
-            )
-            if unmapped := list(dict.fromkeys(k.label for k in positions if not self.lookup(k))):
-                raise ValueError(  # the layouts differ both ways: say why refused, and how on
-                    f"{text}, and no row maps {_few(unmapped, 4)}: the mapping of another plate?"
-                    " Give this plate's mapping, or correct the Well and Site of those rows"
-                )
-            warnings.warn(
-                f"{text}; their rows are left out (a plate imaged in part?)", stacklevel=3
-            )
+        check_fit(self, positions, source)
 
 
 def _suffix(problem: str | None) -> str:

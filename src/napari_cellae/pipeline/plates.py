@@ -17,6 +17,7 @@ from napari_cellae.core.listing import NAMED, first_few
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
+from napari_cellae.io.mapping_fit import finish_run, position_file_plates
 
 if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
@@ -161,7 +162,9 @@ def warn_unmapped(
 
     Their cells are kept under their position's name as conditions of their own, never as
     controls: a misspelt well, or a control well missing from the mapping, would change the
-    novelty scores and hit lists without a word.
+    novelty scores and hit lists without a word. The rows that no file of the run holds,
+    where its files were checked together (``load_mapping(..., warn=False)``), are judged
+    first, once (:func:`~napari_cellae.io.mapping_fit.finish_run`).
 
     Parameters
     ----------
@@ -172,7 +175,14 @@ def warn_unmapped(
         counts twice).
     source : path-like, optional
         The run's one file, for the message; default: "the inputs".
+
+    Raises
+    ------
+    ValueError
+        Where the run's files were checked together and the mapping names positions that
+        no file holds while the files hold positions that no row maps (another plate's?).
     """
+    finish_run(mapping)
     unmapped = mapping.unmapped(positions) if mapping is not None else []
     if not unmapped:
         return
@@ -237,7 +247,10 @@ def distinct_keys(
     Plates are often named alike (``plate1``) in different files; their cells would share
     the cell table's names and ``cellae hits`` would merge their wells. Such a plate is
     named by its file as well: ``plate1 (run2/plate.ch5)``, the path below the ``plates``'
-    common folder. The mapping's rows for ``plate1`` (its Plate column) still hold for such
+    common folder; but files of one position each, each another, are the position files
+    of one plate and keep its name
+    (:func:`~napari_cellae.io.mapping_fit.position_file_plates`).
+    The mapping's rows for ``plate1`` (its Plate column) still hold for such
     a plate: :meth:`~napari_cellae.io.mapping.PositionMapping.lookup` reads the name
     before the file.
 
@@ -251,7 +264,10 @@ def distinct_keys(
     files_of: dict[str, set[Path]] = {}
     for source, key in zip(sources, keys, strict=True):
         files_of.setdefault(key.plate, set()).add(source)
-    shared = {name for name, files in files_of.items() if len(files) > 1}
+    # One plate's position files (CellCognition's A01_1.ch5, A02_1.ch5, ... given as
+    # inputs) keep its name: renamed, each file was a plate, its controls a plate's.
+    split = position_file_plates(zip(map(str, sources), keys, strict=True))
+    shared = {name for name, files in files_of.items() if len(files) > 1} - split
     if not shared:
         return list(keys)
     root = Path(os.path.commonpath([str(p) for p in plates]))  # two files or more
