@@ -24,13 +24,17 @@ from napari_cellae.core.config_checks import SettingError
 __all__ = ["add_training_options", "build_parser", "config_from_args", "explicit_settings"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
+# Where the cell size's help starts saying how cellae train fits the box to the cells.
+_FITTED = " Not given (nor the network input):"
 
 
 def _escape(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help with %-placeholders
 
 
-def add_training_options(parser: argparse.ArgumentParser, preset: str) -> None:
+def add_training_options(
+    parser: argparse.ArgumentParser, preset: str, fits_box: bool = True
+) -> None:
     """Add ``--preset``, the crop options and one option per ``TrainConfig`` field.
 
     Parameters
@@ -38,6 +42,9 @@ def add_training_options(parser: argparse.ArgumentParser, preset: str) -> None:
     parser : argparse.ArgumentParser
     preset : str
         The preset whose values are the defaults (a key of ``PRESETS``).
+    fits_box : bool
+        Whether the command fits the crop box to the file's cells when no cell size is
+        given (``cellae train``); ``cellae demo`` never does, and its help says so.
 
     Notes
     -----
@@ -83,10 +90,17 @@ def add_training_options(parser: argparse.ArgumentParser, preset: str) -> None:
         shown = defaults[f.name]
         if isinstance(shown, bool):
             shown = "on" if shown else "off"
+        text = info["help"]
+        if f.name == "crop_size" and not fits_box:  # it said the box is fitted to the cells
+            text = (
+                text.split(_FITTED, 1)[0]
+                + " cellae demo crops with the box given, or the preset's: it never fits the "
+                "box to the cells."
+            )
         kwargs: dict = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
-            "help": _escape(f"{info['help']} (default: {shown})"),
+            "help": _escape(f"{text} (default: {shown})"),
         }
         if info["type"] is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -318,6 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_RAW,
     )
     p.add_argument("--out", type=path_value, required=True, metavar="DIR", help="output folder")
-    add_training_options(p, "demo")
+    add_training_options(p, "demo", fits_box=False)
     add_hits_parser(sub, still)
     return parser
