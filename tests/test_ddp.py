@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cli_helpers import TINY
-from napari_cellae.core.ddp import rank_share, torchrun_env
+from napari_cellae.core.ddp import rank_seed, rank_share, torchrun_env
 
 TIMEOUT = 240  # seconds per launch; a tiny run takes ~10 s
 
@@ -303,3 +303,10 @@ def test_a_warning_is_said_once_not_once_per_rank(tmp_path):
     assert run.stderr.count("cellae: warning:") == 1, run.stderr[-3000:]
     assert run.stderr.count("have crops without signal") == 1
     assert "Trained on 12 cells, 2 more held out" in run.stdout  # A01: 7 per rank, B02 out
+
+
+def test_rank_seeds_stay_seeds_every_library_takes():
+    # seed + rank went past 2**32 - 1, the largest seed a run may be given
+    assert [rank_seed(7, r) for r in range(3)] == [7, 8, 9]
+    assert rank_seed(2**32 - 1, 0) == 2**32 - 1
+    assert rank_seed(2**32 - 1, 1) == 0

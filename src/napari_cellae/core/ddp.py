@@ -37,6 +37,7 @@ __all__ = [
     "check_same_run",
     "process_group",
     "rank_device",
+    "rank_seed",
     "rank_share",
     "reduce_report",
     "sum_over_ranks",
@@ -215,6 +216,12 @@ def _default_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The training seed of one rank (its own batch order, corruption and dropout): the
+    run's seed plus the rank, wrapped into the seeds every library takes (0..2**32-1)."""
+    return (seed + rank) % 2**32
 
 
 def rank_share(n: int, rank: int, world_size: int, seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
 
 __all__ = [
+    "RESAMPLE_CHUNK",
     "bbox_extents",
     "box_for_cells",
     "cell_extents",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 # Crops resampled at once: bounds the float32 copy (4096 x 64 x 64 px = 64 MiB per channel).
-_CHUNK = 4096
+RESAMPLE_CHUNK = 4096
 # Cells are small for their box when 95 % of them (with a 4 px margin) span at most this
 # share of it: at 0.6x the benchmark's magnification (nuclei 19 px, 95th percentile, in a
 # 40 px box) enlarging them to the network raised novelty AUROC by 2.7 points; at 1x
@@ -87,8 +88,8 @@ def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
     limits = np.iinfo(crops.dtype) if integer else None
     # float32 rounds 32- and 64-bit pixels (4e9 + 3000 counts to steps of 512): float64.
     work = np.float64 if is_wide(crops) else np.float32
-    for start in range(0, len(crops), _CHUNK):
-        part = torch.from_numpy(np.ascontiguousarray(crops[start : start + _CHUNK], work))
+    for start in range(0, len(crops), RESAMPLE_CHUNK):
+        part = torch.from_numpy(np.ascontiguousarray(crops[start : start + RESAMPLE_CHUNK], work))
         scaled = F.interpolate(
             part, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
         ).numpy()
@@ -96,7 +97,7 @@ def resample_crops(crops: np.ndarray, size: int) -> np.ndarray:
             # Clipped in float64: float32 rounds a 32-bit maximum (2**31 - 1) up to 2**31,
             # which the cast back wrapped to the dtype's minimum (a saturated pixel black).
             scaled = np.clip(np.rint(scaled.astype(np.float64)), limits.min, limits.max)
-        out[start : start + _CHUNK] = scaled
+        out[start : start + RESAMPLE_CHUNK] = scaled
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from napari_cellae.core.cores import available_memory
-from napari_cellae.core.resample import _CHUNK as RESAMPLE_CHUNK
+from napari_cellae.core.resample import RESAMPLE_CHUNK
 
 if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig

@@ -106,7 +106,7 @@ def run_train_torchrun(
         normalisation = None if env.is_main else ddp.broadcast_object(None)
         # Own batch order, corruption and dropout per rank; weights from rank 0.
         trainer = Trainer(
-            replace(config, seed=config.seed + env.rank),
+            replace(config, seed=ddp.rank_seed(config.seed, env.rank)),
             selected,
             normalisation,
             channel_names=list(crops.channel_names),
