@@ -260,7 +260,7 @@ def test_a_plate_without_objects_among_several_is_skipped_with_a_warning(screen,
             position[name] = rows
     with pytest.warns(UserWarning, match=r"bare\.ch5: no 'primary__primary' objects in any"):
         result = encode_stream([plates[0], bare], random_model(), tmp_path / "f.hdf")
-    assert (result.n_plates, result.n_cells) == (2, 30)
+    assert (result.n_plates, result.n_cells) == (1, 30)  # plates that gave cells, as .h5ad
     with pytest.raises(CellH5Error, match=r"bare\.ch5: no 'primary__primary' objects found"):
         encode_stream([bare], random_model(), tmp_path / "g.hdf")  # alone: nothing to encode
 
@@ -367,3 +367,12 @@ def test_every_way_of_encoding_judges_the_whole_run_on_the_models_scale(tmp_path
         said = [str(w.message) for w in caught if "top of the model's intensity" in str(w.message)]
         assert len(said) == (bright_wells > 2), (name, said)  # 15 % in a bright position
         assert not [w for w in caught if "reach less than" in str(w.message)]
+
+
+def test_position_files_of_one_plate_are_counted_as_one_plate(tmp_path):
+    # 'cellae encode A01_1.ch5 ... A02_1.ch5' said "on 2 plate(s)": it counted files
+    from test_plates import _position_files
+
+    files = _position_files(tmp_path / "hdf5", ["A01", "A02"])
+    result = encode_stream(files, random_model(), tmp_path / "all.hdf")
+    assert (result.n_plates, result.n_positions) == (1, 2)

@@ -87,7 +87,9 @@ class StreamResult:
     ----------
     path : Path
         The Explorer ``.hdf`` file.
-    n_cells, n_positions, n_plates, n_features : int
+    n_cells, n_positions, n_features : int
+    n_plates : int
+        Plates that gave cells (the position files of one plate count once).
     seconds : float
         Wall time of the encoding (planning included).
     """
@@ -326,7 +328,7 @@ def encode_stream(
         path=writer.path,
         n_cells=cells,
         n_positions=len(plan.tasks),
-        n_plates=len(plan.plates),
+        n_plates=len({key.plate for key in plan.distinct_positions()}),
         n_features=int(writer.n_features or 0),
         seconds=time.perf_counter() - t0,
     )
