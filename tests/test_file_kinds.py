@@ -53,6 +53,13 @@ def test_file_kinds_by_content(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("A01_01\tneg\nA02_01\tKIF11\n")
     assert file_kind(pairs) == "mapping"
+    # Prose with a comma in its first line (a README given by mistake) is no CSV table
+    prose = tmp_path / "README.md"
+    prose.write_text(
+        "# Screen notes\n\nImaged on Monday, 10x, H2B channel.\nThe controls are in column 1."
+        "\n\nSee the mapping file.\n"
+    )
+    assert file_kind(prose) == "text"
     binary = tmp_path / "noise.bin"
     binary.write_bytes(bytes(range(256)))
     assert file_kind(binary) is None

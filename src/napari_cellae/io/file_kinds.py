@@ -118,7 +118,10 @@ def _text_kind(head: bytes) -> str | None:
     rows = [line.split(delimiter)[0].strip() for line in lines[:20]]
     if header_kind(names) or sum(map(bool, map(_WELL.match, rows))) > len(rows) // 2:
         return "mapping"
-    return "csv" if delimiter == "," else "text"
+    # A table repeats its columns: prose with a comma in its first line (a README) is text.
+    counts = [line.count(delimiter) for line in lines[:20]]
+    tabular = len(counts) >= 2 and counts.count(counts[0]) >= 0.8 * len(counts)
+    return "csv" if delimiter == "," and tabular else "text"
 
 
 # What to give instead of each kind where a CellH5 file is expected.
