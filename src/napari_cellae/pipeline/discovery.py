@@ -325,9 +325,21 @@ def discover(
     return Discovery(novelty, clusters, typical, note, options, novelty_notes)
 
 
-def _well_keys(obs: pd.DataFrame) -> pd.Series:
-    keys = obs["well"].astype(str)
-    return obs["plate"].astype(str) + "/" + keys if "plate" in obs else keys
+def _joint_ids(obs: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """An integer id of every distinct combination of the columns ``names``, numbered in
+    order of first appearance. Combined from each column's codes: making every cell's
+    names text ('plate/well') took 2.8 s and 180 MiB for a million cells, each time."""
+    import pandas as pd
+
+    ids = np.zeros(len(obs), np.int64)
+    for name in names:
+        codes, values = pd.factorize(obs[name], use_na_sentinel=False)
+        ids = pd.factorize(ids * len(values) + codes)[0].astype(np.int64)
+    return ids
+
+
+def _well_columns(obs: pd.DataFrame) -> list[str]:
+    return ["plate", "well"] if "plate" in obs else ["well"]
 
 
 def well_ids(obs: pd.DataFrame) -> np.ndarray:
@@ -342,9 +354,7 @@ def well_ids(obs: pd.DataFrame) -> np.ndarray:
     -------
     ndarray (N,) int64
     """
-    import pandas as pd
-
-    return pd.factorize(_well_keys(obs))[0].astype(np.int64)
+    return _joint_ids(obs, _well_columns(obs))
 
 
 def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -353,12 +363,10 @@ def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, 
     several sites. Each control cell was then scored against all the others of its well:
     its own image's neighbours (in a time-lapse the same cell in the other frames) made the
     controls' scores small and most other cells novel."""
-    import pandas as pd
-
     wells = well_ids(obs)
     if len(np.unique(wells[controls])) > 1 or "site" not in obs:
         return wells, False
-    sites = pd.factorize(_well_keys(obs) + "/" + obs["site"].astype(str))[0].astype(np.int64)
+    sites = _joint_ids(obs, [*_well_columns(obs), "site"])
     if len(np.unique(sites[controls])) > 1:
         return sites, True
     return wells, False
