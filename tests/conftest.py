@@ -93,6 +93,42 @@ def synthetic_position(
     return PositionData(plate, well, site, image, {object_name: objects}, labels)
 
 
+def whole_image_objects(path: Path, wells: tuple[str, ...] = ("A01", "A02")) -> Path:
+    """A CellH5 file of 64 x 80 px images whose 8 objects per well share one label that
+    covers the whole image (bounding boxes of 80 x 64 px): no crop box can hold them."""
+    positions = []
+    for i, well in enumerate(wells):
+        position = synthetic_position(well, "1", n_frames=1, n_per_frame=8, seed=i)
+        position.labels = np.ones_like(position.labels)
+        table = position.objects["primary__primary"]
+        table.bbox = np.tile(np.array([0, 79, 0, 63], np.int32), (8, 1))
+        table.label_id = np.ones(8, np.int32)
+        positions.append(position)
+    return write_cellh5(path, positions, ["rfp"], {"primary__primary": 0})
+
+
+def tiny_images(path: Path) -> Path:
+    """A CellH5 file of two wells of 12 x 12 px images, 3 one-pixel objects ``nuc`` each:
+    smaller than any preset's crop box."""
+    positions = []
+    for i, well in enumerate(("A01", "A02")):
+        rng = np.random.default_rng(i)
+        image = rng.integers(0, 100, (1, 1, 1, 12, 12)).astype(np.uint16)
+        cy, cx = (rng.integers(0, 12, 3).astype(np.int32) for _ in range(2))
+        image[0, 0, 0, cy, cx] = 3000
+        labels = np.zeros_like(image)
+        labels[0, 0, 0, cy, cx] = np.arange(1, 4)
+        table = ObjectData(
+            time_idx=np.zeros(3, np.int32),
+            label_id=np.arange(1, 4, dtype=np.int32),
+            center_x=cx,
+            center_y=cy,
+            bbox=np.stack([cx, cx, cy, cy], 1).astype(np.int32),
+        )
+        positions.append(PositionData("plate1", well, "1", image, {"nuc": table}, labels))
+    return write_cellh5(path, positions, ["dna"], {"nuc": 0})
+
+
 def naive_crop(image: np.ndarray, c: int, t: int, cy: int, cx: int, size: int) -> np.ndarray:
     """Reference: one crop at a time, window shifted inside the image."""
     height, width = image.shape[-2:]

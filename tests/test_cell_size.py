@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import synthetic_position
+from conftest import synthetic_position, tiny_images
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline import cell_size
 from napari_cellae.pipeline.cell_size import fit_to_cells, fitted_box, measured_extents
 
@@ -92,31 +92,10 @@ def test_several_plates_are_fitted_by_the_first_with_objects(
     assert (fitted.crop_size, fitted.input_size) == (48, 32) and "cropping 48 px" in message
 
 
-def _tiny_images(tmp_path: Path) -> Path:
-    """Two wells of 12 x 12 px images, 3 one-pixel objects each."""
-    positions = []
-    for i, well in enumerate(("A01", "A02")):
-        rng = np.random.default_rng(i)
-        image = rng.integers(0, 100, (1, 1, 1, 12, 12)).astype(np.uint16)
-        cy, cx = (rng.integers(0, 12, 3).astype(np.int32) for _ in range(2))
-        image[0, 0, 0, cy, cx] = 3000
-        labels = np.zeros_like(image)
-        labels[0, 0, 0, cy, cx] = np.arange(1, 4)
-        table = ObjectData(
-            time_idx=np.zeros(3, np.int32),
-            label_id=np.arange(1, 4, dtype=np.int32),
-            center_x=cx,
-            center_y=cy,
-            bbox=np.stack([cx, cx, cy, cy], 1).astype(np.int32),
-        )
-        positions.append(PositionData("plate1", well, "1", image, {"nuc": table}, labels))
-    return write_cellh5(tmp_path / "tiny.ch5", positions, ["dna"], {"nuc": 0})
-
-
 def test_images_smaller_than_the_network_box_are_cropped_whole(tmp_path: Path) -> None:
     # 'cellae train tiny.ch5' (12 x 12 px images, no cell size given) failed: 'crop size
     # 40 px is larger than the image'
-    path = _tiny_images(tmp_path)
+    path = tiny_images(tmp_path / "tiny.ch5")
     with CellH5(path) as ch5:
         assert fitted_box(ch5, "nuc", 40) == 12
         assert fitted_box(ch5, "nuc", 12) is None  # the box fits: nothing to change

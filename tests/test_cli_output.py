@@ -116,18 +116,9 @@ def _info(path) -> str:
 @pytest.mark.filterwarnings("ignore:.*share their label id")
 def test_info_gives_no_box_larger_than_the_images_for_whole_image_objects(tmp_path) -> None:
     # 80 px objects in 64 x 80 px images: 'cellae info' said 'a 64 px crop box holds them'
-    from conftest import synthetic_position
-    from napari_cellae.io.cellh5_writer import write_cellh5
+    from conftest import whole_image_objects
 
-    positions = []
-    for i, well in enumerate(("A01", "A02")):
-        position = synthetic_position(well, "1", n_frames=1, n_per_frame=8, seed=i)
-        position.labels = np.ones_like(position.labels)
-        table = position.objects["primary__primary"]
-        table.bbox = np.tile(np.array([0, 79, 0, 63], np.int32), (8, 1))
-        table.label_id = np.ones(8, np.int32)
-        positions.append(position)
-    path = write_cellh5(tmp_path / "whole.ch5", positions, ["rfp"], {"primary__primary": 0})
+    path = whole_image_objects(tmp_path / "whole.ch5")
     text = _info(path)
     assert "size (bounding boxes): median 80 px, 95 % at most 80 px; they span (nearly)" in text
     assert "so no crop box holds them: check the segmentation" in text
@@ -137,23 +128,9 @@ def test_info_gives_no_box_larger_than_the_images_for_whole_image_objects(tmp_pa
 def test_info_says_the_default_box_is_larger_than_tiny_images(tmp_path) -> None:
     # 12 x 12 px images of 1 px objects: no size line, so nothing said the 40 px box
     # cannot be cut from them
-    from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
+    from conftest import tiny_images
 
-    positions = []
-    for i, well in enumerate(("A01", "A02")):
-        image = np.random.default_rng(i).integers(0, 100, (1, 1, 1, 12, 12)).astype(np.uint16)
-        cx = cy = np.array([2, 5, 9], np.int32)
-        labels = np.zeros_like(image)
-        labels[0, 0, 0, cy, cx] = np.arange(1, 4)
-        table = ObjectData(
-            time_idx=np.zeros(3, np.int32),
-            label_id=np.arange(1, 4, dtype=np.int32),
-            center_x=cx,
-            center_y=cy,
-            bbox=np.stack([cx, cx, cy, cy], 1).astype(np.int32),
-        )
-        positions.append(PositionData("plate1", well, "1", image, {"nuc": table}, labels))
-    text = _info(write_cellh5(tmp_path / "tiny.ch5", positions, ["dna"], {"nuc": 0}))
+    text = _info(tiny_images(tmp_path / "tiny.ch5"))
     assert (
         "    crop box: the default 40 px crop box is larger than the images (their shorter "
         "side is 12 px); cellae train crops 12 px and resamples to the network's 40 px"

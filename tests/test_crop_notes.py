@@ -6,10 +6,9 @@ import gc
 import weakref
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from conftest import synthetic_position
+from conftest import synthetic_position, whole_image_objects
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
@@ -95,25 +94,12 @@ def test_streamed_notes_keep_no_array_of_the_cells(tmp_path: Path) -> None:
     assert notes.clipped == {255: 24}
 
 
-def _whole_image_objects(tmp_path: Path) -> Path:
-    """Two wells whose 8 objects each share one label covering the 64 x 80 px image."""
-    positions = []
-    for i, well in enumerate(("A01", "A02")):
-        position = synthetic_position(well, "1", n_frames=1, n_per_frame=8, seed=i)
-        position.labels = np.ones_like(position.labels)
-        table = position.objects["primary__primary"]
-        table.bbox = np.tile(np.array([0, 79, 0, 63], np.int32), (8, 1))
-        table.label_id = np.ones(8, np.int32)
-        positions.append(position)
-    return write_cellh5(tmp_path / "whole.ch5", positions, ["rfp"], {"primary__primary": 0})
-
-
 @pytest.mark.filterwarnings("ignore:.*share their label id")
 def test_objects_as_large_as_the_images_are_told_no_box_larger_than_them(
     tmp_path: Path,
 ) -> None:
     # 'a cell size of about 88 px would hold 95 %': more than the 64 px images allow
-    path = _whole_image_objects(tmp_path)
+    path = whole_image_objects(tmp_path / "whole.ch5")
     with CellH5(path) as f:
         whole = collect_crops(f, "primary__primary", 64)
         parts = [collect_crops(f, "primary__primary", 64, positions=[k]) for k in f.positions]

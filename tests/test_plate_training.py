@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import synthetic_position
+from conftest import synthetic_position, whole_image_objects
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
@@ -231,14 +231,8 @@ def test_objects_filling_the_images_of_several_plates_get_no_box_beyond_them(tmp
     # side there and named 'about 88 px' for 80 px objects in 64 x 80 px images.
     plates = []
     for i in range(2):
-        position = synthetic_position("A01", "1", n_frames=1, n_per_frame=8, seed=i)
-        position.labels = np.ones_like(position.labels)
-        table = position.objects["primary__primary"]
-        table.bbox = np.tile(np.array([0, 79, 0, 63], np.int32), (8, 1))
-        table.label_id = np.ones(8, np.int32)
-        path = tmp_path / f"run{i}" / "whole.ch5"
-        path.parent.mkdir()
-        plates.append(write_cellh5(path, [position], ["rfp"], {"primary__primary": 0}))
+        (tmp_path / f"run{i}").mkdir()
+        plates.append(whole_image_objects(tmp_path / f"run{i}" / "whole.ch5", ("A01",)))
     config = TrainConfig(crop_size=64, architecture=ARCH, mask="cell")
     with pytest.warns(UserWarning, match=r"shorter side is 64 px\), so no crop box holds") as said:
         plate_training_crops(plates, config)
