@@ -51,6 +51,7 @@ __all__ = [
     "cells_anndata",
     "class_names",
     "embeddings",
+    "map_references",
     "plates_aligned",
     "run_encode_cells",
     "write_cells",
@@ -112,6 +113,13 @@ def embeddings(
     if method == "umap":
         maps["X_umap"] = embed_2d(features, "umap", seed)
     return maps
+
+
+def map_references(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plates, control cells (those whose crops hold a signal) and wells of a cell
+    table: what the 2-D maps scale each plate on (:func:`embeddings`, the widget's maps)."""
+    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
+    return obs["plate"].to_numpy(), controls, well_ids(obs)
 
 
 def plates_aligned(
@@ -320,10 +328,7 @@ def run_encode_cells(
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
-    plates = obs["plate"].to_numpy()
-    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
-    wells = well_ids(obs)
-    maps = embeddings(result.features, embedding, options.seed, plates, controls, wells)
+    maps = embeddings(result.features, embedding, options.seed, *map_references(obs))
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
     path = write_cells(out, result, obs, found, maps, sources)

@@ -42,16 +42,12 @@ def map_features(
     ndarray (N, F)
         ``features`` itself for one plate; a float32 copy for several.
     """
-    from napari_cellae.pipeline.cell_flags import without_signal
-    from napari_cellae.pipeline.cells import plates_aligned  # the .h5ad maps' own scaling
-    from napari_cellae.pipeline.discovery import cell_table, well_ids
+    from napari_cellae.pipeline.cells import map_references, plates_aligned
+    from napari_cellae.pipeline.discovery import cell_table
 
     if len({key.plate for key in crops.positions}) < 2:  # the cell table would say one too
         return features
-    obs = cell_table(crops, mapping)
-    plates = obs["plate"].to_numpy()
+    plates, controls, wells = map_references(cell_table(crops, mapping))  # as the .h5ad's
     if len(np.unique(plates)) < 2:  # cells of one plate only (the other's positions empty)
         return features
-    # as run_encode_cells: controls whose crops hold a signal, wells by plate and well
-    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
-    return plates_aligned(features, plates, controls, well_ids(obs))
+    return plates_aligned(features, plates, controls, wells)
