@@ -51,3 +51,50 @@ def test_a_process_that_died_is_replaced_and_a_missing_one_made_up_for(monkeypat
     map_process._stop()
     monkeypatch.setattr(map_process.subprocess, "Popen", no_process)
     np.testing.assert_array_equal(map_process.embed_apart(x), embed_2d(x, "umap", 0))
+
+
+def _silent_process(monkeypatch) -> list[np.ndarray]:
+    """Maps go to a process that never answers (a whole plate's UMAP takes a minute);
+    returns the features of the maps made in this process instead."""
+    import subprocess
+    import sys
+
+    map_process._stop()
+    popen = subprocess.Popen
+    silent = [sys.executable, "-c", "import time; time.sleep(600)"]
+    monkeypatch.setattr(map_process.subprocess, "Popen", lambda _args, **kw: popen(silent, **kw))
+    made_here: list[np.ndarray] = []
+    monkeypatch.setattr(
+        "napari_cellae.core.features.embed_2d", lambda x, *a, **k: made_here.append(x)
+    )
+    return made_here
+
+
+def test_a_cancelled_map_ends_its_wait_and_is_not_made_here(monkeypatch) -> None:
+    # Closing the viewer while a UMAP map was made left its thread waiting for the map
+    # process; Python exited meanwhile and the thread's end aborted it ('wrapped C/C++
+    # object ... deleted', exit status 134). Killing the process alone would have made
+    # the map again in this process.
+    import threading
+
+    made_here = _silent_process(monkeypatch)
+    outcome: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            map_process.embed_apart(_features(3000))
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=make)
+    thread.start()
+    while not map_process._lock.locked() and thread.is_alive():
+        thread.join(0.01)
+    map_process.cancel_maps()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], map_process.MapCancelled), outcome
+    assert not made_here and map_process._process is None
+    # a map asked for after the cancel is made as usual
+    monkeypatch.undo()
+    assert map_process.embed_apart(_features()).shape == (300, 2)

@@ -5,7 +5,10 @@ in a thread beside napari, it stalled the viewer's event loop (64,669 cells: 72 
 longest 1.1 s; ``benchmarks/bench_gui_stalls.py``). In another process the thread that
 waits for the map holds no lock. One process serves every map of the session; it starts
 (and compiles UMAP's code) in the background when the widget opens (:func:`warm_up_maps`).
-Should it fail to start or die, the map is made in this process as before.
+Should it fail to start or die, the map is made in this process as before. When the viewer
+closes, :func:`cancel_maps` ends the process: the map being made is given up
+(:class:`MapCancelled`), not made again here, so that no thread is left computing it while
+Python exits (its late signals aborted the process).
 
 The process is ``python -m napari_cellae.pipeline.map_process``, given pickled requests on
 its standard input: multiprocessing's "spawn" would run the user's own script again in it
@@ -15,6 +18,7 @@ copies a process that runs Qt's and torch's threads.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -25,10 +29,15 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["embed_apart", "warm_up_maps"]
+__all__ = ["MapCancelled", "cancel_maps", "embed_apart", "warm_up_maps"]
 
 _process: subprocess.Popen | None = None
 _lock = threading.Lock()  # one map at a time through the one process
+_cancels = 0  # how many times cancel_maps was called: a map started before one is given up
+
+
+class MapCancelled(RuntimeError):
+    """The map was given up: :func:`cancel_maps` was called while it was being made."""
 
 
 def _started() -> subprocess.Popen:
@@ -81,12 +90,30 @@ def embed_apart(features: np.ndarray, method: str = "umap", seed: int = 0) -> np
     # A frozen application's executable is the application itself, not Python.
     if method != "umap" or getattr(sys, "frozen", False):
         return embed_2d(features, method, seed)
+    cancels = _cancels
     with _lock:
         try:
+            if cancels != _cancels:  # cancelled while the map before it was made
+                raise MapCancelled("the UMAP map was cancelled: the viewer closed")
             return _ask((np.asarray(features), method, seed))
-        except (OSError, EOFError, pickle.PickleError, AttributeError, ImportError):
+        except (OSError, EOFError, pickle.PickleError, AttributeError, ImportError) as err:
+            if cancels != _cancels:  # killed by cancel_maps: not made again here
+                raise MapCancelled("the UMAP map was cancelled: the viewer closed") from err
             _stop()  # no process, or it died: make the map here
     return embed_2d(features, method, seed)
+
+
+def cancel_maps() -> None:
+    """Give up the maps being made or waiting (they raise :class:`MapCancelled`) and end
+    the map process; a later map starts a new one.
+
+    Called when the viewer closes, and when Python exits: a thread waiting for a map
+    (a minute for a whole plate) outlived the viewer, and its end reached Qt objects
+    already deleted, which aborted Python.
+    """
+    global _cancels
+    _cancels += 1
+    _stop()
 
 
 def _stop() -> None:
@@ -96,6 +123,9 @@ def _stop() -> None:
         with contextlib.suppress(OSError):
             process.kill()
             process.wait(timeout=5)
+
+
+atexit.register(cancel_maps)  # the process would go on with its map after ours ended
 
 
 def warm_up_maps() -> None:
