@@ -158,3 +158,21 @@ def test_a_job_waits_for_a_side_task_that_swaps_the_warning_state(qtbot, runner)
         map_may_end.set()
     assert seen == [waiting, Status("working")]
     qtbot.waitUntil(lambda: not warning_state_held(), timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_side_task_ending_after_its_signals_were_deleted_raises_nothing(qtbot, fails):
+    # The viewer closed while a UMAP map was made, Python exited, and the map's thread
+    # ended after Qt had deleted its signals: 'wrapped C/C++ object of type
+    # WorkerBaseSignals has been deleted' raised in Qt's thread pool aborted Python.
+    from qtpy import sip
+
+    def work():
+        if fails:
+            raise OSError("disk full")
+        return 1
+
+    worker = side_task(work)
+    sip.delete(worker.signals)
+    worker.run()  # as the thread pool would, after the deletion: nothing raised
+    assert not worker._running

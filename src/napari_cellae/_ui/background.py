@@ -17,6 +17,7 @@ run at the same time (:func:`hold_warning_state`), each waits for the other to e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +67,10 @@ class SideTaskWorker(FunctionWorker):
 
     def run(self) -> None:
         """Called by Qt's thread pool; :meth:`WorkerBase.run` without the warning swap."""
-        self.started.emit()
+        # RuntimeError: the signals' Qt object was deleted (Python exits after the viewer
+        # closed); raised in Qt's thread pool, it aborted the process
+        with contextlib.suppress(RuntimeError):
+            self.started.emit()
         self._running = True
         try:
             result = self.work()
@@ -75,10 +79,12 @@ class SideTaskWorker(FunctionWorker):
             if not self.abort_requested:
                 self.returned.emit(result)
         except Exception as exc:  # delivered to the GUI thread, as superqt does
-            self.errored.emit(exc)
+            with contextlib.suppress(RuntimeError):
+                self.errored.emit(exc)
         self._running = False
-        self.finished.emit()
-        self._finished.emit(self)
+        with contextlib.suppress(RuntimeError):
+            self.finished.emit()
+            self._finished.emit(self)
 
 
 def side_task(
