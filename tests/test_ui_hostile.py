@@ -142,3 +142,43 @@ def test_a_second_dock_on_the_viewer(trained, qtbot, errors, cellcognition_file,
     assert "A01_0001" in second.status.text()  # a cell of the second dock's file
     assert first.status.text() == TAKEN
     assert not errors, errors
+
+
+def test_closing_the_viewer_while_the_umap_map_is_made(
+    make_napari_viewer, qtbot, errors, monkeypatch
+):
+    # The map's thread went on waiting for the map process (a minute for a plate) after
+    # the viewer closed; when Python exited meanwhile, its end aborted Python.
+    import subprocess
+    import sys
+
+    from napari_cellae._ui.runner import warm_up_engine
+    from napari_cellae.core import features
+    from napari_cellae.pipeline import map_process
+
+    warm_up_engine().join()  # its own small map goes to the real process
+    map_process._stop()
+    popen, made_here = subprocess.Popen, []
+    silent = [sys.executable, "-c", "import time; time.sleep(600)"]  # never answers
+    ours = [sys.executable, "-m", map_process.__name__]
+    monkeypatch.setattr(  # subprocess's own: napari's canvas starts one too (xdpyinfo)
+        subprocess, "Popen", lambda args, **kw: popen(silent if args == ours else args, **kw)
+    )
+    embed_2d = features.embed_2d
+
+    def here(x, method="umap", seed=0):  # the job's PCA map is made here, as it should be
+        if method == "umap":
+            made_here.append(x)
+        return embed_2d(x, method, seed)
+
+    monkeypatch.setattr(features, "embed_2d", here)
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    tiny(widget)  # and the UMAP map
+    run_job(qtbot, widget, widget.start_training)
+    assert list(widget.results.pending) == ["map 1"]
+    viewer.close()
+    wait_background(qtbot, widget, timeout=30_000)  # the map's thread ended
+    assert not made_here  # ... without making the map here instead
+    assert map_process._process is None and not errors, errors

@@ -252,9 +252,11 @@ def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
 def test_closing_the_viewer_during_training_is_quiet(make_napari_viewer, qtbot, errors):
     # The worker's end used to reach the deleted widget: "wrapped C/C++ object ... deleted".
     viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)
-    runner = widget.runner
+    runner, request = widget.runner, widget._request
     with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
         viewer.close()
+        # the trainer ends within a batch: quitting alone waited for the epoch's end
+        assert request.stopped
     qtbot.wait(50)  # let the queued end-of-run callbacks run (pytest-qt reports errors)
     assert runner.worker is None and runner._progress is None
 

@@ -107,6 +107,7 @@ class DeepLearningWidget(QWidget):
         ):
             button.changed.connect(lambda _checked, ask=ask: self._ask(*ask))
         self._unfollow = files.follow_shown_position(self.viewer, self._on_step)
+        self.destroyed.connect(lambda *_: self._abandon())
 
         warm_up_engine()
         if len(self.viewer.layers) == 0:
@@ -337,13 +338,9 @@ class DeepLearningWidget(QWidget):
         except ValueError as err:
             show_error(str(err))
             return None
-        n = len(result.crops)
         worker = files.features_writer(result, out, self._inputs())
-        worker.returned.connect(lambda p: show_info(f"Saved features of {n} cells to {p}"))
-        worker.errored.connect(lambda err: show_error(str(err)))
-        if start:
-            worker.start()
-        return worker
+        done = f"Saved features of {len(result.crops)} cells to"
+        return files.announced(worker, done, start, show_info, show_error)
 
     def save_anndata(self, path: str | os.PathLike, start: bool = True) -> Any:
         """Write all cells as ``.h5ad`` (in a worker): features, cell table with novelty,
@@ -357,12 +354,8 @@ class DeepLearningWidget(QWidget):
         except ValueError as err:
             show_error(str(err))
             return None
-        n = len(self.results.table)
-        worker.returned.connect(lambda p: show_info(f"Saved {n} cells to {p}"))
-        worker.errored.connect(lambda err: show_error(str(err)))
-        if start:
-            worker.start()
-        return worker
+        done = f"Saved {len(self.results.table)} cells to"
+        return files.announced(worker, done, start, show_info, show_error)
 
     def save_model(self, path: str | os.PathLike) -> Path | None:
         """Save the trained network (small; done on the GUI thread).
@@ -388,12 +381,17 @@ class DeepLearningWidget(QWidget):
         job and let nothing of it (nor of the background maps) be drawn afterwards."""
         kind = event.type()
         if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange and not self.parent()):
-            self.stop()  # the trainer ends within a batch
+            self._abandon()
             if self.runner.detach():  # quits the job; its late signals reach nobody
                 self._on_finished()  # buttons as after a run, should it be docked again
                 self.status.setText("Stopped: the Deep Learning Module was closed.")
-            self.results.close()
             with contextlib.suppress(RuntimeError, KeyError, ValueError):  # viewer closing
                 self._unfollow()
                 self.layers.drop_blank()  # what the abandoned run had added for its results
         return super().event(event)
+
+    def _abandon(self) -> None:
+        # closed, or deleted with the viewer: the trainer ends within a batch, the map goes
+        if self._request is not None:
+            self._request.stop()
+        self.results.close()

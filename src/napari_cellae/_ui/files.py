@@ -34,6 +34,7 @@ __all__ = [
     "MODEL_FILTER",
     "anndata_path",
     "anndata_writer",
+    "announced",
     "ask_path",
     "checked_output",
     "features_writer",
@@ -61,6 +62,22 @@ def _writes(worker: Any, path: Path) -> Any:
     key = resolved(path)
     _writing.add(key)
     worker.finished.connect(lambda: _writing.discard(key))
+    return worker
+
+
+def announced(
+    worker: Any,
+    done: str,
+    start: bool,
+    info: Callable[[str], Any],
+    error: Callable[[str], Any],
+) -> Any:
+    """``worker`` (a save), which tells ``info`` "``done`` <path>" or ``error`` its error
+    when it ends; started if ``start``."""
+    worker.returned.connect(lambda path: info(f"{done} {path}"))
+    worker.errored.connect(lambda err: error(str(err)))
+    if start:
+        worker.start()
     return worker
 
 

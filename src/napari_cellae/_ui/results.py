@@ -27,6 +27,7 @@ from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
 from napari_cellae._ui.results_panel import ResultsPanel
 from napari_cellae._ui.theme import follow_theme
 from napari_cellae.pipeline import jobs
+from napari_cellae.pipeline.map_process import MapCancelled, cancel_maps
 
 if TYPE_CHECKING:
     import os
@@ -144,6 +145,8 @@ class Results:
         gallery) return later is neither drawn nor, failing, reported."""
         self.closed = True
         self.link.disconnect()
+        if self._mapping is not None:  # its thread waited a minute for a map nobody sees
+            cancel_maps()
 
     # -- the results panel -----------------------------------------------------------------------
     def recolour(self, name: str) -> None:
@@ -207,6 +210,9 @@ class Results:
             return
         self.panel.map_state.setText("")
         self.panel.set_method(self.table.method if self.table is not None else "pca")
+        if isinstance(err, MapCancelled):  # another dock closed: no failure of this one
+            self.say("The UMAP map was given up (a Deep Learning Module closed): choose it again.")
+            return
         self.on_error(err)
 
     def select_hits(self, by: str, keys: list[str]) -> None:
