@@ -174,7 +174,7 @@ class Results:
         self._mapping = table
         bins = self.view.bins if len(table) > self.view.dense_above else None
         worker = side_task(
-            _embed,
+            self._embed_unless_closed,
             self.result,
             method,
             bins,
@@ -185,6 +185,12 @@ class Results:
         worker.returned.connect(lambda done: self._map_ready(table, method, *done))
         self._maps += 1
         self._start(f"map {self._maps}", worker)
+
+    def _embed_unless_closed(self, *args: Any) -> Any:
+        # a map still waiting for a job's end (the warning state) when the widget closed
+        if self.closed:
+            raise MapCancelled("the UMAP map was cancelled: the widget closed")
+        return _embed(*args)
 
     def _map_ready(
         self,
