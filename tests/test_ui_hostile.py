@@ -182,3 +182,29 @@ def test_closing_the_viewer_while_the_umap_map_is_made(
     wait_background(qtbot, widget, timeout=30_000)  # the map's thread ended
     assert not made_here  # ... without making the map here instead
     assert map_process._process is None and not errors, errors
+
+
+def test_a_model_that_does_not_fit_the_file_leaves_the_trained_one(
+    trained, qtbot, errors, tmp_path
+):
+    # Load model took the model before applying it: one trained on another object failed
+    # ('... does not have'), yet Save model then saved it, not the network just trained
+    # (an hour's training lost unless saved before).
+    import dataclasses
+
+    from napari_cellae.core.model_file import load_model
+
+    _viewer, widget = trained
+    own = widget.result.trained
+    other = dataclasses.replace(own, object_name="Nuclei")
+    foreign = other.save(tmp_path / "nuclei.pt")
+    worker = widget.load_model(foreign, start=False)
+    assert worker is not None, errors
+    worker.errored.connect(lambda err: None)  # shown in the status line, as checked below
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=5000)
+    assert "Nuclei" in errors[-1] and widget.status.text().startswith("Failed")
+    assert widget._model_path is None  # not an input of later saves
+    saved = widget.save_model(tmp_path / "mine.pt")
+    assert load_model(saved).object_name == own.object_name == "primary__primary"

@@ -205,8 +205,6 @@ class DeepLearningWidget(QWidget):
         except (ValueError, OSError) as err:
             self._failed(err)  # not "press Train" from the file chosen before
             return None
-        self._trained, self._model_path = trained, Path(path)
-        self.form.show_model(trained)  # the objects and channel the features come from
         return self._run(
             start, jobs.encode_job, file, trained, self.form.mapping_path(), Path(path)
         )
@@ -260,7 +258,10 @@ class DeepLearningWidget(QWidget):
         if result is None:  # nothing to show: the blank gallery and map prepared go too
             self.layers.drop_blank()
             return self.status.setText("Stopped before training began.")
-        self._trained = result.trained
+        self._trained = result.trained  # not before: a model that does not fit kept none
+        if result.model_path is not None:  # loaded: an input, whose object and channel show
+            self._model_path = result.model_path
+            self.form.show_model(result.trained)
         if result.features is None or outcome.table is None:
             # Features of an earlier run would not belong to this model: drop them.
             self.result = None
