@@ -198,3 +198,31 @@ def test_a_warning_that_arrives_after_the_widget_closed_is_dropped(qtbot, runner
     with qtbot.waitSignal(worker.finished, timeout=30_000):
         worker.start()
     qtbot.wait(50)  # the queued warning: pytest-qt fails the test on an exception
+
+
+def test_a_job_waiting_for_another_docks_job_says_so(qtbot, run_result, runner):
+    # A second dock's Train, pressed while the first trained, said 'Waiting for the map
+    # (UMAP) of the last run to finish…' until the first dock's training had ended.
+    import threading
+
+    from qtpy.QtWidgets import QWidget
+
+    from napari_cellae._ui.runner import JobRunner
+
+    release = threading.Event()
+
+    def long_job(result):
+        yield Status("training")
+        release.wait(30)
+        return result
+
+    warm_up_engine().join()
+    first = start_job(runner, long_job, run_result)
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    seen: list = []
+    second = start_job(JobRunner(owner), _job, run_result, on_message=seen.append)
+    assert seen == [Status("Waiting for the run of another Deep Learning Module to finish…")]
+    with qtbot.waitSignals([first.finished, second.finished], timeout=30_000):
+        release.set()
+    qtbot.waitUntil(lambda: Status("working") in seen, timeout=5000)

@@ -24,10 +24,18 @@ from typing import Any
 from napari.qt.threading import FunctionWorker, create_worker
 from qtpy.QtCore import QTimer
 
-__all__ = ["SideTaskWorker", "hold_warning_state", "side_task", "warning_state_held"]
+__all__ = [
+    "SideTaskWorker",
+    "hold_warning_state",
+    "side_task",
+    "warning_state_held",
+    "warning_state_holder",
+]
 
 WAIT_POLL_MS = 50  # how often a task waiting for the warning state looks again
-_holders: set[int] = set()  # ids of the running workers that swap the warning state
+#: what the running workers that swap the warning state do, by id
+_holders: dict[int, str] = {}
+UMAP_MAP = "the map (UMAP) of the last run"
 
 
 def warning_state_held() -> bool:
@@ -35,16 +43,23 @@ def warning_state_held() -> bool:
     return bool(_holders)
 
 
-def hold_warning_state(worker: Any) -> None:
-    """Mark ``worker`` as swapping the warning state until its ``finished`` signal.
+def warning_state_holder() -> str:
+    """What the worker holding the warning state does ("" when none does), for a job
+    that waits for it to say what it waits for."""
+    return next(iter(_holders.values()), "")
+
+
+def hold_warning_state(worker: Any, what: str = UMAP_MAP) -> None:
+    """Mark ``worker`` (doing ``what``) as swapping the warning state until its
+    ``finished`` signal.
 
     Call it on the GUI thread just before ``worker.start()``, after
     :func:`warning_state_held` said False. The state is put back before ``finished``
     is emitted (at the end of the worker's run).
     """
     key = id(worker)
-    _holders.add(key)
-    worker.finished.connect(lambda: _holders.discard(key))
+    _holders[key] = what
+    worker.finished.connect(lambda: _holders.pop(key, None))
 
 
 class SideTaskWorker(FunctionWorker):

@@ -20,7 +20,12 @@ from napari.utils import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QWidget
 
-from napari_cellae._ui.background import WAIT_POLL_MS, hold_warning_state, warning_state_held
+from napari_cellae._ui.background import (
+    WAIT_POLL_MS,
+    hold_warning_state,
+    warning_state_held,
+    warning_state_holder,
+)
 from napari_cellae._ui.cell_table import CellTable, cell_table
 from napari_cellae._ui.embedding_view import BINS, DENSE_ABOVE
 from napari_cellae._ui.findings import Findings, find
@@ -36,6 +41,8 @@ LATER_MS = 40  # delay of cosmetic updates, see JobRunner.later
 #: the status after :meth:`JobRunner.quit` stopped a job (applying a loaded model)
 QUIT = "Stopped before the features were computed; the results shown, if any, are older."
 _warm_up: threading.Thread | None = None
+#: what a job waits for while another dock's job runs
+ANOTHER_RUN = "the run of another Deep Learning Module"
 
 
 def warm_up_engine() -> threading.Thread:
@@ -196,11 +203,12 @@ class JobRunner:
             return
         if (_warm_up is not None and _warm_up.is_alive()) or warning_state_held():
             if warning_state_held() and not told:  # seconds, or a minute for a whole plate
-                self._on_message(Status("Waiting for the map (UMAP) of the last run to finish…"))
+                # a map, or another dock's run (it said 'the map' then)
+                self._on_message(Status(f"Waiting for {warning_state_holder()} to finish…"))
                 told = True
             QTimer.singleShot(WAIT_POLL_MS, lambda: self.launch(worker, told))
         else:
-            hold_warning_state(worker)
+            hold_warning_state(worker, ANOTHER_RUN)
             worker.start()
 
     def advance(self) -> None:
