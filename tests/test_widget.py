@@ -279,6 +279,20 @@ def test_a_closed_dock_draws_nothing_of_its_run(make_napari_viewer, qtbot, qtlog
     assert not [r for r in qtlog.records if "QObject" in r.message or "deleted" in r.message]
 
 
+def test_choosing_a_file_during_a_run_leaves_its_progress(
+    make_napari_viewer, qtbot, errors, cellcognition_file
+):
+    # The status line said '<file>: press Train to learn features of its cells.' while
+    # the run went on (Train disabled) until its next epoch.
+    _viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)
+    widget.form.file.value = cellcognition_file
+    assert widget.form.file_path() == cellcognition_file
+    assert "press Train" not in widget.status.text()
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT_MS):
+        widget.buttons.stop.native.click()
+    assert not errors, errors
+
+
 def test_bad_file_shows_notification(make_napari_viewer, qtbot, errors, tmp_path):
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)

@@ -135,7 +135,8 @@ class DeepLearningWidget(QWidget):
             show_error(str(err))
             self.status.setText(f"Cannot use this file: {err}")
             return
-        self.status.setText(f"{path.name}: press Train to learn features of its cells.")
+        if not self.runner.running:  # the run's progress stays: Train is for after it
+            self.status.setText(f"{path.name}: press Train to learn features of its cells.")
         # Preset the mapping remembered with the file's layers (e.g. the demo's); clear a
         # mapping that was preset for another file.
         mapping = files.remembered_mapping(self.viewer, path)
