@@ -62,7 +62,10 @@ def _silent_process(monkeypatch) -> list[np.ndarray]:
     map_process._stop()
     popen = subprocess.Popen
     silent = [sys.executable, "-c", "import time; time.sleep(600)"]
-    monkeypatch.setattr(map_process.subprocess, "Popen", lambda _args, **kw: popen(silent, **kw))
+    ours = [sys.executable, "-m", map_process.__name__]
+    monkeypatch.setattr(
+        subprocess, "Popen", lambda args, **kw: popen(silent if args == ours else args, **kw)
+    )
     made_here: list[np.ndarray] = []
     monkeypatch.setattr(
         "napari_cellae.core.features.embed_2d", lambda x, *a, **k: made_here.append(x)
