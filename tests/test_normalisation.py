@@ -104,7 +104,7 @@ def test_flat_or_tiny_float_crops_still_scale() -> None:
 
 
 def test_scale_check_adds_up_batches_per_channel():
-    from napari_cellae.core.normalisation import ScaleCheck
+    from napari_cellae.core.scale_check import ScaleCheck
 
     check = ScaleCheck(Normalisation([0.0, 0.0], [100.0, 1000.0]))
     first = np.zeros((2, 2, 4, 4), np.uint16)

@@ -228,7 +228,8 @@ def _cmd_hits(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from napari_cellae.core.features import embed_2d, knn_accuracy
+    from napari_cellae.core.class_separation import knn_accuracy
+    from napari_cellae.core.features import embed_2d
     from napari_cellae.demo.screen import demo_paths
     from napari_cellae.export.plots import plot_embedding
     from napari_cellae.io.locate import input_files

@@ -48,9 +48,9 @@ def knn_accuracy(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from napari_cellae.core.features import _checked
-
-    x = _checked(features)
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must have shape (N, F), got {x.shape}")
     y = np.asarray(labels).astype(np.int64)
     if len(x) != len(y):
         raise ValueError(f"features {x.shape} and labels {y.shape} do not match")

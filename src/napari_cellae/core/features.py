@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellae.core.class_separation import knn_accuracy  # here before, still here
-
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
-    from napari_cellae.core.normalisation import ScaleCheck
+    from napari_cellae.core.scale_check import ScaleCheck
 
 __all__ = [
     "DEFAULT_EMBEDDING",
@@ -26,7 +24,6 @@ __all__ = [
     "encode",
     "feature_names",
     "feature_settings",
-    "knn_accuracy",
     "pca_features",
 ]
 
@@ -114,7 +111,7 @@ def encode(
     scale_check : ScaleCheck, optional
         The run's count of pixels on the model's scale: the crops are added to it and
         nothing is warned here; the caller warns once for the whole run
-        (:meth:`~napari_cellae.core.normalisation.ScaleCheck.warn`), so that a screen
+        (:meth:`~napari_cellae.core.scale_check.ScaleCheck.warn`), so that a screen
         encoded in one call, in batches or on workers is judged alike.
 
     Returns
@@ -148,9 +145,9 @@ def encode(
         raise ValueError(f"crops must be square, got {height}x{width}")
     trained.check_compatible(height, n_channels)
 
-    from napari_cellae.core.normalisation import ScaleCheck
     from napari_cellae.core.readout import encoding_model, readout_width
     from napari_cellae.core.readout import readout as read_features
+    from napari_cellae.core.scale_check import ScaleCheck
 
     readout, orientations = feature_settings(trained, readout, orientations)
     model, device, fmt = encoding_model(trained.model)

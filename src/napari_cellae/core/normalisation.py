@@ -17,15 +17,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 __all__ = [
-    "DIM_SHARE",
-    "SATURATED_SHARE",
     "Normalisation",
-    "ScaleCheck",
     "cell_ranges",
     "cell_scale_offset",
     "is_wide",
     "resolvable_step",
-    "warn_saturated",
 ]
 
 # Fraction of pixels clipped at each end when choosing the intensity range.
@@ -303,12 +299,3 @@ def _per_cell(data: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     o = torch.from_numpy(offset).to(data.device)[:, :, None, None]
     flat = data.reshape(-1, *data.shape[-3:]).to(torch.float32)
     return torch.addcmul(o, flat, s).clamp_(0.0, 1.0).reshape(data.shape)
-
-
-# The scale checks moved to scale_check (this module was at its size limit); still here.
-from napari_cellae.core.scale_check import (  # noqa: E402
-    DIM_SHARE,
-    SATURATED_SHARE,
-    ScaleCheck,
-    warn_saturated,
-)

@@ -4,7 +4,7 @@ of another bit depth).
 
 A run counts all its crops in one :class:`ScaleCheck` (positions encoded elsewhere merged
 in) and warns once, so that a screen encoded in one call, in batches or on workers is
-judged alike. Moved out of :mod:`napari_cellae.core.normalisation`, which re-exports it.
+judged alike. Moved out of :mod:`napari_cellae.core.normalisation`.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def fit_to_cells(
         The configuration to train with, and a sentence saying what was fitted (None when
         the configuration's box suits the cells and nothing changed).
     """
-    from napari_cellae.pipeline.steps import resolve_object
+    from napari_cellae.pipeline.selection import resolve_object
 
     network = config.network_size
     paths = [cellh5_path] if isinstance(cellh5_path, str | os.PathLike) else cellh5_path
