@@ -253,6 +253,26 @@ def test_blas_pools_are_limited_again_only_when_libraries_were_loaded(monkeypatc
         assert limits.call_count == 4
 
 
+def test_torch_threads_are_set_only_when_they_change(monkeypatch):
+    # torch.set_num_threads resizes the intra-op pool, which another thread (the viewer's,
+    # a map's) may be using: called at the start of every job, a test run crashed in it
+    from unittest import mock
+
+    import torch
+
+    from napari_cellae.pipeline import jobs
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    with mock.patch("threadpoolctl.threadpool_limits"):
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+        jobs.limit_threads()
+        assert calls == []  # one thread already: nothing to resize
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+        jobs.limit_threads()
+    assert len(calls) == 1 and 1 <= calls[0] < 64
+
+
 def two_plate_run(tmp_path):
     """A run of the widget on one file of two plates, the second imaged brighter; with the
     mapping it was given."""

@@ -135,7 +135,9 @@ def limit_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     cores = max(1, usable_cores() - 1)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
+    threads = max(1, min(torch.get_num_threads(), cores))
+    if threads != torch.get_num_threads():  # resizing the pool that another thread may be
+        torch.set_num_threads(threads)  # using (the viewer's, a map's) only when needed
     # threadpoolctl walks every library and resets BLAS pools the viewer's thread may be in
     # (a test run crashed once, mid-walk): only again when libraries were loaded since.
     with _BLAS_LOCK:
