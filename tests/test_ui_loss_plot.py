@@ -81,8 +81,12 @@ def test_deleted_plot_leaves_theme_changes_alone(make_napari_viewer, qtbot):
     plot = LossPlot(viewer)
     plot.deleteLater()
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    before = len(viewer.events.theme.callbacks)
     viewer.theme = "light"  # no "wrapped C/C++ object has been deleted"
     viewer.theme = "dark"
+    # the plot's follower let go at the first change after (not on Qt's `destroyed`: a
+    # lambda there could be called after the garbage collector had cleared it)
+    assert len(viewer.events.theme.callbacks) == before - 1
 
 
 def test_reveal_scrolls_the_plot_into_the_docks_view(qtbot):

@@ -226,3 +226,56 @@ def test_a_job_waiting_for_another_docks_job_says_so(qtbot, run_result, runner):
     with qtbot.waitSignals([first.finished, second.finished], timeout=30_000):
         release.set()
     qtbot.waitUntil(lambda: Status("working") in seen, timeout=5000)
+
+
+def test_qt_keeps_no_runner_alive(qtbot):
+    # The runner's hook on its widget's `destroyed` was a lambda that PyQt held, and the
+    # runner with it, while the widget lived. Once the garbage collector had cleared such a
+    # lambda before Qt deleted the widget, Qt called it and Python crashed (segmentation
+    # fault at a test's start, after the viewer of the test before closed).
+    import gc
+    import weakref
+
+    from qtpy.QtWidgets import QWidget
+
+    from napari_cellae._ui.runner import JobRunner
+
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = JobRunner(owner)
+    collected = weakref.ref(runner)
+    del runner
+    gc.collect()
+    assert collected() is None
+
+
+def test_deleting_the_owner_detaches_its_job(qtbot, run_result):
+    # Closing the viewer deletes the widget without a close event.
+    import threading
+
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication, QWidget
+
+    from napari_cellae._ui.runner import JobRunner
+
+    release = threading.Event()
+
+    def long_job(result):
+        yield Status("training")
+        release.wait(30)
+        yield Status("late")
+        return result
+
+    warm_up_engine().join()
+    deleted: list[bool] = []
+    runner = JobRunner(QWidget(), on_owner_deleted=lambda: deleted.append(True))
+    seen: list = []
+    worker = start_job(runner, long_job, run_result, on_message=seen.append)
+    qtbot.waitUntil(lambda: Status("training") in seen, timeout=10_000)
+    runner.owner.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert deleted == [True] and not runner.running
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        release.set()
+    qtbot.wait(50)
+    assert Status("late") not in seen  # asked to quit, and nothing reaches the owner

@@ -60,7 +60,7 @@ class DeepLearningWidget(QWidget):
         self._model_path: Path | None = None  # a loaded model: an input of later saves
         self._request: jobs.TrainRequest | None = None
         self._mapping_preset: Path | None = None
-        self.runner = JobRunner(self)
+        self.runner = JobRunner(self, on_owner_deleted=self._abandon)
         self.layers = ResultLayers(napari_viewer)
 
         self.form = ParameterForm()
@@ -107,7 +107,6 @@ class DeepLearningWidget(QWidget):
         ):
             button.changed.connect(lambda _checked, ask=ask: self._ask(*ask))
         self._unfollow = files.follow_shown_position(self.viewer, self._on_step)
-        self.destroyed.connect(lambda *_: self._abandon())
 
         warm_up_engine()
         if len(self.viewer.layers) == 0:

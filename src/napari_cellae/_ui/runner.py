@@ -105,10 +105,14 @@ class JobRunner:
     ----------
     owner : QWidget
         The dock widget (owns the timers; its window holds the spinner).
+    on_owner_deleted : callable, optional
+        Called when Qt deletes ``owner`` (closing the viewer does, without a close event),
+        after the running job was detached.
     """
 
-    def __init__(self, owner: QWidget) -> None:
+    def __init__(self, owner: QWidget, on_owner_deleted: Callable[[], None] | None = None) -> None:
         self.owner = owner
+        self._on_owner_deleted = on_owner_deleted
         self.worker: Any = None
         self._progress: Any = None
         self._warned: set[str] = set()  # warnings shown in this run
@@ -117,8 +121,12 @@ class JobRunner:
         # with a closed widget draws nothing there
         self._run = object()
         # closing the viewer deletes the widget without a close event: what the job sends
-        # later must not reach it ("wrapped C/C++ object ... has been deleted")
-        owner.destroyed.connect(lambda *_: self.detach())
+        # later must not reach it ("wrapped C/C++ object ... has been deleted"). A method,
+        # never a lambda: Qt sends `destroyed` when it deletes the widget, which can be after
+        # Python's garbage collector took the widget's Python side apart. PyQt holds a
+        # lambda strongly, and one whose closure the collector had cleared crashed Python
+        # (segmentation fault); a method's object it holds weakly, and skips once collected.
+        owner.destroyed.connect(self._owner_deleted)
 
     @property
     def running(self) -> bool:
@@ -247,6 +255,11 @@ class JobRunner:
         with contextlib.suppress(RuntimeError):  # the viewer's window is gone already
             self._throttle_spinners(False)
         return True
+
+    def _owner_deleted(self, *_: Any) -> None:
+        self.detach()
+        if self._on_owner_deleted is not None:
+            self._on_owner_deleted()
 
     def _live(self, callback: Callable[..., Any]) -> Callable[..., None]:
         """``callback``, called only while the run now starting is not detached."""

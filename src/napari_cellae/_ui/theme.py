@@ -7,6 +7,7 @@ themes while the widget is open. The embedding's points get a dark rim on a ligh
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,9 +73,24 @@ def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
     """Call ``apply`` with the viewer's theme now and whenever it changes, until the Qt
     object ``owner`` is deleted."""
     apply(viewer.theme)
+    owner_ref = weakref.ref(owner)
 
     def on_theme(event: Any) -> None:
+        alive = owner_ref()
+        if alive is None or _deleted(alive):  # gone with its viewer or dock
+            viewer.events.theme.disconnect(on_theme)
+            return
         apply(event.value)
 
+    # Checked at the next theme change rather than on Qt's `destroyed`: a lambda connected
+    # there can be called after the garbage collector cleared it, which crashed Python.
     viewer.events.theme.connect(on_theme)
-    owner.destroyed.connect(lambda *_: viewer.events.theme.disconnect(on_theme))
+
+
+def _deleted(qobject: Any) -> bool:
+    # whether Qt deleted the C++ object behind a Python wrapper that lives on
+    try:
+        qobject.objectName()
+    except RuntimeError:  # "wrapped C/C++ object ... has been deleted" (PySide: "Internal")
+        return True
+    return False
