@@ -249,6 +249,29 @@ def test_closing_the_dock_stops_training(make_napari_viewer, qtbot, errors):
     assert not errors, errors
 
 
+def test_a_dock_closed_and_docked_again_links_its_cells(make_napari_viewer, qtbot, errors):
+    # Closed with its ✕ and docked again, clicks in the embedding did nothing until the
+    # next run, and the "Shown position" label stopped following the sliders.
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    _tiny(widget)
+    _run(qtbot, widget, widget.start_training)
+    viewer.window.remove_dock_widget(widget)  # what the dock's ✕ does
+    viewer.window.add_dock_widget(widget)
+    embedding, centres = viewer.layers[EMBEDDING_LAYER], _centres(viewer)
+    crops = widget.result.crops
+    i = len(crops) - 1
+    embedding.selected_data = {i}
+    (row,) = centres.selected_data
+    assert int(centres.features["object_index"][row]) == int(crops.object_index[i])
+    widget.position_label.setText("")
+    viewer.dims.set_current_step(0, 0)
+    viewer.dims.set_current_step(0, 1)  # another position
+    assert widget.position_label.text().startswith("Shown position")
+    assert not errors, errors
+
+
 def test_closing_the_viewer_during_training_is_quiet(make_napari_viewer, qtbot, errors):
     # The worker's end used to reach the deleted widget: "wrapped C/C++ object ... deleted".
     viewer, widget, worker = _training_in_a_dock(make_napari_viewer, qtbot)

@@ -326,9 +326,8 @@ class DeepLearningWidget(QWidget):
     def save_features(self, path: str | os.PathLike, start: bool = True) -> Any:
         """Write the features of all cells as a CellCognition Explorer ``.hdf`` (in a worker).
 
-        An output that is one of the inputs (the CellH5 file, the mapping, a loaded model)
-        is refused with an error notification. ``start=False`` returns the worker
-        unstarted, as in :meth:`start_training`.
+        An output that is an input (CellH5 file, mapping, loaded model) is refused with an
+        error notification. ``start=False`` returns the worker unstarted.
         """
         result = self.result
         if result is None:
@@ -345,10 +344,8 @@ class DeepLearningWidget(QWidget):
 
     def save_anndata(self, path: str | os.PathLike, start: bool = True) -> Any:
         """Write all cells as ``.h5ad`` (in a worker): features, cell table with novelty,
-        novel and cluster (with controls) and the 2-D maps computed so far.
-
-        Outputs that are inputs, or that do not end in ``.h5ad``, are refused with an
-        error notification. ``start=False`` returns the worker unstarted.
+        novel and cluster (with controls) and the 2-D maps computed so far. Refused as
+        :meth:`save_features`, and when not ending in ``.h5ad``.
         """
         try:
             worker = self.results.anndata_writer(path, self._inputs())
@@ -359,10 +356,7 @@ class DeepLearningWidget(QWidget):
         return files.announced(worker, done, start, show_info, show_error)
 
     def save_model(self, path: str | os.PathLike) -> Path | None:
-        """Save the trained network (small; done on the GUI thread).
-
-        An output that is one of the inputs is refused with an error notification.
-        """
+        """Save the trained network (small; on the GUI thread); refused if an input."""
         from napari_cellae.core.model_file import save_model
 
         if self._trained is None:
@@ -379,7 +373,8 @@ class DeepLearningWidget(QWidget):
 
     def event(self, event: QEvent) -> bool:
         """On close, or when napari's ✕ takes the widget out of its dock, stop a running
-        job and let nothing of it (nor of the background maps) be drawn afterwards."""
+        job and let nothing of it (nor of the background maps) be drawn afterwards; docked
+        again, follow the viewer and link the shown run's cells again."""
         kind = event.type()
         if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange and not self.parent()):
             self._abandon()
@@ -389,6 +384,9 @@ class DeepLearningWidget(QWidget):
             with contextlib.suppress(RuntimeError, KeyError, ValueError):  # viewer closing
                 self._unfollow()
                 self.layers.drop_blank()  # what the abandoned run had added for its results
+        elif kind == QEvent.Type.ParentChange and self.results.closed:
+            self._unfollow = files.follow_shown_position(self.viewer, self._on_step)
+            self.results.reopen()
         return super().event(event)
 
     def _abandon(self) -> None:

@@ -148,6 +148,13 @@ class Results:
         if self._mapping is not None:  # its thread waited a minute for a map nobody sees
             cancel_maps()
 
+    def reopen(self) -> None:
+        """The widget was docked again after :meth:`close`: clicks on the shown run's cells
+        (still in the viewer) find them in the other views again."""
+        self.closed = False
+        if self._shown():
+            self._link(self.view.layer)
+
     # -- the results panel -----------------------------------------------------------------------
     def recolour(self, name: str) -> None:
         """Colour the embedding by ``name`` (a colour mode of the run)."""
