@@ -138,6 +138,17 @@ def test_latin1_is_not_utf8(tmp_path: Path) -> None:
     _error(path, "not UTF-8")
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_latin1_names_the_line_and_the_byte(tmp_path: Path, newline: str) -> None:
+    # German Excel's "CSV" is Windows-1252: the message said "byte 41", which no editor shows.
+    path = tmp_path / "m.csv"
+    lines = ["Well;Condition", "A01;neg. control", "", "B02;Kontrolle \u00fc"]
+    path.write_bytes(newline.join(lines).encode("cp1252"))
+    _error(path, "line 4", "0xfc", "Kontrolle", "Windows-1252", "UTF-8")
+    path.write_bytes(bytes(range(256)))  # no text at all: not blamed on Excel's CSV
+    _error(path, "0x80", "not a text file")
+
+
 def test_short_row(tmp_path: Path) -> None:
     path = tmp_path / "m.txt"
     path.write_text(HEADER + "1\tA01\t1\n")

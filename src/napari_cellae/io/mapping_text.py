@@ -84,10 +84,11 @@ def read_text(path: Path) -> str:
     try:
         text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as err:
-        what = "UTF-16" if utf16 else "UTF-8"
-        raise ValueError(
-            f"{path}: the mapping file is not {what} text (byte {err.start}); save it as UTF-8"
-        ) from None
+        if utf16:
+            raise ValueError(
+                f"{path}: the mapping file is not UTF-16 text (byte {err.start}); save it as UTF-8"
+            ) from None
+        raise ValueError(_not_utf8(path, raw, err.start)) from None
     if "\x00" in text:
         # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL between letters:
         # its wells would never match ('\x00A\x000\x001') or its rows look one column wide.
@@ -96,6 +97,28 @@ def read_text(path: Path) -> str:
             " not a text file; save it as UTF-8 text"
         )
     return text
+
+
+def _not_utf8(path: Path, raw: bytes, start: int) -> str:
+    """Name the line and the byte that are not UTF-8, and the line as Windows-1252 reads it:
+    a byte offset is nothing an editor shows, and Excel's "CSV" on Windows (``Kontrolle ü``
+    as ``0xfc``) is the usual cause."""
+    breaks = list(re.finditer(rb"\r\n|\r|\n", raw))
+    line = 1 + sum(1 for found in breaks if found.end() <= start)
+    begin = max((found.end() for found in breaks if found.end() <= start), default=0)
+    end = next((found.start() for found in breaks if found.start() >= start), len(raw))
+    if re.search(rb"[\x00-\x08\x0e-\x1f]", raw[: start + 1]):  # control bytes: no text
+        return (
+            f"{path}: line {line} holds byte 0x{raw[start]:02x}, which is not UTF-8, after"
+            " bytes that no text holds: not a text file? Give the mapping file (a tab-, comma-"
+            " or semicolon-separated table of positions and conditions, saved as UTF-8)"
+        )
+    shown = raw[max(begin, start - 40) : min(end, start + 40)].decode("cp1252", errors="replace")
+    return (
+        f"{path}: line {line} is not UTF-8 text (byte 0x{raw[start]:02x} in {shown!r}); the"
+        ' mapping file was saved as Latin-1 or Windows-1252 (Excel\'s "CSV" on Windows)?'
+        ' Save it as UTF-8 (Excel: "CSV UTF-8" or "Unicode Text")'
+    )
 
 
 @dataclass(frozen=True)
