@@ -608,3 +608,18 @@ def test_positions_of_cellcognition_runs_without_wells(tmp_path: Path) -> None:
     path.write_text("0013\tneg. control\n")
     with pytest.raises(ValueError, match=r"not in movie\.ch5: 0013 \(it holds 0_0013, 0_0014\)"):
         read_mapping(path).check(keys, "movie.ch5")
+
+
+def test_a_gene_starting_with_the_control_token_is_warned_about(tmp_path: Path) -> None:
+    # NEGR1 starts with 'neg': counted as a negative control without a word, so the
+    # controls' cells (training, novelty) held a knock-down.
+    path = tmp_path / "m.txt"
+    path.write_text("A01\tneg control\nA02\tNEGR1\nA03\tNegative Control\nA04\tneg1\nA05\tNEGR1\n")
+    with pytest.warns(UserWarning) as caught:
+        mapping = read_mapping(path)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert str(path) in text and "'NEGR1' (line 2)" in text and "line 5" not in text
+    assert "Negative Control" not in text and "'neg1'" not in text  # usual names: no word
+    assert mapping.lookup(_key("A02", "1")).is_control  # as documented: said, not changed
+    assert all(mapping.lookup(_key(w, "1")).is_control for w in ("A01", "A03", "A04"))

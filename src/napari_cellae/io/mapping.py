@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +272,12 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
         cell too long to read, duplicate rows (of one plate), or a site's row contradicting
         its well's row (of the same plate); the message names the file and the line (as an
         editor counts lines).
+
+    Warns
+    -----
+    UserWarning
+        Naming the lines of a two-column file whose condition counts as a control but reads
+        as a name of its own (``NEGR1`` with the token ``neg``).
     """
     path = Path(path)
     token = control_token.strip().lower()
@@ -313,6 +320,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                 raise ValueError(f"{path}: line {row.line} has {problem}")
             add(_table_entry(path, row, column, token))
     else:
+        named: dict[str, int] = {}  # controls by their first letters only: NEGR1 -> line
         for row in rows[1:] if kind == "pair" else rows:
             if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
                 problem = spaces_problem(row, delimiter)
@@ -331,12 +339,31 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                 )
             well, site = split_position(row.cells[0], None)
             is_control = row.cells[1].lower().startswith(token)
+            if is_control and _name_past_token(row.cells[1], token):
+                named.setdefault(row.cells[1], row.line)
             group = token if is_control else ""
             add(_Entry(well, site, PositionInfo(row.cells[1], is_control, group), None, row.line))
+        if named:
+            listed = [f"{condition!r} (line {line})" for condition, line in named.items()]
+            warnings.warn(
+                f"{path}: {', '.join(listed[:4])}{' ...' * (len(listed) > 4)} start(s) with the"
+                f" control token {token!r}, so they count as negative controls; if one is a gene"
+                " or compound, not a control, give the whole control condition as the control"
+                " token (--control-token), or mark the controls in a Group column (header Well,"
+                " Gene Symbol, Group)",
+                stacklevel=2,
+            )
     if not entries:
         raise ValueError(f"{path}: the mapping file has a header but no rows")
     _check_well_rows(path, entries)
     return PositionMapping(path, entries)
+
+
+def _name_past_token(condition: str, token: str) -> bool:
+    """Whether the word that starts with the control token goes on with letters and digits,
+    as a gene symbol does (``NEGR1``), rather than ``neg``, ``neg1`` or ``Negative control``."""
+    rest = re.match(r"[^\W_]*", condition[len(token) :]).group()
+    return any(c.isalpha() for c in rest) and any(c.isdigit() for c in rest)
 
 
 def _check_well_rows(path: Path, entries: list[_Entry]) -> None:
