@@ -623,3 +623,15 @@ def test_a_gene_starting_with_the_control_token_is_warned_about(tmp_path: Path) 
     assert "Negative Control" not in text and "'neg1'" not in text  # usual names: no word
     assert mapping.lookup(_key("A02", "1")).is_control  # as documented: said, not changed
     assert all(mapping.lookup(_key(w, "1")).is_control for w in ("A01", "A03", "A04"))
+
+
+def test_the_controls_hint_names_the_token_and_what_the_rows_hold(tmp_path: Path) -> None:
+    path = tmp_path / "m.txt"
+    path.write_text("A01\tDMSO\nA02\tPLK1\n")
+    hint = read_mapping(path).controls_hint()
+    assert "control token 'neg'" in hint and "conditions: 'DMSO', 'PLK1'" in hint
+    table = tmp_path / "t.txt"
+    table.write_text("Well\tGene Symbol\tGroup\nA01\tDMSO\tcontrol\nA02\tPLK1\ttarget\n")
+    hint = read_mapping(table).controls_hint()
+    assert "Groups: 'control', 'target'" in hint and "--control-token" in hint
+    assert "starts with" not in read_mapping(table, "control").controls_hint()

@@ -68,8 +68,11 @@ def test_training_indices(cellcognition_file, mapping_file, tmp_path):
     )
     no_controls = tmp_path / "no_controls.txt"
     no_controls.write_text(mapping_file.read_text().replace("\tneg\n", "\ttarget\n"))
-    with pytest.raises(ValueError, match=r"no_controls\.txt: no control position"):
+    with pytest.raises(ValueError, match=r"no_controls\.txt: no control position") as info:
         pipeline.select_training(crop_set, read_mapping(no_controls), "controls", 0)
+    # The token and the groups the mapping holds: "mark controls" alone left a Group
+    # 'control' (or two-column controls named DMSO) without a way on.
+    assert "control token 'neg' (its Groups: 'target')" in str(info.value)
     with pytest.raises(ValueError, match="train_on must be"):
         pipeline.select_training(crop_set, mapping, "some", 0)
 

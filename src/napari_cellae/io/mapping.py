@@ -42,6 +42,7 @@ from napari_cellae.io.mapping_text import (
     column_name,
     extra_cells_problem,
     header_kind,
+    name_past_token,
     read_text,
     spaces_problem,
     split_position,
@@ -87,8 +88,11 @@ class PositionMapping:
     Use :func:`read_mapping` to build one.
     """
 
-    def __init__(self, path: Path, entries: list[_Entry] | list[tuple]) -> None:
+    def __init__(
+        self, path: Path, entries: list[_Entry] | list[tuple], control_token: str = "neg"
+    ) -> None:
         self.path = path
+        self.control_token = control_token
         self._order = [_Entry(*entry) for entry in entries]  # (well, site, info[, plate, line])
         # (plate, well, site) -> info; None means "every plate" or "every site of the well".
         self._entries = {entry.ident: entry.info for entry in self._order}
@@ -129,6 +133,20 @@ class PositionMapping:
     def control_conditions(self) -> list[str]:
         """Conditions marked as controls, in file order."""
         return list(dict.fromkeys(e.info.condition for e in self._order if e.info.is_control))
+
+    def controls_hint(self) -> str:
+        """How to mark the controls where no row does: the token and what the rows hold
+        (controls named ``DMSO``, or a Group ``control``, need another token)."""
+        if self.control_conditions:
+            return "mark control positions in the mapping"
+        groups = list(dict.fromkeys(e.info.group for e in self._order if e.info.group))
+        what, names = ("Group", groups) if groups else ("condition", self.conditions)
+        shown = ", ".join(repr(name) for name in names[:6]) + " ..." * (len(names) > 6)
+        return (
+            f"no {what} in the mapping starts with the control token {self.control_token!r}"
+            f" (its {what}s: {shown}); give the controls' {what} as the control token"
+            " (--control-token)"
+        )
 
     def lookup(self, key: PositionKey) -> PositionInfo | None:
         """Condition of a position, or None where no row maps it.
@@ -339,7 +357,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                 )
             well, site = split_position(row.cells[0], None)
             is_control = row.cells[1].lower().startswith(token)
-            if is_control and _name_past_token(row.cells[1], token):
+            if is_control and name_past_token(row.cells[1], token):
                 named.setdefault(row.cells[1], row.line)
             group = token if is_control else ""
             add(_Entry(well, site, PositionInfo(row.cells[1], is_control, group), None, row.line))
@@ -356,14 +374,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     if not entries:
         raise ValueError(f"{path}: the mapping file has a header but no rows")
     _check_well_rows(path, entries)
-    return PositionMapping(path, entries)
-
-
-def _name_past_token(condition: str, token: str) -> bool:
-    """Whether the word that starts with the control token goes on with letters and digits,
-    as a gene symbol does (``NEGR1``), rather than ``neg``, ``neg1`` or ``Negative control``."""
-    rest = re.match(r"[^\W_]*", condition[len(token) :]).group()
-    return any(c.isalpha() for c in rest) and any(c.isdigit() for c in rest)
+    return PositionMapping(path, entries, token)
 
 
 def _check_well_rows(path: Path, entries: list[_Entry]) -> None:

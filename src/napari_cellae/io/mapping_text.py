@@ -24,6 +24,7 @@ __all__ = [
     "column_name",
     "extra_cells_problem",
     "header_kind",
+    "name_past_token",
     "plain",
     "read_text",
     "spaces_problem",
@@ -322,3 +323,10 @@ def canonical_plate(plate: str | None) -> str | None:
     """``Plate_1 `` and ``plate_1`` are one plate; an empty name means every plate (None)."""
     plate = plain(plate or "").strip().casefold()
     return plate or None
+
+
+def name_past_token(condition: str, token: str) -> bool:
+    """Whether the word that starts with the control token goes on with letters and digits,
+    as a gene symbol does (``NEGR1``), rather than ``neg``, ``neg1`` or ``Negative control``."""
+    rest = re.match(r"[^\W_]*", condition[len(token) :]).group()
+    return any(c.isalpha() for c in rest) and any(c.isdigit() for c in rest)

@@ -129,8 +129,7 @@ def plate_training_crops(
     if not any(candidate):
         raise ValueError(
             f"{mapping.path}: no control position among the {len(positions)} positions "
-            f"with objects in {where}; mark controls in the mapping (Group column) or train "
-            "on all positions"
+            f"with objects in {where}: {mapping.controls_hint()}, or train on all positions"
         )
     drawn = draw_training(candidate_rows(counts, candidate), config.samples, config.seed)
     keys = distinct_keys(plates, sources, positions)

@@ -206,8 +206,8 @@ def select_training(
         if not is_control.any():
             raise ValueError(
                 f"{mapping.path}: no control position among the {len(crops.positions)} "
-                f"positions with objects in {crops.source}; mark controls in the mapping "
-                "(Group column) or train on all positions"
+                f"positions with objects in {crops.source}: {mapping.controls_hint()}, or"
+                " train on all positions"
             )
         idx = np.flatnonzero(is_control[crops.position_index]).astype(np.int64)
     if len(idx) == 0:
