@@ -173,6 +173,30 @@ def test_encode_job_applies_a_model(cellcognition_file, mapping_file, tmp_path):
     assert messages[-1] == Encoded(len(result.crops), len(result.crops))
     assert result.model_path == model and result.mapping is not None
     np.testing.assert_allclose(result.features, trained_run.features, rtol=1e-4, atol=1e-5)
+    # controls named otherwise (the widget's "Controls" field)
+    dmso = tmp_path / "dmso.txt"
+    dmso.write_text("A01\tDMSO\nB02\tPLK1\n", encoding="utf-8")
+    _, named = _drive(jobs.encode_job(cellcognition_file, trained_run.trained, dmso, model, "DMSO"))
+    assert named.mapping.control_conditions == ["DMSO"]
+
+
+def test_train_job_finds_controls_by_the_requests_token(cellcognition_file, tmp_path):
+    dmso = tmp_path / "dmso.txt"
+    dmso.write_text("A01\tDMSO\nB02\tPLK1\n", encoding="utf-8")
+    request = _request(cellcognition_file, dmso, _config(train_on="controls"))
+    with pytest.raises(ValueError, match="'DMSO'"):  # 'neg' marks none of them
+        _drive(jobs.train_job(request))
+    request = jobs.TrainRequest(
+        cellcognition_file, "primary__primary", 0, dmso, _config(train_on="controls"), "dmso"
+    )
+    _, result = _drive(jobs.train_job(request))
+    assert result.mapping.control_conditions == ["DMSO"]
+    controls = result.crops.positions.index(
+        next(k for k in result.crops.positions if k.well == "A01")
+    )
+    assert result.n_trained + result.n_held_out == int(
+        (result.crops.position_index == controls).sum()
+    )
 
 
 def test_cell_pair_shows_input_beside_reconstruction(cellcognition_file):

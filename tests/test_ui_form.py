@@ -171,3 +171,30 @@ def test_images_smaller_than_the_box_are_cropped_whole(form):
     form.show_file(FileInfo(["Nuclei"], "Nuclei", [("DNA", 0)], {}, 64, {"Nuclei": 64}))
     assert (form.crop_size.value, form.crop_size.min) == (64, 16)
     assert "64 px is the largest its images allow" in form.crop_size.tooltip
+
+
+def test_controls_named_otherwise_are_found_with_the_controls_field(
+    form, monkeypatch, cellcognition_file, tmp_path
+):
+    # DMSO controls in a two-column mapping: the widget had no way to say so (the command
+    # line's --control-token), so no novelty and no hits, and "Train on: controls" failed.
+    import napari.utils.notifications as notifications
+
+    warned: list[str] = []
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    dmso = tmp_path / "dmso.txt"
+    dmso.write_text("A01\tDMSO\nB02\tPLK1\n", encoding="utf-8")
+    form.file.value = cellcognition_file
+    form.show_file(read_file_info(cellcognition_file))
+    form.mapping.value = dmso
+    assert len(warned) == 1 and "'DMSO'" in warned[0] and "'Controls'" in warned[0]
+    form.controls.value = "dmso"
+    form.controls.native.editingFinished.emit()  # typed in, then Enter or another field
+    assert len(warned) == 1  # found now: nothing more to say
+    request = form.request()
+    assert request.control_token == "dmso"
+    from napari_cellae.io.mapping import read_mapping
+
+    assert read_mapping(dmso, request.control_token).control_conditions == ["DMSO"]
+    form.controls.value = "  "
+    assert form.control_token() == "neg"  # left empty: the default

@@ -205,9 +205,8 @@ class DeepLearningWidget(QWidget):
         except (ValueError, OSError) as err:
             self._failed(err)  # not "press Train" from the file chosen before
             return None
-        return self._run(
-            start, jobs.encode_job, file, trained, self.form.mapping_path(), Path(path)
-        )
+        mapping, token = self.form.mapping_path(), self.form.control_token()
+        return self._run(start, jobs.encode_job, file, trained, mapping, Path(path), token)
 
     def _run(
         self, start: bool, job: Any, *args: Any, total: int | None = None, description: str = ""

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 
 from napari_cellae._reader import METADATA_KEY, read_centres
 from napari_cellae._ui.background import side_task
-from napari_cellae._ui.form import path_or_none
+from napari_cellae._ui.file_info import path_or_none
 from napari_cellae._ui.result_layers import cellae_layers
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.centres import position_labels

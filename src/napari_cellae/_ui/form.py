@@ -7,14 +7,13 @@ only the spin-box ranges are the form's own.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from napari_cellae._ui.file_info import FileInfo, path_or_none, read_file_info
 from napari_cellae._ui.section import Section
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.core.resample import largest_box
@@ -22,6 +21,7 @@ from napari_cellae.pipeline.jobs import TrainRequest
 
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
+    from napari_cellae.io.mapping import PositionMapping
 
 __all__ = ["CROP_FIELDS", "TRAINING_FIELDS", "FileInfo", "ParameterForm", "read_file_info"]
 
@@ -62,65 +62,10 @@ _TIPS = {
     "mapping": "Optional table that says which treatment is in which well and which wells "
     "are negative controls (CellCognition position mapping). Without it every cell is "
     "trained on and the embedding is coloured by position.",
+    "controls": "Negative controls are the mapping's rows whose Group starts with this "
+    "text, in any case ('neg' finds 'neg. control' too); in a two-column mapping, the "
+    "conditions that start with it (e.g. DMSO). Novelty and hits are measured against them.",
 }
-
-
-@dataclass
-class FileInfo:
-    """What the form offers for one CellH5 file.
-
-    Attributes
-    ----------
-    objects : list of str
-        Object types, e.g. ``primary__primary``.
-    default_object : str
-    channels : list of (str, int)
-        Channel name and raw index.
-    object_channel : dict
-        Object -> the channel it was segmented in.
-    smallest_side : int
-        Shortest image side over all positions (the largest possible crop).
-    cell_boxes : dict
-        Object -> a crop box fitted to its cells, for objects that the default box does
-        not suit (:func:`napari_cellae.pipeline.cell_size.fitted_box`).
-    """
-
-    objects: list[str]
-    default_object: str
-    channels: list[tuple[str, int]]
-    object_channel: dict[str, int]
-    smallest_side: int
-    cell_boxes: dict[str, int]
-
-
-def read_file_info(path: str | os.PathLike) -> FileInfo:
-    """Objects and channels of a CellH5 file (reads metadata only, opens read-only).
-
-    Raises
-    ------
-    ValueError
-        Naming the file, if it is not a usable CellH5 file.
-    """
-    from napari_cellae.io.cellh5 import CellH5
-    from napari_cellae.pipeline.cell_size import fitted_box
-
-    network = field_info("crop_size")["default"]
-    with CellH5(path) as ch5:
-        objects = list(ch5.object_names)
-        boxes = {o: fitted_box(ch5, o, network) for o in objects}
-        return FileInfo(
-            objects=objects,
-            default_object=ch5.default_object,
-            channels=[(c.name, c.index) for c in ch5.channels],
-            object_channel={o: ch5.object_channel(o) for o in objects},
-            smallest_side=min(min(ch5.image_shape(p)[-2:]) for p in ch5.positions),
-            cell_boxes={o: box for o, box in boxes.items() if box is not None},
-        )
-
-
-def path_or_none(value: Any) -> Path | None:
-    """A FileEdit's value as a Path, None when empty."""
-    return Path(value) if value is not None and str(value) not in ("", ".") else None
 
 
 def _parameter_widget(name: str) -> Any:
@@ -155,6 +100,7 @@ class ParameterForm(QWidget):
         self.mapping = FileEdit(
             label="Position mapping", mode="r", filter="Mapping (*.txt *.tsv *.csv)", nullable=True
         )
+        self.controls = LineEdit(label="Controls", value="neg")
         for name, tip in _TIPS.items():
             getattr(self, name).tooltip = tip
         self.mask = _parameter_widget("mask")
@@ -183,7 +129,7 @@ class ParameterForm(QWidget):
         self._setting_size = False
 
         cells = [self.file, self.object, self.channel, self.crop_size, self.mask, self.intensity]
-        cells.append(self.mapping)
+        cells += [self.mapping, self.controls]
         training = [getattr(self, name) for name in TRAINING_FIELDS]
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -202,6 +148,8 @@ class ParameterForm(QWidget):
         self.optimizer.changed.connect(self._on_optimizer)
         self.object.changed.connect(self._on_object)
         self.mapping.changed.connect(self._on_mapping)
+        # read when typed in (each keystroke's half word would warn of no controls)
+        self.controls.native.editingFinished.connect(self._on_mapping)
         self.train_on.changed.connect(self._on_train_on)
         self.crop_size.changed.connect(self._on_size)
         self.input_size.changed.connect(self._on_size)
@@ -234,6 +182,10 @@ class ParameterForm(QWidget):
     def mapping_path(self) -> Path | None:
         """The chosen position mapping, None if none."""
         return path_or_none(self.mapping.value)
+
+    def control_token(self) -> str:
+        """What the controls' Group (or condition) starts with; "neg" when left empty."""
+        return str(self.controls.value).strip() or "neg"
 
     def config(self) -> TrainConfig:
         """The training parameters entered.
@@ -269,7 +221,8 @@ class ParameterForm(QWidget):
                 "Training on control wells needs a position mapping that marks them: choose "
                 "the mapping file, or train on all cells."
             )
-        return TrainRequest(path, self.object.value, int(self.channel.value), mapping, config)
+        channel, token = int(self.channel.value), self.control_token()
+        return TrainRequest(path, self.object.value, channel, mapping, config, token)
 
     # -- filling in ------------------------------------------------------------------------------
     def clear_file(self) -> None:
@@ -350,11 +303,14 @@ class ParameterForm(QWidget):
             self.size_chosen = True
 
     def _on_mapping(self) -> None:
-        problem = self.mapping_problem()
-        if problem is not None:
-            from napari.utils.notifications import show_error
+        from napari.utils.notifications import show_error, show_warning
 
+        problem, mapping = self._read_mapping()
+        if problem is not None:
             show_error(problem)
+        elif mapping is not None and not mapping.control_conditions:
+            # no novelty nor hits without controls, and training on them would fail
+            show_warning(f"{mapping.path.name}: {mapping.controls_hint()}.")
         if self.train_on_chosen:
             return
         self._setting_train_on = True
@@ -372,26 +328,28 @@ class ParameterForm(QWidget):
         plate's, is named at once rather than when Train is pressed. A CellH5 file that
         does not open is left to the file's own checks.
         """
+        return self._read_mapping()[0]
+
+    def _read_mapping(self) -> tuple[str | None, PositionMapping | None]:
+        # (what is wrong, None) or (None, the mapping read with the controls' token)
         from napari_cellae.io.cellh5 import CellH5
         from napari_cellae.io.mapping import read_mapping
         from napari_cellae.pipeline.steps import load_mapping
 
-        path, file = self.mapping_path(), self.file_path()
+        path, file, token = self.mapping_path(), self.file_path(), self.control_token()
         if path is None or not path.is_file():
-            return None
+            return None, None
         try:
             cellh5 = CellH5(file) if file is not None and file.is_file() else None
         except (ValueError, OSError):
             cellh5 = None
         try:
             if cellh5 is None:
-                read_mapping(path)
-            else:
-                with cellh5:  # the check a run makes (without its warning of unmapped wells)
-                    load_mapping(path, cellh5, warn=False)
+                return None, read_mapping(path, control_token=token)
+            with cellh5:  # the check a run makes (without its warning of unmapped wells)
+                return None, load_mapping(path, cellh5, token, warn=False)
         except (ValueError, OSError) as err:
-            return str(err)
-        return None
+            return str(err), None
 
     def _on_train_on(self) -> None:
         if not self._setting_train_on:

@@ -145,7 +145,7 @@ class PositionMapping:
         return (
             f"no {what} in the mapping starts with the control token {self.control_token!r}"
             f" (its {what}s: {shown}); give the controls' {what} as the control token"
-            " (--control-token)"
+            " (--control-token; the widget's 'Controls')"
         )
 
     def lookup(self, key: PositionKey) -> PositionInfo | None:

@@ -64,6 +64,9 @@ class TrainRequest:
         Position mapping; without one every cell is trained on.
     config : TrainConfig
         Training parameters.
+    control_token : str
+        What the mapping's Group (or, in a two-column mapping, condition) of the negative
+        controls starts with.
     trainer : Trainer or None
         Set by the job once training starts.
     """
@@ -73,6 +76,7 @@ class TrainRequest:
     channel: int
     mapping_path: Path | None
     config: TrainConfig
+    control_token: str = "neg"
     trainer: Trainer | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -286,7 +290,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     config = request.config
     yield Status("Reading cells from the file…")
     with CellH5(request.path) as ch5:
-        mapping = steps.load_mapping(request.mapping_path, ch5)
+        mapping = steps.load_mapping(request.mapping_path, ch5, request.control_token)
         obj = steps.resolve_object(ch5, request.object_name)
         crops = steps.crops_for(ch5, obj, [request.channel], config)
         empty = warn_empty(mapping, ch5.positions, crops.positions)  # a dead well: a hit?
@@ -334,7 +338,11 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
 
 
 def encode_job(
-    path: Path, trained: TrainedModel, mapping_path: Path | None, model_path: Path | None = None
+    path: Path,
+    trained: TrainedModel,
+    mapping_path: Path | None,
+    model_path: Path | None = None,
+    control_token: str = "neg",
 ) -> Generator[Message, None, RunResult]:
     """Apply a loaded model to every cell of a file; a generator for a thread worker.
 
@@ -350,7 +358,7 @@ def encode_job(
     limit_threads()
     yield Status("Reading cells from the file…")
     with CellH5(path) as ch5:
-        mapping = steps.load_mapping(mapping_path, ch5)
+        mapping = steps.load_mapping(mapping_path, ch5, control_token)
         obj, channels = steps.check_model_fits(trained, ch5, model_path)
         crops = steps.crops_for(ch5, obj, channels, trained.config)
         empty = warn_empty(mapping, ch5.positions, crops.positions)
