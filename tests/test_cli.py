@@ -134,8 +134,8 @@ def test_train_then_encode_end_to_end(cellcognition_file, mapping_file, tmp_path
     assert rc == 0, captured.err
     assert model.is_file()
     # the control well A01 only: 15 cells, of which 3 are held out
-    assert "Trained on 12 cells, 3 more held out" in captured.out
-    assert "2 epoch(s)" in captured.out
+    assert "Trained on 12 control cells, 3 more held out" in captured.out
+    assert "; controls: 'scrambled'): 2 epoch(s)" in captured.out
 
     trained = load_model(model)
     assert trained.object_name == "primary__primary"
@@ -255,7 +255,8 @@ def test_positions_the_mapping_lacks_are_one_warning(
         " they are kept as conditions of their own, not as negative controls (is a well"
         " misspelt, or a row missing?)"
     ) == 1
-    assert "Trained on 12 cells, 3 more held out" in capsys.readouterr().out  # A01's cells
+    out = capsys.readouterr().out  # A01's cells, its condition named
+    assert "Trained on 12 control cells, 3 more held out" in out and "controls: 'scrambled'" in out
     encode = ["encode", str(cellcognition_file), "--model", str(model), "-q", "--out"]
     monkeypatch.setattr(
         sys, "argv", ["cellae", *encode, str(tmp_path / "f.hdf"), "--mapping", str(controls_only)]

@@ -40,6 +40,13 @@ def test_numbers_and_summaries():
     assert text.startswith("Trained on 40 control cells, 10 more held out (100 cells in the file")
     assert "object Nuclei, channel(s) DNA, GFP, 24 px resampled to 40 px crops): 2 epoch(s)" in text
     assert training_summary(result).startswith("Trained on 40 cells, 10 more held out")
+    # the conditions taken as controls are named, so that a gene NEGR1 among them shows
+    result.mapping = SimpleNamespace(control_conditions=["scrambled", "NEGR1"])
+    assert "40 px crops; controls: 'scrambled', 'NEGR1'): 2 epoch(s)" in training_summary(
+        result, "control"
+    )
+    assert "controls:" not in training_summary(result)  # trained on all cells
+    del result.mapping
     result.n_cells = 5000  # only the drawn cells were cropped
     assert "(5000 cells in the file" in training_summary(result)
     result.crops.positions = [*_Crops.positions, PositionKey("plate2", "A01", "1")]

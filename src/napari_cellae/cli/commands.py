@@ -274,8 +274,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Model:      {result.model_path}")
     print(f"Features:   {result.features_path}  (open it in CellCognition Explorer)")
     print(f"Embedding:  {png}")
-    controls = result.trained.config.train_on == "controls"
-    print(training_summary(result, "control" if controls else ""))
+    print(training_summary(result))
     labelled = crops.class_idx >= 0
     if labelled.any():
         import numpy as np
