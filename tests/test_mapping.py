@@ -234,7 +234,18 @@ def test_header_names_ignore_case_and_spaces(tmp_path: Path) -> None:
     assert mapping.lookup(_key("B02", "1")) == PositionInfo("PLK1", False, "target")
 
 
-@pytest.mark.parametrize("header", ["Well\tCondition", "Position\tCondition", "WELL\ttreatment"])
+@pytest.mark.parametrize(
+    "header",
+    # headers of other words were read as a position "ID" mapped to "Condition", warned of
+    # as a row of a position the file lacks ("a plate imaged in part?")
+    [
+        "Well\tCondition",
+        "Position\tCondition",
+        "WELL\ttreatment",
+        "ID\tCondition",
+        "Sample\tCompound",
+    ],
+)
 def test_two_column_file_with_named_header(tmp_path: Path, header: str) -> None:
     path = tmp_path / "m.txt"
     path.write_text(f"{header}\nA01\tneg\nB02_1\tPLK1\n")

@@ -240,8 +240,10 @@ def header_kind(names: list[str]) -> str | None:
     """
     if not names:
         return None
-    if len(names) == 2 and names[0] in _POSITION_NAMES and names[1] not in _KNOWN_NAMES:
-        return "pair"
+    if len(names) == 2 and names[1] not in _KNOWN_NAMES:
+        # a header of other words ("ID, Condition"): no position is written without digits
+        if names[0] in _POSITION_NAMES or not any(char.isdigit() for char in names[0]):
+            return "pair"
     if names[0] in _POSITION_NAMES or any(name in names for name in _TABLE_MARKERS):
         return "table"
     return None
