@@ -176,3 +176,34 @@ def test_a_side_task_ending_after_its_signals_were_deleted_raises_nothing(qtbot,
     sip.delete(worker.signals)
     worker.run()  # as the thread pool would, after the deletion: nothing raised
     assert not worker._running
+
+
+def test_a_finished_side_task_holds_nothing_of_its_work_or_its_receivers(qtbot):
+    # napari keeps every worker made while a viewer is open (its window's task list, for
+    # the close dialog) as long as the window object lives, past its closing: what a
+    # finished map, gallery or save held (the run's cells as arguments, the widget through
+    # its slots) stayed in memory all day.
+    import gc
+    import weakref
+
+    class Cells:
+        pass
+
+    class Receiver:
+        def ready(self, value) -> None:
+            self.value = value
+
+    cells, receiver = Cells(), Receiver()
+    cells_gone, receiver_gone = weakref.ref(cells), weakref.ref(receiver)
+    worker = side_task(lambda given: 1, cells)  # kept, as napari keeps it
+    worker.returned.connect(lambda value, to=receiver: to.ready(value))  # as Results does
+    with qtbot.waitSignal(worker.finished, timeout=WAIT_MS):
+        worker.start()
+    assert receiver.value == 1
+    del cells, receiver
+
+    def let_go() -> bool:
+        gc.collect()
+        return cells_gone() is None and receiver_gone() is None
+
+    qtbot.waitUntil(let_go, timeout=5000)

@@ -279,3 +279,51 @@ def test_deleting_the_owner_detaches_its_job(qtbot, run_result):
         release.set()
     qtbot.wait(50)
     assert Status("late") not in seen  # asked to quit, and nothing reaches the owner
+
+
+def test_a_finished_job_holds_nothing_of_its_run_or_its_widget(qtbot, runner):
+    # napari keeps every worker made while a viewer is open (its window's task list) as
+    # long as the window object lives, past its closing: through its slots a finished
+    # job held the widget, its viewer and the run's network; and a job quit mid-run (the
+    # dock closed) held its crops in its suspended generator. Closed docks and viewers
+    # stayed in memory all day.
+    import gc
+    import weakref
+
+    class Crops:
+        pass
+
+    class Widget:
+        def __init__(self) -> None:
+            self.seen: list = []
+
+    def endless(crops):
+        while crops is not None:
+            yield Status("training")
+
+    crops, widget = Crops(), Widget()
+    crops_gone, widget_gone = weakref.ref(crops), weakref.ref(widget)
+    seen = widget.seen
+
+    def on_finished(widget=widget) -> None:
+        widget.seen.append("end")
+
+    worker = start_job(
+        runner,
+        endless,
+        crops,
+        on_message=lambda message: runner.quit(),  # as closing the dock does
+        on_error=lambda error, widget=widget: widget.seen.append(error),
+        on_finished=on_finished,
+        start=False,
+    )
+    del crops, widget, on_finished
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        worker.start()  # the worker stays referenced, as napari's task list keeps it
+
+    def let_go() -> bool:
+        gc.collect()
+        return crops_gone() is None and widget_gone() is None
+
+    qtbot.waitUntil(let_go, timeout=5000)
+    assert seen == ["end"]  # its end reached the widget first

@@ -18,7 +18,8 @@ run at the same time (:func:`hold_warning_state`), each waits for the other to e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Generator
 from typing import Any
 
 from napari.qt.threading import FunctionWorker, create_worker
@@ -27,6 +28,7 @@ from qtpy.QtCore import QTimer
 __all__ = [
     "SideTaskWorker",
     "hold_warning_state",
+    "let_go_when_finished",
     "side_task",
     "warning_state_held",
     "warning_state_holder",
@@ -36,6 +38,8 @@ WAIT_POLL_MS = 50  # how often a task waiting for the warning state looks again
 #: what the running workers that swap the warning state do, by id
 _holders: dict[int, str] = {}
 UMAP_MAP = "the map (UMAP) of the last run"
+#: a worker's signals (superqt's own ``_finished`` is left: it lets superqt forget it)
+_SIGNALS = ("started", "yielded", "warned", "returned", "errored", "aborted", "finished")
 
 
 def warning_state_held() -> bool:
@@ -60,6 +64,40 @@ def hold_warning_state(worker: Any, what: str = UMAP_MAP) -> None:
     key = id(worker)
     _holders[key] = what
     worker.finished.connect(lambda: _holders.pop(key, None))
+
+
+def let_go_when_finished(worker: Any, job: Generator[Any, Any, Any] | None = None) -> None:
+    """Leave ``worker`` holding nothing of the widget's, nor of its run, once it finished.
+
+    napari keeps every thread worker made while a viewer is open in that window's task
+    list (for its close dialog) as long as the window object lives, which is past its
+    closing (napari's theme holds it). Through their slots, finished workers held the
+    widget, its viewer, the run's cells and network: closed docks and viewers stayed in
+    memory all day. Once all that is connected to ``finished`` has run, its slots are
+    disconnected and ``job`` (the worker's generator, which ``quit()`` leaves suspended
+    with the run's crops) is closed, as the garbage collector would close it.
+    """
+    # superqt's `_finished` is emitted after `finished` was queued to every slot: a slot
+    # of `finished` runs while the worker's thread may still be queueing the others (the
+    # runner's end was dropped so)
+    worker._finished.connect(functools.partial(_let_go, job=job))
+
+
+def _let_go(worker: Any, job: Generator[Any, Any, Any] | None = None) -> None:
+    if job is not None:
+        with contextlib.suppress(Exception):  # its clean-up; nobody waits for it now
+            job.close()
+    for name in _SIGNALS:
+        # AttributeError: a function's worker yields nothing; TypeError: nothing connected;
+        # RuntimeError: its Qt object is gone already
+        with contextlib.suppress(AttributeError, TypeError, RuntimeError):
+            getattr(worker, name).disconnect()
+
+
+def _call(work: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> Any:
+    # the worker keeps its arguments (napari keeps the worker): only this emptied list
+    function, args = work.pop()
+    return function(*args)
 
 
 class SideTaskWorker(FunctionWorker):
@@ -128,7 +166,12 @@ def side_task(
     """
     connect = {"errored": errored} if errored is not None else None
     worker = create_worker(
-        function, *args, _start_thread=False, _connect=connect, _worker_class=SideTaskWorker
+        _call,
+        [(function, args)],
+        _start_thread=False,
+        _connect=connect,
+        _worker_class=SideTaskWorker,
     )
     worker.swaps_warnings = swaps_warnings
+    let_go_when_finished(worker)
     return worker

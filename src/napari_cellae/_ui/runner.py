@@ -23,6 +23,7 @@ from qtpy.QtWidgets import QLabel, QWidget
 from napari_cellae._ui.background import (
     WAIT_POLL_MS,
     hold_warning_state,
+    let_go_when_finished,
     warning_state_held,
     warning_state_holder,
 )
@@ -60,6 +61,11 @@ def warm_up_engine() -> threading.Thread:
         _warm_up = threading.Thread(target=run, name="napari-cellae warm-up", daemon=True)
         _warm_up.start()
     return _warm_up
+
+
+def _drive(run: Generator[Message, None, Outcome]) -> Generator[Message, None, Outcome]:
+    """The worker's generator: ``run``, which the runner keeps to close it."""
+    return (yield from run)
 
 
 @dataclass
@@ -167,13 +173,11 @@ class JobRunner:
         """
         self._run = object()
         live = self._live
+        run = guarded(viewer_job)(job, *args)  # closed when the worker ends
         worker = create_worker(
-            guarded(viewer_job),
-            job,
-            *args,
-            _start_thread=False,
-            _connect={"errored": live(on_error)},
+            _drive, run, _start_thread=False, _connect={"errored": live(on_error)}
         )
+        let_go_when_finished(worker, run)
         worker.yielded.connect(live(on_message))
         # napari's workers are meant to turn a job's warnings into notifications, but its
         # relay is never connected (its mixin's __init__ does not run under superqt's
