@@ -118,3 +118,32 @@ def test_reveal_scrolls_the_plot_into_the_docks_view(qtbot):
     assert tabs.currentWidget() is plot
     top = plot.mapTo(scroll.viewport(), QPoint(0, 0)).y()
     assert top >= 0 and top + plot.height() <= scroll.viewport().height()
+
+
+def test_a_deleted_follower_keeps_nothing_alive_until_the_next_theme_change(
+    make_napari_viewer, qtbot
+):
+    # A closed dock's embedding view (its run's cell table, its layers) stayed in memory
+    # until the user next switched themes, which may be never.
+    import gc
+    import weakref
+
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication, QWidget
+
+    from napari_cellae._ui.theme import follow_theme
+
+    class View:  # as the embedding view, which is no Qt object
+        def set_theme(self, theme: str) -> None:
+            self.theme = theme
+
+    viewer = make_napari_viewer()
+    owner, view = QWidget(), View()
+    follow_theme(owner, viewer, view.set_theme)
+    assert view.theme == viewer.theme
+    gone = weakref.ref(view)
+    owner.deleteLater()  # the dock's panel, deleted with its widget
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del view
+    gc.collect()
+    assert gone() is None

@@ -7,6 +7,7 @@ themes while the widget is open. The embedding's points get a dark rim on a ligh
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,13 +75,16 @@ def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
     object ``owner`` is deleted."""
     apply(viewer.theme)
     owner_ref = weakref.ref(owner)
+    # a method weakly: held until the next theme change, it kept a closed dock's embedding
+    # view (its run's cell table, its layers) in memory
+    apply_ref = weakref.WeakMethod(apply) if inspect.ismethod(apply) else lambda: apply
 
     def on_theme(event: Any) -> None:
-        alive = owner_ref()
-        if alive is None or _deleted(alive):  # gone with its viewer or dock
+        alive, call = owner_ref(), apply_ref()
+        if alive is None or call is None or _deleted(alive):  # gone with its viewer or dock
             viewer.events.theme.disconnect(on_theme)
             return
-        apply(event.value)
+        call(event.value)
 
     # Checked at the next theme change rather than on Qt's `destroyed`: a lambda connected
     # there can be called after the garbage collector cleared it, which crashed Python.
