@@ -167,3 +167,28 @@ def test_positions_of_different_sizes_are_one_at_a_time(make_napari_viewer, tmp_
         first = cells.time_idx == 0
         expected = sorted(zip(cells.center_y[first], cells.center_x[first], strict=True))
         assert sorted(map(tuple, drawn[:, 2:].astype(int))) == expected
+
+
+def test_following_the_shown_position_keeps_nothing_of_the_follower(make_napari_viewer):
+    # A viewer closed (the widget deleted with it, without a close event) but still
+    # referenced (a script's or a console's `viewer`) kept the widget, its run's cells and
+    # network through this follower.
+    import gc
+    import weakref
+
+    from napari_cellae._ui.files import follow_shown_position
+
+    class Widget:
+        def on_step(self, event=None) -> None:
+            self.steps = getattr(self, "steps", 0) + 1
+
+    viewer = make_napari_viewer()
+    widget = Widget()
+    follow_shown_position(viewer, widget.on_step)
+    viewer.add_points(np.zeros((1, 2)), name="a")  # named: napari reads no caller's locals
+    assert widget.steps == 1  # followed
+    gone = weakref.ref(widget)
+    del widget
+    gc.collect()
+    assert gone() is None
+    viewer.add_points(np.zeros((1, 2)), name="b")  # nobody to tell: nothing raised

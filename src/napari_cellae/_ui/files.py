@@ -6,8 +6,10 @@ Functions here raise ``ValueError`` with a message for the user; the widget show
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,13 +312,19 @@ def follow_shown_position(
         Stops following (to call when the widget closes).
     """
 
+    # the method weakly, as napari's events hold it: a closed viewer that something still
+    # referenced (a script's `viewer`) kept the widget, its run's cells and network
+    follower = weakref.WeakMethod(callback) if inspect.ismethod(callback) else lambda: callback
+
     def added(event: Any) -> None:
-        event.value.events.visible.connect(callback)
-        callback()
+        if (call := follower()) is not None:
+            event.value.events.visible.connect(call)
+            call()
 
     def removed(event: Any) -> None:
-        event.value.events.visible.disconnect(callback)
-        callback()
+        if (call := follower()) is not None:
+            event.value.events.visible.disconnect(call)
+            call()
 
     for layer in viewer.layers:
         layer.events.visible.connect(callback)
