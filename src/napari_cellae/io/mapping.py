@@ -312,7 +312,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     names = [column_name(cell) for cell in header.cells]
     while names and not names[-1]:  # trailing separators leave empty header cells
         names.pop()
-    kind = header_kind(names)
+    kind = header_kind(names, other_words=True)
     entries: list[_Entry] = []
     seen: dict[tuple[str | None, str, str | None], int] = {}
 

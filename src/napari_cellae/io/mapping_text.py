@@ -224,13 +224,17 @@ def extra_cells_problem(row: Row, width: int, delimiter: str) -> str | None:
     return f"{len(row.cells)} columns where {width} are expected ({extra[0]!r} is extra); {quote}"
 
 
-def header_kind(names: list[str]) -> str | None:
+def header_kind(names: list[str], other_words: bool = False) -> str | None:
     """Which kind of header the first row is, if any.
 
     Parameters
     ----------
     names : list of str
         The first row's cells as :func:`column_name` normalises them.
+    other_words : bool
+        Also take two cells of other words ("ID, Condition") for a two-column header, as
+        a file given as the mapping has one (no position is written without a digit); not
+        where any text file is guessed at ("cell, area" of a table of measurements).
 
     Returns
     -------
@@ -241,8 +245,7 @@ def header_kind(names: list[str]) -> str | None:
     if not names:
         return None
     if len(names) == 2 and names[1] not in _KNOWN_NAMES:
-        # a header of other words ("ID, Condition"): no position is written without digits
-        if names[0] in _POSITION_NAMES or not any(char.isdigit() for char in names[0]):
+        if names[0] in _POSITION_NAMES or (other_words and not any(map(str.isdigit, names[0]))):
             return "pair"
     if names[0] in _POSITION_NAMES or any(name in names for name in _TABLE_MARKERS):
         return "table"
