@@ -659,3 +659,23 @@ def test_a_malformed_region_table_leaves_the_channels_readable(tmp_path: Path) -
         assert [c.name for c in ch5.channels] == ["dna"]
         with pytest.raises(CellH5Error, match="image/region is not a 1-D table"):
             ch5.object_channel("primary__primary")
+
+
+def test_channels_of_one_name_are_told_apart(tmp_path: Path) -> None:
+    """Two channels named 'DAPI' were both 'DAPI': '--channel DAPI' took the last, and a model
+    trained on channel 0 (it remembers names) was applied to channel 1's pixels without a word."""
+    from napari_cellae.pipeline.selection import channels_named, resolve_channels
+
+    positions = [synthetic_position(w, "1", n_channels=3, seed=i) for i, w in enumerate("AB")]
+    path = write_cellh5(
+        tmp_path / "d.ch5", positions, ["DAPI", "GFP", "DAPI"], {"primary__primary": 0}
+    )
+    with CellH5(path) as ch5:
+        names = [c.name for c in ch5.channels]
+        assert names == ["DAPI (channel 0)", "GFP", "DAPI (channel 2)"]
+        assert channels_named(ch5, [names[0]], "the model was trained on") == [0]
+        with pytest.raises(
+            CellH5Error, match=r"no channel 'DAPI' \(channels: 0=DAPI \(channel 0\)"
+        ):
+            resolve_channels(ch5, "primary__primary", ["DAPI"])
+        assert resolve_channels(ch5, "primary__primary", ["DAPI (channel 2)"]) == [2]

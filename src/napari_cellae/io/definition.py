@@ -100,7 +100,8 @@ def channel_names(
     Returns
     -------
     list of (str, str)
-        ``channel <i>`` and white where the table has no name or colour for a channel.
+        ``channel <i>`` and white where the table has no name or colour for a channel;
+        channels of one name get their index added (``DAPI (channel 1)``).
 
     Raises
     ------
@@ -119,7 +120,17 @@ def channel_names(
         name = decode(row["channel_name"]) or out[i][0]
         color = _html_color(decode(row["color"])) if "color" in fields else None
         out[i] = (name, color or out[i][1])
-    return out
+    return _told_apart(out)
+
+
+def _told_apart(channels: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Channels that share a name get their index added (``DAPI (channel 1)``): runs and
+    models know channels by name, so the last of them was taken for every one."""
+    names = [name for name, _ in channels]
+    return [
+        (f"{name} (channel {i})" if names.count(name) > 1 else name, color)
+        for i, (name, color) in enumerate(channels)
+    ]
 
 
 def _rows_of_channels(
