@@ -233,3 +233,25 @@ def test_collect_warns_when_cells_are_larger_than_the_box(cellcognition_file: Pa
     with CellH5(cellcognition_file) as ch5:
         with pytest.warns(UserWarning, match=r"larger than the 8 px crop box.*about 16 px"):
             pipeline.collect(ch5, "primary__primary", 8, [0])
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_a_channel_of_one_value_is_named_when_nothing_can_be_trained(tmp_path, value):
+    """A second channel all zeros (never acquired) or all 255 (saturated) left every cell
+    without signal, and the refusal said only that each cell had 'a channel of a single
+    value': not which of the two."""
+    positions = [synthetic_position(w, "1", n_channels=2, seed=i) for i, w in enumerate("AB")]
+    for position in positions:
+        position.image[1] = value
+    path = write_cellh5(
+        tmp_path / "two.ch5", positions, ["H2B", "tubulin"], {"primary__primary": 0}
+    )
+    with CellH5(path) as ch5, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crops = pipeline.collect(ch5, "primary__primary", 16, [0, 1])
+    with pytest.raises(ValueError) as raised:
+        pipeline.select_training(crops, None, "all", samples=50000)
+    message = str(raised.value)
+    assert str(path) in message
+    assert f"channel 'tubulin' is {value} in every pixel of all 30" in message
+    assert "'H2B'" not in message

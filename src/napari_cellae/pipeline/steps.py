@@ -220,11 +220,29 @@ def select_training(
     if len(with_signal) == 0:
         more = "; draw more cells (samples)" if len(drawn) < len(idx) else ""
         raise ValueError(
-            f"{crops.source}: no cell to train on has signal: each of the {len(drawn)} has a "
-            f"channel of a single value, as images never acquired read "
-            f"(train_on={train_on!r}){more}"
+            f"{crops.source}: no cell to train on has signal: "
+            f"{_one_value_channels(crops, drawn)} (train_on={train_on!r}){more}"
         )
     return with_signal
+
+
+def _one_value_channels(crops: CropSet, drawn: np.ndarray) -> str:
+    """Which channel is of one value in every drawn crop, and that value: with two
+    channels, 'a channel of a single value' left the user to guess which."""
+    pixels = crops.crops[drawn].reshape(len(drawn), crops.crops.shape[1], -1)
+    low, high = pixels.min(axis=2), pixels.max(axis=2)
+    said = []
+    for c, name in enumerate(crops.channel_names):
+        if np.all(low[:, c] == high[:, c]):
+            values = np.unique(low[:, c])
+            value = f"is {values[0]}" if len(values) == 1 else "has one value"
+            said.append(f"channel '{name}' {value} in every pixel of all {len(drawn)} cells")
+    if not said:
+        return (
+            f"each of the {len(drawn)} has a channel of a single value, as images never "
+            "acquired read"
+        )
+    return "; ".join(said) + " (never acquired, or saturated): train without it"
 
 
 def training_indices(
