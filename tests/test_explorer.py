@@ -253,6 +253,28 @@ def test_cellprofiler_uint16_two_channels_no_orientation(cellprofiler_file, tmp_
     assert set(back.bbox["file"].tolist()) == {p.label.encode() for p in crops.positions}
 
 
+def test_every_gallery_colour_has_its_outline(cellprofiler_file, tmp_path):
+    # The Explorer outlines each colour of the gallery with the contour channel of the same
+    # place: a two-channel file held one (Channel_1), so the second colour's had none.
+    from napari_cellae.export.explorer_stream import ExplorerWriter
+
+    crops = _crops(cellprofiler_file, channels=[0, 1])
+    features, norm = _features(len(crops), 4), Normalisation.from_crops(crops.crops)
+    whole = write_explorer_hdf(tmp_path / "whole.hdf", crops, features, None, normalisation=norm)
+    with ExplorerWriter(tmp_path / "stream.hdf", None, normalisation=norm) as writer:
+        writer.append(crops, features)
+    for path in (whole, writer.path):
+        with h5py.File(path, "r") as h5:
+            outlines = h5["data/contours"]
+            assert list(outlines.attrs["channels"]) == [b"Channel_1", b"Channel_2"]
+            assert len(h5["data/gallery"].attrs["colors"]) == 2
+            first, second = outlines["Channel_1"][()], outlines["Channel_2"][()]
+            assert first.shape == second.shape == (len(crops), 2)
+            for a, b in zip(first.ravel(), second.ravel(), strict=True):
+                np.testing.assert_array_equal(a, b)  # the same crop square
+        assert all(name.startswith("ch1-") for name in read_explorer_hdf(path).feature_names)
+
+
 def test_uint16_without_normalisation_is_scaled_from_data(tmp_path):
     crops = _pattern_cropset(tmp_path, dtype=np.uint16)
     crops.crops = crops.crops * 1000  # values up to 34000

@@ -7,8 +7,9 @@ The layout is the one the CellCognition Explorer main GUI opens (see ``docs/form
                             angle f8, eccentricity f8, left i4, right i4, top i4, bottom i4)
     /data/features          compound of float32 fields ch1-<feature name> (explorer_names)
     /data/feature_groups    compound (feature S64, Simple1 S64)
-    /data/contours          attr channels=[b"Channel_1"]
+    /data/contours          attr channels=[b"Channel_1", ... one per gallery channel]
     /data/contours/Channel_1  (N, 2) vlen uint16: x corners, y corners of the crop square
+                            (the same in Channel_2 ...: the Explorer outlines each colour)
     /data/gallery           uint8 (s, s, n_channels, N), thumbnail i = gallery[:, :, c, i] in
                             [y, x] order; attrs colors, image_size=(height, width)
 """
@@ -70,6 +71,15 @@ BBOX_DTYPE = np.dtype(
 )
 FEATURE_GROUP_DTYPE = np.dtype([("feature", "S64"), ("Simple1", "S64")])
 CONTOUR_CHANNEL = "Channel_1"
+
+
+def outline_channels(n_channels: int) -> list[str]:
+    """Names of the outline datasets: one per gallery channel (``Channel_1`` ...). The
+    Explorer draws an outline for each colour of the gallery from the contour channel of
+    the same place, so one outline for two colours failed to be drawn."""
+    return [f"Channel_{i + 1}" for i in range(max(n_channels, 1))]
+
+
 GALLERY_COLOR = b"#FFFFFF"
 
 
@@ -269,14 +279,14 @@ def write_explorer_hdf(
             data.create_dataset("features", data=arrays["features"]),
             data.create_dataset("feature_groups", data=arrays["groups"]),
         ]
-        contours = data.create_group("contours")
-        contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
-        cds = contours.create_dataset(
-            CONTOUR_CHANNEL, shape=(n, 2), dtype=h5py.vlen_dtype(np.uint16)
-        )
-        cds[...] = arrays["contours"]
         gallery = arrays["gallery"]
         s, _, c, _ = gallery.shape
+        contours = data.create_group("contours")
+        contours.attrs["channels"] = np.array([name.encode() for name in outline_channels(c)])
+        for name in outline_channels(c):
+            cds = contours.create_dataset(name, shape=(n, 2), dtype=h5py.vlen_dtype(np.uint16))
+            cds[...] = arrays["contours"]
+            kept.append(cds)
         gds = data.create_dataset(
             "gallery",
             data=gallery,
@@ -288,7 +298,7 @@ def write_explorer_hdf(
         )
         gds.attrs["colors"] = np.array([GALLERY_COLOR] * c)
         gds.attrs["image_size"] = np.array(image_size, dtype=np.int64)
-        kept += [cds, gds]
+        kept.append(gds)
     return path
 
 

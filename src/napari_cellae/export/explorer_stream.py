@@ -25,12 +25,12 @@ import numpy as np
 
 from napari_cellae.export.explorer import (
     BBOX_DTYPE,
-    CONTOUR_CHANNEL,
     FEATURE_GROUP_DTYPE,
     GALLERY_COLOR,
     application_name,
     build_arrays,
     checked_features,
+    outline_channels,
     source_image_size,
 )
 from napari_cellae.export.explorer_fields import FileFields, fits_float32
@@ -215,16 +215,17 @@ class ExplorerWriter:
         sets["groups"] = data.create_dataset(
             "feature_groups", data=first["groups"].astype(FEATURE_GROUP_DTYPE)
         )
-        contours = data.create_group("contours")
-        contours.attrs["channels"] = np.array([CONTOUR_CHANNEL.encode()])
-        sets["contours"] = contours.create_dataset(
-            CONTOUR_CHANNEL,
-            shape=(0, 2),
-            maxshape=(None, 2),
-            dtype=h5py.vlen_dtype(np.uint16),
-            chunks=(rows, 2),
-        )
         s, _, c, _ = first["gallery"].shape
+        contours = data.create_group("contours")
+        contours.attrs["channels"] = np.array([name.encode() for name in outline_channels(c)])
+        for name in outline_channels(c):  # the same outline for every colour
+            sets[f"contours/{name}"] = contours.create_dataset(
+                name,
+                shape=(0, 2),
+                maxshape=(None, 2),
+                dtype=h5py.vlen_dtype(np.uint16),
+                chunks=(rows, 2),
+            )
         sets["gallery"] = gds = data.create_dataset(
             "gallery",
             shape=(s, s, c, 0),
@@ -255,9 +256,9 @@ class ExplorerWriter:
         for name in ("bbox", "features"):
             sets[name].resize((stop,))
             sets[name][start:stop] = merged[name][:take]
-        contours = sets["contours"]
-        contours.resize((stop, 2))
-        contours[start:stop] = merged["contours"][:take]
+        for name in (key for key in sets if key.startswith("contours/")):
+            sets[name].resize((stop, 2))
+            sets[name][start:stop] = merged["contours"][:take]
         gallery = sets["gallery"]
         gallery.resize(stop, axis=3)
         gallery[:, :, :, start:stop] = merged["gallery"][..., :take]
