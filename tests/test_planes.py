@@ -155,3 +155,32 @@ def test_image_whose_chunks_were_never_written(tmp_path: Path) -> None:
             f["img"], np.array([0, 1]), np.array([4, 25]), np.array([4, 45]), 8, [0]
         )
     np.testing.assert_array_equal(crops, np.full((2, 1, 8, 8), 7))
+
+
+def test_raw_chunk_reads_hold_h5py_lock(tmp_path: Path) -> None:
+    # h5py before 3.16 did not take its global lock in read_direct_chunk: frames cropped in
+    # several threads crashed the process (segmentation fault) with h5py 3.8 to 3.15.
+    from h5py._objects import phil
+
+    image = asymmetric_image("uint16", c=1, t=2)
+    path = tmp_path / "gzip.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("img", data=image, chunks=(1, 1, 1, 16, 20), compression="gzip")
+    with h5py.File(path, "r") as f:
+        dset = f["img"]
+        reader = PlaneReader(dset)
+        assert reader.parallel
+        held: list[bool] = []
+
+        class Id:  # records whether the lock is held when the raw chunk is fetched
+            def read_direct_chunk(self, offsets):
+                held.append(bool(phil._is_owned()))
+                return dset.id.read_direct_chunk(offsets)
+
+        class Image:
+            chunks, dtype, shape, id = dset.chunks, dset.dtype, dset.shape, Id()
+
+        reader.image = Image()
+        window = reader.window(0, 1, 3, 28, 5, 45)
+        np.testing.assert_array_equal(window, image[0, 1, 0, 3:28, 5:45])
+        assert held and all(held)

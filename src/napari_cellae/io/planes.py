@@ -17,9 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import h5py
+import h5py._objects as _h5py_objects
 import numpy as np
 
 from napari_cellae.io.hdf5 import CellH5Error
+
+# h5py's global lock (reentrant), which its own calls take
+_PHIL = _h5py_objects.phil
 
 __all__ = ["PlaneReader", "describe_image", "read_pixels"]
 
@@ -168,7 +172,9 @@ class PlaneReader:
         image = self.image
         cc, ch, cw = image.chunks[0], image.chunks[3], image.chunks[4]
         try:
-            skipped, data = image.id.read_direct_chunk((c0, t, 0, cy, cx))
+            # h5py < 3.16 does not take its lock here: threads reading at once crashed it
+            with _PHIL:
+                skipped, data = image.id.read_direct_chunk((c0, t, 0, cy, cx))
         except (OSError, RuntimeError, ValueError, KeyError, MemoryError):
             # a chunk never written: h5py says MemoryError while the dataset has none at all
             return None
