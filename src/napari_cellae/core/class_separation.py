@@ -1,13 +1,27 @@
 """How well features separate known classes: cross-validated nearest-neighbour accuracy.
 
-Moved out of :mod:`napari_cellae.core.features` (which re-exports it).
+Moved out of :mod:`napari_cellae.core.features`, which takes its input check from here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["knn_accuracy"]
+__all__ = ["feature_matrix", "knn_accuracy"]
+
+
+def feature_matrix(features: np.ndarray) -> np.ndarray:
+    """``features`` as a float64 array of shape (N, F).
+
+    Raises
+    ------
+    ValueError
+        If it is not two-dimensional.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must have shape (N, F), got {x.shape}")
+    return x
 
 
 def knn_accuracy(
@@ -48,9 +62,7 @@ def knn_accuracy(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
+    x = feature_matrix(features)
     y = np.asarray(labels).astype(np.int64)
     if len(x) != len(y):
         raise ValueError(f"features {x.shape} and labels {y.shape} do not match")

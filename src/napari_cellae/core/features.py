@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.class_separation import feature_matrix
+
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.scale_check import ScaleCheck
@@ -228,13 +230,6 @@ def _scaler(x: np.ndarray, fit: np.ndarray | None):
     return StandardScaler().fit(ref) if len(ref) else None
 
 
-def _checked(features: np.ndarray) -> np.ndarray:
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must have shape (N, F), got {x.shape}")
-    return x
-
-
 def embed_2d(
     features: np.ndarray,
     method: str = "pca",
@@ -348,4 +343,4 @@ def pca_features(
     -------
     ndarray, shape (N, n_components), float32
     """
-    return _pca_projection(_checked(features), n_components, fit).astype(np.float32)
+    return _pca_projection(feature_matrix(features), n_components, fit).astype(np.float32)
