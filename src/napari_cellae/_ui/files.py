@@ -6,10 +6,8 @@ Functions here raise ``ValueError`` with a message for the user; the widget show
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
-import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 from napari_cellae._reader import METADATA_KEY, read_centres
 from napari_cellae._ui.background import side_task
 from napari_cellae._ui.file_info import path_or_none
+from napari_cellae._ui.lifetime import weakly
 from napari_cellae._ui.result_layers import cellae_layers
 from napari_cellae.io.atomic import resolved
 from napari_cellae.io.centres import position_labels
@@ -314,7 +313,7 @@ def follow_shown_position(
 
     # the method weakly, as napari's events hold it: a closed viewer that something still
     # referenced (a script's `viewer`) kept the widget, its run's cells and network
-    follower = weakref.WeakMethod(callback) if inspect.ismethod(callback) else lambda: callback
+    follower = weakly(callback)
 
     def added(event: Any) -> None:
         if (call := follower()) is not None:

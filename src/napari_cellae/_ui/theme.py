@@ -7,13 +7,14 @@ themes while the widget is open. The embedding's points get a dark rim on a ligh
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from napari.utils.theme import get_theme
+
+from napari_cellae._ui.lifetime import qt_deleted, weakly
 
 __all__ = ["PlotColours", "canvas_is_light", "follow_theme", "plot_colours"]
 
@@ -77,11 +78,11 @@ def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
     owner_ref = weakref.ref(owner)
     # a method weakly: held until the next theme change, it kept a closed dock's embedding
     # view (its run's cell table, its layers) in memory
-    apply_ref = weakref.WeakMethod(apply) if inspect.ismethod(apply) else lambda: apply
+    apply_ref = weakly(apply)
 
     def on_theme(event: Any) -> None:
         alive, call = owner_ref(), apply_ref()
-        if alive is None or call is None or _deleted(alive):  # gone with its viewer or dock
+        if alive is None or call is None or qt_deleted(alive):  # gone with its viewer or dock
             viewer.events.theme.disconnect(on_theme)
             return
         call(event.value)
@@ -89,12 +90,3 @@ def follow_theme(owner: Any, viewer: Any, apply: Callable[[str], None]) -> None:
     # Checked at the next theme change rather than on Qt's `destroyed`: a lambda connected
     # there can be called after the garbage collector cleared it, which crashed Python.
     viewer.events.theme.connect(on_theme)
-
-
-def _deleted(qobject: Any) -> bool:
-    # whether Qt deleted the C++ object behind a Python wrapper that lives on
-    try:
-        qobject.objectName()
-    except RuntimeError:  # "wrapped C/C++ object ... has been deleted" (PySide: "Internal")
-        return True
-    return False
