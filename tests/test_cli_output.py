@@ -34,7 +34,13 @@ def test_numbers_and_summaries():
     reports = [_report(1, 0.5, 0.6), _report(2, 0.25, math.nan)]
     assert loss_summary(reports) == "2 epoch(s); final loss 0.25 (training), n/a (held out)"
     result = SimpleNamespace(
-        crops=_Crops([0] * 100), n_cells=None, n_trained=40, n_held_out=10, reports=reports
+        crops=_Crops([0] * 100),
+        n_cells=None,
+        n_trained=40,
+        n_held_out=10,
+        reports=reports,
+        trained=SimpleNamespace(config=SimpleNamespace(train_on="all")),
+        mapping=None,
     )
     text = training_summary(result, "control")
     assert text.startswith("Trained on 40 control cells, 10 more held out (100 cells in the file")
@@ -46,7 +52,7 @@ def test_numbers_and_summaries():
         result, "control"
     )
     assert "controls:" not in training_summary(result)  # trained on all cells
-    del result.mapping
+    result.mapping = None
     result.n_cells = 5000  # only the drawn cells were cropped
     assert "(5000 cells in the file" in training_summary(result)
     result.crops.positions = [*_Crops.positions, PositionKey("plate2", "A01", "1")]

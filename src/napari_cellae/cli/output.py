@@ -60,16 +60,14 @@ def training_summary(result: RunResult, which: str | None = None) -> str:
     "control" (and the control conditions are named) when the model trained on them."""
     crops = result.crops
     if which is None:
-        trained = getattr(result, "trained", None)
-        which = "control" if trained and trained.config.train_on == "controls" else ""
+        which = "control" if result.trained.config.train_on == "controls" else ""
     which = f"{which} " if which else ""
     size = crops.crops.shape[-1]
     boxes = f"{crops.box} px" + (f" resampled to {size} px" if size != crops.box else "")
     plates = len({key.plate for key in crops.positions})
     where = "the file" if plates <= 1 else f"{plates} plates"
     # which conditions the control token took (a gene NEGR1 starts with 'neg' too)
-    mapping = getattr(result, "mapping", None)
-    named = mapping.control_conditions if which and mapping is not None else []
+    named = result.mapping.control_conditions if which and result.mapping is not None else []
     controls = f"; controls: {', '.join(map(repr, named[:5]))}" + " ..." * (len(named) > 5)
     return (
         f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
