@@ -188,6 +188,8 @@ def test_controls_named_otherwise_are_found_with_the_controls_field(
     form.show_file(read_file_info(cellcognition_file))
     form.mapping.value = dmso
     assert len(warned) == 1 and "'DMSO'" in warned[0] and "'Controls'" in warned[0]
+    form.controls.native.editingFinished.emit()  # focus passing through, nothing typed
+    assert len(warned) == 1  # the mapping is not read (and warned of) again
     form.controls.value = "dmso"
     form.controls.native.editingFinished.emit()  # typed in, then Enter or another field
     assert len(warned) == 1  # found now: nothing more to say

@@ -127,6 +127,7 @@ class ParameterForm(QWidget):
         # resampled to the network's input) until the user sets it or the network input.
         self.size_chosen = False
         self._setting_size = False
+        self._token_read = ""  # the controls' token the mapping was last read with
 
         cells = [self.file, self.object, self.channel, self.crop_size, self.mask, self.intensity]
         cells += [self.mapping, self.controls]
@@ -149,7 +150,7 @@ class ParameterForm(QWidget):
         self.object.changed.connect(self._on_object)
         self.mapping.changed.connect(self._on_mapping)
         # read when typed in (each keystroke's half word would warn of no controls)
-        self.controls.native.editingFinished.connect(self._on_mapping)
+        self.controls.native.editingFinished.connect(self._on_controls)
         self.train_on.changed.connect(self._on_train_on)
         self.crop_size.changed.connect(self._on_size)
         self.input_size.changed.connect(self._on_size)
@@ -302,6 +303,11 @@ class ParameterForm(QWidget):
         if not self._setting_size:
             self.size_chosen = True
 
+    def _on_controls(self) -> None:
+        # Qt says editing finished at every Enter and focus change, typed or not
+        if self.control_token() != self._token_read:
+            self._on_mapping()
+
     def _on_mapping(self) -> None:
         from napari.utils.notifications import show_error, show_warning
 
@@ -337,6 +343,7 @@ class ParameterForm(QWidget):
         from napari_cellae.pipeline.steps import load_mapping
 
         path, file, token = self.mapping_path(), self.file_path(), self.control_token()
+        self._token_read = token
         if path is None or not path.is_file():
             return None, None
         try:
