@@ -631,6 +631,7 @@ def test_a_gene_starting_with_the_control_token_is_warned_about(tmp_path: Path) 
     assert len(caught) == 1
     text = str(caught[0].message)
     assert str(path) in text and "'NEGR1' (line 2)" in text and "line 5" not in text
+    assert "the widget's 'Controls'" in text  # where the widget sets the token
     assert "Negative Control" not in text and "'neg1'" not in text  # usual names: no word
     assert mapping.lookup(_key("A02", "1")).is_control  # as documented: said, not changed
     assert all(mapping.lookup(_key(w, "1")).is_control for w in ("A01", "A03", "A04"))

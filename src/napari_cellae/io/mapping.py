@@ -367,8 +367,8 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
                 f"{path}: {', '.join(listed[:4])}{' ...' * (len(listed) > 4)} start(s) with the"
                 f" control token {token!r}, so they count as negative controls; if one is a gene"
                 " or compound, not a control, give the whole control condition as the control"
-                " token (--control-token), or mark the controls in a Group column (header Well,"
-                " Gene Symbol, Group)",
+                " token (--control-token; the widget's 'Controls'), or mark the controls in a"
+                " Group column (header Well, Gene Symbol, Group)",
                 stacklevel=2,
             )
     if not entries:
