@@ -42,6 +42,7 @@ def test_every_config_field_is_an_option():
     [
         (["--size", "16"], "crop_size", 16),
         (["--crop-size", "16"], "crop_size", 16),
+        (["--cell-size", "16"], "crop_size", 16),  # the widget's and the help's word
         (["--lr", "0.01"], "learning_rate", 0.01),
         (["--learning-rate", "0.01"], "learning_rate", 0.01),
         (["--held-out", "0.1"], "held_out_fraction", 0.1),

@@ -92,7 +92,7 @@ class TrainConfig:
         "preset's size.",
         "Cell size (px)",
         "what to crop",
-        aliases=("--size",),
+        aliases=("--size", "--cell-size"),
         metavar="PX",
     )
     input_size: int = _option(
