@@ -508,6 +508,14 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert {b"scrambled", b"KIF11"} <= set(data.bbox["treatment"].tolist())
 
 
+def test_a_channel_the_demo_lacks_is_refused_before_any_progress(tmp_path, capsys):
+    # The demo has one channel: its error came below a 'training: 0%' bar.
+    assert main(["demo", "--out", str(tmp_path / "demo"), *TINY, "--channel", "1"]) == 1
+    err = capsys.readouterr().err
+    one_line_error(err, "demo_screen.ch5", "has no channel '1' (channels: 0=H2B)")
+    assert "training" not in err and "%" not in err
+
+
 def test_ctrl_c_stops_the_whole_demo_and_keeps_the_earlier_outputs(tmp_path, capsys, monkeypatch):
     # Ctrl-C after an epoch kept that model, then the demo went on to encode, write the
     # features and the plot, and exited 0.

@@ -101,6 +101,7 @@ def _train(
     from napari_cellae.core.config import COLLAPSE_ADVICE
     from napari_cellae.pipeline.runs import run_train
 
+    _check_cells(file, args)
     with EpochBar(config.epochs, args.quiet) as bar:
         # The weights of the finished epochs are still good after Ctrl-C: keep them rather
         # than lose a long run to an impatient interrupt.
@@ -119,6 +120,18 @@ def _train(
     if result.stopped:
         note(f"interrupted after {len(result.reports)} epoch(s); keeping that model")
     return result
+
+
+def _check_cells(file: Path | list[Path], args: argparse.Namespace) -> None:
+    """Refuse an object or channel the (first) file lacks before any progress bar:
+    ``cellae demo --channel 1`` drew 'training: 0%' above its error."""
+    from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.pipeline.runs import training_plates
+    from napari_cellae.pipeline.selection import resolve_channels, resolve_object
+
+    with CellH5(training_plates(file)[0]) as ch5, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the run says them, once
+        resolve_channels(ch5, resolve_object(ch5, args.object_name), args.channel)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
