@@ -259,6 +259,23 @@ def test_without_controls_the_h5ad_has_no_novelty_and_says_why(screen, tmp_path,
     assert not gallery.exists()
 
 
+def test_a_mapping_without_controls_gets_its_hint_from_encode(screen, tmp_path, capsys):
+    # DMSO controls in a two-column mapping, no --control-token: encode said only "give a
+    # mapping whose Group column marks the controls", where train and the widget give the
+    # mapping's hint (the token, and the conditions the rows hold).
+    ch5, _, model = screen
+    mapping = tmp_path / "two.txt"
+    rows = [f"{w}\t{'DMSO' if g == 'neg' else c}" for w, _, c, g in WELLS]
+    mapping.write_text("Position\tCondition\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "cells.h5ad"
+    args = ["encode", str(ch5), "--model", str(model), "--mapping", str(mapping)]
+    assert main([*args, "--out", str(out), "--embedding", "pca", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"novelty needs negative-control cells, and {mapping}: no condition" in err
+    assert "control token 'neg' (its conditions: 'DMSO', 'PLK1', 'KIF11')" in err
+    assert "(--control-token; the widget's 'Controls')" in err and "without the novelty" in err
+
+
 def test_svm_novelty_and_fixed_groups(screen, tmp_path, capsys):
     out = tmp_path / "cells.h5ad"
     assert (

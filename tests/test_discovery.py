@@ -162,13 +162,20 @@ def test_discover_scores_each_plate_on_its_own_controls() -> None:
     assert single.novelty.novel[p2_controls].mean() > found.novelty.novel[p2_controls].mean() + 0.15
 
 
-def test_discover_without_controls_says_novelty_needs_them() -> None:
+def test_discover_without_controls_says_novelty_needs_them(tmp_path) -> None:
     x, obs, _ = _screen()
     obs["control"] = False
     found = discover(x, obs)
     assert found.novelty is None and found.n_groups == 0 and not found.clusters.any()
     assert "novelty needs negative-control cells" in found.note
     assert with_discovery(obs, found) is obs  # no novelty columns at all
+    # a mapping that marks no control: its own hint (the widget's findings, cellae encode)
+    from napari_cellae.io.mapping import read_mapping
+
+    two = tmp_path / "two.txt"
+    two.write_text("A01\tDMSO\nA02\tPLK1\n", encoding="utf-8")
+    hinted = discover(x, obs, mapping=read_mapping(two)).note
+    assert f"and {two}: no condition in the mapping starts with the control token 'neg'" in hinted
     # the mapping marks controls, but they hold one cell: not "give a mapping that marks them"
     obs.loc[obs.index[0], "control"] = True
     one = discover(x, obs)

@@ -131,7 +131,7 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
     # The learned features and the outline measurements scored apart (a model's features).
     trained = result.trained
     views = novelty_views(cell_feature_names(trained)) if trained is not None else None
-    found = discover(result.features, obs, options, views)
+    found = discover(result.features, obs, options, views, result.mapping)
     obs = with_discovery(obs, found)
     hits = {}
     if found.novelty is not None:

@@ -324,7 +324,7 @@ def run_encode_cells(
     step("scoring novelty against the negative controls")
     obs = cell_table(crops, mapping, names)
     views = novelty_views(cell_feature_names(trained))  # learned and outline apart
-    found = discover(result.features, obs, options, views)
+    found = discover(result.features, obs, options, views, mapping)
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")

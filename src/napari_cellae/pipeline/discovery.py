@@ -55,6 +55,11 @@ NO_CONTROLS = (
     "column marks the negative controls (e.g. 'neg'); the features are written without the "
     "novelty, novel and cluster columns"
 )
+#: where no row of the mapping is a control: its own hint, as training and the widget say
+NO_CONTROL_ROWS = (
+    "novelty needs negative-control cells, and {path}: {hint}; the features are written "
+    "without the novelty, novel and cluster columns"
+)
 ONE_CONTROL_CELL = (
     "novelty needs at least two negative-control cells, and the control positions hold only "
     "one: mark more positions as controls in the mapping's Group column, or check the "
@@ -239,6 +244,7 @@ def discover(
     obs: pd.DataFrame,
     options: DiscoveryOptions | None = None,
     views: list[np.ndarray] | None = None,
+    mapping: PositionMapping | None = None,
 ) -> Discovery:
     """Score novelty against the controls of ``obs`` and group the novel cells.
 
@@ -254,6 +260,8 @@ def discover(
     views : list of ndarray of int, optional
         Feature columns novelty scores apart and adds up
         (:func:`napari_cellae.core.morphology.novelty_views` of the feature names).
+    mapping : PositionMapping, optional
+        The mapping ``obs`` was made with: where it marks no control, the note says how.
 
     Returns
     -------
@@ -278,7 +286,9 @@ def discover(
     empty = np.zeros(len(features), np.int16)
     if controls.sum() < 2:
         note = NO_CONTROLS.format(why="no cell is in a control position")
-        if in_controls.sum() == 1:  # the mapping marks controls: they hold one cell
+        if mapping is not None and not mapping.control_conditions:
+            note = NO_CONTROL_ROWS.format(path=mapping.path, hint=mapping.controls_hint())
+        elif in_controls.sum() == 1:  # the mapping marks controls: they hold one cell
             note = ONE_CONTROL_CELL
         elif in_controls.sum() >= 2:
             note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
