@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -635,6 +636,31 @@ def test_a_gene_starting_with_the_control_token_is_warned_about(tmp_path: Path) 
     assert "Negative Control" not in text and "'neg1'" not in text  # usual names: no word
     assert mapping.lookup(_key("A02", "1")).is_control  # as documented: said, not changed
     assert all(mapping.lookup(_key(w, "1")).is_control for w in ("A01", "A03", "A04"))
+
+
+def test_a_gene_of_the_token_and_letters_is_warned_about(tmp_path: Path) -> None:
+    # SCRIB starts with 'scr' and goes on with letters only: a control, without a word.
+    path = tmp_path / "m.txt"
+    path.write_text("A01\tscrambled\nA02\tSCRIB\nA03\tScramble\nA04\tscr\n")
+    with pytest.warns(UserWarning) as caught:
+        read_mapping(path, control_token="scr")
+    assert len(caught) == 1 and "'SCRIB' (line 2)" in str(caught[0].message)
+    assert "scrambled" not in str(caught[0].message).split("start(s)")[0]
+    # the usual names of controls, by a token that starts them: no word
+    usual = {
+        "scr": ["scrambled", "scramble", "Scrambled2"],
+        "neg": ["neg. control", "negative control", "NegCtrl", "neg", "neg1", "Neg_ctrl"],
+        "non": ["non-targeting", "nontargeting", "NonTargetingControl"],
+        "dm": ["DMSO"],
+        "mo": ["mock"],
+        "nt": ["NTC", "NT"],
+    }
+    for token, names in usual.items():
+        path.write_text("".join(f"A{i:02}\t{name}\n" for i, name in enumerate(names, 1)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            mapping = read_mapping(path, control_token=token)
+        assert mapping.control_conditions == names, token
 
 
 def test_the_controls_hint_names_the_token_and_what_the_rows_hold(tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
     -----
     UserWarning
         Naming the lines of a two-column file whose condition counts as a control but reads
-        as a name of its own (``NEGR1`` with the token ``neg``).
+        as a name of its own (``NEGR1`` with the token ``neg``, ``SCRIB`` with ``scr``).
     """
     path = Path(path)
     token = control_token.strip().lower()

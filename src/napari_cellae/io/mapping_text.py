@@ -330,8 +330,21 @@ def canonical_plate(plate: str | None) -> str | None:
     return plate or None
 
 
+# The words of a control's usual names: a word that the token starts and that is made of
+# them ('Negative', 'NegCtrl', 'scrambled', 'nontargeting') is no name of its own.
+_CONTROL_WORD = re.compile(
+    "(?:negative|neg|controls?|ctrl|scrambled?|scr|nontargeting|non|targeting|ntc|nt|dmso|mock"
+    "|untreated|vehicle|empty)+[0-9]*"
+)
+
+
 def name_past_token(condition: str, token: str) -> bool:
-    """Whether the word that starts with the control token goes on with letters and digits,
-    as a gene symbol does (``NEGR1``), rather than ``neg``, ``neg1`` or ``Negative control``."""
+    """Whether the word that starts with the control token goes on as a name of its own,
+    as a gene symbol does (``NEGR1`` by ``neg``, ``SCRIB`` by ``scr``), rather than as a
+    control's usual name (``neg``, ``neg1``, ``Negative control``, ``scrambled``)."""
     rest = re.match(r"[^\W_]*", condition[len(token) :]).group()
-    return any(c.isalpha() for c in rest) and any(c.isdigit() for c in rest)
+    if not any(c.isalpha() for c in rest):  # 'neg', 'neg1', 'neg. control'
+        return False
+    # the token's last word goes on in ``rest``: 'non-t' + 'argeting'
+    word = re.search(r"[^\W_]*$", condition[: len(token)]).group() + rest
+    return _CONTROL_WORD.fullmatch(word.casefold()) is None
