@@ -217,6 +217,20 @@ def test_guarded_turns_runtime_errors_into_job_failed():
         next(job)
 
 
+def test_train_job_names_the_position_lacking_the_channel(tmp_path):
+    # The form offers the channels every position has; a file changed since it was read
+    # failed after cropping the first position, naming no channel.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5 import CellH5Error
+    from napari_cellae.io.cellh5_writer import write_cellh5
+
+    positions = [synthetic_position(w, "1", n_channels=n) for w, n in (("A01", 2), ("B02", 1))]
+    path = write_cellh5(tmp_path / "m.ch5", positions, ["DNA", "GFP"], {"primary__primary": 0})
+    request = jobs.TrainRequest(path, "primary__primary", 1, None, _config(train_on="all"))
+    with pytest.raises(CellH5Error, match=f"{path}: position B02_1 has no channel 'GFP'"):
+        _drive(jobs.train_job(request))
+
+
 def test_request_stop_reaches_a_trainer_attached_later():
     class Trainer:
         stopped = False

@@ -65,3 +65,42 @@ def test_channels_named_match_by_name_only(tmp_path: Path) -> None:
         # '2' is a name here: there is a channel number 2, but none named so
         with pytest.raises(ValueError, match=r"d\.ch5: model m was trained on channel\(s\) 2, "):
             selection.channels_named(ch5, ["2"], "model m was trained on")
+
+
+def _mixed_channels(path: Path) -> Path:
+    """Position A01 of two channels (DNA, GFP), B02 of one (DNA)."""
+    positions = [
+        synthetic_position("A01", "1", n_channels=2, seed=1),
+        synthetic_position("B02", "1", n_channels=1, seed=2),
+    ]
+    return write_cellh5(path, positions, ["DNA", "GFP"], {"primary__primary": 0})
+
+
+def test_a_channel_a_later_position_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    # The first position's channels were offered; a run on GFP failed after cropping
+    # A01 with "channel 1 out of range for /sample/.../image/channel", naming no channel.
+    from napari_cellae._ui.file_info import read_file_info
+
+    path = _mixed_channels(tmp_path / "mixed.ch5")
+    lacks = rf"{path}: position B02_1 has no channel 'GFP' \(number 1\).*\(channels: 0=DNA\)"
+    with CellH5(path) as ch5:
+        assert [c.name for c in selection.shared_channels(ch5)] == ["DNA"]
+        assert selection.resolve_channels(ch5, "primary__primary", ["DNA"]) == [0]
+        assert selection.resolve_channels(ch5, "primary__primary", None) == [0]
+        for given in (["GFP"], ["1"], ["DNA", "GFP"]):
+            with pytest.raises(CellH5Error, match=lacks):
+                selection.resolve_channels(ch5, "primary__primary", given)
+        with pytest.raises(CellH5Error, match=lacks):  # a model's channels, as encode asks
+            selection.channels_named(ch5, ["DNA", "GFP"], "model m.pt was trained on")
+    assert read_file_info(path).channels == [("DNA", 0)]  # the widget offers only DNA
+
+
+def test_cellae_train_names_the_position_lacking_the_channel(tmp_path: Path, capsys) -> None:
+    from cli_helpers import TINY, one_line_error
+    from napari_cellae.cli import main
+
+    path = _mixed_channels(tmp_path / "mixed.ch5")
+    args = ["train", str(path), *TINY, "--channel", "GFP", "--out", str(tmp_path / "m.pt")]
+    assert main(args) == 1
+    one_line_error(capsys.readouterr().err, str(path), "position B02_1 has no channel 'GFP'")
+    assert not (tmp_path / "m.pt").exists()

@@ -24,7 +24,7 @@ class FileInfo:
         Object types, e.g. ``primary__primary``.
     default_object : str
     channels : list of (str, int)
-        Channel name and raw index.
+        Channel name and raw index, of the channels every position has.
     object_channel : dict
         Object -> the channel it was segmented in.
     smallest_side : int
@@ -52,6 +52,7 @@ def read_file_info(path: str | os.PathLike) -> FileInfo:
     """
     from napari_cellae.io.cellh5 import CellH5
     from napari_cellae.pipeline.cell_size import fitted_box
+    from napari_cellae.pipeline.selection import shared_channels
 
     network = field_info("crop_size")["default"]
     with CellH5(path) as ch5:
@@ -60,7 +61,8 @@ def read_file_info(path: str | os.PathLike) -> FileInfo:
         return FileInfo(
             objects=objects,
             default_object=ch5.default_object,
-            channels=[(c.name, c.index) for c in ch5.channels],
+            # only those every position has: a position lacking one failed mid-run
+            channels=[(c.name, c.index) for c in shared_channels(ch5)],
             object_channel={o: ch5.object_channel(o) for o in objects},
             smallest_side=min(min(ch5.image_shape(p)[-2:]) for p in ch5.positions),
             cell_boxes={o: box for o, box in boxes.items() if box is not None},

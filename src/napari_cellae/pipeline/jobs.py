@@ -285,6 +285,7 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     from napari_cellae.core.config import COLLAPSE_ADVICE
     from napari_cellae.pipeline import steps
     from napari_cellae.pipeline.plates import warn_empty
+    from napari_cellae.pipeline.selection import check_every_position
 
     limit_threads()
     config = request.config
@@ -292,7 +293,8 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     with CellH5(request.path) as ch5:
         mapping = steps.load_mapping(request.mapping_path, ch5, request.control_token)
         obj = steps.resolve_object(ch5, request.object_name)
-        crops = steps.crops_for(ch5, obj, [request.channel], config)
+        channels = check_every_position(ch5, [request.channel])  # the form's may be stale
+        crops = steps.crops_for(ch5, obj, channels, config)
         empty = warn_empty(mapping, ch5.positions, crops.positions)  # a dead well: a hit?
     if request.stopped:
         return None

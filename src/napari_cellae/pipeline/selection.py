@@ -9,9 +9,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from napari_cellae.io.cellh5 import CellH5, CellH5Error
+from napari_cellae.io.cellh5 import CellH5, CellH5Error, ChannelInfo
 
-__all__ = ["channels_named", "resolve_channels", "resolve_object"]
+__all__ = [
+    "channels_named",
+    "check_every_position",
+    "resolve_channels",
+    "resolve_object",
+    "shared_channels",
+]
 
 
 def resolve_object(cellh5: CellH5, name: str | None) -> str:
@@ -55,7 +61,7 @@ def resolve_channels(
         If a channel named by a number is another channel's number: the name is taken.
     """
     if not channels:
-        return [cellh5.object_channel(object_name)]
+        return check_every_position(cellh5, [cellh5.object_channel(object_name)])
     by_name = {c.name: c.index for c in cellh5.channels}
     out: list[int] = []
     given: dict[int, str] = {}  # how each channel was spelt, for the message on a repeat
@@ -78,7 +84,37 @@ def resolve_channels(
             raise ValueError(f"{cellh5.path}: {_twice(cellh5, given[index], text, index)}")
         given[index] = text
         out.append(index)
-    return out
+    return check_every_position(cellh5, out)
+
+
+def shared_channels(cellh5: CellH5) -> list[ChannelInfo]:
+    """The channels every position of ``cellh5`` has: the first position's
+    (:attr:`CellH5.channels`), as many as the position with the fewest holds."""
+    fewest = min(cellh5.image_shape(key)[0] for key in cellh5.positions)
+    return cellh5.channels[:fewest]
+
+
+def check_every_position(cellh5: CellH5, channels: list[int]) -> list[int]:
+    """``channels`` (raw indices of the first position's channels), checked against every
+    position: one with fewer channels failed in the middle of a run, naming no channel.
+
+    Raises
+    ------
+    CellH5Error
+        Naming the position and the channel it lacks, and the channels all positions have.
+    """
+    for key in cellh5.positions:
+        held = cellh5.image_shape(key)[0]
+        if lacking := [c for c in channels if c >= held]:
+            name = cellh5.channels[lacking[0]].name
+            shared = ", ".join(f"{c.index}={c.name}" for c in shared_channels(cellh5))
+            raise CellH5Error(
+                f"{cellh5.path}: position {key.label} has no channel '{name}' (number "
+                f"{lacking[0]}): its images hold {held} channel(s) where position "
+                f"{cellh5.positions[0].label}'s hold {len(cellh5.channels)}; choose a channel "
+                f"every position has (channels: {shared})"
+            )
+    return channels
 
 
 def _twice(cellh5: CellH5, first: str, second: str, index: int) -> str:
@@ -122,4 +158,4 @@ def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int
             f"{cellh5.path}: {whose} channel(s) {', '.join(missing)}, which this file does "
             f"not have (channels: {known})"
         )
-    return [by_name[name] for name in names]
+    return check_every_position(cellh5, [by_name[name] for name in names])
