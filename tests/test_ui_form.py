@@ -126,6 +126,34 @@ def test_file_info_and_model_fill_the_form(form, cellprofiler_file):
     assert form.object.choices == () and form.channel.choices == ()
 
 
+def test_a_model_of_two_channels_shows_them_until_one_is_chosen(form, cellprofiler_file):
+    # Load model of a DNA + GFP model left the Channel box at the DNA chosen before, though
+    # the features used both channels.
+    from napari_cellae._ui.form import _TIPS
+
+    form.file.value = cellprofiler_file
+    form.show_file(read_file_info(cellprofiler_file))
+    form.channel.value = 0
+    config = TrainConfig(crop_size=24, input_size=16, architecture="c4.3r_p2_d16.0s")
+    both = SimpleNamespace(config=config, object_name="Nuclei", channel_names=["DNA", "GFP"])
+    form.show_model(both)
+    assert form.channel.current_choice == "DNA + GFP"
+    assert "learnt from channels DNA, GFP" in form.channel.tooltip
+    form.fold(False)
+    assert form.sections[0].header.text().endswith("Nuclei, DNA + GFP, 24 px")
+    with pytest.raises(ValueError, match=r"learnt from channels DNA \+ GFP.*choose it"):
+        form.request()  # training anew: on which one channel is the user's to say
+    form.channel.value = 1  # chosen: the box is the training's again
+    assert form.channel.choices == (0, 1) and form.channel.tooltip == _TIPS["channel"]
+    assert form.request().channel == 1
+    form.show_model(both)
+    form.show_model(SimpleNamespace(config=config, object_name="Nuclei", channel_names=["DNA"]))
+    assert form.channel.choices == (0, 1) and form.channel.value == 0
+    form.show_model(both)
+    form.show_file(read_file_info(cellprofiler_file))  # another file: the model is not on it
+    assert form.channel.choices == (0, 1) and form.channel.tooltip == _TIPS["channel"]
+
+
 def test_cell_size_follows_the_cells_until_chosen(form, large_cells_file, cellprofiler_file):
     info = read_file_info(large_cells_file)
     assert info.cell_boxes == {"primary__primary": 48}  # 41 px cells cut by 40 px

@@ -463,6 +463,32 @@ def test_load_model_shows_its_objects_and_channel(
     assert widget.result is not None and widget.result.features.shape[0] == len(crops)
 
 
+def test_load_model_of_two_channels_shows_both(
+    make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
+):
+    # The Channel box kept the DNA chosen before, though the features used DNA and GFP.
+    from napari_cellae.core.trainer import Trainer
+
+    viewer = make_napari_viewer()
+    widget = DeepLearningWidget(viewer)
+    widget.form.file.value = cellprofiler_file
+    with CellH5(cellprofiler_file) as f:
+        crops = collect_crops(f, "Nuclei", 16, channels=[0, 1])
+    config = TrainConfig(crop_size=16, architecture=TINY, epochs=1)
+    trainer = Trainer(config, crops.crops, channel_names=["DNA", "GFP"], object_name="Nuclei")
+    list(trainer.run())
+    path = trainer.result().save(tmp_path / "both.pt")
+    widget.form.channel.value = 0  # DNA
+    _pca(widget)
+    _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
+    assert not errors, errors
+    assert widget.form.channel.current_choice == "DNA + GFP"
+    assert widget.start_training() is None  # a new model's one channel: the user's to say
+    assert len(errors) == 1 and "choose it in 'Channel'" in errors[0]
+    widget.form.channel.value = 1
+    assert widget.form.request().channel == 1
+
+
 def test_without_mapping_trains_on_all_cells_and_says_so(
     make_napari_viewer, qtbot, errors, cellcognition_file
 ):

@@ -67,6 +67,10 @@ _TIPS = {
     "conditions that start with it (e.g. DMSO). Novelty and hits are measured against them.",
 }
 
+#: the Channel box's value for a loaded model's channels, where it learnt from several: the
+#: box names them (it kept showing the last channel chosen), but no one channel to train on
+MODEL_CHANNELS = -1
+
 
 def _parameter_widget(name: str) -> Any:
     """A magicgui widget for one TrainConfig field, with its label, default and help."""
@@ -147,6 +151,7 @@ class ParameterForm(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         self.optimizer.changed.connect(self._on_optimizer)
+        self.channel.changed.connect(self._on_channel)
         self.object.changed.connect(self._on_object)
         self.mapping.changed.connect(self._on_mapping)
         # read when typed in (each keystroke's half word would warn of no controls)
@@ -222,6 +227,12 @@ class ParameterForm(QWidget):
                 "Training on control wells needs a position mapping that marks them: choose "
                 "the mapping file, or train on all cells."
             )
+        if self.channel.value == MODEL_CHANNELS:
+            raise ValueError(
+                f"The loaded model learnt from channels {self.channel.current_choice}; the "
+                "widget trains on one: choose it in 'Channel' (cellae train --channel ... "
+                "--channel ... learns from several)."
+            )
         channel, token = int(self.channel.value), self.control_token()
         return TrainRequest(path, self.object.value, channel, mapping, config, token)
 
@@ -230,6 +241,7 @@ class ParameterForm(QWidget):
         """Forget the objects and channels of the previous file."""
         self.object.choices = []
         self.channel.choices = []
+        self._on_channel()
 
     def show_file(self, info: FileInfo) -> None:
         """Offer the objects and channels of a file; preselect its default object."""
@@ -248,13 +260,15 @@ class ParameterForm(QWidget):
             self._setting_size = False
         self.channel_index = dict(info.channels)
         self.channel.choices = info.channels
+        self._on_channel()  # a loaded model's channels were the last file's
         self.object.choices = info.objects
         self.object.value = info.default_object
         self._fit_size()
 
     def show_model(self, trained: TrainedModel) -> None:
         """Show the crop size, network (and its input size), objects and channel a loaded
-        model uses."""
+        model uses; several channels stand in the Channel box as one choice, until a
+        channel to train on is chosen (or another file)."""
         self.size_chosen = True
         self.crop_size.value = trained.config.crop_size
         self.architecture.value = trained.config.architecture
@@ -264,10 +278,27 @@ class ParameterForm(QWidget):
         names = trained.channel_names
         if len(names) == 1 and names[0] in self.channel_index:
             self.channel.value = self.channel_index[names[0]]
+        elif len(names) > 1:  # the features use them all: say so, until a channel is chosen
+            self.channel.choices = [
+                *self.channel_index.items(),
+                (" + ".join(names), MODEL_CHANNELS),
+            ]
+            self.channel.value = MODEL_CHANNELS
+            self.channel.tooltip = (
+                f"The loaded model learnt from channels {', '.join(names)}, and its features "
+                "use them all. Choose one channel to train a new model on."
+            )
 
     # -- reactions ------------------------------------------------------------------------------
     def _on_optimizer(self) -> None:
         self.momentum.visible = self.optimizer.value == "nesterov"
+
+    def _on_channel(self) -> None:
+        # a channel chosen (or another file): the loaded model's channels leave the box
+        if self.channel.value != MODEL_CHANNELS:
+            if MODEL_CHANNELS in self.channel.choices:
+                self.channel.choices = list(self.channel_index.items())
+            self.channel.tooltip = _TIPS["channel"]
 
     def _on_object(self) -> None:
         channel = self._object_channel.get(self.object.value)
