@@ -646,14 +646,24 @@ def test_a_gene_of_the_token_and_letters_is_warned_about(tmp_path: Path) -> None
         read_mapping(path, control_token="scr")
     assert len(caught) == 1 and "'SCRIB' (line 2)" in str(caught[0].message)
     assert "scrambled" not in str(caught[0].message).split("start(s)")[0]
+    path.write_text("A01\tsiNeg\nA02\tsiPLK1\nA03\tLuciferase\nA04\tLUZP1\n")
+    for token, gene in (("si", "siPLK1"), ("lu", "LUZP1")):
+        with pytest.warns(UserWarning, match=f"'{gene}'") as caught:
+            read_mapping(path, control_token=token)
+        assert "siNeg" not in str(caught[0].message) and "Luciferase" not in str(caught[0].message)
     # the usual names of controls, by a token that starts them: no word
     usual = {
         "scr": ["scrambled", "scramble", "Scrambled2"],
         "neg": ["neg. control", "negative control", "NegCtrl", "neg", "neg1", "Neg_ctrl"],
-        "non": ["non-targeting", "nontargeting", "NonTargetingControl"],
+        "non": ["non-targeting", "nontargeting", "NonTargetingControl", "nonsilencing"],
         "dm": ["DMSO"],
         "mo": ["mock"],
         "nt": ["NTC", "NT"],
+        # the reporter genes and kits that RNAi screens take for negative controls
+        "luc": ["Luciferase", "luc", "LucGL3"],
+        "all": ["AllStars", "AllStarsNeg"],
+        "si": ["siNeg", "siGFP", "siLuc", "siControl", "siRNA_neg"],
+        "gl": ["GL2", "GL3"],
     }
     for token, names in usual.items():
         path.write_text("".join(f"A{i:02}\t{name}\n" for i, name in enumerate(names, 1)))

@@ -333,8 +333,9 @@ def canonical_plate(plate: str | None) -> str | None:
 # The words of a control's usual names: a word that the token starts and that is made of
 # them ('Negative', 'NegCtrl', 'scrambled', 'nontargeting') is no name of its own.
 _CONTROL_WORD = re.compile(
-    "(?:negative|neg|controls?|ctrl|scrambled?|scr|nontargeting|non|targeting|ntc|nt|dmso|mock"
-    "|untreated|vehicle|empty)+[0-9]*"
+    "(?:negative|neg|controls?|ctrl|ctl|scrambled?|scr|nontargeting|non|targeting|silencing"
+    "|ntc|nt|dmso|mock|untreated|untransfected|vehicle|empty|vector|luciferase|luc|gl|lacz"
+    "|e?gfp|allstars|stars|si|sh|sg|rna|wildtype|wt|parental|water|pbs|blank)+[0-9]*"
 )
 
 
