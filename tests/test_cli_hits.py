@@ -167,14 +167,15 @@ def test_encode_writes_cells_h5ad_with_novelty_groups_and_maps(screen, tmp_path,
     assert gallery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys):
+def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys, monkeypatch):
     cells = tmp_path / "cells.h5ad"
     assert _encode(screen, cells, "--embedding", "pca") == 0
     assert "X_umap" not in ad.read_h5ad(cells).obsm
+    monkeypatch.chdir(tmp_path)  # without --out: hits.csv here, as train writes model.pt
     out = tmp_path / "hits.csv"
-    assert main(["hits", str(cells), "--out", str(out)]) == 0
+    assert main(["hits", str(cells)]) == 0
     printed = capsys.readouterr().out
-    assert f"Hit table written to {out}" in printed
+    assert "Hit table written to hits.csv" in printed
     assert "6 positions ranked; q below 0.05: 2 of 2 treated, 0 of 4 controls" in printed
     table = pd.read_csv(out)
     for column in (

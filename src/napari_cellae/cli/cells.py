@@ -8,6 +8,7 @@ level, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -190,7 +191,11 @@ def add_hits_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("file", type=path_value, metavar="CELLS.h5ad")
     p.add_argument(
-        "--out", type=path_value, required=True, metavar="CSV", help="hit table to write"
+        "--out",
+        type=path_value,
+        default=Path("hits.csv"),
+        metavar="CSV",
+        help="hit table to write (default: hits.csv)",
     )
     p.add_argument(
         "--by",
@@ -262,8 +267,6 @@ def encode_cells(args: argparse.Namespace) -> int:
     Streamed position by position like the Explorer file (also with ``--workers`` or
     ``--scheduler``), then scored, grouped and mapped in memory (features, not crops).
     """
-    import contextlib
-
     from napari_cellae.cli.scale import PositionBar, check_encode_options, position_runner
     from napari_cellae.core.model_file import load_model
     from napari_cellae.pipeline.cells import run_encode_cells
@@ -280,10 +283,9 @@ def encode_cells(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.gallery}: the gallery is a PNG picture; end its name in .png")
     check_encode_options(args)
     trained = load_model(args.model)
-    quiet = args.quiet
     with contextlib.ExitStack() as stack:
         runner = position_runner(args, stack)
-        bar = stack.enter_context(PositionBar(quiet))
+        bar = stack.enter_context(PositionBar(args.quiet))
 
         def step(text: str) -> None:
             bar.close()  # encoding is done: the notes go below the finished bar
@@ -297,7 +299,7 @@ def encode_cells(args: argparse.Namespace) -> int:
             options=options,
             embedding=args.embedding,
             gallery=args.gallery,
-            on_step=None if quiet else step,
+            on_step=None if args.quiet else step,
             runner=runner,
             **encode_args(args),
         )
@@ -328,7 +330,7 @@ def encode_cells(args: argparse.Namespace) -> int:
 
 
 def cmd_hits(args: argparse.Namespace) -> int:
-    """``cellae hits CELLS.h5ad --out hits.csv [--by position|condition]``."""
+    """``cellae hits CELLS.h5ad [--out hits.csv] [--by position|condition]``."""
     from napari_cellae.core.listing import first_few
     from napari_cellae.core.morphology import novelty_views
     from napari_cellae.export.anndata import read_cells
@@ -389,8 +391,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
 
     best = ", ".join(f"{name(r)} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records"))
     print(f"{how}; {int(novel.sum())} of {int((~no_signal).sum())} cells with signal")
-    sure = table["q_value"] < 0.05
-    control = table["is_control"]
+    sure, control = table["q_value"] < 0.05, table["is_control"]
     print(
         f"Hits: {len(table)} {args.by}s ranked; q below 0.05: {int(sure[~control].sum())} "
         f"of {int((~control).sum())} treated, {int(sure[control].sum())} of "
