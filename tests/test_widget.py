@@ -437,24 +437,27 @@ def test_widget_after_features_were_stopped(make_napari_viewer, errors, cellcogn
     assert not errors, errors
 
 
+def _nuclei_model(path, cellprofiler_file, channels: dict[int, str]):
+    """A model trained for an epoch on the Nuclei of ``channels`` (index: name), saved to
+    ``path``; and its crops."""
+    from napari_cellae.core.trainer import Trainer
+
+    with CellH5(cellprofiler_file) as f:
+        crops = collect_crops(f, "Nuclei", 16, channels=list(channels))
+    config = TrainConfig(crop_size=16, architecture=TINY, epochs=1)
+    names = list(channels.values())
+    trainer = Trainer(config, crops.crops, channel_names=names, object_name="Nuclei")
+    list(trainer.run())
+    return trainer.result().save(path), crops
+
+
 def test_load_model_shows_its_objects_and_channel(
     make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
 ):
-    from napari_cellae.core.trainer import Trainer
-
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
     widget.form.file.value = cellprofiler_file
-    with CellH5(cellprofiler_file) as f:
-        crops = collect_crops(f, "Nuclei", 16, channels=[1])  # the GFP channel
-    trainer = Trainer(
-        TrainConfig(crop_size=16, architecture=TINY, epochs=1),
-        crops.crops,
-        channel_names=["GFP"],
-        object_name="Nuclei",
-    )
-    list(trainer.run())
-    path = trainer.result().save(tmp_path / "gfp.pt")
+    path, crops = _nuclei_model(tmp_path / "gfp.pt", cellprofiler_file, {1: "GFP"})
     widget.form.channel.value = 0  # DNA
     _pca(widget)
     _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
@@ -467,17 +470,10 @@ def test_load_model_of_two_channels_shows_both(
     make_napari_viewer, qtbot, errors, cellprofiler_file, tmp_path
 ):
     # The Channel box kept the DNA chosen before, though the features used DNA and GFP.
-    from napari_cellae.core.trainer import Trainer
-
     viewer = make_napari_viewer()
     widget = DeepLearningWidget(viewer)
     widget.form.file.value = cellprofiler_file
-    with CellH5(cellprofiler_file) as f:
-        crops = collect_crops(f, "Nuclei", 16, channels=[0, 1])
-    config = TrainConfig(crop_size=16, architecture=TINY, epochs=1)
-    trainer = Trainer(config, crops.crops, channel_names=["DNA", "GFP"], object_name="Nuclei")
-    list(trainer.run())
-    path = trainer.result().save(tmp_path / "both.pt")
+    path, _ = _nuclei_model(tmp_path / "both.pt", cellprofiler_file, {0: "DNA", 1: "GFP"})
     widget.form.channel.value = 0  # DNA
     _pca(widget)
     _run(qtbot, widget, lambda start: widget.load_model(path, start=start))
