@@ -356,3 +356,21 @@ def test_a_model_is_written_over_a_model_or_an_empty_file_only(tmp_path):
     (tmp_path / "notes.txt").write_text("my notes")
     with pytest.raises(ValueError, match=r"refusing to replace .*notes\.txt with a model"):
         check_replaceable(tmp_path / "notes.txt")
+
+
+def test_an_empty_cut_short_or_text_model_file_is_said_to_be_so(tmp_path: Path) -> None:
+    # All three were "X is not a napari-cellae model file (not an archive as torch.save
+    # writes)": a model cut short by an interrupted copy sent users looking for another file.
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cut\.pt: damaged napari-cellae model file: it is cut"):
+        load_model(cut)
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    with pytest.raises(ValueError, match=r"^.*empty\.pt: the model file is empty"):
+        load_model(empty)
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("Well\tSite\tGene Symbol\tGroup\nA01\t1\tscrambled\tneg\n")
+    with pytest.raises(ValueError, match=r"mapping\.txt is not a napari-cellae model file but a "):
+        load_model(mapping)
