@@ -191,3 +191,11 @@ def test_a_stored_seed_that_is_no_seed_is_said_and_0_used(tmp_path, capsys):
     for bad in ("7", -1, 2**32, True):
         assert _stored_seed({"cellae": {"discovery": {"options": {"seed": bad}}}}, path) == 0
         assert f"the seed stored in {path} (uns) is not usable" in capsys.readouterr().err
+
+
+def test_hits_say_a_cut_short_cells_file_is_damaged(tmp_path, capsys):
+    # It said "not an AnnData .h5ad file but an HDF5 file of other data (top level:
+    # nothing)" of a cells file that an interrupted copy had cut short.
+    path = _cells(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _refused(path, capsys, "cells.h5ad: the HDF5 file is damaged or cut short")

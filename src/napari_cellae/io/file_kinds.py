@@ -172,7 +172,12 @@ def not_anndata(path: Path) -> str | None:
     if kind is None or kind == "anndata":
         return None
     if kind == "hdf5":
-        top = hdf5_top(path) or []
+        top = hdf5_top(path)
+        if top is None:  # cut short: it was "an HDF5 file of other data (top level: nothing)"
+            return (
+                f"{path}: the HDF5 file is damaged or cut short and cannot be read (an "
+                f"interrupted copy or write?); copy it again or write it anew with {_MAKE_CELLS}"
+            )
         what = f"an HDF5 file of other data (top level: {', '.join(top[:8]) or 'nothing'})"
     else:
         what = KINDS[kind]
