@@ -199,3 +199,16 @@ def test_hits_say_a_cut_short_cells_file_is_damaged(tmp_path, capsys):
     path = _cells(tmp_path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     _refused(path, capsys, "cells.h5ad: the HDF5 file is damaged or cut short")
+
+
+def test_hits_say_rescoring_needs_x_when_only_x_is_left_out(tmp_path, capsys):
+    # A file saved with X left out but its feature names (var) kept: '--novelty svm' said it
+    # lacked the column novel, which it has, and listed its columns without it.
+    stored = ad.read_h5ad(_cells(tmp_path, novel=[False] * 3 + [True] * 3))
+    path = tmp_path / "no_x.h5ad"
+    ad.AnnData(obs=stored.obs, var=stored.var).write_h5ad(path)
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(path), "--out", str(out), "--novelty", "svm"]) == 1
+    err = capsys.readouterr().err
+    one_line_error(err, f"{path}: --novelty svm asks to score novelty again", "features (X)")
+    assert not out.exists()

@@ -349,19 +349,19 @@ def cmd_hits(args: argparse.Namespace) -> int:
     obs = adata.obs
     if "control" in obs and args.control_token != "neg":  # it was dropped unsaid
         note(f"--control-token ignored: {args.file} marks its controls (column control)")
-    rescore = _rescoring(args)
-    if rescore and not needs_x:  # '--novelty svm' ranked the stored knn scores unsaid
-        if not adata.n_vars:
-            raise ValueError(
-                f"{args.file}: {', '.join(rescore)} asks to score novelty again, but the file "
-                "holds no features (X) to score it from; leave it out to rank the stored "
-                "novelty (column novel or novelty)"
-            )
+    rescore = _rescoring(args) if not needs_x else []
+    if rescore:  # '--novelty svm' ranked the stored knn scores unsaid
         obs, needs_x = obs.drop(columns=["novel", "novelty"], errors="ignore"), True
     if needs_x and adata.n_vars:
         with warnings.catch_warnings():  # said when the table was read
             warnings.simplefilter("ignore")
             adata = read_cells(args.file)
+    if rescore and adata.X is None:  # also with var kept: "needs the column novel" misled
+        raise ValueError(
+            f"{args.file}: {', '.join(rescore)} asks to score novelty again, but the file "
+            "holds no features (X) to score it from; leave it out to rank the stored "
+            "novelty (column novel or novelty)"
+        )
     novel, scores, how = novel_cells(
         obs,
         features=adata.X if needs_x and adata.n_vars else None,
