@@ -234,3 +234,18 @@ def test_position_files_of_one_plate_given_as_inputs_are_one_plate(tmp_path: Pat
         "plate1 (hdf5/A02_1.ch5)",
         "plate1 (run2/A01_1.ch5)",
     ]
+
+
+def test_an_empty_position_of_several_plates_names_its_plate() -> None:
+    # Encoding two plates, "1 position(s) hold no cells: A01_1" did not say which plate's
+    # A01 had no cells (both plates hold an A01_1).
+    from napari_cellae.io.positions import PositionKey
+    from napari_cellae.pipeline.plates import warn_empty
+
+    keys = [PositionKey(plate, well, "1") for plate in ("p1", "p2") for well in ("A01", "A02")]
+    with pytest.warns(UserWarning, match=r"1 position\(s\) hold no cells") as caught:
+        warn_empty(None, keys, [k for k in keys if k != PositionKey("p2", "A01", "1")])
+    assert "A01_1 of plate 'p2'" in str(caught[0].message)
+    with pytest.warns(UserWarning) as caught:  # one plate: the plate says nothing more
+        warn_empty(None, keys[:2], keys[1:2])
+    assert "hold no cells" in str(caught[0].message) and "of plate" not in str(caught[0].message)

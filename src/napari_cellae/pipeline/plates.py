@@ -226,11 +226,17 @@ def warn_empty(
     empty = [key for key in positions if key not in holding]
     if not empty:
         return ""
+    # Of several plates, A01_1 alone did not say which plate's well had died.
+    several = len({key.plate for key in positions}) > 1
+
+    def name(key: PositionKey) -> str:
+        return f"{key.label} of plate {key.plate!r}" if several else key.label
+
     named = []
     for key in empty[:NAMED]:
         info = mapping.lookup(key) if mapping is not None else None
-        named.append(key.label + (f" ({info.condition})" if info is not None else ""))
-    named_more = first_few([*named, *(key.label for key in empty[NAMED:])])
+        named.append(name(key) + (f" ({info.condition})" if info is not None else ""))
+    named_more = first_few([*named, *(name(key) for key in empty[NAMED:])])
     warnings.warn(
         f"{len(empty)} position(s) hold no cells, so they have no row in the output nor in "
         f"a hit list: {named_more}; a well whose cells all died may be a strong hit",
