@@ -100,3 +100,16 @@ def test_not_anndata_says_what_the_file_is(tmp_path: Path, kind: str, fragments:
     for fragment in fragments:
         assert fragment in message
     assert not_anndata(files["anndata"]) is None
+
+
+def test_a_hit_table_without_plates_is_no_mapping(tmp_path: Path) -> None:
+    # 'cellae hits' on a cells file without a plate column writes rank,position,...: given
+    # to 'cellae hits' or as the input, it was called a position-mapping text file, with
+    # the advice to give it with --mapping.
+    hits = tmp_path / "hits.csv"
+    hits.write_text("rank,position,well,condition,n_cells\n1,A01_1,A01,KIF11,20\n")
+    assert file_kind(hits) == "hits"
+    message = not_anndata(hits)
+    assert message is not None and message.startswith(f"{hits}: not an AnnData .h5ad file")
+    assert "ranked hits" in message and "give it with --mapping" not in message
+    assert "not a CellH5 file; give a CellH5" in (not_cellh5(hits) or "")

@@ -113,7 +113,9 @@ def _text_kind(head: bytes) -> str | None:
     if delimiter is None:
         return "text"
     names = [column_name(cell) for cell in first.split(delimiter)]
-    if names[:2] == ["rank", "plate"] or names[:2] == ["rank", "condition"]:
+    # Without a plate column (a cells file that has none) it starts rank,position: that was
+    # taken for a mapping, and 'give it with --mapping' was the advice.
+    if names[0] == "rank" and names[1:2] in (["plate"], ["condition"], ["position"]):
         return "hits"
     rows = [line.split(delimiter)[0].strip() for line in lines[:20]]
     if header_kind(names) or sum(map(bool, map(_WELL.match, rows))) > len(rows) // 2:
