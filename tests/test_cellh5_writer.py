@@ -103,8 +103,10 @@ def test_a_disk_that_fills_up_gives_one_error_and_keeps_the_old_file(
     # h5py could not close a file whose caches it could not write: tracebacks, then a
     # segmentation fault (make-demo and make-screen on a full disk).
     out = tmp_path / "screen.ch5"
-    out.write_bytes(b"last week's screen")
+    with h5py.File(out, "w") as last_week:  # a CellH5 file of last week: may be replaced
+        last_week.create_group("sample/0")
+    kept = out.read_bytes()
     said = run_on_a_full_disk(_FULL_DISK_CHILD, str(out), split)
     assert "ERROR cannot write" in said and "File too large" in said
-    assert out.read_bytes() == b"last week's screen"
+    assert out.read_bytes() == kept
     assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]

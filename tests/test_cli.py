@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -524,8 +525,9 @@ def test_ctrl_c_stops_the_whole_demo_and_keeps_the_earlier_outputs(tmp_path, cap
     out.mkdir()
     with zipfile.ZipFile(out / "model.pt", "w") as earlier:  # torch.save's kind of file
         earlier.writestr("m/data.pkl", "an earlier run's model")
-    for name in ("features.hdf", "embedding.png"):
-        (out / name).write_text(f"an earlier run's {name}")
+    with h5py.File(out / "features.hdf", "w") as earlier:  # an Explorer file
+        earlier.create_dataset("data/features", data=[0.5])
+    (out / "embedding.png").write_bytes(b"\x89PNG\r\n\x1a\n an earlier run's map")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.warns(UserWarning, match="larger than the 16 px crop box"):
         rc = main(["demo", "--out", str(out), *TINY, "--epochs", "3", "--samples", "300", "-q"])

@@ -228,6 +228,12 @@ def test_hits_refuses_to_overwrite_its_input(screen, tmp_path, capsys):
     assert main(["hits", str(cells), "--out", str(cells)]) == 1
     one_line_error(capsys.readouterr().err, "refusing to write the hit table", str(cells))
     assert cells.read_bytes() == before
+    # nor a file of another kind: a slip of --out put the hits where the mapping was
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_bytes(screen[1].read_bytes())
+    assert main(["hits", str(cells), "--out", str(mapping)]) == 1
+    one_line_error(capsys.readouterr().err, f"refusing to replace {mapping} with the hit table")
+    assert mapping.read_bytes() == screen[1].read_bytes()
     assert main(["hits", str(tmp_path / "none.h5ad"), "--out", str(tmp_path / "h.csv")]) == 1
     one_line_error(capsys.readouterr().err, "none.h5ad", "no such file")
 

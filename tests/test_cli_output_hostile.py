@@ -84,11 +84,15 @@ def test_a_disk_that_fills_up_while_an_explorer_file_is_written(tmp_path: Path, 
     # h5py could not close a file whose caches it could not write: the run printed pages of
     # "Exception ignored ... Can't decrement id ref count" tracebacks and then died of a
     # segmentation fault (exit 139), after or even before its one-line error.
+    import h5py
+
     out = tmp_path / "features.hdf"
-    out.write_bytes(b"the features of last week")
+    with h5py.File(out, "w") as last_week:  # an Explorer file of last week: may be replaced
+        last_week.create_dataset("data/features", data=[1.0, 2.0])
+    kept = out.read_bytes()
     said = run_on_a_full_disk(_FULL_DISK_CHILD, str(out), writer)
     assert f"ERROR cannot write {out}: File too large" in said
-    assert out.read_bytes() == b"the features of last week"
+    assert out.read_bytes() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.hdf"]
 
 
@@ -103,18 +107,22 @@ def test_make_demo_refuses_a_read_only_file_of_an_earlier_screen(tmp_path, prote
     # Both files were renamed over whatever was there, read-only or not (train, encode and
     # hits refuse a read-only output); and a problem with the mapping came to light only
     # after the CellH5 file had been replaced.
+    import h5py
+
     folder = tmp_path / "screen"
     folder.mkdir()
-    for name in ("demo_screen.ch5", "demo_screen_mapping.txt"):
-        (folder / name).write_bytes(f"my own {name}".encode())
+    with h5py.File(folder / "demo_screen.ch5", "w") as earlier:  # an earlier screen's files
+        earlier.create_group("sample/0")
+    (folder / "demo_screen_mapping.txt").write_text("A01\tscrambled\n")
+    before = {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
     (folder / protected).chmod(0o444)
     with pytest.raises(ValueError) as refused:
         _small_demo(folder)
     assert str(refused.value).startswith(
         f"cannot write {folder / protected}: the file is read-only"
     )
-    for name in ("demo_screen.ch5", "demo_screen_mapping.txt"):
-        assert (folder / name).read_bytes() == f"my own {name}".encode()
+    for name, content in before.items():
+        assert (folder / name).read_bytes() == content
     assert sorted(p.name for p in folder.iterdir()) == [
         "demo_screen.ch5",
         "demo_screen_mapping.txt",

@@ -113,3 +113,34 @@ def test_a_hit_table_without_plates_is_no_mapping(tmp_path: Path) -> None:
     assert message is not None and message.startswith(f"{hits}: not an AnnData .h5ad file")
     assert "ranked hits" in message and "give it with --mapping" not in message
     assert "not a CellH5 file; give a CellH5" in (not_cellh5(hits) or "")
+
+
+def test_an_output_replaces_only_a_file_of_its_own_kind(tmp_path: Path) -> None:
+    # 'cellae hits cells.h5ad --out mapping.csv' put a hit table where the screen's mapping
+    # was, without a word; an earlier run's output of the same kind is replaced as before.
+    from napari_cellae.io.atomic import check_output
+    from napari_cellae.io.file_kinds import replace_problem
+
+    files = _files(tmp_path)
+    png = tmp_path / "map.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    same = {"hit table": "hits", "AnnData file": "anndata", "features file": "explorer"}
+    for what, kind in same.items():
+        assert replace_problem(files[kind], what) is None, what
+        refused = replace_problem(files["mapping"], what)
+        assert refused == (
+            f"refusing to replace {files['mapping']} with the {what}: it is a position-mapping"
+            " text file (a table of positions and conditions); choose another file name, or"
+            " remove that file first"
+        )
+    assert replace_problem(png, "gallery") is None and replace_problem(png, "plot") is None
+    assert "it is a CellH5 file" in replace_problem(files["cellh5"], "plot")
+    assert "an HDF5 file of other data" in replace_problem(files["hdf5"], "features file")
+    empty = tmp_path / "empty.csv"
+    empty.touch()
+    assert replace_problem(empty, "hit table") is None
+    assert replace_problem(tmp_path / "new.csv", "hit table") is None
+    assert replace_problem(files["mapping"], "model") is None  # models: check_replaceable
+    with pytest.raises(ValueError, match=r"refusing to replace .*plate_mapping\.txt with the hit"):
+        check_output(files["mapping"], [], "hit table")
+    assert files["mapping"].read_text() == MAPPING

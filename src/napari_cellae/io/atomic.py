@@ -222,6 +222,10 @@ def check_output(
             f"cannot write {path}: the file name is too long for its folder (at most {most}"
             " bytes here, as it is first written under a longer temporary name)"
         )
+    from napari_cellae.io.file_kinds import replace_problem  # h5py: only when checking
+
+    if problem := replace_problem(path, what):  # a file of another kind is kept
+        raise ValueError(problem)
     return path
 
 

@@ -19,7 +19,7 @@ import h5py
 
 from napari_cellae.io.mapping_text import column_name, header_kind
 
-__all__ = ["KINDS", "file_kind", "hdf5_top", "not_anndata", "not_cellh5"]
+__all__ = ["KINDS", "file_kind", "hdf5_top", "not_anndata", "not_cellh5", "replace_problem"]
 
 # What each kind is, in words (after "is" in a message).
 KINDS = {
@@ -66,6 +66,45 @@ def file_kind(path: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return _text_kind(head)
+
+
+# What each output may replace: a file of its own kind (an earlier run's). Models have their
+# own check (core.model_file.check_replaceable).
+_REPLACES = {
+    "features file": "explorer",
+    "AnnData file": "anndata",
+    "hit table": "hits",
+    "CellH5 file": "cellh5",
+    "position mapping": "mapping",
+    "plot": "png",
+    "gallery": "png",
+}
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def replace_problem(path: Path, what: str) -> str | None:
+    """Why the ``what`` (as :func:`~napari_cellae.io.atomic.check_output` names outputs)
+    must not replace the file at ``path``, or None.
+
+    An output replaced any file of its name: ``cellae hits cells.h5ad --out mapping.csv``
+    put a hit table where the screen's mapping was, without a word. A file of the output's
+    own kind (an earlier run's), an empty file and a new name are written as before.
+    """
+    kind = _REPLACES.get(what)
+    if kind is None or not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        with path.open("rb") as file:
+            found = "png" if file.read(len(_PNG)) == _PNG else file_kind(path)
+    except OSError:  # cannot be read, so cannot be told: written as before
+        return None
+    if found == kind:
+        return None
+    said = {**KINDS, "hdf5": "an HDF5 file of other data"}.get(found, "a file of another kind")
+    return (
+        f"refusing to replace {path} with the {what}: it is {said}; choose another file "
+        "name, or remove that file first"
+    )
 
 
 def hdf5_top(path: Path) -> list[str] | None:

@@ -142,7 +142,8 @@ def plan_encode(
     model_path = model_path if model_path is not None else trained.path
     inputs = [Path(p) for p in paths] + [f for p in plates for f in input_files(p)]
     inputs += [Path(p) for p in (mapping_path, model_path) if p is not None]
-    check_outputs([(out, "features file")], inputs)
+    what = "AnnData file" if Path(out).suffix.lower() == ".h5ad" else "features file"
+    check_outputs([(out, what)], inputs)
     tasks: list[PositionTask] = []
     mapping, held = None, []  # held: every position of every plate, with objects or not
     for plate in plates:
