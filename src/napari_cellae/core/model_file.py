@@ -267,7 +267,9 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             "napari-cellae model file; give the .pt file that 'cellae train' wrote"
         )
     if not zipfile.is_zipfile(path):  # e.g. a bare pickle: torch warned, then refused it
-        raise ValueError(_not_archive(path))
+        from napari_cellae.io.file_kinds import not_model
+
+        raise ValueError(not_model(path))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -335,31 +337,6 @@ def _is_hdf5(path: Path) -> bool:
         return h5py.is_hdf5(path)
     except OSError:  # unreadable: torch.load reports it
         return False
-
-
-def _not_archive(path: Path) -> str:
-    """Why ``path``, which is no whole ZIP archive, is no model: empty, cut short, or a file
-    of another kind. A truncated or empty model was called "not a napari-cellae model file
-    (not an archive ...)", which sent users looking for another file."""
-    from napari_cellae.io.file_kinds import KINDS, file_kind
-
-    with path.open("rb") as file:
-        head = file.read(4)
-    again = "copy it again or train anew"
-    if not head:
-        return f"{path}: the model file is empty (an interrupted copy or save?); {again}"
-    if head == b"PK\x03\x04":  # the start of torch.save's archive, its end missing
-        return (
-            f"{path}: damaged napari-cellae model file: it is cut short (an interrupted "
-            f"copy or save?); {again}"
-        )
-    kind = file_kind(path)
-    if kind in KINDS:  # a mapping or CSV given as --model
-        return (
-            f"{path} is not a napari-cellae model file but {KINDS[kind]}; give the .pt file "
-            "that 'cellae train' wrote"
-        )
-    return f"{path} is not a napari-cellae model file (not an archive as torch.save writes)"
 
 
 def _channel_names(value: Any) -> list[str]:

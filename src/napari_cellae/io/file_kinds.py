@@ -5,7 +5,8 @@ where a CellH5 file is expected was called "not a CellH5 file: it has no /sample
 "not an HDF5 file"; a text file given to ``cellae hits`` was "not a readable AnnData .h5ad
 file (OSError: ... file signature not found)". :func:`file_kind` tells these files apart by
 their content (not their suffix, which is often wrong), and :func:`not_cellh5` and
-:func:`not_anndata` word what the file is and what the command needs instead.
+:func:`not_anndata` (and :func:`not_model`) word what the file is and what the command needs
+instead. :func:`replace_problem` keeps an output from replacing a file of another kind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import h5py
 
 from napari_cellae.io.mapping_text import column_name, header_kind
 
-__all__ = ["KINDS", "file_kind", "hdf5_top", "not_anndata", "not_cellh5", "replace_problem"]
+__all__ = [
+    "KINDS",
+    "file_kind",
+    "hdf5_top",
+    "not_anndata",
+    "not_cellh5",
+    "not_model",
+    "replace_problem",
+]
 
 # What each kind is, in words (after "is" in a message).
 KINDS = {
@@ -224,3 +233,27 @@ def not_anndata(path: Path) -> str | None:
         what = KINDS[kind]
     instead = _INSTEAD_OF_ANNDATA.get(kind, f"give the cells file made with {_MAKE_CELLS}")
     return f"{path}: not an AnnData .h5ad file but {what}; {instead}"
+
+
+def not_model(path: Path) -> str:
+    """Why ``path``, given as a model but no whole ZIP archive, is no model: empty, cut
+    short, or a file of another kind (a truncated or empty model was called "not a
+    napari-cellae model file (not an archive ...)", which sent users looking for another
+    file)."""
+    with path.open("rb") as file:
+        head = file.read(4)
+    again = "copy it again or train anew"
+    if not head:
+        return f"{path}: the model file is empty (an interrupted copy or save?); {again}"
+    if head == b"PK\x03\x04":  # the start of torch.save's archive, its end missing
+        return (
+            f"{path}: damaged napari-cellae model file: it is cut short (an interrupted "
+            f"copy or save?); {again}"
+        )
+    kind = file_kind(path)
+    if kind in KINDS:  # a mapping or CSV given as --model
+        return (
+            f"{path} is not a napari-cellae model file but {KINDS[kind]}; give the .pt file "
+            "that 'cellae train' wrote"
+        )
+    return f"{path} is not a napari-cellae model file (not an archive as torch.save writes)"
