@@ -144,3 +144,35 @@ def test_an_output_replaces_only_a_file_of_its_own_kind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"refusing to replace .*plate_mapping\.txt with the hit"):
         check_output(files["mapping"], [], "hit table")
     assert files["mapping"].read_text() == MAPPING
+
+
+def test_an_explorer_file_written_by_cellcognition_explorer_is_one(tmp_path: Path) -> None:
+    # CellCognition Explorer names its group by the time (/data_20150312-101500) beside
+    # /settings and lists it in the attribute training_data: it was "an HDF5 file of other
+    # data", and 'cellae encode --out' refused to replace it with a features file.
+    from napari_cellae.io.file_kinds import replace_problem
+
+    path = tmp_path / "explorer.hdf"
+    with h5py.File(path, "w") as h5:
+        h5.attrs["training_data"] = np.array([b"/data_20150312-101500"])
+        h5.create_group("data_20150312-101500").create_dataset("features", data=np.zeros(3))
+        h5.create_dataset("settings", data="<xml/>")
+    assert file_kind(path) == "explorer"
+    assert replace_problem(path, "features file") is None
+    assert "CellCognition Explorer" in (replace_problem(path, "AnnData file") or "")
+
+
+def test_an_hdf5_file_that_cannot_be_opened_is_replaced_as_before(tmp_path: Path) -> None:
+    # Cut short (an interrupted copy) or locked by a program writing it, an earlier run's
+    # features file was refused as "an HDF5 file of other data", which it is not: a file
+    # that cannot be read cannot be told, and is written as before.
+    from napari_cellae.io.file_kinds import replace_problem
+
+    whole = _files(tmp_path)["explorer"]
+    with h5py.File(whole, "a") as h5:
+        h5["data"].create_dataset("more", data=np.zeros((2000, 50)))
+    cut = tmp_path / "cut.hdf"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert file_kind(cut) == "hdf5"  # the signature is there, the rest is not
+    assert replace_problem(cut, "features file") is None
+    assert replace_problem(cut, "AnnData file") is None

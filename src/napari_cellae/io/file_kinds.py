@@ -107,8 +107,8 @@ def replace_problem(path: Path, what: str) -> str | None:
             found = "png" if file.read(len(_PNG)) == _PNG else file_kind(path)
     except OSError:  # cannot be read, so cannot be told: written as before
         return None
-    if found == kind:
-        return None
+    if found == kind or (found == "hdf5" and hdf5_top(path) is None):
+        return None  # of its kind, or cut short or locked by a writer: cannot be told
     said = {**KINDS, "hdf5": "an HDF5 file of other data"}.get(found, "a file of another kind")
     return (
         f"refusing to replace {path} with the {what}: it is {said}; choose another file "
@@ -126,12 +126,18 @@ def hdf5_top(path: Path) -> list[str] | None:
 
 
 def _hdf5_kind(path: Path) -> str:
-    top = set(hdf5_top(path) or ())
+    try:
+        with h5py.File(path, "r") as h5:
+            top, training_sets = set(h5), "training_data" in h5.attrs
+    except Exception:  # damaged or locked: callers tell it by hdf5_top's None
+        return "hdf5"
     if "sample" in top:
         return "cellh5"
     if "obs" in top:
         return "anndata"
-    if top == {"data"}:
+    # napari-cellae writes /data; CellCognition Explorer /data_<time> beside /settings,
+    # both named in the attribute training_data
+    if top == {"data"} or training_sets:
         return "explorer"
     return "hdf5"
 
