@@ -228,3 +228,26 @@ def test_controls_named_otherwise_are_found_with_the_controls_field(
     assert read_mapping(dmso, request.control_token).control_conditions == ["DMSO"]
     form.controls.value = "  "
     assert form.control_token() == "neg"  # left empty: the default
+
+
+def test_a_model_of_one_channel_after_one_of_two_leaves_no_stale_channels(form, cellprofiler_file):
+    # A DNA + GFP model, then a model of one channel this file lacks (or any model with no
+    # file chosen): the box kept showing 'DNA + GFP' and its tooltip, the first model's.
+    from napari_cellae._ui.form import _TIPS, MODEL_CHANNELS
+
+    form.show_file(read_file_info(cellprofiler_file))
+    config = TrainConfig(crop_size=24, input_size=16, architecture="c4.3r_p2_d16.0s")
+    both = SimpleNamespace(config=config, object_name="Nuclei", channel_names=["DNA", "GFP"])
+    other = SimpleNamespace(config=config, object_name="Nuclei", channel_names=["RFP"])
+    form.show_model(both)
+    form.show_model(other)
+    assert form.channel.choices == (0, 1) and form.channel.value != MODEL_CHANNELS
+    assert form.channel.tooltip == _TIPS["channel"]
+    form.clear_file()
+    form.show_model(both)  # no file: the box holds only the model's channels
+    assert form.channel.current_choice == "DNA + GFP"
+    form.show_model(other)
+    assert form.channel.choices == () and form.channel.tooltip == _TIPS["channel"]
+    dna = SimpleNamespace(config=config, object_name="Nuclei", channel_names=["DNA"])
+    form.show_model(dna)  # the last file's channel: set in an empty box, it raised
+    assert form.channel.choices == ()

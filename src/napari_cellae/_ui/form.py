@@ -241,6 +241,7 @@ class ParameterForm(QWidget):
         """Forget the objects and channels of the previous file."""
         self.object.choices = []
         self.channel.choices = []
+        self.channel_index = {}  # kept, Load model of two channels then failed on it
         self._on_channel()
 
     def show_file(self, info: FileInfo) -> None:
@@ -288,6 +289,9 @@ class ParameterForm(QWidget):
                 f"The loaded model learnt from channels {', '.join(names)}, and its features "
                 "use them all. Choose one channel to train a new model on."
             )
+        elif MODEL_CHANNELS in self.channel.choices:  # an earlier model's, not this one's
+            self.channel.choices = list(self.channel_index.items())
+            self._on_channel()
 
     # -- reactions ------------------------------------------------------------------------------
     def _on_optimizer(self) -> None:
