@@ -683,3 +683,14 @@ def test_the_controls_hint_names_the_token_and_what_the_rows_hold(tmp_path: Path
     hint = read_mapping(table).controls_hint()
     assert "Groups: 'control', 'target'" in hint and "--control-token" in hint
     assert "starts with" not in read_mapping(table, "control").controls_hint()
+
+
+def test_wt1_by_a_knockdown_token_is_warned_about(tmp_path: Path) -> None:
+    # 'wt' counted as a control's usual word, so siWT1 (Wilms tumour 1, a common target)
+    # by the token 'si' was taken for a control without a word, where before it was warned.
+    path = tmp_path / "m.txt"
+    path.write_text("A01\tsiNeg\nA02\tsiWT1\nA03\tshWT1\n")
+    for token, gene in (("si", "siWT1"), ("sh", "shWT1")):
+        with pytest.warns(UserWarning, match=f"'{gene}'") as caught:
+            read_mapping(path, control_token=token)
+        assert "siNeg" not in str(caught[0].message).split("start(s)")[0]

@@ -332,10 +332,11 @@ def canonical_plate(plate: str | None) -> str | None:
 
 # The words of a control's usual names: a word that the token starts and that is made of
 # them ('Negative', 'NegCtrl', 'scrambled', 'nontargeting') is no name of its own.
+# Not 'wt': with the digits a control may end in, siWT1 (a gene) read as a control.
 _CONTROL_WORD = re.compile(
     "(?:negative|neg|controls?|ctrl|ctl|scrambled?|scr|nontargeting|non|targeting|silencing"
     "|ntc|nt|dmso|mock|untreated|untransfected|vehicle|empty|vector|luciferase|luc|gl|lacz"
-    "|e?gfp|allstars|stars|si|sh|sg|rna|wildtype|wt|parental|water|pbs|blank)+[0-9]*"
+    "|e?gfp|allstars|stars|si|sh|sg|rna|wildtype|parental|water|pbs|blank)+[0-9]*"
 )
 
 
