@@ -176,3 +176,18 @@ def test_an_hdf5_file_that_cannot_be_opened_is_replaced_as_before(tmp_path: Path
     assert file_kind(cut) == "hdf5"  # the signature is there, the rest is not
     assert replace_problem(cut, "features file") is None
     assert replace_problem(cut, "AnnData file") is None
+
+
+def test_a_damaged_zip_archive_is_told_without_a_traceback(tmp_path: Path) -> None:
+    # The end record of a ZIP archive where its directory is not (a damaged .xlsx, or those
+    # four bytes by chance near a file's end): file_kind raised BadZipFile, so an output
+    # of that name, or the file given as an input, ended in a traceback.
+    import struct
+
+    from napari_cellae.io.file_kinds import replace_problem
+
+    path = tmp_path / "plates.xlsx"
+    path.write_bytes(b"x" * 100 + b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 46, 0, 0))
+    assert zipfile.is_zipfile(path) and file_kind(path) is None
+    assert "it is a file of another kind" in (replace_problem(path, "hit table") or "")
+    assert not_cellh5(path) is None and not_anndata(path) is None

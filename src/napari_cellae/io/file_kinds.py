@@ -72,7 +72,7 @@ def file_kind(path: Path) -> str | None:
             return _zip_kind(path)
         with path.open("rb") as file:
             head = file.read(_HEAD_BYTES)
-    except (OSError, ValueError):
+    except (OSError, ValueError, zipfile.BadZipFile):  # a ZIP's end record, its directory not
         return None
     return _text_kind(head)
 
