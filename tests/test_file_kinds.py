@@ -191,3 +191,15 @@ def test_a_damaged_zip_archive_is_told_without_a_traceback(tmp_path: Path) -> No
     assert zipfile.is_zipfile(path) and file_kind(path) is None
     assert "it is a file of another kind" in (replace_problem(path, "hit table") or "")
     assert not_cellh5(path) is None and not_anndata(path) is None
+
+
+def test_a_text_of_comment_lines_only_is_text(tmp_path: Path) -> None:
+    # Every line a '#' comment (a mapping template not filled in): file_kind raised
+    # IndexError, so writing an output over it or giving it as an input was a traceback.
+    from napari_cellae.io.file_kinds import replace_problem
+
+    path = tmp_path / "template.txt"
+    path.write_text("# a mapping to fill in\n# Well\tGene Symbol\n")
+    assert file_kind(path) == "text"
+    assert "it is a text file" in (replace_problem(path, "position mapping") or "")
+    assert "not an HDF5 file but a text file" in (not_cellh5(path) or "")

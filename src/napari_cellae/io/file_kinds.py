@@ -162,6 +162,8 @@ def _text_kind(head: bytes) -> str | None:
     if "\x00" in text or not text.strip():
         return None if "\x00" in text else "text"
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:  # comments only (a template not filled in): lines[0] raised
+        return "text"
     first = lines[0]
     delimiter = next((d for d in ("\t", ";", ",") if d in first), None)
     if delimiter is None:
