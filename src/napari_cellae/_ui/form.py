@@ -289,9 +289,8 @@ class ParameterForm(QWidget):
                 f"The loaded model learnt from channels {', '.join(names)}, and its features "
                 "use them all. Choose one channel to train a new model on."
             )
-        elif MODEL_CHANNELS in self.channel.choices:  # an earlier model's, not this one's
-            self.channel.choices = list(self.channel_index.items())
-            self._on_channel()
+        else:  # an earlier model's channels are not this one's
+            self._drop_model_channels()
 
     # -- reactions ------------------------------------------------------------------------------
     def _on_optimizer(self) -> None:
@@ -300,9 +299,12 @@ class ParameterForm(QWidget):
     def _on_channel(self) -> None:
         # a channel chosen (or another file): the loaded model's channels leave the box
         if self.channel.value != MODEL_CHANNELS:
-            if MODEL_CHANNELS in self.channel.choices:
-                self.channel.choices = list(self.channel_index.items())
-            self.channel.tooltip = _TIPS["channel"]
+            self._drop_model_channels()
+
+    def _drop_model_channels(self) -> None:
+        if MODEL_CHANNELS in self.channel.choices:
+            self.channel.choices = list(self.channel_index.items())
+        self.channel.tooltip = _TIPS["channel"]
 
     def _on_object(self) -> None:
         channel = self._object_channel.get(self.object.value)
