@@ -294,7 +294,14 @@ def run_encode_cells(
     if Path(out).suffix.lower() != H5AD_SUFFIX:
         raise ValueError(f"cannot write {out} as AnnData: the file name must end in .h5ad")
     plan = plan_encode(
-        paths, trained, out, mapping_path, control_token, model_path, thumbnails=False
+        paths,
+        trained,
+        out,
+        mapping_path,
+        control_token,
+        model_path,
+        thumbnails=False,
+        what="AnnData file",
     )
     outputs = [(out, "AnnData file")] + ([(gallery, "gallery")] if gallery is not None else [])
     check_outputs(outputs, plan.inputs)

@@ -110,6 +110,7 @@ def plan_encode(
     control_token: str = "neg",
     model_path: str | os.PathLike | None = None,
     thumbnails: bool = True,
+    what: str = "features file",
 ) -> EncodePlan:
     """Check inputs and output, and list the positions to encode (reads no pixels).
 
@@ -127,6 +128,8 @@ def plan_encode(
         Default: where ``trained`` was loaded from.
     thumbnails : bool
         Whether the tasks return thumbnails (:attr:`PositionTask.thumbnails`).
+    what : str
+        What ``out`` is, for the output check ("features file", "AnnData file").
 
     Returns
     -------
@@ -142,7 +145,6 @@ def plan_encode(
     model_path = model_path if model_path is not None else trained.path
     inputs = [Path(p) for p in paths] + [f for p in plates for f in input_files(p)]
     inputs += [Path(p) for p in (mapping_path, model_path) if p is not None]
-    what = "AnnData file" if Path(out).suffix.lower() == ".h5ad" else "features file"
     check_outputs([(out, what)], inputs)
     tasks: list[PositionTask] = []
     mapping, held = None, []  # held: every position of every plate, with objects or not
