@@ -62,8 +62,7 @@ def output_kind(args: argparse.Namespace) -> str:
             f"--gallery needs --out CELLS.h5ad (the novelty and phenotype groups are stored "
             f"there), not the Explorer file {out}"
         )
-    unused = _h5ad_only(args) if suffix == EXPLORER_SUFFIX else []
-    if unused:  # '--novelty svm --groups 3 --out f.hdf' wrote no novelty, unsaid
+    if unused := _h5ad_only(args) if suffix == EXPLORER_SUFFIX else []:  # they were, unsaid
         note(
             f"{', '.join(unused)} ignored: novelty, phenotype groups and the 2-D map are "
             f"written to --out CELLS.h5ad, not to the Explorer file {out}"

@@ -62,14 +62,8 @@ def _option(
     ``choices`` are ``(value, label)`` pairs; ``aliases`` are extra command-line spellings
     beside ``--name-with-dashes``.
     """
-    meta = {
-        "help": help,
-        "label": label,
-        "group": group,
-        "aliases": aliases,
-        "metavar": metavar,
-        "choices": choices,
-    }
+    meta = dict(help=help, label=label, group=group, aliases=aliases, metavar=metavar)
+    meta["choices"] = choices
     return field(default=_DEFAULTS[name], metadata=MappingProxyType(meta))
 
 
