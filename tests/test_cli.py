@@ -615,6 +615,22 @@ def test_train_on_several_plates(tmp_path, capsys):
     assert "(45 cells in 2 plates" in capsys.readouterr().out
 
 
+def test_a_channel_a_later_plate_lacks_is_refused_before_any_progress(tmp_path, capsys):
+    # Only the first plate was checked early: the second plate's error came below a
+    # 'training: 0%' bar.
+    from test_plate_training import _plate
+
+    first = _plate(tmp_path / "a.ch5", ["A01"], 1, channels=("rfp", "gfp"))
+    second = _plate(tmp_path / "b.ch5", ["A01"], 5, channels=("rfp",))
+    model = tmp_path / "m.pt"
+    argv = ["train", str(first), str(second), *TINY, "--channel", "gfp", "--out", str(model)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    one_line_error(err, "b.ch5", "a.ch5 gave the training channel(s) gfp")
+    assert "training" not in err.replace("gave the training", "") and "%" not in err
+    assert not model.exists()
+
+
 def test_ctrl_c_inside_an_h5py_callback_is_an_interrupt(tmp_path, capsys, monkeypatch):
     # h5py wraps it: "SystemError: ... returned a result with an exception set" printed a
     # traceback (Ctrl-C while `cellae encode` looked for the links of the input files).

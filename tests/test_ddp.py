@@ -236,6 +236,17 @@ def test_ranks_started_with_other_settings_are_refused_alike(cellcognition_file,
     assert all("rank 1 differs from rank 0 in epochs: 2 / 3" in line for line in said)
 
 
+def test_a_channel_the_file_lacks_is_refused_before_the_ranks_bar(cellcognition_file, tmp_path):
+    # Under torchrun the error came below a 'training: 0%' bar, as it had for cellae train.
+    out = tmp_path / "model.pt"
+    args = [*_train_args(cellcognition_file, out), "--channel", "1"]
+    run = _torchrun(1, "-m", "napari_cellae", *args)
+    assert run.returncode != 0 and not out.exists()
+    said = [line for line in run.stderr.splitlines() if "cellae: error:" in line]
+    assert said and "has no channel '1' (channels: 0=rfp)" in said[0], run.stderr[-3000:]
+    assert "training:" not in run.stderr and "%|" not in run.stderr, run.stderr[-3000:]
+
+
 def test_a_rank_that_dies_mid_training_leaves_the_others_one_line(cellcognition_file, tmp_path):
     # Rank 0 printed gloo's traceback ('RuntimeError: ... Connection reset by peer') when
     # rank 1 was killed during training.

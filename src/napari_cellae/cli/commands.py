@@ -123,15 +123,25 @@ def _train(
 
 
 def _check_cells(file: Path | list[Path], args: argparse.Namespace) -> None:
-    """Refuse an object or channel the (first) file lacks before any progress bar:
-    ``cellae demo --channel 1`` drew 'training: 0%' above its error."""
+    """Refuse an object or channel a plate lacks before any progress bar: ``cellae demo
+    --channel 1`` drew 'training: 0%' above its error. Reads only the plates' layout."""
     from napari_cellae.io.cellh5 import CellH5
     from napari_cellae.pipeline.runs import training_plates
-    from napari_cellae.pipeline.selection import resolve_channels, resolve_object
+    from napari_cellae.pipeline.selection import channels_named, resolve_channels, resolve_object
 
-    with CellH5(training_plates(file)[0]) as ch5, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the run says them, once
-        resolve_channels(ch5, resolve_object(ch5, args.object_name), args.channel)
+    plates = training_plates(file)
+    object_name, names = args.object_name, []
+    for plate in plates:
+        with CellH5(plate) as ch5, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the run says them, once
+            if not names:  # the first plate sets the object and channels, as in the run
+                object_name = resolve_object(ch5, object_name)
+                first = resolve_channels(ch5, object_name, args.channel)
+                name_of = {c.index: c.name for c in ch5.channels}
+                names = [name_of[i] for i in first]
+                continue
+            resolve_object(ch5, object_name)
+            channels_named(ch5, names, f"{plates[0]} gave the training")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -215,6 +225,7 @@ def _train_here(args: argparse.Namespace, env: TorchrunEnv | None) -> int:
     if env is not None:
         from napari_cellae.cli.scale import train_torchrun
 
+        _check_cells(input_paths(args), args)  # before every rank's bar, as below
         return train_torchrun(args, config, env, t0)
     result = _train(args, config, input_paths(args), args.mapping, args.out, only_drawn=True)
     print(f"{training_summary(result)}; {time.perf_counter() - t0:.1f} s")
