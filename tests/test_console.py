@@ -237,3 +237,59 @@ def test_a_library_clearing_gc_callbacks_leaves_the_exit_status(monkeypatch, cap
     assert gc.callbacks == callbacks
     assert capsys.readouterr().err == ""
     signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_sent_again_on_windows_does_not_terminate_the_process(monkeypatch, capsys) -> None:
+    # On Windows os.kill(pid, SIGINT) is TerminateProcess: the retry of a Ctrl-C that came
+    # inside a gc callback ended the run there and then, with no 'interrupted' and no
+    # cleanup of its temporary outputs.
+    import gc
+
+    before = signal.getsignal(signal.SIGINT)
+    sent, killed = [], []
+
+    def callback(phase, info) -> None:
+        if phase == "start" and not sent:
+            sent.append(True)
+            signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C
+            time.sleep(0.3)  # the handler runs in here
+
+    def command(args) -> int:
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        for _ in range(300):  # a handler raised from another thread runs between sleeps
+            time.sleep(0.1)
+        return 0
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", lambda *args: killed.append(args))  # would terminate
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    started = time.monotonic()
+    assert _run_console(monkeypatch, command) == 130
+    monkeypatch.undo()
+    assert sent == [True] and killed == [] and time.monotonic() - started < 20
+    assert capsys.readouterr().err == "cellae: interrupted\n"
+    signal.signal(signal.SIGINT, before)
+
+
+def test_names_outside_the_console_code_page_print(tmp_path: Path) -> None:
+    # Redirected, Windows' standard output is cp1252: a file in a folder named in Greek
+    # made 'cellae info' fail with "'charmap' codec can't encode characters".
+    from napari_cellae import sample_data
+
+    folder = tmp_path / "αβ"
+    folder.mkdir()
+    screen = folder / "screen_α.ch5"
+    screen.symlink_to(Path(sample_data.__path__[0]) / "demo_screen.ch5")
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0"}
+    run = subprocess.run(
+        [sys.executable, "-m", "napari_cellae", "info", str(screen)],
+        capture_output=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == b""
+    assert b"screen_\\u03b1.ch5" in run.stdout.splitlines()[0]
+    assert b"Objects: 1" in run.stdout

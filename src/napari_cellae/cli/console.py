@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import signal
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from types import FrameType
 from typing import TextIO
 
@@ -98,6 +100,16 @@ def _in_gc_callback(frame: FrameType | None) -> bool:
     return False
 
 
+def _send_again(signum: int) -> None:
+    """Deliver ``signum`` to this process again (from a timer's thread)."""
+    if sys.platform == "win32":
+        # os.kill there is TerminateProcess for any signal but Ctrl events: the run ended
+        # at once, its temporary outputs left behind. raise() runs Python's handler.
+        signal.raise_signal(signum)
+    else:  # to the process: interrupts the main thread's wait too, where raise() does not
+        os.kill(os.getpid(), signum)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # While the collector collects, an object's finaliser (``__del__``, a weakref callback)
     # may be running, which the frames do not tell; the collector drops what it raises
@@ -114,9 +126,30 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     # wrote its outputs and exited 0 (so did Ctrl-C during 'cellae encode --workers'
     # when a collection ran distributed's callback): the signal is sent again once out
     # of there.
-    retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
+    retry = threading.Timer(_RETRY_S, _send_again, (signum,))
     retry.daemon = True
     retry.start()
+
+
+@contextlib.contextmanager
+def _printable_stdout() -> Iterator[None]:
+    """Standard output that prints any text, escaping what its encoding lacks.
+
+    Redirected to a file or a pipe (``> info.txt``, Git Bash, a notebook), Windows' standard
+    output is in the locale's code page (cp1252): a file or condition named in Greek or
+    Chinese raised UnicodeEncodeError, which ended the run as 'cellae: error: 'charmap'
+    codec can't encode ...'. Python's standard error escapes such characters already.
+    """
+    stream = sys.stdout
+    strict = isinstance(stream, io.TextIOWrapper) and stream.errors == "strict"
+    if strict:
+        stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        if strict and not stream.closed:
+            with contextlib.suppress(OSError, ValueError):  # a reader gone: nothing to print
+                stream.reconfigure(errors="strict")
 
 
 def console() -> int:
@@ -135,7 +168,7 @@ def console() -> int:
         signal.signal(signal.SIGINT, _interrupt)
     gc.callbacks.insert(0, _Collection.track)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _printable_stdout():
             warnings.showwarning = _WarningPrinter()
             return main()
     finally:
