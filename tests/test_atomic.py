@@ -318,3 +318,47 @@ def test_a_write_refused_by_the_file_system_says_what_to_do(tmp_path, raised, ex
     assert str(error.value) == f"cannot write {target}: " + expected.format(folder=tmp_path)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["features.hdf"]
+
+
+class _Kernel32:
+    """Windows' process calls, for processes 101 (running), 102 (ended), 103 (another
+    user's), 104 (none such)."""
+
+    def __init__(self, errors: list[int]) -> None:
+        self.errors = errors
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> int | None:
+        self.errors.append({103: 5, 104: 87}.get(pid, 0))
+        return None if pid in (103, 104) else pid
+
+    def GetExitCodeProcess(self, handle: int, code) -> int:
+        code._obj.value = 259 if handle == 101 else 0
+        return 1
+
+    def CloseHandle(self, handle: int) -> int:
+        return 1
+
+
+def test_on_windows_stale_temporaries_are_found_without_ending_their_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.kill(pid, 0) is TerminateProcess on Windows: looking for the temporaries of killed
+    # runs ended the process of any pid named by one (a concurrent writer, or whichever
+    # program had since been given that pid).
+    import ctypes
+
+    from napari_cellae.io import processes
+
+    killed: list[tuple] = []
+    errors: list[int] = []
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", lambda *args: killed.append(args))
+    monkeypatch.setattr(processes, "_kernel32", lambda: _Kernel32(errors))
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: errors[-1], raising=False)
+    target = tmp_path / "features.hdf"
+    files = {pid: tmp_path / f".features.hdf.{pid}-0001234.cellae-tmp" for pid in range(101, 105)}
+    for file in files.values():
+        file.write_text("a temporary")
+    assert sorted(remove_stale_temporaries(target)) == [files[102], files[104]]
+    assert killed == []
+    assert files[101].exists() and files[103].exists()

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari_cellae.io.processes import process_alive
 from napari_cellae.io.write_failure import errno_of, read_only_file_system, write_failure
 
 if TYPE_CHECKING:
@@ -62,30 +63,6 @@ def temporary_name(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{thread:07d}{_TEMP_SUFFIX}")
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except OSError:
-        return False
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A process that has ended but was never reaped (its parent gone, in a container whose
-    first process reaps nobody): signal 0 still reaches it, yet it writes nothing more."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS, Windows) or the process has just gone
-        return False
-    return stat[stat.rfind(")") + 2 :].startswith("Z")  # the state follows "(name) "
-
-
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete temporaries of ``path`` left by writers that no longer run (killed runs).
 
@@ -103,7 +80,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             match = _TEMP_PATTERN.match(entry.name)
-            if match and match["name"] == path.name and not _alive(int(match["pid"])):
+            if match and match["name"] == path.name and not process_alive(int(match["pid"])):
                 with contextlib.suppress(OSError):
                     entry.unlink()
                     removed.append(entry)
