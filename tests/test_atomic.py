@@ -362,3 +362,16 @@ def test_on_windows_stale_temporaries_are_found_without_ending_their_writers(
     assert sorted(remove_stale_temporaries(target)) == [files[102], files[104]]
     assert killed == []
     assert files[101].exists() and files[103].exists()
+
+
+def test_outputs_are_checked_where_the_os_has_no_pathconf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.pathconf is Unix only: on Windows every output check (each command that writes a
+    # file, each save of the widget) ended in "AttributeError: module 'os' has no
+    # attribute 'pathconf'".
+    monkeypatch.delattr(os, "pathconf")
+    target = tmp_path / "model.pt"
+    assert check_output(target, what="model") == target
+    with pytest.raises(ValueError, match="it is a folder"):
+        check_output(tmp_path, what="model")

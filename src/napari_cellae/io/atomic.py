@@ -192,8 +192,8 @@ def check_output(
     longer = len(os.fsencode(temporary_name(final).name)) - len(os.fsencode(final.name))
     try:
         most = os.pathconf(parent, "PC_NAME_MAX") - longer
-    except (OSError, ValueError):  # the file system does not say
-        most = None
+    except (OSError, ValueError, AttributeError):  # the file system does not say; Windows
+        most = None  # has no pathconf: every output was an AttributeError traceback there
     if most is not None and len(os.fsencode(final.name)) > most:
         raise ValueError(
             f"cannot write {path}: the file name is too long for its folder (at most {most}"
