@@ -338,6 +338,11 @@ class _Kernel32:
     def CloseHandle(self, handle: int) -> int:
         return 1
 
+    def CreateFileW(self, name: str, access: int, share: int, *rest) -> int:
+        held = Path(name).name == "hits.csv"  # open in Excel, which shares no deleting
+        self.errors.append(32 if held else 0)
+        return 2**64 - 1 if held else 7
+
 
 def test_on_windows_stale_temporaries_are_found_without_ending_their_writers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -375,3 +380,29 @@ def test_outputs_are_checked_where_the_os_has_no_pathconf(
     assert check_output(target, what="model") == target
     with pytest.raises(ValueError, match="it is a folder"):
         check_output(tmp_path, what="model")
+
+
+def test_on_windows_an_output_open_in_another_program_is_refused_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows cannot rename over a file another program holds open: a hit table open in
+    # Excel failed as "Permission denied" only when the run had finished.
+    import ctypes
+
+    from napari_cellae.io import processes
+
+    errors: list[int] = []
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(processes, "_kernel32", lambda: _Kernel32(errors))
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: errors[-1], raising=False)
+    held, closed = tmp_path / "hits.csv", tmp_path / "hits_plate2.csv"
+    held.write_text("rank,position\n")
+    closed.write_text("rank,position\n")
+    with pytest.raises(ValueError) as refused:
+        check_output(held)
+    assert str(refused.value) == (
+        f"cannot write {held}: the file is open in another program (Excel, CellCognition "
+        "Explorer?); close it there, or choose another file name"
+    )
+    assert check_output(closed) == closed
+    assert check_output(tmp_path / "new.csv") == tmp_path / "new.csv"

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari_cellae.io.processes import process_alive
+from napari_cellae.io.processes import held_open, process_alive
 from napari_cellae.io.write_failure import errno_of, read_only_file_system, write_failure
 
 if TYPE_CHECKING:
@@ -180,6 +180,11 @@ def check_output(
             "replace it, or choose another file name"
         )
     final = _landing(path)  # a link's target: its folder holds the temporary
+    if final.is_file() and held_open(final):  # else refused only once the work was done
+        raise ValueError(
+            f"cannot write {path}: the file is open in another program (Excel, CellCognition"
+            " Explorer?); close it there, or choose another file name"
+        )
     parent = final.parent if str(final.parent) else Path(".")
     if parent.exists() and not parent.is_dir():  # "does not exist" hid the file in its way
         raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")

@@ -1,4 +1,5 @@
-"""Whether the process that wrote a temporary output still runs (POSIX and Windows)."""
+"""Other processes and our outputs: whether the process that wrote a temporary output still
+runs (POSIX and Windows), whether a program holds an output open (Windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["process_alive"]
+__all__ = ["held_open", "process_alive"]
 
 # Windows' OpenProcess access right, error code and exit code of a running process.
 _QUERY_LIMITED_INFORMATION, _ACCESS_DENIED, _STILL_ACTIVE = 0x1000, 5, 259
@@ -60,6 +61,11 @@ def _kernel32() -> Any:
     kernel32.OpenProcess.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong]
     kernel32.GetExitCodeProcess.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong)]
     kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+    kernel32.CreateFileW.restype = ctypes.c_void_p
+    kernel32.CreateFileW.argtypes = [
+        ctypes.c_wchar_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_void_p,
+        ctypes.c_ulong, ctypes.c_ulong, ctypes.c_void_p,
+    ]  # fmt: skip
     return kernel32
 
 
@@ -78,3 +84,40 @@ def _alive_on_windows(pid: int) -> bool:
         return code.value == _STILL_ACTIVE
     finally:
         kernel32.CloseHandle(handle)
+
+
+# CreateFileW's DELETE access, share-everything mode, OPEN_EXISTING and its failure value,
+# and the error of a file another program holds open without letting it be replaced.
+_DELETE, _SHARE_ALL, _OPEN_EXISTING = 0x10000, 0x7, 3
+_INVALID_HANDLE, _SHARING_VIOLATION = 2**64 - 1, 32
+
+
+def held_open(path: str | os.PathLike) -> bool:
+    """Whether another program holds ``path`` open so that it cannot be replaced.
+
+    Only Windows refuses to replace a file that is open (in Excel, which locks the CSV
+    files it shows, or in CellCognition Explorer): elsewhere this is always False.
+
+    Parameters
+    ----------
+    path : path-like
+        An existing file.
+
+    Returns
+    -------
+    bool
+    """
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    kernel32 = _kernel32()
+    # Asking for the right to delete (what a rename over the file needs) fails exactly
+    # when an open handle does not share it.
+    handle = kernel32.CreateFileW(
+        os.fspath(path), _DELETE, _SHARE_ALL, None, _OPEN_EXISTING, 0, None
+    )
+    if handle is None or handle in (_INVALID_HANDLE, _INVALID_HANDLE >> 32):
+        return ctypes.get_last_error() == _SHARING_VIOLATION  # type: ignore[attr-defined]
+    kernel32.CloseHandle(handle)
+    return False
