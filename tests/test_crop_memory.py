@@ -28,6 +28,17 @@ def test_available_memory_reads_the_machine_and_the_container(tmp_path: Path) ->
     assert available_memory(tmp_path / "missing", nowhere) is None
 
 
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_available_memory_is_known_without_proc(tmp_path: Path, monkeypatch, platform) -> None:
+    # Windows and macOS have no /proc/meminfo: the memory was unknown there, so the widget
+    # cut every crop of a screen however large (the check below never ran).
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.setattr("sys.platform", platform)
+    free = available_memory(tmp_path / "missing", tmp_path / "no-cgroup")
+    assert free is not None
+    assert 0 < free <= psutil.virtual_memory().total
+
+
 def test_crops_that_would_not_fit_are_refused_before_any_is_cut(
     cellcognition_file: Path, monkeypatch
 ) -> None:

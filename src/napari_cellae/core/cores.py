@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["available_memory", "usable_cores"]
@@ -33,7 +34,7 @@ def available_memory(
     Returns
     -------
     int or None
-        None where neither is readable (not Linux).
+        Elsewhere (Windows, macOS) what psutil says; None where nothing says.
     """
     found = []
     try:
@@ -49,4 +50,11 @@ def available_memory(
             found.append(max(0, int(limit) - used))
     except (OSError, ValueError):
         pass
+    if not found and sys.platform != "linux":  # no /proc: the crops' check was skipped
+        try:
+            import psutil  # napari's dependency; Windows and macOS say it there
+
+            found.append(int(psutil.virtual_memory().available))
+        except (ImportError, OSError):
+            pass
     return min(found) if found else None
