@@ -52,7 +52,7 @@ def available_memory(
         pass
     if not found and sys.platform != "linux":  # no /proc: the crops' check was skipped
         try:
-            import psutil  # napari's dependency; Windows and macOS say it there
+            import psutil  # Windows and macOS have no /proc
 
             found.append(int(psutil.virtual_memory().available))
         except (ImportError, OSError):
