@@ -679,3 +679,19 @@ def test_channels_of_one_name_are_told_apart(tmp_path: Path) -> None:
         ):
             resolve_channels(ch5, "primary__primary", ["DAPI"])
         assert resolve_channels(ch5, "primary__primary", ["DAPI (channel 2)"]) == [2]
+
+
+def test_object_table_of_no_rows_beside_longer_feature_tables(tmp_path: Path) -> None:
+    """Encoding counted the position's objects from its table alone, took it for an empty
+    well and left its cells out without a word (the reader and training refused it)."""
+    path = _write(tmp_path)
+    with h5py.File(path, "a") as f:
+        name = "sample/0/plate/plate1/experiment/A01/position/1/object/primary__primary"
+        rows = f[name][:0]
+        del f[name]
+        f[name] = rows
+    _expect(
+        path,
+        "feature/primary__primary/center has 10 rows, object/primary__primary has 0",
+        call=lambda ch5: ch5.object_count(ch5.positions[0], "primary__primary"),
+    )

@@ -388,13 +388,13 @@ class CellH5:
         )
 
     def object_count(self, key: PositionKey, object_name: str) -> int:
-        """Number of objects (all frames) without reading the feature tables."""
+        """Number of objects (all frames); reads the feature tables only of an empty table."""
         self.check_object(object_name)
         where = f"object table '{object_name}' of position {key.label}"
         table = self._get(self._position(key), f"object/{object_name}", where, required=False)
-        if table is None:  # an empty well, unless it holds other objects: objects() says
-            return len(self.objects(key, object_name))
         if isinstance(table, h5py.Dataset) and table.shape is not None and table.ndim == 1:
-            return table.shape[0]
-        # A scalar, empty-space or 2-D table, or a group: reading it says what is wrong.
+            if table.shape[0]:
+                return table.shape[0]
+        # No table (an empty well, unless it holds other objects), 0 rows (not empty beside
+        # longer feature tables), a scalar, empty-space or 2-D table, or a group: read it.
         return len(self.objects(key, object_name))
