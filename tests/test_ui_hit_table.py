@@ -80,3 +80,29 @@ def test_every_hit_list_column_has_a_tip():
     columns = set(table.columns) - {"group"}  # shown as position or condition
     assert {"p_value", "q_value"} <= columns
     assert columns <= set(COLUMN_TIPS), columns - set(COLUMN_TIPS)
+
+
+def test_tab_leaves_the_table(qtbot):
+    """Tab moves on to the next control (Save features below the table), not from cell to
+    cell: with 8 columns of many rows a keyboard user could never leave the table."""
+    from qtpy.QtWidgets import QApplication, QPushButton, QVBoxLayout, QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    hits = HitTable(lambda by, keys: None)
+    after = QPushButton("Save features…")
+    layout = QVBoxLayout(window)
+    layout.addWidget(hits)
+    layout.addWidget(after)
+    window.show()
+    QApplication.setActiveWindow(window)
+    qtbot.waitExposed(window)
+    hits.show_hits(_hits(), None)
+    hits.table.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(hits.table.hasFocus)
+    qtbot.keyClick(hits.table, Qt.Key.Key_Tab)
+    assert after.hasFocus()
+    hits.table.setFocus()
+    hits.table.setCurrentCell(0, 0)
+    qtbot.keyClick(hits.table, Qt.Key.Key_Down)  # the arrows still move between rows
+    assert hits.table.currentRow() == 1

@@ -128,6 +128,8 @@ class HitTable(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.setMinimumHeight(5 * (self.fontMetrics().height() + 6))
         self.table.setSortingEnabled(True)
+        # Tab leaves the table (to Save features below); the arrow keys move between rows
+        self.table.setTabKeyNavigation(False)
         self.table.setToolTip(
             "Click a row to select its cells in the embedding and the image and to see its "
             "most novel cells in the gallery; click a header to sort."
