@@ -7,8 +7,15 @@ from magicgui.widgets import Container, PushButton
 __all__ = ["ActionButtons"]
 
 
-def _button(text: str, tip: str, enabled: bool = True) -> PushButton:
-    button = PushButton(text=text, enabled=enabled)
+#: appended to a disabled button's tooltip: why it cannot be pressed now
+_WHILE_RUNNING = "Available once the run is over."
+_NOTHING_RUNS = "Available while a run goes on."
+_NO_FEATURES = "Available after Train or Load model (no features yet)."
+_NO_MODEL = "Available after Train or Load model (no trained model yet)."
+
+
+def _button(text: str, tip: str) -> PushButton:
+    button = PushButton(text=text)
     button.tooltip = tip
     return button
 
@@ -29,21 +36,19 @@ class ActionButtons:
             "Train", "Cut out every cell, train the network, then compute features."
         )
         self.stop = _button(
-            "Stop", "Stop after the current batch; the model learnt so far is kept.", False
+            "Stop", "Stop after the current batch; the model learnt so far is kept."
         )
         self.save_features = _button(
             "Save features…",
             "Write the features of all cells as a CellCognition Explorer .hdf file.",
-            False,
         )
         self.save_anndata = _button(
             "Save AnnData…",
             "Write features, novelty, phenotype groups and 2-D maps of all cells as an "
             ".h5ad file for scanpy (and `cellae hits`).",
-            False,
         )
         self.save_model = _button(
-            "Save model…", "Save the trained network to reuse it on other plates.", False
+            "Save model…", "Save the trained network to reuse it on other plates."
         )
         self.load_model = _button(
             "Load model…", "Load a saved network and compute features of the cells in this file."
@@ -54,12 +59,33 @@ class ActionButtons:
         self.file_row = Container(widgets=[cells_row, model_row])
         for row in (self.run_row, self.file_row, cells_row, model_row):
             row.margins = (0, 0, 0, 0)
+        self._tips = {button: button.tooltip for button in self._all()}
+        self.show_state(running=False, has_features=False, has_model=False)
 
     def show_state(self, running: bool, has_features: bool, has_model: bool) -> None:
-        """Enable what can be done now: nothing but Stop while a job runs."""
-        self.train.enabled = not running
-        self.load_model.enabled = not running
-        self.stop.enabled = running
-        self.save_features.enabled = has_features and not running
-        self.save_anndata.enabled = has_features and not running
-        self.save_model.enabled = has_model and not running
+        """Enable what can be done now: nothing but Stop while a job runs. A disabled
+        button's tooltip says why, and when it can be pressed."""
+        outputs = _WHILE_RUNNING if running else None
+        why = {  # None: enabled
+            # Stop first: Train, disabled with the focus (pressed with the keyboard), hands
+            # it to the next enabled control, which is then Stop
+            self.stop: None if running else _NOTHING_RUNS,
+            self.train: outputs,
+            self.load_model: outputs,
+            self.save_features: outputs or (None if has_features else _NO_FEATURES),
+            self.save_anndata: outputs or (None if has_features else _NO_FEATURES),
+            self.save_model: outputs or (None if has_model else _NO_MODEL),
+        }
+        for button, reason in why.items():
+            button.enabled = reason is None
+            button.tooltip = self._tips[button] + (f" {reason}" if reason else "")
+
+    def _all(self) -> tuple[PushButton, ...]:
+        return (
+            self.train,
+            self.stop,
+            self.save_features,
+            self.save_anndata,
+            self.save_model,
+            self.load_model,
+        )
