@@ -625,3 +625,26 @@ def _demo_like_copy(path: Path, tmp_path: Path) -> Path:
         channel_names=["rfp"],
         object_channels={"primary__primary": 0},
     )
+
+
+def test_status_line_shows_a_long_message_whole(make_napari_viewer, qtbot, errors):
+    # The status line was 4 lines tall, fixed: at the dock's width (345 px) the end of a
+    # run's message ("... to see its cells.") needed 5 and its last line was cut off.
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 720)
+    widget = DeepLearningWidget(viewer)
+    viewer.window.add_dock_widget(widget)  # napari's style: its font, the dock's width
+    qtbot.waitExposed(widget)
+    status = widget.status
+    status.setText("Epoch 3/40: loss 6.09e-02 (held-out 5.82e-02), 2586 cells/s")
+    qtbot.wait(10)
+    least = status.height()  # an epoch's message: the line keeps its height (no re-layout)
+    assert least >= 4 * status.fontMetrics().lineSpacing()
+    status.setText(
+        "Done (stopped early; learnt from 240, 60 held out; features of 2556 cells). Click "
+        f"a point in '{EMBEDDING_LAYER}' or a row of the hit table to see its cells."
+    )
+    qtbot.waitUntil(lambda: status.height() >= status.heightForWidth(status.width()))
+    assert status.height() > least
+    status.setText("Epoch 4/40: loss 5.79e-02 (held-out 5.27e-02), 1495 cells/s")
+    qtbot.waitUntil(lambda: status.height() == least)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, Qt
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from napari_cellae._ui import files
@@ -31,6 +31,7 @@ from napari_cellae._ui.result_layers import (
 from napari_cellae._ui.results import Results
 from napari_cellae._ui.runner import JobRunner, Outcome, warm_up_engine
 from napari_cellae._ui.scroll import VerticalScroll
+from napari_cellae._ui.status import StatusLine
 from napari_cellae.pipeline import jobs
 from napari_cellae.pipeline.messages import Alert, Encoded, EpochDone, Message, Status
 
@@ -65,11 +66,7 @@ class DeepLearningWidget(QWidget):
 
         self.form = ParameterForm()
         self.buttons = ActionButtons()
-        self.status = QLabel("Choose a file and press Train.")
-        self.status.setWordWrap(True)
-        # fixed, 4 lines (the end-of-run message): each epoch's must not re-layout the window
-        self.status.setFixedHeight(4 * self.status.fontMetrics().lineSpacing() + 4)
-        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.status = StatusLine("Choose a file and press Train.")
         self.loss_plot = LossPlot(napari_viewer)
         self.position_label = QLabel("")
         self.position_label.setWordWrap(True)  # one position per shown file
