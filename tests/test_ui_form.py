@@ -28,13 +28,28 @@ def test_parameters_come_from_the_config(form):
     for name in ("crop_size", *CROP_FIELDS, *TRAINING_FIELDS):
         widget = getattr(form, name)
         info = field_info(name)
-        assert widget.label == info["label"] and widget.tooltip == info["help"]
+        assert widget.label == info["label"]
+        if not info["choices"]:  # choices: named as the box shows them, see below
+            assert widget.tooltip == info["help"]
         if name != "train_on":  # follows the mapping, see below
             assert widget.value == getattr(defaults, name)
     assert form.config() == TrainConfig(train_on="all")
     assert form.file.tooltip and form.mapping.tooltip
     form.mask.value, form.intensity.value = "none", "screen"  # the original module's crops
     assert (form.config().mask, form.config().intensity) == ("none", "screen")
+
+
+def test_choice_tooltips_name_the_choices_shown(form):
+    # The help is cellae train's, naming the command line's values: the Hide box shows
+    # 'all but the cell' and its tooltip explained 'cell', Brightness 'per cell' and 'cell'.
+    assert "'all but the cell': only the cell" in form.mask.tooltip
+    assert "'nothing': the box as it is" in form.mask.tooltip
+    assert "'cell'" not in form.mask.tooltip and "'none'" not in form.mask.tooltip
+    assert "'per cell': every crop" in form.intensity.tooltip
+    assert "'whole screen': one scale" in form.intensity.tooltip
+    assert "'control wells': learn only" in form.train_on.tooltip
+    assert "'all cells': learn from every cell" in form.train_on.tooltip
+    assert "Nesterov momentum can be faster" in form.optimizer.tooltip  # words kept
 
 
 def test_momentum_only_for_nesterov(form):

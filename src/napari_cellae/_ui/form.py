@@ -7,6 +7,7 @@ only the spin-box ranges are the form's own.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,15 +74,14 @@ MODEL_CHANNELS = -1
 
 
 def _parameter_widget(name: str) -> Any:
-    """A magicgui widget for one TrainConfig field, with its label, default and help."""
-    info = field_info(name)
-    common = {"label": info["label"], "value": info["default"], "tooltip": info["help"]}
+    """A magicgui widget for one TrainConfig field: label, default, help (values as shown)."""
+    info, shown = field_info(name), dict(field_info(name)["choices"])  # value -> box label
+    tip = re.sub(r"'(\w+)'", lambda m: f"'{shown.get(m[1], m[1])}'", info["help"])
+    common = {"label": info["label"], "value": info["default"], "tooltip": tip}
     if info["choices"]:
         return ComboBox(choices=[(label, value) for value, label in info["choices"]], **common)
-    if info["type"] is int:
-        return SpinBox(**_RANGES[name], **common)
-    if info["type"] is float:
-        return FloatSpinBox(**_RANGES[name], **common)
+    if info["type"] in (int, float):
+        return (SpinBox if info["type"] is int else FloatSpinBox)(**_RANGES[name], **common)
     return LineEdit(**common)
 
 
