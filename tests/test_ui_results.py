@@ -22,3 +22,15 @@ def test_the_umap_map_scales_each_plate_as_the_h5ad_does(tmp_path):
     pca, *_ = _embed(result, "pca", None, {})  # the map offered again after the job's
     np.testing.assert_array_equal(pca, result.embedding)
     np.testing.assert_array_equal(pca, expected["X_pca"])
+
+
+def test_the_legend_says_what_novel_above_means(qtbot):
+    # Coloured by novelty, the legend ends 'novel above 1.51': the number was explained
+    # nowhere in the widget (the legend had no tooltip).
+    from napari_cellae._ui.results_panel import ResultsPanel
+    from napari_cellae.core.novelty import NOVEL_PERCENTILE
+
+    panel = ResultsPanel(lambda c: None, lambda m: None, lambda u, k: None)
+    qtbot.addWidget(panel)
+    tip = panel.legend.toolTip()
+    assert "'novel above'" in tip and f"{NOVEL_PERCENTILE:g} % of the control cells" in tip

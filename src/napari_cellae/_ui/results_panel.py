@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 
 from napari_cellae._ui.hit_table import HitTable
 from napari_cellae.core.features import DEFAULT_EMBEDDING
+from napari_cellae.core.novelty import NOVEL_PERCENTILE
 
 __all__ = ["MAPS", "ResultsPanel", "shrinkable"]
 
@@ -25,6 +26,12 @@ _COLOUR_TIP = (
     "condition: the mapping's treatment; novelty: how unlike the negative controls a cell "
     "is; phenotype group: groups of novel cells with a similar look; class: the "
     "classifier's prediction stored in the file"
+)
+_LEGEND_TIP = (
+    "The colours of the points in the embedding. Novelty: how unlike the negative controls "
+    "a cell's features are; a cell scoring above the threshold ('novel above') is novel: it "
+    f"scores higher than {NOVEL_PERCENTILE:g} % of the control cells do. The hit table "
+    "counts these cells."
 )
 _MAP_TIP = (
     "UMAP keeps similar cells together (computed in the background after the features; "
@@ -73,6 +80,7 @@ class ResultsPanel(QWidget):
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setToolTip(_LEGEND_TIP)
         self.hits = HitTable(on_hits)
 
         # two rows: napari's style keeps a combo box at least 120 px wide
