@@ -249,3 +249,28 @@ def test_virtual_datasets_whose_sources_are_gone(tmp_path: Path) -> None:
     with h5py.File(path, "r") as f:
         assert f["ok"][()].tolist() == [0] * 6  # what HDF5 gives without a word
         assert "source file 'src.h5' is missing" in virtual_trouble(f["ok"])
+
+
+def test_dangling_soft_links_are_named(tmp_path: Path) -> None:
+    """A soft link to nothing passed for an absent table, so a position's label images or
+    a file's class labels vanished without a word, where a dangling external link was
+    refused."""
+    path = tmp_path / "soft.h5"
+    with h5py.File(path, "w") as f:
+        f["group/table"] = np.arange(3)
+        f["dangling"] = h5py.SoftLink("/does/not/exist")
+        f["group/relative"] = h5py.SoftLink("nothing")
+        f["to_dangling"] = h5py.SoftLink("/dangling")
+        f["fine"] = h5py.SoftLink("/group")
+    message = _error(path, "dangling")
+    assert "the soft link /dangling in soft.h5 points to /does/not/exist, which is not" in message
+    assert "/group/relative in soft.h5 points to nothing, which" in _error(path, "group/relative")
+    assert "/dangling in soft.h5 points to /does/not/exist" in _error(path, "to_dangling")
+    with h5py.File(path, "r") as f:
+        with pytest.raises(CellH5Error, match="which is not there"):
+            get_object(f, "dangling", path, "x", required=False)
+        with pytest.raises(CellH5Error, match="which is not there"):
+            read_table(f, "dangling", path, "x")
+        # an optional table missing inside a linked group stays optional
+        assert get_object(f, "fine/nothing", path, "x", required=False) is None
+        assert read_table(f, "fine/nothing", path, "x") is None

@@ -128,6 +128,13 @@ def _external_target(filename: str, holder: Path) -> Path:
     return beside if beside.exists() or not target.exists() else target
 
 
+def _exists(file: h5py.File, path: str) -> bool:
+    try:
+        return path in file
+    except _LOOKUP_ERRORS:
+        return True  # there, but unreadable: the caller's own lookup says why
+
+
 def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> str | None:
     """Follow ``path`` in ``file`` one link at a time; describe the first problem."""
     node: h5py.Group | h5py.Dataset = file["/"]
@@ -155,7 +162,12 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
                 return f"more than {_MAX_LINKS} links in a row starting at {chain[0].path}"
             if isinstance(link, h5py.SoftLink):
                 target = posixpath.normpath(posixpath.join(parent, link.path))
-                return _walk(file_path, file, posixpath.join(target, rest), chain)
+                trouble = _walk(file_path, file, posixpath.join(target, rest), chain)
+                if trouble is None and not _exists(file, target):
+                    # Dangling: damage, as a dangling external link is, not an absent table
+                    where = f"the soft link {here} in {file_path.name}"
+                    return f"{where} points to {link.path}, which is not there"
+                return trouble
             target_file = _external_target(link.filename, file_path)
             where = f"the external link {here} in {file_path.name} points to '{link.filename}'"
             if not target_file.is_file():
