@@ -53,6 +53,32 @@ def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
     assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
 
 
+def test_settings_older_files_lack_are_read_as_they_were_made(tmp_path: Path) -> None:
+    # Version 2 files written before 'intensity' (b2c0569) and version 2-3 files written
+    # before 'revive' (e742743) lack those keys: they were read with today's defaults, so
+    # a screen-scaled model said 'intensity: cell' and 'revive: True' (in the .h5ad too).
+    import json
+
+    trained = Trainer(config(epochs=1, intensity="screen"), blob_crops(32)).result()
+    path = trained.save(tmp_path / "model.pt")
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["config"])
+    for name in ("intensity", "revive", "morphology", "input_size"):
+        meta["config"].pop(name, None)
+    raw["config"], raw["version"] = json.dumps(meta), 2
+    torch.save(raw, tmp_path / "old.pt")
+    old = load_model(tmp_path / "old.pt")
+    assert (old.config.intensity, old.config.revive) == ("screen", False)
+    assert not old.normalisation.per_cell
+    # a per-cell scale (models from b60b3f1 on, which also store 'intensity') says 'cell'
+    meta["normalisation"]["per_cell"] = True
+    raw["config"] = json.dumps(meta)
+    torch.save(raw, tmp_path / "cell.pt")
+    assert load_model(tmp_path / "cell.pt").config.intensity == "cell"
+    # a file that names them keeps them
+    assert load_model(path).config.intensity == "screen" and load_model(path).config.revive
+
+
 def test_outline_measurements_are_kept_and_older_files_have_none(tmp_path: Path) -> None:
     import json
 

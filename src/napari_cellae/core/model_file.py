@@ -298,13 +298,17 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         settings.setdefault("decorrelation", dict(training).get("decorrelation", 0.0))
         if version < 5:  # made before the outline measurements, and applied without them
             settings.setdefault("morphology", False)
+        # Absent from files made before these settings (today's defaults would misreport
+        # them): trained without revival, scaled as the stored normalisation says.
+        settings.setdefault("revive", False)
+        normalisation = Normalisation.from_dict(meta["normalisation"])
+        settings.setdefault("intensity", "cell" if normalisation.per_cell else "screen")
         if version < 2:
             # Version 1 files predate masking and the pooled readout: they were made and
             # must be applied like the original module.
             for name in ("mask", "intensity", "readout", "orientations"):
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
-        normalisation = Normalisation.from_dict(meta["normalisation"])
         channel_names = _channel_names(meta.get("channel_names", []))
         size, n_channels = int(meta["crop_size"]), int(meta["in_channels"])
         _check_shape(config, normalisation, channel_names, size, n_channels)
