@@ -20,6 +20,7 @@ def _hits() -> dict[str, pd.DataFrame]:
             "n_cells": [20, 100, 9],
             "novel_fraction": [0.9, 0.05, float("nan")],
             "is_control": [False, True, False],
+            "q_value": [0.01, 1.0, float("nan")],
         }
     )
     by_condition = by_position.drop(columns=["plate", "well"]).iloc[:2]
@@ -39,6 +40,8 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
     headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
     assert "plate" not in headers  # one plate: no column for it
     assert headers[:3] == ["rank", "position", "condition"]  # the wells start the positions
+    # the share of novel cells and the q-value next, where a narrow dock still shows them
+    assert headers[3:5] == ["novel_fraction", "q_value"]
     assert table.horizontalHeaderItem(0).toolTip() == COLUMN_TIPS["rank"]
     assert hits.keys() == ["p1/B02_1", "p1/A01_1", "p1/C03_1"]  # by rank
     cells = headers.index("n_cells")

@@ -39,6 +39,9 @@ WAITING = (
 )
 
 _SORT = Qt.ItemDataRole.UserRole
+#: shown first, beside the names: the dock is narrow, and in the file's order the share of
+#: novel cells and the q-value lay past its edge (only rank to n_cells showed at 1280x720)
+_FIRST = ("rank", "plate", "position", "well", "condition", "novel_fraction", "q_value")
 _KEY = Qt.ItemDataRole.UserRole + 1
 
 #: header tooltips, in the words of the README's hit-list section
@@ -186,7 +189,8 @@ class HitTable(QWidget):
             if frame is None:
                 table.setRowCount(0)
                 return
-            columns = [c for c in frame.columns if not self._redundant(frame, c)]
+            shown = [c for c in frame.columns if not self._redundant(frame, c)]
+            columns = [c for c in _FIRST if c in shown] + [c for c in shown if c not in _FIRST]
             table.setColumnCount(len(columns))
             table.setHorizontalHeaderLabels(columns)
             for j, name in enumerate(columns):
