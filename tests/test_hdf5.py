@@ -274,3 +274,24 @@ def test_dangling_soft_links_are_named(tmp_path: Path) -> None:
         # an optional table missing inside a linked group stays optional
         assert get_object(f, "fine/nothing", path, "x", required=False) is None
         assert read_table(f, "fine/nothing", path, "x") is None
+
+
+def test_tables_in_whose_place_stands_a_group_or_a_dataset(tmp_path: Path) -> None:
+    """read_table took a group in a table's place, or a dataset in place of a group on its
+    path, for an absent table: /definition/image/region as a group, or a dataset
+    /definition/feature/<obj>, dropped the region rows or the class labels without a word."""
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("image/region")
+        f["feature/cells"] = 1
+        f["fine/other"] = np.arange(3)
+    with h5py.File(path, "r") as f:
+        with pytest.raises(CellH5Error) as info:
+            read_table(f, "image/region", path, "/definition")
+        assert str(info.value) == (
+            f"{path}: /definition: image/region is an HDF5 group, not a table"
+        )
+        with pytest.raises(CellH5Error, match="feature/cells is a dataset, not the group of fe"):
+            read_table(f, "feature/cells/object_classification/class_labels", path, "t")
+        assert read_table(f, "fine/absent", path, "t") is None
+        assert read_table(f, "absent/table", path, "t") is None

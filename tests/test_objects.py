@@ -253,7 +253,7 @@ def test_objects_sharing_a_label_in_one_frame_are_counted(tmp_path: Path) -> Non
         (OBJECTS, lambda old: old[0], "object/primary__primary has shape ();"),
         (f"{FEATURE}/center", lambda old: old[:, None], "center has shape (10, 1);"),
         (OBJECTS, None, "object/primary__primary is an HDF5 group, not a table"),
-        (f"{POSITION}/object", 1, "object is a dataset, not the group of object tables"),
+        (f"{POSITION}/object", 1, "object is a dataset, not the group of object/primary__p"),
     ],
     ids=["scalar-objects", "2d-centres", "group", "object-dataset"],
 )

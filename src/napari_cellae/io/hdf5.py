@@ -128,13 +128,6 @@ def _external_target(filename: str, holder: Path) -> Path:
     return beside if beside.exists() or not target.exists() else target
 
 
-def _exists(file: h5py.File, path: str) -> bool:
-    try:
-        return path in file
-    except _LOOKUP_ERRORS:
-        return True  # there, but unreadable: the caller's own lookup says why
-
-
 def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> str | None:
     """Follow ``path`` in ``file`` one link at a time; describe the first problem."""
     node: h5py.Group | h5py.Dataset = file["/"]
@@ -163,7 +156,7 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
             if isinstance(link, h5py.SoftLink):
                 target = posixpath.normpath(posixpath.join(parent, link.path))
                 trouble = _walk(file_path, file, posixpath.join(target, rest), chain)
-                if trouble is None and not _exists(file, target):
+                if trouble is None and file.get(target, getlink=True) is None:
                     # Dangling: damage, as a dangling external link is, not an absent table
                     where = f"the soft link {here} in {file_path.name}"
                     return f"{where} points to {link.path}, which is not there"
@@ -268,6 +261,21 @@ def get_object(
     raise CellH5Error(f"{source}: {what} cannot be read ({failure})") from None
 
 
+def _not_a_table(group: h5py.Group, path: str) -> str | None:
+    """What stands where ``group/path`` should be a table (a group, or a dataset on the
+    way), so that a table is not taken for an absent one; None where the path is absent."""
+    parts = [part for part in path.split("/") if part]
+    node: h5py.Group | h5py.Dataset = group
+    for i, part in enumerate(parts):
+        if isinstance(node, h5py.Dataset):
+            return f"{'/'.join(parts[:i])} is a dataset, not the group of {path}"
+        try:
+            node = node[part]
+        except _LOOKUP_ERRORS:
+            return None
+    return f"{path} is an HDF5 group, not a table" if isinstance(node, h5py.Group) else None
+
+
 def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndarray | None:
     """The whole dataset ``group/path`` as an array, or None where it does not exist.
 
@@ -277,8 +285,8 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
     Raises
     ------
     CellH5Error
-        Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link, its
-        storage is damaged or it is too large to hold in memory.
+        Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link, a
+        group stands in its place, its storage is damaged or it is too large for memory.
     """
     try:
         dataset = h5py.h5d.open(group.id, path.encode())
@@ -287,6 +295,8 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
         if trouble is not None:
             raise CellH5Error(f"{source}: {what} ({path}) cannot be opened: {trouble}") from None
         if isinstance(err, KeyError):
+            if (in_the_way := _not_a_table(group, path)) is not None:  # not absent
+                raise CellH5Error(f"{source}: {what}: {in_the_way}") from None
             return None
         raise CellH5Error(f"{source}: {what} ({path}) cannot be read ({err})") from None
     shape = dataset.shape
