@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -322,6 +323,14 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             problem = f"no {problem} entry"
         raise ValueError(f"{path}: damaged napari-cellae model file: {problem}") from None
     model.eval()
+    if version < 2:  # the readout was no setting then: 3a59f01 to b2c0569 encoded pooled
+        warnings.warn(
+            f"{path}: a version 1 model file, applied as the original module (its "
+            f"{model.n_features} code features per cell); earlier napari-cellae may have given "
+            "it other features (pooled filter responses, crops at the image border), so "
+            "encode every plate again before comparing them, or train a new model",
+            stacklevel=2,
+        )
     return TrainedModel(
         model=model,
         config=config,
