@@ -6,23 +6,24 @@ from collections.abc import Iterable
 
 __all__ = ["PALETTE", "condition_colours"]
 
-# matplotlib's tab10, in its own order (colour-blind friendlier than random hues).
+# Okabe and Ito's colour-blind-safe colours (Color Universal Design), black left out (the
+# viewer's canvas is black), then grey. matplotlib's tab10 before them put green beside red
+# as the third and fourth conditions, which a red-green colour-blind user (one man in
+# twelve) cannot tell apart.
 PALETTE: tuple[str, ...] = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
+    "#56b4e9",  # sky blue
+    "#e69f00",  # orange
+    "#009e73",  # bluish green
+    "#d55e00",  # vermillion
+    "#cc79a7",  # reddish purple
+    "#f0e442",  # yellow
+    "#0072b2",  # blue
+    "#7f7f7f",  # grey
 )
 
 
 def condition_colours(conditions: Iterable[str]) -> dict[str, str]:
-    """Hex colour per distinct condition, in order of first appearance (cycling after 10).
+    """Hex colour per distinct condition, in order of first appearance (cycling after 8).
 
     Parameters
     ----------
