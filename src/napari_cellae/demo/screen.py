@@ -60,11 +60,13 @@ OBJECT_NAME = "primary__primary"
 
 # (label, name, colour) rows of the classifier definition; class_idx indexes this list
 # (the order of napari_cellae.demo.nuclei's INTERPHASE, MITOTIC, APOPTOTIC, ENLARGED).
+# Colour-blind-safe colours (export.palette's): green and red hid the mitotic cells among
+# the interphase ones from red-green colour-blind users.
 CLASS_LABELS: list[tuple[int, str, str]] = [
-    (1, "interphase", "#2ca02c"),
-    (2, "mitotic", "#d62728"),
-    (3, "apoptotic", "#9467bd"),
-    (4, "enlarged", "#ff7f0e"),
+    (1, "interphase", "#009e73"),
+    (2, "mitotic", "#d55e00"),
+    (3, "apoptotic", "#cc79a7"),
+    (4, "enlarged", "#e69f00"),
 ]
 
 NEG = Condition("scrambled", "s_neg_01", "neg", (0.91, 0.05, 0.02, 0.02))
