@@ -42,6 +42,18 @@ _SORT = Qt.ItemDataRole.UserRole
 #: shown first, beside the names: the dock is narrow, and in the file's order the share of
 #: novel cells and the q-value lay past its edge (only rank to n_cells showed at 1280x720)
 _FIRST = ("rank", "plate", "position", "well", "condition", "novel_fraction", "q_value")
+#: short headers where the table's own are long: "novel_fraction" took a third of the dock
+#: and its right-aligned numbers lay past the edge (the tooltips give the table's names)
+_HEADERS = {
+    "n_cells": "cells",
+    "n_novel": "novel cells",
+    "novel_fraction": "novel share",
+    "robust_z": "robust z",
+    "p_value": "p",
+    "q_value": "q",
+    "median_novelty": "median novelty",
+    "is_control": "control",
+}
 _KEY = Qt.ItemDataRole.UserRole + 1
 
 #: header tooltips, in the words of the README's hit-list section
@@ -192,9 +204,12 @@ class HitTable(QWidget):
             shown = [c for c in frame.columns if not self._redundant(frame, c)]
             columns = [c for c in _FIRST if c in shown] + [c for c in shown if c not in _FIRST]
             table.setColumnCount(len(columns))
-            table.setHorizontalHeaderLabels(columns)
+            table.setHorizontalHeaderLabels([_HEADERS.get(name, name) for name in columns])
             for j, name in enumerate(columns):
-                table.horizontalHeaderItem(j).setToolTip(COLUMN_TIPS.get(name, ""))
+                tip = COLUMN_TIPS.get(name, "")
+                if name in _HEADERS:  # the name to look for in the table cellae hits writes
+                    tip = f"{tip} (column {name} of cellae hits' table)"
+                table.horizontalHeaderItem(j).setToolTip(tip)
             table.setRowCount(len(frame))
             for i, row in enumerate(frame.to_dict("records")):
                 for j, name in enumerate(columns):
