@@ -42,7 +42,7 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
     assert headers[:3] == ["rank", "position", "condition"]  # the wells start the positions
     # the share of novel cells and the q-value next, where a narrow dock still shows them
     # short headers: 'novel_fraction' took a third of the dock, its numbers past the edge
-    assert headers[3:] == ["novel share", "q", "cells", "control"]
+    assert headers[3:] == ["% novel", "q", "cells", "control"]
     assert table.horizontalHeaderItem(0).toolTip() == COLUMN_TIPS["rank"]
     tip = table.horizontalHeaderItem(3).toolTip()
     assert tip.startswith(COLUMN_TIPS["novel_fraction"]) and "column novel_fraction" in tip
@@ -50,9 +50,9 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
     cells = headers.index("cells")
     table.sortItems(cells, Qt.SortOrder.DescendingOrder)  # 100 > 20 > 9: numbers, not text
     assert [table.item(r, cells).text() for r in range(3)] == ["100", "20", "9"]
-    fraction = headers.index("novel share")
+    fraction = headers.index("% novel")
     table.sortItems(fraction, Qt.SortOrder.AscendingOrder)
-    assert [table.item(r, fraction).text() for r in range(3)] == ["0.05", "0.9", ""]
+    assert [table.item(r, fraction).text() for r in range(3)] == ["5", "90", ""]  # percent
     control = headers.index("control")
     assert table.item(0, control).text() == "yes"
 

@@ -47,7 +47,7 @@ _FIRST = ("rank", "plate", "position", "well", "condition", "novel_fraction", "q
 _HEADERS = {
     "n_cells": "cells",
     "n_novel": "novel cells",
-    "novel_fraction": "novel share",
+    "novel_fraction": "% novel",
     "robust_z": "robust z",
     "p_value": "p",
     "q_value": "q",
@@ -67,7 +67,7 @@ COLUMN_TIPS = {
     "acquired read, is left out of every count); a time-lapse's cells count once per frame",
     "n_novel": "Novel cells: less like the negative controls than "
     f"{NOVEL_PERCENTILE:g} % of control cells",
-    "novel_fraction": "Share of novel cells",
+    "novel_fraction": "Share of novel cells, in percent",
     "enrichment": "Novel fraction over the control cells' novel fraction",
     "robust_z": "Novel fraction against the control wells (median and MAD)",
     "p_value": "How likely this many novel cells would be in cells like the control "
@@ -91,12 +91,15 @@ class _Item(QTableWidgetItem):
         return str(mine) < str(theirs)
 
 
-def _item(value: Any) -> _Item:
+def _item(value: Any, percent: bool = False) -> _Item:
+    """A cell showing ``value`` (a share as a percentage with ``percent``), sorting by it."""
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         text, key = ("yes" if value else ""), float(bool(value))
     elif isinstance(value, int | float) or hasattr(value, "dtype"):
         number = float(value)
-        if number.is_integer() and abs(number) < 1e15:
+        if percent:
+            text = "" if math.isnan(number) else f"{100 * number:.0f}"
+        elif number.is_integer() and abs(number) < 1e15:
             text = str(int(number))
         else:
             text = "" if math.isnan(number) else f"{number:.3g}"
@@ -213,7 +216,7 @@ class HitTable(QWidget):
             table.setRowCount(len(frame))
             for i, row in enumerate(frame.to_dict("records")):
                 for j, name in enumerate(columns):
-                    item = _item(row[name])
+                    item = _item(row[name], percent=name == "novel_fraction")
                     if j == 0:
                         item.setData(_KEY, row_key(row, self.unit))
                     table.setItem(i, j, item)
