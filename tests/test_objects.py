@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -361,3 +362,22 @@ def test_image_planes_listed_by_cellh5write_are_no_objects(tmp_path: Path) -> No
         assert len(ch5.objects(ch5.positions[0], "nuc")) == 5
         with pytest.raises(CellH5Error, match=r"object/channel .*lists image planes"):
             ch5.check_object("channel")
+
+
+def test_object_group_gone_beside_stored_centres(tmp_path: Path) -> None:
+    """A position without object tables passed for an empty well though its centre table
+    held cells: they were left out without a word, and encoding called the position one
+    whose cells all died (a strong hit)."""
+    position, other = (synthetic_position(w, "1", n_frames=2) for w in ("A01", "B02"))
+    path = write_cellh5(tmp_path / "cells.ch5", [position, other], ["dna"], {"primary__primary": 0})
+    with h5py.File(path, "a") as f:
+        del f[f"{POSITION}/object"]
+    empty = shutil.copy(path, tmp_path / "empty.ch5")
+    with h5py.File(empty, "a") as f:  # an empty well keeps reading as one
+        del f[f"{POSITION}/feature"]
+    assert len(_objects(empty).time_idx) == 0
+    _assert_refused(
+        path,
+        "there is no object/primary__primary table, but feature/primary__primary/center holds"
+        " 10 centre(s)",
+    )

@@ -308,6 +308,12 @@ def read_object_table(
                 " so its cells would be left out without a word; export the file again with"
                 " the objects named alike in every position"
             )
+        centres = read_table(group, f"feature/{object_name}/center", source, where)
+        if centres is not None and centres.size:  # the cells are there: no empty well
+            raise check.error(
+                f"there is no {table_path} table, but feature/{object_name}/center holds"
+                f" {centres.size} centre(s), whose cells would be left out without a word"
+            )
         # An empty well: CellCognition writes no table when nothing was segmented.
         empty = np.zeros(0, np.int32)
         return ObjectTable(empty, empty, empty, empty, np.zeros((0, 4), np.int32))
