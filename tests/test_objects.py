@@ -201,6 +201,20 @@ def test_bounding_boxes_beyond_the_image_are_cut_to_it(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.delete(bbox, [2, 5], 0), np.delete(stored, [2, 5], 0))
 
 
+def test_bounding_box_edges_stored_the_wrong_way_round_are_the_same_box(tmp_path: Path) -> None:
+    # left > right made a 1 px cell (and the suggested crop 16 px, whatever the cells' size)
+    path = _file(tmp_path)
+    stored = _objects(path).bbox
+
+    def edit(table: np.ndarray) -> None:
+        table["left"], table["right"] = table["right"].copy(), table["left"].copy()
+        table["top"][4], table["bottom"][4] = table["bottom"][4], table["top"][4]
+
+    _replace(path, f"{FEATURE}/bounding_box", edit, "<i4")
+    assert (stored[:, 1] > stored[:, 0]).all()  # else nothing was turned round
+    np.testing.assert_array_equal(_objects(path).bbox, stored)
+
+
 def test_float_centres_on_the_image_edge_are_on_its_edge_pixel(tmp_path: Path) -> None:
     # 79.5 (the corner-counted centre of the last column of an 80 px image) rounded to 80
     # and was refused as outside the image; -0.5 likewise rounds to the first pixel.

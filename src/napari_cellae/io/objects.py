@@ -374,6 +374,10 @@ def read_object_table(
         # Cut to the image too: a box reaching far past it (-1e9..1e9) set the cell size
         # suggested for the crops (a 2000000008 px box) and the Explorer file's boxes.
         bbox = np.clip(bbox, 0, np.array([width, width, height, height], np.int32) - 1)
+        # Edges stored the wrong way round (left > right) made a 1 px cell of any size, and
+        # the cell size suggested from the boxes a 16 px crop: taken as the same box.
+        bbox[:, :2].sort(axis=1)
+        bbox[:, 2:].sort(axis=1)
     label_id = np.arange(1, n + 1, dtype=np.int32)
     if "obj_label_id" in rows.dtype.names:
         check.exact(rows["obj_label_id"], table_path, "obj_label_id", "a whole label id")
