@@ -147,3 +147,29 @@ def test_class_names_are_keyed_by_class_table_row() -> None:
     ch5 = SimpleNamespace(class_labels=lambda obj: table)
     assert class_names(ch5, "primary__primary") == {0: "interphase", 1: "mitosis"}
     assert class_names(SimpleNamespace(class_labels=lambda obj: None), "x") is None
+
+
+def test_conditions_and_classes_carry_napari_colours_for_scanpy(tmp_path) -> None:
+    # scanpy colours a categorical column from uns["<column>_colors"], one colour per
+    # category in the categories' order; without them it used tab10, so the file showed
+    # green and red conditions and classes where napari shows the colour-blind-safe palette.
+    from napari_cellae.export.palette import PALETTE
+
+    n = 6
+    obs = _obs(n)
+    # categories sorted, cells in another order: napari colours by first appearance
+    obs["condition"] = pd.Categorical(
+        ["siB", "siB", "ctrl", "ctrl", "siA", "siA"], categories=["ctrl", "siA", "siB"]
+    )
+    obs["class"] = pd.Categorical(["mitotic", "", "interphase", "odd", "odd", ""])
+    given = {"class": {"mitotic": "#FF0000", "interphase": "#00ff00", "odd": "red-ish"}}
+    adata = build_anndata(np.zeros((n, 2)), obs, ["a", "b"], colours=given)
+    assert list(adata.uns["condition_colors"]) == [PALETTE[1], PALETTE[2], PALETTE[0]]
+    # the file's own class colours; the others as napari: the palette by first appearance
+    assert list(adata.obs["class"].cat.categories) == ["", "interphase", "mitotic", "odd"]
+    assert list(adata.uns["class_colors"]) == [PALETTE[1], "#00ff00", "#FF0000", PALETTE[3]]
+    back = read_cells(write_anndata(tmp_path / "c.h5ad", adata))
+    assert list(back.uns["condition_colors"]) == list(adata.uns["condition_colors"])
+    # subsetting drops unused categories and their colours together
+    part = back[back.obs["condition"] != "siA"].copy()
+    assert list(part.uns["condition_colors"]) == [PALETTE[1], PALETTE[0]]

@@ -90,3 +90,12 @@ def test_class_indices_beyond_the_class_list_are_called_unknown(tmp_path):
     fine = _classified(tmp_path / "b.ch5", CLASS_LABELS)
     notes = run_encode_cells(fine, random_model(), tmp_path / "d.h5ad").notes
     assert not [note for note in notes if "class indices" in note]
+
+
+def test_the_classifiers_colours_go_to_the_cells_file(tmp_path):
+    # scanpy coloured obs['class'] with tab10 where napari shows the file's class colours.
+    plate = _classified(tmp_path / "a.ch5", CLASS_LABELS)  # interphase green, mitotic red
+    done = run_encode_cells(plate, random_model(), tmp_path / "c.h5ad")
+    adata = ad.read_h5ad(done.anndata_path)
+    assert list(adata.obs["class"].cat.categories) == ["interphase", "mitotic"]
+    assert list(adata.uns["class_colors"]) == ["#00FF00", "#FF0000"]

@@ -8,6 +8,7 @@ import pytest
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
 from napari_cellae._ui import files
+from napari_cellae._ui.colouring import hex_colour
 from napari_cellae._ui.embedding_view import DENSITY_LAYER
 from napari_cellae._ui.result_layers import MARKER_LAYER
 from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, DeepLearningWidget
@@ -140,6 +141,13 @@ def test_colours_hits_gallery_and_anndata(make_napari_viewer, qtbot, errors, tmp
         assert column in adata.obs
     np.testing.assert_allclose(adata.obsm["X_pca"], table.maps["pca"])
     np.testing.assert_allclose(adata.obs["novelty"], findings.obs["novelty"])
+    # scanpy colours conditions and classes as the widget does (uns["<column>_colors"])
+    for column in ("condition", "class"):
+        shown = table.colourings[column]
+        pairs = zip(shown.labels, shown.palette, strict=True)
+        napari = {label: hex_colour(c) for label, c in pairs}
+        expected = [napari[c] for c in adata.obs[column].cat.categories]
+        assert [c.lower() for c in adata.uns[f"{column}_colors"]] == expected, column
 
     # refused: inputs, and other suffixes; nothing is overwritten
     ch5, mapping = widget.form.file_path(), widget.form.mapping_path()

@@ -172,7 +172,14 @@ def anndata_writer(
     """
     obsm = {f"X_{method}": np.asarray(xy, np.float32) for method, xy in maps.items()}
     worker = side_task(
-        _write_cells, path, result, findings.obs, findings.discovery, obsm, list(inputs)
+        _write_cells,
+        path,
+        result,
+        findings.obs,
+        findings.discovery,
+        obsm,
+        list(inputs),
+        findings.class_colours,  # scanpy colours the classes as napari does
     )
     return _writes(worker, path)
 

@@ -11,6 +11,8 @@ Layout::
                       name of the same feature in the CellCognition Explorer .hdf
     obsm              X_umap and/or X_pca: 2-D maps of the features
     uns["cellae"]     version, model settings, training summary, novelty settings, sources
+    uns["condition_colors"], uns["class_colors"]
+                      napari's colour per category, in the categories' order (scanpy's)
 
 The CellCognition Explorer ``.hdf`` stays the Explorer's file
 (:mod:`napari_cellae.export.explorer`); this one is for everything else.
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.export.palette import category_colours
 from napari_cellae.io.atomic import atomic_output, check_output
 from napari_cellae.io.file_kinds import not_anndata
 from napari_cellae.io.write_failure import lock_refused
@@ -153,6 +156,7 @@ def build_anndata(
     obsm: Mapping[str, np.ndarray] | None = None,
     uns: Mapping[str, Any] | None = None,
     explorer_names: list[str] | None = None,
+    colours: Mapping[str, Mapping[str, str]] | None = None,
 ) -> anndata.AnnData:
     """Assemble the AnnData object of a run.
 
@@ -172,6 +176,11 @@ def build_anndata(
         null, arrays are lists).
     explorer_names : list of str, optional
         The features' names in the Explorer ``.hdf`` (``var["explorer_name"]``).
+    colours : mapping of str to mapping of str to str, optional
+        Per column, a colour per category (``{"class": the classifier's colours}``). The
+        categorical ``condition`` and ``class`` get ``uns["<column>_colors"]``, as scanpy
+        reads them, with the colours napari shows (:func:`~napari_cellae.export.palette.
+        category_colours`).
 
     Returns
     -------
@@ -210,6 +219,12 @@ def build_anndata(
     adata = ad.AnnData(X=x, obs=_writable_frame(obs, "obs", changed), var=var, obsm=maps or None)
     adata.uns["cellae"] = _plain(info, changed)
     adata.uns["cellae_json"] = json.dumps(_jsonable(info), sort_keys=True, allow_nan=False)
+    # Without them scanpy coloured conditions and classes with tab10 (green beside red).
+    for column in ("condition", "class"):
+        if column in adata.obs and isinstance(adata.obs[column].dtype, pd.CategoricalDtype):
+            given = (colours or {}).get(column)
+            hexes = category_colours(adata.obs[column], given)
+            adata.uns[f"{column}_colors"] = np.array(hexes, dtype=object)
     _say_changed(changed)
     return adata
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["PALETTE", "condition_colours"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PALETTE", "category_colours", "condition_colours"]
+
+# Hex colours matplotlib (scanpy) reads; a CellH5 file's class colour may be anything.
+_HEX = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
 # Okabe and Ito's colour-blind-safe colours (Color Universal Design), black left out (the
 # viewer's canvas is black), then grey. matplotlib's tab10 before them put green beside red
@@ -37,3 +45,32 @@ def condition_colours(conditions: Iterable[str]) -> dict[str, str]:
     """
     unique = dict.fromkeys(str(c) for c in conditions)
     return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(unique)}
+
+
+def category_colours(values: pd.Series, given: Mapping[str, str] | None = None) -> list[str]:
+    """One colour per category of a categorical column, in the categories' order.
+
+    As scanpy reads ``uns["<column>_colors"]``, and with the colours napari gives the same
+    cells: the palette in order of first appearance among the cells (not the categories'
+    order), then ``given`` where it holds a hex colour. Categories no cell has come last.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        A categorical column, one value per cell.
+    given : mapping of str to str, optional
+        Colour per category (a classifier's own class colours).
+
+    Returns
+    -------
+    list of str
+        Hex colours, ``len(values.cat.categories)`` of them.
+    """
+    import pandas as pd
+
+    categories = [str(c) for c in values.cat.categories]
+    seen = pd.unique(values.cat.codes[values.cat.codes >= 0])
+    order = [categories[i] for i in seen] + categories  # unused ones after the others
+    colours = condition_colours(order)
+    colours.update({str(k): str(v) for k, v in (given or {}).items() if _HEX.fullmatch(str(v))})
+    return [colours[c] for c in categories]

@@ -31,6 +31,7 @@ from napari_cellae.pipeline.discovery import (
 )
 from napari_cellae.pipeline.plate_cells import (
     class_names,
+    plate_class_colours,
     plate_class_names,
     typical_crops,
     unknown_classes,
@@ -176,6 +177,7 @@ def cells_anndata(
     discovery: Discovery | None = None,
     maps: dict[str, np.ndarray] | None = None,
     sources: Iterable[str | os.PathLike | None] = (),
+    class_colours: dict[str, str] | None = None,
 ) -> anndata.AnnData:
     """The AnnData object of a run (see :mod:`napari_cellae.export.anndata` for the layout).
 
@@ -191,6 +193,8 @@ def cells_anndata(
         ``obsm`` entries (:func:`embeddings`).
     sources : iterable of path-like
         Input files, recorded in ``uns``.
+    class_colours : dict of str to str, optional
+        The classifier's colour per class name (``uns["class_colors"]``, as napari shows).
     """
     from napari_cellae import __version__
     from napari_cellae.export.anndata import build_anndata
@@ -210,7 +214,8 @@ def cells_anndata(
     }
     if discovery is not None:
         uns["discovery"] = discovery.summary()
-    return build_anndata(result.features, obs, var_names, maps, uns, explorer)
+    colours = {"class": class_colours} if class_colours else None
+    return build_anndata(result.features, obs, var_names, maps, uns, explorer, colours)
 
 
 def write_cells(
@@ -220,12 +225,13 @@ def write_cells(
     discovery: Discovery | None = None,
     maps: dict[str, np.ndarray] | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
+    class_colours: dict[str, str] | None = None,
 ) -> Path:
     """Write a run's cells to an ``.h5ad`` file (atomically; an input is refused)."""
     from napari_cellae.export.anndata import write_anndata
 
     inputs = list(inputs)
-    adata = cells_anndata(result, obs, discovery, maps, inputs)
+    adata = cells_anndata(result, obs, discovery, maps, inputs, class_colours)
     return write_anndata(path, adata, inputs)
 
 
@@ -338,7 +344,8 @@ def run_encode_cells(
     maps = embeddings(result.features, embedding, options.seed, *map_references(obs))
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
-    path = write_cells(out, result, obs, found, maps, sources)
+    colours = plate_class_colours(plan.plates, trained.object_name) if names else None
+    path = write_cells(out, result, obs, found, maps, sources, colours)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:
         try:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "class_labels",
     "class_names",
+    "plate_class_colours",
     "plate_class_names",
     "typical_crops",
     "unknown_classes",
@@ -99,6 +100,14 @@ def plate_class_names(
         f"the plates' classifiers name their classes differently ({plates[0]} and {odd}): "
         "obs['class'] holds class numbers, not names"
     ]
+
+
+def plate_class_colours(plates: list[Path], object_name: str) -> dict[str, str]:
+    """The first plate's classifier colour per class name (as napari colours the classes);
+    for plates that share their class names (:func:`plate_class_names`)."""
+    with CellH5(plates[0]) as ch5:
+        labels = ch5.class_labels(object_name) or []
+    return {str(c.name): str(c.color) for c in labels}
 
 
 def typical_crops(
