@@ -302,6 +302,9 @@ def _damaged(tmp_path: Path, meta_change: dict, nan_weights: bool = False) -> Pa
         # Built before its weights were loaded: gigabytes, or a crop box the settings lack.
         ({"crop_size": 100_000}, False, "the network takes 100000 px crops, the settings 16"),
         ({"channel_names": ["a", "b"]}, False, "it names 2 channel(s), the network takes 1"),
+        # int() raised OverflowError (a traceback) on Infinity, and made 1.5 channels 1
+        ({"crop_size": float("inf")}, False, "crop_size must be a whole number, got inf"),
+        ({"in_channels": 1.5}, False, "in_channels must be a whole number, got 1.5"),
     ],
 )
 def test_inconsistent_model_files_are_named_when_loaded(
@@ -407,3 +410,46 @@ def test_an_empty_cut_short_or_text_model_file_is_said_to_be_so(tmp_path: Path) 
     mapping.write_text("Well\tSite\tGene Symbol\tGroup\nA01\t1\tscrambled\tneg\n")
     with pytest.raises(ValueError, match=r"mapping\.txt is not a napari-cellae model file but a "):
         load_model(mapping)
+
+
+def test_settings_and_scale_that_disagree_on_intensity_are_damage(tmp_path: Path) -> None:
+    # Encoding scales as the normalisation says: a file whose settings said 'screen' over a
+    # per-cell scale (or a scale that lost per_cell) was applied so, the settings shown
+    import json
+
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    meta = json.loads(torch.load(path, weights_only=True)["config"])
+    scale = meta["normalisation"]
+    flipped = "screen" if scale["per_cell"] else "cell"
+    for change in (
+        {"config": {**meta["config"], "intensity": flipped}},
+        {"normalisation": {**scale, "per_cell": not scale["per_cell"]}},
+    ):
+        with pytest.raises(ValueError, match="the settings say intensity") as info:
+            load_model(_damaged(tmp_path, change))
+        assert str(info.value).startswith(f"{path}: damaged napari-cellae model file: ")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_weights_that_are_no_floats_are_damage(tmp_path: Path, dtype: torch.dtype) -> None:
+    # They were cast to float32 without a word (complex ones with torch's warning)
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = payload["state_dict"][name].to(dtype)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=rf"weights {name} \({dtype}\) are not floating-point"):
+        load_model(path)
+
+
+def test_a_model_file_with_a_flipped_bit_is_damaged(tmp_path: Path) -> None:
+    # torch.load does not check the archive's checksums: a bit flipped in the weights
+    # (a bad disk or copy) encoded other features without a word
+    trained = Trainer(config(epochs=1), blob_crops(16)).result()
+    path = trained.save(tmp_path / "m.pt")
+    raw = bytearray(path.read_bytes())
+    weights = next(iter(trained.model.state_dict().values())).numpy().tobytes()
+    raw[raw.index(weights) + 5] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"m\.pt: damaged napari-cellae model file: its part "):
+        load_model(path)

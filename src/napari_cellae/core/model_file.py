@@ -221,9 +221,11 @@ def check_replaceable(path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0 or zipfile.is_zipfile(path):
         return
+    from napari_cellae.io.file_kinds import is_hdf5
+
     kind = (
         "an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?)"
-        if _is_hdf5(path)
+        if is_hdf5(path)
         else "not a napari-cellae model"
     )
     raise ValueError(
@@ -250,27 +252,12 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         Naming the file, if it is missing, not a napari-cellae model, or damaged: settings,
         scale or weights that are invalid or disagree with each other.
     """
-    path = Path(path)
-    if path.is_dir():  # 'does not exist' sent users looking for a missing file
-        raise ValueError(f"{path}: is a folder; expected a model file (.pt)")
-    if path.exists() and not path.is_file():  # /dev/null, a pipe: 'does not exist' misled
-        raise ValueError(f"{path}: is not a regular file; expected a model file (.pt)")
-    if not path.is_file():
-        raise ValueError(f"model file {path} does not exist")
-    try:  # an unreadable file: is_zipfile below would call it "not an archive"
-        with path.open("rb"):
-            pass
-    except OSError as err:
-        raise ValueError(f"model file {path} cannot be read ({err.strerror or err})") from None
-    if _is_hdf5(path):  # a cells file given for the model: torch said 'UnpicklingError'
-        raise ValueError(
-            f"{path} is an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?), not a "
-            "napari-cellae model file; give the .pt file that 'cellae train' wrote"
-        )
-    if not zipfile.is_zipfile(path):  # e.g. a bare pickle: torch warned, then refused it
-        from napari_cellae.io.file_kinds import not_model
+    from napari_cellae.io.file_kinds import model_problem
 
-        raise ValueError(not_model(path))
+    path = Path(path)
+    problem = model_problem(path)
+    if problem is not None:
+        raise ValueError(problem)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -311,9 +298,10 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
         channel_names = _channel_names(meta.get("channel_names", []))
-        size, n_channels = int(meta["crop_size"]), int(meta["in_channels"])
+        size, n_channels = _whole(meta, "crop_size"), _whole(meta, "in_channels")
         _check_shape(config, normalisation, channel_names, size, n_channels)
         model = ConvAutoencoder(config.architecture, size, n_channels)
+        _check_stored(payload["state_dict"])
         model.load_state_dict(payload["state_dict"], strict=True)
         _check_weights(model)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -341,22 +329,19 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     )
 
 
-def _is_hdf5(path: Path) -> bool:
-    """Whether the file is HDF5, by h5py's signature check (as
-    :func:`~napari_cellae.io.locate.is_cellh5` asks)."""
-    import h5py
-
-    try:
-        return h5py.is_hdf5(path)
-    except OSError:  # unreadable: torch.load reports it
-        return False
-
-
 def _channel_names(value: Any) -> list[str]:
     """The stored channel names; anything but a list is damage (a string would split)."""
     if not isinstance(value, list):
         raise ValueError(f"channel_names must be a list of names, got {value!r}")
     return [str(name) for name in value]
+
+
+def _whole(meta: dict[str, Any], key: str) -> int:
+    """A stored count; int() made 40.7 crops 40 px and raised OverflowError on Infinity."""
+    value = meta[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a whole number, got {value!r}")
+    return value
 
 
 def _check_shape(
@@ -380,6 +365,9 @@ def _check_shape(
             f"the intensity scale has {normalisation.n_channels} channel(s), the network"
             f" {in_channels}"
         )
+    if normalisation.per_cell != (config.intensity == "cell"):  # it scales by the former
+        each = "each cell on its own" if normalisation.per_cell else "one for all cells"
+        raise ValueError(f"the settings say intensity {config.intensity!r}, the scale is {each}")
     if channel_names and len(channel_names) != in_channels:  # none: trained without names
         raise ValueError(
             f"it names {len(channel_names)} channel(s), the network takes {in_channels}"
@@ -396,3 +384,15 @@ def _check_weights(model: ConvAutoencoder) -> None:
     ]
     if bad:
         raise ValueError(f"weights {', '.join(bad[:3])} hold NaN or infinite values")
+
+
+def _check_stored(stored: Any) -> None:
+    """Refuse weights stored as integers, booleans or complex numbers (save_model writes
+    float32): loading cast them to float32 without a word."""
+    odd = [
+        f"{name} ({value.dtype})"
+        for name, value in (stored.items() if isinstance(stored, dict) else ())
+        if isinstance(value, torch.Tensor) and not value.is_floating_point()
+    ]
+    if odd:
+        raise ValueError(f"weights {', '.join(odd[:3])} are not floating-point numbers")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import h5py
@@ -24,6 +25,8 @@ __all__ = [
     "KINDS",
     "file_kind",
     "hdf5_top",
+    "is_hdf5",
+    "model_problem",
     "not_anndata",
     "not_cellh5",
     "not_model",
@@ -265,3 +268,49 @@ def not_model(path: Path) -> str:
             "that 'cellae train' wrote"
         )
     return f"{path} is not a napari-cellae model file (not an archive as torch.save writes)"
+
+
+def is_hdf5(path: Path) -> bool:
+    """Whether the file is HDF5, by h5py's signature check; False if it cannot be read."""
+    try:
+        return h5py.is_hdf5(path)
+    except OSError:
+        return False
+
+
+def model_problem(path: Path) -> str | None:
+    """Why ``path``, given as a model, is none before torch reads it (None: no problem seen).
+
+    A folder, a missing, unreadable or HDF5 file, no whole ZIP archive, or an archive whose
+    checksums fail: torch does not check them, so a flipped bit changed weights (features)
+    without a word, or was called "not a napari-cellae model file".
+    """
+    if path.is_dir():  # 'does not exist' sent users looking for a missing file
+        return f"{path}: is a folder; expected a model file (.pt)"
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: 'does not exist' misled
+        return f"{path}: is not a regular file; expected a model file (.pt)"
+    if not path.is_file():
+        return f"model file {path} does not exist"
+    try:  # an unreadable file: is_zipfile below would call it "not an archive"
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        return f"model file {path} cannot be read ({err.strerror or err})"
+    if is_hdf5(path):  # a cells file given for the model: torch said 'UnpicklingError'
+        return (
+            f"{path} is an HDF5 file (a CellH5, .h5ad or Explorer .hdf file?), not a "
+            "napari-cellae model file; give the .pt file that 'cellae train' wrote"
+        )
+    if not zipfile.is_zipfile(path):  # e.g. a bare pickle: torch warned, then refused it
+        return not_model(path)
+    try:  # an entry whose bytes fail their CRC is named; other damage torch.load reports
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError):
+        return None
+    if broken is None:
+        return None
+    return (
+        f"{path}: damaged napari-cellae model file: its part {broken} fails its checksum (a "
+        "damaged copy or disk?); copy it again or train anew"
+    )
