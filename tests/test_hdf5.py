@@ -295,3 +295,21 @@ def test_tables_in_whose_place_stands_a_group_or_a_dataset(tmp_path: Path) -> No
             read_table(f, "feature/cells/object_classification/class_labels", path, "t")
         assert read_table(f, "fine/absent", path, "t") is None
         assert read_table(f, "absent/table", path, "t") is None
+
+
+def test_a_table_compressed_with_a_filter_not_installed(tmp_path: Path) -> None:
+    # Called damaged before: HDF5 names only the folder where it looked for the plugin.
+    path = tmp_path / "plugin.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("table", data=np.arange(4096), chunks=(1024,), compression="lzf")
+    raw = bytearray(path.read_bytes())
+    i = raw.index(b"lzf\0")
+    assert raw[i - 8 : i - 6] == b"\0}"  # the filter's id, 32000, before its name
+    raw[i - 8] = 0xFF  # 32255: no HDF5 has it, as one lacks a plugin (blosc, bitshuffle)
+    path.write_bytes(bytes(raw))
+    with h5py.File(path, "r") as f, pytest.raises(CellH5Error) as e:
+        read_table(f, "table", path, "centres")
+    text = str(e.value)
+    assert text.startswith(f"{path}: centres (table) cannot be read: it is compressed with")
+    assert "filter 'lzf' (id 32255), which is not installed here" in text
+    assert "damaged" not in text

@@ -184,3 +184,39 @@ def test_raw_chunk_reads_hold_h5py_lock(tmp_path: Path) -> None:
         window = reader.window(0, 1, 3, 28, 5, 45)
         np.testing.assert_array_equal(window, image[0, 1, 0, 3:28, 5:45])
         assert held and all(held)
+
+
+def _unknown_filter(path: Path, name: str, data: np.ndarray) -> None:
+    """Write ``data`` lzf-compressed, then change the filter's id in the file to 32255, one
+    no HDF5 has: as a file compressed with a plugin (blosc, bitshuffle) this one lacks."""
+    with h5py.File(path, "a") as f:
+        f.create_dataset(name, data=data, chunks=True, compression="lzf")
+    raw = bytearray(path.read_bytes())
+    # the pipeline message: id 32000 (2 bytes), name length, flags, values, then b"lzf\0"
+    at = [
+        i for i in range(8, len(raw)) if raw[i : i + 4] == b"lzf\0" and raw[i - 8 : i - 6] == b"\0}"
+    ]
+    assert at
+    for i in at:
+        raw[i - 8] = 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_filter_not_installed_is_named_not_called_damage(tmp_path: Path) -> None:
+    # HDF5 says only "can't open directory (/usr/local/lib/plugin)" (where it looked for the
+    # plugin), which read as damaged pixels.
+    from napari_cellae.io.hdf5 import CellH5Error
+    from napari_cellae.io.planes import read_pixels
+
+    path = tmp_path / "plugin.h5"
+    _unknown_filter(path, "img", np.full((1, 2, 1, 30, 50), 7, np.uint16))  # compressible
+    with h5py.File(path, "r") as f:
+        for read in (
+            lambda: PlaneReader(f["img"]).window(0, 1, 0, 8, 0, 8),
+            lambda: read_pixels(f["img"], (0, 1), path, "channel 0, frame 1"),
+        ):
+            with pytest.raises(
+                CellH5Error, match="filter 'lzf' \\(id 32255\\), which is not in"
+            ) as e:
+                read()
+            assert "damaged" not in str(e.value) and "plugin.h5" in str(e.value)

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from napari_cellae.io.file_kinds import not_cellh5
+from napari_cellae.io.filters import missing_filter
 from napari_cellae.io.write_failure import errno_of, lock_refused
 
 __all__ = [
@@ -314,9 +315,9 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as err:
-            raise CellH5Error(
-                f"{source}: {what} ({path}) is damaged and cannot be read ({err})"
-            ) from None
+            missing = missing_filter(dataset)  # HDF5's words name only where it looked
+            trouble = f"cannot be read: {missing}" if missing else "is damaged and cannot be read"
+            raise CellH5Error(f"{source}: {what} ({path}) {trouble} ({err})") from None
     return out
 
 

@@ -20,6 +20,7 @@ import h5py
 import h5py._objects as _h5py_objects
 import numpy as np
 
+from napari_cellae.io.filters import missing_filter
 from napari_cellae.io.hdf5 import CellH5Error
 
 # h5py's global lock (reentrant), which its own calls take
@@ -38,8 +39,10 @@ def describe_image(image: Any) -> str:
     return "image array"
 
 
-def _reason(err: BaseException) -> str:
+def _reason(err: BaseException, image: Any = None) -> str:
     text = str(err)
+    if (missing := missing_filter(image)) is not None:  # HDF5 names only where it looked
+        return f"{missing} ({text})"
     if "filter" in text and ("not registered" in text or "not available" in text):
         return f"it is compressed with an HDF5 filter that is not installed here ({text})"
     if "external raw data file" in text:  # HDF5 looks for it from the working folder
@@ -73,7 +76,7 @@ def read_pixels(
     except (OSError, RuntimeError) as err:
         stored = getattr(getattr(image, "file", None), "filename", None)
         inside = f" (stored in {stored})" if stored and str(stored) != str(source) else ""
-        raise CellH5Error(f"{source}: cannot read {where}{inside}: {_reason(err)}") from None
+        raise CellH5Error(f"{source}: cannot read {where}{inside}: {_reason(err, image)}") from None
 
 
 class PlaneReader:
@@ -140,7 +143,7 @@ class PlaneReader:
         except (OSError, RuntimeError) as exc:  # damaged storage: say which file and frame
             raise CellH5Error(
                 f"cannot read channel {c}, frame {t} of the image {describe_image(self.image)}:"
-                f" {_reason(exc)}"
+                f" {_reason(exc, self.image)}"
             ) from exc
 
     def _inflate_windows(
