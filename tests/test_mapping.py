@@ -530,6 +530,24 @@ def test_quoted_separators_and_trailing_separators_are_read(tmp_path: Path) -> N
     assert read_mapping(path).lookup(_key("A01", "1")).is_control
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Well\tGene Symbol\tGroup\nA01\t"scrambled\tneg\n',  # a quote never closed
+        'Well,Gene Symbol,Group\nA01,"scr\npool",neg\n',  # a quoted cell over two lines
+    ],
+)
+def test_a_quote_left_open_is_named(tmp_path: Path, text: str) -> None:
+    # Was only "line 2 has 2 columns, the header (line 1) has 3" for a row that shows 3
+    path = tmp_path / "m.txt"
+    path.write_text(text)
+    _error(path, "line 2 has 2 columns", 'a quote (") in it is never closed')
+    path.write_text('Well\tGene Symbol\tGroup\nA01\t5" UTR\n')  # a quote inside a cell
+    with pytest.raises(ValueError) as info:
+        read_mapping(path)
+    assert 'a quote (")' not in str(info.value)
+
+
 def test_a_stated_separator_of_any_character_is_named(tmp_path: Path) -> None:
     # Excel's sep= line may name any character; a space-separated row then raised KeyError.
     path = tmp_path / "m.csv"

@@ -44,7 +44,7 @@ from napari_cellae.io.mapping_text import (
     header_kind,
     name_past_token,
     read_text,
-    spaces_problem,
+    short_row_problem,
     split_position,
     split_rows,
     table_columns,
@@ -332,7 +332,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
             if len(row.cells) < len(names):
                 raise ValueError(
                     f"{path}: line {row.line} has {len(row.cells)} columns, the header (line"
-                    f" {header.line}) has {len(names)}{_suffix(spaces_problem(row, delimiter))}"
+                    f" {header.line}) has {len(names)}{_suffix(short_row_problem(row, delimiter))}"
                 )
             if problem := extra_cells_problem(row, len(names), delimiter):
                 raise ValueError(f"{path}: line {row.line} has {problem}")
@@ -341,7 +341,7 @@ def read_mapping(path: str | os.PathLike, control_token: str = "neg") -> Positio
         named: dict[str, int] = {}  # controls by their first letters only: NEGR1 -> line
         for row in rows[1:] if kind == "pair" else rows:
             if len(row.cells) < 2 or not row.cells[0] or not row.cells[1]:
-                problem = spaces_problem(row, delimiter)
+                problem = short_row_problem(row, delimiter)
                 raise ValueError(
                     f"{path}: line {row.line}: {problem}"
                     if problem

@@ -27,6 +27,7 @@ __all__ = [
     "name_past_token",
     "plain",
     "read_text",
+    "short_row_problem",
     "spaces_problem",
     "split_position",
     "split_rows",
@@ -173,6 +174,20 @@ def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
             ) from None
         rows.append(Row(number, [cell.strip() for cell in cells], line))
     return rows, delimiter
+
+
+def short_row_problem(row: Row, delimiter: str) -> str | None:
+    """Explain a row that splits into too few columns: a quote left open, or spaces."""
+    opens = re.search(f'(^|{re.escape(delimiter)})"', row.text)  # a quote mid-cell is text
+    if opens and row.text.count('"') % 2:
+        # csv reads from an opening quote to the closing one as one cell: a quote never
+        # closed took the rest of the line (its separators too), or a cell went on to the
+        # next line, which mapping files do not do; "has 6 columns" alone blamed the row.
+        return (
+            'a quote (") in it is never closed, so the cells after it are read as one; a '
+            "quoted cell must end with a quote on its own line"
+        )
+    return spaces_problem(row, delimiter)
 
 
 def spaces_problem(row: Row, delimiter: str) -> str | None:
