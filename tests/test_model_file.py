@@ -293,6 +293,9 @@ def _damaged(tmp_path: Path, meta_change: dict, nan_weights: bool = False) -> Pa
     [
         ({"channel_names": None}, False, "channel_names must be a list of names, got None"),
         ({"channel_names": 3}, False, "channel_names must be a list of names, got 3"),
+        # str() made names the file was said to lack: "trained on channel(s) ['H2B']"
+        ({"channel_names": [["a"]]}, False, "channel_names must be a list of names, got [['a']]"),
+        ({"object_name": None}, False, "object_name must be a name, got None"),
         (
             {"normalisation": {"low": [0, 0], "high": [1, 1], "per_cell": False}},
             False,

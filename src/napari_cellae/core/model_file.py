@@ -297,7 +297,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             for name in ("mask", "intensity", "readout", "orientations"):
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
-        channel_names = _channel_names(meta.get("channel_names", []))
+        channel_names, object_name = _names(meta)
         size, n_channels = _whole(meta, "crop_size"), _whole(meta, "in_channels")
         _check_shape(config, normalisation, channel_names, size, n_channels)
         model = ConvAutoencoder(config.architecture, size, n_channels)
@@ -319,21 +319,18 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             "encode every plate again before comparing them, or train a new model",
             stacklevel=2,
         )
-    return TrainedModel(
-        model=model,
-        config=config,
-        normalisation=normalisation,
-        channel_names=channel_names,
-        object_name=str(meta.get("object_name", "")),
-        path=path,
-    )
+    return TrainedModel(model, config, normalisation, channel_names, object_name, path)
 
 
-def _channel_names(value: Any) -> list[str]:
-    """The stored channel names; anything but a list is damage (a string would split)."""
-    if not isinstance(value, list):
-        raise ValueError(f"channel_names must be a list of names, got {value!r}")
-    return [str(name) for name in value]
+def _names(meta: dict[str, Any]) -> tuple[list[str], str]:
+    """The stored channel names and object. Anything but text is damage: a string of names
+    would split, and str() made None or ["H2B"] names that the data were said to lack."""
+    channels, name = meta.get("channel_names", []), meta.get("object_name", "")
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise ValueError(f"channel_names must be a list of names, got {channels!r}")
+    if not isinstance(name, str):
+        raise ValueError(f"object_name must be a name, got {name!r}")
+    return channels, name
 
 
 def _whole(meta: dict[str, Any], key: str) -> int:
