@@ -456,3 +456,18 @@ def test_a_model_file_with_a_flipped_bit_is_damaged(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"m\.pt: damaged napari-cellae model file: its part "):
         load_model(path)
+
+
+def test_a_torch_archive_torch_cannot_read_is_damaged(tmp_path: Path) -> None:
+    # An archive of torch's layout missing a part (or with its directory damaged) was
+    # called "not a napari-cellae model file (... RuntimeError)": users sought another file
+    import zipfile
+
+    path = Trainer(config(epochs=1), blob_crops(16)).result().save(tmp_path / "m.pt")
+    part = tmp_path / "part.pt"
+    with zipfile.ZipFile(path) as whole, zipfile.ZipFile(part, "w") as cut:
+        for name in whole.namelist():
+            if not name.endswith("/data/0"):
+                cut.writestr(name, whole.read(name))
+    with pytest.raises(ValueError, match=r"part\.pt: damaged napari-cellae model file: torch "):
+        load_model(part)

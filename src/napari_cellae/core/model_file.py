@@ -252,7 +252,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         Naming the file, if it is missing, not a napari-cellae model, or damaged: settings,
         scale or weights that are invalid or disagree with each other.
     """
-    from napari_cellae.io.file_kinds import model_problem
+    from napari_cellae.io.file_kinds import file_kind, model_problem
 
     path = Path(path)
     problem = model_problem(path)
@@ -261,6 +261,11 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if isinstance(exc, RuntimeError) and file_kind(path) == "model":  # miniz: damaged
+            raise ValueError(
+                f"{path}: damaged napari-cellae model file: torch cannot read its archive "
+                f"({str(exc).split('. ')[0]}); copy it again or train anew"
+            ) from None
         raise ValueError(
             f"{path} is not a napari-cellae model file (cannot be read by torch.load: "
             f"{type(exc).__name__})"
