@@ -216,3 +216,24 @@ def test_a_malformed_region_table_leaves_every_channel_readable(tmp_path: Path) 
             np.testing.assert_array_equal(stack[1], position.image[channel, 1, 0])
     finally:
         stacks[0][0].cellh5.close()
+
+
+def test_a_plane_larger_than_memory_is_refused_in_words(tmp_path: Path) -> None:
+    # A damaged file can declare planes of 10**8 x 10**8 px (never written, so the file is
+    # small): showing one raised numpy's "Unable to allocate 8.88 PiB" in napari. (More
+    # than any address space, so that no memory overcommit lets it through.)
+    position = synthetic_position("A01", "1", n_frames=1)
+    path = write_cellh5(tmp_path / "huge.ch5", [position], ["dna"], {"primary__primary": 0})
+    name = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        f.create_dataset(name, shape=(1, 1, 1, 10**8, 10**8), dtype="u1", chunks=(1, 1, 1, 64, 64))
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        assert stack[0, 5:9, 7:9].shape == (4, 2)  # small windows still read
+        with pytest.raises(CellH5Error) as info:
+            stack[0]
+    assert str(info.value) == (
+        f"{path}: cannot show channel 0 (dna), frame 0 of position A01_1: its 100000000 x"
+        " 100000000 px need 9313226 GiB, more than this computer's memory holds"
+    )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.io.plane_cache import PlaneCache, window_key
 from napari_cellae.io.planes import read_pixels
 
@@ -160,10 +161,22 @@ class LazyPositionStack:
         ndarray
             In the stack's dtype; blank (zero) where the position has no pixels (the
             indices are of the common canvas, :attr:`shape`).
+
+        Raises
+        ------
+        CellH5Error
+            If the pixels cannot be decoded, or the window is larger than memory.
         """
         c, frames, planes, height, width = self.shapes[index]
         shape, read, into = _canvas_window(yx, self.shape[-2:], (height, width))
-        out = np.zeros(shape, self.dtype)
+        try:
+            out = np.zeros(shape, self.dtype)
+        except MemoryError:  # a damaged file can declare planes of 10**6 x 10**6 px
+            raise CellH5Error(
+                f"{self.cellh5.path}: cannot show {self._where(index, t, z)}: its"
+                f" {' x '.join(map(str, shape))} px need {_size(shape, self.dtype)}, more"
+                " than this computer's memory holds"
+            ) from None
         if read is None or self.channel >= c or not (0 <= t < frames and 0 <= z < planes):
             return out
         out[into] = self._window(index, t, z, read)
@@ -238,6 +251,11 @@ class LazyPositionStack:
         t = lead.pop(0)
         z = lead.pop(0) if self._has_z else 0
         return self.plane(pos, t, z, yx)
+
+
+def _size(shape: tuple[int, ...], dtype: np.dtype) -> str:
+    nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    return f"{nbytes / 2**30:.0f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
 def _expand_key(key: Any, ndim: int) -> tuple[Any, ...]:
