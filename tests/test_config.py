@@ -171,6 +171,9 @@ def test_importable_without_torch() -> None:
         # passed as CUDA devices and failed in torch ('Invalid device string')
         ({"device": "cudajunk"}, "device must be 'auto', 'cpu' or 'cuda[:N]'"),
         ({"device": "cuda:-1"}, "device must be 'auto', 'cpu' or 'cuda[:N]'"),
+        # equal to 1, so a model file's 'orientations: true' loaded as orientations 1
+        ({"orientations": True}, "orientations must be 8 or 4 or 1, got True"),
+        ({"orientations": 4.0}, "orientations must be 8 or 4 or 1, got 4.0"),
     ],
 )
 def test_settings_torch_refused_late_are_refused_by_name(settings: dict, problem: str) -> None:

@@ -77,10 +77,10 @@ def check_config(config: TrainConfig) -> None:
             f"{name} must be a number, got {value!r}",
         )
     for name in ("optimizer", "train_on", "mask", "intensity", "readout", "orientations"):
-        allowed = [value for value, _ in field_info(name)["choices"]]
-        need(
-            getattr(config, name) in allowed,
-            f"{name} must be {' or '.join(map(repr, allowed))}, got {getattr(config, name)!r}",
+        allowed, value = [value for value, _ in field_info(name)["choices"]], getattr(config, name)
+        need(  # True and 1.0 equal 1: a model file's orientations 'true' was taken for 1
+            value in allowed and not isinstance(value, bool | float),
+            f"{name} must be {' or '.join(map(repr, allowed))}, got {value!r}",
         )
     need(4 <= config.crop_size <= 1024, f"crop_size must be 4..1024 px, got {config.crop_size}")
     need(
