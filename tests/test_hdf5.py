@@ -313,3 +313,24 @@ def test_a_table_compressed_with_a_filter_not_installed(tmp_path: Path) -> None:
     assert text.startswith(f"{path}: centres (table) cannot be read: it is compressed with")
     assert "filter 'lzf' (id 32255), which is not installed here" in text
     assert "damaged" not in text
+
+
+def test_a_table_never_written_is_refused_not_read_as_zeros(tmp_path: Path) -> None:
+    # Created but never written (a writer that stopped): HDF5 reads its fill value, zeros,
+    # without an error: every centre at (0, 0), every label id 0, every box a corner pixel.
+    path = tmp_path / "unwritten.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("chunked", shape=(15,), dtype=[("x", "<i4"), ("y", "<i4")], chunks=True)
+        f.create_dataset("contiguous", shape=(15,), dtype="<i4")
+        f.create_dataset("part", shape=(15,), dtype="<i4", chunks=(5,))[:5] = 7  # one chunk
+        f.create_dataset("empty", shape=(0,), dtype="<i4", chunks=(5,), maxshape=(None,))
+    with h5py.File(path, "r") as f:
+        for name in ("chunked", "contiguous"):
+            with pytest.raises(CellH5Error) as e:
+                read_table(f, name, path, "centres")
+            assert str(e.value).startswith(
+                f"{path}: centres ({name}) was never written: the file holds no values for its"
+                " 15 row(s)"
+            )
+        np.testing.assert_array_equal(read_table(f, "part", path, "t"), [7] * 5 + [0] * 10)
+        assert read_table(f, "empty", path, "t").shape == (0,)

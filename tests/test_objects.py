@@ -395,3 +395,17 @@ def test_object_group_gone_beside_stored_centres(tmp_path: Path) -> None:
         "there is no object/primary__primary table, but feature/primary__primary/center holds"
         " 10 centre(s)",
     )
+
+
+@pytest.mark.parametrize("table", [f"{FEATURE}/center", f"{POSITION}/object/primary__primary"])
+def test_an_object_table_never_written_is_refused(tmp_path: Path, table: str) -> None:
+    # Read as HDF5's fill value, all centres lay at (0, 0) (or every label id was 0) and the
+    # cells were cropped from the corner, the masking warning covering only some of them.
+    path = _file(tmp_path)
+    with h5py.File(path, "a") as f:
+        shape, dtype = f[table].shape, f[table].dtype
+        del f[table]
+        f.create_dataset(table, shape=shape, dtype=dtype, chunks=True)
+    with CellH5(path) as ch5, pytest.raises(CellH5Error, match="was never written") as e:
+        ch5.objects(ch5.positions[0], "primary__primary")
+    assert str(e.value).startswith(f"{path}: ")

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from napari_cellae.io.file_kinds import not_cellh5
-from napari_cellae.io.filters import missing_filter
+from napari_cellae.io.storage import read_into
 from napari_cellae.io.write_failure import errno_of, lock_refused
 
 __all__ = [
@@ -287,7 +287,8 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
     ------
     CellH5Error
         Naming ``source``, ``what`` and ``path`` if the dataset is behind a broken link, a
-        group stands in its place, its storage is damaged or it is too large for memory.
+        group stands in its place, its storage is damaged or was never written, a filter it
+        needs is not installed, or it is too large for memory.
     """
     try:
         dataset = h5py.h5d.open(group.id, path.encode())
@@ -311,13 +312,8 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
             f" {dataset.dtype.itemsize} bytes, more than this computer's memory holds; the"
             " file is damaged or was written wrongly"
         ) from None
-    if out.size:
-        try:
-            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        except OSError as err:
-            missing = missing_filter(dataset)  # HDF5's words name only where it looked
-            trouble = f"cannot be read: {missing}" if missing else "is damaged and cannot be read"
-            raise CellH5Error(f"{source}: {what} ({path}) {trouble} ({err})") from None
+    if out.size and (trouble := read_into(dataset, out)) is not None:
+        raise CellH5Error(f"{source}: {what} ({path}) {trouble}") from None
     return out
 
 

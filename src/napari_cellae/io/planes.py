@@ -20,8 +20,8 @@ import h5py
 import h5py._objects as _h5py_objects
 import numpy as np
 
-from napari_cellae.io.filters import missing_filter
 from napari_cellae.io.hdf5 import CellH5Error
+from napari_cellae.io.storage import missing_filter
 
 # h5py's global lock (reentrant), which its own calls take
 _PHIL = _h5py_objects.phil
