@@ -591,6 +591,17 @@ def test_files_that_are_no_text_are_named(tmp_path: Path, start: bytes, what: st
     _error(path, what, "save the table of positions and conditions as tab-separated text")
 
 
+@pytest.mark.parametrize(
+    "start", [b"\x89PNG\r\n\x1a\n\x00\x00", b"\xff\xd8\xff\xe0\x00\x10JFIF", b"\x93NUMPY\x01\x00"]
+)
+def test_pictures_and_arrays_are_no_text(tmp_path: Path, start: bytes) -> None:
+    # A PNG (the gallery 'cellae encode' writes), a JPEG or a .npy file given as the
+    # mapping was "not UTF-8 text ...; saved as Latin-1 or Windows-1252?"
+    path = tmp_path / "plate_mapping.txt"
+    path.write_bytes(start + b"rest")
+    _error(path, "line 1 holds byte", "not a text file?")
+
+
 def test_cellh5_file_given_as_mapping(cellcognition_file: Path) -> None:
     _error(cellcognition_file, "is an HDF5 file")
 

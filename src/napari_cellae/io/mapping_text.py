@@ -109,7 +109,9 @@ def _not_utf8(path: Path, raw: bytes, start: int) -> str:
     line = 1 + sum(1 for found in breaks if found.end() <= start)
     begin = max((found.end() for found in breaks if found.end() <= start), default=0)
     end = next((found.start() for found in breaks if found.start() >= start), len(raw))
-    if re.search(rb"[\x00-\x08\x0e-\x1f]", raw[: start + 1]):  # control bytes: no text
+    # Control bytes before the bad one or soon after it (a PNG's, JPEG's or .npy's first
+    # byte is no UTF-8 already; they were said to be Latin-1 text): no text.
+    if re.search(rb"[\x00-\x08\x0e-\x1f]", raw[: start + 1024]):
         return (
             f"{path}: line {line} holds byte 0x{raw[start]:02x}, which is not UTF-8, after"
             " bytes that no text holds: not a text file? Give the mapping file (a tab-, comma-"
