@@ -113,7 +113,7 @@ def _not_utf8(path: Path, raw: bytes, start: int) -> str:
     # byte is no UTF-8 already; they were said to be Latin-1 text): no text.
     if re.search(rb"[\x00-\x08\x0e-\x1f]", raw[: start + 1024]):
         return (
-            f"{path}: line {line} holds byte 0x{raw[start]:02x}, which is not UTF-8, after"
+            f"{path}: line {line} holds byte 0x{raw[start]:02x}, which is not UTF-8, near"
             " bytes that no text holds: not a text file? Give the mapping file (a tab-, comma-"
             " or semicolon-separated table of positions and conditions, saved as UTF-8)"
         )
