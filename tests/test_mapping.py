@@ -569,6 +569,22 @@ def test_a_well_naming_another_site_than_the_site_column_is_refused(tmp_path: Pa
     assert read_mapping(path).lookup(_key("A01", "2")).is_control
 
 
+def test_a_position_column_naming_another_position_is_refused(tmp_path: Path) -> None:
+    # Rows are mapped by Well and Site: a Position column sorted apart from them gave A01
+    # and A02 each other's conditions without a word
+    path = tmp_path / "m.txt"
+    path.write_text(
+        HEADER + "A02_01\tA01\t1\tA\t1\tscr\ts1\tneg\nA01_01\tA02\t1\tA\t2\tPLK1\ts2\tt\n"
+    )
+    _error(path, "line 2: its Position 'A02_01' names another position than its Well 'A01'")
+    # other forms of Position ('0037'), zero padding and whole-well rows are no contradiction
+    path.write_text(
+        HEADER + "0037\tA01\t1\tA\t1\tscr\ts1\tneg\nb2_0001\tB02\t1\tB\t2\tP\ts2\tt\n"
+        "C03_01\tC03\t\tC\t3\tKIF11\ts3\tt\n"
+    )
+    assert read_mapping(path).lookup(_key("B2", "1")) == PositionInfo("P", False, "t")
+
+
 def test_a_row_without_any_condition_is_refused(tmp_path: Path) -> None:
     # Its cells were written and ranked under an empty condition ''.
     path = tmp_path / "m.txt"

@@ -38,11 +38,11 @@ from napari_cellae.io.mapping_text import (
     Row,
     canonical,
     canonical_plate,
-    canonical_site,
     column_name,
     extra_cells_problem,
     header_kind,
     name_past_token,
+    position_problem,
     read_text,
     short_row_problem,
     split_position,
@@ -244,14 +244,12 @@ def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _E
     given = row.cells[column[site_name]] if site_name else None
     cell = row.cells[column["well"]]
     well, site = split_position(cell, given)
-    if site_name == "site" and given and canonical_site(site) != canonical_site(given):
-        # Which one was meant is unknowable; the Well's site won without a word.
-        raise ValueError(
-            f"{path}: line {row.line}: Well {cell!r} names site {site!r}, but the Site column"
-            f" says {given!r}; keep the site in one of them"
-        )
     if not well:
         raise ValueError(f"{path}: line {row.line} has an empty Well")
+    if site_name == "site":  # and a Position column: which one was meant is unknowable
+        position = row.cells[column["position"]] if "position" in column else ""
+        if problem := position_problem(cell, given, position):
+            raise ValueError(f"{path}: line {row.line}: {problem}")
     group = row.cells[column["group"]]
     sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""
     condition = row.cells[column["gene symbol"]] or sirna or group

@@ -26,6 +26,7 @@ __all__ = [
     "header_kind",
     "name_past_token",
     "plain",
+    "position_problem",
     "read_text",
     "short_row_problem",
     "spaces_problem",
@@ -320,6 +321,26 @@ def split_position(text: str, site: str | None) -> tuple[str, str | None]:
     if match:
         return match.group(1), match.group(2)
     return text, site
+
+
+def position_problem(cell: str, given: str, position: str) -> str | None:
+    """Explain a row whose Well (``cell``), Site (``given``) and Position columns name
+    different positions. The Well's site won over the Site column without a word, and rows
+    are mapped by Well and Site, so a Position column sorted apart from them (or theirs
+    from it) gave the positions other conditions without a word."""
+    well, site = split_position(cell, given)
+    if given and canonical_site(site) != canonical_site(given):
+        return (
+            f"Well {cell!r} names site {site!r}, but the Site column says {given!r}; keep the"
+            " site in one of them"
+        )
+    match = re.fullmatch(r"([A-Za-z]+\d+)[_\-](\d+)", plain(position).strip())
+    if not match or not site or canonical(*match.groups()) == canonical(well, site):
+        return None  # a Position of another form ('0037'), or a row for the whole well
+    return (
+        f"its Position {position!r} names another position than its Well {well!r} and Site "
+        f"{site!r}; correct the one that is wrong"
+    )
 
 
 def canonical_site(site: str) -> str:
