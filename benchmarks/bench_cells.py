@@ -46,7 +46,8 @@ def untrained(ch5_path: Path) -> TrainedModel:
     with CellH5(ch5_path) as f:
         obj = f.object_names[0]
         channel = f.channels[f.object_channel(obj)].name
-    return TrainedModel(model, config, Normalisation([0.0], [4095.0]), [channel], obj)
+    norm = Normalisation([0.0], [4095.0], per_cell=config.intensity == "cell")  # as trained
+    return TrainedModel(model, config, norm, [channel], obj)
 
 
 def in_memory(path: Path, mapping_path: Path, trained: TrainedModel, options):

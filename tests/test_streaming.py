@@ -37,7 +37,8 @@ def random_model(
     torch.manual_seed(0)
     model = ConvAutoencoder(ARCH, 16, len(channels)).eval()
     norm = Normalisation([0.0] * len(channels), [high] * len(channels))
-    config = TrainConfig(crop_size=16, architecture=ARCH, mask=mask)
+    # scaled by one range for all cells (``high``), as the settings must then say
+    config = TrainConfig(crop_size=16, architecture=ARCH, mask=mask, intensity="screen")
     return TrainedModel(model, config, norm, list(channels), obj)
 
 
