@@ -237,3 +237,20 @@ def test_a_plane_larger_than_memory_is_refused_in_words(tmp_path: Path) -> None:
         f"{path}: cannot show channel 0 (dna), frame 0 of position A01_1: its 100000000 x"
         " 100000000 px need 9313226 GiB, more than this computer's memory holds"
     )
+
+
+def test_a_plane_past_any_array_size_is_refused_in_words(tmp_path: Path) -> None:
+    # 2**40 x 2**40 px is more bytes than numpy can even count: it raised "array is too
+    # big; `arr.size * arr.dtype.itemsize` is larger than the maximum possible size"
+    # (a ValueError, not a MemoryError) in napari.
+    position = synthetic_position("A01", "1", n_frames=1)
+    path = write_cellh5(tmp_path / "huger.ch5", [position], ["dna"], {"primary__primary": 0})
+    name = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        f.create_dataset(name, shape=(1, 1, 1, 2**40, 2**40), dtype="u1", chunks=(1, 1, 1, 64, 64))
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        assert stack[0, 5:9, 7:9].shape == (4, 2)
+        with pytest.raises(CellH5Error, match="more than this computer's memory holds"):
+            stack[0]

@@ -171,7 +171,8 @@ class LazyPositionStack:
         shape, read, into = _canvas_window(yx, self.shape[-2:], (height, width))
         try:
             out = np.zeros(shape, self.dtype)
-        except MemoryError:  # a damaged file can declare planes of 10**6 x 10**6 px
+        except (MemoryError, ValueError):  # a damaged file can declare planes of 10**6 x
+            # 10**6 px; past 2**63 bytes numpy raises ValueError ('array is too big')
             raise CellH5Error(
                 f"{self.cellh5.path}: cannot show {self._where(index, t, z)}: its"
                 f" {' x '.join(map(str, shape))} px need {_size(shape, self.dtype)}, more"
