@@ -150,6 +150,11 @@ def test_read_table(linked: Path, tmp_path: Path) -> None:
         pytest.raises(CellH5Error, match=r"huge\.h5: t \(table\) declares 10000000000000 rows"),
     ):
         read_table(f, "table", path, "t")
+    # Past any array's size (more than 2**63 bytes) numpy raises ValueError, not MemoryError.
+    with h5py.File(path := tmp_path / "past.h5", "w") as f:
+        f.create_dataset("table", shape=(2**40, 2**40), dtype="<i8", chunks=(1, 1024))
+    with h5py.File(path, "r") as f, pytest.raises(CellH5Error, match=r"past\.h5: t \(table\) dec"):
+        read_table(f, "table", path, "t")
 
 
 def test_open_read_only(tmp_path: Path, linked: Path) -> None:

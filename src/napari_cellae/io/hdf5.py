@@ -306,7 +306,7 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
         return np.zeros(0, dtype=dataset.dtype)
     try:
         out = np.empty(shape, dtype=dataset.dtype)
-    except MemoryError:  # a tiny file can declare 10**12 unwritten rows
+    except (MemoryError, ValueError):  # a tiny file can declare 10**12 unwritten rows
         raise CellH5Error(
             f"{source}: {what} ({path}) declares {' x '.join(map(str, shape))} rows of"
             f" {dataset.dtype.itemsize} bytes, more than this computer's memory holds; the"
