@@ -11,7 +11,7 @@ from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline.cells import run_encode_cells
 from napari_cellae.pipeline.hits import hit_list
-from napari_cellae.pipeline.plate_cells import plate_class_names, typical_crops
+from napari_cellae.pipeline.plate_cells import plate_classes, typical_crops
 from napari_cellae.pipeline.steps import crops_for
 from napari_cellae.pipeline.streaming import plan_encode
 from test_streaming import random_model
@@ -65,10 +65,11 @@ def test_class_names_are_kept_only_when_every_plate_agrees(tmp_path):
     a = _classified(tmp_path / "a.ch5", CLASS_LABELS)
     b = _classified(tmp_path / "b.ch5", CLASS_LABELS)
     other = _classified(tmp_path / "c.ch5", [(0, "mitotic", "#FF0000"), (1, "dead", "#0000FF")])
-    names, notes = plate_class_names([a, b], "primary__primary")
+    names, colours, notes = plate_classes([a, b], "primary__primary")
     assert names == {0: "interphase", 1: "mitotic"} and notes == []
-    names, notes = plate_class_names([a, other], "primary__primary")
-    assert names is None
+    assert colours == {name: colour for _, name, colour in CLASS_LABELS}
+    names, colours, notes = plate_classes([a, other], "primary__primary")
+    assert names is None and colours is None
     assert "name their classes differently" in notes[0] and str(other) in notes[0]
     done = run_encode_cells([a, other], random_model(), tmp_path / "c.h5ad")
     assert done.notes[0] == notes[0]

@@ -96,17 +96,14 @@ def _units(obs: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str]]]:
 def _classes(result: RunResult) -> tuple[dict[int, str] | None, dict[str, str]]:
     """Class names and colours stored in the run's file (none if it cannot be read)."""
     from napari_cellae.io.cellh5 import CellH5
+    from napari_cellae.pipeline.plate_cells import class_colours, class_names
 
     crops = result.crops
     try:
         with CellH5(crops.source) as ch5:
-            labels = ch5.class_labels(crops.object_name) or []
+            return class_names(ch5, crops.object_name), class_colours(ch5, crops.object_name)
     except (ValueError, OSError):  # cosmetic: the cells keep their class numbers
         return None, {}
-    # a cell's class_idx is the row of the class table (CellH5 label_idx), not its label
-    names = {i: str(c.name) for i, c in enumerate(labels)}
-    colours = {str(c.name): str(c.color) for c in labels if str(c.color).startswith("#")}
-    return names or None, colours
 
 
 def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings:

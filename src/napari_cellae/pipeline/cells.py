@@ -31,8 +31,7 @@ from napari_cellae.pipeline.discovery import (
 )
 from napari_cellae.pipeline.plate_cells import (
     class_names,
-    plate_class_colours,
-    plate_class_names,
+    plate_classes,
     typical_crops,
     unknown_classes,
 )
@@ -321,7 +320,7 @@ def run_encode_cells(
             "cells, and novelty needs negative controls; give --mapping with a Group "
             "column marking them"
         )
-    names, notes = plate_class_names(plan.plates, trained.object_name)
+    names, class_colours, notes = plate_classes(plan.plates, trained.object_name)
     keys = plan.distinct_positions()
     parts, features = [], []
     for encoded in encoded_positions(plan, trained, batch_size, progress, runner):
@@ -344,8 +343,7 @@ def run_encode_cells(
     maps = embeddings(result.features, embedding, options.seed, *map_references(obs))
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
-    colours = plate_class_colours(plan.plates, trained.object_name) if names else None
-    path = write_cells(out, result, obs, found, maps, sources, colours)
+    path = write_cells(out, result, obs, found, maps, sources, class_colours)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:
         try:

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from napari_cellae.pipeline.streaming import EncodePlan
 
 __all__ = [
+    "class_colours",
     "class_labels",
     "class_names",
-    "plate_class_colours",
-    "plate_class_names",
+    "plate_classes",
     "typical_crops",
     "unknown_classes",
 ]
@@ -38,6 +38,13 @@ def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
     """
     labels = cellh5.class_labels(object_name)
     return {i: str(c.name) for i, c in enumerate(labels)} if labels else None
+
+
+def class_colours(cellh5: CellH5, object_name: str) -> dict[str, str]:
+    """The classifier's colour per class name, as napari colours the classes (colours that
+    are no hex code, which a CellH5 file may hold, left out)."""
+    labels = cellh5.class_labels(object_name) or []
+    return {str(c.name): str(c.color) for c in labels if str(c.color).startswith("#")}
 
 
 def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarray:
@@ -84,30 +91,30 @@ def unknown_classes(cells: CropSet, names: dict[int, str] | None, sources: list[
     return notes
 
 
-def plate_class_names(
+def plate_classes(
     plates: list[Path], object_name: str
-) -> tuple[dict[int, str] | None, list[str]]:
-    """The classifier's class names shared by every plate, and a note where they differ
-    (each plate's cells then keep their class numbers only: one name could mean two)."""
-    found = []
+) -> tuple[dict[int, str] | None, dict[str, str] | None, list[str]]:
+    """The classifier's class names shared by every plate, the first plate's colour per
+    class name (as napari colours the classes), and a note where the names differ (each
+    plate's cells then keep their class numbers only: one name could mean two; no colours).
+    """
+    found, colours = [], None
     for plate in plates:
         with CellH5(plate) as ch5:
             found.append(class_names(ch5, object_name))
+            if colours is None:  # the first plate's
+                colours = class_colours(ch5, object_name)
     if all(names == found[0] for names in found):
-        return found[0], []
+        return found[0], (colours if found[0] else None), []
     odd = next(p for p, names in zip(plates, found, strict=True) if names != found[0])
-    return None, [
-        f"the plates' classifiers name their classes differently ({plates[0]} and {odd}): "
-        "obs['class'] holds class numbers, not names"
-    ]
-
-
-def plate_class_colours(plates: list[Path], object_name: str) -> dict[str, str]:
-    """The first plate's classifier colour per class name (as napari colours the classes);
-    for plates that share their class names (:func:`plate_class_names`)."""
-    with CellH5(plates[0]) as ch5:
-        labels = ch5.class_labels(object_name) or []
-    return {str(c.name): str(c.color) for c in labels}
+    return (
+        None,
+        None,
+        [
+            f"the plates' classifiers name their classes differently ({plates[0]} and {odd}): "
+            "obs['class'] holds class numbers, not names"
+        ],
+    )
 
 
 def typical_crops(
