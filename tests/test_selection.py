@@ -104,3 +104,29 @@ def test_cellae_train_names_the_position_lacking_the_channel(tmp_path: Path, cap
     assert main(args) == 1
     one_line_error(capsys.readouterr().err, str(path), "position B02_1 has no channel 'GFP'")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_the_first_plate_chooses_and_later_plates_match_by_name(tmp_path: Path):
+    first = write_cellh5(
+        tmp_path / "a.ch5",
+        [synthetic_position("A01", "1", n_channels=2, seed=1)],
+        ["rfp", "gfp"],
+        {"primary__primary": 0},
+    )
+    swapped = write_cellh5(
+        tmp_path / "b.ch5",
+        [synthetic_position("A01", "1", n_channels=2, seed=2)],
+        ["gfp", "rfp"],
+        {"primary__primary": 0},
+    )
+    with CellH5(first) as ch5:
+        chosen = selection.plate_channels(ch5, None, ["gfp"], None, first)
+    assert chosen == ("primary__primary", ["gfp"], [1])
+    with CellH5(swapped) as ch5:  # the same channel by name, at another number
+        assert selection.plate_channels(ch5, *chosen[:1], None, chosen[1], first) == (
+            "primary__primary",
+            ["gfp"],
+            [0],
+        )
+        with pytest.raises(ValueError, match=r"a\.ch5 gave the training channel\(s\) dna"):
+            selection.plate_channels(ch5, "primary__primary", None, ["dna"], first)

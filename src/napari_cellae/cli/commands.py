@@ -127,21 +127,14 @@ def _check_cells(file: Path | list[Path], args: argparse.Namespace) -> None:
     --channel 1`` drew 'training: 0%' above its error. Reads only the plates' layout."""
     from napari_cellae.io.cellh5 import CellH5
     from napari_cellae.pipeline.runs import training_plates
-    from napari_cellae.pipeline.selection import channels_named, resolve_channels, resolve_object
+    from napari_cellae.pipeline.selection import plate_channels
 
     plates = training_plates(file)
-    object_name, names = args.object_name, []
+    object_name, names = args.object_name, None
     for plate in plates:
         with CellH5(plate) as ch5, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the run says them, once
-            if not names:  # the first plate sets the object and channels, as in the run
-                object_name = resolve_object(ch5, object_name)
-                first = resolve_channels(ch5, object_name, args.channel)
-                name_of = {c.index: c.name for c in ch5.channels}
-                names = [name_of[i] for i in first]
-                continue
-            resolve_object(ch5, object_name)
-            channels_named(ch5, names, f"{plates[0]} gave the training")
+            object_name, names, _ = plate_channels(ch5, object_name, args.channel, names, plates[0])
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from napari_cellae.pipeline.sampling import (
     draw_training,
     rows_of_positions,
 )
-from napari_cellae.pipeline.selection import channels_named, resolve_channels, resolve_object
+from napari_cellae.pipeline.selection import plate_channels
 from napari_cellae.pipeline.steps import load_mapping
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def plate_training_crops(
     from napari_cellae.core.crops import check_box, collect_crops
     from napari_cellae.core.resample import to_network_size
 
-    mapping, names = None, channels
+    mapping, names = None, None
     channels_of: dict[Path, list[int]] = {}
     sources: list[Path] = []
     positions: list[PositionKey] = []  # with objects
@@ -97,15 +97,12 @@ def plate_training_crops(
         with CellH5(plate) as ch5:
             if not channels_of:  # the first plate sets the mapping, object and channels
                 mapping = load_mapping(mapping_path, ch5, control_token, warn=False)
-                object_name = resolve_object(ch5, object_name)
-                first = resolve_channels(ch5, object_name, channels)
-                name_of = {c.index: c.name for c in ch5.channels}
-                names = [name_of[i] for i in first]
             elif mapping is not None:
                 mapping.check(ch5.positions, ch5.path)
-            resolve_object(ch5, object_name)  # every plate must have the same object ...
-            # ... and channels, by name (a channel named '2' is no number 2 in another plate)
-            channels_of[plate] = channels_named(ch5, names, f"{plates[0]} gave the training")
+            # every plate must have the same object and channels, by name
+            object_name, names, channels_of[plate] = plate_channels(
+                ch5, object_name, channels, names, plates[0]
+            )
             held += ch5.positions
             for key in ch5.positions:
                 if n := ch5.object_count(key, object_name):

@@ -6,6 +6,7 @@ training run, match theirs by name only, since plates may store channels in anot
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from napari_cellae.io.cellh5 import CellH5, CellH5Error, ChannelInfo
 __all__ = [
     "channels_named",
     "check_every_position",
+    "plate_channels",
     "resolve_channels",
     "resolve_object",
     "shared_channels",
@@ -159,3 +161,33 @@ def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int
             f"not have (channels: {known})"
         )
     return check_every_position(cellh5, [by_name[name] for name in names])
+
+
+def plate_channels(
+    cellh5: CellH5,
+    object_name: str | None,
+    channels: Sequence[str | int] | None,
+    names: list[str] | None,
+    first_plate: os.PathLike | str,
+) -> tuple[str, list[str], list[int]]:
+    """One plate's object and channels in a run over several plates.
+
+    The first plate (``names`` None) resolves the object and the channels as given; every
+    later plate must hold that object and channels of those names, in any order (a channel
+    named '2' is no number 2 in another plate).
+
+    Returns
+    -------
+    (str, list of str, list of int)
+        The object, the channels' names, and their raw indices in this plate.
+
+    Raises
+    ------
+    CellH5Error or ValueError
+        Naming the plate and what it lacks.
+    """
+    object_name = resolve_object(cellh5, object_name)
+    if names is None:
+        name_of = {c.index: c.name for c in cellh5.channels}
+        names = [name_of[i] for i in resolve_channels(cellh5, object_name, channels)]
+    return object_name, names, channels_named(cellh5, names, f"{first_plate} gave the training")
