@@ -218,16 +218,23 @@ def test_a_malformed_region_table_leaves_every_channel_readable(tmp_path: Path) 
         stacks[0][0].cellh5.close()
 
 
+def _declaring_planes_of(path: Path, side: int) -> Path:
+    """A one-position file whose image declares planes of ``side`` x ``side`` px, never
+    written (so the file stays small)."""
+    position = synthetic_position("A01", "1", n_frames=1)
+    path = write_cellh5(path, [position], ["dna"], {"primary__primary": 0})
+    name = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        f.create_dataset(name, shape=(1, 1, 1, side, side), dtype="u1", chunks=(1, 1, 1, 64, 64))
+    return path
+
+
 def test_a_plane_larger_than_memory_is_refused_in_words(tmp_path: Path) -> None:
     # A damaged file can declare planes of 10**8 x 10**8 px (never written, so the file is
     # small): showing one raised numpy's "Unable to allocate 8.88 PiB" in napari. (More
     # than any address space, so that no memory overcommit lets it through.)
-    position = synthetic_position("A01", "1", n_frames=1)
-    path = write_cellh5(tmp_path / "huge.ch5", [position], ["dna"], {"primary__primary": 0})
-    name = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
-    with h5py.File(path, "r+") as f:
-        del f[name]
-        f.create_dataset(name, shape=(1, 1, 1, 10**8, 10**8), dtype="u1", chunks=(1, 1, 1, 64, 64))
+    path = _declaring_planes_of(tmp_path / "huge.ch5", 10**8)
     with CellH5(path) as ch5:
         stack = LazyPositionStack(ch5, ch5.positions, 0)
         assert stack[0, 5:9, 7:9].shape == (4, 2)  # small windows still read
@@ -243,12 +250,7 @@ def test_a_plane_past_any_array_size_is_refused_in_words(tmp_path: Path) -> None
     # 2**40 x 2**40 px is more bytes than numpy can even count: it raised "array is too
     # big; `arr.size * arr.dtype.itemsize` is larger than the maximum possible size"
     # (a ValueError, not a MemoryError) in napari.
-    position = synthetic_position("A01", "1", n_frames=1)
-    path = write_cellh5(tmp_path / "huger.ch5", [position], ["dna"], {"primary__primary": 0})
-    name = "sample/0/plate/plate1/experiment/A01/position/1/image/channel"
-    with h5py.File(path, "r+") as f:
-        del f[name]
-        f.create_dataset(name, shape=(1, 1, 1, 2**40, 2**40), dtype="u1", chunks=(1, 1, 1, 64, 64))
+    path = _declaring_planes_of(tmp_path / "huger.ch5", 2**40)
     with CellH5(path) as ch5:
         stack = LazyPositionStack(ch5, ch5.positions, 0)
         assert stack[0, 5:9, 7:9].shape == (4, 2)
