@@ -115,19 +115,15 @@ def test_ctrl_c_inside_a_llvmlite_callback_stops_the_run_once_out(
     signal.signal(signal.SIGINT, before)
 
 
-def test_ctrl_c_inside_a_gc_callback_stops_the_run_once_out(monkeypatch, capsys) -> None:
-    # The garbage collector drops what its callbacks raise: Ctrl-C during 'cellae encode
-    # --workers 2' hit distributed's GC diagnosis ('Exception ignored in: ...
-    # GCDiagnosis._gc_callback'), and the run went on, wrote its output and exited 0.
+def _interrupted_in_a_gc_callback(sent: list[bool]):
+    """A command whose collection gets the user's Ctrl-C inside a gc callback (``sent``
+    records it), then waits up to 30 s for the signal to be sent again."""
     import gc
-
-    before = signal.getsignal(signal.SIGINT)
-    sent = []
 
     def callback(phase, info) -> None:
         if phase == "start" and not sent:
             sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C
             time.sleep(0.3)  # the handler runs in here
 
     def command(args) -> int:
@@ -136,9 +132,20 @@ def test_ctrl_c_inside_a_gc_callback_stops_the_run_once_out(monkeypatch, capsys)
             gc.collect()
         finally:
             gc.callbacks.remove(callback)
-        time.sleep(30)  # interrupted by the signal sent again, long before
+        for _ in range(300):  # a handler raised from another thread runs between sleeps
+            time.sleep(0.1)
         return 0
 
+    return command
+
+
+def test_ctrl_c_inside_a_gc_callback_stops_the_run_once_out(monkeypatch, capsys) -> None:
+    # The garbage collector drops what its callbacks raise: Ctrl-C during 'cellae encode
+    # --workers 2' hit distributed's GC diagnosis ('Exception ignored in: ...
+    # GCDiagnosis._gc_callback'), and the run went on, wrote its output and exited 0.
+    before = signal.getsignal(signal.SIGINT)
+    sent: list[bool] = []
+    command = _interrupted_in_a_gc_callback(sent)
     monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
     assert _run_console(monkeypatch, command) == 130
     monkeypatch.undo()
@@ -243,27 +250,10 @@ def test_ctrl_c_sent_again_on_windows_does_not_terminate_the_process(monkeypatch
     # On Windows os.kill(pid, SIGINT) is TerminateProcess: the retry of a Ctrl-C that came
     # inside a gc callback ended the run there and then, with no 'interrupted' and no
     # cleanup of its temporary outputs.
-    import gc
-
     before = signal.getsignal(signal.SIGINT)
-    sent, killed = [], []
-
-    def callback(phase, info) -> None:
-        if phase == "start" and not sent:
-            sent.append(True)
-            signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C
-            time.sleep(0.3)  # the handler runs in here
-
-    def command(args) -> int:
-        gc.callbacks.append(callback)
-        try:
-            gc.collect()
-        finally:
-            gc.callbacks.remove(callback)
-        for _ in range(300):  # a handler raised from another thread runs between sleeps
-            time.sleep(0.1)
-        return 0
-
+    sent: list[bool] = []
+    killed: list[tuple] = []
+    command = _interrupted_in_a_gc_callback(sent)
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(os, "kill", lambda *args: killed.append(args))  # would terminate
     monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
