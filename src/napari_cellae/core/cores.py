@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -51,10 +52,8 @@ def available_memory(
     except (OSError, ValueError):
         pass
     if not found and sys.platform != "linux":  # no /proc: the crops' check was skipped
-        try:
-            import psutil  # Windows and macOS have no /proc
+        import psutil  # a dependency (napari's too); Windows and macOS have no /proc
 
+        with contextlib.suppress(OSError):
             found.append(int(psutil.virtual_memory().available))
-        except (ImportError, OSError):
-            pass
     return min(found) if found else None
