@@ -239,16 +239,35 @@ def test_hits_refuses_to_overwrite_its_input(screen, tmp_path, capsys):
 
 
 def test_encode_refuses_unknown_suffixes_and_a_gallery_without_h5ad(screen, tmp_path, capsys):
+    # Bad command lines, said as the others are (status 2, 'argument --out: ...'); they
+    # exited 1 as 'cellae: error: ...' like a damaged file.
     for name in ("features.csv", "features"):
-        assert _encode(screen, tmp_path / name) == 1
-        one_line_error(capsys.readouterr().err, name, ".hdf", ".h5ad")
-    assert _encode(screen, tmp_path / "f.hdf", "--gallery", str(tmp_path / "g.png")) == 1
-    one_line_error(capsys.readouterr().err, "--gallery needs --out CELLS.h5ad")
+        assert _encode(screen, tmp_path / name) == 2
+        usage_error(capsys.readouterr().err, "encode", "argument --out: ", name, ".hdf", ".h5ad")
+    assert _encode(screen, tmp_path / "f.hdf", "--gallery", str(tmp_path / "g.png")) == 2
+    usage_error(capsys.readouterr().err, "encode", "argument --gallery: needs --out CELLS.h5ad")
     # The gallery was saved as PNG whatever its name: PNG bytes in g.svg, after the encoding.
     for name in ("g.svg", "g"):
-        assert _encode(screen, tmp_path / "c.h5ad", "--gallery", str(tmp_path / name)) == 1
-        one_line_error(capsys.readouterr().err, name, "a PNG picture; end its name in .png")
+        assert _encode(screen, tmp_path / "c.h5ad", "--gallery", str(tmp_path / name)) == 2
+        usage_error(
+            capsys.readouterr().err,
+            "encode",
+            "argument --gallery: ",
+            name,
+            "a PNG picture; end its name in .png",
+        )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hits_refuses_an_out_that_is_no_csv_as_a_usage_error(tmp_path, capsys):
+    # Checked before the cell table is read: a missing table is not what is said.
+    for name in ("hits.h5ad", "hits"):
+        out = tmp_path / name
+        assert main(["hits", str(tmp_path / "none.h5ad"), "--out", str(out)]) == 2
+        usage_error(
+            capsys.readouterr().err, "hits", "argument --out: ", name, "end its name in .csv"
+        )
+        assert not out.exists()
 
 
 def test_without_controls_the_h5ad_has_no_novelty_and_says_why(screen, tmp_path, capsys):

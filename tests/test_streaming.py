@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_helpers import one_line_error, usage_error
+from cli_helpers import usage_error
 from conftest import synthetic_position
 from napari_cellae.cli import main
 from napari_cellae.core.config import TrainConfig
@@ -214,9 +214,15 @@ def test_local_workers_beyond_the_cores_are_noted_or_refused(screen, tmp_path, c
     _, plates = screen
     model = save_model(random_model(), tmp_path / "m.pt")
     args = ["encode", str(plates[0]), "--model", str(model), "--out", str(tmp_path / "f.hdf")]
-    # --workers 100000 started that many processes, each loading torch
-    assert main([*args, "--workers", "5", "-q"]) == 1
-    one_line_error(capsys.readouterr().err, "give at most 1, or run workers on other machines")
+    # --workers 100000 started that many processes, each loading torch; a bad command line
+    # like --workers 0 (status 2), not the status 1 of a damaged file
+    assert main([*args, "--workers", "5", "-q"]) == 2
+    usage_error(
+        capsys.readouterr().err,
+        "encode",
+        "argument --workers: 5 starts 5 local processes where 1 core(s) may be used; give at "
+        "most 1, or run workers on other machines",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "screen"]
     assert main([*args, "--workers", "2", "-q"]) == 0
     assert "--workers 2 starts 2 local processes where 1 core(s) may be used" in (

@@ -16,7 +16,7 @@ import numpy as np
 
 from napari_cellae.cli.output import note
 from napari_cellae.cli.run_args import encode_args, input_paths, path_value
-from napari_cellae.cli.usage import check_novelty_args
+from napari_cellae.cli.usage import UsageError, check_novelty_args
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS
 
 __all__ = [
@@ -43,8 +43,8 @@ def output_kind(args: argparse.Namespace) -> str:
 
     Raises
     ------
-    ValueError
-        Naming the file and the two suffixes understood.
+    UsageError
+        Naming the file and the two suffixes understood (a bad command line, status 2).
     """
     from napari_cellae.pipeline.steps import check_outputs
 
@@ -53,15 +53,14 @@ def output_kind(args: argparse.Namespace) -> str:
     suffix = out.suffix.lower()
     check_outputs([(out, "AnnData file" if suffix == _H5AD else "features file")], inputs)
     if suffix not in (EXPLORER_SUFFIX, _H5AD):
-        raise ValueError(
+        raise UsageError(
+            "--out",
             f"cannot tell what to write to {out}: end the name in .hdf for CellCognition "
-            "Explorer features or in .h5ad for an AnnData file of cells (scanpy, cellae hits)"
+            "Explorer features or in .h5ad for an AnnData file of cells (scanpy, cellae hits)",
         )
     if suffix == EXPLORER_SUFFIX and getattr(args, "gallery", None) is not None:
-        raise ValueError(
-            f"--gallery needs --out CELLS.h5ad (the novelty and phenotype groups are stored "
-            f"there), not the Explorer file {out}"
-        )
+        problem = "needs --out CELLS.h5ad (the novelty and phenotype groups are stored there)"
+        raise UsageError("--gallery", f"{problem}, not the Explorer file {out}")
     if unused := _h5ad_only(args) if suffix == EXPLORER_SUFFIX else []:  # they were, unsaid
         note(
             f"{', '.join(unused)} ignored: novelty, phenotype groups and the 2-D map are "
@@ -279,7 +278,8 @@ def encode_cells(args: argparse.Namespace) -> int:
     check_outputs(outputs, [*inputs, args.mapping, args.model])
     if args.gallery is not None and args.gallery.suffix.lower() != ".png":
         # It is always saved as PNG: g.svg or g.pdf held PNG bytes under the wrong name.
-        raise ValueError(f"{args.gallery}: the gallery is a PNG picture; end its name in .png")
+        problem = f"the gallery is a PNG picture; end its name in .png, not {args.gallery}"
+        raise UsageError("--gallery", problem)
     check_encode_options(args)
     trained = load_model(args.model)
     with contextlib.ExitStack() as stack:
@@ -340,7 +340,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     check_novelty_args(args, *_scoring(args)[1:])  # before the table is read
     out = check_output(args.out, [args.file], "hit table")
     if out.suffix.lower() != ".csv":  # hits.h5ad held CSV text under another format's name
-        raise ValueError(f"{out}: the hit table is CSV text; end its name in .csv")
+        raise UsageError("--out", f"{out}: the hit table is CSV text; end its name in .csv")
     # The cell table first, X left on disk: it is read only where novelty must be computed
     # from it (a million cells' features are a gigabyte the stored scores make needless).
     adata = read_cells(args.file, features=False)

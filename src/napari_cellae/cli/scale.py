@@ -81,13 +81,14 @@ def check_encode_options(args: argparse.Namespace) -> None:
     if workers is not None and workers > cores:
         # Each local worker is a process that loads torch (a few hundred MB); encoding is
         # compute-bound, so more workers than cores only share them.
-        what = f"--workers {workers} starts {workers} local processes where {cores} core(s)"
+        what = f"{workers} starts {workers} local processes where {cores} core(s) may be used"
         if workers > _WORKERS_PER_CORE * cores:
-            raise ValueError(
-                f"{what} may be used; give at most {cores}, or run workers on other "
-                "machines and give --scheduler"
+            raise UsageError(
+                "--workers",
+                f"{what}; give at most {cores}, or run workers on other machines and give "
+                "--scheduler",
             )
-        note(f"{what} may be used: they share them, each with its own copy of torch")
+        note(f"--workers {what}: they share them, each with its own copy of torch")
     if args.batch_size < 1:
         raise UsageError("--batch-size", f"must be at least 1, got {args.batch_size}")
 
