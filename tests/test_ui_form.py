@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_cellae._ui.form import (
     CROP_FIELDS,
@@ -266,3 +267,24 @@ def test_a_model_of_one_channel_after_one_of_two_leaves_no_stale_channels(form, 
     dna = SimpleNamespace(config=config, object_name="Nuclei", channel_names=["DNA"])
     form.show_model(dna)  # the last file's channel: set in an empty box, it raised
     assert form.channel.choices == ()
+
+
+def test_network_input_0_says_as_cut(form, qtbot):
+    # 0 means no resampling: the box showed a bare 0 (superqt's spin box has no special text)
+    box = form.input_size.native
+    assert form.input_size.value == 0 and box.text() == "as cut"
+    assert form.config().input_size == 0
+    form.input_size.value = 40
+    assert box.text() == "40" and form.config().input_size == 40
+    assert isinstance(form.input_size.value, int) and form.input_size.max == 256
+    form.input_size.value = 0
+    assert box.text() == "as cut" and form.config() == TrainConfig(train_on="all")
+    form.input_size.value = 40
+    box.selectAll()  # 0 typed in reads as the words
+    qtbot.keyClicks(box, "0")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert form.input_size.value == 0 and box.text() == "as cut"
+    form.input_size.value = 40
+    model = SimpleNamespace(config=TrainConfig(crop_size=24), object_name="", channel_names=[])
+    form.show_model(model)
+    assert form.input_size.value == 0 and box.text() == "as cut"

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cellae._ui.file_info import FileInfo, path_or_none, read_file_info
 from napari_cellae._ui.section import Section
+from napari_cellae._ui.spin_box import special_spin_box
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.core.resample import largest_box
 from napari_cellae.pipeline.jobs import TrainRequest
@@ -53,6 +54,8 @@ _RANGES: dict[str, dict[str, Any]] = {
     "epochs": {"min": 1, "max": 1000},
     "samples": {"min": 10, "max": 10_000_000, "step": 1000},
 }
+#: words a box shows for its least value (its help says what 0 means)
+_SPECIAL = {"input_size": "as cut"}
 
 _TIPS = {
     "file": "The CellH5 file (.ch5) written by CellCognition or CellProfiler's "
@@ -80,6 +83,8 @@ def _parameter_widget(name: str) -> Any:
     common = {"label": info["label"], "value": info["default"], "tooltip": tip}
     if info["choices"]:
         return ComboBox(choices=[(label, value) for value, label in info["choices"]], **common)
+    if name in _SPECIAL:
+        return special_spin_box(_SPECIAL[name], **_RANGES[name], **common)
     if info["type"] in (int, float):
         return (SpinBox if info["type"] is int else FloatSpinBox)(**_RANGES[name], **common)
     return LineEdit(**common)
