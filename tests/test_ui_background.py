@@ -7,7 +7,7 @@ import threading
 import warnings
 
 import pytest
-from napari.qt.threading import create_worker
+from napari.qt.threading import WorkerBase, create_worker
 
 from napari_cellae._ui.background import (
     SideTaskWorker,
@@ -40,6 +40,8 @@ def test_a_side_task_returns_its_result_without_swapping_the_warning_state(qtbot
     assert returned == [5]
     assert seen == [before]  # napari's own workers put their relay and "always" here
     assert _warning_state() == before
+    # superqt (napari waits for its started workers when it quits) forgets it
+    qtbot.waitUntil(lambda: worker not in WorkerBase._worker_set, timeout=5000)
 
 
 def test_a_side_task_error_reaches_its_handler(qtbot):
@@ -205,5 +207,36 @@ def test_a_finished_side_task_holds_nothing_of_its_work_or_its_receivers(qtbot):
     def let_go() -> bool:
         gc.collect()
         return cells_gone() is None and receiver_gone() is None
+
+    qtbot.waitUntil(let_go, timeout=5000)
+
+
+def test_a_side_task_needs_no_private_signal_of_superqt(qtbot, monkeypatch):
+    # superqt forgets a started worker on its private `_finished` signal; the widget let go
+    # of a finished task's receivers on it too. A superqt without it must not break a task
+    # (an AttributeError in Qt's thread pool) nor keep its receivers.
+    import gc
+    import weakref
+
+    from napari.qt.threading import WorkerBaseSignals
+
+    class Receiver:
+        def ready(self, value) -> None:
+            self.value = value
+
+    monkeypatch.delattr(WorkerBaseSignals, "_finished")
+    receiver = Receiver()
+    receiver_gone = weakref.ref(receiver)
+    worker = side_task(lambda: 1)
+    worker.returned.connect(lambda value, to=receiver: to.ready(value))
+    finished: list = []
+    worker.finished.connect(lambda: finished.append(True))
+    worker.run()  # as Qt's thread pool would (superqt's start needs the signal)
+    assert receiver.value == 1 and finished == [True] and not worker._running
+    del receiver
+
+    def let_go() -> bool:  # PyQt deletes a disconnected slot's proxy in a later turn
+        gc.collect()
+        return receiver_gone() is None
 
     qtbot.waitUntil(let_go, timeout=5000)

@@ -327,3 +327,19 @@ def test_a_finished_job_holds_nothing_of_its_run_or_its_widget(qtbot, runner):
 
     qtbot.waitUntil(let_go, timeout=5000)
     assert seen == ["end"]  # its end reached the widget first
+
+
+def test_a_job_needs_no_private_signal_of_superqt(qtbot, runner, monkeypatch, run_result):
+    # The runner let go of a finished job on superqt's private `_finished` signal: a
+    # superqt without it failed every Train with an AttributeError.
+    from napari.qt.threading import WorkerBaseSignals
+
+    with monkeypatch.context() as patched:
+        patched.delattr(WorkerBaseSignals, "_finished")
+        outcomes: list = []
+        worker = start_job(runner, _job, run_result, on_outcome=outcomes.append, start=False)
+    warm_up_engine().join()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        runner.launch(worker)
+    assert [o.result for o in outcomes] == [run_result]
+    qtbot.waitUntil(lambda: not runner.running, timeout=5000)

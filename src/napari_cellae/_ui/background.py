@@ -22,10 +22,17 @@ import functools
 from collections.abc import Callable, Generator
 from typing import Any
 
-from napari.qt.threading import FunctionWorker, create_worker
-from qtpy.QtCore import QTimer
+from napari.qt.threading import (
+    FunctionWorker,
+    GeneratorWorker,
+    GeneratorWorkerSignals,
+    WorkerBaseSignals,
+    create_worker,
+)
+from qtpy.QtCore import QTimer, Signal
 
 __all__ = [
+    "JobWorker",
     "SideTaskWorker",
     "hold_warning_state",
     "let_go_when_finished",
@@ -39,7 +46,31 @@ WAIT_POLL_MS = 50  # how often a task waiting for the warning state looks again
 _holders: dict[int, str] = {}
 UMAP_MAP = "the map (UMAP) of the last run"
 #: a worker's signals (superqt's own ``_finished`` is left: it lets superqt forget it)
-_SIGNALS = ("started", "yielded", "warned", "returned", "errored", "aborted", "finished")
+_SIGNALS = ("started", "yielded", "warned", "returned", "errored", "aborted", "finished", "ended")
+
+
+class _SideTaskSignals(WorkerBaseSignals):
+    # the worker, once ``finished`` was sent to every slot (:func:`let_go_when_finished`);
+    # sent, not held by the slot: a worker never started would be kept alive by it
+    ended = Signal(object)
+
+
+class _JobSignals(GeneratorWorkerSignals):
+    ended = Signal(object)
+
+
+class JobWorker(GeneratorWorker):
+    """napari's generator worker that also emits ``ended`` once its run is over: after
+    ``finished`` was sent to every slot, for :func:`let_go_when_finished`."""
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(func, *args, SignalsClass=_JobSignals, **kwargs)
+
+    def run(self) -> None:
+        """Called by Qt's thread pool: napari's run, then ``ended``."""
+        super().run()
+        with contextlib.suppress(RuntimeError):  # the signals' Qt object is gone
+            self.ended.emit(self)
 
 
 def warning_state_held() -> bool:
@@ -77,10 +108,10 @@ def let_go_when_finished(worker: Any, job: Generator[Any, Any, Any] | None = Non
     disconnected and ``job`` (the worker's generator, which ``quit()`` leaves suspended
     with the run's crops) is closed, as the garbage collector would close it.
     """
-    # superqt's `_finished` is emitted after `finished` was queued to every slot: a slot
-    # of `finished` runs while the worker's thread may still be queueing the others (the
-    # runner's end was dropped so)
-    worker._finished.connect(functools.partial(_let_go, job=job))
+    # `ended` (a JobWorker's or SideTaskWorker's) is emitted after `finished` was queued to
+    # every slot: a slot of `finished` runs while the worker's thread may still be queueing
+    # the others (the runner's end was dropped so)
+    worker.ended.connect(functools.partial(_let_go, job=job))
 
 
 def _let_go(worker: Any, job: Generator[Any, Any, Any] | None = None) -> None:
@@ -103,10 +134,14 @@ def _call(work: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> Any:
 class SideTaskWorker(FunctionWorker):
     """A :class:`napari.qt.threading.FunctionWorker` whose run does not touch the warning
     filters or ``warnings.showwarning``; signals as usual (``returned``, ``errored``,
-    ``finished``). With ``swaps_warnings`` (its function swaps them), :meth:`start` waits
-    until no job holds the warning state."""
+    ``finished``), then ``ended``. With ``swaps_warnings`` (its function swaps them),
+    :meth:`start` waits until no job holds the warning state."""
 
     swaps_warnings = False
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(func, *args, **kwargs)
+        self.signals = _SideTaskSignals()  # before anything is connected (create_worker)
 
     def start(self) -> None:
         """Start now, or once the running job (if it swaps the warning state) ends."""
@@ -137,7 +172,12 @@ class SideTaskWorker(FunctionWorker):
         self._running = False
         with contextlib.suppress(RuntimeError):
             self.finished.emit()
-            self._finished.emit(self)
+            # superqt forgets a started worker only on its private `_finished`, which its
+            # own run (the warning swap) emits; none in a superqt without it: none to send
+            forget = getattr(self.signals, "_finished", None)
+            if forget is not None:
+                forget.emit(self)
+            self.ended.emit(self)
 
 
 def side_task(

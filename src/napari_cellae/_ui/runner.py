@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QLabel, QWidget
 
 from napari_cellae._ui.background import (
     WAIT_POLL_MS,
+    JobWorker,
     hold_warning_state,
     let_go_when_finished,
     warning_state_held,
@@ -175,7 +176,11 @@ class JobRunner:
         live = self._live
         run = guarded(viewer_job)(job, *args)  # closed when the worker ends
         worker = create_worker(
-            _drive, run, _start_thread=False, _connect={"errored": live(on_error)}
+            _drive,
+            run,
+            _start_thread=False,
+            _connect={"errored": live(on_error)},
+            _worker_class=JobWorker,
         )
         let_go_when_finished(worker, run)
         worker.yielded.connect(live(on_message))
