@@ -343,3 +343,52 @@ def test_a_job_needs_no_private_signal_of_superqt(qtbot, runner, monkeypatch, ru
         runner.launch(worker)
     assert [o.result for o in outcomes] == [run_result]
     qtbot.waitUntil(lambda: not runner.running, timeout=5000)
+
+
+def test_a_job_abandoned_during_the_warm_up_never_starts_and_lets_go(qtbot, monkeypatch, runner):
+    # The dock closed while its job waited for the engine's warm-up: the worker, never
+    # started, stayed a pending task for napari (its close dialog asked about it) and held
+    # the job's arguments and the widget's slots.
+    import gc
+    import threading
+    import weakref
+
+    from napari.qt.threading import WorkerBase
+
+    from napari_cellae._ui import runner as runner_module
+
+    class Crops:
+        pass
+
+    release = threading.Event()
+    warming = threading.Thread(target=release.wait, daemon=True)
+    warming.start()
+    monkeypatch.setattr(runner_module, "_warm_up", warming)
+    ran: list = []
+
+    def job(crops):
+        ran.append(True)
+        yield Status("training")
+        return None
+
+    crops = Crops()
+    crops_gone = weakref.ref(crops)
+    seen: list = []
+    worker = start_job(runner, job, crops, on_message=seen.append, on_error=seen.append)
+    del crops
+    ended: list = []
+    worker.aborted.connect(lambda: ended.append("aborted"))  # napari: task cancelled
+    worker.finished.connect(lambda: ended.append("finished"))
+    qtbot.wait(3 * runner_module.WAIT_POLL_MS)
+    assert runner.detach()  # the dock closed
+    assert ended == ["aborted", "finished"] and not runner.running
+    release.set()
+    warming.join()
+    qtbot.wait(5 * runner_module.WAIT_POLL_MS)  # the launch's polls come and go
+    assert ran == [] and seen == [] and worker not in WorkerBase._worker_set
+
+    def let_go() -> bool:
+        gc.collect()
+        return crops_gone() is None
+
+    qtbot.waitUntil(let_go, timeout=5000)

@@ -64,6 +64,21 @@ def warm_up_engine() -> threading.Thread:
     return _warm_up
 
 
+def _end_unstarted(worker: Any) -> None:
+    """End a worker that will never start as one quit before its first step ends.
+
+    napari lists every worker made while a viewer is open as a pending task until it
+    ends (its close dialog asks about "tasks in progress"), and the worker keeps the
+    job's arguments and the widget's slots until ``ended``
+    (:func:`~napari_cellae._ui.background.let_go_when_finished`). Starting it instead
+    would swap the warning state beside the warm-up it waited for.
+    """
+    with contextlib.suppress(RuntimeError):  # its Qt object is gone (the viewer closed)
+        worker.aborted.emit()  # napari: cancelled
+        worker.finished.emit()
+        worker.ended.emit(worker)
+
+
 def _drive(run: Generator[Message, None, Outcome]) -> Generator[Message, None, Outcome]:
     """The worker's generator: ``run``, which the runner keeps to close it."""
     return (yield from run)
@@ -121,6 +136,7 @@ class JobRunner:
         self.owner = owner
         self._on_owner_deleted = on_owner_deleted
         self.worker: Any = None
+        self._waiting: Any = None  # the worker that launch() holds back (warm-up, a map)
         self._progress: Any = None
         self._warned: set[str] = set()  # warnings shown in this run
         self._on_message: Callable[[Message], None] = lambda message: None
@@ -218,6 +234,7 @@ class JobRunner:
         """
         if worker is not self.worker:  # detached while it waited: the owner closed
             return
+        self._waiting = worker
         if (_warm_up is not None and _warm_up.is_alive()) or warning_state_held():
             if warning_state_held() and not told:  # seconds, or a minute for a whole plate
                 # a map, or another dock's run (it said 'the map' then)
@@ -225,6 +242,7 @@ class JobRunner:
                 told = True
             QTimer.singleShot(WAIT_POLL_MS, lambda: self.launch(worker, told))
         else:
+            self._waiting = None
             hold_warning_state(worker, ANOTHER_RUN)
             worker.start()
 
@@ -260,6 +278,9 @@ class JobRunner:
         if worker is None:
             return False
         worker.quit()
+        if worker is self._waiting:  # never started: launch() will not start it now
+            self._waiting = None
+            _end_unstarted(worker)
         self._close_progress()
         with contextlib.suppress(RuntimeError):  # the viewer's window is gone already
             self._throttle_spinners(False)
