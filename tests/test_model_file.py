@@ -433,6 +433,25 @@ def test_settings_and_scale_that_disagree_on_intensity_are_damage(tmp_path: Path
         assert str(info.value).startswith(f"{path}: damaged napari-cellae model file: ")
 
 
+def test_save_refuses_a_model_its_own_load_would_refuse(tmp_path: Path) -> None:
+    # A model built with intensity 'screen' over a per-cell scale (as tests/test_streaming's
+    # random_model once was) was written, and load_model then called the file damaged.
+    import dataclasses
+
+    trained = Trainer(config(epochs=1), blob_crops(16)).result()
+    flipped = "screen" if trained.normalisation.per_cell else "cell"
+    odd = dataclasses.replace(
+        trained, config=dataclasses.replace(trained.config, intensity=flipped)
+    )
+    path = tmp_path / "m.pt"
+    with pytest.raises(ValueError, match="the settings say intensity") as info:
+        save_model(odd, path)
+    said = str(info.value)
+    assert said.startswith(f"{path}: not written: ") and "could not be loaded" in said
+    assert list(tmp_path.iterdir()) == [] and odd.path is None
+    assert load_model(save_model(trained, path)).config == trained.config  # the right one is
+
+
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
 def test_weights_that_are_no_floats_are_damage(tmp_path: Path, dtype: torch.dtype) -> None:
     # They were cast to float32 without a word (complex ones with torch's warning)

@@ -22,6 +22,13 @@ import torch
 
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
+from napari_cellae.core.model_checks import (
+    check_shape,
+    check_stored,
+    check_weights,
+    stored_names,
+    whole_count,
+)
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.core.presets import PRESETS
 from napari_cellae.io.atomic import atomic_output, check_output
@@ -169,11 +176,24 @@ def save_model(
     Raises
     ------
     ValueError
-        Naming the path: it is an input or a folder, its folder is missing, or writing
-        failed.
+        Naming the path: it is an input or a folder, its folder is missing, writing
+        failed, or the model's parts disagree (as load_model would refuse the file).
     """
     path = check_output(path, inputs, "model")
     check_replaceable(path)
+    try:  # load_model's own check: a file it would call damaged is not written
+        check_shape(
+            trained.config,
+            trained.normalisation,
+            trained.channel_names,
+            trained.model.crop_size,
+            trained.n_channels,
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"{path}: not written: the model disagrees with itself ({exc}), so it could not "
+            "be loaded again"
+        ) from None
     meta = trained.metadata()
     config = trained.config
     if not config.input_size:  # unknown to older readers; absent means 0
@@ -302,13 +322,13 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             for name in ("mask", "intensity", "readout", "orientations"):
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
-        channel_names, object_name = _names(meta)
-        size, n_channels = _whole(meta, "crop_size"), _whole(meta, "in_channels")
-        _check_shape(config, normalisation, channel_names, size, n_channels)
+        channel_names, object_name = stored_names(meta)
+        size, n_channels = whole_count(meta, "crop_size"), whole_count(meta, "in_channels")
+        check_shape(config, normalisation, channel_names, size, n_channels)
         model = ConvAutoencoder(config.architecture, size, n_channels)
-        _check_stored(payload["state_dict"])
+        check_stored(payload["state_dict"])
         model.load_state_dict(payload["state_dict"], strict=True)
-        _check_weights(model)
+        check_weights(model)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         # One line: torch lists every mismatched weight on a line of its own.
         problem = " ".join(str(exc).split())
@@ -325,76 +345,3 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             stacklevel=2,
         )
     return TrainedModel(model, config, normalisation, channel_names, object_name, path)
-
-
-def _names(meta: dict[str, Any]) -> tuple[list[str], str]:
-    """The stored channel names and object. Anything but text is damage: a string of names
-    would split, and str() made None or ["H2B"] names that the data were said to lack."""
-    channels, name = meta.get("channel_names", []), meta.get("object_name", "")
-    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-        raise ValueError(f"channel_names must be a list of names, got {channels!r}")
-    if not isinstance(name, str):
-        raise ValueError(f"object_name must be a name, got {name!r}")
-    return channels, name
-
-
-def _whole(meta: dict[str, Any], key: str) -> int:
-    """A stored count; int() made 40.7 crops 40 px and raised OverflowError on Infinity."""
-    value = meta[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{key} must be a whole number, got {value!r}")
-    return value
-
-
-def _check_shape(
-    config: TrainConfig,
-    normalisation: Normalisation,
-    channel_names: list[str],
-    crop_size: int,
-    in_channels: int,
-) -> None:
-    """Refuse a network size or channel count that disagrees with the rest of the file.
-
-    Checked before the network is built: a damaged size allocated gigabytes (or crashed
-    there), and a crop size other than the settings' encoded with the wrong box.
-    """
-    if crop_size != config.network_size:
-        raise ValueError(
-            f"the network takes {crop_size} px crops, the settings {config.network_size} px"
-        )
-    if normalisation.n_channels != in_channels:
-        raise ValueError(
-            f"the intensity scale has {normalisation.n_channels} channel(s), the network"
-            f" {in_channels}"
-        )
-    if normalisation.per_cell != (config.intensity == "cell"):  # it scales by the former
-        each = "each cell on its own" if normalisation.per_cell else "one for all cells"
-        raise ValueError(f"the settings say intensity {config.intensity!r}, the scale is {each}")
-    if channel_names and len(channel_names) != in_channels:  # none: trained without names
-        raise ValueError(
-            f"it names {len(channel_names)} channel(s), the network takes {in_channels}"
-        )
-
-
-def _check_weights(model: ConvAutoencoder) -> None:
-    """Refuse weights that are NaN or infinite: they encoded NaN features blamed on the
-    data."""
-    bad = [
-        name
-        for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-    ]
-    if bad:
-        raise ValueError(f"weights {', '.join(bad[:3])} hold NaN or infinite values")
-
-
-def _check_stored(stored: Any) -> None:
-    """Refuse weights stored as integers, booleans or complex numbers (save_model writes
-    float32): loading cast them to float32 without a word."""
-    odd = [
-        f"{name} ({value.dtype})"
-        for name, value in (stored.items() if isinstance(stored, dict) else ())
-        if isinstance(value, torch.Tensor) and not value.is_floating_point()
-    ]
-    if odd:
-        raise ValueError(f"weights {', '.join(odd[:3])} are not floating-point numbers")
