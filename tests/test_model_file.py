@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cellae.core.features import encode
 from napari_cellae.core.model_file import load_model, save_model
 from napari_cellae.core.trainer import Trainer
 from training_helpers import blob_crops, config
@@ -52,12 +53,46 @@ def test_version_1_files_keep_the_original_features(tmp_path: Path) -> None:
     torch.save(raw, tmp_path / "old.pt")
     # napari-cellae gave version 1 models pooled features by default for a while (and cut
     # border cells off-centre): features written then need not match, and it says so
-    with pytest.warns(UserWarning, match=r"old\.pt: a version 1 model file, applied as the"):
+    with pytest.warns(UserWarning, match=r"old\.pt: a version 1 model file, applied "):
         old = load_model(tmp_path / "old.pt")
     assert (old.config.mask, old.config.readout, old.config.orientations) == ("none", "code", 1)
     with warnings.catch_warnings():  # today's files load without a word
         warnings.simplefilter("error")
         load_model(path)
+
+
+def test_the_version_1_warning_counts_the_features_the_file_gives(tmp_path: Path) -> None:
+    # It counted the network's code features whatever the file held: a hand-edited version
+    # 1 file with a pooled readout, scaled per cell, gave 16 + filter responses + brightness
+    # features per cell and was said to give 16.
+    import json
+
+    from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
+
+    trained = Trainer(config(epochs=1), blob_crops(32)).result()
+    raw = torch.load(trained.save(tmp_path / "model.pt"), weights_only=True)
+    meta = json.loads(raw["config"])
+    raw["version"] = 1
+    for name, settings in (
+        ("newer", {**meta["config"], "readout": "pooled", "mask": "cell"}),
+        ("first", {**meta["config"], "readout": "code", "mask": "none", "orientations": 1}),
+    ):
+        scale = {**meta["normalisation"], "per_cell": name == "newer"}
+        settings["intensity"] = "cell" if name == "newer" else "screen"
+        raw["config"] = json.dumps({**meta, "config": settings, "normalisation": scale})
+        torch.save(raw, tmp_path / f"{name}.pt")
+        with pytest.warns(UserWarning, match="a version 1 model file") as said:
+            old = load_model(tmp_path / f"{name}.pt")
+        n = len(cell_feature_names(old))
+        features = encode(old, blob_crops(4))
+        assert features.shape[1] + len(MORPHOLOGY_NAMES) * old.config.measures_outline == n
+        text = str(said[0].message)
+        if name == "newer":
+            assert n > old.model.n_features + len(MORPHOLOGY_NAMES), n
+            assert f"with the newer settings it holds ({n} features per cell: " in text, text
+            assert "readout 'pooled'" in text and "original module" not in text, text
+        else:
+            assert f"applied as the original module (its {n} code features per cell)" in text
 
 
 def test_settings_older_files_lack_are_read_as_they_were_made(tmp_path: Path) -> None:

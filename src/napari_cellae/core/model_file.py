@@ -336,12 +336,31 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
             problem = f"no {problem} entry"
         raise ValueError(f"{path}: damaged napari-cellae model file: {problem}") from None
     model.eval()
+    trained = TrainedModel(model, config, normalisation, channel_names, object_name, path)
     if version < 2:  # the readout was no setting then: 3a59f01 to b2c0569 encoded pooled
         warnings.warn(
-            f"{path}: a version 1 model file, applied as the original module (its "
-            f"{model.n_features} code features per cell); earlier napari-cellae may have given "
-            "it other features (pooled filter responses, crops at the image border), so "
-            "encode every plate again before comparing them, or train a new model",
+            f"{path}: a version 1 model file, applied {_version_1_features(trained)}; earlier "
+            "napari-cellae may have given it other features (pooled filter responses, crops "
+            "at the image border), so encode every plate again before comparing them, or "
+            "train a new model",
             stacklevel=2,
         )
-    return TrainedModel(model, config, normalisation, channel_names, object_name, path)
+    return trained
+
+
+def _version_1_features(trained: TrainedModel) -> str:
+    """How a version 1 model is applied, with the features per cell that encoding gives:
+    a hand-edited file may hold newer settings (a pooled readout, per-cell scaling, an
+    outline), whose features outnumber the network's code."""
+    from napari_cellae.core.morphology import cell_feature_names
+
+    n = len(cell_feature_names(trained))
+    classic = PRESETS["classic"].settings
+    newer = [
+        f"{name} {getattr(trained.config, name)!r}"
+        for name in ("mask", "intensity", "readout", "orientations")
+        if getattr(trained.config, name) != classic[name]
+    ]
+    if not newer:
+        return f"as the original module (its {n} code features per cell)"
+    return f"with the newer settings it holds ({n} features per cell: {', '.join(newer)})"
