@@ -150,7 +150,7 @@ def _assert_refused(path: Path, fragment: str) -> None:
             2**32 + 1,
             "<i8",
             "time_idx 4294967297 of object 3 does not exist (the image has 2 frame(s)); "
-            "1 object(s) have such a frame",
+            "1 object(s) of object/primary__primary have such a frame",
         ),
         (OBJECTS, "time_idx", 2**63 + 1, "<u8", "time_idx 9223372036854775809 of object 3"),
         (
@@ -178,6 +178,19 @@ def test_whole_numbers_beyond_32_bits_are_refused_not_wrapped(
     path = _file(tmp_path)
     _replace(path, table, _set(field, [3], value), dtype)
     _assert_refused(path, fragment)
+
+
+@pytest.mark.parametrize("frame", [2, -1])
+def test_a_frame_the_image_lacks_is_refused_naming_the_table(tmp_path: Path, frame: int) -> None:
+    # A time-lapse's time_idx past the image's frames (2 of frames 0 and 1) or below them
+    # was refused without naming the table that holds it.
+    path = _file(tmp_path)
+    _replace(path, OBJECTS, _set("time_idx", [3, 5], frame), "<i4")
+    _assert_refused(
+        path,
+        f"time_idx {frame} of object 3 does not exist (the image has 2 frame(s)); 2 object(s) "
+        "of object/primary__primary have such a frame",
+    )
 
 
 def test_bounding_boxes_beyond_32_bits_are_clipped_not_wrapped(tmp_path: Path) -> None:

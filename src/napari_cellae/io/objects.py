@@ -340,7 +340,7 @@ def read_object_table(
     center_table = f"feature/{object_name}/center"
     # Range checks on the stored values, before the int32 cast: a wrapped value would
     # pass them and crop the cell at the wrong place or frame.
-    time_idx = check.frames(rows["time_idx"], table_path)
+    time_idx = check.frames(rows["time_idx"], table_path)  # a column: one per object
     _, n_frames, _, height, width = image_shape
     center_x = _on_pixel(check.whole(center["x"], center_table, "x"), center["x"], width)
     center_y = _on_pixel(check.whole(center["y"], center_table, "y"), center["y"], height)
@@ -356,7 +356,7 @@ def read_object_table(
         i = int(np.flatnonzero(bad_frames)[0])
         raise check.error(
             f"time_idx {_number(time_idx[i])} of object {i} does not exist (the image has"
-            f" {n_frames} frame(s)); {int(bad_frames.sum())} object(s) have such a frame"
+            f" {n_frames} frame(s)); {bad_frames.sum()} object(s) of {table_path} have such a frame"
         )
     time_idx, center_x, center_y = (v.astype(np.int32) for v in (time_idx, center_x, center_y))
     if bbox_rows is None:
