@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 from conftest import CLASS_LABELS, synthetic_position
+from napari_cellae._ui.colouring import colourings
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.pipeline.cells import run_encode_cells
 from napari_cellae.pipeline.hits import hit_list
-from napari_cellae.pipeline.plate_cells import plate_classes, typical_crops
+from napari_cellae.pipeline.plate_cells import class_colours, plate_classes, typical_crops
 from napari_cellae.pipeline.steps import crops_for
 from napari_cellae.pipeline.streaming import plan_encode
 from test_streaming import random_model
@@ -100,3 +102,15 @@ def test_the_classifiers_colours_go_to_the_cells_file(tmp_path):
     adata = ad.read_h5ad(done.anndata_path)
     assert list(adata.obs["class"].cat.categories) == ["interphase", "mitotic"]
     assert list(adata.uns["class_colors"]) == ["#00FF00", "#FF0000"]
+
+
+def test_class_colours_are_hex_codes_every_view_reads(tmp_path):
+    # '#F00' (napari's points take it) and '#GGGGGG' reached the widget's class colouring,
+    # which read '#F00' as '#F0' plus nothing: ValueError, a traceback in napari.
+    classes = [(0, "a", "#F00"), (1, "b", "#GGGGGG"), (2, "c", " #00FF00"), (3, "d", "#0000FF80")]
+    with CellH5(_classified(tmp_path / "a.ch5", classes)) as ch5:
+        colours = class_colours(ch5, "primary__primary")
+    assert colours == {"a": "#FF0000", "c": "#00FF00", "d": "#0000FF80"}
+    cells = pd.DataFrame({"condition": ["x"] * 4, "class": ["a", "b", "c", "d"]})
+    palette = colourings(cells, class_colours=colours)["class"].palette
+    np.testing.assert_array_equal(palette[[0, 2, 3], :3], [[1, 0, 0], [0, 1, 0], [0, 0, 1]])

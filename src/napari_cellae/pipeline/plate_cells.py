@@ -14,6 +14,7 @@ import numpy as np
 
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.centres import hex_rgba
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -41,10 +42,19 @@ def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
 
 
 def class_colours(cellh5: CellH5, object_name: str) -> dict[str, str]:
-    """The classifier's colour per class name, as napari colours the classes (colours that
-    are no hex code, which a CellH5 file may hold, left out)."""
-    labels = cellh5.class_labels(object_name) or []
-    return {str(c.name): str(c.color) for c in labels if str(c.color).startswith("#")}
+    """The classifier's colour per class name, as napari colours the classes: the hex codes
+    its points layer reads (:func:`~napari_cellae.io.centres.hex_rgba`), ``#RGB`` written
+    out as ``#RRGGBB``; other colours, which a CellH5 file may hold, left out."""
+    colours: dict[str, str] = {}
+    for label in cellh5.class_labels(object_name) or []:
+        text = str(label.color).strip()
+        if hex_rgba(text) is None:  # '#GGGGGG', 'red', CellProfiler's '0xFF000'
+            continue
+        # The widget reads two digits a channel: '#F00' was '#F0' and nothing (ValueError).
+        colours[str(label.name)] = (
+            "#" + "".join(c * 2 for c in text[1:]) if len(text) == 4 else text
+        )
+    return colours
 
 
 def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarray:
