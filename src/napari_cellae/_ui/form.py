@@ -1,22 +1,19 @@
 """The dock widget's form: which cells to learn from, and the training parameters.
 
-Labels, choices, defaults and tooltips of the training parameters come from
-:func:`napari_cellae.core.config.field_info`, the same texts ``cellae train --help`` shows;
-only the spin-box ranges are the form's own.
+Each training parameter's box comes from :mod:`napari_cellae._ui.parameter_widgets`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from napari_cellae._ui.file_info import FileInfo, path_or_none, read_file_info
+from napari_cellae._ui.parameter_widgets import RANGES, parameter_widget
 from napari_cellae._ui.section import Section
-from napari_cellae._ui.spin_box import special_spin_box
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.core.resample import largest_box
 from napari_cellae.pipeline.jobs import TrainRequest
@@ -43,20 +40,6 @@ TRAINING_FIELDS = (
     "input_size",
 )
 
-# Spin-box limits: what makes sense to type in; TrainConfig checks the values again.
-_RANGES: dict[str, dict[str, Any]] = {
-    "crop_size": {"min": 16, "max": 256},
-    "input_size": {"min": 0, "max": 256},
-    "learning_rate": {"min": 0.001, "max": 1.0, "step": 0.01},
-    "momentum": {"min": 0.0, "max": 0.99, "step": 0.05},
-    "batch_size": {"min": 4, "max": 1000},
-    "corruption": {"min": 0.0, "max": 0.9, "step": 0.05},
-    "epochs": {"min": 1, "max": 1000},
-    "samples": {"min": 10, "max": 10_000_000, "step": 1000},
-}
-#: words a box shows for its least value (its help says what 0 means)
-_SPECIAL = {"input_size": "as cut"}
-
 _TIPS = {
     "file": "The CellH5 file (.ch5) written by CellCognition or CellProfiler's "
     "ExportToCellH5: images plus the segmented cells.",
@@ -76,20 +59,6 @@ _TIPS = {
 MODEL_CHANNELS = -1
 
 
-def _parameter_widget(name: str) -> Any:
-    """A magicgui widget for one TrainConfig field: label, default, help (values as shown)."""
-    info, shown = field_info(name), dict(field_info(name)["choices"])  # value -> box label
-    tip = re.sub(r"'(\w+)'", lambda m: f"'{shown.get(m[1], m[1])}'", info["help"])
-    common = {"label": info["label"], "value": info["default"], "tooltip": tip}
-    if info["choices"]:
-        return ComboBox(choices=[(label, value) for value, label in info["choices"]], **common)
-    if name in _SPECIAL:
-        return special_spin_box(_SPECIAL[name], **_RANGES[name], **common)
-    if info["type"] in (int, float):
-        return (SpinBox if info["type"] is int else FloatSpinBox)(**_RANGES[name], **common)
-    return LineEdit(**common)
-
-
 class ParameterForm(QWidget):
     """The inputs of a run in two boxes, "Cells" and "Training".
 
@@ -105,28 +74,28 @@ class ParameterForm(QWidget):
         )
         self.object = ComboBox(label="Objects", choices=[])
         self.channel = ComboBox(label="Channel", choices=[])
-        self.crop_size = _parameter_widget("crop_size")
+        self.crop_size = parameter_widget("crop_size")
         self.mapping = FileEdit(
             label="Position mapping", mode="r", filter="Mapping (*.txt *.tsv *.csv)", nullable=True
         )
         self.controls = LineEdit(label="Controls", value="neg")
         for name, tip in _TIPS.items():
             getattr(self, name).tooltip = tip
-        self.mask = _parameter_widget("mask")
-        self.intensity = _parameter_widget("intensity")
-        self.train_on = _parameter_widget("train_on")
-        self.optimizer = _parameter_widget("optimizer")
-        self.learning_rate = _parameter_widget("learning_rate")
-        self.momentum = _parameter_widget("momentum")
-        self.batch_size = _parameter_widget("batch_size")
-        self.corruption = _parameter_widget("corruption")
-        self.epochs = _parameter_widget("epochs")
-        self.samples = _parameter_widget("samples")
-        self.architecture = _parameter_widget("architecture")
-        self.input_size = _parameter_widget("input_size")
+        self.mask = parameter_widget("mask")
+        self.intensity = parameter_widget("intensity")
+        self.train_on = parameter_widget("train_on")
+        self.optimizer = parameter_widget("optimizer")
+        self.learning_rate = parameter_widget("learning_rate")
+        self.momentum = parameter_widget("momentum")
+        self.batch_size = parameter_widget("batch_size")
+        self.corruption = parameter_widget("corruption")
+        self.epochs = parameter_widget("epochs")
+        self.samples = parameter_widget("samples")
+        self.architecture = parameter_widget("architecture")
+        self.input_size = parameter_widget("input_size")
         self._object_channel: dict[str, int] = {}
         self._cell_boxes: dict[str, int] = {}
-        self._smallest_side = _RANGES["crop_size"]["max"]  # the file's, once one is shown
+        self._smallest_side = RANGES["crop_size"]["max"]  # the file's, once one is shown
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
         # user picks it; an explicit "controls" without a mapping is then an error.
@@ -257,11 +226,11 @@ class ParameterForm(QWidget):
         # least is 4): a fitted 12 px box was raised to 16 and failed. Set before the
         # choices, whose change fits the size.
         self._smallest_side = info.smallest_side
-        least = max(4, min(_RANGES["crop_size"]["min"], info.smallest_side))
+        least = max(4, min(RANGES["crop_size"]["min"], info.smallest_side))
         self._setting_size = True  # a value the new range clamps is no choice of the user's
         try:
             self.crop_size.min = least
-            self.crop_size.max = max(least, min(_RANGES["crop_size"]["max"], info.smallest_side))
+            self.crop_size.max = max(least, min(RANGES["crop_size"]["max"], info.smallest_side))
         finally:
             self._setting_size = False
         self.channel_index = dict(info.channels)
