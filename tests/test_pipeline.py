@@ -255,3 +255,22 @@ def test_a_channel_of_one_value_is_named_when_nothing_can_be_trained(tmp_path, v
     assert str(path) in message
     assert f"channel 'tubulin' is {value} in every pixel of all 30" in message
     assert "'H2B'" not in message
+
+
+@pytest.mark.parametrize("value", [0.0, 7.0])
+def test_the_only_channel_of_one_value_is_not_to_be_left_out(tmp_path, value):
+    """A file whose one channel is a constant (all zero: never written; or one value) was
+    told to 'train without it', which would leave nothing to train on."""
+    positions = [synthetic_position(w, "1", seed=i) for i, w in enumerate("AB")]
+    for position in positions:
+        position.image = np.full(position.image.shape, value, np.float32)
+    path = write_cellh5(tmp_path / "one.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crops = pipeline.collect(ch5, "primary__primary", 16, [0])
+    with pytest.raises(ValueError) as raised:
+        pipeline.select_training(crops, None, "all", samples=50000)
+    message = str(raised.value)
+    assert f"{path}: no cell to train on has signal: channel 'dna' is {value}" in message
+    assert "train without it" not in message
+    assert "check the images" in message

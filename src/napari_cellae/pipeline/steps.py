@@ -239,9 +239,11 @@ def _one_value_channels(crops: CropSet, drawn: np.ndarray) -> str:
             said.append(f"channel '{name}' {value} in every pixel of all {len(drawn)} cells")
     if not said:
         return (
-            f"each of the {len(drawn)} has a channel of a single value, as images never "
+            f"each of the {len(drawn)} cells has a channel of a single value, as images never "
             "acquired read"
         )
+    if len(said) == len(crops.channel_names):  # leaving it out would leave nothing
+        return "; ".join(said) + " (never acquired or written, or saturated): check the images"
     return "; ".join(said) + " (never acquired, or saturated): train without it"
 
 
