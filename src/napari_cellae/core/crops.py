@@ -32,6 +32,7 @@ from napari_cellae.core.windows import (
     extract_crops,
     extract_into,
 )
+from napari_cellae.io.tiles import warn_unwritten_tiles
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from napari_cellae.io.cellh5 import CellH5, PositionKey
@@ -325,6 +326,10 @@ def collect_crops(
                 unmatched.append((pos, missed))
         clipped[start:stop] = clipped_at(crops[start:stop])  # neighbours painted out by now
         blank[start:stop] = blank_crops(crops[start:stop])
+        where = f"{cellh5.path}: position {pos.label}"  # cropped partly from fill values?
+        warn_unwritten_tiles(
+            image, channels, table.time_idx, (y0, x0), size, where, blank[start:stop]
+        )
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0
