@@ -4,8 +4,11 @@ file and position named."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -87,3 +90,44 @@ def test_resolution_ignores_flat_crops_and_narrow_types() -> None:
     one[1, 0, 4, 4] += 300  # a contrast of 300 counts where float32 steps by 256
     with pytest.raises(ValueError, match=r"in 1 of 3 object crop\(s\).*3000000000 to 3000000300"):
         check_resolution(one, "file.ch5, position A01_1")
+
+
+def test_names_with_control_characters_are_shown_escaped(tmp_path: Path) -> None:
+    """Channel and class names are text a terminal runs: an escape sequence in one coloured
+    or cleared 'cellae info' and its errors, a line break printed a line of its own."""
+    position = synthetic_position("A01", "1", n_frames=1)
+    path = write_cellh5(
+        tmp_path / "names.ch5",
+        [position],
+        ["dna"],
+        {"primary__primary": 0},
+        class_labels={"primary__primary": [(0, "a", "#FF0000"), (1, "b", "#00FF00")]},
+    )
+    channels = "definition/image/channel"
+    classes = "definition/feature/primary__primary/object_classification/class_labels"
+    with h5py.File(path, "a") as f:
+        for table, column, names in (
+            (channels, "channel_name", ["dn\x1b[31ma\nerror: x"]),
+            (classes, "name", ["inter\x1b[2Jphase\r", "mit\u202eotic"]),
+        ):
+            rows = f[table][()]
+            rows = rows.astype(
+                [(n, "S40" if n == column else rows.dtype[n]) for n in rows.dtype.names]
+            )
+            rows[column] = [name.encode() for name in names]
+            del f[table]
+            f[table] = rows
+    with CellH5(path) as ch5:
+        assert ch5.channels[0].name == "dn\\x1b[31ma\\nerror: x"
+        assert [c.name for c in ch5.class_labels("primary__primary")] == [
+            "inter\\x1b[2Jphase\\r",
+            "mit\\u202eotic",
+        ]
+    described = subprocess.run(
+        [sys.executable, "-m", "napari_cellae", "info", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
+    assert "\nerror: x" not in described
