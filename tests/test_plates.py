@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -36,6 +37,37 @@ def test_a_plate_given_twice_is_named_in_a_warning(cellcognition_file: Path) -> 
     # Most likely a typo for another plate, which would otherwise be left out unnoticed.
     with pytest.warns(UserWarning, match=f"{cellcognition_file} is given twice"):
         assert plate_files([cellcognition_file] * 2) == [cellcognition_file.absolute()]
+
+
+def test_one_file_under_names_of_no_common_spelling_is_one_plate(tmp_path: Path) -> None:
+    # On a case-insensitive disk (macOS, Windows) Plate1.ch5 and plate1.ch5 are one file
+    # that resolve() leaves two paths: the plate was read twice. A hard link stands for
+    # such a second name here, in the same folder and in another one.
+    plate = tmp_path / "Plate1.ch5"
+    write_cellh5(plate, [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0})
+    alias, elsewhere = tmp_path / "plate1.ch5", tmp_path / "copy" / "p.ch5"
+    elsewhere.parent.mkdir()
+    alias.hardlink_to(plate)
+    elsewhere.hardlink_to(plate)
+    with pytest.warns(UserWarning, match="each plate's cells are read once") as caught:
+        assert plate_files([plate, alias, elsewhere]) == [plate.absolute()]
+    message = str(caught[0].message)
+    assert f"{alias} is {plate}; {elsewhere} is {plate}" in message
+
+
+def test_a_hard_linked_master_that_links_other_files_is_another_plate(
+    cellcognition_file: Path, tmp_path: Path
+) -> None:
+    # The same master file in another folder links that folder's position files (its
+    # external links are relative): another plate, read as such without a word.
+    other = tmp_path / "other" / "hdf5"
+    shutil.copytree(cellcognition_file.parent, other)
+    (other / cellcognition_file.name).unlink()
+    (other / cellcognition_file.name).hardlink_to(cellcognition_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = plate_files([cellcognition_file, other / cellcognition_file.name])
+    assert found == [cellcognition_file.absolute(), (other / cellcognition_file.name).absolute()]
 
 
 def test_a_plate_given_once_gives_no_warning(cellcognition_file: Path) -> None:

@@ -46,7 +46,8 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     Returns
     -------
     list of Path
-        Absolute paths, each file once whatever its name (``..``, a linked folder); a
+        Absolute paths, each file once whatever its name (``..``, a linked folder, a hard
+        link, another case on a case-insensitive disk); a
         position file given beside the master file that links it is left out (its master
         holds its cells).
 
@@ -78,12 +79,17 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
             )
         found += plates
     # Resolved, so that '..' and linked folders name one plate (its cells came out twice, as
-    # two plates). Not by inode: a hard-linked master elsewhere links other position files.
+    # two plates); then by identity, for names no spelling joins (a case-insensitive disk).
     unique: dict[Path, Path] = {}
     given_as: dict[Path, Path] = {}
     repeated: list[str] = []
+    by_identity: dict[tuple[int, int] | None, list[Path]] = {}
     for plate in found:
         key = resolved(plate)
+        if key not in unique:
+            same = by_identity.setdefault(_identity(key), [])
+            key = next((k for k in same if _same_plate(k, key)), key)
+            same.append(key)
         if key not in unique:
             unique[key], given_as[key] = plate.absolute(), plate
         elif plate == given_as[key]:  # a typo for another plate, more often than not
@@ -97,6 +103,26 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     # 'cellae train hdf5/*.ch5' names the master and its position files: each position's
     # cells would come out twice, once as a plate of their own.
     return _unlinked(list(unique.values()))
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file ``path`` names (device and inode, as ``os.path.samefile`` compares them:
+    hard links, or one name in two cases on a case-insensitive disk); None if unreadable."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # opening it says what is wrong
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _same_plate(a: Path, b: Path) -> bool:
+    """Whether one file (same :func:`_identity`) under two names is one plate: its external
+    links must reach the same files, as a hard-linked master in another folder does not
+    (it links that folder's position files)."""
+    if _identity(a) is None:
+        return False
+    links = [{_identity(f) for f in input_files(p)[1:]} for p in (a, b)]
+    return None not in links[0] and links[0] == links[1]
 
 
 # Sub-folders that are part of one plate: CellCognition's hdf5/ of position files, and
