@@ -70,8 +70,10 @@ def test_centres_table_per_class_not_per_object(tmp_path: Path) -> None:
         classes = np.concatenate(
             [ch5.objects(p, "primary__primary").class_idx for p in ch5.positions[:2]]
         )
-    names = ["interphase", "mitotic", "dead"]
-    expected = pd.Categorical([names[c] if 0 <= c < 3 else "unclassified" for c in classes])
+    # Class 7, beyond the file's 3 classes, is named as the .h5ad's obs["class"] names it
+    # (it was "unclassified", as a cell without a prediction, -1, is).
+    names = {0: "interphase", 1: "mitotic", 2: "dead", -1: "unclassified", 7: "unknown (7)"}
+    expected = pd.Categorical([names[c] for c in classes])
     assert features["class_name"].equals(expected)
     gray = [0.7, 0.7, 0.7, 1.0]
     palette = {0: [0, 1, 0, 1], 1: [1, 0, 0, 1]}

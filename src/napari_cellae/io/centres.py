@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from napari_cellae.io.cellh5 import CellH5, PositionKey
 
-__all__ = ["centres_table", "hex_rgba", "position_labels"]
+__all__ = ["centres_table", "hex_rgba", "position_labels", "unknown_class"]
 
 _UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
 
@@ -34,6 +34,13 @@ def position_labels(positions: Sequence[PositionKey]) -> list[str]:
     """
     several = len({p.plate for p in positions}) > 1
     return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
+
+
+def unknown_class(index: int) -> str:
+    """The name of a class index beyond the file's class table: ``unknown (7)``, in the
+    points layer as in the ``.h5ad``'s ``obs["class"]`` (not a bare 7 that reads as a
+    class name, nor "unclassified", which a cell without a prediction is)."""
+    return f"unknown ({index})"
 
 
 def hex_rgba(color: str) -> np.ndarray | None:
@@ -128,14 +135,20 @@ def centres_table(
 def _class_columns(
     labels: Sequence[Any], class_idx: np.ndarray
 ) -> tuple[pd.Categorical, np.ndarray]:
-    """Class names (``unclassified`` for ids the classifier lacks) and colours (gray where
-    unknown) of objects of classes ``class_idx``: per class, not per object, as plates hold
-    millions of objects."""
+    """Class names (``unclassified`` without a prediction, -1; ``unknown (7)`` for ids
+    beyond the class table, :func:`unknown_class`) and colours (gray where unknown) of
+    objects of classes ``class_idx``: per class, not per object, as plates hold millions
+    of objects."""
     cls = np.asarray(class_idx, np.int64)
-    idx = np.where((cls >= 0) & (cls < len(labels)), cls, len(labels))  # the last: unclassified
-    names = _categorical([label.name for label in labels] + ["unclassified"], idx)
+    beyond = np.unique(cls[cls >= len(labels)])  # after the classes and "unclassified"
+    idx = np.where(cls >= 0, cls, len(labels))
+    idx = np.where(cls >= len(labels), len(labels) + 1 + np.searchsorted(beyond, cls), idx)
+    extra = ["unclassified"] + [unknown_class(int(c)) for c in beyond]
+    names = _categorical([label.name for label in labels] + extra, idx)
     palette = [hex_rgba(label.color) for label in labels]
-    table = np.array([_UNCLASSIFIED if c is None else c for c in palette] + [_UNCLASSIFIED])
+    table = np.array(
+        [_UNCLASSIFIED if c is None else c for c in palette] + [_UNCLASSIFIED] * len(extra)
+    )
     return names, table.astype(np.float32)[idx].reshape(-1, 4)
 
 

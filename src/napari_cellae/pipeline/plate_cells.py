@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.centres import hex_rgba
+from napari_cellae.io.centres import hex_rgba, unknown_class
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -66,7 +66,7 @@ def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarra
     """
     found, inverse = np.unique(np.asarray(classes, np.int64), return_inverse=True)
     text = [
-        "" if c < 0 else str(c) if names is None else names.get(c, f"unknown ({c})")
+        "" if c < 0 else str(c) if names is None else names.get(c, unknown_class(c))
         for c in found.tolist()
     ]
     return np.asarray(text, dtype=object)[inverse.reshape(-1)]
@@ -96,7 +96,7 @@ def unknown_classes(cells: CropSet, names: dict[int, str] | None, sources: list[
             notes.append(
                 f"{plate}: cells carry class indices {shown}, beyond the {len(names)} "
                 f"class(es) its classifier lists (0-{len(names) - 1}): obs['class'] calls "
-                f"them 'unknown ({beyond[0]})' and so on"
+                f"them '{unknown_class(beyond[0])}' and so on"
             )
     return notes
 
