@@ -131,3 +131,25 @@ def test_names_with_control_characters_are_shown_escaped(tmp_path: Path) -> None
     ).stdout
     assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
     assert "\nerror: x" not in described
+
+
+def test_nan_pixels_name_the_channel_and_how_many_cells(tmp_path: Path) -> None:
+    """A NaN or infinite pixel was refused naming file and position only: not which
+    channel holds it, nor whether one cell or every cell is hit."""
+
+    def with_holes(image: np.ndarray) -> np.ndarray:
+        image = image.astype(np.float32)
+        # The top-right pixel of each frame, channel 1 only: within the crops of the corner
+        # cell alone (one a frame), the other cells lying 8 px or more from the border.
+        image[1, 0, 0, 0, -1], image[1, 1, 0, 0, -1] = np.nan, np.inf
+        return image
+
+    position = synthetic_position("A01", "1", n_frames=2, n_per_frame=6, n_channels=2)
+    position.image = with_holes(position.image)
+    path = write_cellh5(tmp_path / "holes.ch5", [position], ["dna", "gfp"], {"primary__primary": 0})
+    with CellH5(path) as ch5, pytest.raises(ValueError) as caught:
+        collect_crops(ch5, "primary__primary", 16, [0, 1])
+    text = str(caught.value)
+    assert "holes.ch5, position A01_1" in text
+    assert "in 2 of 12 object crop(s)" in text and "channel 'gfp'" in text
+    assert "'dna'" not in text

@@ -251,6 +251,7 @@ def collect_crops(
     for c in channels:
         if c not in by_index:
             raise ValueError(f"{cellh5.path}: no channel {c}; channels are {sorted(by_index)}")
+    named = [f"'{by_index[c]}'" for c in channels]  # as pixel checks name them
     if positions is None:
         positions = list(cellh5.positions)
     size = int(size)
@@ -315,7 +316,7 @@ def collect_crops(
         )
         if not direct:
             crops[start:stop] = target
-        check_pixels(crops[start:stop], f"{cellh5.path}, position {pos.label}")
+        check_pixels(crops[start:stop], f"{cellh5.path}, position {pos.label}", named)
         if mask != "none":
             missed, outline[start:stop] = mask_position(
                 cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)

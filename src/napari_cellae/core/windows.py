@@ -151,7 +151,7 @@ _FLOAT_TINY = float(np.finfo(np.float32).tiny)
 _INT_LIMIT = 2**53
 
 
-def check_pixels(crops: np.ndarray, where: str) -> None:
+def check_pixels(crops: np.ndarray, where: str, channels: Sequence[str] | None = None) -> None:
     """Refuse crops whose pixels cannot be computed with; ``where`` names the image.
 
     The network and the scaling compute in float32 (percentiles in float64), so float
@@ -159,6 +159,14 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
     so close to 0 that they vanish there; 64-bit integers must be exact in float64; and
     float32 must resolve the contrast of every crop of a wider dtype
     (:func:`~napari_cellae.core.precision.check_resolution`).
+
+    Parameters
+    ----------
+    crops : ndarray, shape (n, c, y, x)
+    where : str
+        The image, as messages name it.
+    channels : sequence of str, optional
+        Each crop channel as messages name it (``'dna'``); by default its number.
 
     Raises
     ------
@@ -182,9 +190,14 @@ def check_pixels(crops: np.ndarray, where: str) -> None:
         check_resolution(crops, where)
         return
     if not np.isfinite(crops).all():
+        # Only on the way out: which crops and channels, so the user knows where to look.
+        bad = ~np.isfinite(crops).all(axis=(2, 3))  # (n, c)
+        names = list(channels) if channels is not None else [str(j) for j in range(bad.shape[1])]
+        which = ", ".join(names[j] for j in np.flatnonzero(bad.any(axis=0)))
         raise ValueError(
-            f"the image {where} contains NaN or infinite pixels inside object crops; "
-            "replace them (e.g. by 0) before extracting crops"
+            f"the image {where} contains NaN or infinite pixels in {int(bad.any(axis=1).sum())}"
+            f" of {len(crops)} object crop(s), in channel {which}; replace them (e.g. by 0)"
+            " before extracting crops"
         )
     largest = float(np.abs(crops).max())
     if largest > _FLOAT_LIMIT:
@@ -352,5 +365,5 @@ def extract_crops(
     n = len(np.asarray(time_idx))
     out = np.empty((n, len(channels), int(size), int(size)), dtype=image.dtype)
     extract_into(out, image, time_idx, center_y, center_x, size, channels)
-    check_pixels(out, describe_image(image))
+    check_pixels(out, describe_image(image), [str(c) for c in channels])
     return out
