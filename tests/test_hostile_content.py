@@ -153,3 +153,38 @@ def test_nan_pixels_name_the_channel_and_how_many_cells(tmp_path: Path) -> None:
     assert "holes.ch5, position A01_1" in text
     assert "in 2 of 12 object crop(s)" in text and "channel 'gfp'" in text
     assert "'dna'" not in text
+
+
+HOSTILE_PLATE, HOSTILE_WELL, HOSTILE_SITE = "pl\x1b[2Jate\r", "A01\nerror: x", "1\u202e"
+
+
+def test_plate_well_and_site_names_are_shown_escaped_but_kept(tmp_path: Path) -> None:
+    """HDF5 group names are text a terminal runs too: 'Plates: 1 (p^Mq)' cleared the screen
+    or printed a line of its own. Shown escaped; found and written as the file names them."""
+    from napari_cellae.io.centres import position_labels
+    from napari_cellae.pipeline.discovery import cell_table
+
+    position = synthetic_position(HOSTILE_WELL, HOSTILE_SITE, plate=HOSTILE_PLATE, n_frames=1)
+    path = write_cellh5(tmp_path / "groups.ch5", [position], ["dna"], {"primary__primary": 0})
+    raw = f"{HOSTILE_WELL}_{HOSTILE_SITE}"
+    shown = "A01\\nerror: x_1\\u202e"
+    with CellH5(path) as ch5:
+        (key,) = ch5.positions
+        assert (key.plate, key.well, key.site) == (HOSTILE_PLATE, HOSTILE_WELL, HOSTILE_SITE)
+        assert key.label == shown and key.shown_plate == "pl\\x1b[2Jate\\r"
+        assert position_labels([key]) == [raw]  # output files: the true names
+        assert position_labels([key], shown=True) == [shown]
+        crops = collect_crops(ch5, "primary__primary", 16)  # the group is found
+        assert list(cell_table(crops)["position"].unique()) == [raw]
+        with pytest.raises(ValueError, match="larger than") as caught:
+            collect_crops(ch5, "primary__primary", 200)
+    assert shown in str(caught.value) and raw not in str(caught.value)
+    described = subprocess.run(
+        [sys.executable, "-m", "napari_cellae", "info", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Plates: 1 (pl\\x1b[2Jate\\r)" in described and shown in described
+    assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
+    assert "\nerror: x" not in described

@@ -192,3 +192,23 @@ def test_following_the_shown_position_keeps_nothing_of_the_follower(make_napari_
     gc.collect()
     assert gone() is None
     viewer.add_points(np.zeros((1, 2)), name="b")  # nobody to tell: nothing raised
+
+
+def test_positions_named_with_control_characters_are_shown_escaped(make_napari_viewer, tmp_path):
+    # A well named 'A01\x1b[2J' printed raw in the status bar and the centres' features,
+    # which napari shows beside the cursor; the file keeps its name (the group is found).
+    wells = ("A01\x1b[2J", "A02\n")
+    positions = [synthetic_position(w, "1", seed=s) for s, w in enumerate(wells)]
+    path = write_cellh5(
+        tmp_path / "names.ch5",
+        positions,
+        channel_names=["dna"],
+        object_channels={"primary__primary": 0},
+    )
+    viewer = make_napari_viewer()
+    files.open_file(viewer, path)
+    viewer.dims.set_point(0, 1)
+    assert files.shown_position(viewer) == "A02\\n_1"
+    centres = viewer.layers["primary__primary centres"]
+    assert set(centres.features["position"]) == {"A01\\x1b[2J_1", "A02\\n_1"}
+    assert set(centres.features["well"]) == {"A01\\x1b[2J", "A02\\n"}

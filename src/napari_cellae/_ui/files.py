@@ -270,7 +270,7 @@ def _file_layers(viewer: napari.Viewer) -> list[Any]:
 
 def _file_tag(meta: dict[str, Any], path: Path) -> str:
     """What tells a file's layers from another file's: its plate(s), else its name."""
-    plates = sorted({str(p.plate) for p in meta["positions"]})
+    plates = sorted({p.shown_plate for p in meta["positions"]})
     if plates and len(plates) <= 2:
         return ", ".join(plates)
     return path.name
@@ -297,7 +297,7 @@ def shown_position(viewer: napari.Viewer) -> str | None:
             axis = viewer.dims.ndim - layer.ndim
             last = len(meta["positions"]) - 1
             step = int(np.clip(round(viewer.dims.point[axis]), 0, last))
-        shown[group] = (position_labels(meta["positions"])[step], layer.name)
+        shown[group] = (position_labels(meta["positions"], shown=True)[step], layer.name)
     if not stacked:
         return None
     if len(shown) == 1:

@@ -114,7 +114,7 @@ def viewer_job(
         return Outcome(result)
     yield Status("Scoring novelty against the negative controls…")
     findings = find(result)
-    table = cell_table(result, position_labels(result.crops.positions), findings)
+    table = cell_table(result, position_labels(result.crops.positions, shown=True), findings)
     if len(table) > DENSE_ABOVE:
         table.prepare_density(BINS)  # here rather than on the GUI thread
     return Outcome(result, table, findings)

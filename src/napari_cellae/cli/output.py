@@ -155,11 +155,11 @@ def describe_cellh5(ch5: CellH5) -> str:
     from napari_cellae.pipeline.cell_size import measured_extents
 
     lines = [f"File: {ch5.path}"]
-    plates = list(dict.fromkeys(p.plate for p in ch5.positions))
+    plates = list(dict.fromkeys(p.shown_plate for p in ch5.positions))
     lines.append(f"Plates: {len(plates)} ({', '.join(plates)})")
     # plate1/A01_1 where the file holds several plates: a bare A01_1 named two positions,
     # and the object counts of two plates' A01_1 could not be told apart.
-    label_of = dict(zip(ch5.positions, position_labels(ch5.positions), strict=True))
+    label_of = dict(zip(ch5.positions, position_labels(ch5.positions, shown=True), strict=True))
     labels = list(label_of.values())
     lines.append(f"Positions: {len(labels)} ({', '.join(labels)})")
 

@@ -30,4 +30,4 @@ def position_name(key: object, with_plate: bool) -> str:
     """A position as a message names it: ``C03_1``, or ``plate1/C03_1`` in a run of several
     plates (``key`` a :class:`~napari_cellae.io.positions.PositionKey`; of plates named
     alike, the plate as :func:`~napari_cellae.pipeline.plates.distinct_keys` renamed it)."""
-    return f"{key.plate}/{key.label}" if with_plate else key.label  # type: ignore[attr-defined]
+    return f"{key.shown_plate}/{key.label}" if with_plate else key.label  # type: ignore[attr-defined]

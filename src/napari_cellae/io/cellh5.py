@@ -132,7 +132,7 @@ class CellH5:
 
     def _position(self, key: PositionKey) -> h5py.Group:
         if key not in self._known_positions:
-            raise self._error(f"has no position {key.label} on plate {key.plate}")
+            raise self._error(f"has no position {key.label} on plate {key.shown_plate}")
         if key in self._elsewhere:
             return open_position(self._elsewhere[key], key, self.path)
         return self._get(self._file, position_path(key), f"position {key.label}")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.io.definition import shown_name
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
@@ -20,20 +22,25 @@ __all__ = ["centres_table", "hex_rgba", "position_labels", "unknown_class"]
 _UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
 
 
-def position_labels(positions: Sequence[PositionKey]) -> list[str]:
+def position_labels(positions: Sequence[PositionKey], shown: bool = False) -> list[str]:
     """Short labels such as ``C03_01``, prefixed ``plate/`` when there are several plates.
 
     Parameters
     ----------
     positions : sequence of PositionKey
         Positions to label.
+    shown : bool
+        As the user is shown them (characters that are no text escaped), not as tables
+        and output files keep them (the file's names).
 
     Returns
     -------
     list of str
     """
     several = len({p.plate for p in positions}) > 1
-    return [f"{p.plate}/{p.label}" if several else p.label for p in positions]
+    if shown:
+        return [f"{p.shown_plate}/{p.label}" if several else p.label for p in positions]
+    return [f"{p.plate}/{p.raw_label}" if several else p.raw_label for p in positions]
 
 
 def unknown_class(index: int) -> str:
@@ -121,10 +128,11 @@ def centres_table(
         "object_index": cat["object_index"],
         "label_id": cat["label_id"],
         "time": cat["time"],
-        "plate": per_row([p.plate for p in positions]),
-        "well": per_row([p.well for p in positions]),
-        "site": per_row([p.site for p in positions]),
-        "position": per_row(position_labels(positions)),
+        # napari shows these beside the cursor: escaped, as in messages
+        "plate": per_row([p.shown_plate for p in positions]),
+        "well": per_row([shown_name(p.well) for p in positions]),
+        "site": per_row([shown_name(p.site) for p in positions]),
+        "position": per_row(position_labels(positions, shown=True)),
     }
     colors = None
     if labels:

@@ -25,6 +25,7 @@ __all__ = [
     "decode",
     "region_channels_recorded",
     "region_rows",
+    "shown_name",
 ]
 
 
@@ -51,10 +52,23 @@ def decode(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _shown(name: str) -> str:
-    """A channel or class name with the characters that are no text escaped (``\\x1b``,
-    ``\\n``, ``\\u202e``): a terminal runs an escape sequence in ``cellae info`` or an
-    error (colouring or clearing it), and a line break printed a line of its own."""
+def shown_name(name: str) -> str:
+    """A name from a file as messages show it: the characters that are no text escaped
+    (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    A terminal runs an escape sequence in ``cellae info`` or an error (colouring or clearing
+    it), and a line break printed a line of its own. Channel and class names are kept so;
+    plate, well and site names (HDF5 groups) only where shown: the groups are found, and
+    output files written, under their true names.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+    """
     if name.isprintable():
         return name
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
@@ -126,7 +140,7 @@ def channel_names(
         return out
     for i, r in enumerate(_rows_of_channels(rows, n_channels, regions)):
         row = rows[r]
-        name = _shown(decode(row["channel_name"])) or out[i][0]
+        name = shown_name(decode(row["channel_name"])) or out[i][0]
         color = _html_color(decode(row["color"])) if "color" in fields else None
         out[i] = (name, color or out[i][1])
     return _told_apart(out)
@@ -246,6 +260,6 @@ def class_rows(rows: np.ndarray | None, source: Path, table: str) -> list[tuple[
     rows = _checked(rows, ("label", "name", "color"), source, table)
     labels = _indices(rows, "label", source, table)
     return [
-        (label, _shown(decode(row["name"])), decode(row["color"]))
+        (label, shown_name(decode(row["name"])), decode(row["color"]))
         for row, label in zip(rows, labels, strict=True)
     ]

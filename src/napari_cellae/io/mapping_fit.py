@@ -56,7 +56,7 @@ def position_file_plates(held: Iterable[tuple[str, PositionKey]]) -> set[str]:
     for keys in keys_of.values():
         if len(keys) == 1:
             (key,) = keys
-            files_of.setdefault(key.plate, []).append(key.label)
+            files_of.setdefault(key.plate, []).append(key.raw_label)
         else:
             several |= {key.plate for key in keys}
     return {

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 
+from napari_cellae.io.definition import shown_name
 from napari_cellae.io.file_kinds import not_cellh5
 from napari_cellae.io.hdf5 import CellH5Error, get_object
 
@@ -26,7 +27,12 @@ POSITION_ROOT = "sample/0/plate"
 
 @dataclass(frozen=True, order=True)
 class PositionKey:
-    """One imaged field: plate, well and site, as named in the file."""
+    """One imaged field: plate, well and site, as named in the file.
+
+    ``label`` and ``shown_plate`` are what messages show, escaped where a name holds
+    characters that are no text (:func:`~napari_cellae.io.definition.shown_name`);
+    tables and output files take ``raw_label`` and ``plate``, the true names.
+    """
 
     plate: str
     well: str
@@ -34,8 +40,18 @@ class PositionKey:
 
     @property
     def label(self) -> str:
-        """Short position ID such as ``C03_01``."""
+        """Short position ID such as ``C03_01``, as messages show it."""
+        return shown_name(self.raw_label)
+
+    @property
+    def raw_label(self) -> str:
+        """``well_site`` as the file names them: for tables and output files."""
         return f"{self.well}_{self.site}"
+
+    @property
+    def shown_plate(self) -> str:
+        """The plate as messages show it."""
+        return shown_name(self.plate)
 
 
 def natural_key(text: str) -> tuple:
@@ -51,7 +67,9 @@ def position_path(key: PositionKey) -> str:
 def _group(parent: h5py.Group, name: str, source: Path, what: str) -> h5py.Group:
     group = get_object(parent, name, source, what)
     if not isinstance(group, h5py.Group):
-        raise CellH5Error(f"{source}: {what} ({group.name}) is a dataset, expected a group")
+        raise CellH5Error(
+            f"{source}: {what} ({shown_name(group.name)}) is a dataset, expected a group"
+        )
     return group
 
 
@@ -124,27 +142,30 @@ def find_positions(root: h5py.File, source: Path) -> list[PositionKey]:
     identities = _Identities()
     labels: dict[tuple[str, str], PositionKey] = {}
     for plate in plates:
-        experiment = _group(plates, f"{plate}/experiment", source, f"plate {plate}")
+        plate_name = shown_name(plate)  # as messages show it
+        of_plate = f"of plate {plate_name}"
+        experiment = _group(plates, f"{plate}/experiment", source, f"plate {plate_name}")
         for well in experiment:
-            well_group = _group(experiment, well, source, f"well {well} of plate {plate}")
+            where = f"well {shown_name(well)} {of_plate}"
+            well_group = _group(experiment, well, source, where)
             if "position" not in well_group:
-                raise CellH5Error(f"{source}: well {well} of plate {plate} has no 'position' group")
-            sites = _group(well_group, "position", source, f"well {well} of plate {plate}")
+                raise CellH5Error(f"{source}: {where} has no 'position' group")
+            sites = _group(well_group, "position", source, where)
             for site in sites:
                 key = PositionKey(plate, well, site)
-                group = _group(sites, site, source, f"position {key.label} of plate {plate}")
+                group = _group(sites, site, source, f"position {key.label} {of_plate}")
                 identity = identities.of(group)
                 if (twin := identities.seen.setdefault(identity, key)) != key:
                     raise CellH5Error(
-                        f"{source}: positions {twin.label} and {key.label} of plate {plate} are"
+                        f"{source}: positions {twin.label} and {key.label} {of_plate} are"
                         f" one and the same HDF5 group (of {Path(identity[0]).name}), so its"
                         " cells would be read twice, under two positions and conditions;"
                         " correct the links of the master file"
                     )
-                if (twin := labels.setdefault((plate, key.label), key)) != key:
+                if (twin := labels.setdefault((plate, key.raw_label), key)) != key:
                     raise CellH5Error(
                         f"{source}: well {twin.well!r} site {twin.site!r} and well {well!r} site"
-                        f" {site!r} of plate {plate} are both called {key.label}, so their"
+                        f" {site!r} {of_plate} are both called {key.label}, so their"
                         " cells would be merged into one position; rename one of them"
                     )
                 keys.append(key)

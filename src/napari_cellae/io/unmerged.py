@@ -99,7 +99,7 @@ def open_position(file: Path, key: PositionKey, source: Path) -> h5py.Group:
     if not isinstance(opened.get(path), h5py.Group):
         opened.close()
         raise CellH5Error(
-            f"{source}: position {key.label} of plate {key.plate} is empty, and {file}, which"
+            f"{source}: position {key.label} of plate {key.shown_plate} is empty, and {file}, which"
             f" should hold its data, has no group {path}"
         )
     return opened[path]

@@ -200,7 +200,7 @@ def cell_table(
         "plate": [k.plate for k in keys],
         "well": [k.well for k in keys],
         "site": [k.site for k in keys],
-        "position": [k.label for k in keys],
+        "position": [k.raw_label for k in keys],  # the file's names, as plate, well, site
         "condition": [i.condition if i is not None else o for o, i in zip(own, infos, strict=True)],
         "group": [i.group if i is not None else "" for i in infos],
     }
@@ -229,7 +229,7 @@ def cell_table(
     order += ["condition", "group", "control", "no_signal"]
     order += [c for c in ("class_index", "class") if c in columns]
     index = [
-        f"{keys[p].plate}/{keys[p].label}/{o}"
+        f"{keys[p].plate}/{keys[p].raw_label}/{o}"
         for p, o in zip(at.tolist(), columns["object_index"].tolist(), strict=True)
     ]
     return pd.DataFrame({name: columns[name] for name in order}, index=pd.Index(index, dtype=str))

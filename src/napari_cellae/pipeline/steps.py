@@ -363,7 +363,7 @@ def cell_conditions(crops: CropSet, mapping: PositionMapping | None) -> np.ndarr
     ndarray of str (N,)
     """
     per_position = [
-        info.condition if mapping is not None and (info := mapping.lookup(p)) else p.label
+        info.condition if mapping is not None and (info := mapping.lookup(p)) else p.raw_label
         for p in crops.positions
     ]
     return np.asarray(per_position, dtype=str)[crops.position_index]
