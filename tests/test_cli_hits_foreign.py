@@ -212,3 +212,23 @@ def test_hits_say_rescoring_needs_x_when_only_x_is_left_out(tmp_path, capsys):
     err = capsys.readouterr().err
     one_line_error(err, f"{path}: --novelty svm asks to score novelty again", "features (X)")
     assert not out.exists()
+
+
+def test_hits_show_names_with_control_characters_escaped(tmp_path, capsys):
+    # Positions, conditions and cell names come from the file: 'B0\x1b[2J1' cleared the
+    # terminal from the summary line, a line break printed a line of its own. The hit
+    # table keeps the names as they are.
+    hostile = "B0\x1b[2J1"
+    path = _cells(
+        tmp_path,
+        position=["A01", "A01", "A02", hostile, hostile, "B02\nerror: x"],
+        no_signal=[False, False, False, False, False, True],
+    )
+    out = tmp_path / "hits.csv"
+    assert main(["hits", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert "strongest: B0\\x1b[2J1 (100% novel)" in text
+    assert "B02\\nerror: x" in text  # left out without signal, named
+    assert "\x1b" not in text and "\nerror: x" not in text
+    assert hostile in set(pd.read_csv(out)["position"])

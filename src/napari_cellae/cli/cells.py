@@ -334,6 +334,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     from napari_cellae.core.morphology import novelty_views
     from napari_cellae.export.anndata import read_cells
     from napari_cellae.io.atomic import atomic_output, check_output
+    from napari_cellae.io.definition import shown_name
     from napari_cellae.pipeline.cell_flags import without_signal
     from napari_cellae.pipeline.hits import hit_list, novel_cells
 
@@ -375,7 +376,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     table = hit_list(obs, novel, args.by, scores, args.control_token, str(args.file))
     no_signal = without_signal(obs, str(args.file))
     if no_signal.any():  # they have no row where a position holds nothing else
-        where = sorted(set(obs.loc[no_signal, "position"].astype(str)))
+        where = [shown_name(p) for p in sorted(set(obs.loc[no_signal, "position"].astype(str)))]
         note(
             f"{int(no_signal.sum())} cells without signal left out (column no_signal; images "
             f"never acquired?): {first_few(where)}"
@@ -386,7 +387,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     plates = "plate" in table and table["plate"].nunique() > 1  # A01 of two plates
 
     def name(row: dict) -> str:
-        return f"{row['plate']}/{row[args.by]}" if plates else str(row[args.by])
+        return shown_name(f"{row['plate']}/{row[args.by]}" if plates else str(row[args.by]))
 
     best = ", ".join(f"{name(r)} ({r['novel_fraction']:.0%} novel)" for r in top.to_dict("records"))
     print(f"{how}; {int(novel.sum())} of {int((~no_signal).sum())} cells with signal")

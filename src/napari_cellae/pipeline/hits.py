@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_cellae.core.hit_statistics import frame_weights, hit_table
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
+from napari_cellae.io.definition import shown_name
 from napari_cellae.pipeline.cell_flags import without_signal, yes_no
 
 if TYPE_CHECKING:
@@ -64,13 +65,14 @@ def _scores(obs: pd.DataFrame, source: str) -> np.ndarray:
         first = bad[0] if len(bad) else 0
         raise ValueError(
             f"{source}: column novelty must hold numbers, found {values.iloc[first]!r} (cell "
-            f"{obs.index[first]}, {max(len(bad), 1)} cell(s))"
+            f"{shown_name(str(obs.index[first]))}, {max(len(bad), 1)} cell(s))"
         ) from None
     bad = ~np.isfinite(scores)
     if bad.any():
         raise ValueError(
             f"{source}: {int(bad.sum())} cell(s) have a NaN or infinite novelty score (first: cell"
-            f" {obs.index[np.argmax(bad)]}); write the file again with 'cellae encode'"
+            f" {shown_name(str(obs.index[np.argmax(bad)]))}); write the file again with"
+            " 'cellae encode'"
         )
     return scores
 
@@ -318,8 +320,8 @@ def _warn_mixed(
     codes, names = positions
     treated = []
     for g in mixed:
-        where = sorted({names[c] for c in codes[(groups == g) & ~controls]})
-        treated.append(f"{labels[g]} (not in {first_few(where)})")
+        where = sorted({shown_name(names[c]) for c in codes[(groups == g) & ~controls]})
+        treated.append(f"{shown_name(labels[g])} (not in {first_few(where)})")
     warnings.warn(
         f"condition(s) {first_few(treated)} mark negative controls in some positions but not "
         "in others: by condition each is one row of all its cells, counted as treated; check "
