@@ -181,6 +181,18 @@ def test_a_plate_without_two_control_wells_is_scaled_on_all_controls() -> None:
         novelty_scores(x, controls, wells, plates=plates[:10])
 
 
+def test_a_plate_named_with_control_characters_is_warned_about_escaped() -> None:
+    # The plate column of a cells file: an escape sequence in it reached the terminal.
+    x, controls, wells, plates, _ = _two_plates()
+    controls = controls & ~((plates == "B") & (wells != 6))  # plate B: one control well
+    plates = np.where(plates == "B", "B\x1b[2J", plates)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _standardised(x.copy(), controls, wells, plates)
+    (text,) = [str(w.message) for w in caught]
+    assert text.startswith("plate B\\x1b[2J holds control cells") and "\x1b" not in text
+
+
 def test_a_screen_with_more_controls_than_the_reference_is_scored_against_a_sample(
     monkeypatch,
 ) -> None:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from napari_cellae.core import control_references as references
+from napari_cellae.io.definition import shown_name
 
 __all__ = [
     "NOVELTY_METHODS",
@@ -300,8 +301,8 @@ def _standardised(
                 scaler = StandardScaler().fit(x[reference])
             else:
                 warnings.warn(
-                    f"plate {plate} holds control cells of fewer than two wells: its cells"
-                    " are compared on the scale of all plates' control cells",
+                    f"plate {shown_name(str(plate))} holds control cells of fewer than two"
+                    " wells: its cells are compared on the scale of all plates' control cells",
                     stacklevel=3,
                 )
             x[rows] = np.nan_to_num(scaler.transform(x[rows], copy=False), copy=False)
