@@ -82,3 +82,12 @@ def test_colourings_offers_what_the_table_has():
 @pytest.mark.parametrize("value", ["#1f77b4", "#ffffff", "#000000"])
 def test_hex_and_rgba_round_trip(value):
     assert hex_colour(np.array(rgba(value))) == value
+
+
+def test_cells_without_a_class_are_called_unclassified_as_on_the_points_layer():
+    # obs["class"] is "" for a cell without a prediction (-1): the legend listed a blank
+    # class, where the reader's points layer says "unclassified" (gray, as there).
+    cells = pd.DataFrame({"condition": ["a"] * 3, "class": ["x", "", "unknown (7)"]})
+    colouring = colourings(cells, class_colours={"x": "#ff0000"})["class"]
+    assert colouring.labels == ["x", "unclassified", "unknown (7)"]
+    assert hex_colour(colouring.palette[1]) == "#b3b3b3"

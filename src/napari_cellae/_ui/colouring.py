@@ -204,5 +204,10 @@ def colourings(
     if "cluster" in cells:
         out["phenotype group"] = _groups(np.asarray(cells["cluster"]))
     if "class" in cells:
-        out["class"] = categorical("class", cells["class"], class_colours)
+        # obs["class"] is "" without a prediction (-1): "unclassified", gray, as the reader's
+        # points layer calls such cells (a class beyond the file's is "unknown (7)" in both)
+        classes = np.asarray(cells["class"]).astype(str)
+        classes = np.where(classes == "", "unclassified", classes)
+        colours = {**(class_colours or {}), "unclassified": "#b3b3b3"}
+        out["class"] = categorical("class", classes, colours)
     return out
