@@ -205,3 +205,10 @@ def test_bench_positions_runs_and_checks_the_output() -> None:
         "bench_positions.py", "--cells", "120", "--small", "6", "--large", "1", "--repeats", "1"
     )
     assert out.count("same cells and order True") == 2
+
+
+def test_bench_checks_runs_with_and_without_the_checks() -> None:
+    out = run("bench_checks.py", "--wells", "4", "--sites", "2", "--repeats", "1")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["open", "object", "load_model"]
+    assert all(float(row[-1]) > 0 for row in rows)

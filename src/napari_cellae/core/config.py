@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from types import MappingProxyType
 from typing import Any, get_type_hints
 
@@ -389,8 +390,14 @@ def field_info(name: str) -> Mapping[str, Any]:
     """
     for f in fields(TrainConfig):
         if f.name == name:
-            return {**f.metadata, "default": f.default, "type": get_type_hints(TrainConfig)[name]}
+            return {**f.metadata, "default": f.default, "type": _field_types()[name]}
     raise KeyError(f"TrainConfig has no field {name!r}")
+
+
+@cache
+def _field_types() -> dict[str, Any]:
+    """TrainConfig's field types, resolved once (get_type_hints takes ~0.4 ms a call)."""
+    return get_type_hints(TrainConfig)
 
 
 # Field name -> help text: the guidance both `cellae train --help` and the widget show.

