@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import one_line_error
+from cli_helpers import one_line_error, usage_error
 from napari_cellae.cli import main
 
 
@@ -120,8 +120,10 @@ def test_hits_write_only_a_csv_name(tmp_path, capsys, name):
     # hits.h5ad was written with CSV text, a file that then looked like a cells file
     cells = _cells(tmp_path)
     out = tmp_path / name
-    assert main(["hits", str(cells), "--out", str(out)]) == 1
-    one_line_error(capsys.readouterr().err, str(out), "end its name in .csv")
+    assert main(["hits", str(cells), "--out", str(out)]) == 2  # a bad command line
+    usage_error(
+        capsys.readouterr().err, "hits", "argument --out: ", str(out), "end its name in .csv"
+    )
     assert not out.exists()
     assert main(["hits", str(cells), "--out", str(tmp_path / "HITS.CSV"), "-q"]) == 0
 
