@@ -76,7 +76,7 @@ def test_crops_reaching_into_tiles_never_written_are_warned(
     assert not crops.blank.any()  # none lies wholly on the tile: only this warning
     texts = [str(w.message) for w in said if "tiles never written" in str(w.message)]
     assert texts == [
-        f"{path}: position A01_1: {expected} of 8 cells' crops reach into image tiles never "
+        f"{path}, position A01_1: {expected} of 8 cells' crops reach into image tiles never "
         "written (HDF5 chunks never stored, read as 0): part of each crop is a flat rectangle "
         "that their features take for the cell; the program writing the file stopped?"
     ]

@@ -316,7 +316,8 @@ def collect_crops(
         )
         if not direct:
             crops[start:stop] = target
-        check_pixels(crops[start:stop], f"{cellh5.path}, position {pos.label}", named)
+        where = f"{cellh5.path}, position {pos.label}"
+        check_pixels(crops[start:stop], where, named)
         if mask != "none":
             missed, outline[start:stop] = mask_position(
                 cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)
@@ -327,10 +328,8 @@ def collect_crops(
                 unmatched.append((pos, missed))
         clipped[start:stop] = clipped_at(crops[start:stop])  # neighbours painted out by now
         blank[start:stop] = blank_crops(crops[start:stop])
-        where = f"{cellh5.path}: position {pos.label}"  # cropped partly from fill values?
-        warn_unwritten_tiles(
-            image, channels, table.time_idx, (y0, x0), size, where, blank[start:stop]
-        )
+        tile_args = (image, channels, table.time_idx, (y0, x0), size)  # partly fill values?
+        warn_unwritten_tiles(*tile_args, where, blank[start:stop])
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
             crops[start:stop], table.center_y, table.center_x, y0, x0

@@ -110,7 +110,7 @@ def warn_unwritten_tiles(
     image, channels, time_idx, origins, size
         As :func:`cells_on_unwritten_tiles`.
     where : str
-        The file and position, e.g. ``"plate.ch5: position A01_1"``.
+        The file and position, e.g. ``"plate.ch5, position A01_1"``.
     blank : ndarray of bool, shape (n,)
         The cells whose crops hold no signal.
     """
