@@ -83,7 +83,7 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     unique: dict[Path, Path] = {}
     given_as: dict[Path, Path] = {}
     repeated: list[str] = []
-    by_identity: dict[tuple[int, int] | None, list[Path]] = {}
+    by_identity: dict[tuple[int, int, int, int] | None, list[Path]] = {}
     for plate in found:
         key = resolved(plate)
         if key not in unique:
@@ -105,14 +105,19 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return _unlinked(list(unique.values()))
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
     """The file ``path`` names (device and inode, as ``os.path.samefile`` compares them:
-    hard links, or one name in two cases on a case-insensitive disk); None if unreadable."""
+    hard links, or one name in two cases on a case-insensitive disk); None if unreadable
+    or where the disk gives no inode number (0: some network, FUSE and FAT disks), which
+    would make every file of the disk one. Size and modification time, one per file,
+    guard against inode numbers a disk makes up and reuses."""
     try:
         stat = os.stat(path)
     except OSError:  # opening it says what is wrong
         return None
-    return stat.st_dev, stat.st_ino
+    if stat.st_ino == 0:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _same_plate(a: Path, b: Path) -> bool:
