@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import h5py
 import pytest
 
 from conftest import synthetic_position
@@ -65,6 +66,29 @@ def test_channels_named_match_by_name_only(tmp_path: Path) -> None:
         # '2' is a name here: there is a channel number 2, but none named so
         with pytest.raises(ValueError, match=r"d\.ch5: model m was trained on channel\(s\) 2, "):
             selection.channels_named(ch5, ["2"], "model m was trained on")
+
+
+def test_a_model_names_a_channel_as_stored_before_names_were_escaped(tmp_path: Path) -> None:
+    # Channel names are read escaped where a character is no text (cf83ef2): a model saved
+    # before stores the true name ('dna\u3000x', an ideographic space, is no text to
+    # isprintable), which no longer matched the file it was trained on.
+    position = synthetic_position("A01", "1", n_frames=1, n_channels=2)
+    path = write_cellh5(tmp_path / "d.ch5", [position], ["gfp", "dna"], {"o": 0})
+    with h5py.File(path, "a") as f:  # the writer writes ASCII names
+        rows = f["definition/image/channel"][()]
+        rows = rows.astype(
+            [(n, "S20" if n == "channel_name" else rows.dtype[n]) for n in rows.dtype.names]
+        )
+        rows["channel_name"] = [b"gfp", "dna\u3000x".encode()]
+        del f["definition/image/channel"]
+        f["definition/image/channel"] = rows
+    with CellH5(path) as ch5:
+        assert [c.name for c in ch5.channels] == ["gfp", "dna\\u3000x"]
+        assert selection.channels_named(ch5, ["dna\u3000x", "gfp"], "model m was") == [1, 0]
+        assert selection.channels_named(ch5, ["dna\\u3000x"], "model m was") == [1]
+        with pytest.raises(ValueError) as info:
+            selection.channels_named(ch5, ["rf\x1b[2Jp"], "model m was trained on")
+        assert "channel(s) rf\\x1b[2Jp, which" in str(info.value)  # shown, not run
 
 
 def _mixed_channels(path: Path) -> Path:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, ChannelInfo
+from napari_cellae.io.definition import shown_name
 
 __all__ = [
     "channels_named",
@@ -153,6 +154,9 @@ def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int
         If the file lacks one of the names (a channel named '2' is not taken to be number 2).
     """
     by_name = {c.name: c.index for c in cellh5.channels}
+    # The file's names are read escaped where a character is no text (shown_name); a model
+    # saved before that stores the true name; new ones store it escaped
+    names = [shown_name(name) for name in names]
     missing = [name for name in names if name not in by_name]
     if missing:
         known = ", ".join(by_name)
