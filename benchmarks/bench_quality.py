@@ -48,7 +48,12 @@ from napari_cellae.core import features as feature_readout
 from napari_cellae.core.morphology import cell_feature_names, novelty_views, with_outline
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS, novelty_scores
 from napari_cellae.core.resample import to_network_size
-from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME, make_benchmark_screen
+from napari_cellae.demo.benchmark import (
+    CH5_NAME,
+    MAPPING_NAME,
+    SEGMENTATIONS,
+    make_benchmark_screen,
+)
 from napari_cellae.demo.screen import demo_paths
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.pipeline import steps as pipeline
@@ -119,11 +124,17 @@ def screen_files(name: str, args: argparse.Namespace) -> tuple[Path, Path | None
     if name == "hard":
         variant = "" if args.zoom == 1 else f"-zoom{args.zoom:g}"
         variant += "" if args.light == 1 else f"-light{args.light:g}"
+        variant += "" if args.segmentation == "drawn" else f"-{args.segmentation}"
         folder = Path(args.cache) / f"seed{args.screen_seed}-cells{args.cells}{variant}"
         if not (folder / CH5_NAME).is_file() or not (folder / MAPPING_NAME).is_file():
             t0 = time.perf_counter()
             make_benchmark_screen(
-                folder, args.screen_seed, args.cells, zoom=args.zoom, light=args.light
+                folder,
+                args.screen_seed,
+                args.cells,
+                zoom=args.zoom,
+                light=args.light,
+                segmentation=args.segmentation,
             )
             return folder / CH5_NAME, folder / MAPPING_NAME, time.perf_counter() - t0
         return folder / CH5_NAME, folder / MAPPING_NAME, 0.0
@@ -342,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screen-seed", type=int, default=0, help="hard screen seed (0)")
     parser.add_argument("--zoom", type=float, default=1.0, help="hard screen cell magnification")
     parser.add_argument("--light", type=float, default=1.0, help="hard screen exposure (1)")
+    parser.add_argument("--segmentation", choices=SEGMENTATIONS, default="drawn",
+                        help="hard screen objects: per cell, per piece, or joined")  # fmt: skip
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     parser.add_argument("--cache", default=str(cache / "napari-cellae" / "benchmark"),
                         help="where generated hard screens are kept")  # fmt: skip

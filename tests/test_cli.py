@@ -653,3 +653,22 @@ def test_ctrl_c_inside_an_h5py_callback_is_an_interrupt(tmp_path, capsys, monkey
     monkeypatch.setitem(commands._COMMANDS, "info", info)
     assert main(["info", str(path)]) == 130
     assert capsys.readouterr().err == "cellae: interrupted\n"
+
+
+def test_make_screen_offers_the_generator_s_segmentations(tmp_path, capsys):
+    from napari_cellae.cli.parser import build_parser
+    from napari_cellae.demo.benchmark import SEGMENTATIONS
+
+    parser = build_parser()
+    action = next(
+        a
+        for sub in parser._subparsers._group_actions
+        for name, p in sub.choices.items()
+        if name == "make-screen"
+        for a in p._actions
+        if a.dest == "segmentation"
+    )
+    assert tuple(action.choices) == SEGMENTATIONS
+    out = tmp_path / "pieces"
+    assert main(["make-screen", str(out), "--cells", "150", "--segmentation", "pieces"]) == 0
+    assert (out / "benchmark_screen.ch5").is_file()

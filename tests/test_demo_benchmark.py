@@ -164,3 +164,43 @@ def test_light_dims_the_same_cells_into_noisier_images(tmp_path: Path) -> None:
         assert 0.8 < noise[1] / noise[0] < 1.25, noise
     with pytest.raises(ValueError, match="light"):
         make_benchmark_screen(tmp_path / "x", n_cells=100, light=0)
+
+
+def _objects_and_labels(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per position: its label image, the object table's label ids and true classes."""
+    with CellH5(path) as ch5:
+        return [
+            (
+                ch5.labels(key, OBJECT)[0][0, 0, 0],
+                ch5.objects(key, OBJECT).label_id,
+                ch5.objects(key, OBJECT).class_idx,
+            )
+            for key in ch5.positions
+        ]
+
+
+def test_segmentation_cuts_objects_as_an_analysis_might(tmp_path: Path) -> None:
+    from skimage.measure import label as connected
+
+    drawn, pieces, joined = (
+        _objects_and_labels(make_benchmark_screen(tmp_path / s, 5, 300, segmentation=s)[0])
+        for s in ("drawn", "pieces", "joined")
+    )
+    assert sum(len(p[1]) for p in pieces) > sum(len(d[1]) for d in drawn)  # lobes, bodies
+    assert sum(len(j[1]) for j in joined) < sum(len(p[1]) for p in pieces)  # touching cells
+    for (cells, cell_ids, cell_classes), (lab, ids, classes), (merged, _, _) in zip(
+        drawn, pieces, joined, strict=True
+    ):
+        # objects only where cells are (pieces too small to be segmented dropped); pieces
+        # are connected and carry the phenotype of the cell they were drawn as
+        assert not np.any((lab > 0) & (cells == 0)) and not np.any((merged > 0) & (cells == 0))
+        class_of = dict(zip(cell_ids.tolist(), cell_classes.tolist(), strict=True))
+        for label_id, class_idx in zip(ids.tolist(), classes.tolist(), strict=True):
+            piece = lab == label_id
+            assert connected(piece, connectivity=2).max() == 1
+            assert class_of[int(np.bincount(cells[piece]).argmax())] == class_idx
+        # joined: no two objects touch (every connected patch of foreground is one object)
+        patches = connected(merged > 0, connectivity=2)
+        assert patches.max() == len(np.unique(merged)) - 1
+    with pytest.raises(ValueError, match="segmentation"):
+        make_benchmark_screen(tmp_path / "x", n_cells=100, segmentation="watershed")

@@ -160,7 +160,12 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
     check_screen_args(args)
     folder = _output_folder(args.out_dir)
     ch5, mapping = make_benchmark_screen(
-        folder, args.seed, args.cells, zoom=args.zoom, light=args.light
+        folder,
+        args.seed,
+        args.cells,
+        zoom=args.zoom,
+        light=args.light,
+        segmentation=args.segmentation,
     )
     print(f"Benchmark screen written:\n  {ch5}\n  {mapping}")
     return 0

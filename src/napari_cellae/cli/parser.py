@@ -270,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
         "camera noise; below 1 noisier images (as in dim live-cell imaging), above 1 "
         "saturated bright cells (default: 1)",
     )
+    p.add_argument(
+        "--segmentation",
+        choices=("drawn", "pieces", "joined"),
+        default="drawn",
+        help="objects as an analysis might cut them: one per cell (drawn), every connected "
+        "piece its own (pieces: a grape's lobes, apoptotic bodies, daughters apart) or "
+        "touching cells joined too (joined); each has its cell's phenotype (default: drawn)",
+    )
 
     p = sub.add_parser(
         "train",

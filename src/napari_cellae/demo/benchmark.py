@@ -9,12 +9,16 @@ per well, independently of its condition: the cell density (so crowding and touc
 neighbours), the brightness of the well, the background, the uneven illumination and a
 slight blur; the angle of every cell is random. ``light`` dims (or brightens) the whole
 screen: fewer photons per pixel, so noisier images, as in live-cell imaging kept dim to spare
-the cells.
+the cells. ``segmentation`` cuts the objects as an analysis of the image might: ``drawn``
+(one object per cell, however many pieces it is drawn in), ``pieces`` (every connected piece
+its own object, such as a grape's lobes, an apoptotic cell's bodies or the daughters of a
+binuclear cell that do not touch) or ``joined`` (also touching cells as one object).
 
 The true phenotype of every object is stored as its CellH5 classification, the masks as
 ``image/region`` label images, and the layout as a CellCognition position-mapping file.
 Everything is drawn from generators seeded by ``seed`` and the well index, so a seed gives
-the same files. Run ``cellae make-screen OUT [--seed S] [--cells N] [--zoom Z] [--light L]`` or
+the same files. Run ``cellae make-screen OUT [--seed S] [--cells N] [--zoom Z] [--light L]
+[--segmentation S]`` or
 ``python -m napari_cellae.demo.benchmark`` with the same arguments.
 """
 
@@ -63,6 +67,8 @@ MAPPING_NAME = "benchmark_screen_mapping.txt"
 PLATE = "benchmark_plate"
 CHANNEL_NAME = "H2B"
 OBJECT_NAME = "primary__primary"
+#: how objects are cut from the cells' masks (see the module's text)
+SEGMENTATIONS = ("drawn", "pieces", "joined")
 MIN_AREA = 20  # smaller pieces (cut by the border or hidden by neighbours) are not segmented
 LEVEL = 700.0  # camera counts above background of an interphase nucleus in a well of gain 1
 AREA_PER_CELL = 2200.0  # image pixels per cell at density 1 (about 15 % covered)
@@ -182,8 +188,33 @@ def _fill_small_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
     return mask | small[parts]
 
 
+def _cut_objects(lab: np.ndarray, segmentation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Objects of a label image of drawn cells: the new label image and, per new label, the
+    cell it shows (the one with most of its pixels)."""
+    from skimage.measure import label as connected
+
+    if segmentation == "drawn":
+        return lab, np.arange(int(lab.max()) + 1)
+    # Pieces of one value are apart, so 'pieces' splits cells only; 'joined' merges too.
+    cut = connected(lab if segmentation == "pieces" else lab > 0, connectivity=2)
+    inside = cut > 0
+    if not inside.any():
+        return cut.astype(np.uint16), np.zeros(1, np.int64)
+    pairs, counts = np.unique(np.stack([cut[inside], lab[inside]]), axis=1, return_counts=True)
+    new, old = pairs[:, np.lexsort((counts, pairs[0]))]  # per new label, largest overlap last
+    last = np.append(new[1:] != new[:-1], True)
+    owner = np.zeros(int(cut.max()) + 1, np.int64)
+    owner[new[last]] = old[last]
+    return cut.astype(np.uint16), owner
+
+
 def render_well(
-    seed: int, plan: WellPlan, side: int, zoom: float = 1.0, light: float = 1.0
+    seed: int,
+    plan: WellPlan,
+    side: int,
+    zoom: float = 1.0,
+    light: float = 1.0,
+    segmentation: str = "drawn",
 ) -> RenderedPosition:
     """Render the single 12-bit frame of one well.
 
@@ -204,6 +235,10 @@ def render_well(
         Exposure against the standard one: the cells' light (and the segmentation's
         threshold above background) times ``light``; background and camera noise stay, so
         below 1 the images are noisier, above 1 bright cells saturate the 12 bits.
+    segmentation : str
+        One of :data:`SEGMENTATIONS`: one object per cell, per connected piece, or per
+        connected piece of all cells together; each object has the phenotype of the cell
+        with most of its pixels.
 
     Returns
     -------
@@ -256,9 +291,11 @@ def render_well(
     above = image - plan.background * (0.9 + 0.1 * flat)
     foreground = smooth(np.pad(above, pad), 1.5)[pad:-pad, pad:-pad] > SEGMENT_THRESHOLD * light
     lab[~_fill_small_holes(foreground, 30)] = 0
+    lab, cell_of = _cut_objects(lab, segmentation)
+    least = max(1, round(MIN_AREA * zoom**2))
     rows: list[ObjectRow] = [
-        (0, label, *measured, cells[label - 1].phenotype)
-        for label, *measured in measure_labels(lab, len(cells), max(1, round(MIN_AREA * zoom**2)))
+        (0, label, *measured, cells[cell_of[label] - 1].phenotype)
+        for label, *measured in measure_labels(lab, len(cell_of) - 1, least)
     ]
     return RenderedPosition.from_rows(image[None, None, None], lab[None, None, None], rows)
 
@@ -281,6 +318,7 @@ def make_benchmark_screen(
     layout: tuple[WellSpec, ...] = BENCHMARK_LAYOUT,
     zoom: float = 1.0,
     light: float = 1.0,
+    segmentation: str = "drawn",
 ) -> tuple[Path, Path]:
     """Generate the benchmark screen: a CellH5 file with true phenotypes and its mapping.
 
@@ -301,6 +339,8 @@ def make_benchmark_screen(
     light : float
         Exposure (0.05-4): the same screen with ``light`` times the cells' light, to check
         that features hold in noisier (or saturated) images (see :func:`render_well`).
+    segmentation : str
+        One of :data:`SEGMENTATIONS` (see :func:`render_well`).
 
     Returns
     -------
@@ -313,11 +353,15 @@ def make_benchmark_screen(
         raise ValueError(f"zoom must be between 0.25 and 4, got {zoom}")
     if not 0.05 <= light <= 4:
         raise ValueError(f"light must be between 0.05 and 4, got {light}")
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(
+            f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_screen_outputs(out / CH5_NAME, out / MAPPING_NAME)
     plans, side = plan_screen(seed, n_cells, layout)
-    rendered = [render_well(seed, plan, side, zoom, light) for plan in plans]
+    rendered = [render_well(seed, plan, side, zoom, light, segmentation) for plan in plans]
     ch5 = write_screen(
         out / CH5_NAME,
         layout,
@@ -338,9 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=5000, help="about how many cells")
     parser.add_argument("--zoom", type=float, default=1.0, help="cell magnification (1)")
     parser.add_argument("--light", type=float, default=1.0, help="exposure (1)")
+    parser.add_argument("--segmentation", choices=SEGMENTATIONS, default="drawn")
     args = parser.parse_args(argv)
     ch5, mapping = make_benchmark_screen(
-        args.out, args.seed, args.cells, zoom=args.zoom, light=args.light
+        args.out,
+        args.seed,
+        args.cells,
+        zoom=args.zoom,
+        light=args.light,
+        segmentation=args.segmentation,
     )
     print(f"wrote {ch5} and {mapping}")
     return 0
