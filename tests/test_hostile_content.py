@@ -12,8 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
+from cli_helpers import TINY, one_line_error
 from conftest import synthetic_position
+from napari_cellae.cli import main
+from napari_cellae.cli.output import fail, note
 from napari_cellae.core.crops import collect_crops
+from napari_cellae.core.model_file import load_model
 from napari_cellae.core.precision import check_resolution
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
@@ -92,7 +96,7 @@ def test_resolution_ignores_flat_crops_and_narrow_types() -> None:
         check_resolution(one, "file.ch5, position A01_1")
 
 
-def test_names_with_control_characters_are_shown_escaped(tmp_path: Path) -> None:
+def test_names_with_control_characters_are_shown_escaped(tmp_path: Path, capsys) -> None:
     """Channel and class names are text a terminal runs: an escape sequence in one coloured
     or cleared 'cellae info' and its errors, a line break printed a line of its own."""
     position = synthetic_position("A01", "1", n_frames=1)
@@ -117,11 +121,11 @@ def test_names_with_control_characters_are_shown_escaped(tmp_path: Path) -> None
             rows[column] = [name.encode() for name in names]
             del f[table]
             f[table] = rows
-    with CellH5(path) as ch5:
-        assert ch5.channels[0].name == "dn\\x1b[31ma\\nerror: x"
+    with CellH5(path) as ch5:  # kept as they are: models and outputs hold the true names
+        assert ch5.channels[0].name == "dn\x1b[31ma\nerror: x"
         assert [c.name for c in ch5.class_labels("primary__primary")] == [
-            "inter\\x1b[2Jphase\\r",
-            "mit\\u202eotic",
+            "inter\x1b[2Jphase\r",
+            "mit\u202eotic",
         ]
     described = subprocess.run(
         [sys.executable, "-m", "napari_cellae", "info", str(path)],
@@ -131,6 +135,24 @@ def test_names_with_control_characters_are_shown_escaped(tmp_path: Path) -> None
     ).stdout
     assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
     assert "\nerror: x" not in described
+    # a model keeps the true name, so it finds the channel again; errors show it escaped
+    model = tmp_path / "m.pt"
+    train = ["train", str(path), "--out", str(model), "--train-on", "all", "-q", *TINY]
+    assert main(train) == 0
+    assert load_model(model).channel_names == ["dn\x1b[31ma\nerror: x"]
+    capsys.readouterr()
+    assert main(["train", str(path), "--out", str(model), "--channel", "x\x1b[2J", *TINY]) == 1
+    one_line_error(capsys.readouterr().err, "x\\x1b[2J", "0=dn\\x1b[31ma\\nerror: x")
+
+
+def test_messages_reach_the_terminal_with_their_names_escaped(capsys) -> None:
+    fail("plate p\x1b[2J: no cells\nerror: a line of its own")
+    note("channel a\u202eb")
+    err = capsys.readouterr().err
+    assert err == (
+        "cellae: error: plate p\\x1b[2J: no cells\\nerror: a line of its own\n"
+        "cellae: note: channel a\\u202eb\n"
+    )
 
 
 def test_nan_pixels_name_the_channel_and_how_many_cells(tmp_path: Path) -> None:

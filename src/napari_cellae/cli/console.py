@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from napari_cellae.cli.commands import main
 from napari_cellae.cli.output import PROG
+from napari_cellae.io.definition import shown_name
 
 __all__ = ["console"]
 
@@ -51,7 +52,7 @@ class _WarningPrinter:
         line: str | None = None,
     ) -> None:
         if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
-            text = f"{PROG}: warning: {message}\n"
+            text = f"{PROG}: warning: {shown_name(str(message))}\n"
         else:  # a library's deprecation or runtime warning: where it comes from matters
             text = warnings.formatwarning(message, category, filename, lineno, line)
         if text not in self.shown:

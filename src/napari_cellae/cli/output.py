@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cellae.io.definition import shown_name
+
 if TYPE_CHECKING:
     from napari_cellae.core.trainer import EpochReport
     from napari_cellae.io.cellh5 import CellH5
@@ -29,13 +31,13 @@ PROG = "cellae"
 
 def fail(message: str) -> int:
     """Print ``cellae: error: MESSAGE`` on stderr; return the exit status 1."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {shown_name(message)}", file=sys.stderr)
     return 1
 
 
 def note(message: str, kind: str = "note") -> None:
     """Print ``cellae: KIND: MESSAGE`` on stderr (stdout keeps the results)."""
-    print(f"{PROG}: {kind}: {message}", file=sys.stderr)
+    print(f"{PROG}: {kind}: {shown_name(message)}", file=sys.stderr)
 
 
 def fmt(value: float | None) -> str:
@@ -172,7 +174,7 @@ def describe_cellh5(ch5: CellH5) -> str:
         c, t, z, y, x = shapes[first]
         where = "all positions" if same else f"position {label_of[first]}"
         lines.append(
-            f"  {ch.index}: {ch.name}  {dtypes[first]}  "
+            f"  {ch.index}: {shown_name(ch.name)}  {dtypes[first]}  "
             f"(c, t, z, y, x) = ({c}, {t}, {z}, {y}, {x})  [{where}]"
         )
     if not same:
@@ -192,10 +194,10 @@ def describe_cellh5(ch5: CellH5) -> str:
         channel = ch5.object_channel(name)
         counts = [(label_of[p], ch5.object_count(p, name)) for p in ch5.positions]
         classes = ch5.class_labels(name)
-        extra = f", classes: {', '.join(c.name for c in classes)}" if classes else ""
+        extra = f", classes: {', '.join(shown_name(c.name) for c in classes)}" if classes else ""
         lines.append(
-            f"  {name}: {sum(n for _, n in counts)} objects, channel {channel} "
-            f"({ch5.channels[channel].name}){extra}"
+            f"  {shown_name(name)}: {sum(n for _, n in counts)} objects, channel {channel} "
+            f"({shown_name(ch5.channels[channel].name)}){extra}"
         )
         lines.append("    " + "  ".join(f"{label}: {n}" for label, n in counts))
         extent = measured_extents(ch5, name) if any(n for _, n in counts) else None

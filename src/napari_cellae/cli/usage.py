@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import NoReturn
 
 from napari_cellae.core.config_checks import SettingError, seed_problem
+from napari_cellae.io.definition import shown_name
 
 __all__ = [
     "MAX_NEIGHBOURS",
@@ -73,7 +74,9 @@ class CommandParser(argparse.ArgumentParser):
                 f"{switch[2]} to turn it off"
             )
         self.exit(
-            2, f"{self.prog}: error: {message}{_choice_guess(message)} (see '{self.prog} --help')\n"
+            2,
+            f"{self.prog}: error: {shown_name(message)}{_choice_guess(message)} "
+            f"(see '{self.prog} --help')\n",
         )
 
 

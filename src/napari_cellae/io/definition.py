@@ -57,9 +57,10 @@ def shown_name(name: str) -> str:
     (``\\x1b``, ``\\n``, ``\\u202e``).
 
     A terminal runs an escape sequence in ``cellae info`` or an error (colouring or clearing
-    it), and a line break printed a line of its own. Channel and class names are kept so;
-    plate, well and site names (HDF5 groups) only where shown: the groups are found, and
-    output files written, under their true names.
+    it), and a line break printed a line of its own, so every message the command line
+    prints, which is one line, is shown so too. Names are kept as they are everywhere
+    else: groups and channels are found, models matched and output files written under
+    their true names (a no-break space or a tab in a channel name is no text either).
 
     Parameters
     ----------
@@ -140,7 +141,7 @@ def channel_names(
         return out
     for i, r in enumerate(_rows_of_channels(rows, n_channels, regions)):
         row = rows[r]
-        name = shown_name(decode(row["channel_name"])) or out[i][0]
+        name = decode(row["channel_name"]) or out[i][0]
         color = _html_color(decode(row["color"])) if "color" in fields else None
         out[i] = (name, color or out[i][1])
     return _told_apart(out)
@@ -260,6 +261,6 @@ def class_rows(rows: np.ndarray | None, source: Path, table: str) -> list[tuple[
     rows = _checked(rows, ("label", "name", "color"), source, table)
     labels = _indices(rows, "label", source, table)
     return [
-        (label, shown_name(decode(row["name"])), decode(row["color"]))
+        (label, decode(row["name"]), decode(row["color"]))
         for row, label in zip(rows, labels, strict=True)
     ]

@@ -154,12 +154,9 @@ def channels_named(cellh5: CellH5, names: Sequence[str], whose: str) -> list[int
         If the file lacks one of the names (a channel named '2' is not taken to be number 2).
     """
     by_name = {c.name: c.index for c in cellh5.channels}
-    # The file's names are read escaped where a character is no text (shown_name); a model
-    # saved before that stores the true name; new ones store it escaped
-    names = [shown_name(name) for name in names]
-    missing = [name for name in names if name not in by_name]
+    missing = [shown_name(name) for name in names if name not in by_name]
     if missing:
-        known = ", ".join(by_name)
+        known = ", ".join(map(shown_name, by_name))
         raise ValueError(
             f"{cellh5.path}: {whose} channel(s) {', '.join(missing)}, which this file does "
             f"not have (channels: {known})"
