@@ -30,6 +30,7 @@ __all__ = [
     "atomic_output",
     "check_distinct",
     "check_output",
+    "file_identity",
     "remove_stale_temporaries",
     "resolved",
     "temporary_name",
@@ -111,11 +112,37 @@ def _loops(path: Path) -> bool:
     return False
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def file_identity(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """The file ``path`` names, as ``os.path.samefile`` tells files apart (device and inode:
+    hard links, or one name in two cases on a case-insensitive disk).
+
+    None where it cannot be read, or where the disk gives no inode number (0: some network,
+    FUSE and FAT disks), which would make every file of the disk one. Size and modification
+    time, one per file, guard against inode numbers a disk makes up and reuses.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    tuple of int or None
+        ``(st_dev, st_ino, st_size, st_mtime_ns)``.
+    """
     try:
-        return resolved(a) == resolved(b) or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
+        stat = os.stat(path)
+    except OSError:  # opening it says what is wrong
+        return None
+    if stat.st_ino == 0:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if resolved(a) == resolved(b):
+        return True
+    identity = file_identity(a)
+    return identity is not None and identity == file_identity(b)
 
 
 def check_output(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_cellae.core.listing import NAMED, first_few
-from napari_cellae.io.atomic import resolved
+from napari_cellae.io.atomic import file_identity, resolved
 from napari_cellae.io.hdf5 import CellH5Error
 from napari_cellae.io.locate import ch5_files, input_files, locate_cellh5
 from napari_cellae.io.mapping_fit import finish_run, position_file_plates
@@ -87,7 +87,7 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     for plate in found:
         key = resolved(plate)
         if key not in unique:
-            same = by_identity.setdefault(_identity(key), [])
+            same = by_identity.setdefault(file_identity(key), [])
             key = next((k for k in same if _same_plate(k, key)), key)
             same.append(key)
         if key not in unique:
@@ -105,28 +105,13 @@ def plate_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return _unlinked(list(unique.values()))
 
 
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    """The file ``path`` names (device and inode, as ``os.path.samefile`` compares them:
-    hard links, or one name in two cases on a case-insensitive disk); None if unreadable
-    or where the disk gives no inode number (0: some network, FUSE and FAT disks), which
-    would make every file of the disk one. Size and modification time, one per file,
-    guard against inode numbers a disk makes up and reuses."""
-    try:
-        stat = os.stat(path)
-    except OSError:  # opening it says what is wrong
-        return None
-    if stat.st_ino == 0:
-        return None
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
 def _same_plate(a: Path, b: Path) -> bool:
-    """Whether one file (same :func:`_identity`) under two names is one plate: its external
-    links must reach the same files, as a hard-linked master in another folder does not
-    (it links that folder's position files)."""
-    if _identity(a) is None:
+    """Whether one file (same :func:`~napari_cellae.io.atomic.file_identity`) under two
+    names is one plate: its external links must reach the same files, as a hard-linked
+    master in another folder does not (it links that folder's position files)."""
+    if file_identity(a) is None:
         return False
-    links = [{_identity(f) for f in input_files(p)[1:]} for p in (a, b)]
+    links = [{file_identity(f) for f in input_files(p)[1:]} for p in (a, b)]
     return None not in links[0] and links[0] == links[1]
 
 
