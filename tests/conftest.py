@@ -6,6 +6,8 @@ and every position has an object close to the image border.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import h5py
@@ -183,6 +185,19 @@ def asymmetric_image(dtype: str = "uint16", c: int = 2, t: int = 3) -> np.ndarra
     h, w = 30, 50
     values = np.arange(c * t * h * w).reshape(c, t, 1, h, w)
     return values.astype(dtype) if dtype != "uint8" else (values % 251).astype(dtype)
+
+
+@pytest.fixture
+def disk_without_inodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file reports inode 0, as on some network, FUSE and FAT disks."""
+    real_stat = os.stat
+
+    def stat_without_inode(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        fields = list(real_stat(path, *args, **kwargs))
+        fields[stat.ST_INO] = 0
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat_without_inode)
 
 
 @pytest.fixture

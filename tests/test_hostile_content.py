@@ -96,6 +96,12 @@ def test_resolution_ignores_flat_crops_and_narrow_types() -> None:
         check_resolution(one, "file.ch5, position A01_1")
 
 
+def _described(path: Path) -> str:
+    """What 'cellae info' prints about ``path``, as a terminal would be given it."""
+    command = [sys.executable, "-m", "napari_cellae", "info", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
 def test_names_with_control_characters_are_shown_escaped(tmp_path: Path, capsys) -> None:
     """Channel and class names are text a terminal runs: an escape sequence in one coloured
     or cleared 'cellae info' and its errors, a line break printed a line of its own."""
@@ -127,12 +133,7 @@ def test_names_with_control_characters_are_shown_escaped(tmp_path: Path, capsys)
             "inter\x1b[2Jphase\r",
             "mit\u202eotic",
         ]
-    described = subprocess.run(
-        [sys.executable, "-m", "napari_cellae", "info", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    described = _described(path)
     assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
     assert "\nerror: x" not in described
     # a model keeps the true name, so it finds the channel again; errors show it escaped
@@ -201,12 +202,7 @@ def test_plate_well_and_site_names_are_shown_escaped_but_kept(tmp_path: Path) ->
         with pytest.raises(ValueError, match="larger than") as caught:
             collect_crops(ch5, "primary__primary", 200)
     assert shown in str(caught.value) and raw not in str(caught.value)
-    described = subprocess.run(
-        [sys.executable, "-m", "napari_cellae", "info", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    described = _described(path)
     assert "Plates: 1 (pl\\x1b[2Jate\\r)" in described and shown in described
     assert "\x1b" not in described and "\r" not in described and "\u202e" not in described
     assert "\nerror: x" not in described

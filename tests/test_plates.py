@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 import warnings
 from pathlib import Path
 
@@ -73,21 +71,13 @@ def test_a_hard_linked_master_that_links_other_files_is_another_plate(
 
 
 def test_plates_on_a_disk_without_inode_numbers_stay_two(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, disk_without_inodes: None
 ) -> None:
     # Some network, FUSE and FAT disks give every file inode 0: two plates of one folder
     # then had one identity and, both linking no file, were merged into one plate.
     plates = [tmp_path / "plate1.ch5", tmp_path / "plate2.ch5"]
     for plate in plates:
         write_cellh5(plate, [synthetic_position("A01", "1")], ["dna"], {"primary__primary": 0})
-    real_stat = os.stat
-
-    def stat_without_inode(path, *args, **kwargs):  # type: ignore[no-untyped-def]
-        fields = list(real_stat(path, *args, **kwargs))
-        fields[stat.ST_INO] = 0
-        return os.stat_result(fields)
-
-    monkeypatch.setattr(os, "stat", stat_without_inode)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         found = plate_files(plates)
