@@ -138,10 +138,11 @@ def test_names_with_control_characters_are_shown_escaped(tmp_path: Path, capsys)
     assert "\nerror: x" not in described
     # a model keeps the true name, so it finds the channel again; errors show it escaped
     model = tmp_path / "m.pt"
-    train = ["train", str(path), "--out", str(model), "--train-on", "all", "-q", *TINY]
+    train = ["train", str(path), "--out", str(model), "--train-on", "all", *TINY]
     assert main(train) == 0
     assert load_model(model).channel_names == ["dn\x1b[31ma\nerror: x"]
-    capsys.readouterr()
+    printed = capsys.readouterr().out
+    assert "channel(s) dn\\x1b[31ma\\nerror: x," in printed and "\x1b" not in printed
     assert main(["train", str(path), "--out", str(model), "--channel", "x\x1b[2J", *TINY]) == 1
     one_line_error(capsys.readouterr().err, "x\\x1b[2J", "0=dn\\x1b[31ma\\nerror: x")
 

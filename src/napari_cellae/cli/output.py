@@ -71,10 +71,11 @@ def training_summary(result: RunResult, which: str | None = None) -> str:
     # which conditions the control token took (a gene NEGR1 starts with 'neg' too)
     named = result.mapping.control_conditions if which and result.mapping is not None else []
     controls = f"; controls: {', '.join(map(repr, named[:5]))}" + " ..." * (len(named) > 5)
+    cells = f"{result.n_cells or len(crops)} cells in {where}"
     return (
         f"Trained on {result.n_trained} {which}cells, {result.n_held_out} more held out "
-        f"({result.n_cells or len(crops)} cells in {where}, object {crops.object_name}, "
-        f"channel(s) {', '.join(crops.channel_names)}, {boxes} crops"
+        f"({cells}, object {shown_name(crops.object_name)}, "
+        f"channel(s) {', '.join(map(shown_name, crops.channel_names))}, {boxes} crops"
         f"{controls if named else ''}): {loss_summary(result.reports)}"
     )
 
