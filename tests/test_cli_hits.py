@@ -194,9 +194,10 @@ def test_hits_rank_the_knock_downs_first(screen, tmp_path, capsys, monkeypatch):
         assert column in table, column
     assert set(table["well"][:2]) == {"B01", "B02"} and table["rank"].iloc[0] == 1
     assert (table["novel_fraction"][:2] > 0.9).all() and (table["robust_z"][:2] > 3).all()
-    # the knock-downs are sure hits, no control well is one (of 8 cells a frame: the
-    # p-values of 3 frames count the cells of one)
-    assert (table["q_value"][:2] < 1e-3).all()
+    # the knock-downs are hits, no control well is one (of 8 cells a frame: the p-values
+    # of 3 frames count the cells of one; 4 control wells of 8 cells cannot rule out that
+    # wells differ widely, so no q is far below 0.05)
+    assert (table["q_value"][:2] < 0.05).all()
     assert (table.loc[table["is_control"], "q_value"] > 0.05).all()
     assert table["n_cells"].sum() == 144 and table["is_control"].sum() == 4
     by_condition = tmp_path / "conditions.csv"
