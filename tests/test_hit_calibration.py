@@ -145,3 +145,73 @@ def test_p_values_match_a_computation_apart(counts: list[tuple[int, int]], n_con
     joined = enrichment_p_values(novel, groups, controls, wells)[-1]
     treated = list(range(n_controls, len(counts)))
     assert joined == pytest.approx(_reference_p(counts, n_controls, treated), rel=0.03, abs=1e-9)
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg, written out: q_(i) = min over j >= i of p_(j) m / j."""
+    out = np.full(len(p), np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    running = 1.0
+    for rank in range(m, 0, -1):
+        running = min(running, p[order[rank - 1]] * m / rank)
+        out[order[rank - 1]] = running
+    return out
+
+
+def test_q_values_are_benjamini_hochberg_with_ties_and_nan() -> None:
+    rng = np.random.default_rng(3)
+    p = np.round(rng.uniform(0, 0.2, 40), 2)  # many ties
+    p[[3, 17]] = np.nan
+    p[5] = 0.0
+    np.testing.assert_allclose(q_values(p), _bh(p), equal_nan=True)
+
+
+def test_hit_table_columns_match_their_definitions() -> None:
+    from napari_cellae.core.hit_statistics import hit_table
+
+    # 3 control wells (one of one cell), wells tied on their share, an all-novel and a
+    # no-novel well; groups are the wells
+    counts = [(5, 20), (1, 1), (6, 30), (10, 20), (2, 4), (0, 7), (3, 3)]
+    novel, wells, controls = _counts(counts, 3)
+    table = hit_table(novel, wells, controls).set_index("group")
+    k = np.array([c[0] for c in counts], float)
+    n = np.array([c[1] for c in counts], float)
+    fraction = k / n
+    control_share = k[:3].sum() / n[:3].sum()
+    median = np.median(fraction[:3])
+    spread = max(1.4826 * np.median(np.abs(fraction[:3] - median)), 1 / np.median(n[:3]))
+    for w in range(len(counts)):
+        row = table.loc[str(w)]
+        assert row["n_cells"] == n[w] and row["n_novel"] == k[w]
+        assert row["novel_fraction"] == pytest.approx(fraction[w])
+        assert row["enrichment"] == pytest.approx(fraction[w] / control_share)
+        assert row["robust_z"] == pytest.approx((fraction[w] - median) / spread)
+        assert row["is_control"] == (w < 3)
+        # rank: 1 + the wells with a larger share (ties share the best rank)
+        assert row["rank"] == 1 + int((fraction > fraction[w]).sum())
+    assert table.loc["5", "p_value"] == 1.0  # no novel cell: nothing to exceed
+    np.testing.assert_allclose(table["q_value"], _bh(table["p_value"].to_numpy()))
+
+
+def test_plates_keep_their_wells_apart() -> None:
+    import pandas as pd
+
+    from napari_cellae.pipeline.hits import hit_list
+
+    # A01 and A02 are controls on both plates, B01 treated; the same names on two plates
+    # are four control wells, not two of twice the cells
+    counts = {("p1", "A01"): (4, 20), ("p1", "A02"): (6, 20), ("p1", "B01"): (12, 20),
+              ("p2", "A01"): (5, 20), ("p2", "A02"): (3, 20), ("p2", "B01"): (4, 20)}  # fmt: skip
+    rows, novel = [], []
+    for (plate, well), (k, n) in counts.items():
+        rows += [(plate, well + "_1", well, "neg" if well[0] == "A" else "X", well[0] == "A")] * n
+        novel += [True] * k + [False] * (n - k)
+    obs = pd.DataFrame(rows, columns=["plate", "position", "well", "condition", "control"])
+    table = hit_list(obs, np.array(novel)).set_index(["plate", "position"])
+    flat, wells, controls = _counts([counts[key] for key in counts], 0)
+    controls = np.isin(wells, [0, 1, 3, 4])
+    p = enrichment_p_values(flat, wells, controls, wells)
+    for i, (plate, well) in enumerate(counts):
+        assert table.loc[(plate, well + "_1"), "p_value"] == pytest.approx(p[i])
