@@ -17,10 +17,11 @@ that it weighs how many cells the group holds:
   spread is averaged over what ``W`` control wells allow (the variance of their fractions
   on ``W - 1`` degrees of freedom, :func:`_spread_nodes`). For large wells that is the
   t-test of a new well against the control wells. Taking both as known made wells drawn
-  like the controls p < 0.05 in 10 to 20 % of wells, and a false q < 0.05 in a third to
+  like the controls p < 0.05 in 8 to 24 % of wells, and a false q < 0.05 in a quarter to
   half of the screens, where wells differ by some 3 to 7 points and 2 to 4 control wells
-  measure it (``benchmarks/bench_hit_calibration.py``). The price: with few control wells
-  no hit is very sure (4 wells: p about 1e-4 at best), and a well must stand out more.
+  of 200 to 2,000 cells measure it; now 2 to 11 % and at most 10 %
+  (``benchmarks/bench_hit_calibration.py``). The price: with few control wells no hit is
+  very sure (4 wells: p about 1e-4 at best), and a well must stand out more.
 - A group spread over several wells (a condition) sums independent such counts; its null
   distribution is taken as the beta-binomial of the same mean and variance.
 - A control group is tested against the *other* control wells' rate, so that its own
@@ -244,17 +245,12 @@ def _control_rate(novel: np.ndarray, cells: np.ndarray) -> tuple[float, float, f
 def _spread_nodes(novel: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Overdispersions ``rho`` the control wells allow, and their weights (summing to 1).
 
-    The variance of the wells' novel fractions, Var(k/n) = p(1-p)/n (1 + (n-1) rho) with
-    the wells' mean size, is estimated by ``s^2`` from only ``W - 1`` degrees of freedom;
-    taken as known, as it was, a spread that 4 wells happen to understate made null wells
-    p < 0.05 twice as often as p says. Over ``sigma^2 = (W - 1) s^2 / X``, X chi-square
-    with W - 1 degrees of freedom, the test is what a t-test of a new well against the
-    control wells is for large wells (a normal over that law is Student's t). The law of
-    rho is cut into bins, geometric from 1e-7 up to :data:`_MAX_RHO` (which holds all the
-    mass above it), each weighed by its exact chi-square mass: a hit's tiny p-value comes
-    from the rare large spreads, down to masses of 1e-100 where ``s`` is small. One spread
-    of 0 (a binomial) where fewer than two control wells hold cells, or none (or each) of
-    their cells is novel, or all their fractions are alike.
+    Var(k/n) = p(1-p)/n (1 + (n-1) rho), n the wells' mean size, is estimated by ``s^2``
+    on ``W - 1`` degrees of freedom: ``sigma^2 = (W - 1) s^2 / X``, X chi-square (a normal
+    over that law is Student's t). Bins of rho, geometric from 1e-7 to :data:`_MAX_RHO`
+    (which takes all above), weigh their exact chi-square mass: a hit's tiny p comes from
+    the rare large spreads. A single rho of 0 where fewer than two control wells hold
+    cells, none (or each) of their cells is novel, or their fractions are alike.
     """
     from scipy import stats
 
