@@ -16,12 +16,10 @@ that it weighs how many cells the group holds:
   own variance (its cells, spread as the wells are) is added to the group's, and the
   spread is averaged over what ``W`` control wells allow (the variance of their fractions
   on ``W - 1`` degrees of freedom, :func:`_spread_nodes`). For large wells that is the
-  t-test of a new well against the control wells. Taking both as known made wells drawn
-  like the controls p < 0.05 in 8 to 24 % of wells, and a false q < 0.05 in a quarter to
-  half of the screens, where wells differ by some 3 to 7 points and 2 to 4 control wells
-  of 200 to 2,000 cells measure it; now 2 to 11 % and at most 10 %
-  (``benchmarks/bench_hit_calibration.py``). The price: with few control wells no hit is
-  very sure (4 wells: p about 1e-4 at best), and a well must stand out more.
+  t-test of a new well against the control wells. Taken as known, they gave a false
+  q < 0.05 in up to half of the screens whose wells differ by 3 to 7 points; now at most
+  10 % (``benchmarks/bench_hit_calibration.py``). The price: with few control wells no hit
+  is very sure (4 wells: p about 1e-4 at best).
 - A group spread over several wells (a condition) sums independent such counts; its null
   distribution is taken as the beta-binomial of the same mean and variance.
 - A control group is tested against the *other* control wells' rate, so that its own
