@@ -47,7 +47,7 @@ __all__ = ["enrichment_p_values", "frame_weights", "hit_table", "q_values"]
 
 _MAX_RHO = 0.5  # beyond this, wells would hold anything from none to all novel cells
 _NODES = 192  # bin edges of the spreads p is averaged over (_spread_nodes)
-_GRID = np.geomspace(1e-7, _MAX_RHO, 64)  # spreads whose tails are computed
+_GRID = np.geomspace(1e-7, _MAX_RHO, 128)  # spreads whose tails are computed
 
 
 def frame_weights(positions: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -214,7 +214,8 @@ def _upper_tails(
 def _interpolation(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Matrix (len(grid) x len(at)) that interpolates linearly in log rho from ``grid``
     (increasing) to ``at`` (within it). A cubic spline rang where the spread is capped;
-    64 points keep the p-values within some 2 % of the integral's."""
+    128 points keep the p-values within some 2 % of the integral's (64 were 7 % off at
+    p 1e-4 and 20 % below, where a tail changes fastest with the spread)."""
     x, xi = np.log(grid), np.log(np.clip(at, grid[0], grid[-1]))
     j = np.clip(np.searchsorted(x, xi, side="right") - 1, 0, len(grid) - 2)
     t = (xi - x[j]) / (x[j + 1] - x[j])
