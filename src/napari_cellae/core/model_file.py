@@ -48,6 +48,8 @@ MODEL_FORMAT = "napari-cellae-model"
 # readout or a network input size; 5: outline measurements. A file is written with the
 # lowest version that can apply it, so older napari-cellae still read the others.
 MODEL_VERSION = 5
+# Settings version 1 files predate: applied as the original module's (the classic preset)
+_SINCE_VERSION_2 = ("mask", "intensity", "readout", "orientations")
 
 # Crops per forward pass where no gradients are needed: larger batches are cheaper.
 EVAL_BATCH = 512
@@ -319,7 +321,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         if version < 2:
             # Version 1 files predate masking and the pooled readout: they were made and
             # must be applied like the original module.
-            for name in ("mask", "intensity", "readout", "orientations"):
+            for name in _SINCE_VERSION_2:
                 settings.setdefault(name, PRESETS["classic"].settings[name])
         config = TrainConfig.from_dict(settings)
         channel_names, object_name = stored_names(meta)
@@ -358,7 +360,7 @@ def _version_1_features(trained: TrainedModel) -> str:
     classic = PRESETS["classic"].settings
     newer = [
         f"{name} {getattr(trained.config, name)!r}"
-        for name in ("mask", "intensity", "readout", "orientations")
+        for name in _SINCE_VERSION_2
         if getattr(trained.config, name) != classic[name]
     ]
     if not newer:
