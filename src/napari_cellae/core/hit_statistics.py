@@ -233,12 +233,13 @@ def _control_rate(novel: np.ndarray, cells: np.ndarray) -> tuple[float, float, f
     if not len(cells):
         return None
     k, n = float(novel.sum()), float(cells.sum())
+    pairs = float((cells * (cells - 1)).sum())  # how far the pooled rate itself is known
     if k == 0 or k == n:
         # No control cell novel (or all, as at percentile 100 or 0): a rate of 0 made a
         # single novel cell a certain hit (p = 0). Half a cell more or less (Jeffreys)
         # weighs such counts against what so many controls can rule out.
-        return (k + 0.5) / (n + 1), n, float((cells * (cells - 1)).sum())
-    return k / n, n, float((cells * (cells - 1)).sum())
+        return (k + 0.5) / (n + 1), n, pairs
+    return k / n, n, pairs
 
 
 def _spread_nodes(novel: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
