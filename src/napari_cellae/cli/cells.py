@@ -376,7 +376,7 @@ def cmd_hits(args: argparse.Namespace) -> int:
     table = hit_list(obs, novel, args.by, scores, args.control_token, str(args.file))
     no_signal = without_signal(obs, str(args.file))
     if no_signal.any():  # they have no row where a position holds nothing else
-        where = [shown_name(p) for p in sorted(set(obs.loc[no_signal, "position"].astype(str)))]
+        where = sorted(set(obs.loc[no_signal, "position"].astype(str)))  # note() escapes
         note(
             f"{int(no_signal.sum())} cells without signal left out (column no_signal; images "
             f"never acquired?): {first_few(where)}"
