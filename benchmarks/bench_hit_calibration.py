@@ -10,8 +10,8 @@ control wells (null wells), or with 10, 20 or 30 points more novel cells (hit we
 Two tests of each well against the control wells, side by side:
 
 - ``plug-in``: the beta-binomial with the control wells' rate and spread taken as known
-  (as ``hit_statistics`` had it before; computed here);
-- ``product``: :func:`napari_cellae.core.hit_statistics.enrichment_p_values` as it is
+  (as the hit list had it before; computed here);
+- ``product``: :func:`napari_cellae.core.hit_p_values.enrichment_p_values` as it is
   (the rate's uncertainty counted, the spread's law over its W - 1 degrees of freedom).
 
 Columns: ``p<.05`` the share of null wells with p below 0.05 (0.05 if calibrated, below if
@@ -38,7 +38,8 @@ import time
 import numpy as np
 from scipy import stats
 
-from napari_cellae.core.hit_statistics import enrichment_p_values, q_values
+from napari_cellae.core.hit_p_values import enrichment_p_values
+from napari_cellae.core.hit_statistics import q_values
 
 PERCENTILE = 80
 
