@@ -13,7 +13,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from napari_cellae.cli.cells import add_discovery_options, add_hits_parser
+from napari_cellae.cli.discovery_options import add_discovery_options, add_hits_parser
 from napari_cellae.cli.output import PROG
 from napari_cellae.cli.run_args import OnePath, path_value
 from napari_cellae.cli.scale import add_cluster_options
