@@ -11,6 +11,7 @@ from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae._ui.colouring import colourings
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.io.centres import hex_rgba
 from napari_cellae.pipeline.cells import run_encode_cells
 from napari_cellae.pipeline.hits import hit_list
 from napari_cellae.pipeline.plate_cells import class_colours, plate_classes, typical_crops
@@ -114,3 +115,13 @@ def test_class_colours_are_hex_codes_every_view_reads(tmp_path):
     cells = pd.DataFrame({"condition": ["x"] * 4, "class": ["a", "b", "c", "d"]})
     palette = colourings(cells, class_colours=colours)["class"].palette
     np.testing.assert_array_equal(palette[[0, 2, 3], :3], [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_class_colours_leave_out_hex_codes_with_spaces_inside(tmp_path):
+    # '#FF 000' was read pair by pair (int(' 0', 16) is 0) and stored as it was written in
+    # the .h5ad's class colours, which matplotlib and scanpy refuse.
+    classes = [(0, "a", "#FF 000"), (1, "b", "#F00")]
+    with CellH5(_classified(tmp_path / "a.ch5", classes)) as ch5:
+        colours = class_colours(ch5, "primary__primary")
+    assert colours == {"b": "#FF0000"}
+    assert hex_rgba("#FF 000") is None and hex_rgba("#FF0000") is not None

@@ -5,6 +5,7 @@ No napari import.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from napari_cellae.io.cellh5 import CellH5, PositionKey
 
-__all__ = ["centres_table", "hex_rgba", "position_labels", "unknown_class"]
+__all__ = ["centres_table", "hex_rgba", "long_hex", "position_labels", "unknown_class"]
 
 _UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
 
@@ -50,21 +51,36 @@ def unknown_class(index: int) -> str:
     return f"unknown ({index})"
 
 
-def hex_rgba(color: str) -> np.ndarray | None:
-    """``#RGB``, ``#RRGGBB`` or ``#RRGGBBAA`` (CellH5 class colours) as float32 RGBA in
-    [0, 1]; None for anything else."""
+def long_hex(color: str) -> str | None:
+    """``#RGB``, ``#RRGGBB`` or ``#RRGGBBAA`` written with two digits a channel (``#F00`` as
+    ``#FF0000``: the widget read ``#F0`` and nothing); None for anything else.
+
+    Parameters
+    ----------
+    color : str
+        A colour as a CellH5 class table holds it (space around it is dropped).
+
+    Returns
+    -------
+    str or None
+        ``#RRGGBB`` or ``#RRGGBBAA``.
+    """
     text = color.strip().lstrip("#") if color.strip().startswith("#") else ""
     if len(text) == 3:
         text = "".join(c * 2 for c in text)
-    if len(text) == 6:
-        text += "ff"
-    if len(text) != 8:
+    if len(text) not in (6, 8) or not all(c in string.hexdigits for c in text):
         return None
-    try:
-        values = [int(text[i : i + 2], 16) for i in range(0, 8, 2)]
-    except ValueError:
+    return "#" + text
+
+
+def hex_rgba(color: str) -> np.ndarray | None:
+    """``#RGB``, ``#RRGGBB`` or ``#RRGGBBAA`` (CellH5 class colours) as float32 RGBA in
+    [0, 1]; None for anything else (:func:`long_hex`)."""
+    text = long_hex(color)
+    if text is None:
         return None
-    return np.array(values, np.float32) / 255.0
+    text = text[1:].ljust(8, "f")  # opaque without an alpha
+    return np.array([int(text[i : i + 2], 16) for i in range(0, 8, 2)], np.float32) / 255.0
 
 
 def centres_table(

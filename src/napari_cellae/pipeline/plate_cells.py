@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.centres import hex_rgba, unknown_class
+from napari_cellae.io.centres import long_hex, unknown_class
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -43,17 +43,13 @@ def class_names(cellh5: CellH5, object_name: str) -> dict[int, str] | None:
 
 def class_colours(cellh5: CellH5, object_name: str) -> dict[str, str]:
     """The classifier's colour per class name, as napari colours the classes: the hex codes
-    its points layer reads (:func:`~napari_cellae.io.centres.hex_rgba`), ``#RGB`` written
-    out as ``#RRGGBB``; other colours, which a CellH5 file may hold, left out."""
+    its points layer reads (:func:`~napari_cellae.io.centres.long_hex`: ``#RGB`` written
+    out as ``#RRGGBB``); other colours, which a CellH5 file may hold, left out."""
     colours: dict[str, str] = {}
     for label in cellh5.class_labels(object_name) or []:
-        text = str(label.color).strip()
-        if hex_rgba(text) is None:  # '#GGGGGG', 'red', CellProfiler's '0xFF000'
-            continue
-        # The widget reads two digits a channel: '#F00' was '#F0' and nothing (ValueError).
-        colours[str(label.name)] = (
-            "#" + "".join(c * 2 for c in text[1:]) if len(text) == 4 else text
-        )
+        # None for '#GGGGGG', 'red', CellProfiler's '0xFF000'
+        if (colour := long_hex(str(label.color))) is not None:
+            colours[str(label.name)] = colour
     return colours
 
 
