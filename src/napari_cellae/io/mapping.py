@@ -248,7 +248,7 @@ def _table_entry(path: Path, row: Row, column: dict[str, int], token: str) -> _E
         raise ValueError(f"{path}: line {row.line} has an empty Well")
     if site_name == "site":  # and a Position column: which one was meant is unknowable
         position = row.cells[column["position"]] if "position" in column else ""
-        if problem := position_problem(cell, given, position):
+        if problem := position_problem(cell, well, site, given, position):
             raise ValueError(f"{path}: line {row.line}: {problem}")
     group = row.cells[column["group"]]
     sirna = row.cells[column["sirna id"]] if "sirna id" in column else ""

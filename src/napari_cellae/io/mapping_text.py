@@ -323,12 +323,14 @@ def split_position(text: str, site: str | None) -> tuple[str, str | None]:
     return text, site
 
 
-def position_problem(cell: str, given: str, position: str) -> str | None:
-    """Explain a row whose Well (``cell``), Site (``given``) and Position columns name
-    different positions. The Well's site won over the Site column without a word, and rows
-    are mapped by Well and Site, so a Position column sorted apart from them (or theirs
-    from it) gave the positions other conditions without a word."""
-    well, site = split_position(cell, given)
+def position_problem(
+    cell: str, well: str, site: str | None, given: str, position: str
+) -> str | None:
+    """What is wrong with a row whose Well (``cell``), Site (``given``) and Position columns
+    name different positions (None where they agree); ``well`` and ``site`` are
+    ``split_position(cell, given)``. The Well's site won over the Site column without a
+    word, and rows are mapped by Well and Site, so a Position column sorted apart from them
+    (or theirs from it) gave the positions other conditions without a word."""
     if given and canonical_site(site) != canonical_site(given):
         return (
             f"Well {cell!r} names site {site!r}, but the Site column says {given!r}; keep the"
