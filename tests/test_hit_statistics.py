@@ -195,3 +195,25 @@ def test_enrichment_stays_finite_where_no_control_cell_is_novel() -> None:
     assert enrichment["2"] == pytest.approx(16.0)
     assert enrichment["3"] == 0.0
     assert table.loc["2", "rank"] == 1
+
+
+def test_weighted_counts_do_not_depend_on_the_order_of_the_rows() -> None:
+    # A condition of two positions, one imaged in 2 frames (rows of half a cell), one in 3
+    # (thirds): 1 + 3 novel rows are 1.5 cells, which summed in one order of the rows came to
+    # 1.4999999999999998 and was rounded to 1 cell, in another to 1.5 and 2 cells.
+    novel, wells, controls = _cells([(1, 10), (2, 10), (3, 10), (2, 10)], [True] * 4)
+    weights = np.ones(40)
+    groups = wells.copy()
+    treated_novel = [True, False, False, False, True, True, True, False, False, False]
+    treated_weight = [1 / 2] * 4 + [1 / 3] * 6
+    novel = np.concatenate([novel, treated_novel])
+    groups = np.concatenate([groups, [4] * 10])
+    wells = np.concatenate([wells, [4] * 4 + [5] * 6])
+    controls = np.concatenate([controls, np.zeros(10, bool)])
+    weights = np.concatenate([weights, treated_weight])
+    p = enrichment_p_values(novel, groups, controls, wells, weights)
+    order = np.r_[np.arange(40), 44, 45, 46, 40, 41, 42, 43, 47, 48, 49]  # thirds first
+    again = enrichment_p_values(
+        novel[order], groups[order], controls[order], wells[order], weights[order]
+    )
+    assert p[4] == pytest.approx(again[4], rel=1e-9)

@@ -32,11 +32,30 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["enrichment_p_values"]
+__all__ = ["enrichment_p_values", "whole_cells"]
 
 _MAX_RHO = 0.5  # beyond this, wells would hold anything from none to all novel cells
 _NODES = 192  # bin edges of the spreads p is averaged over (_spread_nodes)
 _GRID = np.geomspace(1e-7, _MAX_RHO, 128)  # spreads whose tails are computed
+
+
+def whole_cells(cells: np.ndarray) -> np.ndarray:
+    """Weighted counts of rows (a time-lapse's, :func:`frame_weights`) as whole cells.
+
+    Rounded to 1e-6 first: summed in another order of the rows, halves and thirds of a
+    cell made 1.5 or 1.4999999999999998, so that the same cells counted 2 or 1 and a
+    p-value depended on the order of the rows.
+
+    Parameters
+    ----------
+    cells : ndarray of float
+
+    Returns
+    -------
+    ndarray of float
+        Whole numbers (a half rounded to even, as :func:`numpy.round` does).
+    """
+    return np.round(np.round(cells, 6))
 
 
 def enrichment_p_values(
@@ -101,8 +120,8 @@ def enrichment_p_values(
         rate[g], ref_cells[g], ref_pairs[g] = (np.nan,) * 3 if found is None else found
 
     # whole cells: the binomial counts them (a weighted time-lapse's are fractions)
-    total = np.bincount(part_group, weights=part_cells, minlength=n_groups).round()
-    count = np.bincount(group_ids, weights=weights * novel, minlength=n_groups).round()
+    total = whole_cells(np.bincount(part_group, weights=part_cells, minlength=n_groups))
+    count = whole_cells(np.bincount(group_ids, weights=weights * novel, minlength=n_groups))
     pairs_in = np.bincount(part_group, weights=part_cells * (part_cells - 1), minlength=n_groups)
     # Tails at a few spreads (or the one), the bins' in between interpolated (log-log).
     grid = rho if len(rho) == 1 else _GRID

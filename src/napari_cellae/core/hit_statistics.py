@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cellae.core.hit_p_values import enrichment_p_values
+from napari_cellae.core.hit_p_values import enrichment_p_values, whole_cells
 
 __all__ = ["enrichment_p_values", "frame_weights", "hit_table", "q_values"]
 
@@ -176,7 +176,7 @@ def _control_well_spread(
         return np.nan, np.nan
     ref = (np.bincount(index, weights=novel) / np.maximum(n, 1))[all_control]
     if weights is not None:  # the floor below counts cells, not a time-lapse's rows
-        n = np.rint(np.bincount(index, weights=np.asarray(weights, np.float64)))
+        n = whole_cells(np.bincount(index, weights=np.asarray(weights, np.float64)))
     median = float(np.median(ref))
     # 1.4826 MAD estimates the standard deviation of normal data; the floor (one cell of a
     # median control well) keeps a perfectly flat set of control wells from making every
