@@ -217,3 +217,40 @@ def test_weighted_counts_do_not_depend_on_the_order_of_the_rows() -> None:
         novel[order], groups[order], controls[order], wells[order], weights[order]
     )
     assert p[4] == pytest.approx(again[4], rel=1e-9)
+
+
+def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """The textbook step-up: sorted p times m / rank, made monotone from the top, at most 1."""
+    out = np.full(len(p), np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    q = p[order] * len(order) / np.arange(1, len(order) + 1)
+    out[order] = np.minimum(np.minimum.accumulate(q[::-1])[::-1], 1.0)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hit_table_against_plain_references(seed: int) -> None:
+    # Control wells of binomial 20 % novel cells and treated wells of any share, all of one
+    # size: counts, shares, enrichment and ranks as counted by hand, q the textbook
+    # Benjamini-Hochberg of p, and p never larger for a larger share of novel cells.
+    rng = np.random.default_rng(seed)
+    n_controls, size = int(rng.integers(2, 9)), int(rng.integers(5, 200))
+    counts = [(int(rng.binomial(size, 0.2)), size) for _ in range(n_controls)]
+    counts += [(int(rng.integers(0, size + 1)), size) for _ in range(12)]
+    novel, wells, controls = _cells(counts, [True] * n_controls + [False] * 12)
+    table = hit_table(novel, wells, controls).set_index("group")
+    shares = np.array([k / n for k, n in counts])
+    expected_rank = [1 + int((shares > share).sum()) for share in shares]
+    rows = table.loc[[str(w) for w in range(len(counts))]]
+    assert rows["n_novel"].tolist() == [k for k, _ in counts]
+    np.testing.assert_allclose(rows["novel_fraction"], shares)
+    np.testing.assert_allclose(rows["enrichment"], shares / novel[controls].mean())
+    assert rows["rank"].tolist() == expected_rank
+    np.testing.assert_allclose(table["q_value"], _benjamini_hochberg(table["p_value"].to_numpy()))
+    np.testing.assert_allclose(
+        q_values(np.array([0.01, np.nan, 0.04, 0.03, 0.5])),
+        _benjamini_hochberg(np.array([0.01, np.nan, 0.04, 0.03, 0.5])),
+    )
+    treated = rows[~rows["is_control"]].sort_values("novel_fraction")
+    assert np.all(np.diff(treated["p_value"].to_numpy()) <= 1e-12)

@@ -291,3 +291,87 @@ def test_few_control_cells_and_too_few_neighbours_are_warned() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         novelty_scores(x, wells < 2, wells, k=10)
+
+
+def _naive_novelty(x, controls, groups, k, percentile, views=None, plates=None):
+    """novelty_scores as the README says it, by brute force: z-scores on the control cells
+    (each plate on its own where they come from two wells or more; a feature without
+    spread only centred), a control cell's mean distance to its k nearest control cells of
+    other wells, every other cell's to those of all wells but one (the i-th other cell
+    leaves out the (i mod W)-th control well); with a single control well each control
+    cell is left out of its own score and the other cells meet all. Views: each score
+    centred on the controls' median, over their IQR, and added."""
+
+    def scaled(rows):
+        mean, sd = x[rows].mean(0), x[rows].std(0)
+        return (x - mean) / np.where(sd > 1e-10 * np.maximum(1, abs(mean)), sd, 1.0)
+
+    z = scaled(controls)
+    if plates is not None:
+        for plate in np.unique(plates):
+            own = controls & (plates == plate)
+            if len(np.unique(groups[own])) >= 2:
+                z[plates == plate] = scaled(own)[plates == plate]
+    rows = np.flatnonzero(controls)
+    wells = groups[rows] if len(np.unique(groups[rows])) > 1 else np.arange(len(rows))
+    unique = np.unique(wells)
+
+    def knn(columns, cell, references):
+        distances = np.sort(np.linalg.norm(z[references][:, columns] - z[cell, columns], axis=1))
+        return distances[:k].mean()
+
+    def one_view(columns):
+        out = np.empty(len(x))
+        for row, well in zip(rows, wells, strict=True):
+            out[row] = knn(columns, row, rows[wells != well])
+        for i, cell in enumerate(np.flatnonzero(~controls)):
+            single = len(unique) == len(rows)
+            out[cell] = knn(
+                columns, cell, rows if single else rows[wells != unique[i % len(unique)]]
+            )
+        return out
+
+    if views is None:
+        scores = one_view(slice(None))
+    else:
+        scores = np.zeros(len(x))
+        for columns in views:
+            view = one_view(columns)
+            low, centre, high = np.percentile(view[controls], [25, 50, 75])
+            scores += (view - centre) / ((high - low) or view[controls].std() or 1.0)
+    stored = scores.astype(np.float32)
+    bar = np.percentile(stored[controls].astype(np.float64), percentile)
+    return stored, bar
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_knn_novelty_equals_a_brute_force_reading_of_the_docs(seed: int) -> None:
+    # Wells of 1 to 24 cells (k larger than some), 1 to 4 control wells, ties (integer
+    # features), duplicated cells, a feature without spread, views and two plates, in a
+    # shuffled row order.
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 25, rng.integers(3, 8))
+    wells = np.repeat(np.arange(len(sizes)), sizes)
+    controls = np.isin(wells, rng.choice(len(sizes), rng.integers(1, 5), replace=False))
+    controls[: 2 - min(controls.sum(), 2)] = True  # at least two control cells
+    n_features = int(rng.integers(2, 6))
+    if seed % 3 == 0:
+        x = rng.integers(0, 3, (len(wells), n_features)).astype(float)
+    else:
+        x = rng.normal(size=(len(wells), n_features))
+    x[: len(x) // 3] = x[len(x) // 3 : 2 * (len(x) // 3)]
+    x[:, 0] = 1.5 if seed % 2 else x[:, 0]
+    order = rng.permutation(len(wells))
+    x, controls, wells = x[order], controls[order], wells[order]
+    views = [np.arange(n_features - 1), np.array([n_features - 1])] if seed % 4 == 1 else None
+    plates = np.where(wells % 2 == 0, "p1", "p2") if seed % 4 == 2 else None
+    k, percentile = int(rng.integers(1, 14)), float(rng.choice([0, 50, 80, 100]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few controls, one control well, a plate without
+        found = novelty_scores(
+            x, controls, wells, k=k, percentile=percentile, views=views, plates=plates
+        )
+    scores, bar = _naive_novelty(x, controls, wells, k, percentile, views, plates)
+    np.testing.assert_allclose(found.scores, scores, rtol=1e-5, atol=1e-5)
+    assert found.threshold == pytest.approx(bar, abs=1e-5)
+    np.testing.assert_array_equal(found.novel, scores > bar)
