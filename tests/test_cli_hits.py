@@ -630,3 +630,32 @@ def test_hits_score_again_with_the_seed_the_file_was_scored_with(
     again = pd.read_csv(out).set_index("position")["n_novel"]
     as_stored = stored.obs.groupby("position", observed=True)["novel"].sum()
     assert again.sort_index().tolist() == as_stored.sort_index().tolist()
+
+
+def test_the_explorer_file_the_cells_file_and_the_hit_table_agree(screen, tmp_path, capsys):
+    # The same cells in the same order with the same features in the .hdf and the .h5ad
+    # (encoded in other batch sizes), and the hit table's counts those of the .h5ad's cells.
+    from napari_cellae.export.explorer import read_explorer_hdf
+
+    hdf, cells, hits = tmp_path / "f.hdf", tmp_path / "cells.h5ad", tmp_path / "hits.csv"
+    assert _encode(screen, hdf, "--batch-size", "7") == 0
+    assert _encode(screen, cells, "--embedding", "pca") == 0
+    printed = capsys.readouterr().out
+    explorer, adata = read_explorer_hdf(hdf), ad.read_h5ad(cells)
+    obs = adata.obs
+    np.testing.assert_allclose(explorer.features, adata.X, rtol=1e-5, atol=1e-6)
+    box = explorer.bbox
+    assert box["label"].tolist() == obs["label_id"].tolist()
+    assert box["x"].tolist() == obs["x"].round().astype(int).tolist()
+    assert box["y"].tolist() == obs["y"].round().astype(int).tolist()
+    assert [f.decode() for f in box["file"]] == obs["position"].astype(str).tolist()
+    assert [t.decode() for t in box["treatment"]] == obs["condition"].astype(str).tolist()
+    assert f"Novel: {int(obs['novel'].sum())} of {len(obs)} cells with signal" in printed
+    assert main(["hits", str(cells), "--out", str(hits), "-q"]) == 0
+    table = pd.read_csv(hits).set_index("position").sort_index()
+    by_position = obs.groupby("position", observed=True)
+    assert table["n_cells"].tolist() == by_position.size().sort_index().tolist()
+    assert table["n_novel"].tolist() == by_position["novel"].sum().sort_index().tolist()
+    medians = by_position["novelty"].median().sort_index().to_numpy(np.float64)
+    np.testing.assert_allclose(table["median_novelty"], medians, rtol=1e-5)
+    assert table["is_control"].tolist() == by_position["control"].all().sort_index().tolist()
