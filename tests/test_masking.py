@@ -5,14 +5,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
-from conftest import image_window, synthetic_position
+from conftest import centre_window, image_window, synthetic_position
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.core.masking import mask_crops
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 from napari_cellae.pipeline import steps
 
 
@@ -244,3 +245,111 @@ def test_objects_sharing_a_label_are_named_once_for_all_positions(tmp_path: Path
         "other cells out by label (--mask, Hide in the form) takes such objects for one cell. "
         "Check the file's segmentation, or use --mask none"
     ]
+
+
+def _reference_crop(
+    image: np.ndarray,
+    labels: np.ndarray,
+    cell: tuple[int, int, int, int],
+    size: int,
+    channels: list[int],
+    mode: str,
+) -> np.ndarray:
+    """One crop as the module and ``collect_crops`` describe it, cell by cell: the window
+    shifted inside the image; other objects (``"neighbours"``), or all but the cell grown by
+    2 px (``"cell"``), painted with the median of the visible unlabelled pixels (the
+    darkest pixel without any); nothing painted where the label is 0 or not in the window;
+    then centred (``centre_window``). ``cell``: frame, centre row and column, label id."""
+    t, cy, cx, label_id = (int(v) for v in cell)
+    height, width = image.shape[-2:]
+    y0 = min(max(cy - size // 2, 0), height - size)
+    x0 = min(max(cx - size // 2, 0), width - size)
+    window = np.s_[y0 : y0 + size, x0 : x0 + size]
+    crop = np.stack([image[c, t, 0][window] for c in channels])
+    lab = labels[t, 0][window]
+    own = lab == label_id
+    if mode != "none" and label_id != 0 and own.any():
+        if mode == "neighbours":
+            hide = (lab != 0) & ~own
+        else:
+            grown = np.pad(own, 2)
+            for _ in range(2):  # 8-connected steps, not past the window
+                grown = np.max([np.roll(grown, (dy, dx), (0, 1)) for dy in (-1, 0, 1)
+                                for dx in (-1, 0, 1)], axis=0)  # fmt: skip
+            hide = ~grown[2:-2, 2:-2]
+        visible = (lab == 0) & ~hide
+        for plane in crop:
+            level = np.median(plane[visible].astype(float)) if visible.any() else plane.min()
+            plane[hide] = level if plane.dtype.kind == "f" else np.rint(level)
+    return np.stack([centre_window(p, cy, cx, height, width) for p in crop])
+
+
+def _random_labelled_file(rng: np.random.Generator, path: Path, dtype: str) -> tuple:
+    """A file of random pixels and rectangular labels that touch and overlap, objects in
+    random order (frames not sorted, one label id 0, one absent, two objects sharing one),
+    one at an image corner; pixels and labels stored in small chunks, the last ones
+    partial, of one or several channels."""
+    n_c, n_t = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    height, width = int(rng.integers(6, 30)), int(rng.integers(6, 30))
+    per_frame = int(rng.integers(1, 7))
+    n = per_frame * n_t
+    t = np.repeat(np.arange(n_t), per_frame).astype(np.int32)
+    cy = rng.integers(0, height, n).astype(np.int32)
+    cx = rng.integers(0, width, n).astype(np.int32)
+    cy[0], cx[0] = rng.choice([0, height - 1]), rng.choice([0, width - 1])
+    if dtype == "float32":
+        image = rng.normal(100, 30, (n_c, n_t, 1, height, width)).astype(dtype)
+    else:
+        image = rng.integers(0, np.iinfo(dtype).max, (n_c, n_t, 1, height, width), dtype=dtype)
+    label_id = np.tile(np.arange(1, per_frame + 1), n_t).astype(np.int32)
+    labels = np.zeros((1, n_t, 1, height, width), np.uint16)
+    for i in range(n):
+        r = int(rng.integers(1, 6))
+        box = np.s_[max(cy[i] - r, 0) : cy[i] + r + 1, max(cx[i] - r, 0) : cx[i] + r + 1]
+        labels[0, t[i], 0][box] = label_id[i]
+    if n > 3:
+        label_id[1], label_id[2], label_id[3] = 0, 99, label_id[-1]
+    order = rng.permutation(n)
+    t, cy, cx, label_id = t[order], cy[order], cx[order], label_id[order]
+    table = ObjectData(
+        time_idx=t, label_id=label_id, center_x=cx, center_y=cy,
+        bbox=np.stack([cx, cx, cy, cy], 1),
+    )  # fmt: skip
+    position = PositionData("p", "A01", "1", image, {"nuc": table}, labels)
+    flavour = "cellcognition" if rng.integers(2) else "cellprofiler"
+    write_cellh5(path, [position], [f"c{i}" for i in range(n_c)], {"nuc": 0}, flavour=flavour)
+    tile = (int(rng.integers(2, 12)), int(rng.integers(2, 12)))
+    with h5py.File(path, "r+") as f:
+        names: list[str] = []
+        f.visit(lambda name: names.append(name) if name.endswith(("/channel", "/region")) else 0)
+        for name in [m for m in names if isinstance(f[m], h5py.Dataset) and "image/" in m]:
+            data = f[name][()]
+            del f[name]
+            per_chunk = int(rng.integers(1, n_c + 1)) if name.endswith("channel") else 1
+            chunks = (per_chunk, 1, 1, min(tile[0], height), min(tile[1], width))
+            f.create_dataset(name, data=data, chunks=chunks, compression="gzip", shuffle=True)
+    return image, labels[0], table
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_collect_masks_and_centres_as_the_per_object_reference(tmp_path: Path, dtype: str) -> None:
+    """Extraction, masking by label image and centring, vectorised and read chunk by chunk,
+    against the per-object reference on random files: border and corner cells, odd and
+    even boxes, time-lapse, several channels in any order, neighbours' labels touching the
+    cell, label ids 0, absent or shared."""
+    for seed in range(14):
+        rng = np.random.default_rng(seed)
+        path = tmp_path / f"{seed}.ch5"
+        image, labels, table = _random_labelled_file(rng, path, dtype)
+        size = int(rng.integers(1, min(image.shape[-2:]) + 1))
+        channels = [int(c) for c in rng.permutation(len(image))[: rng.integers(1, 4)]]
+        for mode in ("none", "neighbours", "cell"):
+            with CellH5(path) as ch5, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unmatched and shared labels: warned
+                crops = collect_crops(ch5, "nuc", size, channels=channels, mask=mode)
+            for i in range(len(crops)):
+                cell = (table.time_idx[i], table.center_y[i], table.center_x[i], table.label_id[i])
+                expected = _reference_crop(image, labels, cell, size, channels, mode)
+                np.testing.assert_array_equal(
+                    crops.crops[i], expected, err_msg=f"seed {seed}, {mode}, cell {i}"
+                )

@@ -220,3 +220,37 @@ def test_a_filter_not_installed_is_named_not_called_damage(tmp_path: Path) -> No
             ) as e:
                 read()
             assert "damaged" not in str(e.value) and "plugin.h5" in str(e.value)
+
+
+def test_random_layouts_and_pixel_types_give_the_numpy_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random chunk shapes (several channels a chunk, partial last chunks), deflate and
+    shuffle or none, byte orders and pixel types, channels in any order and repeated, and
+    frames' windows split small: crops against numpy slicing of the stored array."""
+    from napari_cellae.core import windows
+
+    dtypes = ["u1", "<u2", ">u2", "<i2", "<f4", ">f8", "<u4", "i1"]
+    fast = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        shape = (*rng.integers(1, 5, 2), int(rng.integers(1, 3)), *rng.integers(2, 40, 2))
+        image = (rng.random(shape) * 100).astype(dtypes[seed % len(dtypes)])
+        chunks = (int(rng.integers(1, shape[0] + 1)), 1, 1, *(rng.integers(1, shape[3:]) + 1))
+        with h5py.File(tmp_path / f"{seed}.h5", "w") as f:
+            gzip = "gzip" if seed % 3 else None
+            f.create_dataset("img", data=image, chunks=chunks, compression=gzip, shuffle=seed % 2)
+        monkeypatch.setattr(windows, "_WINDOW_PIXELS", int(rng.integers(1, 400)))
+        n, size = int(rng.integers(1, 20)), int(rng.integers(1, min(shape[3:]) + 1))
+        t, cy, cx = (rng.integers(0, m, n) for m in (shape[1], shape[3], shape[4]))
+        channels = rng.integers(0, shape[0], int(rng.integers(1, 5))).tolist()
+        with h5py.File(tmp_path / f"{seed}.h5", "r") as f:
+            fast += PlaneReader(f["img"]).parallel
+            crops = extract_crops(f["img"], t, cy, cx, size, channels)
+        assert crops.dtype == image.dtype
+        for i in range(n):
+            y0 = min(max(cy[i] - size // 2, 0), shape[3] - size)
+            x0 = min(max(cx[i] - size // 2, 0), shape[4] - size)
+            expected = image[channels, t[i], 0, y0 : y0 + size, x0 : x0 + size]
+            np.testing.assert_array_equal(crops[i], expected, err_msg=f"seed {seed}, crop {i}")
+    assert fast > 20  # most went through the chunks inflated here

@@ -12,6 +12,7 @@ import pytest
 from conftest import damage_chunk, synthetic_position
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.cellh5_writer import write_cellh5
+from napari_cellae.io.plane_cache import PlaneCache
 from napari_cellae.io.position_stack import LazyPositionStack
 
 
@@ -256,3 +257,60 @@ def test_a_plane_past_any_array_size_is_refused_in_words(tmp_path: Path) -> None
         assert stack[0, 5:9, 7:9].shape == (4, 2)
         with pytest.raises(CellH5Error, match="more than this computer's memory holds"):
             stack[0]
+
+
+def _random_index(rng: np.random.Generator, n: int) -> object:
+    """An integer (negative too), a slice (any bounds, negative or other steps) or a numpy
+    integer for an axis of length ``n``."""
+    kind = int(rng.integers(0, 5))
+    start, stop = (int(v) for v in rng.integers(-n - 3, n + 3, 2))
+    if kind == 0:
+        return int(rng.integers(-n, n))
+    if kind == 1:
+        return slice(start, stop)
+    if kind == 2:
+        return slice(start, stop, int(rng.choice([-3, -2, -1, 2, 3])))
+    if kind == 3:
+        return np.int64(rng.integers(0, n))
+    return slice(None) if rng.integers(2) else slice(start, None)
+
+
+def test_random_indices_read_what_the_padded_canvas_holds(tmp_path: Path) -> None:
+    """Positions of random sizes, frame, plane and channel counts and pixel types; the
+    channels' stacks share one small cache; random indices against numpy indexing of the
+    canvas built position by position."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        positions = []
+        for i in range(int(rng.integers(1, 4))):
+            shape = (*rng.integers(1, 4, 2), int(rng.integers(1, 3)), *rng.integers(3, 20, 2))
+            position = synthetic_position(f"A0{i + 1}", "1", n_frames=1, n_per_frame=1)
+            position.image = rng.integers(1, 200, shape).astype(["uint8", "uint16"][i % 2])
+            position.labels = None
+            table = position.objects["primary__primary"]
+            table.center_y[:], table.center_x[:], table.bbox[:] = 0, 0, 0  # on every image
+            positions.append(position)
+        path = write_cellh5(
+            tmp_path / f"{seed}.ch5", positions, list("abc"), {"primary__primary": 0}
+        )
+        shapes = np.array([p.image.shape for p in positions])
+        canvas = np.zeros((3, len(positions), *shapes[:, 1:].max(axis=0)), np.uint16)
+        for i, p in enumerate(positions):
+            c, t, z, h, w = p.image.shape
+            canvas[:c, i, :t, :z, :h, :w] = p.image
+        with CellH5(path) as ch5:
+            assert [k.well for k in ch5.positions] == [p.well for p in positions]
+            cache = PlaneCache(entries=int(rng.integers(1, 4)))
+            for channel in range(3):
+                stack = LazyPositionStack(ch5, ch5.positions, channel, cache)
+                reference = canvas[channel]
+                reference = reference[0] if len(positions) == 1 else reference
+                reference = reference.take(0, axis=-3) if canvas.shape[3] == 1 else reference
+                assert stack.shape == reference.shape
+                for _ in range(30):
+                    axes = int(rng.integers(1, reference.ndim + 1))
+                    key = tuple(_random_index(rng, reference.shape[d]) for d in range(axes))
+                    got = stack[key]
+                    expected = reference[key]
+                    assert got.shape == expected.shape, f"seed {seed}, key {key}"
+                    np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}, {key}")

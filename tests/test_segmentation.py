@@ -99,3 +99,67 @@ def test_neighbour_centres_are_the_other_objects_of_the_same_frame_within_reach(
     assert np.isnan(found[3]).all()  # alone in its frame
     assert np.isnan(found[4]).all()  # the others are out of reach
     assert found.shape[1] > 8 and found.dtype == np.float32
+
+
+def _reference_labels(pixels: np.ndarray, cy: int, cx: int, others: np.ndarray) -> np.ndarray:
+    """One crop as the module describes it, step by step: smoothed (1 px, nearest edge),
+    threshold 40 % from the 5th percentile to the median of the 3 px disk at the centre
+    (none where the centre is not brighter), holes filled, the 4-connected region covering
+    most of the disk (the first met row by row among equals), cut to the pixels nearer
+    its centre than to every other one."""
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(pixels.astype(np.float32), 1.0, mode="nearest")
+    yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
+    own = (yy - cy) ** 2 + (xx - cx) ** 2
+    disk = own <= 9
+    dark, centre = np.percentile(smooth, 5), np.median(smooth[disk])
+    foreground = smooth > dark + 0.4 * (centre - dark) if centre > dark else disk & False
+    cross = ndimage.generate_binary_structure(2, 1)
+    foreground = ndimage.binary_fill_holes(foreground, structure=cross)
+    regions, _ = ndimage.label(foreground, structure=cross)
+    covered = [((regions == r) & disk).sum() for r in regions[disk & (regions > 0)]]
+    cell = regions == (regions[disk & (regions > 0)][np.argmax(covered)] if covered else -1)
+    for oy, ox in others:
+        cell &= own <= (yy - oy) ** 2 + (xx - ox) ** 2
+    return np.where(cell, 1, np.where(foreground, 2, 0))
+
+
+def test_crops_are_segmented_as_one_at_a_time() -> None:
+    """The stack segmented at once (labels across crops, Voronoi split in chunks) against
+    the per-crop reference: random blobs, neighbours inside and outside the window, centres
+    at the window's edges, odd and even sizes, integer and float pixels."""
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n, side = int(rng.integers(1, 6)), int(rng.integers(3, 25))
+        cy, cx = rng.integers(0, side, n), rng.integers(0, side, n)
+        yy, xx = np.mgrid[:side, :side]
+        pixels = rng.normal(10, 3, (n, side, side))
+        neighbours = np.full((n, 6, 2), np.nan, np.float32)
+        for i in range(n):
+            others = rng.uniform(-5, side + 5, (int(rng.integers(0, 6)), 2))
+            neighbours[i, : len(others)] = others
+            for py, px in [(cy[i], cx[i]), *others]:
+                spread = 2 * rng.uniform(1, 4) ** 2
+                pixels[i] += 100 * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / spread)
+        pixels = pixels.clip(0).astype(["uint8", "uint16", "float32"][seed % 3])
+        labels = threshold_labels(pixels, cy, cx, neighbours)
+        for i in range(n):
+            others = neighbours[i][~np.isnan(neighbours[i, :, 0])]
+            expected = _reference_labels(pixels[i], cy[i], cx[i], others)
+            np.testing.assert_array_equal(labels[i], expected, err_msg=f"seed {seed}, crop {i}")
+
+
+def test_neighbour_centres_are_the_nearest_others_within_reach_as_by_brute_force() -> None:
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n, reach = int(rng.integers(1, 40)), float(rng.integers(1, 30))
+        frame, cy, cx = rng.integers(0, 3, n), rng.integers(0, 50, n), rng.integers(0, 50, n)
+        found = neighbour_centres(frame, cy, cx, reach)
+        for i in range(n):
+            distance = np.hypot(cy - cy[i], cx - cx[i])
+            near = (frame == frame[i]) & (distance < reach) & (np.arange(n) != i)
+            got = found[i][~np.isnan(found[i, :, 0])]
+            got_distance = np.hypot(got[:, 0] - cy[i], got[:, 1] - cx[i])
+            expected = np.sort(distance[near])[: found.shape[1] - 1]  # the nearest 16
+            np.testing.assert_allclose(np.sort(got_distance), expected)

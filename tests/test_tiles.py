@@ -100,3 +100,36 @@ def test_a_file_whose_tiles_are_all_written_is_not_warned_about(tmp_path: Path) 
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             collect_crops(CellH5(path), "primary__primary", 16, channels=[0, 1])
+
+
+def test_cells_on_unwritten_tiles_are_those_a_pixel_by_pixel_lookup_finds(tmp_path: Path) -> None:
+    """Random chunk shapes (several channels, frames or planes a chunk; partial last chunks
+    at every edge) with a fifth of the chunks never written, against a lookup of every
+    pixel's chunk of every cropped channel in the stored chunks."""
+    from itertools import product
+
+    from napari_cellae.io.tiles import cells_on_unwritten_tiles
+
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        shape = (*rng.integers(1, 4, 2), int(rng.integers(1, 3)), *rng.integers(4, 30, 2))
+        chunks = tuple(int(rng.integers(1, n + 1)) for n in shape)
+        grid = [range(-(-n // k)) for n, k in zip(shape, chunks, strict=True)]
+        written = {at for at in product(*grid) if rng.random() < 0.8}
+        with h5py.File(tmp_path / f"{seed}.h5", "w") as f:
+            image = f.create_dataset("image", shape, np.uint16, chunks=chunks, compression="gzip")
+            for at in written:
+                image[tuple(slice(i * k, (i + 1) * k) for i, k in zip(at, chunks, strict=True))] = 1
+            n, size = int(rng.integers(1, 30)), int(rng.integers(1, min(shape[-2:]) + 1))
+            t = rng.integers(0, shape[1], n)
+            y0, x0 = (rng.integers(0, side - size + 1, n) for side in shape[-2:])
+            channels = sorted({int(c) for c in rng.integers(0, shape[0], 2)})
+            found = cells_on_unwritten_tiles(image, channels, t, (y0, x0), size)
+        for i in range(n):
+            pixels = product(channels, range(y0[i], y0[i] + size), range(x0[i], x0[i] + size))
+            expected = any(
+                (c // chunks[0], t[i] // chunks[1], 0, y // chunks[3], x // chunks[4])
+                not in written
+                for c, y, x in pixels
+            )
+            assert found[i] == expected, f"seed {seed}, cell {i}"
