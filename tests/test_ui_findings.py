@@ -65,3 +65,70 @@ def test_class_names_follow_the_class_table_rows(tmp_path):
     expected = np.array(["interphase", "mitotic"])[result.crops.class_idx]
     np.testing.assert_array_equal(findings.obs["class"].astype(str), expected)
     assert findings.class_colours == {"interphase": "#00ff00", "mitotic": "#ff0000"}
+
+
+def test_the_widget_finds_what_cellae_encode_and_hits_write(tmp_path):
+    # One screen, one model: the widget's encode job and findings against the command
+    # line's .h5ad and hit table (features, novelty, novel cells, groups, every hit column).
+    import anndata as ad
+    import pandas as pd
+
+    from cli_helpers import TINY
+    from conftest import CLASS_LABELS, synthetic_position
+    from napari_cellae.cli import main
+    from napari_cellae.core.model_file import load_model
+    from napari_cellae.pipeline import jobs
+
+    wells = [("A01", 250.0, "neg"), ("A02", 250.0, "neg"), ("A03", 250.0, "neg")]
+    wells += [("B01", 60.0, "target"), ("B02", 120.0, "target")]
+    ch5 = write_cellh5(
+        tmp_path / "screen.ch5",
+        [
+            synthetic_position(w, "0001", peak=p, n_per_frame=8, seed=i)
+            for i, (w, p, _) in enumerate(wells)
+        ],
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+    )
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text(
+        "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+        + "".join(
+            f"{i}\t{w}\t0001\t{w[0]}\t{w[1:]}\tc{w}\ts{i}\t{g}\n"
+            for i, (w, _, g) in enumerate(wells)
+        ),
+        encoding="utf-8",
+    )
+    model, cells, hits = tmp_path / "m.pt", tmp_path / "cells.h5ad", tmp_path / "hits.csv"
+    common = ["--mapping", str(mapping), "-q"]
+    assert main(["train", str(ch5), *common, *TINY, "--out", str(model)]) == 0
+    encode = ["encode", str(ch5), "--model", str(model), *common, "--embedding", "pca"]
+    assert main([*encode, "--out", str(cells)]) == 0
+    assert main(["hits", str(cells), "--out", str(hits), "-q"]) == 0
+    job = jobs.encode_job(ch5, load_model(model), mapping, model)
+    try:
+        while True:
+            next(job)
+    except StopIteration as stop:
+        result = stop.value
+    adata, table = ad.read_h5ad(cells), pd.read_csv(hits)
+    np.testing.assert_allclose(result.features, adata.X, rtol=1e-5, atol=1e-6)
+    findings = find(result)
+    obs = findings.obs
+    assert obs.index.tolist() == adata.obs_names.tolist()
+    np.testing.assert_allclose(obs["novelty"], adata.obs["novelty"], rtol=1e-4, atol=1e-5)
+    for column in ("novel", "cluster", "control", "condition"):
+        assert obs[column].astype(str).tolist() == adata.obs[column].astype(str).tolist(), column
+    widget = findings.hits["position"]
+    assert widget["position"].tolist() == table["position"].tolist()
+    for column in (
+        "rank",
+        "n_cells",
+        "n_novel",
+        "robust_z",
+        "p_value",
+        "q_value",
+        "median_novelty",
+    ):
+        np.testing.assert_allclose(widget[column], table[column], rtol=1e-4, err_msg=column)
