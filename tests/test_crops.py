@@ -129,6 +129,21 @@ def test_cells_at_the_cameras_maximum_are_counted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cs.subset([5, 0]).clipped_at, [0, 255])
 
 
+def test_clipped_cells_are_counted_where_other_positions_store_floats(tmp_path: Path) -> None:
+    # A uint8 position beside a float32 one: its crops widen to float32, and the count
+    # looked at their dtype (not integer: no camera) and found none clipped.
+    bright = synthetic_position("A01", "1", n_frames=1, n_per_frame=4, peak=400.0, seed=3)
+    floats = synthetic_position("B01", "1", n_frames=1, n_per_frame=4, peak=150.0, seed=4)
+    floats.image = floats.image.astype(np.float32)
+    path = _write(tmp_path, [bright, floats])
+    with CellH5(path) as f:
+        alone = collect_crops(f, "primary__primary", 16, positions=[f.positions[0]])
+        cs = collect_crops(f, "primary__primary", 16)
+    assert cs.crops.dtype == np.float32 and alone.crops.dtype == np.uint8
+    np.testing.assert_array_equal(alone.clipped_at, [255] * 4)
+    np.testing.assert_array_equal(cs.clipped_at, [255] * 4 + [0] * 4)
+
+
 # Cells at the four edges, two corners and (last) inside the 64 x 80 image.
 EDGE_YX = [(0, 40), (63, 40), (32, 0), (32, 79), (1, 1), (62, 78), (32, 40)]
 

@@ -326,7 +326,7 @@ def collect_crops(
                 unlabelled.append(pos)
             elif missed:
                 unmatched.append((pos, missed))
-        clipped[start:stop] = clipped_at(crops[start:stop])  # neighbours painted out by now
+        clipped[start:stop] = clipped_at(crops[start:stop], image.dtype)  # after masking
         blank[start:stop] = blank_crops(crops[start:stop])
         tile_args = (image, channels, table.time_idx, (y0, x0), size)  # partly fill values?
         warn_unwritten_tiles(*tile_args, where, blank[start:stop])
