@@ -24,6 +24,23 @@ def test_the_umap_map_scales_each_plate_as_the_h5ad_does(tmp_path):
     np.testing.assert_array_equal(pca, expected["X_pca"])
 
 
+def test_the_umap_map_reuses_the_plate_scaling_of_the_job(tmp_path, monkeypatch):
+    # The job scaled each plate for its PCA map (cell table, each plate's control cells);
+    # the UMAP asked for later built that scaling again from the start.
+    import napari_cellae.pipeline.discovery as discovery
+
+    result, _, _ = two_plate_run(tmp_path)
+    assert result.map_scaling is not None and len(result.map_scaling.rows) == 2
+    expected = h5ad_maps(result, "umap")
+
+    def no_cell_table(*args, **kwargs):
+        raise AssertionError("the plate scaling was built again")
+
+    monkeypatch.setattr(discovery, "cell_table", no_cell_table)
+    umap, *_ = _embed(result, "umap", None, {})
+    np.testing.assert_array_equal(umap, expected["X_umap"])
+
+
 def test_the_legend_says_what_novel_above_means(qtbot):
     # Coloured by novelty, the legend ends 'novel above 1.51': the number was explained
     # nowhere in the widget (the legend had no tooltip).

@@ -368,7 +368,9 @@ def _embed(
     from napari_cellae.pipeline.map_features import map_features
     from napari_cellae.pipeline.map_process import embed_apart
 
-    features = map_features(result.features, result.crops, result.mapping)
+    # the job's scaling where it built one (the PCA map's): the cell table and each
+    # plate's controls are not gone through again
+    features = map_features(result.features, result.crops, result.mapping, result.map_scaling)
     embedding = embed_apart(features, method, seed=0)  # UMAP in a process: no stalls
     unit = unit_square(embedding)
     if not bins:

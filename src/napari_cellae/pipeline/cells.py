@@ -20,15 +20,14 @@ import numpy as np
 
 from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
 from napari_cellae.core.morphology import cell_feature_names, novelty_views
-from napari_cellae.pipeline.cell_flags import without_signal
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
     cell_table,
     discover,
-    well_ids,
     with_discovery,
 )
+from napari_cellae.pipeline.map_features import PlateScaling, map_references
 from napari_cellae.pipeline.plate_cells import (
     class_names,
     plate_classes,
@@ -51,7 +50,6 @@ __all__ = [
     "cells_anndata",
     "class_names",
     "embeddings",
-    "map_references",
     "plates_aligned",
     "run_encode_cells",
     "write_cells",
@@ -115,13 +113,6 @@ def embeddings(
     return maps
 
 
-def map_references(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The plates, control cells (those whose crops hold a signal) and wells of a cell
-    table: what the 2-D maps scale each plate on (:func:`embeddings`, the widget's maps)."""
-    controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
-    return obs["plate"].to_numpy(), controls, well_ids(obs)
-
-
 def plates_aligned(
     features: np.ndarray,
     plates: np.ndarray,
@@ -132,16 +123,7 @@ def plates_aligned(
     novelty scales it on (:func:`napari_cellae.core.novelty.plate_references`; a plate
     without two such cells on its own cells): what the 2-D maps and the phenotype groups
     are made from, in the ``.h5ad`` and the widget alike."""
-    from napari_cellae.core.novelty import plate_references
-
-    controls = np.zeros(len(plates), bool) if controls is None else np.asarray(controls, bool)
-    out = np.empty(features.shape, np.float32)
-    for _, rows, reference, _ in plate_references(controls, plates, wells):
-        # no controls to align on (fewer than two in all): the plate's own cells
-        ref = features[reference if len(reference) >= 2 else rows].astype(np.float64)
-        spread = ref.std(axis=0)
-        out[rows] = (features[rows] - ref.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return out
+    return PlateScaling.fit(features, plates, controls, wells).apply(features)
 
 
 def _feature_names(trained: TrainedModel, n: int) -> tuple[list[str], list[str]]:

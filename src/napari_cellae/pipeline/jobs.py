@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from napari_cellae.core.config import TrainConfig
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.trainer import EpochReport, Trainer
+    from napari_cellae.pipeline.map_features import PlateScaling
 
 __all__ = [
     "GALLERY_PAIRS",
@@ -331,11 +332,11 @@ def train_job(request: TrainRequest) -> Generator[Message, None, RunResult | Non
     # Stopping training still shows the features of what was learnt; a Stop from now on
     # skips them (on a large screen encoding takes a while).
     request.rearm()
-    pair = yield from _features_and_embedding(result, aborted=lambda: request.stopped)
-    if pair is None:
+    done = yield from _features_and_embedding(result, aborted=lambda: request.stopped)
+    if done is None:
         result.stopped = True
     else:
-        result.features, result.embedding = pair
+        result.features, result.embedding, result.map_scaling = done
     return result
 
 
@@ -365,19 +366,20 @@ def encode_job(
         crops = steps.crops_for(ch5, obj, channels, trained.config)
         empty = warn_empty(mapping, ch5.positions, crops.positions)
     result = RunResult(trained, crops, mapping, model_path=model_path, empty=empty)
-    pair = yield from _features_and_embedding(result)
-    assert pair is not None  # never aborted
-    result.features, result.embedding = pair
+    done = yield from _features_and_embedding(result)
+    assert done is not None  # never aborted
+    result.features, result.embedding, result.map_scaling = done
     return result
 
 
 def _features_and_embedding(
     result: RunResult, aborted: Callable[[], bool] | None = None
-) -> Generator[Message, None, tuple[np.ndarray, np.ndarray] | None]:
+) -> Generator[Message, None, tuple[np.ndarray, np.ndarray, PlateScaling] | None]:
     """Encode every cell in chunks (yielding progress), then its PCA map (plates scaled as
-    in the .h5ad: :mod:`.map_features`; UMAP comes later); None when ``aborted()`` first."""
+    in the .h5ad: :mod:`.map_features`; UMAP comes later, with the scaling returned last);
+    None when ``aborted()`` first."""
     from napari_cellae.core.features import embed_2d
-    from napari_cellae.pipeline.map_features import map_features
+    from napari_cellae.pipeline.map_features import plate_scaling
 
     crops = result.crops
     yield Status("Computing features of all cells…")
@@ -388,7 +390,8 @@ def _features_and_embedding(
             done, part = next(chunks)
         except StopIteration:
             assert features is not None
-            return features, embed_2d(map_features(features, crops, result.mapping), "pca")
+            scaling = plate_scaling(features, crops, result.mapping)
+            return features, embed_2d(scaling.apply(features), "pca"), scaling
         yield Encoded(done, len(crops))
         features = part
     return None

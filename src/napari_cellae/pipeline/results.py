@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # no torch import here: the widget's Qt modules read this typ
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.core.trainer import EpochReport
     from napari_cellae.io.mapping import PositionMapping
+    from napari_cellae.pipeline.map_features import PlateScaling
 
 __all__ = ["RunResult"]
 
@@ -46,6 +47,9 @@ class RunResult:
         The user stopped the run (Stop button, Ctrl-C) before it finished.
     empty : str
         The file's positions without a cell, as named for the user ("" when none).
+    map_scaling : PlateScaling or None
+        How ``features`` were scaled for ``embedding`` (each plate on its control cells),
+        kept for the maps asked for later; None where not built.
     """
 
     trained: TrainedModel
@@ -61,3 +65,4 @@ class RunResult:
     features_path: Path | None = None
     stopped: bool = False
     empty: str = ""
+    map_scaling: PlateScaling | None = None
