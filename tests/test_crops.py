@@ -23,10 +23,10 @@ from napari_cellae.core.crops import (
     check_box,
     collect_crops,
     crop_origins,
-    cut_by_box,
     extract_crops,
 )
 from napari_cellae.core.masking import mask_crops
+from napari_cellae.core.resample import cut_by_box
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5
 

@@ -23,7 +23,6 @@ from napari_cellae.core.blank import blank_crops
 from napari_cellae.core.masking import MASKS, mask_position
 from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 from napari_cellae.core.normalisation import Normalisation
-from napari_cellae.core.resample import cut_by_box
 from napari_cellae.core.saturation import clipped_at
 from napari_cellae.core.windows import (
     centre_crops,
@@ -43,7 +42,6 @@ __all__ = [
     "check_box",
     "collect_crops",
     "crop_origins",
-    "cut_by_box",
     "extract_crops",
 ]
 
