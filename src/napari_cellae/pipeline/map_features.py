@@ -127,12 +127,8 @@ def map_features(
 
     Parameters
     ----------
-    features : ndarray (N, F)
-        The run's features, in the order of ``crops``.
-    crops : CropSet
-        The run's cells (their plates, positions and blank channels).
-    mapping : PositionMapping, optional
-        Which positions are controls.
+    features, crops, mapping
+        As for :func:`plate_scaling`.
     scaling : PlateScaling, optional
         :func:`plate_scaling` of these features, where it was built already (the run's
         PCA map built it); default: built here.
