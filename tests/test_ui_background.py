@@ -167,7 +167,12 @@ def test_a_side_task_ending_after_its_signals_were_deleted_raises_nothing(qtbot,
     # The viewer closed while a UMAP map was made, Python exited, and the map's thread
     # ended after Qt had deleted its signals: 'wrapped C/C++ object of type
     # WorkerBaseSignals has been deleted' raised in Qt's thread pool aborted Python.
-    from qtpy import sip
+    import qtpy
+
+    if qtpy.PYSIDE6:
+        from shiboken6 import delete
+    else:
+        from qtpy.sip import delete
 
     def work():
         if fails:
@@ -175,7 +180,7 @@ def test_a_side_task_ending_after_its_signals_were_deleted_raises_nothing(qtbot,
         return 1
 
     worker = side_task(work)
-    sip.delete(worker.signals)
+    delete(worker.signals)
     worker.run()  # as the thread pool would, after the deletion: nothing raised
     assert not worker._running
 
@@ -207,6 +212,34 @@ def test_a_finished_side_task_holds_nothing_of_its_work_or_its_receivers(qtbot):
     def let_go() -> bool:
         gc.collect()
         return cells_gone() is None and receiver_gone() is None
+
+    qtbot.waitUntil(let_go, timeout=5000)
+
+
+def test_letting_go_of_signals_without_slots_warns_nothing(qtbot):
+    # PySide6 warns ('libpyside: Failed to disconnect (None) from signal "started()"', a
+    # RuntimeWarning shown as a napari notification after every map) where PyQt raises the
+    # TypeError that was suppressed: only the signals that have slots are disconnected.
+    import gc
+    import weakref
+
+    class Receiver:
+        def ready(self, value) -> None:
+            self.value = value
+
+    receiver = Receiver()
+    receiver_gone = weakref.ref(receiver)
+    worker = side_task(lambda: 1)  # nothing on `started`, `warned`, `errored`, ...
+    worker.returned.connect(lambda value, to=receiver: to.ready(value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        worker.run()  # as Qt's thread pool would; `ended` lets go in this thread
+    assert receiver.value == 1
+    del receiver
+
+    def let_go() -> bool:  # the one signal with a slot was still disconnected
+        gc.collect()
+        return receiver_gone() is None
 
     qtbot.waitUntil(let_go, timeout=5000)
 

@@ -29,7 +29,7 @@ from napari.qt.threading import (
     WorkerBaseSignals,
     create_worker,
 )
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import QMetaMethod, QObject, QTimer, Signal
 
 __all__ = [
     "JobWorker",
@@ -119,10 +119,20 @@ def _let_go(worker: Any, job: Generator[Any, Any, Any] | None = None) -> None:
         with contextlib.suppress(Exception):  # its clean-up; nobody waits for it now
             job.close()
     for name in _SIGNALS:
-        # AttributeError: a function's worker yields nothing; TypeError: nothing connected;
-        # RuntimeError: its Qt object is gone already
-        with contextlib.suppress(AttributeError, TypeError, RuntimeError):
-            getattr(worker, name).disconnect()
+        # AttributeError: a function's worker yields nothing; RuntimeError: its Qt object is
+        # gone already
+        with contextlib.suppress(AttributeError, RuntimeError):
+            signal = getattr(worker, name)
+            if _has_slots(worker.signals, signal):
+                signal.disconnect()
+
+
+def _has_slots(owner: QObject, signal: Any) -> bool:
+    # Disconnecting a signal without slots raises a TypeError in PyQt but makes PySide6 warn
+    # (a RuntimeWarning, shown to the user), and the warning filters are not ours to swap here
+    if hasattr(QMetaMethod, "fromSignal"):  # PySide6; its receivers() wants a signature
+        return owner.isSignalConnected(QMetaMethod.fromSignal(signal))
+    return owner.receivers(signal) > 0  # PyQt: no fromSignal; receivers() takes the signal
 
 
 def _call(work: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> Any:
