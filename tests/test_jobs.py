@@ -342,8 +342,9 @@ def two_plate_run(tmp_path):
 def h5ad_maps(result, method="pca"):
     """The maps cellae encode's .h5ad holds for the run's features (cells.embeddings)."""
     from napari_cellae.pipeline.cell_flags import without_signal
+    from napari_cellae.pipeline.cell_ids import well_ids
     from napari_cellae.pipeline.cells import embeddings
-    from napari_cellae.pipeline.discovery import cell_table, well_ids
+    from napari_cellae.pipeline.discovery import cell_table
 
     obs = cell_table(result.crops, result.mapping)
     controls = obs["control"].to_numpy(bool) & ~without_signal(obs)

@@ -375,3 +375,29 @@ def test_knn_novelty_equals_a_brute_force_reading_of_the_docs(seed: int) -> None
     np.testing.assert_allclose(found.scores, scores, rtol=1e-5, atol=1e-5)
     assert found.threshold == pytest.approx(bar, abs=1e-5)
     np.testing.assert_array_equal(found.novel, scores > bar)
+
+
+@pytest.mark.parametrize("method", ["knn", "svm"])
+def test_cell_keys_make_the_scores_follow_the_cells_not_their_order(monkeypatch, method) -> None:
+    # Which control well a non-control cell is scored without, and the capped sample of
+    # control cells, follow the cells' keys: the same cells in another order score the same.
+    from napari_cellae.core import novelty as novelty_module
+
+    x, controls, wells, _ = _screen()
+    keys = np.random.default_rng(1).integers(0, 2**63, 300).astype(np.uint64)
+    order = np.random.default_rng(2).permutation(300)
+    monkeypatch.setattr(novelty_module, "_MAX_REFERENCE", 120)  # of 200 control cells
+    first = novelty_scores(x, controls, wells, method=method, cell_keys=keys)
+    again = novelty_scores(
+        x[order], controls[order], wells[order], method=method, cell_keys=keys[order]
+    )
+    # (the SVM's solver visits its training cells in order: within 0.001 there)
+    tolerance = 1e-5 if method == "knn" else 2e-3
+    np.testing.assert_allclose(again.scores, first.scores[order], rtol=tolerance, atol=tolerance)
+    if method == "knn":
+        np.testing.assert_array_equal(again.novel, first.novel[order])
+    unkeyed = novelty_scores(x[order], controls[order], wells[order], method=method)
+    moved = np.abs(unkeyed.scores - first.scores[order])
+    assert moved.max() > 10 * tolerance  # dealt by order
+    with pytest.raises(ValueError, match="cell keys"):
+        novelty_scores(x, controls, wells, cell_keys=keys[:10])

@@ -13,7 +13,13 @@ import warnings
 
 import numpy as np
 
-__all__ = ["FEW_CONTROL_CELLS", "control_groups", "warn_few_references"]
+__all__ = [
+    "FEW_CONTROL_CELLS",
+    "control_groups",
+    "dealt_folds",
+    "key_order",
+    "warn_few_references",
+]
 
 # Below this many control cells, their 80th percentile moves by whole cells.
 FEW_CONTROL_CELLS = 20
@@ -31,6 +37,28 @@ def control_groups(controls: np.ndarray, groups: np.ndarray | None) -> np.ndarra
         )
         return np.arange(len(ids))
     return np.asarray(ids)
+
+
+def dealt_folds(n_cells: int, n_folds: int, keys: np.ndarray | None) -> np.ndarray:
+    """The fold of control wells each non-control cell is scored without.
+
+    By the cells' ``keys`` where given (a number that names each cell), so that the same
+    cells in another order (plates given the other way round, positions listed anew) meet
+    the same references; else in turn, by their order.
+    """
+    if keys is None:
+        return np.arange(n_cells) % n_folds
+    return (np.asarray(keys, np.uint64) % np.uint64(n_folds)).astype(np.intp)
+
+
+def key_order(keys: np.ndarray, seed: int) -> np.ndarray:
+    """The cells in an order set by their ``keys`` and ``seed`` alone (a seeded shuffle
+    that does not depend on the order they came in)."""
+    # Multiplying by an odd number permutes the 64-bit integers; wrap-around is wanted.
+    odd = np.uint64(np.random.default_rng(seed).integers(0, 2**62)) * np.uint64(2) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        mixed = np.asarray(keys, np.uint64) * odd
+    return np.argsort(mixed, kind="stable")
 
 
 def warn_few_references(

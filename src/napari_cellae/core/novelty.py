@@ -116,6 +116,7 @@ def novelty_scores(
     gamma: float | str = "scale",
     views: Sequence[np.ndarray] | None = None,
     plates: np.ndarray | None = None,
+    cell_keys: np.ndarray | None = None,
 ) -> Novelty:
     """Score every cell by how unlike the negative-control cells it is.
 
@@ -157,6 +158,11 @@ def novelty_scores(
         at least two groups (else on all control cells, with a warning): plates differ in
         focus, staining and segmentation, and a cell is then compared with the controls as
         they look on its own plate. Default: every cell on all control cells.
+    cell_keys : ndarray (N,) of uint64, optional
+        A number naming every cell (such as a hash of its plate, position and object): which
+        control well a non-control cell is scored without, and the sample of control cells
+        where there are more than :data:`_MAX_REFERENCE`, follow the cells, not their order,
+        so the same cells in another order get the same scores. Default: by their order.
 
     Returns
     -------
@@ -196,6 +202,8 @@ def novelty_scores(
             raise ValueError(f"a view's columns must be some of the {x.shape[1]} features")
     if plates is not None and np.shape(plates) != (len(x),):
         raise ValueError(f"plates {np.shape(plates)} do not match the {len(x)} cells")
+    if cell_keys is not None and np.shape(cell_keys) != (len(x),):
+        raise ValueError(f"cell keys {np.shape(cell_keys)} do not match the {len(x)} cells")
     z = _standardised(x, controls, groups, plates)
 
     def score(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -204,9 +212,10 @@ def novelty_scores(
         return _svm_score(reference, query, nu, gamma, seed)
 
     control_groups = references.control_groups(controls, groups)
-    sampled = _reference_sample(int(controls.sum()), seed)
+    keys = None if cell_keys is None else np.asarray(cell_keys, np.uint64)
+    sampled = _reference_sample(int(controls.sum()), seed, None if keys is None else keys[controls])
     references.warn_few_references(control_groups, sampled, method, k, percentile)
-    scored = (controls, control_groups, sampled, method, k, score)
+    scored = (controls, control_groups, sampled, method, k, score, keys)
     if not views:
         scores = _scores(z, slice(None), *scored)
     else:
@@ -309,13 +318,18 @@ def _standardised(
     return x
 
 
-def _reference_sample(n_controls: int, seed: int) -> np.ndarray:
+def _reference_sample(n_controls: int, seed: int, keys: np.ndarray | None) -> np.ndarray:
     """Which control cells the others are compared with: all, or a seeded sample of
-    :data:`_MAX_REFERENCE` where there are more."""
+    :data:`_MAX_REFERENCE` where there are more (chosen by the cells' ``keys`` where
+    given, so that it does not depend on their order)."""
     if n_controls <= _MAX_REFERENCE:
         return np.ones(n_controls, bool)
     sampled = np.zeros(n_controls, bool)
-    sampled[np.random.default_rng(seed).choice(n_controls, _MAX_REFERENCE, replace=False)] = True
+    if keys is None:
+        chosen = np.random.default_rng(seed).choice(n_controls, _MAX_REFERENCE, replace=False)
+    else:
+        chosen = references.key_order(keys, seed)[:_MAX_REFERENCE]
+    sampled[chosen] = True
     return sampled
 
 
@@ -328,10 +342,11 @@ def _scores(
     method: str,
     k: int,
     score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    keys: np.ndarray | None,
 ) -> np.ndarray:
     """One score per cell on some columns of the standardised features: a control cell
     against the control cells of the other control groups, every other cell against the
-    same references (see below)."""
+    same references (see below; ``keys``: :func:`novelty_scores`' ``cell_keys``)."""
     scores = np.empty(len(z), np.float64)
     control_rows = np.flatnonzero(controls)
     ref = z[control_rows[sampled]][:, columns]
@@ -358,7 +373,7 @@ def _scores(
     # instead of 20 % with two control wells, 15 % with four).
     n_folds = len(unique) if method == "knn" else min(len(unique), 10)
     folds = np.searchsorted(unique, control_groups) % n_folds
-    dealt = np.arange(len(rows)) % n_folds
+    dealt = references.dealt_folds(len(rows), n_folds, None if keys is None else keys[rows])
     for fold in range(n_folds):
         others = ref[folds[sampled] != fold]
         query = np.concatenate([control_rows[folds == fold], rows[dealt == fold]])

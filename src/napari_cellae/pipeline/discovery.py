@@ -30,6 +30,7 @@ from napari_cellae.core.novelty import (
     novelty_scores,
 )
 from napari_cellae.pipeline.cell_flags import without_signal
+from napari_cellae.pipeline.cell_ids import cell_keys, held_out_ids
 from napari_cellae.pipeline.phenotype_groups import phenotype_groups
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ __all__ = [
     "cell_table",
     "discover",
     "phenotype_groups",
-    "well_ids",
     "with_discovery",
 ]
 
@@ -293,7 +293,7 @@ def discover(
         elif in_controls.sum() >= 2:
             note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
         return Discovery(None, empty, note=note, options=options)
-    wells, by_site = _held_out_ids(obs, controls)
+    wells, by_site = held_out_ids(obs, controls)
     plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     import warnings
 
@@ -310,6 +310,7 @@ def discover(
             seed=options.seed,
             views=views,
             plates=plates,
+            cell_keys=cell_keys(obs),
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     if by_site:
@@ -333,53 +334,6 @@ def discover(
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
     note = "; ".join(notes) or None
     return Discovery(novelty, clusters, typical, note, options, novelty_notes)
-
-
-def _joint_ids(obs: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """An integer id of every distinct combination of the columns ``names``, numbered in
-    order of first appearance. Combined from each column's codes: making every cell's
-    names text ('plate/well') took 2.8 s and 180 MiB for a million cells, each time."""
-    import pandas as pd
-
-    ids = np.zeros(len(obs), np.int64)
-    for name in names:
-        codes, values = pd.factorize(obs[name], use_na_sentinel=False)
-        ids = pd.factorize(ids * len(values) + codes)[0].astype(np.int64)
-    return ids
-
-
-def _well_columns(obs: pd.DataFrame) -> list[str]:
-    return ["plate", "well"] if "plate" in obs else ["well"]
-
-
-def well_ids(obs: pd.DataFrame) -> np.ndarray:
-    """An integer id of every cell's well (plate and well), as novelty holds controls out by.
-
-    Parameters
-    ----------
-    obs : pandas.DataFrame
-        The cell table (:func:`cell_table`): ``well``, and ``plate`` where present.
-
-    Returns
-    -------
-    ndarray (N,) int64
-    """
-    return _joint_ids(obs, _well_columns(obs))
-
-
-def _held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Integer id of the unit a control cell is held out by, and whether that is the site:
-    its well (plate and well), or its site where all control cells lie in one well of
-    several sites. Each control cell was then scored against all the others of its well:
-    its own image's neighbours (in a time-lapse the same cell in the other frames) made the
-    controls' scores small and most other cells novel."""
-    wells = well_ids(obs)
-    if len(np.unique(wells[controls])) > 1 or "site" not in obs:
-        return wells, False
-    sites = _joint_ids(obs, [*_well_columns(obs), "site"])
-    if len(np.unique(sites[controls])) > 1:
-        return sites, True
-    return wells, False
 
 
 def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:

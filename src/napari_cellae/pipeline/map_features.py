@@ -81,7 +81,7 @@ def map_references(obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """The plates, control cells (those whose crops hold a signal) and wells of a cell
     table: what the 2-D maps scale each plate on
     (:func:`napari_cellae.pipeline.cells.embeddings`, the widget's maps)."""
-    from napari_cellae.pipeline.discovery import well_ids
+    from napari_cellae.pipeline.cell_ids import well_ids
 
     controls = obs["control"].to_numpy(bool) & ~without_signal(obs)
     return obs["plate"].to_numpy(), controls, well_ids(obs)

@@ -1,0 +1,79 @@
+"""Ids of the cells of a cell table, of their wells and of their sites.
+
+Novelty holds control cells out by well (or by site) and deals every other cell to one of
+those held-out folds by the cell's name; the maps and phenotype groups scale plates by the
+same wells. All ids follow names, not the order of the rows: the same cells given in another
+order (plates the other way round, positions listed anew) get the same ids.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["cell_keys", "held_out_ids", "well_ids"]
+
+
+def cell_keys(obs: pd.DataFrame) -> np.ndarray:
+    """A number per cell from its name (the index, ``plate/position/object``), so that its
+    novelty does not depend on where in the table it stands (``cell_keys`` of
+    :func:`~napari_cellae.core.novelty.novelty_scores`)."""
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray(obs.index, dtype=object).astype(str))
+
+
+def _joint_ids(obs: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """An integer id of every distinct combination of the columns ``names``, numbered in
+    the order of their names (so the same cells in another order get the same ids, and
+    novelty the same folds of control wells). Combined from each column's codes: making
+    every cell's names text ('plate/well') took 2.8 s and 180 MiB for a million cells."""
+    import pandas as pd
+
+    ids = np.zeros(len(obs), np.int64)
+    for name in names:
+        codes, values = pd.factorize(obs[name], use_na_sentinel=False)
+        rank = np.empty(len(values), np.int64)
+        rank[np.argsort(np.asarray(values, dtype=object).astype(str), kind="stable")] = np.arange(
+            len(values)
+        )
+        ids = pd.factorize(ids * len(values) + rank[codes], sort=True)[0].astype(np.int64)
+    return ids
+
+
+def _well_columns(obs: pd.DataFrame) -> list[str]:
+    return ["plate", "well"] if "plate" in obs else ["well"]
+
+
+def well_ids(obs: pd.DataFrame) -> np.ndarray:
+    """An integer id of every cell's well (plate and well), as novelty holds controls out by.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The cell table (:func:`cell_table`): ``well``, and ``plate`` where present.
+
+    Returns
+    -------
+    ndarray (N,) int64
+    """
+    return _joint_ids(obs, _well_columns(obs))
+
+
+def held_out_ids(obs: pd.DataFrame, controls: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Integer id of the unit a control cell is held out by, and whether that is the site:
+    its well (plate and well), or its site where all control cells lie in one well of
+    several sites. Each control cell was then scored against all the others of its well:
+    its own image's neighbours (in a time-lapse the same cell in the other frames) made the
+    controls' scores small and most other cells novel."""
+    wells = well_ids(obs)
+    if len(np.unique(wells[controls])) > 1 or "site" not in obs:
+        return wells, False
+    sites = _joint_ids(obs, [*_well_columns(obs), "site"])
+    if len(np.unique(sites[controls])) > 1:
+        return sites, True
+    return wells, False
