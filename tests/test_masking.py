@@ -353,3 +353,41 @@ def test_collect_masks_and_centres_as_the_per_object_reference(tmp_path: Path, d
                 np.testing.assert_array_equal(
                     crops.crops[i], expected, err_msg=f"seed {seed}, {mode}, cell {i}"
                 )
+
+
+def test_the_split_from_a_neighbour_counts_every_neighbour_that_can_claim_a_pixel(
+    tmp_path: Path,
+) -> None:
+    # Without label images a cell keeps the pixels nearer its centre than any other's. A
+    # neighbour 21 px away (crop 20 px) claims pixels of the window's corners, but only
+    # objects within 20 px were looked at: two touching cells on a diagonal band, and the
+    # first's mask took 119 px instead of 113.
+    from napari_cellae.core import masking
+
+    yy, xx = np.mgrid[:60, :60]
+    image = np.full((60, 60), 10.0)
+    image[np.abs(yy - xx) <= 3] = 200
+    image[(yy + xx > 80) | (yy + xx < 30)] = 10
+    centres = np.array([20, 35], np.int32)
+    cells = ObjectData(
+        time_idx=np.zeros(2, np.int32),
+        label_id=np.array([1, 2], np.int32),
+        center_x=centres,
+        center_y=centres,
+        bbox=np.stack([centres] * 4, 1),
+    )
+    position = PositionData(
+        "p", "A01", "1", image.astype(np.uint16)[None, None, None], {"nuc": cells}, None
+    )
+    path = write_cellh5(tmp_path / "band.ch5", [position], ["dna"], {"nuc": 0})
+    with CellH5(path) as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no label images: segmented from the crops
+        cut = collect_crops(f, "nuc", 20, mask="cell")
+        every = masking.neighbour_centres
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                masking, "neighbour_centres", lambda t, y, x, reach: every(t, y, x, np.inf)
+            )
+            unbounded = collect_crops(f, "nuc", 20, mask="cell")
+    assert cut.morphology[0, 0] == unbounded.morphology[0, 0] < 119
+    np.testing.assert_array_equal(cut.crops, unbounded.crops)

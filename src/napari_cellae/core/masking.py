@@ -174,7 +174,10 @@ def _segmented(
     """Threshold segmentation windows (the cell 1) of the crops at ``rows``."""
     y0, x0 = origins
     full, take = whole
-    others = neighbour_centres(full.time_idx, full.center_y, full.center_x, crops.shape[-1])
+    # A window's pixels lie within sqrt(2) S of its object's centre (a border window is
+    # shifted, not cut), so an object up to twice that away may be nearer to one of them.
+    reach = 2 * np.sqrt(2) * max(crops.shape[-2:])
+    others = neighbour_centres(full.time_idx, full.center_y, full.center_x, reach)
     others = others[take][rows] - np.stack([y0, x0], axis=-1)[rows, None, :].astype(np.float32)
     cy, cx = table.center_y[rows] - y0[rows], table.center_x[rows] - x0[rows]
     windows = np.empty((len(rows), *crops.shape[2:]), np.uint8)

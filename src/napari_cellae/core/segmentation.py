@@ -52,7 +52,9 @@ def neighbour_centres(
     center_y, center_x : ndarray (n,)
         Object centres in image pixels.
     reach : float
-        Objects farther than this are ignored (they cannot touch the crop).
+        Objects farther than this are ignored: twice the farthest distance from an
+        object's centre to a pixel of its window, beyond which no other object is nearer
+        to any of them.
 
     Returns
     -------
