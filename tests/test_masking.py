@@ -391,3 +391,31 @@ def test_the_split_from_a_neighbour_counts_every_neighbour_that_can_claim_a_pixe
             unbounded = collect_crops(f, "nuc", 20, mask="cell")
     assert cut.morphology[0, 0] == unbounded.morphology[0, 0] < 119
     np.testing.assert_array_equal(cut.crops, unbounded.crops)
+
+
+def test_without_label_images_cells_are_segmented_in_their_own_channel(tmp_path: Path) -> None:
+    # Nuclei segmented in the DNA channel, cropped as --channels GFP DNA: the threshold
+    # segmentation took the first crop channel (a wide GFP halo), so the masks were the
+    # halo's, not the nucleus's.
+    yy, xx = np.mgrid[:60, :60]
+    distance = np.hypot(yy - 30, xx - 30)
+    dna = np.where(distance <= 5, 200, 10)
+    gfp = np.where(distance <= 12, 150, 10)
+    image = np.stack([gfp, dna]).astype(np.uint16)[:, None, None]  # (c, t, z, y, x)
+    nucleus = ObjectData(
+        time_idx=np.zeros(1, np.int32),
+        label_id=np.ones(1, np.int32),
+        center_x=np.array([30], np.int32),
+        center_y=np.array([30], np.int32),
+        bbox=np.array([[25, 35, 25, 35]], np.int32),
+    )
+    position = PositionData("p", "A01", "1", image, {"nuc": nucleus}, None)
+    path = write_cellh5(tmp_path / "two.ch5", [position], ["gfp", "dna"], {"nuc": 1})
+    with CellH5(path) as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no label images: segmented from the crops
+        own = collect_crops(f, "nuc", 40, mask="cell")  # the object's channel, dna
+        both = collect_crops(f, "nuc", 40, mask="cell", channels=[0, 1])
+    assert own.channels == [1] and own.morphology[0, 0] < 100  # about 81 px
+    assert both.morphology[0, 0] == own.morphology[0, 0]
+    # and the GFP channel is masked by the nucleus: its halo beyond the rim is hidden
+    assert both.crops[0, 0, 20, 2] == both.crops[0, 0, 0, 0]

@@ -299,7 +299,7 @@ def collect_crops(
     unmatched: list[tuple[PositionKey, int]] = []
     outline = np.full((total, len(MORPHOLOGY_NAMES)), np.nan, np.float32)  # unmasked: unknown
     clipped, blank = np.zeros(total, np.int64), np.zeros(total, bool)
-    start = 0
+    start, objects = 0, (object_name, channels)
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
         direct = np.dtype(image.dtype) == dtype
@@ -318,7 +318,7 @@ def collect_crops(
         check_pixels(crops[start:stop], where, named)
         if mask != "none":
             missed, outline[start:stop] = mask_position(
-                cellh5, pos, object_name, table, crops[start:stop], mask, (y0, x0), (full, take)
+                cellh5, pos, objects, table, crops[start:stop], mask, (y0, x0), (full, take)
             )
             if missed is None:
                 unlabelled.append(pos)

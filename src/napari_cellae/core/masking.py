@@ -109,7 +109,7 @@ def mask_crops(
 def mask_position(
     cellh5: CellH5,
     pos: PositionKey,
-    object_name: str,
+    object_and_channels: tuple[str, list[int]],
     table: Any,
     crops: np.ndarray,
     mode: str,
@@ -122,7 +122,8 @@ def mask_position(
     ----------
     cellh5 : CellH5
     pos : PositionKey
-    object_name : str
+    object_and_channels : (str, list of int)
+        The objects' name and the raw channels of the crops.
     table : ObjectTable
         The rows of the position's objects that ``crops`` hold.
     crops : ndarray (n, C, s, s)
@@ -138,14 +139,18 @@ def mask_position(
     (int or None, ndarray (n, 5) of float32)
         How many crops' labels were not found in the label images (those are left
         unmasked), or None where the position has no label images (its crops are masked
-        with a threshold segmentation of their first channel around the object centres,
+        with a threshold segmentation around the object centres, in the channel the
+        objects were segmented in where the crops hold it (else their first channel),
         :mod:`napari_cellae.core.segmentation`); and each cell's outline measurements
         (:func:`~napari_cellae.core.morphology.mask_morphology`) of its mask, from the
         segmentation where the label image has none.
     """
+    object_name, channels = object_and_channels
     found = cellh5.labels(pos, object_name)
+    own = cellh5.object_channel(object_name) if cellh5.records_object_channels else None
+    segmented = crops[:, channels.index(own) if own in channels else 0]
     if found is None:
-        windows = _segmented(crops, table, origins, whole, np.arange(len(crops)))
+        windows = _segmented(segmented, table, origins, whole, np.arange(len(crops)))
         for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
             part = slice(start, start + _SEGMENT_CHUNK)
             mask_crops(crops[part], windows[part], np.ones(len(windows[part]), np.uint8), mode)
@@ -160,30 +165,31 @@ def mask_position(
     missed = np.flatnonzero(~mask_crops(crops, labels, table.label_id, mode))
     outline = mask_morphology(own)
     if len(missed):  # no label of its own to measure: its segmentation (it stays unmasked)
-        outline[missed] = mask_morphology(_segmented(crops, table, origins, whole, missed) == 1)
+        outline[missed] = mask_morphology(_segmented(segmented, table, origins, whole, missed) == 1)
     return len(missed), outline
 
 
 def _segmented(
-    crops: np.ndarray,
+    pixels: np.ndarray,
     table: Any,
     origins: tuple[np.ndarray, np.ndarray],
     whole: tuple[Any, np.ndarray],
     rows: np.ndarray,
 ) -> np.ndarray:
-    """Threshold segmentation windows (the cell 1) of the crops at ``rows``."""
+    """Threshold segmentation windows (the cell 1) of the crops at ``rows`` (``pixels``:
+    their channel to segment, n x s x s)."""
     y0, x0 = origins
     full, take = whole
     # A window's pixels lie within sqrt(2) S of its object's centre (a border window is
     # shifted, not cut), so an object up to twice that away may be nearer to one of them.
-    reach = 2 * np.sqrt(2) * max(crops.shape[-2:])
+    reach = 2 * np.sqrt(2) * max(pixels.shape[-2:])
     others = neighbour_centres(full.time_idx, full.center_y, full.center_x, reach)
     others = others[take][rows] - np.stack([y0, x0], axis=-1)[rows, None, :].astype(np.float32)
     cy, cx = table.center_y[rows] - y0[rows], table.center_x[rows] - x0[rows]
-    windows = np.empty((len(rows), *crops.shape[2:]), np.uint8)
+    windows = np.empty((len(rows), *pixels.shape[1:]), np.uint8)
     for start in range(0, len(rows), _SEGMENT_CHUNK):  # bounded memory
         part = slice(start, start + _SEGMENT_CHUNK)
-        windows[part] = threshold_labels(crops[rows[part], 0], cy[part], cx[part], others[part])
+        windows[part] = threshold_labels(pixels[rows[part]], cy[part], cx[part], others[part])
     return windows
 
 
