@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import Qt
@@ -66,6 +68,21 @@ def test_rows_sort_by_value_and_select_by_key(qtbot):
     assert table.horizontalHeaderItem(2).text() == "condition"
     table.selectRow(1)
     assert chosen[-1] == ("condition", ["neg"])
+
+
+def test_numbers_align_right_through_no_deprecated_qt_call(qtbot):
+    # QTableWidgetItem.setTextAlignment(int) is deprecated since Qt 6.4: PySide6 warned on
+    # every number cell of every hit list. Numbers still align right, text left.
+    hits = HitTable(lambda by, keys: None)
+    qtbot.addWidget(hits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        hits.show_hits(_hits(), None)
+    table = hits.table
+    headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    right = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+    assert int(table.item(0, headers.index("cells")).textAlignment()) == right
+    assert int(table.item(0, headers.index("condition")).textAlignment()) != right
 
 
 def test_a_note_instead_of_an_empty_table(qtbot):

@@ -110,7 +110,8 @@ def _item(value: Any, percent: bool = False) -> _Item:
     item.setData(_SORT, key)
     item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
     if isinstance(key, float):
-        item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+        # the flags, not int(): setTextAlignment(int) is deprecated since Qt 6.4 (PySide6 warns)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item
 
 
