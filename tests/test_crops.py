@@ -262,3 +262,33 @@ def test_a_box_larger_than_the_images_is_refused_saying_what_fits(cellcognition_
             check_box(ch5, key, 65)
     assert str(cellcognition_file) in str(info.value)
     assert "choose a cell size of at most 64 px (--crop-size" in str(info.value)
+
+
+@pytest.mark.parametrize("mask", ["neighbours", "cell"])
+def test_a_position_is_cut_alike_in_a_file_of_mixed_pixel_types(tmp_path: Path, mask: str) -> None:
+    # An integer position of a file whose other position stores floats was masked and
+    # centred after widening to float: its painted and border pixels kept fractions (up to
+    # half a count) that the same position cropped alone (streamed, sampled for training)
+    # rounds away.
+    from napari_cellae.io.cellh5_writer import ObjectData, PositionData
+
+    rng = np.random.default_rng(0)
+    positions = []
+    for i, dtype in enumerate(["uint16", "float32"]):
+        image = rng.integers(0, 1000, (1, 1, 1, 30, 30)).astype(dtype)
+        labels = rng.integers(0, 4, (1, 1, 1, 30, 30)).astype(np.uint16)
+        cy, cx = (rng.integers(0, 30, 8).astype(np.int32) for _ in range(2))
+        cells = ObjectData(
+            time_idx=np.zeros(8, np.int32),
+            label_id=rng.integers(1, 4, 8).astype(np.int32),
+            center_x=cx,
+            center_y=cy,
+            bbox=np.stack([cx, cx, cy, cy], 1),
+        )
+        positions.append(PositionData("p", f"A0{i + 1}", "1", image, {"nuc": cells}, labels))
+    path = write_cellh5(tmp_path / "mixed.ch5", positions, ["dna"], {"nuc": 0})
+    with CellH5(path) as f:
+        whole = collect_crops(f, "nuc", 12, mask=mask)
+        alone = collect_crops(f, "nuc", 12, mask=mask, positions=[f.positions[0]])
+    assert whole.crops.dtype == np.float32 and alone.crops.dtype == np.uint16
+    np.testing.assert_array_equal(whole.crops[whole.position_index == 0], alone.crops)

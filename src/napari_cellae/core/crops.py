@@ -303,7 +303,8 @@ def collect_crops(
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
         direct = np.dtype(image.dtype) == dtype
-        # Mixed dtypes across positions: gather in the position's dtype, then widen losslessly.
+        # Mixed dtypes across positions: cut, mask and centre in the position's own dtype (as
+        # a position cropped alone, streamed or sampled for training is), then widen.
         target = (
             crops[start:stop]
             if direct
@@ -312,26 +313,26 @@ def collect_crops(
         y0, x0 = extract_into(
             target, image, table.time_idx, table.center_y, table.center_x, size, channels
         )
-        if not direct:
-            crops[start:stop] = target
         where = f"{cellh5.path}, position {pos.label}"
-        check_pixels(crops[start:stop], where, named)
+        check_pixels(target, where, named)
         if mask != "none":
             missed, outline[start:stop] = mask_position(
-                cellh5, pos, objects, table, crops[start:stop], mask, (y0, x0), (full, take)
+                cellh5, pos, objects, table, target, mask, (y0, x0), (full, take)
             )
             if missed is None:
                 unlabelled.append(pos)
             elif missed:
                 unmatched.append((pos, missed))
-        clipped[start:stop] = clipped_at(crops[start:stop], image.dtype)  # after masking
-        blank[start:stop] = blank_crops(crops[start:stop])
+        clipped[start:stop] = clipped_at(target, image.dtype)  # after masking
+        blank[start:stop] = blank_crops(target)
         tile_args = (image, channels, table.time_idx, (y0, x0), size)  # partly fill values?
         warn_unwritten_tiles(*tile_args, where, blank[start:stop])
         # Centred only now: masking reads the label windows at the in-image origins.
         origin_y[start:stop], origin_x[start:stop] = centre_crops(
-            crops[start:stop], table.center_y, table.center_x, y0, x0
+            target, table.center_y, table.center_x, y0, x0
         )
+        if not direct:
+            crops[start:stop] = target
         start = stop
 
     def cat(values: list[np.ndarray], dt: Any, width: int | None = None) -> np.ndarray:
