@@ -132,3 +132,23 @@ def test_the_widget_finds_what_cellae_encode_and_hits_write(tmp_path):
         "median_novelty",
     ):
         np.testing.assert_allclose(widget[column], table[column], rtol=1e-4, err_msg=column)
+
+
+def test_most_novel_ranks_cells_without_signal_last(cellcognition_file, mapping_file):
+    # A blank crop (no_signal) scores as very novel, but is never novel and not counted in
+    # the hit list: it led the gallery of "the most novel cells" of its hit-table row.
+    result = fake_run(cellcognition_file, mapping_file)
+    scores = find(result).scores
+    blank = int(np.argmax(scores))
+    result.crops.blank = np.zeros(len(result.crops), bool)
+    result.crops.blank[blank] = True
+    findings = find(result)
+    assert findings.scores[blank] == findings.scores.max()  # still the highest score
+    everyone = np.arange(len(result.crops))
+    top = findings.most_novel(everyone, 5)
+    assert blank not in top
+    with_signal = np.delete(everyone, blank)
+    np.testing.assert_array_equal(top, with_signal[np.argsort(-findings.scores[with_signal])][:5])
+    # still shown when a row has no other cells to show
+    pair = findings.most_novel(np.array([blank, top[0]]), 2)
+    np.testing.assert_array_equal(pair, [top[0], blank])

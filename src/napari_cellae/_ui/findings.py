@@ -63,12 +63,17 @@ class Findings:
 
     def most_novel(self, cells: np.ndarray, n: int) -> np.ndarray:
         """The ``n`` most novel of ``cells``, most novel first (the first ``n`` without
-        novelty)."""
+        novelty); cells without signal (``no_signal``) last."""
+        from napari_cellae.pipeline.cell_flags import without_signal
+
         cells = np.asarray(cells, np.int64)
         scores = self.scores
         if scores is None:
             return cells[:n]
-        return cells[np.argsort(-scores[cells], kind="stable")[:n]]
+        # a blank crop scores as very novel but is never novel nor counted in the hit list:
+        # it led the gallery of its hit-table row
+        blank = without_signal(self.obs)[cells]
+        return cells[np.lexsort((-scores[cells], blank))[:n]]
 
 
 def row_key(row: pd.Series | dict, by: str) -> str:
