@@ -178,6 +178,9 @@ def test_the_same_cells_in_another_order_get_the_same_novelty() -> None:
     shuffled = discover(features[order], cells.iloc[order])
     np.testing.assert_array_equal(shuffled.novelty.scores, found.novelty.scores[order])
     np.testing.assert_array_equal(shuffled.novelty.novel, found.novelty.novel[order])
+    np.testing.assert_array_equal(shuffled.clusters, found.clusters[order])  # the same groups
+    typical = {g: sorted(cells.index[rows]) for g, rows in found.typical.items()}
+    assert {g: sorted(cells.index[order][rows]) for g, rows in shuffled.typical.items()} == typical
     swapped = np.r_[np.arange(240, 480), np.arange(240)]  # plate P2 first
     plates_swapped = discover(features[swapped], cells.iloc[swapped])
     np.testing.assert_array_equal(plates_swapped.novelty.scores, found.novelty.scores[swapped])

@@ -294,6 +294,7 @@ def discover(
             note = NO_SIGNAL_CONTROLS.format(n=controls.sum(), of=in_controls.sum())
         return Discovery(None, empty, note=note, options=options)
     wells, by_site = held_out_ids(obs, controls)
+    keys = cell_keys(obs)  # scores and groups follow the cells, not their order
     plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     import warnings
 
@@ -310,7 +311,7 @@ def discover(
             seed=options.seed,
             views=views,
             plates=plates,
-            cell_keys=cell_keys(obs),
+            cell_keys=keys,
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     if by_site:
@@ -329,6 +330,7 @@ def discover(
         options.seed,
         plates,
         wells,  # each plate on the controls novelty scaled it on
+        keys,
     )
     if novelty.novel.any() and not typical:
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")

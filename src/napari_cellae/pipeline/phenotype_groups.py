@@ -56,6 +56,7 @@ def phenotype_groups(
     seed: int = 0,
     plates: np.ndarray | None = None,
     wells: np.ndarray | None = None,
+    cell_keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Cluster the novel cells into phenotype groups (k-means on standardised features).
 
@@ -79,6 +80,10 @@ def phenotype_groups(
     wells : ndarray (N,) of int, optional
         Well of every cell (the ids novelty held control cells out by); default: each
         control cell counts as a well of its own.
+    cell_keys : ndarray (N,), optional
+        A number naming every cell (:func:`~napari_cellae.pipeline.cell_ids.cell_keys`):
+        the novel cells are clustered in the order of their keys, so that the same cells
+        given in another order form the same groups. Default: in their order.
 
     Returns
     -------
@@ -101,6 +106,8 @@ def phenotype_groups(
     novel = np.asarray(novel, bool)
     clusters = np.zeros(len(novel), np.int16)
     rows = np.flatnonzero(novel)
+    if cell_keys is not None:  # k-means' seeded start and samples follow the cells
+        rows = rows[np.argsort(np.asarray(cell_keys)[rows], kind="stable")]
     if n_groups is not None and n_groups > len(rows):
         raise ValueError(
             f"cannot form {n_groups} phenotype groups from {len(rows)} novel cell(s); "
