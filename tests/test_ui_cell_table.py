@@ -83,3 +83,22 @@ def test_without_mapping_colours_by_position(cellcognition_file):
     assert np.isfinite(table.unit).all()
     assert unit_square(np.zeros((0, 2))).shape == (0, 2)
     assert table.unit.dtype == np.float32
+
+
+def test_unmapped_positions_of_two_plates_are_two_conditions(tmp_path):
+    # Without a mapping each position is its own condition. The hit list by condition (the
+    # findings' cell table) named two plates' A01_1 apart, but the embedding called both
+    # "A01_1": one colour, and a picked cell's condition was not its hit-table row's.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+    from napari_cellae.io.centres import position_labels
+
+    positions = [synthetic_position("A01", "1", plate=p, seed=i) for i, p in enumerate("PQ")]
+    path = write_cellh5(tmp_path / "two.ch5", positions, ["rfp"], {"primary__primary": 0})
+    result = fake_run(path)
+    findings = find(result)
+    table = cell_table(result, position_labels(result.crops.positions, shown=True), findings)
+    conditions = table.features["condition"].astype(str).to_numpy()
+    np.testing.assert_array_equal(conditions, findings.obs["condition"].astype(str).to_numpy())
+    assert set(conditions) == {"P/A01_1", "Q/A01_1"}
+    assert len(table.colours) == 2

@@ -356,14 +356,20 @@ def write_features(
 
 
 def cell_conditions(crops: CropSet, mapping: PositionMapping | None) -> np.ndarray:
-    """The condition of every cell: the mapping's, else its position's label.
+    """The condition of every cell: the mapping's, else its position's label (``plate/``
+    first where there are several plates, as the cell table and hit lists name it).
 
     Returns
     -------
     ndarray of str (N,)
     """
+    from napari_cellae.io.centres import position_labels
+
+    # two plates' unmapped A01_1 are two conditions, as in discovery.cell_table: the
+    # embedding coloured them as one, and named a cell's condition unlike its hit-list row
+    own = position_labels(crops.positions)
     per_position = [
-        info.condition if mapping is not None and (info := mapping.lookup(p)) else p.raw_label
-        for p in crops.positions
+        info.condition if mapping is not None and (info := mapping.lookup(p)) else label
+        for p, label in zip(crops.positions, own, strict=True)
     ]
     return np.asarray(per_position, dtype=str)[crops.position_index]
