@@ -143,3 +143,36 @@ def test_focus_moves_all_sliders_in_one_step(make_napari_viewer):
     np.testing.assert_array_equal(point, [1, 2, 3, 3])
     assert len(steps) == 1
     assert viewer.dims.point[:2] == pytest.approx((1, 2))
+
+
+def test_z_stack_centres_link_each_cell_on_plane_0_and_select_it_on_every_plane(
+    make_napari_viewer,
+):
+    # The reader puts a z-stack's 2-D centres on every plane (plane 0's copies first): a
+    # cell found from the embedding went to the last plane, not plane 0 where its crop
+    # comes from, and a selection in the embedding was drawn on the last plane only (the
+    # viewer opens on the middle one).
+    viewer = make_napari_viewer()
+    planes, cells = 3, 4
+    yx = np.array([[2, 3], [5, 7], [11, 13], [17, 19]])
+    data = [[0, z, *yx[c]] for z in range(planes) for c in range(cells)]  # (t, z, y, x)
+    objects = np.tile(np.arange(cells), planes)
+    centres = _points(viewer, "centres", data, [A], _table(np.zeros(12, int), objects), "centres")
+    # the embedding holds the cells in another order
+    order = [2, 0, 3, 1]
+    embedding = _points(
+        viewer, "embedding", np.zeros((cells, 2)), [A], _table(np.zeros(cells, int), order),
+        "embedding",
+    )  # fmt: skip
+    link = SelectionLink(viewer, on_focus=lambda cell: None, on_pick=lambda cell: None)
+    link.connect(embedding)
+    for row, cell in enumerate(order):
+        layer, point = link.focus(row)
+        assert layer is centres
+        np.testing.assert_array_equal(point, [0, 0, *yx[cell]])
+        assert set(centres.selected_data) == {cell}
+        assert viewer.dims.point[1] == pytest.approx(0)
+    embedding.selected_data = {0, 3}  # cells 2 and 1: their copies on every plane
+    assert set(centres.selected_data) == {c + cells * z for c in (2, 1) for z in range(planes)}
+    centres.selected_data = {cells + 3}  # cell 3 on plane 1
+    assert set(embedding.selected_data) == {2}

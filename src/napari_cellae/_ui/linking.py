@@ -104,6 +104,7 @@ class SelectionLink:
         self._to_embedding: list[np.ndarray] = []  # per centres layer: embedding row per row
         self._layer_of = np.zeros(0, np.int64)  # per embedding row: index into centres or -1
         self._row_of = np.zeros(0, np.int64)  # per embedding row: row in that layer
+        self._copies: list[bool] = []  # per centres layer: a cell on several rows (z planes)
         self._watched: list[tuple[Any, Any]] = []
         self._syncing = False
         self._show: Callable[[np.ndarray], None] = self._select_rows
@@ -146,10 +147,14 @@ class SelectionLink:
                 continue
             to_embedding = match_rows(_positions(layer), layer.features, positions, features)
             rows = np.flatnonzero(to_embedding >= 0)
-            self._layer_of[to_embedding[rows]] = len(self.centres)
-            self._row_of[to_embedding[rows]] = rows
+            # A z-stack's centres hold a copy of every cell per plane, plane 0's first: a
+            # cell is found on its first (the plane its crop comes from), not on the last
+            cells, first = np.unique(to_embedding[rows], return_index=True)
+            self._layer_of[cells] = len(self.centres)
+            self._row_of[cells] = rows[first]
             self.centres.append(layer)
             self._to_embedding.append(to_embedding)
+            self._copies.append(len(cells) < len(rows))
             self._watch(
                 layer.selected_data.events.items_changed,
                 self._centre_callback(layer, to_embedding),
@@ -164,6 +169,7 @@ class SelectionLink:
         self._watched = []
         self.centres = []
         self._to_embedding = []
+        self._copies = []
         self._layer_of = self._row_of = np.zeros(0, np.int64)
         self.embedding = self._meta = self._table = None
 
@@ -234,8 +240,17 @@ class SelectionLink:
 
     def _select_centres(self, cells: np.ndarray) -> None:
         cells = cells[(cells >= 0) & (cells < len(self._layer_of))]
+        chosen = None
         for k, layer in enumerate(self.centres):
-            select_points(layer, self._row_of[cells[self._layer_of[cells] == k]])
+            if not self._copies[k]:
+                select_points(layer, self._row_of[cells[self._layer_of[cells] == k]])
+                continue
+            # every copy: the viewer opens a stack on its middle plane, where a selection
+            # of plane 0's copies showed nothing
+            if chosen is None:
+                chosen = np.zeros(len(self._layer_of) + 1, bool)  # the last: row -1, no cell
+                chosen[cells] = True
+            select_points(layer, np.flatnonzero(chosen[self._to_embedding[k]]))
 
     def _of_linked_cells(self, layer: Any) -> bool:
         """Whether ``layer`` shows centres of the linked embedding's file and objects."""
@@ -280,7 +295,8 @@ class SelectionLink:
                 return
             rows = np.fromiter(layer.selected_data, np.int64)
             rows = rows[rows < len(to_embedding)]  # points the user added are not cells
-            cells = [int(c) for c in to_embedding[rows] if c >= 0]
+            # dict: a cell's copies on several planes are one cell
+            cells = list(dict.fromkeys(int(c) for c in to_embedding[rows] if c >= 0))
             with self._guard():
                 self._show(np.asarray(cells, np.int64))
             if len(cells) == 1:
