@@ -176,3 +176,16 @@ def test_z_stack_centres_link_each_cell_on_plane_0_and_select_it_on_every_plane(
     assert set(centres.selected_data) == {c + cells * z for c in (2, 1) for z in range(planes)}
     centres.selected_data = {cells + 3}  # cell 3 on plane 1
     assert set(embedding.selected_data) == {2}
+
+
+def test_centres_the_user_deleted_some_of_stay_linked_to_their_cells(linked):
+    # Deleting a centre (Delete on the centres layer, where the link selects cells) moved
+    # the rows after it up: a click on A/1 then picked A/0, and A/2 selected its neighbour.
+    linked.left.selected_data = {0}
+    linked.left.remove_selected()  # A/0 gone; A/1, A/2 are rows 0, 1
+    linked.left.selected_data = {0}
+    assert set(linked.embedding.selected_data) == {3} and linked.picked[-1] == 3
+    linked.embedding.selected_data = {0, 1}  # A/2, B/0
+    assert set(linked.left.selected_data) == {1} and set(linked.right.selected_data) == {0}
+    assert linked.link.locate(2) is None  # A/0: no centre any more
+    assert linked.link.locate(3) == (linked.left, 0)

@@ -107,6 +107,7 @@ class SelectionLink:
         self._copies: list[bool] = []  # per centres layer: a cell on several rows (z planes)
         self._watched: list[tuple[Any, Any]] = []
         self._syncing = False
+        self._removing = False  # points are being deleted: rows are about to move
         self._show: Callable[[np.ndarray], None] = self._select_rows
         self._table: Any = None  # the cells given to connect
         # centres of the file opened again (its layers removed, the file dropped on the
@@ -159,6 +160,7 @@ class SelectionLink:
                 layer.selected_data.events.items_changed,
                 self._centre_callback(layer, to_embedding),
             )
+            self._watch(layer.events.data, self._data_callback(layer, to_embedding))
         self._watch(embedding.selected_data.events.items_changed, self._on_embedding_selection)
 
     def disconnect(self) -> None:
@@ -170,6 +172,7 @@ class SelectionLink:
         self.centres = []
         self._to_embedding = []
         self._copies = []
+        self._removing = False
         self._layer_of = self._row_of = np.zeros(0, np.int64)
         self.embedding = self._meta = self._table = None
 
@@ -291,7 +294,7 @@ class SelectionLink:
 
     def _centre_callback(self, layer: Any, to_embedding: np.ndarray) -> Callable[..., None]:
         def on_change(event: Any = None) -> None:
-            if self._syncing or not self._current():
+            if self._syncing or self._removing or not self._current():
                 return
             rows = np.fromiter(layer.selected_data, np.int64)
             rows = rows[rows < len(to_embedding)]  # points the user added are not cells
@@ -303,6 +306,23 @@ class SelectionLink:
                 self.on_pick(cells[0])
 
         return on_change
+
+    def _data_callback(self, layer: Any, to_embedding: np.ndarray) -> Callable[..., None]:
+        """Join the centres again when the user deleted some (the rows after them move up:
+        a click picked the neighbour of its cell) or replaced their data."""
+
+        def on_data(event: Any = None) -> None:
+            action = str(getattr(event, "action", ""))
+            if action == "removing":  # napari moves the selection before saying removed
+                self._removing = True
+            elif action == "removed" or (
+                action == "changed" and len(layer.data) != len(to_embedding)
+            ):
+                if self._current():
+                    self.connect(self.embedding, self._table, self._show)
+            # points the user added come last: rows past the joined ones, no cells
+
+        return on_data
 
     def _on_embedding_selection(self, event: Any = None) -> None:
         if self._syncing or not self._current():
