@@ -419,3 +419,47 @@ def test_without_label_images_cells_are_segmented_in_their_own_channel(tmp_path:
     assert both.morphology[0, 0] == own.morphology[0, 0]
     # and the GFP channel is masked by the nucleus: its halo beyond the rim is hidden
     assert both.crops[0, 0, 20, 2] == both.crops[0, 0, 0, 0]
+
+
+def _without_label_ids(path: Path, order: np.ndarray) -> None:
+    """Rewrite the objects of ``path`` with their rows in ``order`` (their feature tables
+    alike) and without the obj_label_id column."""
+    with h5py.File(path, "r+") as f:
+        position = f["sample/0/plate/plate1/experiment/A01/position/1"]
+        name = "object/primary__primary"
+        frames = position[name][()]["time_idx"][order]
+        del position[name]
+        position[name] = np.rec.fromarrays([frames], names="time_idx")
+        for name in ("center", "bounding_box", "orientation"):
+            table = position[f"feature/primary__primary/{name}"]
+            table[...] = table[()][order]
+
+
+@pytest.mark.parametrize("mode", ["neighbours", "cell"])
+def test_objects_without_label_ids_are_masked_by_the_label_at_their_centre(
+    tmp_path: Path, mode: str
+) -> None:
+    # A table without obj_label_id numbered its objects 1..n in row order, over all frames,
+    # and masked by those numbers: objects listed in another order, or of a later frame,
+    # kept a neighbour's pixels (or were painted out) where a number was another's label.
+    centres = [(12, 12), (12, 28), (26, 14), (40, 60), (30, 30), (14, 20), (28, 24), (48, 40)]
+    position = synthetic_position(
+        "A01", "1", n_frames=2, n_per_frame=4, classes=False, centers_yx=np.array(centres)
+    )
+    paths = []
+    for name, order in (("ids", None), ("rows", np.arange(8)), ("reversed", np.arange(8)[::-1])):
+        paths.append(
+            write_cellh5(tmp_path / f"{name}.ch5", [position], ["rfp"], {"primary__primary": 0})
+        )
+        if order is not None:  # the same cells without label ids, in row order or reversed
+            _without_label_ids(paths[-1], order)
+    cut = []
+    for path in paths:
+        with CellH5(path) as f:
+            crops = collect_crops(f, "primary__primary", 20, mask=mode)
+        at = np.lexsort((crops.center_x, crops.center_y, crops.time_idx))  # the same cells
+        assert crops.unmatched_positions == []
+        cut.append((crops.crops[at], crops.morphology[at]))
+    for crops, morphology in cut[1:]:
+        np.testing.assert_array_equal(crops, cut[0][0])
+        np.testing.assert_array_equal(morphology, cut[0][1])

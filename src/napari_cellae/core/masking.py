@@ -125,7 +125,9 @@ def mask_position(
     object_and_channels : (str, list of int)
         The objects' name and the raw channels of the crops.
     table : ObjectTable
-        The rows of the position's objects that ``crops`` hold.
+        The rows of the position's objects that ``crops`` hold; where the file stores no
+        label ids (``labels_stored`` False) each object's label is the label image's at
+        its centre.
     crops : ndarray (n, C, s, s)
         Cut at the in-image window ``origins`` (top, left), not yet centred.
     mode : {"neighbours", "cell"}
@@ -161,8 +163,15 @@ def mask_position(
         labels, dataset, table.time_idx, table.center_y, table.center_x, crops.shape[-1], [row]
     )
     labels = labels[:, 0]
-    own = labels == np.asarray(table.label_id).reshape(-1, 1, 1)
-    missed = np.flatnonzero(~mask_crops(crops, labels, table.label_id, mode))
+    ids = np.asarray(table.label_id)
+    if not getattr(table, "labels_stored", True):
+        # No obj_label_id: its row numbers are no labels (nor the same after a reordering,
+        # or in a later frame); the object is the region under its centre.
+        y0, x0 = origins
+        rows = np.arange(len(labels))
+        ids = labels[rows, table.center_y - y0, table.center_x - x0].astype(np.int64)
+    own = labels == ids.reshape(-1, 1, 1)
+    missed = np.flatnonzero(~mask_crops(crops, labels, ids, mode))
     outline = mask_morphology(own)
     if len(missed):  # no label of its own to measure: its segmentation (it stays unmasked)
         outline[missed] = mask_morphology(_segmented(segmented, table, origins, whole, missed) == 1)

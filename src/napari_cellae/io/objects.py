@@ -93,7 +93,8 @@ class ObjectTable:
     when read from a file. ``angle``,
     ``eccentricity`` and ``class_idx`` are None when the file does not store them.
     ``shared_labels`` counts the objects whose label id another object of the same frame
-    has too (label 0 aside): masking by label takes them for one cell.
+    has too (label 0 aside): masking by label takes them for one cell. Without ``obj_label_id``
+    (``labels_stored`` False) ``label_id`` numbers the objects 1..n in row order, no labels.
     """
 
     time_idx: np.ndarray
@@ -105,6 +106,7 @@ class ObjectTable:
     eccentricity: np.ndarray | None = None
     class_idx: np.ndarray | None = None
     shared_labels: int = 0
+    labels_stored: bool = True
 
     def __len__(self) -> int:
         return len(self.time_idx)
@@ -397,4 +399,5 @@ def read_object_table(
         eccentricity=None if orientation is None else check.real(orientation, "eccentricity"),
         class_idx=class_idx,
         shared_labels=_shared_labels(time_idx, label_id),
+        labels_stored="obj_label_id" in rows.dtype.names,
     )
