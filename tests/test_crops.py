@@ -292,3 +292,99 @@ def test_a_position_is_cut_alike_in_a_file_of_mixed_pixel_types(tmp_path: Path, 
         alone = collect_crops(f, "nuc", 12, mask=mask, positions=[f.positions[0]])
     assert whole.crops.dtype == np.float32 and alone.crops.dtype == np.uint16
     np.testing.assert_array_equal(whole.crops[whole.position_index == 0], alone.crops)
+
+
+def _stored_as(source: Path, path: Path, order: dict | None = None, **storage) -> Path:
+    """``source`` copied with its pixel and label datasets stored as ``storage`` says
+    (``chunks`` a function of the shape; ``big_endian``), and each position's objects in
+    ``order[position path]`` (every table of them alike)."""
+    import h5py
+
+    big_endian, chunks = storage.pop("big_endian", False), storage.pop("chunks", None)
+    with h5py.File(source, "r") as a, h5py.File(path, "w") as b:
+
+        def copy(name: str, node: object) -> None:
+            if not isinstance(node, h5py.Dataset):
+                return
+            data, options = node[()], {}
+            where = name.rsplit("/object/", 1)[0].rsplit("/feature/", 1)[0]
+            if "/position/" in name and name.endswith(("image/channel", "image/region")):
+                options = dict(storage, chunks=chunks(data.shape) if chunks else None)
+                data = data.astype(data.dtype.newbyteorder(">")) if big_endian else data
+            elif order and where in order and data.ndim and len(data) == len(order[where]):
+                data = data[order[where]]  # an object table
+            b.create_dataset(name, data=data, **options)
+
+        a.visititems(copy)
+    return path
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["label images", "threshold"])
+def test_the_same_cells_stored_otherwise_are_cut_alike(tmp_path: Path, labels: bool) -> None:
+    # Metamorphic: chunking, compression, checksums, byte order, the master file of
+    # position files, CellProfiler's layout, objects listed in another order and cells
+    # cut from a subset of the rows: the same crops, masks, outlines and rows.
+    positions = [
+        synthetic_position(
+            w, "1", n_frames=3, n_per_frame=7, dtype="uint16", n_channels=2, peak=3000, seed=i
+        )
+        for i, w in enumerate(("A01", "B01"))
+    ]
+    for position in positions if not labels else []:
+        position.labels = None
+    (tmp_path / "parts").mkdir()
+    write = {"channel_names": ["dna", "gfp"], "object_channels": {"primary__primary": 0}}
+    one = write_cellh5(tmp_path / "one.ch5", positions, **write)
+    rng = np.random.default_rng(0)
+    order = {
+        f"sample/0/plate/plate1/experiment/{w}/position/1": rng.permutation(21)
+        for w in ("A01", "B01")
+    }
+    files = [
+        _stored_as(one, tmp_path / "contiguous.ch5"),
+        _stored_as(
+            one, tmp_path / "rows.ch5", chunks=lambda s: (1, 1, 1, 1, s[4]), compression="gzip"
+        ),
+        _stored_as(one, tmp_path / "single.ch5", chunks=lambda s: s, compression="gzip"),
+        _stored_as(one, tmp_path / "lzf.ch5", chunks=lambda s: (1, 2, 1, 7, 13), compression="lzf"),
+        _stored_as(
+            one,
+            tmp_path / "big.ch5",
+            big_endian=True,
+            chunks=lambda s: (s[0], 1, 1, 9, 11),
+            compression="gzip",
+            shuffle=True,
+            fletcher32=True,
+        ),
+        _stored_as(one, tmp_path / "order.ch5", order),
+        write_cellh5(
+            tmp_path / "parts" / "_all_positions.ch5", positions, **write, split_files=True
+        ),
+        write_cellh5(tmp_path / "profiler.ch5", positions, **write, flavour="cellprofiler"),
+    ]
+
+    def cells(path: Path, **kwargs) -> tuple:
+        with CellH5(path) as f:
+            cut = collect_crops(f, "primary__primary", 20, [1, 0], mask="cell", **kwargs)
+        assert len(cut.unlabelled_positions) == (0 if labels else len(cut.positions))
+        at = np.lexsort((cut.label_id, cut.time_idx, cut.position_index))
+        keys = [cut.positions[i].label for i in cut.position_index[at]]
+        rows = np.c_[cut.time_idx, cut.label_id, cut.center_x, cut.center_y, cut.bbox][at]
+        return keys, rows, cut.crops[at], cut.morphology[at]
+
+    expected = cells(one)
+    for path in files:
+        got = cells(path)
+        assert got[0] == expected[0], path.name
+        for a, b in zip(got[1:], expected[1:], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=path.name)
+    # frame 1 of the second position only: its cells as cut with all the others
+    with CellH5(one) as f:
+        frames = f.objects(f.positions[1], "primary__primary").time_idx
+        rows = [np.flatnonzero(frames == 1)]
+    some = cells(one, positions=[f.positions[1]], rows=rows)
+    part = np.array(expected[0]) == "B01_1"
+    part[part] = expected[1][part][:, 0] == 1
+    assert len(some[1]) == 7
+    for a, b in zip(some[1:], expected[1:], strict=True):
+        np.testing.assert_array_equal(a, b[part])
