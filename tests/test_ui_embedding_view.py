@@ -183,3 +183,27 @@ def test_points_are_rimmed_on_a_light_canvas(shown, qtbot):
     assert np.allclose(layer.border_width, 0.15)
     viewer.theme = "dark"
     assert np.all(layer.border_width == 0)
+
+
+def test_points_the_user_deleted_leave_the_others_their_cells(shown):
+    # Delete on the embedding (the layer the widget keeps active) removed the selected
+    # points: the rows after them moved up, and cell 5 chosen elsewhere selected cell 6's
+    # point; the colours of all cells no longer fitted the points left.
+    viewer, result, table = shown
+    view = EmbeddingView(ResultLayers(viewer), dense_above=1000)
+    layer = view.show(table, embedding_meta(result, table.colours), "novelty")
+    layer.selected_data = {0, 2}
+    layer.remove_selected()
+    cells = np.delete(np.arange(len(table)), [0, 2])
+    np.testing.assert_array_equal(layer.features["cell"], cells)
+    view.select(np.array([5, 2]))  # cell 2's point is gone
+    assert set(layer.features["cell"][list(layer.selected_data)]) == {5}
+    view.recolour("phenotype group")
+    np.testing.assert_allclose(layer.face_color, table.colourings["phenotype group"].colours(cells))
+    view.select(np.array([5]), spotlight=True)
+    assert layer.face_color[list(layer.selected_data), 3] == [1]
+    table.add_map("umap", result.features[:, 4:6])
+    table.show_map("umap")
+    view.moved()
+    np.testing.assert_allclose(layer.data, view._offset + table.unit[cells] * view._side)
+    assert set(layer.features["cell"][list(layer.selected_data)]) == {5}

@@ -86,6 +86,7 @@ class EmbeddingView:
         self._style: dict[str, float] = {}
         self._rim = False  # points drawn on a light canvas: rimmed
         self._layer: Any = None  # the points layer drawn, followed when the user renames it
+        self._followed: Any = None  # the layer whose deleted points are followed
         self._meta: dict = {}
         #: called with a new points layer when a deleted one was drawn again
         self.redrawn: Callable[[Any], None] = lambda layer: None
@@ -103,6 +104,7 @@ class EmbeddingView:
         if drawn is not None and drawn in self.viewer.layers:
             return drawn
         self._layer = self.layers.embedding_layer()
+        self._follow(self._layer)
         if drawn is not None and self.table is not None:
             # an empty layer would take the cells' colours and selections: an error
             self._fill(self.rows)
@@ -159,6 +161,7 @@ class EmbeddingView:
         self.colouring = table.colourings.get(colour, table.colourings["condition"])
         self._offset, self._side = self.layers.embedding_box()
         layer = self._layer = self.layers.embedding_layer()  # the run's (prepared) layer
+        self._follow(layer)
         select_points(layer, [])
         n = len(table)
         if self.dense:
@@ -230,7 +233,9 @@ class EmbeddingView:
             if spotlit is not None or self.spotlit is not None:
                 self.spotlit = spotlit
                 self._colour_points(layer, self.rows)
-            select_points(layer, cells)
+            # the points of the cells (all but those the user deleted, in cell order)
+            at = np.clip(np.searchsorted(self.rows, cells), 0, max(len(self.rows) - 1, 0))
+            select_points(layer, at[self.rows[at] == cells] if len(self.rows) else [])
             return
         shown = cells
         if len(cells) > SHOWN_SELECTED:
@@ -252,6 +257,24 @@ class EmbeddingView:
         return self.rows[np.asarray(rows, np.int64)]
 
     # -- internals --------------------------------------------------------------------------------
+    def _follow(self, layer: Any) -> None:
+        """Follow the points the user deletes from ``layer`` (Delete on the layer the widget
+        keeps active): the rows after them move up, and were taken for the next cells."""
+        if layer is self._followed:
+            return
+        if self._followed is not None:
+            self._followed.events.data.disconnect(self._on_data)
+        layer.events.data.connect(self._on_data)
+        self._followed = layer
+
+    def _on_data(self, event: Any = None) -> None:
+        layer = self._layer
+        if str(getattr(event, "action", "")) != "removed" or layer is not self._followed:
+            return
+        # the view's own drawing sets as many points as rows; napari removed their features
+        if len(layer.data) != len(self.rows) and "cell" in layer.features and not self.taken():
+            self.rows = np.asarray(layer.features["cell"], np.int64)
+
     def _fill(self, rows: np.ndarray) -> None:
         """Make the points layer show the cells ``rows``."""
         table, layer = self.table, self.layer
