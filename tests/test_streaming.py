@@ -383,3 +383,39 @@ def test_position_files_of_one_plate_are_counted_as_one_plate(tmp_path):
     files = _position_files(tmp_path / "hdf5", ["A01", "A02"])
     result = encode_stream(files, random_model(), tmp_path / "all.hdf")
     assert (result.n_plates, result.n_positions) == (1, 2)
+
+
+def test_a_plate_stored_otherwise_gives_the_same_cells_and_features(tmp_path):
+    # Metamorphic: one plate as one file, as CellCognition's master of position files, as
+    # those position files given one by one, and with every position's objects listed in
+    # reverse: the same rows, thumbnails and (within rounding: other batches) features.
+    positions = [synthetic_position(w, "0001", seed=i) for i, w in enumerate(("A01", "A02"))]
+    write = {"channel_names": ["rfp"], "object_channels": {"primary__primary": 0}}
+    one = write_cellh5(tmp_path / "one.ch5", positions, **write)
+    (tmp_path / "cc").mkdir()
+    master = write_cellh5(
+        tmp_path / "cc" / "_all_positions.ch5", positions, **write, split_files=True
+    )
+    for position in positions:  # the objects of each position from last to first
+        table = position.objects["primary__primary"]
+        for name, column in vars(table).items():
+            if isinstance(column, np.ndarray):
+                setattr(table, name, column[::-1])
+    reversed_ = write_cellh5(tmp_path / "reversed.ch5", positions, **write)
+    trained = random_model(mask="cell")
+
+    def cells(inputs: list[Path], name: str):
+        encode_stream(inputs, trained, tmp_path / name)
+        got = read_explorer_hdf(tmp_path / name)
+        # no frame in the Explorer's rows: the corner cell of every frame by its angle
+        at = np.lexsort([got.bbox[f] for f in ("angle", "label", "y", "x", "file")])
+        return got.bbox[at], got.gallery[..., at], got.features[at]
+
+    expected = cells([one], "one.hdf")
+    assert len(np.unique(expected[0])) == len(expected[0]) == 30  # each cell told apart
+    parts = sorted((tmp_path / "cc").glob("A0*.ch5"))
+    for inputs in ([master], parts, [reversed_]):
+        rows, gallery, features = cells(inputs, "other.hdf")
+        np.testing.assert_array_equal(rows, expected[0])
+        np.testing.assert_array_equal(gallery, expected[1])
+        np.testing.assert_allclose(features, expected[2], atol=1e-5)
