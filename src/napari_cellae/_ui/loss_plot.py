@@ -28,7 +28,7 @@ class LossPlot(QWidget):
     def __init__(self, viewer: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(150)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.held: list[float] = []
@@ -71,7 +71,7 @@ class LossPlot(QWidget):
         from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()
         colours = self.colours
         painter.fillRect(0, 0, w, h, QColor(colours.background))
@@ -84,10 +84,12 @@ class LossPlot(QWidget):
         painter.setPen(QPen(axis))
         painter.drawRect(plot)
         painter.setPen(QPen(text))
-        painter.drawText(QRectF(left, h - bottom + 4, plot.width(), 16), Qt.AlignHCenter, "epoch")
+        painter.drawText(
+            QRectF(left, h - bottom + 4, plot.width(), 16), Qt.AlignmentFlag.AlignHCenter, "epoch"
+        )
         values = [v for v in self.train + self.held if np.isfinite(v) and v > 0]
         if not self.epochs or not values:
-            painter.drawText(plot, Qt.AlignCenter, "loss per epoch appears here")
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "loss per epoch appears here")
             painter.end()
             return
         lo, hi = np.log10(min(values)), np.log10(max(values))
@@ -101,11 +103,19 @@ class LossPlot(QWidget):
             return QPointF(x, y)
 
         # y labels at the ends (log scale), x labels first/last epoch
-        painter.drawText(QRectF(0, plot.top() - 7, left - 4, 14), Qt.AlignRight, f"{10**hi:.1e}")
-        painter.drawText(QRectF(0, plot.bottom() - 7, left - 4, 14), Qt.AlignRight, f"{10**lo:.1e}")
-        painter.drawText(QRectF(left - 20, plot.bottom() + 2, 40, 14), Qt.AlignHCenter, "1")
         painter.drawText(
-            QRectF(plot.right() - 20, plot.bottom() + 2, 40, 14), Qt.AlignHCenter, str(n)
+            QRectF(0, plot.top() - 7, left - 4, 14), Qt.AlignmentFlag.AlignRight, f"{10**hi:.1e}"
+        )
+        painter.drawText(
+            QRectF(0, plot.bottom() - 7, left - 4, 14), Qt.AlignmentFlag.AlignRight, f"{10**lo:.1e}"
+        )
+        painter.drawText(
+            QRectF(left - 20, plot.bottom() + 2, 40, 14), Qt.AlignmentFlag.AlignHCenter, "1"
+        )
+        painter.drawText(
+            QRectF(plot.right() - 20, plot.bottom() + 2, 40, 14),
+            Qt.AlignmentFlag.AlignHCenter,
+            str(n),
         )
         for series, colour, label, dx in (
             (self.train, colours.first, "training cells", 0),
@@ -121,5 +131,5 @@ class LossPlot(QWidget):
                 painter.drawEllipse(p, 2.5, 2.5)
             painter.drawLine(int(left + dx), 11, int(left + dx + 16), 11)
             painter.setPen(QPen(text))
-            painter.drawText(QRectF(left + dx + 20, 3, 100, 16), Qt.AlignLeft, label)
+            painter.drawText(QRectF(left + dx + 20, 3, 100, 16), Qt.AlignmentFlag.AlignLeft, label)
         painter.end()
