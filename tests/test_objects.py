@@ -422,3 +422,37 @@ def test_an_object_table_never_written_is_refused(tmp_path: Path, table: str) ->
     with CellH5(path) as ch5, pytest.raises(CellH5Error, match="was never written") as e:
         ch5.objects(ch5.positions[0], "primary__primary")
     assert str(e.value).startswith(f"{path}: ")
+
+
+def test_half_pixel_centres_follow_the_image_when_it_is_moved_by_whole_pixels(
+    tmp_path: Path,
+) -> None:
+    # A centroid midway between two pixels (CellProfiler's mean of pixel indices for a cell
+    # of even width, or a corner-counted centre) went to the even one of the two (np.rint),
+    # so an image moved by one pixel put its cells one pixel off in their crops: x 20.5 was
+    # read as 20 and 21.5 as 22. Ties now go up, where an even crop's centre pixel
+    # (size // 2) puts the window's middle on the centroid.
+    centres = np.array([[20, 20], [30, 33], [40, 50], [25, 60]])
+    paths = []
+    for shift in (0, 1):  # the whole image moved (ramp and all, none of it near the edge)
+        position = synthetic_position(
+            "A01", "1", n_frames=1, n_per_frame=4, dtype="uint16", centers_yx=centres
+        )
+        position.image = np.roll(position.image, shift, axis=(-2, -1))
+        position.labels = np.roll(position.labels, shift, axis=(-2, -1))
+        path = tmp_path / f"moved{shift}.ch5"
+        write_cellh5(path, [position], ["dna"], {"primary__primary": 0})
+
+        def halves(table: np.ndarray, shift: int = shift) -> None:
+            table["x"] = centres[:, 1] + shift + 0.5  # 20.5, then 21.5
+            table["y"] = centres[:, 0] + shift - 0.5  # 19.5, then 20.5
+
+        _replace(path, f"{FEATURE}/center", halves)
+        paths.append(path)
+    a, b = (collect_crops(CellH5(p), "primary__primary", 16, mask="cell") for p in paths)
+    np.testing.assert_array_equal(b.center_x, a.center_x + 1)
+    np.testing.assert_array_equal(b.center_y, a.center_y + 1)
+    np.testing.assert_array_equal(a.crops, b.crops)
+    np.testing.assert_array_equal(a.morphology, b.morphology)
+    np.testing.assert_array_equal(a.center_x, centres[:, 1] + 1)  # 20.5 -> 21
+    np.testing.assert_array_equal(a.center_y, centres[:, 0])  # 19.5 -> 20

@@ -170,7 +170,11 @@ class _Checker:
                     f"{column} is {what} for {len(bad)} object(s) in {table}, object"
                     f" row(s) {_rows(bad)}; export the file again or remove those objects"
                 )
-            return np.rint(values)
+            # Ties up, not to even: x.5 alternating with x's parity put a cell moved by one
+            # pixel one pixel off in its crop; up, an even crop's centre pixel (size // 2)
+            # puts the window's middle on the centroid.
+            nearest = np.rint(values)
+            return nearest + (values - nearest == 0.5)
         if values.dtype.kind not in "iub":
             raise self.error(f"{table} column {column} holds {values.dtype}, not numbers")
         return values
