@@ -256,3 +256,201 @@ def test_a_cpu_runs_the_network_on_at_most_128_crops_at_once(monkeypatch):
     assert seen == [128, 128, 44]
     monkeypatch.setattr(readout_mod, "readout", real)
     np.testing.assert_allclose(feats, encode(trained, crops, batch_size=100), rtol=1e-6)
+
+
+# Metamorphic checks from the image file to the features (the recommended preset's mask,
+# per-cell intensity, relative readout over 8 orientations and outline measurements, on a
+# small network): what the features claim to ignore, changed in the file itself.
+_H, _W, _BOX = 60, 76, 16
+_CENTRES = np.array([[14, 14], [40, 30], [30, 24], [44, 56], [46, 14], [4, 70], [57, 3]])
+
+
+def _cells(dtype=np.uint16, peak: float = 3000.0) -> tuple[np.ndarray, np.ndarray]:
+    """An image of textured elliptic cells on noise (two of them at the border), and its
+    label image."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:_H, 0:_W].astype(float)
+    image = 100.0 + rng.normal(0, 5, (_H, _W))
+    labels = np.zeros((_H, _W), np.uint16)
+    for i, (cy, cx) in enumerate(_CENTRES):
+        a, b, turn = rng.uniform(3.5, 5.5), rng.uniform(2.5, 4), rng.uniform(0, np.pi)
+        u = ((xx - cx) * np.cos(turn) + (yy - cy) * np.sin(turn)) / a
+        v = (-(xx - cx) * np.sin(turn) + (yy - cy) * np.cos(turn)) / b
+        inside = u * u + v * v <= 1
+        texture = 1 + 0.3 * np.sin(xx / 1.5 + i) * np.cos(yy / 2)
+        image += inside * rng.uniform(0.4, 1) * peak * (1 - 0.5 * (u * u + v * v)) * texture
+        labels[inside] = i + 1
+    return np.clip(np.round(image), 0, np.iinfo(dtype).max).astype(dtype), labels
+
+
+def _file(path, image, labels, centres, ids=None):
+    from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
+
+    ids = np.arange(1, len(centres) + 1) if ids is None else np.asarray(ids)
+    boxes = []
+    for i in ids:
+        ys, xs = np.nonzero(labels == i)
+        boxes.append([xs.min(), xs.max(), ys.min(), ys.max()])
+    objects = ObjectData(
+        time_idx=np.zeros(len(ids), np.int32),
+        label_id=ids.astype(np.int32),
+        center_x=centres[:, 1].astype(np.int32),
+        center_y=centres[:, 0].astype(np.int32),
+        bbox=np.asarray(boxes, np.int32),
+    )
+    position = PositionData(
+        "p", "A01", "1", image[None, None, None], {"cells": objects}, labels[None, None, None]
+    )
+    return write_cellh5(path, [position], ["dna"], {"cells": 0})
+
+
+def _recommended():
+    from napari_cellae.core.config import TrainConfig
+    from napari_cellae.core.model_file import TrainedModel
+
+    torch.manual_seed(0)
+    config = TrainConfig.from_preset("recommended", crop_size=_BOX, architecture=ARCH)
+    model = ConvAutoencoder(ARCH, _BOX, 1).eval()
+    return TrainedModel(model, config, Normalisation([0.0], [4095.0], per_cell=True), ["dna"])
+
+
+def _features(trained, path) -> tuple[np.ndarray, np.ndarray]:
+    """All features of the file's cells (learned, brightness, outline) and the crops."""
+    from napari_cellae.core.crops import collect_crops
+    from napari_cellae.core.morphology import with_outline
+    from napari_cellae.io.cellh5 import CellH5
+
+    with CellH5(path) as ch5:
+        crops = collect_crops(ch5, "cells", _BOX, mask=trained.config.mask)
+    return with_outline(trained, encode(trained, crops), crops.morphology), crops.crops
+
+
+def _turned(a: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    a = np.rot90(a, k, axes=(-2, -1))
+    return np.ascontiguousarray(a[..., ::-1] if mirror else a)
+
+
+@pytest.mark.parametrize(
+    ("k", "mirror"), [(1, False), (2, False), (3, False), (0, True), (1, True)]
+)
+def test_a_turned_or_mirrored_image_gives_its_cells_the_same_features(tmp_path, k, mirror):
+    # Crops are even (the pools halve them) and a cell's centre pixel is size // 2, half a
+    # pixel past the box's middle: in the turned image that pixel lies on another side of
+    # the middle, so its crops are the original crops of centres moved by up to one pixel
+    # (the convention, docs/formats.md) and must give exactly those cells' features.
+    image, labels = _cells()
+    trained = _recommended()
+    marks = np.zeros((len(_CENTRES), _H, _W), bool)
+    marks[np.arange(len(_CENTRES)), _CENTRES[:, 0], _CENTRES[:, 1]] = True
+    moved = np.array([np.argwhere(m)[0] for m in _turned(marks, k, mirror)])
+    turned, crops = _features(
+        trained,
+        _file(tmp_path / "t.ch5", _turned(image, k, mirror), _turned(labels, k, mirror), moved),
+    )
+    centre = np.zeros((_BOX, _BOX), bool)
+    centre[_BOX // 2, _BOX // 2] = True
+    back = centre[:, ::-1] if mirror else centre
+    shift = _BOX // 2 - np.argwhere(np.rot90(back, -k))[0]  # the window moved
+    assert np.abs(shift).max() <= 1
+    original, expected = _features(
+        trained, _file(tmp_path / "o.ch5", image, labels, _CENTRES + shift)
+    )
+    unturned = crops[..., ::-1] if mirror else crops
+    np.testing.assert_array_equal(np.rot90(unturned, -k, axes=(2, 3)), expected)
+    np.testing.assert_allclose(turned, original, rtol=1e-5, atol=1e-6)
+
+
+def test_gain_and_offset_change_only_the_brightness(tmp_path):
+    image, labels = _cells()
+    trained = _recommended()
+    names = feature_names(trained) + ["outline"] * 5
+    bright = np.array([n.startswith("brightness_") for n in names])
+    # float pixels: the painted background level is the median as is (integer crops round
+    # it to a whole count, half a count off where the median is midway between two)
+    base, _ = _features(
+        trained, _file(tmp_path / "a.ch5", image.astype(np.float32), labels, _CENTRES)
+    )
+    for gain, offset in [(1.7, 0.0), (1e-3, 0.0), (1.0, -80.0), (2.5, 1000.0)]:
+        pixels = (image.astype(np.float64) * gain + offset).astype(np.float32)
+        changed, _ = _features(trained, _file(tmp_path / "b.ch5", pixels, labels, _CENTRES))
+        np.testing.assert_allclose(changed[:, ~bright], base[:, ~bright], rtol=2e-3, atol=2e-4)
+        # brightness is log1p of the cell's own range: the range times the gain
+        expected = np.log1p(gain * np.expm1(base[:, bright].astype(np.float64)))
+        np.testing.assert_allclose(changed[:, bright], expected, rtol=1e-4)
+
+
+def test_8_bit_pixels_stored_wider_or_scaled_to_12_bit_give_the_same_features(tmp_path):
+    image, labels = _cells(np.uint8, peak=180.0)
+    trained = _recommended()
+    bright = np.array([n.startswith("brightness_") for n in feature_names(trained)] + [False] * 5)
+    eight, _ = _features(trained, _file(tmp_path / "a.ch5", image, labels, _CENTRES))
+    for dtype in (np.uint16, np.int16):
+        same, _ = _features(
+            trained, _file(tmp_path / "b.ch5", image.astype(dtype), labels, _CENTRES)
+        )
+        np.testing.assert_array_equal(same, eight)
+    # x16 in 12 bits: as the 8-bit values in float (neither rounds the painted level)
+    floats, _ = _features(
+        trained, _file(tmp_path / "f.ch5", image.astype(np.float32), labels, _CENTRES)
+    )
+    twelve, _ = _features(
+        trained, _file(tmp_path / "c.ch5", image.astype(np.uint16) * 16, labels, _CENTRES)
+    )
+    np.testing.assert_allclose(twelve[:, ~bright], floats[:, ~bright], rtol=2e-3, atol=2e-4)
+
+
+def test_moving_the_image_or_removing_far_neighbours_leaves_a_cell_alone(tmp_path):
+    image, labels = _cells()
+    trained = _recommended()
+    base, crops = _features(trained, _file(tmp_path / "a.ch5", image, labels, _CENTRES))
+    inner = [0, 1, 2, 3]  # boxes inside the image
+    # the whole image moved by whole pixels, onto a canvas of the same noise
+    canvas = np.round(100 + np.random.default_rng(9).normal(0, 5, (_H + 9, _W + 9)))
+    canvas, canvas_labels = canvas.astype(np.uint16), np.zeros(canvas.shape, np.uint16)
+    canvas[7 : 7 + _H, 2 : 2 + _W] = image
+    canvas_labels[7 : 7 + _H, 2 : 2 + _W] = labels
+    moved, _ = _features(
+        trained, _file(tmp_path / "m.ch5", canvas, canvas_labels, _CENTRES + np.array([7, 2]))
+    )
+    np.testing.assert_array_equal(moved[inner], base[inner])
+    # cell 3 with neighbour 2 removed, which is in its box but does not touch its rim
+    from scipy import ndimage
+
+    rim = ndimage.binary_dilation(labels == 3, np.ones((3, 3)), iterations=2)
+    gone = labels == 2
+    assert not (rim & gone).any() and gone[22:38, 16:32].any()
+    alone = np.where(
+        gone, np.round(100 + np.random.default_rng(2).normal(0, 5, image.shape)), image
+    )
+    ids = [1, 3, 4, 5, 6, 7]
+    left, left_crops = _features(
+        trained,
+        _file(
+            tmp_path / "n.ch5",
+            alone.astype(np.uint16),
+            np.where(gone, 0, labels).astype(np.uint16),
+            _CENTRES[[0, 2, 3, 4, 5, 6]],
+            ids,
+        ),
+    )
+    np.testing.assert_array_equal(left_crops[1], crops[2])
+    np.testing.assert_array_equal(left[1], base[2])
+
+
+def test_a_cell_whose_box_leaves_the_image_but_not_its_rim_keeps_its_features(tmp_path):
+    # The part of the box outside the image holds the crop's background level: with only
+    # the cell and its rim shown, the crop is that of the same cell inside the image.
+    from scipy import ndimage
+
+    image, labels = _cells()
+    trained = _recommended()
+    base, crops = _features(trained, _file(tmp_path / "a.ch5", image, labels, _CENTRES))
+    rim = np.argwhere(ndimage.binary_dilation(labels == 1, np.ones((3, 3)), iterations=2))
+    top, left = rim.min(axis=0)  # the image moved so that the rim touches its edges
+    assert _CENTRES[0, 0] - top < _BOX // 2 and _CENTRES[0, 1] - left < _BOX // 2
+    for dy, dx in [(-top, 0), (0, -left), (-top, -left)]:
+        moved = [np.roll(a, (dy, dx), axis=(0, 1)) for a in (image, labels)]
+        cell = _CENTRES[:1] + np.array([dy, dx])
+        features, moved_crops = _features(trained, _file(tmp_path / "b.ch5", *moved, cell))
+        np.testing.assert_array_equal(moved_crops[0], crops[0])
+        np.testing.assert_allclose(features[0], base[0], rtol=1e-4, atol=1e-6)  # 1 vs 7 cells
