@@ -337,7 +337,7 @@ def test_a_turned_or_mirrored_image_gives_its_cells_the_same_features(tmp_path, 
     # Crops are even (the pools halve them) and a cell's centre pixel is size // 2, half a
     # pixel past the box's middle: in the turned image that pixel lies on another side of
     # the middle, so its crops are the original crops of centres moved by up to one pixel
-    # (the convention, docs/formats.md) and must give exactly those cells' features.
+    # (the convention, README) and must give exactly those cells' features.
     image, labels = _cells()
     trained = _recommended()
     marks = np.zeros((len(_CENTRES), _H, _W), bool)
