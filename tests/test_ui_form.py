@@ -288,3 +288,24 @@ def test_network_input_0_says_as_cut(form, qtbot):
     model = SimpleNamespace(config=TrainConfig(crop_size=24), object_name="", channel_names=[])
     form.show_model(model)
     assert form.input_size.value == 0 and box.text() == "as cut"
+
+
+def test_without_magicgui_s_private_spin_box_base_the_box_is_a_plain_one(monkeypatch, qtbot):
+    # The words need magicgui's private Qt ranged-widget base; where a magicgui moved it,
+    # importing it failed and with it the whole widget.
+    import builtins
+
+    from napari_cellae._ui import parameter_widgets
+
+    real_import = builtins.__import__
+
+    def without_base(name, *args, **kwargs):
+        if name == "magicgui.backends._qtpy.widgets":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_base)
+    box = parameter_widgets.special_spin_box("as cut", value=0, min=0, max=256)
+    assert box.value == 0 and box.max == 256 and box.native.text() != "as cut"
+    box.value = 40
+    assert box.value == 40

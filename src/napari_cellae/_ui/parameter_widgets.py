@@ -10,7 +10,8 @@ showed a bare 0 where 0 means the crops are not resampled. The form's sizes stay
 below 2**31, so a plain ``QSpinBox`` serves, and Qt shows the words for the least value
 (typing 0 shows them too). The backend is built as magicgui builds its own spin boxes, on
 its Qt backend's ranged-widget base; magicgui wraps any such backend through its public
-``widget_type`` argument.
+``widget_type`` argument. That base is magicgui's private class: a magicgui without it gets
+its plain spin box (a bare 0), not a form that fails to open.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from magicgui.backends._qtpy.widgets import QBaseRangedWidget
 from magicgui.widgets import ComboBox, FloatSpinBox, LineEdit, SpinBox
 from magicgui.widgets.bases import RangedWidget
 from qtpy.QtWidgets import QSpinBox
@@ -67,19 +67,27 @@ def parameter_widget(name: str) -> Any:
     return LineEdit(**common)
 
 
-class _QtSpinBox(QBaseRangedWidget):
-    """magicgui's Qt backend of an integer spin box, on Qt's own ``QSpinBox``."""
+def _qt_spin_box() -> type | None:
+    """magicgui's Qt backend of an integer spin box on Qt's own ``QSpinBox`` (None where
+    magicgui's private ranged-widget base is not where it was)."""
+    try:
+        from magicgui.backends._qtpy.widgets import QBaseRangedWidget
+    except ImportError:
+        return None
 
-    _qwidget: QSpinBox
+    class QtSpinBox(QBaseRangedWidget):
+        _qwidget: QSpinBox
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(QSpinBox, **kwargs)
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(QSpinBox, **kwargs)
 
-    def _mgui_set_value(self, value: Any) -> None:
-        super()._mgui_set_value(int(value))
+        def _mgui_set_value(self, value: Any) -> None:
+            super()._mgui_set_value(int(value))
 
-    def _pre_set_hook(self, value: Any) -> int:
-        return int(value)
+        def _pre_set_hook(self, value: Any) -> int:
+            return int(value)
+
+    return QtSpinBox
 
 
 def special_spin_box(special: str, **kwargs: Any) -> RangedWidget[int]:
@@ -96,8 +104,12 @@ def special_spin_box(special: str, **kwargs: Any) -> RangedWidget[int]:
     Returns
     -------
     magicgui.widgets.bases.RangedWidget
-        ``.value`` is an int; ``.native`` the ``QSpinBox``.
+        ``.value`` is an int; ``.native`` the ``QSpinBox`` (magicgui's own spin box, without
+        the words, where its private backend base moved).
     """
-    box: RangedWidget[int] = RangedWidget(widget_type=_QtSpinBox, **kwargs)
+    backend = _qt_spin_box()
+    if backend is None:
+        return SpinBox(**kwargs)
+    box: RangedWidget[int] = RangedWidget(widget_type=backend, **kwargs)
     box.native.setSpecialValueText(special)
     return box
