@@ -25,9 +25,13 @@ __all__ = [
 FEW_CONTROL_CELLS = 20
 
 
-def control_groups(controls: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+def control_groups(
+    controls: np.ndarray, groups: np.ndarray | None, keys: np.ndarray | None = None
+) -> np.ndarray:
     """Group (well) id of every control cell; each control cell its own group when the
-    controls come from a single well (nothing else to compare against)."""
+    controls come from a single well (nothing else to compare against), numbered in the
+    order of their ``keys`` where given (the control cells' keys: the SVM deals the groups
+    to folds by their ids, which then follow the cells, not their rows)."""
     ids = np.zeros(int(controls.sum()), np.int64) if groups is None else groups[controls]
     if len(np.unique(ids)) < 2:
         warnings.warn(
@@ -35,7 +39,11 @@ def control_groups(controls: np.ndarray, groups: np.ndarray | None) -> np.ndarra
             "against the other control cells of that well",
             stacklevel=3,
         )
-        return np.arange(len(ids))
+        if keys is None:
+            return np.arange(len(ids))
+        own = np.empty(len(ids), np.int64)
+        own[np.argsort(np.asarray(keys, np.uint64), kind="stable")] = np.arange(len(ids))
+        return own
     return np.asarray(ids)
 
 

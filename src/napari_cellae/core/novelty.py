@@ -211,8 +211,10 @@ def novelty_scores(
             return _knn_distance(reference, query, k)
         return _svm_score(reference, query, nu, gamma, seed)
 
-    control_groups = references.control_groups(controls, groups)
     keys = None if cell_keys is None else np.asarray(cell_keys, np.uint64)
+    control_groups = references.control_groups(
+        controls, groups, None if keys is None else keys[controls]
+    )
     sampled = _reference_sample(int(controls.sum()), seed, None if keys is None else keys[controls])
     references.warn_few_references(control_groups, sampled, method, k, percentile)
     scored = (controls, control_groups, sampled, method, k, score, keys)
