@@ -162,8 +162,7 @@ def centre_window(window: np.ndarray, cy: int, cx: int, height: int, width: int)
     y0 = min(max(cy - size // 2, 0), height - size)
     x0 = min(max(cx - size // 2, 0), width - size)
     ring = np.concatenate([window[0], window[-1], window[1:-1, 0], window[1:-1, -1]])
-    level = np.median(ring)
-    level = np.rint(level) if window.dtype.kind != "f" else level
+    level = np.quantile(ring, 0.5, method="lower")  # the lower median: a pixel value
     # Place the window's pixels in image coordinates, then read the centred window there.
     canvas = np.full((height + 2 * size, width + 2 * size), level, dtype=window.dtype)
     canvas[y0 + size : y0 + 2 * size, x0 + size : x0 + 2 * size] = window

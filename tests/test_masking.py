@@ -257,7 +257,7 @@ def _reference_crop(
 ) -> np.ndarray:
     """One crop as the module and ``collect_crops`` describe it, cell by cell: the window
     shifted inside the image; other objects (``"neighbours"``), or all but the cell grown by
-    2 px (``"cell"``), painted with the median of the visible unlabelled pixels (the
+    2 px (``"cell"``), painted with the lower median of the visible unlabelled pixels (the
     darkest pixel without any); nothing painted where the label is 0 or not in the window;
     then centred (``centre_window``). ``cell``: frame, centre row and column, label id."""
     t, cy, cx, label_id = (int(v) for v in cell)
@@ -279,8 +279,10 @@ def _reference_crop(
             hide = ~grown[2:-2, 2:-2]
         visible = (lab == 0) & ~hide
         for plane in crop:
-            level = np.median(plane[visible].astype(float)) if visible.any() else plane.min()
-            plane[hide] = level if plane.dtype.kind == "f" else np.rint(level)
+            if visible.any():  # the lower median: a pixel value
+                plane[hide] = np.quantile(plane[visible], 0.5, method="lower")
+            else:
+                plane[hide] = plane.min()
     return np.stack([centre_window(p, cy, cx, height, width) for p in crop])
 
 
@@ -463,3 +465,20 @@ def test_objects_without_label_ids_are_masked_by_the_label_at_their_centre(
     for crops, morphology in cut[1:]:
         np.testing.assert_array_equal(crops, cut[0][0])
         np.testing.assert_array_equal(morphology, cut[0][1])
+
+
+def test_the_painted_level_follows_the_image_s_gain_and_offset() -> None:
+    # The level was the mean of the two middle background pixels rounded to even: 100.5 gave
+    # 100, twice the image (201) 201, and an offset of one count 102, so an image's gain or
+    # its 8-bit copy in 12 bits moved a quarter of a 12-bit screen's cells' features.
+    labels = np.zeros((1, 6, 6), np.int32)
+    labels[0, 2:4, 2:4], labels[0, 0, 4:] = 1, 2  # the cell, and a neighbour
+    crops = np.full((1, 1, 6, 6), 500, np.uint16)
+    background = np.flatnonzero(labels[0] == 0)  # 30 pixels: 15 of 100, 15 of 101
+    crops[0, 0].flat[background] = np.where(np.arange(30) < 15, 100, 101)
+    painted = []
+    for gain, offset in [(1, 0), (2, 0), (1, 1), (16, 0)]:
+        scaled = crops * gain + offset
+        mask_crops(scaled, labels, np.array([1]), "neighbours")
+        painted.append((int(scaled[0, 0, 0, 5]) - offset) / gain)
+    assert painted == [100, 100, 100, 100]

@@ -84,8 +84,8 @@ def centre_crops(
     ``(size // 2, size // 2)``: ``new[r, q] = old[r - dy, q - dx]`` with
     ``dy = origin_y - (center_y - size // 2)`` (likewise ``dx``). Pixels without a source
     in the old window, the part of the centred window outside the image, take the crop's
-    background level: per channel, the median of the old window's edge ring (outermost
-    rows and columns), rounded for integer dtypes. Other crops are left untouched.
+    background level: per channel, the lower median of the old window's edge ring
+    (outermost rows and columns), one of its pixel values. Other crops are left untouched.
 
     Parameters
     ----------
@@ -126,9 +126,8 @@ def _shift(crops: np.ndarray, moved: np.ndarray, dy: np.ndarray, dx: np.ndarray)
     ring = np.concatenate(
         [old[..., 0, :], old[..., -1, :], old[..., 1:-1, 0], old[..., 1:-1, -1]], axis=-1
     )
-    level = np.median(ring, axis=-1)  # (m, C), float64
-    if crops.dtype.kind != "f":
-        level = np.rint(level)
+    # The lower median, a pixel value (as masking paints): equivariant with gain and offset.
+    level = np.quantile(ring, 0.5, axis=-1, method="lower")  # (m, C)
     steps = np.arange(size)
     src_r = steps - dy[moved, None]  # (m, s): source row of each new row
     src_q = steps - dx[moved, None]
