@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from napari_cellae.pipeline.phenotype_groups import auto_groups
+from napari_cellae.pipeline.phenotype_groups import auto_groups, phenotype_groups
 
 
 def test_many_novel_cells_get_more_groups_than_the_silhouette_picks() -> None:
@@ -85,3 +86,11 @@ def test_a_plate_of_one_control_well_is_grouped_on_the_scale_novelty_used() -> N
     for p in (1, 2):  # each phenotype one group, whichever plate its cells are on
         assert len(set(clusters[phenotype == p])) == 1
     assert set(clusters[phenotype == 1]) != set(clusters[phenotype == 2])
+
+
+def test_per_cell_arrays_of_another_length_are_refused() -> None:
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    novel, controls = np.arange(40) >= 20, np.arange(40) < 20
+    for name in ("plates", "wells", "cell_keys"):
+        with pytest.raises(ValueError, match=f"{name.replace('_', ' ')} .* do not match the 40"):
+            phenotype_groups(x, novel, controls, 2, **{name: np.zeros(41, np.int64)})

@@ -96,7 +96,8 @@ def phenotype_groups(
     ------
     ValueError
         If ``n_groups`` is larger than the number of novel cells, or than the number of
-        them whose features differ.
+        them whose features differ; or if ``plates``, ``wells`` or ``cell_keys`` do not
+        have one value per cell.
     """
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
@@ -104,6 +105,9 @@ def phenotype_groups(
     from napari_cellae.core.novelty import plate_references
 
     novel = np.asarray(novel, bool)
+    for name, given in (("plates", plates), ("wells", wells), ("cell keys", cell_keys)):
+        if given is not None and np.shape(given) != novel.shape:
+            raise ValueError(f"{name} {np.shape(given)} do not match the {len(novel)} cells")
     clusters = np.zeros(len(novel), np.int16)
     rows = np.flatnonzero(novel)
     if cell_keys is not None:  # k-means' seeded start and samples follow the cells
