@@ -160,12 +160,7 @@ def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
     stated = re.fullmatch(r"\s*sep=(.)\s*", lines[0][1]) if lines else None
     if stated:  # Excel's first line naming the separator, not a row
         lines = lines[1:]
-    sample = lines[0][1] if lines else ""
-    delimiter = max(_DELIMITERS, key=sample.count)
-    if stated:
-        delimiter = stated.group(1)
-    elif sample.count(delimiter) == 0:
-        delimiter = "\t"
+    delimiter = stated.group(1) if stated else _delimiter([line for _, line in lines])
     rows = []
     for number, line in lines:
         try:
@@ -177,6 +172,27 @@ def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
             ) from None
         rows.append(Row(number, [cell.strip() for cell in cells], line))
     return rows, delimiter
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The one that splits every row (tabs first), else the first row's: guessed from the
+    first row alone, rows starting ``A01<TAB>siRNA a,b,c`` were split at commas and refused,
+    the same rows in another order read. The first row's, where none splits every row,
+    names the rows that differ from it."""
+    fits = [candidate for candidate in _DELIMITERS if lines and _splits(lines, candidate)]
+    if "\t" in fits:
+        return "\t"
+    sample = lines[0] if lines else ""
+    delimiter = max(fits or _DELIMITERS, key=sample.count)
+    return delimiter if sample.count(delimiter) else "\t"
+
+
+def _splits(lines: list[str], delimiter: str) -> bool:
+    """Whether ``delimiter`` splits every line into two cells or more."""
+    try:
+        return all(len(next(csv.reader([line], delimiter=delimiter))) > 1 for line in lines)
+    except csv.Error:  # a cell too long: split_rows names it
+        return False
 
 
 def short_row_problem(row: Row, delimiter: str) -> str | None:
