@@ -187,3 +187,19 @@ def test_novelty_computed_for_the_hit_list_says_what_scoring_warned(control_well
     obs, features = _scored_design(control_wells)
     with pytest.warns(UserWarning, match=said):
         novel_cells(obs, features, source="cells.h5ad")
+
+
+def test_frames_of_a_position_split_over_two_plates_count_its_cells_twice() -> None:
+    # As the README says: plates named alike in two files are told apart by their file, so
+    # a position whose frames lie in both is two positions, each counting a frame's cells.
+    one, novel = _wells([(10, 50), (10, 50), (15, 50)], [4, 4, 4])
+    split = one.assign(plate=np.where(one["frame"] < 5, "p1 (a.ch5)", "p1 (b.ch5)"))
+    whole = hit_list(one.assign(plate="p1"), novel, "condition").set_index("condition")
+    halves = hit_list(split, novel, "condition").set_index("condition")
+    for table in (whole, halves):
+        assert table.loc["KIF11", "novel_fraction"] == 0.3
+    assert halves.loc["KIF11", "p_value"] < whole.loc["KIF11", "p_value"] / 2
+    twice = hit_list(pd.concat([one.assign(plate="p1")] * 2), np.r_[novel, novel], "condition")
+    assert twice.set_index("condition").loc["KIF11", "p_value"] == pytest.approx(
+        halves.loc["KIF11", "p_value"], rel=1e-9
+    )
