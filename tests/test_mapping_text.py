@@ -57,3 +57,35 @@ def test_a_tab_in_every_row_is_the_separator(tmp_path: Path) -> None:
     mapping = read_mapping(path)
     assert mapping.lookup(PositionKey("plate1", "A02", "1")).condition == "PLK1, siRNA 1,2"
     assert mapping.lookup(PositionKey("plate1", "A01", "1")).is_control
+
+
+def test_one_layout_written_in_every_documented_form_maps_alike(tmp_path: Path) -> None:
+    # CellCognition's table and the two-column form (whose condition marks the controls),
+    # rows in another order with extra rows, a Plate column naming the one plate, Windows
+    # line endings, a byte-order mark, trailing spaces, the control token in another case.
+    layout = [("A01", "1", "neg scr", "neg"), ("A02", "1", "PLK1", "target")]
+    layout += [("B01", "2", "NEG ctrl", "NEG"), ("B02", "1", "KIF11", "target")]
+    header = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup"
+
+    def table(rows, plate: str = "") -> list[str]:
+        lines = [header + "\tPlate" * bool(plate)]
+        for i, (well, site, gene, group) in enumerate(rows):
+            cells = [f"{well}_{site}", well, site, well[0], well[1:], gene, f"s{i}", group]
+            lines.append("\t".join(cells + [plate] * bool(plate)))
+        return lines
+
+    extra = [("H12", "1", "X", "target"), ("H11", "1", "neg scr", "neg")]
+    forms = {
+        "table": ("\n".join(table(layout)) + "\n", "neg"),
+        "pairs": ("Well\tCondition\n" + "".join(f"{w}_{s}\t{c}\n" for w, s, c, _ in layout), "neg"),
+        "reordered": ("\n".join(table(layout[::-1] + extra)) + "\n", "neg"),
+        "plate": ("\n".join(table(layout, "Plate1 ")) + "\n", "neg"),
+        "windows": ("\ufeff" + "  \r\n".join(table(layout)) + "  \r\n", "NeG "),
+    }
+    expected = [(gene, group.lower() == "neg") for _, _, gene, group in layout]
+    for name, (text, token) in forms.items():
+        path = tmp_path / f"{name}.txt"
+        path.write_text(text, encoding="utf-8", newline="")
+        mapping = read_mapping(path, token)
+        found = [mapping.lookup(PositionKey("plate1", w, f"000{s}")) for w, s, _, _ in layout]
+        assert [(info.condition, info.is_control) for info in found] == expected, name
