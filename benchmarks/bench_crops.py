@@ -107,14 +107,13 @@ def with_image_storage(path: Path, out: Path, **storage: object) -> Path:
 def centred(window: np.ndarray, y: int, x: int, cy: int, cx: int) -> np.ndarray:
     """One crop centred on its object the plain way: ``window`` was read at ``(y, x)``
     (shifted inside the image); what the centred window sees outside the image takes the
-    median of ``window``'s outermost rows and columns (rounded for integer pixels)."""
+    lower median (a pixel value) of ``window``'s outermost rows and columns."""
     size = window.shape[-1]
     dy, dx = y - (cy - size // 2), x - (cx - size // 2)
     if dy == 0 and dx == 0:
         return window
     ring = np.concatenate([window[0], window[-1], window[1:-1, 0], window[1:-1, -1]])
-    level = np.median(ring)
-    out = np.full_like(window, np.rint(level) if window.dtype.kind != "f" else level)
+    out = np.full_like(window, np.quantile(ring, 0.5, method="lower"))
     # new[r, q] = old[r - dy, q - dx] wherever old has that pixel
     out[max(dy, 0) : size + min(dy, 0), max(dx, 0) : size + min(dx, 0)] = window[
         max(-dy, 0) : size - max(dy, 0), max(-dx, 0) : size - max(dx, 0)
