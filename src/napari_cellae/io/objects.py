@@ -18,12 +18,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from napari_cellae.io.hdf5 import CellH5Error, get_object, read_table
+from napari_cellae.io.hdf5 import get_object, read_table
+from napari_cellae.io.object_checks import ObjectChecker, shown_number
 
 __all__ = ["ObjectTable", "is_relation", "not_an_object_table", "read_object_table"]
-
-_SHOWN_ROWS = 8
-_INT32 = np.iinfo(np.int32)
 
 
 # Tables under object/ that relate objects (tracks, events) rather than list them.
@@ -112,14 +110,6 @@ class ObjectTable:
         return len(self.time_idx)
 
 
-def _number(value: np.generic) -> str:
-    """A stored number as written: integers exactly, whole floats without ``.0``."""
-    value = value.item()
-    if isinstance(value, float) and (abs(value) >= 1e15 or not value.is_integer()):
-        return f"{value:g}"  # not 300 digits for 1e300; 80.7 as stored, not 80
-    return str(int(value))
-
-
 def _on_pixel(whole: np.ndarray, stored: np.ndarray, size: int) -> np.ndarray:
     """Rounded centres, float ones on the image's edge kept on its edge pixel: the last pixel
     of an 80 px row reaches to 80 where pixels are counted from their corner (79.5 and 79.7
@@ -128,11 +118,6 @@ def _on_pixel(whole: np.ndarray, stored: np.ndarray, size: int) -> np.ndarray:
         return whole
     edge = (stored >= -0.5) & (stored < size)
     return np.where(edge, np.clip(whole, 0, size - 1), whole)
-
-
-def _rows(indices: np.ndarray) -> str:
-    shown = ", ".join(str(int(i)) for i in indices[:_SHOWN_ROWS])
-    return shown + (" ..." if len(indices) > _SHOWN_ROWS else "")
 
 
 def _shared_labels(time_idx: np.ndarray, label_id: np.ndarray) -> int:
@@ -146,112 +131,6 @@ def _shared_labels(time_idx: np.ndarray, label_id: np.ndarray) -> int:
     involved[1:] |= repeat
     involved[:-1] |= repeat
     return int(involved.sum())
-
-
-class _Checker:
-    """Reads the feature tables of one object type and names them in errors."""
-
-    def __init__(self, group: h5py.Group, object_name: str, source: Path, where: str) -> None:
-        self.group, self.object_name, self.source, self.where = group, object_name, source, where
-
-    def error(self, message: str) -> CellH5Error:
-        return CellH5Error(f"{self.source}: {self.where}: {message}")
-
-    def whole(self, values: np.ndarray, table: str, column: str) -> np.ndarray:
-        """``values`` as whole numbers in their own width (float ones rounded, NaN or
-        infinite ones refused), so range checks see the stored value, not a wrapped one."""
-        if values.dtype.kind == "f":
-            bad = np.flatnonzero(~np.isfinite(values))
-            if len(bad):
-                nan = np.isnan(values[bad])
-                kinds = ("infinite", "missing (NaN) or infinite", "missing (NaN)")
-                what = kinds[int(nan.any()) + int(nan.all())]
-                raise self.error(
-                    f"{column} is {what} for {len(bad)} object(s) in {table}, object"
-                    f" row(s) {_rows(bad)}; export the file again or remove those objects"
-                )
-            # Ties up, not to even: x.5 alternating with x's parity put a cell moved by one
-            # pixel one pixel off in its crop; up, an even crop's centre pixel (size // 2)
-            # puts the window's middle on the centroid.
-            nearest = np.rint(values)
-            return nearest + (values - nearest == 0.5)
-        if values.dtype.kind not in "iub":
-            raise self.error(f"{table} column {column} holds {values.dtype}, not numbers")
-        return values
-
-    def frames(self, values: np.ndarray, table: str) -> np.ndarray:
-        """``time_idx`` as whole numbers; a fractional frame index is refused: rounding it
-        picked a frame without a word, the wrong one where the column means something else
-        (a time in seconds or hours, not a frame count)."""
-        whole = self.whole(values, table, "time_idx")
-        self.exact(values, table, "time_idx", "a whole frame number (frames count 0, 1, 2 ...)")
-        return whole
-
-    def exact(self, values: np.ndarray, table: str, column: str, what: str) -> None:
-        """Refuse fractional values in a column that counts (frames, label ids, classes):
-        rounding one picked another frame, cell or class without a word."""
-        if values.dtype.kind != "f":
-            return
-        fractional = np.flatnonzero(np.isfinite(values) & (np.rint(values) != values))
-        if len(fractional):
-            i = int(fractional[0])
-            raise self.error(
-                f"{column} {values[i]:g} of object {i} in {table} is not {what};"
-                f" {len(fractional)} object(s) have a fractional one, object row(s)"
-                f" {_rows(fractional)}"
-            )
-
-    def real(self, table: np.ndarray, column: str) -> np.ndarray:
-        """Column ``column`` of the orientation table as float64 (NaN allowed: only shown)."""
-        values = table[column]
-        if values.dtype.kind not in "iubf":
-            raise self.error(
-                f"feature/{self.object_name}/orientation column {column} holds {values.dtype},"
-                " not numbers"
-            )
-        return values.astype(np.float64)
-
-    def integers(
-        self, values: np.ndarray, table: str, column: str, *, clip: bool = False
-    ) -> np.ndarray:
-        """``values`` as int32; values beyond its range are refused (``astype`` would wrap
-        them round silently), or clipped with ``clip``."""
-        values = self.whole(values, table, column)
-        beyond = (values < _INT32.min) | (values > _INT32.max)
-        if beyond.any():
-            if not clip:
-                bad = np.flatnonzero(beyond)
-                raise self.error(
-                    f"{column} does not fit a 32-bit integer for {len(bad)} object(s) in"
-                    f" {table}, object row(s) {_rows(bad)}, e.g. {_number(values[bad[0]])};"
-                    " export the file again or remove those objects"
-                )
-            # Via float64 (exact within the int32 range): np.clip of a uint64 column to a
-            # negative bound raises.
-            values = np.clip(values.astype(np.float64), _INT32.min, _INT32.max)
-        return values.astype(np.int32)
-
-    def rows(self, data: np.ndarray, path: str) -> np.ndarray:
-        """``data`` if it holds one row per object; a scalar or 2-D table would index or
-        broadcast wrongly further on."""
-        if data.ndim != 1:
-            raise self.error(
-                f"{path} has shape {data.shape}; CellH5 tables hold one row per object"
-                " (1-D); export the file again"
-            )
-        return data
-
-    def table(self, name: str, fields: tuple[str, ...], n: int) -> np.ndarray | None:
-        path = f"feature/{self.object_name}/{name}"
-        data = read_table(self.group, path, self.source, self.where)
-        if data is None:
-            return None
-        if data.dtype.names is None or not set(fields) <= set(data.dtype.names):
-            raise self.error(f"{path} lacks {fields}")
-        self.rows(data, path)
-        if len(data) != n:
-            raise self.error(f"{path} has {len(data)} rows, object/{self.object_name} has {n}")
-        return data
 
 
 def read_object_table(
@@ -295,7 +174,7 @@ def read_object_table(
     UserWarning
         If objects of one frame share a label id (masking by label takes them for one cell).
     """
-    check = _Checker(group, object_name, source, where)
+    check = ObjectChecker(group, object_name, source, where)
     table_path = f"object/{object_name}"
     rows = read_table(group, table_path, source, where)
     if rows is None:
@@ -355,13 +234,13 @@ def read_object_table(
         i = int(np.flatnonzero(outside)[0])
         raise check.error(  # the centre as stored (80.7, not 81)
             f"{int(outside.sum())} centre(s) lie outside the {width}x{height} image, e.g."
-            f" object {i} at x={_number(center['x'][i])}, y={_number(center['y'][i])}"
+            f" object {i} at x={shown_number(center['x'][i])}, y={shown_number(center['y'][i])}"
         )
     bad_frames = (time_idx < 0) | (time_idx >= n_frames)
     if bad_frames.any():
         i = int(np.flatnonzero(bad_frames)[0])
         raise check.error(
-            f"time_idx {_number(time_idx[i])} of object {i} does not exist (the image has"
+            f"time_idx {shown_number(time_idx[i])} of object {i} does not exist (the image has"
             f" {n_frames} frame(s)); {bad_frames.sum()} object(s) of {table_path} have such a frame"
         )
     time_idx, center_x, center_y = (v.astype(np.int32) for v in (time_idx, center_x, center_y))
