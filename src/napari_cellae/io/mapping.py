@@ -36,18 +36,20 @@ from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.io.mapping_text import (
     Row,
-    canonical,
-    canonical_plate,
     column_name,
     extra_cells_problem,
     header_kind,
     name_past_token,
-    position_problem,
     read_text,
     short_row_problem,
-    split_position,
     split_rows,
     table_columns,
+)
+from napari_cellae.io.position_names import (
+    canonical,
+    canonical_plate,
+    position_problem,
+    split_position,
 )
 
 

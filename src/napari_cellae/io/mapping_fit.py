@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from napari_cellae.io.mapping_text import canonical, canonical_plate
+from napari_cellae.io.position_names import canonical, canonical_plate
 
 if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
