@@ -212,10 +212,9 @@ def novelty_scores(
         return _svm_score(reference, query, nu, gamma, seed)
 
     keys = None if cell_keys is None else np.asarray(cell_keys, np.uint64)
-    control_groups = references.control_groups(
-        controls, groups, None if keys is None else keys[controls]
-    )
-    sampled = _reference_sample(int(controls.sum()), seed, None if keys is None else keys[controls])
+    control_keys = None if keys is None else keys[controls]
+    control_groups = references.control_groups(controls, groups, control_keys)
+    sampled = _reference_sample(int(controls.sum()), seed, control_keys)
     references.warn_few_references(control_groups, sampled, method, k, percentile)
     scored = (controls, control_groups, sampled, method, k, score, keys)
     if not views:
