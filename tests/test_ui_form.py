@@ -14,6 +14,7 @@ from napari_cellae._ui.form import (
     ParameterForm,
     read_file_info,
 )
+from napari_cellae._ui.parameter_widgets import RANGES
 from napari_cellae.core.config import TrainConfig, field_info
 
 
@@ -213,7 +214,7 @@ def test_images_smaller_than_the_box_are_cropped_whole(form):
     assert "its images (12 px shorter side) are smaller than 40 px" in form.crop_size.tooltip
     # cells larger than the images allow: the box is theirs, and said so
     form.show_file(FileInfo(["Nuclei"], "Nuclei", [("DNA", 0)], {}, 64, {"Nuclei": 64}))
-    assert (form.crop_size.value, form.crop_size.min) == (64, 16)
+    assert (form.crop_size.value, form.crop_size.min) == (64, RANGES["crop_size"]["min"])
     assert "64 px is the largest its images allow" in form.crop_size.tooltip
 
 
@@ -276,7 +277,8 @@ def test_network_input_0_says_as_cut(form, qtbot):
     assert form.config().input_size == 0
     form.input_size.value = 40
     assert box.text() == "40" and form.config().input_size == 40
-    assert isinstance(form.input_size.value, int) and form.input_size.max == 256
+    assert isinstance(form.input_size.value, int)
+    assert form.input_size.max == RANGES["input_size"]["max"]
     form.input_size.value = 0
     assert box.text() == "as cut" and form.config() == TrainConfig(train_on="all")
     form.input_size.value = 40

@@ -74,7 +74,8 @@ def test_opens_demo_on_empty_viewer(make_napari_viewer, errors):
     # the defaults of TrainConfig (the default preset)
     defaults = TrainConfig()
     assert widget.form.crop_size.value == defaults.crop_size == 40
-    assert (widget.form.crop_size.min, widget.form.crop_size.max) == (16, 256)
+    # the config's least box; at most the demo's 512 px images
+    assert (widget.form.crop_size.min, widget.form.crop_size.max) == (4, 512)
     assert widget.form.learning_rate.value == pytest.approx(defaults.learning_rate)
     assert widget.form.batch_size.value == defaults.batch_size
     assert widget.form.epochs.value == defaults.epochs

@@ -245,9 +245,13 @@ class ParameterForm(QWidget):
         model uses; several channels stand in the Channel box as one choice, until a
         channel to train on is chosen (or another file)."""
         self.size_chosen = True
-        self.crop_size.value = trained.config.crop_size
+        for name in ("crop_size", "input_size"):
+            box, value = getattr(self, name), getattr(trained.config, name)
+            # the cell size's box stops at the file's image side: a model cut larger (and
+            # encoded with its own size) failed to load, the box refusing its value
+            box.min, box.max = min(box.min, value), max(box.max, value)
+            box.value = value
         self.architecture.value = trained.config.architecture
-        self.input_size.value = trained.config.input_size
         if trained.object_name in self.object.choices:
             self.object.value = trained.object_name
         names = trained.channel_names

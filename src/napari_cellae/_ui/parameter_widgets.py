@@ -2,7 +2,7 @@
 
 Labels, choices, defaults and tooltips come from
 :func:`napari_cellae.core.config.field_info`, the same texts ``cellae train --help`` shows;
-only the spin-box ranges are the form's own.
+the spin-box ranges are TrainConfig's limits too.
 
 magicgui's :class:`~magicgui.widgets.SpinBox` is drawn by superqt's ``QLargeIntSpinBox``
 (integers beyond 32 bits), which has no ``specialValueText``: the Network input box
@@ -24,19 +24,23 @@ from magicgui.widgets.bases import RangedWidget
 from qtpy.QtWidgets import QSpinBox
 
 from napari_cellae.core.config import field_info
+from napari_cellae.core.config_checks import MAX_SAMPLES
 
 __all__ = ["RANGES", "parameter_widget", "special_spin_box"]
 
-#: spin-box limits: what makes sense to type in; TrainConfig checks the values again
+#: spin-box limits: TrainConfig's (config_checks), so the form takes every value
+#: ``cellae train`` takes (the boxes stopped at 256 px, 1000 epochs, 10 cells); where the
+#: config's bound is open, the last value the box's decimals hold before it. ``decimals``:
+#: Qt's default two showed the learning rate's least as 0.00 and made 0.005 0.01.
 RANGES: dict[str, dict[str, Any]] = {
-    "crop_size": {"min": 16, "max": 256},
-    "input_size": {"min": 0, "max": 256},
-    "learning_rate": {"min": 0.001, "max": 1.0, "step": 0.01},
+    "crop_size": {"min": 4, "max": 1024},
+    "input_size": {"min": 0, "max": 1024},
+    "learning_rate": {"min": 0.0001, "max": 1.0, "step": 0.01, "decimals": 4},
     "momentum": {"min": 0.0, "max": 0.99, "step": 0.05},
-    "batch_size": {"min": 4, "max": 1000},
-    "corruption": {"min": 0.0, "max": 0.9, "step": 0.05},
-    "epochs": {"min": 1, "max": 1000},
-    "samples": {"min": 10, "max": 10_000_000, "step": 1000},
+    "batch_size": {"min": 1, "max": 100_000},
+    "corruption": {"min": 0.0, "max": 0.99, "step": 0.05},
+    "epochs": {"min": 1, "max": 100_000},
+    "samples": {"min": 1, "max": MAX_SAMPLES, "step": 1000},
 }
 #: words a box shows for its least value (its help says what 0 means)
 _SPECIAL = {"input_size": "as cut"}
@@ -62,8 +66,16 @@ def parameter_widget(name: str) -> Any:
         return ComboBox(choices=[(label, value) for value, label in info["choices"]], **common)
     if name in _SPECIAL:
         return special_spin_box(_SPECIAL[name], **RANGES[name], **common)
-    if info["type"] in (int, float):
-        return (SpinBox if info["type"] is int else FloatSpinBox)(**RANGES[name], **common)
+    if info["type"] is int:
+        return SpinBox(**RANGES[name], **common)
+    if info["type"] is float:
+        limits = dict(RANGES[name])
+        decimals = limits.pop("decimals", None)
+        box = FloatSpinBox(**limits, **common)
+        if decimals is not None:  # Qt rounded the limits and value to 2 decimals: again
+            box.native.setDecimals(decimals)
+            box.min, box.max, box.value = limits["min"], limits["max"], common["value"]
+        return box
     return LineEdit(**common)
 
 
