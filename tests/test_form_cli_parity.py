@@ -164,3 +164,13 @@ def test_the_widget_s_discovery_is_cellae_encode_s():
     reached |= {"percentile": "novelty_percentile", "seed": "seed"}
     for f in fields(DiscoveryOptions):  # per_group: the gallery's, fixed in both
         assert f.name == "per_group" or reached[f.name] in options, f.name
+
+
+def test_a_loaded_model_shows_how_it_cuts_its_cells(form):
+    # Load model of a `cellae train --preset classic` model left Hide and Brightness at the
+    # form's 'all but the cell' and 'per cell', while its features are cut with neither.
+    classic = _train("--preset", "classic")
+    form.show_model(SimpleNamespace(config=classic, object_name="", channel_names=[]))
+    shown = form.config()
+    for name in ("crop_size", "input_size", "architecture", *CROP_FIELDS):
+        assert getattr(shown, name) == getattr(classic, name), name

@@ -241,9 +241,10 @@ class ParameterForm(QWidget):
         self._fit_size()
 
     def show_model(self, trained: TrainedModel) -> None:
-        """Show the crop size, network (and its input size), objects and channel a loaded
-        model uses; several channels stand in the Channel box as one choice, until a
-        channel to train on is chosen (or another file)."""
+        """Show the crop size, masking and brightness, network (and its input size), objects
+        and channel a loaded model uses (its training settings stay the form's); several
+        channels stand in the Channel box as one choice, until a channel to train on is
+        chosen (or another file)."""
         self.size_chosen = True
         for name in ("crop_size", "input_size"):
             box, value = getattr(self, name), getattr(trained.config, name)
@@ -252,6 +253,8 @@ class ParameterForm(QWidget):
             box.min, box.max = min(box.min, value), max(box.max, value)
             box.value = value
         self.architecture.value = trained.config.architecture
+        for name in CROP_FIELDS:  # how its cells are cut (Hide, Brightness): encoding's too
+            getattr(self, name).value = getattr(trained.config, name)
         if trained.object_name in self.object.choices:
             self.object.value = trained.object_name
         names = trained.channel_names
