@@ -80,3 +80,24 @@ def test_centres_table_per_class_not_per_object(tmp_path: Path) -> None:
     np.testing.assert_allclose(colors, [palette.get(c, gray) for c in classes])
     assert list(features["well"].categories) == ["A01", "B02"]  # C03 holds no objects
     assert features["position"].equals(pd.Categorical(["A01_1"] * 15 + ["B02_1"] * 15))
+
+
+def test_predictions_without_a_class_table_name_their_class(tmp_path: Path) -> None:
+    # The README promises the class in the centres' features "when the file stores
+    # classifier predictions"; without /definition's class table they were left out,
+    # while the .h5ad's obs["class"] names each class by its number.
+    from conftest import synthetic_position
+    from napari_cellae.io.cellh5_writer import write_cellh5
+    from napari_cellae.pipeline.plate_cells import class_labels
+
+    position = synthetic_position("A01", "1", seed=0)
+    position.objects["primary__primary"].class_idx[:3] = [-1, 7, 1]
+    path = write_cellh5(tmp_path / "c.ch5", [position], ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        assert ch5.class_labels("primary__primary") is None
+        _, features, colors = centres_table(ch5, ch5.positions, "primary__primary", False)
+        classes = ch5.objects(ch5.positions[0], "primary__primary").class_idx
+    assert colors is None  # no class colours stored
+    expected = [name or "unclassified" for name in class_labels(classes, None)]
+    assert list(features["class_name"]) == expected
+    assert list(features["class_name"][:3]) == ["unclassified", "7", "1"]

@@ -105,7 +105,8 @@ def centres_table(
         ``(t, y, x)`` or ``(position, t, y, x)``.
     features : dict of column -> array
         ``position_index``, ``object_index``, ``label_id``, ``time``, ``plate``, ``well``,
-        ``site``, ``position`` and ``class_name`` when predictions exist.
+        ``site``, ``position`` and ``class_name`` when predictions exist (the class
+        number where the file has no class table).
     colors : ndarray (n, 4) or None
         Class colours (RGBA, gray where unclassified) when the file has class labels.
 
@@ -118,6 +119,7 @@ def centres_table(
     columns: dict[str, list[np.ndarray]] = {
         k: [] for k in ("position_index", "object_index", "label_id", "time", "y", "x", "class_idx")
     }
+    predicted = False
     for i, pos in enumerate(positions):
         table = cellh5.objects(pos, obj)
         n = len(table)
@@ -127,6 +129,7 @@ def centres_table(
         columns["time"].append(np.asarray(table.time_idx, np.int32))
         columns["y"].append(np.asarray(table.center_y, np.int32))
         columns["x"].append(np.asarray(table.center_x, np.int32))
+        predicted |= table.class_idx is not None
         cls = table.class_idx if table.class_idx is not None else np.full(n, -1)
         columns["class_idx"].append(np.asarray(cls, np.int32))
     cat = {k: np.concatenate(v) if v else np.zeros(0, np.int32) for k, v in columns.items()}
@@ -153,6 +156,10 @@ def centres_table(
     colors = None
     if labels:
         features["class_name"], colors = _class_columns(labels, cat["class_idx"])
+    elif predicted:  # no class table: the class number, as the .h5ad's obs["class"] has it
+        found, idx = np.unique(cat["class_idx"], return_inverse=True)
+        names = ["unclassified" if c < 0 else str(c) for c in found.tolist()]
+        features["class_name"] = _categorical(names, idx.reshape(-1))
     return coords, features, colors
 
 
