@@ -68,6 +68,8 @@ def test_every_field_is_an_option_and_a_box_or_listed_as_form_less():
 
 def test_the_form_s_defaults_are_cellae_train_s(form):
     assert form.config() == _train() == TrainConfig.from_preset()
+    parser, _ = _subparser("train")
+    assert form.control_token() == parser.parse_args(["train", "f.ch5"]).control_token
     for name in FORM_FIELDS:
         widget = getattr(form, name)
         assert widget.label == field_info(name)["label"]
@@ -174,3 +176,36 @@ def test_a_loaded_model_shows_how_it_cuts_its_cells(form):
     shown = form.config()
     for name in ("crop_size", "input_size", "architecture", *CROP_FIELDS):
         assert getattr(shown, name) == getattr(classic, name), name
+
+
+#: a choice other than the default for every box (the model file records these alike)
+CHOSEN = {
+    "crop_size": 48,
+    "input_size": 32,
+    "mask": "none",
+    "intensity": "screen",
+    "train_on": "controls",
+    "optimizer": "nesterov",
+    "learning_rate": 0.0075,
+    "momentum": 0.85,
+    "batch_size": 64,
+    "corruption": 0.15,
+    "epochs": 5,
+    "samples": 1234,
+    "architecture": TINY,
+}
+
+
+def test_the_same_choices_record_the_same_settings(form):
+    import json
+
+    assert set(CHOSEN) == set(FORM_FIELDS)
+    options = []
+    for name, value in CHOSEN.items():
+        getattr(form, name).value = value
+        options += ["--" + name.replace("_", "-"), str(value)]
+    widget, cli = form.config(), _train(*options)
+    assert widget == cli
+    assert all(getattr(cli, name) != getattr(TrainConfig(), name) for name in CHOSEN)
+    # what a model file and a .h5ad record (config.to_dict() as JSON): same values, same types
+    assert json.dumps(widget.to_dict()) == json.dumps(cli.to_dict())
