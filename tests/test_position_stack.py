@@ -314,3 +314,21 @@ def test_random_indices_read_what_the_padded_canvas_holds(tmp_path: Path) -> Non
                     expected = reference[key]
                     assert got.shape == expected.shape, f"seed {seed}, key {key}"
                     np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}, {key}")
+
+
+def test_index_lists_out_of_range_are_refused_as_numpy_refuses_them(tmp_path: Path) -> None:
+    # A list beyond an axis read another position (-5 of 3 wrapped round to position 1) or
+    # a blank frame (7 of 3) without a word; numpy raises IndexError.
+    positions = [synthetic_position(w, "1", seed=i) for i, w in enumerate(("A01", "A02", "A03"))]
+    path = write_cellh5(tmp_path / "s.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        reference = np.asarray(stack)
+        assert reference.shape == (3, 3, 64, 80)
+        for key in ([-3, 2], (1, [0, -1]), (slice(None), [2, 0], 5)):
+            np.testing.assert_array_equal(stack[key], reference[key])
+        for key in ([-5], [3], (0, [7]), (slice(None), [0, -4])):
+            with pytest.raises(IndexError):
+                reference[key]
+            with pytest.raises(IndexError, match="out of bounds"):
+                stack[key]

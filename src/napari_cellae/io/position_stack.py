@@ -228,12 +228,10 @@ class LazyPositionStack:
             if isinstance(k, slice):
                 axes.append((list(range(n))[k], True))
             elif isinstance(k, int | np.integer):
-                idx = int(k) + (n if k < 0 else 0)
-                if not 0 <= idx < n:
-                    raise IndexError(f"index {k} is out of bounds for axis with size {n}")
-                axes.append(([idx], False))
-            else:  # integer array / list
-                axes.append(([int(i) + (n if i < 0 else 0) for i in np.asarray(k).ravel()], True))
+                axes.append(([_in_bounds(k, n)], False))
+            else:  # integer array / list: beyond the axis, one wrapped round to another
+                # position or read a blank frame
+                axes.append(([_in_bounds(i, n) for i in np.asarray(k).ravel()], True))
         h5_yx, post_yx = _h5_spatial_key(yx_key)
         planes: list[np.ndarray] = []
         for combo in _product([a[0] for a in axes]):
@@ -252,6 +250,14 @@ class LazyPositionStack:
         t = lead.pop(0)
         z = lead.pop(0) if self._has_z else 0
         return self.plane(pos, t, z, yx)
+
+
+def _in_bounds(k: Any, n: int) -> int:
+    """Index ``k`` (negative from the end) of an axis of ``n``, refused as numpy refuses it."""
+    idx = int(k) + (n if k < 0 else 0)
+    if not 0 <= idx < n:
+        raise IndexError(f"index {k} is out of bounds for axis with size {n}")
+    return idx
 
 
 def _size(shape: tuple[int, ...], dtype: np.dtype) -> str:
