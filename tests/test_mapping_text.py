@@ -89,3 +89,27 @@ def test_one_layout_written_in_every_documented_form_maps_alike(tmp_path: Path) 
         mapping = read_mapping(path, token)
         found = [mapping.lookup(PositionKey("plate1", w, f"000{s}")) for w, s, _, _ in layout]
         assert [(info.condition, info.is_control) for info in found] == expected, name
+
+
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize(
+    ("delimiter", "conditions"),
+    [(",", ["drug; 1 uM", "neg; 24 h"]), (";", ["siRNA a,b,c", "neg, pool 1,2"])],
+)
+def test_every_condition_holding_the_other_separator_reads_as_under_a_header(
+    tmp_path: Path, header: bool, delimiter: str, conditions: list[str]
+) -> None:
+    # Both separators split every row of a headerless file whose every condition holds the
+    # other one: the first row's count (or the order of the separators) chose the other, so
+    # 'A01,drug' was read as a well (with '1 uM' its condition) or 'A01;siRNA a' as a cell
+    # of three; under a header the same rows were read. A position holds no separator.
+    lines = ["Well" + delimiter + "Condition"] * header
+    lines += [f"A0{i}{delimiter}{condition}" for i, condition in enumerate(conditions, 1)]
+    path = tmp_path / "m.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = read_mapping(path)
+    found = [mapping.lookup(PositionKey("plate1", f"A0{i}", "1")) for i in (1, 2)]
+    assert [(info.condition, info.is_control) for info in found] == [
+        (conditions[0], False),
+        (conditions[1], True),
+    ]

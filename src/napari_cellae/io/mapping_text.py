@@ -143,7 +143,7 @@ def column_name(cell: str) -> str:
 
 
 def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
-    """The non-blank, non-comment rows and the separator, guessed from the first row."""
+    """The non-blank, non-comment rows and the separator (:func:`_delimiter`)."""
     # Number the lines before dropping blank and comment lines, so that messages give the
     # line numbers the user sees; a cell spanning lines is not a thing in mapping files.
     lines = [
@@ -171,9 +171,17 @@ def split_rows(path: Path, text: str) -> tuple[list[Row], str]:
 def _delimiter(lines: list[str]) -> str:
     """The one that splits every row (tabs first), else the first row's: guessed from the
     first row alone, rows starting ``A01<TAB>siRNA a,b,c`` were split at commas and refused,
-    the same rows in another order read. The first row's, where none splits every row,
-    names the rows that differ from it."""
-    fits = [candidate for candidate in _DELIMITERS if lines and _splits(lines, candidate)]
+    the same rows in another order read. Where two split every row (each condition holding
+    the other), the one whose first cells hold no other: a position holds no separator.
+    The first row's, where none splits every row, names the rows that differ from it."""
+    firsts = {candidate: _first_cells(lines, candidate) for candidate in _DELIMITERS}
+    fits = [candidate for candidate, cells in firsts.items() if lines and cells is not None]
+    plain_firsts = [
+        candidate
+        for candidate in fits
+        if not any(other in cell for cell in firsts[candidate] or [] for other in _DELIMITERS)
+    ]
+    fits = plain_firsts or fits
     if "\t" in fits:
         return "\t"
     sample = lines[0] if lines else ""
@@ -181,12 +189,19 @@ def _delimiter(lines: list[str]) -> str:
     return delimiter if sample.count(delimiter) else "\t"
 
 
-def _splits(lines: list[str], delimiter: str) -> bool:
-    """Whether ``delimiter`` splits every line into two cells or more."""
+def _first_cells(lines: list[str], delimiter: str) -> list[str] | None:
+    """Each line's first cell where ``delimiter`` splits every line into two cells or more,
+    else None."""
+    firsts = []
     try:
-        return all(len(next(csv.reader([line], delimiter=delimiter))) > 1 for line in lines)
+        for line in lines:
+            cells = next(csv.reader([line], delimiter=delimiter))
+            if len(cells) < 2:
+                return None
+            firsts.append(cells[0])
     except csv.Error:  # a cell too long: split_rows names it
-        return False
+        return None
+    return firsts
 
 
 def short_row_problem(row: Row, delimiter: str) -> str | None:
