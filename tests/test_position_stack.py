@@ -332,3 +332,21 @@ def test_index_lists_out_of_range_are_refused_as_numpy_refuses_them(tmp_path: Pa
                 reference[key]
             with pytest.raises(IndexError, match="out of bounds"):
                 stack[key]
+
+
+def test_boolean_and_float_index_lists_read_as_numpy_reads_them(tmp_path: Path) -> None:
+    # A boolean list was read as the numbers 1 and 0: [True, False, True] gave positions
+    # 1, 0, 1 where numpy gives 0 and 2; a float list ([1.0]) was read as position 1 where
+    # numpy refuses it.
+    positions = [synthetic_position(w, "1", seed=i) for i, w in enumerate(("A01", "A02", "A03"))]
+    path = write_cellh5(tmp_path / "s.ch5", positions, ["dna"], {"primary__primary": 0})
+    with CellH5(path) as ch5:
+        stack = LazyPositionStack(ch5, ch5.positions, 0)
+        reference = np.asarray(stack)
+        for key in ([True, False, True], (0, np.array([False, True, True])), [False] * 3):
+            np.testing.assert_array_equal(stack[key], reference[key])
+        for key in ([True, False], (0, [True] * 4), [1.0], (slice(None), np.array([0.0]))):
+            with pytest.raises(IndexError):
+                reference[key]
+            with pytest.raises(IndexError):
+                stack[key]

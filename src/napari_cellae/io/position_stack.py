@@ -229,9 +229,8 @@ class LazyPositionStack:
                 axes.append((list(range(n))[k], True))
             elif isinstance(k, int | np.integer):
                 axes.append(([_in_bounds(k, n)], False))
-            else:  # integer array / list: beyond the axis, one wrapped round to another
-                # position or read a blank frame
-                axes.append(([_in_bounds(i, n) for i in np.asarray(k).ravel()], True))
+            else:  # integer or boolean array / list
+                axes.append((_index_list(k, n), True))
         h5_yx, post_yx = _h5_spatial_key(yx_key)
         planes: list[np.ndarray] = []
         for combo in _product([a[0] for a in axes]):
@@ -250,6 +249,22 @@ class LazyPositionStack:
         t = lead.pop(0)
         z = lead.pop(0) if self._has_z else 0
         return self.plane(pos, t, z, yx)
+
+
+def _index_list(k: Any, n: int) -> list[int]:
+    """An index list (or array) of an axis of ``n`` as numpy reads it: a boolean one picks
+    where it is True (it was read as the numbers 1 and 0), one beyond the axis is refused
+    (it wrapped round to another position or read a blank frame), and so is one of floats."""
+    k = np.asarray(k)
+    if k.dtype == bool:
+        if k.shape != (n,):
+            raise IndexError(f"boolean index of {k.size} does not match the axis of size {n}")
+        return np.flatnonzero(k).tolist()
+    if k.size and k.dtype.kind not in "iu":
+        raise IndexError(
+            f"arrays used as indices must be of integer or boolean type, not {k.dtype}"
+        )
+    return [_in_bounds(i, n) for i in k.ravel()]
 
 
 def _in_bounds(k: Any, n: int) -> int:
