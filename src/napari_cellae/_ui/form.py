@@ -222,11 +222,11 @@ class ParameterForm(QWidget):
         """Offer the objects and channels of a file; preselect its default object."""
         self._object_channel = info.object_channel
         self._cell_boxes = info.cell_boxes
-        # Images smaller than the usual least box (16 px) are cropped whole (the config's
-        # least is 4): a fitted 12 px box was raised to 16 and failed. Set before the
-        # choices, whose change fits the size.
+        # The box goes from the config's least (4 px) to the smallest image side: images
+        # smaller than a box are cropped whole. Set before the choices, whose change fits
+        # the size.
         self._smallest_side = info.smallest_side
-        least = max(4, min(RANGES["crop_size"]["min"], info.smallest_side))
+        least = RANGES["crop_size"]["min"]
         self._setting_size = True  # a value the new range clamps is no choice of the user's
         try:
             self.crop_size.min = least
