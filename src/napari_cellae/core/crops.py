@@ -299,7 +299,7 @@ def collect_crops(
     unmatched: list[tuple[PositionKey, int]] = []
     outline = np.full((total, len(MORPHOLOGY_NAMES)), np.nan, np.float32)  # unmasked: unknown
     clipped, blank = np.zeros(total, np.int64), np.zeros(total, bool)
-    start, objects = 0, (object_name, channels)
+    start = 0
     for pos, table, image, full, take in zip(used, tables, images, whole, takes, strict=True):
         stop = start + len(table)
         direct = np.dtype(image.dtype) == dtype
@@ -317,13 +317,13 @@ def collect_crops(
         check_pixels(target, where, named)
         if mask != "none":
             missed, outline[start:stop] = mask_position(
-                cellh5, pos, objects, table, target, mask, (y0, x0), (full, take)
+                cellh5, pos, object_name, table, target, mask, (y0, x0), (full, take), channels
             )
             if missed is None:
                 unlabelled.append(pos)
             elif missed:
                 unmatched.append((pos, missed))
-        clipped[start:stop] = clipped_at(target, image.dtype)  # after masking
+        clipped[start:stop] = clipped_at(target)  # after masking
         blank[start:stop] = blank_crops(target)
         tile_args = (image, channels, table.time_idx, (y0, x0), size)  # partly fill values?
         warn_unwritten_tiles(*tile_args, where, blank[start:stop])

@@ -110,12 +110,13 @@ def mask_crops(
 def mask_position(
     cellh5: CellH5,
     pos: PositionKey,
-    object_and_channels: tuple[str, list[int]],
+    object_name: str,
     table: Any,
     crops: np.ndarray,
     mode: str,
     origins: tuple[np.ndarray, np.ndarray],
     whole: tuple[Any, np.ndarray],
+    channels: list[int],
 ) -> tuple[int | None, np.ndarray]:
     """Mask one position's crops (in place) and measure every cell's outline.
 
@@ -123,8 +124,7 @@ def mask_position(
     ----------
     cellh5 : CellH5
     pos : PositionKey
-    object_and_channels : (str, list of int)
-        The objects' name and the raw channels of the crops.
+    object_name : str
     table : ObjectTable
         The rows of the position's objects that ``crops`` hold; where the file stores no
         label ids (``labels_stored`` False) each object's label is the label image's at
@@ -136,6 +136,8 @@ def mask_position(
     whole : (ObjectTable, ndarray)
         The position's full table and the rows of it that ``table`` holds: without label
         images, each crop is split from *all* the position's object centres.
+    channels : list of int
+        The raw channels of the crops (to segment the one the objects were segmented in).
 
     Returns
     -------
@@ -148,12 +150,10 @@ def mask_position(
         (:func:`~napari_cellae.core.morphology.mask_morphology`) of its mask, from the
         segmentation where the label image has none.
     """
-    object_name, channels = object_and_channels
     found = cellh5.labels(pos, object_name)
-    own = cellh5.object_channel(object_name) if cellh5.records_object_channels else None
-    segmented = crops[:, channels.index(own) if own in channels else 0]
     if found is None:
-        windows = _segmented(segmented, table, origins, whole, np.arange(len(crops)))
+        pixels = _to_segment(cellh5, object_name, channels, crops)
+        windows = _segmented(pixels, table, origins, whole, np.arange(len(crops)))
         for start in range(0, len(crops), _SEGMENT_CHUNK):  # bounded memory
             part = slice(start, start + _SEGMENT_CHUNK)
             mask_crops(crops[part], windows[part], np.ones(len(windows[part]), np.uint8), mode)
@@ -165,7 +165,7 @@ def mask_position(
     )
     labels = labels[:, 0]
     ids = np.asarray(table.label_id)
-    if not getattr(table, "labels_stored", True):
+    if not table.labels_stored:
         # No obj_label_id: its row numbers are no labels (nor the same after a reordering,
         # or in a later frame); the object is the region under its centre.
         y0, x0 = origins
@@ -175,8 +175,18 @@ def mask_position(
     missed = np.flatnonzero(~mask_crops(crops, labels, ids, mode))
     outline = mask_morphology(own)
     if len(missed):  # no label of its own to measure: its segmentation (it stays unmasked)
-        outline[missed] = mask_morphology(_segmented(segmented, table, origins, whole, missed) == 1)
+        pixels = _to_segment(cellh5, object_name, channels, crops)
+        outline[missed] = mask_morphology(_segmented(pixels, table, origins, whole, missed) == 1)
     return len(missed), outline
+
+
+def _to_segment(
+    cellh5: CellH5, object_name: str, channels: list[int], crops: np.ndarray
+) -> np.ndarray:
+    """The crops' channel the objects were segmented in (the file's region table), where
+    they hold it, else their first."""
+    own = cellh5.object_channel(object_name) if cellh5.records_object_channels else None
+    return crops[:, channels.index(own) if own in channels else 0]
 
 
 def _segmented(

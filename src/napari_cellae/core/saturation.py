@@ -14,7 +14,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from numpy.typing import DTypeLike
 
 __all__ = [
     "CLIPPED_PIXELS",
@@ -36,18 +35,14 @@ CLIPPED_SHARE = 0.05
 _CLIPPED_CELLS = 10
 
 
-def clipped_at(crops: np.ndarray, stored: DTypeLike = None) -> np.ndarray:
+def clipped_at(crops: np.ndarray) -> np.ndarray:
     """Per crop, the full-scale value at which at least :data:`CLIPPED_PIXELS` of its pixels
     sit, or 0.
 
     Parameters
     ----------
     crops : ndarray (N, C, S, S)
-        Crops of one position (or more), in the stored dtype or widened from it.
-    stored : dtype, optional
-        The dtype the pixels are stored in, where ``crops`` were widened to another (an
-        integer position of a file whose other positions store floats); default: the
-        crops' own.
+        Crops of one position (or more), in the stored dtype.
 
     Returns
     -------
@@ -57,8 +52,7 @@ def clipped_at(crops: np.ndarray, stored: DTypeLike = None) -> np.ndarray:
     """
     crops = np.asarray(crops)
     none = np.zeros(len(crops), np.int64)
-    stored = crops.dtype if stored is None else np.dtype(stored)
-    if len(crops) == 0 or not np.issubdtype(stored, np.integer):
+    if len(crops) == 0 or not np.issubdtype(crops.dtype, np.integer):
         return none
     top = int(crops.max())
     if top not in _FULL_SCALES:
