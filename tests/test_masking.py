@@ -257,9 +257,10 @@ def _reference_crop(
 ) -> np.ndarray:
     """One crop as the module and ``collect_crops`` describe it, cell by cell: the window
     shifted inside the image; other objects (``"neighbours"``), or all but the cell grown by
-    2 px (``"cell"``), painted with the lower median of the visible unlabelled pixels (the
-    darkest pixel without any); nothing painted where the label is 0 or not in the window;
-    then centred (``centre_window``). ``cell``: frame, centre row and column, label id."""
+    2 px (``"cell"``), painted with the lower median of the visible unlabelled pixels (of
+    all the window's unlabelled pixels without any; the darkest pixel without those);
+    nothing painted where the label is 0 or not in the window; then centred
+    (``centre_window``). ``cell``: frame, centre row and column, label id."""
     t, cy, cx, label_id = (int(v) for v in cell)
     height, width = image.shape[-2:]
     y0 = min(max(cy - size // 2, 0), height - size)
@@ -278,6 +279,8 @@ def _reference_crop(
                                 for dx in (-1, 0, 1)], axis=0)  # fmt: skip
             hide = ~grown[2:-2, 2:-2]
         visible = (lab == 0) & ~hide
+        if not visible.any():  # inside a cluster: the box's other background pixels
+            visible = lab == 0
         for plane in crop:
             if visible.any():  # the lower median: a pixel value
                 plane[hide] = np.quantile(plane[visible], 0.5, method="lower")
@@ -482,3 +485,31 @@ def test_the_painted_level_follows_the_image_s_gain_and_offset() -> None:
         mask_crops(scaled, labels, np.array([1]), "neighbours")
         painted.append((int(scaled[0, 0, 0, 5]) - offset) / gain)
     assert painted == [100, 100, 100, 100]
+
+
+def test_a_cell_whose_rim_lies_on_neighbours_takes_the_box_s_background_level() -> None:
+    # With no background pixel on its rim (inside a cluster), the cell's box was painted with
+    # its darkest pixel: a noise extreme below every other cell's level, which moved whenever
+    # a neighbour beyond the rim came or went (1.7 % of such a cell's features). The box's
+    # background pixels beyond the rim say the level as well as the rim's would.
+    rng = np.random.default_rng(0)
+    labels = np.zeros((1, 16, 16), np.int32)
+    labels[0, 4:12, 4:12] = 2  # the neighbours around the cell, covering its whole rim
+    labels[0, 6:10, 6:10] = 1
+    crops = rng.normal(100, 5, (1, 1, 16, 16)).round().astype(np.float32)
+    crops[0, 0][labels[0] > 0] = 400.0
+    crops[0, 0, 0, 0] = 60.0  # one dark pixel far off: it must not set the level
+    level = np.quantile(crops[0, 0][labels[0] == 0], 0.5, method="lower")
+    painted = crops.copy()
+    mask_crops(painted, labels, np.array([1]), "cell")
+    hidden = np.ones((16, 16), bool)
+    hidden[4:12, 4:12] = False  # the cell and its 2-pixel rim (all neighbour) stay
+    assert np.all(painted[0, 0][hidden] == level)
+    np.testing.assert_array_equal(painted[0, 0][~hidden], crops[0, 0][~hidden])
+    # Another neighbour beyond the rim changes the level by a pixel's worth at most.
+    moved = crops.copy()
+    more = labels.copy()
+    more[0, 12:16, 0:4] = 3
+    moved[0, 0][more[0] == 3] = 400.0
+    mask_crops(moved, more, np.array([1]), "cell")
+    assert abs(float(moved[0, 0, 0, 0]) - level) <= 2

@@ -90,14 +90,19 @@ def mask_crops(
     else:
         hide = ~_grow(own, _RIM)
     hide &= found[:, None, None]
-    background = (labels == 0) & ~hide
+    unlabelled = labels == 0
+    visible = unlabelled & ~hide
+    # A crop inside a cluster has no background on its rim: its box's other background
+    # pixels say the level instead (not its darkest pixel, a noise extreme that moved with
+    # every neighbour beyond the rim); a box without any keeps the darkest pixel.
+    rimless = ~visible.any(axis=(1, 2))
+    background = np.where(rimless[:, None, None], unlabelled, visible)
     for c in range(crops.shape[1]):
         plane = crops[:, c]
-        # The crop's own background level: the lower median of its visible unlabelled
-        # pixels (a crop with none, e.g. inside a cluster, takes its darkest pixel). A pixel
-        # value, not the mean of the two middle ones rounded: that rounded x.5 to even, so
-        # an image's gain, an offset or its 8-bit copy in 12 bits moved the level by half a
-        # count for a quarter of a 12-bit screen's cells.
+        # The crop's own background level: the lower median of its background pixels. A
+        # pixel value, not the mean of the two middle ones rounded: that rounded x.5 to
+        # even, so an image's gain, an offset or its 8-bit copy in 12 bits moved the level
+        # by half a count for a quarter of a 12-bit screen's cells.
         values = np.where(background, plane, np.nan).reshape(n, -1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: handled below
