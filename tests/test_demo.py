@@ -20,6 +20,7 @@ from napari_cellae.demo.screen import (
 )
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.mapping import read_mapping
+from napari_cellae.io.mapping_fit import check_fit
 
 SMALL = {"layout": DEMO_LAYOUT[:2], "size": (160, 192), "n_frames": 2, "n_cells": 105}
 BUNDLED = Path(demo.__file__).resolve().parent.parent / "sample_data"
@@ -77,7 +78,7 @@ def test_bundled_demo_reads_and_is_mapped(bundled: tuple[Path, Path]) -> None:
     mapping = read_mapping(mapping_path)
     with CellH5(ch5_path) as ch5:
         assert len(ch5.positions) == len(DEMO_LAYOUT)
-        mapping.check(ch5.positions, ch5_path)
+        check_fit(mapping, ch5.positions, ch5_path)
         assert all(mapping.lookup(key) is not None for key in ch5.positions)
         assert [c.name for c in ch5.channels] == ["H2B"]
         assert ch5.default_object == "primary__primary"

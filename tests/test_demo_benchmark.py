@@ -20,6 +20,7 @@ from napari_cellae.demo.benchmark import (
 from napari_cellae.demo.phenotypes import CLASS_LABELS, PHENOTYPES
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.mapping import read_mapping
+from napari_cellae.io.mapping_fit import check_fit
 
 OBJECT = "primary__primary"
 
@@ -49,7 +50,7 @@ def test_files_open_and_hold_all_phenotypes(screen: tuple[Path, Path]) -> None:
     controls = 0
     with CellH5(ch5_path) as ch5:
         assert len(ch5.positions) == len(BENCHMARK_LAYOUT) == 32
-        mapping.check(ch5.positions, ch5_path)
+        check_fit(mapping, ch5.positions, ch5_path)
         assert ch5.default_object == OBJECT
         labels = ch5.class_labels(OBJECT)
         assert [(c.label, c.name, c.color) for c in labels] == CLASS_LABELS

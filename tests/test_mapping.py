@@ -9,6 +9,7 @@ import pytest
 
 from napari_cellae.io.cellh5 import CellH5, PositionKey
 from napari_cellae.io.mapping import PositionInfo, read_mapping
+from napari_cellae.io.mapping_fit import check_fit
 
 HEADER = "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
 
@@ -23,7 +24,7 @@ def test_cellcognition_mapping(mapping_file: Path, cellcognition_file: Path) -> 
     assert mapping.conditions == ["scrambled", "PLK1"]
     assert mapping.control_conditions == ["scrambled"]
     with CellH5(cellcognition_file) as ch5:
-        mapping.check(ch5.positions, cellcognition_file)
+        check_fit(mapping, ch5.positions, cellcognition_file)
         infos = [mapping.lookup(p) for p in ch5.positions]
     assert infos == [
         PositionInfo("scrambled", True, "neg"),
@@ -164,7 +165,7 @@ def test_positions_the_file_lacks(mapping_file: Path, cellprofiler_file: Path) -
         positions = [key for key in ch5.positions if mapping.lookup(key) is not None]
         unmapped = [key for key in ch5.positions if mapping.lookup(key) is None]
     with pytest.warns(UserWarning) as caught:  # every position of the file is mapped
-        mapping.check(positions, cellprofiler_file)
+        check_fit(mapping, positions, cellprofiler_file)
     message = str(caught[0].message)
     assert str(mapping_file) in message and str(cellprofiler_file) in message
     assert "B02_0001" in message and "their rows are left out (a plate imaged in part?)" in message
@@ -172,7 +173,7 @@ def test_positions_the_file_lacks(mapping_file: Path, cellprofiler_file: Path) -
     # as another plate's mapping does: refused.
     assert unmapped
     with pytest.raises(ValueError, match=r"position\(s\) that are not in .*B02_0001") as info:
-        mapping.check(positions + unmapped, cellprofiler_file)
+        check_fit(mapping, positions + unmapped, cellprofiler_file)
     # and says why (the file's own positions are unmapped, named) and what to do
     unmapped_label = unmapped[0].label
     assert f"no row maps {unmapped_label}: the mapping of another plate?" in str(info.value)
@@ -410,7 +411,7 @@ def test_plate_names_match_without_case_or_spaces(tmp_path: Path) -> None:
     assert mapping.lookup(PositionKey("lt0001_01", "A01", "1")).condition == "mock"
     assert mapping.lookup(PositionKey(" LT0001_01", "A01", "1")).condition == "mock"
     assert mapping.lookup(PositionKey("LT0001_02", "A01", "1")) is None
-    mapping.check([PositionKey("Lt0001_01 ", "A01", "1")], "screen.ch5")
+    check_fit(mapping, [PositionKey("Lt0001_01 ", "A01", "1")], "screen.ch5")
 
 
 def test_a_plate_renamed_after_its_file_keeps_its_rows(tmp_path: Path) -> None:
@@ -452,14 +453,14 @@ def test_check_skips_rows_of_other_plates(tmp_path: Path) -> None:
     path = _plate_mapping(tmp_path, "P1\tA01\t1\tscr\tneg\nP2\tB02\t1\tPLK1\tt\n")
     mapping = read_mapping(path)
     # Each file of the run holds one of the plates: P2's B02 is not asked of a.ch5.
-    mapping.check(_keys("P1", "A01"), "a.ch5")
-    mapping.check(_keys("P2", "B02"), "b.ch5")
+    check_fit(mapping, _keys("P1", "A01"), "a.ch5")
+    check_fit(mapping, _keys("P2", "B02"), "b.ch5")
     with pytest.raises(ValueError) as info:  # but a row of the file's plate must fit
-        mapping.check(_keys("P2", "A01"), "b.ch5")
+        check_fit(mapping, _keys("P2", "A01"), "b.ch5")
     assert "names 1 position(s) that are not in b.ch5: B02_1 of plate 'P2'" in str(info.value)
     # a file holding a plate that no row names is refused only without rows for every plate
     with_fallback = _plate_mapping(tmp_path, "P1\tA01\t1\tscr\tneg\n\tB02\t1\tPLK1\tt\n")
-    read_mapping(with_fallback).check(_keys("P1", "A01") + _keys("P9", "B02"), "c.ch5")
+    check_fit(read_mapping(with_fallback), _keys("P1", "A01") + _keys("P9", "B02"), "c.ch5")
 
 
 def test_check_refuses_a_plate_column_naming_other_plates(tmp_path: Path) -> None:
@@ -467,14 +468,14 @@ def test_check_refuses_a_plate_column_naming_other_plates(tmp_path: Path) -> Non
     path = _plate_mapping(tmp_path, "plate1\tA01\t1\tscr\tneg\nplate2\tA01\t1\tPLK1\tt\n")
     mapping = read_mapping(path)
     with pytest.raises(ValueError) as info:
-        mapping.check(_keys("LT0001_01", "A01"), "screen.ch5")
+        check_fit(mapping, _keys("LT0001_01", "A01"), "screen.ch5")
     message = str(info.value)
     assert message.startswith(f"{path}: the Plate column names plate(s) 'plate1', 'plate2'")
     assert "screen.ch5 holds plate(s) 'LT0001_01'" in message
     assert "Correct the Plate column" in message and "remove the column" in message
     # a file holding a named plate and an unnamed one is refused as well
     with pytest.raises(ValueError, match=r"no row maps plate\(s\) 'P3'"):
-        mapping.check(_keys("plate1", "A01") + _keys("P3", "A01"), "two.ch5")
+        check_fit(mapping, _keys("plate1", "A01") + _keys("P3", "A01"), "two.ch5")
 
 
 def test_unmapped_positions_in_the_order_given(tmp_path: Path) -> None:
@@ -634,7 +635,7 @@ def test_invisible_characters_in_unknown_positions_are_shown(tmp_path: Path) -> 
     path = tmp_path / "m.txt"
     path.write_text("\u200bA01\tneg\n")
     with pytest.raises(ValueError) as info:
-        read_mapping(path).check([_key("A01", "1")], "p.ch5")
+        check_fit(read_mapping(path), [_key("A01", "1")], "p.ch5")
     assert "not in p.ch5: '\\u200bA01'" in str(info.value)
 
 
@@ -646,7 +647,7 @@ def test_names_compare_in_one_unicode_form(tmp_path: Path) -> None:
     path.write_text("Plate\tWell\tSite\tGene Symbol\tGroup\nPla\u0308tte\tＡ01\t²\tscr\tneg\n")
     mapping = read_mapping(path)
     key = PositionKey("Pl\u00e4tte", "A01", "2")
-    mapping.check([key], "p.ch5")
+    check_fit(mapping, [key], "p.ch5")
     assert mapping.lookup(key).is_control
     assert read_mapping(path).unused_plates([key]) == []
 
@@ -658,13 +659,13 @@ def test_positions_of_cellcognition_runs_without_wells(tmp_path: Path) -> None:
     path.write_text("0_0013\tneg. control\n0_0014\tKIF11\n")
     mapping = read_mapping(path)
     keys = [_key("0", "0013"), _key("0", "0014")]
-    mapping.check(keys, "movie.ch5")
+    check_fit(mapping, keys, "movie.ch5")
     assert mapping.lookup(keys[0]).is_control and mapping.lookup(keys[1]).condition == "KIF11"
     # The bare position number names a well, which the file lacks: the refusal shows how
     # the file names its positions.
     path.write_text("0013\tneg. control\n")
     with pytest.raises(ValueError, match=r"not in movie\.ch5: 0013 \(it holds 0_0013, 0_0014\)"):
-        read_mapping(path).check(keys, "movie.ch5")
+        check_fit(read_mapping(path), keys, "movie.ch5")
 
 
 def test_a_gene_starting_with_the_control_token_is_warned_about(tmp_path: Path) -> None:

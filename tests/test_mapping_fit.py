@@ -9,7 +9,7 @@ import pytest
 
 from napari_cellae.io.cellh5 import PositionKey
 from napari_cellae.io.mapping import read_mapping
-from napari_cellae.io.mapping_fit import finish_run, open_run, rows_not_held
+from napari_cellae.io.mapping_fit import check_fit, finish_run, open_run, rows_not_held
 
 WELLS = ["A01", "A02", "A03", "B01"]
 
@@ -34,13 +34,13 @@ def test_position_files_of_one_plate_are_checked_together(tmp_path: Path) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for well in WELLS:
-            mapping.check(*reversed(_file(well)))
+            check_fit(mapping, *reversed(_file(well)))
         finish_run(mapping)
     assert mapping.run_files is None  # closed
     # A part of the plate: one warning, of the rows that no input holds
     open_run(mapping)
     for well in WELLS[:2]:
-        mapping.check(*reversed(_file(well)))
+        check_fit(mapping, *reversed(_file(well)))
     with pytest.warns(UserWarning) as caught:
         finish_run(mapping)
     assert [str(w.message) for w in caught] == [
@@ -56,14 +56,14 @@ def test_a_position_file_the_mapping_lacks_is_judged_with_the_run(tmp_path: Path
     mapping = read_mapping(_mapping(tmp_path, ["A01", "A03", "B01"]))
     open_run(mapping)
     for well in WELLS:
-        mapping.check(*reversed(_file(well)))
+        check_fit(mapping, *reversed(_file(well)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         finish_run(mapping)  # every row held: A02 is named by warn_unmapped, not refused
     # Files that hold none of the mapping's positions are refused at the run's end
     open_run(mapping)
     for well in ("C01", "C02"):
-        mapping.check(*reversed(_file(well)))
+        check_fit(mapping, *reversed(_file(well)))
     with pytest.raises(ValueError, match=r"any of the 2 files of plate 'P' .*no row maps C01_1"):
         finish_run(mapping)
 
@@ -75,11 +75,11 @@ def test_a_single_file_is_judged_at_once(tmp_path: Path) -> None:
     open_run(mapping)
     keys = [PositionKey("P", well, "1") for well in ("C01", "C02")]
     with pytest.raises(ValueError, match="the mapping of another plate"):
-        mapping.check(keys, "other.ch5")
+        check_fit(mapping, keys, "other.ch5")
     # Two files of plates named alike (a position in both) are two plates, each judged
     open_run(mapping)
-    mapping.check([PositionKey("P", "A01", "1"), PositionKey("P", "A02", "1")], "run1.ch5")
-    mapping.check([PositionKey("P", "A01", "1")], "run2.ch5")
+    check_fit(mapping, [PositionKey("P", "A01", "1"), PositionKey("P", "A02", "1")], "run1.ch5")
+    check_fit(mapping, [PositionKey("P", "A01", "1")], "run2.ch5")
     with pytest.warns(UserWarning) as caught:
         finish_run(mapping)
     assert [str(w.message) for w in caught] == [
@@ -88,5 +88,5 @@ def test_a_single_file_is_judged_at_once(tmp_path: Path) -> None:
     ]
     # without a run, a file lacking rows warns at once, as before
     with pytest.warns(UserWarning, match=r"not in one\.ch5: A02_1 \(it holds A01_1\)"):
-        read_mapping(mapping.path).check([PositionKey("P", "A01", "1")], "one.ch5")
+        check_fit(read_mapping(mapping.path), [PositionKey("P", "A01", "1")], "one.ch5")
     assert rows_not_held(mapping, [PositionKey("P", "A02", "1")]) == ["A01_1"]

@@ -18,7 +18,8 @@ in messages count them, as an editor does; Excel's ``sep=;`` first line sets the
   apply to every plate.
 
 Reading the file's text, splitting it into rows and recognising its header is
-:mod:`napari_cellae.io.mapping_text`'s.
+:mod:`napari_cellae.io.mapping_text`'s; whether a mapping fits the CellH5 files of a run,
+:mod:`napari_cellae.io.mapping_fit`'s (:func:`~napari_cellae.io.mapping_fit.check_fit`).
 See ``docs/formats.md`` (position-mapping files).
 """
 
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from napari_cellae.io.cellh5 import PositionKey
-from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.io.mapping_text import (
     Row,
     column_name,
@@ -205,34 +205,6 @@ class PositionMapping:
             Their cells are named by their position and are never controls.
         """
         return [key for key in positions if self.lookup(key) is None]
-
-    def check(self, positions: list[PositionKey], source: str | os.PathLike) -> None:
-        """Raise if the mapping does not fit the positions of one CellH5 file of a run.
-
-        Rows without a plate, or with a plate of this file, that name positions the file
-        lacks are warned about where every position of the file is mapped (a plate imaged
-        in part), and refused otherwise: the layouts then differ both ways, as another
-        plate's mapping does, and failing early avoids training on the wrong cells. Rows
-        of plates the file does not hold describe another file of the run and are skipped.
-        A plate of the file that no row names needs rows without a plate. Where the files
-        of a run are checked together (:func:`~napari_cellae.io.mapping_fit.open_run`),
-        the rows no file of the run holds are warned about once, at its end.
-
-        Parameters
-        ----------
-        positions : list of PositionKey
-            Every position of the file.
-        source : path-like
-            The file, for messages.
-
-        Raises
-        ------
-        ValueError
-            Naming the mapping file and ``source``: the positions the file lacks where it
-            also holds unmapped ones, or the file's plates that neither a Plate row nor a
-            row without a plate maps.
-        """
-        check_fit(self, positions, source)
 
 
 def _suffix(problem: str | None) -> str:

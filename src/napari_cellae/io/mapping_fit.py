@@ -115,10 +115,30 @@ def check_fit(
 ) -> None:
     """Raise if ``mapping`` does not fit the positions of one CellH5 file of a run.
 
-    See :meth:`~napari_cellae.io.mapping.PositionMapping.check`; while a run is open
-    (:func:`open_run`), the file's positions are kept and rows it lacks are not warned
-    about here but by :func:`finish_run`, for every file of the run at once; so is a
-    refusal, unless the file is the run's first and holds several positions.
+    Rows without a plate, or with a plate of this file, that name positions the file
+    lacks are warned about where every position of the file is mapped (a plate imaged
+    in part), and refused otherwise: the layouts then differ both ways, as another
+    plate's mapping does, and failing early avoids training on the wrong cells. Rows
+    of plates the file does not hold describe another file of the run and are skipped.
+    A plate of the file that no row names needs rows without a plate. While a run is
+    open (:func:`open_run`), the file's positions are kept and rows it lacks are not
+    warned about here but by :func:`finish_run`, for every file of the run at once; so
+    is a refusal, unless the file is the run's first and holds several positions.
+
+    Parameters
+    ----------
+    mapping : PositionMapping
+    positions : list of PositionKey
+        Every position of the file.
+    source : path-like
+        The file, for messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the mapping file and ``source``: the positions the file lacks where it
+        also holds unmapped ones, or the file's plates that neither a Plate row nor a
+        row without a plate maps.
     """
     held = {canonical_plate(key.plate): key.plate for key in positions}
     named = mapping.plates
@@ -141,7 +161,7 @@ def check_fit(
         run.append((str(source), list(positions)))
     if deferred or not (missing := rows_not_held(mapping, positions)):
         return
-    _judge(mapping, missing, positions, str(source), stacklevel=5, warn=run is None)
+    _judge(mapping, missing, positions, str(source), stacklevel=4, warn=run is None)
 
 
 def _judge(

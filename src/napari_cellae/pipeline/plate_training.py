@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.pipeline.crop_notes import named, warn_crops
 from napari_cellae.pipeline.plates import distinct_keys, warn_unmapped, warn_unused_plates
 from napari_cellae.pipeline.sampling import (
@@ -98,7 +99,7 @@ def plate_training_crops(
             if not channels_of:  # the first plate sets the mapping, object and channels
                 mapping = load_mapping(mapping_path, ch5, control_token, warn=False)
             elif mapping is not None:
-                mapping.check(ch5.positions, ch5.path)
+                check_fit(mapping, ch5.positions, ch5.path)
             # every plate must have the same object and channels, by name
             object_name, names, channels_of[plate] = plate_channels(
                 ch5, object_name, channels, names, plates[0]

@@ -30,7 +30,7 @@ from napari_cellae.io.atomic import check_distinct, check_output
 from napari_cellae.io.cellh5 import CellH5, CellH5Error
 from napari_cellae.io.locate import input_files
 from napari_cellae.io.mapping import PositionMapping, read_mapping
-from napari_cellae.io.mapping_fit import open_run
+from napari_cellae.io.mapping_fit import check_fit, open_run
 from napari_cellae.pipeline.crop_notes import warn_crops
 from napari_cellae.pipeline.plates import warn_unmapped
 from napari_cellae.pipeline.sampling import draw_training
@@ -99,8 +99,9 @@ def load_mapping(
         Value of the ``Group`` column that marks negative controls.
     warn : bool
         Warn about positions no row maps, and rows of positions ``cellh5`` lacks; False
-        where the run checks its other files with ``mapping.check`` and warns once for all
-        its files (:func:`~napari_cellae.pipeline.plates.warn_unmapped`).
+        where the run checks its other files with
+        :func:`~napari_cellae.io.mapping_fit.check_fit` and warns once for all its files
+        (:func:`~napari_cellae.pipeline.plates.warn_unmapped`).
 
     Returns
     -------
@@ -117,7 +118,7 @@ def load_mapping(
     mapping = read_mapping(path, control_token=control_token)
     if not warn:  # a run of several files: rows that no file holds are named at its end
         open_run(mapping)
-    mapping.check(cellh5.positions, cellh5.path)
+    check_fit(mapping, cellh5.positions, cellh5.path)
     warn_unmapped(mapping if warn else None, cellh5.positions, cellh5.path)
     return mapping
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5, CellH5Error, PositionKey
 from napari_cellae.io.locate import input_files
+from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.pipeline.crop_notes import CropNotes, named
 from napari_cellae.pipeline.encode_tasks import EncodedPosition, PositionTask
 from napari_cellae.pipeline.open_files import close_open_files
@@ -153,7 +154,7 @@ def plan_encode(
             if mapping is None:  # read once, checked against every plate; warned below
                 mapping = load_mapping(mapping_path, ch5, control_token, warn=False)
             else:
-                mapping.check(ch5.positions, ch5.path)
+                check_fit(mapping, ch5.positions, ch5.path)
             held += ch5.positions
             obj, channels = check_model_fits(trained, ch5, model_path)
             before = len(tasks)
