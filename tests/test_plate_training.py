@@ -130,7 +130,8 @@ def test_a_plate_that_does_not_fit_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"b\.ch5: .*a\.ch5 gave the training channel\(s\) rfp, "):
         plate_training_crops([first, other_channel], config)
     # a channel named '2' is matched by name in the other plates, never taken as number 2
-    named = _plate(tmp_path / "n.ch5", ["A01"], 1, channels=("1", "2"))
+    # (k.ch5 is read first, in plate_order, and gives the channel)
+    named = _plate(tmp_path / "k.ch5", ["A01"], 1, channels=("1", "2"))
     lettered = _plate(tmp_path / "l.ch5", ["A01"], 1, channels=("a", "b", "c"))
     with pytest.raises(ValueError, match=r"l\.ch5: .*channel\(s\) 2, which .*: a, b, c\)"):
         plate_training_crops([named, lettered], config, channels=["2"])
@@ -237,3 +238,97 @@ def test_objects_filling_the_images_of_several_plates_get_no_box_beyond_them(tmp
     with pytest.warns(UserWarning, match=r"shorter side is 64 px\), so no crop box holds") as said:
         plate_training_crops(plates, config)
     assert not any("88 px" in str(w.message) for w in said)
+
+
+def _assert_same_model(a, b) -> None:
+    """Two TrainedModels of equal weights, bit for bit, and equal scaling."""
+    import torch
+
+    wa, wb = a.model.state_dict(), b.model.state_dict()
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), "weights differ"
+    assert a.normalisation == b.normalisation
+
+
+def _three_plates(tmp_path: Path) -> list[Path]:
+    """Two files of one name (and one plate name) in two folders, and a third plate, of
+    45, 15 and 30 cells."""
+    return [
+        _plate(tmp_path / "run1" / "plate.ch5", ["A01", "B01", "C01"], 1),
+        _plate(tmp_path / "run2" / "plate.ch5", ["A01"], 5),
+        _plate(tmp_path / "other.ch5", ["B02", "A02"], 9, plate="plate2"),
+    ]
+
+
+def test_plates_given_in_any_order_train_one_model(tmp_path):
+    # The draw, the cut and the trainer followed the plates' order as given: 'cellae train
+    # a.ch5 b.ch5' and 'cellae train b.ch5 a.ch5' (same seed) trained two models.
+    plates = _three_plates(tmp_path)
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=50, epochs=1, seed=3)
+    runs = [run_train(given, config) for given in (plates, plates[::-1], [tmp_path])]
+    first = runs[0]
+    assert (len(first.crops), first.n_cells) == (50, 90)
+    for other in runs[1:]:
+        assert other.crops.positions == first.crops.positions
+        np.testing.assert_array_equal(other.crops.crops, first.crops.crops)
+        np.testing.assert_array_equal(other.crops.object_index, first.crops.object_index)
+        _assert_same_model(first.trained, other.trained)
+        assert other.trained.channel_names == first.trained.channel_names
+        # so every cell gets the same features
+        np.testing.assert_array_equal(
+            steps.encode_crops(other.trained, first.crops),
+            steps.encode_crops(first.trained, first.crops),
+        )
+    names = {first.crops.positions[i].plate for i in first.crops.position_index}
+    assert names == {"plate1 (run1/plate.ch5)", "plate1 (run2/plate.ch5)", "plate2"}
+
+
+def test_plates_are_read_by_their_real_paths(tmp_path):
+    from napari_cellae.pipeline.plate_training import plate_order
+    from napari_cellae.pipeline.runs import training_plates
+
+    plates = _three_plates(tmp_path)
+    expected = [plates[2], plates[0], plates[1]]  # other.ch5, run1/..., run2/...
+    assert training_plates(plates[::-1]) == expected == training_plates([tmp_path])
+    assert training_plates([plates[1], plates[2], plates[0]]) == expected
+    # another spelling of a file sorts as the file: each path is kept as given
+    spelt = tmp_path / "run2" / ".." / "run1" / "plate.ch5"
+    assert plate_order([plates[1], spelt, plates[2]]) == [plates[2], spelt, plates[1]]
+
+
+def test_the_first_plate_in_order_gives_the_crop_box(tmp_path):
+    # fit_to_cells takes the first plate with objects for all: given first, a plate of
+    # larger cells set the box of a run the other way round.
+    from napari_cellae.pipeline.cell_size import fit_to_cells
+    from napari_cellae.pipeline.runs import training_plates
+
+    small = _plate(tmp_path / "a.ch5", ["A01"], 1)
+    large = whole_image_objects(tmp_path / "b.ch5", ("A01",))
+    config = TrainConfig(crop_size=16, architecture=ARCH)
+    boxes = {
+        fit_to_cells(training_plates(given), config)[0].crop_size
+        for given in ([small, large], [large, small])
+    }
+    assert len(boxes) == 1
+
+
+def test_one_plate_trains_on_its_cells_in_the_files_order(tmp_path):
+    # The order is the one a file has always been read in: one plate's model is the one
+    # built by hand from its crops in CellH5 order (positions naturally sorted, each
+    # position's rows as stored), through steps alone.
+    from napari_cellae.core.trainer import Trainer
+
+    wells = ["B01", "A10", "A2", "A01"]  # written out of order: read A01, A2, A10, B01
+    plate = _plate(tmp_path / "plate.ch5", wells, 1)
+    config = TrainConfig(crop_size=16, architecture=ARCH, samples=40, epochs=1, seed=4)
+    for only_drawn in (False, True):
+        result = run_train(plate, config, only_drawn=only_drawn)
+        with CellH5(plate) as ch5:
+            assert [k.well for k in ch5.positions] == ["A01", "A2", "A10", "B01"]
+            every = steps.crops_for(ch5, "primary__primary", [0], config)
+        train_on = replace(config, train_on="all")
+        idx = steps.select_training(every, None, "all", config.samples, config.seed)
+        by_hand = Trainer(train_on, np.ascontiguousarray(every.crops[idx]))
+        for _ in by_hand.run():
+            pass
+        _assert_same_model(result.trained, by_hand.result())

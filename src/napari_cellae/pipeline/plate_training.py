@@ -4,6 +4,9 @@
 from their object tables (no pixels), one seeded draw of at most ``samples`` cells is made
 over all of them, so each plate contributes in proportion to its cells, and only the drawn
 cells are cut, one position at a time (:mod:`napari_cellae.pipeline.sampling`).
+
+The plates are taken in one order whatever order they are given in (:func:`plate_order`),
+so ``cellae train a.ch5 b.ch5`` and ``cellae train b.ch5 a.ch5`` train the same model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.listing import first_few
+from napari_cellae.io.atomic import resolved
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.mapping_fit import check_fit
 from napari_cellae.pipeline.crop_notes import named, warn_crops
@@ -38,7 +42,30 @@ if TYPE_CHECKING:
     from napari_cellae.io.cellh5 import PositionKey
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["plate_training_crops"]
+__all__ = ["plate_order", "plate_training_crops"]
+
+
+def plate_order(plates: Sequence[Path]) -> list[Path]:
+    """The plates in the order training reads them, whatever order they were given in.
+
+    By the parts of each file's real path (links and ``..`` resolved, so that two spellings
+    of one file sort alike), compared as text: the first plate gives the object, the
+    channels and the fitted crop box, and the cells are drawn and trained on in this order,
+    so the given order changed the model. A folder of plates' sub-folders come out in the
+    order :func:`~napari_cellae.pipeline.plates.plate_files` lists them, and plates of one
+    file name in different folders by their folders.
+
+    Parameters
+    ----------
+    plates : sequence of Path
+        Distinct CellH5 files (:func:`~napari_cellae.pipeline.plates.plate_files`).
+
+    Returns
+    -------
+    list of Path
+        ``plates`` as given (each path unchanged), reordered.
+    """
+    return sorted(plates, key=lambda plate: resolved(Path(plate)).parts)
 
 
 def plate_training_crops(
@@ -58,7 +85,9 @@ def plate_training_crops(
     Parameters
     ----------
     plates : list of Path
-        CellH5 files (:func:`~napari_cellae.pipeline.plates.plate_files`).
+        CellH5 files (:func:`~napari_cellae.pipeline.plates.plate_files`), in any order:
+        read in :func:`plate_order`'s (the first of it gives the default object and
+        channels), positions in each file's order, rows in each position's.
     config : TrainConfig
     mapping_path : path-like, optional
         One mapping for every plate; each must hold what its rows (and plate-less ones) name.
@@ -86,6 +115,7 @@ def plate_training_crops(
     from napari_cellae.core.crops import check_box, collect_crops
     from napari_cellae.core.resample import to_network_size
 
+    plates = plate_order(plates)  # the model must not depend on the order given
     mapping, names = None, None
     channels_of: dict[Path, list[int]] = {}
     sources: list[Path] = []

@@ -89,13 +89,16 @@ def training_plates(
     cellh5_path: str | os.PathLike | Sequence[str | os.PathLike],
 ) -> list[Path]:
     """The plates to train on: one CellH5 file or folder, or several (each a file, a plate
-    folder or a folder of plates; :func:`~napari_cellae.pipeline.plates.plate_files`)."""
+    folder or a folder of plates; :func:`~napari_cellae.pipeline.plates.plate_files`), in
+    :func:`~napari_cellae.pipeline.plate_training.plate_order`'s order whatever order they
+    are given in: the first gives the fitted crop box, the object and the channels."""
+    from napari_cellae.pipeline.plate_training import plate_order
     from napari_cellae.pipeline.plates import plate_files
 
     paths = [cellh5_path] if isinstance(cellh5_path, str | os.PathLike) else list(cellh5_path)
     if not paths:
         raise ValueError("no CellH5 file given to train on")
-    return plate_files(paths)
+    return plate_order(plate_files(paths))
 
 
 def training_inputs(
