@@ -191,7 +191,7 @@ def test_the_largest_seed_cuda_devices_and_adagrad_without_momentum_stay_valid()
 
 
 def test_settings_that_do_nothing_beside_the_others_are_named() -> None:
-    from napari_cellae.core.config_checks import ignored_settings
+    from napari_cellae.cli.run_args import ignored_settings
 
     adagrad = TrainConfig(optimizer="adagrad", momentum=0.5)
     (said,) = ignored_settings(adagrad, {"momentum": 0.5})

@@ -39,7 +39,12 @@ from napari_cellae.cli.output import (
     training_summary,
 )
 from napari_cellae.cli.parser import build_parser, config_from_args, explicit_settings
-from napari_cellae.cli.run_args import input_paths, note_unused_token, train_args
+from napari_cellae.cli.run_args import (
+    ignored_settings,
+    input_paths,
+    note_unused_token,
+    train_args,
+)
 from napari_cellae.cli.usage import (
     UsageError,
     check_device,
@@ -172,8 +177,6 @@ def _cmd_make_screen(args: argparse.Namespace) -> int:
 
 
 def _note_ignored(config: TrainConfig, args: argparse.Namespace) -> None:
-    from napari_cellae.core.config_checks import ignored_settings
-
     for text in ignored_settings(config, explicit_settings(args)):
         note(text)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from napari_cellae.core.config import TrainConfig
 
 __all__ = [
     "OnePath",
     "encode_args",
+    "ignored_settings",
     "input_paths",
     "note_unused_token",
     "path_value",
@@ -80,3 +86,32 @@ def note_unused_token(args: argparse.Namespace) -> None:
             f"--control-token {args.control_token!r} ignored: it marks the negative controls "
             "of a --mapping, and none is given"
         )
+
+
+def ignored_settings(config: TrainConfig, given: Mapping[str, object]) -> list[str]:
+    """Say which of the settings a user gave have no effect beside the others.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's settings (preset and given options together).
+    given : Mapping[str, object]
+        The settings the user chose, by field name (the command line's options).
+
+    Returns
+    -------
+    list of str
+        One sentence per ignored setting; empty when every given setting counts.
+    """
+    ignored = []
+    if "momentum" in given and config.optimizer != "nesterov":
+        ignored.append(
+            f"--momentum {config.momentum} is ignored: only Nesterov momentum uses it "
+            f"(optimizer '{config.optimizer}'; add --optimizer nesterov to use it)"
+        )
+    if given.get("morphology") and config.mask == "none":
+        ignored.append(
+            "--morphology is ignored with --mask none: the outline is measured on the "
+            "cell's mask (choose --mask cell or neighbours)"
+        )
+    return ignored

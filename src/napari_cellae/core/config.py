@@ -16,6 +16,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, get_type_hints
 
+from napari_cellae.core.config_checks import check_settings, recorded_seed
 from napari_cellae.core.presets import DEFAULT_PRESET, PRESETS, Preset
 
 __all__ = [
@@ -301,9 +302,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field and the allowed range."""
-        from napari_cellae.core.config_checks import check_config
-
-        check_config(self)
+        check_settings({f.name: getattr(self, f.name) for f in fields(self)}, _CHOICES)
 
     @property
     def measures_outline(self) -> bool:
@@ -329,8 +328,6 @@ class TrainConfig:
         ValueError
             Naming unknown keys, or the first invalid value.
         """
-        from napari_cellae.core.config_checks import recorded_seed
-
         return cls._known({**d, **recorded_seed(d)})
 
     @classmethod
@@ -395,6 +392,8 @@ def field_info(name: str) -> Mapping[str, Any]:
 
 
 _field_types = cache(lambda: get_type_hints(TrainConfig))  # once: ~0.4 ms a call
+# Field name -> the values it allows (its choices; empty where any value in range is).
+_CHOICES = {f.name: [v for v, _ in f.metadata["choices"]] for f in fields(TrainConfig)}
 
 # Field name -> help text: the guidance both `cellae train --help` and the widget show.
 PARAMETER_GUIDE: dict[str, str] = {f.name: f.metadata["help"] for f in fields(TrainConfig)}

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from napari_cellae.core.architecture import check_architecture, parse_architecture
 
-if TYPE_CHECKING:
-    from napari_cellae.core.config import TrainConfig
-
 __all__ = [
     "MAX_SAMPLES",
     "MAX_SEED",
     "SettingError",
-    "check_config",
-    "ignored_settings",
+    "check_settings",
     "recorded_seed",
     "seed_problem",
 ]
@@ -50,99 +46,116 @@ class SettingError(ValueError):
         self.problem = problem
 
 
-def check_config(config: TrainConfig) -> None:
-    """Check every field of ``config``.
+def check_settings(settings: Mapping[str, Any], choices: Mapping[str, Sequence[Any]]) -> None:
+    """Check the fields of a :class:`~napari_cellae.core.config.TrainConfig`, each in its
+    range.
+
+    Parameters
+    ----------
+    settings : Mapping[str, Any]
+        Every field's value, by field name.
+    choices : Mapping[str, Sequence]
+        The allowed values of the fields that take one of a few (their ``choices``).
 
     Raises
     ------
     SettingError
         A ``ValueError`` naming the first invalid field and its allowed range.
     """
-    from napari_cellae.core.config import field_info
 
     def need(ok: bool, what: str, *others: str) -> None:
         if not ok:  # the field is the message's first word; ``others`` are also involved
             raise SettingError((what.split(" ", 1)[0], *others), what)
 
     for name in ("crop_size", "input_size", "batch_size", "epochs", "samples", "seed"):
-        value = getattr(config, name)
+        value = settings[name]
         need(
             isinstance(value, int | np.integer) and not isinstance(value, bool),
             f"{name} must be an integer, got {value!r}",
         )
     for name in ("learning_rate", "momentum", "corruption", "held_out_fraction", "decorrelation"):
-        value = getattr(config, name)
+        value = settings[name]
         need(
             isinstance(value, int | float | np.floating) and not isinstance(value, bool),
             f"{name} must be a number, got {value!r}",
         )
     for name in ("optimizer", "train_on", "mask", "intensity", "readout", "orientations"):
-        allowed, value = [value for value, _ in field_info(name)["choices"]], getattr(config, name)
+        allowed, value = list(choices[name]), settings[name]
         need(  # True and 1.0 equal 1: a model file's orientations 'true' was taken for 1
             value in allowed and not isinstance(value, bool | float),
             f"{name} must be {' or '.join(map(repr, allowed))}, got {value!r}",
         )
-    need(4 <= config.crop_size <= 1024, f"crop_size must be 4..1024 px, got {config.crop_size}")
     need(
-        config.input_size == 0 or 4 <= config.input_size <= 1024,
-        f"input_size must be 0 (the cell size) or 4..1024 px, got {config.input_size}",
+        4 <= settings["crop_size"] <= 1024,
+        f"crop_size must be 4..1024 px, got {settings['crop_size']}",
     )
     need(
-        math.isfinite(config.learning_rate) and config.learning_rate > 0,
-        f"learning_rate must be a finite number above 0, got {config.learning_rate}",
+        settings["input_size"] == 0 or 4 <= settings["input_size"] <= 1024,
+        f"input_size must be 0 (the cell size) or 4..1024 px, got {settings['input_size']}",
     )
     need(
-        0 <= config.momentum < 1, f"momentum must be at least 0 and below 1, got {config.momentum}"
+        math.isfinite(settings["learning_rate"]) and settings["learning_rate"] > 0,
+        f"learning_rate must be a finite number above 0, got {settings['learning_rate']}",
+    )
+    need(
+        0 <= settings["momentum"] < 1,
+        f"momentum must be at least 0 and below 1, got {settings['momentum']}",
     )
     need(  # torch refused it mid-run as 'Nesterov momentum requires a momentum and ...'
-        config.optimizer != "nesterov" or config.momentum > 0,
+        settings["optimizer"] != "nesterov" or settings["momentum"] > 0,
         "momentum must be above 0 with optimizer 'nesterov' (0.9 works well), got 0",
         "optimizer",
     )
     need(
-        1 <= config.batch_size <= 100_000, f"batch_size must be 1..100000, got {config.batch_size}"
+        1 <= settings["batch_size"] <= 100_000,
+        f"batch_size must be 1..100000, got {settings['batch_size']}",
     )
     need(
-        0 <= config.corruption < 1,
-        f"corruption must be at least 0 and below 1, got {config.corruption}",
+        0 <= settings["corruption"] < 1,
+        f"corruption must be at least 0 and below 1, got {settings['corruption']}",
     )
     need(
-        0 <= config.decorrelation <= 1,
-        f"decorrelation must be 0..1, got {config.decorrelation}",
+        0 <= settings["decorrelation"] <= 1,
+        f"decorrelation must be 0..1, got {settings['decorrelation']}",
     )
-    need(1 <= config.epochs <= 100_000, f"epochs must be 1..100000, got {config.epochs}")
+    need(1 <= settings["epochs"] <= 100_000, f"epochs must be 1..100000, got {settings['epochs']}")
     # Beyond int64 the .h5ad's record of the settings could not be written, after encoding
     # the whole screen; a billion cells' crops would not fit in memory anyway.
     need(
-        1 <= config.samples <= MAX_SAMPLES,
-        f"samples must be 1..{MAX_SAMPLES}, got {config.samples}",
+        1 <= settings["samples"] <= MAX_SAMPLES,
+        f"samples must be 1..{MAX_SAMPLES}, got {settings['samples']}",
     )
-    problem = seed_problem(config.seed)
+    problem = seed_problem(settings["seed"])
     need(problem is None, f"seed {problem}")
     need(  # 'cudajunk' or 'cuda:-1' passed and failed in torch ('Invalid device string')
-        isinstance(config.device, str)
+        isinstance(settings["device"], str)
         and (
-            config.device in ("auto", "cpu") or bool(re.fullmatch(r"cuda(:[0-9]+)?", config.device))
+            settings["device"] in ("auto", "cpu")
+            or bool(re.fullmatch(r"cuda(:[0-9]+)?", settings["device"]))
         ),
-        f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}",
+        f"device must be 'auto', 'cpu' or 'cuda[:N]', got {settings['device']!r}",
     )
     for name in ("augment", "revive", "morphology"):
-        value = getattr(config, name)
+        value = settings[name]
         need(isinstance(value, bool | np.bool_), f"{name} must be true or false, got {value!r}")
     need(
-        0 <= config.held_out_fraction <= 0.9,
-        f"held_out_fraction must be 0..0.9, got {config.held_out_fraction}",
+        0 <= settings["held_out_fraction"] <= 0.9,
+        f"held_out_fraction must be 0..0.9, got {settings['held_out_fraction']}",
     )
+    # The edge of the crops the network sees (TrainConfig.network_size).
+    network_size = settings["input_size"] or settings["crop_size"]
     try:
-        parse_architecture(config.architecture)
+        parse_architecture(settings["architecture"])
     except ValueError as exc:
         raise SettingError(("architecture",), str(exc)) from None
     try:
-        check_architecture(config.architecture, config.network_size)
+        check_architecture(settings["architecture"], network_size)
     except ValueError as exc:
         # The network is built for the input size when one is set, not for the cell size.
-        size = "input_size" if config.input_size else "crop_size"
-        what = f"input_size {config.input_size} px, the network's input: " * bool(config.input_size)
+        size = "input_size" if settings["input_size"] else "crop_size"
+        what = f"input_size {settings['input_size']} px, the network's input: " * bool(
+            settings["input_size"]
+        )
         raise SettingError((size, "architecture"), f"{what}{exc}") from None
 
 
@@ -170,32 +183,3 @@ def recorded_seed(settings: Mapping[str, object]) -> dict[str, int]:
     if isinstance(seed, int) and MAX_SEED < seed < 2**63:
         return {"seed": seed & MAX_SEED}
     return {}
-
-
-def ignored_settings(config: TrainConfig, given: Mapping[str, object]) -> list[str]:
-    """Say which of the settings a user gave have no effect beside the others.
-
-    Parameters
-    ----------
-    config : TrainConfig
-        The run's settings (preset and given options together).
-    given : Mapping[str, object]
-        The settings the user chose, by field name (the command line's options).
-
-    Returns
-    -------
-    list of str
-        One sentence per ignored setting; empty when every given setting counts.
-    """
-    ignored = []
-    if "momentum" in given and config.optimizer != "nesterov":
-        ignored.append(
-            f"--momentum {config.momentum} is ignored: only Nesterov momentum uses it "
-            f"(optimizer '{config.optimizer}'; add --optimizer nesterov to use it)"
-        )
-    if given.get("morphology") and config.mask == "none":
-        ignored.append(
-            "--morphology is ignored with --mask none: the outline is measured on the "
-            "cell's mask (choose --mask cell or neighbours)"
-        )
-    return ignored
