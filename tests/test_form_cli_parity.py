@@ -2,7 +2,8 @@
 
 Every TrainConfig field and discovery option is enumerated, so that a field added to one
 front end only, or a box whose range or decimals refuse what ``cellae train`` accepts,
-fails here.
+fails here. The Preset box is ``--preset``: every preset, alone and with options, and the
+settings without a box it decides.
 """
 
 from __future__ import annotations
@@ -12,22 +13,23 @@ from types import SimpleNamespace
 
 import pytest
 
-from napari_cellae._ui.form import CROP_FIELDS, TRAINING_FIELDS, FileInfo, ParameterForm
+from napari_cellae._ui.form import (
+    BOX_FIELDS,
+    CROP_FIELDS,
+    PRESET_ONLY,
+    TRAINING_FIELDS,
+    FileInfo,
+    ParameterForm,
+    read_file_info,
+)
+from napari_cellae._ui.preset_choice import FROM_MODEL
 from napari_cellae.cli.parser import build_parser, config_from_args
-from napari_cellae.core.config import PRESETS, TrainConfig, field_info
+from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, field_info
 
-#: fields the widget leaves at the default preset's value (no box): the command line's only
-FORM_LESS = {
-    "seed",
-    "device",
-    "held_out_fraction",
-    "augment",
-    "revive",
-    "decorrelation",
-    "readout",
-    "orientations",
-    "morphology",
-}
+#: fields without a box that the Preset box decides (the chosen preset's, or a loaded model's)
+BY_PRESET = {"revive", "decorrelation", "readout", "orientations", "morphology"}
+#: fields no preset sets and the widget leaves at their defaults: the command line's only
+FORM_LESS = {"seed", "device", "held_out_fraction", "augment"}
 FORM_FIELDS = ("crop_size", *CROP_FIELDS, *TRAINING_FIELDS)
 #: a network small enough for every box's least size (the default needs 20 px)
 TINY = "c4.3r_d8.0s"
@@ -46,15 +48,25 @@ def _subparser(name: str):
     return parser, sub.choices[name]
 
 
-def _train(*options: str) -> TrainConfig:
+def _args(*options: str):
     parser, _ = _subparser("train")
-    return config_from_args(parser.parse_args(["train", "f.ch5", *options]))
+    return parser.parse_args(["train", "f.ch5", *options])
+
+
+def _train(*options: str) -> TrainConfig:
+    return config_from_args(_args(*options))
 
 
 def test_every_field_is_an_option_and_a_box_or_listed_as_form_less():
     names = {f.name for f in fields(TrainConfig)}
-    assert len(FORM_FIELDS) == len(set(FORM_FIELDS))
-    assert set(FORM_FIELDS) | FORM_LESS == names and not set(FORM_FIELDS) & FORM_LESS
+    assert FORM_FIELDS == BOX_FIELDS and len(FORM_FIELDS) == len(set(FORM_FIELDS))
+    assert set(PRESET_ONLY) == BY_PRESET
+    assert set(FORM_FIELDS) | BY_PRESET | FORM_LESS == names
+    assert not set(FORM_FIELDS) & (BY_PRESET | FORM_LESS) and not BY_PRESET & FORM_LESS
+    # every field a preset sets is a box or decided by the Preset box; none of FORM_LESS is
+    for preset in PRESETS.values():
+        assert set(preset.settings) <= set(FORM_FIELDS) | BY_PRESET
+        assert not set(preset.settings) & FORM_LESS
     _, train = _subparser("train")
     options = {a.dest: a for a in train._actions}
     for name in names:
@@ -68,6 +80,7 @@ def test_every_field_is_an_option_and_a_box_or_listed_as_form_less():
 
 def test_the_form_s_defaults_are_cellae_train_s(form):
     assert form.config() == _train() == TrainConfig.from_preset()
+    assert form.preset.value == DEFAULT_PRESET and set(form.preset.choices) == set(PRESETS)
     parser, _ = _subparser("train")
     assert form.control_token() == parser.parse_args(["train", "f.ch5"]).control_token
     for name in FORM_FIELDS:
@@ -107,24 +120,76 @@ def test_the_boxes_accept_exactly_what_cellae_train_accepts(form):
         assert not _accepts(name, lo - unit), f"{name}: the config takes below {lo}"
         if (name, "max") not in OPEN:
             assert not _accepts(name, round(hi + unit, 10)), f"{name}: config takes above {hi}"
+        if floats:  # every value of three decimals that cellae train takes, held exactly
+            for value in (v / 1000 for v in range(1001)):
+                if _accepts(name, value) and value <= box.max:
+                    box.value = value
+                    assert box.value == value, (name, value)
+            assert box.max >= 0.999 or (name, "max") in OPEN, name
     form.learning_rate.value = 0.005  # half the help's least good value
     assert form.learning_rate.value == 0.005 and form.config().learning_rate == 0.005
     assert form.learning_rate.min > 0
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_every_preset_value_shows_exactly(form, preset):
-    # The widget has no preset box (its defaults are the default preset's); every preset's
-    # value of a field with a box is one the box holds exactly (no rounding, no clamping).
-    settings = PRESETS[preset].settings
-    for name in FORM_FIELDS:
-        if name in settings:
-            getattr(form, name).value = settings[name]
-    wanted = TrainConfig.from_preset(preset)
-    got = form.config()
-    for name in FORM_FIELDS:
-        if name in settings:
-            assert getattr(got, name) == getattr(wanted, name), (preset, name)
+def test_the_preset_box_is_cellae_train_preset(form, preset, mapping_file):
+    # The widget had no preset box: the original module's settings (classic: code readout,
+    # one orientation, no outline, no reviving) could not be had from it at all.
+    form.preset.value = preset
+    assert form.preset.tooltip.lower().startswith(PRESETS[preset].description.lower())
+    wanted = _train("--preset", preset)
+    for name in FORM_FIELDS:  # every box shows the preset's value, exactly
+        if name != "train_on":  # without a mapping: all cells, see below
+            assert getattr(form, name).value == getattr(wanted, name), (preset, name)
+    # without a mapping cellae train trains on all cells (commands.py), as the form does
+    assert form.config() == config_from_args(_args("--preset", preset), train_on="all")
+    form.mapping.value = mapping_file
+    assert form.config() == wanted
+    # boxes changed afterwards keep the preset's settings without a box
+    options = []
+    for name, value in CHOSEN.items():
+        getattr(form, name).value = value
+        options += ["--" + name.replace("_", "-"), str(value)]
+    assert form.preset.value == preset
+    assert form.config() == _train("--preset", preset, *options)
+
+
+def test_choosing_a_preset_fits_its_box_to_the_cells_as_cellae_train(form, large_cells_file):
+    # cellae train --preset demo fits the demo's 32 px box to the file's cells; the form
+    # fitted the default preset's 40 px box whatever the preset.
+    from napari_cellae.pipeline.cell_size import fit_to_cells
+
+    form.file.value = large_cells_file
+    form.show_file(read_file_info(large_cells_file))
+    for preset in ("demo", "classic", "demo"):
+        form.crop_size.value = 60  # the user's box: a preset chosen fits its own again
+        form.preset.value = preset
+        fitted, _ = fit_to_cells(large_cells_file, TrainConfig.from_preset(preset))
+        shown = form.config()
+        assert (shown.crop_size, shown.input_size) == (fitted.crop_size, fitted.input_size)
+        assert shown.input_size == PRESETS[preset].settings["crop_size"]
+
+
+def test_a_loaded_model_shows_its_preset_or_its_own_settings(form):
+    # Load model showed the model's cell size, network and masking but left the boxes'
+    # training settings and the settings without a box at the form's: Train after it
+    # trained otherwise than the model was.
+    for preset in PRESETS:
+        model = _train("--preset", preset, "--epochs", "7", "--train-on", "all")
+        form.preset.value = "classic" if preset != "classic" else DEFAULT_PRESET
+        form.show_model(SimpleNamespace(config=model, object_name="", channel_names=[]))
+        assert form.preset.value == preset and FROM_MODEL not in form.preset.choices
+        assert form.config() == model
+    # settings no preset has: the model's own, under a choice of their own
+    own = _train("--preset", "classic", "--readout", "pooled", "--batch-size", "64")
+    form.show_model(SimpleNamespace(config=own, object_name="", channel_names=[]))
+    assert form.preset.value == FROM_MODEL and "match no preset" in form.preset.tooltip
+    assert form.config() == TrainConfig(**{**own.to_dict(), "train_on": "all"})
+    form.epochs.value = 3  # a box changed keeps the model's settings without a box
+    assert form.config().readout == "pooled" and form.preset.value == FROM_MODEL
+    form.preset.value = "classic"  # a preset chosen: the model's choice goes
+    assert FROM_MODEL not in form.preset.choices
+    assert form.config() == config_from_args(_args("--preset", "classic"), train_on="all")
 
 
 def test_input_size_0_is_as_cut_in_both(form):

@@ -1,6 +1,8 @@
 """The dock widget's form: which cells to learn from, and the training parameters.
 
-Each training parameter's box comes from :mod:`napari_cellae._ui.parameter_widgets`.
+Each training parameter's box comes from :mod:`napari_cellae._ui.parameter_widgets`; the
+Preset box above them (:mod:`napari_cellae._ui.preset_choice`) fills them and decides the
+settings without a box.
 """
 
 from __future__ import annotations
@@ -11,18 +13,34 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from napari_cellae._ui.file_info import FileInfo, path_or_none, read_file_info
+from napari_cellae._ui.file_info import FileInfo, path_or_none, read_file_info, read_mapping_for
+from napari_cellae._ui.form_texts import TIPS as _TIPS
+from napari_cellae._ui.form_texts import size_tip
 from napari_cellae._ui.parameter_widgets import RANGES, parameter_widget
+from napari_cellae._ui.preset_choice import (
+    FROM_MODEL,
+    matching_preset,
+    preset_box,
+    preset_only,
+    show_choice,
+)
 from napari_cellae._ui.section import Section
-from napari_cellae.core.config import TrainConfig, field_info
-from napari_cellae.core.resample import largest_box
+from napari_cellae.core.config import DEFAULT_PRESET, TrainConfig, field_info
 from napari_cellae.pipeline.jobs import TrainRequest
 
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
     from napari_cellae.io.mapping import PositionMapping
 
-__all__ = ["CROP_FIELDS", "TRAINING_FIELDS", "FileInfo", "ParameterForm", "read_file_info"]
+__all__ = [
+    "BOX_FIELDS",
+    "CROP_FIELDS",
+    "PRESET_ONLY",
+    "TRAINING_FIELDS",
+    "FileInfo",
+    "ParameterForm",
+    "read_file_info",
+]
 
 #: how cells are cut out, shown with the cell size
 CROP_FIELDS = ("mask", "intensity")
@@ -39,20 +57,10 @@ TRAINING_FIELDS = (
     "architecture",
     "input_size",
 )
-
-_TIPS = {
-    "file": "The CellH5 file (.ch5) written by CellCognition or CellProfiler's "
-    "ExportToCellH5: images plus the segmented cells.",
-    "object": "Which segmented objects to learn from, e.g. nuclei (primary) or whole "
-    "cells (secondary).",
-    "channel": "The fluorescence channel whose pixels the network learns from.",
-    "mapping": "Optional table that says which treatment is in which well and which wells "
-    "are negative controls (CellCognition position mapping). Without it every cell is "
-    "trained on and the embedding is coloured by position.",
-    "controls": "Negative controls are the mapping's rows whose Group starts with this "
-    "text, in any case ('neg' finds 'neg. control' too); in a two-column mapping, the "
-    "conditions that start with it (e.g. DMSO). Novelty and hits are measured against them.",
-}
+#: every TrainConfig field with a box
+BOX_FIELDS = ("crop_size", *CROP_FIELDS, *TRAINING_FIELDS)
+#: the fields a preset (or a loaded model) decides without a box: readout, orientations, ...
+PRESET_ONLY = preset_only(BOX_FIELDS)
 
 #: the Channel box's value for a loaded model's channels, where it learnt from several: the
 #: box names them (it kept showing the last channel chosen), but no one channel to train on
@@ -63,8 +71,8 @@ class ParameterForm(QWidget):
     """The inputs of a run in two boxes, "Cells" and "Training".
 
     Parameter widgets are attributes named like the :class:`TrainConfig` fields
-    (``crop_size``, ``learning_rate``, ...), plus ``file``, ``object``, ``channel`` and
-    ``mapping``.
+    (``crop_size``, ``learning_rate``, ...), plus ``file``, ``object``, ``channel``,
+    ``mapping`` and ``preset``.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -81,6 +89,7 @@ class ParameterForm(QWidget):
         self.controls = LineEdit(label="Controls", value="neg")
         for name, tip in _TIPS.items():
             getattr(self, name).tooltip = tip
+        self.preset = preset_box()
         self.mask = parameter_widget("mask")
         self.intensity = parameter_widget("intensity")
         self.train_on = parameter_widget("train_on")
@@ -94,7 +103,12 @@ class ParameterForm(QWidget):
         self.architecture = parameter_widget("architecture")
         self.input_size = parameter_widget("input_size")
         self._object_channel: dict[str, int] = {}
-        self._cell_boxes: dict[str, int] = {}
+        self._info: FileInfo | None = None
+        # What the chosen preset (or loaded model) decides without a box, its box size and
+        # its Train on: the boxes' values go on top, as options on cellae train --preset.
+        default = TrainConfig.from_preset(DEFAULT_PRESET)
+        self._without_box = {k: v for k, v in default.to_dict().items() if k not in BOX_FIELDS}
+        self._network, self._default_train_on = default.crop_size, default.train_on
         self._smallest_side = RANGES["crop_size"]["max"]  # the file's, once one is shown
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
@@ -109,7 +123,7 @@ class ParameterForm(QWidget):
 
         cells = [self.file, self.object, self.channel, self.crop_size, self.mask, self.intensity]
         cells += [self.mapping, self.controls]
-        training = [getattr(self, name) for name in TRAINING_FIELDS]
+        training = [self.preset, *(getattr(self, name) for name in TRAINING_FIELDS)]
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.sections: list[Section] = []
@@ -124,6 +138,7 @@ class ParameterForm(QWidget):
         # take what space is left
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
+        self.preset.changed.connect(self._on_preset)
         self.optimizer.changed.connect(self._on_optimizer)
         self.channel.changed.connect(self._on_channel)
         self.object.changed.connect(self._on_object)
@@ -149,10 +164,8 @@ class ParameterForm(QWidget):
         cells = [file.stem if file else "no file", self.object.value, self.channel.current_choice]
         cells.append(f"{self.crop_size.value} px")
         self.sections[0].set_summary(", ".join(str(c) for c in cells if c))
-        training = self.optimizer.current_choice
-        self.sections[1].set_summary(
-            f"{self.epochs.value} epochs, {self.samples.value} cells, {training}"
-        )
+        training = f"{self.preset.value}: {self.epochs.value} epochs, {self.samples.value} cells"
+        self.sections[1].set_summary(f"{training}, {self.optimizer.current_choice}")
 
     # -- values --------------------------------------------------------------------------------
     def file_path(self) -> Path | None:
@@ -168,14 +181,15 @@ class ParameterForm(QWidget):
         return str(self.controls.value).strip() or "neg"
 
     def config(self) -> TrainConfig:
-        """The training parameters entered.
+        """The training parameters entered, over the chosen preset's (or loaded model's)
+        settings that have no box: ``cellae train --preset NAME`` with the boxes as options.
 
         Raises
         ------
         ValueError
             If a value is out of range or the network does not fit the crop size.
         """
-        values = {"crop_size": int(self.crop_size.value)}
+        values = {**self._without_box, "crop_size": int(self.crop_size.value)}
         for name in (*CROP_FIELDS, *TRAINING_FIELDS):
             value = getattr(self, name).value
             values[name] = value.strip() if isinstance(value, str) else value
@@ -221,7 +235,7 @@ class ParameterForm(QWidget):
     def show_file(self, info: FileInfo) -> None:
         """Offer the objects and channels of a file; preselect its default object."""
         self._object_channel = info.object_channel
-        self._cell_boxes = info.cell_boxes
+        self._info = info
         # The box goes from the config's least (4 px) to the smallest image side: images
         # smaller than a box are cropped whole. Set before the choices, whose change fits
         # the size.
@@ -241,10 +255,18 @@ class ParameterForm(QWidget):
         self._fit_size()
 
     def show_model(self, trained: TrainedModel) -> None:
-        """Show the crop size, masking and brightness, network (and its input size), objects
-        and channel a loaded model uses (its training settings stay the form's); several
-        channels stand in the Channel box as one choice, until a channel to train on is
-        chosen (or another file)."""
+        """Show a loaded model's settings, objects and channel.
+
+        Every box shows the model's value; the Preset box the preset whose settings without
+        a box are the model's (:func:`matching_preset`), else :data:`FROM_MODEL`, with the
+        model's own: Train then trains the model's way. Several channels stand in the
+        Channel box as one choice, until a channel to train on is chosen (or another file).
+        """
+        config = trained.config
+        name = matching_preset(config, PRESET_ONLY)
+        show_choice(self.preset, name)
+        own = {field: getattr(config, field) for field in PRESET_ONLY}
+        self._show_settings(TrainConfig.from_preset(name or DEFAULT_PRESET, **own), config)
         self.size_chosen = True
         for name in ("crop_size", "input_size"):
             box, value = getattr(self, name), getattr(trained.config, name)
@@ -252,9 +274,6 @@ class ParameterForm(QWidget):
             # encoded with its own size) failed to load, the box refusing its value
             box.min, box.max = min(box.min, value), max(box.max, value)
             box.value = value
-        self.architecture.value = trained.config.architecture
-        for name in CROP_FIELDS:  # how its cells are cut (Hide, Brightness): encoding's too
-            getattr(self, name).value = getattr(trained.config, name)
         if trained.object_name in self.object.choices:
             self.object.value = trained.object_name
         names = trained.channel_names
@@ -273,7 +292,28 @@ class ParameterForm(QWidget):
         else:  # an earlier model's channels are not this one's
             self._drop_model_channels()
 
+    def _show_settings(self, source: TrainConfig, shown: TrainConfig) -> None:
+        """Take the settings without a box, box size and Train on from ``source``; show
+        ``shown``'s values in the other boxes (the sizes are the callers')."""
+        self._without_box = {k: v for k, v in source.to_dict().items() if k not in BOX_FIELDS}
+        self._network, self._default_train_on = source.crop_size, source.train_on
+        for name in (*CROP_FIELDS, *TRAINING_FIELDS):
+            if name not in ("train_on", "input_size"):
+                getattr(self, name).value = getattr(shown, name)
+        self.train_on_chosen = False  # follows the mapping again, with this default
+        self._follow_mapping()
+
     # -- reactions ------------------------------------------------------------------------------
+    def _on_preset(self) -> None:
+        name = self.preset.value
+        if name == FROM_MODEL:  # shown by show_model only
+            return
+        show_choice(self.preset, name)  # the model's settings are gone: so is its choice
+        preset = TrainConfig.from_preset(name)
+        self._show_settings(preset, preset)
+        self.size_chosen = False  # the preset's box, fitted to the file's cells
+        self._fit_size()
+
     def _on_optimizer(self) -> None:
         self.momentum.visible = self.optimizer.value == "nesterov"
 
@@ -298,24 +338,15 @@ class ParameterForm(QWidget):
         and resampled to the default size, or the defaults when those suit them."""
         if self.size_chosen:
             return
-        network = field_info("crop_size")["default"]
-        box = self._cell_boxes.get(self.object.value)
+        network = self._network
+        box = self._info.boxes(network).get(self.object.value) if self._info else None
         self._setting_size = True
         try:
             self.crop_size.value = box or network
             self.input_size.value = network if box else field_info("input_size")["default"]
         finally:
             self._setting_size = False
-        side = self._smallest_side
-        if box is not None and box < network:
-            why = f"its images ({side} px shorter side) are smaller than {network} px"
-        elif box is not None and box >= largest_box(side):
-            why = f"{network} px would cut off its cells; {box} px is the largest its images allow"
-        else:
-            why = f"{network} px would cut off its cells (their bounding boxes); {box} px holds"
-            why += " 95 % of them"
-        fitted = f" Set for this file: {why}, resampled to {network} px for the network."
-        self.crop_size.tooltip = field_info("crop_size")["help"] + (fitted if box else "")
+        self.crop_size.tooltip = size_tip(box, network, self._smallest_side)
 
     def _on_size(self) -> None:
         if not self._setting_size:
@@ -335,13 +366,15 @@ class ParameterForm(QWidget):
         elif mapping is not None and not mapping.control_conditions:
             # no novelty nor hits without controls, and training on them would fail
             show_warning(f"{mapping.path.name}: {mapping.controls_hint()}.")
+        self._follow_mapping()
+
+    def _follow_mapping(self) -> None:
         if self.train_on_chosen:
             return
         self._setting_train_on = True
         try:
-            # The configured default, but never "controls" without a mapping to name them.
-            default = field_info("train_on")["default"]
-            self.train_on.value = default if self.mapping_path() else "all"
+            # The preset's, but never "controls" without a mapping to name them.
+            self.train_on.value = self._default_train_on if self.mapping_path() else "all"
         finally:
             self._setting_train_on = False
 
@@ -356,25 +389,8 @@ class ParameterForm(QWidget):
 
     def _read_mapping(self) -> tuple[str | None, PositionMapping | None]:
         # (what is wrong, None) or (None, the mapping read with the controls' token)
-        from napari_cellae.io.cellh5 import CellH5
-        from napari_cellae.io.mapping import read_mapping
-        from napari_cellae.pipeline.steps import load_mapping
-
-        path, file, token = self.mapping_path(), self.file_path(), self.control_token()
-        self._token_read = token
-        if path is None or not path.is_file():
-            return None, None
-        try:
-            cellh5 = CellH5(file) if file is not None and file.is_file() else None
-        except (ValueError, OSError):
-            cellh5 = None
-        try:
-            if cellh5 is None:
-                return None, read_mapping(path, control_token=token)
-            with cellh5:  # the check a run makes (without its warning of unmapped wells)
-                return None, load_mapping(path, cellh5, token, warn=False)
-        except (ValueError, OSError) as err:
-            return str(err), None
+        self._token_read = token = self.control_token()
+        return read_mapping_for(self.mapping_path(), self.file_path(), token)
 
     def _on_train_on(self) -> None:
         if not self._setting_train_on:

@@ -31,14 +31,15 @@ __all__ = ["RANGES", "parameter_widget", "special_spin_box"]
 #: spin-box limits: TrainConfig's (config_checks), so the form takes every value
 #: ``cellae train`` takes (the boxes stopped at 256 px, 1000 epochs, 10 cells); where the
 #: config's bound is open, the last value the box's decimals hold before it. ``decimals``:
-#: Qt's default two showed the learning rate's least as 0.00 and made 0.005 0.01.
+#: Qt's default two showed the learning rate's least as 0.00 and made 0.005 0.01, and
+#: stopped the momentum at 0.99 where cellae train takes 0.995 or 0.999.
 RANGES: dict[str, dict[str, Any]] = {
     "crop_size": {"min": 4, "max": 1024},
     "input_size": {"min": 0, "max": 1024},
     "learning_rate": {"min": 0.0001, "max": 1.0, "step": 0.01, "decimals": 4},
-    "momentum": {"min": 0.0, "max": 0.99, "step": 0.05},
+    "momentum": {"min": 0.0, "max": 0.999, "step": 0.05, "decimals": 3},
     "batch_size": {"min": 1, "max": 100_000},
-    "corruption": {"min": 0.0, "max": 0.99, "step": 0.05},
+    "corruption": {"min": 0.0, "max": 0.999, "step": 0.05, "decimals": 3},
     "epochs": {"min": 1, "max": 100_000},
     "samples": {"min": 1, "max": MAX_SAMPLES, "step": 1000},
 }
