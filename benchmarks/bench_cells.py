@@ -27,9 +27,10 @@ import torch
 
 from bench_training_crops import screen_at_2x, screen_options
 from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.features import cell_feature_names
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_file import TrainedModel
-from napari_cellae.core.morphology import cell_feature_names, novelty_views
+from napari_cellae.core.morphology import novelty_views
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.demo.benchmark import CH5_NAME, MAPPING_NAME
 from napari_cellae.io.cellh5 import CellH5

@@ -28,7 +28,8 @@ from unittest import mock
 from bench_open import make_file
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
-from napari_cellae.core.model_file import TrainedModel, load_model, save_model
+from napari_cellae.core.model_file import TrainedModel, save_model
+from napari_cellae.core.model_load import load_model
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.io.cellh5 import CellH5
 
@@ -45,8 +46,8 @@ def checks_off() -> Iterator[None]:
             ("napari_cellae.io.objects._shared_labels", lambda frames, labels: 0),
             ("napari_cellae.io.positions._Identities.of", lambda self, group: next(distinct)),
             ("napari_cellae.io.file_kinds.model_problem", lambda path: None),
-            ("napari_cellae.core.model_file.check_stored", lambda stored: None),
-            ("napari_cellae.core.model_file.check_weights", lambda model: None),
+            ("napari_cellae.core.model_load.check_stored", lambda stored: None),
+            ("napari_cellae.core.model_load.check_weights", lambda model: None),
         ]:
             stack.enter_context(mock.patch(target, stand_in))
         yield

@@ -33,7 +33,8 @@ import torch
 
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
-from napari_cellae.core.model_file import TrainedModel, load_model, save_model
+from napari_cellae.core.model_file import TrainedModel, save_model
+from napari_cellae.core.model_load import load_model
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.io.cellh5_writer import ObjectData, PositionData, write_cellh5
 from napari_cellae.pipeline.open_files import close_open_files

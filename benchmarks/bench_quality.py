@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules
 
 from baseline_features import label_crops, raw_pca, region_properties
 from napari_cellae.core import features as feature_readout
-from napari_cellae.core.morphology import cell_feature_names, novelty_views, with_outline
+from napari_cellae.core.features import cell_feature_names, with_outline
+from napari_cellae.core.morphology import novelty_views
 from napari_cellae.core.novelty import NOVEL_PERCENTILE, NOVELTY_NEIGHBOURS, novelty_scores
 from napari_cellae.core.resample import to_network_size
 from napari_cellae.demo.benchmark import (

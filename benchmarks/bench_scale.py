@@ -38,7 +38,8 @@ import torch
 
 from napari_cellae.core.config import DEFAULT_PRESET, TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
-from napari_cellae.core.model_file import TrainedModel, load_model, save_model
+from napari_cellae.core.model_file import TrainedModel, save_model
+from napari_cellae.core.model_load import load_model
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.export.explorer import read_explorer_hdf
 from napari_cellae.export.explorer_stream import ExplorerWriter

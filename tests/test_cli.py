@@ -11,8 +11,8 @@ import pytest
 
 from cli_helpers import TINY, one_line_error, usage_error
 from napari_cellae.cli import main
-from napari_cellae.core.model_file import load_model
-from napari_cellae.core.morphology import cell_feature_names
+from napari_cellae.core.features import cell_feature_names
+from napari_cellae.core.model_load import load_model
 from napari_cellae.export.explorer import read_explorer_hdf
 
 

@@ -10,8 +10,9 @@ import pytest
 from cli_helpers import TINY, one_line_error, usage_error
 from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae.cli import main
-from napari_cellae.core.model_file import load_model
-from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
+from napari_cellae.core.features import cell_feature_names
+from napari_cellae.core.model_load import load_model
+from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 from napari_cellae.io.cellh5_writer import write_cellh5
 
 # Four control wells of bright nuclei; two knock-downs whose nuclei are dim (a phenotype

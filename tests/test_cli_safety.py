@@ -9,20 +9,20 @@ import pytest
 
 from cli_helpers import TINY, one_line_error, usage_error
 from napari_cellae.cli import main
-from napari_cellae.core.model_file import load_model
+from napari_cellae.core.model_load import load_model
 
 
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if any cropping or model loading starts."""
-    import napari_cellae.core.model_file as model_file
+    import napari_cellae.core.model_load as model_load
     import napari_cellae.pipeline.runs as runs
 
     def forbidden(*args, **kwargs):
         raise AssertionError("work started although the output is refused")
 
     monkeypatch.setattr(runs, "crops_for", forbidden)
-    monkeypatch.setattr(model_file, "load_model", forbidden)
+    monkeypatch.setattr(model_load, "load_model", forbidden)
 
 
 def _train_tiny(cellcognition_file: Path, model: Path, capsys) -> Path:

@@ -12,7 +12,7 @@ from test_jobs import _config, _drive, _request
 
 
 def test_encoding_no_cells_gives_no_rows_of_the_features_width(cellcognition_file):
-    from napari_cellae.core.morphology import cell_feature_names
+    from napari_cellae.core.features import cell_feature_names
 
     _, result = _drive(jobs.train_job(_request(cellcognition_file, None, _config(epochs=1))))
     width = result.features.shape[1]

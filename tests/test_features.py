@@ -317,7 +317,7 @@ def _recommended():
 def _features(trained, path) -> tuple[np.ndarray, np.ndarray]:
     """All features of the file's cells (learned, brightness, outline) and the crops."""
     from napari_cellae.core.crops import collect_crops
-    from napari_cellae.core.morphology import with_outline
+    from napari_cellae.core.features import with_outline
     from napari_cellae.io.cellh5 import CellH5
 
     with CellH5(path) as ch5:

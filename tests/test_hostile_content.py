@@ -17,7 +17,7 @@ from conftest import synthetic_position
 from napari_cellae.cli import main
 from napari_cellae.cli.output import fail, note
 from napari_cellae.core.crops import collect_crops
-from napari_cellae.core.model_file import load_model
+from napari_cellae.core.model_load import load_model
 from napari_cellae.core.precision import check_resolution
 from napari_cellae.io.cellh5 import CellH5
 from napari_cellae.io.cellh5_writer import write_cellh5

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from napari_cellae.core.features import encode
-from napari_cellae.core.model_file import load_model, save_model
+from napari_cellae.core.model_file import save_model
+from napari_cellae.core.model_load import load_model
 from napari_cellae.core.trainer import Trainer
 from training_helpers import blob_crops, config
 
@@ -67,7 +68,8 @@ def test_the_version_1_warning_counts_the_features_the_file_gives(tmp_path: Path
     # features per cell and was said to give 16.
     import json
 
-    from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
+    from napari_cellae.core.features import cell_feature_names
+    from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 
     trained = Trainer(config(epochs=1), blob_crops(32)).result()
     raw = torch.load(trained.save(tmp_path / "model.pt"), weights_only=True)
@@ -124,7 +126,8 @@ def test_settings_older_files_lack_are_read_as_they_were_made(tmp_path: Path) ->
 def test_outline_measurements_are_kept_and_older_files_have_none(tmp_path: Path) -> None:
     import json
 
-    from napari_cellae.core.morphology import MORPHOLOGY_NAMES, cell_feature_names
+    from napari_cellae.core.features import cell_feature_names
+    from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 
     trained = Trainer(config(epochs=1), blob_crops(32)).result()
     assert trained.config.measures_outline

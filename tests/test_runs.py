@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from napari_cellae.core.config import TrainConfig
-from napari_cellae.core.model_file import load_model
-from napari_cellae.core.morphology import cell_feature_names
+from napari_cellae.core.features import cell_feature_names
+from napari_cellae.core.model_load import load_model
 from napari_cellae.export.explorer import read_explorer_hdf
 from napari_cellae.io.locate import input_files
 from napari_cellae.pipeline import steps

@@ -15,9 +15,9 @@ from cli_helpers import usage_error
 from conftest import synthetic_position
 from napari_cellae.cli import main
 from napari_cellae.core.config import TrainConfig
+from napari_cellae.core.features import cell_feature_names
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_file import TrainedModel, save_model
-from napari_cellae.core.morphology import cell_feature_names
 from napari_cellae.core.normalisation import Normalisation
 from napari_cellae.export import explorer_stream
 from napari_cellae.export.explorer import read_explorer_hdf

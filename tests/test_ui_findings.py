@@ -76,7 +76,7 @@ def test_the_widget_finds_what_cellae_encode_and_hits_write(tmp_path):
     from cli_helpers import TINY
     from conftest import CLASS_LABELS, synthetic_position
     from napari_cellae.cli import main
-    from napari_cellae.core.model_file import load_model
+    from napari_cellae.core.model_load import load_model
     from napari_cellae.pipeline import jobs
 
     wells = [("A01", 250.0, "neg"), ("A02", 250.0, "neg"), ("A03", 250.0, "neg")]

@@ -192,7 +192,7 @@ def test_a_model_that_does_not_fit_the_file_leaves_the_trained_one(
     # (an hour's training lost unless saved before).
     import dataclasses
 
-    from napari_cellae.core.model_file import load_model
+    from napari_cellae.core.model_load import load_model
 
     _viewer, widget = trained
     own = widget.result.trained

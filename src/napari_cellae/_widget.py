@@ -189,7 +189,7 @@ class DeepLearningWidget(QWidget):
 
         ``start=False`` returns the worker unstarted, as in :meth:`start_training`.
         """
-        from napari_cellae.core.model_file import load_model
+        from napari_cellae.core.model_load import load_model
 
         if self.runner.running:
             return None

@@ -122,7 +122,8 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
     options : DiscoveryOptions, optional
         As for ``cellae encode --out cells.h5ad`` (default: kNN, 80th percentile).
     """
-    from napari_cellae.core.morphology import cell_feature_names, novelty_views
+    from napari_cellae.core.features import cell_feature_names
+    from napari_cellae.core.morphology import novelty_views
     from napari_cellae.pipeline.discovery import cell_table, discover, with_discovery
     from napari_cellae.pipeline.hits import hit_list
 

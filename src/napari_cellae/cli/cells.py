@@ -131,7 +131,7 @@ def encode_cells(args: argparse.Namespace) -> int:
     ``--scheduler``), then scored, grouped and mapped in memory (features, not crops).
     """
     from napari_cellae.cli.scale import PositionBar, check_encode_options, position_runner
-    from napari_cellae.core.model_file import load_model
+    from napari_cellae.core.model_load import load_model
     from napari_cellae.pipeline.cells import run_encode_cells
     from napari_cellae.pipeline.steps import check_outputs
 

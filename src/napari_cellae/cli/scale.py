@@ -111,7 +111,7 @@ def encode_command(args: argparse.Namespace) -> int:
     int
         Exit status 0; user errors raise ``ValueError``.
     """
-    from napari_cellae.core.model_file import load_model
+    from napari_cellae.core.model_load import load_model
     from napari_cellae.pipeline.steps import check_outputs
     from napari_cellae.pipeline.streaming import encode_stream
 

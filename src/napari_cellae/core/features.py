@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.class_separation import feature_matrix
+from napari_cellae.core.morphology import MORPHOLOGY_NAMES
 
 if TYPE_CHECKING:
     from napari_cellae.core.model_file import TrainedModel
@@ -22,11 +23,13 @@ __all__ = [
     "DEFAULT_EMBEDDING",
     "EMBEDDING_METHODS",
     "MAX_EMBED_FIT",
+    "cell_feature_names",
     "embed_2d",
     "encode",
     "feature_names",
     "feature_settings",
     "pca_features",
+    "with_outline",
 ]
 
 EMBEDDING_METHODS = ("umap", "pca")
@@ -76,6 +79,41 @@ def feature_names(trained: TrainedModel, readout: str | None = None) -> list[str
         ]
         names += [f"brightness_{name}" for name in channels]
     return names
+
+
+def with_outline(trained: TrainedModel, features: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """A model's features of some cells, with their outline measurements appended when the
+    model measures them (``config.measures_outline``).
+
+    Parameters
+    ----------
+    trained : TrainedModel
+    features : ndarray (n, F)
+        The learned features (:func:`encode`).
+    outline : ndarray (n, 5)
+        The cells' ``CropSet.morphology``.
+
+    Raises
+    ------
+    ValueError
+        If the model measures outlines and the crops were cut without a mask (NaN).
+    """
+    if not trained.config.measures_outline:
+        return features
+    if not np.all(np.isfinite(outline)):
+        raise ValueError(
+            "the crops were cut without a mask, so their cells' outlines are unknown; crop "
+            f"them with mask '{trained.config.mask}' as the model was trained"
+        )
+    return np.hstack([features, np.asarray(outline, features.dtype)])
+
+
+def cell_feature_names(trained: TrainedModel) -> list[str]:
+    """Names of a model's features of cells (:func:`with_outline`): the learned features'
+    (:func:`feature_names`), then the outline measurements
+    (:data:`~napari_cellae.core.morphology.MORPHOLOGY_NAMES`)."""
+    names = feature_names(trained)
+    return names + list(MORPHOLOGY_NAMES) if trained.config.measures_outline else names
 
 
 def encode(

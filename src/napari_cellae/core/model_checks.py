@@ -1,6 +1,6 @@
 """Checks of a model's parts against one another, shared by saving and loading a model file.
 
-Each raises ValueError saying what disagrees; :func:`~napari_cellae.core.model_file.load_model`
+Each raises ValueError saying what disagrees; :func:`~napari_cellae.core.model_load.load_model`
 calls the file damaged with it, and :func:`~napari_cellae.core.model_file.save_model` refuses
 to write a model that would be so.
 """

@@ -24,20 +24,14 @@ masks, 8 % for thin lines (the polygon's corners reach a little beyond the hull)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from napari_cellae.core.model_file import TrainedModel
 
 __all__ = [
     "MORPHOLOGY_NAMES",
     "PREFIX",
-    "cell_feature_names",
     "mask_morphology",
     "novelty_views",
-    "with_outline",
 ]
 
 PREFIX = "mask_"
@@ -138,49 +132,14 @@ def _hull_area(masks: np.ndarray) -> np.ndarray:
     return np.where(inside, np.maximum(count, 0.0), 0.0).sum(axis=1)
 
 
-def with_outline(trained: TrainedModel, features: np.ndarray, outline: np.ndarray) -> np.ndarray:
-    """A model's features of some cells, with their outline measurements appended when the
-    model measures them (``config.measures_outline``).
-
-    Parameters
-    ----------
-    trained : TrainedModel
-    features : ndarray (n, F)
-        The learned features (:func:`napari_cellae.core.features.encode`).
-    outline : ndarray (n, 5)
-        The cells' ``CropSet.morphology``.
-
-    Raises
-    ------
-    ValueError
-        If the model measures outlines and the crops were cut without a mask (NaN).
-    """
-    if not trained.config.measures_outline:
-        return features
-    if not np.all(np.isfinite(outline)):
-        raise ValueError(
-            "the crops were cut without a mask, so their cells' outlines are unknown; crop "
-            f"them with mask '{trained.config.mask}' as the model was trained"
-        )
-    return np.hstack([features, np.asarray(outline, features.dtype)])
-
-
-def cell_feature_names(trained: TrainedModel) -> list[str]:
-    """Names of a model's features of cells (:func:`with_outline`): the learned features'
-    (:func:`napari_cellae.core.features.feature_names`), then the outline measurements."""
-    from napari_cellae.core.features import feature_names
-
-    names = feature_names(trained)
-    return names + list(MORPHOLOGY_NAMES) if trained.config.measures_outline else names
-
-
 def novelty_views(names: Sequence[str]) -> list[np.ndarray] | None:
     """The feature columns scored apart for novelty: the outline measurements and the rest.
 
     Parameters
     ----------
     names : sequence of str
-        Feature names, as :func:`cell_feature_names` gives them.
+        Feature names, as :func:`~napari_cellae.core.features.cell_feature_names` gives
+        them.
 
     Returns
     -------

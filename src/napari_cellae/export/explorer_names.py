@@ -31,7 +31,7 @@ def feature_names(n_features: int, names: Sequence[str] | None = None) -> list[s
     n_features : int
         Number of columns.
     names : sequence of str, optional
-        The columns' own names (:func:`napari_cellae.core.morphology.cell_feature_names`).
+        The columns' own names (:func:`napari_cellae.core.features.cell_feature_names`).
         Characters other than ASCII letters, digits, ``_`` and ``.`` (a channel's name
         can hold any) become ``_``.
 

@@ -18,8 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cellae.core.features import DEFAULT_EMBEDDING, EMBEDDING_METHODS, embed_2d
-from napari_cellae.core.morphology import cell_feature_names, novelty_views
+from napari_cellae.core.features import (
+    DEFAULT_EMBEDDING,
+    EMBEDDING_METHODS,
+    cell_feature_names,
+    embed_2d,
+)
+from napari_cellae.core.morphology import novelty_views
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,

@@ -48,8 +48,7 @@ def encode_chunks(
         Once, after the last chunk: the whole run's pixels against the model's scale
         (:meth:`~napari_cellae.core.scale_check.ScaleCheck.warn`).
     """
-    from napari_cellae.core.features import encode
-    from napari_cellae.core.morphology import cell_feature_names, with_outline
+    from napari_cellae.core.features import cell_feature_names, encode, with_outline
     from napari_cellae.core.scale_check import ScaleCheck
 
     trained.check_compatible(crops.crops.shape[-1], crops.crops.shape[1])

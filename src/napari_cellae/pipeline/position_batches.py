@@ -69,7 +69,7 @@ def encoded_task(
     """A task's result from its crops and learned features: outline measurements appended,
     the crops made thumbnails (or dropped: identities only); ``scale``: what the pixels
     encoded for it counted on the model's scale (:class:`EncodedPosition`)."""
-    from napari_cellae.core.morphology import with_outline
+    from napari_cellae.core.features import with_outline
     from napari_cellae.export.explorer import to_uint8
 
     features = with_outline(trained, learned, crops.morphology)

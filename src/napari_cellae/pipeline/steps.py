@@ -330,8 +330,7 @@ def encode_crops(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Features of every crop, float32 (N, F), CellH5 order: learned, then the outline's."""
-    from napari_cellae.core.features import encode
-    from napari_cellae.core.morphology import with_outline
+    from napari_cellae.core.features import encode, with_outline
 
     trained.check_compatible(crops.crops.shape[-1], crops.crops.shape[1])
     features = encode(trained, crops.crops, batch_size=batch_size, progress=progress)
@@ -347,7 +346,7 @@ def write_features(
     inputs: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
     """Write the Explorer ``.hdf``; ``inputs`` (the run's input files) are never replaced."""
-    from napari_cellae.core.morphology import cell_feature_names
+    from napari_cellae.core.features import cell_feature_names
     from napari_cellae.export.explorer import write_explorer_hdf
 
     settings: dict = {"inputs": inputs}

@@ -315,7 +315,7 @@ def encode_stream(
     ValueError
         Naming the file and problem.
     """
-    from napari_cellae.core.morphology import cell_feature_names
+    from napari_cellae.core.features import cell_feature_names
     from napari_cellae.export.explorer_stream import ExplorerWriter
     from napari_cellae.io.centres import position_labels
 
