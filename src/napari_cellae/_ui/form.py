@@ -164,8 +164,11 @@ class ParameterForm(QWidget):
         cells = [file.stem if file else "no file", self.object.value, self.channel.current_choice]
         cells.append(f"{self.crop_size.value} px")
         self.sections[0].set_summary(", ".join(str(c) for c in cells if c))
-        training = f"{self.preset.value}: {self.epochs.value} epochs, {self.samples.value} cells"
-        self.sections[1].set_summary(f"{training}, {self.optimizer.current_choice}")
+        # the preset first (it names the rest); a laptop's dock elided a longer line mid-word
+        training = [self.preset.value, f"{self.epochs.value} epochs", f"{self.samples.value} cells"]
+        if self.optimizer.value != "adagrad":  # every preset's
+            training.append(self.optimizer.current_choice)
+        self.sections[1].set_summary(", ".join(training))
 
     # -- values --------------------------------------------------------------------------------
     def file_path(self) -> Path | None:
