@@ -125,3 +125,25 @@ def test_class_colours_leave_out_hex_codes_with_spaces_inside(tmp_path):
         colours = class_colours(ch5, "primary__primary")
     assert colours == {"b": "#FF0000"}
     assert hex_rgba("#FF 000") is None and hex_rgba("#FF0000") is not None
+
+
+def test_cells_without_a_prediction_are_unclassified_in_the_cells_file(tmp_path):
+    # obs['class'] held "" for a cell without a prediction (class -1): scanpy's legend
+    # showed a blank category in a palette colour, where the widget's colouring and the
+    # reader's points layer call such cells "unclassified", in gray.
+    position = synthetic_position("A01", "1")
+    position.objects["primary__primary"].class_idx[:4] = -1
+    plate = write_cellh5(
+        tmp_path / "a.ch5", [position], ["rfp"], {"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+    )  # fmt: skip
+    done = run_encode_cells(plate, random_model(), tmp_path / "c.h5ad")
+    adata = ad.read_h5ad(done.anndata_path)
+    obs = adata.obs
+    unpredicted = (obs["class_index"] == -1).to_numpy()
+    assert unpredicted.any() and not unpredicted.all()
+    assert set(obs["class"][unpredicted]) == {"unclassified"}
+    assert set(obs["class"][~unpredicted]) <= {"interphase", "mitotic"}
+    assert "" not in obs["class"].cat.categories
+    colours = dict(zip(obs["class"].cat.categories, adata.uns["class_colors"], strict=True))
+    assert colours == {"interphase": "#00FF00", "mitotic": "#FF0000", "unclassified": "#b3b3b3"}

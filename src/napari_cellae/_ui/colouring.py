@@ -204,8 +204,8 @@ def colourings(
     if "cluster" in cells:
         out["phenotype group"] = _groups(np.asarray(cells["cluster"]))
     if "class" in cells:
-        # obs["class"] is "" without a prediction (-1): "unclassified", gray, as the reader's
-        # points layer calls such cells (a class beyond the file's is "unknown (7)" in both)
+        # A cell without a prediction (-1) is "unclassified" (older .h5ad files: ""), gray,
+        # as the reader's points layer calls such cells (beyond the file's: "unknown (7)")
         classes = np.asarray(cells["class"]).astype(str)
         classes = np.where(classes == "", "unclassified", classes)
         colours = {**(class_colours or {}), "unclassified": "#b3b3b3"}

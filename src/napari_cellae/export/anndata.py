@@ -32,6 +32,7 @@ import numpy as np
 
 from napari_cellae.export.palette import category_colours
 from napari_cellae.io.atomic import atomic_output, check_output
+from napari_cellae.io.centres import UNCLASSIFIED, UNCLASSIFIED_COLOUR
 from napari_cellae.io.file_kinds import not_anndata
 from napari_cellae.io.write_failure import lock_refused
 
@@ -222,7 +223,9 @@ def build_anndata(
     # Without them scanpy coloured conditions and classes with tab10 (green beside red).
     for column in ("condition", "class"):
         if column in adata.obs and isinstance(adata.obs[column].dtype, pd.CategoricalDtype):
-            given = (colours or {}).get(column)
+            given = dict((colours or {}).get(column) or {})
+            if column == "class":  # gray, as napari shows cells without a prediction
+                given = {UNCLASSIFIED: UNCLASSIFIED_COLOUR, **given}
             hexes = category_colours(adata.obs[column], given)
             adata.uns[f"{column}_colors"] = np.array(hexes, dtype=object)
     _say_changed(changed)

@@ -18,9 +18,21 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from napari_cellae.io.cellh5 import CellH5, PositionKey
 
-__all__ = ["centres_table", "hex_rgba", "long_hex", "position_labels", "unknown_class"]
+__all__ = [
+    "UNCLASSIFIED",
+    "UNCLASSIFIED_COLOUR",
+    "centres_table",
+    "hex_rgba",
+    "long_hex",
+    "position_labels",
+    "unknown_class",
+]
 
-_UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)
+# A cell without a class prediction (class -1), named and coloured alike in the points
+# layer, the widget's class colouring and the .h5ad's obs["class"] / uns["class_colors"].
+UNCLASSIFIED = "unclassified"
+UNCLASSIFIED_COLOUR = "#b3b3b3"
+_UNCLASSIFIED = np.array([0.7, 0.7, 0.7, 1.0], np.float32)  # the same gray as RGBA
 
 
 def position_labels(positions: Sequence[PositionKey], shown: bool = False) -> list[str]:
@@ -158,7 +170,7 @@ def centres_table(
         features["class_name"], colors = _class_columns(labels, cat["class_idx"])
     elif predicted:  # no class table: the class number, as the .h5ad's obs["class"] has it
         found, idx = np.unique(cat["class_idx"], return_inverse=True)
-        names = ["unclassified" if c < 0 else str(c) for c in found.tolist()]
+        names = [UNCLASSIFIED if c < 0 else str(c) for c in found.tolist()]
         features["class_name"] = _categorical(names, idx.reshape(-1))
     return coords, features, colors
 
@@ -174,7 +186,7 @@ def _class_columns(
     beyond = np.unique(cls[cls >= len(labels)])  # after the classes and "unclassified"
     idx = np.where(cls >= 0, cls, len(labels))
     idx = np.where(cls >= len(labels), len(labels) + 1 + np.searchsorted(beyond, cls), idx)
-    extra = ["unclassified"] + [unknown_class(int(c)) for c in beyond]
+    extra = [UNCLASSIFIED] + [unknown_class(int(c)) for c in beyond]
     names = _categorical([label.name for label in labels] + extra, idx)
     palette = [hex_rgba(label.color) for label in labels]
     table = np.array(

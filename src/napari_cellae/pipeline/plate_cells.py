@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_cellae.core.listing import first_few
 from napari_cellae.io.cellh5 import CellH5
-from napari_cellae.io.centres import long_hex, unknown_class
+from napari_cellae.io.centres import UNCLASSIFIED, long_hex, unknown_class
 
 if TYPE_CHECKING:
     from napari_cellae.core.crops import CropSet
@@ -54,7 +54,8 @@ def class_colours(cellh5: CellH5, object_name: str) -> dict[str, str]:
 
 
 def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarray:
-    """Each cell's ``obs["class"]``: the name of its class, "" without a prediction (-1).
+    """Each cell's ``obs["class"]``: the name of its class, "unclassified" without a
+    prediction (-1), as the reader's points layer and the widget call such cells.
 
     Without ``names`` (no class table, or plates naming their classes differently) the
     class number; an index beyond the class list is "unknown (7)", not a bare 7 that reads
@@ -62,7 +63,7 @@ def class_labels(classes: np.ndarray, names: dict[int, str] | None) -> np.ndarra
     """
     found, inverse = np.unique(np.asarray(classes, np.int64), return_inverse=True)
     text = [
-        "" if c < 0 else str(c) if names is None else names.get(c, unknown_class(c))
+        UNCLASSIFIED if c < 0 else str(c) if names is None else names.get(c, unknown_class(c))
         for c in found.tolist()
     ]
     return np.asarray(text, dtype=object)[inverse.reshape(-1)]
