@@ -132,3 +132,86 @@ def test_maps_scale_a_plate_without_two_control_wells_as_novelty_does() -> None:
     ref = features[b_one].astype(np.float64)
     by_hand = (features - ref.mean(0)) / ref.std(0)
     np.testing.assert_allclose(aligned[300:], by_hand[300:], rtol=1e-5, atol=1e-5)
+
+
+def _two_plate_cells(per_site: int = 12, seed: int = 0):
+    """A cell table of two plates (plate 'P10' sorting after 'P9' only naturally, wells
+    'A2' before 'A10'), control wells on both, and features with a plate effect."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for plate in ("P9", "P10"):
+        for well, control in (("A2", True), ("A10", False), ("B1", True)):
+            for site in ("1", "2"):
+                rows += [(plate, well, site, i, control) for i in range(per_site)]
+    obs = pd.DataFrame(rows, columns=["plate", "well", "site", "object_index", "control"])
+    obs.index = [f"{p}/{w}_{s}/{i}" for p, w, s, i, _ in rows]
+    obs["no_signal"] = False
+    features = rng.normal(size=(len(obs), 6)).astype(np.float32)
+    features[obs["plate"].to_numpy() == "P10"] *= 1.5
+    features[obs["well"].to_numpy() == "A10", 0] += 3.0
+    return obs, features
+
+
+@pytest.mark.parametrize("method", ["pca", "umap"])
+def test_maps_are_the_same_for_cells_in_any_order(method) -> None:
+    # UMAP's layout, the cells a map of more than MAX_EMBED_FIT is fitted on (drawn by
+    # row) and each plate's scaling followed the rows' order: a run of plates given the
+    # other way round put every cell elsewhere in the map.
+    from napari_cellae.core.features import MAX_EMBED_FIT
+    from napari_cellae.pipeline.cell_ids import cell_order
+    from napari_cellae.pipeline.cells import embeddings
+    from napari_cellae.pipeline.map_features import map_references
+
+    per_site = 12 if method == "umap" else MAX_EMBED_FIT // 12 + 10  # PCA: fitted on some
+    obs, features = _two_plate_cells(per_site)
+    maps = embeddings(features, method, 0, *map_references(obs), order=cell_order(obs))
+    for shuffle in (np.random.default_rng(1).permutation(len(obs)), np.arange(len(obs))[::-1]):
+        moved = obs.iloc[shuffle]
+        again = embeddings(
+            features[shuffle], method, 0, *map_references(moved), order=cell_order(moved)
+        )
+        assert (
+            again.keys() == maps.keys() == ({"X_pca", "X_umap"} if method == "umap" else {"X_pca"})
+        )
+        for name, xy in maps.items():
+            np.testing.assert_array_equal(again[name], xy[shuffle])
+
+
+def test_plates_given_in_any_order_make_one_cells_file(tmp_path) -> None:
+    # 'cellae encode a.ch5 b.ch5 --out cells.h5ad' and 'b.ch5 a.ch5': each cell's row,
+    # novelty and place in the maps are the same (the rows follow the order given).
+    from test_plate_training import _mapping, _plate
+
+    plates = [
+        _plate(tmp_path / "run1" / "plate.ch5", ["A01", "B01"], 1),
+        _plate(tmp_path / "run2" / "plate.ch5", ["A01", "B01"], 5),
+        _plate(tmp_path / "other.ch5", ["B01", "A01"], 9, plate="plate2"),
+    ]
+    mapping = _mapping(tmp_path / "mapping.txt", {"A01": "neg", "B01": "target"})
+    trained = random_model()
+    runs = [
+        run_encode_cells(given, trained, tmp_path / f"c{i}.h5ad", mapping)
+        for i, given in enumerate((plates, [plates[2], plates[1], plates[0]]))
+    ]
+    first, other = (ad.read_h5ad(run.anndata_path) for run in runs)
+    assert list(first.obs_names) != list(other.obs_names)  # the rows come as given
+    other = other[first.obs_names]
+    np.testing.assert_array_equal(other.X, first.X)
+    np.testing.assert_array_equal(other.obs["novelty"], first.obs["novelty"])
+    for name in ("X_pca", "X_umap"):
+        np.testing.assert_array_equal(other.obsm[name], first.obsm[name])
+
+
+def test_one_files_cells_are_mapped_as_they_come(cellcognition_file, mapping_file, tmp_path):
+    # One file's cells are already in the maps' order: its maps are those of its features
+    # as they are, unchanged.
+    from napari_cellae.pipeline.cell_ids import cell_order
+    from napari_cellae.pipeline.cells import embeddings
+
+    done = run_encode_cells(cellcognition_file, random_model(), tmp_path / "c.h5ad", mapping_file)
+    np.testing.assert_array_equal(cell_order(done.obs), np.arange(len(done.obs)))
+    as_they_are = embeddings(done.result.features, "umap", 0)
+    for name, xy in as_they_are.items():
+        np.testing.assert_array_equal(done.embeddings[name], xy)

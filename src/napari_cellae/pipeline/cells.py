@@ -25,6 +25,7 @@ from napari_cellae.core.features import (
     embed_2d,
 )
 from napari_cellae.core.morphology import novelty_views
+from napari_cellae.pipeline.cell_ids import cell_order
 from napari_cellae.pipeline.discovery import (
     Discovery,
     DiscoveryOptions,
@@ -96,6 +97,7 @@ def embeddings(
     plates: np.ndarray | None = None,
     controls: np.ndarray | None = None,
     wells: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The 2-D maps for ``obsm``: always ``X_pca`` (cheap), plus ``X_umap`` for "umap".
 
@@ -105,11 +107,25 @@ def embeddings(
     :func:`~napari_cellae.core.novelty.plate_references`), so that a plate imaged a little
     otherwise does not lie apart in the map. Without two control cells in all, each plate
     on all its own cells.
+
+    ``order`` (:func:`~napari_cellae.pipeline.cell_ids.cell_order`) is the order the maps
+    are fitted in; they come back in the cells' own. UMAP's layout, the cells a large map
+    is fitted on and the sums of the scaling follow the rows' order: the plates of a run
+    given the other way round put every cell elsewhere.
     """
     if method not in EMBEDDING_METHODS:
         raise ValueError(
             f"unknown embedding method {method!r}; choose {' or '.join(EMBEDDING_METHODS)}"
         )
+    if order is not None and not np.array_equal(order, np.arange(len(features))):
+        inverse = np.empty(len(order), np.intp)
+        inverse[order] = np.arange(len(order))
+
+        def ordered(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.asarray(values)[order]
+
+        maps = embeddings(features[order], method, seed, *map(ordered, (plates, controls, wells)))
+        return {name: xy[inverse] for name, xy in maps.items()}
     if plates is not None and len(np.unique(plates)) > 1:
         features = plates_aligned(features, np.asarray(plates), controls, wells)
     maps = {"X_pca": embed_2d(features, "pca", seed)}
@@ -327,7 +343,8 @@ def run_encode_cells(
     obs = with_discovery(obs, found)
     notes += [found.note] if found.note else []
     step(f"2-D map ({embedding})")
-    maps = embeddings(result.features, embedding, options.seed, *map_references(obs))
+    order = cell_order(obs)  # plates given in any order: one map
+    maps = embeddings(result.features, embedding, options.seed, *map_references(obs), order=order)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
     path = write_cells(out, result, obs, found, maps, sources, class_colours)
