@@ -315,9 +315,10 @@ def test_without_magicgui_s_private_spin_box_base_the_box_is_a_plain_one(monkeyp
 
 def test_the_folded_training_section_names_the_preset(form):
     # The preset decides the settings without a box: the folded title says which it is.
+    form.fold(False)
+    assert form.sections[1].header.text() == "Training: 30 epochs, 50000 cells"  # the default
     form.preset.value = "classic"
     form.epochs.value = 10
-    form.fold(False)
-    assert form.sections[1].header.text() == "Training: classic, 10 epochs, 50000 cells"
+    assert form.sections[1].header.text() == "Training: 10 epochs, 50000 cells, classic"
     form.optimizer.value = "nesterov"  # no preset's: named
-    assert form.sections[1].header.text().endswith("cells, Nesterov momentum")
+    assert form.sections[1].header.text().endswith("cells, classic, Nesterov momentum")

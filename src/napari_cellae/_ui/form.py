@@ -164,10 +164,10 @@ class ParameterForm(QWidget):
         cells = [file.stem if file else "no file", self.object.value, self.channel.current_choice]
         cells.append(f"{self.crop_size.value} px")
         self.sections[0].set_summary(", ".join(str(c) for c in cells if c))
-        # the preset first (it names the rest); a laptop's dock elided a longer line mid-word
-        training = [self.preset.value, f"{self.epochs.value} epochs", f"{self.samples.value} cells"]
-        if self.optimizer.value != "adagrad":  # every preset's
-            training.append(self.optimizer.current_choice)
+        # what differs from the defaults only: at 1440 px the dock elided a longer line
+        training = [f"{self.epochs.value} epochs", f"{self.samples.value} cells"]
+        training += [self.preset.value] * (self.preset.value != DEFAULT_PRESET)
+        training += [self.optimizer.current_choice] * (self.optimizer.value != "adagrad")
         self.sections[1].set_summary(", ".join(training))
 
     # -- values --------------------------------------------------------------------------------
