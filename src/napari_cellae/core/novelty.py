@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from napari_cellae.core import control_references as references
+from napari_cellae.core.novel_bar import novel_bar
 from napari_cellae.io.definition import shown_name
 
 __all__ = [
@@ -68,7 +69,7 @@ class Novelty:
     threshold : float
         The chosen percentile of the control cells' scores.
     novel : ndarray (N,) bool
-        ``scores > threshold``.
+        Above the threshold (:func:`~napari_cellae.core.novel_bar.above_bar`).
     """
 
     scores: np.ndarray
@@ -227,8 +228,7 @@ def novelty_scores(
     # thresholded again at the same percentile ('cellae hits --novelty-percentile').
     stored = scores.astype(np.float32)
     scores = stored.astype(np.float64)
-    threshold = float(np.percentile(scores[controls], percentile))
-    return Novelty(stored, threshold, scores > threshold)
+    return Novelty(stored, *novel_bar(scores, controls, percentile))
 
 
 class PlateReference(NamedTuple):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.core.hit_statistics import frame_weights, hit_table
+from napari_cellae.core.novel_bar import novel_bar
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
 from napari_cellae.io.definition import shown_name
 from napari_cellae.pipeline.cell_flags import without_signal, yes_no
@@ -181,8 +182,7 @@ def novel_cells(
         p = NOVEL_PERCENTILE if percentile is None else percentile
         if not 0 <= p <= 100:
             raise ValueError(f"percentile must be in 0..100, got {p}")
-        threshold = float(np.percentile(scores[controls & ~no_signal], p))
-        novel = (scores > threshold) & ~no_signal
+        novel = novel_bar(scores, controls & ~no_signal, p)[1] & ~no_signal
         return novel, scores, f"novel: above the controls' {p:g}th percentile"
     if "novel" in obs:
         if percentile is not None:  # only flags: nothing to draw another bar through
