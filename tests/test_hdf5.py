@@ -302,6 +302,31 @@ def test_tables_in_whose_place_stands_a_group_or_a_dataset(tmp_path: Path) -> No
         assert read_table(f, "absent/table", path, "t") is None
 
 
+def test_a_virtual_table_whose_source_is_gone_is_refused_not_read_as_zeros(
+    tmp_path: Path,
+) -> None:
+    # Only image/channel was checked: an object table or centre table made of a virtual
+    # dataset whose source had moved read as zeros (every label id 0, every centre at the
+    # corner) and the run went on with a warning about label ids.
+    table = np.array([(0, 1), (0, 2), (1, 1)], dtype=[("time_idx", "<i4"), ("obj_label_id", "<i4")])
+    with h5py.File(tmp_path / "src.h5", "w") as f:
+        f["rows"] = table
+    path = tmp_path / "vds.h5"
+    with h5py.File(path, "w") as f:
+        layout = h5py.VirtualLayout(shape=(3,), dtype=table.dtype)
+        layout[:] = h5py.VirtualSource("src.h5", "rows", (3,), dtype=table.dtype)
+        f.create_virtual_dataset("objects", layout)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(read_table(f, "objects", path, "objects"), table)
+    (tmp_path / "src.h5").unlink()
+    with h5py.File(path, "r") as f, pytest.raises(CellH5Error) as e:
+        read_table(f, "objects", path, "object table")
+    assert str(e.value).startswith(
+        f"{path}: object table (objects) is a virtual dataset and its source file 'src.h5'"
+        f" is missing ({tmp_path / 'src.h5'}); HDF5 would read its values as zeros"
+    )
+
+
 def test_a_table_compressed_with_a_filter_not_installed(tmp_path: Path) -> None:
     # Called damaged before: HDF5 names only the folder where it looked for the plugin.
     path = tmp_path / "plugin.h5"

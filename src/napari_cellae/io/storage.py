@@ -1,4 +1,5 @@
-"""HDF5 storage troubles in words: a compression filter not installed, a table never written.
+"""HDF5 storage troubles in words: a compression filter not installed, a table never written
+or made of a virtual dataset whose source is gone.
 
 HDF5 words a missing filter plugin by where it looked for it ("can't open directory
 (/usr/local/lib/plugin)"), not by the filter, which read as damaged pixels or tables. A
@@ -69,6 +70,20 @@ def never_written(dataset: Any) -> bool:
         return False
 
 
+def _virtual_source_gone(dataset: Any) -> str | None:
+    """What :func:`~napari_cellae.io.hdf5.virtual_trouble` says of a virtual ``dataset``:
+    a source that is gone reads as zeros without an error (only image/channel was checked)."""
+    try:
+        dsid = _dataset_id(dataset)
+        if dsid.get_storage_size() != 0 or dsid.get_create_plist().get_layout() != h5py.h5d.VIRTUAL:
+            return None
+    except (AttributeError, OSError, RuntimeError, ValueError, TypeError):
+        return None
+    from napari_cellae.io.hdf5 import virtual_trouble  # hdf5 imports this module
+
+    return virtual_trouble(dataset if isinstance(dataset, h5py.Dataset) else h5py.Dataset(dsid))
+
+
 def read_into(dataset: Any, out: np.ndarray) -> str | None:
     """Read all of ``dataset`` (an h5py dataset or its low-level id) into ``out``.
 
@@ -83,6 +98,8 @@ def read_into(dataset: Any, out: np.ndarray) -> str | None:
             f"was never written: the file holds no values for its {len(out)} row(s), which"
             " would all read as HDF5's fill value (the program writing it stopped?)"
         )
+    if (gone := _virtual_source_gone(dataset)) is not None:
+        return f"is a virtual dataset and {gone}; HDF5 would read its values as zeros"
     try:
         _dataset_id(dataset).read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     except OSError as err:
