@@ -24,7 +24,7 @@ from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model_load import load_model
 from napari_cellae.export.explorer import read_explorer_hdf
 from napari_cellae.io.cellh5_writer import write_cellh5
-from napari_cellae.pipeline.cells import run_encode_cells
+from napari_cellae.pipeline.cells import run_encode_cells, write_cells
 from napari_cellae.pipeline.encode_chunks import encode_chunks
 from napari_cellae.pipeline.open_files import close_open_files
 from napari_cellae.pipeline.runs import RunResult, run_train
@@ -277,6 +277,18 @@ def test_the_widgets_chunks_the_cells_file_and_the_hit_table_flag_the_same_cells
     _quiet(run_encode_cells, ch5, load_model(model_path), cells, mapping, embedding="pca")
     obs = ad.read_h5ad(cells).obs
     assert widget.obs["novel"].tolist() == obs["novel"].tolist()
+    # the widget's Save cells: the same table as the cells file, column by column
+    saved = tmp_path / "widget.h5ad"
+    run = RunResult(result.trained, result.crops, result.mapping, chunked)
+    write_cells(saved, run, widget.obs, widget.discovery, {}, [ch5], widget.class_colours)
+    mine = ad.read_h5ad(saved)
+    assert list(mine.obs_names) == list(obs.index)
+    assert list(mine.obs.columns) == list(obs.columns)
+    for column in obs.columns:
+        if obs[column].dtype.kind == "f":
+            np.testing.assert_allclose(mine.obs[column], obs[column], rtol=1e-5, atol=1e-5)
+        else:
+            assert mine.obs[column].astype(str).tolist() == obs[column].astype(str).tolist()
     for by in ("position", "condition"):
         table = tmp_path / f"hits_{by}.csv"
         assert main(["hits", str(cells), "--out", str(table), "--by", by, "-q"]) == 0
@@ -317,3 +329,42 @@ def test_cellae_demo_writes_what_cellae_encode_writes_with_its_model(files, tmp_
     model = ["--model", str(out / "model.pt"), "--mapping", str(mapping), "--batch-size", "5"]
     assert _quiet(main, ["encode", str(ch5), *model, "--out", str(again), "-q"]) == 0
     assert_same_explorer(out / "features.hdf", again, **CLOSE)
+
+
+def test_several_plates_in_one_run_are_each_plates_cells(files, tmp_path_factory, tmp_path):
+    # Two plates of one plate name in two folders and a third: the .hdf, the .h5ad and the
+    # plates encoded one by one hold the same cells, named alike, with the same numbers.
+    _, model_path = trained_run(files, tmp_path_factory, "cellcognition", "recommended")
+    mapping = files["cellcognition"][1]
+    plates = []
+    for folder, name, seed in (("x", "plate1", 0), ("y", "plate1", 10), ("z", "plate2", 20)):
+        positions = [
+            synthetic_position(w, "0001", plate=name, n_per_frame=4, seed=seed + i)
+            for i, w in enumerate(("A01", "A02", "B01"))
+        ]
+        (tmp_path / folder).mkdir()
+        ch5 = write_cellh5(
+            tmp_path / folder / "a.ch5",
+            positions,
+            channel_names=["rfp"],
+            object_channels={"primary__primary": 0},
+            class_labels={"primary__primary": CLASS_LABELS},
+        )
+        plates.append(ch5)
+    loaded = load_model(model_path)
+    _quiet(encode_stream, plates, loaded, tmp_path / "all.hdf", mapping)
+    _quiet(run_encode_cells, plates, loaded, tmp_path / "all.h5ad", mapping, embedding="pca")
+    explorer, adata = read_explorer_hdf(tmp_path / "all.hdf"), ad.read_h5ad(tmp_path / "all.h5ad")
+    alone = []
+    for i, plate in enumerate(plates):
+        _quiet(encode_stream, [plate], loaded, tmp_path / f"{i}.hdf", mapping)
+        alone.append(read_explorer_hdf(tmp_path / f"{i}.hdf").features)
+    np.testing.assert_allclose(explorer.features, np.concatenate(alone), **CLOSE)
+    np.testing.assert_allclose(adata.X, explorer.features, rtol=1e-6, atol=1e-6)
+    obs = adata.obs
+    files_ = [f.decode() for f in explorer.bbox["file"]]
+    assert files_ == [f"{p}/{q}" for p, q in zip(obs["plate"], obs["position"], strict=True)]
+    assert len(set(obs["plate"])) == 3  # the two plate1s told apart
+    assert explorer.bbox["label"].tolist() == obs["label_id"].tolist()
+    treatments = [t.decode() for t in explorer.bbox["treatment"]]
+    assert treatments == obs["condition"].astype(str).tolist()
