@@ -40,7 +40,7 @@ from napari_cellae.pipeline.plate_cells import (
     typical_crops,
     unknown_classes,
 )
-from napari_cellae.pipeline.results import RunResult
+from napari_cellae.pipeline.results import RunResult, run_sources
 from napari_cellae.pipeline.sampling import concat_crops
 from napari_cellae.pipeline.steps import check_outputs
 
@@ -228,13 +228,18 @@ def write_cells(
     maps: dict[str, np.ndarray] | None = None,
     inputs: Iterable[str | os.PathLike | None] = (),
     class_colours: dict[str, str] | None = None,
+    sources: Iterable[str | os.PathLike] | None = None,
 ) -> Path:
-    """Write a run's cells to an ``.h5ad`` file (atomically; an input is refused)."""
+    """Write a run's cells to an ``.h5ad`` file (atomically; an input is refused).
+
+    ``inputs`` are files it must not replace; ``sources`` those recorded as read (default:
+    the run's own, :func:`~napari_cellae.pipeline.results.run_sources`), never replaced.
+    """
     from napari_cellae.export.anndata import write_anndata
 
-    inputs = list(inputs)
-    adata = cells_anndata(result, obs, discovery, maps, inputs, class_colours)
-    return write_anndata(path, adata, inputs)
+    sources = run_sources(result) if sources is None else list(sources)
+    adata = cells_anndata(result, obs, discovery, maps, sources, class_colours)
+    return write_anndata(path, adata, [*inputs, *sources])
 
 
 def run_encode_cells(
@@ -347,7 +352,7 @@ def run_encode_cells(
     maps = embeddings(result.features, embedding, options.seed, *map_references(obs), order=order)
     result.embedding = maps["X_umap" if embedding == "umap" else "X_pca"]
     sources = list(dict.fromkeys(plan.inputs))  # as given, their linked files, mapping, model
-    path = write_cells(out, result, obs, found, maps, sources, class_colours)
+    path = write_cells(out, result, obs, found, maps, sources, class_colours, sources)
     done = CellsResult(result, obs, found, maps, anndata_path=path, notes=notes)
     if gallery is not None:
         try:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # no torch import here: the widget's Qt modules read this typ
     from napari_cellae.io.mapping import PositionMapping
     from napari_cellae.pipeline.map_features import PlateScaling
 
-__all__ = ["RunResult"]
+__all__ = ["RunResult", "run_sources"]
 
 
 @dataclass
@@ -66,3 +66,21 @@ class RunResult:
     stopped: bool = False
     empty: str = ""
     map_scaling: PlateScaling | None = None
+
+
+def run_sources(result: RunResult) -> list[Path]:
+    """The files a run read, as ``cellae encode`` lists them in the ``.h5ad``
+    (``uns["cellae"]["sources"]``): the CellH5 file and the files it links to, the mapping,
+    and the model file applied (none for a model trained in the run), each once.
+
+    The widget's open file, mapping box and last loaded model may be others by the time
+    its run is saved; these are the run's own.
+    """
+    from napari_cellae.io.locate import input_files
+
+    files = input_files(result.crops.source)
+    if result.mapping is not None and result.mapping.path is not None:
+        files.append(Path(result.mapping.path))
+    if result.model_path is not None:
+        files.append(Path(result.model_path))
+    return list(dict.fromkeys(files))
