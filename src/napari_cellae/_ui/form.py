@@ -268,7 +268,7 @@ class ParameterForm(QWidget):
         config = trained.config
         name = matching_preset(config, PRESET_ONLY)
         show_choice(self.preset, name)
-        own = {field: getattr(config, field) for field in PRESET_ONLY}
+        own = {field: getattr(config, field) for field in (*PRESET_ONLY, "train_on")}
         self._show_settings(TrainConfig.from_preset(name or DEFAULT_PRESET, **own), config)
         self.size_chosen = True
         for name in ("crop_size", "input_size"):
