@@ -368,3 +368,25 @@ def test_several_plates_in_one_run_are_each_plates_cells(files, tmp_path_factory
     assert explorer.bbox["label"].tolist() == obs["label_id"].tolist()
     treatments = [t.decode() for t in explorer.bbox["treatment"]]
     assert treatments == obs["condition"].astype(str).tolist()
+
+
+@pytest.mark.parametrize("preset", ["classic", "recommended"])
+def test_cellae_train_then_encode_gives_the_in_memory_runs_features(files, tmp_path, preset):
+    # 'cellae train' cuts only the cells it draws (30 of 63 here); run_train cuts them all.
+    # The models, and what 'cellae encode' writes with the saved one, are the same.
+    ch5, mapping = files["cellcognition"]
+    tiny = {"crop_size": 16, "epochs": 2, "batch_size": 8, "samples": 30}
+    config = TrainConfig.from_preset(preset, architecture=ARCH, device="cpu", **tiny)
+    result = _quiet(run_train, ch5, config, mapping)
+    model, hdf = tmp_path / "model.pt", tmp_path / "f.hdf"
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in tiny.items()]
+    train = ["train", str(ch5), "--mapping", str(mapping), "--preset", preset, *options]
+    assert _quiet(main, [*train, "--architecture", ARCH, "--out", str(model), "-q"]) == 0
+    encode = ["encode", str(ch5), "--model", str(model), "--mapping", str(mapping)]
+    assert _quiet(main, [*encode, "--out", str(hdf), "-q"]) == 0
+    np.testing.assert_allclose(
+        read_explorer_hdf(hdf).features,
+        encode_crops(result.trained, result.crops),
+        rtol=1e-6,
+        atol=1e-6,
+    )
