@@ -35,17 +35,29 @@ MAPPING = (
     "0004\tB02\t0001\tB\t2\tKIF11\ts456\ttarget\n"
 )
 #: the form's boxes and the same ``cellae train`` options
-#: (training draws 30 of the 42 control cells: the draw is part of what must agree)
+#: (crops of 24 px resampled to 16; training draws 30 of the 42 control cells: the draw is
+#: part of what must agree)
 SETTINGS = {
-    "crop_size": 16,
+    "crop_size": 24,
+    "input_size": 16,
     "architecture": ARCH,
     "epochs": 2,
     "samples": 30,
     "batch_size": 16,
     "train_on": "controls",
 }
-#: attributes and datasets that say when or by which version a file was written
-VOLATILE = ("created", "date", "time", "version", "software", "written")
+# Bit-equal here; within a tolerance, as thread counts (the widget leaves a core to the GUI)
+# and batches (the widget encodes the file in chunks, cellae encode position by position)
+# may change the last bits elsewhere. A cell drawn otherwise moves the weights by 1e-2.
+CLOSE = {"rtol": 1e-5, "atol": 1e-6}
+#: names of attributes and datasets that say when or by which version a file was written
+#: (both sides run this version: the .h5ad's JSON copy of uns, which holds it, is compared)
+VOLATILE = {"version", "created", "date", "software"}
+
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:training draws only:UserWarning", "ignore:.*objects are small for:UserWarning"
+)
 
 
 @pytest.fixture
@@ -120,7 +132,7 @@ def cli(screen, tmp_path_factory) -> dict[str, Path]:
 
 # -- comparing files ------------------------------------------------------------------------------
 def _volatile(name: str) -> bool:
-    return any(word in name.lower() for word in VOLATILE)
+    return name.lower() in VOLATILE
 
 
 def _equal(a, b, where: str) -> None:
@@ -132,8 +144,13 @@ def _equal(a, b, where: str) -> None:
     if a.dtype.kind == "O":  # strings of variable length, references, nested arrays
         for i, (x, y) in enumerate(zip(a.ravel(), b.ravel(), strict=True)):
             _equal(x, y, f"{where}[{i}]")
-    elif a.dtype.kind == "V":  # a table of fields
+    elif a.dtype.names:  # a table of fields
+        for name in a.dtype.names:
+            _equal(a[name], b[name], f"{where}.{name}")
+    elif a.dtype.kind == "V":
         assert a.tobytes() == b.tobytes(), where
+    elif a.dtype.kind == "f":
+        np.testing.assert_allclose(a, b, **CLOSE, err_msg=where)
     else:
         np.testing.assert_array_equal(a, b, err_msg=where)
 
@@ -206,7 +223,7 @@ def _same_hits(findings, cli: dict[str, Path]) -> None:
             if pd.api.types.is_numeric_dtype(written[column]):
                 # the CSV holds 6 significant digits (float_format="%.6g")
                 np.testing.assert_allclose(
-                    table[column].astype(float), written[column], rtol=5e-6, err_msg=column
+                    table[column].astype(float), written[column], rtol=1e-5, err_msg=column
                 )
             else:
                 assert list(table[column].astype(str)) == list(written[column].astype(str))
@@ -232,17 +249,17 @@ def _same_shown_hits(widget, cli: dict[str, Path]) -> None:
             column = names.get(header, header)
             values = [table.item(i, j).data(Qt.ItemDataRole.UserRole) for i in range(len(written))]
             if column in ("novel_fraction", "p_value", "q_value", "enrichment", "robust_z"):
-                np.testing.assert_allclose(values, written[column], rtol=5e-6, err_msg=column)
+                np.testing.assert_allclose(values, written[column], rtol=1e-5, err_msg=column)
             elif column in ("rank", "n_cells", "n_novel"):
                 assert values == list(written[column].astype(float)), column
 
 
 def _same_cells(adata, cli_adata) -> None:
     """Features, cell table (novelty, novel, phenotype group) and maps."""
-    np.testing.assert_array_equal(adata.X, cli_adata.X)
+    np.testing.assert_allclose(adata.X, cli_adata.X, **CLOSE)
     pd.testing.assert_frame_equal(adata.obs, cli_adata.obs)
     assert adata.obsm.keys() == cli_adata.obsm.keys() == {"X_pca"}
-    np.testing.assert_array_equal(adata.obsm["X_pca"], cli_adata.obsm["X_pca"])
+    np.testing.assert_allclose(adata.obsm["X_pca"], cli_adata.obsm["X_pca"], **CLOSE)
 
 
 def test_a_widget_run_agrees_with_cellae_train_and_encode(
@@ -264,7 +281,7 @@ def test_a_widget_run_agrees_with_cellae_train_and_encode(
     assert result.trained.config == cli_model.config
     ours = result.trained.model.state_dict()
     for key, value in cli_model.model.state_dict().items():
-        np.testing.assert_array_equal(ours[key].numpy(), value.numpy(), err_msg=key)
+        np.testing.assert_allclose(ours[key].numpy(), value.numpy(), **CLOSE, err_msg=key)
 
     # saved by the widget: model, Explorer file, AnnData
     out = {
@@ -280,17 +297,17 @@ def test_a_widget_run_agrees_with_cellae_train_and_encode(
     assert meta == cli_meta
     assert weights.keys() == cli_weights.keys()
     for key in weights:
-        np.testing.assert_array_equal(weights[key], cli_weights[key], err_msg=key)
+        np.testing.assert_allclose(weights[key], cli_weights[key], **CLOSE, err_msg=key)
 
     # every cell's features: in memory and in both Explorer files
     theirs = read_explorer_hdf(cli["hdf"])
-    np.testing.assert_array_equal(result.features, theirs.features)
+    np.testing.assert_allclose(result.features, theirs.features, **CLOSE)
     _same_hdf5(out["hdf"], cli["hdf"])
 
     # novelty, novel cells, phenotype groups, the PCA map: the .h5ad files
     adata, cli_adata = ad.read_h5ad(out["h5ad"]), ad.read_h5ad(cli["h5ad"])
     _same_cells(adata, cli_adata)
-    np.testing.assert_array_equal(findings.scores, cli_adata.obs["novelty"].to_numpy())
+    np.testing.assert_allclose(findings.scores, cli_adata.obs["novelty"], **CLOSE)
     assert cli_adata.obs["novel"].any() and cli_adata.obs["cluster"].nunique() > 1
     # Intended: cellae encode applied a model file, the widget trained it in this run. So
     # the widget's file records the training (losses, cells) and has no model among its
@@ -319,7 +336,7 @@ def test_a_widget_run_agrees_with_cellae_train_and_encode(
         "--out",
         str(again),
     )
-    np.testing.assert_array_equal(read_explorer_hdf(again).features, result.features)
+    np.testing.assert_allclose(read_explorer_hdf(again).features, result.features, **CLOSE)
     _same_hdf5(again, out["hdf"])
 
 
@@ -334,7 +351,9 @@ def test_a_model_of_cellae_train_loaded_in_the_widget_agrees(
     widget = _dock(make_napari_viewer, screen)
     run_job(qtbot, widget, lambda start: widget.load_model(cli["model"], start=start))
     assert not errors, errors
-    np.testing.assert_array_equal(widget.result.features, read_explorer_hdf(cli["hdf"]).features)
+    np.testing.assert_allclose(
+        widget.result.features, read_explorer_hdf(cli["hdf"]).features, **CLOSE
+    )
     out = {"hdf": tmp_path / "features.hdf", "h5ad": tmp_path / "cells.h5ad"}
     _saved(qtbot, widget.save_features(out["hdf"], start=False))
     _saved(qtbot, widget.save_anndata(out["h5ad"], start=False))
@@ -352,7 +371,7 @@ def test_a_model_of_cellae_train_loaded_in_the_widget_agrees(
     assert not errors, errors
     trained = widget.result.trained.model.state_dict()
     for key, value in load_model(cli["model"]).model.state_dict().items():
-        np.testing.assert_array_equal(trained[key].numpy(), value.numpy(), err_msg=key)
+        np.testing.assert_allclose(trained[key].numpy(), value.numpy(), **CLOSE, err_msg=key)
     again = tmp_path / "again.h5ad"
     _saved(qtbot, widget.save_anndata(again, start=False))
     theirs = ad.read_h5ad(cli["h5ad"]).uns["cellae"]["sources"]
