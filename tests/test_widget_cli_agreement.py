@@ -365,12 +365,18 @@ def test_a_model_of_cellae_train_loaded_in_the_widget_agrees(
     _same_hits(widget.results.findings, cli)
     _same_shown_hits(widget, cli)
 
-    # Train again with the settings the model brought into the form: the same model. Its
-    # .h5ad lists the files this run read; the model loaded before is none of them.
+    # A model of other settings without a box (seed, held-out share) loaded, Train trains
+    # the model's way: the same model again. Its .h5ad lists the files this run read; the
+    # model loaded before is none of them.
+    ch5, mapping = screen
+    seeded = tmp_path / "seeded.pt"
+    other = ["--seed", "5", "--held-out-fraction", "0.3"]
+    _cli("train", str(ch5), "--mapping", str(mapping), *_options(), *other, "--out", str(seeded))
+    run_job(qtbot, widget, lambda start: widget.load_model(seeded, start=start))
     run_job(qtbot, widget, widget.start_training)
     assert not errors, errors
     trained = widget.result.trained.model.state_dict()
-    for key, value in load_model(cli["model"]).model.state_dict().items():
+    for key, value in load_model(seeded).model.state_dict().items():
         np.testing.assert_allclose(trained[key].numpy(), value.numpy(), **CLOSE, err_msg=key)
     again = tmp_path / "again.h5ad"
     _saved(qtbot, widget.save_anndata(again, start=False))

@@ -265,10 +265,10 @@ class ParameterForm(QWidget):
         model's own: Train then trains the model's way. Several channels stand in the
         Channel box as one choice, until a channel to train on is chosen (or another file).
         """
-        config = trained.config
-        name = matching_preset(config, PRESET_ONLY)
+        name = matching_preset(config := trained.config, PRESET_ONLY)
         show_choice(self.preset, name)
-        own = {field: getattr(config, field) for field in (*PRESET_ONLY, "train_on")}
+        kept = (*PRESET_ONLY, "train_on", "seed", "held_out_fraction", "augment")  # no device
+        own = {field: getattr(config, field) for field in kept}
         self._show_settings(TrainConfig.from_preset(name or DEFAULT_PRESET, **own), config)
         self.size_chosen = True
         for name in ("crop_size", "input_size"):
