@@ -7,6 +7,10 @@ ranks hits (``cellae hits``). Compared: the weights, every cell's features, the 
 scores and flags, the phenotype groups, the hit table (order, shares, p and q) and the
 contents of every file (timestamps and version strings aside). Then each side's model is
 applied by the other: the widget's by ``cellae encode``, the command's by Load model.
+
+The 2-D map compared is the PCA (``cellae encode --embedding pca``): UMAP's first run
+compiles for ~20 s; the widget's UMAP (made in a process of its own) equals the ``.h5ad``'s
+for the same features (tests/test_ui_results.py).
 """
 
 from __future__ import annotations
@@ -307,6 +311,7 @@ def test_a_widget_run_agrees_with_cellae_train_and_encode(
     # novelty, novel cells, phenotype groups, the PCA map: the .h5ad files
     adata, cli_adata = ad.read_h5ad(out["h5ad"]), ad.read_h5ad(cli["h5ad"])
     _same_cells(adata, cli_adata)
+    np.testing.assert_allclose(result.embedding, cli_adata.obsm["X_pca"], **CLOSE)  # shown
     np.testing.assert_allclose(findings.scores, cli_adata.obs["novelty"], **CLOSE)
     assert cli_adata.obs["novel"].any() and cli_adata.obs["cluster"].nunique() > 1
     # Intended: cellae encode applied a model file, the widget trained it in this run. So
@@ -364,6 +369,12 @@ def test_a_model_of_cellae_train_loaded_in_the_widget_agrees(
     _same_hdf5(out["h5ad"], cli["h5ad"])
     _same_hits(widget.results.findings, cli)
     _same_shown_hits(widget, cli)
+    # the loaded model saved again: the same file contents
+    resaved = _model(widget.save_model(tmp_path / "resaved.pt"))
+    theirs = _model(cli["model"])
+    assert resaved[0] == theirs[0] and resaved[1].keys() == theirs[1].keys()
+    for key, value in theirs[1].items():
+        np.testing.assert_array_equal(resaved[1][key], value, err_msg=key)
 
     # A model of other settings without a box (seed, held-out share) loaded, Train trains
     # the model's way: the same model again. Its .h5ad lists the files this run read; the
