@@ -28,7 +28,8 @@ from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig, fiel
 
 #: fields without a box that the Preset box decides (the chosen preset's, or a loaded model's)
 BY_PRESET = {"revive", "decorrelation", "readout", "orientations", "morphology"}
-#: fields no preset sets and the widget leaves at their defaults: the command line's only
+#: fields no preset sets and that have no box: the command line's only; the widget keeps
+#: their defaults, except after Load model, whose values it keeps for the next Train
 FORM_LESS = {"seed", "device", "held_out_fraction", "augment"}
 FORM_FIELDS = ("crop_size", *CROP_FIELDS, *TRAINING_FIELDS)
 #: a network small enough for every box's least size (the default needs 20 px)
