@@ -322,3 +322,28 @@ def test_the_folded_training_section_names_the_preset(form):
     assert form.sections[1].header.text() == "Training: 10 epochs, 50000 cells, classic"
     form.optimizer.value = "nesterov"  # no preset's: named
     assert form.sections[1].header.text().endswith("cells, classic, Nesterov momentum")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"learning_rate": 0.00005},  # below the box's least: Load model raised
+        {"learning_rate": 0.01234},  # more decimals than the box's four
+        {"momentum": 0.9995, "optimizer": "nesterov"},  # above the box's 0.999
+        {"corruption": 0.9995},
+        {"corruption": 0.1234},
+    ],
+)
+def test_a_loaded_model_s_values_the_boxes_cannot_hold_are_trained_with(form, settings):
+    # cellae train takes these; Load model raised ValueError (outside the box's range) in
+    # the middle of showing the run, or rounded them, so Train after it trained otherwise.
+    model = TrainConfig.from_preset("recommended", train_on="all", **settings)
+    form.show_model(SimpleNamespace(config=model, object_name="", channel_names=[]))
+    assert form.config() == model
+    name = next(iter(settings))
+    box = getattr(form, name)
+    box.value = 0.5 if name != "learning_rate" else 0.02  # a value typed: that one
+    assert getattr(form.config(), name) == box.value
+    form.show_model(SimpleNamespace(config=model, object_name="", channel_names=[]))
+    form.preset.value = "classic"  # a preset chosen: its values, no longer the model's
+    assert form.config() == TrainConfig.from_preset("classic", train_on="all")

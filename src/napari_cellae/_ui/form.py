@@ -23,6 +23,7 @@ from napari_cellae._ui.preset_choice import (
     preset_box,
     preset_only,
     show_choice,
+    show_values,
 )
 from napari_cellae._ui.section import Section
 from napari_cellae.core.config import DEFAULT_PRESET, TrainConfig, field_info
@@ -44,7 +45,7 @@ __all__ = [
 
 #: how cells are cut out, shown with the cell size
 CROP_FIELDS = ("mask", "intensity")
-#: training parameters shown in the form, in this order (the others keep their defaults)
+#: training parameters shown in the form, in this order (the others: the preset's or the model's)
 TRAINING_FIELDS = (
     "train_on",
     "optimizer",
@@ -109,14 +110,14 @@ class ParameterForm(QWidget):
         default = TrainConfig.from_preset(DEFAULT_PRESET)
         self._without_box = {k: v for k, v in default.to_dict().items() if k not in BOX_FIELDS}
         self._network, self._default_train_on = default.crop_size, default.train_on
+        self._exact: dict[tuple[str, float], float] = {}  # (box, shown) -> the model's value
         self._smallest_side = RANGES["crop_size"]["max"]  # the file's, once one is shown
         self.channel_index: dict[str, int] = {}  # channel name -> raw index
         # "Train on" follows the mapping (controls with one, all cells without) until the
         # user picks it; an explicit "controls" without a mapping is then an error.
         self.train_on_chosen = False
         self._setting_train_on = False
-        # Likewise the cell size follows the cells of the file (a box fitted to them,
-        # resampled to the network's input) until the user sets it or the network input.
+        # Likewise the cell size follows the file's cells (a fitted box) until the user sets it.
         self.size_chosen = False
         self._setting_size = False
         self._token_read = ""  # the controls' token the mapping was last read with
@@ -134,8 +135,7 @@ class ParameterForm(QWidget):
             layout.addWidget(self.sections[-1])
             for widget in widgets:
                 widget.changed.connect(self._summarise)
-        # never squeezed below its natural height (text would be cut): the results below
-        # take what space is left
+        # never squeezed below its natural height (text would be cut); the results take the rest
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         self.preset.changed.connect(self._on_preset)
@@ -195,6 +195,7 @@ class ParameterForm(QWidget):
         values = {**self._without_box, "crop_size": int(self.crop_size.value)}
         for name in (*CROP_FIELDS, *TRAINING_FIELDS):
             value = getattr(self, name).value
+            value = self._exact.get((name, value), value)  # a loaded model's, as the box shows it
             values[name] = value.strip() if isinstance(value, str) else value
         return TrainConfig(**values)
 
@@ -300,9 +301,8 @@ class ParameterForm(QWidget):
         ``shown``'s values in the other boxes (the sizes are the callers')."""
         self._without_box = {k: v for k, v in source.to_dict().items() if k not in BOX_FIELDS}
         self._network, self._default_train_on = source.crop_size, source.train_on
-        for name in (*CROP_FIELDS, *TRAINING_FIELDS):
-            if name not in ("train_on", "input_size"):
-                getattr(self, name).value = getattr(shown, name)
+        boxes = [n for n in (*CROP_FIELDS, *TRAINING_FIELDS) if n not in ("train_on", "input_size")]
+        self._exact = show_values({n: getattr(self, n) for n in boxes}, shown)
         self.train_on_chosen = False  # follows the mapping again, with this default
         self._follow_mapping()
 

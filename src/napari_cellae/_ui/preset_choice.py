@@ -10,6 +10,8 @@ magicgui combo box.
 
 from __future__ import annotations
 
+from typing import Any
+
 from magicgui.widgets import ComboBox
 
 from napari_cellae.core.config import DEFAULT_PRESET, PRESETS, TrainConfig
@@ -21,6 +23,7 @@ __all__ = [
     "preset_only",
     "preset_tip",
     "show_choice",
+    "show_values",
 ]
 
 #: the Preset box's value for settings taken from a loaded model that match no preset
@@ -94,3 +97,29 @@ def matching_preset(config: TrainConfig, without_box: tuple[str, ...]) -> str | 
             same = sum(getattr(preset, f) == getattr(config, f) for f in PRESETS[name].settings)
             found.append((-same, name != DEFAULT_PRESET, name))
     return min(found)[2] if found else None
+
+
+def show_values(boxes: dict[str, Any], config: TrainConfig) -> dict[tuple[str, Any], float]:
+    """Show ``config``'s value of each field in its box (``boxes``: field -> box), as
+    nearly as the box holds it.
+
+    ``cellae train`` takes a learning rate below the box's least, a momentum or corruption
+    above its 0.999, and more decimals than a box shows: Load model raised on such a model
+    (outside the box's range) or rounded them, so Train trained otherwise than the model.
+
+    Returns
+    -------
+    dict
+        ``(field, shown) -> value`` for every box that cannot hold ``config``'s value: the
+        form trains with that value while the box still shows ``shown``.
+    """
+    exact = {}
+    for name, box in boxes.items():
+        value = getattr(config, name)
+        if isinstance(value, float):
+            box.value = min(max(value, box.min), box.max)
+            if box.value != value:
+                exact[(name, box.value)] = value
+        else:
+            box.value = value
+    return exact
