@@ -51,9 +51,10 @@ def plate_order(plates: Sequence[Path]) -> list[Path]:
     By the parts of each file's real path (links and ``..`` resolved, so that two spellings
     of one file sort alike), compared as text: the first plate gives the object, the
     channels and the fitted crop box, and the cells are drawn and trained on in this order,
-    so the given order changed the model. A folder of plates' sub-folders come out in the
-    order :func:`~napari_cellae.pipeline.plates.plate_files` lists them, and plates of one
-    file name in different folders by their folders.
+    so the given order changed the model. Plates of one file name in different folders
+    come out by their folders; a folder's plates (its sub-folders' and its loose files)
+    by their paths too, whatever order
+    :func:`~napari_cellae.pipeline.plates.plate_files` listed them in.
 
     Parameters
     ----------
