@@ -40,8 +40,7 @@ def checks_off() -> Iterator[None]:
     distinct = itertools.count()
     with contextlib.ExitStack() as stack:
         for target, stand_in in [
-            ("napari_cellae.io.cellh5.virtual_trouble", lambda dataset: None),
-            ("napari_cellae.io.cellh5.external_trouble", lambda dataset: None),
+            ("napari_cellae.io.cellh5.values_elsewhere_trouble", lambda dataset, what: None),
             ("napari_cellae.io.storage.never_written", lambda dataset: False),
             ("napari_cellae.io.objects._shared_labels", lambda frames, labels: 0),
             ("napari_cellae.io.positions._Identities.of", lambda self, group: next(distinct)),

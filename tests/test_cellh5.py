@@ -253,6 +253,50 @@ def test_image_in_an_external_raw_file_that_is_missing(
     )
 
 
+def test_virtual_label_images_whose_source_file_is_gone(tmp_path: Path) -> None:
+    # Only image/channel was checked: label images whose source had moved read as zeros and
+    # the run warned only that label ids were not found (crops left unmasked).
+    path = _write(tmp_path)
+    region = "sample/0/plate/plate1/experiment/A01/position/1/image/region"
+    with h5py.File(path, "a") as f:
+        labels = f[region][()]
+        f["labels"] = labels
+        del f[region]
+        layout = h5py.VirtualLayout(shape=labels.shape, dtype=labels.dtype)
+        layout[...] = h5py.VirtualSource("labels.ch5", "/labels", shape=labels.shape)
+        f.create_virtual_dataset(region, layout, fillvalue=0)
+    shutil.copy(path, tmp_path / "labels.ch5")
+    with CellH5(path) as ch5:
+        dataset, _ = ch5.labels(ch5.positions[0], "primary__primary")
+        np.testing.assert_array_equal(dataset[()], labels)
+    (tmp_path / "labels.ch5").unlink()
+    _expect(
+        path,
+        "image/region of position A01_1 is a virtual dataset and its source file 'labels.ch5'"
+        f" is missing ({tmp_path / 'labels.ch5'}); HDF5 would read those pixels as zeros",
+        call=lambda ch5: ch5.labels(ch5.positions[0], "primary__primary"),
+    )
+
+
+def test_label_images_in_an_external_raw_file_that_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path)
+    region = "sample/0/plate/plate1/experiment/A01/position/1/image/region"
+    monkeypatch.chdir(tmp_path)
+    with h5py.File(path, "a") as f:
+        labels = f[region][()]
+        del f[region]
+        f.create_dataset(region, data=labels, external=[("labels.raw", 0, h5py.h5f.UNLIMITED)])
+    (tmp_path / "labels.raw").unlink()
+    _expect(
+        path,
+        "image/region of position A01_1 keeps its values in the external file 'labels.raw',"
+        f" which is missing ({tmp_path / 'labels.raw'})",
+        call=lambda ch5: ch5.labels(ch5.positions[0], "primary__primary"),
+    )
+
+
 def test_object_table_without_centres(tmp_path: Path) -> None:
     path = _write(tmp_path)
     with h5py.File(path, "a") as f:

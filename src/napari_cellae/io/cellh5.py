@@ -27,11 +27,9 @@ from napari_cellae.io.definition import (
 )
 from napari_cellae.io.hdf5 import (
     CellH5Error,
-    external_trouble,
     get_object,
     open_read_only,
     read_table,
-    virtual_trouble,
 )
 from napari_cellae.io.locate import is_cellh5, locate_cellh5
 from napari_cellae.io.objects import (
@@ -41,6 +39,7 @@ from napari_cellae.io.objects import (
     read_object_table,
 )
 from napari_cellae.io.positions import PositionKey, find_positions, position_path
+from napari_cellae.io.storage import values_elsewhere_trouble
 from napari_cellae.io.unmerged import (
     empty_position,
     open_definition,
@@ -297,13 +296,8 @@ class CellH5:
             raise self._error(
                 f"image/channel of position {key.label} has unsupported type {dataset.dtype}"
             )
-        if trouble := virtual_trouble(dataset):
-            raise self._error(
-                f"image/channel of position {key.label} is a virtual dataset and {trouble};"
-                " HDF5 would read those pixels as zeros"
-            )
-        if trouble := external_trouble(dataset):
-            raise self._error(f"image/channel of position {key.label} {trouble}")
+        if trouble := values_elsewhere_trouble(dataset, f"image/channel of position {key.label}"):
+            raise self._error(trouble)
         self._image_info[key] = (tuple(dataset.shape), dataset.dtype)
         return dataset
 
@@ -344,7 +338,8 @@ class CellH5:
         Raises
         ------
         CellH5Error
-            If the label images are not 5-D or do not match the raw image's frames and size.
+            If the label images are not 5-D or do not match the raw image's frames and size,
+            or their virtual source or external raw file is missing.
         """
         where = f"the label images of position {key.label}"
         dataset = self._get(self._position(key), "image/region", where, required=False)
@@ -366,6 +361,8 @@ class CellH5:
                 f"image/region of position {key.label} holds {dataset.dtype} values; label "
                 "images are integers (use --mask none to crop without them)"
             )
+        if trouble := values_elsewhere_trouble(dataset, f"image/region of position {key.label}"):
+            raise self._error(trouble)  # a virtual one read as zeros: "label id not found"
         return dataset, row
 
     # -- objects -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["missing_filter", "never_written", "read_into"]
+__all__ = ["missing_filter", "never_written", "read_into", "values_elsewhere_trouble"]
 
 
 def _dataset_id(dataset: Any) -> Any:
@@ -82,6 +82,34 @@ def _virtual_source_gone(dataset: Any) -> str | None:
     from napari_cellae.io.hdf5 import virtual_trouble  # hdf5 imports this module
 
     return virtual_trouble(dataset if isinstance(dataset, h5py.Dataset) else h5py.Dataset(dsid))
+
+
+def values_elsewhere_trouble(dataset: h5py.Dataset, what: str) -> str | None:
+    """Say, of pixels kept outside the file, which source is gone, starting with ``what``.
+
+    A virtual dataset whose source file or dataset is missing reads as zeros without an
+    error (label images looked like a segmentation without the objects' labels), and a
+    missing external raw file failed every read in HDF5's words.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        Any dataset; one kept in the file itself has no trouble.
+    what : str
+        How the message names the dataset, e.g. "image/region of position A01_1".
+
+    Returns
+    -------
+    str or None
+        The trouble in words, or None.
+    """
+    from napari_cellae.io.hdf5 import external_trouble, virtual_trouble  # hdf5 imports us
+
+    if trouble := virtual_trouble(dataset):
+        return f"{what} is a virtual dataset and {trouble}; HDF5 would read those pixels as zeros"
+    if trouble := external_trouble(dataset):
+        return f"{what} {trouble}"
+    return None
 
 
 def read_into(dataset: Any, out: np.ndarray) -> str | None:
