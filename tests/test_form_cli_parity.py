@@ -1,9 +1,10 @@
 """The widget's form and the ``cellae`` command line set up the same jobs alike.
 
 Every TrainConfig field and discovery option is enumerated, so that a field added to one
-front end only, or a box whose range or decimals refuse what ``cellae train`` accepts,
-fails here. The Preset box is ``--preset``: every preset, alone and with options, and the
-settings without a box it decides.
+front end only, or a box whose range or decimals refuse what ``cellae train`` (or
+``cellae encode``'s novelty options) accepts, fails here; a discovery option without a box
+is listed with the reason (CLI_ONLY). The Preset box is ``--preset``: every preset, alone
+and with options, and the settings without a box it decides.
 """
 
 from __future__ import annotations
@@ -214,9 +215,40 @@ def test_a_model_of_cellae_train_shows_exactly_whatever_the_boxes(form):
     assert form.config().crop_size == 80
 
 
-def test_the_widget_s_discovery_is_cellae_encode_s():
-    # The widget scores with DiscoveryOptions() and maps with DEFAULT_EMBEDDING; cellae
-    # encode's defaults must be the same.
+#: the discovery options of cellae encode / cellae hits, by DiscoveryOptions field
+DISCOVERY_OPTIONS = {
+    "method": "novelty",
+    "k": "neighbours",
+    "nu": "nu",
+    "percentile": "novelty_percentile",
+    "groups": "groups",
+    "seed": "seed",
+}
+#: the results tab's novelty boxes (NoveltyControls attribute), by DiscoveryOptions field
+NOVELTY_BOXES = {"method": "method", "k": "neighbours", "nu": "nu", "percentile": "percentile"}
+#: discovery options of the command line only, and why the widget has no box for them
+CLI_ONLY = {
+    "groups": "chosen from the data in both (best silhouette, 2 to 12); a fixed count is "
+    "for scripted comparisons of screens, and the widget's legend names the groups found",
+    "seed": "0 in both: the widget's groups, sample of controls and SVM stay reproducible; "
+    "the command line varies it to check that findings do not hang on it",
+}
+#: per_group: the gallery's typical cells per group, fixed in both (no option)
+FIXED = {"per_group"}
+
+
+@pytest.fixture
+def boxes(qtbot):
+    from napari_cellae._ui.novelty_controls import NoveltyControls
+
+    widget = NoveltyControls()
+    qtbot.addWidget(widget)
+    return widget
+
+
+def test_the_widget_s_discovery_is_cellae_encode_s(boxes):
+    # The widget scores with its novelty boxes' options (DiscoveryOptions() until changed)
+    # and maps with DEFAULT_EMBEDDING; cellae encode's defaults must be the same.
     from napari_cellae._ui.results_panel import MAPS
     from napari_cellae.cli.cells import _options
     from napari_cellae.core.features import DEFAULT_EMBEDDING
@@ -224,14 +256,82 @@ def test_the_widget_s_discovery_is_cellae_encode_s():
 
     parser, encode = _subparser("encode")
     args = parser.parse_args(["encode", "f.ch5", "--model", "m.pt", "--out", "c.h5ad"])
-    assert _options(args, args.novelty_percentile) == DiscoveryOptions()
+    assert _options(args, args.novelty_percentile) == DiscoveryOptions() == boxes.options()
     assert args.embedding == DEFAULT_EMBEDDING
     options = {a.dest: a for a in encode._actions}
     assert {m for _, m in MAPS} == set(options["embedding"].choices)
-    reached = {"method": "novelty", "k": "neighbours", "nu": "nu", "groups": "groups"}
-    reached |= {"percentile": "novelty_percentile", "seed": "seed"}
-    for f in fields(DiscoveryOptions):  # per_group: the gallery's, fixed in both
-        assert f.name == "per_group" or reached[f.name] in options, f.name
+    names = {f.name for f in fields(DiscoveryOptions)}
+    assert set(DISCOVERY_OPTIONS) | FIXED == names and not set(DISCOVERY_OPTIONS) & FIXED
+    for name, dest in DISCOVERY_OPTIONS.items():  # every option reaches a field
+        assert dest in options, name
+
+
+def _novelty_accepts(name: str, value: float) -> bool:
+    """Whether ``cellae encode`` takes ``value`` for the option of field ``name``."""
+    from argparse import Namespace
+
+    from napari_cellae.cli.usage import UsageError, check_novelty_args
+
+    given = {"percentile": None, "k": 10, "nu": 0.05, name: value}
+    args = Namespace(novelty_percentile=given["percentile"], groups=None, seed=0)
+    try:
+        check_novelty_args(args, given["k"], given["nu"])
+    except UsageError:
+        return False
+    return True
+
+
+def test_every_discovery_option_is_a_box_or_said_to_be_the_command_line_s(boxes):
+    # The widget scored every run with DiscoveryOptions(): the 95th percentile of the
+    # original hit lists, fewer neighbours or the one-class SVM were the command line's.
+    from napari_cellae.pipeline.discovery import DiscoveryOptions
+
+    assert set(NOVELTY_BOXES) | set(CLI_ONLY) == set(DISCOVERY_OPTIONS)
+    assert not set(NOVELTY_BOXES) & set(CLI_ONLY)
+    default = DiscoveryOptions()
+    for command in ("encode", "hits"):
+        _, sub = _subparser(command)
+        options = {a.dest: a for a in sub._actions}
+        choices = [boxes.method.itemData(i) for i in range(boxes.method.count())]
+        assert choices == list(options["novelty"].choices), command
+    _, encode = _subparser("encode")
+    options = {a.dest: a for a in encode._actions}
+    for name, attribute in NOVELTY_BOXES.items():
+        cli_default = options[DISCOVERY_OPTIONS[name]].default
+        assert cli_default == getattr(default, name) == getattr(boxes.options(), name), name
+        box = getattr(boxes, attribute)
+        assert box.toolTip() and "--" in box.toolTip(), name  # names its option
+        if name == "method":
+            continue
+        floats = hasattr(box, "decimals")
+        unit = 10 ** -box.decimals() if floats else 1
+        lo, hi = box.minimum(), box.maximum()
+        assert _novelty_accepts(name, lo) and _novelty_accepts(name, hi), name
+        assert not _novelty_accepts(name, round(lo - unit, 10)), f"{name}: cellae takes below"
+        assert not _novelty_accepts(name, round(hi + unit, 10)), f"{name}: cellae takes above"
+        if floats:  # the values of its decimals between the bounds, held exactly
+            for step in range(0, round((hi - lo) / unit) + 1, 7):
+                value = round(lo + step * unit, box.decimals())
+                box.setValue(value)
+                assert box.value() == value and getattr(boxes.options(), name) == value, name
+
+
+def test_the_boxes_give_cellae_encode_s_options(boxes):
+    # What the boxes ask is what cellae encode scores with those flags (and records).
+    from napari_cellae.cli.cells import _options
+
+    boxes.percentile.setValue(95.0)
+    boxes.neighbours.setValue(5)
+    parser, _ = _subparser("encode")
+    flags = ["--novelty-percentile", "95", "--neighbours", "5"]
+    args = parser.parse_args(["encode", "f.ch5", "--model", "m.pt", "--out", "c.h5ad", *flags])
+    assert boxes.options() == _options(args, args.novelty_percentile)
+    boxes.method.setCurrentIndex(boxes.method.findData("svm"))
+    boxes.nu.setValue(0.2)
+    boxes.neighbours.setValue(10)
+    svm = ["--novelty", "svm", "--nu", "0.2", "--novelty-percentile", "95"]
+    args = parser.parse_args(["encode", "f.ch5", "--model", "m", "--out", "c.h5ad", *svm])
+    assert boxes.options() == _options(args, args.novelty_percentile)
 
 
 def test_a_loaded_model_shows_how_it_cuts_its_cells(form):

@@ -218,6 +218,7 @@ class DeepLearningWidget(QWidget):
             total=total,
             description=description,
             start=False,
+            discovery=self.results.rescoring.options(),  # the novelty boxes'
         )
         self._set_running(True)
         if start:

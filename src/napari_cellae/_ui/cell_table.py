@@ -21,9 +21,18 @@ if TYPE_CHECKING:
     from napari_cellae._ui.findings import Findings
     from napari_cellae.pipeline.results import RunResult
 
-__all__ = ["CellTable", "cell_table", "density_view", "unit_square"]
+__all__ = [
+    "CellTable",
+    "FoundColumns",
+    "cell_table",
+    "density_view",
+    "found_columns",
+    "unit_square",
+]
 
 _FINDING_COLUMNS = ("novelty", "novel", "cluster", "class")
+#: the colour modes that follow the novelty options
+_FOUND_MODES = ("novelty", "phenotype group")
 
 
 def unit_square(embedding: np.ndarray) -> np.ndarray:
@@ -141,11 +150,63 @@ class CellTable:
             self.images[key] = self.grid(bins).render(self.colourings[colour])
         return self.images[key]
 
+    def refind(self, found: FoundColumns) -> None:
+        """Take the columns and colourings of other findings of the same cells (the novelty
+        boxes changed); maps and their grids stay."""
+        for name, values in found.columns.items():
+            self.features[name] = values
+        # the same dict: a map worker started before draws its density in these colourings
+        self.colourings.clear()
+        self.colourings.update(found.colourings)
+        self.images = {k: v for k, v in self.images.items() if k[2] not in _FOUND_MODES}
+        self.images.update(found.images)
+
     def prepare_density(self, bins: int) -> None:
         """Bin the shown map and draw its density image in every colouring (in a worker:
         the GUI thread then only shows them)."""
         for colour in self.colourings:
             self.density(bins, colour)
+
+
+@dataclass
+class FoundColumns:
+    """What :meth:`CellTable.refind` takes: the finding columns, every colouring and the
+    density images of the novelty and group colourings (made in a worker)."""
+
+    columns: dict[str, np.ndarray]
+    colourings: dict[str, Colouring]
+    images: dict[tuple[str, int, str], np.ndarray]
+
+
+def found_columns(
+    findings: Findings, condition: Colouring, grids: dict[tuple[str, int], DensityGrid]
+) -> FoundColumns:
+    """The table's columns and colourings for ``findings`` (run it in a worker).
+
+    Parameters
+    ----------
+    findings : Findings
+        Of the table's cells.
+    condition : Colouring
+        The table's condition colouring (kept).
+    grids : dict
+        The table's density grids (:attr:`CellTable.grids`): their images in the novelty
+        and group colourings are drawn here, not on the GUI thread.
+    """
+    import pandas as pd
+
+    obs = findings.obs
+    columns = {c: obs[c].to_numpy() for c in _FINDING_COLUMNS if c in obs}
+    novelty = findings.discovery.novelty
+    threshold = None if novelty is None else novelty.threshold
+    modes = colourings(pd.DataFrame(columns), threshold, findings.class_colours, condition)
+    images = {
+        (method, bins, name): grid.render(modes[name])
+        for (method, bins), grid in grids.items()
+        for name in _FOUND_MODES
+        if name in modes
+    }
+    return FoundColumns(columns, modes, images)
 
 
 def density_view(

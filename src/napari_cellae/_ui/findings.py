@@ -3,7 +3,9 @@
 :func:`find` runs in the job's worker thread after encoding: the cell table and
 :func:`~napari_cellae.pipeline.discovery.discover` of the ``cellae`` command, and the hit
 lists by position and by condition of :func:`~napari_cellae.pipeline.hits.hit_list`.
-The GUI thread then only looks up which cells a hit-table row holds. No Qt.
+:func:`refind` does it again with other options (the widget's novelty boxes), from the
+features in memory. The GUI thread then only looks up which cells a hit-table row holds.
+No Qt.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
     from napari_cellae.pipeline.discovery import Discovery, DiscoveryOptions
     from napari_cellae.pipeline.results import RunResult
 
-__all__ = ["Findings", "find", "row_key"]
+__all__ = ["Findings", "find", "refind", "row_key"]
+
+#: the columns :func:`~napari_cellae.pipeline.discovery.with_discovery` adds
+_FOUND = ("novelty", "novel", "cluster")
 
 
 @dataclass
@@ -122,22 +127,70 @@ def find(result: RunResult, options: DiscoveryOptions | None = None) -> Findings
     options : DiscoveryOptions, optional
         As for ``cellae encode --out cells.h5ad`` (default: kNN, 80th percentile).
     """
-    from napari_cellae.core.features import cell_feature_names
-    from napari_cellae.core.morphology import novelty_views
-    from napari_cellae.pipeline.discovery import cell_table, discover, with_discovery
-    from napari_cellae.pipeline.hits import hit_list
+    from napari_cellae.pipeline.discovery import cell_table, discover
 
     if result.features is None:
         raise ValueError("there are no features to look for hits in")
     names, colours = _classes(result)
     obs = cell_table(result.crops, result.mapping, names)
-    # The learned features and the outline measurements scored apart (a model's features).
+    found = discover(result.features, obs, options, _views(result), result.mapping)
+    return _findings(obs, found, colours)
+
+
+def _views(result: RunResult) -> list[np.ndarray] | None:
+    """The learned features and the outline measurements, scored apart (a model's)."""
+    from napari_cellae.core.features import cell_feature_names
+    from napari_cellae.core.morphology import novelty_views
+
     trained = result.trained
-    views = novelty_views(cell_feature_names(trained)) if trained is not None else None
-    found = discover(result.features, obs, options, views, result.mapping)
+    return novelty_views(cell_feature_names(trained)) if trained is not None else None
+
+
+def _findings(obs: pd.DataFrame, found: Discovery, class_colours: dict[str, str]) -> Findings:
+    from napari_cellae.pipeline.discovery import with_discovery
+    from napari_cellae.pipeline.hits import hit_list
+
     obs = with_discovery(obs, found)
     hits = {}
     if found.novelty is not None:
         novelty = found.novelty
         hits = {by: hit_list(obs, novelty.novel, by, novelty.scores) for by in HIT_BY}
-    return Findings(obs, found, hits, colours, _units(obs))
+    return Findings(obs, found, hits, class_colours, _units(obs))
+
+
+def refind(result: RunResult, findings: Findings, options: DiscoveryOptions) -> Findings:
+    """``findings`` of ``result`` again with other discovery options, from the features
+    in memory (no encoding; run it in a worker).
+
+    Where only the percentile changed, the bar is drawn again through the stored scores
+    (:func:`~napari_cellae.pipeline.rethreshold.rethreshold`, as ``cellae hits
+    --novelty-percentile``); else the cells are scored again
+    (:func:`~napari_cellae.pipeline.discovery.discover`, as ``cellae encode`` with those
+    options). Either way the novel cells are grouped and the hit lists made again.
+
+    Parameters
+    ----------
+    result : RunResult
+        The run ``findings`` are of, with ``features``.
+    findings : Findings
+    options : DiscoveryOptions
+
+    Returns
+    -------
+    Findings
+    """
+    from dataclasses import replace
+
+    from napari_cellae.pipeline.discovery import discover
+    from napari_cellae.pipeline.rethreshold import rethreshold
+
+    if result.features is None:
+        raise ValueError("there are no features to look for hits in")
+    obs = findings.obs.drop(columns=list(_FOUND), errors="ignore")  # the cell table
+    before = findings.discovery
+    same_scores = replace(before.options, percentile=options.percentile) == options
+    if same_scores and before.novelty is not None:
+        found = rethreshold(result.features, obs, before, options.percentile)
+    else:
+        found = discover(result.features, obs, options, _views(result), result.mapping)
+    return _findings(obs, found, findings.class_colours)

@@ -23,6 +23,7 @@ from napari_cellae._ui.density import DensityGrid
 from napari_cellae._ui.embedding_view import DENSE_ABOVE, EmbeddingView
 from napari_cellae._ui.hit_table import WAITING
 from napari_cellae._ui.linking import SelectionLink
+from napari_cellae._ui.rescoring import Rescoring
 from napari_cellae._ui.result_layers import ResultLayers, embedding_meta
 from napari_cellae._ui.results_panel import ResultsPanel
 from napari_cellae._ui.theme import follow_theme
@@ -93,6 +94,7 @@ class Results:
         self._maps = 0
         self._gallery_request = 0
         self.closed = False  # the widget closed: background workers draw nothing
+        self.rescoring = Rescoring(self)  # the novelty boxes: the findings made again
 
     # -- a new run -------------------------------------------------------------------------------
     def show(self, outcome: Outcome) -> Any:
@@ -111,17 +113,30 @@ class Results:
         layer = self.view.show(table, embedding_meta(result, table.colours), colour)
         self._link(layer)
         self.panel.legend.setText(self.view.colouring.legend_html())
+        self._show_hits()
+        self.rescoring.shown()
+        self.choose_map(self.panel.method)
+        if not result.reports and result.trained is not None and findings is not None:
+            # a loaded model: the gallery held the crops of the run before, of another file
+            self.show_gallery(findings.most_novel(np.arange(len(table)), jobs.GALLERY_PAIRS))
+        return layer
+
+    def _show_hits(self) -> None:
+        findings, result = self.findings, self.result
         note = None if findings is None else findings.discovery.note
         if findings is not None and findings.discovery.novelty is None:
             note = f"No hit list: {note}."
         if result.empty:  # said in a passing warning too; a well whose cells died is news
             note = " ".join(filter(None, [note, f"No cells, so no row: {result.empty}."]))
         self.panel.hits.show_hits(findings.hits if findings is not None else {}, note)
-        self.choose_map(self.panel.method)
-        if not result.reports and result.trained is not None and findings is not None:
-            # a loaded model: the gallery held the crops of the run before, of another file
-            self._show_gallery(findings.most_novel(np.arange(len(table)), jobs.GALLERY_PAIRS))
-        return layer
+
+    def refresh_findings(self) -> None:
+        """Show the findings made again for the shown cells (:attr:`table` took their
+        columns): hit table, and the points' columns and colours."""
+        self._show_hits()
+        if self._shown():
+            self.view.moved()  # the points' features table: the new novelty columns
+            self.recolour(self.panel.colour)
 
     def _link(self, layer: Any) -> None:
         meta = layer.metadata[METADATA_KEY]
@@ -139,6 +154,7 @@ class Results:
         self.view.clear()
         self.panel.hits.show_hits({}, WAITING)
         self.panel.legend.setText("")
+        self.rescoring.shown()
 
     def close(self) -> None:
         """The widget closed: stop following selections; what its background workers (map,
@@ -191,7 +207,7 @@ class Results:
         )
         worker.returned.connect(lambda done: self._map_ready(table, method, *done))
         self._maps += 1
-        self._start(f"map {self._maps}", worker)
+        self.start_task(f"map {self._maps}", worker)
 
     def _embed_unless_closed(self, *args: Any) -> Any:
         # a map still waiting for a job's end (the warning state) when the widget closed
@@ -251,15 +267,15 @@ class Results:
             f"{len(cells)} cells of {what} selected; the {len(top)} most novel are in the "
             "gallery and in cyan squares."
         )
-        self._show_gallery(top)
+        self.show_gallery(top)
 
-    def _show_gallery(self, cells: np.ndarray) -> None:
+    def show_gallery(self, cells: np.ndarray) -> None:
         """Show ``cells`` beside their reconstructions in the gallery (in a worker)."""
         self._gallery_request += 1
         request, result = self._gallery_request, self.result
         worker = side_task(novel_gallery, result, cells, errored=self._gallery_failed)
         worker.returned.connect(lambda grid: self._gallery_ready(request, result, grid))
-        self._start(f"gallery {request}", worker)
+        self.start_task(f"gallery {request}", worker)
 
     def _mark(self, cells: np.ndarray, focus: int | None) -> None:
         """Square the image's ``cells`` that are in the layer of ``focus`` (the most novel
@@ -353,7 +369,9 @@ class Results:
         # or after the widget closed: it draws no more
         return not self.closed and hasattr(getattr(self.viewer, "window", None), "_qt_window")
 
-    def _start(self, task: str, worker: Any) -> None:
+    def start_task(self, task: str, worker: Any) -> None:
+        """Start a side-task ``worker``, listed in :attr:`pending` under ``task`` until it
+        finishes."""
         self.pending[task] = worker
         worker.finished.connect(lambda: self.pending.pop(task, None))
         worker.start()

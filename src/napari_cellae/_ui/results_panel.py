@@ -1,4 +1,5 @@
-"""The dock widget's results tab: colour and map of the embedding, legend, hit table."""
+"""The dock widget's results tab: colour and map of the embedding, legend, the novelty
+boxes and the hit table."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cellae._ui.hit_table import HitTable
+from napari_cellae._ui.novelty_controls import NoveltyControls
 from napari_cellae.core.features import DEFAULT_EMBEDDING
 from napari_cellae.core.novelty import NOVEL_PERCENTILE
 
@@ -46,7 +48,9 @@ def shrinkable(combo: QComboBox, letters: int = 6) -> None:
 
 
 class ResultsPanel(QWidget):
-    """Colour-by and map choices, the colour legend and the hit table.
+    """Colour-by and map choices, the colour legend, the novelty boxes
+    (:class:`~napari_cellae._ui.novelty_controls.NoveltyControls`, ``novelty``) and the
+    hit table.
 
     Parameters
     ----------
@@ -81,6 +85,7 @@ class ResultsPanel(QWidget):
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setToolTip(_LEGEND_TIP)
+        self.novelty = NoveltyControls()
         self.hits = HitTable(on_hits)
 
         # two rows: napari's style keeps a combo box at least 120 px wide
@@ -96,6 +101,7 @@ class ResultsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(rows)
         layout.addWidget(self.legend)
+        layout.addWidget(self.novelty)
         layout.addWidget(self.hits, 1)
         self._quiet = False
         self.colour_by.currentTextChanged.connect(

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -35,6 +35,9 @@ from napari_cellae.io.centres import position_labels
 from napari_cellae.pipeline.jobs import guarded, warm_up
 from napari_cellae.pipeline.messages import Alert, Message, Status
 from napari_cellae.pipeline.results import RunResult
+
+if TYPE_CHECKING:
+    from napari_cellae.pipeline.discovery import DiscoveryOptions
 
 __all__ = ["QUIT", "JobRunner", "Outcome", "viewer_job", "warm_up_engine"]
 
@@ -105,15 +108,18 @@ class Outcome:
 
 
 def viewer_job(
-    job: Callable[..., Generator[Message, None, RunResult | None]], *args: Any
+    job: Callable[..., Generator[Message, None, RunResult | None]],
+    *args: Any,
+    discovery: DiscoveryOptions | None = None,
 ) -> Generator[Message, None, Outcome]:
-    """Run ``job(*args)``, then look for hits and build the embedding's table in the same
+    """Run ``job(*args)``, then look for hits (with ``discovery``, the novelty boxes'
+    options; default: ``cellae encode``'s) and build the embedding's table in the same
     thread."""
     result = yield from job(*args)
     if result is None or result.embedding is None or result.features is None:
         return Outcome(result)
     yield Status("Scoring novelty against the negative controls…")
-    findings = find(result)
+    findings = find(result, discovery)
     table = cell_table(result, position_labels(result.crops.positions, shown=True), findings)
     if len(table) > DENSE_ABOVE:
         table.prepare_density(BINS)  # here rather than on the GUI thread
@@ -167,6 +173,7 @@ class JobRunner:
         total: int | None = None,
         description: str = "",
         start: bool = True,
+        discovery: DiscoveryOptions | None = None,
     ) -> Any:
         """Run ``viewer_job(job, *args)`` in a thread worker.
 
@@ -183,6 +190,8 @@ class JobRunner:
         start : bool
             False returns the worker unstarted (call ``worker.start()``), so that a
             caller can connect to its signals first.
+        discovery : DiscoveryOptions, optional
+            How the findings are made (see :func:`viewer_job`).
 
         Returns
         -------
@@ -190,7 +199,7 @@ class JobRunner:
         """
         self._run = object()
         live = self._live
-        run = guarded(viewer_job)(job, *args)  # closed when the worker ends
+        run = guarded(viewer_job)(job, *args, discovery=discovery)  # closed when it ends
         worker = create_worker(
             _drive,
             run,

@@ -46,6 +46,7 @@ __all__ = [
     "DiscoveryOptions",
     "cell_table",
     "discover",
+    "grouped",
     "phenotype_groups",
     "with_discovery",
 ]
@@ -319,8 +320,41 @@ def discover(
             "all negative-control cells come from one well: control cells are scored "
             "against those of the well's other sites"
         )
-    novelty_notes = list(notes)
     novelty.novel &= ~no_signal
+    return grouped(features, novelty, controls, options, notes, plates, wells, keys)
+
+
+def grouped(
+    features: np.ndarray,
+    novelty: Novelty,
+    controls: np.ndarray,
+    options: DiscoveryOptions,
+    novelty_notes: list[str],
+    plates: np.ndarray | None,
+    wells: np.ndarray,
+    keys: np.ndarray,
+) -> Discovery:
+    """Group the novel cells of ``novelty`` into phenotype groups: the end of
+    :func:`discover`, also of the bar drawn again
+    (:func:`napari_cellae.pipeline.rethreshold.rethreshold`).
+
+    Parameters
+    ----------
+    features : ndarray (N, F)
+    novelty : Novelty
+        Its ``novel`` flags final (cells without signal cleared).
+    controls : ndarray (N,) bool
+        The control cells with signal that novelty was scored against.
+    options : DiscoveryOptions
+    novelty_notes : list of str
+        What the scoring noted.
+    plates, wells, keys : ndarray
+        Each cell's plate (or None), held-out unit and key (:func:`cell_keys`).
+
+    Returns
+    -------
+    Discovery
+    """
     clusters, typical = phenotype_groups(
         features,
         novelty.novel,
@@ -332,10 +366,11 @@ def discover(
         wells,  # each plate on the controls novelty scaled it on
         keys,
     )
+    notes = list(novelty_notes)
     if novelty.novel.any() and not typical:
         notes.append(f"{int(novelty.novel.sum())} novel cell(s) are too few to form groups")
     note = "; ".join(notes) or None
-    return Discovery(novelty, clusters, typical, note, options, novelty_notes)
+    return Discovery(novelty, clusters, typical, note, options, list(novelty_notes))
 
 
 def with_discovery(obs: pd.DataFrame, found: Discovery) -> pd.DataFrame:
