@@ -47,6 +47,7 @@ def checks_off() -> Iterator[None]:
             ("napari_cellae.io.file_kinds.model_problem", lambda path: None),
             ("napari_cellae.core.model_load.check_stored", lambda stored: None),
             ("napari_cellae.core.model_load.check_weights", lambda model: None),
+            ("napari_cellae.core.model_load.check_network", lambda meta, model, stored: None),
         ]:
             stack.enter_context(mock.patch(target, stand_in))
         yield

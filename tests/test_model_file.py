@@ -360,6 +360,64 @@ def test_inconsistent_model_files_are_named_when_loaded(
     assert problem in str(info.value)
 
 
+def _tiny_with(tmp_path: Path, meta_change: dict, settings_change: dict) -> Path:
+    """A tiny model file whose stored metadata or settings were edited afterwards."""
+    import json
+
+    trained = Trainer(config(epochs=1, architecture="c4.3r_d8.0s"), blob_crops(16)).result()
+    path = trained.save(tmp_path / "m.pt")
+    assert load_model(path).model.n_features == 8  # as written, it loads
+    payload = torch.load(path, weights_only=True)
+    meta = {**json.loads(payload["config"]), **meta_change}
+    meta["config"] = {**meta["config"], **settings_change}
+    payload["config"] = json.dumps(meta)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("meta_change", "settings_change", "problem"),
+    [
+        # These two loaded without a word: the stored description was never compared.
+        (
+            {"n_features": 16},
+            {},
+            "it says 16 features, but its settings and weights (architecture 'c4.3r_d8.0s') give 8",
+        ),
+        (
+            {"architecture": "c8.3r_d16.0s"},
+            {},
+            "it says architecture 'c8.3r_d16.0s', but its settings and weights 'c4.3r_d8.0s'",
+        ),
+        # These were torch's "Error(s) in loading state_dict for ConvAutoencoder: size
+        # mismatch for dense.0.weight: copying a param with shape torch.Size([8, 1024])
+        # from checkpoint, the shape in current model is ..." for every mismatched weight.
+        (
+            {},
+            {"architecture": "c4.3r_d16.0s"},
+            "its weights do not fit its settings' architecture 'c4.3r_d16.0s':"
+            " dense.0.weight is 8 x 1024 in the file, 16 x 1024 for that architecture",
+        ),
+        (
+            {},
+            {"architecture": "c4.3r_c4.3r_d8.0s"},
+            "its weights do not fit its settings' architecture 'c4.3r_c4.3r_d8.0s':"
+            " the file lacks encoder_maps.2.weight, encoder_maps.2.bias, decoder_maps.2.weight"
+            " (and 1 more); decoder_maps.0.weight is 1 x 4 x 3 x 3 in the file, 4 x 4 x 3 x 3"
+            " for that architecture",
+        ),
+    ],
+)
+def test_stored_settings_that_disagree_with_the_weights_are_damage(
+    tmp_path: Path, meta_change: dict, settings_change: dict, problem: str
+) -> None:
+    path = _tiny_with(tmp_path, meta_change, settings_change)
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: damaged napari-cellae model file: {problem}")
+    assert "\n" not in str(info.value) and "torch.Size" not in str(info.value)
+
+
 @pytest.mark.parametrize("version", [0, -1, True, "5", 5.0, None])
 def test_a_version_that_is_no_version_is_damage(tmp_path: Path, version: object) -> None:
     # 0, -1 and True loaded as version-1 files; '5' and 5.0 were called 'newer than 5'

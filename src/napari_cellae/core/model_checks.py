@@ -15,7 +15,14 @@ from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.normalisation import Normalisation
 
-__all__ = ["check_shape", "check_stored", "check_weights", "stored_names", "whole_count"]
+__all__ = [
+    "check_network",
+    "check_shape",
+    "check_stored",
+    "check_weights",
+    "stored_names",
+    "whole_count",
+]
 
 
 def stored_names(meta: dict[str, Any]) -> tuple[list[str], str]:
@@ -107,3 +114,66 @@ def check_stored(stored: Any) -> None:
     ]
     if odd:
         raise ValueError(f"weights {', '.join(odd[:3])} are not floating-point numbers")
+
+
+def check_network(meta: dict[str, Any], model: ConvAutoencoder, stored: Any) -> None:
+    """Refuse weights that do not fit the network the settings build, and a stored
+    architecture or feature count that disagrees with it (a hand-edited or mixed-up file).
+
+    torch's own refusal listed every mismatched weight in its words ("copying a param with
+    shape torch.Size([8, 1024]) from checkpoint ..."), and the stored description was never
+    compared, so a file saying 16 features that gives 8 loaded without a word.
+
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata; ``architecture`` and ``n_features`` are compared where present.
+    model : ConvAutoencoder
+        The network built from the stored settings, before its weights are loaded.
+    stored : dict of str to Tensor
+        The file's weights.
+
+    Raises
+    ------
+    ValueError
+        Saying what disagrees with what.
+    """
+    arch = model.architecture
+    expected = model.state_dict()
+    if isinstance(stored, dict):
+        missing = [name for name in expected if name not in stored]
+        extra = [name for name in stored if name not in expected]
+        parts = [f"the file lacks {_listed(missing)}"] if missing else []
+        parts += (
+            [f"the file holds {_listed(extra)}, which that architecture lacks"] if extra else []
+        )
+        parts += [
+            f"{name} is {_shown(value.shape)} in the file, {_shown(expected[name].shape)} for"
+            " that architecture"
+            for name, value in stored.items()
+            if name in expected
+            and isinstance(value, torch.Tensor)
+            and value.shape != expected[name].shape
+        ][:3]
+        if parts:
+            raise ValueError(
+                f"its weights do not fit its settings' architecture {arch!r}: {'; '.join(parts)}"
+            )
+    said = meta.get("architecture", arch)
+    if said != arch:
+        raise ValueError(f"it says architecture {said!r}, but its settings and weights {arch!r}")
+    said = meta.get("n_features", model.n_features)
+    if said != model.n_features:
+        raise ValueError(
+            f"it says {said!r} features, but its settings and weights (architecture {arch!r})"
+            f" give {model.n_features}"
+        )
+
+
+def _listed(names: list[str]) -> str:
+    more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
+def _shown(shape: torch.Size) -> str:
+    return " x ".join(map(str, shape)) or "a scalar"

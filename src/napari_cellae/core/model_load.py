@@ -20,6 +20,7 @@ from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.features import cell_feature_names
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_checks import (
+    check_network,
     check_shape,
     check_stored,
     check_weights,
@@ -109,6 +110,7 @@ def load_model(path: str | os.PathLike) -> TrainedModel:
         check_shape(config, normalisation, channel_names, size, n_channels)
         model = ConvAutoencoder(config.architecture, size, n_channels)
         check_stored(payload["state_dict"])
+        check_network(meta, model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"], strict=True)
         check_weights(model)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
