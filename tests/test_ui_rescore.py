@@ -269,3 +269,25 @@ def test_the_boxes_give_cellae_hits_and_encode_s_results(
     assert widget.results.findings.discovery.options == DiscoveryOptions(k=5)
     assert boxes.neighbours.value() == 5 and boxes.neighbours.isEnabled()
     assert not errors, errors
+
+
+def test_a_failed_rescoring_is_said_and_the_boxes_show_the_table_s_settings(
+    make_napari_viewer, qtbot, errors, monkeypatch
+):
+    widget = DeepLearningWidget(make_napari_viewer())
+    use_pca(widget)
+    _show_fake(widget)
+    before = widget.results.findings
+
+    def broken(run, findings, options):
+        raise ValueError("no memory left for the scores")
+
+    monkeypatch.setattr(rescoring, "refind", broken)
+    boxes = widget.panel.novelty
+    boxes.neighbours.setValue(3)
+    _rescored(qtbot, widget)
+    assert errors == ["no memory left for the scores"]
+    assert "Failed: no memory left" in widget.status.text()
+    assert widget.results.findings is before  # the table shown stays, and says so
+    assert boxes.options() == before.discovery.options and boxes.state.isHidden()
+    assert boxes.neighbours.isEnabled()
