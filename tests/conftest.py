@@ -233,12 +233,10 @@ def mapping_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def cellprofiler_file(tmp_path: Path) -> Path:
+def write_cellprofiler_screen(path: Path, wells: tuple[str, ...] = ("A01", "A02")) -> Path:
     """CellProfiler style: uint16 (values above 255), object ``Nuclei``, one frame, two
-    channels, no orientation, no classes, master file with absolute links."""
-    folder = tmp_path / "cellprofiler"
-    folder.mkdir()
+    channels, no orientation, no classes, master file ``path`` with absolute links to one
+    file per well."""
     positions = [
         synthetic_position(
             well,
@@ -254,16 +252,24 @@ def cellprofiler_file(tmp_path: Path) -> Path:
             classes=False,
             seed=seed,
         )
-        for seed, well in enumerate(("A01", "A02"), start=3)
+        for seed, well in enumerate(wells, start=3)
     ]
     return write_cellh5(
-        folder / "screen.ch5",
+        path,
         positions,
         channel_names=["DNA", "GFP"],
         object_channels={"Nuclei": 0},
         flavour="cellprofiler",
         split_files=True,
     )
+
+
+@pytest.fixture
+def cellprofiler_file(tmp_path: Path) -> Path:
+    """:func:`write_cellprofiler_screen` of wells A01 and A02."""
+    folder = tmp_path / "cellprofiler"
+    folder.mkdir()
+    return write_cellprofiler_screen(folder / "screen.ch5")
 
 
 @pytest.fixture(params=["cellcognition", "cellprofiler"])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CLASS_LABELS, synthetic_position
+from conftest import CLASS_LABELS, synthetic_position, write_cellprofiler_screen
 from napari_cellae.cli import main
 from napari_cellae.core.config import TrainConfig
 from napari_cellae.core.model_load import load_model
@@ -66,31 +66,7 @@ def _cellcognition(path, labels=True):
 
 
 def _cellprofiler(path):
-    positions = [
-        synthetic_position(
-            well,
-            "1",
-            plate="Plate_1",
-            n_frames=1,
-            n_per_frame=6,
-            dtype="uint16",
-            peak=3000.0,
-            n_channels=2,
-            object_name="Nuclei",
-            orientation=False,
-            classes=False,
-            seed=seed,
-        )
-        for seed, well in enumerate(("A01", "A02", "B01"), start=3)
-    ]
-    return write_cellh5(
-        path,
-        positions,
-        channel_names=["DNA", "GFP"],
-        object_channels={"Nuclei": 0},
-        flavour="cellprofiler",
-        split_files=True,
-    )
+    return write_cellprofiler_screen(path, ("A01", "A02", "B01"))
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae import _widget
 from napari_cellae._ui import rescoring
 from napari_cellae._ui.cell_table import cell_table
@@ -24,22 +23,21 @@ from napari_cellae._ui.novelty_controls import NO_CONTROLS, NO_RUN
 from napari_cellae._ui.runner import Outcome
 from napari_cellae._widget import DeepLearningWidget
 from napari_cellae.cli import main
-from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.io.centres import position_labels
 from napari_cellae.pipeline.discovery import DiscoveryOptions
-from ui_helpers import TIMEOUT_MS, fake_run, run_job, use_pca, wait_background
+from ui_helpers import (
+    TIMEOUT_MS,
+    fake_run,
+    four_well_screen,
+    run_job,
+    use_pca,
+    wait_background,
+)
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:training draws only:UserWarning", "ignore:.*objects are small for:UserWarning"
 )
 
-MAPPING = (
-    "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
-    "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
-    "0002\tA02\t0001\tA\t2\tscrambled\ts001\tneg\n"
-    "0003\tB01\t0001\tB\t1\tPLK1\ts123\ttarget\n"
-    "0004\tB02\t0001\tB\t2\tKIF11\ts456\ttarget\n"
-)
 TINY = {"crop_size": 24, "input_size": 16, "architecture": "c4.3r_d8.0s", "epochs": 2}
 
 
@@ -53,23 +51,8 @@ def errors(monkeypatch) -> list[str]:
 
 @pytest.fixture(scope="module")
 def screen(tmp_path_factory) -> tuple[Path, Path]:
-    """Four wells of 3 frames x 7 cells: two negative controls, two treated (dimmer)."""
-    folder = tmp_path_factory.mktemp("screen")
-    positions = [
-        synthetic_position(well, "0001", n_per_frame=7, seed=i, peak=250.0 if i < 3 else 140.0)
-        for i, well in enumerate(("A01", "A02", "B01", "B02"))
-    ]
-    ch5 = write_cellh5(
-        folder / "screen.ch5",
-        positions,
-        channel_names=["rfp"],
-        object_channels={"primary__primary": 0},
-        class_labels={"primary__primary": CLASS_LABELS},
-        flavour="cellcognition",
-    )
-    mapping = folder / "mapping.txt"
-    mapping.write_text(MAPPING, encoding="utf-8")
-    return ch5, mapping
+    """Four wells, two negative controls and two treated (:func:`four_well_screen`)."""
+    return four_well_screen(tmp_path_factory.mktemp("screen"))
 
 
 def _show_fake(widget, mapping: bool = True):

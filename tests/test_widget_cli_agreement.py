@@ -23,21 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae import _widget
 from napari_cellae._widget import DeepLearningWidget
 from napari_cellae.cli import main
-from napari_cellae.io.cellh5_writer import write_cellh5
-from ui_helpers import TIMEOUT_MS, run_job, use_pca
+from ui_helpers import TIMEOUT_MS, four_well_screen, run_job, use_pca
 
 ARCH = "c4.3r_d8.0s"
-MAPPING = (
-    "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
-    "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
-    "0002\tA02\t0001\tA\t2\tscrambled\ts001\tneg\n"
-    "0003\tB01\t0001\tB\t1\tPLK1\ts123\ttarget\n"
-    "0004\tB02\t0001\tB\t2\tKIF11\ts456\ttarget\n"
-)
 #: the form's boxes and the same ``cellae train`` options
 #: (crops of 24 px resampled to 16; training draws 30 of the 42 control cells: the draw is
 #: part of what must agree)
@@ -74,25 +65,9 @@ def errors(monkeypatch) -> list[str]:
 
 @pytest.fixture(scope="module")
 def screen(tmp_path_factory) -> tuple[Path, Path]:
-    """Four wells of 3 frames x 7 cells: two negative controls, two treated (B02's cells
-    dimmer, so that some are novel)."""
-    folder = tmp_path_factory.mktemp("screen")
-    positions = [
-        synthetic_position(well, "0001", n_per_frame=7, seed=i, peak=250.0 if i < 3 else 140.0)
-        for i, well in enumerate(("A01", "A02", "B01", "B02"))
-    ]
-    ch5 = write_cellh5(
-        folder / "screen.ch5",
-        positions,
-        channel_names=["rfp"],
-        object_channels={"primary__primary": 0},
-        class_labels={"primary__primary": CLASS_LABELS},
-        flavour="cellcognition",
-        split_files=True,  # a master file linking one file per position: all are inputs
-    )
-    mapping = folder / "mapping.txt"
-    mapping.write_text(MAPPING, encoding="utf-8")
-    return ch5, mapping
+    """Four wells, two negative controls and two treated (:func:`four_well_screen`), as a
+    master file linking one file per position: all are inputs."""
+    return four_well_screen(tmp_path_factory.mktemp("screen"), split_files=True)
 
 
 def _cli(*argv: str) -> None:

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from conftest import CLASS_LABELS, synthetic_position
 from napari_cellae.core.crops import collect_crops
 from napari_cellae.io.cellh5 import CellH5
+from napari_cellae.io.cellh5_writer import write_cellh5
 from napari_cellae.io.mapping import read_mapping
 from napari_cellae.pipeline.results import RunResult
 
@@ -88,3 +90,35 @@ def start_job(
         on_finished=on_finished or (lambda: None),
         **options,
     )
+
+
+#: the mapping of :func:`four_well_screen`: A01 and A02 negative controls, B01 and B02 treated
+FOUR_WELL_MAPPING = (
+    "Position\tWell\tSite\tRow\tColumn\tGene Symbol\tsiRNA ID\tGroup\n"
+    "0001\tA01\t0001\tA\t1\tscrambled\ts001\tneg\n"
+    "0002\tA02\t0001\tA\t2\tscrambled\ts001\tneg\n"
+    "0003\tB01\t0001\tB\t1\tPLK1\ts123\ttarget\n"
+    "0004\tB02\t0001\tB\t2\tKIF11\ts456\ttarget\n"
+)
+
+
+def four_well_screen(folder: Path, split_files: bool = False) -> tuple[Path, Path]:
+    """Four wells of 3 frames x 7 cells, two negative controls and two treated (B02's cells
+    dimmer, so that some are novel), and their mapping file (:data:`FOUR_WELL_MAPPING`).
+    ``split_files``: a master file linking one file per position."""
+    positions = [
+        synthetic_position(well, "0001", n_per_frame=7, seed=i, peak=250.0 if i < 3 else 140.0)
+        for i, well in enumerate(("A01", "A02", "B01", "B02"))
+    ]
+    ch5 = write_cellh5(
+        folder / "screen.ch5",
+        positions,
+        channel_names=["rfp"],
+        object_channels={"primary__primary": 0},
+        class_labels={"primary__primary": CLASS_LABELS},
+        flavour="cellcognition",
+        split_files=split_files,
+    )
+    mapping = folder / "mapping.txt"
+    mapping.write_text(FOUR_WELL_MAPPING, encoding="utf-8")
+    return ch5, mapping
