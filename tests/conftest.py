@@ -299,6 +299,17 @@ def damage_chunk(path: Path, dataset: str, coord: tuple[int, ...]) -> None:
 
 
 @pytest.fixture
+def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Messages the widget shows with napari's show_error (imported here only: the core's
+    tests need no Qt)."""
+    from napari_cellae import _widget
+
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
+    return shown
+
+
+@pytest.fixture
 def runner(qtbot):
     """A widget's job runner (``_ui.runner.JobRunner``) whose owner widget the test closes."""
     from qtpy.QtWidgets import QWidget

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from napari_cellae import _widget
 from napari_cellae._reader import METADATA_KEY
@@ -13,14 +12,6 @@ from napari_cellae._ui.embedding_view import DENSITY_LAYER
 from napari_cellae._ui.result_layers import MARKER_LAYER
 from napari_cellae._widget import EMBEDDING_LAYER, GALLERY_LAYER, DeepLearningWidget
 from ui_helpers import TIMEOUT_MS, run_job, tiny, use_pca, wait_background
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget shows with napari's show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
-    return shown
 
 
 def _centres(viewer, path=None):

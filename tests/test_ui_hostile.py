@@ -10,19 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellae import _widget
 from napari_cellae._ui.result_layers import cellae_layers
 from napari_cellae._ui.results import TAKEN
 from napari_cellae._widget import EMBEDDING_LAYER, DeepLearningWidget
 from ui_helpers import run_job, tiny, use_pca, wait_background
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget shows with napari's show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
-    return shown
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cellae import _widget
 from napari_cellae._ui import rescoring
 from napari_cellae._ui.cell_table import cell_table
 from napari_cellae._ui.findings import find, row_key
@@ -39,14 +38,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 TINY = {"crop_size": 24, "input_size": 16, "architecture": "c4.3r_d8.0s", "epochs": 2}
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget shows with napari's show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
-    return shown
 
 
 @pytest.fixture(scope="module")

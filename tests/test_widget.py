@@ -22,14 +22,6 @@ TINY = "c4.3r_p2_d16.0s"
 TIMEOUT_MS = 120_000
 
 
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget shows with napari's show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
-    return shown
-
-
 def _pca(widget: DeepLearningWidget) -> None:
     """Show the PCA map only: UMAP's first run compiles numba code for ~20 s."""
     widget.panel.map.setCurrentIndex(widget.panel.map.findData("pca"))

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_cellae import _widget
 from napari_cellae._widget import DeepLearningWidget
 from napari_cellae.cli import main
 from ui_helpers import TIMEOUT_MS, four_well_screen, run_job, use_pca
@@ -53,14 +52,6 @@ VOLATILE = {"version", "created", "date", "software"}
 pytestmark = pytest.mark.filterwarnings(
     "ignore:training draws only:UserWarning", "ignore:.*objects are small for:UserWarning"
 )
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list[str]:
-    """Messages the widget shows with napari's show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", lambda message: shown.append(str(message)))
-    return shown
 
 
 @pytest.fixture(scope="module")
