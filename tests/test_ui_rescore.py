@@ -265,3 +265,34 @@ def test_a_failed_rescoring_is_said_and_the_boxes_show_the_table_s_settings(
     assert widget.results.findings is before  # the table shown stays, and says so
     assert boxes.options() == before.discovery.options and boxes.state.isHidden()
     assert boxes.neighbours.isEnabled()
+
+
+def test_save_anndata_waits_for_the_rescoring_the_boxes_asked(
+    make_napari_viewer, qtbot, errors, monkeypatch, tmp_path
+):
+    # Saved while the re-scoring ran, the file held the table before it (the 80th
+    # percentile) though the boxes said 95 and the status line promised their results.
+    widget = DeepLearningWidget(make_napari_viewer())
+    use_pca(widget)
+    _show_fake(widget)
+    release, calls = threading.Event(), []
+    real = rescoring.refind
+
+    def held(run, findings, options):
+        calls.append(options)
+        assert release.wait(60)
+        return real(run, findings, options)
+
+    monkeypatch.setattr(rescoring, "refind", held)
+    widget.panel.novelty.percentile.setValue(95.0)
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=TIMEOUT_MS)
+    try:
+        assert widget.save_anndata(tmp_path / "early.h5ad", start=False) is None
+    finally:
+        release.set()
+    assert len(errors) == 1 and "re-scoring" in errors[0].lower(), errors
+    assert not (tmp_path / "early.h5ad").exists()
+    _rescored(qtbot, widget)
+    assert widget.results.findings.discovery.options.percentile == 95.0
+    # then it saves (a fake run has no model to write, so the worker is not started)
+    assert widget.save_anndata(tmp_path / "p95.h5ad", start=False) is not None

@@ -74,6 +74,14 @@ class Rescoring:
         """Whether a re-scoring runs."""
         return self.worker is not None
 
+    def pending(self) -> bool:
+        """Whether the findings shown are not yet those of the boxes' settings: a
+        re-scoring runs or waits (Save AnnData would write the table before it)."""
+        findings = self.results.findings
+        if findings is None or findings.discovery.novelty is None:
+            return False  # the boxes are off: nothing to re-score
+        return self.busy or self.options() not in (findings.discovery.options, self._refused)
+
     def options(self) -> DiscoveryOptions:
         """The options the boxes show (the next run's too)."""
         return self.controls.options()

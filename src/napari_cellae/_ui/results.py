@@ -313,10 +313,13 @@ class Results:
         Raises
         ------
         ValueError
-            Without a run, or for an output that is an input or not ``.h5ad``.
+            Without a run, while it is re-scored, or for an output that is an input or
+            not ``.h5ad``.
         """
         if self.result is None or self.findings is None or self.table is None:
             raise ValueError("Train or load a model first: there are no cells to save.")
+        if self.rescoring.pending():  # the table shown is not yet the boxes' one
+            raise ValueError("Re-scoring the cells' novelty: save once the hit table shows it.")
         inputs = list(inputs)
         out = files.anndata_path(path, inputs)
         return files.anndata_writer(self.result, self.findings, self.table.maps, out, inputs)
