@@ -16,8 +16,7 @@ from napari_cellae.core import config as config_module
 from napari_cellae.core.config import TrainConfig, field_info
 from napari_cellae.core.model import ConvAutoencoder
 from napari_cellae.core.model_checks import check_weights
-from napari_cellae.io.hdf5 import external_trouble
-from napari_cellae.io.storage import never_written
+from napari_cellae.io.storage import external_trouble, never_written
 
 
 class _CountingId:

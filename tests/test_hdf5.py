@@ -17,8 +17,8 @@ from napari_cellae.io.hdf5 import (
     link_trouble,
     open_read_only,
     read_table,
-    virtual_trouble,
 )
+from napari_cellae.io.storage import virtual_trouble
 
 
 @pytest.fixture

@@ -18,17 +18,15 @@ import h5py
 import numpy as np
 
 from napari_cellae.io.file_kinds import not_cellh5
-from napari_cellae.io.storage import read_into
+from napari_cellae.io.storage import external_target, read_into
 from napari_cellae.io.write_failure import errno_of, lock_refused
 
 __all__ = [
     "CellH5Error",
-    "external_trouble",
     "get_object",
     "link_trouble",
     "open_read_only",
     "read_table",
-    "virtual_trouble",
 ]
 
 # HDF5's default limit on the links followed in one lookup (H5Pset_nlinks).
@@ -118,17 +116,6 @@ def _describe_loop(chain: list[_Step]) -> str:
     return f"the {kind} links{inside} form a loop: {steps}"
 
 
-def _external_target(filename: str, holder: Path) -> Path:
-    """Where HDF5 finds an external link's (or virtual dataset's) file: beside the file
-    holding the link, else relative to the working folder (CellCognition writes bare names,
-    CellProfiler absolute paths)."""
-    target = Path(filename)
-    if target.is_absolute():
-        return target
-    beside = holder.parent / target
-    return beside if beside.exists() or not target.exists() else target
-
-
 def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> str | None:
     """Follow ``path`` in ``file`` one link at a time; describe the first problem."""
     node: h5py.Group | h5py.Dataset = file["/"]
@@ -162,7 +149,7 @@ def _walk(file_path: Path, file: h5py.File, path: str, chain: list[_Step]) -> st
                     where = f"the soft link {here} in {file_path.name}"
                     return f"{where} points to {link.path}, which is not there"
                 return trouble
-            target_file = _external_target(link.filename, file_path)
+            target_file = external_target(link.filename, file_path)
             where = f"the external link {here} in {file_path.name} points to '{link.filename}'"
             if not target_file.is_file():
                 what = "a folder, not a file" if target_file.is_dir() else "a missing file"
@@ -315,84 +302,3 @@ def read_table(group: h5py.Group, path: str, source: Path, what: str) -> np.ndar
     if out.size and (trouble := read_into(dataset, out)) is not None:
         raise CellH5Error(f"{source}: {what} ({path}) {trouble}") from None
     return out
-
-
-def virtual_trouble(dataset: h5py.Dataset) -> str | None:
-    """Say which source of a virtual dataset cannot be read, if any.
-
-    HDF5 reads the parts of a virtual dataset whose source file or dataset is missing as its
-    fill value (zeros) without an error, so a moved source file would turn pixels into a
-    blank image without a word.
-
-    Parameters
-    ----------
-    dataset : h5py.Dataset
-        Any dataset; one that is not virtual has no trouble.
-
-    Returns
-    -------
-    str or None
-        The first missing or unreadable source file, or source dataset, in words.
-    """
-    try:
-        if not dataset.is_virtual:
-            return None
-        sources = sorted({(m.file_name, m.dset_name) for m in dataset.virtual_sources()})
-        holder = Path(dataset.file.filename)
-    except _LOOKUP_ERRORS:
-        return None
-    for name, path in sources:
-        target = holder if name == "." else _external_target(name, holder)  # "." is itself
-        if not target.is_file():
-            return f"its source file '{name}' is missing ({target})"
-        try:
-            with h5py.File(target, "r") as source:
-                present = isinstance(source.get(path), h5py.Dataset)
-        except OSError as err:
-            return f"its source file {target} cannot be read as HDF5 ({err})"
-        if not present:
-            return f"its source file {target} has no dataset {path}"
-    return None
-
-
-def external_trouble(dataset: h5py.Dataset) -> str | None:
-    """Say which external raw file of a dataset is missing, if any.
-
-    A dataset may keep its values in plain files outside the HDF5 file (external storage).
-    HDF5 looks for them from the working folder (or ``HDF5_EXTFILE_PREFIX``), not beside
-    the file, and a missing one failed every read as "unable to open external raw data
-    file", which read like damaged pixels.
-
-    Parameters
-    ----------
-    dataset : h5py.Dataset
-        Any dataset; one without external storage has no trouble.
-
-    Returns
-    -------
-    str or None
-        The first missing file in words, with where it was looked for.
-    """
-    try:
-        files = dataset.external
-        if not files:  # nearly every dataset: skip dataset.file, ~30 us a position image
-            return None
-        holder = Path(dataset.file.filename)
-    except _LOOKUP_ERRORS:
-        return None
-    prefix = os.environ.get("HDF5_EXTFILE_PREFIX", "").replace("${ORIGIN}", str(holder.parent))
-    for name, *_ in files:
-        raw = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-        target = Path(prefix) / raw if prefix else Path(raw)
-        if target.is_file():
-            continue
-        beside = holder.parent / raw
-        hint = (
-            f"; one is beside {holder.name}, but HDF5 looks from the folder a program runs "
-            f"in: run it from {holder.parent}"
-            if beside.is_file()
-            else ""
-        )
-        missing = f"'{raw}', which is missing ({target.absolute()})"
-        return f"keeps its values in the external file {missing}{hint}"
-    return None

@@ -1,5 +1,5 @@
-"""HDF5 storage troubles in words: a compression filter not installed, a table never written
-or made of a virtual dataset whose source is gone.
+"""HDF5 storage troubles in words: a compression filter not installed, a table never
+written, values kept in a virtual dataset's source or an external raw file that is gone.
 
 HDF5 words a missing filter plugin by where it looked for it ("can't open directory
 (/usr/local/lib/plugin)"), not by the filter, which read as damaged pixels or tables. A
@@ -9,12 +9,25 @@ without an error: a table of zero centres or label ids that looked like cells.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-__all__ = ["missing_filter", "never_written", "read_into", "values_elsewhere_trouble"]
+__all__ = [
+    "external_target",
+    "external_trouble",
+    "missing_filter",
+    "never_written",
+    "read_into",
+    "values_elsewhere_trouble",
+    "virtual_trouble",
+]
+
+# What h5py raises for a dataset whose storage it cannot look up.
+_LOOKUP_ERRORS = (KeyError, RuntimeError, OSError, ValueError, TypeError)
 
 
 def _dataset_id(dataset: Any) -> Any:
@@ -70,8 +83,100 @@ def never_written(dataset: Any) -> bool:
         return False
 
 
+def external_target(filename: str, holder: Path) -> Path:
+    """Where HDF5 finds an external link's (or virtual dataset's) file: beside the file
+    holding the link, else relative to the working folder (CellCognition writes bare names,
+    CellProfiler absolute paths)."""
+    target = Path(filename)
+    if target.is_absolute():
+        return target
+    beside = holder.parent / target
+    return beside if beside.exists() or not target.exists() else target
+
+
+def virtual_trouble(dataset: h5py.Dataset) -> str | None:
+    """Say which source of a virtual dataset cannot be read, if any.
+
+    HDF5 reads the parts of a virtual dataset whose source file or dataset is missing as its
+    fill value (zeros) without an error, so a moved source file would turn pixels into a
+    blank image without a word.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        Any dataset; one that is not virtual has no trouble.
+
+    Returns
+    -------
+    str or None
+        The first missing or unreadable source file, or source dataset, in words.
+    """
+    try:
+        if not dataset.is_virtual:
+            return None
+        sources = sorted({(m.file_name, m.dset_name) for m in dataset.virtual_sources()})
+        holder = Path(dataset.file.filename)
+    except _LOOKUP_ERRORS:
+        return None
+    for name, path in sources:
+        target = holder if name == "." else external_target(name, holder)  # "." is itself
+        if not target.is_file():
+            return f"its source file '{name}' is missing ({target})"
+        try:
+            with h5py.File(target, "r") as source:
+                present = isinstance(source.get(path), h5py.Dataset)
+        except OSError as err:
+            return f"its source file {target} cannot be read as HDF5 ({err})"
+        if not present:
+            return f"its source file {target} has no dataset {path}"
+    return None
+
+
+def external_trouble(dataset: h5py.Dataset) -> str | None:
+    """Say which external raw file of a dataset is missing, if any.
+
+    A dataset may keep its values in plain files outside the HDF5 file (external storage).
+    HDF5 looks for them from the working folder (or ``HDF5_EXTFILE_PREFIX``), not beside
+    the file, and a missing one failed every read as "unable to open external raw data
+    file", which read like damaged pixels.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        Any dataset; one without external storage has no trouble.
+
+    Returns
+    -------
+    str or None
+        The first missing file in words, with where it was looked for.
+    """
+    try:
+        files = dataset.external
+        if not files:  # nearly every dataset: skip dataset.file, ~30 us a position image
+            return None
+        holder = Path(dataset.file.filename)
+    except _LOOKUP_ERRORS:
+        return None
+    prefix = os.environ.get("HDF5_EXTFILE_PREFIX", "").replace("${ORIGIN}", str(holder.parent))
+    for name, *_ in files:
+        raw = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        target = Path(prefix) / raw if prefix else Path(raw)
+        if target.is_file():
+            continue
+        beside = holder.parent / raw
+        hint = (
+            f"; one is beside {holder.name}, but HDF5 looks from the folder a program runs "
+            f"in: run it from {holder.parent}"
+            if beside.is_file()
+            else ""
+        )
+        missing = f"'{raw}', which is missing ({target.absolute()})"
+        return f"keeps its values in the external file {missing}{hint}"
+    return None
+
+
 def _virtual_source_gone(dataset: Any) -> str | None:
-    """What :func:`~napari_cellae.io.hdf5.virtual_trouble` says of a virtual ``dataset``:
+    """What :func:`virtual_trouble` says of a virtual ``dataset``:
     a source that is gone reads as zeros without an error (only image/channel was checked)."""
     try:
         dsid = _dataset_id(dataset)
@@ -79,8 +184,6 @@ def _virtual_source_gone(dataset: Any) -> str | None:
             return None
     except (AttributeError, OSError, RuntimeError, ValueError, TypeError):
         return None
-    from napari_cellae.io.hdf5 import virtual_trouble  # hdf5 imports this module
-
     return virtual_trouble(dataset if isinstance(dataset, h5py.Dataset) else h5py.Dataset(dsid))
 
 
@@ -103,8 +206,6 @@ def values_elsewhere_trouble(dataset: h5py.Dataset, what: str) -> str | None:
     str or None
         The trouble in words, or None.
     """
-    from napari_cellae.io.hdf5 import external_trouble, virtual_trouble  # hdf5 imports us
-
     if trouble := virtual_trouble(dataset):
         return f"{what} is a virtual dataset and {trouble}; HDF5 would read those pixels as zeros"
     if trouble := external_trouble(dataset):
