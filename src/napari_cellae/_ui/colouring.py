@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellae.export.palette import PALETTE, condition_colours
+from napari_cellae.io.centres import UNCLASSIFIED, UNCLASSIFIED_COLOUR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,7 +208,7 @@ def colourings(
         # A cell without a prediction (-1) is "unclassified" (older .h5ad files: ""), gray,
         # as the reader's points layer calls such cells (beyond the file's: "unknown (7)")
         classes = np.asarray(cells["class"]).astype(str)
-        classes = np.where(classes == "", "unclassified", classes)
-        colours = {**(class_colours or {}), "unclassified": "#b3b3b3"}
+        classes = np.where(classes == "", UNCLASSIFIED, classes)
+        colours = {**(class_colours or {}), UNCLASSIFIED: UNCLASSIFIED_COLOUR}
         out["class"] = categorical("class", classes, colours)
     return out
