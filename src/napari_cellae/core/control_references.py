@@ -17,6 +17,7 @@ __all__ = [
     "FEW_CONTROL_CELLS",
     "control_groups",
     "dealt_folds",
+    "few_controls_note",
     "key_order",
     "warn_few_references",
 ]
@@ -69,6 +70,18 @@ def key_order(keys: np.ndarray, seed: int) -> np.ndarray:
     return np.argsort(mixed, kind="stable")
 
 
+def few_controls_note(n_controls: int, percentile: float) -> str | None:
+    """What :func:`warn_few_references` says of ``n_controls`` control cells (too few to
+    trust the scores and their bar at ``percentile``), or None where they are enough."""
+    if n_controls >= FEW_CONTROL_CELLS:
+        return None
+    return (
+        f"only {n_controls} negative-control cells: the novelty scores' scale and their "
+        f"bar (the controls' {percentile:g}th percentile) rest on too few cells to "
+        "trust; mark more control positions in the mapping, or image more control cells"
+    )
+
+
 def warn_few_references(
     groups: np.ndarray, sampled: np.ndarray, method: str, k: int, percentile: float
 ) -> None:
@@ -87,14 +100,8 @@ def warn_few_references(
     percentile : float
         The novelty bar's percentile of the control cells' scores.
     """
-    n_controls = len(groups)
-    if n_controls < FEW_CONTROL_CELLS:
-        warnings.warn(
-            f"only {n_controls} negative-control cells: the novelty scores' scale and their "
-            f"bar (the controls' {percentile:g}th percentile) rest on too few cells to "
-            "trust; mark more control positions in the mapping, or image more control cells",
-            stacklevel=3,
-        )
+    if (note := few_controls_note(len(groups), percentile)) is not None:
+        warnings.warn(note, stacklevel=3)
     if method != "knn":
         return
     # A control group is compared with the references of all other groups.

@@ -8,10 +8,12 @@ grouped again. No Qt.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from napari_cellae.core.control_references import few_controls_note
 from napari_cellae.core.novel_bar import novel_bar
 from napari_cellae.core.novelty import Novelty
 from napari_cellae.pipeline.cell_flags import without_signal
@@ -58,8 +60,6 @@ def rethreshold(
     ValueError
         If ``percentile`` is outside 0..100.
     """
-    from dataclasses import replace
-
     if not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be in 0..100, got {percentile}")
     options = replace(found.options, percentile=float(percentile))
@@ -72,24 +72,9 @@ def rethreshold(
     novelty = Novelty(scores, threshold, novel & ~no_signal)
     # the one note that names the bar: the few-controls warning of the scoring
     before, after = (
-        _few_controls(int(controls.sum()), p) for p in (found.options.percentile, percentile)
+        few_controls_note(int(controls.sum()), p) for p in (found.options.percentile, percentile)
     )
     notes = [after if text == before else text for text in found.novelty_notes]
     wells, _ = held_out_ids(obs, controls)
     plates = obs["plate"].astype(str).to_numpy() if "plate" in obs else None
     return grouped(features, novelty, controls, options, notes, plates, wells, cell_keys(obs))
-
-
-def _few_controls(n_controls: int, percentile: float) -> str | None:
-    """The scoring's warning about ``n_controls`` control cells at ``percentile``, if any."""
-    import warnings
-
-    from napari_cellae.core.control_references import warn_few_references
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        # "svm": only the count of control cells is looked at (knn adds a per-well note
-        # that does not name the bar, and that the scores kept)
-        none = np.zeros(n_controls)
-        warn_few_references(none, none.astype(bool), "svm", 1, percentile)
-    return str(caught[0].message) if caught else None
